@@ -1,0 +1,55 @@
+"""Argument checks shared by every layer.
+
+Each check runs before any numpy/scipy call, so a user sees which argument was wrong,
+what it was, and what is accepted, instead of a traceback from deep inside numpy.
+"""
+from __future__ import annotations
+
+import torch
+
+SUPPORTED_DTYPES = (torch.float32, torch.float64)
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def check_float_tensor(name: str, value, *, ndim: int | None = None, min_ndim: int | None = None):
+    """Check that ``value`` is a non-empty float32/float64 tensor of the given rank."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.dtype in _LOW_PRECISION:
+        raise TypeError(
+            f"{name} has dtype {value.dtype}, which is unsupported: numpy/scipy have no "
+            f"{str(value.dtype).removeprefix('torch.')} kernels; use torch.float32 or torch.float64"
+        )
+    if value.dtype not in SUPPORTED_DTYPES:
+        raise TypeError(
+            f"{name} must be a floating-point tensor of dtype torch.float32 or torch.float64, "
+            f"got {value.dtype}"
+        )
+    if ndim is not None and value.dim() != ndim:
+        raise ValueError(
+            f"{name} must be {ndim}-D, got a {value.dim()}-D tensor of shape {tuple(value.shape)}"
+        )
+    if min_ndim is not None and value.dim() < min_ndim:
+        raise ValueError(
+            f"{name} must have at least {min_ndim} dims, got a {value.dim()}-D tensor "
+            f"of shape {tuple(value.shape)}"
+        )
+    if value.numel() == 0:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(value.shape)}")
+
+
+def check_same_dtype_and_device(reference_name: str, reference: torch.Tensor, **others) -> None:
+    """Check that every tensor in ``others`` matches ``reference`` in dtype and device."""
+    for name, value in others.items():
+        if value is None:
+            continue
+        if value.dtype != reference.dtype:
+            raise TypeError(
+                f"{name} has dtype {value.dtype} but {reference_name} has {reference.dtype}; "
+                f"all arguments must share one dtype"
+            )
+        if value.device != reference.device:
+            raise ValueError(
+                f"{name} is on device {value.device} but {reference_name} is on "
+                f"{reference.device}; all arguments must be on one device"
+            )

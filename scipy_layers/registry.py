@@ -1,0 +1,108 @@
+"""One registry of layers: name -> implementations (numpy/scipy ones and the native
+twin) and an input maker. Tests, the benchmark suite and the reports all read it, so a
+new layer or method is added here and nowhere else.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import torch
+
+from .conv import native_conv2d, scipy_conv2d
+from .fft import fft_abs, incorrect_fft, native_fft_abs
+
+NATIVE = "native"
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """One way of computing a layer.
+
+    ``gradient_is_exact`` is False only for an implementation whose backward is knowingly
+    wrong (the tutorial's BadFFTFunction): its gradient error is expected, not a bug.
+    """
+
+    fn: Callable[..., torch.Tensor]
+    backend: str
+    gradient_is_exact: bool = True
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A layer: its implementations keyed by name (``NATIVE`` is the twin all others are
+    compared with), its input names, and whether it takes a kernel size."""
+
+    name: str
+    description: str
+    implementations: Mapping[str, Implementation]
+    input_names: tuple[str, ...]
+    takes_kernel: bool
+    make_inputs: Callable[..., tuple[torch.Tensor, ...]] = field(repr=False)
+
+    @property
+    def native(self) -> Implementation:
+        return self.implementations[NATIVE]
+
+    def compared_implementations(self) -> dict[str, Implementation]:
+        """Every implementation except the native twin."""
+        return {k: v for k, v in self.implementations.items() if k != NATIVE}
+
+
+def _generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def make_conv2d_inputs(size, kernel, dtype=torch.float64, device="cpu", seed=0,
+                       requires_grad=True):
+    """(input (H, W), filter (kH, kW), bias (1, 1)), standard normal, seeded."""
+    gen = _generator(seed)
+    shapes = (tuple(size), tuple(kernel), (1, 1))
+    return tuple(
+        torch.randn(shape, generator=gen, dtype=dtype).to(device).requires_grad_(requires_grad)
+        for shape in shapes
+    )
+
+
+def make_fft_inputs(size, kernel=None, dtype=torch.float64, device="cpu", seed=0,
+                    requires_grad=True):
+    """(input,) of shape ``size`` (any leading batch dims), standard normal, seeded."""
+    if kernel is not None:
+        raise ValueError(f"the FFT layer takes no kernel, got kernel={kernel!r}")
+    gen = _generator(seed)
+    x = torch.randn(tuple(size), generator=gen, dtype=dtype).to(device)
+    return (x.requires_grad_(requires_grad),)
+
+
+LAYERS: dict[str, Layer] = {
+    layer.name: layer
+    for layer in (
+        Layer(
+            name="conv2d",
+            description="single-channel valid cross-correlation + bias (tutorial's ScipyConv2d)",
+            implementations={
+                "scipy": Implementation(scipy_conv2d, backend="scipy.signal"),
+                NATIVE: Implementation(native_conv2d, backend="torch.nn.functional.conv2d"),
+            },
+            input_names=("input", "filter", "bias"),
+            takes_kernel=True,
+            make_inputs=make_conv2d_inputs,
+        ),
+        Layer(
+            name="fft_abs",
+            description="|rfft2(x)| over the last two dims",
+            implementations={
+                "scipy": Implementation(fft_abs, backend="scipy.fft"),
+                "numpy-tutorial": Implementation(
+                    incorrect_fft, backend="numpy.fft", gradient_is_exact=False,
+                    note="the tutorial's BadFFTFunction: backward is knowingly wrong",
+                ),
+                NATIVE: Implementation(native_fft_abs, backend="torch.fft"),
+            },
+            input_names=("input",),
+            takes_kernel=False,
+            make_inputs=make_fft_inputs,
+        ),
+    )
+}

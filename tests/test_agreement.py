@@ -1,0 +1,81 @@
+"""Forward and every gradient against the native twin on the same inputs."""
+import pytest
+import torch
+
+from scipy_layers import LAYERS, NATIVE, BadFFTFunction, incorrect_fft, ScipyConv2d, NativeConv2d
+from scipy_layers.agreement import TOLERANCE, compare_with_native, max_errors
+
+CASES = [
+    ("conv2d", (16, 16), (3, 3)),
+    ("conv2d", (31, 29), (7, 5)),
+    ("conv2d", (64, 64), (15, 15)),
+    ("conv2d", (5, 5), (5, 5)),
+    ("fft_abs", (16, 16), None),
+    ("fft_abs", (31, 29), None),
+    ("fft_abs", (3, 8, 9), None),
+]
+
+
+def exact_implementations(layer):
+    return [n for n, impl in layer.compared_implementations().items() if impl.gradient_is_exact]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("layer_name,size,kernel", CASES)
+def test_every_exact_implementation_agrees_with_native(layer_name, size, kernel, dtype):
+    layer = LAYERS[layer_name]
+    inputs = layer.make_inputs(size, kernel, dtype=dtype, seed=3)
+    for implementation in exact_implementations(layer):
+        errors = compare_with_native(layer, implementation, inputs)
+        assert set(errors) == {"output"} | {f"grad_{n}" for n in layer.input_names}
+        for what, err in errors.items():
+            assert err.max_rel <= TOLERANCE[dtype], (implementation, what, err)
+
+
+def test_tutorial_fft_forward_agrees_but_gradient_does_not():
+    layer = LAYERS["fft_abs"]
+    inputs = layer.make_inputs((8, 8), dtype=torch.float64)
+    errors = compare_with_native(layer, "numpy-tutorial", inputs)
+    assert errors["output"].max_rel < 1e-12
+    assert errors["grad_input"].max_rel > 0.5  # about 100% off: not a rounding matter
+    assert not layer.implementations["numpy-tutorial"].gradient_is_exact
+
+
+def test_tutorial_fft_example_runs_and_odd_width_grad_has_input_shape():
+    x = torch.randn(8, 8, requires_grad=True)
+    result = incorrect_fft(x)
+    assert result.shape == (8, 5) and result.grad_fn is not None
+    result.backward(torch.randn(result.size()))
+    assert x.grad.shape == x.shape
+    odd = torch.randn(6, 7, requires_grad=True)
+    BadFFTFunction.apply(odd).sum().backward()
+    assert odd.grad.shape == (6, 7)
+
+
+def test_modules_agree_and_keep_dtype():
+    scipy_module = ScipyConv2d(3, 4).double()
+    native_module = NativeConv2d(3, 4).double()
+    native_module.load_state_dict(scipy_module.state_dict())
+    x = torch.randn(10, 12, dtype=torch.float64)
+    out, ref = scipy_module(x), native_module(x)
+    assert out.dtype == torch.float64
+    assert max_errors(out, ref).max_rel < 1e-12
+    out.sum().backward()
+    ref.sum().backward()
+    for p, q in zip(scipy_module.parameters(), native_module.parameters()):
+        assert p.grad.dtype == torch.float64
+        assert max_errors(p.grad, q.grad).max_rel < 1e-12
+
+
+def test_registry_lists_a_native_twin_and_inputs_for_every_layer():
+    for layer in LAYERS.values():
+        assert NATIVE in layer.implementations and layer.compared_implementations()
+        kernel = (3, 3) if layer.takes_kernel else None
+        inputs = layer.make_inputs((8, 8), kernel, dtype=torch.float32)
+        assert len(inputs) == len(layer.input_names)
+        assert all(t.dtype == torch.float32 and t.requires_grad for t in inputs)
+
+
+def test_max_errors_scales_by_reference():
+    err = max_errors(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 4.0]))
+    assert err.max_abs == 2.0 and err.max_rel == 0.5

@@ -1,0 +1,73 @@
+"""Bad input: the exception type, and a message naming the argument and what is accepted."""
+import numpy as np
+import pytest
+import torch
+
+from scipy_layers import ScipyConv2d, fft_abs, incorrect_fft, native_conv2d, native_fft_abs, scipy_conv2d
+
+CONV_FNS = [scipy_conv2d, native_conv2d]
+FFT_FNS = [fft_abs, incorrect_fft, native_fft_abs]
+
+
+def good():
+    return torch.randn(8, 8), torch.randn(3, 3), torch.randn(1, 1)
+
+
+def replace(index, value):
+    args = list(good())
+    args[index] = value
+    return args
+
+
+CONV_CASES = [
+    # (args, exception, words the message must contain)
+    (replace(0, torch.randn(1, 8, 8)), ValueError, ["input", "2-D", "3-D"]),
+    (replace(1, torch.randn(3)), ValueError, ["filter", "2-D", "1-D"]),
+    (replace(0, torch.ones(8, 8, dtype=torch.int64)), TypeError, ["input", "torch.int64", "float32"]),
+    (replace(1, torch.ones(3, 3, dtype=torch.bool)), TypeError, ["filter", "torch.bool", "float64"]),
+    (replace(0, torch.randn(8, 8, dtype=torch.complex64)), TypeError, ["input", "complex64"]),
+    (replace(0, torch.randn(8, 8, dtype=torch.float16)), TypeError, ["input", "float16", "unsupported"]),
+    (replace(2, torch.randn(1, 1, dtype=torch.bfloat16)), TypeError, ["bias", "bfloat16", "unsupported"]),
+    (replace(0, torch.randn(2, 8)), ValueError, ["filter", "(3, 3)", "larger than input", "(2, 8)"]),
+    (replace(0, torch.randn(0, 8)), ValueError, ["input", "empty"]),
+    (replace(1, torch.randn(3, 3, dtype=torch.float64)), TypeError, ["filter", "float64", "input", "float32"]),
+    (replace(2, torch.randn(1, 1, dtype=torch.float64)), TypeError, ["bias", "float64"]),
+    (replace(2, torch.randn(2, 1)), ValueError, ["bias", "(2, 1)", "(1, 1)"]),
+    (replace(2, torch.randn(3)), ValueError, ["bias", "(3,)"]),
+    (replace(0, np.ones((8, 8))), TypeError, ["input", "torch.Tensor", "ndarray"]),
+    (replace(1, torch.randn(3, 3, device="meta")), ValueError, ["filter", "device", "meta"]),
+]
+
+
+@pytest.mark.parametrize("fn", CONV_FNS)
+@pytest.mark.parametrize("args,exc,words", CONV_CASES)
+def test_conv_bad_input(fn, args, exc, words):
+    with pytest.raises(exc) as info:
+        fn(*args)
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))
+
+
+FFT_CASES = [
+    (torch.randn(8), ValueError, ["input", "at least 2 dims", "1-D"]),
+    (torch.ones(4, 4, dtype=torch.int32), TypeError, ["input", "torch.int32"]),
+    (torch.randn(4, 4, dtype=torch.float16), TypeError, ["input", "float16", "unsupported"]),
+    (torch.randn(4, 4, dtype=torch.complex128), TypeError, ["input", "complex128"]),
+    (torch.randn(3, 0, 4), ValueError, ["input", "empty", "(3, 0, 4)"]),
+    ([[1.0, 2.0]], TypeError, ["input", "torch.Tensor", "list"]),
+]
+
+
+@pytest.mark.parametrize("fn", FFT_FNS)
+@pytest.mark.parametrize("arg,exc,words", FFT_CASES)
+def test_fft_bad_input(fn, arg, exc, words):
+    with pytest.raises(exc) as info:
+        fn(arg)
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))
+
+
+@pytest.mark.parametrize("width,height", [(0, 3), (3, -1), (2.5, 3), (True, 3)])
+def test_module_rejects_bad_filter_size(width, height):
+    with pytest.raises(ValueError, match="filter_(width|height) must be a positive int"):
+        ScipyConv2d(width, height)
