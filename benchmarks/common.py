@@ -1,0 +1,224 @@
+"""Shared pieces of the asv suite: the parameter grid as readable strings, seeded and
+cached inputs from the package's registry, thread pinning, devices, and the base classes
+every ``bench_<layer>.py`` file builds on.
+
+Parameters are the same on every machine. The default grid is a subset of them; the rest
+is skipped in ``setup`` (shown as n/a) unless SCIPY_LAYERS_BENCH_FULL=1, so results from
+either grid line up in one table.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import re
+
+import torch
+
+from scipy_layers import LAYERS, NATIVE
+from scipy_layers.agreement import compare_with_native
+
+SEED = 1234
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+DEVICES = ["cpu", "cuda"]
+# "1": torch pinned to one thread, like the numpy/scipy kernels (compares algorithms);
+# "all": torch's default, one thread per core (compares what a user gets out of the box).
+THREADS = ["1", "all"]
+FULL_GRID = os.environ.get("SCIPY_LAYERS_BENCH_FULL", "") == "1"
+
+
+def parse_size(text: str) -> tuple[int, ...]:
+    """'256x256' -> (256, 256); '8x3x32x32' -> (8, 3, 32, 32)."""
+    return tuple(int(part) for part in text.split("x"))
+
+
+def skip(reason: str):
+    """Mark this parameter combination as not run (asv shows n/a)."""
+    raise NotImplementedError(reason)
+
+
+def pin_threads(threads: str) -> int:
+    """Set torch's intra-op thread count for this process and return what is in force."""
+    count = 1 if threads == "1" else len(os.sched_getaffinity(0))
+    torch.set_num_threads(count)
+    return torch.get_num_threads()
+
+
+def check_device(device: str) -> None:
+    """Skip CUDA cases where there is no GPU (checked in setup, never at import)."""
+    if device == "cuda" and not torch.cuda.is_available():
+        skip("no CUDA device on this machine")
+
+
+def synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+@functools.lru_cache(maxsize=8)
+def cached_inputs(layer: str, size: str, kernel: str | None, dtype: str, device: str):
+    """Seeded inputs of a case, made once per process, requiring grad."""
+    return LAYERS[layer].make_inputs(
+        parse_size(size), None if kernel is None else parse_size(kernel),
+        dtype=DTYPES[dtype], device=device, seed=SEED,
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def cached_grad_output(shape: tuple[int, ...], dtype: str, device: str) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(SEED + 1)
+    return torch.randn(shape, generator=gen, dtype=DTYPES[dtype]).to(device)
+
+
+def _peak_rss_since_reset() -> int:
+    status = open("/proc/self/status").read()
+    return 1024 * (int(re.search(r"VmHWM:\s+(\d+)", status).group(1))
+                   - int(re.search(r"VmRSS:\s+(\d+)", status).group(1)))
+
+
+def extra_peak_memory(fn) -> int:
+    """Bytes by which ``fn()`` raised this process's peak RSS above its RSS before the
+    call (Linux: /proc/self/clear_refs resets the peak). Measures only the call itself,
+    unlike asv's peakmem_, which includes the ~300 MB of an imported torch."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:
+        skip("resetting the peak RSS needs Linux /proc/self/clear_refs")
+    before = _peak_rss_since_reset()
+    fn()
+    return _peak_rss_since_reset() - before
+
+
+def kernel_too_large(kernel: str | None, size: str) -> bool:
+    if kernel is None:
+        return False
+    return any(k > n for k, n in zip(parse_size(kernel)[-2:], parse_size(size)[-2:]))
+
+
+@functools.lru_cache(maxsize=2)
+def cached_forward(layer: str, implementation: str, size: str, kernel, dtype: str, device: str):
+    """A forward output with its graph, built once per process, for timing backward alone."""
+    return LAYERS[layer].implementations[implementation].fn(
+        *cached_inputs(layer, size, kernel, dtype, device))
+
+
+class _LayerCase:
+    """One parameter combination of a layer: its inputs, the implementation to run and the
+    grad_output for backward. Subclasses set ``layer``, ``params`` and a ``setup`` that
+    calls ``setup_case``; ``in_default_grid`` says which combinations run without
+    SCIPY_LAYERS_BENCH_FULL=1 (the others are skipped, never removed)."""
+
+    layer: str
+    # setup re-runs before every timed call (asv_runner 0.3), so a sample is one call;
+    # many short samples, at most ~0.6 s a case, keep the default grid inside its budget.
+    number = 1
+    repeat = (5, 40, 0.6)
+    warmup_time = 0.05
+    rounds = 1
+    version = "1"
+
+    def in_default_grid(self, implementation, size, kernel, dtype) -> bool:
+        return True
+
+    def setup_case(self, implementation, size, kernel, dtype, device, threads="1"):
+        spec = LAYERS[self.layer]
+        if implementation not in spec.implementations:
+            skip(f"{implementation} is not an implementation of {self.layer}")
+        if kernel_too_large(kernel, size):
+            skip(f"kernel {kernel} is larger than input {size}")
+        if not FULL_GRID and not self.in_default_grid(implementation, size, kernel, dtype):
+            skip("outside the default grid (set SCIPY_LAYERS_BENCH_FULL=1)")
+        check_device(device)
+        self.threads_in_force = pin_threads(threads)
+        self.case = (self.layer, implementation, size, kernel, dtype, device)
+        self.device = device
+        self.fn = spec.implementations[implementation].fn
+        self.inputs = cached_inputs(self.layer, size, kernel, dtype, device)
+        self.grad_output = cached_grad_output(self._output_shape(), dtype, device)
+
+    def _output_shape(self):
+        with torch.no_grad():
+            return tuple(self.fn(*self.inputs).shape)
+
+    def forward_backward(self):
+        output = self.fn(*self.inputs)
+        torch.autograd.grad(output, self.inputs, self.grad_output)
+        synchronize(self.device)
+
+
+class _Timings(_LayerCase):
+    """Forward and forward+backward time, torch pinned to one thread, and memory."""
+
+    def time_forward(self, *params):
+        self.fn(*self.inputs)
+        synchronize(self.device)
+
+    def time_forward_backward(self, *params):
+        self.forward_backward()
+
+    def peakmem_forward_backward(self, *params):
+        self.forward_backward()
+
+    def track_extra_memory_forward_backward(self, *params):
+        """Peak RSS added by one forward+backward, in bytes (CPU only)."""
+        if self.device != "cpu":
+            skip("host RSS does not measure GPU memory")
+        return extra_peak_memory(self.forward_backward)
+
+    track_extra_memory_forward_backward.unit = "bytes"
+
+
+class _BackwardTiming(_LayerCase):
+    """Backward alone, on a forward built outside the timing (once per process)."""
+
+    def setup_case(self, *args, **kwargs):
+        super().setup_case(*args, **kwargs)
+        self.output = cached_forward(*self.case)
+
+    def time_backward(self, *params):
+        torch.autograd.grad(self.output, self.inputs, self.grad_output, retain_graph=True)
+        synchronize(self.device)
+
+
+class _ThreadTimings(_LayerCase):
+    """Forward+backward with torch at 1 thread and at its default (one per core): the
+    secondary view, comparing what a user gets out of the box."""
+
+    def time_forward_backward(self, *params):
+        self.forward_backward()
+
+    def track_threads_in_force(self, *params):
+        """torch.get_num_threads() while the case ran."""
+        return self.threads_in_force
+
+    track_threads_in_force.unit = "threads"
+
+
+class _GradientAgreement:
+    """Max absolute and relative error against the native twin, per output/gradient, in
+    float64 and float32 (same inputs, same grad_output). A commit that breaks a gradient
+    shows here beside one that changes speed."""
+
+    layer: str
+    version = "1"
+
+    def setup_case(self, implementation, size, kernel, dtype, quantity):
+        spec = LAYERS[self.layer]
+        if implementation not in spec.implementations or implementation == NATIVE:
+            skip(f"{implementation} is not compared for {self.layer}")
+        if quantity != "output" and quantity.removeprefix("grad_") not in spec.input_names:
+            skip(f"{self.layer} has no {quantity}")
+        if kernel_too_large(kernel, size):
+            skip(f"kernel {kernel} is larger than input {size}")
+        torch.set_num_threads(1)
+        inputs = cached_inputs(self.layer, size, kernel, dtype, "cpu")
+        self.errors = compare_with_native(spec, implementation, inputs)[quantity]
+
+    def track_max_abs_error(self, *params):
+        return self.errors.max_abs
+
+    def track_max_rel_error(self, *params):
+        return self.errors.max_rel
+
+    track_max_abs_error.unit = "absolute error"
+    track_max_rel_error.unit = "relative error"
