@@ -1,0 +1,78 @@
+"""Smoke test of the asv suite: every benchmark runs once, in this process, for every
+implementation on its smallest runnable case; asv accepts the suite; and every
+implementation in the registry has a benchmark."""
+import importlib
+import inspect
+import itertools
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import benchmarks
+from scipy_layers import LAYERS
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_MODULES = [
+    importlib.import_module(f"benchmarks.{info.name}")
+    for info in pkgutil.iter_modules(benchmarks.__path__) if info.name.startswith("bench_")
+]
+BENCH_CLASSES = [
+    cls for module in BENCH_MODULES for name, cls in vars(module).items()
+    if inspect.isclass(cls) and not name.startswith("_") and cls.__module__ == module.__name__
+]
+BENCH_PREFIXES = ("time_", "track_", "peakmem_", "mem_")
+
+
+def runnable_cases(cls):
+    """For each implementation, the first parameter combination whose setup runs."""
+    found = {}
+    for params in itertools.product(*cls.params):
+        implementation = params[0]
+        if implementation in found:
+            continue
+        instance = cls()
+        try:
+            instance.setup(*params)
+        except NotImplementedError:
+            continue
+        found[implementation] = (instance, params)
+    return found
+
+
+@pytest.mark.parametrize("cls", BENCH_CLASSES, ids=lambda c: f"{c.__module__}.{c.__name__}")
+def test_every_benchmark_runs_once(cls):
+    assert cls.param_names[0] == "implementation"
+    cases = runnable_cases(cls)
+    # every implementation listed, and registered at this commit, runs
+    assert set(cases) == set(cls.params[0]) & set(LAYERS[cls.layer].implementations)
+    methods = [m for m in dir(cls) if m.startswith(BENCH_PREFIXES)]
+    assert methods
+    for instance, params in cases.values():
+        for method in methods:
+            result = getattr(instance, method)(*params)
+            if method.startswith("track_"):
+                assert isinstance(result, (int, float)) and result >= 0, (method, params, result)
+
+
+def test_every_registered_layer_and_implementation_has_a_benchmark():
+    by_layer = {m.__name__.removeprefix("benchmarks.bench_"): m for m in BENCH_MODULES}
+    assert set(by_layer) == set(LAYERS)
+    for name, module in by_layer.items():
+        classes = [c for c in BENCH_CLASSES if c.__module__ == module.__name__]
+        timed = set().union(*(c.params[0] for c in classes if "Gradients" not in c.__name__))
+        compared = set().union(*(c.params[0] for c in classes if "Gradients" in c.__name__))
+        implementations = set(LAYERS[name].implementations)
+        assert not implementations - timed, f"time {sorted(implementations - timed)} in bench_{name}.py"
+        missing = implementations - compared - {"native"}
+        assert not missing, f"track gradients of {sorted(missing)} in bench_{name}.py"
+
+
+def test_asv_check_accepts_the_suite():
+    asv = Path(sys.executable).with_name("asv")
+    result = subprocess.run([str(asv), "check", "--python=same"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No problems found" in result.stdout

@@ -1,0 +1,313 @@
+#!/usr/bin/env python3
+"""Publish, serve and check the asv dashboard without internet access.
+
+``asv publish`` writes pages that load jQuery, flot, bootstrap, stupidtable and
+blueimp-md5 from CDNs; offline they redirect to asv's "swallow" error page.
+This tool (standard library only) points those tags at local copies taken from
+``dashboard/node_modules`` (set up once with ``npm ci --prefix dashboard``)::
+
+    python tools/offline_dashboard.py publish [asv publish args, e.g. --config X]
+    python tools/offline_dashboard.py serve [--port 8080]      # 127.0.0.1 only
+    python tools/offline_dashboard.py check [--out DIR]        # headless chromium
+
+Run it from the directory that holds ``asv.conf.json``.
+"""
+import argparse
+import functools
+import http.server
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import urllib.parse
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NODE_MODULES = ROOT / "dashboard" / "node_modules"
+NPM_HINT = "run: npm ci --prefix dashboard (in %s)" % ROOT
+CHROMIUM_HINT = "install it with: apt-get install -y chromium chromium-driver"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+SWALLOW = "continental origin of swallow"  # text of asv's error.html
+
+# CDN URL pattern (as written by asv 0.6.6) -> file under node_modules.
+# stupid-table-plugin 1.1.3 stands in for stupidtable 1.0.1 (not on npm);
+# flot 0.8.3 on npm ships only unminified files. jquery, bootstrap, md5 and
+# orderBars are byte-identical to the CDN files.
+VENDOR_FILES = [
+    (r"//code\.jquery\.com/jquery-3\.3\.1(\.min)?\.js$", "jquery/dist/jquery.min.js"),
+    (r"/flot/0\.8\.3/jquery\.flot(\.min)?\.js$", "flot/jquery.flot.js"),
+    (r"/flot/0\.8\.3/jquery\.flot\.time(\.min)?\.js$", "flot/jquery.flot.time.js"),
+    (r"/flot/0\.8\.3/jquery\.flot\.selection(\.min)?\.js$", "flot/jquery.flot.selection.js"),
+    (r"/flot/0\.8\.3/jquery\.flot\.categories(\.min)?\.js$", "flot/jquery.flot.categories.js"),
+    (r"/flot-orderbars@1\.0\.0/js/jquery\.flot\.orderBars\.js$",
+     "flot-orderbars/js/jquery.flot.orderBars.js"),
+    (r"/stupidtable/1\.0\.1/stupidtable(\.min)?\.js$", "stupid-table-plugin/stupidtable.min.js"),
+    (r"/blueimp-md5/2\.19\.0/js/md5(\.min)?\.js$", "blueimp-md5/js/md5.min.js"),
+    (r"/bootstrap@3\.1\.1/dist/js/bootstrap(\.min)?\.js$", "bootstrap/dist/js/bootstrap.min.js"),
+    (r"/bootstrap@3\.1\.1/dist/css/bootstrap(\.min)?\.css$", "bootstrap/dist/css/bootstrap.min.css"),
+]
+VENDOR_DIRS = ["bootstrap/dist/fonts"]  # bootstrap.min.css loads ../fonts/*
+
+REMOTE = r"""(?:https?:)?//[^"'\s>]+"""
+SCRIPT_RE = re.compile(r"""<script\b[^>]*?\bsrc=["'](%s)["'][^>]*>""" % REMOTE, re.I)
+LINK_RE = re.compile(r"""<link\b[^>]*?\bhref=["'](%s)["'][^>]*>""" % REMOTE, re.I)
+CDN_ATTRS_RE = re.compile(r"""\s+(?:integrity|crossorigin|referrerpolicy)(?:=(?:"[^"]*"|'[^']*'))?""",
+                          re.I)
+
+
+class DashboardError(Exception):
+    """A problem the user can fix; main() prints it and exits with status 1."""
+
+
+def _remote_tags(html):
+    """Yield (tag, url) for each script and stylesheet that ``html`` loads from the network."""
+    yield from ((m.group(0), m.group(1)) for m in SCRIPT_RE.finditer(html))
+    for m in LINK_RE.finditer(html):
+        if re.search(r"""\brel=["']?stylesheet""", m.group(0), re.I):
+            yield m.group(0), m.group(1)
+
+
+def find_remote_refs(html):
+    """Return the URLs of scripts and stylesheets that ``html`` still loads from the network."""
+    return [url for _, url in _remote_tags(html)]
+
+
+def rewrite_html(html, vendor_prefix="vendor/"):
+    """Point every known CDN tag in ``html`` at ``vendor_prefix + <node_modules path>``.
+
+    Drops integrity/crossorigin/referrerpolicy (some npm files differ from the CDN
+    builds) and keeps other attributes, such as asv's onerror. Unknown remote tags
+    are left as they are (find_remote_refs lists them). Rewriting twice changes nothing.
+    """
+    for tag, url in list(_remote_tags(html)):
+        rel = next((rel for pattern, rel in VENDOR_FILES if re.search(pattern, url)), None)
+        if rel:
+            html = html.replace(tag, CDN_ATTRS_RE.sub("", tag.replace(url, vendor_prefix + rel)))
+    return html
+
+
+def check_node_modules(node_modules=NODE_MODULES):
+    """Return the paths to vendor; raise DashboardError if node_modules lacks any of them."""
+    node_modules = Path(node_modules)
+    if not node_modules.is_dir():
+        raise DashboardError("%s not found; %s" % (node_modules, NPM_HINT))
+    wanted = [rel for _, rel in VENDOR_FILES] + VENDOR_DIRS
+    missing = [rel for rel in wanted if not (node_modules / rel).exists()]
+    if missing:
+        raise DashboardError("%s lacks %s; %s" % (node_modules, ", ".join(missing), NPM_HINT))
+    return wanted
+
+
+def vendorize(html_dir, node_modules=NODE_MODULES):
+    """Copy the vendor files into <html_dir>/vendor/ and rewrite every .html file below html_dir.
+
+    Returns the rewritten pages. Raises DashboardError if node_modules is incomplete
+    or if any page still loads a remote script or stylesheet (all are listed).
+    """
+    html_dir, node_modules = Path(html_dir), Path(node_modules)
+    if not (html_dir / "index.html").is_file():
+        raise DashboardError("%s has no index.html: run asv publish first" % html_dir)
+    vendor = html_dir / "vendor"
+    for rel in check_node_modules(node_modules):
+        (vendor / rel).parent.mkdir(parents=True, exist_ok=True)
+        if (node_modules / rel).is_dir():
+            shutil.copytree(node_modules / rel, vendor / rel, dirs_exist_ok=True)
+        else:
+            shutil.copy2(node_modules / rel, vendor / rel)
+    changed, leftovers = [], []
+    for page in sorted(p for p in html_dir.rglob("*.html") if vendor not in p.parents):
+        text = page.read_text(encoding="utf-8")
+        new = rewrite_html(text, Path(os.path.relpath(vendor, page.parent)).as_posix() + "/")
+        if new != text:
+            page.write_text(new, encoding="utf-8")
+            changed.append(page)
+        leftovers += ["%s: %s" % (page, url) for url in find_remote_refs(new)]
+    if leftovers:
+        raise DashboardError("pages still load remote scripts/styles (map them in VENDOR_FILES "
+                             "and dashboard/package.json):\n  " + "\n  ".join(leftovers))
+    return changed
+
+
+def load_asv_conf(path="asv.conf.json"):
+    """Read an asv config file, which may hold // and /* */ comments and trailing commas."""
+    text = Path(path).read_text(encoding="utf-8")
+    text = re.sub(r'"(?:\\.|[^"\\])*"|//[^\n]*|/\*.*?\*/',
+                  lambda m: m.group(0) if m.group(0)[0] == '"' else "", text, flags=re.S)
+    return json.loads(re.sub(r",(\s*[}\]])", r"\1", text))
+
+
+def html_dir_from(config=None, html_dir=None):
+    """The published directory: html_dir if given, else the config's html_dir.
+
+    asv's own default is "html" when the config has no html_dir; with no config
+    file at all (serve/check only) .asv/html is assumed.
+    """
+    if html_dir:
+        return Path(html_dir)
+    path = Path(config or "asv.conf.json")
+    if config and not path.is_file():
+        raise DashboardError("config file %s not found" % path)
+    return Path(load_asv_conf(path).get("html_dir", "html")) if path.is_file() else Path(".asv/html")
+
+
+def cmd_publish(args, extra):
+    """Run `asv publish EXTRA...`, then vendorize the published directory."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    pre.add_argument("--html-dir", "-o")
+    known, _ = pre.parse_known_args(extra)
+    html_dir = html_dir_from(known.config, known.html_dir)
+    check_node_modules(args.node_modules)  # fail before asv runs
+    sibling = Path(sys.executable).parent / "asv"
+    cmd = [args.asv or (str(sibling) if sibling.exists() else "asv"), "publish", *extra]
+    print("+", " ".join(cmd), flush=True)
+    try:
+        if subprocess.call(cmd) != 0:
+            raise DashboardError("asv publish failed")
+    except FileNotFoundError:
+        raise DashboardError("asv not found: install it or pass --asv PATH") from None
+    changed = vendorize(html_dir, args.node_modules)
+    print("vendored %d page(s) in %s; serve with: python %s serve" % (len(changed), html_dir, __file__))
+
+
+def start_server(html_dir, port=0):
+    """Serve html_dir on 127.0.0.1:port (0: a free port) in a daemon thread; return the server."""
+    quiet = type("Quiet", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None})
+    handler = functools.partial(quiet, directory=str(html_dir))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _published_dir(args):
+    html_dir = html_dir_from(args.config, args.html_dir)
+    if not (html_dir / "index.html").is_file():
+        raise DashboardError("%s not found: run `python %s publish` first"
+                             % (html_dir / "index.html", __file__))
+    return html_dir
+
+
+def cmd_serve(args):
+    """Serve the published site on 127.0.0.1 until interrupted."""
+    html_dir = _published_dir(args)
+    server = start_server(html_dir, args.port)
+    print("serving %s at http://127.0.0.1:%d/ (Ctrl-C to stop)" % (html_dir, server.server_port),
+          flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.shutdown()
+
+
+def find_chromium(path=None):
+    """Return the chromium executable, or raise DashboardError saying how to install it."""
+    found = shutil.which(path or "/usr/bin/chromium") or (not path and shutil.which("chromium"))
+    if found:
+        return found
+    raise DashboardError("chromium not found (%s); %s" % (path or "/usr/bin/chromium", CHROMIUM_HINT))
+
+
+def run_chromium(chromium, url, *flags, timeout=120):
+    """Run headless chromium (new empty profile) on url with extra flags; return its stdout."""
+    with tempfile.TemporaryDirectory() as profile:
+        cmd = [chromium, *CHROMIUM_FLAGS, "--user-data-dir=" + profile, "--window-size=1400,1000",
+               "--virtual-time-budget=10000", *flags, url]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise DashboardError("chromium failed on %s:\n%s" % (url, proc.stderr[-2000:]))
+    return proc.stdout
+
+
+def graph_fragment(index):
+    """Return (benchmark, URL fragment) of one graph page, from asv's index.json.
+
+    asv's graph URLs look like ``#<benchmark>?machine=M&p-<param>=<value>``, where
+    values are the repr() strings (``p-dtype='float64'``). Picks the first
+    parameterised benchmark (else the first) and the first value of each parameter.
+    """
+    names = sorted(index["benchmarks"])
+    if not names:
+        raise DashboardError("index.json lists no benchmarks: run asv run first")
+    name = next((n for n in names if index["benchmarks"][n].get("params")), names[0])
+    bench = index["benchmarks"][name]
+    query = [("machine", index["params"]["machine"][0])]
+    query += [("p-" + p, v[0]) for p, v in zip(bench.get("param_names", []), bench.get("params", []))]
+    return name, "#%s?%s" % (name, urllib.parse.urlencode(query, quote_via=urllib.parse.quote))
+
+
+def cmd_check(args):
+    """Render the grid page and one graph page in headless chromium; check that they show data."""
+    html_dir = _published_dir(args)
+    chromium = find_chromium(args.chromium)
+    remote = [u for p in html_dir.rglob("*.html") for u in find_remote_refs(p.read_text("utf-8"))]
+    if remote:
+        raise DashboardError("pages still load remote files (use publish): %s" % ", ".join(remote))
+    index = json.loads((html_dir / "index.json").read_text("utf-8"))
+    name, fragment = graph_fragment(index)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    server = start_server(html_dir)
+    base = "http://127.0.0.1:%d/index.html" % server.server_port
+    failures = []
+    try:
+        for label, url in [("grid", base), ("graph", base + fragment)]:
+            png = (out / (label + ".png")).resolve()
+            run_chromium(chromium, url, "--screenshot=%s" % png)
+            dom = run_chromium(chromium, url, "--dump-dom")
+            (out / (label + ".html")).write_text(dom, encoding="utf-8")
+            print("%s: %s -> %s" % (label, url, png))
+            if SWALLOW in dom:
+                failures.append("%s: asv's error page (a script failed to load)" % label)
+            if not png.is_file() or png.stat().st_size == 0:
+                failures.append("%s: no screenshot written" % label)
+            if label == "grid":
+                absent = [n for n in index["benchmarks"] if 'href="#%s"' % n not in dom]
+                if absent or "benchmark-container" not in dom:
+                    failures.append("grid: benchmarks not shown: %s" % ", ".join(absent or ["all"]))
+            elif 'class="flot-base"' not in dom or "No graphs to load" in dom:
+                failures.append("graph: no flot plot for %s" % name)
+    finally:
+        server.shutdown()
+    if failures:
+        raise DashboardError("dashboard check failed:\n  " + "\n  ".join(failures))
+    print("ok: grid shows %d benchmark(s); %s is plotted" % (len(index["benchmarks"]), name))
+
+
+def main(argv=None):
+    """Command-line entry point; returns the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    pub = sub.add_parser("publish", allow_abbrev=False,
+                         help="asv publish (other arguments go to it), then use local copies")
+    pub.add_argument("--asv", help="asv executable (default: the one beside this python, else PATH)")
+    pub.add_argument("--node-modules", default=NODE_MODULES, help="default: %(default)s")
+    serve = sub.add_parser("serve", help="serve the published site on 127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080, help="default: %(default)s")
+    check = sub.add_parser("check", help="render the site in headless chromium, check it shows data")
+    check.add_argument("--out", default=".asv/dashboard-check", help="screenshots go here")
+    check.add_argument("--chromium", help="chromium executable (default: /usr/bin/chromium)")
+    for p in (serve, check):
+        p.add_argument("--config", help="asv config file (default: asv.conf.json)")
+        p.add_argument("--html-dir", help="published directory (default: html_dir of the config)")
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "publish":
+        parser.error("unrecognized arguments: %s" % " ".join(extra))
+    try:
+        if args.command == "publish":
+            cmd_publish(args, extra)
+        else:
+            {"serve": cmd_serve, "check": cmd_check}[args.command](args)
+    except (DashboardError, subprocess.TimeoutExpired, OSError) as exc:
+        print("error: %s" % exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

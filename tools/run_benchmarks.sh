@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The main job (`make bench`): run the asv suite on the current commit, publish the
+# dashboard for offline use, and write the pandas reports.
+#   ASV_ARGS="--quick"            extra arguments for `asv run`
+#   SCIPY_LAYERS_BENCH_FULL=1     run the full grid instead of the default subset
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+ASV=.venv/bin/asv
+
+if [ -n "$(git status --porcelain -- scipy_layers pyproject.toml)" ]; then
+    echo "note: asv measures committed code; uncommitted changes in scipy_layers/ are not measured" >&2
+fi
+machine=$($PY tools/asv_machine.py)
+echo "== asv run on $(git rev-parse --short HEAD) (machine $machine)"
+# shellcheck disable=SC2086  # ASV_ARGS is a list of words
+$ASV run --machine "$machine" --show-stderr ${ASV_ARGS:-} "HEAD^!"
+
+echo "== publishing the dashboard (works offline)"
+$PY tools/offline_dashboard.py publish
+
+echo "== writing reports"
+$PY -m scipy_layers.reports --results .asv/results --output reports
+
+cat <<MSG
+
+Dashboard: run 'make serve' and open http://127.0.0.1:8080 (served on 127.0.0.1 only).
+Reports:   reports/summary.md and the CSV files beside it (reports/README.md explains them).
+MSG
