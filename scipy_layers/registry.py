@@ -4,6 +4,7 @@ new layer or method is added here and nowhere else.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
@@ -82,7 +83,15 @@ LAYERS: dict[str, Layer] = {
             name="conv2d",
             description="single-channel valid cross-correlation + bias (tutorial's ScipyConv2d)",
             implementations={
-                "scipy": Implementation(scipy_conv2d, backend="scipy.signal"),
+                "scipy": Implementation(scipy_conv2d, backend="numpy/scipy, method='auto'",
+                                        note="picks direct, shift or fft by size (choose_method)"),
+                **{
+                    f"scipy-{method}": Implementation(
+                        functools.partial(scipy_conv2d, method=method), backend=backend)
+                    for method, backend in (("direct", "scipy.signal.correlate2d"),
+                                            ("shift", "numpy shift-and-add"),
+                                            ("fft", "scipy.fft"))
+                },
                 NATIVE: Implementation(native_conv2d, backend="torch.nn.functional.conv2d"),
             },
             input_names=("input", "filter", "bias"),

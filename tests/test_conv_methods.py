@@ -1,0 +1,148 @@
+"""The single-channel conv's methods: gradients, agreement, the "auto" rule, bad methods."""
+import pytest
+import torch
+from torch.autograd import gradcheck
+
+import scipy_layers.conv as conv
+import scipy_layers.conv_methods as conv_methods
+from scipy_layers import LAYERS, ScipyConv2d, ScipyConv2dFunction, scipy_conv2d
+from scipy_layers.agreement import TOLERANCE, compare_with_native
+from scipy_layers.conv import choose_method
+from scipy_layers.conv_methods import METHODS
+
+GRADCHECK_SHAPES = [  # odd, non-square, 1xN, Nx1, 1x1 kernel, kernel == input
+    ((10, 10), (3, 3)), ((7, 13), (3, 5)), ((1, 9), (1, 4)), ((9, 1), (4, 1)),
+    ((6, 5), (1, 1)), ((5, 4), (5, 4)), ((13, 8), (6, 3)),
+]
+
+
+# "shift-taps" runs the shift method's large-image (one multiply-add per tap) code path
+# on these small shapes, which would otherwise take its per-row path.
+METHOD_PATHS = [*METHODS, "shift-taps"]
+
+
+def use_method_path(path, monkeypatch):
+    if path == "shift-taps":
+        monkeypatch.setattr(conv_methods, "SHIFT_ROWS_MAX_LENGTH", 0)
+        return "shift"
+    return path
+
+
+@pytest.mark.parametrize("path", METHOD_PATHS)
+@pytest.mark.parametrize("size,kernel", GRADCHECK_SHAPES)
+def test_gradcheck_every_method_every_input(path, size, kernel, monkeypatch):
+    method = use_method_path(path, monkeypatch)
+    inputs = LAYERS["conv2d"].make_inputs(size, kernel, dtype=torch.float64, seed=5)
+    assert gradcheck(lambda x, w, b: scipy_conv2d(x, w, b, method), inputs,
+                     eps=1e-6, atol=1e-8, rtol=1e-6)
+    assert gradcheck(lambda x, w: scipy_conv2d(x, w, None, method), inputs[:2])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("size,kernel", [((64, 64), (15, 15)), ((300, 200), (5, 7)),
+                                         ((129, 40), (7, 2)), ((16, 16), (3, 3))])
+def test_every_registered_method_agrees_with_native(size, kernel, dtype):
+    layer = LAYERS["conv2d"]
+    inputs = layer.make_inputs(size, kernel, dtype=dtype, seed=7)
+    for name in layer.compared_implementations():
+        for what, err in compare_with_native(layer, name, inputs).items():
+            assert err.max_rel <= TOLERANCE[dtype], (name, what, err)
+
+
+def test_registry_lists_each_method_as_an_implementation():
+    names = set(LAYERS["conv2d"].implementations)
+    assert {"scipy", "scipy-direct", "scipy-shift", "scipy-fft", "native"} <= names
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_gradients_keep_dtype(method, dtype):
+    x, w, b = LAYERS["conv2d"].make_inputs((20, 17), (4, 3), dtype=dtype)
+    out = scipy_conv2d(x, w, b, method)
+    out.sum().backward()
+    assert out.dtype == dtype
+    assert all(t.grad.dtype == dtype and t.grad.shape == t.shape for t in (x, w, b))
+
+
+def spy_on_methods(monkeypatch):
+    """Record (method, what) for every forward and backward call of every method."""
+    calls = []
+    for name, kernels in METHODS.items():
+        def forward(x, w, name=name, kernels=kernels):
+            calls.append((name, "forward"))
+            return kernels.forward(x, w)
+
+        def backward(g, x, w, state, need_input, need_filter, name=name, kernels=kernels):
+            calls.append((name, "backward", need_input, need_filter))
+            return kernels.backward(g, x, w, state, need_input, need_filter)
+
+        monkeypatch.setitem(METHODS, name, conv_methods.ConvMethod(forward, backward))
+    return calls
+
+
+@pytest.mark.parametrize("size,kernel,expected", [
+    ((16, 16), (5, 5), "direct"),     # 144 outputs x 25 taps: tiny
+    ((16, 16), (15, 15), "direct"),
+    ((64, 64), (3, 3), "shift"),
+    ((1024, 1024), (5, 5), "shift"),
+    ((64, 64), (7, 7), "shift"),      # 7x7 on a small image
+    ((256, 256), (7, 7), "fft"),
+    ((64, 64), (15, 15), "fft"),
+    ((2048, 2048), (31, 31), "fft"),
+])
+def test_auto_runs_the_method_the_rule_names(size, kernel, expected, monkeypatch):
+    assert choose_method(size, kernel) == expected
+    calls = spy_on_methods(monkeypatch)
+    x = torch.randn(size, requires_grad=True)
+    w = torch.randn(kernel, requires_grad=True)
+    scipy_conv2d(x, w, method="auto").sum().backward()
+    assert [c[0] for c in calls] == [expected, expected]
+
+
+def test_auto_rule_thresholds_are_consistent():
+    # Each rule boundary, one step either side.
+    assert choose_method((5, 5), (1, 1)) == "direct"
+    limit = conv.SHIFT_SMALL_IMAGE_MAX_PIXELS
+    side = int(limit ** 0.5)
+    assert choose_method((side, side), (7, 7)) == "shift"
+    assert choose_method((side + 1, side), (7, 7)) == "fft"
+    assert choose_method((4096, 4096), (5, 5)) == "shift"
+    assert choose_method((4096, 4096), (5, 6)) == "fft"
+
+
+@pytest.mark.parametrize("mask", [(True, False, False), (False, True, False),
+                                  (False, False, True), (True, True, False)])
+def test_only_needed_gradients_are_computed(mask, monkeypatch):
+    calls = spy_on_methods(monkeypatch)
+    x, w, b = (t.detach().requires_grad_(m) for t, m in
+               zip(LAYERS["conv2d"].make_inputs((12, 12), (3, 3)), mask))
+    scipy_conv2d(x, w, b, "shift").sum().backward()
+    backward_calls = [c for c in calls if c[1] == "backward"]
+    if mask[0] or mask[1]:
+        assert backward_calls == [("shift", "backward", mask[0], mask[1])]
+    else:
+        assert backward_calls == []  # the bias gradient alone needs no kernel
+    assert b.grad is None or torch.allclose(b.grad, torch.full_like(b, 100.0))
+
+
+@pytest.mark.parametrize("make_call", [
+    lambda m: scipy_conv2d(torch.randn(5, 5), torch.randn(2, 2), None, m),
+    lambda m: ScipyConv2dFunction.apply(torch.randn(5, 5), torch.randn(2, 2), None, m),
+    lambda m: ScipyConv2d(2, 2, method=m),
+])
+@pytest.mark.parametrize("method", ["fastest", "FFT", None, 3])
+def test_unknown_method_is_a_value_error_naming_the_accepted_ones(make_call, method):
+    with pytest.raises(ValueError) as info:
+        make_call(method)
+    message = str(info.value)
+    assert "method" in message and repr(method) in message
+    for accepted in ("'auto'", "'direct'", "'shift'", "'fft'"):
+        assert accepted in message
+
+
+@pytest.mark.parametrize("method", ["auto", *METHODS])
+def test_module_uses_its_method_and_matches_the_function(method):
+    module = ScipyConv2d(3, 4, method=method).double()
+    x = torch.randn(11, 9, dtype=torch.float64)
+    expected = scipy_conv2d(x, module.filter, module.bias, "direct")
+    torch.testing.assert_close(module(x), expected, rtol=1e-12, atol=1e-12)
