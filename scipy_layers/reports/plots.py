@@ -1,0 +1,133 @@
+"""PNG plots of the latest commit on each machine: forward+backward time against size
+(log-log, one line per implementation) and a heat map of time / native over size x
+kernel. matplotlib's object API with the Agg canvas: no pyplot, no display, no global
+state."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+
+from .naming import DEFAULT_THREADS, NATIVE, PLAIN_KIND
+from .summary import SUMMARY_MEASUREMENT, latest_runs, size_key
+from .tables import with_blank_params
+
+PANEL_KEYS = ["kernel", "dtype", "device"]
+
+
+def _figure(panels: int, width=4.2, height=3.4, right=0.98, left=0.9,
+            wspace=0.45) -> tuple[Figure, list]:
+    columns = min(panels, 4)
+    rows = -(-panels // columns)
+    figure = Figure(figsize=(width * columns, height * rows + 0.5))
+    FigureCanvasAgg(figure)
+    # Fixed margins: matplotlib's constrained/tight layouts took most of the report's time.
+    axes = figure.subplots(rows, columns, squeeze=False, gridspec_kw=dict(
+        left=left / (width * columns), right=right, bottom=0.6 / (height * rows + 0.5),
+        top=1 - 0.75 / (height * rows + 0.5), wspace=wspace, hspace=0.5)).ravel()
+    for unused in axes[panels:]:
+        unused.set_visible(False)
+    return figure, list(axes[:panels])
+
+
+def _title(keys, values) -> str:
+    return ", ".join(f"{k} {v}" for k, v in zip(keys, values) if v != "")
+
+
+def _panel_order(item) -> tuple:
+    """Panels by kernel size (3x3 before 15x15), then the other keys."""
+    values = item[0]
+    return tuple(size_key(v) if k in ("kernel", "size") else str(v)
+                 for k, v in zip(PANEL_KEYS, values))
+
+
+def time_vs_size(timings: pd.DataFrame, layer: str, machine: str) -> Figure | None:
+    data = timings[(timings["layer"] == layer) & (timings["machine"] == machine)
+                   & (timings["kind"] == PLAIN_KIND) & (timings["measurement"] == SUMMARY_MEASUREMENT)
+                   & (timings["threads"] == DEFAULT_THREADS) & (timings["status"] == "ok")]
+    if data.empty:
+        return None
+    data = data.assign(elements=data["size"].map(size_key)).sort_values("elements")
+    groups = sorted(data.groupby(PANEL_KEYS), key=_panel_order)
+    figure, axes = _figure(len(groups))
+    implementations = [NATIVE] + sorted(set(data["implementation"]) - {NATIVE})
+    # One colour per implementation in every panel, whatever ran there.
+    colours = {impl: f"C{i % 10}" for i, impl in enumerate(implementations)}
+    for ax, (values, panel) in zip(axes, groups):
+        for implementation in implementations:
+            line = panel[panel["implementation"] == implementation]
+            if line.empty:
+                continue
+            # Error bars span the quartiles asv recorded (absent for a single sample).
+            spread = np.vstack([line["value"] - line["q25"], line["q75"] - line["value"]])
+            ax.errorbar(line["elements"], line["value"], yerr=np.nan_to_num(spread.clip(0)),
+                        marker="o", capsize=2, label=implementation, color=colours[implementation])
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.minorticks_off()  # log-axis minor ticks cost more than the rest of the report
+        ax.set_xlabel("input elements")
+        ax.set_ylabel(f"{SUMMARY_MEASUREMENT} time (s)")
+        ax.set_title(_title(PANEL_KEYS, values), fontsize=9)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=7)
+    figure.suptitle(f"{layer}: {SUMMARY_MEASUREMENT} time vs size ({machine}, one thread)")
+    return figure
+
+
+def speedup_heatmap(speedup: pd.DataFrame, layer: str, machine: str) -> Figure | None:
+    data = speedup[(speedup["layer"] == layer) & (speedup["machine"] == machine)
+                   & (speedup["kind"] == PLAIN_KIND) & (speedup["measurement"] == SUMMARY_MEASUREMENT)
+                   & (speedup["threads"] == DEFAULT_THREADS) & speedup["ratio"].notna()]
+    if data.empty:
+        return None
+    keys = ["implementation", "dtype", "device"]
+    groups = list(data.groupby(keys, sort=True))
+    # One colour scale for every panel, centred on 1 (as fast as native).
+    reach = max(float(np.abs(np.log2(data["ratio"])).max()), 0.1)
+    norm = LogNorm(vmin=2 ** -reach, vmax=2 ** reach)
+    figure, axes = _figure(len(groups), width=3.6, height=3.4, right=0.86, left=1.3, wspace=0.7)
+    image = None
+    for ax, (values, panel) in zip(axes, groups):
+        grid = panel.pivot_table(index="size", columns="kernel", values="ratio", aggfunc="first")
+        grid = grid.sort_index(key=lambda i: i.map(size_key))
+        grid = grid[sorted(grid.columns, key=size_key)]
+        image = ax.imshow(grid.to_numpy(dtype=float), cmap="RdBu_r", norm=norm, aspect="auto")
+        for (row, column), ratio in np.ndenumerate(grid.to_numpy(dtype=float)):
+            if np.isfinite(ratio):  # white on the darkest cells, to stay readable
+                dark = abs(np.log2(ratio)) > 0.6 * reach
+                ax.text(column, row, f"{ratio:.2g}", ha="center", va="center", fontsize=8,
+                        color="white" if dark else "black")
+        ax.set_xticks(range(grid.shape[1]), [k or "-" for k in grid.columns])
+        ax.set_yticks(range(grid.shape[0]), list(grid.index))
+        ax.set_xlabel("kernel")
+        ax.set_ylabel("size")
+        ax.set_title(" ".join(v for v in values if v != "") + " / native", fontsize=9)
+    bar = figure.colorbar(image, cax=figure.add_axes((0.9, 0.15, 0.015, 0.7)),
+                          label="time / native (< 1: faster than native)")
+    bar.ax.minorticks_off()
+    steps = int(np.ceil(reach))
+    ticks = [2.0 ** k for k in range(-steps, steps + 1) if abs(k) <= reach]
+    bar.set_ticks(ticks, labels=[f"{t:g}" for t in ticks])
+    figure.suptitle(f"{layer}: {SUMMARY_MEASUREMENT} time / native ({machine})")
+    return figure
+
+
+def plots(timings: pd.DataFrame, speedup: pd.DataFrame) -> dict[str, Figure]:
+    """File name -> figure. The machine is in the name only when there are several."""
+    latest_t = with_blank_params(latest_runs(timings))
+    latest_s = latest_runs(speedup)
+    machines = sorted(latest_t["machine"].unique())
+    figures = {}
+    for machine in machines:
+        suffix = "" if len(machines) == 1 else "_" + re.sub(r"[^A-Za-z0-9_.-]", "_", machine)
+        for layer in sorted(latest_t["layer"].unique()):
+            for name, make in ((f"time_vs_size_{layer}{suffix}.png", time_vs_size),
+                               (f"speedup_{layer}{suffix}.png", speedup_heatmap)):
+                figure = make(latest_t if make is time_vs_size else latest_s, layer, machine)
+                if figure is not None:
+                    figures[name] = figure
+    return figures

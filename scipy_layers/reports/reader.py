@@ -1,0 +1,261 @@
+"""asv results directory -> one tidy DataFrame, read straight from the JSON files.
+
+asv's own ``asv.results`` module is not a promised API, so this follows the documented
+file format instead: ``<machine>/<commit>-<env>.json`` holds ``result_columns`` and, per
+benchmark, a row in that order (trailing empty columns dropped) whose lists run over the
+product of the parameter values in row-major order; ``benchmarks.json`` holds each
+benchmark's parameter names, unit and current version.
+
+Speed: per file and benchmark only lists are extended; parameter grids are expanded once
+per distinct grid with numpy and every per-row column is built by numpy indexing.
+"""
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import ResultsError
+from .naming import (DEFAULT_THREADS, ERROR_MEASUREMENTS, PARAM_COLUMNS, default_unit,
+                     measurement_label, split_name)
+
+RESULTS_API_VERSION = 2
+REQUIRED_KEYS = ("commit_hash", "date", "env_name", "result_columns", "results")
+# asv's stats column -> our column; number and repeat are counts, the rest seconds.
+STAT_COLUMNS = {"stats_q_25": "q25", "stats_q_75": "q75", "stats_ci_99_a": "ci99_a",
+                "stats_ci_99_b": "ci99_b", "stats_number": "number", "stats_repeat": "repeat"}
+COLUMNS = ["layer", "kind", *PARAM_COLUMNS, "measurement", "value", "unit", "status",
+           *STAT_COLUMNS.values(), "commit", "commit_date", "machine", "env", "benchmark",
+           "version"]
+STATUSES = ["ok", "skipped", "failed", "outdated"]
+
+
+def load_json(path: Path):
+    """Parsed JSON of ``path``, or a ResultsError saying why it cannot be read."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ResultsError(path, "is missing") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsError(path, f"cannot be read ({exc})") from None
+    if not text.strip():
+        raise ResultsError(path, "is empty")
+    try:
+        return json.loads(text)  # Python's json reads asv's NaN (a skipped result)
+    except json.JSONDecodeError as exc:
+        raise ResultsError(path, f"is not valid JSON ({exc.msg}, line {exc.lineno} "
+                                 f"column {exc.colno})") from None
+
+
+def read_benchmarks(results_dir: Path) -> dict[str, dict]:
+    """benchmarks.json: name -> {param_names, unit, version, ...}."""
+    path = results_dir / "benchmarks.json"
+    if not path.exists():
+        raise ResultsError(path, "is missing (asv run writes it beside the machine "
+                                 "folders; copy it along with the results)")
+    data = load_json(path)
+    if not isinstance(data, dict):
+        raise ResultsError(path, "is not a JSON object of benchmarks")
+    benchmarks = {name: info for name, info in data.items() if name != "version"}
+    for name, info in benchmarks.items():
+        if not isinstance(info, dict) or "version" not in info:
+            raise ResultsError(path, f"entry {name!r} has no 'version'")
+    return benchmarks
+
+
+@lru_cache(maxsize=4096)
+def _parse_param_value(text: str) -> str:
+    """asv stores parameter values as repr() strings: "'256x256'" -> "256x256"."""
+    try:
+        return str(ast.literal_eval(text))
+    except (ValueError, SyntaxError, TypeError):
+        return text
+
+
+def _expand_grid(names: tuple[str, ...], values: tuple[tuple[str, ...], ...]):
+    """Columns of the row-major product of ``values`` (the last parameter varies
+    fastest, as in asv's itertools.product)."""
+    lengths = [len(v) for v in values]
+    total = int(np.prod(lengths)) if lengths else 1
+    columns, inner = {}, total
+    for name, choices in zip(names, values):
+        inner //= len(choices)
+        parsed = np.array([_parse_param_value(str(v)) for v in choices], dtype=object)
+        columns[name] = np.tile(np.repeat(parsed, inner), total // (inner * len(choices)))
+    return total, columns
+
+
+@dataclass
+class _Collector:
+    """Everything read so far, as flat lists and per-segment (file x benchmark) arrays."""
+
+    benchmarks: dict
+    grids: dict = field(default_factory=dict)          # grid key -> (offset, size)
+    grid_columns: list = field(default_factory=list)   # (size, {param: array}) per grid
+    grid_rows: int = 0
+    seg_grid_offset: list = field(default_factory=list)
+    seg_len: list = field(default_factory=list)
+    seg_name: list = field(default_factory=list)
+    seg_version: list = field(default_factory=list)
+    seg_file: list = field(default_factory=list)
+    values: list = field(default_factory=list)
+    failed: list = field(default_factory=list)
+    stats: dict = field(default_factory=lambda: {c: [] for c in STAT_COLUMNS.values()})
+    files: list = field(default_factory=list)          # (commit, date_ms, machine, env)
+
+    def grid(self, name: str, params: list) -> tuple[int, int]:
+        declared = self.benchmarks.get(name, {}).get("param_names") or []
+        # A benchmark whose parameters changed since this file was written keeps generic
+        # names (it is marked outdated anyway): asv stores no names in results files.
+        names = tuple(declared) if len(declared) == len(params) else tuple(
+            f"param{i + 1}" for i in range(len(params)))
+        key = (names, tuple(tuple(map(str, p)) for p in params))
+        if key not in self.grids:
+            size, columns = _expand_grid(*key)
+            self.grids[key] = (self.grid_rows, size)
+            self.grid_columns.append((size, columns))
+            self.grid_rows += size
+        return self.grids[key]
+
+    def add_file(self, path: Path, machine_dir: str) -> None:
+        data = load_json(path)
+        if not isinstance(data, dict):
+            raise ResultsError(path, "is not a JSON object (an asv results file)")
+        missing = [key for key in REQUIRED_KEYS if key not in data]
+        if missing:
+            raise ResultsError(path, f"lacks key(s) {', '.join(missing)} of an asv results file")
+        if data.get("version", RESULTS_API_VERSION) != RESULTS_API_VERSION:
+            raise ResultsError(path, f"has results format version {data.get('version')!r}; "
+                                     f"this reader knows version {RESULTS_API_VERSION}")
+        columns, results = data["result_columns"], data["results"]
+        if not isinstance(columns, list) or "result" not in columns or "params" not in columns:
+            raise ResultsError(path, "has result_columns without 'result' and 'params'")
+        if not isinstance(results, dict) or not results:
+            raise ResultsError(path, "holds no benchmark results")
+        machine = (data.get("params") or {}).get("machine", machine_dir)
+        self.files.append((str(data["commit_hash"]), data["date"], machine, str(data["env_name"])))
+        file_index = len(self.files) - 1
+        file_values = []
+        for name, row in sorted(results.items()):
+            if not isinstance(row, list):
+                raise ResultsError(path, f"benchmark {name!r}: row is not a list")
+            cells = dict(zip(columns, row))
+            params = cells.get("params")
+            if not isinstance(params, list) or not all(isinstance(p, list) for p in params):
+                raise ResultsError(path, f"benchmark {name!r}: no parameter lists")
+            offset, size = self.grid(name, params)
+            result = cells.get("result")
+            result = [None] * size if result is None else result
+            if not isinstance(result, list) or len(result) != size:
+                raise ResultsError(path, f"benchmark {name!r}: {len(result) if isinstance(result, list) else 'no'} "
+                                         f"results for {size} parameter combinations")
+            file_values.extend(result)
+            for key, column in STAT_COLUMNS.items():
+                stat = cells.get(key)
+                if stat is not None and (not isinstance(stat, list) or len(stat) != size):
+                    raise ResultsError(path, f"benchmark {name!r}: {key} does not match its parameters")
+                self.stats[column].extend([None] * size if stat is None else stat)
+            self.seg_grid_offset.append(offset)
+            self.seg_len.append(size)
+            self.seg_name.append(name)
+            self.seg_version.append(cells.get("version"))
+            self.seg_file.append(file_index)
+        raw = np.array(file_values, dtype=object)
+        failed = np.equal(raw, None)  # null = failed; NaN = skipped
+        try:
+            self.values.append(np.where(failed, np.nan, raw).astype(float))
+        except (TypeError, ValueError):
+            raise ResultsError(path, "holds a result that is not a number") from None
+        self.failed.append(failed)
+
+    def frame(self) -> pd.DataFrame:
+        seg_len = np.asarray(self.seg_len, dtype=np.int64)
+        total = int(seg_len.sum())
+        seg_start = np.concatenate([[0], np.cumsum(seg_len)[:-1]])
+        row_seg = np.repeat(np.arange(len(seg_len)), seg_len)
+        # Each row's place in the concatenated parameter grids.
+        row_case = np.repeat(np.asarray(self.seg_grid_offset) - seg_start, seg_len) + np.arange(total)
+        out = {}
+        param_names = list(dict.fromkeys(n for _, cols in self.grid_columns for n in cols))
+        for name in param_names:
+            grid = np.concatenate([cols.get(name, np.full(size, None, dtype=object))
+                                   for size, cols in self.grid_columns])
+            out[name] = grid[row_case]
+        names = np.asarray(self.seg_name, dtype=object)
+        split = [split_name(n) for n in self.seg_name]
+        seg_method = np.array([s[2] for s in split], dtype=object)
+        out["layer"] = np.array([s[0] for s in split], dtype=object)[row_seg]
+        out["kind"] = np.array([s[1] for s in split], dtype=object)[row_seg]
+        out["measurement"] = np.array([measurement_label(m) for m in seg_method], dtype=object)[row_seg]
+        info = [self.benchmarks.get(n) for n in self.seg_name]
+        out["unit"] = np.array([i.get("unit") if i else default_unit(m)
+                                for i, m in zip(info, seg_method)], dtype=object)[row_seg]
+        seg_outdated = np.array([i is None or str(i["version"]) != str(v)
+                                 for i, v in zip(info, self.seg_version)], dtype=bool)
+        value = np.concatenate(self.values)
+        failed = np.concatenate(self.failed)
+        out["value"] = value
+        out["status"] = np.select([seg_outdated[row_seg], failed, np.isnan(value)],
+                                  ["outdated", "failed", "skipped"], "ok")
+        for column, cells in self.stats.items():
+            out[column] = np.array(cells, dtype=float)
+        files = pd.DataFrame(self.files, columns=["commit", "date", "machine", "env"])
+        row_file = np.asarray(self.seg_file)[row_seg]
+        out["commit"] = files["commit"].to_numpy(dtype=object)[row_file]
+        out["commit_date"] = pd.to_datetime(files["date"].to_numpy()[row_file], unit="ms", utc=True)
+        out["machine"] = files["machine"].to_numpy(dtype=object)[row_file]
+        out["env"] = files["env"].to_numpy(dtype=object)[row_file]
+        out["benchmark"] = names[row_seg]
+        out["version"] = np.array(self.seg_version, dtype=object)[row_seg]
+        return _tidy(pd.DataFrame(out))
+
+
+def method_of(table: pd.DataFrame) -> pd.Series:
+    """Each row's benchmark method name (split once per distinct benchmark)."""
+    return table["benchmark"].map({n: split_name(n)[2] for n in table["benchmark"].unique()})
+
+
+def _tidy(table: pd.DataFrame) -> pd.DataFrame:
+    """Fixed column order (documented parameters first, any others after quantity),
+    absent parameters as empty columns, threads defaulting to one."""
+    for column in PARAM_COLUMNS:
+        if column not in table:
+            table[column] = None
+    table["threads"] = table["threads"].fillna(DEFAULT_THREADS)
+    # Gradient errors are one measurement per quantity: "max rel error of grad_input".
+    has_quantity = method_of(table).isin(list(ERROR_MEASUREMENTS)) & table["quantity"].notna()
+    table.loc[has_quantity, "measurement"] = (table.loc[has_quantity, "measurement"] + " of "
+                                              + table.loc[has_quantity, "quantity"].astype(str))
+    for column in ("number", "repeat"):
+        table[column] = table[column].round().astype("Int64")
+    extra = [c for c in table.columns if c not in COLUMNS]
+    at = COLUMNS.index("quantity") + 1
+    order = COLUMNS[:at] + extra + COLUMNS[at:]
+    return table[order]
+
+
+def read_results(results_dir: Path | str) -> pd.DataFrame:
+    """Every machine, commit and environment under ``results_dir`` as one tidy table:
+    a row per benchmark x parameter combination x commit x machine x env (see
+    reports/README.md for the columns). Raises ResultsError naming the bad file."""
+    results_dir = Path(results_dir)
+    if not results_dir.exists():
+        raise ResultsError(results_dir, "results directory does not exist (run asv first)")
+    if not results_dir.is_dir():
+        raise ResultsError(results_dir, "is not a directory")
+    files = sorted(path for machine in results_dir.iterdir()
+                   if machine.is_dir() and not machine.name.startswith(".")
+                   for path in machine.glob("*.json") if path.name != "machine.json")
+    if not files:
+        raise ResultsError(results_dir, "holds no asv results files (<machine>/<commit>-<env>.json)")
+    collector = _Collector(read_benchmarks(results_dir))
+    for path in files:
+        collector.add_file(path, path.parent.name)
+    table = collector.frame()
+    return table.sort_values(["machine", "commit_date", "commit", "env"], kind="stable",
+                             ignore_index=True)

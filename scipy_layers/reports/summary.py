@@ -1,0 +1,162 @@
+"""summary.md and the headline table printed by the command: the latest commit on each
+machine, per layer, forward+backward time by size and implementation with the ratio to
+native, then the gradient verdicts."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from scipy_layers import LAYERS
+
+from .naming import DEFAULT_THREADS, NATIVE, PLAIN_KIND
+from .tables import with_blank_params
+
+SUMMARY_MEASUREMENT = "forward+backward"
+
+
+def size_key(text: str) -> int:
+    """'8x256x256' -> 524288 elements; blank or unreadable sizes sort first."""
+    try:
+        return int(np.prod([int(part) for part in str(text).split("x")]))
+    except ValueError:
+        return -1
+
+
+def latest_runs(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the most recent commit (by commit date) on each machine."""
+    latest = table.loc[table.groupby("machine")["commit_date"].idxmax(), ["machine", "commit"]]
+    return table.merge(latest, on=["machine", "commit"])
+
+
+def format_seconds(seconds: float) -> str:
+    for scale, unit in ((1, "s"), (1e-3, "ms"), (1e-6, "µs")):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds * 1e9:.3g} ns"
+
+
+def escape(text) -> str:
+    """Markdown-safe text: a literal | would end a table cell (or start a table)."""
+    return str(text).replace("|", "\\|")
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    header = "| " + " | ".join(map(escape, frame.columns)) + " |"
+    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
+    rows = ["| " + " | ".join(map(escape, row)) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *rows])
+
+
+def _row_columns(frame: pd.DataFrame) -> list[str]:
+    """The case columns worth a column here: those with more than a blank in them."""
+    return [c for c in ("size", "kernel", "dtype", "device") if (frame[c] != "").any()]
+
+
+def time_table(timings: pd.DataFrame, speedup: pd.DataFrame, layer: str) -> pd.DataFrame:
+    """Sizes (and kernel, dtype, device) as rows, implementations as columns, then the
+    ratio of each non-native implementation to native. Rows and implementations where
+    nothing ran or failed (skipped outside the default grid, no CUDA, not in this
+    commit's registry) are left to timings.csv; the caller names them."""
+    picked = timings[(timings["layer"] == layer) & (timings["kind"] == PLAIN_KIND)
+                     & (timings["measurement"] == SUMMARY_MEASUREMENT)
+                     & (timings["threads"] == DEFAULT_THREADS)]
+    shown = picked["status"].isin(["ok", "failed"])
+    picked = picked[picked.groupby(["size", "kernel", "dtype", "device"])["status"].transform(
+        lambda s: s.isin(["ok", "failed"]).any())
+        & picked["implementation"].isin(picked.loc[shown, "implementation"])]
+    if picked.empty:
+        return pd.DataFrame()
+    rows = _row_columns(picked)
+    cells = picked["value"].map(format_seconds).where(picked["status"] == "ok", picked["status"])
+    wide = picked.assign(cell=cells).pivot_table(index=rows, columns="implementation",
+                                                 values="cell", aggfunc="first")
+    others = [i for i in picked["implementation"].unique() if i != NATIVE]
+    wide = wide.reindex(columns=[i for i in [NATIVE, *others] if i in wide.columns])
+    ratios = speedup[(speedup["layer"] == layer) & (speedup["kind"] == PLAIN_KIND)
+                     & (speedup["measurement"] == SUMMARY_MEASUREMENT)
+                     & (speedup["threads"] == DEFAULT_THREADS)
+                     & speedup["implementation"].isin(others)]
+    if not ratios.empty:
+        cells = ratios["ratio"].map("{:.2f}".format).where(ratios["ratio"].notna(), "n/a")
+        ratio_wide = ratios.assign(cell=cells, column=ratios["implementation"] + "/native").pivot_table(
+            index=rows, columns="column", values="cell", aggfunc="first")
+        wide = wide.join(ratio_wide[[f"{i}/native" for i in others if f"{i}/native" in ratio_wide]],
+                         how="left")
+    wide = wide.fillna("n/a").reset_index()
+    return wide.sort_values(rows, key=lambda col: col.map(size_key) if col.name in ("size", "kernel") else col)
+
+
+def constant_columns(table: pd.DataFrame, columns=("dtype", "device", "kernel")) -> dict:
+    """Case columns with one value in ``table`` (said once in the caption instead)."""
+    return {c: table[c].iloc[0] for c in columns if c in table and table[c].nunique() == 1}
+
+
+def verdict_table(gradients: pd.DataFrame, layer: str) -> pd.DataFrame:
+    picked = gradients[(gradients["layer"] == layer) & (gradients["verdict"] != "skipped")]
+    if picked.empty:
+        return pd.DataFrame()
+    columns = ["implementation", *[c for c in _row_columns(picked)], "worst_quantity"]
+    table = picked[columns].copy()
+    table["worst rel error"] = picked["worst_rel_error"].map("{:.2g}".format)
+    table["tolerance"] = picked["tolerance"].map("{:.0e}".format)
+    table["verdict"] = picked["verdict"]
+    return table.fillna("")
+
+
+def summary_markdown(timings, speedup, gradients, compare, factor: float) -> str:
+    lines = ["# scipy-layers benchmark summary", ""]
+    latest_t, latest_s, latest_g = (latest_runs(t) for t in (timings, speedup, gradients))
+    for (machine, commit), run in latest_t.groupby(["machine", "commit"]):
+        date = run["commit_date"].iloc[0].strftime("%Y-%m-%d %H:%M UTC")
+        lines += [f"Machine `{machine}`, commit `{commit[:8]}` ({date}); env(s): "
+                  + ", ".join(f"`{e}`" for e in run["env"].unique()), ""]
+    counts = timings["status"].value_counts()
+    lines += ["Results read: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+              + " (every row is in timings.csv).", ""]
+    for layer in latest_t["layer"].unique():
+        spec = LAYERS.get(layer)
+        lines += [f"## {layer}", "", escape(spec.description) if spec else "(not in the registry)", ""]
+        times = time_table(with_blank_params(latest_t), latest_s, layer)
+        if not times.empty:
+            fixed = constant_columns(times)
+            caption = "".join(f", {k} {v}" for k, v in fixed.items())
+            lines += [f"{SUMMARY_MEASUREMENT} time, torch pinned to one thread{caption}; "
+                      "ratio = implementation / native (> 1: slower than native).", "",
+                      markdown_table(times.drop(columns=list(fixed))), ""]
+        not_run = sorted(set(latest_t.loc[latest_t["layer"] == layer, "implementation"].dropna())
+                         - set(times.columns))
+        if not_run:
+            lines += ["Not run at this commit (all skipped): " + ", ".join(not_run) + ".", ""]
+        verdicts = verdict_table(latest_g, layer)
+        if not verdicts.empty:
+            lines += [f"Gradient agreement with native (max rel error vs the tolerance):", "",
+                      markdown_table(verdicts), ""]
+    lines += ["## Compared commits", ""]
+    if compare.empty:
+        lines += ["Only one commit in the results: nothing to compare.", ""]
+    else:
+        changed = compare[compare["changed"]]
+        a, b = compare["commit_a"].iloc[0][:8], compare["commit_b"].iloc[0][:8]
+        lines += [f"`{a}` -> `{b}` at factor {factor}: {len(changed)} of "
+                  f"{(compare['change'] != 'n/a').sum()} comparable results changed "
+                  f"({(changed['change'] == 'increased').sum()} increased, "
+                  f"{(changed['change'] == 'decreased').sum()} decreased); see compare.csv.", ""]
+    return "\n".join(lines)
+
+
+def headline(speedup: pd.DataFrame, gradients: pd.DataFrame) -> pd.DataFrame:
+    """Per layer and non-native implementation, at the latest commit: how many
+    forward+backward cases ran, the geometric mean, min and max of time / native, and
+    the gradient verdicts."""
+    latest = latest_runs(speedup)
+    ratios = latest[(latest["kind"] == PLAIN_KIND) & (latest["measurement"] == SUMMARY_MEASUREMENT)
+                    & (latest["threads"] == DEFAULT_THREADS) & latest["ratio"].notna()]
+    stats = ratios.groupby(["layer", "implementation"]).agg(
+        cases=("ratio", "size"),
+        geomean_ratio=("ratio", lambda r: float(np.exp(np.log(r).mean()))),
+        min_ratio=("ratio", "min"), max_ratio=("ratio", "max"))
+    verdicts = latest_runs(gradients)
+    verdicts = verdicts[verdicts["verdict"] != "skipped"].groupby(["layer", "implementation"])["verdict"].agg(
+        lambda v: ", ".join(f"{n} {k}" for k, n in v.value_counts().items()))
+    table = stats.join(verdicts.rename("gradients"), how="outer").reset_index()
+    return table.fillna({"gradients": "", "cases": 0})

@@ -1,0 +1,172 @@
+"""The command: every output file and its columns, atomic writes inside the output
+directory only, and one clear line (exit code 2) for every bad results directory."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fixtures.asv_variants import FIXTURE, add_commit, copy_results, load, results_files, save
+from scipy_layers.reports import ResultsError, build_report, read_results
+from scipy_layers.reports.cli import main
+from scipy_layers.reports.reader import COLUMNS
+
+ROOT = Path(__file__).resolve().parent.parent
+CSV_COLUMNS = {
+    "speedup.csv": ["layer", "kind", "benchmark", "measurement", "implementation", "size",
+                    "kernel", "dtype", "device", "threads", "quantity", "unit", "time", "q25",
+                    "q75", "status", "native_time", "native_q25", "native_q75", "native_status",
+                    "ratio", "ratio_low", "ratio_high", "commit", "commit_date", "machine", "env"],
+    "gradients.csv": ["layer", "implementation", "size", "kernel", "dtype", "device",
+                      "output_max_abs", "output_max_rel", "grad_input_max_abs", "grad_input_max_rel",
+                      "grad_filter_max_abs", "grad_filter_max_rel", "grad_bias_max_abs",
+                      "grad_bias_max_rel", "worst_rel_error", "worst_quantity", "tolerance",
+                      "gradient_is_exact", "verdict", "status", "commit", "commit_date", "machine", "env"],
+    "compare.csv": ["layer", "kind", "benchmark", "measurement", "unit", "implementation", "size",
+                    "kernel", "dtype", "device", "threads", "quantity", "machine", "env",
+                    "commit_a", "commit_b", "value_a", "value_b", "q25_a", "q75_a", "q25_b",
+                    "q75_b", "status_a", "status_b", "ratio", "iqr_overlap", "changed", "change"],
+    "timings.csv": COLUMNS,
+}
+PLOTS = ["time_vs_size_conv2d.png", "speedup_conv2d.png", "time_vs_size_fft_abs.png",
+         "speedup_fft_abs.png"]
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    """The command run once on two commits of the real results, into an output directory
+    that already holds a README.md (which must survive)."""
+    base = tmp_path_factory.mktemp("report")
+    results = copy_results(base / "results")
+    add_commit(results, "d" * 40, days_later=2)
+    output = base / "out" / "nested"
+    output.mkdir(parents=True)
+    (output / "README.md").write_text("committed documentation\n")
+    before = {p: p.read_bytes() for p in results.rglob("*") if p.is_file()}
+    assert main([str(results), str(output), "--factor", "1.5"]) == 0
+    return base, results, output, before
+
+
+def test_every_file_is_written_with_its_columns(written, capsys):
+    _, _, output, _ = written
+    for name, columns in CSV_COLUMNS.items():
+        assert list(pd.read_csv(output / name, nrows=1).columns) == columns, name
+    timings = pd.read_csv(output / "timings.csv")
+    assert set(timings["status"]) == {"ok", "skipped"}
+    assert len(timings) == 2 * len(read_results(FIXTURE))
+    summary = (output / "summary.md").read_text()
+    for text in ("## conv2d", "## fft_abs", "scipy/native", "expected failure", "| size |",
+                 "factor 1.5"):
+        assert text in summary
+    for name in PLOTS:
+        assert (output / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_readme_survives_and_nothing_else_is_touched(written):
+    base, results, output, before = written
+    assert (output / "README.md").read_text() == "committed documentation\n"
+    assert {p: p.read_bytes() for p in results.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in output.iterdir()) == sorted(
+        ["README.md", "summary.md", *CSV_COLUMNS, *PLOTS])  # no temporary files left
+    assert sorted(p.name for p in base.iterdir()) == ["out", "results"]
+
+
+def test_headline_and_paths_are_printed(tmp_path, capsys):
+    assert main([str(FIXTURE), str(tmp_path / "out"), "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    assert str(tmp_path / "out" / "timings.csv") in out
+    assert "geomean_ratio" in out and "numpy-tutorial" in out and "expected failure" in out
+    assert not list((tmp_path / "out").glob("*.png"))
+
+
+def test_options_spelling_of_the_directories(tmp_path):
+    out = tmp_path / "out"
+    assert main(["--results", str(FIXTURE), "--output", str(out), "--no-plots"]) == 0
+    assert (out / "summary.md").exists()
+
+
+def bad(tmp_path, break_it):
+    results = copy_results(tmp_path / "results")
+    return results, break_it(results)
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def mutate(path: Path, change) -> Path:
+    data = load(path)
+    change(data)
+    save(path, data)
+    return path
+
+
+BROKEN = {
+    "missing directory": (lambda r: (shutil.rmtree(r), r)[1], "does not exist"),
+    "empty directory": (lambda r: (shutil.rmtree(r), r.mkdir(), r)[2], "holds no asv results files"),
+    "no results files": (lambda r: (results_files(r)[0].unlink(), r)[1], "holds no asv results files"),
+    "missing benchmarks.json": (lambda r: (r.joinpath("benchmarks.json").unlink(),
+                                           r / "benchmarks.json")[1], "is missing"),
+    "corrupt benchmarks.json": (lambda r: write(r / "benchmarks.json", '{"a": '), "is not valid JSON"),
+    "corrupt results file": (lambda r: write(results_files(r)[0], "{not json"), "is not valid JSON"),
+    "empty results file": (lambda r: write(results_files(r)[0], ""), "is empty"),
+    "results file with missing keys": (
+        lambda r: mutate(results_files(r)[0], lambda d: d.pop("result_columns")),
+        "lacks key(s) result_columns"),
+    "results file with no results": (
+        lambda r: mutate(results_files(r)[0], lambda d: d.update(results={})), "holds no benchmark results"),
+    "truncated result list": (
+        lambda r: mutate(results_files(r)[0], lambda d: d["results"][
+            "bench_conv2d.Conv2d.time_forward"][0].pop()), "599 results for 600"),
+    "non-numeric result": (
+        lambda r: mutate(results_files(r)[0], lambda d: d["results"][
+            "bench_conv2d.Conv2d.time_forward"][0].__setitem__(0, "fast")), "not a number"),
+    "results file that is a list": (lambda r: write(results_files(r)[0], "[]"), "is not a JSON object"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_bad_results_directories_name_the_file(tmp_path, case, capsys):
+    break_it, problem = BROKEN[case]
+    results, culprit = bad(tmp_path, break_it)
+    with pytest.raises(ResultsError) as error:
+        read_results(results)
+    assert error.value.path == culprit and problem in error.value.problem
+    output = tmp_path / "out"
+    assert main([str(results), str(output)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(culprit) in err and problem in err
+    assert "Traceback" not in err
+    assert not output.exists()  # nothing written for bad results
+
+
+def test_unknown_commit_is_a_one_line_error(capsys, tmp_path):
+    assert main([str(FIXTURE), str(tmp_path / "o"), "--commits", "abc", "def"]) == 2
+    assert "commit 'abc' is not in the results" in capsys.readouterr().err
+
+
+def test_the_module_entry_point_exits_2_without_a_traceback(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "scipy_layers.reports", str(tmp_path / "none")],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 2
+    assert run.stderr.startswith("scipy-layers-report: error: ") and run.stderr.count("\n") == 1
+    assert "Traceback" not in run.stderr and run.stdout == ""
+
+
+def test_output_path_that_is_a_file(tmp_path, capsys):
+    target = write(tmp_path / "file", "x")
+    assert main([str(FIXTURE), str(target), "--no-plots"]) == 2
+    assert "not a directory" in capsys.readouterr().err
+    assert target.read_text() == "x"
+
+
+def test_build_report_returns_the_tables(tmp_path):
+    report = build_report(FIXTURE, tmp_path / "out", with_plots=False)
+    assert report.commits is None and report.compare.empty
+    assert [p.name for p in report.files] == ["timings.csv", "speedup.csv", "gradients.csv",
+                                              "compare.csv", "summary.md"]
+    assert json.loads(json.dumps(report.headline.to_dict("records")))  # plain values

@@ -1,0 +1,145 @@
+"""The reader on results a real `asv run` wrote (tests/fixtures/asv_results) and on
+variants of them: one tidy row per benchmark x parameters x commit x machine x env."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fixtures.asv_variants import (FIXTURE, MACHINE, add_commit, case_index, column,
+                                   copy_results, load, raw_value, results_files, save)
+from scipy_layers.reports import read_results
+from scipy_layers.reports.reader import COLUMNS
+
+RAW = load(results_files(FIXTURE)[0])
+FB = "bench_conv2d.Conv2d.time_forward_backward"
+
+
+@pytest.fixture(scope="module")
+def table():
+    return read_results(FIXTURE)
+
+
+def test_columns_and_one_row_per_case(table):
+    assert list(table.columns) == COLUMNS
+    expected_rows = sum(math.prod(len(p) for p in row[column(RAW, "params")])
+                        for row in RAW["results"].values())
+    assert len(table) == expected_rows
+    assert not table.duplicated(["benchmark", "implementation", "size", "kernel", "dtype",
+                                 "device", "threads", "quantity", "commit", "machine", "env"]).any()
+
+
+def test_values_stats_and_run_columns_come_from_the_file(table):
+    row = table[(table["benchmark"] == FB) & (table["implementation"] == "scipy")
+                & (table["size"] == "127x127") & (table["kernel"] == "3x3")
+                & (table["dtype"] == "float64") & (table["device"] == "cpu")].squeeze()
+    case = dict(implementation="scipy", size="127x127", kernel="3x3", dtype="float64", device="cpu")
+    assert row["value"] == raw_value(RAW, FB, **case)
+    assert row["q25"] == raw_value(RAW, FB, "stats_q_25", **case)
+    assert row["q75"] == raw_value(RAW, FB, "stats_q_75", **case)
+    assert row["ci99_a"] == raw_value(RAW, FB, "stats_ci_99_a", **case)
+    assert row["ci99_b"] == raw_value(RAW, FB, "stats_ci_99_b", **case)
+    assert row["number"] == raw_value(RAW, FB, "stats_number", **case)
+    assert row["repeat"] == raw_value(RAW, FB, "stats_repeat", **case)
+    assert (row["status"], row["unit"], row["layer"], row["kind"]) == ("ok", "seconds", "conv2d", "timings")
+    assert row["measurement"] == "forward+backward"
+    assert row["commit"] == RAW["commit_hash"] and row["env"] == RAW["env_name"]
+    assert row["machine"] == MACHINE
+    assert row["commit_date"] == pd.Timestamp(RAW["date"], unit="ms", tz="UTC")
+    assert row["version"] == RAW["results"][FB][column(RAW, "version")]
+
+
+def test_parameters_are_plain_strings_and_absent_ones_blank(table):
+    assert set(table.loc[table["layer"] == "conv2d", "kernel"]) >= {"3x3", "15x15"}
+    assert table.loc[table["layer"] == "fft_abs", "kernel"].isna().all()
+    threads = table[table["kind"] == "threads"]
+    assert set(threads["threads"]) == {"1", "all"}
+    assert (table.loc[table["kind"] != "threads", "threads"] == "1").all()
+    assert not table["size"].str.contains("'").any()
+
+
+def test_measurements_and_units_follow_the_naming_contract(table):
+    by_method = table.assign(method=table["benchmark"].str.rsplit(".", n=1).str[-1])
+    labels = by_method.groupby("method")["measurement"].unique()
+    assert set(labels["time_forward"]) == {"forward"}
+    assert set(labels["time_backward"]) == {"backward"}
+    assert set(labels["track_peak_memory_forward_backward"]) == {"peak memory"}
+    assert set(labels["track_threads_in_force"]) == {"threads in force"}
+    assert set(labels["track_max_rel_error"]) == {
+        f"max rel error of {q}" for q in ("output", "grad_input", "grad_filter", "grad_bias")}
+    units = by_method.groupby("method")["unit"].first()
+    assert units["track_peak_memory_forward_backward"] == "bytes"
+    assert units["track_max_abs_error"] == "absolute error"
+
+
+def test_skipped_results_are_kept_and_marked(table):
+    assert set(table["status"]) == {"ok", "skipped"}  # the real run had no failures
+    skipped = table[table["status"] == "skipped"]
+    assert skipped["value"].isna().all()
+    assert set(skipped.loc[skipped["benchmark"] == FB, "device"]) >= {"cuda"}
+
+
+@pytest.fixture
+def variant(tmp_path):
+    return copy_results(tmp_path / "results")
+
+
+def test_failed_results_are_kept_and_marked(variant):
+    path = results_files(variant)[0]
+    data = load(path)
+    index = case_index(data, FB, implementation="scipy", size="16x16", kernel="3x3",
+                       dtype="float64", device="cpu")
+    data["results"][FB][column(data, "result")][index] = None
+    save(path, data)
+    failed = read_results(variant).query("status == 'failed'")
+    assert len(failed) == 1 and failed["value"].isna().all()
+    assert failed.squeeze()[["benchmark", "implementation", "size"]].tolist() == [FB, "scipy", "16x16"]
+
+
+def test_a_benchmark_whose_version_changed_is_outdated(variant):
+    benchmarks = load(variant / "benchmarks.json")
+    benchmarks[FB]["version"] = "a-newer-version"
+    save(variant / "benchmarks.json", benchmarks)
+    table = read_results(variant)
+    assert (table.loc[table["benchmark"] == FB, "status"] == "outdated").all()
+    assert (table.loc[table["benchmark"] != FB, "status"] != "outdated").all()
+
+
+def test_every_commit_and_machine_is_read(variant):
+    add_commit(variant, "b" * 40, days_later=1)
+    other = variant / "other-machine"
+    other.mkdir()
+    data = load(results_files(FIXTURE)[0])
+    data["params"]["machine"] = "other-machine"
+    save(other / results_files(FIXTURE)[0].name, data)
+    table = read_results(variant)
+    runs = table.groupby(["machine", "commit"]).size()
+    assert len(runs) == 3 and runs.nunique() == 1
+    # Oldest first on each machine.
+    own = table[table["machine"] == MACHINE]
+    assert own["commit_date"].is_monotonic_increasing
+    assert own["commit"].iloc[-1] == "b" * 40
+
+
+def test_new_parameters_of_a_threads_class_get_their_columns(variant):
+    """A Threads class that gains one-valued dtype/device parameters lines up."""
+    name = "bench_fft_abs.FFTAbsThreads.time_forward_backward"
+    benchmarks = load(variant / "benchmarks.json")
+    benchmarks[name]["param_names"] += ["dtype", "device"]
+    save(variant / "benchmarks.json", benchmarks)
+    path = results_files(variant)[0]
+    data = load(path)
+    data["results"][name][column(data, "params")] += [["'float32'"], ["'cpu'"]]
+    save(path, data)
+    rows = read_results(variant).query("benchmark == @name")
+    assert set(rows["dtype"]) == {"float32"} and set(rows["device"]) == {"cpu"}
+    threads_in_force = read_results(variant).query("kind == 'threads' and measurement == 'threads in force'")
+    assert threads_in_force["dtype"].isna().all()
+
+
+def test_many_commits_stack_up(variant):
+    for i in range(20):
+        add_commit(variant, f"{i + 1:08x}" + "0" * 32, days_later=i + 1)
+    table = read_results(variant)
+    assert len(table) == 21 * len(read_results(FIXTURE))
+    assert np.isfinite(table.loc[table["status"] == "ok", "value"]).all()

@@ -1,0 +1,155 @@
+"""speedup.csv, gradients.csv and compare.csv, checked against numbers taken straight
+from the real asv results file (and variants of it)."""
+import pytest
+import torch
+
+from fixtures.asv_variants import (FIXTURE, add_commit, case_index, column, copy_results,
+                                   load, raw_value, results_files, save)
+from scipy_layers.agreement import TOLERANCE
+from scipy_layers.reports import ReportError, read_results
+from scipy_layers.reports.gradients import gradients_table
+from scipy_layers.reports.tables import compare_table, resolve_commits, speedup_table
+
+RAW = load(results_files(FIXTURE)[0])
+FB = "bench_conv2d.Conv2d.time_forward_backward"
+FFT_ERRORS = "bench_fft_abs.FFTAbsGradients.track_max_rel_error"
+CONV_ERRORS = "bench_conv2d.Conv2dGradients.track_max_rel_error"
+
+
+@pytest.fixture(scope="module")
+def table():
+    return read_results(FIXTURE)
+
+
+def test_speedup_ratio_and_bounds_match_the_file(table):
+    speedup = speedup_table(table)
+    case = dict(size="1024x1024", kernel="15x15", dtype="float64", device="cpu")
+    row = speedup[(speedup["benchmark"] == FB) & (speedup["implementation"] == "scipy")
+                  & (speedup["size"] == case["size"]) & (speedup["kernel"] == case["kernel"])
+                  & (speedup["dtype"] == case["dtype"]) & (speedup["device"] == "cpu")].squeeze()
+    scipy = {k: raw_value(RAW, FB, k, implementation="scipy", **case)
+             for k in ("result", "stats_q_25", "stats_q_75")}
+    native = {k: raw_value(RAW, FB, k, implementation="native", **case)
+              for k in ("result", "stats_q_25", "stats_q_75")}
+    assert row["time"] == scipy["result"] and row["native_time"] == native["result"]
+    assert row["ratio"] == pytest.approx(scipy["result"] / native["result"])
+    assert row["ratio_low"] == pytest.approx(scipy["stats_q_25"] / native["stats_q_75"])
+    assert row["ratio_high"] == pytest.approx(scipy["stats_q_75"] / native["stats_q_25"])
+    assert row["ratio_low"] <= row["ratio"] <= row["ratio_high"]
+
+
+def test_speedup_has_every_non_native_case_with_skips_marked(table):
+    speedup = speedup_table(table)
+    assert "native" not in set(speedup["implementation"])
+    assert set(speedup["measurement"]) == {"forward", "backward", "forward+backward"}
+    times = table[table["measurement"].isin(["forward", "backward", "forward+backward"])]
+    assert len(speedup) == (times["implementation"] != "native").sum()
+    fft = speedup[speedup["layer"] == "fft_abs"]
+    assert set(fft["implementation"]) == {"scipy", "numpy-tutorial"} and (fft["kernel"] == "").all()
+    skipped = speedup[(speedup["status"] != "ok") | (speedup["native_status"] != "ok")]
+    assert len(skipped) > 0 and skipped["ratio"].isna().all()
+    assert speedup.loc[(speedup["status"] == "ok") & (speedup["native_status"] == "ok"), "ratio"].notna().all()
+    # Threads rows compare like with like: "all" threads against native at "all" threads.
+    threads = speedup[(speedup["kind"] == "threads") & speedup["ratio"].notna()]
+    assert set(threads["threads"]) == {"1", "all"}
+
+
+def test_gradient_verdicts_against_the_tolerance(table):
+    gradients = gradients_table(table)
+    ran = gradients[gradients["verdict"] != "skipped"]
+    assert set(ran.loc[ran["implementation"] == "scipy", "verdict"]) == {"pass"}
+    # The tutorial's BadFFTFunction: its gradient is knowingly wrong.
+    tutorial = ran[ran["implementation"] == "numpy-tutorial"]
+    assert len(tutorial) == 6 and set(tutorial["verdict"]) == {"expected failure"}
+    assert not tutorial["gradient_is_exact"].any()
+    row = ran[(ran["layer"] == "fft_abs") & (ran["implementation"] == "numpy-tutorial")
+              & (ran["size"] == "127x127") & (ran["dtype"] == "float32")].squeeze()
+    expected = raw_value(RAW, FFT_ERRORS, implementation="numpy-tutorial", size="127x127",
+                         dtype="float32", quantity="grad_input")
+    assert row["grad_input_max_rel"] == expected == row["worst_rel_error"]
+    assert row["worst_quantity"] == "grad_input"
+    assert row["tolerance"] == TOLERANCE[torch.float32]
+    # Native is the reference, never compared with itself: kept, marked skipped.
+    assert set(gradients.loc[gradients["implementation"] == "native", "verdict"]) == {"skipped"}
+
+
+def test_gradients_columns_per_quantity(table):
+    gradients = gradients_table(table)
+    for quantity in ("output", "grad_input", "grad_filter", "grad_bias"):
+        assert {f"{quantity}_max_abs", f"{quantity}_max_rel"} <= set(gradients.columns)
+    fft = gradients[gradients["layer"] == "fft_abs"]
+    assert fft["grad_filter_max_rel"].isna().all()
+
+
+def test_a_wrong_gradient_fails_and_a_failed_benchmark_says_so(tmp_path):
+    results = copy_results(tmp_path / "results")
+    path = results_files(results)[0]
+    data = load(path)
+    result = data["results"][CONV_ERRORS][column(data, "result")]
+    result[case_index(data, CONV_ERRORS, implementation="scipy", size="16x16", kernel="3x3",
+                      dtype="float64", quantity="grad_filter")] = 1e-3
+    result[case_index(data, CONV_ERRORS, implementation="scipy", size="127x127", kernel="3x3",
+                      dtype="float64", quantity="grad_bias")] = None
+    save(path, data)
+    gradients = gradients_table(read_results(results)).set_index(
+        ["layer", "implementation", "size", "kernel", "dtype"])
+    assert gradients.loc[("conv2d", "scipy", "16x16", "3x3", "float64"), "verdict"] == "fail"
+    assert gradients.loc[("conv2d", "scipy", "127x127", "3x3", "float64"), "verdict"] == "failed"
+    assert gradients.loc[("conv2d", "scipy", "16x16", "3x3", "float32"), "verdict"] == "pass"
+
+
+def two_commits(tmp_path, transform=None):
+    results = copy_results(tmp_path / "results")
+    add_commit(results, "c" * 40, days_later=1, transform=transform)
+    return read_results(results)
+
+
+def test_compare_flags_changes_beyond_the_factor(tmp_path):
+    case = dict(implementation="scipy", size="127x127", kernel="15x15", dtype="float64", device="cpu")
+
+    def slow_down(data):
+        result = data["results"][FB][column(data, "result")]
+        result[case_index(data, FB, **case)] *= 2.0
+        result[case_index(data, FB, **{**case, "dtype": "float32"})] *= 1.2
+        result[case_index(data, FB, **{**case, "implementation": "native"})] *= 0.5
+
+    table = two_commits(tmp_path, slow_down)
+    commits = resolve_commits(table, None)
+    assert commits == (RAW["commit_hash"], "c" * 40)
+    compare = compare_table(table, commits, factor=1.3)
+    assert len(compare) == len(read_results(FIXTURE))
+    changed = compare[compare["changed"]]
+    assert len(changed) == 2
+    rows = changed.set_index(["implementation", "dtype"])
+    assert rows.loc[("scipy", "float64"), "change"] == "increased"
+    assert rows.loc[("scipy", "float64"), "ratio"] == pytest.approx(2.0)
+    assert rows.loc[("native", "float64"), "change"] == "decreased"
+    unchanged = compare[(compare["status_a"] == "ok") & ~compare["changed"]]
+    assert set(unchanged["change"]) == {"unchanged"}
+    assert (unchanged["ratio"].between(1 / 1.3, 1.3)).all()
+    # The 1.2x one is flagged at a smaller factor.
+    assert compare_table(table, commits, factor=1.1)["changed"].sum() == 3
+    # Skipped on both sides: kept, not comparable.
+    assert set(compare.loc[compare["status_a"] == "skipped", "change"]) == {"n/a"}
+
+
+def test_compare_marks_outdated_and_missing(tmp_path):
+    def drop_and_bump(data):
+        del data["results"]["bench_fft_abs.FFTAbs.time_forward"]
+
+    table = two_commits(tmp_path, drop_and_bump)
+    compare = compare_table(table, resolve_commits(table, None), factor=1.3)
+    gone = compare[compare["benchmark"] == "bench_fft_abs.FFTAbs.time_forward"]
+    assert set(gone["status_b"]) == {"missing"} and set(gone["change"]) == {"n/a"}
+
+
+def test_resolve_commits_by_prefix_and_errors(tmp_path):
+    table = two_commits(tmp_path)
+    old = RAW["commit_hash"]
+    assert resolve_commits(table, ["cccc", old[:7]]) == ("c" * 40, old)
+    with pytest.raises(ReportError, match="is not in the results"):
+        resolve_commits(table, ["deadbeef", old])
+    single = read_results(FIXTURE)
+    assert resolve_commits(single, None) is None
+    empty = compare_table(single, None, factor=1.3)
+    assert empty.empty and {"ratio", "changed", "change", "commit_a"} <= set(empty.columns)
