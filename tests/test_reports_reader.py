@@ -121,20 +121,31 @@ def test_every_commit_and_machine_is_read(variant):
     assert own["commit"].iloc[-1] == "b" * 40
 
 
-def test_new_parameters_of_a_threads_class_get_their_columns(variant):
-    """A Threads class that gains one-valued dtype/device parameters lines up."""
+def test_a_new_one_valued_parameter_gets_its_column(variant):
+    """A Threads class that gains a one-valued device parameter lines up; its other
+    benchmark, still without it, keeps the column empty."""
     name = "bench_fft_abs.FFTAbsThreads.time_forward_backward"
     benchmarks = load(variant / "benchmarks.json")
-    benchmarks[name]["param_names"] += ["dtype", "device"]
+    benchmarks[name]["param_names"] += ["device"]
     save(variant / "benchmarks.json", benchmarks)
     path = results_files(variant)[0]
     data = load(path)
-    data["results"][name][column(data, "params")] += [["'float32'"], ["'cpu'"]]
+    data["results"][name][column(data, "params")] += [["'cpu'"]]
     save(path, data)
-    rows = read_results(variant).query("benchmark == @name")
-    assert set(rows["dtype"]) == {"float32"} and set(rows["device"]) == {"cpu"}
-    threads_in_force = read_results(variant).query("kind == 'threads' and measurement == 'threads in force'")
-    assert threads_in_force["dtype"].isna().all()
+    table = read_results(variant)
+    assert set(table.loc[table["benchmark"] == name, "device"]) == {"cpu"}
+    in_force = table[table["benchmark"] == "bench_fft_abs.FFTAbsThreads.track_threads_in_force"]
+    assert in_force["device"].isna().all() and set(in_force["dtype"]) == {"float32"}
+
+
+def test_class_suffixes_give_the_kind(table):
+    kinds = table.groupby("benchmark")["kind"].first()
+    assert kinds["bench_conv2d.Conv2d.time_forward"] == "timings"
+    assert kinds["bench_conv2d.Conv2dBackward.time_backward"] == "backward"
+    assert kinds["bench_conv2d.Conv2dThreads.time_forward_backward"] == "threads"
+    assert kinds["bench_conv2d.Conv2dGradients.track_max_rel_error"] == "gradients"
+    # A suffix outside the contract becomes its own kind, never mixed with the timings.
+    assert kinds["bench_conv2d.Conv2dMethods.time_forward_backward"] == "methods"
 
 
 def test_many_commits_stack_up(variant):

@@ -69,8 +69,10 @@ def test_gradient_verdicts_against_the_tolerance(table):
     assert row["grad_input_max_rel"] == expected == row["worst_rel_error"]
     assert row["worst_quantity"] == "grad_input"
     assert row["tolerance"] == TOLERANCE[torch.float32]
-    # Native is the reference, never compared with itself: kept, marked skipped.
-    assert set(gradients.loc[gradients["implementation"] == "native", "verdict"]) == {"skipped"}
+    # Cases that did not run (methods absent from this commit's registry) are kept, marked.
+    skipped = gradients[gradients["verdict"] == "skipped"]
+    assert len(skipped) > 0 and skipped["worst_rel_error"].isna().all()
+    assert set(skipped["status"]) == {"skipped"}
 
 
 def test_gradients_columns_per_quantity(table):

@@ -30,23 +30,37 @@ TIME_MEASUREMENTS = ["forward", "backward", "forward+backward"]
 ERROR_MEASUREMENTS = {"track_max_abs_error": "max_abs", "track_max_rel_error": "max_rel"}
 
 # Class-name suffix -> kind of view ("" = the plain <Name> class: timings and memory).
-KIND_SUFFIXES = {"Backward": "backward", "Threads": "threads", "Gradients": "gradients"}
+# Any other suffix after <Name> (e.g. Conv2dMethods) becomes its own kind, lower-cased.
+KIND_SUFFIXES = {"": "timings", "Backward": "backward", "Threads": "threads",
+                 "Gradients": "gradients"}
 PLAIN_KIND = "timings"
 
 
 def split_name(name: str) -> tuple[str, str, str]:
-    """'bench_conv2d.Conv2dThreads.time_forward_backward' -> (layer, kind, method):
-    ('conv2d', 'threads', 'time_forward_backward'). Names outside the contract keep what
-    can be read from them (layer '' when the module is not bench_<layer>)."""
+    """'bench_conv2d.Conv2dThreads.time_forward_backward' -> (layer, class, method):
+    ('conv2d', 'Conv2dThreads', 'time_forward_backward'). Names outside the contract
+    keep what can be read from them (layer '' when the module is not bench_<layer>)."""
     module, _, rest = name.partition(".")
     cls, _, method = rest.rpartition(".")
     layer = module.removeprefix("bench_") if module.startswith("bench_") else ""
-    kind = PLAIN_KIND
-    for suffix, label in KIND_SUFFIXES.items():
-        if cls.endswith(suffix):
-            kind = label
-            break
-    return layer, kind, method or rest
+    return layer, cls, method or rest
+
+
+def kinds(names) -> dict[str, str]:
+    """Benchmark name -> kind. Within a module the plain class <Name> is the shortest
+    class name that begins every other one; the rest of a class name is its suffix."""
+    classes: dict[str, set[str]] = {}
+    for name in names:
+        classes.setdefault(name.partition(".")[0], set()).add(split_name(name)[1])
+    result = {}
+    for name in names:
+        module, cls = name.partition(".")[0], split_name(name)[1]
+        siblings = classes[module]
+        bases = [c for c in siblings if all(other.startswith(c) for other in siblings)]
+        suffix = cls[len(min(bases, key=len)):] if bases else next(
+            (s for s in KIND_SUFFIXES if s and cls.endswith(s)), "")
+        result[name] = KIND_SUFFIXES.get(suffix, suffix.lower())
+    return result
 
 
 def measurement_label(method: str) -> str:

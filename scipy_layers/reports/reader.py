@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ResultsError
-from .naming import (DEFAULT_THREADS, ERROR_MEASUREMENTS, PARAM_COLUMNS, default_unit,
+from .naming import (DEFAULT_THREADS, ERROR_MEASUREMENTS, PARAM_COLUMNS, default_unit, kinds,
                      measurement_label, split_name)
 
 RESULTS_API_VERSION = 2
@@ -189,8 +189,9 @@ class _Collector:
         names = np.asarray(self.seg_name, dtype=object)
         split = [split_name(n) for n in self.seg_name]
         seg_method = np.array([s[2] for s in split], dtype=object)
+        kind_of = kinds(set(self.seg_name) | set(self.benchmarks))
         out["layer"] = np.array([s[0] for s in split], dtype=object)[row_seg]
-        out["kind"] = np.array([s[1] for s in split], dtype=object)[row_seg]
+        out["kind"] = np.array([kind_of[n] for n in self.seg_name], dtype=object)[row_seg]
         out["measurement"] = np.array([measurement_label(m) for m in seg_method], dtype=object)[row_seg]
         info = [self.benchmarks.get(n) for n in self.seg_name]
         out["unit"] = np.array([i.get("unit") if i else default_unit(m)
