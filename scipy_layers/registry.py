@@ -12,6 +12,7 @@ import torch
 
 from .conv import native_conv2d, scipy_conv2d
 from .fft import fft_abs, incorrect_fft, native_fft_abs
+from .nn import conv2d, make_conv2d_nchw_inputs, native_conv2d_nchw
 
 NATIVE = "native"
 
@@ -97,6 +98,18 @@ LAYERS: dict[str, Layer] = {
             input_names=("input", "filter", "bias"),
             takes_kernel=True,
             make_inputs=make_conv2d_inputs,
+        ),
+        Layer(
+            name="conv2d_nchw",
+            description="batched multi-channel conv, F.conv2d semantics (stride 1, padding 0 here)",
+            implementations={
+                "scipy": Implementation(conv2d, backend="numpy im2col + BLAS / scipy.fft",
+                                        note="picks im2col or fft (choose_nchw_method)"),
+                NATIVE: Implementation(native_conv2d_nchw, backend="torch.nn.functional.conv2d"),
+            },
+            input_names=("input", "weight", "bias"),
+            takes_kernel=True,
+            make_inputs=make_conv2d_nchw_inputs,
         ),
         Layer(
             name="fft_abs",

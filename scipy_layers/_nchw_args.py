@@ -1,0 +1,102 @@
+"""Argument checks and normalisation for :func:`scipy_layers.conv2d`, mirroring what
+``torch.nn.functional.conv2d`` accepts. Every check runs before any numpy call and names
+the argument, what it got, and what is accepted."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from ._checks import check_float_tensor, check_same_dtype_and_device
+
+
+class ConvGeometry(NamedTuple):
+    stride: tuple[int, int]
+    padding: tuple[int, int, int, int]  # top, bottom, left, right
+    dilation: tuple[int, int]
+    groups: int
+    out_hw: tuple[int, int]
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _pair(name: str, value, minimum: int) -> tuple[int, int]:
+    if _is_int(value):
+        pair = (value, value)
+    elif (isinstance(value, (tuple, list)) and len(value) in (1, 2)
+          and all(_is_int(v) for v in value)):
+        pair = (value[0], value[-1])
+    else:
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{name} must be >= {minimum} in both dims, got {value!r}")
+    return pair
+
+
+def _padding(padding, stride, dilation, kernel) -> tuple[int, int, int, int]:
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0, 0, 0)
+        if padding != "same":
+            raise ValueError(f"padding must be 'valid', 'same', an int or a pair of ints, "
+                             f"got {padding!r}")
+        if stride != (1, 1):
+            raise ValueError(f"padding='same' is not supported for strided convolutions "
+                             f"(stride={stride}); use an int or pair padding")
+        # torch puts the odd pixel of an even kernel's padding at the bottom/right.
+        total_h, total_w = (d * (k - 1) for d, k in zip(dilation, kernel))
+        return (total_h // 2, total_h - total_h // 2, total_w // 2, total_w - total_w // 2)
+    try:
+        pad_h, pad_w = _pair("padding", padding, 0)
+    except TypeError:
+        raise TypeError(f"padding must be 'valid', 'same', an int or a pair of ints, "
+                        f"got {padding!r}") from None
+    return (pad_h, pad_h, pad_w, pad_w)
+
+
+def check_conv2d_arguments(input, weight, bias, stride, padding, dilation, groups
+                           ) -> ConvGeometry:
+    """Check everything ``F.conv2d`` would, and return the normalised geometry."""
+    check_float_tensor("input", input)
+    if input.dim() not in (3, 4):
+        raise ValueError(f"input must be 3-D (C_in, H, W) or 4-D (N, C_in, H, W), got a "
+                         f"{input.dim()}-D tensor of shape {tuple(input.shape)}")
+    check_float_tensor("weight", weight, ndim=4)
+    if bias is not None:
+        check_float_tensor("bias", bias, ndim=1)
+    check_same_dtype_and_device("input", input, weight=weight, bias=bias)
+    if not _is_int(groups):
+        raise TypeError(f"groups must be an int, got {groups!r}")
+    if groups < 1:
+        raise ValueError(f"groups must be >= 1, got {groups}")
+    stride = _pair("stride", stride, 1)
+    dilation = _pair("dilation", dilation, 1)
+    c_out, c_group, k_h, k_w = weight.shape
+    c_in, height, width = input.shape[-3:]
+    if c_out % groups:
+        raise ValueError(f"weight of shape {tuple(weight.shape)} has {c_out} output channels, "
+                         f"which groups={groups} does not divide")
+    if c_in != c_group * groups:
+        raise ValueError(f"weight of shape {tuple(weight.shape)} with groups={groups} expects "
+                         f"input with {c_group * groups} channels, got input of shape "
+                         f"{tuple(input.shape)} ({c_in} channels)")
+    if bias is not None and bias.shape[0] != c_out:
+        raise ValueError(f"bias must have shape ({c_out},), one value per output channel of "
+                         f"weight {tuple(weight.shape)}; got shape {tuple(bias.shape)}")
+    pads = _padding(padding, stride, dilation, (k_h, k_w))
+    reach_h, reach_w = dilation[0] * (k_h - 1) + 1, dilation[1] * (k_w - 1) + 1
+    padded_h, padded_w = height + pads[0] + pads[1], width + pads[2] + pads[3]
+    if padded_h < reach_h or padded_w < reach_w:
+        raise ValueError(f"input of shape {tuple(input.shape)} padded to ({padded_h}, "
+                         f"{padded_w}) is smaller than weight {tuple(weight.shape)}'s kernel "
+                         f"with dilation {dilation} ({reach_h}, {reach_w})")
+    out_hw = ((padded_h - reach_h) // stride[0] + 1, (padded_w - reach_w) // stride[1] + 1)
+    return ConvGeometry(stride, pads, dilation, groups, out_hw)
+
+
+def check_padding_mode(padding_mode) -> None:
+    if padding_mode != "zeros":
+        raise ValueError(f"padding_mode must be 'zeros' for scipy_layers.Conv2d, got "
+                         f"{padding_mode!r} (torch.nn.Conv2d also takes 'reflect', "
+                         f"'replicate' and 'circular'; they are not implemented here)")
+

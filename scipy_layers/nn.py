@@ -1,0 +1,164 @@
+"""A drop-in ``conv2d`` / ``Conv2d`` with the semantics of ``torch.nn.functional.conv2d`` /
+``torch.nn.Conv2d`` (NCHW or unbatched CHW, stride, padding incl. 'same' and 'valid',
+dilation, groups), computed with numpy/scipy, with gradients for input, weight and bias.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.autograd import Function
+
+from . import _nchw_kernels as kernels
+from ._nchw_args import check_conv2d_arguments, check_padding_mode
+from ._numpy_bridge import numpy_backward, to_numpy, to_tensor
+
+NCHW_METHODS = ("auto", "im2col", "fft")
+
+# "auto": fft only where it cannot lose to im2col: stride 1, no dilation, one group, a
+# large kernel and few channel pairs (measured (4,1,128,128)->1 k15: fft ~0.01-0.03x of
+# im2col's time); frequency-domain channel contraction loses badly with many channels at
+# small kernels (figures: 20-180x slower), so everything else takes im2col + BLAS.
+FFT_MIN_TAPS = 25
+FFT_MAX_CHANNEL_PAIRS = 16
+
+
+def choose_nchw_method(x_shape, w_shape, stride, dilation, groups) -> str:
+    c_out, c_in, k_h, k_w = w_shape
+    if (stride == (1, 1) and dilation == (1, 1) and groups == 1
+            and k_h * k_w >= FFT_MIN_TAPS and c_in * c_out <= FFT_MAX_CHANNEL_PAIRS):
+        return "fft"
+    return "im2col"
+
+
+def _to_numpy(tensor):
+    return tensor.detach().numpy() if tensor.is_cpu else to_numpy(tensor)
+
+
+def _to_tensor(array, like):
+    # Kernels keep the input dtype, so on CPU no .to() is needed.
+    if like.is_cpu:
+        return torch.from_numpy(np.ascontiguousarray(array))
+    return to_tensor(array, like=like)
+
+
+class Conv2dNCHWFunction(Function):
+    """``F.conv2d`` on a 4-D input with already checked, normalised arguments
+    (see :func:`conv2d`); ``method`` is "im2col" or "fft"."""
+
+    @staticmethod
+    def forward(ctx, input, weight, bias, geometry, method):
+        x, w = _to_numpy(input), _to_numpy(weight)
+        top, bottom, left, right = geometry.padding
+        xp = kernels.pad(x, top, bottom, left, right)
+        if method == "fft":
+            y, state = kernels.fft_forward(xp, w, geometry.out_hw)
+        else:
+            y, cols = kernels.im2col_forward(xp, w, geometry.stride, geometry.dilation,
+                                             geometry.groups, geometry.out_hw)
+            state = cols if ctx.needs_input_grad[1] else None  # only grad_weight reads it
+        if bias is not None:
+            y += _to_numpy(bias)[:, None, None]
+        ctx.save_for_backward(input, weight)
+        ctx.arrays = (xp.shape, w, state)
+        ctx.geometry, ctx.method, ctx.has_bias = geometry, method, bias is not None
+        return _to_tensor(y, like=input)
+
+    @staticmethod
+    @numpy_backward
+    def backward(ctx, grad_output):
+        input, weight = ctx.saved_tensors  # raises if either was modified in place
+        xp_shape, w, state = ctx.arrays
+        geometry = ctx.geometry
+        gy = np.ascontiguousarray(_to_numpy(grad_output))
+        need_input, need_weight, need_bias = ctx.needs_input_grad[:3]
+        grad_xp = grad_w = grad_bias = None
+        if ctx.method == "fft" and (need_input or need_weight):
+            grad_xp, grad_w = kernels.fft_backward(gy, xp_shape, w.shape, state,
+                                                   need_input, need_weight)
+        elif ctx.method != "fft":
+            if need_input:
+                grad_xp = kernels.im2col_grad_input(gy, w, xp_shape, geometry.stride,
+                                                    geometry.dilation, geometry.groups)
+            if need_weight:
+                grad_w = kernels.im2col_grad_weight(gy, state, w.shape, geometry.groups)
+        grad_input = grad_weight = None
+        if grad_xp is not None:
+            top, bottom, left, right = geometry.padding
+            grad_input = _to_tensor(grad_xp[:, :, top:xp_shape[2] - bottom,
+                                            left:xp_shape[3] - right], like=input)
+        if grad_w is not None:
+            grad_weight = _to_tensor(grad_w, like=weight)
+        if ctx.has_bias and need_bias:
+            grad_bias = _to_tensor(gy.sum(axis=(0, 2, 3)), like=input)
+        return grad_input, grad_weight, grad_bias, None, None
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           method="auto") -> torch.Tensor:
+    """``torch.nn.functional.conv2d`` computed with numpy/scipy.
+
+    Same arguments and result: input (N, C_in, H, W) or unbatched (C_in, H, W), weight
+    (C_out, C_in/groups, kH, kW), bias (C_out,) or None, stride/dilation an int or pair,
+    padding an int, pair, 'valid' or 'same'. ``method`` (keyword only) forces "im2col" or
+    "fft"; "auto" picks by :func:`choose_nchw_method`.
+    """
+    if method not in NCHW_METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, NCHW_METHODS))}; "
+                         f"got {method!r}")
+    geometry = check_conv2d_arguments(input, weight, bias, stride, padding, dilation, groups)
+    if method == "auto":
+        method = choose_nchw_method(input.shape, weight.shape, geometry.stride,
+                                    geometry.dilation, groups)
+    elif method == "fft" and (geometry.stride != (1, 1) or geometry.dilation != (1, 1)
+                              or groups != 1):
+        raise ValueError(f"method='fft' needs stride 1, dilation 1 and groups 1; got "
+                         f"stride={stride!r}, dilation={dilation!r}, groups={groups!r}")
+    if input.dim() == 3:
+        return Conv2dNCHWFunction.apply(input[None], weight, bias, geometry, method)[0]
+    return Conv2dNCHWFunction.apply(input, weight, bias, geometry, method)
+
+
+class Conv2d(torch.nn.Conv2d):
+    """``torch.nn.Conv2d`` (same constructor, same initialisation, same parameters)
+    whose forward runs :func:`conv2d` on numpy/scipy. Only ``padding_mode='zeros'``."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, groups=1, bias=True, padding_mode="zeros", device=None,
+                 dtype=None, *, method="auto"):
+        check_padding_mode(padding_mode)
+        if method not in NCHW_METHODS:
+            raise ValueError(f"method must be one of {', '.join(map(repr, NCHW_METHODS))}; "
+                             f"got {method!r}")
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, padding_mode, device, dtype)
+        self.method = method
+
+    def forward(self, input):
+        return conv2d(input, self.weight, self.bias, self.stride, self.padding,
+                      self.dilation, self.groups, method=self.method)
+
+
+def native_conv2d_nchw(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """The native twin: ``torch.nn.functional.conv2d`` with the same arguments."""
+    return F.conv2d(input, weight, bias, stride, padding, dilation, groups)
+
+
+def make_conv2d_nchw_inputs(size, kernel, dtype=torch.float64, device="cpu", seed=0,
+                            requires_grad=True):
+    """(input (N, C_in, H, W), weight (C_out, C_in, kH, kW), bias (C_out,)), standard
+    normal, seeded. ``size`` is (N, C_in, H, W) and ``kernel`` (C_out, kH, kW); shorter
+    tuples name the trailing dims, the missing leading ones are 1 (so (H, W) and
+    (kH, kW), as the single-channel layer takes them, mean one image, one channel)."""
+    size, kernel = tuple(size), tuple(kernel)
+    if not 2 <= len(size) <= 4 or not 2 <= len(kernel) <= 3:
+        raise ValueError(f"size must be (N, C_in, H, W) and kernel (C_out, kH, kW); "
+                         f"got size={size!r}, kernel={kernel!r}")
+    n, c_in, height, width = (1,) * (4 - len(size)) + size
+    c_out, k_h, k_w = (1,) * (3 - len(kernel)) + kernel
+    gen = torch.Generator().manual_seed(seed)
+    shapes = ((n, c_in, height, width), (c_out, c_in, k_h, k_w), (c_out,))
+    return tuple(
+        torch.randn(shape, generator=gen, dtype=dtype).to(device).requires_grad_(requires_grad)
+        for shape in shapes
+    )

@@ -1,0 +1,182 @@
+"""scipy_layers.conv2d / Conv2d against torch.nn.functional.conv2d / torch.nn.Conv2d."""
+import dataclasses
+import functools
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.autograd import gradcheck
+
+import scipy_layers.nn as nn
+from scipy_layers import LAYERS, NATIVE, Conv2d, Implementation, conv2d
+from scipy_layers.agreement import TOLERANCE, compare_with_native, max_errors
+
+# (input shape, weight shape, keyword arguments): every F.conv2d feature, small.
+FEATURE_CASES = {
+    "plain": ((2, 3, 7, 6), (4, 3, 3, 3), {}),
+    "strided": ((2, 2, 9, 8), (3, 2, 3, 2), dict(stride=(2, 3))),
+    "padded": ((1, 2, 5, 6), (2, 2, 3, 3), dict(padding=(2, 1))),
+    "dilated": ((1, 2, 9, 9), (2, 2, 3, 2), dict(dilation=(2, 3), padding=1)),
+    "grouped": ((2, 4, 6, 6), (6, 2, 3, 3), dict(groups=2, stride=2, padding=1)),
+    "depthwise": ((2, 3, 6, 5), (6, 1, 3, 3), dict(groups=3, padding="same")),
+    "same-even": ((1, 2, 6, 7), (3, 2, 4, 2), dict(padding="same")),
+    "same-even-dilated": ((1, 1, 8, 8), (2, 1, 2, 4), dict(padding="same", dilation=2)),
+    "valid": ((1, 2, 6, 6), (1, 2, 6, 5), dict(padding="valid")),
+    "unbatched": ((2, 6, 5), (3, 2, 2, 3), dict(padding=1)),
+    "fft": ((2, 2, 9, 8), (3, 2, 5, 4), dict(method="fft", padding=2)),
+    "fft-unbatched": ((1, 12, 12), (1, 1, 7, 7), dict(method="fft")),
+}
+
+
+def case_inputs(input_shape, weight_shape, dtype, seed=0, with_bias=True):
+    gen = torch.Generator().manual_seed(seed)
+    shapes = [input_shape, weight_shape] + ([(weight_shape[0],)] if with_bias else [])
+    return [torch.randn(s, generator=gen, dtype=dtype).requires_grad_() for s in shapes]
+
+
+def native_kwargs(kwargs):
+    return {k: v for k, v in kwargs.items() if k != "method"}
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+@pytest.mark.parametrize("name", list(FEATURE_CASES))
+def test_gradcheck_input_weight_and_bias(name, with_bias):
+    input_shape, weight_shape, kwargs = FEATURE_CASES[name]
+    inputs = case_inputs(input_shape, weight_shape, torch.float64, with_bias=with_bias)
+    fn = functools.partial(conv2d, **kwargs)
+    assert gradcheck(lambda x, w, *b: fn(x, w, *b), inputs, eps=1e-6, atol=1e-8, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("name", list(FEATURE_CASES))
+def test_features_agree_with_f_conv2d(name, dtype):
+    input_shape, weight_shape, kwargs = FEATURE_CASES[name]
+    inputs = case_inputs(input_shape, weight_shape, dtype, seed=2)
+    ours = conv2d(*inputs, **kwargs)
+    theirs = F.conv2d(*inputs, **native_kwargs(kwargs))
+    assert ours.shape == theirs.shape and ours.dtype == dtype
+    grad_output = torch.randn_like(theirs)
+    our_grads = torch.autograd.grad(ours, inputs, grad_output)
+    their_grads = torch.autograd.grad(theirs, inputs, grad_output)
+    assert max_errors(ours, theirs).max_rel <= TOLERANCE[dtype]
+    for mine, reference in zip(our_grads, their_grads):
+        assert mine.dtype == dtype
+        assert max_errors(mine, reference).max_rel <= TOLERANCE[dtype]
+
+
+REAL_LAYERS = [  # (input, weight, stride, padding): shapes of real CNN layers
+    ((8, 3, 32, 32), (16, 3, 3, 3), 1, 0),
+    ((8, 16, 32, 32), (32, 16, 3, 3), 1, 0),
+    ((1, 64, 56, 56), (64, 64, 3, 3), 1, 0),
+    ((1, 3, 224, 224), (64, 3, 7, 7), 2, 3),
+    ((4, 1, 128, 128), (1, 1, 15, 15), 1, 0),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("input_shape,weight_shape,stride,padding", REAL_LAYERS)
+def test_real_cnn_layers_agree_with_native(input_shape, weight_shape, stride, padding, dtype):
+    # The registry's layer, with this case's stride and padding on both sides.
+    layer = dataclasses.replace(LAYERS["conv2d_nchw"], implementations={
+        "scipy": Implementation(functools.partial(conv2d, stride=stride, padding=padding), "numpy"),
+        NATIVE: Implementation(functools.partial(F.conv2d, stride=stride, padding=padding), "torch"),
+    })
+    inputs = case_inputs(input_shape, weight_shape, dtype, seed=3)
+    for what, err in compare_with_native(layer, "scipy", inputs).items():
+        assert err.max_rel <= TOLERANCE[dtype], (what, err)
+
+
+def test_registry_layer_inputs_and_implementations():
+    layer = LAYERS["conv2d_nchw"]
+    assert set(layer.implementations) == {"scipy", "native"} and layer.takes_kernel
+    x, w, b = layer.make_inputs((2, 3, 10, 9), (5, 3, 2), dtype=torch.float32, seed=1)
+    assert (x.shape, w.shape, b.shape) == ((2, 3, 10, 9), (5, 3, 3, 2), (5,))
+    assert all(t.requires_grad and t.dtype == torch.float32 for t in (x, w, b))
+    assert layer.make_inputs((6, 6), (3, 3))[1].shape == (1, 1, 3, 3)  # single-channel form
+    for what, err in compare_with_native(layer, "scipy", (x, w, b)).items():
+        assert err.max_rel <= TOLERANCE[torch.float32], (what, err)
+
+
+@pytest.mark.parametrize("x_shape,w_shape,kwargs,expected", [
+    ((4, 1, 128, 128), (1, 1, 15, 15), {}, "fft"),
+    ((2, 4, 64, 64), (4, 4, 9, 9), {}, "fft"),
+    ((8, 16, 32, 32), (32, 16, 3, 3), {}, "im2col"),       # many channels, small kernel
+    ((4, 1, 64, 64), (1, 1, 3, 3), {}, "im2col"),          # kernel too small for fft
+    ((4, 1, 64, 64), (1, 1, 7, 7), dict(stride=2), "im2col"),
+    ((4, 2, 64, 64), (2, 1, 7, 7), dict(groups=2), "im2col"),
+])
+def test_auto_runs_the_method_the_rule_names(x_shape, w_shape, kwargs, expected, monkeypatch):
+    seen = []
+    original = nn.Conv2dNCHWFunction.apply
+    monkeypatch.setattr(nn.Conv2dNCHWFunction, "apply",
+                        lambda *args: seen.append(args[-1]) or original(*args))
+    x, w = torch.randn(x_shape), torch.randn(w_shape)
+    conv2d(x, w, **kwargs)
+    assert seen == [expected]
+
+
+def test_module_mirrors_torch_conv2d():
+    kwargs = dict(in_channels=4, out_channels=6, kernel_size=(3, 2), stride=2, padding=1,
+                  dilation=(1, 2), groups=2, bias=True, dtype=torch.float64)
+    torch.manual_seed(11)
+    ours = Conv2d(**kwargs)
+    torch.manual_seed(11)
+    theirs = torch.nn.Conv2d(**kwargs)
+    for (name, mine), (_, reference) in zip(ours.named_parameters(), theirs.named_parameters()):
+        assert torch.equal(mine, reference), name  # same initialisation as torch
+    x = torch.randn(3, 4, 11, 10, dtype=torch.float64)
+    ours(x).sum().backward()
+    theirs(x).sum().backward()
+    assert max_errors(ours(x), theirs(x)).max_rel < 1e-12
+    assert max_errors(ours.weight.grad, theirs.weight.grad).max_rel < 1e-12
+    assert Conv2d(1, 2, 3, bias=False).bias is None
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_module_rejects_other_padding_modes(mode):
+    with pytest.raises(ValueError, match=f"padding_mode.*'zeros'.*'{mode}'"):
+        Conv2d(1, 1, 3, padding=1, padding_mode=mode)
+
+
+def good():
+    return [torch.randn(2, 4, 8, 8), torch.randn(6, 2, 3, 3), torch.randn(6)]
+
+
+BAD_CASES = [  # (args changed, kwargs, exception, words the message must contain)
+    ({0: torch.randn(8, 8)}, {}, ValueError, ["input", "2-D", "(8, 8)"]),
+    ({0: torch.randn(1, 2, 4, 8, 8)}, {}, ValueError, ["input", "5-D", "4-D"]),
+    ({1: torch.randn(6, 2, 3)}, {}, ValueError, ["weight", "4-D", "3-D"]),
+    ({2: torch.randn(6, 1)}, {}, ValueError, ["bias", "1-D", "2-D"]),
+    ({2: torch.randn(5)}, {}, ValueError, ["bias", "(6,)", "(5,)"]),
+    ({0: torch.ones(2, 4, 8, 8, dtype=torch.int32)}, {}, TypeError, ["input", "int32"]),
+    ({1: torch.randn(6, 2, 3, 3, dtype=torch.float64)}, {}, TypeError, ["weight", "float64"]),
+    ({0: [[1.0]]}, {}, TypeError, ["input", "torch.Tensor", "list"]),
+    ({}, dict(groups=1), ValueError, ["weight", "groups=1", "2 channels", "4 channels"]),
+    ({}, dict(groups=4), ValueError, ["groups=4", "6 output channels"]),
+    ({}, dict(groups=0), ValueError, ["groups", ">= 1", "0"]),
+    ({}, dict(groups=2.0), TypeError, ["groups", "int", "2.0"]),
+    ({}, dict(stride=0), ValueError, ["stride", ">= 1", "0"]),
+    ({}, dict(stride=(1, 2, 3)), TypeError, ["stride", "pair", "(1, 2, 3)"]),
+    ({}, dict(stride=1.5), TypeError, ["stride", "int", "1.5"]),
+    ({}, dict(dilation=(1, 0)), ValueError, ["dilation", ">= 1", "(1, 0)"]),
+    ({}, dict(padding=-1), ValueError, ["padding", ">= 0", "-1"]),
+    ({}, dict(padding="full"), ValueError, ["padding", "'valid'", "'same'", "'full'"]),
+    ({}, dict(padding=None), TypeError, ["padding", "'same'", "None"]),
+    ({}, dict(padding="same", stride=2), ValueError, ["padding='same'", "strided"]),
+    ({1: torch.randn(6, 2, 9, 3)}, {}, ValueError, ["input", "(2, 4, 8, 8)", "smaller", "kernel"]),
+    ({}, dict(dilation=4), ValueError, ["smaller", "dilation"]),
+    ({}, dict(method="winograd"), ValueError, ["method", "'im2col'", "'fft'", "'winograd'"]),
+    ({}, dict(groups=2, method="fft"), ValueError, ["method='fft'", "groups"]),
+]
+
+
+@pytest.mark.parametrize("changes,kwargs,exc,words", BAD_CASES)
+def test_bad_arguments_raise_clear_errors(changes, kwargs, exc, words):
+    args = good()
+    for index, value in changes.items():
+        args[index] = value
+    kwargs = {"groups": 2, **kwargs}
+    with pytest.raises(exc) as info:
+        conv2d(*args, **kwargs)
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))
