@@ -5,7 +5,8 @@ against F.conv2d on the same seeded inputs.
 picks) with the native twin; ``Conv2dMethods`` puts every numpy/scipy method beside them,
 which shows where each method wins and whether the rule picks the winner.
 """
-from .common import DEVICES, DTYPES, THREADS, _BackwardTiming, _GradientAgreement, _ThreadTimings, _Timings
+from .common import (DEVICES, DTYPES, THREADS, _BackwardTiming, _GradientAgreement, _ThreadTimings,
+                     _Timings, parse_size, skip)
 
 LAYER = "conv2d"
 # Fixed lists, never read from what is installed: an older commit lacking a method shows
@@ -24,6 +25,18 @@ def in_default_grid(implementation, size, kernel, dtype):
     return size in ("16x16", "127x127", "1024x1024") and kernel in ("3x3", "15x15")
 
 
+IM2COL_LIMIT_BYTES = 4 * 2**30
+
+
+def skip_infeasible(implementation, size, kernel, dtype):
+    """torch's float64 CPU conv has no oneDNN path: it builds a (kH*kW) x (Ho*Wo) im2col
+    buffer, 31 GB at 2048x2048 with 31x31 (more than this machine has)."""
+    (height, width), (k_h, k_w) = parse_size(size), parse_size(kernel)
+    im2col_bytes = k_h * k_w * (height - k_h + 1) * (width - k_w + 1) * 8
+    if implementation == "native" and dtype == "float64" and im2col_bytes > IM2COL_LIMIT_BYTES:
+        skip(f"native float64 would need a {im2col_bytes / 2**30:.0f} GiB im2col buffer")
+
+
 class Conv2d(_Timings):
     layer = LAYER
     param_names = PARAM_NAMES
@@ -31,6 +44,7 @@ class Conv2d(_Timings):
     in_default_grid = staticmethod(in_default_grid)
 
     def setup(self, implementation, size, kernel, dtype, device):
+        skip_infeasible(implementation, size, kernel, dtype)
         self.setup_case(implementation, size, kernel, dtype, device)
 
 
@@ -41,6 +55,7 @@ class Conv2dBackward(_BackwardTiming):
     in_default_grid = staticmethod(in_default_grid)
 
     def setup(self, implementation, size, kernel, dtype, device):
+        skip_infeasible(implementation, size, kernel, dtype)
         self.setup_case(implementation, size, kernel, dtype, device)
 
 
@@ -55,6 +70,7 @@ class Conv2dMethods(_ThreadTimings):
         return in_default_grid(implementation, size, kernel, dtype) and dtype == "float32"
 
     def setup(self, implementation, size, kernel, dtype, threads):
+        skip_infeasible(implementation, size, kernel, dtype)
         self.setup_case(implementation, size, kernel, dtype, "cpu", threads)
 
 
@@ -66,6 +82,7 @@ class Conv2dThreads(_ThreadTimings):
     params = [["native", "scipy"], ["127x127", "1024x1024"], ["3x3", "15x15"], ["float32"], THREADS]
 
     def setup(self, implementation, size, kernel, dtype, threads):
+        skip_infeasible(implementation, size, kernel, dtype)
         self.setup_case(implementation, size, kernel, dtype, "cpu", threads)
 
 

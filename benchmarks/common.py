@@ -102,6 +102,16 @@ def cached_forward(layer: str, implementation: str, size: str, kernel, dtype: st
         *cached_inputs(layer, size, kernel, dtype, device))
 
 
+def extra_cuda_memory(fn) -> int:
+    """Bytes by which ``fn()`` raised torch's peak CUDA allocation above the current one."""
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    fn()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - before
+
+
 class _LayerCase:
     """One parameter combination of a layer: its inputs, the implementation to run and the
     grad_output for backward. Subclasses set ``layer``, ``params`` and a ``setup`` that
@@ -157,10 +167,12 @@ class _Timings(_LayerCase):
         self.forward_backward()
 
     def track_peak_memory_forward_backward(self, *params):
-        """Peak RSS added by one forward+backward, in bytes (CPU only). asv's own
-        peakmem_ would include the ~300 MB of an imported torch and hide the layer."""
-        if self.device != "cpu":
-            skip("host RSS does not measure GPU memory")
+        """Peak memory added by one forward+backward, in bytes, on the inputs' device:
+        host RSS on the CPU (asv's own peakmem_ would include the ~300 MB of an imported
+        torch and hide the layer), torch.cuda.max_memory_allocated on CUDA (the scipy
+        layers' CPU round trip then shows as device memory not used)."""
+        if self.device == "cuda":
+            return extra_cuda_memory(self.forward_backward)
         return extra_peak_memory(self.forward_backward)
 
     track_peak_memory_forward_backward.unit = "bytes"

@@ -1,0 +1,64 @@
+"""The drop-in batched, multi-channel ``scipy_layers.conv2d`` (``conv2d_nchw`` in the
+registry) against F.conv2d (stride 1, no padding), on real CNN layer shapes."""
+from .common import DEVICES, DTYPES, _BackwardTiming, _GradientAgreement, _Timings
+
+LAYER = "conv2d_nchw"
+IMPLEMENTATIONS = ["native", "scipy"]
+# Input (N x C_in x H x W) -> output channels: real CNN layers, plus few channels with a
+# large kernel. The kernel parameter is kH x kW; C_out follows from the input.
+OUTPUT_CHANNELS = {
+    "8x3x32x32": 16,      # CIFAR stem
+    "8x16x32x32": 32,     # CIFAR block
+    "1x64x56x56": 64,     # ResNet stage 1
+    "1x3x224x224": 64,    # ImageNet stem (7x7)
+    "4x1x128x128": 1,     # few channels, large kernel
+}
+SIZES = list(OUTPUT_CHANNELS)
+KERNELS = ["3x3", "7x7", "15x15"]
+DEFAULT_PAIRS = {("8x3x32x32", "3x3"), ("8x16x32x32", "3x3"), ("1x64x56x56", "3x3"),
+                 ("1x3x224x224", "7x7"), ("4x1x128x128", "15x15")}
+PARAM_NAMES = ["implementation", "size", "kernel", "dtype", "device"]
+PARAMS = [IMPLEMENTATIONS, SIZES, KERNELS, list(DTYPES), DEVICES]
+
+
+def weight_shape(size: str, kernel: str) -> str:
+    """'8x3x32x32', '3x3' -> '16x3x3' (C_out x kH x kW), as the registry's maker takes it."""
+    return f"{OUTPUT_CHANNELS[size]}x{kernel}"
+
+
+def in_default_grid(implementation, size, kernel, dtype):
+    return (size, kernel) in DEFAULT_PAIRS
+
+
+class Conv2dNCHW(_Timings):
+    layer = LAYER
+    param_names = PARAM_NAMES
+    params = PARAMS
+
+    def in_default_grid(self, implementation, size, weight, dtype):
+        return in_default_grid(implementation, size, weight.partition("x")[2], dtype)
+
+    def setup(self, implementation, size, kernel, dtype, device):
+        self.setup_case(implementation, size, weight_shape(size, kernel), dtype, device)
+
+
+class Conv2dNCHWBackward(_BackwardTiming):
+    layer = LAYER
+    param_names = PARAM_NAMES
+    params = PARAMS
+
+    def in_default_grid(self, implementation, size, weight, dtype):
+        return in_default_grid(implementation, size, weight.partition("x")[2], dtype)
+
+    def setup(self, implementation, size, kernel, dtype, device):
+        self.setup_case(implementation, size, weight_shape(size, kernel), dtype, device)
+
+
+class Conv2dNCHWGradients(_GradientAgreement):
+    layer = LAYER
+    param_names = ["implementation", "size", "kernel", "dtype", "quantity"]
+    params = [["scipy"], ["8x3x32x32", "4x1x128x128"], ["3x3", "15x15"], list(DTYPES),
+              ["output", "grad_input", "grad_weight", "grad_bias"]]
+
+    def setup(self, implementation, size, kernel, dtype, quantity):
+        self.setup_case(implementation, size, weight_shape(size, kernel), dtype, quantity)
