@@ -1,20 +1,28 @@
 # Two entry points (see README): `make bench` runs the main job, `make test` the tests.
-# Each makes its own virtual environment from the pinned constraints.txt.
+# Each sets up what it needs: .venv from the pinned constraints.txt, and the dashboard's
+# JavaScript from the npm registry (dashboard/package-lock.json).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: bench test demo
+.PHONY: bench test serve demo
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
+dashboard/node_modules/.package-lock.json: dashboard/package.json dashboard/package-lock.json
+	npm ci --prefix dashboard --no-audit --no-fund --silent
+
+bench: $(VENV)/.installed dashboard/node_modules/.package-lock.json
+	tools/run_benchmarks.sh
+
+test: $(VENV)/.installed dashboard/node_modules/.package-lock.json
+	$(PY) -m pytest
+
+serve: $(VENV)/.installed
+	$(PY) tools/offline_dashboard.py serve
+
 demo: $(VENV)/.installed
 	$(PY) -m scipy_layers.demo
-
-bench: demo
-
-test: $(VENV)/.installed
-	$(PY) -m pytest

@@ -20,10 +20,10 @@ echo "== publishing the dashboard (works offline)"
 $PY tools/offline_dashboard.py publish
 
 echo "== writing reports"
-$PY -m scipy_layers.reports --results .asv/results --output reports
+$PY -m scipy_layers.reports --results .asv/results --output reports/latest
 
 cat <<MSG
 
 Dashboard: run 'make serve' and open http://127.0.0.1:8080 (served on 127.0.0.1 only).
-Reports:   reports/summary.md and the CSV files beside it (reports/README.md explains them).
+Reports:   reports/latest/summary.md and the CSV files beside it (reports/README.md explains them).
 MSG

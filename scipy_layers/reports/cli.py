@@ -11,7 +11,7 @@ from .build import DEFAULT_FACTOR, build_report
 from .errors import ReportError
 
 DEFAULT_RESULTS = Path(".asv/results")
-DEFAULT_OUTPUT = Path("reports")
+DEFAULT_OUTPUT = Path("reports") / "latest"
 PROG = "scipy-layers-report"
 
 
