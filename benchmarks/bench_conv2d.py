@@ -37,7 +37,7 @@ def skip_infeasible(implementation, size, kernel, dtype):
         skip(f"native float64 would need a {im2col_bytes / 2**30:.0f} GiB im2col buffer")
 
 
-class Conv2d(_Timings):
+class _Conv2dCase:
     layer = LAYER
     param_names = PARAM_NAMES
     params = PARAMS
@@ -48,15 +48,12 @@ class Conv2d(_Timings):
         self.setup_case(implementation, size, kernel, dtype, device)
 
 
-class Conv2dBackward(_BackwardTiming):
-    layer = LAYER
-    param_names = PARAM_NAMES
-    params = PARAMS
-    in_default_grid = staticmethod(in_default_grid)
+class Conv2d(_Conv2dCase, _Timings):
+    pass
 
-    def setup(self, implementation, size, kernel, dtype, device):
-        skip_infeasible(implementation, size, kernel, dtype)
-        self.setup_case(implementation, size, kernel, dtype, device)
+
+class Conv2dBackward(_Conv2dCase, _BackwardTiming):
+    pass
 
 
 class Conv2dMethods(_ThreadTimings):

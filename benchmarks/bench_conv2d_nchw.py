@@ -30,7 +30,7 @@ def in_default_grid(implementation, size, kernel, dtype):
     return (size, kernel) in DEFAULT_PAIRS
 
 
-class Conv2dNCHW(_Timings):
+class _Conv2dNCHWCase:
     layer = LAYER
     param_names = PARAM_NAMES
     params = PARAMS
@@ -42,16 +42,12 @@ class Conv2dNCHW(_Timings):
         self.setup_case(implementation, size, weight_shape(size, kernel), dtype, device)
 
 
-class Conv2dNCHWBackward(_BackwardTiming):
-    layer = LAYER
-    param_names = PARAM_NAMES
-    params = PARAMS
+class Conv2dNCHW(_Conv2dNCHWCase, _Timings):
+    pass
 
-    def in_default_grid(self, implementation, size, weight, dtype):
-        return in_default_grid(implementation, size, weight.partition("x")[2], dtype)
 
-    def setup(self, implementation, size, kernel, dtype, device):
-        self.setup_case(implementation, size, weight_shape(size, kernel), dtype, device)
+class Conv2dNCHWBackward(_Conv2dNCHWCase, _BackwardTiming):
+    pass
 
 
 class Conv2dNCHWGradients(_GradientAgreement):

@@ -16,26 +16,22 @@ def in_default_grid(implementation, size, kernel, dtype):
     return size in DEFAULT_SIZES
 
 
-class FFTAbs(_Timings):
+class _FFTAbsCase:
     layer = LAYER
     param_names = PARAM_NAMES
     params = PARAMS
-
     in_default_grid = staticmethod(in_default_grid)
 
     def setup(self, implementation, size, dtype, device):
         self.setup_case(implementation, size, None, dtype, device)
 
 
-class FFTAbsBackward(_BackwardTiming):
-    layer = LAYER
-    param_names = PARAM_NAMES
-    params = PARAMS
+class FFTAbs(_FFTAbsCase, _Timings):
+    pass
 
-    in_default_grid = staticmethod(in_default_grid)
 
-    def setup(self, implementation, size, dtype, device):
-        self.setup_case(implementation, size, None, dtype, device)
+class FFTAbsBackward(_FFTAbsCase, _BackwardTiming):
+    pass
 
 
 class FFTAbsThreads(_ThreadTimings):
