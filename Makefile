@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: bench test serve demo
+.PHONY: bench test serve demo results
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,3 +26,6 @@ serve: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	$(PY) -m scipy_layers.demo
+
+results: $(VENV)/.installed
+	tools/reference_results.sh
