@@ -5,8 +5,8 @@ against F.conv2d on the same seeded inputs.
 picks) with the native twin; ``Conv2dMethods`` puts every numpy/scipy method beside them,
 which shows where each method wins and whether the rule picks the winner.
 """
-from .common import (DEVICES, DTYPES, THREADS, _BackwardTiming, _GradientAgreement, _ThreadTimings,
-                     _Timings, parse_size, skip)
+from .common import (DEVICES, DTYPES, THREADS, _BackwardTiming, _ForwardBackwardTiming,
+                     _GradientAgreement, _ThreadTimings, _Timings, parse_size, skip)
 
 LAYER = "conv2d"
 # Fixed lists, never read from what is installed: an older commit lacking a method shows
@@ -56,19 +56,19 @@ class Conv2dBackward(_Conv2dCase, _BackwardTiming):
     pass
 
 
-class Conv2dMethods(_ThreadTimings):
+class Conv2dMethods(_ForwardBackwardTiming):
     """Forward+backward of every method, torch at one thread, on the CPU."""
 
     layer = LAYER
-    param_names = ["implementation", "size", "kernel", "dtype", "threads"]
-    params = [IMPLEMENTATIONS, SIZES, KERNELS, list(DTYPES), ["1"]]
+    param_names = ["implementation", "size", "kernel", "dtype"]
+    params = [IMPLEMENTATIONS, SIZES, KERNELS, list(DTYPES)]
 
     def in_default_grid(self, implementation, size, kernel, dtype):
         return in_default_grid(implementation, size, kernel, dtype) and dtype == "float32"
 
-    def setup(self, implementation, size, kernel, dtype, threads):
+    def setup(self, implementation, size, kernel, dtype):
         skip_infeasible(implementation, size, kernel, dtype)
-        self.setup_case(implementation, size, kernel, dtype, "cpu", threads)
+        self.setup_case(implementation, size, kernel, dtype, "cpu")
 
 
 class Conv2dThreads(_ThreadTimings):

@@ -190,12 +190,16 @@ class _BackwardTiming(_LayerCase):
         synchronize(self.device)
 
 
-class _ThreadTimings(_LayerCase):
-    """Forward+backward with torch at 1 thread and at its default (one per core): the
-    secondary view, comparing what a user gets out of the box."""
+class _ForwardBackwardTiming(_LayerCase):
+    """Forward+backward time alone, torch pinned to one thread."""
 
     def time_forward_backward(self, *params):
         self.forward_backward()
+
+
+class _ThreadTimings(_ForwardBackwardTiming):
+    """Forward+backward with torch at 1 thread and at its default (one per core): the
+    secondary view, comparing what a user gets out of the box."""
 
     def track_threads_in_force(self, *params):
         """torch.get_num_threads() while the case ran."""
