@@ -170,3 +170,16 @@ def test_build_report_returns_the_tables(tmp_path):
     assert [p.name for p in report.files] == ["timings.csv", "speedup.csv", "gradients.csv",
                                               "compare.csv", "summary.md"]
     assert json.loads(json.dumps(report.headline.to_dict("records")))  # plain values
+
+
+def test_summary_has_a_methods_table_from_the_methods_view(written):
+    _, _, output, _ = written
+    timings = pd.read_csv(output / "timings.csv", keep_default_na=False)
+    methods = timings[(timings["kind"] == "methods") & (timings["status"] == "ok")]
+    assert not methods.empty  # the fixture's real run has Conv2dMethods results
+    summary = (output / "summary.md").read_text()
+    section = summary.split("## conv2d")[1].split("## ")[0]
+    assert "Every method (methods view)" in section
+    shown = section.split("Every method (methods view)")[1]
+    for size in methods["size"].unique():
+        assert f"| {size} |" in shown

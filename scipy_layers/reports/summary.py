@@ -12,6 +12,7 @@ from .naming import DEFAULT_THREADS, NATIVE, PLAIN_KIND
 from .tables import with_blank_params
 
 SUMMARY_MEASUREMENT = "forward+backward"
+METHODS_KIND = "methods"  # bench_<layer>.<Name>Methods: every numpy/scipy method side by side
 
 
 def size_key(text: str) -> int:
@@ -52,12 +53,13 @@ def _row_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in ("size", "kernel", "dtype", "device") if (frame[c] != "").any()]
 
 
-def time_table(timings: pd.DataFrame, speedup: pd.DataFrame, layer: str) -> pd.DataFrame:
+def time_table(timings: pd.DataFrame, speedup: pd.DataFrame, layer: str,
+               kind: str = PLAIN_KIND) -> pd.DataFrame:
     """Sizes (and kernel, dtype, device) as rows, implementations as columns, then the
     ratio of each non-native implementation to native. Rows and implementations where
     nothing ran or failed (skipped outside the default grid, no CUDA, not in this
     commit's registry) are left to timings.csv; the caller names them."""
-    picked = timings[(timings["layer"] == layer) & (timings["kind"] == PLAIN_KIND)
+    picked = timings[(timings["layer"] == layer) & (timings["kind"] == kind)
                      & (timings["measurement"] == SUMMARY_MEASUREMENT)
                      & (timings["threads"] == DEFAULT_THREADS)]
     shown = picked["status"].isin(["ok", "failed"])
@@ -72,7 +74,7 @@ def time_table(timings: pd.DataFrame, speedup: pd.DataFrame, layer: str) -> pd.D
                                                  values="cell", aggfunc="first")
     others = [i for i in picked["implementation"].unique() if i != NATIVE]
     wide = wide.reindex(columns=[i for i in [NATIVE, *others] if i in wide.columns])
-    ratios = speedup[(speedup["layer"] == layer) & (speedup["kind"] == PLAIN_KIND)
+    ratios = speedup[(speedup["layer"] == layer) & (speedup["kind"] == kind)
                      & (speedup["measurement"] == SUMMARY_MEASUREMENT)
                      & (speedup["threads"] == DEFAULT_THREADS)
                      & speedup["implementation"].isin(others)]
@@ -123,6 +125,13 @@ def summary_markdown(timings, speedup, gradients, compare, factor: float) -> str
             lines += [f"{SUMMARY_MEASUREMENT} time, torch pinned to one thread{caption}; "
                       "ratio = implementation / native (> 1: slower than native).", "",
                       markdown_table(times.drop(columns=list(fixed))), ""]
+        methods = time_table(with_blank_params(latest_t), latest_s, layer, METHODS_KIND)
+        if not methods.empty:
+            fixed = constant_columns(methods)
+            caption = "".join(f", {k} {v}" for k, v in fixed.items())
+            lines += [f"Every method ({METHODS_KIND} view): {SUMMARY_MEASUREMENT} time{caption}; "
+                      "`scipy` is the method the layer's rule picks.", "",
+                      markdown_table(methods.drop(columns=list(fixed))), ""]
         not_run = sorted(set(latest_t.loc[latest_t["layer"] == layer, "implementation"].dropna())
                          - set(times.columns))
         if not_run:
