@@ -4,6 +4,8 @@ dilation, groups), computed with numpy/scipy, with gradients for input, weight a
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -56,7 +58,16 @@ class Conv2dNCHWFunction(Function):
         else:
             y, cols = kernels.im2col_forward(xp, w, geometry.stride, geometry.dilation,
                                              geometry.groups, geometry.out_hw)
-            state = cols if ctx.needs_input_grad[1] else None  # only grad_weight reads it
+            state = None
+            if ctx.needs_input_grad[1]:  # only grad_weight reads the window matrix
+                state = cols
+                # Back to the workspace when this graph node dies (backward may run
+                # again under retain_graph, so not at the end of backward).
+                weakref.finalize(ctx, kernels.recycle, cols).atexit = False
+            else:
+                kernels.recycle(cols)
+        if xp is not x:
+            kernels.recycle(xp)
         if bias is not None:
             y += _to_numpy(bias)[:, None, None]
         ctx.save_for_backward(input, weight)
@@ -77,7 +88,7 @@ class Conv2dNCHWFunction(Function):
             grad_xp, grad_w = kernels.fft_backward(gy, xp_shape, w.shape, state,
                                                    need_input, need_weight)
         elif ctx.method != "fft":
-            if need_input:
+            if need_input:  # a scratch array: ours to hand out or recycle
                 grad_xp = kernels.im2col_grad_input(gy, w, xp_shape, geometry.stride,
                                                     geometry.dilation, geometry.groups)
             if need_weight:
@@ -85,8 +96,13 @@ class Conv2dNCHWFunction(Function):
         grad_input = grad_weight = None
         if grad_xp is not None:
             top, bottom, left, right = geometry.padding
-            grad_input = _to_tensor(grad_xp[:, :, top:xp_shape[2] - bottom,
-                                            left:xp_shape[3] - right], like=input)
+            if top or bottom or left or right:
+                inner = np.array(grad_xp[:, :, top:xp_shape[2] - bottom,
+                                         left:xp_shape[3] - right])
+                if ctx.method != "fft":
+                    kernels.recycle(grad_xp)
+                grad_xp = inner
+            grad_input = _to_tensor(grad_xp, like=input)
         if grad_w is not None:
             grad_weight = _to_tensor(grad_w, like=weight)
         if ctx.has_bias and need_bias:
