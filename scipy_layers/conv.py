@@ -13,12 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch.autograd import Function
 
+from . import gpu
 from ._checks import check_float_tensor, check_same_dtype_and_device
 from ._numpy_bridge import numpy_backward, to_numpy, to_tensor
 from .conv_methods import METHODS
 
 AUTO = "auto"
-ACCEPTED_METHODS = (AUTO, *METHODS)
+ACCEPTED_METHODS = (AUTO, *METHODS, gpu.CUPY)
 
 BIAS_SHAPES = ((), (1,), (1, 1))
 
@@ -94,15 +95,19 @@ class ScipyConv2dFunction(Function):
 
     ``method`` picks the kernels (see :mod:`scipy_layers.conv_methods`): "direct"
     (scipy.signal correlate2d / convolve2d, the tutorial's), "shift" (shift-and-add),
-    "fft" (scipy.fft), or "auto" (:func:`choose_method`). Each gradient is computed only
-    when asked for and kept in the input dtype (the tutorial cast them to float32, which
-    broke float64 modules).
+    "fft" (scipy.fft), "cupy" (CUDA tensors on CuPy, see :mod:`scipy_layers.gpu`) or
+    "auto" (CuPy for CUDA tensors where usable, else :func:`choose_method`). Each
+    gradient is computed only when asked for and kept in the input dtype (the tutorial
+    cast them to float32, which broke float64 modules).
     """
 
     @staticmethod
     def forward(ctx, input, filter, bias=None, method=AUTO):
         check_method(method)
         check_conv_arguments(input, filter, bias)
+        ctx.backend = gpu.resolve_backend(input, method)
+        if ctx.backend == gpu.CUPY:
+            return gpu.conv_forward(ctx, input, filter, bias)
         if method == AUTO:
             method = choose_method(input.shape, filter.shape)
         kernels = METHODS[method]
@@ -119,6 +124,8 @@ class ScipyConv2dFunction(Function):
     @staticmethod
     @numpy_backward
     def backward(ctx, grad_output):
+        if ctx.backend == gpu.CUPY:
+            return gpu.conv_backward(ctx, grad_output)
         input, filter = ctx.saved_tensors  # raises if either was modified in place
         g = _to_numpy(grad_output)
         need_input, need_filter, need_bias = ctx.needs_input_grad[:3]
@@ -135,7 +142,7 @@ class ScipyConv2dFunction(Function):
 
 def scipy_conv2d(input, filter, bias=None, method=AUTO) -> torch.Tensor:
     """Valid cross-correlation of ``input`` with ``filter`` plus ``bias``, on numpy/scipy,
-    by ``method`` ("auto", "direct", "shift" or "fft")."""
+    by ``method`` ("auto", "direct", "shift", "fft" or "cupy")."""
     return ScipyConv2dFunction.apply(input, filter, bias, method)
 
 

@@ -11,6 +11,7 @@ import scipy.fft
 import torch
 from torch.autograd import Function
 
+from . import gpu
 from ._checks import check_float_tensor
 from ._numpy_bridge import numpy_backward, to_numpy, to_tensor
 
@@ -59,11 +60,15 @@ class FFTAbsFunction(Function):
     ``norm="forward"`` undoes irfft2's 1/(H*W). Z/|Z| is taken as 0 where |Z| = 0, as
     torch's ``sgn(0) = 0``, so the gradient is defined everywhere.
     scipy.fft keeps float32 in single precision (numpy.fft would compute in float64).
+    CUDA tensors run on CuPy where usable (:mod:`scipy_layers.gpu`), with the same formula.
     """
 
     @staticmethod
     def forward(ctx, input):
         check_float_tensor("input", input, min_ndim=2)
+        ctx.backend = gpu.resolve_backend(input)
+        if ctx.backend == gpu.CUPY:
+            return gpu.fft_abs_forward(ctx, input)
         spectrum = scipy.fft.rfft2(to_numpy(input))
         magnitude = np.abs(spectrum)
         ctx.spectrum = spectrum
@@ -75,6 +80,8 @@ class FFTAbsFunction(Function):
     @staticmethod
     @numpy_backward
     def backward(ctx, grad_output):
+        if ctx.backend == gpu.CUPY:
+            return gpu.fft_abs_backward(ctx, grad_output)
         spectrum, magnitude = ctx.spectrum, ctx.magnitude
         height, width = ctx.spatial_shape
         phase = np.divide(spectrum, magnitude, out=np.zeros_like(spectrum), where=magnitude != 0)

@@ -1,0 +1,218 @@
+"""CuPy backend for the single-channel conv layer and the FFT layer, and the rule that
+picks it.
+
+CUDA tensors reach CuPy through DLPack (zero copy for contiguous tensors) and the results
+come back the same way, so the computation stays on the GPU. Without a usable CuPy, CUDA
+tensors take the numpy/scipy path (copy to the CPU, compute, copy back) and one
+:class:`CPURoundTripWarning` per process says so. CuPy is imported lazily, on the first
+CUDA input, never at package import; CPU inputs never touch it. CuPy's intermediates come
+from CuPy's own memory pool, which torch.cuda.max_memory_allocated does not count.
+
+Written against the CuPy API without a GPU at hand: tools/gpu_check.py runs the GPU checks.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import warnings
+from typing import Any, NamedTuple
+
+import torch
+
+AUTO = "auto"
+CUPY = "cupy"    # backend: CuPy on the tensor's GPU
+NUMPY = "numpy"  # backend: numpy/scipy (a CPU round trip for CUDA tensors)
+INSTALL_HINT = "pip install scipy-layers[gpu]"
+
+# Filters with at least this many taps use FFT correlation for forward and grad_input;
+# smaller ones use cupyx correlate2d / convolve2d. An estimate (correlate2d forward was
+# 177 us at 1024^2 k15 and 2.8 ms at 2048^2 k31 on an H100), not a measured crossover:
+# tools/gpu_check.py prints both forwards so that a GPU session can set it.
+FFT_MIN_TAPS = 16 * 16
+
+
+class CPURoundTripWarning(UserWarning):
+    """CUDA tensors are computed on the CPU because CuPy is missing or unusable."""
+
+
+def choose_backend(device_type: str, method: str, cupy_available: bool, reason: str = "") -> str:
+    """The backend (``CUPY`` or ``NUMPY``) for inputs on ``device_type`` run by ``method``.
+
+    CuPy runs CUDA inputs under "auto" when available, and whenever "cupy" is asked for;
+    everything else runs on numpy/scipy. Asking for "cupy" off CUDA, or without a usable
+    CuPy, raises. Pure: ``reason`` only words the error.
+    """
+    if method == CUPY:
+        if device_type != "cuda":
+            raise ValueError(f"method='cupy' needs CUDA tensors, got tensors on {device_type!r}; "
+                             f"use method='auto' (or a numpy method) for them")
+        if not cupy_available:
+            raise RuntimeError(f"method='cupy' needs a usable CuPy"
+                               f"{': ' + reason if reason else ''}; `{INSTALL_HINT}` installs it")
+        return CUPY
+    if device_type == "cuda" and method == AUTO and cupy_available:
+        return CUPY
+    return NUMPY
+
+
+class CupyStatus(NamedTuple):
+    available: bool
+    reason: str                # why not, when not available
+    cupy: Any = None           # the cupy module
+    signal: Any = None         # cupyx.scipy.signal
+
+
+@functools.lru_cache(maxsize=None)
+def cupy_status() -> CupyStatus:
+    """Whether CuPy imports and runs a kernel on a CUDA device (checked once per process)."""
+    try:
+        import cupy
+        import cupyx.scipy.signal
+    except ImportError as error:
+        return CupyStatus(False, f"CuPy is not installed ({error})")
+    except Exception as error:  # e.g. a CUDA library mismatch raised at import
+        return CupyStatus(False, f"CuPy failed to import ({type(error).__name__}: {error})")
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return CupyStatus(False, "CuPy found no CUDA device")
+        cupy.asnumpy(cupy.zeros(1) + 1)  # compiles and runs a kernel: catches broken CUDA libs
+    except Exception as error:
+        return CupyStatus(False, f"CuPy is installed but not usable ({type(error).__name__}: {error})")
+    return CupyStatus(True, "", cupy, cupyx.scipy.signal)
+
+
+_round_trip_warned = False
+
+
+def warn_cpu_round_trip_once(reason: str) -> None:
+    global _round_trip_warned
+    if _round_trip_warned:
+        return
+    _round_trip_warned = True
+    warnings.warn(
+        f"scipy_layers: {reason}, so layers given CUDA tensors copy them to the CPU, compute "
+        f"with numpy/scipy and copy the results back (the CPU round trip; much slower). "
+        f"`{INSTALL_HINT}` installs CuPy and keeps the work on the GPU. "
+        f"(Shown once per process.)",
+        CPURoundTripWarning, stacklevel=3)
+
+
+def _device_type(tensor: torch.Tensor) -> str:
+    return tensor.device.type  # one place, so tests can fake a "cuda" decision
+
+
+def resolve_backend(tensor: torch.Tensor, method: str = AUTO) -> str:
+    """:func:`choose_backend` for ``tensor``; checks CuPy only for CUDA tensors, and warns
+    once when "auto" falls back to the CPU round trip."""
+    device_type = _device_type(tensor)
+    probe = device_type == "cuda" and method in (AUTO, CUPY)  # numpy methods need no CuPy
+    status = cupy_status() if probe else CupyStatus(False, "")
+    backend = choose_backend(device_type, method, status.available, status.reason)
+    if device_type == "cuda" and method == AUTO and backend == NUMPY:
+        warn_cpu_round_trip_once(status.reason)
+    return backend
+
+
+# --- torch <-> cupy -------------------------------------------------------------------
+
+def _modules():
+    status = cupy_status()
+    if not status.available:
+        raise RuntimeError(status.reason)
+    return status.cupy, status.signal
+
+
+def _to_cupy(cp, tensor: torch.Tensor):
+    """A CuPy view of ``tensor`` (zero copy unless it must be made contiguous)."""
+    return cp.from_dlpack(tensor.detach().contiguous())
+
+
+def _to_torch(array, dtype) -> torch.Tensor:
+    return torch.from_dlpack(array.astype(dtype, copy=False))
+
+
+@contextlib.contextmanager
+def _on_torch_stream(cp, tensor: torch.Tensor):
+    """Run CuPy on the tensor's device and torch's current stream there, so that no
+    synchronisation is needed between the two libraries."""
+    with contextlib.ExitStack() as stack:
+        if tensor.is_cuda:  # (only the tests' numpy-backed stand-in sees CPU tensors)
+            stack.enter_context(cp.cuda.Device(tensor.device.index))
+            stream = torch.cuda.current_stream(tensor.device).cuda_stream
+            if stream:  # 0 is the legacy default stream, which is CuPy's default too
+                stack.enter_context(cp.cuda.ExternalStream(stream))
+        yield
+
+
+# --- the single-channel conv layer (ScipyConv2dFunction, method "cupy") -------------------
+
+def conv_forward(ctx, input, filter, bias):
+    cp, signal = _modules()
+    with _on_torch_stream(cp, input):
+        x, w = _to_cupy(cp, input), _to_cupy(cp, filter)
+        if w.size >= FFT_MIN_TAPS:
+            y = signal.correlate(x, w, mode="valid", method="fft")
+        else:
+            y = signal.correlate2d(x, w, mode="valid")
+        result = _to_torch(y, x.dtype)
+    if bias is not None:
+        result += bias.reshape(())  # on the GPU: bias.item() would synchronise
+    ctx.save_for_backward(input, filter)
+    ctx.arrays = (x, w)
+    ctx.bias_shape = None if bias is None else bias.shape
+    return result
+
+
+def conv_backward(ctx, grad_output):
+    cp, signal = _modules()
+    _ = ctx.saved_tensors  # raises if input or filter was modified in place
+    need_input, need_filter, need_bias = ctx.needs_input_grad[:3]
+    grad_input = grad_filter = grad_bias = None
+    if need_input or need_filter:
+        x, w = ctx.arrays
+        with _on_torch_stream(cp, grad_output):
+            g = _to_cupy(cp, grad_output)
+            if need_input:  # full convolution of g with w
+                if w.size >= FFT_MIN_TAPS:
+                    gx = signal.convolve(g, w, mode="full", method="fft")
+                else:
+                    gx = signal.convolve2d(g, w, mode="full")
+                grad_input = _to_torch(gx, x.dtype)
+            if need_filter:
+                # Valid correlation of x with g by FFT. Not correlate2d(x, g): its "kernel"
+                # is all of g, which was measured 14-17x slower than native.
+                grad_filter = _to_torch(signal.correlate(x, g, mode="valid", method="fft"), x.dtype)
+    if ctx.bias_shape is not None and need_bias:
+        grad_bias = grad_output.sum().reshape(ctx.bias_shape)
+    return grad_input, grad_filter, grad_bias, None
+
+
+# --- the FFT layer (FFTAbsFunction): same true gradient as scipy_layers.fft ------------
+
+def fft_abs_forward(ctx, input):
+    cp, _ = _modules()
+    with _on_torch_stream(cp, input):
+        spectrum = cp.fft.rfft2(_to_cupy(cp, input))
+        magnitude = cp.abs(spectrum)
+        result = _to_torch(magnitude, magnitude.dtype)
+    ctx.spectrum = spectrum
+    ctx.spatial_shape = tuple(input.shape[-2:])
+    ctx.save_for_backward(input)  # only so that double backward can raise clearly
+    return result
+
+
+def fft_abs_backward(ctx, grad_output):
+    """dL/dx = irfft2(c * g * Z/|Z|, s=(H, W), norm="forward"), c and Z/|Z| as in fft.py."""
+    cp, _ = _modules()
+    spectrum = ctx.spectrum
+    height, width = ctx.spatial_shape
+    with _on_torch_stream(cp, grad_output):
+        magnitude = cp.abs(spectrum)  # recomputed: the forward output may have been changed
+        phase = spectrum / (magnitude + (magnitude == 0))  # Z = 0 where |Z| = 0: phase 0
+        weights = cp.full(spectrum.shape[-1], 0.5, dtype=magnitude.dtype)
+        weights[0] = 1.0
+        if width % 2 == 0:
+            weights[-1] = 1.0
+        grad_spectrum = _to_cupy(cp, grad_output) * weights * phase
+        grad = cp.fft.irfft2(grad_spectrum, s=(height, width), norm="forward")
+        return _to_torch(grad, magnitude.dtype)

@@ -1,0 +1,288 @@
+"""The CuPy backend (scipy_layers.gpu): the dispatch rule, the warn-once CPU round trip,
+clear errors, and the CuPy code path itself run on a numpy/scipy stand-in for CuPy with
+a faked "cuda" decision. The last tests need a real GPU with CuPy and skip elsewhere.
+"""
+import importlib.util
+import itertools
+import subprocess
+import sys
+import types
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.fft
+import scipy.signal
+import torch
+
+from scipy_layers import LAYERS, fft_abs, gpu, native_conv2d, scipy_conv2d
+from scipy_layers.conv import ACCEPTED_METHODS
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "tools" / "gpu_check.py")
+gpu_check = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(gpu_check)
+
+CUPY_MODULES = ("cupy", "cupyx", "cupyx.scipy", "cupyx.scipy.signal")
+HAS_GPU_AND_CUPY = torch.cuda.is_available() and importlib.util.find_spec("cupy") is not None
+
+
+@pytest.fixture(autouse=True)
+def fresh_state(monkeypatch):
+    """Each test sees a fresh CuPy probe and an unwarned process."""
+    clear = gpu.cupy_status.cache_clear  # kept: a test may replace cupy_status
+    clear()
+    monkeypatch.setattr(gpu, "_round_trip_warned", False)
+    yield
+    clear()
+
+
+def fake_cupy(device_count=1, broken=False):
+    """Modules named like CuPy's, backed by numpy/scipy; ``calls`` logs the signal calls."""
+    calls = []
+    cp = types.ModuleType("cupy")
+    cp.from_dlpack, cp.abs, cp.full, cp.asnumpy = np.from_dlpack, np.abs, np.full, np.asarray
+    cp.zeros = (lambda n: 1 / 0) if broken else np.zeros
+    cp.fft = scipy.fft
+    cp.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: device_count))
+    signal = types.ModuleType("cupyx.scipy.signal")
+    for name in ("correlate2d", "convolve2d", "correlate", "convolve"):
+        def spy(a, b, *args, _fn=getattr(scipy.signal, name), _name=name, **kwargs):
+            calls.append((_name, a.shape, b.shape, kwargs.get("method")))
+            return _fn(a, b, *args, **kwargs)
+        setattr(signal, name, spy)
+    cupyx, cupyx_scipy = types.ModuleType("cupyx"), types.ModuleType("cupyx.scipy")
+    cupyx.scipy, cupyx_scipy.signal = cupyx_scipy, signal
+    return dict(zip(CUPY_MODULES, (cp, cupyx, cupyx_scipy, signal))), calls
+
+
+def install(monkeypatch, modules, cuda=True):
+    for name in CUPY_MODULES:
+        monkeypatch.setitem(sys.modules, name, modules.get(name) if modules else None)
+    if cuda:  # every tensor now reads as CUDA to the dispatch (and only to it)
+        monkeypatch.setattr(gpu, "_device_type", lambda tensor: "cuda")
+
+
+@pytest.fixture
+def stand_in(monkeypatch):
+    modules, calls = fake_cupy()
+    install(monkeypatch, modules)
+    return calls
+
+
+# --- the rule ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("device,method,available", list(itertools.product(
+    ("cpu", "cuda", "mps", "meta"), ACCEPTED_METHODS, (False, True))))
+def test_choose_backend_on_every_combination(device, method, available):
+    if method == "cupy" and device != "cuda":
+        with pytest.raises(ValueError, match="method='cupy' needs CUDA tensors"):
+            gpu.choose_backend(device, method, available)
+    elif method == "cupy" and not available:
+        with pytest.raises(RuntimeError, match=r"pip install scipy-layers\[gpu\]"):
+            gpu.choose_backend(device, method, available, "CuPy is not installed")
+    else:
+        on_cupy = device == "cuda" and available and method in ("auto", "cupy")
+        assert gpu.choose_backend(device, method, available) == (gpu.CUPY if on_cupy else gpu.NUMPY)
+
+
+def test_cupy_is_an_accepted_method_and_numpy_methods_stay():
+    assert set(ACCEPTED_METHODS) == {"auto", "direct", "shift", "fft", "cupy"}
+
+
+# --- CPU inputs never touch CuPy ----------------------------------------------------------
+
+def test_cpu_inputs_never_probe_or_import_cupy(monkeypatch):
+    def probe():
+        raise AssertionError("CuPy probed for CPU tensors")
+    monkeypatch.setattr(gpu, "cupy_status", probe)
+    x, w, b = LAYERS["conv2d"].make_inputs((20, 17), (4, 3))
+    for method in ("auto", "direct", "shift", "fft"):
+        scipy_conv2d(x, w, b, method).sum().backward()
+    fft_abs(x).sum().backward()
+    with pytest.raises(ValueError, match="method='cupy' needs CUDA tensors, got tensors on 'cpu'"):
+        scipy_conv2d(x, w, b, "cupy")
+
+
+def test_package_import_and_cpu_use_leave_cupy_unimported():
+    code = ("import sys, torch, scipy_layers as s; x = torch.randn(9, 9, requires_grad=True); "
+            "s.scipy_conv2d(x, torch.randn(3, 3)).sum().backward(); s.fft_abs(x).sum().backward(); "
+            "assert 'cupy' not in sys.modules and 'cupyx' not in sys.modules, 'cupy imported'")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+# --- probing CuPy ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("modules,available,reason", [
+    (None, False, "CuPy is not installed"),
+    (fake_cupy(device_count=0)[0], False, "CuPy found no CUDA device"),
+    (fake_cupy(broken=True)[0], False, "CuPy is installed but not usable (ZeroDivisionError"),
+    (fake_cupy()[0], True, ""),
+])
+def test_cupy_status(monkeypatch, modules, available, reason):
+    install(monkeypatch, modules, cuda=False)
+    status = gpu.cupy_status()
+    assert status.available is available and status.reason.startswith(reason)
+
+
+# --- CUDA without CuPy: the CPU round trip, warned once -------------------------------------
+
+def test_round_trip_warns_once_per_process_and_computes_right(monkeypatch):
+    install(monkeypatch, None)
+    x, w, b = LAYERS["conv2d"].make_inputs((20, 17), (4, 3))
+    with pytest.warns(gpu.CPURoundTripWarning) as record:
+        out = scipy_conv2d(x, w, b)
+    assert len(record) == 1
+    message = str(record[0].message)
+    for part in ("CuPy is not installed", "copy them to the CPU", "pip install scipy-layers[gpu]"):
+        assert part in message
+    torch.testing.assert_close(out, native_conv2d(x, w, b))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a second warning would raise here
+        out.sum().backward()
+        scipy_conv2d(x, w, b).sum().backward()
+        fft_abs(x).sum().backward()
+
+
+def test_fft_layer_warns_too_and_explicit_numpy_methods_do_not(monkeypatch):
+    install(monkeypatch, None)
+    x, w, b = LAYERS["conv2d"].make_inputs((20, 17), (4, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for method in ("direct", "shift", "fft"):  # asked for by name: no surprise to warn of
+            scipy_conv2d(x, w, b, method)
+    with pytest.warns(gpu.CPURoundTripWarning, match="CuPy is not installed"):
+        fft_abs(x)
+
+
+def test_forcing_cupy_without_it_raises_clearly(monkeypatch):
+    install(monkeypatch, None)
+    x, w, b = LAYERS["conv2d"].make_inputs((20, 17), (4, 3))
+    with pytest.raises(RuntimeError, match=r"needs a usable CuPy: CuPy is not installed.*"
+                                           r"pip install scipy-layers\[gpu\]"):
+        scipy_conv2d(x, w, b, "cupy")
+
+
+# --- the CuPy code path, on the numpy/scipy stand-in --------------------------------------
+
+def test_stand_in_path_passes_gradcheck(stand_in):
+    gpu_check.check_gradients(device="cpu")
+    used = {(name, method) for name, *_, method in stand_in}
+    assert {("correlate2d", None), ("convolve2d", None), ("correlate", "fft"),
+            ("convolve", "fft")} <= used  # both filter-size branches ran
+
+
+def test_stand_in_path_agrees_with_native(stand_in):
+    rows = gpu_check.agreement_rows(device="cpu", conv_cases=[((40, 33), (3, 4)), ((48, 50), (16, 17))],
+                                    fft_shapes=[(7, 9), (2, 8, 6)])
+    assert rows and all(err <= tol for *_, err, tol in rows), rows
+    assert stand_in
+
+
+def test_grad_filter_is_never_correlate2d_with_grad_output(stand_in):
+    x, w, b = LAYERS["conv2d"].make_inputs((30, 30), (5, 5))
+    scipy_conv2d(x, w, b).sum().backward()
+    for name, _, second, method in stand_in:
+        if name in ("correlate2d", "convolve2d"):
+            assert second == (5, 5), stand_in  # the filter is the kernel, never g
+    assert ("correlate", (30, 30), (26, 26), "fft") in stand_in
+
+
+@pytest.mark.parametrize("mask", list(itertools.product([False, True], repeat=3)))
+def test_stand_in_path_computes_only_requested_gradients(stand_in, mask):
+    inputs = [t.detach().requires_grad_(m) for t, m in zip(LAYERS["conv2d"].make_inputs((12, 10), (3, 4)), mask)]
+    out = scipy_conv2d(*inputs, method="cupy")
+    assert out.requires_grad == any(mask)
+    if any(mask):
+        out.sum().backward()
+    names = [name for name, *_ in stand_in]
+    assert names.count("convolve2d") == mask[0] and names.count("correlate") == mask[1]
+    for t, m in zip(inputs, mask):
+        assert (t.grad is not None) == m
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_stand_in_path_keeps_dtype_and_shapes(stand_in, dtype):
+    x, w, b = LAYERS["conv2d"].make_inputs((21, 19), (16, 16), dtype=dtype)
+    out = scipy_conv2d(x, w, b, "cupy")
+    out.sum().backward()
+    assert out.dtype == x.grad.dtype == w.grad.dtype == b.grad.dtype == dtype
+    assert b.grad.shape == b.shape
+    (y,) = LAYERS["fft_abs"].make_inputs((5, 7), dtype=dtype)
+    out = fft_abs(y)
+    out.sum().backward()
+    assert out.dtype == y.grad.dtype == dtype and y.grad.shape == y.shape
+
+
+def test_stand_in_fft_gradient_where_the_spectrum_vanishes(stand_in):
+    x = torch.ones(4, 6, dtype=torch.float64, requires_grad=True)
+    x_native = x.detach().clone().requires_grad_(True)
+    g = torch.randn(4, 4, dtype=torch.float64)
+    fft_abs(x).backward(g)
+    torch.fft.rfft2(x_native).abs().backward(g)
+    torch.testing.assert_close(x.grad, x_native.grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("layer", ["conv2d", "fft_abs"])
+def test_stand_in_double_backward_raises_clearly(stand_in, layer):
+    inputs = LAYERS[layer].make_inputs((6, 7), (3, 3)) if layer == "conv2d" else \
+        LAYERS[layer].make_inputs((6, 7))
+    fn = scipy_conv2d if layer == "conv2d" else fft_abs
+    (grad,) = torch.autograd.grad(fn(*inputs).sum(), inputs[0], create_graph=True)
+    with pytest.raises(RuntimeError, match="does not support double backward"):
+        grad.sum().backward()
+
+
+# --- tools/gpu_check.py where there is no GPU ---------------------------------------------
+
+def test_gpu_check_without_a_gpu_exits_cleanly(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert gpu_check.main(["--no-timing"]) == 0
+    assert "no CUDA GPU on this machine" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU branch")
+def test_gpu_check_script_runs_here():
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "gpu_check.py")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and "nothing was checked" in result.stdout, result
+
+
+def test_gpu_check_with_a_gpu_but_no_cupy_says_how_to_fix(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    install(monkeypatch, None, cuda=False)
+    assert gpu_check.main([]) == 1
+    out = capsys.readouterr().out
+    assert "CuPy is not installed" in out and "pip install scipy-layers[gpu]" in out
+
+
+# --- on a real GPU with CuPy ----------------------------------------------------------
+
+needs_gpu = pytest.mark.skipif(not HAS_GPU_AND_CUPY, reason="needs a CUDA GPU and CuPy")
+
+
+@needs_gpu
+def test_gpu_gradcheck_float64():
+    gpu_check.check_gradients(device="cuda")
+
+
+@needs_gpu
+def test_gpu_agrees_with_native_tf32_off():
+    rows = gpu_check.agreement_rows(device="cuda")
+    assert all(err <= tol for *_, err, tol in rows), [r for r in rows if r[2] > r[3]]
+
+
+@needs_gpu
+def test_gpu_auto_uses_cupy_zero_copy_and_no_warning():
+    assert gpu.cupy_status().available, gpu.cupy_status().reason
+    cp = gpu.cupy_status().cupy
+    x, w, b = LAYERS["conv2d"].make_inputs((64, 64), (5, 5), device="cuda")
+    assert gpu._to_cupy(cp, x).data.ptr == x.data_ptr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert gpu.resolve_backend(x) == gpu.CUPY
+        out = scipy_conv2d(x, w, b)
+        out.sum().backward()
+    assert out.device == x.grad.device == w.grad.device == b.grad.device == x.device
