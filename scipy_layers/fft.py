@@ -84,13 +84,18 @@ class FFTAbsFunction(Function):
             return gpu.fft_abs_backward(ctx, grad_output)
         spectrum, magnitude = ctx.spectrum, ctx.magnitude
         height, width = ctx.spatial_shape
-        phase = np.divide(spectrum, magnitude, out=np.zeros_like(spectrum), where=magnitude != 0)
         weights = np.full(spectrum.shape[-1], 0.5, dtype=magnitude.dtype)
         weights[0] = 1.0
         if width % 2 == 0:
             weights[-1] = 1.0
-        grad_spectrum = to_numpy(grad_output) * weights * phase
-        grad_input = scipy.fft.irfft2(grad_spectrum, s=(height, width), norm="forward")
+        # c * g / |Z| as a real array (0 where |Z| = 0), then one complex-by-real product:
+        # cheaper than dividing the complex spectrum by |Z|. The inverse is done as an
+        # inverse FFT along H, then a real one along W (the same transform as irfft2).
+        scale = np.divide(to_numpy(grad_output) * weights, magnitude,
+                          out=np.zeros_like(magnitude), where=magnitude != 0)
+        grad_spectrum = scipy.fft.ifft(spectrum * scale, axis=-2, norm="forward", overwrite_x=True)
+        grad_input = scipy.fft.irfft(grad_spectrum, n=width, axis=-1, norm="forward",
+                                     overwrite_x=True)
         return to_tensor(grad_input, like=grad_output)
 
 
