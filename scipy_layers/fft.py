@@ -14,6 +14,7 @@ from torch.autograd import Function
 from . import gpu
 from ._checks import check_float_tensor
 from ._numpy_bridge import numpy_backward, to_numpy, to_tensor
+from ._spectral import mirror_weights
 
 
 class BadFFTFunction(Function):
@@ -84,10 +85,7 @@ class FFTAbsFunction(Function):
             return gpu.fft_abs_backward(ctx, grad_output)
         spectrum, magnitude = ctx.spectrum, ctx.magnitude
         height, width = ctx.spatial_shape
-        weights = np.full(spectrum.shape[-1], 0.5, dtype=magnitude.dtype)
-        weights[0] = 1.0
-        if width % 2 == 0:
-            weights[-1] = 1.0
+        weights = mirror_weights(np, spectrum.shape[-1], width, magnitude.dtype)
         # c * g / |Z| as a real array (0 where |Z| = 0), then one complex-by-real product:
         # cheaper than dividing the complex spectrum by |Z|. The inverse is done as an
         # inverse FFT along H, then a real one along W (the same transform as irfft2).

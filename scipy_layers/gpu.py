@@ -19,6 +19,8 @@ from typing import Any, NamedTuple
 
 import torch
 
+from ._spectral import mirror_weights
+
 AUTO = "auto"
 CUPY = "cupy"    # backend: CuPy on the tensor's GPU
 NUMPY = "numpy"  # backend: numpy/scipy (a CPU round trip for CUDA tensors)
@@ -209,10 +211,7 @@ def fft_abs_backward(ctx, grad_output):
     with _on_torch_stream(cp, grad_output):
         magnitude = cp.abs(spectrum)  # recomputed: the forward output may have been changed
         phase = spectrum / (magnitude + (magnitude == 0))  # Z = 0 where |Z| = 0: phase 0
-        weights = cp.full(spectrum.shape[-1], 0.5, dtype=magnitude.dtype)
-        weights[0] = 1.0
-        if width % 2 == 0:
-            weights[-1] = 1.0
+        weights = mirror_weights(cp, spectrum.shape[-1], width, magnitude.dtype)
         grad_spectrum = _to_cupy(cp, grad_output) * weights * phase
         grad = cp.fft.irfft2(grad_spectrum, s=(height, width), norm="forward")
         return _to_torch(grad, magnitude.dtype)

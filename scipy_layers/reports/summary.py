@@ -105,6 +105,15 @@ def verdict_table(gradients: pd.DataFrame, layer: str) -> pd.DataFrame:
     return table.fillna("")
 
 
+def _captioned(table: pd.DataFrame, title: str, note: str) -> list[str]:
+    """A titled markdown table; columns with one value move into the caption."""
+    if table.empty:
+        return []
+    fixed = constant_columns(table)
+    caption = "".join(f", {k} {v}" for k, v in fixed.items())
+    return [f"{title}{caption}; {note}", "", markdown_table(table.drop(columns=list(fixed))), ""]
+
+
 def summary_markdown(timings, speedup, gradients, compare, factor: float) -> str:
     lines = ["# scipy-layers benchmark summary", ""]
     latest_t, latest_s, latest_g = (latest_runs(t) for t in (timings, speedup, gradients))
@@ -118,20 +127,13 @@ def summary_markdown(timings, speedup, gradients, compare, factor: float) -> str
     for layer in latest_t["layer"].unique():
         spec = LAYERS.get(layer)
         lines += [f"## {layer}", "", escape(spec.description) if spec else "(not in the registry)", ""]
-        times = time_table(with_blank_params(latest_t), latest_s, layer)
-        if not times.empty:
-            fixed = constant_columns(times)
-            caption = "".join(f", {k} {v}" for k, v in fixed.items())
-            lines += [f"{SUMMARY_MEASUREMENT} time, torch pinned to one thread{caption}; "
-                      "ratio = implementation / native (> 1: slower than native).", "",
-                      markdown_table(times.drop(columns=list(fixed))), ""]
-        methods = time_table(with_blank_params(latest_t), latest_s, layer, METHODS_KIND)
-        if not methods.empty:
-            fixed = constant_columns(methods)
-            caption = "".join(f", {k} {v}" for k, v in fixed.items())
-            lines += [f"Every method ({METHODS_KIND} view): {SUMMARY_MEASUREMENT} time{caption}; "
-                      "`scipy` is the method the layer's rule picks.", "",
-                      markdown_table(methods.drop(columns=list(fixed))), ""]
+        by_case = with_blank_params(latest_t)
+        times = time_table(by_case, latest_s, layer)
+        lines += _captioned(times, f"{SUMMARY_MEASUREMENT} time, torch pinned to one thread",
+                            "ratio = implementation / native (> 1: slower than native).")
+        lines += _captioned(time_table(by_case, latest_s, layer, METHODS_KIND),
+                            f"Every method ({METHODS_KIND} view): {SUMMARY_MEASUREMENT} time",
+                            "`scipy` is the method the layer's rule picks.")
         not_run = sorted(set(latest_t.loc[latest_t["layer"] == layer, "implementation"].dropna())
                          - set(times.columns))
         if not_run:
