@@ -85,7 +85,8 @@ LAYERS: dict[str, Layer] = {
             description="single-channel valid cross-correlation + bias (tutorial's ScipyConv2d)",
             implementations={
                 "scipy": Implementation(scipy_conv2d, backend="numpy/scipy, method='auto'",
-                                        note="picks direct, shift or fft by size (choose_method)"),
+                                        note="picks direct, shift or fft by size (choose_method); "
+                                             "cupyx.scipy for CUDA tensors when CuPy is installed"),
                 **{
                     f"scipy-{method}": Implementation(
                         functools.partial(scipy_conv2d, method=method), backend=backend)
@@ -115,7 +116,8 @@ LAYERS: dict[str, Layer] = {
             name="fft_abs",
             description="|rfft2(x)| over the last two dims",
             implementations={
-                "scipy": Implementation(fft_abs, backend="scipy.fft"),
+                "scipy": Implementation(fft_abs, backend="scipy.fft",
+                                        note="cupy.fft for CUDA tensors when CuPy is installed"),
                 "numpy-tutorial": Implementation(
                     incorrect_fft, backend="numpy.fft", gradient_is_exact=False,
                     note="the tutorial's BadFFTFunction: backward is knowingly wrong",
