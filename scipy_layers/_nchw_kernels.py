@@ -1,12 +1,14 @@
 """numpy/scipy kernels of a batched, multi-channel 2-D convolution (NCHW), as
 ``torch.nn.functional.conv2d`` computes it (a cross-correlation), and its gradients.
 
-Shapes: x (N, C_in, H, W) already zero-padded, w (C_out, C_in/groups, kH, kW),
-y (N, C_out, Ho, Wo). Two methods:
+Shapes: x (N, C_in, H, W) unpadded (the kernels pad it), w (C_out, C_in/groups, kH, kW),
+y (N, C_out, Ho, Wo); ``geometry`` is _nchw_args.ConvGeometry. Two methods:
 
-- "im2col": the (C_in/groups * kH * kW, Ho * Wo) window matrix of each image and group,
-  then one BLAS matmul per (image, group); grad_input scatters the window gradients
-  back with kH * kW strided adds. Handles any stride, dilation and groups.
+- "im2col": the (C_in/groups * kH * kW, L) window matrix of each image and group, then
+  one BLAS matmul per (image, group) for y, grad_weight and the window gradients, which
+  kH * kW adds scatter back. Any stride, dilation and groups; at stride 1 the windows
+  run along whole padded rows (L = Ho * Wp, see im2col_forward) so that both copies
+  are contiguous block moves.
 - "fft": scipy.fft at next_fast_len of the padded input (a valid correlation needs no
   extra padding), channels contracted in the frequency domain; forward spectra reused
   in backward. Stride 1, dilation 1, groups 1 only: for few channels with large kernels.
@@ -20,6 +22,7 @@ fwd+bwd: ~2200 faults, 6.3 ms; 2.8 ms once no page faulted). Arrays that leave t
 from __future__ import annotations
 
 import threading
+import weakref
 
 import numpy as np
 import scipy.fft
@@ -28,7 +31,7 @@ from numpy.lib.stride_tricks import as_strided
 WORKSPACE_LIMIT_BYTES = 256 << 20  # idle scratch kept for reuse, at most
 _workspace: dict[tuple, list[np.ndarray]] = {}
 _workspace_bytes = 0
-_workspace_lock = threading.Lock()
+_workspace_lock = threading.RLock()  # a finalizer may recycle inside scratch()
 
 
 def scratch(shape, dtype) -> np.ndarray:
@@ -56,6 +59,16 @@ def recycle(*arrays) -> None:
             _workspace_bytes += array.nbytes
 
 
+def output(shape, dtype) -> np.ndarray:
+    """A C-contiguous array to hand out (as a tensor): a view of a scratch buffer that
+    returns to the workspace when the view dies. Callers return the view itself, never
+    a view of it (numpy bases views on the buffer, which would outlive the view)."""
+    buffer = scratch(shape, dtype)
+    view = buffer.view()
+    weakref.finalize(view, recycle, buffer).atexit = False
+    return view
+
+
 def clear_workspace() -> None:
     global _workspace_bytes
     with _workspace_lock:
@@ -63,89 +76,175 @@ def clear_workspace() -> None:
         _workspace_bytes = 0
 
 
-def pad(x, top, bottom, left, right):
-    """x zero-padded into a scratch array, or x itself without padding."""
-    if not (top or bottom or left or right):
-        return x
+def _padded(x, padding, tail=0):
+    """x zero-padded: (flat, grid), flat a (N, C, Hp * Wp + tail) scratch array (zero
+    tail) and grid its (N, C, Hp, Wp) view; x itself for both when nothing is added."""
+    top, bottom, left, right = padding
+    if not (top or bottom or left or right or tail):
+        return x, x
     n, c, h, w = x.shape
-    out = scratch((n, c, h + top + bottom, w + left + right), x.dtype)
-    out[:, :, :top] = 0
-    out[:, :, top + h:] = 0
-    out[:, :, top:top + h, :left] = 0
-    out[:, :, top:top + h, left + w:] = 0
-    out[:, :, top:top + h, left:left + w] = x
+    hp, wp = h + top + bottom, w + left + right
+    flat = scratch((n, c, hp * wp + tail), x.dtype)
+    grid = flat[:, :, :hp * wp].reshape(n, c, hp, wp)
+    flat[:, :, hp * wp:] = 0
+    grid[:, :, :top] = 0
+    grid[:, :, top + h:] = 0
+    grid[:, :, top:top + h, :left] = 0
+    grid[:, :, top:top + h, left + w:] = 0
+    grid[:, :, top:top + h, left:left + w] = x
+    return flat, grid
+
+
+def _inner(grid, padding):
+    """An output() copy of the unpadded part of a padded (N, C, Hp, Wp) array."""
+    top, bottom, left, right = padding
+    inner = grid[:, :, top:grid.shape[2] - bottom, left:grid.shape[3] - right]
+    out = output(inner.shape, inner.dtype)
+    np.copyto(out, inner)
     return out
 
 
-def _windows(xp, kernel, stride, dilation, out_hw):
-    """A strided view (N, C, kH, kW, Ho, Wo) of xp's windows; no copy."""
-    s_n, s_c, s_h, s_w = xp.strides
-    return as_strided(xp, (*xp.shape[:2], *kernel, *out_hw),
-                      (s_n, s_c, dilation[0] * s_h, dilation[1] * s_w,
-                       stride[0] * s_h, stride[1] * s_w), writeable=False)
+def _wide(geometry):
+    """Stride 1: windows taken along whole padded rows (see im2col_forward)."""
+    return geometry.stride == (1, 1)
 
 
-def im2col_forward(xp, w, stride, dilation, groups, out_hw):
-    """y (N, C_out, Ho, Wo) and the window matrix (N, G, C_in/G * kH * kW, Ho * Wo)."""
-    n = xp.shape[0]
+def im2col_forward(x, w, bias, geometry, keep_cols):
+    """y (N, C_out, Ho, Wo) (+ bias, when not None), fresh, and the state im2col_backward takes (the window
+    matrix (N, G, C_in/G * kH * kW, L) when keep_cols, else None).
+
+    At stride 1 ("wide"), L = Ho * Wp: each window row is one contiguous stretch of the
+    flattened padded input (a tail of zeros covers the last stretches), so im2col is
+    kH * kW block copies and col2im kH * kW contiguous adds; the Wp - Wo extra columns of
+    each output row are computed and dropped (backward gives them a zero gradient).
+    Otherwise L = Ho * Wo from a strided view.
+    """
+    n, c_in = x.shape[:2]
     c_out, c_group, k_h, k_w = w.shape
-    cols = scratch((n, groups, c_group * k_h * k_w, out_hw[0] * out_hw[1]), xp.dtype)
-    np.copyto(cols.reshape(n, xp.shape[1], k_h, k_w, *out_hw),
-              _windows(xp, (k_h, k_w), stride, dilation, out_hw))
+    (out_h, out_w), (d_h, d_w), groups = geometry.out_hw, geometry.dilation, geometry.groups
+    wide = _wide(geometry)
+    flat, grid = _padded(x, geometry.padding, d_w * (k_w - 1) if wide else 0)
+    hp, wp = grid.shape[2:]
+    length = out_h * wp if wide else out_h * out_w
+    cols = scratch((n, groups, c_group * k_h * k_w, length), x.dtype)
+    s_n, s_c, s_h, s_w = grid.strides
+    if wide:
+        windows = as_strided(flat, (n, c_in, k_h, k_w, length),
+                             (s_n, s_c, d_h * s_h, d_w * s_w, s_w), writeable=False)
+    else:
+        (st_h, st_w) = geometry.stride
+        windows = as_strided(grid, (n, c_in, k_h, k_w, out_h, out_w),
+                             (s_n, s_c, d_h * s_h, d_w * s_w, st_h * s_h, st_w * s_w),
+                             writeable=False)
+    np.copyto(cols.reshape(windows.shape), windows)
+    if flat is not x:
+        recycle(flat)
     w_groups = w.reshape(groups, c_out // groups, c_group * k_h * k_w)
-    y = np.matmul(w_groups, cols)
-    return y.reshape(n, c_out, *out_hw), cols
+    if wide:
+        y_wide = scratch((n, groups, c_out // groups, length), x.dtype)
+        np.matmul(w_groups, cols, out=y_wide)
+        y_kept = y_wide.reshape(n, c_out, out_h, wp)[..., :out_w]
+        y = output(y_kept.shape, x.dtype)
+        if bias is None:
+            np.copyto(y, y_kept)
+        else:  # the bias rides on the copy out
+            np.add(y_kept, bias[:, None, None], out=y)
+        recycle(y_wide)
+    else:
+        y = output((n, c_out, out_h, out_w), x.dtype)
+        np.matmul(w_groups, cols, out=y.reshape(n, groups, c_out // groups, -1))
+        if bias is not None:
+            y += bias[:, None, None]
+    if not keep_cols:
+        recycle(cols)
+        cols = None
+    return y, ((hp, wp), cols)
 
 
-def im2col_grad_weight(gy, cols, w_shape, groups):
-    n = gy.shape[0]
-    gy_groups = gy.reshape(n, groups, w_shape[0] // groups, -1)
-    grad = np.matmul(gy_groups, cols.transpose(0, 1, 3, 2))
-    return (grad.sum(axis=0) if n > 1 else grad[0]).reshape(w_shape)
+def im2col_backward(gy, w, state, geometry, need_input, need_weight):
+    """(grad_input, grad_weight), fresh arrays or None, from im2col_forward's state."""
+    (hp, wp), cols = state
+    n, c_out, out_h, out_w = gy.shape
+    _, c_group, k_h, k_w = w.shape
+    groups, wide = geometry.groups, _wide(geometry)
+    gy_wide = None
+    if wide:  # gy on whole padded rows, zero on the dropped columns
+        gy_wide = scratch((n, c_out, out_h, wp), gy.dtype)
+        gy_wide[..., :out_w] = gy
+        gy_wide[..., out_w:] = 0
+        gy = gy_wide
+    gy_groups = gy.reshape(n, groups, c_out // groups, -1)
+    grad_x = grad_w = None
+    if need_weight:
+        grad = np.matmul(gy_groups, cols.transpose(0, 1, 3, 2))
+        grad_w = (grad.sum(axis=0) if n > 1 else grad[0]).reshape(w.shape)
+    if need_input:
+        grad_x = _col2im(gy_groups, w, (n, groups * c_group, hp, wp), geometry, wide)
+    recycle(gy_wide)
+    return grad_x, grad_w
 
 
-def im2col_grad_input(gy, w, xp_shape, stride, dilation, groups):
-    """Gradient with respect to the padded input, in a scratch array."""
-    n, c_in = xp_shape[:2]
+def _col2im(gy_groups, w, xp_shape, geometry, wide):
+    n, c_in, hp, wp = xp_shape
     c_out, c_group, k_h, k_w = w.shape
-    out_h, out_w = gy.shape[2:]
+    groups, length = geometry.groups, gy_groups.shape[-1]
+    (s_h, s_w), (d_h, d_w) = geometry.stride, geometry.dilation
+    out_h, out_w = geometry.out_hw
     w_groups = w.reshape(groups, c_out // groups, c_group * k_h * k_w)
-    gy_groups = gy.reshape(n, groups, c_out // groups, out_h * out_w)
-    grad_cols = scratch((n, groups, c_group * k_h * k_w, out_h * out_w), gy.dtype)
+    grad_cols = scratch((n, groups, c_group * k_h * k_w, length), gy_groups.dtype)
     np.matmul(w_groups.transpose(0, 2, 1), gy_groups, out=grad_cols)
-    taps = grad_cols.reshape(n, c_in, k_h, k_w, out_h, out_w)
-    grad = scratch(xp_shape, gy.dtype)
-    grad.fill(0)
-    (s_h, s_w), (d_h, d_w) = stride, dilation
-    for i in range(k_h):
-        for j in range(k_w):
-            grad[:, :, i * d_h:i * d_h + s_h * (out_h - 1) + 1:s_h,
-                 j * d_w:j * d_w + s_w * (out_w - 1) + 1:s_w] += taps[:, :, i, j]
-    recycle(grad_cols)
-    return grad
+    taps = grad_cols.reshape(n, c_in, k_h, k_w, length)
+    if wide:
+        flat = scratch((n, c_in, hp * wp + d_w * (k_w - 1)), gy_groups.dtype)
+        flat[:, :, :length] = taps[:, :, 0, 0]
+        flat[:, :, length:] = 0
+        for i in range(k_h):
+            for j in range(k_w):
+                if i or j:
+                    start = i * d_h * wp + j * d_w
+                    flat[:, :, start:start + length] += taps[:, :, i, j]
+        grid = flat[:, :, :hp * wp].reshape(xp_shape)
+    else:
+        flat = grid = scratch(xp_shape, gy_groups.dtype)
+        grid.fill(0)
+        taps = taps.reshape(n, c_in, k_h, k_w, out_h, out_w)
+        for i in range(k_h):
+            for j in range(k_w):
+                grid[:, :, i * d_h:i * d_h + s_h * (out_h - 1) + 1:s_h,
+                     j * d_w:j * d_w + s_w * (out_w - 1) + 1:s_w] += taps[:, :, i, j]
+    grad_x = _inner(grid, geometry.padding)
+    recycle(grad_cols, flat)
+    return grad_x
 
 
 def _spectrum_shape(xp_shape):
     return tuple(scipy.fft.next_fast_len(n, real=True) for n in xp_shape[2:])
 
 
-def fft_forward(xp, w, out_hw):
-    """y and the state (shape, x spectrum, w spectrum) that backward reuses."""
+def fft_forward(x, w, geometry):
+    """y and the state (padded shape, spectrum shape, x spectrum, w spectrum) that
+    backward reuses."""
+    flat, xp = _padded(x, geometry.padding)
+    out_hw = geometry.out_hw
     shape = _spectrum_shape(xp.shape)
     x_spec = scipy.fft.rfft2(xp, s=shape)
+    if flat is not x:
+        recycle(flat)
     w_spec = scipy.fft.rfft2(w, s=shape)
     y_spec = np.einsum("ncuv,ocuv->nouv", x_spec, w_spec.conj())
     y = scipy.fft.irfft2(y_spec, s=shape)[:, :, :out_hw[0], :out_hw[1]]
-    return y, (shape, x_spec, w_spec)
+    return y, (xp.shape, shape, x_spec, w_spec)
 
 
-def fft_backward(gy, xp_shape, w_shape, state, need_input, need_weight):
-    shape, x_spec, w_spec = state
+def fft_backward(gy, w, state, geometry, need_input, need_weight):
+    """(grad_input, grad_weight): arrays or None."""
+    (xp_shape, shape, x_spec, w_spec), w_shape = state, w.shape
     g_spec = scipy.fft.rfft2(gy, s=shape)
     grad_input = grad_weight = None
     if need_input:
         spec = np.einsum("nouv,ocuv->ncuv", g_spec, w_spec)
-        grad_input = scipy.fft.irfft2(spec, s=shape)[:, :, :xp_shape[2], :xp_shape[3]]
+        grad_input = _inner(scipy.fft.irfft2(spec, s=shape)[:, :, :xp_shape[2], :xp_shape[3]],
+                            geometry.padding)
     if need_weight:
         spec = np.einsum("ncuv,nouv->ocuv", x_spec, g_spec.conj())
         grad_weight = scipy.fft.irfft2(spec, s=shape)[:, :, :w_shape[2], :w_shape[3]]

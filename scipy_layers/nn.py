@@ -51,27 +51,20 @@ class Conv2dNCHWFunction(Function):
     @staticmethod
     def forward(ctx, input, weight, bias, geometry, method):
         x, w = _to_numpy(input), _to_numpy(weight)
-        top, bottom, left, right = geometry.padding
-        xp = kernels.pad(x, top, bottom, left, right)
+        b = None if bias is None else _to_numpy(bias)
         if method == "fft":
-            y, state = kernels.fft_forward(xp, w, geometry.out_hw)
+            y, state = kernels.fft_forward(x, w, geometry)
+            if b is not None:
+                y += b[:, None, None]
         else:
-            y, cols = kernels.im2col_forward(xp, w, geometry.stride, geometry.dilation,
-                                             geometry.groups, geometry.out_hw)
-            state = None
-            if ctx.needs_input_grad[1]:  # only grad_weight reads the window matrix
-                state = cols
+            keep_cols = ctx.needs_input_grad[1]  # only grad_weight reads the window matrix
+            y, state = kernels.im2col_forward(x, w, b, geometry, keep_cols)
+            if keep_cols:
                 # Back to the workspace when this graph node dies (backward may run
                 # again under retain_graph, so not at the end of backward).
-                weakref.finalize(ctx, kernels.recycle, cols).atexit = False
-            else:
-                kernels.recycle(cols)
-        if xp is not x:
-            kernels.recycle(xp)
-        if bias is not None:
-            y += _to_numpy(bias)[:, None, None]
+                weakref.finalize(ctx, kernels.recycle, state[1]).atexit = False
         ctx.save_for_backward(input, weight)
-        ctx.arrays = (xp.shape, w, state)
+        ctx.arrays = (w, state)
         ctx.geometry, ctx.method, ctx.has_bias = geometry, method, bias is not None
         return _to_tensor(y, like=input)
 
@@ -79,32 +72,16 @@ class Conv2dNCHWFunction(Function):
     @numpy_backward
     def backward(ctx, grad_output):
         input, weight = ctx.saved_tensors  # raises if either was modified in place
-        xp_shape, w, state = ctx.arrays
-        geometry = ctx.geometry
+        w, state = ctx.arrays
         gy = np.ascontiguousarray(_to_numpy(grad_output))
         need_input, need_weight, need_bias = ctx.needs_input_grad[:3]
-        grad_xp = grad_w = grad_bias = None
-        if ctx.method == "fft" and (need_input or need_weight):
-            grad_xp, grad_w = kernels.fft_backward(gy, xp_shape, w.shape, state,
-                                                   need_input, need_weight)
-        elif ctx.method != "fft":
-            if need_input:  # a scratch array: ours to hand out or recycle
-                grad_xp = kernels.im2col_grad_input(gy, w, xp_shape, geometry.stride,
-                                                    geometry.dilation, geometry.groups)
-            if need_weight:
-                grad_w = kernels.im2col_grad_weight(gy, state, w.shape, geometry.groups)
-        grad_input = grad_weight = None
-        if grad_xp is not None:
-            top, bottom, left, right = geometry.padding
-            if top or bottom or left or right:
-                inner = np.array(grad_xp[:, :, top:xp_shape[2] - bottom,
-                                         left:xp_shape[3] - right])
-                if ctx.method != "fft":
-                    kernels.recycle(grad_xp)
-                grad_xp = inner
-            grad_input = _to_tensor(grad_xp, like=input)
-        if grad_w is not None:
-            grad_weight = _to_tensor(grad_w, like=weight)
+        grad_x = grad_w = None
+        if need_input or need_weight:
+            backward = kernels.fft_backward if ctx.method == "fft" else kernels.im2col_backward
+            grad_x, grad_w = backward(gy, w, state, ctx.geometry, need_input, need_weight)
+        grad_input = None if grad_x is None else _to_tensor(grad_x, like=input)
+        grad_weight = None if grad_w is None else _to_tensor(grad_w, like=weight)
+        grad_bias = None
         if ctx.has_bias and need_bias:
             grad_bias = _to_tensor(gy.sum(axis=(0, 2, 3)), like=input)
         return grad_input, grad_weight, grad_bias, None, None

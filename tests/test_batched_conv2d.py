@@ -2,6 +2,7 @@
 import dataclasses
 import functools
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -23,6 +24,12 @@ FEATURE_CASES = {
     "same-even-dilated": ((1, 1, 8, 8), (2, 1, 2, 4), dict(padding="same", dilation=2)),
     "valid": ((1, 2, 6, 6), (1, 2, 6, 5), dict(padding="valid")),
     "unbatched": ((2, 6, 5), (3, 2, 2, 3), dict(padding=1)),
+    # stride 1 takes the "wide" im2col (windows along whole padded rows)
+    "wide-dilated-grouped": ((2, 4, 7, 9), (4, 2, 2, 3), dict(dilation=(1, 2), groups=2,
+                                                              padding=(0, 2))),
+    "wide-asymmetric-same": ((2, 3, 5, 8), (2, 3, 4, 5), dict(padding="same", dilation=(2, 1))),
+    "wide-1x1": ((2, 3, 4, 5), (2, 3, 1, 1), {}),
+    "strided-rows-only": ((1, 2, 9, 7), (3, 2, 3, 3), dict(stride=(2, 1), padding=1)),
     "fft": ((2, 2, 9, 8), (3, 2, 5, 4), dict(method="fft", padding=2)),
     "fft-unbatched": ((1, 12, 12), (1, 1, 7, 7), dict(method="fft")),
 }
@@ -180,3 +187,112 @@ def test_bad_arguments_raise_clear_errors(changes, kwargs, exc, words):
         conv2d(*args, **kwargs)
     for word in words:
         assert word in str(info.value), (word, str(info.value))
+
+
+# --- the scratch workspace: reused buffers must never leak into results -----------------
+
+def grads_of(fn, inputs, grad_output, **kwargs):
+    out = fn(*inputs, **kwargs)
+    return (out.detach().clone(), *(g.clone() for g in torch.autograd.grad(
+        out, inputs, grad_output)))
+
+
+@pytest.mark.parametrize("kwargs", [dict(padding=1), dict(stride=2, padding=(1, 2)),
+                                    dict(method="fft", padding=2)])
+def test_repeated_and_interleaved_calls_agree_with_native(kwargs):
+    inputs_a = case_inputs((2, 3, 9, 10), (4, 3, 3, 3), torch.float64, seed=5)
+    inputs_b = case_inputs((2, 3, 9, 10), (4, 3, 3, 3), torch.float64, seed=6)
+    gy = torch.randn_like(F.conv2d(*inputs_a, **native_kwargs(kwargs)))
+    expected_a = grads_of(F.conv2d, inputs_a, gy, **native_kwargs(kwargs))
+    expected_b = grads_of(F.conv2d, inputs_b, gy, **native_kwargs(kwargs))
+    for _ in range(3):  # same shapes each time: the workspace hands the buffers back
+        assert all(torch.allclose(m, r) for m, r in
+                   zip(grads_of(conv2d, inputs_a, gy, **kwargs), expected_a))
+    # two graphs alive at once, backward in the other order
+    out_a, out_b = conv2d(*inputs_a, **kwargs), conv2d(*inputs_b, **kwargs)
+    grads_b = torch.autograd.grad(out_b, inputs_b, gy)
+    grads_a = torch.autograd.grad(out_a, inputs_a, gy)
+    assert all(torch.allclose(m, r) for m, r in zip((out_a.detach(), *grads_a), expected_a))
+    assert all(torch.allclose(m, r) for m, r in zip((out_b.detach(), *grads_b), expected_b))
+
+
+def test_backward_twice_under_retain_graph_and_other_calls_between():
+    x, w, b = case_inputs((2, 3, 8, 8), (4, 3, 3, 3), torch.float64, seed=7)
+    out = conv2d(x, w, b, padding=1)
+    gy = torch.randn_like(out)
+    first = torch.autograd.grad(out, (x, w, b), gy, retain_graph=True)
+    for seed in range(3):  # these reuse every buffer they can
+        conv2d(*case_inputs((2, 3, 8, 8), (4, 3, 3, 3), torch.float64, seed=seed),
+               padding=1).sum().backward()
+    second = torch.autograd.grad(out, (x, w, b), gy)
+    assert all(torch.equal(f, s) for f, s in zip(first, second))
+
+
+def test_forward_without_weight_grad_and_under_no_grad():
+    x, w, b = case_inputs((2, 3, 8, 8), (4, 3, 3, 3), torch.float64, seed=8)
+    w.requires_grad_(False)
+    gy = torch.randn(2, 4, 8, 8, dtype=torch.float64)
+    ours = conv2d(x, w, b, padding=1)
+    theirs = F.conv2d(x, w, b, padding=1)
+    assert torch.allclose(ours, theirs)
+    assert torch.allclose(torch.autograd.grad(ours, x, gy)[0],
+                          torch.autograd.grad(theirs, x, gy)[0])
+    with torch.no_grad():
+        assert torch.allclose(conv2d(x, w, b, padding=1), theirs)
+
+
+def test_non_contiguous_input_and_weight():
+    x = torch.randn(2, 8, 9, 3, dtype=torch.float64).permute(0, 3, 2, 1).requires_grad_()
+    w = torch.randn(3, 3, 5, 4, dtype=torch.float64).transpose(0, 1).requires_grad_()
+    for kwargs in (dict(padding=1), dict(stride=2)):
+        gy = torch.randn_like(F.conv2d(x, w, **kwargs))
+        for mine, ref in zip(grads_of(conv2d, (x, w), gy, **kwargs),
+                             grads_of(F.conv2d, (x, w), gy, **kwargs)):
+            assert torch.allclose(mine, ref)
+
+
+def test_workspace_is_bounded_and_keeps_only_whole_arrays(monkeypatch):
+    kernels = nn.kernels
+    kernels.clear_workspace()
+    monkeypatch.setattr(kernels, "WORKSPACE_LIMIT_BYTES", 1000)
+    small, big = kernels.scratch((10,), "float64"), kernels.scratch((200,), "float64")
+    kernels.recycle(small, big, small[2:], None)  # big overflows, the view is not ours
+    assert kernels._workspace_bytes == 80
+    assert kernels.scratch((10,), "float64") is small
+    assert kernels.scratch((10,), "float64") is not small and kernels._workspace_bytes == 0
+    kernels.recycle(small)
+    kernels.clear_workspace()
+    assert kernels._workspace_bytes == 0 and not kernels._workspace
+
+
+@pytest.mark.parametrize("name", ["padded", "dilated", "grouped", "depthwise", "same-even",
+                                  "wide-dilated-grouped", "strided-rows-only", "fft"])
+def test_scratch_is_written_before_it_is_read(name, monkeypatch):
+    # Every scratch buffer starts as NaN: a result that reads an unwritten element is NaN.
+    monkeypatch.setattr(nn.kernels, "scratch",
+                        lambda shape, dtype: np.full(shape, np.nan, dtype=dtype))
+    test_features_agree_with_f_conv2d(name, torch.float64)
+
+
+@pytest.mark.parametrize("kwargs", [dict(padding=1), dict(stride=2), dict(method="fft")])
+def test_results_held_by_the_caller_stay_intact(kwargs):
+    # Outputs and input gradients live in workspace buffers that come back only when
+    # the caller drops them; the ones still held must survive many further calls.
+    held = []
+    for seed in range(4):
+        x, w, b = case_inputs((2, 3, 9, 8), (4, 3, 3, 3), torch.float64, seed=seed)
+        out = conv2d(x, w, b, **kwargs)
+        (grad_x,) = torch.autograd.grad(out, x, torch.ones_like(out))
+        held.append((out, grad_x, out.detach().clone(), grad_x.clone()))
+        del x, w, b
+    for _ in range(3):
+        for seed in range(4):
+            x, w, b = case_inputs((2, 3, 9, 8), (4, 3, 3, 3), torch.float64, seed=seed + 9)
+            conv2d(x, w, b, **kwargs).sum().backward()
+    for out, grad_x, out_copy, grad_copy in held:
+        assert torch.equal(out, out_copy) and torch.equal(grad_x, grad_copy)
+    view = held[0][0][0, 1:]  # a torch view keeps the whole buffer alive
+    snapshot = view.clone()
+    del held
+    conv2d(*case_inputs((2, 3, 9, 8), (4, 3, 3, 3), torch.float64, seed=20), **kwargs)
+    assert torch.equal(view, snapshot)
