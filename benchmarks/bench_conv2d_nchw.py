@@ -56,5 +56,9 @@ class Conv2dNCHWGradients(_GradientAgreement):
     params = [["scipy"], ["8x3x32x32", "4x1x128x128"], ["3x3", "15x15"], list(DTYPES),
               ["output", "grad_input", "grad_weight", "grad_bias"]]
 
-    def setup(self, implementation, size, kernel, dtype, quantity):
-        self.setup_case(implementation, size, weight_shape(size, kernel), dtype, quantity)
+    def setup_cache(self):
+        return self.error_table()
+
+    @staticmethod
+    def case(implementation, size, kernel, dtype):
+        return implementation, size, weight_shape(size, kernel), dtype

@@ -54,5 +54,9 @@ class FFTAbsGradients(_GradientAgreement):
     params = [IMPLEMENTATIONS[1:], ["16x16", "127x127", "4x31x30"], list(DTYPES),
               ["output", "grad_input"]]
 
-    def setup(self, implementation, size, dtype, quantity):
-        self.setup_case(implementation, size, None, dtype, quantity)
+    def setup_cache(self):
+        return self.error_table()
+
+    @staticmethod
+    def case(implementation, size, dtype):
+        return implementation, size, None, dtype

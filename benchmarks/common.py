@@ -9,6 +9,7 @@ either grid line up in one table.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import re
 
@@ -211,27 +212,53 @@ class _ThreadTimings(_ForwardBackwardTiming):
 class _GradientAgreement:
     """Max absolute and relative error against the native twin, per output/gradient, in
     float64 and float32 (same inputs, same grad_output). A commit that breaks a gradient
-    shows here beside one that changes speed."""
+    shows here beside one that changes speed.
+
+    Subclasses set ``params`` (the last one is ``quantity``), ``case(*params[:-1])``,
+    which maps a combination to (implementation, size, kernel, dtype), and
+    ``setup_cache`` returning ``self.error_table()``."""
 
     layer: str
     version = "1"
+    timeout = 300
 
-    def setup_case(self, implementation, size, kernel, dtype, quantity):
+    def _skip_reason(self, implementation, size, kernel, dtype):
         spec = LAYERS[self.layer]
         if implementation not in spec.implementations or implementation == NATIVE:
-            skip(f"{implementation} is not compared for {self.layer}")
-        if quantity != "output" and quantity.removeprefix("grad_") not in spec.input_names:
-            skip(f"{self.layer} has no {quantity}")
+            return f"{implementation} is not compared for {self.layer}"
         if kernel_too_large(kernel, size):
-            skip(f"kernel {kernel} is larger than input {size}")
-        torch.set_num_threads(1)
-        inputs = cached_inputs(self.layer, size, kernel, dtype, "cpu")
-        self.errors = compare_with_native(spec, implementation, inputs)[quantity]
+            return f"kernel {kernel} is larger than input {size}"
+        return None
 
-    def track_max_abs_error(self, *params):
+    def error_table(self):
+        """Every comparison once (each runs both implementations forward and backward);
+        the per-quantity, per-statistic benchmarks then only look their figure up.
+        Subclasses return it from their own ``setup_cache``: asv keys the cache by the
+        function's file and line, so one inherited setup_cache would be shared by all."""
+        torch.set_num_threads(1)
+        spec = LAYERS[self.layer]
+        table = {}
+        for combo in itertools.product(*self.params[:-1]):
+            implementation, size, kernel, dtype = self.case(*combo)
+            if self._skip_reason(implementation, size, kernel, dtype) is None:
+                inputs = cached_inputs(self.layer, size, kernel, dtype, "cpu")
+                table[combo] = compare_with_native(spec, implementation, inputs)
+        return table
+
+    def setup(self, table, *params):
+        *combo, quantity = params
+        reason = self._skip_reason(*self.case(*combo))
+        if reason:
+            skip(reason)
+        errors = table[tuple(combo)]
+        if quantity not in errors:
+            skip(f"{self.layer} has no {quantity}")
+        self.errors = errors[quantity]
+
+    def track_max_abs_error(self, table, *params):
         return self.errors.max_abs
 
-    def track_max_rel_error(self, *params):
+    def track_max_rel_error(self, table, *params):
         return self.errors.max_rel
 
     track_max_abs_error.unit = "absolute error"

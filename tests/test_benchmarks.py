@@ -29,16 +29,20 @@ BENCH_PREFIXES = ("time_", "track_", "peakmem_", "mem_")
 def runnable_cases(cls):
     """For each implementation, the first parameter combination whose setup runs."""
     found = {}
+    if hasattr(cls, "setup_cache"):
+        # asv keys setup_cache by file and line: each class needs its own
+        assert "setup_cache" in vars(cls), f"{cls.__name__} must define its own setup_cache"
+    cache = (cls().setup_cache(),) if hasattr(cls, "setup_cache") else ()
     for params in itertools.product(*cls.params):
         implementation = params[0]
         if implementation in found:
             continue
         instance = cls()
         try:
-            instance.setup(*params)
+            instance.setup(*cache, *params)
         except NotImplementedError:
             continue
-        found[implementation] = (instance, params)
+        found[implementation] = (instance, (*cache, *params))
     return found
 
 
