@@ -62,7 +62,7 @@ class Conv2dNCHWFunction(Function):
             if keep_cols:
                 # Back to the workspace when this graph node dies (backward may run
                 # again under retain_graph, so not at the end of backward).
-                weakref.finalize(ctx, kernels.recycle, state[1]).atexit = False
+                weakref.finalize(ctx, kernels.recycle, state[-1]).atexit = False
         ctx.save_for_backward(input, weight)
         ctx.arrays = (w, state)
         ctx.geometry, ctx.method, ctx.has_bias = geometry, method, bias is not None

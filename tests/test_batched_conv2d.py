@@ -24,7 +24,7 @@ FEATURE_CASES = {
     "same-even-dilated": ((1, 1, 8, 8), (2, 1, 2, 4), dict(padding="same", dilation=2)),
     "valid": ((1, 2, 6, 6), (1, 2, 6, 5), dict(padding="valid")),
     "unbatched": ((2, 6, 5), (3, 2, 2, 3), dict(padding=1)),
-    # stride 1 takes the "wide" im2col (windows along whole padded rows)
+    # stride 1 may take the "wide" im2col (windows along whole padded rows)
     "wide-dilated-grouped": ((2, 4, 7, 9), (4, 2, 2, 3), dict(dilation=(1, 2), groups=2,
                                                               padding=(0, 2))),
     "wide-asymmetric-same": ((2, 3, 5, 8), (2, 3, 4, 5), dict(padding="same", dilation=(2, 1))),
@@ -265,13 +265,31 @@ def test_workspace_is_bounded_and_keeps_only_whole_arrays(monkeypatch):
     assert kernels._workspace_bytes == 0 and not kernels._workspace
 
 
-@pytest.mark.parametrize("name", ["padded", "dilated", "grouped", "depthwise", "same-even",
-                                  "wide-dilated-grouped", "strided-rows-only", "fft"])
-def test_scratch_is_written_before_it_is_read(name, monkeypatch):
+@pytest.mark.parametrize("wide", [True, False])
+@pytest.mark.parametrize("name", ["plain", "padded", "dilated", "grouped", "depthwise",
+                                  "same-even", "wide-dilated-grouped", "wide-asymmetric-same",
+                                  "wide-1x1", "strided-rows-only", "fft"])
+def test_scratch_is_written_before_it_is_read_in_both_layouts(name, wide, monkeypatch):
     # Every scratch buffer starts as NaN: a result that reads an unwritten element is NaN.
     monkeypatch.setattr(nn.kernels, "scratch",
                         lambda shape, dtype: np.full(shape, np.nan, dtype=dtype))
+    monkeypatch.setattr(nn.kernels, "WIDE_MAX_EXTRA", float("inf") if wide else 0.0)
     test_features_agree_with_f_conv2d(name, torch.float64)
+    test_features_agree_with_f_conv2d(name, torch.float32)
+
+
+@pytest.mark.parametrize("x_shape,w_shape,kwargs,wide", [
+    ((1, 64, 56, 56), (64, 64, 3, 3), {}, True),         # 2 extra columns on 54
+    ((8, 16, 32, 32), (32, 16, 3, 3), {}, False),        # 2 on 30
+    ((1, 8, 64, 64), (8, 8, 3, 3), dict(dilation=2), False),
+    ((1, 3, 64, 64), (4, 3, 3, 3), dict(stride=2), False),
+])
+def test_wide_layout_rule(x_shape, w_shape, kwargs, wide, monkeypatch):
+    seen = []
+    original = nn.kernels._wide
+    monkeypatch.setattr(nn.kernels, "_wide", lambda *a: seen.append(original(*a)) or seen[-1])
+    conv2d(torch.randn(x_shape), torch.randn(w_shape), **kwargs)
+    assert seen == [wide]
 
 
 @pytest.mark.parametrize("kwargs", [dict(padding=1), dict(stride=2), dict(method="fft")])
