@@ -212,13 +212,17 @@ def _col2im(gy_groups, w, xp_shape, geometry, wide):
                     flat[:, :, start:start + length] += taps[:, :, i, j]
         grid = flat[:, :, :hp * wp].reshape(xp_shape)
     else:
-        flat = grid = scratch(xp_shape, gy_groups.dtype)
+        unpadded = not any(geometry.padding)  # then grid is the result itself
+        flat = grid = (output if unpadded else scratch)(xp_shape, gy_groups.dtype)
         grid.fill(0)
         taps = taps.reshape(n, c_in, k_h, k_w, out_h, out_w)
         for i in range(k_h):
             for j in range(k_w):
                 grid[:, :, i * d_h:i * d_h + s_h * (out_h - 1) + 1:s_h,
                      j * d_w:j * d_w + s_w * (out_w - 1) + 1:s_w] += taps[:, :, i, j]
+        if unpadded:
+            recycle(grad_cols)
+            return grid
     grad_x = _inner(grid, geometry.padding)
     recycle(grad_cols, flat)
     return grad_x
