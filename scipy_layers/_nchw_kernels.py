@@ -117,13 +117,15 @@ def _wide(geometry, k_w):
 
 
 def im2col_forward(x, w, bias, geometry, keep_cols):
-    """y (N, C_out, Ho, Wo) (+ bias, when not None), fresh, and the state im2col_backward takes (the window
-    matrix (N, G, C_in/G * kH * kW, L) when keep_cols, else None).
+    """y (N, C_out, Ho, Wo) (+ bias, when not None) in an output() buffer, and the state
+    im2col_backward takes (with the window matrix (N, G, C_in/G * kH * kW, L) when
+    keep_cols, else None).
 
-    At stride 1 with few extra columns ("wide", see WIDE_MAX_EXTRA), L = Ho * Wp: each window row is one contiguous stretch of the
-    flattened padded input (a tail of zeros covers the last stretches), so im2col is
-    kH * kW block copies and col2im kH * kW contiguous adds; the Wp - Wo extra columns of
-    each output row are computed and dropped (backward gives them a zero gradient).
+    At stride 1 with few extra columns ("wide", see WIDE_MAX_EXTRA), L = Ho * Wp: each
+    window row is one contiguous stretch of the flattened padded input (a tail of zeros
+    covers the last stretches), so im2col is kH * kW block copies and col2im kH * kW
+    contiguous adds; the Wp - Wo extra columns of each output row are computed and
+    dropped (backward gives them a zero gradient).
     Otherwise L = Ho * Wo from a strided view.
     """
     n, c_in = x.shape[:2]
