@@ -33,15 +33,6 @@ def choose_nchw_method(x_shape, w_shape, stride, dilation, groups) -> str:
     return "im2col"
 
 
-def _to_numpy(tensor):
-    return tensor.detach().numpy() if tensor.is_cpu else to_numpy(tensor)
-
-
-def _to_tensor(array, like):
-    # Kernels keep the input dtype, so on CPU no .to() is needed.
-    if like.is_cpu:
-        return torch.from_numpy(np.ascontiguousarray(array))
-    return to_tensor(array, like=like)
 
 
 class Conv2dNCHWFunction(Function):
@@ -50,8 +41,8 @@ class Conv2dNCHWFunction(Function):
 
     @staticmethod
     def forward(ctx, input, weight, bias, geometry, method):
-        x, w = _to_numpy(input), _to_numpy(weight)
-        b = None if bias is None else _to_numpy(bias)
+        x, w = to_numpy(input), to_numpy(weight)
+        b = None if bias is None else to_numpy(bias)
         if method == "fft":
             y, state = kernels.fft_forward(x, w, geometry)
             if b is not None:
@@ -66,24 +57,24 @@ class Conv2dNCHWFunction(Function):
         ctx.save_for_backward(input, weight)
         ctx.arrays = (w, state)
         ctx.geometry, ctx.method, ctx.has_bias = geometry, method, bias is not None
-        return _to_tensor(y, like=input)
+        return to_tensor(y, like=input)
 
     @staticmethod
     @numpy_backward
     def backward(ctx, grad_output):
         input, weight = ctx.saved_tensors  # raises if either was modified in place
         w, state = ctx.arrays
-        gy = np.ascontiguousarray(_to_numpy(grad_output))
+        gy = np.ascontiguousarray(to_numpy(grad_output))
         need_input, need_weight, need_bias = ctx.needs_input_grad[:3]
         grad_x = grad_w = None
         if need_input or need_weight:
             backward = kernels.fft_backward if ctx.method == "fft" else kernels.im2col_backward
             grad_x, grad_w = backward(gy, w, state, ctx.geometry, need_input, need_weight)
-        grad_input = None if grad_x is None else _to_tensor(grad_x, like=input)
-        grad_weight = None if grad_w is None else _to_tensor(grad_w, like=weight)
+        grad_input = None if grad_x is None else to_tensor(grad_x, like=input)
+        grad_weight = None if grad_w is None else to_tensor(grad_w, like=weight)
         grad_bias = None
         if ctx.has_bias and need_bias:
-            grad_bias = _to_tensor(gy.sum(axis=(0, 2, 3)), like=input)
+            grad_bias = to_tensor(gy.sum(axis=(0, 2, 3)), like=input)
         return grad_input, grad_weight, grad_bias, None, None
 
 

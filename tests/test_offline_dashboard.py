@@ -4,7 +4,6 @@ Fast (no asv run). The tests that need dashboard/node_modules (``npm ci --prefix
 dashboard``) or /usr/bin/chromium skip with a reason when those are absent.
 """
 import importlib.util
-import json
 import shutil
 import stat
 from pathlib import Path

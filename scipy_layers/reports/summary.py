@@ -140,7 +140,7 @@ def summary_markdown(timings, speedup, gradients, compare, factor: float) -> str
             lines += ["Not run at this commit (all skipped): " + ", ".join(not_run) + ".", ""]
         verdicts = verdict_table(latest_g, layer)
         if not verdicts.empty:
-            lines += [f"Gradient agreement with native (max rel error vs the tolerance):", "",
+            lines += ["Gradient agreement with native (max rel error vs the tolerance):", "",
                       markdown_table(verdicts), ""]
     lines += ["## Compared commits", ""]
     if compare.empty:
