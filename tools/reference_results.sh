@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make results`: the reference figures for the README's results section. Runs the
 # default grid plus, with SCIPY_LAYERS_BENCH_FULL=1, every size x kernel x dtype of the
-# forward+backward timings (scipy vs native, torch at one thread), then writes the
-# reports to reports/<machine>/ (committed as the reference for that machine).
+# forward+backward timings of the layers as users call them ('scipy', its rule picking
+# the method) against 'native', torch at one thread; then writes the reports to
+# reports/<machine>/ (committed as the reference for that machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -11,5 +12,5 @@ machine=$($PY tools/asv_machine.py)
 
 $ASV run --machine "$machine" --show-stderr "HEAD^!"
 SCIPY_LAYERS_BENCH_FULL=1 $ASV run --machine "$machine" --show-stderr \
-    -b '^bench_\w+\.(?!\w*(Methods|Threads)\.)\w+\.time_forward_backward\(' "HEAD^!"
+    -b "^bench_\\w+\\.(?!\\w*Threads\\.)\\w+\\.time_forward_backward\\('(native|scipy)'" "HEAD^!"
 $PY -m scipy_layers.reports --results .asv/results --output "reports/$machine"
