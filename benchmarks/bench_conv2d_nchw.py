@@ -1,6 +1,6 @@
 """The drop-in batched, multi-channel ``scipy_layers.conv2d`` (``conv2d_nchw`` in the
 registry) against F.conv2d (stride 1, no padding), on real CNN layer shapes."""
-from .common import DEVICES, DTYPES, _BackwardTiming, _GradientAgreement, _Timings
+from .common import DTYPES, _BackwardTiming, _GradientAgreement, _Timings
 
 LAYER = "conv2d_nchw"
 IMPLEMENTATIONS = ["native", "scipy"]
@@ -17,8 +17,10 @@ SIZES = list(OUTPUT_CHANNELS)
 KERNELS = ["3x3", "7x7", "15x15"]
 DEFAULT_PAIRS = {("8x3x32x32", "3x3"), ("8x16x32x32", "3x3"), ("1x64x56x56", "3x3"),
                  ("1x3x224x224", "7x7"), ("4x1x128x128", "15x15")}
-PARAM_NAMES = ["implementation", "size", "kernel", "dtype", "device"]
-PARAMS = [IMPLEMENTATIONS, SIZES, KERNELS, list(DTYPES), DEVICES]
+# CPU only: the GPU work of this project is the single-channel layers (bench_conv2d,
+# bench_fft_abs); every parameter value costs asv launches even where skipped.
+PARAM_NAMES = ["implementation", "size", "kernel", "dtype"]
+PARAMS = [IMPLEMENTATIONS, SIZES, KERNELS, list(DTYPES)]
 
 
 def weight_shape(size: str, kernel: str) -> str:
@@ -38,8 +40,8 @@ class _Conv2dNCHWCase:
     def in_default_grid(self, implementation, size, weight, dtype):
         return in_default_grid(implementation, size, weight.partition("x")[2], dtype)
 
-    def setup(self, implementation, size, kernel, dtype, device):
-        self.setup_case(implementation, size, weight_shape(size, kernel), dtype, device)
+    def setup(self, implementation, size, kernel, dtype):
+        self.setup_case(implementation, size, weight_shape(size, kernel), dtype, "cpu")
 
 
 class Conv2dNCHW(_Conv2dNCHWCase, _Timings):
