@@ -5,7 +5,7 @@ against F.conv2d on the same seeded inputs.
 picks) with the native twin; ``Conv2dMethods`` puts every numpy/scipy method beside them,
 which shows where each method wins and whether the rule picks the winner.
 """
-from .common import (DEVICES, DTYPES, THREADS, _BackwardTiming, _ForwardBackwardTiming,
+from .common import (DEVICES, DTYPES, THREADS, _BackwardTiming, _ForwardBackwardTiming, _Memory,
                      _GradientAgreement, _ThreadTimings, _Timings, parse_size, skip)
 
 LAYER = "conv2d"
@@ -64,6 +64,10 @@ class Conv2d(_Conv2dCase, _Timings):
 
 
 class Conv2dBackward(_Conv2dCase, _BackwardTiming):
+    pass
+
+
+class Conv2dMemory(_Conv2dCase, _Memory):
     pass
 
 

@@ -1,6 +1,6 @@
 """The drop-in batched, multi-channel ``scipy_layers.conv2d`` (``conv2d_nchw`` in the
 registry) against F.conv2d (stride 1, no padding), on real CNN layer shapes."""
-from .common import DTYPES, _BackwardTiming, _GradientAgreement, _Timings
+from .common import DTYPES, _BackwardTiming, _Memory, _GradientAgreement, _Timings
 
 LAYER = "conv2d_nchw"
 IMPLEMENTATIONS = ["native", "scipy"]
@@ -49,6 +49,10 @@ class Conv2dNCHW(_Conv2dNCHWCase, _Timings):
 
 
 class Conv2dNCHWBackward(_Conv2dNCHWCase, _BackwardTiming):
+    pass
+
+
+class Conv2dNCHWMemory(_Conv2dNCHWCase, _Memory):
     pass
 
 

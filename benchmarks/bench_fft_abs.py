@@ -1,6 +1,7 @@
 """The FFT layer |rfft2(x)| (``fft_abs`` in the registry): scipy.fft with the true
 gradient, the tutorial's BadFFTFunction on numpy.fft, and torch.fft."""
-from .common import DEVICES, DTYPES, THREADS, _BackwardTiming, _GradientAgreement, _ThreadTimings, _Timings
+from .common import (DEVICES, DTYPES, THREADS, _BackwardTiming, _GradientAgreement, _Memory,
+                     _ThreadTimings, _Timings)
 
 LAYER = "fft_abs"
 IMPLEMENTATIONS = ["native", "scipy", "numpy-tutorial"]
@@ -31,6 +32,10 @@ class FFTAbs(_FFTAbsCase, _Timings):
 
 
 class FFTAbsBackward(_FFTAbsCase, _BackwardTiming):
+    pass
+
+
+class FFTAbsMemory(_FFTAbsCase, _Memory):
     pass
 
 

@@ -10,7 +10,7 @@ PY=.venv/bin/python
 ASV=.venv/bin/asv
 machine=$($PY tools/asv_machine.py)
 
-$ASV run --machine "$machine" --show-stderr "HEAD^!"
-SCIPY_LAYERS_BENCH_FULL=1 $ASV run --machine "$machine" --show-stderr \
+$ASV run --machine "$machine" "HEAD^!"
+SCIPY_LAYERS_BENCH_FULL=1 $ASV run --machine "$machine" \
     -b "^bench_\\w+\\.(?!\\w*Threads\\.)\\w+\\.time_forward_backward\\('(native|scipy)'" "HEAD^!"
 $PY -m scipy_layers.reports --results .asv/results --output "reports/$machine"

@@ -14,7 +14,10 @@ fi
 machine=$($PY tools/asv_machine.py)
 echo "== asv run on $(git rev-parse --short HEAD) (machine $machine)"
 # shellcheck disable=SC2086  # ASV_ARGS is a list of words
-$ASV run --machine "$machine" --show-stderr ${ASV_ARGS:-} "HEAD^!"
+# A failed benchmark makes asv exit non-zero: still publish and report (failures show
+# there as "failed"), then exit with asv's status.
+asv_status=0
+$ASV run --machine "$machine" ${ASV_ARGS:-} "HEAD^!" || asv_status=$?
 
 echo "== publishing the dashboard (works offline)"
 $PY tools/offline_dashboard.py publish
@@ -27,3 +30,7 @@ cat <<MSG
 Dashboard: run 'make serve' and open http://127.0.0.1:8080 (served on 127.0.0.1 only).
 Reports:   reports/latest/summary.md and the CSV files beside it (reports/README.md explains them).
 MSG
+if [ "$asv_status" -ne 0 ]; then
+    echo "asv run exited with status $asv_status: some benchmarks failed (see 'failed' in the reports)" >&2
+fi
+exit "$asv_status"
