@@ -183,3 +183,21 @@ def test_summary_has_a_methods_table_from_the_methods_view(written):
     shown = section.split("Every method (methods view)")[1]
     for size in methods["size"].unique():
         assert f"| {size} |" in shown
+
+
+def test_headline_counts_methods_timed_only_in_the_methods_view():
+    from scipy_layers.reports.summary import headline
+
+    def row(kind, implementation, ratio):
+        return dict(layer="conv2d", kind=kind, implementation=implementation, ratio=ratio,
+                    measurement="forward+backward", threads="1", machine="m", commit="c",
+                    commit_date=pd.Timestamp("2026-11-27"))
+
+    speedup = pd.DataFrame([row("timings", "scipy", 0.5), row("methods", "scipy", 0.4),
+                            row("methods", "scipy-fft", 0.25), row("methods", "scipy-fft", 4.0)])
+    gradients = pd.DataFrame(columns=["layer", "implementation", "verdict", "machine", "commit",
+                                      "commit_date"])
+    table = headline(speedup, gradients).set_index("implementation")
+    assert table.loc["scipy", "cases"] == 1  # the plain view wins where it exists
+    assert table.loc["scipy-fft", "cases"] == 2
+    assert table.loc["scipy-fft", "geomean_ratio"] == pytest.approx(1.0)

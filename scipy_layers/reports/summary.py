@@ -157,11 +157,17 @@ def summary_markdown(timings, speedup, gradients, compare, factor: float) -> str
 
 def headline(speedup: pd.DataFrame, gradients: pd.DataFrame) -> pd.DataFrame:
     """Per layer and non-native implementation, at the latest commit: how many
-    forward+backward cases ran, the geometric mean, min and max of time / native, and
+    forward+backward cases ran (plain view; methods view for methods only timed there), the geometric mean, min and max of time / native, and
     the gradient verdicts."""
     latest = latest_runs(speedup)
-    ratios = latest[(latest["kind"] == PLAIN_KIND) & (latest["measurement"] == SUMMARY_MEASUREMENT)
+    ratios = latest[latest["kind"].isin([PLAIN_KIND, METHODS_KIND])
+                    & (latest["measurement"] == SUMMARY_MEASUREMENT)
                     & (latest["threads"] == DEFAULT_THREADS) & latest["ratio"].notna()]
+    # The plain view where an implementation has one; the methods view for methods
+    # timed only there (scipy-direct, ...), so no row of the headline reads 0 cases.
+    in_plain = ratios[ratios["kind"] == PLAIN_KIND].groupby(["layer", "implementation"]).size()
+    plain_key = pd.MultiIndex.from_frame(ratios[["layer", "implementation"]]).isin(in_plain.index)
+    ratios = ratios[(ratios["kind"] == PLAIN_KIND) | ~plain_key]
     stats = ratios.groupby(["layer", "implementation"]).agg(
         cases=("ratio", "size"),
         geomean_ratio=("ratio", lambda r: float(np.exp(np.log(r).mean()))),
