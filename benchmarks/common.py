@@ -64,10 +64,15 @@ def cached_inputs(layer: str, size: str, kernel: str | None, dtype: str, device:
     )
 
 
+def seeded_grad_output(shape, dtype: torch.dtype, device) -> torch.Tensor:
+    """The output gradient every implementation of a case gets: seeded, standard normal."""
+    gen = torch.Generator().manual_seed(SEED + 1)
+    return torch.randn(shape, generator=gen, dtype=dtype).to(device)
+
+
 @functools.lru_cache(maxsize=8)
 def cached_grad_output(shape: tuple[int, ...], dtype: str, device: str) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(SEED + 1)
-    return torch.randn(shape, generator=gen, dtype=DTYPES[dtype]).to(device)
+    return seeded_grad_output(shape, DTYPES[dtype], device)
 
 
 def _peak_rss_since_reset() -> int:
@@ -160,7 +165,8 @@ class _LayerCase:
             self.grad_output = cached_grad_output(shape, dtype, device)
 
     # Timings get grad_output ready in setup (its shape costs one forward per process);
-    # _Memory makes it inside the measured call, so nothing has run before it.
+    # _BackwardTiming takes it from its cached forward; _Memory makes it inside the
+    # measured call, so nothing has run before it.
     grad_output_in_setup = True
 
     def forward_backward(self):
@@ -169,15 +175,19 @@ class _LayerCase:
         synchronize(self.device)
 
 
-class _Timings(_LayerCase):
+class _ForwardBackwardTiming(_LayerCase):
+    """Forward+backward time alone, torch pinned to one thread."""
+
+    def time_forward_backward(self, *params):
+        self.forward_backward()
+
+
+class _Timings(_ForwardBackwardTiming):
     """Forward and forward+backward time."""
 
     def time_forward(self, *params):
         self.fn(*self.inputs)
         synchronize(self.device)
-
-    def time_forward_backward(self, *params):
-        self.forward_backward()
 
 
 class _Memory(_LayerCase):
@@ -188,8 +198,7 @@ class _Memory(_LayerCase):
 
     def _first_forward_backward(self):
         output = self.fn(*self.inputs)
-        gen = torch.Generator().manual_seed(SEED + 1)
-        grad_output = torch.randn(output.shape, generator=gen, dtype=output.dtype).to(self.device)
+        grad_output = seeded_grad_output(output.shape, output.dtype, self.device)
         torch.autograd.grad(output, self.inputs, grad_output)
         synchronize(self.device)
 
@@ -207,20 +216,16 @@ class _Memory(_LayerCase):
 class _BackwardTiming(_LayerCase):
     """Backward alone, on a forward built outside the timing (once per process)."""
 
+    grad_output_in_setup = False  # taken from the cached forward: no second forward
+
     def setup_case(self, *args, **kwargs):
         super().setup_case(*args, **kwargs)
         self.output = cached_forward(*self.case)
+        self.grad_output = cached_grad_output(tuple(self.output.shape), *self.case[4:])
 
     def time_backward(self, *params):
         torch.autograd.grad(self.output, self.inputs, self.grad_output, retain_graph=True)
         synchronize(self.device)
-
-
-class _ForwardBackwardTiming(_LayerCase):
-    """Forward+backward time alone, torch pinned to one thread."""
-
-    def time_forward_backward(self, *params):
-        self.forward_backward()
 
 
 class _ThreadTimings(_ForwardBackwardTiming):

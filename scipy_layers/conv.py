@@ -77,8 +77,6 @@ def choose_method(input_shape, filter_shape) -> str:
     return "fft"
 
 
-
-
 class ScipyConv2dFunction(Function):
     """Valid 2-D cross-correlation plus bias on numpy/scipy, with exact gradients.
 

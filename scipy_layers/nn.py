@@ -33,8 +33,6 @@ def choose_nchw_method(x_shape, w_shape, stride, dilation, groups) -> str:
     return "im2col"
 
 
-
-
 class Conv2dNCHWFunction(Function):
     """``F.conv2d`` on a 4-D input with already checked, normalised arguments
     (see :func:`conv2d`); ``method`` is "im2col" or "fft"."""
