@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: bench test serve demo results
+.PHONY: bench test serve demo results gpu-bundle
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,3 +29,6 @@ demo: $(VENV)/.installed
 
 results: $(VENV)/.installed
 	tools/reference_results.sh
+
+gpu-bundle:
+	tools/gpu_bundle.sh

@@ -5,8 +5,9 @@ CUDA tensors reach CuPy through DLPack (zero copy for contiguous tensors) and th
 come back the same way, so the computation stays on the GPU. Without a usable CuPy, CUDA
 tensors take the numpy/scipy path (copy to the CPU, compute, copy back) and one
 :class:`CPURoundTripWarning` per process says so. CuPy is imported lazily, on the first
-CUDA input, never at package import; CPU inputs never touch it. CuPy's intermediates come
-from CuPy's own memory pool, which torch.cuda.max_memory_allocated does not count.
+CUDA input, never at package import; CPU inputs never touch it. CuPy's intermediates are
+allocated from torch's caching allocator on torch's stream, so one pool serves both
+libraries and torch.cuda.max_memory_allocated counts everything the layer uses.
 
 Written against the CuPy API without a GPU at hand: tools/gpu_check.py runs the GPU checks.
 """
@@ -133,16 +134,35 @@ def _to_torch(array, dtype) -> torch.Tensor:
     return torch.from_dlpack(array.astype(dtype, copy=False))
 
 
+def _torch_malloc(size: int, device_id: int) -> int:
+    # CuPy's current stream is torch's here (see _on_torch_stream): the block is
+    # stream-ordered with the kernels that use it.
+    return torch.cuda.caching_allocator_alloc(size, device_id, torch.cuda.current_stream(device_id))
+
+
+def _torch_free(pointer: int, device_id: int) -> None:
+    if pointer:  # a zero-byte allocation has no block to give back
+        torch.cuda.caching_allocator_delete(pointer)
+
+
+@functools.lru_cache(maxsize=None)
+def _torch_allocator(cp):
+    """CuPy's allocator interface over torch's caching allocator. Without it CuPy keeps
+    its own pool: memory torch cannot reuse, and that max_memory_allocated never sees."""
+    return cp.cuda.PythonFunctionAllocator(_torch_malloc, _torch_free).malloc
+
+
 @contextlib.contextmanager
 def _on_torch_stream(cp, tensor: torch.Tensor):
-    """Run CuPy on the tensor's device and torch's current stream there, so that no
-    synchronisation is needed between the two libraries."""
+    """Run CuPy on the tensor's device and torch's current stream there (no
+    synchronisation is needed between the two libraries), allocating from torch's pool."""
     with contextlib.ExitStack() as stack:
         if tensor.is_cuda:  # (only the tests' numpy-backed stand-in sees CPU tensors)
             stack.enter_context(cp.cuda.Device(tensor.device.index))
             stream = torch.cuda.current_stream(tensor.device).cuda_stream
             if stream:  # 0 is the legacy default stream, which is CuPy's default too
                 stack.enter_context(cp.cuda.ExternalStream(stream))
+            stack.enter_context(cp.cuda.using_allocator(_torch_allocator(cp)))
         yield
 
 

@@ -286,3 +286,34 @@ def test_gpu_auto_uses_cupy_zero_copy_and_no_warning():
         out = scipy_conv2d(x, w, b)
         out.sum().backward()
     assert out.device == x.grad.device == w.grad.device == b.grad.device == x.device
+
+
+@needs_gpu
+def test_gpu_cupy_allocations_are_counted_by_torch():
+    assert gpu_check.check_memory_counted(device="cuda") > 0
+
+
+def test_cupy_allocates_from_torchs_caching_allocator(monkeypatch):
+    """The allocator handed to CuPy asks torch for memory on torch's current stream and
+    gives it back to torch (real CUDA calls replaced by recorders)."""
+    calls = []
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: f"stream-of-{device}")
+    monkeypatch.setattr(torch.cuda, "caching_allocator_alloc",
+                        lambda size, device, stream: calls.append(("alloc", size, device, stream)) or 4096)
+    monkeypatch.setattr(torch.cuda, "caching_allocator_delete",
+                        lambda pointer: calls.append(("delete", pointer)))
+
+    class Allocator:  # records the functions CuPy would call
+        def __init__(self, malloc, free):
+            self.malloc_func, self.free_func = malloc, free
+
+        def malloc(self, size):
+            return self.malloc_func(size, 1)
+
+    fake_cp = types.ModuleType("fake_cupy")  # hashable, like the real module
+    fake_cp.cuda = types.SimpleNamespace(PythonFunctionAllocator=Allocator)
+    malloc = gpu._torch_allocator(fake_cp)
+    assert malloc(256) == 4096
+    malloc.__self__.free_func(4096, 1)
+    malloc.__self__.free_func(0, 1)  # zero-byte blocks own nothing: no call
+    assert calls == [("alloc", 256, 1, "stream-of-1"), ("delete", 4096)]

@@ -3,7 +3,8 @@
 asv's own ``asv machine --yes --machine NAME`` stores only the name; the dashboard keys
 its series on the machine fields, so they are filled here from the hardware. The name is
 derived from the hardware too (not the host name, which changes with every container),
-so results of the same kind of machine line up. Other entries in the file are kept; an
+so results of the same kind of machine line up; a machine with an NVIDIA GPU is named
+after the GPU, which its CUDA figures depend on. Other entries in the file are kept; an
 existing entry of the same name is left as the user wrote it.
 """
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import os
 import platform
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -32,11 +34,27 @@ def _ram() -> str:
         return "unknown"
 
 
+def _gpu_model() -> str | None:
+    """The first NVIDIA GPU's name, from nvidia-smi (no CUDA initialised), or None."""
+    try:
+        listing = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                                 capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    names = [line.strip() for line in listing.stdout.splitlines() if line.strip()]
+    return names[0] if listing.returncode == 0 and names else None
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", re.sub(r"\(.*?\)|cpu|@.*", "", text.lower())).strip("-")
+
+
 def describe() -> dict:
     cpu = _cpu_model()
     num_cpu = len(os.sched_getaffinity(0))
-    slug = re.sub(r"[^a-z0-9]+", "-", re.sub(r"\(.*?\)|cpu|@.*", "", cpu.lower())).strip("-")
-    name = os.environ.get("SCIPY_LAYERS_MACHINE") or f"{slug}-{num_cpu}cpu"
+    gpu = _gpu_model()
+    derived = f"{_slug(gpu)}-{num_cpu}cpu" if gpu else f"{_slug(cpu)}-{num_cpu}cpu"
+    name = os.environ.get("SCIPY_LAYERS_MACHINE") or derived
     return {"machine": name, "arch": platform.machine(), "cpu": cpu, "num_cpu": str(num_cpu),
             "os": f"{platform.system()} {platform.release()}", "ram": _ram()}
 

@@ -2,11 +2,13 @@
 
     pip install -e ".[gpu]"          # CuPy built for the machine's CUDA
     python tools/gpu_check.py        # checks, then the timing table (a few minutes at most)
-    python tools/gpu_check.py --no-timing
+    python tools/gpu_check.py --no-timing     # checks only
+    python tools/gpu_check.py --timing-only   # the table only
 
 1. gradcheck in float64 on the GPU of the CuPy path of the conv layer (input, filter and
    bias; small filters and ones large enough for its FFT branch) and of the FFT layer;
 2. agreement of outputs and gradients with the native twins, TF32 off, float32 and float64;
+   and that torch.cuda.max_memory_allocated counts the CuPy path's own allocations;
 3. a table of medians (CUDA events): the CuPy conv layer vs F.conv2d, forward+backward, on
    N in {1024, 2048} x k in {7, 15, 31}, float32 and float64, plus cupyx's two forwards
    (correlate2d vs FFT correlate) to set gpu.FFT_MIN_TAPS, and the FFT layer vs torch.
@@ -95,6 +97,23 @@ def agreement_rows(device="cuda", conv_cases=AGREEMENT_CASES, fft_shapes=((256, 
     return rows
 
 
+def check_memory_counted(device="cuda", size=(2048, 2048)) -> int:
+    """Bytes torch's allocator holds for one CuPy fft_abs forward: its output plus the
+    complex spectrum kept for backward. Raises if torch does not see them (CuPy would
+    then be allocating from its own pool, hidden from the suite's memory figures)."""
+    (x,) = LAYERS["fft_abs"].make_inputs(size, dtype=torch.float64, device=device)
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
+    output = fft_abs(x)
+    torch.cuda.synchronize()
+    held = torch.cuda.memory_allocated() - before
+    spectrum_bytes = 2 * output.numel() * output.element_size()  # complex, same shape
+    expected = output.numel() * output.element_size() + spectrum_bytes
+    assert held >= expected, (f"torch's allocator holds {held} bytes after the CuPy forward, "
+                              f"expected at least {expected}: CuPy is not allocating from it")
+    return held
+
+
 def median_ms(fn, repeats: int) -> float:
     """Median of ``repeats`` timings by CUDA events, after one warm-up call."""
     fn()
@@ -164,7 +183,9 @@ def timing_table(repeats: int, device="cuda", sizes=GRID_N, kernels=GRID_K) -> l
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--no-timing", action="store_true", help="run the checks only")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--no-timing", action="store_true", help="run the checks only")
+    which.add_argument("--timing-only", action="store_true", help="print the timing table only")
     parser.add_argument("--repeats", type=int, default=10, help="timed calls per cell (median)")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
@@ -180,11 +201,21 @@ def main(argv=None) -> int:
     print(f"gpu_check: {torch.cuda.get_device_name()}, torch {torch.__version__}, "
           f"CuPy {status.cupy.__version__}, CUDA runtime {status.cupy.cuda.runtime.runtimeGetVersion()}")
     failed = False
+    if args.timing_only:
+        print("\n".join(timing_table(args.repeats)))
+        return 0
     try:
         check_gradients()
         print("gradcheck (float64, CUDA): conv input/filter/bias and fft_abs: passed")
     except Exception as error:  # gradcheck raises GradcheckError, the cases AssertionError
         print(f"gradcheck FAILED: {type(error).__name__}: {error}")
+        failed = True
+    try:
+        held = check_memory_counted()
+        print(f"memory: torch's allocator holds the CuPy path's arrays ({held / 2**20:.1f} MiB "
+              f"after one 2048x2048 fft_abs forward): passed")
+    except Exception as error:
+        print(f"memory check FAILED: {type(error).__name__}: {error}")
         failed = True
     for case, what, err, tol in agreement_rows():
         verdict = "ok" if err <= tol else "FAILED"

@@ -1,0 +1,74 @@
+"""The GPU session's plumbing, checked where there is no GPU: the asv slices of
+tools/gpu_session.sh select the CUDA cases they name (a renamed parameter would
+otherwise make a scarce GPU session time nothing), and the machine is named after its GPU."""
+import itertools
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_benchmarks import BENCH_CLASSES, BENCH_PREFIXES
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import asv_machine  # noqa: E402
+
+
+def benchmark_names():
+    """Every benchmark and parameter combination as asv names it (and -b matches it)."""
+    for cls in BENCH_CLASSES:
+        methods = [m for m in dir(cls) if m.startswith(BENCH_PREFIXES)]
+        for method, params in itertools.product(methods, itertools.product(*cls.params)):
+            module = cls.__module__.removeprefix("benchmarks.")  # asv names from benchmark_dir
+            yield f"{module}.{cls.__name__}.{method}({', '.join(map(repr, params))})"
+
+
+NAMES = list(benchmark_names())
+SLICES = dict(line.split("\t") for line in subprocess.run(
+    ["bash", str(ROOT / "tools/gpu_session.sh"), "--list-slices"],
+    capture_output=True, text=True, check=True).stdout.splitlines())
+
+
+def selected(regex):
+    return [name for name in NAMES if re.search(regex, name)]
+
+
+def test_every_slice_times_cuda_cases_of_the_scipy_layer_or_native_only():
+    assert len(SLICES) == 6
+    for title, regex in SLICES.items():
+        names = selected(regex)
+        assert names, title
+        assert all(name.endswith("'cuda')") for name in names), title
+        assert all(re.search(r"\('(native|scipy)',", name) for name in names), title
+
+
+def test_the_first_slice_is_the_issues_target_grid():
+    title, regex = next(iter(SLICES.items()))
+    names = selected(regex)
+    expected = [f"bench_conv2d.Conv2d.time_forward_backward('{impl}', '{n}x{n}', '{k}x{k}', "
+                f"'{dtype}', 'cuda')" for impl in ("native", "scipy") for n in (1024, 2048)
+                for k in (3, 7, 15, 31) for dtype in ("float32", "float64")]
+    assert sorted(names) == sorted(expected), title
+
+
+def test_slices_cover_every_cuda_forward_backward_once():
+    wanted = [n for n in NAMES if ".time_forward_backward(" in n and n.endswith("'cuda')")
+              and re.search(r"\.(Conv2d|FFTAbs)\.", n) and re.search(r"\('(native|scipy)',", n)]
+    hits = [n for regex in SLICES.values() for n in selected(regex) if n in wanted]
+    assert sorted(hits) == sorted(wanted)
+
+
+@pytest.mark.parametrize("gpu, expected", [("NVIDIA H100 80GB HBM3", "nvidia-h100-80gb-hbm3"),
+                                           (None, None)])
+def test_machine_is_named_after_its_gpu(monkeypatch, gpu, expected):
+    monkeypatch.delenv("SCIPY_LAYERS_MACHINE", raising=False)
+    monkeypatch.setattr(asv_machine, "_gpu_model", lambda: gpu)
+    monkeypatch.setattr(asv_machine, "_cpu_model", lambda: "AMD EPYC 7B13 64-Core Processor")
+    entry = asv_machine.describe()
+    cpus = entry["num_cpu"]
+    assert entry["machine"] == f"{expected or 'amd-epyc-7b13-64-core-processor'}-{cpus}cpu"
+    assert entry["cpu"] == "AMD EPYC 7B13 64-Core Processor"
+    monkeypatch.setenv("SCIPY_LAYERS_MACHINE", "my-box")
+    assert asv_machine.describe()["machine"] == "my-box"

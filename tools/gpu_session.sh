@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# The GPU work of a session, in one command, on an NVIDIA machine that reaches no package
+# registry (the device tool's machines: torch, CuPy, scipy, pandas and pytest installed).
+#
+#   here:    make gpu-bundle                  # commit first; fills .gpu/ (git-ignored)
+#   there:   bash tools/gpu_session.sh        # carry .gpu; results land in $OUT
+#
+# Stages, most important first; each is bounded so that the whole stays inside
+# GPU_SESSION_SECONDS (default 540) and a stage that does not fit is skipped, not cut:
+#   1. tools/gpu_check.py: gradcheck (float64) and agreement with native on the GPU
+#   2. the test suite's GPU tests
+#   3. asv on the CUDA cases, in slices, each saved when it ends: conv forward+backward
+#      at 1024^2 and 2048^2 (the target), FFT forward+backward from 256^2, memory, the
+#      gpu_check timing table, forward alone, backward alone, then the small sizes
+#   4. the reports from this commit's results, in reports/<machine>/, with gpu_check's output
+# $OUT gets session.log, gpu_check.txt, gpu_timing.md and gpu-results.tar.gz (the reports
+# folder and asv's results); unpack the tarball in the checkout and commit the reports.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-$PWD/.gpu/out}
+BUDGET=${GPU_SESSION_SECONDS:-540}
+RESERVE=45  # kept back for the reports and the tarball
+PY=${PYTHON:-python3}
+
+stage() { echo; echo "== [${SECONDS}s] $*"; }
+# seconds a stage may take: its own cap, or what is left before the reserve
+allowance() {
+    local left=$((BUDGET - RESERVE - SECONDS))
+    left=$((left < $1 ? left : $1))
+    echo $((left > 1 ? left : 1))
+}
+
+# asv on this interpreter (--python=same saves nothing without --set-commit-hash), with
+# the full grid so that 2048^2 and every kernel run; CUDA cases picked by parameter.
+CONV='bench_conv2d\.Conv2d'
+FFT='bench_fft_abs\.FFTAbs'
+BOTH="($CONV|$FFT)"
+LARGE="'(native|scipy)', '(1024x1024|2048x2048|256x256|8x256x256)'"  # the last two: FFT only
+SMALL="'(native|scipy)', '(16x16|64x64|127x127|255x255)'"
+asv_slice() {  # title, cap in seconds, benchmark regex
+    local seconds
+    seconds=$(allowance "$2")
+    if [ "$seconds" -lt 20 ]; then
+        echo "skipped (asv: $1): out of time"
+        return
+    fi
+    stage "asv: $1 (at most ${seconds}s)"
+    SCIPY_LAYERS_BENCH_FULL=1 timeout "$seconds" $PY -m asv run --python=same \
+        --set-commit-hash "$commit" --machine "$machine" --show-stderr -b "$3" \
+        || echo "asv exited with status $? (124: out of time, that slice is not saved)"
+}
+timing_table() {  # CUDA-event medians beside asv's figures, and cupyx's two forwards
+    stage "timing table (tools/gpu_check.py --timing-only)"
+    if [ "$(allowance 60)" -ge 20 ]; then
+        timeout "$(allowance 60)" $PY tools/gpu_check.py --timing-only | tee "$OUT/gpu_timing.md"
+    fi
+}
+run_slices() {
+    asv_slice "conv forward+backward, 1024^2 and 2048^2 (the target)" 150 \
+        "^$CONV\\.time_forward_backward\\($LARGE, .*'cuda'\\)\$"
+    asv_slice "FFT forward+backward, 256^2 and up" 90 \
+        "^$FFT\\.time_forward_backward\\($LARGE, .*'cuda'\\)\$"
+    asv_slice "memory" 150 "^${BOTH}Memory\\.\\w+\\($LARGE, .*'cuda'\\)\$"
+    timing_table
+    asv_slice "forward alone" 120 "^$BOTH\\.time_forward\\($LARGE, .*'cuda'\\)\$"
+    asv_slice "backward alone" 120 "^${BOTH}Backward\\.\\w+\\($LARGE, .*'cuda'\\)\$"
+    asv_slice "forward+backward, small sizes" 90 "^$BOTH\\.time_forward_backward\\($SMALL, .*'cuda'\\)\$"
+}
+if [ "${1:-}" = "--list-slices" ]; then  # the slices' titles and regexes (for the tests)
+    asv_slice() { printf '%s\t%s\n' "$1" "$3"; }
+    timing_table() { :; }
+    run_slices
+    exit 0
+fi
+
+mkdir -p "$OUT"
+exec > >(tee "$OUT/session.log") 2>&1
+export PYTHONUNBUFFERED=1
+
+stage "set-up"
+if compgen -G ".gpu/wheels/*.whl" >/dev/null; then
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/scipy-layers-site .gpu/wheels/*.whl || exit 1
+    export PYTHONPATH=/tmp/scipy-layers-site
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # the checkout's scipy_layers first
+if [ ! -d .git ]; then  # the device copies the working tree only
+    [ -f .gpu/repo.bundle ] || { echo "no .git and no .gpu/repo.bundle: run make gpu-bundle" >&2; exit 1; }
+    git init -q . && git fetch -q .gpu/repo.bundle HEAD:refs/heads/main \
+        && git symbolic-ref HEAD refs/heads/main && git reset -q || exit 1
+fi
+if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
+    echo "warning: the working tree differs from HEAD $(git rev-parse --short HEAD):" \
+         "asv labels these results with HEAD anyway" >&2
+fi
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+$PY - <<'PY'
+import sys, numpy, scipy, torch
+try:
+    import cupy
+    cupy_version = cupy.__version__
+except Exception as error:  # reported, not fatal: gpu_check says what it means
+    cupy_version = f"unusable ({type(error).__name__}: {error})"
+print(f"python {sys.version.split()[0]}, torch {torch.__version__}, numpy {numpy.__version__}, "
+      f"scipy {scipy.__version__}, cupy {cupy_version}, cuda {torch.cuda.is_available()}")
+PY
+machine=$($PY tools/asv_machine.py) || exit 1
+commit=$(git rev-parse HEAD)
+echo "machine $machine, commit ${commit:0:8}"
+
+stage "gradcheck and agreement on the GPU (tools/gpu_check.py --no-timing)"
+timeout "$(allowance 150)" $PY tools/gpu_check.py --no-timing | tee "$OUT/gpu_check.txt"
+echo "gpu_check exit status ${PIPESTATUS[0]}"
+
+stage "the test suite's GPU tests"
+timeout "$(allowance 120)" $PY -m pytest -q -p no:cacheprovider -rs \
+    tests/test_gpu_dispatch.py tests/test_inputs.py
+
+run_slices
+
+stage "reports for $machine from this commit's results"
+only_head=$(mktemp -d)
+mkdir -p "$only_head/$machine"
+cp .asv/results/benchmarks.json "$only_head/" \
+    && cp ".asv/results/$machine/machine.json" ".asv/results/$machine/${commit:0:8}"-*.json \
+          "$only_head/$machine/" \
+    && $PY -m scipy_layers.reports --results "$only_head" --output "reports/$machine"
+for part in gpu_check.txt gpu_timing.md; do
+    [ -f "$OUT/$part" ] && cp "$OUT/$part" "reports/$machine/"
+done
+tar -czf "$OUT/gpu-results.tar.gz" "reports/$machine" ".asv/results/$machine" \
+    .asv/results/benchmarks.json
+echo "== [${SECONDS}s] done: $OUT/gpu-results.tar.gz"
