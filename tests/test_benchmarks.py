@@ -80,3 +80,21 @@ def test_asv_check_accepts_the_suite():
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No problems found" in result.stdout
+
+
+def test_importing_the_suite_makes_no_cuda_call():
+    """asv's forkserver imports the benchmark modules in the parent and forks a child per
+    case: CUDA touched there (even torch.cuda.is_available, which initialises the driver)
+    would break every CUDA case on a GPU machine. Here any such call raises."""
+    code = (
+        "import torch, torch.cuda\n"
+        "def touched(*args, **kwargs):\n"
+        "    raise SystemExit('CUDA touched at import')\n"
+        "for name in ('is_available', 'device_count', 'init', '_lazy_init', 'synchronize',\n"
+        "             'current_device', 'get_device_name', 'reset_peak_memory_stats'):\n"
+        "    setattr(torch.cuda, name, touched)\n"
+        "import benchmarks.common, benchmarks.bench_conv2d, benchmarks.bench_fft_abs, "
+        "benchmarks.bench_conv2d_nchw\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr or result.stdout
