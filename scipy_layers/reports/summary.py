@@ -129,7 +129,8 @@ def summary_markdown(timings, speedup, gradients, compare, factor: float) -> str
         lines += [f"## {layer}", "", escape(spec.description) if spec else "(not in the registry)", ""]
         by_case = with_blank_params(latest_t)
         times = time_table(by_case, latest_s, layer)
-        lines += _captioned(times, f"{SUMMARY_MEASUREMENT} time, torch pinned to one thread",
+        lines += _captioned(times, f"{SUMMARY_MEASUREMENT} time (torch at one thread on the "
+                            "CPU; every CUDA call synchronised)",
                             "ratio = implementation / native (> 1: slower than native).")
         lines += _captioned(time_table(by_case, latest_s, layer, METHODS_KIND),
                             f"Every method ({METHODS_KIND} view): {SUMMARY_MEASUREMENT} time",
