@@ -46,6 +46,7 @@ class BadFFTFunction(Function):
 
 def incorrect_fft(input: torch.Tensor) -> torch.Tensor:
     """``|rfft2(input)|`` through :class:`BadFFTFunction` (wrong gradient, on purpose)."""
+    gpu.warn_no_gpu_path_once(input, "incorrect_fft (the tutorial's BadFFTFunction)")
     return BadFFTFunction.apply(input)
 
 

@@ -100,6 +100,21 @@ def warn_cpu_round_trip_once(reason: str) -> None:
         CPURoundTripWarning, stacklevel=3)
 
 
+_no_gpu_path_warned: set[str] = set()
+
+
+def warn_no_gpu_path_once(tensor: torch.Tensor, layer: str) -> None:
+    """For layers that have no CuPy path: say once per layer and process that CUDA
+    tensors make the CPU round trip whatever is installed."""
+    if _device_type(tensor) != "cuda" or layer in _no_gpu_path_warned:
+        return
+    _no_gpu_path_warned.add(layer)
+    warnings.warn(
+        f"scipy_layers: {layer} has no GPU path, so CUDA tensors given to it are copied to "
+        f"the CPU, computed with numpy/scipy and copied back (much slower than its native "
+        f"twin on the GPU). (Shown once per process.)", CPURoundTripWarning, stacklevel=3)
+
+
 def _device_type(tensor: torch.Tensor) -> str:
     return tensor.device.type  # one place, so tests can fake a "cuda" decision
 

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch.autograd import Function
 
 from . import _nchw_kernels as kernels
+from . import gpu
 from ._nchw_args import check_conv2d_arguments, check_padding_mode
 from ._numpy_bridge import numpy_backward, to_numpy, to_tensor
 
@@ -89,7 +90,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
         raise ValueError(f"method must be one of {', '.join(map(repr, NCHW_METHODS))}; "
                          f"got {method!r}")
     geometry = check_conv2d_arguments(input, weight, bias, stride, padding, dilation, groups)
-    if method == "auto":
+    if method == "auto":  # (a method asked for by name is no surprise to warn of)
+        gpu.warn_no_gpu_path_once(input, "scipy_layers.conv2d (the batched conv)")
         method = choose_nchw_method(input.shape, weight.shape, geometry.stride,
                                     geometry.dilation, groups)
     elif method == "fft" and (geometry.stride != (1, 1) or geometry.dilation != (1, 1)

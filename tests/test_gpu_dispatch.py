@@ -15,8 +15,9 @@ import pytest
 import scipy.fft
 import scipy.signal
 import torch
+import torch.nn.functional as F
 
-from scipy_layers import LAYERS, fft_abs, gpu, native_conv2d, scipy_conv2d
+from scipy_layers import LAYERS, conv2d, fft_abs, gpu, incorrect_fft, native_conv2d, scipy_conv2d
 from scipy_layers.conv import ACCEPTED_METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +35,7 @@ def fresh_state(monkeypatch):
     clear = gpu.cupy_status.cache_clear  # kept: a test may replace cupy_status
     clear()
     monkeypatch.setattr(gpu, "_round_trip_warned", False)
+    monkeypatch.setattr(gpu, "_no_gpu_path_warned", set())
     yield
     clear()
 
@@ -155,6 +157,21 @@ def test_fft_layer_warns_too_and_explicit_numpy_methods_do_not(monkeypatch):
             scipy_conv2d(x, w, b, method)
     with pytest.warns(gpu.CPURoundTripWarning, match="CuPy is not installed"):
         fft_abs(x)
+
+
+def test_layers_without_a_gpu_path_say_so_once_each_even_with_cupy(monkeypatch):
+    install(monkeypatch, fake_cupy()[0])  # CuPy usable: still no GPU path for these two
+    x, w, b = LAYERS["conv2d_nchw"].make_inputs((2, 3, 9, 9), (4, 3, 3))
+    with pytest.warns(gpu.CPURoundTripWarning, match=r"scipy_layers\.conv2d .* no GPU path"):
+        out = conv2d(x, w, b)
+    torch.testing.assert_close(out, F.conv2d(x, w, b))
+    with pytest.warns(gpu.CPURoundTripWarning, match="BadFFTFunction"):
+        incorrect_fft(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per layer; a method by name never warns
+        conv2d(x, w, b)
+        conv2d(x, w, b, method="im2col")
+        incorrect_fft(x)
 
 
 def test_forcing_cupy_without_it_raises_clearly(monkeypatch):
