@@ -106,7 +106,8 @@ _no_gpu_path_warned: set[str] = set()
 def warn_no_gpu_path_once(tensor: torch.Tensor, layer: str) -> None:
     """For layers that have no CuPy path: say once per layer and process that CUDA
     tensors make the CPU round trip whatever is installed."""
-    if _device_type(tensor) != "cuda" or layer in _no_gpu_path_warned:
+    if (not isinstance(tensor, torch.Tensor) or _device_type(tensor) != "cuda"
+            or layer in _no_gpu_path_warned):  # (not a tensor: the layer's checks say so)
         return
     _no_gpu_path_warned.add(layer)
     warnings.warn(
