@@ -200,10 +200,10 @@ def main(argv=None) -> int:
         return 1
     print(f"gpu_check: {torch.cuda.get_device_name()}, torch {torch.__version__}, "
           f"CuPy {status.cupy.__version__}, CUDA runtime {status.cupy.cuda.runtime.runtimeGetVersion()}")
-    failed = False
     if args.timing_only:
         print("\n".join(timing_table(args.repeats)))
         return 0
+    failed = False
     try:
         check_gradients()
         print("gradcheck (float64, CUDA): conv input/filter/bias and fft_abs: passed")
