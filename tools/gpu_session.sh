@@ -131,12 +131,7 @@ timeout "$(allowance 120)" $PY -m pytest -q -p no:cacheprovider -rs \
 run_slices
 
 stage "reports for $machine from this commit's results"
-only_head=$(mktemp -d)
-mkdir -p "$only_head/$machine"
-cp .asv/results/benchmarks.json "$only_head/" \
-    && cp ".asv/results/$machine/machine.json" ".asv/results/$machine/${commit:0:8}"-*.json \
-          "$only_head/$machine/" \
-    && $PY -m scipy_layers.reports --results "$only_head" --output "reports/$machine"
+tools/commit_report.sh "$PY" "$machine"
 for part in gpu_check.txt gpu_timing.md; do
     [ -f "$OUT/$part" ] && cp "$OUT/$part" "reports/$machine/"
 done

@@ -13,11 +13,4 @@ machine=$($PY tools/asv_machine.py)
 $ASV run --machine "$machine" "HEAD^!"
 SCIPY_LAYERS_BENCH_FULL=1 $ASV run --machine "$machine" \
     -b "^bench_\\w+\\.(?!\\w*Threads\\.)\\w+\\.time_forward_backward\\('(native|scipy)'" "HEAD^!"
-# Report on this commit's results alone: the reference stays small and self-contained.
-only_head=$(mktemp -d)
-trap 'rm -rf "$only_head"' EXIT
-mkdir -p "$only_head/$machine"
-cp .asv/results/benchmarks.json "$only_head/"
-cp ".asv/results/$machine/machine.json" ".asv/results/$machine/$(git rev-parse --short=8 HEAD)"-*.json \
-    "$only_head/$machine/"
-$PY -m scipy_layers.reports --results "$only_head" --output "reports/$machine"
+tools/commit_report.sh "$PY" "$machine"
