@@ -9,9 +9,13 @@ y (N, C_out, Ho, Wo); ``geometry`` is _nchw_args.ConvGeometry. Two methods:
   kH * kW adds scatter back. Any stride, dilation and groups; at stride 1 the windows
   run along whole padded rows (L = Ho * Wp, see im2col_forward) so that both copies
   are contiguous block moves.
-- "fft": scipy.fft at next_fast_len of the padded input (a valid correlation needs no
-  extra padding), channels contracted in the frequency domain; forward spectra reused
-  in backward. Stride 1, dilation 1, groups 1 only: for few channels with large kernels.
+- "fft": scipy.fft in float64 with a per-pixel accuracy certificate (_fft_conv); stride
+  1, dilation 1, groups 1 only: for few channels with large kernels.
+
+Every pass whose operands are not all finite runs the direct "tap" kernels instead
+(_tap_kernels: sums over real pixels only, so NaN and inf land where native puts them),
+and so does an FFT pass that its certificate rejects. The window copies use plain
+slicing of a C-contiguous padded copy: no stride tricks, whatever the input's layout.
 
 Scratch buffers (padded inputs, window matrices, window gradients) come from a small
 workspace and go back to it once used: glibc hands freed multi-MB blocks back to the OS,
@@ -25,9 +29,12 @@ import threading
 import weakref
 
 import numpy as np
-import scipy.fft
-from numpy.lib.stride_tricks import as_strided
 
+from . import _fft_conv
+from ._finite import all_finite
+from ._tap_kernels import tap_forward, tap_grad_input, tap_grad_weight
+
+TAP = "tap"  # marks a state whose forward ran the tap kernels
 WORKSPACE_LIMIT_BYTES = 256 << 20  # idle scratch kept for reuse, at most
 _workspace: dict[tuple, list[np.ndarray]] = {}
 _workspace_bytes = 0
@@ -77,12 +84,14 @@ def clear_workspace() -> None:
 
 
 def _padded(x, padding, tail=0):
-    """x zero-padded: (flat, grid), flat a (N, C, Hp * Wp + tail) scratch array (zero
-    tail) and grid its (N, C, Hp, Wp) view; x itself for both when nothing is added."""
+    """x zero-padded: (flat, grid), flat a C-contiguous (N, C, Hp * Wp + tail) array (zero
+    tail) and grid its (N, C, Hp, Wp) view. A fresh scratch copy, or views of x when it
+    is C-contiguous and nothing is added, so the window copies below may read it as
+    whole padded rows whatever the input's strides were."""
     top, bottom, left, right = padding
-    if not (top or bottom or left or right or tail):
-        return x, x
     n, c, h, w = x.shape
+    if not (top or bottom or left or right or tail) and x.flags.c_contiguous:
+        return x.reshape(n, c, h * w), x
     hp, wp = h + top + bottom, w + left + right
     flat = scratch((n, c, hp * wp + tail), x.dtype)
     grid = flat[:, :, :hp * wp].reshape(n, c, hp, wp)
@@ -126,8 +135,12 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
     covers the last stretches), so im2col is kH * kW block copies and col2im kH * kW
     contiguous adds; the Wp - Wo extra columns of each output row are computed and
     dropped (backward gives them a zero gradient).
-    Otherwise L = Ho * Wo from a strided view.
+    Otherwise L = Ho * Wo from strided slices. Operands that are not all finite take the
+    tap kernels (state marked "tap"). The state ends with the window matrix (or None),
+    which the caller may recycle() once the graph node dies.
     """
+    if not all_finite(x, w):
+        return tap_forward(x, w, bias, geometry), (None, TAP, x, None)
     n, c_in = x.shape[:2]
     c_out, c_group, k_h, k_w = w.shape
     (out_h, out_w), (d_h, d_w), groups = geometry.out_hw, geometry.dilation, geometry.groups
@@ -136,17 +149,22 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
     hp, wp = grid.shape[2:]
     length = out_h * wp if wide else out_h * out_w
     cols = scratch((n, groups, c_group * k_h * k_w, length), x.dtype)
-    s_n, s_c, s_h, s_w = grid.strides
-    if wide:
-        windows = as_strided(flat, (n, c_in, k_h, k_w, length),
-                             (s_n, s_c, d_h * s_h, d_w * s_w, s_w), writeable=False)
-    else:
-        (st_h, st_w) = geometry.stride
-        windows = as_strided(grid, (n, c_in, k_h, k_w, out_h, out_w),
-                             (s_n, s_c, d_h * s_h, d_w * s_w, st_h * s_h, st_w * s_w),
-                             writeable=False)
-    np.copyto(cols.reshape(windows.shape), windows)
-    if flat is not x:
+    (s_h, s_w) = geometry.stride
+    if wide:  # window row (i, j): one contiguous stretch of each flattened padded image
+        if not flat.flags.c_contiguous:
+            raise AssertionError("im2col wide layout needs a C-contiguous padded input")
+        taps = cols.reshape(n, c_in, k_h, k_w, length)
+        for i in range(k_h):
+            for j in range(k_w):
+                start = i * d_h * wp + j * d_w
+                taps[:, :, i, j] = flat[:, :, start:start + length]
+    else:  # plain slicing of the padded grid: right for any strides it has
+        taps = cols.reshape(n, c_in, k_h, k_w, out_h, out_w)
+        for i in range(k_h):
+            for j in range(k_w):
+                taps[:, :, i, j] = grid[:, :, i * d_h:i * d_h + s_h * (out_h - 1) + 1:s_h,
+                                        j * d_w:j * d_w + s_w * (out_w - 1) + 1:s_w]
+    if grid is not x:  # a scratch copy, not views of the input
         recycle(flat)
     w_groups = w.reshape(groups, c_out // groups, c_group * k_h * k_w)
     if wide:
@@ -167,12 +185,15 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
     if not keep_cols:
         recycle(cols)
         cols = None
-    return y, ((hp, wp), wide, cols)
+    return y, ((hp, wp), wide, x, cols)
 
 
 def im2col_backward(gy, w, state, geometry, need_input, need_weight):
     """(grad_input, grad_weight), fresh arrays or None, from im2col_forward's state."""
-    (hp, wp), wide, cols = state
+    padded_hw, wide, x, cols = state
+    if wide is TAP or not all_finite(gy):
+        return _tap_backward(gy, w, x, geometry, need_input, need_weight)
+    hp, wp = padded_hw
     n, c_out, out_h, out_w = gy.shape
     _, c_group, k_h, k_w = w.shape
     groups = geometry.groups
@@ -230,35 +251,30 @@ def _col2im(gy_groups, w, xp_shape, geometry, wide):
     return grad_x
 
 
-def _spectrum_shape(xp_shape):
-    return tuple(scipy.fft.next_fast_len(n, real=True) for n in xp_shape[2:])
+def _tap_backward(gy, w, x, geometry, need_input, need_weight):
+    return (tap_grad_input(gy, w, x.shape, geometry) if need_input else None,
+            tap_grad_weight(x, gy, w.shape, geometry) if need_weight else None)
 
 
 def fft_forward(x, w, geometry):
-    """y and the state (padded shape, spectrum shape, x spectrum, w spectrum) that
-    backward reuses."""
-    flat, xp = _padded(x, geometry.padding)
-    out_hw = geometry.out_hw
-    shape = _spectrum_shape(xp.shape)
-    x_spec = scipy.fft.rfft2(xp, s=shape)
-    if flat is not x:
-        recycle(flat)
-    w_spec = scipy.fft.rfft2(w, s=shape)
-    y_spec = np.einsum("ncuv,ocuv->nouv", x_spec, w_spec.conj())
-    y = scipy.fft.irfft2(y_spec, s=shape)[:, :, :out_hw[0], :out_hw[1]]
-    return y, (xp.shape, shape, x_spec, w_spec)
+    """y (no bias) and the state fft_backward takes: by the certified FFT of _fft_conv,
+    or by the tap kernels for non-finite operands or an uncertified result."""
+    if not all_finite(x, w):
+        return tap_forward(x, w, None, geometry), (None, x)
+    y, spectra = _fft_conv.fft_forward(x, w, geometry.padding, geometry.out_hw)
+    if y is None:
+        y = tap_forward(x, w, None, geometry)
+    return y, (spectra, x)
 
 
 def fft_backward(gy, w, state, geometry, need_input, need_weight):
     """(grad_input, grad_weight): arrays or None."""
-    (xp_shape, shape, x_spec, w_spec), w_shape = state, w.shape
-    g_spec = scipy.fft.rfft2(gy, s=shape)
-    grad_input = grad_weight = None
-    if need_input:
-        spec = np.einsum("nouv,ocuv->ncuv", g_spec, w_spec)
-        grad_input = _inner(scipy.fft.irfft2(spec, s=shape)[:, :, :xp_shape[2], :xp_shape[3]],
-                            geometry.padding)
-    if need_weight:
-        spec = np.einsum("ncuv,nouv->ocuv", x_spec, g_spec.conj())
-        grad_weight = scipy.fft.irfft2(spec, s=shape)[:, :, :w_shape[2], :w_shape[3]]
+    spectra, x = state
+    if spectra is None or not all_finite(gy):
+        return _tap_backward(gy, w, x, geometry, need_input, need_weight)
+    grad_input, grad_weight, certified = _fft_conv.fft_backward(gy, spectra, need_input, need_weight)
+    if need_input and not certified[0]:
+        grad_input = tap_grad_input(gy, w, x.shape, geometry)
+    if need_weight and not certified[1]:
+        grad_weight = tap_grad_weight(x, gy, w.shape, geometry)
     return grad_input, grad_weight

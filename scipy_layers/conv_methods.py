@@ -8,15 +8,24 @@ Every method computes, for x (H, W) and w (kH, kW) with Ho = H - kH + 1, Wo = W 
 
 ``forward`` returns (y, state); ``backward`` takes that state back, so a method can
 reuse work from forward (the FFT method keeps the input and filter spectra).
-Arrays stay in the input dtype (float32 or float64) throughout.
+Results come back in the input dtype (float32 or float64).
+
+Every method obeys the accuracy contract of ``agreement.py`` and puts NaN and inf where
+native torch does: a pass whose operands are not all finite runs the direct "tap"
+kernels (_tap_kernels, sums over real pixels only), and the FFT method certifies its
+result pixel by pixel (_fft_conv), falling back to "shift" where it cannot.
 """
 from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
 import numpy as np
-import scipy.fft
 from scipy import signal
+
+from . import _fft_conv
+from ._finite import all_finite
+from ._nchw_args import ConvGeometry
+from ._tap_kernels import tap_forward, tap_grad_input, tap_grad_weight
 
 
 class ConvMethod(NamedTuple):
@@ -146,43 +155,75 @@ def _shift_grad_filter(x, g_flat, w_shape):
     return grad
 
 
-# --- "fft": scipy.fft at next_fast_len ------------------------------------------------
-# A valid correlation never reads past the input's edge, so a circular transform of the
-# input's own size (rounded up to a fast length) is exact: no N + k - 1 padding. The
-# input and filter spectra from forward are reused by both gradients.
+# --- "fft": the certified FFT convolution of _fft_conv, as one image and one channel ---
+# Passes its certificate rejects (high dynamic range, zero regions) run "shift".
+
+_NO_PADDING = (0, 0, 0, 0)
+
 
 def _fft_forward(x, w):
-    height, width = x.shape
-    k_height, k_width = w.shape
-    shape = (scipy.fft.next_fast_len(height, real=True), scipy.fft.next_fast_len(width, real=True))
-    x_spec = scipy.fft.rfft2(x, s=shape)
-    # The filter is only kH rows: transform those along the width, then pad along height.
-    w_spec = scipy.fft.fft(scipy.fft.rfft(w, n=shape[1], axis=1), n=shape[0], axis=0)
-    out_height, out_width = height - k_height + 1, width - k_width + 1
-    y = _first_rows_of_inverse(x_spec * w_spec.conj(), shape, out_height)[:, :out_width]
-    return y, (shape, x_spec, w_spec)
+    out_hw = (x.shape[0] - w.shape[0] + 1, x.shape[1] - w.shape[1] + 1)
+    y, spectra = _fft_conv.fft_forward(x[None, None], w[None, None], _NO_PADDING, out_hw)
+    if y is None:
+        return _shift_forward(x, w)[0], spectra
+    return y[0, 0], spectra
 
 
-def _first_rows_of_inverse(spectrum, shape, rows):
-    """irfft2(spectrum, s=shape)[:rows], skipping the real transforms of unused rows."""
-    partial = scipy.fft.ifft(spectrum, axis=0, overwrite_x=True)[:rows]
-    return scipy.fft.irfft(partial, n=shape[1], axis=1)
+def _fft_backward(g, x, w, spectra, need_input, need_filter):
+    grad_x, grad_w, certified = _fft_conv.fft_backward(g[None, None], spectra, need_input,
+                                                       need_filter)
+    grad_x = None if grad_x is None else grad_x[0, 0]
+    grad_w = None if grad_w is None else grad_w[0, 0]
+    if (need_input and not certified[0]) or (need_filter and not certified[1]):
+        shift_x, shift_w = _shift_backward(g, x, w, None, need_input and not certified[0],
+                                           need_filter and not certified[1])
+        grad_x = shift_x if shift_x is not None else grad_x
+        grad_w = shift_w if shift_w is not None else grad_w
+    return grad_x, grad_w
 
 
-def _fft_backward(g, x, w, state, need_input, need_filter):
-    shape, x_spec, w_spec = state
-    g_spec = scipy.fft.fft(scipy.fft.rfft(g, n=shape[1], axis=1), n=shape[0], axis=0)
-    grad_input = grad_filter = None
-    if need_input:
-        grad_input = _first_rows_of_inverse(g_spec * w_spec, shape, x.shape[0])[:, :x.shape[1]]
-    if need_filter:
-        grad_filter = _first_rows_of_inverse(x_spec * g_spec.conj(), shape, w.shape[0])
-        grad_filter = grad_filter[:, :w.shape[1]]
-    return grad_input, grad_filter
+# --- non-finite operands: the tap kernels, on one image and one channel -----------------
+
+def _geometry(x_shape, w_shape) -> ConvGeometry:
+    return ConvGeometry((1, 1), _NO_PADDING, (1, 1), 1,
+                        (x_shape[0] - w_shape[0] + 1, x_shape[1] - w_shape[1] + 1))
+
+
+def _tap_pass_forward(x, w):
+    return tap_forward(x[None, None], w[None, None], None, _geometry(x.shape, w.shape))[0, 0]
+
+
+def _tap_pass_backward(g, x, w, need_input, need_filter):
+    geometry = _geometry(x.shape, w.shape)
+    g4 = g[None, None]
+    return (tap_grad_input(g4, w[None, None], (1, 1) + x.shape, geometry)[0, 0]
+            if need_input else None,
+            tap_grad_weight(x[None, None], g4, (1, 1) + w.shape, geometry)[0, 0]
+            if need_filter else None)
+
+
+_TAP = "tap"  # state of a forward that ran the tap kernels
+
+
+def _routed(method: ConvMethod) -> ConvMethod:
+    """``method`` for finite operands, the tap kernels for any pass that has a NaN or inf."""
+
+    def forward(x, w):
+        if not all_finite(x, w):
+            return _tap_pass_forward(x, w), _TAP
+        return method.forward(x, w)
+
+    def backward(g, x, w, state, need_input, need_filter):
+        if (isinstance(state, str) and state == _TAP) or not all_finite(g):
+            return _tap_pass_backward(g, x, w, need_input, need_filter)
+        return method.backward(g, x, w, state, need_input, need_filter)
+
+    return ConvMethod(forward, backward)
 
 
 METHODS: dict[str, ConvMethod] = {
-    "direct": ConvMethod(_direct_forward, _backward_from(_direct_grad_input, _direct_grad_filter)),
-    "shift": ConvMethod(_shift_forward, _shift_backward),
-    "fft": ConvMethod(_fft_forward, _fft_backward),
+    "direct": _routed(ConvMethod(_direct_forward,
+                                 _backward_from(_direct_grad_input, _direct_grad_filter))),
+    "shift": _routed(ConvMethod(_shift_forward, _shift_backward)),
+    "fft": _routed(ConvMethod(_fft_forward, _fft_backward)),
 }
