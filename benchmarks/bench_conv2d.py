@@ -5,7 +5,8 @@ against F.conv2d on the same seeded inputs.
 picks) with the native twin; ``Conv2dMethods`` puts every numpy/scipy method beside them,
 which shows where each method wins and whether the rule picks the winner.
 """
-from .common import (DEVICES, DTYPES, THREADS, _BackwardTiming, _ForwardBackwardTiming, _Memory,
+from .common import (DEVICES, DTYPES, LAYOUTS, THREADS, VALUES, _BackwardTiming,
+                     _ForwardBackwardTiming, _Memory,
                      _GradientAgreement, _ThreadTimings, _Timings, parse_size, skip)
 
 LAYER = "conv2d"
@@ -101,9 +102,9 @@ class Conv2dThreads(_ThreadTimings):
 
 class Conv2dGradients(_GradientAgreement):
     layer = LAYER
-    param_names = ["implementation", "size", "kernel", "dtype", "quantity"]
+    param_names = ["implementation", "size", "kernel", "dtype", "layout", "values", "quantity"]
     params = [IMPLEMENTATIONS[1:], ["16x16", "127x127"], ["3x3", "15x15"], list(DTYPES),
-              ["output", "grad_input", "grad_filter", "grad_bias"]]
+              LAYOUTS, VALUES, ["output", "grad_input", "grad_filter", "grad_bias"]]
 
     def setup_cache(self):
         return self.error_table()

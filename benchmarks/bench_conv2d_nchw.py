@@ -1,9 +1,12 @@
 """The drop-in batched, multi-channel ``scipy_layers.conv2d`` (``conv2d_nchw`` in the
 registry) against F.conv2d (stride 1, no padding), on real CNN layer shapes."""
-from .common import DTYPES, _BackwardTiming, _Memory, _GradientAgreement, _Timings
+from .common import (DTYPES, LAYOUTS, VALUES, _BackwardTiming, _ForwardBackwardTiming,
+                     _GradientAgreement, _Memory, _Timings)
 
 LAYER = "conv2d_nchw"
 IMPLEMENTATIONS = ["native", "scipy"]
+# Fixed list (an older commit lacking a method shows n/a): each method forced.
+METHODS = ["scipy-im2col", "scipy-fft"]
 # Input (N x C_in x H x W) -> output channels: real CNN layers, plus few channels with a
 # large kernel. The kernel parameter is kH x kW; C_out follows from the input.
 OUTPUT_CHANNELS = {
@@ -56,11 +59,26 @@ class Conv2dNCHWMemory(_Conv2dNCHWCase, _Memory):
     pass
 
 
+class Conv2dNCHWMethods(_ForwardBackwardTiming):
+    """Forward+backward of each method forced beside the rule ("scipy") and native."""
+
+    layer = LAYER
+    param_names = PARAM_NAMES
+    params = [[*IMPLEMENTATIONS, *METHODS], SIZES, KERNELS, list(DTYPES)]
+
+    def in_default_grid(self, implementation, size, weight, dtype):
+        return (in_default_grid(implementation, size, weight.partition("x")[2], dtype)
+                and dtype == "float32")
+
+    def setup(self, implementation, size, kernel, dtype):
+        self.setup_case(implementation, size, weight_shape(size, kernel), dtype, "cpu")
+
+
 class Conv2dNCHWGradients(_GradientAgreement):
     layer = LAYER
-    param_names = ["implementation", "size", "kernel", "dtype", "quantity"]
-    params = [["scipy"], ["8x3x32x32", "4x1x128x128"], ["3x3", "15x15"], list(DTYPES),
-              ["output", "grad_input", "grad_weight", "grad_bias"]]
+    param_names = ["implementation", "size", "kernel", "dtype", "layout", "values", "quantity"]
+    params = [[*IMPLEMENTATIONS[1:], *METHODS], ["8x3x32x32", "4x1x128x128"], ["3x3", "15x15"],
+              list(DTYPES), LAYOUTS, VALUES, ["output", "grad_input", "grad_weight", "grad_bias"]]
 
     def setup_cache(self):
         return self.error_table()

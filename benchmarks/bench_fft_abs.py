@@ -1,6 +1,7 @@
 """The FFT layer |rfft2(x)| (``fft_abs`` in the registry): scipy.fft with the true
 gradient, the tutorial's BadFFTFunction on numpy.fft, and torch.fft."""
-from .common import (DEVICES, DTYPES, THREADS, _BackwardTiming, _GradientAgreement, _Memory,
+from .common import (DEVICES, DTYPES, LAYOUTS, THREADS, VALUES, _BackwardTiming,
+                     _GradientAgreement, _Memory,
                      _ThreadTimings, _Timings)
 
 LAYER = "fft_abs"
@@ -55,9 +56,9 @@ class FFTAbsGradients(_GradientAgreement):
     1 here on purpose: its backward is knowingly wrong (see BadFFTFunction)."""
 
     layer = LAYER
-    param_names = ["implementation", "size", "dtype", "quantity"]
-    params = [IMPLEMENTATIONS[1:], ["16x16", "127x127", "4x31x30"], list(DTYPES),
-              ["output", "grad_input"]]
+    param_names = ["implementation", "size", "dtype", "layout", "values", "quantity"]
+    params = [IMPLEMENTATIONS[1:], ["16x16", "127x127", "4x31x30"], list(DTYPES), LAYOUTS,
+              VALUES, ["output", "grad_input"]]
 
     def setup_cache(self):
         return self.error_table()

@@ -18,6 +18,7 @@ import torch
 
 from scipy_layers import LAYERS, NATIVE
 from scipy_layers.agreement import compare_with_native
+from scipy_layers.samples import as_layout
 
 SEED = 1234
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -263,17 +264,35 @@ class _ThreadTimings(_ForwardBackwardTiming):
     track_threads_in_force.unit = "threads"
 
 
+# Gradient agreement is tracked on contiguous inputs and on strided views of the same
+# values (every other element of a NaN-filled buffer: a read outside the view shows), and
+# with finite values or with a NaN and an inf planted in the input (non-finite results
+# must sit where native's do; a mismatch is recorded as an infinite error).
+LAYOUTS = ["contiguous", "strided"]
+VALUES = ["finite", "nonfinite"]
+_LAYOUT_OF = {"contiguous": "contiguous", "strided": "step_sliced"}
+
+
+def _with_nonfinite(inputs):
+    """A copy of the inputs with a NaN and an inf planted in the first one (the image)."""
+    first = inputs[0].detach().clone()
+    flat = first.view(-1)
+    flat[flat.numel() // 3] = float("nan")
+    flat[(2 * flat.numel()) // 3] = float("inf")
+    return (first, *inputs[1:])
+
+
 class _GradientAgreement:
     """Max absolute and relative error against the native twin, per output/gradient, in
-    float64 and float32 (same inputs, same grad_output). A commit that breaks a gradient
-    shows here beside one that changes speed.
+    float64 and float32 (same inputs, same grad_output), per layout and values. A commit
+    that breaks a gradient shows here beside one that changes speed.
 
-    Subclasses set ``params`` (the last one is ``quantity``), ``case(*params[:-1])``,
-    which maps a combination to (implementation, size, kernel, dtype), and
+    Subclasses set ``params`` (ending with layout, values, quantity), ``case(*combo)``,
+    which maps the leading parameters to (implementation, size, kernel, dtype), and
     ``setup_cache`` returning ``self.error_table()``."""
 
     layer: str
-    version = "1"
+    version = "2"  # 2: layout and values parameters; non-finite-aware errors
     timeout = 300
 
     def _skip_reason(self, implementation, size, kernel, dtype):
@@ -293,15 +312,19 @@ class _GradientAgreement:
         spec = LAYERS[self.layer]
         table = {}
         for combo in itertools.product(*self.params[:-1]):
-            implementation, size, kernel, dtype = self.case(*combo)
+            *case, layout, values = combo
+            implementation, size, kernel, dtype = self.case(*case)
             if self._skip_reason(implementation, size, kernel, dtype) is None:
                 inputs = cached_inputs(self.layer, size, kernel, dtype, "cpu")
-                table[combo] = compare_with_native(spec, implementation, inputs)
+                if values == "nonfinite":
+                    inputs = _with_nonfinite(inputs)
+                leaves, prepare = as_layout(inputs, _LAYOUT_OF[layout])
+                table[combo] = compare_with_native(spec, implementation, leaves, prepare=prepare)
         return table
 
     def setup(self, table, *params):
         *combo, quantity = params
-        reason = self._skip_reason(*self.case(*combo))
+        reason = self._skip_reason(*self.case(*combo[:-2]))
         if reason:
             skip(reason)
         errors = table[tuple(combo)]

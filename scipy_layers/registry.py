@@ -106,6 +106,11 @@ LAYERS: dict[str, Layer] = {
             implementations={
                 "scipy": Implementation(conv2d, backend="numpy im2col + BLAS / scipy.fft",
                                         note="picks im2col or fft (choose_nchw_method)"),
+                "scipy-im2col": Implementation(functools.partial(conv2d, method="im2col"),
+                                               backend="numpy im2col + BLAS"),
+                "scipy-fft": Implementation(functools.partial(conv2d, method="fft"),
+                                            backend="scipy.fft (float64, certified)",
+                                            note="stride 1, dilation 1, groups 1 only"),
                 NATIVE: Implementation(native_conv2d_nchw, backend="torch.nn.functional.conv2d"),
             },
             input_names=("input", "weight", "bias"),

@@ -1,0 +1,141 @@
+"""The accuracy contract of scipy_layers.agreement (|y - exact| <= c eps M per entry) on
+inputs chosen to break FFT convolutions: high dynamic range, zero regions, constants,
+periodic patterns, near-overflow float64; and the issue-10 examples that used to fail."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from scipy_layers import LAYERS, conv2d, scipy_conv2d
+from scipy_layers.agreement import conv_reference, contract_ratio
+
+DTYPES = [torch.float32, torch.float64]
+SINGLE_METHODS = ["direct", "shift", "fft", "auto"]
+NCHW_METHODS = ["im2col", "fft", "auto"]
+
+
+def family(name: str, shape, dtype, seed=0):
+    """An input of ``shape`` (last two dims spatial) of the named adversarial kind."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=gen, dtype=torch.float64)
+    h, w = shape[-2:]
+    if name == "spike-1e6":               # issue 10: 1e6 on a 1e-3 background
+        x = torch.full(shape, 1e-3, dtype=torch.float64)
+        x[..., h // 3, w // 2] = 1e6
+    elif name == "spike-extreme":         # far beyond float32's 7 digits of range
+        x = x * 1e-3
+        x[..., 1, 2] = 1e30 if dtype == torch.float32 else 1e200
+    elif name == "zero-region":           # windows of exact zeros must come out exact
+        x[..., :, : w // 2] = 0
+    elif name == "constant":
+        x = torch.ones(shape, dtype=torch.float64)
+    elif name == "periodic":              # all energy in two frequencies
+        i = torch.arange(h, dtype=torch.float64)[:, None]
+        j = torch.arange(w, dtype=torch.float64)[None, :]
+        x = torch.cos(2 * math.pi * 5 * i / h) * torch.cos(2 * math.pi * 3 * j / w) + 0 * x
+    elif name == "wide-range":            # columns from 1e-15 to 1e15 (1e-20..1e20 float64)
+        top = 15 if dtype == torch.float32 else 20
+        x = x * torch.logspace(-top, top, w, dtype=torch.float64)
+    elif name != "random":
+        raise ValueError(name)
+    return x.to(dtype)
+
+
+FAMILIES = ["random", "spike-1e6", "spike-extreme", "zero-region", "constant", "periodic",
+            "wide-range"]
+
+
+def check_contract(outputs, refs, dtype):
+    for name, got in outputs.items():
+        ratio = contract_ratio(got, refs[name], dtype)
+        assert ratio <= 1, (name, ratio)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("method", SINGLE_METHODS)
+@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("size,kernel", [((48, 40), (9, 7)), ((72, 72), (15, 15))])
+def test_single_channel_keeps_the_contract(name, method, dtype, size, kernel):
+    x = family(name, size, dtype).requires_grad_()
+    w = torch.randn(kernel, dtype=dtype, generator=torch.Generator().manual_seed(1)).requires_grad_()
+    b = torch.randn(1, 1, dtype=dtype).requires_grad_()
+    y = scipy_conv2d(x, w, b, method)
+    g = family(name, y.shape, dtype, seed=2)  # grad_output of the same kind
+    grads = torch.autograd.grad(y, (x, w, b), g)
+    refs = conv_reference(x, w, b, g)
+    check_contract(dict(zip(("output", "grad_input", "grad_weight", "grad_bias"), (y, *grads))),
+                   refs, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("method", NCHW_METHODS)
+@pytest.mark.parametrize("name", FAMILIES)
+def test_batched_conv_keeps_the_contract(name, method, dtype):
+    x = family(name, (2, 2, 40, 36), dtype).requires_grad_()
+    w = torch.randn(3, 2, 7, 7, dtype=dtype, generator=torch.Generator().manual_seed(1)).requires_grad_()
+    b = torch.randn(3, dtype=dtype).requires_grad_()
+    y = conv2d(x, w, b, padding=3, method=method)
+    g = family(name, y.shape, dtype, seed=2)
+    grads = torch.autograd.grad(y, (x, w, b), g)
+    refs = conv_reference(x, w, b, g, padding=3)
+    check_contract(dict(zip(("output", "grad_input", "grad_weight", "grad_bias"), (y, *grads))),
+                   refs, dtype)
+
+
+@pytest.mark.parametrize("method", SINGLE_METHODS)
+def test_issue_spike_example_far_outputs_are_right(method):
+    """Issue 10: far from a 1e6 spike, float32 outputs were off by a relative 0.15."""
+    x = family("spike-1e6", (64, 64), torch.float32)
+    w = torch.randn(7, 7)
+    y = scipy_conv2d(x, w, None, method)
+    exact = F.conv2d(x[None, None].double(), w[None, None].double())[0, 0]
+    far = (slice(40, None), slice(0, 20))  # windows that do not hold the spike
+    assert ((y[far] - exact[far]).abs() / exact[far].abs()).max() < 1e-5
+
+
+@pytest.mark.parametrize("method", NCHW_METHODS)
+def test_issue_batched_spike_example(method):
+    """Issue 10: the batched conv on 1x2x64x64 with 7x7 filters was off by a relative 330."""
+    x = family("spike-1e6", (1, 2, 64, 64), torch.float32)
+    w = torch.randn(3, 2, 7, 7)
+    y = conv2d(x, w, method=method)
+    exact = F.conv2d(x.double(), w.double())
+    far = (..., slice(40, None), slice(0, 20))
+    assert ((y[far] - exact[far]).abs() / exact[far].abs()).max() < 1e-5
+
+
+@pytest.mark.parametrize("method", SINGLE_METHODS)
+def test_issue_nan_pixel_stays_in_its_windows(method):
+    """Issue 10: one NaN pixel, 64x64 input, 9x9 filter: native has 81 NaN outputs; the
+    FFT path had 3,136."""
+    x = torch.randn(64, 64)
+    x[30, 30] = float("nan")
+    y = scipy_conv2d(x, torch.randn(9, 9), None, method)
+    assert int(y.isnan().sum()) == 81
+
+
+@pytest.mark.parametrize("method", SINGLE_METHODS)
+def test_near_overflow_float64_stays_finite_like_native(method):
+    """Issue 10: float64 inputs near 1e307 gave all NaN where native is finite."""
+    x = torch.randn(64, 64, dtype=torch.float64) * 1e306
+    w = torch.rand(9, 9, dtype=torch.float64) / 81  # sums of |x||w| stay below 1e307
+    b = torch.zeros(1, 1, dtype=torch.float64)
+    x.requires_grad_()
+    w.requires_grad_()
+    y = scipy_conv2d(x, w, b, method)
+    native = LAYERS["conv2d"].native.fn(x, w, b)
+    assert torch.isfinite(native).all() and torch.isfinite(y).all()
+    g = torch.ones_like(y)
+    gx, _ = torch.autograd.grad(y, (x, w), g)
+    assert torch.isfinite(gx).all()
+    torch.testing.assert_close(y, native, rtol=1e-10, atol=0)
+
+
+def test_near_overflow_float64_batched_fft():
+    x = torch.randn(1, 2, 40, 40, dtype=torch.float64) * 1e306
+    w = torch.rand(2, 2, 9, 9, dtype=torch.float64) / 162
+    y = conv2d(x, w, method="fft")
+    native = F.conv2d(x, w)
+    assert torch.isfinite(native).all() and torch.isfinite(y).all()
+    torch.testing.assert_close(y, native, rtol=1e-10, atol=0)

@@ -1,0 +1,193 @@
+"""The differential harness: every layer x implementation x sample (scipy_layers.samples)
+against the native twin, in every memory layout, with NaN and inf planted in each
+argument, and the error inputs of each layer. Native torch is the oracle."""
+import itertools
+
+import pytest
+import torch
+from torch.autograd import gradcheck
+
+from scipy_layers import LAYERS, NATIVE
+from scipy_layers.agreement import TOLERANCE, compare_with_native, conv_reference, max_errors
+from scipy_layers.samples import ERROR_INPUTS, LAYOUTS, SAMPLES, make_case
+
+DTYPES = [torch.float32, torch.float64]
+
+
+def implementations(layer_name, exact_gradient_only=False):
+    layer = LAYERS[layer_name]
+    return [name for name, impl in layer.compared_implementations().items()
+            if impl.gradient_is_exact or not exact_gradient_only]
+
+
+CASES = [pytest.param(layer, impl, sample, id=f"{layer}-{impl}-{sample.name}")
+         for layer, samples in SAMPLES.items() for sample in samples
+         for impl in implementations(layer) if sample.accepts(impl)]
+
+
+def check_errors(layer_name, implementation, errors, dtype):
+    exact = LAYERS[layer_name].implementations[implementation].gradient_is_exact
+    for what, err in errors.items():
+        if what == "output" or exact:
+            assert err.max_rel <= TOLERANCE[dtype], (what, err)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("layer_name,implementation,sample", CASES)
+def test_agrees_with_native_in_every_layout(layer_name, implementation, sample, dtype, layout):
+    leaves, prepare = make_case(sample, layout, dtype, seed=11)
+    errors = compare_with_native(LAYERS[layer_name], implementation, leaves, prepare=prepare,
+                                 kwargs=sample.kwargs)
+    check_errors(layer_name, implementation, errors, dtype)
+
+
+GRADCHECK_CASES = [case for case in CASES
+                   if LAYERS[case.values[0]].implementations[case.values[1]].gradient_is_exact]
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "step_sliced"])
+@pytest.mark.parametrize("layer_name,implementation,sample", GRADCHECK_CASES)
+def test_gradcheck(layer_name, implementation, sample, layout):
+    leaves, prepare = make_case(sample, layout, torch.float64, seed=3)
+    fn = LAYERS[layer_name].implementations[implementation].fn
+    present = [t for t in leaves if t is not None]
+
+    def call(*tensors):
+        it = iter(tensors)
+        return fn(*prepare([None if t is None else next(it) for t in leaves]), **sample.kwargs)
+
+    # conv is linear in each argument, so a large step is exact and lifts the FFT
+    # method's ~1e-16 forward noise far above the difference quotient's resolution.
+    eps = 1e-6 if layer_name == "fft_abs" else 1e-3
+    assert gradcheck(call, present, eps=eps, atol=1e-8, rtol=1e-6)
+
+
+# --- NaN and inf --------------------------------------------------------------------------
+
+def _nonfinite_classes(t):
+    return t.isnan() * 1 + (t == float("inf")) * 2 + (t == -float("inf")) * 3
+
+
+def _plant(tensor, value, index=0):
+    """Put ``value`` at one element (chosen by ``index``) of a leaf's visible part."""
+    with torch.no_grad():
+        flat = tensor.view(-1) if tensor.is_contiguous() else None
+        if flat is None:
+            raise AssertionError("plant values into contiguous leaves only")
+        finite = torch.nonzero(flat.isfinite()).flatten()
+        flat[finite[(index * 7919) % len(finite)]] = value
+
+
+def _padded(sample):
+    padding = sample.kwargs.get("padding", 0)
+    return padding == "same" or (padding != "valid" and any(
+        p for p in ((padding,) if isinstance(padding, int) else padding)))
+
+
+def _argument_count(sample):
+    return sum(shape is not None for shape in sample.shapes)
+
+
+NONFINITE_CASES = [pytest.param(layer, impl, sample, where, value, id=(
+    f"{layer}-{impl}-{sample.name}-{where}-{value}"))
+    for layer, impl, sample in (case.values for case in GRADCHECK_CASES)
+    for where in ("input", "weight", "bias", "grad_output")
+    for value in ("nan", "inf", "-inf")
+    if where == "grad_output" or ["input", "weight", "bias"].index(where) < _argument_count(sample)
+    if value == "nan" or where != "bias"]
+
+
+def _outputs_and_grads(fn, leaves, kwargs, change_grad_output, dtype):
+    args = [None if t is None else t.detach().clone().requires_grad_(True) for t in leaves]
+    output = fn(*args, **kwargs)
+    gen = torch.Generator().manual_seed(1)
+    grad_output = change_grad_output(torch.randn(output.shape, generator=gen, dtype=dtype))
+    present = [t for t in args if t is not None]
+    return [output, *torch.autograd.grad(output, present, grad_output)], grad_output
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("layer_name,implementation,sample,where,value", NONFINITE_CASES)
+def test_nonfinite_values_land_where_native_puts_them(layer_name, implementation, sample,
+                                                      where, value, dtype):
+    leaves, _ = make_case(sample, "contiguous", dtype, seed=5)
+    planted = float(value)
+    change = lambda g: g  # noqa: E731
+    if where == "grad_output":
+        def change(g):
+            _plant(g, planted, 3)
+            return g
+    else:
+        _plant(leaves[["input", "weight", "bias"].index(where)], planted, 1)
+    layer = LAYERS[layer_name]
+    ours, grad_output = _outputs_and_grads(layer.implementations[implementation].fn, leaves,
+                                           sample.kwargs, change, dtype)
+    if layer_name == "conv2d_nchw" and _padded(sample) and where in ("weight", "grad_output"):
+        # Native's own paths disagree here (see README: zero padding times inf): the
+        # oracle is the direct sum over real pixels, which oneDNN's float32 path matches.
+        refs = conv_reference(*[None if t is None else t.detach() for t in leaves], grad_output,
+                              **sample.kwargs)
+        names = ["output", "grad_input", "grad_weight", "grad_bias"]
+        theirs = [torch.from_numpy(refs[name].value.astype("float64")) for name in names[:len(ours)]]
+    else:
+        theirs, _ = _outputs_and_grads(layer.native.fn, leaves, sample.kwargs, change, dtype)
+    for index, (mine, reference) in enumerate(zip(ours, theirs)):
+        err = max_errors(mine, reference)
+        assert err.nonfinite_mismatches == 0, (index, err)
+        if layer_name != "fft_abs":  # conv sums: NaN, inf and -inf exactly as native's
+            assert torch.equal(_nonfinite_classes(mine), _nonfinite_classes(reference)), index
+        exact = layer.implementations[implementation].gradient_is_exact
+        if index == 0 or exact:
+            assert err.max_rel <= TOLERANCE[dtype], (index, err)
+
+
+def test_native_float32_stride_1_matches_the_reference_where_padding_meets_inf():
+    """The oracle chosen above is native's oneDNN float32 path, checked here."""
+    x = torch.randn(2, 2, 9, 9)
+    w = torch.randn(3, 2, 3, 3)
+    w[1, 0, 0, 0] = float("inf")
+    x.requires_grad_()
+    w.requires_grad_()
+    y = torch.nn.functional.conv2d(x, w, padding=1)
+    grad_output = torch.randn_like(y)
+    grad_x, grad_w = torch.autograd.grad(y, (x, w), grad_output)
+    refs = conv_reference(x.detach(), w.detach(), None, grad_output, padding=1)
+    for name, got in (("output", y), ("grad_input", grad_x), ("grad_weight", grad_w)):
+        expected = torch.from_numpy(refs[name].value.astype("float64"))
+        assert torch.equal(_nonfinite_classes(got), _nonfinite_classes(expected)), name
+
+
+# --- error inputs --------------------------------------------------------------------------
+
+ERROR_CASES = [pytest.param(layer, impl, error, id=f"{layer}-{impl}-{error.name}")
+               for layer, errors in ERROR_INPUTS.items() for error in errors
+               for impl in implementations(layer)
+               if not (error.kwargs.get("method") and "-" in impl)]
+
+
+@pytest.mark.parametrize("layer_name,implementation,error", ERROR_CASES)
+def test_error_inputs_raise_clear_errors(layer_name, implementation, error):
+    fn = LAYERS[layer_name].implementations[implementation].fn
+    with pytest.raises(error.error_type, match=error.match):
+        fn(*error.make_args(), **error.kwargs)
+
+
+def test_every_layer_has_samples_and_error_inputs():
+    assert set(SAMPLES) == set(LAYERS) == set(ERROR_INPUTS)
+    for layer_name, samples in SAMPLES.items():
+        for impl in implementations(layer_name):
+            assert any(s.accepts(impl) for s in samples), (layer_name, impl)
+
+
+def test_a_reader_outside_the_view_is_caught():
+    """The poisoned layouts do their job: a layer that reads the whole buffer fails."""
+    sample = SAMPLES["fft_abs"][0]
+    leaves, prepare = make_case(sample, "step_sliced", torch.float64)
+
+    def reads_the_buffer(x):
+        return torch.fft.rfft2(x.as_strided(x.shape, (x.shape[1], 1))).abs()
+
+    out = reads_the_buffer(*prepare(leaves))
+    assert torch.isnan(out).any()
+    assert max_errors(out, torch.fft.rfft2(*prepare(leaves)).abs()).max_rel == float("inf")
