@@ -11,8 +11,17 @@ SUPPORTED_DTYPES = (torch.float32, torch.float64)
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
-def check_float_tensor(name: str, value, *, ndim: int | None = None, min_ndim: int | None = None):
-    """Check that ``value`` is a non-empty float32/float64 tensor of the given rank."""
+class EmptyDimensionError(ValueError, RuntimeError):
+    """A tensor is empty in a dim that must hold data. A ValueError, like every bad
+    argument here, and a RuntimeError, like native torch's error for the same input, so
+    code written against either catches it."""
+
+
+def check_float_tensor(name: str, value, *, ndim: int | None = None, min_ndim: int | None = None,
+                       may_be_empty: bool = False):
+    """Check that ``value`` is a float32/float64 tensor of the given rank, and non-empty
+    unless ``may_be_empty`` (then the caller checks which dims may be 0, with
+    :func:`check_dims_not_empty`)."""
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
     if value.dtype in _LOW_PRECISION:
@@ -34,8 +43,18 @@ def check_float_tensor(name: str, value, *, ndim: int | None = None, min_ndim: i
             f"{name} must have at least {min_ndim} dims, got a {value.dim()}-D tensor "
             f"of shape {tuple(value.shape)}"
         )
-    if value.numel() == 0:
-        raise ValueError(f"{name} must not be empty, got shape {tuple(value.shape)}")
+    if not may_be_empty and value.numel() == 0:
+        raise EmptyDimensionError(f"{name} must not be empty, got shape {tuple(value.shape)}")
+
+
+def check_dims_not_empty(name: str, value, dims: dict[int, str], may_be_empty: str) -> None:
+    """Raise :class:`EmptyDimensionError` naming ``name`` if any of ``dims`` (index ->
+    name of the dim) is 0; ``may_be_empty`` says which dims may be."""
+    empty = [dim_name for dim, dim_name in dims.items() if value.shape[dim] == 0]
+    if empty:
+        raise EmptyDimensionError(
+            f"{name} must not be empty in {' or '.join(empty)}, got shape "
+            f"{tuple(value.shape)}; only {may_be_empty} may be 0")
 
 
 def check_same_dtype_and_device(reference_name: str, reference: torch.Tensor, **others) -> None:

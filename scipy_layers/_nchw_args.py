@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ._checks import check_float_tensor, check_same_dtype_and_device
+from ._checks import check_dims_not_empty, check_float_tensor, check_same_dtype_and_device
 
 
 class ConvGeometry(NamedTuple):
@@ -57,11 +57,17 @@ def _padding(padding, stride, dilation, kernel) -> tuple[int, int, int, int]:
 def check_conv2d_arguments(input, weight, bias, stride, padding, dilation, groups
                            ) -> ConvGeometry:
     """Check everything ``F.conv2d`` would, and return the normalised geometry."""
-    check_float_tensor("input", input)
+    check_float_tensor("input", input, may_be_empty=True)
     if input.dim() not in (3, 4):
         raise ValueError(f"input must be 3-D (C_in, H, W) or 4-D (N, C_in, H, W), got a "
                          f"{input.dim()}-D tensor of shape {tuple(input.shape)}")
-    check_float_tensor("weight", weight, ndim=4)
+    # As F.conv2d: an empty batch or no input channels give an empty output; nothing
+    # else may be empty (torch raises for those too).
+    check_dims_not_empty("input", input, {-2: "H", -1: "W"},
+                         f"{'N and ' if input.dim() == 4 else ''}C_in (as in F.conv2d)")
+    check_float_tensor("weight", weight, ndim=4, may_be_empty=True)
+    check_dims_not_empty("weight", weight, {0: "C_out", 2: "kH", 3: "kW"},
+                         "C_in/groups (as in F.conv2d)")
     if bias is not None:
         check_float_tensor("bias", bias, ndim=1)
     check_same_dtype_and_device("input", input, weight=weight, bias=bias)

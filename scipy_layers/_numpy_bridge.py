@@ -1,11 +1,33 @@
-"""Moving tensors to numpy and back, for layers that compute with numpy/scipy."""
-from __future__ import annotations
+"""Moving tensors to numpy and back, and the autograd plumbing shared by the layers that
+compute with numpy/scipy: what forward hands to backward, the opaque numpy gradient step,
+and vmap by a loop.
 
-import functools
+How the layers' Functions are built, and why:
+- ``forward`` takes no ctx and ``setup_context`` fills it (the style torch.func needs).
+  What forward computed for backward (numpy arrays, kernel state) goes into a
+  :class:`ForwardState` passed as forward's last argument: torch.func lets setup_context
+  keep only what the inputs and output hold. The state is a cache: a backward that finds
+  none (e.g. under ``vmap(grad(f))``, where forward ran on a folded batch) recomputes it.
+- Every staticmethod is hidden from ``torch.compile`` (:func:`opaque_to_compile`):
+  Dynamo would otherwise trace into numpy code and into ctx bookkeeping
+  (``weakref.finalize``, the scratch workspace), installing guards on module state that
+  the same frame then changes ("Guard failed on the same frame it was created"). A call
+  to a layer is a graph break; the code around it still compiles.
+- Gradients are computed by :class:`NumpyStep`, an opaque step of its own whose
+  derivative is a clear error (double backward) and whose vmap rule is a loop, so that
+  ``torch.func.jacrev`` (vmap over backward) works. Plain ``.backward()`` calls the
+  numpy code directly (no extra node) when nothing needs the step.
+- Forward mode (``jvp``): the convolutions are linear in each argument, so their
+  tangent is the layer itself applied to the tangents; the FFT layer's goes through a
+  :class:`NumpyStep`.
+"""
+from __future__ import annotations
 
 import numpy as np
 import torch
 from torch.autograd import Function
+
+opaque_to_compile = torch.compiler.disable  # (why: see the module docstring)
 
 
 def to_numpy(tensor: torch.Tensor) -> np.ndarray:
@@ -23,48 +45,109 @@ def to_tensor(array: np.ndarray, like: torch.Tensor) -> torch.Tensor:
     return tensor.to(device=like.device, dtype=like.dtype)
 
 
-class _DoubleBackwardUnsupported(Function):
-    """Passes a gradient through, and raises a clear error if it is differentiated."""
+def shape_only(*tensors: torch.Tensor) -> bool:
+    """True where a layer must not (meta tensors: no data) or need not (no elements)
+    run numpy, and answers from shapes alone."""
+    return any(t is not None and (t.is_meta or t.numel() == 0) for t in tensors)
+
+
+class ForwardState:
+    """What one forward call computed for its backward; ``value`` is None until forward
+    fills it (and stays None where forward did not run on exactly these inputs)."""
+
+    __slots__ = ("value", "hint", "__weakref__")
+
+    def __init__(self, hint=None):
+        self.value = None
+        self.hint = hint  # what the caller knew before forward (e.g. which grads are wanted)
+
+    def __repr__(self):
+        return f"ForwardState({'filled' if self.value is not None else 'empty'})"
+
+
+def double_backward_error(name: str) -> RuntimeError:
+    return RuntimeError(
+        f"{name} does not support double backward: its backward runs in numpy/scipy, "
+        f"outside autograd, so a second derivative would be silently wrong. Use the "
+        f"native torch twin for higher-order gradients.")
+
+
+def forward_mode_error(name: str) -> RuntimeError:
+    return RuntimeError(
+        f"{name} does not support forward-mode AD (torch.func.jvp, jacfwd, "
+        f"torch.autograd.forward_ad): it has only a reverse-mode rule. Use torch.func.vjp, "
+        f"jacrev or torch.autograd.grad instead.")
+
+
+class NumpyStep(Function):
+    """``compute(state, *tensors)`` (numpy/scipy code returning a tuple of tensors or
+    None) as one autograd node: differentiating it raises :func:`double_backward_error`,
+    and vmap runs it once per batch entry (``state`` belongs to the unbatched call, so
+    each entry gets None and recomputes what it needs)."""
 
     @staticmethod
-    def forward(ctx, function_name, gradient, *anchors):
-        ctx.function_name = function_name
-        return gradient.clone()
+    @opaque_to_compile
+    def forward(name, compute, state, *tensors):
+        return tuple(compute(state, *tensors))
 
     @staticmethod
+    @opaque_to_compile
+    def setup_context(ctx, inputs, output):
+        ctx.name = inputs[0]
+
+    @staticmethod
+    @opaque_to_compile
     def backward(ctx, *grad_outputs):
-        raise RuntimeError(
-            f"{ctx.function_name} does not support double backward: its backward runs in "
-            f"numpy/scipy, outside autograd, so a second derivative would be silently wrong. "
-            f"Use the native torch twin for higher-order gradients."
-        )
+        raise double_backward_error(ctx.name)
+
+    @staticmethod
+    @opaque_to_compile
+    def jvp(ctx, *tangents):  # forward-over-reverse (e.g. torch.func.hessian)
+        raise double_backward_error(ctx.name)
+
+    @staticmethod
+    @opaque_to_compile
+    def vmap(info, in_dims, name, compute, state, *tensors):
+        return vmap_by_loop(lambda *args: NumpyStep.apply(name, compute, None, *args),
+                            info, in_dims[3:], tensors)
 
 
-def numpy_backward(backward):
-    """Decorate an autograd Function's ``backward`` that computes in numpy.
+def numpy_gradients(name: str, compute, state, *tensors):
+    """``compute(state, *tensors)``: directly in a plain backward, through
+    :class:`NumpyStep` where a graph of the gradients is being built (create_graph) or a
+    torch.func transform is active (the step unwraps, vmaps and guards it)."""
+    if not torch.is_grad_enabled() and not torch._C._are_functorch_transforms_active():
+        return tuple(compute(state, *tensors))
+    return NumpyStep.apply(name, compute, state, *tensors)
 
-    The backward runs without building a graph. Under ``create_graph=True`` each gradient
-    is tied to the saved inputs through a node that raises a clear error when it is
-    differentiated, instead of becoming a constant whose second derivative reads as zero
-    (which is what ``once_differentiable`` gives when grad_output needs no grad).
-    """
 
-    @functools.wraps(backward)
-    def wrapper(ctx, *grad_outputs):
-        with torch.no_grad():
-            grads = backward(ctx, *grad_outputs)
-        if not torch.is_grad_enabled():
-            return grads
-        anchors = [t for t in (*grad_outputs, *ctx.saved_tensors)
-                   if isinstance(t, torch.Tensor) and t.requires_grad]
-        if not anchors:
-            return grads
-        name = type(ctx).__name__.removesuffix("Backward")
-        single = isinstance(grads, torch.Tensor)
-        wrapped = tuple(
-            g if g is None else _DoubleBackwardUnsupported.apply(name, g, *anchors)
-            for g in ((grads,) if single else grads)
-        )
-        return wrapped[0] if single else wrapped
+def linear_tangent(output_shape, like, terms):
+    """A tangent of an output of ``output_shape``: the sum of ``terms``, each a
+    ``(tangent or None, make the output tangent from it)`` pair; zero without any."""
+    tangent = like.new_zeros(output_shape)
+    for input_tangent, contribution in terms:
+        if input_tangent is not None:
+            tangent = tangent + contribution(input_tangent)
+    return tangent
 
-    return wrapper
+
+def vmap_by_loop(apply, info, in_dims, args):
+    """A vmap rule that calls ``apply`` once per batch entry and stacks the results along
+    dim 0. ``in_dims`` and ``args`` line up; tensors with a None in_dim are shared.
+    Outputs that are None for every entry stay None."""
+    if info.batch_size == 0:  # no entry to run: one on meta tensors gives the shapes
+        device = next(arg.device for arg, dim in zip(args, in_dims) if dim is not None)
+        entry = [arg if not isinstance(arg, torch.Tensor) else
+                 torch.empty(arg.shape if dim is None else arg.shape[:dim] + arg.shape[dim + 1:],
+                             dtype=arg.dtype, device="meta") for arg, dim in zip(args, in_dims)]
+        results = [apply(*entry)]
+        stack = lambda parts: torch.empty(0, *parts[0].shape, dtype=parts[0].dtype, device=device)
+    else:
+        results = [apply(*(arg if dim is None else arg.select(dim, index)
+                           for arg, dim in zip(args, in_dims)))
+                   for index in range(info.batch_size)]
+        stack = torch.stack
+    if isinstance(results[0], torch.Tensor):
+        return stack(results), 0
+    outputs = tuple(None if parts[0] is None else stack(parts) for parts in zip(*results))
+    return outputs, tuple(None if out is None else 0 for out in outputs)

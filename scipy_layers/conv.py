@@ -8,13 +8,16 @@ y of shape (H - kH + 1, W - kW + 1).
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch.autograd import Function
 
 from . import gpu
 from ._checks import check_float_tensor, check_same_dtype_and_device
-from ._numpy_bridge import numpy_backward, to_numpy, to_tensor
+from ._numpy_bridge import (ForwardState, linear_tangent, numpy_gradients, opaque_to_compile,
+                            to_numpy, to_tensor, vmap_by_loop)
 from .conv_methods import METHODS
 
 AUTO = "auto"
@@ -85,46 +88,109 @@ class ScipyConv2dFunction(Function):
     "fft" (scipy.fft), "cupy" (CUDA tensors on CuPy, see :mod:`scipy_layers.gpu`) or
     "auto" (CuPy for CUDA tensors where usable, else :func:`choose_method`). Each
     gradient is computed only when asked for and kept in the input dtype (the tutorial
-    cast them to float32, which broke float64 modules).
+    cast them to float32, which broke float64 modules). Meta tensors give a result of the
+    right shape without touching numpy. vmap runs one call per batch entry.
     """
 
-    @staticmethod
-    def forward(ctx, input, filter, bias=None, method=AUTO):
-        check_method(method)
-        check_conv_arguments(input, filter, bias)
-        ctx.backend = gpu.resolve_backend(input, method)
-        if ctx.backend == gpu.CUPY:
-            return gpu.conv_forward(ctx, input, filter, bias)
-        if method == AUTO:
-            method = choose_method(input.shape, filter.shape)
-        kernels = METHODS[method]
-        x, w = to_numpy(input), to_numpy(filter)
-        result, ctx.state = kernels.forward(x, w)
-        if bias is not None:
-            result += bias.item()  # exact in either dtype; result is always a fresh array
-        ctx.save_for_backward(input, filter)
-        ctx.arrays = (x, w)  # the numpy views, so backward need not convert again
-        ctx.kernels = kernels
-        ctx.bias_shape = None if bias is None else bias.shape
-        return to_tensor(result, like=input)
+    @classmethod
+    @opaque_to_compile
+    def apply(cls, input, filter, bias=None, method=AUTO, saved=None):
+        # ``saved``: internal; torch.func passes the one made by the outermost call down.
+        saved = saved if saved is not None else ForwardState()
+        return super().apply(input, filter, bias, method, saved)
 
     @staticmethod
-    @numpy_backward
+    @opaque_to_compile
+    def forward(input, filter, bias=None, method=AUTO, saved=None):
+        check_method(method)
+        check_conv_arguments(input, filter, bias)
+        if input.is_meta:  # (empty tensors were refused above, as torch refuses them)
+            return input.new_empty(input.shape[0] - filter.shape[0] + 1,
+                                   input.shape[1] - filter.shape[1] + 1)
+        backend = gpu.resolve_backend(input, method)
+        if backend == gpu.CUPY:
+            result, state = gpu.conv_forward(input, filter, bias)
+        else:
+            kernels = METHODS[choose_method(input.shape, filter.shape) if method == AUTO
+                              else method]
+            x, w = to_numpy(input), to_numpy(filter)
+            y, kernel_state = kernels.forward(x, w)
+            if bias is not None:
+                y += bias.item()  # exact in either dtype; y is always a fresh array
+            result = to_tensor(y, like=input)
+            state = (kernels, x, w, kernel_state)  # the numpy views: no second conversion
+        if saved is not None:
+            saved.value = (backend, state)
+        return result
+
+    @staticmethod
+    @opaque_to_compile
+    def setup_context(ctx, inputs, output):
+        input, filter, bias, method, saved = inputs
+        ctx.save_for_backward(input, filter)
+        ctx.save_for_forward(input, filter)
+        ctx.method, ctx.forward_state = method, saved
+        ctx.bias_shape = None if bias is None else bias.shape
+        ctx.output_shape = output.shape
+
+    @staticmethod
+    @opaque_to_compile
     def backward(ctx, grad_output):
-        if ctx.backend == gpu.CUPY:
-            return gpu.conv_backward(ctx, grad_output)
         input, filter = ctx.saved_tensors  # raises if either was modified in place
-        g = to_numpy(grad_output)
-        need_input, need_filter, need_bias = ctx.needs_input_grad[:3]
-        grad_input = grad_filter = grad_bias = None
-        if need_input or need_filter:
-            x, w = ctx.arrays
-            grad_x, grad_w = ctx.kernels.backward(g, x, w, ctx.state, need_input, need_filter)
-            grad_input = None if grad_x is None else to_tensor(grad_x, like=input)
-            grad_filter = None if grad_w is None else to_tensor(grad_w, like=filter)
-        if ctx.bias_shape is not None and need_bias:
-            grad_bias = to_tensor(g.sum(keepdims=True).reshape(ctx.bias_shape), like=input)
-        return grad_input, grad_filter, grad_bias, None
+        compute = functools.partial(_conv_gradients, method=ctx.method,
+                                    needs=tuple(ctx.needs_input_grad[:3]),
+                                    bias_shape=ctx.bias_shape)
+        state = None if ctx.forward_state is None else ctx.forward_state.value
+        grads = numpy_gradients("ScipyConv2dFunction", compute, state, grad_output, input, filter)
+        return (*grads, None, None)
+
+    @staticmethod
+    @opaque_to_compile
+    def jvp(ctx, input_tangent, filter_tangent, bias_tangent, *_):
+        # Bilinear in (input, filter) plus bias: the tangent is the layer on the tangents.
+        input, filter = ctx.saved_tensors
+        conv = functools.partial(ScipyConv2dFunction.apply, bias=None, method=ctx.method)
+        return linear_tangent(ctx.output_shape, input, [
+            (input_tangent, lambda t: conv(t, filter)),
+            (filter_tangent, lambda t: conv(input, t)),
+            (bias_tangent, lambda t: t.reshape(())),
+        ])
+
+    @staticmethod
+    @opaque_to_compile
+    def vmap(info, in_dims, input, filter, bias, method, saved):
+        return vmap_by_loop(lambda x, w, b: ScipyConv2dFunction.apply(x, w, b, method),
+                            info, in_dims[:3], (input, filter, bias))
+
+
+def _conv_gradients(state, grad_output, input, filter, *, method, needs, bias_shape):
+    """(grad_input, grad_filter, grad_bias), None where not needed, from forward's
+    (backend, state) (None: recomputed from input and filter)."""
+    need_input, need_filter, need_bias = needs
+    need_bias = need_bias and bias_shape is not None
+    if input.is_meta:
+        return (torch.zeros_like(input) if need_input else None,
+                torch.zeros_like(filter) if need_filter else None,
+                input.new_zeros(bias_shape) if need_bias else None)
+    backend, forward_state = state if state is not None else (gpu.resolve_backend(input, method), None)
+    if backend == gpu.CUPY:
+        return gpu.conv_backward(forward_state, grad_output, input, filter, need_input,
+                                 need_filter, bias_shape, need_bias)
+    g = to_numpy(grad_output)
+    grad_input = grad_filter = grad_bias = None
+    if need_input or need_filter:
+        if forward_state is None:
+            x, w = to_numpy(input), to_numpy(filter)
+            kernels = METHODS[choose_method(x.shape, w.shape) if method == AUTO else method]
+            kernel_state = kernels.forward(x, w)[1]
+        else:
+            kernels, x, w, kernel_state = forward_state
+        grad_x, grad_w = kernels.backward(g, x, w, kernel_state, need_input, need_filter)
+        grad_input = None if grad_x is None else to_tensor(grad_x, like=input)
+        grad_filter = None if grad_w is None else to_tensor(grad_w, like=filter)
+    if need_bias:
+        grad_bias = to_tensor(g.sum(keepdims=True).reshape(bias_shape), like=input)
+    return grad_input, grad_filter, grad_bias
 
 
 def scipy_conv2d(input, filter, bias=None, method=AUTO) -> torch.Tensor:

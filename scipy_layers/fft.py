@@ -12,9 +12,26 @@ import torch
 from torch.autograd import Function
 
 from . import gpu
-from ._checks import check_float_tensor
-from ._numpy_bridge import numpy_backward, to_numpy, to_tensor
+from ._checks import check_dims_not_empty, check_float_tensor
+from ._numpy_bridge import (ForwardState, NumpyStep, forward_mode_error, numpy_gradients,
+                            opaque_to_compile, shape_only, to_numpy, to_tensor)
 from ._spectral import mirror_weights
+
+
+def check_fft_input(input) -> None:
+    """A float tensor (..., H, W): batch dims may be empty, H and W may not (torch.fft
+    raises for those too)."""
+    check_float_tensor("input", input, min_ndim=2, may_be_empty=True)
+    check_dims_not_empty("input", input, {-2: "H", -1: "W"}, "the batch dims")
+
+
+def _rfft2_shape(input):
+    return (*input.shape[:-1], input.shape[-1] // 2 + 1)
+
+
+def _fold_vmap(function, in_dims, input):
+    """vmap rule of a layer over the last two dims: the vmapped dim is one more batch dim."""
+    return function.apply(input.movedim(in_dims[0], 0)), 0
 
 
 class BadFFTFunction(Function):
@@ -29,19 +46,42 @@ class BadFFTFunction(Function):
     """
 
     @staticmethod
-    def forward(ctx, input):
-        check_float_tensor("input", input, min_ndim=2)
-        ctx.spatial_shape = tuple(input.shape[-2:])
-        ctx.save_for_backward(input)  # only so that double backward can raise clearly
+    @opaque_to_compile
+    def forward(input):
+        check_fft_input(input)
+        if shape_only(input):  # meta tensors, or an empty batch
+            return input.new_zeros(_rfft2_shape(input))
         # numpy.fft, as in the tutorial (it computes in float64 whatever the input).
         result = np.abs(np.fft.rfft2(to_numpy(input)))
         return to_tensor(result, like=input)
 
     @staticmethod
-    @numpy_backward
+    @opaque_to_compile
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0])  # for its shape, and so that misuse raises clearly
+
+    @staticmethod
+    @opaque_to_compile
     def backward(ctx, grad_output):
-        result = np.fft.irfft2(to_numpy(grad_output), s=ctx.spatial_shape)
-        return to_tensor(result, like=grad_output)
+        (input,) = ctx.saved_tensors
+        return numpy_gradients("BadFFTFunction", _tutorial_gradient, None, grad_output, input)
+
+    @staticmethod
+    @opaque_to_compile
+    def jvp(ctx, input_tangent):
+        raise forward_mode_error("BadFFTFunction (the tutorial's wrong gradient)")
+
+    @staticmethod
+    @opaque_to_compile
+    def vmap(info, in_dims, input):
+        return _fold_vmap(BadFFTFunction, in_dims, input)
+
+
+def _tutorial_gradient(state, grad_output, input):
+    if shape_only(input):
+        return (torch.zeros_like(input),)
+    result = np.fft.irfft2(to_numpy(grad_output), s=tuple(input.shape[-2:]))
+    return (to_tensor(result, like=grad_output),)
 
 
 def incorrect_fft(input: torch.Tensor) -> torch.Tensor:
@@ -63,39 +103,100 @@ class FFTAbsFunction(Function):
     torch's ``sgn(0) = 0``, so the gradient is defined everywhere.
     scipy.fft keeps float32 in single precision (numpy.fft would compute in float64).
     CUDA tensors run on CuPy where usable (:mod:`scipy_layers.gpu`), with the same formula.
+    Backward reuses forward's spectrum; forward's output is saved too (its magnitude), so
+    changing it in place before backward raises instead of giving a wrong gradient.
     """
 
-    @staticmethod
-    def forward(ctx, input):
-        check_float_tensor("input", input, min_ndim=2)
-        ctx.backend = gpu.resolve_backend(input)
-        if ctx.backend == gpu.CUPY:
-            return gpu.fft_abs_forward(ctx, input)
-        spectrum = scipy.fft.rfft2(to_numpy(input))
-        magnitude = np.abs(spectrum)
-        ctx.spectrum = spectrum
-        ctx.magnitude = magnitude
-        ctx.spatial_shape = tuple(input.shape[-2:])
-        ctx.save_for_backward(input)  # only so that double backward can raise clearly
-        return to_tensor(magnitude, like=input)
+    @classmethod
+    @opaque_to_compile
+    def apply(cls, input, saved=None):
+        # ``saved``: internal; torch.func passes the one made by the outermost call down.
+        return super().apply(input, saved if saved is not None else ForwardState())
 
     @staticmethod
-    @numpy_backward
+    @opaque_to_compile
+    def forward(input, saved=None):
+        check_fft_input(input)
+        if shape_only(input):  # meta tensors, or an empty batch
+            return input.new_zeros(_rfft2_shape(input))
+        backend = gpu.resolve_backend(input)
+        if backend == gpu.CUPY:
+            result, spectrum = gpu.fft_abs_forward(input)
+        else:
+            spectrum = scipy.fft.rfft2(to_numpy(input))
+            result = to_tensor(np.abs(spectrum), like=input)
+        if saved is not None:
+            saved.value = (backend, spectrum)
+        return result
+
+    @staticmethod
+    @opaque_to_compile
+    def setup_context(ctx, inputs, output):
+        input, saved = inputs
+        ctx.save_for_backward(input, output)
+        ctx.save_for_forward(input, output)
+        ctx.forward_state = saved
+
+    @staticmethod
+    @opaque_to_compile
     def backward(ctx, grad_output):
-        if ctx.backend == gpu.CUPY:
-            return gpu.fft_abs_backward(ctx, grad_output)
-        spectrum, magnitude = ctx.spectrum, ctx.magnitude
-        height, width = ctx.spatial_shape
-        weights = mirror_weights(np, spectrum.shape[-1], width, magnitude.dtype)
-        # c * g / |Z| as a real array (0 where |Z| = 0), then one complex-by-real product:
-        # cheaper than dividing the complex spectrum by |Z|. The inverse is done as an
-        # inverse FFT along H, then a real one along W (the same transform as irfft2).
-        scale = np.divide(to_numpy(grad_output) * weights, magnitude,
-                          out=np.zeros_like(magnitude), where=magnitude != 0)
-        grad_spectrum = scipy.fft.ifft(spectrum * scale, axis=-2, norm="forward", overwrite_x=True)
-        grad_input = scipy.fft.irfft(grad_spectrum, n=width, axis=-1, norm="forward",
-                                     overwrite_x=True)
-        return to_tensor(grad_input, like=grad_output)
+        input, output = ctx.saved_tensors  # raises if either was modified in place
+        state = None if ctx.forward_state is None else ctx.forward_state.value
+        (grad_input,) = numpy_gradients("FFTAbsFunction", _fft_abs_gradient, state,
+                                        grad_output, input, output)
+        return grad_input, None
+
+    @staticmethod
+    @opaque_to_compile
+    def jvp(ctx, input_tangent, _):
+        input, output = ctx.saved_tensors
+        if input_tangent is None:
+            return torch.zeros_like(output)
+        state = None if ctx.forward_state is None else ctx.forward_state.value
+        (tangent,) = NumpyStep.apply("FFTAbsFunction", _fft_abs_tangent, state,
+                                     input_tangent, input, output)
+        return tangent
+
+    @staticmethod
+    @opaque_to_compile
+    def vmap(info, in_dims, input, saved):
+        return _fold_vmap(FFTAbsFunction, in_dims, input)
+
+
+def _fft_abs_tangent(state, input_tangent, input, magnitude):
+    """d|Z| = Re(conj(Z) rfft2(dx)) / |Z| (0 where |Z| = 0), Z = rfft2(x)."""
+    if shape_only(input):
+        return (torch.zeros_like(magnitude),)
+    backend, spectrum = state if state is not None else (gpu.NUMPY, None)
+    if backend == gpu.CUPY or spectrum is None:  # (forward mode is rare: one numpy path)
+        spectrum = scipy.fft.rfft2(to_numpy(input))
+    magnitude = to_numpy(magnitude)
+    projected = (spectrum.conj() * scipy.fft.rfft2(to_numpy(input_tangent))).real
+    tangent = np.divide(projected, magnitude, out=np.zeros_like(magnitude), where=magnitude != 0)
+    return (to_tensor(tangent, like=input),)
+
+
+def _fft_abs_gradient(state, grad_output, input, magnitude):
+    """dL/dx from forward's (backend, spectrum) (None: recomputed) and |spectrum|."""
+    if shape_only(input):
+        return (torch.zeros_like(input),)
+    backend, spectrum = state if state is not None else (gpu.resolve_backend(input), None)
+    if backend == gpu.CUPY:
+        return (gpu.fft_abs_backward(spectrum, grad_output, input),)
+    if spectrum is None:
+        spectrum = scipy.fft.rfft2(to_numpy(input))
+    magnitude = to_numpy(magnitude)
+    width = input.shape[-1]
+    weights = mirror_weights(np, spectrum.shape[-1], width, magnitude.dtype)
+    # c * g / |Z| as a real array (0 where |Z| = 0), then one complex-by-real product:
+    # cheaper than dividing the complex spectrum by |Z|. The inverse is done as an
+    # inverse FFT along H, then a real one along W (the same transform as irfft2).
+    scale = np.divide(to_numpy(grad_output) * weights, magnitude,
+                      out=np.zeros_like(magnitude), where=magnitude != 0)
+    grad_spectrum = scipy.fft.ifft(spectrum * scale, axis=-2, norm="forward", overwrite_x=True)
+    grad_input = scipy.fft.irfft(grad_spectrum, n=width, axis=-1, norm="forward",
+                                 overwrite_x=True)
+    return (to_tensor(grad_input, like=grad_output),)
 
 
 def fft_abs(input: torch.Tensor) -> torch.Tensor:
@@ -105,5 +206,5 @@ def fft_abs(input: torch.Tensor) -> torch.Tensor:
 
 def native_fft_abs(input: torch.Tensor) -> torch.Tensor:
     """The native twin: ``torch.fft.rfft2(input).abs()``, differentiated by autograd."""
-    check_float_tensor("input", input, min_ndim=2)
+    check_fft_input(input)
     return torch.fft.rfft2(input).abs()

@@ -183,8 +183,11 @@ def _on_torch_stream(cp, tensor: torch.Tensor):
 
 
 # --- the single-channel conv layer (ScipyConv2dFunction, method "cupy") -------------------
+# These functions hold no autograd state: forward returns what backward reuses, and the
+# caller (the layer's Function) keeps it; backward recomputes it when given None.
 
-def conv_forward(ctx, input, filter, bias):
+def conv_forward(input, filter, bias):
+    """(y, state) for backward: state is the CuPy views of input and filter."""
     cp, signal = _modules()
     with _on_torch_stream(cp, input):
         x, w = _to_cupy(cp, input), _to_cupy(cp, filter)
@@ -195,20 +198,18 @@ def conv_forward(ctx, input, filter, bias):
         result = _to_torch(y, x.dtype)
     if bias is not None:
         result += bias.reshape(())  # on the GPU: bias.item() would synchronise
-    ctx.save_for_backward(input, filter)
-    ctx.arrays = (x, w)
-    ctx.bias_shape = None if bias is None else bias.shape
-    return result
+    return result, (x, w)
 
 
-def conv_backward(ctx, grad_output):
+def conv_backward(state, grad_output, input, filter, need_input, need_filter, bias_shape,
+                  need_bias):
+    """(grad_input, grad_filter, grad_bias), each None where not needed; ``state`` from
+    :func:`conv_forward` on these input and filter, or None."""
     cp, signal = _modules()
-    _ = ctx.saved_tensors  # raises if input or filter was modified in place
-    need_input, need_filter, need_bias = ctx.needs_input_grad[:3]
     grad_input = grad_filter = grad_bias = None
     if need_input or need_filter:
-        x, w = ctx.arrays
         with _on_torch_stream(cp, grad_output):
+            x, w = state if state is not None else (_to_cupy(cp, input), _to_cupy(cp, filter))
             g = _to_cupy(cp, grad_output)
             if need_input:  # full convolution of g with w
                 if w.size >= FFT_MIN_TAPS:
@@ -220,31 +221,31 @@ def conv_backward(ctx, grad_output):
                 # Valid correlation of x with g by FFT. Not correlate2d(x, g): its "kernel"
                 # is all of g, which was measured 14-17x slower than native.
                 grad_filter = _to_torch(signal.correlate(x, g, mode="valid", method="fft"), x.dtype)
-    if ctx.bias_shape is not None and need_bias:
-        grad_bias = grad_output.sum().reshape(ctx.bias_shape)
-    return grad_input, grad_filter, grad_bias, None
+    if bias_shape is not None and need_bias:
+        grad_bias = grad_output.sum().reshape(bias_shape)
+    return grad_input, grad_filter, grad_bias
 
 
 # --- the FFT layer (FFTAbsFunction): same true gradient as scipy_layers.fft ------------
 
-def fft_abs_forward(ctx, input):
+def fft_abs_forward(input):
+    """(|rfft2(input)|, the spectrum rfft2(input) for backward)."""
     cp, _ = _modules()
     with _on_torch_stream(cp, input):
         spectrum = cp.fft.rfft2(_to_cupy(cp, input))
         magnitude = cp.abs(spectrum)
         result = _to_torch(magnitude, magnitude.dtype)
-    ctx.spectrum = spectrum
-    ctx.spatial_shape = tuple(input.shape[-2:])
-    ctx.save_for_backward(input)  # only so that double backward can raise clearly
-    return result
+    return result, spectrum
 
 
-def fft_abs_backward(ctx, grad_output):
-    """dL/dx = irfft2(c * g * Z/|Z|, s=(H, W), norm="forward"), c and Z/|Z| as in fft.py."""
+def fft_abs_backward(spectrum, grad_output, input):
+    """dL/dx = irfft2(c * g * Z/|Z|, s=(H, W), norm="forward"), c and Z/|Z| as in fft.py;
+    ``spectrum`` from :func:`fft_abs_forward` on this input, or None."""
     cp, _ = _modules()
-    spectrum = ctx.spectrum
-    height, width = ctx.spatial_shape
+    height, width = input.shape[-2:]
     with _on_torch_stream(cp, grad_output):
+        if spectrum is None:
+            spectrum = cp.fft.rfft2(_to_cupy(cp, input))
         magnitude = cp.abs(spectrum)  # recomputed: the forward output may have been changed
         phase = spectrum / (magnitude + (magnitude == 0))  # Z = 0 where |Z| = 0: phase 0
         weights = mirror_weights(cp, spectrum.shape[-1], width, magnitude.dtype)

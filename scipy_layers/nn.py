@@ -4,6 +4,7 @@ dilation, groups), computed with numpy/scipy, with gradients for input, weight a
 """
 from __future__ import annotations
 
+import functools
 import weakref
 
 import numpy as np
@@ -14,7 +15,8 @@ from torch.autograd import Function
 from . import _nchw_kernels as kernels
 from . import gpu
 from ._nchw_args import check_conv2d_arguments, check_padding_mode
-from ._numpy_bridge import numpy_backward, to_numpy, to_tensor
+from ._numpy_bridge import (ForwardState, linear_tangent, numpy_gradients, opaque_to_compile,
+                            shape_only, to_numpy, to_tensor, vmap_by_loop)
 
 NCHW_METHODS = ("auto", "im2col", "fft")
 
@@ -36,45 +38,124 @@ def choose_nchw_method(x_shape, w_shape, stride, dilation, groups) -> str:
 
 class Conv2dNCHWFunction(Function):
     """``F.conv2d`` on a 4-D input with already checked, normalised arguments
-    (see :func:`conv2d`); ``method`` is "im2col" or "fft"."""
+    (see :func:`conv2d`); ``method`` is "im2col" or "fft".
+
+    Like F.conv2d, an empty batch gives an empty output and zero weight and bias
+    gradients, and no input channels (weight (C_out, 0, kH, kW)) give an output with no
+    channels (N, 0, Ho, Wo), as torch does; meta tensors give the output's shape. None
+    of these touch numpy. vmap over the input alone folds the vmapped dim into the batch;
+    a vmapped weight or bias runs one call per batch entry.
+    """
+
+    @classmethod
+    @opaque_to_compile
+    def apply(cls, input, weight, bias, geometry, method, saved=None):
+        # ``saved``: internal; torch.func passes the one made by the outermost call down.
+        # Only grad_weight reads im2col's window matrix: keep it only when that is wanted
+        # (a guess: backward rebuilds it if the guess was wrong).
+        if saved is None:
+            saved = ForwardState(hint=torch.is_grad_enabled() and weight.requires_grad)
+        return super().apply(input, weight, bias, geometry, method, saved)
 
     @staticmethod
-    def forward(ctx, input, weight, bias, geometry, method):
+    @opaque_to_compile
+    def forward(input, weight, bias, geometry, method, saved=None):
+        if shape_only(input, weight):
+            channels = weight.shape[0] if weight.shape[1] else 0  # (torch's rule)
+            return input.new_zeros(input.shape[0], channels, *geometry.out_hw)
         x, w = to_numpy(input), to_numpy(weight)
         b = None if bias is None else to_numpy(bias)
-        if method == "fft":
-            y, state = kernels.fft_forward(x, w, geometry)
-            if b is not None:
-                y += b[:, None, None]
-        else:
-            keep_cols = ctx.needs_input_grad[1]  # only grad_weight reads the window matrix
-            y, state = kernels.im2col_forward(x, w, b, geometry, keep_cols)
-            if keep_cols:
-                # Back to the workspace when this graph node dies (backward may run
-                # again under retain_graph, so not at the end of backward).
-                weakref.finalize(ctx, kernels.recycle, state[-1]).atexit = False
-        ctx.save_for_backward(input, weight)
-        ctx.arrays = (w, state)
-        ctx.geometry, ctx.method, ctx.has_bias = geometry, method, bias is not None
+        keep_windows = saved is not None and bool(saved.hint)
+        y, state = _forward_kernels(x, w, b, geometry, method, keep_windows)
+        if saved is not None:
+            saved.value = (w, state, keep_windows)
+            if keep_windows:
+                # Back to the workspace when this call's state dies with its graph node
+                # (backward may run again under retain_graph, so not at the end of it).
+                weakref.finalize(saved, kernels.recycle, state[-1]).atexit = False
         return to_tensor(y, like=input)
 
     @staticmethod
-    @numpy_backward
+    @opaque_to_compile
+    def setup_context(ctx, inputs, output):
+        input, weight, bias, geometry, method, saved = inputs
+        ctx.save_for_backward(input, weight)
+        ctx.save_for_forward(input, weight)
+        ctx.geometry, ctx.method, ctx.has_bias = geometry, method, bias is not None
+        ctx.forward_state, ctx.output_shape = saved, output.shape
+
+    @staticmethod
+    @opaque_to_compile
     def backward(ctx, grad_output):
         input, weight = ctx.saved_tensors  # raises if either was modified in place
-        w, state = ctx.arrays
-        gy = np.ascontiguousarray(to_numpy(grad_output))
-        need_input, need_weight, need_bias = ctx.needs_input_grad[:3]
-        grad_x = grad_w = None
-        if need_input or need_weight:
-            backward = kernels.fft_backward if ctx.method == "fft" else kernels.im2col_backward
-            grad_x, grad_w = backward(gy, w, state, ctx.geometry, need_input, need_weight)
-        grad_input = None if grad_x is None else to_tensor(grad_x, like=input)
-        grad_weight = None if grad_w is None else to_tensor(grad_w, like=weight)
-        grad_bias = None
-        if ctx.has_bias and need_bias:
-            grad_bias = to_tensor(gy.sum(axis=(0, 2, 3)), like=input)
-        return grad_input, grad_weight, grad_bias, None, None
+        compute = functools.partial(_gradients, geometry=ctx.geometry, method=ctx.method,
+                                    needs=tuple(ctx.needs_input_grad[:3]), has_bias=ctx.has_bias)
+        state = None if ctx.forward_state is None else ctx.forward_state.value
+        grads = numpy_gradients("Conv2dNCHWFunction", compute, state, grad_output, input, weight)
+        return (*grads, None, None, None)
+
+    @staticmethod
+    @opaque_to_compile
+    def jvp(ctx, input_tangent, weight_tangent, bias_tangent, *_):
+        # Bilinear in (input, weight) plus bias: the tangent is the layer on the tangents.
+        input, weight = ctx.saved_tensors
+        conv = functools.partial(Conv2dNCHWFunction.apply, bias=None, geometry=ctx.geometry,
+                                 method=ctx.method)
+        has_channels = ctx.output_shape[1] != 0  # (none when C_in is 0, as in torch)
+        return linear_tangent(ctx.output_shape, input, [
+            (input_tangent, lambda t: conv(t, weight)),
+            (weight_tangent, lambda t: conv(input, t)),
+            (bias_tangent if has_channels else None, lambda t: t[:, None, None]),
+        ])
+
+    @staticmethod
+    @opaque_to_compile
+    def vmap(info, in_dims, input, weight, bias, geometry, method, saved):
+        x_dim, w_dim, b_dim = in_dims[:3]
+        if w_dim is None and b_dim is None:  # (B, N, C, H, W) -> (B * N, C, H, W)
+            x = input.movedim(x_dim, 0)
+            y = Conv2dNCHWFunction.apply(x.reshape(-1, *x.shape[2:]), weight, bias, geometry,
+                                         method)
+            return y.reshape(*x.shape[:2], *y.shape[1:]), 0
+        return vmap_by_loop(
+            lambda x, w, b: Conv2dNCHWFunction.apply(x, w, b, geometry, method),
+            info, in_dims[:3], (input, weight, bias))
+
+
+def _forward_kernels(x, w, b, geometry, method, keep_windows):
+    if method == "fft":
+        y, state = kernels.fft_forward(x, w, geometry)
+        if b is not None:
+            y += b[:, None, None]
+        return y, state
+    return kernels.im2col_forward(x, w, b, geometry, keep_windows)
+
+
+def _gradients(state, grad_output, input, weight, *, geometry, method, needs, has_bias):
+    """(grad_input, grad_weight, grad_bias), None where not needed, from forward's
+    (w, kernel state, windows kept) (None: recomputed from input and weight)."""
+    need_input, need_weight, need_bias = needs
+    need_bias = need_bias and has_bias
+    if shape_only(input, weight):  # F.conv2d's gradients: empty, or all zero
+        return (torch.zeros_like(input) if need_input else None,
+                torch.zeros_like(weight) if need_weight else None,
+                weight.new_zeros(weight.shape[0]) if need_bias else None)
+    gy = np.ascontiguousarray(to_numpy(grad_output))
+    grad_x = grad_w = None
+    if need_input or need_weight:
+        w, kernel_state, kept_windows = state if state is not None else (to_numpy(weight), None, False)
+        rebuilt = kernel_state is None or (method == "im2col" and need_weight and not kept_windows)
+        if rebuilt:
+            _, kernel_state = _forward_kernels(to_numpy(input), w, None, geometry, method,
+                                               keep_windows=need_weight)
+        backward = kernels.fft_backward if method == "fft" else kernels.im2col_backward
+        grad_x, grad_w = backward(gy, w, kernel_state, geometry, need_input, need_weight)
+        if rebuilt and method == "im2col" and need_weight:
+            kernels.recycle(kernel_state[-1])  # windows rebuilt for this call alone
+    grad_input = None if grad_x is None else to_tensor(grad_x, like=input)
+    grad_weight = None if grad_w is None else to_tensor(grad_w, like=weight)
+    grad_bias = to_tensor(gy.sum(axis=(0, 2, 3)), like=input) if need_bias else None
+    return grad_input, grad_weight, grad_bias
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
