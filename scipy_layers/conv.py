@@ -172,7 +172,9 @@ def _conv_gradients(state, grad_output, input, filter, *, method, needs, bias_sh
         return (torch.zeros_like(input) if need_input else None,
                 torch.zeros_like(filter) if need_filter else None,
                 input.new_zeros(bias_shape) if need_bias else None)
-    backend, forward_state = state if state is not None else (gpu.resolve_backend(input, method), None)
+    if state is None:
+        state = (gpu.resolve_backend(input, method), None)
+    backend, forward_state = state
     if backend == gpu.CUPY:
         return gpu.conv_backward(forward_state, grad_output, input, filter, need_input,
                                  need_filter, bias_shape, need_bias)

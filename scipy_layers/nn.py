@@ -143,7 +143,9 @@ def _gradients(state, grad_output, input, weight, *, geometry, method, needs, ha
     gy = np.ascontiguousarray(to_numpy(grad_output))
     grad_x = grad_w = None
     if need_input or need_weight:
-        w, kernel_state, kept_windows = state if state is not None else (to_numpy(weight), None, False)
+        if state is None:
+            state = (to_numpy(weight), None, False)
+        w, kernel_state, kept_windows = state
         rebuilt = kernel_state is None or (method == "im2col" and need_weight and not kept_windows)
         if rebuilt:
             _, kernel_state = _forward_kernels(to_numpy(input), w, None, geometry, method,
