@@ -137,11 +137,10 @@ def vmap_by_loop(apply, info, in_dims, args):
     Outputs that are None for every entry stay None."""
     if info.batch_size == 0:  # no entry to run: one on meta tensors gives the shapes
         device = next(arg.device for arg, dim in zip(args, in_dims) if dim is not None)
-        entry = [arg if not isinstance(arg, torch.Tensor) else
-                 torch.empty(arg.shape if dim is None else arg.shape[:dim] + arg.shape[dim + 1:],
-                             dtype=arg.dtype, device="meta") for arg, dim in zip(args, in_dims)]
-        results = [apply(*entry)]
-        stack = lambda parts: torch.empty(0, *parts[0].shape, dtype=parts[0].dtype, device=device)
+        results = [apply(*(_meta_entry(arg, dim) for arg, dim in zip(args, in_dims)))]
+
+        def stack(parts):
+            return torch.empty(0, *parts[0].shape, dtype=parts[0].dtype, device=device)
     else:
         results = [apply(*(arg if dim is None else arg.select(dim, index)
                            for arg, dim in zip(args, in_dims)))
@@ -151,3 +150,12 @@ def vmap_by_loop(apply, info, in_dims, args):
         return stack(results), 0
     outputs = tuple(None if parts[0] is None else stack(parts) for parts in zip(*results))
     return outputs, tuple(None if out is None else 0 for out in outputs)
+
+
+def _meta_entry(arg, dim):
+    """One batch entry of ``arg`` (vmapped along ``dim``, or shared: None) as a meta
+    tensor; non-tensors as they are."""
+    if not isinstance(arg, torch.Tensor):
+        return arg
+    shape = arg.shape if dim is None else arg.shape[:dim] + arg.shape[dim + 1:]
+    return torch.empty(shape, dtype=arg.dtype, device="meta")
