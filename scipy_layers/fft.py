@@ -191,9 +191,11 @@ def _fft_abs_gradient(state, grad_output, input, magnitude):
     # c * g / |Z| as a real array (0 where |Z| = 0), then one complex-by-real product:
     # cheaper than dividing the complex spectrum by |Z|. The inverse is done as an
     # inverse FFT along H, then a real one along W (the same transform as irfft2).
-    scale = np.divide(to_numpy(grad_output) * weights, magnitude,
-                      out=np.zeros_like(magnitude), where=magnitude != 0)
-    grad_spectrum = scipy.fft.ifft(spectrum * scale, axis=-2, norm="forward", overwrite_x=True)
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf propagate as in native
+        scale = np.divide(to_numpy(grad_output) * weights, magnitude,
+                          out=np.zeros_like(magnitude), where=magnitude != 0)
+        grad_spectrum = scipy.fft.ifft(spectrum * scale, axis=-2, norm="forward",
+                                       overwrite_x=True)
     grad_input = scipy.fft.irfft(grad_spectrum, n=width, axis=-1, norm="forward",
                                  overwrite_x=True)
     return (to_tensor(grad_input, like=grad_output),)
