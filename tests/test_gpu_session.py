@@ -65,10 +65,11 @@ def test_slices_cover_every_cuda_forward_backward_once():
 def test_machine_is_named_after_its_gpu(monkeypatch, gpu, expected):
     monkeypatch.delenv("SCIPY_LAYERS_MACHINE", raising=False)
     monkeypatch.setattr(asv_machine, "_gpu_model", lambda: gpu)
-    monkeypatch.setattr(asv_machine, "_cpu_model", lambda: "AMD EPYC 7B13 64-Core Processor")
-    entry = asv_machine.describe()
+    cpu = asv_machine.parse_cpuinfo("vendor_id : AuthenticAMD\ncpu family : 25\nmodel : 1\n"
+                                    "model name : AMD EPYC 7B13 64-Core Processor\nflags : avx2\n")
+    entry = asv_machine.describe(cpu)
     cpus = entry["num_cpu"]
-    assert entry["machine"] == f"{expected or 'amd-epyc-7b13-64-core-processor'}-{cpus}cpu"
-    assert entry["cpu"] == "AMD EPYC 7B13 64-Core Processor"
+    assert entry["machine"] == f"{expected or 'amd-epyc-7b13-64-core-processor-f25m1-avx2'}-{cpus}cpu"
+    assert entry["cpu"].startswith("AMD EPYC 7B13 64-Core Processor (family 25, model 1")
     monkeypatch.setenv("SCIPY_LAYERS_MACHINE", "my-box")
-    assert asv_machine.describe()["machine"] == "my-box"
+    assert asv_machine.describe(cpu)["machine"] == "my-box"
