@@ -1,0 +1,113 @@
+"""tools/record_environment.py: the environment record (schema version 1) is taken in a
+child process that gets asv's env_nobuild variables, so it sees what the benchmarks see.
+The child here is this interpreter (it has numpy, scipy, torch and threadpoolctl, as the
+asv environment does), so no asv environment is needed."""
+import datetime
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import asv_machine  # noqa: E402
+import record_environment as re_  # noqa: E402
+
+HASH = "4c6756149a5339491c23d0e8fd442f91e08b00a5"
+ASV_VARS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def described():
+    """One real collection in a child process with asv's variables and an OpenBLAS override."""
+    env = {**ASV_VARS, "OPENBLAS_CORETYPE": "Haswell", "MKL_DEBUG_CPU_TYPE": ""}
+    return re_.describe_in(Path(sys.executable), env)
+
+
+def test_the_child_sees_the_thread_limits_and_overrides(described):
+    assert described["threads"]["OPENBLAS_NUM_THREADS"] == "1"
+    assert described["threads"]["torch"] == 1  # OMP_NUM_THREADS=1 reached torch
+    assert described["overrides"]["OPENBLAS_CORETYPE"] == "Haswell"
+    assert described["overrides"]["MKL_DEBUG_CPU_TYPE"] == ""
+    assert described["overrides"]["MKL_ENABLE_INSTRUCTIONS"] is None
+
+
+def test_threadpoolctl_lists_the_blas_the_imports_load(described):
+    blas = [lib for lib in described["blas"] if lib["user_api"] == "blas"]
+    assert blas, described["blas"]
+    assert all(lib["num_threads"] == 1 for lib in blas)  # OPENBLAS_NUM_THREADS=1 in force
+    assert {"internal_api", "filepath", "version", "prefix"} <= set(blas[0])
+
+
+def test_a_full_record_follows_schema_version_1(described):
+    record = re_.make_record("amd-epyc-f25m1-avx2-2cpu", HASH, described)
+    assert re_.validate(record) == []
+    assert set(record) == {"version", "machine", "commit", "recorded_at", "cpu", "blas", "threads",
+                           "overrides", "versions"}
+    assert set(record["cpu"]) == {"model_name", "family", "model", "flags", "num_cpu"}
+    assert set(record["cpu"]["flags"]) <= set(asv_machine.RELEVANT_FLAGS)
+    import numpy, scipy, torch
+    assert record["versions"] == {"torch": torch.__version__, "numpy": numpy.__version__,
+                                  "scipy": scipy.__version__}
+    assert datetime.datetime.fromisoformat(record["recorded_at"]).tzinfo is not None
+
+
+def test_validate_names_what_is_wrong(described):
+    record = json.loads(json.dumps(re_.make_record("m", HASH[:8], described)))  # a copy to spoil
+    record["threads"]["torch"] = "1"
+    del record["overrides"]["OPENBLAS_L2_SIZE"]
+    assert re_.validate(record) == ["commit: expected a full 40-hex hash, got '4c675614'",
+                                    "threads.torch: expected int",
+                                    "overrides.OPENBLAS_L2_SIZE: expected str or null"]
+    assert re_.validate({"version": 1})[0] == "machine: expected str, got NoneType"
+
+
+def test_same_environment_ignores_time_commit_and_library_paths(described):
+    a = re_.make_record("m", HASH, described, datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc))
+    b = json.loads(json.dumps(re_.make_record("m", "f" * 40, described)))
+    for lib in b["blas"]:
+        lib["filepath"] = "/elsewhere/" + Path(lib["filepath"]).name
+    assert re_.same_environment(a, b)
+    b["overrides"]["OPENBLAS_CORETYPE"] = "SkylakeX"
+    assert not re_.same_environment(a, b)
+    c = json.loads(json.dumps(a))
+    c["blas"][0]["architecture"] = "SkylakeX"
+    assert not re_.same_environment(a, c)
+
+
+def test_records_live_beside_results_never_under_them(tmp_path, described):
+    conf = tmp_path / "asv.conf.json"
+    conf.write_text('{"version": 1, "repo": ".", "project": "p", "pythons": ["%d.%d"],\n'
+                    ' "environment_type": "virtualenv",\n'
+                    ' // comment\n "env_dir": "x/env", "results_dir": "x/results",\n'
+                    ' "matrix": {"env_nobuild": {"OPENBLAS_NUM_THREADS": "1"}}}'
+                    % sys.version_info[:2])
+    env = re_.asv_environment(conf)
+    assert env.env_vars == {"OPENBLAS_NUM_THREADS": "1"}
+    assert env.name == "virtualenv-py%d.%d-OPENBLAS_NUM_THREADS1" % sys.version_info[:2]
+    assert env.results == tmp_path / "x" / "results"
+    assert env.environments == tmp_path / "x" / "environments"
+    assert env.python.parent.parent.parent == tmp_path / "x" / "env"
+    path = re_.record_path(env.environments, "box", HASH)
+    re_.write_record(path, re_.make_record("box", HASH, described))
+    assert path == tmp_path / "x/environments/box" / f"{HASH}.json"
+    assert re_.read_record(path)["commit"] == HASH
+    path.write_text('{"version": 1}')
+    assert re_.read_record(path) is None  # a record off the schema counts as absent
+
+
+def test_missing_asv_python_says_how_to_create_it(tmp_path):
+    with pytest.raises(re_.RecordError, match="not found: run asv first"):
+        re_.describe_in(tmp_path / "bin" / "python", {})
+
+
+def test_cli_rejects_a_bad_commit_in_one_line():
+    proc = subprocess.run([sys.executable, str(ROOT / "tools/record_environment.py"),
+                           "--machine", "m", "--commit", "no-such-rev"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "record_environment: error: --commit 'no-such-rev' is not a commit of this repository "
+        "(give a hash, branch or tag)"]

@@ -1,0 +1,209 @@
+"""Record the environment a commit's benchmarks ran in: CPU, BLAS libraries and their
+kernels (threadpoolctl), thread counts, the OpenBLAS/MKL overrides in force, and the
+torch/numpy/scipy versions. One JSON per (machine, commit)::
+
+    python tools/record_environment.py --machine NAME --commit REV [--print]
+
+writes ``<results_dir>/../environments/<machine>/<full hash>.json`` (``.asv/environments``
+beside asv's ``.asv/results``: asv reads every .json under results/, so never there).
+The figures are taken where the benchmarks run: this script re-runs itself with the asv
+environment's python and the variables of asv.conf.json's ``matrix.env_nobuild``, so
+threadpoolctl sees the BLAS the benchmarks see. The reports read the file (schema
+version 1, below); tools/compare_commits.py reuses results only when it still matches.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA_VERSION = 1
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+OVERRIDE_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "MKL_DEBUG_CPU_TYPE", "MKL_ENABLE_INSTRUCTIONS")
+# Fields that say when and for which commit, not what the environment was.
+NOT_ENVIRONMENT = ("recorded_at", "commit")
+
+
+class RecordError(Exception):
+    """A problem the user can fix; main() prints it on one line and exits with status 2."""
+
+
+def collect() -> dict:
+    """What this interpreter, in this process environment, gives the benchmarks.
+
+    Imports what the suite imports first, so that threadpoolctl lists every BLAS and
+    OpenMP library the benchmarks load (each package loads its own)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import asv_machine
+    import numpy
+    import scipy
+    import scipy.fft  # noqa: F401
+    import scipy.linalg  # noqa: F401
+    import scipy.signal  # noqa: F401
+    import threadpoolctl
+    import torch
+    try:
+        import scipy_layers  # noqa: F401  (whatever else the layers load)
+    except ImportError:
+        pass
+    cpu = asv_machine.read_cpuinfo()
+    return {
+        "cpu": {"model_name": cpu["model_name"], "family": cpu["family"], "model": cpu["model"],
+                "flags": cpu["flags"], "num_cpu": len(os.sched_getaffinity(0))},
+        "blas": threadpoolctl.threadpool_info(),
+        "threads": {"torch": torch.get_num_threads(), **{v: os.environ.get(v) for v in THREAD_VARS}},
+        "overrides": {v: os.environ.get(v) for v in OVERRIDE_VARS},
+        "versions": {"torch": torch.__version__, "numpy": numpy.__version__, "scipy": scipy.__version__},
+    }
+
+
+def make_record(machine: str, commit: str, description: dict, now: datetime.datetime | None = None) -> dict:
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return {"version": SCHEMA_VERSION, "machine": machine, "commit": commit,
+            "recorded_at": now.isoformat(timespec="seconds"), **description}
+
+
+def validate(record: dict) -> list[str]:
+    """The ways ``record`` departs from schema version 1 (empty when it conforms)."""
+    problems = []
+    expected = {"version": int, "machine": str, "commit": str, "recorded_at": str, "cpu": dict,
+                "blas": list, "threads": dict, "overrides": dict, "versions": dict}
+    for key, kind in expected.items():
+        if not isinstance(record.get(key), kind):
+            problems.append(f"{key}: expected {kind.__name__}, got {type(record.get(key)).__name__}")
+    if problems:
+        return problems
+    if record["version"] != SCHEMA_VERSION:
+        problems.append(f"version: expected {SCHEMA_VERSION}, got {record['version']}")
+    if not re.fullmatch(r"[0-9a-f]{40}", record["commit"]):
+        problems.append(f"commit: expected a full 40-hex hash, got {record['commit']!r}")
+    try:
+        datetime.datetime.fromisoformat(record["recorded_at"])
+    except ValueError:
+        problems.append(f"recorded_at: not an ISO time: {record['recorded_at']!r}")
+    cpu_keys = {"model_name": str, "family": str, "model": str, "flags": list, "num_cpu": int}
+    problems += [f"cpu.{k}: expected {t.__name__}" for k, t in cpu_keys.items()
+                 if not isinstance(record["cpu"].get(k), t)]
+    if not isinstance(record["threads"].get("torch"), int):
+        problems.append("threads.torch: expected int")
+    for group, names in (("threads", THREAD_VARS), ("overrides", OVERRIDE_VARS)):
+        problems += [f"{group}.{n}: expected str or null" for n in names
+                     if n not in record[group] or not isinstance(record[group][n], (str, type(None)))]
+    problems += [f"versions.{p}: expected str" for p in ("torch", "numpy", "scipy")
+                 if not isinstance(record["versions"].get(p), str)]
+    return problems
+
+
+def same_environment(a: dict, b: dict) -> bool:
+    """True when two records describe the same environment: time and commit aside, and
+    where a library file lies (a moved checkout loads the same library from elsewhere)."""
+    def essence(record):
+        kept = {k: v for k, v in record.items() if k not in NOT_ENVIRONMENT}
+        kept["blas"] = [{k: v for k, v in lib.items() if k != "filepath"} for lib in record["blas"]]
+        return kept
+    return essence(a) == essence(b)
+
+
+class AsvEnvironment(NamedTuple):
+    name: str            # asv's environment name (results files carry it as env_name)
+    python: Path         # the environment's interpreter
+    env_vars: dict       # matrix.env_nobuild: what asv adds to the benchmarks' environment
+    results: Path        # asv's results directory
+    environments: Path   # where the records go: beside results/
+
+
+def asv_environment(config: Path) -> AsvEnvironment:
+    """The project's one asv environment, as asv itself derives it from the config."""
+    from asv import environment
+    from asv.config import Config
+    conf = Config.load(str(config))
+    envs = list(environment.get_environments(conf, None, verbose=False))
+    if len(envs) != 1:
+        raise RecordError(f"{config}: expected one asv environment in the matrix, found {len(envs)}")
+    base = config.resolve().parent
+    results = base / conf.results_dir
+    return AsvEnvironment(envs[0].name, base / conf.env_dir / envs[0].dir_name / "bin" / "python",
+                          dict(envs[0].env_vars), results, results.parent / "environments")
+
+
+def describe_in(python: Path, env_vars: dict) -> dict:
+    """collect() run by ``python`` with ``env_vars`` added to this process's environment,
+    the way asv starts the benchmarks."""
+    if not python.exists():
+        raise RecordError(f"asv environment python {python} not found: run asv first "
+                                "(make bench or make compare create it)")
+    proc = subprocess.run([str(python), __file__, "--collect"], capture_output=True, text=True,
+                          env={**os.environ, **env_vars}, timeout=300)
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
+        raise RecordError(f"collecting the environment with {python} failed: {tail[0]}")
+    return json.loads(proc.stdout)
+
+
+def record_path(environments: Path, machine: str, commit: str) -> Path:
+    return environments / machine / f"{commit}.json"
+
+
+def write_record(path: Path, record: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def read_record(path: Path) -> dict | None:
+    """The record at ``path``, or None when it is absent or does not follow the schema."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return record if isinstance(record, dict) and not validate(record) else None
+
+
+def full_hash(rev: str, cwd: Path = ROOT) -> str:
+    proc = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+                          capture_output=True, text=True, cwd=cwd)
+    if proc.returncode != 0:
+        raise RecordError(f"--commit {rev!r} is not a commit of this repository "
+                                "(give a hash, branch or tag)")
+    return proc.stdout.strip()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--machine", help="asv machine name (tools/asv_machine.py prints it)")
+    parser.add_argument("--commit", default="HEAD", help="the commit benchmarked (default HEAD)")
+    parser.add_argument("--config", type=Path, default=ROOT / "asv.conf.json")
+    parser.add_argument("--print", action="store_true", help="print the record, write nothing")
+    parser.add_argument("--collect", action="store_true", help=argparse.SUPPRESS)  # the inner run
+    args = parser.parse_args(argv)
+    if args.collect:
+        print(json.dumps(collect()))
+        return 0
+    try:
+        if not args.machine:
+            raise RecordError("--machine is required (the asv machine name)")
+        commit = full_hash(args.commit, args.config.resolve().parent)
+        env = asv_environment(args.config)
+        record = make_record(args.machine, commit, describe_in(env.python, env.env_vars))
+        if args.print:
+            print(json.dumps(record, indent=2, sort_keys=True))
+        else:
+            path = record_path(env.environments, args.machine, commit)
+            write_record(path, record)
+            print(f"environment of {commit[:8]} on {args.machine}: {path}")
+    except (RecordError, subprocess.TimeoutExpired, OSError) as exc:
+        print(f"record_environment: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""The timing cases of the asv suite that run on this machine, and asv ``-b`` regexes for them.
+
+    python tools/suite_cases.py            # JSON: {benchmark: ["'native', '16x16', ...", ...]}
+    python tools/suite_cases.py --regexes  # one asv -b regex per benchmark
+
+Each benchmark class's own ``setup`` decides, called here in-process the way asv_runner
+calls it: ``NotImplementedError`` means skipped (outside the default grid, no GPU, kernel
+larger than the input, ...); anything else, including another error, means asv runs it.
+tools/compare_commits.py times only these cases in its rounds: asv launches a process
+for every parameter combination, ~25 ms even for one that setup skips, and ~900 of the
+suite's combinations are skipped on the default grid. SCIPY_LAYERS_BENCH_FULL is cleared
+here, so the cases are always the default grid's.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import itertools
+import json
+import os
+import pkgutil
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FULL_GRID_VAR = "SCIPY_LAYERS_BENCH_FULL"
+
+
+def _classes(package):
+    """(module short name, class) for every public class defined in the package's modules."""
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        for name, cls in sorted(vars(module).items()):
+            if inspect.isclass(cls) and not name.startswith("_") and cls.__module__ == module.__name__:
+                yield info.name, cls
+
+
+def _runs(cls, combo) -> bool:
+    try:
+        setup = getattr(cls(), "setup", None)
+        if setup is not None:
+            setup(*combo)
+    except NotImplementedError:
+        return False
+    except Exception:  # noqa: BLE001  asv runs it and records the failure
+        return True
+    return True
+
+
+def timing_cases(benchmark_dir: Path = ROOT / "benchmarks") -> dict[str, list[str]]:
+    """{asv benchmark name: [parameter combinations as asv names them]} for every time_
+    benchmark; an unparameterised benchmark maps to [""]. Needs FULL_GRID_VAR unset
+    before the suite is imported (main() sees to it)."""
+    sys.path.insert(0, str(benchmark_dir.parent))
+    package = importlib.import_module(benchmark_dir.name)
+    cases = {}
+    for module_name, cls in _classes(package):
+        methods = sorted(m for m in dir(cls) if m.startswith("time_"))
+        if not methods:
+            continue
+        params = getattr(cls, "params", [])
+        if params and not isinstance(params[0], (list, tuple)):
+            params = [params]  # asv's shorthand for a single parameter
+        combos = itertools.product(*params) if params else [()]
+        runnable = [", ".join(map(repr, combo)) for combo in combos if _runs(cls, combo)]
+        for method in methods:
+            cases[f"{module_name}.{cls.__name__}.{method}"] = runnable
+    return cases
+
+
+def bench_regexes(cases: dict[str, list[str]]) -> list[str]:
+    """asv -b regexes selecting exactly these cases (asv matches 'name(p1, p2)' per case)."""
+    regexes = []
+    for name, combos in sorted(cases.items()):
+        if combos == [""]:
+            regexes.append(f"^{re.escape(name)}$")
+        elif combos:
+            alternatives = "|".join(re.escape(combo) for combo in combos)
+            regexes.append(f"^{re.escape(name)}\\((?:{alternatives})\\)$")
+    return regexes
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--regexes", action="store_true", help="print asv -b regexes, one a line")
+    parser.add_argument("--benchmark-dir", type=Path, default=ROOT / "benchmarks")
+    args = parser.parse_args(argv)
+    if os.environ.pop(FULL_GRID_VAR, None):
+        print(f"suite_cases: {FULL_GRID_VAR} ignored: listing the default grid", file=sys.stderr)
+    cases = timing_cases(args.benchmark_dir)
+    print("\n".join(bench_regexes(cases)) if args.regexes else json.dumps(cases, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
