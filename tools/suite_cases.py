@@ -1,7 +1,8 @@
 """The timing cases of the asv suite that run on this machine, and asv ``-b`` regexes for them.
 
-    python tools/suite_cases.py            # JSON: {benchmark: ["'native', '16x16', ...", ...]}
-    python tools/suite_cases.py --regexes  # one asv -b regex per benchmark
+    python tools/suite_cases.py            # JSON: {"timings": {benchmark: ["'native', '16x16', ...", ...]},
+                                           #        "tracks": {benchmark: [every combination]}}
+    python tools/suite_cases.py --regexes  # one asv -b regex per timing benchmark
 
 Each benchmark class's own ``setup`` decides, called here in-process the way asv_runner
 calls it: ``NotImplementedError`` means skipped (outside the default grid, no GPU, kernel
@@ -49,24 +50,25 @@ def _runs(cls, combo) -> bool:
     return True
 
 
-def timing_cases(benchmark_dir: Path = ROOT / "benchmarks") -> dict[str, list[str]]:
-    """{asv benchmark name: [parameter combinations as asv names them]} for every time_
-    benchmark; an unparameterised benchmark maps to [""]. Needs FULL_GRID_VAR unset
-    before the suite is imported (main() sees to it)."""
+def suite_cases(benchmark_dir: Path = ROOT / "benchmarks") -> dict[str, dict[str, list[str]]]:
+    """{"timings": {asv benchmark name: [the parameter combinations that run, as asv names
+    them]}, "tracks": {name: [every combination]}}; an unparameterised benchmark has [""].
+    Setup is called for timings only (track setups may compute for minutes). Needs
+    FULL_GRID_VAR unset before the suite is imported (main() sees to it)."""
     sys.path.insert(0, str(benchmark_dir.parent))
     package = importlib.import_module(benchmark_dir.name)
-    cases = {}
+    cases = {"timings": {}, "tracks": {}}
     for module_name, cls in _classes(package):
-        methods = sorted(m for m in dir(cls) if m.startswith("time_"))
-        if not methods:
-            continue
         params = getattr(cls, "params", [])
         if params and not isinstance(params[0], (list, tuple)):
             params = [params]  # asv's shorthand for a single parameter
-        combos = itertools.product(*params) if params else [()]
-        runnable = [", ".join(map(repr, combo)) for combo in combos if _runs(cls, combo)]
-        for method in methods:
-            cases[f"{module_name}.{cls.__name__}.{method}"] = runnable
+        combos = list(itertools.product(*params)) if params else [()]
+        for kind, prefix, keep in (("timings", "time_", lambda c: _runs(cls, c)),
+                                   ("tracks", "track_", lambda c: True)):
+            methods = sorted(m for m in dir(cls) if m.startswith(prefix))
+            names = [", ".join(map(repr, c)) for c in combos if keep(c)] if methods else []
+            for method in methods:
+                cases[kind][f"{module_name}.{cls.__name__}.{method}"] = names
     return cases
 
 
@@ -89,8 +91,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if os.environ.pop(FULL_GRID_VAR, None):
         print(f"suite_cases: {FULL_GRID_VAR} ignored: listing the default grid", file=sys.stderr)
-    cases = timing_cases(args.benchmark_dir)
-    print("\n".join(bench_regexes(cases)) if args.regexes else json.dumps(cases, indent=1))
+    cases = suite_cases(args.benchmark_dir)
+    print("\n".join(bench_regexes(cases["timings"])) if args.regexes else json.dumps(cases, indent=1))
     return 0
 
 

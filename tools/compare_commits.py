@@ -1,0 +1,287 @@
+#!/usr/bin/env python3
+"""`make compare` / `make gate`: time two commits on the default grid in interleaved rounds,
+write the comparison report and republish the dashboard with its compare page.
+
+    make compare [BASE=<rev>] [FRESH=1] [ROUNDS=2] [REPEAT=3] [BENCH=<regex>]
+    make gate [BASE=<rev>]     # the same, exit 1 on a confirmed slowdown or gradient regression
+    python tools/compare_commits.py --dry-run    # the plan and the commands; runs nothing
+
+Base: BASE, else the merge-base of HEAD with main, or HEAD~1 when HEAD is main's commit
+(or behind it). Timings: `asv run --interleave-rounds -a rounds=R -a repeat=N
+--record-samples` over the timing cases that run here (tools/suite_cases.py): A then B in
+the first round, B then A in the second, and so on; each round is a fresh process per
+case taking exactly N samples, so asv's stored samples of a case are the rounds one
+after another (round k = samples[(k-1)*N:k*N]). The track benchmarks (gradient errors,
+peak memory, threads in force) give the same figure every time and run once per commit.
+A commit whose results pass tools/reusable_results.py's rule is not timed again.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import record_environment  # noqa: E402
+import reusable_results  # noqa: E402
+import suite_cases  # noqa: E402  (imports no benchmark until asked)
+
+# Budget: at most twice `make bench`, i.e. one bench per commit. asv's fixed cost is a
+# process per case per round (~0.1 s with setup and warmup), so rounds are dear: 2 rounds
+# of 3 samples, over the ~276 cases that run (not the ~1,170 combinations, most skipped),
+# with a 10 ms warmup (one call for any case over 10 ms) instead of the suite's 50 ms.
+ROUNDS, REPEAT, WARMUP_S = 2, 3, 0.01
+TRACKS = r"\.track_"
+FULL_GRID_VAR = "SCIPY_LAYERS_BENCH_FULL"
+MAIN = "main"
+PY = sys.executable
+ASV = str(Path(sys.executable).parent / "asv")
+
+
+class CompareError(Exception):
+    """A problem the user can fix: one line on stderr, exit status 2."""
+
+
+def shown(cmd: list[str]) -> str:
+    """cmd for people: a long argument (the -b regexes of ~276 cases) shortened."""
+    return " ".join(arg if len(arg) <= 100 else f"{arg[:60]}...<{len(arg)} chars>" for arg in cmd)
+
+
+def run_command(cmd: list[str], *, input: str | None = None, env: dict | None = None) -> int:
+    """Run cmd from the repository root, output to the terminal; return its exit status."""
+    print("+", shown(cmd), flush=True)
+    return subprocess.run(cmd, input=input, text=True, env=env, cwd=ROOT).returncode
+
+
+def capture(cmd: list[str], *, env: dict | None = None) -> str:
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    if proc.returncode != 0:
+        raise CompareError(f"{' '.join(cmd[:3])} failed: "
+                           f"{(proc.stderr.strip().splitlines() or ['no output'])[-1]}")
+    return proc.stdout
+
+
+def git(*args: str) -> str | None:
+    proc = subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def resolve_commits(base_rev: str | None) -> tuple[str, str, str]:
+    """(base, head, how base was chosen), full hashes."""
+    head = git("rev-parse", "--verify", "HEAD^{commit}")
+    if head is None:
+        raise CompareError("HEAD is not a commit: commit something first")
+    if base_rev:
+        base = git("rev-parse", "--verify", "--quiet", f"{base_rev}^{{commit}}")
+        if base is None:
+            raise CompareError(f"BASE={base_rev} is not a commit of this repository "
+                               "(give a hash, branch, tag or HEAD~N)")
+        how = f"BASE={base_rev}"
+    else:
+        main = git("rev-parse", "--verify", "--quiet", f"{MAIN}^{{commit}}")
+        if main is None:
+            raise CompareError(f"no branch {MAIN!r} to compare with: pass BASE=<rev>")
+        base = git("merge-base", "HEAD", main)
+        how = f"merge-base of HEAD and {MAIN}"
+        if base in (None, head):  # HEAD is main, or behind it
+            base = git("rev-parse", "--verify", "--quiet", "HEAD~1^{commit}")
+            how = "HEAD~1 (HEAD is on main)"
+            if base is None:
+                raise CompareError("HEAD has no parent to compare with: pass BASE=<rev>")
+    if base == head:
+        raise CompareError(f"BASE={base_rev} is HEAD ({head[:8]}): nothing to compare; "
+                           "pass an older commit")
+    return base, head, how
+
+
+def dirty_warning() -> str | None:
+    changed = (git("diff", "--name-only", "HEAD") or "").splitlines()
+    if not changed:
+        return None
+    files = ", ".join(changed[:5]) + (" ..." if len(changed) > 5 else "")
+    return (f"warning: uncommitted changes ({files}): asv measures committed code, so they are "
+            "in neither result (the benchmark files, though, come from the working tree)")
+
+
+def describe_commit(commit: str) -> str:
+    return git("log", "-1", "--format=%h %cs %s", commit) or commit[:8]
+
+
+def list_cases(machine: str, cache_dir: Path) -> dict[str, dict[str, list[str]]]:
+    """tools/suite_cases.py's answer, cached by the suite's and the layers' sources and the
+    machine (asking takes ~10 s: each runnable case's setup makes its inputs)."""
+    digest = hashlib.sha256(machine.encode())
+    for path in sorted([*ROOT.glob("benchmarks/**/*.py"), *ROOT.glob("scipy_layers/**/*.py")]):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    cached = cache_dir / f"suite-cases-{digest.hexdigest()[:16]}.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())
+    env = {k: v for k, v in os.environ.items() if k != FULL_GRID_VAR}
+    cases = json.loads(capture([PY, str(ROOT / "tools/suite_cases.py")], env=env))
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    for old in cache_dir.glob("suite-cases-*.json"):
+        old.unlink()
+    cached.write_text(json.dumps(cases))
+    return cases
+
+
+def restrict(cases: dict[str, list[str]], regex: str | None) -> dict[str, list[str]]:
+    """The cases asv's -b REGEX would select (it searches 'name(params)')."""
+    if not regex:
+        return cases
+    chosen = {name: [c for c in combos if re.search(regex, f"{name}({c})" if c else name)]
+              for name, combos in cases.items()}
+    return {name: combos for name, combos in chosen.items() if combos}
+
+
+def asv_run(machine: str) -> list[str]:
+    """An asv run on this machine over the commits given on stdin."""
+    return [ASV, "run", "--machine", machine, "HASHFILE:-"]
+
+
+def timing_command(machine: str, timings: dict, rounds: int, repeat: int) -> list[str]:
+    bench = [arg for regex in suite_cases.bench_regexes(timings) for arg in ("-b", regex)]
+    return [*asv_run(machine), "--interleave-rounds", "--record-samples", "-a", f"rounds={rounds}",
+            "-a", f"repeat={repeat}", "-a", f"warmup_time={WARMUP_S}", *bench]
+
+
+def track_command(machine: str, user_regex: str | None) -> list[str]:
+    regex = TRACKS if not user_regex else f"^(?=[\\w.]*{TRACKS})(?:{user_regex})"
+    return [*asv_run(machine), "-b", regex]
+
+
+def discover_command(machine: str, head: str) -> list[str]:
+    return [ASV, "run", "--machine", machine, "-b", "just-discover", f"{head}^!"]
+
+
+def plan(commits, env, machine, cases, rounds, repeat, fresh, discover, describe_now) -> dict:
+    """{commit: why it is timed} for the commits to time; the others' results are reused.
+    ``discover()`` gives the current benchmarks.json, ``describe_now()`` the environment
+    (or None where there is no asv environment yet); both are asked only when needed."""
+    if fresh:
+        return {c: "FRESH=1" for c in commits}
+    found = {c: reusable_results.find_result(env.results, machine, c, env.name) for c in commits}
+    to_time = {c: f"no results on {machine} in this asv environment" for c in commits if not found[c]}
+    if len(to_time) == len(commits):
+        return to_time
+    benchmarks, now = discover(), describe_now()
+    for commit in (c for c in commits if found[c]):
+        if not benchmarks or now is None:
+            to_time[commit] = "cannot check its results: no " + (
+                "benchmarks.json" if not benchmarks else "asv environment") + " yet"
+            continue
+        record = record_environment.read_record(
+            record_environment.record_path(env.environments, machine, commit))
+        why = reusable_results.why_not_reusable(
+            found[commit][1], benchmarks, cases["timings"], cases["tracks"], rounds, repeat,
+            record, record_environment.make_record(machine, commit, now))
+        if why:
+            to_time[commit] = why
+    return to_time
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", help="the commit to compare HEAD with (default: see above)")
+    parser.add_argument("--fresh", action="store_true", help="time both commits even if results exist")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="interleaved rounds (default %(default)s)")
+    parser.add_argument("--repeat", type=int, default=REPEAT, help="samples per round (default %(default)s)")
+    parser.add_argument("--bench", metavar="REGEX", help="only benchmarks matching REGEX (as asv -b)")
+    parser.add_argument("--gate", action="store_true",
+                        help="exit 1 on a confirmed slowdown or gradient regression (the report's --gate)")
+    parser.add_argument("--output", type=Path, default=Path("reports/latest"))
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and commands, run nothing")
+    args = parser.parse_args(argv)
+    try:
+        return compare(args)
+    except (CompareError, record_environment.RecordError) as exc:
+        print(f"compare: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def compare(args) -> int:
+    started = time.monotonic()
+    if args.rounds < 1 or args.repeat < 1:
+        raise CompareError(f"ROUNDS and REPEAT must be at least 1, got {args.rounds} and {args.repeat}")
+    base, head, how = resolve_commits(args.base)
+    commits = [base, head]
+    print(f"== comparing A = {describe_commit(base)}  ({how})\n"
+          f"          with B = {describe_commit(head)}  (HEAD)")
+    if (warning := dirty_warning()):
+        print(warning, file=sys.stderr)
+    if os.environ.get(FULL_GRID_VAR):
+        print(f"note: {FULL_GRID_VAR} ignored: make compare times the default grid", file=sys.stderr)
+    asv_env = {k: v for k, v in os.environ.items() if k != FULL_GRID_VAR}
+    machine = capture([PY, str(ROOT / "tools/asv_machine.py")]).strip()
+    env = record_environment.asv_environment(ROOT / "asv.conf.json")
+    listed = list_cases(machine, env.results.parent / "compare")
+    cases = {kind: restrict(listed[kind], args.bench) for kind in ("timings", "tracks")}
+    if not cases["timings"] and not cases["tracks"]:
+        raise CompareError(f"BENCH={args.bench} selects no benchmark of the suite")
+
+    def discover():
+        if not args.dry_run and run_command(discover_command(machine, head), env=asv_env) != 0:
+            raise CompareError("asv could not discover the benchmarks (see its output above)")
+        path = env.results / "benchmarks.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def describe_now():
+        if not env.python.exists():
+            return None
+        return record_environment.describe_in(env.python, env.env_vars)
+
+    to_time = plan(commits, env, machine, cases, args.rounds, args.repeat, args.fresh, discover,
+                   describe_now)
+    for commit in commits:
+        print(f"   {commit[:8]}: " + (f"to time: {to_time[commit]}" if commit in to_time
+                                      else "reused: its results on this machine are comparable"))
+    timed = [c for c in commits if c in to_time]
+    steps = []
+    if timed and cases["timings"]:
+        steps.append(("timings", timing_command(machine, cases["timings"], args.rounds, args.repeat)))
+    if timed and cases["tracks"]:
+        steps.append(("tracks", track_command(machine, args.bench)))
+    report = [PY, "-m", "scipy_layers.reports", "--results", str(env.results), "--output",
+              str(args.output), "--commits", base, head, *(["--gate"] if args.gate else [])]
+    publish = [PY, str(ROOT / "tools/offline_dashboard.py"), "publish"]
+    if args.dry_run:
+        for title, cmd in steps:
+            print(f"would run ({title}; on stdin: {' '.join(timed)}):\n  " + shown(cmd))
+        print("would record the environment of: " + (" ".join(timed) or "none"))
+        print("would run:\n  " + " ".join(report) + "\n  " + " ".join(publish))
+        return 0
+    asv_status = 0
+    for title, cmd in steps:
+        print(f"== asv: {title} of {', '.join(c[:8] for c in timed)}", flush=True)
+        asv_status = run_command(cmd, input="\n".join(timed) + "\n", env=asv_env) or asv_status
+    now = describe_now() if timed else None
+    for commit in timed:
+        record_environment.write_record(
+            record_environment.record_path(env.environments, machine, commit),
+            record_environment.make_record(machine, commit, now))
+    print("== report", flush=True)
+    report_status = run_command(report)
+    print("== publishing the dashboard", flush=True)
+    publish_status = run_command(publish)
+    minutes, seconds = divmod(round(time.monotonic() - started), 60)
+    print(f"\nmake compare took {minutes}m{seconds:02d}s. Report: {args.output}/compare.csv; dashboard: "
+          "make serve, then http://127.0.0.1:8080/compare.html")
+    if asv_status:
+        print(f"asv exited with status {asv_status}: some benchmarks failed (see 'failed' in the report)",
+              file=sys.stderr)
+    if args.gate:
+        verdict = {0: "passed", 1: "FAILED: a confirmed slowdown or gradient regression"}
+        print("gate: " + verdict.get(report_status, f"error (report exit status {report_status})"))
+        return report_status
+    return report_status or publish_status or asv_status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
