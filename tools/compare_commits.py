@@ -152,9 +152,11 @@ def timing_command(machine: str, timings: dict, rounds: int, repeat: int) -> lis
             "-a", f"repeat={repeat}", "-a", f"warmup_time={WARMUP_S}", *bench]
 
 
-def track_command(machine: str, user_regex: str | None) -> list[str]:
-    regex = TRACKS if not user_regex else f"^(?=[\\w.]*{TRACKS})(?:{user_regex})"
-    return [*asv_run(machine), "-b", regex]
+def track_command(machine: str, tracks: dict | None) -> list[str]:
+    """Every track benchmark (all its combinations: setup skips what does not run), or
+    exactly the ``tracks`` cases where BENCH restricts the comparison."""
+    regexes = suite_cases.bench_regexes(tracks) if tracks is not None else [TRACKS]
+    return [*asv_run(machine), *(arg for regex in regexes for arg in ("-b", regex))]
 
 
 def discover_command(machine: str, head: str) -> list[str]:
@@ -247,7 +249,7 @@ def compare(args) -> int:
     if timed and cases["timings"]:
         steps.append(("timings", timing_command(machine, cases["timings"], args.rounds, args.repeat)))
     if timed and cases["tracks"]:
-        steps.append(("tracks", track_command(machine, args.bench)))
+        steps.append(("tracks", track_command(machine, cases["tracks"] if args.bench else None)))
     report = [PY, "-m", "scipy_layers.reports", "--results", str(env.results), "--output",
               str(args.output), "--commits", base, head, *(["--gate"] if args.gate else [])]
     publish = [PY, str(ROOT / "tools/offline_dashboard.py"), "publish"]
