@@ -35,6 +35,11 @@ class RecordError(Exception):
     """A problem the user can fix; main() prints it on one line and exits with status 2."""
 
 
+def _library_key(library: dict) -> tuple:
+    """threadpoolctl lists libraries in the order they were loaded, which varies: sort them."""
+    return tuple(str(library.get(k)) for k in ("user_api", "internal_api", "prefix", "version", "filepath"))
+
+
 def collect() -> dict:
     """What this interpreter, in this process environment, gives the benchmarks.
 
@@ -57,7 +62,7 @@ def collect() -> dict:
     return {
         "cpu": {"model_name": cpu["model_name"], "family": cpu["family"], "model": cpu["model"],
                 "flags": cpu["flags"], "num_cpu": len(os.sched_getaffinity(0))},
-        "blas": threadpoolctl.threadpool_info(),
+        "blas": sorted(threadpoolctl.threadpool_info(), key=_library_key),
         "threads": {"torch": torch.get_num_threads(), **{v: os.environ.get(v) for v in THREAD_VARS}},
         "overrides": {v: os.environ.get(v) for v in OVERRIDE_VARS},
         "versions": {"torch": torch.__version__, "numpy": numpy.__version__, "scipy": scipy.__version__},
@@ -106,7 +111,8 @@ def same_environment(a: dict, b: dict) -> bool:
     where a library file lies (a moved checkout loads the same library from elsewhere)."""
     def essence(record):
         kept = {k: v for k, v in record.items() if k not in NOT_ENVIRONMENT}
-        kept["blas"] = [{k: v for k, v in lib.items() if k != "filepath"} for lib in record["blas"]]
+        kept["blas"] = sorted(({k: v for k, v in lib.items() if k != "filepath"} for lib in record["blas"]),
+                              key=_library_key)
         return kept
     return essence(a) == essence(b)
 
