@@ -1,14 +1,20 @@
-"""Tests for tools/offline_dashboard.py: CDN tag rewriting, vendoring and its error messages.
+"""Tests for tools/offline_dashboard.py: CDN tag rewriting, vendoring and its error messages,
+the compare page's installation, and `check` on a site published from real asv results.
 
-Fast (no asv run). The tests that need dashboard/node_modules (``npm ci --prefix
-dashboard``) or /usr/bin/chromium skip with a reason when those are absent.
+Fast (no asv run; asv publish on a small results fixture). The tests that need
+dashboard/node_modules (``npm ci --prefix dashboard``) skip with a reason when it is
+absent; those that need /usr/bin/chromium skip too, but fail under CI=true.
 """
 import importlib.util
+import json
 import shutil
 import stat
+import sys
 from pathlib import Path
 
 import pytest
+
+from tests._chromium import chromium  # noqa: F401  (the fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("offline_dashboard",
@@ -42,10 +48,18 @@ ASV_HEAD = """<!doctype html>
   </head>
 """
 BODY = """  <body>
-    <a href="https://github.com/airspeed-velocity/asv/" class="navbar-link">airspeed velocity</a>
+    <nav id="nav" class="navbar navbar-left navbar-default navbar-fixed-top" role="navigation">
+      <ul class="nav navbar-nav navbar-left">
+        <li><a href="https://github.com/airspeed-velocity/asv/" class="navbar-link">airspeed velocity</a></li>
+	<li id="nav-li-" class="active"><a href="#/">Benchmark grid</a></li>
+	<li id="nav-li-regressions"><a href="#/regressions">Regressions</a></li>
+      </ul>
+    </nav>
   </body>
 </html>
 """
+COMPARE_CSV = ROOT / "tests" / "fixtures" / "compare" / "compare.csv"
+RESULTS = ROOT / "tests" / "fixtures" / "asv_results"
 UNKNOWN = '<script src="https://cdn.example.com/other-1.0.js"></script>'
 HAS_NODE_MODULES = (od.NODE_MODULES / "jquery").is_dir()
 needs_node_modules = pytest.mark.skipif(not HAS_NODE_MODULES,
@@ -68,6 +82,7 @@ def fake_node_modules(tmp_path):
 def make_site(root, head=ASV_HEAD):
     root.mkdir(parents=True, exist_ok=True)
     (root / "index.html").write_text(head + BODY)
+    (root / "index.json").write_text('{"params": {"machine": ["box"]}, "benchmarks": {}}')
     (root / "error.html").write_text("<h1>Can not determine continental origin of swallow.</h1>")
     return root
 
@@ -170,6 +185,28 @@ def test_publish_passes_arguments_to_asv_then_vendorizes(tmp_path, monkeypatch, 
                                                             "HEAD~1..HEAD"]
     assert od.find_remote_refs((tmp_path / "site/index.html").read_text()) == []
     assert od.main(argv) == 0  # idempotent
+    index = (tmp_path / "site/index.html").read_text()
+    assert index.count('href="compare.html"') == 1  # the compare page, linked once
+    assert (tmp_path / "site/compare.html").is_file()
+    assert json.loads((tmp_path / "site/compare.json").read_text())["rows"] == []  # no compare.csv here
+
+
+def test_publish_also_branch_hands_asv_a_config_listing_it(tmp_path, monkeypatch, fake_node_modules):
+    """asv plots only the config's branches; the copy lists one more, its paths made absolute
+    (asv reads them relative to the config's directory, a temporary one here)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "asv.conf.json").write_text('{"version": 1, "repo": ".", "branches": ["main"], '
+                                            '"results_dir": "r", "html_dir": "site"}')
+    make_site(tmp_path / "template")
+    fake_asv = tmp_path / "fake-asv"
+    fake_asv.write_text('#!/bin/sh\ncp "$3" used.conf.json\nrm -rf site && cp -r template site\n')
+    fake_asv.chmod(fake_asv.stat().st_mode | stat.S_IEXEC)
+    assert od.main(["publish", "--asv", str(fake_asv), "--node-modules", str(fake_node_modules),
+                    "--also-branch", "feature", "--compare-csv", str(COMPARE_CSV)]) == 0
+    used = json.loads((tmp_path / "used.conf.json").read_text())
+    assert used["branches"] == ["main", "feature"]
+    assert used["repo"] == str(tmp_path) and used["results_dir"] == str(tmp_path / "r")
+    assert len(json.loads((tmp_path / "site/compare.json").read_text())["rows"]) == 12
 
 
 def test_graph_fragment_uses_asv_url_format():
@@ -206,9 +243,7 @@ def test_real_node_modules_has_every_vendored_file():
 
 
 @needs_node_modules
-@pytest.mark.skipif(shutil.which("/usr/bin/chromium") is None,
-                    reason="chromium absent: apt-get install -y chromium chromium-driver")
-def test_vendored_libraries_load_in_chromium(tmp_path):
+def test_vendored_libraries_load_in_chromium(tmp_path, chromium):
     """The vendored jQuery/flot/plugins/bootstrap/md5 load and flot draws, without any network."""
     script = ('<div id="g" style="width:400px;height:200px"></div><script>'
               '$.plot($("#g"), [[[0, 1], [1, 2]]]); document.body.setAttribute("data-libs", '
@@ -219,9 +254,38 @@ def test_vendored_libraries_load_in_chromium(tmp_path):
     server = od.start_server(site)
     try:
         url = "http://127.0.0.1:%d/index.html" % server.server_port
-        dom = od.run_chromium(od.find_chromium(), url, "--dump-dom")
+        dom = od.run_chromium(chromium, url, "--dump-dom")
     finally:
         server.shutdown()
     assert od.SWALLOW not in dom
     assert 'data-libs="function,function,function,function"' in dom
     assert 'class="flot-base"' in dom
+
+
+@pytest.fixture
+def published(tmp_path, monkeypatch):
+    """A site published by the real asv from the results fixture, compare page included."""
+    if not HAS_NODE_MODULES:
+        pytest.skip("dashboard/node_modules absent: npm ci --prefix dashboard")
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(RESULTS, tmp_path / "results")
+    conf = {"version": 1, "project": "scipy-layers", "repo": str(ROOT), "branches": ["main"],
+            "dvcs": "git", "environment_type": "virtualenv", "results_dir": str(tmp_path / "results"),
+            "html_dir": str(tmp_path / "html")}
+    (tmp_path / "asv.conf.json").write_text(json.dumps(conf))
+    sibling = Path(sys.executable).parent / "asv"
+    asv = ["--asv", str(sibling)] if sibling.exists() else []
+    assert od.main(["publish", *asv, "--compare-csv", str(COMPARE_CSV)]) == 0
+    return tmp_path
+
+
+def test_check_renders_grid_graph_and_compare_page(published, chromium, capsys):
+    assert od.main(["check", "--chromium", chromium, "--out", str(published / "out")]) == 0
+    assert "the compare page shows 12 case(s)" in capsys.readouterr().out
+    assert (published / "out" / "compare.png").stat().st_size > 0
+
+
+def test_check_fails_when_the_compare_page_does_not_render(published, chromium, capsys):
+    (published / "html" / "compare.js").write_text("syntax error here(")
+    assert od.main(["check", "--chromium", chromium, "--out", str(published / "out")]) == 1
+    assert "compare: the page did not render" in capsys.readouterr().err

@@ -163,6 +163,14 @@ def discover_command(machine: str, head: str) -> list[str]:
     return [ASV, "run", "--machine", machine, "-b", "just-discover", f"{head}^!"]
 
 
+def newer_than_suite(path: Path) -> bool:
+    """Is ``path`` (asv's benchmarks.json) newer than every file of the suite? Names,
+    parameters and versions come from the suite's sources alone (never from what is
+    installed), so then it is current and asv need not discover them again (~10 s)."""
+    sources = [p.stat().st_mtime for p in ROOT.glob("benchmarks/**/*.py")]
+    return path.is_file() and path.stat().st_mtime >= max(sources, default=0)
+
+
 def plan(commits, env, machine, cases, rounds, repeat, fresh, discover, describe_now) -> dict:
     """{commit: why it is timed} for the commits to time; the others' results are reused.
     ``discover()`` gives the current benchmarks.json, ``describe_now()`` the environment
@@ -210,12 +218,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def compare(args) -> int:
     started = time.monotonic()
+
+    def stage(title):
+        print(f"== [{time.monotonic() - started:.0f}s] {title}", flush=True)
+
     if args.rounds < 1 or args.repeat < 1:
         raise CompareError(f"ROUNDS and REPEAT must be at least 1, got {args.rounds} and {args.repeat}")
     base, head, how = resolve_commits(args.base)
     commits = [base, head]
     print(f"== comparing A = {describe_commit(base)}  ({how})\n"
-          f"          with B = {describe_commit(head)}  (HEAD)")
+          f"   with B = {describe_commit(head)}  (HEAD)")
     if (warning := dirty_warning()):
         print(warning, file=sys.stderr)
     if os.environ.get(FULL_GRID_VAR):
@@ -229,9 +241,11 @@ def compare(args) -> int:
         raise CompareError(f"BENCH={args.bench} selects no benchmark of the suite")
 
     def discover():
-        if not args.dry_run and run_command(discover_command(machine, head), env=asv_env) != 0:
-            raise CompareError("asv could not discover the benchmarks (see its output above)")
         path = env.results / "benchmarks.json"
+        if not args.dry_run and not newer_than_suite(path):
+            stage("asv: discovering the benchmarks (the suite changed since benchmarks.json)")
+            if run_command(discover_command(machine, head), env=asv_env) != 0:
+                raise CompareError("asv could not discover the benchmarks (see its output above)")
         return json.loads(path.read_text()) if path.is_file() else {}
 
     def describe_now():
@@ -261,16 +275,16 @@ def compare(args) -> int:
         return 0
     asv_status = 0
     for title, cmd in steps:
-        print(f"== asv: {title} of {', '.join(c[:8] for c in timed)}", flush=True)
+        stage(f"asv: {title} of {', '.join(c[:8] for c in timed)}")
         asv_status = run_command(cmd, input="\n".join(timed) + "\n", env=asv_env) or asv_status
     now = describe_now() if timed else None
     for commit in timed:
         record_environment.write_record(
             record_environment.record_path(env.environments, machine, commit),
             record_environment.make_record(machine, commit, now))
-    print("== report", flush=True)
+    stage("report")
     report_status = run_command(report)
-    print("== publishing the dashboard", flush=True)
+    stage("publishing the dashboard")
     publish_status = run_command(publish)
     minutes, seconds = divmod(round(time.monotonic() - started), 60)
     print(f"\nmake compare took {minutes}m{seconds:02d}s. Report: {args.output}/compare.csv; dashboard: "

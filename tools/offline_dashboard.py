@@ -10,7 +10,9 @@ This tool (standard library only) points those tags at local copies taken from
     python tools/offline_dashboard.py serve [--port 8080]      # 127.0.0.1 only
     python tools/offline_dashboard.py check [--out DIR]        # headless chromium
 
-Run it from the directory that holds ``asv.conf.json``.
+publish also installs the compare page (tools/compare_page.py: compare.html beside
+asv's pages, from the report's compare.csv, linked from the navigation bar). Run it
+from the directory that holds ``asv.conf.json``.
 """
 import argparse
 import functools
@@ -26,6 +28,9 @@ import threading
 import urllib.parse
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import compare_page  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 NODE_MODULES = ROOT / "dashboard" / "node_modules"
 NPM_HINT = "run: npm ci --prefix dashboard (in %s)" % ROOT
@@ -34,6 +39,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync"]
 SWALLOW = "continental origin of swallow"  # text of asv's error.html
+DEFAULT_COMPARE_CSV = Path("reports/latest/compare.csv")
 
 # CDN URL pattern (as written by asv 0.6.6) -> file under node_modules.
 # stupid-table-plugin 1.1.3 stands in for stupidtable 1.0.1 (not on npm);
@@ -156,24 +162,56 @@ def html_dir_from(config=None, html_dir=None):
     return Path(load_asv_conf(path).get("html_dir", "html")) if path.is_file() else Path(".asv/html")
 
 
+CONFIG_PATHS = ("repo", "results_dir", "html_dir", "env_dir", "benchmark_dir")
+
+
+def with_branches(config, branches, directory):
+    """Write a copy of the asv config that also lists ``branches`` (asv publish plots only
+    commits on the configured branches); return its path. asv reads paths relative to
+    the config file's directory, so the copy's paths are made absolute."""
+    config = Path(config or "asv.conf.json")
+    conf = load_asv_conf(config)
+    for key in CONFIG_PATHS:
+        if key in conf:
+            conf[key] = str((config.resolve().parent / conf[key]).resolve())
+    conf["branches"] = list(conf.get("branches", [])) + [b for b in branches if b not in conf.get("branches", [])]
+    path = Path(directory) / "asv.conf.json"
+    path.write_text(json.dumps(conf, indent=1), encoding="utf-8")
+    return path
+
+
 def cmd_publish(args, extra):
-    """Run `asv publish EXTRA...`, then vendorize the published directory."""
+    """Run `asv publish EXTRA...`, then vendorize the published directory and install the
+    compare page."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config")
     pre.add_argument("--html-dir", "-o")
-    known, _ = pre.parse_known_args(extra)
+    known, rest = pre.parse_known_args(extra)
     html_dir = html_dir_from(known.config, known.html_dir)
     check_node_modules(args.node_modules)  # fail before asv runs
     sibling = Path(sys.executable).parent / "asv"
-    cmd = [args.asv or (str(sibling) if sibling.exists() else "asv"), "publish", *extra]
-    print("+", " ".join(cmd), flush=True)
-    try:
-        if subprocess.call(cmd) != 0:
-            raise DashboardError("asv publish failed")
-    except FileNotFoundError:
-        raise DashboardError("asv not found: install it or pass --asv PATH") from None
+    with tempfile.TemporaryDirectory() as temp:
+        config = known.config
+        if args.also_branch:
+            config = str(with_branches(known.config, args.also_branch, temp))
+        cmd = [args.asv or (str(sibling) if sibling.exists() else "asv"), "publish",
+               *(["--config", config] if config else []),
+               *(["--html-dir", known.html_dir] if known.html_dir else []), *rest]
+        print("+", " ".join(cmd), flush=True)
+        try:
+            if subprocess.call(cmd) != 0:
+                raise DashboardError("asv publish failed")
+        except FileNotFoundError:
+            raise DashboardError("asv not found: install it or pass --asv PATH") from None
     changed = vendorize(html_dir, args.node_modules)
-    print("vendored %d page(s) in %s; serve with: python %s serve" % (len(changed), html_dir, __file__))
+    try:
+        data = compare_page.install(html_dir, args.compare_csv)
+    except (compare_page.ComparePageError, OSError, ValueError) as exc:
+        raise DashboardError("compare page: %s" % exc) from None
+    if data["error"]:
+        print("warning: the compare page shows no comparison: %s" % data["error"], file=sys.stderr)
+    print("vendored %d page(s) in %s; compare page: %d case(s) from %s; serve with: python %s serve"
+          % (len(changed), html_dir, len(data["rows"]), data["source"] or "no compare.csv", __file__))
 
 
 def start_server(html_dir, port=0):
@@ -241,8 +279,39 @@ def graph_fragment(index):
     return name, "#%s?%s" % (name, urllib.parse.urlencode(query, quote_via=urllib.parse.quote))
 
 
+def render(chromium, url, out, label):
+    """Screenshot and DOM of one page (written to out/<label>.png/.html); return (dom, failures)."""
+    png = (Path(out) / (label + ".png")).resolve()
+    run_chromium(chromium, url, "--screenshot=%s" % png)
+    dom = run_chromium(chromium, url, "--dump-dom")
+    (Path(out) / (label + ".html")).write_text(dom, encoding="utf-8")
+    print("%s: %s -> %s" % (label, url, png))
+    failures = []
+    if SWALLOW in dom:
+        failures.append("%s: asv's error page (a script failed to load)" % label)
+    if not png.is_file() or png.stat().st_size == 0:
+        failures.append("%s: no screenshot written" % label)
+    return dom, failures
+
+
+def compare_page_failures(dom, expected_rows, error=""):
+    """Why the rendered compare page does not show its table (empty when it does):
+    compare.js sets <body data-rendered="N"> and marks every table row data-row."""
+    if not expected_rows:
+        return ["compare: compare.json has no rows (no comparison published: run make compare, "
+                "or pass --no-compare)" + ("; %s" % error if error else "")]
+    match = re.search(r'<body[^>]*\bdata-rendered="(\d+)"', dom)
+    shown = dom.count("data-row=")
+    if not match:
+        return ["compare: the page did not render (compare.js did not run to the end)"]
+    if int(match.group(1)) != expected_rows or shown != expected_rows:
+        return ["compare: the table shows %s row(s), compare.json has %d" % (shown, expected_rows)]
+    return []
+
+
 def cmd_check(args):
-    """Render the grid page and one graph page in headless chromium; check that they show data."""
+    """Render the grid page, one graph page and the compare page in headless chromium;
+    check that they show data."""
     html_dir = _published_dir(args)
     chromium = find_chromium(args.chromium)
     remote = [u for p in html_dir.rglob("*.html") for u in find_remote_refs(p.read_text("utf-8"))]
@@ -250,33 +319,40 @@ def cmd_check(args):
         raise DashboardError("pages still load remote files (use publish): %s" % ", ".join(remote))
     index = json.loads((html_dir / "index.json").read_text("utf-8"))
     name, fragment = graph_fragment(index)
+    compare_rows = None
+    if not args.no_compare:
+        data_file = html_dir / compare_page.DATA_FILE
+        if not data_file.is_file():
+            raise DashboardError("%s not found: publish with this tool (or pass --no-compare)" % data_file)
+        compare_data = json.loads(data_file.read_text("utf-8"))
+        compare_rows = len(compare_data["rows"])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     server = start_server(html_dir)
-    base = "http://127.0.0.1:%d/index.html" % server.server_port
+    root = "http://127.0.0.1:%d/" % server.server_port
     failures = []
     try:
-        for label, url in [("grid", base), ("graph", base + fragment)]:
-            png = (out / (label + ".png")).resolve()
-            run_chromium(chromium, url, "--screenshot=%s" % png)
-            dom = run_chromium(chromium, url, "--dump-dom")
-            (out / (label + ".html")).write_text(dom, encoding="utf-8")
-            print("%s: %s -> %s" % (label, url, png))
-            if SWALLOW in dom:
-                failures.append("%s: asv's error page (a script failed to load)" % label)
-            if not png.is_file() or png.stat().st_size == 0:
-                failures.append("%s: no screenshot written" % label)
-            if label == "grid":
-                absent = [n for n in index["benchmarks"] if 'href="#%s"' % n not in dom]
-                if absent or "benchmark-container" not in dom:
-                    failures.append("grid: benchmarks not shown: %s" % ", ".join(absent or ["all"]))
-            elif 'class="flot-base"' not in dom or "No graphs to load" in dom:
-                failures.append("graph: no flot plot for %s" % name)
+        dom, failed = render(chromium, root + "index.html", out, "grid")
+        absent = [n for n in index["benchmarks"] if 'href="#%s"' % n not in dom]
+        if absent or "benchmark-container" not in dom:
+            failed.append("grid: benchmarks not shown: %s" % ", ".join(absent or ["all"]))
+        if 'href="compare.html"' not in dom and not args.no_compare:
+            failed.append("grid: no link to the compare page in the navigation bar")
+        failures += failed
+        dom, failed = render(chromium, root + "index.html" + fragment, out, "graph")
+        if 'class="flot-base"' not in dom or "No graphs to load" in dom:
+            failed.append("graph: no flot plot for %s" % name)
+        failures += failed
+        if not args.no_compare:
+            dom, failed = render(chromium, root + "compare.html", out, "compare")
+            failures += failed + compare_page_failures(dom, compare_rows, compare_data.get("error"))
     finally:
         server.shutdown()
     if failures:
         raise DashboardError("dashboard check failed:\n  " + "\n  ".join(failures))
-    print("ok: grid shows %d benchmark(s); %s is plotted" % (len(index["benchmarks"]), name))
+    print("ok: grid shows %d benchmark(s); %s is plotted%s" % (
+        len(index["benchmarks"]), name,
+        "" if args.no_compare else "; the compare page shows %d case(s)" % compare_rows))
 
 
 def main(argv=None):
@@ -287,11 +363,17 @@ def main(argv=None):
                          help="asv publish (other arguments go to it), then use local copies")
     pub.add_argument("--asv", help="asv executable (default: the one beside this python, else PATH)")
     pub.add_argument("--node-modules", default=NODE_MODULES, help="default: %(default)s")
+    pub.add_argument("--compare-csv", type=Path, default=DEFAULT_COMPARE_CSV,
+                     help="the report's compare.csv for the compare page (default: %(default)s)")
+    pub.add_argument("--also-branch", action="append", default=[], metavar="BRANCH",
+                     help="plot this branch's commits too (asv plots the config's branches only)")
     serve = sub.add_parser("serve", help="serve the published site on 127.0.0.1")
     serve.add_argument("--port", type=int, default=8080, help="default: %(default)s")
     check = sub.add_parser("check", help="render the site in headless chromium, check it shows data")
     check.add_argument("--out", default=".asv/dashboard-check", help="screenshots go here")
     check.add_argument("--chromium", help="chromium executable (default: /usr/bin/chromium)")
+    check.add_argument("--no-compare", action="store_true",
+                       help="skip the compare page (a site with no comparison published)")
     for p in (serve, check):
         p.add_argument("--config", help="asv config file (default: asv.conf.json)")
         p.add_argument("--html-dir", help="published directory (default: html_dir of the config)")

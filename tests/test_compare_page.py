@@ -1,0 +1,219 @@
+"""tools/compare_page.py and dashboard/compare.*: the compare page's data from a compare.csv
+fixture (columns read by name), links to asv's graph pages, the gradient flags, the native
+control, the navigation link, and the page itself rendered in headless Chromium."""
+import csv
+import importlib.util
+import json
+import re
+import shutil
+import sys
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from tests._chromium import chromium  # noqa: F401  (the fixture)
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import compare_page  # noqa: E402
+import offline_dashboard as od  # noqa: E402
+
+FIXTURE = ROOT / "tests" / "fixtures" / "compare" / "compare.csv"
+ASV_WWW = Path(importlib.util.find_spec("asv").origin).parent / "www"
+MACHINE = "amd-epyc-f25m1-avx2-2cpu"
+
+
+def param(*values):
+    return [repr(v) for v in values]
+
+
+INDEX = {"params": {"machine": [MACHINE], "branch": ["main"]}, "benchmarks": {
+    "bench_conv2d.Conv2d.time_forward_backward": {
+        "param_names": ["implementation", "size", "kernel", "dtype", "device"],
+        "params": [param("native", "scipy"), param("16x16", "127x127"), param("3x3", "15x15"),
+                   param("float32", "float64"), param("cpu", "cuda")]},
+    "bench_conv2d.Conv2dGradients.track_max_rel_error": {
+        "param_names": ["implementation", "size", "kernel", "dtype", "quantity"],
+        "params": [param("scipy"), param("127x127"), param("3x3"), param("float32"),
+                   param("output", "input", "filter", "bias")]},
+}}
+
+
+def fake_info(commit):
+    return {"hash": commit, "short": commit[:7], "date": "2026-12-01T10:00:00+00:00",
+            "subject": f"subject of {commit[:7]}"}
+
+
+def rows():
+    return compare_page.read_rows(FIXTURE)
+
+
+def data():
+    return compare_page.build_data(rows(), INDEX, str(FIXTURE), fake_info)
+
+
+def by_case(built, implementation, measurement, **params):
+    return next(r for r in built["rows"] if r["implementation"] == implementation
+                and r["measurement"] == measurement and all(r[k] == v for k, v in params.items()))
+
+
+def test_missing_columns_are_named_with_what_the_file_has(tmp_path):
+    old = tmp_path / "compare.csv"
+    old.write_text("layer,benchmark,implementation,measurement,commit_a,commit_b,ratio,changed\n")
+    with pytest.raises(compare_page.ComparePageError,
+                       match=r"lacks column\(s\) verdict; it has: layer, benchmark, .*changed"):
+        compare_page.read_rows(old)
+
+
+def test_columns_are_read_by_name_whatever_their_order_or_number(tmp_path):
+    original = rows()
+    header = list(reversed(list(original[0]))) + ["a_new_column"]
+    shuffled = tmp_path / "compare.csv"
+    with open(shuffled, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, header)
+        writer.writeheader()
+        writer.writerows({**r, "a_new_column": "x"} for r in original)
+    again = compare_page.build_data(compare_page.read_rows(shuffled), INDEX, "", fake_info)
+    first = data()
+    for new, old in zip(again["rows"], first["rows"]):
+        assert {k: v for k, v in new.items() if k != "a_new_column"} == old
+    assert again["control"] == first["control"]
+
+
+def test_graph_links_use_asvs_hash_format_with_parameter_selections():
+    link = by_case(data(), "scipy", "forward+backward", size="127x127")["_graph"]
+    page, _, fragment = link.partition("#")
+    name, _, query = fragment.partition("?")
+    assert (page, name) == ("index.html", "bench_conv2d.Conv2d.time_forward_backward")
+    # asv.js parse_hash_string: split on & and =, decodeURIComponent each part
+    pairs = [tuple(urllib.parse.unquote(p) for p in part.split("=")) for part in query.split("&")]
+    assert pairs == [("machine", MACHINE), ("p-implementation", "'scipy'"), ("p-size", "'127x127'"),
+                     ("p-kernel", "'3x3'"), ("p-dtype", "'float32'"), ("p-device", "'cpu'")]
+
+
+def test_graph_link_lists_every_branch_when_there_are_several():
+    index = {**INDEX, "params": {"machine": [MACHINE], "branch": ["main", "feature"]}}
+    row = by_case(data(), "scipy", "forward+backward", size="127x127")
+    assert "branch=main&branch=feature&p-implementation" in compare_page.graph_link(row, index)
+
+
+def test_cases_the_site_lacks_get_no_link():
+    assert by_case(data(), "native", "forward", size="16x16")["_graph"] is None  # FFTAbs not in INDEX
+
+
+def test_a_gradient_regression_is_flagged_beside_the_speed_of_its_case():
+    built = data()
+    timing = by_case(built, "scipy", "forward+backward", size="127x127", kernel="3x3", dtype="float32")
+    assert timing["_flagged"] and timing["_gradients"] == "max rel error of input: 1.2e-07 -> 0.031"
+    gradient = by_case(built, "scipy", "max rel error", quantity="input")
+    assert gradient["_flagged"]
+    assert not by_case(built, "scipy", "max rel error", quantity="output")["_flagged"]
+    assert not by_case(built, "native", "forward+backward", size="127x127")["_flagged"]
+    assert sum(r["_flagged"] for r in built["rows"]) == 2
+
+
+def test_native_control_counts_native_timings_called_changed():
+    # native timings with a verdict: 127x127 unchanged, 16x16 slower, 1024x1024 unchanged;
+    # the 'environment changed' native row is no verdict of the test
+    assert data()["control"] == {"changed": 1, "total": 3}
+
+
+def test_commits_and_environment_warning():
+    built = data()
+    assert [(p["a"]["short"], p["b"]["short"]) for p in built["commits"]] == [("021b875", "4c67561")]
+    assert built["env_differs"] is True
+
+
+def test_commit_info_from_git():
+    info = compare_page.commit_info("4c6756149a5339491c23d0e8fd442f91e08b00a5")
+    assert info["short"].startswith("4c67561") and info["subject"].startswith("threadpoolctl")
+    assert compare_page.commit_info("f" * 40)["subject"] == "(not in this repository)"
+
+
+def test_nav_link_goes_after_asvs_regressions_item_once():
+    html = (ASV_WWW / "index.html").read_text()
+    patched = compare_page.add_nav_link(html)
+    assert patched.count('href="compare.html"') == 1
+    assert patched.index('id="nav-li-regressions"') < patched.index('id="nav-li-compare"') \
+        < patched.index('id="nav-li-graphdisplay"')
+    assert compare_page.add_nav_link(patched) == patched
+    with pytest.raises(compare_page.ComparePageError, match="no Regressions item"):
+        compare_page.add_nav_link("<html></html>")
+
+
+def make_site(root, csv_path=FIXTURE):
+    """A published-like site: asv's index.html, a small index.json, the compare page."""
+    root.mkdir()
+    shutil.copy(ASV_WWW / "index.html", root / "index.html")
+    (root / "index.json").write_text(json.dumps(INDEX))
+    return compare_page.install(root, csv_path, info=fake_info)
+
+
+def test_install_copies_the_page_writes_its_data_and_links_it(tmp_path):
+    built = make_site(tmp_path / "html")
+    for name in compare_page.PAGE_FILES + (compare_page.DATA_FILE,):
+        assert (tmp_path / "html" / name).is_file(), name
+    written = json.loads((tmp_path / "html/compare.json").read_text())
+    assert len(written["rows"]) == 12 and written == json.loads(json.dumps(built))
+    assert written["error"] == ""
+    assert 'href="compare.html"' in (tmp_path / "html/index.html").read_text()
+
+
+def test_install_without_or_with_an_unreadable_csv_publishes_an_empty_page(tmp_path):
+    assert make_site(tmp_path / "a", tmp_path / "absent.csv")["rows"] == []
+    old = tmp_path / "old.csv"
+    old.write_text("layer,benchmark\n")
+    built = make_site(tmp_path / "b", old)
+    assert built["rows"] == [] and "lacks column(s)" in built["error"]
+
+
+def render(chromium, site, query=""):
+    server = od.start_server(site)
+    try:
+        return od.run_chromium(chromium, "http://127.0.0.1:%d/compare.html%s" % (server.server_port, query),
+                               "--dump-dom")
+    finally:
+        server.shutdown()
+
+
+def body_rows(dom):
+    return [line for line in dom.split("<tr ") if "data-row=" in line]
+
+
+def test_the_page_renders_every_row_offline(chromium, tmp_path):
+    make_site(tmp_path / "html")
+    dom = render(chromium, tmp_path / "html")
+    assert od.compare_page_failures(dom, 12) == []
+    assert "021b875" in dom and "subject of 4c67561" in dom
+    assert "Native control (A/A): 1 of 3 native timings" in dom
+    assert "1 gradient regression(s)." in dom
+    assert dom.count('class="verdict-slower flagged"') == 1  # the slower case with its broken gradient
+    assert "max rel error of input: 1.2e-07 -&gt; 0.031" in dom
+    assert 'href="index.html#bench_conv2d.Conv2d.time_forward_backward?machine=' in dom
+
+
+def test_the_page_filters_and_sorts_from_its_query(chromium, tmp_path):
+    make_site(tmp_path / "html")
+    dom = render(chromium, tmp_path / "html", "?layer=conv2d&sort=B/A%20[CI]&dir=desc")
+    shown = body_rows(dom)
+    assert 'data-rendered="7"' in dom and len(shown) == 7
+    ratios = [float(re.findall(r"<td[^>]*>(.*?)</td>", r)[6].split()[0]) for r in shown]  # B/A
+    assert ratios == sorted(ratios, reverse=True)
+    dom = render(chromium, tmp_path / "html", "?verdict=slower")
+    assert len(body_rows(dom)) == 2 and all("verdict-slower" in r for r in body_rows(dom))
+
+
+def test_the_check_fails_when_the_page_does_not_render(chromium, tmp_path):
+    make_site(tmp_path / "html")
+    (tmp_path / "html/compare.js").write_text("this is not javascript(")
+    dom = render(chromium, tmp_path / "html")
+    assert od.compare_page_failures(dom, 12) == [
+        "compare: the page did not render (compare.js did not run to the end)"]
+
+
+def test_the_check_fails_on_a_page_without_rows(chromium, tmp_path):
+    make_site(tmp_path / "html", tmp_path / "absent.csv")
+    dom = render(chromium, tmp_path / "html")
+    assert "No comparison published yet" in dom
+    assert od.compare_page_failures(dom, 0)[0].startswith("compare: compare.json has no rows")
