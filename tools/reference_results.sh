@@ -13,4 +13,6 @@ machine=$($PY tools/asv_machine.py)
 $ASV run --machine "$machine" "HEAD^!"
 SCIPY_LAYERS_BENCH_FULL=1 $ASV run --machine "$machine" \
     -b "^bench_\\w+\\.(?!\\w*Threads\\.)\\w+\\.time_forward_backward\\('(native|scipy)'" "HEAD^!"
+$PY tools/record_environment.py --machine "$machine" --commit HEAD \
+    || echo "warning: the environment of this run was not recorded" >&2
 tools/commit_report.sh "$PY" "$machine"

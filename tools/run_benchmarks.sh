@@ -18,12 +18,17 @@ echo "== asv run on $(git rev-parse --short HEAD) (machine $machine)"
 # there as "failed"), then exit with asv's status.
 asv_status=0
 $ASV run --machine "$machine" ${ASV_ARGS:-} "HEAD^!" || asv_status=$?
+# What the results depend on beyond the code: BLAS and its kernel, threads, overrides.
+$PY tools/record_environment.py --machine "$machine" --commit HEAD \
+    || echo "warning: the environment of this run was not recorded" >&2
+
+# Reports first: the dashboard's compare page shows reports/latest/compare.csv.
+echo "== writing reports"
+report_status=0
+$PY -m scipy_layers.reports --results .asv/results --output reports/latest || report_status=$?
 
 echo "== publishing the dashboard (works offline)"
 $PY tools/offline_dashboard.py publish
-
-echo "== writing reports"
-$PY -m scipy_layers.reports --results .asv/results --output reports/latest
 
 cat <<MSG
 
@@ -32,5 +37,9 @@ Reports:   reports/latest/summary.md and the CSV files beside it (reports/README
 MSG
 if [ "$asv_status" -ne 0 ]; then
     echo "asv run exited with status $asv_status: some benchmarks failed (see 'failed' in the reports)" >&2
+fi
+if [ "$report_status" -ne 0 ]; then
+    echo "the report exited with status $report_status (see its error above)" >&2
+    exit "$report_status"
 fi
 exit "$asv_status"
