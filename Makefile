@@ -5,7 +5,12 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: bench test serve demo results gpu-bundle
+.PHONY: bench test serve demo results gpu-bundle compare gate
+
+# make compare / make gate: BASE=<rev> (default: merge-base with main, or HEAD~1 on main),
+# FRESH=1 (time both commits again), ROUNDS=, REPEAT=, BENCH=<asv -b regex>.
+COMPARE_ARGS = $(if $(BASE),--base '$(BASE)') $(if $(FRESH),--fresh) \
+	$(if $(ROUNDS),--rounds $(ROUNDS)) $(if $(REPEAT),--repeat $(REPEAT)) $(if $(BENCH),--bench '$(BENCH)')
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +34,12 @@ demo: $(VENV)/.installed
 
 results: $(VENV)/.installed
 	tools/reference_results.sh
+
+compare: $(VENV)/.installed dashboard/node_modules/.package-lock.json
+	$(PY) tools/compare_commits.py $(COMPARE_ARGS)
+
+gate: $(VENV)/.installed dashboard/node_modules/.package-lock.json
+	$(PY) tools/compare_commits.py --gate $(COMPARE_ARGS)
 
 gpu-bundle:
 	tools/gpu_bundle.sh

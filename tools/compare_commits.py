@@ -29,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
+import offline_dashboard  # noqa: E402
 import record_environment  # noqa: E402
 import reusable_results  # noqa: E402
 import suite_cases  # noqa: E402  (imports no benchmark until asked)
@@ -163,6 +164,14 @@ def discover_command(machine: str, head: str) -> list[str]:
     return [ASV, "run", "--machine", machine, "-b", "just-discover", f"{head}^!"]
 
 
+def branch_to_plot() -> list[str]:
+    """asv publish plots only the configured branches (main): on another branch, ask for it
+    too, so that HEAD shows on the graphs the compare page links to."""
+    branch = git("symbolic-ref", "--quiet", "--short", "HEAD")
+    configured = offline_dashboard.load_asv_conf(ROOT / "asv.conf.json").get("branches", [])
+    return ["--also-branch", branch] if branch and branch not in configured else []
+
+
 def newer_than_suite(path: Path) -> bool:
     """Is ``path`` (asv's benchmarks.json) newer than every file of the suite? Names,
     parameters and versions come from the suite's sources alone (never from what is
@@ -266,7 +275,7 @@ def compare(args) -> int:
         steps.append(("tracks", track_command(machine, cases["tracks"] if args.bench else None)))
     report = [PY, "-m", "scipy_layers.reports", "--results", str(env.results), "--output",
               str(args.output), "--commits", base, head, *(["--gate"] if args.gate else [])]
-    publish = [PY, str(ROOT / "tools/offline_dashboard.py"), "publish"]
+    publish = [PY, str(ROOT / "tools/offline_dashboard.py"), "publish", *branch_to_plot()]
     if args.dry_run:
         for title, cmd in steps:
             print(f"would run ({title}; on stdin: {' '.join(timed)}):\n  " + shown(cmd))
