@@ -1,0 +1,290 @@
+"""tools/compare_commits.py (make compare / make gate) without benchmarking: the base commit
+rule and its errors in a scratch git repository; the commands, reuse and gate status with
+asv, the report and the environment replaced by stand-ins; the case listing and asv -b
+regexes of tools/suite_cases.py on a scratch benchmark package."""
+import itertools
+import json
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import compare_commits as cc  # noqa: E402
+import record_environment  # noqa: E402
+import suite_cases  # noqa: E402
+
+
+def sh(repo, *args):
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    """A repository with main = c1 -> c2 and a branch feature = c2 -> c3; HEAD on main."""
+    sh(tmp_path, "init", "-q", "-b", "main")
+    sh(tmp_path, "config", "user.email", "t@example.com")
+    sh(tmp_path, "config", "user.name", "t")
+    for n in (1, 2):
+        (tmp_path / "f.txt").write_text(str(n))
+        sh(tmp_path, "add", "f.txt")
+        sh(tmp_path, "commit", "-qm", f"c{n}")
+    sh(tmp_path, "checkout", "-qb", "feature")
+    (tmp_path / "f.txt").write_text("3")
+    sh(tmp_path, "commit", "-qam", "c3")
+    sh(tmp_path, "checkout", "-q", "main")
+    monkeypatch.setattr(cc, "ROOT", tmp_path)
+    return tmp_path
+
+
+def test_on_main_the_base_is_head_1(repo):
+    base, head, how = cc.resolve_commits(None)
+    assert (base, head) == (sh(repo, "rev-parse", "HEAD~1"), sh(repo, "rev-parse", "HEAD"))
+    assert how == "HEAD~1 (HEAD is on main)"
+
+
+def test_on_a_branch_the_base_is_the_merge_base_with_main(repo):
+    sh(repo, "checkout", "-q", "feature")
+    base, head, how = cc.resolve_commits(None)
+    assert base == sh(repo, "rev-parse", "main") and head == sh(repo, "rev-parse", "feature")
+    assert how == "merge-base of HEAD and main"
+
+
+def test_base_given_by_name(repo):
+    sh(repo, "checkout", "-q", "feature")
+    assert cc.resolve_commits("HEAD~2")[0] == sh(repo, "rev-parse", "HEAD~2")
+
+
+@pytest.mark.parametrize("base, message", [
+    ("no-such-rev", "BASE=no-such-rev is not a commit of this repository"),
+    ("HEAD", "BASE=HEAD is HEAD"),
+    ("main", "BASE=main is HEAD"),
+])
+def test_bad_bases_say_what_is_wrong(repo, base, message):
+    with pytest.raises(cc.CompareError, match=re.escape(message)):
+        cc.resolve_commits(base)
+
+
+def test_without_main_or_a_parent_the_base_must_be_given(repo):
+    sh(repo, "checkout", "-q", "--orphan", "lonely")
+    sh(repo, "commit", "-qm", "root")
+    with pytest.raises(cc.CompareError, match="HEAD has no parent to compare with: pass BASE=<rev>"):
+        sh(repo, "branch", "-f", "main", "HEAD")  # main is this root commit, HEAD is main
+        cc.resolve_commits(None)
+    sh(repo, "branch", "-m", "main", "trunk")
+    with pytest.raises(cc.CompareError, match="no branch 'main' to compare with: pass BASE=<rev>"):
+        cc.resolve_commits(None)
+
+
+def test_a_dirty_tree_is_named_in_the_warning(repo):
+    assert cc.dirty_warning() is None
+    (repo / "f.txt").write_text("changed")
+    assert cc.dirty_warning().startswith("warning: uncommitted changes (f.txt): asv measures committed code")
+
+
+# -- the flow, with stand-ins for asv, the report and the environment --------------------
+
+BASE = "021b87553d963bcbd4a1e39e4cec9a911590016c"  # two commits of this repository
+HEAD = "4c6756149a5339491c23d0e8fd442f91e08b00a5"
+TIME = "bench_fft_abs.FFTAbs.time_forward"
+TRACK = "bench_fft_abs.FFTAbsGradients.track_max_abs_error"
+PARAMS = [["'native'", "'scipy'"], ["'16x16'"]]
+CASES = {"timings": {TIME: ["'native', '16x16'", "'scipy', '16x16'"]},
+         "tracks": {TRACK: ["'native', '16x16'", "'scipy', '16x16'"]}}
+DESCRIPTION = {"cpu": {"model_name": "AMD EPYC", "family": "25", "model": "1", "flags": ["avx2"], "num_cpu": 2},
+               "blas": [], "threads": {"torch": 1, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                                       "OPENBLAS_NUM_THREADS": "1"},
+               "overrides": {v: None for v in record_environment.OVERRIDE_VARS},
+               "versions": {"torch": "2.13.0", "numpy": "2.4.6", "scipy": "1.17.1"}}
+
+
+class FakeAsv:
+    """Records every command; an asv run writes results for the commits on its stdin, with
+    rounds x repeat samples per timing case, as asv does."""
+
+    def __init__(self, results, report_status=0):
+        self.results, self.report_status, self.calls = results, report_status, []
+
+    def __call__(self, cmd, *, input=None, env=None):
+        self.calls.append((cmd, input))
+        if cmd[1:3] == ["run", "--machine"]:
+            attrs = dict(a.split("=") for a in cmd if re.fullmatch(r"\w+=[\d.]+", a))
+            n = int(attrs.get("rounds", 1)) * int(attrs.get("repeat", 1))
+            for commit in input.split():
+                self.write(commit, n if "--record-samples" in cmd else 0, "--record-samples" in cmd)
+            return 0
+        return self.report_status if "scipy_layers.reports" in cmd else 0
+
+    def write(self, commit, n, timings):
+        path = self.results / "box" / f"{commit[:8]}-env.json"
+        data = json.loads(path.read_text()) if path.exists() else {
+            "commit_hash": commit, "env_name": "env-name", "result_columns": ["result", "params", "version",
+                                                                             "samples"], "results": {}}
+        if timings:
+            data["results"][TIME] = [[1e-5, 2e-5], PARAMS, "2", [[1e-5] * n, [2e-5] * n]]
+        else:
+            data["results"][TRACK] = [[0.0, 1e-7], PARAMS, "1"]
+        path.write_text(json.dumps(data))
+
+    def kinds(self):
+        """What each call was: timings, tracks, report, publish."""
+        names = []
+        for cmd, _ in self.calls:
+            names.append("timings" if "--interleave-rounds" in cmd else "tracks" if cmd[1] == "run"
+                         else "report" if "scipy_layers.reports" in cmd else "publish")
+        return names
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    (results / "box").mkdir(parents=True)
+    (results / "benchmarks.json").write_text(json.dumps({
+        TIME: {"version": "2", "params": PARAMS, "type": "time"},
+        TRACK: {"version": "1", "params": PARAMS, "type": "track"}, "version": 2}))
+    python = tmp_path / "env" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text("")
+    env = record_environment.AsvEnvironment("env-name", python, {}, results, tmp_path / "environments")
+    asv = FakeAsv(results)
+    monkeypatch.setattr(cc, "resolve_commits", lambda base: (base or BASE, HEAD, "test"))
+    monkeypatch.setattr(cc, "capture", lambda cmd, env=None: "box\n")
+    monkeypatch.setattr(cc, "list_cases", lambda machine, cache: CASES)
+    monkeypatch.setattr(cc, "newer_than_suite", lambda path: True)
+    monkeypatch.setattr(cc, "run_command", asv)
+    monkeypatch.setattr(record_environment, "asv_environment", lambda config: env)
+    monkeypatch.setattr(record_environment, "describe_in", lambda python, env_vars: DESCRIPTION)
+    asv.env = env
+    return asv
+
+
+def test_both_commits_are_timed_in_interleaved_rounds_then_reported_and_published(fake):
+    assert cc.main([]) == 0
+    assert fake.kinds() == ["timings", "tracks", "report", "publish"]
+    timings, stdin = fake.calls[0]
+    assert cc.ASV == timings[0] and timings[1:5] == ["run", "--machine", "box", "HASHFILE:-"]
+    assert stdin.split() == [BASE, HEAD]  # A first in round 1, then asv alternates
+    assert ["-a", "rounds=2", "-a", "repeat=3", "-a", "warmup_time=0.01"] == timings[7:13]
+    selected = [timings[i + 1] for i, arg in enumerate(timings) if arg == "-b"]
+    assert selected == suite_cases.bench_regexes(CASES["timings"])
+    assert fake.calls[1][0][-2:] == ["-b", r"\.track_"]
+    assert fake.calls[2][0][-3:] == ["--commits", BASE, HEAD]
+    for commit in (BASE, HEAD):
+        record = json.loads((fake.env.environments / "box" / f"{commit}.json").read_text())
+        assert record_environment.validate(record) == [] and record["commit"] == commit
+
+
+def test_comparable_results_are_reused_and_others_timed_again(fake, capsys):
+    assert cc.main([]) == 0
+    fake.calls.clear()
+    assert cc.main([]) == 0
+    assert fake.kinds() == ["report", "publish"]
+    assert capsys.readouterr().out.count("reused: its results on this machine are comparable") == 2
+    fake.calls.clear()
+    assert cc.main(["--rounds", "3"]) == 0  # other settings: 6 samples are not 3 x 3
+    assert fake.kinds() == ["timings", "tracks", "report", "publish"]
+    assert "has 6 samples, not 3 rounds x 3" in capsys.readouterr().out
+
+
+def test_a_new_head_is_timed_alone_against_the_reused_base(fake, monkeypatch):
+    assert cc.main([]) == 0
+    fake.calls.clear()
+    new_head = "8308eab" + "0" * 33
+    monkeypatch.setattr(cc, "resolve_commits", lambda base: (BASE, new_head, "test"))
+    assert cc.main([]) == 0
+    assert fake.calls[0][1].split() == [new_head]
+
+
+def test_fresh_times_both_again(fake):
+    assert cc.main([]) == 0
+    fake.calls.clear()
+    assert cc.main(["--fresh"]) == 0
+    assert fake.calls[0][1].split() == [BASE, HEAD]
+
+
+@pytest.mark.parametrize("report_status, expected", [(0, 0), (1, 1), (2, 2)])
+def test_the_gate_exits_with_the_reports_gate_status(fake, report_status, expected, capsys):
+    fake.report_status = report_status
+    assert cc.main(["--gate"]) == expected
+    assert "--gate" in fake.calls[2][0]
+    assert {0: "gate: passed", 1: "gate: FAILED", 2: "gate: error"}[report_status] in capsys.readouterr().out
+
+
+def test_dry_run_runs_nothing(fake, capsys):
+    assert cc.main(["--dry-run"]) == 0
+    assert fake.calls == []
+    out = capsys.readouterr().out
+    assert "would run (timings" in out and "--commits " + BASE + " " + HEAD in out
+    assert not (fake.env.environments / "box").exists()
+
+
+def test_bench_restricts_timings_and_tracks_to_the_matching_cases(fake):
+    assert cc.main(["--bench", r"FFTAbs\.time_forward\('scipy'"]) == 0
+    assert fake.kinds() == ["timings", "report", "publish"]  # no track matches
+    regexes = [a for i, a in enumerate(fake.calls[0][0]) if fake.calls[0][0][i - 1] == "-b"]
+    assert regexes == suite_cases.bench_regexes({TIME: ["'scipy', '16x16'"]})
+
+
+def test_bad_settings_are_one_line_errors(fake, capsys):
+    assert cc.main(["--rounds", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "compare: error: ROUNDS and REPEAT must be at least 1, got 0 and 3"
+    assert cc.main(["--bench", "NoSuchBenchmark"]) == 2
+    assert "BENCH=NoSuchBenchmark selects no benchmark of the suite" in capsys.readouterr().err
+
+
+def test_long_arguments_are_shortened_for_people():
+    assert cc.shown(["asv", "-b", "x" * 300]) == "asv -b " + "x" * 60 + "...<300 chars>"
+
+
+# -- tools/suite_cases.py on a scratch suite -----------------------------------------------
+
+SUITE = '''
+class Sizes:
+    params = [["a", "b"], ["1x1", "9x9"]]
+    param_names = ["impl", "size"]
+
+    def setup(self, impl, size):
+        if size == "9x9":
+            raise NotImplementedError("outside the default grid")
+        if impl == "b":
+            raise RuntimeError("broken: asv must run it and record the failure")
+
+    def time_it(self, impl, size):
+        pass
+
+    def track_it(self, impl, size):
+        return 1
+
+
+class Plain:
+    def time_plain(self):
+        pass
+
+
+class _Private:
+    def time_hidden(self):
+        pass
+'''
+
+
+def test_suite_cases_asks_each_setup_and_regexes_select_exactly_those(tmp_path):
+    package = tmp_path / "scratch_suite"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "bench_one.py").write_text(textwrap.dedent(SUITE))
+    cases = suite_cases.suite_cases(package)
+    assert cases == {"timings": {"bench_one.Plain.time_plain": [""],
+                                 "bench_one.Sizes.time_it": ["'a', '1x1'", "'b', '1x1'"]},
+                     "tracks": {"bench_one.Sizes.track_it": ["'a', '1x1'", "'a', '9x9'", "'b', '1x1'",
+                                                             "'b', '9x9'"]}}
+    regexes = suite_cases.bench_regexes(cases["timings"])
+    # asv selects a combination when any regex searches 'name(p1, p2)' (Benchmarks.__init__)
+    names = [f"bench_one.Sizes.time_it({', '.join(map(repr, c))})"
+             for c in itertools.product(["a", "b"], ["1x1", "9x9"])] + ["bench_one.Plain.time_plain"]
+    chosen = [n for n in names if any(re.search(r, n) for r in regexes)]
+    assert chosen == ["bench_one.Sizes.time_it('a', '1x1')", "bench_one.Sizes.time_it('b', '1x1')",
+                      "bench_one.Plain.time_plain"]
