@@ -112,6 +112,8 @@ class FakeAsv:
     def __call__(self, cmd, *, input=None, env=None):
         self.calls.append((cmd, input))
         if cmd[1:3] == ["run", "--machine"]:
+            self.env.python.parent.mkdir(parents=True, exist_ok=True)
+            self.env.python.write_text("")  # asv creates its environment when there is none
             attrs = dict(a.split("=") for a in cmd if re.fullmatch(r"\w+=[\d.]+", a))
             n = int(attrs.get("rounds", 1)) * int(attrs.get("repeat", 1))
             for commit in input.split():
@@ -197,6 +199,15 @@ def test_a_new_head_is_timed_alone_against_the_reused_base(fake, monkeypatch):
     monkeypatch.setattr(cc, "resolve_commits", lambda base: (BASE, new_head, "test"))
     assert cc.main([]) == 0
     assert fake.calls[0][1].split() == [new_head]
+
+
+def test_without_an_asv_environment_results_cannot_be_checked_and_are_timed_again(fake, capsys):
+    assert cc.main([]) == 0
+    fake.env.python.unlink()  # the environment was deleted since
+    fake.calls.clear()
+    assert cc.main([]) == 0
+    assert fake.kinds() == ["timings", "tracks", "report", "publish"]
+    assert capsys.readouterr().out.count("cannot check its results: no asv environment yet") == 2
 
 
 def test_fresh_times_both_again(fake):
