@@ -24,6 +24,9 @@ def check_float_tensor(name: str, value, *, ndim: int | None = None, min_ndim: i
     :func:`check_dims_not_empty`)."""
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.layout != torch.strided:
+        raise TypeError(f"{name} must be a dense (strided) tensor, got layout {value.layout}; "
+                        f"call .to_dense() first")
     if value.dtype in _LOW_PRECISION:
         raise TypeError(
             f"{name} has dtype {value.dtype}, which is unsupported: numpy/scipy have no "

@@ -47,11 +47,25 @@ STATISTICAL_SAFETY = 20.0
 FIXUP_WORK_PER_ELEMENT = 16
 
 
-def _scaled(array: np.ndarray) -> tuple[np.ndarray, int]:
-    """(array / 2**e in float64, e), max |array / 2**e| in [0.5, 1); exact."""
-    peak = float(np.max(np.abs(array))) if array.size else 0.0
-    exponent = math.frexp(peak)[1] if peak > 0 else 0
-    return np.ldexp(np.asarray(array, dtype=np.float64), -exponent), exponent
+# The scaled operands' products must stay normal floats: a product below float64's
+# smallest normal (2**-1022) loses digits (or becomes 0) in the transforms, in M and in
+# the fix-ups alike, so the certificate could not see the loss. Operands whose smallest
+# and largest nonzero magnitudes are that far apart (float64 spanning ~300 decades; a
+# float32 operand never is) skip the FFT: the caller's direct method runs.
+MIN_PRODUCT_EXPONENT = -1000
+
+
+def _scaled(array: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """(array / 2**e in float64, e, f): max |array / 2**e| in [0.5, 1), exact; f is the
+    binary exponent of the smallest nonzero |array / 2**e| (0 for an all-zero array)."""
+    magnitude = np.abs(array)
+    peak = float(magnitude.max()) if array.size else 0.0
+    if peak == 0:
+        return np.zeros(array.shape), 0, 0
+    exponent = math.frexp(peak)[1]
+    smallest = float(np.min(magnitude, initial=peak, where=magnitude > 0))
+    return (np.ldexp(np.asarray(array, dtype=np.float64), -exponent), exponent,
+            math.frexp(smallest)[1] - exponent)
 
 
 def _norms(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -97,6 +111,7 @@ class _Operand:
 
     array: np.ndarray
     exponent: int
+    smallest_exponent: int      # of the smallest nonzero |array| (see MIN_PRODUCT_EXPONENT)
     shape: tuple
     spectrum: np.ndarray
     _abs_spectrum: np.ndarray | None = field(default=None, repr=False)
@@ -104,8 +119,11 @@ class _Operand:
 
     @classmethod
     def of(cls, array, shape):
-        scaled, exponent = _scaled(array)
-        return cls(scaled, exponent, shape, _spectrum(scaled, shape))
+        scaled, exponent, smallest = _scaled(array)
+        return cls(scaled, exponent, smallest, shape, _spectrum(scaled, shape))
+
+    def products_stay_normal(self, other: "_Operand") -> bool:
+        return self.smallest_exponent + other.smallest_exponent > MIN_PRODUCT_EXPONENT
 
     def abs_spectrum(self):
         if self._abs_spectrum is None:
@@ -162,6 +180,8 @@ def fft_forward(x, w, padding, out_hw):
     state = FFTState(_Operand.of(xp, shape), _Operand.of(w, shape), padding, out_hw,
                      np.result_type(x, w))
     sx, sw = state.x, state.w
+    if not sx.products_stay_normal(sw):
+        return None, state
     full = _inverse(np.einsum("ncuv,ocuv->nouv", sx.spectrum, sw.spectrum.conj()), shape)
     y = full[:, :, :out_hw[0], :out_hw[1]]
     k_h, k_w = w.shape[2:]
@@ -203,8 +223,8 @@ def fft_backward(gy, state: FFTState, need_input, need_weight):
     eps = EPS[state.dtype]
     transform = math.prod(shape)
     grad_input = grad_weight = None
-    certified = [True, True]
-    if need_input:
+    certified = [sg.products_stay_normal(sw), sx.products_stay_normal(sg)]
+    if need_input and certified[0]:
         top, bottom, left, right = state.padding
         crop = (slice(top, hp - bottom), slice(left, wp - right))
         full = _inverse(np.einsum("nouv,ocuv->ncuv", sg.spectrum, sw.spectrum), shape)
@@ -234,7 +254,7 @@ def fft_backward(gy, state: FFTState, need_input, need_weight):
             certified[0] = False
         else:
             grad_input = np.ldexp(result, sg.exponent + sw.exponent).astype(state.dtype)
-    if need_weight:
+    if need_weight and certified[1]:
         out_h, out_w = gy.shape[2:]
         full = _inverse(np.einsum("ncuv,nouv->ocuv", sx.spectrum, sg.spectrum.conj()), shape)
         bound = _error_bound(sg.norms(), sx.norms(), "no,nc->oc", n, transform, state.dtype,

@@ -3,7 +3,10 @@
 the argument, what it got, and what is accepted."""
 from __future__ import annotations
 
+import operator
 from typing import NamedTuple
+
+import numpy as np
 
 from ._checks import check_dims_not_empty, check_float_tensor, check_same_dtype_and_device
 
@@ -17,15 +20,22 @@ class ConvGeometry(NamedTuple):
 
 
 def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """Python and numpy integers (as F.conv2d takes them), not bools."""
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    try:
+        operator.index(value)
+    except TypeError:
+        return False
+    return True
 
 
 def _pair(name: str, value, minimum: int) -> tuple[int, int]:
     if _is_int(value):
-        pair = (value, value)
+        pair = (operator.index(value),) * 2
     elif (isinstance(value, (tuple, list)) and len(value) in (1, 2)
           and all(_is_int(v) for v in value)):
-        pair = (value[0], value[-1])
+        pair = (operator.index(value[0]), operator.index(value[-1]))
     else:
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
     if min(pair) < minimum:
@@ -73,6 +83,7 @@ def check_conv2d_arguments(input, weight, bias, stride, padding, dilation, group
     check_same_dtype_and_device("input", input, weight=weight, bias=bias)
     if not _is_int(groups):
         raise TypeError(f"groups must be an int, got {groups!r}")
+    groups = operator.index(groups)
     if groups < 1:
         raise ValueError(f"groups must be >= 1, got {groups}")
     stride = _pair("stride", stride, 1)

@@ -29,10 +29,21 @@ from torch.autograd import Function
 
 opaque_to_compile = torch.compiler.disable  # (why: see the module docstring)
 
+# numpy warns of overflow, NaN and inf (RuntimeWarning); torch, whose results these
+# layers match, propagates them silently. Every numpy body of a layer runs under this.
+numpy_quiet = np.errstate(all="ignore")
+
+
+@numpy_quiet
+def _computed(compute, state, tensors):
+    return tuple(compute(state, *tensors))
+
 
 def to_numpy(tensor: torch.Tensor) -> np.ndarray:
     """A numpy view (CPU tensors) or copy (other devices) of ``tensor``, without grad."""
     tensor = tensor.detach()
+    if tensor.is_neg():  # a lazily negated view (torch._neg_view): numpy needs the values
+        tensor = tensor.resolve_neg()
     # CPU fast path: skipping .cpu() saves ~0.4 us of a ~20 us layer call.
     return tensor.numpy() if tensor.is_cpu else tensor.cpu().numpy()
 
@@ -88,7 +99,7 @@ class NumpyStep(Function):
     @staticmethod
     @opaque_to_compile
     def forward(name, compute, state, *tensors):
-        return tuple(compute(state, *tensors))
+        return _computed(compute, state, tensors)
 
     @staticmethod
     @opaque_to_compile
@@ -117,7 +128,7 @@ def numpy_gradients(name: str, compute, state, *tensors):
     :class:`NumpyStep` where a graph of the gradients is being built (create_graph) or a
     torch.func transform is active (the step unwraps, vmaps and guards it)."""
     if not torch.is_grad_enabled() and not torch._C._are_functorch_transforms_active():
-        return tuple(compute(state, *tensors))
+        return _computed(compute, state, tensors)
     return NumpyStep.apply(name, compute, state, *tensors)
 
 

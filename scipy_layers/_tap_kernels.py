@@ -61,6 +61,18 @@ def _taps(w_shape, x_hw, geometry):
             yield i, j, (slice(r0, r1), slice(c0, c1)), (rows_in, cols_in)
 
 
+def depthwise(groups: int, c_in: int) -> bool:
+    """One input channel per group (depthwise, channel multiplier C_out / groups): every
+    group's GEMM would be a single row, so the taps run as broadcast products over all
+    channels at once instead of a Python loop over the groups."""
+    return groups > 1 and c_in == groups
+
+
+def _per_output_channel(block, multiplier: int):
+    """A depthwise block (N, C_in, h, w) as (N, C_out, h, w): input channel o // multiplier."""
+    return block if multiplier == 1 else np.repeat(block, multiplier, axis=1)
+
+
 def _group_slices(groups: int, c_in: int, c_out: int):
     c_group, o_group = c_in // groups, c_out // groups
     for g in range(groups):
@@ -74,7 +86,12 @@ def tap_forward(x, w, bias, geometry):
     c_out = w.shape[0]
     out_h, out_w = geometry.out_hw
     y = np.zeros((n, c_out, out_h, out_w), dtype=np.result_type(x, w))
+    is_depthwise, multiplier = depthwise(geometry.groups, c_in), c_out // geometry.groups
     for i, j, (rows_out, cols_out), (rows_in, cols_in) in _taps(w.shape, (height, width), geometry):
+        if is_depthwise:  # output channel o reads input channel o // multiplier
+            block = _per_output_channel(x[:, :, rows_in, cols_in], multiplier)
+            y[:, :, rows_out, cols_out] += block * w[:, 0, i, j][:, None, None]
+            continue
         for ci, co in _group_slices(geometry.groups, c_in, c_out):
             block = x[:, ci, rows_in, cols_in]                      # (N, Cg, h, w)
             h, w_ = block.shape[2:]
@@ -92,7 +109,13 @@ def tap_grad_input(gy, w, x_shape, geometry):
     n, c_in, height, width = x_shape
     c_out = w.shape[0]
     grad = np.zeros(x_shape, dtype=np.result_type(gy, w))
+    is_depthwise, multiplier = depthwise(geometry.groups, c_in), c_out // geometry.groups
     for i, j, (rows_out, cols_out), (rows_in, cols_in) in _taps(w.shape, (height, width), geometry):
+        if is_depthwise:
+            contribution = gy[:, :, rows_out, cols_out] * w[:, 0, i, j][:, None, None]
+            h, w_ = contribution.shape[2:]
+            grad[:, :, rows_in, cols_in] += contribution.reshape(n, c_in, multiplier, h, w_).sum(2)
+            continue
         for ci, co in _group_slices(geometry.groups, c_in, c_out):
             block = gy[:, co, rows_out, cols_out]                   # (N, Og, h, w)
             h, w_ = block.shape[2:]
@@ -107,7 +130,12 @@ def tap_grad_weight(x, gy, w_shape, geometry):
     n, c_in, height, width = x.shape
     c_out = w_shape[0]
     grad = np.zeros(w_shape, dtype=np.result_type(x, gy))
+    is_depthwise, multiplier = depthwise(geometry.groups, c_in), c_out // geometry.groups
     for i, j, (rows_out, cols_out), (rows_in, cols_in) in _taps(w_shape, (height, width), geometry):
+        if is_depthwise:
+            block = _per_output_channel(x[:, :, rows_in, cols_in], multiplier)
+            grad[:, 0, i, j] = np.einsum("nohw,nohw->o", gy[:, :, rows_out, cols_out], block)
+            continue
         for ci, co in _group_slices(geometry.groups, c_in, c_out):
             g_block = gy[:, co, rows_out, cols_out].reshape(n, c_out // geometry.groups, -1)
             x_block = x[:, ci, rows_in, cols_in].reshape(n, c_in // geometry.groups, -1)

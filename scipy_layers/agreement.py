@@ -7,11 +7,13 @@ reports' pass/fail verdicts.
 **The accuracy contract.** Every conv method (direct, shift, fft, im2col, tap) returns
 each output and gradient entry y with
 
-    |y - y_ref| <= c * eps(dtype) * M,    M = sum over the entry's terms of |a_i b_i|,
+    |y - y_ref| <= c * (eps(dtype) * M + eta(dtype)),   M = sum of the entry's |a_i b_i|,
 
 for every entry whose M is below the dtype's largest value (so no term or partial sum
 can overflow), where y_ref is the exact sum (long double, ``conv_reference``), eps is
-the dtype's machine epsilon (2**-23, 2**-52) and c the number of terms the entry sums
+the dtype's machine epsilon (2**-23, 2**-52), eta its smallest subnormal (2**-149,
+2**-1074: a product that underflows is off by at most half of it) and c the number of
+terms the entry sums
 (forward: C_in/groups * kH * kW, plus 1 with a bias; grad_input: C_out/groups * kH * kW;
 grad_weight and grad_bias: N * Ho * Wo). Why this c: any order of summing n products
 (sequential, pairwise, blocked BLAS, FMA or not) obeys |error| <= gamma_n * M with
@@ -21,8 +23,8 @@ construction. The FFT method, whose error scales with the whole signal instead o
 window, keeps it by certifying each entry at run time and summing directly where it
 cannot (``scipy_layers._fft_conv``): with a rigorous error bound for float32 (computed
 in float64), with a statistical error model for float64 (a model, not a proof; the
-adversarial inputs of tests/test_accuracy.py check it). A window of zeros (M = 0) must come out exact.
-Native torch is not bound by this contract (oneDNN may use other algorithms).
+adversarial inputs of tests/test_accuracy.py check it). A window of zeros (M = 0)
+must come out exact (to within c * eta). Native torch is not bound by this contract (oneDNN may use other algorithms).
 """
 from __future__ import annotations
 
@@ -116,6 +118,7 @@ def _zero_if_none(grad, leaf):
 # --- the accuracy contract ----------------------------------------------------------------
 
 EPS = {torch.float32: 2.0 ** -23, torch.float64: 2.0 ** -52}
+ETA = {torch.float32: 2.0 ** -149, torch.float64: 2.0 ** -1074}  # smallest subnormals
 
 
 @dataclass(frozen=True)
@@ -168,9 +171,9 @@ def conv_reference(input, weight, bias, grad_output, stride=1, padding=0, dilati
 
 
 def contract_ratio(actual: torch.Tensor, reference: Reference, dtype: torch.dtype) -> float:
-    """max |actual - exact| / (c * eps * M) over the entries whose terms cannot overflow
+    """max |actual - exact| / (c * (eps * M + eta)) over the entries whose terms cannot overflow
     the dtype (M below its largest value; beyond it native overflows too): <= 1 keeps the
-    contract. An entry with M = 0 must be exact (inf otherwise)."""
+    contract. An entry with M = 0 must be exact to within c * eta."""
     value = np.asarray(reference.value).reshape(actual.shape)
     magnitude = np.asarray(reference.magnitude).reshape(actual.shape)
     got = actual.detach().cpu().double().numpy().astype(np.longdouble)
@@ -178,7 +181,7 @@ def contract_ratio(actual: torch.Tensor, reference: Reference, dtype: torch.dtyp
     if not finite.any():
         return 0.0
     error = np.abs(got[finite] - value[finite])
-    allowed = reference.terms * EPS[dtype] * magnitude[finite]
+    allowed = reference.terms * (EPS[dtype] * magnitude[finite] + ETA[dtype])
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = np.where(allowed > 0, error / allowed, np.where(error > 0, np.inf, 0.0))
     return float(np.max(ratios))

@@ -16,8 +16,8 @@ from torch.autograd import Function
 
 from . import gpu
 from ._checks import check_float_tensor, check_same_dtype_and_device
-from ._numpy_bridge import (ForwardState, linear_tangent, numpy_gradients, opaque_to_compile,
-                            to_numpy, to_tensor, vmap_by_loop)
+from ._numpy_bridge import (ForwardState, linear_tangent, numpy_gradients, numpy_quiet,
+                            opaque_to_compile, to_numpy, to_tensor, vmap_by_loop)
 from .conv_methods import METHODS
 
 AUTO = "auto"
@@ -101,6 +101,7 @@ class ScipyConv2dFunction(Function):
 
     @staticmethod
     @opaque_to_compile
+    @numpy_quiet
     def forward(input, filter, bias=None, method=AUTO, saved=None):
         check_method(method)
         check_conv_arguments(input, filter, bias)

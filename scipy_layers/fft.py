@@ -14,6 +14,7 @@ from torch.autograd import Function
 from . import gpu
 from ._checks import check_dims_not_empty, check_float_tensor
 from ._numpy_bridge import (ForwardState, NumpyStep, forward_mode_error, numpy_gradients,
+                            numpy_quiet,
                             opaque_to_compile, shape_only, to_numpy, to_tensor)
 from ._spectral import mirror_weights
 
@@ -47,6 +48,7 @@ class BadFFTFunction(Function):
 
     @staticmethod
     @opaque_to_compile
+    @numpy_quiet
     def forward(input):
         check_fft_input(input)
         if shape_only(input):  # meta tensors, or an empty batch
@@ -115,6 +117,7 @@ class FFTAbsFunction(Function):
 
     @staticmethod
     @opaque_to_compile
+    @numpy_quiet
     def forward(input, saved=None):
         check_fft_input(input)
         if shape_only(input):  # meta tensors, or an empty batch
@@ -163,6 +166,16 @@ class FFTAbsFunction(Function):
         return _fold_vmap(FFTAbsFunction, in_dims, input)
 
 
+def _phase(spectrum, magnitude):
+    """Z/|Z|, 0 where |Z| = 0 (torch's sgn(0)). Real and imaginary parts are divided as
+    real arrays: numpy's complex division overflows for subnormal |Z|."""
+    phase = np.zeros_like(spectrum)
+    nonzero = magnitude != 0
+    np.divide(spectrum.real, magnitude, out=phase.real, where=nonzero)
+    np.divide(spectrum.imag, magnitude, out=phase.imag, where=nonzero)
+    return phase
+
+
 def _fft_abs_tangent(state, input_tangent, input, magnitude):
     """d|Z| = Re(conj(Z) rfft2(dx)) / |Z| (0 where |Z| = 0), Z = rfft2(x)."""
     if shape_only(input):
@@ -171,8 +184,7 @@ def _fft_abs_tangent(state, input_tangent, input, magnitude):
     if backend == gpu.CUPY or spectrum is None:  # (forward mode is rare: one numpy path)
         spectrum = scipy.fft.rfft2(to_numpy(input))
     magnitude = to_numpy(magnitude)
-    projected = (spectrum.conj() * scipy.fft.rfft2(to_numpy(input_tangent))).real
-    tangent = np.divide(projected, magnitude, out=np.zeros_like(magnitude), where=magnitude != 0)
+    tangent = (_phase(spectrum, magnitude).conj() * scipy.fft.rfft2(to_numpy(input_tangent))).real
     return (to_tensor(tangent, like=input),)
 
 
@@ -188,14 +200,13 @@ def _fft_abs_gradient(state, grad_output, input, magnitude):
     magnitude = to_numpy(magnitude)
     width = input.shape[-1]
     weights = mirror_weights(np, spectrum.shape[-1], width, magnitude.dtype)
-    # c * g / |Z| as a real array (0 where |Z| = 0), then one complex-by-real product:
-    # cheaper than dividing the complex spectrum by |Z|. The inverse is done as an
+    # Z/|Z| first (0 where |Z| = 0, torch's sgn(0)): bounded by 1, so tiny inputs do not
+    # overflow the way g / |Z| would; then times c * g, so a NaN or inf in g reaches
+    # every bin, the |Z| = 0 ones included (NaN * 0), as in native. The inverse is an
     # inverse FFT along H, then a real one along W (the same transform as irfft2).
-    with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf propagate as in native
-        scale = np.divide(to_numpy(grad_output) * weights, magnitude,
-                          out=np.zeros_like(magnitude), where=magnitude != 0)
-        grad_spectrum = scipy.fft.ifft(spectrum * scale, axis=-2, norm="forward",
-                                       overwrite_x=True)
+    phase = _phase(spectrum, magnitude)
+    phase *= to_numpy(grad_output) * weights
+    grad_spectrum = scipy.fft.ifft(phase, axis=-2, norm="forward", overwrite_x=True)
     grad_input = scipy.fft.irfft(grad_spectrum, n=width, axis=-1, norm="forward",
                                  overwrite_x=True)
     return (to_tensor(grad_input, like=grad_output),)

@@ -247,7 +247,10 @@ def fft_abs_backward(spectrum, grad_output, input):
         if spectrum is None:
             spectrum = cp.fft.rfft2(_to_cupy(cp, input))
         magnitude = cp.abs(spectrum)  # recomputed: the forward output may have been changed
-        phase = spectrum / (magnitude + (magnitude == 0))  # Z = 0 where |Z| = 0: phase 0
+        # Z/|Z| (0 where |Z| = 0), parts divided as real arrays: complex division
+        # overflows for subnormal |Z| (as numpy's does).
+        denominator = magnitude + (magnitude == 0)
+        phase = spectrum.real / denominator + 1j * (spectrum.imag / denominator)
         weights = mirror_weights(cp, spectrum.shape[-1], width, magnitude.dtype)
         grad_spectrum = _to_cupy(cp, grad_output) * weights * phase
         grad = cp.fft.irfft2(grad_spectrum, s=(height, width), norm="forward")

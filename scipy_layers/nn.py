@@ -15,8 +15,8 @@ from torch.autograd import Function
 from . import _nchw_kernels as kernels
 from . import gpu
 from ._nchw_args import check_conv2d_arguments, check_padding_mode
-from ._numpy_bridge import (ForwardState, linear_tangent, numpy_gradients, opaque_to_compile,
-                            shape_only, to_numpy, to_tensor, vmap_by_loop)
+from ._numpy_bridge import (ForwardState, linear_tangent, numpy_gradients, numpy_quiet,
+                            opaque_to_compile, shape_only, to_numpy, to_tensor, vmap_by_loop)
 
 NCHW_METHODS = ("auto", "im2col", "fft")
 
@@ -59,6 +59,7 @@ class Conv2dNCHWFunction(Function):
 
     @staticmethod
     @opaque_to_compile
+    @numpy_quiet
     def forward(input, weight, bias, geometry, method, saved=None):
         if shape_only(input, weight):
             channels = weight.shape[0] if weight.shape[1] else 0  # (torch's rule)

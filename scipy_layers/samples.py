@@ -180,6 +180,8 @@ ERROR_INPUTS = {
                    ValueError, r"bias must hold one value"),
         ErrorInput("unknown-method", lambda: (_randn(8, 8), _randn(3, 3), None),
                    dict(method="fastest"), ValueError, r"method must be one of"),
+        ErrorInput("sparse-input", lambda: (_randn(8, 8).to_sparse(), _randn(3, 3), None), {},
+                   TypeError, r"input must be a dense \(strided\) tensor"),
     ],
     "conv2d_nchw": [
         ErrorInput("input-2d", lambda: (_randn(8, 8), _randn(2, 1, 3, 3), None), {}, ValueError,

@@ -139,3 +139,59 @@ def test_near_overflow_float64_batched_fft():
     native = F.conv2d(x, w)
     assert torch.isfinite(native).all() and torch.isfinite(y).all()
     torch.testing.assert_close(y, native, rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize("method", ["fft", "auto"])
+def test_float64_spanning_600_decades_is_not_zeroed(method):
+    """Found by the hostile tester: scaling for the FFT pushed 1e-30 entries beside 1e300
+    ones to zero; the certificate could not see it. Such operands skip the FFT now."""
+    x = torch.randn(1, 1, 64, 64, dtype=torch.float64) * 1e-30
+    x[..., :28] = 1e300 * torch.randn(1, 1, 64, 28, dtype=torch.float64)
+    w = torch.randn(1, 1, 5, 5, dtype=torch.float64)
+    y = conv2d(x, w, method=method)
+    refs = conv_reference(x, w, None, torch.ones_like(y))
+    assert contract_ratio(y, refs["output"], torch.float64) <= 1
+    single = scipy_conv2d(x[0, 0], w[0, 0], None, method)
+    assert contract_ratio(single, conv_reference(x[0, 0], w[0, 0], None, torch.ones_like(single))
+                          ["output"], torch.float64) <= 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("method", ["direct", "shift", "fft"])
+def test_subnormal_operands_keep_the_contract_with_its_underflow_term(method, dtype):
+    tiny = torch.finfo(dtype).tiny
+    x = torch.randn(24, 20, dtype=dtype)
+    x[x.abs() < 0.5] *= tiny / 8          # subnormal entries beside normal ones
+    w = torch.randn(5, 4, dtype=dtype) * tiny * 4
+    x.requires_grad_()
+    w.requires_grad_()
+    y = scipy_conv2d(x, w, None, method)
+    g = torch.randn_like(y)
+    grads = torch.autograd.grad(y, (x, w), g)
+    refs = conv_reference(x, w, None, g)
+    check_contract(dict(zip(("output", "grad_input", "grad_weight"), (y, *grads))), refs, dtype)
+
+
+@pytest.mark.parametrize("dtype,scale", [(torch.float32, 1e-37), (torch.float32, 1e-40),
+                                         (torch.float64, 1e-310)], ids=str)
+def test_fft_abs_gradient_of_tiny_inputs_is_finite_like_native(dtype, scale):
+    """Found by the hostile tester: g / |Z| overflowed before meeting Z."""
+    from scipy_layers import fft_abs
+    x = (torch.randn(8, 8, dtype=torch.float64) * scale).to(dtype).requires_grad_()
+    g = torch.randn(8, 5, dtype=dtype) * 100
+    (ours,) = torch.autograd.grad(fft_abs(x), x, g)
+    (theirs,) = torch.autograd.grad(torch.fft.rfft2(x).abs(), x, g)
+    assert torch.isfinite(ours).all() and torch.isfinite(theirs).all()
+    torch.testing.assert_close(ours, theirs, rtol=1e-3 if dtype == torch.float32 else 1e-9,
+                               atol=1e-3 * float(theirs.abs().max()))
+
+
+def test_fft_abs_nan_gradient_at_a_zero_bin_spreads_like_native():
+    """Found by the hostile tester: a NaN in grad_output where |Z| = 0 was dropped."""
+    from scipy_layers import fft_abs
+    x = torch.ones(4, 4, dtype=torch.float64, requires_grad=True)  # |Z| = 0 but at DC
+    g = torch.randn(4, 3, dtype=torch.float64)
+    g[1, 1] = float("nan")
+    (ours,) = torch.autograd.grad(fft_abs(x), x, g)
+    (theirs,) = torch.autograd.grad(torch.fft.rfft2(x).abs(), x, g)
+    assert torch.equal(ours.isnan(), theirs.isnan()) and ours.isnan().all()

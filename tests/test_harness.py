@@ -82,10 +82,15 @@ def _plant(tensor, value, index=0):
         flat[finite[(index * 7919) % len(finite)]] = value
 
 
-def _padded(sample):
+def _native_paths_disagree(sample):
+    """Zero padding, or a stride: native's paths form 0 x inf there differently (its
+    float32 oneDNN path forms no product with padding; its float64 path and float32
+    strided backward do), so a non-finite weight or output gradient has no one oracle."""
     padding = sample.kwargs.get("padding", 0)
-    return padding == "same" or (padding != "valid" and any(
+    stride = sample.kwargs.get("stride", 1)
+    padded = padding == "same" or (padding != "valid" and any(
         p for p in ((padding,) if isinstance(padding, int) else padding)))
+    return padded or any(s != 1 for s in ((stride,) if isinstance(stride, int) else stride))
 
 
 def _argument_count(sample):
@@ -126,9 +131,10 @@ def test_nonfinite_values_land_where_native_puts_them(layer_name, implementation
     layer = LAYERS[layer_name]
     ours, grad_output = _outputs_and_grads(layer.implementations[implementation].fn, leaves,
                                            sample.kwargs, change, dtype)
-    if layer_name == "conv2d_nchw" and _padded(sample) and where in ("weight", "grad_output"):
-        # Native's own paths disagree here (see README: zero padding times inf): the
-        # oracle is the direct sum over real pixels, which oneDNN's float32 path matches.
+    if (layer_name == "conv2d_nchw" and _native_paths_disagree(sample)
+            and where in ("weight", "grad_output")):
+        # The oracle is then the direct sum over real pixels (README: NaN and inf), which
+        # oneDNN's float32 path matches (checked below).
         refs = conv_reference(*[None if t is None else t.detach() for t in leaves], grad_output,
                               **sample.kwargs)
         names = ["output", "grad_input", "grad_weight", "grad_bias"]
@@ -194,3 +200,48 @@ def test_a_reader_outside_the_view_is_caught():
     out = reads_the_buffer(*prepare(leaves))
     assert torch.isnan(out).any()
     assert max_errors(out, torch.fft.rfft2(*prepare(leaves)).abs()).max_rel == float("inf")
+
+
+def test_numpy_integer_arguments_are_taken_like_f_conv2d():
+    """Found by the hostile tester: F.conv2d and nn.Conv2d take numpy integers."""
+    import numpy as np
+    from scipy_layers import Conv2d, conv2d
+    x = torch.randn(1, 3, 9, 9, dtype=torch.float64)
+    w = torch.randn(4, 3, 3, 3, dtype=torch.float64)
+    kwargs = dict(stride=np.int64(2), padding=np.int32(1), dilation=(np.int64(2), 1),
+                  groups=np.int64(1))
+    torch.testing.assert_close(conv2d(x, w, **kwargs), torch.nn.functional.conv2d(x, w, **kwargs))
+    module = Conv2d(3, 4, kernel_size=np.int64(3), stride=np.int64(2)).double()
+    torch.testing.assert_close(module(x), torch.nn.functional.conv2d(
+        x, module.weight, module.bias, stride=2))
+
+
+def test_negated_views_are_read_by_value():
+    """torch._neg_view tensors (lazily negated) compute like native, not with an error."""
+    x = torch.randn(10, 10, dtype=torch.float64)
+    w = torch.randn(3, 3, dtype=torch.float64)
+    negated = torch._neg_view(x)
+    assert negated.is_neg()
+    for name in implementations("conv2d"):
+        fn = LAYERS["conv2d"].implementations[name].fn
+        torch.testing.assert_close(fn(negated, w), LAYERS["conv2d"].native.fn(-x, w))
+    for name in implementations("fft_abs"):
+        fn = LAYERS["fft_abs"].implementations[name].fn
+        torch.testing.assert_close(fn(negated), torch.fft.rfft2(-x).abs())
+
+
+@pytest.mark.parametrize("layer_name", list(SAMPLES))
+def test_nonfinite_and_overflowing_values_raise_no_numpy_warnings(layer_name, recwarn):
+    """Native propagates NaN, inf and overflow silently; so must the numpy code."""
+    layer = LAYERS[layer_name]
+    for sample in SAMPLES[layer_name][:3]:
+        leaves, _ = make_case(sample, "contiguous", torch.float64, seed=2)
+        with torch.no_grad():
+            leaves[0].view(-1)[0] = float("inf")
+            leaves[0].view(-1)[1] = -float("inf")
+            leaves[0].view(-1)[2] = torch.finfo(torch.float64).max
+        for impl in implementations(layer_name):
+            if sample.accepts(impl):
+                compare_with_native(layer, impl, leaves, kwargs=sample.kwargs)
+    numpy_warnings = [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    assert not numpy_warnings, [str(w.message) for w in numpy_warnings]
