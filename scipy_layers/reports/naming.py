@@ -8,8 +8,10 @@ size, kernel, dtype, device, threads, quantity).
 from __future__ import annotations
 
 # Parameter columns every table has, in this order, even where a benchmark lacks them
-# (fft_abs has no kernel; the Threads classes have no dtype/device yet).
-PARAM_COLUMNS = ["implementation", "size", "kernel", "dtype", "device", "threads", "quantity"]
+# (fft_abs has no kernel; the Threads classes have no dtype/device yet; results from
+# before the *Gradients classes gained layout and values leave those blank).
+PARAM_COLUMNS = ["implementation", "size", "kernel", "dtype", "device", "threads", "quantity",
+                 "layout", "values"]
 
 # A benchmark without a threads parameter runs with torch pinned to one thread.
 DEFAULT_THREADS = "1"

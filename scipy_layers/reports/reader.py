@@ -222,7 +222,7 @@ def method_of(table: pd.DataFrame) -> pd.Series:
 
 
 def _tidy(table: pd.DataFrame) -> pd.DataFrame:
-    """Fixed column order (documented parameters first, any others after quantity),
+    """Fixed column order (documented parameters first, any others after them),
     absent parameters as empty columns, threads defaulting to one."""
     for column in PARAM_COLUMNS:
         if column not in table:
@@ -235,7 +235,7 @@ def _tidy(table: pd.DataFrame) -> pd.DataFrame:
     for column in ("number", "repeat"):
         table[column] = table[column].round().astype("Int64")
     extra = [c for c in table.columns if c not in COLUMNS]
-    at = COLUMNS.index("quantity") + 1
+    at = COLUMNS.index(PARAM_COLUMNS[-1]) + 1
     order = COLUMNS[:at] + extra + COLUMNS[at:]
     return table[order]
 

@@ -50,7 +50,8 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 def _row_columns(frame: pd.DataFrame) -> list[str]:
     """The case columns worth a column here: those with more than a blank in them."""
-    return [c for c in ("size", "kernel", "dtype", "device") if (frame[c] != "").any()]
+    return [c for c in ("size", "kernel", "dtype", "device", "layout", "values")
+            if c in frame and (frame[c] != "").any()]
 
 
 def time_table(timings: pd.DataFrame, speedup: pd.DataFrame, layer: str,
@@ -102,6 +103,8 @@ def verdict_table(gradients: pd.DataFrame, layer: str) -> pd.DataFrame:
     table["worst rel error"] = picked["worst_rel_error"].map("{:.2g}".format)
     table["tolerance"] = picked["tolerance"].map("{:.0e}".format)
     table["verdict"] = picked["verdict"]
+    if (picked["unmeasured"] != "").any():  # NaN or absent figures: why a case is "error"
+        table["unmeasured"] = picked["unmeasured"]
     return table.fillna("")
 
 
