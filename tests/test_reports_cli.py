@@ -124,7 +124,7 @@ BROKEN = {
         lambda r: mutate(results_files(r)[0], lambda d: d.update(results={})), "holds no benchmark results"),
     "truncated result list": (
         lambda r: mutate(results_files(r)[0], lambda d: d["results"][
-            "bench_conv2d.Conv2d.time_forward"][0].pop()), "239 results for 240"),
+            "bench_conv2d.Conv2d.time_forward"][0].pop()), "239 values for 240"),
     "non-numeric result": (
         lambda r: mutate(results_files(r)[0], lambda d: d["results"][
             "bench_conv2d.Conv2d.time_forward"][0].__setitem__(0, "fast")), "not a number"),

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .build import DEFAULT_FACTOR, build_report
-from .errors import ReportError
+from .errors import ReportError, one_line
 
 DEFAULT_RESULTS = Path(".asv/results")
 DEFAULT_OUTPUT = Path("reports") / "latest"
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         report = build_report(results, output, factor=args.factor, commits=args.commits,
                               with_plots=not args.no_plots)
     except ReportError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     print(f"Read {len(report.timings)} results ({(report.timings['status'] == 'ok').sum()} ok) "
           f"from {results}; wrote to {output}/:")

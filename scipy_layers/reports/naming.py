@@ -13,6 +13,18 @@ from __future__ import annotations
 PARAM_COLUMNS = ["implementation", "size", "kernel", "dtype", "device", "threads", "quantity",
                  "layout", "values"]
 
+# Names a parameter may not take: every other column a report table writes, and the
+# working columns the tables are built with (a parameter named "value" or "ratio" would
+# overwrite them). tests/test_reports_malformed.py checks the tables against this set.
+RESERVED_NAMES = frozenset("""
+    layer kind measurement value unit status q25 q75 ci99_a ci99_b number repeat commit
+    commit_date machine env benchmark version time native_time native_q25 native_q75
+    native_status ratio ratio_low ratio_high worst_rel_error worst_quantity unmeasured
+    tolerance gradient_is_exact verdict statistic column cell elements method date
+    commit_a commit_b value_a value_b q25_a q75_a q25_b q75_b status_a status_b
+    iqr_overlap changed change
+""".split())
+
 # A benchmark without a threads parameter runs with torch pinned to one thread.
 DEFAULT_THREADS = "1"
 
