@@ -73,7 +73,8 @@ def test_the_readme_survives_and_nothing_else_is_touched(written):
     assert (output / "README.md").read_text() == "committed documentation\n"
     assert {p: p.read_bytes() for p in results.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in output.iterdir()) == sorted(
-        ["README.md", "summary.md", *CSV_COLUMNS, *PLOTS])  # no temporary files left
+        ["README.md", ".scipy-layers-report.json", "summary.md", *CSV_COLUMNS, *PLOTS])
+    # (no staging folder or temporary file left; the manifest lists what the tool wrote)
     assert sorted(p.name for p in base.iterdir()) == ["out", "results"]
 
 

@@ -25,15 +25,23 @@ def _factor(text: str) -> float:
     return value
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse with its errors as one line (no usage block), like every other error."""
+
+    def error(self, message):
+        self.exit(2, f"{PROG}: error: {one_line(message)} (see {PROG} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _OneLineParser(
         prog=PROG, description="Tables, a summary and plots from an asv results directory "
                                "(reports/README.md describes every file).")
-    p.add_argument("results", nargs="?", type=Path, help=f"asv results directory (default {DEFAULT_RESULTS})")
-    p.add_argument("output", nargs="?", type=Path, help=f"output directory (default {DEFAULT_OUTPUT}/)")
-    p.add_argument("--results", dest="results_option", type=Path, metavar="DIR",
+    p.add_argument("results", nargs="?", help=f"asv results directory (default {DEFAULT_RESULTS})")
+    # Text, not Path: Path("") is ".", and an empty output path must be an error.
+    p.add_argument("output", nargs="?", help=f"output directory (default {DEFAULT_OUTPUT}/)")
+    p.add_argument("--results", dest="results_option", metavar="DIR",
                    help="the results directory, as an option")
-    p.add_argument("--output", dest="output_option", type=Path, metavar="DIR",
+    p.add_argument("--output", dest="output_option", metavar="DIR",
                    help="the output directory, as an option")
     p.add_argument("--factor", type=_factor, default=DEFAULT_FACTOR,
                    help=f"compare.csv flags a ratio >= F or <= 1/F as changed (default {DEFAULT_FACTOR})")
@@ -47,7 +55,7 @@ def parser() -> argparse.ArgumentParser:
 def _pick(p, positional, option, default, what):
     if positional is not None and option is not None and positional != option:
         p.error(f"two {what} directories given: {positional} and {option}")
-    return option or positional or default
+    return next((v for v in (option, positional) if v is not None), default)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     results = _pick(p, args.results, args.results_option, DEFAULT_RESULTS, "results")
     output = _pick(p, args.output, args.output_option, DEFAULT_OUTPUT, "output")
     try:
+        if results == "":
+            raise ReportError("the results directory is an empty path; name asv's results "
+                              f"directory (default {DEFAULT_RESULTS})")
         report = build_report(results, output, factor=args.factor, commits=args.commits,
                               with_plots=not args.no_plots)
     except ReportError as exc:

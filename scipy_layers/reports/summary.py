@@ -159,6 +159,11 @@ def summary_markdown(timings, speedup, gradients, compare, factor: float) -> str
     return "\n".join(lines)
 
 
+def _geomean(values: pd.Series) -> float:
+    with np.errstate(divide="ignore"):  # a ratio of 0 (a zero time) makes the mean 0
+        return float(np.exp(np.log(values.to_numpy(dtype=float)).mean()))
+
+
 def headline(speedup: pd.DataFrame, gradients: pd.DataFrame) -> pd.DataFrame:
     """Per layer and non-native implementation, at the latest commit: how many
     forward+backward cases ran (plain view; methods view for methods only timed there), the geometric mean, min and max of time / native, and
@@ -174,7 +179,7 @@ def headline(speedup: pd.DataFrame, gradients: pd.DataFrame) -> pd.DataFrame:
     ratios = ratios[(ratios["kind"] == PLAIN_KIND) | ~plain_key]
     stats = ratios.groupby(["layer", "implementation"]).agg(
         cases=("ratio", "size"),
-        geomean_ratio=("ratio", lambda r: float(np.exp(np.log(r).mean()))),
+        geomean_ratio=("ratio", _geomean),
         min_ratio=("ratio", "min"), max_ratio=("ratio", "max"))
     verdicts = latest_runs(gradients)
     verdicts = verdicts[verdicts["verdict"] != "skipped"].groupby(["layer", "implementation"])["verdict"].agg(

@@ -41,11 +41,14 @@ def speedup_table(timings: pd.DataFrame) -> pd.DataFrame:
                        case + ["implementation", "value", "q25", "q75", "status"]]
     table = others.rename(columns={"value": "time"}).merge(native, on=case, how="left")
     table["native_status"] = table["native_status"].fillna("missing")
-    both_ok = (table["status"] == "ok") & (table["native_status"] == "ok")
+    # A ratio to a native time of 0 (asv's timer resolution, or a hand-made file) means
+    # nothing: left empty rather than inf.
+    both_ok = ((table["status"] == "ok") & (table["native_status"] == "ok")
+               & (table["native_time"] > 0))
     with np.errstate(divide="ignore", invalid="ignore"):
         table["ratio"] = (table["time"] / table["native_time"]).where(both_ok)
-        table["ratio_low"] = (table["q25"] / table["native_q75"]).where(both_ok)
-        table["ratio_high"] = (table["q75"] / table["native_q25"]).where(both_ok)
+        table["ratio_low"] = (table["q25"] / table["native_q75"]).where(both_ok & (table["native_q75"] > 0))
+        table["ratio_high"] = (table["q75"] / table["native_q25"]).where(both_ok & (table["native_q25"] > 0))
     order = ["layer", "kind", "benchmark", "measurement", "implementation",
              *[c for c in param_columns(times) if c != "implementation"], "unit",
              "time", "q25", "q75", "status", "native_time", "native_q25", "native_q75",
