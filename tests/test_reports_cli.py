@@ -12,6 +12,8 @@ import pytest
 from fixtures.asv_variants import FIXTURE, add_commit, copy_results, load, results_files, save
 from scipy_layers.reports import ResultsError, build_report, read_results
 from scipy_layers.reports.cli import main
+from scipy_layers.reports.compare import RESULT_COLUMNS
+from scipy_layers.reports.environment import ENV_COLUMNS
 from scipy_layers.reports.reader import COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,7 +22,8 @@ CSV_COLUMNS = {
                     "kernel", "dtype", "device", "threads", "quantity", "layout", "values", "unit",
                     "time", "q25",
                     "q75", "status", "native_time", "native_q25", "native_q75", "native_status",
-                    "ratio", "ratio_low", "ratio_high", "commit", "commit_date", "machine", "env"],
+                    "ratio", "ratio_low", "ratio_high", "commit", "commit_date", "machine", "env",
+                    *ENV_COLUMNS],
     "gradients.csv": ["layer", "implementation", "size", "kernel", "dtype", "device",
                       "layout", "values",
                       "output_max_abs", "output_max_rel", "grad_input_max_abs", "grad_input_max_rel",
@@ -29,9 +32,7 @@ CSV_COLUMNS = {
                       "gradient_is_exact", "verdict", "status", "commit", "commit_date", "machine", "env"],
     "compare.csv": ["layer", "kind", "benchmark", "measurement", "unit", "implementation", "size",
                     "kernel", "dtype", "device", "threads", "quantity", "layout", "values",
-                    "machine", "env",
-                    "commit_a", "commit_b", "value_a", "value_b", "q25_a", "q75_a", "q25_b",
-                    "q75_b", "status_a", "status_b", "ratio", "iqr_overlap", "changed", "change"],
+                    "machine", "env", *RESULT_COLUMNS],
     "timings.csv": COLUMNS,
 }
 PLOTS = ["time_vs_size_conv2d.png", "speedup_conv2d.png", "time_vs_size_fft_abs.png",
@@ -49,7 +50,7 @@ def written(tmp_path_factory):
     output.mkdir(parents=True)
     (output / "README.md").write_text("committed documentation\n")
     before = {p: p.read_bytes() for p in results.rglob("*") if p.is_file()}
-    assert main([str(results), str(output), "--factor", "1.5"]) == 0
+    assert main([str(results), str(output), "--threshold", "10%"]) == 0
     return base, results, output, before
 
 
@@ -62,7 +63,7 @@ def test_every_file_is_written_with_its_columns(written, capsys):
     assert len(timings) == 2 * len(read_results(FIXTURE))
     summary = (output / "summary.md").read_text()
     for text in ("## conv2d", "## fft_abs", "scipy/native", "expected failure", "| size |",
-                 "factor 1.5"):
+                 "changes under 10% unchanged", "### Native control"):
         assert text in summary
     for name in PLOTS:
         assert (output / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -18,10 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fixtures.asv_variants import FIXTURE, load, results_files
+from fixtures.compare_variants import COMMIT_B, copy_compare, environment_file, results_file
 from scipy_layers.reports import ResultsError, read_results
 from scipy_layers.reports.gradients import gradients_table
 from scipy_layers.reports.summary import headline, summary_markdown
-from scipy_layers.reports.tables import compare_table, resolve_commits, speedup_table
+from scipy_layers.reports.compare import compare_table
+from scipy_layers.reports.tables import resolve_commits, speedup_table
 
 KEEP = ["bench_conv2d.Conv2d.time_forward_backward",
         "bench_conv2d.Conv2dGradients.track_max_rel_error",
@@ -88,18 +90,19 @@ def read_and_build(results: Path) -> None:
     """Read, then build every table and the summary; only a ResultsError naming a file
     of ``results`` may come out."""
     try:
-        timings = read_results(results)
+        timings = read_results(results, with_samples=True)
     except ResultsError as error:
-        assert error.path.is_relative_to(results) and str(error.path) in str(error)
+        assert error.path.is_relative_to(results.parent) and str(error.path) in str(error)
         assert "\n" not in str(error)
         return
-    speedup, gradients = speedup_table(timings), gradients_table(timings)
-    compare = compare_table(timings, resolve_commits(timings, None), factor=1.3)
-    summary_markdown(timings, speedup, gradients, compare, 1.3)
+    plain = timings.drop(columns="samples")
+    speedup, gradients = speedup_table(plain), gradients_table(plain)
+    compare = compare_table(timings, resolve_commits(timings, None), round_size=3)
+    summary_markdown(plain, speedup, gradients, compare, 0.05)
     headline(speedup, gradients)
 
 
-FUZZ = settings(max_examples=120, deadline=None, derandomize=True,
+FUZZ = settings(max_examples=70, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -123,7 +126,7 @@ def test_a_mutated_benchmarks_json_reads_or_names_the_file(data):
         read_and_build(write_results(Path(root), copy.deepcopy(BASE), benchmarks))
 
 
-@settings(max_examples=60, deadline=None, derandomize=True)
+@settings(max_examples=40, deadline=None, derandomize=True)
 @given(cut=st.integers(0, 10 ** 6), insert=st.text(max_size=3))
 def test_edited_json_text_reads_or_names_the_file(cut, insert):
     text = json.dumps(BASE)
@@ -131,6 +134,25 @@ def test_edited_json_text_reads_or_names_the_file(cut, insert):
     with tempfile.TemporaryDirectory() as root:
         results = write_results(Path(root), BASE, BENCHMARKS)
         (results / "amd-epyc-2cpu" / "first.json").write_text(text[:at] + insert + text[at + 1:])
+        read_and_build(results)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.data())
+def test_mutated_samples_and_environment_records_read_or_name_the_file(data):
+    """The A/A run with recorded samples and environment records: one of its results
+    files or records mutated; the comparison (statistics included) builds or the
+    error names the file."""
+    target = data.draw(st.sampled_from(["results", "environment"]))
+    with tempfile.TemporaryDirectory() as root:
+        results = copy_compare(Path(root) / "fixture")
+        path = (results_file(results, COMMIT_B) if target == "results"
+                else environment_file(results, COMMIT_B))
+        content = json.loads(path.read_text())
+        for _ in range(data.draw(st.integers(1, 3))):
+            content = mutate(data.draw, content)
+        path.write_text(json.dumps(content))
         read_and_build(results)
 
 

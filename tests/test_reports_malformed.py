@@ -240,13 +240,14 @@ def test_every_column_a_table_writes_is_a_reserved_name(tmp_path):
     from fixtures.asv_variants import add_commit
     from scipy_layers.reports.gradients import gradients_table
     from scipy_layers.reports.naming import PARAM_COLUMNS, RESERVED_NAMES
-    from scipy_layers.reports.tables import compare_table, resolve_commits, speedup_table
+    from scipy_layers.reports.compare import compare_table
+    from scipy_layers.reports.tables import resolve_commits, speedup_table
 
     results = copy_results(tmp_path / "results")
     add_commit(results, "c" * 40, days_later=1)
     timings = read_results(results)
     tables = [timings, speedup_table(timings), gradients_table(timings),
-              compare_table(timings, resolve_commits(timings, None), factor=1.3)]
+              compare_table(timings, resolve_commits(timings, None))]
     columns = {c for t in tables for c in t.columns}
     written = {c for c in columns - set(PARAM_COLUMNS) if not c.endswith(("_max_abs", "_max_rel"))}
     assert written <= RESERVED_NAMES, written - RESERVED_NAMES

@@ -6,13 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from .compare import DEFAULT_THRESHOLD, compare_table
 from .gradients import gradients_table
 from .output import check_output_path, matplotlib_confined, staged_output
 from .reader import read_results
 from .summary import headline, summary_markdown
-from .tables import compare_table, resolve_commits, speedup_table
-
-DEFAULT_FACTOR = 1.3  # asv-facts: identical code moves 2-8 of 21 timings by > 20% here
+from .tables import resolve_commits, speedup_table
 
 
 @dataclass
@@ -26,19 +25,22 @@ class Report:
     files: list[Path] = field(default_factory=list)
 
 
-def build_report(results_dir: Path | str, output_dir: Path | str, factor: float = DEFAULT_FACTOR,
-                 commits: list[str] | None = None, with_plots: bool = True) -> Report:
+def build_report(results_dir: Path | str, output_dir: Path | str,
+                 threshold: float = DEFAULT_THRESHOLD, commits: list[str] | None = None,
+                 with_plots: bool = True, round_size: int | None = None) -> Report:
     """Read ``results_dir`` and write timings.csv, speedup.csv, gradients.csv,
     compare.csv, summary.md and the PNG plots into ``output_dir`` (created if missing),
     all or nothing: bad results, or a failure anywhere while writing or plotting, leave
-    the output directory as it was (see ``output``)."""
+    the output directory as it was (see ``output``). ``threshold``: compare.csv's
+    practical threshold; ``round_size``: samples per round of the compared runs."""
     check_output_path(output_dir)
-    timings = read_results(results_dir)
+    with_samples = read_results(results_dir, with_samples=True)
+    timings = with_samples.drop(columns="samples")
     pair = resolve_commits(timings, commits)
     speedup = speedup_table(timings)
     gradients = gradients_table(timings)
-    compare = compare_table(timings, pair, factor)
-    summary = summary_markdown(timings, speedup, gradients, compare, factor)
+    compare = compare_table(with_samples, pair, threshold, round_size)
+    summary = summary_markdown(timings, speedup, gradients, compare, threshold)
     report = Report(timings, speedup, gradients, compare, headline(speedup, gradients), pair)
     with staged_output(output_dir) as staging:
         for name, table in (("timings.csv", timings), ("speedup.csv", speedup),

@@ -21,9 +21,12 @@ RESERVED_NAMES = frozenset("""
     commit_date machine env benchmark version time native_time native_q25 native_q75
     native_status ratio ratio_low ratio_high worst_rel_error worst_quantity unmeasured
     tolerance gradient_is_exact verdict statistic column cell elements method date
-    commit_a commit_b value_a value_b q25_a q75_a q25_b q75_b status_a status_b
-    iqr_overlap changed change
-""".split())
+    samples cpu blas thread_limits overrides versions commit_a commit_b rounds_a rounds_b
+    ci_low ci_high p_value q_value p_rank native_ratio_change native_ratio_change_low
+    native_ratio_change_high gradient_regression gradient_change env_differs
+    env_difference _se _df ratio_native _se_native _df_native
+""".split()) | {f"{column}_{side}" for side in "ab" for column in (
+    "value", "status", "samples", "cpu", "blas", "thread_limits", "overrides", "versions")}
 
 # A benchmark without a threads parameter runs with torch pinned to one thread.
 DEFAULT_THREADS = "1"

@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .environment import ENV_COLUMNS, join_environments
 from .errors import ResultsError
 from .naming import (DEFAULT_THREADS, ERROR_MEASUREMENTS, PARAM_COLUMNS, RESERVED_NAMES,
                      default_unit, kinds, measurement_label, split_name)
 from .validate import (check_benchmarks, check_results_file, check_row, check_values, load_json,
-                       numbers)
+                       numbers, sample_lists)
 
 RESULTS_API_VERSION = 2
 REQUIRED_KEYS = ("commit_hash", "date", "env_name", "result_columns", "results")
@@ -31,8 +32,8 @@ REQUIRED_KEYS = ("commit_hash", "date", "env_name", "result_columns", "results")
 STAT_COLUMNS = {"stats_q_25": "q25", "stats_q_75": "q75", "stats_ci_99_a": "ci99_a",
                 "stats_ci_99_b": "ci99_b", "stats_number": "number", "stats_repeat": "repeat"}
 COLUMNS = ["layer", "kind", *PARAM_COLUMNS, "measurement", "value", "unit", "status",
-           *STAT_COLUMNS.values(), "commit", "commit_date", "machine", "env", "benchmark",
-           "version"]
+           *STAT_COLUMNS.values(), "commit", "commit_date", "machine", "env", *ENV_COLUMNS,
+           "benchmark", "version"]
 STATUSES = ["ok", "skipped", "failed", "outdated"]
 
 
@@ -83,6 +84,7 @@ class _Collector:
     values: list = field(default_factory=list)
     failed: list = field(default_factory=list)
     stats: dict = field(default_factory=lambda: {c: [] for c in STAT_COLUMNS.values()})  # arrays
+    samples: list = field(default_factory=list)        # per row: array of sample times or None
     files: list = field(default_factory=list)          # (commit, date_ms, machine, env)
 
     def grid(self, name: str, params: list) -> tuple[int, int]:
@@ -114,6 +116,7 @@ class _Collector:
                       else np.fromiter((v is None for v in result), dtype=bool, count=size))
             for key, column in STAT_COLUMNS.items():
                 self.stats[column].append(numbers(path, name, key, cells.get(key), size))
+            self.samples.extend(sample_lists(path, name, cells.get("samples"), size))
             offset, _ = self.grid(name, cells["params"])
             self.values.append(values)
             self.failed.append(failed)
@@ -163,6 +166,9 @@ class _Collector:
         out["env"] = files["env"].to_numpy(dtype=object)[row_file]
         out["benchmark"] = names[row_seg]
         out["version"] = np.array(self.seg_version, dtype=object)[row_seg]
+        samples = np.empty(total, dtype=object)
+        samples[:] = self.samples
+        out["samples"] = samples
         return _tidy(pd.DataFrame(out))
 
 
@@ -184,16 +190,20 @@ def _tidy(table: pd.DataFrame) -> pd.DataFrame:
                                               + table.loc[has_quantity, "quantity"].astype(str))
     for column in ("number", "repeat"):
         table[column] = table[column].round().astype("Int64")
-    extra = [c for c in table.columns if c not in COLUMNS]
-    at = COLUMNS.index(PARAM_COLUMNS[-1]) + 1
-    order = COLUMNS[:at] + extra + COLUMNS[at:]
+    extra = [c for c in table.columns if c not in COLUMNS and c != "samples"]
+    base = [c for c in COLUMNS if c not in ENV_COLUMNS]  # joined later, after env
+    at = base.index(PARAM_COLUMNS[-1]) + 1
+    order = base[:at] + extra + base[at:] + ["samples"]
     return table[order]
 
 
-def read_results(results_dir: Path | str) -> pd.DataFrame:
+def read_results(results_dir: Path | str, with_samples: bool = False) -> pd.DataFrame:
     """Every machine, commit and environment under ``results_dir`` as one tidy table:
     a row per benchmark x parameter combination x commit x machine x env (see
-    reports/README.md for the columns). Raises ResultsError naming the bad file."""
+    reports/README.md for the columns), joined with the environment records beside the
+    results directory where there are any. ``with_samples`` adds a last column,
+    ``samples``: each row's recorded sample times (an array, rounds one after another)
+    or None; timings.csv never carries it. Raises ResultsError naming the bad file."""
     results_dir = Path(results_dir)
     if not results_dir.exists():
         raise ResultsError(results_dir, "results directory does not exist (run asv first)")
@@ -210,6 +220,8 @@ def read_results(results_dir: Path | str) -> pd.DataFrame:
     collector = _Collector(read_benchmarks(results_dir))
     for path in files:
         collector.add_file(path, path.parent.name)
-    table = collector.frame()
+    table = join_environments(collector.frame(), results_dir)
+    if not with_samples:
+        table = table.drop(columns="samples")
     return table.sort_values(["machine", "commit_date", "commit", "env"], kind="stable",
                              ignore_index=True)

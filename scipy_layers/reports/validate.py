@@ -215,3 +215,32 @@ def check_values(path: Path, name: str, method: str, values: np.ndarray) -> None
         raise ResultsError(path, f"benchmark {name!r}: result holds a negative {what}")
     if what == "time" and np.isinf(values).any():
         raise ResultsError(path, f"benchmark {name!r}: result holds an infinite time")
+
+
+def sample_lists(path: Path, name: str, values, size: int) -> list:
+    """asv's ``samples`` column: per parameter combination a list of sample times (the
+    rounds one after another) or null. Returns arrays (or None) after checking them."""
+    if values is None:
+        return [None] * size
+    if not isinstance(values, list) or len(values) != size:
+        count = len(values) if isinstance(values, list) else "no"
+        raise ResultsError(path, f"benchmark {name!r}: samples holds {count} lists for {size} "
+                                 "parameter combinations")
+    out = []
+    for entry in values:
+        if entry is None:
+            out.append(None)
+            continue
+        if not isinstance(entry, list) or not set(map(type, entry)) <= {int, float}:
+            raise ResultsError(path, f"benchmark {name!r}: samples holds {_text(entry)}, not a "
+                                     "list of numbers or null")
+        try:
+            array = np.array(entry, dtype=float)
+        except OverflowError:
+            raise ResultsError(path, f"benchmark {name!r}: samples holds a number too large for "
+                                     "a float") from None
+        if not np.isfinite(array).all() or (array < 0).any():
+            raise ResultsError(path, f"benchmark {name!r}: samples holds a time that is negative "
+                                     "or not finite")
+        out.append(array)
+    return out
