@@ -227,3 +227,33 @@ def test_the_rank_test_of_round_medians_is_exact():
     a, b = np.log([1.0, 1.1, 1.2, 1.3]), np.log([2.0, 2.1, 2.2, 2.3])
     assert stats.rank_p(a, b) == pytest.approx(2 / 70)
     assert stats.rank_p(a[:2], b[:2]) == pytest.approx(1 / 3)
+
+
+def gradient_rows(name, a, b, status=("ok", "ok"), dtype="float64", measurement="max rel error of grad_input"):
+    return case_rows(name, [a], [b], unit="relative error", kind="gradients", status=status,
+                     measurement=measurement, dtype=dtype)
+
+
+def test_gradient_errors_that_jump_are_flagged_whatever_the_speed():
+    rows = background()
+    rows += gradient_rows("crossed", 1e-12, 1e-9)                 # float64 tolerance 1e-10
+    rows += gradient_rows("grew", 1e-13, 5e-12)                   # 50x, above 1% of 1e-10
+    rows += gradient_rows("rounding", 1e-16, 5e-15)               # 50x, but below the floor
+    rows += gradient_rows("inf", 1e-16, math.inf)
+    rows += gradient_rows("nan", 1e-16, None, status=("ok", "skipped"))
+    rows += gradient_rows("raised", 1e-16, None, status=("ok", "failed"))
+    rows += gradient_rows("better", 1e-9, 1e-16)
+    rows += gradient_rows("steady", 3e-16, 4e-16)
+    rows += gradient_rows("abs-grew", 1e-16, 1e-10, measurement="max abs error of grad_input")
+    rows += gradient_rows("f32", 1e-7, 2e-4, dtype="float32")     # float32 tolerance 1e-4
+    table = verdicts(rows)
+    flagged = table["gradient_regression"]
+    expected = {"crossed", "grew", "inf", "nan", "raised", "f32"}
+    assert set(flagged[flagged.fillna(False).astype(bool)].index) == expected
+    assert not flagged[["rounding", "better", "steady", "abs-grew"]].any()
+    assert "crossed the tolerance 1e-10" in table.loc["crossed", "gradient_change"]
+    assert table.loc["grew", "gradient_change"].endswith("grew 50x")
+    assert "became non-finite" in table.loc["inf", "gradient_change"]
+    assert table.loc["rounding", "gradient_change"] == ""
+    assert pd.isna(table.loc["bg0", "gradient_regression"])  # not a gradient row
+    assert table.loc["crossed", "verdict"] == ""  # speed verdicts are for times only
