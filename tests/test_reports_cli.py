@@ -12,23 +12,27 @@ import pytest
 from fixtures.asv_variants import FIXTURE, add_commit, copy_results, load, results_files, save
 from scipy_layers.reports import ResultsError, build_report, read_results
 from scipy_layers.reports.cli import main
+from scipy_layers.reports.compare import RESULT_COLUMNS
+from scipy_layers.reports.environment import ENV_COLUMNS
 from scipy_layers.reports.reader import COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 CSV_COLUMNS = {
     "speedup.csv": ["layer", "kind", "benchmark", "measurement", "implementation", "size",
-                    "kernel", "dtype", "device", "threads", "quantity", "unit", "time", "q25",
+                    "kernel", "dtype", "device", "threads", "quantity", "layout", "values", "unit",
+                    "time", "q25",
                     "q75", "status", "native_time", "native_q25", "native_q75", "native_status",
-                    "ratio", "ratio_low", "ratio_high", "commit", "commit_date", "machine", "env"],
+                    "ratio", "ratio_low", "ratio_high", "commit", "commit_date", "machine", "env",
+                    *ENV_COLUMNS],
     "gradients.csv": ["layer", "implementation", "size", "kernel", "dtype", "device",
+                      "layout", "values",
                       "output_max_abs", "output_max_rel", "grad_input_max_abs", "grad_input_max_rel",
                       "grad_filter_max_abs", "grad_filter_max_rel", "grad_bias_max_abs",
-                      "grad_bias_max_rel", "worst_rel_error", "worst_quantity", "tolerance",
+                      "grad_bias_max_rel", "worst_rel_error", "worst_quantity", "unmeasured", "tolerance",
                       "gradient_is_exact", "verdict", "status", "commit", "commit_date", "machine", "env"],
     "compare.csv": ["layer", "kind", "benchmark", "measurement", "unit", "implementation", "size",
-                    "kernel", "dtype", "device", "threads", "quantity", "machine", "env",
-                    "commit_a", "commit_b", "value_a", "value_b", "q25_a", "q75_a", "q25_b",
-                    "q75_b", "status_a", "status_b", "ratio", "iqr_overlap", "changed", "change"],
+                    "kernel", "dtype", "device", "threads", "quantity", "layout", "values",
+                    "machine", "env", *RESULT_COLUMNS],
     "timings.csv": COLUMNS,
 }
 PLOTS = ["time_vs_size_conv2d.png", "speedup_conv2d.png", "time_vs_size_fft_abs.png",
@@ -46,7 +50,7 @@ def written(tmp_path_factory):
     output.mkdir(parents=True)
     (output / "README.md").write_text("committed documentation\n")
     before = {p: p.read_bytes() for p in results.rglob("*") if p.is_file()}
-    assert main([str(results), str(output), "--factor", "1.5"]) == 0
+    assert main([str(results), str(output), "--threshold", "10%"]) == 0
     return base, results, output, before
 
 
@@ -59,7 +63,7 @@ def test_every_file_is_written_with_its_columns(written, capsys):
     assert len(timings) == 2 * len(read_results(FIXTURE))
     summary = (output / "summary.md").read_text()
     for text in ("## conv2d", "## fft_abs", "scipy/native", "expected failure", "| size |",
-                 "factor 1.5"):
+                 "changes under 10% unchanged", "### Native control"):
         assert text in summary
     for name in PLOTS:
         assert (output / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -70,7 +74,8 @@ def test_the_readme_survives_and_nothing_else_is_touched(written):
     assert (output / "README.md").read_text() == "committed documentation\n"
     assert {p: p.read_bytes() for p in results.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in output.iterdir()) == sorted(
-        ["README.md", "summary.md", *CSV_COLUMNS, *PLOTS])  # no temporary files left
+        ["README.md", ".scipy-layers-report.json", "summary.md", *CSV_COLUMNS, *PLOTS])
+    # (no staging folder or temporary file left; the manifest lists what the tool wrote)
     assert sorted(p.name for p in base.iterdir()) == ["out", "results"]
 
 
@@ -121,7 +126,7 @@ BROKEN = {
         lambda r: mutate(results_files(r)[0], lambda d: d.update(results={})), "holds no benchmark results"),
     "truncated result list": (
         lambda r: mutate(results_files(r)[0], lambda d: d["results"][
-            "bench_conv2d.Conv2d.time_forward"][0].pop()), "239 results for 240"),
+            "bench_conv2d.Conv2d.time_forward"][0].pop()), "239 values for 240"),
     "non-numeric result": (
         lambda r: mutate(results_files(r)[0], lambda d: d["results"][
             "bench_conv2d.Conv2d.time_forward"][0].__setitem__(0, "fast")), "not a number"),

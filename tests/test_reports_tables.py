@@ -8,7 +8,8 @@ from fixtures.asv_variants import (FIXTURE, add_commit, case_index, column, copy
 from scipy_layers.agreement import TOLERANCE
 from scipy_layers.reports import ReportError, read_results
 from scipy_layers.reports.gradients import gradients_table
-from scipy_layers.reports.tables import compare_table, resolve_commits, speedup_table
+from scipy_layers.reports.compare import compare_table
+from scipy_layers.reports.tables import resolve_commits, speedup_table
 
 RAW = load(results_files(FIXTURE)[0])
 FB = "bench_conv2d.Conv2d.time_forward_backward"
@@ -106,33 +107,31 @@ def two_commits(tmp_path, transform=None):
     return read_results(results)
 
 
-def test_compare_flags_changes_beyond_the_factor(tmp_path):
+def test_compare_ratios_and_statuses_without_samples(tmp_path):
+    """Results without recorded samples (make bench's): every ratio is there, but each
+    commit is a single observation, so no timing is called faster or slower."""
     case = dict(implementation="scipy", size="127x127", kernel="15x15", dtype="float64", device="cpu")
 
     def slow_down(data):
         result = data["results"][FB][column(data, "result")]
         result[case_index(data, FB, **case)] *= 2.0
-        result[case_index(data, FB, **{**case, "dtype": "float32"})] *= 1.2
         result[case_index(data, FB, **{**case, "implementation": "native"})] *= 0.5
 
     table = two_commits(tmp_path, slow_down)
     commits = resolve_commits(table, None)
     assert commits == (RAW["commit_hash"], "c" * 40)
-    compare = compare_table(table, commits, factor=1.3)
+    compare = compare_table(table, commits).set_index(
+        ["benchmark", "implementation", "size", "kernel", "dtype", "device"])
     assert len(compare) == len(read_results(FIXTURE))
-    changed = compare[compare["changed"]]
-    assert len(changed) == 2
-    rows = changed.set_index(["implementation", "dtype"])
-    assert rows.loc[("scipy", "float64"), "change"] == "increased"
-    assert rows.loc[("scipy", "float64"), "ratio"] == pytest.approx(2.0)
-    assert rows.loc[("native", "float64"), "change"] == "decreased"
-    unchanged = compare[(compare["status_a"] == "ok") & ~compare["changed"]]
-    assert set(unchanged["change"]) == {"unchanged"}
-    assert (unchanged["ratio"].between(1 / 1.3, 1.3)).all()
-    # The 1.2x one is flagged at a smaller factor.
-    assert compare_table(table, commits, factor=1.1)["changed"].sum() == 3
-    # Skipped on both sides: kept, not comparable.
-    assert set(compare.loc[compare["status_a"] == "skipped", "change"]) == {"n/a"}
+    assert compare.loc[(FB, "scipy", "127x127", "15x15", "float64", "cpu"), "ratio"] == pytest.approx(2.0)
+    assert compare.loc[(FB, "native", "127x127", "15x15", "float64", "cpu"), "ratio"] == pytest.approx(0.5)
+    timed = compare[(compare["unit"] == "seconds") & (compare["status_a"] == "ok")]
+    assert set(timed["verdict"]) == {"inconclusive"} and (timed["rounds_a"] == 1).all()
+    assert timed["p_value"].isna().all()
+    others = compare[(compare["unit"] != "seconds") & (compare["status_a"] == "ok")]
+    assert set(others["verdict"]) == {""}
+    # Skipped on both sides: kept, said so.
+    assert set(compare.loc[compare["status_a"] == "skipped", "verdict"]) == {"skipped"}
 
 
 def test_compare_marks_outdated_and_missing(tmp_path):
@@ -140,9 +139,9 @@ def test_compare_marks_outdated_and_missing(tmp_path):
         del data["results"]["bench_fft_abs.FFTAbs.time_forward"]
 
     table = two_commits(tmp_path, drop_and_bump)
-    compare = compare_table(table, resolve_commits(table, None), factor=1.3)
+    compare = compare_table(table, resolve_commits(table, None))
     gone = compare[compare["benchmark"] == "bench_fft_abs.FFTAbs.time_forward"]
-    assert set(gone["status_b"]) == {"missing"} and set(gone["change"]) == {"n/a"}
+    assert set(gone["status_b"]) == {"missing"} and set(gone["verdict"]) == {"missing"}
 
 
 def test_resolve_commits_by_prefix_and_errors(tmp_path):
@@ -153,5 +152,5 @@ def test_resolve_commits_by_prefix_and_errors(tmp_path):
         resolve_commits(table, ["deadbeef", old])
     single = read_results(FIXTURE)
     assert resolve_commits(single, None) is None
-    empty = compare_table(single, None, factor=1.3)
-    assert empty.empty and {"ratio", "changed", "change", "commit_a"} <= set(empty.columns)
+    empty = compare_table(single, None)
+    assert empty.empty and {"ratio", "verdict", "q_value", "commit_a"} <= set(empty.columns)

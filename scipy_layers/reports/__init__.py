@@ -4,9 +4,10 @@ gradient verdicts, two commits compared, a markdown summary and plots.
 pandas and matplotlib are needed here only (``pip install scipy-layers[report]``); the
 layers themselves never import this subpackage. Files and columns: reports/README.md.
 """
-from .build import DEFAULT_FACTOR, Report, build_report
+from .build import Report, build_report
+from .compare import DEFAULT_THRESHOLD
 from .errors import ReportError, ResultsError
 from .reader import read_results
 
-__all__ = ["DEFAULT_FACTOR", "Report", "ReportError", "ResultsError", "build_report",
+__all__ = ["DEFAULT_THRESHOLD", "Report", "ReportError", "ResultsError", "build_report",
            "read_results"]

@@ -6,13 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from .compare import DEFAULT_THRESHOLD, compare_table
 from .gradients import gradients_table
-from .output import prepare_output_dir, write_csv, write_figure, write_text
+from .output import check_output_path, matplotlib_confined, staged_output
 from .reader import read_results
 from .summary import headline, summary_markdown
-from .tables import compare_table, resolve_commits, speedup_table
-
-DEFAULT_FACTOR = 1.3  # asv-facts: identical code moves 2-8 of 21 timings by > 20% here
+from .tables import resolve_commits, speedup_table
 
 
 @dataclass
@@ -26,26 +25,32 @@ class Report:
     files: list[Path] = field(default_factory=list)
 
 
-def build_report(results_dir: Path | str, output_dir: Path | str, factor: float = DEFAULT_FACTOR,
-                 commits: list[str] | None = None, with_plots: bool = True) -> Report:
+def build_report(results_dir: Path | str, output_dir: Path | str,
+                 threshold: float = DEFAULT_THRESHOLD, commits: list[str] | None = None,
+                 with_plots: bool = True, round_size: int | None = None) -> Report:
     """Read ``results_dir`` and write timings.csv, speedup.csv, gradients.csv,
-    compare.csv, summary.md and the PNG plots into ``output_dir`` (created if missing).
-    Everything is computed before the first file is written, so bad results leave the
-    output directory as it was."""
-    timings = read_results(results_dir)
+    compare.csv, summary.md and the PNG plots into ``output_dir`` (created if missing),
+    all or nothing: bad results, or a failure anywhere while writing or plotting, leave
+    the output directory as it was (see ``output``). ``threshold``: compare.csv's
+    practical threshold; ``round_size``: samples per round of the compared runs."""
+    check_output_path(output_dir)
+    with_samples = read_results(results_dir, with_samples=True)
+    timings = with_samples.drop(columns="samples")
     pair = resolve_commits(timings, commits)
     speedup = speedup_table(timings)
     gradients = gradients_table(timings)
-    compare = compare_table(timings, pair, factor)
-    summary = summary_markdown(timings, speedup, gradients, compare, factor)
+    compare = compare_table(with_samples, pair, threshold, round_size)
+    summary = summary_markdown(timings, speedup, gradients, compare, threshold)
     report = Report(timings, speedup, gradients, compare, headline(speedup, gradients), pair)
-    output_dir = prepare_output_dir(Path(output_dir))
-    for name, table in (("timings.csv", timings), ("speedup.csv", speedup),
-                        ("gradients.csv", gradients), ("compare.csv", compare)):
-        report.files.append(write_csv(output_dir, name, table))
-    report.files.append(write_text(output_dir, "summary.md", summary))
-    if with_plots:
-        from .plots import plots  # matplotlib is the slowest import: only when plotting
-        for name, figure in plots(timings, speedup).items():
-            report.files.append(write_figure(output_dir, name, figure))
+    with staged_output(output_dir) as staging:
+        for name, table in (("timings.csv", timings), ("speedup.csv", speedup),
+                            ("gradients.csv", gradients), ("compare.csv", compare)):
+            staging.write_csv(name, table)
+        staging.write_text("summary.md", summary)
+        if with_plots:
+            with matplotlib_confined(staging):
+                from . import plots  # matplotlib is the slowest import: only when plotting
+                for name, figure in plots.plots(timings, speedup).items():
+                    staging.write_figure(name, figure)
+        report.files = staging.commit()
     return report

@@ -4,6 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def one_line(text: str) -> str:
+    """``text`` with control characters (a newline in a folder name) escaped, so an
+    error message stays one line."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
 class ReportError(Exception):
     """Anything that stops a report: bad arguments, unknown commits, bad results."""
 
@@ -17,4 +24,4 @@ class ResultsError(ReportError):
     def __init__(self, path: Path | str, problem: str):
         self.path = Path(path)
         self.problem = problem
-        super().__init__(f"{path}: {problem}")
+        super().__init__(one_line(f"{path}: {problem}"))

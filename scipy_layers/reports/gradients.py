@@ -1,6 +1,12 @@
-"""gradients.csv: per layer, implementation, shape and dtype, the max abs and rel error
-of the output and each gradient against the native twin, and a verdict against
-``scipy_layers.agreement.TOLERANCE`` (the same rule the tests apply: max_rel <= tol)."""
+"""gradients.csv: per layer, implementation, shape, dtype, layout and values, the max abs
+and rel error of the output and each gradient against the native twin, and a verdict
+against ``scipy_layers.agreement.TOLERANCE`` (the same rule the tests apply: max_rel <=
+tol).
+
+A broken gradient is never a pass: asv writes NaN both for a skipped case and for a NaN
+the benchmark returned, so in a case where some figures were measured, an expected figure
+that is NaN or absent makes the verdict ``error``; +inf (the suite's mark for a non-finite
+pattern that differs from native's) is above every tolerance, so ``fail``."""
 from __future__ import annotations
 
 import numpy as np
@@ -25,13 +31,49 @@ def gradient_is_exact(layer: str, implementation: str) -> bool:
     return True if impl is None else impl.gradient_is_exact
 
 
+def expected_quantities(layer: str) -> list[str]:
+    """The output and the gradient of every input the registry gives the layer (what
+    ``agreement.compare_with_native`` measures); none for a layer it does not know."""
+    spec = LAYERS.get(layer)
+    return ["output", *(f"grad_{name}" for name in spec.input_names)] if spec else []
+
+
+def _unmeasured(errors: pd.DataFrame, case: list[str], run: list[str]) -> pd.Series:
+    """Per case, the figures (``<quantity>_<statistic>``) that should be there and are
+    not: NaN (asv status skipped) or absent. Expected: the registry's quantities and any
+    quantity measured in another case of the same layer and run, each with both
+    statistics (max abs and max rel error). Blank for cases where nothing was measured (those are skipped,
+    outdated or failed as a whole)."""
+    measured = errors[errors["status"] != "skipped"]
+    per_layer_run = (measured.groupby(["layer", *run], sort=False)["quantity"].agg(set)
+                     .to_dict())
+    statistics = sorted(set(ERROR_MEASUREMENTS.values()))
+    present = measured.groupby(case, sort=False)["column"].agg(set)
+    out = {}
+    for key, cells in present.items():
+        row = dict(zip(case, key))
+        layer = row["layer"]
+        wanted = set(expected_quantities(layer)) | per_layer_run.get(
+            (layer, *(row[c] for c in run)), set())
+        missing = {f"{q}_{s}" for q in wanted for s in statistics} - cells
+        out[key] = "+".join(sorted(missing, key=_cell_order))
+    return pd.Series(out, dtype=object)
+
+
+def _cell_order(cell: str) -> tuple:
+    quantity, _, statistic = cell.rpartition("_max_")
+    return (QUANTITY_ORDER.index(quantity) if quantity in QUANTITY_ORDER else 99, quantity,
+            statistic)
+
+
 def gradients_table(timings: pd.DataFrame) -> pd.DataFrame:
     errors = with_blank_params(timings[timings["kind"] == "gradients"])
     case = ["layer", *[c for c in param_columns(errors) if c not in ("quantity", "threads")],
             *RUN_KEYS]
     method = method_of(errors)
     errors = errors.assign(statistic=method.map(ERROR_MEASUREMENTS)).dropna(subset=["statistic"])
-    wide = (errors.assign(column=errors["quantity"] + "_" + errors["statistic"])
+    errors = errors.assign(column=errors["quantity"] + "_" + errors["statistic"])
+    wide = (errors
             .pivot_table(index=case, columns="column", values="value", aggfunc="first",
                          dropna=False, sort=False))
     quantities = sorted(errors["quantity"].unique(),
@@ -41,7 +83,10 @@ def gradients_table(timings: pd.DataFrame) -> pd.DataFrame:
     # pivot_table drops all-NaN groups however asked: the statuses below keep every case.
     statuses = errors.groupby(case, sort=False)["status"].agg(
         lambda s: "+".join(sorted(set(s))))
-    table = statuses.to_frame().join(wide, how="left").reset_index()
+    unmeasured = _unmeasured(errors, case, RUN_KEYS)
+    table = statuses.to_frame().join(wide, how="left")
+    table["unmeasured"] = unmeasured.reindex(table.index).fillna("") if len(unmeasured) else ""
+    table = table.reset_index()
     rel_ok = errors[(errors["statistic"] == "max_rel") & (errors["status"] == "ok")]
     worst = (rel_ok.sort_values("value", ascending=False, kind="stable")
              .drop_duplicates(case)[case + ["value", "quantity"]]
@@ -52,23 +97,24 @@ def gradients_table(timings: pd.DataFrame) -> pd.DataFrame:
                                   in zip(table["layer"], table["implementation"])]
     table["verdict"] = _verdicts(table)
     order = ["layer", *[c for c in case if c not in ("layer", *RUN_KEYS)], *value_columns,
-             "worst_rel_error", "worst_quantity", "tolerance", "gradient_is_exact",
-             "verdict", "status", *RUN_KEYS]
+             "worst_rel_error", "worst_quantity", "unmeasured", "tolerance",
+             "gradient_is_exact", "verdict", "status", *RUN_KEYS]
     return table[order]
 
 
 def _verdicts(table: pd.DataFrame) -> np.ndarray:
     """pass / fail against the tolerance on the ok results; an implementation whose
     registry entry says its gradient is knowingly wrong gets "expected failure" (or
-    "unexpected pass") instead. Cases with nothing ok say why (failed, outdated, ...)."""
-    status = table["status"]
-    measured = table["worst_rel_error"].notna()
+    "unexpected pass") instead. A case that ran but lacks an expected figure is "error"
+    whatever the others say. Cases with nothing ok say why (failed, outdated, ...)."""
+    statuses = table["status"].str.split("+")
+    ran = statuses.map(lambda s: "ok" in s)
     within = table["worst_rel_error"] <= table["tolerance"]
     exact = table["gradient_is_exact"].astype(bool)
     return np.select(
-        [status.str.contains("failed"), ~measured & status.str.contains("outdated"),
-         ~measured, table["tolerance"].isna(),
+        [statuses.map(lambda s: "failed" in s), ~ran & statuses.map(lambda s: "outdated" in s),
+         ~ran, table["unmeasured"] != "", table["tolerance"].isna(),
          within & exact, ~within & exact, ~within, within],
-        ["failed", "outdated", "skipped", "no tolerance",
+        ["failed", "outdated", "skipped", "error", "no tolerance",
          "pass", "fail", "expected failure", "unexpected pass"],
         "skipped")

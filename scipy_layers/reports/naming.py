@@ -8,8 +8,25 @@ size, kernel, dtype, device, threads, quantity).
 from __future__ import annotations
 
 # Parameter columns every table has, in this order, even where a benchmark lacks them
-# (fft_abs has no kernel; the Threads classes have no dtype/device yet).
-PARAM_COLUMNS = ["implementation", "size", "kernel", "dtype", "device", "threads", "quantity"]
+# (fft_abs has no kernel; the Threads classes have no dtype/device yet; results from
+# before the *Gradients classes gained layout and values leave those blank).
+PARAM_COLUMNS = ["implementation", "size", "kernel", "dtype", "device", "threads", "quantity",
+                 "layout", "values"]
+
+# Names a parameter may not take: every other column a report table writes, and the
+# working columns the tables are built with (a parameter named "value" or "ratio" would
+# overwrite them). tests/test_reports_malformed.py checks the tables against this set.
+RESERVED_NAMES = frozenset("""
+    layer kind measurement value unit status q25 q75 ci99_a ci99_b number repeat commit
+    commit_date machine env benchmark version time native_time native_q25 native_q75
+    native_status ratio ratio_low ratio_high worst_rel_error worst_quantity unmeasured
+    tolerance gradient_is_exact verdict statistic column cell elements method date
+    samples cpu blas thread_limits overrides versions commit_a commit_b rounds_a rounds_b
+    ci_low ci_high p_value q_value p_rank native_ratio_change native_ratio_change_low
+    native_ratio_change_high gradient_regression gradient_change env_differs
+    env_difference _se _df ratio_native _se_native _df_native
+""".split()) | {f"{column}_{side}" for side in "ab" for column in (
+    "value", "status", "samples", "cpu", "blas", "thread_limits", "overrides", "versions")}
 
 # A benchmark without a threads parameter runs with torch pinned to one thread.
 DEFAULT_THREADS = "1"

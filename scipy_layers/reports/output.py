@@ -1,56 +1,229 @@
-"""Atomic writes into the output directory: each file is written to a temporary file
-beside it and moved into place with os.replace, so a reader (or a crash) never sees half
-a file, and nothing outside the output directory is touched."""
+"""The report set, written all or nothing.
+
+Every file is first written into a staging folder made inside the output directory
+(so on the same filesystem, and nothing is ever written outside the output directory),
+then swapped in by renames: each file the run replaces is moved aside into the staging
+folder first, and if any rename fails every one done so far is undone, so the output
+directory is either the whole new set or exactly what it was. A manifest
+(``.scipy-layers-report.json``) lists what the tool wrote, with each file's SHA-256:
+a later run removes the files an earlier run wrote that it does not write again, unless
+they changed since; files the tool did not write are never touched.
+"""
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
+import shutil
+import sys
 import tempfile
 from pathlib import Path
-from typing import Callable, IO
+from typing import Callable, IO, Iterator
 
 from .errors import ReportError
 
+MANIFEST = ".scipy-layers-report.json"
+MANIFEST_VERSION = 1
+STAGING_PREFIX = ".scipy-layers-report.staging-"
 # reports/README.md is committed documentation: the command never writes it.
-PROTECTED = {"README.md"}
+PROTECTED = {"README.md", MANIFEST}
 
 
-def prepare_output_dir(output_dir: Path) -> Path:
-    if output_dir.exists() and not output_dir.is_dir():
-        raise ReportError(f"{output_dir}: output path exists and is not a directory")
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def check_output_path(output) -> Path:
+    if str(output) == "":
+        raise ReportError("the output directory is an empty path; name a directory "
+                          "(default reports/latest)")
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise ReportError(f"{output}: output path exists and is not a directory")
+    return output
+
+
+def _make_directories(output: Path) -> list[Path]:
+    """Create ``output`` and any missing parents; return those created, outermost first."""
+    missing = []
+    for folder in (output, *output.parents):
+        if folder.is_dir():
+            break
+        missing.append(folder)
+    created = []
     try:
-        output_dir.mkdir(parents=True, exist_ok=True)
+        for folder in reversed(missing):
+            folder.mkdir()
+            created.append(folder)
     except OSError as exc:
-        raise ReportError(f"{output_dir}: cannot create the output directory ({exc.strerror})") from None
-    return output_dir
+        _remove_empty(created)
+        raise ReportError(f"{output}: cannot create the output directory ({_why(exc)})") from None
+    return created
 
 
-def write_atomic(output_dir: Path, name: str, write: Callable[[IO], None], binary=False) -> Path:
-    """Call ``write(handle)`` on a temporary file in ``output_dir``, then rename it to
-    ``name``. The temporary file is removed if anything fails."""
-    if name in PROTECTED or Path(name).name != name:
-        raise ValueError(f"refusing to write {name!r}: not a plain report file name")
-    target = output_dir / name
-    fd, temp = tempfile.mkstemp(dir=output_dir, prefix=f".{name}.", suffix=".tmp")
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in reversed(folders):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _plain_name(name) -> bool:
+    """A name the tool may write or remove: a plain file name inside the output directory."""
+    return (isinstance(name, str) and name != "" and Path(name).name == name
+            and not name.startswith(".") and "\\" not in name and "\0" not in name
+            and name not in PROTECTED)
+
+
+def previous_files(output: Path) -> dict[str, str]:
+    """name -> SHA-256 from an earlier run's manifest; empty if there is none or it is
+    not one this tool wrote (then nothing is removed as stale)."""
     try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; reports are meant to be read by others
+        data = json.loads((output / MANIFEST).read_text(encoding="utf-8"))
+        files = data["files"]
+        return {n: h for n, h in files.items() if _plain_name(n) and isinstance(h, str)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+class Staging:
+    """The staging folder of one run: ``write_*`` put files there, ``commit`` swaps them in."""
+
+    def __init__(self, output: Path, folder: Path):
+        self.output, self.folder = output, folder
+        self.names: list[str] = []
+
+    def path(self, name: str) -> Path:
+        if not _plain_name(name):
+            raise ValueError(f"refusing to write {name!r}: not a plain report file name")
+        if name in self.names:
+            raise ValueError(f"{name!r} written twice in one report")
+        self.names.append(name)
+        return self.folder / name
+
+    def write(self, name: str, write: Callable[[IO], None], binary=False) -> None:
+        target = self.path(name)
         mode = "wb" if binary else "w"
-        with os.fdopen(fd, mode, **({} if binary else {"encoding": "utf-8", "newline": ""})) as handle:
-            write(handle)
-        os.replace(temp, target)
-    except OSError as exc:
-        _remove_quietly(temp)
-        raise ReportError(f"{target}: cannot write ({exc.strerror or exc})") from None
-    except BaseException:
-        _remove_quietly(temp)
-        raise
-    return target
+        try:
+            with target.open(mode, **({} if binary else {"encoding": "utf-8", "newline": ""})) as handle:
+                write(handle)
+        except OSError as exc:
+            raise ReportError(f"{self.output}: cannot write {name} ({_why(exc)})") from None
+
+    def write_csv(self, name: str, frame) -> None:
+        frame = _dates_as_text(frame)
+        self.write(name, lambda handle: frame.to_csv(handle, index=False))
+
+    def write_text(self, name: str, text: str) -> None:
+        self.write(name, lambda handle: handle.write(text))
+
+    def write_figure(self, name: str, figure) -> None:
+        self.write(name, lambda handle: figure.savefig(handle, format="png"), binary=True)
+
+    def commit(self) -> list[Path]:
+        """Swap the staged files in, drop stale ones, write the manifest; undo on failure."""
+        output, previous = self.output, previous_files(self.output)
+        for name in [*self.names, MANIFEST]:
+            target = output / name
+            if target.is_symlink() or (target.exists() and not target.is_file()):
+                raise ReportError(f"{target}: exists and is not a file the report wrote; "
+                                  "move it away")
+        stale = [n for n in previous if n not in self.names and (output / n).is_file()
+                 and not (output / n).is_symlink() and _sha256(output / n) == previous[n]]
+        manifest = {"version": MANIFEST_VERSION, "tool": "scipy-layers-report",
+                    "files": {n: _sha256(self.folder / n) for n in self.names}}
+        (self.folder / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+        aside = self.folder / ".previous"
+        aside.mkdir()
+        undo: list[tuple[Path, Path]] = []  # (from, to) renames that undo what was done
+
+        def move(source: Path, target: Path) -> None:
+            os.replace(source, target)
+            undo.append((target, source))
+
+        try:
+            for name in [*self.names, MANIFEST]:
+                if (output / name).exists():
+                    move(output / name, aside / name)
+                move(self.folder / name, output / name)
+            for name in stale:
+                move(output / name, aside / name)
+        except OSError as exc:
+            for source, target in reversed(undo):
+                with contextlib.suppress(OSError):
+                    os.replace(source, target)
+            raise ReportError(f"{output}: cannot move the new report files in ({_why(exc)}); "
+                              "the directory is as it was") from None
+        return [output / name for name in self.names]
 
 
-def _remove_quietly(path: str) -> None:
+@contextlib.contextmanager
+def staged_output(output) -> Iterator[Staging]:
+    """A Staging for ``output`` (created if missing). On any exception the staging
+    folder, and any directory this made, are removed and the exception goes on."""
+    output = check_output_path(output)
+    created = _make_directories(output)
     try:
-        os.unlink(path)
-    except OSError:
-        pass
+        folder = Path(tempfile.mkdtemp(dir=output, prefix=STAGING_PREFIX))
+    except OSError as exc:
+        _remove_empty(created)
+        raise ReportError(f"{output}: cannot write into the output directory ({_why(exc)})") from None
+    try:
+        yield Staging(output, folder)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        _remove_empty(created)
+        raise
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def matplotlib_confined(staging: Staging) -> Iterator[None]:
+    """Import matplotlib with its config and cache folder inside the staging folder, so
+    its font cache is never written outside the output directory. An existing font
+    cache of the user's is copied in (read, never written), which spares the rebuild.
+    A process that imported matplotlib already keeps its own folders."""
+    if "matplotlib" in sys.modules:
+        yield
+        return
+    folder = staging.folder / ".matplotlib"
+    folder.mkdir()
+    for cached in _user_font_caches():
+        with contextlib.suppress(OSError):
+            shutil.copyfile(cached, folder / cached.name)
+    saved = os.environ.get("MPLCONFIGDIR")
+    os.environ["MPLCONFIGDIR"] = str(folder)
+    try:
+        import matplotlib  # noqa: F401  (reads MPLCONFIGDIR once, at import)
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("MPLCONFIGDIR", None)
+        else:
+            os.environ["MPLCONFIGDIR"] = saved
+
+
+def _user_font_caches() -> list[Path]:
+    """matplotlib's font cache files where it would look without MPLCONFIGDIR (Linux:
+    $XDG_CACHE_HOME or ~/.cache; elsewhere ~/.matplotlib), or in the user's own MPLCONFIGDIR."""
+    home = Path(os.path.expanduser("~"))
+    folders = [os.environ.get("MPLCONFIGDIR"),
+               Path(os.environ.get("XDG_CACHE_HOME") or home / ".cache") / "matplotlib",
+               home / ".matplotlib"]
+    found = []
+    for folder in folders:
+        if folder:
+            with contextlib.suppress(OSError):
+                found += sorted(Path(folder).glob("fontlist-v*.json"))
+    return found
 
 
 def _dates_as_text(frame):
@@ -64,17 +237,3 @@ def _dates_as_text(frame):
         text = uniques.strftime("%Y-%m-%dT%H:%M:%S%z").to_numpy(dtype=object)
         dates[column] = pd.Series(text, dtype=object).take(codes).where(codes >= 0).to_numpy()
     return frame.assign(**dates) if dates else frame
-
-
-def write_csv(output_dir: Path, name: str, frame) -> Path:
-    frame = _dates_as_text(frame)
-    return write_atomic(output_dir, name, lambda handle: frame.to_csv(handle, index=False))
-
-
-def write_text(output_dir: Path, name: str, text: str) -> Path:
-    return write_atomic(output_dir, name, lambda handle: handle.write(text))
-
-
-def write_figure(output_dir: Path, name: str, figure) -> Path:
-    return write_atomic(output_dir, name, lambda handle: figure.savefig(handle, format="png"),
-                        binary=True)

@@ -4,6 +4,7 @@ kernel. matplotlib's object API with the Agg canvas: no pyplot, no display, no g
 state."""
 from __future__ import annotations
 
+import hashlib
 import re
 
 import numpy as np
@@ -17,6 +18,18 @@ from .summary import SUMMARY_MEASUREMENT, latest_runs, size_key
 from .tables import with_blank_params
 
 PANEL_KEYS = ["kernel", "dtype", "device"]
+_PLAIN_TOKEN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+
+
+def file_token(name: str) -> str:
+    """``name`` as part of a file name, distinct for distinct names: itself when it is
+    plain lower-case text, else a slug plus a hash of the name ("box a" and "box/a" ->
+    "box_a-<hash>", each its own; "Box" and "box" differ on a case-blind filesystem too)."""
+    if _PLAIN_TOKEN.fullmatch(name):
+        return name
+    slug = re.sub(r"[^a-z0-9_.-]+", "_", name.lower()).strip("._-")[:40] or "x"
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{slug}-{digest}"
 
 
 def _figure(panels: int, width=4.2, height=3.4, right=0.98, left=0.9,
@@ -48,7 +61,8 @@ def _panel_order(item) -> tuple:
 def time_vs_size(timings: pd.DataFrame, layer: str, machine: str) -> Figure | None:
     data = timings[(timings["layer"] == layer) & (timings["machine"] == machine)
                    & (timings["kind"] == PLAIN_KIND) & (timings["measurement"] == SUMMARY_MEASUREMENT)
-                   & (timings["threads"] == DEFAULT_THREADS) & (timings["status"] == "ok")]
+                   & (timings["threads"] == DEFAULT_THREADS) & (timings["status"] == "ok")
+                   & (timings["value"] > 0)]  # a log axis has no place for 0
     if data.empty:
         return None
     data = data.assign(elements=data["size"].map(size_key)).sort_values("elements")
@@ -81,7 +95,8 @@ def time_vs_size(timings: pd.DataFrame, layer: str, machine: str) -> Figure | No
 def speedup_heatmap(speedup: pd.DataFrame, layer: str, machine: str) -> Figure | None:
     data = speedup[(speedup["layer"] == layer) & (speedup["machine"] == machine)
                    & (speedup["kind"] == PLAIN_KIND) & (speedup["measurement"] == SUMMARY_MEASUREMENT)
-                   & (speedup["threads"] == DEFAULT_THREADS) & speedup["ratio"].notna()]
+                   & (speedup["threads"] == DEFAULT_THREADS)
+                   & np.isfinite(speedup["ratio"]) & (speedup["ratio"] > 0)]  # log colour scale
     if data.empty:
         return None
     keys = ["implementation", "dtype", "device"]
@@ -123,10 +138,11 @@ def plots(timings: pd.DataFrame, speedup: pd.DataFrame) -> dict[str, Figure]:
     machines = sorted(latest_t["machine"].unique())
     figures = {}
     for machine in machines:
-        suffix = "" if len(machines) == 1 else "_" + re.sub(r"[^A-Za-z0-9_.-]", "_", machine)
+        suffix = "" if len(machines) == 1 else "_" + file_token(machine)
         for layer in sorted(latest_t["layer"].unique()):
-            for name, make in ((f"time_vs_size_{layer}{suffix}.png", time_vs_size),
-                               (f"speedup_{layer}{suffix}.png", speedup_heatmap)):
+            token = file_token(layer)
+            for name, make in ((f"time_vs_size_{token}{suffix}.png", time_vs_size),
+                               (f"speedup_{token}{suffix}.png", speedup_heatmap)):
                 figure = make(latest_t if make is time_vs_size else latest_s, layer, machine)
                 if figure is not None:
                     figures[name] = figure

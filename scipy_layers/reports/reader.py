@@ -12,7 +12,6 @@ per distinct grid with numpy and every per-row column is built by numpy indexing
 from __future__ import annotations
 
 import ast
-import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -20,9 +19,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .environment import ENV_COLUMNS, join_environments
 from .errors import ResultsError
-from .naming import (DEFAULT_THREADS, ERROR_MEASUREMENTS, PARAM_COLUMNS, default_unit, kinds,
-                     measurement_label, split_name)
+from .naming import (DEFAULT_THREADS, ERROR_MEASUREMENTS, PARAM_COLUMNS, RESERVED_NAMES,
+                     default_unit, kinds, measurement_label, split_name)
+from .validate import (check_benchmarks, check_results_file, check_row, check_values, load_json,
+                       numbers, sample_lists)
 
 RESULTS_API_VERSION = 2
 REQUIRED_KEYS = ("commit_hash", "date", "env_name", "result_columns", "results")
@@ -30,26 +32,9 @@ REQUIRED_KEYS = ("commit_hash", "date", "env_name", "result_columns", "results")
 STAT_COLUMNS = {"stats_q_25": "q25", "stats_q_75": "q75", "stats_ci_99_a": "ci99_a",
                 "stats_ci_99_b": "ci99_b", "stats_number": "number", "stats_repeat": "repeat"}
 COLUMNS = ["layer", "kind", *PARAM_COLUMNS, "measurement", "value", "unit", "status",
-           *STAT_COLUMNS.values(), "commit", "commit_date", "machine", "env", "benchmark",
-           "version"]
+           *STAT_COLUMNS.values(), "commit", "commit_date", "machine", "env", *ENV_COLUMNS,
+           "benchmark", "version"]
 STATUSES = ["ok", "skipped", "failed", "outdated"]
-
-
-def load_json(path: Path):
-    """Parsed JSON of ``path``, or a ResultsError saying why it cannot be read."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ResultsError(path, "is missing") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ResultsError(path, f"cannot be read ({exc})") from None
-    if not text.strip():
-        raise ResultsError(path, "is empty")
-    try:
-        return json.loads(text)  # Python's json reads asv's NaN (a skipped result)
-    except json.JSONDecodeError as exc:
-        raise ResultsError(path, f"is not valid JSON ({exc.msg}, line {exc.lineno} "
-                                 f"column {exc.colno})") from None
 
 
 def read_benchmarks(results_dir: Path) -> dict[str, dict]:
@@ -58,14 +43,7 @@ def read_benchmarks(results_dir: Path) -> dict[str, dict]:
     if not path.exists():
         raise ResultsError(path, "is missing (asv run writes it beside the machine "
                                  "folders; copy it along with the results)")
-    data = load_json(path)
-    if not isinstance(data, dict):
-        raise ResultsError(path, "is not a JSON object of benchmarks")
-    benchmarks = {name: info for name, info in data.items() if name != "version"}
-    for name, info in benchmarks.items():
-        if not isinstance(info, dict) or "version" not in info:
-            raise ResultsError(path, f"entry {name!r} has no 'version'")
-    return benchmarks
+    return check_benchmarks(path, load_json(path), RESERVED_NAMES)
 
 
 @lru_cache(maxsize=4096)
@@ -105,7 +83,8 @@ class _Collector:
     seg_file: list = field(default_factory=list)
     values: list = field(default_factory=list)
     failed: list = field(default_factory=list)
-    stats: dict = field(default_factory=lambda: {c: [] for c in STAT_COLUMNS.values()})
+    stats: dict = field(default_factory=lambda: {c: [] for c in STAT_COLUMNS.values()})  # arrays
+    samples: list = field(default_factory=list)        # per row: array of sample times or None
     files: list = field(default_factory=list)          # (commit, date_ms, machine, env)
 
     def grid(self, name: str, params: list) -> tuple[int, int]:
@@ -123,55 +102,29 @@ class _Collector:
         return self.grids[key]
 
     def add_file(self, path: Path, machine_dir: str) -> None:
-        data = load_json(path)
-        if not isinstance(data, dict):
-            raise ResultsError(path, "is not a JSON object (an asv results file)")
-        missing = [key for key in REQUIRED_KEYS if key not in data]
-        if missing:
-            raise ResultsError(path, f"lacks key(s) {', '.join(missing)} of an asv results file")
-        if data.get("version", RESULTS_API_VERSION) != RESULTS_API_VERSION:
-            raise ResultsError(path, f"has results format version {data.get('version')!r}; "
-                                     f"this reader knows version {RESULTS_API_VERSION}")
-        columns, results = data["result_columns"], data["results"]
-        if not isinstance(columns, list) or "result" not in columns or "params" not in columns:
-            raise ResultsError(path, "has result_columns without 'result' and 'params'")
-        if not isinstance(results, dict) or not results:
-            raise ResultsError(path, "holds no benchmark results")
-        machine = (data.get("params") or {}).get("machine", machine_dir)
-        self.files.append((str(data["commit_hash"]), data["date"], machine, str(data["env_name"])))
+        commit, date, machine, env, columns, results = check_results_file(
+            path, load_json(path), REQUIRED_KEYS, RESULTS_API_VERSION)
+        self.files.append((commit, date, machine or machine_dir, env))
         file_index = len(self.files) - 1
-        file_values = []
         for name, row in sorted(results.items()):
-            if not isinstance(row, list):
-                raise ResultsError(path, f"benchmark {name!r}: row is not a list")
-            cells = dict(zip(columns, row))
-            params = cells.get("params")
-            if not isinstance(params, list) or not all(isinstance(p, list) for p in params):
-                raise ResultsError(path, f"benchmark {name!r}: no parameter lists")
-            offset, size = self.grid(name, params)
+            cells, size = check_row(path, name, row, columns)
             result = cells.get("result")
-            result = [None] * size if result is None else result
-            if not isinstance(result, list) or len(result) != size:
-                raise ResultsError(path, f"benchmark {name!r}: {len(result) if isinstance(result, list) else 'no'} "
-                                         f"results for {size} parameter combinations")
-            file_values.extend(result)
+            values = numbers(path, name, "result", result, size)
+            check_values(path, name, split_name(name)[2], values)
+            # null = failed (a list of nulls, or null for all); NaN = skipped
+            failed = (np.ones(size, dtype=bool) if result is None
+                      else np.fromiter((v is None for v in result), dtype=bool, count=size))
             for key, column in STAT_COLUMNS.items():
-                stat = cells.get(key)
-                if stat is not None and (not isinstance(stat, list) or len(stat) != size):
-                    raise ResultsError(path, f"benchmark {name!r}: {key} does not match its parameters")
-                self.stats[column].extend([None] * size if stat is None else stat)
+                self.stats[column].append(numbers(path, name, key, cells.get(key), size))
+            self.samples.extend(sample_lists(path, name, cells.get("samples"), size))
+            offset, _ = self.grid(name, cells["params"])
+            self.values.append(values)
+            self.failed.append(failed)
             self.seg_grid_offset.append(offset)
             self.seg_len.append(size)
             self.seg_name.append(name)
             self.seg_version.append(cells.get("version"))
             self.seg_file.append(file_index)
-        raw = np.array(file_values, dtype=object)
-        failed = np.equal(raw, None)  # null = failed; NaN = skipped
-        try:
-            self.values.append(np.where(failed, np.nan, raw).astype(float))
-        except (TypeError, ValueError):
-            raise ResultsError(path, "holds a result that is not a number") from None
-        self.failed.append(failed)
 
     def frame(self) -> pd.DataFrame:
         seg_len = np.asarray(self.seg_len, dtype=np.int64)
@@ -203,8 +156,8 @@ class _Collector:
         out["value"] = value
         out["status"] = np.select([seg_outdated[row_seg], failed, np.isnan(value)],
                                   ["outdated", "failed", "skipped"], "ok")
-        for column, cells in self.stats.items():
-            out[column] = np.array(cells, dtype=float)
+        for column, arrays in self.stats.items():
+            out[column] = np.concatenate(arrays)
         files = pd.DataFrame(self.files, columns=["commit", "date", "machine", "env"])
         row_file = np.asarray(self.seg_file)[row_seg]
         out["commit"] = files["commit"].to_numpy(dtype=object)[row_file]
@@ -213,6 +166,9 @@ class _Collector:
         out["env"] = files["env"].to_numpy(dtype=object)[row_file]
         out["benchmark"] = names[row_seg]
         out["version"] = np.array(self.seg_version, dtype=object)[row_seg]
+        samples = np.empty(total, dtype=object)
+        samples[:] = self.samples
+        out["samples"] = samples
         return _tidy(pd.DataFrame(out))
 
 
@@ -222,7 +178,7 @@ def method_of(table: pd.DataFrame) -> pd.Series:
 
 
 def _tidy(table: pd.DataFrame) -> pd.DataFrame:
-    """Fixed column order (documented parameters first, any others after quantity),
+    """Fixed column order (documented parameters first, any others after them),
     absent parameters as empty columns, threads defaulting to one."""
     for column in PARAM_COLUMNS:
         if column not in table:
@@ -234,29 +190,38 @@ def _tidy(table: pd.DataFrame) -> pd.DataFrame:
                                               + table.loc[has_quantity, "quantity"].astype(str))
     for column in ("number", "repeat"):
         table[column] = table[column].round().astype("Int64")
-    extra = [c for c in table.columns if c not in COLUMNS]
-    at = COLUMNS.index("quantity") + 1
-    order = COLUMNS[:at] + extra + COLUMNS[at:]
+    extra = [c for c in table.columns if c not in COLUMNS and c != "samples"]
+    base = [c for c in COLUMNS if c not in ENV_COLUMNS]  # joined later, after env
+    at = base.index(PARAM_COLUMNS[-1]) + 1
+    order = base[:at] + extra + base[at:] + ["samples"]
     return table[order]
 
 
-def read_results(results_dir: Path | str) -> pd.DataFrame:
+def read_results(results_dir: Path | str, with_samples: bool = False) -> pd.DataFrame:
     """Every machine, commit and environment under ``results_dir`` as one tidy table:
     a row per benchmark x parameter combination x commit x machine x env (see
-    reports/README.md for the columns). Raises ResultsError naming the bad file."""
+    reports/README.md for the columns), joined with the environment records beside the
+    results directory where there are any. ``with_samples`` adds a last column,
+    ``samples``: each row's recorded sample times (an array, rounds one after another)
+    or None; timings.csv never carries it. Raises ResultsError naming the bad file."""
     results_dir = Path(results_dir)
     if not results_dir.exists():
         raise ResultsError(results_dir, "results directory does not exist (run asv first)")
     if not results_dir.is_dir():
         raise ResultsError(results_dir, "is not a directory")
-    files = sorted(path for machine in results_dir.iterdir()
-                   if machine.is_dir() and not machine.name.startswith(".")
-                   for path in machine.glob("*.json") if path.name != "machine.json")
+    try:
+        files = sorted(path for machine in results_dir.iterdir()
+                       if machine.is_dir() and not machine.name.startswith(".")
+                       for path in machine.glob("*.json") if path.name != "machine.json")
+    except OSError as exc:
+        raise ResultsError(results_dir, f"cannot be listed ({exc.strerror or exc})") from None
     if not files:
         raise ResultsError(results_dir, "holds no asv results files (<machine>/<commit>-<env>.json)")
     collector = _Collector(read_benchmarks(results_dir))
     for path in files:
         collector.add_file(path, path.parent.name)
-    table = collector.frame()
+    table = join_environments(collector.frame(), results_dir)
+    if not with_samples:
+        table = table.drop(columns="samples")
     return table.sort_values(["machine", "commit_date", "commit", "env"], kind="stable",
                              ignore_index=True)

@@ -8,6 +8,8 @@ import pandas as pd
 
 from scipy_layers import LAYERS
 
+from .comparison import comparison_markdown
+from .markdown import escape, format_seconds, markdown_table
 from .naming import DEFAULT_THREADS, NATIVE, PLAIN_KIND
 from .tables import with_blank_params
 
@@ -29,28 +31,10 @@ def latest_runs(table: pd.DataFrame) -> pd.DataFrame:
     return table.merge(latest, on=["machine", "commit"])
 
 
-def format_seconds(seconds: float) -> str:
-    for scale, unit in ((1, "s"), (1e-3, "ms"), (1e-6, "µs")):
-        if seconds >= scale:
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds * 1e9:.3g} ns"
-
-
-def escape(text) -> str:
-    """Markdown-safe text: a literal | would end a table cell (or start a table)."""
-    return str(text).replace("|", "\\|")
-
-
-def markdown_table(frame: pd.DataFrame) -> str:
-    header = "| " + " | ".join(map(escape, frame.columns)) + " |"
-    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
-    rows = ["| " + " | ".join(map(escape, row)) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *rows])
-
-
 def _row_columns(frame: pd.DataFrame) -> list[str]:
     """The case columns worth a column here: those with more than a blank in them."""
-    return [c for c in ("size", "kernel", "dtype", "device") if (frame[c] != "").any()]
+    return [c for c in ("size", "kernel", "dtype", "device", "layout", "values")
+            if c in frame and (frame[c] != "").any()]
 
 
 def time_table(timings: pd.DataFrame, speedup: pd.DataFrame, layer: str,
@@ -102,6 +86,8 @@ def verdict_table(gradients: pd.DataFrame, layer: str) -> pd.DataFrame:
     table["worst rel error"] = picked["worst_rel_error"].map("{:.2g}".format)
     table["tolerance"] = picked["tolerance"].map("{:.0e}".format)
     table["verdict"] = picked["verdict"]
+    if (picked["unmeasured"] != "").any():  # NaN or absent figures: why a case is "error"
+        table["unmeasured"] = picked["unmeasured"]
     return table.fillna("")
 
 
@@ -114,7 +100,10 @@ def _captioned(table: pd.DataFrame, title: str, note: str) -> list[str]:
     return [f"{title}{caption}; {note}", "", markdown_table(table.drop(columns=list(fixed))), ""]
 
 
-def summary_markdown(timings, speedup, gradients, compare, factor: float) -> str:
+def summary_markdown(timings, speedup, gradients, compare, threshold: float) -> str:
+    """The header, then the comparison (slower and faster cases first, the native
+    control's false alarms, gradient regressions, the rest in counts), then per layer
+    the latest commit's times, ratios and gradient verdicts."""
     lines = ["# scipy-layers benchmark summary", ""]
     latest_t, latest_s, latest_g = (latest_runs(t) for t in (timings, speedup, gradients))
     for (machine, commit), run in latest_t.groupby(["machine", "commit"]):
@@ -124,6 +113,7 @@ def summary_markdown(timings, speedup, gradients, compare, factor: float) -> str
     counts = timings["status"].value_counts()
     lines += ["Results read: " + ", ".join(f"{n} {s}" for s, n in counts.items())
               + " (every row is in timings.csv).", ""]
+    lines += comparison_markdown(compare, threshold)
     for layer in latest_t["layer"].unique():
         spec = LAYERS.get(layer)
         lines += [f"## {layer}", "", escape(spec.description) if spec else "(not in the registry)", ""]
@@ -143,17 +133,12 @@ def summary_markdown(timings, speedup, gradients, compare, factor: float) -> str
         if not verdicts.empty:
             lines += ["Gradient agreement with native (max rel error vs the tolerance):", "",
                       markdown_table(verdicts), ""]
-    lines += ["## Compared commits", ""]
-    if compare.empty:
-        lines += ["Only one commit in the results: nothing to compare.", ""]
-    else:
-        changed = compare[compare["changed"]]
-        a, b = compare["commit_a"].iloc[0][:8], compare["commit_b"].iloc[0][:8]
-        lines += [f"`{a}` -> `{b}` at factor {factor}: {len(changed)} of "
-                  f"{(compare['change'] != 'n/a').sum()} comparable results changed "
-                  f"({(changed['change'] == 'increased').sum()} increased, "
-                  f"{(changed['change'] == 'decreased').sum()} decreased); see compare.csv.", ""]
     return "\n".join(lines)
+
+
+def _geomean(values: pd.Series) -> float:
+    with np.errstate(divide="ignore"):  # a ratio of 0 (a zero time) makes the mean 0
+        return float(np.exp(np.log(values.to_numpy(dtype=float)).mean()))
 
 
 def headline(speedup: pd.DataFrame, gradients: pd.DataFrame) -> pd.DataFrame:
@@ -171,7 +156,7 @@ def headline(speedup: pd.DataFrame, gradients: pd.DataFrame) -> pd.DataFrame:
     ratios = ratios[(ratios["kind"] == PLAIN_KIND) | ~plain_key]
     stats = ratios.groupby(["layer", "implementation"]).agg(
         cases=("ratio", "size"),
-        geomean_ratio=("ratio", lambda r: float(np.exp(np.log(r).mean()))),
+        geomean_ratio=("ratio", _geomean),
         min_ratio=("ratio", "min"), max_ratio=("ratio", "max"))
     verdicts = latest_runs(gradients)
     verdicts = verdicts[verdicts["verdict"] != "skipped"].groupby(["layer", "implementation"])["verdict"].agg(

@@ -1,0 +1,64 @@
+"""summary.md's comparison of two commits: the slower and faster cases first, then the
+native control's false-alarm count, then gradient regressions, then the rest in counts
+(every case is in compare.csv)."""
+from __future__ import annotations
+
+import pandas as pd
+
+from .compare import native_control
+from .gate import case_label, gradient_regressions, verdict_counts
+from .markdown import format_seconds, markdown_table
+
+CHANGED_COLUMNS = ["case", "A", "B", "B/A", "95% CI", "q", "vs native"]
+
+
+def _changed_table(rows: pd.DataFrame) -> str:
+    table = pd.DataFrame({
+        "case": [case_label(r) for _, r in rows.iterrows()],
+        "A": rows["value_a"].map(format_seconds), "B": rows["value_b"].map(format_seconds),
+        "B/A": rows["ratio"].map("{:.3g}".format),
+        "95% CI": [f"{lo:.3g}-{hi:.3g}" for lo, hi in zip(rows["ci_low"], rows["ci_high"])],
+        "q": rows["q_value"].map("{:.2g}".format),
+        "vs native": [f"{c:.3g} ({lo:.3g}-{hi:.3g})" if c == c else "" for c, lo, hi in zip(
+            rows["native_ratio_change"], rows["native_ratio_change_low"],
+            rows["native_ratio_change_high"])],
+    }, columns=CHANGED_COLUMNS)
+    return markdown_table(table)
+
+
+def comparison_markdown(compare: pd.DataFrame, threshold: float) -> list[str]:
+    lines = ["## Compared commits", ""]
+    if compare.empty:
+        return lines + ["Only one commit in the results: nothing to compare.", ""]
+    a, b = compare["commit_a"].iloc[0][:8], compare["commit_b"].iloc[0][:8]
+    lines += [f"`{a}` (A) -> `{b}` (B). Verdicts per timed case from the rounds' medians "
+              f"(95% confidence interval of B/A, Benjamini-Hochberg q <= 0.05 to call a "
+              f"change, changes under {threshold:.0%} unchanged; reports/README.md).", ""]
+    ordered = compare[compare["verdict"].isin(["slower", "faster"])].sort_values(
+        ["verdict", "ratio"], ascending=[False, False])
+    for verdict in ("slower", "faster"):
+        rows = ordered[ordered["verdict"] == verdict]
+        lines += [f"### {verdict.capitalize()} ({len(rows)})", ""]
+        lines += [_changed_table(rows), ""] if len(rows) else ["None.", ""]
+    changed, total = native_control(compare)
+    rate = f" ({changed / total:.1%})" if total else ""
+    lines += ["### Native control", "",
+              f"{changed} of {total} native timings got a faster or slower verdict{rate}. "
+              "Native torch code is the same in both commits, so each is a false alarm: "
+              "this run's observed false-alarm rate.", ""]
+    flagged = gradient_regressions(compare)
+    lines += [f"### Gradient regressions ({len(flagged)})", ""]
+    if len(flagged):
+        table = pd.DataFrame({"case": [case_label(r) for _, r in flagged.iterrows()],
+                              "change": flagged["gradient_change"].to_list()})
+        lines += [markdown_table(table), ""]
+    else:
+        lines += ["None: no gradient error crossed its tolerance, became non-finite or "
+                  "grew tenfold.", ""]
+    lines += ["### The rest", "", f"Timed cases: {verdict_counts(compare)}. Every case, "
+              "with its figures, is in compare.csv.", ""]
+    differs = compare.loc[compare["env_differs"].fillna(False).astype(bool), "env_difference"]
+    if len(differs):
+        lines += ["The commits ran in different environments (their timings are not called "
+                  f"faster or slower): {differs.iloc[0]}.", ""]
+    return lines

@@ -1,0 +1,66 @@
+"""The CI gate and the comparison's short account: what in compare.csv should stop a
+pull request (a confirmed slowdown of a numpy/scipy implementation, or a gradient error
+that jumped), one line per finding, and the counts the summary and the command print."""
+from __future__ import annotations
+
+import pandas as pd
+
+from .compare import CHANGED, native_control
+from .naming import NATIVE
+
+CASE_PARTS = ["size", "kernel", "dtype", "device", "threads", "quantity", "layout", "values"]
+
+
+def case_label(row: pd.Series) -> str:
+    """'conv2d scipy forward+backward 256x256 3x3 float32 cpu (machine m)'."""
+    parts = [str(row[c]) for c in CASE_PARTS if c in row and str(row[c]) not in ("", "nan")
+             and not (c == "threads" and row[c] == "1")]
+    label = " ".join([row["layer"], row["implementation"], row["measurement"], *parts])
+    return f"{label} ({row['machine']})"
+
+
+def slowdowns(compare: pd.DataFrame) -> pd.DataFrame:
+    """Timed cases of a non-native implementation with verdict slower. (Native cases are
+    the A/A control: their calls are false alarms, reported, never gated on.)"""
+    return compare[(compare["verdict"] == "slower") & (compare["implementation"] != NATIVE)]
+
+
+def gradient_regressions(compare: pd.DataFrame) -> pd.DataFrame:
+    return compare[compare["gradient_regression"].fillna(False).astype(bool)]
+
+
+def findings(compare: pd.DataFrame) -> list[str]:
+    """One line per finding that fails the gate."""
+    lines = [f"slower: {case_label(r)}: B/A {r['ratio']:.3g} [{r['ci_low']:.3g}, {r['ci_high']:.3g}], "
+             f"q={r['q_value']:.2g}" for _, r in slowdowns(compare).iterrows()]
+    lines += [f"gradient regression: {case_label(r)}: {r['gradient_change']}"
+              for _, r in gradient_regressions(compare).iterrows()]
+    return lines
+
+
+VERDICT_ORDER = ["slower", "faster", "unchanged", "inconclusive", "environment changed",
+                 "missing", "failed", "outdated", "skipped"]
+
+
+def verdict_counts(compare: pd.DataFrame) -> str:
+    """'2 slower, 40 inconclusive, 170 skipped' over the timed cases."""
+    counts = compare.loc[compare["unit"] == "seconds", "verdict"].value_counts()
+    return ", ".join(f"{counts[v]} {v}" for v in VERDICT_ORDER if counts.get(v, 0)) or "no timed cases"
+
+
+def account(compare: pd.DataFrame, threshold: float) -> list[str]:
+    """Verdict counts, the native control's false-alarm count and environment changes,
+    as lines for the command's output."""
+    lines = [f"{compare['commit_a'].iloc[0][:8]} -> {compare['commit_b'].iloc[0][:8]}, "
+             f"threshold {threshold:.0%}: {verdict_counts(compare)}"]
+    changed, total = native_control(compare)
+    rate = f" ({changed / total:.1%})" if total else ""
+    lines.append(f"native control: {changed} of {total} native timings called "
+                 f"{' or '.join(CHANGED)}{rate}, the false-alarm rate of this run")
+    flagged = len(gradient_regressions(compare))
+    if flagged:
+        lines.append(f"gradient regressions: {flagged}")
+    if (compare["verdict"] == "environment changed").any():
+        lines.append("environment changed between the commits: "
+                     + compare.loc[compare["env_difference"] != "", "env_difference"].iloc[0])
+    return lines

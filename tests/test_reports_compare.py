@@ -1,0 +1,259 @@
+"""compare.csv's statistics and verdicts: on the real A/A run (two commits with identical
+code, 6 interleaved rounds of 3 samples, recorded on the shared 2-core machine), with a
+slowdown injected into its samples, and on synthetic cases for every verdict branch."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fixtures.compare_variants import (COMMIT_A, COMMIT_B, RESULTS, ROUND_SIZE, copy_compare,
+                                       quieten, scale)
+from scipy_layers.reports import read_results
+from scipy_layers.reports import stats
+from scipy_layers.reports.compare import RESULT_COLUMNS, compare_table, native_control
+
+PAIR = (COMMIT_A, COMMIT_B)
+CHANGED = {"faster", "slower"}
+
+
+def timed(compare):
+    return compare[(compare["unit"] == "seconds") & (compare["status_a"] == "ok")
+                   & (compare["status_b"] == "ok")]
+
+
+@pytest.fixture(scope="module")
+def real():
+    return read_results(RESULTS, with_samples=True)
+
+
+def keep_rounds(table, count):
+    """The same run cut to its first ``count`` rounds per commit."""
+    return table.assign(samples=[s[:count * ROUND_SIZE] if isinstance(s, np.ndarray) else s
+                                 for s in table["samples"]])
+
+
+# --- A/A and power on the real run --------------------------------------------------
+
+@pytest.mark.parametrize("rounds", [2, 4, 6])
+def test_identical_code_gets_at_most_one_percent_faster_or_slower(real, rounds):
+    compare = compare_table(keep_rounds(real, rounds), PAIR, round_size=ROUND_SIZE)
+    cases = timed(compare)
+    assert len(cases) == 54 and (cases["rounds_a"] == rounds).all()
+    called = cases["verdict"].isin(CHANGED).sum()
+    assert called <= 0.01 * len(cases)
+    # The control counts the same thing among the native cases.
+    changed, total = native_control(compare)
+    assert total == (cases["implementation"] == "native").sum() == 22
+    assert changed == cases.loc[cases["implementation"] == "native", "verdict"].isin(CHANGED).sum()
+
+
+def test_every_figure_is_there_for_a_timed_case(real):
+    compare = compare_table(real, PAIR, round_size=ROUND_SIZE)
+    assert list(compare.columns[-len(RESULT_COLUMNS):]) == RESULT_COLUMNS
+    cases = timed(compare)
+    for column in ("ratio", "ci_low", "ci_high", "p_value", "q_value", "p_rank"):
+        assert cases[column].notna().all(), column
+    assert (cases["ci_low"] <= cases["ratio"]).all() and (cases["ratio"] <= cases["ci_high"]).all()
+    assert (cases["q_value"] >= cases["p_value"]).all()
+    row = cases.iloc[0]
+    assert row["ratio"] == pytest.approx(row["value_b"] / row["value_a"])
+    scipy = cases[cases["implementation"] != "native"]
+    assert scipy["native_ratio_change"].notna().all()
+    assert cases.loc[cases["implementation"] == "native", "native_ratio_change"].isna().all()
+
+
+def with_b_scaled(tmp_path, factor, quiet=None, implementations=None):
+    results = copy_compare(tmp_path / "fixture")
+    if quiet is not None:
+        quieten(results, quiet)
+    scale(results, COMMIT_B, factor, implementations)
+    return compare_table(read_results(results, with_samples=True), PAIR, round_size=ROUND_SIZE)
+
+
+def test_a_20_percent_slowdown_in_the_real_samples_is_called_slower(tmp_path):
+    """Power on the recorded noise: of the cases that are not inconclusive, >= 95% are
+    called slower. (That machine was loaded: most cases stay inconclusive, honestly.)"""
+    cases = timed(with_b_scaled(tmp_path, 1.2))
+    decided = cases[cases["verdict"] != "inconclusive"]
+    assert (decided["verdict"] == "slower").sum() >= 0.95 * len(decided)
+    assert not cases["verdict"].isin(["faster", "unchanged"]).any()
+
+
+def test_a_20_percent_slowdown_on_a_quiet_machine_is_called_slower_nearly_everywhere(tmp_path):
+    """The same files with samples as quiet as a machine left alone (3% between rounds):
+    the test then has power, and still calls nothing but slower."""
+    cases = timed(with_b_scaled(tmp_path, 1.2, quiet=0.03))
+    decided = cases[cases["verdict"] != "inconclusive"]
+    assert len(decided) >= 0.8 * len(cases)
+    assert (decided["verdict"] == "slower").sum() >= 0.95 * len(decided)
+    control = timed(with_b_scaled(tmp_path / "aa", 1.0, quiet=0.03))
+    assert control["verdict"].isin(CHANGED).sum() <= 0.01 * len(control)
+    assert (control["verdict"] == "unchanged").any()  # equivalence is shown where it can be
+
+
+def test_drift_cancels_in_the_ratio_to_native(tmp_path):
+    """Every B timing 30% slower (the machine, not the code): each scipy case is called
+    slower, but its ratio to native did not change."""
+    cases = timed(with_b_scaled(tmp_path, 1.3, quiet=0.02))
+    scipy = cases[cases["implementation"] != "native"]
+    assert (scipy["verdict"] == "slower").mean() > 0.9
+    assert scipy["native_ratio_change"].between(0.85, 1.15).all()
+    covers = (scipy["native_ratio_change_low"] <= 1) & (scipy["native_ratio_change_high"] >= 1)
+    assert covers.mean() > 0.9
+    only_scipy = timed(with_b_scaled(tmp_path / "s", 1.3, quiet=0.02,
+                                     implementations={"scipy", "numpy-tutorial"}))
+    moved = only_scipy[only_scipy["implementation"] != "native"]
+    assert (moved["native_ratio_change_low"] > 1).mean() > 0.9
+
+
+# --- every verdict branch, on synthetic cases ----------------------------------------
+
+def case_rows(name, a_samples, b_samples, implementation="scipy", unit="seconds",
+              status=("ok", "ok"), kind="timings", measurement="forward", dtype="float32",
+              env=("", "")):
+    rows = []
+    for commit, samples, state, cpu in zip(PAIR, (a_samples, b_samples), status, env):
+        samples = None if samples is None else np.asarray(samples, dtype=float)
+        value = math.nan if state == "skipped" or samples is None else float(np.median(samples))
+        rows.append(dict(layer="conv2d", kind=kind, benchmark=f"bench_conv2d.C.{name}",
+                         measurement=measurement, unit=unit, implementation=implementation,
+                         size=name, kernel="", dtype=dtype, device="", threads="1", quantity="",
+                         layout="", values="", machine="m", env="e", commit=commit,
+                         value=value, status=state, samples=samples, cpu=cpu, blas="",
+                         thread_limits="", overrides="", versions=""))
+    return rows
+
+
+def rounds_of(center, spread, rounds=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return (center * np.exp(spread * rng.standard_normal((rounds, 1))
+                            + spread / 5 * rng.standard_normal((rounds, ROUND_SIZE)))).ravel()
+
+
+def verdicts(rows, threshold=0.05, round_size=ROUND_SIZE):
+    compare = compare_table(pd.DataFrame(rows), PAIR, threshold=threshold, round_size=round_size)
+    return compare.set_index("size")
+
+
+def background(count=20):
+    """Unremarkable cases that give the variance prior something to learn from."""
+    return [r for i in range(count)
+            for r in case_rows(f"bg{i}", rounds_of(1e-3, 0.02, seed=i), rounds_of(1e-3, 0.02, seed=100 + i))]
+
+
+def test_each_verdict_branch():
+    rows = background() + case_rows("slow", rounds_of(1e-3, 0.02, seed=1), rounds_of(1.3e-3, 0.02, seed=2))
+    rows += case_rows("fast", rounds_of(1e-3, 0.02, seed=3), rounds_of(0.7e-3, 0.02, seed=4))
+    rows += case_rows("same", rounds_of(1e-3, 0.002, seed=5), rounds_of(1e-3, 0.002, seed=6))
+    rows += case_rows("noisy", rounds_of(1e-3, 0.5, seed=7), rounds_of(1.3e-3, 0.5, seed=8))
+    rows += case_rows("gone", rounds_of(1e-3, 0.02), None)[:1]
+    rows += case_rows("broke", rounds_of(1e-3, 0.02), None, status=("ok", "failed"))
+    rows += case_rows("n/a", None, None, status=("skipped", "skipped"))
+    rows += case_rows("memory", [5e6], [6e6], unit="bytes", measurement="peak memory")
+    rows += case_rows("moved", rounds_of(1e-3, 0.02, seed=9), rounds_of(1.3e-3, 0.02, seed=10),
+                      env=("AMD fam 25 model 1 avx2", "AMD fam 25 model 17 avx512f"))
+    table = verdicts(rows)
+    assert table.loc["slow", "verdict"] == "slower" and table.loc["slow", "ci_low"] > 1
+    assert table.loc["fast", "verdict"] == "faster" and table.loc["fast", "ci_high"] < 1
+    assert table.loc["same", "verdict"] == "unchanged"
+    assert 1 / 1.05 <= table.loc["same", "ci_low"] <= table.loc["same", "ci_high"] <= 1.05
+    assert table.loc["noisy", "verdict"] == "inconclusive"
+    assert table.loc["gone", "verdict"] == "missing" and table.loc["gone", "status_b"] == "missing"
+    assert table.loc["broke", "verdict"] == "failed"
+    assert table.loc["n/a", "verdict"] == "skipped"
+    assert table.loc["memory", "verdict"] == "" and table.loc["memory", "ratio"] == pytest.approx(1.2)
+    assert table.loc["moved", "verdict"] == "environment changed"
+    assert bool(table.loc["moved", "env_differs"]) and "cpu: AMD" in table.loc["moved", "env_difference"]
+    assert pd.isna(table.loc["slow", "env_differs"])  # no records: unknown, not "same"
+
+
+def test_the_threshold_decides_what_is_too_small_to_matter():
+    rows = background() + case_rows("small", rounds_of(1e-3, 0.003, seed=1, rounds=6),
+                                    rounds_of(1.03e-3, 0.003, seed=2, rounds=6))
+    assert verdicts(rows, threshold=0.05).loc["small", "verdict"] == "unchanged"
+    assert verdicts(rows, threshold=0.02).loc["small", "verdict"] == "slower"
+
+
+def test_without_the_round_size_every_commit_is_one_round_and_nothing_is_called():
+    rows = background() + case_rows("slow", rounds_of(1e-3, 0.02, seed=1), rounds_of(1.5e-3, 0.02, seed=2))
+    table = verdicts(rows, round_size=None)
+    assert (table["rounds_a"] == 1).all()
+    assert set(table["verdict"]) == {"inconclusive"}
+
+
+def test_many_identical_cases_on_two_rounds_raise_no_false_alarm():
+    """276 A/A cases (the default grid's count), 2 rounds of 3, noise scales differing
+    5x between cases, heavy-tailed rounds: the calibration the moderated test promises."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for i in range(276):
+        spread = 0.03 * math.exp(rng.normal(0, 0.8))
+        a, b = (1e-3 * np.exp(spread * rng.standard_t(3, (2, 1)) + spread / 3
+                              * rng.standard_normal((2, 3))).ravel() for _ in range(2))
+        rows += case_rows(f"c{i}", a, b, implementation="native" if i % 2 else "scipy")
+    table = verdicts(rows)
+    assert table["verdict"].isin(CHANGED).sum() <= 2  # <= 1%
+
+
+# --- the pieces ----------------------------------------------------------------------
+
+def test_benjamini_hochberg_by_hand():
+    p = np.array([0.01, 0.04, 0.03, 0.005, np.nan])
+    # sorted 0.005, 0.01, 0.03, 0.04 -> 0.005*4/1, 0.01*4/2, 0.03*4/3, 0.04*4/4, made monotone
+    assert stats.benjamini_hochberg(p)[:4] == pytest.approx([0.02, 0.04, 0.04, 0.02])
+    assert np.isnan(stats.benjamini_hochberg(p)[4])
+
+
+def test_rounds_are_consecutive_blocks_of_the_round_size():
+    samples = np.arange(1.0, 8.0)
+    assert [list(r) for r in stats.rounds(samples, 3)] == [[1, 2, 3], [4, 5, 6], [7]]
+    assert [list(r) for r in stats.rounds(samples, None)] == [list(samples)]
+    assert stats.log_round_medians(samples, 3) == pytest.approx(np.log([2, 5, 7]))
+
+
+def test_the_variance_prior_is_recovered():
+    rng = np.random.default_rng(3)
+    s0, d0, df = 0.04, 8.0, 4
+    true = s0 * d0 / rng.chisquare(d0, 4000)          # scaled inverse chi-square
+    observed = true * rng.chisquare(df, 4000) / df    # each case's sample variance
+    fitted_s0, fitted_d0 = stats.fit_prior(observed, np.full(4000, df))
+    assert fitted_s0 == pytest.approx(s0, rel=0.15) and fitted_d0 == pytest.approx(d0, rel=0.35)
+    equal = 0.04 * rng.chisquare(df, 4000) / df
+    assert stats.fit_prior(equal, np.full(4000, df))[1] > 50  # no spread beyond chance
+
+
+def test_the_rank_test_of_round_medians_is_exact():
+    a, b = np.log([1.0, 1.1, 1.2, 1.3]), np.log([2.0, 2.1, 2.2, 2.3])
+    assert stats.rank_p(a, b) == pytest.approx(2 / 70)
+    assert stats.rank_p(a[:2], b[:2]) == pytest.approx(1 / 3)
+
+
+def gradient_rows(name, a, b, status=("ok", "ok"), dtype="float64", measurement="max rel error of grad_input"):
+    return case_rows(name, [a], [b], unit="relative error", kind="gradients", status=status,
+                     measurement=measurement, dtype=dtype)
+
+
+def test_gradient_errors_that_jump_are_flagged_whatever_the_speed():
+    rows = background()
+    rows += gradient_rows("crossed", 1e-12, 1e-9)                 # float64 tolerance 1e-10
+    rows += gradient_rows("grew", 1e-13, 5e-12)                   # 50x, above 1% of 1e-10
+    rows += gradient_rows("rounding", 1e-16, 5e-15)               # 50x, but below the floor
+    rows += gradient_rows("inf", 1e-16, math.inf)
+    rows += gradient_rows("nan", 1e-16, None, status=("ok", "skipped"))
+    rows += gradient_rows("raised", 1e-16, None, status=("ok", "failed"))
+    rows += gradient_rows("better", 1e-9, 1e-16)
+    rows += gradient_rows("steady", 3e-16, 4e-16)
+    rows += gradient_rows("abs-grew", 1e-16, 1e-10, measurement="max abs error of grad_input")
+    rows += gradient_rows("f32", 1e-7, 2e-4, dtype="float32")     # float32 tolerance 1e-4
+    table = verdicts(rows)
+    flagged = table["gradient_regression"]
+    expected = {"crossed", "grew", "inf", "nan", "raised", "f32"}
+    assert set(flagged[flagged.fillna(False).astype(bool)].index) == expected
+    assert not flagged[["rounding", "better", "steady", "abs-grew"]].any()
+    assert "crossed the tolerance 1e-10" in table.loc["crossed", "gradient_change"]
+    assert table.loc["grew", "gradient_change"].endswith("grew 50x")
+    assert "became non-finite" in table.loc["inf", "gradient_change"]
+    assert table.loc["rounding", "gradient_change"] == ""
+    assert pd.isna(table.loc["bg0", "gradient_regression"])  # not a gradient row
+    assert table.loc["crossed", "verdict"] == ""  # speed verdicts are for times only

@@ -1,0 +1,115 @@
+"""The CI gate: `scipy-layers-report --gate --commits A B --round-size N` exits 1 on a
+confirmed slowdown of a numpy/scipy implementation or a gradient regression (one line
+per finding), 0 otherwise, 2 on bad input. Built on the real A/A run, quietened where
+the test needs power."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fixtures.compare_variants import (COMMIT_A, COMMIT_B, ROUND_SIZE, copy_compare, edit,
+                                       environment_file, quieten, results_file, scale)
+from scipy_layers.reports.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+GRADIENTS = "bench_fft_abs.FFTAbsGradients.track_max_rel_error"
+
+
+def gate(results, output, *extra):
+    return main([str(results), str(output), "--no-plots", "--gate", "--commits", COMMIT_A[:8],
+                 COMMIT_B[:8], "--round-size", str(ROUND_SIZE), *extra])
+
+
+@pytest.fixture
+def quiet(tmp_path):
+    results = copy_compare(tmp_path / "fixture")
+    quieten(results, 0.02)
+    return results
+
+
+def gate_lines(out: str) -> list[str]:
+    return out.split("\ngate: ")[1].splitlines()[1:]
+
+
+def test_identical_code_passes(quiet, tmp_path, capsys):
+    assert gate(quiet, tmp_path / "out") == 0
+    out = capsys.readouterr().out
+    assert "gate: 0 finding(s)" in out and gate_lines(out) == []
+    assert "native control: 0 of 22 native timings called faster or slower (0.0%)" in out
+
+
+def test_a_slowdown_fails_with_one_line_per_slower_case(quiet, tmp_path, capsys):
+    scale(quiet, COMMIT_B, 1.5, implementations={"scipy"})
+    assert gate(quiet, tmp_path / "out") == 1
+    lines = gate_lines(capsys.readouterr().out)
+    compare = pd.read_csv(tmp_path / "out" / "compare.csv", keep_default_na=False)
+    slower = compare[compare["verdict"] == "slower"]
+    assert len(lines) == len(slower) > 0 and set(slower["implementation"]) == {"scipy"}
+    assert all(line.startswith("slower: ") and " scipy forward " in line and "q=" in line
+               for line in lines)
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert summary.index("### Slower") < summary.index("### Native control") < summary.index("## conv2d")
+
+
+def test_a_native_slowdown_is_the_control_not_a_finding(quiet, tmp_path, capsys):
+    scale(quiet, COMMIT_B, 1.5, implementations={"native"})
+    assert gate(quiet, tmp_path / "out") == 0
+    out = capsys.readouterr().out
+    assert "native control: 22 of 22 native timings called faster or slower" in out
+
+
+def test_a_gradient_error_that_jumps_fails_whatever_the_speed(quiet, tmp_path, capsys):
+    def break_gradient(data):
+        columns = data["result_columns"]
+        row = data["results"][GRADIENTS]
+        row[columns.index("result")][0] = float("inf")
+    edit(results_file(quiet, COMMIT_B), break_gradient)
+    assert gate(quiet, tmp_path / "out") == 1
+    lines = gate_lines(capsys.readouterr().out)
+    assert len(lines) == 1 and lines[0].startswith("gradient regression: fft_abs ")
+    assert "became non-finite" in lines[0]
+    compare = pd.read_csv(tmp_path / "out" / "compare.csv", keep_default_na=False)
+    assert (compare["gradient_regression"] == "True").sum() == 1
+
+
+def test_a_changed_environment_is_said_not_gated(quiet, tmp_path, capsys):
+    scale(quiet, COMMIT_B, 1.5, implementations={"scipy"})
+    edit(environment_file(quiet, COMMIT_B), lambda d: d["cpu"].__setitem__("model", "17"))
+    assert gate(quiet, tmp_path / "out") == 0
+    out = capsys.readouterr().out
+    assert "environment changed between the commits: cpu: AMD EPYC fam 25 model 1" in out
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--threshold", "2"], "must be between 0 and 1"),
+    (["--threshold", "five"], "not a number"),
+    (["--round-size", "0"], "must be at least 1"),
+])
+def test_bad_options_are_one_line_and_exit_2(quiet, tmp_path, capsys, args, words):
+    with pytest.raises(SystemExit) as exit_:
+        gate(quiet, tmp_path / "out", *args)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err
+
+
+def test_the_gate_needs_two_commits(tmp_path, capsys):
+    from fixtures.asv_variants import FIXTURE
+    assert main([str(FIXTURE), str(tmp_path / "out"), "--no-plots", "--gate"]) == 2
+    assert "--gate needs two commits" in capsys.readouterr().err
+
+
+def test_the_gate_command_exits_1_in_a_subprocess(quiet, tmp_path):
+    scale(quiet, COMMIT_B, 1.5, implementations={"scipy"})
+    run = subprocess.run([sys.executable, "-m", "scipy_layers.reports", "--results", str(quiet),
+                          "--output", str(tmp_path / "out"), "--commits", COMMIT_A, COMMIT_B,
+                          "--round-size", "3", "--gate", "--no-plots"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 1 and run.stderr == ""
+    assert gate_lines(run.stdout)
+    bad = subprocess.run([sys.executable, "-m", "scipy_layers.reports", "--results", str(quiet),
+                          "--output", str(tmp_path / "out"), "--commits", "abc", COMMIT_B, "--gate"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1

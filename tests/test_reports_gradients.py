@@ -1,0 +1,181 @@
+"""gradients.csv never calls a broken gradient a pass: an error figure that is NaN or
+absent for a quantity the layer has, in a case that otherwise ran, is an ``error``; an
+infinite one (the suite's mark for a mismatched non-finite pattern) is a ``fail``. The
+suite's ``layout`` and ``values`` parameters are case columns; results without them
+read with those columns blank."""
+import itertools
+import math
+
+import pandas as pd
+import pytest
+
+from fixtures.asv_variants import (FIXTURE, case_index, column, copy_results, load,
+                                   results_files, save)
+from scipy_layers.reports import read_results
+from scipy_layers.reports.gradients import gradients_table
+from scipy_layers.reports.naming import PARAM_COLUMNS
+from scipy_layers.reports.reader import COLUMNS
+
+CONV_REL = "bench_conv2d.Conv2dGradients.track_max_rel_error"
+CONV_ABS = "bench_conv2d.Conv2dGradients.track_max_abs_error"
+FFT_REL = "bench_fft_abs.FFTAbsGradients.track_max_rel_error"
+FFT_ABS = "bench_fft_abs.FFTAbsGradients.track_max_abs_error"
+CONV_CASE = dict(implementation="scipy", size="16x16", kernel="3x3", dtype="float64")
+CONV_KEY = ("conv2d", "scipy", "16x16", "3x3", "float64")
+
+
+def with_results(tmp_path, *changes):
+    """The real results with ``(benchmark, case, value)`` results set; returns the
+    gradients table indexed by layer, implementation, size, kernel, dtype."""
+    results = copy_results(tmp_path / "results")
+    path = results_files(results)[0]
+    data = load(path)
+    for benchmark, case, value in changes:
+        data["results"][benchmark][column(data, "result")][case_index(data, benchmark, **case)] = value
+    save(path, data)
+    table = gradients_table(read_results(results))
+    return table.set_index(["layer", "implementation", "size", "kernel", "dtype"])
+
+
+def test_the_real_run_passes_so_the_changes_below_are_what_fails(tmp_path):
+    table = with_results(tmp_path)
+    assert table.loc[CONV_KEY, "verdict"] == "pass"
+    assert table.loc[CONV_KEY, "unmeasured"] == ""
+
+
+def test_a_nan_relative_error_is_an_error_not_a_pass(tmp_path):
+    """Issue 10: one scipy track_max_rel_error NaN (a gradient turned NaN) read as pass."""
+    table = with_results(tmp_path, (CONV_REL, {**CONV_CASE, "quantity": "grad_filter"}, math.nan))
+    row = table.loc[CONV_KEY]
+    assert row["verdict"] == "error"
+    assert row["unmeasured"] == "grad_filter_max_rel"
+    assert row["status"] == "ok+skipped"
+    # The neighbouring cases are untouched.
+    assert table.loc[("conv2d", "scipy", "16x16", "3x3", "float32"), "verdict"] == "pass"
+
+
+def test_a_nan_absolute_error_alone_is_an_error_too(tmp_path):
+    table = with_results(tmp_path, (CONV_ABS, {**CONV_CASE, "quantity": "output"}, math.nan))
+    assert table.loc[CONV_KEY, "verdict"] == "error"
+    assert table.loc[CONV_KEY, "unmeasured"] == "output_max_abs"
+
+
+def test_every_relative_error_nan_with_the_absolute_ones_measured_is_an_error(tmp_path):
+    table = with_results(tmp_path, *[(CONV_REL, {**CONV_CASE, "quantity": q}, math.nan)
+                                     for q in ("output", "grad_input", "grad_filter", "grad_bias")])
+    assert table.loc[CONV_KEY, "verdict"] == "error"
+    assert table.loc[CONV_KEY, "unmeasured"] == (
+        "output_max_rel+grad_input_max_rel+grad_filter_max_rel+grad_bias_max_rel")
+
+
+def test_an_infinite_error_fails(tmp_path):
+    """+inf is what the suite records when the non-finite pattern differs from native's."""
+    table = with_results(tmp_path, (CONV_REL, {**CONV_CASE, "quantity": "grad_bias"}, math.inf),
+                         (CONV_ABS, {**CONV_CASE, "quantity": "grad_bias"}, math.inf))
+    row = table.loc[CONV_KEY]
+    assert row["verdict"] == "fail"
+    assert row["worst_rel_error"] == math.inf and row["worst_quantity"] == "grad_bias"
+    assert row["unmeasured"] == ""
+
+
+def test_nan_in_the_tutorials_knowingly_wrong_gradient_is_still_an_error(tmp_path):
+    case = dict(implementation="numpy-tutorial", size="16x16", dtype="float32")
+    table = with_results(tmp_path, (FFT_REL, {**case, "quantity": "grad_input"}, math.nan))
+    assert table.loc[("fft_abs", "numpy-tutorial", "16x16", "", "float32"), "verdict"] == "error"
+    # inf there is the expected failure it always was (its gradient is wrong anyway).
+    table = with_results(tmp_path / "b", (FFT_REL, {**case, "quantity": "grad_input"}, math.inf))
+    assert table.loc[("fft_abs", "numpy-tutorial", "16x16", "", "float32"), "verdict"] == "expected failure"
+
+
+def test_a_quantity_missing_from_the_results_is_an_error(tmp_path):
+    """A file whose conv2d gradient benchmarks lack grad_bias altogether."""
+    results = copy_results(tmp_path / "results")
+    path = results_files(results)[0]
+    data = load(path)
+    for name in (CONV_REL, CONV_ABS):
+        row = data["results"][name]
+        params = row[column(data, "params")]
+        keep = [i for i, q in enumerate(params[-1]) if q != "'grad_bias'"]
+        width = len(params[-1])
+        for key in ("result", "stats_ci_99_a", "stats_ci_99_b", "stats_q_25", "stats_q_75",
+                    "stats_number", "stats_repeat"):
+            if column(data, key) < len(row) and row[column(data, key)] is not None:
+                values = row[column(data, key)]
+                row[column(data, key)] = [v for i, v in enumerate(values) if i % width in keep]
+        params[-1] = [params[-1][i] for i in keep]
+    save(path, data)
+    table = gradients_table(read_results(results)).set_index(
+        ["layer", "implementation", "size", "kernel", "dtype"])
+    row = table.loc[CONV_KEY]
+    assert row["verdict"] == "error"
+    assert row["unmeasured"] == "grad_bias_max_abs+grad_bias_max_rel"
+    # fft_abs has no filter or bias: nothing is missing there.
+    fft = table.loc["fft_abs"]
+    assert set(fft["verdict"]) == {"pass", "expected failure"}
+
+
+def test_a_case_with_every_error_nan_is_skipped_as_asv_writes_a_skip(tmp_path):
+    changes = [(name, {**CONV_CASE, "quantity": q}, math.nan) for name in (CONV_REL, CONV_ABS)
+               for q in ("output", "grad_input", "grad_filter", "grad_bias")]
+    table = with_results(tmp_path, *changes)
+    assert table.loc[CONV_KEY, "verdict"] == "skipped"
+
+
+def add_parameter(data, benchmarks, name, param, values):
+    """Append a parameter to a benchmark: every old combination repeated once per value
+    (row-major, the new parameter varies fastest)."""
+    benchmarks[name]["param_names"].append(param)
+    benchmarks[name]["params"].append([repr(v) for v in values])
+    row = data["results"][name]
+    row[column(data, "params")].append([repr(v) for v in values])
+    for index, cell in enumerate(row):
+        if index != column(data, "params") and isinstance(cell, list):
+            row[index] = [v for v in cell for _ in values]
+
+
+def test_layout_and_values_are_case_columns_after_quantity(tmp_path):
+    assert PARAM_COLUMNS[PARAM_COLUMNS.index("quantity") + 1:][:2] == ["layout", "values"]
+    results = copy_results(tmp_path / "results")
+    path = results_files(results)[0]
+    data, benchmarks = load(path), load(results / "benchmarks.json")
+    for name in (FFT_REL, FFT_ABS):
+        add_parameter(data, benchmarks, name, "layout", ["contiguous", "strided"])
+        add_parameter(data, benchmarks, name, "values", ["finite", "nonfinite"])
+    # The strided, non-finite scipy case got its non-finite pattern wrong.
+    # (case_index reads the fixture's benchmarks.json, which lacks the new parameters.)
+    params = data["results"][FFT_REL][column(data, "params")]
+    names = benchmarks[FFT_REL]["param_names"]
+    wanted = dict(implementation="scipy", size="16x16", dtype="float64", quantity="grad_input",
+                  layout="strided", values="nonfinite")
+    index, = [i for i, combo in enumerate(itertools.product(*params))
+              if dict(zip(names, (c.strip("'") for c in combo))) == wanted]
+    data["results"][FFT_REL][column(data, "result")][index] = math.inf
+    save(path, data)
+    save(results / "benchmarks.json", benchmarks)
+    timings = read_results(results)
+    assert list(timings.columns) == COLUMNS
+    at = COLUMNS.index("quantity")
+    assert COLUMNS[at + 1:at + 3] == ["layout", "values"]
+    fft = timings[timings["benchmark"] == FFT_REL]
+    assert set(fft["layout"]) == {"contiguous", "strided"} and set(fft["values"]) == {"finite", "nonfinite"}
+    assert timings.loc[timings["layer"] == "conv2d", ["layout", "values"]].isna().all().all()
+    gradients = gradients_table(timings)
+    columns = list(gradients.columns)
+    assert columns[:8] == ["layer", "implementation", "size", "kernel", "dtype", "device",
+                           "layout", "values"]
+    scipy = gradients[(gradients["layer"] == "fft_abs") & (gradients["implementation"] == "scipy")
+                      & (gradients["size"] == "16x16") & (gradients["dtype"] == "float64")]
+    verdicts = scipy.set_index(["layout", "values"])["verdict"]
+    assert verdicts[("strided", "nonfinite")] == "fail"
+    assert (verdicts.drop(("strided", "nonfinite")) == "pass").all()
+    conv = gradients[gradients["layer"] == "conv2d"]
+    assert (conv["layout"] == "").all() and (conv["values"] == "").all()
+
+
+def test_results_without_layout_and_values_read_with_blank_columns():
+    timings = read_results(FIXTURE)
+    assert timings["layout"].isna().all() and timings["values"].isna().all()
+    gradients = gradients_table(timings)
+    assert {"layout", "values"} <= set(gradients.columns)
+    assert (gradients["layout"] == "").all()
+    assert isinstance(gradients, pd.DataFrame)

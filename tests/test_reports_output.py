@@ -1,0 +1,229 @@
+"""The report set is written all or nothing: built in a staging directory inside the
+output directory, then swapped in; a failure anywhere leaves the output directory as it
+was. Stale files of an earlier run go, files the tool did not write stay, file names
+never collide between machines, and nothing is written outside the output directory."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fixtures.asv_variants import FIXTURE, column, copy_results, load, results_files, save
+from scipy_layers.reports import ReportError, build_report
+from scipy_layers.reports import output as output_module
+from scipy_layers.reports.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+MANIFEST = ".scipy-layers-report.json"
+
+
+def snapshot(directory: Path) -> dict:
+    """Every entry below ``directory``: its bytes (None for a folder) and mtime."""
+    return {p.relative_to(directory): (None if p.is_dir() else p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(directory.rglob("*"))}
+
+
+@pytest.fixture
+def earlier(tmp_path):
+    """An output directory holding a first run's report, the committed README.md of the
+    parent and a user's own file."""
+    parent = tmp_path / "reports"
+    parent.mkdir()
+    (parent / "README.md").write_text("committed documentation\n")
+    output = parent / "latest"
+    assert main([str(FIXTURE), str(output)]) == 0
+    (output / "my-notes.txt").write_text("mine\n")
+    return parent, output
+
+
+def zero_scipy_times(results: Path) -> Path:
+    path = results_files(results)[0]
+    data = load(path)
+    names = load(results / "benchmarks.json")
+    for name, row in data["results"].items():
+        if ".time_" not in name or names[name]["param_names"][0] != "implementation":
+            continue
+        params = row[column(data, "params")]
+        width = len(row[column(data, "result")]) // len(params[0])
+        for i, impl in enumerate(params[0]):
+            if impl != "'native'":
+                result = row[column(data, "result")]
+                result[i * width:(i + 1) * width] = [0 if v == v and v is not None else v
+                                                     for v in result[i * width:(i + 1) * width]]
+    save(path, data)
+    return results
+
+
+def test_all_scipy_times_zero_is_a_report_not_a_crash(tmp_path, capsys):
+    """Issue 10: this died in the plots (Invalid vmin or vmax) after writing the CSVs."""
+    results = zero_scipy_times(copy_results(tmp_path / "results"))
+    assert main([str(results), str(tmp_path / "out")]) == 0, capsys.readouterr().err
+    assert (tmp_path / "out" / "time_vs_size_conv2d.png").exists()
+
+
+def test_a_failure_in_the_plots_leaves_the_output_as_it_was(earlier, monkeypatch):
+    parent, output = earlier
+    before, parent_before = snapshot(output), snapshot(parent)
+    from scipy_layers.reports import plots
+
+    def broken(*args):
+        raise RuntimeError("a bug in the plots")
+    monkeypatch.setattr(plots, "plots", broken)
+    results = copy_results(parent.parent / "results")
+    with pytest.raises(RuntimeError, match="a bug in the plots"):
+        build_report(results, output, commits=None)
+    assert snapshot(output) == before
+    assert {p: v[0] for p, v in snapshot(parent).items()} == {p: v[0] for p, v in parent_before.items()}
+
+
+def test_a_failure_while_swapping_in_rolls_back(earlier, monkeypatch):
+    _, output = earlier
+    results = zero_scipy_times(copy_results(output.parent.parent / "results"))
+    before = snapshot(output)
+    real_replace, calls = os.replace, []
+
+    def flaky(src, dst):
+        calls.append(dst)
+        if len(calls) == 5:
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+    monkeypatch.setattr(output_module.os, "replace", flaky)
+    with pytest.raises(ReportError, match="No space left on device"):
+        build_report(results, output)
+    assert len(calls) > 5  # the rollback renamed files back
+    assert snapshot(output) == before
+
+
+def test_a_missing_output_directory_is_not_left_behind_on_failure(tmp_path, monkeypatch):
+    from scipy_layers.reports import plots
+    monkeypatch.setattr(plots, "plots", lambda *a: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        build_report(FIXTURE, tmp_path / "new" / "deeper")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stale_files_of_an_earlier_run_go_and_others_stay(earlier):
+    parent, output = earlier
+    results = copy_results(parent.parent / "results")
+    for path in results_files(results):  # the second run has no fft_abs results
+        data = load(path)
+        data["results"] = {k: v for k, v in data["results"].items() if "fft_abs" not in k}
+        save(path, data)
+    edited = output / "speedup_fft_abs.png"
+    edited.write_bytes(edited.read_bytes() + b"my annotation")
+    assert main([str(results), str(output)]) == 0
+    names = sorted(p.name for p in output.iterdir())
+    assert "time_vs_size_fft_abs.png" not in names  # written by the first run only: removed
+    assert "speedup_fft_abs.png" in names  # changed since the tool wrote it: kept
+    assert "my-notes.txt" in names and (parent / "README.md").read_text() == "committed documentation\n"
+    manifest = json.loads((output / MANIFEST).read_text())
+    assert sorted(manifest["files"]) == sorted(
+        n for n in names if n not in ("my-notes.txt", MANIFEST, "speedup_fft_abs.png"))
+    assert not [n for n in names if n.startswith(".scipy-layers-report.staging")]
+
+
+def test_a_tampered_manifest_removes_nothing_it_should_not(earlier):
+    parent, output = earlier
+    outside = parent / "outside.txt"
+    outside.write_text("x")
+    (output / MANIFEST).write_text(json.dumps({"version": 1, "files": {
+        "../outside.txt": "0" * 64, "README.md": "0" * 64, "my-notes.txt": "0" * 64}}))
+    assert main([str(FIXTURE), str(output), "--no-plots"]) == 0
+    assert outside.exists() and (output / "my-notes.txt").exists()
+    (output / MANIFEST).write_text("{not json")
+    assert main([str(FIXTURE), str(output), "--no-plots"]) == 0
+    assert json.loads((output / MANIFEST).read_text())["version"] == 1
+
+
+def test_machine_names_never_share_a_file_name(tmp_path):
+    results = copy_results(tmp_path / "results")
+    original = results_files(results)[0]
+    for machine in ("box a", "box/a", "Box_A"):
+        data = load(original)
+        data["params"]["machine"] = machine
+        folder = results / f"m{len(list(results.iterdir()))}"
+        folder.mkdir()
+        save(folder / original.name, data)
+    original.unlink()
+    report = build_report(results, tmp_path / "out")
+    pngs = [p.name for p in report.files if p.suffix == ".png"]
+    assert len(pngs) == len(set(pngs)) == 3 * 4
+    assert all("/" not in n and " " not in n for n in pngs)
+
+
+def test_a_target_name_held_by_a_folder_is_a_clear_error(tmp_path, capsys):
+    output = tmp_path / "out"
+    (output / "timings.csv").mkdir(parents=True)
+    (output / "timings.csv" / "keep").write_text("x")
+    before = snapshot(output)
+    assert main([str(FIXTURE), str(output), "--no-plots"]) == 2
+    assert "timings.csv" in capsys.readouterr().err
+    assert snapshot(output) == before
+
+
+def run_cli(args, cwd=ROOT, env=None):
+    return subprocess.run([sys.executable, "-m", "scipy_layers.reports", *args], cwd=cwd,
+                          capture_output=True, text=True, env=env)
+
+
+def test_an_empty_output_path_is_an_error(tmp_path):
+    """Issue 10: "" wrote into the current directory."""
+    run = run_cli([str(FIXTURE), "", "--no-plots"], cwd=tmp_path,
+                  env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert run.returncode == 2 and run.stderr.count("\n") == 1
+    assert "empty" in run.stderr and list(tmp_path.iterdir()) == []
+    assert main(["--results", str(FIXTURE), "--output", "", "--no-plots"]) == 2
+
+
+def test_an_output_path_below_a_file_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main([str(FIXTURE), str(tmp_path / "file" / "out"), "--no-plots"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot create the output directory" in err
+
+
+def test_an_unwritable_output_directory_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    """mkstemp used to run outside the try: an OSError traceback. (Root ignores a
+    read-only mode bit, so the refusal is simulated where the staging folder is made.)"""
+    output = tmp_path / "out"
+    output.mkdir()
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(output_module.tempfile, "mkdtemp", refuse)
+    monkeypatch.setattr(output_module.tempfile, "mkstemp", refuse)
+    assert main([str(FIXTURE), str(output), "--no-plots"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Permission denied" in err and str(output) in err
+    assert list(output.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_output_directory_is_a_clear_error(tmp_path):
+    output = tmp_path / "out"
+    output.mkdir()
+    output.chmod(0o555)
+    try:
+        run = run_cli([str(FIXTURE), str(output), "--no-plots"])
+    finally:
+        output.chmod(0o755)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+
+
+def test_nothing_is_written_outside_the_output_directory(tmp_path):
+    """matplotlib's config and font cache included: the command runs with an empty HOME
+    and cache folder, and both stay empty."""
+    home, cache, work = tmp_path / "home", tmp_path / "cache", tmp_path / "work"
+    for folder in (home, cache, work):
+        folder.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MPL", "XDG_"))}
+    env.update(HOME=str(home), XDG_CACHE_HOME=str(cache), XDG_CONFIG_HOME=str(home / ".config"),
+               PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1")
+    run = run_cli([str(FIXTURE), str(work / "out")], cwd=work, env=env)
+    assert run.returncode == 0, run.stderr
+    assert list(home.iterdir()) == [] and list(cache.iterdir()) == []
+    assert [p.name for p in work.iterdir()] == ["out"]
+    assert (work / "out" / "speedup_conv2d.png").exists()
+    assert not [p for p in (work / "out").iterdir() if p.is_dir()]
