@@ -277,7 +277,8 @@ def compare(args) -> int:
     if timed and cases["tracks"]:
         steps.append(("tracks", track_command(machine, cases["tracks"] if args.bench else None)))
     report = [PY, "-m", "scipy_layers.reports", "--results", str(env.results), "--output",
-              str(args.output), "--commits", base, head, *(["--gate"] if args.gate else [])]
+              str(args.output), "--commits", base, head, "--round-size", str(args.repeat),
+              *(["--gate"] if args.gate else [])]
     publish = [PY, str(ROOT / "tools/offline_dashboard.py"), "publish", *branch_to_plot()]
     if args.dry_run:
         for title, cmd in steps:
