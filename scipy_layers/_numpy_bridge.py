@@ -23,11 +23,32 @@ How the layers' Functions are built, and why:
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from torch.autograd import Function
 
-opaque_to_compile = torch.compiler.disable  # (why: see the module docstring)
+def opaque_to_compile(fn):
+    """``fn`` hidden from torch.compile (why: see the module docstring). While Dynamo
+    traces a call, the call goes to ``torch.compiler.disable(fn)``: a graph break, then
+    ``fn`` runs eagerly with no frame of it traced. Outside tracing, ``fn`` runs as is.
+    The disabled twin is made on the first traced call, not at import: importing Dynamo
+    (and sympy) takes ~2 s, which a program that never compiles should not pay, and
+    every eager call skips the twin's ~0.6 us of frame bookkeeping."""
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        if torch.compiler.is_compiling():
+            return _disabled(fn)(*args, **kwargs)
+        return fn(*args, **kwargs)
+
+    return call
+
+
+@functools.lru_cache(maxsize=None)
+def _disabled(fn):
+    return torch.compiler.disable(fn)
 
 # numpy warns of overflow, NaN and inf (RuntimeWarning); torch, whose results these
 # layers match, propagates them silently. Every numpy body of a layer runs under this.
