@@ -174,7 +174,8 @@ def test_both_commits_are_timed_in_interleaved_rounds_then_reported_and_publishe
     selected = [timings[i + 1] for i, arg in enumerate(timings) if arg == "-b"]
     assert selected == suite_cases.bench_regexes(CASES["timings"])
     assert fake.calls[1][0][-2:] == ["-b", r"\.track_"]
-    assert fake.calls[2][0][-3:] == ["--commits", BASE, HEAD]
+    # the report splits each case's samples into rounds of `repeat` samples
+    assert fake.calls[2][0][-5:] == ["--commits", BASE, HEAD, "--round-size", "3"]
     for commit in (BASE, HEAD):
         record = json.loads((fake.env.environments / "box" / f"{commit}.json").read_text())
         assert record_environment.validate(record) == [] and record["commit"] == commit
