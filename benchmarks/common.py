@@ -298,7 +298,9 @@ class _GradientAgreement:
     ``setup_cache`` returning ``self.error_table()``."""
 
     layer: str
-    version = "2"  # 2: layout and values parameters; non-finite-aware errors
+    # 3: layout and values parameters; errors over the entries finite on both sides, and
+    # the count of entries whose finiteness differs from native's (asv cannot store inf)
+    version = "3"
     timeout = 300
 
     def _skip_reason(self, implementation, size, kernel, dtype):
@@ -345,10 +347,17 @@ class _GradientAgreement:
         self.errors = errors[quantity]
 
     def track_max_abs_error(self, table, *params):
-        return self.errors.max_abs
+        """Over the entries finite on both sides (non-finite ones: the mismatch count)."""
+        return self.errors.finite_max_abs
 
     def track_max_rel_error(self, table, *params):
-        return self.errors.max_rel
+        """Over the entries finite on both sides (non-finite ones: the mismatch count)."""
+        return self.errors.finite_max_rel
+
+    def track_nonfinite_mismatches(self, table, *params):
+        """Entries that are NaN or inf on one side only: any is a broken gradient."""
+        return self.errors.nonfinite_mismatches
 
     track_max_abs_error.unit = "absolute error"
     track_max_rel_error.unit = "relative error"
+    track_nonfinite_mismatches.unit = "entries"

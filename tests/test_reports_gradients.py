@@ -179,3 +179,37 @@ def test_results_without_layout_and_values_read_with_blank_columns():
     assert {"layout", "values"} <= set(gradients.columns)
     assert (gradients["layout"] == "").all()
     assert isinstance(gradients, pd.DataFrame)
+
+
+CONV_MISMATCHES = "bench_conv2d.Conv2dGradients.track_nonfinite_mismatches"
+
+
+def with_mismatch_counts(tmp_path, counts: dict):
+    """The real results plus the suite's newer ``track_nonfinite_mismatches`` (0 for every
+    case but those in ``counts``: quantity -> entries) for the conv layer."""
+    results = copy_results(tmp_path / "results")
+    benchmarks = load(results / "benchmarks.json")
+    benchmarks[CONV_MISMATCHES] = {**benchmarks[CONV_REL], "name": CONV_MISMATCHES,
+                                   "unit": "entries"}
+    save(results / "benchmarks.json", benchmarks)
+    path = results_files(results)[0]
+    data = load(path)
+    row = list(data["results"][CONV_REL])
+    row[column(data, "result")] = [0.0] * len(row[column(data, "result")])
+    data["results"][CONV_MISMATCHES] = row
+    for quantity, count in counts.items():
+        row[column(data, "result")][case_index(data, CONV_REL, **CONV_CASE, quantity=quantity)] = count
+    save(path, data)
+    return gradients_table(read_results(results)).set_index(
+        ["layer", "implementation", "size", "kernel", "dtype"])
+
+
+def test_a_nonfinite_mismatch_count_fails_though_the_finite_errors_pass(tmp_path):
+    """asv cannot store inf, so the suite counts mismatched NaN/inf entries apart."""
+    clean = with_mismatch_counts(tmp_path / "a", {})
+    assert clean.loc[CONV_KEY, "verdict"] == "pass"
+    assert clean.loc[CONV_KEY, "grad_input_nonfinite_mismatches"] == 0
+    broken = with_mismatch_counts(tmp_path / "b", {"grad_input": 3})
+    row = broken.loc[CONV_KEY]
+    assert row["verdict"] == "fail" and row["worst_quantity"] == "grad_input"
+    assert row["worst_rel_error"] == math.inf and row["grad_input_nonfinite_mismatches"] == 3

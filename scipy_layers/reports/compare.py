@@ -185,6 +185,9 @@ def _gradient_jump(row: pd.Series) -> str | None:
     a, b = float(row["value_a"]), float(row["value_b"])
     if np.isinf(b) and np.isfinite(a):
         return "became non-finite (a non-finite pattern unlike native's)"
+    if "nonfinite mismatches" in row["measurement"]:
+        return (f"NaN/inf now differ from native's in {b:.0f} entries" if b > 0 and a == 0
+                else None)
     if "rel error" not in row["measurement"]:
         return None
     tolerance = TOLERANCE_BY_NAME.get(row["dtype"])

@@ -5,8 +5,9 @@ tol).
 
 A broken gradient is never a pass: asv writes NaN both for a skipped case and for a NaN
 the benchmark returned, so in a case where some figures were measured, an expected figure
-that is NaN or absent makes the verdict ``error``; +inf (the suite's mark for a non-finite
-pattern that differs from native's) is above every tolerance, so ``fail``."""
+that is NaN or absent makes the verdict ``error``; a non-finite pattern that differs from
+native's (``track_nonfinite_mismatches`` > 0, or +inf from older suites) counts as an
+infinite error, so ``fail``."""
 from __future__ import annotations
 
 import numpy as np
@@ -15,7 +16,7 @@ import pandas as pd
 from scipy_layers import LAYERS
 from scipy_layers.agreement import TOLERANCE
 
-from .naming import ERROR_MEASUREMENTS
+from .naming import ERROR_MEASUREMENTS, REQUIRED_ERROR_STATISTICS
 from .reader import method_of
 from .tables import RUN_KEYS, param_columns, with_blank_params
 
@@ -47,7 +48,7 @@ def _unmeasured(errors: pd.DataFrame, case: list[str], run: list[str]) -> pd.Ser
     measured = errors[errors["status"] != "skipped"]
     per_layer_run = (measured.groupby(["layer", *run], sort=False)["quantity"].agg(set)
                      .to_dict())
-    statistics = sorted(set(ERROR_MEASUREMENTS.values()))
+    statistics = REQUIRED_ERROR_STATISTICS
     present = measured.groupby(case, sort=False)["column"].agg(set)
     out = {}
     for key, cells in present.items():
@@ -78,7 +79,9 @@ def gradients_table(timings: pd.DataFrame) -> pd.DataFrame:
                          dropna=False, sort=False))
     quantities = sorted(errors["quantity"].unique(),
                         key=lambda q: (QUANTITY_ORDER.index(q) if q in QUANTITY_ORDER else 99, q))
-    value_columns = [f"{q}_{s}" for q in quantities for s in ("max_abs", "max_rel")]
+    statistics = [*REQUIRED_ERROR_STATISTICS, *(
+        ["nonfinite_mismatches"] if (errors["statistic"] == "nonfinite_mismatches").any() else [])]
+    value_columns = [f"{q}_{s}" for q in quantities for s in statistics]
     wide = wide.reindex(columns=value_columns)
     # pivot_table drops all-NaN groups however asked: the statuses below keep every case.
     statuses = errors.groupby(case, sort=False)["status"].agg(
@@ -87,7 +90,7 @@ def gradients_table(timings: pd.DataFrame) -> pd.DataFrame:
     table = statuses.to_frame().join(wide, how="left")
     table["unmeasured"] = unmeasured.reindex(table.index).fillna("") if len(unmeasured) else ""
     table = table.reset_index()
-    rel_ok = errors[(errors["statistic"] == "max_rel") & (errors["status"] == "ok")]
+    rel_ok = _rel_errors_with_mismatches_as_inf(errors, case)
     worst = (rel_ok.sort_values("value", ascending=False, kind="stable")
              .drop_duplicates(case)[case + ["value", "quantity"]]
              .rename(columns={"value": "worst_rel_error", "quantity": "worst_quantity"}))
@@ -100,6 +103,20 @@ def gradients_table(timings: pd.DataFrame) -> pd.DataFrame:
              "worst_rel_error", "worst_quantity", "unmeasured", "tolerance",
              "gradient_is_exact", "verdict", "status", *RUN_KEYS]
     return table[order]
+
+
+def _rel_errors_with_mismatches_as_inf(errors: pd.DataFrame, case: list[str]) -> pd.DataFrame:
+    """The ok max_rel rows, +inf where the same quantity has non-finite entries unlike
+    native's (the suite records errors over the finite entries and counts those apart)."""
+    ok = errors[errors["status"] == "ok"]
+    rel = ok[ok["statistic"] == "max_rel"]
+    mismatched = ok[(ok["statistic"] == "nonfinite_mismatches") & (ok["value"] > 0)]
+    if mismatched.empty:
+        return rel
+    keys = mismatched[[*case, "quantity"]].drop_duplicates().assign(_mismatch=True)
+    rel = rel.merge(keys, on=[*case, "quantity"], how="left")
+    return rel.assign(value=rel["value"].mask(rel["_mismatch"].eq(True), np.inf)).drop(
+        columns="_mismatch")
 
 
 def _verdicts(table: pd.DataFrame) -> np.ndarray:

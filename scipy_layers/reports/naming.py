@@ -42,9 +42,13 @@ MEASUREMENTS = {
     "track_threads_in_force": "threads in force",
     "track_max_abs_error": "max abs error",
     "track_max_rel_error": "max rel error",
+    "track_nonfinite_mismatches": "nonfinite mismatches",
 }
 TIME_MEASUREMENTS = ["forward", "backward", "forward+backward"]
-ERROR_MEASUREMENTS = {"track_max_abs_error": "max_abs", "track_max_rel_error": "max_rel"}
+ERROR_MEASUREMENTS = {"track_max_abs_error": "max_abs", "track_max_rel_error": "max_rel",
+                      "track_nonfinite_mismatches": "nonfinite_mismatches"}
+# Every gradient case has these; results older than the mismatch count lack only that.
+REQUIRED_ERROR_STATISTICS = ("max_abs", "max_rel")
 
 # Class-name suffix -> kind of view ("" = the plain <Name> class: timings and memory).
 # Any other suffix after <Name> (e.g. Conv2dMethods) becomes its own kind, lower-cased.
