@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.autograd import Function
@@ -52,30 +53,36 @@ def check_method(method) -> None:
 
 
 # "auto" thresholds, from forward+backward timings on this project's 2-core machine
-# (torch pinned to 1 thread; float32 and float64, N x N input, k x k filter):
+# (AMD EPYC family 25 model 1, OpenBLAS Haswell kernel, torch pinned to 1 thread; N x N
+# input, k x k filter; medians of one process per method, 2026-12-01):
 # - direct wins only where output pixels x taps is tiny (N = 16 with k >= 5: 61 vs 61 us
 #   at k=5, 87 vs 97 us (shift) vs 110 us (fft) at k=15); elsewhere its N^2 k^2 scipy.signal
 #   loops lose (64^2, k=3: 193 us vs 75 us for shift).
-# - shift beats fft up to 5x5 filters at every size (k=5: 96 vs 149 us at 64^2, 596 vs
-#   736 us at 256^2, 16 vs 18 ms at 1024^2; float64 1024^2 is a tie, 30 vs 28 ms) and up
-#   to 7x7 on small images (64^2: 133 vs 149 us); from 7x7 at 256^2 fft wins (726 vs 991 us).
-# - fft's cost hardly depends on k (256^2: 0.71-0.74 ms for k = 3..31), so it takes the rest.
+# - fft is certified (float64 transforms, a per-pixel accuracy check: _fft_conv), so it
+#   pays off only for large kernels. float32: shift up to 11x11 at every size (256^2 k11:
+#   5.2 vs 13.5 ms; 1024^2 k11: 89 vs 196 ms), fft from 15x15 (1024^2: 160 vs 184 ms;
+#   128^2: 2.9 vs 6.9 ms). float64: shift up to 9x9 (1024^2: 174 vs 211 ms), fft from
+#   11x11 (256^2: 9.3 vs 10.7 ms), except on small images, where shift keeps 11x11
+#   (64^2: 1.0 vs 3.0 ms; 128^2: 2.0 vs 3.0 ms).
+# - fft's cost hardly depends on k (1024^2 float32: 160-197 ms for k = 5..31).
 DIRECT_MAX_WORK = 4000          # output pixels x filter taps
-SHIFT_MAX_TAPS = 25
-SHIFT_SMALL_IMAGE_MAX_TAPS = 49
+SHIFT_MAX_TAPS = {"float32": 121, "float64": 81}
+SHIFT_SMALL_IMAGE_MAX_TAPS = 121
 SHIFT_SMALL_IMAGE_MAX_PIXELS = 128 * 128
 
 
-def choose_method(input_shape, filter_shape) -> str:
+def choose_method(input_shape, filter_shape, dtype=torch.float32) -> str:
     """The method "auto" runs for an input of ``input_shape`` and a filter of
-    ``filter_shape`` (both (rows, cols)); the thresholds above say why."""
+    ``filter_shape`` (both (rows, cols)) in ``dtype`` (torch or numpy); the thresholds
+    above say why."""
     height, width = input_shape
     k_height, k_width = filter_shape
     taps = k_height * k_width
     if (height - k_height + 1) * (width - k_width + 1) * taps <= DIRECT_MAX_WORK:
         return "direct"
-    if taps <= SHIFT_MAX_TAPS or (taps <= SHIFT_SMALL_IMAGE_MAX_TAPS
-                                  and height * width <= SHIFT_SMALL_IMAGE_MAX_PIXELS):
+    double = dtype in (torch.float64, np.dtype(np.float64))
+    if taps <= SHIFT_MAX_TAPS["float64" if double else "float32"] or (
+            taps <= SHIFT_SMALL_IMAGE_MAX_TAPS and height * width <= SHIFT_SMALL_IMAGE_MAX_PIXELS):
         return "shift"
     return "fft"
 
@@ -112,7 +119,7 @@ class ScipyConv2dFunction(Function):
         if backend == gpu.CUPY:
             result, state = gpu.conv_forward(input, filter, bias)
         else:
-            kernels = METHODS[choose_method(input.shape, filter.shape) if method == AUTO
+            kernels = METHODS[choose_method(input.shape, filter.shape, input.dtype) if method == AUTO
                               else method]
             x, w = to_numpy(input), to_numpy(filter)
             y, kernel_state = kernels.forward(x, w)
@@ -184,7 +191,8 @@ def _conv_gradients(state, grad_output, input, filter, *, method, needs, bias_sh
     if need_input or need_filter:
         if forward_state is None:
             x, w = to_numpy(input), to_numpy(filter)
-            kernels = METHODS[choose_method(x.shape, w.shape) if method == AUTO else method]
+            kernels = METHODS[choose_method(x.shape, w.shape, x.dtype) if method == AUTO
+                              else method]
             kernel_state = kernels.forward(x, w)[1]
         else:
             kernels, x, w, kernel_state = forward_state

@@ -200,13 +200,20 @@ def _fft_abs_gradient(state, grad_output, input, magnitude):
     magnitude = to_numpy(magnitude)
     width = input.shape[-1]
     weights = mirror_weights(np, spectrum.shape[-1], width, magnitude.dtype)
-    # Z/|Z| first (0 where |Z| = 0, torch's sgn(0)): bounded by 1, so tiny inputs do not
-    # overflow the way g / |Z| would; then times c * g, so a NaN or inf in g reaches
-    # every bin, the |Z| = 0 ones included (NaN * 0), as in native. The inverse is an
-    # inverse FFT along H, then a real one along W (the same transform as irfft2).
-    phase = _phase(spectrum, magnitude)
-    phase *= to_numpy(grad_output) * weights
-    grad_spectrum = scipy.fft.ifft(phase, axis=-2, norm="forward", overwrite_x=True)
+    # c * g / |Z| as a real array, then one complex-by-real product (cheaper than Z/|Z|).
+    # Where |Z| = 0 the scale keeps c * g and Z is exactly 0, so the product is 0, or NaN
+    # for a NaN or inf in g, as native's sgn(0) * g. If c * g / |Z| overflows (tiny
+    # inputs: |Z| near the smallest floats), Z/|Z| is taken first instead (bounded by 1).
+    # The inverse is an inverse FFT along H, then a real one along W (irfft2's transform).
+    scale = to_numpy(grad_output) * weights
+    try:
+        with np.errstate(over="raise"):  # only a finite quotient's overflow raises
+            np.divide(scale, magnitude, out=scale, where=magnitude != 0)
+        grad_spectrum = spectrum * scale
+    except FloatingPointError:
+        grad_spectrum = _phase(spectrum, magnitude)
+        grad_spectrum *= to_numpy(grad_output) * weights
+    grad_spectrum = scipy.fft.ifft(grad_spectrum, axis=-2, norm="forward", overwrite_x=True)
     grad_input = scipy.fft.irfft(grad_spectrum, n=width, axis=-1, norm="forward",
                                  overwrite_x=True)
     return (to_tensor(grad_input, like=grad_output),)

@@ -1,4 +1,5 @@
 """The single-channel conv's methods: gradients, agreement, the "auto" rule, bad methods."""
+import numpy as np
 import pytest
 import torch
 from torch.autograd import gradcheck
@@ -80,21 +81,22 @@ def spy_on_methods(monkeypatch):
     return calls
 
 
-@pytest.mark.parametrize("size,kernel,expected", [
-    ((16, 16), (5, 5), "direct"),     # 144 outputs x 25 taps: tiny
-    ((16, 16), (15, 15), "direct"),
-    ((64, 64), (3, 3), "shift"),
-    ((1024, 1024), (5, 5), "shift"),
-    ((64, 64), (7, 7), "shift"),      # 7x7 on a small image
-    ((256, 256), (7, 7), "fft"),
-    ((64, 64), (15, 15), "fft"),
-    ((2048, 2048), (31, 31), "fft"),
+@pytest.mark.parametrize("size,kernel,dtype,expected", [
+    ((16, 16), (5, 5), torch.float32, "direct"),     # 144 outputs x 25 taps: tiny
+    ((16, 16), (15, 15), torch.float64, "direct"),
+    ((64, 64), (3, 3), torch.float32, "shift"),
+    ((1024, 1024), (5, 5), torch.float64, "shift"),
+    ((256, 256), (11, 11), torch.float32, "shift"),
+    ((256, 256), (11, 11), torch.float64, "fft"),
+    ((64, 64), (11, 11), torch.float64, "shift"),    # small images keep shift longer
+    ((64, 64), (15, 15), torch.float32, "fft"),
+    ((2048, 2048), (31, 31), torch.float32, "fft"),
 ])
-def test_auto_runs_the_method_the_rule_names(size, kernel, expected, monkeypatch):
-    assert choose_method(size, kernel) == expected
+def test_auto_runs_the_method_the_rule_names(size, kernel, dtype, expected, monkeypatch):
+    assert choose_method(size, kernel, dtype) == expected
     calls = spy_on_methods(monkeypatch)
-    x = torch.randn(size, requires_grad=True)
-    w = torch.randn(kernel, requires_grad=True)
+    x = torch.randn(size, dtype=dtype, requires_grad=True)
+    w = torch.randn(kernel, dtype=dtype, requires_grad=True)
     scipy_conv2d(x, w, method="auto").sum().backward()
     assert [c[0] for c in calls] == [expected, expected]
 
@@ -102,12 +104,14 @@ def test_auto_runs_the_method_the_rule_names(size, kernel, expected, monkeypatch
 def test_auto_rule_thresholds_are_consistent():
     # Each rule boundary, one step either side.
     assert choose_method((5, 5), (1, 1)) == "direct"
-    limit = conv.SHIFT_SMALL_IMAGE_MAX_PIXELS
-    side = int(limit ** 0.5)
-    assert choose_method((side, side), (7, 7)) == "shift"
-    assert choose_method((side + 1, side), (7, 7)) == "fft"
-    assert choose_method((4096, 4096), (5, 5)) == "shift"
-    assert choose_method((4096, 4096), (5, 6)) == "fft"
+    assert choose_method((4096, 4096), (11, 11), torch.float32) == "shift"
+    assert choose_method((4096, 4096), (11, 12), torch.float32) == "fft"
+    assert choose_method((4096, 4096), (9, 9), torch.float64) == "shift"
+    assert choose_method((4096, 4096), (9, 10), torch.float64) == "fft"
+    side = int(conv.SHIFT_SMALL_IMAGE_MAX_PIXELS ** 0.5)
+    assert choose_method((side, side), (11, 11), torch.float64) == "shift"
+    assert choose_method((side + 1, side), (11, 11), torch.float64) == "fft"
+    assert choose_method((side, side), (11, 11), np.dtype(np.float64)) == "shift"
 
 
 @pytest.mark.parametrize("mask", [(True, False, False), (False, True, False),

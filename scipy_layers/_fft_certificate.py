@@ -1,0 +1,116 @@
+"""The accuracy certificate of the FFT convolution (_fft_conv): error bounds of an FFT
+pass, cheap lower bounds of each output's M = sum over its window of |a||b|, and the
+per-pixel check E <= (c * eps - u) * M with direct fix-ups (see _fft_conv's docstring).
+
+All arrays here are the scaled float64 operands of _fft_conv (maximum near 1), so no
+intermediate overflows and (products_stay_normal) no product underflows.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+U64 = 2.0 ** -53
+U32 = 2.0 ** -24
+EPS = {np.dtype(np.float32): 2.0 ** -23, np.dtype(np.float64): 2.0 ** -52}
+# Per-stage error constant of one transform (radix-2..5 butterflies, twiddles to ~u):
+# ||fl(FFT a) - FFT a||_2 <= C_STAGE * log2(T) * u * ||FFT a||_2 (Higham, Accuracy and
+# Stability, Thm 24.2, eta = u + gamma_4 (sqrt 2 + u) ~ 6.7u rounded up). Carried through
+# a circular correlation r = IFFT(A conj B) / T, each output is off by at most
+#     u ((2 C log2 T + 2 + K) ||a||_2 ||b||_2 + C log2 T min(||a||_2 ||b||_1, ||a||_1 ||b||_2))
+# (K: the channels summed in the frequency domain): the forward transforms' errors meet
+# the other spectrum (Cauchy-Schwarz, Parseval), the inverse's is at most its 2-norm
+# error, and |B_k| <= ||b||_1.
+C_STAGE = 8.0
+# float64 operands: the worst-case bound above cannot certify float64 against eps64 (it
+# grows with sqrt(T) relative to a window), so their E is a root-mean-square model: the
+# transforms' errors act like noise of size u * sqrt(log2 T) spread over the T outputs,
+# giving per output u * sqrt(log2 T) * (2 ||a||_2 ||b||_2 + ||r||_2) / sqrt(T), times
+# this factor (~4x a 5-sigma maximum over the outputs). A model, not a proof:
+# tests/test_accuracy.py and a hostile tester's ~7,400 adversarial cases check it
+# (worst seen: 0.14 of the contract).
+STATISTICAL_SAFETY = 20.0
+# A fix-up may cost at most this many multiply-adds per element of the padded input (the
+# FFT pass itself costs ~ 3 log2 T per element); beyond it the caller's direct method runs.
+FIXUP_WORK_PER_ELEMENT = 16
+
+
+def norms(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per (dim0, dim1) 2-norm and 1-norm over the spatial dims."""
+    flat = a.reshape(a.shape[0], a.shape[1], -1)
+    return np.sqrt(np.einsum("ncp,ncp->nc", flat, flat)), np.abs(flat).sum(axis=2)
+
+
+def error_bound(a_norms, b_norms, contract: str, contracted: int, transform_size: int,
+                exact_dtype, result_norm: np.ndarray | None) -> np.ndarray:
+    """E per output pair (see C_STAGE and STATISTICAL_SAFETY), contracting a (X, K, ...)
+    with b (Y, K, ...) over K as ``contract``; ``result_norm`` (needed for float64) is
+    the 2-norm of each whole circular result."""
+    (a2, a1), (b2, b1) = a_norms, b_norms
+    stages = math.log2(max(transform_size, 2))
+    both2 = np.einsum(contract, a2, b2)
+    if exact_dtype == np.float64:
+        return (STATISTICAL_SAFETY * U64 * math.sqrt(stages) * (2 * both2 + result_norm)
+                / math.sqrt(transform_size))
+    cross = np.minimum(np.einsum(contract, a2, b1), np.einsum(contract, a1, b2))
+    return U64 * ((2 * C_STAGE * stages + 2 + contracted) * both2 + C_STAGE * stages * cross)
+
+
+def float32_error_bound(a_norms, b_norms, contract: str, contracted: int, transform_size):
+    """The same worst-case bound for a correlation computed in float32 (for M)."""
+    return error_bound(a_norms, b_norms, contract, contracted, transform_size,
+                       np.float32, None) * (U32 / U64)
+
+
+class WindowMinima:
+    """Lower bounds of min |a| over every (kh, kw) window of a (N, C, H, W), by blocks:
+    the block minima of (kh, kw) tiles, each tile's taken with its right, lower and
+    diagonal neighbours, bound every window whose top-left pixel lies in the tile (a
+    window spans at most 2 x 2 tiles). Exact (a minimum has no rounding); 2 passes."""
+
+    def __init__(self, a: np.ndarray, window):
+        self.window = window
+        k_h, k_w = window
+        magnitude = np.abs(a)
+        rows = np.minimum.reduceat(magnitude, np.arange(0, a.shape[2], k_h), axis=2)
+        tiles = np.minimum.reduceat(rows, np.arange(0, a.shape[3], k_w), axis=3)
+        tiles[:, :, :-1] = np.minimum(tiles[:, :, :-1], tiles[:, :, 1:])
+        tiles[:, :, :, :-1] = np.minimum(tiles[:, :, :, :-1], tiles[:, :, :, 1:])
+        self.tiles = tiles  # (N, C, ceil(H / kh), ceil(W / kw))
+
+    def pixels(self, tile_mask: np.ndarray, out_hw) -> np.ndarray:
+        """The output pixels (out_hw) whose windows start in the masked tiles."""
+        k_h, k_w = self.window
+        expanded = np.repeat(np.repeat(tile_mask, k_h, axis=-2), k_w, axis=-1)
+        return expanded[..., :out_hw[0], :out_hw[1]]
+
+
+def certify(result, bound, tolerance, lower_tiles, pixels_of, exact_m, direct_at,
+            work_per_fix, budget):
+    """Make ``result`` (X, Y, ...) meet the contract, or return None.
+
+    ``lower_tiles()``: (X, Y, tiles) lower bounds of M per tile of outputs, with
+    ``pixels_of(tile_mask)`` the outputs of masked tiles (both None: no cheap bound);
+    ``exact_m()``: a lower bound of M per output, by FFT; ``direct_at(*index)``: the
+    outputs at ``index`` by direct sums, each of ``work_per_fix`` multiply-adds."""
+    need = bound[:, :, None, None] / tolerance
+    failing = None
+    if lower_tiles is not None:
+        tile_failing = need > lower_tiles()
+        if not tile_failing.any():
+            return result
+        failing = pixels_of(tile_failing)
+    # M by FFT before any fix-up: gathering windows for direct sums costs more per pixel
+    # (measured 256x256 7x7 grad_input, whose edge tiles always hold the zero padding:
+    # 5 ms of fix-ups against ~1 ms for M).
+    m_failing = need > exact_m()
+    failing = m_failing if failing is None else failing & m_failing
+    count = int(np.count_nonzero(failing))
+    if count == 0:
+        return result
+    if count * work_per_fix > budget:
+        return None
+    index = np.nonzero(failing)
+    result[index] = direct_at(*index)
+    return result
