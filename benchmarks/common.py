@@ -16,6 +16,11 @@ import re
 
 import numpy as np
 import torch
+# torch.autograd.grad(..., grad_outputs) imports this (and sympy, ~0.6 s) on its first
+# call. asv's forkserver imports the suite once and forks a process per case: imported
+# here, no case pays it again (it came out of each case's warmup, so of no figure, but
+# it cost ~0.6 s of wall time per case).
+import torch.fx.experimental.symbolic_shapes  # noqa: F401,E402
 
 from scipy_layers import LAYERS, NATIVE
 from scipy_layers.agreement import compare_with_native

@@ -39,8 +39,8 @@ import suite_cases  # noqa: E402  (imports no benchmark until asked)
 # of 3 samples, over the ~276 cases that run (not the ~1,170 combinations, most skipped),
 # with a 10 ms warmup (one call for any case over 10 ms) instead of the suite's 50 ms.
 # That fits only while a process's first backward is cheap: torch's first autograd.grad
-# imports sympy (~0.7 s), paid by every fresh process unless the suite imports
-# torch.fx.experimental.symbolic_shapes when asv's forkserver loads it.
+# imports sympy (~0.7 s), which benchmarks/common.py therefore imports once, in asv's
+# forkserver, for every case's process.
 ROUNDS, REPEAT, WARMUP_S = 2, 3, 0.01
 TRACKS = r"\.track_"
 FULL_GRID_VAR = "SCIPY_LAYERS_BENCH_FULL"
