@@ -351,16 +351,19 @@ class _GradientAgreement:
             skip(f"{self.layer} has no {quantity}")
         self.errors = errors[quantity]
 
+    # (getattr: an older commit's Errors has only max_abs and max_rel)
     def track_max_abs_error(self, table, *params):
         """Over the entries finite on both sides (non-finite ones: the mismatch count)."""
-        return self.errors.finite_max_abs
+        return getattr(self.errors, "finite_max_abs", self.errors.max_abs)
 
     def track_max_rel_error(self, table, *params):
         """Over the entries finite on both sides (non-finite ones: the mismatch count)."""
-        return self.errors.finite_max_rel
+        return getattr(self.errors, "finite_max_rel", self.errors.max_rel)
 
     def track_nonfinite_mismatches(self, table, *params):
         """Entries that are NaN or inf on one side only: any is a broken gradient."""
+        if not hasattr(self.errors, "nonfinite_mismatches"):
+            skip("this commit predates the non-finite mismatch count")
         return self.errors.nonfinite_mismatches
 
     track_max_abs_error.unit = "absolute error"
