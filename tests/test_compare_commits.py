@@ -170,12 +170,12 @@ def test_both_commits_are_timed_in_interleaved_rounds_then_reported_and_publishe
     timings, stdin = fake.calls[0]
     assert cc.ASV == timings[0] and timings[1:5] == ["run", "--machine", "box", "HASHFILE:-"]
     assert stdin.split() == [BASE, HEAD]  # A first in round 1, then asv alternates
-    assert ["-a", "rounds=2", "-a", "repeat=3", "-a", "warmup_time=0.01"] == timings[7:13]
+    assert ["-a", "rounds=2", "-a", "repeat=5", "-a", "warmup_time=0.05"] == timings[7:13]
     selected = [timings[i + 1] for i, arg in enumerate(timings) if arg == "-b"]
     assert selected == suite_cases.bench_regexes(CASES["timings"])
-    assert fake.calls[1][0][-2:] == ["-b", r"\.track_"]
+    assert fake.calls[1][0][-2:] == ["-b", r"Gradients\.track_"]  # memory: make bench's
     # the report splits each case's samples into rounds of `repeat` samples
-    assert fake.calls[2][0][-5:] == ["--commits", BASE, HEAD, "--round-size", "3"]
+    assert fake.calls[2][0][-5:] == ["--commits", BASE, HEAD, "--round-size", "5"]
     for commit in (BASE, HEAD):
         record = json.loads((fake.env.environments / "box" / f"{commit}.json").read_text())
         assert record_environment.validate(record) == [] and record["commit"] == commit
@@ -190,7 +190,7 @@ def test_comparable_results_are_reused_and_others_timed_again(fake, capsys):
     fake.calls.clear()
     assert cc.main(["--rounds", "3"]) == 0  # other settings: 6 samples are not 3 x 3
     assert fake.kinds() == ["timings", "tracks", "report", "publish"]
-    assert "has 6 samples, not 3 rounds x 3" in capsys.readouterr().out
+    assert "has 10 samples, not 3 rounds x 5" in capsys.readouterr().out
 
 
 def test_a_new_head_is_timed_alone_against_the_reused_base(fake, monkeypatch):
@@ -243,7 +243,7 @@ def test_bench_restricts_timings_and_tracks_to_the_matching_cases(fake):
 
 def test_bad_settings_are_one_line_errors(fake, capsys):
     assert cc.main(["--rounds", "0"]) == 2
-    assert capsys.readouterr().err.strip() == "compare: error: ROUNDS and REPEAT must be at least 1, got 0 and 3"
+    assert capsys.readouterr().err.strip() == "compare: error: ROUNDS and REPEAT must be at least 1, got 0 and 5"
     assert cc.main(["--bench", "NoSuchBenchmark"]) == 2
     assert "BENCH=NoSuchBenchmark selects no benchmark of the suite" in capsys.readouterr().err
 

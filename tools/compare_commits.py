@@ -41,8 +41,13 @@ import suite_cases  # noqa: E402  (imports no benchmark until asked)
 # That fits only while a process's first backward is cheap: torch's first autograd.grad
 # imports sympy (~0.7 s), which benchmarks/common.py therefore imports once, in asv's
 # forkserver, for every case's process.
-ROUNDS, REPEAT, WARMUP_S = 2, 3, 0.01
-TRACKS = r"\.track_"
+ROUNDS, REPEAT, WARMUP_S = 2, 5, 0.05
+# Compared: timings (but the secondary all-threads view, which compares core counts, not
+# code) and gradient agreement. Peak memory and threads-in-force are figures make bench
+# records; leaving them out pays for the samples above (A/A with repeat=3 and a 10 ms
+# warmup: log-ratio spread 0.25 below 10 ms, every verdict inconclusive).
+TIMINGS_LEFT_OUT = r"Threads\."
+TRACKS = r"Gradients\.track_"
 FULL_GRID_VAR = "SCIPY_LAYERS_BENCH_FULL"
 MAIN = "main"
 PY = sys.executable
@@ -134,6 +139,14 @@ def list_cases(machine: str, cache_dir: Path) -> dict[str, dict[str, list[str]]]
         old.unlink()
     cached.write_text(json.dumps(cases))
     return cases
+
+
+def compared(kind: str, cases: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The cases make compare runs: see TIMINGS_LEFT_OUT and TRACKS."""
+    if kind == "timings":
+        return {name: combos for name, combos in cases.items()
+                if not re.search(TIMINGS_LEFT_OUT, name)}
+    return {name: combos for name, combos in cases.items() if re.search(TRACKS, name)}
 
 
 def restrict(cases: dict[str, list[str]], regex: str | None) -> dict[str, list[str]]:
@@ -248,7 +261,8 @@ def compare(args) -> int:
     machine = capture([PY, str(ROOT / "tools/asv_machine.py")]).strip()
     env = record_environment.asv_environment(ROOT / "asv.conf.json")
     listed = list_cases(machine, env.results.parent / "compare")
-    cases = {kind: restrict(listed[kind], args.bench) for kind in ("timings", "tracks")}
+    cases = {kind: restrict(compared(kind, listed[kind]), args.bench)
+             for kind in ("timings", "tracks")}
     if not cases["timings"] and not cases["tracks"]:
         raise CompareError(f"BENCH={args.bench} selects no benchmark of the suite")
 
