@@ -14,4 +14,6 @@ cp ".asv/results/$machine/machine.json" ".asv/results/$machine/$(git rev-parse -
     "$only_head/results/$machine/"
 record=".asv/environments/$machine/$(git rev-parse HEAD).json"
 if [ -f "$record" ]; then cp "$record" "$only_head/environments/$machine/"; fi
+calibration=".asv/environments/$machine/calibration.json"   # tools/calibrate.py
+if [ -f "$calibration" ]; then cp "$calibration" "$only_head/environments/$machine/"; fi
 "$py" -m scipy_layers.reports --results "$only_head/results" --output "reports/$machine"

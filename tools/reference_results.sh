@@ -2,8 +2,9 @@
 # `make results`: the reference figures for the README's results section. Runs the
 # default grid plus, with SCIPY_LAYERS_BENCH_FULL=1, every size x kernel x dtype of the
 # forward+backward timings of the layers as users call them ('scipy', its rule picking
-# the method) against 'native', torch at one thread; then writes the reports to
-# reports/<machine>/ (committed as the reference for that machine).
+# the method) against 'native', torch at one thread; calibrates the machine (its limit,
+# tools/calibrate.py); then writes the reports to reports/<machine>/ (committed as the
+# reference for that machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -15,4 +16,6 @@ SCIPY_LAYERS_BENCH_FULL=1 $ASV run --machine "$machine" \
     -b "^bench_\\w+\\.(?!\\w*Threads\\.)\\w+\\.time_forward_backward\\('(native|scipy)'" "HEAD^!"
 $PY tools/record_environment.py --machine "$machine" --commit HEAD \
     || echo "warning: the environment of this run was not recorded" >&2
+$PY tools/calibrate.py --machine "$machine" \
+    || echo "warning: the machine was not calibrated (the reports' limit columns stay blank)" >&2
 tools/commit_report.sh "$PY" "$machine"

@@ -21,6 +21,9 @@ $ASV run --machine "$machine" ${ASV_ARGS:-} "HEAD^!" || asv_status=$?
 # What the results depend on beyond the code: BLAS and its kernel, threads, overrides.
 $PY tools/record_environment.py --machine "$machine" --commit HEAD \
     || echo "warning: the environment of this run was not recorded" >&2
+# The machine's limit (a few seconds, one thread): the reports bound every timed case by it.
+$PY tools/calibrate.py --machine "$machine" \
+    || echo "warning: the machine was not calibrated (the reports' limit columns stay blank)" >&2
 
 # Reports first: the dashboard's compare page shows reports/latest/compare.csv.
 echo "== writing reports"

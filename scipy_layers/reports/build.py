@@ -8,6 +8,7 @@ import pandas as pd
 
 from .compare import DEFAULT_THRESHOLD, compare_table
 from .gradients import gradients_table
+from .limits import read_calibrations
 from .output import check_output_path, matplotlib_confined, staged_output
 from .reader import read_results
 from .summary import headline, summary_markdown
@@ -40,7 +41,8 @@ def build_report(results_dir: Path | str, output_dir: Path | str,
     speedup = speedup_table(timings)
     gradients = gradients_table(timings)
     compare = compare_table(with_samples, pair, threshold, round_size)
-    summary = summary_markdown(timings, speedup, gradients, compare, threshold)
+    calibrations = read_calibrations(results_dir, timings["machine"].unique())
+    summary = summary_markdown(timings, speedup, gradients, compare, threshold, calibrations)
     report = Report(timings, speedup, gradients, compare, headline(speedup, gradients), pair)
     with staged_output(output_dir) as staging:
         for name, table in (("timings.csv", timings), ("speedup.csv", speedup),

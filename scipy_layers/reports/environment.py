@@ -64,34 +64,41 @@ def read_record(path: Path, machine: str, commit: str) -> dict:
     if _require(path, record, "commit", str) != commit:
         raise ResultsError(path, f"'commit' {record['commit']!r:.60} is not its file name's {commit!r}")
     _require(path, record, "recorded_at", str)
-    cpu = _require(path, record, "cpu", dict)
+    check_description(path, record)
+    return record
+
+
+def check_description(path: Path, record: dict, prefix: str = "") -> None:
+    """Check what a record says of the environment (cpu, blas, threads, overrides,
+    versions); ``prefix`` names where it sits in the file, for the error message (the
+    calibration file holds one under 'environment.')."""
+    cpu = _require(path, record, "cpu", dict, prefix)
     for key in ("model_name", "family", "model"):
-        _require(path, cpu, key, (str, int), "cpu.")
-    flags = _require(path, cpu, "flags", list, "cpu.")
+        _require(path, cpu, key, (str, int), f"{prefix}cpu.")
+    flags = _require(path, cpu, "flags", list, f"{prefix}cpu.")
     if not all(isinstance(f, str) for f in flags):
-        raise ResultsError(path, "'cpu.flags' is not a list of strings")
-    _require(path, cpu, "num_cpu", int, "cpu.")
-    for i, library in enumerate(_require(path, record, "blas", list)):
-        where = f"blas[{i}]."
+        raise ResultsError(path, f"'{prefix}cpu.flags' is not a list of strings")
+    _require(path, cpu, "num_cpu", int, f"{prefix}cpu.")
+    for i, library in enumerate(_require(path, record, "blas", list, prefix)):
+        where = f"{prefix}blas[{i}]."
         if not isinstance(library, dict):
-            raise ResultsError(path, f"'blas[{i}]' is not an object")
+            raise ResultsError(path, f"'{prefix}blas[{i}]' is not an object")
         for key in ("user_api", "internal_api"):
             _require(path, library, key, str, where)
         for key in ("version", "architecture"):
             if library.get(key) is not None:
                 _require(path, library, key, str, where)
         _require(path, library, "num_threads", int, where)
-    threads = _require(path, record, "threads", dict)
-    _require(path, threads, "torch", int, "threads.")
+    threads = _require(path, record, "threads", dict, prefix)
+    _require(path, threads, "torch", int, f"{prefix}threads.")
     for key, value in threads.items():
         if key != "torch" and value is not None and not isinstance(value, str):
-            raise ResultsError(path, f"'threads.{key}' is not str/null: {value!r:.60}")
+            raise ResultsError(path, f"'{prefix}threads.{key}' is not str/null: {value!r:.60}")
     for section in ("overrides", "versions"):
-        entries = _require(path, record, section, dict)
+        entries = _require(path, record, section, dict, prefix)
         for key, value in entries.items():
             if not (isinstance(value, str) or (value is None and section == "overrides")):
-                raise ResultsError(path, f"'{section}.{key}' is not a string: {value!r:.60}")
-    return record
+                raise ResultsError(path, f"'{prefix}{section}.{key}' is not a string: {value!r:.60}")
 
 
 def compact(record: dict) -> dict[str, str]:

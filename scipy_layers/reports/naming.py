@@ -24,7 +24,8 @@ RESERVED_NAMES = frozenset("""
     samples cpu blas thread_limits overrides versions commit_a commit_b rounds_a rounds_b
     ci_low ci_high p_value q_value p_rank native_ratio_change native_ratio_change_low
     native_ratio_change_high gradient_regression gradient_change env_differs
-    env_difference _se _df ratio_native _se_native _df_native
+    env_difference _se _df ratio_native _se_native _df_native bound_time limit_fraction
+    native_limit_fraction
 """.split()) | {f"{column}_{side}" for side in "ab" for column in (
     "value", "status", "samples", "cpu", "blas", "thread_limits", "overrides", "versions")}
 

@@ -21,6 +21,7 @@ import pandas as pd
 
 from .environment import ENV_COLUMNS, join_environments
 from .errors import ResultsError
+from .limits import LIMIT_COLUMNS, join_limits
 from .naming import (DEFAULT_THREADS, ERROR_MEASUREMENTS, PARAM_COLUMNS, RESERVED_NAMES,
                      default_unit, kinds, measurement_label, split_name)
 from .validate import (check_benchmarks, check_results_file, check_row, check_values, load_json,
@@ -32,8 +33,8 @@ REQUIRED_KEYS = ("commit_hash", "date", "env_name", "result_columns", "results")
 STAT_COLUMNS = {"stats_q_25": "q25", "stats_q_75": "q75", "stats_ci_99_a": "ci99_a",
                 "stats_ci_99_b": "ci99_b", "stats_number": "number", "stats_repeat": "repeat"}
 COLUMNS = ["layer", "kind", *PARAM_COLUMNS, "measurement", "value", "unit", "status",
-           *STAT_COLUMNS.values(), "commit", "commit_date", "machine", "env", *ENV_COLUMNS,
-           "benchmark", "version"]
+           *STAT_COLUMNS.values(), *LIMIT_COLUMNS, "commit", "commit_date", "machine", "env",
+           *ENV_COLUMNS, "benchmark", "version"]
 STATUSES = ["ok", "skipped", "failed", "outdated"]
 
 
@@ -191,7 +192,7 @@ def _tidy(table: pd.DataFrame) -> pd.DataFrame:
     for column in ("number", "repeat"):
         table[column] = table[column].round().astype("Int64")
     extra = [c for c in table.columns if c not in COLUMNS and c != "samples"]
-    base = [c for c in COLUMNS if c not in ENV_COLUMNS]  # joined later, after env
+    base = [c for c in COLUMNS if c not in ENV_COLUMNS + LIMIT_COLUMNS]  # joined later
     at = base.index(PARAM_COLUMNS[-1]) + 1
     order = base[:at] + extra + base[at:] + ["samples"]
     return table[order]
@@ -201,7 +202,8 @@ def read_results(results_dir: Path | str, with_samples: bool = False) -> pd.Data
     """Every machine, commit and environment under ``results_dir`` as one tidy table:
     a row per benchmark x parameter combination x commit x machine x env (see
     reports/README.md for the columns), joined with the environment records beside the
-    results directory where there are any. ``with_samples`` adds a last column,
+    results directory where there are any, and each timed case's lower bound from its
+    machine's calibration (``limits``). ``with_samples`` adds a last column,
     ``samples``: each row's recorded sample times (an array, rounds one after another)
     or None; timings.csv never carries it. Raises ResultsError naming the bad file."""
     results_dir = Path(results_dir)
@@ -220,7 +222,7 @@ def read_results(results_dir: Path | str, with_samples: bool = False) -> pd.Data
     collector = _Collector(read_benchmarks(results_dir))
     for path in files:
         collector.add_file(path, path.parent.name)
-    table = join_environments(collector.frame(), results_dir)
+    table = join_limits(join_environments(collector.frame(), results_dir), results_dir)
     if not with_samples:
         table = table.drop(columns="samples")
     return table.sort_values(["machine", "commit_date", "commit", "env"], kind="stable",

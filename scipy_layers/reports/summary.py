@@ -1,6 +1,6 @@
 """summary.md and the headline table printed by the command: the latest commit on each
 machine, per layer, forward+backward time by size and implementation with the ratio to
-native, then the gradient verdicts."""
+native, the fraction of the machine's limit each reaches, then the gradient verdicts."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,6 +9,7 @@ import pandas as pd
 from scipy_layers import LAYERS
 
 from .comparison import comparison_markdown
+from .limits import CALIBRATION_FILE, Calibration
 from .markdown import escape, format_seconds, markdown_table
 from .naming import DEFAULT_THREADS, NATIVE, PLAIN_KIND
 from .tables import with_blank_params
@@ -100,16 +101,57 @@ def _captioned(table: pd.DataFrame, title: str, note: str) -> list[str]:
     return [f"{title}{caption}; {note}", "", markdown_table(table.drop(columns=list(fixed))), ""]
 
 
-def summary_markdown(timings, speedup, gradients, compare, threshold: float) -> str:
-    """The header, then the comparison (slower and faster cases first, the native
-    control's false alarms, gradient regressions, the rest in counts), then per layer
-    the latest commit's times, ratios and gradient verdicts."""
+def limit_table(timings: pd.DataFrame, layer: str) -> pd.DataFrame:
+    """Cases with a bound as rows: the bound, then bound / time per implementation
+    (native first), forward+backward at one thread (the calibration's)."""
+    picked = timings[(timings["layer"] == layer) & (timings["kind"] == PLAIN_KIND)
+                     & (timings["measurement"] == SUMMARY_MEASUREMENT)
+                     & (timings["threads"] == DEFAULT_THREADS) & (timings["status"] == "ok")
+                     & timings["limit_fraction"].notna()]
+    if picked.empty:
+        return pd.DataFrame()
+    rows = _row_columns(picked)
+    fractions = picked.assign(cell=picked["limit_fraction"].map("{:.2g}".format)).pivot_table(
+        index=rows, columns="implementation", values="cell", aggfunc="first")
+    others = [i for i in picked["implementation"].unique() if i != NATIVE]
+    fractions = fractions.reindex(columns=[i for i in [NATIVE, *others] if i in fractions.columns])
+    bounds = picked.groupby(rows)["bound_time"].first().map(format_seconds).rename("bound")
+    wide = pd.concat([bounds, fractions], axis=1).fillna("n/a").reset_index()
+    return wide.sort_values(rows, key=lambda col: col.map(size_key) if col.name in ("size", "kernel") else col)
+
+
+def calibration_line(machine: str, calibration: Calibration | None) -> str:
+    """Which calibration the bounds of ``machine`` come from, or that there is none."""
+    if calibration is None:
+        return (f"No calibration for machine `{escape(machine)}` (`environments/{escape(machine)}/"
+                f"{CALIBRATION_FILE}` beside the results; `make bench` writes it): the "
+                "limit columns are blank.")
+    rate = calibration.rate
+    env = calibration.environment
+    return (f"Limits of machine `{escape(machine)}` from its calibration of "
+            f"{escape(calibration.recorded_at)} (one thread; BLAS {escape(env['blas'])}"
+            + (f"; {escape(env['overrides'])}" if env["overrides"] else "")
+            + f"): copy {rate('memory_bandwidth') / 1e9:.3g} GB/s, GEMM "
+            f"{rate('gemm_float32') / 1e9:.3g} (float32) / {rate('gemm_float64') / 1e9:.3g} "
+            f"(float64) GFLOP/s, FFT {rate('fft_float32') / 1e9:.3g} / "
+            f"{rate('fft_float64') / 1e9:.3g} GFLOP/s (medians; reports/README.md, "
+            "\"The machine's limit\").")
+
+
+def summary_markdown(timings, speedup, gradients, compare, threshold: float,
+                     calibrations: dict[str, Calibration] | None = None) -> str:
+    """The header (with the calibration behind each machine's bounds), then the
+    comparison (slower and faster cases first, the native control's false alarms,
+    gradient regressions, the rest in counts), then per layer the latest commit's times,
+    ratios, fractions of the machine's limit and gradient verdicts."""
     lines = ["# scipy-layers benchmark summary", ""]
     latest_t, latest_s, latest_g = (latest_runs(t) for t in (timings, speedup, gradients))
     for (machine, commit), run in latest_t.groupby(["machine", "commit"]):
         date = run["commit_date"].iloc[0].strftime("%Y-%m-%d %H:%M UTC")
         lines += [f"Machine `{machine}`, commit `{commit[:8]}` ({date}); env(s): "
                   + ", ".join(f"`{e}`" for e in run["env"].unique()), ""]
+        if calibrations is not None:
+            lines += [calibration_line(machine, calibrations.get(machine)), ""]
     counts = timings["status"].value_counts()
     lines += ["Results read: " + ", ".join(f"{n} {s}" for s, n in counts.items())
               + " (every row is in timings.csv).", ""]
@@ -125,6 +167,9 @@ def summary_markdown(timings, speedup, gradients, compare, threshold: float) -> 
         lines += _captioned(time_table(by_case, latest_s, layer, METHODS_KIND),
                             f"Every method ({METHODS_KIND} view): {SUMMARY_MEASUREMENT} time",
                             "`scipy` is the method the layer's rule picks.")
+        lines += _captioned(limit_table(by_case, layer), "Fraction of the machine's limit, "
+                            f"{SUMMARY_MEASUREMENT} (bound / time; `bound`: the lower bound "
+                            "on the time)", "1 = at the limit, the larger the closer.")
         not_run = sorted(set(latest_t.loc[latest_t["layer"] == layer, "implementation"].dropna())
                          - set(times.columns))
         if not_run:

@@ -8,10 +8,12 @@ import pandas as pd
 
 from .environment import ENV_COLUMNS
 from .errors import ReportError
+from .limits import LIMIT_COLUMNS
 from .naming import NATIVE, PARAM_COLUMNS, TIME_MEASUREMENTS
 
 # Columns that hold a measurement rather than identify it.
-MEASURED = ["value", "status", "q25", "q75", "ci99_a", "ci99_b", "number", "repeat", "version"]
+MEASURED = ["value", "status", "q25", "q75", "ci99_a", "ci99_b", "number", "repeat", "version",
+            *LIMIT_COLUMNS]
 RUN_KEYS = ["commit", "commit_date", "machine", "env"]
 
 
@@ -36,11 +38,12 @@ def speedup_table(timings: pd.DataFrame) -> pd.DataFrame:
     times = with_blank_params(timings[timings["measurement"].isin(TIME_MEASUREMENTS)])
     case = ["layer", "kind", "benchmark", "measurement", "unit",
             *[c for c in param_columns(times) if c != "implementation"], *RUN_KEYS, *ENV_COLUMNS]
-    native = (times.loc[times["implementation"] == NATIVE, case + ["value", "q25", "q75", "status"]]
-              .rename(columns={"value": "native_time", "q25": "native_q25",
-                               "q75": "native_q75", "status": "native_status"}))
+    native = (times.loc[times["implementation"] == NATIVE,
+                        case + ["value", "q25", "q75", "status", "limit_fraction"]]
+              .rename(columns={"value": "native_time", "q25": "native_q25", "q75": "native_q75",
+                               "status": "native_status", "limit_fraction": "native_limit_fraction"}))
     others = times.loc[times["implementation"] != NATIVE,
-                       case + ["implementation", "value", "q25", "q75", "status"]]
+                       case + ["implementation", "value", "q25", "q75", "status", *LIMIT_COLUMNS]]
     table = others.rename(columns={"value": "time"}).merge(native, on=case, how="left")
     table["native_status"] = table["native_status"].fillna("missing")
     # A ratio to a native time of 0 (asv's timer resolution, or a hand-made file) means
@@ -54,7 +57,8 @@ def speedup_table(timings: pd.DataFrame) -> pd.DataFrame:
     order = ["layer", "kind", "benchmark", "measurement", "implementation",
              *[c for c in param_columns(times) if c != "implementation"], "unit",
              "time", "q25", "q75", "status", "native_time", "native_q25", "native_q75",
-             "native_status", "ratio", "ratio_low", "ratio_high", *RUN_KEYS, *ENV_COLUMNS]
+             "native_status", "ratio", "ratio_low", "ratio_high", "bound_time", "limit_fraction",
+             "native_limit_fraction", *RUN_KEYS, *ENV_COLUMNS]
     return table[order].reset_index(drop=True)
 
 

@@ -1,0 +1,329 @@
+"""The machine's limit: for every timed case a lower bound on its time, single thread,
+from the bytes it must move and the arithmetic it must do, divided by the machine's
+calibrated figures (tools/calibrate.py writes them)::
+
+    bound = max(bytes / bandwidth, min(direct_flops / gemm_rate, fft_flops / fft_rate))
+
+- ``bytes / bandwidth``: every operand a measurement needs is read from memory once and
+  every result written once (``elements`` below, times the dtype's itemsize), at the
+  calibrated copy bandwidth. No implementation moves less; it holds while the data do not
+  stay in cache between calls (small cases that fit in cache can beat it).
+- ``direct_flops / gemm_rate``: the multiply-adds of the sum over the kernel's taps (2 per
+  tap and output), at the rate of a large GEMM of the dtype, the fastest the machine does
+  dense arithmetic on one core: a direct method (im2col, shift-and-add, Winograd aside)
+  cannot run its arithmetic faster.
+- ``fft_flops / fft_rate``: the transforms a spectral method cannot avoid (2.5 T log2 T
+  flops for a real transform of T points, FFTW's convention) plus its pointwise products,
+  at the rate of scipy.fft's large real transform of the dtype.
+- ``min`` of the two families: the case may take the cheaper one. An algorithm cheaper
+  than both (Winograd's fewer multiplies, a transform faster than the calibrated rate, a
+  smaller transform size) would beat the bound; so would a case whose data stay in cache.
+  It is a bound, not a prediction: ``limit_fraction = bound / time`` is the fraction of
+  the machine's limit the implementation reaches (1 = at the limit).
+
+Formulas (``FORMULAS``), stride 1, no padding, as the suite runs: a convolution of
+N x C_in x H x W by C_out x C_in x kh x kw gives N x C_out x Ho x Wo (Ho = H - kh + 1);
+``conv2d`` is N = C_in = C_out = 1. Its spectral method transforms at T = H W points (a
+circular correlation of size H x W holds the valid outputs), with H (W//2 + 1) bins; a
+complex product costs 6 flops, a complex multiply-add 8. Bias terms (C_out numbers) are
+left out, which keeps the bound a lower one.
+
+Calibration file, one per machine, beside the per-commit environment records:
+``<results>/../environments/<machine>/calibration.json`` (schema version 1: see
+tools/calibrate.py). A machine without one gets blank columns; a malformed one is a
+ResultsError naming the file and the field.
+"""
+from __future__ import annotations
+
+import datetime
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from .environment import check_description, compact, environments_dir
+from .errors import ResultsError
+from .naming import DEFAULT_THREADS, TIME_MEASUREMENTS
+from .validate import load_json
+
+LIMIT_COLUMNS = ["bound_time", "limit_fraction"]
+CALIBRATION_FILE = "calibration.json"
+CALIBRATION_VERSION = 1
+ITEMSIZE = {"float32": 4, "float64": 8}
+FIGURE_UNITS = {"memory_bandwidth": "bytes/s",
+                **{f"{family}_{dtype}": "flop/s" for family in ("gemm", "fft") for dtype in ITEMSIZE}}
+# The suite's batched conv (benchmarks/bench_conv2d_nchw.py OUTPUT_CHANNELS): input size
+# -> output channels, for results whose kernel parameter is kh x kw alone. The report
+# reads asv's results, never the suite's code; tests/test_reports_limits.py checks that
+# this copy matches the suite's.
+SUITE_OUTPUT_CHANNELS = {"8x3x32x32": 16, "8x16x32x32": 32, "1x64x56x56": 64,
+                         "1x3x224x224": 64, "4x1x128x128": 1}
+_PLAIN_FOLDER = re.compile(r"[^/\\\0]+")
+
+
+def real_transform_flops(points: int) -> float:
+    """2.5 T log2 T: FFTW's flop count for a real transform of T points."""
+    return 2.5 * points * math.log2(points) if points > 1 else 0.0
+
+
+class Work(NamedTuple):
+    """What one measurement must do: ``elements`` read or written (x itemsize = bytes),
+    the direct method's flops (inf: there is none), and the spectral method's real
+    transforms of ``points`` points each plus its pointwise flops on the spectra."""
+    elements: float
+    direct_flops: float
+    transforms: float
+    points: int
+    bin_flops: float
+
+    @property
+    def fft_flops(self) -> float:
+        return self.transforms * real_transform_flops(self.points) + self.bin_flops
+
+    def __add__(self, other: "Work") -> "Work":
+        return Work(self.elements + other.elements, self.direct_flops + other.direct_flops,
+                    self.transforms + other.transforms, self.points,
+                    self.bin_flops + other.bin_flops)
+
+
+@dataclass(frozen=True)
+class Conv:
+    """A stride-1 valid convolution N x C_in x H x W by C_out x C_in x kh x kw."""
+    n: int
+    c_in: int
+    c_out: int
+    h: int
+    w: int
+    kh: int
+    kw: int
+
+    @property
+    def input(self): return self.n * self.c_in * self.h * self.w
+    @property
+    def weight(self): return self.c_out * self.c_in * self.kh * self.kw
+    @property
+    def output(self): return self.n * self.c_out * (self.h - self.kh + 1) * (self.w - self.kw + 1)
+    @property
+    def macs(self): return self.output * self.c_in * self.kh * self.kw
+    @property
+    def points(self): return self.h * self.w
+    @property
+    def bins(self): return self.h * (self.w // 2 + 1)
+
+
+@dataclass(frozen=True)
+class Images:
+    """A batch of H x W images (fft_abs)."""
+    batch: int
+    h: int
+    w: int
+
+    @property
+    def input(self): return self.batch * self.h * self.w
+    @property
+    def bins(self): return self.batch * self.h * (self.w // 2 + 1)  # = the output's size
+    @property
+    def points(self): return self.h * self.w
+
+
+ABS_FLOPS = 4    # |z| per bin: two squares, an add, a square root
+PHASE_FLOPS = 6  # backward per bin: g / |z| (a division) times z (two multiplies), its
+                 # Hermitian weight (a multiply on each part)
+INF = math.inf
+
+# layer -> pass -> what it must do, from the parsed case. A measurement is a sum of passes
+# (MEASUREMENT_PASSES). Each pass reads each operand it needs once and writes each result
+# once; spectra the forward made are reused by the backward.
+FORMULAS: dict[str, dict[str, Callable]] = {
+    "conv": {
+        # read input, weight; write output. Spectral: transform input and weight, invert
+        # the output; per bin each output channel sums C_in products.
+        "forward": lambda c: Work(
+            elements=c.input + c.weight + c.output, direct_flops=2 * c.macs,
+            transforms=c.n * c.c_in + c.c_out * c.c_in + c.n * c.c_out, points=c.points,
+            bin_flops=c.bins * c.n * c.c_out * (8 * c.c_in - 2)),
+        # read grad_output, input, weight; write grad_input, grad_weight. Direct: two
+        # correlations as large as the forward. Spectral: transform grad_output, invert
+        # grad_input and grad_weight; per bin, sums over C_out and over N.
+        "backward": lambda c: Work(
+            elements=c.output + c.input + c.weight + c.input + c.weight, direct_flops=4 * c.macs,
+            transforms=c.n * c.c_out + c.n * c.c_in + c.c_out * c.c_in, points=c.points,
+            bin_flops=c.bins * (c.n * c.c_in * (8 * c.c_out - 2) + c.c_out * c.c_in * (8 * c.n - 2))),
+    },
+    "fft_abs": {
+        # read x, write |rfft2(x)|: one real transform per image, |.| per bin.
+        "forward": lambda x: Work(
+            elements=x.input + x.bins, direct_flops=INF, transforms=x.batch, points=x.points,
+            bin_flops=ABS_FLOPS * x.bins),
+        # read grad_output and the phase's source (at least the input's size: the saved
+        # spectrum or x itself), write grad_input: one inverse transform per image.
+        "backward": lambda x: Work(
+            elements=x.bins + x.input + x.input, direct_flops=INF, transforms=x.batch,
+            points=x.points, bin_flops=PHASE_FLOPS * x.bins),
+    },
+}
+MEASUREMENT_PASSES = {"forward": ("forward",), "backward": ("backward",),
+                      "forward+backward": ("forward", "backward")}
+
+
+def _dims(text) -> tuple[int, ...] | None:
+    try:
+        dims = tuple(int(part) for part in str(text).split("x"))
+    except ValueError:
+        return None
+    return dims if dims and all(d > 0 for d in dims) else None
+
+
+def _conv(n, c_in, h, w, c_out, kh, kw) -> Conv | None:
+    return Conv(n, c_in, c_out, h, w, kh, kw) if kh <= h and kw <= w else None
+
+
+def parse_case(layer: str, size, kernel):
+    """(formula key, parsed case) from the suite's size and kernel strings, or None when
+    the layer has no formula or the strings do not describe a case it runs."""
+    dims, taps = _dims(size), _dims(kernel)
+    if layer == "conv2d" and dims and taps and len(dims) == 2 and len(taps) == 2:
+        shape = _conv(1, 1, *dims, 1, *taps)
+    elif layer == "conv2d_nchw" and dims and taps and 2 <= len(dims) <= 4 and 2 <= len(taps) <= 3:
+        # As the registry's input maker reads them: missing leading dims are 1; a kernel
+        # of kh x kw takes C_out from the suite's input -> output channel mapping.
+        n, c_in, h, w = (1,) * (4 - len(dims)) + dims
+        c_out = taps[0] if len(taps) == 3 else SUITE_OUTPUT_CHANNELS.get(str(size))
+        shape = _conv(n, c_in, h, w, c_out, *taps[-2:]) if c_out else None
+    elif layer == "fft_abs" and dims and len(dims) >= 2 and kernel is None:
+        shape = Images(int(np.prod(dims[:-2], dtype=np.int64)), *dims[-2:])
+    else:
+        return None
+    return None if shape is None else ("fft_abs" if layer == "fft_abs" else "conv", shape)
+
+
+def work(layer: str, measurement: str, size, kernel) -> Work | None:
+    """What ``measurement`` of a case must do (None: no formula for it)."""
+    parsed, passes = parse_case(layer, size, kernel), MEASUREMENT_PASSES.get(measurement)
+    if parsed is None or passes is None:
+        return None
+    key, shape = parsed
+    total = FORMULAS[key][passes[0]](shape)
+    for name in passes[1:]:
+        total = total + FORMULAS[key][name](shape)
+    return total
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """One machine's calibration file, checked."""
+    path: Path
+    machine: str
+    recorded_at: str
+    environment: dict[str, str]   # compacted, as timings.csv's environment columns
+    figures: dict[str, dict]
+
+    def rate(self, name: str) -> float:
+        return self.figures[name]["median"]
+
+    def bound(self, item: Work, dtype: str) -> float:
+        """Seconds: the lower bound on doing ``item`` in ``dtype`` on this machine."""
+        memory = item.elements * ITEMSIZE[dtype] / self.rate("memory_bandwidth")
+        direct = item.direct_flops / self.rate(f"gemm_{dtype}")
+        spectral = item.fft_flops / self.rate(f"fft_{dtype}")
+        return max(memory, min(direct, spectral))
+
+
+def _field(path, mapping, key, where, check, expected):
+    value = mapping.get(key) if isinstance(mapping, dict) else None
+    if not check(value):
+        raise ResultsError(path, f"'{where}{key}' is not {expected}: {value!r:.60}")
+    return value
+
+
+def _positive(value) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and value > 0)
+
+
+def read_calibration(path: Path, machine: str) -> Calibration:
+    """The calibration at ``path`` (of ``machine``'s folder), every field the report
+    uses checked: a ResultsError naming the file and the field otherwise."""
+    data = load_json(path)
+    if not isinstance(data, dict):
+        raise ResultsError(path, "is not a JSON object (a calibration)")
+    if data.get("version") != CALIBRATION_VERSION:
+        raise ResultsError(path, f"has calibration version {data.get('version')!r:.40}; "
+                                 f"this reader knows version {CALIBRATION_VERSION}")
+    if _field(path, data, "machine", "", lambda v: isinstance(v, str), "a string") != machine:
+        raise ResultsError(path, f"'machine' {data['machine']!r:.60} is not its folder's {machine!r}")
+    recorded_at = _field(path, data, "recorded_at", "", lambda v: isinstance(v, str), "a string")
+    try:
+        datetime.datetime.fromisoformat(recorded_at)
+    except ValueError:
+        raise ResultsError(path, f"'recorded_at' is not an ISO time: {recorded_at!r:.60}") from None
+    environment = _field(path, data, "environment", "", lambda v: isinstance(v, dict), "an object")
+    check_description(path, environment, "environment.")
+    figures = _field(path, data, "figures", "", lambda v: isinstance(v, dict), "an object")
+    for name, unit in FIGURE_UNITS.items():
+        entry = _field(path, figures, name, "figures.", lambda v: isinstance(v, dict), "an object")
+        where = f"figures.{name}."
+        _field(path, entry, "unit", where, lambda v: v == unit, repr(unit))
+        for key in ("median", "q25", "q75", "work"):
+            _field(path, entry, key, where, _positive, "a positive number")
+        _field(path, entry, "repeats", where,
+               lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an integer >= 1")
+        _field(path, entry, "timed", where, lambda v: isinstance(v, str), "a string")
+    return Calibration(path, machine, recorded_at, compact(environment), figures)
+
+
+def read_calibrations(results_dir: Path, machines) -> dict[str, Calibration]:
+    """machine -> its calibration, for those of ``machines`` that have one."""
+    folder = environments_dir(results_dir)
+    found = {}
+    for machine in machines:
+        # The path is built from names the results hold: only plain folder names count.
+        if not isinstance(machine, str) or not _PLAIN_FOLDER.fullmatch(machine) or machine in (".", ".."):
+            continue
+        path = folder / machine / CALIBRATION_FILE
+        if path.is_file():
+            found[machine] = read_calibration(path, machine)
+    return found
+
+
+def _blank(value) -> bool:
+    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
+
+
+def bound_times(table: pd.DataFrame, calibrations: dict[str, Calibration]) -> np.ndarray:
+    """Each row's bound (s): timed CPU cases at one thread on a calibrated machine, of a
+    layer with a formula; NaN for every other row. Computed once per distinct case."""
+    columns = ["layer", "measurement", "size", "kernel", "dtype", "device", "threads", "machine"]
+    if table.empty:
+        return np.empty(0)
+    groups = table.groupby(columns, dropna=False, sort=False).ngroup().to_numpy()
+    firsts = table.loc[~pd.Series(groups).duplicated().to_numpy(), columns]  # group order
+
+    def bound(layer, measurement, size, kernel, dtype, device, threads, machine) -> float:
+        calibration = calibrations.get(machine)
+        if (calibration is None or measurement not in TIME_MEASUREMENTS or dtype not in ITEMSIZE
+                or not (_blank(device) or device == "cpu") or threads != DEFAULT_THREADS):
+            return math.nan
+        item = work(layer, measurement, size, None if _blank(kernel) else kernel)
+        return math.nan if item is None else calibration.bound(item, dtype)
+
+    per_group = np.array([bound(*row) for row in firsts.itertuples(index=False)], dtype=float)
+    return per_group[groups]
+
+
+def join_limits(table: pd.DataFrame, results_dir: Path) -> pd.DataFrame:
+    """``table`` with LIMIT_COLUMNS inserted after ``repeat``: ``bound_time`` (s) and
+    ``limit_fraction`` = bound_time / value for rows that ran (status ok, time > 0)."""
+    calibrations = read_calibrations(results_dir, table["machine"].unique())
+    bounds = bound_times(table, calibrations)
+    ran = (table["status"] == "ok").to_numpy() & (table["value"] > 0).to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fraction = np.where(ran, bounds / table["value"].to_numpy(dtype=float), np.nan)
+    at = list(table.columns).index("repeat") + 1
+    table.insert(at, "bound_time", bounds)
+    table.insert(at + 1, "limit_fraction", fraction)
+    return table
