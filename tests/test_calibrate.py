@@ -1,0 +1,140 @@
+"""tools/calibrate.py: the machine's one-thread figures, written beside the per-commit
+environment records (never under results/, never changing a record). Tiny sizes only:
+the real calibration (256 MiB, 1024^2) is for a quiet machine, not for the tests. The
+child process is this interpreter (it has numpy, scipy, torch and threadpoolctl, as the
+asv environment does), so no asv environment is needed."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scipy_layers.reports.limits import FIGURE_UNITS, read_calibration
+from scipy_layers.reports.limits import real_transform_flops as report_transform_flops
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import calibrate  # noqa: E402
+
+TINY = {"copy_mib": 0.0625, "gemm_n": 16, "fft_n": 16, "repeats": 3}
+TINY_ARGS = ["--copy-mib", "0.0625", "--gemm-n", "16", "--fft-n", "16", "--repeats", "3"]
+HASH = "4c6756149a5339491c23d0e8fd442f91e08b00a5"
+
+
+def test_each_call_is_timed_after_one_warm_up():
+    calls = []
+    seconds = calibrate.time_calls(lambda: calls.append(1), repeats=4)
+    assert len(calls) == 5 and len(seconds) == 4 and all(s >= 0 for s in seconds)
+
+
+def test_a_figure_is_the_median_and_quartiles_of_the_rates():
+    entry = calibrate.figure("flop/s", 4.0, [1.0, 2.0, 4.0], "what")
+    assert entry == {"unit": "flop/s", "median": 2.0, "q25": 1.5, "q75": 3.0, "repeats": 3,
+                     "work": 4.0, "seconds": [1.0, 2.0, 4.0], "timed": "what"}
+
+
+def test_tool_and_report_count_transform_flops_alike():
+    for points in (1, 2, 256, 127 * 127, 1024 * 1024):
+        assert calibrate.real_transform_flops(points) == report_transform_flops(points)
+
+
+def test_measure_gives_every_figure_with_its_work():
+    figures = calibrate.measure(**TINY)
+    assert set(figures) == set(calibrate.FIGURES) == set(FIGURE_UNITS)
+    for name, entry in figures.items():
+        assert entry["unit"] == FIGURE_UNITS[name]
+        assert entry["repeats"] == 3 == len(entry["seconds"])
+        assert 0 < entry["q25"] <= entry["median"] <= entry["q75"]
+    assert figures["memory_bandwidth"]["work"] == 2 * 0.0625 * 2**20   # read + write
+    assert figures["gemm_float32"]["work"] == figures["gemm_float64"]["work"] == 2 * 16**3
+    assert figures["fft_float64"]["work"] == 2.5 * 256 * 8
+    assert "np.matmul" in figures["gemm_float64"]["timed"] and "16x16 float64" in figures["gemm_float64"]["timed"]
+    assert "rfft2" in figures["fft_float32"]["timed"]
+
+
+def asv_config(tmp_path: Path) -> Path:
+    conf = tmp_path / "asv.conf.json"
+    conf.write_text('{"version": 1, "repo": ".", "project": "p", "pythons": ["%d.%d"],\n'
+                    ' "environment_type": "virtualenv", "env_dir": "x/env",\n'
+                    ' "results_dir": "x/results",\n'
+                    ' "matrix": {"env_nobuild": {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}}}'
+                    % sys.version_info[:2])
+    return conf
+
+
+def run_cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, str(ROOT / "tools/calibrate.py"), *args],
+                          capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    """One run of the command with tiny sizes, in this interpreter, beside a per-commit
+    record that must stay as it was."""
+    base = tmp_path_factory.mktemp("calibrate")
+    conf = asv_config(base)
+    folder = base / "x" / "environments" / "box"
+    folder.mkdir(parents=True)
+    record = folder / f"{HASH}.json"
+    record.write_text('{"version": 1, "kept": "as written"}')
+    (base / "x" / "results").mkdir()
+    proc = run_cli("--machine", "box", "--config", str(conf), "--python", sys.executable, *TINY_ARGS)
+    return base, proc, record
+
+
+def test_the_command_writes_one_file_beside_the_records(written):
+    base, proc, record = written
+    assert proc.returncode == 0, proc.stderr
+    path = base / "x" / "environments" / "box" / "calibration.json"
+    assert proc.stdout.startswith("calibration of box (copy ") and str(path) in proc.stdout
+    assert record.read_text() == '{"version": 1, "kept": "as written"}'
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted(["calibration.json", f"{HASH}.json"])
+    assert not any((base / "x" / "results").iterdir())
+
+
+def test_the_file_follows_schema_version_1(written):
+    base, _, _ = written
+    path = base / "x" / "environments" / "box" / "calibration.json"
+    data = json.loads(path.read_text())
+    assert set(data) == {"version", "machine", "recorded_at", "environment", "figures"}
+    assert data["version"] == 1 and data["machine"] == "box"
+    assert set(data["environment"]) == {"cpu", "blas", "threads", "overrides", "versions"}
+    for entry in data["figures"].values():
+        assert set(entry) == {"unit", "median", "q25", "q75", "repeats", "work", "seconds", "timed"}
+    assert data["figures"]["gemm_float32"]["work"] == 2 * 16**3   # the sizes reached the child
+    # The report's reader takes it, and it ran where asv's variables were in force.
+    calibration = read_calibration(path, "box")
+    assert "OPENBLAS_NUM_THREADS=1" in calibration.environment["thread_limits"]
+    assert calibration.environment["thread_limits"].startswith("torch=1 ")
+    assert all(lib["num_threads"] == 1 for lib in data["environment"]["blas"] if lib["user_api"] == "blas")
+
+
+def test_print_writes_nothing(tmp_path):
+    conf = asv_config(tmp_path)
+    proc = run_cli("--machine", "box", "--config", str(conf), "--python", sys.executable,
+                   "--print", *TINY_ARGS)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["machine"] == "box"
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--machine", "box", "--python", "/no/such/python"],
+     "calibrate: error: asv environment python /no/such/python not found: run asv first "
+     "(make bench or make compare create it)"),
+    (["--python", sys.executable], "calibrate: error: --machine is required (the asv machine name)"),
+    (["--machine", "../box", "--python", sys.executable],
+     "calibrate: error: --machine '../box' is not a plain folder name "
+     "(tools/asv_machine.py prints the name to give)"),
+])
+def test_errors_are_one_line(tmp_path, args, message):
+    proc = run_cli(*args, "--config", str(asv_config(tmp_path)))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [message]
+    assert not (tmp_path / "x").exists()
+
+
+def test_sizes_must_be_positive(tmp_path):
+    proc = run_cli("--machine", "box", "--repeats", "0")
+    assert proc.returncode == 2 and "--repeats: must be > 0, got '0'" in proc.stderr
