@@ -125,7 +125,7 @@ class Images:
     @property
     def input(self): return self.batch * self.h * self.w
     @property
-    def bins(self): return self.batch * self.h * (self.w // 2 + 1)  # = the output's size
+    def output(self): return self.batch * self.h * (self.w // 2 + 1)  # |rfft2|: one per bin
     @property
     def points(self): return self.h * self.w
 
@@ -157,13 +157,13 @@ FORMULAS: dict[str, dict[str, Callable]] = {
     "fft_abs": {
         # read x, write |rfft2(x)|: one real transform per image, |.| per bin.
         "forward": lambda x: Work(
-            elements=x.input + x.bins, direct_flops=INF, transforms=x.batch, points=x.points,
-            bin_flops=ABS_FLOPS * x.bins),
+            elements=x.input + x.output, direct_flops=INF, transforms=x.batch, points=x.points,
+            bin_flops=ABS_FLOPS * x.output),
         # read grad_output and the phase's source (at least the input's size: the saved
         # spectrum or x itself), write grad_input: one inverse transform per image.
         "backward": lambda x: Work(
-            elements=x.bins + x.input + x.input, direct_flops=INF, transforms=x.batch,
-            points=x.points, bin_flops=PHASE_FLOPS * x.bins),
+            elements=x.output + x.input + x.input, direct_flops=INF, transforms=x.batch,
+            points=x.points, bin_flops=PHASE_FLOPS * x.output),
     },
 }
 MEASUREMENT_PASSES = {"forward": ("forward",), "backward": ("backward",),
