@@ -9,6 +9,8 @@ not finite.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -18,12 +20,12 @@ def all_finite(*arrays) -> bool:
     A sum is a fast, allocation-free reduction: finite terms give a finite sum unless the
     sum overflows, so only then (or for a real NaN/inf) is the exact elementwise check
     run. The answer is always exact; the fast path only decides how fast it comes.
+    Callers run under ``numpy_quiet`` (the layers' numpy bodies do), so an overflowing sum
+    warns of nothing; no errstate of its own (~2 us a call, most of a 16x16 check).
     """
     for array in arrays:
         if array is None or array.size == 0:
             continue
-        with np.errstate(over="ignore", invalid="ignore"):
-            total = np.add.reduce(array, axis=None)
-        if not np.isfinite(total) and not np.isfinite(array).all():
+        if not math.isfinite(array.sum()) and not np.isfinite(array).all():
             return False
     return True

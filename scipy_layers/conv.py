@@ -17,8 +17,9 @@ from torch.autograd import Function
 
 from . import gpu
 from ._checks import check_float_tensor, check_same_dtype_and_device
-from ._numpy_bridge import (ForwardState, linear_tangent, numpy_gradients, numpy_quiet,
-                            opaque_to_compile, to_numpy, to_tensor, vmap_by_loop)
+from ._numpy_bridge import (ForwardState, apply_positional, linear_tangent, numpy_gradients,
+                            numpy_quiet, opaque_to_compile, to_numpy, to_tensor,
+                            vmap_by_loop)
 from .conv_methods import METHODS
 
 AUTO = "auto"
@@ -104,7 +105,7 @@ class ScipyConv2dFunction(Function):
     def apply(cls, input, filter, bias=None, method=AUTO, saved=None):
         # ``saved``: internal; torch.func passes the one made by the outermost call down.
         saved = saved if saved is not None else ForwardState()
-        return super().apply(input, filter, bias, method, saved)
+        return apply_positional(cls, input, filter, bias, method, saved)
 
     @staticmethod
     @opaque_to_compile

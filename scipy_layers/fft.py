@@ -13,9 +13,9 @@ from torch.autograd import Function
 
 from . import gpu
 from ._checks import check_dims_not_empty, check_float_tensor
-from ._numpy_bridge import (ForwardState, NumpyStep, forward_mode_error, numpy_gradients,
-                            numpy_quiet,
-                            opaque_to_compile, shape_only, to_numpy, to_tensor)
+from ._numpy_bridge import (ForwardState, NumpyStep, apply_positional, forward_mode_error,
+                            numpy_gradients, numpy_quiet, opaque_to_compile, shape_only,
+                            to_numpy, to_tensor)
 from ._spectral import mirror_weights
 
 
@@ -45,6 +45,11 @@ class BadFFTFunction(Function):
     (``s=`` the input shape) so that odd widths get a gradient of the input's shape.
     Use :func:`fft_abs` for the true gradient.
     """
+
+    @classmethod
+    @opaque_to_compile
+    def apply(cls, input):
+        return apply_positional(cls, input)
 
     @staticmethod
     @opaque_to_compile
@@ -113,7 +118,7 @@ class FFTAbsFunction(Function):
     @opaque_to_compile
     def apply(cls, input, saved=None):
         # ``saved``: internal; torch.func passes the one made by the outermost call down.
-        return super().apply(input, saved if saved is not None else ForwardState())
+        return apply_positional(cls, input, saved if saved is not None else ForwardState())
 
     @staticmethod
     @opaque_to_compile

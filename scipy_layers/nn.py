@@ -15,8 +15,9 @@ from torch.autograd import Function
 from . import _nchw_kernels as kernels
 from . import gpu
 from ._nchw_args import check_conv2d_arguments, check_padding_mode
-from ._numpy_bridge import (ForwardState, linear_tangent, numpy_gradients, numpy_quiet,
-                            opaque_to_compile, shape_only, to_numpy, to_tensor, vmap_by_loop)
+from ._numpy_bridge import (ForwardState, apply_positional, linear_tangent, numpy_gradients,
+                            numpy_quiet, opaque_to_compile, shape_only, to_numpy, to_tensor,
+                            vmap_by_loop)
 
 NCHW_METHODS = ("auto", "im2col", "fft")
 
@@ -55,7 +56,7 @@ class Conv2dNCHWFunction(Function):
         # (a guess: backward rebuilds it if the guess was wrong).
         if saved is None:
             saved = ForwardState(hint=torch.is_grad_enabled() and weight.requires_grad)
-        return super().apply(input, weight, bias, geometry, method, saved)
+        return apply_positional(cls, input, weight, bias, geometry, method, saved)
 
     @staticmethod
     @opaque_to_compile

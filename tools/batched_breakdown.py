@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Where the batched conv's forward+backward time goes, against native's whole call, in one
+process, torch pinned to one thread (numpy's BLAS is too, through threadpoolctl):
+
+    python tools/batched_breakdown.py [--dtype float32] [--repeats 30]
+
+For each CNN shape of the suite (benchmarks/bench_conv2d_nchw.py), the median time of
+native F.conv2d forward+backward, of scipy_layers.conv2d (method im2col) forward+backward,
+and of the three GEMMs alone that im2col runs (forward W @ cols, grad_weight gy @ cols^T,
+grad_cols W^T @ gy, on arrays of the same shapes), so that "the GEMMs alone take longer
+than native's whole forward+backward" can be checked instead of assumed. Prints a
+markdown table and the BLAS library and kernel in force.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import threadpoolctl
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.bench_conv2d_nchw import OUTPUT_CHANNELS  # noqa: E402
+from scipy_layers import conv2d  # noqa: E402
+
+CASES = [("8x3x32x32", 3), ("8x16x32x32", 3), ("1x64x56x56", 3), ("1x3x224x224", 7),
+         ("8x16x32x32", 7), ("1x64x56x56", 7)]
+
+
+def median_time(fn, repeats: int) -> tuple[float, float, float]:
+    """(median, first quartile, third quartile) of ``repeats`` calls, after a warm-up."""
+    fn()
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    q = statistics.quantiles(times, n=4)
+    return statistics.median(times), q[0], q[2]
+
+
+def gemms(n, c_in, c_out, k, out_h, out_w, dtype):
+    """The three matmuls of im2col at stride 1 (L = Ho * Wo columns per image)."""
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((c_out, c_in * k * k)).astype(dtype)
+    cols = rng.standard_normal((n, c_in * k * k, out_h * out_w)).astype(dtype)
+    gy = rng.standard_normal((n, c_out, out_h * out_w)).astype(dtype)
+
+    def run():
+        np.matmul(w, cols)
+        np.matmul(gy, cols.transpose(0, 2, 1)).sum(axis=0)
+        np.matmul(w.T, gy)
+    return run
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    parser.add_argument("--repeats", type=int, default=30)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    dtype = getattr(torch, args.dtype)
+    with threadpoolctl.threadpool_limits(1):
+        blas = [f"{i['internal_api']} {i.get('version')} {i.get('architecture')}"
+                for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+        print(f"{args.dtype}, torch {torch.__version__} 1 thread, BLAS: {', '.join(blas)}\n")
+        print("| input | kernel | native fwd+bwd (ms) | im2col fwd+bwd (ms) | ratio | "
+              "its 3 GEMMs (ms) | GEMMs / native |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for size, k in CASES:
+            n, c_in, h, w = (int(v) for v in size.split("x"))
+            c_out = OUTPUT_CHANNELS[size]
+            x = torch.randn(n, c_in, h, w, dtype=dtype, requires_grad=True)
+            weight = torch.randn(c_out, c_in, k, k, dtype=dtype, requires_grad=True)
+            bias = torch.randn(c_out, dtype=dtype, requires_grad=True)
+            out = F.conv2d(x, weight, bias)
+            grad = torch.randn_like(out)
+
+            def fwd_bwd(fn):
+                return lambda: torch.autograd.grad(fn(x, weight, bias), (x, weight, bias), grad)
+
+            native = median_time(fwd_bwd(F.conv2d), args.repeats)
+            ours = median_time(fwd_bwd(lambda *a: conv2d(*a, method="im2col")), args.repeats)
+            blas_only = median_time(gemms(n, c_in, c_out, k, out.shape[2], out.shape[3],
+                                          np.dtype(args.dtype)), args.repeats)
+            print(f"| {size} | {k}x{k} | {native[0] * 1e3:.2f} | {ours[0] * 1e3:.2f} | "
+                  f"{ours[0] / native[0]:.2f} | {blas_only[0] * 1e3:.2f} | "
+                  f"{blas_only[0] / native[0]:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
