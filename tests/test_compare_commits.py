@@ -188,8 +188,8 @@ def test_comparable_results_are_reused_and_others_timed_again(fake, capsys):
     assert fake.kinds() == ["report", "publish"]
     assert capsys.readouterr().out.count("reused: its results on this machine are comparable") == 2
     fake.calls.clear()
-    assert cc.main(["--rounds", "3"]) == 0  # other settings: 6 samples are not 3 x 3
-    assert fake.kinds() == ["timings", "tracks", "report", "publish"]
+    assert cc.main(["--rounds", "3"]) == 0  # other settings: 10 samples are not 3 x 5
+    assert fake.kinds() == ["timings", "report", "publish"]  # the tracks stay current
     assert "has 10 samples, not 3 rounds x 5" in capsys.readouterr().out
 
 
@@ -200,6 +200,24 @@ def test_a_new_head_is_timed_alone_against_the_reused_base(fake, monkeypatch):
     monkeypatch.setattr(cc, "resolve_commits", lambda base: (BASE, new_head, "test"))
     assert cc.main([]) == 0
     assert fake.calls[0][1].split() == [new_head]
+
+
+def test_a_commit_timed_again_for_want_of_samples_keeps_its_current_gradient_tracks(fake, capsys):
+    assert cc.main([]) == 0
+    fake.write(BASE, 0, True)  # make bench timed the base since: no samples recorded
+    fake.calls.clear()
+    assert cc.main([]) == 0
+    assert fake.kinds() == ["timings", "report", "publish"]
+    assert fake.calls[0][1].split() == [BASE]
+    out = capsys.readouterr().out
+    assert "no samples recorded" in out and "its gradient tracks are current: reused" in out
+    fake.calls.clear()  # a track at an older version is run again, with the timings
+    data = json.loads(next((fake.results / "box").glob(f"{BASE[:8]}-*.json")).read_text())
+    data["results"][TRACK][2] = "0"
+    next((fake.results / "box").glob(f"{BASE[:8]}-*.json")).write_text(json.dumps(data))
+    assert cc.main([]) == 0
+    assert fake.kinds() == ["timings", "tracks", "report", "publish"]
+    assert fake.calls[1][1].split() == [BASE]
 
 
 def test_without_an_asv_environment_results_cannot_be_checked_and_are_timed_again(fake, capsys):

@@ -2,7 +2,7 @@
 """`make compare` / `make gate`: time two commits on the default grid in interleaved rounds,
 write the comparison report and republish the dashboard with its compare page.
 
-    make compare [BASE=<rev>] [FRESH=1] [ROUNDS=2] [REPEAT=3] [BENCH=<regex>]
+    make compare [BASE=<rev>] [FRESH=1] [ROUNDS=2] [REPEAT=5] [BENCH=<regex>]
     make gate [BASE=<rev>]     # the same, exit 1 on a confirmed slowdown or gradient regression
     python tools/compare_commits.py --dry-run    # the plan and the commands; runs nothing
 
@@ -11,9 +11,10 @@ Base: BASE, else the merge-base of HEAD with main, or HEAD~1 when HEAD is main's
 --record-samples` over the timing cases that run here (tools/suite_cases.py): A then B in
 the first round, B then A in the second, and so on; each round is a fresh process per
 case taking exactly N samples, so asv's stored samples of a case are the rounds one
-after another (round k = samples[(k-1)*N:k*N]). The track benchmarks (gradient errors,
-peak memory, threads in force) give the same figure every time and run once per commit.
-A commit whose results pass tools/reusable_results.py's rule is not timed again.
+after another (round k = samples[(k-1)*N:k*N]). The gradient tracks give the same figure
+every time and run once per commit (peak memory and threads in force are make bench's).
+A commit whose results pass tools/reusable_results.py's rule is not timed again; one
+timed again only for its samples (e.g. timed by make bench) keeps its current tracks.
 """
 from __future__ import annotations
 
@@ -196,30 +197,38 @@ def newer_than_suite(path: Path) -> bool:
     return path.is_file() and path.stat().st_mtime >= max(sources, default=0)
 
 
-def plan(commits, env, machine, cases, rounds, repeat, fresh, discover, describe_now) -> dict:
-    """{commit: why it is timed} for the commits to time; the others' results are reused.
-    ``discover()`` gives the current benchmarks.json, ``describe_now()`` the environment
-    (or None where there is no asv environment yet); both are asked only when needed."""
+def plan(commits, env, machine, cases, rounds, repeat, fresh, discover, describe_now):
+    """({commit: why its timings run}, {commit: why its gradient tracks run}); the other
+    results are reused. Tracks are not timings (the same inputs give the same errors), so
+    a commit timed again for want of samples (e.g. after make bench) keeps its current
+    tracks. ``discover()`` gives the current benchmarks.json, ``describe_now()`` the
+    environment (or None where there is no asv environment yet); both asked only if needed."""
     if fresh:
-        return {c: "FRESH=1" for c in commits}
+        return {c: "FRESH=1" for c in commits}, {c: "FRESH=1" for c in commits}
     found = {c: reusable_results.find_result(env.results, machine, c, env.name) for c in commits}
     to_time = {c: f"no results on {machine} in this asv environment" for c in commits if not found[c]}
+    to_track = dict(to_time)
     if len(to_time) == len(commits):
-        return to_time
+        return to_time, to_track
     benchmarks, now = discover(), describe_now()
     for commit in (c for c in commits if found[c]):
         if not benchmarks or now is None:
-            to_time[commit] = "cannot check its results: no " + (
+            to_time[commit] = to_track[commit] = "cannot check its results: no " + (
                 "benchmarks.json" if not benchmarks else "asv environment") + " yet"
             continue
         record = record_environment.read_record(
             record_environment.record_path(env.environments, machine, commit))
+        now_record = record_environment.make_record(machine, commit, now)
         why = reusable_results.why_not_reusable(
             found[commit][1], benchmarks, cases["timings"], cases["tracks"], rounds, repeat,
-            record, record_environment.make_record(machine, commit, now))
+            record, now_record)
         if why:
             to_time[commit] = why
-    return to_time
+        why_tracks = reusable_results.why_not_reusable(
+            found[commit][1], benchmarks, {}, cases["tracks"], rounds, repeat, record, now_record)
+        if why_tracks:
+            to_track[commit] = why_tracks
+    return to_time, to_track
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -279,31 +288,36 @@ def compare(args) -> int:
             return None
         return record_environment.describe_in(env.python, env.env_vars)
 
-    to_time = plan(commits, env, machine, cases, args.rounds, args.repeat, args.fresh, discover,
-                   describe_now)
+    to_time, to_track = plan(commits, env, machine, cases, args.rounds, args.repeat, args.fresh,
+                             discover, describe_now)
     for commit in commits:
         print(f"   {commit[:8]}: " + (f"to time: {to_time[commit]}" if commit in to_time
                                       else "reused: its results on this machine are comparable"))
+        if commit in to_time and commit not in to_track:
+            print("             its gradient tracks are current: reused")
     timed = [c for c in commits if c in to_time]
+    tracked = [c for c in commits if c in to_track]
     steps = []
     if timed and cases["timings"]:
-        steps.append(("timings", timing_command(machine, cases["timings"], args.rounds, args.repeat)))
-    if timed and cases["tracks"]:
-        steps.append(("tracks", track_command(machine, cases["tracks"] if args.bench else None)))
+        steps.append(("timings", timed,
+                      timing_command(machine, cases["timings"], args.rounds, args.repeat)))
+    if tracked and cases["tracks"]:
+        steps.append(("tracks", tracked,
+                      track_command(machine, cases["tracks"] if args.bench else None)))
     report = [PY, "-m", "scipy_layers.reports", "--results", str(env.results), "--output",
               str(args.output), "--commits", base, head, "--round-size", str(args.repeat),
               *(["--gate"] if args.gate else [])]
     publish = [PY, str(ROOT / "tools/offline_dashboard.py"), "publish", *branch_to_plot()]
     if args.dry_run:
-        for title, cmd in steps:
-            print(f"would run ({title}; on stdin: {' '.join(timed)}):\n  " + shown(cmd))
+        for title, run_on, cmd in steps:
+            print(f"would run ({title}; on stdin: {' '.join(run_on)}):\n  " + shown(cmd))
         print("would record the environment of: " + (" ".join(timed) or "none"))
         print("would run:\n  " + " ".join(report) + "\n  " + " ".join(publish))
         return 0
     asv_status = 0
-    for title, cmd in steps:
-        stage(f"asv: {title} of {', '.join(c[:8] for c in timed)}")
-        asv_status = run_command(cmd, input="\n".join(timed) + "\n", env=asv_env) or asv_status
+    for title, run_on, cmd in steps:
+        stage(f"asv: {title} of {', '.join(c[:8] for c in run_on)}")
+        asv_status = run_command(cmd, input="\n".join(run_on) + "\n", env=asv_env) or asv_status
     now = describe_now() if timed else None
     for commit in timed:
         record_environment.write_record(
