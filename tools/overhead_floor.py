@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The fixed cost of a numpy/scipy layer call, against native torch, at small sizes:
 
-    python tools/overhead_floor.py [--sizes 16 64] [--dtype float32]
+    python tools/overhead_floor.py [--sizes 16 64] [--kernels 3] [--dtype float32]
 
 Times forward+backward (one process, torch at one thread, interleaved batches, medians)
 of: native torch; a *null* numpy layer (an autograd.Function with the same arguments as
@@ -44,13 +44,14 @@ class NullFFT(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x):
+        ctx.width = x.shape[-1]
         xn = to_numpy(x)
         return to_tensor(xn[..., : x.shape[-1] // 2 + 1].copy(), like=x)
 
     @staticmethod
     def backward(ctx, g):
         gn = to_numpy(g)
-        out = np.zeros(gn.shape[:-1] + (2 * (gn.shape[-1] - 1),), dtype=gn.dtype)
+        out = np.zeros(gn.shape[:-1] + (ctx.width,), dtype=gn.dtype)
         return to_tensor(out, like=g)
 
 
@@ -71,6 +72,8 @@ def medians(functions: dict, batches: int = 40, per_batch: int = 20) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--kernels", type=int, nargs="+", default=[3],
+                        help="square conv kernel sizes (the FFT layer has none)")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -81,20 +84,20 @@ def main() -> int:
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for n in args.sizes:
         x = torch.randn(n, n, dtype=dtype, requires_grad=True)
-        w = torch.randn(3, 3, dtype=dtype, requires_grad=True)
-        b = torch.randn(1, 1, dtype=dtype, requires_grad=True)
-        g = torch.randn(n - 2, n - 2, dtype=dtype)
         gf = torch.randn(n, n // 2 + 1, dtype=dtype)
-        rows = {
-            "conv2d 3x3": {
-                "native": lambda: torch.autograd.grad(native_conv2d(x, w, b), (x, w, b), g),
-                "null": lambda: torch.autograd.grad(NullConv.apply(x, w, b), (b,), g),
-                "layer": lambda: torch.autograd.grad(scipy_conv2d(x, w, b), (x, w, b), g)},
-            "fft_abs": {
-                "native": lambda: torch.autograd.grad(native_fft_abs(x), x, gf),
-                "null": lambda: torch.autograd.grad(NullFFT.apply(x), x, gf),
-                "layer": lambda: torch.autograd.grad(fft_abs(x), x, gf)},
-        }
+        rows = {}
+        for k in (k for k in args.kernels if k <= n):
+            w = torch.randn(k, k, dtype=dtype, requires_grad=True)
+            b = torch.randn(1, 1, dtype=dtype, requires_grad=True)
+            g = torch.randn(n - k + 1, n - k + 1, dtype=dtype)
+            rows[f"conv2d {k}x{k}"] = {
+                "native": lambda w=w, b=b, g=g: torch.autograd.grad(native_conv2d(x, w, b), (x, w, b), g),
+                "null": lambda w=w, b=b, g=g: torch.autograd.grad(NullConv.apply(x, w, b), (b,), g),
+                "layer": lambda w=w, b=b, g=g: torch.autograd.grad(scipy_conv2d(x, w, b), (x, w, b), g)}
+        rows["fft_abs"] = {
+            "native": lambda: torch.autograd.grad(native_fft_abs(x), x, gf),
+            "null": lambda: torch.autograd.grad(NullFFT.apply(x), x, gf),
+            "layer": lambda: torch.autograd.grad(fft_abs(x), x, gf)}
         for layer, functions in rows.items():
             t = medians(functions)
             print(f"| {layer} | {n} | {t['native'] * 1e6:.1f} | {t['null'] * 1e6:.1f} | "
