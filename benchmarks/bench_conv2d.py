@@ -5,9 +5,9 @@ against F.conv2d on the same seeded inputs.
 picks) with the native twin; ``Conv2dMethods`` puts every numpy/scipy method beside them,
 which shows where each method wins and whether the rule picks the winner.
 """
-from .common import (DEVICES, DTYPES, LAYOUTS, THREADS, VALUES, _BackwardTiming,
-                     _ForwardBackwardTiming, _Memory,
-                     _GradientAgreement, _ThreadTimings, _Timings, parse_size, skip)
+from .common import (DEVICES, DTYPES, THREADS, _BackwardTiming, _ForwardBackwardTiming,
+                     _Memory, _ThreadTimings, _Timings, parse_size, skip)
+from .gradients import LAYOUTS, VALUES, _GradientAgreement
 
 LAYER = "conv2d"
 # Fixed lists, never read from what is installed: an older commit lacking a method shows

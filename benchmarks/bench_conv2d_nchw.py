@@ -1,7 +1,7 @@
 """The drop-in batched, multi-channel ``scipy_layers.conv2d`` (``conv2d_nchw`` in the
 registry) against F.conv2d (stride 1, no padding), on real CNN layer shapes."""
-from .common import (DTYPES, LAYOUTS, VALUES, _BackwardTiming, _ForwardBackwardTiming,
-                     _GradientAgreement, _Memory, _Timings)
+from .common import DTYPES, _BackwardTiming, _ForwardBackwardTiming, _Memory, _Timings
+from .gradients import LAYOUTS, VALUES, _GradientAgreement
 
 LAYER = "conv2d_nchw"
 IMPLEMENTATIONS = ["native", "scipy"]

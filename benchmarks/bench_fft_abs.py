@@ -1,8 +1,8 @@
 """The FFT layer |rfft2(x)| (``fft_abs`` in the registry): scipy.fft with the true
 gradient, the tutorial's BadFFTFunction on numpy.fft, and torch.fft."""
-from .common import (DEVICES, DTYPES, LAYOUTS, THREADS, VALUES, _BackwardTiming,
-                     _GradientAgreement, _Memory,
-                     _ThreadTimings, _Timings)
+from .common import (DEVICES, DTYPES, THREADS, _BackwardTiming, _Memory, _ThreadTimings,
+                     _Timings)
+from .gradients import LAYOUTS, VALUES, _GradientAgreement
 
 LAYER = "fft_abs"
 IMPLEMENTATIONS = ["native", "scipy", "numpy-tutorial"]
