@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import ResultsError
-from .validate import load_json
+from .validate import load_machine_file
 
 ENV_COLUMNS = ["cpu", "blas", "thread_limits", "overrides", "versions"]
 RECORD_VERSION = 1
@@ -53,14 +53,7 @@ def _tuple(kinds):
 
 def read_record(path: Path, machine: str, commit: str) -> dict:
     """The record at ``path``, every field the reports use checked."""
-    record = load_json(path)
-    if not isinstance(record, dict):
-        raise ResultsError(path, "is not a JSON object (an environment record)")
-    if record.get("version") != RECORD_VERSION:
-        raise ResultsError(path, f"has environment record version {record.get('version')!r:.40}; "
-                                 f"this reader knows version {RECORD_VERSION}")
-    if _require(path, record, "machine", str) != machine:
-        raise ResultsError(path, f"'machine' {record['machine']!r:.60} is not its folder's {machine!r}")
+    record = load_machine_file(path, "environment record", RECORD_VERSION, machine)
     if _require(path, record, "commit", str) != commit:
         raise ResultsError(path, f"'commit' {record['commit']!r:.60} is not its file name's {commit!r}")
     _require(path, record, "recorded_at", str)

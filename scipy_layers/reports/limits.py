@@ -48,7 +48,7 @@ import pandas as pd
 from .environment import check_description, compact, environments_dir
 from .errors import ResultsError
 from .naming import DEFAULT_THREADS, TIME_MEASUREMENTS
-from .validate import load_json
+from .validate import load_machine_file
 
 LIMIT_COLUMNS = ["bound_time", "limit_fraction"]
 CALIBRATION_FILE = "calibration.json"
@@ -248,14 +248,7 @@ def _positive(value) -> bool:
 def read_calibration(path: Path, machine: str) -> Calibration:
     """The calibration at ``path`` (of ``machine``'s folder), every field the report
     uses checked: a ResultsError naming the file and the field otherwise."""
-    data = load_json(path)
-    if not isinstance(data, dict):
-        raise ResultsError(path, "is not a JSON object (a calibration)")
-    if data.get("version") != CALIBRATION_VERSION:
-        raise ResultsError(path, f"has calibration version {data.get('version')!r:.40}; "
-                                 f"this reader knows version {CALIBRATION_VERSION}")
-    if _field(path, data, "machine", "", lambda v: isinstance(v, str), "a string") != machine:
-        raise ResultsError(path, f"'machine' {data['machine']!r:.60} is not its folder's {machine!r}")
+    data = load_machine_file(path, "calibration", CALIBRATION_VERSION, machine)
     recorded_at = _field(path, data, "recorded_at", "", lambda v: isinstance(v, str), "a string")
     try:
         datetime.datetime.fromisoformat(recorded_at)

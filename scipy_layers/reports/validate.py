@@ -83,6 +83,23 @@ def load_json(path: Path):
     return data
 
 
+def load_machine_file(path: Path, kind: str, version: int, machine: str) -> dict:
+    """The JSON object at ``path`` that a versioned tool wrote for one machine (an
+    environment record, a calibration), its 'version' and 'machine' checked: a
+    ResultsError naming the file and the field otherwise."""
+    data = load_json(path)
+    if not isinstance(data, dict):
+        raise ResultsError(path, f"is not a JSON object (a {kind})")
+    if data.get("version") != version:
+        raise ResultsError(path, f"has {kind} version {data.get('version')!r:.40}; "
+                                 f"this reader knows version {version}")
+    if not isinstance(data.get("machine"), str):
+        raise ResultsError(path, f"'machine' is not a string: {data.get('machine')!r:.60}")
+    if data["machine"] != machine:
+        raise ResultsError(path, f"'machine' {data['machine']!r:.60} is not its folder's {machine!r}")
+    return data
+
+
 def _is_number(value) -> bool:
     return type(value) in (int, float)
 
