@@ -113,3 +113,11 @@ def test_the_gate_command_exits_1_in_a_subprocess(quiet, tmp_path):
                           "--output", str(tmp_path / "out"), "--commits", "abc", COMMIT_B, "--gate"],
                          cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+
+def test_the_same_commit_twice_is_an_error_not_a_passing_gate(quiet, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main([str(quiet), str(out), "--no-plots", "--gate", "--commits", COMMIT_A[:8],
+                 COMMIT_A[:12], "--round-size", str(ROUND_SIZE)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the same commit" in err and not out.exists()
