@@ -121,3 +121,15 @@ def test_the_same_commit_twice_is_an_error_not_a_passing_gate(quiet, tmp_path, c
                  COMMIT_A[:12], "--round-size", str(ROUND_SIZE)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "the same commit" in err and not out.exists()
+
+
+def test_commits_with_no_case_in_common_are_an_error_not_a_passing_gate(quiet, tmp_path, capsys):
+    """B timed on another machine: every case is 'missing', so nothing was compared."""
+    other = quiet / "other-machine"
+    other.mkdir()
+    moved = results_file(quiet, COMMIT_B)
+    edit(moved, lambda data: data["params"].update(machine="other-machine"))
+    moved.rename(other / moved.name)
+    assert gate(quiet, tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no case was measured at both" in err

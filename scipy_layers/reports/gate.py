@@ -29,6 +29,12 @@ def gradient_regressions(compare: pd.DataFrame) -> pd.DataFrame:
     return compare[compare["gradient_regression"].fillna(False).astype(bool)]
 
 
+def measured_in_both(compare: pd.DataFrame) -> int:
+    """Cases measured at both commits: 0 when the commits share no machine or asv
+    environment, or B failed everywhere (a gate over nothing must not pass)."""
+    return int(((compare["status_a"] == "ok") & (compare["status_b"] == "ok")).sum())
+
+
 def findings(compare: pd.DataFrame) -> list[str]:
     """One line per finding that fails the gate."""
     lines = [f"slower: {case_label(r)}: B/A {r['ratio']:.3g} [{r['ci_low']:.3g}, {r['ci_high']:.3g}], "
