@@ -9,6 +9,7 @@ import pandas as pd
 
 from . import stats
 from .environment import ENV_COLUMNS, differences
+from .errors import ReportError
 from .gradients import TOLERANCE_BY_NAME
 from .naming import NATIVE
 from .tables import param_columns, with_blank_params
@@ -59,6 +60,26 @@ def compare_table(timings: pd.DataFrame, commits: tuple[str, str] | None,
     merged["verdict"] = _verdicts(merged, threshold)
     _gradient_regressions(merged)
     return merged[case + RESULT_COLUMNS].reset_index(drop=True)
+
+
+def check_round_size(timings: pd.DataFrame, commits: tuple[str, str] | None,
+                     round_size: int | None) -> None:
+    """A round size no compared timing can fill is a wrong --round-size (or results
+    without samples): every commit would be one round, every verdict inconclusive."""
+    if not round_size or commits is None or "samples" not in timings:
+        return
+    rows = timings[timings["commit"].isin(commits) & (timings["unit"] == TIME_UNIT)
+                   & (timings["status"] == "ok")]
+    if rows.empty:
+        return
+    longest = max((len(s) for s in rows["samples"] if isinstance(s, np.ndarray)), default=0)
+    if longest == 0:
+        raise ReportError(f"--round-size {round_size}: the compared timings hold no samples "
+                          "(timed without --record-samples, e.g. by make bench): no rounds to split")
+    if longest < round_size:
+        raise ReportError(f"--round-size {round_size} is more than the {longest} samples any "
+                          "compared timing holds: each commit would be one round (give the "
+                          "samples per round, asv's -a repeat=N)")
 
 
 def _timing_statistics(merged: pd.DataFrame, timed: pd.Series, round_size: int | None) -> None:
