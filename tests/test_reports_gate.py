@@ -157,3 +157,9 @@ def test_a_round_size_over_results_without_samples_is_an_error(quiet, tmp_path, 
         edit(results_file(quiet, commit), drop_samples)
     assert gate(quiet, tmp_path / "out") == 2
     assert "hold no samples" in capsys.readouterr().err
+
+
+def test_a_small_threshold_is_printed_as_given_not_rounded_to_0_percent(quiet, tmp_path, capsys):
+    assert gate(quiet, tmp_path / "out", "--threshold", "0.5%") == 0
+    assert "threshold 0.5%:" in capsys.readouterr().out
+    assert "changes under 0.5% unchanged" in (tmp_path / "out" / "summary.md").read_text()

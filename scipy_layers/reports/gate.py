@@ -58,7 +58,7 @@ def account(compare: pd.DataFrame, threshold: float) -> list[str]:
     """Verdict counts, the native control's false-alarm count and environment changes,
     as lines for the command's output."""
     lines = [f"{compare['commit_a'].iloc[0][:8]} -> {compare['commit_b'].iloc[0][:8]}, "
-             f"threshold {threshold:.0%}: {verdict_counts(compare)}"]
+             f"threshold {threshold * 100:.3g}%: {verdict_counts(compare)}"]
     changed, total = native_control(compare)
     rate = f" ({changed / total:.1%})" if total else ""
     lines.append(f"native control: {changed} of {total} native timings called "
