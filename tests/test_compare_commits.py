@@ -261,7 +261,11 @@ def test_bench_restricts_timings_and_tracks_to_the_matching_cases(fake):
 
 def test_bad_settings_are_one_line_errors(fake, capsys):
     assert cc.main(["--rounds", "0"]) == 2
-    assert capsys.readouterr().err.strip() == "compare: error: ROUNDS and REPEAT must be at least 1, got 0 and 5"
+    assert capsys.readouterr().err.strip() == ("compare: error: ROUNDS must be at least 2 and "
+                                               "REPEAT at least 1, got 0 and 5")
+    # One round per commit leaves the test no round-to-round variance: all inconclusive.
+    assert cc.main(["--rounds", "1"]) == 2
+    assert "ROUNDS must be at least 2" in capsys.readouterr().err
     assert cc.main(["--bench", "NoSuchBenchmark"]) == 2
     assert "BENCH=NoSuchBenchmark selects no benchmark of the suite" in capsys.readouterr().err
 

@@ -168,6 +168,13 @@ def test_each_verdict_branch():
     assert pd.isna(table.loc["slow", "env_differs"])  # no records: unknown, not "same"
 
 
+def test_a_time_of_zero_at_a_is_inconclusive_not_left_without_a_verdict():
+    rows = background() + case_rows("zero", [0.0] * 12, rounds_of(1e-3, 0.02))
+    rows += case_rows("zeros", [0.0] * 12, [0.0] * 12)
+    table = verdicts(rows)
+    assert (table.loc[["zero", "zeros"], "verdict"] == "inconclusive").all()
+
+
 def test_the_threshold_decides_what_is_too_small_to_matter():
     rows = background() + case_rows("small", rounds_of(1e-3, 0.003, seed=1, rounds=6),
                                     rounds_of(1.03e-3, 0.003, seed=2, rounds=6))

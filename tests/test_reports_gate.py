@@ -113,3 +113,53 @@ def test_the_gate_command_exits_1_in_a_subprocess(quiet, tmp_path):
                           "--output", str(tmp_path / "out"), "--commits", "abc", COMMIT_B, "--gate"],
                          cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+
+def test_the_same_commit_twice_is_an_error_not_a_passing_gate(quiet, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main([str(quiet), str(out), "--no-plots", "--gate", "--commits", COMMIT_A[:8],
+                 COMMIT_A[:12], "--round-size", str(ROUND_SIZE)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the same commit" in err and not out.exists()
+
+
+def test_commits_with_no_case_in_common_are_an_error_not_a_passing_gate(quiet, tmp_path, capsys):
+    """B timed on another machine: every case is 'missing', so nothing was compared."""
+    other = quiet / "other-machine"
+    other.mkdir()
+    moved = results_file(quiet, COMMIT_B)
+    edit(moved, lambda data: data["params"].update(machine="other-machine"))
+    moved.rename(other / moved.name)
+    assert gate(quiet, tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no case was measured at both" in err
+
+
+@pytest.mark.parametrize("size, words", [("19", "more than the 18 samples"),
+                                         ("1000", "more than the 18 samples")])
+def test_a_round_size_no_timing_can_fill_is_an_error(quiet, tmp_path, capsys, size, words):
+    """18 samples per case (6 rounds of 3): a round size above that makes each commit one
+    round and every verdict inconclusive, silently, unless it is refused."""
+    out = tmp_path / "out"
+    assert main([str(quiet), str(out), "--no-plots", "--gate", "--commits", COMMIT_A[:8],
+                 COMMIT_B[:8], "--round-size", size]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err and not out.exists()
+
+
+def test_a_round_size_over_results_without_samples_is_an_error(quiet, tmp_path, capsys):
+    def drop_samples(data):
+        index = data["result_columns"].index("samples")
+        for row in data["results"].values():
+            if len(row) > index:
+                row[index] = None
+    for commit in (COMMIT_A, COMMIT_B):
+        edit(results_file(quiet, commit), drop_samples)
+    assert gate(quiet, tmp_path / "out") == 2
+    assert "hold no samples" in capsys.readouterr().err
+
+
+def test_a_small_threshold_is_printed_as_given_not_rounded_to_0_percent(quiet, tmp_path, capsys):
+    assert gate(quiet, tmp_path / "out", "--threshold", "0.5%") == 0
+    assert "threshold 0.5%:" in capsys.readouterr().out
+    assert "changes under 0.5% unchanged" in (tmp_path / "out" / "summary.md").read_text()

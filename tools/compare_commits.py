@@ -256,8 +256,9 @@ def compare(args) -> int:
     def stage(title):
         print(f"== [{time.monotonic() - started:.0f}s] {title}", flush=True)
 
-    if args.rounds < 1 or args.repeat < 1:
-        raise CompareError(f"ROUNDS and REPEAT must be at least 1, got {args.rounds} and {args.repeat}")
+    if args.rounds < 2 or args.repeat < 1:  # one round per commit: every verdict inconclusive
+        raise CompareError(f"ROUNDS must be at least 2 and REPEAT at least 1, got {args.rounds} "
+                           f"and {args.repeat}")
     base, head, how = resolve_commits(args.base)
     commits = [base, head]
     print(f"== comparing A = {describe_commit(base)}  ({how})\n"

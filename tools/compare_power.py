@@ -23,7 +23,10 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from scipy_layers.reports import read_results  # noqa: E402
-from scipy_layers.reports.compare import compare_table, native_control  # noqa: E402
+from scipy_layers.reports.cli import _round_size  # noqa: E402
+from scipy_layers.reports.compare import check_round_size, compare_table, native_control  # noqa: E402
+from scipy_layers.reports.errors import ReportError, one_line  # noqa: E402
+from scipy_layers.reports.tables import resolve_commits  # noqa: E402
 
 CLASSES = [(0, 1e-4, "<100us"), (1e-4, 1e-3, "100us-1ms"), (1e-3, 1e-2, "1-10ms"),
            (1e-2, np.inf, ">=10ms")]
@@ -60,19 +63,29 @@ def verdict_counts(compare: pd.DataFrame, with_native: bool) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _factor(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a positive finite factor, got {text}")
+    return value
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("commits", nargs=2, metavar="COMMIT")
     parser.add_argument("--results", default=".asv/results")
-    parser.add_argument("--round-size", type=int, default=5)
-    parser.add_argument("--factors", type=float, nargs="+", default=[1.1, 1.2, 1.3, 1.5, 2.0])
+    parser.add_argument("--round-size", type=_round_size, default=5)
+    parser.add_argument("--factors", type=_factor, nargs="+", default=[1.1, 1.2, 1.3, 1.5, 2.0])
     args = parser.parse_args(argv)
-    table = read_results(args.results, with_samples=True)
-    full = {c: next((h for h in table["commit"].unique() if h.startswith(c)), None)
-            for c in args.commits}
-    if None in full.values():
-        parser.error(f"no results for {[c for c, h in full.items() if h is None]}")
-    pair = (full[args.commits[0]], full[args.commits[1]])
+    try:
+        table = read_results(args.results, with_samples=True)
+        pair = resolve_commits(table, args.commits)
+        check_round_size(table, pair, args.round_size)
+    except ReportError as exc:
+        parser.exit(2, f"{parser.prog}: error: {one_line(str(exc))}\n")
     pd.set_option("display.width", 200)
     for factor in [1.0, *args.factors]:
         compare = compare_table(with_b_scaled(table, pair[1], factor), pair,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .compare import DEFAULT_THRESHOLD, compare_table
+from .compare import DEFAULT_THRESHOLD, check_round_size, compare_table
 from .gradients import gradients_table
 from .limits import read_calibrations
 from .output import check_output_path, matplotlib_confined, staged_output
@@ -38,6 +38,7 @@ def build_report(results_dir: Path | str, output_dir: Path | str,
     with_samples = read_results(results_dir, with_samples=True)
     timings = with_samples.drop(columns="samples")
     pair = resolve_commits(timings, commits)
+    check_round_size(with_samples, pair, round_size)
     speedup = speedup_table(timings)
     gradients = gradients_table(timings)
     compare = compare_table(with_samples, pair, threshold, round_size)

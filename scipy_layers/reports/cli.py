@@ -12,7 +12,7 @@ from pathlib import Path
 from .build import build_report
 from .compare import DEFAULT_THRESHOLD
 from .errors import ReportError, one_line
-from .gate import account, findings
+from .gate import account, findings, measured_in_both
 
 DEFAULT_RESULTS = Path(".asv/results")
 DEFAULT_OUTPUT = Path("reports") / "latest"
@@ -96,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.gate and report.commits is None:
             raise ReportError("--gate needs two commits in the results (one was found); "
                               "the reports were written")
+        if args.gate and not measured_in_both(report.compare):
+            raise ReportError(f"--gate: no case was measured at both {report.commits[0][:8]} and "
+                              f"{report.commits[1][:8]} (other machines or asv environments, or "
+                              "all failed): nothing to gate on; the reports were written")
     except ReportError as exc:
         print(f"{PROG}: error: {one_line(str(exc))}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ import pandas as pd
 
 from . import stats
 from .environment import ENV_COLUMNS, differences
+from .errors import ReportError
 from .gradients import TOLERANCE_BY_NAME
 from .naming import NATIVE
 from .tables import param_columns, with_blank_params
@@ -56,9 +57,29 @@ def compare_table(timings: pd.DataFrame, commits: tuple[str, str] | None,
     _timing_statistics(merged, timed, round_size)
     _native_ratio_change(merged, case)
     _environments(merged)
-    merged["verdict"] = _verdicts(merged, timed, threshold)
+    merged["verdict"] = _verdicts(merged, threshold)
     _gradient_regressions(merged)
     return merged[case + RESULT_COLUMNS].reset_index(drop=True)
+
+
+def check_round_size(timings: pd.DataFrame, commits: tuple[str, str] | None,
+                     round_size: int | None) -> None:
+    """A round size no compared timing can fill is a wrong --round-size (or results
+    without samples): every commit would be one round, every verdict inconclusive."""
+    if not round_size or commits is None or "samples" not in timings:
+        return
+    rows = timings[timings["commit"].isin(commits) & (timings["unit"] == TIME_UNIT)
+                   & (timings["status"] == "ok")]
+    if rows.empty:
+        return
+    longest = max((len(s) for s in rows["samples"] if isinstance(s, np.ndarray)), default=0)
+    if longest == 0:
+        raise ReportError(f"--round-size {round_size}: the compared timings hold no samples "
+                          "(timed without --record-samples, e.g. by make bench): no rounds to split")
+    if longest < round_size:
+        raise ReportError(f"--round-size {round_size} is more than the {longest} samples any "
+                          "compared timing holds: each commit would be one round (give the "
+                          "samples per round, asv's -a repeat=N)")
 
 
 def _timing_statistics(merged: pd.DataFrame, timed: pd.Series, round_size: int | None) -> None:
@@ -84,7 +105,8 @@ def _timing_statistics(merged: pd.DataFrame, timed: pd.Series, round_size: int |
         for i in members:
             log_a, log_b = logs[i]
             variance, df = stats.moderated(variances[i], int(dfs[i]), prior)
-            log_ratio = float(np.log(merged["ratio"].iat[i]))
+            with np.errstate(divide="ignore"):  # a time of 0 at B: no test (inconclusive)
+                log_ratio = float(np.log(merged["ratio"].iat[i]))
             p, low, high = stats.t_interval(log_ratio, variance, df, len(log_a), len(log_b))
             se = np.sqrt(variance * (1 / len(log_a) + 1 / len(log_b)))
             values = dict(rounds_a=len(log_a), rounds_b=len(log_b), ci_low=low, ci_high=high,
@@ -143,7 +165,9 @@ def _environments(merged: pd.DataFrame) -> None:
     merged["env_difference"] = text
 
 
-def _verdicts(merged: pd.DataFrame, timed: pd.Series, threshold: float) -> np.ndarray:
+def _verdicts(merged: pd.DataFrame, threshold: float) -> np.ndarray:
+    """A time measured at both commits always gets a verdict (a zero time at A, which has
+    no ratio to test, is inconclusive); other measurements get none."""
     sa, sb = merged["status_a"], merged["status_b"]
 
     def either(status):
@@ -155,7 +179,7 @@ def _verdicts(merged: pd.DataFrame, timed: pd.Series, threshold: float) -> np.nd
     env_changed = merged["env_differs"].fillna(False).astype(bool)
     return np.select(
         [either("missing"), either("failed"), either("outdated"), either("skipped"),
-         ~timed, env_changed, significant & (ratio >= up), significant & (ratio <= down),
+         merged["unit"] != TIME_UNIT, env_changed, significant & (ratio >= up), significant & (ratio <= down),
          significant | ((low >= down) & (high <= up))],
         ["missing", "failed", "outdated", "skipped",
          "", "environment changed", "slower", "faster", "unchanged"],

@@ -33,7 +33,7 @@ def comparison_markdown(compare: pd.DataFrame, threshold: float) -> list[str]:
     a, b = compare["commit_a"].iloc[0][:8], compare["commit_b"].iloc[0][:8]
     lines += [f"`{a}` (A) -> `{b}` (B). Verdicts per timed case from the rounds' medians "
               f"(95% confidence interval of B/A, Benjamini-Hochberg q <= 0.05 to call a "
-              f"change, changes under {threshold:.0%} unchanged; reports/README.md).", ""]
+              f"change, changes under {threshold * 100:.3g}% unchanged; reports/README.md).", ""]
     ordered = compare[compare["verdict"].isin(["slower", "faster"])].sort_values(
         ["verdict", "ratio"], ascending=[False, False])
     for verdict in ("slower", "faster"):

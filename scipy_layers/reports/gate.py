@@ -29,6 +29,12 @@ def gradient_regressions(compare: pd.DataFrame) -> pd.DataFrame:
     return compare[compare["gradient_regression"].fillna(False).astype(bool)]
 
 
+def measured_in_both(compare: pd.DataFrame) -> int:
+    """Cases measured at both commits: 0 when the commits share no machine or asv
+    environment, or B failed everywhere (a gate over nothing must not pass)."""
+    return int(((compare["status_a"] == "ok") & (compare["status_b"] == "ok")).sum())
+
+
 def findings(compare: pd.DataFrame) -> list[str]:
     """One line per finding that fails the gate."""
     lines = [f"slower: {case_label(r)}: B/A {r['ratio']:.3g} [{r['ci_low']:.3g}, {r['ci_high']:.3g}], "
@@ -52,7 +58,7 @@ def account(compare: pd.DataFrame, threshold: float) -> list[str]:
     """Verdict counts, the native control's false-alarm count and environment changes,
     as lines for the command's output."""
     lines = [f"{compare['commit_a'].iloc[0][:8]} -> {compare['commit_b'].iloc[0][:8]}, "
-             f"threshold {threshold:.0%}: {verdict_counts(compare)}"]
+             f"threshold {threshold * 100:.3g}%: {verdict_counts(compare)}"]
     changed, total = native_control(compare)
     rate = f" ({changed / total:.1%})" if total else ""
     lines.append(f"native control: {changed} of {total} native timings called "

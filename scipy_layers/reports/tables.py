@@ -82,4 +82,7 @@ def resolve_commits(timings: pd.DataFrame, wanted: list[str] | None) -> tuple[st
             raise ReportError(f"commit {prefix!r} {problem} (known: "
                               f"{', '.join(c[:8] for c in known)})")
         resolved.append(matches[0])
+    if resolved[0] == resolved[1]:
+        raise ReportError(f"commits {wanted[0]!r} and {wanted[1]!r} are the same commit "
+                          f"({resolved[0][:8]}): nothing to compare; name two different ones")
     return resolved[0], resolved[1]
