@@ -253,11 +253,17 @@ def test_gradient_errors_that_jump_are_flagged_whatever_the_speed():
     rows += gradient_rows("steady", 3e-16, 4e-16)
     rows += gradient_rows("abs-grew", 1e-16, 1e-10, measurement="max abs error of grad_input")
     rows += gradient_rows("f32", 1e-7, 2e-4, dtype="float32")     # float32 tolerance 1e-4
+    mismatches = "nonfinite mismatches of grad_input"
+    rows += gradient_rows("new-mismatch", 0, 3, measurement=mismatches)
+    rows += gradient_rows("more-mismatch", 3, 300, measurement=mismatches)
+    rows += gradient_rows("fewer-mismatch", 300, 3, measurement=mismatches)
     table = verdicts(rows)
     flagged = table["gradient_regression"]
-    expected = {"crossed", "grew", "inf", "nan", "raised", "f32"}
+    expected = {"crossed", "grew", "inf", "nan", "raised", "f32", "new-mismatch", "more-mismatch"}
     assert set(flagged[flagged.fillna(False).astype(bool)].index) == expected
-    assert not flagged[["rounding", "better", "steady", "abs-grew"]].any()
+    assert not flagged[["rounding", "better", "steady", "abs-grew", "fewer-mismatch"]].any()
+    assert "in 3 entries" in table.loc["new-mismatch", "gradient_change"]
+    assert "more entries (3 -> 300)" in table.loc["more-mismatch", "gradient_change"]
     assert "crossed the tolerance 1e-10" in table.loc["crossed", "gradient_change"]
     assert table.loc["grew", "gradient_change"].endswith("grew 50x")
     assert "became non-finite" in table.loc["inf", "gradient_change"]

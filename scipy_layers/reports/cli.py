@@ -70,8 +70,9 @@ def parser() -> argparse.ArgumentParser:
                         "without it each commit's samples count as one round and every "
                         "timing verdict is inconclusive")
     p.add_argument("--gate", action="store_true",
-                   help="exit 1 on a confirmed slowdown (verdict slower, non-native) or a "
-                        "gradient regression between the two commits, 0 otherwise")
+                   help="exit 1 on a confirmed slowdown (verdict slower, non-native), a "
+                        "non-native timing that ran at A and fails at B, or a gradient "
+                        "regression between the two commits, 0 otherwise")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     return p
 

@@ -210,8 +210,10 @@ def _gradient_jump(row: pd.Series) -> str | None:
     if np.isinf(b) and np.isfinite(a):
         return "became non-finite (a non-finite pattern unlike native's)"
     if "nonfinite mismatches" in row["measurement"]:
-        return (f"NaN/inf now differ from native's in {b:.0f} entries" if b > 0 and a == 0
-                else None)
+        if b > a:  # any more entries unlike native's is a broken gradient spreading
+            return (f"NaN/inf now differ from native's in {b:.0f} entries" if a == 0
+                    else f"NaN/inf differ from native's in more entries ({a:.0f} -> {b:.0f})")
+        return None
     if "rel error" not in row["measurement"]:
         return None
     tolerance = TOLERANCE_BY_NAME.get(row["dtype"])

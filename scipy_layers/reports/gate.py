@@ -1,6 +1,6 @@
 """The CI gate and the comparison's short account: what in compare.csv should stop a
-pull request (a confirmed slowdown of a numpy/scipy implementation, or a gradient error
-that jumped), one line per finding, and the counts the summary and the command print."""
+pull request (a confirmed slowdown of a numpy/scipy implementation, one of its timings
+that ran at A and fails at B, or a gradient error that jumped), one line per finding, and the counts the summary and the command print."""
 from __future__ import annotations
 
 import pandas as pd
@@ -25,6 +25,13 @@ def slowdowns(compare: pd.DataFrame) -> pd.DataFrame:
     return compare[(compare["verdict"] == "slower") & (compare["implementation"] != NATIVE)]
 
 
+def new_failures(compare: pd.DataFrame) -> pd.DataFrame:
+    """Timings of a non-native implementation that ran at A and fail at B: the layer (or
+    its benchmark) now raises, which no speed verdict can show."""
+    return compare[(compare["unit"] == "seconds") & (compare["implementation"] != NATIVE)
+                   & (compare["status_a"] == "ok") & (compare["status_b"] == "failed")]
+
+
 def gradient_regressions(compare: pd.DataFrame) -> pd.DataFrame:
     return compare[compare["gradient_regression"].fillna(False).astype(bool)]
 
@@ -39,6 +46,8 @@ def findings(compare: pd.DataFrame) -> list[str]:
     """One line per finding that fails the gate."""
     lines = [f"slower: {case_label(r)}: B/A {r['ratio']:.3g} [{r['ci_low']:.3g}, {r['ci_high']:.3g}], "
              f"q={r['q_value']:.2g}" for _, r in slowdowns(compare).iterrows()]
+    lines += [f"failed: {case_label(r)}: ran at A, fails at B"
+              for _, r in new_failures(compare).iterrows()]
     lines += [f"gradient regression: {case_label(r)}: {r['gradient_change']}"
               for _, r in gradient_regressions(compare).iterrows()]
     return lines
