@@ -229,10 +229,11 @@ def test_without_an_asv_environment_results_cannot_be_checked_and_are_timed_agai
     assert capsys.readouterr().out.count("cannot check its results: no asv environment yet") == 2
 
 
-def test_fresh_times_both_again(fake):
+def test_fresh_times_both_again_and_keeps_current_tracks(fake):
     assert cc.main([]) == 0
     fake.calls.clear()
     assert cc.main(["--fresh"]) == 0
+    assert fake.kinds() == ["timings", "report", "publish"]
     assert fake.calls[0][1].split() == [BASE, HEAD]
 
 

@@ -14,7 +14,8 @@ case taking exactly N samples, so asv's stored samples of a case are the rounds 
 after another (round k = samples[(k-1)*N:k*N]). The gradient tracks give the same figure
 every time and run once per commit (peak memory and threads in force are make bench's).
 A commit whose results pass tools/reusable_results.py's rule is not timed again; one
-timed again only for its samples (e.g. timed by make bench) keeps its current tracks.
+timed again only for its samples (e.g. timed by make bench), or by FRESH=1, keeps its
+current tracks.
 """
 from __future__ import annotations
 
@@ -200,15 +201,15 @@ def newer_than_suite(path: Path) -> bool:
 def plan(commits, env, machine, cases, rounds, repeat, fresh, discover, describe_now):
     """({commit: why its timings run}, {commit: why its gradient tracks run}); the other
     results are reused. Tracks are not timings (the same inputs give the same errors), so
-    a commit timed again for want of samples (e.g. after make bench) keeps its current
-    tracks. ``discover()`` gives the current benchmarks.json, ``describe_now()`` the
+    a commit timed again for want of samples (e.g. after make bench) or by ``fresh`` keeps
+    its current tracks. ``discover()`` gives the current benchmarks.json, ``describe_now()`` the
     environment (or None where there is no asv environment yet); both asked only if needed."""
-    if fresh:
-        return {c: "FRESH=1" for c in commits}, {c: "FRESH=1" for c in commits}
     found = {c: reusable_results.find_result(env.results, machine, c, env.name) for c in commits}
     to_time = {c: f"no results on {machine} in this asv environment" for c in commits if not found[c]}
     to_track = dict(to_time)
-    if len(to_time) == len(commits):
+    if fresh:  # every timing again; current gradient tracks are kept all the same
+        to_time = {c: "FRESH=1" for c in commits}
+    if len(to_track) == len(commits):
         return to_time, to_track
     benchmarks, now = discover(), describe_now()
     for commit in (c for c in commits if found[c]):
@@ -222,7 +223,7 @@ def plan(commits, env, machine, cases, rounds, repeat, fresh, discover, describe
         why = reusable_results.why_not_reusable(
             found[commit][1], benchmarks, cases["timings"], cases["tracks"], rounds, repeat,
             record, now_record)
-        if why:
+        if why and commit not in to_time:
             to_time[commit] = why
         why_tracks = reusable_results.why_not_reusable(
             found[commit][1], benchmarks, {}, cases["tracks"], rounds, repeat, record, now_record)
@@ -234,7 +235,8 @@ def plan(commits, env, machine, cases, rounds, repeat, fresh, discover, describe
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", help="the commit to compare HEAD with (default: see above)")
-    parser.add_argument("--fresh", action="store_true", help="time both commits even if results exist")
+    parser.add_argument("--fresh", action="store_true",
+                        help="time both commits even if results exist (current gradient tracks are kept)")
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="interleaved rounds (default %(default)s)")
     parser.add_argument("--repeat", type=int, default=REPEAT, help="samples per round (default %(default)s)")
     parser.add_argument("--bench", metavar="REGEX", help="only benchmarks matching REGEX (as asv -b)")
