@@ -91,7 +91,7 @@ def test_a_dirty_tree_is_named_in_the_warning(repo):
 BASE = "021b87553d963bcbd4a1e39e4cec9a911590016c"  # two commits of this repository
 HEAD = "4c6756149a5339491c23d0e8fd442f91e08b00a5"
 TIME = "bench_fft_abs.FFTAbs.time_forward"
-TRACK = "bench_fft_abs.FFTAbsGradients.track_max_abs_error"
+TRACK = "bench_fft_abs.FFTAbsGradients.track_max_rel_error"
 PARAMS = [["'native'", "'scipy'"], ["'16x16'"]]
 CASES = {"timings": {TIME: ["'native', '16x16'", "'scipy', '16x16'"]},
          "tracks": {TRACK: ["'native', '16x16'", "'scipy', '16x16'"]}}
@@ -173,7 +173,7 @@ def test_both_commits_are_timed_in_interleaved_rounds_then_reported_and_publishe
     assert ["-a", "rounds=2", "-a", "repeat=5", "-a", "warmup_time=0.05"] == timings[7:13]
     selected = [timings[i + 1] for i, arg in enumerate(timings) if arg == "-b"]
     assert selected == suite_cases.bench_regexes(CASES["timings"])
-    assert fake.calls[1][0][-2:] == ["-b", r"Gradients\.track_"]  # memory: make bench's
+    assert fake.calls[1][0][-2:] == ["-b", cc.TRACKS]  # memory, abs error: make bench's
     # the report splits each case's samples into rounds of `repeat` samples
     assert fake.calls[2][0][-5:] == ["--commits", BASE, HEAD, "--round-size", "5"]
     for commit in (BASE, HEAD):
@@ -323,3 +323,11 @@ def test_suite_cases_asks_each_setup_and_regexes_select_exactly_those(tmp_path):
     chosen = [n for n in names if any(re.search(r, n) for r in regexes)]
     assert chosen == ["bench_one.Sizes.time_it('a', '1x1')", "bench_one.Sizes.time_it('b', '1x1')",
                       "bench_one.Plain.time_plain"]
+
+
+def test_compare_tracks_exactly_the_gradient_figures_the_regression_rule_reads():
+    listed = {f"bench_x.XGradients.{m}": ["'a'"] for m in (
+        "track_max_abs_error", "track_max_rel_error", "track_nonfinite_mismatches")}
+    listed["bench_x.XMemory.track_peak_memory_forward_backward"] = ["'a'"]
+    assert sorted(cc.compared("tracks", listed)) == [
+        "bench_x.XGradients.track_max_rel_error", "bench_x.XGradients.track_nonfinite_mismatches"]

@@ -38,18 +38,18 @@ import suite_cases  # noqa: E402  (imports no benchmark until asked)
 
 # Budget: at most twice `make bench`, i.e. one bench per commit. asv's fixed cost is a
 # process per case per round (~0.1 s with setup and warmup), so rounds are dear: 2 rounds
-# of 3 samples, over the ~276 cases that run (not the ~1,170 combinations, most skipped),
-# with a 10 ms warmup (one call for any case over 10 ms) instead of the suite's 50 ms.
-# That fits only while a process's first backward is cheap: torch's first autograd.grad
-# imports sympy (~0.7 s), which benchmarks/common.py therefore imports once, in asv's
-# forkserver, for every case's process.
+# of 5 samples over the ~272 cases that run (not the ~1,170 combinations, most skipped),
+# after a 50 ms warmup (repeat=3 after 10 ms left every A/A verdict inconclusive: log-ratio
+# spread 0.25 below 10 ms). That fits only while a process's first backward is cheap:
+# torch's first autograd.grad imports sympy (~0.7 s), which benchmarks/common.py therefore
+# imports once, in asv's forkserver, for every case's process.
 ROUNDS, REPEAT, WARMUP_S = 2, 5, 0.05
 # Compared: timings (but the secondary all-threads view, which compares core counts, not
-# code) and gradient agreement. Peak memory and threads-in-force are figures make bench
-# records; leaving them out pays for the samples above (A/A with repeat=3 and a 10 ms
-# warmup: log-ratio spread 0.25 below 10 ms, every verdict inconclusive).
+# code) and the gradient figures the regression rule reads (max rel error, non-finite
+# mismatches; each track benchmark is a process per parameter combination, ~45 s a
+# commit). Peak memory, threads in force and max abs error are figures make bench records.
 TIMINGS_LEFT_OUT = r"Threads\."
-TRACKS = r"Gradients\.track_"
+TRACKS = r"Gradients\.track_(max_rel_error|nonfinite_mismatches)"
 FULL_GRID_VAR = "SCIPY_LAYERS_BENCH_FULL"
 MAIN = "main"
 PY = sys.executable
