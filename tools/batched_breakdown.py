@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,23 +25,17 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.bench_conv2d_nchw import OUTPUT_CHANNELS  # noqa: E402
+from calibrate import time_calls  # noqa: E402  (this folder: the script's own)
 from scipy_layers import conv2d  # noqa: E402
 
 CASES = [("8x3x32x32", 3), ("8x16x32x32", 3), ("1x64x56x56", 3), ("1x3x224x224", 7),
          ("8x16x32x32", 7), ("1x64x56x56", 7)]
 
 
-def median_time(fn, repeats: int) -> tuple[float, float, float]:
-    """(median, first quartile, third quartile) of ``repeats`` calls, after a warm-up."""
+def median_time(fn, repeats: int) -> float:
+    """Median seconds of ``repeats`` calls, after two warm-up calls."""
     fn()
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    q = statistics.quantiles(times, n=4)
-    return statistics.median(times), q[0], q[2]
+    return statistics.median(time_calls(fn, repeats))  # which warms up once more
 
 
 def gemms(n, c_in, c_out, k, out_h, out_w, dtype):
@@ -89,9 +82,8 @@ def main() -> int:
             ours = median_time(fwd_bwd(lambda *a: conv2d(*a, method="im2col")), args.repeats)
             blas_only = median_time(gemms(n, c_in, c_out, k, out.shape[2], out.shape[3],
                                           np.dtype(args.dtype)), args.repeats)
-            print(f"| {size} | {k}x{k} | {native[0] * 1e3:.2f} | {ours[0] * 1e3:.2f} | "
-                  f"{ours[0] / native[0]:.2f} | {blas_only[0] * 1e3:.2f} | "
-                  f"{blas_only[0] / native[0]:.2f} |")
+            print(f"| {size} | {k}x{k} | {native * 1e3:.2f} | {ours * 1e3:.2f} | "
+                  f"{ours / native:.2f} | {blas_only * 1e3:.2f} | {blas_only / native:.2f} |")
     return 0
 
 

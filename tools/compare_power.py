@@ -24,7 +24,9 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from scipy_layers.reports import read_results  # noqa: E402
 from scipy_layers.reports.cli import _round_size  # noqa: E402
-from scipy_layers.reports.compare import check_round_size, compare_table, native_control  # noqa: E402
+from scipy_layers.reports.compare import (TIME_UNIT, check_round_size, compare_table,  # noqa: E402
+                                          native_control)
+from scipy_layers.reports.naming import NATIVE  # noqa: E402
 from scipy_layers.reports.errors import ReportError, one_line  # noqa: E402
 from scipy_layers.reports.tables import resolve_commits  # noqa: E402
 
@@ -37,8 +39,8 @@ def with_b_scaled(table: pd.DataFrame, commit_b: str, factor: float) -> pd.DataF
     """commit B's timing samples and values of the numpy/scipy implementations times
     ``factor`` (as a code change would: native stays the run's A/A control)."""
     table = table.copy()
-    rows = ((table["commit"] == commit_b) & (table["unit"] == "seconds")
-            & (table["implementation"] != "native"))
+    rows = ((table["commit"] == commit_b) & (table["unit"] == TIME_UNIT)
+            & (table["implementation"] != NATIVE))
     table.loc[rows, "value"] = table.loc[rows, "value"] * factor
     table.loc[rows, "samples"] = pd.Series(
         [s * factor if isinstance(s, np.ndarray) else s for s in table.loc[rows, "samples"]],
@@ -47,10 +49,10 @@ def with_b_scaled(table: pd.DataFrame, commit_b: str, factor: float) -> pd.DataF
 
 
 def verdict_counts(compare: pd.DataFrame, with_native: bool) -> pd.DataFrame:
-    timed = compare[(compare["unit"] == "seconds") & (compare["status_a"] == "ok")
+    timed = compare[(compare["unit"] == TIME_UNIT) & (compare["status_a"] == "ok")
                     & (compare["status_b"] == "ok")]
     if not with_native:
-        timed = timed[timed["implementation"] != "native"]
+        timed = timed[timed["implementation"] != NATIVE]
     rows = []
     for low, high, name in CLASSES + [(0, np.inf, "all")]:
         cases = timed[(timed["value_a"] >= low) & (timed["value_a"] < high)]

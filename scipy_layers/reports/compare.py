@@ -179,8 +179,8 @@ def _verdicts(merged: pd.DataFrame, threshold: float) -> np.ndarray:
     env_changed = merged["env_differs"].fillna(False).astype(bool)
     return np.select(
         [either("missing"), either("failed"), either("outdated"), either("skipped"),
-         merged["unit"] != TIME_UNIT, env_changed, significant & (ratio >= up), significant & (ratio <= down),
-         significant | ((low >= down) & (high <= up))],
+         merged["unit"] != TIME_UNIT, env_changed, significant & (ratio >= up),
+         significant & (ratio <= down), significant | ((low >= down) & (high <= up))],
         ["missing", "failed", "outdated", "skipped",
          "", "environment changed", "slower", "faster", "unchanged"],
         "inconclusive")

@@ -1,11 +1,12 @@
 """The CI gate and the comparison's short account: what in compare.csv should stop a
 pull request (a confirmed slowdown of a numpy/scipy implementation, one of its timings
-that ran at A and fails at B, or a gradient error that jumped), one line per finding, and the counts the summary and the command print."""
+that ran at A and fails at B, or a gradient error that jumped), one line per finding,
+and the counts the summary and the command print."""
 from __future__ import annotations
 
 import pandas as pd
 
-from .compare import CHANGED, native_control
+from .compare import CHANGED, TIME_UNIT, native_control
 from .naming import NATIVE
 
 CASE_PARTS = ["size", "kernel", "dtype", "device", "threads", "quantity", "layout", "values"]
@@ -28,7 +29,7 @@ def slowdowns(compare: pd.DataFrame) -> pd.DataFrame:
 def new_failures(compare: pd.DataFrame) -> pd.DataFrame:
     """Timings of a non-native implementation that ran at A and fail at B: the layer (or
     its benchmark) now raises, which no speed verdict can show."""
-    return compare[(compare["unit"] == "seconds") & (compare["implementation"] != NATIVE)
+    return compare[(compare["unit"] == TIME_UNIT) & (compare["implementation"] != NATIVE)
                    & (compare["status_a"] == "ok") & (compare["status_b"] == "failed")]
 
 
