@@ -72,6 +72,12 @@ SHIFT_SMALL_IMAGE_MAX_TAPS = 121
 SHIFT_SMALL_IMAGE_MAX_PIXELS = 128 * 128
 
 
+def shift_max_taps(dtype) -> int:
+    """Up to how many filter taps shift beats fft at every image size, for ``dtype``."""
+    double = dtype in (torch.float64, np.dtype(np.float64))
+    return SHIFT_MAX_TAPS["float64" if double else "float32"]
+
+
 def choose_method(input_shape, filter_shape, dtype=torch.float32) -> str:
     """The method "auto" runs for an input of ``input_shape`` and a filter of
     ``filter_shape`` (both (rows, cols)) in ``dtype`` (torch or numpy); the thresholds
@@ -81,8 +87,7 @@ def choose_method(input_shape, filter_shape, dtype=torch.float32) -> str:
     taps = k_height * k_width
     if (height - k_height + 1) * (width - k_width + 1) * taps <= DIRECT_MAX_WORK:
         return "direct"
-    double = dtype in (torch.float64, np.dtype(np.float64))
-    if taps <= SHIFT_MAX_TAPS["float64" if double else "float32"] or (
+    if taps <= shift_max_taps(dtype) or (
             taps <= SHIFT_SMALL_IMAGE_MAX_TAPS and height * width <= SHIFT_SMALL_IMAGE_MAX_PIXELS):
         return "shift"
     return "fft"

@@ -13,33 +13,44 @@ import torch.nn.functional as F
 from torch.autograd import Function
 
 from . import _nchw_kernels as kernels
-from . import gpu
+from . import _nchw_shift, gpu
 from ._nchw_args import check_conv2d_arguments, check_padding_mode
 from ._numpy_bridge import (ForwardState, apply_positional, linear_tangent, numpy_gradients,
                             numpy_quiet, opaque_to_compile, shape_only, to_numpy, to_tensor,
                             vmap_by_loop)
+from .conv import shift_max_taps
 
-NCHW_METHODS = ("auto", "im2col", "fft")
+NCHW_METHODS = ("auto", "im2col", "fft", "shift")
 
-# "auto": fft only where it cannot lose to im2col: stride 1, no dilation, one group, a
+# "auto", first rule: one output channel (up to 8 input channels) at a kernel the
+# single-channel layer runs by shift (conv.SHIFT_MAX_TAPS) takes "shift": im2col's GEMMs
+# would have one row. Measured fwd+bwd, one process, shift / im2col (float32; float64):
+# 4x1x128x128 k3 0.50; 0.40, k9 0.29; 0.27, 8x3x32x32 k3 0.73; 0.55, 4x8x64x64 k3
+# 0.61; 0.44, 2x4x32x32 k7 0.57; 0.51; with two or more output channels im2col's GEMM
+# catches up (4x1x64x64 -> 2: 0.95; 0.80, -> 4: 1.6; 1.2) and past 121 / 81 taps fft wins.
+# Then fft only where it cannot lose to im2col: stride 1, no dilation, one group, a
 # large kernel and few channel pairs (measured (4,1,128,128)->1 k15: fft ~0.01-0.03x of
 # im2col's time); frequency-domain channel contraction loses badly with many channels at
 # small kernels (figures: 20-180x slower), so everything else takes im2col + BLAS.
+SHIFT_MAX_IN_CHANNELS = 8
 FFT_MIN_TAPS = 25
 FFT_MAX_CHANNEL_PAIRS = 16
 
 
-def choose_nchw_method(x_shape, w_shape, stride, dilation, groups) -> str:
+def choose_nchw_method(x_shape, w_shape, stride, dilation, groups, dtype=torch.float32) -> str:
     c_out, c_in, k_h, k_w = w_shape
-    if (stride == (1, 1) and dilation == (1, 1) and groups == 1
-            and k_h * k_w >= FFT_MIN_TAPS and c_in * c_out <= FFT_MAX_CHANNEL_PAIRS):
+    if stride != (1, 1) or dilation != (1, 1) or groups != 1:
+        return "im2col"
+    if c_out == 1 and c_in <= SHIFT_MAX_IN_CHANNELS and k_h * k_w <= shift_max_taps(dtype):
+        return "shift"
+    if k_h * k_w >= FFT_MIN_TAPS and c_in * c_out <= FFT_MAX_CHANNEL_PAIRS:
         return "fft"
     return "im2col"
 
 
 class Conv2dNCHWFunction(Function):
     """``F.conv2d`` on a 4-D input with already checked, normalised arguments
-    (see :func:`conv2d`); ``method`` is "im2col" or "fft".
+    (see :func:`conv2d`); ``method`` is "im2col", "fft" or "shift".
 
     Like F.conv2d, an empty batch gives an empty output and zero weight and bias
     gradients, and no input channels (weight (C_out, 0, kH, kW)) give an output with no
@@ -125,6 +136,8 @@ class Conv2dNCHWFunction(Function):
 
 
 def _forward_kernels(x, w, b, geometry, method, keep_windows):
+    if method == "shift":
+        return _nchw_shift.shift_forward(x, w, b, geometry)
     if method == "fft":
         y, state = kernels.fft_forward(x, w, geometry)
         if b is not None:
@@ -149,10 +162,13 @@ def _gradients(state, grad_output, input, weight, *, geometry, method, needs, ha
             state = (to_numpy(weight), None, False)
         w, kernel_state, kept_windows = state
         rebuilt = kernel_state is None or (method == "im2col" and need_weight and not kept_windows)
+        if rebuilt and method == "shift":  # its state is the input alone: no forward to redo
+            kernel_state, rebuilt = _nchw_shift.shift_state(to_numpy(input), w), False
         if rebuilt:
             _, kernel_state = _forward_kernels(to_numpy(input), w, None, geometry, method,
                                                keep_windows=need_weight)
-        backward = kernels.fft_backward if method == "fft" else kernels.im2col_backward
+        backward = {"fft": kernels.fft_backward, "shift": _nchw_shift.shift_backward,
+                    "im2col": kernels.im2col_backward}[method]
         grad_x, grad_w = backward(gy, w, kernel_state, geometry, need_input, need_weight)
         if rebuilt and method == "im2col" and need_weight:
             kernels.recycle(kernel_state[-1])  # windows rebuilt for this call alone
@@ -168,8 +184,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
 
     Same arguments and result: input (N, C_in, H, W) or unbatched (C_in, H, W), weight
     (C_out, C_in/groups, kH, kW), bias (C_out,) or None, stride/dilation an int or pair,
-    padding an int, pair, 'valid' or 'same'. ``method`` (keyword only) forces "im2col" or
-    "fft"; "auto" picks by :func:`choose_nchw_method`.
+    padding an int, pair, 'valid' or 'same'. ``method`` (keyword only) forces "im2col",
+    "fft" or "shift"; "auto" picks by :func:`choose_nchw_method`.
     """
     if method not in NCHW_METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, NCHW_METHODS))}; "
@@ -178,10 +194,10 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     if method == "auto":  # (a method asked for by name is no surprise to warn of)
         gpu.warn_no_gpu_path_once(input, "scipy_layers.conv2d (the batched conv)")
         method = choose_nchw_method(input.shape, weight.shape, geometry.stride,
-                                    geometry.dilation, groups)
-    elif method == "fft" and (geometry.stride != (1, 1) or geometry.dilation != (1, 1)
-                              or groups != 1):
-        raise ValueError(f"method='fft' needs stride 1, dilation 1 and groups 1; got "
+                                    geometry.dilation, groups, input.dtype)
+    elif method in ("fft", "shift") and (geometry.stride != (1, 1) or geometry.dilation != (1, 1)
+                                         or groups != 1):
+        raise ValueError(f"method={method!r} needs stride 1, dilation 1 and groups 1; got "
                          f"stride={stride!r}, dilation={dilation!r}, groups={groups!r}")
     if input.dim() == 3:
         return Conv2dNCHWFunction.apply(input[None], weight, bias, geometry, method)[0]

@@ -123,30 +123,35 @@ CONV2D_SAMPLES = [  # single-channel valid cross-correlation: (input, filter, bi
     Sample("no-bias", ((9, 9), (2, 3), None)),
 ]
 
-_FFT_OK = ("scipy", "scipy-im2col", "scipy-fft")
-_NO_FFT = ("scipy", "scipy-im2col")
+# fft and shift take stride 1, dilation 1 and groups 1 only
+_STRIDE_ONE = ("scipy", "scipy-im2col", "scipy-fft", "scipy-shift")
+_ANY_GEOMETRY = ("scipy", "scipy-im2col")
 CONV2D_NCHW_SAMPLES = [  # F.conv2d semantics: (input, weight, bias) and keyword arguments
-    Sample("plain", ((2, 3, 7, 6), (4, 3, 3, 3), (4,)), methods=_FFT_OK),
-    Sample("1x1", ((2, 3, 6, 5), (2, 3, 1, 1), (2,)), methods=_FFT_OK),
-    Sample("kx1", ((2, 2, 8, 5), (3, 2, 3, 1), (3,)), methods=_FFT_OK),
-    Sample("1xk", ((1, 2, 5, 8), (3, 2, 1, 4), None), methods=_FFT_OK),
-    Sample("kernel-equals-input", ((2, 1, 5, 4), (2, 1, 5, 4), (2,)), methods=_FFT_OK),
-    Sample("padded", ((1, 2, 5, 6), (2, 2, 3, 3), (2,)), dict(padding=(2, 1)), methods=_FFT_OK),
+    Sample("plain", ((2, 3, 7, 6), (4, 3, 3, 3), (4,)), methods=_STRIDE_ONE),
+    Sample("1x1", ((2, 3, 6, 5), (2, 3, 1, 1), (2,)), methods=_STRIDE_ONE),
+    Sample("kx1", ((2, 2, 8, 5), (3, 2, 3, 1), (3,)), methods=_STRIDE_ONE),
+    Sample("1xk", ((1, 2, 5, 8), (3, 2, 1, 4), None), methods=_STRIDE_ONE),
+    Sample("kernel-equals-input", ((2, 1, 5, 4), (2, 1, 5, 4), (2,)), methods=_STRIDE_ONE),
+    Sample("padded", ((1, 2, 5, 6), (2, 2, 3, 3), (2,)), dict(padding=(2, 1)), methods=_STRIDE_ONE),
     Sample("same-even", ((1, 2, 6, 7), (3, 2, 4, 2), (3,)), dict(padding="same"),
-           methods=_FFT_OK),
+           methods=_STRIDE_ONE),
     Sample("large-kernel-few-channels", ((2, 1, 20, 18), (1, 1, 9, 7), (1,)), dict(padding=2),
-           methods=_FFT_OK),
-    Sample("strided", ((2, 2, 9, 8), (3, 2, 3, 2), (3,)), dict(stride=(2, 3)), methods=_NO_FFT),
+           methods=_STRIDE_ONE),
+    Sample("strided", ((2, 2, 9, 8), (3, 2, 3, 2), (3,)), dict(stride=(2, 3)), methods=_ANY_GEOMETRY),
     Sample("dilated", ((1, 2, 9, 9), (2, 2, 3, 2), (2,)), dict(dilation=(2, 3), padding=1),
-           methods=_NO_FFT),
+           methods=_ANY_GEOMETRY),
     Sample("grouped", ((2, 4, 6, 6), (6, 2, 3, 3), (6,)), dict(groups=2, stride=2, padding=1),
-           methods=_NO_FFT),
+           methods=_ANY_GEOMETRY),
     Sample("depthwise", ((2, 3, 6, 5), (6, 1, 3, 3), (6,)), dict(groups=3, padding="same"),
-           methods=_NO_FFT),
+           methods=_ANY_GEOMETRY),
     Sample("wide-dilated", ((2, 4, 7, 9), (4, 2, 2, 3), (4,)), dict(dilation=(1, 2), groups=2,
                                                                     padding=(0, 2)),
-           methods=_NO_FFT),
-    Sample("unbatched", ((2, 6, 5), (3, 2, 2, 3), (3,)), dict(padding=1), methods=_FFT_OK),
+           methods=_ANY_GEOMETRY),
+    Sample("unbatched", ((2, 6, 5), (3, 2, 2, 3), (3,)), dict(padding=1), methods=_STRIDE_ONE),
+    # one output channel: what "auto" runs by shift
+    Sample("one-output-channel", ((3, 4, 9, 8), (1, 4, 3, 2), (1,)), dict(padding=(1, 2)),
+           methods=_STRIDE_ONE),
+    Sample("single-pair", ((4, 1, 12, 11), (1, 1, 3, 3), (1,)), methods=_STRIDE_ONE),
 ]
 
 FFT_ABS_SAMPLES = [  # (input,): |rfft2| over the last two dims
@@ -196,6 +201,8 @@ ERROR_INPUTS = {
                    ValueError, r"smaller than weight"),
         ErrorInput("fft-strided", lambda: (_randn(1, 2, 8, 8), _randn(2, 2, 3, 3), None),
                    dict(stride=2, method="fft"), ValueError, r"method='fft' needs stride 1"),
+        ErrorInput("shift-dilated", lambda: (_randn(1, 2, 8, 8), _randn(1, 2, 3, 3), None),
+                   dict(dilation=2, method="shift"), ValueError, r"method='shift' needs stride 1"),
         ErrorInput("same-strided", lambda: (_randn(1, 2, 8, 8), _randn(2, 2, 3, 3), None),
                    dict(stride=2, padding="same"), ValueError, r"padding='same' is not supported"),
     ],

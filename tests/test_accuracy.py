@@ -12,7 +12,7 @@ from scipy_layers.agreement import conv_reference, contract_ratio
 
 DTYPES = [torch.float32, torch.float64]
 SINGLE_METHODS = ["direct", "shift", "fft", "auto"]
-NCHW_METHODS = ["im2col", "fft", "auto"]
+NCHW_METHODS = ["im2col", "fft", "shift", "auto"]
 
 
 def family(name: str, shape, dtype, seed=0):

@@ -95,7 +95,8 @@ def test_real_cnn_layers_agree_with_native(input_shape, weight_shape, stride, pa
 
 def test_registry_layer_inputs_and_implementations():
     layer = LAYERS["conv2d_nchw"]
-    assert set(layer.implementations) == {"scipy", "scipy-im2col", "scipy-fft", "native"}
+    assert set(layer.implementations) == {"scipy", "scipy-im2col", "scipy-fft", "scipy-shift",
+                                          "native"}
     assert layer.takes_kernel
     x, w, b = layer.make_inputs((2, 3, 10, 9), (5, 3, 2), dtype=torch.float32, seed=1)
     assert (x.shape, w.shape, b.shape) == ((2, 3, 10, 9), (5, 3, 3, 2), (5,))
@@ -109,7 +110,12 @@ def test_registry_layer_inputs_and_implementations():
     ((4, 1, 128, 128), (1, 1, 15, 15), {}, "fft"),
     ((2, 4, 64, 64), (4, 4, 9, 9), {}, "fft"),
     ((8, 16, 32, 32), (32, 16, 3, 3), {}, "im2col"),       # many channels, small kernel
-    ((4, 1, 64, 64), (1, 1, 3, 3), {}, "im2col"),          # kernel too small for fft
+    ((4, 1, 64, 64), (1, 1, 3, 3), {}, "shift"),           # one output channel
+    ((4, 8, 32, 32), (1, 8, 5, 3), dict(padding=1), "shift"),
+    ((4, 9, 32, 32), (1, 9, 3, 3), {}, "im2col"),          # more input channels than shift takes
+    ((4, 1, 64, 64), (2, 1, 3, 3), {}, "im2col"),          # two output channels: BLAS catches up
+    ((4, 1, 64, 64), (1, 1, 11, 11), {}, "shift"),         # float32: shift up to 121 taps
+    ((4, 1, 64, 64), (1, 1, 1, 1), dict(stride=2), "im2col"),
     ((4, 1, 64, 64), (1, 1, 7, 7), dict(stride=2), "im2col"),
     ((4, 2, 64, 64), (2, 1, 7, 7), dict(groups=2), "im2col"),
 ])
@@ -121,6 +127,14 @@ def test_auto_runs_the_method_the_rule_names(x_shape, w_shape, kwargs, expected,
     x, w = torch.randn(x_shape), torch.randn(w_shape)
     conv2d(x, w, **kwargs)
     assert seen == [expected]
+
+
+def test_auto_shift_rule_follows_the_dtype():
+    """float64 hands 11x11 (121 taps) to fft, float32 keeps it on shift (conv.SHIFT_MAX_TAPS)."""
+    args = ((4, 1, 64, 64), (1, 1, 11, 11), (1, 1), (1, 1), 1)
+    assert nn.choose_nchw_method(*args, torch.float32) == "shift"
+    assert nn.choose_nchw_method(*args, torch.float64) == "fft"
+    assert nn.choose_nchw_method(*args[:2], (1, 1), (2, 1), 1, torch.float32) == "im2col"
 
 
 def test_module_mirrors_torch_conv2d():

@@ -54,15 +54,15 @@ def _cases():
                                   dict(stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2)),
         "same": ((1, 2, 6, 7), (3, 2, 4, 3), dict(padding="same")),
     }
-    for method in ("auto", "im2col", "fft"):
+    for method in ("auto", "im2col", "fft", "shift"):
         for name, (x_shape, w_shape, kwargs) in nchw.items():
-            if method == "fft" and name == "stride-padding-groups":
-                continue  # method='fft' takes stride 1, dilation 1, groups 1 only
+            if method in ("fft", "shift") and name == "stride-padding-groups":
+                continue  # these take stride 1, dilation 1, groups 1 only
             cases[f"conv2d-{method}-{name}"] = functools.partial(
                 function, lambda x, w, b, m=method, k=kwargs: sl.conv2d(x.cos(), w, b, method=m,
                                                                         **k).tanh(),
                 x_shape, w_shape, (w_shape[0],))
-        groups = dict(stride=2, padding=1, groups=2) if method != "fft" else dict(padding=2)
+        groups = dict(stride=2, padding=1, groups=2) if method not in ("fft", "shift") else dict(padding=2)
         cases[f"Conv2d-{method}"] = functools.partial(
             lambda m, k: module(sl.Conv2d(4, 6, 3, method=m, **k), (2, 4, 8, 9)), method, groups)
     cases["fft_abs"] = functools.partial(function, lambda x: sl.fft_abs(x + 1).sqrt(), (3, 6, 7))

@@ -29,9 +29,9 @@ def leaves(*shapes, device="cpu"):
 
 def with_methods(cases):
     """(input shape, weight shape, kwargs, method) for every method that takes the case:
-    method='fft' takes stride 1, dilation 1 and groups 1 only."""
-    return [(*case, method) for case in cases for method in ("auto", "im2col", "fft")
-            if method != "fft" or all(case[2].get(key, 1) == 1
+    method='fft' and 'shift' take stride 1, dilation 1 and groups 1 only."""
+    return [(*case, method) for case in cases for method in ("auto", "im2col", "fft", "shift")
+            if method not in ("fft", "shift") or all(case[2].get(key, 1) == 1
                                       for key in ("stride", "dilation", "groups"))]
 
 
@@ -185,7 +185,7 @@ def test_meta_single_channel_conv(method, dtype, numpy_forbidden):
 
 def test_meta_modules(numpy_forbidden):
     x = torch.randn(2, 3, 16, 16, device="meta")
-    for method in ("auto", "im2col", "fft"):
+    for method in ("auto", "im2col", "fft", "shift"):
         module = Conv2d(3, 8, 5, padding=2, device="meta", method=method)
         native = torch.nn.Conv2d(3, 8, 5, padding=2, device="meta")
         assert module(x).shape == native(x).shape == (2, 8, 16, 16)

@@ -17,7 +17,7 @@ from scipy_layers import (ScipyConv2d, conv2d, fft_abs, incorrect_fft, native_co
 
 TIGHT = dict(rtol=1e-10, atol=1e-12)
 SINGLE_METHODS = ["auto", "direct", "shift", "fft"]
-NCHW_METHODS = ["im2col", "fft"]
+NCHW_METHODS = ["im2col", "fft", "shift"]
 # (input shape, weight shape, F.conv2d keyword arguments): small, every feature
 NCHW_CASES = {
     "plain": ((2, 3, 6, 5), (4, 3, 3, 3), {}),
@@ -25,7 +25,7 @@ NCHW_CASES = {
     "groups-dilation": ((2, 4, 7, 7), (4, 2, 2, 3), dict(groups=2, dilation=(2, 1))),
     "same": ((1, 2, 5, 6), (2, 2, 4, 3), dict(padding="same")),
 }
-FFT_METHOD_CASES = ("plain", "same")  # method="fft" takes stride 1, dilation 1, groups 1 only
+FFT_METHOD_CASES = ("plain", "same")  # "fft" and "shift" take stride 1, dilation 1, groups 1
 
 
 def randn(*shape, seed=0):

@@ -51,7 +51,7 @@ def nchw_case(draw):
     x = draw(strided_view((n, c_in, h, w)))
     weight = draw(strided_view((c_out, c_in, k_h, k_w)))
     dtype = draw(st.sampled_from([torch.float32, torch.float64]))
-    method = draw(st.sampled_from(["auto", "im2col", "fft"]))
+    method = draw(st.sampled_from(["auto", "im2col", "fft", "shift"]))
     padding = draw(PADDING)
     return x.to(dtype), weight.to(dtype), padding, method
 
