@@ -167,9 +167,28 @@ def numpy_gradients(name: str, compute, state, *tensors):
     """``compute(state, *tensors)``: directly in a plain backward, through
     :class:`NumpyStep` where a graph of the gradients is being built (create_graph) or a
     torch.func transform is active (the step unwraps, vmaps and guards it)."""
+    if any(map(_is_legacy_batched, tensors)):
+        raise legacy_batching_error(name)
     if not torch.is_grad_enabled() and not torch._C._are_functorch_transforms_active():
         return _computed(compute, state, tensors)
     return NumpyStep.apply(name, compute, state, *tensors)
+
+
+def _is_legacy_batched(tensor) -> bool:
+    """A tensor of autograd's own vmap (``is_grads_batched=True``, ``jacobian(...,
+    vectorize=True)``): custom Functions' vmap rules are not called under it and numpy
+    cannot read it."""
+    return (isinstance(tensor, torch.Tensor)
+            and torch._C._functorch.is_legacy_batchedtensor(tensor))
+
+
+def legacy_batching_error(name: str) -> RuntimeError:
+    return RuntimeError(
+        f"{name}'s backward runs in numpy/scipy and cannot take autograd's batched "
+        f"gradients (torch.autograd.grad(..., is_grads_batched=True), "
+        f"torch.autograd.functional.jacobian/hessian(..., vectorize=True)). Use "
+        f"torch.func.vmap over torch.func.vjp or jacrev (supported), or the unbatched call "
+        f"(vectorize=False, or one grad call per grad_output).")
 
 
 def linear_tangent(output_shape, like, terms):

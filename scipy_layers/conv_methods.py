@@ -115,6 +115,7 @@ def _shift_forward(x, w):
                     start = i * width + j
                     np.multiply(x_flat[start:start + length], taps[i][j], out=scratch)
                     acc += scratch
+        acc += 0.0  # a sum of -0 products is +0 (native starts from +0; acc started at a product)
     out[length:] = 0
     return out.reshape(out_height, width)[:, :out_width], None
 

@@ -178,6 +178,16 @@ def _gradients(state, grad_output, input, weight, *, geometry, method, needs, ha
     return grad_input, grad_weight, grad_bias
 
 
+def _check_method_geometry(method, stride, dilation, groups, as_given=None):
+    """fft and shift take stride 1, dilation 1 and groups 1 only (``as_given``: the
+    caller's (stride, dilation), for the message)."""
+    if method in ("fft", "shift") and (tuple(stride) != (1, 1) or tuple(dilation) != (1, 1)
+                                       or groups != 1):
+        stride, dilation = as_given or (stride, dilation)
+        raise ValueError(f"method={method!r} needs stride 1, dilation 1 and groups 1; got "
+                         f"stride={stride!r}, dilation={dilation!r}, groups={groups!r}")
+
+
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
            method="auto") -> torch.Tensor:
     """``torch.nn.functional.conv2d`` computed with numpy/scipy.
@@ -195,10 +205,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
         gpu.warn_no_gpu_path_once(input, "scipy_layers.conv2d (the batched conv)")
         method = choose_nchw_method(input.shape, weight.shape, geometry.stride,
                                     geometry.dilation, groups, input.dtype)
-    elif method in ("fft", "shift") and (geometry.stride != (1, 1) or geometry.dilation != (1, 1)
-                                         or groups != 1):
-        raise ValueError(f"method={method!r} needs stride 1, dilation 1 and groups 1; got "
-                         f"stride={stride!r}, dilation={dilation!r}, groups={groups!r}")
+    else:
+        _check_method_geometry(method, geometry.stride, geometry.dilation, groups,
+                               (stride, dilation))
     if input.dim() == 3:
         return Conv2dNCHWFunction.apply(input[None], weight, bias, geometry, method)[0]
     return Conv2dNCHWFunction.apply(input, weight, bias, geometry, method)
@@ -217,7 +226,11 @@ class Conv2d(torch.nn.Conv2d):
                              f"got {method!r}")
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias, padding_mode, device, dtype)
+        _check_method_geometry(method, self.stride, self.dilation, groups, (stride, dilation))
         self.method = method
+
+    def extra_repr(self):
+        return f"{super().extra_repr()}, method={self.method!r}"
 
     def forward(self, input):
         return conv2d(input, self.weight, self.bias, self.stride, self.padding,

@@ -258,3 +258,20 @@ def test_cupy_path_under_torch_func_on_the_numpy_stand_in(monkeypatch):
                                grad(scalar_loss(lambda x: torch.fft.rfft2(x).abs()))(randn(4, 6)),
                                **TIGHT)
     assert {name for name, *_ in calls} >= {"correlate2d", "convolve2d", "correlate"}
+
+
+@pytest.mark.parametrize("case", ["scipy_conv2d-shift", "conv2d-im2col-plain", "conv2d-shift-plain",
+                                  "fft_abs"])
+def test_autograd_batched_gradients_raise_a_clear_error_and_the_loop_works(case):
+    """is_grads_batched / jacobian(vectorize=True) run autograd's own vmap, under which
+    numpy cannot read the gradient: a clear error naming what works, not a detach trace."""
+    ours, native, inputs = CASES[case]()
+    leaves = tuple(t.requires_grad_() for t in inputs)
+    out = ours(*leaves)
+    batch = randn(3, *out.shape, seed=5)
+    with pytest.raises(RuntimeError, match=r"cannot take autograd's batched gradients.*"
+                                           r"torch\.func\.vmap"):
+        torch.autograd.grad(out, leaves, batch, is_grads_batched=True)
+    with pytest.raises(RuntimeError, match="cannot take autograd's batched gradients"):
+        jacobian(lambda *args: ours(*args), leaves, vectorize=True)
+    torch.testing.assert_close(jacobian(ours, leaves), jacobian(native, leaves), **TIGHT)
