@@ -1,11 +1,15 @@
-"""The FFT layer |rfft2(x)| (``fft_abs`` in the registry): scipy.fft with the true
-gradient, the tutorial's BadFFTFunction on numpy.fft, and torch.fft."""
-from .common import (DEVICES, DTYPES, THREADS, _BackwardTiming, _Memory, _ThreadTimings,
-                     _Timings)
+"""The FFT layer |rfft2(x)| (``fft_abs`` in the registry): the true gradient on scipy.fft
+or DFT matrices (``scipy``: per axis, by its cost model), the tutorial's BadFFTFunction on
+numpy.fft, and torch.fft. ``FFTAbsMethods`` puts both transform methods beside them."""
+from .common import (DEVICES, DTYPES, THREADS, _BackwardTiming, _ForwardBackwardTiming,
+                     _Memory, _ThreadTimings, _Timings, parse_size, skip)
 from .gradients import LAYOUTS, VALUES, _GradientAgreement
 
 LAYER = "fft_abs"
 IMPLEMENTATIONS = ["native", "scipy", "numpy-tutorial"]
+# Fixed list (an older commit lacking a method shows n/a for it).
+METHODS = ["scipy-fft", "scipy-matrix"]
+MATRIX_MAX_LENGTH = 128  # scipy_layers._dft_axes.MATRIX_MAX_LENGTH, fixed here likewise
 # Leading numbers are batch dims: "8x256x256" is eight 256x256 images.
 SIZES = ["16x16", "64x64", "127x127", "255x255", "256x256", "8x256x256", "1024x1024",
          "2048x2048"]  # 127: prime; 255: odd
@@ -40,6 +44,24 @@ class FFTAbsMemory(_FFTAbsCase, _Memory):
     pass
 
 
+class FFTAbsMethods(_ForwardBackwardTiming):
+    """Forward+backward of each transform method, torch at one thread, on the CPU, around
+    the rule's crossovers (96: pocketfft wins; 127, prime: matrices win 2x)."""
+
+    layer = LAYER
+    param_names = ["implementation", "size", "dtype"]
+    params = [["native", "scipy", *METHODS], ["16x16", "64x64", "96x96", "127x127", "128x128"],
+              list(DTYPES)]
+
+    def in_default_grid(self, implementation, size, kernel, dtype):
+        return size in ("16x16", "127x127")
+
+    def setup(self, implementation, size, dtype):
+        if implementation == "scipy-matrix" and max(parse_size(size)[-2:]) > MATRIX_MAX_LENGTH:
+            skip(f"method='matrix' takes H and W up to {MATRIX_MAX_LENGTH}")
+        self.setup_case(implementation, size, None, dtype, "cpu")
+
+
 class FFTAbsThreads(_ThreadTimings):
     """float32 on the CPU, at a few sizes: enough to see what threads change."""
 
@@ -57,7 +79,7 @@ class FFTAbsGradients(_GradientAgreement):
 
     layer = LAYER
     param_names = ["implementation", "size", "dtype", "layout", "values", "quantity"]
-    params = [IMPLEMENTATIONS[1:], ["16x16", "127x127", "4x31x30"], list(DTYPES), LAYOUTS,
+    params = [[*IMPLEMENTATIONS[1:], *METHODS], ["16x16", "127x127", "4x31x30"], list(DTYPES), LAYOUTS,
               VALUES, ["output", "grad_input"]]
 
     def setup_cache(self):

@@ -6,17 +6,17 @@ All three take a real tensor of shape (..., H, W) and return |rfft2(x)| of shape
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
-import scipy.fft
 import torch
 from torch.autograd import Function
 
-from . import gpu
+from . import _dft_axes, gpu
 from ._checks import check_dims_not_empty, check_float_tensor
 from ._numpy_bridge import (ForwardState, NumpyStep, apply_positional, forward_mode_error,
                             numpy_gradients, numpy_quiet, opaque_to_compile, shape_only,
                             to_numpy, to_tensor)
-from ._spectral import mirror_weights
 
 
 def check_fft_input(input) -> None:
@@ -30,9 +30,17 @@ def _rfft2_shape(input):
     return (*input.shape[:-1], input.shape[-1] // 2 + 1)
 
 
-def _fold_vmap(function, in_dims, input):
+def _fold_vmap(function, in_dims, input, *args):
     """vmap rule of a layer over the last two dims: the vmapped dim is one more batch dim."""
-    return function.apply(input.movedim(in_dims[0], 0)), 0
+    return function.apply(input.movedim(in_dims[0], 0), *args), 0
+
+
+def check_fft_method(method, input) -> None:
+    if method not in _dft_axes.METHODS:  # also rejects non-strings: none is in the tuple
+        raise ValueError(f"method must be one of {', '.join(map(repr, _dft_axes.METHODS))}; "
+                         f"got {method!r}")
+    if method == "matrix":
+        _dft_axes.check_matrix_lengths(*input.shape[-2:])
 
 
 class BadFFTFunction(Function):
@@ -109,6 +117,9 @@ class FFTAbsFunction(Function):
     ``norm="forward"`` undoes irfft2's 1/(H*W). Z/|Z| is taken as 0 where |Z| = 0, as
     torch's ``sgn(0) = 0``, so the gradient is defined everywhere.
     scipy.fft keeps float32 in single precision (numpy.fft would compute in float64).
+    ``method``: per axis, scipy.fft or a DFT matrix product (:mod:`scipy_layers._dft_axes`):
+    "auto" (by a cost model: matrices on short axes and on lengths with a large prime
+    factor), "fft" (scipy.fft on both) or "matrix" (matrices on both; H, W <= 128).
     CUDA tensors run on CuPy where usable (:mod:`scipy_layers.gpu`), with the same formula.
     Backward reuses forward's spectrum; forward's output is saved too (its magnitude), so
     changing it in place before backward raises instead of giving a wrong gradient.
@@ -116,23 +127,26 @@ class FFTAbsFunction(Function):
 
     @classmethod
     @opaque_to_compile
-    def apply(cls, input, saved=None):
+    def apply(cls, input, method="auto", saved=None):
         # ``saved``: internal; torch.func passes the one made by the outermost call down.
-        return apply_positional(cls, input, saved if saved is not None else ForwardState())
+        return apply_positional(cls, input, method,
+                                saved if saved is not None else ForwardState())
 
     @staticmethod
     @opaque_to_compile
     @numpy_quiet
-    def forward(input, saved=None):
+    def forward(input, method="auto", saved=None):
         check_fft_input(input)
+        check_fft_method(method, input)
         if shape_only(input):  # meta tensors, or an empty batch
             return input.new_zeros(_rfft2_shape(input))
         backend = gpu.resolve_backend(input)
         if backend == gpu.CUPY:
             result, spectrum = gpu.fft_abs_forward(input)
         else:
-            spectrum = scipy.fft.rfft2(to_numpy(input))
-            result = to_tensor(np.abs(spectrum), like=input)
+            spectrum, magnitude, plan = _dft_axes.transform(to_numpy(input), method)
+            result = to_tensor(magnitude, like=input)
+            spectrum = (spectrum, plan)  # backward's adjoint must follow forward's plan
         if saved is not None:
             saved.value = (backend, spectrum)
         return result
@@ -140,35 +154,45 @@ class FFTAbsFunction(Function):
     @staticmethod
     @opaque_to_compile
     def setup_context(ctx, inputs, output):
-        input, saved = inputs
+        input, method, saved = inputs
         ctx.save_for_backward(input, output)
         ctx.save_for_forward(input, output)
-        ctx.forward_state = saved
+        ctx.method, ctx.forward_state = method, saved
 
     @staticmethod
     @opaque_to_compile
     def backward(ctx, grad_output):
         input, output = ctx.saved_tensors  # raises if either was modified in place
         state = None if ctx.forward_state is None else ctx.forward_state.value
-        (grad_input,) = numpy_gradients("FFTAbsFunction", _fft_abs_gradient, state,
+        compute = functools.partial(_fft_abs_gradient, method=ctx.method)
+        (grad_input,) = numpy_gradients("FFTAbsFunction", compute, state,
                                         grad_output, input, output)
-        return grad_input, None
+        return grad_input, None, None
 
     @staticmethod
     @opaque_to_compile
-    def jvp(ctx, input_tangent, _):
+    def jvp(ctx, input_tangent, *_):
         input, output = ctx.saved_tensors
         if input_tangent is None:
             return torch.zeros_like(output)
         state = None if ctx.forward_state is None else ctx.forward_state.value
-        (tangent,) = NumpyStep.apply("FFTAbsFunction", _fft_abs_tangent, state,
+        compute = functools.partial(_fft_abs_tangent, method=ctx.method)
+        (tangent,) = NumpyStep.apply("FFTAbsFunction", compute, state,
                                      input_tangent, input, output)
         return tangent
 
     @staticmethod
     @opaque_to_compile
-    def vmap(info, in_dims, input, saved):
-        return _fold_vmap(FFTAbsFunction, in_dims, input)
+    def vmap(info, in_dims, input, method, saved):
+        return _fold_vmap(FFTAbsFunction, in_dims, input, method)
+
+
+def _numpy_spectrum(forward, input, method):
+    """(rfft2(input), its plan): forward's numpy (spectrum, plan), or recomputed (None)."""
+    if forward is not None:
+        return forward
+    spectrum, _, plan = _dft_axes.transform(to_numpy(input), method)
+    return spectrum, plan
 
 
 def _phase(spectrum, magnitude):
@@ -181,52 +205,54 @@ def _phase(spectrum, magnitude):
     return phase
 
 
-def _fft_abs_tangent(state, input_tangent, input, magnitude):
+def _fft_abs_tangent(state, input_tangent, input, magnitude, *, method):
     """d|Z| = Re(conj(Z) rfft2(dx)) / |Z| (0 where |Z| = 0), Z = rfft2(x)."""
     if shape_only(input):
         return (torch.zeros_like(magnitude),)
-    backend, spectrum = state if state is not None else (gpu.NUMPY, None)
-    if backend == gpu.CUPY or spectrum is None:  # (forward mode is rare: one numpy path)
-        spectrum = scipy.fft.rfft2(to_numpy(input))
+    backend, forward = state if state is not None else (gpu.NUMPY, None)
+    # (forward mode is rare: one numpy path, also for CUDA tensors)
+    spectrum, plan = _numpy_spectrum(None if backend == gpu.CUPY else forward, input, method)
     magnitude = to_numpy(magnitude)
-    tangent = (_phase(spectrum, magnitude).conj() * scipy.fft.rfft2(to_numpy(input_tangent))).real
+    tangent = (_phase(spectrum, magnitude).conj()
+               * _dft_axes.rfft2(to_numpy(input_tangent), plan)).real
     return (to_tensor(tangent, like=input),)
 
 
-def _fft_abs_gradient(state, grad_output, input, magnitude):
+def _fft_abs_gradient(state, grad_output, input, magnitude, *, method):
     """dL/dx from forward's (backend, spectrum) (None: recomputed) and |spectrum|."""
     if shape_only(input):
         return (torch.zeros_like(input),)
-    backend, spectrum = state if state is not None else (gpu.resolve_backend(input), None)
+    backend, forward = state if state is not None else (gpu.resolve_backend(input), None)
     if backend == gpu.CUPY:
-        return (gpu.fft_abs_backward(spectrum, grad_output, input),)
-    if spectrum is None:
-        spectrum = scipy.fft.rfft2(to_numpy(input))
+        return (gpu.fft_abs_backward(forward, grad_output, input),)
+    spectrum, plan = _numpy_spectrum(forward, input, method)
     magnitude = to_numpy(magnitude)
     width = input.shape[-1]
-    weights = mirror_weights(np, spectrum.shape[-1], width, magnitude.dtype)
+    # the weights c (see the class docstring) where the W axis runs as irfft; none where
+    # it runs as a matrix, whose adjoint sums each column once
+    weights = _dft_axes.adjoint_weights(plan, spectrum.shape[-1], width, magnitude.dtype)
     # c * g / |Z| as a real array, then one complex-by-real product (cheaper than Z/|Z|).
     # Where |Z| = 0 the scale keeps c * g and Z is exactly 0, so the product is 0, or NaN
     # for a NaN or inf in g, as native's sgn(0) * g. If c * g / |Z| overflows (tiny
     # inputs: |Z| near the smallest floats), Z/|Z| is taken first instead (bounded by 1).
-    # The inverse is an inverse FFT along H, then a real one along W (irfft2's transform).
-    scale = to_numpy(grad_output) * weights
+    # The inverse is the adjoint of forward's transform, axis by axis (_dft_axes).
+    grad = to_numpy(grad_output)
+    scale = grad * weights if weights is not None else np.array(grad)  # a fresh array
     try:
         with np.errstate(over="raise"):  # only a finite quotient's overflow raises
             np.divide(scale, magnitude, out=scale, where=magnitude != 0)
         grad_spectrum = spectrum * scale
     except FloatingPointError:
         grad_spectrum = _phase(spectrum, magnitude)
-        grad_spectrum *= to_numpy(grad_output) * weights
-    grad_spectrum = scipy.fft.ifft(grad_spectrum, axis=-2, norm="forward", overwrite_x=True)
-    grad_input = scipy.fft.irfft(grad_spectrum, n=width, axis=-1, norm="forward",
-                                 overwrite_x=True)
+        grad_spectrum *= grad * weights if weights is not None else grad
+    grad_input = _dft_axes.adjoint(grad_spectrum, width, plan)
     return (to_tensor(grad_input, like=grad_output),)
 
 
-def fft_abs(input: torch.Tensor) -> torch.Tensor:
-    """``|rfft2(input)|`` over the last two dims, with the true gradient."""
-    return FFTAbsFunction.apply(input)
+def fft_abs(input: torch.Tensor, method: str = "auto") -> torch.Tensor:
+    """``|rfft2(input)|`` over the last two dims, with the true gradient; ``method``:
+    "auto", "fft" or "matrix" (see :class:`FFTAbsFunction`)."""
+    return FFTAbsFunction.apply(input, method)
 
 
 def native_fft_abs(input: torch.Tensor) -> torch.Tensor:

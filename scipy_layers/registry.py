@@ -124,8 +124,14 @@ LAYERS: dict[str, Layer] = {
             name="fft_abs",
             description="|rfft2(x)| over the last two dims",
             implementations={
-                "scipy": Implementation(fft_abs, backend="scipy.fft",
-                                        note="cupy.fft for CUDA tensors when CuPy is installed"),
+                "scipy": Implementation(fft_abs, backend="scipy.fft or DFT matrices, per axis",
+                                        note="picks per axis (choose_plan); cupy.fft for CUDA "
+                                             "tensors when CuPy is installed"),
+                "scipy-fft": Implementation(functools.partial(fft_abs, method="fft"),
+                                            backend="scipy.fft (pocketfft) on both axes"),
+                "scipy-matrix": Implementation(functools.partial(fft_abs, method="matrix"),
+                                               backend="DFT matrices by numpy matmul (BLAS)",
+                                               note="H and W up to 128 only"),
                 "numpy-tutorial": Implementation(
                     incorrect_fft, backend="numpy.fft", gradient_is_exact=False,
                     note="the tutorial's BadFFTFunction: backward is knowingly wrong",

@@ -155,6 +155,7 @@ CONV2D_NCHW_SAMPLES = [  # F.conv2d semantics: (input, weight, bias) and keyword
     Sample("single-pair", ((4, 1, 12, 11), (1, 1, 3, 3), (1,)), methods=_STRIDE_ONE),
 ]
 
+_FFT_ANY_LENGTH = ("scipy", "scipy-fft", "numpy-tutorial")  # all but "scipy-matrix"
 FFT_ABS_SAMPLES = [  # (input,): |rfft2| over the last two dims
     Sample("square", ((8, 8),)),
     Sample("odd", ((7, 9),)),
@@ -162,6 +163,10 @@ FFT_ABS_SAMPLES = [  # (input,): |rfft2| over the last two dims
     Sample("single-column", ((6, 1),)),
     Sample("batched", ((3, 5, 6),)),
     Sample("two-batch-dims", ((2, 2, 4, 7),)),
+    # "auto" mixes the two ways per axis: a matrix along the short axis, scipy.fft along
+    # the one over the matrix method's limit (so "scipy-matrix" refuses these)
+    Sample("short-h-long-w", ((2, 5, 130),), methods=_FFT_ANY_LENGTH),
+    Sample("long-h-short-w", ((131, 6),), methods=_FFT_ANY_LENGTH),
 ]
 
 SAMPLES = {"conv2d": CONV2D_SAMPLES, "conv2d_nchw": CONV2D_NCHW_SAMPLES,
@@ -212,5 +217,9 @@ ERROR_INPUTS = {
         ErrorInput("complex", lambda: (torch.randn(4, 4, dtype=torch.complex64),), {}, TypeError,
                    r"complex64"),
         ErrorInput("not-a-tensor", lambda: ([[1.0, 2.0]],), {}, TypeError, r"torch\.Tensor"),
+        ErrorInput("unknown-method", lambda: (_randn(8, 8),), dict(method="fastest"),
+                   ValueError, r"method must be one of 'auto', 'fft', 'matrix'; got 'fastest'"),
+        ErrorInput("matrix-too-long", lambda: (_randn(4, 200),), dict(method="matrix"),
+                   ValueError, r"method='matrix' takes H and W up to 128 .* got H=4, W=200"),
     ],
 }

@@ -37,19 +37,21 @@ def test_tutorial_module_gradcheck_on_all_three():
         module, {"filter": f, "bias": b}, (inp,)), (x, module.filter, module.bias))
 
 
+@pytest.mark.parametrize("method", ["auto", "fft", "matrix"])
 @pytest.mark.parametrize("shape", FFT_SHAPES)
-def test_fft_abs_gradcheck(shape):
+def test_fft_abs_gradcheck(shape, method):
     (x,) = LAYERS["fft_abs"].make_inputs(shape, dtype=torch.float64)
-    assert gradcheck(fft_abs, (x,), eps=1e-6, atol=1e-8, rtol=1e-6)
+    assert gradcheck(lambda t: fft_abs(t, method), (x,), eps=1e-6, atol=1e-8, rtol=1e-6)
 
 
-def test_fft_abs_gradient_defined_where_spectrum_vanishes():
+@pytest.mark.parametrize("method", ["auto", "fft"])  # "matrix": tests/test_fft_methods.py
+def test_fft_abs_gradient_defined_where_spectrum_vanishes(method):
     # A constant image has |rfft2| = 0 at every bin but DC: the gradient must be finite
     # and equal torch's (sgn(0) = 0).
     x = torch.ones(4, 6, dtype=torch.float64, requires_grad=True)
     x_native = x.detach().clone().requires_grad_(True)
     g = torch.randn(4, 4, dtype=torch.float64)
-    fft_abs(x).backward(g)
+    fft_abs(x, method).backward(g)
     torch.fft.rfft2(x_native).abs().backward(g)
     assert torch.isfinite(x.grad).all()
     torch.testing.assert_close(x.grad, x_native.grad, rtol=1e-12, atol=1e-12)
