@@ -14,8 +14,9 @@ standard normal inputs (400 draws each) it did so for 0 of 16x16, 0.25% of 64x64
 
 Layout tricks, each checked where used: a real GEMM with a W x 2*Wr matrix whose columns
 alternate cos and -sin writes the W-axis spectrum as (re, im) pairs, which
-``.view(complex)`` reads without a copy (the product is a fresh C-contiguous array); the
-adjoint reads a fresh complex array as real pairs the same way.
+``.view(complex)`` reads without a copy (np.ascontiguousarray first: a no-op on the
+product, a fresh C-ordered array, a copy on anything else); the adjoint reads its
+complex array as real pairs the same way.
 
 Accuracy: a DFT entry is a sum of ``length`` products, so its rounding error is at most
 ~length * eps of the sum of magnitudes (Higham, sec. 3.1), against pocketfft's

@@ -111,12 +111,14 @@ def test_the_suites_output_channels_are_the_ones_the_report_uses():
 
 def test_fft_layer_8x256x256():
     bins, pixels = 8 * 256 * 129, 8 * 256 * 256
+    # the DFT as matrices: 256 x 256 by 256 x 258 real, then 256 x 256 by 256 x 129 complex
+    matrices = 8 * (2 * 256 * 256 * 258 + 8 * 256 * 256 * 129)
     forward = work("fft_abs", "forward", "8x256x256", None)
-    assert forward == Work(elements=pixels + bins, direct_flops=math.inf, transforms=8,
-                           points=65536, bin_flops=4 * bins)
+    assert forward == Work(elements=pixels + bins, direct_flops=matrices + 4 * bins,
+                           transforms=8, points=65536, bin_flops=4 * bins)
     backward = work("fft_abs", "backward", "8x256x256", None)
-    assert backward == Work(elements=bins + 2 * pixels, direct_flops=math.inf, transforms=8,
-                            points=65536, bin_flops=6 * bins)
+    assert backward == Work(elements=bins + 2 * pixels, direct_flops=matrices + 3 * bins,
+                            transforms=8, points=65536, bin_flops=6 * bins)
     assert work("fft_abs", "forward", "256x256", None).transforms == 1
 
 
@@ -162,10 +164,16 @@ def test_bound_takes_the_memory_term_or_the_cheaper_arithmetic():
     # FFT bound: with a slow GEMM, the same case goes to the spectral method.
     slow = calibration({**RATES, "gemm_float64": 1e8})
     assert slow.bound(item, "float64") == pytest.approx(fft)
-    # The FFT layer has no direct method: its arithmetic is the transform's.
+    # The FFT layer's matrices lose at 1024 (O(N^3) against N^2 log N) ...
     item = work("fft_abs", "forward", "1024x1024", None)
+    assert item.direct_flops / 40e9 > item.fft_flops / 5e9
     assert cal.bound(item, "float64") == pytest.approx(max(item.elements * 8 / 10e9,
                                                            item.fft_flops / 5e9))
+    # ... and bound the tiny transforms, where a GEMM's rate makes up for its flops.
+    item = work("fft_abs", "forward", "8x8", None)
+    assert item.direct_flops / 40e9 < item.fft_flops / 5e9
+    assert cal.bound(item, "float64") == pytest.approx(max(item.elements * 8 / 10e9,
+                                                           item.direct_flops / 40e9))
 
 
 # --- the columns on the real results ------------------------------------------------------

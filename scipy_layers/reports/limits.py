@@ -128,11 +128,18 @@ class Images:
     def output(self): return self.batch * self.h * (self.w // 2 + 1)  # |rfft2|: one per bin
     @property
     def points(self): return self.h * self.w
+    @property
+    def matrix_dft_flops(self):
+        """The 2-D real DFT as two matrix products: W -> 2 (W//2+1) real columns (a real
+        multiply-add per entry), then H x H complex on the W//2+1 columns (8 flops each)."""
+        half = self.w // 2 + 1
+        return self.batch * (2 * self.h * self.w * 2 * half + 8 * self.h * self.h * half)
 
 
 ABS_FLOPS = 4    # |z| per bin: two squares, an add, a square root
 PHASE_FLOPS = 6  # backward per bin: g / |z| (a division) times z (two multiplies), its
                  # Hermitian weight (a multiply on each part)
+MATRIX_PHASE_FLOPS = 3  # the same by DFT matrices, which need no Hermitian weight
 INF = math.inf
 
 # layer -> pass -> what it must do, from the parsed case. A measurement is a sum of passes
@@ -155,14 +162,16 @@ FORMULAS: dict[str, dict[str, Callable]] = {
             bin_flops=c.bins * (c.n * c.c_in * (8 * c.c_out - 2) + c.c_out * c.c_in * (8 * c.n - 2))),
     },
     "fft_abs": {
-        # read x, write |rfft2(x)|: one real transform per image, |.| per bin.
+        # read x, write |rfft2(x)|: one real transform per image, |.| per bin. "Direct":
+        # the transform as DFT matrix products at GEMM rate (the layer's short-axis path).
         "forward": lambda x: Work(
-            elements=x.input + x.output, direct_flops=INF, transforms=x.batch, points=x.points,
-            bin_flops=ABS_FLOPS * x.output),
+            elements=x.input + x.output, direct_flops=x.matrix_dft_flops + ABS_FLOPS * x.output,
+            transforms=x.batch, points=x.points, bin_flops=ABS_FLOPS * x.output),
         # read grad_output and the phase's source (at least the input's size: the saved
         # spectrum or x itself), write grad_input: one inverse transform per image.
         "backward": lambda x: Work(
-            elements=x.output + x.input + x.input, direct_flops=INF, transforms=x.batch,
+            elements=x.output + x.input + x.input,
+            direct_flops=x.matrix_dft_flops + MATRIX_PHASE_FLOPS * x.output, transforms=x.batch,
             points=x.points, bin_flops=PHASE_FLOPS * x.output),
     },
 }
