@@ -45,12 +45,13 @@ class FFTAbsMemory(_FFTAbsCase, _Memory):
 
 
 class FFTAbsMethods(_ForwardBackwardTiming):
-    """Forward+backward of each transform method, torch at one thread, on the CPU, around
-    the rule's crossovers (96: pocketfft wins; 127, prime: matrices win 2x)."""
+    """Forward+backward of each transform method, torch at one thread, on the CPU: lengths
+    of small factors (16, 128: scipy.fft), with a factor 13 (65, 91: matrices, except
+    float64 91) and prime (127: matrices, ~2x faster than scipy.fft's Bluestein)."""
 
     layer = LAYER
     param_names = ["implementation", "size", "dtype"]
-    params = [["native", "scipy", *METHODS], ["16x16", "64x64", "96x96", "127x127", "128x128"],
+    params = [["native", "scipy", *METHODS], ["16x16", "65x65", "91x91", "127x127", "128x128"],
               list(DTYPES)]
 
     def in_default_grid(self, implementation, size, kernel, dtype):

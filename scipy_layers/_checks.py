@@ -60,6 +60,14 @@ def check_dims_not_empty(name: str, value, dims: dict[int, str], may_be_empty: s
             f"{tuple(value.shape)}; only {may_be_empty} may be 0")
 
 
+def check_method_name(method, accepted: tuple) -> None:
+    """A ValueError naming the accepted methods unless ``method`` is one of them. Only a
+    str can be (an array's ``in`` would compare elementwise, a 0-d array slip through)."""
+    if not (isinstance(method, str) and method in accepted):
+        raise ValueError(f"method must be one of {', '.join(map(repr, accepted))}; "
+                         f"got {method!r}")
+
+
 def check_same_dtype_and_device(reference_name: str, reference: torch.Tensor, **others) -> None:
     """Check that every tensor in ``others`` matches ``reference`` in dtype and device."""
     for name, value in others.items():

@@ -1,16 +1,19 @@
 """The FFT layer's 2-D real transform and its adjoint, one axis at a time, each axis by
 scipy.fft (pocketfft) or by a DFT matrix product (numpy matmul on BLAS).
 
-Why two ways: on short axes a transform is mostly fixed cost (a scipy.fft call is
-~20 us here before any arithmetic), and on lengths with a large prime factor pocketfft
-runs Bluestein's algorithm (three transforms of a padded length). A DFT matrix product
-costs length^2 multiply-adds per line but runs as one GEMM at BLAS speed. Measured
-(numpy/scipy part of forward+backward, one process, one thread, AMD EPYC family 25
-model 1): 16x16 float32 58 -> 18 us, 32x32 88 -> 38 us, 127x127 (prime) 685 -> 358 us
-float32 and 1971 -> 854 us float64; at 96x96 pocketfft wins (163 vs 197 us float32).
+Why two ways: on lengths with a prime factor above 11 pocketfft has no butterfly pass
+for it: it runs a generic O(p^2) pass or Bluestein's algorithm (three transforms of a
+padded length), while a DFT matrix product, length^2 multiply-adds per line, runs as one
+GEMM at BLAS speed. Measured (numpy/scipy part of forward+backward, one process, one
+thread, AMD EPYC family 25 model 1): 127x127 (prime) 685 -> 358 us float32 and 1971 ->
+854 us float64. Matrices would win on short lengths of small factors too (16x16 float32
+58 -> 18 us) but are kept off them: there pocketfft's butterflies, like native's FFT,
+subtract equal terms exactly, so a large constant offset cancels without error, where a
+matrix product leaves ~length * eps of it in every bin (a 16x16 float64 image of 1000 +
+1e-4 * noise: gradient 1e-8 off native, the layer's tolerance being 1e-10).
 The check for exact zero bins (:func:`transform`) sends a call back to scipy.fft; on
-standard normal inputs (400 draws each) it did so for 0 of 16x16, 0.25% of 64x64 and
-4.5% of 127x127 float32 calls (none in float64), which then pay both transforms.
+standard normal inputs (400 draws each) it did so for 4.5% of 127x127 float32 calls
+(none in float64), which then pay both transforms.
 
 Layout tricks, each checked where used: a real GEMM with a W x 2*Wr matrix whose columns
 alternate cos and -sin writes the W-axis spectrum as (re, im) pairs, which
@@ -34,14 +37,17 @@ import scipy.fft
 
 from ._spectral import mirror_weights
 
-# Matrix DFT (per axis) when its modelled cost is below pocketfft's; never above this
-# length (its matrices grow as length^2, its rounding as length).
+# Matrix DFT (per axis) on a length with a prime factor pocketfft has no butterfly pass
+# for, when its modelled cost is below pocketfft's; never above MATRIX_MAX_LENGTH (its
+# matrices grow as length^2, its rounding as length).
 MATRIX_MAX_LENGTH = 128
+BUTTERFLY_PRIMES = (2, 3, 5, 7, 11)  # pocketfft's dedicated passes (2, 3, 4, 5, 7, 8, 11)
 # How many pocketfft "cost units" (pocketfft's own estimate, below) one multiply-add of
 # a BLAS GEMM is worth, per dtype: fitted to the measured crossovers on the machine
-# named above (float32: the matrix wins at 80, loses at 96; float64: wins at 48, loses
-# at 64).
-GEMM_SPEEDUP = {np.dtype(np.float32): 6.5, np.dtype(np.float64): 4.8}
+# named above (numpy/scipy part of forward+backward, matrix vs scipy.fft on n x n:
+# float32 91 = 7 x 13: 207 vs 227 us, 104 = 8 x 13: 266 vs 240 us; float64 65 = 5 x 13:
+# 186 vs 249 us, 91: 279 vs 201 us).
+GEMM_SPEEDUP = {np.dtype(np.float32): 4.6, np.dtype(np.float64): 3.7}
 METHODS = ("auto", "fft", "matrix")
 
 
@@ -76,8 +82,16 @@ def _pocketfft_cost(length: int) -> float:
     return min(direct, 3.0 * guess(padded))  # pocketfft: 2 * cost * 1.5 "fudge factor"
 
 
+def _butterflies_only(length: int) -> bool:
+    """True when every prime factor of ``length`` has a pocketfft butterfly pass."""
+    for prime in BUTTERFLY_PRIMES:
+        while length % prime == 0:
+            length //= prime
+    return length == 1
+
+
 def _matrix_wins(length: int, dtype) -> bool:
-    if length > MATRIX_MAX_LENGTH:
+    if length > MATRIX_MAX_LENGTH or _butterflies_only(length):
         return False
     return length * length / GEMM_SPEEDUP[np.dtype(dtype)] < _pocketfft_cost(length)
 
@@ -86,8 +100,9 @@ def _matrix_wins(length: int, dtype) -> bool:
 def choose_plan(height: int, width: int, dtype, method: str = "auto") -> AxisPlan:
     """The axis plan for an (..., height, width) input of ``dtype`` (numpy dtype):
     ``method`` "fft" (scipy.fft on both axes), "matrix" (matrix products on both axes;
-    the caller checks the lengths, :func:`check_matrix_lengths`) or "auto" (per axis,
-    by the cost model above)."""
+    the caller checks the lengths, :func:`check_matrix_lengths`) or "auto" (per axis:
+    a matrix on a length up to 128 with a prime factor above 11, where the cost model
+    above says it is cheaper)."""
     if method == "fft":
         return AxisPlan(False, False)
     if method == "matrix":
@@ -166,16 +181,20 @@ def transform(x: np.ndarray, method: str = "auto"):
     """(rfft2(x), |rfft2(x)|, the plan that computed them) for ``method``.
 
     Where "auto" picked a matrix and a bin comes out within the matrix DFT's rounding
-    error of zero, the call is redone on scipy.fft: pocketfft's butterflies give exact
-    zeros where the spectrum is exactly zero (constant or periodic images, at lengths of
-    small factors), as native torch's FFT does, while a matrix product gives rounding
-    noise there, whose phase would then enter the gradient (d|Z|/dZ = Z/|Z|) instead of
-    torch's sgn(0) = 0. "matrix" never redoes (see :func:`zero_bin_floor`)."""
+    error of zero (or anything is not finite, or the sums could overflow), the call is
+    redone on scipy.fft, the layer's transform before matrices: a matrix product gives
+    rounding noise where the spectrum is exactly zero (constant or periodic images),
+    whose phase would enter the gradient (d|Z|/dZ = Z/|Z|) where scipy.fft may give 0
+    (torch's sgn(0) = 0); one NaN would spread through a matrix product to every bin of
+    its image. "matrix" never redoes (see :func:`zero_bin_floor`)."""
     plan = choose_plan(*x.shape[-2:], x.dtype, method)
+    checked = method == "auto" and (plan.matrix_h or plan.matrix_w)
+    floor = zero_bin_floor(x) if checked else 0.0
+    if floor == math.inf:  # not finite, or the sums could overflow: no matrix at all
+        plan, checked = AxisPlan(False, False), False
     spectrum = rfft2(x, plan)
     magnitude = np.abs(spectrum)
-    if (method == "auto" and (plan.matrix_h or plan.matrix_w)
-            and magnitude.min() <= zero_bin_floor(x)):
+    if checked and not magnitude.min() > floor:  # (not "<=": a NaN bin must redo too)
         plan = AxisPlan(False, False)
         spectrum = scipy.fft.rfft2(x)
         magnitude = np.abs(spectrum)
@@ -190,17 +209,25 @@ def zero_bin_floor(x: np.ndarray) -> float:
     <= sqrt(2) gamma_(H+2) sum |T| (Higham, 2nd ed., lemma 3.5; sum |T| <= S) plus the
     carried errors, <= (W + 2) u S. So |error| <= (W + 2 + sqrt(2) (H + 4)) u S, and
     x1.25 covers the twiddles' own float64 rounding, |.|'s rounding and gamma's higher
-    terms. (A scipy.fft axis in place of a matrix one errs far less than its length's
-    term here.) An exactly zero bin comes out below it (constant, checkerboard, periodic
-    and +-1e30 images: at most 5% of it); on random data a bin rarely does (the module
-    docstring has the measured odds)."""
+    terms. Products that underflow err by up to half the smallest subnormal each, absolutely:
+    (H + 1)(W + 4) of those covers a bin's H (W + 4) products. (A scipy.fft axis in place
+    of a matrix one errs far less than its length's term here.) An exactly zero bin comes
+    out below it (constant, checkerboard, periodic and +-1e30 images: at most 5% of it);
+    on random data a bin rarely does (the module docstring has the measured odds).
+    inf where the sums could overflow (S above half the dtype's largest value) or S is
+    not finite."""
     height, width = x.shape[-2:]
     magnitudes = np.abs(x)
     total = float(magnitudes.sum() if x.ndim == 2 else magnitudes.sum(axis=(-2, -1)).max())
-    return 1.25 * (width + 2 + math.sqrt(2) * (height + 4)) * _UNIT_ROUNDOFF[x.dtype] * total
+    unit_roundoff, smallest, largest = _LIMITS[x.dtype]
+    if not total <= largest / 2:  # (NaN too)
+        return math.inf
+    return (1.25 * (width + 2 + math.sqrt(2) * (height + 4)) * unit_roundoff * total
+            + (height + 1) * (width + 4) * smallest)
 
 
-_UNIT_ROUNDOFF = {np.dtype(t): float(np.finfo(t).eps) / 2 for t in (np.float32, np.float64)}
+_LIMITS = {np.dtype(t): (float(np.finfo(t).eps) / 2, float(np.finfo(t).smallest_subnormal),
+                         float(np.finfo(t).max)) for t in (np.float32, np.float64)}
 
 
 def adjoint_weights(plan: AxisPlan, n_columns: int, width: int, dtype):

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch.autograd import Function
 
 from . import gpu
-from ._checks import check_float_tensor, check_same_dtype_and_device
+from ._checks import check_float_tensor, check_method_name, check_same_dtype_and_device
 from ._numpy_bridge import (ForwardState, apply_positional, linear_tangent, numpy_gradients,
                             numpy_quiet, opaque_to_compile, to_numpy, to_tensor,
                             vmap_by_loop)
@@ -48,9 +48,7 @@ def check_conv_arguments(input, filter, bias) -> None:
 
 
 def check_method(method) -> None:
-    if method not in ACCEPTED_METHODS:  # also rejects non-strings: none is in the tuple
-        raise ValueError(f"method must be one of {', '.join(map(repr, ACCEPTED_METHODS))}; "
-                         f"got {method!r}")
+    check_method_name(method, ACCEPTED_METHODS)
 
 
 # "auto" thresholds, from forward+backward timings on this project's 2-core machine

@@ -13,7 +13,7 @@ import torch
 from torch.autograd import Function
 
 from . import _dft_axes, gpu
-from ._checks import check_dims_not_empty, check_float_tensor
+from ._checks import check_dims_not_empty, check_float_tensor, check_method_name
 from ._numpy_bridge import (ForwardState, NumpyStep, apply_positional, forward_mode_error,
                             numpy_gradients, numpy_quiet, opaque_to_compile, shape_only,
                             to_numpy, to_tensor)
@@ -36,9 +36,7 @@ def _fold_vmap(function, in_dims, input, *args):
 
 
 def check_fft_method(method, input) -> None:
-    if method not in _dft_axes.METHODS:  # also rejects non-strings: none is in the tuple
-        raise ValueError(f"method must be one of {', '.join(map(repr, _dft_axes.METHODS))}; "
-                         f"got {method!r}")
+    check_method_name(method, _dft_axes.METHODS)
     if method == "matrix":
         _dft_axes.check_matrix_lengths(*input.shape[-2:])
 

@@ -14,6 +14,7 @@ from torch.autograd import Function
 
 from . import _nchw_kernels as kernels
 from . import _nchw_shift, gpu
+from ._checks import check_method_name
 from ._nchw_args import check_conv2d_arguments, check_padding_mode
 from ._numpy_bridge import (ForwardState, apply_positional, linear_tangent, numpy_gradients,
                             numpy_quiet, opaque_to_compile, shape_only, to_numpy, to_tensor,
@@ -197,9 +198,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     padding an int, pair, 'valid' or 'same'. ``method`` (keyword only) forces "im2col",
     "fft" or "shift"; "auto" picks by :func:`choose_nchw_method`.
     """
-    if method not in NCHW_METHODS:
-        raise ValueError(f"method must be one of {', '.join(map(repr, NCHW_METHODS))}; "
-                         f"got {method!r}")
+    check_method_name(method, NCHW_METHODS)
     geometry = check_conv2d_arguments(input, weight, bias, stride, padding, dilation, groups)
     if method == "auto":  # (a method asked for by name is no surprise to warn of)
         gpu.warn_no_gpu_path_once(input, "scipy_layers.conv2d (the batched conv)")
@@ -221,9 +220,7 @@ class Conv2d(torch.nn.Conv2d):
                  dilation=1, groups=1, bias=True, padding_mode="zeros", device=None,
                  dtype=None, *, method="auto"):
         check_padding_mode(padding_mode)
-        if method not in NCHW_METHODS:
-            raise ValueError(f"method must be one of {', '.join(map(repr, NCHW_METHODS))}; "
-                             f"got {method!r}")
+        check_method_name(method, NCHW_METHODS)
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias, padding_mode, device, dtype)
         _check_method_geometry(method, self.stride, self.dilation, groups, (stride, dilation))
