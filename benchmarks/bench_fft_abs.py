@@ -46,12 +46,12 @@ class FFTAbsMemory(_FFTAbsCase, _Memory):
 
 class FFTAbsMethods(_ForwardBackwardTiming):
     """Forward+backward of each transform method, torch at one thread, on the CPU: lengths
-    of small factors (16, 128: scipy.fft), with a factor 13 (65, 91: matrices, except
-    float64 91) and prime (127: matrices, ~2x faster than scipy.fft's Bluestein)."""
+    of small factors (16, 128: scipy.fft), primes (61, 127: matrices; 127 ~1.6x faster
+    than scipy.fft's Bluestein) and 69 = 3 x 23 (matrices in float32 only)."""
 
     layer = LAYER
     param_names = ["implementation", "size", "dtype"]
-    params = [["native", "scipy", *METHODS], ["16x16", "65x65", "91x91", "127x127", "128x128"],
+    params = [["native", "scipy", *METHODS], ["16x16", "61x61", "69x69", "127x127", "128x128"],
               list(DTYPES)]
 
     def in_default_grid(self, implementation, size, kernel, dtype):

@@ -6,13 +6,15 @@ for it: it runs a generic O(p^2) pass or Bluestein's algorithm (three transforms
 padded length), while a DFT matrix product, length^2 multiply-adds per line, runs as one
 GEMM at BLAS speed. Measured (numpy/scipy part of forward+backward, one process, one
 thread, AMD EPYC family 25 model 1): 127x127 (prime) 685 -> 358 us float32 and 1971 ->
-854 us float64. Matrices would win on short lengths of small factors too (16x16 float32
+854 us float64; the whole layer call, against native: 1.29 -> 0.79 float32, 1.31 ->
+0.75 float64 (README, "Against the targets"). Matrices would win on short lengths of small factors too (16x16 float32
 58 -> 18 us) but are kept off them: there pocketfft's butterflies, like native's FFT,
 subtract equal terms exactly, so a large constant offset cancels without error, where a
 matrix product leaves ~length * eps of it in every bin (a 16x16 float64 image of 1000 +
-1e-4 * noise: gradient 1e-8 off native, the layer's tolerance being 1e-10).
+1e-4 * noise: gradient 1e-8 off native, the layer's tolerance being 1e-10). Where
+matrices do run, each image's mean is taken out first (:func:`rfft2`).
 The check for exact zero bins (:func:`transform`) sends a call back to scipy.fft; on
-standard normal inputs (400 draws each) it did so for 4.5% of 127x127 float32 calls
+standard normal inputs (400 draws each) it did so for 17 (4.3%) of 127x127 float32 calls
 (none in float64), which then pay both transforms.
 
 Layout tricks, each checked where used: a real GEMM with a W x 2*Wr matrix whose columns
@@ -48,6 +50,10 @@ BUTTERFLY_PRIMES = (2, 3, 5, 7, 11)  # pocketfft's dedicated passes (2, 3, 4, 5,
 # float32 91 = 7 x 13: 207 vs 227 us, 104 = 8 x 13: 266 vs 240 us; float64 65 = 5 x 13:
 # 186 vs 249 us, 91: 279 vs 201 us).
 GEMM_SPEEDUP = {np.dtype(np.float32): 4.6, np.dtype(np.float64): 3.7}
+# Matrices must be modelled this much cheaper (cost <= MATRIX_MARGIN x pocketfft's): they
+# also pay for taking the mean out and the zero-bin check (layer, fwd+bwd / native:
+# 65x65 float32 1.24 against scipy.fft's 1.37; 91x91 float32 1.33 against 1.21).
+MATRIX_MARGIN = 0.6
 METHODS = ("auto", "fft", "matrix")
 
 
@@ -93,7 +99,8 @@ def _butterflies_only(length: int) -> bool:
 def _matrix_wins(length: int, dtype) -> bool:
     if length > MATRIX_MAX_LENGTH or _butterflies_only(length):
         return False
-    return length * length / GEMM_SPEEDUP[np.dtype(dtype)] < _pocketfft_cost(length)
+    return (length * length / GEMM_SPEEDUP[np.dtype(dtype)]
+            < MATRIX_MARGIN * _pocketfft_cost(length))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -160,11 +167,25 @@ def _mirror_weights(n_columns: int, width: int, dtype: np.dtype) -> np.ndarray:
     return _frozen(mirror_weights(np, n_columns, width, dtype))
 
 
-def rfft2(x: np.ndarray, plan: AxisPlan) -> np.ndarray:
-    """rfft2 of real ``x`` (..., H, W) over its last two axes, complex (..., H, W//2+1)."""
+def rfft2(x: np.ndarray, plan: AxisPlan, mean: np.ndarray | None = None) -> np.ndarray:
+    """rfft2 of real ``x`` (..., H, W) over its last two axes, complex (..., H, W//2+1).
+
+    With a matrix axis, each image's mean (``mean``, shape (..., 1, 1), or computed) is
+    taken out first and put back into bin (0, 0) alone: a matrix product leaves ~length *
+    eps of a constant offset in every bin, where butterflies cancel it exactly (1000 +
+    1e-4 * noise would otherwise lose the small bins' phases)."""
     height, width = x.shape[-2:]
     if not (plan.matrix_h or plan.matrix_w):
         return scipy.fft.rfft2(x)
+    if mean is None:
+        mean = x.mean(axis=(-2, -1), keepdims=True)
+    spectrum = _centred_rfft2(x - mean, plan)
+    spectrum[..., 0, 0] += (height * width) * mean[..., 0, 0]
+    return spectrum
+
+
+def _centred_rfft2(x: np.ndarray, plan: AxisPlan) -> np.ndarray:
+    height, width = x.shape[-2:]
     if plan.matrix_w:
         # (re, im) pairs read as complex: needs the last axis contiguous, which
         # ascontiguousarray guarantees (a no-op on the GEMM's fresh C-ordered result)
@@ -174,7 +195,7 @@ def rfft2(x: np.ndarray, plan: AxisPlan) -> np.ndarray:
         lines = scipy.fft.rfft(x, axis=-1)
     if plan.matrix_h:
         return np.matmul(_h_matrix(height, x.dtype, -1), lines)
-    return scipy.fft.fft(lines, axis=-2, overwrite_x=True)
+    return scipy.fft.fft(lines, axis=-2, overwrite_x=True)  # (lines: a fresh array)
 
 
 def transform(x: np.ndarray, method: str = "auto"):
@@ -189,10 +210,11 @@ def transform(x: np.ndarray, method: str = "auto"):
     its image. "matrix" never redoes (see :func:`zero_bin_floor`)."""
     plan = choose_plan(*x.shape[-2:], x.dtype, method)
     checked = method == "auto" and (plan.matrix_h or plan.matrix_w)
-    floor = zero_bin_floor(x) if checked else 0.0
-    if floor == math.inf:  # not finite, or the sums could overflow: no matrix at all
+    mean = x.mean(axis=(-2, -1), keepdims=True) if checked else None
+    floor = zero_bin_floor(x, mean) if checked else 0.0
+    if floor == math.inf:  # not finite, too small or too large for matrices' sums
         plan, checked = AxisPlan(False, False), False
-    spectrum = rfft2(x, plan)
+    spectrum = rfft2(x, plan, mean)
     magnitude = np.abs(spectrum)
     if checked and not magnitude.min() > floor:  # (not "<=": a NaN bin must redo too)
         plan = AxisPlan(False, False)
@@ -201,7 +223,7 @@ def transform(x: np.ndarray, method: str = "auto"):
     return spectrum, magnitude, plan
 
 
-def zero_bin_floor(x: np.ndarray) -> float:
+def zero_bin_floor(x: np.ndarray, mean: np.ndarray | None = None) -> float:
     """A bound on the rounding error of any bin of :func:`rfft2` with a matrix axis, over
     every image of ``x`` (S: the image's sum of |x|, u: the unit roundoff eps/2). The W
     stage sums W real products with |twiddle| <= 1, stored to within u: error
@@ -209,25 +231,34 @@ def zero_bin_floor(x: np.ndarray) -> float:
     <= sqrt(2) gamma_(H+2) sum |T| (Higham, 2nd ed., lemma 3.5; sum |T| <= S) plus the
     carried errors, <= (W + 2) u S. So |error| <= (W + 2 + sqrt(2) (H + 4)) u S, and
     x1.25 covers the twiddles' own float64 rounding, |.|'s rounding and gamma's higher
-    terms. Products that underflow err by up to half the smallest subnormal each, absolutely:
+    terms. rfft2 transforms x - mean (each element rounded to within u of it) and adds
+    H W mean back at (0, 0): S + H W |mean| bounds that sum of |x - mean| and the
+    add-back's rounding, with the (W + 3) term. Products that underflow err by up to half the smallest subnormal each, absolutely:
     (H + 1)(W + 4) of those covers a bin's H (W + 4) products. (A scipy.fft axis in place
     of a matrix one errs far less than its length's term here.) An exactly zero bin comes
     out below it (constant, checkerboard, periodic and +-1e30 images: at most 5% of it);
     on random data a bin rarely does (the module docstring has the measured odds).
-    inf where the sums could overflow (S above half the dtype's largest value) or S is
-    not finite."""
+    inf where S is not finite or its sums could overflow (S above the dtype's largest
+    value / (4 (H + 1) (W + 1))), and where the images are so small (mean |x| below 1024
+    times the smallest normal number) that underflowing products lose relative accuracy
+    (float32 all-subnormal images: 1e-4 off native by matrices, 3e-7 by scipy.fft): the
+    call then runs on scipy.fft."""
     height, width = x.shape[-2:]
     magnitudes = np.abs(x)
     total = float(magnitudes.sum() if x.ndim == 2 else magnitudes.sum(axis=(-2, -1)).max())
-    unit_roundoff, smallest, largest = _LIMITS[x.dtype]
-    if not total <= largest / 2:  # (NaN too)
+    unit_roundoff, smallest, smallest_normal, largest = _LIMITS[x.dtype]
+    if not (1024 * smallest_normal * height * width <= total
+            <= largest / (4 * (height + 1) * (width + 1))):  # (NaN too)
         return math.inf
-    return (1.25 * (width + 2 + math.sqrt(2) * (height + 4)) * unit_roundoff * total
+    if mean is not None:
+        total += height * width * float(np.abs(mean).max())
+    return (1.25 * (width + 3 + math.sqrt(2) * (height + 4)) * unit_roundoff * total
             + (height + 1) * (width + 4) * smallest)
 
 
 _LIMITS = {np.dtype(t): (float(np.finfo(t).eps) / 2, float(np.finfo(t).smallest_subnormal),
-                         float(np.finfo(t).max)) for t in (np.float32, np.float64)}
+                         float(np.finfo(t).smallest_normal), float(np.finfo(t).max))
+           for t in (np.float32, np.float64)}
 
 
 def adjoint_weights(plan: AxisPlan, n_columns: int, width: int, dtype):
