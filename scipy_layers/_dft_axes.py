@@ -40,8 +40,8 @@ import scipy.fft
 from ._spectral import mirror_weights
 
 # Matrix DFT (per axis) on a length with a prime factor pocketfft has no butterfly pass
-# for, when its modelled cost is below pocketfft's; never above MATRIX_MAX_LENGTH (its
-# matrices grow as length^2, its rounding as length).
+# for, when its modelled cost is below MATRIX_MARGIN x pocketfft's; never above
+# MATRIX_MAX_LENGTH (its matrices grow as length^2, its rounding as length).
 MATRIX_MAX_LENGTH = 128
 BUTTERFLY_PRIMES = (2, 3, 5, 7, 11)  # pocketfft's dedicated passes (2, 3, 4, 5, 7, 8, 11)
 # How many pocketfft "cost units" (pocketfft's own estimate, below) one multiply-add of
