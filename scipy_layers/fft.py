@@ -116,9 +116,11 @@ class FFTAbsFunction(Function):
     torch's ``sgn(0) = 0``, so the gradient is defined everywhere.
     scipy.fft keeps float32 in single precision (numpy.fft would compute in float64).
     ``method``: per axis, scipy.fft or a DFT matrix product (:mod:`scipy_layers._dft_axes`):
-    "auto" (by a cost model: matrices on short axes and on lengths with a large prime
-    factor), "fft" (scipy.fft on both) or "matrix" (matrices on both; H, W <= 128).
-    CUDA tensors run on CuPy where usable (:mod:`scipy_layers.gpu`), with the same formula.
+    "auto" (matrices on lengths up to 128 with a prime factor above 11, where a cost
+    model says they are cheaper; such calls are redone on scipy.fft where matrices could
+    not match it, see ``_dft_axes.transform``), "fft" (scipy.fft on both) or "matrix"
+    (matrices on both; H, W <= 128). CUDA tensors run on CuPy where usable
+    (:mod:`scipy_layers.gpu`), with the same formula, whatever the method.
     Backward reuses forward's spectrum; forward's output is saved too (its magnitude), so
     changing it in place before backward raises instead of giving a wrong gradient.
     """
