@@ -167,17 +167,16 @@ def _mirror_weights(n_columns: int, width: int, dtype: np.dtype) -> np.ndarray:
     return _frozen(mirror_weights(np, n_columns, width, dtype))
 
 
-def rfft2(x: np.ndarray, plan: AxisPlan, mean: np.ndarray | None = None) -> np.ndarray:
+def rfft2(x: np.ndarray, plan: AxisPlan) -> np.ndarray:
     """rfft2 of real ``x`` (..., H, W) over its last two axes, complex (..., H, W//2+1).
 
-    With a matrix axis, each image's mean (``mean``, shape (..., 1, 1), or computed) is
-    taken out first and put back into bin (0, 0) alone: a matrix product leaves ~length *
-    eps of a constant offset in every bin, where butterflies cancel it exactly (1000 +
-    1e-4 * noise would otherwise lose the small bins' phases)."""
+    With a matrix axis, each image's mean is taken out first and put back into bin
+    (0, 0) alone: a matrix product leaves ~length * eps of a constant offset in every
+    bin, where butterflies cancel it exactly (1000 + 1e-4 * noise would otherwise lose
+    the small bins' phases). (:func:`transform` does the same with its own checks.)"""
     if not (plan.matrix_h or plan.matrix_w):
         return scipy.fft.rfft2(x)
-    if mean is None:
-        mean = x.mean(axis=(-2, -1), keepdims=True)
+    mean = x.mean(axis=(-2, -1), keepdims=True)
     return _with_mean_back(_centred_rfft2(x - mean, plan), mean, x.shape[-2] * x.shape[-1])
 
 
