@@ -80,8 +80,8 @@ class FFTAbsGradients(_GradientAgreement):
 
     layer = LAYER
     param_names = ["implementation", "size", "dtype", "layout", "values", "quantity"]
-    params = [[*IMPLEMENTATIONS[1:], *METHODS], ["16x16", "127x127", "4x31x30"], list(DTYPES), LAYOUTS,
-              VALUES, ["output", "grad_input"]]
+    params = [[*IMPLEMENTATIONS[1:], *METHODS], ["16x16", "127x127", "4x31x30"], list(DTYPES),
+              LAYOUTS, VALUES, ["output", "grad_input"]]
 
     def setup_cache(self):
         return self.error_table()

@@ -7,12 +7,13 @@ padded length), while a DFT matrix product, length^2 multiply-adds per line, run
 GEMM at BLAS speed. Measured (numpy/scipy part of forward+backward, one process, one
 thread, AMD EPYC family 25 model 1): 127x127 (prime) 685 -> 358 us float32 and 1971 ->
 854 us float64; the whole layer call, against native: 1.29 -> 0.79 float32, 1.31 ->
-0.75 float64 (README, "Against the targets"). Matrices would win on short lengths of small factors too (16x16 float32
-58 -> 18 us) but are kept off them: there pocketfft's butterflies, like native's FFT,
-subtract equal terms exactly, so a large constant offset cancels without error, where a
-matrix product leaves ~length * eps of it in every bin (a 16x16 float64 image of 1000 +
-1e-4 * noise: gradient 1e-8 off native, the layer's tolerance being 1e-10). Where
-matrices do run, each image's mean is taken out first (:func:`rfft2`).
+0.75 float64 (README, "Against the targets"). Matrices would win on short lengths of
+small factors too (16x16 float32 58 -> 18 us) but are kept off them: there pocketfft's
+butterflies, like native's FFT, subtract equal terms exactly, so a large constant offset
+cancels without error, where a matrix product leaves ~length * eps of it in every bin (a
+16x16 float64 image of 1000 + 1e-4 * noise: gradient 1e-8 off native, the layer's
+tolerance being 1e-10). Where matrices do run, each image's mean is taken out first
+(:func:`rfft2`).
 The check for exact zero bins (:func:`transform`) sends a call back to scipy.fft; of
 100 random 127x127 float32 images it did so for 3 standard-normal, 5 uniform [0, 1) and
 18 100 + noise ones (none in float64, none at 61x61), which then pay both transforms.
@@ -177,13 +178,14 @@ def rfft2(x: np.ndarray, plan: AxisPlan) -> np.ndarray:
     if not (plan.matrix_h or plan.matrix_w):
         return scipy.fft.rfft2(x)
     mean = x.mean(axis=(-2, -1), keepdims=True)
-    return _with_mean_back(_centred_rfft2(x - mean, plan), mean, x.shape[-2] * x.shape[-1])
+    return _from_centred(x - mean, mean, plan)
 
 
-def _with_mean_back(spectrum: np.ndarray, mean: np.ndarray, points: int) -> np.ndarray:
-    """``spectrum`` of x - mean made x's: ``points`` (H W) x mean added at bin (0, 0),
-    the only bin a constant has."""
-    spectrum[..., 0, 0] += points * mean[..., 0, 0]
+def _from_centred(centred: np.ndarray, mean: np.ndarray, plan: AxisPlan) -> np.ndarray:
+    """rfft2 of centred + mean: ``centred`` transformed by ``plan``, then H W mean added
+    at bin (0, 0), the only bin a constant has."""
+    spectrum = _centred_rfft2(centred, plan)
+    spectrum[..., 0, 0] += centred.shape[-2] * centred.shape[-1] * mean[..., 0, 0]
     return spectrum
 
 
@@ -219,8 +221,7 @@ def transform(x: np.ndarray, method: str = "auto"):
     centred = x - mean
     floor = zero_bin_floor(x, mean, centred)
     if floor < math.inf:  # (inf: not finite, too small or too large for matrices' sums)
-        spectrum = _with_mean_back(_centred_rfft2(centred, plan), mean,
-                                   x.shape[-2] * x.shape[-1])
+        spectrum = _from_centred(centred, mean, plan)
         magnitude = np.abs(spectrum)
         if magnitude.min() > floor:  # (not "<=": a NaN bin must redo too)
             return spectrum, magnitude, plan

@@ -218,6 +218,11 @@ def _fft_abs_tangent(state, input_tangent, input, magnitude, *, method):
     return (to_tensor(tangent, like=input),)
 
 
+def _weighted(grad, weights):
+    """c * g as a fresh array (callers write into it); g's copy where there is no c."""
+    return np.array(grad) if weights is None else grad * weights
+
+
 def _fft_abs_gradient(state, grad_output, input, magnitude, *, method):
     """dL/dx from forward's (backend, spectrum) (None: recomputed) and |spectrum|."""
     if shape_only(input):
@@ -237,14 +242,14 @@ def _fft_abs_gradient(state, grad_output, input, magnitude, *, method):
     # inputs: |Z| near the smallest floats), Z/|Z| is taken first instead (bounded by 1).
     # The inverse is the adjoint of forward's transform, axis by axis (_dft_axes).
     grad = to_numpy(grad_output)
-    scale = grad * weights if weights is not None else np.array(grad)  # a fresh array
+    scale = _weighted(grad, weights)
     try:
         with np.errstate(over="raise"):  # only a finite quotient's overflow raises
             np.divide(scale, magnitude, out=scale, where=magnitude != 0)
         grad_spectrum = spectrum * scale
     except FloatingPointError:
         grad_spectrum = _phase(spectrum, magnitude)
-        grad_spectrum *= grad * weights if weights is not None else grad
+        grad_spectrum *= _weighted(grad, weights)
     grad_input = _dft_axes.adjoint(grad_spectrum, width, plan)
     return (to_tensor(grad_input, like=grad_output),)
 

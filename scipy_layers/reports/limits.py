@@ -163,7 +163,8 @@ FORMULAS: dict[str, dict[str, Callable]] = {
     },
     "fft_abs": {
         # read x, write |rfft2(x)|: one real transform per image, |.| per bin. "Direct":
-        # the transform as DFT matrix products at GEMM rate (the layer's short-axis path).
+        # the transform as DFT matrix products at GEMM rate (the layer's path on lengths
+        # with a large prime factor).
         "forward": lambda x: Work(
             elements=x.input + x.output, direct_flops=x.matrix_dft_flops + ABS_FLOPS * x.output,
             transforms=x.batch, points=x.points, bin_flops=ABS_FLOPS * x.output),
