@@ -11,6 +11,7 @@ import torch
 from scipy_layers import fft_abs, native_fft_abs
 from scipy_layers import _dft_axes
 from scipy_layers._dft_axes import AxisPlan, choose_plan
+from scipy_layers.agreement import max_errors
 from scipy_layers.samples import FFT_ABS_SAMPLES
 
 
@@ -104,7 +105,7 @@ def test_matrix_path_matches_native_up_to_its_length_limit(shape, dtype):
                                torch.autograd.grad(y_native, x_native, g))
     tolerance = 2e-5 if dtype == torch.float32 else 1e-12  # norm-wise, as agreement.py
     for ours, theirs in ((y, y_native), (grad, grad_native)):
-        assert (ours - theirs).abs().max() <= tolerance * theirs.abs().max()
+        assert max_errors(ours, theirs).max_rel <= tolerance
 
 
 def test_matrix_path_reads_strided_views_through_their_strides():
@@ -127,11 +128,21 @@ def _structured_images(height, width):
         yield ((rows + cols) % 2).astype(float)             # checkerboard
 
 
+def _input_gradient(fn, x, grad_output):
+    """d(fn(x)) / dx against ``grad_output``, on a fresh leaf copy of ``x``."""
+    leaf = x.detach().clone().requires_grad_()
+    return torch.autograd.grad(fn(leaf), leaf, grad_output)[0]
+
+
 def _gradient(fn, image, dtype):
-    x = torch.tensor(image, dtype=dtype, requires_grad=True)
+    x = torch.tensor(image, dtype=dtype)
     g = torch.randn(*x.shape[:-1], x.shape[-1] // 2 + 1, dtype=dtype,
                     generator=torch.Generator().manual_seed(0))
-    return torch.autograd.grad(fn(x), x, g)[0]
+    return _input_gradient(fn, x, g)
+
+
+def _numpy_dtype(dtype: torch.dtype) -> np.dtype:
+    return np.dtype(str(dtype).removeprefix("torch."))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -144,7 +155,7 @@ def test_auto_follows_scipy_fft_where_the_spectrum_is_exactly_zero(shape, dtype)
     pocketfft and native round differently, the two differ at such bins: a limitation
     named in the README, not new here; tests/test_gradcheck.py has an image where both
     give exact zeros.)"""
-    assert any(choose_plan(*shape, np.dtype(str(dtype).removeprefix("torch."))))  # a matrix axis
+    assert any(choose_plan(*shape, _numpy_dtype(dtype)))  # a matrix axis
     for image in _structured_images(*shape):
         ours = _gradient(fft_abs, image, dtype)
         assert torch.equal(ours, _gradient(lambda x: fft_abs(x, "fft"), image, dtype))
@@ -217,13 +228,11 @@ def test_a_large_offset_keeps_native_agreement_on_lengths_of_small_factors(dtype
     native. Such lengths keep scipy.fft; the layer's tolerance holds."""
     gen = torch.Generator().manual_seed(0)
     x = (offset + spread * torch.rand(shape, dtype=torch.float64, generator=gen)).to(dtype)
-    assert not any(choose_plan(*shape[-2:], np.dtype(str(dtype).removeprefix("torch."))))
-    leaf, native_leaf = x.clone().requires_grad_(), x.clone().requires_grad_()
+    assert not any(choose_plan(*shape[-2:], _numpy_dtype(dtype)))
     g = torch.randn(*shape[:-1], shape[-1] // 2 + 1, dtype=dtype, generator=gen)
-    (ours,) = torch.autograd.grad(fft_abs(leaf), leaf, g)
-    (theirs,) = torch.autograd.grad(native_fft_abs(native_leaf), native_leaf, g)
+    ours, theirs = _input_gradient(fft_abs, x, g), _input_gradient(native_fft_abs, x, g)
     tolerance = 1e-4 if dtype == torch.float32 else 1e-10
-    assert (ours - theirs).abs().max() <= tolerance * theirs.abs().max()
+    assert max_errors(ours, theirs).max_rel <= tolerance
 
 
 @pytest.mark.parametrize("n", [13, 38, 61, 127])
@@ -238,12 +247,9 @@ def test_matrices_take_a_constant_offset_out_before_multiplying(n):
         x = 1000 + 0.005 * torch.randn(n, n, dtype=torch.float64, generator=gen)
         g = torch.randn(n, n // 2 + 1, dtype=torch.float64, generator=gen)
         assert _dft_axes.transform(x.numpy())[2] == AxisPlan(True, True)  # no fallback
-        errors = {}
-        for method in ("auto", "fft"):
-            leaf, native_leaf = x.clone().requires_grad_(), x.clone().requires_grad_()
-            (ours,) = torch.autograd.grad(fft_abs(leaf, method), leaf, g)
-            (theirs,) = torch.autograd.grad(native_fft_abs(native_leaf), native_leaf, g)
-            errors[method] = float((ours - theirs).abs().max() / theirs.abs().max())
+        theirs = _input_gradient(native_fft_abs, x, g)
+        errors = {method: max_errors(_input_gradient(lambda t: fft_abs(t, method), x, g),
+                                     theirs).max_rel for method in ("auto", "fft")}
         assert errors["auto"] <= max(2 * errors["fft"], 1e-11), errors
 
 
@@ -266,12 +272,7 @@ def test_offset_images_keep_matrices_and_their_accuracy():
     x = 100 + torch.randn(61, 61, generator=gen)
     g = torch.randn(61, 31, generator=gen)
     assert _dft_axes.transform(x.numpy())[2] == AxisPlan(True, True)
-
-    def gradient(leaf_values, method, grad_output):
-        leaf = leaf_values.clone().requires_grad_()
-        return torch.autograd.grad(fft_abs(leaf, method), leaf, grad_output)[0].double()
-
-    reference = gradient(x.double(), "fft", g.double())
-    distance = {method: float((gradient(x, method, g) - reference).abs().max()
-                              / reference.abs().max()) for method in ("auto", "fft")}
+    reference = _input_gradient(lambda t: fft_abs(t, "fft"), x.double(), g.double())
+    distance = {method: max_errors(_input_gradient(lambda t: fft_abs(t, method), x, g),
+                                   reference).max_rel for method in ("auto", "fft")}
     assert distance["auto"] <= distance["fft"], distance
