@@ -38,7 +38,9 @@ from typing import NamedTuple
 import numpy as np
 import scipy.fft
 
+from . import _fft_into
 from ._spectral import mirror_weights
+from ._workspace import output
 
 # Matrix DFT (per axis) on a length with a prime factor pocketfft has no butterfly pass
 # for, when its modelled cost is below MATRIX_MARGIN x pocketfft's; never above
@@ -176,7 +178,7 @@ def rfft2(x: np.ndarray, plan: AxisPlan) -> np.ndarray:
     bin, where butterflies cancel it exactly (1000 + 1e-4 * noise would otherwise lose
     the small bins' phases). (:func:`transform` does the same with its own checks.)"""
     if not (plan.matrix_h or plan.matrix_w):
-        return scipy.fft.rfft2(x)
+        return _fft_into.rfft2(x)
     mean = x.mean(axis=(-2, -1), keepdims=True)
     return _from_centred(x - mean, mean, plan)
 
@@ -215,18 +217,21 @@ def transform(x: np.ndarray, method: str = "auto"):
     its image. "matrix" never redoes (see :func:`zero_bin_floor`)."""
     plan = choose_plan(*x.shape[-2:], x.dtype, method)
     if method != "auto" or not (plan.matrix_h or plan.matrix_w):
-        spectrum = rfft2(x, plan)
-        return spectrum, np.abs(spectrum), plan
+        return _with_magnitude(rfft2(x, plan), plan)
     mean = x.mean(axis=(-2, -1), keepdims=True)
     centred = x - mean
     floor = zero_bin_floor(x, mean, centred)
     if floor < math.inf:  # (inf: not finite, too small or too large for matrices' sums)
         spectrum = _from_centred(centred, mean, plan)
-        magnitude = np.abs(spectrum)
-        if magnitude.min() > floor:  # (not "<=": a NaN bin must redo too)
-            return spectrum, magnitude, plan
-    spectrum = scipy.fft.rfft2(x)
-    return spectrum, np.abs(spectrum), AxisPlan(False, False)
+        result = _with_magnitude(spectrum, plan)
+        if result[1].min() > floor:  # (not "<=": a NaN bin must redo too)
+            return result
+    return _with_magnitude(_fft_into.rfft2(x), AxisPlan(False, False))
+
+
+def _with_magnitude(spectrum, plan):
+    """(spectrum, |spectrum| in a workspace output() array, plan)."""
+    return spectrum, np.abs(spectrum, out=output(spectrum.shape, spectrum.real.dtype)), plan
 
 
 def zero_bin_floor(x: np.ndarray, mean: np.ndarray | None = None,
@@ -288,6 +293,8 @@ def adjoint_weights(plan: AxisPlan, n_columns: int, width: int, dtype):
 def adjoint(spectrum: np.ndarray, width: int, plan: AxisPlan) -> np.ndarray:
     """The adjoint of :func:`rfft2` (real, (..., H, width)) applied to ``spectrum``,
     already multiplied by :func:`adjoint_weights`. May overwrite ``spectrum``."""
+    if not (plan.matrix_h or plan.matrix_w):
+        return _fft_into.rfft2_adjoint(spectrum, width)
     height = spectrum.shape[-2]
     real_dtype = spectrum.real.dtype
     if plan.matrix_h:

@@ -17,70 +17,20 @@ Every pass whose operands are not all finite runs the direct "tap" kernels inste
 and so does an FFT pass that its certificate rejects. The window copies use plain
 slicing of a C-contiguous padded copy: no stride tricks, whatever the input's layout.
 
-Scratch buffers (padded inputs, window matrices, window gradients) come from a small
-workspace and go back to it once used: glibc hands freed multi-MB blocks back to the OS,
-so fresh buffers page-fault on every call (measured (8,16,32,32)->32 k3 float32
-fwd+bwd: ~2200 faults, 6.3 ms; 2.8 ms once no page faulted). Arrays that leave the layer
-(outputs, gradients) are never recycled.
+Scratch buffers (padded inputs, window matrices, window gradients) come from the
+workspace (_workspace) and go back to it once used (measured (8,16,32,32)->32 k3 float32
+fwd+bwd: ~2200 page faults, 6.3 ms with fresh buffers; 2.8 ms once no page faulted).
 """
 from __future__ import annotations
-
-import threading
-import weakref
 
 import numpy as np
 
 from . import _fft_conv
 from ._finite import all_finite
 from ._tap_kernels import depthwise, tap_forward, tap_grad_input, tap_grad_weight
+from ._workspace import clear_workspace, output, recycle, scratch  # noqa: F401 (re-exported)
 
 TAP = "tap"  # marks a state whose forward ran the tap kernels
-WORKSPACE_LIMIT_BYTES = 256 << 20  # idle scratch kept for reuse, at most
-_workspace: dict[tuple, list[np.ndarray]] = {}
-_workspace_bytes = 0
-_workspace_lock = threading.RLock()  # a finalizer may recycle inside scratch()
-
-
-def scratch(shape, dtype) -> np.ndarray:
-    """An uninitialised C-contiguous array, reused from the workspace when one fits."""
-    global _workspace_bytes
-    key = (tuple(shape), np.dtype(dtype).str)
-    with _workspace_lock:
-        free = _workspace.get(key)
-        if free:
-            _workspace_bytes -= free[-1].nbytes
-            return free.pop()
-    return np.empty(shape, dtype)
-
-
-def recycle(*arrays) -> None:
-    """Give scratch arrays back; the caller must hold no other reference to them."""
-    global _workspace_bytes
-    with _workspace_lock:
-        for array in arrays:
-            if array is None or array.base is not None:
-                continue  # views are not ours to keep
-            if _workspace_bytes + array.nbytes > WORKSPACE_LIMIT_BYTES:
-                continue
-            _workspace.setdefault((array.shape, array.dtype.str), []).append(array)
-            _workspace_bytes += array.nbytes
-
-
-def output(shape, dtype) -> np.ndarray:
-    """A C-contiguous array to hand out (as a tensor): a view of a scratch buffer that
-    returns to the workspace when the view dies. Callers return the view itself, never
-    a view of it (numpy bases views on the buffer, which would outlive the view)."""
-    buffer = scratch(shape, dtype)
-    view = buffer.view()
-    weakref.finalize(view, recycle, buffer).atexit = False
-    return view
-
-
-def clear_workspace() -> None:
-    global _workspace_bytes
-    with _workspace_lock:
-        _workspace.clear()
-        _workspace_bytes = 0
 
 
 def _padded(x, padding, tail=0):

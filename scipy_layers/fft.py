@@ -7,6 +7,7 @@ All three take a real tensor of shape (..., H, W) and return |rfft2(x)| of shape
 from __future__ import annotations
 
 import functools
+import weakref
 
 import numpy as np
 import torch
@@ -17,6 +18,7 @@ from ._checks import check_dims_not_empty, check_float_tensor, check_method_name
 from ._numpy_bridge import (ForwardState, NumpyStep, apply_positional, forward_mode_error,
                             numpy_gradients, numpy_quiet, opaque_to_compile, shape_only,
                             to_numpy, to_tensor)
+from ._workspace import recycle, scratch
 
 
 def check_fft_input(input) -> None:
@@ -146,6 +148,8 @@ class FFTAbsFunction(Function):
         else:
             spectrum, magnitude, plan = _dft_axes.transform(to_numpy(input), method)
             result = to_tensor(magnitude, like=input)
+            if saved is not None:  # back to the workspace when the graph node dies
+                weakref.finalize(saved, recycle, spectrum).atexit = False
             spectrum = (spectrum, plan)  # backward's adjoint must follow forward's plan
         if saved is not None:
             saved.value = (backend, spectrum)
@@ -219,8 +223,14 @@ def _fft_abs_tangent(state, input_tangent, input, magnitude, *, method):
 
 
 def _weighted(grad, weights):
-    """c * g as a fresh array (callers write into it); g's copy where there is no c."""
-    return np.array(grad) if weights is None else grad * weights
+    """c * g in a workspace scratch array (callers write into it and may recycle it); a
+    copy of g where there is no c."""
+    result = scratch(grad.shape, grad.dtype)
+    if weights is None:
+        np.copyto(result, grad)
+    else:
+        np.multiply(grad, weights, out=result)
+    return result
 
 
 def _fft_abs_gradient(state, grad_output, input, magnitude, *, method):
@@ -246,11 +256,13 @@ def _fft_abs_gradient(state, grad_output, input, magnitude, *, method):
     try:
         with np.errstate(over="raise"):  # only a finite quotient's overflow raises
             np.divide(scale, magnitude, out=scale, where=magnitude != 0)
-        grad_spectrum = spectrum * scale
+        grad_spectrum = np.multiply(spectrum, scale, out=scratch(spectrum.shape, spectrum.dtype))
     except FloatingPointError:
         grad_spectrum = _phase(spectrum, magnitude)
         grad_spectrum *= _weighted(grad, weights)
-    grad_input = _dft_axes.adjoint(grad_spectrum, width, plan)
+    recycle(scale)
+    grad_input = _dft_axes.adjoint(grad_spectrum, width, plan)  # (never a view of its input)
+    recycle(grad_spectrum)
     return (to_tensor(grad_input, like=grad_output),)
 
 

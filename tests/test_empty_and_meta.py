@@ -15,6 +15,7 @@ import torch.nn.functional as F
 import scipy_layers.nn as nn
 from scipy_layers import (BadFFTFunction, Conv2d, ScipyConv2d, ScipyConv2dFunction, conv2d,
                           fft_abs, incorrect_fft, native_conv2d, native_fft_abs, scipy_conv2d)
+from scipy_layers import _fft_into
 from scipy_layers._checks import EmptyDimensionError
 from scipy_layers.conv_methods import METHODS, ConvMethod
 
@@ -148,7 +149,7 @@ def numpy_forbidden(monkeypatch):
     for name in ("im2col_forward", "im2col_backward", "fft_forward", "fft_backward"):
         monkeypatch.setattr(nn.kernels, name, forbidden)
     for module, name in ((scipy.fft, "rfft2"), (scipy.fft, "irfft"), (np.fft, "rfft2"),
-                         (np.fft, "irfft2")):
+                         (np.fft, "irfft2"), (_fft_into, "rfft2"), (_fft_into, "rfft2_adjoint")):
         monkeypatch.setattr(module, name, forbidden)
 
 

@@ -1,0 +1,109 @@
+"""The scratch workspace (scipy_layers._workspace) and the FFT layer's transforms into
+its arrays (scipy_layers._fft_into)."""
+import gc
+
+import numpy as np
+import pytest
+import scipy.fft
+import torch
+
+from scipy_layers import _fft_into, _workspace, fft_abs
+
+
+def test_small_arrays_are_not_pooled(monkeypatch):
+    monkeypatch.setattr(_workspace, "POOLED_MIN_BYTES", 1 << 16)
+    _workspace.clear_workspace()
+    small = _workspace.scratch((100,), np.float64)
+    _workspace.recycle(small)
+    assert _workspace._workspace_bytes == 0
+    handed_out = _workspace.output((100,), np.float64)
+    assert handed_out.base is None  # a plain array: no finalizer, no buffer behind it
+    big = _workspace.scratch((1 << 14,), np.float64)  # 128 KiB
+    _workspace.recycle(big)
+    assert _workspace.scratch((1 << 14,), np.float64) is big
+    view = _workspace.output((1 << 14,), np.float64)
+    buffer = view.base
+    del view
+    gc.collect()
+    assert _workspace.scratch((1 << 14,), np.float64) is buffer  # back once the view died
+
+
+def test_private_pocketfft_is_in_use_here():
+    """The probe accepts scipy's pocketfft entry points on the pinned scipy: without them
+    every transform would copy (no speed-up; the results stay right, see below)."""
+    assert _fft_into.PRIVATE
+
+
+LAYOUTS = {
+    "contiguous": lambda t: t,
+    "transposed": lambda t: t.transpose(-2, -1),
+    "step-sliced": lambda t: t[..., ::2, 1::3],
+    "expanded": lambda t: t[..., :1, :].expand(*t.shape[:-2], 6, t.shape[-1]),
+    "cropped": lambda t: t[..., 1:-1, 2:],
+}
+
+
+@pytest.mark.parametrize("private", [True, False])
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("shape", [(7, 9), (2, 3, 8, 11), (1, 1), (5, 2), (3, 1, 4)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_transforms_into_arrays_match_scipy_fft(private, layout, shape, dtype, monkeypatch):
+    if not private:
+        for name in ("rfft_last", "fft_axis", "irfft_last"):
+            monkeypatch.setattr(_fft_into, "_" + name, getattr(_fft_into, "_public_" + name))
+    base = torch.randn(*shape[:-2], shape[-2] + 4, shape[-1] + 5, dtype=torch.float64)
+    x = LAYOUTS[layout](base).to(getattr(torch, np.dtype(dtype).name)).numpy()
+    if x.size == 0:
+        pytest.skip("layout leaves no element")
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    spectrum = _fft_into.rfft2(x)
+    expected = scipy.fft.rfft2(x)
+    assert spectrum.dtype == expected.dtype and spectrum.shape == expected.shape
+    np.testing.assert_allclose(spectrum, expected, rtol=tolerance,
+                               atol=tolerance * np.abs(expected).max())
+    width = x.shape[-1]
+    inverse = _fft_into.rfft2_adjoint(expected.copy(), width)
+    reference = scipy.fft.irfft2(expected, s=x.shape[-2:], norm="forward")
+    assert inverse.dtype == x.dtype and inverse.shape == x.shape
+    np.testing.assert_allclose(inverse, reference, rtol=tolerance,
+                               atol=tolerance * np.abs(reference).max())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fft_abs_buffers_are_not_shared_between_live_results(dtype):
+    """Outputs and gradients of calls alive at once, and a backward after other calls
+    reused the pool, equal those of calls made alone (pooled buffers are never handed
+    out twice)."""
+    shape = (2, 300, 130)  # above the real threshold too
+    inputs = [torch.randn(shape, dtype=dtype, requires_grad=True) for _ in range(2)]
+    grads = [torch.randn(2, 300, 66, dtype=dtype) for _ in range(2)]
+    alone = []
+    for x, g in zip(inputs, grads):
+        y = fft_abs(x, "fft")
+        alone.append((y.detach().clone(), torch.autograd.grad(y, x, g)[0]))
+    outputs = [fft_abs(x, "fft") for x in inputs]
+    for _ in range(3):  # other calls in between take and give back buffers
+        fft_abs(torch.randn(shape, dtype=dtype, requires_grad=True), "fft").sum().backward()
+    later = [torch.autograd.grad(y, x, g, retain_graph=True)[0]
+             for y, x, g in zip(outputs, inputs, grads)]
+    again = torch.autograd.grad(outputs[1], inputs[1], grads[1])[0]
+    for (y_alone, grad_alone), y, grad in zip(alone, outputs, later):
+        assert torch.equal(y, y_alone) and torch.equal(grad, grad_alone)
+    assert torch.equal(again, alone[1][1])
+
+
+@pytest.mark.parametrize("method", ["fft", "auto"])
+@pytest.mark.parametrize("shape", [(2, 9, 12), (131, 26), (3, 13, 17)])
+def test_fft_abs_writes_scratch_before_reading_it(shape, method, monkeypatch):
+    """Every workspace array starts as NaN: a result that read an unwritten element
+    would be NaN (grad_output expanded, as .sum().backward() gives it)."""
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    expected_y = fft_abs(x, method)
+    expected_grad = torch.autograd.grad(expected_y.sum(), x)[0]
+    nan_scratch = lambda shape, dtype: np.full(shape, np.nan, dtype=dtype)  # noqa: E731
+    from scipy_layers import fft as fft_module
+    for module in (_workspace, _fft_into, fft_module):
+        monkeypatch.setattr(module, "scratch", nan_scratch)
+    y = fft_abs(x, method)
+    grad = torch.autograd.grad(y.sum(), x)[0]
+    assert torch.equal(y, expected_y) and torch.equal(grad, expected_grad)
