@@ -199,10 +199,11 @@ def _centred_rfft2(x: np.ndarray, plan: AxisPlan) -> np.ndarray:
         pairs = np.ascontiguousarray(np.matmul(x, _w_forward(width, x.dtype)))
         lines = pairs.view(np.result_type(x.dtype, np.complex64))
     else:
-        lines = scipy.fft.rfft(x, axis=-1)
+        lines = _fft_into.rfft_last(x, np.empty((*x.shape[:-1], width // 2 + 1),
+                                                np.result_type(x.dtype, np.complex64)))
     if plan.matrix_h:
         return np.matmul(_h_matrix(height, x.dtype, -1), lines)
-    return scipy.fft.fft(lines, axis=-2, overwrite_x=True)  # (lines: a fresh array)
+    return _fft_into.fft_axis(lines, -2, True)  # (in place: lines is a fresh array)
 
 
 def transform(x: np.ndarray, method: str = "auto"):
@@ -300,10 +301,9 @@ def adjoint(spectrum: np.ndarray, width: int, plan: AxisPlan) -> np.ndarray:
     if plan.matrix_h:
         lines = np.matmul(_h_matrix(height, real_dtype, +1), spectrum)
     else:
-        lines = scipy.fft.ifft(spectrum, axis=-2, norm="forward", overwrite_x=True)
+        lines = _fft_into.fft_axis(np.ascontiguousarray(spectrum), -2, False)
     if plan.matrix_w:
         # complex entries read as (re, im) pairs: C order made sure of, as in rfft2
         pairs = np.ascontiguousarray(lines).view(real_dtype)
         return np.matmul(pairs, _w_adjoint(width, real_dtype))
-    return scipy.fft.irfft(lines, n=width, axis=-1, norm="forward", overwrite_x=True)
-
+    return _fft_into.irfft_last(lines, width, np.empty((*lines.shape[:-1], width), real_dtype))

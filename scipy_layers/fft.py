@@ -7,7 +7,6 @@ All three take a real tensor of shape (..., H, W) and return |rfft2(x)| of shape
 from __future__ import annotations
 
 import functools
-import weakref
 
 import numpy as np
 import torch
@@ -18,7 +17,7 @@ from ._checks import check_dims_not_empty, check_float_tensor, check_method_name
 from ._numpy_bridge import (ForwardState, NumpyStep, apply_positional, forward_mode_error,
                             numpy_gradients, numpy_quiet, opaque_to_compile, shape_only,
                             to_numpy, to_tensor)
-from ._workspace import recycle, scratch
+from ._workspace import recycle, recycle_when_dead, scratch
 
 
 def check_fft_input(input) -> None:
@@ -149,7 +148,7 @@ class FFTAbsFunction(Function):
             spectrum, magnitude, plan = _dft_axes.transform(to_numpy(input), method)
             result = to_tensor(magnitude, like=input)
             if saved is not None:  # back to the workspace when the graph node dies
-                weakref.finalize(saved, recycle, spectrum).atexit = False
+                recycle_when_dead(saved, spectrum)
             spectrum = (spectrum, plan)  # backward's adjoint must follow forward's plan
         if saved is not None:
             saved.value = (backend, spectrum)

@@ -5,7 +5,6 @@ dilation, groups), computed with numpy/scipy, with gradients for input, weight a
 from __future__ import annotations
 
 import functools
-import weakref
 
 import numpy as np
 import torch
@@ -16,6 +15,7 @@ from . import _nchw_kernels as kernels
 from . import _nchw_shift, gpu
 from ._checks import check_method_name
 from ._nchw_args import check_conv2d_arguments, check_padding_mode
+from ._workspace import recycle_when_dead
 from ._numpy_bridge import (ForwardState, apply_positional, linear_tangent, numpy_gradients,
                             numpy_quiet, opaque_to_compile, shape_only, to_numpy, to_tensor,
                             vmap_by_loop)
@@ -86,7 +86,7 @@ class Conv2dNCHWFunction(Function):
             if keep_windows:
                 # Back to the workspace when this call's state dies with its graph node
                 # (backward may run again under retain_graph, so not at the end of it).
-                weakref.finalize(saved, kernels.recycle, state[-1]).atexit = False
+                recycle_when_dead(saved, state[-1])
         return to_tensor(y, like=input)
 
     @staticmethod

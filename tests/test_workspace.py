@@ -107,3 +107,21 @@ def test_fft_abs_writes_scratch_before_reading_it(shape, method, monkeypatch):
     y = fft_abs(x, method)
     grad = torch.autograd.grad(y.sum(), x)[0]
     assert torch.equal(y, expected_y) and torch.equal(grad, expected_grad)
+
+
+def test_recycle_when_dead_only_for_pooled_arrays(monkeypatch):
+    monkeypatch.setattr(_workspace, "POOLED_MIN_BYTES", 1 << 16)
+    _workspace.clear_workspace()
+
+    class Owner:
+        pass
+
+    owner, small, big = Owner(), np.empty(10), np.empty(1 << 14)
+    _workspace.recycle_when_dead(owner, small)
+    _workspace.recycle_when_dead(owner, big)
+    _workspace.recycle_when_dead(owner, big[1:])  # a view: never pooled
+    assert _workspace._workspace_bytes == 0
+    del owner
+    gc.collect()
+    assert _workspace._workspace_bytes == big.nbytes
+    assert _workspace.scratch(big.shape, big.dtype) is big
