@@ -40,7 +40,7 @@ import scipy.fft
 
 from . import _fft_into
 from ._spectral import mirror_weights
-from ._workspace import output
+from ._workspace import output, recycle, scratch
 
 # Matrix DFT (per axis) on a length with a prime factor pocketfft has no butterfly pass
 # for, when its modelled cost is below MATRIX_MARGIN x pocketfft's; never above
@@ -193,16 +193,19 @@ def _from_centred(centred: np.ndarray, mean: np.ndarray, plan: AxisPlan) -> np.n
 
 def _centred_rfft2(x: np.ndarray, plan: AxisPlan) -> np.ndarray:
     height, width = x.shape[-2:]
+    complex_dtype = np.result_type(x.dtype, np.complex64)
     if plan.matrix_w:
         # (re, im) pairs read as complex: needs the last axis contiguous, which
         # ascontiguousarray guarantees (a no-op on the GEMM's fresh C-ordered result)
         pairs = np.ascontiguousarray(np.matmul(x, _w_forward(width, x.dtype)))
-        lines = pairs.view(np.result_type(x.dtype, np.complex64))
+        lines = pairs.view(complex_dtype)
     else:
-        lines = _fft_into.rfft_last(x, np.empty((*x.shape[:-1], width // 2 + 1),
-                                                np.result_type(x.dtype, np.complex64)))
-    if plan.matrix_h:
-        return np.matmul(_h_matrix(height, x.dtype, -1), lines)
+        lines = _fft_into.rfft_last(x, scratch((*x.shape[:-1], width // 2 + 1), complex_dtype))
+    if plan.matrix_h:  # (into the pool's array: the caller may recycle the spectrum)
+        spectrum = np.matmul(_h_matrix(height, x.dtype, -1), lines,
+                             out=scratch(lines.shape, complex_dtype))
+        recycle(lines)  # (a view of the pairs, or scratch: only the latter goes back)
+        return spectrum
     return _fft_into.fft_axis(lines, -2, True)  # (in place: lines is a fresh array)
 
 
@@ -227,6 +230,7 @@ def transform(x: np.ndarray, method: str = "auto"):
         result = _with_magnitude(spectrum, plan)
         if result[1].min() > floor:  # (not "<=": a NaN bin must redo too)
             return result
+        recycle(spectrum)
     return _with_magnitude(_fft_into.rfft2(x), AxisPlan(False, False))
 
 

@@ -28,6 +28,9 @@ POOLED_MIN_BYTES = 1 << 16
 _workspace: dict[tuple, list[np.ndarray]] = {}
 _workspace_bytes = 0
 _workspace_lock = threading.RLock()  # a finalizer may recycle inside scratch()
+# Every array scratch() made, by id: only these go back to the pool. An array that did
+# not come from it (a matmul's result, say) would pile up there, never taken again.
+_made_here: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
 def scratch(shape, dtype) -> np.ndarray:
@@ -42,16 +45,19 @@ def scratch(shape, dtype) -> np.ndarray:
         if free:
             _workspace_bytes -= free[-1].nbytes
             return free.pop()
-    return np.empty(shape, dtype)
+        array = np.empty(shape, dtype)
+        _made_here[id(array)] = array
+    return array
 
 
 def recycle(*arrays) -> None:
-    """Give scratch arrays back; the caller must hold no other reference to them."""
+    """Give scratch() arrays back; the caller must hold no other reference to them.
+    Anything else (views, arrays scratch() did not make, None) is left alone."""
     global _workspace_bytes
     with _workspace_lock:
         for array in arrays:
-            if array is None or array.base is not None or array.nbytes < POOLED_MIN_BYTES:
-                continue  # views are not ours to keep; small arrays are malloc's
+            if array is None or _made_here.get(id(array)) is not array:
+                continue  # views, small arrays and others' arrays are not ours to keep
             if _workspace_bytes + array.nbytes > WORKSPACE_LIMIT_BYTES:
                 continue
             _workspace.setdefault((array.shape, array.dtype.str), []).append(array)
@@ -73,7 +79,7 @@ def output(shape, dtype) -> np.ndarray:
 def recycle_when_dead(owner, array) -> None:
     """recycle() ``array`` once ``owner`` is garbage (only an array the pool would keep:
     registering a finalizer costs ~3 us)."""
-    if array is not None and array.base is None and array.nbytes >= POOLED_MIN_BYTES:
+    if array is not None and _made_here.get(id(array)) is array:
         weakref.finalize(owner, recycle, array).atexit = False
 
 

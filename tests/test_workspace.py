@@ -116,12 +116,32 @@ def test_recycle_when_dead_only_for_pooled_arrays(monkeypatch):
     class Owner:
         pass
 
-    owner, small, big = Owner(), np.empty(10), np.empty(1 << 14)
-    _workspace.recycle_when_dead(owner, small)
-    _workspace.recycle_when_dead(owner, big)
-    _workspace.recycle_when_dead(owner, big[1:])  # a view: never pooled
+    owner = Owner()
+    small, big = _workspace.scratch((10,), np.float64), _workspace.scratch((1 << 14,), np.float64)
+    foreign = np.empty(1 << 14)  # big enough, but not the pool's
+    for array in (small, big, big[1:], foreign):  # (a view: never pooled)
+        _workspace.recycle_when_dead(owner, array)
+    _workspace.recycle(foreign)
     assert _workspace._workspace_bytes == 0
     del owner
     gc.collect()
     assert _workspace._workspace_bytes == big.nbytes
     assert _workspace.scratch(big.shape, big.dtype) is big
+
+
+@pytest.mark.parametrize("method", ["auto", "fft", "matrix"])
+@pytest.mark.parametrize("shape", [(127, 127), (2, 13, 130), (131, 26), (300, 300)])
+def test_the_pool_does_not_grow_over_repeated_calls(shape, method):
+    """Only arrays taken from the pool go back to it: an array recycled that no later
+    call takes would pile up (up to the pool's limit), and every call would page-fault
+    on fresh memory."""
+    if method == "matrix" and max(shape[-2:]) > 128:
+        pytest.skip("matrices take H, W <= 128")
+    _workspace.clear_workspace()
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    sizes = []
+    for _ in range(6):
+        fft_abs(x, method).sum().backward()
+        gc.collect()
+        sizes.append(_workspace._workspace_bytes)
+    assert sizes[-1] == sizes[2], sizes
