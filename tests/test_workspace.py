@@ -11,7 +11,7 @@ from scipy_layers import _fft_into, _workspace, fft_abs
 
 
 def test_small_arrays_are_not_pooled(monkeypatch):
-    monkeypatch.setattr(_workspace, "POOLED_MIN_BYTES", 1 << 16)
+    monkeypatch.setattr(_workspace, "POOLED_MIN_BYTES", 1 << 16)  # (any threshold)
     _workspace.clear_workspace()
     small = _workspace.scratch((100,), np.float64)
     _workspace.recycle(small)
@@ -110,7 +110,7 @@ def test_fft_abs_writes_scratch_before_reading_it(shape, method, monkeypatch):
 
 
 def test_recycle_when_dead_only_for_pooled_arrays(monkeypatch):
-    monkeypatch.setattr(_workspace, "POOLED_MIN_BYTES", 1 << 16)
+    monkeypatch.setattr(_workspace, "POOLED_MIN_BYTES", 1 << 16)  # (any threshold)
     _workspace.clear_workspace()
 
     class Owner:
