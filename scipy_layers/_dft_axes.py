@@ -230,7 +230,6 @@ def transform(x: np.ndarray, method: str = "auto"):
         result = _with_magnitude(spectrum, plan)
         if result[1].min() > floor:  # (not "<=": a NaN bin must redo too)
             return result
-        recycle(spectrum)
     return _with_magnitude(_fft_into.rfft2(x), AxisPlan(False, False))
 
 

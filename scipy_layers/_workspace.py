@@ -5,7 +5,8 @@ Why: glibc serves multi-MB arrays from fresh mmaps and returns freed ones to the
 every call's new buffers page-fault on first touch (numpy asks for transparent huge
 pages above 4 MB, whose faults zero 2 MB each). Measured on the AMD EPYC VM of the
 README: the batched conv (8,16,32,32)->32 k3 float32 fwd+bwd ~2200 faults, 6.3 ms with
-fresh buffers, 2.8 ms without faults; fft_abs 1024x1024 float32 ~2000 faults a call.
+fresh buffers, 2.8 ms without faults; fft_abs 8x256x256 to 2048x2048 2000-3100 faults
+a forward+backward (README, "Against the targets").
 
 Rules: :func:`scratch` gives an uninitialised C-contiguous array (every caller writes
 before it reads; the tests fill scratch with NaN to check); :func:`recycle` takes back
@@ -61,9 +62,11 @@ def recycle(*arrays) -> None:
         for array in arrays:
             if array is None or _made_here.get(id(array)) is not array:
                 continue  # views, small arrays and others' arrays are not ours to keep
-            if _workspace_bytes + array.nbytes > WORKSPACE_LIMIT_BYTES:
+            free = _workspace.setdefault((array.shape, array.dtype.str), [])
+            if _workspace_bytes + array.nbytes > WORKSPACE_LIMIT_BYTES or any(
+                    kept is array for kept in free):  # (given back twice: keep it once)
                 continue
-            _workspace.setdefault((array.shape, array.dtype.str), []).append(array)
+            free.append(array)
             _workspace_bytes += array.nbytes
 
 

@@ -26,6 +26,9 @@ def test_small_arrays_are_not_pooled(monkeypatch):
     del view
     gc.collect()
     assert _workspace.scratch((1 << 14,), np.float64) is buffer  # back once the view died
+    _workspace.recycle(buffer, buffer)  # given back twice: handed out once only
+    assert _workspace.scratch((1 << 14,), np.float64) is buffer
+    assert _workspace.scratch((1 << 14,), np.float64) is not buffer
 
 
 def test_private_pocketfft_is_in_use_here():
