@@ -28,7 +28,7 @@ import numpy as np
 from . import _fft_conv
 from ._finite import all_finite
 from ._tap_kernels import depthwise, tap_forward, tap_grad_input, tap_grad_weight
-from ._workspace import clear_workspace, output, recycle, scratch  # noqa: F401 (re-exported)
+from ._workspace import output, recycle, scratch
 
 TAP = "tap"  # marks a state whose forward ran the tap kernels
 

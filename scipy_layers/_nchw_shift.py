@@ -21,7 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._finite import all_finite
-from ._nchw_kernels import TAP, _padded, _tap_backward, output, recycle, scratch
+from ._nchw_kernels import TAP, _padded, _tap_backward
+from ._workspace import output, recycle, scratch
 from ._tap_kernels import tap_forward
 from .conv_methods import _shift_forward, _shift_grad_filter, _shift_grad_input
 

@@ -15,10 +15,10 @@ from . import _nchw_kernels as kernels
 from . import _nchw_shift, gpu
 from ._checks import check_method_name
 from ._nchw_args import check_conv2d_arguments, check_padding_mode
-from ._workspace import recycle_when_dead
 from ._numpy_bridge import (ForwardState, apply_positional, linear_tangent, numpy_gradients,
                             numpy_quiet, opaque_to_compile, shape_only, to_numpy, to_tensor,
                             vmap_by_loop)
+from ._workspace import recycle, recycle_when_dead
 from .conv import shift_max_taps
 
 NCHW_METHODS = ("auto", "im2col", "fft", "shift")
@@ -172,7 +172,7 @@ def _gradients(state, grad_output, input, weight, *, geometry, method, needs, ha
                     "im2col": kernels.im2col_backward}[method]
         grad_x, grad_w = backward(gy, w, kernel_state, geometry, need_input, need_weight)
         if rebuilt and method == "im2col" and need_weight:
-            kernels.recycle(kernel_state[-1])  # windows rebuilt for this call alone
+            recycle(kernel_state[-1])  # windows rebuilt for this call alone
     grad_input = None if grad_x is None else to_tensor(grad_x, like=input)
     grad_weight = None if grad_w is None else to_tensor(grad_w, like=weight)
     grad_bias = to_tensor(gy.sum(axis=(0, 2, 3)), like=input) if need_bias else None

@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from torch.autograd import gradcheck
 
 import scipy_layers.nn as nn
-from scipy_layers import _workspace
 from scipy_layers import LAYERS, NATIVE, Conv2d, Implementation, conv2d
 from scipy_layers.agreement import TOLERANCE, compare_with_native, max_errors
 
@@ -257,21 +256,6 @@ def test_non_contiguous_input_and_weight():
         for mine, ref in zip(grads_of(conv2d, (x, w), gy, **kwargs),
                              grads_of(F.conv2d, (x, w), gy, **kwargs)):
             assert torch.allclose(mine, ref)
-
-
-def test_workspace_is_bounded_and_keeps_only_whole_arrays(monkeypatch):
-    kernels = _workspace
-    kernels.clear_workspace()
-    monkeypatch.setattr(kernels, "WORKSPACE_LIMIT_BYTES", 1000)
-    monkeypatch.setattr(kernels, "POOLED_MIN_BYTES", 0)
-    small, big = kernels.scratch((10,), "float64"), kernels.scratch((200,), "float64")
-    kernels.recycle(small, big, small[2:], None)  # big overflows, the view is not ours
-    assert kernels._workspace_bytes == 80
-    assert kernels.scratch((10,), "float64") is small
-    assert kernels.scratch((10,), "float64") is not small and kernels._workspace_bytes == 0
-    kernels.recycle(small)
-    kernels.clear_workspace()
-    assert kernels._workspace_bytes == 0 and not kernels._workspace
 
 
 @pytest.mark.parametrize("wide", [True, False])

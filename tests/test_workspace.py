@@ -10,6 +10,20 @@ import torch
 from scipy_layers import _fft_into, _workspace, fft_abs
 
 
+def test_workspace_is_bounded_and_keeps_only_whole_arrays(monkeypatch):
+    _workspace.clear_workspace()
+    monkeypatch.setattr(_workspace, "WORKSPACE_LIMIT_BYTES", 1000)
+    monkeypatch.setattr(_workspace, "POOLED_MIN_BYTES", 0)
+    small, big = _workspace.scratch((10,), "float64"), _workspace.scratch((200,), "float64")
+    _workspace.recycle(small, big, small[2:], None)  # big overflows, the view is not ours
+    assert _workspace._workspace_bytes == 80
+    assert _workspace.scratch((10,), "float64") is small
+    assert _workspace.scratch((10,), "float64") is not small and _workspace._workspace_bytes == 0
+    _workspace.recycle(small)
+    _workspace.clear_workspace()
+    assert _workspace._workspace_bytes == 0 and not _workspace._workspace
+
+
 def test_small_arrays_are_not_pooled(monkeypatch):
     monkeypatch.setattr(_workspace, "POOLED_MIN_BYTES", 1 << 16)  # (any threshold)
     _workspace.clear_workspace()
