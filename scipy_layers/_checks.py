@@ -53,6 +53,8 @@ def check_float_tensor(name: str, value, *, ndim: int | None = None, min_ndim: i
 def check_dims_not_empty(name: str, value, dims: dict[int, str], may_be_empty: str) -> None:
     """Raise :class:`EmptyDimensionError` naming ``name`` if any of ``dims`` (index ->
     name of the dim) is 0; ``may_be_empty`` says which dims may be."""
+    if all(value.shape):  # (the common case, without building the list below)
+        return
     empty = [dim_name for dim, dim_name in dims.items() if value.shape[dim] == 0]
     if empty:
         raise EmptyDimensionError(
@@ -78,7 +80,8 @@ def check_same_dtype_and_device(reference_name: str, reference: torch.Tensor, **
                 f"{name} has dtype {value.dtype} but {reference_name} has {reference.dtype}; "
                 f"all arguments must share one dtype"
             )
-        if value.device != reference.device:
+        # (two CPU tensors share the one CPU device: skip making two torch.device objects)
+        if not (value.is_cpu and reference.is_cpu) and value.device != reference.device:
             raise ValueError(
                 f"{name} is on device {value.device} but {reference_name} is on "
                 f"{reference.device}; all arguments must be on one device"
