@@ -58,9 +58,15 @@ def recycle(*arrays) -> None:
     """Give scratch() arrays back; the caller must hold no other reference to them.
     Anything else (views, arrays scratch() did not make, None) is left alone."""
     global _workspace_bytes
+    # arrays below the threshold were never pooled: no lock or lookup for them (~2 us
+    # of a small call each)
+    arrays = [array for array in arrays
+              if array is not None and array.nbytes >= POOLED_MIN_BYTES]
+    if not arrays:
+        return
     with _workspace_lock:
         for array in arrays:
-            if array is None or _made_here.get(id(array)) is not array:
+            if _made_here.get(id(array)) is not array:
                 continue  # views, small arrays and others' arrays are not ours to keep
             free = _workspace.setdefault((array.shape, array.dtype.str), [])
             if _workspace_bytes + array.nbytes > WORKSPACE_LIMIT_BYTES or any(
@@ -85,7 +91,8 @@ def output(shape, dtype) -> np.ndarray:
 def recycle_when_dead(owner, array) -> None:
     """recycle() ``array`` once ``owner`` is garbage (only an array the pool would keep:
     registering a finalizer costs ~3 us)."""
-    if array is not None and _made_here.get(id(array)) is array:
+    if (array is not None and array.nbytes >= POOLED_MIN_BYTES
+            and _made_here.get(id(array)) is array):
         weakref.finalize(owner, recycle, array).atexit = False
 
 
