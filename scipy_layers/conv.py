@@ -73,8 +73,13 @@ SHIFT_SMALL_IMAGE_MAX_PIXELS = 128 * 128
 def shift_max_taps(dtype) -> int:
     """Up to how many filter taps shift beats fft at every image size, for ``dtype``."""
     # (a torch dtype compared with a numpy dtype makes numpy try to convert it: ~2 us)
-    double = (dtype is torch.float64 if isinstance(dtype, torch.dtype)
-              else np.dtype(dtype) == np.float64)
+    if isinstance(dtype, torch.dtype):
+        double = dtype is torch.float64
+    else:
+        try:
+            double = np.dtype(dtype) == np.float64
+        except (TypeError, ValueError):
+            raise TypeError(f"dtype must be a torch or numpy dtype, got {dtype!r}") from None
     return SHIFT_MAX_TAPS["float64" if double else "float32"]
 
 

@@ -112,6 +112,15 @@ def test_auto_rule_thresholds_are_consistent():
     assert choose_method((side, side), (11, 11), torch.float64) == "shift"
     assert choose_method((side + 1, side), (11, 11), torch.float64) == "fft"
     assert choose_method((side, side), (11, 11), np.dtype(np.float64)) == "shift"
+    assert choose_method((side + 1, side), (11, 11), np.float64) == "fft"
+    assert choose_method((4096, 4096), (9, 10), "float64") == "fft"
+
+
+@pytest.mark.parametrize("not_a_dtype", ["torch.float64", torch.zeros(1, dtype=torch.float64)])
+def test_auto_rule_refuses_what_is_not_a_dtype(not_a_dtype):
+    """Not a dtype: an error, not the float32 threshold taken silently (as before f972e30)."""
+    with pytest.raises(TypeError):
+        choose_method((4096, 4096), (9, 10), not_a_dtype)
 
 
 @pytest.mark.parametrize("mask", [(True, False, False), (False, True, False),
