@@ -1,0 +1,65 @@
+"""tools/side_by_side.py: it imports the base commit's own package and prints one row per
+case; bad cases and revisions get a clear error."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import side_by_side  # noqa: E402
+
+SCRIPT = [sys.executable, str(ROOT / "tools" / "side_by_side.py")]
+
+
+BASE = "HEAD~1"  # a commit other than the checkout's
+
+
+@pytest.fixture
+def clean_imports(monkeypatch):
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    yield
+    for name in [name for name in sys.modules if name.startswith("scipy_layers_base")]:
+        del sys.modules[name]
+
+
+def test_the_base_is_the_commits_package(tmp_path, clean_imports):
+    base = side_by_side.import_commit(BASE, tmp_path)
+    assert Path(base.__file__).is_relative_to(tmp_path)
+    shown = subprocess.run(["git", "show", f"{BASE}:scipy_layers/fft.py"],
+                           cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert (tmp_path / "scipy_layers_base" / "fft.py").read_text() == shown
+    x = torch.randn(8, 8, dtype=torch.float64)
+    torch.testing.assert_close(base.fft_abs(x), torch.fft.rfft2(x).abs())
+
+
+def test_the_script_prints_a_row_per_case():
+    result = subprocess.run(SCRIPT + ["--base", "HEAD", "--batches", "2", "--cases",
+                                      "fft:8:float64", "conv:9:float32:3"],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "torch " in result.stdout and "BLAS" in result.stdout
+    rows = [line.split("|")[1:-1] for line in result.stdout.splitlines()
+            if line.startswith("| fft") or line.startswith("| conv")]
+    assert [r[0].strip() for r in rows] == ["fft 8x8 float64", "conv 9x9 k3 float32"]
+    for row in rows:
+        assert float(row[1]) > 0
+        assert all(float(cell.split()[0]) > 0 for cell in row[2:4])
+        float(row[4])
+
+
+@pytest.mark.parametrize("case", ["fft:8", "conv:8:float32", "fft:8:float16", "conv:4:float32:5",
+                                  "fft:x:float32", "pool:8:float32"])
+def test_a_bad_case_is_refused_by_name(case):
+    result = subprocess.run(SCRIPT + ["--base", "HEAD", "--cases", case],
+                            capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 2 and repr(case) in result.stderr
+
+
+def test_an_unknown_revision_is_named():
+    result = subprocess.run(SCRIPT + ["--base", "no-such-rev-0", "--batches", "1"],
+                            capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode != 0 and "no-such-rev-0" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""A commit's layers against this checkout's and native torch, side by side in one process:
+
+    python tools/side_by_side.py --base 3f249d8 [--cases fft:64:float32 conv:127:float64:3]
+                                 [--batches 40]
+
+Why: asv times each commit in its own processes, and on a noisy VM native's own time moves
+more between those runs than a small change moves the layer (README, "Against the
+targets"). Here the base commit's package (``git archive`` of its ``scipy_layers/``,
+imported as ``scipy_layers_base``), this checkout's and native torch run forward+backward
+(``torch.autograd.grad``) in rotated batches, so that each follows every other equally
+often, one warm-up call per batch, torch at one thread; each batch's time is divided by
+the same batch's native time. Prints per case the median [quartiles] of those ratios and
+the median per-batch difference head - base in microseconds, with the environment
+(torch, threads, BLAS and its kernel from threadpoolctl). Set the BLAS thread count and
+any override in the environment of the command (see the README's timing commands).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import io
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CASES = ("fft:16:float32", "fft:64:float64", "conv:64:float32:3")
+
+
+def import_commit(rev: str, into: Path):
+    """``scipy_layers`` of commit ``rev`` imported as ``scipy_layers_base`` (its modules
+    import each other relatively, so a renamed copy is self-contained)."""
+    archive = subprocess.run(["git", "archive", rev, "scipy_layers"], cwd=ROOT,
+                             capture_output=True, check=False)
+    if archive.returncode != 0:
+        raise SystemExit(f"side_by_side: git archive {rev}: {archive.stderr.decode().strip()}")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(into, filter="data")
+    (into / "scipy_layers").rename(into / "scipy_layers_base")
+    sys.path.insert(0, str(into))
+    module = importlib.import_module("scipy_layers_base")
+    if Path(module.__file__).resolve().parent != (into / "scipy_layers_base").resolve():
+        raise SystemExit("side_by_side: the base package did not load from its copy")
+    return module
+
+
+def parse_case(text: str):
+    """'fft:N:dtype' or 'conv:N:dtype:k' -> (layer, N, dtype name, k)."""
+    parts = text.split(":")
+    if parts[0] not in ("fft", "conv") or len(parts) != (3 if parts[0] == "fft" else 4):
+        raise argparse.ArgumentTypeError(
+            f"case {text!r}: expected fft:N:float32|float64 or conv:N:float32|float64:k")
+    if parts[2] not in ("float32", "float64") or not all(p.isdigit() for p in parts[1::2]):
+        raise argparse.ArgumentTypeError(f"case {text!r}: N and k are positive ints, "
+                                         f"the dtype float32 or float64")
+    size, kernel = int(parts[1]), int(parts[3]) if parts[0] == "conv" else 0
+    if size < 1 or (parts[0] == "conv" and not 1 <= kernel <= size):
+        raise argparse.ArgumentTypeError(f"case {text!r}: needs N >= 1 and 1 <= k <= N")
+    return parts[0], size, parts[2], kernel
+
+
+def calls(case, base, head):
+    """{implementation: one forward+backward} on the case's seeded inputs."""
+    import torch
+    layer, size, dtype_name, kernel = case
+    dtype = getattr(torch, dtype_name)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(size, size, dtype=dtype, generator=generator, requires_grad=True)
+    if layer == "fft":
+        g = torch.randn(size, size // 2 + 1, dtype=dtype, generator=generator)
+        return {"native": lambda: torch.autograd.grad(head.native_fft_abs(x), x, g),
+                "base": lambda: torch.autograd.grad(base.fft_abs(x), x, g),
+                "head": lambda: torch.autograd.grad(head.fft_abs(x), x, g)}
+    w = torch.randn(kernel, kernel, dtype=dtype, generator=generator, requires_grad=True)
+    b = torch.randn(1, 1, dtype=dtype, generator=generator, requires_grad=True)
+    g = torch.randn(size - kernel + 1, size - kernel + 1, dtype=dtype, generator=generator)
+    return {"native": lambda: torch.autograd.grad(head.native_conv2d(x, w, b), (x, w, b), g),
+            "base": lambda: torch.autograd.grad(base.scipy_conv2d(x, w, b), (x, w, b), g),
+            "head": lambda: torch.autograd.grad(head.scipy_conv2d(x, w, b), (x, w, b), g)}
+
+
+def batch_times(functions: dict, batches: int) -> dict:
+    """Seconds per call, one entry per batch, the order rotated every batch."""
+    for function in functions.values():
+        function()
+    start = time.perf_counter()
+    functions["native"]()
+    per_batch = max(3, int(0.02 / max(time.perf_counter() - start, 1e-6)))  # ~20 ms
+    names, times = list(functions), {name: [] for name in functions}
+    for batch in range(batches):
+        shift = batch % len(names)
+        for name in names[shift:] + names[:shift]:
+            function = functions[name]
+            function()
+            start = time.perf_counter()
+            for _ in range(per_batch):
+                function()
+            times[name].append((time.perf_counter() - start) / per_batch)
+    return times
+
+
+def quartiles(values) -> str:
+    if len(values) < 2:
+        return f"{values[0]:.3f}"
+    low, median, high = statistics.quantiles(values, n=4)
+    return f"{statistics.median(values):.3f} [{low:.3f}-{high:.3f}]"
+
+
+def environment_line() -> str:
+    import torch
+    from threadpoolctl import threadpool_info
+    blas = [f"{lib.get('internal_api')} {lib.get('version')} {lib.get('architecture')} "
+            f"{lib.get('num_threads')} thread(s)" for lib in threadpool_info()
+            if lib.get("user_api") == "blas"]
+    return (f"torch {torch.__version__} at {torch.get_num_threads()} thread(s); "
+            f"numpy/scipy BLAS: {', '.join(blas) or 'none found'}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--base", required=True, help="the commit to compare against")
+    parser.add_argument("--cases", nargs="+", type=parse_case,
+                        default=[parse_case(c) for c in DEFAULT_CASES],
+                        help="fft:N:dtype or conv:N:dtype:k (default: %(default)s)")
+    parser.add_argument("--batches", type=int, default=40)
+    args = parser.parse_args(argv)
+    if args.batches < 1:
+        parser.error("--batches must be at least 1")
+    import torch
+    torch.set_num_threads(1)
+    sys.path.insert(0, str(ROOT))
+    import scipy_layers as head
+    with tempfile.TemporaryDirectory() as tmp:
+        base = import_commit(args.base, Path(tmp))
+        print(f"base {args.base} vs this checkout; {environment_line()}\n")
+        print("| case | native (us) | base / native | head / native | head - base (us) |")
+        print("| --- | --- | --- | --- | --- |")
+        for case in args.cases:
+            times = batch_times(calls(case, base, head), args.batches)
+            ratios = {name: [t / n for t, n in zip(times[name], times["native"])]
+                      for name in ("base", "head")}
+            difference = statistics.median(h - b for h, b in zip(times["head"], times["base"]))
+            layer, size, dtype, kernel = case
+            label = f"{layer} {size}x{size}" + (f" k{kernel}" if layer == "conv" else "")
+            print(f"| {label} {dtype} | {statistics.median(times['native']) * 1e6:.0f} | "
+                  f"{quartiles(ratios['base'])} | {quartiles(ratios['head'])} | "
+                  f"{difference * 1e6:+.1f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
