@@ -232,6 +232,17 @@ def _weighted(grad, weights):
     return result
 
 
+def divide_where_nonzero(scale, magnitude) -> None:
+    """scale /= magnitude where magnitude != 0, in place (scale unchanged elsewhere).
+    Without a zero (or NaN) in magnitude, the rule on real data, the mask is not built:
+    a masked divide runs 4-5x slower than a plain one (1024x513 float32: 530 against
+    110 us, the minimum 40 us)."""
+    if np.minimum.reduce(magnitude, axis=None) > 0:  # (NaN: False, the masked path)
+        np.divide(scale, magnitude, out=scale)
+    else:
+        np.divide(scale, magnitude, out=scale, where=magnitude != 0)
+
+
 def _fft_abs_gradient(state, grad_output, input, magnitude, *, method):
     """dL/dx from forward's (backend, spectrum) (None: recomputed) and |spectrum|."""
     if shape_only(input):
@@ -254,7 +265,7 @@ def _fft_abs_gradient(state, grad_output, input, magnitude, *, method):
     scale = _weighted(grad, weights)
     try:
         with np.errstate(over="raise"):  # only a finite quotient's overflow raises
-            np.divide(scale, magnitude, out=scale, where=magnitude != 0)
+            divide_where_nonzero(scale, magnitude)
         grad_spectrum = np.multiply(spectrum, scale, out=scratch(spectrum.shape, spectrum.dtype))
     except FloatingPointError:
         grad_spectrum = _phase(spectrum, magnitude)

@@ -3,6 +3,7 @@ inputs chosen to break FFT convolutions: high dynamic range, zero regions, const
 periodic patterns, near-overflow float64; and the issue-10 examples that used to fail."""
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -199,3 +200,29 @@ def test_fft_abs_nan_gradient_at_a_zero_bin_spreads_like_native(method):
     (ours,) = torch.autograd.grad(fft_abs(x, method), x, g)
     (theirs,) = torch.autograd.grad(torch.fft.rfft2(x).abs(), x, g)
     assert torch.equal(ours.isnan(), theirs.isnan()) and ours.isnan().all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("zeros", ["none", "one", "all", "nan", "subnormal"])
+def test_gradient_divide_matches_the_masked_divide_bit_for_bit(dtype, zeros):
+    """fft.divide_where_nonzero skips the mask when no magnitude is 0 or NaN: on every
+    kind of magnitude array it gives what the masked divide gives, bit for bit."""
+    from scipy_layers.fft import divide_where_nonzero
+    rng = np.random.default_rng(0)
+    magnitude = np.abs(rng.standard_normal((3, 17, 9))).astype(dtype)
+    scale = rng.standard_normal(magnitude.shape).astype(dtype)
+    scale[0, 0, :3] = [np.inf, -np.inf, np.nan]
+    if zeros == "one":
+        magnitude[1, 5, 4] = 0
+    elif zeros == "all":
+        magnitude[...] = 0
+    elif zeros == "nan":
+        magnitude[2, 3, 0] = np.nan
+    elif zeros == "subnormal":
+        magnitude[1, 2, 3] = np.finfo(dtype).smallest_subnormal
+    expected = scale.copy()
+    with np.errstate(all="ignore"):
+        np.divide(expected, magnitude, out=expected, where=magnitude != 0)
+        divide_where_nonzero(scale, magnitude)
+    np.testing.assert_array_equal(scale, expected)  # (NaN where NaN, signs of zero too)
+    assert np.array_equal(np.signbit(scale), np.signbit(expected))
