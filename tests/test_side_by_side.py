@@ -1,7 +1,9 @@
 """tools/side_by_side.py: it imports the base commit's own package and prints one row per
 case; bad cases and revisions get a clear error."""
+import io
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -63,3 +65,22 @@ def test_an_unknown_revision_is_named():
                             capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert result.returncode != 0 and "no-such-rev-0" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_base_that_does_not_import_is_named(tmp_path, clean_imports, monkeypatch):
+    """A commit whose package fails to import (here: a faked archive) is an error naming
+    the commit, not a traceback from inside it."""
+    broken = tmp_path / "archive"
+    (broken / "scipy_layers").mkdir(parents=True)
+    (broken / "scipy_layers" / "__init__.py").write_text("raise ImportError('old API')\n")
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tar:
+        tar.add(broken / "scipy_layers", arcname="scipy_layers")
+
+    class Done:
+        returncode, stdout, stderr = 0, data.getvalue(), b""
+
+    monkeypatch.setattr(side_by_side.subprocess, "run", lambda *a, **k: Done)
+    with pytest.raises(SystemExit, match="broken-rev's scipy_layers does not import here: "
+                                         "ImportError: old API"):
+        side_by_side.import_commit("broken-rev", tmp_path / "into")

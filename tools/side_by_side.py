@@ -43,7 +43,14 @@ def import_commit(rev: str, into: Path):
         tar.extractall(into, filter="data")
     (into / "scipy_layers").rename(into / "scipy_layers_base")
     sys.path.insert(0, str(into))
-    module = importlib.import_module("scipy_layers_base")
+    try:
+        module = importlib.import_module("scipy_layers_base")
+    except Exception as error:  # noqa: BLE001 (any failure: that commit's code, not ours)
+        raise SystemExit(f"side_by_side: {rev}'s scipy_layers does not import here: "
+                         f"{type(error).__name__}: {error}") from None
+    missing = [name for name in ("fft_abs", "scipy_conv2d") if not hasattr(module, name)]
+    if missing:
+        raise SystemExit(f"side_by_side: {rev}'s scipy_layers has no {', '.join(missing)}")
     if Path(module.__file__).resolve().parent != (into / "scipy_layers_base").resolve():
         raise SystemExit("side_by_side: the base package did not load from its copy")
     return module
