@@ -54,20 +54,23 @@ def scratch(shape, dtype) -> np.ndarray:
     return array
 
 
+def _made_by_scratch(array) -> bool:
+    """True for an array scratch() made (not a view of it, not None, not a small array,
+    which scratch() never pools). Safe without the lock: an entry is added before its
+    array is handed out and leaves only when the array dies, and the caller holds it."""
+    return (array is not None and array.nbytes >= POOLED_MIN_BYTES
+            and _made_here.get(id(array)) is array)
+
+
 def recycle(*arrays) -> None:
     """Give scratch() arrays back; the caller must hold no other reference to them.
     Anything else (views, arrays scratch() did not make, None) is left alone."""
     global _workspace_bytes
-    # arrays below the threshold were never pooled: no lock or lookup for them (~2 us
-    # of a small call each)
-    arrays = [array for array in arrays
-              if array is not None and array.nbytes >= POOLED_MIN_BYTES]
-    if not arrays:
+    arrays = [array for array in arrays if _made_by_scratch(array)]
+    if not arrays:  # (no lock for what is not ours: ~2 us of a small call each)
         return
     with _workspace_lock:
         for array in arrays:
-            if _made_here.get(id(array)) is not array:
-                continue  # views, small arrays and others' arrays are not ours to keep
             free = _workspace.setdefault((array.shape, array.dtype.str), [])
             if _workspace_bytes + array.nbytes > WORKSPACE_LIMIT_BYTES or any(
                     kept is array for kept in free):  # (given back twice: keep it once)
@@ -81,7 +84,7 @@ def output(shape, dtype) -> np.ndarray:
     returns to the workspace when the view dies. Callers return the view itself, never
     a view of it (numpy bases views on the buffer, which would outlive the view)."""
     buffer = scratch(shape, dtype)
-    if buffer.nbytes < POOLED_MIN_BYTES:
+    if not _made_by_scratch(buffer):
         return buffer  # not pooled: nothing to give back
     view = buffer.view()
     weakref.finalize(view, recycle, buffer).atexit = False
@@ -91,8 +94,7 @@ def output(shape, dtype) -> np.ndarray:
 def recycle_when_dead(owner, array) -> None:
     """recycle() ``array`` once ``owner`` is garbage (only an array the pool would keep:
     registering a finalizer costs ~3 us)."""
-    if (array is not None and array.nbytes >= POOLED_MIN_BYTES
-            and _made_here.get(id(array)) is array):
+    if _made_by_scratch(array):
         weakref.finalize(owner, recycle, array).atexit = False
 
 
