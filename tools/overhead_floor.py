@@ -20,13 +20,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from rotated_batches import batch_times  # noqa: E402  (tools/, this script's folder)
 from scipy_layers import fft_abs, native_conv2d, native_fft_abs, scipy_conv2d  # noqa: E402
 from scipy_layers import _dft_axes, conv, fft  # noqa: E402
 from scipy_layers._numpy_bridge import to_numpy, to_tensor  # noqa: E402
@@ -101,21 +101,8 @@ class KernelsOnlyFFT(torch.autograd.Function):
 
 
 def medians(functions: dict, batches: int = 40, per_batch: int = 20) -> dict:
-    for f in functions.values():
-        f()
-        f()
-    times = {name: [] for name in functions}
-    names = list(functions)
-    for batch in range(batches):
-        shift = batch % len(names)  # rotated: each follows every other equally often
-        for name in names[shift:] + names[:shift]:
-            f = functions[name]
-            f()  # one warm-up call: the batch times this implementation, not its predecessor
-            start = time.perf_counter()
-            for _ in range(per_batch):
-                f()
-            times[name].append((time.perf_counter() - start) / per_batch)
-    return {name: statistics.median(v) for name, v in times.items()}
+    return {name: statistics.median(times)
+            for name, times in batch_times(functions, batches, per_batch).items()}
 
 
 def main() -> int:

@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from rotated_batches import batch_times  # (tools/, this script's folder)
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CASES = ("fft:16:float32", "fft:64:float64", "conv:64:float32:3")
 
@@ -91,24 +93,13 @@ def calls(case, base, head):
             "head": lambda: torch.autograd.grad(head.scipy_conv2d(x, w, b), (x, w, b), g)}
 
 
-def batch_times(functions: dict, batches: int) -> dict:
-    """Seconds per call, one entry per batch, the order rotated every batch."""
-    for function in functions.values():
-        function()
+def timed(functions: dict, batches: int) -> dict:
+    """batch_times with ~20 ms of native calls per batch."""
+    functions["native"]()
     start = time.perf_counter()
     functions["native"]()
-    per_batch = max(3, int(0.02 / max(time.perf_counter() - start, 1e-6)))  # ~20 ms
-    names, times = list(functions), {name: [] for name in functions}
-    for batch in range(batches):
-        shift = batch % len(names)
-        for name in names[shift:] + names[:shift]:
-            function = functions[name]
-            function()
-            start = time.perf_counter()
-            for _ in range(per_batch):
-                function()
-            times[name].append((time.perf_counter() - start) / per_batch)
-    return times
+    per_batch = max(3, int(0.02 / max(time.perf_counter() - start, 1e-6)))
+    return batch_times(functions, batches, per_batch)
 
 
 def quartiles(values) -> str:
@@ -148,7 +139,7 @@ def main(argv=None) -> int:
         print("| case | native (us) | base / native | head / native | head - base (us) |")
         print("| --- | --- | --- | --- | --- |")
         for case in args.cases:
-            times = batch_times(calls(case, base, head), args.batches)
+            times = timed(calls(case, base, head), args.batches)
             ratios = {name: [t / n for t, n in zip(times[name], times["native"])]
                       for name in ("base", "head")}
             difference = statistics.median(h - b for h, b in zip(times["head"], times["base"]))
