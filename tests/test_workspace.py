@@ -164,3 +164,37 @@ def test_the_pool_does_not_grow_over_repeated_calls(shape, method):
         gc.collect()
         sizes.append(_workspace._workspace_bytes)
     assert sizes[-1] == sizes[2], sizes
+
+
+def test_bookkeeping_forgets_dead_arrays_and_their_addresses(monkeypatch):
+    """The pool knows its arrays by id: an array that dies leaves its bookkeeping, and a
+    foreign array that later takes the same address is not taken for the pool's."""
+    monkeypatch.setattr(_workspace, "POOLED_MIN_BYTES", 1 << 16)  # (any threshold)
+    _workspace.clear_workspace()
+    known, pending = len(_workspace._made_here), len(_workspace._pending)
+    array = _workspace.scratch((1 << 14,), np.float64)
+    address = id(array)
+    del array
+    assert len(_workspace._made_here) == known
+    for _ in range(1000):  # (the allocator hands the same block back, usually at once)
+        foreign = np.empty(1 << 14)
+        if id(foreign) == address:
+            break
+    else:
+        pytest.skip("no foreign array landed at the dead array's address")
+    assert not _workspace._made_by_scratch(foreign)
+    _workspace.recycle(foreign)
+    assert _workspace._workspace_bytes == 0
+
+    class Owner:
+        pass
+
+    views, owners = [_workspace.output((1 << 14,), np.float64) for _ in range(3)], []
+    for _ in range(3):
+        owners.append(Owner())
+        _workspace.recycle_when_dead(owners[-1], _workspace.scratch((1 << 14,), np.float64))
+    assert len(_workspace._pending) == pending + 6
+    del views, owners
+    gc.collect()
+    assert len(_workspace._pending) == pending  # every give-back ran once, and left
+    assert _workspace._workspace_bytes == 6 * (1 << 17)
