@@ -39,13 +39,15 @@ def test_the_base_is_the_commits_package(tmp_path, clean_imports):
 
 def test_the_script_prints_a_row_per_case():
     result = subprocess.run(SCRIPT + ["--base", "HEAD", "--batches", "2", "--cases",
-                                      "fft:8:float64", "conv:9:float32:3"],
+                                      "fft:8:float64", "conv:9:float32:3",
+                                      "cnn:2x3x8x9:4:float64:3"],
                             capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert "torch " in result.stdout and "BLAS" in result.stdout
     rows = [line.split("|")[1:-1] for line in result.stdout.splitlines()
-            if line.startswith("| fft") or line.startswith("| conv")]
-    assert [r[0].strip() for r in rows] == ["fft 8x8 float64", "conv 9x9 k3 float32"]
+            if line.startswith(("| fft", "| conv", "| cnn"))]
+    assert [r[0].strip() for r in rows] == ["fft 8x8 float64", "conv 9x9 k3 float32",
+                                            "cnn 2x3x8x9->4 k3 float64"]
     for row in rows:
         assert float(row[1]) > 0
         assert all(float(cell.split()[0]) > 0 for cell in row[2:4])
@@ -53,7 +55,9 @@ def test_the_script_prints_a_row_per_case():
 
 
 @pytest.mark.parametrize("case", ["fft:8", "conv:8:float32", "fft:8:float16", "conv:4:float32:5",
-                                  "fft:x:float32", "pool:8:float32"])
+                                  "fft:x:float32", "pool:8:float32", "cnn:2x3x8x8:4:float32",
+                                  "cnn:2x3x8:4:float32:3", "cnn:2x3x8x8:4:float32:9",
+                                  "cnn:2x0x8x8:4:float32:3"])
 def test_a_bad_case_is_refused_by_name(case):
     result = subprocess.run(SCRIPT + ["--base", "HEAD", "--cases", case],
                             capture_output=True, text=True, timeout=120, cwd=ROOT)
@@ -84,3 +88,22 @@ def test_a_base_that_does_not_import_is_named(tmp_path, clean_imports, monkeypat
     with pytest.raises(SystemExit, match="broken-rev's scipy_layers does not import here: "
                                          "ImportError: old API"):
         side_by_side.import_commit("broken-rev", tmp_path / "into")
+
+
+def test_a_base_without_the_batched_conv_is_named():
+    """A commit from before nn.conv2d cannot run the cnn cases: a clear error, not an
+    AttributeError from inside a timed call."""
+    import scipy_layers as head
+
+    class OldBase:
+        fft_abs, scipy_conv2d = head.fft_abs, head.scipy_conv2d
+
+    case = side_by_side.parse_case("cnn:1x2x6x6:3:float64:3")
+    with pytest.raises(SystemExit, match="no conv2d"):
+        side_by_side.calls(case, OldBase, head)
+    rows = side_by_side.calls(case, head, head)
+    assert sorted(rows) == ["base", "head", "native"]
+    grads = {name: call() for name, call in rows.items()}
+    for got in (grads["base"], grads["head"]):
+        for mine, theirs in zip(got, grads["native"]):
+            torch.testing.assert_close(mine, theirs)

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """A commit's layers against this checkout's and native torch, side by side in one process:
 
-    python tools/side_by_side.py --base 3f249d8 [--cases fft:64:float32 conv:127:float64:3]
-                                 [--batches 40]
+    python tools/side_by_side.py --base 3f249d8 [--cases fft:64:float32 conv:127:float64:3
+                                 cnn:8x16x32x32:32:float32:3] [--batches 40]
 
 Why: asv times each commit in its own processes, and on a noisy VM native's own time moves
 more between those runs than a small change moves the layer (README, "Against the
@@ -59,18 +59,36 @@ def import_commit(rev: str, into: Path):
 
 
 def parse_case(text: str):
-    """'fft:N:dtype' or 'conv:N:dtype:k' -> (layer, N, dtype name, k)."""
+    """'fft:N:dtype', 'conv:N:dtype:k' or 'cnn:NxCxHxW:C_out:dtype:k' -> (layer, size,
+    dtype name, k); size is N, or (N, C, H, W, C_out) for the batched conv (nn.conv2d)."""
     parts = text.split(":")
-    if parts[0] not in ("fft", "conv") or len(parts) != (3 if parts[0] == "fft" else 4):
+    fields = {"fft": 3, "conv": 4, "cnn": 5}
+    if parts[0] not in fields or len(parts) != fields[parts[0]]:
         raise argparse.ArgumentTypeError(
-            f"case {text!r}: expected fft:N:float32|float64 or conv:N:float32|float64:k")
-    if parts[2] not in ("float32", "float64") or not all(p.isdigit() for p in parts[1::2]):
-        raise argparse.ArgumentTypeError(f"case {text!r}: N and k are positive ints, "
+            f"case {text!r}: expected fft:N:float32|float64, conv:N:float32|float64:k or "
+            f"cnn:NxCxHxW:C_out:float32|float64:k")
+    if parts[0] == "cnn":
+        numbers = parts[1].split("x") + [parts[2], parts[4]]
+        dtype_name = parts[3]
+    else:
+        numbers = parts[1:2] + parts[3:4]
+        dtype_name = parts[2]
+    if (dtype_name not in ("float32", "float64") or not all(n.isdigit() for n in numbers)
+            or len(numbers) != (6 if parts[0] == "cnn" else len(parts) - 2)):
+        raise argparse.ArgumentTypeError(f"case {text!r}: sizes and k are positive ints, "
                                          f"the dtype float32 or float64")
-    size, kernel = int(parts[1]), int(parts[3]) if parts[0] == "conv" else 0
+    numbers = [int(n) for n in numbers]
+    kernel = numbers[-1] if parts[0] != "fft" else 0
+    if parts[0] == "cnn":
+        batch, channels, height, width, out_channels = numbers[:5]
+        if min(numbers) < 1 or kernel > min(height, width):
+            raise argparse.ArgumentTypeError(f"case {text!r}: needs sizes >= 1 and "
+                                             f"1 <= k <= H, W")
+        return "cnn", (batch, channels, height, width, out_channels), dtype_name, kernel
+    size = numbers[0]
     if size < 1 or (parts[0] == "conv" and not 1 <= kernel <= size):
         raise argparse.ArgumentTypeError(f"case {text!r}: needs N >= 1 and 1 <= k <= N")
-    return parts[0], size, parts[2], kernel
+    return parts[0], size, dtype_name, kernel
 
 
 def calls(case, base, head):
@@ -79,6 +97,8 @@ def calls(case, base, head):
     layer, size, dtype_name, kernel = case
     dtype = getattr(torch, dtype_name)
     generator = torch.Generator().manual_seed(0)
+    if layer == "cnn":
+        return _batched_conv_calls(size, kernel, dtype, generator, base, head)
     x = torch.randn(size, size, dtype=dtype, generator=generator, requires_grad=True)
     if layer == "fft":
         g = torch.randn(size, size // 2 + 1, dtype=dtype, generator=generator)
@@ -91,6 +111,33 @@ def calls(case, base, head):
     return {"native": lambda: torch.autograd.grad(head.native_conv2d(x, w, b), (x, w, b), g),
             "base": lambda: torch.autograd.grad(base.scipy_conv2d(x, w, b), (x, w, b), g),
             "head": lambda: torch.autograd.grad(head.scipy_conv2d(x, w, b), (x, w, b), g)}
+
+
+def _batched_conv_calls(size, kernel, dtype, generator, base, head):
+    import torch
+    if not hasattr(base, "conv2d"):
+        raise SystemExit("side_by_side: the base commit's scipy_layers has no conv2d "
+                         "(the batched conv of the cnn cases)")
+    batch, channels, height, width, out_channels = size
+    x = torch.randn(batch, channels, height, width, dtype=dtype, generator=generator,
+                    requires_grad=True)
+    w = torch.randn(out_channels, channels, kernel, kernel, dtype=dtype, generator=generator,
+                    requires_grad=True)
+    b = torch.randn(out_channels, dtype=dtype, generator=generator, requires_grad=True)
+    g = torch.randn(batch, out_channels, height - kernel + 1, width - kernel + 1,
+                    dtype=dtype, generator=generator)
+    native = torch.nn.functional.conv2d
+    return {"native": lambda: torch.autograd.grad(native(x, w, b), (x, w, b), g),
+            "base": lambda: torch.autograd.grad(base.conv2d(x, w, b), (x, w, b), g),
+            "head": lambda: torch.autograd.grad(head.conv2d(x, w, b), (x, w, b), g)}
+
+
+def label(case) -> str:
+    layer, size, dtype, kernel = case
+    if layer == "cnn":
+        batch, channels, height, width, out_channels = size
+        return f"cnn {batch}x{channels}x{height}x{width}->{out_channels} k{kernel} {dtype}"
+    return f"{layer} {size}x{size}" + (f" k{kernel}" if layer == "conv" else "") + f" {dtype}"
 
 
 def timed(functions: dict, batches: int) -> dict:
@@ -124,7 +171,8 @@ def main(argv=None) -> int:
     parser.add_argument("--base", required=True, help="the commit to compare against")
     parser.add_argument("--cases", nargs="+", type=parse_case,
                         default=[parse_case(c) for c in DEFAULT_CASES],
-                        help="fft:N:dtype or conv:N:dtype:k (default: %(default)s)")
+                        help="fft:N:dtype, conv:N:dtype:k or cnn:NxCxHxW:C_out:dtype:k "
+                             "(default: %(default)s)")
     parser.add_argument("--batches", type=int, default=40)
     args = parser.parse_args(argv)
     if args.batches < 1:
@@ -143,9 +191,7 @@ def main(argv=None) -> int:
             ratios = {name: [t / n for t, n in zip(times[name], times["native"])]
                       for name in ("base", "head")}
             difference = statistics.median(h - b for h, b in zip(times["head"], times["base"]))
-            layer, size, dtype, kernel = case
-            label = f"{layer} {size}x{size}" + (f" k{kernel}" if layer == "conv" else "")
-            print(f"| {label} {dtype} | {statistics.median(times['native']) * 1e6:.0f} | "
+            print(f"| {label(case)} | {statistics.median(times['native']) * 1e6:.0f} | "
                   f"{quartiles(ratios['base'])} | {quartiles(ratios['head'])} | "
                   f"{difference * 1e6:+.1f} |", flush=True)
     return 0
