@@ -118,12 +118,14 @@ def test_issue_nan_pixel_stays_in_its_windows(method):
     assert int(y.isnan().sum()) == 81
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("method", SINGLE_METHODS)
-def test_near_overflow_float64_stays_finite_like_native(method):
-    """Issue 10: float64 inputs near 1e307 gave all NaN where native is finite."""
-    # seeded: drawn from the global generator, the inputs depended on the tests run
-    # before (one such draw put an entry 1.15e-10 off native, a near-cancelling sum)
-    generator = torch.Generator().manual_seed(0)
+def test_near_overflow_float64_stays_finite_like_native(method, seed):
+    """Issue 10: float64 inputs near 1e307 gave all NaN where native is finite. Held to
+    the per-entry contract, not an elementwise rtol: an entry whose terms nearly cancel
+    may differ from native (and from the exact sum) by far more than 1e-10 of itself
+    while keeping |y - exact| <= c eps M (one draw put an entry 1.15e-10 off native)."""
+    generator = torch.Generator().manual_seed(seed)
     x = torch.randn(64, 64, dtype=torch.float64, generator=generator) * 1e306
     w = torch.rand(9, 9, dtype=torch.float64, generator=generator) / 81  # sums of |x||w| stay below 1e307
     b = torch.zeros(1, 1, dtype=torch.float64)
@@ -133,18 +135,23 @@ def test_near_overflow_float64_stays_finite_like_native(method):
     native = LAYERS["conv2d"].native.fn(x, w, b)
     assert torch.isfinite(native).all() and torch.isfinite(y).all()
     g = torch.ones_like(y)
-    gx, _ = torch.autograd.grad(y, (x, w), g)
+    gx, gw = torch.autograd.grad(y, (x, w), g)
     assert torch.isfinite(gx).all()
-    torch.testing.assert_close(y, native, rtol=1e-10, atol=0)
+    refs = conv_reference(x, w, b, g)
+    assert contract_ratio(y, refs["output"], torch.float64) <= 1
+    assert contract_ratio(gx, refs["grad_input"], torch.float64) <= 1
 
 
-def test_near_overflow_float64_batched_fft():
-    x = torch.randn(1, 2, 40, 40, dtype=torch.float64) * 1e306
-    w = torch.rand(2, 2, 9, 9, dtype=torch.float64) / 162
+@pytest.mark.parametrize("seed", [0, 1])
+def test_near_overflow_float64_batched_fft(seed):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(1, 2, 40, 40, dtype=torch.float64, generator=generator) * 1e306
+    w = torch.rand(2, 2, 9, 9, dtype=torch.float64, generator=generator) / 162
     y = conv2d(x, w, method="fft")
     native = F.conv2d(x, w)
     assert torch.isfinite(native).all() and torch.isfinite(y).all()
-    torch.testing.assert_close(y, native, rtol=1e-10, atol=0)
+    refs = conv_reference(x, w, None, torch.ones_like(y))
+    assert contract_ratio(y, refs["output"], torch.float64) <= 1
 
 
 @pytest.mark.parametrize("method", ["fft", "auto"])
