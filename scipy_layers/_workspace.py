@@ -15,6 +15,7 @@ a layer as tensors: the buffer comes back only when the array handed out dies.
 """
 from __future__ import annotations
 
+import atexit
 import math
 import threading
 import weakref
@@ -45,8 +46,25 @@ _made_here: dict[int, weakref.ref] = {}
 _pending: dict[int, weakref.ref] = {}
 
 
+# Set once atexit handlers run: from then on the callbacks do nothing, as
+# weakref.finalize(atexit=False) did (a callback during teardown could wait on the lock
+# held by a frozen daemon thread, or find this module's globals cleared: None, hence the
+# "is not False" tests).
+_exiting = False
+
+
+def _on_exit() -> None:
+    global _exiting
+    _exiting = True
+
+
+atexit.register(_on_exit)
+
+
 def _forget(key: int):
     def forget(ref):  # (the array died: its id may be reused from now on)
+        if _exiting is not False:
+            return
         if _made_here.get(key) is ref:
             del _made_here[key]
     return forget
@@ -54,6 +72,8 @@ def _forget(key: int):
 
 def _give_back(array: np.ndarray):
     def give_back(ref):  # (the owner died)
+        if _exiting is not False:
+            return
         del _pending[id(ref)]
         recycle(array)
     return give_back

@@ -1,6 +1,8 @@
 """The scratch workspace (scipy_layers._workspace) and the FFT layer's transforms into
 its arrays (scipy_layers._fft_into)."""
 import gc
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -198,3 +200,34 @@ def test_bookkeeping_forgets_dead_arrays_and_their_addresses(monkeypatch):
     gc.collect()
     assert len(_workspace._pending) == pending  # every give-back ran once, and left
     assert _workspace._workspace_bytes == 6 * (1 << 17)
+
+
+def test_give_backs_stop_once_the_interpreter_exits(monkeypatch):
+    """After atexit, as weakref.finalize(atexit=False) did: a dying owner gives nothing
+    back (teardown may have frozen a thread inside the pool's lock)."""
+    _workspace.clear_workspace()
+    view = _workspace.output((1 << 10,), np.float64)  # (every array pooled in the tests)
+    monkeypatch.setattr(_workspace, "_exiting", True)
+    del view
+    gc.collect()
+    assert _workspace._workspace_bytes == 0
+    monkeypatch.setattr(_workspace, "_exiting", False)
+    view = _workspace.output((1 << 10,), np.float64)
+    del view
+    gc.collect()
+    assert _workspace._workspace_bytes == 8 << 10
+
+
+def test_the_exit_hook_runs_and_teardown_is_quiet():
+    """The pool's atexit hook runs (a handler registered before the import runs after
+    it), and an exit with a graph, an output and a gradient alive prints nothing."""
+    code = ("import atexit, sys\n"
+            "atexit.register(lambda: print('exiting', "
+            "sys.modules['scipy_layers._workspace']._exiting, file=sys.stderr))\n"
+            "import torch; from scipy_layers import fft_abs\n"
+            "x = torch.randn(2, 300, 300, dtype=torch.float64, requires_grad=True)\n"
+            "fft_abs(x).sum().backward(); y = fft_abs(x)\n")
+    result = subprocess.run([sys.executable, "-X", "dev", "-c", code], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0
+    assert result.stderr.strip() == "exiting True", result.stderr
