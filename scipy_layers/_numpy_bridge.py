@@ -10,8 +10,8 @@ How the layers' Functions are built, and why:
   none (e.g. under ``vmap(grad(f))``, where forward ran on a folded batch) recomputes it.
 - Every staticmethod is hidden from ``torch.compile`` (:func:`opaque_to_compile`):
   Dynamo would otherwise trace into numpy code and into ctx bookkeeping
-  (``weakref.finalize``, the scratch workspace), installing guards on module state that
-  the same frame then changes ("Guard failed on the same frame it was created"). A call
+  (weak-reference callbacks, the scratch workspace), installing guards on module state
+  that the same frame then changes ("Guard failed on the same frame it was created"). A call
   to a layer is a graph break; the code around it still compiles.
 - Gradients are computed by :class:`NumpyStep`, an opaque step of its own whose
   derivative is a clear error (double backward) and whose vmap rule is a loop, so that

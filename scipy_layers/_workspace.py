@@ -26,9 +26,10 @@ WORKSPACE_LIMIT_BYTES = 256 << 20  # idle scratch kept for reuse, at most
 # Smaller arrays are plain np.empty: glibc serves them from its heap without page
 # faults (it maps fresh memory from 128 KiB up, and raises that threshold as mapped
 # blocks are freed), and pooling them bought nothing measurable while output()'s
-# finalizer costs ~3 us: fft_abs 16x16 float32 fwd+bwd +7 us (1.55 -> 1.59x native)
-# with every array pooled, 127x127 float64 0.74 -> 0.77 with its 65-130 KiB arrays
-# pooled; batched conv shapes alike with 0, 64 and 256 KiB (one process, rotated).
+# give-back (then a weakref.finalize) cost ~3 us: fft_abs 16x16 float32 fwd+bwd +7 us
+# (1.55 -> 1.59x native) with every array pooled, 127x127 float64 0.74 -> 0.77 with its
+# 65-130 KiB arrays pooled; batched conv shapes alike with 0, 64 and 256 KiB (one
+# process, rotated).
 POOLED_MIN_BYTES = 1 << 18
 _workspace: dict[tuple, list[np.ndarray]] = {}
 _workspace_bytes = 0
