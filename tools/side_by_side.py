@@ -74,7 +74,7 @@ def parse_case(text: str):
         numbers = parts[1:2] + parts[3:4]
         dtype_name = parts[2]
     if (dtype_name not in ("float32", "float64") or not all(n.isdigit() for n in numbers)
-            or len(numbers) != (6 if parts[0] == "cnn" else len(parts) - 2)):
+            or (parts[0] == "cnn" and len(numbers) != 6)):  # (NxCxHxW: four sizes)
         raise argparse.ArgumentTypeError(f"case {text!r}: sizes and k are positive ints, "
                                          f"the dtype float32 or float64")
     numbers = [int(n) for n in numbers]
@@ -91,45 +91,33 @@ def parse_case(text: str):
     return parts[0], size, dtype_name, kernel
 
 
+# case kind -> (its layer in the registry, the package function both commits have)
+LAYER_OF = {"fft": ("fft_abs", "fft_abs"), "conv": ("conv2d", "scipy_conv2d"),
+            "cnn": ("conv2d_nchw", "conv2d")}
+
+
 def calls(case, base, head):
-    """{implementation: one forward+backward} on the case's seeded inputs."""
+    """{implementation: one forward+backward} on the case's seeded inputs (the registry's
+    input maker, seed 0; grad_output seed 1), native being the registry's twin."""
     import torch
-    layer, size, dtype_name, kernel = case
-    dtype = getattr(torch, dtype_name)
-    generator = torch.Generator().manual_seed(0)
-    if layer == "cnn":
-        return _batched_conv_calls(size, kernel, dtype, generator, base, head)
-    x = torch.randn(size, size, dtype=dtype, generator=generator, requires_grad=True)
-    if layer == "fft":
-        g = torch.randn(size, size // 2 + 1, dtype=dtype, generator=generator)
-        return {"native": lambda: torch.autograd.grad(head.native_fft_abs(x), x, g),
-                "base": lambda: torch.autograd.grad(base.fft_abs(x), x, g),
-                "head": lambda: torch.autograd.grad(head.fft_abs(x), x, g)}
-    w = torch.randn(kernel, kernel, dtype=dtype, generator=generator, requires_grad=True)
-    b = torch.randn(1, 1, dtype=dtype, generator=generator, requires_grad=True)
-    g = torch.randn(size - kernel + 1, size - kernel + 1, dtype=dtype, generator=generator)
-    return {"native": lambda: torch.autograd.grad(head.native_conv2d(x, w, b), (x, w, b), g),
-            "base": lambda: torch.autograd.grad(base.scipy_conv2d(x, w, b), (x, w, b), g),
-            "head": lambda: torch.autograd.grad(head.scipy_conv2d(x, w, b), (x, w, b), g)}
-
-
-def _batched_conv_calls(size, kernel, dtype, generator, base, head):
-    import torch
-    if not hasattr(base, "conv2d"):
-        raise SystemExit("side_by_side: the base commit's scipy_layers has no conv2d "
-                         "(the batched conv of the cnn cases)")
-    batch, channels, height, width, out_channels = size
-    x = torch.randn(batch, channels, height, width, dtype=dtype, generator=generator,
-                    requires_grad=True)
-    w = torch.randn(out_channels, channels, kernel, kernel, dtype=dtype, generator=generator,
-                    requires_grad=True)
-    b = torch.randn(out_channels, dtype=dtype, generator=generator, requires_grad=True)
-    g = torch.randn(batch, out_channels, height - kernel + 1, width - kernel + 1,
-                    dtype=dtype, generator=generator)
-    native = torch.nn.functional.conv2d
-    return {"native": lambda: torch.autograd.grad(native(x, w, b), (x, w, b), g),
-            "base": lambda: torch.autograd.grad(base.conv2d(x, w, b), (x, w, b), g),
-            "head": lambda: torch.autograd.grad(head.conv2d(x, w, b), (x, w, b), g)}
+    kind, size, dtype_name, kernel = case
+    registry_name, function_name = LAYER_OF[kind]
+    if not hasattr(base, function_name):
+        raise SystemExit(f"side_by_side: the base commit's scipy_layers has no "
+                         f"{function_name} (the layer of the {kind} cases)")
+    layer, dtype = head.LAYERS[registry_name], getattr(torch, dtype_name)
+    if kind == "cnn":
+        batch, channels, height, width, out_channels = size
+        shape, kernel_shape = (batch, channels, height, width), (out_channels, kernel, kernel)
+    else:
+        shape, kernel_shape = (size, size), (None if kind == "fft" else (kernel, kernel))
+    inputs = layer.make_inputs(shape, kernel_shape, dtype=dtype, seed=0)
+    output_shape = layer.native.fn(*inputs).shape
+    g = torch.randn(output_shape, dtype=dtype, generator=torch.Generator().manual_seed(1))
+    functions = {"native": layer.native.fn, "base": getattr(base, function_name),
+                 "head": getattr(head, function_name)}
+    return {name: (lambda f=f: torch.autograd.grad(f(*inputs), inputs, g))
+            for name, f in functions.items()}
 
 
 def label(case) -> str:
