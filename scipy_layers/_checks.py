@@ -27,12 +27,12 @@ def check_float_tensor(name: str, value, *, ndim: int | None = None, min_ndim: i
     if value.layout != torch.strided:
         raise TypeError(f"{name} must be a dense (strided) tensor, got layout {value.layout}; "
                         f"call .to_dense() first")
-    if value.dtype in _LOW_PRECISION:
-        raise TypeError(
-            f"{name} has dtype {value.dtype}, which is unsupported: numpy/scipy have no "
-            f"{str(value.dtype).removeprefix('torch.')} kernels; use torch.float32 or torch.float64"
-        )
-    if value.dtype not in SUPPORTED_DTYPES:
+    if value.dtype not in SUPPORTED_DTYPES:  # (one test on the common path)
+        if value.dtype in _LOW_PRECISION:
+            raise TypeError(
+                f"{name} has dtype {value.dtype}, which is unsupported: numpy/scipy have no "
+                f"{str(value.dtype).removeprefix('torch.')} kernels; use torch.float32 or "
+                f"torch.float64")
         raise TypeError(
             f"{name} must be a floating-point tensor of dtype torch.float32 or torch.float64, "
             f"got {value.dtype}"

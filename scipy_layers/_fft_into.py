@@ -93,35 +93,34 @@ except ImportError:  # (a scipy without it)
     _pocketfft = None
 
 PRIVATE = _pocketfft is not None and _private_works()
-_rfft_last, _rfft2_last, _fft_axis, _irfft_last = (
+# The entry points, bound to the private or the public versions once (no wrapper frame
+# per call: a Python call costs 1-2 us inside an autograd call on the README's VM):
+# rfft_last(x, out): rfft along the last axis of real x into complex out (..., W//2+1),
+#   which must not overlap x; rfft2_last(x, out): the same over the last two axes;
+# fft_axis(z, axis, forward): the unnormalised DFT of complex z along axis (forward:
+#   e^-i, else e^+i without 1/n), in place; irfft_last(z, width, out): the unnormalised
+#   inverse rfft (no 1/n) of complex z along its last axis, width real points, into out.
+# Each returns its out (fft_axis: z).
+rfft_last, rfft2_last, fft_axis, irfft_last = (
     (_private_rfft_last, _private_rfft2_last, _private_fft_axis, _private_irfft_last) if PRIVATE
     else (_public_rfft_last, _public_rfft2_last, _public_fft_axis, _public_irfft_last))
 
 
-def rfft_last(x: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """rfft along the last axis of real ``x`` into complex ``out`` (..., W // 2 + 1),
-    which must not overlap ``x``; returns ``out``."""
-    return _rfft_last(x, out)
+_COMPLEX_OF = {np.dtype(np.float32): np.dtype(np.complex64),
+               np.dtype(np.float64): np.dtype(np.complex128)}
 
 
-def fft_axis(z: np.ndarray, axis: int, forward: bool) -> np.ndarray:
-    """The unnormalised DFT of complex ``z`` along ``axis`` (``forward``: e^-i, else
-    e^+i without 1/n), in place; returns ``z``."""
-    return _fft_axis(z, axis, forward)
-
-
-def irfft_last(z: np.ndarray, width: int, out: np.ndarray) -> np.ndarray:
-    """The unnormalised inverse rfft (no 1/n) of complex ``z`` along its last axis,
-    ``width`` real points, into real ``out``; returns ``out``."""
-    return _irfft_last(z, width, out)
+def complex_of(real_dtype: np.dtype) -> np.dtype:
+    """The complex dtype of a real one's transform: a dict lookup for float32 and float64
+    (0.06 us against ``np.result_type``'s 1.2 in a loop, more inside an autograd call)."""
+    return _COMPLEX_OF.get(real_dtype) or np.result_type(real_dtype, np.complex64)
 
 
 def rfft2(x: np.ndarray) -> np.ndarray:
     """rfft2 of real ``x`` (..., H, W) over its last two axes, in a workspace scratch
     array (..., H, W // 2 + 1) that the caller may recycle() once done with it."""
-    complex_dtype = np.result_type(x.dtype, np.complex64)
-    spectrum = scratch((*x.shape[:-1], x.shape[-1] // 2 + 1), complex_dtype)
-    return _rfft2_last(x, spectrum)
+    spectrum = scratch((*x.shape[:-1], x.shape[-1] // 2 + 1), complex_of(x.dtype))
+    return rfft2_last(x, spectrum)
 
 
 def rfft2_adjoint(spectrum: np.ndarray, width: int) -> np.ndarray:

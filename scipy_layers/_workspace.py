@@ -111,9 +111,14 @@ def recycle(*arrays) -> None:
     """Give scratch() arrays back; the caller must hold no other reference to them.
     Anything else (views, arrays scratch() did not make, None) is left alone."""
     global _workspace_bytes
-    arrays = [array for array in arrays if _made_by_scratch(array)]
-    if not arrays:  # (no lock for what is not ours: ~2 us of a small call each)
+    # Most calls give back small arrays the pool never kept: answered without a call,
+    # a comprehension or the lock (each costs 1-2 us inside an autograd call).
+    for array in arrays:
+        if array is not None and array.nbytes >= POOLED_MIN_BYTES and _made_by_scratch(array):
+            break
+    else:
         return
+    arrays = [array for array in arrays if _made_by_scratch(array)]
     with _workspace_lock:
         for array in arrays:
             free = _workspace.setdefault((array.shape, array.dtype), [])
@@ -129,7 +134,7 @@ def output(shape, dtype) -> np.ndarray:
     returns to the workspace when the view dies. Callers return the view itself, never
     a view of it (numpy bases views on the buffer, which would outlive the view)."""
     buffer = scratch(shape, dtype)
-    if not _made_by_scratch(buffer):
+    if buffer.nbytes < POOLED_MIN_BYTES or not _made_by_scratch(buffer):
         return buffer  # not pooled: nothing to give back
     view = buffer.view()
     _recycle_with(view, buffer)
@@ -144,7 +149,7 @@ def _recycle_with(owner, array) -> None:
 def recycle_when_dead(owner, array) -> None:
     """recycle() ``array`` once ``owner`` is garbage (only an array the pool would keep:
     each give-back costs a few us)."""
-    if _made_by_scratch(array):
+    if array is not None and array.nbytes >= POOLED_MIN_BYTES and _made_by_scratch(array):
         _recycle_with(owner, array)
 
 

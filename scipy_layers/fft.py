@@ -7,6 +7,7 @@ All three take a real tensor of shape (..., H, W) and return |rfft2(x)| of shape
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 import torch
@@ -20,11 +21,14 @@ from ._numpy_bridge import (ForwardState, NumpyStep, apply_positional, forward_m
 from ._workspace import recycle, recycle_when_dead, scratch
 
 
+_IMAGE_DIMS = {-2: "H", -1: "W"}  # (a constant: a dict built per call costs ~0.3 us)
+
+
 def check_fft_input(input) -> None:
     """A float tensor (..., H, W): batch dims may be empty, H and W may not (torch.fft
     raises for those too)."""
     check_float_tensor("input", input, min_ndim=2, may_be_empty=True)
-    check_dims_not_empty("input", input, {-2: "H", -1: "W"}, "the batch dims")
+    check_dims_not_empty("input", input, _IMAGE_DIMS, "the batch dims")
 
 
 def _rfft2_shape(input):
@@ -167,7 +171,7 @@ class FFTAbsFunction(Function):
     def backward(ctx, grad_output):
         input, output = ctx.saved_tensors  # raises if either was modified in place
         state = None if ctx.forward_state is None else ctx.forward_state.value
-        compute = functools.partial(_fft_abs_gradient, method=ctx.method)
+        compute = _GRADIENT_OF_METHOD[ctx.method]  # (forward checked the method)
         (grad_input,) = numpy_gradients("FFTAbsFunction", compute, state,
                                         grad_output, input, output)
         return grad_input, None, None
@@ -243,6 +247,42 @@ def divide_where_nonzero(scale, magnitude) -> None:
         np.divide(scale, magnitude, out=scale, where=magnitude != 0)
 
 
+def _gradient_spectrum(spectrum, grad, weights, magnitude):
+    """c * g * Z/|Z| in a scratch array: c * g / |Z| as a real array, then one
+    complex-by-real product (cheaper than Z/|Z|). Where |Z| = 0 the result is 0, or NaN
+    for a NaN or inf in g, as native's sgn(0) * g; see :func:`_gradient_spectrum_carefully`.
+    On real data the quotient is finite everywhere, which its sum tells in one reduction
+    (a non-finite entry makes the sum non-finite; finite entries whose sum overflows only
+    send the call the careful way too). This spares the careful way's ``np.errstate``,
+    its minimum and its try: 10-13 us of a 16x16 float32 forward+backward (~250 us) on
+    the README's VM."""
+    scale = _weighted(grad, weights)
+    np.divide(scale, magnitude, out=scale)  # (in numpy_quiet: a 0 or NaN |Z| gives inf / NaN)
+    if math.isfinite(np.add.reduce(scale, axis=None)):
+        result = np.multiply(spectrum, scale, out=scratch(spectrum.shape, spectrum.dtype))
+    else:
+        result = _gradient_spectrum_carefully(spectrum, grad, weights, magnitude)
+    recycle(scale)
+    return result
+
+
+def _gradient_spectrum_carefully(spectrum, grad, weights, magnitude):
+    """:func:`_gradient_spectrum` where a |Z| is 0 or NaN, a g not finite or c * g / |Z|
+    overflows. Where |Z| = 0 the scale keeps c * g and Z is exactly 0, so the product is
+    0 (NaN for a NaN or inf g). If the quotient overflows (tiny inputs: |Z| near the
+    smallest floats), Z/|Z| is taken first instead (bounded by 1)."""
+    scale = _weighted(grad, weights)
+    try:
+        with np.errstate(over="raise"):  # only a finite quotient's overflow raises
+            divide_where_nonzero(scale, magnitude)
+        result = np.multiply(spectrum, scale, out=scratch(spectrum.shape, spectrum.dtype))
+    except FloatingPointError:
+        result = _phase(spectrum, magnitude)
+        result *= _weighted(grad, weights)
+    recycle(scale)
+    return result
+
+
 def _fft_abs_gradient(state, grad_output, input, magnitude, *, method):
     """dL/dx from forward's (backend, spectrum) (None: recomputed) and |spectrum|."""
     if shape_only(input):
@@ -256,24 +296,16 @@ def _fft_abs_gradient(state, grad_output, input, magnitude, *, method):
     # the weights c (see the class docstring) where the W axis runs as irfft; none where
     # it runs as a matrix, whose adjoint sums each column once
     weights = _dft_axes.adjoint_weights(plan, spectrum.shape[-1], width, magnitude.dtype)
-    # c * g / |Z| as a real array, then one complex-by-real product (cheaper than Z/|Z|).
-    # Where |Z| = 0 the scale keeps c * g and Z is exactly 0, so the product is 0, or NaN
-    # for a NaN or inf in g, as native's sgn(0) * g. If c * g / |Z| overflows (tiny
-    # inputs: |Z| near the smallest floats), Z/|Z| is taken first instead (bounded by 1).
+    grad_spectrum = _gradient_spectrum(spectrum, to_numpy(grad_output), weights, magnitude)
     # The inverse is the adjoint of forward's transform, axis by axis (_dft_axes).
-    grad = to_numpy(grad_output)
-    scale = _weighted(grad, weights)
-    try:
-        with np.errstate(over="raise"):  # only a finite quotient's overflow raises
-            divide_where_nonzero(scale, magnitude)
-        grad_spectrum = np.multiply(spectrum, scale, out=scratch(spectrum.shape, spectrum.dtype))
-    except FloatingPointError:
-        grad_spectrum = _phase(spectrum, magnitude)
-        grad_spectrum *= _weighted(grad, weights)
-    recycle(scale)
     grad_input = _dft_axes.adjoint(grad_spectrum, width, plan)  # (never a view of its input)
     recycle(grad_spectrum)
     return (to_tensor(grad_input, like=grad_output),)
+
+
+# made once, not in every backward
+_GRADIENT_OF_METHOD = {method: functools.partial(_fft_abs_gradient, method=method)
+                       for method in _dft_axes.METHODS}
 
 
 def fft_abs(input: torch.Tensor, method: str = "auto") -> torch.Tensor:

@@ -236,3 +236,52 @@ def test_gradient_divide_matches_the_masked_divide_bit_for_bit(dtype, zeros):
         divide_where_nonzero(scale, magnitude)
     np.testing.assert_array_equal(scale, expected)  # (NaN where NaN, signs of zero too)
     assert np.array_equal(np.signbit(scale), np.signbit(expected))
+
+
+GRADIENT_SPECTRUM_CASES = ["finite", "zero bin", "nan bin", "inf in g", "nan in g",
+                           "quotient overflows", "huge g", "sum overflows"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("weighted", [True, False])
+@pytest.mark.parametrize("case", GRADIENT_SPECTRUM_CASES)
+def test_gradient_spectrum_quick_way_equals_the_careful_way(dtype, weighted, case):
+    """fft._gradient_spectrum divides without a mask, np.errstate or a minimum and keeps
+    the result only where it came out finite; on every kind of input it gives what the
+    careful way (mask, overflow check, Z/|Z| first) gives, bit for bit."""
+    from scipy_layers import fft
+    from scipy_layers._fft_into import complex_of
+    rng = np.random.default_rng(7)
+    shape = (2, 9, 5)
+    tiny, huge = np.finfo(dtype).smallest_subnormal, np.finfo(dtype).max
+    spectrum = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(
+        complex_of(np.dtype(dtype)))
+    grad = rng.standard_normal(shape).astype(dtype)
+    if case == "zero bin":
+        spectrum[1, 4, 2] = 0
+    elif case == "nan bin":
+        spectrum[0, 3, 1] = complex(np.nan, 1)
+    elif case == "inf in g":
+        grad[1, 0, 0] = -np.inf
+    elif case == "nan in g":
+        grad[0, 8, 4] = np.nan
+    elif case == "quotient overflows":
+        spectrum[0, 2, 3] = complex(tiny, -tiny)
+    elif case == "huge g":
+        grad[1, 1, 1] = huge
+        spectrum[1, 1, 1] = complex(0.25, 0)
+    elif case == "sum overflows":  # every quotient finite, their sum not: a false alarm
+        grad[...] = huge / 4
+        spectrum[...] = 2
+    magnitude = np.abs(spectrum)
+    weights = (np.where(np.arange(shape[-1]) % 2 == 0, 1, 0.5).astype(dtype) if weighted
+               else None)
+    with np.errstate(all="ignore"):  # as inside the layer
+        quick = fft._gradient_spectrum(spectrum, grad, weights, magnitude)
+        careful = fft._gradient_spectrum_carefully(spectrum, grad, weights, magnitude)
+    real = np.dtype(dtype).newbyteorder("=").str.replace("f", "u")
+    assert np.array_equal(quick.view(real), careful.view(real))  # bits, NaN payloads too
+    if case == "finite":
+        assert np.isfinite(quick).all()
+    if case == "quotient overflows":  # the careful way's Z/|Z| first: still finite
+        assert np.isfinite(quick).all()

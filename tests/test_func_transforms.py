@@ -274,3 +274,23 @@ def test_autograd_batched_gradients_raise_a_clear_error_and_the_loop_works(case)
     with pytest.raises(RuntimeError, match="cannot take autograd's batched gradients"):
         jacobian(lambda *args: ours(*args), leaves, vectorize=True)
     torch.testing.assert_close(jacobian(ours, leaves), jacobian(native, leaves), **TIGHT)
+
+
+@pytest.mark.parametrize("layer", ["fft_abs", "scipy_conv2d"])
+def test_a_tensor_leaked_from_a_transform_works_afterwards(layer):
+    """A tensor a function stored while torch.func.grad ran (a functorch wrapper, dead
+    once the transform ended) gives the values of the plain tensor when a layer takes it
+    later, as in torch (the layers' apply unwraps dead wrappers as torch's does)."""
+    leaked = []
+    weight, bias = randn(3, 2, seed=1), randn(1, 1, seed=2)
+    call = {"fft_abs": lambda x: fft_abs(x),
+            "scipy_conv2d": lambda x: scipy_conv2d(x, weight, bias)}[layer]
+
+    def loss(x):
+        leaked.append(x)
+        return call(x).sum()
+
+    x = randn(6, 5)
+    grad(loss)(x)
+    assert torch._C._functorch.is_functorch_wrapped_tensor(leaked[0])
+    torch.testing.assert_close(call(leaked[0]), call(x), rtol=0, atol=0)

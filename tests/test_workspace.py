@@ -69,7 +69,7 @@ LAYOUTS = {
 def test_transforms_into_arrays_match_scipy_fft(private, layout, shape, dtype, monkeypatch):
     if not private:
         for name in ("rfft_last", "rfft2_last", "fft_axis", "irfft_last"):
-            monkeypatch.setattr(_fft_into, "_" + name, getattr(_fft_into, "_public_" + name))
+            monkeypatch.setattr(_fft_into, name, getattr(_fft_into, "_public_" + name))
     base = torch.randn(*shape[:-2], shape[-2] + 4, shape[-1] + 5, dtype=torch.float64)
     x = LAYOUTS[layout](base).to(getattr(torch, np.dtype(dtype).name)).numpy()
     if x.size == 0:
