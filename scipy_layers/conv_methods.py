@@ -20,9 +20,8 @@ from __future__ import annotations
 from typing import Callable, NamedTuple
 
 import numpy as np
-from scipy import signal
 
-from . import _fft_conv
+from . import _fft_conv, _signal_kernel
 from ._finite import all_finite
 from ._nchw_args import ConvGeometry
 from ._tap_kernels import tap_forward, tap_grad_input, tap_grad_weight
@@ -48,17 +47,19 @@ def _backward_from(grad_input, grad_filter):
 
 # --- "direct": scipy.signal.correlate2d / convolve2d, the tutorial's calls -------------
 # Lowest fixed cost, so it wins on tiny inputs; its cost grows as N^2 k^2 per call.
+# Called at their C kernel where scipy has it (_signal_kernel); x is at least as large
+# as w and g in both dims (conv.check_conv_arguments), so correlate2d would swap nothing.
 
 def _direct_forward(x, w):
-    return signal.correlate2d(x, w, mode="valid"), None
+    return _signal_kernel.correlate_valid(x, w), None
 
 
 def _direct_grad_input(g, x_shape, w):
-    return signal.convolve2d(g, w, mode="full")
+    return _signal_kernel.convolve_full(g, w)
 
 
 def _direct_grad_filter(x, g, w_shape):
-    return signal.correlate2d(x, g, mode="valid")
+    return _signal_kernel.correlate_valid(x, g)
 
 
 # --- "shift": shift-and-add over shifted slices -------------------------------------
