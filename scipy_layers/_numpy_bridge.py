@@ -68,7 +68,7 @@ def apply_positional(cls, *args):
         return Function.apply.__func__(cls, *args)
     # super(Function, cls): the C apply of torch._C._FunctionBase, bound to cls; the
     # arguments as torch's unwrap_dead_wrappers gives them, without its generator and
-    # tuple (1.8 us in a loop, against 0.4)
+    # tuple (1.9 against 1.4 us in a loop)
     return super(Function, cls).apply(*[_unwrap_if_dead(arg) if isinstance(arg, torch.Tensor)
                                         else arg for arg in args])
 
@@ -87,12 +87,21 @@ def _computed(compute, state, tensors):
     return tuple(compute(state, *tensors))
 
 
+_PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
+
+
 def to_numpy(tensor: torch.Tensor) -> np.ndarray:
     """A numpy view (CPU tensors) or copy (other devices) of ``tensor``, without grad."""
-    # force=True: detach, cpu, resolve_conj and resolve_neg (a lazily negated view,
-    # torch._neg_view: numpy needs the values) in one C call; a view where none applies.
-    # (Each Python-level step costs 2-5 us inside an autograd call on the README's VM.)
-    return tensor.numpy(force=True)
+    if type(tensor) in _PLAIN_TENSORS:
+        # force=True: detach, cpu, resolve_conj and resolve_neg (a lazily negated view,
+        # torch._neg_view: numpy needs the values) in one C call; a view where none
+        # applies. (Each Python-level step costs 2-5 us inside an autograd call.)
+        return tensor.numpy(force=True)
+    # a subclass (its numpy() may not take force, its __torch_function__ may watch each step)
+    tensor = tensor.detach()
+    if tensor.is_neg():
+        tensor = tensor.resolve_neg()
+    return tensor.numpy() if tensor.is_cpu else tensor.cpu().numpy()
 
 
 def to_tensor(array: np.ndarray, like: torch.Tensor) -> torch.Tensor:

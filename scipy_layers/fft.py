@@ -171,7 +171,8 @@ class FFTAbsFunction(Function):
     def backward(ctx, grad_output):
         input, output = ctx.saved_tensors  # raises if either was modified in place
         state = None if ctx.forward_state is None else ctx.forward_state.value
-        compute = _GRADIENT_OF_METHOD[ctx.method]  # (forward checked the method)
+        compute = (_GRADIENT_OF_METHOD.get(ctx.method)  # (a str subclass may hash apart)
+                   or functools.partial(_fft_abs_gradient, method=ctx.method))
         (grad_input,) = numpy_gradients("FFTAbsFunction", compute, state,
                                         grad_output, input, output)
         return grad_input, None, None
@@ -260,10 +261,10 @@ def _gradient_spectrum(spectrum, grad, weights, magnitude):
     np.divide(scale, magnitude, out=scale)  # (in numpy_quiet: a 0 or NaN |Z| gives inf / NaN)
     if math.isfinite(np.add.reduce(scale, axis=None)):
         result = np.multiply(spectrum, scale, out=scratch(spectrum.shape, spectrum.dtype))
-    else:
-        result = _gradient_spectrum_carefully(spectrum, grad, weights, magnitude)
-    recycle(scale)
-    return result
+        recycle(scale)
+        return result
+    recycle(scale)  # (first: the careful way takes the same buffer again)
+    return _gradient_spectrum_carefully(spectrum, grad, weights, magnitude)
 
 
 def _gradient_spectrum_carefully(spectrum, grad, weights, magnitude):
