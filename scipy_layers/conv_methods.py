@@ -69,14 +69,22 @@ def _direct_grad_filter(x, g, w_shape):
 # contiguous memory, with g zero-padded to width W so the junk columns contribute nothing.
 # Two tiers, by size, measured on 2 cores (numpy's ~1 us per call dominates small inputs,
 # memory traffic large ones):
-# - small (L <= SHIFT_ROWS_MAX_LENGTH): one np.correlate / np.convolve per kernel row
-#   (kH calls, each a tight C loop).
+# - small (L <= SHIFT_ROWS_MAX_LENGTH[dtype]): one np.correlate / np.convolve per kernel
+#   row (kH calls, each a tight C loop).
 # - large: one multiply-add per tap over the whole run, which streams memory faster
-#   (forward at 64^2, k=3: 12 vs 14 us; at 256^2: 142 vs 67 us).
+#   (forward at 64^2, k=3: 12 vs 14 us; at 256^2: 142 vs 67 us). In float32 from ~104^2
+#   (forward+backward kernels, 3x3, one process, rotated, the README's VM: taps / rows
+#   1.24 at 64^2, 1.10 at 80^2, 0.88-1.02 at 96^2, 0.84-0.87 at 127^2; the whole layer
+#   call +8 us at 100^2, -10 at 110^2, -38 at 127^2); float64 rows up to 128^2 (taps /
+#   rows 1.31-1.42 at 64^2-127^2).
 # grad_filter is one np.correlate of x with g per kernel row: kW dots of length L each.
 # (Laying the whole filter out flat for a single call per pass was tried: slower at k=3.)
 
-SHIFT_ROWS_MAX_LENGTH = 128 * 128
+SHIFT_ROWS_MAX_LENGTH = {np.dtype(np.float32): 104 * 104, np.dtype(np.float64): 128 * 128}
+
+
+def _per_row(length: int, dtype) -> bool:
+    return length <= SHIFT_ROWS_MAX_LENGTH.get(dtype, 128 * 128)
 
 
 def _flat(x):
@@ -99,7 +107,7 @@ def _shift_forward(x, w):
     x_flat = _flat(x)
     out = np.empty(out_height * width, dtype=x.dtype)
     acc = out[:length]
-    if length <= SHIFT_ROWS_MAX_LENGTH:
+    if _per_row(length, x.dtype):
         for i in range(k_height):
             start = i * width
             row = np.correlate(x_flat[start:start + length + k_width - 1], w[i], "valid")
@@ -132,7 +140,7 @@ def _shift_grad_input(g_flat, x_shape, w):
     k_height, k_width = w.shape
     length = g_flat.size
     grad = np.zeros(height * width, dtype=g_flat.dtype)
-    if length <= SHIFT_ROWS_MAX_LENGTH:
+    if _per_row(length, g_flat.dtype):
         for i in range(k_height):
             start = i * width
             grad[start:start + length + k_width - 1] += np.convolve(g_flat, w[i], "full")

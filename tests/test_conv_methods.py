@@ -24,7 +24,8 @@ METHOD_PATHS = [*METHODS, "shift-taps"]
 
 def use_method_path(path, monkeypatch):
     if path == "shift-taps":
-        monkeypatch.setattr(conv_methods, "SHIFT_ROWS_MAX_LENGTH", 0)
+        monkeypatch.setattr(conv_methods, "SHIFT_ROWS_MAX_LENGTH",
+                            dict.fromkeys(conv_methods.SHIFT_ROWS_MAX_LENGTH, 0))
         return "shift"
     return path
 
