@@ -7,7 +7,6 @@ All three take a real tensor of shape (..., H, W) and return |rfft2(x)| of shape
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 import torch
@@ -18,7 +17,8 @@ from ._checks import check_dims_not_empty, check_float_tensor, check_method_name
 from ._numpy_bridge import (ForwardState, NumpyStep, apply_positional, forward_mode_error,
                             numpy_gradients, numpy_quiet, opaque_to_compile, shape_only,
                             to_numpy, to_tensor)
-from ._workspace import recycle, recycle_when_dead, scratch
+from ._fft_gradient import gradient_spectrum, phase
+from ._workspace import recycle, recycle_when_dead
 
 
 _IMAGE_DIMS = {-2: "H", -1: "W"}  # (a constant: a dict built per call costs ~0.3 us)
@@ -203,16 +203,6 @@ def _numpy_spectrum(forward, input, method):
     return spectrum, plan
 
 
-def _phase(spectrum, magnitude):
-    """Z/|Z|, 0 where |Z| = 0 (torch's sgn(0)). Real and imaginary parts are divided as
-    real arrays: numpy's complex division overflows for subnormal |Z|."""
-    phase = np.zeros_like(spectrum)
-    nonzero = magnitude != 0
-    np.divide(spectrum.real, magnitude, out=phase.real, where=nonzero)
-    np.divide(spectrum.imag, magnitude, out=phase.imag, where=nonzero)
-    return phase
-
-
 def _fft_abs_tangent(state, input_tangent, input, magnitude, *, method):
     """d|Z| = Re(conj(Z) rfft2(dx)) / |Z| (0 where |Z| = 0), Z = rfft2(x)."""
     if shape_only(input):
@@ -221,67 +211,9 @@ def _fft_abs_tangent(state, input_tangent, input, magnitude, *, method):
     # (forward mode is rare: one numpy path, also for CUDA tensors)
     spectrum, plan = _numpy_spectrum(None if backend == gpu.CUPY else forward, input, method)
     magnitude = to_numpy(magnitude)
-    tangent = (_phase(spectrum, magnitude).conj()
+    tangent = (phase(spectrum, magnitude).conj()
                * _dft_axes.rfft2(to_numpy(input_tangent), plan)).real
     return (to_tensor(tangent, like=input),)
-
-
-def _weighted(grad, weights):
-    """c * g in a workspace scratch array (callers write into it and may recycle it); a
-    copy of g where there is no c."""
-    result = scratch(grad.shape, grad.dtype)
-    if weights is None:
-        np.copyto(result, grad)
-    else:
-        np.multiply(grad, weights, out=result)
-    return result
-
-
-def divide_where_nonzero(scale, magnitude) -> None:
-    """scale /= magnitude where magnitude != 0, in place (scale unchanged elsewhere).
-    Without a zero (or NaN) in magnitude, the rule on real data, the mask is not built:
-    a masked divide runs 4-5x slower than a plain one (1024x513 float32: 530 against
-    110 us, the minimum 40 us)."""
-    if np.minimum.reduce(magnitude, axis=None) > 0:  # (NaN: False, the masked path)
-        np.divide(scale, magnitude, out=scale)
-    else:
-        np.divide(scale, magnitude, out=scale, where=magnitude != 0)
-
-
-def _gradient_spectrum(spectrum, grad, weights, magnitude):
-    """c * g * Z/|Z| in a scratch array: c * g / |Z| as a real array, then one
-    complex-by-real product (cheaper than Z/|Z|). Where |Z| = 0 the result is 0, or NaN
-    for a NaN or inf in g, as native's sgn(0) * g; see :func:`_gradient_spectrum_carefully`.
-    On real data the quotient is finite everywhere, which its sum tells in one reduction
-    (a non-finite entry makes the sum non-finite; finite entries whose sum overflows only
-    send the call the careful way too). This spares the careful way's ``np.errstate``,
-    its minimum and its try: 10-13 us of a 16x16 float32 forward+backward (~250 us) on
-    the README's VM."""
-    scale = _weighted(grad, weights)
-    np.divide(scale, magnitude, out=scale)  # (in numpy_quiet: a 0 or NaN |Z| gives inf / NaN)
-    if math.isfinite(np.add.reduce(scale, axis=None)):
-        result = np.multiply(spectrum, scale, out=scratch(spectrum.shape, spectrum.dtype))
-        recycle(scale)
-        return result
-    recycle(scale)  # (first: the careful way takes the same buffer again)
-    return _gradient_spectrum_carefully(spectrum, grad, weights, magnitude)
-
-
-def _gradient_spectrum_carefully(spectrum, grad, weights, magnitude):
-    """:func:`_gradient_spectrum` where a |Z| is 0 or NaN, a g not finite or c * g / |Z|
-    overflows. Where |Z| = 0 the scale keeps c * g and Z is exactly 0, so the product is
-    0 (NaN for a NaN or inf g). If the quotient overflows (tiny inputs: |Z| near the
-    smallest floats), Z/|Z| is taken first instead (bounded by 1)."""
-    scale = _weighted(grad, weights)
-    try:
-        with np.errstate(over="raise"):  # only a finite quotient's overflow raises
-            divide_where_nonzero(scale, magnitude)
-        result = np.multiply(spectrum, scale, out=scratch(spectrum.shape, spectrum.dtype))
-    except FloatingPointError:
-        result = _phase(spectrum, magnitude)
-        result *= _weighted(grad, weights)
-    recycle(scale)
-    return result
 
 
 def _fft_abs_gradient(state, grad_output, input, magnitude, *, method):
@@ -297,7 +229,7 @@ def _fft_abs_gradient(state, grad_output, input, magnitude, *, method):
     # the weights c (see the class docstring) where the W axis runs as irfft; none where
     # it runs as a matrix, whose adjoint sums each column once
     weights = _dft_axes.adjoint_weights(plan, spectrum.shape[-1], width, magnitude.dtype)
-    grad_spectrum = _gradient_spectrum(spectrum, to_numpy(grad_output), weights, magnitude)
+    grad_spectrum = gradient_spectrum(spectrum, to_numpy(grad_output), weights, magnitude)
     # The inverse is the adjoint of forward's transform, axis by axis (_dft_axes).
     grad_input = _dft_axes.adjoint(grad_spectrum, width, plan)  # (never a view of its input)
     recycle(grad_spectrum)

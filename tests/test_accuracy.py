@@ -215,9 +215,9 @@ def test_fft_abs_nan_gradient_at_a_zero_bin_spreads_like_native(method):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("zeros", ["none", "one", "all", "nan", "subnormal"])
 def test_gradient_divide_matches_the_masked_divide_bit_for_bit(dtype, zeros):
-    """fft.divide_where_nonzero skips the mask when no magnitude is 0 or NaN: on every
+    """_fft_gradient.divide_where_nonzero skips the mask when no magnitude is 0 or NaN: on every
     kind of magnitude array it gives what the masked divide gives, bit for bit."""
-    from scipy_layers.fft import divide_where_nonzero
+    from scipy_layers._fft_gradient import divide_where_nonzero
     rng = np.random.default_rng(0)
     magnitude = np.abs(rng.standard_normal((3, 17, 9))).astype(dtype)
     scale = rng.standard_normal(magnitude.shape).astype(dtype)
@@ -246,10 +246,10 @@ GRADIENT_SPECTRUM_CASES = ["finite", "zero bin", "nan bin", "inf in g", "nan in 
 @pytest.mark.parametrize("weighted", [True, False])
 @pytest.mark.parametrize("case", GRADIENT_SPECTRUM_CASES)
 def test_gradient_spectrum_quick_way_equals_the_careful_way(dtype, weighted, case):
-    """fft._gradient_spectrum divides without a mask, np.errstate or a minimum and keeps
+    """_fft_gradient.gradient_spectrum divides without a mask, np.errstate or a minimum and keeps
     the result only where it came out finite; on every kind of input it gives what the
     careful way (mask, overflow check, Z/|Z| first) gives, bit for bit."""
-    from scipy_layers import fft
+    from scipy_layers import _fft_gradient
     from scipy_layers._fft_into import complex_of
     rng = np.random.default_rng(7)
     shape = (2, 9, 5)
@@ -277,8 +277,8 @@ def test_gradient_spectrum_quick_way_equals_the_careful_way(dtype, weighted, cas
     weights = (np.where(np.arange(shape[-1]) % 2 == 0, 1, 0.5).astype(dtype) if weighted
                else None)
     with np.errstate(all="ignore"):  # as inside the layer
-        quick = fft._gradient_spectrum(spectrum, grad, weights, magnitude)
-        careful = fft._gradient_spectrum_carefully(spectrum, grad, weights, magnitude)
+        quick = _fft_gradient.gradient_spectrum(spectrum, grad, weights, magnitude)
+        careful = _fft_gradient.gradient_spectrum_carefully(spectrum, grad, weights, magnitude)
     real = np.dtype(dtype).newbyteorder("=").str.replace("f", "u")
     assert np.array_equal(quick.view(real), careful.view(real))  # bits, NaN payloads too
     if case == "finite":

@@ -1,0 +1,79 @@
+"""The FFT layer's gradient spectrum in numpy: c * g * Z/|Z| (see
+:class:`scipy_layers.fft.FFTAbsFunction`), quickly where the data allow and carefully
+where they do not (zero or NaN bins, non-finite g, overflow), the same bits either way.
+Also Z/|Z| alone, for the layer's forward-mode tangent."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._workspace import recycle, scratch
+
+
+def phase(spectrum, magnitude):
+    """Z/|Z|, 0 where |Z| = 0 (torch's sgn(0)). Real and imaginary parts are divided as
+    real arrays: numpy's complex division overflows for subnormal |Z|."""
+    result = np.zeros_like(spectrum)
+    nonzero = magnitude != 0
+    np.divide(spectrum.real, magnitude, out=result.real, where=nonzero)
+    np.divide(spectrum.imag, magnitude, out=result.imag, where=nonzero)
+    return result
+
+
+def _weighted(grad, weights):
+    """c * g in a workspace scratch array (callers write into it and may recycle it); a
+    copy of g where there is no c."""
+    result = scratch(grad.shape, grad.dtype)
+    if weights is None:
+        np.copyto(result, grad)
+    else:
+        np.multiply(grad, weights, out=result)
+    return result
+
+
+def divide_where_nonzero(scale, magnitude) -> None:
+    """scale /= magnitude where magnitude != 0, in place (scale unchanged elsewhere).
+    Without a zero (or NaN) in magnitude, the rule on real data, the mask is not built:
+    a masked divide runs 4-5x slower than a plain one (1024x513 float32: 530 against
+    110 us, the minimum 40 us)."""
+    if np.minimum.reduce(magnitude, axis=None) > 0:  # (NaN: False, the masked path)
+        np.divide(scale, magnitude, out=scale)
+    else:
+        np.divide(scale, magnitude, out=scale, where=magnitude != 0)
+
+
+def gradient_spectrum(spectrum, grad, weights, magnitude):
+    """c * g * Z/|Z| in a scratch array: c * g / |Z| as a real array, then one
+    complex-by-real product (cheaper than Z/|Z|). Where |Z| = 0 the result is 0, or NaN
+    for a NaN or inf in g, as native's sgn(0) * g; see :func:`gradient_spectrum_carefully`.
+    On real data the quotient is finite everywhere, which its sum tells in one reduction
+    (a non-finite entry makes the sum non-finite; finite entries whose sum overflows only
+    send the call the careful way too). This spares the careful way's ``np.errstate``,
+    its minimum and its try: 10-13 us of a 16x16 float32 forward+backward (~250 us) on
+    the README's VM."""
+    scale = _weighted(grad, weights)
+    np.divide(scale, magnitude, out=scale)  # (in numpy_quiet: a 0 or NaN |Z| gives inf / NaN)
+    if math.isfinite(np.add.reduce(scale, axis=None)):
+        result = np.multiply(spectrum, scale, out=scratch(spectrum.shape, spectrum.dtype))
+        recycle(scale)
+        return result
+    recycle(scale)  # (first: the careful way takes the same buffer again)
+    return gradient_spectrum_carefully(spectrum, grad, weights, magnitude)
+
+
+def gradient_spectrum_carefully(spectrum, grad, weights, magnitude):
+    """:func:`gradient_spectrum` where a |Z| is 0 or NaN, a g not finite or c * g / |Z|
+    overflows. Where |Z| = 0 the scale keeps c * g and Z is exactly 0, so the product is
+    0 (NaN for a NaN or inf g). If the quotient overflows (tiny inputs: |Z| near the
+    smallest floats), Z/|Z| is taken first instead (bounded by 1)."""
+    scale = _weighted(grad, weights)
+    try:
+        with np.errstate(over="raise"):  # only a finite quotient's overflow raises
+            divide_where_nonzero(scale, magnitude)
+        result = np.multiply(spectrum, scale, out=scratch(spectrum.shape, spectrum.dtype))
+    except FloatingPointError:
+        result = phase(spectrum, magnitude)
+        result *= _weighted(grad, weights)
+    recycle(scale)
+    return result
