@@ -114,13 +114,14 @@ def recycle(*arrays) -> None:
     # Most calls give back small arrays the pool never kept: answered without a call,
     # a comprehension or the lock (each costs 1-2 us inside an autograd call).
     for array in arrays:
-        if array is not None and array.nbytes >= POOLED_MIN_BYTES and _made_by_scratch(array):
+        if array is not None and array.nbytes >= POOLED_MIN_BYTES:
             break
     else:
         return
-    arrays = [array for array in arrays if _made_by_scratch(array)]
     with _workspace_lock:
         for array in arrays:
+            if not _made_by_scratch(array):
+                continue  # views, small arrays and others' arrays are not ours to keep
             free = _workspace.setdefault((array.shape, array.dtype), [])
             if _workspace_bytes + array.nbytes > WORKSPACE_LIMIT_BYTES or any(
                     kept is array for kept in free):  # (given back twice: keep it once)
