@@ -156,8 +156,7 @@ def _w_adjoint(width: int, dtype: np.dtype) -> np.ndarray:
 @functools.lru_cache(maxsize=64)
 def _h_matrix(height: int, dtype: np.dtype, sign: int) -> np.ndarray:
     """(H, H) complex: its product with a (..., H, Wr) array transforms along H."""
-    complex_dtype = np.result_type(dtype, np.complex64)
-    return _frozen(_twiddles(height, height, height, sign).astype(complex_dtype))
+    return _frozen(_twiddles(height, height, height, sign).astype(_fft_into.complex_of(dtype)))
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -193,7 +192,7 @@ def _from_centred(centred: np.ndarray, mean: np.ndarray, plan: AxisPlan) -> np.n
 
 def _centred_rfft2(x: np.ndarray, plan: AxisPlan) -> np.ndarray:
     height, width = x.shape[-2:]
-    complex_dtype = np.result_type(x.dtype, np.complex64)
+    complex_dtype = _fft_into.complex_of(x.dtype)
     if plan.matrix_w:
         # (re, im) pairs read as complex: needs the last axis contiguous, which
         # ascontiguousarray guarantees (a no-op on the GEMM's fresh C-ordered result)
