@@ -171,8 +171,7 @@ class FFTAbsFunction(Function):
     def backward(ctx, grad_output):
         input, output = ctx.saved_tensors  # raises if either was modified in place
         state = None if ctx.forward_state is None else ctx.forward_state.value
-        compute = (_GRADIENT_OF_METHOD.get(ctx.method)  # (a str subclass may hash apart)
-                   or functools.partial(_fft_abs_gradient, method=ctx.method))
+        compute = functools.partial(_fft_abs_gradient, method=ctx.method)
         (grad_input,) = numpy_gradients("FFTAbsFunction", compute, state,
                                         grad_output, input, output)
         return grad_input, None, None
@@ -234,11 +233,6 @@ def _fft_abs_gradient(state, grad_output, input, magnitude, *, method):
     grad_input = _dft_axes.adjoint(grad_spectrum, width, plan)  # (never a view of its input)
     recycle(grad_spectrum)
     return (to_tensor(grad_input, like=grad_output),)
-
-
-# made once, not in every backward
-_GRADIENT_OF_METHOD = {method: functools.partial(_fft_abs_gradient, method=method)
-                       for method in _dft_axes.METHODS}
 
 
 def fft_abs(input: torch.Tensor, method: str = "auto") -> torch.Tensor:
