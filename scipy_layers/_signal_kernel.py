@@ -35,16 +35,16 @@ def _private_correlate_valid(x, w):
     return _convolve2d(x, w, 0, _VALID, _FILL, 0)
 
 
-def _private_convolve_full(g, w):
-    return _convolve2d(g, w, 1, _FULL, _FILL, 0)
+def _private_convolve_full(a, b):
+    return _convolve2d(a, b, 1, _FULL, _FILL, 0)
 
 
 def _public_correlate_valid(x, w):
     return signal.correlate2d(x, w, mode="valid")
 
 
-def _public_convolve_full(g, w):
-    return signal.convolve2d(g, w, mode="full")
+def _public_convolve_full(a, b):
+    return signal.convolve2d(a, b, mode="full")
 
 
 def _private_works() -> bool:
@@ -68,8 +68,9 @@ def _private_works() -> bool:
 
 PRIVATE = _convolve2d is not None and _private_works()
 # correlate_valid(x, w): correlate2d(x, w, mode="valid"), x at least as large as w in
-# both dims; convolve_full(g, w): convolve2d(g, w, mode="full"). Bound once (no wrapper
-# frame per call).
+# both dims; convolve_full(a, b): convolve2d(a, b, mode="full"), any shapes (the caller
+# puts the larger first: scipy's loop runs over all of b per output pixel). Bound once
+# (no wrapper frame per call).
 correlate_valid, convolve_full = (
     (_private_correlate_valid, _private_convolve_full) if PRIVATE
     else (_public_correlate_valid, _public_convolve_full))

@@ -64,7 +64,15 @@ def check_method(method) -> None:
 #   11x11 (256^2: 9.3 vs 10.7 ms), except on small images, where shift keeps 11x11
 #   (64^2: 1.0 vs 3.0 ms; 128^2: 2.0 vs 3.0 ms).
 # - fft's cost hardly depends on k (1024^2 float32: 160-197 ms for k = 5..31).
+# - a filter with at least as many taps as the output has pixels (nearly as large as the
+#   image): there direct's grad_input loops over g, not the filter (conv_methods), and
+#   direct beats shift's per-row calls (one per filter row and pass) and fft's float64
+#   transforms further (forward+backward, one process, rotated, float32 / float64, us):
+#   16^2 k9 direct 343 / 296 against shift 428 / 349; 32^2 k25 764 / 714 against fft
+#   1588 / 2208 (shift 1019); 64^2 k63 567 / 604 against fft 1850 / 16764; 64^2 k57 (208k
+#   products) 2008 / 2214 against fft 1810 / 3327, where fft takes over in float32.
 DIRECT_MAX_WORK = 4000          # output pixels x filter taps
+DIRECT_SMALL_OUTPUT_MAX_WORK = 75_000  # the same, where output pixels <= taps
 SHIFT_MAX_TAPS = {"float32": 121, "float64": 81}
 SHIFT_SMALL_IMAGE_MAX_TAPS = 121
 SHIFT_SMALL_IMAGE_MAX_PIXELS = 128 * 128
@@ -90,7 +98,9 @@ def choose_method(input_shape, filter_shape, dtype=torch.float32) -> str:
     height, width = input_shape
     k_height, k_width = filter_shape
     taps = k_height * k_width
-    if (height - k_height + 1) * (width - k_width + 1) * taps <= DIRECT_MAX_WORK:
+    outputs = (height - k_height + 1) * (width - k_width + 1)
+    if outputs * taps <= DIRECT_MAX_WORK or (
+            outputs <= taps and outputs * taps <= DIRECT_SMALL_OUTPUT_MAX_WORK):
         return "direct"
     if taps <= shift_max_taps(dtype) or (
             taps <= SHIFT_SMALL_IMAGE_MAX_TAPS and height * width <= SHIFT_SMALL_IMAGE_MAX_PIXELS):

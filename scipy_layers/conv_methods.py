@@ -55,6 +55,12 @@ def _direct_forward(x, w):
 
 
 def _direct_grad_input(g, x_shape, w):
+    # A full convolution is symmetric in its operands, and scipy's kernel loops over the
+    # whole second one for every output pixel: the smaller goes second. Measured (README's
+    # VM, one thread, in a loop): 16x16 k15 float64 96 -> 11 us, 32x32 k31 float32 799 ->
+    # 18 us, 127x127 k100 float32 184 -> 34 ms; the same products, summed in another order.
+    if w.size > g.size:
+        return _signal_kernel.convolve_full(w, g)
     return _signal_kernel.convolve_full(g, w)
 
 

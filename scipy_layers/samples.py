@@ -120,6 +120,9 @@ CONV2D_SAMPLES = [  # single-channel valid cross-correlation: (input, filter, bi
     Sample("kernel-equals-input", ((5, 4), (5, 4), (1, 1))),
     Sample("row-input", ((1, 9), (1, 3), (1, 1))),
     Sample("large-kernel", ((40, 36), (15, 13), (1, 1))),
+    # more taps than output pixels, yet narrower than the output in one dim (direct's
+    # grad_input swaps its operands there)
+    Sample("filter-larger-than-output", ((20, 7), (17, 3), (1, 1))),
     Sample("no-bias", ((9, 9), (2, 3), None)),
 ]
 

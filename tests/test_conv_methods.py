@@ -42,7 +42,8 @@ def test_gradcheck_every_method_every_input(path, size, kernel, monkeypatch):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("size,kernel", [((64, 64), (15, 15)), ((300, 200), (5, 7)),
-                                         ((129, 40), (7, 2)), ((16, 16), (3, 3))])
+                                         ((129, 40), (7, 2)), ((16, 16), (3, 3)),
+                                         ((16, 16), (15, 15)), ((32, 20), (29, 5))])
 def test_every_registered_method_agrees_with_native(size, kernel, dtype):
     layer = LAYERS["conv2d"]
     inputs = layer.make_inputs(size, kernel, dtype=dtype, seed=7)
@@ -85,6 +86,10 @@ def spy_on_methods(monkeypatch):
 @pytest.mark.parametrize("size,kernel,dtype,expected", [
     ((16, 16), (5, 5), torch.float32, "direct"),     # 144 outputs x 25 taps: tiny
     ((16, 16), (15, 15), torch.float64, "direct"),
+    ((16, 16), (9, 9), torch.float32, "direct"),     # 64 outputs <= 81 taps
+    ((32, 32), (25, 25), torch.float64, "direct"),
+    ((64, 64), (57, 57), torch.float32, "fft"),      # 64 x 3249 products: too many
+    ((16, 16), (7, 7), torch.float64, "shift"),      # 100 outputs > 49 taps
     ((64, 64), (3, 3), torch.float32, "shift"),
     ((1024, 1024), (5, 5), torch.float64, "shift"),
     ((256, 256), (11, 11), torch.float32, "shift"),
@@ -105,6 +110,11 @@ def test_auto_runs_the_method_the_rule_names(size, kernel, dtype, expected, monk
 def test_auto_rule_thresholds_are_consistent():
     # Each rule boundary, one step either side.
     assert choose_method((5, 5), (1, 1)) == "direct"
+    # outputs <= taps: direct up to DIRECT_SMALL_OUTPUT_MAX_WORK products
+    assert choose_method((53, 54), (49, 49)) == "direct"     # 5 x 6 x 2401 = 72030
+    assert choose_method((54, 54), (49, 49)) == "fft"        # 6 x 6 x 2401 = 86436
+    assert choose_method((29, 29), (15, 15)) == "direct"     # 225 outputs, 225 taps
+    assert choose_method((30, 29), (15, 15)) == "fft"        # 240 outputs > 225 taps
     assert choose_method((4096, 4096), (11, 11), torch.float32) == "shift"
     assert choose_method((4096, 4096), (11, 12), torch.float32) == "fft"
     assert choose_method((4096, 4096), (9, 9), torch.float64) == "shift"
