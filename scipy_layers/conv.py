@@ -70,12 +70,20 @@ def check_method(method) -> None:
 #   transforms further (forward+backward, one process, rotated, float32 / float64, us):
 #   16^2 k9 direct 343 / 296 against shift 428 / 349; 32^2 k25 764 / 714 against fft
 #   1588 / 2208 (shift 1019); 64^2 k63 567 / 604 against fft 1850 / 16764; 64^2 k57 (208k
-#   products) 2008 / 2214 against fft 1810 / 3327, where fft takes over in float32.
+#   products) 2008 / 2214 against fft 1810 / 3327, where fft takes over in float32; the
+#   crossover with shift: 32^2 k23 (53k products) direct 519 / 514 against shift 637 /
+#   588, k21 (64k) 593 / 592 against 616 / 566, k19 (71k) 687 / 686 against 615 / 573.
+# - images up to 48x48 keep shift up to 21x21 (fft's fixed cost is ~1 / 1.4 ms there):
+#   32^2 k13 517 / 549 against fft 1018 / 1379, k19 615 / 573 against 991 / 1408; 40^2
+#   k21 944 / 843 against 1234 / 1539; 48^2 k15 987 / 1126 against 1103 / 1563 (48^2 k25
+#   is fft's in float32: 1283 against 1576).
 DIRECT_MAX_WORK = 4000          # output pixels x filter taps
-DIRECT_SMALL_OUTPUT_MAX_WORK = 75_000  # the same, where output pixels <= taps
+DIRECT_SMALL_OUTPUT_MAX_WORK = 60_000  # the same, where output pixels <= taps
 SHIFT_MAX_TAPS = {"float32": 121, "float64": 81}
 SHIFT_SMALL_IMAGE_MAX_TAPS = 121
 SHIFT_SMALL_IMAGE_MAX_PIXELS = 128 * 128
+SHIFT_TINY_IMAGE_MAX_TAPS = 441
+SHIFT_TINY_IMAGE_MAX_PIXELS = 48 * 48
 
 
 def shift_max_taps(dtype) -> int:
@@ -102,8 +110,10 @@ def choose_method(input_shape, filter_shape, dtype=torch.float32) -> str:
     if outputs * taps <= DIRECT_MAX_WORK or (
             outputs <= taps and outputs * taps <= DIRECT_SMALL_OUTPUT_MAX_WORK):
         return "direct"
+    pixels = height * width
     if taps <= shift_max_taps(dtype) or (
-            taps <= SHIFT_SMALL_IMAGE_MAX_TAPS and height * width <= SHIFT_SMALL_IMAGE_MAX_PIXELS):
+            taps <= SHIFT_SMALL_IMAGE_MAX_TAPS and pixels <= SHIFT_SMALL_IMAGE_MAX_PIXELS) or (
+            taps <= SHIFT_TINY_IMAGE_MAX_TAPS and pixels <= SHIFT_TINY_IMAGE_MAX_PIXELS):
         return "shift"
     return "fft"
 

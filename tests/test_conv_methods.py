@@ -88,6 +88,8 @@ def spy_on_methods(monkeypatch):
     ((16, 16), (15, 15), torch.float64, "direct"),
     ((16, 16), (9, 9), torch.float32, "direct"),     # 64 outputs <= 81 taps
     ((32, 32), (25, 25), torch.float64, "direct"),
+    ((32, 32), (15, 15), torch.float64, "shift"),    # tiny images keep shift to 21x21
+    ((40, 40), (21, 21), torch.float32, "shift"),
     ((64, 64), (57, 57), torch.float32, "fft"),      # 64 x 3249 products: too many
     ((16, 16), (7, 7), torch.float64, "shift"),      # 100 outputs > 49 taps
     ((64, 64), (3, 3), torch.float32, "shift"),
@@ -111,10 +113,16 @@ def test_auto_rule_thresholds_are_consistent():
     # Each rule boundary, one step either side.
     assert choose_method((5, 5), (1, 1)) == "direct"
     # outputs <= taps: direct up to DIRECT_SMALL_OUTPUT_MAX_WORK products
-    assert choose_method((53, 54), (49, 49)) == "direct"     # 5 x 6 x 2401 = 72030
-    assert choose_method((54, 54), (49, 49)) == "fft"        # 6 x 6 x 2401 = 86436
+    assert choose_method((52, 53), (49, 49)) == "direct"     # 4 x 5 x 2401 = 48020
+    assert choose_method((53, 53), (49, 49)) == "fft"        # 5 x 5 x 2401 = 60025
+    assert choose_method((31, 31), (21, 21)) == "direct"     # 121 x 441 = 53361
+    assert choose_method((32, 32), (21, 21)) == "shift"      # 144 x 441 = 63504
     assert choose_method((29, 29), (15, 15)) == "direct"     # 225 outputs, 225 taps
-    assert choose_method((30, 29), (15, 15)) == "fft"        # 240 outputs > 225 taps
+    assert choose_method((30, 29), (15, 15)) == "shift"      # 240 outputs > 225 taps
+    # images up to SHIFT_TINY_IMAGE_MAX_PIXELS keep shift up to SHIFT_TINY_IMAGE_MAX_TAPS
+    assert choose_method((48, 48), (21, 21), torch.float64) == "shift"
+    assert choose_method((48, 49), (21, 21), torch.float64) == "fft"
+    assert choose_method((48, 48), (21, 22), torch.float64) == "fft"
     assert choose_method((4096, 4096), (11, 11), torch.float32) == "shift"
     assert choose_method((4096, 4096), (11, 12), torch.float32) == "fft"
     assert choose_method((4096, 4096), (9, 9), torch.float64) == "shift"
