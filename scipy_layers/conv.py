@@ -54,9 +54,10 @@ def check_method(method) -> None:
 # "auto" thresholds, from forward+backward timings on this project's 2-core machine
 # (AMD EPYC family 25 model 1, OpenBLAS Haswell kernel, torch pinned to 1 thread; N x N
 # input, k x k filter; medians of one process per method, 2026-12-01):
-# - direct wins only where output pixels x taps is tiny (N = 16 with k >= 5: 61 vs 61 us
-#   at k=5, 87 vs 97 us (shift) vs 110 us (fft) at k=15); elsewhere its N^2 k^2 scipy.signal
-#   loops lose (64^2, k=3: 193 us vs 75 us for shift).
+# - direct wins where output pixels x taps is tiny (N = 16 with k >= 5: 61 vs 61 us at
+#   k=5, 87 vs 97 us (shift) vs 110 us (fft) at k=15), and on small outputs of large
+#   filters (below); elsewhere its N^2 k^2 scipy.signal loops lose (64^2, k=3: 193 us
+#   vs 75 us for shift).
 # - fft is certified (float64 transforms, a per-pixel accuracy check: _fft_conv), so it
 #   pays off only for large kernels. float32: shift up to 11x11 at every size (256^2 k11:
 #   5.2 vs 13.5 ms; 1024^2 k11: 89 vs 196 ms), fft from 15x15 (1024^2: 160 vs 184 ms;

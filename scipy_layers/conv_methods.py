@@ -46,7 +46,8 @@ def _backward_from(grad_input, grad_filter):
 
 
 # --- "direct": scipy.signal.correlate2d / convolve2d, the tutorial's calls -------------
-# Lowest fixed cost, so it wins on tiny inputs; its cost grows as N^2 k^2 per call.
+# Lowest fixed cost, so it wins on tiny inputs; its cost grows as output pixels x taps
+# (forward, grad_filter) and H W x the smaller of g and w (grad_input).
 # Called at their C kernel where scipy has it (_signal_kernel); x is at least as large
 # as w and g in both dims (conv.check_conv_arguments), so correlate2d would swap nothing.
 
