@@ -129,6 +129,39 @@ def test_auto_runs_the_method_the_rule_names(x_shape, w_shape, kwargs, expected,
     assert seen == [expected]
 
 
+@pytest.mark.parametrize("x_shape,w_shape,kwargs,dtype,expected", [
+    # float64 cost model (nn.FFT_NS_PER_TRANSFORM_WORK), fft at most 0.75 x im2col:
+    ((8, 3, 32, 32), (16, 3, 15, 15), {}, torch.float64, "fft"),     # modelled 0.63
+    ((8, 3, 32, 32), (16, 3, 13, 13), {}, torch.float64, "fft"),     # 0.68
+    ((8, 3, 32, 32), (16, 3, 11, 11), {}, torch.float64, "im2col"),  # 0.79: measured a tie
+    ((8, 3, 32, 32), (16, 3, 15, 15), {}, torch.float32, "im2col"),  # float32: no model
+    ((8, 16, 32, 32), (32, 16, 15, 15), {}, torch.float64, "im2col"),  # 512 channel pairs
+    ((3, 32, 32), (16, 3, 15, 15), {}, torch.float64, "im2col"),     # unbatched: N = 1, 1.19
+    ((8, 3, 20, 20), (16, 3, 15, 15), {}, torch.float64, "im2col"),  # 2.1
+    ((8, 3, 20, 20), (16, 3, 15, 15), dict(padding=7), torch.float64, "fft"),  # padded: 0.66
+    ((8, 3, 32, 32), (16, 3, 15, 15), dict(stride=2), torch.float64, "im2col"),
+])
+def test_auto_takes_fft_in_float64_where_its_model_says(x_shape, w_shape, kwargs, dtype,
+                                                        expected, monkeypatch):
+    seen = []
+    original = nn.Conv2dNCHWFunction.apply
+    monkeypatch.setattr(nn.Conv2dNCHWFunction, "apply",
+                        lambda *args: seen.append(args[-1]) or original(*args))
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(x_shape, dtype=dtype, generator=gen)
+    w = torch.randn(w_shape, dtype=dtype, generator=gen)
+    ours = conv2d(x, w, **kwargs)
+    assert seen == [expected]
+    assert max_errors(ours, F.conv2d(x, w, **kwargs)).max_rel <= TOLERANCE[dtype]
+
+
+def test_the_float64_model_accepts_numpy_dtypes_and_empty_outputs():
+    args = ((8, 3, 32, 32), (16, 3, 15, 15), (1, 1), (1, 1), 1)
+    assert nn.choose_nchw_method(*args, np.float64) == "fft"
+    assert nn.choose_nchw_method(*args, np.dtype(np.float32)) == "im2col"
+    assert nn._im2col_time_model((8, 3, 10, 10), (16, 3, 15, 15), (0, 0, 0, 0)) == 0
+
+
 def test_module_mirrors_torch_conv2d():
     kwargs = dict(in_channels=4, out_channels=6, kernel_size=(3, 2), stride=2, padding=1,
                   dilation=(1, 2), groups=2, bias=True, dtype=torch.float64)
