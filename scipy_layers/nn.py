@@ -60,6 +60,11 @@ FFT_NS_PER_CONTRACTION = 15.0
 IM2COL_NS_PER_MAC_X_C_OUT = 6.0
 IM2COL_MIN_NS_PER_MAC = 0.15
 FFT_FLOAT64_MARGIN = 0.75
+# ...and only while its spectra (every input, weight and output channel image, complex128)
+# fit in this many bytes: they grow as C_in x C_out x T, im2col's windows as C_in k^2 x
+# (H W) for one image at a time (8x256x64x64 -> 256 at 15x15 would model fft cheaper
+# and need ~2.2 GB for the weight spectra alone).
+FFT_FLOAT64_MAX_SPECTRA_BYTES = 256 << 20
 
 
 def choose_nchw_method(x_shape, w_shape, stride, dilation, groups, dtype=torch.float32,
@@ -72,6 +77,7 @@ def choose_nchw_method(x_shape, w_shape, stride, dilation, groups, dtype=torch.f
     if k_h * k_w >= FFT_MIN_TAPS and c_in * c_out <= FFT_MAX_CHANNEL_PAIRS:
         return "fft"
     if (k_h * k_w >= FFT_MIN_TAPS and _is_float64(dtype)
+            and _fft_spectra_bytes(x_shape, w_shape, padding) <= FFT_FLOAT64_MAX_SPECTRA_BYTES
             and _fft_time_model(x_shape, w_shape, padding)
             <= FFT_FLOAT64_MARGIN * _im2col_time_model(x_shape, w_shape, padding)):
         return "fft"
@@ -90,15 +96,25 @@ def _padded_hw(x_shape, padding):
     return x_shape[2] + top + bottom, x_shape[3] + left + right
 
 
-def _fft_time_model(x_shape, w_shape, padding) -> float:
-    """The FFT method's modelled time, ns (see FFT_NS_PER_TRANSFORM_WORK)."""
+def _fft_sizes(x_shape, w_shape, padding):
+    """(transform points T, bins F, channel images transformed) of the FFT method."""
     n, c_in = x_shape[:2]
     c_out = w_shape[0]
     height, width = _padded_hw(x_shape, padding)
     t_h = scipy.fft.next_fast_len(height, real=True)
     t_w = scipy.fft.next_fast_len(width, real=True)
-    points, bins = t_h * t_w, t_h * (t_w // 2 + 1)
-    transforms = n * c_in + c_in * c_out + n * c_out
+    return t_h * t_w, t_h * (t_w // 2 + 1), n * c_in + c_in * c_out + n * c_out
+
+
+def _fft_spectra_bytes(x_shape, w_shape, padding) -> int:
+    _, bins, transforms = _fft_sizes(x_shape, w_shape, padding)
+    return 16 * bins * transforms
+
+
+def _fft_time_model(x_shape, w_shape, padding) -> float:
+    """The FFT method's modelled time, ns (see FFT_NS_PER_TRANSFORM_WORK)."""
+    points, bins, transforms = _fft_sizes(x_shape, w_shape, padding)
+    n, c_in, c_out = x_shape[0], x_shape[1], w_shape[0]
     return (FFT_NS_PER_TRANSFORM_WORK * transforms * points * math.log2(points)
             + FFT_NS_PER_CONTRACTION * n * c_in * c_out * bins)
 

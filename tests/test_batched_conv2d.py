@@ -162,6 +162,16 @@ def test_the_float64_model_accepts_numpy_dtypes_and_empty_outputs():
     assert nn._im2col_time_model((8, 3, 10, 10), (16, 3, 15, 15), (0, 0, 0, 0)) == 0
 
 
+def test_the_float64_model_keeps_fft_spectra_bounded():
+    """Many channels on a mid-size image: modelled cheaper by fft, but its weight
+    spectra alone would take ~2.2 GB (complex128): im2col."""
+    x_shape, w_shape, no_padding = (8, 256, 64, 64), (256, 256, 15, 15), (0, 0, 0, 0)
+    assert (nn._fft_time_model(x_shape, w_shape, no_padding)
+            <= nn.FFT_FLOAT64_MARGIN * nn._im2col_time_model(x_shape, w_shape, no_padding))
+    assert nn._fft_spectra_bytes(x_shape, w_shape, no_padding) > 2e9
+    assert nn.choose_nchw_method(x_shape, w_shape, (1, 1), (1, 1), 1, torch.float64) == "im2col"
+
+
 def test_module_mirrors_torch_conv2d():
     kwargs = dict(in_channels=4, out_channels=6, kernel_size=(3, 2), stride=2, padding=1,
                   dilation=(1, 2), groups=2, bias=True, dtype=torch.float64)
