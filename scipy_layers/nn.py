@@ -60,10 +60,23 @@ FFT_NS_PER_CONTRACTION = 15.0
 IM2COL_NS_PER_MAC_X_C_OUT = 6.0
 IM2COL_MIN_NS_PER_MAC = 0.15
 FFT_FLOAT64_MARGIN = 0.75
+# The model was fitted on batches of 8 with 8-64 output channels; a hostile pass found it
+# ~2x too kind to fft on small batches with few output channels and many input channels
+# (one process, fft / im2col: 1x64x16x16 -> 8 k13 'same' 26.0 / 17.3 ms, unbatched
+# 128x8x8 -> 4 k13 'same' 22.1 / 11.1, 2x16x32x32 -> 4 k5 'same' 4.0 / 2.9): outside
+# batches of FFT_FLOAT64_MIN_BATCH and FFT_FLOAT64_MIN_OUT_CHANNELS it is not used.
+FFT_FLOAT64_MIN_BATCH = 4
+FFT_FLOAT64_MIN_OUT_CHANNELS = 8
+# Its cost when the certificate rejects a pass on ordinary data (zero regions: a loss
+# over a centre crop zeroes grad_output's border, letterboxed images): the pass then runs
+# the tap kernels after the transforms, e.g. 8x3x32x32 -> 16 k15 'same' with a centre-crop
+# loss 1.25x im2col's time (hostile pass, 15 rounds).
 # ...and only while its spectra (every input, weight and output channel image, complex128)
 # fit in this many bytes: they grow as C_in x C_out x T, im2col's windows as C_in k^2 x
 # (H W) for one image at a time (8x256x64x64 -> 256 at 15x15 would model fft cheaper
-# and need ~2.2 GB for the weight spectra alone).
+# and need ~2.2 GB for the weight spectra alone). The method's peak is ~4x its spectra
+# (the certificate's magnitude spectra, the products): measured below im2col's peak on
+# the shapes tried (8x4x128x128 -> 128 k15 'same': 1030 against 2078 MiB).
 FFT_FLOAT64_MAX_SPECTRA_BYTES = 256 << 20
 
 
@@ -77,6 +90,7 @@ def choose_nchw_method(x_shape, w_shape, stride, dilation, groups, dtype=torch.f
     if k_h * k_w >= FFT_MIN_TAPS and c_in * c_out <= FFT_MAX_CHANNEL_PAIRS:
         return "fft"
     if (k_h * k_w >= FFT_MIN_TAPS and _is_float64(dtype)
+            and x_shape[0] >= FFT_FLOAT64_MIN_BATCH and c_out >= FFT_FLOAT64_MIN_OUT_CHANNELS
             and _fft_spectra_bytes(x_shape, w_shape, padding) <= FFT_FLOAT64_MAX_SPECTRA_BYTES
             and _fft_time_model(x_shape, w_shape, padding)
             <= FFT_FLOAT64_MARGIN * _im2col_time_model(x_shape, w_shape, padding)):

@@ -136,7 +136,13 @@ def test_auto_runs_the_method_the_rule_names(x_shape, w_shape, kwargs, expected,
     ((8, 3, 32, 32), (16, 3, 11, 11), {}, torch.float64, "im2col"),  # 0.79: measured a tie
     ((8, 3, 32, 32), (16, 3, 15, 15), {}, torch.float32, "im2col"),  # float32: no model
     ((8, 16, 32, 32), (32, 16, 15, 15), {}, torch.float64, "im2col"),  # 512 channel pairs
-    ((3, 32, 32), (16, 3, 15, 15), {}, torch.float64, "im2col"),     # unbatched: N = 1, 1.19
+    ((3, 32, 32), (16, 3, 15, 15), {}, torch.float64, "im2col"),     # unbatched: N = 1
+    # where the model was ~2x too kind to fft (small batches, few output channels):
+    ((1, 64, 16, 16), (8, 64, 13, 13), dict(padding="same"), torch.float64, "im2col"),
+    ((2, 16, 32, 32), (4, 16, 5, 5), dict(padding="same"), torch.float64, "im2col"),
+    ((128, 8, 8), (4, 128, 13, 13), dict(padding="same"), torch.float64, "im2col"),
+    ((8, 8, 32, 32), (8, 8, 11, 11), {}, torch.float64, "fft"),      # modelled 0.33
+    ((8, 8, 32, 32), (4, 8, 11, 11), {}, torch.float64, "im2col"),   # 4 output channels
     ((8, 3, 20, 20), (16, 3, 15, 15), {}, torch.float64, "im2col"),  # 2.1
     ((8, 3, 20, 20), (16, 3, 15, 15), dict(padding=7), torch.float64, "fft"),  # padded: 0.66
     ((8, 3, 32, 32), (16, 3, 15, 15), dict(stride=2), torch.float64, "im2col"),
