@@ -5,10 +5,8 @@ dilation, groups), computed with numpy/scipy, with gradients for input, weight a
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
-import scipy.fft
 import torch
 import torch.nn.functional as F
 from torch.autograd import Function
@@ -20,127 +18,10 @@ from ._nchw_args import check_conv2d_arguments, check_padding_mode
 from ._numpy_bridge import (ForwardState, apply_positional, linear_tangent, numpy_gradients,
                             numpy_quiet, opaque_to_compile, shape_only, to_numpy, to_tensor,
                             vmap_by_loop)
+from ._nchw_rule import choose_nchw_method
 from ._workspace import recycle, recycle_when_dead
-from .conv import shift_max_taps
 
 NCHW_METHODS = ("auto", "im2col", "fft", "shift")
-
-# "auto", first rule: one output channel (up to 8 input channels) at a kernel the
-# single-channel layer runs by shift (conv.SHIFT_MAX_TAPS) takes "shift": im2col's GEMMs
-# would have one row. Measured fwd+bwd, one process, shift / im2col (float32; float64):
-# 4x1x128x128 k3 0.50; 0.40, k9 0.29; 0.27, 8x3x32x32 k3 0.73; 0.55, 4x8x64x64 k3
-# 0.61; 0.44, 2x4x32x32 k7 0.57; 0.51; with two or more output channels im2col's GEMM
-# catches up (4x1x64x64 -> 2: 0.95; 0.80, -> 4: 1.6; 1.2) and past 121 / 81 taps fft wins.
-# Then fft only where it cannot lose to im2col: stride 1, no dilation, one group, a
-# large kernel and few channel pairs (measured (4,1,128,128)->1 k15: fft ~0.01-0.03x of
-# im2col's time); frequency-domain channel contraction loses badly with many channels at
-# small kernels (figures: 20-180x slower), so everything else takes im2col + BLAS, but
-# for the float64 cases the cost model below sends to fft.
-SHIFT_MAX_IN_CHANNELS = 8
-FFT_MIN_TAPS = 25
-FFT_MAX_CHANNEL_PAIRS = 16
-# Float64 also takes fft where a cost model puts it well below im2col (im2col's float64
-# GEMMs run at half their float32 rate; fft computes in float64 for both dtypes). Model,
-# ns, one pass each: fft ~ 1.7 x (N C_in + C_in C_out + N C_out) T log2 T (transforms of
-# T points) + 15 x N C_in C_out F (the channel contraction over F bins, with its
-# certificate's); im2col ~ max(0.15, 6 / C_out) x its multiply-adds (GEMMs with few
-# output rows run far below BLAS peak). Fitted on the Zen 5 VM of the README ("A second
-# CPU"), fwd+bwd in one process, fft / im2col ms: 8x3x32x32->16 k7 6.7 / 4.4, k11 9.5 /
-# 9.7, k13 5.4 / 8.1, k15 6.0 / 9.9; 8x8x32x32->8 k11 7.4 / 23.6; 8x16x32x32->32 k7 50 /
-# 29, k11 48 / 47, k15 45 / 62; 1x64x56x56->64 k15 420 / 264; 1x3x224x224->64 k15 349 /
-# 258. fft must be modelled FFT_FLOAT64_MARGIN x im2col or less (the ties stay im2col,
-# and so does 8x16x32x32 k15). Side by side against the rule before (tools/
-# side_by_side.py, 30 batches, fwd+bwd / native): 8x3x32x32->16 k15 0.88 -> 0.55, k13
-# 0.97 -> 0.71, 8x8x32x32->8 k11 0.96 -> 0.42; unchanged: k11, float32. On the Zen 3 VM float64 GEMMs are slower against its FFTs
-# (calibrated 39 / 7.1 GFLOP/s against 83 / 9.4), so there fft's lead is larger. In
-# float32 fft won none of these against im2col (8x16x32x32 k15 1.18 / 1.19x native,
-# 8x3x32x32 k15 1.44 / 1.37).
-FFT_NS_PER_TRANSFORM_WORK = 1.7
-FFT_NS_PER_CONTRACTION = 15.0
-IM2COL_NS_PER_MAC_X_C_OUT = 6.0
-IM2COL_MIN_NS_PER_MAC = 0.15
-FFT_FLOAT64_MARGIN = 0.75
-# The model was fitted on batches of 8 with 8-64 output channels; a hostile pass found it
-# ~2x too kind to fft on small batches with few output channels and many input channels
-# (one process, fft / im2col: 1x64x16x16 -> 8 k13 'same' 26.0 / 17.3 ms, unbatched
-# 128x8x8 -> 4 k13 'same' 22.1 / 11.1, 2x16x32x32 -> 4 k5 'same' 4.0 / 2.9): outside
-# batches of FFT_FLOAT64_MIN_BATCH and FFT_FLOAT64_MIN_OUT_CHANNELS it is not used.
-FFT_FLOAT64_MIN_BATCH = 4
-FFT_FLOAT64_MIN_OUT_CHANNELS = 8
-# Its cost when the certificate rejects a pass on ordinary data (zero regions: a loss
-# over a centre crop zeroes grad_output's border, letterboxed images): the pass then runs
-# the tap kernels after the transforms, e.g. 8x3x32x32 -> 16 k15 'same' with a centre-crop
-# loss 1.25x im2col's time (hostile pass, 15 rounds).
-# ...and only while its spectra (every input, weight and output channel image, complex128)
-# fit in this many bytes: they grow as C_in x C_out x T, im2col's windows as C_in k^2 x
-# (H W) for one image at a time (8x256x64x64 -> 256 at 15x15 would model fft cheaper
-# and need ~2.2 GB for the weight spectra alone). The method's peak is ~4x its spectra
-# (the certificate's magnitude spectra, the products): measured below im2col's peak on
-# the shapes tried (8x4x128x128 -> 128 k15 'same': 1030 against 2078 MiB).
-FFT_FLOAT64_MAX_SPECTRA_BYTES = 256 << 20
-
-
-def choose_nchw_method(x_shape, w_shape, stride, dilation, groups, dtype=torch.float32,
-                       padding=(0, 0, 0, 0)) -> str:
-    c_out, c_in, k_h, k_w = w_shape
-    if stride != (1, 1) or dilation != (1, 1) or groups != 1:
-        return "im2col"
-    if c_out == 1 and c_in <= SHIFT_MAX_IN_CHANNELS and k_h * k_w <= shift_max_taps(dtype):
-        return "shift"
-    if k_h * k_w >= FFT_MIN_TAPS and c_in * c_out <= FFT_MAX_CHANNEL_PAIRS:
-        return "fft"
-    if (k_h * k_w >= FFT_MIN_TAPS and _is_float64(dtype)
-            and x_shape[0] >= FFT_FLOAT64_MIN_BATCH and c_out >= FFT_FLOAT64_MIN_OUT_CHANNELS
-            and _fft_spectra_bytes(x_shape, w_shape, padding) <= FFT_FLOAT64_MAX_SPECTRA_BYTES
-            and _fft_time_model(x_shape, w_shape, padding)
-            <= FFT_FLOAT64_MARGIN * _im2col_time_model(x_shape, w_shape, padding)):
-        return "fft"
-    return "im2col"
-
-
-def _is_float64(dtype) -> bool:
-    # (a torch dtype compared with a numpy one makes numpy try to convert it)
-    if isinstance(dtype, torch.dtype):
-        return dtype is torch.float64
-    return np.dtype(dtype) == np.float64
-
-
-def _padded_hw(x_shape, padding):
-    top, bottom, left, right = padding
-    return x_shape[2] + top + bottom, x_shape[3] + left + right
-
-
-def _fft_sizes(x_shape, w_shape, padding):
-    """(transform points T, bins F, channel images transformed) of the FFT method."""
-    n, c_in = x_shape[:2]
-    c_out = w_shape[0]
-    height, width = _padded_hw(x_shape, padding)
-    t_h = scipy.fft.next_fast_len(height, real=True)
-    t_w = scipy.fft.next_fast_len(width, real=True)
-    return t_h * t_w, t_h * (t_w // 2 + 1), n * c_in + c_in * c_out + n * c_out
-
-
-def _fft_spectra_bytes(x_shape, w_shape, padding) -> int:
-    _, bins, transforms = _fft_sizes(x_shape, w_shape, padding)
-    return 16 * bins * transforms
-
-
-def _fft_time_model(x_shape, w_shape, padding) -> float:
-    """The FFT method's modelled time, ns (see FFT_NS_PER_TRANSFORM_WORK)."""
-    points, bins, transforms = _fft_sizes(x_shape, w_shape, padding)
-    n, c_in, c_out = x_shape[0], x_shape[1], w_shape[0]
-    return (FFT_NS_PER_TRANSFORM_WORK * transforms * points * math.log2(points)
-            + FFT_NS_PER_CONTRACTION * n * c_in * c_out * bins)
-
-
-def _im2col_time_model(x_shape, w_shape, padding) -> float:
-    """im2col's modelled time, ns (see FFT_NS_PER_TRANSFORM_WORK); 0 with no output."""
-    n, c_in = x_shape[:2]
-    c_out, _, k_h, k_w = w_shape
-    height, width = _padded_hw(x_shape, padding)
-    out_pixels = max(0, height - k_h + 1) * max(0, width - k_w + 1)
-    per_mac = max(IM2COL_MIN_NS_PER_MAC, IM2COL_NS_PER_MAC_X_C_OUT / max(c_out, 1))
-    return per_mac * n * c_out * c_in * k_h * k_w * out_pixels
 
 
 class Conv2dNCHWFunction(Function):

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch.autograd import gradcheck
 
 import scipy_layers.nn as nn
+from scipy_layers import _nchw_rule as rule
 from scipy_layers import LAYERS, NATIVE, Conv2d, Implementation, conv2d
 from scipy_layers.agreement import TOLERANCE, compare_with_native, max_errors
 
@@ -130,10 +131,12 @@ def test_auto_runs_the_method_the_rule_names(x_shape, w_shape, kwargs, expected,
 
 
 @pytest.mark.parametrize("x_shape,w_shape,kwargs,dtype,expected", [
-    # float64 cost model (nn.FFT_NS_PER_TRANSFORM_WORK), fft at most 0.75 x im2col:
+    # float64 cost model (_nchw_rule.FFT_NS_PER_TRANSFORM_WORK), fft at most 0.65 x im2col:
     ((8, 3, 32, 32), (16, 3, 15, 15), {}, torch.float64, "fft"),     # modelled 0.63
-    ((8, 3, 32, 32), (16, 3, 13, 13), {}, torch.float64, "fft"),     # 0.68
-    ((8, 3, 32, 32), (16, 3, 11, 11), {}, torch.float64, "im2col"),  # 0.79: measured a tie
+    ((8, 3, 32, 32), (16, 3, 13, 13), {}, torch.float64, "im2col"),  # 0.68
+    ((8, 3, 32, 32), (16, 3, 11, 11), {}, torch.float64, "im2col"),  # 0.78: measured a tie
+    ((4, 3, 48, 48), (8, 3, 7, 7), dict(padding="same"), torch.float64, "im2col"),  # 0.75
+    ((4, 128, 16, 16), (8, 128, 9, 9), dict(padding="same"), torch.float64, "fft"),  # 0.52
     ((8, 3, 32, 32), (16, 3, 15, 15), {}, torch.float32, "im2col"),  # float32: no model
     ((8, 16, 32, 32), (32, 16, 15, 15), {}, torch.float64, "im2col"),  # 512 channel pairs
     ((3, 32, 32), (16, 3, 15, 15), {}, torch.float64, "im2col"),     # unbatched: N = 1
@@ -144,7 +147,9 @@ def test_auto_runs_the_method_the_rule_names(x_shape, w_shape, kwargs, expected,
     ((8, 8, 32, 32), (8, 8, 11, 11), {}, torch.float64, "fft"),      # modelled 0.33
     ((8, 8, 32, 32), (4, 8, 11, 11), {}, torch.float64, "im2col"),   # 4 output channels
     ((8, 3, 20, 20), (16, 3, 15, 15), {}, torch.float64, "im2col"),  # 2.1
-    ((8, 3, 20, 20), (16, 3, 15, 15), dict(padding=7), torch.float64, "fft"),  # padded: 0.66
+    ((8, 3, 20, 20), (16, 3, 15, 15), dict(padding=7), torch.float64, "im2col"),  # padded: 0.66
+    ((8, 3, 18, 18), (16, 3, 15, 15), {}, torch.float64, "im2col"),  # 4x4 outputs: 3.8
+    ((8, 3, 18, 18), (16, 3, 15, 15), dict(padding=7), torch.float64, "fft"),  # padded: 0.63
     ((8, 3, 32, 32), (16, 3, 15, 15), dict(stride=2), torch.float64, "im2col"),
 ])
 def test_auto_takes_fft_in_float64_where_its_model_says(x_shape, w_shape, kwargs, dtype,
@@ -165,16 +170,16 @@ def test_the_float64_model_accepts_numpy_dtypes_and_empty_outputs():
     args = ((8, 3, 32, 32), (16, 3, 15, 15), (1, 1), (1, 1), 1)
     assert nn.choose_nchw_method(*args, np.float64) == "fft"
     assert nn.choose_nchw_method(*args, np.dtype(np.float32)) == "im2col"
-    assert nn._im2col_time_model((8, 3, 10, 10), (16, 3, 15, 15), (0, 0, 0, 0)) == 0
+    assert rule._im2col_time_model((8, 3, 10, 10), (16, 3, 15, 15), (0, 0, 0, 0)) == 0
 
 
 def test_the_float64_model_keeps_fft_spectra_bounded():
     """Many channels on a mid-size image: modelled cheaper by fft, but its weight
     spectra alone would take ~2.2 GB (complex128): im2col."""
     x_shape, w_shape, no_padding = (8, 256, 64, 64), (256, 256, 15, 15), (0, 0, 0, 0)
-    assert (nn._fft_time_model(x_shape, w_shape, no_padding)
-            <= nn.FFT_FLOAT64_MARGIN * nn._im2col_time_model(x_shape, w_shape, no_padding))
-    assert nn._fft_spectra_bytes(x_shape, w_shape, no_padding) > 2e9
+    assert (rule._fft_time_model(x_shape, w_shape, no_padding)
+            <= rule.FFT_FLOAT64_MARGIN * rule._im2col_time_model(x_shape, w_shape, no_padding))
+    assert rule._fft_spectra_bytes(x_shape, w_shape, no_padding) > 2e9
     assert nn.choose_nchw_method(x_shape, w_shape, (1, 1), (1, 1), 1, torch.float64) == "im2col"
 
 
