@@ -55,21 +55,24 @@ FFT_FLOAT64_MARGIN = 0.65
 # batches of FFT_FLOAT64_MIN_BATCH and FFT_FLOAT64_MIN_OUT_CHANNELS it is not used.
 FFT_FLOAT64_MIN_BATCH = 4
 FFT_FLOAT64_MIN_OUT_CHANNELS = 8
-# Its cost when the certificate rejects a pass on ordinary data (zero regions: a loss
-# over a centre crop zeroes grad_output's border, letterboxed images): the pass then runs
-# the tap kernels after the transforms, e.g. 8x3x32x32 -> 16 k15 'same' with a centre-crop
-# loss 1.25x im2col's time (hostile pass, 15 rounds).
-# ...and only while its spectra (every input, weight and output channel image, complex128)
+# And only while its spectra (every input, weight and output channel image, complex128)
 # fit in this many bytes: they grow as C_in x C_out x T, im2col's windows as C_in k^2 x
 # (H W) for one image at a time (8x256x64x64 -> 256 at 15x15 would model fft cheaper
 # and need ~2.2 GB for the weight spectra alone). The method's peak is ~4x its spectra
 # (the certificate's magnitude spectra, the products): measured below im2col's peak on
 # the shapes tried (8x4x128x128 -> 128 k15 'same': 1030 against 2078 MiB).
 FFT_FLOAT64_MAX_SPECTRA_BYTES = 256 << 20
+# Its cost when the certificate rejects a pass on ordinary data (zero regions: a loss
+# over a centre crop zeroes grad_output's border, letterboxed images): the pass then runs
+# the tap kernels after the transforms, e.g. 8x3x32x32 -> 16 k15 'same' with a centre-crop
+# loss 1.25x im2col's time (hostile pass, 15 rounds).
 
 
 def choose_nchw_method(x_shape, w_shape, stride, dilation, groups, dtype=torch.float32,
                        padding=(0, 0, 0, 0)) -> str:
+    """The method "auto" runs for an input of ``x_shape`` (N, C_in, H, W) and a weight
+    of ``w_shape`` with these (normalised) stride, dilation, groups and (top, bottom,
+    left, right) padding, in ``dtype`` (torch or numpy); the comments above say why."""
     c_out, c_in, k_h, k_w = w_shape
     if stride != (1, 1) or dilation != (1, 1) or groups != 1:
         return "im2col"

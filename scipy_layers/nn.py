@@ -177,7 +177,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     geometry = check_conv2d_arguments(input, weight, bias, stride, padding, dilation, groups)
     if method == "auto":  # (a method asked for by name is no surprise to warn of)
         gpu.warn_no_gpu_path_once(input, "scipy_layers.conv2d (the batched conv)")
-        method = choose_nchw_method(input.shape[-4:] if input.dim() == 4 else (1, *input.shape),
+        method = choose_nchw_method(input.shape if input.dim() == 4 else (1, *input.shape),
                                     weight.shape, geometry.stride, geometry.dilation, groups,
                                     input.dtype, geometry.padding)
     else:
