@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import scipy.fft
 import torch
 
-from .conv import shift_max_taps
+from .conv import is_float64, shift_max_taps
 
 # "auto", first rule: one output channel (up to 8 input channels) at a kernel the
 # single-channel layer runs by shift (conv.SHIFT_MAX_TAPS) takes "shift": im2col's GEMMs
@@ -80,20 +79,13 @@ def choose_nchw_method(x_shape, w_shape, stride, dilation, groups, dtype=torch.f
         return "shift"
     if k_h * k_w >= FFT_MIN_TAPS and c_in * c_out <= FFT_MAX_CHANNEL_PAIRS:
         return "fft"
-    if (k_h * k_w >= FFT_MIN_TAPS and _is_float64(dtype)
-            and x_shape[0] >= FFT_FLOAT64_MIN_BATCH and c_out >= FFT_FLOAT64_MIN_OUT_CHANNELS
-            and _fft_spectra_bytes(x_shape, w_shape, padding) <= FFT_FLOAT64_MAX_SPECTRA_BYTES
-            and _fft_time_model(x_shape, w_shape, padding)
-            <= FFT_FLOAT64_MARGIN * _im2col_time_model(x_shape, w_shape, padding)):
-        return "fft"
+    if (k_h * k_w >= FFT_MIN_TAPS and is_float64(dtype)
+            and x_shape[0] >= FFT_FLOAT64_MIN_BATCH and c_out >= FFT_FLOAT64_MIN_OUT_CHANNELS):
+        fft_ns, spectra_bytes = _fft_model(x_shape, w_shape, padding)
+        if (spectra_bytes <= FFT_FLOAT64_MAX_SPECTRA_BYTES
+                and fft_ns <= FFT_FLOAT64_MARGIN * _im2col_time_model(x_shape, w_shape, padding)):
+            return "fft"
     return "im2col"
-
-
-def _is_float64(dtype) -> bool:
-    # (a torch dtype compared with a numpy one makes numpy try to convert it)
-    if isinstance(dtype, torch.dtype):
-        return dtype is torch.float64
-    return np.dtype(dtype) == np.float64
 
 
 def _padded_hw(x_shape, padding):
@@ -101,27 +93,19 @@ def _padded_hw(x_shape, padding):
     return x_shape[2] + top + bottom, x_shape[3] + left + right
 
 
-def _fft_sizes(x_shape, w_shape, padding):
-    """(transform points T, bins F, channel images transformed) of the FFT method."""
+def _fft_model(x_shape, w_shape, padding) -> tuple[float, int]:
+    """(modelled time, ns, see FFT_NS_PER_TRANSFORM_WORK; bytes of its complex128
+    spectra) of the FFT method."""
     n, c_in = x_shape[:2]
     c_out = w_shape[0]
     height, width = _padded_hw(x_shape, padding)
     t_h = scipy.fft.next_fast_len(height, real=True)
     t_w = scipy.fft.next_fast_len(width, real=True)
-    return t_h * t_w, t_h * (t_w // 2 + 1), n * c_in + c_in * c_out + n * c_out
-
-
-def _fft_spectra_bytes(x_shape, w_shape, padding) -> int:
-    _, bins, transforms = _fft_sizes(x_shape, w_shape, padding)
-    return 16 * bins * transforms
-
-
-def _fft_time_model(x_shape, w_shape, padding) -> float:
-    """The FFT method's modelled time, ns (see FFT_NS_PER_TRANSFORM_WORK)."""
-    points, bins, transforms = _fft_sizes(x_shape, w_shape, padding)
-    n, c_in, c_out = x_shape[0], x_shape[1], w_shape[0]
-    return (FFT_NS_PER_TRANSFORM_WORK * transforms * points * math.log2(points)
-            + FFT_NS_PER_CONTRACTION * n * c_in * c_out * bins)
+    points, bins = t_h * t_w, t_h * (t_w // 2 + 1)
+    transforms = n * c_in + c_in * c_out + n * c_out
+    time_ns = (FFT_NS_PER_TRANSFORM_WORK * transforms * points * math.log2(points)
+               + FFT_NS_PER_CONTRACTION * n * c_in * c_out * bins)
+    return time_ns, 16 * bins * transforms
 
 
 def _im2col_time_model(x_shape, w_shape, padding) -> float:

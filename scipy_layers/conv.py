@@ -87,17 +87,20 @@ SHIFT_TINY_IMAGE_MAX_TAPS = 441
 SHIFT_TINY_IMAGE_MAX_PIXELS = 48 * 48
 
 
-def shift_max_taps(dtype) -> int:
-    """Up to how many filter taps shift beats fft at every image size, for ``dtype``."""
+def is_float64(dtype) -> bool:
+    """Whether ``dtype`` (torch or numpy) is float64; a TypeError for anything else."""
     # (a torch dtype compared with a numpy dtype makes numpy try to convert it: ~2 us)
     if isinstance(dtype, torch.dtype):
-        double = dtype is torch.float64
-    else:
-        try:
-            double = np.dtype(dtype) == np.float64
-        except (TypeError, ValueError):
-            raise TypeError(f"dtype must be a torch or numpy dtype, got {dtype!r}") from None
-    return SHIFT_MAX_TAPS["float64" if double else "float32"]
+        return dtype is torch.float64
+    try:
+        return np.dtype(dtype) == np.float64
+    except (TypeError, ValueError):
+        raise TypeError(f"dtype must be a torch or numpy dtype, got {dtype!r}") from None
+
+
+def shift_max_taps(dtype) -> int:
+    """Up to how many filter taps shift beats fft at every image size, for ``dtype``."""
+    return SHIFT_MAX_TAPS["float64" if is_float64(dtype) else "float32"]
 
 
 def choose_method(input_shape, filter_shape, dtype=torch.float32) -> str:

@@ -171,15 +171,18 @@ def test_the_float64_model_accepts_numpy_dtypes_and_empty_outputs():
     assert nn.choose_nchw_method(*args, np.float64) == "fft"
     assert nn.choose_nchw_method(*args, np.dtype(np.float32)) == "im2col"
     assert rule._im2col_time_model((8, 3, 10, 10), (16, 3, 15, 15), (0, 0, 0, 0)) == 0
+    with pytest.raises(TypeError, match="dtype must be a torch or numpy dtype, got 'nope'"):
+        nn.choose_nchw_method(*args, "nope")
 
 
 def test_the_float64_model_keeps_fft_spectra_bounded():
     """Many channels on a mid-size image: modelled cheaper by fft, but its weight
     spectra alone would take ~2.2 GB (complex128): im2col."""
     x_shape, w_shape, no_padding = (8, 256, 64, 64), (256, 256, 15, 15), (0, 0, 0, 0)
-    assert (rule._fft_time_model(x_shape, w_shape, no_padding)
-            <= rule.FFT_FLOAT64_MARGIN * rule._im2col_time_model(x_shape, w_shape, no_padding))
-    assert rule._fft_spectra_bytes(x_shape, w_shape, no_padding) > 2e9
+    fft_ns, spectra_bytes = rule._fft_model(x_shape, w_shape, no_padding)
+    assert fft_ns <= rule.FFT_FLOAT64_MARGIN * rule._im2col_time_model(x_shape, w_shape,
+                                                                      no_padding)
+    assert spectra_bytes > 2e9
     assert nn.choose_nchw_method(x_shape, w_shape, (1, 1), (1, 1), 1, torch.float64) == "im2col"
 
 
