@@ -39,22 +39,23 @@ def test_the_base_is_the_commits_package(tmp_path, clean_imports):
 
 def test_the_script_prints_a_row_per_case():
     result = subprocess.run(SCRIPT + ["--base", "HEAD", "--batches", "2", "--cases",
-                                      "fft:8:float64", "conv:9:float32:3",
-                                      "cnn:2x3x8x9:4:float64:3"],
+                                      "fft:8:float64", "fft:2x6x9:float32",
+                                      "conv:9:float32:3", "cnn:2x3x8x9:4:float64:3"],
                             capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert "torch " in result.stdout and "BLAS" in result.stdout
     rows = [line.split("|")[1:-1] for line in result.stdout.splitlines()
             if line.startswith(("| fft", "| conv", "| cnn"))]
-    assert [r[0].strip() for r in rows] == ["fft 8x8 float64", "conv 9x9 k3 float32",
-                                            "cnn 2x3x8x9->4 k3 float64"]
+    assert [r[0].strip() for r in rows] == ["fft 8x8 float64", "fft 2x6x9 float32",
+                                            "conv 9x9 k3 float32", "cnn 2x3x8x9->4 k3 float64"]
     for row in rows:
         assert float(row[1]) > 0
         assert all(float(cell.split()[0]) > 0 for cell in row[2:4])
         float(row[4])
 
 
-@pytest.mark.parametrize("case", ["fft:8", "conv:8:float32", "fft:8:float16", "conv:4:float32:5",
+@pytest.mark.parametrize("case", ["fft:8", "conv:8:float32", "fft:8:float16",
+                                  "fft:2x3x8x8:float32", "fft:0x8:float32", "fft:8x:float32", "conv:4:float32:5",
                                   "fft:x:float32", "pool:8:float32", "cnn:2x3x8x8:4:float32",
                                   "cnn:2x3x8:4:float32:3", "cnn:2x3x8x8:4:float32:9",
                                   "cnn:2x0x8x8:4:float32:3"])

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """A commit's layers against this checkout's and native torch, side by side in one process:
 
-    python tools/side_by_side.py --base 3f249d8 [--cases fft:64:float32 conv:127:float64:3
-                                 cnn:8x16x32x32:32:float32:3] [--batches 40]
+    python tools/side_by_side.py --base 3f249d8 [--cases fft:64:float32 fft:8x256x256:float64
+                                 conv:127:float64:3 cnn:8x16x32x32:32:float32:3] [--batches 40]
 
 Why: asv times each commit in its own processes, and on a noisy VM native's own time moves
 more between those runs than a small change moves the layer (README, "Against the
@@ -60,25 +60,36 @@ def import_commit(rev: str, into: Path):
 
 def parse_case(text: str):
     """'fft:N:dtype', 'conv:N:dtype:k' or 'cnn:NxCxHxW:C_out:dtype:k' -> (layer, size,
-    dtype name, k); size is N, or (N, C, H, W, C_out) for the batched conv (nn.conv2d)."""
+    dtype name, k); size is N, or (N, C, H, W, C_out) for the batched conv (nn.conv2d), or
+    for the FFT layer the input's shape: N is N x N, and the suite's sizes are taken as
+    written ("HxW", "BxHxW": B images of H x W)."""
     parts = text.split(":")
     fields = {"fft": 3, "conv": 4, "cnn": 5}
     if parts[0] not in fields or len(parts) != fields[parts[0]]:
         raise argparse.ArgumentTypeError(
-            f"case {text!r}: expected fft:N:float32|float64, conv:N:float32|float64:k or "
-            f"cnn:NxCxHxW:C_out:float32|float64:k")
+            f"case {text!r}: expected fft:N|HxW|BxHxW:float32|float64, conv:N:float32|float64:k "
+            f"or cnn:NxCxHxW:C_out:float32|float64:k")
     if parts[0] == "cnn":
         numbers = parts[1].split("x") + [parts[2], parts[4]]
         dtype_name = parts[3]
+    elif parts[0] == "fft":
+        numbers = parts[1].split("x")
+        dtype_name = parts[2]
     else:
         numbers = parts[1:2] + parts[3:4]
         dtype_name = parts[2]
     if (dtype_name not in ("float32", "float64") or not all(n.isdigit() for n in numbers)
-            or (parts[0] == "cnn" and len(numbers) != 6)):  # (NxCxHxW: four sizes)
+            or (parts[0] == "cnn" and len(numbers) != 6)  # (NxCxHxW: four sizes)
+            or (parts[0] == "fft" and len(numbers) > 3)):
         raise argparse.ArgumentTypeError(f"case {text!r}: sizes and k are positive ints, "
                                          f"the dtype float32 or float64")
+    if parts[0] == "fft":
+        shape = tuple(int(n) for n in numbers)
+        if min(shape) < 1:
+            raise argparse.ArgumentTypeError(f"case {text!r}: needs sizes >= 1")
+        return "fft", shape * 2 if len(shape) == 1 else shape, dtype_name, 0
     numbers = [int(n) for n in numbers]
-    kernel = numbers[-1] if parts[0] != "fft" else 0
+    kernel = numbers[-1]
     if parts[0] == "cnn":
         batch, channels, height, width, out_channels = numbers[:5]
         if min(numbers) < 1 or kernel > min(height, width):
@@ -86,7 +97,7 @@ def parse_case(text: str):
                                              f"1 <= k <= H, W")
         return "cnn", (batch, channels, height, width, out_channels), dtype_name, kernel
     size = numbers[0]
-    if size < 1 or (parts[0] == "conv" and not 1 <= kernel <= size):
+    if not 1 <= kernel <= size:
         raise argparse.ArgumentTypeError(f"case {text!r}: needs N >= 1 and 1 <= k <= N")
     return parts[0], size, dtype_name, kernel
 
@@ -109,8 +120,10 @@ def calls(case, base, head):
     if kind == "cnn":
         batch, channels, height, width, out_channels = size
         shape, kernel_shape = (batch, channels, height, width), (out_channels, kernel, kernel)
+    elif kind == "fft":
+        shape, kernel_shape = size, None
     else:
-        shape, kernel_shape = (size, size), (None if kind == "fft" else (kernel, kernel))
+        shape, kernel_shape = (size, size), (kernel, kernel)
     inputs = layer.make_inputs(shape, kernel_shape, dtype=dtype, seed=0)
     output_shape = layer.native.fn(*inputs).shape
     g = torch.randn(output_shape, dtype=dtype, generator=torch.Generator().manual_seed(1))
@@ -125,7 +138,9 @@ def label(case) -> str:
     if layer == "cnn":
         batch, channels, height, width, out_channels = size
         return f"cnn {batch}x{channels}x{height}x{width}->{out_channels} k{kernel} {dtype}"
-    return f"{layer} {size}x{size}" + (f" k{kernel}" if layer == "conv" else "") + f" {dtype}"
+    if layer == "fft":
+        return f"fft {'x'.join(map(str, size))} {dtype}"
+    return f"conv {size}x{size} k{kernel} {dtype}"
 
 
 def timed(functions: dict, batches: int) -> dict:
@@ -159,7 +174,8 @@ def main(argv=None) -> int:
     parser.add_argument("--base", required=True, help="the commit to compare against")
     parser.add_argument("--cases", nargs="+", type=parse_case,
                         default=[parse_case(c) for c in DEFAULT_CASES],
-                        help="fft:N:dtype, conv:N:dtype:k or cnn:NxCxHxW:C_out:dtype:k "
+                        help="fft:N|HxW|BxHxW:dtype, conv:N:dtype:k or "
+                             "cnn:NxCxHxW:C_out:dtype:k "
                              "(default: %(default)s)")
     parser.add_argument("--batches", type=int, default=40)
     args = parser.parse_args(argv)
