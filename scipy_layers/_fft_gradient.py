@@ -43,10 +43,11 @@ def divide_where_nonzero(scale, magnitude) -> None:
         np.divide(scale, magnitude, out=scale, where=magnitude != 0)
 
 
-def gradient_spectrum(spectrum, grad, weights, magnitude):
-    """c * g * Z/|Z| in a scratch array: c * g / |Z| as a real array, then one
-    complex-by-real product (cheaper than Z/|Z|). Where |Z| = 0 the result is 0, or NaN
-    for a NaN or inf in g, as native's sgn(0) * g; see :func:`gradient_spectrum_carefully`.
+def gradient_spectrum(spectrum, grad, weights, magnitude, out=None):
+    """c * g * Z/|Z| in ``out`` (may be ``spectrum`` itself) or a scratch array: c * g /
+    |Z| as a real array, then one complex-by-real product (cheaper than Z/|Z|). Where
+    |Z| = 0 the result is 0, or NaN for a NaN or inf in g, as native's sgn(0) * g; see
+    :func:`gradient_spectrum_carefully`.
     On real data the quotient is finite everywhere, which its sum tells in one reduction
     (a non-finite entry makes the sum non-finite; finite entries whose sum overflows only
     send the call the careful way too). This spares the careful way's ``np.errstate``,
@@ -55,23 +56,26 @@ def gradient_spectrum(spectrum, grad, weights, magnitude):
     scale = _weighted(grad, weights)
     np.divide(scale, magnitude, out=scale)  # (in numpy_quiet: a 0 or NaN |Z| gives inf / NaN)
     if math.isfinite(np.add.reduce(scale, axis=None)):
-        result = np.multiply(spectrum, scale, out=scratch(spectrum.shape, spectrum.dtype))
+        result = np.multiply(spectrum, scale,
+                             out=scratch(spectrum.shape, spectrum.dtype) if out is None else out)
         recycle(scale)
         return result
     recycle(scale)  # (first: the careful way takes the same buffer again)
-    return gradient_spectrum_carefully(spectrum, grad, weights, magnitude)
+    return gradient_spectrum_carefully(spectrum, grad, weights, magnitude, out)
 
 
-def gradient_spectrum_carefully(spectrum, grad, weights, magnitude):
+def gradient_spectrum_carefully(spectrum, grad, weights, magnitude, out=None):
     """:func:`gradient_spectrum` where a |Z| is 0 or NaN, a g not finite or c * g / |Z|
     overflows. Where |Z| = 0 the scale keeps c * g and Z is exactly 0, so the product is
     0 (NaN for a NaN or inf g). If the quotient overflows (tiny inputs: |Z| near the
-    smallest floats), Z/|Z| is taken first instead (bounded by 1)."""
+    smallest floats), Z/|Z| is taken first instead (bounded by 1), in a new array
+    whatever ``out`` is (``spectrum`` is still whole then: the divide raised first)."""
     scale = _weighted(grad, weights)
     try:
         with np.errstate(over="raise"):  # only a finite quotient's overflow raises
             divide_where_nonzero(scale, magnitude)
-        result = np.multiply(spectrum, scale, out=scratch(spectrum.shape, spectrum.dtype))
+        result = np.multiply(spectrum, scale,
+                             out=scratch(spectrum.shape, spectrum.dtype) if out is None else out)
     except FloatingPointError:
         result = phase(spectrum, magnitude)
         result *= _weighted(grad, weights)

@@ -195,9 +195,17 @@ def numpy_gradients(name: str, compute, state, *tensors):
         # numpy cannot read it
         if isinstance(tensor, torch.Tensor) and _is_legacy_batchedtensor(tensor):
             raise legacy_batching_error(name)
-    if not torch.is_grad_enabled() and not torch._C._are_functorch_transforms_active():
+    if computes_directly():
         return _computed(compute, state, tensors)
     return NumpyStep.apply(name, compute, state, *tensors)
+
+
+def computes_directly() -> bool:
+    """True where :func:`numpy_gradients` calls its compute directly, once (a plain
+    backward: no graph of the gradients built, no torch.func transform active), so a
+    backward may consume what its forward left (NumpyStep may run it again on the same
+    state: vmap, a vjp function called twice)."""
+    return not torch.is_grad_enabled() and not torch._C._are_functorch_transforms_active()
 
 
 def legacy_batching_error(name: str) -> RuntimeError:

@@ -111,6 +111,53 @@ def test_fft_abs_buffers_are_not_shared_between_live_results(dtype):
     assert torch.equal(again, alone[1][1])
 
 
+def _fft_abs_input(kind, shape, dtype):
+    x = torch.randn(shape, dtype=dtype, generator=torch.Generator().manual_seed(3))
+    if kind == "zero bins":  # constant: exact 0 bins (the careful way), matrices too
+        x = torch.full(shape, 0.75, dtype=dtype)
+    return x.requires_grad_()
+
+
+BACKWARD_AGAIN_CASES = [(method, shape, kind)
+                        for method, shape in [("fft", (2, 256, 128)), ("auto", (2, 61, 61)),
+                                              ("matrix", (3, 20, 22))]
+                        for kind in ("random", "zero bins")]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("method, shape, kind", BACKWARD_AGAIN_CASES)
+def test_fft_abs_backward_again_after_its_spectrum_was_overwritten(method, shape, kind, dtype,
+                                                                   monkeypatch):
+    """A plain backward writes the gradient spectrum over forward's spectrum (it takes
+    it from the forward state); a second backward of the same graph (retain_graph)
+    must recompute it, and one through create_graph or torch.func must not take it:
+    every gradient equals a fresh call's, bit for bit (and native's, on random input).
+    A constant image takes the careful way (its bins are exactly 0)."""
+    from scipy_layers import _fft_gradient
+    careful_calls = []
+    careful = _fft_gradient.gradient_spectrum_carefully
+    monkeypatch.setattr(_fft_gradient, "gradient_spectrum_carefully",
+                        lambda *args: careful_calls.append(1) or careful(*args))
+    x = _fft_abs_input(kind, shape, dtype)
+    g = torch.randn(*shape[:-1], shape[-1] // 2 + 1, dtype=dtype,
+                    generator=torch.Generator().manual_seed(4))
+    fresh = torch.autograd.grad(fft_abs(x, method), x, g)[0]
+    y = fft_abs(x, method)
+    first = torch.autograd.grad(y, x, g, retain_graph=True)[0]
+    second = torch.autograd.grad(y, x, g, retain_graph=True)[0]
+    graph_built = torch.autograd.grad(y, x, g, create_graph=True)[0]
+    assert torch.equal(first, fresh) and torch.equal(second, fresh)
+    assert torch.equal(graph_built.detach(), fresh)
+    _, vjp = torch.func.vjp(lambda t: fft_abs(t, method), x.detach())
+    assert torch.equal(vjp(g)[0], fresh) and torch.equal(vjp(g)[0], fresh)
+    assert bool(careful_calls) == (kind == "zero bins")
+    if kind == "random":
+        native = torch.autograd.grad(torch.fft.rfft2(x).abs(), x, g)[0]
+        tolerance = 1e-4 if dtype == torch.float32 else 1e-10
+        torch.testing.assert_close(fresh, native, rtol=tolerance,
+                                   atol=tolerance * native.abs().max().item())
+
+
 @pytest.mark.parametrize("method", ["fft", "auto"])
 @pytest.mark.parametrize("shape", [(2, 9, 12), (131, 26), (3, 13, 17)])
 def test_fft_abs_writes_scratch_before_reading_it(shape, method, monkeypatch):
