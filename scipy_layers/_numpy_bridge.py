@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import threading
 
 import numpy as np
 import torch
@@ -133,6 +134,24 @@ class ForwardState:
 
     def __repr__(self):
         return f"ForwardState({'filled' if self.value is not None else 'empty'})"
+
+    def take(self):
+        """``value``, leaving None behind, atomically: a backward that may overwrite what
+        forward left takes it, so that no other backward of the graph (retain_graph, or
+        one running in another thread at the same time) reads it meanwhile; they find
+        None and recompute."""
+        with _taking:
+            value, self.value = self.value, None
+        return value
+
+    def put_back(self, value) -> None:
+        """Return what :meth:`take` gave, unchanged, unless the slot was filled since."""
+        with _taking:
+            if self.value is None:
+                self.value = value
+
+
+_taking = threading.Lock()
 
 
 def double_backward_error(name: str) -> RuntimeError:
