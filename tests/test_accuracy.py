@@ -10,10 +10,11 @@ import torch.nn.functional as F
 
 from scipy_layers import LAYERS, conv2d, scipy_conv2d
 from scipy_layers.agreement import conv_reference, contract_ratio
+from tests._shift_tiers import SHIFT_TIERS, shift_tier
 
 DTYPES = [torch.float32, torch.float64]
-SINGLE_METHODS = ["direct", "shift", "fft", "auto"]
-NCHW_METHODS = ["im2col", "fft", "shift", "auto"]
+SINGLE_METHODS = ["direct", "shift", "fft", "auto", *SHIFT_TIERS]
+NCHW_METHODS = ["im2col", "fft", "shift", "auto", *SHIFT_TIERS]
 
 
 def family(name: str, shape, dtype, seed=0):
@@ -61,9 +62,10 @@ def test_single_channel_keeps_the_contract(name, method, dtype, size, kernel):
     x = family(name, size, dtype).requires_grad_()
     w = torch.randn(kernel, dtype=dtype, generator=torch.Generator().manual_seed(1)).requires_grad_()
     b = torch.randn(1, 1, dtype=dtype).requires_grad_()
-    y = scipy_conv2d(x, w, b, method)
-    g = family(name, y.shape, dtype, seed=2)  # grad_output of the same kind
-    grads = torch.autograd.grad(y, (x, w, b), g)
+    with shift_tier(method) as method:
+        y = scipy_conv2d(x, w, b, method)
+        g = family(name, y.shape, dtype, seed=2)  # grad_output of the same kind
+        grads = torch.autograd.grad(y, (x, w, b), g)
     refs = conv_reference(x, w, b, g)
     check_contract(dict(zip(("output", "grad_input", "grad_weight", "grad_bias"), (y, *grads))),
                    refs, dtype)
@@ -76,9 +78,10 @@ def test_batched_conv_keeps_the_contract(name, method, dtype):
     x = family(name, (2, 2, 40, 36), dtype).requires_grad_()
     w = torch.randn(3, 2, 7, 7, dtype=dtype, generator=torch.Generator().manual_seed(1)).requires_grad_()
     b = torch.randn(3, dtype=dtype).requires_grad_()
-    y = conv2d(x, w, b, padding=3, method=method)
-    g = family(name, y.shape, dtype, seed=2)
-    grads = torch.autograd.grad(y, (x, w, b), g)
+    with shift_tier(method) as method:
+        y = conv2d(x, w, b, padding=3, method=method)
+        g = family(name, y.shape, dtype, seed=2)
+        grads = torch.autograd.grad(y, (x, w, b), g)
     refs = conv_reference(x, w, b, g, padding=3)
     check_contract(dict(zip(("output", "grad_input", "grad_weight", "grad_bias"), (y, *grads))),
                    refs, dtype)
@@ -96,7 +99,8 @@ def test_issue_spike_example_far_outputs_are_right(method):
     """Issue 10: far from a 1e6 spike, float32 outputs were off by a relative 0.15."""
     x = family("spike-1e6", (64, 64), torch.float32)
     w = torch.randn(7, 7, generator=torch.Generator().manual_seed(3))
-    y = scipy_conv2d(x, w, None, method)
+    with shift_tier(method) as method:
+        y = scipy_conv2d(x, w, None, method)
     assert window_relative_error(y[None, None], x[None, None], w[None, None]).max() < 1e-5
 
 
@@ -105,7 +109,9 @@ def test_issue_batched_spike_example(method):
     """Issue 10: the batched conv on 1x2x64x64 with 7x7 filters was off by a relative 330."""
     x = family("spike-1e6", (1, 2, 64, 64), torch.float32)
     w = torch.randn(3, 2, 7, 7, generator=torch.Generator().manual_seed(3))
-    assert window_relative_error(conv2d(x, w, method=method), x, w).max() < 1e-5
+    with shift_tier(method) as method:
+        y = conv2d(x, w, method=method)
+    assert window_relative_error(y, x, w).max() < 1e-5
 
 
 @pytest.mark.parametrize("method", SINGLE_METHODS)
@@ -114,7 +120,8 @@ def test_issue_nan_pixel_stays_in_its_windows(method):
     FFT path had 3,136."""
     x = torch.randn(64, 64)
     x[30, 30] = float("nan")
-    y = scipy_conv2d(x, torch.randn(9, 9), None, method)
+    with shift_tier(method) as method:
+        y = scipy_conv2d(x, torch.randn(9, 9), None, method)
     assert int(y.isnan().sum()) == 81
 
 
@@ -131,11 +138,12 @@ def test_near_overflow_float64_stays_finite_like_native(method, seed):
     b = torch.zeros(1, 1, dtype=torch.float64)
     x.requires_grad_()
     w.requires_grad_()
-    y = scipy_conv2d(x, w, b, method)
-    native = LAYERS["conv2d"].native.fn(x, w, b)
-    assert torch.isfinite(native).all() and torch.isfinite(y).all()
-    g = torch.ones_like(y)
-    gx, gw = torch.autograd.grad(y, (x, w), g)
+    with shift_tier(method) as method:
+        y = scipy_conv2d(x, w, b, method)
+        native = LAYERS["conv2d"].native.fn(x, w, b)
+        assert torch.isfinite(native).all() and torch.isfinite(y).all()
+        g = torch.ones_like(y)
+        gx, gw = torch.autograd.grad(y, (x, w), g)
     assert torch.isfinite(gx).all()
     refs = conv_reference(x, w, b, g)
     assert contract_ratio(y, refs["output"], torch.float64) <= 1
@@ -170,7 +178,7 @@ def test_float64_spanning_600_decades_is_not_zeroed(method):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("method", ["direct", "shift", "fft"])
+@pytest.mark.parametrize("method", ["direct", "shift", "fft", *SHIFT_TIERS])
 def test_subnormal_operands_keep_the_contract_with_its_underflow_term(method, dtype):
     tiny = torch.finfo(dtype).tiny
     x = torch.randn(24, 20, dtype=dtype)
@@ -178,9 +186,10 @@ def test_subnormal_operands_keep_the_contract_with_its_underflow_term(method, dt
     w = torch.randn(5, 4, dtype=dtype) * tiny * 4
     x.requires_grad_()
     w.requires_grad_()
-    y = scipy_conv2d(x, w, None, method)
-    g = torch.randn_like(y)
-    grads = torch.autograd.grad(y, (x, w), g)
+    with shift_tier(method) as method:
+        y = scipy_conv2d(x, w, None, method)
+        g = torch.randn_like(y)
+        grads = torch.autograd.grad(y, (x, w), g)
     refs = conv_reference(x, w, None, g)
     check_contract(dict(zip(("output", "grad_input", "grad_weight"), (y, *grads))), refs, dtype)
 

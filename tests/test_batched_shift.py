@@ -12,6 +12,7 @@ import scipy_layers.nn as nn
 from scipy_layers import Conv2d, _nchw_shift, conv2d, scipy_conv2d
 from scipy_layers.agreement import TOLERANCE, max_errors
 from scipy_layers.samples import SAMPLES, make_case
+from tests._shift_tiers import SHIFT_TIERS, shift_tier
 
 
 def test_auto_shift_rule_follows_the_dtype():
@@ -36,18 +37,27 @@ def test_shift_scratch_is_written_before_it_is_read(sample, monkeypatch):
         assert max_errors(ours, theirs).max_rel <= TOLERANCE[dtype], sample.name
 
 
+@pytest.mark.parametrize("tier", ["shift", *SHIFT_TIERS])
 @pytest.mark.parametrize("shape,kernel", [((300, 1, 12, 12), 3), ((2, 1, 200, 200), 1),
                                           ((1, 1, 9, 9), 3)])
-def test_shift_sums_of_negative_zeros_come_out_positive_as_native(shape, kernel):
+def test_shift_sums_of_negative_zeros_come_out_positive_as_native(shape, kernel, tier):
     """A window of -0 products (zero input, negative weight) sums to +0 in native; the
-    shift kernels' long-run branch started from the first product and gave -0."""
-    x = torch.zeros(shape)
-    w = -torch.ones(1, shape[1], kernel, kernel)
-    for method in ("shift", "auto", "im2col"):
-        assert not conv2d(x, w, method=method).signbit().any(), method
-    assert not F.conv2d(x, w).signbit().any()
-    single = scipy_conv2d(torch.zeros(200, 200), -torch.ones(kernel, kernel), method="shift")
-    assert not single.signbit().any()
+    shift kernels' long-run branch started from the first product and gave -0. Each tier
+    (tests/_shift_tiers.py), the gradients too (-0 products: a zero g)."""
+    x = torch.zeros(shape, requires_grad=True)
+    w = -torch.ones(1, shape[1], kernel, kernel, requires_grad=True)
+    with shift_tier(tier) as shift:
+        for method in (shift, "auto", "im2col"):
+            y = conv2d(x, w, method=method)
+            assert not y.signbit().any(), method
+            grad_x, grad_w = torch.autograd.grad(y, (x, w), torch.zeros_like(y))
+            assert not (grad_x.signbit().any() or grad_w.signbit().any()), method
+        assert not F.conv2d(x, w).signbit().any()
+        single_x = torch.zeros(200, 200, requires_grad=True)
+        single = scipy_conv2d(single_x, -torch.ones(kernel, kernel), method=shift)
+        assert not single.signbit().any()
+        (grad_single,) = torch.autograd.grad(single, single_x, torch.zeros_like(single))
+        assert not grad_single.signbit().any()
 
 
 @pytest.mark.parametrize("method", ["fft", "shift"])

@@ -10,6 +10,7 @@ from scipy_layers import LAYERS, ScipyConv2d, ScipyConv2dFunction, scipy_conv2d
 from scipy_layers.agreement import TOLERANCE, compare_with_native
 from scipy_layers.conv import choose_method
 from scipy_layers.conv_methods import METHODS
+from tests._shift_tiers import SHIFT_TIERS, shift_tier
 
 GRADCHECK_SHAPES = [  # odd, non-square, 1xN, Nx1, 1x1 kernel, kernel == input
     ((10, 10), (3, 3)), ((7, 13), (3, 5)), ((1, 9), (1, 4)), ((9, 1), (4, 1)),
@@ -17,27 +18,18 @@ GRADCHECK_SHAPES = [  # odd, non-square, 1xN, Nx1, 1x1 kernel, kernel == input
 ]
 
 
-# "shift-taps" runs the shift method's large-image (one multiply-add per tap) code path
-# on these small shapes, which would otherwise take its per-row path.
-METHOD_PATHS = [*METHODS, "shift-taps"]
-
-
-def use_method_path(path, monkeypatch):
-    if path == "shift-taps":
-        monkeypatch.setattr(conv_methods, "SHIFT_ROWS_MAX_LENGTH",
-                            dict.fromkeys(conv_methods.SHIFT_ROWS_MAX_LENGTH, 0))
-        return "shift"
-    return path
+# The shift method's tiers (tests/_shift_tiers.py), each forced on these small shapes.
+METHOD_PATHS = [*METHODS, *SHIFT_TIERS]
 
 
 @pytest.mark.parametrize("path", METHOD_PATHS)
 @pytest.mark.parametrize("size,kernel", GRADCHECK_SHAPES)
-def test_gradcheck_every_method_every_input(path, size, kernel, monkeypatch):
-    method = use_method_path(path, monkeypatch)
+def test_gradcheck_every_method_every_input(path, size, kernel):
     inputs = LAYERS["conv2d"].make_inputs(size, kernel, dtype=torch.float64, seed=5)
-    assert gradcheck(lambda x, w, b: scipy_conv2d(x, w, b, method), inputs,
-                     eps=1e-6, atol=1e-8, rtol=1e-6)
-    assert gradcheck(lambda x, w: scipy_conv2d(x, w, None, method), inputs[:2])
+    with shift_tier(path) as method:
+        assert gradcheck(lambda x, w, b: scipy_conv2d(x, w, b, method), inputs,
+                         eps=1e-6, atol=1e-8, rtol=1e-6)
+        assert gradcheck(lambda x, w: scipy_conv2d(x, w, None, method), inputs[:2])
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
@@ -178,3 +170,49 @@ def test_module_uses_its_method_and_matches_the_function(method):
     x = torch.randn(11, 9, dtype=torch.float64)
     expected = scipy_conv2d(x, module.filter, module.bias, "direct")
     torch.testing.assert_close(module(x), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("tier", SHIFT_TIERS)
+def test_each_forced_shift_tier_runs_its_own_code(tier, monkeypatch):
+    """tests/_shift_tiers.py really moves the sample-driven tests onto each tier."""
+    windows_calls = []
+    monkeypatch.setattr(conv_methods, "_windows",
+                        lambda *args, real=conv_methods._windows: windows_calls.append(1)
+                        or real(*args))
+    dtype = np.dtype(np.float32)
+    with shift_tier(tier) as method:
+        assert method == "shift"
+        per_row = conv_methods._per_row(10 * 10, dtype)
+        x = torch.randn(10, 12, requires_grad=True)
+        w = torch.randn(3, 4, requires_grad=True)
+        torch.autograd.grad(scipy_conv2d(x, w, None, method).sum(), (x, w))
+    assert (len(windows_calls) == 2) == (tier == "shift-windows")  # forward, grad_input
+    assert per_row == (tier != "shift-taps")
+
+
+def test_the_windows_tier_follows_its_byte_limits():
+    f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
+    limit = conv_methods.SHIFT_WINDOWS_MAX_BYTES
+    # 64x64 image, 3x3 filter: 36,864 window elements
+    assert conv_methods.by_windows((64, 64), (3, 3), f32) == (36864 * 4 <= limit[f32])
+    assert conv_methods.by_windows((256, 256), (7, 7), f32) is False  # 12.8 MB
+    assert conv_methods.by_windows((127, 127), (3, 3), f64) is False  # 1.2 MB
+    assert conv_methods.by_windows((16, 16), (7, 7), f64) is True
+    assert conv_methods.by_windows((16, 16), (7, 7), np.dtype(np.float16)) is False
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("taps,length", [(1, 7), (9, 300), (49, 1000)])
+def test_blas_product_into_an_uninitialised_array_ignores_what_it_held(dtype, taps, length):
+    """The windows tier writes np.matmul's result into np.empty memory (beta = 0 in BLAS
+    terms): a NaN left there must not reach the result (an OpenBLAS scal(0) that keeps
+    NaN would)."""
+    rng = np.random.default_rng(0)
+    weights = rng.standard_normal(taps).astype(dtype)
+    windows = rng.standard_normal((taps, length)).astype(dtype)
+    out = np.full(length, np.nan, dtype)
+    np.matmul(weights, windows, out=out)
+    assert np.isfinite(out).all()
+    exact = weights.astype(np.float64) @ windows.astype(np.float64)
+    bound = taps * np.finfo(dtype).eps * (np.abs(weights).astype(np.float64) @ np.abs(windows))
+    assert (np.abs(out - exact) <= bound).all()

@@ -10,6 +10,7 @@ from torch.autograd import gradcheck
 from scipy_layers import LAYERS, NATIVE
 from scipy_layers.agreement import TOLERANCE, compare_with_native, conv_reference, max_errors
 from scipy_layers.samples import ERROR_INPUTS, LAYOUTS, SAMPLES, make_case
+from tests._shift_tiers import SHIFT_TIERS, shift_tier
 
 DTYPES = [torch.float32, torch.float64]
 
@@ -39,6 +40,25 @@ def test_agrees_with_native_in_every_layout(layer_name, implementation, sample, 
     leaves, prepare = make_case(sample, layout, dtype, seed=11)
     errors = compare_with_native(LAYERS[layer_name], implementation, leaves, prepare=prepare,
                                  kwargs=sample.kwargs)
+    check_errors(layer_name, implementation, errors, dtype)
+
+
+# The shift method's other tiers: the samples are small, so "scipy-shift" above runs
+# its windows tier; each tier forced here meets every sample and layout too.
+SHIFT_TIER_CASES = [pytest.param(layer, impl, sample, tier, id=f"{layer}-{tier}-{sample.name}")
+                    for layer, impl, sample in (case.values for case in CASES)
+                    if impl == "scipy-shift" for tier in SHIFT_TIERS]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("layer_name,implementation,sample,tier", SHIFT_TIER_CASES)
+def test_every_shift_tier_agrees_with_native_in_every_layout(layer_name, implementation,
+                                                             sample, tier, dtype, layout):
+    leaves, prepare = make_case(sample, layout, dtype, seed=11)
+    with shift_tier(tier):
+        errors = compare_with_native(LAYERS[layer_name], implementation, leaves,
+                                     prepare=prepare, kwargs=sample.kwargs)
     check_errors(layer_name, implementation, errors, dtype)
 
 

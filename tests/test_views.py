@@ -10,6 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 from scipy_layers import conv2d, scipy_conv2d
 from scipy_layers.agreement import TOLERANCE, max_errors
+from tests._shift_tiers import SHIFT_TIERS, shift_tier
 
 SETTINGS = settings(max_examples=100, deadline=None, derandomize=True)
 # 1 and 0 come up often: 1-wide kernels without padding are where layouts were trusted.
@@ -51,7 +52,7 @@ def nchw_case(draw):
     x = draw(strided_view((n, c_in, h, w)))
     weight = draw(strided_view((c_out, c_in, k_h, k_w)))
     dtype = draw(st.sampled_from([torch.float32, torch.float64]))
-    method = draw(st.sampled_from(["auto", "im2col", "fft", "shift"]))
+    method = draw(st.sampled_from(["auto", "im2col", "fft", "shift", *SHIFT_TIERS]))
     padding = draw(PADDING)
     return x.to(dtype), weight.to(dtype), padding, method
 
@@ -60,7 +61,8 @@ def nchw_case(draw):
 @given(nchw_case())
 def test_batched_conv_on_random_views(case):
     x, weight, padding, method = case
-    ours = conv2d(x, weight, padding=padding, method=method)
+    with shift_tier(method) as method:
+        ours = conv2d(x, weight, padding=padding, method=method)
     theirs = F.conv2d(x, weight, padding=padding)
     assert max_errors(ours, theirs).max_rel <= TOLERANCE[x.dtype]
 
@@ -70,14 +72,15 @@ def single_case(draw):
     k_h, k_w = draw(KERNEL_SIDE), draw(KERNEL_SIDE)
     x = draw(strided_view((draw(st.integers(k_h, 12)), draw(st.integers(k_w, 12)))))
     w = draw(strided_view((k_h, k_w)))
-    return x, w, draw(st.sampled_from(["auto", "direct", "shift", "fft"]))
+    return x, w, draw(st.sampled_from(["auto", "direct", "shift", "fft", *SHIFT_TIERS]))
 
 
 @SETTINGS
 @given(single_case())
 def test_single_channel_conv_on_random_views(case):
     x, w, method = case
-    ours = scipy_conv2d(x, w, None, method)
+    with shift_tier(method) as method:
+        ours = scipy_conv2d(x, w, None, method)
     theirs = F.conv2d(x[None, None], w[None, None])[0, 0]
     assert max_errors(ours, theirs).max_rel <= TOLERANCE[torch.float64]
 
