@@ -184,9 +184,11 @@ def test_each_forced_shift_tier_runs_its_own_code(tier, monkeypatch):
         assert method == "shift"
         per_row = conv_methods._per_row(10 * 10, dtype)
         x = torch.randn(10, 12, requires_grad=True)
-        w = torch.randn(3, 4, requires_grad=True)
-        torch.autograd.grad(scipy_conv2d(x, w, None, method).sum(), (x, w))
-    assert (len(windows_calls) == 2) == (tier == "shift-windows")  # forward, grad_input
+        for kernel in ((3, 4), (4, 3)):  # grad_filter by windows from 4 kernel rows
+            w = torch.randn(kernel, requires_grad=True)
+            torch.autograd.grad(scipy_conv2d(x, w, None, method).sum(), (x, w))
+    # forward and grad_input twice, grad_filter once
+    assert (len(windows_calls) == 5) == (tier == "shift-windows")
     assert per_row == (tier != "shift-taps")
 
 
