@@ -99,7 +99,8 @@ def _direct_grad_filter(x, g, w_shape):
 #   1.24 at 64^2, 1.10 at 80^2, 0.88-1.02 at 96^2, 0.84-0.87 at 127^2; the whole layer
 #   call +8 us at 100^2, -10 at 110^2, -38 at 127^2); float64 rows up to 128^2 (taps /
 #   rows 1.31-1.42 at 64^2-127^2).
-# grad_filter is one np.correlate of x with g per kernel row: kW dots of length L each.
+# grad_filter is one np.correlate of x with g per kernel row, kW dots of length L each
+# (the windows tier's one product from four kernel rows: _shift_grad_filter).
 # (Laying the whole filter out flat for a single call per pass was tried: slower at k=3.)
 
 SHIFT_WINDOWS_MAX_BYTES = {np.dtype(np.float32): 2 << 20, np.dtype(np.float64): 1 << 19}
