@@ -12,7 +12,8 @@ from scipy_layers import conv2d, scipy_conv2d
 from scipy_layers.agreement import TOLERANCE, max_errors
 from tests._shift_tiers import SHIFT_TIERS, shift_tier
 
-SETTINGS = settings(max_examples=100, deadline=None, derandomize=True)
+# 175: seven methods and shift tiers drawn, ~25 examples each (100 when there were four)
+SETTINGS = settings(max_examples=175, deadline=None, derandomize=True)
 # 1 and 0 come up often: 1-wide kernels without padding are where layouts were trusted.
 KERNEL_SIDE = st.sampled_from([1, 1, 2, 3, 4])
 PADDING = st.sampled_from([0, 0, 1, 2])
