@@ -67,12 +67,28 @@ def _inner(grid, padding):
 # the page faults gone (workspace) it measured 2-4% faster at (1,64,56,56) k3 (3.7%
 # extra) and 2-10% slower at 32x32 k3 inputs (6.7% extra) than the strided copies.
 WIDE_MAX_EXTRA = 0.05
+# grad_input alone (its GEMM and the col2im adds) takes the wide layout up to far more
+# extra columns: the narrow col2im adds short strided rows, numpy's per-row overhead,
+# where the wide one adds a few long contiguous runs. Measured (wide / narrow time of
+# that GEMM + col2im, one process, one thread, OpenBLAS SkylakeX, Zen 5 VM of the README;
+# float32, float64): 8x16x32x32 -> 32 k3 (7% extra) 0.81, 0.90; k7 (23%) 0.90, 1.00;
+# 1x64x56x56 -> 64 k3 0.75, 0.77, k7 (12%) 0.77, 0.81, k15 (33%) 0.96, 0.98;
+# 8x3x32x32 -> 16 k7 0.83, 0.95; 8x16x32x32 k15 (78%) 1.35, 1.35.
+GRAD_INPUT_WIDE_MAX_EXTRA = 0.25
+# grad_weight's GEMM as cols @ gy^T (the (K, C_out) transpose of the result) instead of
+# gy @ cols^T, per dtype: OpenBLAS's SkylakeX sgemm runs the first 0.49-0.95x the
+# second's time on the CNN shapes (8x16x32x32 -> 32 k3 0.60, k7 0.71; 1x64x56x56 -> 64
+# k3 0.73, k7 0.85; 8x3x32x32 -> 16 k7 0.49), its dgemm 0.96-1.40x (k7 1.40), and the
+# Haswell kernel (OPENBLAS_CORETYPE=Haswell on the same VM) 0.89-1.05x in both dtypes.
+GRAD_WEIGHT_COLS_FIRST = {np.dtype(np.float32): True, np.dtype(np.float64): False}
 
 
-def _wide(geometry, k_w):
-    """Stride 1 and few extra columns: windows along whole padded rows."""
+def _wide(geometry, k_w, max_extra=None):
+    """Stride 1 and few extra columns (at most ``max_extra``, WIDE_MAX_EXTRA by default,
+    of the output's width): windows along whole padded rows."""
+    max_extra = WIDE_MAX_EXTRA if max_extra is None else max_extra
     extra = geometry.dilation[1] * (k_w - 1)
-    return geometry.stride == (1, 1) and extra <= WIDE_MAX_EXTRA * geometry.out_hw[1]
+    return geometry.stride == (1, 1) and extra <= max_extra * geometry.out_hw[1]
 
 
 def im2col_forward(x, w, bias, geometry, keep_cols):
@@ -149,21 +165,35 @@ def im2col_backward(gy, w, state, geometry, need_input, need_weight):
     n, c_out, out_h, out_w = gy.shape
     _, c_group, k_h, k_w = w.shape
     groups = geometry.groups
+    # grad_input may run wide where forward ran narrow (GRAD_INPUT_WIDE_MAX_EXTRA);
+    # grad_weight takes forward's layout, that of its window matrix.
+    input_wide = need_input and (wide or _wide(geometry, k_w, GRAD_INPUT_WIDE_MAX_EXTRA))
     gy_wide = None
-    if wide:  # gy on whole padded rows, zero on the dropped columns
+    if wide or input_wide:  # gy on whole padded rows, zero on the dropped columns
         gy_wide = scratch((n, c_out, out_h, wp), gy.dtype)
         gy_wide[..., :out_w] = gy
         gy_wide[..., out_w:] = 0
-        gy = gy_wide
-    gy_groups = gy.reshape(n, groups, c_out // groups, -1)
+    group_shape = (n, groups, c_out // groups, -1)
     grad_x = grad_w = None
     if need_weight:
-        grad = np.matmul(gy_groups, cols.transpose(0, 1, 3, 2))
-        grad_w = (grad.sum(axis=0) if n > 1 else grad[0]).reshape(w.shape)
+        grad_w = _grad_weight((gy_wide if wide else gy).reshape(group_shape), cols, w.shape)
     if need_input:
-        grad_x = _col2im(gy_groups, w, (n, groups * c_group, hp, wp), geometry, wide)
+        grad_x = _col2im((gy_wide if input_wide else gy).reshape(group_shape), w,
+                         (n, groups * c_group, hp, wp), geometry, input_wide)
     recycle(gy_wide)
     return grad_x, grad_w
+
+
+def _grad_weight(gy_groups, cols, w_shape):
+    """sum over images of gy @ cols^T, (C_out, C_in/G, kH, kW), in the GEMM orientation
+    GRAD_WEIGHT_COLS_FIRST picks for the dtype."""
+    n = gy_groups.shape[0]
+    if GRAD_WEIGHT_COLS_FIRST.get(gy_groups.dtype, False):
+        grad_t = np.matmul(cols, gy_groups.transpose(0, 1, 3, 2))  # (N, G, K, C_out/G)
+        grad_t = grad_t.sum(axis=0) if n > 1 else grad_t[0]
+        return np.ascontiguousarray(grad_t.transpose(0, 2, 1)).reshape(w_shape)
+    grad = np.matmul(gy_groups, cols.transpose(0, 1, 3, 2))
+    return (grad.sum(axis=0) if n > 1 else grad[0]).reshape(w_shape)
 
 
 def _col2im(gy_groups, w, xp_shape, geometry, wide):

@@ -10,11 +10,12 @@ import torch.nn.functional as F
 
 from scipy_layers import LAYERS, conv2d, scipy_conv2d
 from scipy_layers.agreement import conv_reference, contract_ratio
+from tests._im2col_variants import IM2COL_VARIANTS, im2col_variant
 from tests._shift_tiers import SHIFT_TIERS, shift_tier
 
 DTYPES = [torch.float32, torch.float64]
 SINGLE_METHODS = ["direct", "shift", "fft", "auto", *SHIFT_TIERS]
-NCHW_METHODS = ["im2col", "fft", "shift", "auto", *SHIFT_TIERS]
+NCHW_METHODS = ["im2col", "fft", "shift", "auto", *SHIFT_TIERS, *IM2COL_VARIANTS]
 
 
 def family(name: str, shape, dtype, seed=0):
@@ -78,7 +79,7 @@ def test_batched_conv_keeps_the_contract(name, method, dtype):
     x = family(name, (2, 2, 40, 36), dtype).requires_grad_()
     w = torch.randn(3, 2, 7, 7, dtype=dtype, generator=torch.Generator().manual_seed(1)).requires_grad_()
     b = torch.randn(3, dtype=dtype).requires_grad_()
-    with shift_tier(method) as method:
+    with shift_tier(method) as method, im2col_variant(method) as method:
         y = conv2d(x, w, b, padding=3, method=method)
         g = family(name, y.shape, dtype, seed=2)
         grads = torch.autograd.grad(y, (x, w, b), g)
@@ -109,7 +110,7 @@ def test_issue_batched_spike_example(method):
     """Issue 10: the batched conv on 1x2x64x64 with 7x7 filters was off by a relative 330."""
     x = family("spike-1e6", (1, 2, 64, 64), torch.float32)
     w = torch.randn(3, 2, 7, 7, generator=torch.Generator().manual_seed(3))
-    with shift_tier(method) as method:
+    with shift_tier(method) as method, im2col_variant(method) as method:
         y = conv2d(x, w, method=method)
     assert window_relative_error(y, x, w).max() < 1e-5
 
@@ -191,6 +192,23 @@ def test_subnormal_operands_keep_the_contract_with_its_underflow_term(method, dt
         g = torch.randn_like(y)
         grads = torch.autograd.grad(y, (x, w), g)
     refs = conv_reference(x, w, None, g)
+    check_contract(dict(zip(("output", "grad_input", "grad_weight"), (y, *grads))), refs, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("method", ["im2col", *IM2COL_VARIANTS])
+def test_batched_subnormal_operands_keep_the_contract(method, dtype):
+    tiny = torch.finfo(dtype).tiny
+    x = torch.randn(2, 3, 12, 11, dtype=dtype)
+    x[x.abs() < 0.5] *= tiny / 8
+    w = torch.randn(4, 3, 3, 2, dtype=dtype) * tiny * 4
+    x.requires_grad_()
+    w.requires_grad_()
+    with im2col_variant(method) as method:
+        y = conv2d(x, w, padding=1, method=method)
+        g = torch.randn_like(y)
+        grads = torch.autograd.grad(y, (x, w), g)
+    refs = conv_reference(x, w, None, g, padding=1)
     check_contract(dict(zip(("output", "grad_input", "grad_weight"), (y, *grads))), refs, dtype)
 
 

@@ -12,6 +12,7 @@ import scipy_layers.nn as nn
 from scipy_layers import _nchw_rule as rule
 from scipy_layers import LAYERS, NATIVE, Conv2d, Implementation, conv2d
 from scipy_layers.agreement import TOLERANCE, compare_with_native, max_errors
+from tests._im2col_variants import IM2COL_VARIANTS, im2col_variant
 
 # (input shape, weight shape, keyword arguments): every F.conv2d feature, small.
 FEATURE_CASES = {
@@ -315,31 +316,47 @@ def test_non_contiguous_input_and_weight():
             assert torch.allclose(mine, ref)
 
 
-@pytest.mark.parametrize("wide", [True, False])
+@pytest.mark.parametrize("variant", IM2COL_VARIANTS)
 @pytest.mark.parametrize("name", ["plain", "padded", "dilated", "grouped", "depthwise",
                                   "same-even", "wide-dilated-grouped", "wide-asymmetric-same",
                                   "wide-1x1", "strided-rows-only", "fft"])
-def test_scratch_is_written_before_it_is_read_in_both_layouts(name, wide, monkeypatch):
+def test_scratch_is_written_before_it_is_read_in_every_variant(name, variant, monkeypatch):
     # Every scratch buffer starts as NaN: a result that reads an unwritten element is NaN.
     monkeypatch.setattr(nn.kernels, "scratch",
                         lambda shape, dtype: np.full(shape, np.nan, dtype=dtype))
-    monkeypatch.setattr(nn.kernels, "WIDE_MAX_EXTRA", float("inf") if wide else 0.0)
-    test_features_agree_with_f_conv2d(name, torch.float64)
-    test_features_agree_with_f_conv2d(name, torch.float32)
+    with im2col_variant(variant):  # (the fft case keeps its method; its tap fallback too)
+        test_features_agree_with_f_conv2d(name, torch.float64)
+        test_features_agree_with_f_conv2d(name, torch.float32)
 
 
-@pytest.mark.parametrize("x_shape,w_shape,kwargs,wide", [
-    ((1, 64, 56, 56), (64, 64, 3, 3), {}, True),         # 2 extra columns on 54
-    ((8, 16, 32, 32), (32, 16, 3, 3), {}, False),        # 2 on 30
-    ((1, 8, 64, 64), (8, 8, 3, 3), dict(dilation=2), False),
+@pytest.mark.parametrize("variant", IM2COL_VARIANTS)
+@pytest.mark.parametrize("name", [name for name, (_, _, kwargs) in FEATURE_CASES.items()
+                                  if kwargs.get("method") != "fft"])
+def test_every_im2col_variant_gradchecks_and_agrees(name, variant):
+    # Each layout and grad_weight GEMM orientation in both dtypes (the rules pick one per
+    # dtype and shape): gradcheck in float64, native's gradients in both.
+    with im2col_variant(variant):
+        test_gradcheck_input_weight_and_bias(name, with_bias=True)
+        test_features_agree_with_f_conv2d(name, torch.float64)
+        test_features_agree_with_f_conv2d(name, torch.float32)
+
+
+@pytest.mark.parametrize("x_shape,w_shape,kwargs,input_wide", [
+    ((1, 64, 56, 56), (64, 64, 3, 3), {}, True),          # forward wide too
+    ((8, 16, 32, 32), (32, 16, 3, 3), {}, True),          # 2 extra columns on 30
+    ((8, 16, 32, 32), (32, 16, 7, 7), {}, True),          # 6 on 26
+    ((1, 64, 56, 56), (64, 64, 15, 15), {}, False),       # 14 on 42
+    ((1, 8, 32, 32), (8, 8, 3, 3), dict(dilation=4), False),  # 8 on 24
     ((1, 3, 64, 64), (4, 3, 3, 3), dict(stride=2), False),
 ])
-def test_wide_layout_rule(x_shape, w_shape, kwargs, wide, monkeypatch):
+def test_grad_input_layout_rule(x_shape, w_shape, kwargs, input_wide, monkeypatch):
     seen = []
-    original = nn.kernels._wide
-    monkeypatch.setattr(nn.kernels, "_wide", lambda *a: seen.append(original(*a)) or seen[-1])
-    conv2d(torch.randn(x_shape), torch.randn(w_shape), **kwargs)
-    assert seen == [wide]
+    original = nn.kernels._col2im
+    monkeypatch.setattr(nn.kernels, "_col2im",
+                        lambda *args: seen.append(args[-1]) or original(*args))
+    x = torch.randn(x_shape, requires_grad=True)
+    conv2d(x, torch.randn(w_shape), method="im2col", **kwargs).sum().backward()
+    assert seen == [input_wide]
 
 
 @pytest.mark.parametrize("kwargs", [dict(padding=1), dict(stride=2), dict(method="fft")])

@@ -10,6 +10,7 @@ from torch.autograd import gradcheck
 from scipy_layers import LAYERS, NATIVE
 from scipy_layers.agreement import TOLERANCE, compare_with_native, conv_reference, max_errors
 from scipy_layers.samples import ERROR_INPUTS, LAYOUTS, SAMPLES, make_case
+from tests._im2col_variants import IM2COL_VARIANTS, im2col_variant
 from tests._shift_tiers import SHIFT_TIERS, shift_tier
 
 DTYPES = [torch.float32, torch.float64]
@@ -57,6 +58,27 @@ def test_every_shift_tier_agrees_with_native_in_every_layout(layer_name, impleme
                                                              sample, tier, dtype, layout):
     leaves, prepare = make_case(sample, layout, dtype, seed=11)
     with shift_tier(tier):
+        errors = compare_with_native(LAYERS[layer_name], implementation, leaves,
+                                     prepare=prepare, kwargs=sample.kwargs)
+    check_errors(layer_name, implementation, errors, dtype)
+
+
+# The im2col method's backward variants (tests/_im2col_variants.py): the rules pick one
+# layout and GEMM orientation per shape and dtype; each forced here meets every sample
+# and layout.
+IM2COL_VARIANT_CASES = [
+    pytest.param(layer, impl, sample, variant, id=f"{layer}-{variant}-{sample.name}")
+    for layer, impl, sample in (case.values for case in CASES)
+    if impl == "scipy-im2col" for variant in IM2COL_VARIANTS]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("layer_name,implementation,sample,variant", IM2COL_VARIANT_CASES)
+def test_every_im2col_variant_agrees_with_native_in_every_layout(layer_name, implementation,
+                                                                 sample, variant, dtype, layout):
+    leaves, prepare = make_case(sample, layout, dtype, seed=11)
+    with im2col_variant(variant):
         errors = compare_with_native(LAYERS[layer_name], implementation, leaves,
                                      prepare=prepare, kwargs=sample.kwargs)
     check_errors(layer_name, implementation, errors, dtype)
