@@ -6,10 +6,10 @@ process, torch pinned to one thread (numpy's BLAS is too, through threadpoolctl)
 
 For each CNN shape of the suite (benchmarks/bench_conv2d_nchw.py), the median time of
 native F.conv2d forward+backward, of scipy_layers.conv2d (method im2col) forward+backward,
-and of the three GEMMs alone that im2col runs (forward W @ cols, grad_weight gy @ cols^T,
-grad_cols W^T @ gy, on arrays of the same shapes), so that "the GEMMs alone take longer
-than native's whole forward+backward" can be checked instead of assumed. Prints a
-markdown table and the BLAS library and kernel in force.
+and of the three GEMMs alone that im2col runs (forward W @ cols, grad_weight gy @ cols^T
+or its transpose, grad_cols W^T @ gy, on arrays of the same shapes), so that "the GEMMs
+alone take longer than native's whole forward+backward" can be checked instead of
+assumed. Prints a markdown table and the BLAS library and kernel in force.
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.bench_conv2d_nchw import OUTPUT_CHANNELS  # noqa: E402
 from calibrate import time_calls  # noqa: E402  (this folder: the script's own)
 from scipy_layers import conv2d  # noqa: E402
+from scipy_layers._nchw_kernels import GRAD_WEIGHT_COLS_FIRST  # noqa: E402
 
 CASES = [("8x3x32x32", 3), ("8x16x32x32", 3), ("1x64x56x56", 3), ("1x3x224x224", 7),
          ("8x16x32x32", 7), ("1x64x56x56", 7)]
@@ -39,15 +40,21 @@ def median_time(fn, repeats: int) -> float:
 
 
 def gemms(n, c_in, c_out, k, out_h, out_w, dtype):
-    """The three matmuls of im2col at stride 1 (L = Ho * Wo columns per image)."""
+    """The three matmuls of im2col at stride 1 (L = Ho * Wo columns per image; grad_input's
+    may run on Ho * Wp, see GRAD_INPUT_WIDE_MAX_EXTRA), grad_weight's in the orientation
+    the kernels take for the dtype (GRAD_WEIGHT_COLS_FIRST)."""
     rng = np.random.default_rng(0)
     w = rng.standard_normal((c_out, c_in * k * k)).astype(dtype)
     cols = rng.standard_normal((n, c_in * k * k, out_h * out_w)).astype(dtype)
     gy = rng.standard_normal((n, c_out, out_h * out_w)).astype(dtype)
+    cols_first = GRAD_WEIGHT_COLS_FIRST.get(np.dtype(dtype), False)
 
     def run():
         np.matmul(w, cols)
-        np.matmul(gy, cols.transpose(0, 2, 1)).sum(axis=0)
+        if cols_first:
+            np.matmul(cols, gy.transpose(0, 2, 1)).sum(axis=0)
+        else:
+            np.matmul(gy, cols.transpose(0, 2, 1)).sum(axis=0)
         np.matmul(w.T, gy)
     return run
 
