@@ -16,8 +16,11 @@ import numpy as np
 
 from scipy_layers import _nchw_kernels
 
-_LAYOUTS = {"narrow": (0.0, 0.0), "wide-grad-input": (0.0, float("inf")),
-            "wide": (float("inf"), float("inf"))}  # (WIDE_MAX_EXTRA, GRAD_INPUT_WIDE_MAX_EXTRA)
+# (WIDE_MAX_EXTRA, GRAD_INPUT_WIDE_MAX_EXTRA); -inf, not 0: 1x1 and kx1 kernels add no
+# extra column, so a limit of 0 would still let them run wide.
+_NEVER, _ALWAYS = float("-inf"), float("inf")
+_LAYOUTS = {"narrow": (_NEVER, _NEVER), "wide-grad-input": (_NEVER, _ALWAYS),
+            "wide": (_ALWAYS, _ALWAYS)}
 _ORIENTATIONS = {"gy-first": False, "cols-first": True}  # GRAD_WEIGHT_COLS_FIRST
 IM2COL_VARIANTS = tuple(f"im2col-{layout}-{orientation}"
                         for layout in _LAYOUTS for orientation in _ORIENTATIONS)
