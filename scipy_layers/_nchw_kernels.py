@@ -7,8 +7,9 @@ y (N, C_out, Ho, Wo); ``geometry`` is _nchw_args.ConvGeometry. Two methods:
 - "im2col": the (C_in/groups * kH * kW, L) window matrix of each image and group, then
   one BLAS matmul per (image, group) for y, grad_weight and the window gradients, which
   kH * kW adds scatter back. Any stride, dilation and groups; at stride 1 the windows
-  run along whole padded rows (L = Ho * Wp, see im2col_forward) so that both copies
-  are contiguous block moves.
+  may run along whole padded rows (L = Ho * Wp, see im2col_forward) so that the copies
+  are contiguous block moves: forward's (and grad_weight's) when that adds few columns
+  (WIDE_MAX_EXTRA), grad_input's up to more (GRAD_INPUT_WIDE_MAX_EXTRA).
 - "fft": scipy.fft in float64 with a per-pixel accuracy certificate (_fft_conv); stride
   1, dilation 1, groups 1 only: for few channels with large kernels.
 
