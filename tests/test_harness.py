@@ -44,41 +44,23 @@ def test_agrees_with_native_in_every_layout(layer_name, implementation, sample, 
     check_errors(layer_name, implementation, errors, dtype)
 
 
-# The shift method's other tiers: the samples are small, so "scipy-shift" above runs
-# its windows tier; each tier forced here meets every sample and layout too.
-SHIFT_TIER_CASES = [pytest.param(layer, impl, sample, tier, id=f"{layer}-{tier}-{sample.name}")
-                    for layer, impl, sample in (case.values for case in CASES)
-                    if impl == "scipy-shift" for tier in SHIFT_TIERS]
+# Paths the rules pick by size, dtype and shape, each forced here to meet every sample
+# and layout too: the shift method's tiers (tests/_shift_tiers.py; the samples are small,
+# so "scipy-shift" above runs its windows tier) and the im2col method's backward
+# variants (tests/_im2col_variants.py: layouts and grad_weight's GEMM orientation).
+FORCED_PATHS = {"scipy-shift": SHIFT_TIERS, "scipy-im2col": IM2COL_VARIANTS}
+FORCED_PATH_CASES = [pytest.param(layer, impl, sample, path, id=f"{layer}-{path}-{sample.name}")
+                     for layer, impl, sample in (case.values for case in CASES)
+                     for path in FORCED_PATHS.get(impl, ())]
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("layer_name,implementation,sample,tier", SHIFT_TIER_CASES)
-def test_every_shift_tier_agrees_with_native_in_every_layout(layer_name, implementation,
-                                                             sample, tier, dtype, layout):
+@pytest.mark.parametrize("layer_name,implementation,sample,path", FORCED_PATH_CASES)
+def test_every_forced_path_agrees_with_native_in_every_layout(layer_name, implementation,
+                                                              sample, path, dtype, layout):
     leaves, prepare = make_case(sample, layout, dtype, seed=11)
-    with shift_tier(tier):
-        errors = compare_with_native(LAYERS[layer_name], implementation, leaves,
-                                     prepare=prepare, kwargs=sample.kwargs)
-    check_errors(layer_name, implementation, errors, dtype)
-
-
-# The im2col method's backward variants (tests/_im2col_variants.py): the rules pick one
-# layout and GEMM orientation per shape and dtype; each forced here meets every sample
-# and layout.
-IM2COL_VARIANT_CASES = [
-    pytest.param(layer, impl, sample, variant, id=f"{layer}-{variant}-{sample.name}")
-    for layer, impl, sample in (case.values for case in CASES)
-    if impl == "scipy-im2col" for variant in IM2COL_VARIANTS]
-
-
-@pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("layer_name,implementation,sample,variant", IM2COL_VARIANT_CASES)
-def test_every_im2col_variant_agrees_with_native_in_every_layout(layer_name, implementation,
-                                                                 sample, variant, dtype, layout):
-    leaves, prepare = make_case(sample, layout, dtype, seed=11)
-    with im2col_variant(variant):
+    with shift_tier(path), im2col_variant(path):
         errors = compare_with_native(LAYERS[layer_name], implementation, leaves,
                                      prepare=prepare, kwargs=sample.kwargs)
     check_errors(layer_name, implementation, errors, dtype)
