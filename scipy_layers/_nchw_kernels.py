@@ -80,7 +80,7 @@ GRAD_INPUT_WIDE_MAX_EXTRA = 0.25
 # gy @ cols^T, per dtype: OpenBLAS's SkylakeX sgemm runs the first 0.49-0.95x the
 # second's time on the CNN shapes (8x16x32x32 -> 32 k3 0.60, k7 0.71; 1x64x56x56 -> 64
 # k3 0.73, k7 0.85; 8x3x32x32 -> 16 k7 0.49), its dgemm 0.96-1.40x (k7 1.40), and the
-# Haswell kernel (OPENBLAS_CORETYPE=Haswell on the same VM) 0.89-1.05x in both dtypes.
+# Haswell kernel (OPENBLAS_CORETYPE=Haswell on the same VM) 0.89-1.05x / 0.97-1.10x.
 GRAD_WEIGHT_COLS_FIRST = {np.dtype(np.float32): True, np.dtype(np.float64): False}
 
 
