@@ -12,8 +12,6 @@ Any other name passes through unchanged, so a test can list methods and variants
 """
 import contextlib
 
-import numpy as np
-
 from scipy_layers import _nchw_kernels
 
 # (WIDE_MAX_EXTRA, GRAD_INPUT_WIDE_MAX_EXTRA); -inf, not 0: 1x1 and kx1 kernels add no
@@ -22,26 +20,23 @@ _NEVER, _ALWAYS = float("-inf"), float("inf")
 _LAYOUTS = {"narrow": (_NEVER, _NEVER), "wide-grad-input": (_NEVER, _ALWAYS),
             "wide": (_ALWAYS, _ALWAYS)}
 _ORIENTATIONS = {"gy-first": False, "cols-first": True}  # GRAD_WEIGHT_COLS_FIRST
-IM2COL_VARIANTS = tuple(f"im2col-{layout}-{orientation}"
-                        for layout in _LAYOUTS for orientation in _ORIENTATIONS)
+# variant name -> the _nchw_kernels attributes it sets
+_SETTINGS = {
+    f"im2col-{layout}-{orientation}": {
+        "WIDE_MAX_EXTRA": forward_limit, "GRAD_INPUT_WIDE_MAX_EXTRA": grad_input_limit,
+        "GRAD_WEIGHT_COLS_FIRST": dict.fromkeys(_nchw_kernels.GRAD_WEIGHT_COLS_FIRST, cols_first)}
+    for layout, (forward_limit, grad_input_limit) in _LAYOUTS.items()
+    for orientation, cols_first in _ORIENTATIONS.items()}
+IM2COL_VARIANTS = tuple(_SETTINGS)
 
 
 @contextlib.contextmanager
 def im2col_variant(name: str):
-    if name not in IM2COL_VARIANTS:
+    if name not in _SETTINGS:
         yield name
         return
-    layout, orientation = next((layout, orientation) for layout in _LAYOUTS
-                               for orientation in _ORIENTATIONS
-                               if name == f"im2col-{layout}-{orientation}")
-    forward_limit, grad_input_limit = _LAYOUTS[layout]
-    cols_first = _ORIENTATIONS[orientation]
     with contextlib.ExitStack() as undo:
-        for attribute, value in (
-                ("WIDE_MAX_EXTRA", forward_limit),
-                ("GRAD_INPUT_WIDE_MAX_EXTRA", grad_input_limit),
-                ("GRAD_WEIGHT_COLS_FIRST", {np.dtype(np.float32): cols_first,
-                                            np.dtype(np.float64): cols_first})):
+        for attribute, value in _SETTINGS[name].items():
             undo.callback(setattr, _nchw_kernels, attribute, getattr(_nchw_kernels, attribute))
             setattr(_nchw_kernels, attribute, value)
         yield "im2col"
