@@ -11,6 +11,7 @@ cols @ gy^T), so that the sample-driven tests reach every variant on their small
 Any other name passes through unchanged, so a test can list methods and variants together.
 """
 import contextlib
+from unittest import mock
 
 from scipy_layers import _nchw_kernels
 
@@ -35,8 +36,5 @@ def im2col_variant(name: str):
     if name not in _SETTINGS:
         yield name
         return
-    with contextlib.ExitStack() as undo:
-        for attribute, value in _SETTINGS[name].items():
-            undo.callback(setattr, _nchw_kernels, attribute, getattr(_nchw_kernels, attribute))
-            setattr(_nchw_kernels, attribute, value)
+    with mock.patch.multiple(_nchw_kernels, **_SETTINGS[name]):
         yield "im2col"

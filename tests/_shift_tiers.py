@@ -8,6 +8,7 @@ multiply-add), so that the sample-driven tests reach each tier on their small in
 Any other name passes through unchanged, so a test can list methods and tiers together.
 """
 import contextlib
+from unittest import mock
 
 from scipy_layers import conv_methods
 
@@ -20,12 +21,10 @@ def shift_tier(path: str):
     if path not in SHIFT_TIERS:
         yield path
         return
-    with contextlib.ExitStack() as undo:
-        for name, value in (("SHIFT_WINDOWS_MAX_BYTES",
-                             _ALWAYS if path == "shift-windows" else _NEVER),
-                            ("SHIFT_ROWS_MAX_LENGTH",
-                             _NEVER if path == "shift-taps" else _ALWAYS)):
-            saved = getattr(conv_methods, name)
-            setattr(conv_methods, name, dict.fromkeys(saved, value))
-            undo.callback(setattr, conv_methods, name, saved)
+    windows = _ALWAYS if path == "shift-windows" else _NEVER
+    rows = _NEVER if path == "shift-taps" else _ALWAYS
+    with mock.patch.multiple(
+            conv_methods,
+            SHIFT_WINDOWS_MAX_BYTES=dict.fromkeys(conv_methods.SHIFT_WINDOWS_MAX_BYTES, windows),
+            SHIFT_ROWS_MAX_LENGTH=dict.fromkeys(conv_methods.SHIFT_ROWS_MAX_LENGTH, rows)):
         yield "shift"
