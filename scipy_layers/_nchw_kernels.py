@@ -9,7 +9,8 @@ y (N, C_out, Ho, Wo); ``geometry`` is _nchw_args.ConvGeometry. Two methods:
   kH * kW adds scatter back. Any stride, dilation and groups; at stride 1 the windows
   may run along whole padded rows (L = Ho * Wp, see im2col_forward) so that the copies
   are contiguous block moves: forward's (and grad_weight's) when that adds few columns
-  (WIDE_MAX_EXTRA), grad_input's up to more (GRAD_INPUT_WIDE_MAX_EXTRA).
+  (WIDE_MAX_EXTRA), grad_input's up to more (GRAD_INPUT_WIDE_MAX_EXTRA), both only where
+  the output has no more channels than the windows have rows (WIDE_MAX_OUTPUT_ROWS).
 - "fft": scipy.fft in float64 with a per-pixel accuracy certificate (_fft_conv); stride
   1, dilation 1, groups 1 only: for few channels with large kernels.
 
@@ -71,11 +72,24 @@ WIDE_MAX_EXTRA = 0.05
 # grad_input alone (its GEMM and the col2im adds) takes the wide layout up to far more
 # extra columns: the narrow col2im adds short strided rows, numpy's per-row overhead,
 # where the wide one adds a few long contiguous runs. Measured (wide / narrow time of
-# that GEMM + col2im, one process, one thread, OpenBLAS SkylakeX, Zen 5 VM of the README;
-# float32, float64): 8x16x32x32 -> 32 k3 (7% extra) 0.81, 0.90; k7 (23%) 0.90, 1.00;
-# 1x64x56x56 -> 64 k3 0.75, 0.77, k7 (12%) 0.77, 0.81, k15 (33%) 0.96, 0.98;
-# 8x3x32x32 -> 16 k7 0.83, 0.95; 8x16x32x32 k15 (78%) 1.35, 1.35.
+# that GEMM + col2im, one process, one thread, OpenBLAS SkylakeX, the Zen 5 VM of
+# docs/performance.md; float32, float64): 8x16x32x32 -> 32 k3 (7% extra) 0.81, 0.90;
+# k7 (23%) 0.90, 1.00; 1x64x56x56 -> 64 k3 0.75, 0.77, k7 (12%) 0.77, 0.81, k15 (33%)
+# 0.96, 0.98; 8x3x32x32 -> 16 k7 0.83, 0.95; 8x16x32x32 k15 (78%) 1.35, 1.35.
 GRAD_INPUT_WIDE_MAX_EXTRA = 0.25
+# Both wide layouts also copy the output side: y out of its wide buffer, gy into one (C_out
+# strided rows of Wo per output row each). They pay only while that is less than what
+# the window side saves (C_in kH kW strided rows per output row, per image): with more
+# output channels than window rows, narrow was faster in every case measured (narrow /
+# wide, fwd+bwd of the whole layer, one process, rotated, one thread, OpenBLAS SkylakeX,
+# the Zen 4 VM of docs/performance.md; float32, float64): 1x3x224x224 -> 64 k3 (64 on 27
+# rows) 0.78, 0.75, 'same' 0.83, 0.85; -> 32 k3 0.83, 0.83; 2x3x128x128 -> 64 k3 0.87,
+# 0.74; 2x1x256x256 -> 32 k3 0.69; 4x8x64x64 -> 128 k3 0.91, 0.84; 8x1x28x28 -> 32 k3
+# 'same' 0.85, 0.82; 8x4x16x16 -> 64 k3 'same' 0.91, 0.89; 16x3x32x32 -> 64 k3 'same'
+# 0.92. At or below one output channel per window row it was level or mixed (4x8x64x64
+# -> 64 k3 0.96, 2x16x64x64 -> 64 k3 1.01, 1x64x56x56 -> 64 k3 1.01, 1x3x224x224 -> 16
+# k3 0.96, -> 64 k7 0.94 float32): those keep the extra-column rules.
+WIDE_MAX_OUTPUT_ROWS = 1.0  # C_out / (C_in kH kW) up to which the wide layouts run
 # grad_weight's GEMM as cols @ gy^T (the (K, C_out) transpose of the result) instead of
 # gy @ cols^T, per dtype: OpenBLAS's SkylakeX sgemm runs the first 0.49-0.95x the
 # second's time on the CNN shapes (8x16x32x32 -> 32 k3 0.60, k7 0.71; 1x64x56x56 -> 64
@@ -84,12 +98,16 @@ GRAD_INPUT_WIDE_MAX_EXTRA = 0.25
 GRAD_WEIGHT_COLS_FIRST = {np.dtype(np.float32): True, np.dtype(np.float64): False}
 
 
-def _wide(geometry, k_w, max_extra=None):
-    """Stride 1 and few extra columns (at most ``max_extra``, WIDE_MAX_EXTRA by default,
-    of the output's width): windows along whole padded rows."""
+def _wide(geometry, w_shape, max_extra=None):
+    """Stride 1, few extra columns (at most ``max_extra``, WIDE_MAX_EXTRA by default, of
+    the output's width) and no more output channels than window rows (times
+    WIDE_MAX_OUTPUT_ROWS): windows along whole padded rows."""
     max_extra = WIDE_MAX_EXTRA if max_extra is None else max_extra
+    c_out, c_group, k_h, k_w = w_shape
     extra = geometry.dilation[1] * (k_w - 1)
-    return geometry.stride == (1, 1) and extra <= max_extra * geometry.out_hw[1]
+    window_rows = geometry.groups * c_group * k_h * k_w
+    return (geometry.stride == (1, 1) and extra <= max_extra * geometry.out_hw[1]
+            and c_out <= WIDE_MAX_OUTPUT_ROWS * window_rows)
 
 
 def im2col_forward(x, w, bias, geometry, keep_cols):
@@ -97,7 +115,8 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
     im2col_backward takes (with the window matrix (N, G, C_in/G * kH * kW, L) when
     keep_cols, else None).
 
-    At stride 1 with few extra columns ("wide", see WIDE_MAX_EXTRA), L = Ho * Wp: each
+    At stride 1 with few extra columns ("wide", see WIDE_MAX_EXTRA and
+    WIDE_MAX_OUTPUT_ROWS), L = Ho * Wp: each
     window row is one contiguous stretch of the flattened padded input (a tail of zeros
     covers the last stretches), so im2col is kH * kW block copies and col2im kH * kW
     contiguous adds; the Wp - Wo extra columns of each output row are computed and
@@ -113,7 +132,7 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
     n, c_in = x.shape[:2]
     c_out, c_group, k_h, k_w = w.shape
     (out_h, out_w), (d_h, d_w), groups = geometry.out_hw, geometry.dilation, geometry.groups
-    wide = _wide(geometry, k_w)
+    wide = _wide(geometry, w.shape)
     flat, grid = _padded(x, geometry.padding, d_w * (k_w - 1) if wide else 0)
     hp, wp = grid.shape[2:]
     length = out_h * wp if wide else out_h * out_w
@@ -168,7 +187,7 @@ def im2col_backward(gy, w, state, geometry, need_input, need_weight):
     groups = geometry.groups
     # grad_input may run wide where forward ran narrow (GRAD_INPUT_WIDE_MAX_EXTRA);
     # grad_weight takes forward's layout, that of its window matrix.
-    input_wide = need_input and (wide or _wide(geometry, k_w, GRAD_INPUT_WIDE_MAX_EXTRA))
+    input_wide = need_input and (wide or _wide(geometry, w.shape, GRAD_INPUT_WIDE_MAX_EXTRA))
     gy_wide = None
     if wide or input_wide:  # gy on whole padded rows, zero on the dropped columns
         gy_wide = scratch((n, c_out, out_h, wp), gy.dtype)

@@ -16,7 +16,8 @@ from unittest import mock
 from scipy_layers import _nchw_kernels
 
 # (WIDE_MAX_EXTRA, GRAD_INPUT_WIDE_MAX_EXTRA); -inf, not 0: 1x1 and kx1 kernels add no
-# extra column, so a limit of 0 would still let them run wide.
+# extra column, so a limit of 0 would still let them run wide. Every variant lifts
+# WIDE_MAX_OUTPUT_ROWS, so that the wide ones run whatever the channel counts.
 _NEVER, _ALWAYS = float("-inf"), float("inf")
 _LAYOUTS = {"narrow": (_NEVER, _NEVER), "wide-grad-input": (_NEVER, _ALWAYS),
             "wide": (_ALWAYS, _ALWAYS)}
@@ -25,6 +26,7 @@ _ORIENTATIONS = {"gy-first": False, "cols-first": True}  # GRAD_WEIGHT_COLS_FIRS
 _SETTINGS = {
     f"im2col-{layout}-{orientation}": {
         "WIDE_MAX_EXTRA": forward_limit, "GRAD_INPUT_WIDE_MAX_EXTRA": grad_input_limit,
+        "WIDE_MAX_OUTPUT_ROWS": _ALWAYS,
         "GRAD_WEIGHT_COLS_FIRST": dict.fromkeys(_nchw_kernels.GRAD_WEIGHT_COLS_FIRST, cols_first)}
     for layout, (forward_limit, grad_input_limit) in _LAYOUTS.items()
     for orientation, cols_first in _ORIENTATIONS.items()}

@@ -341,22 +341,47 @@ def test_every_im2col_variant_gradchecks_and_agrees(name, variant):
         test_features_agree_with_f_conv2d(name, torch.float32)
 
 
-@pytest.mark.parametrize("x_shape,w_shape,kwargs,input_wide", [
-    ((1, 64, 56, 56), (64, 64, 3, 3), {}, True),          # forward wide too
-    ((8, 16, 32, 32), (32, 16, 3, 3), {}, True),          # 2 extra columns on 30
-    ((8, 16, 32, 32), (32, 16, 7, 7), {}, True),          # 6 on 26
-    ((1, 64, 56, 56), (64, 64, 15, 15), {}, False),       # 14 on 42
-    ((1, 8, 32, 32), (8, 8, 3, 3), dict(dilation=4), False),  # 8 on 24
-    ((1, 3, 64, 64), (4, 3, 3, 3), dict(stride=2), False),
+@pytest.mark.parametrize("x_shape,w_shape,kwargs,forward_wide,input_wide", [
+    ((1, 64, 56, 56), (64, 64, 3, 3), {}, True, True),     # 2 extra columns on 54
+    ((8, 16, 32, 32), (32, 16, 3, 3), {}, False, True),    # 2 on 30
+    ((8, 16, 32, 32), (32, 16, 7, 7), {}, False, True),    # 6 on 26
+    ((1, 64, 56, 56), (64, 64, 15, 15), {}, False, False),  # 14 on 42
+    ((1, 8, 32, 32), (8, 8, 3, 3), dict(dilation=4), False, False),  # 8 on 24
+    ((1, 3, 64, 64), (4, 3, 3, 3), dict(stride=2), False, False),
+    # more output channels than window rows (C_in kH kW): narrow, however few the extra columns
+    ((1, 3, 64, 64), (27, 3, 3, 3), {}, True, True),       # 27 on 27 rows
+    ((1, 3, 64, 64), (28, 3, 3, 3), {}, False, False),     # 28 on 27
+    ((1, 3, 224, 224), (64, 3, 3, 3), dict(padding=1), False, False),
+    ((1, 4, 64, 64), (36, 2, 3, 3), dict(groups=2), True, True),    # 18 on 18 per group
+    ((1, 4, 64, 64), (38, 2, 3, 3), dict(groups=2), False, False),  # 19 on 18
 ])
-def test_grad_input_layout_rule(x_shape, w_shape, kwargs, input_wide, monkeypatch):
-    seen = []
-    original = nn.kernels._col2im
+def test_layout_rule(x_shape, w_shape, kwargs, forward_wide, input_wide, monkeypatch):
+    assert _layouts_run(x_shape, w_shape, kwargs, monkeypatch) == ([forward_wide], [input_wide])
+
+
+@pytest.mark.parametrize("variant,forward_wide,input_wide", [
+    ("im2col-narrow-gy-first", False, False), ("im2col-wide-grad-input-cols-first", False, True),
+    ("im2col-wide-gy-first", True, True)])
+def test_forced_variants_run_their_layout_against_the_rule(variant, forward_wide, input_wide,
+                                                          monkeypatch):
+    # 64 output channels on 27 window rows: the rule runs narrow, the variants their own.
+    with im2col_variant(variant):
+        layouts = _layouts_run((1, 3, 32, 32), (64, 3, 3, 3), {}, monkeypatch)
+    assert layouts == ([forward_wide], [input_wide])
+
+
+def _layouts_run(x_shape, w_shape, kwargs, monkeypatch):
+    """([forward's layout], [grad_input's]) of one im2col forward+backward, True = wide:
+    the second entry of forward's state, the last argument of _col2im."""
+    forward_layouts, input_layouts = [], []
+    forward, col2im = nn.kernels.im2col_forward, nn.kernels._col2im
+    monkeypatch.setattr(nn.kernels, "im2col_forward", lambda *args: (
+        lambda result: forward_layouts.append(result[1][1]) or result)(forward(*args)))
     monkeypatch.setattr(nn.kernels, "_col2im",
-                        lambda *args: seen.append(args[-1]) or original(*args))
+                        lambda *args: input_layouts.append(args[-1]) or col2im(*args))
     x = torch.randn(x_shape, requires_grad=True)
     conv2d(x, torch.randn(w_shape), method="im2col", **kwargs).sum().backward()
-    assert seen == [input_wide]
+    return forward_layouts, input_layouts
 
 
 @pytest.mark.parametrize("kwargs", [dict(padding=1), dict(stride=2), dict(method="fft")])
