@@ -7,7 +7,7 @@ padded length), while a DFT matrix product, length^2 multiply-adds per line, run
 GEMM at BLAS speed. Measured (numpy/scipy part of forward+backward, one process, one
 thread, AMD EPYC family 25 model 1): 127x127 (prime) 685 -> 358 us float32 and 1971 ->
 854 us float64; the whole layer call, against native: 1.29 -> 0.79 float32, 1.31 ->
-0.75 float64 (README, "Against the targets"). Matrices would win on short lengths of
+0.75 float64 (docs/performance.md). Matrices would win on short lengths of
 small factors too (16x16 float32 58 -> 18 us) but are kept off them: there pocketfft's
 butterflies, like native's FFT, subtract equal terms exactly, so a large constant offset
 cancels without error, where a matrix product leaves ~length * eps of it in every bin (a

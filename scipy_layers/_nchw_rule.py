@@ -28,8 +28,8 @@ FFT_MAX_CHANNEL_PAIRS = 16
 # ns, one pass each: fft ~ 1.7 x (N C_in + C_in C_out + N C_out) T log2 T (transforms of
 # T points) + 15 x N C_in C_out F (the channel contraction over F bins, with its
 # certificate's); im2col ~ max(0.15, 6 / C_out) x its multiply-adds (GEMMs with few
-# output rows run far below BLAS peak). Fitted on the Zen 5 VM of the README ("A second
-# CPU"), fwd+bwd in one process, fft / im2col ms: 8x3x32x32->16 k7 6.7 / 4.4, k11 9.5 /
+# output rows run far below BLAS peak). Fitted on the Zen 5 VM of docs/performance.md,
+# fwd+bwd in one process, fft / im2col ms: 8x3x32x32->16 k7 6.7 / 4.4, k11 9.5 /
 # 9.7, k13 5.4 / 8.1, k15 6.0 / 9.9; 8x8x32x32->8 k11 7.4 / 23.6; 8x16x32x32->32 k7 50 /
 # 29, k11 48 / 47, k15 45 / 62; 1x64x56x56->64 k15 420 / 264; 1x3x224x224->64 k15 349 /
 # 258. fft must be modelled FFT_FLOAT64_MARGIN x im2col or less (the ties stay im2col,

@@ -6,7 +6,7 @@ every call's new buffers page-fault on first touch (numpy asks for transparent h
 pages above 4 MB, whose faults zero 2 MB each). Measured on the AMD EPYC VM of the
 README: the batched conv (8,16,32,32)->32 k3 float32 fwd+bwd ~2200 faults, 6.3 ms with
 fresh buffers, 2.8 ms without faults; fft_abs 8x256x256 to 2048x2048 2000-3100 faults
-a forward+backward (README, "Against the targets").
+a forward+backward (docs/performance.md).
 
 Rules: :func:`scratch` gives an uninitialised C-contiguous array (every caller writes
 before it reads; the tests fill scratch with NaN to check); :func:`recycle` takes back

@@ -80,10 +80,11 @@ def _direct_grad_filter(x, g, w_shape):
 #   copied as the rows of one matrix, summed by one BLAS matrix-vector product (forward,
 #   and grad_input on zero-padded g with the flipped filter): two numpy calls a pass,
 #   whatever the kernel. Fastest where its matrix stays in cache; measured fwd+bwd
-#   kernels, one process, one thread, the AMD EPYC family 26 model 2 VM of the README
-#   ("A second CPU"), windows / rows: float32 16^2 k3 0.58, k7 0.34, 64^2 k3 0.47, k11
-#   (2 MB) 0.64, 127^2 k3 0.72; float64 16^2 k7 0.40, 64^2 k3 (0.3 MB) 0.64, k5 (0.8 MB)
-#   0.97, 127^2 k3 (1.2 MB) 1.10; float32 256^2 k7 (13 MB) 1.30 against the taps tier.
+#   kernels, one process, one thread, the AMD EPYC family 26 model 2 VM of
+#   docs/performance.md ("A second CPU"), windows / rows: float32 16^2 k3 0.58, k7 0.34,
+#   64^2 k3 0.47, k11 (2 MB) 0.64, 127^2 k3 0.72; float64 16^2 k7 0.40, 64^2 k3 (0.3 MB)
+#   0.64, k5 (0.8 MB) 0.97, 127^2 k3 (1.2 MB) 1.10; float32 256^2 k7 (13 MB) 1.30 against
+#   the taps tier.
 #   The whole layer call, side by side against the rows tier (fwd+bwd / native, 60
 #   rotated batches): float32 64^2 k3 1.18 -> 1.04, 127^2 k3 1.06 -> 0.95, 32^2 k15
 #   0.82 -> 0.40; float64 16^2 k7 1.33 -> 1.20, 64^2 k3 0.99 -> 1.00. In a hot loop it

@@ -5,8 +5,8 @@
                                  conv:127:float64:3 cnn:8x16x32x32:32:float32:3] [--batches 40]
 
 Why: asv times each commit in its own processes, and on a noisy VM native's own time moves
-more between those runs than a small change moves the layer (README, "Against the
-targets"). Here the base commit's package (``git archive`` of its ``scipy_layers/``,
+more between those runs than a small change moves the layer (docs/performance.md). Here
+the base commit's package (``git archive`` of its ``scipy_layers/``,
 imported as ``scipy_layers_base``), this checkout's and native torch run forward+backward
 (``torch.autograd.grad``) in rotated batches, so that each follows every other equally
 often, one warm-up call per batch, torch at one thread; each batch's time is divided by
