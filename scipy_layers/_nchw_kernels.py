@@ -115,12 +115,12 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
     im2col_backward takes (with the window matrix (N, G, C_in/G * kH * kW, L) when
     keep_cols, else None).
 
-    At stride 1 with few extra columns ("wide", see WIDE_MAX_EXTRA and
-    WIDE_MAX_OUTPUT_ROWS), L = Ho * Wp: each
-    window row is one contiguous stretch of the flattened padded input (a tail of zeros
-    covers the last stretches), so im2col is kH * kW block copies and col2im kH * kW
-    contiguous adds; the Wp - Wo extra columns of each output row are computed and
-    dropped (backward gives them a zero gradient).
+    At stride 1 with few extra columns and no more output channels than window rows
+    ("wide", see WIDE_MAX_EXTRA and WIDE_MAX_OUTPUT_ROWS), L = Ho * Wp: each window row
+    is one contiguous stretch of the flattened padded input (a tail of zeros covers the
+    last stretches), so im2col is kH * kW block copies and col2im kH * kW contiguous
+    adds; the Wp - Wo extra columns of each output row are computed and dropped
+    (backward gives them a zero gradient).
     Otherwise L = Ho * Wo from strided slices. Operands that are not all finite take the
     tap kernels (state marked "tap"). The state ends with the window matrix (or None),
     which the caller may recycle() once the graph node dies.
