@@ -207,13 +207,12 @@ def im2col_backward(gy, w, state, geometry, need_input, need_weight):
 def _grad_weight(gy_groups, cols, w_shape):
     """sum over images of gy @ cols^T, (C_out, C_in/G, kH, kW), in the GEMM orientation
     GRAD_WEIGHT_COLS_FIRST picks for the dtype."""
-    n = gy_groups.shape[0]
-    if GRAD_WEIGHT_COLS_FIRST.get(gy_groups.dtype, False):
-        grad_t = np.matmul(cols, gy_groups.transpose(0, 1, 3, 2))  # (N, G, K, C_out/G)
-        grad_t = grad_t.sum(axis=0) if n > 1 else grad_t[0]
-        return np.ascontiguousarray(grad_t.transpose(0, 2, 1)).reshape(w_shape)
-    grad = np.matmul(gy_groups, cols.transpose(0, 1, 3, 2))
-    return (grad.sum(axis=0) if n > 1 else grad[0]).reshape(w_shape)
+    if GRAD_WEIGHT_COLS_FIRST.get(gy_groups.dtype, False):  # (N, G, K, C_out/G), seen transposed
+        grad = np.matmul(cols, gy_groups.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)
+    else:  # (N, G, C_out/G, K)
+        grad = np.matmul(gy_groups, cols.transpose(0, 1, 3, 2))
+    grad = grad.sum(axis=0) if grad.shape[0] > 1 else grad[0]
+    return np.ascontiguousarray(grad).reshape(w_shape)  # (a copy only after the transpose)
 
 
 def _col2im(gy_groups, w, xp_shape, geometry, wide):

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.bench_conv2d_nchw import OUTPUT_CHANNELS  # noqa: E402
 from calibrate import time_calls  # noqa: E402  (this folder: the script's own)
 from scipy_layers import conv2d  # noqa: E402
-from scipy_layers._nchw_kernels import GRAD_WEIGHT_COLS_FIRST  # noqa: E402
+from scipy_layers._nchw_kernels import _grad_weight  # noqa: E402
 
 CASES = [("8x3x32x32", 3), ("8x16x32x32", 3), ("1x64x56x56", 3), ("1x3x224x224", 7),
          ("8x16x32x32", 7), ("1x64x56x56", 7)]
@@ -41,20 +41,17 @@ def median_time(fn, repeats: int) -> float:
 
 def gemms(n, c_in, c_out, k, out_h, out_w, dtype):
     """The three matmuls of im2col at stride 1 (L = Ho * Wo columns per image; grad_input's
-    may run on Ho * Wp, see GRAD_INPUT_WIDE_MAX_EXTRA), grad_weight's in the orientation
-    the kernels take for the dtype (GRAD_WEIGHT_COLS_FIRST)."""
+    may run on Ho * Wp, see GRAD_INPUT_WIDE_MAX_EXTRA), grad_weight's by the kernels' own
+    _grad_weight (its GEMM in the orientation they take for the dtype, the sum over
+    images)."""
     rng = np.random.default_rng(0)
     w = rng.standard_normal((c_out, c_in * k * k)).astype(dtype)
-    cols = rng.standard_normal((n, c_in * k * k, out_h * out_w)).astype(dtype)
-    gy = rng.standard_normal((n, c_out, out_h * out_w)).astype(dtype)
-    cols_first = GRAD_WEIGHT_COLS_FIRST.get(np.dtype(dtype), False)
+    cols = rng.standard_normal((n, 1, c_in * k * k, out_h * out_w)).astype(dtype)
+    gy = rng.standard_normal((n, 1, c_out, out_h * out_w)).astype(dtype)
 
     def run():
         np.matmul(w, cols)
-        if cols_first:
-            np.matmul(cols, gy.transpose(0, 2, 1)).sum(axis=0)
-        else:
-            np.matmul(gy, cols.transpose(0, 2, 1)).sum(axis=0)
+        _grad_weight(gy, cols, (c_out, c_in, k, k))
         np.matmul(w.T, gy)
     return run
 
