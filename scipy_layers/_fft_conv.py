@@ -31,11 +31,20 @@ import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
 
 from . import _fft_certificate as cert
+from ._workspace import recycle, scratch
 
 # Scaled operands' products must stay normal floats: below float64's smallest normal
 # (2**-1022) a product loses digits, in the transforms, in M and in the fix-ups alike, so
 # the certificate could not see the loss. A float32 operand never comes near.
 MIN_PRODUCT_EXPONENT = -1000
+# The channel contraction runs as numpy's matmul on bins-first views (its own loop: the
+# views are strided) from this many multiply-adds per bin, einsum below. One process,
+# fwd+bwd's six contractions (three passes, their M), ms einsum / matmul: 8x16x32x32 -> 32
+# at 32x17 bins (4096 a bin) 27.5 / 11.3; 8x3 -> 16 (384) ~2.9 / ~2.2; at 96-128 a bin
+# (4x3 -> 8, 2x16 -> 4) matmul was 0-30% slower, each pass 0.2-0.5 ms. With one image the
+# forward and grad_input products are vector-matrix, which einsum runs 2-3x faster (its
+# order streams the weight spectra once): 1x64x56x56 -> 64, 15 / 35 ms a pass.
+MATMUL_MIN_PRODUCTS = 256
 
 
 def _spectrum(a: np.ndarray, shape) -> np.ndarray:
@@ -62,15 +71,44 @@ def _result_norm(spectrum: np.ndarray, shape) -> np.ndarray:
 
 
 def _contract(pattern: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """np.einsum(pattern, a, b) for the three passes; a broadcast product when the
-    summed channel axis has length 1 (the single-channel layer)."""
-    if pattern == "ncuv,ocuv->nouv" and a.shape[1] == 1:
-        return a[:, None, 0] * b[None, :, 0]
-    if pattern == "nouv,ocuv->ncuv" and a.shape[1] == 1:
-        return a[:, 0][:, None] * b[0][None]
-    if pattern == "ncuv,nouv->ocuv" and a.shape[0] == 1:
-        return b[0][:, None] * a[0][None]
+    """np.einsum(pattern, a, b) for the three passes, each a small matrix product per
+    frequency bin: a broadcast product when the summed axis has length 1 (the single-
+    channel layer); a stacked matmul over bins-first views, into a pooled buffer, where
+    each bin's product is large enough (MATMUL_MIN_PRODUCTS) and, for the two passes
+    whose rows are images, there are two or more images; else einsum. The matmul's
+    results are scratch: callers recycle() them once transformed back."""
+    n_rows = a.shape[0]
+    products = n_rows * a.shape[1] * b.shape[0 if pattern == "ncuv,ocuv->nouv" else 1]
+    if pattern == "ncuv,ocuv->nouv":
+        if a.shape[1] == 1:
+            return a[:, None, 0] * b[None, :, 0]
+        if n_rows >= 2 and products >= MATMUL_MIN_PRODUCTS:
+            return _matmul_bins(_bins_first(a), _bins_first(b).transpose(0, 2, 1), a)
+    elif pattern == "nouv,ocuv->ncuv":
+        if a.shape[1] == 1:
+            return a[:, 0][:, None] * b[0][None]
+        if n_rows >= 2 and products >= MATMUL_MIN_PRODUCTS:
+            return _matmul_bins(_bins_first(a), _bins_first(b), a)
+    elif pattern == "ncuv,nouv->ocuv":
+        if n_rows == 1:
+            return b[0][:, None] * a[0][None]
+        if products >= MATMUL_MIN_PRODUCTS:
+            return _matmul_bins(_bins_first(b).transpose(0, 2, 1), _bins_first(a), a)
     return np.einsum(pattern, a, b)
+
+
+def _bins_first(a: np.ndarray) -> np.ndarray:
+    """(P, Q, U, V) -> a (U V, P, Q) view (a's own layout: no copy)."""
+    return a.reshape(a.shape[0], a.shape[1], -1).transpose(2, 0, 1)
+
+
+def _matmul_bins(left: np.ndarray, right: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """left @ right per bin ((U V, P, K) @ (U V, K, Q)), written straight into a C-
+    contiguous (P, Q, U, V) scratch array (the layout the inverse transforms take)."""
+    rows, columns = left.shape[1], right.shape[2]
+    result = scratch((rows, columns, *like.shape[2:]), np.result_type(left, right))
+    np.matmul(left, right, out=result.reshape(rows, columns, -1).transpose(2, 0, 1))
+    return result
 
 
 @dataclass
@@ -131,7 +169,9 @@ def _bound(a: _Operand, b: _Operand, contract, contracted, spectrum, dtype):
 def _m_lower(pattern, a: _Operand, b: _Operand, contract, contracted, conj, rows, crop):
     """A lower bound of M per output: the float32 FFT of |a| and |b|, less its error."""
     b_spec = b.magnitude_spectrum().conj() if conj else b.magnitude_spectrum()
-    m = _inverse_rows(_contract(pattern, a.magnitude_spectrum(), b_spec), a.shape, rows)[crop]
+    spectrum = _contract(pattern, a.magnitude_spectrum(), b_spec)
+    m = _inverse_rows(spectrum, a.shape, rows)[crop]
+    recycle(spectrum)
     error = cert.float32_error_bound(a.norms(), b.norms(), contract, contracted,
                                      math.prod(a.shape))
     return (m - error[:, :, None, None]) * (1 - 4 * cert.U32)  # the magnitudes' roundings
@@ -159,6 +199,7 @@ def fft_forward(x, w, padding, out_hw):
     spectrum = _contract("ncuv,ocuv->nouv", sx.spectrum, sw.spectrum.conj())
     y = _inverse_rows(spectrum, shape, out_hw[0])[..., :out_hw[1]]
     bound = _bound(sx, sw, "nc,oc->no", c_in, spectrum, state.dtype)
+    recycle(spectrum)
     minima = cert.WindowMinima(sx.array, (k_h, k_w))
     crop = (Ellipsis, slice(0, out_hw[0]), slice(0, out_hw[1]))
 
@@ -197,6 +238,7 @@ def fft_backward(gy, state: FFTState, need_input, need_weight):
         spectrum = _contract("nouv,ocuv->ncuv", sg.spectrum, sw.spectrum)
         result = _inverse_rows(spectrum, shape, hp)[..., :wp][crop]
         bound = _bound(sg, sw, "no,oc->nc", c_out, spectrum, state.dtype)
+        recycle(spectrum)
         def direct_at(b, c, r, s):
             g_padded = np.pad(sg.array, ((0, 0), (0, 0), (k_h - 1, k_h - 1), (k_w - 1, k_w - 1)))
             windows = sliding_window_view(g_padded, (k_h, k_w), axis=(2, 3))[b, :, r + top,
@@ -221,6 +263,7 @@ def fft_backward(gy, state: FFTState, need_input, need_weight):
         spectrum = _contract("ncuv,nouv->ocuv", sx.spectrum, sg.spectrum.conj())
         result = _inverse_rows(spectrum, shape, k_h)[..., :k_w]
         bound = _bound(sg, sx, "no,nc->oc", n, spectrum, state.dtype)
+        recycle(spectrum)
 
         def direct_at(o, c, i, j):
             return np.array([np.vdot(sx.array[:, ci, ii:ii + out_h, jj:jj + out_w],

@@ -19,31 +19,42 @@ from .conv import is_float64, shift_max_taps
 # large kernel and few channel pairs (measured (4,1,128,128)->1 k15: fft ~0.01-0.03x of
 # im2col's time); frequency-domain channel contraction loses badly with many channels at
 # small kernels (figures: 20-180x slower), so everything else takes im2col + BLAS, but
-# for the float64 cases the cost model below sends to fft.
+# for the cases the cost model below sends to fft.
 SHIFT_MAX_IN_CHANNELS = 8
 FFT_MIN_TAPS = 25
 FFT_MAX_CHANNEL_PAIRS = 16
-# Float64 also takes fft where a cost model puts it well below im2col (im2col's float64
-# GEMMs run at half their float32 rate; fft computes in float64 for both dtypes). Model,
-# ns, one pass each: fft ~ 1.7 x (N C_in + C_in C_out + N C_out) T log2 T (transforms of
-# T points) + 15 x N C_in C_out F (the channel contraction over F bins, with its
-# certificate's); im2col ~ max(0.15, 6 / C_out) x its multiply-adds (GEMMs with few
-# output rows run far below BLAS peak). Fitted on the Zen 5 VM of docs/performance.md,
-# fwd+bwd in one process, fft / im2col ms: 8x3x32x32->16 k7 6.7 / 4.4, k11 9.5 /
-# 9.7, k13 5.4 / 8.1, k15 6.0 / 9.9; 8x8x32x32->8 k11 7.4 / 23.6; 8x16x32x32->32 k7 50 /
-# 29, k11 48 / 47, k15 45 / 62; 1x64x56x56->64 k15 420 / 264; 1x3x224x224->64 k15 349 /
-# 258. fft must be modelled FFT_FLOAT64_MARGIN x im2col or less (the ties stay im2col,
-# and so do 8x3x32x32 k13 and 8x16x32x32 k15). Side by side against the rule before
-# (tools/side_by_side.py, 30 batches, fwd+bwd / native): 8x3x32x32->16 k15 0.88 -> 0.55,
-# 8x8x32x32->8 k11 0.96 -> 0.42; unchanged: k11, float32. On the Zen 3 VM float64 GEMMs
-# are slower against its FFTs (calibrated 39 / 7.1 GFLOP/s against 83 / 9.4), so there
-# fft's lead is larger. In float32 fft won none of these against im2col (8x16x32x32 k15
-# 1.18 / 1.19x native, 8x3x32x32 k15 1.44 / 1.37).
+# Both dtypes also take fft where a cost model puts it well below im2col (fft computes
+# in float64 for both; im2col's float32 GEMMs run at about twice their float64 rate,
+# FLOAT32_GEMM_SPEEDUP). Model, ns, fwd+bwd: fft ~ 1.7 x (N C_in + C_in C_out + N C_out)
+# T log2 T (transforms of T points) + N C_in C_out F x the channel contraction's cost
+# per bin and channel triple, certificate's included: FFT_NS_PER_CONTRACTION by einsum,
+# FFT_NS_PER_MATMUL_CONTRACTION for _fft_conv's stacked matmul on two or more images
+# with FFT_MODEL_MATMUL_MIN_PRODUCTS or more a bin; im2col ~ max(0.15, 6 / C_out) x its
+# multiply-adds in float64 (GEMMs with few output rows run far below BLAS peak), half
+# that in float32. Fitted on the Zen 5 VM of docs/performance.md with the einsum
+# contraction, fwd+bwd in one process, fft / im2col ms: 8x3x32x32->16 k7 6.7 / 4.4, k11
+# 9.5 / 9.7, k13 5.4 / 8.1, k15 6.0 / 9.9; 8x8x32x32->8 k11 7.4 / 23.6; 8x16x32x32->32 k7
+# 50 / 29, k11 48 / 47, k15 45 / 62; 1x64x56x56->64 k15 420 / 264; 1x3x224x224->64 k15
+# 349 / 258. The matmul's constant is 15 x its ratio to einsum fitted on the Zen 4 VM
+# (17 shapes, both contractions, one process, rotated, a shared transform constant:
+# 0.29 in float64, 0.16 in float32; float64's taken). The gain is that large from 2048
+# multiply-adds a bin (8x16 -> 32, 4x64 -> 16, 16x8 -> 16); at 384-512 (8x3 -> 16,
+# 8x8 -> 8) it was within the VM's noise, so there the model keeps einsum's constant.
+# fft must be modelled FFT_MODEL_MARGIN x im2col or less (the ties stay im2col). Side by
+# side against the rule before this model (tools/side_by_side.py, 30 batches, fwd+bwd /
+# native): 8x3x32x32->16 k15 float64 0.88 -> 0.55, 8x8x32x32->8 k11 0.96 -> 0.42. On
+# the Zen 3 VM float64 GEMMs are slower against its FFTs (calibrated 39 / 7.1 GFLOP/s
+# against 83 / 9.4), so fft's lead is larger there; on the Zen 4 VM im2col ran 1.5-2x
+# slower than modelled against fft's 1.0-1.3x, so the margin leaves some of fft's wins
+# there to im2col (8x16x32x32->32 k15 float32: fft 0.42 x im2col's time, modelled 0.90).
 FFT_NS_PER_TRANSFORM_WORK = 1.7
 FFT_NS_PER_CONTRACTION = 15.0
+FFT_NS_PER_MATMUL_CONTRACTION = 4.3
+FFT_MODEL_MATMUL_MIN_PRODUCTS = 2048
 IM2COL_NS_PER_MAC_X_C_OUT = 6.0
 IM2COL_MIN_NS_PER_MAC = 0.15
-FFT_FLOAT64_MARGIN = 0.65
+FLOAT32_GEMM_SPEEDUP = 2.0  # (calibrated GEMM float32 / float64: 2.2 Zen 3, 2.3 Zen 5, 2.0 Zen 4)
+FFT_MODEL_MARGIN = 0.65
 # (0.65, not 0.75: on shapes the model puts at 0.75 the measured fft / im2col ranged
 # 0.68-1.18, e.g. 4x3x48x48 -> 8 k7 'same' 6.5 / 5.6 ms, 4x64x16x16 -> 16 k13 'same'
 # 72.4 / 72.5; at 0.52-0.63 it measured 0.62-0.76.)
@@ -51,16 +62,16 @@ FFT_FLOAT64_MARGIN = 0.65
 # ~2x too kind to fft on small batches with few output channels and many input channels
 # (one process, fft / im2col: 1x64x16x16 -> 8 k13 'same' 26.0 / 17.3 ms, unbatched
 # 128x8x8 -> 4 k13 'same' 22.1 / 11.1, 2x16x32x32 -> 4 k5 'same' 4.0 / 2.9): outside
-# batches of FFT_FLOAT64_MIN_BATCH and FFT_FLOAT64_MIN_OUT_CHANNELS it is not used.
-FFT_FLOAT64_MIN_BATCH = 4
-FFT_FLOAT64_MIN_OUT_CHANNELS = 8
+# batches of FFT_MODEL_MIN_BATCH and FFT_MODEL_MIN_OUT_CHANNELS it is not used.
+FFT_MODEL_MIN_BATCH = 4
+FFT_MODEL_MIN_OUT_CHANNELS = 8
 # And only while its spectra (every input, weight and output channel image, complex128)
 # fit in this many bytes: they grow as C_in x C_out x T, im2col's windows as C_in k^2 x
 # (H W) for one image at a time (8x256x64x64 -> 256 at 15x15 would model fft cheaper
 # and need ~2.2 GB for the weight spectra alone). The method's peak is ~4x its spectra
 # (the certificate's magnitude spectra, the products): measured below im2col's peak on
 # the shapes tried (8x4x128x128 -> 128 k15 'same': 1030 against 2078 MiB).
-FFT_FLOAT64_MAX_SPECTRA_BYTES = 256 << 20
+FFT_MODEL_MAX_SPECTRA_BYTES = 256 << 20
 # Its cost when the certificate rejects a pass on ordinary data (zero regions: a loss
 # over a centre crop zeroes grad_output's border, letterboxed images): the pass then runs
 # the tap kernels after the transforms, e.g. 8x3x32x32 -> 16 k15 'same' with a centre-crop
@@ -79,11 +90,11 @@ def choose_nchw_method(x_shape, w_shape, stride, dilation, groups, dtype=torch.f
         return "shift"
     if k_h * k_w >= FFT_MIN_TAPS and c_in * c_out <= FFT_MAX_CHANNEL_PAIRS:
         return "fft"
-    if (k_h * k_w >= FFT_MIN_TAPS and is_float64(dtype)
-            and x_shape[0] >= FFT_FLOAT64_MIN_BATCH and c_out >= FFT_FLOAT64_MIN_OUT_CHANNELS):
+    if (k_h * k_w >= FFT_MIN_TAPS and x_shape[0] >= FFT_MODEL_MIN_BATCH
+            and c_out >= FFT_MODEL_MIN_OUT_CHANNELS):
         fft_ns, spectra_bytes = _fft_model(x_shape, w_shape, padding)
-        if (spectra_bytes <= FFT_FLOAT64_MAX_SPECTRA_BYTES
-                and fft_ns <= FFT_FLOAT64_MARGIN * _im2col_time_model(x_shape, w_shape, padding)):
+        im2col_ns = _im2col_time_model(x_shape, w_shape, padding, dtype)
+        if spectra_bytes <= FFT_MODEL_MAX_SPECTRA_BYTES and fft_ns <= FFT_MODEL_MARGIN * im2col_ns:
             return "fft"
     return "im2col"
 
@@ -103,16 +114,20 @@ def _fft_model(x_shape, w_shape, padding) -> tuple[float, int]:
     t_w = scipy.fft.next_fast_len(width, real=True)
     points, bins = t_h * t_w, t_h * (t_w // 2 + 1)
     transforms = n * c_in + c_in * c_out + n * c_out
+    by_matmul = n >= 2 and n * c_in * c_out >= FFT_MODEL_MATMUL_MIN_PRODUCTS
+    contraction = FFT_NS_PER_MATMUL_CONTRACTION if by_matmul else FFT_NS_PER_CONTRACTION
     time_ns = (FFT_NS_PER_TRANSFORM_WORK * transforms * points * math.log2(points)
-               + FFT_NS_PER_CONTRACTION * n * c_in * c_out * bins)
+               + contraction * n * c_in * c_out * bins)
     return time_ns, 16 * bins * transforms
 
 
-def _im2col_time_model(x_shape, w_shape, padding) -> float:
-    """im2col's modelled time, ns (see FFT_NS_PER_TRANSFORM_WORK); 0 with no output."""
+def _im2col_time_model(x_shape, w_shape, padding, dtype=torch.float64) -> float:
+    """im2col's modelled time in ``dtype``, ns (see FFT_NS_PER_TRANSFORM_WORK); 0 with no
+    output."""
     n, c_in = x_shape[:2]
     c_out, _, k_h, k_w = w_shape
     height, width = _padded_hw(x_shape, padding)
     out_pixels = max(0, height - k_h + 1) * max(0, width - k_w + 1)
     per_mac = max(IM2COL_MIN_NS_PER_MAC, IM2COL_NS_PER_MAC_X_C_OUT / max(c_out, 1))
-    return per_mac * n * c_out * c_in * k_h * k_w * out_pixels
+    speedup = 1.0 if is_float64(dtype) else FLOAT32_GEMM_SPEEDUP
+    return per_mac * n * c_out * c_in * k_h * k_w * out_pixels / speedup

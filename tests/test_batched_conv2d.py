@@ -132,14 +132,20 @@ def test_auto_runs_the_method_the_rule_names(x_shape, w_shape, kwargs, expected,
 
 
 @pytest.mark.parametrize("x_shape,w_shape,kwargs,dtype,expected", [
-    # float64 cost model (_nchw_rule.FFT_NS_PER_TRANSFORM_WORK), fft at most 0.65 x im2col:
+    # the cost model (_nchw_rule.FFT_NS_PER_TRANSFORM_WORK), fft at most 0.65 x im2col:
     ((8, 3, 32, 32), (16, 3, 15, 15), {}, torch.float64, "fft"),     # modelled 0.63
     ((8, 3, 32, 32), (16, 3, 13, 13), {}, torch.float64, "im2col"),  # 0.68
     ((8, 3, 32, 32), (16, 3, 11, 11), {}, torch.float64, "im2col"),  # 0.78: measured a tie
     ((4, 3, 48, 48), (8, 3, 7, 7), dict(padding="same"), torch.float64, "im2col"),  # 0.75
-    ((4, 128, 16, 16), (8, 128, 9, 9), dict(padding="same"), torch.float64, "fft"),  # 0.52
-    ((8, 3, 32, 32), (16, 3, 15, 15), {}, torch.float32, "im2col"),  # float32: no model
-    ((8, 16, 32, 32), (32, 16, 15, 15), {}, torch.float64, "im2col"),  # 512 channel pairs
+    ((4, 128, 16, 16), (8, 128, 9, 9), dict(padding="same"), torch.float64, "fft"),  # 0.31
+    ((4, 128, 16, 16), (8, 128, 9, 9), dict(padding="same"), torch.float32, "fft"),  # 0.61
+    ((8, 3, 32, 32), (16, 3, 15, 15), {}, torch.float32, "im2col"),  # 1.26: GEMMs 2x faster
+    ((8, 8, 32, 32), (8, 8, 11, 11), {}, torch.float32, "im2col"),   # 0.67
+    # 4096 multiply-adds a bin: the stacked-matmul contraction's constant
+    ((8, 16, 32, 32), (32, 16, 15, 15), {}, torch.float64, "fft"),   # 0.45
+    ((8, 16, 32, 32), (32, 16, 11, 11), {}, torch.float64, "fft"),   # 0.56
+    ((8, 16, 32, 32), (32, 16, 7, 7), {}, torch.float64, "im2col"),  # 0.99
+    ((8, 16, 32, 32), (32, 16, 15, 15), {}, torch.float32, "im2col"),  # 0.90
     ((3, 32, 32), (16, 3, 15, 15), {}, torch.float64, "im2col"),     # unbatched: N = 1
     # where the model was ~2x too kind to fft (small batches, few output channels):
     ((1, 64, 16, 16), (8, 64, 13, 13), dict(padding="same"), torch.float64, "im2col"),
@@ -153,8 +159,8 @@ def test_auto_runs_the_method_the_rule_names(x_shape, w_shape, kwargs, expected,
     ((8, 3, 18, 18), (16, 3, 15, 15), dict(padding=7), torch.float64, "fft"),  # padded: 0.63
     ((8, 3, 32, 32), (16, 3, 15, 15), dict(stride=2), torch.float64, "im2col"),
 ])
-def test_auto_takes_fft_in_float64_where_its_model_says(x_shape, w_shape, kwargs, dtype,
-                                                        expected, monkeypatch):
+def test_auto_takes_fft_where_its_model_says(x_shape, w_shape, kwargs, dtype,
+                                                 expected, monkeypatch):
     seen = []
     original = nn.Conv2dNCHWFunction.apply
     monkeypatch.setattr(nn.Conv2dNCHWFunction, "apply",
@@ -167,7 +173,7 @@ def test_auto_takes_fft_in_float64_where_its_model_says(x_shape, w_shape, kwargs
     assert max_errors(ours, F.conv2d(x, w, **kwargs)).max_rel <= TOLERANCE[dtype]
 
 
-def test_the_float64_model_accepts_numpy_dtypes_and_empty_outputs():
+def test_the_model_accepts_numpy_dtypes_and_empty_outputs():
     args = ((8, 3, 32, 32), (16, 3, 15, 15), (1, 1), (1, 1), 1)
     assert nn.choose_nchw_method(*args, np.float64) == "fft"
     assert nn.choose_nchw_method(*args, np.dtype(np.float32)) == "im2col"
@@ -176,13 +182,32 @@ def test_the_float64_model_accepts_numpy_dtypes_and_empty_outputs():
         nn.choose_nchw_method(*args, "nope")
 
 
-def test_the_float64_model_keeps_fft_spectra_bounded():
+def test_the_model_prices_the_matmul_contraction_from_its_threshold():
+    """2048 multiply-adds a bin (8 x 16 x 16) take the stacked matmul's constant, 1920
+    (8 x 16 x 15) and one image einsum's: only the contraction term changes."""
+    def contraction_ns(x_shape, w_shape):
+        n, c_in, height, width = x_shape
+        c_out = w_shape[0]
+        points = height * width  # (32 and 16 are fast lengths: T is the input's size)
+        transforms = n * c_in + c_in * c_out + n * c_out
+        fft_ns, _ = rule._fft_model(x_shape, w_shape, (0, 0, 0, 0))
+        bins = height * (width // 2 + 1)
+        return ((fft_ns - rule.FFT_NS_PER_TRANSFORM_WORK * transforms * points
+                 * np.log2(points)) / (n * c_in * c_out * bins))
+    assert contraction_ns((8, 16, 32, 32), (16, 16, 9, 9)) == pytest.approx(
+        rule.FFT_NS_PER_MATMUL_CONTRACTION)
+    for x_shape, w_shape in [((8, 16, 32, 32), (15, 16, 9, 9)),
+                             ((1, 64, 16, 16), (64, 64, 9, 9))]:
+        assert contraction_ns(x_shape, w_shape) == pytest.approx(rule.FFT_NS_PER_CONTRACTION)
+
+
+def test_the_model_keeps_fft_spectra_bounded():
     """Many channels on a mid-size image: modelled cheaper by fft, but its weight
     spectra alone would take ~2.2 GB (complex128): im2col."""
     x_shape, w_shape, no_padding = (8, 256, 64, 64), (256, 256, 15, 15), (0, 0, 0, 0)
     fft_ns, spectra_bytes = rule._fft_model(x_shape, w_shape, no_padding)
-    assert fft_ns <= rule.FFT_FLOAT64_MARGIN * rule._im2col_time_model(x_shape, w_shape,
-                                                                      no_padding)
+    assert fft_ns <= rule.FFT_MODEL_MARGIN * rule._im2col_time_model(x_shape, w_shape,
+                                                                    no_padding)
     assert spectra_bytes > 2e9
     assert nn.choose_nchw_method(x_shape, w_shape, (1, 1), (1, 1), 1, torch.float64) == "im2col"
 

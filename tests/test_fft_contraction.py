@@ -1,0 +1,89 @@
+"""The FFT convolution's channel contraction (_fft_conv._contract): each of its branches
+(broadcast product, stacked matmul over bins into a scratch buffer, einsum) gives
+einsum's products, in the C-contiguous layout the inverse transforms take, and a
+recycled buffer never leaks into a later result."""
+import itertools
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from scipy_layers import _fft_conv, _workspace, conv2d
+
+PATTERNS = ["ncuv,ocuv->nouv", "nouv,ocuv->ncuv", "ncuv,nouv->ocuv"]
+
+
+def spectra(rng, dtype, *shape):
+    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(dtype)
+
+
+def operands(pattern, rng, dtype, n, c_in, c_out, bins):
+    x, w, g = (spectra(rng, dtype, *lead, *bins) for lead in ((n, c_in), (c_out, c_in),
+                                                                (n, c_out)))
+    return {"ncuv,ocuv->nouv": (x, w), "nouv,ocuv->ncuv": (g, w),
+            "ncuv,nouv->ocuv": (x, g)}[pattern]
+
+
+@pytest.fixture
+def nan_scratch(monkeypatch):
+    """Every scratch buffer starts as NaN: a result that reads an unwritten element is NaN."""
+    monkeypatch.setattr(_fft_conv, "scratch",
+                        lambda shape, dtype: np.full(shape, np.nan, dtype=dtype))
+
+
+CASES = [*itertools.product((1, 2, 5), (1, 2, 7), (1, 2, 3), ((4, 3), (5, 1), (1, 1))),
+         (8, 16, 32, (16, 9)), (4, 8, 9, (6, 4)), (2, 128, 1, (3, 2))]  # >= 256 a bin
+
+
+@pytest.mark.parametrize("min_products", [_fft_conv.MATMUL_MIN_PRODUCTS, 1])
+@pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_every_branch_gives_einsums_products(pattern, dtype, min_products, nan_scratch,
+                                             monkeypatch):
+    monkeypatch.setattr(_fft_conv, "MATMUL_MIN_PRODUCTS", min_products)
+    rng = np.random.default_rng(3)
+    tolerance = 1e-12 if dtype == np.complex128 else 1e-5
+    for n, c_in, c_out, bins in CASES:
+        a, b = operands(pattern, rng, dtype, n, c_in, c_out, bins)
+        got, expected = _fft_conv._contract(pattern, a, b), np.einsum(pattern, a, b)
+        case = (n, c_in, c_out, bins)
+        assert got.shape == expected.shape and got.dtype == expected.dtype, case
+        assert got.flags.c_contiguous, case
+        scale = np.einsum(pattern, np.abs(a), np.abs(b))  # each product's own magnitude
+        assert np.all(np.abs(got - expected) <= tolerance * scale), case
+
+
+def test_non_finite_bins_stay_in_their_own_products():
+    """A NaN bin of one image spoils that image's products only, in every branch (the
+    callers route non-finite operands elsewhere, but a wrong index would show here)."""
+    rng = np.random.default_rng(4)
+    for pattern, (n, c_in, c_out) in itertools.product(PATTERNS, [(3, 4, 2), (8, 6, 9)]):
+        a, b = operands(pattern, rng, np.complex128, n, c_in, c_out, (5, 3))
+        a[1, 0, 2, 1] = np.nan
+        got = _fft_conv._contract(pattern, a, b)
+        assert np.array_equal(np.isnan(got), np.isnan(np.einsum(pattern, a, b))), pattern
+        assert np.isnan(got).any(), pattern
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+def test_pooled_products_do_not_leak_into_later_calls(dtype):
+    """Channel-heavy passes whose products come from (and go back to) the pool, run
+    twice on different data and interleaved with another shape: each result agrees with
+    native, so no recycled buffer was read before it was written or handed out twice."""
+    _workspace.clear_workspace()
+    generator = torch.Generator().manual_seed(6)
+    shapes = [((4, 16, 24, 24), (32, 16, 7, 7), 3), ((2, 8, 20, 20), (16, 8, 5, 5), 0)]
+    tolerance = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-4,
+                                                                                 atol=1e-3)
+    for _ in range(2):
+        for x_shape, w_shape, padding in shapes:
+            x = torch.randn(x_shape, dtype=dtype, generator=generator, requires_grad=True)
+            w = torch.randn(w_shape, dtype=dtype, generator=generator, requires_grad=True)
+            y = conv2d(x, w, padding=padding, method="fft")
+            g = torch.randn(y.shape, dtype=dtype, generator=generator)
+            ours = (y, *torch.autograd.grad(y, (x, w), g))
+            y_native = F.conv2d(x, w, padding=padding)
+            theirs = (y_native, *torch.autograd.grad(y_native, (x, w), g))
+            for got, expected in zip(ours, theirs):
+                torch.testing.assert_close(got, expected, **tolerance)
