@@ -39,11 +39,12 @@ from ._workspace import recycle, scratch
 MIN_PRODUCT_EXPONENT = -1000
 # The channel contraction runs as numpy's matmul on bins-first views (its own loop: the
 # views are strided) from this many multiply-adds per bin, einsum below. One process,
-# fwd+bwd's six contractions (three passes, their M), ms einsum / matmul: 8x16x32x32 -> 32
-# at 32x17 bins (4096 a bin) 27.5 / 11.3; 8x3 -> 16 (384) ~2.9 / ~2.2; at 96-128 a bin
-# (4x3 -> 8, 2x16 -> 4) matmul was 0-30% slower, each pass 0.2-0.5 ms. With one image the
-# forward and grad_input products are vector-matrix, which einsum runs 2-3x faster (its
-# order streams the weight spectra once): 1x64x56x56 -> 64, 15 / 35 ms a pass.
+# the six contractions of a fwd+bwd (three passes, their M), float64, ms einsum / matmul:
+# 8x16x32x32 -> 32 k7 at 32x17 bins (4096 a bin) 29.4 / 7.3 (the layer 53.8 / 34.8);
+# 8x3 -> 16 k11 (384) 3.6 / 2.4; at 96-128 a bin (4x3 -> 8, 2x16 -> 4) matmul was 0-30%
+# slower a pass. With one image the forward and grad_input products are vector-matrix,
+# which einsum runs 2-3x faster (its order streams the weight spectra once): 1x64x56x56
+# -> 64, 15-16 / 35-46 ms a pass.
 MATMUL_MIN_PRODUCTS = 256
 
 
