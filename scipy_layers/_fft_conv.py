@@ -31,6 +31,7 @@ import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
 
 from . import _fft_certificate as cert
+from . import _fft_into
 from ._workspace import recycle, scratch
 
 # Scaled operands' products must stay normal floats: below float64's smallest normal
@@ -51,13 +52,13 @@ MATMUL_MIN_PRODUCTS = 256
 def _spectrum(a: np.ndarray, shape) -> np.ndarray:
     """rfft2(a, s=shape), rows first: only a's own rows are transformed along W (a
     kernel's few rows instead of T_h zero-padded ones), then every column along H."""
-    return scipy.fft.fft(scipy.fft.rfft(a, n=shape[1], axis=-1), n=shape[0], axis=-2)
+    return _fft_into.fft_n(_fft_into.rfft_n(a, shape[1], -1), shape[0], -2)
 
 
 def _inverse_rows(spectrum: np.ndarray, shape, rows: int) -> np.ndarray:
     """irfft2(spectrum, s=shape)[..., :rows, :], without the row transforms it drops."""
-    partial = scipy.fft.ifft(spectrum, axis=-2)[..., :rows, :]
-    return scipy.fft.irfft(partial, n=shape[1], axis=-1)
+    partial = _fft_into.ifft(spectrum, -2)[..., :rows, :]
+    return _fft_into.irfft_n(partial, shape[1], -1)
 
 
 def _result_norm(spectrum: np.ndarray, shape) -> np.ndarray:

@@ -87,3 +87,29 @@ def test_pooled_products_do_not_leak_into_later_calls(dtype):
             theirs = (y_native, *torch.autograd.grad(y_native, (x, w), g))
             for got, expected in zip(ours, theirs):
                 torch.testing.assert_close(got, expected, **tolerance)
+
+
+@pytest.mark.parametrize("real", [np.float64, np.float32])
+def test_the_convolutions_transforms_are_scipy_ffts_bit_for_bit(real):
+    """_fft_into's rfft_n / fft_n / ifft / irfft_n (pocketfft called directly, as
+    _fft_conv's passes use them) against scipy.fft's public functions: padding, cutting,
+    strided views and both normalisations give the same bits."""
+    import scipy.fft
+
+    from scipy_layers import _fft_into
+    rng = np.random.default_rng(7)
+    for lead, length, n in [((2, 3), 7, 16), ((1,), 16, 16), ((4, 2), 5, 9), ((3,), 12, 10)]:
+        x = rng.standard_normal((*lead, 6, length)).astype(real)
+        for view in (x, x[..., ::2, :], np.swapaxes(np.swapaxes(x, -1, -2).copy(), -1, -2)):
+            got = _fft_into.rfft_n(view, n, -1)
+            np.testing.assert_array_equal(got, scipy.fft.rfft(view, n=n, axis=-1))
+            for rows in (6, 8, 4):
+                spectrum = scipy.fft.rfft(view, n=n, axis=-1)
+                np.testing.assert_array_equal(_fft_into.fft_n(spectrum, rows, -2),
+                                              scipy.fft.fft(spectrum, n=rows, axis=-2))
+                assert np.array_equal(spectrum, scipy.fft.rfft(view, n=n, axis=-1))  # intact
+            full = scipy.fft.fft(scipy.fft.rfft(view, n=n, axis=-1), axis=-2)
+            np.testing.assert_array_equal(_fft_into.ifft(full, -2), scipy.fft.ifft(full, axis=-2))
+            partial = scipy.fft.ifft(full, axis=-2)[..., :3, :]
+            np.testing.assert_array_equal(_fft_into.irfft_n(partial, n, -1),
+                                          scipy.fft.irfft(partial, n=n, axis=-1))
