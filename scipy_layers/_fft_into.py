@@ -158,7 +158,11 @@ def _public_irfft_n(z, n, axis):
 
 
 # scipy.fft.rfft(x, n=n, axis=axis), fft(z, n=n, axis=axis), ifft(z, axis=axis) and
-# irfft(z, n=n, axis=axis) of real float32 / float64 x and complex z: fresh results.
+# irfft(z, n=n, axis=axis) of real float32 / float64 x and complex64 / complex128 z in
+# native byte order, n >= 1, axis one of the array's: fresh results. No checks (a hot
+# path; _fft_conv's callers meet these): outside them the private calls neither raise
+# as scipy.fft does nor return its values (a hostile pass: n < 1 gives garbage, ifft
+# wraps an out-of-range axis, other dtypes raise RuntimeError).
 rfft_n, fft_n, ifft, irfft_n = (
     (_private_rfft_n, _private_fft_n, _private_ifft, _private_irfft_n) if PRIVATE
     else (_public_rfft_n, _public_fft_n, _public_ifft, _public_irfft_n))
