@@ -112,13 +112,13 @@ rfft_last, rfft2_last, fft_axis, irfft_last = (
 
 
 def _zero_padded(a: np.ndarray, n: int, axis: int) -> np.ndarray:
-    """``a`` cut or zero-padded to ``n`` along ``axis``, as scipy.fft's _fix_shape_1d."""
+    """``a`` cut (a copy) or zero-padded to ``n`` along ``axis``, as scipy.fft's
+    _fix_shape_1d."""
+    axis %= a.ndim
     if a.shape[axis] >= n:
         return a if a.shape[axis] == n else np.take(a, np.arange(n), axis=axis)
-    padded = np.zeros((*a.shape[:axis % a.ndim], n, *a.shape[axis % a.ndim + 1:]), a.dtype)
-    index = [slice(None)] * a.ndim
-    index[axis] = slice(0, a.shape[axis])
-    padded[tuple(index)] = a
+    padded = np.zeros((*a.shape[:axis], n, *a.shape[axis + 1:]), a.dtype)
+    padded[(slice(None),) * axis + (slice(0, a.shape[axis]),)] = a
     return padded
 
 

@@ -1,7 +1,8 @@
 """The FFT convolution's channel contraction (_fft_conv._contract): each of its branches
 (broadcast product, stacked matmul over bins into a scratch buffer, einsum) gives
 einsum's products, in the C-contiguous layout the inverse transforms take, and a
-recycled buffer never leaks into a later result."""
+recycled buffer never leaks into a later result. And its transforms (_fft_into's
+rfft_n / fft_n / ifft / irfft_n) are scipy.fft's, bit for bit."""
 import itertools
 
 import numpy as np
