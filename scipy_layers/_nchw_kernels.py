@@ -30,6 +30,7 @@ import numpy as np
 from . import _fft_conv
 from ._finite import all_finite
 from ._tap_kernels import depthwise, tap_forward, tap_grad_input, tap_grad_weight
+from ._ufunc_rows import rows_in_place
 from ._workspace import output, recycle, scratch
 
 TAP = "tap"  # marks a state whose forward ran the tap kernels
@@ -168,8 +169,10 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
     else:
         y = output((n, c_out, out_h, out_w), x.dtype)
         np.matmul(w_groups, cols, out=y.reshape(n, groups, c_out // groups, -1))
-        if bias is not None:
-            y += bias[:, None, None]
+        if bias is not None:  # rows of Ho * Wo, bias broadcast along each
+            rows = y.reshape(n, c_out, -1)
+            with rows_in_place(out_h * out_w):
+                np.add(rows, bias[:, None], out=rows)
     if not keep_cols:
         recycle(cols)
         cols = None
@@ -229,21 +232,23 @@ def _col2im(gy_groups, w, xp_shape, geometry, wide):
         flat = scratch((n, c_in, hp * wp + d_w * (k_w - 1)), gy_groups.dtype)
         flat[:, :, :length] = taps[:, :, 0, 0]
         flat[:, :, length:] = 0
-        for i in range(k_h):
-            for j in range(k_w):
-                if i or j:
-                    start = i * d_h * wp + j * d_w
-                    flat[:, :, start:start + length] += taps[:, :, i, j]
+        with rows_in_place(length):  # N * C_in strided rows of `length` per add
+            for i in range(k_h):
+                for j in range(k_w):
+                    if i or j:
+                        start = i * d_h * wp + j * d_w
+                        flat[:, :, start:start + length] += taps[:, :, i, j]
         grid = flat[:, :, :hp * wp].reshape(xp_shape)
     else:
         unpadded = not any(geometry.padding)  # then grid is the result itself
         flat = grid = (output if unpadded else scratch)(xp_shape, gy_groups.dtype)
         grid.fill(0)
         taps = taps.reshape(n, c_in, k_h, k_w, out_h, out_w)
-        for i in range(k_h):
-            for j in range(k_w):
-                grid[:, :, i * d_h:i * d_h + s_h * (out_h - 1) + 1:s_h,
-                     j * d_w:j * d_w + s_w * (out_w - 1) + 1:s_w] += taps[:, :, i, j]
+        with rows_in_place(out_w if s_w == 1 else 0):  # rows of out_w, when contiguous
+            for i in range(k_h):
+                for j in range(k_w):
+                    grid[:, :, i * d_h:i * d_h + s_h * (out_h - 1) + 1:s_h,
+                         j * d_w:j * d_w + s_w * (out_w - 1) + 1:s_w] += taps[:, :, i, j]
         if unpadded:
             recycle(grad_cols)
             return grid
