@@ -30,7 +30,7 @@ import numpy as np
 from . import _fft_conv
 from ._finite import all_finite
 from ._tap_kernels import depthwise, tap_forward, tap_grad_input, tap_grad_weight
-from ._ufunc_rows import rows_in_place
+from ._ufunc_rows import add_bias, rows_in_place
 from ._workspace import output, recycle, scratch
 
 TAP = "tap"  # marks a state whose forward ran the tap kernels
@@ -169,10 +169,8 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
     else:
         y = output((n, c_out, out_h, out_w), x.dtype)
         np.matmul(w_groups, cols, out=y.reshape(n, groups, c_out // groups, -1))
-        if bias is not None:  # rows of Ho * Wo, bias broadcast along each
-            rows = y.reshape(n, c_out, -1)
-            with rows_in_place(out_h * out_w):
-                np.add(rows, bias[:, None], out=rows)
+        if bias is not None:
+            add_bias(y, bias)
     if not keep_cols:
         recycle(cols)
         cols = None

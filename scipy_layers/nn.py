@@ -19,6 +19,7 @@ from ._numpy_bridge import (ForwardState, apply_positional, linear_tangent, nump
                             numpy_quiet, opaque_to_compile, shape_only, to_numpy, to_tensor,
                             vmap_by_loop)
 from ._nchw_rule import choose_nchw_method
+from ._ufunc_rows import add_bias
 from ._workspace import recycle, recycle_when_dead
 
 NCHW_METHODS = ("auto", "im2col", "fft", "shift")
@@ -117,7 +118,7 @@ def _forward_kernels(x, w, b, geometry, method, keep_windows):
     if method == "fft":
         y, state = kernels.fft_forward(x, w, geometry)
         if b is not None:
-            y += b[:, None, None]
+            add_bias(y, b)
         return y, state
     return kernels.im2col_forward(x, w, b, geometry, keep_windows)
 

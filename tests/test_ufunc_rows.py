@@ -22,6 +22,25 @@ def test_buffer_is_one_row_inside_and_restored_after(row, inside):
     assert np.getbufsize() == DEFAULT
 
 
+def test_a_callers_own_buffer_is_the_ceiling_and_comes_back():
+    previous = np.setbufsize(2 ** 20)
+    try:
+        with _ufunc_rows.rows_in_place(50_010):
+            assert np.getbufsize() == 50_000
+        assert np.getbufsize() == 2 ** 20
+        np.setbufsize(1024)
+        with _ufunc_rows.rows_in_place(5000):  # longer than the caller's buffer: left alone
+            assert np.getbufsize() == 1024
+    finally:
+        np.setbufsize(previous)
+
+
+def test_a_row_length_that_is_not_an_integer_is_refused_before_any_change():
+    with pytest.raises(TypeError):
+        _ufunc_rows.rows_in_place(1000.0)
+    assert np.getbufsize() == DEFAULT
+
+
 def test_restored_after_an_error_and_other_settings_kept():
     with np.errstate(over="raise"):
         with pytest.raises(FloatingPointError):
@@ -101,9 +120,10 @@ def test_im2col_gradients_same_bits_with_and_without(shape, c_out, kernel, paddi
 
     monkeypatch.setattr(_nchw_kernels, "rows_in_place", spy)
     again = forward_backward()
-    assert seen[-1] == buffer  # col2im's adds ran inside it, with this buffer
-    calls = len(seen)  # (and the forward's bias add, where it ran narrow)
+    assert seen == [buffer]  # col2im's adds ran inside it, with this buffer
+    calls = len(seen)
     monkeypatch.setattr(_ufunc_rows, "MIN_ROW", 10 ** 9)  # never cut: numpy's own buffer
+    monkeypatch.setattr(_ufunc_rows, "BIAS_MIN_ROW_BYTES", 10 ** 12)
     without = forward_backward()
     for a, b, c in zip(with_rows, again, without):
         assert torch.equal(a, c) and torch.equal(a, b)
@@ -113,3 +133,41 @@ def test_im2col_gradients_same_bits_with_and_without(shape, c_out, kernel, paddi
     for a, r in zip(with_rows, reference):
         torch.testing.assert_close(a, r, rtol=1e-4 if dtype == torch.float32 else 1e-10,
                                    atol=1e-3 if dtype == torch.float32 else 1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(8, 16, 30, 30), (2, 3, 12, 12), (1, 4, 50, 70), (0, 5, 9, 9),
+                                   (3, 0, 4, 4), (2, 3, 0, 6), (3, 2, 1, 1)])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "cropped"])
+def test_add_bias_is_the_broadcast_add_bit_for_bit(shape, layout, dtype, monkeypatch):
+    rng = np.random.default_rng(sum(shape))
+    base = rng.standard_normal(shape).astype(dtype)
+    base.flat[::7] = np.array([np.inf, -np.inf, np.nan, 1e30, -0.0, 1e-30, 0.0])[
+        np.arange(base.flat[::7].size) % 7]
+    if layout == "channels_last":
+        base = np.ascontiguousarray(base.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    elif layout == "cropped":
+        base = np.pad(base, ((0, 0), (0, 0), (1, 0), (0, 3)))[:, :, 1:, :shape[3]]
+    bias = rng.standard_normal(shape[1]).astype(dtype)
+    expected = base + bias[:, None, None]
+    seen = []
+    real = _ufunc_rows.rows_in_place
+
+    class spy(real):
+        def __init__(self, row_length, min_row=None):
+            super().__init__(row_length, min_row)
+            seen.append(self._size)
+
+    monkeypatch.setattr(_ufunc_rows, "rows_in_place", spy)
+    y = base.copy(order="K")
+    _ufunc_rows.add_bias(y, bias)
+    np.testing.assert_array_equal(y, expected)
+    assert np.array_equal(np.signbit(y), np.signbit(expected))
+    assert np.getbufsize() == DEFAULT
+    row = shape[2] * shape[3]
+    if not y.flags.c_contiguous:
+        assert seen == []  # strided: left to numpy
+    elif row * y.itemsize >= _ufunc_rows.BIAS_MIN_ROW_BYTES and row < DEFAULT:
+        assert seen == [row // 16 * 16]
+    else:
+        assert seen == [None]
