@@ -15,11 +15,19 @@ from .conv import is_float64, shift_max_taps
 # 4x1x128x128 k3 0.50; 0.40, k9 0.29; 0.27, 8x3x32x32 k3 0.73; 0.55, 4x8x64x64 k3
 # 0.61; 0.44, 2x4x32x32 k7 0.57; 0.51; with two or more output channels im2col's GEMM
 # catches up (4x1x64x64 -> 2: 0.95; 0.80, -> 4: 1.6; 1.2) and past 121 / 81 taps fft wins.
-# Then fft only where it cannot lose to im2col: stride 1, no dilation, one group, a
-# large kernel and few channel pairs (measured (4,1,128,128)->1 k15: fft ~0.01-0.03x of
-# im2col's time); frequency-domain channel contraction loses badly with many channels at
-# small kernels (figures: 20-180x slower), so everything else takes im2col + BLAS, but
-# for the cases the cost model below sends to fft.
+# Then fft only with stride 1, no dilation, one group and a kernel of FFT_MIN_TAPS or
+# more, where the cost model below puts it well below im2col: on any batch for few
+# channel pairs (FFT_MAX_CHANNEL_PAIRS; measured (4,1,128,128)->1 k15: fft ~0.01-0.03x of
+# im2col's time), on the batches it was fitted on otherwise; frequency-domain channel
+# contraction loses badly with many channels at small kernels (20-180x slower), so
+# everything else takes im2col + BLAS. Few channel pairs took fft without the model
+# until a side-by-side on the Zen 4 VM of docs/performance.md found it 2-9x slower than
+# im2col at 5x5 / 7x7 with 2-16 output channels (fwd+bwd, one process, 'same' padding,
+# fft / im2col, float32; float64: 4x1x128x128->16 k5 7.1; 8.9, k7 5.2; 2.5, ->4 k5 4.3;
+# 3.6, 1x1x128x128->16 k5 9.0; 8.0, 8x2x64x64->8 k5 3.7; 1.9); over 83 such cells (1-16
+# channel pairs, k5-k15, both dtypes, shift's own cells left out) the fixed rule ran 1.1x
+# or more the time of the faster of the two in 37, up to 9x, the model in 8, up to 1.8x
+# (2x1x256x256->4 k11 float32, where fft's lead of 0.57 is modelled 0.68).
 SHIFT_MAX_IN_CHANNELS = 8
 FFT_MIN_TAPS = 25
 FFT_MAX_CHANNEL_PAIRS = 16
@@ -88,10 +96,9 @@ def choose_nchw_method(x_shape, w_shape, stride, dilation, groups, dtype=torch.f
         return "im2col"
     if c_out == 1 and c_in <= SHIFT_MAX_IN_CHANNELS and k_h * k_w <= shift_max_taps(dtype):
         return "shift"
-    if k_h * k_w >= FFT_MIN_TAPS and c_in * c_out <= FFT_MAX_CHANNEL_PAIRS:
-        return "fft"
-    if (k_h * k_w >= FFT_MIN_TAPS and x_shape[0] >= FFT_MODEL_MIN_BATCH
-            and c_out >= FFT_MODEL_MIN_OUT_CHANNELS):
+    few_pairs = c_in * c_out <= FFT_MAX_CHANNEL_PAIRS
+    if k_h * k_w >= FFT_MIN_TAPS and (few_pairs or (x_shape[0] >= FFT_MODEL_MIN_BATCH
+                                                   and c_out >= FFT_MODEL_MIN_OUT_CHANNELS)):
         fft_ns, spectra_bytes = _fft_model(x_shape, w_shape, padding)
         im2col_ns = _im2col_time_model(x_shape, w_shape, padding, dtype)
         if spectra_bytes <= FFT_MODEL_MAX_SPECTRA_BYTES and fft_ns <= FFT_MODEL_MARGIN * im2col_ns:

@@ -158,6 +158,14 @@ def test_auto_runs_the_method_the_rule_names(x_shape, w_shape, kwargs, expected,
     ((8, 3, 18, 18), (16, 3, 15, 15), {}, torch.float64, "im2col"),  # 4x4 outputs: 3.8
     ((8, 3, 18, 18), (16, 3, 15, 15), dict(padding=7), torch.float64, "fft"),  # padded: 0.63
     ((8, 3, 32, 32), (16, 3, 15, 15), dict(stride=2), torch.float64, "im2col"),
+    # few channel pairs ask the model too, on any batch (measured fft / im2col time):
+    ((4, 1, 128, 128), (16, 1, 7, 7), dict(padding=3), torch.float32, "im2col"),  # 5.2
+    ((4, 1, 128, 128), (4, 1, 5, 5), dict(padding=2), torch.float64, "im2col"),   # 3.6
+    ((1, 1, 128, 128), (16, 1, 5, 5), dict(padding=2), torch.float32, "im2col"),  # 9.0
+    ((8, 2, 64, 64), (8, 2, 7, 7), dict(padding=3), torch.float64, "im2col"),     # 1.2
+    ((4, 1, 128, 128), (2, 1, 11, 11), dict(padding=5), torch.float32, "fft"),    # 0.78
+    ((4, 4, 64, 64), (4, 4, 11, 11), dict(padding=5), torch.float64, "fft"),      # 0.17
+    ((1, 16, 64, 64), (1, 16, 11, 11), dict(padding=5), torch.float32, "fft"),    # 0.18
 ])
 def test_auto_takes_fft_where_its_model_says(x_shape, w_shape, kwargs, dtype,
                                                  expected, monkeypatch):
