@@ -80,6 +80,9 @@ FFT_MODEL_MIN_OUT_CHANNELS = 8
 # (the certificate's magnitude spectra, the products): measured below im2col's peak on
 # the shapes tried (8x4x128x128 -> 128 k15 'same': 1030 against 2078 MiB).
 FFT_MODEL_MAX_SPECTRA_BYTES = 256 << 20
+# (Not for few channel pairs: their spectra grow as the image does, no faster than
+# im2col's windows, C_in k^2 x H W, which at 25 taps or more are the larger: 1x1x4096x4096
+# -> 1 at 15x15 takes ~0.4 GB of spectra against ~15 GB of float32 windows.)
 # Its cost when the certificate rejects a pass on ordinary data (zero regions: a loss
 # over a centre crop zeroes grad_output's border, letterboxed images): the pass then runs
 # the tap kernels after the transforms, e.g. 8x3x32x32 -> 16 k15 'same' with a centre-crop
@@ -101,7 +104,8 @@ def choose_nchw_method(x_shape, w_shape, stride, dilation, groups, dtype=torch.f
                                                    and c_out >= FFT_MODEL_MIN_OUT_CHANNELS)):
         fft_ns, spectra_bytes = _fft_model(x_shape, w_shape, padding)
         im2col_ns = _im2col_time_model(x_shape, w_shape, padding, dtype)
-        if spectra_bytes <= FFT_MODEL_MAX_SPECTRA_BYTES and fft_ns <= FFT_MODEL_MARGIN * im2col_ns:
+        fits = few_pairs or spectra_bytes <= FFT_MODEL_MAX_SPECTRA_BYTES  # (see the limit)
+        if fits and fft_ns <= FFT_MODEL_MARGIN * im2col_ns:
             return "fft"
     return "im2col"
 

@@ -218,6 +218,10 @@ def test_the_model_keeps_fft_spectra_bounded():
                                                                     no_padding)
     assert spectra_bytes > 2e9
     assert nn.choose_nchw_method(x_shape, w_shape, (1, 1), (1, 1), 1, torch.float64) == "im2col"
+    # few channel pairs keep fft however large the image: im2col's windows are larger still
+    x_shape, w_shape = (1, 1, 4096, 4096), (1, 1, 15, 15)
+    assert rule._fft_model(x_shape, w_shape, (0, 0, 0, 0))[1] > rule.FFT_MODEL_MAX_SPECTRA_BYTES
+    assert nn.choose_nchw_method(x_shape, w_shape, (1, 1), (1, 1), 1, torch.float32) == "fft"
 
 
 def test_module_mirrors_torch_conv2d():
