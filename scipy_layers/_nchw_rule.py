@@ -15,6 +15,19 @@ from .conv import is_float64, shift_max_taps
 # 4x1x128x128 k3 0.50; 0.40, k9 0.29; 0.27, 8x3x32x32 k3 0.73; 0.55, 4x8x64x64 k3
 # 0.61; 0.44, 2x4x32x32 k7 0.57; 0.51; with two or more output channels im2col's GEMM
 # catches up (4x1x64x64 -> 2: 0.95; 0.80, -> 4: 1.6; 1.2) and past 121 / 81 taps fft wins.
+# With more input channels shift still wins up to 7x7 (SHIFT_MANY_CHANNELS_MAX_TAPS), and
+# fft from 11x11; until then such inputs ran im2col, up to 9.4x native. Measured on the
+# Zen 4 VM of docs/performance.md (fwd+bwd / native, one process, 'same' padding; shift,
+# im2col, fft; float32): 4x16x64x64 k3 0.77, 1.84, 9.3; k5 0.83, 3.06, 4.75; k7 0.87,
+# 3.13, 2.24; k11 1.08, 4.77, 1.21; 1x64x56x56 k3 1.32, 2.48, 5.2; k7 0.87, 4.03, 1.64;
+# k11 1.06, 4.54, 0.72; 8x128x16x16 k5 1.38, 4.55, 3.29; k7 1.75, 7.59, 2.69; k11 3.70,
+# 9.39, 1.85; 2x256x16x16 k3 4.07, 3.11, 5.8 (shift's worst: 512 pixels a channel
+# pair); float64 alike (k7: shift 0.09-0.26, fft 0.11-0.35, im2col 0.39-0.90;
+# k11: fft 0.05-0.10, shift 0.08-0.23). Over 48 cells (16-256 input channels, 3x3 to
+# 11x11, both dtypes) the rule picks the fastest of the three in 45 and is within 1.31x
+# of it in the other 3; the rule before ran 1.1x or more the fastest's time in 42, up to
+# 8x. 9x9 was not measured (it goes to the model, which puts fft at 0.07-0.25x im2col).
+SHIFT_MANY_CHANNELS_MAX_TAPS = 49
 # Then fft only with stride 1, no dilation, one group and a kernel of FFT_MIN_TAPS or
 # more, where the cost model below puts it well below im2col: on any batch for few
 # channel pairs (FFT_MAX_CHANNEL_PAIRS; measured (4,1,128,128)->1 k15: fft ~0.01-0.03x of
@@ -80,9 +93,10 @@ FFT_MODEL_MIN_OUT_CHANNELS = 8
 # (the certificate's magnitude spectra, the products): measured below im2col's peak on
 # the shapes tried (8x4x128x128 -> 128 k15 'same': 1030 against 2078 MiB).
 FFT_MODEL_MAX_SPECTRA_BYTES = 256 << 20
-# (Not for few channel pairs: their spectra grow as the image does, no faster than
-# im2col's windows, C_in k^2 x H W, which at 25 taps or more are the larger: 1x1x4096x4096
-# -> 1 at 15x15 takes ~0.4 GB of spectra against ~15 GB of float32 windows.)
+# (Not for few channel pairs or one output channel: their spectra grow as the image
+# does, no faster than im2col's windows, N C_in k^2 x Ho Wo, which at 25 taps or more
+# are the larger: 1x1x4096x4096 -> 1 at 15x15 takes ~0.4 GB of spectra against ~15 GB of
+# float32 windows.)
 # Its cost when the certificate rejects a pass on ordinary data (zero regions: a loss
 # over a centre crop zeroes grad_output's border, letterboxed images): the pass then runs
 # the tap kernels after the transforms, e.g. 8x3x32x32 -> 16 k15 'same' with a centre-crop
@@ -97,14 +111,17 @@ def choose_nchw_method(x_shape, w_shape, stride, dilation, groups, dtype=torch.f
     c_out, c_in, k_h, k_w = w_shape
     if stride != (1, 1) or dilation != (1, 1) or groups != 1:
         return "im2col"
-    if c_out == 1 and c_in <= SHIFT_MAX_IN_CHANNELS and k_h * k_w <= shift_max_taps(dtype):
+    taps = k_h * k_w
+    if c_out == 1 and taps <= shift_max_taps(dtype) and (
+            c_in <= SHIFT_MAX_IN_CHANNELS or taps <= SHIFT_MANY_CHANNELS_MAX_TAPS):
         return "shift"
-    few_pairs = c_in * c_out <= FFT_MAX_CHANNEL_PAIRS
-    if k_h * k_w >= FFT_MIN_TAPS and (few_pairs or (x_shape[0] >= FFT_MODEL_MIN_BATCH
-                                                   and c_out >= FFT_MODEL_MIN_OUT_CHANNELS)):
+    # few channel pairs or one output channel: spectra no larger than im2col's windows
+    narrow = c_out == 1 or c_in * c_out <= FFT_MAX_CHANNEL_PAIRS
+    if taps >= FFT_MIN_TAPS and (narrow or (x_shape[0] >= FFT_MODEL_MIN_BATCH
+                                            and c_out >= FFT_MODEL_MIN_OUT_CHANNELS)):
         fft_ns, spectra_bytes = _fft_model(x_shape, w_shape, padding)
         im2col_ns = _im2col_time_model(x_shape, w_shape, padding, dtype)
-        fits = few_pairs or spectra_bytes <= FFT_MODEL_MAX_SPECTRA_BYTES  # (see the limit)
+        fits = narrow or spectra_bytes <= FFT_MODEL_MAX_SPECTRA_BYTES  # (see the limit)
         if fits and fft_ns <= FFT_MODEL_MARGIN * im2col_ns:
             return "fft"
     return "im2col"

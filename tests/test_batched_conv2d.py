@@ -114,7 +114,11 @@ def test_registry_layer_inputs_and_implementations():
     ((8, 16, 32, 32), (32, 16, 3, 3), {}, "im2col"),       # many channels, small kernel
     ((4, 1, 64, 64), (1, 1, 3, 3), {}, "shift"),           # one output channel
     ((4, 8, 32, 32), (1, 8, 5, 3), dict(padding=1), "shift"),
-    ((4, 9, 32, 32), (1, 9, 3, 3), {}, "im2col"),          # more input channels than shift takes
+    ((4, 9, 32, 32), (1, 9, 3, 3), {}, "shift"),           # more input channels: up to 7x7
+    ((2, 64, 20, 20), (1, 64, 7, 7), {}, "shift"),
+    ((2, 64, 20, 20), (1, 64, 9, 9), dict(padding=4), "fft"),  # from 9x9: the cost model
+    ((2, 64, 20, 20), (1, 64, 11, 11), dict(padding=5), "fft"),
+    ((4, 8, 32, 32), (1, 8, 9, 9), {}, "shift"),           # up to 8 input channels: to 11x11
     ((4, 1, 64, 64), (2, 1, 3, 3), {}, "im2col"),          # two output channels: BLAS catches up
     ((4, 1, 64, 64), (1, 1, 11, 11), {}, "shift"),         # float32: shift up to 121 taps
     ((4, 1, 64, 64), (1, 1, 1, 1), dict(stride=2), "im2col"),
