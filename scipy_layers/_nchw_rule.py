@@ -24,10 +24,16 @@ from .conv import is_float64, shift_max_taps
 # 9.39, 1.85; 2x256x16x16 k3 4.07, 3.11, 5.8 (shift's worst: 512 pixels a channel
 # pair); float64 alike (k7: shift 0.09-0.26, fft 0.11-0.35, im2col 0.39-0.90;
 # k11: fft 0.05-0.10, shift 0.08-0.23). Over 48 cells (16-256 input channels, 3x3 to
-# 11x11, both dtypes) the rule picks the fastest of the three in 45 and is within 1.31x
-# of it in the other 3; the rule before ran 1.1x or more the fastest's time in 42, up to
-# 8x. 9x9 was not measured (it goes to the model, which puts fft at 0.07-0.25x im2col).
+# 11x11, both dtypes) the rule (with the work limit below) picks the fastest of the
+# three in 45 and is within 1.19x of it in the other 3; the rule before ran 1.1x or more
+# the fastest's time in 42, up to 8x. 9x9 was not measured (it goes to the model, which
+# puts fft at 0.07-0.25x im2col).
+# Side by side without padding, 2x256x16x16 -> 1 k3 float32 (14x14 outputs) read 2.55 ->
+# 4.43x native (shift's Python work per channel pair outweighs ~4,600 multiply-adds of
+# it), while 8x128x16x16 -> 1 k5 read 3.88 -> 1.27: so such inputs take shift from
+# SHIFT_MANY_CHANNELS_MIN_PAIR_WORK multiply-adds a channel pair (N x padded H x W x taps).
 SHIFT_MANY_CHANNELS_MAX_TAPS = 49
+SHIFT_MANY_CHANNELS_MIN_PAIR_WORK = 8192
 # Then fft only with stride 1, no dilation, one group and a kernel of FFT_MIN_TAPS or
 # more, where the cost model below puts it well below im2col: on any batch for few
 # channel pairs (FFT_MAX_CHANNEL_PAIRS; measured (4,1,128,128)->1 k15: fft ~0.01-0.03x of
@@ -113,7 +119,9 @@ def choose_nchw_method(x_shape, w_shape, stride, dilation, groups, dtype=torch.f
         return "im2col"
     taps = k_h * k_w
     if c_out == 1 and taps <= shift_max_taps(dtype) and (
-            c_in <= SHIFT_MAX_IN_CHANNELS or taps <= SHIFT_MANY_CHANNELS_MAX_TAPS):
+            c_in <= SHIFT_MAX_IN_CHANNELS or (taps <= SHIFT_MANY_CHANNELS_MAX_TAPS and
+                                              x_shape[0] * math.prod(_padded_hw(x_shape, padding))
+                                              * taps >= SHIFT_MANY_CHANNELS_MIN_PAIR_WORK)):
         return "shift"
     # few channel pairs or one output channel: spectra no larger than im2col's windows
     narrow = c_out == 1 or c_in * c_out <= FFT_MAX_CHANNEL_PAIRS

@@ -119,6 +119,8 @@ def test_registry_layer_inputs_and_implementations():
     ((2, 64, 20, 20), (1, 64, 9, 9), dict(padding=4), "fft"),  # from 9x9: the cost model
     ((2, 64, 20, 20), (1, 64, 11, 11), dict(padding=5), "fft"),
     ((4, 8, 32, 32), (1, 8, 9, 9), {}, "shift"),           # up to 8 input channels: to 11x11
+    ((2, 256, 16, 16), (1, 256, 3, 3), {}, "im2col"),      # 4,608 multiply-adds a pair
+    ((2, 256, 16, 16), (1, 256, 5, 5), {}, "shift"),       # 12,800
     ((4, 1, 64, 64), (2, 1, 3, 3), {}, "im2col"),          # two output channels: BLAS catches up
     ((4, 1, 64, 64), (1, 1, 11, 11), {}, "shift"),         # float32: shift up to 121 taps
     ((4, 1, 64, 64), (1, 1, 1, 1), dict(stride=2), "im2col"),
