@@ -1,0 +1,75 @@
+"""The depthwise tap kernels run over blocks of channels (_tap_kernels.DEPTHWISE_BLOCK_BYTES):
+the blocking changes no bit of the output or grad_input (each value sums the same
+products in the same order), grad_weight only within rounding, and all three agree with
+native torch on every layout, stride, dilation, multiplier and non-finite value."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from scipy_layers import _tap_kernels, conv2d
+from scipy_layers.agreement import TOLERANCE, max_errors
+
+# (input shape, channel multiplier, kernel, conv keyword arguments)
+CASES = [
+    ((2, 6, 11, 9), 1, (3, 3), dict(padding=1)),
+    ((3, 5, 12, 10), 2, (5, 5), dict(padding=2)),
+    ((2, 4, 13, 12), 3, (3, 1), dict(padding=(1, 0))),
+    ((2, 4, 9, 14), 1, (1, 5), dict(stride=2, padding=(0, 2))),
+    ((1, 7, 15, 15), 1, (3, 3), dict(dilation=2, padding="same")),
+    ((2, 3, 8, 8), 1, (1, 1), {}),
+    ((0, 4, 8, 8), 1, (3, 3), dict(padding=1)),  # empty batch
+    ((2, 8, 10, 10), 1, (7, 7), dict(stride=(1, 2), padding=(3, 1))),
+]
+LAYOUTS = ["contiguous", "channels_last", "cropped", "step_sliced"]
+
+
+def _input(shape, layout, dtype, gen):
+    n, c, h, w = shape
+    if layout == "cropped":
+        return torch.randn(n, c, h + 3, w + 2, dtype=dtype, generator=gen)[:, :, 2:-1, 1:-1]
+    if layout == "step_sliced":
+        return torch.randn(n, c, 2 * h, w, dtype=dtype, generator=gen)[:, :, ::2]
+    x = torch.randn(shape, dtype=dtype, generator=gen)
+    return x.to(memory_format=torch.channels_last) if layout == "channels_last" else x
+
+
+def _fwd_bwd(x, w, b, kwargs):
+    x, w, b = (t.detach().requires_grad_() for t in (x, w, b))
+    y = conv2d(x, w, b, groups=x.shape[1], method="im2col", **kwargs)
+    gy = torch.linspace(-2, 3, y.numel(), dtype=y.dtype).reshape(y.shape)
+    y.backward(gy)
+    return y.detach(), x.grad, w.grad, b.grad, gy
+
+
+@pytest.mark.parametrize("nonfinite", [False, True])
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape, multiplier, kernel, kwargs", CASES)
+def test_blocks_keep_the_bits_and_agree_with_native(shape, multiplier, kernel, kwargs, dtype,
+                                                    layout, nonfinite, monkeypatch):
+    gen = torch.Generator().manual_seed(sum(shape) + multiplier)
+    x = _input(shape, layout, dtype, gen)
+    if nonfinite and x.numel():
+        x[0, 0, 1, 1], x[-1, -1, -2, 0] = float("nan"), float("inf")
+    w = torch.randn((shape[1] * multiplier, 1, *kernel), dtype=dtype, generator=gen)
+    b = torch.randn(shape[1] * multiplier, dtype=dtype, generator=gen)
+    monkeypatch.setattr(_tap_kernels, "DEPTHWISE_BLOCK_BYTES", 1)  # one channel a block
+    one_channel = _fwd_bwd(x, w, b, kwargs)
+    monkeypatch.setattr(_tap_kernels, "DEPTHWISE_BLOCK_BYTES", 1 << 40)  # all at once
+    all_channels = _fwd_bwd(x, w, b, kwargs)
+    for blocked, whole in zip(one_channel[:2], all_channels[:2]):  # y and grad_input
+        assert torch.equal(blocked.isnan(), whole.isnan())
+        assert torch.equal(torch.nan_to_num(blocked), torch.nan_to_num(whole))
+    gw_blocked, gw_whole = one_channel[2], all_channels[2]  # einsum may sum in another order
+    assert torch.equal(gw_blocked.isnan(), gw_whole.isnan())
+    finite = gw_blocked.isfinite()
+    assert max_errors(gw_blocked[finite], gw_whole[finite]).max_rel <= TOLERANCE[dtype]
+
+    xn, wn, bn = (t.detach().requires_grad_() for t in (x, w, b))
+    native = F.conv2d(xn, wn, bn, groups=shape[1], **kwargs)
+    native.backward(one_channel[4])
+    for ours, theirs in zip(one_channel[:4], (native.detach(), xn.grad, wn.grad, bn.grad)):
+        assert torch.equal(ours.isfinite(), theirs.isfinite())
+        assert torch.equal(ours.isnan(), theirs.isnan())
+        finite = ours.isfinite()
+        assert max_errors(ours[finite], theirs[finite]).max_rel <= TOLERANCE[dtype]
