@@ -91,18 +91,25 @@ def _group_slices(groups: int, c_in: int, c_out: int):
 DEPTHWISE_BLOCK_BYTES = 1 << 20
 
 
+def channel_blocks(c_in: int, multiplier: int, channel_bytes: int):
+    """(input channels, output channels) slices of depthwise blocks of about
+    DEPTHWISE_BLOCK_BYTES, for channels of ``channel_bytes`` each (their images, times the
+    multiplier). Each output value sums its taps in the same order whatever the blocks,
+    so the blocking changes no bit of y or grad_input (grad_weight's einsum may sum in
+    another order)."""
+    step = max(1, DEPTHWISE_BLOCK_BYTES // max(1, channel_bytes))
+    for c0 in range(0, c_in, step):
+        c1 = min(c_in, c0 + step)
+        yield slice(c0, c1), slice(c0 * multiplier, c1 * multiplier)
+
+
 def _depthwise_blocks(x_shape, w_shape, geometry, itemsize: int):
-    """(input channels, output channels, taps) per block of depthwise channels; each
-    output value still sums its taps in the same order, so the blocking changes no bit of
-    y or grad_input (grad_weight's einsum may sum in another order)."""
+    """(input channels, output channels, taps) per block of depthwise channels."""
     n, c_in, height, width = x_shape
     multiplier = w_shape[0] // c_in
     taps = list(_taps(w_shape, (height, width), geometry))
-    per_channel = max(1, n * height * width * multiplier * itemsize)
-    step = max(1, DEPTHWISE_BLOCK_BYTES // per_channel)
-    for c0 in range(0, c_in, step):
-        c1 = min(c_in, c0 + step)
-        yield slice(c0, c1), slice(c0 * multiplier, c1 * multiplier), taps
+    for ci, co in channel_blocks(c_in, multiplier, n * height * width * multiplier * itemsize):
+        yield ci, co, taps
 
 
 @_quiet

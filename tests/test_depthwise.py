@@ -1,12 +1,14 @@
-"""The depthwise tap kernels run over blocks of channels (_tap_kernels.DEPTHWISE_BLOCK_BYTES):
-the blocking changes no bit of the output or grad_input (each value sums the same
-products in the same order), grad_weight only within rounding, and all three agree with
-native torch on every layout, stride, dilation, multiplier and non-finite value."""
+"""The depthwise conv (groups = C_in): at stride 1 on finite operands along whole padded
+rows (_depthwise_wide), else by the tap kernels; both over blocks of channels
+(_tap_kernels.DEPTHWISE_BLOCK_BYTES). Neither the blocking nor the wide rows change a bit
+of the output or grad_input (each value sums the same products in the same order, plus
++-0 products with the padding), grad_weight only within rounding; all agree with native
+torch on every layout, stride, dilation, multiplier and non-finite value."""
 import pytest
 import torch
 import torch.nn.functional as F
 
-from scipy_layers import _tap_kernels, conv2d
+from scipy_layers import _depthwise_wide, _nchw_kernels, _tap_kernels, conv2d
 from scipy_layers.agreement import TOLERANCE, max_errors
 
 # (input shape, channel multiplier, kernel, conv keyword arguments)
@@ -73,3 +75,39 @@ def test_blocks_keep_the_bits_and_agree_with_native(shape, multiplier, kernel, k
         assert torch.equal(ours.isnan(), theirs.isnan())
         finite = ours.isfinite()
         assert max_errors(ours[finite], theirs[finite]).max_rel <= TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape, multiplier, kernel, kwargs", CASES)
+def test_wide_rows_give_the_tap_kernels_bits(shape, multiplier, kernel, kwargs, dtype, layout,
+                                             monkeypatch):
+    gen = torch.Generator().manual_seed(sum(shape) + 7 * multiplier)
+    x = _input(shape, layout, dtype, gen) * 10.0 ** torch.randint(-20, 20, shape, generator=gen)
+    x[..., 0, :] = 0.0  # zero rows: products of +-0 beside the padding's
+    w = torch.randn((shape[1] * multiplier, 1, *kernel), dtype=dtype, generator=gen)
+    w[0] = -0.0
+    b = torch.randn(shape[1] * multiplier, dtype=dtype, generator=gen)
+    calls = []
+    real = _depthwise_wide.forward
+    monkeypatch.setattr(_depthwise_wide, "forward", lambda *a: calls.append(1) or real(*a))
+    wide = _fwd_bwd(x, w, b, kwargs)
+    runs_wide = kwargs.get("stride", 1) == 1 and x.numel() > 0
+    assert calls == ([1] if runs_wide else [])
+    monkeypatch.setattr(_nchw_kernels, "_runs_depthwise_wide", lambda *args: False)
+    taps = _fwd_bwd(x, w, b, kwargs)
+    for ours, theirs in zip(wide[:2], taps[:2]):  # y and grad_input: bit for bit
+        assert torch.equal(ours, theirs)
+        assert torch.equal(ours.signbit(), theirs.signbit())
+    assert max_errors(wide[2], taps[2]).max_rel <= TOLERANCE[dtype]
+    torch.testing.assert_close(wide[3], taps[3], rtol=0, atol=0)
+
+
+def test_non_finite_operands_and_strides_keep_the_tap_kernels(monkeypatch):
+    calls = []
+    monkeypatch.setattr(_depthwise_wide, "forward", lambda *a: calls.append(1))
+    x, w = torch.randn(2, 4, 9, 9), torch.randn(4, 1, 3, 3)
+    x[1, 2, 4, 4] = float("inf")
+    _fwd_bwd(x, w, torch.zeros(4), dict(padding=1))
+    _fwd_bwd(torch.randn(2, 4, 9, 9), w, torch.zeros(4), dict(padding=1, stride=2))
+    assert calls == []
