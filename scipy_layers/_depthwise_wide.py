@@ -1,19 +1,19 @@
 """Depthwise convolution (groups = C_in, channel multiplier m = C_out / C_in) at stride 1
-on finite operands, along whole padded rows: each tap's window of a channel is one
-contiguous run of its flattened zero-padded images (the layout of im2col's "wide"
-windows, _nchw_kernels), so a tap is two elementwise passes over long rows instead of
-many short ones (the tap kernels' output blocks are rows of Wo, 14-56 elements on
-MobileNet-sized images).
+on finite operands, along whole padded rows of one tall image a channel.
+
+Each channel's N zero-padded images are stacked into one tall image (N Hp rows of Wp) and
+flattened, as im2col's "wide" windows (_nchw_kernels) and the shift method do: then a
+tap's window over all images of a channel is one contiguous run, and a tap is two
+elementwise passes over C long rows instead of N C Ho rows of Wo (14-56 elements on
+MobileNet-sized images, where numpy's per-row cost dominated the tap kernels). Each
+image's last (kH - 1) dH rows and last Wp - Wo columns of output are computed and dropped;
+the gy fed back has zeros there.
 
 Same bits as the tap kernels for y and grad_input: every output (input) value gets the
-same products in the same tap order, plus products with the zero padding (or with the
-zeros of gy's dropped columns), which are +-0 for finite operands and leave a sum that
-starts at +0 unchanged. grad_weight sums the same products (and such zeros) in another
-order. Non-finite operands take the tap kernels: inf * 0 would make a NaN there.
-
-Arrays: ``flat`` (N, C_in, Hp * Wp + tail) a zero-padded input (_nchw_kernels._padded),
-rows (N, C, Ho * Wp): an output-side array on whole padded rows (Wp - Wo dropped columns
-a row; zero in gy's).
+same products in the same tap order, plus products with the zero padding or with gy's
+zeros, which are +-0 for finite operands and leave a sum that starts at +0 unchanged.
+grad_weight sums the same products (and such zeros) in another order. Non-finite
+operands and strides take the tap kernels (inf * 0 would make a NaN here).
 """
 from __future__ import annotations
 
@@ -21,73 +21,106 @@ import numpy as np
 
 from ._tap_kernels import channel_blocks
 from ._ufunc_rows import rows_in_place
-from ._workspace import scratch
+from ._workspace import output, recycle, scratch
 
 
-def _tap_starts(w_shape, geometry, wp: int):
-    """(i, j, start of tap (i, j)'s window in a flattened padded image), in tap order."""
-    _, _, k_h, k_w = w_shape
-    d_h, d_w = geometry.dilation
-    return [(i, j, i * d_h * wp + j * d_w) for i in range(k_h) for j in range(k_w)]
+def runs(x, geometry, finite: bool) -> bool:
+    """Whether a depthwise pass runs here: finite operands at stride 1, something to do."""
+    return finite and geometry.stride == (1, 1) and x.size > 0 and min(geometry.out_hw) > 0
 
 
-def _blocks(rows_shape, c_in: int, multiplier: int, itemsize: int):
-    n, _, length = rows_shape
-    return channel_blocks(c_in, multiplier, n * length * multiplier * itemsize)
+class _Layout:
+    """Where the tall images lie: padded (Hp, Wp), the flat length of N images and the
+    zeros after them that the last windows reach into."""
+
+    def __init__(self, x_shape, w_shape, geometry):
+        n, _, height, width = x_shape
+        _, _, k_h, k_w = w_shape
+        top, bottom, left, right = geometry.padding
+        (d_h, d_w), (self.out_h, self.out_w) = geometry.dilation, geometry.out_hw
+        self.hp, self.wp = height + top + bottom, width + left + right
+        self.length = n * self.hp * self.wp  # every output row of every image, kept or not
+        self.flat_length = self.length + (k_h - 1) * d_h * self.wp + (k_w - 1) * d_w
+        self.starts = [(i, j, i * d_h * self.wp + j * d_w) for i in range(k_h) for j in range(k_w)]
+        self.n, self.inner = n, (slice(top, top + height), slice(left, left + width))
+
+    def images(self, flat):
+        """(C, N, Hp, Wp) view of a flat (C, flat_length or length) array."""
+        return flat[:, :self.length].reshape(-1, self.n, self.hp, self.wp)
 
 
-def forward(flat, w, geometry, wp: int):
-    """y on whole padded rows, (N, C_out, Ho * Wp), a scratch array."""
-    n, c_in = flat.shape[:2]
-    c_out, multiplier = w.shape[0], w.shape[0] // c_in
-    length = geometry.out_hw[0] * wp
-    rows = scratch((n, c_out, length), flat.dtype)
-    rows.fill(0)  # (a sum from +0, as the tap kernels': the same bits)
-    starts = _tap_starts(w.shape, geometry, wp)
-    with rows_in_place(length):
-        for ci, co in _blocks(rows.shape, c_in, multiplier, rows.itemsize):
-            x_block, y_block, w_block = flat[:, ci], rows[:, co], w[co, 0]
-            for i, j, start in starts:
-                window = x_block[:, :, start:start + length]
-                if multiplier > 1:  # output channel o reads input channel o // m
-                    window = np.repeat(window, multiplier, axis=1)
-                y_block += window * w_block[:, i, j][:, None]
-    return rows
-
-
-def grad_input(gy_rows, w, geometry, flat_shape):
-    """grad_input on the flattened padded grid, (N, C_in, Hp * Wp + tail), a scratch
-    array: the caller crops the real pixels out of it."""
-    n, c_in = flat_shape[:2]
-    multiplier, length = w.shape[0] // c_in, gy_rows.shape[2]
-    wp = length // geometry.out_hw[0]
-    flat = scratch(flat_shape, gy_rows.dtype)
+def _tall(x, layout):
+    """x (N, C, H, W) as flat tall padded images (C, flat_length), a scratch array."""
+    flat = scratch((x.shape[1], layout.flat_length), x.dtype)
     flat.fill(0)
-    starts = _tap_starts(w.shape, geometry, wp)
-    with rows_in_place(length):
-        for ci, co in _blocks(gy_rows.shape, c_in, multiplier, flat.itemsize):
-            g_block, grad_block, w_block = gy_rows[:, co], flat[:, ci], w[co, 0]
-            for i, j, start in starts:
-                contribution = g_block * w_block[:, i, j][:, None]
-                if multiplier > 1:
-                    contribution = contribution.reshape(
-                        n, ci.stop - ci.start, multiplier, length).sum(2)
-                grad_block[:, :, start:start + length] += contribution
+    layout.images(flat)[:, :, layout.inner[0], layout.inner[1]] = x.transpose(1, 0, 2, 3)
     return flat
 
 
-def grad_weight(flat, gy_rows, w_shape, geometry):
-    """grad_weight (C_out, 1, kH, kW)."""
-    n, c_in = flat.shape[:2]
-    multiplier, length = w_shape[0] // c_in, gy_rows.shape[2]
-    wp = length // geometry.out_hw[0]
-    grad = np.empty(w_shape, dtype=gy_rows.dtype)
-    starts = _tap_starts(w_shape, geometry, wp)
-    for ci, co in _blocks(gy_rows.shape, c_in, multiplier, flat.itemsize):
-        x_block, g_block = flat[:, ci], gy_rows[:, co]
-        for i, j, start in starts:
-            window = x_block[:, :, start:start + length]
-            if multiplier > 1:
-                window = np.repeat(window, multiplier, axis=1)
-            grad[co, 0, i, j] = np.einsum("ncl,ncl->c", g_block, window)
-    return grad
+def _blocks(c_in: int, multiplier: int, layout, itemsize: int):
+    return channel_blocks(c_in, multiplier, layout.length * multiplier * itemsize)
+
+
+def forward(x, w, bias, geometry):
+    """y (N, C_out, Ho, Wo) (+ bias) in an output() buffer."""
+    c_in, c_out = x.shape[1], w.shape[0]
+    multiplier, layout = c_out // c_in, _Layout(x.shape, w.shape, geometry)
+    flat = _tall(x, layout)
+    rows = scratch((c_out, layout.length), x.dtype)
+    rows.fill(0)  # (a sum from +0, as the tap kernels': the same bits)
+    with rows_in_place(layout.length):
+        for ci, co in _blocks(c_in, multiplier, layout, rows.itemsize):
+            x_block, y_block, w_block = flat[ci], rows[co], w[co, 0]
+            for i, j, start in layout.starts:
+                window = x_block[:, start:start + layout.length]
+                if multiplier > 1:  # output channel o reads input channel o // m
+                    window = np.repeat(window, multiplier, axis=0)
+                y_block += window * w_block[:, i, j][:, None]
+    recycle(flat)
+    kept = layout.images(rows)[:, :, :layout.out_h, :layout.out_w].transpose(1, 0, 2, 3)
+    y = output(kept.shape, x.dtype)
+    if bias is None:
+        np.copyto(y, kept)
+    else:  # after the sum, as the tap kernels add it: the same bits
+        np.add(kept, bias[:, None, None], out=y)
+    recycle(rows)
+    return y
+
+
+def backward(gy, w, x, geometry, need_input: bool, need_weight: bool):
+    """(grad_input, grad_weight), fresh arrays or None; gy finite."""
+    c_in, c_out = x.shape[1], w.shape[0]
+    multiplier, layout = c_out // c_in, _Layout(x.shape, w.shape, geometry)
+    gy_rows = scratch((c_out, layout.length), gy.dtype)  # zero where output was dropped
+    gy_rows.fill(0)
+    layout.images(gy_rows)[:, :, :layout.out_h, :layout.out_w] = gy.transpose(1, 0, 2, 3)
+    grad_x = grad_w = None
+    if need_weight:
+        flat = _tall(x, layout)
+        grad_w = np.empty(w.shape, dtype=gy.dtype)
+        for ci, co in _blocks(c_in, multiplier, layout, flat.itemsize):
+            x_block, g_block = flat[ci], gy_rows[co]
+            for i, j, start in layout.starts:
+                window = x_block[:, start:start + layout.length]
+                if multiplier > 1:
+                    window = np.repeat(window, multiplier, axis=0)
+                grad_w[co, 0, i, j] = np.einsum("cl,cl->c", g_block, window)
+        recycle(flat)
+    if need_input:
+        flat = scratch((c_in, layout.flat_length), gy.dtype)
+        flat.fill(0)
+        with rows_in_place(layout.length):
+            for ci, co in _blocks(c_in, multiplier, layout, flat.itemsize):
+                g_block, grad_block, w_block = gy_rows[co], flat[ci], w[co, 0]
+                for i, j, start in layout.starts:
+                    contribution = g_block * w_block[:, i, j][:, None]
+                    if multiplier > 1:
+                        contribution = contribution.reshape(
+                            ci.stop - ci.start, multiplier, layout.length).sum(1)
+                    grad_block[:, start:start + layout.length] += contribution
+        inner = layout.images(flat)[:, :, layout.inner[0], layout.inner[1]]
+        grad_x = output(x.shape, gy.dtype)
+        np.copyto(grad_x, inner.transpose(1, 0, 2, 3))
+        recycle(flat)
+    recycle(gy_rows)
+    return grad_x, grad_w

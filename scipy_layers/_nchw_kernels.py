@@ -131,8 +131,8 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
     if depthwise(geometry.groups, x.shape[1]):
         # Not im2col: one GEMM row per group is all overhead (measured (4,256,32,32)
         # groups=256 7x7 fwd+bwd: 1.9 s in per-group GEMMs, native 0.16 s).
-        if _runs_depthwise_wide(x, geometry, finite):
-            return _depthwise_forward(x, w, bias, geometry), (None, DEPTHWISE, x, None)
+        if _depthwise_wide.runs(x, geometry, finite):
+            return _depthwise_wide.forward(x, w, bias, geometry), (None, DEPTHWISE, x, None)
         return tap_forward(x, w, bias, geometry), (None, TAP, x, None)
     if not finite:
         return tap_forward(x, w, bias, geometry), (None, TAP, x, None)
@@ -189,7 +189,7 @@ def im2col_backward(gy, w, state, geometry, need_input, need_weight):
     if wide is TAP or not all_finite(gy):
         return _tap_backward(gy, w, x, geometry, need_input, need_weight)
     if wide is DEPTHWISE:
-        return _depthwise_backward(gy, w, x, geometry, need_input, need_weight)
+        return _depthwise_wide.backward(gy, w, x, geometry, need_input, need_weight)
     hp, wp = padded_hw
     n, c_out, out_h, out_w = gy.shape
     _, c_group, k_h, k_w = w.shape
@@ -261,56 +261,6 @@ def _col2im(gy_groups, w, xp_shape, geometry, wide):
     grad_x = _inner(grid, geometry.padding)
     recycle(grad_cols, flat)
     return grad_x
-
-
-def _runs_depthwise_wide(x, geometry, finite: bool) -> bool:
-    """Whether a depthwise forward runs _depthwise_wide: finite operands at stride 1,
-    something to compute."""
-    return finite and geometry.stride == (1, 1) and x.size > 0 and min(geometry.out_hw) > 0
-
-
-def _depthwise_forward(x, w, bias, geometry):
-    """y (+ bias) by _depthwise_wide (stride 1, finite x and w), in an output() buffer."""
-    n, c_out = x.shape[0], w.shape[0]
-    out_h, out_w = geometry.out_hw
-    flat, grid = _padded(x, geometry.padding, geometry.dilation[1] * (w.shape[3] - 1))
-    wp = grid.shape[3]
-    rows = _depthwise_wide.forward(flat, w, geometry, wp)
-    if grid is not x:
-        recycle(flat)
-    kept = rows.reshape(n, c_out, out_h, wp)[..., :out_w]
-    y = output(kept.shape, x.dtype)
-    if bias is None:
-        np.copyto(y, kept)
-    else:  # after the sum, as the tap kernels add it: the same bits
-        np.add(kept, bias[:, None, None], out=y)
-    recycle(rows)
-    return y
-
-
-def _depthwise_backward(gy, w, x, geometry, need_input, need_weight):
-    """(grad_input, grad_weight) by _depthwise_wide, gy finite."""
-    n, c_in, height, width = x.shape
-    c_out, out_h, out_w = gy.shape[1:]
-    top, bottom, left, right = geometry.padding
-    hp, wp = height + top + bottom, width + left + right
-    tail = geometry.dilation[1] * (w.shape[3] - 1)
-    gy_wide = scratch((n, c_out, out_h, wp), gy.dtype)  # zero on the dropped columns
-    gy_wide[..., :out_w] = gy
-    gy_wide[..., out_w:] = 0
-    gy_rows = gy_wide.reshape(n, c_out, out_h * wp)
-    grad_x = grad_w = None
-    if need_weight:
-        flat, grid = _padded(x, geometry.padding, tail)
-        grad_w = _depthwise_wide.grad_weight(flat, gy_rows, w.shape, geometry)
-        if grid is not x:
-            recycle(flat)
-    if need_input:
-        flat = _depthwise_wide.grad_input(gy_rows, w, geometry, (n, c_in, hp * wp + tail))
-        grad_x = _inner(flat[:, :, :hp * wp].reshape(n, c_in, hp, wp), geometry.padding)
-        recycle(flat)
-    recycle(gy_wide)
-    return grad_x, grad_w
 
 
 def _tap_backward(gy, w, x, geometry, need_input, need_weight):

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from scipy_layers import _depthwise_wide, _nchw_kernels, _tap_kernels, conv2d
+from scipy_layers import _depthwise_wide, _tap_kernels, conv2d
 from scipy_layers.agreement import TOLERANCE, max_errors
 
 # (input shape, channel multiplier, kernel, conv keyword arguments)
@@ -94,7 +94,7 @@ def test_wide_rows_give_the_tap_kernels_bits(shape, multiplier, kernel, kwargs, 
     wide = _fwd_bwd(x, w, b, kwargs)
     runs_wide = kwargs.get("stride", 1) == 1 and x.numel() > 0
     assert calls == ([1] if runs_wide else [])
-    monkeypatch.setattr(_nchw_kernels, "_runs_depthwise_wide", lambda *args: False)
+    monkeypatch.setattr(_depthwise_wide, "runs", lambda *args: False)
     taps = _fwd_bwd(x, w, b, kwargs)
     for ours, theirs in zip(wide[:2], taps[:2]):  # y and grad_input: bit for bit
         assert torch.equal(ours, theirs)
