@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._tap_kernels import channel_blocks
+from ._tap_kernels import channel_blocks, sum_in_order
 from ._ufunc_rows import rows_in_place
 from ._workspace import output, recycle, scratch
 
@@ -115,8 +115,8 @@ def backward(gy, w, x, geometry, need_input: bool, need_weight: bool):
                 for i, j, start in layout.starts:
                     contribution = g_block * w_block[:, i, j][:, None]
                     if multiplier > 1:
-                        contribution = contribution.reshape(
-                            ci.stop - ci.start, multiplier, layout.length).sum(1)
+                        contribution = sum_in_order(contribution.reshape(
+                            ci.stop - ci.start, multiplier, layout.length), axis=1)
                     grad_block[:, start:start + layout.length] += contribution
         inner = layout.images(flat)[:, :, layout.inner[0], layout.inner[1]]
         grad_x = output(x.shape, gy.dtype)

@@ -68,6 +68,18 @@ def depthwise(groups: int, c_in: int) -> bool:
     return groups > 1 and c_in == groups
 
 
+def sum_in_order(terms, axis: int):
+    """terms summed along ``axis`` one after another. (numpy's sum pairs terms up where
+    the axis is contiguous and 8 or more long, so its order would follow the layout: a
+    depthwise grad_input over 1x1 output blocks summed the channel multiplier's terms in
+    another order than over larger blocks, and than _depthwise_wide.)"""
+    terms = np.moveaxis(terms, axis, 0)
+    total = terms[0].copy()
+    for term in terms[1:]:
+        total += term
+    return total
+
+
 def _per_output_channel(block, multiplier: int):
     """A depthwise block (N, C_in, h, w) as (N, C_out, h, w): input channel o // multiplier."""
     return block if multiplier == 1 else np.repeat(block, multiplier, axis=1)
@@ -151,8 +163,8 @@ def tap_grad_input(gy, w, x_shape, geometry):
             for i, j, (rows_out, cols_out), (rows_in, cols_in) in taps:
                 contribution = g_block[:, :, rows_out, cols_out] * w_block[:, i, j][:, None, None]
                 h, w_ = contribution.shape[2:]
-                grad_block[:, :, rows_in, cols_in] += contribution.reshape(
-                    n, ci.stop - ci.start, c_out // c_in, h, w_).sum(2)
+                grad_block[:, :, rows_in, cols_in] += sum_in_order(contribution.reshape(
+                    n, ci.stop - ci.start, c_out // c_in, h, w_), axis=2)
         return grad
     for i, j, (rows_out, cols_out), (rows_in, cols_in) in _taps(w.shape, (height, width), geometry):
         for ci, co in _group_slices(geometry.groups, c_in, c_out):

@@ -21,6 +21,9 @@ CASES = [
     ((2, 3, 8, 8), 1, (1, 1), {}),
     ((0, 4, 8, 8), 1, (3, 3), dict(padding=1)),  # empty batch
     ((2, 8, 10, 10), 1, (7, 7), dict(stride=(1, 2), padding=(3, 1))),
+    ((1, 2, 4, 4), 9, (4, 4), {}),  # 1x1 outputs, 9 terms a multiplier sum: in order
+    ((2, 2, 1, 1), 8, (3, 3), dict(padding=1)),
+    ((2, 3, 6, 7), 8, (3, 3), dict(padding=1)),
 ]
 LAYOUTS = ["contiguous", "channels_last", "cropped", "step_sliced"]
 
@@ -52,7 +55,7 @@ def test_blocks_keep_the_bits_and_agree_with_native(shape, multiplier, kernel, k
     gen = torch.Generator().manual_seed(sum(shape) + multiplier)
     x = _input(shape, layout, dtype, gen)
     if nonfinite and x.numel():
-        x[0, 0, 1, 1], x[-1, -1, -2, 0] = float("nan"), float("inf")
+        x[0, 0, shape[2] // 2, shape[3] // 2], x[-1, -1, -1, 0] = float("nan"), float("inf")
     w = torch.randn((shape[1] * multiplier, 1, *kernel), dtype=dtype, generator=gen)
     b = torch.randn(shape[1] * multiplier, dtype=dtype, generator=gen)
     monkeypatch.setattr(_tap_kernels, "DEPTHWISE_BLOCK_BYTES", 1)  # one channel a block
