@@ -124,7 +124,8 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
     adds; the Wp - Wo extra columns of each output row are computed and dropped
     (backward gives them a zero gradient).
     Otherwise L = Ho * Wo from strided slices. Operands that are not all finite take the
-    tap kernels (state marked "tap"). The state ends with the window matrix (or None),
+    tap kernels (state marked "tap"); depthwise convs take _depthwise_wide at stride 1 on
+    finite operands (state "depthwise"), else the tap kernels too. The state ends with the window matrix (or None),
     which the caller may recycle() once the graph node dies.
     """
     finite = all_finite(x, w)
