@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._tap_kernels import channel_blocks, sum_in_order
+from ._tap_kernels import channel_blocks, per_output_channel, sum_in_order
 from ._ufunc_rows import rows_in_place
 from ._workspace import output, recycle, scratch
 
@@ -41,7 +41,8 @@ class _Layout:
         self.hp, self.wp = height + top + bottom, width + left + right
         self.length = n * self.hp * self.wp  # every output row of every image, kept or not
         self.flat_length = self.length + (k_h - 1) * d_h * self.wp + (k_w - 1) * d_w
-        self.starts = [(i, j, i * d_h * self.wp + j * d_w) for i in range(k_h) for j in range(k_w)]
+        self.starts = [(i, j, i * d_h * self.wp + j * d_w)  # each tap's window, in tap order
+                       for i in range(k_h) for j in range(k_w)]
         self.n, self.inner = n, (slice(top, top + height), slice(left, left + width))
 
     def images(self, flat):
@@ -72,9 +73,8 @@ def forward(x, w, bias, geometry):
         for ci, co in _blocks(c_in, multiplier, layout, rows.itemsize):
             x_block, y_block, w_block = flat[ci], rows[co], w[co, 0]
             for i, j, start in layout.starts:
-                window = x_block[:, start:start + layout.length]
-                if multiplier > 1:  # output channel o reads input channel o // m
-                    window = np.repeat(window, multiplier, axis=0)
+                window = per_output_channel(x_block[:, start:start + layout.length],
+                                            multiplier, axis=0)
                 y_block += window * w_block[:, i, j][:, None]
     recycle(flat)
     kept = layout.images(rows)[:, :, :layout.out_h, :layout.out_w].transpose(1, 0, 2, 3)
@@ -101,9 +101,8 @@ def backward(gy, w, x, geometry, need_input: bool, need_weight: bool):
         for ci, co in _blocks(c_in, multiplier, layout, flat.itemsize):
             x_block, g_block = flat[ci], gy_rows[co]
             for i, j, start in layout.starts:
-                window = x_block[:, start:start + layout.length]
-                if multiplier > 1:
-                    window = np.repeat(window, multiplier, axis=0)
+                window = per_output_channel(x_block[:, start:start + layout.length],
+                                            multiplier, axis=0)
                 grad_w[co, 0, i, j] = np.einsum("cl,cl->c", g_block, window)
         recycle(flat)
     if need_input:

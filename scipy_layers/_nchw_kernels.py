@@ -125,17 +125,15 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
     (backward gives them a zero gradient).
     Otherwise L = Ho * Wo from strided slices. Operands that are not all finite take the
     tap kernels (state marked "tap"); depthwise convs take _depthwise_wide at stride 1 on
-    finite operands (state "depthwise"), else the tap kernels too. The state ends with the window matrix (or None),
-    which the caller may recycle() once the graph node dies.
+    finite operands (state "depthwise"), else the tap kernels too. The state ends with the
+    window matrix (or None), which the caller may recycle() once the graph node dies.
     """
-    finite = all_finite(x, w)
-    if depthwise(geometry.groups, x.shape[1]):
-        # Not im2col: one GEMM row per group is all overhead (measured (4,256,32,32)
-        # groups=256 7x7 fwd+bwd: 1.9 s in per-group GEMMs, native 0.16 s).
-        if _depthwise_wide.runs(x, geometry, finite):
-            return _depthwise_wide.forward(x, w, bias, geometry), (None, DEPTHWISE, x, None)
-        return tap_forward(x, w, bias, geometry), (None, TAP, x, None)
-    if not finite:
+    # Depthwise convs never run im2col: one GEMM row per group is all overhead (measured
+    # (4,256,32,32) groups=256 7x7 fwd+bwd: 1.9 s in per-group GEMMs, native 0.16 s).
+    finite, is_depthwise = all_finite(x, w), depthwise(geometry.groups, x.shape[1])
+    if is_depthwise and _depthwise_wide.runs(x, geometry, finite):
+        return _depthwise_wide.forward(x, w, bias, geometry), (None, DEPTHWISE, x, None)
+    if is_depthwise or not finite:
         return tap_forward(x, w, bias, geometry), (None, TAP, x, None)
     n, c_in = x.shape[:2]
     c_out, c_group, k_h, k_w = w.shape

@@ -117,12 +117,9 @@ def choose_nchw_method(x_shape, w_shape, stride, dilation, groups, dtype=torch.f
     c_out, c_in, k_h, k_w = w_shape
     if stride != (1, 1) or dilation != (1, 1) or groups != 1:
         return "im2col"
-    taps = k_h * k_w
-    if c_out == 1 and taps <= shift_max_taps(dtype) and (
-            c_in <= SHIFT_MAX_IN_CHANNELS or (taps <= SHIFT_MANY_CHANNELS_MAX_TAPS and
-                                              x_shape[0] * math.prod(_padded_hw(x_shape, padding))
-                                              * taps >= SHIFT_MANY_CHANNELS_MIN_PAIR_WORK)):
+    if _takes_shift(x_shape, w_shape, dtype, padding):
         return "shift"
+    taps = k_h * k_w
     # few channel pairs or one output channel: spectra no larger than im2col's windows
     narrow = c_out == 1 or c_in * c_out <= FFT_MAX_CHANNEL_PAIRS
     if taps >= FFT_MIN_TAPS and (narrow or (x_shape[0] >= FFT_MODEL_MIN_BATCH
@@ -133,6 +130,20 @@ def choose_nchw_method(x_shape, w_shape, stride, dilation, groups, dtype=torch.f
         if fits and fft_ns <= FFT_MODEL_MARGIN * im2col_ns:
             return "fft"
     return "im2col"
+
+
+def _takes_shift(x_shape, w_shape, dtype, padding) -> bool:
+    """One output channel at a kernel shift runs, with few input channels, or with more
+    at small kernels and enough work a channel pair (the comments above)."""
+    c_out, c_in, k_h, k_w = w_shape
+    taps = k_h * k_w
+    if c_out != 1 or taps > shift_max_taps(dtype):
+        return False
+    if c_in <= SHIFT_MAX_IN_CHANNELS:
+        return True
+    pair_work = x_shape[0] * math.prod(_padded_hw(x_shape, padding)) * taps
+    return (taps <= SHIFT_MANY_CHANNELS_MAX_TAPS
+            and pair_work >= SHIFT_MANY_CHANNELS_MIN_PAIR_WORK)
 
 
 def _padded_hw(x_shape, padding):

@@ -9,9 +9,9 @@ has no product), and each output is a plain direct sum (error <= n * eps * sum |
 
 Used for any pass whose operands are not all finite, by both conv layers, for depthwise
 convs that _depthwise_wide does not take (strides; its results are these kernels' bits),
-and as the exact recomputation behind the FFT method's accuracy certificate. Any stride, padding,
-dilation and groups; arrays in, fresh arrays out, inputs never written; only basic
-slicing (no stride tricks), so any memory layout of the inputs is safe.
+and as the exact recomputation behind the FFT method's accuracy certificate. Any stride,
+padding, dilation and groups; arrays in, fresh arrays out, inputs never written; only
+basic slicing (no stride tricks), so any memory layout of the inputs is safe.
 
 Shapes: x (N, C_in, H, W), w (C_out, C_in/groups, kH, kW), y / gy (N, C_out, Ho, Wo);
 ``geometry`` is _nchw_args.ConvGeometry.
@@ -81,9 +81,10 @@ def sum_in_order(terms, axis: int):
     return total
 
 
-def _per_output_channel(block, multiplier: int):
-    """A depthwise block (N, C_in, h, w) as (N, C_out, h, w): input channel o // multiplier."""
-    return block if multiplier == 1 else np.repeat(block, multiplier, axis=1)
+def per_output_channel(block, multiplier: int, axis: int = 1):
+    """A depthwise block with C_in channels along ``axis`` (N, C_in, h, w by default) as
+    one with C_out: output channel o reads input channel o // multiplier."""
+    return block if multiplier == 1 else np.repeat(block, multiplier, axis=axis)
 
 
 def _group_slices(groups: int, c_in: int, c_out: int):
@@ -136,7 +137,7 @@ def tap_forward(x, w, bias, geometry):
         for ci, co, taps in _depthwise_blocks(x.shape, w.shape, geometry, y.itemsize):
             x_block, y_block, w_block = x[:, ci], y[:, co], w[co, 0]
             for i, j, (rows_out, cols_out), (rows_in, cols_in) in taps:
-                block = _per_output_channel(x_block[:, :, rows_in, cols_in], c_out // c_in)
+                block = per_output_channel(x_block[:, :, rows_in, cols_in], c_out // c_in)
                 y_block[:, :, rows_out, cols_out] += block * w_block[:, i, j][:, None, None]
     else:
         for i, j, (rows_out, cols_out), (rows_in, cols_in) in _taps(w.shape, (height, width),
@@ -162,7 +163,8 @@ def tap_grad_input(gy, w, x_shape, geometry):
         for ci, co, taps in _depthwise_blocks(x_shape, w.shape, geometry, grad.itemsize):
             g_block, grad_block, w_block = gy[:, co], grad[:, ci], w[co, 0]
             for i, j, (rows_out, cols_out), (rows_in, cols_in) in taps:
-                contribution = g_block[:, :, rows_out, cols_out] * w_block[:, i, j][:, None, None]
+                w_tap = w_block[:, i, j][:, None, None]
+                contribution = g_block[:, :, rows_out, cols_out] * w_tap
                 h, w_ = contribution.shape[2:]
                 grad_block[:, :, rows_in, cols_in] += sum_in_order(contribution.reshape(
                     n, ci.stop - ci.start, c_out // c_in, h, w_), axis=2)
@@ -186,9 +188,9 @@ def tap_grad_weight(x, gy, w_shape, geometry):
         for ci, co, taps in _depthwise_blocks(x.shape, w_shape, geometry, grad.itemsize):
             x_block, g_block = x[:, ci], gy[:, co]
             for i, j, (rows_out, cols_out), (rows_in, cols_in) in taps:
-                block = _per_output_channel(x_block[:, :, rows_in, cols_in], c_out // c_in)
-                grad[co, 0, i, j] = np.einsum("nohw,nohw->o", g_block[:, :, rows_out, cols_out],
-                                              block)
+                block = per_output_channel(x_block[:, :, rows_in, cols_in], c_out // c_in)
+                grad[co, 0, i, j] = np.einsum("nohw,nohw->o",
+                                              g_block[:, :, rows_out, cols_out], block)
         return grad
     for i, j, (rows_out, cols_out), (rows_in, cols_in) in _taps(w_shape, (height, width), geometry):
         for ci, co in _group_slices(geometry.groups, c_in, c_out):

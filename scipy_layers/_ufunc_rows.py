@@ -17,10 +17,10 @@ per-row loop costing more than the copy it saves on short rows (same VM; N x C r
 1024: 0.63-0.88, 1600: 0.51-0.71; float64 256: 0.80-1.29, 400: 0.62-1.03, 576:
 0.58-0.86, 1024: 0.50-0.67; so those rows take it from BIAS_MIN_ROW_BYTES (`add_bias`).
 A strided input plus a bias into a contiguous output (rows of Wo in Wp) was mixed, 0.37
-to 1.79 for rows of 128-400, and does not take it. Elementwise
-ops give the same bits either way (the buffer only decides how the loop is cut; not so a
-reduction, whose partial sums follow the buffer: none runs inside), and the buffer size
-is numpy's per-thread (per-context) state, set and put back around the ops.
+to 1.79 for rows of 128-400, and does not take it. Elementwise ops give the same bits
+either way (the buffer only decides how the loop is cut; not so a reduction, whose
+partial sums follow the buffer: none runs inside), and the buffer size is numpy's
+per-thread (per-context) state, set and put back around the ops.
 """
 from __future__ import annotations
 
