@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._tall import TallLayout, tall_padded
 from ._tap_kernels import channel_blocks, per_output_channel, sum_in_order
 from ._ufunc_rows import rows_in_place
 from ._workspace import output, recycle, scratch
@@ -29,35 +30,6 @@ def runs(x, geometry, finite: bool) -> bool:
     return finite and geometry.stride == (1, 1) and x.size > 0 and min(geometry.out_hw) > 0
 
 
-class _Layout:
-    """Where the tall images lie: padded (Hp, Wp), the flat length of N images and the
-    zeros after them that the last windows reach into."""
-
-    def __init__(self, x_shape, w_shape, geometry):
-        n, _, height, width = x_shape
-        _, _, k_h, k_w = w_shape
-        top, bottom, left, right = geometry.padding
-        (d_h, d_w), (self.out_h, self.out_w) = geometry.dilation, geometry.out_hw
-        self.hp, self.wp = height + top + bottom, width + left + right
-        self.length = n * self.hp * self.wp  # every output row of every image, kept or not
-        self.flat_length = self.length + (k_h - 1) * d_h * self.wp + (k_w - 1) * d_w
-        self.starts = [(i, j, i * d_h * self.wp + j * d_w)  # each tap's window, in tap order
-                       for i in range(k_h) for j in range(k_w)]
-        self.n, self.inner = n, (slice(top, top + height), slice(left, left + width))
-
-    def images(self, flat):
-        """(C, N, Hp, Wp) view of a flat (C, flat_length or length) array."""
-        return flat[:, :self.length].reshape(-1, self.n, self.hp, self.wp)
-
-
-def _tall(x, layout):
-    """x (N, C, H, W) as flat tall padded images (C, flat_length), a scratch array."""
-    flat = scratch((x.shape[1], layout.flat_length), x.dtype)
-    flat.fill(0)
-    layout.images(flat)[:, :, layout.inner[0], layout.inner[1]] = x.transpose(1, 0, 2, 3)
-    return flat
-
-
 def _blocks(c_in: int, multiplier: int, layout, itemsize: int):
     return channel_blocks(c_in, multiplier, layout.length * multiplier * itemsize)
 
@@ -65,8 +37,8 @@ def _blocks(c_in: int, multiplier: int, layout, itemsize: int):
 def forward(x, w, bias, geometry):
     """y (N, C_out, Ho, Wo) (+ bias) in an output() buffer."""
     c_in, c_out = x.shape[1], w.shape[0]
-    multiplier, layout = c_out // c_in, _Layout(x.shape, w.shape, geometry)
-    flat = _tall(x, layout)
+    multiplier, layout = c_out // c_in, TallLayout(x.shape, w.shape, geometry)
+    flat = tall_padded(x, layout)
     rows = scratch((c_out, layout.length), x.dtype)
     rows.fill(0)  # (a sum from +0, as the tap kernels': the same bits)
     with rows_in_place(layout.length):
@@ -90,13 +62,13 @@ def forward(x, w, bias, geometry):
 def backward(gy, w, x, geometry, need_input: bool, need_weight: bool):
     """(grad_input, grad_weight), fresh arrays or None; gy finite."""
     c_in, c_out = x.shape[1], w.shape[0]
-    multiplier, layout = c_out // c_in, _Layout(x.shape, w.shape, geometry)
+    multiplier, layout = c_out // c_in, TallLayout(x.shape, w.shape, geometry)
     gy_rows = scratch((c_out, layout.length), gy.dtype)  # zero where output was dropped
     gy_rows.fill(0)
     layout.images(gy_rows)[:, :, :layout.out_h, :layout.out_w] = gy.transpose(1, 0, 2, 3)
     grad_x = grad_w = None
     if need_weight:
-        flat = _tall(x, layout)
+        flat = tall_padded(x, layout)
         grad_w = np.empty(w.shape, dtype=gy.dtype)
         for ci, co in _blocks(c_in, multiplier, layout, flat.itemsize):
             x_block, g_block = flat[ci], gy_rows[co]

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _depthwise_wide, _fft_conv
+from . import _depthwise_wide, _fft_conv, _kn2row
 from ._finite import all_finite
 from ._tap_kernels import depthwise, tap_forward, tap_grad_input, tap_grad_weight
 from ._ufunc_rows import add_bias, rows_in_place
@@ -35,6 +35,7 @@ from ._workspace import output, recycle, scratch
 
 TAP = "tap"  # marks a state whose forward ran the tap kernels
 DEPTHWISE = "depthwise"  # ... or _depthwise_wide's
+KN2ROW = "kn2row"  # ... or _kn2row's
 
 
 def _padded(x, padding, tail=0):
@@ -135,6 +136,12 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
         return _depthwise_wide.forward(x, w, bias, geometry), (None, DEPTHWISE, x, None)
     if is_depthwise or not finite:
         return tap_forward(x, w, bias, geometry), (None, TAP, x, None)
+    if _kn2row.runs(x.shape, w.shape, geometry, x.dtype):
+        y, flat = _kn2row.forward(x, w, bias, geometry)
+        if not keep_cols:
+            recycle(flat)
+            flat = None
+        return y, (None, KN2ROW, x, flat)
     n, c_in = x.shape[:2]
     c_out, c_group, k_h, k_w = w.shape
     (out_h, out_w), (d_h, d_w), groups = geometry.out_hw, geometry.dilation, geometry.groups
@@ -189,6 +196,8 @@ def im2col_backward(gy, w, state, geometry, need_input, need_weight):
         return _tap_backward(gy, w, x, geometry, need_input, need_weight)
     if wide is DEPTHWISE:
         return _depthwise_wide.backward(gy, w, x, geometry, need_input, need_weight)
+    if wide is KN2ROW:
+        return _kn2row.backward(gy, w, x, cols, geometry, need_input, need_weight)
     hp, wp = padded_hw
     n, c_out, out_h, out_w = gy.shape
     _, c_group, k_h, k_w = w.shape

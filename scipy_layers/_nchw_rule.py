@@ -7,6 +7,7 @@ import math
 import scipy.fft
 import torch
 
+from . import _kn2row
 from .conv import is_float64, shift_max_taps
 
 # "auto", first rule: one output channel (up to 8 input channels) at a kernel the
@@ -15,25 +16,17 @@ from .conv import is_float64, shift_max_taps
 # 4x1x128x128 k3 0.50; 0.40, k9 0.29; 0.27, 8x3x32x32 k3 0.73; 0.55, 4x8x64x64 k3
 # 0.61; 0.44, 2x4x32x32 k7 0.57; 0.51; with two or more output channels im2col's GEMM
 # catches up (4x1x64x64 -> 2: 0.95; 0.80, -> 4: 1.6; 1.2) and past 121 / 81 taps fft wins.
-# With more input channels shift still wins up to 7x7 (SHIFT_MANY_CHANNELS_MAX_TAPS), and
-# fft from 11x11; until then such inputs ran im2col, up to 9.4x native. Measured on the
-# Zen 4 VM of docs/performance.md (fwd+bwd / native, one process, 'same' padding; shift,
-# im2col, fft; float32): 4x16x64x64 k3 0.77, 1.84, 9.3; k5 0.83, 3.06, 4.75; k7 0.87,
-# 3.13, 2.24; k11 1.08, 4.77, 1.21; 1x64x56x56 k3 1.32, 2.48, 5.2; k7 0.87, 4.03, 1.64;
-# k11 1.06, 4.54, 0.72; 8x128x16x16 k5 1.38, 4.55, 3.29; k7 1.75, 7.59, 2.69; k11 3.70,
-# 9.39, 1.85; 2x256x16x16 k3 4.07, 3.11, 5.8 (shift's worst: 512 pixels a channel
-# pair); float64 alike (k7: shift 0.09-0.26, fft 0.11-0.35, im2col 0.39-0.90;
-# k11: fft 0.05-0.10, shift 0.08-0.23). Over 48 cells (16-256 input channels, 3x3 to
-# 11x11, both dtypes) the rule (with the work limit below) picks the fastest of the
-# three in 45 and is within 1.19x of it in the other 3; the rule before ran 1.1x or more
-# the fastest's time in 42, up to 8x. 9x9 was not measured (it goes to the model, which
-# puts fft at 0.07-0.25x im2col).
-# Side by side without padding, 2x256x16x16 -> 1 k3 float32 (14x14 outputs) read 2.55 ->
-# 4.43x native (shift's Python work per channel pair outweighs ~4,600 multiply-adds of
-# it), while 8x128x16x16 -> 1 k5 read 3.88 -> 1.27: so such inputs take shift from
-# SHIFT_MANY_CHANNELS_MIN_PAIR_WORK multiply-adds a channel pair (N x padded H x W x taps).
-SHIFT_MANY_CHANNELS_MAX_TAPS = 49
-SHIFT_MANY_CHANNELS_MIN_PAIR_WORK = 8192
+# With more input channels shift won up to 7x7 against im2col, which ran such inputs at up
+# to 9.4x native; im2col's kn2row layout (_kn2row: fewer output than input channels) now
+# beats both from 4 input channels. Measured on the Zen 4 VM of docs/performance.md
+# (fwd+bwd / native, one process, rotated, 'same' padding; kn2row, shift; float32 |
+# float64): 4x8x64x64 k3 0.22, 0.36 | 0.32, 0.82; 2x4x32x32 k7 0.40, 0.47 | 0.76, 1.14;
+# 8x9x32x32 k3 0.33, 0.64 | 0.43, 0.95; 4x16x64x64 k5 0.27, 0.70 | 0.04, 0.13; 1x64x56x56
+# k7 0.18, 0.63 | 0.02, 0.09; 8x128x16x16 k5 0.34, 1.20 | 0.04, 0.19; 2x256x16x16 k3
+# 0.56, 3.89 | 0.23, 2.06 (20 cells, 4-256 input channels, 3x3-7x7: kn2row in all). At
+# 3 input channels it was mixed (8x3x32x32 k3 0.55, 0.60 | 0.35, 0.41; k7 0.41, 0.55 |
+# 0.96, 0.75) and at 2 shift won (4x2x128x128 k9 0.41, 0.22 | 0.29, 0.11): shift keeps
+# up to SHIFT_MAX_IN_CHANNELS.
 # Then fft only with stride 1, no dilation, one group and a kernel of FFT_MIN_TAPS or
 # more, where the cost model below puts it well below im2col: on any batch for few
 # channel pairs (FFT_MAX_CHANNEL_PAIRS; measured (4,1,128,128)->1 k15: fft ~0.01-0.03x of
@@ -47,7 +40,7 @@ SHIFT_MANY_CHANNELS_MIN_PAIR_WORK = 8192
 # channel pairs, k5-k15, both dtypes, shift's own cells left out) the fixed rule ran 1.1x
 # or more the time of the faster of the two in 37, up to 9x, the model in 8, up to 1.8x
 # (2x1x256x256->4 k11 float32, where fft's lead of 0.57 is modelled 0.68).
-SHIFT_MAX_IN_CHANNELS = 8
+SHIFT_MAX_IN_CHANNELS = 3
 FFT_MIN_TAPS = 25
 FFT_MAX_CHANNEL_PAIRS = 16
 # Both dtypes also take fft where a cost model puts it well below im2col (fft computes
@@ -82,6 +75,21 @@ IM2COL_NS_PER_MAC_X_C_OUT = 6.0
 IM2COL_MIN_NS_PER_MAC = 0.15
 FLOAT32_GEMM_SPEEDUP = 2.0  # (calibrated GEMM float32 / float64: 2.2 Zen 3, 2.3 Zen 5, 2.0 Zen 4)
 FFT_MODEL_MARGIN = 0.65
+# Where im2col runs its kn2row layout, fft is weighed against kn2row's model instead: ns,
+# fwd+bwd, KN2ROW_NS_PER_MAC x its multiply-adds (N Hp Wp kH kW C_in C_out / G, the
+# dropped rows and columns included) + KN2ROW_NS_PER_ROW_ELEMENT x the elements of its
+# expanded rows (C_out kH kW x N Hp Wp: written, shift-added, copied) + ..._PER_INPUT x
+# C_in N Hp Wp (the tall copies) + a fixed cost, per dtype. Least squares on 73 cells
+# per dtype (Zen 4 VM, fwd+bwd, one process; 1-256 input channels, output / input 0.004
+# -0.5, 3x3-15x15, groups 1-8): within 0.58-1.35x (float32), 0.55-1.45x (float64) of
+# the measured time. Against the measured best of fft and kn2row on 12 cells a dtype
+# with 25+ taps (one to 16 output channels on 2-128 input channels), it picks the faster
+# of the two in all 24 (fft at 15x15 on few channels; kn2row on many input channels
+# at 9x9-11x11, where the fft model alone took fft at 1.2-4x kn2row's time).
+KN2ROW_NS_PER_MAC = {4: 0.069, 8: 0.147}  # by itemsize
+KN2ROW_NS_PER_ROW_ELEMENT = {4: 1.8, 8: 3.6}
+KN2ROW_NS_PER_INPUT = {4: 1.8, 8: 2.4}
+KN2ROW_FIXED_NS = {4: 158e3, 8: 73e3}
 # (0.65, not 0.75: on shapes the model puts at 0.75 the measured fft / im2col ranged
 # 0.68-1.18, e.g. 4x3x48x48 -> 8 k7 'same' 6.5 / 5.6 ms, 4x64x16x16 -> 16 k13 'same'
 # 72.4 / 72.5; at 0.52-0.63 it measured 0.62-0.76.)
@@ -125,7 +133,10 @@ def choose_nchw_method(x_shape, w_shape, stride, dilation, groups, dtype=torch.f
     if taps >= FFT_MIN_TAPS and (narrow or (x_shape[0] >= FFT_MODEL_MIN_BATCH
                                             and c_out >= FFT_MODEL_MIN_OUT_CHANNELS)):
         fft_ns, spectra_bytes = _fft_model(x_shape, w_shape, padding)
-        im2col_ns = _im2col_time_model(x_shape, w_shape, padding, dtype)
+        if _kn2row.takes(w_shape, 1, dtype):
+            im2col_ns = _kn2row_time_model(x_shape, w_shape, padding, dtype)
+        else:
+            im2col_ns = _im2col_time_model(x_shape, w_shape, padding, dtype)
         fits = narrow or spectra_bytes <= FFT_MODEL_MAX_SPECTRA_BYTES  # (see the limit)
         if fits and fft_ns <= FFT_MODEL_MARGIN * im2col_ns:
             return "fft"
@@ -133,17 +144,10 @@ def choose_nchw_method(x_shape, w_shape, stride, dilation, groups, dtype=torch.f
 
 
 def _takes_shift(x_shape, w_shape, dtype, padding) -> bool:
-    """One output channel at a kernel shift runs, with few input channels, or with more
-    at small kernels and enough work a channel pair (the comments above)."""
+    """One output channel on a few input channels at a kernel shift runs (the comments
+    above; with more input channels, im2col's kn2row layout is faster)."""
     c_out, c_in, k_h, k_w = w_shape
-    taps = k_h * k_w
-    if c_out != 1 or taps > shift_max_taps(dtype):
-        return False
-    if c_in <= SHIFT_MAX_IN_CHANNELS:
-        return True
-    pair_work = x_shape[0] * math.prod(_padded_hw(x_shape, padding)) * taps
-    return (taps <= SHIFT_MANY_CHANNELS_MAX_TAPS
-            and pair_work >= SHIFT_MANY_CHANNELS_MIN_PAIR_WORK)
+    return c_out == 1 and c_in <= SHIFT_MAX_IN_CHANNELS and k_h * k_w <= shift_max_taps(dtype)
 
 
 def _padded_hw(x_shape, padding):
@@ -178,3 +182,14 @@ def _im2col_time_model(x_shape, w_shape, padding, dtype=torch.float64) -> float:
     per_mac = max(IM2COL_MIN_NS_PER_MAC, IM2COL_NS_PER_MAC_X_C_OUT / max(c_out, 1))
     speedup = 1.0 if is_float64(dtype) else FLOAT32_GEMM_SPEEDUP
     return per_mac * n * c_out * c_in * k_h * k_w * out_pixels / speedup
+
+
+def _kn2row_time_model(x_shape, w_shape, padding, dtype=torch.float64) -> float:
+    """im2col's modelled time in ``dtype`` where it runs kn2row, ns (KN2ROW_NS_PER_MAC)."""
+    n, c_in = x_shape[:2]
+    c_out, c_group, k_h, k_w = w_shape
+    pixels = n * math.prod(_padded_hw(x_shape, padding))
+    size = 8 if is_float64(dtype) else 4
+    return (KN2ROW_NS_PER_MAC[size] * pixels * k_h * k_w * c_group * c_out
+            + KN2ROW_NS_PER_ROW_ELEMENT[size] * c_out * k_h * k_w * pixels
+            + KN2ROW_NS_PER_INPUT[size] * c_in * pixels + KN2ROW_FIXED_NS[size])

@@ -156,6 +156,11 @@ CONV2D_NCHW_SAMPLES = [  # F.conv2d semantics: (input, weight, bias) and keyword
     Sample("one-output-channel", ((3, 4, 9, 8), (1, 4, 3, 2), (1,)), dict(padding=(1, 2)),
            methods=_STRIDE_ONE),
     Sample("single-pair", ((4, 1, 12, 11), (1, 1, 3, 3), (1,)), methods=_STRIDE_ONE),
+    # fewer output than input channels (a group): im2col's kn2row layout
+    Sample("few-output-channels", ((2, 6, 7, 8), (2, 6, 3, 3), (2,)), dict(padding=1),
+           methods=_STRIDE_ONE),
+    Sample("grouped-few-outputs", ((2, 8, 6, 7), (4, 4, 3, 2), (4,)),
+           dict(groups=2, dilation=(2, 1), padding=(2, 1)), methods=_ANY_GEOMETRY),
 ]
 
 _FFT_ANY_LENGTH = ("scipy", "scipy-fft", "numpy-tutorial")  # all but "scipy-matrix"

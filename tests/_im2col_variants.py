@@ -3,7 +3,10 @@ shape and dtype (scipy_layers/_nchw_kernels.py): the layout of forward's windows
 grad_input's ("narrow": strided rows, "wide": whole padded rows, "wide-grad-input":
 narrow forward, wide grad_input; stride 1 only, other strides stay narrow) times the
 orientation of grad_weight's GEMM ("gy-first": gy @ cols^T, "cols-first": its transpose
-cols @ gy^T), so that the sample-driven tests reach every variant on their small inputs.
+cols @ gy^T), each with the kn2row layout off, and "im2col-kn2row": kn2row wherever it
+can run (stride 1, two or more input channels a group, any output channels; the rules
+above elsewhere), so that the sample-driven tests reach every variant on their small
+inputs.
 
     with im2col_variant("im2col-wide-grad-input-cols-first") as method:  # "im2col"
         conv2d(x, w, method=method)
@@ -13,7 +16,7 @@ Any other name passes through unchanged, so a test can list methods and variants
 import contextlib
 from unittest import mock
 
-from scipy_layers import _nchw_kernels
+from scipy_layers import _kn2row, _nchw_kernels
 
 # (WIDE_MAX_EXTRA, GRAD_INPUT_WIDE_MAX_EXTRA); -inf, not 0: 1x1 and kx1 kernels add no
 # extra column, so a limit of 0 would still let them run wide. Every variant lifts
@@ -30,6 +33,11 @@ _SETTINGS = {
         "GRAD_WEIGHT_COLS_FIRST": dict.fromkeys(_nchw_kernels.GRAD_WEIGHT_COLS_FIRST, cols_first)}
     for layout, (forward_limit, grad_input_limit) in _LAYOUTS.items()
     for orientation, cols_first in _ORIENTATIONS.items()}
+_KN2ROW_OFF = {"MAX_OUTPUT_RATIO": dict.fromkeys(_kn2row.MAX_OUTPUT_RATIO, _NEVER)}
+_KN2ROW_SETTINGS = dict.fromkeys(_SETTINGS, _KN2ROW_OFF)
+_SETTINGS["im2col-kn2row"] = {}
+_KN2ROW_SETTINGS["im2col-kn2row"] = {"MAX_OUTPUT_RATIO": dict.fromkeys(_kn2row.MAX_OUTPUT_RATIO,
+                                                                       _ALWAYS)}
 IM2COL_VARIANTS = tuple(_SETTINGS)
 
 
@@ -38,5 +46,9 @@ def im2col_variant(name: str):
     if name not in _SETTINGS:
         yield name
         return
-    with mock.patch.multiple(_nchw_kernels, **_SETTINGS[name]):
+    with contextlib.ExitStack() as stack:
+        for module, settings in ((_nchw_kernels, _SETTINGS[name]),
+                                 (_kn2row, _KN2ROW_SETTINGS[name])):
+            if settings:
+                stack.enter_context(mock.patch.multiple(module, **settings))
         yield "im2col"

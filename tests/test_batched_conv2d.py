@@ -10,6 +10,7 @@ from torch.autograd import gradcheck
 
 import scipy_layers.nn as nn
 from scipy_layers import _nchw_rule as rule
+from scipy_layers import _kn2row, _tall
 from scipy_layers import LAYERS, NATIVE, Conv2d, Implementation, conv2d
 from scipy_layers.agreement import TOLERANCE, compare_with_native, max_errors
 from tests._im2col_variants import IM2COL_VARIANTS, im2col_variant
@@ -113,14 +114,15 @@ def test_registry_layer_inputs_and_implementations():
     ((2, 4, 64, 64), (4, 4, 9, 9), {}, "fft"),
     ((8, 16, 32, 32), (32, 16, 3, 3), {}, "im2col"),       # many channels, small kernel
     ((4, 1, 64, 64), (1, 1, 3, 3), {}, "shift"),           # one output channel
-    ((4, 8, 32, 32), (1, 8, 5, 3), dict(padding=1), "shift"),
-    ((4, 9, 32, 32), (1, 9, 3, 3), {}, "shift"),           # more input channels: up to 7x7
-    ((2, 64, 20, 20), (1, 64, 7, 7), {}, "shift"),
-    ((2, 64, 20, 20), (1, 64, 9, 9), dict(padding=4), "fft"),  # from 9x9: the cost model
-    ((2, 64, 20, 20), (1, 64, 11, 11), dict(padding=5), "fft"),
-    ((4, 8, 32, 32), (1, 8, 9, 9), {}, "shift"),           # up to 8 input channels: to 11x11
-    ((2, 256, 16, 16), (1, 256, 3, 3), {}, "im2col"),      # 4,608 multiply-adds a pair
-    ((2, 256, 16, 16), (1, 256, 5, 5), {}, "shift"),       # 12,800
+    ((4, 3, 32, 32), (1, 3, 5, 3), dict(padding=1), "shift"),  # up to 3 input channels
+    ((4, 3, 32, 32), (1, 3, 9, 9), {}, "shift"),           # ... to 11x11 (float32)
+    ((4, 4, 32, 32), (1, 4, 5, 3), dict(padding=1), "im2col"),  # from 4: its kn2row layout
+    ((4, 9, 32, 32), (1, 9, 3, 3), {}, "im2col"),
+    ((2, 64, 20, 20), (1, 64, 7, 7), {}, "im2col"),
+    ((2, 64, 20, 20), (1, 64, 9, 9), dict(padding=4), "im2col"),  # kn2row's model, not fft
+    ((2, 64, 20, 20), (1, 64, 11, 11), dict(padding=5), "im2col"),
+    ((4, 2, 128, 128), (1, 2, 15, 15), {}, "fft"),         # few channels at 15x15: fft
+    ((2, 256, 16, 16), (1, 256, 3, 3), {}, "im2col"),
     ((4, 1, 64, 64), (2, 1, 3, 3), {}, "im2col"),          # two output channels: BLAS catches up
     ((4, 1, 64, 64), (1, 1, 11, 11), {}, "shift"),         # float32: shift up to 121 taps
     ((4, 1, 64, 64), (1, 1, 1, 1), dict(stride=2), "im2col"),
@@ -144,7 +146,9 @@ def test_auto_runs_the_method_the_rule_names(x_shape, w_shape, kwargs, expected,
     ((8, 3, 32, 32), (16, 3, 11, 11), {}, torch.float64, "im2col"),  # 0.78: measured a tie
     ((4, 3, 48, 48), (8, 3, 7, 7), dict(padding="same"), torch.float64, "im2col"),  # 0.75
     ((4, 128, 16, 16), (8, 128, 9, 9), dict(padding="same"), torch.float64, "fft"),  # 0.31
-    ((4, 128, 16, 16), (8, 128, 9, 9), dict(padding="same"), torch.float32, "fft"),  # 0.61
+    # fewer output than input channels weigh fft against im2col's kn2row layout (measured
+    # fwd+bwd / native, fft, kn2row; _nchw_rule.KN2ROW_NS_PER_MAC):
+    ((4, 128, 16, 16), (8, 128, 9, 9), dict(padding="same"), torch.float32, "im2col"),  # 4.4, 1.8
     ((8, 3, 32, 32), (16, 3, 15, 15), {}, torch.float32, "im2col"),  # 1.26: GEMMs 2x faster
     ((8, 8, 32, 32), (8, 8, 11, 11), {}, torch.float32, "im2col"),   # 0.67
     # 4096 multiply-adds a bin: the stacked-matmul contraction's constant
@@ -171,7 +175,12 @@ def test_auto_runs_the_method_the_rule_names(x_shape, w_shape, kwargs, expected,
     ((8, 2, 64, 64), (8, 2, 7, 7), dict(padding=3), torch.float64, "im2col"),     # 1.2
     ((4, 1, 128, 128), (2, 1, 11, 11), dict(padding=5), torch.float32, "fft"),    # 0.78
     ((4, 4, 64, 64), (4, 4, 11, 11), dict(padding=5), torch.float64, "fft"),      # 0.17
-    ((1, 16, 64, 64), (1, 16, 11, 11), dict(padding=5), torch.float32, "fft"),    # 0.18
+    ((1, 16, 64, 64), (1, 16, 11, 11), dict(padding=5), torch.float32, "im2col"),  # 0.68, 0.32
+    ((8, 3, 32, 32), (1, 3, 15, 15), dict(padding=7), torch.float32, "fft"),       # 0.30, 0.85
+    ((8, 32, 32, 32), (8, 32, 15, 15), dict(padding=7), torch.float64, "fft"),     # 0.05, 0.30
+    # (a batch of 2 and 4 output channels: outside the model's batches, im2col, though
+    # fft measured 0.07 against kn2row's 0.13)
+    ((2, 16, 64, 64), (4, 16, 11, 11), dict(padding=5), torch.float64, "im2col"),
 ])
 def test_auto_takes_fft_where_its_model_says(x_shape, w_shape, kwargs, dtype,
                                                  expected, monkeypatch):
@@ -365,8 +374,9 @@ def test_non_contiguous_input_and_weight():
                                   "wide-1x1", "strided-rows-only", "fft"])
 def test_scratch_is_written_before_it_is_read_in_every_variant(name, variant, monkeypatch):
     # Every scratch buffer starts as NaN: a result that reads an unwritten element is NaN.
-    monkeypatch.setattr(nn.kernels, "scratch",
-                        lambda shape, dtype: np.full(shape, np.nan, dtype=dtype))
+    for module in (nn.kernels, _kn2row, _tall):
+        monkeypatch.setattr(module, "scratch",
+                            lambda shape, dtype: np.full(shape, np.nan, dtype=dtype))
     with im2col_variant(variant):  # (the fft case keeps its method; its tap fallback too)
         test_features_agree_with_f_conv2d(name, torch.float64)
         test_features_agree_with_f_conv2d(name, torch.float32)
