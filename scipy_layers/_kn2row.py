@@ -30,7 +30,7 @@ from ._workspace import output, recycle, scratch
 # over kn2row's, fwd+bwd, one process (Zen 4 VM of docs/performance.md, 7 shapes x 6
 # ratios a dtype, 3x3-7x7, 16-128 input channels; float32 | float64): output / input
 # 1/16 0.14-0.39 | 0.11-0.38, 1/4 0.36-0.72 | 0.38-0.79, 1/2 0.46-0.94 | 0.57-0.89,
-# 3/4 0.85-1.09 | 0.89-1.10, 1 1.02-1.33 | 1.07-1.36.
+# 3/4 0.85-1.09 | 0.89-1.10, 1 0.95-1.33 | 1.07-1.36.
 MAX_OUTPUT_RATIO = {"float32": 0.5, "float64": 0.5}
 
 

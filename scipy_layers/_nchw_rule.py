@@ -10,7 +10,7 @@ import torch
 from . import _kn2row
 from .conv import is_float64, shift_max_taps
 
-# "auto", first rule: one output channel (up to 8 input channels) at a kernel the
+# "auto", first rule: one output channel (up to 3 input channels) at a kernel the
 # single-channel layer runs by shift (conv.SHIFT_MAX_TAPS) takes "shift": im2col's GEMMs
 # would have one row. Measured fwd+bwd, one process, shift / im2col (float32; float64):
 # 4x1x128x128 k3 0.50; 0.40, k9 0.29; 0.27, 8x3x32x32 k3 0.73; 0.55, 4x8x64x64 k3
@@ -79,13 +79,13 @@ FFT_MODEL_MARGIN = 0.65
 # fwd+bwd, KN2ROW_NS_PER_MAC x its multiply-adds (N Hp Wp kH kW C_in C_out / G, the
 # dropped rows and columns included) + KN2ROW_NS_PER_ROW_ELEMENT x the elements of its
 # expanded rows (C_out kH kW x N Hp Wp: written, shift-added, copied) + ..._PER_INPUT x
-# C_in N Hp Wp (the tall copies) + a fixed cost, per dtype. Least squares on 73 cells
+# C_in N Hp Wp (the tall copies) + a fixed cost, per dtype. Least squares on 76 cells
 # per dtype (Zen 4 VM, fwd+bwd, one process; 1-256 input channels, output / input 0.004
-# -0.5, 3x3-15x15, groups 1-8): within 0.58-1.35x (float32), 0.55-1.45x (float64) of
+# -1, 3x3-15x15, groups 1-8): within 0.58-1.35x (float32), 0.55-1.45x (float64) of
 # the measured time. Against the measured best of fft and kn2row on 12 cells a dtype
 # with 25+ taps (one to 16 output channels on 2-128 input channels), it picks the faster
 # of the two in all 24 (fft at 15x15 on few channels; kn2row on many input channels
-# at 9x9-11x11, where the fft model alone took fft at 1.2-4x kn2row's time).
+# at 9x9-11x11, where fft measured 1.75-7.9x kn2row's time and the rule before took it).
 KN2ROW_NS_PER_MAC = {4: 0.069, 8: 0.147}  # by itemsize
 KN2ROW_NS_PER_ROW_ELEMENT = {4: 1.8, 8: 3.6}
 KN2ROW_NS_PER_INPUT = {4: 1.8, 8: 2.4}
