@@ -41,10 +41,32 @@ def takes(w_shape, groups: int, dtype) -> bool:
     return c_group > 1 and 0 < c_out // groups <= ratio * c_group
 
 
+# kn2row computes every padded input position (N Hp Wp) and keeps the outputs (N Ho Wo):
+# on outputs much smaller than the padded input (a kernel near the image's size, large
+# dilations) that multiplies the work and its expanded rows, up to GBs where im2col needs
+# MBs (a hostile pass: 1x64x112x112 -> 16 at 112x112 asked for 18.8 GiB). So it runs only
+# while it computes at most MAX_COMPUTED_PER_OUTPUT positions an output and its expanded
+# rows (C_out kH kW x N Hp Wp) are no larger than im2col's windows (C_in kH kW x N Ho Wo,
+# times MAX_ROWS_PER_WINDOW).
+# Measured kn2row / im2col time, fwd+bwd, no padding (computed / kept, rows / windows;
+# float32, float64): 2x64x20x20 -> 1 k11 (4.0, 0.06) 0.13, 0.13; 1x64x16x16 -> 4 k9 (4.0,
+# 0.25) 0.59, 0.66; 8x64x14x14 -> 8 k7 (3.1, 0.38) 0.45, 0.56; 2x64x16x16 -> 32 k9 (4.0,
+# 2.0) 2.10, 2.21; 1x256x9x9 -> 16 k7 (9.0, 0.56) 2.42, 2.31; 4x32x10x10 -> 4 k7 (6.2,
+# 0.78) 0.59, 0.75 (left to im2col: a conservative limit).
+MAX_COMPUTED_PER_OUTPUT = 4.0
+MAX_ROWS_PER_WINDOW = 1.0
+
+
 def runs(x_shape, w_shape, geometry, dtype) -> bool:
-    """Stride 1, :func:`takes`, something to compute."""
-    return (geometry.stride == (1, 1) and takes(w_shape, geometry.groups, dtype)
-            and x_shape[0] > 0 and min(geometry.out_hw) > 0)
+    """Stride 1, :func:`takes`, something to compute, and not too much thrown away (see
+    MAX_COMPUTED_PER_OUTPUT)."""
+    if not (geometry.stride == (1, 1) and takes(w_shape, geometry.groups, dtype)
+            and x_shape[0] > 0 and min(geometry.out_hw) > 0):
+        return False
+    layout = TallLayout(x_shape, w_shape, geometry)
+    outputs = x_shape[0] * geometry.out_hw[0] * geometry.out_hw[1]
+    return (layout.length <= MAX_COMPUTED_PER_OUTPUT * outputs
+            and w_shape[0] * layout.flat_length <= MAX_ROWS_PER_WINDOW * x_shape[1] * outputs)
 
 
 def _tap_weights(w, groups):

@@ -8,6 +8,7 @@ import scipy.fft
 import torch
 
 from . import _kn2row
+from ._nchw_args import ConvGeometry
 from .conv import is_float64, shift_max_taps
 
 # "auto", first rule: one output channel (up to 3 input channels) at a kernel the
@@ -133,7 +134,7 @@ def choose_nchw_method(x_shape, w_shape, stride, dilation, groups, dtype=torch.f
     if taps >= FFT_MIN_TAPS and (narrow or (x_shape[0] >= FFT_MODEL_MIN_BATCH
                                             and c_out >= FFT_MODEL_MIN_OUT_CHANNELS)):
         fft_ns, spectra_bytes = _fft_model(x_shape, w_shape, padding)
-        if _kn2row.takes(w_shape, 1, dtype):
+        if _kn2row.runs(x_shape, w_shape, _stride_one(x_shape, w_shape, padding), dtype):
             im2col_ns = _kn2row_time_model(x_shape, w_shape, padding, dtype)
         else:
             im2col_ns = _im2col_time_model(x_shape, w_shape, padding, dtype)
@@ -148,6 +149,13 @@ def _takes_shift(x_shape, w_shape, dtype, padding) -> bool:
     above; with more input channels, im2col's kn2row layout is faster)."""
     c_out, c_in, k_h, k_w = w_shape
     return c_out == 1 and c_in <= SHIFT_MAX_IN_CHANNELS and k_h * k_w <= shift_max_taps(dtype)
+
+
+def _stride_one(x_shape, w_shape, padding) -> ConvGeometry:
+    """The geometry of stride 1, no dilation, one group."""
+    height, width = _padded_hw(x_shape, padding)
+    out_hw = (height - w_shape[2] + 1, width - w_shape[3] + 1)
+    return ConvGeometry((1, 1), tuple(padding), (1, 1), 1, out_hw)
 
 
 def _padded_hw(x_shape, padding):

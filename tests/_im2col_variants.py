@@ -4,9 +4,9 @@ grad_input's ("narrow": strided rows, "wide": whole padded rows, "wide-grad-inpu
 narrow forward, wide grad_input; stride 1 only, other strides stay narrow) times the
 orientation of grad_weight's GEMM ("gy-first": gy @ cols^T, "cols-first": its transpose
 cols @ gy^T), each with the kn2row layout off, and "im2col-kn2row": kn2row wherever it
-can run (stride 1, two or more input channels a group, any output channels; the rules
-above elsewhere), so that the sample-driven tests reach every variant on their small
-inputs.
+can run (stride 1, two or more input channels a group, any output channels and output
+size; the rules above elsewhere), so that the sample-driven tests reach every variant
+on their small inputs.
 
     with im2col_variant("im2col-wide-grad-input-cols-first") as method:  # "im2col"
         conv2d(x, w, method=method)
@@ -36,8 +36,9 @@ _SETTINGS = {
 _KN2ROW_OFF = {"MAX_OUTPUT_RATIO": dict.fromkeys(_kn2row.MAX_OUTPUT_RATIO, _NEVER)}
 _KN2ROW_SETTINGS = dict.fromkeys(_SETTINGS, _KN2ROW_OFF)
 _SETTINGS["im2col-kn2row"] = {}
-_KN2ROW_SETTINGS["im2col-kn2row"] = {"MAX_OUTPUT_RATIO": dict.fromkeys(_kn2row.MAX_OUTPUT_RATIO,
-                                                                       _ALWAYS)}
+_KN2ROW_SETTINGS["im2col-kn2row"] = {
+    "MAX_OUTPUT_RATIO": dict.fromkeys(_kn2row.MAX_OUTPUT_RATIO, _ALWAYS),
+    "MAX_COMPUTED_PER_OUTPUT": _ALWAYS, "MAX_ROWS_PER_WINDOW": _ALWAYS}
 IM2COL_VARIANTS = tuple(_SETTINGS)
 
 

@@ -35,13 +35,19 @@ def kn2row_calls(monkeypatch):
     ((2, 8, 9, 9), (5, 8, 3, 3), {}, False),                  # more than half
     ((2, 8, 9, 9), (1, 8, 1, 1), {}, True),                   # 1x1
     ((2, 8, 9, 9), (2, 8, 5, 1), dict(padding="same"), True),  # kx1
-    ((2, 8, 9, 9), (2, 8, 3, 3), dict(dilation=2), True),
+    ((2, 8, 9, 9), (2, 8, 3, 3), dict(dilation=2, padding=2), True),
     ((2, 8, 9, 9), (2, 8, 3, 3), dict(stride=2), False),      # strides: im2col's windows
     ((2, 8, 9, 9), (4, 4, 3, 3), dict(groups=2), True),       # 2 outputs on 4 inputs a group
     ((2, 8, 9, 9), (8, 2, 3, 3), dict(groups=4), False),      # 2 on 2
     ((2, 2, 9, 9), (1, 2, 3, 3), {}, True),
     ((2, 1, 9, 9), (1, 1, 3, 3), {}, False),                  # one input channel
     ((2, 4, 9, 9), (4, 1, 3, 3), dict(groups=4), False),      # depthwise: its own path
+    # computed positions a kept output, expanded rows / im2col's windows (MAX_COMPUTED_...)
+    ((2, 16, 9, 9), (2, 16, 5, 5), {}, True),                 # 3.2, 0.45
+    ((2, 16, 9, 9), (2, 16, 6, 6), {}, False),                # 5.1: too much thrown away
+    ((1, 16, 12, 12), (4, 16, 12, 12), {}, False),            # one output of 144 ("global")
+    ((1, 8, 9, 9), (1, 8, 3, 3), dict(dilation=3), False),    # 81 computed for 9 kept
+    ((2, 16, 8, 8), (8, 16, 5, 5), {}, False),                # 4.0, but rows 2.6x the windows
 ])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
 def test_runs_where_the_rule_says(x_shape, w_shape, kwargs, runs, dtype, kn2row_calls):
