@@ -1,5 +1,6 @@
-"""Depthwise convolution (groups = C_in, channel multiplier m = C_out / C_in) at stride 1
-on finite operands, along whole padded rows of one tall image a channel.
+"""Depthwise convolution (groups = C_in, channel multiplier m = C_out / C_in) on finite
+operands, along whole padded rows of one tall image a channel (at a stride, one a phase
+of the padded input: _tall).
 
 Each channel's N zero-padded images are stacked into one tall image (N Hp rows of Wp) and
 flattened, as im2col's "wide" windows (_nchw_kernels) and the shift method do: then a
@@ -12,22 +13,23 @@ the gy fed back has zeros there.
 Same bits as the tap kernels for y and grad_input: every output (input) value gets the
 same products in the same tap order, plus products with the zero padding or with gy's
 zeros, which are +-0 for finite operands and leave a sum that starts at +0 unchanged.
-grad_weight sums the same products (and such zeros) in another order. Non-finite
-operands and strides take the tap kernels (inf * 0 would make a NaN here).
+grad_weight sums the same products (and such zeros) in another order. At a stride the
+taps read the phases (polyphase; the same products, the same tap order: the same bits).
+Non-finite operands take the tap kernels (inf * 0 would make a NaN here).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ._tall import TallLayout, tall_padded
+from ._tall import TallLayout, from_tall, tall_padded
 from ._tap_kernels import channel_blocks, per_output_channel, sum_in_order
 from ._ufunc_rows import rows_in_place
 from ._workspace import output, recycle, scratch
 
 
 def runs(x, geometry, finite: bool) -> bool:
-    """Whether a depthwise pass runs here: finite operands at stride 1, something to do."""
-    return finite and geometry.stride == (1, 1) and x.size > 0 and min(geometry.out_hw) > 0
+    """Whether a depthwise pass runs here: finite operands, something to do."""
+    return finite and x.size > 0 and min(geometry.out_hw) > 0
 
 
 def _blocks(c_in: int, multiplier: int, layout, itemsize: int):
@@ -39,13 +41,14 @@ def forward(x, w, bias, geometry):
     c_in, c_out = x.shape[1], w.shape[0]
     multiplier, layout = c_out // c_in, TallLayout(x.shape, w.shape, geometry)
     flat = tall_padded(x, layout)
+    phases = flat.reshape(-1, c_in, layout.flat_length)
     rows = scratch((c_out, layout.length), x.dtype)
     rows.fill(0)  # (a sum from +0, as the tap kernels': the same bits)
     with rows_in_place(layout.length):
         for ci, co in _blocks(c_in, multiplier, layout, rows.itemsize):
-            x_block, y_block, w_block = flat[ci], rows[co], w[co, 0]
-            for i, j, start in layout.starts:
-                window = per_output_channel(x_block[:, start:start + layout.length],
+            x_block, y_block, w_block = phases[:, ci], rows[co], w[co, 0]
+            for i, j, phase, start in layout.starts:
+                window = per_output_channel(x_block[phase, :, start:start + layout.length],
                                             multiplier, axis=0)
                 y_block += window * w_block[:, i, j][:, None]
     recycle(flat)
@@ -69,29 +72,29 @@ def backward(gy, w, x, geometry, need_input: bool, need_weight: bool):
     grad_x = grad_w = None
     if need_weight:
         flat = tall_padded(x, layout)
+        phases = flat.reshape(-1, c_in, layout.flat_length)
         grad_w = np.empty(w.shape, dtype=gy.dtype)
         for ci, co in _blocks(c_in, multiplier, layout, flat.itemsize):
-            x_block, g_block = flat[ci], gy_rows[co]
-            for i, j, start in layout.starts:
-                window = per_output_channel(x_block[:, start:start + layout.length],
+            x_block, g_block = phases[:, ci], gy_rows[co]
+            for i, j, phase, start in layout.starts:
+                window = per_output_channel(x_block[phase, :, start:start + layout.length],
                                             multiplier, axis=0)
                 grad_w[co, 0, i, j] = np.einsum("cl,cl->c", g_block, window)
         recycle(flat)
     if need_input:
-        flat = scratch((c_in, layout.flat_length), gy.dtype)
+        flat = scratch((len(layout.phases) * c_in, layout.flat_length), gy.dtype)
         flat.fill(0)
+        phases = flat.reshape(-1, c_in, layout.flat_length)
         with rows_in_place(layout.length):
             for ci, co in _blocks(c_in, multiplier, layout, flat.itemsize):
-                g_block, grad_block, w_block = gy_rows[co], flat[ci], w[co, 0]
-                for i, j, start in layout.starts:
+                g_block, grad_block, w_block = gy_rows[co], phases[:, ci], w[co, 0]
+                for i, j, phase, start in layout.starts:
                     contribution = g_block * w_block[:, i, j][:, None]
                     if multiplier > 1:
                         contribution = sum_in_order(contribution.reshape(
                             ci.stop - ci.start, multiplier, layout.length), axis=1)
-                    grad_block[:, start:start + layout.length] += contribution
-        inner = layout.images(flat)[:, :, layout.inner[0], layout.inner[1]]
-        grad_x = output(x.shape, gy.dtype)
-        np.copyto(grad_x, inner.transpose(1, 0, 2, 3))
+                    grad_block[phase, :, start:start + layout.length] += contribution
+        grad_x = from_tall(flat, layout, output(x.shape, gy.dtype))
         recycle(flat)
     recycle(gy_rows)
     return grad_x, grad_w

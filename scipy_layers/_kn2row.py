@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .conv import is_float64
-from ._tall import TallLayout, tall_padded
+from ._tall import TallLayout, from_tall, tall_padded
 from ._ufunc_rows import rows_in_place
 from ._workspace import output, recycle, scratch
 
@@ -88,7 +88,7 @@ def forward(x, w, bias, geometry):
     rows = scratch((c_out, layout.length), x.dtype)
     np.copyto(rows, by_tap[:, 0, :layout.length])
     with rows_in_place(layout.length):  # C_out strided rows of `length` per add
-        for tap, (_, _, start) in enumerate(layout.starts[1:], 1):
+        for tap, (*_, start) in enumerate(layout.starts[1:], 1):
             rows += by_tap[:, tap, start:start + layout.length]
     recycle(products)
     kept = layout.images(rows)[:, :, :layout.out_h, :layout.out_w].transpose(1, 0, 2, 3)
@@ -117,7 +117,7 @@ def backward(gy, w, x, flat, geometry, need_input: bool, need_weight: bool):
     grid[:, :, :layout.out_h, layout.out_w:] = 0
     grid[:, :, :layout.out_h, :layout.out_w] = gy.transpose(1, 0, 2, 3)
     windows = scratch((c_out, taps, layout.length), gy.dtype)
-    for tap, (_, _, start) in enumerate(layout.starts):
+    for tap, (*_, start) in enumerate(layout.starts):
         windows[:, tap] = shifted[:, tail - start:tail - start + layout.length]
     recycle(shifted)
     by_group = windows.reshape(groups, c_out // groups * taps, layout.length)
@@ -136,10 +136,8 @@ def backward(gy, w, x, flat, geometry, need_input: bool, need_weight: bool):
         weights = np.ascontiguousarray(_tap_weights(w, groups).transpose(0, 2, 1))
         padded = scratch((groups, c_group, layout.length), gy.dtype)
         np.matmul(weights, by_group, out=padded)
-        inner = layout.images(padded.reshape(-1, layout.length))
-        inner = inner[:, :, layout.inner[0], layout.inner[1]].transpose(1, 0, 2, 3)
-        grad_x = output(x.shape, gy.dtype)
-        np.copyto(grad_x, inner)
+        grad_x = from_tall(padded.reshape(-1, layout.length), layout,
+                           output(x.shape, gy.dtype))
         recycle(padded)
     recycle(windows)
     return grad_x, grad_w

@@ -125,8 +125,9 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
     adds; the Wp - Wo extra columns of each output row are computed and dropped
     (backward gives them a zero gradient).
     Otherwise L = Ho * Wo from strided slices. Operands that are not all finite take the
-    tap kernels (state marked "tap"); depthwise convs take _depthwise_wide at stride 1 on
-    finite operands (state "depthwise"), else the tap kernels too. The state ends with the
+    tap kernels (state marked "tap"); depthwise convs take _depthwise_wide on finite
+    operands (state "depthwise"), else the tap kernels too; fewer output than input
+    channels take _kn2row where it runs (state "kn2row"). The state ends with the
     window matrix (or None), which the caller may recycle() once the graph node dies.
     """
     # Depthwise convs never run im2col: one GEMM row per group is all overhead (measured

@@ -3,44 +3,97 @@
 one contiguous run of the flat row (the depthwise path, _depthwise_wide, and kn2row,
 _kn2row, work on it). Each image's last (kH - 1) dH rows and last Wp - Wo columns of
 output are computed along and dropped; zeros after the last image (the tail) cover the
-windows that reach past it."""
+windows that reach past it.
+
+At a stride s > 1 the padded images are first split into their phases (polyphase): phase
+(a, b) holds the padded pixels (a + s_h u, b + s_w v), an image of Hq x Wq = ceil(Hp /
+s_h) x ceil(Wp / s_w) (zero-filled where a phase is shorter). Tap (i, j) then reads phase
+((dH i) mod s_h, (dW j) mod s_w) at offset ((dH i) div s_h, (dW j) div s_w), and output
+(r, c) of the strided conv is the stride-1 position (r, c) of the phase images: every
+tap's window is again one contiguous run, of its phase's tall row. Only the phases some
+tap reads are built.
+"""
 from __future__ import annotations
+
+import math
+
+import numpy as np
 
 from ._workspace import scratch
 
 
 class TallLayout:
-    """Where the tall images lie: padded (Hp, Wp), the flat length of N images and the
-    zeros after them that the last windows reach into."""
+    """Where the tall (phase) images lie: their size (Hq, Wq), the flat length of N
+    images and the zeros after them that the last windows reach into, each tap's
+    (i, j, phase, start) in tap order, and each phase's part of the input."""
 
     def __init__(self, x_shape, w_shape, geometry):
         n, _, height, width = x_shape
         _, _, k_h, k_w = w_shape
         top, bottom, left, right = geometry.padding
-        (d_h, d_w), (self.out_h, self.out_w) = geometry.dilation, geometry.out_hw
-        self.hp, self.wp = height + top + bottom, width + left + right
-        self.length = n * self.hp * self.wp  # every output row of every image, kept or not
-        self.tail = (k_h - 1) * d_h * self.wp + (k_w - 1) * d_w
+        (s_h, s_w), (d_h, d_w) = geometry.stride, geometry.dilation
+        self.out_h, self.out_w = geometry.out_hw
+        self.hq = -(-(height + top + bottom) // s_h)
+        self.wq = -(-(width + left + right) // s_w)
+        self.length = n * self.hq * self.wq  # every output row of every image, kept or not
+        offsets = [(divmod(d_h * i, s_h), divmod(d_w * j, s_w))
+                   for i in range(k_h) for j in range(k_w)]
+        used = sorted({(a, b) for (_, a), (_, b) in offsets})
+        index = {phase: p for p, phase in enumerate(used)}
+        self.starts = [(i, j, index[(a, b)], u * self.wq + v)  # each tap's window, in tap order
+                       for (i, j), ((u, a), (v, b))
+                       in zip(((i, j) for i in range(k_h) for j in range(k_w)), offsets)]
+        self.tail = max(start for *_, start in self.starts)
         self.flat_length = self.length + self.tail
-        self.starts = [(i, j, i * d_h * self.wp + j * d_w)  # each tap's window, in tap order
-                       for i in range(k_h) for j in range(k_w)]
-        self.n, self.inner = n, (slice(top, top + height), slice(left, left + width))
+        # per phase built: (phase rows u, x's rows, phase columns v, x's columns)
+        self.phases = [_axis(a, s_h, top, height, self.hq) + _axis(b, s_w, left, width, self.wq)
+                       for a, b in used]
+        self.n, self.complete = n, len(used) == s_h * s_w  # (every input pixel in a phase)
 
     def images(self, flat):
-        """(C, N, Hp, Wp) view of a flat (C, flat_length or length) array."""
-        return flat[:, :self.length].reshape(-1, self.n, self.hp, self.wp)
+        """(C, N, Hq, Wq) view of a flat (C, flat_length or length) array."""
+        return flat[:, :self.length].reshape(-1, self.n, self.hq, self.wq)
+
+
+def _axis(offset, stride, before, size, phase_size):
+    """(the phase's slice of positions holding input, the input's matching slice) along
+    one axis: padded position offset + stride u is input position offset + stride u -
+    before."""
+    first = max(0, math.ceil((before - offset) / stride))
+    stop = max(first, min(phase_size, math.ceil((before + size - offset) / stride)))
+    start = offset + stride * first - before
+    return slice(first, stop), slice(start, start + stride * (stop - first), stride)
 
 
 def tall_padded(x, layout):
-    """x (N, C, H, W) as flat tall padded images (C, flat_length), a scratch array: x
-    copied in once, zeros written only around it."""
-    flat = scratch((x.shape[1], layout.flat_length), x.dtype)
-    grid = layout.images(flat)
-    rows, cols = layout.inner
-    flat[:, layout.length:] = 0
-    grid[:, :, :rows.start] = 0
-    grid[:, :, rows.stop:] = 0
-    grid[:, :, rows, :cols.start] = 0
-    grid[:, :, rows, cols.stop:] = 0
-    grid[:, :, rows, cols] = x.transpose(1, 0, 2, 3)
+    """x (N, C, H, W) as flat tall padded images (phases x C, flat_length), a scratch
+    array: x copied in once per phase, zeros around it."""
+    c = x.shape[1]
+    flat = scratch((len(layout.phases) * c, layout.flat_length), x.dtype)
+    if len(layout.phases) > 1:
+        flat.fill(0)
+    else:  # zeros only around the input
+        (rows, _, cols, _), = layout.phases
+        grid = layout.images(flat)
+        flat[:, layout.length:] = 0
+        grid[:, :, :rows.start] = 0
+        grid[:, :, rows.stop:] = 0
+        grid[:, :, rows, :cols.start] = 0
+        grid[:, :, rows, cols.stop:] = 0
+    for p, (rows, x_rows, cols, x_cols) in enumerate(layout.phases):
+        grid = layout.images(flat[p * c:(p + 1) * c])
+        grid[:, :, rows, cols] = x[:, :, x_rows, x_cols].transpose(1, 0, 2, 3)
     return flat
+
+
+def from_tall(flat, layout, out):
+    """Write the input's pixels of flat tall images (phases x C, flat_length or length),
+    each phase's own, into ``out`` (N, C, H, W); pixels in no phase (no tap reads them)
+    get 0."""
+    c = out.shape[1]
+    if not layout.complete:
+        out.fill(0)
+    for p, (rows, x_rows, cols, x_cols) in enumerate(layout.phases):
+        grid = layout.images(flat[p * c:(p + 1) * c])
+        out[:, :, x_rows, x_cols] = grid[:, :, rows, cols].transpose(1, 0, 2, 3)
+    return out

@@ -7,8 +7,8 @@ holds exactly the products native torch's oneDNN path forms: a NaN or inf reache
 the outputs and gradients whose windows hold it (0 * inf never appears where native
 has no product), and each output is a plain direct sum (error <= n * eps * sum |x||w|).
 
-Used for any pass whose operands are not all finite, by both conv layers, for depthwise
-convs that _depthwise_wide does not take (strides; its results are these kernels' bits),
+Used for any pass whose operands are not all finite, by both conv layers (depthwise
+convs on finite operands run _depthwise_wide, whose results are these kernels' bits),
 and as the exact recomputation behind the FFT method's accuracy certificate. Any stride,
 padding, dilation and groups; arrays in, fresh arrays out, inputs never written; only
 basic slicing (no stride tricks), so any memory layout of the inputs is safe.

@@ -1,9 +1,10 @@
-"""The depthwise conv (groups = C_in): at stride 1 on finite operands along whole padded
-rows (_depthwise_wide), else by the tap kernels; both over blocks of channels
-(_tap_kernels.DEPTHWISE_BLOCK_BYTES). Neither the blocking nor the wide rows change a bit
-of the output or grad_input (each value sums the same products in the same order, plus
-+-0 products with the padding), grad_weight only within rounding; all agree with native
-torch on every layout, stride, dilation, multiplier and non-finite value."""
+"""The depthwise conv (groups = C_in): on finite operands along whole padded rows (of the
+padded input's phases at strides; _depthwise_wide, _tall), else by the tap kernels; both
+over blocks of channels (_tap_kernels.DEPTHWISE_BLOCK_BYTES). Neither the blocking nor the
+wide rows change a bit of the output or grad_input (each value sums the same products in
+the same order, plus +-0 products with the padding), grad_weight only within rounding;
+all agree with native torch on every layout, stride, dilation, multiplier and non-finite
+value."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,14 @@ CASES = [
     ((1, 2, 4, 4), 9, (4, 4), {}),  # 1x1 outputs, 9 terms a multiplier sum: in order
     ((2, 2, 1, 1), 8, (3, 3), dict(padding=1)),
     ((2, 3, 6, 7), 8, (3, 3), dict(padding=1)),
+    # strides: the phases of the padded input
+    ((2, 6, 11, 12), 1, (3, 3), dict(stride=2, padding=1)),
+    ((1, 4, 13, 11), 2, (5, 5), dict(stride=(2, 3), padding=2)),
+    ((2, 3, 9, 9), 1, (2, 2), dict(stride=2)),                  # one tap a phase
+    ((2, 3, 10, 9), 1, (1, 1), dict(stride=2)),                 # pixels no tap reads
+    ((2, 4, 12, 12), 1, (3, 3), dict(stride=2, dilation=2, padding=2)),  # one phase read
+    ((1, 3, 14, 13), 1, (3, 3), dict(stride=3, dilation=2, padding=1)),  # phases 0, 2, 1
+    ((3, 2, 5, 5), 1, (5, 5), dict(stride=4, padding=2)),
 ]
 LAYOUTS = ["contiguous", "channels_last", "cropped", "step_sliced"]
 
@@ -95,7 +104,7 @@ def test_wide_rows_give_the_tap_kernels_bits(shape, multiplier, kernel, kwargs, 
     real = _depthwise_wide.forward
     monkeypatch.setattr(_depthwise_wide, "forward", lambda *a: calls.append(1) or real(*a))
     wide = _fwd_bwd(x, w, b, kwargs)
-    runs_wide = kwargs.get("stride", 1) == 1 and x.numel() > 0
+    runs_wide = x.numel() > 0
     assert calls == ([1] if runs_wide else [])
     monkeypatch.setattr(_depthwise_wide, "runs", lambda *args: False)
     taps = _fwd_bwd(x, w, b, kwargs)
@@ -106,11 +115,11 @@ def test_wide_rows_give_the_tap_kernels_bits(shape, multiplier, kernel, kwargs, 
     torch.testing.assert_close(wide[3], taps[3], rtol=0, atol=0)
 
 
-def test_non_finite_operands_and_strides_keep_the_tap_kernels(monkeypatch):
+@pytest.mark.parametrize("kwargs", [dict(padding=1), dict(padding=1, stride=2)])
+def test_non_finite_operands_keep_the_tap_kernels(kwargs, monkeypatch):
     calls = []
     monkeypatch.setattr(_depthwise_wide, "forward", lambda *a: calls.append(1))
     x, w = torch.randn(2, 4, 9, 9), torch.randn(4, 1, 3, 3)
     x[1, 2, 4, 4] = float("inf")
-    _fwd_bwd(x, w, torch.zeros(4), dict(padding=1))
-    _fwd_bwd(torch.randn(2, 4, 9, 9), w, torch.zeros(4), dict(padding=1, stride=2))
+    _fwd_bwd(x, w, torch.zeros(4), kwargs)
     assert calls == []
