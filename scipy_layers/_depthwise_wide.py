@@ -27,9 +27,21 @@ from ._ufunc_rows import rows_in_place
 from ._workspace import output, recycle, scratch
 
 
-def runs(x, geometry, finite: bool) -> bool:
-    """Whether a depthwise pass runs here: finite operands, something to do."""
-    return finite and x.size > 0 and min(geometry.out_hw) > 0
+# The tall images hold every padded (phase) position, computed and dropped where no output
+# is kept: on outputs far smaller than the padded input (large dilation with large
+# padding) that is work and memory the tap kernels never spend (a hostile pass: 1x64x3x3
+# k3, stride 2, dilation and padding 300, 2x2 outputs: 68 MiB against 0.02). So it runs
+# while it computes at most MAX_COMPUTED_PER_OUTPUT positions a kept output (as kn2row).
+MAX_COMPUTED_PER_OUTPUT = 4.0
+
+
+def runs(x, w_shape, geometry, finite: bool) -> bool:
+    """Whether a depthwise pass runs here: finite operands, something to do, not too
+    much thrown away (MAX_COMPUTED_PER_OUTPUT)."""
+    if not (finite and x.size > 0 and min(geometry.out_hw) > 0):
+        return False
+    kept = x.shape[0] * geometry.out_hw[0] * geometry.out_hw[1]
+    return TallLayout(x.shape, w_shape, geometry).length <= MAX_COMPUTED_PER_OUTPUT * kept
 
 
 def _blocks(c_in: int, multiplier: int, layout, itemsize: int):

@@ -133,7 +133,7 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
     # Depthwise convs never run im2col: one GEMM row per group is all overhead (measured
     # (4,256,32,32) groups=256 7x7 fwd+bwd: 1.9 s in per-group GEMMs, native 0.16 s).
     finite, is_depthwise = all_finite(x, w), depthwise(geometry.groups, x.shape[1])
-    if is_depthwise and _depthwise_wide.runs(x, geometry, finite):
+    if is_depthwise and _depthwise_wide.runs(x, w.shape, geometry, finite):
         return _depthwise_wide.forward(x, w, bias, geometry), (None, DEPTHWISE, x, None)
     if is_depthwise or not finite:
         return tap_forward(x, w, bias, geometry), (None, TAP, x, None)

@@ -131,8 +131,9 @@ def choose_nchw_method(x_shape, w_shape, stride, dilation, groups, dtype=torch.f
     taps = k_h * k_w
     # few channel pairs or one output channel: spectra no larger than im2col's windows
     narrow = c_out == 1 or c_in * c_out <= FFT_MAX_CHANNEL_PAIRS
-    if taps >= FFT_MIN_TAPS and (narrow or (x_shape[0] >= FFT_MODEL_MIN_BATCH
-                                            and c_out >= FFT_MODEL_MIN_OUT_CHANNELS)):
+    modelled = narrow or (x_shape[0] >= FFT_MODEL_MIN_BATCH
+                          and c_out >= FFT_MODEL_MIN_OUT_CHANNELS)
+    if taps >= FFT_MIN_TAPS and modelled and min(_padded_hw(x_shape, padding)) > 0:
         fft_ns, spectra_bytes = _fft_model(x_shape, w_shape, padding)
         if _kn2row.runs(x_shape, w_shape, _stride_one(x_shape, w_shape, padding), dtype):
             im2col_ns = _kn2row_time_model(x_shape, w_shape, padding, dtype)

@@ -201,6 +201,9 @@ def test_the_model_accepts_numpy_dtypes_and_empty_outputs():
     assert nn.choose_nchw_method(*args, np.float64) == "fft"
     assert nn.choose_nchw_method(*args, np.dtype(np.float32)) == "im2col"
     assert rule._im2col_time_model((8, 3, 10, 10), (16, 3, 15, 15), (0, 0, 0, 0)) == 0
+    # a padded size of 0 (conv2d refuses it first; the rule answers all the same)
+    assert nn.choose_nchw_method((1, 2, 40, 0), (8, 2, 31, 1), (1, 1), (1, 1), 1,
+                                 torch.float32, (0, 0, 0, 0)) == "im2col"
     with pytest.raises(TypeError, match="dtype must be a torch or numpy dtype, got 'nope'"):
         nn.choose_nchw_method(*args, "nope")
 

@@ -103,6 +103,9 @@ def test_wide_rows_give_the_tap_kernels_bits(shape, multiplier, kernel, kwargs, 
     calls = []
     real = _depthwise_wide.forward
     monkeypatch.setattr(_depthwise_wide, "forward", lambda *a: calls.append(1) or real(*a))
+    # (every case on the wide rows, 1x1 outputs included, whatever the limit on what they
+    # compute and drop: test_what_the_wide_rows_would_drop_takes_the_tap_kernels)
+    monkeypatch.setattr(_depthwise_wide, "MAX_COMPUTED_PER_OUTPUT", float("inf"))
     wide = _fwd_bwd(x, w, b, kwargs)
     runs_wide = x.numel() > 0
     assert calls == ([1] if runs_wide else [])
@@ -123,3 +126,29 @@ def test_non_finite_operands_keep_the_tap_kernels(kwargs, monkeypatch):
     x[1, 2, 4, 4] = float("inf")
     _fwd_bwd(x, w, torch.zeros(4), kwargs)
     assert calls == []
+
+
+@pytest.mark.parametrize("shape, kernel, kwargs, runs_wide", [
+    ((1, 8, 3, 3), (3, 3), dict(stride=2, padding=30, dilation=30), False),  # 2x2 of 63x63
+    ((2, 4, 8, 8), (3, 3), dict(padding=20, dilation=20), False),            # 8x8 of 48x48
+    ((2, 4, 8, 8), (6, 6), {}, False),                                       # 3x3 of 8x8
+    ((2, 4, 8, 8), (4, 4), {}, True),                                        # 5x5 of 8x8
+    ((2, 4, 16, 16), (3, 3), dict(stride=2, padding=1), True),               # 8x8 of 9x9
+])
+def test_what_the_wide_rows_would_drop_takes_the_tap_kernels(shape, kernel, kwargs, runs_wide,
+                                                             monkeypatch):
+    # at most _depthwise_wide.MAX_COMPUTED_PER_OUTPUT (4) positions computed a kept output
+    calls = []
+    real = _depthwise_wide.forward
+    monkeypatch.setattr(_depthwise_wide, "forward", lambda *a: calls.append(1) or real(*a))
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(shape, dtype=torch.float64, generator=gen)
+    w = torch.randn((shape[1], 1, *kernel), dtype=torch.float64, generator=gen)
+    b = torch.randn(shape[1], dtype=torch.float64, generator=gen)
+    ours = _fwd_bwd(x, w, b, kwargs)
+    assert calls == ([1] if runs_wide else [])
+    xn, wn, bn = (t.detach().requires_grad_() for t in (x, w, b))
+    native = F.conv2d(xn, wn, bn, groups=shape[1], **kwargs)
+    native.backward(ours[4])
+    for mine, theirs in zip(ours[:4], (native.detach(), xn.grad, wn.grad, bn.grad)):
+        assert max_errors(mine, theirs).max_rel <= TOLERANCE[torch.float64]
