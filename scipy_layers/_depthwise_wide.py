@@ -19,6 +19,8 @@ Non-finite operands take the tap kernels (inf * 0 would make a NaN here).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ._tall import TallLayout, from_tall, tall_padded
@@ -35,13 +37,13 @@ from ._workspace import output, recycle, scratch
 MAX_COMPUTED_PER_OUTPUT = 4.0
 
 
-def runs(x, w_shape, geometry, finite: bool) -> bool:
+def runs(x_shape, w_shape, geometry, finite: bool) -> bool:
     """Whether a depthwise pass runs here: finite operands, something to do, not too
     much thrown away (MAX_COMPUTED_PER_OUTPUT)."""
-    if not (finite and x.size > 0 and min(geometry.out_hw) > 0):
+    if not (finite and math.prod(x_shape) > 0 and min(geometry.out_hw) > 0):
         return False
-    kept = x.shape[0] * geometry.out_hw[0] * geometry.out_hw[1]
-    return TallLayout(x.shape, w_shape, geometry).length <= MAX_COMPUTED_PER_OUTPUT * kept
+    kept = x_shape[0] * geometry.out_hw[0] * geometry.out_hw[1]
+    return TallLayout(x_shape, w_shape, geometry).length <= MAX_COMPUTED_PER_OUTPUT * kept
 
 
 def _blocks(c_in: int, multiplier: int, layout, itemsize: int):

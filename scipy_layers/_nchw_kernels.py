@@ -11,6 +11,9 @@ y (N, C_out, Ho, Wo); ``geometry`` is _nchw_args.ConvGeometry. Two methods:
   are contiguous block moves: forward's (and grad_weight's) when that adds few columns
   (WIDE_MAX_EXTRA), grad_input's up to more (GRAD_INPUT_WIDE_MAX_EXTRA), both only where
   the output has no more channels than the windows have rows (WIDE_MAX_OUTPUT_ROWS).
+  With fewer output than input channels (a group) at stride 1 the layout turns round
+  (kn2row, _kn2row: the GEMM first, then shift-adds of C_out kH kW rows); depthwise
+  convs run along the tall rows of _depthwise_wide instead.
 - "fft": scipy.fft in float64 with a per-pixel accuracy certificate (_fft_conv); stride
   1, dilation 1, groups 1 only: for few channels with large kernels.
 
@@ -133,7 +136,7 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
     # Depthwise convs never run im2col: one GEMM row per group is all overhead (measured
     # (4,256,32,32) groups=256 7x7 fwd+bwd: 1.9 s in per-group GEMMs, native 0.16 s).
     finite, is_depthwise = all_finite(x, w), depthwise(geometry.groups, x.shape[1])
-    if is_depthwise and _depthwise_wide.runs(x, w.shape, geometry, finite):
+    if is_depthwise and _depthwise_wide.runs(x.shape, w.shape, geometry, finite):
         return _depthwise_wide.forward(x, w, bias, geometry), (None, DEPTHWISE, x, None)
     if is_depthwise or not finite:
         return tap_forward(x, w, bias, geometry), (None, TAP, x, None)

@@ -36,13 +36,13 @@ class TallLayout:
         self.hq = -(-(height + top + bottom) // s_h)
         self.wq = -(-(width + left + right) // s_w)
         self.length = n * self.hq * self.wq  # every output row of every image, kept or not
-        offsets = [(divmod(d_h * i, s_h), divmod(d_w * j, s_w))
-                   for i in range(k_h) for j in range(k_w)]
-        used = sorted({(a, b) for (_, a), (_, b) in offsets})
+        # tap (i, j): (i, j, its phase (a, b), its offset (u, v) in the phase), in tap order
+        taps = [(i, j, (d_h * i % s_h, d_w * j % s_w), (d_h * i // s_h, d_w * j // s_w))
+                for i in range(k_h) for j in range(k_w)]
+        used = sorted({phase for _, _, phase, _ in taps})
         index = {phase: p for p, phase in enumerate(used)}
-        self.starts = [(i, j, index[(a, b)], u * self.wq + v)  # each tap's window, in tap order
-                       for (i, j), ((u, a), (v, b))
-                       in zip(((i, j) for i in range(k_h) for j in range(k_w)), offsets)]
+        self.starts = [(i, j, index[phase], u * self.wq + v)  # each tap's window
+                       for i, j, phase, (u, v) in taps]
         self.tail = max(start for *_, start in self.starts)
         self.flat_length = self.length + self.tail
         # per phase built: (phase rows u, x's rows, phase columns v, x's columns)
