@@ -24,7 +24,7 @@ from .conv import is_float64, shift_max_taps
 # float64): 4x8x64x64 k3 0.22, 0.36 | 0.32, 0.82; 2x4x32x32 k7 0.40, 0.47 | 0.76, 1.14;
 # 8x9x32x32 k3 0.33, 0.64 | 0.43, 0.95; 4x16x64x64 k5 0.27, 0.70 | 0.04, 0.13; 1x64x56x56
 # k7 0.18, 0.63 | 0.02, 0.09; 8x128x16x16 k5 0.34, 1.20 | 0.04, 0.19; 2x256x16x16 k3
-# 0.56, 3.89 | 0.23, 2.06 (20 cells, 4-256 input channels, 3x3-7x7: kn2row in all). At
+# 0.56, 3.89 | 0.23, 2.06 (24 cells, 4-256 input channels, 3x3-7x7: kn2row in all). At
 # 3 input channels it was mixed (8x3x32x32 k3 0.55, 0.60 | 0.35, 0.41; k7 0.41, 0.55 |
 # 0.96, 0.75) and at 2 shift won (4x2x128x128 k9 0.41, 0.22 | 0.29, 0.11): shift keeps
 # up to SHIFT_MAX_IN_CHANNELS.
