@@ -40,14 +40,16 @@ def test_the_base_is_the_commits_package(tmp_path, clean_imports):
 def test_the_script_prints_a_row_per_case():
     result = subprocess.run(SCRIPT + ["--base", "HEAD", "--batches", "2", "--cases",
                                       "fft:8:float64", "fft:2x6x9:float32",
-                                      "conv:9:float32:3", "cnn:2x3x8x9:4:float64:3"],
+                                      "conv:9:float32:3", "cnn:2x3x8x9:4:float64:3",
+                                      "cnn:2x4x8x9:4:float32:3:g4:s2:p1"],
                             capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert "torch " in result.stdout and "BLAS" in result.stdout
     rows = [line.split("|")[1:-1] for line in result.stdout.splitlines()
             if line.startswith(("| fft", "| conv", "| cnn"))]
     assert [r[0].strip() for r in rows] == ["fft 8x8 float64", "fft 2x6x9 float32",
-                                            "conv 9x9 k3 float32", "cnn 2x3x8x9->4 k3 float64"]
+                                            "conv 9x9 k3 float32", "cnn 2x3x8x9->4 k3 float64",
+                                            "cnn 2x4x8x9->4 k3 g4 s2 p1 float32"]
     for row in rows:
         assert float(row[1]) > 0
         assert all(float(cell.split()[0]) > 0 for cell in row[2:4])
@@ -58,7 +60,14 @@ def test_the_script_prints_a_row_per_case():
                                   "fft:2x3x8x8:float32", "fft:0x8:float32", "fft:8x:float32", "conv:4:float32:5",
                                   "fft:x:float32", "pool:8:float32", "cnn:2x3x8x8:4:float32",
                                   "cnn:2x3x8:4:float32:3", "cnn:2x3x8x8:4:float32:9",
-                                  "cnn:2x0x8x8:4:float32:3"])
+                                  "cnn:2x0x8x8:4:float32:3",
+                                  # conv2d keyword arguments: known letters, once each, in
+                                  # range, groups dividing both channel counts, kernel fitting
+                                  "cnn:2x3x8x8:4:float32:3:g2", "cnn:2x4x8x8:6:float32:3:g4",
+                                  "cnn:2x3x8x8:4:float32:3:x1", "cnn:2x3x8x8:4:float32:3:s1:s2",
+                                  "cnn:2x3x8x8:4:float32:3:s0", "cnn:2x3x8x8:4:float32:3:g0",
+                                  "cnn:2x3x8x8:4:float32:3:p", "cnn:2x3x8x8:4:float32:5:d3",
+                                  "cnn:2x3x8x8:4:float32:3:g1:s1:p0:d1:g1"])
 def test_a_bad_case_is_refused_by_name(case):
     result = subprocess.run(SCRIPT + ["--base", "HEAD", "--cases", case],
                             capture_output=True, text=True, timeout=120, cwd=ROOT)
@@ -108,3 +117,23 @@ def test_a_base_without_the_batched_conv_is_named():
     for got in (grads["base"], grads["head"]):
         for mine, theirs in zip(got, grads["native"]):
             torch.testing.assert_close(mine, theirs)
+
+
+@pytest.mark.parametrize("text,kwargs", [
+    ("cnn:2x4x9x9:8:float64:3:g4:s2:p1", dict(groups=4, stride=2, padding=1)),  # depthwise x2
+    ("cnn:1x6x12x11:2:float64:3:d2:p2", dict(dilation=2, padding=2)),           # kn2row
+    ("cnn:2x3x8x8:4:float32:3:p0", dict(padding=0)),
+])
+def test_cnn_options_reach_both_layers_and_native(text, kwargs, monkeypatch):
+    import scipy_layers as head
+    case = side_by_side.parse_case(text)
+    assert case[-1] == kwargs
+    seen = []
+    real = head.conv2d
+    monkeypatch.setattr(head, "conv2d", lambda *a, **k: seen.append(k) or real(*a, **k))
+    grads = {name: call() for name, call in side_by_side.calls(case, head, head).items()}
+    assert seen == [kwargs, kwargs]  # base and head (the same package here)
+    for mine, theirs in zip(grads["head"], grads["native"]):
+        torch.testing.assert_close(mine, theirs)
+    x, w = grads["native"][:2]
+    assert w.shape[1] == x.shape[1] // kwargs.get("groups", 1)

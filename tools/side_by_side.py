@@ -2,7 +2,11 @@
 """A commit's layers against this checkout's and native torch, side by side in one process:
 
     python tools/side_by_side.py --base 3f249d8 [--cases fft:64:float32 fft:8x256x256:float64
-                                 conv:127:float64:3 cnn:8x16x32x32:32:float32:3] [--batches 40]
+                                 conv:127:float64:3 cnn:8x16x32x32:32:float32:3
+                                 cnn:8x64x28x28:64:float32:3:g64:s2:p1] [--batches 40]
+
+A cnn case may end with keyword arguments of ``conv2d``: gG (groups), sS (stride), pP
+(padding) and dD (dilation), each at most once (default: 1, 1, 0, 1).
 
 Why: asv times each commit in its own processes, and on a noisy VM native's own time moves
 more between those runs than a small change moves the layer (docs/performance.md). Here
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import io
+import re
 import statistics
 import subprocess
 import sys
@@ -58,17 +63,26 @@ def import_commit(rev: str, into: Path):
     return module
 
 
+# a cnn case's optional conv2d keyword arguments: letter -> (name, smallest value)
+CNN_OPTIONS = {"g": ("groups", 1), "s": ("stride", 1), "p": ("padding", 0),
+               "d": ("dilation", 1)}
+
+
 def parse_case(text: str):
-    """'fft:N:dtype', 'conv:N:dtype:k' or 'cnn:NxCxHxW:C_out:dtype:k' -> (layer, size,
-    dtype name, k); size is N, or (N, C, H, W, C_out) for the batched conv (nn.conv2d), or
-    for the FFT layer the input's shape: N is N x N, and the suite's sizes are taken as
-    written ("HxW", "BxHxW": B images of H x W)."""
+    """'fft:N:dtype', 'conv:N:dtype:k' or 'cnn:NxCxHxW:C_out:dtype:k[:gG][:sS][:pP][:dD]'
+    -> (layer, size, dtype name, k, conv2d keyword arguments); size is N, or (N, C, H, W,
+    C_out) for the batched conv (nn.conv2d), or for the FFT layer the input's shape: N is
+    N x N, and the suite's sizes are taken as written ("HxW", "BxHxW": B images of
+    H x W)."""
     parts = text.split(":")
     fields = {"fft": 3, "conv": 4, "cnn": 5}
-    if parts[0] not in fields or len(parts) != fields[parts[0]]:
+    extra = len(CNN_OPTIONS) if parts[0] == "cnn" else 0
+    if parts[0] not in fields or not fields[parts[0]] <= len(parts) <= fields[parts[0]] + extra:
         raise argparse.ArgumentTypeError(
             f"case {text!r}: expected fft:N|HxW|BxHxW:float32|float64, conv:N:float32|float64:k "
-            f"or cnn:NxCxHxW:C_out:float32|float64:k")
+            f"or cnn:NxCxHxW:C_out:float32|float64:k[:gG][:sS][:pP][:dD]")
+    options = _cnn_options(text, parts[5:]) if parts[0] == "cnn" else {}
+    parts = parts[:fields[parts[0]]]
     if parts[0] == "cnn":
         numbers = parts[1].split("x") + [parts[2], parts[4]]
         dtype_name = parts[3]
@@ -87,19 +101,40 @@ def parse_case(text: str):
         shape = tuple(int(n) for n in numbers)
         if min(shape) < 1:
             raise argparse.ArgumentTypeError(f"case {text!r}: needs sizes >= 1")
-        return "fft", shape * 2 if len(shape) == 1 else shape, dtype_name, 0
+        return "fft", shape * 2 if len(shape) == 1 else shape, dtype_name, 0, {}
     numbers = [int(n) for n in numbers]
     kernel = numbers[-1]
     if parts[0] == "cnn":
         batch, channels, height, width, out_channels = numbers[:5]
-        if min(numbers) < 1 or kernel > min(height, width):
-            raise argparse.ArgumentTypeError(f"case {text!r}: needs sizes >= 1 and "
-                                             f"1 <= k <= H, W")
-        return "cnn", (batch, channels, height, width, out_channels), dtype_name, kernel
+        groups, padding = options.get("groups", 1), options.get("padding", 0)
+        extent = options.get("dilation", 1) * (kernel - 1) + 1
+        if min(numbers) < 1 or extent > min(height, width) + 2 * padding:
+            raise argparse.ArgumentTypeError(
+                f"case {text!r}: needs sizes >= 1 and 1 <= k, its extent (dilated) at most "
+                f"the padded H and W")
+        if channels % groups or out_channels % groups:
+            raise argparse.ArgumentTypeError(
+                f"case {text!r}: groups={groups} must divide C ({channels}) and C_out "
+                f"({out_channels})")
+        return "cnn", (batch, channels, height, width, out_channels), dtype_name, kernel, options
     size = numbers[0]
     if not 1 <= kernel <= size:
         raise argparse.ArgumentTypeError(f"case {text!r}: needs N >= 1 and 1 <= k <= N")
-    return parts[0], size, dtype_name, kernel
+    return parts[0], size, dtype_name, kernel, {}
+
+
+def _cnn_options(text: str, fields) -> dict:
+    """{'groups': G, ...} from fields like 'g4', 's2' (each letter at most once)."""
+    options = {}
+    for field in fields:
+        match = re.fullmatch(r"([gspd])(\d+)", field)
+        name, smallest = CNN_OPTIONS.get(match.group(1) if match else "", (None, 0))
+        if name is None or name in options or int(match.group(2)) < smallest:
+            raise argparse.ArgumentTypeError(
+                f"case {text!r}: {field!r} is not one of gG (groups >= 1), sS (stride >= 1), "
+                f"pP (padding >= 0), dD (dilation >= 1), each at most once")
+        options[name] = int(match.group(2))
+    return options
 
 
 # case kind -> (its layer in the registry, the package function both commits have)
@@ -111,7 +146,7 @@ def calls(case, base, head):
     """{implementation: one forward+backward} on the case's seeded inputs (the registry's
     input maker, seed 0; grad_output seed 1), native being the registry's twin."""
     import torch
-    kind, size, dtype_name, kernel = case
+    kind, size, dtype_name, kernel, options = case
     registry_name, function_name = LAYER_OF[kind]
     if not hasattr(base, function_name):
         raise SystemExit(f"side_by_side: the base commit's scipy_layers has no "
@@ -124,20 +159,29 @@ def calls(case, base, head):
         shape, kernel_shape = size, None
     else:
         shape, kernel_shape = (size, size), (kernel, kernel)
-    inputs = layer.make_inputs(shape, kernel_shape, dtype=dtype, seed=0)
-    output_shape = layer.native.fn(*inputs).shape
+    if options:  # (the registry's maker has no groups: the weight is C_out x C/G x k x k)
+        gen = torch.Generator().manual_seed(0)
+        weight_shape = (kernel_shape[0], shape[1] // options.get("groups", 1), kernel, kernel)
+        inputs = tuple(torch.randn(s, dtype=dtype, generator=gen).requires_grad_()
+                       for s in (shape, weight_shape, kernel_shape[:1]))
+    else:
+        inputs = layer.make_inputs(shape, kernel_shape, dtype=dtype, seed=0)
+    output_shape = layer.native.fn(*inputs, **options).shape
     g = torch.randn(output_shape, dtype=dtype, generator=torch.Generator().manual_seed(1))
     functions = {"native": layer.native.fn, "base": getattr(base, function_name),
                  "head": getattr(head, function_name)}
-    return {name: (lambda f=f: torch.autograd.grad(f(*inputs), inputs, g))
+    return {name: (lambda f=f: torch.autograd.grad(f(*inputs, **options), inputs, g))
             for name, f in functions.items()}
 
 
 def label(case) -> str:
-    layer, size, dtype, kernel = case
+    layer, size, dtype, kernel, options = case
     if layer == "cnn":
         batch, channels, height, width, out_channels = size
-        return f"cnn {batch}x{channels}x{height}x{width}->{out_channels} k{kernel} {dtype}"
+        given = "".join(f" {letter}{options[name]}" for letter, (name, _) in CNN_OPTIONS.items()
+                        if name in options)
+        return (f"cnn {batch}x{channels}x{height}x{width}->{out_channels} k{kernel}{given} "
+                f"{dtype}")
     if layer == "fft":
         return f"fft {'x'.join(map(str, size))} {dtype}"
     return f"conv {size}x{size} k{kernel} {dtype}"
@@ -175,7 +219,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cases", nargs="+", type=parse_case,
                         default=[parse_case(c) for c in DEFAULT_CASES],
                         help="fft:N|HxW|BxHxW:dtype, conv:N:dtype:k or "
-                             "cnn:NxCxHxW:C_out:dtype:k "
+                             "cnn:NxCxHxW:C_out:dtype:k[:gG][:sS][:pP][:dD] "
                              "(default: %(default)s)")
     parser.add_argument("--batches", type=int, default=40)
     args = parser.parse_args(argv)
