@@ -67,19 +67,10 @@ def _axis(offset, stride, before, size, phase_size):
 
 def tall_padded(x, layout):
     """x (N, C, H, W) as flat tall padded images (phases x C, flat_length), a scratch
-    array: x copied in once per phase, zeros around it."""
+    array: zeros, then x copied in once per phase."""
     c = x.shape[1]
     flat = scratch((len(layout.phases) * c, layout.flat_length), x.dtype)
-    if len(layout.phases) > 1:
-        flat.fill(0)
-    else:  # zeros only around the input
-        (rows, _, cols, _), = layout.phases
-        grid = layout.images(flat)
-        flat[:, layout.length:] = 0
-        grid[:, :, :rows.start] = 0
-        grid[:, :, rows.stop:] = 0
-        grid[:, :, rows, :cols.start] = 0
-        grid[:, :, rows, cols.stop:] = 0
+    flat.fill(0)  # (one pass: zeroing only the borders, column by column, was slower)
     for p, (rows, x_rows, cols, x_cols) in enumerate(layout.phases):
         grid = layout.images(flat[p * c:(p + 1) * c])
         grid[:, :, rows, cols] = x[:, :, x_rows, x_cols].transpose(1, 0, 2, 3)
