@@ -126,9 +126,9 @@ def choose_nchw_method(x_shape, w_shape, stride, dilation, groups, dtype=torch.f
     c_out, c_in, k_h, k_w = w_shape
     if stride != (1, 1) or dilation != (1, 1) or groups != 1:
         return "im2col"
-    if _takes_shift(x_shape, w_shape, dtype, padding):
-        return "shift"
     taps = k_h * k_w
+    if c_out == 1 and c_in <= SHIFT_MAX_IN_CHANNELS and taps <= shift_max_taps(dtype):
+        return "shift"
     # few channel pairs or one output channel: spectra no larger than im2col's windows
     narrow = c_out == 1 or c_in * c_out <= FFT_MAX_CHANNEL_PAIRS
     modelled = narrow or (x_shape[0] >= FFT_MODEL_MIN_BATCH
@@ -143,13 +143,6 @@ def choose_nchw_method(x_shape, w_shape, stride, dilation, groups, dtype=torch.f
         if fits and fft_ns <= FFT_MODEL_MARGIN * im2col_ns:
             return "fft"
     return "im2col"
-
-
-def _takes_shift(x_shape, w_shape, dtype, padding) -> bool:
-    """One output channel on a few input channels at a kernel shift runs (the comments
-    above; with more input channels, im2col's kn2row layout is faster)."""
-    c_out, c_in, k_h, k_w = w_shape
-    return c_out == 1 and c_in <= SHIFT_MAX_IN_CHANNELS and k_h * k_w <= shift_max_taps(dtype)
 
 
 def _stride_one(x_shape, w_shape, padding) -> ConvGeometry:
