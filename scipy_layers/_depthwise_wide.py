@@ -42,8 +42,8 @@ def runs(x_shape, w_shape, geometry, finite: bool) -> bool:
     much thrown away (MAX_COMPUTED_PER_OUTPUT)."""
     if not (finite and math.prod(x_shape) > 0 and min(geometry.out_hw) > 0):
         return False
-    kept = x_shape[0] * geometry.out_hw[0] * geometry.out_hw[1]
-    return TallLayout(x_shape, w_shape, geometry).length <= MAX_COMPUTED_PER_OUTPUT * kept
+    layout = TallLayout(x_shape, w_shape, geometry)
+    return layout.length <= MAX_COMPUTED_PER_OUTPUT * layout.kept
 
 
 def _blocks(c_in: int, multiplier: int, layout, itemsize: int):

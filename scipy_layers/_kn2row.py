@@ -64,9 +64,8 @@ def runs(x_shape, w_shape, geometry, dtype) -> bool:
             and x_shape[0] > 0 and min(geometry.out_hw) > 0):
         return False
     layout = TallLayout(x_shape, w_shape, geometry)
-    outputs = x_shape[0] * geometry.out_hw[0] * geometry.out_hw[1]
-    return (layout.length <= MAX_COMPUTED_PER_OUTPUT * outputs
-            and w_shape[0] * layout.flat_length <= MAX_ROWS_PER_WINDOW * x_shape[1] * outputs)
+    return (layout.length <= MAX_COMPUTED_PER_OUTPUT * layout.kept
+            and w_shape[0] * layout.flat_length <= MAX_ROWS_PER_WINDOW * x_shape[1] * layout.kept)
 
 
 def _tap_weights(w, groups):

@@ -15,6 +15,7 @@ tap reads are built.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -24,11 +25,13 @@ from ._workspace import scratch
 
 class TallLayout:
     """Where the tall (phase) images lie: their size (Hq, Wq), the flat length of N
-    images and the zeros after them that the last windows reach into, each tap's
-    (i, j, phase, start) in tap order, and each phase's part of the input."""
+    images, the outputs kept of it and the zeros after them that the last windows reach
+    into; and, made on first use (the sizes alone decide whether a path runs), each tap's
+    (i, j, phase, start) in tap order and each phase's part of the input."""
 
     def __init__(self, x_shape, w_shape, geometry):
         n, _, height, width = x_shape
+        self._shapes, self._geometry = (x_shape, w_shape), geometry
         _, _, k_h, k_w = w_shape
         top, bottom, left, right = geometry.padding
         (s_h, s_w), (d_h, d_w) = geometry.stride, geometry.dilation
@@ -36,19 +39,41 @@ class TallLayout:
         self.hq = -(-(height + top + bottom) // s_h)
         self.wq = -(-(width + left + right) // s_w)
         self.length = n * self.hq * self.wq  # every output row of every image, kept or not
+        self.kept = n * self.out_h * self.out_w
+        # the last tap's window starts furthest in (offsets grow with i and j)
+        self.tail = (d_h * (k_h - 1) // s_h) * self.wq + d_w * (k_w - 1) // s_w
+        self.flat_length = self.length + self.tail
+        self.n = n
+
+    @functools.cached_property
+    def _taps(self):
+        (_, _, height, width), (_, _, k_h, k_w) = self._shapes
+        top, _, left, _ = self._geometry.padding
+        (s_h, s_w), (d_h, d_w) = self._geometry.stride, self._geometry.dilation
         # tap (i, j): (i, j, its phase (a, b), its offset (u, v) in the phase), in tap order
         taps = [(i, j, (d_h * i % s_h, d_w * j % s_w), (d_h * i // s_h, d_w * j // s_w))
                 for i in range(k_h) for j in range(k_w)]
         used = sorted({phase for _, _, phase, _ in taps})
         index = {phase: p for p, phase in enumerate(used)}
-        self.starts = [(i, j, index[phase], u * self.wq + v)  # each tap's window
-                       for i, j, phase, (u, v) in taps]
-        self.tail = max(start for *_, start in self.starts)
-        self.flat_length = self.length + self.tail
+        starts = [(i, j, index[phase], u * self.wq + v)  # each tap's window
+                  for i, j, phase, (u, v) in taps]
         # per phase built: (phase rows u, x's rows, phase columns v, x's columns)
-        self.phases = [_axis(a, s_h, top, height, self.hq) + _axis(b, s_w, left, width, self.wq)
-                       for a, b in used]
-        self.n, self.complete = n, len(used) == s_h * s_w  # (every input pixel in a phase)
+        phases = [_axis(a, s_h, top, height, self.hq) + _axis(b, s_w, left, width, self.wq)
+                  for a, b in used]
+        return starts, phases, len(used) == s_h * s_w
+
+    @property
+    def starts(self):
+        return self._taps[0]
+
+    @property
+    def phases(self):
+        return self._taps[1]
+
+    @property
+    def complete(self) -> bool:
+        """Whether every input pixel lies in a phase some tap reads."""
+        return self._taps[2]
 
     def images(self, flat):
         """(C, N, Hq, Wq) view of a flat (C, flat_length or length) array."""
@@ -70,7 +95,7 @@ def tall_padded(x, layout):
     array: zeros, then x copied in once per phase."""
     c = x.shape[1]
     flat = scratch((len(layout.phases) * c, layout.flat_length), x.dtype)
-    flat.fill(0)  # (one pass: zeroing only the borders, column by column, was slower)
+    flat.fill(0)  # (one pass: zeroing only the borders, a short column a row, was no faster)
     for p, (rows, x_rows, cols, x_cols) in enumerate(layout.phases):
         grid = layout.images(flat[p * c:(p + 1) * c])
         grid[:, :, rows, cols] = x[:, :, x_rows, x_cols].transpose(1, 0, 2, 3)
