@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from ._tall import TallLayout, from_tall, tall_padded
+from ._tall import TallLayout, from_tall, grad_output_tall, outputs_from_tall, tall_padded
 from ._tap_kernels import channel_blocks, per_output_channel, sum_in_order
 from ._ufunc_rows import rows_in_place
 from ._workspace import output, recycle, scratch
@@ -66,12 +66,7 @@ def forward(x, w, bias, geometry):
                                             multiplier, axis=0)
                 y_block += window * w_block[:, i, j][:, None]
     recycle(flat)
-    kept = layout.images(rows)[:, :, :layout.out_h, :layout.out_w].transpose(1, 0, 2, 3)
-    y = output(kept.shape, x.dtype)
-    if bias is None:
-        np.copyto(y, kept)
-    else:  # after the sum, as the tap kernels add it: the same bits
-        np.add(kept, bias[:, None, None], out=y)
+    y = outputs_from_tall(rows, layout, bias)  # (bias after the sum, as the tap kernels')
     recycle(rows)
     return y
 
@@ -80,9 +75,7 @@ def backward(gy, w, x, geometry, need_input: bool, need_weight: bool):
     """(grad_input, grad_weight), fresh arrays or None; gy finite."""
     c_in, c_out = x.shape[1], w.shape[0]
     multiplier, layout = c_out // c_in, TallLayout(x.shape, w.shape, geometry)
-    gy_rows = scratch((c_out, layout.length), gy.dtype)  # zero where output was dropped
-    gy_rows.fill(0)
-    layout.images(gy_rows)[:, :, :layout.out_h, :layout.out_w] = gy.transpose(1, 0, 2, 3)
+    gy_rows = grad_output_tall(gy, layout)  # zero where output was dropped
     grad_x = grad_w = None
     if need_weight:
         flat = tall_padded(x, layout)

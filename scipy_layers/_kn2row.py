@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .conv import is_float64
-from ._tall import TallLayout, from_tall, tall_padded
+from ._tall import TallLayout, from_tall, grad_output_tall, outputs_from_tall, tall_padded
 from ._ufunc_rows import rows_in_place
 from ._workspace import output, recycle, scratch
 
@@ -90,12 +90,7 @@ def forward(x, w, bias, geometry):
         for tap, (*_, start) in enumerate(layout.starts[1:], 1):
             rows += by_tap[:, tap, start:start + layout.length]
     recycle(products)
-    kept = layout.images(rows)[:, :, :layout.out_h, :layout.out_w].transpose(1, 0, 2, 3)
-    y = output(kept.shape, x.dtype)
-    if bias is None:
-        np.copyto(y, kept)
-    else:
-        np.add(kept, bias[:, None, None], out=y)
+    y = outputs_from_tall(rows, layout, bias)
     recycle(rows)
     return y, flat
 
@@ -109,12 +104,7 @@ def backward(gy, w, x, flat, geometry, need_input: bool, need_weight: bool):
     # gy placed on its tall output rows, zero on the dropped rows and columns and for
     # `tail` before them: row (o, tap) of `windows` is gy's row o shifted back by the
     # tap's start, so that entry m of it meets input position m of the tap.
-    shifted = scratch((c_out, tail + layout.length), gy.dtype)
-    shifted[:, :tail] = 0
-    grid = layout.images(shifted[:, tail:])
-    grid[:, :, layout.out_h:] = 0
-    grid[:, :, :layout.out_h, layout.out_w:] = 0
-    grid[:, :, :layout.out_h, :layout.out_w] = gy.transpose(1, 0, 2, 3)
+    shifted = grad_output_tall(gy, layout, lead=tail)
     windows = scratch((c_out, taps, layout.length), gy.dtype)
     for tap, (*_, start) in enumerate(layout.starts):
         windows[:, tap] = shifted[:, tail - start:tail - start + layout.length]

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from ._workspace import scratch
+from ._workspace import output, scratch
 
 
 class TallLayout:
@@ -113,3 +113,24 @@ def from_tall(flat, layout, out):
         grid = layout.images(flat[p * c:(p + 1) * c])
         out[:, :, x_rows, x_cols] = grid[:, :, rows, cols].transpose(1, 0, 2, 3)
     return out
+
+
+def outputs_from_tall(rows, layout, bias=None):
+    """The kept outputs of tall output rows (C_out, length) as y (N, C_out, Ho, Wo) in an
+    output() buffer, + bias after the sums when given."""
+    kept = layout.images(rows)[:, :, :layout.out_h, :layout.out_w].transpose(1, 0, 2, 3)
+    y = output(kept.shape, rows.dtype)
+    if bias is None:
+        np.copyto(y, kept)
+    else:
+        np.add(kept, bias[:, None, None], out=y)
+    return y
+
+
+def grad_output_tall(gy, layout, lead: int = 0):
+    """gy (N, C_out, Ho, Wo) on tall output rows: a scratch (C_out, lead + length) array,
+    zero for ``lead`` before them and where no output was kept."""
+    rows = scratch((gy.shape[1], lead + layout.length), gy.dtype)
+    rows.fill(0)
+    layout.images(rows[:, lead:])[:, :, :layout.out_h, :layout.out_w] = gy.transpose(1, 0, 2, 3)
+    return rows
