@@ -1,5 +1,9 @@
 """The drop-in batched, multi-channel ``scipy_layers.conv2d`` (``conv2d_nchw`` in the
-registry) against F.conv2d (stride 1, no padding), on real CNN layer shapes."""
+registry) against F.conv2d: stride 1, no padding, on real CNN layer shapes; and, in the
+layer-type view, the other kinds of conv layer real networks have (depthwise, grouped,
+strided, dilated, pointwise, few output channels)."""
+from scipy_layers.conv_spec import parse_conv_case
+
 from .common import DTYPES, _BackwardTiming, _ForwardBackwardTiming, _Memory, _Timings, skip
 from .gradients import LAYOUTS, VALUES, _GradientAgreement
 
@@ -76,6 +80,39 @@ class Conv2dNCHWMethods(_ForwardBackwardTiming):
             # on 64 x 64 pairs it would take seconds a call and say nothing new
             skip("scipy-shift is timed on one output channel, where auto runs it")
         self.setup_case(implementation, size, weight_shape(size, kernel), dtype, "cpu")
+
+
+# One conv per kind of layer, as scipy_layers.conv_spec writes it: input, C_out x kH x kW,
+# then gG groups, sS stride, pP padding, dD dilation (in this order). Each reaches its own
+# path of the layer's "auto" (named after it); the shapes are those of MobileNet, ResNet
+# and ResNeXt stages. Fixed list: parameters are the same on every machine.
+LAYER_TYPES = [
+    "8x32x56x56 32x3x3 g32 p1",     # depthwise (tall rows)
+    "8x64x28x28 64x3x3 g64 s2 p1",  # depthwise, stride 2 (phases)
+    "8x128x14x14 128x3x3 g8 p1",    # grouped (im2col per group)
+    "8x16x32x32 32x3x3 s2 p1",      # strided (im2col, strided windows)
+    "8x64x28x28 64x3x3 p2 d2",      # dilated (im2col)
+    "8x64x28x28 128x1x1",           # pointwise (im2col: one GEMM, no window copies)
+    "1x64x56x56 4x7x7 p3",          # few output channels (kn2row)
+    "2x256x16x16 1x3x3",            # one output channel (kn2row)
+]
+
+
+class Conv2dNCHWLayerTypes(_ForwardBackwardTiming):
+    """Forward+backward of each kind of conv layer, with conv2d's keyword arguments."""
+
+    layer = LAYER
+    param_names = ["implementation", "conv", "dtype"]
+    params = [IMPLEMENTATIONS, LAYER_TYPES, list(DTYPES)]
+
+    def in_default_grid(self, implementation, size, weight, dtype):
+        return dtype == "float32"
+
+    def setup(self, implementation, conv, dtype):
+        case = parse_conv_case(conv)
+        self.setup_case(implementation, "x".join(map(str, case.size)),
+                        "x".join(map(str, case.kernel)), dtype, "cpu",
+                        options=tuple(case.options.items()))
 
 
 class Conv2dNCHWGradients(_GradientAgreement):

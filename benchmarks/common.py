@@ -77,12 +77,21 @@ def synchronize(device: str) -> None:
 
 
 @functools.lru_cache(maxsize=8)
-def cached_inputs(layer: str, size: str, kernel: str | None, dtype: str, device: str):
-    """Seeded inputs of a case, made once per process, requiring grad."""
+def cached_inputs(layer: str, size: str, kernel: str | None, dtype: str, device: str,
+                  options: tuple = ()):
+    """Seeded inputs of a case, made once per process, requiring grad; ``options``: the
+    layer's keyword arguments as (name, value) pairs (a weight has C / groups channels)."""
+    groups = {"groups": dict(options)["groups"]} if "groups" in dict(options) else {}
     return LAYERS[layer].make_inputs(
         parse_size(size), None if kernel is None else parse_size(kernel),
-        dtype=DTYPES[dtype], device=device, seed=SEED,
+        dtype=DTYPES[dtype], device=device, seed=SEED, **groups,
     )
+
+
+def case_function(layer: str, implementation: str, options: tuple = ()):
+    """The implementation's function, with the case's keyword arguments bound."""
+    fn = LAYERS[layer].implementations[implementation].fn
+    return functools.partial(fn, **dict(options)) if options else fn
 
 
 def seeded_grad_output(shape, dtype: torch.dtype, device) -> torch.Tensor:
@@ -121,12 +130,12 @@ def extra_peak_memory(fn) -> int:
 
 @functools.lru_cache(maxsize=2)
 def cached_output_shape(layer: str, implementation: str, size: str, kernel, dtype: str,
-                        device: str) -> tuple[int, ...]:
+                        device: str, options: tuple = ()) -> tuple[int, ...]:
     """The output shape of a case, from one forward per process (asv re-runs setup before
     every sample; meta tensors would cost ~0.3 s of lazy initialisation per process)."""
     with torch.no_grad():
-        fn = LAYERS[layer].implementations[implementation].fn
-        return tuple(fn(*cached_inputs(layer, size, kernel, dtype, device)).shape)
+        fn = case_function(layer, implementation, options)
+        return tuple(fn(*cached_inputs(layer, size, kernel, dtype, device, options)).shape)
 
 
 def kernel_too_large(kernel: str | None, size: str) -> bool:
@@ -136,10 +145,11 @@ def kernel_too_large(kernel: str | None, size: str) -> bool:
 
 
 @functools.lru_cache(maxsize=2)
-def cached_forward(layer: str, implementation: str, size: str, kernel, dtype: str, device: str):
+def cached_forward(layer: str, implementation: str, size: str, kernel, dtype: str, device: str,
+                   options: tuple = ()):
     """A forward output with its graph, built once per process, for timing backward alone."""
-    return LAYERS[layer].implementations[implementation].fn(
-        *cached_inputs(layer, size, kernel, dtype, device))
+    return case_function(layer, implementation, options)(
+        *cached_inputs(layer, size, kernel, dtype, device, options))
 
 
 def extra_cuda_memory(fn) -> int:
@@ -171,7 +181,8 @@ class _LayerCase:
     def in_default_grid(self, implementation, size, kernel, dtype) -> bool:
         return True
 
-    def setup_case(self, implementation, size, kernel, dtype, device, threads="1"):
+    def setup_case(self, implementation, size, kernel, dtype, device, threads="1", options=()):
+        """``options``: the layer's keyword arguments as (name, value) pairs."""
         spec = LAYERS[self.layer]
         if implementation not in spec.implementations:
             skip(f"{implementation} is not an implementation of {self.layer}")
@@ -183,12 +194,12 @@ class _LayerCase:
         if self.settles_allocator:
             settle_allocator()
         self.threads_in_force = pin_threads(threads)
-        self.case = (self.layer, implementation, size, kernel, dtype, device)
+        self.case = (self.layer, implementation, size, kernel, dtype, device, tuple(options))
         self.device = device
-        self.fn = spec.implementations[implementation].fn
-        self.inputs = cached_inputs(self.layer, size, kernel, dtype, device)
+        self.fn = case_function(self.layer, implementation, self.case[-1])
+        self.inputs = cached_inputs(self.layer, size, kernel, dtype, device, self.case[-1])
         if self.grad_output_in_setup:
-            shape = cached_output_shape(self.layer, implementation, size, kernel, dtype, device)
+            shape = cached_output_shape(*self.case)
             self.grad_output = cached_grad_output(shape, dtype, device)
 
     # Timings get grad_output ready in setup (its shape costs one forward per process);
@@ -251,7 +262,7 @@ class _BackwardTiming(_LayerCase):
     def setup_case(self, *args, **kwargs):
         super().setup_case(*args, **kwargs)
         self.output = cached_forward(*self.case)
-        self.grad_output = cached_grad_output(tuple(self.output.shape), *self.case[4:])
+        self.grad_output = cached_grad_output(tuple(self.output.shape), *self.case[4:6])
 
     def time_backward(self, *params):
         torch.autograd.grad(self.output, self.inputs, self.grad_output, retain_graph=True)

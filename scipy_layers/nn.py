@@ -217,10 +217,10 @@ def native_conv2d_nchw(input, weight, bias=None, stride=1, padding=0, dilation=1
 
 
 def make_conv2d_nchw_inputs(size, kernel, dtype=torch.float64, device="cpu", seed=0,
-                            requires_grad=True):
-    """(input (N, C_in, H, W), weight (C_out, C_in, kH, kW), bias (C_out,)), standard
-    normal, seeded. ``size`` is (N, C_in, H, W) and ``kernel`` (C_out, kH, kW); shorter
-    tuples name the trailing dims, the missing leading ones are 1 (so (H, W) and
+                            requires_grad=True, groups=1):
+    """(input (N, C_in, H, W), weight (C_out, C_in / groups, kH, kW), bias (C_out,)),
+    standard normal, seeded. ``size`` is (N, C_in, H, W) and ``kernel`` (C_out, kH, kW);
+    shorter tuples name the trailing dims, the missing leading ones are 1 (so (H, W) and
     (kH, kW), as the single-channel layer takes them, mean one image, one channel)."""
     size, kernel = tuple(size), tuple(kernel)
     if not 2 <= len(size) <= 4 or not 2 <= len(kernel) <= 3:
@@ -228,8 +228,12 @@ def make_conv2d_nchw_inputs(size, kernel, dtype=torch.float64, device="cpu", see
                          f"got size={size!r}, kernel={kernel!r}")
     n, c_in, height, width = (1,) * (4 - len(size)) + size
     c_out, k_h, k_w = (1,) * (3 - len(kernel)) + kernel
+    if not (isinstance(groups, int) and groups >= 1 and c_in % groups == 0
+            and c_out % groups == 0):
+        raise ValueError(f"groups must be a positive int dividing C_in ({c_in}) and C_out "
+                         f"({c_out}); got groups={groups!r}")
     gen = torch.Generator().manual_seed(seed)
-    shapes = ((n, c_in, height, width), (c_out, c_in, k_h, k_w), (c_out,))
+    shapes = ((n, c_in, height, width), (c_out, c_in // groups, k_h, k_w), (c_out,))
     return tuple(
         torch.randn(shape, generator=gen, dtype=dtype).to(device).requires_grad_(requires_grad)
         for shape in shapes

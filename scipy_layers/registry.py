@@ -102,7 +102,8 @@ LAYERS: dict[str, Layer] = {
         ),
         Layer(
             name="conv2d_nchw",
-            description="batched multi-channel conv, F.conv2d semantics (stride 1, padding 0 here)",
+            description=("batched multi-channel conv, F.conv2d semantics (stride 1, padding 0 in the "
+                         "plain views; the layer-type view sets groups, stride, padding, dilation)"),
             implementations={
                 "scipy": Implementation(conv2d, backend="numpy im2col + BLAS / scipy.fft / shift",
                                         note="picks im2col, fft or shift (choose_nchw_method)"),

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import io
-import re
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,8 @@ from pathlib import Path
 from rotated_batches import batch_times  # (tools/, this script's folder)
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from scipy_layers.conv_spec import OPTION_LETTERS, parse_options  # noqa: E402
 DEFAULT_CASES = ("fft:16:float32", "fft:64:float64", "conv:64:float32:3")
 
 
@@ -63,9 +64,6 @@ def import_commit(rev: str, into: Path):
     return module
 
 
-# a cnn case's optional conv2d keyword arguments: letter -> (name, smallest value)
-CNN_OPTIONS = {"g": ("groups", 1), "s": ("stride", 1), "p": ("padding", 0),
-               "d": ("dilation", 1)}
 
 
 def parse_case(text: str):
@@ -76,7 +74,7 @@ def parse_case(text: str):
     H x W)."""
     parts = text.split(":")
     fields = {"fft": 3, "conv": 4, "cnn": 5}
-    extra = len(CNN_OPTIONS) if parts[0] == "cnn" else 0
+    extra = len(OPTION_LETTERS) if parts[0] == "cnn" else 0
     if parts[0] not in fields or not fields[parts[0]] <= len(parts) <= fields[parts[0]] + extra:
         raise argparse.ArgumentTypeError(
             f"case {text!r}: expected fft:N|HxW|BxHxW:float32|float64, conv:N:float32|float64:k "
@@ -125,16 +123,10 @@ def parse_case(text: str):
 
 def _cnn_options(text: str, fields) -> dict:
     """{'groups': G, ...} from fields like 'g4', 's2' (each letter at most once)."""
-    options = {}
-    for field in fields:
-        match = re.fullmatch(r"([gspd])(\d+)", field)
-        name, smallest = CNN_OPTIONS.get(match.group(1) if match else "", (None, 0))
-        if name is None or name in options or int(match.group(2)) < smallest:
-            raise argparse.ArgumentTypeError(
-                f"case {text!r}: {field!r} is not one of gG (groups >= 1), sS (stride >= 1), "
-                f"pP (padding >= 0), dD (dilation >= 1), each at most once")
-        options[name] = int(match.group(2))
-    return options
+    try:
+        return parse_options(fields)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"case {text!r}: {error}") from None
 
 
 # case kind -> (its layer in the registry, the package function both commits have)
@@ -159,13 +151,8 @@ def calls(case, base, head):
         shape, kernel_shape = size, None
     else:
         shape, kernel_shape = (size, size), (kernel, kernel)
-    if options:  # (the registry's maker has no groups: the weight is C_out x C/G x k x k)
-        gen = torch.Generator().manual_seed(0)
-        weight_shape = (kernel_shape[0], shape[1] // options.get("groups", 1), kernel, kernel)
-        inputs = tuple(torch.randn(s, dtype=dtype, generator=gen).requires_grad_()
-                       for s in (shape, weight_shape, kernel_shape[:1]))
-    else:
-        inputs = layer.make_inputs(shape, kernel_shape, dtype=dtype, seed=0)
+    groups = {"groups": options["groups"]} if "groups" in options else {}
+    inputs = layer.make_inputs(shape, kernel_shape, dtype=dtype, seed=0, **groups)
     output_shape = layer.native.fn(*inputs, **options).shape
     g = torch.randn(output_shape, dtype=dtype, generator=torch.Generator().manual_seed(1))
     functions = {"native": layer.native.fn, "base": getattr(base, function_name),
@@ -178,7 +165,7 @@ def label(case) -> str:
     layer, size, dtype, kernel, options = case
     if layer == "cnn":
         batch, channels, height, width, out_channels = size
-        given = "".join(f" {letter}{options[name]}" for letter, (name, _) in CNN_OPTIONS.items()
+        given = "".join(f" {letter}{options[name]}" for letter, (name, _) in OPTION_LETTERS.items()
                         if name in options)
         return (f"cnn {batch}x{channels}x{height}x{width}->{out_channels} k{kernel}{given} "
                 f"{dtype}")
@@ -227,8 +214,7 @@ def main(argv=None) -> int:
         parser.error("--batches must be at least 1")
     import torch
     torch.set_num_threads(1)
-    sys.path.insert(0, str(ROOT))
-    import scipy_layers as head
+    import scipy_layers as head  # (this checkout's: ROOT is on the path)
     with tempfile.TemporaryDirectory() as tmp:
         base = import_commit(args.base, Path(tmp))
         print(f"base {args.base} vs this checkout; {environment_line()}\n")

@@ -26,7 +26,10 @@ N x C_in x H x W by C_out x C_in x kh x kw gives N x C_out x Ho x Wo (Ho = H - k
 ``conv2d`` is N = C_in = C_out = 1. Its spectral method transforms at T = H W points (a
 circular correlation of size H x W holds the valid outputs), with H (W//2 + 1) bins; a
 complex product costs 6 flops, a complex multiply-add 8. Bias terms (C_out numbers) are
-left out, which keeps the bound a lower one.
+left out, which keeps the bound a lower one. The layer-type view's cases (a ``conv``
+parameter, scipy_layers.conv_spec) add groups G, stride s, padding p and dilation d:
+Ho = (H + 2p - d (kh - 1) - 1) // s + 1, the weight and each output's sum take C_in / G
+channels, and the spectral terms transform the padded input at every stride-1 output.
 
 Calibration file, one per machine, beside the per-commit environment records:
 ``<results>/../environments/<machine>/calibration.json`` (schema version 1: see
@@ -45,6 +48,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 import pandas as pd
 
+from ..conv_spec import parse_conv_case
 from .environment import check_description, compact, environments_dir
 from .errors import ResultsError
 from .naming import DEFAULT_THREADS, TIME_MEASUREMENTS
@@ -92,7 +96,8 @@ class Work(NamedTuple):
 
 @dataclass(frozen=True)
 class Conv:
-    """A stride-1 valid convolution N x C_in x H x W by C_out x C_in x kh x kw."""
+    """A convolution N x C_in x H x W by C_out x C_in/G x kh x kw (stride 1, no padding,
+    dilation 1, one group unless given)."""
     n: int
     c_in: int
     c_out: int
@@ -100,19 +105,31 @@ class Conv:
     w: int
     kh: int
     kw: int
+    groups: int = 1
+    stride: int = 1
+    padding: int = 0
+    dilation: int = 1
 
+    @property
+    def c_group(self): return self.c_in // self.groups
+    @property
+    def out_group(self): return self.c_out // self.groups
     @property
     def input(self): return self.n * self.c_in * self.h * self.w
     @property
-    def weight(self): return self.c_out * self.c_in * self.kh * self.kw
+    def weight(self): return self.c_out * self.c_group * self.kh * self.kw
     @property
-    def output(self): return self.n * self.c_out * (self.h - self.kh + 1) * (self.w - self.kw + 1)
+    def out_hw(self):
+        return tuple((n + 2 * self.padding - self.dilation * (k - 1) - 1) // self.stride + 1
+                     for n, k in ((self.h, self.kh), (self.w, self.kw)))
     @property
-    def macs(self): return self.output * self.c_in * self.kh * self.kw
+    def output(self): return self.n * self.c_out * self.out_hw[0] * self.out_hw[1]
     @property
-    def points(self): return self.h * self.w
+    def macs(self): return self.output * self.c_group * self.kh * self.kw
     @property
-    def bins(self): return self.h * (self.w // 2 + 1)
+    def points(self): return (self.h + 2 * self.padding) * (self.w + 2 * self.padding)
+    @property
+    def bins(self): return (self.h + 2 * self.padding) * ((self.w + 2 * self.padding) // 2 + 1)
 
 
 @dataclass(frozen=True)
@@ -151,15 +168,16 @@ FORMULAS: dict[str, dict[str, Callable]] = {
         # the output; per bin each output channel sums C_in products.
         "forward": lambda c: Work(
             elements=c.input + c.weight + c.output, direct_flops=2 * c.macs,
-            transforms=c.n * c.c_in + c.c_out * c.c_in + c.n * c.c_out, points=c.points,
-            bin_flops=c.bins * c.n * c.c_out * (8 * c.c_in - 2)),
+            transforms=c.n * c.c_in + c.c_out * c.c_group + c.n * c.c_out, points=c.points,
+            bin_flops=c.bins * c.n * c.c_out * (8 * c.c_group - 2)),
         # read grad_output, input, weight; write grad_input, grad_weight. Direct: two
         # correlations as large as the forward. Spectral: transform grad_output, invert
         # grad_input and grad_weight; per bin, sums over C_out and over N.
         "backward": lambda c: Work(
             elements=c.output + c.input + c.weight + c.input + c.weight, direct_flops=4 * c.macs,
-            transforms=c.n * c.c_out + c.n * c.c_in + c.c_out * c.c_in, points=c.points,
-            bin_flops=c.bins * (c.n * c.c_in * (8 * c.c_out - 2) + c.c_out * c.c_in * (8 * c.n - 2))),
+            transforms=c.n * c.c_out + c.n * c.c_in + c.c_out * c.c_group, points=c.points,
+            bin_flops=c.bins * (c.n * c.c_in * (8 * c.out_group - 2)
+                                + c.c_out * c.c_group * (8 * c.n - 2))),
     },
     "fft_abs": {
         # read x, write |rfft2(x)|: one real transform per image, |.| per bin. "Direct":
@@ -192,11 +210,25 @@ def _conv(n, c_in, h, w, c_out, kh, kw) -> Conv | None:
     return Conv(n, c_in, c_out, h, w, kh, kw) if kh <= h and kw <= w else None
 
 
-def parse_case(layer: str, size, kernel):
-    """(formula key, parsed case) from the suite's size and kernel strings, or None when
-    the layer has no formula or the strings do not describe a case it runs."""
+def _conv_of_spec(spec) -> Conv | None:
+    """The layer-type view's ``conv`` string (scipy_layers.conv_spec) as a Conv."""
+    try:
+        case = parse_conv_case(spec)
+    except ValueError:
+        return None
+    (n, c_in, h, w), (c_out, kh, kw) = case.size, case.kernel
+    return Conv(n, c_in, c_out, h, w, kh, kw, case.groups, case.stride, case.padding,
+                case.dilation)
+
+
+def parse_case(layer: str, size, kernel, conv=None):
+    """(formula key, parsed case) from the suite's size and kernel strings (or, for the
+    batched conv's layer-type view, its conv string), or None when the layer has no
+    formula or the strings do not describe a case it runs."""
     dims, taps = _dims(size), _dims(kernel)
-    if layer == "conv2d" and dims and taps and len(dims) == 2 and len(taps) == 2:
+    if layer == "conv2d_nchw" and not _blank(conv):
+        shape = _conv_of_spec(conv)
+    elif layer == "conv2d" and dims and taps and len(dims) == 2 and len(taps) == 2:
         shape = _conv(1, 1, *dims, 1, *taps)
     elif layer == "conv2d_nchw" and dims and taps and 2 <= len(dims) <= 4 and 2 <= len(taps) <= 3:
         # As the registry's input maker reads them: missing leading dims are 1; a kernel
@@ -211,9 +243,9 @@ def parse_case(layer: str, size, kernel):
     return None if shape is None else ("fft_abs" if layer == "fft_abs" else "conv", shape)
 
 
-def work(layer: str, measurement: str, size, kernel) -> Work | None:
+def work(layer: str, measurement: str, size, kernel, conv=None) -> Work | None:
     """What ``measurement`` of a case must do (None: no formula for it)."""
-    parsed, passes = parse_case(layer, size, kernel), MEASUREMENT_PASSES.get(measurement)
+    parsed, passes = parse_case(layer, size, kernel, conv), MEASUREMENT_PASSES.get(measurement)
     if parsed is None or passes is None:
         return None
     key, shape = parsed
@@ -300,18 +332,21 @@ def _blank(value) -> bool:
 def bound_times(table: pd.DataFrame, calibrations: dict[str, Calibration]) -> np.ndarray:
     """Each row's bound (s): timed CPU cases at one thread on a calibrated machine, of a
     layer with a formula; NaN for every other row. Computed once per distinct case."""
-    columns = ["layer", "measurement", "size", "kernel", "dtype", "device", "threads", "machine"]
     if table.empty:
         return np.empty(0)
+    # (results without a layer-type view have no conv column)
+    table = table if "conv" in table else table.assign(conv=None)
+    columns = ["layer", "measurement", "size", "kernel", "conv", "dtype", "device", "threads",
+               "machine"]
     groups = table.groupby(columns, dropna=False, sort=False).ngroup().to_numpy()
     firsts = table.loc[~pd.Series(groups).duplicated().to_numpy(), columns]  # group order
 
-    def bound(layer, measurement, size, kernel, dtype, device, threads, machine) -> float:
+    def bound(layer, measurement, size, kernel, conv, dtype, device, threads, machine) -> float:
         calibration = calibrations.get(machine)
         if (calibration is None or measurement not in TIME_MEASUREMENTS or dtype not in ITEMSIZE
                 or not (_blank(device) or device == "cpu") or threads != DEFAULT_THREADS):
             return math.nan
-        item = work(layer, measurement, size, None if _blank(kernel) else kernel)
+        item = work(layer, measurement, size, None if _blank(kernel) else kernel, conv)
         return math.nan if item is None else calibration.bound(item, dtype)
 
     per_group = np.array([bound(*row) for row in firsts.itertuples(index=False)], dtype=float)

@@ -16,6 +16,8 @@ from .tables import with_blank_params
 
 SUMMARY_MEASUREMENT = "forward+backward"
 METHODS_KIND = "methods"  # bench_<layer>.<Name>Methods: every numpy/scipy method side by side
+LAYER_TYPES_KIND = "layertypes"  # bench_conv2d_nchw.Conv2dNCHWLayerTypes: a conv column
+CASE_COLUMNS = ("size", "kernel", "conv", "dtype", "device")  # what a case is, in a table
 
 
 def size_key(text: str) -> int:
@@ -34,7 +36,7 @@ def latest_runs(table: pd.DataFrame) -> pd.DataFrame:
 
 def _row_columns(frame: pd.DataFrame) -> list[str]:
     """The case columns worth a column here: those with more than a blank in them."""
-    return [c for c in ("size", "kernel", "dtype", "device", "layout", "values")
+    return [c for c in (*CASE_COLUMNS, "layout", "values")
             if c in frame and (frame[c] != "").any()]
 
 
@@ -48,7 +50,7 @@ def time_table(timings: pd.DataFrame, speedup: pd.DataFrame, layer: str,
                      & (timings["measurement"] == SUMMARY_MEASUREMENT)
                      & (timings["threads"] == DEFAULT_THREADS)]
     shown = picked["status"].isin(["ok", "failed"])
-    picked = picked[picked.groupby(["size", "kernel", "dtype", "device"])["status"].transform(
+    picked = picked[picked.groupby([c for c in CASE_COLUMNS if c in picked])["status"].transform(
         lambda s: s.isin(["ok", "failed"]).any())
         & picked["implementation"].isin(picked.loc[shown, "implementation"])]
     if picked.empty:
@@ -101,10 +103,10 @@ def _captioned(table: pd.DataFrame, title: str, note: str) -> list[str]:
     return [f"{title}{caption}; {note}", "", markdown_table(table.drop(columns=list(fixed))), ""]
 
 
-def limit_table(timings: pd.DataFrame, layer: str) -> pd.DataFrame:
+def limit_table(timings: pd.DataFrame, layer: str, kind: str = PLAIN_KIND) -> pd.DataFrame:
     """Cases with a bound as rows: the bound, then bound / time per implementation
     (native first), forward+backward at one thread (the calibration's)."""
-    picked = timings[(timings["layer"] == layer) & (timings["kind"] == PLAIN_KIND)
+    picked = timings[(timings["layer"] == layer) & (timings["kind"] == kind)
                      & (timings["measurement"] == SUMMARY_MEASUREMENT)
                      & (timings["threads"] == DEFAULT_THREADS) & (timings["status"] == "ok")
                      & timings["limit_fraction"].notna()]
@@ -170,6 +172,14 @@ def summary_markdown(timings, speedup, gradients, compare, threshold: float,
         lines += _captioned(limit_table(by_case, layer), "Fraction of the machine's limit, "
                             f"{SUMMARY_MEASUREMENT} (bound / time; `bound`: the lower bound "
                             "on the time)", "1 = at the limit, the larger the closer.")
+        lines += _captioned(time_table(by_case, latest_s, layer, LAYER_TYPES_KIND),
+                            f"Each kind of conv layer ({LAYER_TYPES_KIND} view; conv: input, "
+                            "C_out x kH x kW, then gG groups, sS stride, pP padding, dD "
+                            f"dilation): {SUMMARY_MEASUREMENT} time",
+                            "ratio = implementation / native (> 1: slower than native).")
+        lines += _captioned(limit_table(by_case, layer, LAYER_TYPES_KIND),
+                            f"Fraction of the machine's limit, {LAYER_TYPES_KIND} view",
+                            "bound / time, as above.")
         not_run = sorted(set(latest_t.loc[latest_t["layer"] == layer, "implementation"].dropna())
                          - set(times.columns))
         if not_run:

@@ -1,0 +1,93 @@
+"""A batched conv case written as one readable string, for the asv suite's layer-type
+view, its report and tools/side_by_side.py:
+
+    "8x64x28x28 64x3x3 g64 s2 p1"
+
+the input N x C x H x W, then C_out x kH x kW, then conv2d's keyword arguments by letter,
+each at most once: gG groups, sS stride, pP padding, dD dilation (the defaults 1, 1, 0, 1
+when absent). The weight is C_out x C/G x kH x kW, as F.conv2d takes it.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# letter -> (conv2d's keyword, its smallest value)
+OPTION_LETTERS = {"g": ("groups", 1), "s": ("stride", 1), "p": ("padding", 0),
+                  "d": ("dilation", 1)}
+_DEFAULTS = {"groups": 1, "stride": 1, "padding": 0, "dilation": 1}
+OPTIONS_HELP = ("gG (groups >= 1), sS (stride >= 1), pP (padding >= 0), dD (dilation >= 1), "
+                "each at most once")
+
+
+def parse_options(fields) -> dict:
+    """{'groups': G, ...} from fields like 'g4', 's2'; ValueError naming a bad field."""
+    options = {}
+    for field in fields:
+        match = re.fullmatch(r"([gspd])(\d+)", field)
+        name, smallest = OPTION_LETTERS.get(match.group(1) if match else "", (None, 0))
+        if name is None or name in options or int(match.group(2)) < smallest:
+            raise ValueError(f"{field!r} is not one of {OPTIONS_HELP}")
+        options[name] = int(match.group(2))
+    return options
+
+
+def _dims(text: str, count: int, what: str) -> tuple[int, ...]:
+    parts = text.split("x")
+    if len(parts) != count or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"{what} must be {count} positive ints joined by 'x', got {text!r}")
+    return tuple(int(p) for p in parts)
+
+
+@dataclass(frozen=True)
+class ConvCase:
+    """One batched conv: input (N, C, H, W), kernel (C_out, kH, kW) and conv2d's options."""
+    size: tuple[int, int, int, int]
+    kernel: tuple[int, int, int]
+    groups: int = 1
+    stride: int = 1
+    padding: int = 0
+    dilation: int = 1
+
+    @property
+    def options(self) -> dict:
+        """conv2d's keyword arguments that differ from their defaults."""
+        return {name: getattr(self, name) for name in _DEFAULTS
+                if getattr(self, name) != _DEFAULTS[name]}
+
+    @property
+    def weight_shape(self) -> tuple[int, int, int, int]:
+        c_out, k_h, k_w = self.kernel
+        return c_out, self.size[1] // self.groups, k_h, k_w
+
+    @property
+    def output_hw(self) -> tuple[int, int]:
+        """(Ho, Wo), as F.conv2d computes them."""
+        return tuple((n + 2 * self.padding - self.dilation * (k - 1) - 1) // self.stride + 1
+                     for n, k in zip(self.size[2:], self.kernel[1:]))
+
+    def __str__(self) -> str:
+        given = "".join(f" {letter}{self.options[name]}"
+                        for letter, (name, _) in OPTION_LETTERS.items() if name in self.options)
+        return f"{'x'.join(map(str, self.size))} {'x'.join(map(str, self.kernel))}{given}"
+
+
+def parse_conv_case(text: str) -> ConvCase:
+    """The ConvCase a string names; ValueError saying what is wrong and what is accepted."""
+    fields = str(text).split()
+    if len(fields) < 2:
+        raise ValueError(f"conv case {text!r}: expected 'NxCxHxW C_outxkHxkW' and options "
+                         f"({OPTIONS_HELP}), e.g. '8x64x28x28 64x3x3 g64 s2 p1'")
+    try:
+        case = ConvCase(_dims(fields[0], 4, "the input"), _dims(fields[1], 3, "the kernel"),
+                        **parse_options(fields[2:]))
+    except ValueError as error:
+        raise ValueError(f"conv case {text!r}: {error}") from None
+    channels, out_channels = case.size[1], case.kernel[0]
+    if channels % case.groups or out_channels % case.groups:
+        raise ValueError(f"conv case {text!r}: groups={case.groups} must divide C "
+                         f"({channels}) and C_out ({out_channels})")
+    if min(case.output_hw) < 1:
+        raise ValueError(f"conv case {text!r}: the kernel's extent (dilated) exceeds the "
+                         f"padded input")
+    return case

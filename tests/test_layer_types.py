@@ -1,0 +1,152 @@
+"""The batched conv's layer-type view: the conv strings (scipy_layers.conv_spec), the
+suite's cases (bench_conv2d_nchw.Conv2dNCHWLayerTypes), their bounds in the report and
+their table in summary.md (results synthesised beside the real fixture ones)."""
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from benchmarks.bench_conv2d_nchw import LAYER_TYPES, Conv2dNCHWLayerTypes
+from fixtures.asv_variants import FIXTURE, copy_results, load, results_files, save
+from scipy_layers import LAYERS
+from scipy_layers.conv_spec import ConvCase, parse_conv_case
+from scipy_layers.reports import build_report, read_results
+from scipy_layers.reports.limits import work
+from test_reports_limits import write_calibration
+
+BENCH = "bench_conv2d_nchw.Conv2dNCHWLayerTypes.time_forward_backward"
+
+
+@pytest.mark.parametrize("spec", LAYER_TYPES)
+def test_each_layer_type_reads_back_as_written_and_shapes_as_torch_does(spec):
+    case = parse_conv_case(spec)
+    assert str(case) == spec and parse_conv_case(str(case)) == case
+    x = torch.empty(case.size, device="meta")
+    w = torch.empty(case.weight_shape, device="meta")
+    assert F.conv2d(x, w, **case.options).shape[-2:] == case.output_hw
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("8x64x28x28 64x3x3 g64 s2 p1", ConvCase((8, 64, 28, 28), (64, 3, 3), 64, 2, 1, 1)),
+    ("1x3x9x7 5x2x3 d3 p0", ConvCase((1, 3, 9, 7), (5, 2, 3), dilation=3)),
+    ("  2x4x5x5   4x1x1  ", ConvCase((2, 4, 5, 5), (4, 1, 1))),
+])
+def test_options_default_and_any_order(text, expected):
+    case = parse_conv_case(text)
+    assert case == expected
+    assert case.options == {k: v for k, v in (("groups", expected.groups),
+                                              ("stride", expected.stride),
+                                              ("padding", expected.padding),
+                                              ("dilation", expected.dilation))
+                            if v != {"padding": 0}.get(k, 1)}
+
+
+@pytest.mark.parametrize("text,message", [
+    ("", "expected 'NxCxHxW C_outxkHxkW'"),
+    ("8x64x28x28", "expected 'NxCxHxW C_outxkHxkW'"),
+    ("8x64x28 64x3x3", "the input must be 4 positive ints"),
+    ("8x64x28x28 64x3", "the kernel must be 3 positive ints"),
+    ("8x0x28x28 64x3x3", "the input must be 4 positive ints"),
+    ("8x64x28x28 64x3x3 g2 g2", "'g2' is not one of gG (groups >= 1)"),
+    ("8x64x28x28 64x3x3 s0", "'s0' is not one of"),
+    ("8x64x28x28 64x3x3 x2", "'x2' is not one of"),
+    ("8x64x28x28 64x3x3 p-1", "'p-1' is not one of"),
+    ("8x64x28x28 6x3x3 g4", "groups=4 must divide C (64) and C_out (6)"),
+    ("1x1x4x4 1x3x3 d2", "exceeds the padded input"),
+])
+def test_bad_conv_strings_say_what_is_wrong(text, message):
+    with pytest.raises(ValueError, match="conv case") as error:
+        parse_conv_case(text)
+    assert message in str(error.value)
+
+
+def test_the_registry_maker_takes_groups():
+    x, w, b = LAYERS["conv2d_nchw"].make_inputs((2, 8, 5, 5), (4, 3, 3), groups=4, seed=2)
+    assert (x.shape, w.shape, b.shape) == ((2, 8, 5, 5), (4, 2, 3, 3), (4,))
+    # the same seed draws the same input whatever the groups
+    assert torch.equal(x, LAYERS["conv2d_nchw"].make_inputs((2, 8, 5, 5), (4, 3, 3), seed=2)[0])
+    for groups in (0, 3, 2.0, "2"):
+        with pytest.raises(ValueError, match="groups must be a positive int dividing"):
+            LAYERS["conv2d_nchw"].make_inputs((2, 8, 5, 5), (4, 3, 3), groups=groups)
+
+
+@pytest.mark.parametrize("spec", LAYER_TYPES)
+def test_the_suite_runs_each_layer_type_with_its_options(spec):
+    case = parse_conv_case(spec)
+    bench = Conv2dNCHWLayerTypes()
+    bench.setup("native", spec, "float32")
+    x, w, b = bench.inputs
+    assert (x.shape, w.shape, b.shape) == (case.size, case.weight_shape, (case.kernel[0],))
+    output = bench.fn(*bench.inputs)
+    assert output.shape == (case.size[0], case.kernel[0], *case.output_hw)
+    assert bench.grad_output.shape == output.shape
+    expected = F.conv2d(x, w, b, **case.options)
+    assert torch.equal(output, expected)
+    with pytest.raises(NotImplementedError, match="outside the default grid"):
+        Conv2dNCHWLayerTypes().setup("scipy", spec, "float64")
+
+
+def test_a_layer_types_bound_by_hand():
+    # 2x4x8x8 -> 4, 3x3 depthwise at stride 2, padding 1: Ho = Wo = (8 + 2 - 2 - 1) // 2 + 1
+    forward = work("conv2d_nchw", "forward", "", "", "2x4x8x8 4x3x3 g4 s2 p1")
+    outputs, weights, inputs = 2 * 4 * 4 * 4, 4 * 1 * 9, 2 * 4 * 8 * 8
+    assert forward.elements == inputs + weights + outputs
+    assert forward.direct_flops == 2 * outputs * 9           # one channel per output's sum
+    assert forward.points == 10 * 10                         # the padded input
+    assert forward.transforms == 2 * 4 + 4 * 1 + 2 * 4
+    # without options the conv string is the suite's size and kernel
+    for measurement in ("forward", "backward", "forward+backward"):
+        assert (work("conv2d_nchw", measurement, "", "", "8x3x32x32 16x7x7")
+                == work("conv2d_nchw", measurement, "8x3x32x32", "16x7x7"))
+    assert work("conv2d_nchw", "forward", "", "", "8x3x32x32 16x7x7 g2") is None  # 3 % 2
+    assert work("conv2d_nchw", "forward", "", "", "not a conv") is None
+
+
+PLAIN = "bench_conv2d_nchw.Conv2dNCHW.time_forward_backward"
+
+
+def with_layer_types(results):
+    """The fixture results (which predate the batched conv) plus one case of its plain
+    view and a layer-type view of two convs, float32 only."""
+    convs = ["8x32x56x56 32x3x3 g32 p1", "2x256x16x16 1x3x3"]
+    added = {  # benchmark -> (param names, params, values in asv's row-major order)
+        PLAIN: (["implementation", "size", "kernel", "dtype"],
+                [["'native'", "'scipy'"], ["'8x3x32x32'"], ["'3x3'"], ["'float32'"]], [5e-3, 6e-3]),
+        BENCH: (["implementation", "conv", "dtype"],
+                [["'native'", "'scipy'"], [repr(c) for c in convs], ["'float32'"]],
+                [4e-3, 2e-3, 3e-3, 1e-3]),
+    }
+    index = results / "benchmarks.json"
+    benchmarks = json.loads(index.read_text())
+    for name, (names, params, values) in added.items():
+        for path in results_files(results):
+            data = load(path)
+            entry = [values, params, "1", data["date"], 1.0]
+            data["results"][name] = entry + [None] * (len(data["result_columns"]) - len(entry))
+            save(path, data)
+        benchmarks[name] = {**benchmarks["bench_conv2d.Conv2dMethods.time_forward_backward"],
+                            "name": name, "param_names": names, "params": params, "version": "1"}
+    index.write_text(json.dumps(benchmarks))
+    return results
+
+
+def test_the_report_bounds_the_layer_types_and_summary_shows_them(tmp_path):
+    results = with_layer_types(copy_results(tmp_path / "results"))
+    write_calibration(results)
+    timings = read_results(results)
+    rows = timings[timings["benchmark"] == BENCH]
+    assert len(rows) == 4 and set(rows["kind"]) == {"layertypes"}
+    depthwise = rows[rows["conv"] == "8x32x56x56 32x3x3 g32 p1"]
+    assert (depthwise["bound_time"] > 0).all() and depthwise["bound_time"].nunique() == 1
+    assert (timings.loc[timings["benchmark"] != BENCH, "conv"].isna()).all()
+    plain = timings[timings["benchmark"] == PLAIN]
+    assert set(plain["kind"]) == {"timings"} and (plain["bound_time"] > 0).all()
+    build_report(results, tmp_path / "out", with_plots=False)
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "Each kind of conv layer (layertypes view" in summary
+    assert "| 8x32x56x56 32x3x3 g32 p1 | 4 ms | 3 ms | 0.75 |" in summary
+    assert "| 2x256x16x16 1x3x3 | 2 ms | 1 ms | 0.50 |" in summary
+    assert "| 8x3x32x32 | 5 ms | 6 ms | 1.20 |" in summary  # the plain view: no conv column
+    assert "Fraction of the machine's limit, layertypes view" in summary
+    assert FIXTURE.exists()  # (the original results stay as they were: a copy was changed)
