@@ -137,3 +137,21 @@ def test_cnn_options_reach_both_layers_and_native(text, kwargs, monkeypatch):
         torch.testing.assert_close(mine, theirs)
     x, w = grads["native"][:2]
     assert w.shape[1] == x.shape[1] // kwargs.get("groups", 1)
+
+
+def test_the_script_settles_malloc_before_timing(monkeypatch, capsys):
+    """As the suite's timing processes: at glibc's start-up thresholds native's depthwise
+    conv faults its pages in on every call (11-14 ms against 3 ms settled)."""
+    import importlib
+
+    import benchmarks.common as common
+    order = []
+    monkeypatch.setattr(common, "settle_allocator", lambda: order.append("settled"))
+    timed = side_by_side.timed
+    monkeypatch.setattr(side_by_side, "timed",
+                        lambda functions, batches: order.append("timed") or timed(functions, batches))
+    monkeypatch.setattr(side_by_side, "import_commit",
+                        lambda rev, into: importlib.import_module("scipy_layers"))
+    assert side_by_side.main(["--base", "HEAD", "--batches", "1", "--cases", "fft:8:float64"]) == 0
+    assert order == ["settled", "timed"]
+    assert "| fft 8x8 float64 |" in capsys.readouterr().out

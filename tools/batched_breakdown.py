@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.bench_conv2d_nchw import OUTPUT_CHANNELS  # noqa: E402
+from benchmarks.common import settle_allocator  # noqa: E402
 from calibrate import time_calls  # noqa: E402  (this folder: the script's own)
 from scipy_layers import conv2d  # noqa: E402
 from scipy_layers._nchw_kernels import _grad_weight  # noqa: E402
@@ -62,6 +63,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=30)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    settle_allocator()  # malloc as the suite's timing processes have it
     dtype = getattr(torch, args.dtype)
     with threadpoolctl.threadpool_limits(1):
         blas = [f"{i['internal_api']} {i.get('version')} {i.get('architecture')}"

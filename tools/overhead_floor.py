@@ -27,6 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rotated_batches import batch_times  # noqa: E402  (tools/, this script's folder)
+from benchmarks.common import settle_allocator  # noqa: E402
 from scipy_layers import fft_abs, native_conv2d, native_fft_abs, scipy_conv2d  # noqa: E402
 from scipy_layers import _dft_axes, conv, fft  # noqa: E402
 from scipy_layers._numpy_bridge import to_numpy, to_tensor  # noqa: E402
@@ -115,7 +116,7 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)  # the same inputs every run ("auto" may look at the values)
-    np.empty(24 * 2**20, dtype=np.uint8)  # settle malloc as the suite does
+    settle_allocator()  # malloc as the suite's timing processes have it
     dtype = getattr(torch, args.dtype)
     print(f"{args.dtype}, torch {torch.__version__} at 1 thread; forward+backward medians (us)\n")
     print("| layer | N | native | null numpy layer | kernels only | layer | null / native | "

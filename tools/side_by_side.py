@@ -214,6 +214,11 @@ def main(argv=None) -> int:
         parser.error("--batches must be at least 1")
     import torch
     torch.set_num_threads(1)
+    # malloc as in a long-running process, as the suite's timing processes have it: at
+    # its start-up thresholds native's depthwise conv faults ~3,000 pages a call (8x32x56x56
+    # float32 fwd+bwd 11-14 ms against 3 ms settled), which no training loop pays
+    from benchmarks.common import settle_allocator
+    settle_allocator()
     import scipy_layers as head  # (this checkout's: ROOT is on the path)
     with tempfile.TemporaryDirectory() as tmp:
         base = import_commit(args.base, Path(tmp))
