@@ -21,20 +21,25 @@ OPTIONS_HELP = ("gG (groups >= 1), sS (stride >= 1), pP (padding >= 0), dD (dila
 
 
 def parse_options(fields) -> dict:
-    """{'groups': G, ...} from fields like 'g4', 's2'; ValueError naming a bad field."""
+    """{'groups': G, ...} from a list of fields like ['g4', 's2']; ValueError naming a bad
+    field (ASCII digits only: '٢' or '２' are not read as 2)."""
+    if isinstance(fields, (str, bytes)):
+        raise ValueError(f"options must be a list of fields like ['g4', 's2'], got {fields!r}")
     options = {}
     for field in fields:
-        match = re.fullmatch(r"([gspd])(\d+)", field)
+        match = re.fullmatch(r"([gspd])([0-9]+)", field) if isinstance(field, str) else None
         name, smallest = OPTION_LETTERS.get(match.group(1) if match else "", (None, 0))
-        if name is None or name in options or int(match.group(2)) < smallest:
+        if name is None or int(match.group(2)) < smallest:
             raise ValueError(f"{field!r} is not one of {OPTIONS_HELP}")
+        if name in options:
+            raise ValueError(f"{field!r}: {name} is given twice")
         options[name] = int(match.group(2))
     return options
 
 
 def _dims(text: str, count: int, what: str) -> tuple[int, ...]:
     parts = text.split("x")
-    if len(parts) != count or not all(p.isdigit() and int(p) > 0 for p in parts):
+    if len(parts) != count or not all(re.fullmatch("[0-9]+", p) and int(p) > 0 for p in parts):
         raise ValueError(f"{what} must be {count} positive ints joined by 'x', got {text!r}")
     return tuple(int(p) for p in parts)
 
@@ -74,7 +79,8 @@ class ConvCase:
 
 def parse_conv_case(text: str) -> ConvCase:
     """The ConvCase a string names; ValueError saying what is wrong and what is accepted."""
-    fields = str(text).split()
+    # (split on ASCII spaces and tabs only, as the strings are written)
+    fields = re.split(r"[ \t]+", text.strip(" \t")) if isinstance(text, str) else []
     if len(fields) < 2:
         raise ValueError(f"conv case {text!r}: expected 'NxCxHxW C_outxkHxkW' and options "
                          f"({OPTIONS_HELP}), e.g. '8x64x28x28 64x3x3 g64 s2 p1'")

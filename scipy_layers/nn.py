@@ -14,7 +14,7 @@ from torch.autograd import Function
 from . import _nchw_kernels as kernels
 from . import _nchw_shift, gpu
 from ._checks import check_method_name
-from ._nchw_args import check_conv2d_arguments, check_padding_mode
+from ._nchw_args import _is_int, check_conv2d_arguments, check_padding_mode
 from ._numpy_bridge import (ForwardState, apply_positional, linear_tangent, numpy_gradients,
                             numpy_quiet, opaque_to_compile, shape_only, to_numpy, to_tensor,
                             vmap_by_loop)
@@ -228,12 +228,12 @@ def make_conv2d_nchw_inputs(size, kernel, dtype=torch.float64, device="cpu", see
                          f"got size={size!r}, kernel={kernel!r}")
     n, c_in, height, width = (1,) * (4 - len(size)) + size
     c_out, k_h, k_w = (1,) * (3 - len(kernel)) + kernel
-    if not (isinstance(groups, int) and groups >= 1 and c_in % groups == 0
-            and c_out % groups == 0):
+    # (an int as conv2d takes it: numpy ints too, not bools)
+    if not (_is_int(groups) and groups >= 1 and c_in % groups == 0 and c_out % groups == 0):
         raise ValueError(f"groups must be a positive int dividing C_in ({c_in}) and C_out "
                          f"({c_out}); got groups={groups!r}")
     gen = torch.Generator().manual_seed(seed)
-    shapes = ((n, c_in, height, width), (c_out, c_in // groups, k_h, k_w), (c_out,))
+    shapes = ((n, c_in, height, width), (c_out, c_in // int(groups), k_h, k_w), (c_out,))
     return tuple(
         torch.randn(shape, generator=gen, dtype=dtype).to(device).requires_grad_(requires_grad)
         for shape in shapes

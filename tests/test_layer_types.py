@@ -2,15 +2,18 @@
 suite's cases (bench_conv2d_nchw.Conv2dNCHWLayerTypes), their bounds in the report and
 their table in summary.md (results synthesised beside the real fixture ones)."""
 import json
+import sys
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from benchmarks.bench_conv2d_nchw import LAYER_TYPES, Conv2dNCHWLayerTypes
+from benchmarks.common import kernel_too_large
 from fixtures.asv_variants import FIXTURE, copy_results, load, results_files, save
 from scipy_layers import LAYERS
-from scipy_layers.conv_spec import ConvCase, parse_conv_case
+from scipy_layers.conv_spec import ConvCase, parse_conv_case, parse_options
 from scipy_layers.reports import build_report, read_results
 from scipy_layers.reports.limits import work
 from test_reports_limits import write_calibration
@@ -48,7 +51,12 @@ def test_options_default_and_any_order(text, expected):
     ("8x64x28 64x3x3", "the input must be 4 positive ints"),
     ("8x64x28x28 64x3", "the kernel must be 3 positive ints"),
     ("8x0x28x28 64x3x3", "the input must be 4 positive ints"),
-    ("8x64x28x28 64x3x3 g2 g2", "'g2' is not one of gG (groups >= 1)"),
+    ("8x64x28x28 64x3x3 g2 g2", "'g2': groups is given twice"),
+    ("８x64x28x28 64x3x3", "the input must be 4 positive ints"),   # ASCII digits only
+    ("²x64x28x28 64x3x3", "the input must be 4 positive ints"),
+    ("8x64x28x28 64x3x3 s٢", "'s٢' is not one of"),
+    (None, "expected 'NxCxHxW C_outxkHxkW'"),
+    (b"8x64x28x28 64x3x3", "expected 'NxCxHxW C_outxkHxkW'"),
     ("8x64x28x28 64x3x3 s0", "'s0' is not one of"),
     ("8x64x28x28 64x3x3 x2", "'x2' is not one of"),
     ("8x64x28x28 64x3x3 p-1", "'p-1' is not one of"),
@@ -61,12 +69,68 @@ def test_bad_conv_strings_say_what_is_wrong(text, message):
     assert message in str(error.value)
 
 
+@pytest.mark.parametrize("fields,message", [
+    ("g2 s2", "options must be a list of fields"), ([None], "None is not one of"),
+    ([5], "5 is not one of"), (["s1", "s2"], "'s2': stride is given twice")])
+def test_bad_options_say_what_is_wrong(fields, message):
+    with pytest.raises(ValueError) as error:
+        parse_options(fields)
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize("spec", LAYER_TYPES)
+def test_the_suites_parts_of_each_case_are_the_ones_its_name_says(spec):
+    size, kernel, options = LAYER_TYPES[spec]
+    case = parse_conv_case(spec)
+    assert (size, kernel, options) == ("x".join(map(str, case.size)),
+                                       "x".join(map(str, case.kernel)), case.options)
+
+
+def test_the_suite_imports_and_runs_without_conv_spec_or_grouped_inputs(monkeypatch):
+    """Against a commit older than the layer-type view: its module imports, ungrouped cases
+    run, grouped ones are skipped with a reason (asv shows n/a)."""
+    import dataclasses
+    import importlib
+
+    import benchmarks.bench_conv2d_nchw as suite
+    import benchmarks.common as common
+    monkeypatch.setitem(sys.modules, "scipy_layers.conv_spec", None)  # (import fails)
+    importlib.reload(suite)
+    layer = LAYERS["conv2d_nchw"]
+
+    def old_maker(size, kernel, dtype=torch.float64, device="cpu", seed=0, requires_grad=True):
+        return layer.make_inputs(size, kernel, dtype, device, seed, requires_grad)
+
+    monkeypatch.setitem(LAYERS, "conv2d_nchw", dataclasses.replace(layer, make_inputs=old_maker))
+    common.cached_inputs.cache_clear()
+    try:
+        bench = suite.Conv2dNCHWLayerTypes()
+        bench.setup("scipy", "8x16x32x32 32x3x3 s2 p1", "float32")
+        assert bench.fn(*bench.inputs).shape == (8, 32, 16, 16)
+        with pytest.raises(NotImplementedError, match="makes no grouped weights"):
+            suite.Conv2dNCHWLayerTypes().setup("scipy", "8x128x14x14 128x3x3 g8 p1", "float32")
+    finally:
+        common.cached_inputs.cache_clear()
+    monkeypatch.undo()
+    importlib.reload(suite)
+
+
+def test_padding_and_dilation_decide_whether_the_kernel_fits():
+    assert kernel_too_large("4x3x3", "1x4x2x2") and not kernel_too_large(
+        "4x3x3", "1x4x2x2", (("padding", 1),))
+    assert not kernel_too_large("4x7x7", "1x4x5x5", (("padding", 3),))
+    assert kernel_too_large("4x3x3", "1x4x5x5", (("padding", 1), ("dilation", 4)))
+    assert not kernel_too_large("4x3x3", "1x4x5x5", (("padding", 1), ("dilation", 3)))
+
+
 def test_the_registry_maker_takes_groups():
     x, w, b = LAYERS["conv2d_nchw"].make_inputs((2, 8, 5, 5), (4, 3, 3), groups=4, seed=2)
     assert (x.shape, w.shape, b.shape) == ((2, 8, 5, 5), (4, 2, 3, 3), (4,))
     # the same seed draws the same input whatever the groups
     assert torch.equal(x, LAYERS["conv2d_nchw"].make_inputs((2, 8, 5, 5), (4, 3, 3), seed=2)[0])
-    for groups in (0, 3, 2.0, "2"):
+    assert LAYERS["conv2d_nchw"].make_inputs((2, 8, 5, 5), (4, 3, 3),
+                                             groups=np.int64(2))[1].shape == (4, 4, 3, 3)
+    for groups in (0, 3, 2.0, "2", True, -2):
         with pytest.raises(ValueError, match="groups must be a positive int dividing"):
             LAYERS["conv2d_nchw"].make_inputs((2, 8, 5, 5), (4, 3, 3), groups=groups)
 
@@ -150,3 +214,43 @@ def test_the_report_bounds_the_layer_types_and_summary_shows_them(tmp_path):
     assert "| 8x3x32x32 | 5 ms | 6 ms | 1.20 |" in summary  # the plain view: no conv column
     assert "Fraction of the machine's limit, layertypes view" in summary
     assert FIXTURE.exists()  # (the original results stay as they were: a copy was changed)
+
+
+def test_sizes_no_float_holds_get_a_blank_bound_not_a_crash(tmp_path):
+    results = with_layer_types(copy_results(tmp_path / "results"))
+    huge = "1x1x" + "9" * 400 + "x5 1x3x3"
+    for path in results_files(results):
+        data = load(path)
+        data["results"][BENCH][1][1] = [repr(huge), repr("1x1x5x5 1x3x3 p" + "9" * 200)]
+        save(path, data)
+    write_calibration(results)
+    rows = read_results(results).query("benchmark == @BENCH")
+    assert len(rows) == 4 and rows["bound_time"].isna().all()
+
+
+def test_the_summary_names_no_implementation_as_not_run_when_one_view_ran(tmp_path):
+    """Only the layer-type view ran at the commit (asv run -b LayerTypes): its
+    implementations ran, whatever the plain view shows."""
+    results = with_layer_types(copy_results(tmp_path / "results"))
+    for path in results_files(results):
+        data = load(path)
+        data["results"][PLAIN][0] = [float("nan")] * 2  # (skipped in the plain view)
+        save(path, data)
+    build_report(results, tmp_path / "out", with_plots=False)
+    section = (tmp_path / "out" / "summary.md").read_text().split("## conv2d_nchw")[1]
+    assert "| 8x32x56x56 32x3x3 g32 p1 | 4 ms | 3 ms | 0.75 |" in section
+    assert "Not run at this commit" not in section.split("## ")[0]
+
+
+def test_the_gate_and_the_compare_page_name_the_conv():
+    import pandas as pd
+
+    from scipy_layers.reports.gate import case_label
+    sys.path.insert(0, str(FIXTURE.parents[2] / "tools"))
+    import compare_page
+    row = {"layer": "conv2d_nchw", "implementation": "scipy", "measurement": "forward+backward",
+           "size": "", "kernel": "", "conv": "8x64x28x28 64x3x3 g64 s2 p1", "dtype": "float32",
+           "threads": "1", "machine": "m"}
+    assert case_label(pd.Series(row)) == ("conv2d_nchw scipy forward+backward "
+                                          "8x64x28x28 64x3x3 g64 s2 p1 float32 (m)")
+    assert compare_page.case_label(row) == "8x64x28x28 64x3x3 g64 s2 p1 float32, 1 thread"

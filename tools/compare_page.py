@@ -33,7 +33,8 @@ COLUMNS = {
 REQUIRED = ("layer", "implementation", "measurement", "verdict", "benchmark", "commit_a", "commit_b")
 # Parameter columns shown as the case; named as asv names the parameters, so they also
 # select the case on asv's graph page.
-CASE_COLUMNS = ("size", "kernel", "dtype", "device", "threads", "quantity", "layout", "values")
+CASE_COLUMNS = ("size", "kernel", "conv", "dtype", "device", "threads", "quantity", "layout",
+                "values")
 GRADIENT_KEY = ("layer", "implementation", "size", "kernel", "dtype")  # a case's gradients
 NATIVE = "native"
 CHANGED = {"faster", "slower"}

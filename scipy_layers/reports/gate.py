@@ -9,7 +9,8 @@ import pandas as pd
 from .compare import CHANGED, TIME_UNIT, native_control
 from .naming import NATIVE
 
-CASE_PARTS = ["size", "kernel", "dtype", "device", "threads", "quantity", "layout", "values"]
+CASE_PARTS = ["size", "kernel", "conv", "dtype", "device", "threads", "quantity", "layout",
+              "values"]
 
 
 def case_label(row: pd.Series) -> str:

@@ -346,8 +346,11 @@ def bound_times(table: pd.DataFrame, calibrations: dict[str, Calibration]) -> np
         if (calibration is None or measurement not in TIME_MEASUREMENTS or dtype not in ITEMSIZE
                 or not (_blank(device) or device == "cpu") or threads != DEFAULT_THREADS):
             return math.nan
-        item = work(layer, measurement, size, None if _blank(kernel) else kernel, conv)
-        return math.nan if item is None else calibration.bound(item, dtype)
+        try:
+            item = work(layer, measurement, size, None if _blank(kernel) else kernel, conv)
+            return math.nan if item is None else calibration.bound(item, dtype)
+        except OverflowError:  # (sizes no float holds, in a hand-made results file)
+            return math.nan
 
     per_group = np.array([bound(*row) for row in firsts.itertuples(index=False)], dtype=float)
     return per_group[groups]

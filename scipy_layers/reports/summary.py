@@ -163,16 +163,17 @@ def summary_markdown(timings, speedup, gradients, compare, threshold: float,
         lines += [f"## {layer}", "", escape(spec.description) if spec else "(not in the registry)", ""]
         by_case = with_blank_params(latest_t)
         times = time_table(by_case, latest_s, layer)
+        methods = time_table(by_case, latest_s, layer, METHODS_KIND)
+        layer_types = time_table(by_case, latest_s, layer, LAYER_TYPES_KIND)
         lines += _captioned(times, f"{SUMMARY_MEASUREMENT} time (torch at one thread on the "
                             "CPU; every CUDA call synchronised)",
                             "ratio = implementation / native (> 1: slower than native).")
-        lines += _captioned(time_table(by_case, latest_s, layer, METHODS_KIND),
-                            f"Every method ({METHODS_KIND} view): {SUMMARY_MEASUREMENT} time",
-                            "`scipy` is the method the layer's rule picks.")
+        lines += _captioned(methods, f"Every method ({METHODS_KIND} view): {SUMMARY_MEASUREMENT} "
+                            "time", "`scipy` is the method the layer's rule picks.")
         lines += _captioned(limit_table(by_case, layer), "Fraction of the machine's limit, "
                             f"{SUMMARY_MEASUREMENT} (bound / time; `bound`: the lower bound "
                             "on the time)", "1 = at the limit, the larger the closer.")
-        lines += _captioned(time_table(by_case, latest_s, layer, LAYER_TYPES_KIND),
+        lines += _captioned(layer_types,
                             f"Each kind of conv layer ({LAYER_TYPES_KIND} view; conv: input, "
                             "C_out x kH x kW, then gG groups, sS stride, pP padding, dD "
                             f"dilation): {SUMMARY_MEASUREMENT} time",
@@ -180,8 +181,9 @@ def summary_markdown(timings, speedup, gradients, compare, threshold: float,
         lines += _captioned(limit_table(by_case, layer, LAYER_TYPES_KIND),
                             f"Fraction of the machine's limit, {LAYER_TYPES_KIND} view",
                             "bound / time, as above.")
+        shown = set(times.columns) | set(methods.columns) | set(layer_types.columns)
         not_run = sorted(set(latest_t.loc[latest_t["layer"] == layer, "implementation"].dropna())
-                         - set(times.columns))
+                         - shown)
         if not_run:
             lines += ["Not run at this commit (all skipped): " + ", ".join(not_run) + ".", ""]
         verdicts = verdict_table(latest_g, layer)
