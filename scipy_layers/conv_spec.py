@@ -23,14 +23,16 @@ OPTIONS_HELP = ("gG (groups >= 1), sS (stride >= 1), pP (padding >= 0), dD (dila
 def parse_options(fields) -> dict:
     """{'groups': G, ...} from a list of fields like ['g4', 's2']; ValueError naming a bad
     field (ASCII digits only: '٢' or '２' are not read as 2)."""
-    if isinstance(fields, (str, bytes)):
-        raise ValueError(f"options must be a list of fields like ['g4', 's2'], got {fields!r}")
+    if not isinstance(fields, (list, tuple)):
+        raise ValueError(f"options must be a list of fields like ['g4', 's2'], got "
+                         f"{fields!r:.60}")
     options = {}
     for field in fields:
-        match = re.fullmatch(r"([gspd])([0-9]+)", field) if isinstance(field, str) else None
+        # (at most 9 digits: no conv is larger, and int() refuses 4300)
+        match = re.fullmatch(r"([gspd])([0-9]{1,9})", field) if isinstance(field, str) else None
         name, smallest = OPTION_LETTERS.get(match.group(1) if match else "", (None, 0))
         if name is None or int(match.group(2)) < smallest:
-            raise ValueError(f"{field!r} is not one of {OPTIONS_HELP}")
+            raise ValueError(f"{field!r:.60} is not one of {OPTIONS_HELP}")
         if name in options:
             raise ValueError(f"{field!r}: {name} is given twice")
         options[name] = int(match.group(2))
@@ -39,8 +41,10 @@ def parse_options(fields) -> dict:
 
 def _dims(text: str, count: int, what: str) -> tuple[int, ...]:
     parts = text.split("x")
-    if len(parts) != count or not all(re.fullmatch("[0-9]+", p) and int(p) > 0 for p in parts):
-        raise ValueError(f"{what} must be {count} positive ints joined by 'x', got {text!r}")
+    if len(parts) != count or not all(re.fullmatch("[0-9]{1,9}", p) and int(p) > 0
+                                      for p in parts):
+        raise ValueError(f"{what} must be {count} positive ints (up to 9 digits) joined by "
+                         f"'x', got {text!r:.60}")
     return tuple(int(p) for p in parts)
 
 
@@ -82,13 +86,13 @@ def parse_conv_case(text: str) -> ConvCase:
     # (split on ASCII spaces and tabs only, as the strings are written)
     fields = re.split(r"[ \t]+", text.strip(" \t")) if isinstance(text, str) else []
     if len(fields) < 2:
-        raise ValueError(f"conv case {text!r}: expected 'NxCxHxW C_outxkHxkW' and options "
+        raise ValueError(f"conv case {text!r:.80}: expected 'NxCxHxW C_outxkHxkW' and options "
                          f"({OPTIONS_HELP}), e.g. '8x64x28x28 64x3x3 g64 s2 p1'")
     try:
         case = ConvCase(_dims(fields[0], 4, "the input"), _dims(fields[1], 3, "the kernel"),
                         **parse_options(fields[2:]))
     except ValueError as error:
-        raise ValueError(f"conv case {text!r}: {error}") from None
+        raise ValueError(f"conv case {text!r:.80}: {error}") from None
     channels, out_channels = case.size[1], case.kernel[0]
     if channels % case.groups or out_channels % case.groups:
         raise ValueError(f"conv case {text!r}: groups={case.groups} must divide C "

@@ -70,7 +70,9 @@ def test_bad_conv_strings_say_what_is_wrong(text, message):
 
 
 @pytest.mark.parametrize("fields,message", [
-    ("g2 s2", "options must be a list of fields"), ([None], "None is not one of"),
+    ("g2 s2", "options must be a list of fields"), (None, "options must be a list"),
+    (iter(["g2"]), "options must be a list"), (["g" + "9" * 5000], "is not one of"),
+    ([None], "None is not one of"),
     ([5], "5 is not one of"), (["s1", "s2"], "'s2': stride is given twice")])
 def test_bad_options_say_what_is_wrong(fields, message):
     with pytest.raises(ValueError) as error:
@@ -113,6 +115,14 @@ def test_the_suite_imports_and_runs_without_conv_spec_or_grouped_inputs(monkeypa
         common.cached_inputs.cache_clear()
     monkeypatch.undo()
     importlib.reload(suite)
+
+
+def test_the_suite_passes_padding_to_the_kernel_fit(monkeypatch):
+    import benchmarks.bench_conv2d_nchw as suite
+    monkeypatch.setitem(suite.LAYER_TYPES, "1x4x2x2 4x3x3 p1", ("1x4x2x2", "4x3x3", {"padding": 1}))
+    bench = suite.Conv2dNCHWLayerTypes()
+    bench.setup("native", "1x4x2x2 4x3x3 p1", "float32")  # (3x3 over 2x2 padded by 1)
+    assert bench.fn(*bench.inputs).shape == (1, 4, 2, 2)
 
 
 def test_padding_and_dilation_decide_whether_the_kernel_fits():
@@ -226,6 +236,13 @@ def test_sizes_no_float_holds_get_a_blank_bound_not_a_crash(tmp_path):
     write_calibration(results)
     rows = read_results(results).query("benchmark == @BENCH")
     assert len(rows) == 4 and rows["bound_time"].isna().all()
+    # a plotted view's size too (plots and all, as the command writes them)
+    for path in results_files(results):
+        data = load(path)
+        data["results"][PLAIN][1][1] = [repr("9" * 400 + "x16")]
+        save(path, data)
+    build_report(results, tmp_path / "out", with_plots=True)
+    assert (tmp_path / "out" / "summary.md").exists()
 
 
 def test_the_summary_names_no_implementation_as_not_run_when_one_view_ran(tmp_path):
@@ -240,6 +257,26 @@ def test_the_summary_names_no_implementation_as_not_run_when_one_view_ran(tmp_pa
     section = (tmp_path / "out" / "summary.md").read_text().split("## conv2d_nchw")[1]
     assert "| 8x32x56x56 32x3x3 g32 p1 | 4 ms | 3 ms | 0.75 |" in section
     assert "Not run at this commit" not in section.split("## ")[0]
+
+
+def test_not_run_names_only_implementations_skipped_everywhere(tmp_path):
+    """scipy-fft ran in the methods view only; scipy-shift nowhere."""
+    results = with_layer_types(copy_results(tmp_path / "results"))
+    methods = "bench_conv2d.Conv2dMethods.time_forward_backward"
+    for path in results_files(results):
+        data = load(path)
+        implementations = [eval(v) for v in data["results"][methods][1][0]]
+        per = len(data["results"][methods][0]) // len(implementations)
+        values = data["results"][methods][0]
+        at = implementations.index("scipy-fft") * per
+        values[at] = 1e-3                                  # one case of scipy-fft ran
+        shift = implementations.index("scipy-shift") * per
+        values[shift:shift + per] = [float("nan")] * per   # scipy-shift: all skipped
+        save(path, data)
+    build_report(results, tmp_path / "out", with_plots=False)
+    section = (tmp_path / "out" / "summary.md").read_text().split("## conv2d\n")[1].split("## ")[0]
+    line = next(x for x in section.splitlines() if x.startswith("Not run at this commit"))
+    assert "scipy-shift" in line and "scipy-fft" not in line
 
 
 def test_the_gate_and_the_compare_page_name_the_conv():

@@ -66,6 +66,10 @@ def time_vs_size(timings: pd.DataFrame, layer: str, machine: str) -> Figure | No
     if data.empty:
         return None
     data = data.assign(elements=data["size"].map(size_key)).sort_values("elements")
+    # (sizes past a float's range, from a hand-made file, have no place on the axis)
+    data = data[data["elements"].map(lambda n: 0 < n < 2 ** 1000)]
+    if data.empty:
+        return None
     groups = sorted(data.groupby(PANEL_KEYS), key=_panel_order)
     figure, axes = _figure(len(groups))
     implementations = [NATIVE] + sorted(set(data["implementation"]) - {NATIVE})

@@ -181,9 +181,10 @@ def summary_markdown(timings, speedup, gradients, compare, threshold: float,
         lines += _captioned(limit_table(by_case, layer, LAYER_TYPES_KIND),
                             f"Fraction of the machine's limit, {LAYER_TYPES_KIND} view",
                             "bound / time, as above.")
-        shown = set(times.columns) | set(methods.columns) | set(layer_types.columns)
-        not_run = sorted(set(latest_t.loc[latest_t["layer"] == layer, "implementation"].dropna())
-                         - shown)
+        # implementations with no result but skipped at this commit, in any view or figure
+        statuses = latest_t.loc[latest_t["layer"] == layer, ["implementation", "status"]]
+        skipped = (statuses["status"] == "skipped").groupby(statuses["implementation"]).all()
+        not_run = sorted(skipped.index[skipped])
         if not_run:
             lines += ["Not run at this commit (all skipped): " + ", ".join(not_run) + ".", ""]
         verdicts = verdict_table(latest_g, layer)
