@@ -58,6 +58,16 @@ class ConvCase:
     padding: int = 0
     dilation: int = 1
 
+    def __post_init__(self):
+        """ValueError unless conv2d runs the case: groups dividing both channel counts, the
+        kernel (dilated) within the padded input."""
+        channels, out_channels = self.size[1], self.kernel[0]
+        if channels % self.groups or out_channels % self.groups:
+            raise ValueError(f"groups={self.groups} must divide C ({channels}) and C_out "
+                             f"({out_channels})")
+        if min(self.output_hw) < 1:
+            raise ValueError("the kernel's extent (dilated) exceeds the padded input")
+
     @property
     def options(self) -> dict:
         """conv2d's keyword arguments that differ from their defaults."""
@@ -93,11 +103,4 @@ def parse_conv_case(text: str) -> ConvCase:
                         **parse_options(fields[2:]))
     except ValueError as error:
         raise ValueError(f"conv case {text!r:.80}: {error}") from None
-    channels, out_channels = case.size[1], case.kernel[0]
-    if channels % case.groups or out_channels % case.groups:
-        raise ValueError(f"conv case {text!r}: groups={case.groups} must divide C "
-                         f"({channels}) and C_out ({out_channels})")
-    if min(case.output_hw) < 1:
-        raise ValueError(f"conv case {text!r}: the kernel's extent (dilated) exceeds the "
-                         f"padded input")
     return case

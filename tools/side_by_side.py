@@ -36,7 +36,7 @@ from rotated_batches import batch_times  # (tools/, this script's folder)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from scipy_layers.conv_spec import OPTION_LETTERS, parse_options  # noqa: E402
+from scipy_layers.conv_spec import OPTION_LETTERS, ConvCase, parse_options  # noqa: E402
 DEFAULT_CASES = ("fft:16:float32", "fft:64:float64", "conv:64:float32:3")
 
 
@@ -62,8 +62,6 @@ def import_commit(rev: str, into: Path):
     if Path(module.__file__).resolve().parent != (into / "scipy_layers_base").resolve():
         raise SystemExit("side_by_side: the base package did not load from its copy")
     return module
-
-
 
 
 def parse_case(text: str):
@@ -103,18 +101,13 @@ def parse_case(text: str):
     numbers = [int(n) for n in numbers]
     kernel = numbers[-1]
     if parts[0] == "cnn":
-        batch, channels, height, width, out_channels = numbers[:5]
-        groups, padding = options.get("groups", 1), options.get("padding", 0)
-        extent = options.get("dilation", 1) * (kernel - 1) + 1
-        if min(numbers) < 1 or extent > min(height, width) + 2 * padding:
-            raise argparse.ArgumentTypeError(
-                f"case {text!r}: needs sizes >= 1 and 1 <= k, its extent (dilated) at most "
-                f"the padded H and W")
-        if channels % groups or out_channels % groups:
-            raise argparse.ArgumentTypeError(
-                f"case {text!r}: groups={groups} must divide C ({channels}) and C_out "
-                f"({out_channels})")
-        return "cnn", (batch, channels, height, width, out_channels), dtype_name, kernel, options
+        if min(numbers) < 1:
+            raise argparse.ArgumentTypeError(f"case {text!r}: needs sizes >= 1 and k >= 1")
+        try:  # (conv_spec's checks: groups dividing, the dilated kernel fitting)
+            ConvCase(tuple(numbers[:4]), (numbers[4], kernel, kernel), **options)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"case {text!r}: {error}") from None
+        return "cnn", tuple(numbers[:5]), dtype_name, kernel, options
     size = numbers[0]
     if not 1 <= kernel <= size:
         raise argparse.ArgumentTypeError(f"case {text!r}: needs N >= 1 and 1 <= k <= N")
