@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: bench test serve demo results gpu-bundle compare gate
+.PHONY: bench test serve demo results targets gpu-bundle compare gate
 
 # make compare / make gate: BASE=<rev> (default: merge-base with main, or HEAD~1 on main),
 # FRESH=1 (time both commits again), ROUNDS=, REPEAT=, BENCH=<asv -b regex>.
@@ -34,6 +34,13 @@ demo: $(VENV)/.installed
 
 results: $(VENV)/.installed
 	tools/reference_results.sh
+
+# Issue 13's speed targets side by side -> reports/<machine>/targets.{csv,md} (~10 min);
+# TARGETS_ARGS= passes options (e.g. --cells fft:256:float32 --batches 30). Reference
+# figures run without the workplace's OpenBLAS kernel overrides, threads pinned to one.
+targets: $(VENV)/.installed
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
+		MKL_NUM_THREADS=1 $(PY) tools/targets.py $(TARGETS_ARGS)
 
 compare: $(VENV)/.installed dashboard/node_modules/.package-lock.json
 	$(PY) tools/compare_commits.py $(COMPARE_ARGS)

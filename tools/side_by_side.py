@@ -128,15 +128,26 @@ LAYER_OF = {"fft": ("fft_abs", "fft_abs"), "conv": ("conv2d", "scipy_conv2d"),
 
 
 def calls(case, base, head):
-    """{implementation: one forward+backward} on the case's seeded inputs (the registry's
-    input maker, seed 0; grad_output seed 1), native being the registry's twin."""
-    import torch
-    kind, size, dtype_name, kernel, options = case
+    """{implementation: one forward+backward} of native, the base commit's layer and this
+    checkout's on the case's inputs (:func:`case_calls`)."""
+    kind = case[0]
     registry_name, function_name = LAYER_OF[kind]
     if not hasattr(base, function_name):
         raise SystemExit(f"side_by_side: the base commit's scipy_layers has no "
                          f"{function_name} (the layer of the {kind} cases)")
-    layer, dtype = head.LAYERS[registry_name], getattr(torch, dtype_name)
+    return case_calls(case, head, {"native": head.LAYERS[registry_name].native.fn,
+                                   "base": getattr(base, function_name),
+                                   "head": getattr(head, function_name)})
+
+
+def case_calls(case, package, functions: dict) -> dict:
+    """{name: one forward+backward (``torch.autograd.grad``) of ``functions[name]``} on the
+    case's seeded inputs (``package``'s registry input maker, seed 0; grad_output seed 1,
+    shaped as native's output), each function called as the layer is:
+    ``f(*inputs, **conv2d keyword arguments)``."""
+    import torch
+    kind, size, dtype_name, kernel, options = case
+    layer, dtype = package.LAYERS[LAYER_OF[kind][0]], getattr(torch, dtype_name)
     if kind == "cnn":
         batch, channels, height, width, out_channels = size
         shape, kernel_shape = (batch, channels, height, width), (out_channels, kernel, kernel)
@@ -148,8 +159,6 @@ def calls(case, base, head):
     inputs = layer.make_inputs(shape, kernel_shape, dtype=dtype, seed=0, **groups)
     output_shape = layer.native.fn(*inputs, **options).shape
     g = torch.randn(output_shape, dtype=dtype, generator=torch.Generator().manual_seed(1))
-    functions = {"native": layer.native.fn, "base": getattr(base, function_name),
-                 "head": getattr(head, function_name)}
     return {name: (lambda f=f: torch.autograd.grad(f(*inputs, **options), inputs, g))
             for name, f in functions.items()}
 

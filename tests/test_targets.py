@@ -1,0 +1,99 @@
+"""tools/targets.py: issue 13's cells, their bounds, the figures it writes and its errors."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import side_by_side  # noqa: E402
+import targets  # noqa: E402
+from benchmarks import bench_conv2d_nchw, bench_fft_abs  # noqa: E402
+
+SCRIPT = [sys.executable, str(ROOT / "tools" / "targets.py")]
+
+
+def test_the_grid_is_the_issues_cells():
+    cells = [side_by_side.parse_case(cell) for cell in targets.grid()]
+    assert len(cells) == len(set(targets.grid())) == 90
+    by_kind = {kind: [c for c in cells if c[0] == kind] for kind in ("conv", "fft", "cnn")}
+    assert [len(v) for v in by_kind.values()] == [44, 16, 30]
+    for _, n, _, k, _ in by_kind["conv"]:
+        assert k <= n < 2048 and not (n == 1024 and k > 7)
+    assert {(16, 15), (127, 31), (1024, 7)} <= {(n, k) for _, n, _, k, _ in by_kind["conv"]}
+    for dtype in targets.DTYPES:
+        sizes = ["x".join(map(str, size)) for _, size, d, _, _ in by_kind["fft"] if d == dtype]
+        assert sizes == bench_fft_abs.SIZES
+        shapes = {("x".join(map(str, size[:4])), size[4], k)
+                  for _, size, d, k, _ in by_kind["cnn"] if d == dtype}
+        assert shapes == {(shape, channels, int(kernel.split("x")[0]))
+                          for shape, channels in bench_conv2d_nchw.OUTPUT_CHANNELS.items()
+                          for kernel in bench_conv2d_nchw.KERNELS}
+
+
+@pytest.mark.parametrize("cell, bound", [
+    ("fft:255:float32", 1.0), ("fft:256:float32", 0.5), ("fft:8x256x256:float64", 0.5),
+    ("fft:256x255:float32", 1.0), ("fft:300x2x256:float32", 1.0), ("fft:16:float64", 1.0),
+    ("conv:1024:float32:3", 1.0), ("cnn:8x3x32x32:16:float32:3", 1.0)])
+def test_the_bound_of_a_cell(cell, bound):
+    assert targets.target(side_by_side.parse_case(cell)) == bound
+
+
+def test_a_cells_figures_come_from_its_batches(monkeypatch):
+    batches = {"native": [1.0, 2.0, 4.0, 2.0], "scipy": [0.5, 3.0, 4.0, 2.4]}
+    monkeypatch.setattr(targets, "timed", lambda functions, count: {
+        name: batches[name] for name in functions})
+    row = targets.measure(side_by_side.parse_case("fft:8:float64"), 4)
+    # per-batch ratios 0.5, 1.5, 1.0, 1.2: the median 1.1, above the bound
+    assert row["ratio"] == pytest.approx(1.1) and row["met"] is False
+    assert row["native_us"] == pytest.approx(2e6) and row["scipy_us"] == pytest.approx(2.7e6)
+    assert row["ratio_q1"] < row["ratio"] < row["ratio_q3"]
+    batches["scipy"] = [1.0, 2.0, 4.0, 2.0]  # level with native: a met bound
+    assert targets.measure(side_by_side.parse_case("fft:8:float64"), 4)["met"] is True
+
+
+def test_the_script_writes_and_names_its_environment(tmp_path):
+    cells = ["fft:8:float64", "conv:9:float32:3", "cnn:2x3x8x9:4:float64:3",
+             "fft:2x6x9:float32"]
+    env = dict(os.environ, OPENBLAS_CORETYPE="Haswell")
+    result = subprocess.run(SCRIPT + ["--cells", *cells, "--batches", "3", "--out",
+                                      str(tmp_path)],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(tmp_path / "targets.csv")
+    assert list(table.columns) == targets.COLUMNS
+    assert list(table["cell"]) == [side_by_side.label(side_by_side.parse_case(c)) for c in cells]
+    assert (table["met"] == (table["ratio"] <= table["target"])).all()
+    assert ((table["ratio_q1"] <= table["ratio"]) & (table["ratio"] <= table["ratio_q3"])).all()
+    assert (table[["native_us", "scipy_us", "ratio"]] > 0).all().all()
+    assert (table["batches"] == 3).all()
+    text = (tmp_path / "targets.md").read_text()
+    assert text == result.stdout
+    for needed in ("torch ", "at 1 thread", "BLAS", "OPENBLAS_CORETYPE=Haswell", "CPU: "):
+        assert needed in text
+    for layer, rows in table.groupby("layer", sort=False):
+        assert f"## {layer} " in text and f": {rows['met'].sum()} of {len(rows)} met" in text
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--batches", "1"], "--batches must be at least 2"),
+    (["--cells", "fft:8:float16"], "float32 or float64"),
+    (["--cells", "conv:4:float32:5"], "1 <= k <= N"),
+])
+def test_bad_arguments_are_named(arguments, message, tmp_path):
+    result = subprocess.run(SCRIPT + arguments + ["--out", str(tmp_path / "out")],
+                            capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 2 and message in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_out_that_is_a_file_is_left_alone(tmp_path):
+    mine = tmp_path / "notes.txt"
+    mine.write_text("mine")
+    result = subprocess.run(SCRIPT + ["--cells", "fft:8:float64", "--out", str(mine)],
+                            capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 2 and "is not a folder" in result.stderr
+    assert mine.read_text() == "mine"
