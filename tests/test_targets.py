@@ -97,3 +97,97 @@ def test_an_out_that_is_a_file_is_left_alone(tmp_path):
                             capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert result.returncode == 2 and "is not a folder" in result.stderr
     assert mine.read_text() == "mine"
+
+
+def test_quartiles_stay_within_the_batches(monkeypatch):
+    monkeypatch.setattr(targets, "timed", lambda functions, count: {
+        "native": [1.0, 1.0], "scipy": [0.2, 2.0]})
+    row = targets.measure(side_by_side.parse_case("fft:8:float64"), 2)
+    assert row["ratio"] == pytest.approx(1.1)
+    assert 0.2 <= row["ratio_q1"] <= row["ratio"] <= row["ratio_q3"] <= 2.0
+    assert side_by_side.quartiles([0.2, 2.0]) == "1.100 [0.650-1.550]"
+
+
+def _fake_rows(monkeypatch, fail_at=None, error=None):
+    """measure() replaced by a row from the case alone (no timing); ``error`` raised at
+    the ``fail_at``-th cell."""
+    calls = []
+
+    def fake(case, batches):
+        calls.append(case)
+        if len(calls) == fail_at:
+            raise error
+        return {"cell": side_by_side.label(case), "layer": targets.LAYER_NAMES[case[0]],
+                "dtype": case[2], "target": targets.target(case), "native_us": 100.0,
+                "scipy_us": 90.0, "ratio": 0.9, "ratio_q1": 0.8, "ratio_q3": 1.0,
+                "met": 0.9 <= targets.target(case), "batches": batches}
+    monkeypatch.setattr(targets, "measure", fake)
+    return calls
+
+
+def test_repeated_cells_options_add_up(monkeypatch, tmp_path, capsys):
+    calls = _fake_rows(monkeypatch)
+    assert targets.main(["--cells", "fft:8:float64", "--cells", "conv:9:float32:3",
+                         "--batches", "2", "--out", str(tmp_path)]) == 0
+    assert [side_by_side.label(c) for c in calls] == ["fft 8x8 float64", "conv 9x9 k3 float32"]
+    assert len(pd.read_csv(tmp_path / "targets.csv")) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["targets.csv", "targets.md"]
+
+
+@pytest.mark.parametrize("error, code", [(KeyboardInterrupt(), 130),
+                                         (RuntimeError("out of memory"), 1)])
+def test_a_run_that_stops_writes_nothing(monkeypatch, tmp_path, capsys, error, code):
+    (tmp_path / "targets.csv").write_text("before")
+    _fake_rows(monkeypatch, fail_at=2, error=error)
+    assert targets.main(["--cells", "fft:8:float64", "conv:9:float32:3", "--batches", "2",
+                         "--out", str(tmp_path)]) == code
+    assert "nothing written" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["targets.csv"]
+    assert (tmp_path / "targets.csv").read_text() == "before"
+
+
+def _refused(arguments, monkeypatch, capsys) -> str:
+    calls = _fake_rows(monkeypatch)
+    with pytest.raises(SystemExit) as stopped:
+        targets.main(arguments)
+    assert stopped.value.code == 2 and calls == []  # refused before any cell ran
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cells, message", [
+    (["fft:8:float64", "fft:8:float64"], "names fft 8x8 float64 twice"),
+    (["fft:\u0668:float64"], "sizes and k are positive ints"),
+    (["fft:8:float64", "fft:99999999999:float64"], "at most 268435456"),
+    (["cnn:999999999x3x8x9:4:float64:3"], "at most 268435456"),
+])
+def test_bad_cells_are_refused_before_timing(cells, message, monkeypatch, capsys, tmp_path):
+    err = _refused(["--cells", *cells, "--out", str(tmp_path / "out")], monkeypatch, capsys)
+    assert message in err and not (tmp_path / "out").exists()
+
+
+def test_bad_outs_are_refused_before_timing(monkeypatch, capsys, tmp_path):
+    (tmp_path / "afile").write_text("mine")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "targets.md").mkdir()
+    (tmp_path / "taken" / "targets.csv").write_text("mine")
+    for out, message in [("", "--out is empty"), (tmp_path / "dangling", "a link to nothing"),
+                         (tmp_path / "afile" / "sub", "which is not a folder"),
+                         (tmp_path / "taken", "is not a plain file")]:
+        err = _refused(["--cells", "fft:8:float64", "--out", str(out)], monkeypatch, capsys)
+        assert message in err
+    assert (tmp_path / "afile").read_text() == (tmp_path / "taken" / "targets.csv").read_text() == "mine"
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_the_code_stamp_names_only_this_checkout(monkeypatch, tmp_path):
+    monkeypatch.setattr(targets, "ROOT", tmp_path)  # not a git checkout
+    assert targets._commit() == "unknown (not a git checkout)"
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "copy").mkdir()
+    monkeypatch.setattr(targets, "ROOT", tmp_path / "copy")  # inside another repository
+    assert targets._commit() == "unknown (not a git checkout)"
+    monkeypatch.setattr(targets, "ROOT", ROOT)
+    assert targets._commit().split()[0] == subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+        check=True).stdout.strip()

@@ -88,7 +88,7 @@ def parse_case(text: str):
     else:
         numbers = parts[1:2] + parts[3:4]
         dtype_name = parts[2]
-    if (dtype_name not in ("float32", "float64") or not all(n.isdigit() for n in numbers)
+    if (dtype_name not in ("float32", "float64") or not all(n.isascii() and n.isdigit() for n in numbers)
             or (parts[0] == "cnn" and len(numbers) != 6)  # (NxCxHxW: four sizes)
             or (parts[0] == "fft" and len(numbers) > 3)):
         raise argparse.ArgumentTypeError(f"case {text!r}: sizes and k are positive ints, "
@@ -188,7 +188,8 @@ def timed(functions: dict, batches: int) -> dict:
 def quartiles(values) -> str:
     if len(values) < 2:
         return f"{values[0]:.3f}"
-    low, median, high = statistics.quantiles(values, n=4)
+    # (inclusive: within the values measured; the default extrapolates past them)
+    low, median, high = statistics.quantiles(values, n=4, method="inclusive")
     return f"{statistics.median(values):.3f} [{low:.3f}-{high:.3f}]"
 
 

@@ -21,16 +21,20 @@ reference figures (`make targets` does): the header names any override left set.
 
 Writes targets.csv (one row per cell, pandas) and targets.md (the environment, then per
 target how many cells are met and every cell's figures) into --out, replacing those two
-files, and prints the markdown. A full run takes ~10 minutes on a 2-core VM.
+files (each written whole, then moved into place; --out and the cells are checked before
+any timing, and an interrupted or failed run writes nothing), and prints the markdown.
+A full run takes ~14 minutes on a 2-core VM.
 """
 from __future__ import annotations
 
 import argparse
 import datetime
+import math
 import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +45,10 @@ import asv_machine  # noqa: E402  (tools/, this script's folder)
 DTYPES = ("float32", "float64")
 CONV_SKIPPED_SIZE, CONV_LARGE_SIZE, CONV_LARGE_MAX_KERNEL = 2048, 1024, 7
 FFT_HALF_FROM = 256  # images at least this many pixels a side: the 0.5 target
+# Largest input a cell may have (elements): the suite's largest holds 4.2 million; this
+# refuses sizes that could not be allocated before any cell is timed, not mid-run.
+MAX_INPUT_ELEMENTS = 1 << 28
+OUTPUT_NAMES = ("targets.csv", "targets.md")
 COLUMNS = ["cell", "layer", "dtype", "target", "native_us", "scipy_us", "ratio",
            "ratio_q1", "ratio_q3", "met", "batches"]
 
@@ -89,9 +97,9 @@ def measure(case, batches: int) -> dict:
         "native": scipy_layers.LAYERS[registry_name].native.fn,
         "scipy": getattr(scipy_layers, function_name)}), batches)
     ratios = [s / n for s, n in zip(times["scipy"], times["native"])]
-    q1, median, q3 = (statistics.quantiles(ratios, n=4) if len(ratios) > 1
-                      else (ratios[0],) * 3)
-    median = statistics.median(ratios)
+    # (inclusive: quartiles within the ratios measured; the default extrapolates past them)
+    q1, median, q3 = (statistics.quantiles(ratios, n=4, method="inclusive")
+                      if len(ratios) > 1 else (ratios[0],) * 3)
     bound = target(case)
     return {"cell": label(case), "layer": LAYER_NAMES[kind], "dtype": case[2],
             "target": bound, "native_us": statistics.median(times["native"]) * 1e6,
@@ -101,25 +109,33 @@ def measure(case, batches: int) -> dict:
 
 
 def _commit() -> str:
+    """HEAD's short hash, and whether the code that runs here differs from it."""
     def git(*args):
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
                               check=False).stdout.strip()
+    try:
+        top = git("rev-parse", "--show-toplevel")
+    except OSError:
+        return "unknown (no git)"
+    if not top or Path(top).resolve() != ROOT.resolve():
+        return "unknown (not a git checkout)"
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "scipy_layers")
-    return commit + (" with uncommitted changes to scipy_layers/" if dirty else "")
+    changed = git("status", "--porcelain", "--", "scipy_layers", "benchmarks", "tools")
+    return commit + (" with uncommitted changes in scipy_layers/, benchmarks/ or tools/"
+                     if changed else "")
 
 
 def _utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def header(batches: int, started: str) -> list[str]:
+def header(batches: int, started: str, commit: str) -> list[str]:
     """Where, when and how the figures were taken: every figure names its environment."""
     from record_environment import OVERRIDE_VARS
     described = asv_machine.describe()
     overrides = [f"{name}={os.environ[name]}" for name in OVERRIDE_VARS if name in os.environ]
     return [f"# Issue 13's targets on {described['machine']}", "",
-            f"- when: {started} to {_utc_now()}; code: `{_commit()}`",
+            f"- when: {started} to {_utc_now()}; code: `{commit}`",
             f"- CPU: {described['cpu']}; {described['num_cpu']} CPUs",
             f"- {environment_line()}",
             f"- kernel overrides: {', '.join(overrides) or 'none'}",
@@ -127,8 +143,8 @@ def header(batches: int, started: str) -> list[str]:
             f"batches in one process (tools/targets.py)"]
 
 
-def markdown(rows, batches: int, started: str) -> str:
-    lines = header(batches, started)
+def markdown(rows, batches: int, started: str, commit: str) -> str:
+    lines = header(batches, started, commit)
     for layer in dict.fromkeys(row["layer"] for row in rows):
         mine = [row for row in rows if row["layer"] == layer]
         met = sum(row["met"] for row in mine)
@@ -143,43 +159,116 @@ def markdown(rows, batches: int, started: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _input_elements(case) -> int:
+    kind, size = case[0], case[1]
+    if kind == "cnn":
+        return math.prod(size[:4])
+    return math.prod(size) if kind == "fft" else size * size
+
+
+def checked_out(parser, given: str | None) -> Path:
+    """The folder to write into, checked before any cell is timed: an existing folder, or
+    a path whose nearest existing parent is a folder; writable; the two files in it, if
+    there, plain files (a user's folder or link of that name is refused, not replaced)."""
+    if given is None:
+        out = ROOT / "reports" / asv_machine.describe()["machine"]
+    elif not given.strip():  # (Path("") would be the current folder)
+        parser.error("--out is empty; give a folder (default: reports/<this machine>)")
+    else:
+        out = Path(given)
+    if out.is_symlink() and not out.exists():
+        parser.error(f"--out {out} is a link to nothing")
+    if out.exists() and not out.is_dir():
+        parser.error(f"--out {out} exists and is not a folder")
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        parser.error(f"--out {out} is below {existing}, which is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        parser.error(f"--out {out}: cannot write into {existing}")
+    for name in OUTPUT_NAMES:
+        path = out / name
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            parser.error(f"{path} exists and is not a plain file; move it, or give "
+                         f"another --out")
+    return out
+
+
+def checked_cases(parser, cells) -> list:
+    cases = cells or [parse_case(cell) for cell in grid()]
+    seen = set()
+    for case in cases:
+        name = label(case)
+        if name in seen:
+            parser.error(f"--cells names {name} twice")
+        seen.add(name)
+        if _input_elements(case) > MAX_INPUT_ELEMENTS:
+            parser.error(f"--cells {name}: an input of {_input_elements(case)} elements; "
+                         f"at most {MAX_INPUT_ELEMENTS}")
+    return cases
+
+
+def write(out: Path, table, text: str) -> None:
+    """Both files written whole beside their targets, then moved into place."""
+    out.mkdir(parents=True, exist_ok=True)
+    staged = []
+    try:
+        for name, write_to in zip(OUTPUT_NAMES, (
+                lambda f: table.to_csv(f, index=False, float_format="%.6g"),
+                lambda f: f.write(text))):
+            with tempfile.NamedTemporaryFile("w", dir=out, prefix=f".{name}.", delete=False,
+                                             newline="") as handle:
+                staged.append((handle.name, out / name))
+                write_to(handle)
+        for temporary, final in staged:
+            os.replace(temporary, final)
+    finally:
+        for temporary, _ in staged:
+            Path(temporary).unlink(missing_ok=True)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cells", nargs="+", type=parse_case, metavar="CASE",
+    parser.add_argument("--cells", nargs="+", action="extend", type=parse_case,
+                        metavar="CASE",
                         help="measure only these (tools/side_by_side.py's case strings); "
                              "default: every cell of the targets")
     parser.add_argument("--batches", type=int, default=15)
-    parser.add_argument("--out", type=Path,
+    parser.add_argument("--out",
                         help="folder for targets.csv and targets.md (default: "
                              "reports/<this machine's name>)")
     args = parser.parse_args(argv)
     if args.batches < 2:
         parser.error("--batches must be at least 2 (quartiles need two ratios)")
-    out = args.out or ROOT / "reports" / asv_machine.describe()["machine"]
-    if out.exists() and not out.is_dir():
-        parser.error(f"--out {out} exists and is not a folder")
-    cases = args.cells or [parse_case(cell) for cell in grid()]
+    out = checked_out(parser, args.out)
+    cases = checked_cases(parser, args.cells)
     import pandas as pd
     import threadpoolctl
     import torch
     from benchmarks.common import settle_allocator
     torch.set_num_threads(1)
     settle_allocator()
-    started = _utc_now()
+    started, commit = _utc_now(), _commit()
+    rows = []
     with threadpoolctl.threadpool_limits(limits=1):
-        rows = []
-        for case in cases:
-            rows.append(measure(case, args.batches))
-            row = rows[-1]
-            print(f"{row['cell']}: {row['ratio']:.3f} (target {row['target']:g})",
-                  file=sys.stderr, flush=True)
-        text = markdown(rows, args.batches, started)
-    out.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows, columns=COLUMNS).to_csv(out / "targets.csv", index=False,
-                                               float_format="%.6g")
-    (out / "targets.md").write_text(text)
+        try:
+            for case in cases:
+                rows.append(measure(case, args.batches))
+                print(f"{rows[-1]['cell']}: {rows[-1]['ratio']:.3f} "
+                      f"(target {rows[-1]['target']:g})", file=sys.stderr, flush=True)
+        except KeyboardInterrupt:
+            print(f"targets: interrupted after {len(rows)} of {len(cases)} cells; nothing "
+                  f"written", file=sys.stderr)
+            return 130
+        except (RuntimeError, MemoryError) as error:  # (torch's own, e.g. out of memory)
+            print(f"targets: {label(cases[len(rows)])}: {type(error).__name__}: {error}; "
+                  f"nothing written", file=sys.stderr)
+            return 1
+        text = markdown(rows, args.batches, started, commit)
+    write(out, pd.DataFrame(rows, columns=COLUMNS), text)
     print(text, end="")
-    print(f"wrote {out / 'targets.csv'} and {out / 'targets.md'}", file=sys.stderr)
+    print(f"wrote {out / OUTPUT_NAMES[0]} and {out / OUTPUT_NAMES[1]}", file=sys.stderr)
     return 0
 
 
