@@ -176,7 +176,8 @@ def test_bad_outs_are_refused_before_timing(monkeypatch, capsys, tmp_path):
                          (tmp_path / "taken", "is not a plain file")]:
         err = _refused(["--cells", "fft:8:float64", "--out", str(out)], monkeypatch, capsys)
         assert message in err
-    assert (tmp_path / "afile").read_text() == (tmp_path / "taken" / "targets.csv").read_text() == "mine"
+    assert (tmp_path / "afile").read_text() == "mine"
+    assert (tmp_path / "taken" / "targets.csv").read_text() == "mine"
     assert not (tmp_path / "nowhere").exists()
 
 

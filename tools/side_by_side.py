@@ -88,7 +88,8 @@ def parse_case(text: str):
     else:
         numbers = parts[1:2] + parts[3:4]
         dtype_name = parts[2]
-    if (dtype_name not in ("float32", "float64") or not all(n.isascii() and n.isdigit() for n in numbers)
+    if (dtype_name not in ("float32", "float64")
+            or not all(n.isascii() and n.isdigit() for n in numbers)
             or (parts[0] == "cnn" and len(numbers) != 6)  # (NxCxHxW: four sizes)
             or (parts[0] == "fft" and len(numbers) > 3)):
         raise argparse.ArgumentTypeError(f"case {text!r}: sizes and k are positive ints, "
