@@ -35,7 +35,7 @@ demo: $(VENV)/.installed
 results: $(VENV)/.installed
 	tools/reference_results.sh
 
-# Issue 13's speed targets side by side -> reports/<machine>/targets.{csv,md} (~10 min);
+# Issue 13's speed targets side by side -> reports/<machine>/targets.{csv,md} (12-14 min on a 2-core VM);
 # TARGETS_ARGS= passes options (e.g. --cells fft:256:float32 --batches 30). Reference
 # figures run without the workplace's OpenBLAS kernel overrides, threads pinned to one.
 targets: $(VENV)/.installed
