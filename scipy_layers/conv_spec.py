@@ -48,6 +48,13 @@ def _dims(text: str, count: int, what: str) -> tuple[int, ...]:
     return tuple(int(p) for p in parts)
 
 
+def output_hw(size_hw, kernel_hw, stride=1, padding=0, dilation=1) -> tuple[int, ...]:
+    """F.conv2d's output (Ho, Wo) for an input (H, W) and a kernel (kH, kW), one int each
+    for stride, padding and dilation: (H + 2p - d (kH - 1) - 1) // s + 1."""
+    return tuple((n + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+                 for n, k in zip(size_hw, kernel_hw))
+
+
 @dataclass(frozen=True)
 class ConvCase:
     """One batched conv: input (N, C, H, W), kernel (C_out, kH, kW) and conv2d's options."""
@@ -82,8 +89,8 @@ class ConvCase:
     @property
     def output_hw(self) -> tuple[int, int]:
         """(Ho, Wo), as F.conv2d computes them."""
-        return tuple((n + 2 * self.padding - self.dilation * (k - 1) - 1) // self.stride + 1
-                     for n, k in zip(self.size[2:], self.kernel[1:]))
+        return output_hw(self.size[2:], self.kernel[1:], self.stride, self.padding,
+                         self.dilation)
 
     def __str__(self) -> str:
         given = "".join(f" {letter}{self.options[name]}"

@@ -186,12 +186,20 @@ def timed(functions: dict, batches: int) -> dict:
     return batch_times(functions, batches, per_batch)
 
 
+def ratio_quartiles(values) -> tuple[float, float, float]:
+    """(first quartile, median, third quartile) of per-batch ratios; inclusive quartiles,
+    within the values measured (the default method extrapolates past them)."""
+    if len(values) < 2:
+        return (values[0],) * 3
+    low, _, high = statistics.quantiles(values, n=4, method="inclusive")
+    return low, statistics.median(values), high
+
+
 def quartiles(values) -> str:
     if len(values) < 2:
         return f"{values[0]:.3f}"
-    # (inclusive: within the values measured; the default extrapolates past them)
-    low, median, high = statistics.quantiles(values, n=4, method="inclusive")
-    return f"{statistics.median(values):.3f} [{low:.3f}-{high:.3f}]"
+    low, median, high = ratio_quartiles(values)
+    return f"{median:.3f} [{low:.3f}-{high:.3f}]"
 
 
 def environment_line() -> str:

@@ -39,7 +39,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from side_by_side import case_calls, environment_line, label, parse_case, timed  # noqa: E402
+from side_by_side import (LAYER_OF, case_calls, environment_line, label,  # noqa: E402
+                          parse_case, ratio_quartiles, timed)
 import asv_machine  # noqa: E402  (tools/, this script's folder)
 
 DTYPES = ("float32", "float64")
@@ -90,16 +91,12 @@ LAYER_NAMES = {"conv": "single-channel conv", "fft": "FFT layer", "cnn": "batche
 def measure(case, batches: int) -> dict:
     """One row of targets.csv for a parsed case."""
     import scipy_layers
-    from side_by_side import LAYER_OF
     kind = case[0]
     registry_name, function_name = LAYER_OF[kind]
     times = timed(case_calls(case, scipy_layers, {
         "native": scipy_layers.LAYERS[registry_name].native.fn,
         "scipy": getattr(scipy_layers, function_name)}), batches)
-    ratios = [s / n for s, n in zip(times["scipy"], times["native"])]
-    # (inclusive: quartiles within the ratios measured; the default extrapolates past them)
-    q1, median, q3 = (statistics.quantiles(ratios, n=4, method="inclusive")
-                      if len(ratios) > 1 else (ratios[0],) * 3)
+    q1, median, q3 = ratio_quartiles([s / n for s, n in zip(times["scipy"], times["native"])])
     bound = target(case)
     return {"cell": label(case), "layer": LAYER_NAMES[kind], "dtype": case[2],
             "target": bound, "native_us": statistics.median(times["native"]) * 1e6,

@@ -48,7 +48,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 import pandas as pd
 
-from ..conv_spec import parse_conv_case
+from ..conv_spec import output_hw, parse_conv_case
 from .environment import check_description, compact, environments_dir
 from .errors import ResultsError
 from .naming import DEFAULT_THREADS, TIME_MEASUREMENTS
@@ -120,8 +120,8 @@ class Conv:
     def weight(self): return self.c_out * self.c_group * self.kh * self.kw
     @property
     def out_hw(self):
-        return tuple((n + 2 * self.padding - self.dilation * (k - 1) - 1) // self.stride + 1
-                     for n, k in ((self.h, self.kh), (self.w, self.kw)))
+        return output_hw((self.h, self.w), (self.kh, self.kw), self.stride, self.padding,
+                         self.dilation)
     @property
     def output(self): return self.n * self.c_out * self.out_hw[0] * self.out_hw[1]
     @property
