@@ -11,6 +11,8 @@ y (N, C_out, Ho, Wo); ``geometry`` is _nchw_args.ConvGeometry. Two methods:
   are contiguous block moves: forward's (and grad_weight's) when that adds few columns
   (WIDE_MAX_EXTRA), grad_input's up to more (GRAD_INPUT_WIDE_MAX_EXTRA), both only where
   the output has no more channels than the windows have rows (WIDE_MAX_OUTPUT_ROWS).
+  The batch runs in chunks of images (_windows.CHUNK_BYTES) so that each GEMM reads
+  windows just filled, and each col2im adds window gradients just made, while in cache.
   With fewer output than input channels (a group) at stride 1 the layout turns round
   (kn2row, _kn2row: the GEMM first, then shift-adds of C_out kH kW rows); depthwise
   convs run along the tall rows of _depthwise_wide instead.
@@ -30,10 +32,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _depthwise_wide, _fft_conv, _kn2row
+from . import _depthwise_wide, _fft_conv, _kn2row, _windows
 from ._finite import all_finite
 from ._tap_kernels import depthwise, tap_forward, tap_grad_input, tap_grad_weight
-from ._ufunc_rows import add_bias, rows_in_place
+from ._ufunc_rows import add_bias
 from ._workspace import output, recycle, scratch
 
 TAP = "tap"  # marks a state whose forward ran the tap kernels
@@ -154,27 +156,23 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
     hp, wp = grid.shape[2:]
     length = out_h * wp if wide else out_h * out_w
     cols = scratch((n, groups, c_group * k_h * k_w, length), x.dtype)
-    (s_h, s_w) = geometry.stride
-    if wide:  # window row (i, j): one contiguous stretch of each flattened padded image
-        if not flat.flags.c_contiguous:
-            raise AssertionError("im2col wide layout needs a C-contiguous padded input")
-        taps = cols.reshape(n, c_in, k_h, k_w, length)
-        for i in range(k_h):
-            for j in range(k_w):
-                start = i * d_h * wp + j * d_w
-                taps[:, :, i, j] = flat[:, :, start:start + length]
-    else:  # plain slicing of the padded grid: right for any strides it has
-        taps = cols.reshape(n, c_in, k_h, k_w, out_h, out_w)
-        for i in range(k_h):
-            for j in range(k_w):
-                taps[:, :, i, j] = grid[:, :, i * d_h:i * d_h + s_h * (out_h - 1) + 1:s_h,
-                                        j * d_w:j * d_w + s_w * (out_w - 1) + 1:s_w]
-    if grid is not x:  # a scratch copy, not views of the input
-        recycle(flat)
     w_groups = w.reshape(groups, c_out // groups, c_group * k_h * k_w)
     if wide:
-        y_wide = scratch((n, groups, c_out // groups, length), x.dtype)
-        np.matmul(w_groups, cols, out=y_wide)
+        if not flat.flags.c_contiguous:
+            raise AssertionError("im2col wide layout needs a C-contiguous padded input")
+        y_wide = y_groups = scratch((n, groups, c_out // groups, length), x.dtype)
+    else:
+        y = output((n, c_out, out_h, out_w), x.dtype)
+        y_groups = y.reshape(n, groups, c_out // groups, -1)
+    window_rows = groups * c_group * k_h * k_w
+    # each chunk's GEMM reads the windows just filled
+    for images in _windows.image_chunks(n, window_rows * length * x.itemsize, k_h * k_w):
+        _windows.fill_windows(cols[images], flat[images], grid[images], (k_h, k_w), geometry,
+                              wide)
+        np.matmul(w_groups, cols[images], out=y_groups[images])
+    if grid is not x:  # a scratch copy, not views of the input
+        recycle(flat)
+    if wide:
         y_kept = y_wide.reshape(n, c_out, out_h, wp)[..., :out_w]
         y = output(y_kept.shape, x.dtype)
         if bias is None:
@@ -182,11 +180,8 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
         else:  # the bias rides on the copy out
             np.add(y_kept, bias[:, None, None], out=y)
         recycle(y_wide)
-    else:
-        y = output((n, c_out, out_h, out_w), x.dtype)
-        np.matmul(w_groups, cols, out=y.reshape(n, groups, c_out // groups, -1))
-        if bias is not None:
-            add_bias(y, bias)
+    elif bias is not None:
+        add_bias(y, bias)
     if not keep_cols:
         recycle(cols)
         cols = None
@@ -239,39 +234,36 @@ def _grad_weight(gy_groups, cols, w_shape):
 def _col2im(gy_groups, w, xp_shape, geometry, wide):
     n, c_in, hp, wp = xp_shape
     c_out, c_group, k_h, k_w = w.shape
-    groups, length = geometry.groups, gy_groups.shape[-1]
-    (s_h, s_w), (d_h, d_w) = geometry.stride, geometry.dilation
+    groups, length, dtype = geometry.groups, gy_groups.shape[-1], gy_groups.dtype
     out_h, out_w = geometry.out_hw
+    window_rows = groups * c_group * k_h * k_w
     w_groups = w.reshape(groups, c_out // groups, c_group * k_h * k_w)
-    grad_cols = scratch((n, groups, c_group * k_h * k_w, length), gy_groups.dtype)
-    np.matmul(w_groups.transpose(0, 2, 1), gy_groups, out=grad_cols)
-    taps = grad_cols.reshape(n, c_in, k_h, k_w, length)
+    chunks = _windows.image_chunks(n, window_rows * length * dtype.itemsize, k_h * k_w)
+    most = max((chunk.stop - chunk.start for chunk in chunks), default=0)
+    grad_cols = scratch((most, groups, c_group * k_h * k_w, length), dtype)
     if wide:
-        flat = scratch((n, c_in, hp * wp + d_w * (k_w - 1)), gy_groups.dtype)
-        flat[:, :, :length] = taps[:, :, 0, 0]
-        flat[:, :, length:] = 0
-        with rows_in_place(length):  # N * C_in strided rows of `length` per add
-            for i in range(k_h):
-                for j in range(k_w):
-                    if i or j:
-                        start = i * d_h * wp + j * d_w
-                        flat[:, :, start:start + length] += taps[:, :, i, j]
+        flat = scratch((n, c_in, hp * wp + geometry.dilation[1] * (k_w - 1)), dtype)
         grid = flat[:, :, :hp * wp].reshape(xp_shape)
+        flat[:, :, length:] = 0
     else:
         unpadded = not any(geometry.padding)  # then grid is the result itself
-        flat = grid = (output if unpadded else scratch)(xp_shape, gy_groups.dtype)
+        flat = grid = (output if unpadded else scratch)(xp_shape, dtype)
         grid.fill(0)
-        taps = taps.reshape(n, c_in, k_h, k_w, out_h, out_w)
-        with rows_in_place(out_w if s_w == 1 else 0):  # rows of out_w, when contiguous
-            for i in range(k_h):
-                for j in range(k_w):
-                    grid[:, :, i * d_h:i * d_h + s_h * (out_h - 1) + 1:s_h,
-                         j * d_w:j * d_w + s_w * (out_w - 1) + 1:s_w] += taps[:, :, i, j]
-        if unpadded:
-            recycle(grad_cols)
-            return grid
+    for images in chunks:  # each chunk's window gradients added while in cache
+        chunk = grad_cols[:images.stop - images.start]
+        np.matmul(w_groups.transpose(0, 2, 1), gy_groups[images], out=chunk)
+        if wide:
+            _windows.add_wide_windows(flat[images],
+                                      chunk.reshape(-1, c_in, k_h, k_w, length), wp,
+                                      geometry.dilation)
+        else:
+            _windows.add_windows(grid[images],
+                                 chunk.reshape(-1, c_in, k_h, k_w, out_h, out_w), geometry)
+    recycle(grad_cols)
+    if not wide and unpadded:
+        return grid
     grad_x = _inner(grid, geometry.padding)
-    recycle(grad_cols, flat)
+    recycle(flat)
     return grad_x
 
 

@@ -6,7 +6,8 @@ orientation of grad_weight's GEMM ("gy-first": gy @ cols^T, "cols-first": its tr
 cols @ gy^T), each with the kn2row layout off, and "im2col-kn2row": kn2row wherever it
 can run (stride 1, two or more input channels a group, any output channels and output
 size; the rules above elsewhere), so that the sample-driven tests reach every variant
-on their small inputs.
+on their small inputs. Every variant also cuts the batch into chunks of one image
+(CHUNK_BYTES), which the default reaches only on large inputs.
 
     with im2col_variant("im2col-wide-grad-input-cols-first") as method:  # "im2col"
         conv2d(x, w, method=method)
@@ -16,7 +17,7 @@ Any other name passes through unchanged, so a test can list methods and variants
 import contextlib
 from unittest import mock
 
-from scipy_layers import _kn2row, _nchw_kernels
+from scipy_layers import _kn2row, _nchw_kernels, _windows
 
 # (WIDE_MAX_EXTRA, GRAD_INPUT_WIDE_MAX_EXTRA); -inf, not 0: 1x1 and kx1 kernels add no
 # extra column, so a limit of 0 would still let them run wide. Every variant lifts
@@ -33,6 +34,7 @@ _SETTINGS = {
         "GRAD_WEIGHT_COLS_FIRST": dict.fromkeys(_nchw_kernels.GRAD_WEIGHT_COLS_FIRST, cols_first)}
     for layout, (forward_limit, grad_input_limit) in _LAYOUTS.items()
     for orientation, cols_first in _ORIENTATIONS.items()}
+_ONE_IMAGE_CHUNKS = {"CHUNK_BYTES": 1, "MIN_TAP_BYTES": 0}
 _KN2ROW_OFF = {"MAX_OUTPUT_RATIO": dict.fromkeys(_kn2row.MAX_OUTPUT_RATIO, _NEVER)}
 _KN2ROW_SETTINGS = dict.fromkeys(_SETTINGS, _KN2ROW_OFF)
 _SETTINGS["im2col-kn2row"] = {}
@@ -49,7 +51,8 @@ def im2col_variant(name: str):
         return
     with contextlib.ExitStack() as stack:
         for module, settings in ((_nchw_kernels, _SETTINGS[name]),
-                                 (_kn2row, _KN2ROW_SETTINGS[name])):
+                                 (_kn2row, _KN2ROW_SETTINGS[name]),
+                                 (_windows, _ONE_IMAGE_CHUNKS)):
             if settings:
                 stack.enter_context(mock.patch.multiple(module, **settings))
         yield "im2col"

@@ -1,6 +1,7 @@
 """scipy_layers.conv2d / Conv2d against torch.nn.functional.conv2d / torch.nn.Conv2d."""
 import dataclasses
 import functools
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from torch.autograd import gradcheck
 
 import scipy_layers.nn as nn
 from scipy_layers import _nchw_rule as rule
-from scipy_layers import _kn2row, _tall
+from scipy_layers import _kn2row, _tall, _windows
 from scipy_layers import LAYERS, NATIVE, Conv2d, Implementation, conv2d
 from scipy_layers.agreement import TOLERANCE, compare_with_native, max_errors
 from tests._im2col_variants import IM2COL_VARIANTS, im2col_variant
@@ -462,3 +463,47 @@ def test_results_held_by_the_caller_stay_intact(kwargs):
     del held
     conv2d(*case_inputs((2, 3, 9, 8), (4, 3, 3, 3), torch.float64, seed=20), **kwargs)
     assert torch.equal(view, snapshot)
+
+
+def test_batch_chunks_hold_as_many_images_as_fit():
+    def sizes(n, bytes_per_image, taps=1):
+        chunks = _windows.image_chunks(n, bytes_per_image, taps)
+        assert [c.start for c in chunks[1:]] == [c.stop for c in chunks[:-1]]  # no gap
+        assert not chunks or (chunks[0].start, chunks[-1].stop) == (0, n)
+        return [c.stop - c.start for c in chunks]
+    with mock.patch.multiple(_windows, CHUNK_BYTES=25, MIN_TAP_BYTES=0):
+        assert sizes(5, 10) == [1, 2, 2]  # 2 fit: three chunks, as even as they go
+        assert sizes(4, 10) == [2, 2]
+        assert sizes(3, 26) == [1, 1, 1]  # none fits: one image each
+        assert sizes(3, 0) == [3]  # empty outputs
+        assert sizes(0, 10) == []
+    with mock.patch.multiple(_windows, CHUNK_BYTES=25, MIN_TAP_BYTES=20):
+        assert sizes(8, 10, taps=2) == [4, 4]  # each window copy at least 20 bytes
+        assert sizes(9, 10, taps=3) == [4, 5]  # 6 needed a chunk: two, evened out
+
+
+@pytest.mark.parametrize("variant", ["im2col-narrow-gy-first", "im2col-wide-grad-input-cols-first",
+                                     "im2col-wide-gy-first"])
+@pytest.mark.parametrize("kwargs", [{}, dict(padding=(2, 1)), dict(stride=(2, 1), padding=1),
+                                    dict(groups=2, dilation=(1, 2)), dict(padding="same")])
+def test_batch_chunks_of_uneven_size_agree_with_native(kwargs, variant, monkeypatch):
+    # 5 images in chunks of 2, 2 and 1, in forward's windows and grad_input's: every
+    # image's output and gradients as native's, whichever chunk it fell in.
+    sizes = []
+
+    def chunks_of_two(n, bytes_per_image, taps):
+        sizes.append([min(n, start + 2) - start for start in range(0, n, 2)])
+        return [slice(start, min(n, start + 2)) for start in range(0, n, 2)]
+    monkeypatch.setattr(_windows, "image_chunks", chunks_of_two)
+    x, w, b = case_inputs((5, 4, 7, 9), (6, 4 // kwargs.get("groups", 1), 2, 2), torch.float64)
+    with im2col_variant(variant) as method:
+        ours = conv2d(x, w, b, method=method, **kwargs)
+        gy = torch.randn_like(ours)
+        our_grads = torch.autograd.grad(ours, (x, w, b), gy)
+        assert sizes == [[2, 2, 1], [2, 2, 1]]  # forward, then grad_input
+        assert gradcheck(lambda *args: conv2d(*args, method=method, **kwargs),
+                         case_inputs((3, 4, 5, 6), w.shape, torch.float64, seed=3))
+    theirs = F.conv2d(x, w, b, **kwargs)
+    assert max_errors(ours, theirs).max_rel <= TOLERANCE[torch.float64]
+    for mine, reference in zip(our_grads, torch.autograd.grad(theirs, (x, w, b), gy)):
+        assert max_errors(mine, reference).max_rel <= TOLERANCE[torch.float64]

@@ -1,0 +1,85 @@
+"""The window copies of the batched conv's im2col method (_nchw_kernels), and the
+chunks of images they run in: im2col's window matrix filled from a padded input, and
+col2im's window gradients added back into one. Only plain slicing: no stride tricks,
+whatever the layout; the padded inputs come C-contiguous (_nchw_kernels._padded).
+
+Layouts (see _nchw_kernels.WIDE_MAX_EXTRA): "wide" windows run along whole padded rows
+of the flattened image (stride 1), "narrow" ones are strided slices of the padded grid.
+"""
+from __future__ import annotations
+
+from ._ufunc_rows import rows_in_place
+
+# Images per chunk: im2col fills a chunk's windows and at once multiplies them (col2im
+# likewise makes a chunk's window gradients and at once adds them up), so the GEMM reads,
+# and the adds read, windows still in cache; over the whole batch the window matrix
+# (MBs) left the cache before its GEMM read it. Measured (one process, one thread,
+# OpenBLAS SkylakeX, the Zen 4 VM of docs/performance.md): 8x3x32x32 -> 16 k7 float64's
+# fills 0.30 ms warm, 0.74-0.97 ms cold, 0.80 ms inside the layer. A chunk takes at least
+# MIN_TAP_BYTES a window copy, as each copy is one numpy call (~1 us): one image a chunk
+# made 8x3x32x32 k7 slower (+1.0 ms float64, +0.6 ms float32). Chunks of CHUNK_BYTES /
+# MIN_TAP_BYTES, fwd+bwd over native, rotated, 25 batches, against one chunk: 8x16x32x32
+# -> 32 k3 float64 1.03 (1.10), float32 1.75 (1.91); 8x3x32x32 -> 16 k3 float32 0.81
+# (0.90), float64 1.03 (1.02); k7 float64 1.15 (1.22), float32 1.33 (1.31); 2 MiB / 64
+# KiB and 2 MiB / 32 KiB within 0.05 of those.
+CHUNK_BYTES = 1 << 20
+MIN_TAP_BYTES = 1 << 16
+
+
+def image_chunks(n, bytes_per_image, taps=1):
+    """Slices of the batch: the fewest near-equal chunks of at most M images each, M as
+    many as fit CHUNK_BYTES (at least one), or more where a window copy (1 / taps of a
+    chunk) of fewer would move less than MIN_TAP_BYTES."""
+    bytes_per_image = max(1, bytes_per_image)
+    most = max(1, CHUNK_BYTES // bytes_per_image, -(-MIN_TAP_BYTES * taps // bytes_per_image))
+    count = -(-n // most)  # (0 for an empty batch: no chunk)
+    bounds = [n * part // count for part in range(count + 1)] if count else []
+    return [slice(start, stop) for start, stop in zip(bounds, bounds[1:])]
+
+
+def fill_windows(cols, flat, grid, kernel, geometry, wide):
+    """The window matrix of some images: cols (M, G, C_in/G * kH * kW, L) from their
+    padded input, as whole padded rows of ``flat`` (wide) or strided slices of ``grid``."""
+    m, c_in = grid.shape[:2]
+    (k_h, k_w), (d_h, d_w), (s_h, s_w) = kernel, geometry.dilation, geometry.stride
+    (out_h, out_w), wp, length = geometry.out_hw, grid.shape[3], cols.shape[-1]
+    if wide:  # window row (i, j): one contiguous stretch of each flattened padded image
+        taps = cols.reshape(m, c_in, k_h, k_w, length)
+        for i in range(k_h):
+            for j in range(k_w):
+                start = i * d_h * wp + j * d_w
+                taps[:, :, i, j] = flat[:, :, start:start + length]
+    else:  # plain slicing of the padded grid: right for any strides it has
+        taps = cols.reshape(m, c_in, k_h, k_w, out_h, out_w)
+        for i in range(k_h):
+            for j in range(k_w):
+                taps[:, :, i, j] = grid[:, :, i * d_h:i * d_h + s_h * (out_h - 1) + 1:s_h,
+                                        j * d_w:j * d_w + s_w * (out_w - 1) + 1:s_w]
+
+
+
+
+def add_wide_windows(flat, taps, wp, dilation):
+    """flat (M, C_in, R) gets the window gradients taps (M, C_in, kH, kW, L), each window
+    row (i, j) added to its contiguous stretch; the first one copied (flat's first L
+    columns are taken for it, the rest must be zero)."""
+    k_h, k_w, length = taps.shape[2:]
+    flat[:, :, :length] = taps[:, :, 0, 0]
+    with rows_in_place(length):  # M * C_in strided rows of `length` per add
+        for i in range(k_h):
+            for j in range(k_w):
+                if i or j:
+                    start = i * dilation[0] * wp + j * dilation[1]
+                    flat[:, :, start:start + length] += taps[:, :, i, j]
+
+
+def add_windows(grid, taps, geometry):
+    """grid (M, C_in, Hp, Wp), zero, gets the window gradients taps (M, C_in, kH, kW, Ho,
+    Wo) added by strided slices."""
+    k_h, k_w, out_h, out_w = taps.shape[2:]
+    (s_h, s_w), (d_h, d_w) = geometry.stride, geometry.dilation
+    with rows_in_place(out_w if s_w == 1 else 0):  # rows of out_w, when contiguous
+        for i in range(k_h):
+            for j in range(k_w):
+                grid[:, :, i * d_h:i * d_h + s_h * (out_h - 1) + 1:s_h,
+                     j * d_w:j * d_w + s_w * (out_w - 1) + 1:s_w] += taps[:, :, i, j]
