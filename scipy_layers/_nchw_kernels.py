@@ -150,12 +150,16 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
         return y, (None, KN2ROW, x, flat)
     n, c_in = x.shape[:2]
     c_out, c_group, k_h, k_w = w.shape
-    (out_h, out_w), (d_h, d_w), groups = geometry.out_hw, geometry.dilation, geometry.groups
+    (out_h, out_w), groups = geometry.out_hw, geometry.groups
     wide = _wide(geometry, w.shape)
-    flat, grid = _padded(x, geometry.padding, d_w * (k_w - 1) if wide else 0)
+    flat, grid = _padded(x, geometry.padding, geometry.dilation[1] * (k_w - 1) if wide else 0)
     hp, wp = grid.shape[2:]
     length = out_h * wp if wide else out_h * out_w
-    cols = scratch((n, groups, c_group * k_h * k_w, length), x.dtype)
+    window_rows = groups * c_group * k_h * k_w
+    chunks = _windows.image_chunks(n, window_rows * length * x.itemsize, k_h * k_w)
+    # the whole batch's windows only when kept for grad_weight, else one chunk's
+    held = n if keep_cols else max((chunk.stop - chunk.start for chunk in chunks), default=0)
+    cols = scratch((held, groups, c_group * k_h * k_w, length), x.dtype)
     w_groups = w.reshape(groups, c_out // groups, c_group * k_h * k_w)
     if wide:
         if not flat.flags.c_contiguous:
@@ -164,12 +168,10 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
     else:
         y = output((n, c_out, out_h, out_w), x.dtype)
         y_groups = y.reshape(n, groups, c_out // groups, -1)
-    window_rows = groups * c_group * k_h * k_w
-    # each chunk's GEMM reads the windows just filled
-    for images in _windows.image_chunks(n, window_rows * length * x.itemsize, k_h * k_w):
-        _windows.fill_windows(cols[images], flat[images], grid[images], (k_h, k_w), geometry,
-                              wide)
-        np.matmul(w_groups, cols[images], out=y_groups[images])
+    for images in chunks:  # each chunk's GEMM reads the windows just filled
+        windows = cols[images] if keep_cols else cols[:images.stop - images.start]
+        _windows.fill_windows(windows, flat[images], grid[images], (k_h, k_w), geometry, wide)
+        np.matmul(w_groups, windows, out=y_groups[images])
     if grid is not x:  # a scratch copy, not views of the input
         recycle(flat)
     if wide:

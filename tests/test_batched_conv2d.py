@@ -507,3 +507,29 @@ def test_batch_chunks_of_uneven_size_agree_with_native(kwargs, variant, monkeypa
     assert max_errors(ours, theirs).max_rel <= TOLERANCE[torch.float64]
     for mine, reference in zip(our_grads, torch.autograd.grad(theirs, (x, w, b), gy)):
         assert max_errors(mine, reference).max_rel <= TOLERANCE[torch.float64]
+
+
+@pytest.mark.parametrize("variant", ["im2col-narrow-gy-first", "im2col-wide-gy-first"])
+def test_batch_chunks_without_weight_grad_hold_one_chunk_of_windows(variant, monkeypatch):
+    # No weight gradient wanted (frozen weight, no_grad): forward keeps no window matrix
+    # and fills one chunk's at a time; results as native's, scratch starting as NaN.
+    held = []
+    monkeypatch.setattr(nn.kernels, "scratch", lambda shape, dtype: held.append(shape) or
+                        np.full(shape, np.nan, dtype=dtype))
+    monkeypatch.setattr(_windows, "image_chunks", lambda n, bytes_per_image, taps: [
+        slice(start, min(n, start + 2)) for start in range(0, n, 2)])
+    x, w, b = case_inputs((5, 3, 8, 7), (4, 3, 3, 2), torch.float64)
+    w, b = w.detach(), b.detach()
+    with im2col_variant(variant) as method:
+        with torch.no_grad():
+            assert max_errors(conv2d(x, w, b, method=method, padding=1),
+                              F.conv2d(x, w, b, padding=1)).max_rel <= TOLERANCE[torch.float64]
+        windows_held = [shape for shape in held if len(shape) == 4 and shape[2] == 18]
+        assert windows_held and all(shape[0] == 2 for shape in windows_held)
+        ours = conv2d(x, w, b, method=method, padding=1)
+        theirs = F.conv2d(x, w, b, padding=1)
+        gy = torch.randn_like(theirs)
+        (mine,) = torch.autograd.grad(ours, x, gy)
+        (reference,) = torch.autograd.grad(theirs, x, gy)
+    assert max_errors(ours, theirs).max_rel <= TOLERANCE[torch.float64]
+    assert max_errors(mine, reference).max_rel <= TOLERANCE[torch.float64]
