@@ -34,7 +34,7 @@ _SETTINGS = {
         "GRAD_WEIGHT_COLS_FIRST": dict.fromkeys(_nchw_kernels.GRAD_WEIGHT_COLS_FIRST, cols_first)}
     for layout, (forward_limit, grad_input_limit) in _LAYOUTS.items()
     for orientation, cols_first in _ORIENTATIONS.items()}
-_ONE_IMAGE_CHUNKS = {"CHUNK_BYTES": 1, "MIN_TAP_BYTES": 0}
+_ONE_IMAGE_CHUNKS = {"CHUNK_BYTES": 1, "MIN_TAP_BYTES": 0, "MAX_CHUNK_BYTES": _ALWAYS}
 _KN2ROW_OFF = {"MAX_OUTPUT_RATIO": dict.fromkeys(_kn2row.MAX_OUTPUT_RATIO, _NEVER)}
 _KN2ROW_SETTINGS = dict.fromkeys(_SETTINGS, _KN2ROW_OFF)
 _SETTINGS["im2col-kn2row"] = {}

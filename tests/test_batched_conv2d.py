@@ -471,15 +471,18 @@ def test_batch_chunks_hold_as_many_images_as_fit():
         assert [c.start for c in chunks[1:]] == [c.stop for c in chunks[:-1]]  # no gap
         assert not chunks or (chunks[0].start, chunks[-1].stop) == (0, n)
         return [c.stop - c.start for c in chunks]
-    with mock.patch.multiple(_windows, CHUNK_BYTES=25, MIN_TAP_BYTES=0):
+    with mock.patch.multiple(_windows, CHUNK_BYTES=25, MIN_TAP_BYTES=0, MAX_CHUNK_BYTES=100):
         assert sizes(5, 10) == [1, 2, 2]  # 2 fit: three chunks, as even as they go
         assert sizes(4, 10) == [2, 2]
         assert sizes(3, 26) == [1, 1, 1]  # none fits: one image each
         assert sizes(3, 0) == [3]  # empty outputs
         assert sizes(0, 10) == []
-    with mock.patch.multiple(_windows, CHUNK_BYTES=25, MIN_TAP_BYTES=20):
+    with mock.patch.multiple(_windows, CHUNK_BYTES=25, MIN_TAP_BYTES=20, MAX_CHUNK_BYTES=100):
         assert sizes(8, 10, taps=2) == [4, 4]  # each window copy at least 20 bytes
         assert sizes(9, 10, taps=3) == [4, 5]  # 6 needed a chunk: two, evened out
+        assert sizes(9, 10, taps=10) == [9]  # 10 needed, 100 bytes: the whole batch
+        assert sizes(9, 101) == [9]  # one image is over: the whole batch
+        assert sizes(9, 100) == [1] * 9
 
 
 @pytest.mark.parametrize("variant", ["im2col-narrow-gy-first", "im2col-wide-grad-input-cols-first",
