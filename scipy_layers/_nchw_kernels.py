@@ -156,8 +156,9 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
     hp, wp = grid.shape[2:]
     length = out_h * wp if wide else out_h * out_w
     window_rows = groups * c_group * k_h * k_w
-    chunks = _windows.image_chunks(n, window_rows * length * x.itemsize, k_h * k_w)
     # the whole batch's windows only when kept for grad_weight, else one chunk's
+    chunks = _windows.image_chunks(n, window_rows * length * x.itemsize, k_h * k_w,
+                                   bounded=not keep_cols)
     held = n if keep_cols else max((chunk.stop - chunk.start for chunk in chunks), default=0)
     cols = scratch((held, groups, c_group * k_h * k_w, length), x.dtype)
     w_groups = w.reshape(groups, c_out // groups, c_group * k_h * k_w)

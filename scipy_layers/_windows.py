@@ -26,21 +26,24 @@ CHUNK_BYTES = 1 << 20
 MIN_TAP_BYTES = 1 << 16
 # Chunks that MIN_TAP_BYTES makes larger than this (a quarter of the 32 MiB L3 here)
 # leave the cache as the whole batch does: they would only add numpy calls, so the batch
-# runs whole. 8x16x32x32 -> 32 k15 float32 (chunks of 4 images, 18.7 MB) ran 3.1-3.2 ms
-# (5%) slower in chunks, rotated, two runs; chunks of 3.2 MB (8x3x32x32 -> 16 k7
-# float64) and 4.2 MB (8x16x32x32 -> 32 k7, both dtypes) ran 3-22% faster.
+# runs whole where its windows are held whole anyway. 8x16x32x32 -> 32 k15 float32
+# (chunks of 4 images, 18.7 MB) ran 3.1-3.2 ms (5%) slower in chunks, rotated, two runs,
+# and 4% slower in one-image chunks; chunks of 3.2 MB (8x3x32x32 -> 16 k7 float64) and
+# 4.2 MB (8x16x32x32 -> 32 k7, both dtypes) ran 3-22% faster.
 MAX_CHUNK_BYTES = 8 << 20
 
 
-def image_chunks(n, bytes_per_image, taps=1):
+def image_chunks(n, bytes_per_image, taps=1, bounded=False):
     """Slices of the batch: the fewest near-equal chunks of at most M images each, M as
     many as fit CHUNK_BYTES (at least one), or more where a window copy (1 / taps of a
-    chunk) of fewer would move less than MIN_TAP_BYTES; the whole batch where M images
-    take more than MAX_CHUNK_BYTES."""
+    chunk) of fewer would move less than MIN_TAP_BYTES. Where M images take more than
+    MAX_CHUNK_BYTES: the whole batch, or, ``bounded`` (the caller holds one chunk's
+    windows only, and their memory must not grow with the batch), as many images as
+    fit MAX_CHUNK_BYTES (at least one)."""
     bytes_per_image = max(1, bytes_per_image)
     most = max(1, CHUNK_BYTES // bytes_per_image, -(-MIN_TAP_BYTES * taps // bytes_per_image))
     if most * bytes_per_image > MAX_CHUNK_BYTES:
-        most = max(1, n)
+        most = max(1, MAX_CHUNK_BYTES // bytes_per_image) if bounded else max(1, n)
     count = -(-n // most)  # (0 for an empty batch: no chunk)
     bounds = [n * part // count for part in range(count + 1)] if count else []
     return [slice(start, stop) for start, stop in zip(bounds, bounds[1:])]

@@ -466,8 +466,8 @@ def test_results_held_by_the_caller_stay_intact(kwargs):
 
 
 def test_batch_chunks_hold_as_many_images_as_fit():
-    def sizes(n, bytes_per_image, taps=1):
-        chunks = _windows.image_chunks(n, bytes_per_image, taps)
+    def sizes(n, bytes_per_image, taps=1, bounded=False):
+        chunks = _windows.image_chunks(n, bytes_per_image, taps, bounded)
         assert [c.start for c in chunks[1:]] == [c.stop for c in chunks[:-1]]  # no gap
         assert not chunks or (chunks[0].start, chunks[-1].stop) == (0, n)
         return [c.stop - c.start for c in chunks]
@@ -476,13 +476,18 @@ def test_batch_chunks_hold_as_many_images_as_fit():
         assert sizes(4, 10) == [2, 2]
         assert sizes(3, 26) == [1, 1, 1]  # none fits: one image each
         assert sizes(3, 0) == [3]  # empty outputs
-        assert sizes(0, 10) == []
+        assert sizes(0, 10) == [] and sizes(0, 10, bounded=True) == []
     with mock.patch.multiple(_windows, CHUNK_BYTES=25, MIN_TAP_BYTES=20, MAX_CHUNK_BYTES=100):
         assert sizes(8, 10, taps=2) == [4, 4]  # each window copy at least 20 bytes
         assert sizes(9, 10, taps=3) == [4, 5]  # 6 needed a chunk: two, evened out
-        assert sizes(9, 10, taps=10) == [9]  # 10 needed, 100 bytes: the whole batch
+        assert sizes(9, 10, taps=10) == [9]  # 20 needed, 200 bytes: the whole batch
         assert sizes(9, 101) == [9]  # one image is over: the whole batch
         assert sizes(9, 100) == [1] * 9
+        # bounded (one chunk held): as many as fit MAX_CHUNK_BYTES instead of the batch
+        assert sizes(9, 30, taps=10) == [9]  # 7 needed, 210 bytes
+        assert sizes(9, 30, taps=10, bounded=True) == [3, 3, 3]
+        assert sizes(3, 101, bounded=True) == [1, 1, 1]
+        assert sizes(9, 10, taps=2, bounded=True) == sizes(9, 10, taps=2) == [3, 3, 3]
 
 
 @pytest.mark.parametrize("variant", ["im2col-narrow-gy-first", "im2col-wide-grad-input-cols-first",
@@ -494,7 +499,7 @@ def test_batch_chunks_of_uneven_size_agree_with_native(kwargs, variant, monkeypa
     # image's output and gradients as native's, whichever chunk it fell in.
     sizes = []
 
-    def chunks_of_two(n, bytes_per_image, taps):
+    def chunks_of_two(n, bytes_per_image, taps, bounded=False):
         sizes.append([min(n, start + 2) - start for start in range(0, n, 2)])
         return [slice(start, min(n, start + 2)) for start in range(0, n, 2)]
     monkeypatch.setattr(_windows, "image_chunks", chunks_of_two)
@@ -519,8 +524,12 @@ def test_batch_chunks_without_weight_grad_hold_one_chunk_of_windows(variant, mon
     held = []
     monkeypatch.setattr(nn.kernels, "scratch", lambda shape, dtype: held.append(shape) or
                         np.full(shape, np.nan, dtype=dtype))
-    monkeypatch.setattr(_windows, "image_chunks", lambda n, bytes_per_image, taps: [
-        slice(start, min(n, start + 2)) for start in range(0, n, 2)])
+    bounded_calls = []
+
+    def chunks_of_two(n, bytes_per_image, taps, bounded=False):
+        bounded_calls.append(bounded)
+        return [slice(start, min(n, start + 2)) for start in range(0, n, 2)]
+    monkeypatch.setattr(_windows, "image_chunks", chunks_of_two)
     x, w, b = case_inputs((5, 3, 8, 7), (4, 3, 3, 2), torch.float64)
     w, b = w.detach(), b.detach()
     with im2col_variant(variant) as method:
@@ -529,6 +538,7 @@ def test_batch_chunks_without_weight_grad_hold_one_chunk_of_windows(variant, mon
                               F.conv2d(x, w, b, padding=1)).max_rel <= TOLERANCE[torch.float64]
         windows_held = [shape for shape in held if len(shape) == 4 and shape[2] == 18]
         assert windows_held and all(shape[0] == 2 for shape in windows_held)
+        assert bounded_calls == [True]  # forward's, its window memory bounded
         ours = conv2d(x, w, b, method=method, padding=1)
         theirs = F.conv2d(x, w, b, padding=1)
         gy = torch.randn_like(theirs)
