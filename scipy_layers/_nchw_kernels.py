@@ -159,7 +159,7 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
     # the whole batch's windows only when kept for grad_weight, else one chunk's
     chunks = _windows.image_chunks(n, window_rows * length * x.itemsize, k_h * k_w,
                                    bounded=not keep_cols)
-    held = n if keep_cols else max((chunk.stop - chunk.start for chunk in chunks), default=0)
+    held = n if keep_cols else _windows.largest(chunks)
     cols = scratch((held, groups, c_group * k_h * k_w, length), x.dtype)
     w_groups = w.reshape(groups, c_out // groups, c_group * k_h * k_w)
     if wide:
@@ -242,8 +242,7 @@ def _col2im(gy_groups, w, xp_shape, geometry, wide):
     window_rows = groups * c_group * k_h * k_w
     w_groups = w.reshape(groups, c_out // groups, c_group * k_h * k_w)
     chunks = _windows.image_chunks(n, window_rows * length * dtype.itemsize, k_h * k_w)
-    most = max((chunk.stop - chunk.start for chunk in chunks), default=0)
-    grad_cols = scratch((most, groups, c_group * k_h * k_w, length), dtype)
+    grad_cols = scratch((_windows.largest(chunks), groups, c_group * k_h * k_w, length), dtype)
     if wide:
         flat = scratch((n, c_in, hp * wp + geometry.dilation[1] * (k_w - 1)), dtype)
         grid = flat[:, :, :hp * wp].reshape(xp_shape)

@@ -49,49 +49,58 @@ def image_chunks(n, bytes_per_image, taps=1, bounded=False):
     return [slice(start, stop) for start, stop in zip(bounds, bounds[1:])]
 
 
+def largest(chunks) -> int:
+    """The images in the largest of image_chunks' chunks (0 for none): a one-chunk
+    buffer's length."""
+    return max((chunk.stop - chunk.start for chunk in chunks), default=0)
+
+
+def _wide_starts(kernel, dilation, wp):
+    """(i, j, start) of each window row: where it begins in a flattened padded image."""
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            yield i, j, i * dilation[0] * wp + j * dilation[1]
+
+
+def _narrow_slices(kernel, geometry):
+    """(i, j, rows, columns) of each window: its strided slices of the padded grid."""
+    (d_h, d_w), (s_h, s_w), (out_h, out_w) = geometry.dilation, geometry.stride, geometry.out_hw
+    for i in range(kernel[0]):
+        rows = slice(i * d_h, i * d_h + s_h * (out_h - 1) + 1, s_h)
+        for j in range(kernel[1]):
+            yield i, j, rows, slice(j * d_w, j * d_w + s_w * (out_w - 1) + 1, s_w)
+
+
 def fill_windows(cols, flat, grid, kernel, geometry, wide):
     """The window matrix of some images: cols (M, G, C_in/G * kH * kW, L) from their
     padded input, as whole padded rows of ``flat`` (wide) or strided slices of ``grid``."""
     m, c_in = grid.shape[:2]
-    (k_h, k_w), (d_h, d_w), (s_h, s_w) = kernel, geometry.dilation, geometry.stride
-    (out_h, out_w), wp, length = geometry.out_hw, grid.shape[3], cols.shape[-1]
     if wide:  # window row (i, j): one contiguous stretch of each flattened padded image
-        taps = cols.reshape(m, c_in, k_h, k_w, length)
-        for i in range(k_h):
-            for j in range(k_w):
-                start = i * d_h * wp + j * d_w
-                taps[:, :, i, j] = flat[:, :, start:start + length]
+        length = cols.shape[-1]
+        taps = cols.reshape(m, c_in, *kernel, length)
+        for i, j, start in _wide_starts(kernel, geometry.dilation, grid.shape[3]):
+            taps[:, :, i, j] = flat[:, :, start:start + length]
     else:  # plain slicing of the padded grid: right for any strides it has
-        taps = cols.reshape(m, c_in, k_h, k_w, out_h, out_w)
-        for i in range(k_h):
-            for j in range(k_w):
-                taps[:, :, i, j] = grid[:, :, i * d_h:i * d_h + s_h * (out_h - 1) + 1:s_h,
-                                        j * d_w:j * d_w + s_w * (out_w - 1) + 1:s_w]
-
-
+        taps = cols.reshape(m, c_in, *kernel, *geometry.out_hw)
+        for i, j, rows, columns in _narrow_slices(kernel, geometry):
+            taps[:, :, i, j] = grid[:, :, rows, columns]
 
 
 def add_wide_windows(flat, taps, wp, dilation):
     """flat (M, C_in, R) gets the window gradients taps (M, C_in, kH, kW, L), each window
     row (i, j) added to its contiguous stretch; the first one copied (flat's first L
     columns are taken for it, the rest must be zero)."""
-    k_h, k_w, length = taps.shape[2:]
+    length = taps.shape[-1]
     flat[:, :, :length] = taps[:, :, 0, 0]
     with rows_in_place(length):  # M * C_in strided rows of `length` per add
-        for i in range(k_h):
-            for j in range(k_w):
-                if i or j:
-                    start = i * dilation[0] * wp + j * dilation[1]
-                    flat[:, :, start:start + length] += taps[:, :, i, j]
+        for i, j, start in _wide_starts(taps.shape[2:4], dilation, wp):
+            if i or j:
+                flat[:, :, start:start + length] += taps[:, :, i, j]
 
 
 def add_windows(grid, taps, geometry):
     """grid (M, C_in, Hp, Wp), zero, gets the window gradients taps (M, C_in, kH, kW, Ho,
     Wo) added by strided slices."""
-    k_h, k_w, out_h, out_w = taps.shape[2:]
-    (s_h, s_w), (d_h, d_w) = geometry.stride, geometry.dilation
-    with rows_in_place(out_w if s_w == 1 else 0):  # rows of out_w, when contiguous
-        for i in range(k_h):
-            for j in range(k_w):
-                grid[:, :, i * d_h:i * d_h + s_h * (out_h - 1) + 1:s_h,
-                     j * d_w:j * d_w + s_w * (out_w - 1) + 1:s_w] += taps[:, :, i, j]
+    with rows_in_place(taps.shape[-1] if geometry.stride[1] == 1 else 0):  # contiguous rows
+        for i, j, rows, columns in _narrow_slices(taps.shape[2:4], geometry):
+            grid[:, :, rows, columns] += taps[:, :, i, j]
