@@ -183,6 +183,11 @@ class _LayerCase:
     repeat = (3, 30, 0.5)
     warmup_time = 0.05
     rounds = 1
+    # asv's default (60 s) is too short for the full grid's slowest native call: F.conv2d
+    # fwd+bwd of 2048x2048 31x31 float32 takes 12 s or more on a 2-core VM, run once
+    # for the output's shape, once to warm up and 3 times timed (timed out at ce7ee56 on
+    # the Zen 3 VM). Only a hung case waits this long; the default grid takes seconds.
+    timeout = 300
     version = "2"  # 2: timing processes settle the allocator first (settle_allocator)
     settles_allocator = True
 
