@@ -134,6 +134,20 @@ def test_repeated_cells_options_add_up(monkeypatch, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["targets.csv", "targets.md"]
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_the_files_get_the_mode_of_any_file_written_here(monkeypatch, tmp_path, umask):
+    # (they are staged as temporary files, which are created private: 0600)
+    _fake_rows(monkeypatch)
+    before = os.umask(umask)
+    try:
+        assert targets.main(["--cells", "fft:8:float64", "--batches", "2",
+                             "--out", str(tmp_path)]) == 0
+    finally:
+        os.umask(before)
+    for name in ("targets.csv", "targets.md"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
+
+
 @pytest.mark.parametrize("error, code", [(KeyboardInterrupt(), 130),
                                          (RuntimeError("out of memory"), 1)])
 def test_a_run_that_stops_writes_nothing(monkeypatch, tmp_path, capsys, error, code):

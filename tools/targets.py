@@ -207,8 +207,11 @@ def checked_cases(parser, cells) -> list:
 
 
 def write(out: Path, table, text: str) -> None:
-    """Both files written whole beside their targets, then moved into place."""
+    """Both files written whole beside their targets, then moved into place, with the
+    mode a file opened here would get (a temporary file is private: 0600)."""
     out.mkdir(parents=True, exist_ok=True)
+    umask = os.umask(0)
+    os.umask(umask)
     staged = []
     try:
         for name, write_to in zip(OUTPUT_NAMES, (
@@ -218,6 +221,7 @@ def write(out: Path, table, text: str) -> None:
                                              newline="") as handle:
                 staged.append((handle.name, out / name))
                 write_to(handle)
+            os.chmod(handle.name, 0o666 & ~umask)
         for temporary, final in staged:
             os.replace(temporary, final)
     finally:
