@@ -14,10 +14,14 @@ fi
 machine=$($PY tools/asv_machine.py)
 echo "== asv run on $(git rev-parse --short HEAD) (machine $machine)"
 # shellcheck disable=SC2086  # ASV_ARGS is a list of words
-# A failed benchmark makes asv exit non-zero: still publish and report (failures show
-# there as "failed"), then exit with asv's status.
+# asv exits 2 when benchmarks failed: still publish and report (failures show there as
+# "failed"), then exit 2. Its own errors and Ctrl-C (1) or a signal stop here.
 asv_status=0
 $ASV run --machine "$machine" ${ASV_ARGS:-} "HEAD^!" || asv_status=$?
+if [ "$asv_status" -ne 0 ] && [ "$asv_status" -ne 2 ]; then
+    echo "asv run failed (status $asv_status): nothing reported or published" >&2
+    exit "$asv_status"
+fi
 # What the results depend on beyond the code: BLAS and its kernel, threads, overrides.
 $PY tools/record_environment.py --machine "$machine" --commit HEAD \
     || echo "warning: the environment of this run was not recorded" >&2
