@@ -184,9 +184,9 @@ class _LayerCase:
     warmup_time = 0.05
     rounds = 1
     # asv's default (60 s) is too short for the full grid's slowest native call: F.conv2d
-    # fwd+bwd of 2048x2048 31x31 float32 takes 12 s or more on a 2-core VM, run once
-    # for the output's shape, once to warm up and 3 times timed (timed out at ce7ee56 on
-    # the Zen 3 VM). Only a hung case waits this long; the default grid takes seconds.
+    # fwd+bwd of 2048x2048 31x31 float32 takes 10-12 s on a 2-core VM; a case runs one
+    # forward for the output's shape, then four fwd+bwd (one warm-up, three timed), and
+    # timed out at ce7ee56 on the Zen 3 VM. Only a hung case waits this long.
     timeout = 300
     version = "2"  # 2: timing processes settle the allocator first (settle_allocator)
     settles_allocator = True

@@ -11,17 +11,9 @@ PY=.venv/bin/python
 ASV=.venv/bin/asv
 machine=$($PY tools/asv_machine.py)
 
-# asv exits 2 when benchmarks failed: still record, calibrate and report (the failure
-# shows there as "failed"), then exit 2. Any other failure (its own error, Ctrl-C: 1; a
-# signal) stops here, before the committed reports are rewritten from partial results.
-asv_status=0
-run_asv() {
-    local rc=0
-    "$ASV" run --machine "$machine" "$@" || rc=$?
-    if [ "$rc" -eq 2 ]; then asv_status=2
-    elif [ "$rc" -ne 0 ]; then echo "asv run failed (status $rc): no reports written" >&2; exit "$rc"
-    fi
-}
+# run_asv, finish_run: go on to the reports only when asv exits 0 or 2 (benchmarks failed)
+# shellcheck source=tools/_asv_status.sh
+. tools/_asv_status.sh
 run_asv "HEAD^!"
 SCIPY_LAYERS_BENCH_FULL=1 run_asv \
     -b "^bench_\\w+\\.(?!\\w*Threads\\.)\\w+\\.time_forward_backward\\('(native|scipy)'" "HEAD^!"
@@ -31,11 +23,4 @@ $PY tools/calibrate.py --machine "$machine" \
     || echo "warning: the machine was not calibrated (the reports' limit columns stay blank)" >&2
 report_status=0
 tools/commit_report.sh "$PY" "$machine" || report_status=$?
-if [ "$asv_status" -ne 0 ]; then
-    echo "some benchmarks failed (asv status $asv_status; see 'failed' in the reports)" >&2
-fi
-if [ "$report_status" -ne 0 ]; then
-    echo "the report exited with status $report_status (see its error above)" >&2
-    exit "$report_status"
-fi
-exit "$asv_status"
+finish_run "$report_status"

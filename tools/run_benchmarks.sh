@@ -13,15 +13,11 @@ if [ -n "$(git status --porcelain -- scipy_layers pyproject.toml)" ]; then
 fi
 machine=$($PY tools/asv_machine.py)
 echo "== asv run on $(git rev-parse --short HEAD) (machine $machine)"
+# run_asv, finish_run: go on to the reports only when asv exits 0 or 2 (benchmarks failed)
+# shellcheck source=tools/_asv_status.sh
+. tools/_asv_status.sh
 # shellcheck disable=SC2086  # ASV_ARGS is a list of words
-# asv exits 2 when benchmarks failed: still publish and report (failures show there as
-# "failed"), then exit 2. Its own errors and Ctrl-C (1) or a signal stop here.
-asv_status=0
-$ASV run --machine "$machine" ${ASV_ARGS:-} "HEAD^!" || asv_status=$?
-if [ "$asv_status" -ne 0 ] && [ "$asv_status" -ne 2 ]; then
-    echo "asv run failed (status $asv_status): nothing reported or published" >&2
-    exit "$asv_status"
-fi
+run_asv ${ASV_ARGS:-} "HEAD^!"
 # What the results depend on beyond the code: BLAS and its kernel, threads, overrides.
 $PY tools/record_environment.py --machine "$machine" --commit HEAD \
     || echo "warning: the environment of this run was not recorded" >&2
@@ -42,11 +38,4 @@ cat <<MSG
 Dashboard: run 'make serve' and open http://127.0.0.1:8080 (served on 127.0.0.1 only).
 Reports:   reports/latest/summary.md and the CSV files beside it (reports/README.md explains them).
 MSG
-if [ "$asv_status" -ne 0 ]; then
-    echo "asv run exited with status $asv_status: some benchmarks failed (see 'failed' in the reports)" >&2
-fi
-if [ "$report_status" -ne 0 ]; then
-    echo "the report exited with status $report_status (see its error above)" >&2
-    exit "$report_status"
-fi
-exit "$asv_status"
+finish_run "$report_status"

@@ -1,0 +1,131 @@
+"""tools/reference_results.sh (`make results`) and tools/run_benchmarks.sh (`make bench`):
+a failed benchmark must not cost the reports of every other one, and asv's own failure
+(or Ctrl-C) must stop before the reports are rewritten from partial results. Each script
+runs on a copy beside stub programs that log their calls (no asv run, nothing timed)."""
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _stub(path: Path, body: str) -> None:
+    path.write_text("#!/usr/bin/env bash\n" + body)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+
+
+def _run(tmp_path: Path, script: str, asv_status: int, report_status: int = 0,
+         full_status=None, env=None):
+    """``script`` in a scratch tree whose .venv/bin/asv exits ``asv_status`` (with
+    SCIPY_LAYERS_BENCH_FULL=1: ``full_status``) and whose report step exits
+    ``report_status``; returns (process, logged calls)."""
+    (tmp_path / "tools").mkdir()
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / "stub-path").mkdir()
+    for name in (script, "_asv_status.sh"):
+        shutil.copy(ROOT / "tools" / name, tmp_path / "tools")
+    log = tmp_path / "calls.log"
+    full_status = asv_status if full_status is None else full_status
+    _stub(tmp_path / ".venv" / "bin" / "asv",
+          f'echo "asv full=${{SCIPY_LAYERS_BENCH_FULL:-0}} $*" >> "{log}"\n'
+          f'[ "${{SCIPY_LAYERS_BENCH_FULL:-0}}" = 1 ] && exit {full_status}\nexit {asv_status}\n')
+    # `make bench` writes its reports with `python -m scipy_layers.reports`
+    _stub(tmp_path / ".venv" / "bin" / "python",
+          f'echo "python $*" >> "{log}"\n'
+          '[ "$1" = tools/asv_machine.py ] && echo stub-machine\n'
+          f'[ "$2" = scipy_layers.reports ] && exit {report_status}\nexit 0\n')
+    _stub(tmp_path / "tools" / "commit_report.sh",
+          f'echo "commit_report $*" >> "{log}"\nexit {report_status}\n')
+    _stub(tmp_path / "stub-path" / "git", 'echo 0123abc\n')  # the scratch tree is no repo
+    process = subprocess.run(
+        ["bash", str(tmp_path / "tools" / script)], capture_output=True, text=True,
+        timeout=60, env={"PATH": f"{tmp_path / 'stub-path'}:/usr/bin:/bin", **(env or {})})
+    return process, log.read_text().splitlines()
+
+
+def _steps(calls):
+    """The program each logged call ran: asv, a python script or module, commit_report."""
+    steps = []
+    for call in calls:
+        words = call.split()
+        if words[0] != "python":
+            steps.append(words[0])
+        else:
+            steps.append(words[2] if words[1] == "-m" else words[1])
+    return steps
+
+
+# reference_results.sh (`make results`)
+
+@pytest.mark.parametrize("asv_status", [0, 2])
+def test_results_runs_every_step_and_asvs_status_is_the_result(tmp_path, asv_status):
+    process, calls = _run(tmp_path, "reference_results.sh", asv_status)
+    assert _steps(calls) == ["tools/asv_machine.py", "asv", "asv", "tools/record_environment.py",
+                             "tools/calibrate.py", "commit_report"], calls
+    assert "--machine stub-machine" in calls[1] and "HEAD^!" in calls[1]
+    assert "full=0" in calls[1] and "full=1" in calls[2]  # the default grid, then the full
+    assert "time_forward_backward" in calls[2]
+    assert calls[-1] == "commit_report .venv/bin/python stub-machine"
+    assert process.returncode == asv_status, process.stderr
+    assert ("some benchmarks failed" in process.stderr) == bool(asv_status)
+
+
+@pytest.mark.parametrize("default_status, full_status", [(2, 0), (0, 2)])
+def test_results_failed_benchmarks_in_either_run_are_the_result(
+        tmp_path, default_status, full_status):
+    process, calls = _run(tmp_path, "reference_results.sh", default_status,
+                          full_status=full_status)
+    assert calls[-1].startswith("commit_report")
+    assert process.returncode == 2 and "some benchmarks failed" in process.stderr
+
+
+@pytest.mark.parametrize("default_status, full_status", [(1, 0), (0, 1), (130, 0)])
+def test_results_stop_at_asvs_own_failure(tmp_path, default_status, full_status):
+    # asv exits 1 on its own errors and on Ctrl-C: results may be partial or stale
+    process, calls = _run(tmp_path, "reference_results.sh", default_status,
+                          full_status=full_status)
+    assert not any(call.startswith("commit_report") for call in calls), calls
+    assert not any("calibrate" in call for call in calls)
+    assert process.returncode == (default_status or full_status)
+    assert "stopped before the reports were written" in process.stderr
+
+
+def test_results_failed_report_is_the_result(tmp_path):
+    process, calls = _run(tmp_path, "reference_results.sh", asv_status=2, report_status=3)
+    assert calls[-1].startswith("commit_report")
+    assert process.returncode == 3
+    assert "some benchmarks failed" in process.stderr and "status 3" in process.stderr
+
+
+# run_benchmarks.sh (`make bench`)
+
+@pytest.mark.parametrize("asv_status", [0, 2])
+def test_bench_reports_publishes_and_asvs_status_is_the_result(tmp_path, asv_status):
+    process, calls = _run(tmp_path, "run_benchmarks.sh", asv_status,
+                          env={"ASV_ARGS": "--quick --show-stderr"})
+    assert _steps(calls) == ["tools/asv_machine.py", "asv", "tools/record_environment.py",
+                             "tools/calibrate.py", "scipy_layers.reports",
+                             "tools/offline_dashboard.py"], calls
+    # ASV_ARGS is split into words, before the commit range
+    assert calls[1].endswith("--machine stub-machine --quick --show-stderr HEAD^!"), calls[1]
+    assert "publish" in calls[-1]
+    assert process.returncode == asv_status, process.stderr
+    assert ("some benchmarks failed" in process.stderr) == bool(asv_status)
+
+
+@pytest.mark.parametrize("asv_status", [1, 130])
+def test_bench_stops_at_asvs_own_failure(tmp_path, asv_status):
+    process, calls = _run(tmp_path, "run_benchmarks.sh", asv_status)
+    assert _steps(calls) == ["tools/asv_machine.py", "asv"], calls
+    assert process.returncode == asv_status
+    assert "stopped before the reports were written" in process.stderr
+
+
+def test_bench_failed_report_is_the_result_and_the_dashboard_still_publishes(tmp_path):
+    process, calls = _run(tmp_path, "run_benchmarks.sh", asv_status=2, report_status=4)
+    assert _steps(calls)[-2:] == ["scipy_layers.reports", "tools/offline_dashboard.py"]
+    assert process.returncode == 4
+    assert "some benchmarks failed" in process.stderr and "status 4" in process.stderr
