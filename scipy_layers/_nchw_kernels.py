@@ -104,6 +104,23 @@ WIDE_MAX_OUTPUT_ROWS = 1.0  # C_out / (C_in kH kW) up to which the wide layouts 
 # k3 0.73, k7 0.85; 8x3x32x32 -> 16 k7 0.49), its dgemm 0.96-1.40x (k7 1.40), and the
 # Haswell kernel (OPENBLAS_CORETYPE=Haswell on the same VM) 0.89-1.05x / 0.97-1.10x.
 GRAD_WEIGHT_COLS_FIRST = {np.dtype(np.float32): True, np.dtype(np.float64): False}
+# The bias as one more GEMM row (a row of ones in the windows, the bias beside the
+# weights) instead of passes of its own: the add over y after forward's GEMM and the sum
+# of grad_output over (N, Ho, Wo) in backward (grad_weight's GEMM gives it), for one more
+# row of K in two GEMMs. Side by side against the bias apart (tools/side_by_side.py, 30
+# batches, fwd+bwd / native, one thread, OpenBLAS Haswell, the Zen 3 VM of
+# docs/performance.md): 8x3x32x32 -> 16 k3 float32 1.154 -> 1.089 (-63 us); 1x3x224x224
+# -> 64 k7 float32 0.938 -> 0.872; 4x1x64x64 -> 16 k1 float32 4.14 -> 2.50; the other
+# CNN cells (8x3x32x32 k7, 8x16x32x32 -> 32 k3, 1x64x56x56 -> 64 k3, both dtypes) 0-3%
+# faster, within their spread; none slower. Only for one group (the ones row is one row
+# of the window matrix) and a finite bias (an inf bias added inside the GEMM's sum, not
+# after it, could meet an overflowed partial sum in another order than native's add).
+BIAS_IN_GEMM = True
+
+
+def _bias_in_gemm(bias, groups) -> bool:
+    """Whether im2col's GEMMs carry ``bias`` (see BIAS_IN_GEMM)."""
+    return BIAS_IN_GEMM and bias is not None and groups == 1 and all_finite(bias)
 
 
 def _wide(geometry, w_shape, max_extra=None):
@@ -134,6 +151,10 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
     operands (state "depthwise"), else the tap kernels too; fewer output than input
     channels take _kn2row where it runs (state "kn2row"). The state ends with the
     window matrix (or None), which the caller may recycle() once the graph node dies.
+
+    With one group and a finite bias, the bias rides in the forward GEMM (BIAS_IN_GEMM):
+    the window matrix gets a last row of ones and the weight matrix the bias as a last
+    column; grad_weight's GEMM then gives grad_bias in its last column too.
     """
     # Depthwise convs never run im2col: one GEMM row per group is all overhead (measured
     # (4,256,32,32) groups=256 7x7 fwd+bwd: 1.9 s in per-group GEMMs, native 0.16 s).
@@ -160,8 +181,12 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
     chunks = _windows.image_chunks(n, window_rows * length * x.itemsize, k_h * k_w,
                                    bounded=not keep_cols)
     held = n if keep_cols else _windows.largest(chunks)
-    cols = scratch((held, groups, c_group * k_h * k_w, length), x.dtype)
+    bias_row = _bias_in_gemm(bias, groups)
+    cols = scratch((held, groups, c_group * k_h * k_w + bias_row, length), x.dtype)
     w_groups = w.reshape(groups, c_out // groups, c_group * k_h * k_w)
+    if bias_row:  # (G = 1) y = [w | bias] @ [windows; ones]
+        cols[:, :, -1] = 1
+        w_groups = np.concatenate((w_groups, bias.reshape(1, c_out, 1)), axis=2)
     if wide:
         if not flat.flags.c_contiguous:
             raise AssertionError("im2col wide layout needs a C-contiguous padded input")
@@ -171,19 +196,20 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
         y_groups = y.reshape(n, groups, c_out // groups, -1)
     for images in chunks:  # each chunk's GEMM reads the windows just filled
         windows = cols[images] if keep_cols else cols[:images.stop - images.start]
-        _windows.fill_windows(windows, flat[images], grid[images], (k_h, k_w), geometry, wide)
+        _windows.fill_windows(windows[:, :, :window_rows] if bias_row else windows,
+                              flat[images], grid[images], (k_h, k_w), geometry, wide)
         np.matmul(w_groups, windows, out=y_groups[images])
     if grid is not x:  # a scratch copy, not views of the input
         recycle(flat)
     if wide:
         y_kept = y_wide.reshape(n, c_out, out_h, wp)[..., :out_w]
         y = output(y_kept.shape, x.dtype)
-        if bias is None:
+        if bias is None or bias_row:
             np.copyto(y, y_kept)
         else:  # the bias rides on the copy out
             np.add(y_kept, bias[:, None, None], out=y)
         recycle(y_wide)
-    elif bias is not None:
+    elif bias is not None and not bias_row:
         add_bias(y, bias)
     if not keep_cols:
         recycle(cols)
@@ -192,14 +218,16 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
 
 
 def im2col_backward(gy, w, state, geometry, need_input, need_weight):
-    """(grad_input, grad_weight), fresh arrays or None, from im2col_forward's state."""
+    """(grad_input, grad_weight, grad_bias), fresh arrays or None, from im2col_forward's
+    state; grad_bias only where grad_weight's GEMM gave it (the window matrix kept with
+    its row of ones, BIAS_IN_GEMM), else None: the caller sums grad_output."""
     padded_hw, wide, x, cols = state
     if wide is TAP or not all_finite(gy):
-        return _tap_backward(gy, w, x, geometry, need_input, need_weight)
+        return (*_tap_backward(gy, w, x, geometry, need_input, need_weight), None)
     if wide is DEPTHWISE:
-        return _depthwise_wide.backward(gy, w, x, geometry, need_input, need_weight)
+        return (*_depthwise_wide.backward(gy, w, x, geometry, need_input, need_weight), None)
     if wide is KN2ROW:
-        return _kn2row.backward(gy, w, x, cols, geometry, need_input, need_weight)
+        return (*_kn2row.backward(gy, w, x, cols, geometry, need_input, need_weight), None)
     hp, wp = padded_hw
     n, c_out, out_h, out_w = gy.shape
     _, c_group, k_h, k_w = w.shape
@@ -213,25 +241,32 @@ def im2col_backward(gy, w, state, geometry, need_input, need_weight):
         gy_wide[..., :out_w] = gy
         gy_wide[..., out_w:] = 0
     group_shape = (n, groups, c_out // groups, -1)
-    grad_x = grad_w = None
+    grad_x = grad_w = grad_b = None
     if need_weight:
-        grad_w = _grad_weight((gy_wide if wide else gy).reshape(group_shape), cols, w.shape)
+        grad_w, grad_b = _grad_weight((gy_wide if wide else gy).reshape(group_shape), cols,
+                                      w.shape)
     if need_input:
         grad_x = _col2im((gy_wide if input_wide else gy).reshape(group_shape), w,
                          (n, groups * c_group, hp, wp), geometry, input_wide)
     recycle(gy_wide)
-    return grad_x, grad_w
+    return grad_x, grad_w, grad_b
 
 
 def _grad_weight(gy_groups, cols, w_shape):
-    """sum over images of gy @ cols^T, (C_out, C_in/G, kH, kW), in the GEMM orientation
-    GRAD_WEIGHT_COLS_FIRST picks for the dtype."""
+    """(grad_weight, grad_bias): the sum over images of gy @ cols^T, (C_out, C_in/G, kH,
+    kW), in the GEMM orientation GRAD_WEIGHT_COLS_FIRST picks for the dtype; and, where
+    cols ends with forward's row of ones (BIAS_IN_GEMM: one more row than the weight
+    has taps), the last column of that product, the sum of gy (C_out,), else None."""
     if GRAD_WEIGHT_COLS_FIRST.get(gy_groups.dtype, False):  # (N, G, K, C_out/G), seen transposed
         grad = np.matmul(cols, gy_groups.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)
     else:  # (N, G, C_out/G, K)
         grad = np.matmul(gy_groups, cols.transpose(0, 1, 3, 2))
-    grad = grad.sum(axis=0) if grad.shape[0] > 1 else grad[0]
-    return np.ascontiguousarray(grad).reshape(w_shape)  # (a copy only after the transpose)
+    grad = grad.sum(axis=0) if grad.shape[0] > 1 else grad[0]  # (G, C_out/G, K)
+    taps = w_shape[1] * w_shape[2] * w_shape[3]
+    if grad.shape[-1] == taps:  # (a copy only after the transpose)
+        return np.ascontiguousarray(grad).reshape(w_shape), None
+    return (np.ascontiguousarray(grad[..., :taps]).reshape(w_shape),
+            np.ascontiguousarray(grad[..., taps]).reshape(w_shape[0]))
 
 
 def _col2im(gy_groups, w, xp_shape, geometry, wide):

@@ -8,6 +8,8 @@ of the flattened image (stride 1), "narrow" ones are strided slices of the padde
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ._ufunc_rows import rows_in_place
 
 # Images per chunk: im2col fills a chunk's windows and at once multiplies them (col2im
@@ -73,15 +75,21 @@ def _narrow_slices(kernel, geometry):
 
 def fill_windows(cols, flat, grid, kernel, geometry, wide):
     """The window matrix of some images: cols (M, G, C_in/G * kH * kW, L) from their
-    padded input, as whole padded rows of ``flat`` (wide) or strided slices of ``grid``."""
+    padded input, as whole padded rows of ``flat`` (wide) or strided slices of ``grid``.
+    ``cols`` may be a view with gaps between images (the rows of a longer matrix)."""
     m, c_in = grid.shape[:2]
     if wide:  # window row (i, j): one contiguous stretch of each flattened padded image
         length = cols.shape[-1]
         taps = cols.reshape(m, c_in, *kernel, length)
-        for i, j, start in _wide_starts(kernel, geometry.dilation, grid.shape[3]):
-            taps[:, :, i, j] = flat[:, :, start:start + length]
     else:  # plain slicing of the padded grid: right for any strides it has
         taps = cols.reshape(m, c_in, *kernel, *geometry.out_hw)
+    # splitting axes of a view is a view; were it ever a copy, the windows would be lost
+    if taps.size and not np.may_share_memory(taps, cols):
+        raise AssertionError("fill_windows: the window matrix could not be split in place")
+    if wide:
+        for i, j, start in _wide_starts(kernel, geometry.dilation, grid.shape[3]):
+            taps[:, :, i, j] = flat[:, :, start:start + length]
+    else:
         for i, j, rows, columns in _narrow_slices(kernel, geometry):
             taps[:, :, i, j] = grid[:, :, rows, columns]
 

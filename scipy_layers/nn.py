@@ -133,7 +133,7 @@ def _gradients(state, grad_output, input, weight, *, geometry, method, needs, ha
                 torch.zeros_like(weight) if need_weight else None,
                 weight.new_zeros(weight.shape[0]) if need_bias else None)
     gy = np.ascontiguousarray(to_numpy(grad_output))
-    grad_x = grad_w = None
+    grad_x = grad_w = grad_b = None
     if need_input or need_weight:
         if state is None:
             state = (to_numpy(weight), None, False)
@@ -144,14 +144,19 @@ def _gradients(state, grad_output, input, weight, *, geometry, method, needs, ha
         if rebuilt:
             _, kernel_state = _forward_kernels(to_numpy(input), w, None, geometry, method,
                                                keep_windows=need_weight)
-        backward = {"fft": kernels.fft_backward, "shift": _nchw_shift.shift_backward,
-                    "im2col": kernels.im2col_backward}[method]
-        grad_x, grad_w = backward(gy, w, kernel_state, geometry, need_input, need_weight)
+        args = (gy, w, kernel_state, geometry, need_input, need_weight)
+        if method == "im2col":  # grad_bias too where its GEMM carried the bias
+            grad_x, grad_w, grad_b = kernels.im2col_backward(*args)
+        else:
+            backward = {"fft": kernels.fft_backward, "shift": _nchw_shift.shift_backward}
+            grad_x, grad_w = backward[method](*args)
         if rebuilt and method == "im2col" and need_weight:
             recycle(kernel_state[-1])  # windows rebuilt for this call alone
+    if need_bias and grad_b is None:
+        grad_b = gy.sum(axis=(0, 2, 3))
     grad_input = None if grad_x is None else to_tensor(grad_x, like=input)
     grad_weight = None if grad_w is None else to_tensor(grad_w, like=weight)
-    grad_bias = to_tensor(gy.sum(axis=(0, 2, 3)), like=input) if need_bias else None
+    grad_bias = to_tensor(grad_b, like=input) if need_bias else None
     return grad_input, grad_weight, grad_bias
 
 

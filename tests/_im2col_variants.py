@@ -3,7 +3,9 @@ shape and dtype (scipy_layers/_nchw_kernels.py): the layout of forward's windows
 grad_input's ("narrow": strided rows, "wide": whole padded rows, "wide-grad-input":
 narrow forward, wide grad_input; stride 1 only, other strides stay narrow) times the
 orientation of grad_weight's GEMM ("gy-first": gy @ cols^T, "cols-first": its transpose
-cols @ gy^T), each with the kn2row layout off, and "im2col-kn2row": kn2row wherever it
+cols @ gy^T), each with the kn2row layout off; "-bias-apart" (narrow, wide): the bias
+added and summed in passes of its own instead of riding in the GEMMs (BIAS_IN_GEMM off);
+and "im2col-kn2row": kn2row wherever it
 can run (stride 1, two or more input channels a group, any output channels and output
 size; the rules above elsewhere), so that the sample-driven tests reach every variant
 on their small inputs. Every variant also cuts the batch into chunks of one image
@@ -34,6 +36,13 @@ _SETTINGS = {
         "GRAD_WEIGHT_COLS_FIRST": dict.fromkeys(_nchw_kernels.GRAD_WEIGHT_COLS_FIRST, cols_first)}
     for layout, (forward_limit, grad_input_limit) in _LAYOUTS.items()
     for orientation, cols_first in _ORIENTATIONS.items()}
+# The bias in its own passes (an add after forward's GEMM or on the wide copy out, the
+# sum of gy), not as a row of the GEMMs (BIAS_IN_GEMM): what groups > 1 and a bias
+# that is not finite take.
+_SETTINGS.update({
+    f"im2col-{layout}-bias-apart": {**_SETTINGS[f"im2col-{layout}-gy-first"],
+                                    "BIAS_IN_GEMM": False}
+    for layout in ("narrow", "wide")})
 _ONE_IMAGE_CHUNKS = {"CHUNK_BYTES": 1, "MIN_TAP_BYTES": 0, "MAX_CHUNK_BYTES": _ALWAYS}
 _KN2ROW_OFF = {"MAX_OUTPUT_RATIO": dict.fromkeys(_kn2row.MAX_OUTPUT_RATIO, _NEVER)}
 _KN2ROW_SETTINGS = dict.fromkeys(_SETTINGS, _KN2ROW_OFF)
