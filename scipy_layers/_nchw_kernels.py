@@ -113,9 +113,18 @@ GRAD_WEIGHT_COLS_FIRST = {np.dtype(np.float32): True, np.dtype(np.float64): Fals
 # -> 64 k7 float32 0.938 -> 0.872; 4x1x64x64 -> 16 k1 float32 4.14 -> 2.50; the other
 # CNN cells (8x3x32x32 k7, 8x16x32x32 -> 32 k3, 1x64x56x56 -> 64 k3, both dtypes) 0-3%
 # faster, within their spread; none slower. Only for one group (the ones row is one row
-# of the window matrix) and a finite bias (an inf bias added inside the GEMM's sum, not
-# after it, could meet an overflowed partial sum in another order than native's add).
+# of the window matrix) and a finite bias (a planted inf or NaN then lands as native's
+# add puts it). Where finite terms overflow (magnitude sums above the dtype's largest
+# value, outside the accuracy contract) the bias and the sum of gy meet the partial sums
+# in BLAS's order, not after them, and can land inf or NaN elsewhere than native does,
+# as the GEMM's own sums already could.
 BIAS_IN_GEMM = True
+# grad_bias from the GEMM is a float32 sum along each image's L columns in BLAS's
+# blocks: constant grad_output, relative to the exact sum, 2.6e-6 at 64x64 to 7.7e-6 at
+# 1024x1024 (numpy's pairwise sum 1.2e-7; native 5e-8 to 1e-2 on 3 -> 8 channels k3), but
+# 1.6e-4 on one 8192x8192 image (native 9e-7; hostile pass). Beyond this many columns an
+# image, grad_bias is numpy's sum of grad_output again.
+BIAS_GRAD_MAX_LENGTH = 1 << 20
 
 
 def _bias_in_gemm(bias, groups) -> bool:
@@ -177,11 +186,11 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
     hp, wp = grid.shape[2:]
     length = out_h * wp if wide else out_h * out_w
     window_rows = groups * c_group * k_h * k_w
-    # the whole batch's windows only when kept for grad_weight, else one chunk's
-    chunks = _windows.image_chunks(n, window_rows * length * x.itemsize, k_h * k_w,
-                                   bounded=not keep_cols)
-    held = n if keep_cols else _windows.largest(chunks)
     bias_row = _bias_in_gemm(bias, groups)
+    # the whole batch's windows only when kept for grad_weight, else one chunk's
+    chunks = _windows.image_chunks(n, (window_rows + bias_row) * length * x.itemsize,
+                                   k_h * k_w, bounded=not keep_cols)
+    held = n if keep_cols else _windows.largest(chunks)
     cols = scratch((held, groups, c_group * k_h * k_w + bias_row, length), x.dtype)
     w_groups = w.reshape(groups, c_out // groups, c_group * k_h * k_w)
     if bias_row:  # (G = 1) y = [w | bias] @ [windows; ones]
@@ -256,7 +265,8 @@ def _grad_weight(gy_groups, cols, w_shape):
     """(grad_weight, grad_bias): the sum over images of gy @ cols^T, (C_out, C_in/G, kH,
     kW), in the GEMM orientation GRAD_WEIGHT_COLS_FIRST picks for the dtype; and, where
     cols ends with forward's row of ones (BIAS_IN_GEMM: one more row than the weight
-    has taps), the last column of that product, the sum of gy (C_out,), else None."""
+    has taps) and images have at most BIAS_GRAD_MAX_LENGTH columns, the last column of
+    that product, the sum of gy (C_out,), else None."""
     if GRAD_WEIGHT_COLS_FIRST.get(gy_groups.dtype, False):  # (N, G, K, C_out/G), seen transposed
         grad = np.matmul(cols, gy_groups.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)
     else:  # (N, G, C_out/G, K)
@@ -265,8 +275,10 @@ def _grad_weight(gy_groups, cols, w_shape):
     taps = w_shape[1] * w_shape[2] * w_shape[3]
     if grad.shape[-1] == taps:  # (a copy only after the transpose)
         return np.ascontiguousarray(grad).reshape(w_shape), None
-    return (np.ascontiguousarray(grad[..., :taps]).reshape(w_shape),
-            np.ascontiguousarray(grad[..., taps]).reshape(w_shape[0]))
+    grad_bias = None
+    if cols.shape[-1] <= BIAS_GRAD_MAX_LENGTH:
+        grad_bias = np.ascontiguousarray(grad[..., taps]).reshape(w_shape[0])
+    return np.ascontiguousarray(grad[..., :taps]).reshape(w_shape), grad_bias
 
 
 def _col2im(gy_groups, w, xp_shape, geometry, wide):

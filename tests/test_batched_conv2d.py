@@ -524,10 +524,11 @@ def test_batch_chunks_without_weight_grad_hold_one_chunk_of_windows(variant, mon
     held = []
     monkeypatch.setattr(nn.kernels, "scratch", lambda shape, dtype: held.append(shape) or
                         np.full(shape, np.nan, dtype=dtype))
-    bounded_calls = []
+    bounded_calls, budgets = [], []
 
     def chunks_of_two(n, bytes_per_image, taps, bounded=False):
         bounded_calls.append(bounded)
+        budgets.append(bytes_per_image)
         return [slice(start, min(n, start + 2)) for start in range(0, n, 2)]
     monkeypatch.setattr(_windows, "image_chunks", chunks_of_two)
     x, w, b = case_inputs((5, 3, 8, 7), (4, 3, 3, 2), torch.float64)
@@ -540,6 +541,9 @@ def test_batch_chunks_without_weight_grad_hold_one_chunk_of_windows(variant, mon
         windows_held = [shape for shape in held if len(shape) == 4 and shape[2] in (18, 19)]
         assert windows_held and all(shape[0] == 2 for shape in windows_held)
         assert bounded_calls == [True]  # forward's, its window memory bounded
+        # the chunks are sized by every row the window matrix holds, the ones row too
+        (_, groups, rows, length), = windows_held
+        assert budgets == [groups * rows * length * 8]
         ours = conv2d(x, w, b, method=method, padding=1)
         theirs = F.conv2d(x, w, b, padding=1)
         gy = torch.randn_like(theirs)
@@ -547,3 +551,24 @@ def test_batch_chunks_without_weight_grad_hold_one_chunk_of_windows(variant, mon
         (reference,) = torch.autograd.grad(theirs, x, gy)
     assert max_errors(ours, theirs).max_rel <= TOLERANCE[torch.float64]
     assert max_errors(mine, reference).max_rel <= TOLERANCE[torch.float64]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("variant", ["im2col-narrow-cols-first", "im2col-wide-gy-first"])
+def test_grad_bias_from_the_gemm_up_to_its_length_then_numpys_sum(variant, dtype, monkeypatch):
+    # BIAS_IN_GEMM: grad_weight's GEMM gives grad_bias, an image's columns at most
+    # BIAS_GRAD_MAX_LENGTH; past it (huge images: the GEMM's float32 sum loses accuracy)
+    # grad_bias is numpy's sum of grad_output, bit for bit.
+    x, w, b = case_inputs((3, 2, 9, 8), (5, 2, 3, 2), dtype, seed=4)
+    with im2col_variant(variant) as method:
+        y = conv2d(x, w, b, method=method, padding=(1, 0))
+        gy = torch.randn(y.shape, dtype=dtype, generator=torch.Generator().manual_seed(2))
+        numpy_sum = torch.from_numpy(gy.numpy().sum(axis=(0, 2, 3)))
+        reference = torch.autograd.grad(F.conv2d(x, w, b, padding=(1, 0)), b, gy)[0]
+        grads = {}
+        for cap in (1 << 20, 0):
+            monkeypatch.setattr(nn.kernels, "BIAS_GRAD_MAX_LENGTH", cap)
+            y = conv2d(x, w, b, method=method, padding=(1, 0))
+            grads[cap] = torch.autograd.grad(y, (w, b), gy)[1]
+    assert torch.equal(grads[0], numpy_sum)
+    assert max_errors(grads[1 << 20], reference).max_rel <= TOLERANCE[dtype]
