@@ -2,9 +2,10 @@
 ``torch.nn.functional.conv2d`` computes it (a cross-correlation), and its gradients.
 
 Shapes: x (N, C_in, H, W) unpadded (the kernels pad it), w (C_out, C_in/groups, kH, kW),
-y (N, C_out, Ho, Wo); ``geometry`` is _nchw_args.ConvGeometry. Two methods:
+y (N, C_out, Ho, Wo); ``geometry`` is _nchw_args.ConvGeometry. The "im2col" method (the
+"fft" method is _nchw_fft's, "shift" _nchw_shift's):
 
-- "im2col": the (C_in/groups * kH * kW, L) window matrix of each image and group, then
+- the (C_in/groups * kH * kW, L) window matrix of each image and group, then
   one BLAS matmul per (image, group) for y, grad_weight and the window gradients, which
   kH * kW adds scatter back. Any stride, dilation and groups; at stride 1 the windows
   may run along whole padded rows (L = Ho * Wp, see im2col_forward) so that the copies
@@ -16,13 +17,11 @@ y (N, C_out, Ho, Wo); ``geometry`` is _nchw_args.ConvGeometry. Two methods:
   With fewer output than input channels (a group) at stride 1 the layout turns round
   (kn2row, _kn2row: the GEMM first, then shift-adds of C_out kH kW rows); depthwise
   convs run along the tall rows of _depthwise_wide instead.
-- "fft": scipy.fft in float64 with a per-pixel accuracy certificate (_fft_conv); stride
-  1, dilation 1, groups 1 only: for few channels with large kernels.
 
 Every pass whose operands are not all finite runs the direct "tap" kernels instead
-(_tap_kernels: sums over real pixels only, so NaN and inf land where native puts them),
-and so does an FFT pass that its certificate rejects. The window copies use plain
-slicing of a C-contiguous padded copy: no stride tricks, whatever the input's layout.
+(_tap_kernels: sums over real pixels only, so NaN and inf land where native puts them).
+The window copies use plain slicing of a C-contiguous padded copy: no stride tricks,
+whatever the input's layout.
 
 Scratch buffers (padded inputs, window matrices, window gradients) come from the
 workspace (_workspace) and go back to it once used (measured (8,16,32,32)->32 k3 float32
@@ -32,9 +31,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _depthwise_wide, _fft_conv, _kn2row, _windows
+from . import _depthwise_wide, _kn2row, _windows
 from ._finite import all_finite
-from ._tap_kernels import depthwise, tap_forward, tap_grad_input, tap_grad_weight
+from ._tap_kernels import depthwise, tap_backward, tap_forward
 from ._ufunc_rows import add_bias
 from ._workspace import output, recycle, scratch
 
@@ -232,7 +231,7 @@ def im2col_backward(gy, w, state, geometry, need_input, need_weight):
     its row of ones, BIAS_IN_GEMM), else None: the caller sums grad_output."""
     padded_hw, wide, x, cols = state
     if wide is TAP or not all_finite(gy):
-        return (*_tap_backward(gy, w, x, geometry, need_input, need_weight), None)
+        return (*tap_backward(gy, w, x, geometry, need_input, need_weight), None)
     if wide is DEPTHWISE:
         return (*_depthwise_wide.backward(gy, w, x, geometry, need_input, need_weight), None)
     if wide is KN2ROW:
@@ -314,32 +313,3 @@ def _col2im(gy_groups, w, xp_shape, geometry, wide):
     grad_x = _inner(grid, geometry.padding)
     recycle(flat)
     return grad_x
-
-
-def _tap_backward(gy, w, x, geometry, need_input, need_weight):
-    return (tap_grad_input(gy, w, x.shape, geometry) if need_input else None,
-            tap_grad_weight(x, gy, w.shape, geometry) if need_weight else None)
-
-
-def fft_forward(x, w, geometry):
-    """y (no bias) and the state fft_backward takes: by the certified FFT of _fft_conv,
-    or by the tap kernels for non-finite operands or an uncertified result."""
-    if not all_finite(x, w):
-        return tap_forward(x, w, None, geometry), (None, x)
-    y, spectra = _fft_conv.fft_forward(x, w, geometry.padding, geometry.out_hw)
-    if y is None:
-        y = tap_forward(x, w, None, geometry)
-    return y, (spectra, x)
-
-
-def fft_backward(gy, w, state, geometry, need_input, need_weight):
-    """(grad_input, grad_weight): arrays or None."""
-    spectra, x = state
-    if spectra is None or not all_finite(gy):
-        return _tap_backward(gy, w, x, geometry, need_input, need_weight)
-    grad_input, grad_weight, certified = _fft_conv.fft_backward(gy, spectra, need_input, need_weight)
-    if need_input and not certified[0]:
-        grad_input = tap_grad_input(gy, w, x.shape, geometry)
-    if need_weight and not certified[1]:
-        grad_weight = tap_grad_weight(x, gy, w.shape, geometry)
-    return grad_input, grad_weight

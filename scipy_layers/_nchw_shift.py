@@ -21,9 +21,9 @@ from __future__ import annotations
 import numpy as np
 
 from ._finite import all_finite
-from ._nchw_kernels import TAP, _padded, _tap_backward
+from ._nchw_kernels import TAP, _padded
 from ._workspace import output, recycle, scratch
-from ._tap_kernels import tap_forward
+from ._tap_kernels import tap_backward, tap_forward
 from .conv_methods import _shift_forward, _shift_grad_filter, _shift_grad_input
 
 
@@ -76,7 +76,7 @@ def shift_backward(gy, w, state, geometry, need_input, need_weight):
     """(grad_input, grad_weight), fresh arrays or None, from shift_forward's state."""
     tag, x = state
     if tag is TAP or not all_finite(gy):
-        return _tap_backward(gy, w, x, geometry, need_input, need_weight)
+        return tap_backward(gy, w, x, geometry, need_input, need_weight)
     stacked, buffer = _stacked(x, geometry.padding)
     n, c_in, height, width = x.shape
     c_out, _, k_h, k_w = w.shape

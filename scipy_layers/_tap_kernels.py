@@ -199,3 +199,9 @@ def tap_grad_weight(x, gy, w_shape, geometry):
             # sum over images and pixels: (N, Og, P) @ (N, P, Cg) -> (Og, Cg)
             grad[co, :, i, j] = np.matmul(g_block, x_block.transpose(0, 2, 1)).sum(axis=0)
     return grad
+
+
+def tap_backward(gy, w, x, geometry, need_input, need_weight):
+    """(grad_input, grad_weight) by the tap kernels, None where not needed."""
+    return (tap_grad_input(gy, w, x.shape, geometry) if need_input else None,
+            tap_grad_weight(x, gy, w.shape, geometry) if need_weight else None)

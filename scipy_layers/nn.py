@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch.autograd import Function
 
 from . import _nchw_kernels as kernels
-from . import _nchw_shift, gpu
+from . import _nchw_fft, _nchw_shift, gpu
 from ._checks import check_method_name
 from ._nchw_args import _is_int, check_conv2d_arguments, check_padding_mode
 from ._numpy_bridge import (ForwardState, apply_positional, linear_tangent, numpy_gradients,
@@ -116,7 +116,7 @@ def _forward_kernels(x, w, b, geometry, method, keep_windows):
     if method == "shift":
         return _nchw_shift.shift_forward(x, w, b, geometry)
     if method == "fft":
-        y, state = kernels.fft_forward(x, w, geometry)
+        y, state = _nchw_fft.fft_forward(x, w, geometry)
         if b is not None:
             add_bias(y, b)
         return y, state
@@ -148,7 +148,7 @@ def _gradients(state, grad_output, input, weight, *, geometry, method, needs, ha
         if method == "im2col":  # grad_bias too where its GEMM carried the bias
             grad_x, grad_w, grad_b = kernels.im2col_backward(*args)
         else:
-            backward = {"fft": kernels.fft_backward, "shift": _nchw_shift.shift_backward}
+            backward = {"fft": _nchw_fft.fft_backward, "shift": _nchw_shift.shift_backward}
             grad_x, grad_w = backward[method](*args)
         if rebuilt and method == "im2col" and need_weight:
             recycle(kernel_state[-1])  # windows rebuilt for this call alone

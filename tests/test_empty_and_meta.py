@@ -146,8 +146,9 @@ def numpy_forbidden(monkeypatch):
     monkeypatch.setattr(torch.Tensor, "numpy", forbidden)
     for name in list(METHODS):
         monkeypatch.setitem(METHODS, name, ConvMethod(forbidden, forbidden))
-    for name in ("im2col_forward", "im2col_backward", "fft_forward", "fft_backward"):
-        monkeypatch.setattr(nn.kernels, name, forbidden)
+    for module, name in ((nn.kernels, "im2col_forward"), (nn.kernels, "im2col_backward"),
+                         (nn._nchw_fft, "fft_forward"), (nn._nchw_fft, "fft_backward")):
+        monkeypatch.setattr(module, name, forbidden)
     for module, name in ((scipy.fft, "rfft2"), (scipy.fft, "irfft"), (np.fft, "rfft2"),
                          (np.fft, "irfft2"), (_fft_into, "rfft2"), (_fft_into, "rfft2_adjoint")):
         monkeypatch.setattr(module, name, forbidden)
