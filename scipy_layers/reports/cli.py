@@ -63,7 +63,7 @@ def parser() -> argparse.ArgumentParser:
                         "default the two most recent by commit date")
     p.add_argument("--threshold", type=_threshold, default=DEFAULT_THRESHOLD, metavar="T",
                    help="compare.csv: changes smaller than this are 'unchanged' (a fraction "
-                        f"or a percentage; default {DEFAULT_THRESHOLD:.0%})")
+                        f"or a percentage; default {DEFAULT_THRESHOLD * 100:g}%%)")
     p.add_argument("--round-size", type=_round_size, metavar="N",
                    help="samples per round in the compared runs (asv -a repeat=N with "
                         "--interleave-rounds --record-samples, as make compare runs it); "
