@@ -1,13 +1,34 @@
 """numpy/scipy autograd layers from PyTorch's "Creating extensions using numpy and
-scipy" tutorial, with proven gradients, and their native torch twins."""
-from .conv import NativeConv2d, ScipyConv2d, ScipyConv2dFunction, native_conv2d, scipy_conv2d
-from .fft import BadFFTFunction, FFTAbsFunction, fft_abs, incorrect_fft, native_fft_abs
-from .nn import Conv2d, conv2d
-from .registry import LAYERS, NATIVE, Implementation, Layer
+scipy" tutorial, with proven gradients, and their native torch twins.
 
-__all__ = [
-    "BadFFTFunction", "FFTAbsFunction", "fft_abs", "incorrect_fft", "native_fft_abs",
-    "ScipyConv2dFunction", "ScipyConv2d", "NativeConv2d", "scipy_conv2d", "native_conv2d",
-    "conv2d", "Conv2d",
-    "LAYERS", "NATIVE", "Implementation", "Layer",
-]
+The layers load on first use (``from scipy_layers import conv2d`` or
+``scipy_layers.conv2d``), not with the package: its report command
+(``python -m scipy_layers.reports``) reads asv's results with pandas alone, and
+importing torch and scipy.signal first cost it ~4 s a run.
+"""
+import importlib
+
+# Each public name -> the module that defines it.
+_EXPORTS = {
+    "NativeConv2d": "conv", "ScipyConv2d": "conv", "ScipyConv2dFunction": "conv",
+    "native_conv2d": "conv", "scipy_conv2d": "conv",
+    "BadFFTFunction": "fft", "FFTAbsFunction": "fft", "fft_abs": "fft",
+    "incorrect_fft": "fft", "native_fft_abs": "fft",
+    "Conv2d": "nn", "conv2d": "nn",
+    "LAYERS": "registry", "NATIVE": "registry", "Implementation": "registry",
+    "Layer": "registry",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # (found directly from now on)
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -10,7 +10,7 @@ import pandas as pd
 from . import stats
 from .environment import ENV_COLUMNS, differences
 from .errors import ReportError
-from .gradients import TOLERANCE_BY_NAME
+from .gradients import tolerance_by_name
 from .naming import NATIVE
 from .tables import param_columns, with_blank_params
 
@@ -216,7 +216,7 @@ def _gradient_jump(row: pd.Series) -> str | None:
         return None
     if "rel error" not in row["measurement"]:
         return None
-    tolerance = TOLERANCE_BY_NAME.get(row["dtype"])
+    tolerance = tolerance_by_name().get(row["dtype"])
     if tolerance is None:
         return None
     if a <= tolerance < b:

@@ -10,24 +10,38 @@ native's (``track_nonfinite_mismatches`` > 0, or +inf from older suites) counts 
 infinite error, so ``fail``."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
-
-from scipy_layers import LAYERS
-from scipy_layers.agreement import TOLERANCE
 
 from .naming import ERROR_MEASUREMENTS, REQUIRED_ERROR_STATISTICS
 from .reader import method_of
 from .tables import RUN_KEYS, param_columns, with_blank_params
 
-# "float64" -> 1e-10: the benchmark's dtype parameter is torch's dtype name.
-TOLERANCE_BY_NAME = {str(dtype).removeprefix("torch."): tol for dtype, tol in TOLERANCE.items()}
 QUANTITY_ORDER = ["output", "grad_input", "grad_filter", "grad_bias"]
+
+
+def layer_spec(layer: str):
+    """The registry's entry for ``layer``, None for a layer it does not know. The
+    registry (and agreement's tolerances) load on first use: they import torch and
+    scipy.signal, ~4 s that a report run stopping at a bad results directory should
+    not pay."""
+    from scipy_layers import LAYERS
+    return LAYERS.get(layer)
+
+
+@functools.lru_cache(maxsize=None)
+def tolerance_by_name() -> dict[str, float]:
+    """"float64" -> 1e-10: agreement.TOLERANCE by the benchmark's dtype parameter (torch's
+    dtype name)."""
+    from scipy_layers.agreement import TOLERANCE
+    return {str(dtype).removeprefix("torch."): tol for dtype, tol in TOLERANCE.items()}
 
 
 def gradient_is_exact(layer: str, implementation: str) -> bool:
     """The registry's word; an implementation it does not know is held to the tolerance."""
-    spec = LAYERS.get(layer)
+    spec = layer_spec(layer)
     impl = spec.implementations.get(implementation) if spec else None
     return True if impl is None else impl.gradient_is_exact
 
@@ -35,7 +49,7 @@ def gradient_is_exact(layer: str, implementation: str) -> bool:
 def expected_quantities(layer: str) -> list[str]:
     """The output and the gradient of every input the registry gives the layer (what
     ``agreement.compare_with_native`` measures); none for a layer it does not know."""
-    spec = LAYERS.get(layer)
+    spec = layer_spec(layer)
     return ["output", *(f"grad_{name}" for name in spec.input_names)] if spec else []
 
 
@@ -95,7 +109,7 @@ def gradients_table(timings: pd.DataFrame) -> pd.DataFrame:
              .drop_duplicates(case)[case + ["value", "quantity"]]
              .rename(columns={"value": "worst_rel_error", "quantity": "worst_quantity"}))
     table = table.merge(worst, on=case, how="left")
-    table["tolerance"] = table["dtype"].map(TOLERANCE_BY_NAME)
+    table["tolerance"] = table["dtype"].map(tolerance_by_name())
     table["gradient_is_exact"] = [gradient_is_exact(layer, impl) for layer, impl
                                   in zip(table["layer"], table["implementation"])]
     table["verdict"] = _verdicts(table)

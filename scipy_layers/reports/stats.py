@@ -29,10 +29,11 @@ exponentiated; Benjamini-Hochberg turns the p-values of all timing cases into q-
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 CONFIDENCE = 0.95
 # Cases grouped by duration for the variance prior (seconds): sub-100 us cases are the
@@ -118,8 +119,17 @@ def moderated(variance: float, df: int, prior: tuple[float, float]) -> tuple[flo
     return (d0 * s0 + df * variance) / (d0 + df), d0 + df
 
 
+@functools.lru_cache(maxsize=1)
+def _scipy_stats():
+    """scipy.stats, imported on first use (~1 s): a report that stops at a bad results
+    directory, or compares nothing, never needs it."""
+    from scipy import stats
+    return stats
+
+
 def quantile(df: float) -> float:
     """The two-sided CONFIDENCE quantile of t with ``df`` degrees of freedom (normal at inf)."""
+    stats = _scipy_stats()
     dist = stats.norm if math.isinf(df) else stats.t(df)
     return float(dist.ppf(0.5 + CONFIDENCE / 2))
 
@@ -130,6 +140,7 @@ def t_interval(log_ratio: float, variance: float, df: float, n_a: int, n_b: int)
     if not (df > 0 and np.isfinite(variance) and np.isfinite(log_ratio)):
         return math.nan, math.nan, math.nan
     se = math.sqrt(variance * (1 / n_a + 1 / n_b))
+    stats = _scipy_stats()
     dist = stats.norm if math.isinf(df) else stats.t(df)
     p = float(2 * dist.sf(abs(log_ratio) / se)) if se > 0 else (0.0 if log_ratio else 1.0)
     half = quantile(df) * se
@@ -142,7 +153,7 @@ def rank_p(log_a: np.ndarray, log_b: np.ndarray) -> float:
         return math.nan
     if len(log_a) + len(log_b) <= 2:
         return 1.0
-    return float(stats.mannwhitneyu(log_b, log_a, alternative="two-sided").pvalue)
+    return float(_scipy_stats().mannwhitneyu(log_b, log_a, alternative="two-sided").pvalue)
 
 
 def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
@@ -150,5 +161,5 @@ def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
     q = np.full(len(p), np.nan)
     finite = np.isfinite(p)
     if finite.any():
-        q[finite] = stats.false_discovery_control(p[finite], method="bh")
+        q[finite] = _scipy_stats().false_discovery_control(p[finite], method="bh")
     return q

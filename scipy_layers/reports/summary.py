@@ -6,9 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from scipy_layers import LAYERS
-
 from .comparison import comparison_markdown
+from .gradients import layer_spec
 from .limits import CALIBRATION_FILE, Calibration
 from .markdown import escape, format_seconds, markdown_table
 from .naming import DEFAULT_THREADS, NATIVE, PLAIN_KIND
@@ -159,7 +158,7 @@ def summary_markdown(timings, speedup, gradients, compare, threshold: float,
               + " (every row is in timings.csv).", ""]
     lines += comparison_markdown(compare, threshold)
     for layer in latest_t["layer"].unique():
-        spec = LAYERS.get(layer)
+        spec = layer_spec(layer)
         lines += [f"## {layer}", "", escape(spec.description) if spec else "(not in the registry)", ""]
         by_case = with_blank_params(latest_t)
         times = time_table(by_case, latest_s, layer)
