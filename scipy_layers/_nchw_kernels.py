@@ -289,13 +289,12 @@ def _col2im(gy_groups, w, xp_shape, geometry, wide):
     w_groups = w.reshape(groups, c_out // groups, c_group * k_h * k_w)
     chunks = _windows.image_chunks(n, window_rows * length * dtype.itemsize, k_h * k_w)
     grad_cols = scratch((_windows.largest(chunks), groups, c_group * k_h * k_w, length), dtype)
-    if wide:
-        flat = scratch((n, c_in, hp * wp + geometry.dilation[1] * (k_w - 1)), dtype)
-        grid = flat[:, :, :hp * wp].reshape(xp_shape)
+    unpadded = not any(geometry.padding)  # then grid is the result itself
+    grid = (output if unpadded else scratch)(xp_shape, dtype)
+    flat = grid.reshape(n, c_in, hp * wp)  # (a view)
+    if wide:  # the first window row is copied in, over all but the rest
         flat[:, :, length:] = 0
     else:
-        unpadded = not any(geometry.padding)  # then grid is the result itself
-        flat = grid = (output if unpadded else scratch)(xp_shape, dtype)
         grid.fill(0)
     for images in chunks:  # each chunk's window gradients added while in cache
         chunk = grad_cols[:images.stop - images.start]
@@ -308,8 +307,8 @@ def _col2im(gy_groups, w, xp_shape, geometry, wide):
             _windows.add_windows(grid[images],
                                  chunk.reshape(-1, c_in, k_h, k_w, out_h, out_w), geometry)
     recycle(grad_cols)
-    if not wide and unpadded:
+    if unpadded:
         return grid
     grad_x = _inner(grid, geometry.padding)
-    recycle(flat)
+    recycle(grid)
     return grad_x

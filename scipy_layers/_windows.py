@@ -95,15 +95,18 @@ def fill_windows(cols, flat, grid, kernel, geometry, wide):
 
 
 def add_wide_windows(flat, taps, wp, dilation):
-    """flat (M, C_in, R) gets the window gradients taps (M, C_in, kH, kW, L), each window
-    row (i, j) added to its contiguous stretch; the first one copied (flat's first L
-    columns are taken for it, the rest must be zero)."""
-    length = taps.shape[-1]
+    """flat (M, C_in, Hp * Wp) gets the window gradients taps (M, C_in, kH, kW, L), each
+    window row (i, j) added to its contiguous stretch; the first one copied (flat's first
+    L columns are taken for it, the rest must be zero). The last dW (kW - 1) columns of
+    the last rows run past the image, on dropped output columns: they are not added
+    (were a tail kept for them, it would be thrown away)."""
+    length, end = taps.shape[-1], flat.shape[-1]
     flat[:, :, :length] = taps[:, :, 0, 0]
     with rows_in_place(length):  # M * C_in strided rows of `length` per add
         for i, j, start in _wide_starts(taps.shape[2:4], dilation, wp):
             if i or j:
-                flat[:, :, start:start + length] += taps[:, :, i, j]
+                stop = min(start + length, end)
+                flat[:, :, start:stop] += taps[:, :, i, j, :stop - start]
 
 
 def add_windows(grid, taps, geometry):
