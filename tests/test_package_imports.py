@@ -24,6 +24,21 @@ def test_the_report_package_and_the_case_parser_import_no_torch():
     assert result.stdout.strip() == "[]"
 
 
+def test_submodules_load_on_first_use_and_a_reload_refreshes_the_names():
+    """As when the package imported them all: ``scipy_layers._workspace`` (the README's
+    tunables) after a bare import; after importlib.reload, no name from the old load."""
+    code = ("import importlib, scipy_layers\n"
+            "assert scipy_layers._workspace.WORKSPACE_LIMIT_BYTES > 0\n"
+            "assert 'torch' not in __import__('sys').modules\n"
+            "old = scipy_layers.conv2d\n"
+            "importlib.reload(scipy_layers.nn); importlib.reload(scipy_layers)\n"
+            "assert scipy_layers.conv2d is scipy_layers.nn.conv2d is not old\n"
+            "print('ok')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, cwd=ROOT)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
 @pytest.mark.parametrize("name", scipy_layers.__all__)
 def test_every_public_name_is_its_modules_object(name):
     module = importlib.import_module(f"scipy_layers.{scipy_layers._EXPORTS[name]}")

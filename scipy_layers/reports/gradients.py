@@ -11,6 +11,7 @@ infinite error, so ``fail``."""
 from __future__ import annotations
 
 import functools
+import types
 
 import numpy as np
 import pandas as pd
@@ -32,11 +33,12 @@ def layer_spec(layer: str):
 
 
 @functools.lru_cache(maxsize=None)
-def tolerance_by_name() -> dict[str, float]:
+def tolerance_by_name() -> types.MappingProxyType:
     """"float64" -> 1e-10: agreement.TOLERANCE by the benchmark's dtype parameter (torch's
     dtype name)."""
     from scipy_layers.agreement import TOLERANCE
-    return {str(dtype).removeprefix("torch."): tol for dtype, tol in TOLERANCE.items()}
+    return types.MappingProxyType(
+        {str(dtype).removeprefix("torch."): tol for dtype, tol in TOLERANCE.items()})
 
 
 def gradient_is_exact(layer: str, implementation: str) -> bool:
