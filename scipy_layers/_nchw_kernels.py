@@ -292,7 +292,7 @@ def _col2im(gy_groups, w, xp_shape, geometry, wide):
     unpadded = not any(geometry.padding)  # then grid is the result itself
     grid = (output if unpadded else scratch)(xp_shape, dtype)
     flat = grid.reshape(n, c_in, hp * wp)  # (a view)
-    if wide:  # the first window row is copied in, over all but the rest
+    if wide:  # the first window row is copied into the first L columns; the rest start at 0
         flat[:, :, length:] = 0
     else:
         grid.fill(0)
