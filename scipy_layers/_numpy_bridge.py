@@ -25,11 +25,14 @@ from __future__ import annotations
 
 import functools
 import inspect
-import threading
 
 import numpy as np
 import torch
 from torch.autograd import Function
+
+from ._autocast import any_autocast, autocast_devices, in_float32
+from ._forward_state import (ForwardState, new_forward_state, remember_inputs,  # noqa: F401
+                             state_for)  # (re-exported: the layers import them from here)
 
 def opaque_to_compile(fn):
     """``fn`` hidden from torch.compile (why: see the module docstring). While Dynamo
@@ -64,7 +67,16 @@ def apply_positional(cls, *args):
     (inspect, pure Python: ~20 us, the largest fixed cost of a 16x16 call) to fill in
     defaults that are all given here; without functorch transforms it then unwraps dead
     functorch wrappers and calls the C apply, which this does directly. Under a transform
-    (vmap, grad, ...) torch's own path runs."""
+    (vmap, grad, ...) torch's own path runs. Under ``torch.autocast``: see
+    :func:`in_float32`."""
+    if any_autocast():
+        devices = autocast_devices(args)
+        if devices:
+            return in_float32(devices, _apply, cls, *args)
+    return _apply(cls, *args)
+
+
+def _apply(cls, *args):
     if torch._C._are_functorch_transforms_active():
         return Function.apply.__func__(cls, *args)
     # super(Function, cls): the C apply of torch._C._FunctionBase, bound to cls; the
@@ -122,38 +134,6 @@ def shape_only(*tensors: torch.Tensor) -> bool:
     return False
 
 
-class ForwardState:
-    """What one forward call computed for its backward; ``value`` is None until forward
-    fills it (and stays None where forward did not run on exactly these inputs)."""
-
-    __slots__ = ("value", "hint", "__weakref__")
-
-    def __init__(self, hint=None):
-        self.value = None
-        self.hint = hint  # what the caller knew before forward (e.g. which grads are wanted)
-
-    def __repr__(self):
-        return f"ForwardState({'filled' if self.value is not None else 'empty'})"
-
-    def take(self):
-        """``value``, leaving None behind, atomically: a backward that may overwrite what
-        forward left takes it, so that no other backward of the graph (retain_graph, or
-        one running in another thread at the same time) reads it meanwhile; they find
-        None and recompute."""
-        with _taking:
-            value, self.value = self.value, None
-        return value
-
-    def put_back(self, value) -> None:
-        """Return what :meth:`take` gave, unchanged, unless the slot was filled since."""
-        with _taking:
-            if self.value is None:
-                self.value = value
-
-
-_taking = threading.Lock()
-
-
 def double_backward_error(name: str) -> RuntimeError:
     return RuntimeError(
         f"{name} does not support double backward: its backward runs in numpy/scipy, "
@@ -204,14 +184,20 @@ class NumpyStep(Function):
 _is_legacy_batchedtensor = torch._C._functorch.is_legacy_batchedtensor
 
 
+def check_not_legacy_batched(name: str, *tensors) -> None:
+    """A clear error for a tensor of autograd's own vmap (is_grads_batched=True,
+    jacobian(..., vectorize=True) in either mode): custom Functions' vmap rules are not
+    called under it and numpy cannot read it."""
+    for tensor in tensors:
+        if isinstance(tensor, torch.Tensor) and _is_legacy_batchedtensor(tensor):
+            raise legacy_batching_error(name)
+
+
 def numpy_gradients(name: str, compute, state, *tensors):
     """``compute(state, *tensors)``: directly in a plain backward, through
     :class:`NumpyStep` where a graph of the gradients is being built (create_graph) or a
     torch.func transform is active (the step unwraps, vmaps and guards it)."""
-    for tensor in tensors:  # (inline: a call per tensor cost ~1 us of a 16x16 backward)
-        # a tensor of autograd's own vmap (is_grads_batched=True, jacobian(...,
-        # vectorize=True)): custom Functions' vmap rules are not called under it and
-        # numpy cannot read it
+    for tensor in tensors:  # (check_not_legacy_batched inline: ~0.3 us of a small call)
         if isinstance(tensor, torch.Tensor) and _is_legacy_batchedtensor(tensor):
             raise legacy_batching_error(name)
     if computes_directly():
@@ -229,11 +215,12 @@ def computes_directly() -> bool:
 
 def legacy_batching_error(name: str) -> RuntimeError:
     return RuntimeError(
-        f"{name}'s backward runs in numpy/scipy and cannot take autograd's batched "
+        f"{name}'s gradients run in numpy/scipy and cannot take autograd's batched "
         f"gradients (torch.autograd.grad(..., is_grads_batched=True), "
-        f"torch.autograd.functional.jacobian/hessian(..., vectorize=True)). Use "
-        f"torch.func.vmap over torch.func.vjp or jacrev (supported), or the unbatched call "
-        f"(vectorize=False, or one grad call per grad_output).")
+        f"torch.autograd.functional.jacobian/hessian(..., vectorize=True), reverse or "
+        f"forward mode). Use torch.func.vmap over torch.func.vjp / jvp, or jacrev / "
+        f"jacfwd (supported), or in reverse mode the unbatched call (vectorize=False, "
+        f"or one grad call per grad_output).")
 
 
 def linear_tangent(output_shape, like, terms):

@@ -9,6 +9,7 @@ y of shape (H - kH + 1, W - kW + 1).
 from __future__ import annotations
 
 import functools
+import operator
 
 import numpy as np
 import torch
@@ -17,9 +18,10 @@ from torch.autograd import Function
 
 from . import gpu
 from ._checks import check_float_tensor, check_method_name, check_same_dtype_and_device
-from ._numpy_bridge import (ForwardState, apply_positional, linear_tangent, numpy_gradients,
-                            numpy_quiet, opaque_to_compile, to_numpy, to_tensor,
-                            vmap_by_loop)
+from ._nchw_args import _is_int
+from ._numpy_bridge import (apply_positional, check_not_legacy_batched, linear_tangent,
+                            new_forward_state, numpy_gradients, numpy_quiet, opaque_to_compile,
+                            remember_inputs, state_for, to_numpy, to_tensor, vmap_by_loop)
 from .conv_methods import METHODS
 
 AUTO = "auto"
@@ -140,7 +142,7 @@ class ScipyConv2dFunction(Function):
     @opaque_to_compile
     def apply(cls, input, filter, bias=None, method=AUTO, saved=None):
         # ``saved``: internal; torch.func passes the one made by the outermost call down.
-        saved = saved if saved is not None else ForwardState()
+        saved = saved if saved is not None else new_forward_state()
         return apply_positional(cls, input, filter, bias, method, saved)
 
     @staticmethod
@@ -175,6 +177,7 @@ class ScipyConv2dFunction(Function):
         ctx.save_for_backward(input, filter)
         ctx.save_for_forward(input, filter)
         ctx.method, ctx.forward_state = method, saved
+        remember_inputs(ctx, input, filter)
         ctx.bias_shape = None if bias is None else bias.shape
         ctx.output_shape = output.shape
 
@@ -185,13 +188,14 @@ class ScipyConv2dFunction(Function):
         compute = functools.partial(_conv_gradients, method=ctx.method,
                                     needs=tuple(ctx.needs_input_grad[:3]),
                                     bias_shape=ctx.bias_shape)
-        state = None if ctx.forward_state is None else ctx.forward_state.value
+        state = state_for(ctx, input, filter)
         grads = numpy_gradients("ScipyConv2dFunction", compute, state, grad_output, input, filter)
         return (*grads, None, None)
 
     @staticmethod
     @opaque_to_compile
     def jvp(ctx, input_tangent, filter_tangent, bias_tangent, *_):
+        check_not_legacy_batched("ScipyConv2dFunction", input_tangent, filter_tangent, bias_tangent)
         # Bilinear in (input, filter) plus bias: the tangent is the layer on the tangents.
         input, filter = ctx.saved_tensors
         conv = functools.partial(ScipyConv2dFunction.apply, bias=None, method=ctx.method)
@@ -263,13 +267,18 @@ class ScipyConv2d(torch.nn.Module):
 
     def __init__(self, filter_width: int, filter_height: int, method: str = AUTO):
         super().__init__()
+        sizes = []
         for name, value in (("filter_width", filter_width), ("filter_height", filter_height)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not _is_int(value) or value < 1:  # (numpy ints too, as nn.Conv2d takes them)
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+            sizes.append(operator.index(value))
         check_method(method)
         self.method = method
-        self.filter = torch.nn.Parameter(torch.randn(filter_width, filter_height))
+        self.filter = torch.nn.Parameter(torch.randn(*sizes))
         self.bias = torch.nn.Parameter(torch.randn(1, 1))
+
+    def extra_repr(self):
+        return f"filter={tuple(self.filter.shape)}, method={self.method!r}"
 
     def forward(self, input):
         return ScipyConv2dFunction.apply(input, self.filter, self.bias, self.method)
@@ -277,6 +286,9 @@ class ScipyConv2d(torch.nn.Module):
 
 class NativeConv2d(ScipyConv2d):
     """:class:`ScipyConv2d`'s twin on ``F.conv2d``: same parameters, same output."""
+
+    def extra_repr(self):
+        return f"filter={tuple(self.filter.shape)}"
 
     def forward(self, input):
         return native_conv2d(input, self.filter, self.bias)

@@ -14,9 +14,10 @@ from torch.autograd import Function
 
 from . import _dft_axes, gpu
 from ._checks import check_dims_not_empty, check_float_tensor, check_method_name
-from ._numpy_bridge import (ForwardState, NumpyStep, apply_positional, computes_directly,
-                            forward_mode_error, numpy_gradients, numpy_quiet,
-                            opaque_to_compile, shape_only, to_numpy, to_tensor)
+from ._numpy_bridge import (apply_positional, check_not_legacy_batched, computes_directly,
+                            forward_mode_error, new_forward_state, numpy_gradients,
+                            numpy_quiet, NumpyStep, opaque_to_compile, shape_only, to_numpy,
+                            to_tensor)
 from ._fft_gradient import gradient_spectrum, phase
 from ._workspace import recycle, recycle_when_dead
 
@@ -135,7 +136,7 @@ class FFTAbsFunction(Function):
     def apply(cls, input, method="auto", saved=None):
         # ``saved``: internal; torch.func passes the one made by the outermost call down.
         return apply_positional(cls, input, method,
-                                saved if saved is not None else ForwardState())
+                                saved if saved is not None else new_forward_state())
 
     @staticmethod
     @opaque_to_compile
@@ -191,6 +192,7 @@ class FFTAbsFunction(Function):
     @staticmethod
     @opaque_to_compile
     def jvp(ctx, input_tangent, *_):
+        check_not_legacy_batched("FFTAbsFunction", input_tangent)
         input, output = ctx.saved_tensors
         if input_tangent is None:
             return torch.zeros_like(output)

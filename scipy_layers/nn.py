@@ -15,8 +15,10 @@ from . import _nchw_kernels as kernels
 from . import _nchw_fft, _nchw_shift, gpu
 from ._checks import check_method_name
 from ._nchw_args import _is_int, check_conv2d_arguments, check_padding_mode
-from ._numpy_bridge import (ForwardState, apply_positional, linear_tangent, numpy_gradients,
-                            numpy_quiet, opaque_to_compile, shape_only, to_numpy, to_tensor,
+from ._numpy_bridge import (any_autocast, apply_positional, autocast_devices,
+                            check_not_legacy_batched, in_float32, linear_tangent,
+                            new_forward_state, numpy_gradients, numpy_quiet, opaque_to_compile,
+                            remember_inputs, shape_only, state_for, to_numpy, to_tensor,
                             vmap_by_loop)
 from ._nchw_rule import choose_nchw_method
 from ._ufunc_rows import add_bias
@@ -43,7 +45,7 @@ class Conv2dNCHWFunction(Function):
         # Only grad_weight reads im2col's window matrix: keep it only when that is wanted
         # (a guess: backward rebuilds it if the guess was wrong).
         if saved is None:
-            saved = ForwardState(hint=torch.is_grad_enabled() and weight.requires_grad)
+            saved = new_forward_state(hint=torch.is_grad_enabled() and weight.requires_grad)
         return apply_positional(cls, input, weight, bias, geometry, method, saved)
 
     @staticmethod
@@ -73,6 +75,7 @@ class Conv2dNCHWFunction(Function):
         ctx.save_for_forward(input, weight)
         ctx.geometry, ctx.method, ctx.has_bias = geometry, method, bias is not None
         ctx.forward_state, ctx.output_shape = saved, output.shape
+        remember_inputs(ctx, input, weight)
 
     @staticmethod
     @opaque_to_compile
@@ -80,13 +83,14 @@ class Conv2dNCHWFunction(Function):
         input, weight = ctx.saved_tensors  # raises if either was modified in place
         compute = functools.partial(_gradients, geometry=ctx.geometry, method=ctx.method,
                                     needs=tuple(ctx.needs_input_grad[:3]), has_bias=ctx.has_bias)
-        state = None if ctx.forward_state is None else ctx.forward_state.value
+        state = state_for(ctx, input, weight)
         grads = numpy_gradients("Conv2dNCHWFunction", compute, state, grad_output, input, weight)
         return (*grads, None, None, None)
 
     @staticmethod
     @opaque_to_compile
     def jvp(ctx, input_tangent, weight_tangent, bias_tangent, *_):
+        check_not_legacy_batched("Conv2dNCHWFunction", input_tangent, weight_tangent, bias_tangent)
         # Bilinear in (input, weight) plus bias: the tangent is the layer on the tangents.
         input, weight = ctx.saved_tensors
         conv = functools.partial(Conv2dNCHWFunction.apply, bias=None, geometry=ctx.geometry,
@@ -179,6 +183,17 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     padding an int, pair, 'valid' or 'same'. ``method`` (keyword only) forces "im2col",
     "fft" or "shift"; "auto" picks by :func:`choose_nchw_method`.
     """
+    if torch.jit.is_tracing():  # (the geometry would enter the trace as constants)
+        raise RuntimeError(
+            "torch.jit.trace cannot record scipy_layers.conv2d / Conv2d: their output size "
+            "is computed in Python and would be fixed into the trace, so an input of "
+            "another height or width would give a wrong result. Use torch.compile (each "
+            "call is a graph break) or call the layer eagerly.")
+    if any_autocast():  # half-precision tensors of autocast's: see in_float32
+        devices = autocast_devices((input, weight, bias))
+        if devices:
+            return in_float32(devices, conv2d, input, weight, bias, stride, padding,
+                              dilation, groups, method=method)
     check_method_name(method, NCHW_METHODS)
     geometry = check_conv2d_arguments(input, weight, bias, stride, padding, dilation, groups)
     if method == "auto":  # (a method asked for by name is no surprise to warn of)
@@ -211,9 +226,13 @@ class Conv2d(torch.nn.Conv2d):
     def extra_repr(self):
         return f"{super().extra_repr()}, method={self.method!r}"
 
-    def forward(self, input):
-        return conv2d(input, self.weight, self.bias, self.stride, self.padding,
-                      self.dilation, self.groups, method=self.method)
+    def _conv_forward(self, input, weight, bias):
+        # torch.nn.Conv2d.forward calls this, as do subclasses that convolve with a
+        # changed weight (weight standardisation): both reach numpy/scipy. padding_mode
+        # is checked on every call: it is a plain attribute, set after construction too.
+        check_padding_mode(self.padding_mode)
+        return conv2d(input, weight, bias, self.stride, self.padding, self.dilation,
+                      self.groups, method=self.method)
 
 
 def native_conv2d_nchw(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):

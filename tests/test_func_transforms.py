@@ -271,8 +271,9 @@ def test_autograd_batched_gradients_raise_a_clear_error_and_the_loop_works(case)
     with pytest.raises(RuntimeError, match=r"cannot take autograd's batched gradients.*"
                                            r"torch\.func\.vmap"):
         torch.autograd.grad(out, leaves, batch, is_grads_batched=True)
-    with pytest.raises(RuntimeError, match="cannot take autograd's batched gradients"):
-        jacobian(lambda *args: ours(*args), leaves, vectorize=True)
+    for strategy in ("reverse-mode", "forward-mode"):  # (forward mode: in jvp)
+        with pytest.raises(RuntimeError, match="cannot take autograd's batched gradients"):
+            jacobian(lambda *args: ours(*args), leaves, vectorize=True, strategy=strategy)
     torch.testing.assert_close(jacobian(ours, leaves), jacobian(native, leaves), **TIGHT)
 
 

@@ -1,0 +1,33 @@
+"""The layers under ``torch.autocast``: numpy has no bfloat16, so half-precision
+tensors are computed in float32 (see :func:`in_float32`)."""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+any_autocast = torch._C._is_any_autocast_enabled  # (one C call: ~0.1 us)
+_HALF_TYPES = (torch.float16, torch.bfloat16)
+
+
+def autocast_devices(args) -> list:
+    """The device types of the tensors in ``args`` that ``torch.autocast`` is on for."""
+    devices = {arg.device.type for arg in args if isinstance(arg, torch.Tensor)}
+    return [device for device in devices  # (meta tensors: autocast has no such device)
+            if torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)]
+
+
+def in_float32(devices, function, *args, **kwargs):
+    """``function(*args, **kwargs)`` under ``torch.autocast`` on ``devices``, as
+    ``torch.amp.custom_fwd(cast_inputs=torch.float32)`` runs a custom Function: numpy
+    has no bfloat16 (and autocast's float16 would lose to float32 here anyway), so the
+    half-precision tensors autocast makes (say, a native layer's output before this
+    one) are cast to float32 and ``function`` runs with autocast off on those devices;
+    the result is float32, which later autocast ops cast as they need. Outside autocast,
+    half precision is refused with a clear error, as before."""
+    args = [arg.float() if isinstance(arg, torch.Tensor) and arg.dtype in _HALF_TYPES
+            and arg.device.type in devices else arg for arg in args]
+    with contextlib.ExitStack() as stack:
+        for device in devices:
+            stack.enter_context(torch.autocast(device, enabled=False))
+        return function(*args, **kwargs)

@@ -1,0 +1,76 @@
+"""What a layer's forward keeps for its backward, outside autograd's saved tensors, and
+when backward may use it (saved-tensor hooks, tensors changed in place)."""
+from __future__ import annotations
+
+import threading
+import weakref
+
+import torch
+
+
+class ForwardState:
+    """What one forward call computed for its backward; ``value`` is None until forward
+    fills it (and stays None where forward did not run on exactly these inputs)."""
+
+    __slots__ = ("value", "hint", "__weakref__")
+
+    def __init__(self, hint=None):
+        self.value = None
+        self.hint = hint  # what the caller knew before forward (e.g. which grads are wanted)
+
+    def __repr__(self):
+        return f"ForwardState({'filled' if self.value is not None else 'empty'})"
+
+    def take(self):
+        """``value``, leaving None behind, atomically: a backward that may overwrite what
+        forward left takes it, so that no other backward of the graph (retain_graph, or
+        one running in another thread at the same time) reads it meanwhile; they find
+        None and recompute."""
+        with _taking:
+            value, self.value = self.value, None
+        return value
+
+    def put_back(self, value) -> None:
+        """Return what :meth:`take` gave, unchanged, unless the slot was filled since."""
+        with _taking:
+            if self.value is None:
+                self.value = value
+
+
+_taking = threading.Lock()
+
+_saved_tensor_hooks = torch._C._autograd._top_saved_tensors_default_hooks
+
+
+def new_forward_state(hint=None):
+    """A :class:`ForwardState` for forward to fill, or None while saved-tensor hooks are
+    in force (non-reentrant checkpointing, ``save_on_cpu``, ``saved_tensors_hooks``):
+    what forward kept there would bypass the hooks, holding the activations (and
+    im2col's windows) that checkpointing frees or ``save_on_cpu`` moves. Backward then
+    recomputes from the saved tensors, which the hooks hand back."""
+    if _saved_tensor_hooks(False) is not None:
+        return None
+    return ForwardState(hint)
+
+
+def remember_inputs(ctx, input, weight) -> None:
+    """Record which tensors forward ran on, for :func:`state_for` (weak references: a
+    recorded id could be reused by another tensor once the first one died)."""
+    ctx.forward_inputs = (weakref.ref(input), weakref.ref(weight))
+
+
+def state_for(ctx, input, weight):
+    """``ctx.forward_state``'s value if ``input`` and ``weight`` (from
+    ``ctx.saved_tensors``) are the very tensors forward ran on (:func:`remember_inputs`),
+    else None, and backward recomputes from them. They are not where hooks repacked them
+    (``allow_mutation_on_saved_tensors`` hands back a clone of the original values after
+    an in-place change, while forward's numpy views see the new ones); under hooks
+    active during forward nothing was kept (:func:`new_forward_state`), and hooks
+    registered later are caught here."""
+    forward_state = ctx.forward_state
+    if forward_state is None:
+        return None
+    input_ref, weight_ref = ctx.forward_inputs
+    if input_ref() is not input or weight_ref() is not weight:
+        return None
+    return forward_state.value

@@ -1,0 +1,198 @@
+"""The layers inside the machinery of real training code: in-place changes that autograd
+allows, activation checkpointing and saved-tensor hooks, autocast, torch.jit.trace and
+nn.Conv2d's own hooks. Native torch is the oracle (float64 unless autocast)."""
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.autograd.graph import allow_mutation_on_saved_tensors, saved_tensors_hooks
+from torch.utils.checkpoint import checkpoint
+
+import scipy_layers as sl
+
+D = torch.float64
+
+# (name, layer, native twin, input shape, weight shape): every method of every layer
+CONVS = [
+    *[(f"conv2d-{method}", lambda x, w, m=method: sl.conv2d(x, w, padding=1, method=m),
+       lambda x, w: F.conv2d(x, w, padding=1), (2, 3, 9, 8), (4, 3, 3, 3))
+      for method in ("auto", "im2col", "fft")],
+    ("conv2d-shift", lambda x, w: sl.conv2d(x, w, padding=1, method="shift"),
+     lambda x, w: F.conv2d(x, w, padding=1), (2, 2, 9, 8), (1, 2, 3, 3)),
+    *[(f"scipy_conv2d-{method}", lambda x, w, m=method: sl.scipy_conv2d(x, w, None, m),
+       sl.native_conv2d, (10, 9), (3, 2)) for method in ("auto", "direct", "shift", "fft")],
+]
+IDS = [case[0] for case in CONVS]
+
+
+def _grads(conv, x0, w0, mutate):
+    """Gradients of sum(conv(x * 1, w * 1) * g) when ``mutate`` ("input", "weight" or
+    None) is multiplied by 3 in place between forward and backward, as
+    allow_mutation_on_saved_tensors permits."""
+    x, w = x0.clone().requires_grad_(), w0.clone().requires_grad_()
+    with allow_mutation_on_saved_tensors():
+        xi, wi = x * 1, w * 1  # non-leaf tensors, saved by the conv
+        y = conv(xi, wi)
+        if mutate:
+            (xi if mutate == "input" else wi).mul_(3)
+        y.backward(torch.linspace(-1, 1, y.numel(), dtype=D).reshape(y.shape))
+    return x.grad, w.grad
+
+
+@pytest.mark.parametrize("mutate", ["input", "weight"])
+@pytest.mark.parametrize("name, conv, native, x_shape, w_shape", CONVS, ids=IDS)
+def test_allowed_mutation_of_saved_tensors_gives_native_gradients(name, conv, native,
+                                                                  x_shape, w_shape, mutate):
+    # The gradients of the function as forward evaluated it: forward's numpy views see
+    # the new values, so backward must not read them (it recomputes from the clone
+    # autograd kept). Before the fix: 9-39 off native.
+    x0, w0 = torch.randn(x_shape, dtype=D), torch.randn(w_shape, dtype=D)
+    for got, expected in zip(_grads(conv, x0, w0, mutate), _grads(native, x0, w0, mutate)):
+        torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("mutate", ["input", "weight"])
+def test_allowed_mutation_of_saved_input_of_fft_abs(mutate):
+    x0 = torch.randn(3, 8, 7, dtype=D)
+    grads = []
+    for layer in (sl.fft_abs, sl.native_fft_abs):
+        x = x0.clone().requires_grad_()
+        with allow_mutation_on_saved_tensors():
+            xi = x * 1
+            y = layer(xi)
+            xi.mul_(3)
+            y.backward(torch.linspace(-1, 1, y.numel(), dtype=D).reshape(y.shape))
+        grads.append(x.grad)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-10, atol=1e-12)
+
+
+def _state_kept(y):
+    state = y.grad_fn.forward_state  # (the Function's ctx)
+    return state is not None and state.value is not None
+
+
+@pytest.mark.parametrize("name, conv, native, x_shape, w_shape", CONVS, ids=IDS)
+def test_saved_tensor_hooks_hold_all_that_backward_reads(name, conv, native, x_shape,
+                                                         w_shape):
+    # Under hooks (non-reentrant checkpointing, save_on_cpu) nothing is kept beside the
+    # saved tensors: a kept state would hold the activations the hooks free or move.
+    x = torch.randn(x_shape, dtype=D, requires_grad=True)
+    w = torch.randn(w_shape, dtype=D, requires_grad=True)
+    assert _state_kept(conv(x, w))  # (without hooks it is: the test can fail)
+    packed = []
+    with saved_tensors_hooks(lambda t: packed.append(t.clone()) or len(packed) - 1,
+                             lambda i: packed[i]):
+        y = conv(x, w)
+    assert not _state_kept(y) and packed
+    got = torch.autograd.grad(y, (x, w), torch.ones_like(y))
+    expected = torch.autograd.grad(native(x, w), (x, w), torch.ones_like(y))
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_fft_abs_keeps_no_spectrum_under_saved_tensor_hooks():
+    x = torch.randn(2, 8, 8, dtype=D, requires_grad=True)
+    assert _state_kept(sl.fft_abs(x))
+    with torch.autograd.graph.save_on_cpu():
+        y = sl.fft_abs(x)
+    assert not _state_kept(y)
+    torch.testing.assert_close(torch.autograd.grad(y.sum(), x)[0],
+                               torch.autograd.grad(sl.native_fft_abs(x).sum(), x)[0])
+
+
+@pytest.mark.parametrize("use_reentrant", [False, True])
+def test_checkpointed_block_gives_native_gradients(use_reentrant):
+    torch.manual_seed(0)
+    layers = [sl.Conv2d(3, 3, 3, padding=1, dtype=D) for _ in range(2)]
+    natives = [torch.nn.Conv2d(3, 3, 3, padding=1, dtype=D) for _ in range(2)]
+    for layer, native in zip(layers, natives):
+        native.load_state_dict(layer.state_dict())
+
+    def block(modules, x):
+        return modules[1](torch.tanh(modules[0](x)))
+
+    def gradients(modules, checkpointed):
+        x = torch.linspace(-2, 2, 2 * 3 * 8 * 8, dtype=D).reshape(2, 3, 8, 8).requires_grad_()
+        y = (checkpoint(block, modules, x, use_reentrant=use_reentrant) if checkpointed
+             else block(modules, x))
+        y.sum().backward()  # (reentrant checkpointing takes no autograd.grad)
+        return [x.grad, *(p.grad for m in modules for p in m.parameters())]
+
+    for a, b in zip(gradients(layers, True), gradients(natives, False)):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_padding_mode_set_after_construction_is_refused():
+    layer = sl.Conv2d(2, 3, 3, padding=1)
+    layer.padding_mode = "circular"  # (a plain attribute: conversion loops set it)
+    with pytest.raises(ValueError, match="padding_mode must be 'zeros'.*'circular'"):
+        layer(torch.randn(1, 2, 6, 6))
+
+
+def test_subclass_convolving_a_changed_weight_runs_the_layer():
+    class StandardisedConv(sl.Conv2d):  # weight standardisation: nn.Conv2d's own hook
+        def forward(self, x):
+            w = self.weight - self.weight.mean((1, 2, 3), keepdim=True)
+            return self._conv_forward(x, w, self.bias)
+
+    layer = StandardisedConv(2, 3, 3, dtype=D)
+    x = torch.randn(1, 2, 6, 6, dtype=D)
+    y = layer(x)
+    assert "Conv2dNCHWFunction" in type(y.grad_fn).__name__
+    w = layer.weight - layer.weight.mean((1, 2, 3), keepdim=True)
+    torch.testing.assert_close(y, F.conv2d(x, w, layer.bias))
+
+
+def test_jit_trace_of_conv2d_is_refused_clearly():
+    # The geometry is Python arithmetic on the shapes: a trace would fix the output size
+    # and crop (im2col, fft) or crash (shift) on another input size; before, the trace
+    # itself failed with a bare "unordered_map::at".
+    layer = sl.Conv2d(3, 4, 3, padding="same", dtype=D)
+    x = torch.randn(2, 3, 8, 8, dtype=D)
+    with pytest.raises(RuntimeError, match="torch.jit.trace cannot record.*torch.compile"):
+        torch.jit.trace(layer, x)
+    with pytest.raises(RuntimeError, match="torch.jit.trace cannot record"):
+        torch.jit.trace(lambda a: sl.conv2d(a, torch.ones(4, 3, 3, 3, dtype=D)), x)
+
+
+def test_meta_tensors_under_autocast_give_the_shape():
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert sl.conv2d(torch.empty(2, 3, 8, 8, device="meta"),
+                         torch.empty(4, 3, 3, 3, device="meta")).shape == (2, 4, 6, 6)
+        assert sl.fft_abs(torch.empty(2, 8, 8, device="meta")).shape == (2, 8, 5)
+        assert sl.scipy_conv2d(torch.empty(8, 8, device="meta"),
+                               torch.empty(3, 3, device="meta")).shape == (6, 6)
+
+
+@pytest.mark.parametrize("layer_name", ["conv2d", "Conv2d", "scipy_conv2d", "fft_abs"])
+def test_autocast_runs_the_layer_in_float32(layer_name):
+    torch.manual_seed(0)
+    before = torch.nn.Linear(8, 8)  # a native op autocast runs in bfloat16
+    conv = sl.Conv2d(2, 3, 3)
+    w2 = torch.randn(3, 3, requires_grad=True)
+    layers = {"conv2d": lambda h: sl.conv2d(h.reshape(2, 2, 4, 8), conv.weight, conv.bias),
+              "Conv2d": lambda h: conv(h.reshape(2, 2, 4, 8)),
+              "scipy_conv2d": lambda h: sl.scipy_conv2d(h.reshape(16, 8), w2),
+              "fft_abs": lambda h: sl.fft_abs(h.reshape(2, 8, 8))}
+    x = torch.randn(16, 8, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        h = before(x)
+        assert h.dtype == torch.bfloat16
+        y = layers[layer_name](h)
+    assert y.dtype == torch.float32
+    # the same as the layer on the bfloat16 values, in float32, outside autocast
+    torch.testing.assert_close(y, layers[layer_name](h.detach().float()), rtol=0, atol=0)
+    (grad_h,) = torch.autograd.grad(y.sum(), h)
+    assert grad_h.dtype == torch.bfloat16 and torch.isfinite(grad_h.float()).all()
+    with pytest.raises(TypeError, match="bfloat16"):  # outside autocast: refused as before
+        layers[layer_name](h.detach())
+
+
+def test_tutorial_module_takes_numpy_ints_and_shows_its_method():
+    np = pytest.importorskip("numpy")
+    module = sl.ScipyConv2d(np.int64(3), np.int32(2), method="fft")
+    assert module.filter.shape == (3, 2)
+    assert repr(module) == "ScipyConv2d(filter=(3, 2), method='fft')"
+    assert repr(sl.NativeConv2d(3, 3)) == "NativeConv2d(filter=(3, 3))"
+    for bad in (True, 0, 2.0, np.float64(2)):
+        with pytest.raises(ValueError, match="filter_width must be a positive int"):
+            sl.ScipyConv2d(bad, 2)
