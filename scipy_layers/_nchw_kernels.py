@@ -291,8 +291,8 @@ def _col2im(gy_groups, w, xp_shape, geometry, wide):
     grad_cols = scratch((_windows.largest(chunks), groups, c_group * k_h * k_w, length), dtype)
     unpadded = not any(geometry.padding)  # then grid is the result itself
     grid = (output if unpadded else scratch)(xp_shape, dtype)
-    flat = grid.reshape(n, c_in, hp * wp)  # (a view)
     if wide:  # the first window row is copied into the first L columns; the rest start at 0
+        flat = grid.reshape(n, c_in, hp * wp)  # (a view)
         flat[:, :, length:] = 0
     else:
         grid.fill(0)

@@ -5,8 +5,8 @@ and vmap by a loop.
 How the layers' Functions are built, and why:
 - ``forward`` takes no ctx and ``setup_context`` fills it (the style torch.func needs).
   What forward computed for backward (numpy arrays, kernel state) goes into a
-  :class:`ForwardState` passed as forward's last argument: torch.func lets setup_context
-  keep only what the inputs and output hold. The state is a cache: a backward that finds
+  ``_forward_state.ForwardState`` passed as forward's last argument: torch.func lets
+  setup_context keep only what the inputs and output hold. The state is a cache: a backward that finds
   none (e.g. under ``vmap(grad(f))``, where forward ran on a folded batch) recomputes it.
 - Every staticmethod is hidden from ``torch.compile`` (:func:`opaque_to_compile`):
   Dynamo would otherwise trace into numpy code and into ctx bookkeeping
@@ -31,8 +31,6 @@ import torch
 from torch.autograd import Function
 
 from ._autocast import any_autocast, autocast_devices, in_float32
-from ._forward_state import (ForwardState, new_forward_state, remember_inputs,  # noqa: F401
-                             state_for)  # (re-exported: the layers import them from here)
 
 def opaque_to_compile(fn):
     """``fn`` hidden from torch.compile (why: see the module docstring). While Dynamo
@@ -197,9 +195,7 @@ def numpy_gradients(name: str, compute, state, *tensors):
     """``compute(state, *tensors)``: directly in a plain backward, through
     :class:`NumpyStep` where a graph of the gradients is being built (create_graph) or a
     torch.func transform is active (the step unwraps, vmaps and guards it)."""
-    for tensor in tensors:  # (check_not_legacy_batched inline: ~0.3 us of a small call)
-        if isinstance(tensor, torch.Tensor) and _is_legacy_batchedtensor(tensor):
-            raise legacy_batching_error(name)
+    check_not_legacy_batched(name, *tensors)
     if computes_directly():
         return _computed(compute, state, tensors)
     return NumpyStep.apply(name, compute, state, *tensors)

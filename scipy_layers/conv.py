@@ -19,9 +19,10 @@ from torch.autograd import Function
 from . import gpu
 from ._checks import check_float_tensor, check_method_name, check_same_dtype_and_device
 from ._nchw_args import _is_int
+from ._forward_state import new_forward_state, remember_inputs, state_for
 from ._numpy_bridge import (apply_positional, check_not_legacy_batched, linear_tangent,
-                            new_forward_state, numpy_gradients, numpy_quiet, opaque_to_compile,
-                            remember_inputs, state_for, to_numpy, to_tensor, vmap_by_loop)
+                            numpy_gradients, numpy_quiet, opaque_to_compile, to_numpy, to_tensor,
+                            vmap_by_loop)
 from .conv_methods import METHODS
 
 AUTO = "auto"
@@ -195,7 +196,8 @@ class ScipyConv2dFunction(Function):
     @staticmethod
     @opaque_to_compile
     def jvp(ctx, input_tangent, filter_tangent, bias_tangent, *_):
-        check_not_legacy_batched("ScipyConv2dFunction", input_tangent, filter_tangent, bias_tangent)
+        check_not_legacy_batched("ScipyConv2dFunction", input_tangent, filter_tangent,
+                                 bias_tangent)
         # Bilinear in (input, filter) plus bias: the tangent is the layer on the tangents.
         input, filter = ctx.saved_tensors
         conv = functools.partial(ScipyConv2dFunction.apply, bias=None, method=ctx.method)

@@ -14,10 +14,10 @@ from torch.autograd import Function
 
 from . import _dft_axes, gpu
 from ._checks import check_dims_not_empty, check_float_tensor, check_method_name
-from ._numpy_bridge import (apply_positional, check_not_legacy_batched, computes_directly,
-                            forward_mode_error, new_forward_state, numpy_gradients,
-                            numpy_quiet, NumpyStep, opaque_to_compile, shape_only, to_numpy,
-                            to_tensor)
+from ._forward_state import new_forward_state
+from ._numpy_bridge import (NumpyStep, apply_positional, check_not_legacy_batched,
+                            computes_directly, forward_mode_error, numpy_gradients, numpy_quiet,
+                            opaque_to_compile, shape_only, to_numpy, to_tensor)
 from ._fft_gradient import gradient_spectrum, phase
 from ._workspace import recycle, recycle_when_dead
 

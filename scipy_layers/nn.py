@@ -15,11 +15,11 @@ from . import _nchw_kernels as kernels
 from . import _nchw_fft, _nchw_shift, gpu
 from ._checks import check_method_name
 from ._nchw_args import _is_int, check_conv2d_arguments, check_padding_mode
-from ._numpy_bridge import (any_autocast, apply_positional, autocast_devices,
-                            check_not_legacy_batched, in_float32, linear_tangent,
-                            new_forward_state, numpy_gradients, numpy_quiet, opaque_to_compile,
-                            remember_inputs, shape_only, state_for, to_numpy, to_tensor,
-                            vmap_by_loop)
+from ._autocast import any_autocast, autocast_devices, in_float32
+from ._forward_state import new_forward_state, remember_inputs, state_for
+from ._numpy_bridge import (apply_positional, check_not_legacy_batched, linear_tangent,
+                            numpy_gradients, numpy_quiet, opaque_to_compile, shape_only,
+                            to_numpy, to_tensor, vmap_by_loop)
 from ._nchw_rule import choose_nchw_method
 from ._ufunc_rows import add_bias
 from ._workspace import recycle, recycle_when_dead
@@ -90,7 +90,8 @@ class Conv2dNCHWFunction(Function):
     @staticmethod
     @opaque_to_compile
     def jvp(ctx, input_tangent, weight_tangent, bias_tangent, *_):
-        check_not_legacy_batched("Conv2dNCHWFunction", input_tangent, weight_tangent, bias_tangent)
+        check_not_legacy_batched("Conv2dNCHWFunction", input_tangent, weight_tangent,
+                                 bias_tangent)
         # Bilinear in (input, weight) plus bias: the tangent is the layer on the tangents.
         input, weight = ctx.saved_tensors
         conv = functools.partial(Conv2dNCHWFunction.apply, bias=None, geometry=ctx.geometry,
