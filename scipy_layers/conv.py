@@ -139,6 +139,8 @@ class ScipyConv2dFunction(Function):
     right shape without touching numpy. vmap runs one call per batch entry.
     """
 
+    TENSOR_ARGUMENTS = 3  # (apply_positional: the leading arguments that may be tensors)
+
     @classmethod
     @opaque_to_compile
     def apply(cls, input, filter, bias=None, method=AUTO, saved=None):

@@ -58,6 +58,8 @@ class BadFFTFunction(Function):
     Use :func:`fft_abs` for the true gradient.
     """
 
+    TENSOR_ARGUMENTS = 1  # (apply_positional: the leading arguments that may be tensors)
+
     @classmethod
     @opaque_to_compile
     def apply(cls, input):
@@ -130,6 +132,8 @@ class FFTAbsFunction(Function):
     Backward reuses forward's spectrum; forward's output is saved too (its magnitude), so
     changing it in place before backward raises instead of giving a wrong gradient.
     """
+
+    TENSOR_ARGUMENTS = 1  # (apply_positional: the leading arguments that may be tensors)
 
     @classmethod
     @opaque_to_compile

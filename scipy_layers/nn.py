@@ -38,6 +38,8 @@ class Conv2dNCHWFunction(Function):
     a vmapped weight or bias runs one call per batch entry.
     """
 
+    TENSOR_ARGUMENTS = 3  # (apply_positional: the leading arguments that may be tensors)
+
     @classmethod
     @opaque_to_compile
     def apply(cls, input, weight, bias, geometry, method, saved=None):

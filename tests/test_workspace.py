@@ -349,3 +349,35 @@ def test_the_careful_gradient_way_keeps_no_more_in_the_pool(special):
     else:
         x = torch.ones_like(x, requires_grad=True)  # every bin but (0, 0) is zero
     assert pool_bytes_after(g, x) == plain
+
+
+@pytest.mark.skipif(not _fft_into.PRIVATE, reason="pocketfft's private entry points absent")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 2), (2, 1), (7, 5), (16, 16), (15, 17),
+                                   (3, 16, 16), (2, 2, 9, 8), (64, 64), (128, 127)])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "step_sliced"])
+def test_the_adjoint_in_one_call_gives_the_two_calls_bits(shape, dtype, layout, monkeypatch):
+    """rfft2_adjoint's one pocketfft call over both axes (small spectra) and its two in
+    place (large ones) give the same bits, on spectra of any strides."""
+    generator = np.random.default_rng(sum(shape))
+    height, width = shape[-2:]
+    complex_dtype = np.result_type(dtype, np.complex64)
+    full = (generator.standard_normal((*shape[:-1], width // 2 + 1, 2))
+            .astype(dtype).view(complex_dtype)[..., 0])
+    laid_out = {"contiguous": lambda z: z.copy(),
+                "transposed": lambda z: np.swapaxes(z, -1, -2).copy().swapaxes(-1, -2),
+                "step_sliced": lambda z: np.repeat(z, 2, axis=-1)[..., ::2]}[layout]
+    results = {}
+    for limit in (1 << 40, -1):  # one call always, then never
+        monkeypatch.setattr(_fft_into, "ONE_CALL_ADJOINT_MAX_BYTES", limit)
+        spectrum = laid_out(full)  # (a fresh one: the two calls overwrite theirs)
+        assert np.array_equal(spectrum, full)
+        assert spectrum.flags.c_contiguous == (layout == "contiguous") or 1 in spectrum.shape
+        results[limit] = _fft_into.rfft2_adjoint(spectrum, width).copy()
+    one_call, two_calls = results.values()
+    assert one_call.shape == (*shape[:-1], width) and one_call.dtype == dtype
+    assert np.array_equal(one_call, two_calls)
+    reference = scipy.fft.irfft2(full, s=(height, width), norm="forward")
+    tolerance = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(one_call, reference, rtol=tolerance,
+                               atol=tolerance * max(np.abs(reference).max(), 1))
