@@ -53,7 +53,25 @@ def opaque_to_compile(fn):
     # torch's Function.apply binds every call's arguments to inspect.signature(forward)
     # (for setup_context-style Functions): computed once here, not on every call (~10 us).
     call.__signature__ = inspect.signature(fn)
-    return call
+    return graph_break_here(call, fn.__qualname__)
+
+
+def graph_break_here(fn, name=None):
+    """``fn``, marked as torch.compiler.disable marks its wrapper, which Dynamo reads
+    before it inlines a function: it stops there (a graph break) instead of tracing in,
+    and where it cannot break (fullgraph=True, strict torch.export) its error names the
+    layer and says why, instead of Dynamo's "Attempted to call function marked as
+    skipped: disable" or "Unsupported custom jvp" (Dynamo refuses Functions with a jvp
+    before it reads anything of theirs: hence the mark on the public functions too).
+    Attributes only: no wrapper, no import of Dynamo, nothing on an eager call. After the
+    break ``fn`` runs as a frame of its own, which Dynamo may compile; :func:`opaque_to_compile`'s
+    twin keeps it out of the numpy code."""
+    fn._torchdynamo_disable = True
+    fn._torchdynamo_disable_msg = (
+        f"{name or fn.__qualname__} runs numpy/scipy, which no graph can hold: each call "
+        f"to a scipy_layers layer is a graph break (compile without fullgraph=True; for "
+        f"torch.export use the layer's native twin)")
+    return fn
 
 
 _unwrap_if_dead = torch._C._functorch.unwrap_if_dead
@@ -109,9 +127,16 @@ def _apply(cls, *args):
                                         else arg for arg in args])
 
 
-@functools.lru_cache(maxsize=None)
+_DISABLED_TWINS: dict = {}
+
+
 def _disabled(fn):
-    return torch.compiler.disable(fn)
+    """``torch.compiler.disable(fn)``, made once per ``fn``. (A dict, not lru_cache:
+    Dynamo, tracing this, warns of any lru_cache-wrapped function it meets.)"""
+    twin = _DISABLED_TWINS.get(fn)
+    if twin is None:
+        twin = _DISABLED_TWINS[fn] = torch.compiler.disable(fn)
+    return twin
 
 # numpy warns of overflow, NaN and inf (RuntimeWarning); torch, whose results these
 # layers match, propagates them silently. Every numpy body of a layer runs under
@@ -195,7 +220,16 @@ def to_numpy(tensor: torch.Tensor) -> np.ndarray:
     tensor = tensor.detach()
     if tensor.is_neg():
         tensor = tensor.resolve_neg()
-    return tensor.numpy() if tensor.is_cpu else tensor.cpu().numpy()
+    try:
+        return tensor.numpy() if tensor.is_cpu else tensor.cpu().numpy()
+    except RuntimeError as error:  # (torch's own words name no layer and no way out)
+        raise RuntimeError(
+            f"a scipy_layers layer reads its tensors' values with numpy, and this "
+            f"{type(tensor).__name__} has none numpy can read ({error}). torch.export and "
+            f"make_fx trace with such tensors (fake or functional ones), which no numpy "
+            f"layer can run on: export the native twin (native_conv2d, native_fft_abs, "
+            f"torch.nn.Conv2d), or use torch.compile, where each layer call is a graph "
+            f"break") from error
 
 
 def to_tensor(array: np.ndarray, like: torch.Tensor) -> torch.Tensor:

@@ -16,8 +16,9 @@ from . import _dft_axes, gpu
 from ._checks import check_dims_not_empty, check_float_tensor, check_method_name
 from ._forward_state import new_forward_state
 from ._numpy_bridge import (NumpyStep, apply_positional, check_not_legacy_batched,
-                            computes_directly, forward_mode_error, numpy_gradients, numpy_quiet,
-                            opaque_to_compile, shape_only, to_numpy, to_tensor)
+                            computes_directly, forward_mode_error, graph_break_here,
+                            numpy_gradients, numpy_quiet, opaque_to_compile, shape_only,
+                            to_numpy, to_tensor)
 from ._fft_gradient import gradient_spectrum, phase
 from ._workspace import recycle, recycle_when_dead
 
@@ -105,6 +106,7 @@ def _tutorial_gradient(state, grad_output, input):
     return (to_tensor(result, like=grad_output),)
 
 
+@graph_break_here
 def incorrect_fft(input: torch.Tensor) -> torch.Tensor:
     """``|rfft2(input)|`` through :class:`BadFFTFunction` (wrong gradient, on purpose)."""
     gpu.warn_no_gpu_path_once(input, "incorrect_fft (the tutorial's BadFFTFunction)")
@@ -258,6 +260,7 @@ def _fft_abs_gradient(state, grad_output, input, magnitude, *, method, handed_ov
     return (to_tensor(grad_input, like=grad_output),)
 
 
+@graph_break_here
 def fft_abs(input: torch.Tensor, method: str = "auto") -> torch.Tensor:
     """``|rfft2(input)|`` over the last two dims, with the true gradient; ``method``:
     "auto", "fft" or "matrix" (see :class:`FFTAbsFunction`)."""

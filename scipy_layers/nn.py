@@ -17,9 +17,9 @@ from ._checks import check_method_name
 from ._nchw_args import _is_int, check_conv2d_arguments, check_padding_mode
 from ._autocast import any_autocast, autocast_devices, in_float32
 from ._forward_state import new_forward_state, remember_inputs, state_for
-from ._numpy_bridge import (apply_positional, check_not_legacy_batched, linear_tangent,
-                            numpy_gradients, numpy_quiet, opaque_to_compile, shape_only,
-                            to_numpy, to_tensor, vmap_by_loop)
+from ._numpy_bridge import (apply_positional, check_not_legacy_batched, graph_break_here,
+                            linear_tangent, numpy_gradients, numpy_quiet, opaque_to_compile,
+                            shape_only, to_numpy, to_tensor, vmap_by_loop)
 from ._nchw_rule import choose_nchw_method
 from ._ufunc_rows import add_bias
 from ._workspace import recycle, recycle_when_dead
@@ -177,6 +177,7 @@ def _check_method_geometry(method, stride, dilation, groups, as_given=None):
                          f"stride={stride!r}, dilation={dilation!r}, groups={groups!r}")
 
 
+@graph_break_here
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
            method="auto") -> torch.Tensor:
     """``torch.nn.functional.conv2d`` computed with numpy/scipy.

@@ -1,0 +1,100 @@
+"""Where a layer cannot be traced, the error names the layer and the way out:
+torch.compile(fullgraph=True) and torch.export (strict: Dynamo; non-strict: fake
+tensors). Before, fullgraph said "Attempted to call function marked as skipped:
+disable" and export ".numpy() is not supported for tensor subclasses". Run in a
+subprocess (this file as a script), as test_compile.py: Dynamo is heavy and may crash."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _layers():
+    """name -> (callable, example args, the names one of which the error must give: the
+    function Dynamo met first, or the Function it reached)."""
+    import torch
+
+    import scipy_layers as sl
+    x2, w2 = torch.randn(8, 7, dtype=torch.float64), torch.randn(3, 2, dtype=torch.float64)
+    x4, w4 = torch.randn(1, 3, 8, 8), torch.randn(4, 3, 3, 3)
+    return {
+        "fft_abs": (sl.fft_abs, (x2,), ("fft_abs", "FFTAbsFunction")),
+        "incorrect_fft": (sl.incorrect_fft, (x2,), ("incorrect_fft", "BadFFTFunction")),
+        "scipy_conv2d": (sl.scipy_conv2d, (x2, w2), ("scipy_conv2d", "ScipyConv2dFunction")),
+        "conv2d": (sl.conv2d, (x4, w4), ("conv2d", "Conv2dNCHWFunction")),
+        "ScipyConv2d": (sl.ScipyConv2d(3, 2).double(), (x2,), ("scipy_conv2d",)),
+        "Conv2d": (sl.Conv2d(3, 4, 3), (x4,), ("conv2d",)),
+    }
+
+
+def _error(run):
+    try:
+        run()
+    except Exception as error:  # noqa: BLE001 (reported to the test)
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def main(names):
+    import torch
+
+    class Wrapped(torch.nn.Module):  # export takes modules
+        def __init__(self, fn):
+            super().__init__()
+            self.fn = fn
+
+        def forward(self, *args):
+            return self.fn(*args)
+
+    layers = _layers()
+    for name in names:
+        fn, args, names_given = layers[name]
+        module = fn if isinstance(fn, torch.nn.Module) else Wrapped(fn)
+        torch._dynamo.reset()
+        errors = {
+            "fullgraph": _error(lambda: torch.compile(fn, fullgraph=True)(*args)),
+            "export-strict": _error(lambda: torch.export.export(module, args, strict=True)),
+            "export": _error(lambda: torch.export.export(module, args, strict=False)),
+        }
+        print(json.dumps({"case": name, "names": names_given, "errors": errors}), flush=True)
+
+
+LAYER_NAMES = ["fft_abs", "incorrect_fft", "scipy_conv2d", "conv2d", "ScipyConv2d", "Conv2d"]
+
+
+@pytest.fixture(scope="module")
+def results():
+    python_path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    run = subprocess.run([sys.executable, __file__, *LAYER_NAMES], cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": python_path},
+                         capture_output=True, text=True, timeout=1200)
+    lines = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    assert [line["case"] for line in lines] == LAYER_NAMES, run.stderr[-4000:]
+    return {line["case"]: line for line in lines}
+
+
+@pytest.mark.parametrize("name", LAYER_NAMES)
+@pytest.mark.parametrize("how", ["fullgraph", "export-strict"])
+def test_dynamo_that_cannot_break_names_the_layer(results, name, how):
+    error = results[name]["errors"][how]
+    assert error is not None, f"{how} of {name} ran"
+    assert any(f"{given} runs numpy/scipy" in error or f"{given}.forward runs numpy/scipy"
+               in error for given in results[name]["names"]), error[:1000]
+    assert "fullgraph=True" in error and "native twin" in error
+    assert "marked as skipped" not in error
+
+
+@pytest.mark.parametrize("name", LAYER_NAMES)
+def test_export_with_fake_tensors_names_the_way_out(results, name):
+    error = results[name]["errors"]["export"]
+    assert error is not None and error.startswith("RuntimeError: a scipy_layers layer")
+    assert "export the native twin" in error and "torch.compile" in error
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
