@@ -75,7 +75,7 @@ def graph_break_here(fn, name=None):
 
 
 _unwrap_if_dead = torch._C._functorch.unwrap_if_dead
-_has_torch_function = torch._C._has_torch_function
+_has_torch_function = torch._C._has_torch_function  # (also True under a TorchFunctionMode)
 
 
 def apply_positional(cls, *args):
@@ -86,19 +86,23 @@ def apply_positional(cls, *args):
     defaults that are all given here; without functorch transforms it then unwraps dead
     functorch wrappers and calls the C apply, which this does directly. Under a transform
     (vmap, grad, ...) torch's own path runs. Under ``torch.autocast``: see
-    :func:`in_float32`.
+    :func:`in_float32`. Under ``make_fx`` and non-strict ``torch.export``: see
+    :func:`_refuse_tracing`.
 
-    A tensor subclass with ``__torch_function__`` among the arguments gets the call
-    through that protocol, as native ops give it theirs (torch.overrides'
-    ``handle_torch_function``, the way torch's own Python functions support subclasses):
-    its handler sees ``cls.apply`` and the arguments, and the default handler runs the
-    call with subclass dispatch off and returns the result as the subclass, where a
-    numpy layer would otherwise return a plain tensor. ``cls.TENSOR_ARGUMENTS``: how many
-    leading arguments may be tensors; only those are tested (plain tensors, Parameters and
-    None: one C call, ~0.1 us; a str or an object there costs a failed attribute lookup,
-    ~0.3 us each).)"""
+    A tensor subclass with ``__torch_function__`` (or a TorchFunctionMode) gets the call
+    through that protocol, as native ops give it theirs (:func:`torch_function_layer`).
+    ``cls.TENSOR_ARGUMENTS``: how many leading arguments may be tensors, the only ones
+    tested (plain tensors, Parameters and None: one C call, ~0.1 us; a str or an object
+    there would cost a failed attribute lookup, ~0.3 us each); ``cls.PUBLIC_ARGUMENTS``:
+    how many leading arguments the handler gets. The rest (a ForwardState) stays
+    out: a handler that calls ``cls.apply`` twice (an ensemble, a probe) makes a state
+    per call, where one shared state gave the first call's backward the second's
+    values."""
     if _has_torch_function(args[:cls.TENSOR_ARGUMENTS]):
-        return _through_torch_function(cls, args)
+        return torch_function_layer(cls.apply, args[:cls.TENSOR_ARGUMENTS],
+                                    *args[:cls.PUBLIC_ARGUMENTS])
+    if _dispatch_mode(_PROXY) is not None or _dispatch_mode(_FAKE) is not None:
+        _refuse_tracing()
     if any_autocast():
         devices = autocast_devices(args)
         if devices:
@@ -106,15 +110,43 @@ def apply_positional(cls, *args):
     return _apply(cls, *args)
 
 
-def _through_torch_function(cls, args):
+def torch_function_layer(function, tensors, *args, **kwargs):
+    """``function(*args, **kwargs)`` through ``__torch_function__`` (torch.overrides'
+    ``handle_torch_function``, the way torch's own Python functions support tensor
+    subclasses and TorchFunctionModes), for a caller that found one among ``tensors``:
+    the handler sees ``function``, and torch's default one runs it with subclass
+    dispatch off and returns the result as the subclass, where a numpy layer would
+    otherwise return a plain tensor. ``torch.fx.symbolic_trace`` records it as one node.
+    Where every handler refuses (returns NotImplemented), torch's TypeError, reworded to
+    name the layer."""
     try:
-        return handle_torch_function(cls.apply, args, *args)
-    except TypeError as error:  # torch names the function by module and __name__ alone
-        if not str(error).startswith("no implementation found"):
+        return handle_torch_function(function, tensors, *args, **kwargs)
+    except TypeError as error:
+        # (torch names a function by module and __name__ alone: "scipy_layers.fft.apply")
+        refused = f"no implementation found for '{function.__module__}.{function.__name__}'"
+        if not str(error).startswith(refused):
             raise
-        raise TypeError(f"{cls.__name__}.apply: every tensor subclass among its arguments "
-                        f"refused it (its __torch_function__ returned NotImplemented); "
-                        f"torch says: {error}") from None
+        raise TypeError(f"{function.__qualname__}: every __torch_function__ handler among "
+                        f"its arguments (a tensor subclass's or a TorchFunctionMode's) "
+                        f"returned NotImplemented; torch says: {error}") from None
+
+
+_dispatch_mode = torch._C._get_dispatch_mode
+_PROXY = torch._C._TorchDispatchModeKey.PROXY
+_FAKE = torch._C._TorchDispatchModeKey.FAKE
+
+
+def _refuse_tracing():
+    """make_fx records torch ops (a proxy mode); non-strict torch.export runs the model
+    on fake tensors (a fake mode). A numpy layer is neither: its output would enter a
+    trace as a constant, silently wrong on other inputs, and fake tensors hold no values
+    for numpy."""
+    raise RuntimeError(
+        "make_fx / torch.export cannot record a scipy_layers layer: it computes with "
+        "numpy/scipy, outside torch's dispatcher, so fake tensors hold no values for it "
+        "and a trace of real ones would hold this input's result as a constant (wrong on "
+        "any other input). Trace the native twin (native_conv2d, native_fft_abs, "
+        "torch.nn.Conv2d), or use torch.compile, where each layer call is a graph break")
 
 
 def _apply(cls, *args):
@@ -152,8 +184,9 @@ def _quiet(function):
     costs 3-4 us of a 16x16 forward+backward inside autograd (a null Function, rotated
     batches, Zen 3). The current state is an immutable object replaced, never changed,
     by np.errstate, np.seterr and np.setbufsize, so the same object means the same
-    buffer size and error callback. numpy's private names: :func:`_quiet_works` checks
-    them at import, else numpy's decorator runs."""
+    buffer size and error callback (states with a callback are not kept). numpy's
+    private names: :func:`_quiet_works` checks them at import, else numpy's decorator
+    runs."""
 
     @functools.wraps(function)
     def quiet(*args, **kwargs):
@@ -162,7 +195,10 @@ def _quiet(function):
         made_from, made = _quiet_made
         if made_from is not current:
             made = _make_error_state(all="ignore")
-            _quiet_made = (current, made)  # (one assignment: threads see either pair)
+            # (one assignment: threads see either pair). Not kept where the caller's
+            # state holds an error callback: the pair would keep it, and whatever it
+            # refers to, alive after the caller's np.errstate(call=...) ended.
+            _quiet_made = (current, made) if np.geterrcall() is None else (None, None)
         token = _error_state.set(made)
         try:
             return function(*args, **kwargs)
@@ -223,13 +259,13 @@ def to_numpy(tensor: torch.Tensor) -> np.ndarray:
     try:
         return tensor.numpy() if tensor.is_cpu else tensor.cpu().numpy()
     except RuntimeError as error:  # (torch's own words name no layer and no way out)
-        raise RuntimeError(
+        raise TypeError(
             f"a scipy_layers layer reads its tensors' values with numpy, and this "
-            f"{type(tensor).__name__} has none numpy can read ({error}). torch.export and "
-            f"make_fx trace with such tensors (fake or functional ones), which no numpy "
-            f"layer can run on: export the native twin (native_conv2d, native_fft_abs, "
-            f"torch.nn.Conv2d), or use torch.compile, where each layer call is a graph "
-            f"break") from error
+            f"{type(tensor).__name__} gives none ({error}): a tensor subclass that wraps "
+            f"other tensors or holds no data (a __torch_dispatch__ subclass such as "
+            f"MaskedTensor; the fake and functional tensors of tracing) cannot run a "
+            f"numpy layer. Pass a plain tensor (for example the wrapped one), or use the "
+            f"native twin (native_conv2d, native_fft_abs, torch.nn.functional.conv2d)") from error
 
 
 def to_tensor(array: np.ndarray, like: torch.Tensor) -> torch.Tensor:
@@ -263,6 +299,20 @@ def forward_mode_error(name: str) -> RuntimeError:
         f"jacrev or torch.autograd.grad instead.")
 
 
+def vmap_rule(rule):
+    """A Function's vmap rule, run with subclass ``__torch_function__`` off: native ops'
+    batching rules run below that protocol, so vmap of a native op gives a plain tensor
+    for a subclass input; a layer's rule calls the layer again, which would otherwise
+    hand it to the subclass and give the subclass back."""
+
+    @functools.wraps(rule)
+    def plain(*args):
+        with torch._C.DisableTorchFunctionSubclass():
+            return rule(*args)
+
+    return plain
+
+
 class NumpyStep(Function):
     """``compute(state, *tensors)`` (numpy/scipy code returning a tuple of tensors or
     None) as one autograd node: differentiating it raises :func:`double_backward_error`,
@@ -291,6 +341,7 @@ class NumpyStep(Function):
 
     @staticmethod
     @opaque_to_compile
+    @vmap_rule
     def vmap(info, in_dims, name, compute, state, *tensors):
         return vmap_by_loop(lambda *args: NumpyStep.apply(name, compute, None, *args),
                             info, in_dims[3:], tensors)

@@ -22,13 +22,15 @@ from ._nchw_args import _is_int
 from ._forward_state import new_forward_state, remember_inputs, state_for
 from ._numpy_bridge import (apply_positional, check_not_legacy_batched, graph_break_here,
                             linear_tangent, numpy_gradients, numpy_quiet, opaque_to_compile,
-                            to_numpy, to_tensor, vmap_by_loop)
+                            to_numpy, to_tensor, torch_function_layer, vmap_by_loop, vmap_rule)
 from .conv_methods import METHODS
 
 AUTO = "auto"
 ACCEPTED_METHODS = (AUTO, *METHODS, gpu.CUPY)
 
 BIAS_SHAPES = ((), (1,), (1, 1))
+
+_has_torch_function_variadic = torch._C._has_torch_function_variadic
 
 
 def check_conv_arguments(input, filter, bias) -> None:
@@ -139,7 +141,9 @@ class ScipyConv2dFunction(Function):
     right shape without touching numpy. vmap runs one call per batch entry.
     """
 
-    TENSOR_ARGUMENTS = 3  # (apply_positional: the leading arguments that may be tensors)
+    # apply_positional: the leading arguments that may be tensors; those a
+    # __torch_function__ handler gets (all but the ForwardState)
+    TENSOR_ARGUMENTS, PUBLIC_ARGUMENTS = 3, 4
 
     @classmethod
     @opaque_to_compile
@@ -211,6 +215,7 @@ class ScipyConv2dFunction(Function):
 
     @staticmethod
     @opaque_to_compile
+    @vmap_rule
     def vmap(info, in_dims, input, filter, bias, method, saved):
         return vmap_by_loop(lambda x, w, b: ScipyConv2dFunction.apply(x, w, b, method),
                             info, in_dims[:3], (input, filter, bias))
@@ -255,6 +260,9 @@ def _conv_gradients(state, grad_output, input, filter, *, method, needs, bias_sh
 def scipy_conv2d(input, filter, bias=None, method=AUTO) -> torch.Tensor:
     """Valid cross-correlation of ``input`` with ``filter`` plus ``bias``, on numpy/scipy,
     by ``method`` ("auto", "direct", "shift", "fft" or "cupy")."""
+    if _has_torch_function_variadic(input, filter, bias):  # (see torch_function_layer)
+        return torch_function_layer(scipy_conv2d, (input, filter, bias), input, filter, bias,
+                                    method)
     return ScipyConv2dFunction.apply(input, filter, bias, method)
 
 

@@ -18,9 +18,11 @@ from ._forward_state import new_forward_state
 from ._numpy_bridge import (NumpyStep, apply_positional, check_not_legacy_batched,
                             computes_directly, forward_mode_error, graph_break_here,
                             numpy_gradients, numpy_quiet, opaque_to_compile, shape_only,
-                            to_numpy, to_tensor)
+                            to_numpy, to_tensor, torch_function_layer, vmap_rule)
 from ._fft_gradient import gradient_spectrum, phase
 from ._workspace import recycle, recycle_when_dead
+
+_has_torch_function_unary = torch._C._has_torch_function_unary
 
 
 _IMAGE_DIMS = {-2: "H", -1: "W"}  # (a constant: a dict built per call costs ~0.3 us)
@@ -59,7 +61,9 @@ class BadFFTFunction(Function):
     Use :func:`fft_abs` for the true gradient.
     """
 
-    TENSOR_ARGUMENTS = 1  # (apply_positional: the leading arguments that may be tensors)
+    # apply_positional: the leading arguments that may be tensors; those a
+    # __torch_function__ handler gets (all but the ForwardState)
+    TENSOR_ARGUMENTS, PUBLIC_ARGUMENTS = 1, 1
 
     @classmethod
     @opaque_to_compile
@@ -95,6 +99,7 @@ class BadFFTFunction(Function):
 
     @staticmethod
     @opaque_to_compile
+    @vmap_rule
     def vmap(info, in_dims, input):
         return _fold_vmap(BadFFTFunction, in_dims, input)
 
@@ -109,6 +114,8 @@ def _tutorial_gradient(state, grad_output, input):
 @graph_break_here
 def incorrect_fft(input: torch.Tensor) -> torch.Tensor:
     """``|rfft2(input)|`` through :class:`BadFFTFunction` (wrong gradient, on purpose)."""
+    if _has_torch_function_unary(input):  # (a subclass, a mode: torch_function_layer)
+        return torch_function_layer(incorrect_fft, (input,), input)
     gpu.warn_no_gpu_path_once(input, "incorrect_fft (the tutorial's BadFFTFunction)")
     return BadFFTFunction.apply(input)
 
@@ -135,7 +142,9 @@ class FFTAbsFunction(Function):
     changing it in place before backward raises instead of giving a wrong gradient.
     """
 
-    TENSOR_ARGUMENTS = 1  # (apply_positional: the leading arguments that may be tensors)
+    # apply_positional: the leading arguments that may be tensors; those a
+    # __torch_function__ handler gets (all but the ForwardState)
+    TENSOR_ARGUMENTS, PUBLIC_ARGUMENTS = 1, 2
 
     @classmethod
     @opaque_to_compile
@@ -210,6 +219,7 @@ class FFTAbsFunction(Function):
 
     @staticmethod
     @opaque_to_compile
+    @vmap_rule
     def vmap(info, in_dims, input, method, saved):
         return _fold_vmap(FFTAbsFunction, in_dims, input, method)
 
@@ -264,6 +274,8 @@ def _fft_abs_gradient(state, grad_output, input, magnitude, *, method, handed_ov
 def fft_abs(input: torch.Tensor, method: str = "auto") -> torch.Tensor:
     """``|rfft2(input)|`` over the last two dims, with the true gradient; ``method``:
     "auto", "fft" or "matrix" (see :class:`FFTAbsFunction`)."""
+    if _has_torch_function_unary(input):  # (a subclass, a mode: torch_function_layer)
+        return torch_function_layer(fft_abs, (input,), input, method)
     return FFTAbsFunction.apply(input, method)
 
 

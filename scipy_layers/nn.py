@@ -19,12 +19,15 @@ from ._autocast import any_autocast, autocast_devices, in_float32
 from ._forward_state import new_forward_state, remember_inputs, state_for
 from ._numpy_bridge import (apply_positional, check_not_legacy_batched, graph_break_here,
                             linear_tangent, numpy_gradients, numpy_quiet, opaque_to_compile,
-                            shape_only, to_numpy, to_tensor, vmap_by_loop)
+                            shape_only, to_numpy, to_tensor, torch_function_layer, vmap_by_loop,
+                            vmap_rule)
 from ._nchw_rule import choose_nchw_method
 from ._ufunc_rows import add_bias
 from ._workspace import recycle, recycle_when_dead
 
 NCHW_METHODS = ("auto", "im2col", "fft", "shift")
+
+_has_torch_function_variadic = torch._C._has_torch_function_variadic
 
 
 class Conv2dNCHWFunction(Function):
@@ -38,7 +41,9 @@ class Conv2dNCHWFunction(Function):
     a vmapped weight or bias runs one call per batch entry.
     """
 
-    TENSOR_ARGUMENTS = 3  # (apply_positional: the leading arguments that may be tensors)
+    # apply_positional: the leading arguments that may be tensors; those a
+    # __torch_function__ handler gets (all but the ForwardState)
+    TENSOR_ARGUMENTS, PUBLIC_ARGUMENTS = 3, 5
 
     @classmethod
     @opaque_to_compile
@@ -107,6 +112,7 @@ class Conv2dNCHWFunction(Function):
 
     @staticmethod
     @opaque_to_compile
+    @vmap_rule
     def vmap(info, in_dims, input, weight, bias, geometry, method, saved):
         x_dim, w_dim, b_dim = in_dims[:3]
         if w_dim is None and b_dim is None:  # (B, N, C, H, W) -> (B * N, C, H, W)
@@ -187,6 +193,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     padding an int, pair, 'valid' or 'same'. ``method`` (keyword only) forces "im2col",
     "fft" or "shift"; "auto" picks by :func:`choose_nchw_method`.
     """
+    if _has_torch_function_variadic(input, weight, bias):  # (see torch_function_layer)
+        return torch_function_layer(conv2d, (input, weight, bias), input, weight, bias,
+                                    stride, padding, dilation, groups, method=method)
     if torch.jit.is_tracing():  # (the geometry would enter the trace as constants)
         raise RuntimeError(
             "torch.jit.trace cannot record scipy_layers.conv2d / Conv2d: their output size "

@@ -1,7 +1,9 @@
 """Where a layer cannot be traced, the error names the layer and the way out:
 torch.compile(fullgraph=True) and torch.export (strict: Dynamo; non-strict: fake
-tensors). Before, fullgraph said "Attempted to call function marked as skipped:
-disable" and export ".numpy() is not supported for tensor subclasses". Run in a
+tensors), make_fx. Before, fullgraph said "Attempted to call function marked as
+skipped: disable", export ".numpy() is not supported for tensor subclasses", and
+make_fx on real tensors recorded the layer's output as a constant (wrong on any other
+input). Run in a
 subprocess (this file as a script), as test_compile.py: Dynamo is heavy and may crash."""
 import json
 import os
@@ -42,6 +44,7 @@ def _error(run):
 
 def main(names):
     import torch
+    from torch.fx.experimental.proxy_tensor import make_fx
 
     class Wrapped(torch.nn.Module):  # export takes modules
         def __init__(self, fn):
@@ -60,6 +63,7 @@ def main(names):
             "fullgraph": _error(lambda: torch.compile(fn, fullgraph=True)(*args)),
             "export-strict": _error(lambda: torch.export.export(module, args, strict=True)),
             "export": _error(lambda: torch.export.export(module, args, strict=False)),
+            "make_fx": _error(lambda: make_fx(lambda *inputs: fn(*inputs))(*args)),
         }
         print(json.dumps({"case": name, "names": names_given, "errors": errors}), flush=True)
 
@@ -92,8 +96,18 @@ def test_dynamo_that_cannot_break_names_the_layer(results, name, how):
 @pytest.mark.parametrize("name", LAYER_NAMES)
 def test_export_with_fake_tensors_names_the_way_out(results, name):
     error = results[name]["errors"]["export"]
-    assert error is not None and error.startswith("RuntimeError: a scipy_layers layer")
-    assert "export the native twin" in error and "torch.compile" in error
+    assert error is not None
+    assert error.startswith("RuntimeError: make_fx / torch.export cannot record a "
+                            "scipy_layers layer")
+    assert "Trace the native twin" in error and "torch.compile" in error
+
+
+
+@pytest.mark.parametrize("name", LAYER_NAMES)
+def test_make_fx_on_real_tensors_refuses_instead_of_recording_a_constant(results, name):
+    error = results[name]["errors"]["make_fx"]
+    assert error is not None and "cannot record a scipy_layers layer" in error
+    assert "as a constant" in error
 
 
 if __name__ == "__main__":

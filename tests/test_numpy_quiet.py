@@ -95,3 +95,22 @@ def test_a_layer_on_overflowing_inputs_warns_nothing():
             fft_abs(x).sum().backward()
             assert np.geterr()["over"] == "raise"
     assert torch.isinf(y).all()
+
+
+def test_a_callers_error_callback_is_not_kept_alive():
+    """Found by the hostile pass: the kept state held the caller's np.errstate(call=...)
+    callback (and all it refers to) alive after the caller's block ended."""
+    import gc
+    import weakref
+
+    class Callback:
+        def __call__(self, kind, flag):
+            pass
+
+    callback = Callback()
+    alive = weakref.ref(callback)
+    with np.errstate(call=callback, all="call"):
+        _state_inside()
+    del callback
+    gc.collect()
+    assert alive() is None
