@@ -8,7 +8,7 @@ How the layers' Functions are built, and why:
   ``_forward_state.ForwardState`` passed as forward's last argument: torch.func lets
   setup_context keep only what the inputs and output hold. The state is a cache: a backward that finds
   none (e.g. under ``vmap(grad(f))``, where forward ran on a folded batch) recomputes it.
-- Every staticmethod is hidden from ``torch.compile`` (:func:`opaque_to_compile`):
+- Every staticmethod is hidden from ``torch.compile`` (``_torch_protocols.opaque_to_compile``):
   Dynamo would otherwise trace into numpy code and into ctx bookkeeping
   (weak-reference callbacks, the scratch workspace), installing guards on module state
   that the same frame then changes ("Guard failed on the same frame it was created"). A call
@@ -24,55 +24,14 @@ How the layers' Functions are built, and why:
 from __future__ import annotations
 
 import functools
-import inspect
 
 import numpy as np
 import torch
 from torch.autograd import Function
-from torch.overrides import handle_torch_function
 
 from ._autocast import any_autocast, autocast_devices, in_float32
-
-def opaque_to_compile(fn):
-    """``fn`` hidden from torch.compile (why: see the module docstring). While Dynamo
-    traces a call, the call goes to ``torch.compiler.disable(fn)``: a graph break, then
-    ``fn`` runs eagerly with no frame of it traced. Outside tracing, ``fn`` runs as is.
-    The disabled twin is made on the first traced call, not at import: importing Dynamo
-    (and sympy) takes ~2 s, which a program that never compiles should not pay, and
-    every eager call skips the twin's ~0.6 us of frame bookkeeping. The test is
-    ``is_dynamo_compiling`` (Dynamo reads it as True while tracing): ``is_compiling``
-    adds a call to ``torch.jit.is_scripting`` on every eager call, and its other case,
-    export tracing without Dynamo, runs ``fn`` eagerly either way."""
-
-    @functools.wraps(fn)
-    def call(*args, **kwargs):
-        if torch.compiler.is_dynamo_compiling():
-            return _disabled(fn)(*args, **kwargs)
-        return fn(*args, **kwargs)
-
-    # torch's Function.apply binds every call's arguments to inspect.signature(forward)
-    # (for setup_context-style Functions): computed once here, not on every call (~10 us).
-    call.__signature__ = inspect.signature(fn)
-    return graph_break_here(call, fn.__qualname__)
-
-
-def graph_break_here(fn, name=None):
-    """``fn``, marked as torch.compiler.disable marks its wrapper, which Dynamo reads
-    before it inlines a function: it stops there (a graph break) instead of tracing in,
-    and where it cannot break (fullgraph=True, strict torch.export) its error names the
-    layer and says why, instead of Dynamo's "Attempted to call function marked as
-    skipped: disable" or "Unsupported custom jvp" (Dynamo refuses Functions with a jvp
-    before it reads anything of theirs: hence the mark on the public functions too).
-    Attributes only: no wrapper, no import of Dynamo, nothing on an eager call. After the
-    break ``fn`` runs as a frame of its own, which Dynamo may compile; :func:`opaque_to_compile`'s
-    twin keeps it out of the numpy code."""
-    fn._torchdynamo_disable = True
-    fn._torchdynamo_disable_msg = (
-        f"{name or fn.__qualname__} runs numpy/scipy, which no graph can hold: each call "
-        f"to a scipy_layers layer is a graph break (compile without fullgraph=True; for "
-        f"torch.export use the layer's native twin)")
-    return fn
-
+from ._numpy_quiet import numpy_quiet
+from ._torch_protocols import check_not_tracing, opaque_to_compile, torch_function_layer
 
 _unwrap_if_dead = torch._C._functorch.unwrap_if_dead
 _has_torch_function = torch._C._has_torch_function  # (also True under a TorchFunctionMode)
@@ -87,7 +46,7 @@ def apply_positional(cls, *args):
     functorch wrappers and calls the C apply, which this does directly. Under a transform
     (vmap, grad, ...) torch's own path runs. Under ``torch.autocast``: see
     :func:`in_float32`. Under ``make_fx`` and non-strict ``torch.export``: see
-    :func:`_refuse_tracing`.
+    :func:`check_not_tracing`.
 
     A tensor subclass with ``__torch_function__`` (or a TorchFunctionMode) gets the call
     through that protocol, as native ops give it theirs (:func:`torch_function_layer`).
@@ -101,52 +60,12 @@ def apply_positional(cls, *args):
     if _has_torch_function(args[:cls.TENSOR_ARGUMENTS]):
         return torch_function_layer(cls.apply, args[:cls.TENSOR_ARGUMENTS],
                                     *args[:cls.PUBLIC_ARGUMENTS])
-    if _dispatch_mode(_PROXY) is not None or _dispatch_mode(_FAKE) is not None:
-        _refuse_tracing()
+    check_not_tracing()
     if any_autocast():
         devices = autocast_devices(args)
         if devices:
             return in_float32(devices, _apply, cls, *args)
     return _apply(cls, *args)
-
-
-def torch_function_layer(function, tensors, *args, **kwargs):
-    """``function(*args, **kwargs)`` through ``__torch_function__`` (torch.overrides'
-    ``handle_torch_function``, the way torch's own Python functions support tensor
-    subclasses and TorchFunctionModes), for a caller that found one among ``tensors``:
-    the handler sees ``function``, and torch's default one runs it with subclass
-    dispatch off and returns the result as the subclass, where a numpy layer would
-    otherwise return a plain tensor. ``torch.fx.symbolic_trace`` records it as one node.
-    Where every handler refuses (returns NotImplemented), torch's TypeError, reworded to
-    name the layer."""
-    try:
-        return handle_torch_function(function, tensors, *args, **kwargs)
-    except TypeError as error:
-        # (torch names a function by module and __name__ alone: "scipy_layers.fft.apply")
-        refused = f"no implementation found for '{function.__module__}.{function.__name__}'"
-        if not str(error).startswith(refused):
-            raise
-        raise TypeError(f"{function.__qualname__}: every __torch_function__ handler among "
-                        f"its arguments (a tensor subclass's or a TorchFunctionMode's) "
-                        f"returned NotImplemented; torch says: {error}") from None
-
-
-_dispatch_mode = torch._C._get_dispatch_mode
-_PROXY = torch._C._TorchDispatchModeKey.PROXY
-_FAKE = torch._C._TorchDispatchModeKey.FAKE
-
-
-def _refuse_tracing():
-    """make_fx records torch ops (a proxy mode); non-strict torch.export runs the model
-    on fake tensors (a fake mode). A numpy layer is neither: its output would enter a
-    trace as a constant, silently wrong on other inputs, and fake tensors hold no values
-    for numpy."""
-    raise RuntimeError(
-        "make_fx / torch.export cannot record a scipy_layers layer: it computes with "
-        "numpy/scipy, outside torch's dispatcher, so fake tensors hold no values for it "
-        "and a trace of real ones would hold this input's result as a constant (wrong on "
-        "any other input). Trace the native twin (native_conv2d, native_fft_abs, "
-        "torch.nn.Conv2d), or use torch.compile, where each layer call is a graph break")
 
 
 def _apply(cls, *args):
@@ -157,84 +76,6 @@ def _apply(cls, *args):
     # tuple (1.9 against 1.4 us in a loop)
     return super(Function, cls).apply(*[_unwrap_if_dead(arg) if isinstance(arg, torch.Tensor)
                                         else arg for arg in args])
-
-
-_DISABLED_TWINS: dict = {}
-
-
-def _disabled(fn):
-    """``torch.compiler.disable(fn)``, made once per ``fn``. (A dict, not lru_cache:
-    Dynamo, tracing this, warns of any lru_cache-wrapped function it meets.)"""
-    twin = _DISABLED_TWINS.get(fn)
-    if twin is None:
-        twin = _DISABLED_TWINS[fn] = torch.compiler.disable(fn)
-    return twin
-
-# numpy warns of overflow, NaN and inf (RuntimeWarning); torch, whose results these
-# layers match, propagates them silently. Every numpy body of a layer runs under
-# numpy_quiet: np.errstate(all="ignore") as a decorator (see _quiet).
-_ERRSTATE_DEFAULT = np.errstate(all="ignore")
-
-
-def _quiet(function):
-    """``np.errstate(all="ignore")`` around ``function``, as numpy's own decorator does
-    it (numpy 2: set its error-state context variable to a state made from the current
-    one with every error ignored, reset it after), with the made state kept for the
-    current one it was made from: numpy's decorator makes it anew on every call, which
-    costs 3-4 us of a 16x16 forward+backward inside autograd (a null Function, rotated
-    batches, Zen 3). The current state is an immutable object replaced, never changed,
-    by np.errstate, np.seterr and np.setbufsize, so the same object means the same
-    buffer size and error callback (states with a callback are not kept). numpy's
-    private names: :func:`_quiet_works` checks them at import, else numpy's decorator
-    runs."""
-
-    @functools.wraps(function)
-    def quiet(*args, **kwargs):
-        global _quiet_made
-        current = _error_state.get()
-        made_from, made = _quiet_made
-        if made_from is not current:
-            made = _make_error_state(all="ignore")
-            # (one assignment: threads see either pair). Not kept where the caller's
-            # state holds an error callback: the pair would keep it, and whatever it
-            # refers to, alive after the caller's np.errstate(call=...) ended.
-            _quiet_made = (current, made) if np.geterrcall() is None else (None, None)
-        token = _error_state.set(made)
-        try:
-            return function(*args, **kwargs)
-        finally:
-            _error_state.reset(token)
-
-    return quiet
-
-
-def _quiet_works() -> bool:
-    """The private names exist and :func:`_quiet` gives np.errstate(all="ignore")'s
-    state (every error ignored, the caller's buffer size kept) and restores the
-    caller's after."""
-    try:
-        outside = np.geterr(), np.getbufsize()
-
-        @_quiet
-        def inside():
-            return np.geterr(), np.getbufsize()
-
-        with np.errstate(over="raise"):
-            errors, size = inside()
-            restored = np.geterr()["over"] == "raise"
-        return (restored and size == outside[1] and set(errors.values()) == {"ignore"}
-                and (np.geterr(), np.getbufsize()) == outside)
-    except Exception:  # noqa: BLE001 (a numpy whose internals differ: numpy's decorator)
-        return False
-
-
-try:
-    from numpy._core._ufunc_config import _extobj_contextvar as _error_state
-    from numpy._core._ufunc_config import _make_extobj as _make_error_state
-    _quiet_made = (None, None)
-    numpy_quiet = _quiet if _quiet_works() else _ERRSTATE_DEFAULT
-except ImportError:
-    numpy_quiet = _ERRSTATE_DEFAULT
 
 
 @numpy_quiet

@@ -20,9 +20,10 @@ from . import gpu
 from ._checks import check_float_tensor, check_method_name, check_same_dtype_and_device
 from ._nchw_args import _is_int
 from ._forward_state import new_forward_state, remember_inputs, state_for
-from ._numpy_bridge import (apply_positional, check_not_legacy_batched, graph_break_here,
-                            linear_tangent, numpy_gradients, numpy_quiet, opaque_to_compile,
-                            to_numpy, to_tensor, torch_function_layer, vmap_by_loop, vmap_rule)
+from ._numpy_bridge import (apply_positional, check_not_legacy_batched, linear_tangent,
+                            numpy_gradients, to_numpy, to_tensor, vmap_by_loop, vmap_rule)
+from ._numpy_quiet import numpy_quiet
+from ._torch_protocols import graph_break_here, opaque_to_compile, torch_function_layer
 from .conv_methods import METHODS
 
 AUTO = "auto"

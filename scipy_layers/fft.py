@@ -16,9 +16,10 @@ from . import _dft_axes, gpu
 from ._checks import check_dims_not_empty, check_float_tensor, check_method_name
 from ._forward_state import new_forward_state
 from ._numpy_bridge import (NumpyStep, apply_positional, check_not_legacy_batched,
-                            computes_directly, forward_mode_error, graph_break_here,
-                            numpy_gradients, numpy_quiet, opaque_to_compile, shape_only,
-                            to_numpy, to_tensor, torch_function_layer, vmap_rule)
+                            computes_directly, forward_mode_error, numpy_gradients,
+                            shape_only, to_numpy, to_tensor, vmap_rule)
+from ._numpy_quiet import numpy_quiet
+from ._torch_protocols import graph_break_here, opaque_to_compile, torch_function_layer
 from ._fft_gradient import gradient_spectrum, phase
 from ._workspace import recycle, recycle_when_dead
 

@@ -17,10 +17,11 @@ from ._checks import check_method_name
 from ._nchw_args import _is_int, check_conv2d_arguments, check_padding_mode
 from ._autocast import any_autocast, autocast_devices, in_float32
 from ._forward_state import new_forward_state, remember_inputs, state_for
-from ._numpy_bridge import (apply_positional, check_not_legacy_batched, graph_break_here,
-                            linear_tangent, numpy_gradients, numpy_quiet, opaque_to_compile,
-                            shape_only, to_numpy, to_tensor, torch_function_layer, vmap_by_loop,
+from ._numpy_bridge import (apply_positional, check_not_legacy_batched, linear_tangent,
+                            numpy_gradients, shape_only, to_numpy, to_tensor, vmap_by_loop,
                             vmap_rule)
+from ._numpy_quiet import numpy_quiet
+from ._torch_protocols import graph_break_here, opaque_to_compile, torch_function_layer
 from ._nchw_rule import choose_nchw_method
 from ._ufunc_rows import add_bias
 from ._workspace import recycle, recycle_when_dead

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from scipy_layers import _numpy_bridge
-from scipy_layers._numpy_bridge import numpy_quiet
+from scipy_layers import _numpy_quiet
+from scipy_layers._numpy_quiet import numpy_quiet
 
 
 def _overflow():
@@ -31,7 +31,7 @@ def _state_inside(fail=False):
 
 def test_the_private_decorator_is_in_use_here():
     """On the pinned numpy the cheaper decorator passes its probe."""
-    assert numpy_quiet is _numpy_bridge._quiet
+    assert numpy_quiet is _numpy_quiet._quiet
 
 
 @pytest.mark.parametrize("outer", [{}, {"all": "raise"}, {"over": "warn", "divide": "call"}])
@@ -78,9 +78,9 @@ def test_threads_keep_their_own_buffer_sizes():
 def test_without_numpys_internals_numpys_own_decorator_runs(monkeypatch):
     """A numpy whose private error-state names differ: the probe refuses the cheaper
     decorator, and np.errstate's takes over (the layers still stay quiet)."""
-    monkeypatch.setattr(_numpy_bridge, "_make_error_state",
+    monkeypatch.setattr(_numpy_quiet, "_make_error_state",
                         lambda **kwargs: np.errstate(all="raise"))
-    assert not _numpy_bridge._quiet_works()
+    assert not _numpy_quiet._quiet_works()
 
 
 def test_a_layer_on_overflowing_inputs_warns_nothing():

@@ -1,0 +1,106 @@
+"""How the layers meet torch's tracing and override protocols: torch.compile (Dynamo),
+torch.export, make_fx, torch.fx and ``__torch_function__`` (tensor subclasses,
+TorchFunctionModes). numpy never enters a graph: each layer call is a graph break,
+traces that would record it are refused with a clear error, and subclasses and modes
+get each call as they get native ops."""
+from __future__ import annotations
+
+import functools
+import inspect
+
+import torch
+from torch.overrides import handle_torch_function
+
+
+def opaque_to_compile(fn):
+    """``fn`` hidden from torch.compile (why: see the module docstring). While Dynamo
+    traces a call, the call goes to ``torch.compiler.disable(fn)``: a graph break, then
+    ``fn`` runs eagerly with no frame of it traced. Outside tracing, ``fn`` runs as is.
+    The disabled twin is made on the first traced call, not at import: importing Dynamo
+    (and sympy) takes ~2 s, which a program that never compiles should not pay, and
+    every eager call skips the twin's ~0.6 us of frame bookkeeping. The test is
+    ``is_dynamo_compiling`` (Dynamo reads it as True while tracing): ``is_compiling``
+    adds a call to ``torch.jit.is_scripting`` on every eager call, and its other case,
+    export tracing without Dynamo, runs ``fn`` eagerly either way."""
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        if torch.compiler.is_dynamo_compiling():
+            return _disabled(fn)(*args, **kwargs)
+        return fn(*args, **kwargs)
+
+    # torch's Function.apply binds every call's arguments to inspect.signature(forward)
+    # (for setup_context-style Functions): computed once here, not on every call (~10 us).
+    call.__signature__ = inspect.signature(fn)
+    return graph_break_here(call, fn.__qualname__)
+
+
+def graph_break_here(fn, name=None):
+    """``fn``, marked as torch.compiler.disable marks its wrapper, which Dynamo reads
+    before it inlines a function: it stops there (a graph break) instead of tracing in,
+    and where it cannot break (fullgraph=True, strict torch.export) its error names the
+    layer and says why, instead of Dynamo's "Attempted to call function marked as
+    skipped: disable" or "Unsupported custom jvp" (Dynamo refuses Functions with a jvp
+    before it reads anything of theirs: hence the mark on the public functions too).
+    Attributes only: no wrapper, no import of Dynamo, nothing on an eager call. After the
+    break ``fn`` runs as a frame of its own, which Dynamo may compile; :func:`opaque_to_compile`'s
+    twin keeps it out of the numpy code."""
+    fn._torchdynamo_disable = True
+    fn._torchdynamo_disable_msg = (
+        f"{name or fn.__qualname__} runs numpy/scipy, which no graph can hold: each call "
+        f"to a scipy_layers layer is a graph break (compile without fullgraph=True; for "
+        f"torch.export use the layer's native twin)")
+    return fn
+
+
+_DISABLED_TWINS: dict = {}
+
+
+def _disabled(fn):
+    """``torch.compiler.disable(fn)``, made once per ``fn``. (A dict, not lru_cache:
+    Dynamo, tracing this, warns of any lru_cache-wrapped function it meets.)"""
+    twin = _DISABLED_TWINS.get(fn)
+    if twin is None:
+        twin = _DISABLED_TWINS[fn] = torch.compiler.disable(fn)
+    return twin
+
+
+def torch_function_layer(function, tensors, *args, **kwargs):
+    """``function(*args, **kwargs)`` through ``__torch_function__`` (torch.overrides'
+    ``handle_torch_function``, the way torch's own Python functions support tensor
+    subclasses and TorchFunctionModes), for a caller that found one among ``tensors``:
+    the handler sees ``function``, and torch's default one runs it with subclass
+    dispatch off and returns the result as the subclass, where a numpy layer would
+    otherwise return a plain tensor. ``torch.fx.symbolic_trace`` records it as one node.
+    Where every handler refuses (returns NotImplemented), torch's TypeError, reworded to
+    name the layer."""
+    try:
+        return handle_torch_function(function, tensors, *args, **kwargs)
+    except TypeError as error:
+        # (torch names a function by module and __name__ alone: "scipy_layers.fft.apply")
+        refused = f"no implementation found for '{function.__module__}.{function.__name__}'"
+        if not str(error).startswith(refused):
+            raise
+        raise TypeError(f"{function.__qualname__}: every __torch_function__ handler among "
+                        f"its arguments (a tensor subclass's or a TorchFunctionMode's) "
+                        f"returned NotImplemented; torch says: {error}") from None
+
+
+_dispatch_mode = torch._C._get_dispatch_mode
+_PROXY = torch._C._TorchDispatchModeKey.PROXY
+_FAKE = torch._C._TorchDispatchModeKey.FAKE
+
+
+def check_not_tracing() -> None:
+    """A clear error under make_fx (it records torch ops: a proxy mode) and non-strict
+    torch.export (it runs the model on fake tensors: a fake mode). A numpy layer is
+    neither: its output would enter a trace as a constant, silently wrong on other
+    inputs, and fake tensors hold no values for numpy. (Two C calls, ~0.1 us.)"""
+    if _dispatch_mode(_PROXY) is None and _dispatch_mode(_FAKE) is None:
+        return
+    raise RuntimeError(
+        "make_fx / torch.export cannot record a scipy_layers layer: it computes with "
+        "numpy/scipy, outside torch's dispatcher, so fake tensors hold no values for it "
+        "and a trace of real ones would hold this input's result as a constant (wrong on "
+        "any other input). Trace the native twin (native_conv2d, native_fft_abs, "
+        "torch.nn.Conv2d), or use torch.compile, where each layer call is a graph break")
