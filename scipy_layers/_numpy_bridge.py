@@ -205,6 +205,7 @@ def numpy_gradients(name: str, compute, state, *tensors):
     :class:`NumpyStep` where a graph of the gradients is being built (create_graph) or a
     torch.func transform is active (the step unwraps, vmaps and guards it)."""
     check_not_legacy_batched(name, *tensors)
+    check_not_tracing()  # (make_fx of a backward would record its result as a constant)
     if computes_directly():
         return _computed(compute, state, tensors)
     return NumpyStep.apply(name, compute, state, *tensors)

@@ -64,7 +64,14 @@ def main(names):
             "export-strict": _error(lambda: torch.export.export(module, args, strict=True)),
             "export": _error(lambda: torch.export.export(module, args, strict=False)),
             "make_fx": _error(lambda: make_fx(lambda *inputs: fn(*inputs))(*args)),
+            "make_fx-pre_dispatch": _error(
+                lambda: make_fx(lambda *inputs: fn(*inputs), pre_dispatch=True)(*args)),
         }
+        # a graph built eagerly, its backward traced: the gradient would be a constant
+        inputs = [arg.detach().requires_grad_() for arg in args]
+        output = fn(*inputs)
+        errors["make_fx-backward"] = _error(lambda: make_fx(
+            lambda grad: torch.autograd.grad(output, inputs, grad))(torch.ones_like(output)))
         print(json.dumps({"case": name, "names": names_given, "errors": errors}), flush=True)
 
 
@@ -104,8 +111,11 @@ def test_export_with_fake_tensors_names_the_way_out(results, name):
 
 
 @pytest.mark.parametrize("name", LAYER_NAMES)
-def test_make_fx_on_real_tensors_refuses_instead_of_recording_a_constant(results, name):
-    error = results[name]["errors"]["make_fx"]
+@pytest.mark.parametrize("how", ["make_fx", "make_fx-pre_dispatch", "make_fx-backward"])
+def test_make_fx_on_real_tensors_refuses_instead_of_recording_a_constant(results, name, how):
+    """Found by hostile passes: each of these recorded the layer's output (or its
+    gradient) as a constant, wrong on any other input."""
+    error = results[name]["errors"][how]
     assert error is not None and "cannot record a scipy_layers layer" in error
     assert "as a constant" in error
 
