@@ -110,3 +110,15 @@ def check_not_tracing() -> None:
         "and a trace of real ones would hold this input's result as a constant (wrong on "
         "any other input). Trace the native twin (native_conv2d, native_fft_abs, "
         "torch.nn.Conv2d), or use torch.compile, where each layer call is a graph break")
+
+
+def refuse_scripting(module):
+    """For ``__prepare_scriptable__``, which torch.jit.script calls on a module and each
+    submodule before it compiles them: a clear error where TorchScript would stop deep in
+    the layer's Python ("Don't support conversion in JoinedStr", "Can't redefine method:
+    forward")."""
+    raise RuntimeError(
+        f"torch.jit.script cannot compile {type(module).__name__}: its forward runs "
+        f"Python that TorchScript cannot express (numpy/scipy, argument checks). Use "
+        f"torch.compile (each layer call is a graph break), or torch.nn.Conv2d where a "
+        f"scripted model is needed")

@@ -23,7 +23,8 @@ from ._forward_state import new_forward_state, remember_inputs, state_for
 from ._numpy_bridge import (apply_positional, check_not_legacy_batched, linear_tangent,
                             numpy_gradients, to_numpy, to_tensor, vmap_by_loop, vmap_rule)
 from ._numpy_quiet import numpy_quiet
-from ._torch_protocols import graph_break_here, opaque_to_compile, torch_function_layer
+from ._torch_protocols import (graph_break_here, opaque_to_compile, refuse_scripting,
+                               torch_function_layer)
 from .conv_methods import METHODS
 
 AUTO = "auto"
@@ -293,6 +294,9 @@ class ScipyConv2d(torch.nn.Module):
 
     def extra_repr(self):
         return f"filter={tuple(self.filter.shape)}, method={self.method!r}"
+
+    def __prepare_scriptable__(self):
+        refuse_scripting(self)
 
     def forward(self, input):
         # (through scipy_conv2d: Dynamo stops there with a message naming the layer)

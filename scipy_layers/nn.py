@@ -21,7 +21,8 @@ from ._numpy_bridge import (apply_positional, check_not_legacy_batched, linear_t
                             numpy_gradients, shape_only, to_numpy, to_tensor, vmap_by_loop,
                             vmap_rule)
 from ._numpy_quiet import numpy_quiet
-from ._torch_protocols import graph_break_here, opaque_to_compile, torch_function_layer
+from ._torch_protocols import (graph_break_here, opaque_to_compile, refuse_scripting,
+                               torch_function_layer)
 from ._nchw_rule import choose_nchw_method
 from ._ufunc_rows import add_bias
 from ._workspace import recycle, recycle_when_dead
@@ -239,6 +240,9 @@ class Conv2d(torch.nn.Conv2d):
 
     def extra_repr(self):
         return f"{super().extra_repr()}, method={self.method!r}"
+
+    def __prepare_scriptable__(self):
+        refuse_scripting(self)
 
     def _conv_forward(self, input, weight, bias):
         # torch.nn.Conv2d.forward calls this, as do subclasses that convolve with a

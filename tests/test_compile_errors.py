@@ -120,5 +120,20 @@ def test_make_fx_on_real_tensors_refuses_instead_of_recording_a_constant(results
     assert "as a constant" in error
 
 
+
+def test_jit_script_of_a_layer_module_names_it():
+    """torch.jit.script stopped deep in the layer's Python ("Don't support conversion in
+    JoinedStr", "Can't redefine method: forward"); now each module, alone or inside
+    another, refuses by name before TorchScript compiles anything."""
+    import torch
+
+    import scipy_layers as sl
+    for module in (sl.ScipyConv2d(3, 2), sl.NativeConv2d(3, 2), sl.Conv2d(3, 4, 3),
+                   torch.nn.Sequential(torch.nn.ReLU(), sl.Conv2d(3, 4, 3))):
+        name = type(module[-1] if isinstance(module, torch.nn.Sequential) else module).__name__
+        with pytest.raises(RuntimeError, match=f"^torch.jit.script cannot compile {name}: "):
+            torch.jit.script(module)
+
+
 if __name__ == "__main__":
     main(sys.argv[1:])
