@@ -106,7 +106,8 @@ def to_numpy(tensor: torch.Tensor) -> np.ndarray:
             f"other tensors or holds no data (a __torch_dispatch__ subclass such as "
             f"MaskedTensor; the fake and functional tensors of tracing) cannot run a "
             f"numpy layer. Pass a plain tensor (for example the wrapped one), or use the "
-            f"native twin (native_conv2d, native_fft_abs, torch.nn.functional.conv2d)") from error
+            f"native twin (native_conv2d, native_fft_abs, torch.nn.functional.conv2d)"
+        ) from error
 
 
 def to_tensor(array: np.ndarray, like: torch.Tensor) -> torch.Tensor:

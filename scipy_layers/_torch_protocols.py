@@ -32,10 +32,10 @@ def opaque_to_compile(fn):
     # torch's Function.apply binds every call's arguments to inspect.signature(forward)
     # (for setup_context-style Functions): computed once here, not on every call (~10 us).
     call.__signature__ = inspect.signature(fn)
-    return graph_break_here(call, fn.__qualname__)
+    return graph_break_here(call)  # (wraps gave call fn's __qualname__, which it names)
 
 
-def graph_break_here(fn, name=None):
+def graph_break_here(fn):
     """``fn``, marked as torch.compiler.disable marks its wrapper, which Dynamo reads
     before it inlines a function: it stops there (a graph break) instead of tracing in,
     and where it cannot break (fullgraph=True, strict torch.export) its error names the
@@ -43,11 +43,11 @@ def graph_break_here(fn, name=None):
     skipped: disable" or "Unsupported custom jvp" (Dynamo refuses Functions with a jvp
     before it reads anything of theirs: hence the mark on the public functions too).
     Attributes only: no wrapper, no import of Dynamo, nothing on an eager call. After the
-    break ``fn`` runs as a frame of its own, which Dynamo may compile; :func:`opaque_to_compile`'s
-    twin keeps it out of the numpy code."""
+    break ``fn`` runs as a frame of its own, which Dynamo may compile;
+    :func:`opaque_to_compile`'s twin keeps it out of the numpy code."""
     fn._torchdynamo_disable = True
     fn._torchdynamo_disable_msg = (
-        f"{name or fn.__qualname__} runs numpy/scipy, which no graph can hold: each call "
+        f"{fn.__qualname__} runs numpy/scipy, which no graph can hold: each call "
         f"to a scipy_layers layer is a graph break (compile without fullgraph=True; for "
         f"torch.export use the layer's native twin)")
     return fn
@@ -89,8 +89,6 @@ def torch_function_layer(function, tensors, *args, **kwargs):
 _dispatch_mode = torch._C._get_dispatch_mode
 _PROXY = torch._C._TorchDispatchModeKey.PROXY
 _FAKE = torch._C._TorchDispatchModeKey.FAKE
-
-
 _in_tls = torch._C._dispatch_tls_is_dispatch_key_included
 _PRE_DISPATCH = torch._C.DispatchKey.PreDispatch
 
