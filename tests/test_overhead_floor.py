@@ -11,7 +11,7 @@ from scipy_layers import fft_abs, scipy_conv2d
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
-import overhead_floor  # noqa: E402
+import floor_layers  # noqa: E402
 
 
 @pytest.mark.parametrize("size,kernel", [(16, 3), (64, 3), (16, 15), (70, 15)])
@@ -19,7 +19,7 @@ def test_kernels_only_conv_computes_what_the_layer_computes(size, kernel):
     x = torch.randn(size, size, dtype=torch.float64, requires_grad=True)
     w = torch.randn(kernel, kernel, dtype=torch.float64, requires_grad=True)
     b = torch.randn(1, 1, dtype=torch.float64, requires_grad=True)
-    y_floor, y_layer = overhead_floor.KernelsOnlyConv.apply(x, w, b), scipy_conv2d(x, w, b)
+    y_floor, y_layer = floor_layers.KernelsOnlyConv.apply(x, w, b), scipy_conv2d(x, w, b)
     g = torch.randn_like(y_layer)
     assert torch.equal(y_floor, y_layer)
     for ours, theirs in zip(torch.autograd.grad(y_floor, (x, w, b), g),
@@ -30,7 +30,7 @@ def test_kernels_only_conv_computes_what_the_layer_computes(size, kernel):
 @pytest.mark.parametrize("shape", [(16, 16), (127, 127), (256, 256)])
 def test_kernels_only_fft_computes_what_the_layer_computes(shape):
     x = torch.randn(shape, requires_grad=True)
-    y_floor, y_layer = overhead_floor.KernelsOnlyFFT.apply(x), fft_abs(x)
+    y_floor, y_layer = floor_layers.KernelsOnlyFFT.apply(x), fft_abs(x)
     g = torch.randn_like(y_layer)
     assert torch.equal(y_floor, y_layer)
     assert torch.equal(torch.autograd.grad(y_floor, x, g)[0], torch.autograd.grad(y_layer, x, g)[0])
@@ -47,3 +47,46 @@ def test_the_script_prints_a_row_per_layer_and_size():
         ("conv2d 3x3", "8"), ("fft_abs", "8"), ("conv2d 3x3", "12"), ("fft_abs", "12")]
     for row in rows:
         assert all(float(cell) > 0 for cell in row[2:])
+
+
+@pytest.mark.parametrize("size, kernel, options", [
+    ((2, 3, 9, 9), (4, 3, 3), {}),                      # im2col
+    ((2, 4, 9, 9), (4, 3, 3), {"groups": 2, "stride": 2, "padding": 1}),
+    ((1, 2, 12, 12), (3, 7, 7), {"dilation": 1}),
+    ((2, 8, 10, 10), (2, 3, 3), {"padding": 1}),        # fewer outputs than inputs
+    ((2, 1, 16, 16), (1, 3, 3), {}),                    # shift
+    ((2, 4, 8, 8), (4, 3, 3), {"groups": 4}),           # depthwise
+])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_kernels_only_nchw_computes_what_the_layer_computes(size, kernel, options, dtype):
+    from scipy_layers import conv2d
+    x = torch.randn(size, dtype=dtype, requires_grad=True)
+    w = torch.randn(kernel[0], size[1] // options.get("groups", 1), *kernel[1:], dtype=dtype,
+                    requires_grad=True)
+    b = torch.randn(kernel[0], dtype=dtype, requires_grad=True)
+    floors = floor_layers.floor_functions("cnn")
+    y_floor, y_layer = floors["kernels"](x, w, b, **options), conv2d(x, w, b, **options)
+    g = torch.randn_like(y_layer)
+    assert torch.equal(y_floor, y_layer)
+    for ours, theirs in zip(torch.autograd.grad(y_floor, (x, w, b), g),
+                            torch.autograd.grad(y_layer, (x, w, b), g)):
+        assert torch.equal(ours, theirs)
+    nulls = torch.autograd.grad(floors["null"](x, w, b, **options), (x, w, b), g)
+    assert floors["null"](x, w, b, **options).shape == y_layer.shape
+    assert [t.shape for t in nulls] == [x.shape, w.shape, b.shape]
+
+
+def test_kernels_only_fft_takes_batches_and_null_conv_gives_every_gradient():
+    x = torch.randn(3, 8, 10, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(3, 8, 6, dtype=torch.float64)
+    assert torch.equal(torch.autograd.grad(floor_layers.KernelsOnlyFFT.apply(x), x, g)[0],
+                       torch.autograd.grad(fft_abs(x), x, g)[0])
+    x2, w, b = (torch.randn(s, requires_grad=True) for s in ((9, 9), (3, 3), (1, 1)))
+    grads = torch.autograd.grad(floor_layers.NullConv.apply(x2, w, b), (x2, w, b),
+                                torch.ones(7, 7))
+    assert [t.shape for t in grads] == [x2.shape, w.shape, b.shape]
+
+
+def test_floor_functions_refuse_an_unknown_kind():
+    with pytest.raises(ValueError, match="'conv', 'fft' or 'cnn'"):
+        floor_layers.floor_functions("depthwise")

@@ -1,5 +1,6 @@
 """tools/targets.py: issue 13's cells, their bounds, the figures it writes and its errors."""
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,56 @@ def test_a_cells_figures_come_from_its_batches(monkeypatch):
     assert row["ratio_q1"] < row["ratio"] < row["ratio_q3"]
     batches["scipy"] = [1.0, 2.0, 4.0, 2.0]  # level with native: a met bound
     assert targets.measure(side_by_side.parse_case("fft:8:float64"), 4)["met"] is True
+
+
+@pytest.mark.parametrize("kernels, misses_on", [
+    ([1.2, 1.1, 1.3, 1.2], targets.KERNELS_MISS),  # its kernels alone are above 1
+    ([0.8, 0.9, 0.85, 0.9], targets.PLUMBING_MISS)])  # they are below: the rest misses
+def test_floors_come_from_the_same_batches_and_say_what_misses(monkeypatch, kernels,
+                                                               misses_on):
+    batches = {"native": [1.0, 2.0, 4.0, 2.0], "scipy": [1.5, 2.6, 5.2, 2.8],
+               "null": [0.5, 1.0, 2.4, 1.0], "kernels": [k * n for k, n in zip(
+                   kernels, [1.0, 2.0, 4.0, 2.0])]}
+    seen = {}
+
+    def timed(functions, count):
+        seen.update(functions)
+        return {name: batches[name] for name in functions}
+
+    monkeypatch.setattr(targets, "timed", timed)
+    row = targets.measure(side_by_side.parse_case("conv:8:float64:3"), 4, floors=True)
+    assert set(seen) == {"native", "scipy", "null", "kernels"}
+    assert row["null_ratio"] == pytest.approx(0.5)  # median of 0.5, 0.5, 0.6, 0.5
+    assert row["kernels_ratio"] == pytest.approx(statistics.median(kernels))
+    assert row["met"] is False and row["misses_on"] == misses_on
+    batches["scipy"] = batches["native"]  # a met cell misses on nothing
+    assert targets.measure(side_by_side.parse_case("conv:8:float64:3"), 4,
+                           floors=True)["misses_on"] == ""
+
+
+def test_without_floors_their_columns_stay_empty(monkeypatch):
+    monkeypatch.setattr(targets, "timed", lambda functions, count: {
+        name: [1.0, 1.2] for name in functions})
+    row = targets.measure(side_by_side.parse_case("fft:8:float64"), 2)
+    assert row["null_ratio"] != row["null_ratio"] and row["misses_on"] == ""  # NaN
+    assert "null / native" not in targets.markdown([row], 2, "now", "abc")
+
+
+def test_the_script_writes_floors_for_every_layer(tmp_path):
+    cells = ["fft:8:float64", "conv:9:float32:3", "cnn:2x3x8x9:4:float64:3",
+             "cnn:2x4x9x9:4:float32:3:g2:s2:p1"]
+    result = subprocess.run(SCRIPT + ["--cells", *cells, "--batches", "3", "--floors",
+                                      "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(tmp_path / "targets.csv", keep_default_na=False)
+    assert list(table.columns) == targets.COLUMNS
+    assert (table[["null_ratio", "kernels_ratio"]].astype(float) > 0).all().all()
+    missed = table[~table["met"]]
+    assert set(missed["misses_on"]) <= {targets.KERNELS_MISS, targets.PLUMBING_MISS}
+    assert (table[table["met"]]["misses_on"] == "").all()
+    text = (tmp_path / "targets.md").read_text()
+    assert "| null / native | kernels / native |" in text and "floors, timed" in text
 
 
 def test_the_script_writes_and_names_its_environment(tmp_path):
@@ -113,7 +164,7 @@ def _fake_rows(monkeypatch, fail_at=None, error=None):
     the ``fail_at``-th cell."""
     calls = []
 
-    def fake(case, batches):
+    def fake(case, batches, floors=False):
         calls.append(case)
         if len(calls) == fail_at:
             raise error

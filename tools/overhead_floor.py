@@ -5,15 +5,12 @@
 
 Times forward+backward (one process, torch at one thread, interleaved batches whose
 order rotates, so that each implementation follows every other equally often: what ran
-just before moves a small call's time; medians) of: native torch; a *null* numpy layer
-(an autograd.Function with the same arguments as the layer, whose forward and backward
-only move the tensors to numpy and back, doing no arithmetic: the floor any numpy layer
-pays, torch's Function machinery included); *kernels only* (a plain Function that runs
-the layer's own numpy/scipy kernels for the method "auto" picks, finiteness routing
-included, without argument checks, backend routing or the state plumbing: the floor of
-this layer's arithmetic); and the project's layer. Where "kernels only" is as slow as
-native, no cut of the layer's fixed cost can make it faster than native at that size:
-that is the floor analysis of issue 13.
+just before moves a small call's time; medians) of: native torch; the *null* numpy
+layer and the *kernels only* floor of tools/floor_layers.py (no arithmetic; the layer's
+kernels without its checks and plumbing); and the project's layer. Where "kernels only"
+is as slow as native, no cut of the layer's fixed cost can make it faster than native
+at that size: that is the floor analysis of issue 13 (tools/targets.py --floors gives
+it for every target cell).
 """
 from __future__ import annotations
 
@@ -22,83 +19,13 @@ import statistics
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rotated_batches import batch_times  # noqa: E402  (tools/, this script's folder)
 from benchmarks.common import settle_allocator  # noqa: E402
 from scipy_layers import fft_abs, native_conv2d, native_fft_abs, scipy_conv2d  # noqa: E402
-from scipy_layers import _dft_axes, conv, fft  # noqa: E402
-from scipy_layers._numpy_bridge import to_numpy, to_tensor  # noqa: E402
-from scipy_layers.conv_methods import METHODS  # noqa: E402
-
-
-class NullConv(torch.autograd.Function):
-    """The numpy round trip of the single-channel conv, without the convolution."""
-
-    @staticmethod
-    def forward(ctx, x, w, b):
-        out = to_numpy(x)[: x.shape[0] - w.shape[0] + 1, : x.shape[1] - w.shape[1] + 1]
-        return to_tensor(out.copy(), like=x)
-
-    @staticmethod
-    def backward(ctx, g):
-        return None, None, to_tensor(np.array(to_numpy(g).sum()).reshape(1, 1), like=g)
-
-
-class NullFFT(torch.autograd.Function):
-    """The numpy round trip of the FFT layer, without the transforms."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.width = x.shape[-1]
-        xn = to_numpy(x)
-        return to_tensor(xn[..., : x.shape[-1] // 2 + 1].copy(), like=x)
-
-    @staticmethod
-    def backward(ctx, g):
-        gn = to_numpy(g)
-        out = np.zeros(gn.shape[:-1] + (ctx.width,), dtype=gn.dtype)
-        return to_tensor(out, like=g)
-
-
-class KernelsOnlyConv(torch.autograd.Function):
-    """The single-channel layer's kernels (the method "auto" picks), nothing else."""
-
-    @staticmethod
-    def forward(ctx, x, w, b):
-        kernels = METHODS[conv.choose_method(x.shape, w.shape, x.dtype)]
-        xn, wn = to_numpy(x), to_numpy(w)
-        y, state = kernels.forward(xn, wn)
-        y += b.item()
-        ctx.state = (kernels, xn, wn, state)
-        return to_tensor(y, like=x)
-
-    @staticmethod
-    def backward(ctx, g):
-        kernels, xn, wn, state = ctx.state
-        gn = to_numpy(g)
-        gx, gw = kernels.backward(gn, xn, wn, state, True, True)
-        return (to_tensor(gx, like=g), to_tensor(gw, like=g),
-                to_tensor(gn.sum(keepdims=True), like=g))
-
-
-class KernelsOnlyFFT(torch.autograd.Function):
-    """The FFT layer's transforms ("auto" plan, zero-bin check included), nothing else."""
-
-    @staticmethod
-    def forward(ctx, x):
-        spectrum, magnitude, plan = _dft_axes.transform(to_numpy(x))
-        out = to_tensor(magnitude, like=x)
-        ctx.state = (spectrum, plan)
-        ctx.save_for_backward(x, out)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        x, out = ctx.saved_tensors
-        return fft._fft_abs_gradient(("numpy", ctx.state), g, x, out, method="auto")[0]
+from floor_layers import KernelsOnlyConv, KernelsOnlyFFT, NullConv, NullFFT  # noqa: E402
 
 
 def medians(functions: dict, batches: int = 40, per_batch: int = 20) -> dict:
@@ -130,12 +57,11 @@ def main() -> int:
             w = torch.randn(k, k, dtype=dtype, requires_grad=True)
             b = torch.randn(1, 1, dtype=dtype, requires_grad=True)
             g = torch.randn(n - k + 1, n - k + 1, dtype=dtype)
+            inputs = (x, w, b)
             rows[f"conv2d {k}x{k}"] = {
-                "native": lambda w=w, b=b, g=g: torch.autograd.grad(native_conv2d(x, w, b), (x, w, b), g),
-                "null": lambda w=w, b=b, g=g: torch.autograd.grad(NullConv.apply(x, w, b), (b,), g),
-                "kernels": lambda w=w, b=b, g=g: torch.autograd.grad(KernelsOnlyConv.apply(x, w, b),
-                                                                     (x, w, b), g),
-                "layer": lambda w=w, b=b, g=g: torch.autograd.grad(scipy_conv2d(x, w, b), (x, w, b), g)}
+                name: lambda f=f, inputs=inputs, g=g: torch.autograd.grad(f(*inputs), inputs, g)
+                for name, f in (("native", native_conv2d), ("null", NullConv.apply),
+                                ("kernels", KernelsOnlyConv.apply), ("layer", scipy_conv2d))}
         rows["fft_abs"] = {
             "native": lambda: torch.autograd.grad(native_fft_abs(x), x, gf),
             "null": lambda: torch.autograd.grad(NullFFT.apply(x), x, gf),

@@ -2,7 +2,7 @@
 """Issue 13's speed targets, every cell measured side by side in one process:
 
     python tools/targets.py [--batches 15] [--cells conv:16:float64:7 fft:256:float32 ...]
-                            [--out reports/<machine>]
+                            [--floors] [--out reports/<machine>]
 
 The targets (forward+backward time / native's, torch at one thread):
 - single-channel conv <= 1.0 at every N x k of the suite's grid (bench_conv2d: SIZES x
@@ -15,6 +15,13 @@ Both dtypes each. Each cell runs the layer as users call it ('scipy', its rule p
 the method) and native on the same seeded inputs, in rotated batches of ~20 ms of native
 calls (tools/side_by_side.py's timing); a cell's ratio is the median of the per-batch
 ratios, with their quartiles, and it is met when that median is at most the target.
+With --floors each cell also times, in the same batches, the two floors of
+tools/floor_layers.py called as the layer is: a *null* numpy layer (the tensors to numpy
+and back, no arithmetic) and the layer's *kernels only* (its numpy/scipy kernels for the
+method it picks, without its checks and plumbing); their ratios to native say, for a
+cell that misses, what misses: the kernels alone (no cut of the layer's fixed cost can
+meet the target) or the layer's checks and plumbing around them. A full run with floors
+takes about twice as long.
 Threads: torch and the BLAS libraries (threadpoolctl) pinned to one here; malloc settled
 as in the suite's timing processes. Unset OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for
 reference figures (`make targets` does): the header names any override left set.
@@ -51,7 +58,10 @@ FFT_HALF_FROM = 256  # images at least this many pixels a side: the 0.5 target
 MAX_INPUT_ELEMENTS = 1 << 28
 OUTPUT_NAMES = ("targets.csv", "targets.md")
 COLUMNS = ["cell", "layer", "dtype", "target", "native_us", "scipy_us", "ratio",
-           "ratio_q1", "ratio_q3", "met", "batches"]
+           "ratio_q1", "ratio_q3", "met", "batches", "null_ratio", "kernels_ratio",
+           "misses_on"]
+# misses_on: what a missed cell misses on, from its floors (--floors; empty otherwise)
+KERNELS_MISS, PLUMBING_MISS = "kernels", "plumbing"
 
 
 def _sides(text: str) -> list[int]:
@@ -88,21 +98,36 @@ def target(case) -> float:
 LAYER_NAMES = {"conv": "single-channel conv", "fft": "FFT layer", "cnn": "batched conv"}
 
 
-def measure(case, batches: int) -> dict:
-    """One row of targets.csv for a parsed case."""
+def measure(case, batches: int, floors: bool = False) -> dict:
+    """One row of targets.csv for a parsed case (with its floors' ratios to native,
+    from the same batches, where ``floors``)."""
     import scipy_layers
     kind = case[0]
     registry_name, function_name = LAYER_OF[kind]
-    times = timed(case_calls(case, scipy_layers, {
-        "native": scipy_layers.LAYERS[registry_name].native.fn,
-        "scipy": getattr(scipy_layers, function_name)}), batches)
-    q1, median, q3 = ratio_quartiles([s / n for s, n in zip(times["scipy"], times["native"])])
+    functions = {"native": scipy_layers.LAYERS[registry_name].native.fn,
+                 "scipy": getattr(scipy_layers, function_name)}
+    if floors:
+        from floor_layers import floor_functions
+        functions.update(floor_functions(kind))
+    times = timed(case_calls(case, scipy_layers, functions), batches)
+
+    def to_native(name):
+        return [t / n for t, n in zip(times[name], times["native"])]
+
+    q1, median, q3 = ratio_quartiles(to_native("scipy"))
     bound = target(case)
-    return {"cell": label(case), "layer": LAYER_NAMES[kind], "dtype": case[2],
-            "target": bound, "native_us": statistics.median(times["native"]) * 1e6,
-            "scipy_us": statistics.median(times["scipy"]) * 1e6, "ratio": median,
-            "ratio_q1": q1, "ratio_q3": q3, "met": bool(median <= bound),
-            "batches": batches}
+    row = {"cell": label(case), "layer": LAYER_NAMES[kind], "dtype": case[2],
+           "target": bound, "native_us": statistics.median(times["native"]) * 1e6,
+           "scipy_us": statistics.median(times["scipy"]) * 1e6, "ratio": median,
+           "ratio_q1": q1, "ratio_q3": q3, "met": bool(median <= bound),
+           "batches": batches, "null_ratio": math.nan, "kernels_ratio": math.nan,
+           "misses_on": ""}
+    if floors:
+        row["null_ratio"] = statistics.median(to_native("null"))
+        row["kernels_ratio"] = statistics.median(to_native("kernels"))
+        if not row["met"]:
+            row["misses_on"] = KERNELS_MISS if row["kernels_ratio"] > bound else PLUMBING_MISS
+    return row
 
 
 def _commit() -> str:
@@ -126,7 +151,7 @@ def _utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def header(batches: int, started: str, commit: str) -> list[str]:
+def header(batches: int, started: str, commit: str, floors: bool = False) -> list[str]:
     """Where, when and how the figures were taken: every figure names its environment."""
     from record_environment import OVERRIDE_VARS
     described = asv_machine.describe()
@@ -137,22 +162,40 @@ def header(batches: int, started: str, commit: str) -> list[str]:
             f"- {environment_line()}",
             f"- kernel overrides: {', '.join(overrides) or 'none'}",
             f"- method: forward+backward / native, median [quartiles] of {batches} rotated "
-            f"batches in one process (tools/targets.py)"]
+            f"batches in one process (tools/targets.py)"] + ([
+            "- floors, timed in the same batches (tools/floor_layers.py): *null* is a numpy "
+            "layer doing no arithmetic, *kernels* the layer's own numpy/scipy kernels without "
+            "its checks and plumbing; a missed cell misses on its *kernels* where they alone "
+            "are above the target, else on the *plumbing* around them"] if floors else [])
+
+
+def _has_floors(row) -> bool:
+    return not math.isnan(row.get("kernels_ratio", math.nan))
 
 
 def markdown(rows, batches: int, started: str, commit: str) -> str:
-    lines = header(batches, started, commit)
+    floors = any(_has_floors(row) for row in rows)
+    lines = header(batches, started, commit, floors)
     for layer in dict.fromkeys(row["layer"] for row in rows):
         mine = [row for row in rows if row["layer"] == layer]
         met = sum(row["met"] for row in mine)
         bounds = " / ".join(f"<= {bound:g}" for bound in sorted({r["target"] for r in mine},
                                                                  reverse=True))
-        lines += ["", f"## {layer} ({bounds}): {met} of {len(mine)} met", "",
-                  "| cell | native (us) | scipy / native | target | met |",
-                  "| --- | --- | --- | --- | --- |"]
-        lines += [f"| {r['cell']} | {r['native_us']:.0f} | {r['ratio']:.3f} "
-                  f"[{r['ratio_q1']:.3f}-{r['ratio_q3']:.3f}] | {r['target']:g} | "
-                  f"{'yes' if r['met'] else '**no**'} |" for r in mine]
+        lines += ["", f"## {layer} ({bounds}): {met} of {len(mine)} met", ""]
+        if floors:
+            lines += ["| cell | native (us) | scipy / native | null / native | "
+                      "kernels / native | target | met | misses on |",
+                      "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        else:
+            lines += ["| cell | native (us) | scipy / native | target | met |",
+                      "| --- | --- | --- | --- | --- |"]
+        for r in mine:
+            floor_cells = (f"{r['null_ratio']:.3f} | {r['kernels_ratio']:.3f} | "
+                           if _has_floors(r) else "- | - | ") if floors else ""
+            misses_on = f" {r['misses_on'] or '-'} |" if floors else ""
+            lines.append(f"| {r['cell']} | {r['native_us']:.0f} | {r['ratio']:.3f} "
+                         f"[{r['ratio_q1']:.3f}-{r['ratio_q3']:.3f}] | {floor_cells}"
+                         f"{r['target']:g} | {'yes' if r['met'] else '**no**'} |{misses_on}")
     return "\n".join(lines) + "\n"
 
 
@@ -236,6 +279,10 @@ def main(argv=None) -> int:
                         help="measure only these (tools/side_by_side.py's case strings); "
                              "default: every cell of the targets")
     parser.add_argument("--batches", type=int, default=15)
+    parser.add_argument("--floors", action="store_true",
+                        help="also time each cell's null and kernels-only floors "
+                             "(tools/floor_layers.py) in the same batches: about twice "
+                             "as long")
     parser.add_argument("--out",
                         help="folder for targets.csv and targets.md (default: "
                              "reports/<this machine's name>)")
@@ -255,7 +302,7 @@ def main(argv=None) -> int:
     with threadpoolctl.threadpool_limits(limits=1):
         try:
             for case in cases:
-                rows.append(measure(case, args.batches))
+                rows.append(measure(case, args.batches, args.floors))
                 print(f"{rows[-1]['cell']}: {rows[-1]['ratio']:.3f} "
                       f"(target {rows[-1]['target']:g})", file=sys.stderr, flush=True)
         except KeyboardInterrupt:
