@@ -90,3 +90,66 @@ def test_kernels_only_fft_takes_batches_and_null_conv_gives_every_gradient():
 def test_floor_functions_refuse_an_unknown_kind():
     with pytest.raises(ValueError, match="'conv', 'fft' or 'cnn'"):
         floor_layers.floor_functions("depthwise")
+
+
+def _fresh_scratch_arrays(step, calls=6) -> int:
+    """How many arrays scratch() newly made over ``calls`` steps after two warm-up ones."""
+    import gc
+
+    from scipy_layers import _workspace
+    for _ in range(2):
+        step()
+        gc.collect()
+    made = set(_workspace._made_here)
+    fresh = 0
+    for _ in range(calls):
+        step()
+        gc.collect()
+        fresh += len(set(_workspace._made_here) - made)
+        made = set(_workspace._made_here)
+    return fresh
+
+
+@pytest.mark.parametrize("shape", [(256, 256), (2, 128, 128)])
+def test_kernels_only_fft_reuses_memory_as_the_layer_does(shape):
+    """The floor hands its spectrum back to the pool and writes the gradient over it, as
+    fft_abs does: a floor that allocated more would time slower than the layer."""
+    from scipy_layers import _workspace
+    _workspace.clear_workspace()
+    x = torch.randn(shape, dtype=torch.float32, requires_grad=True)
+    assert _fresh_scratch_arrays(lambda: fft_abs(x).sum().backward()) == 0
+    assert _fresh_scratch_arrays(
+        lambda: floor_layers.KernelsOnlyFFT.apply(x).sum().backward()) == 0
+
+
+def test_kernels_only_fft_backward_again_recomputes():
+    x = torch.randn(64, 64, dtype=torch.float64, requires_grad=True)
+    y = floor_layers.KernelsOnlyFFT.apply(x)
+    g = torch.randn_like(y)
+    first = torch.autograd.grad(y, x, g, retain_graph=True)[0]
+    assert torch.equal(first, torch.autograd.grad(fft_abs(x), x, g)[0])
+    torch.testing.assert_close(torch.autograd.grad(y, x, g)[0], first)
+
+
+def test_the_floors_take_the_layers_arguments():
+    from scipy_layers import conv2d
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    w, b = torch.randn(4, 3, 3, 3, requires_grad=True), torch.randn(4)
+    floors = floor_layers.floor_functions("cnn")
+    kernels, null = floors["kernels"], floors["null"]
+    assert torch.equal(kernels(x, w, bias=b), conv2d(x, w, bias=b))
+    assert torch.equal(kernels(x, w, b, 2, 1), conv2d(x, w, b, 2, 1))  # stride, padding
+    assert torch.equal(kernels(input=x, weight=w, bias=-b, padding=[1, 0]),
+                       conv2d(x, w, -b, padding=[1, 0]))
+    assert null(x, w, b, 2, 1).shape == conv2d(x, w, b, 2, 1).shape
+    with pytest.raises(TypeError, match="strides"):
+        kernels(x, w, b, strides=2)
+    with pytest.raises(ValueError, match="4-D input"):
+        null(x[0], w, b)
+    x2, w2 = torch.randn(9, 9, requires_grad=True), torch.randn(3, 3, requires_grad=True)
+    assert torch.equal(floor_layers.KernelsOnlyConv.apply(x2, w2), scipy_conv2d(x2, w2))
+    grads = torch.autograd.grad(floor_layers.KernelsOnlyConv.apply(x2, w2), (x2, w2),
+                                torch.ones(7, 7))
+    assert all(torch.equal(a, b) for a, b in zip(grads, torch.autograd.grad(
+        scipy_conv2d(x2, w2), (x2, w2), torch.ones(7, 7))))
+    assert floor_layers.NullConv.apply(x2, w2).shape == (7, 7)

@@ -200,13 +200,17 @@ def test_the_files_get_the_mode_of_any_file_written_here(monkeypatch, tmp_path, 
 
 
 @pytest.mark.parametrize("error, code", [(KeyboardInterrupt(), 130),
-                                         (RuntimeError("out of memory"), 1)])
+                                         (RuntimeError("out of memory"), 1),
+                                         (ValueError("a floor's bug"), 1)])
 def test_a_run_that_stops_writes_nothing(monkeypatch, tmp_path, capsys, error, code):
     (tmp_path / "targets.csv").write_text("before")
     _fake_rows(monkeypatch, fail_at=2, error=error)
     assert targets.main(["--cells", "fft:8:float64", "conv:9:float32:3", "--batches", "2",
                          "--out", str(tmp_path)]) == code
-    assert "nothing written" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "nothing written" in err
+    if code == 1:  # the cell and the error named, in one line
+        assert f"conv 9x9 k3 float32: {type(error).__name__}: {error}" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["targets.csv"]
     assert (tmp_path / "targets.csv").read_text() == "before"
 
@@ -224,6 +228,10 @@ def _refused(arguments, monkeypatch, capsys) -> str:
     (["fft:\u0668:float64"], "sizes and k are positive ints"),
     (["fft:8:float64", "fft:99999999999:float64"], "at most 268435456"),
     (["cnn:999999999x3x8x9:4:float64:3"], "at most 268435456"),
+    (["fft:8:float64", "cnn:1x1x1x1:1:float64:1:p100000"], "at most 268435456"),  # padded
+    (["cnn:1x1x1x1:300000000:float64:1"], "at most 268435456"),  # the weight
+    (["cnn:1x1x4x4:300000000:float64:1:p0"], "at most 268435456"),  # weight and output
+    (["cnn:2x3x8x9:4:float64:3", "cnn:2x3x8x9:4:float64:3:g1:s1:p0:d1"], "twice"),
 ])
 def test_bad_cells_are_refused_before_timing(cells, message, monkeypatch, capsys, tmp_path):
     err = _refused(["--cells", *cells, "--out", str(tmp_path / "out")], monkeypatch, capsys)

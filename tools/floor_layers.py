@@ -13,6 +13,10 @@ tools/targets.py --floors time them beside the layer and native):
 
 Where "kernels only" is as slow as native, no cut of the layer's fixed cost can make it
 faster than native; where "null" is, no numpy layer can be.
+
+Timing instruments, not layers: they leave out what the layer promises beyond its
+values (no argument checks; numpy's warnings on non-finite values are not silenced; an
+input changed in place between forward and backward is not detected).
 """
 from __future__ import annotations
 
@@ -26,9 +30,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from scipy_layers import _dft_axes, conv, fft, nn  # noqa: E402
 from scipy_layers._nchw_args import check_conv2d_arguments  # noqa: E402
 from scipy_layers._nchw_rule import choose_nchw_method  # noqa: E402
-from scipy_layers._numpy_bridge import to_numpy, to_tensor  # noqa: E402
+from scipy_layers._numpy_bridge import computes_directly, to_numpy, to_tensor  # noqa: E402
 from scipy_layers._workspace import recycle_when_dead  # noqa: E402
 from scipy_layers.conv_methods import METHODS  # noqa: E402
+
+
+class _Owner:
+    """Dies with the ctx that holds it: recycle_when_dead's owner for a floor's arrays."""
+    __slots__ = ("__weakref__",)
 
 
 class NullConv(torch.autograd.Function):
@@ -36,15 +45,16 @@ class NullConv(torch.autograd.Function):
     output (a copy of the input's corner) and three gradients of the right shapes."""
 
     @staticmethod
-    def forward(ctx, x, w, b):
-        ctx.shapes = (tuple(x.shape), tuple(w.shape), tuple(b.shape))
+    def forward(ctx, x, w, b=None):
+        ctx.shapes = (tuple(x.shape), tuple(w.shape), None if b is None else tuple(b.shape))
         out = to_numpy(x)[: x.shape[0] - w.shape[0] + 1, : x.shape[1] - w.shape[1] + 1]
         return to_tensor(out.copy(), like=x)
 
     @staticmethod
     def backward(ctx, g):
         gn = to_numpy(g)
-        return tuple(to_tensor(np.empty(shape, gn.dtype), like=g) for shape in ctx.shapes)
+        return tuple(None if shape is None else to_tensor(np.empty(shape, gn.dtype), like=g)
+                     for shape in ctx.shapes)
 
 
 class NullFFT(torch.autograd.Function):
@@ -67,12 +77,13 @@ class KernelsOnlyConv(torch.autograd.Function):
     """The single-channel layer's kernels (the method "auto" picks), nothing else."""
 
     @staticmethod
-    def forward(ctx, x, w, b):
+    def forward(ctx, x, w, b=None):
         kernels = METHODS[conv.choose_method(x.shape, w.shape, x.dtype)]
         xn, wn = to_numpy(x), to_numpy(w)
         y, state = kernels.forward(xn, wn)
-        y += b.item()
-        ctx.state = (kernels, xn, wn, state)
+        if b is not None:
+            y += b.item()
+        ctx.state, ctx.bias_shape = (kernels, xn, wn, state), None if b is None else b.shape
         return to_tensor(y, like=x)
 
     @staticmethod
@@ -80,25 +91,35 @@ class KernelsOnlyConv(torch.autograd.Function):
         kernels, xn, wn, state = ctx.state
         gn = to_numpy(g)
         gx, gw = kernels.backward(gn, xn, wn, state, True, True)
-        return (to_tensor(gx, like=g), to_tensor(gw, like=g),
-                to_tensor(gn.sum(keepdims=True), like=g))
+        gb = None if ctx.bias_shape is None else to_tensor(
+            np.add.reduce(gn, axis=None, keepdims=True).reshape(ctx.bias_shape), like=g)
+        return to_tensor(gx, like=g), to_tensor(gw, like=g), gb
 
 
 class KernelsOnlyFFT(torch.autograd.Function):
-    """The FFT layer's transforms ("auto" plan, zero-bin check included), nothing else."""
+    """The FFT layer's transforms ("auto" plan, zero-bin check included), nothing else;
+    its arrays handled as the layer's are: forward's spectrum back to the workspace when
+    the graph node dies, and a plain backward writing the gradient spectrum over it (a
+    second backward, under retain_graph, recomputes)."""
 
     @staticmethod
     def forward(ctx, x):
         spectrum, magnitude, plan = _dft_axes.transform(to_numpy(x))
         out = to_tensor(magnitude, like=x)
-        ctx.state = (spectrum, plan)
+        ctx.state, ctx.spectrum_owner = (spectrum, plan), _Owner()
+        recycle_when_dead(ctx.spectrum_owner, spectrum)
         ctx.save_for_backward(x, out)
         return out
 
     @staticmethod
     def backward(ctx, g):
         x, out = ctx.saved_tensors
-        return fft._fft_abs_gradient(("numpy", ctx.state), g, x, out, method="auto")[0]
+        handed_over = ctx.state is not None and computes_directly()
+        state = None if ctx.state is None else ("numpy", ctx.state)
+        if handed_over:
+            ctx.state = None
+        return fft._fft_abs_gradient(state, g, x, out, method="auto",
+                                     handed_over=handed_over)[0]
 
 
 class NullNCHW(torch.autograd.Function):
@@ -144,37 +165,32 @@ class KernelsOnlyNCHW(torch.autograd.Function):
         return (*grads, None, None)
 
 
-class _Owner:
-    __slots__ = ("__weakref__",)
-
-
-def _nchw_plan(x, w, b, options):
-    """(geometry, method) of conv2d(x, w, b, **options), as the layer works them out."""
-    geometry = check_conv2d_arguments(x, w, b, options.get("stride", 1),
-                                      options.get("padding", 0), options.get("dilation", 1),
-                                      options.get("groups", 1))
-    method = choose_nchw_method(x.shape, w.shape, geometry.stride, geometry.dilation,
-                                geometry.groups, x.dtype, geometry.padding)
-    return geometry, method
-
-
 class _PlannedOnce:
-    """A batched floor as conv2d is called, f(x, w, b, **options) on a 4-D input; the
-    geometry and method worked out on the first call and reused while the shapes,
-    dtype and options stay (the layer's checks are what the floors leave out)."""
+    """A batched floor called as conv2d is, f(input, weight, bias=None, stride=1,
+    padding=0, dilation=1, groups=1) on a 4-D input; the geometry (conv2d's argument
+    checks) and the method "auto" picks worked out on the first call and again whenever
+    the shapes, dtype or arguments change (the layer's checks are what floors leave out)."""
 
     def __init__(self, with_method: bool):
         self.with_method, self.key, self.plan = with_method, None, None
 
-    def __call__(self, x, w, b=None, **options):
-        key = (x.shape, w.shape, None if b is None else b.shape, x.dtype,
-               tuple(sorted(options.items())))
+    def __call__(self, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+        if input.dim() != 4:
+            raise ValueError(f"the batched floors take a 4-D input (N, C_in, H, W), got "
+                             f"shape {tuple(input.shape)}")
+        key = (input.shape, weight.shape, None if bias is None else bias.shape, input.dtype,
+               repr((stride, padding, dilation, groups)))  # (repr: lists are unhashable)
         if key != self.key:
-            self.key, self.plan = key, _nchw_plan(x, w, b, options)
+            geometry = check_conv2d_arguments(input, weight, bias, stride, padding,
+                                              dilation, groups)
+            method = choose_nchw_method(input.shape, weight.shape, geometry.stride,
+                                        geometry.dilation, geometry.groups, input.dtype,
+                                        geometry.padding)
+            self.key, self.plan = key, (geometry, method)
         geometry, method = self.plan
         if self.with_method:
-            return KernelsOnlyNCHW.apply(x, w, b, geometry, method)
-        return NullNCHW.apply(x, w, b, geometry)
+            return KernelsOnlyNCHW.apply(input, weight, bias, geometry, method)
+        return NullNCHW.apply(input, weight, bias, geometry)
 
 
 def floor_functions(kind: str) -> dict:

@@ -21,7 +21,7 @@ and back, no arithmetic) and the layer's *kernels only* (its numpy/scipy kernels
 method it picks, without its checks and plumbing); their ratios to native say, for a
 cell that misses, what misses: the kernels alone (no cut of the layer's fixed cost can
 meet the target) or the layer's checks and plumbing around them. A full run with floors
-takes about twice as long.
+takes about 1.5 times as long (16 against 11 minutes on a 2-core VM).
 Threads: torch and the BLAS libraries (threadpoolctl) pinned to one here; malloc settled
 as in the suite's timing processes. Unset OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for
 reference figures (`make targets` does): the header names any override left set.
@@ -48,13 +48,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from side_by_side import (LAYER_OF, case_calls, environment_line, label,  # noqa: E402
                           parse_case, ratio_quartiles, timed)
+from scipy_layers.conv_spec import ConvCase  # noqa: E402
 import asv_machine  # noqa: E402  (tools/, this script's folder)
 
 DTYPES = ("float32", "float64")
 CONV_SKIPPED_SIZE, CONV_LARGE_SIZE, CONV_LARGE_MAX_KERNEL = 2048, 1024, 7
 FFT_HALF_FROM = 256  # images at least this many pixels a side: the 0.5 target
-# Largest input a cell may have (elements): the suite's largest holds 4.2 million; this
-# refuses sizes that could not be allocated before any cell is timed, not mid-run.
+# Largest array a cell may need (elements: its input, zero-padded input, weight or
+# output): the suite's largest holds 4.2 million; this refuses sizes that could not be
+# allocated before any cell is timed, not mid-run.
 MAX_INPUT_ELEMENTS = 1 << 28
 OUTPUT_NAMES = ("targets.csv", "targets.md")
 COLUMNS = ["cell", "layer", "dtype", "target", "native_us", "scipy_us", "ratio",
@@ -200,10 +202,18 @@ def markdown(rows, batches: int, started: str, commit: str) -> str:
 
 
 def _input_elements(case) -> int:
-    kind, size = case[0], case[1]
-    if kind == "cnn":
-        return math.prod(size[:4])
-    return math.prod(size) if kind == "fft" else size * size
+    """The elements of the largest array the case's call holds: its input, and for the
+    batched conv its zero-padded input, weight and output too."""
+    kind, size, kernel, options = case[0], case[1], case[3], case[4]
+    if kind != "cnn":
+        return math.prod(size) if kind == "fft" else size * size
+    batch, channels, height, width, out_channels = size
+    padding, groups = options.get("padding", 0), options.get("groups", 1)
+    out_h, out_w = ConvCase((batch, channels, height, width),
+                            (out_channels, kernel, kernel), **options).output_hw
+    return max(batch * channels * (height + 2 * padding) * (width + 2 * padding),
+               out_channels * (channels // groups) * kernel * kernel,
+               batch * out_channels * out_h * out_w)
 
 
 def checked_out(parser, given: str | None) -> Path:
@@ -240,12 +250,16 @@ def checked_cases(parser, cells) -> list:
     seen = set()
     for case in cases:
         name = label(case)
-        if name in seen:
+        # (a cnn option given at its default names the same cell: g1, s1, p0, d1)
+        same = label((*case[:4], ConvCase(case[1][:4], (case[1][4], case[3], case[3]),
+                                          **case[4]).options)) if case[0] == "cnn" else name
+        if same in seen:
             parser.error(f"--cells names {name} twice")
-        seen.add(name)
+        seen.add(same)
         if _input_elements(case) > MAX_INPUT_ELEMENTS:
-            parser.error(f"--cells {name}: an input of {_input_elements(case)} elements; "
-                         f"at most {MAX_INPUT_ELEMENTS}")
+            parser.error(f"--cells {name}: an array of {_input_elements(case)} elements "
+                         f"(input, padded input, weight or output); at most "
+                         f"{MAX_INPUT_ELEMENTS}")
     return cases
 
 
@@ -281,8 +295,8 @@ def main(argv=None) -> int:
     parser.add_argument("--batches", type=int, default=15)
     parser.add_argument("--floors", action="store_true",
                         help="also time each cell's null and kernels-only floors "
-                             "(tools/floor_layers.py) in the same batches: about twice "
-                             "as long")
+                             "(tools/floor_layers.py) in the same batches: about 1.5 "
+                             "times as long")
     parser.add_argument("--out",
                         help="folder for targets.csv and targets.md (default: "
                              "reports/<this machine's name>)")
@@ -309,7 +323,7 @@ def main(argv=None) -> int:
             print(f"targets: interrupted after {len(rows)} of {len(cases)} cells; nothing "
                   f"written", file=sys.stderr)
             return 130
-        except (RuntimeError, MemoryError) as error:  # (torch's own, e.g. out of memory)
+        except Exception as error:  # (torch's own, e.g. out of memory; a floor's; any)
             print(f"targets: {label(cases[len(rows)])}: {type(error).__name__}: {error}; "
                   f"nothing written", file=sys.stderr)
             return 1
