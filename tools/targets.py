@@ -57,7 +57,7 @@ FFT_HALF_FROM = 256  # images at least this many pixels a side: the 0.5 target
 # Largest array a cell may need (elements: its input, zero-padded input, weight or
 # output): the suite's largest holds 4.2 million; this refuses sizes that could not be
 # allocated before any cell is timed, not mid-run.
-MAX_INPUT_ELEMENTS = 1 << 28
+MAX_ARRAY_ELEMENTS = 1 << 28
 OUTPUT_NAMES = ("targets.csv", "targets.md")
 COLUMNS = ["cell", "layer", "dtype", "target", "native_us", "scipy_us", "ratio",
            "ratio_q1", "ratio_q3", "met", "batches", "null_ratio", "kernels_ratio",
@@ -201,7 +201,7 @@ def markdown(rows, batches: int, started: str, commit: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _input_elements(case) -> int:
+def _largest_array_elements(case) -> int:
     """The elements of the largest array the case's call holds: its input, and for the
     batched conv its zero-padded input, weight and output too."""
     kind, size, kernel, options = case[0], case[1], case[3], case[4]
@@ -256,10 +256,10 @@ def checked_cases(parser, cells) -> list:
         if same in seen:
             parser.error(f"--cells names {name} twice")
         seen.add(same)
-        if _input_elements(case) > MAX_INPUT_ELEMENTS:
-            parser.error(f"--cells {name}: an array of {_input_elements(case)} elements "
+        if _largest_array_elements(case) > MAX_ARRAY_ELEMENTS:
+            parser.error(f"--cells {name}: an array of {_largest_array_elements(case)} elements "
                          f"(input, padded input, weight or output); at most "
-                         f"{MAX_INPUT_ELEMENTS}")
+                         f"{MAX_ARRAY_ELEMENTS}")
     return cases
 
 
