@@ -153,3 +153,48 @@ def test_the_floors_take_the_layers_arguments():
     assert all(torch.equal(a, b) for a, b in zip(grads, torch.autograd.grad(
         scipy_conv2d(x2, w2), (x2, w2), torch.ones(7, 7))))
     assert floor_layers.NullConv.apply(x2, w2).shape == (7, 7)
+
+
+@pytest.mark.parametrize("first", ["plain", "create_graph"])
+def test_kernels_only_fft_backwards_of_one_graph_in_two_threads_at_once(first, monkeypatch):
+    """From the second hostile pass: a backward (thread A) held as it forms its gradient
+    spectrum while a plain backward of the same graph (thread B) runs to its end; the
+    floor kept its spectrum on ctx, which B then overwrote under A (create_graph: up to
+    595 off). It now takes it as the layer does; both equal a call made alone."""
+    import threading
+
+    from scipy_layers import fft as fft_module
+    gen = torch.Generator().manual_seed(5)
+    leaf = torch.randn(2, 256, 128, dtype=torch.float64, generator=gen).requires_grad_()
+    g = torch.randn(2, 256, 65, dtype=torch.float64, generator=gen)
+    alone = torch.autograd.grad(fft_abs(leaf), leaf, g)[0]
+    a_inside, b_done = threading.Event(), threading.Event()
+    original = fft_module.gradient_spectrum
+
+    def held(*args, **kwargs):
+        if threading.current_thread().name == "A":
+            a_inside.set()
+            b_done.wait(30)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(fft_module, "gradient_spectrum", held)
+    y = floor_layers.KernelsOnlyFFT.apply(leaf)
+    results = {}
+
+    def thread_a():
+        results["A"] = torch.autograd.grad(y, leaf, g, retain_graph=True,
+                                           create_graph=first == "create_graph")[0].detach()
+
+    def thread_b():
+        a_inside.wait(30)
+        results["B"] = torch.autograd.grad(y, leaf, g, retain_graph=True)[0]
+        b_done.set()
+
+    threads = [threading.Thread(target=thread_a, name="A"),
+               threading.Thread(target=thread_b, name="B")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert a_inside.is_set() and b_done.is_set()
+    assert torch.equal(results["A"], alone) and torch.equal(results["B"], alone)

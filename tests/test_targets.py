@@ -201,7 +201,9 @@ def test_the_files_get_the_mode_of_any_file_written_here(monkeypatch, tmp_path, 
 
 @pytest.mark.parametrize("error, code", [(KeyboardInterrupt(), 130),
                                          (RuntimeError("out of memory"), 1),
-                                         (ValueError("a floor's bug"), 1)])
+                                         (ValueError("a floor's bug"), 1),
+                                         (AssertionError(), 1),
+                                         (RuntimeError("first line\n  second"), 1)])
 def test_a_run_that_stops_writes_nothing(monkeypatch, tmp_path, capsys, error, code):
     (tmp_path / "targets.csv").write_text("before")
     _fake_rows(monkeypatch, fail_at=2, error=error)
@@ -210,7 +212,10 @@ def test_a_run_that_stops_writes_nothing(monkeypatch, tmp_path, capsys, error, c
     err = capsys.readouterr().err
     assert "nothing written" in err
     if code == 1:  # the cell and the error named, in one line
-        assert f"conv 9x9 k3 float32: {type(error).__name__}: {error}" in err
+        message = " ".join(str(error).split()) or "(no message)"
+        assert err.strip().splitlines()[-1] == (
+            f"targets: conv 9x9 k3 float32: {type(error).__name__}: {message}; "
+            f"nothing written")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["targets.csv"]
     assert (tmp_path / "targets.csv").read_text() == "before"
 
@@ -231,7 +236,10 @@ def _refused(arguments, monkeypatch, capsys) -> str:
     (["fft:8:float64", "cnn:1x1x1x1:1:float64:1:p100000"], "at most 268435456"),  # padded
     (["cnn:1x1x1x1:300000000:float64:1"], "at most 268435456"),  # the weight
     (["cnn:1x1x4x4:300000000:float64:1:p0"], "at most 268435456"),  # weight and output
-    (["cnn:2x3x8x9:4:float64:3", "cnn:2x3x8x9:4:float64:3:g1:s1:p0:d1"], "twice"),
+    (["cnn:2x3x8x9:4:float64:3:g1:s1:p0:d1", "cnn:2x3x8x9:4:float64:3"],
+     "names cnn 2x3x8x9->4 k3 float64 twice"),  # (defaults given: the same cell)
+    (["fft:16:float32", "conv:8192:float64:4096"], "at most 268435456"),  # native's im2col
+    (["cnn:1x1024x256x256:1:float32:31:s2"], "at most 268435456"),  # the layer's windows
 ])
 def test_bad_cells_are_refused_before_timing(cells, message, monkeypatch, capsys, tmp_path):
     err = _refused(["--cells", *cells, "--out", str(tmp_path / "out")], monkeypatch, capsys)
@@ -265,3 +273,13 @@ def test_the_code_stamp_names_only_this_checkout(monkeypatch, tmp_path):
     assert targets._commit().split()[0] == subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
         check=True).stdout.strip()
+
+
+def test_a_cell_given_with_default_options_is_labelled_as_the_grid_labels_it(monkeypatch,
+                                                                             tmp_path):
+    calls = _fake_rows(monkeypatch)
+    assert targets.main(["--cells", "cnn:8x16x32x32:32:float32:3:g1:p0", "--batches", "2",
+                         "--out", str(tmp_path)]) == 0
+    grid_cell = side_by_side.parse_case("cnn:8x16x32x32:32:float32:3")
+    assert calls == [grid_cell]
+    assert list(pd.read_csv(tmp_path / "targets.csv")["cell"]) == [side_by_side.label(grid_cell)]

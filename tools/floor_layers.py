@@ -28,6 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from scipy_layers import _dft_axes, conv, fft, nn  # noqa: E402
+from scipy_layers._forward_state import ForwardState  # noqa: E402
 from scipy_layers._nchw_args import check_conv2d_arguments  # noqa: E402
 from scipy_layers._nchw_rule import choose_nchw_method  # noqa: E402
 from scipy_layers._numpy_bridge import computes_directly, to_numpy, to_tensor  # noqa: E402
@@ -36,7 +37,8 @@ from scipy_layers.conv_methods import METHODS  # noqa: E402
 
 
 class _Owner:
-    """Dies with the ctx that holds it: recycle_when_dead's owner for a floor's arrays."""
+    """Dies with the ctx that holds it: recycle_when_dead's owner for the batched
+    floor's windows."""
     __slots__ = ("__weakref__",)
 
 
@@ -98,28 +100,32 @@ class KernelsOnlyConv(torch.autograd.Function):
 
 class KernelsOnlyFFT(torch.autograd.Function):
     """The FFT layer's transforms ("auto" plan, zero-bin check included), nothing else;
-    its arrays handled as the layer's are: forward's spectrum back to the workspace when
-    the graph node dies, and a plain backward writing the gradient spectrum over it (a
-    second backward, under retain_graph, recomputes)."""
+    its spectrum kept as the layer keeps it: in a ForwardState (back to the workspace
+    when the graph node dies), which a plain backward takes atomically and writes the
+    gradient spectrum over, and any other backward takes and puts back, so that two
+    backwards of one graph at once never share it (a second one recomputes)."""
 
     @staticmethod
     def forward(ctx, x):
         spectrum, magnitude, plan = _dft_axes.transform(to_numpy(x))
         out = to_tensor(magnitude, like=x)
-        ctx.state, ctx.spectrum_owner = (spectrum, plan), _Owner()
-        recycle_when_dead(ctx.spectrum_owner, spectrum)
+        ctx.forward_state = ForwardState()
+        ctx.forward_state.value = ("numpy", (spectrum, plan))
+        recycle_when_dead(ctx.forward_state, spectrum)
         ctx.save_for_backward(x, out)
         return out
 
     @staticmethod
     def backward(ctx, g):
         x, out = ctx.saved_tensors
-        handed_over = ctx.state is not None and computes_directly()
-        state = None if ctx.state is None else ("numpy", ctx.state)
-        if handed_over:
-            ctx.state = None
-        return fft._fft_abs_gradient(state, g, x, out, method="auto",
-                                     handed_over=handed_over)[0]
+        state = ctx.forward_state.take()
+        handed_over = state is not None and computes_directly()
+        try:
+            return fft._fft_abs_gradient(state, g, x, out, method="auto",
+                                         handed_over=handed_over)[0]
+        finally:
+            if state is not None and not handed_over:
+                ctx.forward_state.put_back(state)
 
 
 class NullNCHW(torch.autograd.Function):

@@ -54,9 +54,10 @@ import asv_machine  # noqa: E402  (tools/, this script's folder)
 DTYPES = ("float32", "float64")
 CONV_SKIPPED_SIZE, CONV_LARGE_SIZE, CONV_LARGE_MAX_KERNEL = 2048, 1024, 7
 FFT_HALF_FROM = 256  # images at least this many pixels a side: the 0.5 target
-# Largest array a cell may need (elements: its input, zero-padded input, weight or
-# output): the suite's largest holds 4.2 million; this refuses sizes that could not be
-# allocated before any cell is timed, not mid-run.
+# Largest array a cell may need (elements: its input, zero-padded input, weight, output,
+# or the im2col window matrix that native's conv and the layer's im2col may build): the
+# suite's grid needs at most 50 million; this refuses sizes that could not be allocated
+# before any cell is timed, not mid-run.
 MAX_ARRAY_ELEMENTS = 1 << 28
 OUTPUT_NAMES = ("targets.csv", "targets.md")
 COLUMNS = ["cell", "layer", "dtype", "target", "native_us", "scipy_us", "ratio",
@@ -202,18 +203,23 @@ def markdown(rows, batches: int, started: str, commit: str) -> str:
 
 
 def _largest_array_elements(case) -> int:
-    """The elements of the largest array the case's call holds: its input, and for the
-    batched conv its zero-padded input, weight and output too."""
+    """The elements of the largest array the case's call may hold: its input; for the
+    convs the im2col window matrix (every tap of every output pixel: native builds it,
+    and so may the layer), and for the batched conv its zero-padded input, weight and
+    output too."""
     kind, size, kernel, options = case[0], case[1], case[3], case[4]
-    if kind != "cnn":
-        return math.prod(size) if kind == "fft" else size * size
+    if kind == "fft":
+        return math.prod(size)
+    if kind == "conv":
+        return max(size * size, kernel * kernel * (size - kernel + 1) ** 2)
     batch, channels, height, width, out_channels = size
     padding, groups = options.get("padding", 0), options.get("groups", 1)
     out_h, out_w = ConvCase((batch, channels, height, width),
                             (out_channels, kernel, kernel), **options).output_hw
     return max(batch * channels * (height + 2 * padding) * (width + 2 * padding),
                out_channels * (channels // groups) * kernel * kernel,
-               batch * out_channels * out_h * out_w)
+               batch * out_channels * out_h * out_w,
+               batch * channels * kernel * kernel * out_h * out_w)
 
 
 def checked_out(parser, given: str | None) -> Path:
@@ -245,17 +251,24 @@ def checked_out(parser, given: str | None) -> Path:
     return out
 
 
+def _canonical(case):
+    """The case with cnn options given at their defaults (g1, s1, p0, d1) dropped: the
+    same cell as without them, labelled as the grid labels it."""
+    if case[0] != "cnn":
+        return case
+    size, kernel = case[1], case[3]
+    return (*case[:4], ConvCase(size[:4], (size[4], kernel, kernel), **case[4]).options)
+
+
 def checked_cases(parser, cells) -> list:
-    cases = cells or [parse_case(cell) for cell in grid()]
+    cases = [_canonical(case) for case in cells] if cells else [
+        parse_case(cell) for cell in grid()]
     seen = set()
     for case in cases:
         name = label(case)
-        # (a cnn option given at its default names the same cell: g1, s1, p0, d1)
-        same = label((*case[:4], ConvCase(case[1][:4], (case[1][4], case[3], case[3]),
-                                          **case[4]).options)) if case[0] == "cnn" else name
-        if same in seen:
+        if name in seen:
             parser.error(f"--cells names {name} twice")
-        seen.add(same)
+        seen.add(name)
         if _largest_array_elements(case) > MAX_ARRAY_ELEMENTS:
             parser.error(f"--cells {name}: an array of {_largest_array_elements(case)} elements "
                          f"(input, padded input, weight or output); at most "
@@ -324,7 +337,8 @@ def main(argv=None) -> int:
                   f"written", file=sys.stderr)
             return 130
         except Exception as error:  # (torch's own, e.g. out of memory; a floor's; any)
-            print(f"targets: {label(cases[len(rows)])}: {type(error).__name__}: {error}; "
+            message = " ".join(str(error).split()) or "(no message)"  # (on one line)
+            print(f"targets: {label(cases[len(rows)])}: {type(error).__name__}: {message}; "
                   f"nothing written", file=sys.stderr)
             return 1
         text = markdown(rows, args.batches, started, commit)
