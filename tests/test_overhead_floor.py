@@ -12,6 +12,7 @@ from scipy_layers import fft_abs, scipy_conv2d
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 import floor_layers  # noqa: E402
+from tests._two_backwards import two_backwards_at_once  # noqa: E402
 
 
 @pytest.mark.parametrize("size,kernel", [(16, 3), (64, 3), (16, 15), (70, 15)])
@@ -161,40 +162,10 @@ def test_kernels_only_fft_backwards_of_one_graph_in_two_threads_at_once(first, m
     spectrum while a plain backward of the same graph (thread B) runs to its end; the
     floor kept its spectrum on ctx, which B then overwrote under A (create_graph: up to
     595 off). It now takes it as the layer does; both equal a call made alone."""
-    import threading
-
-    from scipy_layers import fft as fft_module
     gen = torch.Generator().manual_seed(5)
     leaf = torch.randn(2, 256, 128, dtype=torch.float64, generator=gen).requires_grad_()
     g = torch.randn(2, 256, 65, dtype=torch.float64, generator=gen)
     alone = torch.autograd.grad(fft_abs(leaf), leaf, g)[0]
-    a_inside, b_done = threading.Event(), threading.Event()
-    original = fft_module.gradient_spectrum
-
-    def held(*args, **kwargs):
-        if threading.current_thread().name == "A":
-            a_inside.set()
-            b_done.wait(30)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(fft_module, "gradient_spectrum", held)
     y = floor_layers.KernelsOnlyFFT.apply(leaf)
-    results = {}
-
-    def thread_a():
-        results["A"] = torch.autograd.grad(y, leaf, g, retain_graph=True,
-                                           create_graph=first == "create_graph")[0].detach()
-
-    def thread_b():
-        a_inside.wait(30)
-        results["B"] = torch.autograd.grad(y, leaf, g, retain_graph=True)[0]
-        b_done.set()
-
-    threads = [threading.Thread(target=thread_a, name="A"),
-               threading.Thread(target=thread_b, name="B")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert a_inside.is_set() and b_done.is_set()
+    results = two_backwards_at_once(y, leaf, g, first == "create_graph", monkeypatch)
     assert torch.equal(results["A"], alone) and torch.equal(results["B"], alone)

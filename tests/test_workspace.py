@@ -3,7 +3,6 @@ its arrays (scipy_layers._fft_into)."""
 import gc
 import subprocess
 import sys
-import threading
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ import scipy.fft
 import torch
 
 from scipy_layers import _fft_into, _workspace, fft_abs
+from tests._two_backwards import two_backwards_at_once
 
 
 def test_workspace_is_bounded_and_keeps_only_whole_arrays(monkeypatch):
@@ -166,42 +166,13 @@ def test_fft_abs_backwards_of_one_graph_in_two_threads_at_once(first, monkeypatc
     (thread B) runs to its end; before the state was taken while in use, B wrote its
     gradient spectrum over the spectrum A was reading (create_graph: 100% off). Both
     now equal a call made alone, bit for bit."""
-    from scipy_layers import fft as fft_module
     shape = (2, 256, 128)  # (the pool's sizes)
     x = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
     g = torch.randn(2, 256, 65, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
     leaf = x.clone().requires_grad_()
     alone = torch.autograd.grad(fft_abs(leaf, "fft"), leaf, g)[0]
-    a_inside, b_done = threading.Event(), threading.Event()
-    original = fft_module.gradient_spectrum
-
-    def held(*args, **kwargs):
-        if threading.current_thread().name == "A":
-            a_inside.set()
-            b_done.wait(30)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(fft_module, "gradient_spectrum", held)
     y = fft_abs(leaf, "fft")
-    results = {}
-
-    def thread_a():
-        gradient = torch.autograd.grad(y, leaf, g, retain_graph=True,
-                                       create_graph=first == "create_graph")[0]
-        results["A"] = gradient.detach()
-
-    def thread_b():
-        a_inside.wait(30)
-        results["B"] = torch.autograd.grad(y, leaf, g, retain_graph=True)[0]
-        b_done.set()
-
-    threads = [threading.Thread(target=thread_a, name="A"),
-               threading.Thread(target=thread_b, name="B")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert a_inside.is_set() and b_done.is_set()
+    results = two_backwards_at_once(y, leaf, g, first == "create_graph", monkeypatch)
     assert torch.equal(results["A"], alone) and torch.equal(results["B"], alone)
     again = torch.autograd.grad(y, leaf, g)[0]  # and the graph still serves a backward
     assert torch.equal(again, alone)
