@@ -42,6 +42,13 @@ class _Owner:
     __slots__ = ("__weakref__",)
 
 
+def _unwritten(shapes, g) -> tuple:
+    """A null floor's gradients: through numpy, unwritten, of ``shapes`` (None: none)."""
+    dtype = to_numpy(g).dtype
+    return tuple(None if shape is None else to_tensor(np.empty(shape, dtype), like=g)
+                 for shape in shapes)
+
+
 class NullConv(torch.autograd.Function):
     """The numpy round trip of the single-channel conv, without the convolution: an
     output (a copy of the input's corner) and three gradients of the right shapes."""
@@ -54,9 +61,7 @@ class NullConv(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
-        gn = to_numpy(g)
-        return tuple(None if shape is None else to_tensor(np.empty(shape, gn.dtype), like=g)
-                     for shape in ctx.shapes)
+        return _unwritten(ctx.shapes, g)
 
 
 class NullFFT(torch.autograd.Function):
@@ -141,9 +146,7 @@ class NullNCHW(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
-        gn = to_numpy(g)
-        return (*(None if shape is None else to_tensor(np.empty(shape, gn.dtype), like=g)
-                  for shape in ctx.shapes), None)
+        return (*_unwritten(ctx.shapes, g), None)
 
 
 class KernelsOnlyNCHW(torch.autograd.Function):

@@ -214,8 +214,7 @@ def _largest_array_elements(case) -> int:
         return max(size * size, kernel * kernel * (size - kernel + 1) ** 2)
     batch, channels, height, width, out_channels = size
     padding, groups = options.get("padding", 0), options.get("groups", 1)
-    out_h, out_w = ConvCase((batch, channels, height, width),
-                            (out_channels, kernel, kernel), **options).output_hw
+    out_h, out_w = _conv_case(case).output_hw
     return max(batch * channels * (height + 2 * padding) * (width + 2 * padding),
                out_channels * (channels // groups) * kernel * kernel,
                batch * out_channels * out_h * out_w,
@@ -251,13 +250,16 @@ def checked_out(parser, given: str | None) -> Path:
     return out
 
 
+def _conv_case(case) -> ConvCase:
+    """A parsed cnn case as the ConvCase it names."""
+    size, kernel = case[1], case[3]
+    return ConvCase(size[:4], (size[4], kernel, kernel), **case[4])
+
+
 def _canonical(case):
     """The case with cnn options given at their defaults (g1, s1, p0, d1) dropped: the
     same cell as without them, labelled as the grid labels it."""
-    if case[0] != "cnn":
-        return case
-    size, kernel = case[1], case[3]
-    return (*case[:4], ConvCase(size[:4], (size[4], kernel, kernel), **case[4]).options)
+    return (*case[:4], _conv_case(case).options) if case[0] == "cnn" else case
 
 
 def checked_cases(parser, cells) -> list:
@@ -269,9 +271,10 @@ def checked_cases(parser, cells) -> list:
         if name in seen:
             parser.error(f"--cells names {name} twice")
         seen.add(name)
-        if _largest_array_elements(case) > MAX_ARRAY_ELEMENTS:
-            parser.error(f"--cells {name}: an array of {_largest_array_elements(case)} elements "
-                         f"(input, padded input, weight or output); at most "
+        elements = _largest_array_elements(case)
+        if elements > MAX_ARRAY_ELEMENTS:
+            parser.error(f"--cells {name}: an array of {elements} elements (input, padded "
+                         f"input, weight, output or im2col windows); at most "
                          f"{MAX_ARRAY_ELEMENTS}")
     return cases
 
