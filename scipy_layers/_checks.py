@@ -24,6 +24,10 @@ def check_float_tensor(name: str, value, *, ndim: int | None = None, min_ndim: i
     :func:`check_dims_not_empty`)."""
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.is_nested:  # (a strided nested tensor would pass the checks below)
+        raise TypeError(f"{name} is a nested tensor, which numpy cannot read as one array; "
+                        f"pass its tensors one by one (.unbind()) or as one padded tensor "
+                        f"(torch.nested.to_padded_tensor)")
     if value.layout != torch.strided:
         raise TypeError(f"{name} must be a dense (strided) tensor, got layout {value.layout}; "
                         f"call .to_dense() first")

@@ -19,6 +19,11 @@ class ConvGeometry(NamedTuple):
     out_hw: tuple[int, int]
 
 
+# The most elements of an array numpy can make (its byte size must fit in a signed
+# intp; float64 takes 8 bytes): beyond it numpy's own error names no argument.
+LARGEST_ARRAY_ELEMENTS = np.iinfo(np.intp).max // 8
+
+
 def _is_int(value) -> bool:
     """Python and numpy integers (as F.conv2d takes them), not bools."""
     if isinstance(value, (bool, np.bool_)):
@@ -108,6 +113,11 @@ def check_conv2d_arguments(input, weight, bias, stride, padding, dilation, group
                          f"{padded_w}) is smaller than weight {tuple(weight.shape)}'s kernel "
                          f"with dilation {dilation} ({reach_h}, {reach_w})")
     out_hw = ((padded_h - reach_h) // stride[0] + 1, (padded_w - reach_w) // stride[1] + 1)
+    batch = input.shape[0] if input.dim() == 4 else 1
+    if batch * c_out * out_hw[0] * out_hw[1] > LARGEST_ARRAY_ELEMENTS:
+        raise ValueError(f"padding={padding!r} with stride={stride} and dilation={dilation} "
+                         f"gives an output of shape ({batch}, {c_out}, {out_hw[0]}, "
+                         f"{out_hw[1]}), more elements than any array can hold")
     return ConvGeometry(stride, pads, dilation, groups, out_hw)
 
 

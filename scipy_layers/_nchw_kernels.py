@@ -126,6 +126,31 @@ BIAS_IN_GEMM = True
 BIAS_GRAD_MAX_LENGTH = 1 << 20
 
 
+# Padding the windows mostly do not read: a stride or dilation far beyond the image, with
+# padding to match. im2col's padded copy of the input (and col2im's padded gradient grid)
+# would hold mostly zeros that no window reads, where native reads real pixels only
+# (hostile pass: (1,16,8,8) padding 4000 stride 4000, a 1x4x3x3 output: a 3.8 GiB copy;
+# padding 2**40: numpy's "Maximum allowed dimension exceeded"). Where the padded input
+# would hold more than PADDED_MAX_FACTOR times the elements of the input and the whole
+# batch's window matrix together, and at least PADDED_MIN_BYTES, the passes run the tap
+# kernels, which never pad: memory as the input and output, the same contract. Ordinary
+# padding (up to a kernel's reach) stays far below the factor: the windows alone are
+# about kH kW / (sH sW) times the input.
+PADDED_MAX_FACTOR = 4
+PADDED_MIN_BYTES = 1 << 20
+
+
+def padding_mostly_unread(x_shape, w_shape, geometry, itemsize) -> bool:
+    """Whether im2col's padded input would be mostly zeros no window reads (see
+    PADDED_MAX_FACTOR); Python ints throughout (no overflow at any padding)."""
+    n, c_in, height, width = x_shape
+    top, bottom, left, right = geometry.padding
+    padded = n * c_in * (height + top + bottom) * (width + left + right)
+    windows = n * c_in * w_shape[2] * w_shape[3] * geometry.out_hw[0] * geometry.out_hw[1]
+    return (padded * itemsize >= PADDED_MIN_BYTES
+            and padded > PADDED_MAX_FACTOR * (n * c_in * height * width + windows))
+
+
 def _bias_in_gemm(bias, groups) -> bool:
     """Whether im2col's GEMMs carry ``bias`` (see BIAS_IN_GEMM)."""
     return BIAS_IN_GEMM and bias is not None and groups == 1 and all_finite(bias)
@@ -155,7 +180,8 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
     adds; the Wp - Wo extra columns of each output row are computed and dropped
     (backward gives them a zero gradient).
     Otherwise L = Ho * Wo from strided slices. Operands that are not all finite take the
-    tap kernels (state marked "tap"); depthwise convs take _depthwise_wide on finite
+    tap kernels (state marked "tap"), as does padding no window reads
+    (padding_mostly_unread); depthwise convs take _depthwise_wide on finite
     operands (state "depthwise"), else the tap kernels too; fewer output than input
     channels take _kn2row where it runs (state "kn2row"). The state ends with the
     window matrix (or None), which the caller may recycle() once the graph node dies.
@@ -169,7 +195,8 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
     finite, is_depthwise = all_finite(x, w), depthwise(geometry.groups, x.shape[1])
     if is_depthwise and _depthwise_wide.runs(x.shape, w.shape, geometry, finite):
         return _depthwise_wide.forward(x, w, bias, geometry), (None, DEPTHWISE, x, None)
-    if is_depthwise or not finite:
+    if is_depthwise or not finite or padding_mostly_unread(x.shape, w.shape, geometry,
+                                                           x.itemsize):
         return tap_forward(x, w, bias, geometry), (None, TAP, x, None)
     if _kn2row.runs(x.shape, w.shape, geometry, x.dtype):
         y, flat = _kn2row.forward(x, w, bias, geometry)

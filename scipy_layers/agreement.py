@@ -9,8 +9,10 @@ each output and gradient entry y with
 
     |y - y_ref| <= c * (eps(dtype) * M + eta(dtype)),   M = sum of the entry's |a_i b_i|,
 
-for every entry whose M is below the dtype's largest value (so no term or partial sum
-can overflow), where y_ref is the exact sum (long double, ``conv_reference``), eps is
+for every entry with (1 + c * eps) * M below the dtype's largest value (so no rounded
+product or partial sum can overflow: each is at most (1 + gamma_c) M in magnitude, and
+gamma_c < c * eps; entries whose M is within that margin of the largest value can round
+to inf, e.g. a float32 depthwise sum at M = 0.99999 of it, found by a hostile pass), where y_ref is the exact sum (long double, ``conv_reference``), eps is
 the dtype's machine epsilon (2**-23, 2**-52), eta its smallest subnormal (2**-149,
 2**-1074: a product that underflows is off by at most half of it) and c the number of
 terms the entry sums
@@ -176,13 +178,15 @@ def conv_reference(input, weight, bias, grad_output, stride=1, padding=0, dilati
 
 
 def contract_ratio(actual: torch.Tensor, reference: Reference, dtype: torch.dtype) -> float:
-    """max |actual - exact| / (c * (eps * M + eta)) over the entries whose terms cannot overflow
-    the dtype (M below its largest value; beyond it native overflows too): <= 1 keeps the
-    contract. An entry with M = 0 must be exact to within c * eta."""
+    """max |actual - exact| / (c * (eps * M + eta)) over the entries whose terms and
+    partial sums cannot overflow the dtype ((1 + c * eps) * M below its largest value;
+    beyond it native can overflow too): <= 1 keeps the contract. An entry with M = 0
+    must be exact to within c * eta."""
     value = np.asarray(reference.value).reshape(actual.shape)
     magnitude = np.asarray(reference.magnitude).reshape(actual.shape)
     got = actual.detach().cpu().double().numpy().astype(np.longdouble)
-    finite = np.isfinite(value) & (magnitude <= torch.finfo(dtype).max)
+    largest = np.longdouble(torch.finfo(dtype).max)
+    finite = np.isfinite(value) & (magnitude * (1 + reference.terms * EPS[dtype]) <= largest)
     if not finite.any():
         return 0.0
     error = np.abs(got[finite] - value[finite])

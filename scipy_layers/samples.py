@@ -13,6 +13,7 @@ same view.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -161,6 +162,12 @@ CONV2D_NCHW_SAMPLES = [  # F.conv2d semantics: (input, weight, bias) and keyword
            methods=_STRIDE_ONE),
     Sample("grouped-few-outputs", ((2, 8, 6, 7), (2, 4, 3, 2), (2,)),
            dict(groups=2, dilation=(2, 1), padding=(2, 1)), methods=_ANY_GEOMETRY),
+    # padding that the windows mostly do not read (a stride or dilation far beyond the
+    # image): im2col runs the tap kernels instead of padding a copy of the input
+    Sample("far-strided", ((2, 2, 5, 6), (3, 2, 3, 2), (3,)), dict(stride=300, padding=300),
+           methods=_ANY_GEOMETRY),
+    Sample("far-dilated", ((1, 4, 6, 5), (2, 2, 2, 3), (2,)),
+           dict(dilation=(300, 150), padding=150, groups=2), methods=_ANY_GEOMETRY),
 ]
 
 _FFT_ANY_LENGTH = ("scipy", "scipy-fft", "numpy-tutorial")  # all but "scipy-matrix"
@@ -187,6 +194,13 @@ def _randn(*shape, dtype=torch.float32):
     return torch.randn(*shape, dtype=dtype)
 
 
+def _nested(*shapes):
+    """A (strided) nested tensor of random tensors of these shapes."""
+    with warnings.catch_warnings():  # (torch calls nested tensors a prototype)
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.nested.nested_tensor([_randn(*shape) for shape in shapes])
+
+
 ERROR_INPUTS = {
     "conv2d": [
         ErrorInput("input-3d", lambda: (_randn(1, 8, 8), _randn(3, 3), None), {}, ValueError,
@@ -203,6 +217,8 @@ ERROR_INPUTS = {
                    dict(method="fastest"), ValueError, r"method must be one of"),
         ErrorInput("sparse-input", lambda: (_randn(8, 8).to_sparse(), _randn(3, 3), None), {},
                    TypeError, r"input must be a dense \(strided\) tensor"),
+        ErrorInput("nested-input", lambda: (_nested((8, 8), (8, 6)), _randn(3, 3), None), {},
+                   TypeError, r"input is a nested tensor"),
     ],
     "conv2d_nchw": [
         ErrorInput("input-2d", lambda: (_randn(8, 8), _randn(2, 1, 3, 3), None), {}, ValueError,
@@ -221,6 +237,11 @@ ERROR_INPUTS = {
                    dict(dilation=2, method="shift"), ValueError, r"method='shift' needs stride 1"),
         ErrorInput("same-strided", lambda: (_randn(1, 2, 8, 8), _randn(2, 2, 3, 3), None),
                    dict(stride=2, padding="same"), ValueError, r"padding='same' is not supported"),
+        ErrorInput("nested-input", lambda: (_nested((2, 8, 8), (2, 8, 6)), _randn(2, 2, 3, 3),
+                                            None), {}, TypeError, r"input is a nested tensor"),
+        # (numpy's own error for an array that large names no argument)
+        ErrorInput("output-too-large", lambda: (_randn(1, 2, 8, 8), _randn(2, 2, 3, 3), None),
+                   dict(padding=2 ** 62), ValueError, r"more elements than any array can hold"),
     ],
     "fft_abs": [
         ErrorInput("input-1d", lambda: (_randn(8),), {}, ValueError, r"at least 2 dims"),
@@ -231,5 +252,7 @@ ERROR_INPUTS = {
                    ValueError, r"method must be one of 'auto', 'fft', 'matrix'; got 'fastest'"),
         ErrorInput("matrix-too-long", lambda: (_randn(4, 200),), dict(method="matrix"),
                    ValueError, r"method='matrix' takes H and W up to 128 .* got H=4, W=200"),
+        ErrorInput("nested-input", lambda: (_nested((4, 8), (4, 6)),), {}, TypeError,
+                   r"input is a nested tensor"),
     ],
 }
