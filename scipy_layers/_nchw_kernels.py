@@ -151,6 +151,16 @@ def padding_mostly_unread(x_shape, w_shape, geometry, itemsize) -> bool:
             and padded > PADDED_MAX_FACTOR * (n * c_in * height * width + windows))
 
 
+def kept_windows_bytes(x_shape, w_shape, geometry, itemsize) -> int:
+    """At most what im2col_forward keeps for grad_weight (keep_cols): its window matrix
+    (N, G, C_in/G kH kW + 1, Ho Wp), the bias row and whole padded rows counted."""
+    n, c_in = x_shape[:2]
+    k_h, k_w = w_shape[2:]
+    width = x_shape[3] + geometry.padding[2] + geometry.padding[3]
+    return (n * (c_in * k_h * k_w + 1) * geometry.out_hw[0] * max(width, geometry.out_hw[1])
+            * itemsize)
+
+
 def _bias_in_gemm(bias, groups) -> bool:
     """Whether im2col's GEMMs carry ``bias`` (see BIAS_IN_GEMM)."""
     return BIAS_IN_GEMM and bias is not None and groups == 1 and all_finite(bias)

@@ -154,6 +154,74 @@ def recycle_when_dead(owner, array) -> None:
         _recycle_with(owner, array)
 
 
+# What forward keeps for backward beside autograd's saved tensors (im2col's window matrix,
+# kH kW times the size of its input) lives until the graph dies, so a network of many
+# such layers holds all of them between forward and backward: three (32,64,56,56) -> 64
+# 3x3 float32 layers held 811 MiB resident against native's 129 MiB (hostile pass,
+# 2026-12-04). Kept arrays of POOLED_MIN_BYTES and up count against this limit, over all
+# live graphs of the process; a forward that would pass it keeps nothing, and its
+# backward builds what it needs again (slower: the README, "Memory"). Smaller arrays are
+# not counted: the count's lock and weak reference cost ~14 us of a 1x3x8x8 call.
+KEPT_LIMIT_BYTES = 1 << 30
+_kept_bytes = 0
+
+
+def reserve_kept(nbytes: int) -> bool:
+    """Count ``nbytes`` that forward will keep, if that stays within KEPT_LIMIT_BYTES
+    (True), else nothing (False); below POOLED_MIN_BYTES, True without a count. The
+    caller settles a reservation with :func:`keep_until_dead` or :func:`release_kept`."""
+    global _kept_bytes
+    if nbytes < POOLED_MIN_BYTES:
+        return True
+    with _workspace_lock:
+        if _kept_bytes + nbytes > KEPT_LIMIT_BYTES:
+            return False
+        _kept_bytes += nbytes
+        return True
+
+
+def release_kept(nbytes: int) -> None:
+    """Give back ``nbytes`` of :func:`reserve_kept` (nothing below POOLED_MIN_BYTES)."""
+    global _kept_bytes
+    if nbytes < POOLED_MIN_BYTES:
+        return
+    with _workspace_lock:
+        _kept_bytes -= nbytes
+
+
+def kept_bytes() -> int:
+    """The bytes forward's counted kept arrays hold now, over all live graphs."""
+    return _kept_bytes
+
+
+def _release_and_give_back(array: np.ndarray, nbytes: int):
+    def release(ref):  # (the owner died)
+        global _kept_bytes
+        if _exiting is not False:
+            return
+        del _pending[id(ref)]
+        with _workspace_lock:
+            _kept_bytes -= nbytes
+        recycle(array)
+    return release
+
+
+def keep_until_dead(owner, array, reserved: int) -> None:
+    """``array`` (None: nothing), for which forward reserved ``reserved`` bytes
+    (:func:`reserve_kept`), stays counted while ``owner`` lives; then the count drops
+    and the array goes back to the workspace, as :func:`recycle_when_dead` gives it."""
+    if reserved < POOLED_MIN_BYTES:  # (not counted)
+        recycle_when_dead(owner, array)
+        return
+    global _kept_bytes
+    held = 0 if array is None else array.nbytes
+    with _workspace_lock:
+        _kept_bytes += held - reserved
+    if held:
+        reference = weakref.ref(owner, _release_and_give_back(array, held))
+        _pending[id(reference)] = reference
+
+
 def clear_workspace() -> None:
     global _workspace_bytes
     with _workspace_lock:

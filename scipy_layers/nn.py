@@ -25,7 +25,8 @@ from ._torch_protocols import (graph_break_here, opaque_to_compile, refuse_scrip
                                torch_function_layer)
 from ._nchw_rule import choose_nchw_method
 from ._ufunc_rows import add_bias
-from ._workspace import recycle, recycle_when_dead
+from ._workspace import (keep_until_dead, recycle, recycle_when_dead, release_kept,
+                         reserve_kept)
 
 NCHW_METHODS = ("auto", "im2col", "fft", "shift")
 
@@ -67,13 +68,26 @@ class Conv2dNCHWFunction(Function):
         x, w = to_numpy(input), to_numpy(weight)
         b = None if bias is None else to_numpy(bias)
         keep_windows = saved is not None and bool(saved.hint)
-        y, state = _forward_kernels(x, w, b, geometry, method, keep_windows)
+        reserved = 0  # im2col's windows, counted against _workspace.KEPT_LIMIT_BYTES
+        if keep_windows and method == "im2col":
+            reserved = kernels.kept_windows_bytes(x.shape, w.shape, geometry, x.itemsize)
+            keep_windows = reserve_kept(reserved)
+            reserved = reserved if keep_windows else 0
+        try:
+            y, state = _forward_kernels(x, w, b, geometry, method, keep_windows)
+        except BaseException:
+            release_kept(reserved)
+            raise
         if saved is not None:
             saved.value = (w, state, keep_windows)
             if keep_windows:
-                # Back to the workspace when this call's state dies with its graph node
-                # (backward may run again under retain_graph, so not at the end of it).
-                recycle_when_dead(saved, state[-1])
+                # Counted, then back to the workspace, when this call's state dies with
+                # its graph node (backward may run again under retain_graph, so not at
+                # the end of it).
+                if method == "im2col":
+                    keep_until_dead(saved, state[-1], reserved)
+                else:
+                    recycle_when_dead(saved, state[-1])
         return to_tensor(y, like=input)
 
     @staticmethod
