@@ -187,6 +187,19 @@ def test_autocast_runs_the_layer_in_float32(layer_name):
         layers[layer_name](h.detach())
 
 
+@pytest.mark.parametrize("layer", ["scipy_conv2d", "conv2d"])
+def test_autocast_dtype_error_says_what_was_given(layer):
+    """A float16 input cast to float32 by autocast, beside a float64 weight: the dtype
+    error names float32, which the caller never passed, so it says why (hostile pass)."""
+    x, w = {"scipy_conv2d": ((8, 8), (3, 3)), "conv2d": ((1, 2, 8, 8), (3, 2, 3, 3))}[layer]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        with pytest.raises(TypeError, match=r"has dtype torch\.float64 but input has "
+                                            r"torch\.float32.*casts float16 and bfloat16 "
+                                            r"tensors to float32 first; given: float16"):
+            getattr(sl, layer)(torch.randn(x, dtype=torch.float16),
+                               torch.randn(w, dtype=torch.float64))
+
+
 def test_tutorial_module_takes_numpy_ints_and_shows_its_method():
     np = pytest.importorskip("numpy")
     module = sl.ScipyConv2d(np.int64(3), np.int32(2), method="fft")
