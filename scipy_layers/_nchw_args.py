@@ -22,6 +22,7 @@ class ConvGeometry(NamedTuple):
 # The most elements of an array numpy can make (its byte size must fit in a signed
 # intp; float64 takes 8 bytes): beyond it numpy's own error names no argument.
 LARGEST_ARRAY_ELEMENTS = np.iinfo(np.intp).max // 8
+LARGEST_STRIDE = np.iinfo(np.int64).max
 
 
 def _is_int(value) -> bool:
@@ -113,11 +114,15 @@ def check_conv2d_arguments(input, weight, bias, stride, padding, dilation, group
                          f"{padded_w}) is smaller than weight {tuple(weight.shape)}'s kernel "
                          f"with dilation {dilation} ({reach_h}, {reach_w})")
     out_hw = ((padded_h - reach_h) // stride[0] + 1, (padded_w - reach_w) // stride[1] + 1)
+    # (an empty batch gives an empty tensor, which numpy never makes, but torch's strides,
+    # C_out Ho Wo, must still fit an int64)
     batch = input.shape[0] if input.dim() == 4 else 1
-    if batch * c_out * out_hw[0] * out_hw[1] > LARGEST_ARRAY_ELEMENTS:
-        raise ValueError(f"padding={padding!r} with stride={stride} and dilation={dilation} "
-                         f"gives an output of shape ({batch}, {c_out}, {out_hw[0]}, "
-                         f"{out_hw[1]}), more elements than any array can hold")
+    if (max(batch, 1) * max(c_out, 1) * out_hw[0] * out_hw[1]
+            > (LARGEST_ARRAY_ELEMENTS if batch else LARGEST_STRIDE)):
+        raise ValueError(f"the output would be {out_hw[0]} x {out_hw[1]} pixels for each of "
+                         f"{batch} image(s) and {c_out} channel(s) (input of shape "
+                         f"{tuple(input.shape)}, padding={padding!r}, stride={stride}, "
+                         f"dilation={dilation}): more elements than any array can hold")
     return ConvGeometry(stride, pads, dilation, groups, out_hw)
 
 

@@ -33,13 +33,10 @@ import numpy as np
 
 from . import _depthwise_wide, _kn2row, _windows
 from ._finite import all_finite
-from ._tap_kernels import depthwise, tap_backward, tap_forward
+from ._im2col_route import DEPTHWISE, KN2ROW, TAP, route
+from ._tap_kernels import tap_backward, tap_forward
 from ._ufunc_rows import add_bias
 from ._workspace import output, recycle, scratch
-
-TAP = "tap"  # marks a state whose forward ran the tap kernels
-DEPTHWISE = "depthwise"  # ... or _depthwise_wide's
-KN2ROW = "kn2row"  # ... or _kn2row's
 
 
 def _padded(x, padding, tail=0):
@@ -126,41 +123,6 @@ BIAS_IN_GEMM = True
 BIAS_GRAD_MAX_LENGTH = 1 << 20
 
 
-# Padding the windows mostly do not read: a stride or dilation far beyond the image, with
-# padding to match. im2col's padded copy of the input (and col2im's padded gradient grid)
-# would hold mostly zeros that no window reads, where native reads real pixels only
-# (hostile pass: (1,16,8,8) padding 4000 stride 4000, a 1x4x3x3 output: a 3.8 GiB copy;
-# padding 2**40: numpy's "Maximum allowed dimension exceeded"). Where the padded input
-# would hold more than PADDED_MAX_FACTOR times the elements of the input and the whole
-# batch's window matrix together, and at least PADDED_MIN_BYTES, the passes run the tap
-# kernels, which never pad: memory as the input and output, the same contract. Ordinary
-# padding (up to a kernel's reach) stays far below the factor: the windows alone are
-# about kH kW / (sH sW) times the input.
-PADDED_MAX_FACTOR = 4
-PADDED_MIN_BYTES = 1 << 20
-
-
-def padding_mostly_unread(x_shape, w_shape, geometry, itemsize) -> bool:
-    """Whether im2col's padded input would be mostly zeros no window reads (see
-    PADDED_MAX_FACTOR); Python ints throughout (no overflow at any padding)."""
-    n, c_in, height, width = x_shape
-    top, bottom, left, right = geometry.padding
-    padded = n * c_in * (height + top + bottom) * (width + left + right)
-    windows = n * c_in * w_shape[2] * w_shape[3] * geometry.out_hw[0] * geometry.out_hw[1]
-    return (padded * itemsize >= PADDED_MIN_BYTES
-            and padded > PADDED_MAX_FACTOR * (n * c_in * height * width + windows))
-
-
-def kept_windows_bytes(x_shape, w_shape, geometry, itemsize) -> int:
-    """At most what im2col_forward keeps for grad_weight (keep_cols): its window matrix
-    (N, G, C_in/G kH kW + 1, Ho Wp), the bias row and whole padded rows counted."""
-    n, c_in = x_shape[:2]
-    k_h, k_w = w_shape[2:]
-    width = x_shape[3] + geometry.padding[2] + geometry.padding[3]
-    return (n * (c_in * k_h * k_w + 1) * geometry.out_hw[0] * max(width, geometry.out_hw[1])
-            * itemsize)
-
-
 def _bias_in_gemm(bias, groups) -> bool:
     """Whether im2col's GEMMs carry ``bias`` (see BIAS_IN_GEMM)."""
     return BIAS_IN_GEMM and bias is not None and groups == 1 and all_finite(bias)
@@ -178,6 +140,30 @@ def _wide(geometry, w_shape, max_extra=None):
             and c_out <= WIDE_MAX_OUTPUT_ROWS * window_rows)
 
 
+def im2col_state(x, w, geometry, keep_cols):
+    """The state im2col_forward(x, w, None, geometry, keep_cols) gives backward, without
+    its output: for a backward whose forward kept nothing (saved-tensor hooks, the
+    KEPT_LIMIT_BYTES limit). Only the window matrix is built (where keep_cols), not
+    forward's GEMM: the same windows, bit for bit."""
+    path = route(x, w, geometry)
+    if path is not None:  # (their backward rebuilds what it needs from x)
+        return None, path, x, None
+    top, bottom, left, right = geometry.padding
+    padded_hw = (x.shape[2] + top + bottom, x.shape[3] + left + right)
+    wide = _wide(geometry, w.shape)
+    if not keep_cols:
+        return padded_hw, wide, x, None
+    c_group, k_h, k_w = w.shape[1:]
+    flat, grid = _padded(x, geometry.padding, geometry.dilation[1] * (k_w - 1) if wide else 0)
+    out_h, out_w = geometry.out_hw
+    length = out_h * padded_hw[1] if wide else out_h * out_w
+    cols = scratch((x.shape[0], geometry.groups, c_group * k_h * k_w, length), x.dtype)
+    _windows.fill_windows(cols, flat, grid, (k_h, k_w), geometry, wide)
+    if grid is not x:  # a scratch copy, not views of the input
+        recycle(flat)
+    return padded_hw, wide, x, cols
+
+
 def im2col_forward(x, w, bias, geometry, keep_cols):
     """y (N, C_out, Ho, Wo) (+ bias, when not None) in an output() buffer, and the state
     im2col_backward takes (with the window matrix (N, G, C_in/G * kH * kW, L) when
@@ -191,7 +177,7 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
     (backward gives them a zero gradient).
     Otherwise L = Ho * Wo from strided slices. Operands that are not all finite take the
     tap kernels (state marked "tap"), as does padding no window reads
-    (padding_mostly_unread); depthwise convs take _depthwise_wide on finite
+    (_im2col_route); depthwise convs take _depthwise_wide on finite
     operands (state "depthwise"), else the tap kernels too; fewer output than input
     channels take _kn2row where it runs (state "kn2row"). The state ends with the
     window matrix (or None), which the caller may recycle() once the graph node dies.
@@ -200,15 +186,12 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
     the window matrix gets a last row of ones and the weight matrix the bias as a last
     column; grad_weight's GEMM then gives grad_bias in its last column too.
     """
-    # Depthwise convs never run im2col: one GEMM row per group is all overhead (measured
-    # (4,256,32,32) groups=256 7x7 fwd+bwd: 1.9 s in per-group GEMMs, native 0.16 s).
-    finite, is_depthwise = all_finite(x, w), depthwise(geometry.groups, x.shape[1])
-    if is_depthwise and _depthwise_wide.runs(x.shape, w.shape, geometry, finite):
+    path = route(x, w, geometry)
+    if path is DEPTHWISE:
         return _depthwise_wide.forward(x, w, bias, geometry), (None, DEPTHWISE, x, None)
-    if is_depthwise or not finite or padding_mostly_unread(x.shape, w.shape, geometry,
-                                                           x.itemsize):
+    if path is TAP:
         return tap_forward(x, w, bias, geometry), (None, TAP, x, None)
-    if _kn2row.runs(x.shape, w.shape, geometry, x.dtype):
+    if path is KN2ROW:
         y, flat = _kn2row.forward(x, w, bias, geometry)
         if not keep_cols:
             recycle(flat)

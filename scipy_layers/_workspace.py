@@ -166,12 +166,16 @@ KEPT_LIMIT_BYTES = 1 << 30
 _kept_bytes = 0
 
 
+def _counted(nbytes: int) -> int:
+    return nbytes if nbytes >= POOLED_MIN_BYTES else 0
+
+
 def reserve_kept(nbytes: int) -> bool:
     """Count ``nbytes`` that forward will keep, if that stays within KEPT_LIMIT_BYTES
     (True), else nothing (False); below POOLED_MIN_BYTES, True without a count. The
     caller settles a reservation with :func:`keep_until_dead` or :func:`release_kept`."""
     global _kept_bytes
-    if nbytes < POOLED_MIN_BYTES:
+    if not _counted(nbytes):
         return True
     with _workspace_lock:
         if _kept_bytes + nbytes > KEPT_LIMIT_BYTES:
@@ -183,10 +187,9 @@ def reserve_kept(nbytes: int) -> bool:
 def release_kept(nbytes: int) -> None:
     """Give back ``nbytes`` of :func:`reserve_kept` (nothing below POOLED_MIN_BYTES)."""
     global _kept_bytes
-    if nbytes < POOLED_MIN_BYTES:
-        return
-    with _workspace_lock:
-        _kept_bytes -= nbytes
+    if _counted(nbytes):
+        with _workspace_lock:
+            _kept_bytes -= nbytes
 
 
 def kept_bytes() -> int:
@@ -208,18 +211,21 @@ def _release_and_give_back(array: np.ndarray, nbytes: int):
 
 def keep_until_dead(owner, array, reserved: int) -> None:
     """``array`` (None: nothing), for which forward reserved ``reserved`` bytes
-    (:func:`reserve_kept`), stays counted while ``owner`` lives; then the count drops
-    and the array goes back to the workspace, as :func:`recycle_when_dead` gives it."""
-    if reserved < POOLED_MIN_BYTES:  # (not counted)
-        recycle_when_dead(owner, array)
-        return
+    (:func:`reserve_kept`), stays counted while ``owner`` lives, by its own size (an
+    array larger than its reservation is counted in full, one below POOLED_MIN_BYTES
+    not at all); then the count drops and the array goes back to the workspace, as
+    :func:`recycle_when_dead` gives it."""
     global _kept_bytes
-    held = 0 if array is None else array.nbytes
-    with _workspace_lock:
-        _kept_bytes += held - reserved
+    held = _counted(0 if array is None else array.nbytes)
+    change = held - _counted(reserved)
+    if change:
+        with _workspace_lock:
+            _kept_bytes += change
     if held:
         reference = weakref.ref(owner, _release_and_give_back(array, held))
         _pending[id(reference)] = reference
+    else:
+        recycle_when_dead(owner, array)
 
 
 def clear_workspace() -> None:

@@ -23,6 +23,7 @@ from ._numpy_bridge import (apply_positional, check_not_legacy_batched, linear_t
 from ._numpy_quiet import numpy_quiet
 from ._torch_protocols import (graph_break_here, opaque_to_compile, refuse_scripting,
                                torch_function_layer)
+from ._im2col_route import kept_windows_bytes
 from ._nchw_rule import choose_nchw_method
 from ._ufunc_rows import add_bias
 from ._workspace import (keep_until_dead, recycle, recycle_when_dead, release_kept,
@@ -70,7 +71,7 @@ class Conv2dNCHWFunction(Function):
         keep_windows = saved is not None and bool(saved.hint)
         reserved = 0  # im2col's windows, counted against _workspace.KEPT_LIMIT_BYTES
         if keep_windows and method == "im2col":
-            reserved = kernels.kept_windows_bytes(x.shape, w.shape, geometry, x.itemsize)
+            reserved = kept_windows_bytes(x.shape, w.shape, geometry, x.itemsize)
             keep_windows = reserve_kept(reserved)
             reserved = reserved if keep_windows else 0
         try:
@@ -170,7 +171,9 @@ def _gradients(state, grad_output, input, weight, *, geometry, method, needs, ha
         rebuilt = kernel_state is None or (method == "im2col" and need_weight and not kept_windows)
         if rebuilt and method == "shift":  # its state is the input alone: no forward to redo
             kernel_state, rebuilt = _nchw_shift.shift_state(to_numpy(input), w), False
-        if rebuilt:
+        if rebuilt and method == "im2col":  # (the windows alone, not forward's GEMM)
+            kernel_state = kernels.im2col_state(to_numpy(input), w, geometry, need_weight)
+        elif rebuilt:
             _, kernel_state = _forward_kernels(to_numpy(input), w, None, geometry, method,
                                                keep_windows=need_weight)
         args = (gy, w, kernel_state, geometry, need_input, need_weight)

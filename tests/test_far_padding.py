@@ -10,11 +10,16 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-from scipy_layers import _nchw_kernels
-from scipy_layers._nchw_args import check_conv2d_arguments
+import scipy_layers
+from scipy_layers import _im2col_route, _nchw_kernels
+from scipy_layers._im2col_route import _real_positions
+from scipy_layers._nchw_args import ConvGeometry, check_conv2d_arguments
+from scipy_layers._tap_kernels import _taps
 from scipy_layers.samples import CONV2D_NCHW_SAMPLES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +33,7 @@ def _routed_to_taps(sample, dtype) -> bool:
     geometry = check_conv2d_arguments(x, w, b, kwargs["stride"], kwargs["padding"],
                                       kwargs["dilation"], kwargs["groups"])
     x_shape = x.shape if x.dim() == 4 else (1, *x.shape)
-    return _nchw_kernels.padding_mostly_unread(x_shape, w.shape, geometry, x.element_size())
+    return _im2col_route.padding_mostly_unread(x_shape, w.shape, geometry, x.element_size())
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -47,40 +52,88 @@ def test_far_padding_forward_state_is_the_taps():
     assert state[1] == _nchw_kernels.TAP and state[-1] is None  # no window matrix either
 
 
-# Each case in a child process whose address space is capped: padding a copy of the
-# (1, 16, 8, 8) float64 input by 4000 would take 8.2 GB, far past the cap, so the old way
-# fails there with a MemoryError instead of filling this machine's memory.
+# Each case in a child process whose address space is capped at 1 GiB above what it
+# holds after its imports: padding a copy of the input by 4000 (8.2 GB in float64) or the
+# 1x1 stride-2 case's 984 MiB copy and 246 MiB of windows would pass the cap, so the old
+# way fails there with a MemoryError instead of filling this machine's memory.
 _CHILD = textwrap.dedent("""
     import resource, sys, torch, torch.nn.functional as F
     import scipy_layers
-    cap = 4 << 30
+    size = next(int(line.split()[1]) for line in open("/proc/self/status")
+                if line.startswith("VmSize:")) * 1024
+    cap = size + (1 << 30)
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-    kwargs = eval(sys.argv[1])
-    groups = kwargs.get("groups", 1)
+    x_shape, w_shape, dtype, kwargs = eval(sys.argv[1])
+    dtype = getattr(torch, dtype)
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(1, 16, 8, 8, dtype=torch.float64, generator=gen, requires_grad=True)
-    w = torch.randn(4, 16 // groups, 3, 3, dtype=torch.float64, generator=gen, requires_grad=True)
-    b = torch.randn(4, dtype=torch.float64, generator=gen, requires_grad=True)
+    x = torch.randn(x_shape, dtype=dtype, generator=gen, requires_grad=True)
+    w = torch.randn(w_shape, dtype=dtype, generator=gen, requires_grad=True)
+    b = torch.randn(w_shape[0], dtype=dtype, generator=gen, requires_grad=True)
     results = []
     for conv in (F.conv2d, scipy_layers.conv2d):
         y = conv(x, w, b, **kwargs)
         g = torch.randn(y.shape, dtype=y.dtype, generator=torch.Generator().manual_seed(1))
         results.append((y, *torch.autograd.grad(y, (x, w, b), g)))
+    tolerance = 1e-10 if dtype == torch.float64 else 1e-4
     for native, ours in zip(*results):
-        torch.testing.assert_close(ours, native, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(ours, native, rtol=tolerance, atol=tolerance)
     print("ok", tuple(results[1][0].shape))
 """)
 
+_SMALL = ((1, 16, 8, 8), (4, 16, 3, 3), "float64")
 
-@pytest.mark.parametrize("kwargs", [
-    dict(stride=4000, padding=4000),
-    dict(dilation=4000, padding=4000),
-    dict(stride=4000, padding=4000, groups=2),
-    dict(stride=(1, 4000), padding=(0, 4000)),
-    dict(stride=2 ** 41, padding=2 ** 40),  # numpy could not even make that padded array
+
+@pytest.mark.parametrize("case", [
+    (*_SMALL, dict(stride=4000, padding=4000)),
+    (*_SMALL, dict(dilation=4000, padding=4000)),
+    ((1, 16, 8, 8), (4, 8, 3, 3), "float64", dict(stride=4000, padding=4000, groups=2)),
+    (*_SMALL, dict(stride=(1, 4000), padding=(0, 4000))),
+    (*_SMALL, dict(stride=2 ** 41, padding=2 ** 40)),  # numpy could not make that padding
+    # the windows of a 1x1 stride-2 conv read padding too (second hostile pass)
+    ((1, 64, 8, 8), (1, 64, 1, 1), "float32", dict(stride=2, padding=1000)),
+    ((4, 16, 8, 8), (1, 16, 2, 2), "float32", dict(stride=2, padding=1000)),
 ], ids=str)
-def test_far_padding_runs_in_the_memory_of_its_input(kwargs):
-    result = subprocess.run([sys.executable, "-c", _CHILD, repr(kwargs)], cwd=ROOT,
+def test_far_padding_runs_in_the_memory_of_its_input(case):
+    result = subprocess.run([sys.executable, "-c", _CHILD, repr(case)], cwd=ROOT,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("ok"), result.stdout
+
+
+def test_real_positions_count_what_the_tap_kernels_form():
+    """The rule's count of window entries that read real pixels, axis by axis, against
+    the tap kernels' own blocks, on random geometries."""
+    rng = np.random.default_rng(0)
+    checked = 0
+    for _ in range(3000):
+        height, width, k_h, k_w = (int(v) for v in rng.integers(1, 9, 4))
+        stride, dilation = tuple(rng.integers(1, 5, 2)), tuple(rng.integers(1, 5, 2))
+        padding = tuple(int(v) for v in rng.integers(0, 7, 4))
+        reach = (dilation[0] * (k_h - 1) + 1, dilation[1] * (k_w - 1) + 1)
+        padded = (height + padding[0] + padding[1], width + padding[2] + padding[3])
+        if padded[0] < reach[0] or padded[1] < reach[1]:
+            continue
+        out = tuple((p - r) // s + 1 for p, r, s in zip(padded, reach, stride))
+        geometry = ConvGeometry(stride, padding, dilation, 1, out)
+        blocks = sum((rows.stop - rows.start) * (cols.stop - cols.start) for *_, (rows, cols), _
+                     in _taps((1, 1, k_h, k_w), (height, width), geometry))
+        assert blocks == (_real_positions(k_h, dilation[0], stride[0], padding[0], height, out[0])
+                          * _real_positions(k_w, dilation[1], stride[1], padding[2], width,
+                                            out[1]))
+        checked += 1
+    assert checked > 1000
+
+
+@pytest.mark.parametrize("padding,fits", [(2 ** 29, True), (2 ** 30, False), (2 ** 40, False)])
+def test_an_empty_batch_with_a_huge_output(padding, fits):
+    """An empty batch makes no array, but torch's strides of its output (C_out Ho Wo)
+    must fit an int64: where they do, the empty output as native gives it; else a
+    clear error (native: 'Stride calculation overflowed', or an output with overflowed
+    strides)."""
+    x, w = torch.randn(0, 2, 8, 8), torch.randn(2, 2, 3, 3)
+    if fits:
+        assert scipy_layers.conv2d(x, w, padding=padding).shape == F.conv2d(
+            x, w, padding=padding).shape
+    else:
+        with pytest.raises(ValueError, match="more elements than any array can hold"):
+            scipy_layers.conv2d(x, w, padding=padding)

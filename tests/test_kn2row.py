@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import scipy_layers.nn as nn
-from scipy_layers import LAYERS, _kn2row, _nchw_kernels, conv2d
+from scipy_layers import LAYERS, _im2col_route, _kn2row, _nchw_kernels, conv2d
 from scipy_layers._nchw_args import check_conv2d_arguments
 from scipy_layers.agreement import TOLERANCE, compare_with_native, max_errors
 from scipy_layers.samples import SAMPLES, make_case
@@ -92,7 +92,7 @@ def _far_padding(sample) -> bool:
     x_shape, w_shape = sample.shapes[:2]
     x = np.zeros(x_shape if len(x_shape) == 4 else (1, *x_shape), np.float32)
     geometry = _geometry(x, np.zeros(w_shape, np.float32), **sample.kwargs)
-    return _nchw_kernels.padding_mostly_unread(x.shape, w_shape, geometry, x.itemsize)
+    return _im2col_route.padding_mostly_unread(x.shape, w_shape, geometry, x.itemsize)
 
 
 def _geometry(x, w, **kwargs):

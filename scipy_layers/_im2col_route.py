@@ -1,0 +1,87 @@
+"""Which kernels the batched conv's im2col method runs on a pass (its own, or another
+family's where they suit the input better), and what its forward keeps for backward:
+the rules, with the measurements behind their thresholds (_nchw_kernels runs them)."""
+from __future__ import annotations
+
+from . import _depthwise_wide, _kn2row
+from ._finite import all_finite
+from ._tap_kernels import depthwise
+
+TAP = "tap"  # marks a state whose forward ran the tap kernels
+DEPTHWISE = "depthwise"  # ... or _depthwise_wide's
+KN2ROW = "kn2row"  # ... or _kn2row's
+
+# Padding the windows mostly do not read: a stride or dilation far beyond the image, with
+# padding to match. im2col's padded copy of the input (and col2im's padded gradient grid)
+# and its window matrix would hold mostly zeros, where native reads real pixels only
+# (hostile passes: (1,16,8,8) padding 4000 stride 4000, a 1x4x3x3 output: a 3.8 GiB
+# padded copy; padding 2**40: numpy's "Maximum allowed dimension exceeded"; (1,64,8,8)
+# -> 1 1x1 stride 2 padding 1000: a 984 MiB copy and 246 MiB of windows for a 3.8 MiB
+# output). Where the padded input or the whole batch's window matrix would hold more
+# than PADDED_MAX_FACTOR times the elements of the input and of the windows' entries
+# that read real pixels together, and at least PADDED_MIN_BYTES, the passes run the tap
+# kernels, which never pad and form exactly those products: memory as the input and
+# output, the same contract. Ordinary padding (up to a kernel's reach) stays far below
+# the factor: nearly every window entry then reads a real pixel.
+PADDED_MAX_FACTOR = 4
+PADDED_MIN_BYTES = 1 << 20
+
+
+def _real_positions(k, dilation, stride, pad_before, size, out):
+    """Over the taps of one axis, how many (tap, output position) pairs read a real
+    pixel (_tap_kernels._tap_range's count, summed)."""
+    total = 0
+    for tap in range(k):
+        offset = tap * dilation - pad_before
+        first = max(0, -(offset // stride))
+        total += max(0, min(out, (size - 1 - offset) // stride + 1) - first)
+    return total
+
+
+def padding_mostly_unread(x_shape, w_shape, geometry, itemsize) -> bool:
+    """Whether im2col's padded input or window matrix would be mostly zeros no window
+    reads (see PADDED_MAX_FACTOR); Python ints throughout (no overflow at any padding)."""
+    top, bottom, left, right = geometry.padding
+    if not (top or bottom or left or right):  # (the common case: every entry is real)
+        return False
+    n, c_in, height, width = x_shape
+    (k_h, k_w), (out_h, out_w) = w_shape[2:], geometry.out_hw
+    padded = n * c_in * (height + top + bottom) * (width + left + right)
+    windows = n * c_in * k_h * k_w * out_h * out_w
+    largest = max(padded, windows)
+    if largest * itemsize < PADDED_MIN_BYTES:
+        return False
+    (s_h, s_w), (d_h, d_w) = geometry.stride, geometry.dilation
+    real = n * c_in * (_real_positions(k_h, d_h, s_h, top, height, out_h)
+                       * _real_positions(k_w, d_w, s_w, left, width, out_w))
+    return largest > PADDED_MAX_FACTOR * (n * c_in * height * width + real)
+
+
+def kept_windows_bytes(x_shape, w_shape, geometry, itemsize) -> int:
+    """At most what im2col_forward keeps for grad_weight (keep_cols): its window matrix
+    (N, G, C_in/G kH kW + 1, Ho Wp), the bias row and whole padded rows counted, or
+    kn2row's tall padded input (C_in, N Hp Wp + its tail; stride 1), whichever is larger
+    (kn2row's is, for few taps at a large dilation; hostile pass)."""
+    n, c_in, height, width = x_shape
+    k_h, k_w = w_shape[2:]
+    top, bottom, left, right = geometry.padding
+    hp, wp = height + top + bottom, width + left + right
+    (d_h, d_w), out_h = geometry.dilation, geometry.out_hw[0]
+    windows = n * (c_in * k_h * k_w + 1) * out_h * max(wp, geometry.out_hw[1])
+    tall = c_in * (n * hp * wp + d_h * (k_h - 1) * wp + d_w * (k_w - 1))
+    return max(windows, tall) * itemsize
+
+
+def route(x, w, geometry):
+    """Which kernels im2col_forward runs: DEPTHWISE, TAP, KN2ROW or None (its own)."""
+    # Depthwise convs never run im2col: one GEMM row per group is all overhead (measured
+    # (4,256,32,32) groups=256 7x7 fwd+bwd: 1.9 s in per-group GEMMs, native 0.16 s).
+    finite, is_depthwise = all_finite(x, w), depthwise(geometry.groups, x.shape[1])
+    if is_depthwise and _depthwise_wide.runs(x.shape, w.shape, geometry, finite):
+        return DEPTHWISE
+    if is_depthwise or not finite or padding_mostly_unread(x.shape, w.shape, geometry,
+                                                           x.itemsize):
+        return TAP
+    if _kn2row.runs(x.shape, w.shape, geometry, x.dtype):
+        return KN2ROW
+    return None
