@@ -114,13 +114,16 @@ def check_conv2d_arguments(input, weight, bias, stride, padding, dilation, group
                          f"{padded_w}) is smaller than weight {tuple(weight.shape)}'s kernel "
                          f"with dilation {dilation} ({reach_h}, {reach_w})")
     out_hw = ((padded_h - reach_h) // stride[0] + 1, (padded_w - reach_w) // stride[1] + 1)
-    # (an empty batch gives an empty tensor, which numpy never makes, but torch's strides,
-    # C_out Ho Wo, must still fit an int64)
+    # (an empty output (no images, or no channels: none without input channels, as in
+    # torch) is never an array for numpy, but torch's strides, up to C Ho Wo with a 0
+    # counted as 1, must still fit an int64)
     batch = input.shape[0] if input.dim() == 4 else 1
-    if (max(batch, 1) * max(c_out, 1) * out_hw[0] * out_hw[1]
-            > (LARGEST_ARRAY_ELEMENTS if batch else LARGEST_STRIDE)):
+    channels = c_out if c_group else 0
+    pixels = out_hw[0] * out_hw[1]
+    if (batch * channels * pixels > LARGEST_ARRAY_ELEMENTS
+            or max(channels, 1) * pixels > LARGEST_STRIDE):
         raise ValueError(f"the output would be {out_hw[0]} x {out_hw[1]} pixels for each of "
-                         f"{batch} image(s) and {c_out} channel(s) (input of shape "
+                         f"{batch} image(s) and {channels} channel(s) (input of shape "
                          f"{tuple(input.shape)}, padding={padding!r}, stride={stride}, "
                          f"dilation={dilation}): more elements than any array can hold")
     return ConvGeometry(stride, pads, dilation, groups, out_hw)

@@ -124,13 +124,19 @@ def test_real_positions_count_what_the_tap_kernels_form():
     assert checked > 1000
 
 
-@pytest.mark.parametrize("padding,fits", [(2 ** 29, True), (2 ** 30, False), (2 ** 40, False)])
-def test_an_empty_batch_with_a_huge_output(padding, fits):
-    """An empty batch makes no array, but torch's strides of its output (C_out Ho Wo)
-    must fit an int64: where they do, the empty output as native gives it; else a
-    clear error (native: 'Stride calculation overflowed', or an output with overflowed
-    strides)."""
-    x, w = torch.randn(0, 2, 8, 8), torch.randn(2, 2, 3, 3)
+@pytest.mark.parametrize("x_shape,w_shape,padding,fits", [
+    ((0, 2, 8, 8), (2, 2, 3, 3), 2 ** 29, True),
+    ((0, 2, 8, 8), (2, 2, 3, 3), 2 ** 30, False),
+    ((0, 2, 8, 8), (2, 2, 3, 3), 2 ** 40, False),
+    # no input channels: no output channels either, as in torch (third hostile pass)
+    ((3, 0, 8, 8), (2, 0, 3, 3), 2 ** 30, True),
+    ((1, 0, 8, 8), (2, 0, 3, 3), 2 ** 29, True),
+], ids=str)
+def test_an_empty_output_of_huge_size(x_shape, w_shape, padding, fits):
+    """An empty output makes no array, but torch's strides (up to C_out Ho Wo) must fit
+    an int64: where they do, the empty output as native gives it; else a clear error
+    (native: 'Stride calculation overflowed', or an output with overflowed strides)."""
+    x, w = torch.randn(x_shape), torch.randn(w_shape)
     if fits:
         assert scipy_layers.conv2d(x, w, padding=padding).shape == F.conv2d(
             x, w, padding=padding).shape
