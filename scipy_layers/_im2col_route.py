@@ -12,25 +12,26 @@ DEPTHWISE = "depthwise"  # ... or _depthwise_wide's
 KN2ROW = "kn2row"  # ... or _kn2row's
 
 # Padding the windows mostly do not read: a stride or dilation far beyond the image, with
-# padding to match. im2col's padded copy of the input (and col2im's padded gradient grid)
-# and its window matrix would hold mostly zeros, where native reads real pixels only
-# (hostile passes: (1,16,8,8) padding 4000 stride 4000, a 1x4x3x3 output: a 3.8 GiB
-# padded copy; padding 2**40: numpy's "Maximum allowed dimension exceeded"; (1,64,8,8)
-# -> 1 1x1 stride 2 padding 1000: a 984 MiB copy and 246 MiB of windows for a 3.8 MiB
-# output). Where the padded input or the whole batch's window matrix would hold more
-# than PADDED_MAX_FACTOR times the elements of the input and of the windows' entries
-# that read real pixels together, and at least PADDED_MIN_BYTES, the passes run the tap
-# kernels, which never pad and form exactly those products: memory as the input and
-# output, the same contract. Ordinary padding (up to a kernel's reach) on feature maps
-# larger than the kernel stays far below the factor: nearly every window entry then reads
-# a real pixel. On maps smaller than the kernel's reach most entries are padding too, and
-# large batches of such layers cross the line (a third hostile pass: (64,512,1,1) ->
-# 512 3x3 padding 1); there the taps skip im2col's products with padding (fwd+bwd /
-# native, one process, 9 rotated batches, float32 / float64: that layer 1.21 / 1.24
-# against im2col's 4.99 / 3.98; (8,128,3,3) -> 128 7x7 p3 2.98 / 0.60 against 3.81 /
-# 1.04; (8,512,2,2) -> 512 5x5 p2 2.68 / 0.96 against 2.27 / 0.96).
+# padding to match, or feature maps smaller than the kernel's reach. im2col's padded copy
+# of the input (and col2im's padded gradient grid) and its window matrix would hold
+# mostly zeros, where native reads real pixels only (hostile passes: (1,16,8,8) padding
+# 4000 stride 4000, a 1x4x3x3 output: a 3.8 GiB padded copy; padding 2**40: numpy's
+# "Maximum allowed dimension exceeded"; (1,64,8,8) -> 1 1x1 stride 2 padding 1000: a 984
+# MiB copy and 246 MiB of windows for a 3.8 MiB output). Where the padded input or the
+# whole batch's window matrix would hold more than PADDED_MAX_FACTOR times the elements
+# of the input and of the windows' entries that read real pixels together, the passes
+# run the tap kernels, which never pad and form exactly those products: memory as the
+# input and output, the same contract. Ordinary padding on maps larger than the kernel
+# stays far below the factor (nearly every window entry reads a real pixel). On smaller
+# maps the taps skip im2col's products with padding (fwd+bwd / native, one process,
+# rotated, float32 / float64, taps against im2col): 1x1 maps, 3x3 padding 1 (4.5 times
+# the real entries): (64,512,1,1) -> 512 1.21 / 1.24 against 4.99 / 3.98, (8,64,1,1) ->
+# 64 1.00 / 1.18 against 2.11 / 2.52, (1,3,1,1) -> 8 2.59 / 2.64 against 3.34 / 3.22;
+# (8,128,3,3) -> 128 7x7 p3 2.98 / 0.60 against 3.81 / 1.04; (1,8,2,2) -> 8 7x7 p3
+# (9.8) 1.76 / 3.98 against 1.77 / 4.16; the one loss, (8,512,2,2) -> 512 5x5 p2 (5.0)
+# 2.68 / 0.96 against 2.27 / 0.96. Below the factor im2col won every case timed (ratios
+# 1.1-2.5: (1,64,4,4) -> 64 3x3 p1 2.38 / 1.63 against the taps' 3.55 / 2.48).
 PADDED_MAX_FACTOR = 4
-PADDED_MIN_BYTES = 1 << 20
 
 
 def _real_positions(k, dilation, stride, pad_before, size, out):
@@ -44,7 +45,7 @@ def _real_positions(k, dilation, stride, pad_before, size, out):
     return total
 
 
-def padding_mostly_unread(x_shape, w_shape, geometry, itemsize) -> bool:
+def padding_mostly_unread(x_shape, w_shape, geometry) -> bool:
     """Whether im2col's padded input or window matrix would be mostly zeros no window
     reads (see PADDED_MAX_FACTOR); Python ints throughout (no overflow at any padding)."""
     top, bottom, left, right = geometry.padding
@@ -55,8 +56,6 @@ def padding_mostly_unread(x_shape, w_shape, geometry, itemsize) -> bool:
     padded = n * c_in * (height + top + bottom) * (width + left + right)
     windows = n * c_in * k_h * k_w * out_h * out_w
     largest = max(padded, windows)
-    if largest * itemsize < PADDED_MIN_BYTES:
-        return False
     (s_h, s_w), (d_h, d_w) = geometry.stride, geometry.dilation
     real = n * c_in * (_real_positions(k_h, d_h, s_h, top, height, out_h)
                        * _real_positions(k_w, d_w, s_w, left, width, out_w))
@@ -85,8 +84,7 @@ def route(x, w, geometry):
     finite, is_depthwise = all_finite(x, w), depthwise(geometry.groups, x.shape[1])
     if is_depthwise and _depthwise_wide.runs(x.shape, w.shape, geometry, finite):
         return DEPTHWISE
-    if is_depthwise or not finite or padding_mostly_unread(x.shape, w.shape, geometry,
-                                                           x.itemsize):
+    if is_depthwise or not finite or padding_mostly_unread(x.shape, w.shape, geometry):
         return TAP
     if _kn2row.runs(x.shape, w.shape, geometry, x.dtype):
         return KN2ROW

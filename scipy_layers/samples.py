@@ -168,6 +168,10 @@ CONV2D_NCHW_SAMPLES = [  # F.conv2d semantics: (input, weight, bias) and keyword
            methods=_ANY_GEOMETRY),
     Sample("far-dilated", ((1, 4, 6, 5), (2, 2, 2, 3), (2,)),
            dict(dilation=(300, 150), padding=150, groups=2), methods=_ANY_GEOMETRY),
+    # a map smaller than the kernel: most window entries are padding, so im2col runs the
+    # tap kernels here too
+    Sample("one-pixel-map", ((3, 4, 1, 1), (5, 4, 3, 3), (5,)), dict(padding=1),
+           methods=_STRIDE_ONE),
 ]
 
 _FFT_ANY_LENGTH = ("scipy", "scipy-fft", "numpy-tutorial")  # all but "scipy-matrix"

@@ -1,8 +1,10 @@
 """Padding the windows mostly do not read (a stride or dilation far beyond the image):
 the batched conv runs such passes by the tap kernels instead of padding a copy of the
-input, which took 3.8 GiB for a 1x4x3x3 output (hostile pass, 2026-12-04). The samples
-"far-strided" and "far-dilated" (scipy_layers/samples.py) carry these cases through the
-layout, gradient and accuracy tests; here: which cases take the taps, and the memory."""
+input, which took 3.8 GiB for a 1x4x3x3 output (hostile pass, 2026-12-04); so do maps
+smaller than the kernel's reach, where most window entries are padding. The samples
+"far-strided", "far-dilated" and "one-pixel-map" (scipy_layers/samples.py) carry these
+cases through the layout, gradient and accuracy tests; here: which cases take the taps,
+and the memory."""
 from __future__ import annotations
 
 import subprocess
@@ -23,7 +25,7 @@ from scipy_layers._tap_kernels import _taps
 from scipy_layers.samples import CONV2D_NCHW_SAMPLES
 
 ROOT = Path(__file__).resolve().parent.parent
-FAR_SAMPLES = ("far-strided", "far-dilated")
+PADDING_SAMPLES = ("far-strided", "far-dilated", "one-pixel-map")  # mostly padding
 
 
 def _routed_to_taps(sample, dtype) -> bool:
@@ -33,14 +35,15 @@ def _routed_to_taps(sample, dtype) -> bool:
     geometry = check_conv2d_arguments(x, w, b, kwargs["stride"], kwargs["padding"],
                                       kwargs["dilation"], kwargs["groups"])
     x_shape = x.shape if x.dim() == 4 else (1, *x.shape)
-    return _im2col_route.padding_mostly_unread(x_shape, w.shape, geometry, x.element_size())
+    return _im2col_route.padding_mostly_unread(x_shape, w.shape, geometry)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_only_far_padding_takes_the_taps(dtype):
-    """The far samples take the tap kernels; every ordinary sample keeps its path."""
+def test_only_padding_dominated_samples_take_the_taps(dtype):
+    """The samples whose windows are mostly padding take the tap kernels; every other
+    sample keeps its path."""
     routed = {sample.name for sample in CONV2D_NCHW_SAMPLES if _routed_to_taps(sample, dtype)}
-    assert routed == set(FAR_SAMPLES)
+    assert routed == set(PADDING_SAMPLES)
 
 
 def test_far_padding_forward_state_is_the_taps():

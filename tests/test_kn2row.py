@@ -92,7 +92,7 @@ def _far_padding(sample) -> bool:
     x_shape, w_shape = sample.shapes[:2]
     x = np.zeros(x_shape if len(x_shape) == 4 else (1, *x_shape), np.float32)
     geometry = _geometry(x, np.zeros(w_shape, np.float32), **sample.kwargs)
-    return _im2col_route.padding_mostly_unread(x.shape, w_shape, geometry, x.itemsize)
+    return _im2col_route.padding_mostly_unread(x.shape, w_shape, geometry)
 
 
 def _geometry(x, w, **kwargs):
