@@ -25,9 +25,9 @@ def in_float32(devices, function, *args, **kwargs):
     one) are cast to float32 and ``function`` runs with autocast off on those devices;
     the result is float32, which later autocast ops cast as they need. Outside autocast,
     half precision is refused with a clear error, as before."""
+    given = args
     cast = [isinstance(arg, torch.Tensor) and arg.dtype in _HALF_TYPES
             and arg.device.type in devices for arg in args]
-    given = [str(arg.dtype).removeprefix("torch.") for arg, was in zip(args, cast) if was]
     args = [arg.float() if was else arg for arg, was in zip(args, cast)]
     with contextlib.ExitStack() as stack:
         for device in devices:
@@ -35,9 +35,10 @@ def in_float32(devices, function, *args, **kwargs):
         try:
             return function(*args, **kwargs)
         except TypeError as error:
-            if not given:
+            if not any(cast):
                 raise
             # (a check then names float32, which the caller never passed: say why)
+            half = ", ".join(str(arg.dtype).removeprefix("torch.")
+                             for arg, was in zip(given, cast) if was)
             raise TypeError(f"{error} (under torch.autocast this layer casts float16 and "
-                            f"bfloat16 tensors to float32 first; given: "
-                            f"{', '.join(given)})") from error
+                            f"bfloat16 tensors to float32 first; given: {half})") from error

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from . import _depthwise_wide, _kn2row
 from ._finite import all_finite
-from ._tap_kernels import depthwise
+from ._tap_kernels import _tap_range, depthwise
 
 TAP = "tap"  # marks a state whose forward ran the tap kernels
 DEPTHWISE = "depthwise"  # ... or _depthwise_wide's
@@ -36,12 +36,11 @@ PADDED_MAX_FACTOR = 4
 
 def _real_positions(k, dilation, stride, pad_before, size, out):
     """Over the taps of one axis, how many (tap, output position) pairs read a real
-    pixel (_tap_kernels._tap_range's count, summed)."""
+    pixel: the tap kernels' own output ranges (_tap_range), summed."""
     total = 0
     for tap in range(k):
-        offset = tap * dilation - pad_before
-        first = max(0, -(offset // stride))
-        total += max(0, min(out, (size - 1 - offset) // stride + 1) - first)
+        first, last, _ = _tap_range(tap, dilation, stride, pad_before, size, out)
+        total += last - first
     return total
 
 

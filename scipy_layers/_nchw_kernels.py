@@ -140,6 +140,18 @@ def _wide(geometry, w_shape, max_extra=None):
             and c_out <= WIDE_MAX_OUTPUT_ROWS * window_rows)
 
 
+def _window_source(x, w_shape, geometry, wide):
+    """(flat, grid, L): x padded as the window copies read it (_padded, with the zero
+    tail the wide layout's last stretches run into) and the window matrix's row length
+    (Ho Wp wide, Ho Wo narrow). The caller recycles flat where grid is not x."""
+    flat, grid = _padded(x, geometry.padding,
+                         geometry.dilation[1] * (w_shape[3] - 1) if wide else 0)
+    if wide and not flat.flags.c_contiguous:
+        raise AssertionError("im2col wide layout needs a C-contiguous padded input")
+    out_h, out_w = geometry.out_hw
+    return flat, grid, out_h * grid.shape[3] if wide else out_h * out_w
+
+
 def im2col_state(x, w, geometry, keep_cols):
     """The state im2col_forward(x, w, None, geometry, keep_cols) gives backward, without
     its output: for a backward whose forward kept nothing (saved-tensor hooks, the
@@ -154,9 +166,7 @@ def im2col_state(x, w, geometry, keep_cols):
     if not keep_cols:
         return padded_hw, wide, x, None
     c_group, k_h, k_w = w.shape[1:]
-    flat, grid = _padded(x, geometry.padding, geometry.dilation[1] * (k_w - 1) if wide else 0)
-    out_h, out_w = geometry.out_hw
-    length = out_h * padded_hw[1] if wide else out_h * out_w
+    flat, grid, length = _window_source(x, w.shape, geometry, wide)
     cols = scratch((x.shape[0], geometry.groups, c_group * k_h * k_w, length), x.dtype)
     _windows.fill_windows(cols, flat, grid, (k_h, k_w), geometry, wide)
     if grid is not x:  # a scratch copy, not views of the input
@@ -201,9 +211,8 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
     c_out, c_group, k_h, k_w = w.shape
     (out_h, out_w), groups = geometry.out_hw, geometry.groups
     wide = _wide(geometry, w.shape)
-    flat, grid = _padded(x, geometry.padding, geometry.dilation[1] * (k_w - 1) if wide else 0)
+    flat, grid, length = _window_source(x, w.shape, geometry, wide)
     hp, wp = grid.shape[2:]
-    length = out_h * wp if wide else out_h * out_w
     window_rows = groups * c_group * k_h * k_w
     bias_row = _bias_in_gemm(bias, groups)
     # the whole batch's windows only when kept for grad_weight, else one chunk's
@@ -216,8 +225,6 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
         cols[:, :, -1] = 1
         w_groups = np.concatenate((w_groups, bias.reshape(1, c_out, 1)), axis=2)
     if wide:
-        if not flat.flags.c_contiguous:
-            raise AssertionError("im2col wide layout needs a C-contiguous padded input")
         y_wide = y_groups = scratch((n, groups, c_out // groups, length), x.dtype)
     else:
         y = output((n, c_out, out_h, out_w), x.dtype)
