@@ -9,7 +9,8 @@ CUDA input, never at package import; CPU inputs never touch it. CuPy's intermedi
 allocated from torch's caching allocator on torch's stream, so one pool serves both
 libraries and torch.cuda.max_memory_allocated counts everything the layer uses.
 
-Written against the CuPy API without a GPU at hand: tools/gpu_check.py runs the GPU checks.
+tools/gpu_check.py and tests/test_gpu_paths.py check it on a GPU (tools/gpu_session.sh runs
+both); the tests also run it here on a numpy/scipy stand-in for CuPy.
 """
 from __future__ import annotations
 
@@ -26,13 +27,6 @@ AUTO = "auto"
 CUPY = "cupy"    # backend: CuPy on the tensor's GPU
 NUMPY = "numpy"  # backend: numpy/scipy (a CPU round trip for CUDA tensors)
 INSTALL_HINT = "pip install scipy-layers[gpu]"
-
-# Filters with at least this many taps use FFT correlation for forward and grad_input;
-# smaller ones use cupyx correlate2d / convolve2d. An estimate (correlate2d forward was
-# 177 us at 1024^2 k15 and 2.8 ms at 2048^2 k31 on an H100), not a measured crossover:
-# tools/gpu_check.py prints both forwards so that a GPU session can set it.
-FFT_MIN_TAPS = 16 * 16
-
 
 class CPURoundTripWarning(UserWarning):
     """CUDA tensors are computed on the CPU because CuPy is missing or unusable."""
@@ -191,16 +185,57 @@ def _on_torch_stream(cp, tensor: torch.Tensor):
 # --- the single-channel conv layer (ScipyConv2dFunction, method "cupy") -------------------
 # These functions hold no autograd state: forward returns what backward reuses, and the
 # caller (the layer's Function) keeps it; backward recomputes it when given None.
+#
+# Every pass is a direct sum, so it keeps the accuracy contract (scipy_layers.agreement)
+# as the CPU's direct method does: cupyx's FFT correlation is off by ~u ||x|| ||w|| at
+# every output, which is no bound at all on a window of small values or exact zeros.
+# cupyx's direct kernels skip zero weights and its full convolution forms padding x
+# weight products, so a pass with a NaN or inf operand runs the tap sums below instead,
+# which form exactly the products over real pixels (NaN and inf where native has them).
+
+def _finite_flags(cp, *arrays) -> list[bool]:
+    """Whether each array is all finite, with one synchronisation for all of them."""
+    flags = cp.stack([cp.isfinite(a).all() for a in arrays])
+    return [bool(flag) for flag in cp.asnumpy(flags)]
+
+
+def _tap_correlate(cp, x, w):
+    """Valid cross-correlation as a sum over the filter's taps (real products only)."""
+    (k_h, k_w), (out_h, out_w) = w.shape, (x.shape[0] - w.shape[0] + 1, x.shape[1] - w.shape[1] + 1)
+    y = cp.zeros((out_h, out_w), dtype=x.dtype)
+    for i in range(k_h):
+        for j in range(k_w):
+            y += w[i, j] * x[i:i + out_h, j:j + out_w]
+    return y
+
+
+def _tap_grad_input(cp, g, w, input_shape):
+    gx = cp.zeros(input_shape, dtype=g.dtype)
+    out_h, out_w = g.shape
+    for i in range(w.shape[0]):
+        for j in range(w.shape[1]):
+            gx[i:i + out_h, j:j + out_w] += w[i, j] * g
+    return gx
+
+
+def _tap_grad_filter(cp, x, g, filter_shape):
+    out_h, out_w = g.shape
+    gw = cp.empty(filter_shape, dtype=g.dtype)
+    for i in range(filter_shape[0]):
+        for j in range(filter_shape[1]):
+            gw[i, j] = (x[i:i + out_h, j:j + out_w] * g).sum()
+    return gw
+
 
 def conv_forward(input, filter, bias):
     """(y, state) for backward: state is the CuPy views of input and filter."""
     cp, signal = _modules()
     with _on_torch_stream(cp, input):
         x, w = _to_cupy(cp, input), _to_cupy(cp, filter)
-        if w.size >= FFT_MIN_TAPS:
-            y = signal.correlate(x, w, mode="valid", method="fft")
-        else:
+        if all(_finite_flags(cp, x, w)):
             y = signal.correlate2d(x, w, mode="valid")
+        else:
+            y = _tap_correlate(cp, x, w)
         result = _to_torch(y, x.dtype)
     if bias is not None:
         result += bias.reshape(())  # on the GPU: bias.item() would synchronise
@@ -217,16 +252,19 @@ def conv_backward(state, grad_output, input, filter, need_input, need_filter, bi
         with _on_torch_stream(cp, grad_output):
             x, w = state if state is not None else (_to_cupy(cp, input), _to_cupy(cp, filter))
             g = _to_cupy(cp, grad_output)
+            x_finite, w_finite, g_finite = _finite_flags(cp, x, w, g)
             if need_input:  # full convolution of g with w
-                if w.size >= FFT_MIN_TAPS:
-                    gx = signal.convolve(g, w, mode="full", method="fft")
-                else:
+                if w_finite and g_finite:
                     gx = signal.convolve2d(g, w, mode="full")
+                else:
+                    gx = _tap_grad_input(cp, g, w, x.shape)
                 grad_input = _to_torch(gx, x.dtype)
-            if need_filter:
-                # Valid correlation of x with g by FFT. Not correlate2d(x, g): its "kernel"
-                # is all of g, which was measured 14-17x slower than native.
-                grad_filter = _to_torch(signal.correlate(x, g, mode="valid", method="fft"), x.dtype)
+            if need_filter:  # valid correlation of x with g (all of g is the kernel)
+                if x_finite and g_finite:
+                    gw = signal.correlate2d(x, g, mode="valid")
+                else:
+                    gw = _tap_grad_filter(cp, x, g, w.shape)
+                grad_filter = _to_torch(gw, x.dtype)
     if bias_shape is not None and need_bias:
         grad_bias = grad_output.sum().reshape(bias_shape)
     return grad_input, grad_filter, grad_bias

@@ -10,22 +10,19 @@ import types
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pytest
-import scipy.fft
-import scipy.signal
 import torch
 import torch.nn.functional as F
 
 from scipy_layers import LAYERS, conv2d, fft_abs, gpu, incorrect_fft, native_conv2d, scipy_conv2d
 from scipy_layers.conv import ACCEPTED_METHODS
+from tests._fake_cupy import fake_cupy, install
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "tools" / "gpu_check.py")
 gpu_check = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(gpu_check)
 
-CUPY_MODULES = ("cupy", "cupyx", "cupyx.scipy", "cupyx.scipy.signal")
 HAS_GPU_AND_CUPY = torch.cuda.is_available() and importlib.util.find_spec("cupy") is not None
 
 
@@ -38,32 +35,6 @@ def fresh_state(monkeypatch):
     monkeypatch.setattr(gpu, "_no_gpu_path_warned", set())
     yield
     clear()
-
-
-def fake_cupy(device_count=1, broken=False):
-    """Modules named like CuPy's, backed by numpy/scipy; ``calls`` logs the signal calls."""
-    calls = []
-    cp = types.ModuleType("cupy")
-    cp.from_dlpack, cp.abs, cp.full, cp.asnumpy = np.from_dlpack, np.abs, np.full, np.asarray
-    cp.zeros = (lambda n: 1 / 0) if broken else np.zeros
-    cp.fft = scipy.fft
-    cp.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: device_count))
-    signal = types.ModuleType("cupyx.scipy.signal")
-    for name in ("correlate2d", "convolve2d", "correlate", "convolve"):
-        def spy(a, b, *args, _fn=getattr(scipy.signal, name), _name=name, **kwargs):
-            calls.append((_name, a.shape, b.shape, kwargs.get("method")))
-            return _fn(a, b, *args, **kwargs)
-        setattr(signal, name, spy)
-    cupyx, cupyx_scipy = types.ModuleType("cupyx"), types.ModuleType("cupyx.scipy")
-    cupyx.scipy, cupyx_scipy.signal = cupyx_scipy, signal
-    return dict(zip(CUPY_MODULES, (cp, cupyx, cupyx_scipy, signal))), calls
-
-
-def install(monkeypatch, modules, cuda=True):
-    for name in CUPY_MODULES:
-        monkeypatch.setitem(sys.modules, name, modules.get(name) if modules else None)
-    if cuda:  # every tensor now reads as CUDA to the dispatch (and only to it)
-        monkeypatch.setattr(gpu, "_device_type", lambda tensor: "cuda")
 
 
 @pytest.fixture
@@ -187,8 +158,7 @@ def test_forcing_cupy_without_it_raises_clearly(monkeypatch):
 def test_stand_in_path_passes_gradcheck(stand_in):
     gpu_check.check_gradients(device="cpu")
     used = {(name, method) for name, *_, method in stand_in}
-    assert {("correlate2d", None), ("convolve2d", None), ("correlate", "fft"),
-            ("convolve", "fft")} <= used  # both filter-size branches ran
+    assert used == {("correlate2d", None), ("convolve2d", None)}  # direct sums only
 
 
 def test_stand_in_path_agrees_with_native(stand_in):
@@ -198,13 +168,14 @@ def test_stand_in_path_agrees_with_native(stand_in):
     assert stand_in
 
 
-def test_grad_filter_is_never_correlate2d_with_grad_output(stand_in):
-    x, w, b = LAYERS["conv2d"].make_inputs((30, 30), (5, 5))
+def test_every_conv_pass_is_a_direct_sum_on_finite_operands(stand_in):
+    """FFT correlation breaks the accuracy contract (tests/test_gpu_paths.py): the
+    forward and grad_input take the filter as the kernel, grad_filter all of g."""
+    x, w, b = LAYERS["conv2d"].make_inputs((30, 30), (17, 16))
     scipy_conv2d(x, w, b).sum().backward()
-    for name, _, second, method in stand_in:
-        if name in ("correlate2d", "convolve2d"):
-            assert second == (5, 5), stand_in  # the filter is the kernel, never g
-    assert ("correlate", (30, 30), (26, 26), "fft") in stand_in
+    assert sorted(stand_in) == [("convolve2d", (14, 15), (17, 16), None),
+                                ("correlate2d", (30, 30), (14, 15), None),
+                                ("correlate2d", (30, 30), (17, 16), None)]
 
 
 @pytest.mark.parametrize("mask", list(itertools.product([False, True], repeat=3)))
@@ -214,8 +185,9 @@ def test_stand_in_path_computes_only_requested_gradients(stand_in, mask):
     assert out.requires_grad == any(mask)
     if any(mask):
         out.sum().backward()
-    names = [name for name, *_ in stand_in]
-    assert names.count("convolve2d") == mask[0] and names.count("correlate") == mask[1]
+    kernels = [(name, second) for name, _, second, _ in stand_in]
+    assert kernels.count(("convolve2d", (3, 4))) == mask[0]  # grad_input
+    assert kernels.count(("correlate2d", (10, 7))) == mask[1]  # grad_filter: g is the kernel
     for t, m in zip(inputs, mask):
         assert (t.grad is not None) == m
 

@@ -9,11 +9,11 @@
 # GPU_SESSION_SECONDS (default 540) and a stage that does not fit is skipped, not cut:
 #   1. tools/gpu_check.py: gradcheck (float64) and agreement with native on the GPU
 #   2. the test suite's GPU tests
-#   3. asv on the CUDA cases, in slices, each saved when it ends: conv forward+backward
-#      at 1024^2 and 2048^2 (the target), FFT forward+backward from 256^2, memory, the
-#      gpu_check timing table, forward alone, backward alone, then the small sizes
+#   3. the gpu_check timing table, then asv on the CUDA cases, in slices, each saved when
+#      it ends: conv forward+backward at 1024^2 and 2048^2 (the target), FFT
+#      forward+backward from 256^2, memory, forward alone, backward alone, the small sizes
 #   4. the reports from this commit's results, in reports/<machine>/, with gpu_check's output
-# $OUT gets session.log, gpu_check.txt, gpu_timing.md and gpu-results.tar.gz (the reports
+# $OUT gets session.log, gpu_check.txt, gpu_tests.txt, gpu_timing.md and gpu-results.tar.gz (the reports
 # folder and asv's results); unpack the tarball in the checkout and commit the reports.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -60,12 +60,12 @@ timing_table() {  # CUDA-event medians beside asv's figures, and cupyx's two for
     fi
 }
 run_slices() {
+    timing_table  # first: the CuPy conv against native and against cupyx's FFT, per cell
     asv_slice "conv forward+backward, 1024^2 and 2048^2 (the target)" 150 \
         "^$CONV\\.time_forward_backward\\($LARGE, .*'cuda'\\)\$"
     asv_slice "FFT forward+backward, 256^2 and up" 90 \
         "^$FFT\\.time_forward_backward\\($LARGE, .*'cuda'\\)\$"
     asv_slice "memory" 150 "^${BOTH}Memory\\.\\w+\\($LARGE, .*'cuda'\\)\$"
-    timing_table
     asv_slice "forward alone" 120 "^$BOTH\\.time_forward\\($LARGE, .*'cuda'\\)\$"
     asv_slice "backward alone" 120 "^${BOTH}Backward\\.\\w+\\($LARGE, .*'cuda'\\)\$"
     asv_slice "forward+backward, small sizes" 90 "^$BOTH\\.time_forward_backward\\($SMALL, .*'cuda'\\)\$"
@@ -125,14 +125,17 @@ timeout "$(allowance 150)" $PY tools/gpu_check.py --no-timing | tee "$OUT/gpu_ch
 echo "gpu_check exit status ${PIPESTATUS[0]}"
 
 stage "the test suite's GPU tests"
-timeout "$(allowance 120)" $PY -m pytest -q -p no:cacheprovider -rs \
-    tests/test_gpu_dispatch.py tests/test_inputs.py
+# (tests/test_gpu_paths.py: every sample, layout, NaN/inf and the contract on CuPy)
+timeout "$(allowance 240)" $PY -m pytest -q -p no:cacheprovider -n 8 \
+    tests/test_gpu_dispatch.py tests/test_inputs.py tests/test_gpu_paths.py 2>&1 \
+    | tee "$OUT/gpu_tests.txt" | grep -v -E '^(s|\.)+ +\[ *[0-9]+%\]$'
+echo "pytest exit status ${PIPESTATUS[0]}"
 
 run_slices
 
 stage "reports for $machine from this commit's results"
 tools/commit_report.sh "$PY" "$machine"
-for part in gpu_check.txt gpu_timing.md; do
+for part in gpu_check.txt gpu_tests.txt gpu_timing.md; do
     [ -f "$OUT/$part" ] && cp "$OUT/$part" "reports/$machine/"
 done
 tar -czf "$OUT/gpu-results.tar.gz" "reports/$machine" ".asv/results/$machine" \
