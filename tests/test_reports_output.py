@@ -63,6 +63,23 @@ def test_all_scipy_times_zero_is_a_report_not_a_crash(tmp_path, capsys):
     assert (tmp_path / "out" / "time_vs_size_conv2d.png").exists()
 
 
+def keep_only(results: Path, keep) -> Path:
+    """The results with only the benchmarks whose names ``keep`` accepts."""
+    path = results_files(results)[0]
+    data = load(path)
+    data["results"] = {name: row for name, row in data["results"].items() if keep(name)}
+    save(path, data)
+    return results
+
+
+def test_timings_without_gradient_results_make_a_report(tmp_path, capsys):
+    """What `asv run -b time_` or a GPU session (timing slices only) leaves: the report
+    died in the gradients table's verdicts (np.select on an empty table)."""
+    results = keep_only(copy_results(tmp_path / "results"), lambda name: ".time_" in name)
+    assert main([str(results), str(tmp_path / "out")]) == 0, capsys.readouterr().err
+    assert (tmp_path / "out" / "speedup.csv").exists()
+
+
 def test_a_failure_in_the_plots_leaves_the_output_as_it_was(earlier, monkeypatch):
     parent, output = earlier
     before, parent_before = snapshot(output), snapshot(parent)

@@ -144,10 +144,11 @@ def _verdicts(table: pd.DataFrame) -> np.ndarray:
     ran = statuses.map(lambda s: "ok" in s)
     within = table["worst_rel_error"] <= table["tolerance"]
     exact = table["gradient_is_exact"].astype(bool)
-    return np.select(
-        [statuses.map(lambda s: "failed" in s), ~ran & statuses.map(lambda s: "outdated" in s),
-         ~ran, table["unmeasured"] != "", table["tolerance"].isna(),
-         within & exact, ~within & exact, ~within, within],
+    conditions = [statuses.map(lambda s: "failed" in s), ~ran & statuses.map(lambda s: "outdated" in s),
+                  ~ran, table["unmeasured"] != "", table["tolerance"].isna(),
+                  within & exact, ~within & exact, ~within, within]
+    return np.select(  # (as bool arrays: an empty table's maps come back as object)
+        [np.asarray(condition, dtype=bool) for condition in conditions],
         ["failed", "outdated", "skipped", "error", "no tolerance",
          "pass", "fail", "expected failure", "unexpected pass"],
         "skipped")
