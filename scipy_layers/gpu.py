@@ -146,6 +146,18 @@ def _to_cupy(cp, tensor: torch.Tensor):
     return cp.from_dlpack(tensor.detach().contiguous())
 
 
+# cuFFT refuses (CUFFT_INVALID_VALUE) real input not aligned to its complex type, as a view
+# at an odd storage offset is: such input is copied to a fresh (aligned) block first.
+FFT_ALIGNMENT = 16
+
+
+def _to_cupy_for_fft(cp, tensor: torch.Tensor):
+    tensor = tensor.detach().contiguous()
+    if tensor.data_ptr() % FFT_ALIGNMENT:
+        tensor = tensor.clone()
+    return cp.from_dlpack(tensor)
+
+
 def _to_torch(array, dtype) -> torch.Tensor:
     return torch.from_dlpack(array.astype(dtype, copy=False))
 
@@ -191,7 +203,8 @@ def _on_torch_stream(cp, tensor: torch.Tensor):
 # every output, which is no bound at all on a window of small values or exact zeros.
 # cupyx's direct kernels skip zero weights and its full convolution forms padding x
 # weight products, so a pass with a NaN or inf operand runs the tap sums below instead,
-# which form exactly the products over real pixels (NaN and inf where native has them).
+# which form exactly the products over real pixels (NaN and inf where native has them);
+# grad_filter always runs them.
 
 def _finite_flags(cp, *arrays) -> list[bool]:
     """Whether each array is all finite, with one synchronisation for all of them."""
@@ -219,6 +232,9 @@ def _tap_grad_input(cp, g, w, input_shape):
 
 
 def _tap_grad_filter(cp, x, g, filter_shape):
+    """grad_filter[i, j] = sum(x's window at (i, j) * g): one reduction over the whole
+    output per tap, which fills the GPU. (cupyx's correlate2d(x, g) gives each tap one
+    thread that loops over all of g.)"""
     out_h, out_w = g.shape
     gw = cp.empty(filter_shape, dtype=g.dtype)
     for i in range(filter_shape[0]):
@@ -252,19 +268,15 @@ def conv_backward(state, grad_output, input, filter, need_input, need_filter, bi
         with _on_torch_stream(cp, grad_output):
             x, w = state if state is not None else (_to_cupy(cp, input), _to_cupy(cp, filter))
             g = _to_cupy(cp, grad_output)
-            x_finite, w_finite, g_finite = _finite_flags(cp, x, w, g)
+            w_finite, g_finite = _finite_flags(cp, w, g) if need_input else (True, True)
             if need_input:  # full convolution of g with w
                 if w_finite and g_finite:
                     gx = signal.convolve2d(g, w, mode="full")
                 else:
                     gx = _tap_grad_input(cp, g, w, x.shape)
                 grad_input = _to_torch(gx, x.dtype)
-            if need_filter:  # valid correlation of x with g (all of g is the kernel)
-                if x_finite and g_finite:
-                    gw = signal.correlate2d(x, g, mode="valid")
-                else:
-                    gw = _tap_grad_filter(cp, x, g, w.shape)
-                grad_filter = _to_torch(gw, x.dtype)
+            if need_filter:  # valid correlation of x with g: real products whatever they hold
+                grad_filter = _to_torch(_tap_grad_filter(cp, x, g, w.shape), x.dtype)
     if bias_shape is not None and need_bias:
         grad_bias = grad_output.sum().reshape(bias_shape)
     return grad_input, grad_filter, grad_bias
@@ -276,7 +288,7 @@ def fft_abs_forward(input):
     """(|rfft2(input)|, the spectrum rfft2(input) for backward)."""
     cp, _ = _modules()
     with _on_torch_stream(cp, input):
-        spectrum = cp.fft.rfft2(_to_cupy(cp, input))
+        spectrum = cp.fft.rfft2(_to_cupy_for_fft(cp, input))
         magnitude = cp.abs(spectrum)
         result = _to_torch(magnitude, magnitude.dtype)
     return result, spectrum
@@ -289,7 +301,7 @@ def fft_abs_backward(spectrum, grad_output, input):
     height, width = input.shape[-2:]
     with _on_torch_stream(cp, grad_output):
         if spectrum is None:
-            spectrum = cp.fft.rfft2(_to_cupy(cp, input))
+            spectrum = cp.fft.rfft2(_to_cupy_for_fft(cp, input))
         magnitude = cp.abs(spectrum)  # recomputed: the forward output may have been changed
         # Z/|Z| (0 where |Z| = 0), parts divided as real arrays: complex division
         # overflows for subnormal |Z| (as numpy's does).

@@ -13,6 +13,16 @@ from scipy_layers import gpu
 CUPY_MODULES = ("cupy", "cupyx", "cupyx.scipy", "cupyx.scipy.signal")
 
 
+def _as_cufft(transform):
+    """scipy.fft's transform, refusing as cuFFT does real input that is not aligned to
+    its complex type (CUFFT_INVALID_VALUE, seen on an H200 for views at an odd offset)."""
+    def checked(a, *args, **kwargs):
+        if np.isrealobj(a) and a.ctypes.data % (2 * a.itemsize):
+            raise RuntimeError("stand-in for cuFFT: CUFFT_INVALID_VALUE (misaligned input)")
+        return transform(a, *args, **kwargs)
+    return checked
+
+
 def fake_cupy(device_count=1, broken=False):
     """Modules named like CuPy's, backed by numpy/scipy; ``calls`` logs the signal calls.
     Anything the fake ``cupy`` does not define comes from numpy (as CuPy mirrors it)."""
@@ -21,7 +31,7 @@ def fake_cupy(device_count=1, broken=False):
     cp.__getattr__ = lambda name: getattr(np, name)  # (PEP 562: the module's fallback)
     cp.from_dlpack, cp.asnumpy = np.from_dlpack, np.asarray
     cp.zeros = (lambda *args, **kwargs: 1 / 0) if broken else np.zeros
-    cp.fft = scipy.fft
+    cp.fft = types.SimpleNamespace(rfft2=_as_cufft(scipy.fft.rfft2), irfft2=scipy.fft.irfft2)
     cp.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: device_count))
     signal = types.ModuleType("cupyx.scipy.signal")
     for name in ("correlate2d", "convolve2d", "correlate", "convolve"):

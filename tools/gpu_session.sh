@@ -55,8 +55,8 @@ asv_slice() {  # title, cap in seconds, benchmark regex
 }
 timing_table() {  # CUDA-event medians beside asv's figures, and cupyx's two forwards
     stage "timing table (tools/gpu_check.py --timing-only)"
-    if [ "$(allowance 60)" -ge 20 ]; then
-        timeout "$(allowance 60)" $PY tools/gpu_check.py --timing-only | tee "$OUT/gpu_timing.md"
+    if [ "$(allowance 150)" -ge 20 ]; then
+        timeout "$(allowance 150)" $PY tools/gpu_check.py --timing-only | tee "$OUT/gpu_timing.md"
     fi
 }
 run_slices() {
@@ -88,18 +88,21 @@ if compgen -G ".gpu/wheels/*.whl" >/dev/null; then
     export PYTHONPATH=/tmp/scipy-layers-site
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # the checkout's scipy_layers first
-# asv needs the repository; the device copies the working tree only. Without it the
-# checks, tests and timing table still run, and the asv slices say why they are skipped.
+# asv's benchmark processes get a PYTHONPATH of asv's own (its wheels' folder): the
+# checkout's package is linked in there, or discovery fails to import scipy_layers.
+if [ -d /tmp/scipy-layers-site ]; then ln -sfn "$PWD/scipy_layers" /tmp/scipy-layers-site/scipy_layers; fi
+# asv needs the repository at the bundled commit: the device copies the working tree,
+# and a .git there (if any) may hold an older HEAD, which would label the results.
 have_repo=1
-if [ ! -d .git ]; then
-    if ! command -v git >/dev/null || [ ! -f .gpu/repo.bundle ]; then
+if ! command -v git >/dev/null || [ ! -f .gpu/repo.bundle ]; then
+    if [ ! -d .git ]; then
         echo "no .git here, and no git or no .gpu/repo.bundle (make gpu-bundle): no asv" >&2
         have_repo=0
-    elif ! { git init -q . && git fetch -q .gpu/repo.bundle HEAD:refs/heads/main \
-             && git symbolic-ref HEAD refs/heads/main && git reset -q; }; then
-        echo "could not restore the repository from .gpu/repo.bundle: no asv" >&2
-        have_repo=0
     fi
+elif ! { { [ -d .git ] || git init -q .; } && git fetch -q .gpu/repo.bundle HEAD \
+         && git update-ref HEAD FETCH_HEAD && git reset -q; }; then
+    echo "could not restore the repository from .gpu/repo.bundle: no asv" >&2
+    have_repo=0
 fi
 if [ "$have_repo" = 1 ] && [ -n "$(git status --porcelain --untracked-files=no)" ]; then
     echo "warning: the working tree differs from HEAD $(git rev-parse --short HEAD):" \
@@ -120,9 +123,10 @@ machine=$($PY tools/asv_machine.py) || exit 1
 commit=$([ "$have_repo" = 1 ] && git rev-parse HEAD || echo unknown)
 echo "machine $machine, commit ${commit:0:8}"
 
-stage "gradcheck and agreement on the GPU (tools/gpu_check.py --no-timing)"
-timeout "$(allowance 150)" $PY tools/gpu_check.py --no-timing | tee "$OUT/gpu_check.txt"
-echo "gpu_check exit status ${PIPESTATUS[0]}"
+# The checks and the tests at once (neither times anything): the checks' log follows.
+stage "gradcheck and agreement on the GPU (tools/gpu_check.py --no-timing), beside the tests"
+timeout "$(allowance 240)" $PY tools/gpu_check.py --no-timing > "$OUT/gpu_check.txt" 2>&1 &
+checks=$!
 
 stage "the test suite's GPU tests"
 # (tests/test_gpu_paths.py: every sample, layout, NaN/inf and the contract on CuPy)
@@ -130,6 +134,9 @@ timeout "$(allowance 240)" $PY -m pytest -q -p no:cacheprovider -n 8 \
     tests/test_gpu_dispatch.py tests/test_inputs.py tests/test_gpu_paths.py 2>&1 \
     | tee "$OUT/gpu_tests.txt" | grep -v -E '^(s|\.)+ +\[ *[0-9]+%\]$'
 echo "pytest exit status ${PIPESTATUS[0]}"
+wait "$checks"
+echo "gpu_check exit status $?"
+cat "$OUT/gpu_check.txt"
 
 run_slices
 
