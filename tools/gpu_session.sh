@@ -4,6 +4,7 @@
 #
 #   here:    make gpu-bundle                  # commit first; fills .gpu/ (git-ignored)
 #   there:   bash tools/gpu_session.sh        # carry .gpu; results land in $OUT
+#            GPU_SESSION_ASV_ONLY=1 bash tools/gpu_session.sh   # the asv slices alone
 #
 # Stages, most important first; each is bounded so that the whole stays inside
 # GPU_SESSION_SECONDS (default 540) and a stage that does not fit is skipped, not cut:
@@ -88,9 +89,9 @@ if compgen -G ".gpu/wheels/*.whl" >/dev/null; then
     export PYTHONPATH=/tmp/scipy-layers-site
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # the checkout's scipy_layers first
-# asv's benchmark processes get a PYTHONPATH of asv's own (its wheels' folder): the
-# checkout's package is linked in there, or discovery fails to import scipy_layers.
-if [ -d /tmp/scipy-layers-site ]; then ln -sfn "$PWD/scipy_layers" /tmp/scipy-layers-site/scipy_layers; fi
+# asv's benchmark processes drop PYTHONPATH's folders from sys.path and add
+# ASV_PYTHONPATH's: without it they cannot import an uninstalled scipy_layers.
+export ASV_PYTHONPATH="$PYTHONPATH"
 # asv needs the repository at the bundled commit: the device copies the working tree,
 # and a .git there (if any) may hold an older HEAD, which would label the results.
 have_repo=1
@@ -100,7 +101,8 @@ if ! command -v git >/dev/null || [ ! -f .gpu/repo.bundle ]; then
         have_repo=0
     fi
 elif ! { { [ -d .git ] || git init -q .; } && git fetch -q .gpu/repo.bundle HEAD \
-         && git update-ref HEAD FETCH_HEAD && git reset -q; }; then
+         && git update-ref refs/heads/main FETCH_HEAD && git symbolic-ref HEAD refs/heads/main \
+         && git reset -q; }; then  # (asv.conf.json's branch is main)
     echo "could not restore the repository from .gpu/repo.bundle: no asv" >&2
     have_repo=0
 fi
@@ -122,6 +124,19 @@ PY
 machine=$($PY tools/asv_machine.py) || exit 1
 commit=$([ "$have_repo" = 1 ] && git rev-parse HEAD || echo unknown)
 echo "machine $machine, commit ${commit:0:8}"
+
+if [ "${GPU_SESSION_ASV_ONLY:-}" = 1 ]; then  # a rerun for the timings alone
+    timing_table() { :; }
+    run_slices
+    stage "reports for $machine from this commit's results"
+    tools/commit_report.sh "$PY" "$machine"
+    tar -czf "$OUT/gpu-results.tar.gz" "reports/$machine" ".asv/results/$machine" \
+        .asv/results/benchmarks.json
+    echo "== [${SECONDS}s] done: $OUT/gpu-results.tar.gz"
+    exec >&- 2>&-
+    wait
+    exit 0
+fi
 
 # The checks and the tests at once (neither times anything): the checks' log follows.
 stage "gradcheck and agreement on the GPU (tools/gpu_check.py --no-timing), beside the tests"
