@@ -89,6 +89,9 @@ def gradients_table(timings: pd.DataFrame) -> pd.DataFrame:
             *RUN_KEYS]
     method = method_of(errors)
     errors = errors.assign(statistic=method.map(ERROR_MEASUREMENTS)).dropna(subset=["statistic"])
+    if errors.empty:  # no gradient benchmark ran (asv run -b time_, a GPU session's slices):
+        # the string and comparison steps below fail on all-NA columns under pyarrow strings
+        return pd.DataFrame(columns=_table_columns(case, []))
     errors = errors.assign(column=errors["quantity"] + "_" + errors["statistic"])
     wide = (errors
             .pivot_table(index=case, columns="column", values="value", aggfunc="first",
@@ -115,10 +118,13 @@ def gradients_table(timings: pd.DataFrame) -> pd.DataFrame:
     table["gradient_is_exact"] = [gradient_is_exact(layer, impl) for layer, impl
                                   in zip(table["layer"], table["implementation"])]
     table["verdict"] = _verdicts(table)
-    order = ["layer", *[c for c in case if c not in ("layer", *RUN_KEYS)], *value_columns,
-             "worst_rel_error", "worst_quantity", "unmeasured", "tolerance",
-             "gradient_is_exact", "verdict", "status", *RUN_KEYS]
-    return table[order]
+    return table[_table_columns(case, value_columns)]
+
+
+def _table_columns(case: list[str], value_columns: list[str]) -> list[str]:
+    return ["layer", *[c for c in case if c not in ("layer", *RUN_KEYS)], *value_columns,
+            "worst_rel_error", "worst_quantity", "unmeasured", "tolerance",
+            "gradient_is_exact", "verdict", "status", *RUN_KEYS]
 
 
 def _rel_errors_with_mismatches_as_inf(errors: pd.DataFrame, case: list[str]) -> pd.DataFrame:
@@ -144,11 +150,10 @@ def _verdicts(table: pd.DataFrame) -> np.ndarray:
     ran = statuses.map(lambda s: "ok" in s)
     within = table["worst_rel_error"] <= table["tolerance"]
     exact = table["gradient_is_exact"].astype(bool)
-    conditions = [statuses.map(lambda s: "failed" in s), ~ran & statuses.map(lambda s: "outdated" in s),
-                  ~ran, table["unmeasured"] != "", table["tolerance"].isna(),
-                  within & exact, ~within & exact, ~within, within]
-    return np.select(  # (as bool arrays: an empty table's maps come back as object)
-        [np.asarray(condition, dtype=bool) for condition in conditions],
+    return np.select(
+        [statuses.map(lambda s: "failed" in s), ~ran & statuses.map(lambda s: "outdated" in s),
+         ~ran, table["unmeasured"] != "", table["tolerance"].isna(),
+         within & exact, ~within & exact, ~within, within],
         ["failed", "outdated", "skipped", "error", "no tolerance",
          "pass", "fail", "expected failure", "unexpected pass"],
         "skipped")
