@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd import Function
 
-from . import gpu
+from . import _cupy_conv, gpu
 from ._checks import check_float_tensor, check_method_name, check_same_dtype_and_device
 from ._nchw_args import _is_int
 from ._forward_state import new_forward_state, remember_inputs, state_for
@@ -165,7 +165,7 @@ class ScipyConv2dFunction(Function):
                                    input.shape[1] - filter.shape[1] + 1)
         backend = gpu.resolve_backend(input, method)
         if backend == gpu.CUPY:
-            result, state = gpu.conv_forward(input, filter, bias)
+            result, state = _cupy_conv.conv_forward(input, filter, bias)
         else:
             kernels = METHODS[choose_method(input.shape, filter.shape, input.dtype) if method == AUTO
                               else method]
@@ -236,7 +236,7 @@ def _conv_gradients(state, grad_output, input, filter, *, method, needs, bias_sh
         state = (gpu.resolve_backend(input, method), None)
     backend, forward_state = state
     if backend == gpu.CUPY:
-        return gpu.conv_backward(forward_state, grad_output, input, filter, need_input,
+        return _cupy_conv.conv_backward(forward_state, grad_output, input, filter, need_input,
                                  need_filter, bias_shape, need_bias)
     g = to_numpy(grad_output)
     grad_input = grad_filter = grad_bias = None

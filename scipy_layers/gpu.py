@@ -141,9 +141,16 @@ def _modules():
     return status.cupy, status.signal
 
 
+def _plain(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` contiguous, its lazy negation (torch._neg_view) applied: DLPack carries
+    no negative bit, so CuPy would read the memory unnegated. No copy where neither
+    applies."""
+    return tensor.detach().resolve_neg().contiguous()
+
+
 def _to_cupy(cp, tensor: torch.Tensor):
-    """A CuPy view of ``tensor`` (zero copy unless it must be made contiguous)."""
-    return cp.from_dlpack(tensor.detach().contiguous())
+    """A CuPy view of ``tensor`` (see :func:`_plain`)."""
+    return cp.from_dlpack(_plain(tensor))
 
 
 # cuFFT refuses (CUFFT_INVALID_VALUE) real input not aligned to its complex type, as a view
@@ -152,7 +159,7 @@ FFT_ALIGNMENT = 16
 
 
 def _to_cupy_for_fft(cp, tensor: torch.Tensor):
-    tensor = tensor.detach().contiguous()
+    tensor = _plain(tensor)
     if tensor.data_ptr() % FFT_ALIGNMENT:
         tensor = tensor.clone()
     return cp.from_dlpack(tensor)
@@ -192,94 +199,6 @@ def _on_torch_stream(cp, tensor: torch.Tensor):
                 stack.enter_context(cp.cuda.ExternalStream(stream))
             stack.enter_context(cp.cuda.using_allocator(_torch_allocator(cp)))
         yield
-
-
-# --- the single-channel conv layer (ScipyConv2dFunction, method "cupy") -------------------
-# These functions hold no autograd state: forward returns what backward reuses, and the
-# caller (the layer's Function) keeps it; backward recomputes it when given None.
-#
-# Every pass is a direct sum, so it keeps the accuracy contract (scipy_layers.agreement)
-# as the CPU's direct method does: cupyx's FFT correlation is off by ~u ||x|| ||w|| at
-# every output, which is no bound at all on a window of small values or exact zeros.
-# cupyx's direct kernels skip zero weights and its full convolution forms padding x
-# weight products, so a pass with a NaN or inf operand runs the tap sums below instead,
-# which form exactly the products over real pixels (NaN and inf where native has them);
-# grad_filter always runs them.
-
-def _finite_flags(cp, *arrays) -> list[bool]:
-    """Whether each array is all finite, with one synchronisation for all of them."""
-    flags = cp.stack([cp.isfinite(a).all() for a in arrays])
-    return [bool(flag) for flag in cp.asnumpy(flags)]
-
-
-def _tap_correlate(cp, x, w):
-    """Valid cross-correlation as a sum over the filter's taps (real products only)."""
-    (k_h, k_w), (out_h, out_w) = w.shape, (x.shape[0] - w.shape[0] + 1, x.shape[1] - w.shape[1] + 1)
-    y = cp.zeros((out_h, out_w), dtype=x.dtype)
-    for i in range(k_h):
-        for j in range(k_w):
-            y += w[i, j] * x[i:i + out_h, j:j + out_w]
-    return y
-
-
-def _tap_grad_input(cp, g, w, input_shape):
-    gx = cp.zeros(input_shape, dtype=g.dtype)
-    out_h, out_w = g.shape
-    for i in range(w.shape[0]):
-        for j in range(w.shape[1]):
-            gx[i:i + out_h, j:j + out_w] += w[i, j] * g
-    return gx
-
-
-def _tap_grad_filter(cp, x, g, filter_shape):
-    """grad_filter[i, j] = sum(x's window at (i, j) * g): one reduction over the whole
-    output per tap, which fills the GPU. (cupyx's correlate2d(x, g) gives each tap one
-    thread that loops over all of g.)"""
-    out_h, out_w = g.shape
-    gw = cp.empty(filter_shape, dtype=g.dtype)
-    for i in range(filter_shape[0]):
-        for j in range(filter_shape[1]):
-            gw[i, j] = (x[i:i + out_h, j:j + out_w] * g).sum()
-    return gw
-
-
-def conv_forward(input, filter, bias):
-    """(y, state) for backward: state is the CuPy views of input and filter."""
-    cp, signal = _modules()
-    with _on_torch_stream(cp, input):
-        x, w = _to_cupy(cp, input), _to_cupy(cp, filter)
-        if all(_finite_flags(cp, x, w)):
-            y = signal.correlate2d(x, w, mode="valid")
-        else:
-            y = _tap_correlate(cp, x, w)
-        result = _to_torch(y, x.dtype)
-    if bias is not None:
-        result += bias.reshape(())  # on the GPU: bias.item() would synchronise
-    return result, (x, w)
-
-
-def conv_backward(state, grad_output, input, filter, need_input, need_filter, bias_shape,
-                  need_bias):
-    """(grad_input, grad_filter, grad_bias), each None where not needed; ``state`` from
-    :func:`conv_forward` on these input and filter, or None."""
-    cp, signal = _modules()
-    grad_input = grad_filter = grad_bias = None
-    if need_input or need_filter:
-        with _on_torch_stream(cp, grad_output):
-            x, w = state if state is not None else (_to_cupy(cp, input), _to_cupy(cp, filter))
-            g = _to_cupy(cp, grad_output)
-            w_finite, g_finite = _finite_flags(cp, w, g) if need_input else (True, True)
-            if need_input:  # full convolution of g with w
-                if w_finite and g_finite:
-                    gx = signal.convolve2d(g, w, mode="full")
-                else:
-                    gx = _tap_grad_input(cp, g, w, x.shape)
-                grad_input = _to_torch(gx, x.dtype)
-            if need_filter:  # valid correlation of x with g: real products whatever they hold
-                grad_filter = _to_torch(_tap_grad_filter(cp, x, g, w.shape), x.dtype)
-    if bias_shape is not None and need_bias:
-        grad_bias = grad_output.sum().reshape(bias_shape)
-    return grad_input, grad_filter, grad_bias
 
 
 # --- the FFT layer (FFTAbsFunction): same true gradient as scipy_layers.fft ------------

@@ -16,7 +16,7 @@ import warnings
 import pytest
 import torch
 
-from scipy_layers import LAYERS, NATIVE, Implementation, fft_abs, gpu, scipy_conv2d
+from scipy_layers import LAYERS, NATIVE, Implementation, _cupy_conv, fft_abs, gpu, scipy_conv2d
 from scipy_layers.agreement import TOLERANCE, compare_with_native, conv_reference, contract_ratio, max_errors
 from scipy_layers.samples import LAYOUTS, SAMPLES, make_case
 from tests._fake_cupy import fake_cupy, install
@@ -95,6 +95,44 @@ def test_cupy_path_agrees_with_native_in_every_layout(device, layer_name, sample
                                      prepare=prepare, kwargs=sample.kwargs)
     for what, err in errors.items():
         assert err.max_rel <= TOLERANCE[dtype], (what, err)
+
+
+CONV_CASES = [case for case in CUPY_CASES if case.values[0] == "conv2d"]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("layer_name,sample", CONV_CASES)
+def test_cupy_conv_loops_agree_with_native_in_every_layout(device, layer_name, sample, dtype,
+                                                           layout, monkeypatch):
+    """The loops that NaN/inf, operands of 2 GiB and grad_filter take, forced on every pass
+    (over the filter's taps, or over the output's pixels where those are fewer)."""
+    monkeypatch.setattr(_cupy_conv, "CUPYX_DIRECT_MAX_BYTES", 0)
+    test_cupy_path_agrees_with_native_in_every_layout(device, layer_name, sample, dtype, layout)
+
+
+def test_negated_views_are_read_by_value(device):
+    """torch._neg_view tensors (lazily negated): DLPack has no negative bit, so CuPy
+    would read them unnegated; native reads them by value."""
+    x, w = (torch.randn(shape, dtype=torch.float64, device=device) for shape in ((10, 9), (3, 2)))
+    g = torch.randn(8, 8, dtype=torch.float64, device=device)
+    for args in ((torch._neg_view(x), w), (x, torch._neg_view(w))):
+        leaves = [a.detach().clone().requires_grad_(True) for a in (x, w)]
+        native = [a.detach().clone().requires_grad_(True) for a in (x, w)]
+        flip = [a.is_neg() for a in args]
+        view = [torch._neg_view(t) if f else t for t, f in zip(leaves, flip)]
+        torch.autograd.backward(_cupy_conv2d(*view), torch._neg_view(g))
+        torch.autograd.backward(LAYERS["conv2d"].native.fn(*[-t if f else t for t, f in zip(native, flip)]), -g)
+        for ours, theirs in zip(leaves, native):
+            torch.testing.assert_close(ours.grad, theirs.grad)
+    y = torch._neg_view(x.detach().clone()).requires_grad_(False)
+    leaf = x.detach().clone().requires_grad_(True)
+    reference = (-x).detach().clone().requires_grad_(True)
+    g = torch.randn(10, 5, dtype=torch.float64, device=device)
+    torch.autograd.backward(fft_abs(torch._neg_view(leaf)), torch._neg_view(g))
+    torch.autograd.backward(torch.fft.rfft2(reference).abs(), -g)
+    torch.testing.assert_close(leaf.grad, -reference.grad)
+    torch.testing.assert_close(fft_abs(y), torch.fft.rfft2(-x).abs())
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "transposed"])
@@ -191,6 +229,21 @@ def test_fft_abs_on_an_empty_batch(device, shape):
     assert out.shape == (*shape[:-1], shape[-1] // 2 + 1) and out.device == x.device
     out.sum().backward()
     assert x.grad.shape == x.shape and x.grad.device == x.device
+
+
+@pytest.mark.skipif(not HAS_GPU_AND_CUPY, reason="needs a CUDA GPU and CuPy")
+def test_cupy_paths_on_a_side_stream():
+    """CuPy runs on torch's current stream: on a side stream, with no synchronisation
+    beyond the stream's own, the results are native's."""
+    x, w, b = LAYERS["conv2d"].make_inputs((300, 280), (9, 7), device="cuda")
+    (z,) = LAYERS["fft_abs"].make_inputs((3, 128, 96), device="cuda")
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with _tf32_off(), torch.cuda.stream(side):
+        for layer, fn, inputs in (("conv2d", _cupy_conv2d, (x, w, b)), ("fft_abs", fft_abs, (z,))):
+            errors = compare_with_native(_layer(layer), "cupy", inputs)
+            assert all(err.max_rel <= TOLERANCE[torch.float64] for err in errors.values()), errors
+    torch.cuda.synchronize()
 
 
 # --- the layers without a CuPy path: a CPU round trip, on a real GPU only -------------------

@@ -32,7 +32,7 @@ from torch.autograd import gradcheck
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from scipy_layers import LAYERS, NATIVE, Implementation, fft_abs, gpu, scipy_conv2d  # noqa: E402
+from scipy_layers import LAYERS, NATIVE, Implementation, _cupy_conv, fft_abs, gpu, scipy_conv2d  # noqa: E402
 from scipy_layers.agreement import TOLERANCE, compare_with_native  # noqa: E402
 
 CONV_CASES = [((12, 10), (3, 4)), ((9, 13), (5, 2)), ((1, 9), (1, 4)), ((24, 22), (16, 17))]
@@ -172,7 +172,7 @@ def timing_table(repeats: int, device="cuda", sizes=GRID_N, kernels=GRID_K):
                     x, w = cp.from_dlpack(inputs[0]), cp.from_dlpack(inputs[1])
                     g = cp.ones((n - k + 1, n - k + 1), dtype=x.dtype)
                     direct = _safe_ms(lambda: signal.correlate2d(x, w, mode="valid"), repeats)
-                    grad_filter = _safe_ms(lambda: gpu._tap_grad_filter(cp, x, g, w.shape), repeats)
+                    grad_filter = _safe_ms(lambda: _cupy_conv._loop_grad_filter(cp, x, g, w.shape), repeats)
                     via_fft = _safe_ms(lambda: signal.correlate(x, w, mode="valid", method="fft"),
                                        repeats)
                     yield (f"| {n} | {k} | {_name(dtype)} | {fmt(native)} | {fmt(ours)} | "

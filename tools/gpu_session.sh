@@ -125,17 +125,30 @@ machine=$($PY tools/asv_machine.py) || exit 1
 commit=$([ "$have_repo" = 1 ] && git rev-parse HEAD || echo unknown)
 echo "machine $machine, commit ${commit:0:8}"
 
+finish() {  # the reports and the tarball; exits 1 when either failed
+    local status=0
+    stage "reports for $machine from this commit's results"
+    tools/commit_report.sh "$PY" "$machine" || status=1
+    mkdir -p "reports/$machine"
+    for part in gpu_check.txt gpu_tests.txt gpu_timing.md; do
+        if [ -f "$OUT/$part" ]; then cp "$OUT/$part" "reports/$machine/"; fi
+    done
+    tar -czf "$OUT/gpu-results.tar.gz" "reports/$machine" \
+        $(ls -d ".asv/results/$machine" .asv/results/benchmarks.json 2>/dev/null) || status=1
+    if [ "$status" = 0 ]; then
+        echo "== [${SECONDS}s] done: $OUT/gpu-results.tar.gz"
+    else
+        echo "== [${SECONDS}s] FAILED: the reports or the tarball (above); $OUT/gpu-results.tar.gz holds what there is"
+    fi
+    exec >&- 2>&-  # let tee write the log's last lines before the script ends
+    wait
+    exit "$status"
+}
+
 if [ "${GPU_SESSION_ASV_ONLY:-}" = 1 ]; then  # a rerun for the timings alone
     timing_table() { :; }
     run_slices
-    stage "reports for $machine from this commit's results"
-    tools/commit_report.sh "$PY" "$machine"
-    tar -czf "$OUT/gpu-results.tar.gz" "reports/$machine" ".asv/results/$machine" \
-        .asv/results/benchmarks.json
-    echo "== [${SECONDS}s] done: $OUT/gpu-results.tar.gz"
-    exec >&- 2>&-
-    wait
-    exit 0
+    finish
 fi
 
 # The checks and the tests at once (neither times anything): the checks' log follows.
@@ -155,13 +168,4 @@ cat "$OUT/gpu_check.txt"
 
 run_slices
 
-stage "reports for $machine from this commit's results"
-tools/commit_report.sh "$PY" "$machine"
-for part in gpu_check.txt gpu_tests.txt gpu_timing.md; do
-    [ -f "$OUT/$part" ] && cp "$OUT/$part" "reports/$machine/"
-done
-tar -czf "$OUT/gpu-results.tar.gz" "reports/$machine" ".asv/results/$machine" \
-    .asv/results/benchmarks.json
-echo "== [${SECONDS}s] done: $OUT/gpu-results.tar.gz"
-exec >&- 2>&-  # let tee write the log's last lines before the script ends
-wait
+finish
