@@ -2,6 +2,7 @@
 when backward may use it (saved-tensor hooks, tensors changed in place)."""
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 
@@ -12,11 +13,36 @@ class ForwardState:
     """What one forward call computed for its backward; ``value`` is None until forward
     fills it (and stays None where forward did not run on exactly these inputs)."""
 
-    __slots__ = ("value", "hint", "__weakref__")
+    __slots__ = ("value", "hint", "keeper", "_holder", "__weakref__")
 
     def __init__(self, hint=None):
         self.value = None
         self.hint = hint  # what the caller knew before forward (e.g. which grads are wanted)
+        self.keeper = self._holder = None  # see :meth:`new_keeper`
+
+    def new_keeper(self):
+        """An owner for large arrays kept beside ``value`` (_workspace.keep_until_dead):
+        it dies with this state, or when :meth:`holder`'s tensor is freed, whichever
+        comes first. (Only large ones: a holder costs ~10 us a call.)"""
+        self.keeper = _Keeper()
+        return self.keeper
+
+    def holder(self) -> torch.Tensor:
+        """An empty tensor for ``ctx.save_for_backward``: autograd frees it with the other
+        saved tensors (after a backward without retain_graph, or with the graph), and then
+        ``value`` and ``keeper`` go, as native's saved tensors do. Without it a graph kept
+        its state until the output died: a training loop held the last step's (im2col's
+        windows) while the next forward ran."""
+        tensor = torch.empty(0)
+        self._holder = weakref.ref(tensor, functools.partial(_drop, weakref.ref(self)))
+        return tensor
+
+    def drop(self) -> None:
+        """Forget ``value``, then ``keeper`` (so that what it owned is given back only
+        once nothing here can hand it to a backward)."""
+        with _taking:
+            self.value = None
+        self.keeper = None
 
     def __repr__(self):
         return f"ForwardState({'filled' if self.value is not None else 'empty'})"
@@ -35,6 +61,16 @@ class ForwardState:
         with _taking:
             if self.value is None:
                 self.value = value
+
+
+class _Keeper:
+    __slots__ = ("__weakref__",)
+
+
+def _drop(state_ref, _holder_ref) -> None:
+    state = state_ref()
+    if state is not None:
+        state.drop()
 
 
 _taking = threading.Lock()

@@ -97,6 +97,11 @@ def scratch(shape, dtype) -> np.ndarray:
     return array
 
 
+def is_large(array) -> bool:
+    """Large enough for the pool to keep, and for the kept-arrays count (not None)."""
+    return array is not None and array.nbytes >= POOLED_MIN_BYTES
+
+
 def _made_by_scratch(array) -> bool:
     """True for an array scratch() made (not a view of it, not None, not a small array,
     which scratch() never pools). Safe without the lock: an entry is added before its

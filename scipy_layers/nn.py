@@ -26,7 +26,7 @@ from ._torch_protocols import (graph_break_here, opaque_to_compile, refuse_scrip
 from ._im2col_route import kept_windows_bytes
 from ._nchw_rule import choose_nchw_method
 from ._ufunc_rows import add_bias
-from ._workspace import (keep_until_dead, recycle, recycle_when_dead, release_kept,
+from ._workspace import (is_large, keep_until_dead, recycle, recycle_when_dead, release_kept,
                          reserve_kept)
 
 NCHW_METHODS = ("auto", "im2col", "fft", "shift")
@@ -81,21 +81,24 @@ class Conv2dNCHWFunction(Function):
             raise
         if saved is not None:
             saved.value = (w, state, keep_windows)
-            if keep_windows:
-                # Counted, then back to the workspace, when this call's state dies with
-                # its graph node (backward may run again under retain_graph, so not at
-                # the end of it).
+            if keep_windows and is_large(state[-1]):
+                # Counted, then back to the workspace, when autograd frees this call's
+                # saved tensors (ForwardState.holder: backward may run again under
+                # retain_graph, so not at the end of it).
                 if method == "im2col":
-                    keep_until_dead(saved, state[-1], reserved)
+                    keep_until_dead(saved.new_keeper(), state[-1], reserved)
                 else:
-                    recycle_when_dead(saved, state[-1])
+                    recycle_when_dead(saved.new_keeper(), state[-1])
+            elif keep_windows and method == "im2col":
+                release_kept(reserved)  # (below the pool's floor: not counted)
         return to_tensor(y, like=input)
 
     @staticmethod
     @opaque_to_compile
     def setup_context(ctx, inputs, output):
         input, weight, bias, geometry, method, saved = inputs
-        ctx.save_for_backward(input, weight)
+        holder = () if saved is None or saved.keeper is None else (saved.holder(),)
+        ctx.save_for_backward(input, weight, *holder)
         ctx.save_for_forward(input, weight)
         ctx.geometry, ctx.method, ctx.has_bias = geometry, method, bias is not None
         ctx.forward_state, ctx.output_shape = saved, output.shape
@@ -104,7 +107,7 @@ class Conv2dNCHWFunction(Function):
     @staticmethod
     @opaque_to_compile
     def backward(ctx, grad_output):
-        input, weight = ctx.saved_tensors  # raises if either was modified in place
+        input, weight = ctx.saved_tensors[:2]  # raises if either was modified in place
         compute = functools.partial(_gradients, geometry=ctx.geometry, method=ctx.method,
                                     needs=tuple(ctx.needs_input_grad[:3]), has_bias=ctx.has_bias)
         state = state_for(ctx, input, weight)
@@ -117,7 +120,7 @@ class Conv2dNCHWFunction(Function):
         check_not_legacy_batched("Conv2dNCHWFunction", input_tangent, weight_tangent,
                                  bias_tangent)
         # Bilinear in (input, weight) plus bias: the tangent is the layer on the tangents.
-        input, weight = ctx.saved_tensors
+        input, weight = ctx.saved_tensors[:2]
         conv = functools.partial(Conv2dNCHWFunction.apply, bias=None, geometry=ctx.geometry,
                                  method=ctx.method)
         has_channels = ctx.output_shape[1] != 0  # (none when C_in is 0, as in torch)

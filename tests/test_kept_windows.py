@@ -40,7 +40,9 @@ def _grads(y, leaves, seed=1, **kwargs):
     return torch.autograd.grad(y, [t for t in leaves if t.requires_grad], g, **kwargs)
 
 
-def test_windows_count_while_their_graph_lives():
+def test_windows_go_when_backward_frees_the_saved_tensors():
+    """As native's saved tensors: after a backward without retain_graph, not when the
+    output dies (a training loop held the last step's windows through the next forward)."""
     x, w, b = _inputs()
     start = _start()
     y = scipy_layers.conv2d(x, w, b, padding=1)
@@ -48,10 +50,50 @@ def test_windows_count_while_their_graph_lives():
     geometry = check_conv2d_arguments(x, w, b, 1, 1, 1, 1)
     assert 0 < held <= _im2col_route.kept_windows_bytes(x.shape, w.shape, geometry, 8)
     _grads(y, (x, w, b))
-    assert _workspace.kept_bytes() - start == held  # (the node lives while y does)
+    assert _workspace.kept_bytes() == start  # y (and its graph node) still alive
+    assert y.grad_fn.forward_state.value is None
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        _grads(y, (x, w, b))
+
+
+def test_retained_graphs_keep_their_windows_until_the_last_backward():
+    x, w, b = _inputs()
+    start = _start()
+    y = scipy_layers.conv2d(x, w, b, padding=1)
+    held = _workspace.kept_bytes() - start
+    expected = _grads(F.conv2d(x, w, b, padding=1), (x, w, b))
+    for retain in (True, True, False):
+        torch.testing.assert_close(_grads(y, (x, w, b), retain_graph=retain), expected,
+                                   rtol=1e-10, atol=1e-12)
+        assert _workspace.kept_bytes() - start == (held if retain else 0)
     del y
     gc.collect()
     assert _workspace.kept_bytes() == start
+
+
+def test_a_graph_that_never_runs_backward_gives_its_windows_back_when_it_dies():
+    x, w, b = _inputs()
+    start = _start()
+    y = scipy_layers.conv2d(x, w, b, padding=1)
+    assert _workspace.kept_bytes() > start
+    del y
+    gc.collect()
+    assert _workspace.kept_bytes() == start
+
+
+def test_a_training_loop_holds_one_steps_windows():
+    """loss = f(x); loss.backward() in a loop: the next forward runs while the last loss
+    lives; only its own windows count then."""
+    x, w, b = _inputs()
+    start = _start()
+    counts = []
+    loss = None
+    for _ in range(3):
+        y = scipy_layers.conv2d(x, w, b, padding=1)  # (the last step's loss still lives)
+        counts.append(_workspace.kept_bytes() - start)
+        loss = y.square().sum()
+        loss.backward()
+    assert counts[0] > 0 and counts == [counts[0]] * 3
 
 
 def test_nothing_counts_without_a_weight_gradient():
