@@ -30,6 +30,7 @@ must come out exact (to within c * eta). Native torch is not bound by this contr
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +47,18 @@ from .registry import NATIVE, Layer
 # ~log2(N) rounding steps, so the worst cases on the grid (k = 31, N = 2048) stay near
 # 1e-5; 1e-4 keeps a 10x margin while still catching any real gradient bug (>= 1e-2).
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-4}
+
+
+@contextlib.contextmanager
+def tf32_off():
+    """cuDNN/cuBLAS may run float32 as TF32 (~3e-4 relative error, beyond TOLERANCE): off
+    while native serves as the oracle on a GPU."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 @dataclass(frozen=True)

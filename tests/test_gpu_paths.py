@@ -8,7 +8,6 @@ which checks CuPy itself (skipped without one; tools/gpu_session.sh runs it ther
 the GPU, the layers without a CuPy path (the batched conv, the tutorial's FFT) are
 checked too: they copy CUDA tensors to the CPU and back.
 """
-import contextlib
 import dataclasses
 import importlib.util
 import warnings
@@ -17,7 +16,8 @@ import pytest
 import torch
 
 from scipy_layers import LAYERS, NATIVE, Implementation, _cupy_conv, fft_abs, gpu, scipy_conv2d
-from scipy_layers.agreement import TOLERANCE, compare_with_native, conv_reference, contract_ratio, max_errors
+from scipy_layers.agreement import (TOLERANCE, compare_with_native, conv_reference, contract_ratio,
+                                    max_errors, tf32_off)
 from scipy_layers.samples import LAYOUTS, SAMPLES, make_case
 from tests._fake_cupy import fake_cupy, install
 from tests.test_accuracy import FAMILIES, family
@@ -25,17 +25,6 @@ from tests.test_harness import _nonfinite_classes, _plant
 
 HAS_GPU_AND_CUPY = torch.cuda.is_available() and importlib.util.find_spec("cupy") is not None
 DTYPES = [torch.float32, torch.float64]
-
-
-@contextlib.contextmanager
-def _tf32_off():
-    """cuDNN/cuBLAS may run float32 as TF32 (~3e-4 relative error): off for the oracle."""
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 @pytest.fixture(params=["stand-in", "cuda"])
@@ -52,7 +41,7 @@ def device(request, monkeypatch):
         if not HAS_GPU_AND_CUPY:
             pytest.skip("needs a CUDA GPU and CuPy")
         assert gpu.cupy_status().available, gpu.cupy_status().reason
-        with _tf32_off():
+        with tf32_off():
             yield "cuda"
     gpu.cupy_status.cache_clear()
 
@@ -239,7 +228,7 @@ def test_cupy_paths_on_a_side_stream():
     (z,) = LAYERS["fft_abs"].make_inputs((3, 128, 96), device="cuda")
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
-    with _tf32_off(), torch.cuda.stream(side):
+    with tf32_off(), torch.cuda.stream(side):
         for layer, fn, inputs in (("conv2d", _cupy_conv2d, (x, w, b)), ("fft_abs", fft_abs, (z,))):
             errors = compare_with_native(_layer(layer), "cupy", inputs)
             assert all(err.max_rel <= TOLERANCE[torch.float64] for err in errors.values()), errors
@@ -261,7 +250,7 @@ def test_round_trip_layers_on_cuda_tensors(layer_name, implementation, sample, d
     leaves, prepare = make_case(sample, layout, dtype, seed=11)
     leaves = _on("cuda", leaves)
     layer = LAYERS[layer_name]
-    with _tf32_off(), warnings.catch_warnings():
+    with tf32_off(), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # (the once-per-process round-trip note)
         errors = compare_with_native(layer, implementation, leaves, prepare=prepare,
                                      kwargs=sample.kwargs)

@@ -21,7 +21,6 @@ Exit status: 0 when everything passed, or when there is no CUDA GPU (nothing to 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import statistics
 import sys
@@ -33,7 +32,7 @@ from torch.autograd import gradcheck
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 from scipy_layers import LAYERS, NATIVE, Implementation, _cupy_conv, fft_abs, gpu, scipy_conv2d  # noqa: E402
-from scipy_layers.agreement import TOLERANCE, compare_with_native  # noqa: E402
+from scipy_layers.agreement import TOLERANCE, compare_with_native, tf32_off  # noqa: E402
 
 CONV_CASES = [((12, 10), (3, 4)), ((9, 13), (5, 2)), ((1, 9), (1, 4)), ((24, 22), (16, 17))]
 FFT_SHAPES = [(8, 8), (7, 9), (1, 7), (3, 4, 5)]
@@ -49,17 +48,6 @@ def _name(dtype) -> str:
 
 def cupy_conv2d(input, filter, bias=None):
     return scipy_conv2d(input, filter, bias, method="cupy")
-
-
-@contextlib.contextmanager
-def tf32_off():
-    """cuDNN/cuBLAS may run float32 as TF32 (~3e-4 relative error): off for references."""
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def check_gradients(device="cuda") -> None:
