@@ -110,8 +110,13 @@ class Conv2dNCHWFunction(Function):
         input, weight = ctx.saved_tensors[:2]  # raises if either was modified in place
         compute = functools.partial(_gradients, geometry=ctx.geometry, method=ctx.method,
                                     needs=tuple(ctx.needs_input_grad[:3]), has_bias=ctx.has_bias)
+        # Held until this returns, taken before the state: another thread's backward of
+        # this graph may free the holder meanwhile (ForwardState.drop), and the windows
+        # must not go back to the pool (to be overwritten) while this one reads them.
+        keeper = None if ctx.forward_state is None else ctx.forward_state.keeper
         state = state_for(ctx, input, weight)
         grads = numpy_gradients("Conv2dNCHWFunction", compute, state, grad_output, input, weight)
+        del keeper
         return (*grads, None, None, None)
 
     @staticmethod

@@ -201,3 +201,39 @@ def test_kn2row_is_counted_in_full_and_within_its_estimate():
                                                              (x, w)), rtol=1e-4, atol=1e-4)
         del y
         assert _start() == start
+
+
+def test_a_backward_in_another_thread_keeps_the_windows_it_reads(monkeypatch):
+    """Thread A's retained backward is switched out just before it reads the windows;
+    meanwhile a plain backward of the same graph frees the holder and new forwards take
+    arrays from the pool. A's gradients stay native's (a hostile pass: grad_weight off
+    by ~300 when the windows went back to the pool under A)."""
+    monkeypatch.setattr(_workspace, "POOLED_MIN_BYTES", 1 << 18)  # (the real pool floor)
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(8, 32, 32, 32, dtype=torch.float64, generator=gen, requires_grad=True)
+    w = torch.randn(32, 32, 3, 3, dtype=torch.float64, generator=gen, requires_grad=True)
+    b = torch.randn(32, dtype=torch.float64, generator=gen, requires_grad=True)
+    expected = _grads(F.conv2d(x, w, b, padding=1), (x, w, b))
+    reading, resume = threading.Event(), threading.Event()
+    original = _nchw_kernels.im2col_backward
+
+    def switched_out(*args, **kwargs):
+        if threading.current_thread().name == "A":
+            reading.set()
+            resume.wait(30)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(_nchw_kernels, "im2col_backward", switched_out)
+    y = scipy_layers.conv2d(x, w, b, padding=1)
+    assert y.grad_fn.forward_state.keeper is not None  # (the windows are pooled: the case)
+    got = {}
+    thread = threading.Thread(name="A", target=lambda: got.update(
+        a=_grads(y, (x, w, b), retain_graph=True)))
+    thread.start()
+    assert reading.wait(30)
+    torch.testing.assert_close(_grads(y, (x, w, b)), expected, rtol=1e-10, atol=1e-12)
+    others = [scipy_layers.conv2d(x * (2 + i), w, b, padding=1) for i in range(3)]
+    resume.set()
+    thread.join(60)
+    torch.testing.assert_close(got["a"], expected, rtol=1e-10, atol=1e-12)
+    del others
