@@ -12,18 +12,26 @@ import threading
 import torch
 
 
-def two_backwards_at_once(y, leaf, g, create_graph_first: bool, monkeypatch) -> dict:
-    from scipy_layers import fft as fft_module
-    a_inside, b_done = threading.Event(), threading.Event()
-    original = fft_module.gradient_spectrum
+def hold_thread_a_in(module, name: str, monkeypatch):
+    """Replace ``module.name`` so that the thread named "A" stops on entering it:
+    (inside, resume) events, set when A is inside and to let it go on."""
+    inside, resume = threading.Event(), threading.Event()
+    original = getattr(module, name)
 
     def held(*args, **kwargs):
         if threading.current_thread().name == "A":
-            a_inside.set()
-            b_done.wait(30)
+            inside.set()
+            resume.wait(30)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(fft_module, "gradient_spectrum", held)
+    monkeypatch.setattr(module, name, held)
+    return inside, resume
+
+
+def two_backwards_at_once(y, leaf, g, create_graph_first: bool, monkeypatch) -> dict:
+    from scipy_layers import fft as fft_module
+    original = fft_module.gradient_spectrum
+    a_inside, b_done = hold_thread_a_in(fft_module, "gradient_spectrum", monkeypatch)
     results = {}
 
     def thread_a():

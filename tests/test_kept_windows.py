@@ -20,6 +20,7 @@ from scipy_layers._nchw_args import check_conv2d_arguments
 from scipy_layers._nchw_kernels import KN2ROW
 from scipy_layers._tall import TallLayout
 from scipy_layers.samples import CONV2D_NCHW_SAMPLES
+from tests._two_backwards import hold_thread_a_in
 
 
 def _start() -> int:
@@ -214,16 +215,7 @@ def test_a_backward_in_another_thread_keeps_the_windows_it_reads(monkeypatch):
     w = torch.randn(32, 32, 3, 3, dtype=torch.float64, generator=gen, requires_grad=True)
     b = torch.randn(32, dtype=torch.float64, generator=gen, requires_grad=True)
     expected = _grads(F.conv2d(x, w, b, padding=1), (x, w, b))
-    reading, resume = threading.Event(), threading.Event()
-    original = _nchw_kernels.im2col_backward
-
-    def switched_out(*args, **kwargs):
-        if threading.current_thread().name == "A":
-            reading.set()
-            resume.wait(30)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(_nchw_kernels, "im2col_backward", switched_out)
+    reading, resume = hold_thread_a_in(_nchw_kernels, "im2col_backward", monkeypatch)
     y = scipy_layers.conv2d(x, w, b, padding=1)
     assert y.grad_fn.forward_state.keeper is not None  # (the windows are pooled: the case)
     got = {}
