@@ -37,7 +37,8 @@ def _by_taps(filter_shape, out_shape) -> bool:
 
 
 def _loop_correlate(cp, x, w):
-    """Valid cross-correlation of x with w."""
+    """Valid cross-correlation of x with w; with g for w, grad_filter (all of g is then
+    the "filter", and the filter's taps are the output)."""
     (k_h, k_w), (out_h, out_w) = w.shape, (x.shape[0] - w.shape[0] + 1, x.shape[1] - w.shape[1] + 1)
     y = cp.zeros((out_h, out_w), dtype=x.dtype)
     if _by_taps(w.shape, y.shape):
@@ -64,22 +65,6 @@ def _loop_grad_input(cp, g, w, input_shape):
             for b in range(out_w):
                 gx[a:a + k_h, b:b + k_w] += g[a, b] * w
     return gx
-
-
-def _loop_grad_filter(cp, x, g, filter_shape):
-    """Valid cross-correlation of x with g: per tap, one reduction over the output."""
-    (k_h, k_w), (out_h, out_w) = filter_shape, g.shape
-    if _by_taps(filter_shape, g.shape):
-        gw = cp.empty(filter_shape, dtype=g.dtype)
-        for i in range(k_h):
-            for j in range(k_w):
-                gw[i, j] = (x[i:i + out_h, j:j + out_w] * g).sum()
-    else:
-        gw = cp.zeros(filter_shape, dtype=g.dtype)
-        for a in range(out_h):
-            for b in range(out_w):
-                gw += g[a, b] * x[a:a + k_h, b:b + k_w]
-    return gw
 
 
 def conv_forward(input, filter, bias):
@@ -114,7 +99,7 @@ def conv_backward(state, grad_output, input, filter, need_input, need_filter, bi
                     gx = _loop_grad_input(cp, g, w, x.shape)
                 grad_input = _to_torch(gx, x.dtype)
             if need_filter:
-                grad_filter = _to_torch(_loop_grad_filter(cp, x, g, w.shape), x.dtype)
+                grad_filter = _to_torch(_loop_correlate(cp, x, g), x.dtype)
     if bias_shape is not None and need_bias:
         grad_bias = grad_output.sum().reshape(bias_shape)
     return grad_input, grad_filter, grad_bias

@@ -106,7 +106,7 @@ def _made_by_scratch(array) -> bool:
     """True for an array scratch() made (not a view of it, not None, not a small array,
     which scratch() never pools). Safe without the lock: an entry is added before its
     array is handed out and leaves only when the array dies, and the caller holds it."""
-    if array is None or array.nbytes < POOLED_MIN_BYTES:
+    if not is_large(array):
         return False
     made = _made_here.get(id(array))
     return made is not None and made() is array
@@ -160,8 +160,9 @@ def recycle_when_dead(owner, array) -> None:
 
 
 # What forward keeps for backward beside autograd's saved tensors (im2col's window matrix,
-# kH kW times the size of its input) lives until the graph dies, so a network of many
-# such layers holds all of them between forward and backward: three (32,64,56,56) -> 64
+# kH kW times the size of its input) lives until autograd frees the graph's saved tensors
+# (_forward_state.ForwardState.holder), so a network of many such layers holds all of
+# them between forward and backward: three (32,64,56,56) -> 64
 # 3x3 float32 layers held 811 MiB resident against native's 129 MiB (hostile pass,
 # 2026-12-04). Kept arrays of POOLED_MIN_BYTES and up count against this limit, over all
 # live graphs of the process; a forward that would pass it keeps nothing, and its
