@@ -24,6 +24,7 @@ from ._numpy_quiet import numpy_quiet
 from ._torch_protocols import (graph_break_here, opaque_to_compile, refuse_scripting,
                                torch_function_layer)
 from ._im2col_route import kept_windows_bytes
+from ._memory_format import follows_channels_last, in_format_of_native
 from ._nchw_rule import choose_nchw_method
 from ._ufunc_rows import add_bias
 from ._workspace import (is_large, keep_until_dead, recycle, recycle_when_dead, release_kept,
@@ -91,7 +92,7 @@ class Conv2dNCHWFunction(Function):
                     recycle_when_dead(saved.new_keeper(), state[-1])
             elif keep_windows and method == "im2col":
                 release_kept(reserved)  # (below the pool's floor: not counted)
-        return to_tensor(y, like=input)
+        return in_format_of_native(to_tensor(y, like=input), follows_channels_last(input, weight))
 
     @staticmethod
     @opaque_to_compile
@@ -102,6 +103,7 @@ class Conv2dNCHWFunction(Function):
         ctx.save_for_forward(input, weight)
         ctx.geometry, ctx.method, ctx.has_bias = geometry, method, bias is not None
         ctx.forward_state, ctx.output_shape = saved, output.shape
+        ctx.channels_last = follows_channels_last(input, weight)
         remember_inputs(ctx, input, weight)
 
     @staticmethod
@@ -115,9 +117,11 @@ class Conv2dNCHWFunction(Function):
         # must not go back to the pool (to be overwritten) while this one reads them.
         keeper = None if ctx.forward_state is None else ctx.forward_state.keeper
         state = state_for(ctx, input, weight)
-        grads = numpy_gradients("Conv2dNCHWFunction", compute, state, grad_output, input, weight)
+        grad_input, grad_weight, grad_bias = numpy_gradients(
+            "Conv2dNCHWFunction", compute, state, grad_output, input, weight)
         del keeper
-        return (*grads, None, None, None)
+        return (in_format_of_native(grad_input, ctx.channels_last),
+                in_format_of_native(grad_weight, ctx.channels_last), grad_bias, None, None, None)
 
     @staticmethod
     @opaque_to_compile
