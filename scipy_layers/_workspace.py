@@ -166,8 +166,9 @@ def recycle_when_dead(owner, array) -> None:
 # 3x3 float32 layers held 811 MiB resident against native's 129 MiB (hostile pass,
 # 2026-12-04). Kept arrays of POOLED_MIN_BYTES and up count against this limit, over all
 # live graphs of the process; a forward that would pass it keeps nothing, and its
-# backward builds what it needs again (slower: the README, "Memory"). Smaller arrays are
-# not counted: the count's lock and weak reference cost ~14 us of a 1x3x8x8 call.
+# backward builds what it needs again (slower: docs/layers.md, "Memory in training").
+# Smaller arrays are not counted: the count's lock and weak reference cost ~14 us of a
+# 1x3x8x8 call.
 KEPT_LIMIT_BYTES = 1 << 30
 _kept_bytes = 0
 

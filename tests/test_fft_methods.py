@@ -173,8 +173,8 @@ def test_auto_follows_scipy_fft_where_the_spectrum_is_exactly_zero(shape, dtype)
     Where a matrix result is within its rounding of zero, "auto" redoes the call on
     scipy.fft: its gradient is then scipy.fft's, bit for bit, as before matrices. (Where
     pocketfft and native round differently, the two differ at such bins: a limitation
-    named in the README, not new here; tests/test_gradcheck.py has an image where both
-    give exact zeros.)"""
+    named in docs/layers.md ("Zero bins and offsets in the FFT layer"), not new here;
+    tests/test_gradcheck.py has an image where both give exact zeros.)"""
     assert any(choose_plan(*shape, _numpy_dtype(dtype)))  # a matrix axis
     for image in _structured_images(*shape):
         ours = _gradient(fft_abs, image, dtype)

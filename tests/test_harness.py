@@ -157,8 +157,8 @@ def test_nonfinite_values_land_where_native_puts_them(layer_name, implementation
                                            sample.kwargs, change, dtype)
     if (layer_name == "conv2d_nchw" and _native_paths_disagree(sample)
             and where in ("weight", "grad_output")):
-        # The oracle is then the direct sum over real pixels (README: NaN and inf), which
-        # oneDNN's float32 path matches (checked below).
+        # The oracle is then the direct sum over real pixels (docs/layers.md: NaN and
+        # inf), which oneDNN's float32 path matches (checked below).
         refs = conv_reference(*[None if t is None else t.detach() for t in leaves], grad_output,
                               **sample.kwargs)
         names = ["output", "grad_input", "grad_weight", "grad_bias"]

@@ -143,7 +143,8 @@ def test_non_finite_operands_take_the_tap_kernels(where, value, kn2row_calls):
     gy = torch.randn(2, 2, 5, 5, dtype=torch.float64)
     with torch.no_grad():
         {"input": x, "weight": w, "grad_output": gy}[where].view(-1)[5] = value
-    # (no padding: there native's paths form 0 x inf differently, README "Accuracy")
+    # (no padding: there native's paths form 0 x inf differently, docs/layers.md,
+    # "NaN and inf where native puts them")
     ours = conv2d(x, w, method="im2col")
     grads = torch.autograd.grad(ours, (x, w), gy)
     native = F.conv2d(x, w)

@@ -25,8 +25,9 @@ def test_the_report_package_and_the_case_parser_import_no_torch():
 
 
 def test_submodules_load_on_first_use_and_a_reload_refreshes_the_names():
-    """As when the package imported them all: ``scipy_layers._workspace`` (the README's
-    tunables) after a bare import; after importlib.reload, no name from the old load."""
+    """As when the package imported them all: ``scipy_layers._workspace`` (the tunables of
+    docs/layers.md, "Memory") after a bare import; after importlib.reload, no name from
+    the old load."""
     code = ("import importlib, scipy_layers\n"
             "assert scipy_layers._workspace.WORKSPACE_LIMIT_BYTES > 0\n"
             "assert 'torch' not in __import__('sys').modules\n"

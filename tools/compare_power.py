@@ -9,8 +9,8 @@ class of the cases.
 
 Prints, per factor and class (commit A's median time: <100 us, 100 us-1 ms, 1-10 ms,
 >=10 ms): cases, slower, faster, unchanged, inconclusive, and slower as a share of the
-cases that got a verdict (the power the README quotes) and of all cases. Native cases
-are counted under x 1 only (they are never scaled).
+cases that got a verdict (the power the README and docs/comparing.md quote) and of all
+cases. Native cases are counted under x 1 only (they are never scaled).
 """
 from __future__ import annotations
 

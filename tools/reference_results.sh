@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# `make results`: the reference figures for the README's results section. Runs the
-# default grid plus, with SCIPY_LAYERS_BENCH_FULL=1, every size x kernel x dtype of the
-# forward+backward timings of the layers as users call them ('scipy', its rule picking
-# the method) against 'native', torch at one thread; calibrates the machine (its limit,
-# tools/calibrate.py); then writes the reports to reports/<machine>/ (committed as the
-# reference for that machine).
+# `make results`: the reference figures for the README's "Results" and docs/results.md.
+# Runs the default grid plus, with SCIPY_LAYERS_BENCH_FULL=1, every size x kernel x dtype
+# of the forward+backward timings of the layers as users call them ('scipy', its rule
+# picking the method) against 'native', torch at one thread; calibrates the machine (its
+# limit, tools/calibrate.py); then writes the reports to reports/<machine>/ (committed as
+# the reference for that machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python

@@ -17,7 +17,8 @@ often, one warm-up call per batch, torch at one thread; each batch's time is div
 the same batch's native time. Prints per case the median [quartiles] of those ratios and
 the median per-batch difference head - base in microseconds, with the environment
 (torch, threads, BLAS and its kernel from threadpoolctl). Set the BLAS thread count and
-any override in the environment of the command (see the README's timing commands).
+any override in the environment of the command (see docs/comparing.md, "A small change,
+in one process").
 """
 from __future__ import annotations
 
