@@ -103,7 +103,6 @@ class Conv2dNCHWFunction(Function):
         ctx.save_for_forward(input, weight)
         ctx.geometry, ctx.method, ctx.has_bias = geometry, method, bias is not None
         ctx.forward_state, ctx.output_shape = saved, output.shape
-        ctx.channels_last = follows_channels_last(input, weight)
         remember_inputs(ctx, input, weight)
 
     @staticmethod
@@ -117,11 +116,9 @@ class Conv2dNCHWFunction(Function):
         # must not go back to the pool (to be overwritten) while this one reads them.
         keeper = None if ctx.forward_state is None else ctx.forward_state.keeper
         state = state_for(ctx, input, weight)
-        grad_input, grad_weight, grad_bias = numpy_gradients(
-            "Conv2dNCHWFunction", compute, state, grad_output, input, weight)
+        grads = numpy_gradients("Conv2dNCHWFunction", compute, state, grad_output, input, weight)
         del keeper
-        return (in_format_of_native(grad_input, ctx.channels_last),
-                in_format_of_native(grad_weight, ctx.channels_last), grad_bias, None, None, None)
+        return (*grads, None, None, None)
 
     @staticmethod
     @opaque_to_compile
@@ -198,8 +195,14 @@ def _gradients(state, grad_output, input, weight, *, geometry, method, needs, ha
             recycle(kernel_state[-1])  # windows rebuilt for this call alone
     if need_bias and grad_b is None:
         grad_b = gy.sum(axis=(0, 2, 3))
-    grad_input = None if grad_x is None else to_tensor(grad_x, like=input)
-    grad_weight = None if grad_w is None else to_tensor(grad_w, like=weight)
+    # in native's memory format, decided as native does in backward: from the tensors
+    # autograd hands back (a saved-tensor hook may have changed their layout); here, on
+    # plain tensors (under torch.func, NumpyStep runs this unwrapped)
+    channels_last = follows_channels_last(input, weight)
+    grad_input = None if grad_x is None else in_format_of_native(to_tensor(grad_x, like=input),
+                                                                 channels_last)
+    grad_weight = None if grad_w is None else in_format_of_native(
+        to_tensor(grad_w, like=weight), channels_last)
     grad_bias = to_tensor(grad_b, like=input) if need_bias else None
     return grad_input, grad_weight, grad_bias
 

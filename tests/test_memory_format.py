@@ -111,3 +111,43 @@ def test_a_channels_last_model_stays_channels_last():
         assert memory_order(ours) == memory_order(native)
         torch.testing.assert_close(ours, native)
         x = native
+
+
+def test_torch_func_transforms_take_channels_last_tensors():
+    """Under torch.func the gradients are batched tensors until NumpyStep unwraps them:
+    the format is set on the plain ones (a channels_last copy of a batched tensor raises
+    in functorch)."""
+    from torch.func import grad, jacrev, vjp, vmap
+    generator = torch.Generator().manual_seed(2)
+    x = torch.randn(2, 3, 6, 5, dtype=torch.float64, generator=generator)
+    w = torch.randn(4, 3, 3, 3, dtype=torch.float64, generator=generator)
+    x_cl, w_cl = (t.contiguous(memory_format=torch.channels_last) for t in (x, w))
+    for conv in (conv2d, F.conv2d):  # native last: the reference
+        results = [
+            vmap(grad(lambda xi: conv(xi[None], w, padding=1).pow(2).sum()))(x_cl),
+            vmap(grad(lambda xi: conv(xi[None], w_cl, padding=1).pow(2).sum()))(x),
+            jacrev(lambda xx: conv(xx, w, padding=1))(x_cl[:1, :, :4, :4]),
+            jacrev(lambda ww: conv(x, ww, padding=1))(w_cl[:2]),
+        ]
+        y, pullback = vjp(lambda xx: conv(xx, w, padding=1), x_cl)
+        cotangents = torch.randn(3, *y.shape, dtype=y.dtype, generator=torch.Generator().manual_seed(3))
+        results.append(vmap(pullback)(cotangents)[0])
+        if conv is conv2d:
+            ours = results
+    for mine, theirs in zip(ours, results):
+        torch.testing.assert_close(mine, theirs, rtol=1e-10, atol=1e-12)
+
+
+def test_the_gradients_format_follows_what_saved_tensor_hooks_hand_back():
+    """Native decides its gradients' format in backward, from the saved tensors as the
+    unpack hook returns them: a hook that makes them NCHW gives NCHW gradients."""
+    x = torch.randn(2, 3, 7, 6, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(4, 3, 3, 3, dtype=torch.float64)
+    layouts = []
+    for conv in (conv2d, F.conv2d):
+        xx, ww = x.detach().requires_grad_(), w.detach().requires_grad_()
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t.contiguous()):
+            y = conv(xx, ww)
+        grads = torch.autograd.grad(y, (xx, ww), torch.ones_like(y))
+        layouts.append([memory_order(t) for t in (y, *grads)])
+    assert layouts[0] == layouts[1]
