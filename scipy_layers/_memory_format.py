@@ -10,9 +10,11 @@ layout of the samples and on random strides, and against torch._prims_common's p
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-CHANNELS_LAST = torch.channels_last
+from ._numpy_bridge import to_tensor
+from ._workspace import output
 
 
 def _strides_like_channels_last(tensor: torch.Tensor) -> bool:
@@ -40,8 +42,13 @@ def follows_channels_last(input: torch.Tensor, weight: torch.Tensor) -> bool:
     return _strides_like_channels_last(input) or _strides_like_channels_last(weight)
 
 
-def in_format_of_native(tensor, channels_last: bool):
-    """``tensor`` (or None) as channels_last where native's would be (one copy), else as is."""
-    if channels_last and tensor is not None and tensor.dim() == 4:
-        return tensor.contiguous(memory_format=CHANNELS_LAST)
-    return tensor
+def to_tensor_in_format(array, like, channels_last: bool):
+    """``array`` (NCHW numpy) as a tensor with the dtype and device of ``like``: channels_last
+    where ``channels_last`` (one transposing copy, into a workspace buffer: a fresh one
+    would page-fault on every call past malloc's mmap threshold), else as ``to_tensor``."""
+    if not channels_last or array.ndim != 4:
+        return to_tensor(array, like)
+    n, c, h, w = array.shape
+    nhwc = output((n, h, w, c), array.dtype)
+    np.copyto(nhwc, array.transpose(0, 2, 3, 1))
+    return to_tensor(nhwc, like).permute(0, 3, 1, 2)

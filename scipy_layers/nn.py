@@ -24,7 +24,7 @@ from ._numpy_quiet import numpy_quiet
 from ._torch_protocols import (graph_break_here, opaque_to_compile, refuse_scripting,
                                torch_function_layer)
 from ._im2col_route import kept_windows_bytes
-from ._memory_format import follows_channels_last, in_format_of_native
+from ._memory_format import follows_channels_last, to_tensor_in_format
 from ._nchw_rule import choose_nchw_method
 from ._ufunc_rows import add_bias
 from ._workspace import (is_large, keep_until_dead, recycle, recycle_when_dead, release_kept,
@@ -92,7 +92,7 @@ class Conv2dNCHWFunction(Function):
                     recycle_when_dead(saved.new_keeper(), state[-1])
             elif keep_windows and method == "im2col":
                 release_kept(reserved)  # (below the pool's floor: not counted)
-        return in_format_of_native(to_tensor(y, like=input), follows_channels_last(input, weight))
+        return to_tensor_in_format(y, input, follows_channels_last(input, weight))
 
     @staticmethod
     @opaque_to_compile
@@ -199,10 +199,8 @@ def _gradients(state, grad_output, input, weight, *, geometry, method, needs, ha
     # autograd hands back (a saved-tensor hook may have changed their layout); here, on
     # plain tensors (under torch.func, NumpyStep runs this unwrapped)
     channels_last = follows_channels_last(input, weight)
-    grad_input = None if grad_x is None else in_format_of_native(to_tensor(grad_x, like=input),
-                                                                 channels_last)
-    grad_weight = None if grad_w is None else in_format_of_native(
-        to_tensor(grad_w, like=weight), channels_last)
+    grad_input = None if grad_x is None else to_tensor_in_format(grad_x, input, channels_last)
+    grad_weight = None if grad_w is None else to_tensor_in_format(grad_w, weight, channels_last)
     grad_bias = to_tensor(grad_b, like=input) if need_bias else None
     return grad_input, grad_weight, grad_bias
 
