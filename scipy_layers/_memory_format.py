@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ._numpy_bridge import to_tensor
-from ._workspace import output
+from ._workspace import recycle_when_dead, scratch
 
 
 def _strides_like_channels_last(tensor: torch.Tensor) -> bool:
@@ -49,6 +49,17 @@ def to_tensor_in_format(array, like, channels_last: bool):
     if not channels_last or array.ndim != 4:
         return to_tensor(array, like)
     n, c, h, w = array.shape
-    nhwc = output((n, h, w, c), array.dtype)
+    nhwc = scratch((n, h, w, c), array.dtype)
     np.copyto(nhwc, array.transpose(0, 2, 3, 1))
-    return to_tensor(nhwc, like).permute(0, 3, 1, 2)
+    # from_numpy of an NCHW-ordered numpy view, not a permute() of a tensor: a tensor a
+    # Function returns must not be a torch view (autograd would then refuse in-place
+    # changes of the output, e.g. ReLU(inplace=True), which native's output allows).
+    # The buffer goes back to the pool when that view dies (the tensor's storage holds
+    # it), not when a view of the buffer made first would (numpy bases every view on the
+    # buffer itself: _workspace.output's rule).
+    nchw = nhwc.transpose(0, 3, 1, 2)
+    recycle_when_dead(nchw, nhwc)
+    tensor = torch.from_numpy(nchw)
+    if like.is_cpu and tensor.dtype == like.dtype:
+        return tensor
+    return tensor.to(device=like.device, dtype=like.dtype)  # (keeps the strides: dense)

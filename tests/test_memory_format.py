@@ -151,3 +151,37 @@ def test_the_gradients_format_follows_what_saved_tensor_hooks_hand_back():
         grads = torch.autograd.grad(y, (xx, ww), torch.ones_like(y))
         layouts.append([memory_order(t) for t in (y, *grads)])
     assert layouts[0] == layouts[1]
+
+
+def test_a_channels_last_output_takes_in_place_changes_as_natives_does():
+    """ReLU(inplace=True) after the conv, a common channels_last block: the output must
+    not be a torch view (autograd refuses in-place changes of a Function's view output)."""
+    x = torch.randn(2, 3, 7, 6, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(4, 3, 3, 3, dtype=torch.float64)
+    results = []
+    for conv in (conv2d, F.conv2d):
+        xx, ww = x.detach().requires_grad_(), w.detach().requires_grad_()
+        y = torch.nn.functional.relu(conv(xx, ww, padding=1), inplace=True)
+        results.append([y, *torch.autograd.grad(y.sum(), (xx, ww))])
+    for mine, theirs in zip(*results):
+        torch.testing.assert_close(mine, theirs, rtol=1e-10, atol=1e-12)
+        assert memory_order(mine) == memory_order(theirs)
+
+
+def test_a_channels_last_result_keeps_its_buffer_while_it_lives():
+    """The channels_last copy lives in a pooled buffer (every array is pooled in the
+    tests): a later call must not take it while the first result or gradient lives."""
+    def call(seed):
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn(2, 3, 7, 6, dtype=torch.float64, generator=g)
+        w = torch.randn(4, 3, 3, 3, dtype=torch.float64, generator=g)
+        x = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+        y = conv2d(x, w)
+        (grad_input,) = torch.autograd.grad(y, (x,), torch.ones_like(y))
+        return y, grad_input
+    first = call(0)
+    kept = [t.clone() for t in first]
+    for seed in range(1, 4):
+        call(seed)
+    for held, copy in zip(first, kept):
+        assert torch.equal(held, copy)
