@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._numpy_bridge import to_tensor
-from ._workspace import recycle_when_dead, scratch
+from ._numpy_bridge import tensor_like, to_tensor
+from ._workspace import output
 
 
 def _strides_like_channels_last(tensor: torch.Tensor) -> bool:
@@ -46,20 +46,12 @@ def to_tensor_in_format(array, like, channels_last: bool):
     """``array`` (NCHW numpy) as a tensor with the dtype and device of ``like``: channels_last
     where ``channels_last`` (one transposing copy, into a workspace buffer: a fresh one
     would page-fault on every call past malloc's mmap threshold), else as ``to_tensor``."""
-    if not channels_last or array.ndim != 4:
+    if not channels_last:
         return to_tensor(array, like)
     n, c, h, w = array.shape
-    nhwc = scratch((n, h, w, c), array.dtype)
-    np.copyto(nhwc, array.transpose(0, 2, 3, 1))
-    # from_numpy of an NCHW-ordered numpy view, not a permute() of a tensor: a tensor a
+    nchw = output((n, h, w, c), array.dtype, axes=(0, 3, 1, 2))
+    np.copyto(nchw, array)
+    # from_numpy of a channels_last numpy array, not a permute() of a tensor: a tensor a
     # Function returns must not be a torch view (autograd would then refuse in-place
-    # changes of the output, e.g. ReLU(inplace=True), which native's output allows).
-    # The buffer goes back to the pool when that view dies (the tensor's storage holds
-    # it), not when a view of the buffer made first would (numpy bases every view on the
-    # buffer itself: _workspace.output's rule).
-    nchw = nhwc.transpose(0, 3, 1, 2)
-    recycle_when_dead(nchw, nhwc)
-    tensor = torch.from_numpy(nchw)
-    if like.is_cpu and tensor.dtype == like.dtype:
-        return tensor
-    return tensor.to(device=like.device, dtype=like.dtype)  # (keeps the strides: dense)
+    # changes of the output, e.g. ReLU(inplace=True), which native's output allows)
+    return tensor_like(torch.from_numpy(nchw), like)

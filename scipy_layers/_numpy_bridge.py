@@ -111,8 +111,12 @@ def to_numpy(tensor: torch.Tensor) -> np.ndarray:
 
 
 def to_tensor(array: np.ndarray, like: torch.Tensor) -> torch.Tensor:
-    """``array`` as a tensor with the dtype and device of ``like``."""
-    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    """``array`` as a (C-contiguous) tensor with the dtype and device of ``like``."""
+    return tensor_like(torch.from_numpy(np.ascontiguousarray(array)), like)
+
+
+def tensor_like(tensor: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``tensor`` with the dtype and device of ``like``; a dense tensor keeps its strides."""
     if like.is_cpu and tensor.dtype == like.dtype:
         return tensor  # the common case: no .to() call
     return tensor.to(device=like.device, dtype=like.dtype)

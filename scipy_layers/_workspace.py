@@ -135,14 +135,16 @@ def recycle(*arrays) -> None:
             _workspace_bytes += array.nbytes
 
 
-def output(shape, dtype) -> np.ndarray:
-    """A C-contiguous array to hand out (as a tensor): a view of a scratch buffer that
-    returns to the workspace when the view dies. Callers return the view itself, never
-    a view of it (numpy bases views on the buffer, which would outlive the view)."""
+def output(shape, dtype, axes=None) -> np.ndarray:
+    """An array to hand out (as a tensor): a view of a scratch buffer that returns to the
+    workspace when the view dies; C-contiguous ``shape``, or with ``axes`` that buffer's
+    transpose(axes) (e.g. a channels_last NCHW array laid out as an NHWC ``shape``).
+    Callers return the view itself, never a view of it (numpy bases views on the buffer,
+    which would outlive the view)."""
     buffer = scratch(shape, dtype)
+    view = buffer.view() if axes is None else buffer.transpose(axes)
     if buffer.nbytes < POOLED_MIN_BYTES or not _made_by_scratch(buffer):
-        return buffer  # not pooled: nothing to give back
-    view = buffer.view()
+        return buffer if axes is None else view  # not pooled: nothing to give back
     _recycle_with(view, buffer)
     return view
 

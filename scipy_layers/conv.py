@@ -237,7 +237,7 @@ def _conv_gradients(state, grad_output, input, filter, *, method, needs, bias_sh
     backend, forward_state = state
     if backend == gpu.CUPY:
         return _cupy_conv.conv_backward(forward_state, grad_output, input, filter, need_input,
-                                 need_filter, bias_shape, need_bias)
+                                        need_filter, bias_shape, need_bias)
     g = to_numpy(grad_output)
     grad_input = grad_filter = grad_bias = None
     if need_input or need_filter:

@@ -48,6 +48,22 @@ def test_small_arrays_are_not_pooled(monkeypatch):
     assert _workspace.scratch((1 << 14,), np.float64) is not buffer
 
 
+def test_a_transposed_output_gives_its_buffer_back_when_it_dies():
+    """output(shape, axes=...) hands out the buffer's transpose; the buffer goes back
+    when that view dies, not before (a view made of it later is based on the buffer)."""
+    _workspace.clear_workspace()
+    view = _workspace.output((2, 4, 5, 3), np.float64, axes=(0, 3, 1, 2))  # (pooled: tests)
+    assert view.shape == (2, 3, 4, 5) and view.base.flags.c_contiguous
+    assert view.strides == view.base.transpose(0, 3, 1, 2).strides
+    buffer = view.base
+    view[...] = 1.0
+    gc.collect()
+    assert _workspace.scratch((2, 4, 5, 3), np.float64) is not buffer  # still handed out
+    del view
+    gc.collect()
+    assert _workspace.scratch((2, 4, 5, 3), np.float64) is buffer
+
+
 def test_private_pocketfft_is_in_use_here():
     """The probe accepts scipy's pocketfft entry points on the pinned scipy: without them
     every transform would copy (no speed-up; the results stay right, see below)."""
