@@ -76,6 +76,18 @@ IM2COL_NS_PER_MAC_X_C_OUT = 6.0
 IM2COL_MIN_NS_PER_MAC = 0.15
 FLOAT32_GEMM_SPEEDUP = 2.0  # (calibrated GEMM float32 / float64: 2.2 Zen 3, 2.3 Zen 5, 2.0 Zen 4)
 FFT_MODEL_MARGIN = 0.65
+# On many channel pairs in im2col's own layout (neither few pairs nor kn2row) float32
+# gains less from im2col and more in fft than the two constants above say, so there fft's
+# modelled time in float32 is scaled by WIDE_FLOAT32_FFT_SCALE. Measured on the Zen 4 VM
+# of docs/performance.md (14 shapes, batches 4-16, 3-64 input and 8-64 output channels,
+# 5x5-13x13, both methods in both dtypes, fwd+bwd, one process, rotated): im2col float64 /
+# float32 time 1.6-2.2 (median 1.8, not 2.0), fft float64 / float32 1.13-1.48 (median
+# 1.3; the model prices fft alike in both). The float32 fft / im2col measured 0.44-0.95x
+# the model's (8x16x32x32 -> 32 k15 0.45 modelled 0.90). 42 shapes this moves to fft
+# (random, of the 405 it moves with modelled im2col time <= 150 ms) measured fft /
+# im2col 0.31-0.93; on few channel pairs and kn2row cells the same scaling would have
+# moved losers too (up to 2.6x and 1.25x), so it stays off there.
+WIDE_FLOAT32_FFT_SCALE = (1.8 / FLOAT32_GEMM_SPEEDUP) / 1.3
 # Where im2col runs its kn2row layout, fft is weighed against kn2row's model instead: ns,
 # fwd+bwd, KN2ROW_NS_PER_MAC x its multiply-adds (N Hp Wp kH kW C_in C_out / G, the
 # dropped rows and columns included) + KN2ROW_NS_PER_ROW_ELEMENT x the elements of its
@@ -139,6 +151,8 @@ def choose_nchw_method(x_shape, w_shape, stride, dilation, groups, dtype=torch.f
             im2col_ns = _kn2row_time_model(x_shape, w_shape, padding, dtype)
         else:
             im2col_ns = _im2col_time_model(x_shape, w_shape, padding, dtype)
+            if not narrow and not is_float64(dtype):
+                fft_ns *= WIDE_FLOAT32_FFT_SCALE
         fits = narrow or spectra_bytes <= FFT_MODEL_MAX_SPECTRA_BYTES  # (see the limit)
         if fits and fft_ns <= FFT_MODEL_MARGIN * im2col_ns:
             return "fft"
