@@ -77,21 +77,21 @@ class Conv2dNCHWFunction(Function):
             reserved = reserved if keep_windows else 0
         try:
             y, state = _forward_kernels(x, w, b, geometry, method, keep_windows)
-        except BaseException:
+            if saved is not None:
+                saved.value = (w, state, keep_windows)
+                if keep_windows and is_large(state[-1]):
+                    # Counted, then back to the workspace, when autograd frees this
+                    # call's saved tensors (ForwardState.holder: backward may run again
+                    # under retain_graph, so not at the end of it).
+                    if method == "im2col":
+                        keep_until_dead(saved.new_keeper(), state[-1], reserved)
+                        reserved = 0  # (the keeper holds the count now)
+                    else:
+                        recycle_when_dead(saved.new_keeper(), state[-1])
+        finally:
+            # what no keeper took: an error or Ctrl-C on the way, or windows below the
+            # pool's floor (not counted)
             release_kept(reserved)
-            raise
-        if saved is not None:
-            saved.value = (w, state, keep_windows)
-            if keep_windows and is_large(state[-1]):
-                # Counted, then back to the workspace, when autograd frees this call's
-                # saved tensors (ForwardState.holder: backward may run again under
-                # retain_graph, so not at the end of it).
-                if method == "im2col":
-                    keep_until_dead(saved.new_keeper(), state[-1], reserved)
-                else:
-                    recycle_when_dead(saved.new_keeper(), state[-1])
-            elif keep_windows and method == "im2col":
-                release_kept(reserved)  # (below the pool's floor: not counted)
         return to_tensor_in_format(y, input, follows_channels_last(input, weight))
 
     @staticmethod

@@ -136,6 +136,25 @@ def test_a_failed_forward_gives_its_reservation_back(monkeypatch):
     assert _workspace.kept_bytes() == start
 
 
+@pytest.mark.parametrize("where", ["new_keeper", "keep_until_dead"])
+def test_an_interrupt_after_the_kernels_gives_the_reservation_back(monkeypatch, where):
+    """Ctrl-C (or any error) after forward's kernels ran but before a keeper took the
+    count: the reservation goes back (it leaked until the process ended before)."""
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    if where == "new_keeper":
+        from scipy_layers._forward_state import ForwardState
+        monkeypatch.setattr(ForwardState, "new_keeper", interrupt)
+    else:
+        monkeypatch.setattr(scipy_layers.nn, "keep_until_dead", interrupt)
+    x, w, b = _inputs()
+    start = _start()
+    with pytest.raises(KeyboardInterrupt):
+        scipy_layers.conv2d(x, w, b, padding=1)
+    assert _workspace.kept_bytes() == start
+
+
 def test_graphs_made_and_freed_in_threads_leave_no_count():
     x, w, b = _inputs()
     expected = _grads(F.conv2d(x, w, b, padding=1), (x, w, b))
