@@ -3,7 +3,7 @@ pass, cheap lower bounds of each output's M = sum over its window of |a||b|, and
 per-pixel check E <= (c * eps - u) * M with direct fix-ups (see _fft_conv's docstring).
 
 All arrays here are the scaled float64 operands of _fft_conv (maximum near 1), so no
-intermediate overflows and (products_stay_normal) no product underflows.
+intermediate overflows and (products_in_range) no product underflows.
 """
 from __future__ import annotations
 

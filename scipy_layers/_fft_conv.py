@@ -6,7 +6,8 @@ one 1e6 pixel spoils outputs far away that a direct sum gets right. So each pass
 
 1. computes in float64 (for float32 too) on operands scaled by powers of two to a
    maximum near 1 (exact, and no overflow however large the input); operands whose
-   products would underflow there (float64 spanning ~300 decades) skip the FFT;
+   products would underflow there (float64 spanning ~300 decades), or could overflow
+   the dtype unscaled, skip the FFT;
 2. bounds its error E per output channel pair from the operands' norms
    (_fft_certificate: a worst-case bound for float32, a statistical model for float64);
 3. certifies every output pixel p against the contract of ``agreement.py``,
@@ -38,6 +39,12 @@ from ._workspace import recycle, scratch
 # (2**-1022) a product loses digits, in the transforms, in M and in the fix-ups alike, so
 # the certificate could not see the loss. A float32 operand never comes near.
 MIN_PRODUCT_EXPONENT = -1000
+# Nor may a product overflow the dtype unscaled (|a b| < 2**(exponents' sum) <= half
+# the next power of two past its largest value): there native's products give inf or
+# NaN (inf - inf) and the sum is outside the contract's domain, where scaled float64
+# would return finite values that are wrong by up to the whole of M (hostile pass: 1e30
+# pixels on +-1e10 weights, float32, exact 0: -3.4e23 where native has inf). Such a pass
+# runs the caller's direct method, whose products overflow as native's do.
 # The channel contraction runs as numpy's matmul on bins-first views (its own loop: the
 # views are strided) from this many multiply-adds per bin, einsum below. One process,
 # the six contractions of a fwd+bwd (three passes, their M), float64, ms einsum / matmul:
@@ -138,8 +145,11 @@ class _Operand:
             smallest = math.frexp(least)[1] - exponent
         return cls(scaled, exponent, smallest, shape, _spectrum(scaled, shape))
 
-    def products_stay_normal(self, other: "_Operand") -> bool:
-        return self.smallest_exponent + other.smallest_exponent > MIN_PRODUCT_EXPONENT
+    def products_in_range(self, other: "_Operand", dtype) -> bool:
+        """No product with ``other`` underflows scaled (MIN_PRODUCT_EXPONENT) or can
+        overflow ``dtype`` unscaled."""
+        return (self.smallest_exponent + other.smallest_exponent > MIN_PRODUCT_EXPONENT
+                and self.exponent + other.exponent < np.finfo(dtype).maxexp)
 
     def magnitude_spectrum(self) -> np.ndarray:
         if self._magnitude_spectrum is None:
@@ -194,7 +204,7 @@ def fft_forward(x, w, padding, out_hw):
     state = FFTState(_Operand.of(xp, shape), _Operand.of(w, shape), padding, out_hw,
                      np.result_type(x, w))
     sx, sw = state.x, state.w
-    if not sx.products_stay_normal(sw):
+    if not sx.products_in_range(sw, state.dtype):
         return None, state
     k_h, k_w = w.shape[2:]
     c_in = w.shape[1]
@@ -233,7 +243,7 @@ def fft_backward(gy, state: FFTState, need_input, need_weight):
     c_out, _, k_h, k_w = sw.array.shape
     eps = cert.EPS[state.dtype]
     grad_input = grad_weight = None
-    certified = [sg.products_stay_normal(sw), sx.products_stay_normal(sg)]
+    certified = [sg.products_in_range(sw, state.dtype), sx.products_in_range(sg, state.dtype)]
     if need_input and certified[0]:
         top, bottom, left, right = state.padding
         crop = (Ellipsis, slice(top, hp - bottom), slice(left, wp - right))

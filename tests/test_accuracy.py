@@ -321,3 +321,36 @@ def test_gradient_spectrum_quick_way_equals_the_careful_way(dtype, weighted, cas
         assert np.isfinite(quick).all()
     if case == "quotient overflows":  # the careful way's Z/|Z| first: still finite
         assert np.isfinite(quick).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("pass_", ["output", "grad_input", "grad_weight"])
+def test_fft_leaves_overflowing_products_to_the_direct_sums(pass_, dtype):
+    """Outside the contract's domain: products beyond the dtype's largest value. Scaled
+    float64 FFTs gave finite values wrong by up to M there (hostile pass: 1e30 pixels on
+    +-1e10 weights, float32, exact 0: -3.4e23 where native has inf); the direct sums
+    overflow where native's do, so inf / NaN land in native's entries (NaN or inf: the
+    order of the sums decides, as between native's own paths)."""
+    big = 1e30 if dtype == torch.float32 else 1e300
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 3, 16, 16, dtype=dtype, generator=gen)
+    w = torch.randn(8, 3, 15, 15, dtype=dtype, generator=gen)
+    g = torch.randn(4, 8, 16, 16, dtype=dtype, generator=gen)
+    huge = {"output": x, "grad_input": g, "grad_weight": g}[pass_]
+    other = {"output": w, "grad_input": w, "grad_weight": x}[pass_]
+    huge[0, 0, 8, 8:10] = big
+    other.mul_(1e10)  # products near 1e40 (float32) / 1e310 (float64)
+    quantities = {}
+    for name, conv in [("native", F.conv2d), ("fft", lambda a, b, **k: conv2d(a, b, method="fft", **k))]:
+        xr, wr = x.clone().requires_grad_(), w.clone().requires_grad_()
+        y = conv(xr, wr, padding=7)
+        grads = torch.autograd.grad(y, (xr, wr), g)
+        quantities[name] = dict(zip(("output", "grad_input", "grad_weight"), (y, *grads)))
+    ours, native = quantities["fft"][pass_], quantities["native"][pass_]
+    assert (~native.isfinite()).any()  # the case is what it says
+    assert torch.equal(ours.isfinite(), native.isfinite())
+    # the single-channel layer shares the FFT pass
+    single = scipy_conv2d(x[0, 0], w[0, 0], None, "fft") if pass_ == "output" else None
+    if single is not None:
+        theirs = F.conv2d(x[:1, :1], w[:1, :1])[0, 0]
+        assert torch.equal(single.isfinite(), theirs.isfinite())
