@@ -83,9 +83,9 @@ FFT_MODEL_MARGIN = 0.65
 # 5x5-13x13, both methods in both dtypes, fwd+bwd, one process, rotated): im2col float64 /
 # float32 time 1.6-2.2 (median 1.8, not 2.0), fft float64 / float32 1.13-1.48 (median
 # 1.3; the model prices fft alike in both). The float32 fft / im2col measured 0.44-0.95x
-# the model's (8x16x32x32 -> 32 k15 0.45 modelled 0.90). 42 shapes this moves to fft
-# (random, of the 405 it moves with modelled im2col time <= 150 ms) measured fft /
-# im2col 0.31-0.93; on few channel pairs and kn2row cells the same scaling would have
+# the model's (8x16x32x32 -> 32 k15 0.45 modelled 0.90). 50 cells this moves to fft
+# (random, of the 515 it moves on a 43,200-cell grid, all float32) measured fft /
+# im2col 0.31-0.98; on few channel pairs and kn2row cells the same scaling would have
 # moved losers too (up to 2.6x and 1.25x), so it stays off there.
 WIDE_FLOAT32_FFT_SCALE = (1.8 / FLOAT32_GEMM_SPEEDUP) / 1.3
 # Where im2col runs its kn2row layout, fft is weighed against kn2row's model instead: ns,
