@@ -64,7 +64,7 @@ class ForwardState:
 
 
 class _Keeper:
-    __slots__ = ("__weakref__",)
+    __slots__ = ("kept_count", "__weakref__")  # (_workspace.keep_until_dead's record)
 
 
 def _drop(state_ref, _holder_ref) -> None:

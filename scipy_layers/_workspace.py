@@ -172,69 +172,76 @@ def recycle_when_dead(owner, array) -> None:
 # Smaller arrays are not counted: the count's lock and weak reference cost ~14 us of a
 # 1x3x8x8 call.
 KEPT_LIMIT_BYTES = 1 << 30
-_kept_bytes = 0
 
 
 def _counted(nbytes: int) -> int:
     return nbytes if nbytes >= POOLED_MIN_BYTES else 0
 
 
-def reserve_kept(nbytes: int) -> bool:
-    """Count ``nbytes`` that forward will keep, if that stays within KEPT_LIMIT_BYTES
-    (True), else nothing (False); below POOLED_MIN_BYTES, True without a count. The
-    caller settles a reservation with :func:`keep_until_dead` or :func:`release_kept`."""
-    global _kept_bytes
+class KeptCount:
+    """One forward's share of kept_bytes(): what it reserved (:func:`reserve_kept`), then
+    what its keeper holds (:func:`keep_until_dead`), or nothing once given back
+    (:func:`release_kept`). kept_bytes() sums the live records; the keeper holds its
+    record, which goes with it, and each step is one store of ``state``: a Ctrl-C at any
+    point can neither leave a count behind nor give one back twice. (A running total
+    updated beside the reservation, and by the keeper's death callback, did both, a
+    hostile pass found.)"""
+
+    __slots__ = ("state", "__weakref__")
+
+    def __init__(self):
+        self.state = (0, False)  # (bytes counted, whether a keeper holds them)
+
+
+_kept_counts: "weakref.WeakSet[KeptCount]" = weakref.WeakSet()  # (changed under the lock)
+
+
+def _kept_sum() -> int:
+    return sum(count.state[0] for count in _kept_counts)
+
+
+def reserve_kept(count: KeptCount, nbytes: int) -> bool:
+    """Count ``nbytes`` that forward will keep into ``count``, if that stays within
+    KEPT_LIMIT_BYTES (True), else nothing (False); below POOLED_MIN_BYTES, True without
+    a count. The caller settles ``count`` with :func:`keep_until_dead` and, in any case
+    (a ``finally``), :func:`release_kept`."""
     if not _counted(nbytes):
         return True
     with _workspace_lock:
-        if _kept_bytes + nbytes > KEPT_LIMIT_BYTES:
+        if _kept_sum() + nbytes > KEPT_LIMIT_BYTES:
             return False
-        _kept_bytes += nbytes
+        _kept_counts.add(count)
+        count.state = (nbytes, False)
         return True
 
 
-def release_kept(nbytes: int) -> None:
-    """Give back ``nbytes`` of :func:`reserve_kept` (nothing below POOLED_MIN_BYTES)."""
-    global _kept_bytes
-    if _counted(nbytes):
-        with _workspace_lock:
-            _kept_bytes -= nbytes
+def release_kept(count: KeptCount) -> None:
+    """Give back what ``count`` reserved, unless a keeper holds it (its death does)."""
+    if not count.state[1]:
+        count.state = (0, False)
 
 
 def kept_bytes() -> int:
     """The bytes forward's counted kept arrays hold now, over all live graphs."""
-    return _kept_bytes
+    with _workspace_lock:
+        return _kept_sum()
 
 
-def _release_and_give_back(array: np.ndarray, nbytes: int):
-    def release(ref):  # (the owner died)
-        global _kept_bytes
-        if _exiting is not False:
-            return
-        del _pending[id(ref)]
-        with _workspace_lock:
-            _kept_bytes -= nbytes
-        recycle(array)
-    return release
-
-
-def keep_until_dead(owner, array, reserved: int) -> None:
-    """``array`` (None: nothing), for which forward reserved ``reserved`` bytes
-    (:func:`reserve_kept`), stays counted while ``owner`` lives, by its own size (an
-    array larger than its reservation is counted in full, one below POOLED_MIN_BYTES
-    not at all); then the count drops and the array goes back to the workspace, as
-    :func:`recycle_when_dead` gives it."""
-    global _kept_bytes
+def keep_until_dead(owner, array, count: KeptCount) -> None:
+    """``array`` (None: nothing), for which forward reserved ``count``
+    (:func:`reserve_kept`), stays counted while ``owner`` (with a ``kept_count`` slot,
+    which takes ``count``) lives, by its own size (an array larger than its reservation
+    is counted in full, one below POOLED_MIN_BYTES not at all, its reservation then
+    left to :func:`release_kept`); then the count goes with the owner and the array
+    back to the workspace, as :func:`recycle_when_dead` gives it."""
     held = _counted(0 if array is None else array.nbytes)
-    change = held - _counted(reserved)
-    if change:
-        with _workspace_lock:
-            _kept_bytes += change
-    if held:
-        reference = weakref.ref(owner, _release_and_give_back(array, held))
-        _pending[id(reference)] = reference
-    else:
-        recycle_when_dead(owner, array)
+    recycle_when_dead(owner, array)
+    if not held:
+        return
+    owner.kept_count = count  # (first: a Ctrl-C before the store below leaves it to
+    with _workspace_lock:     # release_kept)
+        _kept_counts.add(count)  # (already in where the reservation was counted)
+        count.state = (held, True)
 
 
 def clear_workspace() -> None:

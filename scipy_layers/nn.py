@@ -27,8 +27,8 @@ from ._im2col_route import kept_windows_bytes
 from ._memory_format import follows_channels_last, to_tensor_in_format
 from ._nchw_rule import choose_nchw_method
 from ._ufunc_rows import add_bias
-from ._workspace import (is_large, keep_until_dead, recycle, recycle_when_dead, release_kept,
-                         reserve_kept)
+from ._workspace import (KeptCount, is_large, keep_until_dead, recycle, recycle_when_dead,
+                         release_kept, reserve_kept)
 
 NCHW_METHODS = ("auto", "im2col", "fft", "shift")
 
@@ -70,12 +70,11 @@ class Conv2dNCHWFunction(Function):
         x, w = to_numpy(input), to_numpy(weight)
         b = None if bias is None else to_numpy(bias)
         keep_windows = saved is not None and bool(saved.hint)
-        reserved = 0  # im2col's windows, counted against _workspace.KEPT_LIMIT_BYTES
-        if keep_windows and method == "im2col":
-            reserved = kept_windows_bytes(x.shape, w.shape, geometry, x.itemsize)
-            keep_windows = reserve_kept(reserved)
-            reserved = reserved if keep_windows else 0
+        count = KeptCount()  # im2col's windows, counted against _workspace.KEPT_LIMIT_BYTES
         try:
+            if keep_windows and method == "im2col":
+                keep_windows = reserve_kept(count, kept_windows_bytes(x.shape, w.shape,
+                                                                      geometry, x.itemsize))
             y, state = _forward_kernels(x, w, b, geometry, method, keep_windows)
             if saved is not None:
                 saved.value = (w, state, keep_windows)
@@ -84,14 +83,13 @@ class Conv2dNCHWFunction(Function):
                     # call's saved tensors (ForwardState.holder: backward may run again
                     # under retain_graph, so not at the end of it).
                     if method == "im2col":
-                        keep_until_dead(saved.new_keeper(), state[-1], reserved)
-                        reserved = 0  # (the keeper holds the count now)
+                        keep_until_dead(saved.new_keeper(), state[-1], count)
                     else:
                         recycle_when_dead(saved.new_keeper(), state[-1])
         finally:
             # what no keeper took: an error or Ctrl-C on the way, or windows below the
             # pool's floor (not counted)
-            release_kept(reserved)
+            release_kept(count)
         return to_tensor_in_format(y, input, follows_channels_last(input, weight))
 
     @staticmethod
