@@ -44,7 +44,8 @@ MIN_PRODUCT_EXPONENT = -1000
 # NaN (inf - inf) and the sum is outside the contract's domain, where scaled float64
 # would return finite values that are wrong by up to the whole of M (hostile pass: 1e30
 # pixels on +-1e10 weights, float32, exact 0: -3.4e23 where native has inf). Such a pass
-# runs the caller's direct method, whose products overflow as native's do.
+# runs the caller's direct method, whose products overflow where native's mostly do
+# (native's fused multiply-adds can keep a sum finite past one overflowing product).
 # The channel contraction runs as numpy's matmul on bins-first views (its own loop: the
 # views are strided) from this many multiply-adds per bin, einsum below. One process,
 # the six contractions of a fwd+bwd (three passes, their M), float64, ms einsum / matmul:

@@ -329,8 +329,9 @@ def test_fft_leaves_overflowing_products_to_the_direct_sums(pass_, dtype):
     """Outside the contract's domain: products beyond the dtype's largest value. Scaled
     float64 FFTs gave finite values wrong by up to M there (hostile pass: 1e30 pixels on
     +-1e10 weights, float32, exact 0: -3.4e23 where native has inf); the direct sums
-    overflow where native's do, so inf / NaN land in native's entries (NaN or inf: the
-    order of the sums decides, as between native's own paths)."""
+    overflow where native's do on this case, so inf / NaN land in native's entries (NaN
+    or inf: the order of the sums decides, as between native's own paths; fused
+    multiply-adds can keep a sum finite past one overflowing product elsewhere)."""
     big = 1e30 if dtype == torch.float32 else 1e300
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(4, 3, 16, 16, dtype=dtype, generator=gen)
