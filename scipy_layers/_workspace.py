@@ -184,8 +184,8 @@ class KeptCount:
     (:func:`release_kept`). kept_bytes() sums the live records; the keeper holds its
     record, which goes with it, and each step is one store of ``state``: a Ctrl-C at any
     point can neither leave a count behind nor give one back twice. (A running total
-    updated beside the reservation, and by the keeper's death callback, did both, a
-    hostile pass found.)"""
+    updated beside the reservation and by the keeper's death callback did both: a
+    hostile pass, and tests/test_kept_windows.py's interrupt at every signal point.)"""
 
     __slots__ = ("state", "__weakref__")
 
