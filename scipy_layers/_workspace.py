@@ -143,7 +143,7 @@ def output(shape, dtype, axes=None) -> np.ndarray:
     which would outlive the view)."""
     buffer = scratch(shape, dtype)
     view = buffer.view() if axes is None else buffer.transpose(axes)
-    if buffer.nbytes < POOLED_MIN_BYTES or not _made_by_scratch(buffer):
+    if not _made_by_scratch(buffer):  # (small arrays included)
         return buffer if axes is None else view  # not pooled: nothing to give back
     _recycle_with(view, buffer)
     return view
@@ -157,7 +157,7 @@ def _recycle_with(owner, array) -> None:
 def recycle_when_dead(owner, array) -> None:
     """recycle() ``array`` once ``owner`` is garbage (only an array the pool would keep:
     each give-back costs a few us)."""
-    if array is not None and array.nbytes >= POOLED_MIN_BYTES and _made_by_scratch(array):
+    if _made_by_scratch(array):  # (not None, not small: its first check)
         _recycle_with(owner, array)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dis
 import gc
+import inspect
 import sys
 import threading
 
@@ -157,12 +158,6 @@ def test_an_interrupt_after_the_kernels_gives_the_reservation_back(monkeypatch, 
     assert _workspace.kept_bytes() == start
 
 
-def _unwrapped(function):
-    while hasattr(function, "__wrapped__"):
-        function = function.__wrapped__
-    return function
-
-
 def _signal_points(code) -> frozenset:
     """Offsets in ``code`` where CPython can run a signal handler (its "eval breaker"):
     the function's entry and the instruction after each call returns (and a loop's
@@ -184,7 +179,7 @@ def test_an_interrupt_wherever_a_signal_can_land_leaves_the_count_as_it_was():
     never below. (A hostile pass found 48 of 221 points wrong: a running total updated
     beside the reservation leaked or was given back twice.)"""
     from scipy_layers._forward_state import ForwardState
-    functions = {"forward": _unwrapped(scipy_layers.nn.Conv2dNCHWFunction.forward),
+    functions = {"forward": inspect.unwrap(scipy_layers.nn.Conv2dNCHWFunction.forward),
                  "reserve_kept": _workspace.reserve_kept,
                  "keep_until_dead": _workspace.keep_until_dead,
                  "release_kept": _workspace.release_kept,
