@@ -31,9 +31,31 @@ C_STAGE = 8.0
 # tests/test_accuracy.py and a hostile tester's ~7,400 adversarial cases check it
 # (worst seen: 0.14 of the contract).
 STATISTICAL_SAFETY = 20.0
-# A fix-up may cost at most this many multiply-adds per element of the padded input (the
+# A fix-up may cost at most this many multiply-adds per element of the pass's operand (the
 # FFT pass itself costs ~ 3 log2 T per element); beyond it the caller's direct method runs.
 FIXUP_WORK_PER_ELEMENT = 16
+# Fix-ups gather each pixel's terms (its windows) before summing them: at most this many
+# terms at a time, so their memory stays ~8 MiB however many pixels fail.
+FIXUP_CHUNK_TERMS = 1 << 20
+# Where the caller's direct method is the tap kernels (_nchw_fft), a forward or
+# grad_input pass may instead spend TAP_FIXUP_SHARE / c of that direct pass's
+# multiply-adds, c the channels each tap's GEMM sums (C_in forward, C_out grad_input):
+# taps take ~1.4 / c ns a multiply-add, fix-ups 2-6 (docs/performance.md), so at most
+# about half the tap pass. Float64 grad_input with one output channel fails ~10% of its
+# pixels on random data (the borders, where M holds few products), C_in times more than
+# grad_output has elements: every such pass ran the tap kernels after its FFT.
+TAP_FIXUP_SHARE = 0.12
+
+
+def fixup_budget(operand_size: int, result_size: int, terms: int, tap_channels: int) -> float:
+    """Multiply-adds a pass's fix-ups may take before the caller's direct method runs
+    the whole pass (``result_size`` outputs of ``terms`` multiply-adds) instead:
+    FIXUP_WORK_PER_ELEMENT per element of its operand, or TAP_FIXUP_SHARE's
+    (``tap_channels``: its c, 0 where it does not apply)."""
+    budget = FIXUP_WORK_PER_ELEMENT * operand_size
+    if tap_channels:
+        budget = max(budget, TAP_FIXUP_SHARE / tap_channels * result_size * terms)
+    return budget
 
 
 def norms(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -112,5 +134,8 @@ def certify(result, bound, tolerance, lower_tiles, pixels_of, exact_m, direct_at
     if count * work_per_fix > budget:
         return None
     index = np.nonzero(failing)
-    result[index] = direct_at(*index)
+    step = max(1, FIXUP_CHUNK_TERMS // max(1, work_per_fix))
+    for start in range(0, count, step):
+        part = tuple(axis[start:start + step] for axis in index)
+        result[part] = direct_at(*part)
     return result

@@ -171,6 +171,7 @@ class FFTState:
     padding: tuple
     out_hw: tuple
     dtype: np.dtype
+    tap_fixups: bool = False    # the caller's direct method is the tap kernels
 
 
 def _bound(a: _Operand, b: _Operand, contract, contracted, spectrum, dtype):
@@ -196,14 +197,15 @@ def _tile_lower(minima: cert.WindowMinima, kernel_l1, contract, terms):
     return np.einsum(contract, kernel_l1, minima.tiles) * (1 - 2 * cert.U64 * terms)
 
 
-def fft_forward(x, w, padding, out_hw):
+def fft_forward(x, w, padding, out_hw, tap_fixups=False):
     """(y or None, state): y = conv(x, w) on the zero-padded x, in x's dtype; None when
-    not certified (run a direct method; the state still serves fft_backward)."""
+    not certified (run a direct method; the state still serves fft_backward).
+    ``tap_fixups``: that direct method is the tap kernels (cert.fixup_budget)."""
     top, bottom, left, right = padding
     xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right))) if any(padding) else x
     shape = tuple(scipy.fft.next_fast_len(n, real=True) for n in xp.shape[2:])
     state = FFTState(_Operand.of(xp, shape), _Operand.of(w, shape), padding, out_hw,
-                     np.result_type(x, w))
+                     np.result_type(x, w), tap_fixups)
     sx, sw = state.x, state.w
     if not sx.products_in_range(sw, state.dtype):
         return None, state
@@ -227,7 +229,8 @@ def fft_forward(x, w, padding, out_hw):
         lambda: _tile_lower(minima, sw.norms()[1], "oc,nchw->nohw", terms),
         lambda mask: minima.pixels(mask, out_hw),
         lambda: _m_lower("ncuv,ocuv->nouv", sx, sw, "nc,oc->no", c_in, True, out_hw[0], crop),
-        direct_at, terms, cert.FIXUP_WORK_PER_ELEMENT * sx.array.size)
+        direct_at, terms, cert.fixup_budget(sx.array.size, y.size, terms,
+                                             c_in if state.tap_fixups else 0))
     if y is None:
         return None, state
     return np.ldexp(y, sx.exponent + sw.exponent).astype(state.dtype), state
@@ -252,10 +255,14 @@ def fft_backward(gy, state: FFTState, need_input, need_weight):
         result = _inverse_rows(spectrum, shape, hp)[..., :wp][crop]
         bound = _bound(sg, sw, "no,oc->nc", c_out, spectrum, state.dtype)
         recycle(spectrum)
+        g_windows = []  # (padded once, on the first call: certify calls in chunks)
+
         def direct_at(b, c, r, s):
-            g_padded = np.pad(sg.array, ((0, 0), (0, 0), (k_h - 1, k_h - 1), (k_w - 1, k_w - 1)))
-            windows = sliding_window_view(g_padded, (k_h, k_w), axis=(2, 3))[b, :, r + top,
-                                                                              s + left]
+            if not g_windows:
+                g_padded = np.pad(sg.array, ((0, 0), (0, 0), (k_h - 1, k_h - 1),
+                                             (k_w - 1, k_w - 1)))
+                g_windows.append(sliding_window_view(g_padded, (k_h, k_w), axis=(2, 3)))
+            windows = g_windows[0][b, :, r + top, s + left]
             w_flipped = sw.array[:, :, ::-1, ::-1]
             return np.einsum("poij,poij->p", windows, w_flipped[:, c].transpose(1, 0, 2, 3))
 
@@ -266,7 +273,8 @@ def fft_backward(gy, state: FFTState, need_input, need_weight):
             result, bound, terms * eps - eps / 2, None, None,
             lambda: _m_lower("nouv,ocuv->ncuv", sg, sw, "no,oc->nc", c_out, False, hp,
                              (Ellipsis, slice(0, hp), slice(0, wp)))[crop],
-            direct_at, terms, cert.FIXUP_WORK_PER_ELEMENT * sg.array.size)
+            direct_at, terms, cert.fixup_budget(sg.array.size, result.size, terms,
+                                                 c_out if state.tap_fixups else 0))
         if result is None:
             certified[0] = False
         else:
@@ -287,7 +295,7 @@ def fft_backward(gy, state: FFTState, need_input, need_weight):
             result, bound, terms * eps - eps / 2, None, None,
             lambda: _m_lower("ncuv,nouv->ocuv", sx, sg, "nc,no->oc", n, True, k_h,
                              (Ellipsis, slice(0, k_h), slice(0, k_w))),
-            direct_at, terms, cert.FIXUP_WORK_PER_ELEMENT * sx.array.size)
+            direct_at, terms, cert.fixup_budget(sx.array.size, result.size, terms, 0))
         if result is None:
             certified[1] = False
         else:

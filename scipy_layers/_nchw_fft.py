@@ -18,7 +18,8 @@ def fft_forward(x, w, geometry):
     or by the tap kernels for non-finite operands or an uncertified result."""
     if not all_finite(x, w):
         return tap_forward(x, w, None, geometry), (None, x)
-    y, spectra = _fft_conv.fft_forward(x, w, geometry.padding, geometry.out_hw)
+    y, spectra = _fft_conv.fft_forward(x, w, geometry.padding, geometry.out_hw,
+                                          tap_fixups=True)
     if y is None:
         y = tap_forward(x, w, None, geometry)
     return y, (spectra, x)

@@ -1,0 +1,105 @@
+"""The FFT conv's fix-ups (_fft_certificate.fixup_budget): pixels its certificate rejects are
+recomputed by direct sums while that costs less than the caller's direct method, and
+the fixed-up results keep the accuracy contract."""
+import numpy as np
+import pytest
+import torch
+
+from scipy_layers import _fft_conv, _nchw_fft, conv2d, scipy_conv2d
+from scipy_layers.agreement import contract_ratio, conv_reference
+
+TAP_PASSES = ("tap_forward", "tap_grad_input", "tap_grad_weight", "tap_backward")
+
+
+@pytest.fixture
+def watch(monkeypatch):
+    """Counts of the tap passes _nchw_fft runs and of the pixels fixed up, by pass."""
+    seen = {name: 0 for name in TAP_PASSES} | {"fixed": []}
+    for name in TAP_PASSES:
+        original = getattr(_nchw_fft, name)
+        monkeypatch.setattr(_nchw_fft, name, lambda *a, _f=original, _n=name, **k:
+                            seen.__setitem__(_n, seen[_n] + 1) or _f(*a, **k))
+    certify = _fft_conv.cert.certify
+
+    def counting(result, *args):
+        *rest, direct_at, work, budget = args
+        def direct(*index):
+            seen["fixed"].append((result.shape, len(index[0])))
+            return direct_at(*index)
+        return certify(result, *rest, direct, work, budget)
+
+    monkeypatch.setattr(_fft_conv.cert, "certify", counting)
+    return seen
+
+
+@pytest.mark.parametrize("x_shape,c_out,k,padding", [
+    ((4, 4, 56, 56), 1, 9, 0),    # ~10% of grad_input's pixels fail (its borders)
+    ((2, 8, 40, 40), 1, 13, 0),
+    ((1, 6, 45, 39), 1, 9, 1),
+])
+def test_float64_few_output_channels_fix_up_grad_input_instead_of_redoing_it(
+        watch, x_shape, c_out, k, padding):
+    """Float64 grad_input with few output channels fails on its borders C_in times more
+    pixels than grad_output has elements; the budget of 16 multiply-adds per grad_output
+    element sent every such pass to the tap kernels after its FFT."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(x_shape, dtype=torch.float64, generator=gen, requires_grad=True)
+    w = torch.randn(c_out, x_shape[1], k, k, dtype=torch.float64, generator=gen,
+                    requires_grad=True)
+    y = conv2d(x, w, padding=padding, method="fft")
+    g = torch.randn(y.shape, dtype=torch.float64, generator=gen)
+    grads = torch.autograd.grad(y, (x, w), g)
+    assert {name: watch[name] for name in TAP_PASSES} == dict.fromkeys(TAP_PASSES, 0)
+    fixed_input = sum(count for shape, count in watch["fixed"] if shape == x.shape)
+    assert fixed_input > 16 * g.numel() / (c_out * k * k)  # beyond the old budget
+    refs = conv_reference(x, w, None, g, padding=padding)
+    for name, got in zip(("output", "grad_input", "grad_weight"), (y, *grads)):
+        assert contract_ratio(got, refs[name], torch.float64) <= 1, name
+
+
+def test_the_budget_grows_with_the_tap_pass_only_where_the_caller_runs_it():
+    """TAP_FIXUP_SHARE / c of the direct pass where the tap kernels would run it; the
+    FFT-relative budget alone for the single-channel layer, whose direct method (shift)
+    is faster per multiply-add than the fix-ups."""
+    cert = _fft_conv.cert
+    floor = cert.FIXUP_WORK_PER_ELEMENT * 100
+    assert cert.fixup_budget(100, 10_000, 81, 0) == floor
+    share = cert.TAP_FIXUP_SHARE
+    assert cert.fixup_budget(100, 10_000, 81, 1) == share * 10_000 * 81
+    assert cert.fixup_budget(100, 10_000, 81, 4) == share / 4 * 10_000 * 81
+    assert cert.fixup_budget(100, 10, 1, 1) == floor  # never below the floor
+
+
+def test_fix_ups_run_in_chunks_of_bounded_terms(monkeypatch):
+    """However many pixels fail, each direct_at call gathers at most FIXUP_CHUNK_TERMS
+    terms, and every failing pixel is fixed exactly once."""
+    cert = _fft_conv.cert
+    monkeypatch.setattr(cert, "FIXUP_CHUNK_TERMS", 1000)
+    result = np.zeros((2, 3, 20, 20))
+    calls = []
+
+    def direct_at(*index):
+        calls.append(len(index[0]))
+        return np.ravel_multi_index(index, result.shape).astype(float) + 1
+
+    fixed = cert.certify(result, np.ones((2, 3)), 1.0, None, None,
+                         lambda: np.zeros(result.shape), direct_at, 7, 10**9)
+    assert max(calls) <= 1000 // 7 and sum(calls) == result.size
+    assert np.array_equal(fixed.ravel(), np.arange(result.size) + 1.0)
+
+
+def test_single_channel_fft_keeps_its_budget(monkeypatch):
+    """The single-channel layer's fft falls back to shift, not the tap kernels: its
+    passes are not given the tap share."""
+    budgets = []
+    certify = _fft_conv.cert.certify
+    monkeypatch.setattr(_fft_conv.cert, "certify", lambda result, *args: budgets.append(
+        (result.size, args[-1])) or certify(result, *args))
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(56, 56, dtype=torch.float64, generator=gen, requires_grad=True)
+    w = torch.randn(9, 9, dtype=torch.float64, generator=gen, requires_grad=True)
+    y = scipy_conv2d(x, w, None, "fft")
+    torch.autograd.grad(y, (x, w), torch.randn(y.shape, dtype=torch.float64, generator=gen))
+    floor = _fft_conv.cert.FIXUP_WORK_PER_ELEMENT
+    assert budgets == [(48 * 48, floor * 56 * 56), (56 * 56, floor * 48 * 48),
+                       (81, floor * 56 * 56)]
