@@ -44,50 +44,43 @@ from .conv import is_float64, shift_max_taps
 SHIFT_MAX_IN_CHANNELS = 3
 FFT_MIN_TAPS = 25
 FFT_MAX_CHANNEL_PAIRS = 16
-# Both dtypes also take fft where a cost model puts it well below im2col (fft computes
-# in float64 for both; im2col's float32 GEMMs run at about twice their float64 rate,
-# FLOAT32_GEMM_SPEEDUP). Model, ns, fwd+bwd: fft ~ 1.7 x (N C_in + C_in C_out + N C_out)
-# T log2 T (transforms of T points) + N C_in C_out F x the channel contraction's cost
-# per bin and channel triple, certificate's included: FFT_NS_PER_CONTRACTION by einsum,
-# FFT_NS_PER_MATMUL_CONTRACTION for _fft_conv's stacked matmul on two or more images
-# with FFT_MODEL_MATMUL_MIN_PRODUCTS or more a bin; im2col ~ max(0.15, 6 / C_out) x its
-# multiply-adds in float64 (GEMMs with few output rows run far below BLAS peak), half
-# that in float32. Fitted on the Zen 5 VM of docs/performance.md with the einsum
-# contraction, fwd+bwd in one process, fft / im2col ms: 8x3x32x32->16 k7 6.7 / 4.4, k11
-# 9.5 / 9.7, k13 5.4 / 8.1, k15 6.0 / 9.9; 8x8x32x32->8 k11 7.4 / 23.6; 8x16x32x32->32 k7
-# 50 / 29, k11 48 / 47, k15 45 / 62; 1x64x56x56->64 k15 420 / 264; 1x3x224x224->64 k15
-# 349 / 258. The matmul's constant is 15 x its ratio to einsum fitted on the Zen 4 VM
-# (17 shapes, both contractions, one process, rotated, a shared transform constant:
-# 0.29 in float64, 0.16 in float32; float64's taken). The gain is that large from 2048
-# multiply-adds a bin (8x16 -> 32, 4x64 -> 16, 16x8 -> 16); at 384-512 (8x3 -> 16,
-# 8x8 -> 8) it was within the VM's noise, so there the model keeps einsum's constant.
-# fft must be modelled FFT_MODEL_MARGIN x im2col or less (the ties stay im2col). Side by
-# side against the rule before this model (tools/side_by_side.py, 30 batches, fwd+bwd /
-# native): 8x3x32x32->16 k15 float64 0.88 -> 0.55, 8x8x32x32->8 k11 0.96 -> 0.42. On
-# the Zen 3 VM float64 GEMMs are slower against its FFTs (calibrated 39 / 7.1 GFLOP/s
-# against 83 / 9.4), so fft's lead is larger there; on the Zen 4 VM im2col ran 1.5-2x
-# slower than modelled against fft's 1.0-1.3x, so the margin leaves some of fft's wins
-# there to im2col (8x16x32x32->32 k15 float32: fft 0.42 x im2col's time, modelled 0.90).
-FFT_NS_PER_TRANSFORM_WORK = 1.7
-FFT_NS_PER_CONTRACTION = 15.0
-FFT_NS_PER_MATMUL_CONTRACTION = 4.3
+# Both dtypes also take fft where a cost model puts it below im2col: fwd+bwd, ns, per dtype
+# (by itemsize), each term a cost the method pays per unit of its work:
+# - im2col: IM2COL_NS_PER_WINDOW_ELEMENT x its window elements (N C_in kH kW Ho Wo,
+#   copied from the padded input, scatter-added back for grad_input), + ..._PER_MAC x
+#   the multiply-adds of one pass (x C_out; the three GEMMs), + ..._PER_WINDOW_ROW x its
+#   rows of Wo (N C_in kH kW Ho: each copy and add runs along one, so small outputs pay
+#   per row, not per element), + a fixed cost;
+# - fft: FFT_NS_PER_TRANSFORM_WORK x (N C_in + C_in C_out + N C_out) T log2 T
+#   (transforms of T points) + the channel contraction per bin and channel triple (N
+#   C_in C_out bins; einsum's constant, or FFT_NS_PER_MATMUL_CONTRACTION for _fft_conv's
+#   stacked matmul on two or more images with FFT_MODEL_MATMUL_MIN_PRODUCTS or more a bin),
+#   certificate included, + a fixed cost.
+# Fitted (least squares on relative error, non-negative) on the Zen 4 VM of
+# docs/performance.md: 265 random cells where this model is asked (batch 1-16, 1-64
+# input and 1-128 output channels, 16-128 px, 5x5-15x15, valid and 'same'), both
+# methods in both dtypes, fwd+bwd, one process, rotated. Measured / modelled, 10th-90th
+# percentile: im2col 0.84-1.59 (float32), 0.84-1.42 (float64); fft 0.83-1.31, 0.83-1.44.
+# Fitted on 155 of them and tried on the other 110: fft where modelled at
+# FFT_MODEL_MARGIN x im2col or less ran 1.506 s in all against 1.462 s for the faster
+# method in every cell (float32; float64 2.451 against 2.432), where the model before
+# it (one GEMM rate for both dtypes, im2col as max(0.15, 6 / C_out) ns a multiply-add,
+# margin 0.65) ran 1.554 s (2.585): 6 cells 1.1x or more slower than the faster method
+# against 10 (float64 8 against 15). The margin is 0.9, not 1.0 (alike there): a pass
+# whose certificate rejects it (zero regions) runs the tap kernels too, so ties stay
+# im2col. The model before undercounted im2col's copies in float32 (it halved them with
+# the GEMMs) and on small outputs, so it left fft's wins to im2col: 8x3x32x32 -> 16 k15
+# float32 modelled fft at 0.87 x im2col, measured 0.60 (now modelled 0.77).
 FFT_MODEL_MATMUL_MIN_PRODUCTS = 2048
-IM2COL_NS_PER_MAC_X_C_OUT = 6.0
-IM2COL_MIN_NS_PER_MAC = 0.15
-FLOAT32_GEMM_SPEEDUP = 2.0  # (calibrated GEMM float32 / float64: 2.2 Zen 3, 2.3 Zen 5, 2.0 Zen 4)
-FFT_MODEL_MARGIN = 0.65
-# On many channel pairs in im2col's own layout (neither few pairs nor kn2row) float32
-# gains less from im2col and more in fft than the two constants above say, so there fft's
-# modelled time in float32 is scaled by WIDE_FLOAT32_FFT_SCALE. Measured on the Zen 4 VM
-# of docs/performance.md (14 shapes, batches 4-16, 3-64 input and 8-64 output channels,
-# 5x5-13x13, both methods in both dtypes, fwd+bwd, one process, rotated): im2col float64 /
-# float32 time 1.6-2.2 (median 1.8, not 2.0), fft float64 / float32 1.13-1.48 (median
-# 1.3; the model prices fft alike in both). The float32 fft / im2col measured 0.44-0.95x
-# the model's (8x16x32x32 -> 32 k15 0.45 modelled 0.90). 50 cells this moves to fft
-# (random, of the 515 it moves on a 43,200-cell grid, all float32) measured fft /
-# im2col 0.31-0.98; on few channel pairs and kn2row cells the same scaling would have
-# moved losers too (up to 2.6x and 1.25x), so it stays off there.
-WIDE_FLOAT32_FFT_SCALE = (1.8 / FLOAT32_GEMM_SPEEDUP) / 1.3
+IM2COL_NS_PER_WINDOW_ELEMENT = {4: 0.97, 8: 2.54}
+IM2COL_NS_PER_MAC = {4: 0.080, 8: 0.152}
+IM2COL_NS_PER_WINDOW_ROW = {4: 27.4, 8: 34.4}
+IM2COL_FIXED_NS = {4: 248e3, 8: 75e3}
+FFT_NS_PER_TRANSFORM_WORK = {4: 1.49, 8: 1.77}
+FFT_NS_PER_CONTRACTION = {4: 8.6, 8: 10.2}
+FFT_NS_PER_MATMUL_CONTRACTION = {4: 5.35, 8: 6.05}
+FFT_FIXED_NS = {4: 443e3, 8: 695e3}
+FFT_MODEL_MARGIN = 0.9
 # Where im2col runs its kn2row layout, fft is weighed against kn2row's model instead: ns,
 # fwd+bwd, KN2ROW_NS_PER_MAC x its multiply-adds (N Hp Wp kH kW C_in C_out / G, the
 # dropped rows and columns included) + KN2ROW_NS_PER_ROW_ELEMENT x the elements of its
@@ -96,19 +89,19 @@ WIDE_FLOAT32_FFT_SCALE = (1.8 / FLOAT32_GEMM_SPEEDUP) / 1.3
 # per dtype (Zen 4 VM, fwd+bwd, one process; 1-256 input channels, output / input 0.004
 # -1, 3x3-15x15, groups 1-8): within 0.58-1.35x (float32), 0.55-1.45x (float64) of
 # the measured time. Against the measured best of fft and kn2row on 12 cells a dtype
-# with 25+ taps (one to 16 output channels on 2-128 input channels), it picks the faster
+# with 25+ taps (one to 16 output channels on 2-128 input channels), it picked the faster
 # of the two in all 24 (fft at 15x15 on few channels; kn2row on many input channels
 # at 9x9-11x11, where fft measured 1.75-7.9x kn2row's time and the rule before took it).
+# With the fft model above (60 random kn2row cells, 1-8 output channels on 2-256 input
+# channels): 0.563 s in all against 0.552 for the faster (float32), 0.980 against 0.946
+# (float64), as with the model before it.
 KN2ROW_NS_PER_MAC = {4: 0.069, 8: 0.147}  # by itemsize
 KN2ROW_NS_PER_ROW_ELEMENT = {4: 1.8, 8: 3.6}
 KN2ROW_NS_PER_INPUT = {4: 1.8, 8: 2.4}
 KN2ROW_FIXED_NS = {4: 158e3, 8: 73e3}
-# (0.65, not 0.75: on shapes the model puts at 0.75 the measured fft / im2col ranged
-# 0.68-1.18, e.g. 4x3x48x48 -> 8 k7 'same' 6.5 / 5.6 ms, 4x64x16x16 -> 16 k13 'same'
-# 72.4 / 72.5; at 0.52-0.63 it measured 0.62-0.76.)
-# The model was fitted on batches of 8 with 8-64 output channels; a hostile pass found it
-# ~2x too kind to fft on small batches with few output channels and many input channels
-# (one process, fft / im2col: 1x64x16x16 -> 8 k13 'same' 26.0 / 17.3 ms, unbatched
+# An earlier model, fitted on batches of 8 with 8-64 output channels, was found by a
+# hostile pass ~2x too kind to fft on small batches with few output channels and many
+# input channels (one process, fft / im2col: 1x64x16x16 -> 8 k13 'same' 26.0 / 17.3 ms, unbatched
 # 128x8x8 -> 4 k13 'same' 22.1 / 11.1, 2x16x32x32 -> 4 k5 'same' 4.0 / 2.9): outside
 # batches of FFT_MODEL_MIN_BATCH and FFT_MODEL_MIN_OUT_CHANNELS it is not used.
 FFT_MODEL_MIN_BATCH = 4
@@ -146,13 +139,11 @@ def choose_nchw_method(x_shape, w_shape, stride, dilation, groups, dtype=torch.f
     modelled = narrow or (x_shape[0] >= FFT_MODEL_MIN_BATCH
                           and c_out >= FFT_MODEL_MIN_OUT_CHANNELS)
     if taps >= FFT_MIN_TAPS and modelled and min(_padded_hw(x_shape, padding)) > 0:
-        fft_ns, spectra_bytes = _fft_model(x_shape, w_shape, padding)
+        fft_ns, spectra_bytes = _fft_model(x_shape, w_shape, padding, dtype)
         if _kn2row.runs(x_shape, w_shape, _stride_one(x_shape, w_shape, padding), dtype):
             im2col_ns = _kn2row_time_model(x_shape, w_shape, padding, dtype)
         else:
             im2col_ns = _im2col_time_model(x_shape, w_shape, padding, dtype)
-            if not narrow and not is_float64(dtype):
-                fft_ns *= WIDE_FLOAT32_FFT_SCALE
         fits = narrow or spectra_bytes <= FFT_MODEL_MAX_SPECTRA_BYTES  # (see the limit)
         if fits and fft_ns <= FFT_MODEL_MARGIN * im2col_ns:
             return "fft"
@@ -171,9 +162,13 @@ def _padded_hw(x_shape, padding):
     return x_shape[2] + top + bottom, x_shape[3] + left + right
 
 
-def _fft_model(x_shape, w_shape, padding) -> tuple[float, int]:
-    """(modelled time, ns, see FFT_NS_PER_TRANSFORM_WORK; bytes of its complex128
-    spectra) of the FFT method."""
+def _itemsize(dtype) -> int:
+    return 8 if is_float64(dtype) else 4
+
+
+def _fft_model(x_shape, w_shape, padding, dtype=torch.float64) -> tuple[float, int]:
+    """(modelled time in ``dtype``, ns, see FFT_NS_PER_TRANSFORM_WORK; bytes of its
+    complex128 spectra) of the FFT method."""
     n, c_in = x_shape[:2]
     c_out = w_shape[0]
     height, width = _padded_hw(x_shape, padding)
@@ -182,22 +177,28 @@ def _fft_model(x_shape, w_shape, padding) -> tuple[float, int]:
     points, bins = t_h * t_w, t_h * (t_w // 2 + 1)
     transforms = n * c_in + c_in * c_out + n * c_out
     by_matmul = n >= 2 and n * c_in * c_out >= FFT_MODEL_MATMUL_MIN_PRODUCTS
-    contraction = FFT_NS_PER_MATMUL_CONTRACTION if by_matmul else FFT_NS_PER_CONTRACTION
-    time_ns = (FFT_NS_PER_TRANSFORM_WORK * transforms * points * math.log2(points)
-               + contraction * n * c_in * c_out * bins)
+    size = _itemsize(dtype)
+    contraction = (FFT_NS_PER_MATMUL_CONTRACTION if by_matmul else FFT_NS_PER_CONTRACTION)[size]
+    time_ns = (FFT_NS_PER_TRANSFORM_WORK[size] * transforms * points * math.log2(points)
+               + contraction * n * c_in * c_out * bins + FFT_FIXED_NS[size])
     return time_ns, 16 * bins * transforms
 
 
 def _im2col_time_model(x_shape, w_shape, padding, dtype=torch.float64) -> float:
-    """im2col's modelled time in ``dtype``, ns (see FFT_NS_PER_TRANSFORM_WORK); 0 with no
-    output."""
+    """im2col's modelled time in ``dtype``, ns (see IM2COL_NS_PER_WINDOW_ELEMENT); 0 with
+    no output."""
     n, c_in = x_shape[:2]
     c_out, _, k_h, k_w = w_shape
     height, width = _padded_hw(x_shape, padding)
-    out_pixels = max(0, height - k_h + 1) * max(0, width - k_w + 1)
-    per_mac = max(IM2COL_MIN_NS_PER_MAC, IM2COL_NS_PER_MAC_X_C_OUT / max(c_out, 1))
-    speedup = 1.0 if is_float64(dtype) else FLOAT32_GEMM_SPEEDUP
-    return per_mac * n * c_out * c_in * k_h * k_w * out_pixels / speedup
+    out_h, out_w = max(0, height - k_h + 1), max(0, width - k_w + 1)
+    if not out_h * out_w:
+        return 0.0
+    size = _itemsize(dtype)
+    window_rows = n * c_in * k_h * k_w * out_h
+    elements = window_rows * out_w
+    return (IM2COL_NS_PER_WINDOW_ELEMENT[size] * elements
+            + IM2COL_NS_PER_MAC[size] * elements * c_out
+            + IM2COL_NS_PER_WINDOW_ROW[size] * window_rows + IM2COL_FIXED_NS[size])
 
 
 def _kn2row_time_model(x_shape, w_shape, padding, dtype=torch.float64) -> float:
@@ -205,7 +206,7 @@ def _kn2row_time_model(x_shape, w_shape, padding, dtype=torch.float64) -> float:
     n, c_in = x_shape[:2]
     c_out, c_group, k_h, k_w = w_shape
     pixels = n * math.prod(_padded_hw(x_shape, padding))
-    size = 8 if is_float64(dtype) else 4
+    size = _itemsize(dtype)
     return (KN2ROW_NS_PER_MAC[size] * pixels * k_h * k_w * c_group * c_out
             + KN2ROW_NS_PER_ROW_ELEMENT[size] * c_out * k_h * k_w * pixels
             + KN2ROW_NS_PER_INPUT[size] * c_in * pixels + KN2ROW_FIXED_NS[size])

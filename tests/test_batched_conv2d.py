@@ -141,29 +141,31 @@ def test_auto_runs_the_method_the_rule_names(x_shape, w_shape, kwargs, expected,
 
 
 @pytest.mark.parametrize("x_shape,w_shape,kwargs,dtype,expected", [
-    # the cost model (_nchw_rule.FFT_NS_PER_TRANSFORM_WORK), fft at most 0.65 x im2col:
-    ((8, 3, 32, 32), (16, 3, 15, 15), {}, torch.float64, "fft"),     # modelled 0.63
-    ((8, 3, 32, 32), (16, 3, 13, 13), {}, torch.float64, "im2col"),  # 0.68
-    ((8, 3, 32, 32), (16, 3, 11, 11), {}, torch.float64, "im2col"),  # 0.78: measured a tie
-    ((4, 3, 48, 48), (8, 3, 7, 7), dict(padding="same"), torch.float64, "im2col"),  # 0.75
-    ((4, 128, 16, 16), (8, 128, 9, 9), dict(padding="same"), torch.float64, "fft"),  # 0.31
+    # the cost model (_nchw_rule.IM2COL_NS_PER_WINDOW_ELEMENT), fft at most 0.9 x im2col
+    # (modelled; measured fft / im2col, Zen 4 VM, fwd+bwd, one process):
+    ((8, 3, 32, 32), (16, 3, 15, 15), {}, torch.float64, "fft"),     # modelled 0.53
+    ((8, 3, 32, 32), (16, 3, 13, 13), {}, torch.float64, "fft"),     # 0.59; 0.51
+    ((8, 3, 32, 32), (16, 3, 11, 11), {}, torch.float64, "fft"),     # 0.70; 0.73
+    ((8, 3, 32, 32), (16, 3, 7, 7), {}, torch.float64, "im2col"),    # 1.27; 1.52
+    ((4, 3, 48, 48), (8, 3, 7, 7), dict(padding="same"), torch.float64, "im2col"),  # 1.01
+    ((4, 128, 16, 16), (8, 128, 9, 9), dict(padding="same"), torch.float64, "fft"),
     # fewer output than input channels weigh fft against im2col's kn2row layout (measured
     # fwd+bwd / native, fft, kn2row; _nchw_rule.KN2ROW_NS_PER_MAC):
     ((4, 128, 16, 16), (8, 128, 9, 9), dict(padding="same"), torch.float32, "im2col"),  # 4.4, 1.8
-    ((8, 3, 32, 32), (16, 3, 15, 15), {}, torch.float32, "im2col"),  # 1.26 x 0.69: 0.87
-    # many channel pairs in float32: fft's time scaled by WIDE_FLOAT32_FFT_SCALE (modelled
-    # x 0.69; fft / im2col measured on the Zen 4 VM)
-    ((8, 8, 32, 32), (8, 8, 11, 11), {}, torch.float32, "fft"),      # 0.67 x 0.69; 0.38
-    ((8, 8, 32, 32), (8, 8, 7, 7), {}, torch.float32, "im2col"),     # 1.18 x 0.69; 1.12
-    # but not on few channel pairs or kn2row cells, where it would move losers
-    ((4, 3, 56, 56), (2, 3, 5, 5), dict(padding=2), torch.float32, "im2col"),  # 2.62
-    ((16, 32, 16, 16), (8, 32, 7, 7), {}, torch.float32, "im2col"),            # 1.25
+    # float32: im2col's copies gain less than its GEMMs, fft more than the GEMMs' 2x
+    ((8, 3, 32, 32), (16, 3, 15, 15), {}, torch.float32, "fft"),     # 0.77; 0.60
+    ((8, 3, 32, 32), (16, 3, 7, 7), {}, torch.float32, "im2col"),    # 1.84; 2.31
+    ((8, 8, 32, 32), (8, 8, 11, 11), {}, torch.float32, "fft"),      # 0.53; 0.38
+    ((8, 8, 32, 32), (8, 8, 7, 7), {}, torch.float32, "im2col"),     # 0.98; 0.92
+    ((4, 3, 56, 56), (2, 3, 5, 5), dict(padding=2), torch.float32, "im2col"),  # 1.40; 2.62
+    ((16, 32, 16, 16), (8, 32, 7, 7), {}, torch.float32, "im2col"),  # kn2row's model; 1.25
     # 4096 multiply-adds a bin: the stacked-matmul contraction's constant
-    ((8, 16, 32, 32), (32, 16, 15, 15), {}, torch.float64, "fft"),   # 0.45
-    ((8, 16, 32, 32), (32, 16, 11, 11), {}, torch.float64, "fft"),   # 0.56
-    ((8, 16, 32, 32), (32, 16, 7, 7), {}, torch.float64, "im2col"),  # 0.99
-    ((8, 16, 32, 32), (32, 16, 15, 15), {}, torch.float32, "fft"),   # 0.90 x 0.69; 0.45
-    ((8, 16, 32, 32), (32, 16, 11, 11), {}, torch.float32, "im2col"),  # 1.12 x 0.69; 0.49
+    ((8, 16, 32, 32), (32, 16, 15, 15), {}, torch.float64, "fft"),   # 0.35
+    ((8, 16, 32, 32), (32, 16, 11, 11), {}, torch.float64, "fft"),   # 0.45
+    ((8, 16, 32, 32), (32, 16, 7, 7), {}, torch.float64, "fft"),     # 0.82; 0.88
+    ((8, 16, 32, 32), (32, 16, 15, 15), {}, torch.float32, "fft"),   # 0.55; 0.45
+    ((8, 16, 32, 32), (32, 16, 11, 11), {}, torch.float32, "fft"),   # 0.72; 0.58
+    ((8, 16, 32, 32), (32, 16, 7, 7), {}, torch.float32, "im2col"),  # 1.32; 1.21
     ((3, 32, 32), (16, 3, 15, 15), {}, torch.float64, "im2col"),     # unbatched: N = 1
     # where the model was ~2x too kind to fft (small batches, few output channels):
     ((1, 64, 16, 16), (8, 64, 13, 13), dict(padding="same"), torch.float64, "im2col"),
@@ -172,7 +174,7 @@ def test_auto_runs_the_method_the_rule_names(x_shape, w_shape, kwargs, expected,
     ((8, 8, 32, 32), (8, 8, 11, 11), {}, torch.float64, "fft"),      # modelled 0.33
     ((8, 8, 32, 32), (4, 8, 11, 11), {}, torch.float64, "im2col"),   # 4 output channels
     ((8, 3, 20, 20), (16, 3, 15, 15), {}, torch.float64, "im2col"),  # 2.1
-    ((8, 3, 20, 20), (16, 3, 15, 15), dict(padding=7), torch.float64, "im2col"),  # padded: 0.66
+    ((8, 3, 20, 20), (16, 3, 15, 15), dict(padding=7), torch.float64, "fft"),  # padded: 0.56; 0.55
     ((8, 3, 18, 18), (16, 3, 15, 15), {}, torch.float64, "im2col"),  # 4x4 outputs: 3.8
     ((8, 3, 18, 18), (16, 3, 15, 15), dict(padding=7), torch.float64, "fft"),  # padded: 0.63
     ((8, 3, 32, 32), (16, 3, 15, 15), dict(stride=2), torch.float64, "im2col"),
@@ -205,7 +207,7 @@ def test_auto_takes_fft_where_its_model_says(x_shape, w_shape, kwargs, dtype,
 
 
 def test_the_model_accepts_numpy_dtypes_and_empty_outputs():
-    args = ((8, 3, 32, 32), (16, 3, 15, 15), (1, 1), (1, 1), 1)
+    args = ((8, 16, 32, 32), (32, 16, 7, 7), (1, 1), (1, 1), 1)  # fft in float64 only
     assert nn.choose_nchw_method(*args, np.float64) == "fft"
     assert nn.choose_nchw_method(*args, np.dtype(np.float32)) == "im2col"
     assert rule._im2col_time_model((8, 3, 10, 10), (16, 3, 15, 15), (0, 0, 0, 0)) == 0
@@ -216,23 +218,40 @@ def test_the_model_accepts_numpy_dtypes_and_empty_outputs():
         nn.choose_nchw_method(*args, "nope")
 
 
-def test_the_model_prices_the_matmul_contraction_from_its_threshold():
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_the_model_prices_the_matmul_contraction_from_its_threshold(dtype):
     """2048 multiply-adds a bin (8 x 16 x 16) take the stacked matmul's constant, 1920
     (8 x 16 x 15) and one image einsum's: only the contraction term changes."""
+    size = dtype.itemsize
+
     def contraction_ns(x_shape, w_shape):
         n, c_in, height, width = x_shape
         c_out = w_shape[0]
         points = height * width  # (32 and 16 are fast lengths: T is the input's size)
         transforms = n * c_in + c_in * c_out + n * c_out
-        fft_ns, _ = rule._fft_model(x_shape, w_shape, (0, 0, 0, 0))
+        fft_ns, _ = rule._fft_model(x_shape, w_shape, (0, 0, 0, 0), dtype)
         bins = height * (width // 2 + 1)
-        return ((fft_ns - rule.FFT_NS_PER_TRANSFORM_WORK * transforms * points
-                 * np.log2(points)) / (n * c_in * c_out * bins))
+        return ((fft_ns - rule.FFT_FIXED_NS[size] - rule.FFT_NS_PER_TRANSFORM_WORK[size]
+                 * transforms * points * np.log2(points)) / (n * c_in * c_out * bins))
     assert contraction_ns((8, 16, 32, 32), (16, 16, 9, 9)) == pytest.approx(
-        rule.FFT_NS_PER_MATMUL_CONTRACTION)
+        rule.FFT_NS_PER_MATMUL_CONTRACTION[size])
     for x_shape, w_shape in [((8, 16, 32, 32), (15, 16, 9, 9)),
                              ((1, 64, 16, 16), (64, 64, 9, 9))]:
-        assert contraction_ns(x_shape, w_shape) == pytest.approx(rule.FFT_NS_PER_CONTRACTION)
+        assert contraction_ns(x_shape, w_shape) == pytest.approx(
+            rule.FFT_NS_PER_CONTRACTION[size])
+
+
+def test_the_im2col_model_counts_windows_multiply_adds_and_rows():
+    """fwd+bwd, ns: window elements, multiply-adds (x C_out), window rows (N C_in kH kW
+    Ho) and a fixed cost, each at its dtype's constant."""
+    x_shape, w_shape, padding = (4, 3, 20, 18), (8, 3, 5, 7), (1, 1, 2, 2)
+    rows = 4 * 3 * 5 * 7 * 18  # Ho = 20 + 2 - 5 + 1, Wo = 18 + 4 - 7 + 1 = 16
+    for dtype, size in [(torch.float32, 4), (np.float64, 8)]:
+        expected = (rule.IM2COL_NS_PER_WINDOW_ELEMENT[size] * rows * 16
+                    + rule.IM2COL_NS_PER_MAC[size] * rows * 16 * 8
+                    + rule.IM2COL_NS_PER_WINDOW_ROW[size] * rows + rule.IM2COL_FIXED_NS[size])
+        assert rule._im2col_time_model(x_shape, w_shape, padding, dtype) == pytest.approx(
+            expected)
 
 
 def test_the_model_keeps_fft_spectra_bounded():
