@@ -172,15 +172,22 @@ def conv_reference(input, weight, bias, grad_output, stride=1, padding=0, dilati
     c_group, k_h, k_w = w.shape[1:]
     n, out_pixels = x.shape[0], geometry.out_hw[0] * geometry.out_hw[1]
     bias_l = None if b is None else ld(b)
+    empty = min(xl.size, wl.size, gl.size) == 0
+
+    def taps(kernel, shape, *args):
+        # (the tap kernels take non-empty operands; a sum over an empty batch is 0)
+        return np.zeros(shape, np.longdouble) if empty else kernel(*args)
+
+    abs_bias = None if b is None else abs(bias_l)
     refs = {
-        "output": (tap_forward(xl, wl, bias_l, geometry),
-                   tap_forward(abs(xl), abs(wl), None if b is None else abs(bias_l), geometry),
+        "output": (taps(tap_forward, g.shape, xl, wl, bias_l, geometry),
+                   taps(tap_forward, g.shape, abs(xl), abs(wl), abs_bias, geometry),
                    c_group * k_h * k_w + (b is not None), grad_output.shape),
-        "grad_input": (tap_grad_input(gl, wl, x.shape, geometry),
-                       tap_grad_input(abs(gl), abs(wl), x.shape, geometry),
+        "grad_input": (taps(tap_grad_input, x.shape, gl, wl, x.shape, geometry),
+                       taps(tap_grad_input, x.shape, abs(gl), abs(wl), x.shape, geometry),
                        (w.shape[0] // groups) * k_h * k_w, input.shape),
-        "grad_weight": (tap_grad_weight(xl, gl, w.shape, geometry),
-                        tap_grad_weight(abs(xl), abs(gl), w.shape, geometry),
+        "grad_weight": (taps(tap_grad_weight, w.shape, xl, gl, w.shape, geometry),
+                        taps(tap_grad_weight, w.shape, abs(xl), abs(gl), w.shape, geometry),
                         n * out_pixels, weight.shape),
     }
     if b is not None:

@@ -1,9 +1,12 @@
 """Forward and every gradient against the native twin on the same inputs."""
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from scipy_layers import LAYERS, NATIVE, BadFFTFunction, incorrect_fft, ScipyConv2d, NativeConv2d
-from scipy_layers.agreement import TOLERANCE, compare_with_native, max_errors
+from scipy_layers.agreement import (TOLERANCE, compare_with_native, contract_ratio,
+                                    conv_reference, max_errors)
 
 CASES = [
     ("conv2d", (16, 16), (3, 3)),
@@ -79,3 +82,26 @@ def test_registry_lists_a_native_twin_and_inputs_for_every_layer():
 def test_max_errors_scales_by_reference():
     err = max_errors(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 4.0]))
     assert err.max_abs == 2.0 and err.max_rel == 0.5
+
+
+@pytest.mark.parametrize("padding", [0, 2])
+@pytest.mark.parametrize("x_shape,w_shape", [((0, 3, 20, 20), (2, 3, 5, 5)),
+                                             ((0, 1, 4, 9), (3, 1, 4, 1))])
+def test_conv_reference_takes_an_empty_batch_as_native_does(x_shape, w_shape, padding):
+    """Sums over an empty batch are exactly 0 (grad_weight, grad_bias); the output and
+    grad_input are empty, as native's on the same tensors."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(x_shape, dtype=torch.float64, generator=gen, requires_grad=True)
+    w = torch.randn(w_shape, dtype=torch.float64, generator=gen, requires_grad=True)
+    b = torch.randn(w_shape[0], dtype=torch.float64, generator=gen, requires_grad=True)
+    y = F.conv2d(x, w, b, padding=padding)
+    g = torch.randn(y.shape, dtype=torch.float64, generator=gen)
+    native = dict(zip(("output", "grad_input", "grad_weight", "grad_bias"),
+                      (y, *torch.autograd.grad(y, (x, w, b), g))))
+    refs = conv_reference(x, w, b, g, padding=padding)
+    assert set(refs) == set(native)
+    for name, reference in refs.items():
+        theirs = native[name]
+        assert reference.value.shape == tuple(theirs.shape), name
+        assert np.array_equal(np.asarray(reference.value, np.float64), theirs.detach().numpy())
+        assert contract_ratio(theirs, reference, torch.float64) <= 1, name
