@@ -97,14 +97,22 @@ SHIFT_TINY_IMAGE_MAX_PIXELS = 48 * 48
 
 
 def is_float64(dtype) -> bool:
-    """Whether ``dtype`` (torch or numpy) is float64; a TypeError for anything else."""
+    """Whether ``dtype`` (torch or numpy) is float64 rather than float32; a TypeError for
+    anything else (the layers take no other dtype, and None would read as numpy's
+    default float64)."""
     # (a torch dtype compared with a numpy dtype makes numpy try to convert it: ~2 us)
     if isinstance(dtype, torch.dtype):
-        return dtype is torch.float64
-    try:
-        return np.dtype(dtype) == np.float64
-    except (TypeError, ValueError):
-        raise TypeError(f"dtype must be a torch or numpy dtype, got {dtype!r}") from None
+        if dtype is torch.float64 or dtype is torch.float32:
+            return dtype is torch.float64
+    elif dtype is not None:
+        try:
+            kind = np.dtype(dtype)
+        except (TypeError, ValueError):
+            kind = None
+        if kind == np.float64 or kind == np.float32:
+            return kind == np.float64
+    raise TypeError(f"dtype must be float32 or float64, as a torch or numpy dtype; "
+                    f"got {dtype!r}")
 
 
 def shift_max_taps(dtype) -> int:

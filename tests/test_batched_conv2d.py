@@ -1,6 +1,7 @@
 """scipy_layers.conv2d / Conv2d against torch.nn.functional.conv2d / torch.nn.Conv2d."""
 import dataclasses
 import functools
+import re
 from unittest import mock
 
 import numpy as np
@@ -214,8 +215,12 @@ def test_the_model_accepts_numpy_dtypes_and_empty_outputs():
     # a padded size of 0 (conv2d refuses it first; the rule answers all the same)
     assert nn.choose_nchw_method((1, 2, 40, 0), (8, 2, 31, 1), (1, 1), (1, 1), 1,
                                  torch.float32, (0, 0, 0, 0)) == "im2col"
-    with pytest.raises(TypeError, match="dtype must be a torch or numpy dtype, got 'nope'"):
-        nn.choose_nchw_method(*args, "nope")
+    for dtype in ("nope", None, np.int64, np.complex128, np.float16, torch.float16, object):
+        with pytest.raises(TypeError, match="dtype must be float32 or float64, as a torch or "
+                                            f"numpy dtype; got {re.escape(repr(dtype))}"):
+            nn.choose_nchw_method(*args, dtype)
+    assert nn.choose_nchw_method(*args, "float64") == "fft"  # numpy's names and types too
+    assert nn.choose_nchw_method(*args, np.float32) == "im2col"
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
