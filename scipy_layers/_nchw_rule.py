@@ -70,7 +70,10 @@ FFT_MAX_CHANNEL_PAIRS = 16
 # whose certificate rejects it (zero regions) runs the tap kernels too, so ties stay
 # im2col. The model before undercounted im2col's copies in float32 (it halved them with
 # the GEMMs) and on small outputs, so it left fft's wins to im2col: 8x3x32x32 -> 16 k15
-# float32 modelled fft at 0.87 x im2col, measured 0.60 (now modelled 0.77).
+# float32 modelled fft at 0.87 x im2col, measured 0.60 (now modelled 0.77). Fitted on
+# one CPU, not re-measured on the others: calibrated float64 GEMM / FFT GFLOP/s (reports/)
+# Zen 4 50.6 / 9.71, Zen 3 42.9 / 7.8 (alike), Zen 5 92.5 / 12.7 (GEMMs 1.4x faster
+# against FFTs: there the model errs toward fft).
 FFT_MODEL_MATMUL_MIN_PRODUCTS = 2048
 IM2COL_NS_PER_WINDOW_ELEMENT = {4: 0.97, 8: 2.54}
 IM2COL_NS_PER_MAC = {4: 0.080, 8: 0.152}
