@@ -24,6 +24,7 @@ Operands must be finite (callers route non-finite ones to the tap kernels).
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -230,7 +231,7 @@ def fft_forward(x, w, padding, out_hw, tap_fixups=False):
         lambda mask: minima.pixels(mask, out_hw),
         lambda: _m_lower("ncuv,ocuv->nouv", sx, sw, "nc,oc->no", c_in, True, out_hw[0], crop),
         direct_at, terms, cert.fixup_budget(sx.array.size, y.size, terms,
-                                             c_in if state.tap_fixups else 0))
+                                             c_in if tap_fixups else 0))
     if y is None:
         return None, state
     return np.ldexp(y, sx.exponent + sw.exponent).astype(state.dtype), state
@@ -255,14 +256,13 @@ def fft_backward(gy, state: FFTState, need_input, need_weight):
         result = _inverse_rows(spectrum, shape, hp)[..., :wp][crop]
         bound = _bound(sg, sw, "no,oc->nc", c_out, spectrum, state.dtype)
         recycle(spectrum)
-        g_windows = []  # (padded once, on the first call: certify calls in chunks)
+        @functools.cache  # (padded once, on the first fix-up: certify calls in chunks)
+        def g_windows():
+            g_padded = np.pad(sg.array, ((0, 0), (0, 0), (k_h - 1, k_h - 1), (k_w - 1, k_w - 1)))
+            return sliding_window_view(g_padded, (k_h, k_w), axis=(2, 3))
 
         def direct_at(b, c, r, s):
-            if not g_windows:
-                g_padded = np.pad(sg.array, ((0, 0), (0, 0), (k_h - 1, k_h - 1),
-                                             (k_w - 1, k_w - 1)))
-                g_windows.append(sliding_window_view(g_padded, (k_h, k_w), axis=(2, 3)))
-            windows = g_windows[0][b, :, r + top, s + left]
+            windows = g_windows()[b, :, r + top, s + left]
             w_flipped = sw.array[:, :, ::-1, ::-1]
             return np.einsum("poij,poij->p", windows, w_flipped[:, c].transpose(1, 0, 2, 3))
 
