@@ -1,0 +1,135 @@
+"""The FFT layer's gradient spectrum (scipy_layers/_fft_gradient.py): its quick ways give
+the careful ways' bits on every kind of input (zero, NaN and subnormal bins, non-finite
+and huge gradients, overflowing quotients), and mirror weights applied as a halving give
+the broadcast product's bits."""
+import numpy as np
+import pytest
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("zeros", ["none", "one", "all", "nan", "subnormal"])
+def test_gradient_divide_matches_the_masked_divide_bit_for_bit(dtype, zeros):
+    """_fft_gradient.divide_where_nonzero skips the mask when no magnitude is 0 or NaN: on every
+    kind of magnitude array it gives what the masked divide gives, bit for bit."""
+    from scipy_layers._fft_gradient import divide_where_nonzero
+    rng = np.random.default_rng(0)
+    magnitude = np.abs(rng.standard_normal((3, 17, 9))).astype(dtype)
+    scale = rng.standard_normal(magnitude.shape).astype(dtype)
+    scale[0, 0, :3] = [np.inf, -np.inf, np.nan]
+    if zeros == "one":
+        magnitude[1, 5, 4] = 0
+    elif zeros == "all":
+        magnitude[...] = 0
+    elif zeros == "nan":
+        magnitude[2, 3, 0] = np.nan
+    elif zeros == "subnormal":
+        magnitude[1, 2, 3] = np.finfo(dtype).smallest_subnormal
+    expected = scale.copy()
+    with np.errstate(all="ignore"):
+        np.divide(expected, magnitude, out=expected, where=magnitude != 0)
+        divide_where_nonzero(scale, magnitude)
+    np.testing.assert_array_equal(scale, expected)  # (NaN where NaN, signs of zero too)
+    assert np.array_equal(np.signbit(scale), np.signbit(expected))
+
+
+GRADIENT_SPECTRUM_CASES = ["finite", "zero bin", "nan bin", "inf in g", "nan in g",
+                           "quotient overflows", "huge g", "sum overflows", "edges of g",
+                           "subnormal g"]
+
+
+def _gradient_weights(kind, width, dtype):
+    """None, the layer's mirror weights for an image ``width`` wide, or 1 / 1/2 by turns."""
+    from scipy_layers._spectral import mirror_weights
+    columns = width // 2 + 1
+    if kind == "mirror":
+        return mirror_weights(np, columns, width, dtype)
+    if kind == "alternating":
+        return np.where(np.arange(columns) % 2 == 0, 1, 0.5).astype(dtype)
+    return None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("weighted", [None, "alternating", "mirror"])
+@pytest.mark.parametrize("case", GRADIENT_SPECTRUM_CASES)
+@pytest.mark.parametrize("shape", [(2, 9, 9), (2, 64, 129)], ids=["small", "halved"])
+def test_gradient_spectrum_quick_way_equals_the_careful_way(dtype, weighted, case, shape):
+    """_fft_gradient.gradient_spectrum divides without a mask, np.errstate or a minimum and keeps
+    the result only where it came out finite; on every kind of input it gives what the
+    careful way (mask, overflow check, Z/|Z| first) gives, bit for bit. ("halved": large
+    enough that mirror weights are applied as a halving, _fft_gradient.HALVING_MIN_ELEMENTS.)"""
+    from scipy_layers import _fft_gradient
+    from scipy_layers._fft_into import complex_of
+    rng = np.random.default_rng(7)
+    tiny, huge = np.finfo(dtype).smallest_subnormal, np.finfo(dtype).max
+    spectrum = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(
+        complex_of(np.dtype(dtype)))
+    grad = rng.standard_normal(shape).astype(dtype)
+    if case == "zero bin":
+        spectrum[1, 4, 2] = 0
+    elif case == "nan bin":
+        spectrum[0, 3, 1] = complex(np.nan, 1)
+    elif case == "inf in g":
+        grad[1, 0, 0] = -np.inf
+    elif case == "nan in g":
+        grad[0, 8, 4] = np.nan
+    elif case == "quotient overflows":
+        spectrum[0, 2, 3] = complex(tiny, -tiny)
+    elif case == "huge g":
+        grad[1, 1, 1] = huge
+        spectrum[1, 1, 1] = complex(0.25, 0)
+    elif case == "sum overflows":  # every quotient finite, their sum not: a false alarm
+        grad[...] = huge / 4
+        spectrum[...] = 2
+    elif case == "edges of g":  # the columns a halving copies instead of scaling
+        grad[0, 5, 0], grad[1, 2, -1], grad[0, 1, -1], grad[1, 3, 0] = np.nan, -np.inf, -0.0, tiny
+    elif case == "subnormal g":  # halving them rounds: both ways must round alike
+        grad *= tiny * 3
+    magnitude = np.abs(spectrum)
+    weights = _gradient_weights(weighted, 2 * (shape[-1] - 1), dtype)
+    with np.errstate(all="ignore"):  # as inside the layer
+        quick = _fft_gradient.gradient_spectrum(spectrum, grad, weights, magnitude)
+        careful = _fft_gradient.gradient_spectrum_carefully(spectrum, grad, weights, magnitude)
+    real = np.dtype(dtype).newbyteorder("=").str.replace("f", "u")
+    assert np.array_equal(quick.view(real), careful.view(real))  # bits, NaN payloads too
+    if case == "finite":
+        assert np.isfinite(quick).all()
+    if case == "quotient overflows":  # the careful way's Z/|Z| first: still finite
+        assert np.isfinite(quick).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("width", [1, 2, 3, 4, 255, 256])
+def test_mirror_weights_as_a_halving_are_the_product(dtype, width):
+    """Past HALVING_MIN_ELEMENTS, _weighted applies mirror weights as x 0.5 with the weight-1
+    columns copied: bit for bit the broadcast product, NaN, inf, -0 and subnormals
+    included, on a strided g too; other weights keep the product."""
+    from scipy_layers import _dft_axes, _fft_gradient
+    from scipy_layers._spectral import mirror_weights
+    columns = width // 2 + 1
+    rows = -(-_fft_gradient.HALVING_MIN_ELEMENTS // columns) + 1
+    rng = np.random.default_rng(width)
+    grad = rng.standard_normal((2, rows, columns)).astype(dtype)
+    specials = [np.nan, np.inf, -np.inf, -0.0, np.finfo(dtype).smallest_subnormal,
+                -3 * np.finfo(dtype).smallest_subnormal, np.finfo(dtype).max]
+    for index, value in enumerate(specials):  # in the first, last and a middle column
+        for column in {0, columns // 2, columns - 1}:
+            grad[index % 2, index, column] = value
+    ones = tuple(sorted({0, columns - 1} if width % 2 == 0 else {0}))
+    bits = np.dtype(dtype).str.replace("f", "u")
+    # a fresh array, and the layer's cached read-only one (its ones are remembered)
+    for weights in (mirror_weights(np, columns, width, dtype),
+                    _dft_axes._mirror_weights(columns, width, np.dtype(dtype))):
+        for g in (grad, np.asfortranarray(grad),
+                  grad.transpose(0, 2, 1).copy().transpose(0, 2, 1)):
+            assert _fft_gradient._ones_at(weights) == ones
+            assert g.size >= _fft_gradient.HALVING_MIN_ELEMENTS
+            with np.errstate(all="ignore"):
+                expected = g * weights
+                got = _fft_gradient._weighted(g, weights)
+            assert np.array_equal(got.view(bits), expected.view(bits))
+    not_mirror = weights.copy()
+    not_mirror[columns // 2] = 0.25 if columns > 2 else 2.0
+    assert _fft_gradient._ones_at(not_mirror) is None
+    with np.errstate(all="ignore"):
+        assert np.array_equal(_fft_gradient._weighted(grad, not_mirror).view(bits),
+                              (grad * not_mirror).view(bits))
