@@ -1,5 +1,5 @@
 """The batched conv for few channel pairs: the single-channel "shift" kernels
-(conv_methods: shift-and-add along the flattened padded image) once per (output channel,
+(_shift_kernels: shift-and-add along the flattened padded image) once per (output channel,
 input channel) pair, on the whole batch stacked into one tall image.
 
 Where C_in * C_out is small (4x1x128x128 -> 1: one pair) im2col's GEMMs have a single
@@ -24,7 +24,7 @@ from ._finite import all_finite
 from ._nchw_kernels import TAP, _padded
 from ._workspace import output, recycle, scratch
 from ._tap_kernels import tap_backward, tap_forward
-from .conv_methods import _shift_forward, _shift_grad_filter, _shift_grad_input
+from ._shift_kernels import _shift_forward, _shift_grad_filter, _shift_grad_input
 
 
 def shift_state(x, w):

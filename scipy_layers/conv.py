@@ -85,7 +85,7 @@ def check_method(method) -> None:
 #   32^2 k13 517 / 549 against fft 1018 / 1379, k19 615 / 573 against 991 / 1408; 40^2
 #   k21 944 / 843 against 1234 / 1539; 48^2 k15 987 / 1126 against 1103 / 1563 (48^2 k25
 #   is fft's in float32: 1283 against 1576).
-# shift's figures above predate its windows tier (conv_methods), which made it faster
+# shift's figures above predate its windows tier (_shift_kernels), which made it faster
 # on small images (float32 32^2 k15 0.82 -> 0.40x native); these crossovers were kept.
 DIRECT_MAX_WORK = 4000          # output pixels x filter taps
 DIRECT_SMALL_OUTPUT_MAX_WORK = 60_000  # the same, where output pixels <= taps

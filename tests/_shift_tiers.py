@@ -1,5 +1,5 @@
 """Run the shift method (single-channel and batched) on one of its three tiers whatever the
-size (scipy_layers/conv_methods.py: windows matrix, per-row correlate, per-tap
+size (scipy_layers/_shift_kernels.py: windows matrix, per-row correlate, per-tap
 multiply-add), so that the sample-driven tests reach each tier on their small inputs.
 
     with shift_tier("shift-rows") as method:   # method == "shift"
@@ -10,7 +10,7 @@ Any other name passes through unchanged, so a test can list methods and tiers to
 import contextlib
 from unittest import mock
 
-from scipy_layers import conv_methods
+from scipy_layers import _shift_kernels
 
 SHIFT_TIERS = ("shift-windows", "shift-rows", "shift-taps")
 _NEVER, _ALWAYS = -1, float("inf")
@@ -24,7 +24,7 @@ def shift_tier(path: str):
     windows = _ALWAYS if path == "shift-windows" else _NEVER
     rows = _NEVER if path == "shift-taps" else _ALWAYS
     with mock.patch.multiple(
-            conv_methods,
-            SHIFT_WINDOWS_MAX_BYTES=dict.fromkeys(conv_methods.SHIFT_WINDOWS_MAX_BYTES, windows),
-            SHIFT_ROWS_MAX_LENGTH=dict.fromkeys(conv_methods.SHIFT_ROWS_MAX_LENGTH, rows)):
+            _shift_kernels,
+            SHIFT_WINDOWS_MAX_BYTES=dict.fromkeys(_shift_kernels.SHIFT_WINDOWS_MAX_BYTES, windows),
+            SHIFT_ROWS_MAX_LENGTH=dict.fromkeys(_shift_kernels.SHIFT_ROWS_MAX_LENGTH, rows)):
         yield "shift"

@@ -5,6 +5,7 @@ import torch
 from torch.autograd import gradcheck
 
 import scipy_layers.conv as conv
+import scipy_layers._shift_kernels as shift_kernels
 import scipy_layers.conv_methods as conv_methods
 from scipy_layers import LAYERS, ScipyConv2d, ScipyConv2dFunction, scipy_conv2d
 from scipy_layers.agreement import TOLERANCE, compare_with_native
@@ -176,31 +177,31 @@ def test_module_uses_its_method_and_matches_the_function(method):
 def test_each_forced_shift_tier_runs_its_own_code(tier, monkeypatch):
     """tests/_shift_tiers.py really moves the sample-driven tests onto each tier."""
     windows_calls = []
-    monkeypatch.setattr(conv_methods, "_windows",
-                        lambda *args, real=conv_methods._windows: windows_calls.append(1)
+    monkeypatch.setattr(shift_kernels, "_windows",
+                        lambda *args, real=shift_kernels._windows: windows_calls.append(1)
                         or real(*args))
     dtype = np.dtype(np.float32)
     with shift_tier(tier) as method:
         assert method == "shift"
-        per_row = conv_methods._per_row(10 * 10, dtype)
+        per_row = shift_kernels._per_row(10 * 10, dtype)
         x = torch.randn(10, 12, requires_grad=True)
         for kernel in ((3, 4), (4, 3)):  # grad_filter by windows from 4 kernel rows
             w = torch.randn(kernel, requires_grad=True)
             torch.autograd.grad(scipy_conv2d(x, w, None, method).sum(), (x, w))
-    # forward and grad_input twice, grad_filter once
-    assert (len(windows_calls) == 5) == (tier == "shift-windows")
+    # forward and grad_input twice; grad_filter takes forward's windows, built no more
+    assert (len(windows_calls) == 4) == (tier == "shift-windows")
     assert per_row == (tier != "shift-taps")
 
 
 def test_the_windows_tier_follows_its_byte_limits():
     f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
-    limit = conv_methods.SHIFT_WINDOWS_MAX_BYTES
+    limit = shift_kernels.SHIFT_WINDOWS_MAX_BYTES
     # 64x64 image, 3x3 filter: 36,864 window elements
-    assert conv_methods.by_windows((64, 64), (3, 3), f32) == (36864 * 4 <= limit[f32])
-    assert conv_methods.by_windows((256, 256), (7, 7), f32) is False  # 12.8 MB
-    assert conv_methods.by_windows((127, 127), (3, 3), f64) is False  # 1.2 MB
-    assert conv_methods.by_windows((16, 16), (7, 7), f64) is True
-    assert conv_methods.by_windows((16, 16), (7, 7), np.dtype(np.float16)) is False
+    assert shift_kernels.by_windows((64, 64), (3, 3), f32) == (36864 * 4 <= limit[f32])
+    assert shift_kernels.by_windows((256, 256), (7, 7), f32) is False  # 12.8 MB
+    assert shift_kernels.by_windows((127, 127), (3, 3), f64) is False  # 1.2 MB
+    assert shift_kernels.by_windows((16, 16), (7, 7), f64) is True
+    assert shift_kernels.by_windows((16, 16), (7, 7), np.dtype(np.float16)) is False
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -218,3 +219,38 @@ def test_blas_product_into_an_uninitialised_array_ignores_what_it_held(dtype, ta
     exact = weights.astype(np.float64) @ windows.astype(np.float64)
     bound = taps * np.finfo(dtype).eps * (np.abs(weights).astype(np.float64) @ np.abs(windows))
     assert (np.abs(out - exact) <= bound).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("image,kernel", [((10, 12), (3, 4)), ((16, 16), (7, 7)),
+                                          ((9, 5), (1, 1)), ((8, 8), (8, 1)), ((7, 9), (1, 9))])
+def test_shift_windows_tier_backward_takes_forwards_windows(dtype, image, kernel):
+    """The windows tier keeps forward's window matrix as its state: grad_filter is its
+    product with g (the very windows a rebuild makes: bit for bit where the rebuild is
+    also a product, k > 3 rows), g's one padded array gives what _padded_flat_grad gives,
+    and a missing or mismatched state rebuilds. grad_input does not depend on the state."""
+    rng = np.random.default_rng(sum(image) + sum(kernel))
+    x = rng.standard_normal(image).astype(dtype)
+    w = rng.standard_normal(kernel).astype(dtype)
+    assert shift_kernels.by_windows(x.shape, w.shape, x.dtype)
+    y, windows = shift_kernels._shift_forward(x, w)
+    assert windows is not None and windows.shape[0] == w.size
+    g = rng.standard_normal(y.shape).astype(dtype)
+    padded, g_flat = shift_kernels._grad_padded_for_windows(g, x.shape, w.shape)
+    assert np.array_equal(g_flat, shift_kernels._padded_flat_grad(g, x.shape[1]))
+    reach = (w.shape[0] - 1) * x.shape[1] + w.shape[1] - 1
+    assert not padded[:reach].any() and not padded[reach + g_flat.size:].any()
+    kept = shift_kernels._shift_backward(g, x, w, windows, True, True)
+    rebuilt = shift_kernels._shift_backward(g, x, w, None, True, True)
+    stale = shift_kernels._shift_backward(g, x, w, windows[:, :-1], True, True)
+    assert np.array_equal(kept[0], rebuilt[0]) and np.array_equal(kept[0], stale[0])
+    assert np.array_equal(rebuilt[1], stale[1])
+    if w.shape[0] > 3:
+        assert np.array_equal(kept[1], rebuilt[1])
+    # the state drives grad_filter: twice the windows, twice the gradient (exact)
+    assert np.array_equal(shift_kernels._shift_backward(g, x, w, 2 * windows, False, True)[1],
+                          2 * kept[1])
+    exact_w = np.array([[np.sum(x.astype(np.float64)[i:i + g.shape[0], j:j + g.shape[1]] * g)
+                         for j in range(w.shape[1])] for i in range(w.shape[0])])
+    scale = np.abs(x).max() * np.abs(g).sum()
+    assert np.abs(kept[1] - exact_w).max() <= 8 * np.finfo(dtype).eps * scale
