@@ -87,7 +87,18 @@ def check_method(method) -> None:
 #   is fft's in float32: 1283 against 1576).
 # shift's figures above predate its windows tier (_shift_kernels), which made it faster
 # on small images (float32 32^2 k15 0.82 -> 0.40x native); these crossovers were kept.
+# - since shift's windows tier, and its window matrix kept for grad_filter, direct still
+#   wins up to ~6000 products where the filter is at least 2 wide (scipy's loop runs
+#   along the filter's rows), measured fwd+bwd / native, one process, rotated, 25
+#   batches, the Zen 4 VM of docs/performance.md, direct against shift: float64 16^2 k7
+#   (4900 products) 1.06 / 1.20, 17^2 k7 1.08 / 1.19, 24^2 k3 1.06 / 1.19, 26^2 k3 1.14
+#   / 1.24, 33^2 k2 1.16 / 1.23, 32x32 1x5 1.05 / 1.23; float32 24^2 k3 1.08 / 1.21,
+#   18^2 k5 0.40 / 0.44, 17^2 k7 0.42 / 0.44; past it level or shift's (28^2 k3 1.18 /
+#   1.21, 30^2 k3 1.21 / 1.21, 32^2 k3 float32 1.31 / 1.23, 40^2 k2 1.28 / 1.24). Filters
+#   one column wide stay at DIRECT_MAX_WORK: 32x32 5x1 float64 1.31 / 1.18 (24x24 7x1, 3024
+#   products, 1.22 / 1.19). Measured on that one CPU.
 DIRECT_MAX_WORK = 4000          # output pixels x filter taps
+DIRECT_WIDE_FILTER_MAX_WORK = 6000  # the same, for filters 2 or more columns wide
 DIRECT_SMALL_OUTPUT_MAX_WORK = 60_000  # the same, where output pixels <= taps
 SHIFT_MAX_TAPS = {"float32": 121, "float64": 81}
 SHIFT_SMALL_IMAGE_MAX_TAPS = 121
@@ -128,8 +139,9 @@ def choose_method(input_shape, filter_shape, dtype=torch.float32) -> str:
     k_height, k_width = filter_shape
     taps = k_height * k_width
     outputs = (height - k_height + 1) * (width - k_width + 1)
-    if outputs * taps <= DIRECT_MAX_WORK or (
-            outputs <= taps and outputs * taps <= DIRECT_SMALL_OUTPUT_MAX_WORK):
+    work = outputs * taps
+    if work <= DIRECT_MAX_WORK or (k_width >= 2 and work <= DIRECT_WIDE_FILTER_MAX_WORK) or (
+            outputs <= taps and work <= DIRECT_SMALL_OUTPUT_MAX_WORK):
         return "direct"
     pixels = height * width
     if taps <= shift_max_taps(dtype) or (

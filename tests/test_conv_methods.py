@@ -84,7 +84,9 @@ def spy_on_methods(monkeypatch):
     ((32, 32), (15, 15), torch.float64, "shift"),    # tiny images keep shift to 21x21
     ((40, 40), (21, 21), torch.float32, "shift"),
     ((64, 64), (57, 57), torch.float32, "fft"),      # 64 x 3249 products: too many
-    ((16, 16), (7, 7), torch.float64, "shift"),      # 100 outputs > 49 taps
+    ((16, 16), (7, 7), torch.float64, "direct"),     # 100 x 49: a filter 2+ wide
+    ((32, 32), (5, 1), torch.float64, "shift"),      # 28 x 32 x 5 = 4480, one column
+    ((28, 28), (3, 3), torch.float32, "shift"),      # 676 x 9 = 6084
     ((64, 64), (3, 3), torch.float32, "shift"),
     ((1024, 1024), (5, 5), torch.float64, "shift"),
     ((256, 256), (11, 11), torch.float32, "shift"),
@@ -105,6 +107,12 @@ def test_auto_runs_the_method_the_rule_names(size, kernel, dtype, expected, monk
 def test_auto_rule_thresholds_are_consistent():
     # Each rule boundary, one step either side.
     assert choose_method((5, 5), (1, 1)) == "direct"
+    # DIRECT_MAX_WORK products, or DIRECT_WIDE_FILTER_MAX_WORK for filters 2+ columns wide
+    assert choose_method((31, 51), (2, 2)) == "direct"       # 30 x 50 x 4 = 6000
+    assert choose_method((31, 52), (2, 2)) == "shift"        # 30 x 51 x 4 = 6120
+    assert choose_method((24, 24), (7, 1)) == "direct"       # 18 x 24 x 7 = 3024
+    assert choose_method((32, 32), (5, 1)) == "shift"        # 28 x 32 x 5 = 4480
+    assert choose_method((32, 32), (1, 5)) == "direct"       # the same, 5 columns wide
     # outputs <= taps: direct up to DIRECT_SMALL_OUTPUT_MAX_WORK products
     assert choose_method((52, 53), (49, 49)) == "direct"     # 4 x 5 x 2401 = 48020
     assert choose_method((53, 53), (49, 49)) == "fft"        # 5 x 5 x 2401 = 60025
