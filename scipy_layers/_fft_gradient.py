@@ -28,52 +28,26 @@ def phase(spectrum, magnitude):
 # 1024x513 float32 in a loop. Inside the layer, fwd+bwd with the quotient's check below,
 # side by side (one process, Zen 4 VM, one thread): 1024x1024 float32 -140 us, 8x256x256
 # float64 -117, 256x256 float32 -7; at 16x16 the extra calls cost +4 us, so small
-# gradients keep the broadcast product.
+# gradients keep the broadcast product. The caller says which columns are 1 (``ones``);
+# weights are not inspected (a hostile pass found a cache of that answer stale once the
+# array changed).
 HALVING_MIN_ELEMENTS = 1 << 13
 
 
-def _weighted(grad, weights):
+def _weighted(grad, weights, ones=None):
     """c * g in a workspace scratch array (callers write into it and may recycle it); a
-    copy of g where there is no c."""
+    copy of g where there is no c. ``ones``: where ``weights`` are mirror weights, the
+    columns where they are 1 (_spectral.mirror_ones), else None."""
     result = scratch(grad.shape, grad.dtype)
     if weights is None:
         np.copyto(result, grad)
+    elif ones is not None and grad.size >= HALVING_MIN_ELEMENTS:
+        np.multiply(grad, 0.5, out=result)
+        for column in ones:
+            result[..., column] = grad[..., column]
     else:
-        ones = (_ones_at(weights) if grad.size >= HALVING_MIN_ELEMENTS
-                and weights.shape == grad.shape[-1:] else None)
-        if ones is not None:
-            np.multiply(grad, 0.5, out=result)
-            for column in ones:
-                result[..., column] = grad[..., column]
-            return result
         np.multiply(grad, weights, out=result)
     return result
-
-
-def _ones_at(weights):
-    """The columns where 1-D ``weights`` are 1 if they are 1/2 everywhere else and 1 at
-    most at the first and last column (mirror weights), else None. Remembered for
-    read-only weights (the layer's are: _dft_axes caches them frozen), as working it out
-    takes ~5 numpy calls, 20 us inside a 256x256 call."""
-    seen = _ONES_SEEN.get(id(weights))
-    if seen is not None and seen[0] is weights:
-        return seen[1]
-    ones = None
-    if weights.ndim == 1 and weights.size:
-        ones = tuple(sorted(column for column in {0, weights.size - 1}
-                            if weights[column] == 1))
-        halves = np.ones(weights.size, bool)
-        halves[list(ones)] = False
-        ones = ones if (weights[halves] == 0.5).all() else None
-    if not weights.flags.writeable:
-        if len(_ONES_SEEN) >= _ONES_SEEN_MAX:
-            _ONES_SEEN.clear()
-        _ONES_SEEN[id(weights)] = (weights, ones)  # (held: its id cannot be reused meanwhile)
-    return ones
-
-
-_ONES_SEEN: dict = {}
-_ONES_SEEN_MAX = 64
 
 
 def divide_where_nonzero(scale, magnitude) -> None:
@@ -87,11 +61,12 @@ def divide_where_nonzero(scale, magnitude) -> None:
         np.divide(scale, magnitude, out=scale, where=magnitude != 0)
 
 
-def gradient_spectrum(spectrum, grad, weights, magnitude, out=None):
+def gradient_spectrum(spectrum, grad, weights, magnitude, out=None, ones=None):
     """c * g * Z/|Z| in ``out`` (may be ``spectrum`` itself) or a scratch array: c * g /
     |Z| as a real array, then one complex-by-real product (cheaper than Z/|Z|). Where
     |Z| = 0 the result is 0, or NaN for a NaN or inf in g, as native's sgn(0) * g; see
-    :func:`gradient_spectrum_carefully`.
+    :func:`gradient_spectrum_carefully`. ``ones``: where ``weights`` are mirror weights,
+    the columns where they are 1 (see :func:`_weighted`).
     On real data the quotient is finite everywhere, which its sum of squares tells in
     one BLAS dot, as _finite.all_finite does (a non-finite entry makes it non-finite;
     finite entries whose squares' sum overflows, above ~1e19 in float32, only send the
@@ -99,7 +74,7 @@ def gradient_spectrum(spectrum, grad, weights, magnitude, out=None):
     float32 22 against 84 us). This spares the careful way's ``np.errstate``, its
     minimum and its try: 10-13 us of a 16x16 float32 forward+backward (~250 us) on the
     README's VM."""
-    scale = _weighted(grad, weights)
+    scale = _weighted(grad, weights, ones)
     np.divide(scale, magnitude, out=scale)  # (in numpy_quiet: a 0 or NaN |Z| gives inf / NaN)
     flat = scale.reshape(-1)  # (a view: scratch arrays are C-contiguous)
     if math.isfinite(np.dot(flat, flat)):
@@ -108,16 +83,16 @@ def gradient_spectrum(spectrum, grad, weights, magnitude, out=None):
         recycle(scale)
         return result
     recycle(scale)  # (first: the careful way takes the same buffer again)
-    return gradient_spectrum_carefully(spectrum, grad, weights, magnitude, out)
+    return gradient_spectrum_carefully(spectrum, grad, weights, magnitude, out, ones)
 
 
-def gradient_spectrum_carefully(spectrum, grad, weights, magnitude, out=None):
+def gradient_spectrum_carefully(spectrum, grad, weights, magnitude, out=None, ones=None):
     """:func:`gradient_spectrum` where a |Z| is 0 or NaN, a g not finite or c * g / |Z|
     overflows. Where |Z| = 0 the scale keeps c * g and Z is exactly 0, so the product is
     0 (NaN for a NaN or inf g). If the quotient overflows (tiny inputs: |Z| near the
     smallest floats), Z/|Z| is taken first instead (bounded by 1), in a new array
     whatever ``out`` is (``spectrum`` is still whole then: the divide raised first)."""
-    scale = _weighted(grad, weights)
+    scale = _weighted(grad, weights, ones)
     try:
         with np.errstate(over="raise"):  # only a finite quotient's overflow raises
             divide_where_nonzero(scale, magnitude)
@@ -125,6 +100,6 @@ def gradient_spectrum_carefully(spectrum, grad, weights, magnitude, out=None):
                              out=scratch(spectrum.shape, spectrum.dtype) if out is None else out)
     except FloatingPointError:
         result = phase(spectrum, magnitude)
-        result *= _weighted(grad, weights)
+        result *= _weighted(grad, weights, ones)
     recycle(scale)
     return result

@@ -25,12 +25,13 @@ import numpy as np
 #   0.82 -> 0.40; float64 16^2 k7 1.33 -> 1.20, 64^2 k3 0.99 -> 1.00. In a hot loop it
 #   also beats "direct" on 16^2 images (0.51-0.68), but inside a layer call, after
 #   native's, direct stays level or ahead (16^2 k3 / k7 float64 1.02 / 1.21 against 1.16
-#   / 1.27), so conv.choose_method keeps direct where it was. Forward's matrix is its
-#   state (at most SHIFT_WINDOWS_MAX_BYTES, kept until the graph node dies), so that
-#   grad_filter is one matrix-vector product of it with g, and g is zero-padded once for
-#   both gradients (_grad_padded_for_windows): side by side, fwd+bwd, one process, the
-#   Zen 4 VM, 64^2 k3 float32 -5 us (1.18 -> 1.14 of native), float64 -8 (1.15 ->
-#   1.10), 16^2 k7 float64 -4, 32^2 k9 float32 -6.
+#   / 1.27), so conv.choose_method keeps direct where it was. The matrix is a temporary:
+#   nothing more is kept for backward than before. (Keeping forward's matrix for
+#   grad_filter saved 4-6 us a call, side by side on the Zen 4 VM, but held up to 2 MB a
+#   call after backward, outside the kept-memory limit, and gave grad_filter forward's
+#   values of an input changed through .data: the lifetime and accounting im2col's kept
+#   windows have (_forward_state.ForwardState.holder) cost ~10 us a call. Not kept.) g
+#   is zero-padded once for both gradients (_grad_padded_for_windows).
 # - small (L <= SHIFT_ROWS_MAX_LENGTH[dtype]): one np.correlate / np.convolve per kernel
 #   row (kH calls, each a tight C loop).
 # - large: one multiply-add per tap over the whole run, which streams memory faster
@@ -90,11 +91,10 @@ def _shift_forward(x, w):
     x_flat = _flat(x)
     out = np.empty(out_height * width, dtype=x.dtype)
     acc = out[:length]
-    windows = None
     if by_windows(x.shape, w.shape, x.dtype):
         # (BLAS sums from +0, so a window of -0 products gives +0, as native)
-        windows = _windows(x_flat, width, k_height, k_width, length)
-        np.matmul(np.ascontiguousarray(w).reshape(-1), windows, out=acc)
+        np.matmul(np.ascontiguousarray(w).reshape(-1),
+                  _windows(x_flat, width, k_height, k_width, length), out=acc)
     elif _per_row(length, x.dtype):
         for i in range(k_height):
             start = i * width
@@ -114,19 +114,17 @@ def _shift_forward(x, w):
                     acc += scratch
         acc += 0.0  # a sum of -0 products is +0 (native starts from +0; acc started at a product)
     out[length:] = 0
-    return out.reshape(out_height, width)[:, :out_width], windows
+    return out.reshape(out_height, width)[:, :out_width], None
 
 
-def _shift_backward(g, x, w, windows, need_input, need_filter):
-    """Both gradients from g; ``windows``: forward's window matrix (its state in the
-    windows tier, else None)."""
+def _shift_backward(g, x, w, state, need_input, need_filter):
     padded = None
     if by_windows(x.shape, w.shape, g.dtype):  # g padded once for both gradients
         padded, g_flat = _grad_padded_for_windows(g, x.shape, w.shape)
     else:
         g_flat = _padded_flat_grad(g, x.shape[1])  # shared by both gradients
     return (_shift_grad_input(g_flat, x.shape, w, padded) if need_input else None,
-            _shift_grad_filter(x, g_flat, w.shape, windows) if need_filter else None)
+            _shift_grad_filter(x, g_flat, w.shape) if need_filter else None)
 
 
 def _grad_padded_for_windows(g, x_shape, w_shape):
@@ -174,12 +172,9 @@ def _shift_grad_input(g_flat, x_shape, w, padded=None):
     return grad.reshape(height, width)
 
 
-def _shift_grad_filter(x, g_flat, w_shape, windows=None):
-    """``windows``: forward's window matrix, where it kept one (windows tier)."""
+def _shift_grad_filter(x, g_flat, w_shape):
     width = x.shape[1]
     k_height, k_width = w_shape
-    if windows is not None and windows.shape == (k_height * k_width, g_flat.size):
-        return np.matmul(windows, g_flat).reshape(w_shape)
     x_flat = _flat(x)
     # forward's windows again and one product, where that replaces more than three dots
     # (side by side against the dots, fwd+bwd, us: 16^2 k7 float64 -12 / -3, 24^2 k9

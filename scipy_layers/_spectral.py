@@ -11,3 +11,9 @@ def mirror_weights(xp, n_columns: int, width: int, dtype):
     if width % 2 == 0:
         weights[-1] = 1.0
     return weights
+
+
+def mirror_ones(n_columns: int, width: int) -> tuple:
+    """The columns where :func:`mirror_weights` is 1 (column 0 and, for even W, the last):
+    everywhere else it is 1/2."""
+    return (0, n_columns - 1) if width % 2 == 0 and n_columns > 1 else (0,)

@@ -69,8 +69,7 @@ def _direct_grad_filter(x, g, w_shape):
 
 
 # --- "shift": shift-and-add along the flattened image, in three tiers by size: its
-# kernels, and why, are in _shift_kernels. Its state is forward's window matrix (windows
-# tier) or None.
+# kernels, and why, are in _shift_kernels. Its state is None.
 
 # --- "fft": the certified FFT convolution of _fft_conv, as one image and one channel ---
 # Passes its certificate rejects (high dynamic range, zero regions) run "shift".

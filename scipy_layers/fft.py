@@ -21,6 +21,7 @@ from ._numpy_bridge import (NumpyStep, apply_positional, check_not_legacy_batche
 from ._numpy_quiet import numpy_quiet
 from ._torch_protocols import graph_break_here, opaque_to_compile, torch_function_layer
 from ._fft_gradient import gradient_spectrum, phase
+from ._spectral import mirror_ones
 from ._workspace import recycle, recycle_when_dead
 
 _has_torch_function_unary = torch._C._has_torch_function_unary
@@ -260,10 +261,11 @@ def _fft_abs_gradient(state, grad_output, input, magnitude, *, method, handed_ov
     # the weights c (see the class docstring) where the W axis runs as irfft; none where
     # it runs as a matrix, whose adjoint sums each column once
     weights = _dft_axes.adjoint_weights(plan, spectrum.shape[-1], width, magnitude.dtype)
+    ones = None if weights is None else mirror_ones(spectrum.shape[-1], width)
     # in place where the spectrum is this call's own: handed over or recomputed here
     in_place = (handed_over or forward is None) and spectrum.flags.c_contiguous
     grad_spectrum = gradient_spectrum(spectrum, to_numpy(grad_output), weights, magnitude,
-                                      out=spectrum if in_place else None)
+                                      out=spectrum if in_place else None, ones=ones)
     # The inverse is the adjoint of forward's transform, axis by axis (_dft_axes).
     grad_input = _dft_axes.adjoint(grad_spectrum, width, plan)  # (never a view of its input)
     if not (handed_over and grad_spectrum is spectrum):  # (forward's goes back when its

@@ -196,8 +196,8 @@ def test_each_forced_shift_tier_runs_its_own_code(tier, monkeypatch):
         for kernel in ((3, 4), (4, 3)):  # grad_filter by windows from 4 kernel rows
             w = torch.randn(kernel, requires_grad=True)
             torch.autograd.grad(scipy_conv2d(x, w, None, method).sum(), (x, w))
-    # forward and grad_input twice; grad_filter takes forward's windows, built no more
-    assert (len(windows_calls) == 4) == (tier == "shift-windows")
+    # forward and grad_input twice, grad_filter once
+    assert (len(windows_calls) == 5) == (tier == "shift-windows")
     assert per_row == (tier != "shift-taps")
 
 
@@ -232,33 +232,52 @@ def test_blas_product_into_an_uninitialised_array_ignores_what_it_held(dtype, ta
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("image,kernel", [((10, 12), (3, 4)), ((16, 16), (7, 7)),
                                           ((9, 5), (1, 1)), ((8, 8), (8, 1)), ((7, 9), (1, 9))])
-def test_shift_windows_tier_backward_takes_forwards_windows(dtype, image, kernel):
-    """The windows tier keeps forward's window matrix as its state: grad_filter is its
-    product with g (the very windows a rebuild makes: bit for bit where the rebuild is
-    also a product, k > 3 rows), g's one padded array gives what _padded_flat_grad gives,
-    and a missing or mismatched state rebuilds. grad_input does not depend on the state."""
+def test_shift_windows_tier_pads_g_once_for_both_gradients(dtype, image, kernel):
+    """The windows tier zero-pads g once: the g_flat view of that array is what
+    _padded_flat_grad makes, zeros lie around it, and grad_input from it is bit for bit
+    grad_input from g_flat alone; both gradients against exact float64 sums. Forward
+    keeps nothing for backward (its state is None): an input changed through .data
+    reaches grad_filter, as native."""
     rng = np.random.default_rng(sum(image) + sum(kernel))
     x = rng.standard_normal(image).astype(dtype)
     w = rng.standard_normal(kernel).astype(dtype)
     assert shift_kernels.by_windows(x.shape, w.shape, x.dtype)
-    y, windows = shift_kernels._shift_forward(x, w)
-    assert windows is not None and windows.shape[0] == w.size
+    y, state = shift_kernels._shift_forward(x, w)
+    assert state is None
     g = rng.standard_normal(y.shape).astype(dtype)
     padded, g_flat = shift_kernels._grad_padded_for_windows(g, x.shape, w.shape)
+    assert np.shares_memory(padded, g_flat)
     assert np.array_equal(g_flat, shift_kernels._padded_flat_grad(g, x.shape[1]))
     reach = (w.shape[0] - 1) * x.shape[1] + w.shape[1] - 1
     assert not padded[:reach].any() and not padded[reach + g_flat.size:].any()
-    kept = shift_kernels._shift_backward(g, x, w, windows, True, True)
-    rebuilt = shift_kernels._shift_backward(g, x, w, None, True, True)
-    stale = shift_kernels._shift_backward(g, x, w, windows[:, :-1], True, True)
-    assert np.array_equal(kept[0], rebuilt[0]) and np.array_equal(kept[0], stale[0])
-    assert np.array_equal(rebuilt[1], stale[1])
-    if w.shape[0] > 3:
-        assert np.array_equal(kept[1], rebuilt[1])
-    # the state drives grad_filter: twice the windows, twice the gradient (exact)
-    assert np.array_equal(shift_kernels._shift_backward(g, x, w, 2 * windows, False, True)[1],
-                          2 * kept[1])
-    exact_w = np.array([[np.sum(x.astype(np.float64)[i:i + g.shape[0], j:j + g.shape[1]] * g)
+    grad_x, grad_w = shift_kernels._shift_backward(g, x, w, state, True, True)
+    assert np.array_equal(grad_x, shift_kernels._shift_grad_input(g_flat.copy(), x.shape, w))
+    x64, g64, w64 = x.astype(np.float64), g.astype(np.float64), w.astype(np.float64)
+    exact_w = np.array([[np.sum(x64[i:i + g.shape[0], j:j + g.shape[1]] * g64)
                          for j in range(w.shape[1])] for i in range(w.shape[0])])
-    scale = np.abs(x).max() * np.abs(g).sum()
-    assert np.abs(kept[1] - exact_w).max() <= 8 * np.finfo(dtype).eps * scale
+    exact_x = np.zeros(image)
+    for i in range(w.shape[0]):
+        for j in range(w.shape[1]):
+            exact_x[i:i + g.shape[0], j:j + g.shape[1]] += g64 * w64[i, j]
+    eps = np.finfo(dtype).eps
+    assert np.abs(grad_w - exact_w).max() <= 8 * eps * np.abs(x64).max() * np.abs(g64).sum()
+    assert np.abs(grad_x - exact_x).max() <= 8 * eps * np.abs(g64).max() * np.abs(w64).sum()
+
+
+@pytest.mark.parametrize("tier", SHIFT_TIERS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_shift_grad_filter_reads_the_input_backward_sees(tier, dtype):
+    """docs/layers.md, "Limit": shift keeps nothing of the input for backward, so an input
+    changed through .data after forward (autograd does not track it) reaches grad_filter
+    as it reaches native's (a hostile pass caught a kept window matrix doing otherwise)."""
+    grads = []
+    for layer in (lambda x, w: conv.native_conv2d(x, w), None):
+        x = torch.randn(16, 16, dtype=dtype, generator=torch.Generator().manual_seed(1),
+                        requires_grad=True)
+        w = torch.randn(3, 3, dtype=dtype, generator=torch.Generator().manual_seed(2),
+                        requires_grad=True)
+        with shift_tier(tier) as method:
+            y = layer(x, w) if layer else scipy_conv2d(x, w, None, method)
+            x.data.mul_(2)
+            grads.append(torch.autograd.grad(y.sum(), w)[0])
+    torch.testing.assert_close(grads[1], grads[0])

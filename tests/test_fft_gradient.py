@@ -5,6 +5,8 @@ the broadcast product's bits."""
 import numpy as np
 import pytest
 
+from scipy_layers._spectral import mirror_ones
+
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("zeros", ["none", "one", "all", "nan", "subnormal"])
@@ -85,12 +87,17 @@ def test_gradient_spectrum_quick_way_equals_the_careful_way(dtype, weighted, cas
     elif case == "subnormal g":  # halving them rounds: both ways must round alike
         grad *= tiny * 3
     magnitude = np.abs(spectrum)
-    weights = _gradient_weights(weighted, 2 * (shape[-1] - 1), dtype)
+    width = 2 * (shape[-1] - 1)
+    weights = _gradient_weights(weighted, width, dtype)
+    ones = mirror_ones(shape[-1], width) if weighted == "mirror" else None  # as the layer
     with np.errstate(all="ignore"):  # as inside the layer
-        quick = _fft_gradient.gradient_spectrum(spectrum, grad, weights, magnitude)
-        careful = _fft_gradient.gradient_spectrum_carefully(spectrum, grad, weights, magnitude)
+        quick = _fft_gradient.gradient_spectrum(spectrum, grad, weights, magnitude, ones=ones)
+        careful = _fft_gradient.gradient_spectrum_carefully(spectrum, grad, weights, magnitude,
+                                                            ones=ones)
+        product = _fft_gradient.gradient_spectrum(spectrum, grad, weights, magnitude)
     real = np.dtype(dtype).newbyteorder("=").str.replace("f", "u")
     assert np.array_equal(quick.view(real), careful.view(real))  # bits, NaN payloads too
+    assert np.array_equal(quick.view(real), product.view(real))  # halved or multiplied
     if case == "finite":
         assert np.isfinite(quick).all()
     if case == "quotient overflows":  # the careful way's Z/|Z| first: still finite
@@ -100,11 +107,12 @@ def test_gradient_spectrum_quick_way_equals_the_careful_way(dtype, weighted, cas
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("width", [1, 2, 3, 4, 255, 256])
 def test_mirror_weights_as_a_halving_are_the_product(dtype, width):
-    """Past HALVING_MIN_ELEMENTS, _weighted applies mirror weights as x 0.5 with the weight-1
-    columns copied: bit for bit the broadcast product, NaN, inf, -0 and subnormals
-    included, on a strided g too; other weights keep the product."""
-    from scipy_layers import _dft_axes, _fft_gradient
-    from scipy_layers._spectral import mirror_weights
+    """Past HALVING_MIN_ELEMENTS, _weighted applies mirror weights, given their weight-1
+    columns (_spectral.mirror_ones), as x 0.5 with those columns copied: bit for bit the
+    broadcast product, NaN, inf, -0 and subnormals included, on strided g too. Without
+    ``ones`` any weights keep the product, whatever they hold."""
+    from scipy_layers import _fft_gradient
+    from scipy_layers._spectral import mirror_ones, mirror_weights
     columns = width // 2 + 1
     rows = -(-_fft_gradient.HALVING_MIN_ELEMENTS // columns) + 1
     rng = np.random.default_rng(width)
@@ -114,22 +122,40 @@ def test_mirror_weights_as_a_halving_are_the_product(dtype, width):
     for index, value in enumerate(specials):  # in the first, last and a middle column
         for column in {0, columns // 2, columns - 1}:
             grad[index % 2, index, column] = value
-    ones = tuple(sorted({0, columns - 1} if width % 2 == 0 else {0}))
+    weights = mirror_weights(np, columns, width, dtype)
+    ones = mirror_ones(columns, width)
+    assert set(ones) == set(np.flatnonzero(weights == 1)) and (np.delete(weights, ones) == 0.5).all()
     bits = np.dtype(dtype).str.replace("f", "u")
-    # a fresh array, and the layer's cached read-only one (its ones are remembered)
-    for weights in (mirror_weights(np, columns, width, dtype),
-                    _dft_axes._mirror_weights(columns, width, np.dtype(dtype))):
-        for g in (grad, np.asfortranarray(grad),
-                  grad.transpose(0, 2, 1).copy().transpose(0, 2, 1)):
-            assert _fft_gradient._ones_at(weights) == ones
-            assert g.size >= _fft_gradient.HALVING_MIN_ELEMENTS
-            with np.errstate(all="ignore"):
-                expected = g * weights
-                got = _fft_gradient._weighted(g, weights)
-            assert np.array_equal(got.view(bits), expected.view(bits))
-    not_mirror = weights.copy()
-    not_mirror[columns // 2] = 0.25 if columns > 2 else 2.0
-    assert _fft_gradient._ones_at(not_mirror) is None
+    for g in (grad, np.asfortranarray(grad), grad.transpose(0, 2, 1).copy().transpose(0, 2, 1)):
+        assert g.size >= _fft_gradient.HALVING_MIN_ELEMENTS
+        with np.errstate(all="ignore"):
+            expected = g * weights
+            got = _fft_gradient._weighted(g, weights, ones)
+        assert np.array_equal(got.view(bits), expected.view(bits))
+    other = weights.copy()
+    other[columns // 2] = 0.25
     with np.errstate(all="ignore"):
-        assert np.array_equal(_fft_gradient._weighted(grad, not_mirror).view(bits),
-                              (grad * not_mirror).view(bits))
+        assert np.array_equal(_fft_gradient._weighted(grad, other).view(bits),
+                              (grad * other).view(bits))
+
+
+@pytest.mark.parametrize("width", [256, 255])
+def test_the_layer_halves_its_mirror_weights_and_matches_native(width, monkeypatch):
+    """fft_abs's backward hands its weight-1 columns to the gradient spectrum (so large
+    gradients take the halving) and its gradient still matches native's."""
+    import torch
+
+    import scipy_layers
+    from scipy_layers import _fft_gradient
+    seen = []
+    real = _fft_gradient._weighted
+    monkeypatch.setattr(_fft_gradient, "_weighted",
+                        lambda grad, weights, ones=None: seen.append((grad.size, ones))
+                        or real(grad, weights, ones))
+    x = torch.randn(2, 64, width, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(2, 64, width // 2 + 1, dtype=torch.float64)
+    (ours,) = torch.autograd.grad(scipy_layers.fft_abs(x), x, g)
+    (theirs,) = torch.autograd.grad(scipy_layers.native_fft_abs(x), x, g)
+    assert seen == [(g.numel(), mirror_ones(width // 2 + 1, width))]
+    assert g.numel() >= _fft_gradient.HALVING_MIN_ELEMENTS
+    torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-10)
