@@ -1,25 +1,51 @@
-"""Timing in rotated batches, shared by tools/overhead_floor.py and tools/side_by_side.py.
+"""Timing in batches whose order changes every batch, shared by tools/overhead_floor.py,
+tools/side_by_side.py and tools/targets.py.
 
-On a shared, noisy VM a small call's time depends on what ran just before it; rotating
-the order every batch makes each implementation follow every other equally often, and
-one warm-up call per batch makes the batch time this implementation, not its
-predecessor.
+On a shared, noisy VM a call's time depends on what ran just before it: a batch of
+calls right after native's ran 10-12% slower than the same calls after the layer's own
+(8x3x32x32 -> 16 k3 float32, 10 calls a batch, Zen 4 VM, 2026-12-05). So the orders
+form a Williams design (:func:`balanced_orders`): within batches each implementation
+directly follows every other equally often, over every len(orders) batches. (Rotating
+one order, as before, kept its cycle: with three implementations each always followed
+the same one, and an A/A run, base and head the same code, read head faster by 0-67 us:
+native, base, head left base always after native.) One warm-up call per batch makes
+the batch time this implementation, not its predecessor's leftovers alone.
 """
 from __future__ import annotations
 
 import time
 
 
+def balanced_orders(count: int) -> list[list[int]]:
+    """Orders of ``count`` items (0 .. count - 1) in which each item directly follows
+    every other equally often: a Williams design, one Latin square (``count`` orders) for
+    an even count, it and its mirror image (2 ``count``) for an odd one. For two items,
+    [0, 1] and [1, 0]."""
+    first, low, high = [0], 1, count - 1
+    while len(first) < count:  # 0, 1, n-1, 2, n-2, ...
+        first.append(low)
+        low += 1
+        if len(first) < count:
+            first.append(high)
+            high -= 1
+    orders = [[(item + shift) % count for item in first] for shift in range(count)]
+    if count % 2:
+        orders += [order[::-1] for order in orders]
+    return orders
+
+
 def batch_times(functions: dict, batches: int, per_batch: int) -> dict:
     """{name: [seconds per call, one entry per batch]} for ``functions`` (name -> a
-    callable), ``per_batch`` timed calls each, the order rotated every batch."""
+    callable), ``per_batch`` timed calls each, batch b in the order
+    balanced_orders(len(functions))[b % len(...)] (exactly balanced when ``batches`` is a
+    multiple of that length)."""
     for function in functions.values():
         function()
         function()
     names, times = list(functions), {name: [] for name in functions}
+    orders = balanced_orders(len(names))
     for batch in range(batches):
-        shift = batch % len(names)
-        for name in names[shift:] + names[:shift]:
+        for name in (names[index] for index in orders[batch % len(orders)]):
             function = functions[name]
             function()
             start = time.perf_counter()

@@ -3,7 +3,7 @@
 
     python tools/side_by_side.py --base 3f249d8 [--cases fft:64:float32 fft:8x256x256:float64
                                  conv:127:float64:3 cnn:8x16x32x32:32:float32:3
-                                 cnn:8x64x28x28:64:float32:3:g64:s2:p1] [--batches 40]
+                                 cnn:8x64x28x28:64:float32:3:g64:s2:p1] [--batches 42]
 
 A cnn case may end with keyword arguments of ``conv2d``: gG (groups), sS (stride), pP
 (padding) and dD (dilation), each at most once (default: 1, 1, 0, 1).
@@ -12,8 +12,9 @@ Why: asv times each commit in its own processes, and on a noisy VM native's own 
 more between those runs than a small change moves the layer (docs/performance.md). Here
 the base commit's package (``git archive`` of its ``scipy_layers/``,
 imported as ``scipy_layers_base``), this checkout's and native torch run forward+backward
-(``torch.autograd.grad``) in rotated batches, so that each follows every other equally
-often, one warm-up call per batch, torch at one thread; each batch's time is divided by
+(``torch.autograd.grad``) in batches whose order follows a balanced design, so that each
+directly follows every other equally often (tools/rotated_batches.py), one warm-up call
+per batch, torch at one thread; each batch's time is divided by
 the same batch's native time. Prints per case the median [quartiles] of those ratios and
 the median per-batch difference head - base in microseconds, with the environment
 (torch, threads, BLAS and its kernel from threadpoolctl). Set the BLAS thread count and
@@ -221,7 +222,9 @@ def main(argv=None) -> int:
                         help="fft:N|HxW|BxHxW:dtype, conv:N:dtype:k or "
                              "cnn:NxCxHxW:C_out:dtype:k[:gG][:sS][:pP][:dD] "
                              "(default: %(default)s)")
-    parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument("--batches", type=int, default=42,
+                        help="batches of calls (default 42: seven whole balanced designs of "
+                             "three implementations, tools/rotated_batches.py)")
     args = parser.parse_args(argv)
     if args.batches < 1:
         parser.error("--batches must be at least 1")

@@ -12,8 +12,9 @@ The targets (forward+backward time / native's, torch at one thread):
   least 256x256;
 - batched conv <= 1.0 on the suite's CNN shapes (bench_conv2d_nchw: every shape x kernel).
 Both dtypes each. Each cell runs the layer as users call it ('scipy', its rule picking
-the method) and native on the same seeded inputs, in rotated batches of ~20 ms of native
-calls (tools/side_by_side.py's timing); a cell's ratio is the median of the per-batch
+the method) and native on the same seeded inputs, in alternating batches of ~20 ms of
+native calls (tools/side_by_side.py's timing; with --floors four implementations in a
+balanced order, tools/rotated_batches.py); a cell's ratio is the median of the per-batch
 ratios, with their quartiles, and it is met when that median is at most the target.
 With --floors each cell also times, in the same batches, the two floors of
 tools/floor_layers.py called as the layer is: a *null* numpy layer (the tensors to numpy
@@ -164,8 +165,8 @@ def header(batches: int, started: str, commit: str, floors: bool = False) -> lis
             f"- CPU: {described['cpu']}; {described['num_cpu']} CPUs",
             f"- {environment_line()}",
             f"- kernel overrides: {', '.join(overrides) or 'none'}",
-            f"- method: forward+backward / native, median [quartiles] of {batches} rotated "
-            f"batches in one process (tools/targets.py)"] + ([
+            f"- method: forward+backward / native, median [quartiles] of {batches} batches "
+            f"in one process, in balanced order (tools/targets.py)"] + ([
             "- floors, timed in the same batches (tools/floor_layers.py): *null* is a numpy "
             "layer doing no arithmetic, *kernels* the layer's own numpy/scipy kernels without "
             "its checks and plumbing; a missed cell misses on its *kernels* where they alone "
