@@ -26,12 +26,7 @@ import numpy as np
 #   also beats "direct" on 16^2 images (0.51-0.68), but inside a layer call, after
 #   native's, direct stays level or ahead (16^2 k3 / k7 float64 1.02 / 1.21 against 1.16
 #   / 1.27), so conv.choose_method keeps direct where it was. The matrix is a temporary:
-#   nothing more is kept for backward than before. (Keeping forward's matrix for
-#   grad_filter saved 4-6 us a call, side by side on the Zen 4 VM, but held up to 2 MB a
-#   call after backward, outside the kept-memory limit, and gave grad_filter forward's
-#   values of an input changed through .data: the lifetime and accounting im2col's kept
-#   windows have (_forward_state.ForwardState.holder) cost ~10 us a call. Not kept.) g
-#   is zero-padded once for both gradients (_grad_padded_for_windows).
+#   nothing more is kept for backward than before.
 # - small (L <= SHIFT_ROWS_MAX_LENGTH[dtype]): one np.correlate / np.convolve per kernel
 #   row (kH calls, each a tight C loop).
 # - large: one multiply-add per tap over the whole run, which streams memory faster
@@ -118,32 +113,12 @@ def _shift_forward(x, w):
 
 
 def _shift_backward(g, x, w, state, need_input, need_filter):
-    padded = None
-    if by_windows(x.shape, w.shape, g.dtype):  # g padded once for both gradients
-        padded, g_flat = _grad_padded_for_windows(g, x.shape, w.shape)
-    else:
-        g_flat = _padded_flat_grad(g, x.shape[1])  # shared by both gradients
-    return (_shift_grad_input(g_flat, x.shape, w, padded) if need_input else None,
+    g_flat = _padded_flat_grad(g, x.shape[1])  # shared by both gradients
+    return (_shift_grad_input(g_flat, x.shape, w) if need_input else None,
             _shift_grad_filter(x, g_flat, w.shape) if need_filter else None)
 
 
-def _grad_padded_for_windows(g, x_shape, w_shape):
-    """(padded, g_flat): the array the windows tier's grad_input reads its windows from
-    (g on rows of width W, zero-padded, behind reach = (kH - 1) W + kW - 1 zeros and
-    zeros up to H W + reach), and g_flat, the view of it that _padded_flat_grad(g, W)
-    would copy out: one zeroed array instead of two."""
-    height, width = x_shape
-    k_height, k_width = w_shape
-    out_height, out_width = g.shape
-    reach = (k_height - 1) * width + k_width - 1
-    padded = np.zeros(height * width + reach, dtype=g.dtype)
-    # (a contiguous slice of a 1-D array reshapes to a view, so g lands in padded)
-    padded[reach:reach + out_height * width].reshape(out_height, width)[:, :out_width] = g
-    return padded, padded[reach:reach + (out_height - 1) * width + out_width]
-
-
-def _shift_grad_input(g_flat, x_shape, w, padded=None):
-    """``padded``: _grad_padded_for_windows's, where the caller made it (windows tier)."""
+def _shift_grad_input(g_flat, x_shape, w):
     height, width = x_shape
     k_height, k_width = w.shape
     length = g_flat.size
@@ -151,9 +126,8 @@ def _shift_grad_input(g_flat, x_shape, w, padded=None):
         # grad[p] = sum_ij w[kH-1-i, kW-1-j] g_flat[p + i W + j - reach]: the forward's
         # windows over g_flat with reach zeros in front and zeros behind (to H W + reach)
         reach = (k_height - 1) * width + k_width - 1
-        if padded is None:
-            padded = np.zeros(height * width + reach, dtype=g_flat.dtype)
-            padded[reach:reach + length] = g_flat
+        padded = np.zeros(height * width + reach, dtype=g_flat.dtype)
+        padded[reach:reach + length] = g_flat
         flipped = np.ascontiguousarray(w[::-1, ::-1]).reshape(-1)
         return np.matmul(flipped, _windows(padded, width, k_height, k_width,
                                            height * width)).reshape(height, width)

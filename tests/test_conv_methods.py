@@ -229,41 +229,6 @@ def test_blas_product_into_an_uninitialised_array_ignores_what_it_held(dtype, ta
     assert (np.abs(out - exact) <= bound).all()
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("image,kernel", [((10, 12), (3, 4)), ((16, 16), (7, 7)),
-                                          ((9, 5), (1, 1)), ((8, 8), (8, 1)), ((7, 9), (1, 9))])
-def test_shift_windows_tier_pads_g_once_for_both_gradients(dtype, image, kernel):
-    """The windows tier zero-pads g once: the g_flat view of that array is what
-    _padded_flat_grad makes, zeros lie around it, and grad_input from it is bit for bit
-    grad_input from g_flat alone; both gradients against exact float64 sums. Forward
-    keeps nothing for backward (its state is None): an input changed through .data
-    reaches grad_filter, as native."""
-    rng = np.random.default_rng(sum(image) + sum(kernel))
-    x = rng.standard_normal(image).astype(dtype)
-    w = rng.standard_normal(kernel).astype(dtype)
-    assert shift_kernels.by_windows(x.shape, w.shape, x.dtype)
-    y, state = shift_kernels._shift_forward(x, w)
-    assert state is None
-    g = rng.standard_normal(y.shape).astype(dtype)
-    padded, g_flat = shift_kernels._grad_padded_for_windows(g, x.shape, w.shape)
-    assert np.shares_memory(padded, g_flat)
-    assert np.array_equal(g_flat, shift_kernels._padded_flat_grad(g, x.shape[1]))
-    reach = (w.shape[0] - 1) * x.shape[1] + w.shape[1] - 1
-    assert not padded[:reach].any() and not padded[reach + g_flat.size:].any()
-    grad_x, grad_w = shift_kernels._shift_backward(g, x, w, state, True, True)
-    assert np.array_equal(grad_x, shift_kernels._shift_grad_input(g_flat.copy(), x.shape, w))
-    x64, g64, w64 = x.astype(np.float64), g.astype(np.float64), w.astype(np.float64)
-    exact_w = np.array([[np.sum(x64[i:i + g.shape[0], j:j + g.shape[1]] * g64)
-                         for j in range(w.shape[1])] for i in range(w.shape[0])])
-    exact_x = np.zeros(image)
-    for i in range(w.shape[0]):
-        for j in range(w.shape[1]):
-            exact_x[i:i + g.shape[0], j:j + g.shape[1]] += g64 * w64[i, j]
-    eps = np.finfo(dtype).eps
-    assert np.abs(grad_w - exact_w).max() <= 8 * eps * np.abs(x64).max() * np.abs(g64).sum()
-    assert np.abs(grad_x - exact_x).max() <= 8 * eps * np.abs(g64).max() * np.abs(w64).sum()
-
-
 @pytest.mark.parametrize("tier", SHIFT_TIERS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_shift_grad_filter_reads_the_input_backward_sees(tier, dtype):
