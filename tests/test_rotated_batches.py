@@ -41,3 +41,10 @@ def test_batch_times_runs_each_batch_after_each_other_equally_often():
         assert sorted(names) == ["a", "b", "c"]
         within.update(zip(names, names[1:]))
     assert set(within.values()) == {4} and len(within) == 6  # 12 batches: two designs
+
+
+@pytest.mark.parametrize("functions,batches,per_batch", [({}, 3, 1), ({"a": int}, 0, 1),
+                                                         ({"a": int}, 2, 0)])
+def test_batch_times_refuses_nothing_to_time(functions, batches, per_batch):
+    with pytest.raises(ValueError, match="at least one batch"):
+        batch_times(functions, batches, per_batch)

@@ -5,8 +5,8 @@
 
 Times forward+backward (one process, torch at one thread, interleaved batches in a
 balanced order, so that each implementation directly follows every other equally often
-(tools/rotated_batches.py): what ran just before moves a small call's time; medians) of: native torch; the *null* numpy
-layer and the *kernels only* floor of tools/floor_layers.py (no arithmetic; the layer's
+(tools/rotated_batches.py): what ran just before moves a small call's time; medians) of:
+native torch; the *null* numpy layer and the *kernels only* floor of tools/floor_layers.py (no arithmetic; the layer's
 kernels without its checks and plumbing); and the project's layer. Where "kernels only"
 is as slow as native, no cut of the layer's fixed cost can make it faster than native
 at that size: that is the floor analysis of issue 13 (tools/targets.py --floors gives
@@ -41,6 +41,8 @@ def main() -> int:
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--batches", type=int, default=40, help="timed batches per row")
     args = parser.parse_args()
+    if args.batches < 1:
+        parser.error("--batches must be at least 1")
     torch.set_num_threads(1)
     torch.manual_seed(0)  # the same inputs every run ("auto" may look at the values)
     settle_allocator()  # malloc as the suite's timing processes have it

@@ -38,7 +38,13 @@ def batch_times(functions: dict, batches: int, per_batch: int) -> dict:
     """{name: [seconds per call, one entry per batch]} for ``functions`` (name -> a
     callable), ``per_batch`` timed calls each, batch b in the order
     balanced_orders(len(functions))[b % len(...)] (exactly balanced when ``batches`` is a
-    multiple of that length)."""
+    multiple of that length; between batches, the last of one and the first of the next
+    are whatever the design puts there). A ValueError for no functions or batches or
+    per_batch below 1."""
+    if not functions or batches < 1 or per_batch < 1:
+        raise ValueError(f"batch_times needs functions and at least one batch of at least "
+                         f"one call; got {len(functions)} function(s), batches={batches}, "
+                         f"per_batch={per_batch}")
     for function in functions.values():
         function()
         function()

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Issue 13's speed targets, every cell measured side by side in one process:
 
-    python tools/targets.py [--batches 15] [--cells conv:16:float64:7 fft:256:float32 ...]
+    python tools/targets.py [--batches 16] [--cells conv:16:float64:7 fft:256:float32 ...]
                             [--floors] [--out reports/<machine>]
 
 The targets (forward+backward time / native's, torch at one thread):
@@ -309,7 +309,9 @@ def main(argv=None) -> int:
                         metavar="CASE",
                         help="measure only these (tools/side_by_side.py's case strings); "
                              "default: every cell of the targets")
-    parser.add_argument("--batches", type=int, default=15)
+    parser.add_argument("--batches", type=int, default=16,
+                        help="batches of calls per cell (default 16: whole balanced designs of "
+                             "2 and, with --floors, 4 implementations; tools/rotated_batches.py)")
     parser.add_argument("--floors", action="store_true",
                         help="also time each cell's null and kernels-only floors "
                              "(tools/floor_layers.py) in the same batches: about 1.5 "
