@@ -25,10 +25,12 @@ def phase(spectrum, magnitude):
 # an even width, the last: _spectral.mirror_weights, the only c the layer uses) are
 # applied as one contiguous halving with those columns copied over it, not as a product
 # broadcast along each row: the same bits (x 0.5 and x 1 are exact), 101 -> ~45 us at
-# 1024x513 float32 in a loop. Inside the layer, fwd+bwd with the quotient's check below,
-# side by side (one process, Zen 4 VM, one thread): 1024x1024 float32 -140 us, 8x256x256
-# float64 -117, 256x256 float32 -7; at 16x16 the extra calls cost +4 us, so small
-# gradients keep the broadcast product. The caller says which columns are 1 (``ones``);
+# 1024x513 float32 in a loop. Inside the layer, fwd+bwd with the quotient's check below
+# (one process, balanced order, one thread, the Zen 4 VM of docs/performance.md): the
+# old and new functions swapped, 1024x1024 float32 -166 us, 8x256x256 float64 -166,
+# 1024x1024 float64 -479, 256x256 float32 -3.5 (nothing); at 16x16 the extra calls cost
+# ~4 us, so small gradients keep the broadcast product. The caller says which columns are
+# 1 (``ones``);
 # weights are not inspected (a hostile pass found a cache of that answer stale once the
 # array changed).
 HALVING_MIN_ELEMENTS = 1 << 13

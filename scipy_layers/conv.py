@@ -87,16 +87,17 @@ def check_method(method) -> None:
 #   is fft's in float32: 1283 against 1576).
 # shift's figures above predate its windows tier (_shift_kernels), which made it faster
 # on small images (float32 32^2 k15 0.82 -> 0.40x native); these crossovers were kept.
-# - since shift's windows tier, and its window matrix kept for grad_filter, direct still
-#   wins up to ~6000 products where the filter is at least 2 wide (scipy's loop runs
-#   along the filter's rows), measured fwd+bwd / native, one process, rotated, 25
-#   batches, the Zen 4 VM of docs/performance.md, direct against shift: float64 16^2 k7
+# - with shift's windows tier, direct still wins up to ~6000 products where the filter
+#   is at least 2 wide (scipy's loop runs along the filter's rows), measured fwd+bwd /
+#   native, one process, 25 batches, direct always right after native (the costlier
+#   place, docs/performance.md), the Zen 4 VM, direct against shift: float64 16^2 k7
 #   (4900 products) 1.06 / 1.20, 17^2 k7 1.08 / 1.19, 24^2 k3 1.06 / 1.19, 26^2 k3 1.14
 #   / 1.24, 33^2 k2 1.16 / 1.23, 32x32 1x5 1.05 / 1.23; float32 24^2 k3 1.08 / 1.21,
 #   18^2 k5 0.40 / 0.44, 17^2 k7 0.42 / 0.44; past it level or shift's (28^2 k3 1.18 /
 #   1.21, 30^2 k3 1.21 / 1.21, 32^2 k3 float32 1.31 / 1.23, 40^2 k2 1.28 / 1.24). Filters
 #   one column wide stay at DIRECT_MAX_WORK: 32x32 5x1 float64 1.31 / 1.18 (24x24 7x1, 3024
-#   products, 1.22 / 1.19). Measured on that one CPU.
+#   products, 1.22 / 1.19). Measured on that one CPU; side by side, balanced, 16^2 k7
+#   float64 1.226 -> 1.085 of native.
 DIRECT_MAX_WORK = 4000          # output pixels x filter taps
 DIRECT_WIDE_FILTER_MAX_WORK = 6000  # the same, for filters 2 or more columns wide
 DIRECT_SMALL_OUTPUT_MAX_WORK = 60_000  # the same, where output pixels <= taps
