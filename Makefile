@@ -39,7 +39,7 @@ demo: $(VENV)/.installed
 results: $(VENV)/.installed
 	tools/reference_results.sh
 
-# Issue 13's speed targets side by side -> reports/<machine>/targets.{csv,md} (12-14 min on a 2-core VM);
+# Issue 13's speed targets side by side -> reports/<machine>/targets.{csv,md} (~11 min on a 2-core VM);
 # TARGETS_ARGS= passes options (e.g. --cells fft:256:float32 --batches 30; --floors adds each
 # cell's null and kernels-only floors, about 1.5 times as long). Reference
 # figures run without the workplace's OpenBLAS kernel overrides, threads pinned to one.
