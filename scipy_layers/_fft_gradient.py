@@ -29,7 +29,8 @@ def phase(spectrum, magnitude):
 # (one process, balanced order, one thread, the Zen 4 VM of docs/performance.md): the
 # old and new functions swapped, 1024x1024 float32 -166 us, 8x256x256 float64 -166,
 # 1024x1024 float64 -479, 256x256 float32 -3.5 (nothing); at 16x16 the extra calls cost
-# ~4 us, so small gradients keep the broadcast product. The caller says which columns are
+# ~4 us (a rotated run, before tools/rotated_batches.py was balanced), so small gradients
+# keep the broadcast product. The caller says which columns are
 # 1 (``ones``);
 # weights are not inspected (a hostile pass found a cache of that answer stale once the
 # array changed).
