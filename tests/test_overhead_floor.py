@@ -169,3 +169,82 @@ def test_kernels_only_fft_backwards_of_one_graph_in_two_threads_at_once(first, m
     y = floor_layers.KernelsOnlyFFT.apply(leaf)
     results = two_backwards_at_once(y, leaf, g, first == "create_graph", monkeypatch)
     assert torch.equal(results["A"], alone) and torch.equal(results["B"], alone)
+
+
+def _layer_inputs(kind, shape, kernel, dtype=torch.float64):
+    generator = torch.Generator().manual_seed(0)
+    if kind == "fft":
+        return (torch.randn(shape, dtype=dtype, generator=generator, requires_grad=True),)
+    bias_shape = (1, 1) if kind == "conv" else (kernel[0],)
+    weight_shape = kernel if kind == "conv" else (kernel[0], shape[1] // kernel[3], *kernel[1:3])
+    return tuple(torch.randn(s, dtype=dtype, generator=generator, requires_grad=True)
+                 for s in (shape, weight_shape, bias_shape))
+
+
+@pytest.mark.parametrize("kind, shape, kernel, options", [
+    ("conv", (16, 16), (3, 3), {}),          # direct
+    ("conv", (64, 64), (3, 3), {}),          # shift
+    ("conv", (30, 12), (5, 1), {}),
+    ("fft", (16, 16), None, {}),
+    ("fft", (3, 8, 10), None, {}),
+    ("cnn", (2, 3, 9, 9), (4, 3, 3, 1), {}),                                   # im2col
+    ("cnn", (2, 4, 9, 9), (4, 3, 3, 2), {"groups": 2, "stride": 2, "padding": 1}),
+    ("cnn", (2, 1, 16, 16), (1, 3, 3, 1), {}),                                # shift
+    ("cnn", (2, 8, 10, 10), (2, 3, 3, 1), {"padding": 1}),                    # kn2row
+])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_hot_floor_computes_the_layers_gradients_without_autograd(kind, shape, kernel,
+                                                                      options, dtype):
+    """hot_call runs the kernels-only floor's forward and backward as plain calls: the
+    layer's gradients exactly, and nothing recorded for autograd."""
+    import scipy_layers
+    inputs = _layer_inputs(kind, shape, kernel, dtype)
+    layer = {"conv": scipy_layers.scipy_conv2d, "fft": fft_abs, "cnn": scipy_layers.conv2d}[kind]
+    y = layer(*inputs, **options)
+    g = torch.randn(y.shape, dtype=dtype, generator=torch.Generator().manual_seed(1))
+    expected = torch.autograd.grad(y, inputs, g)
+    call = floor_layers.hot_call(kind, inputs, options, g)
+    for _ in range(2):  # (a second call: nothing of the first is reused wrongly)
+        grads = call()
+        grads = (grads,) if isinstance(grads, torch.Tensor) else grads
+        assert len([t for t in grads if t is not None]) == len(expected)
+        for ours, theirs in zip(grads, expected):
+            assert ours.grad_fn is None and not ours.requires_grad
+            assert torch.equal(ours.reshape(theirs.shape), theirs)
+
+
+@pytest.mark.parametrize("kind, shape, kernel", [
+    ("fft", (256, 256), None), ("cnn", (4, 3, 32, 32), (8, 5, 5, 1))])
+def test_the_hot_floor_gives_its_memory_back_every_call(kind, shape, kernel):
+    """A hot floor that kept what a call left (the FFT spectrum, im2col's windows) would
+    hold memory a layer call gives back, and time differently."""
+    from scipy_layers import _workspace
+    _workspace.clear_workspace()
+    inputs = _layer_inputs(kind, shape, kernel, torch.float32)
+    output_shape = ((*shape[:-1], shape[-1] // 2 + 1) if kind == "fft"
+                    else (shape[0], kernel[0], shape[2] - 4, shape[3] - 4))
+    call = floor_layers.hot_call(kind, inputs, {}, torch.randn(output_shape))
+    assert _fresh_scratch_arrays(call) == 0
+
+
+def test_the_hot_floor_refuses_an_unknown_kind():
+    with pytest.raises(ValueError, match="'conv', 'fft' or 'cnn'"):
+        floor_layers.hot_call("depthwise", (), {}, None)
+
+
+def test_the_hot_floor_runs_its_backward_as_a_plain_backward_does(monkeypatch):
+    """Gradients off, as autograd runs a backward: the FFT floor's backward then owns
+    forward's spectrum and writes the gradient over it, as the layer's does."""
+    from scipy_layers import fft
+    seen = []
+    original = fft._fft_abs_gradient
+
+    def recording(*args, **kwargs):
+        seen.append((kwargs["handed_over"], torch.is_grad_enabled()))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(fft, "_fft_abs_gradient", recording)
+    inputs = _layer_inputs("fft", (32, 32), None)
+    floor_layers.hot_call("fft", inputs, {}, torch.randn(32, 17, dtype=torch.float64))()
+    fft_abs(*inputs).sum().backward()
+    assert seen == [(True, False), (True, False)]

@@ -63,7 +63,7 @@ def test_floors_come_from_the_same_batches_and_say_what_misses(monkeypatch, kern
                                                                misses_on):
     batches = {"native": [1.0, 2.0, 4.0, 2.0], "scipy": [1.5, 2.6, 5.2, 2.8],
                "null": [0.5, 1.0, 2.4, 1.0], "kernels": [k * n for k, n in zip(
-                   kernels, [1.0, 2.0, 4.0, 2.0])]}
+                   kernels, [1.0, 2.0, 4.0, 2.0])], "hot": [0.3, 0.8, 1.2, 0.8]}
     seen = {}
 
     def timed(functions, count):
@@ -72,8 +72,9 @@ def test_floors_come_from_the_same_batches_and_say_what_misses(monkeypatch, kern
 
     monkeypatch.setattr(targets, "timed", timed)
     row = targets.measure(side_by_side.parse_case("conv:8:float64:3"), 4, floors=True)
-    assert set(seen) == {"native", "scipy", "null", "kernels"}
+    assert set(seen) == {"native", "scipy", "null", "kernels", "hot"}
     assert row["null_ratio"] == pytest.approx(0.5)  # median of 0.5, 0.5, 0.6, 0.5
+    assert row["hot_ratio"] == pytest.approx(0.35)  # median of 0.3, 0.4, 0.3, 0.4
     assert row["kernels_ratio"] == pytest.approx(statistics.median(kernels))
     assert row["met"] is False and row["misses_on"] == misses_on
     batches["scipy"] = batches["native"]  # a met cell misses on nothing
@@ -86,6 +87,7 @@ def test_without_floors_their_columns_stay_empty(monkeypatch):
         name: [1.0, 1.2] for name in functions})
     row = targets.measure(side_by_side.parse_case("fft:8:float64"), 2)
     assert row["null_ratio"] != row["null_ratio"] and row["misses_on"] == ""  # NaN
+    assert row["hot_ratio"] != row["hot_ratio"]
     assert "null / native" not in targets.markdown([row], 2, "now", "abc")
 
 
@@ -98,12 +100,13 @@ def test_the_script_writes_floors_for_every_layer(tmp_path):
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(tmp_path / "targets.csv", keep_default_na=False)
     assert list(table.columns) == targets.COLUMNS
-    assert (table[["null_ratio", "kernels_ratio"]].astype(float) > 0).all().all()
+    assert (table[["null_ratio", "kernels_ratio", "hot_ratio"]].astype(float) > 0).all().all()
     missed = table[~table["met"]]
     assert set(missed["misses_on"]) <= {targets.KERNELS_MISS, targets.PLUMBING_MISS}
     assert (table[table["met"]]["misses_on"] == "").all()
     text = (tmp_path / "targets.md").read_text()
-    assert "| null / native | kernels / native |" in text and "floors, timed" in text
+    assert "| hot / native | null / native | kernels / native |" in text
+    assert "floors, timed" in text and "*hot*" in text
 
 
 def test_the_script_writes_and_names_its_environment(tmp_path):
@@ -283,3 +286,12 @@ def test_a_cell_given_with_default_options_is_labelled_as_the_grid_labels_it(mon
     grid_cell = side_by_side.parse_case("cnn:8x16x32x32:32:float32:3")
     assert calls == [grid_cell]
     assert list(pd.read_csv(tmp_path / "targets.csv")["cell"]) == [side_by_side.label(grid_cell)]
+
+
+def test_a_row_from_before_the_hot_floor_shows_a_dash():
+    row = {"cell": "conv 8x8 k3 float64", "layer": "single-channel conv", "dtype": "float64",
+           "target": 1.0, "native_us": 10.0, "scipy_us": 12.0, "ratio": 1.2, "ratio_q1": 1.1,
+           "ratio_q3": 1.3, "met": False, "batches": 2, "null_ratio": 0.4,
+           "kernels_ratio": 0.9, "misses_on": targets.PLUMBING_MISS}
+    line = targets.markdown([row], 2, "now", "abc").splitlines()[-1]
+    assert line.split("|")[4:7] == [" - ", " 0.400 ", " 0.900 "]

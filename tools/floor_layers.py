@@ -11,6 +11,10 @@ tools/targets.py --floors time them beside the layer and native):
   floor of this layer's arithmetic. Its values and gradients equal the layer's
   (tests/test_overhead_floor.py).
 
+A third, *hot*, is not a layer (:func:`hot_call`): the kernels-only floor's forward and
+backward called as plain functions, no autograd around them, timed in a loop: the
+kernels' own work on warm caches.
+
 Where "kernels only" is as slow as native, no cut of the layer's fixed cost can make it
 faster than native; where "null" is, no numpy layer can be.
 
@@ -190,16 +194,58 @@ class _PlannedOnce:
         key = (input.shape, weight.shape, None if bias is None else bias.shape, input.dtype,
                repr((stride, padding, dilation, groups)))  # (repr: lists are unhashable)
         if key != self.key:
-            geometry = check_conv2d_arguments(input, weight, bias, stride, padding,
-                                              dilation, groups)
-            method = choose_nchw_method(input.shape, weight.shape, geometry.stride,
-                                        geometry.dilation, geometry.groups, input.dtype,
-                                        geometry.padding)
-            self.key, self.plan = key, (geometry, method)
+            self.key, self.plan = key, _nchw_plan(input, weight, bias, stride, padding,
+                                                  dilation, groups)
         geometry, method = self.plan
         if self.with_method:
             return KernelsOnlyNCHW.apply(input, weight, bias, geometry, method)
         return NullNCHW.apply(input, weight, bias, geometry)
+
+
+def _nchw_plan(input, weight, bias, stride=1, padding=0, dilation=1, groups=1):
+    """(geometry, method "auto" picks) of a batched call: conv2d's argument checks."""
+    geometry = check_conv2d_arguments(input, weight, bias, stride, padding, dilation, groups)
+    return geometry, choose_nchw_method(input.shape, weight.shape, geometry.stride,
+                                        geometry.dilation, geometry.groups, input.dtype,
+                                        geometry.padding)
+
+
+class _Context:
+    """Stands in for autograd's ctx where a kernels-only Function's forward and backward
+    run as plain calls (the hot floor)."""
+
+    def save_for_backward(self, *tensors):
+        self.saved_tensors = tensors
+
+
+def hot_call(kind: str, inputs, options: dict, grad_output):
+    """The *hot* floor of a case: a callable that runs one forward and one backward of
+    the kernels-only floor as plain calls, with no autograd around them (no Function,
+    no graph, no engine), gradients off as inside autograd: the kernels' arithmetic and
+    numpy round trips alone. Timed in a loop, its code and data stay in the caches; the
+    kernels-only floor's excess over it is what calling the same kernels through torch's
+    autograd costs (the Function and engine, and the two evicting each other's code and
+    data from the caches on every call: docs/performance.md, tenth session)."""
+    if kind == "conv":
+        function, arguments = KernelsOnlyConv, tuple(inputs)
+    elif kind == "fft":
+        function, arguments = KernelsOnlyFFT, tuple(inputs)
+    elif kind == "cnn":
+        input, weight, *rest = inputs
+        bias = rest[0] if rest else None
+        function = KernelsOnlyNCHW
+        arguments = (input, weight, bias, *_nchw_plan(input, weight, bias, **options))
+    else:
+        raise ValueError(f"no hot floor for case kind {kind!r}; expected 'conv', 'fft' or "
+                         f"'cnn'")
+
+    def call():
+        context = _Context()  # (dies with the call: kept windows go back to the workspace)
+        with torch.no_grad():
+            function.forward(context, *arguments)
+            return function.backward(context, grad_output)
+
+    return call
 
 
 def floor_functions(kind: str) -> dict:

@@ -143,11 +143,12 @@ def calls(case, base, head):
                                    "head": getattr(head, function_name)})
 
 
-def case_calls(case, package, functions: dict) -> dict:
+def case_calls(case, package, functions: dict, plain: dict | None = None) -> dict:
     """{name: one forward+backward (``torch.autograd.grad``) of ``functions[name]``} on the
     case's seeded inputs (``package``'s registry input maker, seed 0; grad_output seed 1,
     shaped as native's output), each function called as the layer is:
-    ``f(*inputs, **conv2d keyword arguments)``."""
+    ``f(*inputs, **conv2d keyword arguments)``; and {name: ``plain[name](inputs, options,
+    grad_output)``}, callables made on the same inputs that run without autograd."""
     import torch
     kind, size, dtype_name, kernel, options = case
     layer, dtype = package.LAYERS[LAYER_OF[kind][0]], getattr(torch, dtype_name)
@@ -162,8 +163,10 @@ def case_calls(case, package, functions: dict) -> dict:
     inputs = layer.make_inputs(shape, kernel_shape, dtype=dtype, seed=0, **groups)
     output_shape = layer.native.fn(*inputs, **options).shape
     g = torch.randn(output_shape, dtype=dtype, generator=torch.Generator().manual_seed(1))
-    return {name: (lambda f=f: torch.autograd.grad(f(*inputs, **options), inputs, g))
-            for name, f in functions.items()}
+    calls = {name: (lambda f=f: torch.autograd.grad(f(*inputs, **options), inputs, g))
+             for name, f in functions.items()}
+    calls.update({name: make(inputs, options, g) for name, make in (plain or {}).items()})
+    return calls
 
 
 def label(case) -> str:

@@ -63,7 +63,7 @@ MAX_ARRAY_ELEMENTS = 1 << 28
 OUTPUT_NAMES = ("targets.csv", "targets.md")
 COLUMNS = ["cell", "layer", "dtype", "target", "native_us", "scipy_us", "ratio",
            "ratio_q1", "ratio_q3", "met", "batches", "null_ratio", "kernels_ratio",
-           "misses_on"]
+           "misses_on", "hot_ratio"]
 # misses_on: what a missed cell misses on, from its floors (--floors; empty otherwise)
 KERNELS_MISS, PLUMBING_MISS = "kernels", "plumbing"
 
@@ -110,10 +110,12 @@ def measure(case, batches: int, floors: bool = False) -> dict:
     registry_name, function_name = LAYER_OF[kind]
     functions = {"native": scipy_layers.LAYERS[registry_name].native.fn,
                  "scipy": getattr(scipy_layers, function_name)}
+    plain = {}
     if floors:
-        from floor_layers import floor_functions
+        from floor_layers import floor_functions, hot_call
         functions.update(floor_functions(kind))
-    times = timed(case_calls(case, scipy_layers, functions), batches)
+        plain["hot"] = lambda inputs, options, g: hot_call(kind, inputs, options, g)
+    times = timed(case_calls(case, scipy_layers, functions, plain), batches)
 
     def to_native(name):
         return [t / n for t, n in zip(times[name], times["native"])]
@@ -125,10 +127,11 @@ def measure(case, batches: int, floors: bool = False) -> dict:
            "scipy_us": statistics.median(times["scipy"]) * 1e6, "ratio": median,
            "ratio_q1": q1, "ratio_q3": q3, "met": bool(median <= bound),
            "batches": batches, "null_ratio": math.nan, "kernels_ratio": math.nan,
-           "misses_on": ""}
+           "misses_on": "", "hot_ratio": math.nan}
     if floors:
         row["null_ratio"] = statistics.median(to_native("null"))
         row["kernels_ratio"] = statistics.median(to_native("kernels"))
+        row["hot_ratio"] = statistics.median(to_native("hot"))
         if not row["met"]:
             row["misses_on"] = KERNELS_MISS if row["kernels_ratio"] > bound else PLUMBING_MISS
     return row
@@ -170,7 +173,15 @@ def header(batches: int, started: str, commit: str, floors: bool = False) -> lis
             "- floors, timed in the same batches (tools/floor_layers.py): *null* is a numpy "
             "layer doing no arithmetic, *kernels* the layer's own numpy/scipy kernels without "
             "its checks and plumbing; a missed cell misses on its *kernels* where they alone "
-            "are above the target, else on the *plumbing* around them"] if floors else [])
+            "are above the target, else on the *plumbing* around them. *hot*: the same "
+            "kernels called as plain functions with no autograd around them, on warm caches "
+            "(kernels - hot: what calling them through torch's autograd adds, "
+            "docs/performance.md)"] if floors else [])
+
+
+def _ratio(value) -> str:
+    """A floor's ratio, or "-" where the row has none (a row from before the hot floor)."""
+    return "-" if value is None or math.isnan(value) else f"{value:.3f}"
 
 
 def _has_floors(row) -> bool:
@@ -187,15 +198,16 @@ def markdown(rows, batches: int, started: str, commit: str) -> str:
                                                                  reverse=True))
         lines += ["", f"## {layer} ({bounds}): {met} of {len(mine)} met", ""]
         if floors:
-            lines += ["| cell | native (us) | scipy / native | null / native | "
-                      "kernels / native | target | met | misses on |",
-                      "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+            lines += ["| cell | native (us) | scipy / native | hot / native | null / native "
+                      "| kernels / native | target | met | misses on |",
+                      "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         else:
             lines += ["| cell | native (us) | scipy / native | target | met |",
                       "| --- | --- | --- | --- | --- |"]
         for r in mine:
-            floor_cells = (f"{r['null_ratio']:.3f} | {r['kernels_ratio']:.3f} | "
-                           if _has_floors(r) else "- | - | ") if floors else ""
+            floor_cells = (f"{_ratio(r.get('hot_ratio'))} | {r['null_ratio']:.3f} | "
+                           f"{r['kernels_ratio']:.3f} | "
+                           if _has_floors(r) else "- | - | - | ") if floors else ""
             misses_on = f" {r['misses_on'] or '-'} |" if floors else ""
             lines.append(f"| {r['cell']} | {r['native_us']:.0f} | {r['ratio']:.3f} "
                          f"[{r['ratio_q1']:.3f}-{r['ratio_q3']:.3f}] | {floor_cells}"
