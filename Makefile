@@ -41,7 +41,7 @@ results: $(VENV)/.installed
 
 # Issue 13's speed targets side by side -> reports/<machine>/targets.{csv,md} (~11 min on a 2-core VM);
 # TARGETS_ARGS= passes options (e.g. --cells fft:256:float32 --batches 30; --floors adds each
-# cell's null and kernels-only floors, about 1.5 times as long). Reference
+# cell's null, kernels-only and hot floors, about 1.7 times as long). Reference
 # figures run without the workplace's OpenBLAS kernel overrides, threads pinned to one.
 targets: $(VENV)/.installed
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \

@@ -222,10 +222,10 @@ def hot_call(kind: str, inputs, options: dict, grad_output):
     """The *hot* floor of a case: a callable that runs one forward and one backward of
     the kernels-only floor as plain calls, with no autograd around them (no Function,
     no graph, no engine), gradients off as inside autograd: the kernels' arithmetic and
-    numpy round trips alone. Timed in a loop, its code and data stay in the caches; the
-    kernels-only floor's excess over it is what calling the same kernels through torch's
-    autograd costs (the Function and engine, and the two evicting each other's code and
-    data from the caches on every call: docs/performance.md, tenth session)."""
+    numpy round trips (tensors to numpy and back) alone. The kernels-only floor's excess
+    over it is what calling the same kernels through torch's autograd costs: the
+    Function and engine, and the two evicting each other's code from the CPU's caches on
+    every call (docs/performance.md, tenth session)."""
     if kind == "conv":
         function, arguments = KernelsOnlyConv, tuple(inputs)
     elif kind == "fft":

@@ -64,8 +64,11 @@ OUTPUT_NAMES = ("targets.csv", "targets.md")
 COLUMNS = ["cell", "layer", "dtype", "target", "native_us", "scipy_us", "ratio",
            "ratio_q1", "ratio_q3", "met", "batches", "null_ratio", "kernels_ratio",
            "misses_on", "hot_ratio"]
-# misses_on: what a missed cell misses on, from its floors (--floors; empty otherwise)
-KERNELS_MISS, PLUMBING_MISS = "kernels", "plumbing"
+# misses_on: what a missed cell misses on, from its floors (--floors; empty otherwise):
+# its kernels' own work (the hot floor above the target), calling them through autograd
+# (hot within it, the kernels-only floor above), or the layer's guards and routing
+# around them (both floors within it)
+KERNELS_MISS, AUTOGRAD_MISS, PLUMBING_MISS = "kernels", "autograd", "plumbing"
 
 
 def _sides(text: str) -> list[int]:
@@ -133,7 +136,8 @@ def measure(case, batches: int, floors: bool = False) -> dict:
         row["kernels_ratio"] = statistics.median(to_native("kernels"))
         row["hot_ratio"] = statistics.median(to_native("hot"))
         if not row["met"]:
-            row["misses_on"] = KERNELS_MISS if row["kernels_ratio"] > bound else PLUMBING_MISS
+            row["misses_on"] = (KERNELS_MISS if row["hot_ratio"] > bound else
+                                AUTOGRAD_MISS if row["kernels_ratio"] > bound else PLUMBING_MISS)
     return row
 
 
@@ -172,11 +176,11 @@ def header(batches: int, started: str, commit: str, floors: bool = False) -> lis
             f"in one process, in balanced order (tools/targets.py)"] + ([
             "- floors, timed in the same batches (tools/floor_layers.py): *null* is a numpy "
             "layer doing no arithmetic, *kernels* the layer's own numpy/scipy kernels without "
-            "its checks and plumbing; a missed cell misses on its *kernels* where they alone "
-            "are above the target, else on the *plumbing* around them. *hot*: the same "
-            "kernels called as plain functions with no autograd around them, on warm caches "
-            "(kernels - hot: what calling them through torch's autograd adds, "
-            "docs/performance.md)"] if floors else [])
+            "its checks and plumbing, *hot* the same kernels called as plain functions with "
+            "no autograd around them (kernels - hot: what calling them through torch's "
+            "autograd adds, docs/performance.md). A missed cell misses on its *kernels* where "
+            "hot alone is above the target, on *autograd* where hot is within it and kernels "
+            "above, else on the *plumbing* around them"] if floors else [])
 
 
 def _ratio(value) -> str:
