@@ -13,16 +13,19 @@ The targets (forward+backward time / native's, torch at one thread):
 - batched conv <= 1.0 on the suite's CNN shapes (bench_conv2d_nchw: every shape x kernel).
 Both dtypes each. Each cell runs the layer as users call it ('scipy', its rule picking
 the method) and native on the same seeded inputs, in alternating batches of ~20 ms of
-native calls (tools/side_by_side.py's timing; with --floors four implementations in a
+native calls (tools/side_by_side.py's timing; with --floors five implementations in a
 balanced order, tools/rotated_batches.py); a cell's ratio is the median of the per-batch
 ratios, with their quartiles, and it is met when that median is at most the target.
-With --floors each cell also times, in the same batches, the two floors of
-tools/floor_layers.py called as the layer is: a *null* numpy layer (the tensors to numpy
-and back, no arithmetic) and the layer's *kernels only* (its numpy/scipy kernels for the
-method it picks, without its checks and plumbing); their ratios to native say, for a
-cell that misses, what misses: the kernels alone (no cut of the layer's fixed cost can
-meet the target) or the layer's checks and plumbing around them. A full run with floors
-takes about 1.5 times as long (16 against 11 minutes on a 2-core VM).
+With --floors each cell also times, in the same batches, the floors of
+tools/floor_layers.py: a *null* numpy layer (the tensors to numpy and back, no
+arithmetic) and the layer's *kernels only* (its numpy/scipy kernels for the method it
+picks, without its checks and plumbing), both called as the layer is, and *hot*, those
+kernels' forward and backward called as plain functions with no autograd around them.
+Their ratios to native say, for a cell that misses, what misses: the kernels' own work
+(hot above the target: no numpy layer running them can meet it), calling them through
+autograd (hot within the target, kernels only above), or the layer's checks and
+plumbing around them. A full run with floors takes 15 minutes on a 2-core VM, against
+11 without.
 Threads: torch and the BLAS libraries (threadpoolctl) pinned to one here; malloc settled
 as in the suite's timing processes. Unset OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for
 reference figures (`make targets` does): the header names any override left set.
