@@ -248,3 +248,26 @@ def test_the_hot_floor_runs_its_backward_as_a_plain_backward_does(monkeypatch):
     floor_layers.hot_call("fft", inputs, {}, torch.randn(32, 17, dtype=torch.float64))()
     fft_abs(*inputs).sum().backward()
     assert seen == [(True, False), (True, False)]
+
+
+@pytest.mark.parametrize("kind, inputs, options, grad_output, message", [
+    ("cnn", "x3d w", {}, "g", "4-D input"),
+    ("cnn", "x w b extra", {}, "g", "2 or 3 input tensors"),
+    ("conv", "x w b", {}, "g5", "output's shape"),
+    ("conv", "x w b", {"method": "matrix"}, "g7", "no options"),
+    ("fft", "x1d", {}, "g", "at least 2 dims"),
+    ("conv", "x w16 b", {}, "g7", "float16, which is unsupported"),
+    ("conv", "x w b", {}, "g7f32", "float64 tensor"),
+])
+def test_the_hot_floor_says_what_is_wrong_with_its_arguments(kind, inputs, options,
+                                                            grad_output, message):
+    tensors = {"x": torch.randn(9, 9, dtype=torch.float64),
+               "x3d": torch.randn(3, 9, 9), "x1d": torch.randn(9),
+               "w": torch.randn(3, 3, dtype=torch.float64),
+               "w16": torch.randn(3, 3, dtype=torch.float16),
+               "b": torch.randn(1, 1, dtype=torch.float64), "extra": torch.ones(1)}
+    grads = {"g": torch.randn(7, 7), "g5": torch.randn(5, 5, dtype=torch.float64),
+             "g7": torch.randn(7, 7, dtype=torch.float64), "g7f32": torch.randn(7, 7)}
+    with pytest.raises((ValueError, TypeError), match=message):
+        floor_layers.hot_call(kind, [tensors[name] for name in inputs.split()], options,
+                              grads[grad_output])

@@ -85,6 +85,22 @@ def test_floors_come_from_the_same_batches_and_say_what_misses(monkeypatch, kern
                            floors=True)["misses_on"] == ""
 
 
+@pytest.mark.parametrize("hot, kernels, expected", [
+    (1.2, 1.3, targets.KERNELS_MISS), (0.9, 1.1, targets.AUTOGRAD_MISS),
+    (0.5, 0.9, targets.PLUMBING_MISS),
+    (1.015, 0.975, targets.PLUMBING_MISS),  # hot above but kernels-only within: noise
+    (float("nan"), 1.2, ""), (1.2, float("nan"), "")])
+def test_the_verdict_of_a_missed_cell(hot, kernels, expected):
+    assert targets.verdict(hot, kernels, 1.0) == expected
+
+
+def test_the_default_batches_are_whole_balanced_designs():
+    sys.path.insert(0, str(ROOT / "tools"))
+    from rotated_batches import balanced_orders
+    assert targets.BATCHES % len(balanced_orders(2)) == 0
+    assert targets.FLOOR_BATCHES % len(balanced_orders(5)) == 0
+
+
 def test_without_floors_their_columns_stay_empty(monkeypatch):
     monkeypatch.setattr(targets, "timed", lambda functions, count: {
         name: [1.0, 1.2] for name in functions})

@@ -226,18 +226,42 @@ def hot_call(kind: str, inputs, options: dict, grad_output):
     over it is what calling the same kernels through torch's autograd costs: the
     Function and engine, and the two evicting each other's code from the CPU's caches on
     every call (docs/performance.md, tenth session)."""
-    if kind == "conv":
-        function, arguments = KernelsOnlyConv, tuple(inputs)
-    elif kind == "fft":
-        function, arguments = KernelsOnlyFFT, tuple(inputs)
-    elif kind == "cnn":
-        input, weight, *rest = inputs
-        bias = rest[0] if rest else None
-        function = KernelsOnlyNCHW
-        arguments = (input, weight, bias, *_nchw_plan(input, weight, bias, **options))
-    else:
+    inputs = tuple(inputs)
+    if kind not in ("conv", "fft", "cnn"):
         raise ValueError(f"no hot floor for case kind {kind!r}; expected 'conv', 'fft' or "
                          f"'cnn'")
+    counts = {"conv": (2, 3), "fft": (1, 1), "cnn": (2, 3)}[kind]
+    if not counts[0] <= len(inputs) <= counts[1]:
+        allowed = str(counts[0]) if counts[0] == counts[1] else f"{counts[0]} or {counts[1]}"
+        raise ValueError(f"the {kind} hot floor takes {allowed} input tensors, as its layer "
+                         f"does, got {len(inputs)}")
+    if kind != "cnn" and options:
+        raise ValueError(f"the {kind} hot floor takes no options, got {sorted(options)}")
+    if kind == "conv":
+        x, w, *rest = inputs
+        conv.check_conv_arguments(x, w, rest[0] if rest else None)
+        function, arguments = KernelsOnlyConv, inputs
+        output_shape = (x.shape[0] - w.shape[0] + 1, x.shape[1] - w.shape[1] + 1)
+    elif kind == "fft":
+        (x,) = inputs
+        fft.check_fft_input(x)
+        function, arguments = KernelsOnlyFFT, inputs
+        output_shape = (*x.shape[:-1], x.shape[-1] // 2 + 1)
+    else:
+        input, weight, *rest = inputs
+        if not isinstance(input, torch.Tensor) or input.dim() != 4:
+            raise ValueError(f"the batched hot floor takes a 4-D input (N, C_in, H, W), got "
+                             f"{getattr(input, 'shape', type(input).__name__)}")
+        bias = rest[0] if rest else None
+        geometry, method = _nchw_plan(input, weight, bias, **options)
+        function, arguments = KernelsOnlyNCHW, (input, weight, bias, geometry, method)
+        output_shape = (input.shape[0], weight.shape[0], *geometry.out_hw)
+    if not (isinstance(grad_output, torch.Tensor) and grad_output.dtype == inputs[0].dtype
+            and tuple(grad_output.shape) == tuple(output_shape)):
+        raise ValueError(f"the {kind} hot floor's grad_output must be a {inputs[0].dtype} "
+                         f"tensor of the output's shape {tuple(output_shape)}, got "
+                         f"{getattr(grad_output, 'dtype', type(grad_output).__name__)} "
+                         f"{tuple(getattr(grad_output, 'shape', ()))}")
 
     def call():
         context = _Context()  # (dies with the call: kept windows go back to the workspace)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Issue 13's speed targets, every cell measured side by side in one process:
 
-    python tools/targets.py [--batches 16] [--cells conv:16:float64:7 fft:256:float32 ...]
+    python tools/targets.py [--batches N] [--cells conv:16:float64:7 fft:256:float32 ...]
                             [--floors] [--out reports/<machine>]
 
 The targets (forward+backward time / native's, torch at one thread):
@@ -22,10 +22,9 @@ arithmetic) and the layer's *kernels only* (its numpy/scipy kernels for the meth
 picks, without its checks and plumbing), both called as the layer is, and *hot*, those
 kernels' forward and backward called as plain functions with no autograd around them.
 Their ratios to native say, for a cell that misses, what misses: the kernels' own work
-(hot above the target: no numpy layer running them can meet it), calling them through
+(both above the target: no numpy layer running them can meet it), calling them through
 autograd (hot within the target, kernels only above), or the layer's checks and
-plumbing around them. A full run with floors takes 15 minutes on a 2-core VM, against
-11 without.
+plumbing around them.
 Threads: torch and the BLAS libraries (threadpoolctl) pinned to one here; malloc settled
 as in the suite's timing processes. Unset OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for
 reference figures (`make targets` does): the header names any override left set.
@@ -34,7 +33,7 @@ Writes targets.csv (one row per cell, pandas) and targets.md (the environment, t
 target how many cells are met and every cell's figures) into --out, replacing those two
 files (each written whole, then moved into place; --out and the cells are checked before
 any timing, and an interrupted or failed run writes nothing), and prints the markdown.
-A full run takes ~14 minutes on a 2-core VM.
+A full run takes ~11 minutes on a 2-core VM (~19 with --floors).
 """
 from __future__ import annotations
 
@@ -64,13 +63,17 @@ FFT_HALF_FROM = 256  # images at least this many pixels a side: the 0.5 target
 # before any cell is timed, not mid-run.
 MAX_ARRAY_ELEMENTS = 1 << 28
 OUTPUT_NAMES = ("targets.csv", "targets.md")
+# Default batches a cell: whole balanced designs (tools/rotated_batches.balanced_orders)
+# of the 2 implementations timed (native, the layer: 2 orders) and, with --floors, of 5
+# (and the null, kernels-only and hot floors: 10 orders)
+BATCHES, FLOOR_BATCHES = 16, 20
 COLUMNS = ["cell", "layer", "dtype", "target", "native_us", "scipy_us", "ratio",
            "ratio_q1", "ratio_q3", "met", "batches", "null_ratio", "kernels_ratio",
            "misses_on", "hot_ratio"]
-# misses_on: what a missed cell misses on, from its floors (--floors; empty otherwise):
-# its kernels' own work (the hot floor above the target), calling them through autograd
-# (hot within it, the kernels-only floor above), or the layer's guards and routing
-# around them (both floors within it)
+# misses_on: what a missed cell misses on, from its floors (--floors; empty otherwise,
+# see verdict()): its kernels' own work (both floors above the target), calling them
+# through autograd (the hot floor within it, the kernels-only floor above), or the
+# layer's guards and routing around them (the kernels-only floor within it)
 KERNELS_MISS, AUTOGRAD_MISS, PLUMBING_MISS = "kernels", "autograd", "plumbing"
 
 
@@ -139,9 +142,20 @@ def measure(case, batches: int, floors: bool = False) -> dict:
         row["kernels_ratio"] = statistics.median(to_native("kernels"))
         row["hot_ratio"] = statistics.median(to_native("hot"))
         if not row["met"]:
-            row["misses_on"] = (KERNELS_MISS if row["hot_ratio"] > bound else
-                                AUTOGRAD_MISS if row["kernels_ratio"] > bound else PLUMBING_MISS)
+            row["misses_on"] = verdict(row["hot_ratio"], row["kernels_ratio"], bound)
     return row
+
+
+def verdict(hot_ratio: float, kernels_ratio: float, bound: float) -> str:
+    """What a missed cell misses on, from its floors: the layer's plumbing where the
+    kernels-only floor meets the bound (whatever hot reads: within the noise of it), its
+    kernels where the hot floor is above the bound too, else autograd; "" where a floor
+    gave no figure (NaN)."""
+    if math.isnan(hot_ratio) or math.isnan(kernels_ratio):
+        return ""
+    if kernels_ratio <= bound:
+        return PLUMBING_MISS
+    return KERNELS_MISS if hot_ratio > bound else AUTOGRAD_MISS
 
 
 def _commit() -> str:
@@ -182,7 +196,7 @@ def header(batches: int, started: str, commit: str, floors: bool = False) -> lis
             "its checks and plumbing, *hot* the same kernels called as plain functions with "
             "no autograd around them (kernels - hot: what calling them through torch's "
             "autograd adds, docs/performance.md). A missed cell misses on its *kernels* where "
-            "hot alone is above the target, on *autograd* where hot is within it and kernels "
+            "both are above the target, on *autograd* where hot is within it and kernels "
             "above, else on the *plumbing* around them"] if floors else [])
 
 
@@ -328,17 +342,20 @@ def main(argv=None) -> int:
                         metavar="CASE",
                         help="measure only these (tools/side_by_side.py's case strings); "
                              "default: every cell of the targets")
-    parser.add_argument("--batches", type=int, default=16,
-                        help="batches of calls per cell (default 16: whole balanced designs of "
-                             "2 and, with --floors, 4 implementations; tools/rotated_batches.py)")
+    parser.add_argument("--batches", type=int,
+                        help=f"batches of calls per cell (default {BATCHES}, with --floors "
+                             f"{FLOOR_BATCHES}: whole balanced designs of 2 and 5 "
+                             f"implementations; tools/rotated_batches.py)")
     parser.add_argument("--floors", action="store_true",
-                        help="also time each cell's null and kernels-only floors "
-                             "(tools/floor_layers.py) in the same batches: about 1.5 "
+                        help="also time each cell's null, kernels-only and hot floors "
+                             "(tools/floor_layers.py) in the same batches: about 1.7 "
                              "times as long")
     parser.add_argument("--out",
                         help="folder for targets.csv and targets.md (default: "
                              "reports/<this machine's name>)")
     args = parser.parse_args(argv)
+    if args.batches is None:
+        args.batches = FLOOR_BATCHES if args.floors else BATCHES
     if args.batches < 2:
         parser.error("--batches must be at least 2 (quartiles need two ratios)")
     out = checked_out(parser, args.out)
