@@ -12,8 +12,8 @@ tools/targets.py --floors time them beside the layer and native):
   (tests/test_overhead_floor.py).
 
 A third, *hot*, is not a layer (:func:`hot_call`): the kernels-only floor's forward and
-backward called as plain functions, no autograd around them, timed in a loop: the
-kernels' own work on warm caches.
+backward called as plain functions, no autograd around them: the kernels' own work and
+their tensors' round trips to numpy, without torch's Function, graph and engine.
 
 Where "kernels only" is as slow as native, no cut of the layer's fixed cost can make it
 faster than native; where "null" is, no numpy layer can be.
