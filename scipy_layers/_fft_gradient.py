@@ -30,10 +30,9 @@ def phase(spectrum, magnitude):
 # old and new functions swapped, 1024x1024 float32 -166 us, 8x256x256 float64 -166,
 # 1024x1024 float64 -479, 256x256 float32 -3.5 (nothing); at 16x16 the extra calls cost
 # ~4 us (a rotated run, before tools/rotated_batches.py was balanced), so small gradients
-# keep the broadcast product. The caller says which columns are
-# 1 (``ones``);
-# weights are not inspected (a hostile pass found a cache of that answer stale once the
-# array changed).
+# keep the broadcast product. The caller says which columns are 1 (``ones``); weights are
+# not inspected (a hostile pass found a cache of that answer stale once the array
+# changed).
 HALVING_MIN_ELEMENTS = 1 << 13
 
 

@@ -7,9 +7,8 @@ def mirror_weights(xp, n_columns: int, width: int, dtype):
     irfft2 counts twice (as +j and its Hermitian mirror), 1 for column 0 and, for even
     W, the Nyquist column W/2. ``xp`` is numpy or cupy."""
     weights = xp.full(n_columns, 0.5, dtype=dtype)
-    weights[0] = 1.0
-    if width % 2 == 0:
-        weights[-1] = 1.0
+    for column in mirror_ones(n_columns, width):
+        weights[column] = 1.0
     return weights
 
 

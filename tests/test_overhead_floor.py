@@ -12,6 +12,7 @@ from scipy_layers import fft_abs, scipy_conv2d
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 import floor_layers  # noqa: E402
+import side_by_side  # noqa: E402
 from tests._two_backwards import two_backwards_at_once  # noqa: E402
 
 
@@ -172,13 +173,13 @@ def test_kernels_only_fft_backwards_of_one_graph_in_two_threads_at_once(first, m
 
 
 def _layer_inputs(kind, shape, kernel, dtype=torch.float64):
-    generator = torch.Generator().manual_seed(0)
-    if kind == "fft":
-        return (torch.randn(shape, dtype=dtype, generator=generator, requires_grad=True),)
-    bias_shape = (1, 1) if kind == "conv" else (kernel[0],)
-    weight_shape = kernel if kind == "conv" else (kernel[0], shape[1] // kernel[3], *kernel[1:3])
-    return tuple(torch.randn(s, dtype=dtype, generator=generator, requires_grad=True)
-                 for s in (shape, weight_shape, bias_shape))
+    """The registry's seeded inputs of a tools/side_by_side.py case kind; a cnn ``kernel``
+    is (C_out, kH, kW, groups)."""
+    import scipy_layers
+    make_inputs = scipy_layers.LAYERS[side_by_side.LAYER_OF[kind][0]].make_inputs
+    if kind == "cnn":
+        return make_inputs(shape, kernel[:3], dtype=dtype, seed=0, groups=kernel[3])
+    return make_inputs(shape, kernel, dtype=dtype, seed=0)
 
 
 @pytest.mark.parametrize("kind, shape, kernel, options", [

@@ -246,7 +246,7 @@ def hot_call(kind: str, inputs, options: dict, grad_output):
         (x,) = inputs
         fft.check_fft_input(x)
         function, arguments = KernelsOnlyFFT, inputs
-        output_shape = (*x.shape[:-1], x.shape[-1] // 2 + 1)
+        output_shape = fft._rfft2_shape(x)
     else:
         input, weight, *rest = inputs
         if not isinstance(input, torch.Tensor) or input.dim() != 4:

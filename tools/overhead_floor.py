@@ -6,8 +6,9 @@
 Times forward+backward (one process, torch at one thread, interleaved batches in a
 balanced order, so that each implementation directly follows every other equally often
 (tools/rotated_batches.py): what ran just before moves a small call's time; medians) of:
-native torch; the *null* numpy layer and the *kernels only* floor of tools/floor_layers.py (no arithmetic; the layer's
-kernels without its checks and plumbing); and the project's layer. Where "kernels only"
+native torch; the *null* numpy layer and the *kernels only* floor of
+tools/floor_layers.py (no arithmetic; the layer's kernels without its checks and
+plumbing); and the project's layer. Where "kernels only"
 is as slow as native, no cut of the layer's fixed cost can make it faster than native
 at that size: that is the floor analysis of issue 13 (tools/targets.py --floors gives
 it for every target cell).
