@@ -58,6 +58,8 @@ def test_the_script_prints_a_row_per_layer_and_size():
     ((2, 8, 10, 10), (2, 3, 3), {"padding": 1}),        # fewer outputs than inputs
     ((2, 1, 16, 16), (1, 3, 3), {}),                    # shift
     ((2, 4, 8, 8), (4, 3, 3), {"groups": 4}),           # depthwise
+    ((0, 3, 9, 9), (4, 3, 3), {"padding": 1}),          # an empty batch: no kernels run
+    ((2, 0, 9, 9), (4, 3, 3), {}),                      # no input channels
 ])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_kernels_only_nchw_computes_what_the_layer_computes(size, kernel, options, dtype):
@@ -192,6 +194,8 @@ def _layer_inputs(kind, shape, kernel, dtype=torch.float64):
     ("cnn", (2, 4, 9, 9), (4, 3, 3, 2), {"groups": 2, "stride": 2, "padding": 1}),
     ("cnn", (2, 1, 16, 16), (1, 3, 3, 1), {}),                                # shift
     ("cnn", (2, 8, 10, 10), (2, 3, 3, 1), {"padding": 1}),                    # kn2row
+    ("cnn", (0, 3, 9, 9), (4, 3, 3, 1), {}),                                  # empty batch
+    ("cnn", (2, 0, 9, 9), (4, 3, 3, 1), {}),                                  # no channels
 ])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_the_hot_floor_computes_the_layers_gradients_without_autograd(kind, shape, kernel,

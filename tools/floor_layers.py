@@ -35,7 +35,8 @@ from scipy_layers import _dft_axes, conv, fft, nn  # noqa: E402
 from scipy_layers._forward_state import ForwardState  # noqa: E402
 from scipy_layers._nchw_args import check_conv2d_arguments  # noqa: E402
 from scipy_layers._nchw_rule import choose_nchw_method  # noqa: E402
-from scipy_layers._numpy_bridge import computes_directly, to_numpy, to_tensor  # noqa: E402
+from scipy_layers._numpy_bridge import (computes_directly, shape_only, to_numpy,  # noqa: E402
+                                        to_tensor)
 from scipy_layers._workspace import recycle_when_dead  # noqa: E402
 from scipy_layers.conv_methods import METHODS  # noqa: E402
 
@@ -137,6 +138,11 @@ class KernelsOnlyFFT(torch.autograd.Function):
                 ctx.forward_state.put_back(state)
 
 
+def _out_channels(weight_shape) -> int:
+    """The batched conv's output channels: none without input channels (torch's rule)."""
+    return weight_shape[0] if weight_shape[1] else 0
+
+
 class NullNCHW(torch.autograd.Function):
     """The numpy round trip of the batched conv: an output and three gradients of the
     right shapes, unwritten."""
@@ -145,7 +151,7 @@ class NullNCHW(torch.autograd.Function):
     def forward(ctx, x, w, b, geometry):
         xn, wn = to_numpy(x), to_numpy(w)
         ctx.shapes = (xn.shape, wn.shape, None if b is None else tuple(b.shape))
-        y = np.empty((xn.shape[0], wn.shape[0], *geometry.out_hw), xn.dtype)
+        y = np.empty((xn.shape[0], _out_channels(wn.shape), *geometry.out_hw), xn.dtype)
         return to_tensor(y, like=x)
 
     @staticmethod
@@ -160,14 +166,17 @@ class KernelsOnlyNCHW(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, w, b, geometry, method):
+        ctx.has_bias, ctx.geometry, ctx.method = b is not None, geometry, method
+        ctx.save_for_backward(x, w)
+        if shape_only(x, w):  # an empty batch or channel: no kernels, as in the layer
+            ctx.state = None
+            return x.new_zeros(x.shape[0], _out_channels(w.shape), *geometry.out_hw)
         xn, wn = to_numpy(x), to_numpy(w)
         y, state = nn._forward_kernels(xn, wn, None if b is None else to_numpy(b),
                                        geometry, method, True)
-        ctx.state, ctx.geometry, ctx.method = (wn, state, True), geometry, method
+        ctx.state = (wn, state, True)
         ctx.windows_owner = _Owner()  # (dies with ctx: the windows go back then)
         recycle_when_dead(ctx.windows_owner, state[-1])
-        ctx.has_bias = b is not None
-        ctx.save_for_backward(x, w)
         return to_tensor(y, like=x)
 
     @staticmethod
@@ -255,7 +264,7 @@ def hot_call(kind: str, inputs, options: dict, grad_output):
         bias = rest[0] if rest else None
         geometry, method = _nchw_plan(input, weight, bias, **options)
         function, arguments = KernelsOnlyNCHW, (input, weight, bias, geometry, method)
-        output_shape = (input.shape[0], weight.shape[0], *geometry.out_hw)
+        output_shape = (input.shape[0], _out_channels(weight.shape), *geometry.out_hw)
     if not (isinstance(grad_output, torch.Tensor) and grad_output.dtype == inputs[0].dtype
             and tuple(grad_output.shape) == tuple(output_shape)):
         raise ValueError(f"the {kind} hot floor's grad_output must be a {inputs[0].dtype} "
