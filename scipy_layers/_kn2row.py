@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .conv import is_float64
+from .conv import dtype_name
 from ._tall import TallLayout, from_tall, grad_output_tall, outputs_from_tall, tall_padded
 from ._ufunc_rows import rows_in_place
 from ._workspace import output, recycle, scratch
@@ -37,7 +37,7 @@ MAX_OUTPUT_RATIO = {"float32": 0.5, "float64": 0.5}
 def takes(w_shape, groups: int, dtype) -> bool:
     """Fewer output than input channels a group, by MAX_OUTPUT_RATIO for the dtype."""
     c_out, c_group = w_shape[:2]
-    ratio = MAX_OUTPUT_RATIO["float64" if is_float64(dtype) else "float32"]
+    ratio = MAX_OUTPUT_RATIO[dtype_name(dtype)]
     return c_group > 1 and 0 < c_out // groups <= ratio * c_group
 
 

@@ -9,7 +9,7 @@ import torch
 
 from . import _kn2row
 from ._nchw_args import ConvGeometry
-from .conv import is_float64, shift_max_taps
+from .conv import dtype_name, shift_max_taps
 
 # "auto", first rule: one output channel (up to 3 input channels) at a kernel the
 # single-channel layer runs by shift (conv.SHIFT_MAX_TAPS) takes "shift": im2col's GEMMs
@@ -45,7 +45,7 @@ SHIFT_MAX_IN_CHANNELS = 3
 FFT_MIN_TAPS = 25
 FFT_MAX_CHANNEL_PAIRS = 16
 # Both dtypes also take fft where a cost model puts it below im2col: fwd+bwd, ns, per dtype
-# (by itemsize), each term a cost the method pays per unit of its work:
+# (by dtype name), each term a cost the method pays per unit of its work:
 # - im2col: IM2COL_NS_PER_WINDOW_ELEMENT x its window elements (N C_in kH kW Ho Wo,
 #   copied from the padded input, scatter-added back for grad_input), + ..._PER_MAC x
 #   the multiply-adds of one pass (x C_out; the three GEMMs), + ..._PER_WINDOW_ROW x its
@@ -75,14 +75,14 @@ FFT_MAX_CHANNEL_PAIRS = 16
 # Zen 4 50.6 / 9.71, Zen 3 42.9 / 7.8 (alike), Zen 5 92.5 / 12.7 (GEMMs 1.4x faster
 # against FFTs: there the model errs toward fft).
 FFT_MODEL_MATMUL_MIN_PRODUCTS = 2048
-IM2COL_NS_PER_WINDOW_ELEMENT = {4: 0.97, 8: 2.54}
-IM2COL_NS_PER_MAC = {4: 0.080, 8: 0.152}
-IM2COL_NS_PER_WINDOW_ROW = {4: 27.4, 8: 34.4}
-IM2COL_FIXED_NS = {4: 248e3, 8: 75e3}
-FFT_NS_PER_TRANSFORM_WORK = {4: 1.49, 8: 1.77}
-FFT_NS_PER_CONTRACTION = {4: 8.6, 8: 10.2}
-FFT_NS_PER_MATMUL_CONTRACTION = {4: 5.35, 8: 6.05}
-FFT_FIXED_NS = {4: 443e3, 8: 695e3}
+IM2COL_NS_PER_WINDOW_ELEMENT = {"float32": 0.97, "float64": 2.54}
+IM2COL_NS_PER_MAC = {"float32": 0.080, "float64": 0.152}
+IM2COL_NS_PER_WINDOW_ROW = {"float32": 27.4, "float64": 34.4}
+IM2COL_FIXED_NS = {"float32": 248e3, "float64": 75e3}
+FFT_NS_PER_TRANSFORM_WORK = {"float32": 1.49, "float64": 1.77}
+FFT_NS_PER_CONTRACTION = {"float32": 8.6, "float64": 10.2}
+FFT_NS_PER_MATMUL_CONTRACTION = {"float32": 5.35, "float64": 6.05}
+FFT_FIXED_NS = {"float32": 443e3, "float64": 695e3}
 FFT_MODEL_MARGIN = 0.9
 # Where im2col runs its kn2row layout, fft is weighed against kn2row's model instead: ns,
 # fwd+bwd, KN2ROW_NS_PER_MAC x its multiply-adds (N Hp Wp kH kW C_in C_out / G, the
@@ -98,10 +98,10 @@ FFT_MODEL_MARGIN = 0.9
 # With the fft model above (60 random kn2row cells, 1-8 output channels on 2-256 input
 # channels): 0.563 s in all against 0.552 for the faster (float32), 0.980 against 0.946
 # (float64), as with the model before it.
-KN2ROW_NS_PER_MAC = {4: 0.069, 8: 0.147}  # by itemsize
-KN2ROW_NS_PER_ROW_ELEMENT = {4: 1.8, 8: 3.6}
-KN2ROW_NS_PER_INPUT = {4: 1.8, 8: 2.4}
-KN2ROW_FIXED_NS = {4: 158e3, 8: 73e3}
+KN2ROW_NS_PER_MAC = {"float32": 0.069, "float64": 0.147}
+KN2ROW_NS_PER_ROW_ELEMENT = {"float32": 1.8, "float64": 3.6}
+KN2ROW_NS_PER_INPUT = {"float32": 1.8, "float64": 2.4}
+KN2ROW_FIXED_NS = {"float32": 158e3, "float64": 73e3}
 # An earlier model, fitted on batches of 8 with 8-64 output channels, was found by a
 # hostile pass ~2x too kind to fft on small batches with few output channels and many
 # input channels (one process, fft / im2col: 1x64x16x16 -> 8 k13 'same' 26.0 / 17.3 ms, unbatched
@@ -165,10 +165,6 @@ def _padded_hw(x_shape, padding):
     return x_shape[2] + top + bottom, x_shape[3] + left + right
 
 
-def _itemsize(dtype) -> int:
-    return 8 if is_float64(dtype) else 4
-
-
 def _fft_model(x_shape, w_shape, padding, dtype=torch.float64) -> tuple[float, int]:
     """(modelled time in ``dtype``, ns, see FFT_NS_PER_TRANSFORM_WORK; bytes of its
     complex128 spectra) of the FFT method."""
@@ -180,10 +176,10 @@ def _fft_model(x_shape, w_shape, padding, dtype=torch.float64) -> tuple[float, i
     points, bins = t_h * t_w, t_h * (t_w // 2 + 1)
     transforms = n * c_in + c_in * c_out + n * c_out
     by_matmul = n >= 2 and n * c_in * c_out >= FFT_MODEL_MATMUL_MIN_PRODUCTS
-    size = _itemsize(dtype)
-    contraction = (FFT_NS_PER_MATMUL_CONTRACTION if by_matmul else FFT_NS_PER_CONTRACTION)[size]
-    time_ns = (FFT_NS_PER_TRANSFORM_WORK[size] * transforms * points * math.log2(points)
-               + contraction * n * c_in * c_out * bins + FFT_FIXED_NS[size])
+    name = dtype_name(dtype)
+    contraction = (FFT_NS_PER_MATMUL_CONTRACTION if by_matmul else FFT_NS_PER_CONTRACTION)[name]
+    time_ns = (FFT_NS_PER_TRANSFORM_WORK[name] * transforms * points * math.log2(points)
+               + contraction * n * c_in * c_out * bins + FFT_FIXED_NS[name])
     return time_ns, 16 * bins * transforms
 
 
@@ -196,12 +192,12 @@ def _im2col_time_model(x_shape, w_shape, padding, dtype=torch.float64) -> float:
     out_h, out_w = max(0, height - k_h + 1), max(0, width - k_w + 1)
     if not out_h * out_w:
         return 0.0
-    size = _itemsize(dtype)
+    name = dtype_name(dtype)
     window_rows = n * c_in * k_h * k_w * out_h
     elements = window_rows * out_w
-    return (IM2COL_NS_PER_WINDOW_ELEMENT[size] * elements
-            + IM2COL_NS_PER_MAC[size] * elements * c_out
-            + IM2COL_NS_PER_WINDOW_ROW[size] * window_rows + IM2COL_FIXED_NS[size])
+    return (IM2COL_NS_PER_WINDOW_ELEMENT[name] * elements
+            + IM2COL_NS_PER_MAC[name] * elements * c_out
+            + IM2COL_NS_PER_WINDOW_ROW[name] * window_rows + IM2COL_FIXED_NS[name])
 
 
 def _kn2row_time_model(x_shape, w_shape, padding, dtype=torch.float64) -> float:
@@ -209,7 +205,7 @@ def _kn2row_time_model(x_shape, w_shape, padding, dtype=torch.float64) -> float:
     n, c_in = x_shape[:2]
     c_out, c_group, k_h, k_w = w_shape
     pixels = n * math.prod(_padded_hw(x_shape, padding))
-    size = _itemsize(dtype)
-    return (KN2ROW_NS_PER_MAC[size] * pixels * k_h * k_w * c_group * c_out
-            + KN2ROW_NS_PER_ROW_ELEMENT[size] * c_out * k_h * k_w * pixels
-            + KN2ROW_NS_PER_INPUT[size] * c_in * pixels + KN2ROW_FIXED_NS[size])
+    name = dtype_name(dtype)
+    return (KN2ROW_NS_PER_MAC[name] * pixels * k_h * k_w * c_group * c_out
+            + KN2ROW_NS_PER_ROW_ELEMENT[name] * c_out * k_h * k_w * pixels
+            + KN2ROW_NS_PER_INPUT[name] * c_in * pixels + KN2ROW_FIXED_NS[name])

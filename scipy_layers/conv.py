@@ -127,9 +127,15 @@ def is_float64(dtype) -> bool:
                     f"got {dtype!r}")
 
 
+def dtype_name(dtype) -> str:
+    """"float32" or "float64" for ``dtype`` (torch or numpy): the key of every per-dtype
+    table of measured constants (here, _nchw_rule, _kn2row)."""
+    return "float64" if is_float64(dtype) else "float32"
+
+
 def shift_max_taps(dtype) -> int:
     """Up to how many filter taps shift beats fft at every image size, for ``dtype``."""
-    return SHIFT_MAX_TAPS["float64" if is_float64(dtype) else "float32"]
+    return SHIFT_MAX_TAPS[dtype_name(dtype)]
 
 
 def choose_method(input_shape, filter_shape, dtype=torch.float32) -> str:

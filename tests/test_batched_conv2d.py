@@ -227,7 +227,7 @@ def test_the_model_accepts_numpy_dtypes_and_empty_outputs():
 def test_the_model_prices_the_matmul_contraction_from_its_threshold(dtype):
     """2048 multiply-adds a bin (8 x 16 x 16) take the stacked matmul's constant, 1920
     (8 x 16 x 15) and one image einsum's: only the contraction term changes."""
-    size = dtype.itemsize
+    name = str(dtype).removeprefix("torch.")
 
     def contraction_ns(x_shape, w_shape):
         n, c_in, height, width = x_shape
@@ -236,14 +236,14 @@ def test_the_model_prices_the_matmul_contraction_from_its_threshold(dtype):
         transforms = n * c_in + c_in * c_out + n * c_out
         fft_ns, _ = rule._fft_model(x_shape, w_shape, (0, 0, 0, 0), dtype)
         bins = height * (width // 2 + 1)
-        return ((fft_ns - rule.FFT_FIXED_NS[size] - rule.FFT_NS_PER_TRANSFORM_WORK[size]
+        return ((fft_ns - rule.FFT_FIXED_NS[name] - rule.FFT_NS_PER_TRANSFORM_WORK[name]
                  * transforms * points * np.log2(points)) / (n * c_in * c_out * bins))
     assert contraction_ns((8, 16, 32, 32), (16, 16, 9, 9)) == pytest.approx(
-        rule.FFT_NS_PER_MATMUL_CONTRACTION[size])
+        rule.FFT_NS_PER_MATMUL_CONTRACTION[name])
     for x_shape, w_shape in [((8, 16, 32, 32), (15, 16, 9, 9)),
                              ((1, 64, 16, 16), (64, 64, 9, 9))]:
         assert contraction_ns(x_shape, w_shape) == pytest.approx(
-            rule.FFT_NS_PER_CONTRACTION[size])
+            rule.FFT_NS_PER_CONTRACTION[name])
 
 
 def test_the_im2col_model_counts_windows_multiply_adds_and_rows():
@@ -251,10 +251,10 @@ def test_the_im2col_model_counts_windows_multiply_adds_and_rows():
     Ho) and a fixed cost, each at its dtype's constant."""
     x_shape, w_shape, padding = (4, 3, 20, 18), (8, 3, 5, 7), (1, 1, 2, 2)
     rows = 4 * 3 * 5 * 7 * 18  # Ho = 20 + 2 - 5 + 1, Wo = 18 + 4 - 7 + 1 = 16
-    for dtype, size in [(torch.float32, 4), (np.float64, 8)]:
-        expected = (rule.IM2COL_NS_PER_WINDOW_ELEMENT[size] * rows * 16
-                    + rule.IM2COL_NS_PER_MAC[size] * rows * 16 * 8
-                    + rule.IM2COL_NS_PER_WINDOW_ROW[size] * rows + rule.IM2COL_FIXED_NS[size])
+    for dtype, name in [(torch.float32, "float32"), (np.float64, "float64")]:
+        expected = (rule.IM2COL_NS_PER_WINDOW_ELEMENT[name] * rows * 16
+                    + rule.IM2COL_NS_PER_MAC[name] * rows * 16 * 8
+                    + rule.IM2COL_NS_PER_WINDOW_ROW[name] * rows + rule.IM2COL_FIXED_NS[name])
         assert rule._im2col_time_model(x_shape, w_shape, padding, dtype) == pytest.approx(
             expected)
 
