@@ -1,7 +1,10 @@
 """The window copies of the batched conv's im2col method (_nchw_kernels), and the
 chunks of images they run in: im2col's window matrix filled from a padded input, and
-col2im's window gradients added back into one. Only plain slicing: no stride tricks,
-whatever the layout; the padded inputs come C-contiguous (_nchw_kernels._padded).
+col2im's window gradients added back into one. Plain slicing, and one strided view
+(fill_windows' narrow layout) whose strides are the padded grid's own, scaled by stride
+and dilation, bounds-checked where it is made: right for any layout of the grid (the
+input itself where there is no padding: channels_last, transposed, step-sliced or
+expanded). The wide layout's padded inputs come C-contiguous (_nchw_kernels._padded).
 
 Layouts (see _nchw_kernels.WIDE_MAX_EXTRA): "wide" windows run along whole padded rows
 of the flattened image (stride 1), "narrow" ones are strided slices of the padded grid.
@@ -9,6 +12,7 @@ of the flattened image (stride 1), "narrow" ones are strided slices of the padde
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from ._ufunc_rows import rows_in_place
 
@@ -33,6 +37,14 @@ MIN_TAP_BYTES = 1 << 16
 # and 4% slower in one-image chunks; chunks of 3.2 MB (8x3x32x32 -> 16 k7 float64) and
 # 4.2 MB (8x16x32x32 -> 32 k7, both dtypes) ran 3-22% faster.
 MAX_CHUNK_BYTES = 8 << 20
+# The narrow layout's windows are one copy from a strided view of the grid from this many
+# taps on, instead of one numpy call per tap (~0.5 us each, and a strided destination
+# each: (M, C_in, Ho, Wo) blocks kH kW Ho Wo apart). Fill alone, one chunk as the layer
+# runs it, one process, one thread (Zen 4 VM of docs/performance.md), one copy / per tap:
+# 5 taps 0.74-0.87, 3x3 0.79-0.94, 3x5 0.82-0.86, 7x7 0.73-0.79 (1x64x56x56 float32
+# 0.49: 3.5 -> 1.7 ms); a 1x1 kernel 1.06 (the view costs ~3 us to make), so fewer taps
+# keep the per-tap copies.
+ONE_COPY_MIN_TAPS = 4
 
 
 def image_chunks(n, bytes_per_image, taps=1, bounded=False):
@@ -89,9 +101,31 @@ def fill_windows(cols, flat, grid, kernel, geometry, wide):
     if wide:
         for i, j, start in _wide_starts(kernel, geometry.dilation, grid.shape[3]):
             taps[:, :, i, j] = flat[:, :, start:start + length]
+    elif kernel[0] * kernel[1] >= ONE_COPY_MIN_TAPS:
+        np.copyto(taps, _narrow_windows(grid, kernel, geometry))
     else:
         for i, j, rows, columns in _narrow_slices(kernel, geometry):
             taps[:, :, i, j] = grid[:, :, rows, columns]
+
+
+def _narrow_windows(grid, kernel, geometry):
+    """Every window of ``grid`` (M, C, Hp, Wp) as a read-only view (M, C, kH, kW, Ho, Wo):
+    element (m, c, i, j, y, x) is grid[m, c, y sH + i dH, x sW + j dW], so its strides are
+    grid's own (any layout, 0 for a broadcast dim) times dilation and stride. What
+    ``sliding_window_view`` would give, without its ~9 us of argument handling."""
+    (d_h, d_w), (s_h, s_w), (out_h, out_w) = geometry.dilation, geometry.stride, geometry.out_hw
+    m, c, height, width = grid.shape
+    # the view's last element must lie in the grid, or it would read past it
+    if (out_h - 1) * s_h + (kernel[0] - 1) * d_h >= height or (
+            (out_w - 1) * s_w + (kernel[1] - 1) * d_w >= width):
+        raise AssertionError(f"im2col windows {kernel} of output {geometry.out_hw} run past "
+                             f"the padded grid {grid.shape[2:]}")
+    st_m, st_c, st_h, st_w = grid.strides
+    shape = (m, c, *kernel, out_h, out_w)
+    strides = (st_m, st_c, st_h * d_h, st_w * d_w, st_h * s_h, st_w * s_w)
+    if grid.flags.c_contiguous:  # (its own buffer: ~0.7 us, as_strided's Python ~3)
+        return np.ndarray(shape, grid.dtype, buffer=grid, strides=strides)
+    return as_strided(grid, shape, strides, writeable=False)
 
 
 def add_wide_windows(flat, taps, wp, dilation):

@@ -1,0 +1,98 @@
+"""im2col's window fill (scipy_layers._windows.fill_windows) against independent oracles:
+torch's F.unfold for the strided ("narrow") layout, and the wide layout's definition
+(window row (i, j) of an image is its flattened padded input from i dH Wp + j dW on)
+taken with an index array; on every kernel shape, stride, dilation and input layout."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from scipy_layers import _windows
+from scipy_layers._nchw_args import ConvGeometry
+
+KERNELS = [(1, 1), (3, 1), (1, 4), (3, 3), (5, 3), (2, 7)]
+
+
+def _grid(shape, layout, dtype, seed=0):
+    """A padded input (M, C, Hp, Wp) as numpy, in ``layout``: fresh, channels_last,
+    transposed, step-sliced or expanded (a broadcast image dim)."""
+    m, c, h, w = shape
+    generator = torch.Generator().manual_seed(seed)
+    def randn(*size):
+        return torch.randn(*size, dtype=dtype, generator=generator)
+    tensor = {"plain": lambda: randn(m, c, h, w),
+              "channels_last": lambda: randn(m, c, h, w).to(memory_format=torch.channels_last),
+              "transposed": lambda: randn(m, c, w, h).transpose(2, 3),
+              "step_sliced": lambda: randn(m, c, 2 * h, w + 3)[:, :, ::2, 2:w + 2],
+              "expanded": lambda: randn(1, c, h, w).expand(m, c, h, w)}[layout]()
+    return tensor.numpy()
+
+
+def _geometry(grid_hw, kernel, stride, dilation):
+    reach = [d * (k - 1) + 1 for d, k in zip(dilation, kernel)]
+    out_hw = tuple((size - r) // s + 1 for size, r, s in zip(grid_hw, reach, stride))
+    return ConvGeometry(stride, (0, 0, 0, 0), dilation, 1, out_hw)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("stride, dilation", [((1, 1), (1, 1)), ((2, 1), (1, 1)),
+                                              ((1, 3), (2, 1)), ((2, 2), (2, 3))])
+@pytest.mark.parametrize("layout", ["plain", "channels_last", "transposed", "step_sliced",
+                                    "expanded"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_narrow_windows_are_torchs_unfold(kernel, stride, dilation, layout, dtype):
+    grid = _grid((3, 2, 13, 22), layout, dtype)
+    geometry = _geometry(grid.shape[2:], kernel, stride, dilation)
+    length = geometry.out_hw[0] * geometry.out_hw[1]
+    cols = np.full((3, 1, 2 * kernel[0] * kernel[1], length), np.nan, grid.dtype)
+    _windows.fill_windows(cols, None, grid, kernel, geometry, wide=False)
+    expected = F.unfold(torch.from_numpy(np.ascontiguousarray(grid)), kernel,
+                        dilation=dilation, stride=stride)
+    assert np.array_equal(cols[:, 0], expected.numpy())
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("dilation", [(1, 1), (2, 1), (1, 3)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_wide_windows_are_stretches_of_the_flattened_image(kernel, dilation, dtype):
+    m, c, hp, wp = 2, 3, 11, 14
+    reach_h, reach_w = (d * (k - 1) + 1 for d, k in zip(dilation, kernel))
+    out_h = hp - reach_h + 1
+    length = out_h * wp  # whole padded rows
+    tail = reach_w - 1  # (the zero tail the layer's padded input carries for the last rows)
+    flat = np.random.default_rng(1).standard_normal((m, c, hp * wp + tail)).astype(dtype)
+    grid = flat[:, :, :hp * wp].reshape(m, c, hp, wp)
+    geometry = ConvGeometry((1, 1), (0, 0, 0, 0), dilation, 1, (out_h, wp - reach_w + 1))
+    cols = np.full((m, 1, c * kernel[0] * kernel[1], length), np.nan, dtype)
+    _windows.fill_windows(cols, flat, grid, kernel, geometry, wide=True)
+    starts = np.array([[i * dilation[0] * wp + j * dilation[1] for j in range(kernel[1])]
+                       for i in range(kernel[0])])
+    index = starts[..., None] + np.arange(length)  # (kH, kW, L) positions in an image
+    expected = np.take(flat, index, axis=2)  # (M, C, kH, kW, L)
+    assert np.array_equal(cols.reshape(expected.shape), expected)
+
+
+def test_windows_fill_a_view_with_gaps_and_nothing_beside_it():
+    """As the layer fills them: the window rows of a matrix whose last row (the bias's
+    row of ones) and other images must stay as they were."""
+    grid = _grid((4, 2, 9, 10), "plain", torch.float64)
+    geometry = _geometry(grid.shape[2:], (3, 3), (1, 1), (1, 1))
+    length = geometry.out_hw[0] * geometry.out_hw[1]
+    matrix = np.full((4, 1, 2 * 9 + 1, length), -7.0)
+    _windows.fill_windows(matrix[1:3, :, :18], None, grid[1:3], (3, 3), geometry, wide=False)
+    expected = F.unfold(torch.from_numpy(grid[1:3].copy()), (3, 3)).numpy()
+    assert np.array_equal(matrix[1:3, 0, :18], expected)
+    assert (matrix[[0, 3]] == -7).all() and (matrix[:, :, 18] == -7).all()
+
+
+@pytest.mark.parametrize("out_hw", [(12, 20), (11, 21)])
+def test_narrow_windows_refuse_to_read_past_the_grid(out_hw):
+    """A geometry whose windows would run past the grid raises, instead of a view reading
+    memory beyond it."""
+    grid = _grid((2, 2, 13, 22), "plain", torch.float64)
+    geometry = ConvGeometry((1, 1), (0, 0, 0, 0), (1, 1), 1, out_hw)
+    cols = np.empty((2, 1, 2 * 9, out_hw[0] * out_hw[1]))
+    with pytest.raises(AssertionError, match="run past the padded grid"):
+        _windows.fill_windows(cols, None, grid, (3, 3), geometry, wide=False)
