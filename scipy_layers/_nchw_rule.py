@@ -130,7 +130,9 @@ def choose_nchw_method(x_shape, w_shape, stride, dilation, groups, dtype=torch.f
                        padding=(0, 0, 0, 0)) -> str:
     """The method "auto" runs for an input of ``x_shape`` (N, C_in, H, W) and a weight
     of ``w_shape`` with these (normalised) stride, dilation, groups and (top, bottom,
-    left, right) padding, in ``dtype`` (torch or numpy); the comments above say why."""
+    left, right) padding, in ``dtype`` (torch or numpy); the comments above say why. A
+    TypeError for any dtype but float32 and float64, whichever rule the shape reaches."""
+    dtype_name(dtype)  # (the check alone: the rules below read it only on some shapes)
     c_out, c_in, k_h, k_w = w_shape
     if stride != (1, 1) or dilation != (1, 1) or groups != 1:
         return "im2col"

@@ -111,8 +111,12 @@ def to_numpy(tensor: torch.Tensor) -> np.ndarray:
 
 
 def to_tensor(array: np.ndarray, like: torch.Tensor) -> torch.Tensor:
-    """``array`` as a (C-contiguous) tensor with the dtype and device of ``like``."""
-    return tensor_like(torch.from_numpy(np.ascontiguousarray(array)), like)
+    """``array`` as a (C-contiguous) tensor with the dtype and device of ``like``, of its
+    shape: a 0-d array stays 0-d (np.ascontiguousarray would make it 1-d, so a 0-d
+    bias's gradient came back as shape (1,) for autograd to reshape)."""
+    if not (type(array) is np.ndarray and array.flags.c_contiguous):
+        array = np.ascontiguousarray(array)  # (numpy scalars too: 1-d, as before)
+    return tensor_like(torch.from_numpy(array), like)
 
 
 def tensor_like(tensor: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

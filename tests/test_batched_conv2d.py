@@ -215,10 +215,17 @@ def test_the_model_accepts_numpy_dtypes_and_empty_outputs():
     # a padded size of 0 (conv2d refuses it first; the rule answers all the same)
     assert nn.choose_nchw_method((1, 2, 40, 0), (8, 2, 31, 1), (1, 1), (1, 1), 1,
                                  torch.float32, (0, 0, 0, 0)) == "im2col"
-    for dtype in ("nope", None, np.int64, np.complex128, np.float16, torch.float16, object):
-        with pytest.raises(TypeError, match="dtype must be float32 or float64, as a torch or "
-                                            f"numpy dtype; got {re.escape(repr(dtype))}"):
-            nn.choose_nchw_method(*args, dtype)
+    # refused whichever rule the shape reaches: the cost model, 3x3 taps (im2col without
+    # a model), a strided conv, one output channel (shift)
+    shapes = [args, ((8, 16, 32, 32), (32, 16, 3, 3), (1, 1), (1, 1), 1),
+              ((8, 16, 32, 32), (32, 16, 3, 3), (2, 2), (1, 1), 1),
+              ((8, 1, 32, 32), (1, 1, 3, 3), (1, 1), (1, 1), 1)]
+    for dtype in ("nope", None, np.int64, np.complex128, np.float16, torch.float16, object,
+                  torch.int32, ">f8"):
+        for shape in shapes:
+            with pytest.raises(TypeError, match="dtype must be float32 or float64, as a torch "
+                                                f"or numpy dtype; got {re.escape(repr(dtype))}"):
+                nn.choose_nchw_method(*shape, dtype)
     assert nn.choose_nchw_method(*args, "float64") == "fft"  # numpy's names and types too
     assert nn.choose_nchw_method(*args, np.float32) == "im2col"
 

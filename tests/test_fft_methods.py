@@ -299,3 +299,27 @@ def test_offset_images_keep_matrices_and_their_accuracy():
     distance = {method: max_errors(_input_gradient(lambda t: fft_abs(t, method), x, g),
                                    reference).max_rel for method in ("auto", "fft")}
     assert distance["auto"] <= distance["fft"], distance
+
+
+@pytest.mark.parametrize("method", ["auto", "fft", "matrix"])
+@pytest.mark.parametrize("value", [float("inf"), -float("inf"), float("nan")])
+@pytest.mark.parametrize("shape", [(13, 1), (1, 13), (13, 61), (16, 16), (2, 2)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_non_finite_pixel_makes_its_images_bins_non_finite_as_native(method, value, shape,
+                                                                        dtype):
+    """Native is the oracle for *which* outputs and gradients are finite: all of the
+    image holding a NaN or inf, none of the others. (Whether such a bin reads inf or NaN
+    follows the transform's own arithmetic, MKL's or pocketfft's or the matrices', and
+    differs between them: docs/layers.md.)"""
+    x = torch.randn(3, *shape, dtype=dtype, generator=torch.Generator().manual_seed(0))
+    x[1, shape[0] // 2, shape[1] // 3] = value
+    ours, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y, y_native = fft_abs(ours, method), native_fft_abs(theirs)
+    g = torch.randn(y.shape, dtype=dtype, generator=torch.Generator().manual_seed(1))
+    (grad,), (grad_native,) = (torch.autograd.grad(out, inp, g)
+                               for out, inp in ((y, ours), (y_native, theirs)))
+    for result, native in ((y, y_native), (grad, grad_native)):
+        assert torch.equal(result.isfinite(), native.isfinite())
+        assert not result[1].isfinite().any() and result[[0, 2]].isfinite().all()
+    tolerance = 1e-4 if dtype == torch.float32 else 1e-10
+    torch.testing.assert_close(y[[0, 2]], y_native[[0, 2]], rtol=tolerance, atol=tolerance)

@@ -215,7 +215,7 @@ def test_the_hot_floor_computes_the_layers_gradients_without_autograd(kind, shap
         assert len([t for t in grads if t is not None]) == len(expected)
         for ours, theirs in zip(grads, expected):
             assert ours.grad_fn is None and not ours.requires_grad
-            assert torch.equal(ours.reshape(theirs.shape), theirs)
+            assert ours.shape == theirs.shape and torch.equal(ours, theirs)
 
 
 @pytest.mark.parametrize("kind, shape, kernel", [
@@ -276,3 +276,19 @@ def test_the_hot_floor_says_what_is_wrong_with_its_arguments(kind, inputs, optio
     with pytest.raises((ValueError, TypeError), match=message):
         floor_layers.hot_call(kind, [tensors[name] for name in inputs.split()], options,
                               grads[grad_output])
+
+
+@pytest.mark.parametrize("bias_shape", [(), (1,), (1, 1)])
+def test_the_hot_floor_gives_a_bias_gradient_of_the_bias_shape(bias_shape):
+    """scipy_conv2d takes a bias of shape (), (1,) or (1, 1); the hot floor, with no
+    autograd to reshape its gradients, gives each the layer's gradient in that shape."""
+    from scipy_layers import scipy_conv2d
+    generator = torch.Generator().manual_seed(0)
+    x, w, b = (torch.randn(shape, dtype=torch.float64, generator=generator, requires_grad=True)
+               for shape in [(9, 9), (3, 3), bias_shape])
+    y = scipy_conv2d(x, w, b)
+    g = torch.randn(y.shape, dtype=torch.float64, generator=generator)
+    expected = torch.autograd.grad(y, (x, w, b), g)
+    grads = floor_layers.hot_call("conv", (x, w, b), {}, g)()
+    assert [t.shape for t in grads] == [x.shape, w.shape, b.shape]
+    assert all(torch.equal(ours, theirs) for ours, theirs in zip(grads, expected))
