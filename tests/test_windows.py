@@ -4,6 +4,10 @@ torch's F.unfold for the strided ("narrow") layout, and the wide layout's defini
 taken with an index array; on every kernel shape, stride, dilation and input layout."""
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 import torch
@@ -96,3 +100,36 @@ def test_narrow_windows_refuse_to_read_past_the_grid(out_hw):
     cols = np.empty((2, 1, 2 * 9, out_hw[0] * out_hw[1]))
     with pytest.raises(AssertionError, match="run past the padded grid"):
         _windows.fill_windows(cols, None, grid, (3, 3), geometry, wide=False)
+
+
+def test_the_layer_on_every_layout_in_a_fresh_interpreter():
+    """The narrow view is made by hand: were its strides or bounds wrong on some layout
+    of the input (the grid itself where nothing is padded), it could read outside the
+    tensor and kill the process, so this runs in a subprocess: a crash fails this test,
+    not the run. Large images, so that a stray read would leave the mapped memory."""
+    code = textwrap.dedent("""
+        import torch, torch.nn.functional as F, scipy_layers
+        torch.manual_seed(0)
+        base = torch.randn(2, 4, 150, 130, dtype=torch.float64)
+        views = {"plain": base, "channels_last": base.to(memory_format=torch.channels_last),
+                 "transposed": base.transpose(2, 3), "step_sliced": base[:, :, ::3, 1::2],
+                 "expanded": base[:1, :, :1].expand(2, 4, 150, 130),
+                 "narrowed": base[:, 1:3, 5:140, 7:120]}
+        for name, view in views.items():
+            for kernel, stride, dilation in [((3, 3), 1, 1), ((5, 3), 2, 1),
+                                             ((2, 7), (1, 3), (2, 1)), ((7, 7), 1, 3)]:
+                x = view.detach().requires_grad_()
+                w = torch.randn(3, x.shape[1], *kernel, dtype=x.dtype, requires_grad=True)
+                ours = scipy_layers.conv2d(x, w, None, stride, 0, dilation, method="im2col")
+                theirs = F.conv2d(x, w, None, stride, 0, dilation)
+                g = torch.randn_like(theirs)
+                pairs = [(ours, theirs), *zip(torch.autograd.grad(ours, (x, w), g),
+                                              torch.autograd.grad(theirs, (x, w), g))]
+                for a, b in pairs:
+                    assert (a - b).abs().max() <= 1e-10 * b.abs().max(), (name, kernel)
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0 and "ok" in done.stdout, (done.returncode,
+                                                          done.stderr[-2000:])
