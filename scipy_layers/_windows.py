@@ -11,6 +11,8 @@ of the flattened image (stride 1), "narrow" ones are strided slices of the padde
 """
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -113,18 +115,30 @@ def _narrow_windows(grid, kernel, geometry):
     element (m, c, i, j, y, x) is grid[m, c, y sH + i dH, x sW + j dW], so its strides are
     grid's own (any layout, 0 for a broadcast dim) times dilation and stride. What
     ``sliding_window_view`` would give, without its ~9 us of argument handling."""
-    (d_h, d_w), (s_h, s_w), (out_h, out_w) = geometry.dilation, geometry.stride, geometry.out_hw
     m, c, height, width = grid.shape
-    # the view's last element must lie in the grid, or it would read past it
-    if (out_h - 1) * s_h + (kernel[0] - 1) * d_h >= height or (
-            (out_w - 1) * s_w + (kernel[1] - 1) * d_w >= width):
+    # Steps and sizes as Python ints >= 1 (a negative or wrapping numpy int would pass
+    # the bounds check below and read outside the grid); the view's last element then
+    # lies in the grid, and its first is the grid's.
+    d_h, d_w, s_h, s_w, out_h, out_w, k_h, k_w = (operator.index(value) for value in (
+        *geometry.dilation, *geometry.stride, *geometry.out_hw, *kernel))
+    if min(d_h, d_w, s_h, s_w, out_h, out_w, k_h, k_w) < 1:
+        raise AssertionError(f"im2col windows need steps and sizes >= 1, got dilation "
+                             f"{geometry.dilation}, stride {geometry.stride}, kernel {kernel}, "
+                             f"output {geometry.out_hw}")
+    if (out_h - 1) * s_h + (k_h - 1) * d_h >= height or (
+            (out_w - 1) * s_w + (k_w - 1) * d_w >= width):
         raise AssertionError(f"im2col windows {kernel} of output {geometry.out_hw} run past "
                              f"the padded grid {grid.shape[2:]}")
     st_m, st_c, st_h, st_w = grid.strides
-    shape = (m, c, *kernel, out_h, out_w)
-    strides = (st_m, st_c, st_h * d_h, st_w * d_w, st_h * s_h, st_w * s_w)
+    shape = (m, c, k_h, k_w, out_h, out_w)
+    # (an axis of one entry never steps: stride 0, so a huge stride or dilation there,
+    # which the bounds above do not limit, cannot overflow the view's strides)
+    strides = tuple(0 if size == 1 else stride for size, stride in zip(shape, (
+        st_m, st_c, st_h * d_h, st_w * d_w, st_h * s_h, st_w * s_w)))
     if grid.flags.c_contiguous:  # (its own buffer: ~0.7 us, as_strided's Python ~3)
-        return np.ndarray(shape, grid.dtype, buffer=grid, strides=strides)
+        view = np.ndarray(shape, grid.dtype, buffer=grid, strides=strides)
+        view.flags.writeable = False
+        return view
     return as_strided(grid, shape, strides, writeable=False)
 
 

@@ -133,3 +133,62 @@ def test_the_layer_on_every_layout_in_a_fresh_interpreter():
                           timeout=600)
     assert done.returncode == 0 and "ok" in done.stdout, (done.returncode,
                                                           done.stderr[-2000:])
+
+
+@pytest.mark.parametrize("options", [{"stride": (2 ** 61, 1)}, {"stride": (1, 2 ** 62)},
+                                     {"dilation": (2 ** 61, 1)}])
+def test_a_huge_step_on_an_axis_of_one_entry_is_never_taken(options):
+    """An output row or kernel row of one entry never steps by its stride or dilation,
+    however large (conv2d takes any): the view gives that axis stride 0 instead of a
+    product that overflows."""
+    from scipy_layers import conv2d
+    x = torch.randn(1, 1, 4, 5, dtype=torch.float64, requires_grad=True)
+    kernel = (1, 4) if "dilation" in options else (2, 2)
+    w = torch.randn(1, 1, *kernel, dtype=torch.float64, requires_grad=True)
+    ours, theirs = conv2d(x, w, method="im2col", **options), F.conv2d(x, w, **options)
+    torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(theirs)
+    for a, b in zip(torch.autograd.grad(ours, (x, w), g), torch.autograd.grad(theirs, (x, w), g)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_the_narrow_view_is_read_only_whatever_the_grid():
+    contiguous = _grid((2, 2, 9, 10), "plain", torch.float64)
+    geometry = _geometry(contiguous.shape[2:], (3, 3), (1, 1), (1, 1))
+    for grid in (contiguous, _grid((2, 2, 9, 10), "transposed", torch.float64)):
+        assert not _windows._narrow_windows(grid, (3, 3), geometry).flags.writeable
+
+
+def test_geometries_that_would_read_outside_the_grid_raise_in_a_fresh_interpreter():
+    """Steps below 1 and numpy ints whose products wrap would pass a check of the last
+    element alone; on a grid that is not C-contiguous nothing else would stop the view
+    reading outside it (a hostile pass read other data, and crashed the process), so
+    this runs in a subprocess."""
+    code = textwrap.dedent("""
+        import numpy as np
+        from scipy_layers import _windows
+        from scipy_layers._nchw_args import ConvGeometry
+        big = np.arange(2 * 40 * 40, dtype=np.float64).reshape(1, 2, 40, 40)
+        grids = [big[:, :, 10:20, 10:20], np.asfortranarray(np.ones((1, 2, 10, 10)))]
+        huge, one = np.int64(2 ** 62 + 1000), np.int64(1)
+        geometries = [ConvGeometry((-3, 1), (0,) * 4, (1, 1), 1, (4, 3)),
+                      ConvGeometry((1, 1), (0,) * 4, (1, -2), 1, (4, 3)),
+                      ConvGeometry((-10 ** 9, 1), (0,) * 4, (1, 1), 1, (4, 3)),
+                      ConvGeometry((huge, one), (0,) * 4, (one, one), 1,
+                                   (np.int64(3), np.int64(3))),
+                      ConvGeometry((1, 1), (0,) * 4, (1, 1), 1, (0, 3))]
+        for grid in grids:
+            for geometry in geometries:
+                out_h, out_w = (int(size) for size in geometry.out_hw)
+                cols = np.full((1, 1, 8, out_h * out_w), np.nan)
+                try:
+                    _windows.fill_windows(cols, None, grid, (2, 2), geometry, wide=False)
+                except AssertionError:
+                    continue
+                raise SystemExit(f"no error for {geometry}")
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "ok" in done.stdout, (done.returncode,
+                                                          done.stdout, done.stderr[-2000:])
