@@ -1,10 +1,11 @@
 """The window copies of the batched conv's im2col method (_nchw_kernels), and the
 chunks of images they run in: im2col's window matrix filled from a padded input, and
-col2im's window gradients added back into one. Plain slicing, and one strided view
-(fill_windows' narrow layout) whose strides are the padded grid's own, scaled by stride
-and dilation, bounds-checked where it is made: right for any layout of the grid (the
-input itself where there is no padding: channels_last, transposed, step-sliced or
-expanded). The wide layout's padded inputs come C-contiguous (_nchw_kernels._padded).
+col2im's window gradients added back into one. Plain slicing, and two strided views,
+each bounds-checked where it is made: fill_windows' narrow windows, whose strides are
+the padded grid's own scaled by stride and dilation (right for any layout of the grid:
+the input itself where there is no padding, channels_last, transposed, step-sliced or
+expanded), and its wide window rows, a view of the C-contiguous flattened padded input
+(_nchw_kernels._padded).
 
 Layouts (see _nchw_kernels.WIDE_MAX_EXTRA): "wide" windows run along whole padded rows
 of the flattened image (stride 1), "narrow" ones are strided slices of the padded grid.
@@ -39,13 +40,14 @@ MIN_TAP_BYTES = 1 << 16
 # and 4% slower in one-image chunks; chunks of 3.2 MB (8x3x32x32 -> 16 k7 float64) and
 # 4.2 MB (8x16x32x32 -> 32 k7, both dtypes) ran 3-22% faster.
 MAX_CHUNK_BYTES = 8 << 20
-# The narrow layout's windows are one copy from a strided view of the grid from this many
-# taps on, instead of one numpy call per tap (~0.5 us each, and a strided destination
-# each: (M, C_in, Ho, Wo) blocks kH kW Ho Wo apart). Fill alone, one chunk as the layer
-# runs it, one process, one thread (Zen 4 VM of docs/performance.md), one copy / per tap:
-# 5 taps 0.74-0.87, 3x3 0.79-0.94, 3x5 0.82-0.86, 7x7 0.73-0.79 (1x64x56x56 float32
-# 0.49: 3.5 -> 1.7 ms); a 1x1 kernel 1.06 (the view costs ~3 us to make), so fewer taps
-# keep the per-tap copies.
+# Both layouts' windows are one copy from a strided view from this many taps on, instead
+# of one numpy call per tap (~0.5 us each, and a strided destination each: (M, C_in, Ho,
+# Wo) blocks kH kW Ho Wo apart). Fill alone, one chunk as the layer runs it, one process,
+# one thread (Zen 4 VM of docs/performance.md), one copy / per tap: narrow 5 taps
+# 0.74-0.87, 3x3 0.79-0.94, 3x5 0.82-0.86, 7x7 0.73-0.79 (1x64x56x56 float32 0.49: 3.5
+# -> 1.7 ms); wide 3x3 0.54-0.57 on 3 channels, 1x64x56x56 0.57 / 0.86 (float32 /
+# float64), 1x3x224x224 0.87-0.91, its 7x7 0.95 / 1.03; a 1x1 kernel 1.06 (the view
+# costs ~1-3 us to make), so fewer taps keep the per-tap copies.
 ONE_COPY_MIN_TAPS = 4
 
 
@@ -100,7 +102,9 @@ def fill_windows(cols, flat, grid, kernel, geometry, wide):
     # splitting axes of a view is a view; were it ever a copy, the windows would be lost
     if taps.size and not np.may_share_memory(taps, cols):
         raise AssertionError("fill_windows: the window matrix could not be split in place")
-    if wide:
+    if wide and kernel[0] * kernel[1] >= ONE_COPY_MIN_TAPS and flat.flags.c_contiguous:
+        np.copyto(taps, _wide_windows(flat, kernel, geometry.dilation, grid.shape[3], length))
+    elif wide:
         for i, j, start in _wide_starts(kernel, geometry.dilation, grid.shape[3]):
             taps[:, :, i, j] = flat[:, :, start:start + length]
     elif kernel[0] * kernel[1] >= ONE_COPY_MIN_TAPS:
@@ -108,6 +112,30 @@ def fill_windows(cols, flat, grid, kernel, geometry, wide):
     else:
         for i, j, rows, columns in _narrow_slices(kernel, geometry):
             taps[:, :, i, j] = grid[:, :, rows, columns]
+
+
+def _wide_windows(flat, kernel, dilation, wp, length):
+    """Every window row of the C-contiguous ``flat`` (M, C, Hp Wp + tail) as a read-only
+    view (M, C, kH, kW, length): row (i, j) is flat[m, c, i dH Wp + j dW:][:length], so
+    its strides are flat's own and dH Wp, dW elements. Bounds-checked here (the last row
+    must end within the tail), then by numpy's buffer view."""
+    m, c, size = flat.shape
+    d_h, d_w, k_h, k_w, wp, length = (operator.index(value) for value in (
+        *dilation, *kernel, wp, length))
+    if min(d_h, d_w, k_h, k_w, wp, length) < 1 or not flat.flags.c_contiguous:
+        raise AssertionError(f"im2col wide windows need a C-contiguous input and steps and "
+                             f"sizes >= 1, got dilation {dilation}, kernel {kernel}, width "
+                             f"{wp}, length {length}")
+    if (k_h - 1) * d_h * wp + (k_w - 1) * d_w + length > size:
+        raise AssertionError(f"im2col wide windows {kernel} of length {length} run past the "
+                             f"flattened padded image ({size} elements)")
+    st_m, st_c, step = flat.strides
+    shape = (m, c, k_h, k_w, length)
+    strides = tuple(0 if extent == 1 else stride for extent, stride in zip(shape, (
+        st_m, st_c, d_h * wp * step, d_w * step, step)))
+    view = np.ndarray(shape, flat.dtype, buffer=flat, strides=strides)
+    view.flags.writeable = False
+    return view
 
 
 def _narrow_windows(grid, kernel, geometry):

@@ -192,3 +192,13 @@ def test_geometries_that_would_read_outside_the_grid_raise_in_a_fresh_interprete
                           timeout=120)
     assert done.returncode == 0 and "ok" in done.stdout, (done.returncode,
                                                           done.stdout, done.stderr[-2000:])
+
+
+def test_wide_windows_refuse_to_run_past_the_tail():
+    """The wide view's last row must end within the flattened image and its tail."""
+    flat = np.zeros((2, 3, 11 * 14 + 1))  # a tail of 1 where a 3-wide kernel needs 2
+    grid = flat[:, :, :11 * 14].reshape(2, 3, 11, 14)
+    geometry = ConvGeometry((1, 1), (0, 0, 0, 0), (1, 1), 1, (9, 12))
+    cols = np.empty((2, 1, 27, 9 * 14))
+    with pytest.raises(AssertionError, match="run past the flattened padded image"):
+        _windows.fill_windows(cols, flat, grid, (3, 3), geometry, wide=True)
