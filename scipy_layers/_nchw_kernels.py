@@ -20,10 +20,11 @@ y (N, C_out, Ho, Wo); ``geometry`` is _nchw_args.ConvGeometry. The "im2col" meth
 
 Every pass whose operands are not all finite runs the direct "tap" kernels instead
 (_tap_kernels: sums over real pixels only, so NaN and inf land where native puts them).
-The window copies use plain slicing, and one view made by hand: the narrow layout's
-windows (_windows._narrow_windows), whose strides are the padded grid's own (the input
-itself where nothing is padded) times stride and dilation, bounds-checked where it is
-made and tested on every layout against F.unfold (tests/test_windows.py).
+The window copies use plain slicing, and two views made by hand (_windows): the narrow
+layout's windows, whose strides are the padded grid's own (the input itself where
+nothing is padded) times stride and dilation, and the wide layout's window rows, a view
+of the C-contiguous flattened padded input; each bounds-checked where it is made and
+tested against F.unfold or its definition (tests/test_windows.py).
 
 Scratch buffers (padded inputs, window matrices, window gradients) come from the
 workspace (_workspace) and go back to it once used (measured (8,16,32,32)->32 k3 float32
