@@ -70,6 +70,12 @@ def _padding(padding, stride, dilation, kernel) -> tuple[int, int, int, int]:
     return (pad_h, pad_h, pad_w, pad_w)
 
 
+def output_channels(weight_shape) -> int:
+    """The output's channels for a weight of ``weight_shape`` (C_out, C_in/G, kH, kW):
+    none without input channels, as F.conv2d gives."""
+    return weight_shape[0] if weight_shape[1] else 0
+
+
 def check_conv2d_arguments(input, weight, bias, stride, padding, dilation, groups
                            ) -> ConvGeometry:
     """Check everything ``F.conv2d`` would, and return the normalised geometry."""
@@ -118,7 +124,7 @@ def check_conv2d_arguments(input, weight, bias, stride, padding, dilation, group
     # torch) is never an array for numpy, but torch's strides, up to C Ho Wo with a 0
     # counted as 1, must still fit an int64)
     batch = input.shape[0] if input.dim() == 4 else 1
-    channels = c_out if c_group else 0
+    channels = output_channels(weight.shape)
     pixels = out_hw[0] * out_hw[1]
     if (batch * channels * pixels > LARGEST_ARRAY_ELEMENTS
             or max(channels, 1) * pixels > LARGEST_STRIDE):

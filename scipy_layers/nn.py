@@ -14,7 +14,7 @@ from torch.autograd import Function
 from . import _nchw_kernels as kernels
 from . import _nchw_fft, _nchw_shift, gpu
 from ._checks import check_method_name
-from ._nchw_args import _is_int, check_conv2d_arguments, check_padding_mode
+from ._nchw_args import _is_int, check_conv2d_arguments, check_padding_mode, output_channels
 from ._autocast import any_autocast, autocast_devices, in_float32
 from ._forward_state import new_forward_state, remember_inputs, state_for
 from ._numpy_bridge import (apply_positional, check_not_legacy_batched, linear_tangent,
@@ -65,8 +65,8 @@ class Conv2dNCHWFunction(Function):
     @numpy_quiet
     def forward(input, weight, bias, geometry, method, saved=None):
         if shape_only(input, weight):
-            channels = weight.shape[0] if weight.shape[1] else 0  # (torch's rule)
-            return input.new_zeros(input.shape[0], channels, *geometry.out_hw)
+            return input.new_zeros(input.shape[0], output_channels(weight.shape),
+                                   *geometry.out_hw)
         x, w = to_numpy(input), to_numpy(weight)
         b = None if bias is None else to_numpy(bias)
         keep_windows = saved is not None and bool(saved.hint)

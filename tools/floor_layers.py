@@ -33,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from scipy_layers import _dft_axes, conv, fft, nn  # noqa: E402
 from scipy_layers._forward_state import ForwardState  # noqa: E402
-from scipy_layers._nchw_args import check_conv2d_arguments  # noqa: E402
+from scipy_layers._nchw_args import check_conv2d_arguments, output_channels  # noqa: E402
 from scipy_layers._nchw_rule import choose_nchw_method  # noqa: E402
 from scipy_layers._numpy_bridge import (computes_directly, shape_only, to_numpy,  # noqa: E402
                                         to_tensor)
@@ -138,11 +138,6 @@ class KernelsOnlyFFT(torch.autograd.Function):
                 ctx.forward_state.put_back(state)
 
 
-def _out_channels(weight_shape) -> int:
-    """The batched conv's output channels: none without input channels (torch's rule)."""
-    return weight_shape[0] if weight_shape[1] else 0
-
-
 class NullNCHW(torch.autograd.Function):
     """The numpy round trip of the batched conv: an output and three gradients of the
     right shapes, unwritten."""
@@ -151,7 +146,7 @@ class NullNCHW(torch.autograd.Function):
     def forward(ctx, x, w, b, geometry):
         xn, wn = to_numpy(x), to_numpy(w)
         ctx.shapes = (xn.shape, wn.shape, None if b is None else tuple(b.shape))
-        y = np.empty((xn.shape[0], _out_channels(wn.shape), *geometry.out_hw), xn.dtype)
+        y = np.empty((xn.shape[0], output_channels(wn.shape), *geometry.out_hw), xn.dtype)
         return to_tensor(y, like=x)
 
     @staticmethod
@@ -170,7 +165,7 @@ class KernelsOnlyNCHW(torch.autograd.Function):
         ctx.save_for_backward(x, w)
         if shape_only(x, w):  # an empty batch or channel: no kernels, as in the layer
             ctx.state = None
-            return x.new_zeros(x.shape[0], _out_channels(w.shape), *geometry.out_hw)
+            return x.new_zeros(x.shape[0], output_channels(w.shape), *geometry.out_hw)
         xn, wn = to_numpy(x), to_numpy(w)
         y, state = nn._forward_kernels(xn, wn, None if b is None else to_numpy(b),
                                        geometry, method, True)
@@ -264,7 +259,7 @@ def hot_call(kind: str, inputs, options: dict, grad_output):
         bias = rest[0] if rest else None
         geometry, method = _nchw_plan(input, weight, bias, **options)
         function, arguments = KernelsOnlyNCHW, (input, weight, bias, geometry, method)
-        output_shape = (input.shape[0], _out_channels(weight.shape), *geometry.out_hw)
+        output_shape = (input.shape[0], output_channels(weight.shape), *geometry.out_hw)
     if not (isinstance(grad_output, torch.Tensor) and grad_output.dtype == inputs[0].dtype
             and tuple(grad_output.shape) == tuple(output_shape)):
         raise ValueError(f"the {kind} hot floor's grad_output must be a {inputs[0].dtype} "
