@@ -118,7 +118,7 @@ def _wide_windows(flat, kernel, dilation, wp, length):
     """Every window row of the C-contiguous ``flat`` (M, C, Hp Wp + tail) as a read-only
     view (M, C, kH, kW, length): row (i, j) is flat[m, c, i dH Wp + j dW:][:length], so
     its strides are flat's own and dH Wp, dW elements. Bounds-checked here (the last row
-    must end within the tail), then by numpy's buffer view."""
+    must end within the tail)."""
     m, c, size = flat.shape
     d_h, d_w, k_h, k_w, wp, length = (operator.index(value) for value in (
         *dilation, *kernel, wp, length))
@@ -130,12 +130,8 @@ def _wide_windows(flat, kernel, dilation, wp, length):
         raise AssertionError(f"im2col wide windows {kernel} of length {length} run past the "
                              f"flattened padded image ({size} elements)")
     st_m, st_c, step = flat.strides
-    shape = (m, c, k_h, k_w, length)
-    strides = tuple(0 if extent == 1 else stride for extent, stride in zip(shape, (
-        st_m, st_c, d_h * wp * step, d_w * step, step)))
-    view = np.ndarray(shape, flat.dtype, buffer=flat, strides=strides)
-    view.flags.writeable = False
-    return view
+    return _read_only_view(flat, (m, c, k_h, k_w, length),
+                           (st_m, st_c, d_h * wp * step, d_w * step, step))
 
 
 def _narrow_windows(grid, kernel, geometry):
@@ -158,16 +154,22 @@ def _narrow_windows(grid, kernel, geometry):
         raise AssertionError(f"im2col windows {kernel} of output {geometry.out_hw} run past "
                              f"the padded grid {grid.shape[2:]}")
     st_m, st_c, st_h, st_w = grid.strides
-    shape = (m, c, k_h, k_w, out_h, out_w)
-    # (an axis of one entry never steps: stride 0, so a huge stride or dilation there,
-    # which the bounds above do not limit, cannot overflow the view's strides)
-    strides = tuple(0 if size == 1 else stride for size, stride in zip(shape, (
-        st_m, st_c, st_h * d_h, st_w * d_w, st_h * s_h, st_w * s_w)))
-    if grid.flags.c_contiguous:  # (its own buffer: ~0.7 us, as_strided's Python ~3)
-        view = np.ndarray(shape, grid.dtype, buffer=grid, strides=strides)
-        view.flags.writeable = False
-        return view
-    return as_strided(grid, shape, strides, writeable=False)
+    return _read_only_view(grid, (m, c, k_h, k_w, out_h, out_w),
+                           (st_m, st_c, st_h * d_h, st_w * d_w, st_h * s_h, st_w * s_w))
+
+
+def _read_only_view(base, shape, strides):
+    """A read-only view of ``base`` with ``shape`` and ``strides`` (bytes), which the
+    caller has bounds-checked. An axis of one entry never steps: stride 0 there, so a
+    huge stride or dilation on it, which the caller's bounds do not limit, cannot
+    overflow. numpy's buffer view where ``base`` is C-contiguous (~0.7 us; numpy checks
+    the bounds again), else as_strided (~3 us of Python)."""
+    strides = tuple(0 if size == 1 else stride for size, stride in zip(shape, strides))
+    if not base.flags.c_contiguous:
+        return as_strided(base, shape, strides, writeable=False)
+    view = np.ndarray(shape, base.dtype, buffer=base, strides=strides)
+    view.flags.writeable = False
+    return view
 
 
 def add_wide_windows(flat, taps, wp, dilation):
