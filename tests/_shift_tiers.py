@@ -6,6 +6,8 @@ multiply-add), so that the sample-driven tests reach each tier on their small in
         scipy_conv2d(x, w, None, method)
 
 Any other name passes through unchanged, so a test can list methods and tiers together.
+On "shift-taps" the taps also run in chunks of TAPS_CHUNK_BYTES (7 float64 / 14 float32
+elements): a few chunks, the last one short, on most samples, one on the smallest.
 """
 import contextlib
 from unittest import mock
@@ -14,6 +16,7 @@ from scipy_layers import _shift_kernels
 
 SHIFT_TIERS = ("shift-windows", "shift-rows", "shift-taps")
 _NEVER, _ALWAYS = -1, float("inf")
+TAPS_CHUNK_BYTES = 56
 
 
 @contextlib.contextmanager
@@ -26,5 +29,7 @@ def shift_tier(path: str):
     with mock.patch.multiple(
             _shift_kernels,
             SHIFT_WINDOWS_MAX_BYTES=dict.fromkeys(_shift_kernels.SHIFT_WINDOWS_MAX_BYTES, windows),
-            SHIFT_ROWS_MAX_LENGTH=dict.fromkeys(_shift_kernels.SHIFT_ROWS_MAX_LENGTH, rows)):
+            SHIFT_ROWS_MAX_LENGTH=dict.fromkeys(_shift_kernels.SHIFT_ROWS_MAX_LENGTH, rows),
+            TAP_CHUNK_BYTES=(TAPS_CHUNK_BYTES if path == "shift-taps"
+                             else _shift_kernels.TAP_CHUNK_BYTES)):
         yield "shift"

@@ -1,7 +1,10 @@
 """The single-channel conv's methods: gradients, agreement, the "auto" rule, bad methods."""
+from unittest import mock
+
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.autograd import gradcheck
 
 import scipy_layers.conv as conv
@@ -199,6 +202,45 @@ def test_each_forced_shift_tier_runs_its_own_code(tier, monkeypatch):
     # forward and grad_input twice, grad_filter once
     assert (len(windows_calls) == 5) == (tier == "shift-windows")
     assert per_row == (tier != "shift-taps")
+
+
+def test_the_taps_chunks_cover_the_output_once():
+    for length, itemsize in ((1, 4), (7, 8), (65536, 4), (65537, 4), (100000, 8)):
+        chunks = shift_kernels._chunks(length, itemsize)
+        assert chunks[0][0] == 0 and chunks[-1][1] == length
+        assert all(end == begin for (_, end), (begin, _) in zip(chunks, chunks[1:]))
+        assert all(0 < (end - begin) * itemsize <= shift_kernels.TAP_CHUNK_BYTES
+                   for begin, end in chunks)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape, kernel", [((300, 301), (3, 3)), ((260, 200), (7, 1)),
+                                           ((200, 260), (1, 7)), ((257, 255), (1, 1)),
+                                           ((190, 230), (5, 4))])
+def test_the_taps_in_chunks_give_the_whole_images_result_bit_for_bit(dtype, shape, kernel):
+    """The taps tier in chunks of the output (TAP_CHUNK_BYTES) adds each element's
+    products in the same order as one chunk of the whole output: the same bits, forward
+    and both gradients; and native's values (ragged last chunks, kx1, 1xk, 1x1)."""
+    generator = torch.Generator().manual_seed(sum(shape) + kernel[0])
+    x = torch.randn(shape, dtype=dtype, generator=generator, requires_grad=True)
+    w = torch.randn(kernel, dtype=dtype, generator=generator, requires_grad=True)
+    results = {}
+    with shift_tier("shift-taps"):
+        for chunk_bytes in (1 << 40, 4096, 1000):  # one chunk; many; many, not a power of 2
+            with mock.patch.object(shift_kernels, "TAP_CHUNK_BYTES", chunk_bytes):
+                y = scipy_conv2d(x, w, None, "shift")
+                g = torch.ones_like(y).index_fill_(0, torch.tensor([0]), -2.0)
+                results[chunk_bytes] = (y, *torch.autograd.grad(y, (x, w), g))
+    for other in (4096, 1000):
+        for got, whole in zip(results[other], results[1 << 40]):
+            assert torch.equal(got, whole)
+    y_native = F.conv2d(x[None, None], w[None, None])[0, 0]
+    tol = {"rtol": 1e-4, "atol": 1e-4} if dtype == torch.float32 else {}
+    torch.testing.assert_close(results[1000][0], y_native, **tol)
+    grads = torch.autograd.grad(y_native, (x, w), torch.ones_like(y_native).index_fill_(
+        0, torch.tensor([0]), -2.0))
+    for got, expected in zip(results[1000][1:], grads):
+        torch.testing.assert_close(got, expected, **tol)
 
 
 def test_the_windows_tier_follows_its_byte_limits():
