@@ -136,23 +136,45 @@ def choose_nchw_method(x_shape, w_shape, stride, dilation, groups, dtype=torch.f
     c_out, c_in, k_h, k_w = w_shape
     if stride != (1, 1) or dilation != (1, 1) or groups != 1:
         return "im2col"
-    taps = k_h * k_w
-    if c_out == 1 and c_in <= SHIFT_MAX_IN_CHANNELS and taps <= shift_max_taps(dtype):
+    if c_out == 1 and c_in <= SHIFT_MAX_IN_CHANNELS and k_h * k_w <= shift_max_taps(dtype):
         return "shift"
-    # few channel pairs or one output channel: spectra no larger than im2col's windows
-    narrow = c_out == 1 or c_in * c_out <= FFT_MAX_CHANNEL_PAIRS
-    modelled = narrow or (x_shape[0] >= FFT_MODEL_MIN_BATCH
-                          and c_out >= FFT_MODEL_MIN_OUT_CHANNELS)
-    if taps >= FFT_MIN_TAPS and modelled and min(_padded_hw(x_shape, padding)) > 0:
-        fft_ns, spectra_bytes = _fft_model(x_shape, w_shape, padding, dtype)
-        if _kn2row.runs(x_shape, w_shape, _stride_one(x_shape, w_shape, padding), dtype):
-            im2col_ns = _kn2row_time_model(x_shape, w_shape, padding, dtype)
-        else:
-            im2col_ns = _im2col_time_model(x_shape, w_shape, padding, dtype)
+    if weighs_fft(x_shape, w_shape, stride, dilation, groups, dtype, padding):
+        fft_ns, spectra_bytes, im2col_ns = modelled_times(x_shape, w_shape, padding, dtype)
+        # few channel pairs or one output channel: spectra no larger than im2col's windows
+        narrow = c_out == 1 or c_in * c_out <= FFT_MAX_CHANNEL_PAIRS
         fits = narrow or spectra_bytes <= FFT_MODEL_MAX_SPECTRA_BYTES  # (see the limit)
         if fits and fft_ns <= FFT_MODEL_MARGIN * im2col_ns:
             return "fft"
     return "im2col"
+
+
+def weighs_fft(x_shape, w_shape, stride, dilation, groups, dtype=torch.float32,
+               padding=(0, 0, 0, 0)) -> bool:
+    """Whether :func:`choose_nchw_method` weighs fft against im2col by the cost model
+    (:func:`modelled_times`) on this shape: stride 1, no dilation, one group, a kernel
+    of FFT_MIN_TAPS or more that shift does not take, few channel pairs or a batch and
+    output channels the model was fitted on, and a padded input with pixels."""
+    c_out, c_in, k_h, k_w = w_shape
+    taps = k_h * k_w
+    if (stride != (1, 1) or dilation != (1, 1) or groups != 1 or taps < FFT_MIN_TAPS
+            or (c_out == 1 and c_in <= SHIFT_MAX_IN_CHANNELS
+                and taps <= shift_max_taps(dtype))):
+        return False
+    narrow = c_out == 1 or c_in * c_out <= FFT_MAX_CHANNEL_PAIRS
+    modelled = narrow or (x_shape[0] >= FFT_MODEL_MIN_BATCH
+                          and c_out >= FFT_MODEL_MIN_OUT_CHANNELS)
+    return modelled and min(_padded_hw(x_shape, padding)) > 0
+
+
+def modelled_times(x_shape, w_shape, padding, dtype=torch.float64) -> tuple[float, int, float]:
+    """(fft's modelled time, ns; the bytes of its spectra; im2col's modelled time, ns,
+    by kn2row's model where im2col runs kn2row) at stride 1, no dilation, one group."""
+    fft_ns, spectra_bytes = _fft_model(x_shape, w_shape, padding, dtype)
+    if _kn2row.runs(x_shape, w_shape, _stride_one(x_shape, w_shape, padding), dtype):
+        im2col_ns = _kn2row_time_model(x_shape, w_shape, padding, dtype)
+    else:
+        im2col_ns = _im2col_time_model(x_shape, w_shape, padding, dtype)
+    return fft_ns, spectra_bytes, im2col_ns
 
 
 def _stride_one(x_shape, w_shape, padding) -> ConvGeometry:

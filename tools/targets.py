@@ -255,10 +255,11 @@ def _largest_array_elements(case) -> int:
                batch * channels * kernel * kernel * out_h * out_w)
 
 
-def checked_out(parser, given: str | None) -> Path:
+def checked_out(parser, given: str | None, names=OUTPUT_NAMES) -> Path:
     """The folder to write into, checked before any cell is timed: an existing folder, or
-    a path whose nearest existing parent is a folder; writable; the two files in it, if
-    there, plain files (a user's folder or link of that name is refused, not replaced)."""
+    a path whose nearest existing parent is a folder; writable; the files ``names`` in
+    it, if there, plain files (a user's folder or link of that name is refused, not
+    replaced)."""
     if given is None:
         out = ROOT / "reports" / asv_machine.describe()["machine"]
     elif not given.strip():  # (Path("") would be the current folder)
@@ -276,7 +277,7 @@ def checked_out(parser, given: str | None) -> Path:
         parser.error(f"--out {out} is below {existing}, which is not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         parser.error(f"--out {out}: cannot write into {existing}")
-    for name in OUTPUT_NAMES:
+    for name in names:
         path = out / name
         if path.is_symlink() or (path.exists() and not path.is_file()):
             parser.error(f"{path} exists and is not a plain file; move it, or give "
@@ -313,15 +314,16 @@ def checked_cases(parser, cells) -> list:
     return cases
 
 
-def write(out: Path, table, text: str) -> None:
-    """Both files written whole beside their targets, then moved into place, with the
-    mode a file opened here would get (a temporary file is private: 0600)."""
+def write(out: Path, table, text: str, names=OUTPUT_NAMES) -> None:
+    """The table as CSV and the text, into the two files ``names``, each written whole
+    beside its target, then moved into place, with the mode a file opened here would get
+    (a temporary file is private: 0600)."""
     out.mkdir(parents=True, exist_ok=True)
     umask = os.umask(0)
     os.umask(umask)
     staged = []
     try:
-        for name, write_to in zip(OUTPUT_NAMES, (
+        for name, write_to in zip(names, (
                 lambda f: table.to_csv(f, index=False, float_format="%.6g"),
                 lambda f: f.write(text))):
             with tempfile.NamedTemporaryFile("w", dir=out, prefix=f".{name}.", delete=False,

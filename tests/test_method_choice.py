@@ -1,0 +1,119 @@
+"""tools/method_choice.py: the seeded draw of cells where auto's cost model decides, the
+figures it writes and its errors; and the rule's pieces it reads (_nchw_rule.weighs_fft,
+modelled_times) against choose_nchw_method itself."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import method_choice  # noqa: E402
+from scipy_layers import _nchw_rule  # noqa: E402
+
+SCRIPT = [sys.executable, str(ROOT / "tools" / "method_choice.py")]
+
+
+def test_the_draw_is_seeded_and_stays_where_the_model_decides():
+    cases = method_choice.drawn_cases(12)
+    assert cases == method_choice.drawn_cases(12) and len(cases) == 24
+    assert len({method_choice.label(case) for case in cases}) == 24
+    for case in cases:
+        fft_ms, im2col_ms = method_choice.modelled(case)
+        assert method_choice.decided_by_model(case)
+        assert max(fft_ms, im2col_ms) <= method_choice.MAX_MODELLED_MS
+        kernel, (_, _, height, _, _) = case[3], case[1]
+        assert 25 <= kernel * kernel and kernel <= height
+    # both dtypes of each cell, and both of auto's answers among them
+    assert [case[2] for case in cases[:2]] == ["float32", "float64"]
+    picks = {_nchw_rule.choose_nchw_method(*_args(case)) for case in cases}
+    assert picks == {"fft", "im2col"}
+
+
+def _args(case):
+    x_shape, w_shape, padding = method_choice._shapes(case)
+    return x_shape, w_shape, (1, 1), (1, 1), 1, getattr(torch, case[2]), padding
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_rules_pieces_give_the_rules_answer(seed):
+    """choose_nchw_method takes fft exactly where weighs_fft holds, the spectra fit and
+    modelled_times puts fft within the margin of im2col (random shapes, both dtypes)."""
+    rng = torch.Generator().manual_seed(seed)
+
+    def draw(low, high):
+        return int(torch.randint(low, high + 1, (), generator=rng))
+
+    for _ in range(300):
+        c_in, c_out, k = draw(1, 40), draw(1, 40), draw(1, 15)
+        x_shape = (draw(1, 9), c_in, draw(max(1, k - 4), 70), draw(max(1, k - 4), 70))
+        padding = (draw(0, 3),) * 2 + (draw(0, 3),) * 2
+        if min(x_shape[2] + 2 * padding[0], x_shape[3] + 2 * padding[2]) < k:
+            continue
+        dtype = (torch.float32, torch.float64)[draw(0, 1)]
+        w_shape = (c_out, c_in, k, k)
+        method = _nchw_rule.choose_nchw_method(x_shape, w_shape, (1, 1), (1, 1), 1, dtype,
+                                               padding)
+        if not _nchw_rule.weighs_fft(x_shape, w_shape, (1, 1), (1, 1), 1, dtype, padding):
+            assert method in ("shift", "im2col")
+            continue
+        fft_ns, spectra, im2col_ns = _nchw_rule.modelled_times(x_shape, w_shape, padding,
+                                                              dtype)
+        fits = (c_out == 1 or c_in * c_out <= _nchw_rule.FFT_MAX_CHANNEL_PAIRS
+                or spectra <= _nchw_rule.FFT_MODEL_MAX_SPECTRA_BYTES)
+        takes_fft = fits and fft_ns <= _nchw_rule.FFT_MODEL_MARGIN * im2col_ns
+        assert method == ("fft" if takes_fft else "im2col")
+
+
+@pytest.mark.parametrize("stride, dilation, groups", [((2, 2), (1, 1), 1),
+                                                      ((1, 1), (2, 1), 1), ((1, 1), (1, 1), 2)])
+def test_the_model_is_not_weighed_where_fft_cannot_run(stride, dilation, groups):
+    assert not _nchw_rule.weighs_fft((8, 4, 64, 64), (16, 4 // groups, 7, 7), stride,
+                                     dilation, groups)
+    assert _nchw_rule.weighs_fft((8, 4, 64, 64), (16, 4, 7, 7), (1, 1), (1, 1), 1)
+
+
+def test_regret_and_the_summary_come_from_the_timed_methods(monkeypatch):
+    def batch_times(calls, batches, per_batch):
+        assert set(calls) == {"fft", "im2col"} and batches == 2
+        return {"fft": [0.003, 0.005], "im2col": [0.002, 0.002]}  # medians 4 and 2 ms
+
+    monkeypatch.setattr(method_choice, "batch_times", batch_times)
+    case = method_choice.parse_case("cnn:4x2x32x32:8:float64:15")  # auto: fft
+    assert _nchw_rule.choose_nchw_method(*_args(case)) == "fft"
+    row = method_choice.measure(case, 2)
+    assert row["auto"] == "fft" and row["fft_ms"] == pytest.approx(4.0)
+    assert row["fft_over_im2col"] == pytest.approx(2.0) == row["regret"]
+    text = method_choice.markdown([row], 2, "now", "abc")
+    assert "auto 4.0 ms in all, the faster method 2.0 ms (2.000x); 1 of 1 cells" in text
+    assert "| **2.00** |" in text
+
+
+def test_the_script_writes_both_files(tmp_path):
+    result = subprocess.run(SCRIPT + ["--case", "cnn:2x2x16x16:8:float32:5:p2",
+                                      "cnn:1x2x24x24:4:float64:7", "--batches", "2",
+                                      "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(tmp_path / "method_choice.csv")
+    assert list(table["cell"]) == ["cnn 2x2x16x16->8 k5 p2 float32",
+                                   "cnn 1x2x24x24->4 k7 float64"]
+    assert (table[["fft_ms", "im2col_ms"]] > 0).all().all() and (table["regret"] >= 1).all()
+    text = (tmp_path / "method_choice.md").read_text()
+    assert "## float32:" in text and "## float64:" in text and "- CPU:" in text
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--case", "cnn:2x2x16x16:8:float32:5:s2"], "no options but padding"),
+    (["--case", "fft:16:float32"], "a cnn case"),
+    (["--case", "cnn:1x1x20x20:1:float64:7"], "takes 'shift' by a fixed rule"),
+    (["--case", "cnn:8x64x32x32:64:float32:3"], "takes 'im2col' by a fixed rule"),
+    (["--cells", "0"], "at least 1"), (["--batches", "0"], "at least 1")])
+def test_bad_arguments_are_named(arguments, message, tmp_path):
+    result = subprocess.run(SCRIPT + arguments + ["--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 2 and message in result.stderr
+    assert not list(tmp_path.iterdir())
