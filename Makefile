@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: bench test serve demo results targets gpu-bundle compare gate
+.PHONY: bench test serve demo results targets method-choice gpu-bundle compare gate
 
 # make compare / make gate: BASE=<rev> (default: merge-base with main, or HEAD~1 on main),
 # FRESH=1 (time both commits again), ROUNDS=, REPEAT=, BENCH=<asv -b regex>.
@@ -46,6 +46,13 @@ results: $(VENV)/.installed
 targets: $(VENV)/.installed
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
 		MKL_NUM_THREADS=1 $(PY) tools/targets.py $(TARGETS_ARGS)
+
+# Does method="auto" pick the faster of fft and im2col on this machine? Both timed on a
+# seeded draw of the cells where its cost model decides (the same on every machine) ->
+# reports/<machine>/method_choice.{csv,md} (~1-2 min); METHOD_CHOICE_ARGS= passes options.
+method-choice: $(VENV)/.installed
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
+		MKL_NUM_THREADS=1 $(PY) tools/method_choice.py $(METHOD_CHOICE_ARGS)
 
 compare: $(VENV)/.installed dashboard/node_modules/.package-lock.json
 	$(PY) tools/compare_commits.py $(COMPARE_ARGS)

@@ -71,9 +71,13 @@ FFT_MAX_CHANNEL_PAIRS = 16
 # im2col. The model before undercounted im2col's copies in float32 (it halved them with
 # the GEMMs) and on small outputs, so it left fft's wins to im2col: 8x3x32x32 -> 16 k15
 # float32 modelled fft at 0.87 x im2col, measured 0.60 (now modelled 0.77). Fitted on
-# one CPU, not re-measured on the others: calibrated float64 GEMM / FFT GFLOP/s (reports/)
-# Zen 4 50.6 / 9.71, Zen 3 42.9 / 7.8 (alike), Zen 5 92.5 / 12.7 (GEMMs 1.4x faster
-# against FFTs: there the model errs toward fft).
+# one CPU: calibrated float64 GEMM / FFT GFLOP/s (reports/) Zen 4 50.6 / 9.71, Zen 3
+# 42.9 / 7.8 (alike), Zen 5 92.5 / 12.7 and an Intel Xeon 66.9 / 10 (GEMMs 1.3-1.4x
+# faster against FFTs: there the model errs toward fft). tools/method_choice.py times
+# both methods on a seeded draw of cells where the model decides (the same cells on
+# every machine): on the Intel VM auto ran 1.11x the faster method's total in both
+# dtypes, up to 1.66x on a cell, both ways (its numpy-looped channel contraction ran
+# ~2.5x its Zen 4 time; docs/performance.md, "An Intel CPU").
 FFT_MODEL_MATMUL_MIN_PRODUCTS = 2048
 IM2COL_NS_PER_WINDOW_ELEMENT = {"float32": 0.97, "float64": 2.54}
 IM2COL_NS_PER_MAC = {"float32": 0.080, "float64": 0.152}
