@@ -157,7 +157,9 @@ def weighs_fft(x_shape, w_shape, stride, dilation, groups, dtype=torch.float32,
     """Whether :func:`choose_nchw_method` weighs fft against im2col by the cost model
     (:func:`modelled_times`) on this shape: stride 1, no dilation, one group, a kernel
     of FFT_MIN_TAPS or more that shift does not take, few channel pairs or a batch and
-    output channels the model was fitted on, and a padded input with pixels."""
+    output channels the model was fitted on, and a padded input with pixels. A
+    TypeError for any dtype but float32 and float64, as choose_nchw_method's."""
+    dtype_name(dtype)  # (the check alone)
     c_out, c_in, k_h, k_w = w_shape
     taps = k_h * k_w
     if (stride != (1, 1) or dilation != (1, 1) or groups != 1 or taps < FFT_MIN_TAPS
@@ -170,7 +172,7 @@ def weighs_fft(x_shape, w_shape, stride, dilation, groups, dtype=torch.float32,
     return modelled and min(_padded_hw(x_shape, padding)) > 0
 
 
-def modelled_times(x_shape, w_shape, padding, dtype=torch.float64) -> tuple[float, int, float]:
+def modelled_times(x_shape, w_shape, padding, dtype=torch.float32) -> tuple[float, int, float]:
     """(fft's modelled time, ns; the bytes of its spectra; im2col's modelled time, ns,
     by kn2row's model where im2col runs kn2row) at stride 1, no dilation, one group."""
     fft_ns, spectra_bytes = _fft_model(x_shape, w_shape, padding, dtype)

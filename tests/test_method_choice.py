@@ -17,6 +17,41 @@ from scipy_layers import _nchw_rule  # noqa: E402
 SCRIPT = [sys.executable, str(ROOT / "tools" / "method_choice.py")]
 
 
+def test_a_longer_draw_starts_with_the_shorter_and_repeats_no_cell():
+    cases = method_choice.drawn_cases(120)
+    assert cases[:24] == method_choice.drawn_cases(12)
+    assert len({method_choice.label(case) for case in cases}) == 240
+
+
+def test_cases_given_with_default_options_are_the_same_cell():
+    given = method_choice._model_case("cnn:1x2x16x16:4:float32:5:s1:g1:d1:p2")
+    assert given == method_choice.parse_case("cnn:1x2x16x16:4:float32:5:p2")
+
+
+@pytest.mark.parametrize("error, code", [(KeyboardInterrupt(), 130),
+                                         (RuntimeError("out of\n memory"), 1)])
+def test_a_run_that_stops_writes_nothing(monkeypatch, tmp_path, capsys, error, code):
+    (tmp_path / "method_choice.csv").write_text("before")
+    timed = []
+
+    def measure(case, batches):
+        if timed:
+            raise error
+        timed.append(case)
+        return {"cell": "x", "auto": "fft", "fft_over_im2col": 1.0,
+                "modelled_fft_over_im2col": 1.0}
+
+    monkeypatch.setattr(method_choice, "measure", measure)
+    assert method_choice.main(["--case", "cnn:1x2x16x16:4:float32:5",
+                               "cnn:1x2x16x16:4:float64:5", "--out", str(tmp_path)]) == code
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == ("method_choice: interrupted after 1 of 2 cells; nothing written"
+                    if code == 130 else "method_choice: cnn 1x2x16x16->4 k5 float64: "
+                    "RuntimeError: out of memory; nothing written")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["method_choice.csv"]
+    assert (tmp_path / "method_choice.csv").read_text() == "before"
+
+
 def test_the_draw_is_seeded_and_stays_where_the_model_decides():
     cases = method_choice.drawn_cases(12)
     assert cases == method_choice.drawn_cases(12) and len(cases) == 24
@@ -68,6 +103,14 @@ def test_the_rules_pieces_give_the_rules_answer(seed):
         assert method == ("fft" if takes_fft else "im2col")
 
 
+def test_the_rules_pieces_take_the_rules_dtypes():
+    with pytest.raises(TypeError):
+        _nchw_rule.weighs_fft((8, 4, 64, 64), (16, 4, 7, 7), (1, 1), (1, 1), 1, torch.float16)
+    shapes = ((1, 2, 16, 16), (4, 2, 5, 5), (0,) * 4)
+    assert _nchw_rule.modelled_times(*shapes) == _nchw_rule.modelled_times(*shapes,
+                                                                           torch.float32)
+
+
 @pytest.mark.parametrize("stride, dilation, groups", [((2, 2), (1, 1), 1),
                                                       ((1, 1), (2, 1), 1), ((1, 1), (1, 1), 2)])
 def test_the_model_is_not_weighed_where_fft_cannot_run(stride, dilation, groups):
@@ -111,7 +154,13 @@ def test_the_script_writes_both_files(tmp_path):
     (["--case", "fft:16:float32"], "a cnn case"),
     (["--case", "cnn:1x1x20x20:1:float64:7"], "takes 'shift' by a fixed rule"),
     (["--case", "cnn:8x64x32x32:64:float32:3"], "takes 'im2col' by a fixed rule"),
-    (["--cells", "0"], "at least 1"), (["--batches", "0"], "at least 1")])
+    (["--case", "cnn:1x2x16x16:4:float32:5", "cnn:1x2x16x16:4:float32:5:s1:p0"],
+     "--case names cnn 1x2x16x16->4 k5 float32 twice"),  # (defaults given: the same cell)
+    (["--case", "cnn:16x64x4096x4096:128:float64:15"], "at most 268435456"),
+    (["--case", "cnn:1x2x16x16:4:float32:5", "--cells", "3"], "give one of the two"),
+    (["--cells", "0"], "--cells must be 1 to 500, got 0"),
+    (["--cells", "501"], "--cells must be 1 to 500, got 501"),
+    (["--batches", "0"], "--batches must be at least 1, got 0")])
 def test_bad_arguments_are_named(arguments, message, tmp_path):
     result = subprocess.run(SCRIPT + arguments + ["--out", str(tmp_path)],
                             capture_output=True, text=True, timeout=120, cwd=ROOT)

@@ -27,13 +27,15 @@ import sys
 import time
 
 from side_by_side import case_calls, environment_line, label, parse_case
-from targets import _commit, _utc_now, checked_out, write
+from targets import _canonical, _commit, _utc_now, checked_cases
 import asv_machine
+from report_files import checked_out, measured_rows, write
 from rotated_batches import batch_times
 
 OUTPUT_NAMES = ("method_choice.csv", "method_choice.md")
 SEED = 13
 BATCHES, CELLS = 4, 40
+MAX_CELLS = 500  # (a draw of this many takes about half an hour on a 2-core VM)
 MAX_MODELLED_MS = 150.0
 BATCH_SECONDS = 0.03
 REGRET_SHOWN = 1.1  # the summary counts cells where auto ran this much over the faster
@@ -76,9 +78,10 @@ def _auto(case) -> str:
 
 
 def drawn_cases(count: int) -> list:
-    """``count`` cells (each in both dtypes) where the model decides and both methods'
-    modelled times are at most MAX_MODELLED_MS in both dtypes, from a generator seeded
-    with SEED: the same list on every machine."""
+    """``count`` different cells (each in both dtypes) where the model decides and both
+    methods' modelled times are at most MAX_MODELLED_MS in both dtypes, from a generator
+    seeded with SEED: the same list on every machine (a longer draw starts with a
+    shorter one)."""
     rng, cases = random.Random(SEED), []
     for _ in range(10_000 * count):  # (about one draw in six is kept)
         if len(cases) == 2 * count:
@@ -90,8 +93,9 @@ def drawn_cases(count: int) -> list:
         options = {"padding": kernel // 2} if pick["same"] else {}
         shape = (pick["batch"], pick["in_channels"], size, size, pick["out_channels"])
         pair = [("cnn", shape, dtype, kernel, options) for dtype in ("float32", "float64")]
-        if all(decided_by_model(case) and max(modelled(case)) <= MAX_MODELLED_MS
-               for case in pair):
+        if pair[0] not in cases and all(decided_by_model(case)
+                                        and max(modelled(case)) <= MAX_MODELLED_MS
+                                        for case in pair):
             cases += pair
     return cases
 
@@ -147,7 +151,7 @@ def markdown(rows, batches: int, started: str, commit: str) -> str:
 
 
 def _model_case(text: str):
-    case = parse_case(text)
+    case = _canonical(parse_case(text))  # (options at their defaults dropped: s1, g1, d1)
     if case[0] != "cnn" or set(case[4]) - {"padding"}:
         raise argparse.ArgumentTypeError(
             f"case {text!r}: a cnn case with no options but padding (fft runs only at "
@@ -162,10 +166,11 @@ def _model_case(text: str):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cells", type=int, default=CELLS,
-                        help=f"cells drawn, each in both dtypes (default {CELLS})")
+    parser.add_argument("--cells", type=int,
+                        help=f"cells drawn, each in both dtypes (default {CELLS}, at most "
+                             f"{MAX_CELLS})")
     parser.add_argument("--case", nargs="+", action="extend", type=_model_case,
-                        metavar="CASE", help="time these cnn cases instead of the draw "
+                        metavar="CASE", help="time these cnn cases instead of a draw "
                         "(tools/side_by_side.py's strings, padding the only option)")
     parser.add_argument("--batches", type=int, default=BATCHES,
                         help=f"batches per cell (default {BATCHES}: two whole balanced "
@@ -173,27 +178,40 @@ def main(argv=None) -> int:
     parser.add_argument("--out", help="folder for method_choice.csv and method_choice.md "
                                       "(default: reports/<this machine's name>)")
     args = parser.parse_args(argv)
-    if args.cells < 1 or args.batches < 1:
-        parser.error("--cells and --batches must be at least 1")
+    if args.case and args.cells is not None:
+        parser.error("--cells draws the cells, --case names them: give one of the two")
+    if args.cells is not None and not 1 <= args.cells <= MAX_CELLS:
+        parser.error(f"--cells must be 1 to {MAX_CELLS}, got {args.cells}")
+    if args.batches < 1:
+        parser.error(f"--batches must be at least 1, got {args.batches}")
     out = checked_out(parser, args.out, OUTPUT_NAMES)
-    cases = args.case or drawn_cases(args.cells)
+    # given cases: each once, and no array past targets' limit (checked before timing)
+    cases = (checked_cases(parser, args.case, "--case") if args.case
+             else drawn_cases(CELLS if args.cells is None else args.cells))
     import pandas as pd
     import threadpoolctl
     import torch
     from benchmarks.common import settle_allocator
     torch.set_num_threads(1)
     settle_allocator()
-    started, commit, rows = _utc_now(), _commit(), []
+    started, commit = _utc_now(), _commit()
     with threadpoolctl.threadpool_limits(limits=1):
-        for case in cases:
-            rows.append(measure(case, args.batches))
-            row = rows[-1]
-            print(f"{row['cell']}: auto {row['auto']}, fft / im2col "
-                  f"{row['fft_over_im2col']:.2f} (modelled {row['modelled_fft_over_im2col']:.2f})",
-                  file=sys.stderr, flush=True)
+        rows, stopped = measured_rows(
+            "method_choice", cases, lambda case: measure(case, args.batches), label,
+            lambda row: f"{row['cell']}: auto {row['auto']}, fft / im2col "
+                        f"{row['fft_over_im2col']:.2f} (modelled "
+                        f"{row['modelled_fft_over_im2col']:.2f})")
+    if stopped:
+        return stopped
     text = markdown(rows, args.batches, started, commit)
-    write(out, pd.DataFrame(rows), text, OUTPUT_NAMES)
     print(text)
+    try:
+        write(out, pd.DataFrame(rows), text, OUTPUT_NAMES)
+    except OSError as error:
+        print(f"method_choice: could not write into {out}: {error}; the files there are as "
+              f"they were (the figures are above)", file=sys.stderr)
+        return 1
+    print(f"wrote {out / OUTPUT_NAMES[0]} and {out / OUTPUT_NAMES[1]}", file=sys.stderr)
     return 0
 
 

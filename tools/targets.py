@@ -44,7 +44,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +52,7 @@ from side_by_side import (LAYER_OF, case_calls, environment_line, label,  # noqa
                           parse_case, ratio_quartiles, timed)
 from scipy_layers.conv_spec import ConvCase  # noqa: E402
 import asv_machine  # noqa: E402  (tools/, this script's folder)
+from report_files import checked_out, measured_rows, write  # noqa: E402
 
 DTYPES = ("float32", "float64")
 CONV_SKIPPED_SIZE, CONV_LARGE_SIZE, CONV_LARGE_MAX_KERNEL = 2048, 1024, 7
@@ -255,36 +255,6 @@ def _largest_array_elements(case) -> int:
                batch * channels * kernel * kernel * out_h * out_w)
 
 
-def checked_out(parser, given: str | None, names=OUTPUT_NAMES) -> Path:
-    """The folder to write into, checked before any cell is timed: an existing folder, or
-    a path whose nearest existing parent is a folder; writable; the files ``names`` in
-    it, if there, plain files (a user's folder or link of that name is refused, not
-    replaced)."""
-    if given is None:
-        out = ROOT / "reports" / asv_machine.describe()["machine"]
-    elif not given.strip():  # (Path("") would be the current folder)
-        parser.error("--out is empty; give a folder (default: reports/<this machine>)")
-    else:
-        out = Path(given)
-    if out.is_symlink() and not out.exists():
-        parser.error(f"--out {out} is a link to nothing")
-    if out.exists() and not out.is_dir():
-        parser.error(f"--out {out} exists and is not a folder")
-    existing = out
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        parser.error(f"--out {out} is below {existing}, which is not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        parser.error(f"--out {out}: cannot write into {existing}")
-    for name in names:
-        path = out / name
-        if path.is_symlink() or (path.exists() and not path.is_file()):
-            parser.error(f"{path} exists and is not a plain file; move it, or give "
-                         f"another --out")
-    return out
-
-
 def _conv_case(case) -> ConvCase:
     """A parsed cnn case as the ConvCase it names."""
     size, kernel = case[1], case[3]
@@ -297,45 +267,24 @@ def _canonical(case):
     return (*case[:4], _conv_case(case).options) if case[0] == "cnn" else case
 
 
-def checked_cases(parser, cells) -> list:
+def checked_cases(parser, cells, option: str = "--cells") -> list:
+    """The cells given with ``option`` (default: the grid), options at their defaults
+    dropped; a usage error for a cell given twice or one whose arrays pass
+    MAX_ARRAY_ELEMENTS."""
     cases = [_canonical(case) for case in cells] if cells else [
         parse_case(cell) for cell in grid()]
     seen = set()
     for case in cases:
         name = label(case)
         if name in seen:
-            parser.error(f"--cells names {name} twice")
+            parser.error(f"{option} names {name} twice")
         seen.add(name)
         elements = _largest_array_elements(case)
         if elements > MAX_ARRAY_ELEMENTS:
-            parser.error(f"--cells {name}: an array of {elements} elements (input, padded "
+            parser.error(f"{option} {name}: an array of {elements} elements (input, padded "
                          f"input, weight, output or im2col windows); at most "
                          f"{MAX_ARRAY_ELEMENTS}")
     return cases
-
-
-def write(out: Path, table, text: str, names=OUTPUT_NAMES) -> None:
-    """The table as CSV and the text, into the two files ``names``, each written whole
-    beside its target, then moved into place, with the mode a file opened here would get
-    (a temporary file is private: 0600)."""
-    out.mkdir(parents=True, exist_ok=True)
-    umask = os.umask(0)
-    os.umask(umask)
-    staged = []
-    try:
-        for name, write_to in zip(names, (
-                lambda f: table.to_csv(f, index=False, float_format="%.6g"),
-                lambda f: f.write(text))):
-            with tempfile.NamedTemporaryFile("w", dir=out, prefix=f".{name}.", delete=False,
-                                             newline="") as handle:
-                staged.append((handle.name, out / name))
-                write_to(handle)
-            os.chmod(handle.name, 0o666 & ~umask)
-        for temporary, final in staged:
-            os.replace(temporary, final)
-    finally:
-        for temporary, _ in staged:
-            Path(temporary).unlink(missing_ok=True)
 
 
 def main(argv=None) -> int:
@@ -360,7 +309,7 @@ def main(argv=None) -> int:
         args.batches = FLOOR_BATCHES if args.floors else BATCHES
     if args.batches < 2:
         parser.error("--batches must be at least 2 (quartiles need two ratios)")
-    out = checked_out(parser, args.out)
+    out = checked_out(parser, args.out, OUTPUT_NAMES)
     cases = checked_cases(parser, args.cells)
     import pandas as pd
     import threadpoolctl
@@ -369,25 +318,20 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     settle_allocator()
     started, commit = _utc_now(), _commit()
-    rows = []
     with threadpoolctl.threadpool_limits(limits=1):
-        try:
-            for case in cases:
-                rows.append(measure(case, args.batches, args.floors))
-                print(f"{rows[-1]['cell']}: {rows[-1]['ratio']:.3f} "
-                      f"(target {rows[-1]['target']:g})", file=sys.stderr, flush=True)
-        except KeyboardInterrupt:
-            print(f"targets: interrupted after {len(rows)} of {len(cases)} cells; nothing "
-                  f"written", file=sys.stderr)
-            return 130
-        except Exception as error:  # (torch's own, e.g. out of memory; a floor's; any)
-            message = " ".join(str(error).split()) or "(no message)"  # (on one line)
-            print(f"targets: {label(cases[len(rows)])}: {type(error).__name__}: {message}; "
-                  f"nothing written", file=sys.stderr)
-            return 1
+        rows, stopped = measured_rows(
+            "targets", cases, lambda case: measure(case, args.batches, args.floors), label,
+            lambda row: f"{row['cell']}: {row['ratio']:.3f} (target {row['target']:g})")
+        if stopped:
+            return stopped
         text = markdown(rows, args.batches, started, commit)
-    write(out, pd.DataFrame(rows, columns=COLUMNS), text)
     print(text, end="")
+    try:
+        write(out, pd.DataFrame(rows, columns=COLUMNS), text, OUTPUT_NAMES)
+    except OSError as error:
+        print(f"targets: could not write into {out}: {error}; the files there are as they "
+              f"were (the figures are above)", file=sys.stderr)
+        return 1
     print(f"wrote {out / OUTPUT_NAMES[0]} and {out / OUTPUT_NAMES[1]}", file=sys.stderr)
     return 0
 

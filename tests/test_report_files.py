@@ -1,0 +1,62 @@
+"""tools/report_files.py: the two report files are replaced together or not at all, and
+nothing is left beside them."""
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import report_files  # noqa: E402
+
+NAMES = ("a.csv", "a.md")
+TABLE = pd.DataFrame({"cell": ["x"], "ratio": [0.5]})
+
+
+def _contents(folder: Path) -> dict:
+    return {path.name: path.read_text() for path in folder.iterdir()}
+
+
+@pytest.mark.parametrize("before", [{}, {"a.csv": "old csv"}, {"a.md": "old md"},
+                                    {"a.csv": "old csv", "a.md": "old md"}])
+def test_both_files_are_written(tmp_path, before):
+    for name, text in before.items():
+        (tmp_path / name).write_text(text)
+    report_files.write(tmp_path, TABLE, "new md", NAMES)
+    assert _contents(tmp_path) == {"a.csv": TABLE.to_csv(index=False), "a.md": "new md"}
+
+
+@pytest.mark.parametrize("before", [{}, {"a.csv": "old csv"}, {"a.md": "old md"},
+                                    {"a.csv": "old csv", "a.md": "old md"}])
+@pytest.mark.parametrize("failing", [1, 2, 3, 4])  # the first to fourth move fails
+def test_a_failed_move_leaves_the_folder_as_it_was(tmp_path, monkeypatch, before, failing):
+    for name, text in before.items():
+        (tmp_path / name).write_text(text)
+    moves, real_replace = [], os.replace
+
+    def replace(source, target):
+        moves.append((source, target))
+        if len(moves) == failing:
+            raise PermissionError(13, "refused", str(target))
+        real_replace(source, target)
+
+    monkeypatch.setattr(report_files.os, "replace", replace)
+    moved = len(before) + 2  # the files there set aside, then the two new ones
+    if failing > moved:
+        report_files.write(tmp_path, TABLE, "new md", NAMES)
+        assert set(_contents(tmp_path)) == set(NAMES)
+        return
+    with pytest.raises(PermissionError):
+        report_files.write(tmp_path, TABLE, "new md", NAMES)
+    assert _contents(tmp_path) == before  # and no temporary or set-aside file left
+
+
+def test_a_target_that_became_a_folder_is_refused_and_nothing_replaced(tmp_path):
+    (tmp_path / "a.csv").write_text("old csv")
+    (tmp_path / "a.md").mkdir()
+    with pytest.raises(IsADirectoryError, match="a.md exists and is not a plain file"):
+        report_files.write(tmp_path, TABLE, "new md", NAMES)
+    assert (tmp_path / "a.csv").read_text() == "old csv"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "a.md"]
