@@ -37,12 +37,18 @@ CASES = [*itertools.product((1, 2, 5), (1, 2, 7), (1, 2, 3), ((4, 3), (5, 1), (1
          (8, 16, 32, (16, 9)), (4, 8, 9, (6, 4)), (2, 128, 1, (3, 2))]  # >= 256 a bin
 
 
+# the stacked matmul's chunks of bins: as set; one bin each; a few, the last one short
+CHUNK_BYTES = [_fft_conv.BINS_CHUNK_BYTES, 1, 5000]
+
+
+@pytest.mark.parametrize("chunk_bytes", CHUNK_BYTES)
 @pytest.mark.parametrize("min_products", [_fft_conv.MATMUL_MIN_PRODUCTS, 1])
 @pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
 @pytest.mark.parametrize("pattern", PATTERNS)
-def test_every_branch_gives_einsums_products(pattern, dtype, min_products, nan_scratch,
-                                             monkeypatch):
+def test_every_branch_gives_einsums_products(pattern, dtype, min_products, chunk_bytes,
+                                             nan_scratch, monkeypatch):
     monkeypatch.setattr(_fft_conv, "MATMUL_MIN_PRODUCTS", min_products)
+    monkeypatch.setattr(_fft_conv, "BINS_CHUNK_BYTES", chunk_bytes)
     rng = np.random.default_rng(3)
     tolerance = 1e-12 if dtype == np.complex128 else 1e-5
     for n, c_in, c_out, bins in CASES:
@@ -55,9 +61,11 @@ def test_every_branch_gives_einsums_products(pattern, dtype, min_products, nan_s
         assert np.all(np.abs(got - expected) <= tolerance * scale), case
 
 
-def test_non_finite_bins_stay_in_their_own_products():
+@pytest.mark.parametrize("chunk_bytes", CHUNK_BYTES)
+def test_non_finite_bins_stay_in_their_own_products(chunk_bytes, monkeypatch):
     """A NaN bin of one image spoils that image's products only, in every branch (the
     callers route non-finite operands elsewhere, but a wrong index would show here)."""
+    monkeypatch.setattr(_fft_conv, "BINS_CHUNK_BYTES", chunk_bytes)
     rng = np.random.default_rng(4)
     for pattern, (n, c_in, c_out) in itertools.product(PATTERNS, [(3, 4, 2), (8, 6, 9)]):
         a, b = operands(pattern, rng, np.complex128, n, c_in, c_out, (5, 3))
@@ -67,11 +75,14 @@ def test_non_finite_bins_stay_in_their_own_products():
         assert np.isnan(got).any(), pattern
 
 
+@pytest.mark.parametrize("chunk_bytes", CHUNK_BYTES[::2])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
-def test_pooled_products_do_not_leak_into_later_calls(dtype):
+def test_pooled_products_do_not_leak_into_later_calls(dtype, chunk_bytes, monkeypatch):
     """Channel-heavy passes whose products come from (and go back to) the pool, run
     twice on different data and interleaved with another shape: each result agrees with
-    native, so no recycled buffer was read before it was written or handed out twice."""
+    native, so no recycled buffer was read before it was written or handed out twice
+    (also with the stacked matmul in chunks of a few bins)."""
+    monkeypatch.setattr(_fft_conv, "BINS_CHUNK_BYTES", chunk_bytes)
     _workspace.clear_workspace()
     generator = torch.Generator().manual_seed(6)
     shapes = [((4, 16, 24, 24), (32, 16, 7, 7), 3), ((2, 8, 20, 20), (16, 8, 5, 5), 0)]
