@@ -60,3 +60,15 @@ def test_a_target_that_became_a_folder_is_refused_and_nothing_replaced(tmp_path)
         report_files.write(tmp_path, TABLE, "new md", NAMES)
     assert (tmp_path / "a.csv").read_text() == "old csv"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "a.md"]
+
+
+def test_publish_prints_the_figures_and_names_what_it_could_not_write(tmp_path, capsys):
+    (tmp_path / "a.md").mkdir()
+    assert report_files.publish("tool", tmp_path, TABLE, "figures\n", NAMES) == 1
+    out, err = capsys.readouterr()
+    assert out == "figures\n"
+    assert err.startswith(f"tool: could not write into {tmp_path}: ")
+    assert "the files there are as they were" in err and not (tmp_path / "a.csv").exists()
+    (tmp_path / "a.md").rmdir()
+    assert report_files.publish("tool", tmp_path, TABLE, "figures", NAMES) == 0
+    assert capsys.readouterr().out == "figures\n" and (tmp_path / "a.md").read_text() == "figures"

@@ -29,7 +29,7 @@ import time
 from side_by_side import case_calls, environment_line, label, parse_case
 from targets import _canonical, _commit, _utc_now, checked_cases
 import asv_machine
-from report_files import checked_out, measured_rows, write
+from report_files import checked_out, measured_rows, publish
 from rotated_batches import batch_times
 
 OUTPUT_NAMES = ("method_choice.csv", "method_choice.md")
@@ -204,15 +204,7 @@ def main(argv=None) -> int:
     if stopped:
         return stopped
     text = markdown(rows, args.batches, started, commit)
-    print(text)
-    try:
-        write(out, pd.DataFrame(rows), text, OUTPUT_NAMES)
-    except OSError as error:
-        print(f"method_choice: could not write into {out}: {error}; the files there are as "
-              f"they were (the figures are above)", file=sys.stderr)
-        return 1
-    print(f"wrote {out / OUTPUT_NAMES[0]} and {out / OUTPUT_NAMES[1]}", file=sys.stderr)
-    return 0
+    return publish("method_choice", out, pd.DataFrame(rows), text, OUTPUT_NAMES)
 
 
 if __name__ == "__main__":

@@ -71,6 +71,20 @@ def measured_rows(tool: str, cases, measure_one, label, progress) -> tuple[list,
     return rows, 0
 
 
+def publish(tool: str, out: Path, table, text: str, names) -> int:
+    """Print the markdown, then write both files (:func:`write`); the exit code: 1, with
+    one line on stderr, where they could not be written (the figures are printed)."""
+    print(text, end="" if text.endswith("\n") else "\n")
+    try:
+        write(out, table, text, names)
+    except OSError as error:
+        print(f"{tool}: could not write into {out}: {error}; the files there are as they "
+              f"were (the figures are above)", file=sys.stderr)
+        return 1
+    print(f"wrote {out / names[0]} and {out / names[1]}", file=sys.stderr)
+    return 0
+
+
 def write(out: Path, table, text: str, names) -> None:
     """The table as CSV and the text, into the two files ``names`` in ``out``: each
     written whole beside its target, with the mode a file opened here would get (a

@@ -52,7 +52,7 @@ from side_by_side import (LAYER_OF, case_calls, environment_line, label,  # noqa
                           parse_case, ratio_quartiles, timed)
 from scipy_layers.conv_spec import ConvCase  # noqa: E402
 import asv_machine  # noqa: E402  (tools/, this script's folder)
-from report_files import checked_out, measured_rows, write  # noqa: E402
+from report_files import checked_out, measured_rows, publish  # noqa: E402
 
 DTYPES = ("float32", "float64")
 CONV_SKIPPED_SIZE, CONV_LARGE_SIZE, CONV_LARGE_MAX_KERNEL = 2048, 1024, 7
@@ -325,15 +325,7 @@ def main(argv=None) -> int:
         if stopped:
             return stopped
         text = markdown(rows, args.batches, started, commit)
-    print(text, end="")
-    try:
-        write(out, pd.DataFrame(rows, columns=COLUMNS), text, OUTPUT_NAMES)
-    except OSError as error:
-        print(f"targets: could not write into {out}: {error}; the files there are as they "
-              f"were (the figures are above)", file=sys.stderr)
-        return 1
-    print(f"wrote {out / OUTPUT_NAMES[0]} and {out / OUTPUT_NAMES[1]}", file=sys.stderr)
-    return 0
+    return publish("targets", out, pd.DataFrame(rows, columns=COLUMNS), text, OUTPUT_NAMES)
 
 
 if __name__ == "__main__":
