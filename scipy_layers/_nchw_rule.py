@@ -75,9 +75,10 @@ FFT_MAX_CHANNEL_PAIRS = 16
 # 42.9 / 7.8 (alike), Zen 5 92.5 / 12.7 and an Intel Xeon 66.9 / 10 (GEMMs 1.3-1.4x
 # faster against FFTs: there the model errs toward fft). tools/method_choice.py times
 # both methods on a seeded draw of cells where the model decides (the same cells on
-# every machine): on the Intel VM auto ran 1.11x the faster method's total in both
-# dtypes, up to 1.66x on a cell, both ways (its numpy-looped channel contraction ran
-# ~2.5x its Zen 4 time; docs/performance.md, "An Intel CPU").
+# every machine): on the Intel VM auto ran 1.10-1.11x the faster method's total in
+# both dtypes, up to 1.8x on a cell, both ways (docs/performance.md, "An Intel CPU";
+# there the contraction's numpy loop ran ~2.5x its Zen 4 time until _fft_conv's
+# chunks of bins, which left the regret where it was).
 FFT_MODEL_MATMUL_MIN_PRODUCTS = 2048
 IM2COL_NS_PER_WINDOW_ELEMENT = {"float32": 0.97, "float64": 2.54}
 IM2COL_NS_PER_MAC = {"float32": 0.080, "float64": 0.152}
