@@ -76,7 +76,7 @@ FFT_MAX_CHANNEL_PAIRS = 16
 # faster against FFTs: there the model errs toward fft). tools/method_choice.py times
 # both methods on a seeded draw of cells where the model decides (the same cells on
 # every machine): on the Intel VM auto ran 1.10-1.11x the faster method's total in
-# both dtypes, up to 1.8x on a cell, both ways (docs/performance.md, "An Intel CPU";
+# both dtypes, up to 1.6-1.8x on a cell, both ways (docs/performance.md, "An Intel CPU";
 # there the contraction's numpy loop ran ~2.5x its Zen 4 time until _fft_conv's
 # chunks of bins, which left the regret where it was).
 FFT_MODEL_MATMUL_MIN_PRODUCTS = 2048
