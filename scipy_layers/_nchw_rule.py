@@ -138,16 +138,12 @@ def choose_nchw_method(x_shape, w_shape, stride, dilation, groups, dtype=torch.f
     left, right) padding, in ``dtype`` (torch or numpy); the comments above say why. A
     TypeError for any dtype but float32 and float64, whichever rule the shape reaches."""
     dtype_name(dtype)  # (the check alone: the rules below read it only on some shapes)
-    c_out, c_in, k_h, k_w = w_shape
-    if stride != (1, 1) or dilation != (1, 1) or groups != 1:
-        return "im2col"
-    if c_out == 1 and c_in <= SHIFT_MAX_IN_CHANNELS and k_h * k_w <= shift_max_taps(dtype):
-        return "shift"
-    if weighs_fft(x_shape, w_shape, stride, dilation, groups, dtype, padding):
+    fixed = _fixed_rule(w_shape, stride, dilation, groups, dtype)
+    if fixed:
+        return fixed
+    if _modelled(x_shape, w_shape, padding):
         fft_ns, spectra_bytes, im2col_ns = modelled_times(x_shape, w_shape, padding, dtype)
-        # few channel pairs or one output channel: spectra no larger than im2col's windows
-        narrow = c_out == 1 or c_in * c_out <= FFT_MAX_CHANNEL_PAIRS
-        fits = narrow or spectra_bytes <= FFT_MODEL_MAX_SPECTRA_BYTES  # (see the limit)
+        fits = _narrow(w_shape) or spectra_bytes <= FFT_MODEL_MAX_SPECTRA_BYTES  # (the limit)
         if fits and fft_ns <= FFT_MODEL_MARGIN * im2col_ns:
             return "fft"
     return "im2col"
@@ -156,21 +152,38 @@ def choose_nchw_method(x_shape, w_shape, stride, dilation, groups, dtype=torch.f
 def weighs_fft(x_shape, w_shape, stride, dilation, groups, dtype=torch.float32,
                padding=(0, 0, 0, 0)) -> bool:
     """Whether :func:`choose_nchw_method` weighs fft against im2col by the cost model
-    (:func:`modelled_times`) on this shape: stride 1, no dilation, one group, a kernel
-    of FFT_MIN_TAPS or more that shift does not take, few channel pairs or a batch and
-    output channels the model was fitted on, and a padded input with pixels. A
-    TypeError for any dtype but float32 and float64, as choose_nchw_method's."""
+    (:func:`modelled_times`) on this shape: no fixed rule decides (stride 1, no
+    dilation, one group, a kernel shift does not take) and the model is asked (a kernel
+    of FFT_MIN_TAPS or more, few channel pairs or a batch and output channels it was
+    fitted on, a padded input with pixels). A TypeError for any dtype but float32 and
+    float64, as choose_nchw_method's."""
     dtype_name(dtype)  # (the check alone)
+    return (not _fixed_rule(w_shape, stride, dilation, groups, dtype)
+            and _modelled(x_shape, w_shape, padding))
+
+
+def _fixed_rule(w_shape, stride, dilation, groups, dtype) -> str | None:
+    """"im2col" or "shift" where a fixed rule decides (the comments above), else None."""
+    if stride != (1, 1) or dilation != (1, 1) or groups != 1:
+        return "im2col"
     c_out, c_in, k_h, k_w = w_shape
-    taps = k_h * k_w
-    if (stride != (1, 1) or dilation != (1, 1) or groups != 1 or taps < FFT_MIN_TAPS
-            or (c_out == 1 and c_in <= SHIFT_MAX_IN_CHANNELS
-                and taps <= shift_max_taps(dtype))):
+    if c_out == 1 and c_in <= SHIFT_MAX_IN_CHANNELS and k_h * k_w <= shift_max_taps(dtype):
+        return "shift"
+    return None
+
+
+def _narrow(w_shape) -> bool:
+    """Few channel pairs or one output channel: spectra no larger than im2col's windows."""
+    c_out, c_in = w_shape[:2]
+    return c_out == 1 or c_in * c_out <= FFT_MAX_CHANNEL_PAIRS
+
+
+def _modelled(x_shape, w_shape, padding) -> bool:
+    """Where no fixed rule decides, whether the cost model is asked (see weighs_fft)."""
+    if w_shape[2] * w_shape[3] < FFT_MIN_TAPS:
         return False
-    narrow = c_out == 1 or c_in * c_out <= FFT_MAX_CHANNEL_PAIRS
-    modelled = narrow or (x_shape[0] >= FFT_MODEL_MIN_BATCH
-                          and c_out >= FFT_MODEL_MIN_OUT_CHANNELS)
-    return modelled and min(_padded_hw(x_shape, padding)) > 0
+    fitted = x_shape[0] >= FFT_MODEL_MIN_BATCH and w_shape[0] >= FFT_MODEL_MIN_OUT_CHANNELS
+    return (fitted or _narrow(w_shape)) and min(_padded_hw(x_shape, padding)) > 0
 
 
 def modelled_times(x_shape, w_shape, padding, dtype=torch.float32) -> tuple[float, int, float]:
