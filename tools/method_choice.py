@@ -20,16 +20,14 @@ override left set. About 3 minutes on a 2-core VM with the defaults.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
 import time
 
-from side_by_side import case_calls, environment_line, label, parse_case
-from targets import _canonical, _commit, _utc_now, checked_cases
-import asv_machine
-from report_files import checked_out, measured_rows, publish
+from side_by_side import case_calls, label, parse_case
+from targets import _canonical, _commit, checked_cases
+from report_files import checked_out, environment_header, measured_rows, publish, utc_now
 from rotated_batches import batch_times
 
 OUTPUT_NAMES = ("method_choice.csv", "method_choice.md")
@@ -121,14 +119,8 @@ def measure(case, batches: int) -> dict:
 
 
 def markdown(rows, batches: int, started: str, commit: str) -> str:
-    from record_environment import OVERRIDE_VARS
-    described = asv_machine.describe()
-    overrides = [f"{name}={os.environ[name]}" for name in OVERRIDE_VARS if name in os.environ]
-    lines = [f"# method=\"auto\" against the faster of fft and im2col on "
-             f"{described['machine']}", "",
-             f"- when: {started} to {_utc_now()}; code: `{commit}`",
-             f"- CPU: {described['cpu']}; {described['num_cpu']} CPUs",
-             f"- {environment_line()}", f"- kernel overrides: {', '.join(overrides) or 'none'}",
+    lines = environment_header('method="auto" against the faster of fft and im2col',
+                               started, commit) + [
              f"- method: forward+backward of each method, median of {batches} batches in one "
              f"process, balanced order (tools/method_choice.py); regret = auto's time / the "
              f"faster method's", ""]
@@ -194,7 +186,7 @@ def main(argv=None) -> int:
     from benchmarks.common import settle_allocator
     torch.set_num_threads(1)
     settle_allocator()
-    started, commit = _utc_now(), _commit()
+    started, commit = utc_now(), _commit()
     with threadpoolctl.threadpool_limits(limits=1):
         rows, stopped = measured_rows(
             "method_choice", cases, lambda case: measure(case, args.batches), label,

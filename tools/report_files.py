@@ -4,14 +4,34 @@ every way of stopping turned into one line and nothing written, and both files r
 together or not at all."""
 from __future__ import annotations
 
+import datetime
 import os
 import sys
 import tempfile
 from pathlib import Path
 
 import asv_machine  # (tools/, this module's folder)
+from side_by_side import environment_line
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def utc_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def environment_header(title: str, started: str, commit: str) -> list[str]:
+    """A report's title, then where, when and on what its figures were taken (CPU,
+    torch's and the BLAS libraries' threads and kernel, any kernel override left set):
+    every figure names its environment."""
+    from record_environment import OVERRIDE_VARS
+    described = asv_machine.describe()
+    overrides = [f"{name}={os.environ[name]}" for name in OVERRIDE_VARS if name in os.environ]
+    return [f"# {title} on {described['machine']}", "",
+            f"- when: {started} to {utc_now()}; code: `{commit}`",
+            f"- CPU: {described['cpu']}; {described['num_cpu']} CPUs",
+            f"- {environment_line()}",
+            f"- kernel overrides: {', '.join(overrides) or 'none'}"]
 
 
 def checked_out(parser, given: str | None, names) -> Path:

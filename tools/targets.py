@@ -38,9 +38,7 @@ A full run takes ~11 minutes on a 2-core VM (~19 with --floors).
 from __future__ import annotations
 
 import argparse
-import datetime
 import math
-import os
 import statistics
 import subprocess
 import sys
@@ -48,11 +46,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from side_by_side import (LAYER_OF, case_calls, environment_line, label,  # noqa: E402
-                          parse_case, ratio_quartiles, timed)
+from side_by_side import (LAYER_OF, case_calls, label, parse_case,  # noqa: E402
+                          ratio_quartiles, timed)
 from scipy_layers.conv_spec import ConvCase  # noqa: E402
-import asv_machine  # noqa: E402  (tools/, this script's folder)
-from report_files import checked_out, measured_rows, publish  # noqa: E402
+from report_files import (checked_out, environment_header, measured_rows,  # noqa: E402
+                          publish, utc_now)
 
 DTYPES = ("float32", "float64")
 CONV_SKIPPED_SIZE, CONV_LARGE_SIZE, CONV_LARGE_MAX_KERNEL = 2048, 1024, 7
@@ -175,20 +173,9 @@ def _commit() -> str:
                      if changed else "")
 
 
-def _utc_now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def header(batches: int, started: str, commit: str, floors: bool = False) -> list[str]:
     """Where, when and how the figures were taken: every figure names its environment."""
-    from record_environment import OVERRIDE_VARS
-    described = asv_machine.describe()
-    overrides = [f"{name}={os.environ[name]}" for name in OVERRIDE_VARS if name in os.environ]
-    return [f"# Issue 13's targets on {described['machine']}", "",
-            f"- when: {started} to {_utc_now()}; code: `{commit}`",
-            f"- CPU: {described['cpu']}; {described['num_cpu']} CPUs",
-            f"- {environment_line()}",
-            f"- kernel overrides: {', '.join(overrides) or 'none'}",
+    return environment_header("Issue 13's targets", started, commit) + [
             f"- method: forward+backward / native, median [quartiles] of {batches} batches "
             f"in one process, in balanced order (tools/targets.py)"] + ([
             "- floors, timed in the same batches (tools/floor_layers.py): *null* is a numpy "
@@ -317,7 +304,7 @@ def main(argv=None) -> int:
     from benchmarks.common import settle_allocator
     torch.set_num_threads(1)
     settle_allocator()
-    started, commit = _utc_now(), _commit()
+    started, commit = utc_now(), _commit()
     with threadpoolctl.threadpool_limits(limits=1):
         rows, stopped = measured_rows(
             "targets", cases, lambda case: measure(case, args.batches, args.floors), label,
