@@ -1,6 +1,7 @@
 """tools/method_choice.py: the seeded draw of cells where auto's cost model decides, the
 figures it writes and its errors; and the rule's pieces it reads (_nchw_rule.weighs_fft,
 modelled_times) against choose_nchw_method itself."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -139,7 +140,8 @@ def test_the_script_writes_both_files(tmp_path):
     result = subprocess.run(SCRIPT + ["--case", "cnn:2x2x16x16:8:float32:5:p2",
                                       "cnn:1x2x24x24:4:float64:7", "--batches", "2",
                                       "--out", str(tmp_path)],
-                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+                            capture_output=True, text=True, timeout=300, cwd=ROOT,
+                            env=dict(os.environ, OPENBLAS_NUM_THREADS="2"))
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(tmp_path / "method_choice.csv")
     assert list(table["cell"]) == ["cnn 2x2x16x16->8 k5 p2 float32",
@@ -147,6 +149,10 @@ def test_the_script_writes_both_files(tmp_path):
     assert (table[["fft_ms", "im2col_ms"]] > 0).all().all() and (table["regret"] >= 1).all()
     text = (tmp_path / "method_choice.md").read_text()
     assert "## float32:" in text and "## float64:" in text and "- CPU:" in text
+    # the BLAS threads the cells ran at (one), whatever the environment allowed
+    blas = next(line for line in text.splitlines() if "numpy/scipy BLAS:" in line)
+    blas = blas.split("numpy/scipy BLAS:")[1]
+    assert blas.count(" thread(s)") == blas.count(" 1 thread(s)") > 0, blas
 
 
 @pytest.mark.parametrize("arguments, message", [

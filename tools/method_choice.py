@@ -193,9 +193,9 @@ def main(argv=None) -> int:
             lambda row: f"{row['cell']}: auto {row['auto']}, fft / im2col "
                         f"{row['fft_over_im2col']:.2f} (modelled "
                         f"{row['modelled_fft_over_im2col']:.2f})")
-    if stopped:
-        return stopped
-    text = markdown(rows, args.batches, started, commit)
+        if stopped:
+            return stopped
+        text = markdown(rows, args.batches, started, commit)  # (names the threads it ran at)
     return publish("method_choice", out, pd.DataFrame(rows), text, OUTPUT_NAMES)
 
 
