@@ -10,6 +10,7 @@ from ._tap_kernels import _tap_range, depthwise
 TAP = "tap"  # marks a state whose forward ran the tap kernels
 DEPTHWISE = "depthwise"  # ... or _depthwise_wide's
 KN2ROW = "kn2row"  # ... or _kn2row's
+BANDS = "bands"  # ... or im2col in bands of output rows (_im2col_bands)
 
 # Padding the windows mostly do not read: a stride or dilation far beyond the image, with
 # padding to match, or feature maps smaller than the kernel's reach. im2col's padded copy

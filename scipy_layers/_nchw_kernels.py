@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _depthwise_wide, _kn2row, _windows
+from . import _depthwise_wide, _im2col_bands, _kn2row, _windows
 from ._finite import all_finite
-from ._im2col_route import DEPTHWISE, KN2ROW, TAP, route
+from ._im2col_route import BANDS, DEPTHWISE, KN2ROW, TAP, route
 from ._tap_kernels import tap_backward, tap_forward
 from ._ufunc_rows import add_bias
 from ._workspace import output, recycle, scratch
@@ -166,6 +166,8 @@ def im2col_state(x, w, geometry, keep_cols):
     top, bottom, left, right = geometry.padding
     padded_hw = (x.shape[2] + top + bottom, x.shape[3] + left + right)
     wide = _wide(geometry, w.shape)
+    if _im2col_bands.runs(x.shape, w.shape, geometry, x.dtype, wide):
+        return padded_hw, BANDS, x, None  # (its backward fills its bands again)
     if not keep_cols:
         return padded_hw, wide, x, None
     c_group, k_h, k_w = w.shape[1:]
@@ -216,6 +218,11 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
     wide = _wide(geometry, w.shape)
     flat, grid, length = _window_source(x, w.shape, geometry, wide)
     hp, wp = grid.shape[2:]
+    if wide and _im2col_bands.runs(x.shape, w.shape, geometry, x.dtype, wide):
+        y = _im2col_bands.forward(flat, w, bias, _bias_in_gemm(bias, groups), geometry, wp)
+        if grid is not x:
+            recycle(flat)
+        return y, ((hp, wp), BANDS, x, None)
     window_rows = groups * c_group * k_h * k_w
     bias_row = _bias_in_gemm(bias, groups)
     # the whole batch's windows only when kept for grad_weight, else one chunk's
@@ -266,6 +273,8 @@ def im2col_backward(gy, w, state, geometry, need_input, need_weight):
         return (*_depthwise_wide.backward(gy, w, x, geometry, need_input, need_weight), None)
     if wide is KN2ROW:
         return (*_kn2row.backward(gy, w, x, cols, geometry, need_input, need_weight), None)
+    if wide is BANDS:
+        return _bands_backward(gy, w, x, padded_hw, geometry, need_input, need_weight)
     hp, wp = padded_hw
     n, c_out, out_h, out_w = gy.shape
     _, c_group, k_h, k_w = w.shape
@@ -287,6 +296,28 @@ def im2col_backward(gy, w, state, geometry, need_input, need_weight):
         grad_x = _col2im((gy_wide if input_wide else gy).reshape(group_shape), w,
                          (n, groups * c_group, hp, wp), geometry, input_wide)
     recycle(gy_wide)
+    return grad_x, grad_w, grad_b
+
+
+def _bands_backward(gy, w, x, padded_hw, geometry, need_input, need_weight):
+    """im2col_backward's result where forward ran in bands (_im2col_bands)."""
+    flat = grid = grad_grid = grad_x = None
+    if need_weight:  # the bands' windows are filled again from the padded input
+        flat, grid, _ = _window_source(x, w.shape, geometry, True)
+    unpadded = not any(geometry.padding)  # then grad_grid is the result itself
+    if need_input:
+        grad_grid = (output if unpadded else scratch)((x.shape[0], x.shape[1], *padded_hw),
+                                                      x.dtype)
+        grad_grid.fill(0)
+    grad_w, grad_b = _im2col_bands.backward(
+        gy, w, flat, None if grad_grid is None else grad_grid.reshape(*x.shape[:2], -1),
+        geometry, padded_hw[1], GRAD_WEIGHT_COLS_FIRST.get(gy.dtype, False))
+    if grid is not None and grid is not x:
+        recycle(flat)
+    if need_input:
+        grad_x = grad_grid if unpadded else _inner(grad_grid, geometry.padding)
+        if not unpadded:
+            recycle(grad_grid)
     return grad_x, grad_w, grad_b
 
 

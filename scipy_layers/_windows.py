@@ -114,23 +114,26 @@ def fill_windows(cols, flat, grid, kernel, geometry, wide):
             taps[:, :, i, j] = grid[:, :, rows, columns]
 
 
-def _wide_windows(flat, kernel, dilation, wp, length):
+def _wide_windows(flat, kernel, dilation, wp, length, offset=0):
     """Every window row of the C-contiguous ``flat`` (M, C, Hp Wp + tail) as a read-only
-    view (M, C, kH, kW, length): row (i, j) is flat[m, c, i dH Wp + j dW:][:length], so
-    its strides are flat's own and dH Wp, dW elements. Bounds-checked here (the last row
-    must end within the tail)."""
+    view (M, C, kH, kW, length): row (i, j) is flat[m, c, offset + i dH Wp + j dW:][:length]
+    (``offset``: where a band of output rows starts, _im2col_bands), so its strides are
+    flat's own and dH Wp, dW elements. Bounds-checked here (the last row must end within
+    the tail)."""
     m, c, size = flat.shape
-    d_h, d_w, k_h, k_w, wp, length = (operator.index(value) for value in (
-        *dilation, *kernel, wp, length))
-    if min(d_h, d_w, k_h, k_w, wp, length) < 1 or not flat.flags.c_contiguous:
-        raise AssertionError(f"im2col wide windows need a C-contiguous input and steps and "
-                             f"sizes >= 1, got dilation {dilation}, kernel {kernel}, width "
-                             f"{wp}, length {length}")
-    if (k_h - 1) * d_h * wp + (k_w - 1) * d_w + length > size:
-        raise AssertionError(f"im2col wide windows {kernel} of length {length} run past the "
-                             f"flattened padded image ({size} elements)")
+    d_h, d_w, k_h, k_w, wp, length, offset = (operator.index(value) for value in (
+        *dilation, *kernel, wp, length, offset))
+    if (min(d_h, d_w, k_h, k_w, wp, length) < 1 or offset < 0
+            or not flat.flags.c_contiguous):
+        raise AssertionError(f"im2col wide windows need a C-contiguous input, steps and "
+                             f"sizes >= 1 and an offset >= 0, got dilation {dilation}, kernel "
+                             f"{kernel}, width {wp}, length {length}, offset {offset}")
+    if offset + (k_h - 1) * d_h * wp + (k_w - 1) * d_w + length > size:
+        raise AssertionError(f"im2col wide windows {kernel} of length {length} from {offset} "
+                             f"run past the flattened padded image ({size} elements)")
     st_m, st_c, step = flat.strides
-    return _read_only_view(flat, (m, c, k_h, k_w, length),
+    base = flat.reshape(-1)[offset:] if offset else flat  # (a view: flat is C-contiguous)
+    return _read_only_view(base, (m, c, k_h, k_w, length),
                            (st_m, st_c, d_h * wp * step, d_w * step, step))
 
 
@@ -193,3 +196,36 @@ def add_windows(grid, taps, geometry):
     with rows_in_place(taps.shape[-1] if geometry.stride[1] == 1 else 0):  # contiguous rows
         for i, j, rows, columns in _narrow_slices(taps.shape[2:4], geometry):
             grid[:, :, rows, columns] += taps[:, :, i, j]
+
+
+def fill_wide_band(cols, flat, kernel, dilation, wp, offset):
+    """One band of the wide window matrix: cols (C kH kW, L) gets the window rows of the
+    C-contiguous ``flat`` (1, C, Hp Wp + tail), one image, that start ``offset`` elements
+    into each channel (the band's first output row times Wp)."""
+    length = cols.shape[-1]
+    taps = cols.reshape(flat.shape[1], *kernel, length)
+    if taps.size and not np.may_share_memory(taps, cols):
+        raise AssertionError("fill_wide_band: the band could not be split in place")
+    if kernel[0] * kernel[1] >= ONE_COPY_MIN_TAPS:
+        np.copyto(taps, _wide_windows(flat, kernel, dilation, wp, length, offset)[0])
+    else:  # (a view's set-up costs more than a few copies; bounds as the view checks)
+        if offset + (kernel[0] - 1) * dilation[0] * wp + (kernel[1] - 1) * dilation[1] + (
+                length) > flat.shape[-1]:
+            raise AssertionError(f"fill_wide_band: windows {kernel} of length {length} from "
+                                 f"{offset} run past the image ({flat.shape[-1]} elements)")
+        for i, j, start in _wide_starts(kernel, dilation, wp):
+            taps[:, i, j] = flat[0, :, offset + start:offset + start + length]
+
+
+def add_wide_band(flat, taps, wp, dilation, offset):
+    """flat (C_in, Hp * Wp), one image's padded input gradient, gets the window gradients
+    taps (C_in, kH, kW, L) of one band, each window row (i, j) added to its stretch from
+    ``offset`` (the band's first output row times Wp). Bands overlap by kH - 1 rows, so
+    every row is added, none copied (flat starts at zero). As add_wide_windows, the
+    stretches that run past the image (on dropped output columns) are cut there."""
+    length, end = taps.shape[-1], flat.shape[-1]
+    with rows_in_place(length):  # C_in strided rows of `length` per add
+        for i, j, start in _wide_starts(taps.shape[1:3], dilation, wp):
+            begin = offset + start
+            stop = min(begin + length, end)
+            flat[:, begin:stop] += taps[:, i, j, :stop - begin]

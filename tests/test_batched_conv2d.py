@@ -12,7 +12,7 @@ from torch.autograd import gradcheck
 
 import scipy_layers.nn as nn
 from scipy_layers import _nchw_rule as rule
-from scipy_layers import _kn2row, _tall, _windows
+from scipy_layers import _im2col_bands, _kn2row, _tall, _windows
 from scipy_layers import LAYERS, NATIVE, Conv2d, Implementation, conv2d
 from scipy_layers.agreement import TOLERANCE, compare_with_native, max_errors
 from tests._im2col_variants import IM2COL_VARIANTS, im2col_variant
@@ -416,7 +416,7 @@ def test_non_contiguous_input_and_weight():
                                   "wide-1x1", "strided-rows-only", "fft"])
 def test_scratch_is_written_before_it_is_read_in_every_variant(name, variant, monkeypatch):
     # Every scratch buffer starts as NaN: a result that reads an unwritten element is NaN.
-    for module in (nn.kernels, _kn2row, _tall):
+    for module in (nn.kernels, _kn2row, _tall, _im2col_bands):
         monkeypatch.setattr(module, "scratch",
                             lambda shape, dtype: np.full(shape, np.nan, dtype=dtype))
     with im2col_variant(variant):  # (the fft case keeps its method; its tap fallback too)
