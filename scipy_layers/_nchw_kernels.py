@@ -16,7 +16,9 @@ y (N, C_out, Ho, Wo); ``geometry`` is _nchw_args.ConvGeometry. The "im2col" meth
   windows just filled, and each col2im adds window gradients just made, while in cache.
   With fewer output than input channels (a group) at stride 1 the layout turns round
   (kn2row, _kn2row: the GEMM first, then shift-adds of C_out kH kW rows); depthwise
-  convs run along the tall rows of _depthwise_wide instead.
+  convs run along the tall rows of _depthwise_wide instead. Where one image's wide
+  windows are large, they run in bands of output rows (_im2col_bands), filled again in
+  backward instead of kept.
 
 Every pass whose operands are not all finite runs the direct "tap" kernels instead
 (_tap_kernels: sums over real pixels only, so NaN and inf land where native puts them).

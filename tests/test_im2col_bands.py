@@ -2,12 +2,9 @@
 that it gives native's results at the sizes it runs at (the sample-driven tests run it
 on small inputs through tests/_im2col_variants.py), that forward keeps no windows, and
 the band fill and adds against their definitions (_windows.fill_wide_band,
-add_wide_band), out of bounds included, in a subprocess where a view could misread."""
+add_wide_band), out of bounds included (every input layout, in a subprocess: see
+tests/test_windows.py)."""
 from __future__ import annotations
-
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -17,23 +14,14 @@ import torch.nn.functional as F
 from scipy_layers import _im2col_bands, _windows, conv2d
 from scipy_layers._workspace import kept_bytes
 from scipy_layers.agreement import TOLERANCE, max_errors
+from tests._call_counts import count_calls
 from tests._im2col_variants import im2col_variant
 
 
 @pytest.fixture
 def band_calls(monkeypatch):
     """[forwards, backwards] run in bands."""
-    calls = [0, 0]
-    forward, backward = _im2col_bands.forward, _im2col_bands.backward
-
-    def counted(index, fn):
-        def wrapper(*args):
-            calls[index] += 1
-            return fn(*args)
-        return wrapper
-    monkeypatch.setattr(_im2col_bands, "forward", counted(0, forward))
-    monkeypatch.setattr(_im2col_bands, "backward", counted(1, backward))
-    return calls
+    return count_calls(monkeypatch, _im2col_bands, ("forward", "backward"))
 
 
 def _agree(x, w, b, kwargs, grad_output=None):
@@ -166,41 +154,3 @@ def test_a_band_past_the_image_raises(kernel):
     _windows.fill_wide_band(cols[:, :12], flat, kernel, (1, 1), 12, last_row * 12)  # one
     with pytest.raises(AssertionError, match="offset >= 0"):
         _windows._wide_windows(flat, (3, 3), (1, 1), 12, 12, -1)
-
-
-def test_bands_on_every_layout_in_a_fresh_interpreter():
-    """The band's window view is made by hand (an offset into the flattened padded
-    input): were its bounds wrong it could read outside the array and kill the process,
-    so this runs in a subprocess: every input layout, padding and dilation, bands of
-    one row to a few, and the last band's stretches at the end of the image."""
-    code = textwrap.dedent("""
-        import torch, torch.nn.functional as F, scipy_layers
-        from tests._im2col_variants import im2col_variant
-        torch.manual_seed(0)
-        base = torch.randn(2, 3, 150, 130, dtype=torch.float64)
-        views = {"plain": base, "channels_last": base.to(memory_format=torch.channels_last),
-                 "transposed": base.transpose(2, 3), "step_sliced": base[:, :, ::3, 1::2],
-                 "expanded": base[:1, :, :1].expand(2, 3, 150, 130),
-                 "narrowed": base[:, 1:3, 5:140, 7:120]}
-        for variant in ("im2col-bands-one-row", "im2col-bands-two-rows"):
-            for name, view in views.items():
-                for kernel, padding, dilation in [((3, 3), 0, 1), ((5, 3), 2, 1),
-                                                  ((2, 7), (1, 3), (2, 1)), ((7, 7), 3, 3)]:
-                    x = view.detach().requires_grad_()
-                    w = torch.randn(3, x.shape[1], *kernel, dtype=x.dtype,
-                                    requires_grad=True)
-                    with im2col_variant(variant) as method:
-                        ours = scipy_layers.conv2d(x, w, None, 1, padding, dilation,
-                                                   method=method)
-                        g = torch.randn_like(ours)
-                        grads = torch.autograd.grad(ours, (x, w), g)
-                    theirs = F.conv2d(x, w, None, 1, padding, dilation)
-                    pairs = [(ours, theirs), *zip(grads, torch.autograd.grad(theirs, (x, w), g))]
-                    for a, b in pairs:
-                        assert (a - b).abs().max() <= 1e-10 * b.abs().max(), (name, kernel)
-        print("ok")
-    """)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0 and "ok" in done.stdout, (done.returncode,
-                                                          done.stderr[-2000:])

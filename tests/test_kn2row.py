@@ -11,23 +11,14 @@ from scipy_layers import LAYERS, _im2col_route, _kn2row, _nchw_kernels, conv2d
 from scipy_layers._nchw_args import check_conv2d_arguments
 from scipy_layers.agreement import TOLERANCE, compare_with_native, max_errors
 from scipy_layers.samples import SAMPLES, make_case
+from tests._call_counts import count_calls
 from tests._im2col_variants import im2col_variant
 
 
 @pytest.fixture
 def kn2row_calls(monkeypatch):
     """The number of kn2row forwards and backwards run, as [forwards, backwards]."""
-    calls = [0, 0]
-    forward, backward = _kn2row.forward, _kn2row.backward
-
-    def counted(index, fn):
-        def wrapper(*args):
-            calls[index] += 1
-            return fn(*args)
-        return wrapper
-    monkeypatch.setattr(_kn2row, "forward", counted(0, forward))
-    monkeypatch.setattr(_kn2row, "backward", counted(1, backward))
-    return calls
+    return count_calls(monkeypatch, _kn2row, ("forward", "backward"))
 
 
 @pytest.mark.parametrize("x_shape,w_shape,kwargs,runs", [

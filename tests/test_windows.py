@@ -102,29 +102,38 @@ def test_narrow_windows_refuse_to_read_past_the_grid(out_hw):
         _windows.fill_windows(cols, None, grid, (3, 3), geometry, wide=False)
 
 
-def test_the_layer_on_every_layout_in_a_fresh_interpreter():
-    """The narrow view is made by hand: were its strides or bounds wrong on some layout
-    of the input (the grid itself where nothing is padded), it could read outside the
-    tensor and kill the process, so this runs in a subprocess: a crash fails this test,
-    not the run. Large images, so that a stray read would leave the mapped memory."""
-    code = textwrap.dedent("""
+@pytest.mark.parametrize("variant", ["im2col", "im2col-bands-one-row", "im2col-bands-two-rows"])
+def test_the_layer_on_every_layout_in_a_fresh_interpreter(variant):
+    """The narrow view, and the wide bands' view (an offset into the flattened padded
+    input, _im2col_bands: forced here on every stride-1 case, bands of one row to a few,
+    the last band's stretches at the image's end), are made by hand: were their strides
+    or bounds wrong on some layout of the input (the grid itself where nothing is
+    padded), they could read outside the tensor and kill the process, so this runs in a
+    subprocess: a crash fails this test, not the run. Large images, so that a stray read
+    would leave the mapped memory."""
+    code = textwrap.dedent(f"""
         import torch, torch.nn.functional as F, scipy_layers
+        from tests._im2col_variants import im2col_variant
         torch.manual_seed(0)
         base = torch.randn(2, 4, 150, 130, dtype=torch.float64)
-        views = {"plain": base, "channels_last": base.to(memory_format=torch.channels_last),
+        views = {{"plain": base, "channels_last": base.to(memory_format=torch.channels_last),
                  "transposed": base.transpose(2, 3), "step_sliced": base[:, :, ::3, 1::2],
                  "expanded": base[:1, :, :1].expand(2, 4, 150, 130),
-                 "narrowed": base[:, 1:3, 5:140, 7:120]}
+                 "narrowed": base[:, 1:3, 5:140, 7:120]}}
         for name, view in views.items():
-            for kernel, stride, dilation in [((3, 3), 1, 1), ((5, 3), 2, 1),
-                                             ((2, 7), (1, 3), (2, 1)), ((7, 7), 1, 3)]:
+            for kernel, stride, padding, dilation in [
+                    ((3, 3), 1, 0, 1), ((5, 3), 2, 0, 1), ((2, 7), (1, 3), 0, (2, 1)),
+                    ((7, 7), 1, 0, 3), ((5, 3), 1, 2, 1), ((2, 7), 1, (1, 3), (2, 1)),
+                    ((7, 7), 1, 3, 3)]:
                 x = view.detach().requires_grad_()
                 w = torch.randn(3, x.shape[1], *kernel, dtype=x.dtype, requires_grad=True)
-                ours = scipy_layers.conv2d(x, w, None, stride, 0, dilation, method="im2col")
-                theirs = F.conv2d(x, w, None, stride, 0, dilation)
-                g = torch.randn_like(theirs)
-                pairs = [(ours, theirs), *zip(torch.autograd.grad(ours, (x, w), g),
-                                              torch.autograd.grad(theirs, (x, w), g))]
+                with im2col_variant({variant!r}) as method:
+                    ours = scipy_layers.conv2d(x, w, None, stride, padding, dilation,
+                                               method=method)
+                    g = torch.randn_like(ours)
+                    grads = torch.autograd.grad(ours, (x, w), g)
+                theirs = F.conv2d(x, w, None, stride, padding, dilation)
+                pairs = [(ours, theirs), *zip(grads, torch.autograd.grad(theirs, (x, w), g))]
                 for a, b in pairs:
                     assert (a - b).abs().max() <= 1e-10 * b.abs().max(), (name, kernel)
         print("ok")
