@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from scipy_layers import _ufunc_rows, _windows, conv2d
+from scipy_layers import _im2col_bands, _ufunc_rows, _windows, conv2d
+from tests._im2col_variants import im2col_variant
 
 DEFAULT = np.getbufsize()
 
@@ -108,6 +109,9 @@ def test_im2col_gradients_same_bits_with_and_without(shape, c_out, kernel, paddi
 
     gy = torch.randn(torch.nn.functional.conv2d(x, w, bias, stride, padding).shape,
                      dtype=dtype, generator=gen)
+    # whole-image col2im (bands add per band: test_band_gradients_same_bits_...)
+    monkeypatch.setattr(_im2col_bands, "MIN_IMAGE_WINDOW_BYTES",
+                        dict.fromkeys(_im2col_bands.MIN_IMAGE_WINDOW_BYTES, float("inf")))
     with_rows = forward_backward()
 
     seen = []
@@ -134,6 +138,38 @@ def test_im2col_gradients_same_bits_with_and_without(shape, c_out, kernel, paddi
     for a, r in zip(with_rows, reference):
         torch.testing.assert_close(a, r, rtol=1e-4 if dtype == torch.float32 else 1e-10,
                                    atol=1e-3 if dtype == torch.float32 else 1e-10)
+
+
+@pytest.mark.parametrize("height, buffers", [(40, [288] * 19), (41, [288] * 19 + [144])])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_band_gradients_same_bits_with_and_without(height, buffers, dtype, monkeypatch):
+    # im2col in bands of two output rows (_im2col_bands): each band's adds run with the
+    # buffer cut to the band's length (2 x 150 columns, the last band 150 on odd heights)
+    gen = torch.Generator().manual_seed(height)
+    x = torch.randn((2, 3, height, 150), dtype=dtype, generator=gen, requires_grad=True)
+    w = torch.randn((4, 3, 3, 3), dtype=dtype, generator=gen, requires_grad=True)
+    gy = torch.randn((2, 4, height - 2, 148), dtype=dtype, generator=gen)
+
+    def forward_backward():
+        with im2col_variant("im2col-bands-two-rows") as method:
+            out = conv2d(x, w, method=method)
+            return (out, *torch.autograd.grad(out, (x, w), gy))
+
+    with_rows = forward_backward()
+    seen = []
+    real = _ufunc_rows.rows_in_place
+
+    class spy(real):
+        def __init__(self, row_length):
+            super().__init__(row_length)
+            seen.append(self._size)
+
+    monkeypatch.setattr(_windows, "rows_in_place", spy)
+    assert all(torch.equal(a, b) for a, b in zip(with_rows, forward_backward()))
+    assert seen == buffers * 2  # (two images)
+    monkeypatch.setattr(_ufunc_rows, "MIN_ROW", 10 ** 9)  # never cut: numpy's own buffer
+    assert all(torch.equal(a, b) for a, b in zip(with_rows, forward_backward()))
+    assert seen[len(buffers) * 2:] == [None] * len(buffers) * 2
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
