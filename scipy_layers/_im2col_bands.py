@@ -108,22 +108,27 @@ def forward(flat, w, bias, bias_row: bool, geometry, wp: int):
     return y
 
 
-def backward(gy, w, flat, grad_flat, geometry, wp: int, cols_first: bool):
+def backward(gy, w, flat, grad_flat, geometry, wp: int, cols_first: bool,
+             bias_max_length: int):
     """(grad_weight, grad_bias) from ``flat`` (as forward's; None: not wanted, both None),
     and, where ``grad_flat`` (N, C_in, Hp Wp), zero, is given, the padded input's
     gradient added into it. grad_bias is the sum of gy, from a row of ones beside the
-    windows in grad_weight's GEMM; ``cols_first``: that GEMM as cols @ gy^T
-    (_nchw_kernels.GRAD_WEIGHT_COLS_FIRST)."""
+    windows in grad_weight's GEMM, where a band has at most ``bias_max_length`` columns
+    (_nchw_kernels.BIAS_GRAD_MAX_LENGTH: BLAS's float32 sum along one longer row erred
+    7e-4 on 33M columns), else None (the caller sums gy); ``cols_first``: that GEMM as
+    cols @ gy^T (_nchw_kernels.GRAD_WEIGHT_COLS_FIRST)."""
     n, c_out, out_h, out_w = gy.shape
     _, c_in, k_h, k_w = w.shape
     dtype, taps = gy.dtype, c_in * k_h * k_w
     need_weight, need_input = flat is not None, grad_flat is not None
     rows = band_rows(taps + 1, wp, dtype.itemsize)
+    ones = int(rows * wp <= bias_max_length)  # (a row of ones for grad_bias, or none)
     gy_buffer = scratch((c_out, rows, wp), dtype)  # gy on whole padded rows
     gy_buffer[..., out_w:] = 0  # (the dropped columns: zero for every band)
     if need_weight:
-        cols_buffer = scratch(((taps + 1) * rows * wp,), dtype)
-        total = np.zeros((taps + 1, c_out) if cols_first else (c_out, taps + 1), np.float64)
+        cols_buffer = scratch(((taps + ones) * rows * wp,), dtype)
+        total = np.zeros((taps + ones, c_out) if cols_first else (c_out, taps + ones),
+                         np.float64)
         part = np.empty(total.shape, dtype)
     if need_input:
         grad_cols_buffer = scratch((taps * rows * wp,), dtype)
@@ -135,10 +140,10 @@ def backward(gy, w, flat, grad_flat, geometry, wp: int, cols_first: bool):
             gy_buffer[:, :count, :out_w] = gy[image, :, start:stop]
             band_gy = gy_buffer[:, :count].reshape(c_out, length)  # (a view: rows apart)
             if need_weight:
-                cols = cols_buffer[:(taps + 1) * length].reshape(taps + 1, length)
+                cols = cols_buffer[:(taps + ones) * length].reshape(taps + ones, length)
                 _windows.fill_wide_band(cols[:taps], flat[image:image + 1], (k_h, k_w),
                                         geometry.dilation, wp, start * wp)
-                cols[taps] = 1
+                cols[taps:] = 1
                 if cols_first:
                     np.matmul(cols, band_gy.T, out=part)
                 else:
@@ -159,4 +164,4 @@ def backward(gy, w, flat, grad_flat, geometry, wp: int, cols_first: bool):
     if cols_first:
         total = total.T
     grad_w = total[:, :taps].astype(dtype).reshape(w.shape)
-    return grad_w, total[:, taps].astype(dtype)
+    return grad_w, total[:, taps].astype(dtype) if ones else None

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from scipy_layers import _im2col_bands, _windows, conv2d
+from scipy_layers import _im2col_bands, _nchw_kernels, _windows, conv2d
 from scipy_layers._workspace import kept_bytes
 from scipy_layers.agreement import TOLERANCE, max_errors
 from tests._call_counts import count_calls
@@ -88,6 +88,24 @@ def test_grad_bias_of_a_long_image_in_float32():
     grad_b, = torch.autograd.grad(y, b, g)
     exact = g.double().sum(dim=(0, 2, 3))
     assert ((grad_b.double() - exact).abs() / exact).max() <= 1e-6
+
+
+@pytest.mark.parametrize("limit", [10 ** 6, 299, 300])
+def test_grad_bias_past_the_gemm_length_limit_is_the_sum_of_grad_output(limit, monkeypatch):
+    # A band longer than BIAS_GRAD_MAX_LENGTH columns (here two rows of 150) gives no
+    # grad_bias from its GEMM: the layer sums grad_output as numpy does (hostile pass: a
+    # 1x1x1x33M input erred 7e-4 from the GEMM's float32 sum along one row).
+    monkeypatch.setattr(_nchw_kernels, "BIAS_GRAD_MAX_LENGTH", limit)
+    x = torch.randn(2, 3, 40, 150, requires_grad=True)
+    w = torch.randn(4, 3, 3, 3, requires_grad=True)
+    b = torch.randn(4, requires_grad=True)
+    g = torch.randn(2, 4, 38, 148) * torch.logspace(0, 6, 148)
+    with im2col_variant("im2col-bands-two-rows") as method:
+        y = conv2d(x, w, b, method=method)
+        grad_w, grad_b = torch.autograd.grad(y, (w, b), g)
+    summed = torch.from_numpy(g.numpy().sum(axis=(0, 2, 3)))
+    assert torch.equal(grad_b, summed) == (limit < 300)
+    assert max_errors(grad_b, g.double().sum(dim=(0, 2, 3))).max_rel <= 1e-6
 
 
 @pytest.mark.parametrize("variant", ["im2col-bands-one-row", "im2col-bands-two-rows"])
