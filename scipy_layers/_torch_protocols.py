@@ -11,6 +11,8 @@ import inspect
 import torch
 from torch.overrides import handle_torch_function
 
+from ._workspace import run_callbacks_outside_compile
+
 
 def opaque_to_compile(fn):
     """``fn`` hidden from torch.compile (why: see the module docstring). While Dynamo
@@ -61,6 +63,8 @@ def _disabled(fn):
     Dynamo, tracing this, warns of any lru_cache-wrapped function it meets.)"""
     twin = _DISABLED_TWINS.get(fn)
     if twin is None:
+        if not _DISABLED_TWINS:  # (Dynamo traces a layer: the pool's callbacks too)
+            run_callbacks_outside_compile(torch.compiler.disable)
         twin = _DISABLED_TWINS[fn] = torch.compiler.disable(fn)
     return twin
 

@@ -16,6 +16,7 @@ a layer as tensors: the buffer comes back only when the array handed out dies.
 from __future__ import annotations
 
 import atexit
+import functools
 import math
 import threading
 import weakref
@@ -62,13 +63,35 @@ def _on_exit() -> None:
 atexit.register(_on_exit)
 
 
+def _as_made(callback):
+    return callback
+
+
+# Under torch.compile an owner can die inside a compiled region, and its weak
+# reference's callback then runs under Dynamo's frame hook, which tries to compile the
+# callback's frame and fails ("Exception ignored in ... give_back ...
+# InternalTorchDynamoError"; the buffer never came back; hostile pass). Once the layers
+# are traced (_torch_protocols marks it on the first traced call), callbacks run through
+# one torch.compiler.disable'd call, with the hook off. Until then they are plain
+# functions: a program that never compiles neither imports Dynamo (~2 s) nor pays for it.
+_callback = _as_made
+
+
+def run_callbacks_outside_compile(disable) -> None:
+    """From now on, run the weak references' callbacks through ``disable(call)``
+    (torch.compiler.disable), made once; callbacks made before stay plain."""
+    global _callback
+    outside = disable(lambda callback, ref: callback(ref))
+    _callback = lambda callback: functools.partial(outside, callback)  # noqa: E731
+
+
 def _forget(key: int):
     def forget(ref):  # (the array died: its id may be reused from now on)
         if _exiting is not False:
             return
         if _made_here.get(key) is ref:
             del _made_here[key]
-    return forget
+    return _callback(forget)
 
 
 def _give_back(array: np.ndarray):
@@ -77,7 +100,7 @@ def _give_back(array: np.ndarray):
             return
         del _pending[id(ref)]
         recycle(array)
-    return give_back
+    return _callback(give_back)
 
 
 def scratch(shape, dtype) -> np.ndarray:

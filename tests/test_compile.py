@@ -77,7 +77,7 @@ def _cases():
 
 INDUCTOR_CASES = ["scipy_conv2d-auto", "ScipyConv2d-fft", "conv2d-im2col-stride-padding-groups",
                   "Conv2d-auto", "fft_abs", "incorrect_fft"]  # each layer and module once
-SPECIAL_CASES = ["no-grad", "cuda-round-trip-warnings"]
+SPECIAL_CASES = ["no-grad", "cuda-round-trip-warnings", "pooled-buffers"]
 
 
 def _forward_backward(fn, args, wrt, grad_seed=7):
@@ -138,6 +138,32 @@ def _run_cuda_round_trip_warnings(backend):
     assert any(issubclass(w.category, gpu.CPURoundTripWarning) for w in caught)
 
 
+def _run_pooled_buffers(backend):
+    """Arrays from the workspace pool (256 KiB and up) handed out and dying inside a
+    compiled region: their give-back callbacks run there, with Dynamo's frame hook on
+    (before _workspace.run_callbacks_outside_compile, Dynamo tried to compile them and
+    printed "Exception ignored ... InternalTorchDynamoError"; the test reads stderr),
+    and every buffer still comes back."""
+    import gc
+
+    import torch
+
+    import scipy_layers as sl
+    from scipy_layers import _workspace
+    torch._dynamo.reset()
+    x = torch.randn(8, 16, 64, 64, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(32, 16, 3, 3, dtype=torch.float64, requires_grad=True)
+    fn = lambda x, w: sl.conv2d(x, w, padding=1).relu().sum()  # noqa: E731
+    expected = _forward_backward(fn, [x, w], [x, w])
+    compiled = torch.compile(fn, backend=backend)
+    for _ in range(3):
+        torch.testing.assert_close(_forward_backward(compiled, [x, w], [x, w]), expected,
+                                   **TIGHT)
+    del expected  # (its tensors own pooled buffers too)
+    gc.collect()
+    assert not _workspace._pending, f"{len(_workspace._pending)} buffers never came back"
+
+
 def main(backend, names):
     """Run each case, print one JSON line per case: {"case", "ok", "error"}."""
     import torch
@@ -147,6 +173,8 @@ def main(backend, names):
                 _run_no_grad(backend)
             elif name == "cuda-round-trip-warnings":
                 _run_cuda_round_trip_warnings(backend)
+            elif name == "pooled-buffers":
+                _run_pooled_buffers(backend)
             else:
                 _run_case(name, backend)
             compiled_frames = torch._dynamo.utils.counters["frames"]["ok"]
@@ -171,6 +199,7 @@ def test_compiled_layers_agree_with_eager(backend, tmp_path):
     assert [r["case"] for r in results] == names, (
         f"the subprocess stopped early (exit {run.returncode}):\n{run.stderr[-4000:]}")
     assert run.returncode == 0, run.stderr[-4000:]
+    assert "Exception ignored" not in run.stderr, run.stderr[-4000:]
 
 
 def test_inductor_cases_are_built_cases_covering_every_layer():
