@@ -10,10 +10,11 @@ rows, BAND_BYTES of windows at a time, each band is filled and at once multiplie
 in cache, and backward fills it again (a copy from cache, instead of keeping the matrix)
 for grad_weight's GEMM and makes and adds its window gradients at once. Every GEMM then
 reads operands just written. Entries are the same sums as im2col's, split along the
-output rows: y's are unchanged (each output column is in one band); grad_weight's and
-grad_bias's add one partial sum a band, in float64 (in float32 too: one per band is
-fewer and shorter sums than one GEMM along a whole image, see
-_nchw_kernels.BIAS_GRAD_MAX_LENGTH).
+output rows: each of y's and grad_input's window gradients is one band's (each output
+column lies in one band); grad_weight's and grad_bias's add one partial sum a band, in
+float64 (in float32 too: one per band is fewer and shorter sums than one GEMM along a
+whole image, see _nchw_kernels.BIAS_GRAD_MAX_LENGTH). The accuracy contract's bound
+holds as for whole-image im2col.
 
 Where: the wide layout (stride 1, few extra columns), one group, an image's window
 matrix over MIN_IMAGE_WINDOW_BYTES, and a band of at least MIN_BAND_COLUMNS columns

@@ -220,7 +220,7 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
     wide = _wide(geometry, w.shape)
     flat, grid, length = _window_source(x, w.shape, geometry, wide)
     hp, wp = grid.shape[2:]
-    if wide and _im2col_bands.runs(x.shape, w.shape, geometry, x.dtype, wide):
+    if _im2col_bands.runs(x.shape, w.shape, geometry, x.dtype, wide):
         y = _im2col_bands.forward(flat, w, bias, _bias_in_gemm(bias, groups), geometry, wp)
         if grid is not x:
             recycle(flat)
