@@ -94,6 +94,20 @@ CASES = [((8, 16, 32, 32), 32, (3, 3), 0, 1, 960), ((2, 3, 40, 150), 4, (3, 3), 
          ((2, 3, 30, 300), 4, (3, 3), 1, 2, None)]
 
 
+def _buffers_seen(monkeypatch):
+    """The buffer size (None: numpy's own) of every rows_in_place the window adds enter
+    from now on, in order."""
+    seen = []
+
+    class spy(_ufunc_rows.rows_in_place):
+        def __init__(self, row_length):
+            super().__init__(row_length)
+            seen.append(self._size)
+
+    monkeypatch.setattr(_windows, "rows_in_place", spy)
+    return seen
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("shape, c_out, kernel, padding, stride, buffer", CASES)
 def test_im2col_gradients_same_bits_with_and_without(shape, c_out, kernel, padding, stride,
@@ -114,15 +128,7 @@ def test_im2col_gradients_same_bits_with_and_without(shape, c_out, kernel, paddi
                         dict.fromkeys(_im2col_bands.MIN_IMAGE_WINDOW_BYTES, float("inf")))
     with_rows = forward_backward()
 
-    seen = []
-    real = _ufunc_rows.rows_in_place
-
-    class spy(real):
-        def __init__(self, row_length):
-            super().__init__(row_length)
-            seen.append(self._size)
-
-    monkeypatch.setattr(_windows, "rows_in_place", spy)
+    seen = _buffers_seen(monkeypatch)
     again = forward_backward()
     # col2im's adds ran inside it, with this buffer, once per chunk of images
     assert seen and seen == [buffer] * len(seen)
@@ -156,15 +162,7 @@ def test_band_gradients_same_bits_with_and_without(height, buffers, dtype, monke
             return (out, *torch.autograd.grad(out, (x, w), gy))
 
     with_rows = forward_backward()
-    seen = []
-    real = _ufunc_rows.rows_in_place
-
-    class spy(real):
-        def __init__(self, row_length):
-            super().__init__(row_length)
-            seen.append(self._size)
-
-    monkeypatch.setattr(_windows, "rows_in_place", spy)
+    seen = _buffers_seen(monkeypatch)
     assert all(torch.equal(a, b) for a, b in zip(with_rows, forward_backward()))
     assert seen == buffers * 2  # (two images)
     monkeypatch.setattr(_ufunc_rows, "MIN_ROW", 10 ** 9)  # never cut: numpy's own buffer
