@@ -114,16 +114,17 @@ def backward(gy, w, flat, grad_flat, geometry, wp: int, cols_first: bool,
     """(grad_weight, grad_bias) from ``flat`` (as forward's; None: not wanted, both None),
     and, where ``grad_flat`` (N, C_in, Hp Wp), zero, is given, the padded input's
     gradient added into it. grad_bias is the sum of gy, from a row of ones beside the
-    windows in grad_weight's GEMM, where a band has at most ``bias_max_length`` columns
-    (_nchw_kernels.BIAS_GRAD_MAX_LENGTH: BLAS's float32 sum along one longer row erred
-    7e-4 on 33M columns), else None (the caller sums gy); ``cols_first``: that GEMM as
-    cols @ gy^T (_nchw_kernels.GRAD_WEIGHT_COLS_FIRST)."""
+    windows in grad_weight's GEMM, where an image has at most ``bias_max_length``
+    columns, as whole-image im2col decides (_nchw_kernels.BIAS_GRAD_MAX_LENGTH: BLAS's
+    float32 sums along rows of ~1M columns erred ~1e-5, 7e-4 at 33M; hostile passes),
+    else None (the caller sums gy); ``cols_first``: that GEMM as cols @ gy^T
+    (_nchw_kernels.GRAD_WEIGHT_COLS_FIRST)."""
     n, c_out, out_h, out_w = gy.shape
     _, c_in, k_h, k_w = w.shape
     dtype, taps = gy.dtype, c_in * k_h * k_w
     need_weight, need_input = flat is not None, grad_flat is not None
     rows = band_rows(taps + 1, wp, dtype.itemsize)
-    ones = int(rows * wp <= bias_max_length)  # (a row of ones for grad_bias, or none)
+    ones = int(out_h * wp <= bias_max_length)  # (a row of ones for grad_bias, or none)
     gy_buffer = scratch((c_out, rows, wp), dtype)  # gy on whole padded rows
     gy_buffer[..., out_w:] = 0  # (the dropped columns: zero for every band)
     if need_weight:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import functools
 import math
+import sys
 import threading
 import weakref
 
@@ -44,8 +45,8 @@ _workspace_lock = threading.RLock()  # a weakref callback may recycle inside scr
 # dtype.str, a string made on each call).
 _made_here: dict[int, weakref.ref] = {}
 # The weak references whose callbacks give a buffer back, by id (an ndarray's weak
-# reference is unhashable), kept alive until they fire.
-_pending: dict[int, weakref.ref] = {}
+# reference is unhashable), with that buffer, kept alive until they fire.
+_pending: dict[int, tuple[weakref.ref, np.ndarray]] = {}
 
 
 # Set once atexit handlers run: from then on the callbacks do nothing, as
@@ -63,26 +64,49 @@ def _on_exit() -> None:
 atexit.register(_on_exit)
 
 
-def _as_made(callback):
-    return callback
-
-
 # Under torch.compile an owner can die inside a compiled region, and its weak
 # reference's callback then runs under Dynamo's frame hook, which tries to compile the
 # callback's frame and fails ("Exception ignored in ... give_back ...
-# InternalTorchDynamoError"; the buffer never came back; hostile pass). Once the layers
-# are traced (_torch_protocols marks it on the first traced call), callbacks run through
-# one torch.compiler.disable'd call, with the hook off. Until then they are plain
-# functions: a program that never compiles neither imports Dynamo (~2 s) nor pays for it.
-_callback = _as_made
+# InternalTorchDynamoError"; the buffer never came back; hostile passes). Once Dynamo is
+# in play (the first traced layer call, _torch_protocols, or a callback made with
+# torch._dynamo imported), every callback runs through one torch.compiler.disable'd
+# call, with the hook off, and the live ones made before are made again that way.
+# Until then they are plain functions: a program that never compiles neither imports
+# Dynamo (~2 s) nor pays for it. (Left: an owner made before Dynamo was imported that
+# dies inside a compiled function which runs no layer and makes no pooled array.)
+_outside_compile = None  # callback -> the callback run outside compile, once switched
 
 
 def run_callbacks_outside_compile(disable) -> None:
-    """From now on, run the weak references' callbacks through ``disable(call)``
-    (torch.compiler.disable), made once; callbacks made before stay plain."""
-    global _callback
-    outside = disable(lambda callback, ref: callback(ref))
-    _callback = lambda callback: functools.partial(outside, callback)  # noqa: E731
+    """From now on run the pool's weak-reference callbacks through ``disable(call)``
+    (torch.compiler.disable), made once, and remake the live ones that way."""
+    global _outside_compile, _give_back_callback
+    with _workspace_lock:
+        if _outside_compile is not None:
+            return
+        outside = disable(lambda callback, ref: callback(ref))
+        _outside_compile = lambda callback: functools.partial(outside, callback)  # noqa: E731
+        _give_back_callback = _outside_compile(_give_back)
+        for key, old in list(_made_here.items()):
+            array = old()  # (held: it cannot die meanwhile)
+            if array is not None and _made_here.get(key) is old:
+                _made_here[key] = weakref.ref(array, _outside_compile(_forget(key)))
+        for key, (old, array) in list(_pending.items()):
+            owner = old()
+            if owner is not None and _pending.pop(key, None) is not None:
+                _track(owner, array)  # (the old reference dies here: its callback too)
+
+
+def _switch_once_dynamo_is_in() -> None:
+    """run_callbacks_outside_compile once torch._dynamo is imported (a dict lookup)."""
+    if _outside_compile is None and "torch._dynamo" in sys.modules:
+        run_callbacks_outside_compile(sys.modules["torch"].compiler.disable)
+
+
+def _callback(callback):
+    """``callback`` as the pool registers it now (see _outside_compile)."""
+    _switch_once_dynamo_is_in()
+    return callback if _outside_compile is None else _outside_compile(callback)
 
 
 def _forget(key: int):
@@ -91,16 +115,19 @@ def _forget(key: int):
             return
         if _made_here.get(key) is ref:
             del _made_here[key]
-    return _callback(forget)
+    return forget
 
 
-def _give_back(array: np.ndarray):
-    def give_back(ref):  # (the owner died)
-        if _exiting is not False:
-            return
-        del _pending[id(ref)]
-        recycle(array)
-    return _callback(give_back)
+def _give_back(ref) -> None:
+    """An owner died: its buffer (in _pending, under its reference's id) back to the pool."""
+    if _exiting is not False:
+        return
+    entry = _pending.pop(id(ref), None)
+    if entry is not None:
+        recycle(entry[1])
+
+
+_give_back_callback = _give_back  # (its twin outside compile, once switched)
 
 
 def scratch(shape, dtype) -> np.ndarray:
@@ -116,7 +143,7 @@ def scratch(shape, dtype) -> np.ndarray:
             _workspace_bytes -= free[-1].nbytes
             return free.pop()
         array = np.empty(shape, dtype)
-        _made_here[id(array)] = weakref.ref(array, _forget(id(array)))
+        _made_here[id(array)] = weakref.ref(array, _callback(_forget(id(array))))
     return array
 
 
@@ -173,8 +200,13 @@ def output(shape, dtype, axes=None) -> np.ndarray:
 
 
 def _recycle_with(owner, array) -> None:
-    reference = weakref.ref(owner, _give_back(array))
-    _pending[id(reference)] = reference
+    _switch_once_dynamo_is_in()
+    _track(owner, array)
+
+
+def _track(owner, array) -> None:
+    reference = weakref.ref(owner, _give_back_callback)
+    _pending[id(reference)] = (reference, array)
 
 
 def recycle_when_dead(owner, array) -> None:

@@ -184,7 +184,7 @@ def test_an_interrupt_wherever_a_signal_can_land_leaves_the_count_as_it_was():
                  "keep_until_dead": _workspace.keep_until_dead,
                  "release_kept": _workspace.release_kept,
                  "new_keeper": ForwardState.new_keeper,
-                 "give_back": _workspace._give_back(None)}
+                 "give_back": _workspace._give_back}
     codes = {f.__code__: (name, _signal_points(f.__code__)) for name, f in functions.items()}
     x, w, b = _inputs()
     seen = {"events": 0, "target": 0, "where": None}

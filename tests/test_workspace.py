@@ -3,6 +3,7 @@ its arrays (scipy_layers._fft_into)."""
 import gc
 import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -368,3 +369,88 @@ def test_the_adjoint_in_one_call_gives_the_two_calls_bits(shape, dtype, layout, 
     tolerance = 1e-4 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(one_call, reference, rtol=tolerance,
                                atol=tolerance * max(np.abs(reference).max(), 1))
+
+
+@pytest.mark.parametrize("pattern", ["made-before-compile", "layer-inside-users-disable"])
+def test_buffers_dying_inside_compiled_code_come_back_quietly(pattern):
+    """A pooled output whose owner dies inside a torch.compile'd region: its give-back
+    runs there, under Dynamo's frame hook (which, before, tried to compile it: "Exception
+    ignored ... InternalTorchDynamoError" and the buffer lost). Outputs made eagerly
+    before anything was compiled, and outputs of a layer the user wrapped in
+    torch.compiler.disable (Dynamo never traces the layer): a fresh interpreter each, so
+    no earlier compile has switched the callbacks already (hostile pass)."""
+    code = textwrap.dedent(f"""
+        import gc, torch, scipy_layers as sl
+        from scipy_layers import _workspace
+        x = torch.randn(8, 16, 64, 64, dtype=torch.float64)
+        w = torch.randn(32, 16, 3, 3, dtype=torch.float64)
+        if {pattern!r} == "made-before-compile":
+            held = [sl.conv2d(x, w, padding=1)]
+
+            @torch.compile(backend="eager")
+            def f(held, x):
+                y = sl.conv2d(x, w, padding=1)
+                held.clear()
+                return y.sum()
+            f(held, x)
+        else:
+            layer = torch.compiler.disable(lambda x: sl.conv2d(x, w, padding=1))
+            f = torch.compile(lambda x: layer(x).relu().sum(), backend="eager")
+            for _ in range(3):
+                f(x)
+        gc.collect()
+        print("pending", len(_workspace._pending))
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "pending 0" in result.stdout, (result.stdout, result.stderr[-3000:])
+    assert "Exception ignored" not in result.stderr, result.stderr[-3000:]
+
+
+def test_eager_use_never_imports_dynamo():
+    """The compile switch is a lookup of sys.modules: eager calls import no Dynamo."""
+    code = ("import sys, torch, scipy_layers as sl\n"
+            "x = torch.randn(8, 16, 64, 64, requires_grad=True)\n"
+            "w = torch.randn(32, 16, 3, 3, requires_grad=True)\n"
+            "sl.conv2d(x, w, padding=1).sum().backward()\n"
+            "sl.fft_abs(torch.randn(300, 300, requires_grad=True)).sum().backward()\n"
+            "print('torch._dynamo' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300)
+    assert result.stdout.strip() == "False", (result.stdout, result.stderr[-3000:])
+
+
+def test_the_compile_switch_remakes_live_callbacks_and_follows_dynamos_import():
+    """run_callbacks_outside_compile routes every later callback, and the live ones made
+    before it, through ``disable`` (here a counting stand-in); and a callback made once
+    torch._dynamo is imported switches by itself. In a fresh interpreter: the switch is
+    one-way and process-wide."""
+    code = textwrap.dedent("""
+        import gc, sys
+        import numpy as np
+        from scipy_layers import _workspace as ws
+        runs = []
+
+        def counting_disable(fn):
+            def outside(*args):
+                runs.append(1)
+                return fn(*args)
+            return outside
+        before = [ws.output((1 << 16,), np.float64) for _ in range(2)]  # 512 KiB: pooled
+        assert ws._outside_compile is None
+        ws.run_callbacks_outside_compile(counting_disable)
+        after = ws.output((1 << 16,), np.float64)
+        del before, after
+        gc.collect()
+        print("runs", len(runs), "pending", len(ws._pending))
+        ws._outside_compile = None  # (as before any compile) then Dynamo arrives
+        import torch._dynamo
+        ws.output((1 << 16,), np.float64)
+        print("switched", ws._outside_compile is not None)
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["runs", "3", "pending", "0", "switched", "True"], (
+        result.stdout, result.stderr[-3000:])
