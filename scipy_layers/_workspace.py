@@ -59,6 +59,12 @@ _exiting = False
 def _on_exit() -> None:
     global _exiting
     _exiting = True
+    # No callback at all from here on: torch's modules may be torn down first, and a
+    # callback switched outside compile (below) runs torch's wrapper before it could see
+    # _exiting (hostile pass: "Exception ignored in functools.partial ... 'NoneType'").
+    # A weak reference that dies first never calls back.
+    _made_here.clear()
+    _pending.clear()
 
 
 atexit.register(_on_exit)
@@ -79,28 +85,38 @@ _outside_compile = None  # callback -> the callback run outside compile, once sw
 
 def run_callbacks_outside_compile(disable) -> None:
     """From now on run the pool's weak-reference callbacks through ``disable(call)``
-    (torch.compiler.disable), made once, and remake the live ones that way."""
+    (torch.compiler.disable), made once, and remake the live ones that way. ``disable``
+    runs before the pool's lock is taken (it may import Dynamo; a hostile pass hung two
+    threads on the lock and the import's), and the switch counts as made only once it
+    is whole: an interrupt before that leaves it to be made again by the next callback."""
     global _outside_compile, _give_back_callback
+    if _outside_compile is not None:
+        return
+    outside = disable(lambda callback, ref: callback(ref))
+    wrap = lambda callback: functools.partial(outside, callback)  # noqa: E731
     with _workspace_lock:
         if _outside_compile is not None:
             return
-        outside = disable(lambda callback, ref: callback(ref))
-        _outside_compile = lambda callback: functools.partial(outside, callback)  # noqa: E731
-        _give_back_callback = _outside_compile(_give_back)
+        _give_back_callback = wrap(_give_back)
         for key, old in list(_made_here.items()):
             array = old()  # (held: it cannot die meanwhile)
             if array is not None and _made_here.get(key) is old:
-                _made_here[key] = weakref.ref(array, _outside_compile(_forget(key)))
+                _made_here[key] = weakref.ref(array, wrap(_forget(key)))
         for key, (old, array) in list(_pending.items()):
             owner = old()
             if owner is not None and _pending.pop(key, None) is not None:
                 _track(owner, array)  # (the old reference dies here: its callback too)
+        _outside_compile = wrap
 
 
 def _switch_once_dynamo_is_in() -> None:
-    """run_callbacks_outside_compile once torch._dynamo is imported (a dict lookup)."""
-    if _outside_compile is None and "torch._dynamo" in sys.modules:
-        run_callbacks_outside_compile(sys.modules["torch"].compiler.disable)
+    """run_callbacks_outside_compile once torch._dynamo is imported (a dict lookup), not
+    while another thread is still importing it (the switch would wait for that import)."""
+    if _outside_compile is None:
+        dynamo = sys.modules.get("torch._dynamo")
+        if dynamo is not None and not getattr(getattr(dynamo, "__spec__", None),
+                                              "_initializing", False):
+            run_callbacks_outside_compile(sys.modules["torch"].compiler.disable)
 
 
 def _callback(callback):

@@ -454,3 +454,76 @@ def test_the_compile_switch_remakes_live_callbacks_and_follows_dynamos_import():
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["runs", "3", "pending", "0", "switched", "True"], (
         result.stdout, result.stderr[-3000:])
+
+
+_FRESH_INTERPRETER_CASES = {
+    # A thread making outputs while the main thread's first torch.compile imports
+    # Dynamo, with cyclic garbage holding pooled outputs collected during that import:
+    # the switch waited for the import holding the pool's lock while the import's
+    # collection waited for the lock (hostile pass: hung 3 of 3 runs at c9338b5).
+    "switch-during-dynamos-import": """
+        import gc, threading, time, torch, scipy_layers as sl
+        a = torch.randn(300, 300, dtype=torch.float64)
+        class Node: pass
+        held = []
+        for _ in range(4):
+            node = Node(); node.me = node; node.out = sl.fft_abs(a); held.append(node)
+        gc.collect(); held.clear()
+        threading.Thread(target=lambda: [sl.fft_abs(a) for _ in range(200)],
+                         daemon=True).start()
+        time.sleep(0.05)
+        f = torch.compile(lambda u: sl.fft_abs(u).sum(), backend="eager")
+        print("done", f(a).item() > 0)
+    """,
+    # The pool imported before torch (its atexit hook runs last), callbacks switched,
+    # buffers live and pooled at exit: torch's wrapper ran in teardown and raised
+    # ("Exception ignored in functools.partial ... 'NoneType'"; hostile pass).
+    "exit-after-the-switch": """
+        import numpy as np
+        from scipy_layers import _workspace
+        import torch, scipy_layers as sl
+        x = torch.randn(8, 16, 64, 64, dtype=torch.float64)
+        w = torch.randn(8, 16, 3, 3, dtype=torch.float64)
+        held = sl.conv2d(x, w, padding=1)
+        torch.compile(lambda u: sl.conv2d(u, w, padding=1).sum(), backend="eager")(x)
+        keep = [_workspace.scratch((300, 300), np.float64) for _ in range(3)]
+        print("done", _workspace._outside_compile is not None)
+    """,
+}
+
+
+@pytest.mark.parametrize("case", sorted(_FRESH_INTERPRETER_CASES))
+def test_the_compile_switch_neither_hangs_nor_speaks_at_exit(case):
+    code = textwrap.dedent(_FRESH_INTERPRETER_CASES[case])
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)  # (~10 s; a hang fails here)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["done", "True"], (result.stdout, result.stderr[-3000:])
+    assert "Exception ignored" not in result.stderr, result.stderr[-3000:]
+
+
+def test_an_interrupted_switch_is_made_again_by_the_next_callback():
+    """A KeyboardInterrupt inside the switch leaves it unmade, not half made (fresh
+    interpreter: the switch is process-wide)."""
+    code = textwrap.dedent("""
+        import numpy as np
+        from scipy_layers import _workspace as ws
+        calls = []
+
+        def interrupted_disable(fn):
+            calls.append(1)
+            if len(calls) == 1:
+                raise KeyboardInterrupt
+            return fn
+        held = ws.output((1 << 16,), np.float64)
+        try:
+            ws.run_callbacks_outside_compile(interrupted_disable)
+        except KeyboardInterrupt:
+            pass
+        print(ws._outside_compile is None, ws._give_back_callback is ws._give_back)
+        ws.run_callbacks_outside_compile(interrupted_disable)
+        print(ws._outside_compile is not None, ws._give_back_callback is not ws._give_back)
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300)
+    assert result.stdout.split() == ["True"] * 4, (result.stdout, result.stderr[-3000:])
