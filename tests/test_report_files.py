@@ -1,6 +1,7 @@
 """tools/report_files.py: the two report files are replaced together or not at all, and
 nothing is left beside them."""
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -72,3 +73,16 @@ def test_publish_prints_the_figures_and_names_what_it_could_not_write(tmp_path, 
     (tmp_path / "a.md").rmdir()
     assert report_files.publish("tool", tmp_path, TABLE, "figures", NAMES) == 0
     assert capsys.readouterr().out == "figures\n" and (tmp_path / "a.md").read_text() == "figures"
+
+
+def test_the_code_stamp_names_only_this_checkout(monkeypatch, tmp_path):
+    monkeypatch.setattr(report_files, "ROOT", tmp_path)  # not a git checkout
+    assert report_files.code_commit() == "unknown (not a git checkout)"
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "copy").mkdir()
+    monkeypatch.setattr(report_files, "ROOT", tmp_path / "copy")  # inside another repository
+    assert report_files.code_commit() == "unknown (not a git checkout)"
+    monkeypatch.setattr(report_files, "ROOT", ROOT)
+    assert report_files.code_commit().split()[0] == subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+        check=True).stdout.strip()

@@ -285,19 +285,6 @@ def test_bad_outs_are_refused_before_timing(monkeypatch, capsys, tmp_path):
     assert not (tmp_path / "nowhere").exists()
 
 
-def test_the_code_stamp_names_only_this_checkout(monkeypatch, tmp_path):
-    monkeypatch.setattr(targets, "ROOT", tmp_path)  # not a git checkout
-    assert targets._commit() == "unknown (not a git checkout)"
-    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
-    (tmp_path / "copy").mkdir()
-    monkeypatch.setattr(targets, "ROOT", tmp_path / "copy")  # inside another repository
-    assert targets._commit() == "unknown (not a git checkout)"
-    monkeypatch.setattr(targets, "ROOT", ROOT)
-    assert targets._commit().split()[0] == subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-        check=True).stdout.strip()
-
-
 def test_a_cell_given_with_default_options_is_labelled_as_the_grid_labels_it(monkeypatch,
                                                                              tmp_path):
     calls = _fake_rows(monkeypatch)

@@ -26,8 +26,9 @@ import sys
 import time
 
 from side_by_side import case_calls, label, parse_case
-from targets import _canonical, _commit, checked_cases
-from report_files import checked_out, environment_header, measured_rows, publish, utc_now
+from targets import canonical, checked_cases
+from report_files import (checked_out, code_commit, environment_header, measured_rows,
+                          publish, utc_now)
 from rotated_batches import batch_times
 
 OUTPUT_NAMES = ("method_choice.csv", "method_choice.md")
@@ -143,7 +144,7 @@ def markdown(rows, batches: int, started: str, commit: str) -> str:
 
 
 def _model_case(text: str):
-    case = _canonical(parse_case(text))  # (options at their defaults dropped: s1, g1, d1)
+    case = canonical(parse_case(text))  # (options at their defaults dropped: s1, g1, d1)
     if case[0] != "cnn" or set(case[4]) - {"padding"}:
         raise argparse.ArgumentTypeError(
             f"case {text!r}: a cnn case with no options but padding (fft runs only at "
@@ -186,7 +187,7 @@ def main(argv=None) -> int:
     from benchmarks.common import settle_allocator
     torch.set_num_threads(1)
     settle_allocator()
-    started, commit = utc_now(), _commit()
+    started, commit = utc_now(), code_commit()
     with threadpoolctl.threadpool_limits(limits=1):
         rows, stopped = measured_rows(
             "method_choice", cases, lambda case: measure(case, args.batches), label,

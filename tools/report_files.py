@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -18,6 +19,23 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def code_commit() -> str:
+    """HEAD's short hash, and whether the code that runs here differs from it."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              check=False).stdout.strip()
+    try:
+        top = git("rev-parse", "--show-toplevel")
+    except OSError:
+        return "unknown (no git)"
+    if not top or Path(top).resolve() != ROOT.resolve():
+        return "unknown (not a git checkout)"
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    changed = git("status", "--porcelain", "--", "scipy_layers", "benchmarks", "tools")
+    return commit + (" with uncommitted changes in scipy_layers/, benchmarks/ or tools/"
+                     if changed else "")
 
 
 def environment_header(title: str, started: str, commit: str) -> list[str]:

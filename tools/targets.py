@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
@@ -49,8 +48,8 @@ sys.path.insert(0, str(ROOT))
 from side_by_side import (LAYER_OF, case_calls, label, parse_case,  # noqa: E402
                           ratio_quartiles, timed)
 from scipy_layers.conv_spec import ConvCase  # noqa: E402
-from report_files import (checked_out, environment_header, measured_rows,  # noqa: E402
-                          publish, utc_now)
+from report_files import (checked_out, code_commit, environment_header,  # noqa: E402
+                          measured_rows, publish, utc_now)
 
 DTYPES = ("float32", "float64")
 CONV_SKIPPED_SIZE, CONV_LARGE_SIZE, CONV_LARGE_MAX_KERNEL = 2048, 1024, 7
@@ -156,23 +155,6 @@ def verdict(hot_ratio: float, kernels_ratio: float, bound: float) -> str:
     return KERNELS_MISS if hot_ratio > bound else AUTOGRAD_MISS
 
 
-def _commit() -> str:
-    """HEAD's short hash, and whether the code that runs here differs from it."""
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                              check=False).stdout.strip()
-    try:
-        top = git("rev-parse", "--show-toplevel")
-    except OSError:
-        return "unknown (no git)"
-    if not top or Path(top).resolve() != ROOT.resolve():
-        return "unknown (not a git checkout)"
-    commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    changed = git("status", "--porcelain", "--", "scipy_layers", "benchmarks", "tools")
-    return commit + (" with uncommitted changes in scipy_layers/, benchmarks/ or tools/"
-                     if changed else "")
-
-
 def header(batches: int, started: str, commit: str, floors: bool = False) -> list[str]:
     """Where, when and how the figures were taken: every figure names its environment."""
     return environment_header("Issue 13's targets", started, commit) + [
@@ -248,7 +230,7 @@ def _conv_case(case) -> ConvCase:
     return ConvCase(size[:4], (size[4], kernel, kernel), **case[4])
 
 
-def _canonical(case):
+def canonical(case):
     """The case with cnn options given at their defaults (g1, s1, p0, d1) dropped: the
     same cell as without them, labelled as the grid labels it."""
     return (*case[:4], _conv_case(case).options) if case[0] == "cnn" else case
@@ -258,7 +240,7 @@ def checked_cases(parser, cells, option: str = "--cells") -> list:
     """The cells given with ``option`` (default: the grid), options at their defaults
     dropped; a usage error for a cell given twice or one whose arrays pass
     MAX_ARRAY_ELEMENTS."""
-    cases = [_canonical(case) for case in cells] if cells else [
+    cases = [canonical(case) for case in cells] if cells else [
         parse_case(cell) for cell in grid()]
     seen = set()
     for case in cases:
@@ -304,7 +286,7 @@ def main(argv=None) -> int:
     from benchmarks.common import settle_allocator
     torch.set_num_threads(1)
     settle_allocator()
-    started, commit = utc_now(), _commit()
+    started, commit = utc_now(), code_commit()
     with threadpoolctl.threadpool_limits(limits=1):
         rows, stopped = measured_rows(
             "targets", cases, lambda case: measure(case, args.batches, args.floors), label,
