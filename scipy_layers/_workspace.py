@@ -120,8 +120,8 @@ def _switch_once_dynamo_is_in() -> None:
 
 
 def _callback(callback):
-    """``callback`` as the pool registers it now (see _outside_compile)."""
-    _switch_once_dynamo_is_in()
+    """``callback`` as the pool registers it now (see _outside_compile); the caller has
+    asked _switch_once_dynamo_is_in first, outside the pool's lock."""
     return callback if _outside_compile is None else _outside_compile(callback)
 
 
@@ -158,6 +158,8 @@ def scratch(shape, dtype) -> np.ndarray:
         if free:
             _workspace_bytes -= free[-1].nbytes
             return free.pop()
+    _switch_once_dynamo_is_in()  # (outside the lock: see run_callbacks_outside_compile)
+    with _workspace_lock:  # (a switch meanwhile remakes what is registered under it)
         array = np.empty(shape, dtype)
         _made_here[id(array)] = weakref.ref(array, _callback(_forget(id(array))))
     return array
