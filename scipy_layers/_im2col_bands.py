@@ -90,8 +90,9 @@ def forward(flat, w, bias, bias_row: bool, geometry, wp: int):
     cols_buffer = scratch(((taps + bias_row) * rows * wp,), dtype)
     y_buffer = scratch((c_out * rows * wp,), dtype)
     y = output((n, c_out, out_h, out_w), dtype)
+    bands = _bands(out_h, rows)
     for image in range(n):
-        for start, stop in _bands(out_h, rows):
+        for start, stop in bands:
             length = (stop - start) * wp
             cols = cols_buffer[:(taps + bias_row) * length].reshape(taps + bias_row, length)
             _windows.fill_wide_band(cols[:taps], flat[image:image + 1], (k_h, k_w),
@@ -135,8 +136,9 @@ def backward(gy, w, flat, grad_flat, geometry, wp: int, cols_first: bool,
     if need_input:
         grad_cols_buffer = scratch((taps * rows * wp,), dtype)
         weights_t = w.reshape(c_out, taps).T
+    bands = _bands(out_h, rows)
     for image in range(n):
-        for start, stop in _bands(out_h, rows):
+        for start, stop in bands:
             count = stop - start
             length = count * wp
             gy_buffer[:, :count, :out_w] = gy[image, :, start:stop]

@@ -128,13 +128,20 @@ def _wide_windows(flat, kernel, dilation, wp, length, offset=0):
         raise AssertionError(f"im2col wide windows need a C-contiguous input, steps and "
                              f"sizes >= 1 and an offset >= 0, got dilation {dilation}, kernel "
                              f"{kernel}, width {wp}, length {length}, offset {offset}")
-    if offset + (k_h - 1) * d_h * wp + (k_w - 1) * d_w + length > size:
-        raise AssertionError(f"im2col wide windows {kernel} of length {length} from {offset} "
-                             f"run past the flattened padded image ({size} elements)")
+    _check_wide_reach(kernel, dilation, wp, length, offset, size)
     st_m, st_c, step = flat.strides
     base = flat.reshape(-1)[offset:] if offset else flat  # (a view: flat is C-contiguous)
     return _read_only_view(base, (m, c, k_h, k_w, length),
                            (st_m, st_c, d_h * wp * step, d_w * step, step))
+
+
+def _check_wide_reach(kernel, dilation, wp, length, offset, size) -> None:
+    """The last wide window row (from ``offset``) must end within the flattened padded
+    image and its tail of ``size`` elements."""
+    reach = (kernel[0] - 1) * dilation[0] * wp + (kernel[1] - 1) * dilation[1]
+    if offset + reach + length > size:
+        raise AssertionError(f"im2col wide windows {kernel} of length {length} from {offset} "
+                             f"run past the flattened padded image ({size} elements)")
 
 
 def _narrow_windows(grid, kernel, geometry):
@@ -209,10 +216,7 @@ def fill_wide_band(cols, flat, kernel, dilation, wp, offset):
     if kernel[0] * kernel[1] >= ONE_COPY_MIN_TAPS:
         np.copyto(taps, _wide_windows(flat, kernel, dilation, wp, length, offset)[0])
     else:  # (a view's set-up costs more than a few copies; bounds as the view checks)
-        if offset + (kernel[0] - 1) * dilation[0] * wp + (kernel[1] - 1) * dilation[1] + (
-                length) > flat.shape[-1]:
-            raise AssertionError(f"fill_wide_band: windows {kernel} of length {length} from "
-                                 f"{offset} run past the image ({flat.shape[-1]} elements)")
+        _check_wide_reach(kernel, dilation, wp, length, offset, flat.shape[-1])
         for i, j, start in _wide_starts(kernel, dilation, wp):
             taps[:, i, j] = flat[0, :, offset + start:offset + start + length]
 
