@@ -121,16 +121,18 @@ def _tap_pass_backward(g, x, w, need_input, need_filter):
 _TAP = "tap"  # state of a forward that ran the tap kernels
 
 
-def _routed(method: ConvMethod) -> ConvMethod:
-    """``method`` for finite operands, the tap kernels for any pass that has a NaN or inf."""
+def _routed(method: ConvMethod, blas: bool = True) -> ConvMethod:
+    """``method`` for finite operands, the tap kernels for any pass that has a NaN or inf;
+    ``blas``: whether the finiteness checks may use BLAS (``all_finite``): not for
+    kernels that run none."""
 
     def forward(x, w):
-        if not all_finite(x, w):
+        if not all_finite(x, w, blas=blas):
             return _tap_pass_forward(x, w), _TAP
         return method.forward(x, w)
 
     def backward(g, x, w, state, need_input, need_filter):
-        if (isinstance(state, str) and state == _TAP) or not all_finite(g):
+        if (isinstance(state, str) and state == _TAP) or not all_finite(g, blas=blas):
             return _tap_pass_backward(g, x, w, need_input, need_filter)
         return method.backward(g, x, w, state, need_input, need_filter)
 
@@ -139,7 +141,8 @@ def _routed(method: ConvMethod) -> ConvMethod:
 
 METHODS: dict[str, ConvMethod] = {
     "direct": _routed(ConvMethod(_direct_forward,
-                                 _backward_from(_direct_grad_input, _direct_grad_filter))),
+                                 _backward_from(_direct_grad_input, _direct_grad_filter)),
+                      blas=False),  # (scipy.signal's own loops)
     "shift": _routed(ConvMethod(_shift_forward, _shift_backward)),
     "fft": _routed(ConvMethod(_fft_forward, _fft_backward)),
 }

@@ -41,10 +41,11 @@ def _value(name, dtype):
             "subnormal": info.smallest_subnormal}.get(name, VALUES[name])
 
 
+@pytest.mark.parametrize("blas", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("planted", ["none", "nan", "inf", "-inf", *VALUES])
-def test_all_finite_is_exact(dtype, layout, planted):
+def test_all_finite_is_exact(dtype, layout, planted, blas):
     rng = np.random.default_rng(0)
     for position in itertools.product((0, 3, 7), (0, 4, 10)):
         base = rng.standard_normal((8, 11)).astype(dtype)
@@ -54,21 +55,53 @@ def test_all_finite_is_exact(dtype, layout, planted):
             base[position] = float(planted)
         array = LAYOUTS[layout](base)
         expected = bool(np.isfinite(array).all())
-        assert all_finite(array) is expected
-        assert all_finite(None, np.ones(3, dtype), array) is expected
-        assert all_finite(array, np.empty((0, 4), dtype)) is expected
+        assert all_finite(array, blas=blas) is expected
+        assert all_finite(None, np.ones(3, dtype), array, blas=blas) is expected
+        assert all_finite(array, np.empty((0, 4), dtype), blas=blas) is expected
 
 
+@pytest.mark.parametrize("blas", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_all_finite_when_every_square_overflows(dtype):
-    """Every element finite and huge, of both signs: the fast path overflows, the exact
-    check answers True; one inf among them is still found."""
+def test_all_finite_when_every_square_overflows(dtype, blas):
+    """Every element finite and huge, of both signs (rows alternate, so a plain sum
+    overflows too, in either order): the fast path overflows, the exact check answers
+    True; one inf among them is still found."""
     array = np.full((50, 50), np.finfo(dtype).max, dtype)
     array[::2] *= -1
-    assert all_finite(array) and all_finite(array.T) and all_finite(array[::3])
+    array[:, :26] = np.finfo(dtype).max  # (a block of one sign: the sums overflow)
+    for view in (array, array.T, array[::3]):
+        assert all_finite(view, blas=blas)
     array[7, 9] = np.inf
-    assert not all_finite(array) and not all_finite(array.T)
+    assert not all_finite(array, blas=blas) and not all_finite(array.T, blas=blas)
 
 
 def test_all_finite_of_nothing():
     assert all_finite() and all_finite(None) and all_finite(np.empty((0,)))
+
+
+@pytest.mark.parametrize("method, size, blas_calls", [("direct", 16, False),
+                                                      ("shift", 64, True)])
+def test_checks_use_blas_only_where_the_kernels_do(monkeypatch, method, size, blas_calls):
+    """The single-channel layer's "direct" method (scipy.signal's loops) checks its
+    operands without BLAS (all_finite(blas=False)): a 16x16 call that touches BLAS only
+    there runs ~4 us slower (docs/performance.md); "shift" multiplies on BLAS anyway and
+    keeps the dot."""
+    import torch
+
+    from scipy_layers import scipy_conv2d
+    calls = []
+    dot = np.dot
+    monkeypatch.setattr(np, "dot", lambda *args, **kwargs: calls.append(1) or dot(*args, **kwargs))
+    x = torch.randn(size, size, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 3, dtype=torch.float64, requires_grad=True)
+    y = scipy_conv2d(x, w, method=method)
+    y.backward(torch.ones_like(y))
+    assert bool(calls) is blas_calls
+    x.grad = None
+    with torch.no_grad():
+        x[2, 3] = float("nan")  # the plain sum still finds it: the tap kernels run
+    y = scipy_conv2d(x, w, method=method)
+    y.backward(torch.ones_like(y))
+    expected = torch.nn.functional.conv2d(x[None, None], w[None, None])[0, 0]
+    torch.testing.assert_close(y, expected, equal_nan=True)
+    assert torch.isnan(x.grad).sum() == 0  # grad_input of an all-ones gradient: finite
