@@ -58,10 +58,15 @@ MIN_PRODUCT_EXPONENT = -1000
 MATMUL_MIN_PRODUCTS = 256
 
 
-def _spectrum(a: np.ndarray, shape) -> np.ndarray:
+def _spectrum(a: np.ndarray, shape, bins_first: bool = False) -> np.ndarray:
     """rfft2(a, s=shape), rows first: only a's own rows are transformed along W (a
-    kernel's few rows instead of T_h zero-padded ones), then every column along H."""
-    return _fft_into.fft_n(_fft_into.rfft_n(a, shape[1], -1), shape[0], -2)
+    kernel's few rows instead of T_h zero-padded ones), then every column along H.
+    ``bins_first``: (P, Q, U, V) a view of (U, V, P, Q) memory, which _matmul_bins
+    multiplies without copying it (see BINS_CHUNK_BYTES)."""
+    spectrum = _fft_into.fft_n(_fft_into.rfft_n(a, shape[1], -1), shape[0], -2)
+    if bins_first:
+        return np.ascontiguousarray(spectrum.transpose(2, 3, 0, 1)).transpose(2, 3, 0, 1)
+    return spectrum
 
 
 def _inverse_rows(spectrum: np.ndarray, shape, rows: int) -> np.ndarray:
@@ -81,31 +86,40 @@ def _result_norm(spectrum: np.ndarray, shape) -> np.ndarray:
     return np.sqrt(power @ weights / math.prod(shape))
 
 
+def contracts_by_matmul(n: int, c_in: int, c_out: int) -> bool:
+    """Whether all three passes of an (n, c_in) by (c_out, c_in) conv contract by
+    _matmul_bins in _contract (and their M's, which contract alike): two or more images
+    and channels on both sides, MATMUL_MIN_PRODUCTS per bin."""
+    return min(n, c_in, c_out) >= 2 and n * c_in * c_out >= MATMUL_MIN_PRODUCTS
+
+
 def _contract(pattern: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """np.einsum(pattern, a, b) for the three passes, each a small matrix product per
     frequency bin: a broadcast product when the summed axis has length 1 (the single-
     channel layer); a stacked matmul over bins-first views, into a pooled buffer, where
     each bin's product is large enough (MATMUL_MIN_PRODUCTS) and, for the two passes
-    whose rows are images, there are two or more images; else einsum. The matmul's
-    results are scratch: callers recycle() them once transformed back."""
+    whose rows are images, there are two or more images; else einsum. Results are
+    C-contiguous whatever the operands' layout (a copy only where they are not: bins
+    first, which only matmul's passes take). The matmul's results are scratch: callers
+    recycle() them once transformed back."""
     n_rows = a.shape[0]
     products = n_rows * a.shape[1] * b.shape[0 if pattern == "ncuv,ocuv->nouv" else 1]
     if pattern == "ncuv,ocuv->nouv":
         if a.shape[1] == 1:
-            return a[:, None, 0] * b[None, :, 0]
+            return np.ascontiguousarray(a[:, None, 0] * b[None, :, 0])
         if n_rows >= 2 and products >= MATMUL_MIN_PRODUCTS:
             return _matmul_bins(_bins_first(a), _bins_first(b).transpose(0, 2, 1), a)
     elif pattern == "nouv,ocuv->ncuv":
         if a.shape[1] == 1:
-            return a[:, 0][:, None] * b[0][None]
+            return np.ascontiguousarray(a[:, 0][:, None] * b[0][None])
         if n_rows >= 2 and products >= MATMUL_MIN_PRODUCTS:
             return _matmul_bins(_bins_first(a), _bins_first(b), a)
     elif pattern == "ncuv,nouv->ocuv":
         if n_rows == 1:
-            return b[0][:, None] * a[0][None]
+            return np.ascontiguousarray(b[0][:, None] * a[0][None])
         if products >= MATMUL_MIN_PRODUCTS:
             return _matmul_bins(_bins_first(b).transpose(0, 2, 1), _bins_first(a), a)
-    return np.einsum(pattern, a, b)
+    return np.ascontiguousarray(np.einsum(pattern, a, b))
 
 
 def _bins_first(a: np.ndarray) -> np.ndarray:
@@ -123,6 +137,16 @@ def _bins_first(a: np.ndarray) -> np.ndarray:
 # 64 or 256 bins alike, 16-32 slower, the whole in one copy slower. (A summed axis of
 # length 1 never gets here: _contract's broadcast products.)
 BINS_CHUNK_BYTES = 2 << 20
+# Where every pass contracts by _matmul_bins (contracts_by_matmul), the operands' spectra
+# are laid out bins first once, as they are made (_spectrum), and each bin's matrices go
+# to BLAS as they lie (numpy passes a transposed one with BLAS's transpose flag): each
+# spectrum feeds two passes and its M one more, which copied it chunk by chunk every time.
+# Elsewhere spectra keep (P, Q, U, V) memory: einsum and the broadcast products run on
+# whole contiguous bins, and a bins-first layout made them strided (4x3x128x128 -> 2 k9
+# 'same' float32 +70%, 2x3x48x48 -> 2 k15 float64 +36%). Side by side, fwd+bwd, the
+# Intel VM of docs/performance.md, 24 batches: 8x16x32x32 -> 32 k7 float64 -7.5%, k15
+# -8%, 8x8x24x24 -> 32 k15 'same' float32 -8%, 4x4x48x48 -> 128 k13 'same' float64 -4.5%;
+# 8x3x32x32 -> 16 k15 (3 input channels) level.
 
 
 def _matmul_bins(left: np.ndarray, right: np.ndarray, like: np.ndarray) -> np.ndarray:
@@ -136,17 +160,27 @@ def _matmul_bins(left: np.ndarray, right: np.ndarray, like: np.ndarray) -> np.nd
     flat = result.reshape(rows, columns, bins)
     per_bin = (left[0].size + right[0].size + rows * columns) * dtype.itemsize
     step = max(1, min(bins, BINS_CHUNK_BYTES // per_bin))
-    left_chunk = np.empty((step, *left.shape[1:]), dtype)
-    right_chunk = np.empty((step, *right.shape[1:]), dtype)
+    # (a chunk of each operand that is not laid out bins first, copied C-contiguous)
+    chunks = [None if _blas_ready(operand) else np.empty((step, *operand.shape[1:]), dtype)
+              for operand in (left, right)]
     product = np.empty((step, rows, columns), dtype)
     for begin in range(0, bins, step):
         end = min(bins, begin + step)
         size = end - begin
-        np.copyto(left_chunk[:size], left[begin:end])
-        np.copyto(right_chunk[:size], right[begin:end])
-        np.matmul(left_chunk[:size], right_chunk[:size], out=product[:size])
+        operands = []
+        for operand, chunk in zip((left, right), chunks):
+            if chunk is not None:
+                np.copyto(chunk[:size], operand[begin:end])
+            operands.append(operand[begin:end] if chunk is None else chunk[:size])
+        np.matmul(*operands, out=product[:size])
         np.copyto(flat[:, :, begin:end], product[:size].transpose(1, 2, 0))
     return result
+
+
+def _blas_ready(operand: np.ndarray) -> bool:
+    """(bins, P, Q) laid out bins first, each bin's matrix C- or Fortran-contiguous and
+    the bins one after another: what BLAS takes without a copy."""
+    return operand.flags.c_contiguous or operand.transpose(0, 2, 1).flags.c_contiguous
 
 
 @dataclass
@@ -159,11 +193,12 @@ class _Operand:
     smallest_exponent: int      # of the smallest nonzero |array| (MIN_PRODUCT_EXPONENT)
     shape: tuple
     spectrum: np.ndarray
+    bins_first: bool            # the spectra's memory (_spectrum, BINS_CHUNK_BYTES)
     _magnitude_spectrum: np.ndarray | None = field(default=None, repr=False)
     _norms: tuple | None = field(default=None, repr=False)
 
     @classmethod
-    def of(cls, array: np.ndarray, shape) -> "_Operand":
+    def of(cls, array: np.ndarray, shape, bins_first: bool = False) -> "_Operand":
         peak = max(float(array.max()), -float(array.min())) if array.size else 0.0
         exponent = math.frexp(peak)[1] if peak > 0 else 0
         scaled = np.ldexp(array, -exponent, dtype=np.float64)  # exact, in one pass
@@ -172,7 +207,8 @@ class _Operand:
             magnitude = np.abs(array)  # unscaled: scaling may have flushed the smallest to 0
             least = float(np.min(magnitude, initial=peak, where=magnitude > 0))
             smallest = math.frexp(least)[1] - exponent
-        return cls(scaled, exponent, smallest, shape, _spectrum(scaled, shape))
+        return cls(scaled, exponent, smallest, shape, _spectrum(scaled, shape, bins_first),
+                   bins_first)
 
     def products_in_range(self, other: "_Operand", dtype) -> bool:
         """No product with ``other`` underflows scaled (MIN_PRODUCT_EXPONENT) or can
@@ -183,7 +219,7 @@ class _Operand:
     def magnitude_spectrum(self) -> np.ndarray:
         if self._magnitude_spectrum is None:
             self._magnitude_spectrum = _spectrum(np.abs(self.array).astype(np.float32),
-                                                 self.shape)
+                                                 self.shape, self.bins_first)
         return self._magnitude_spectrum
 
     def norms(self):
@@ -232,8 +268,9 @@ def fft_forward(x, w, padding, out_hw, tap_fixups=False):
     top, bottom, left, right = padding
     xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right))) if any(padding) else x
     shape = tuple(scipy.fft.next_fast_len(n, real=True) for n in xp.shape[2:])
-    state = FFTState(_Operand.of(xp, shape), _Operand.of(w, shape), padding, out_hw,
-                     np.result_type(x, w), tap_fixups)
+    bins_first = contracts_by_matmul(x.shape[0], w.shape[1], w.shape[0])
+    state = FFTState(_Operand.of(xp, shape, bins_first), _Operand.of(w, shape, bins_first),
+                     padding, out_hw, np.result_type(x, w), tap_fixups)
     sx, sw = state.x, state.w
     if not sx.products_in_range(sw, state.dtype):
         return None, state
@@ -270,7 +307,7 @@ def fft_backward(gy, state: FFTState, need_input, need_weight):
     method for it."""
     sx, sw = state.x, state.w
     shape = sx.shape
-    sg = _Operand.of(gy, shape)
+    sg = _Operand.of(gy, shape, sx.bins_first)
     n, c_in, hp, wp = sx.array.shape
     c_out, _, k_h, k_w = sw.array.shape
     eps = cert.EPS[state.dtype]

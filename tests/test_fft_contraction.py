@@ -1,6 +1,7 @@
 """The FFT convolution's channel contraction (_fft_conv._contract): each of its branches
 (broadcast product, stacked matmul over bins into a scratch buffer, einsum) gives
-einsum's products, in the C-contiguous layout the inverse transforms take, and a
+einsum's products from operands in either memory layout, in the C-contiguous layout the
+inverse transforms take, and a
 recycled buffer never leaks into a later result. And its transforms (_fft_into's
 rfft_n / fft_n / ifft / irfft_n) are scipy.fft's, bit for bit."""
 import itertools
@@ -41,24 +42,111 @@ CASES = [*itertools.product((1, 2, 5), (1, 2, 7), (1, 2, 3), ((4, 3), (5, 1), (1
 CHUNK_BYTES = [_fft_conv.BINS_CHUNK_BYTES, 1, 5000]
 
 
+def bins_first(spectrum):
+    """``spectrum`` (P, Q, U, V) as a view of (U, V, P, Q) memory, as _spectrum lays
+    out the operands of passes that contract by matmul."""
+    return np.ascontiguousarray(spectrum.transpose(2, 3, 0, 1)).transpose(2, 3, 0, 1)
+
+
+LAYOUTS = {"as made": lambda a: a, "bins first": bins_first,
+           "bins first, conjugated": lambda a: bins_first(a.conj()).conj()}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("chunk_bytes", CHUNK_BYTES)
 @pytest.mark.parametrize("min_products", [_fft_conv.MATMUL_MIN_PRODUCTS, 1])
 @pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
 @pytest.mark.parametrize("pattern", PATTERNS)
 def test_every_branch_gives_einsums_products(pattern, dtype, min_products, chunk_bytes,
-                                             nan_scratch, monkeypatch):
+                                             layout, nan_scratch, monkeypatch):
+    """In either memory layout of the operands (and of their conjugates, which the
+    forward and grad_weight passes take)."""
     monkeypatch.setattr(_fft_conv, "MATMUL_MIN_PRODUCTS", min_products)
     monkeypatch.setattr(_fft_conv, "BINS_CHUNK_BYTES", chunk_bytes)
     rng = np.random.default_rng(3)
     tolerance = 1e-12 if dtype == np.complex128 else 1e-5
     for n, c_in, c_out, bins in CASES:
-        a, b = operands(pattern, rng, dtype, n, c_in, c_out, bins)
+        a, b = (LAYOUTS[layout](operand) for operand in
+                operands(pattern, rng, dtype, n, c_in, c_out, bins))
         got, expected = _fft_conv._contract(pattern, a, b), np.einsum(pattern, a, b)
         case = (n, c_in, c_out, bins)
         assert got.shape == expected.shape and got.dtype == expected.dtype, case
         assert got.flags.c_contiguous, case
         scale = np.einsum(pattern, np.abs(a), np.abs(b))  # each product's own magnitude
         assert np.all(np.abs(got - expected) <= tolerance * scale), case
+
+
+def test_bins_first_where_every_pass_multiplies(monkeypatch):
+    """contracts_by_matmul, which decides the operands' layout, says True exactly where
+    all three passes of _contract run the stacked matmul."""
+    called = []
+    matmul_bins = _fft_conv._matmul_bins
+    monkeypatch.setattr(_fft_conv, "_matmul_bins",
+                        lambda *args: called.append(1) or matmul_bins(*args))
+    rng = np.random.default_rng(8)
+    for n, c_in, c_out in itertools.product((1, 2, 3, 8), (1, 2, 3, 16), (1, 2, 5, 32)):
+        passes = []
+        for pattern in PATTERNS:
+            called.clear()
+            _fft_conv._contract(pattern, *operands(pattern, rng, np.complex128, n, c_in,
+                                                   c_out, (3, 2)))
+            passes.append(bool(called))
+        assert _fft_conv.contracts_by_matmul(n, c_in, c_out) == all(passes), (n, c_in, c_out)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+def test_channel_heavy_passes_multiply_their_spectra_uncopied(dtype, monkeypatch):
+    """Where every pass multiplies (contracts_by_matmul), each of the six products of a
+    forward+backward (three passes, their M's in float32) gets operands BLAS takes as
+    they lie; elsewhere the spectra keep their (P, Q, U, V) memory."""
+    seen = []
+    matmul_bins = _fft_conv._matmul_bins
+
+    def spy(left, right, like):
+        seen.append(_fft_conv._blas_ready(left) and _fft_conv._blas_ready(right))
+        return matmul_bins(left, right, like)
+
+    monkeypatch.setattr(_fft_conv, "_matmul_bins", spy)
+    x = torch.randn(4, 8, 20, 20, dtype=dtype, requires_grad=True)
+    w = torch.randn(16, 8, 5, 5, dtype=dtype, requires_grad=True)
+    y = conv2d(x, w, method="fft")
+    torch.autograd.grad(y, (x, w), torch.randn_like(y))
+    assert len(seen) >= 3 and all(seen), seen
+    xp = np.random.default_rng(0).standard_normal((4, 2, 20, 20))
+    state = _fft_conv.fft_forward(xp, np.ones((3, 2, 5, 5)), (0, 0, 0, 0), (16, 16))[1]
+    assert not _fft_conv.contracts_by_matmul(4, 2, 3)
+    assert state.x.spectrum.flags.c_contiguous and state.w.spectrum.flags.c_contiguous
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+def test_the_layout_of_the_spectra_changes_no_result(dtype, monkeypatch):
+    """A channel-heavy fft pass (bins first) against the same pass with the spectra as
+    made: the same values to rounding, and native's, forward and both gradients, with
+    padding and the certificate's fix-ups of a float32 pass."""
+    generator = torch.Generator().manual_seed(9)
+    x = torch.randn(4, 8, 20, 20, dtype=dtype, generator=generator)
+    x[0, :, 3:9, 3:9] *= 1e-5  # (a dim patch: some pixels need M, or fix-ups)
+    x.requires_grad_()
+    w = torch.randn(16, 8, 5, 5, dtype=dtype, generator=generator, requires_grad=True)
+    assert _fft_conv.contracts_by_matmul(4, 8, 16)
+    g = torch.randn(4, 16, 18, 18, dtype=dtype, generator=generator)
+
+    def run():
+        y = conv2d(x, w, padding=1, method="fft")
+        return (y, *torch.autograd.grad(y, (x, w), g))
+
+    ours = run()
+    monkeypatch.setattr(_fft_conv, "contracts_by_matmul", lambda *shape: False)
+    as_made = run()
+    y = F.conv2d(x, w, padding=1)
+    native = (y, *torch.autograd.grad(y, (x, w), g))
+    tight = dict(rtol=1e-12, atol=1e-12) if dtype == torch.float64 else dict(rtol=1e-6,
+                                                                              atol=1e-6)
+    loose = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-4,
+                                                                              atol=1e-3)
+    for got, other, expected in zip(ours, as_made, native):
+        torch.testing.assert_close(got, other, **tight)
+        torch.testing.assert_close(got, expected, **loose)
 
 
 @pytest.mark.parametrize("chunk_bytes", CHUNK_BYTES)
