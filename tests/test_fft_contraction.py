@@ -1,8 +1,8 @@
-"""The FFT convolution's channel contraction (_fft_conv._contract): each of its branches
-(broadcast product, stacked matmul over bins into a scratch buffer, einsum) gives
-einsum's products from operands in either memory layout, in the C-contiguous layout the
-inverse transforms take, and a
-recycled buffer never leaks into a later result. And its transforms (_fft_into's
+"""The FFT convolution's channel contraction (_fft_contract.contract_channels): each of
+its branches (broadcast product, stacked matmul over bins into a scratch buffer, einsum)
+gives einsum's products from operands in either memory layout, in the C-contiguous
+layout the inverse transforms take, and a recycled buffer never leaks into a later
+result. And its transforms (_fft_into's
 rfft_n / fft_n / ifft / irfft_n) are scipy.fft's, bit for bit."""
 import itertools
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from scipy_layers import _fft_conv, _workspace, conv2d
+from scipy_layers import _fft_contract, _fft_conv, _workspace, conv2d
 
 PATTERNS = ["ncuv,ocuv->nouv", "nouv,ocuv->ncuv", "ncuv,nouv->ocuv"]
 
@@ -30,7 +30,7 @@ def operands(pattern, rng, dtype, n, c_in, c_out, bins):
 @pytest.fixture
 def nan_scratch(monkeypatch):
     """Every scratch buffer starts as NaN: a result that reads an unwritten element is NaN."""
-    monkeypatch.setattr(_fft_conv, "scratch",
+    monkeypatch.setattr(_fft_contract, "scratch",
                         lambda shape, dtype: np.full(shape, np.nan, dtype=dtype))
 
 
@@ -39,7 +39,7 @@ CASES = [*itertools.product((1, 2, 5), (1, 2, 7), (1, 2, 3), ((4, 3), (5, 1), (1
 
 
 # the stacked matmul's chunks of bins: as set; one bin each; a few, the last one short
-CHUNK_BYTES = [_fft_conv.BINS_CHUNK_BYTES, 1, 5000]
+CHUNK_BYTES = [_fft_contract.BINS_CHUNK_BYTES, 1, 5000]
 
 
 def bins_first(spectrum):
@@ -54,21 +54,22 @@ LAYOUTS = {"as made": lambda a: a, "bins first": bins_first,
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("chunk_bytes", CHUNK_BYTES)
-@pytest.mark.parametrize("min_products", [_fft_conv.MATMUL_MIN_PRODUCTS, 1])
+@pytest.mark.parametrize("min_products", [_fft_contract.MATMUL_MIN_PRODUCTS, 1])
 @pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
 @pytest.mark.parametrize("pattern", PATTERNS)
 def test_every_branch_gives_einsums_products(pattern, dtype, min_products, chunk_bytes,
                                              layout, nan_scratch, monkeypatch):
     """In either memory layout of the operands (and of their conjugates, which the
     forward and grad_weight passes take)."""
-    monkeypatch.setattr(_fft_conv, "MATMUL_MIN_PRODUCTS", min_products)
-    monkeypatch.setattr(_fft_conv, "BINS_CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(_fft_contract, "MATMUL_MIN_PRODUCTS", min_products)
+    monkeypatch.setattr(_fft_contract, "BINS_CHUNK_BYTES", chunk_bytes)
     rng = np.random.default_rng(3)
     tolerance = 1e-12 if dtype == np.complex128 else 1e-5
     for n, c_in, c_out, bins in CASES:
         a, b = (LAYOUTS[layout](operand) for operand in
                 operands(pattern, rng, dtype, n, c_in, c_out, bins))
-        got, expected = _fft_conv._contract(pattern, a, b), np.einsum(pattern, a, b)
+        got = _fft_contract.contract_channels(pattern, a, b)
+        expected = np.einsum(pattern, a, b)
         case = (n, c_in, c_out, bins)
         assert got.shape == expected.shape and got.dtype == expected.dtype, case
         assert got.flags.c_contiguous, case
@@ -78,20 +79,20 @@ def test_every_branch_gives_einsums_products(pattern, dtype, min_products, chunk
 
 def test_bins_first_where_every_pass_multiplies(monkeypatch):
     """contracts_by_matmul, which decides the operands' layout, says True exactly where
-    all three passes of _contract run the stacked matmul."""
+    all three passes of contract_channels run the stacked matmul."""
     called = []
-    matmul_bins = _fft_conv._matmul_bins
-    monkeypatch.setattr(_fft_conv, "_matmul_bins",
+    matmul_bins = _fft_contract._matmul_bins
+    monkeypatch.setattr(_fft_contract, "_matmul_bins",
                         lambda *args: called.append(1) or matmul_bins(*args))
     rng = np.random.default_rng(8)
     for n, c_in, c_out in itertools.product((1, 2, 3, 8), (1, 2, 3, 16), (1, 2, 5, 32)):
         passes = []
         for pattern in PATTERNS:
             called.clear()
-            _fft_conv._contract(pattern, *operands(pattern, rng, np.complex128, n, c_in,
-                                                   c_out, (3, 2)))
+            _fft_contract.contract_channels(pattern, *operands(pattern, rng, np.complex128, n,
+                                                               c_in, c_out, (3, 2)))
             passes.append(bool(called))
-        assert _fft_conv.contracts_by_matmul(n, c_in, c_out) == all(passes), (n, c_in, c_out)
+        assert _fft_contract.contracts_by_matmul(n, c_in, c_out) == all(passes), (n, c_in, c_out)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
@@ -100,13 +101,13 @@ def test_channel_heavy_passes_multiply_their_spectra_uncopied(dtype, monkeypatch
     forward+backward (three passes, their M's in float32) gets operands BLAS takes as
     they lie; elsewhere the spectra keep their (P, Q, U, V) memory."""
     seen = []
-    matmul_bins = _fft_conv._matmul_bins
+    matmul_bins = _fft_contract._matmul_bins
 
     def spy(left, right, like):
-        seen.append(_fft_conv._blas_ready(left) and _fft_conv._blas_ready(right))
+        seen.append(_fft_contract._blas_ready(left) and _fft_contract._blas_ready(right))
         return matmul_bins(left, right, like)
 
-    monkeypatch.setattr(_fft_conv, "_matmul_bins", spy)
+    monkeypatch.setattr(_fft_contract, "_matmul_bins", spy)
     x = torch.randn(4, 8, 20, 20, dtype=dtype, requires_grad=True)
     w = torch.randn(16, 8, 5, 5, dtype=dtype, requires_grad=True)
     y = conv2d(x, w, method="fft")
@@ -114,7 +115,7 @@ def test_channel_heavy_passes_multiply_their_spectra_uncopied(dtype, monkeypatch
     assert len(seen) >= 3 and all(seen), seen
     xp = np.random.default_rng(0).standard_normal((4, 2, 20, 20))
     state = _fft_conv.fft_forward(xp, np.ones((3, 2, 5, 5)), (0, 0, 0, 0), (16, 16))[1]
-    assert not _fft_conv.contracts_by_matmul(4, 2, 3)
+    assert not _fft_contract.contracts_by_matmul(4, 2, 3)
     assert state.x.spectrum.flags.c_contiguous and state.w.spectrum.flags.c_contiguous
 
 
@@ -128,7 +129,7 @@ def test_the_layout_of_the_spectra_changes_no_result(dtype, monkeypatch):
     x[0, :, 3:9, 3:9] *= 1e-5  # (a dim patch: some pixels need M, or fix-ups)
     x.requires_grad_()
     w = torch.randn(16, 8, 5, 5, dtype=dtype, generator=generator, requires_grad=True)
-    assert _fft_conv.contracts_by_matmul(4, 8, 16)
+    assert _fft_contract.contracts_by_matmul(4, 8, 16)
     g = torch.randn(4, 16, 18, 18, dtype=dtype, generator=generator)
 
     def run():
@@ -153,12 +154,12 @@ def test_the_layout_of_the_spectra_changes_no_result(dtype, monkeypatch):
 def test_non_finite_bins_stay_in_their_own_products(chunk_bytes, monkeypatch):
     """A NaN bin of one image spoils that image's products only, in every branch (the
     callers route non-finite operands elsewhere, but a wrong index would show here)."""
-    monkeypatch.setattr(_fft_conv, "BINS_CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(_fft_contract, "BINS_CHUNK_BYTES", chunk_bytes)
     rng = np.random.default_rng(4)
     for pattern, (n, c_in, c_out) in itertools.product(PATTERNS, [(3, 4, 2), (8, 6, 9)]):
         a, b = operands(pattern, rng, np.complex128, n, c_in, c_out, (5, 3))
         a[1, 0, 2, 1] = np.nan
-        got = _fft_conv._contract(pattern, a, b)
+        got = _fft_contract.contract_channels(pattern, a, b)
         assert np.array_equal(np.isnan(got), np.isnan(np.einsum(pattern, a, b))), pattern
         assert np.isnan(got).any(), pattern
 
@@ -170,7 +171,7 @@ def test_pooled_products_do_not_leak_into_later_calls(dtype, chunk_bytes, monkey
     twice on different data and interleaved with another shape: each result agrees with
     native, so no recycled buffer was read before it was written or handed out twice
     (also with the stacked matmul in chunks of a few bins)."""
-    monkeypatch.setattr(_fft_conv, "BINS_CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(_fft_contract, "BINS_CHUNK_BYTES", chunk_bytes)
     _workspace.clear_workspace()
     generator = torch.Generator().manual_seed(6)
     shapes = [((4, 16, 24, 24), (32, 16, 7, 7), 3), ((2, 8, 20, 20), (16, 8, 5, 5), 0)]
