@@ -47,6 +47,17 @@ FIXUP_CHUNK_TERMS = 1 << 20
 TAP_FIXUP_SHARE = 0.12
 
 
+# A float32 pass's E bounds float64 transforms (C_STAGE): ~2^29 below float32's contract,
+# so the output's own magnitude bounds M far enough above E / tolerance for every output
+# not within a hair of zero, which on real data is all of them, and M's float32 transforms
+# (_fft_conv._m_lower) never run. Side by side, fwd+bwd / native, the Intel VM of
+# docs/performance.md: 8x3x32x32 -> 16 k15 float32 1.036 -> 0.757, 8x16x32x32 -> 32 k15
+# 0.846 -> 0.648, 4x3x128x128 -> 2 k9 'same' 0.708 -> 0.452. float64's contract sits at its
+# transforms' own precision: there |result| - E left a share of the outputs to M anyway,
+# and the extra pass cost 2-5% (8x16x32x32 -> 32 k7 float64 +3%), so float64 skips it.
+OUTPUT_BOUND_DTYPES = (np.dtype(np.float32),)
+
+
 def fixup_budget(operand_size: int, result_size: int, terms: int, tap_channels: int) -> float:
     """Multiply-adds a pass's fix-ups may take before the caller's direct method runs
     the whole pass (``result_size`` outputs of ``terms`` multiply-adds) instead:
@@ -109,12 +120,13 @@ class WindowMinima:
 
 
 def certify(result, bound, tolerance, lower_tiles, pixels_of, exact_m, direct_at,
-            work_per_fix, budget):
+            work_per_fix, budget, output_bound=False):
     """Make ``result`` (X, Y, ...) meet the contract, or return None.
 
     ``lower_tiles()``: (X, Y, tiles) lower bounds of M per tile of outputs, with
     ``pixels_of(tile_mask)`` the outputs of masked tiles (both None: no cheap bound);
-    ``exact_m()``: a lower bound of M per output, by FFT; ``direct_at(*index)``: the
+    ``output_bound``: bound M from below by the result itself (OUTPUT_BOUND_DTYPES) before
+    ``exact_m()``, a lower bound of M per output by FFT; ``direct_at(*index)``: the
     outputs at ``index`` by direct sums, each of ``work_per_fix`` multiply-adds."""
     need = bound[:, :, None, None] / tolerance
     failing = None
@@ -123,6 +135,14 @@ def certify(result, bound, tolerance, lower_tiles, pixels_of, exact_m, direct_at
         if not tile_failing.any():
             return result
         failing = pixels_of(tile_failing)
+    if output_bound:
+        # M >= |exact output| >= |result| - E: a sum of products is at most the sum of
+        # their magnitudes, and the result is within E of it; (1 - 4u) covers the
+        # rounding of |result| - E (see OUTPUT_BOUND_DTYPES).
+        output_failing = need > (np.abs(result) - bound[:, :, None, None]) * (1 - 4 * U64)
+        failing = output_failing if failing is None else failing & output_failing
+        if not failing.any():
+            return result
     # M by FFT before any fix-up: gathering windows for direct sums costs more per pixel
     # (measured 256x256 7x7 grad_input, whose edge tiles always hold the zero padding:
     # 5 ms of fix-ups against ~1 ms for M).

@@ -190,7 +190,8 @@ def fft_forward(x, w, padding, out_hw, tap_fixups=False):
         lambda mask: minima.pixels(mask, out_hw),
         lambda: _m_lower("ncuv,ocuv->nouv", sx, sw, "nc,oc->no", c_in, True, out_hw[0], crop),
         direct_at, terms, cert.fixup_budget(sx.array.size, y.size, terms,
-                                             c_in if tap_fixups else 0))
+                                             c_in if tap_fixups else 0),
+        output_bound=state.dtype in cert.OUTPUT_BOUND_DTYPES)
     if y is None:
         return None, state
     return np.ldexp(y, sx.exponent + sw.exponent).astype(state.dtype), state
@@ -233,7 +234,8 @@ def fft_backward(gy, state: FFTState, need_input, need_weight):
             lambda: _m_lower("nouv,ocuv->ncuv", sg, sw, "no,oc->nc", c_out, False, hp,
                              (Ellipsis, slice(0, hp), slice(0, wp)))[crop],
             direct_at, terms, cert.fixup_budget(sg.array.size, result.size, terms,
-                                                 c_out if state.tap_fixups else 0))
+                                                 c_out if state.tap_fixups else 0),
+            output_bound=state.dtype in cert.OUTPUT_BOUND_DTYPES)
         if result is None:
             certified[0] = False
         else:
@@ -254,7 +256,8 @@ def fft_backward(gy, state: FFTState, need_input, need_weight):
             result, bound, terms * eps - eps / 2, None, None,
             lambda: _m_lower("ncuv,nouv->ocuv", sx, sg, "nc,no->oc", n, True, k_h,
                              (Ellipsis, slice(0, k_h), slice(0, k_w))),
-            direct_at, terms, cert.fixup_budget(sx.array.size, result.size, terms, 0))
+            direct_at, terms, cert.fixup_budget(sx.array.size, result.size, terms, 0),
+            output_bound=state.dtype in cert.OUTPUT_BOUND_DTYPES)
         if result is None:
             certified[1] = False
         else:

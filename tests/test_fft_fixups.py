@@ -21,12 +21,12 @@ def watch(monkeypatch):
                             seen.__setitem__(_n, seen[_n] + 1) or _f(*a, **k))
     certify = _fft_conv.cert.certify
 
-    def counting(result, *args):
+    def counting(result, *args, **options):
         *rest, direct_at, work, budget = args
         def direct(*index):
             seen["fixed"].append((result.shape, len(index[0])))
             return direct_at(*index)
-        return certify(result, *rest, direct, work, budget)
+        return certify(result, *rest, direct, work, budget, **options)
 
     monkeypatch.setattr(_fft_conv.cert, "certify", counting)
     return seen
@@ -93,8 +93,8 @@ def test_single_channel_fft_keeps_its_budget(monkeypatch):
     passes are not given the tap share."""
     budgets = []
     certify = _fft_conv.cert.certify
-    monkeypatch.setattr(_fft_conv.cert, "certify", lambda result, *args: budgets.append(
-        (result.size, args[-1])) or certify(result, *args))
+    monkeypatch.setattr(_fft_conv.cert, "certify", lambda result, *args, **options: (
+        budgets.append((result.size, args[-1])) or certify(result, *args, **options)))
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(56, 56, dtype=torch.float64, generator=gen, requires_grad=True)
     w = torch.randn(9, 9, dtype=torch.float64, generator=gen, requires_grad=True)
