@@ -51,8 +51,8 @@ TAP_FIXUP_SHARE = 0.12
 # so the output's own magnitude bounds M far enough above E / tolerance for every output
 # not within a hair of zero, which on real data is all of them, and M's float32 transforms
 # (_fft_conv._m_lower) never run. Side by side, fwd+bwd / native, the Intel VM of
-# docs/performance.md: 8x3x32x32 -> 16 k15 float32 1.036 -> 0.757, 8x16x32x32 -> 32 k15
-# 0.846 -> 0.648, 4x3x128x128 -> 2 k9 'same' 0.708 -> 0.452. float64's contract sits at its
+# docs/performance.md: 8x3x32x32 -> 16 k15 float32 1.015 -> 0.746, 8x16x32x32 -> 32 k15
+# 0.826 -> 0.565, 4x3x128x128 -> 2 k9 'same' 0.757 -> 0.475. float64's contract sits at its
 # transforms' own precision: there |result| - E left a share of the outputs to M anyway,
 # and the extra pass cost 2-5% (8x16x32x32 -> 32 k7 float64 +3%), so float64 skips it.
 OUTPUT_BOUND_DTYPES = (np.dtype(np.float32),)

@@ -48,6 +48,7 @@ MIN_PRODUCT_EXPONENT = -1000
 # pixels on +-1e10 weights, float32, exact 0: -3.4e23 where native has inf). Such a pass
 # runs the caller's direct method, whose products overflow where native's mostly do
 # (native's fused multiply-adds can keep a sum finite past one overflowing product).
+# (_Operand.products_in_range checks both.)
 
 
 def _spectrum(a: np.ndarray, shape, bins_first: bool = False) -> np.ndarray:
