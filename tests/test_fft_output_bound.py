@@ -119,3 +119,18 @@ def test_single_channel_fft_float32_keeps_the_contract(m_passes):
     assert m_passes == []
     for name, value in zip(("output", "grad_input", "grad_weight"), (y, *grads)):
         assert contract_ratio(value[None, None], refs[name], torch.float32) <= 1, name
+
+
+@pytest.mark.parametrize("channels", [1, 2, 16, 512, 4096])
+def test_the_error_bound_covers_the_channel_sums_real_arithmetic(channels):
+    """Each bin's channel sum runs in real arithmetic (BLAS's complex products, einsum):
+    real and imaginary parts are sums of 2K real products, which err by up to
+    sqrt(2) gamma_2K times sum_k |A_k| |B_k|. On the smallest transform (T = 2, one stage)
+    that term is most of E: E must still cover it."""
+    u = _fft_certificate.U64
+    ones = np.ones((1, channels))
+    norms = (ones, ones)  # unit 2- and 1-norms: sum_k |A_k| |B_k| <= K by Cauchy-Schwarz
+    bound = _fft_certificate.error_bound(norms, norms, "nc,oc->no", channels, 2,
+                                         np.float32, None)
+    gamma = 2 * channels * u / (1 - 2 * channels * u)
+    assert bound[0, 0] >= np.sqrt(2) * gamma * channels
