@@ -133,6 +133,11 @@ class FFTState:
     dtype: np.dtype
     tap_fixups: bool = False    # the caller's direct method is the tap kernels
 
+    @property
+    def output_bound(self) -> bool:
+        """Whether certify may bound M by the output itself (OUTPUT_BOUND_DTYPES)."""
+        return self.dtype in cert.OUTPUT_BOUND_DTYPES
+
 
 def _bound(a: _Operand, b: _Operand, contract, contracted, spectrum, dtype):
     norm = _result_norm(spectrum, a.shape) if dtype == np.float64 else None
@@ -192,7 +197,7 @@ def fft_forward(x, w, padding, out_hw, tap_fixups=False):
         lambda: _m_lower("ncuv,ocuv->nouv", sx, sw, "nc,oc->no", c_in, True, out_hw[0], crop),
         direct_at, terms, cert.fixup_budget(sx.array.size, y.size, terms,
                                              c_in if tap_fixups else 0),
-        output_bound=state.dtype in cert.OUTPUT_BOUND_DTYPES)
+        output_bound=state.output_bound)
     if y is None:
         return None, state
     return np.ldexp(y, sx.exponent + sw.exponent).astype(state.dtype), state
@@ -236,7 +241,7 @@ def fft_backward(gy, state: FFTState, need_input, need_weight):
                              (Ellipsis, slice(0, hp), slice(0, wp)))[crop],
             direct_at, terms, cert.fixup_budget(sg.array.size, result.size, terms,
                                                  c_out if state.tap_fixups else 0),
-            output_bound=state.dtype in cert.OUTPUT_BOUND_DTYPES)
+            output_bound=state.output_bound)
         if result is None:
             certified[0] = False
         else:
@@ -258,7 +263,7 @@ def fft_backward(gy, state: FFTState, need_input, need_weight):
             lambda: _m_lower("ncuv,nouv->ocuv", sx, sg, "nc,no->oc", n, True, k_h,
                              (Ellipsis, slice(0, k_h), slice(0, k_w))),
             direct_at, terms, cert.fixup_budget(sx.array.size, result.size, terms, 0),
-            output_bound=state.dtype in cert.OUTPUT_BOUND_DTYPES)
+            output_bound=state.output_bound)
         if result is None:
             certified[1] = False
         else:
