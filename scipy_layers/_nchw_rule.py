@@ -56,38 +56,34 @@ FFT_MAX_CHANNEL_PAIRS = 16
 #   C_in C_out bins; einsum's constant, or FFT_NS_PER_MATMUL_CONTRACTION for _fft_conv's
 #   stacked matmul on two or more images with FFT_MODEL_MATMUL_MIN_PRODUCTS or more a bin),
 #   certificate included, + a fixed cost.
-# Fitted (least squares on relative error, non-negative) on the Zen 4 VM of
-# docs/performance.md: 265 random cells where this model is asked (batch 1-16, 1-64
-# input and 1-128 output channels, 16-128 px, 5x5-15x15, valid and 'same'), both
-# methods in both dtypes, fwd+bwd, one process, rotated. Measured / modelled, 10th-90th
-# percentile: im2col 0.84-1.59 (float32), 0.84-1.42 (float64); fft 0.83-1.31, 0.83-1.44.
-# Fitted on 155 of them and tried on the other 110: fft where modelled at
-# FFT_MODEL_MARGIN x im2col or less ran 1.506 s in all against 1.462 s for the faster
-# method in every cell (float32; float64 2.451 against 2.432), where the model before
-# it (one GEMM rate for both dtypes, im2col as max(0.15, 6 / C_out) ns a multiply-add,
-# margin 0.65) ran 1.554 s (2.585): 6 cells 1.1x or more slower than the faster method
-# against 10 (float64 8 against 15). The margin is 0.9, not 1.0 (alike there): a pass
-# whose certificate rejects it (zero regions) runs the tap kernels too, so ties stay
-# im2col. The model before undercounted im2col's copies in float32 (it halved them with
-# the GEMMs) and on small outputs, so it left fft's wins to im2col: 8x3x32x32 -> 16 k15
-# float32 modelled fft at 0.87 x im2col, measured 0.60 (now modelled 0.77). Fitted on
-# one CPU: calibrated float64 GEMM / FFT GFLOP/s (reports/) Zen 4 50.6 / 9.71, Zen 3
-# 42.9 / 7.8 (alike), Zen 5 92.5 / 12.7 and an Intel Xeon 66.9 / 10 (GEMMs 1.3-1.4x
-# faster against FFTs: there the model errs toward fft). tools/method_choice.py times
-# both methods on a seeded draw of cells where the model decides (the same cells on
-# every machine): on the Intel VM auto ran 1.10-1.11x the faster method's total in
-# both dtypes, up to 1.6-1.8x on a cell, both ways (docs/performance.md, "An Intel CPU";
-# there the contraction's numpy loop ran ~2.5x its Zen 4 time until _fft_conv's
-# chunks of bins, which left the regret where it was).
+# Fitted by tools/fit_cost_model.py (least squares on relative error, non-negative) on
+# the Intel VM of docs/performance.md (a 2-core Xeon KVM, AVX-512), with the code as it
+# runs since im2col's bands, the FFT spectra laid out bins first and float32 passes
+# certified by their own output: tools/method_choice.py's seeded draw, cells 41-160
+# (batch 1-16, 1-64 input and 1-128 output channels, 16-128 px, 5x5-15x15, valid and
+# 'same'), both methods in both dtypes, fwd+bwd, one process, balanced batches.
+# Measured / modelled, 10th-90th percentile: im2col 0.84-1.52 (float32), 0.83-1.70
+# (float64); fft 0.83-1.62, 0.80-1.72. Judged on cells it never saw, auto's time over
+# the faster method's: the draw's first 40 cells (method_choice's own) float32 1.165x
+# -> 1.002x, float64 1.103x -> 1.003x; cells 161-240 (79 a dtype) 1.091x -> 1.011x,
+# 1.031x -> 1.027x. The constants before were fitted on the Zen 4 VM (265 cells), before
+# those three changes; on the Intel VM they priced float32 im2col's window copies at
+# about half their cost (0.97 against 1.79 ns an element), so auto left fft's wins on
+# few channel pairs and large maps to im2col (4x4x128x128 -> 8 k9 'same' float32: im2col
+# 115 ms, fft 53). Not measured on the Zen CPUs since: there tools/method_choice.py
+# says how far auto is from the faster method. The margin is 0.9, not 1.0: a pass whose
+# certificate rejects it (zero regions) runs the tap kernels too, so ties stay im2col.
+# Calibrated float64 GEMM / FFT GFLOP/s (reports/): Zen 4 50.6 / 9.71, Zen 3 42.9 / 7.8,
+# Zen 5 92.5 / 12.7, the Intel VM 66.9 / 10.
 FFT_MODEL_MATMUL_MIN_PRODUCTS = 2048
-IM2COL_NS_PER_WINDOW_ELEMENT = {"float32": 0.97, "float64": 2.54}
-IM2COL_NS_PER_MAC = {"float32": 0.080, "float64": 0.152}
-IM2COL_NS_PER_WINDOW_ROW = {"float32": 27.4, "float64": 34.4}
-IM2COL_FIXED_NS = {"float32": 248e3, "float64": 75e3}
-FFT_NS_PER_TRANSFORM_WORK = {"float32": 1.49, "float64": 1.77}
-FFT_NS_PER_CONTRACTION = {"float32": 8.6, "float64": 10.2}
-FFT_NS_PER_MATMUL_CONTRACTION = {"float32": 5.35, "float64": 6.05}
-FFT_FIXED_NS = {"float32": 443e3, "float64": 695e3}
+IM2COL_NS_PER_WINDOW_ELEMENT = {"float32": 1.79, "float64": 2.90}
+IM2COL_NS_PER_MAC = {"float32": 0.0797, "float64": 0.170}
+IM2COL_NS_PER_WINDOW_ROW = {"float32": 26.3, "float64": 53.8}
+IM2COL_FIXED_NS = {"float32": 213e3, "float64": 165e3}
+FFT_NS_PER_TRANSFORM_WORK = {"float32": 1.52, "float64": 2.56}
+FFT_NS_PER_CONTRACTION = {"float32": 8.73, "float64": 17.3}
+FFT_NS_PER_MATMUL_CONTRACTION = {"float32": 5.03, "float64": 8.97}
+FFT_FIXED_NS = {"float32": 380e3, "float64": 798e3}
 FFT_MODEL_MARGIN = 0.9
 # Where im2col runs its kn2row layout, fft is weighed against kn2row's model instead: ns,
 # fwd+bwd, KN2ROW_NS_PER_MAC x its multiply-adds (N Hp Wp kH kW C_in C_out / G, the
@@ -100,9 +96,10 @@ FFT_MODEL_MARGIN = 0.9
 # with 25+ taps (one to 16 output channels on 2-128 input channels), it picked the faster
 # of the two in all 24 (fft at 15x15 on few channels; kn2row on many input channels
 # at 9x9-11x11, where fft measured 1.75-7.9x kn2row's time and the rule before took it).
-# With the fft model above (60 random kn2row cells, 1-8 output channels on 2-256 input
+# With the Zen 4 fft model (60 random kn2row cells, 1-8 output channels on 2-256 input
 # channels): 0.563 s in all against 0.552 for the faster (float32), 0.980 against 0.946
-# (float64), as with the model before it.
+# (float64). The refit above left these constants as they were; its held-out regrets
+# count the draw's kn2row cells, weighed by this model against the new fft one.
 KN2ROW_NS_PER_MAC = {"float32": 0.069, "float64": 0.147}
 KN2ROW_NS_PER_ROW_ELEMENT = {"float32": 1.8, "float64": 3.6}
 KN2ROW_NS_PER_INPUT = {"float32": 1.8, "float64": 2.4}
