@@ -18,123 +18,173 @@ saw, and on the fitted ones. Prints markdown; changes nothing.
 from __future__ import annotations
 
 import argparse
-import contextlib
+import math
+import os
 import re
 import sys
 
-from method_choice import CELLS, _shapes, drawn_cases, label
+from method_choice import (CELLS, MAX_CELLS, _shapes, constants, decided_by_model, drawn_cases,
+                           label)
 
 IM2COL = ("IM2COL_NS_PER_WINDOW_ELEMENT", "IM2COL_NS_PER_MAC", "IM2COL_NS_PER_WINDOW_ROW",
           "IM2COL_FIXED_NS")
 FFT = ("FFT_NS_PER_TRANSFORM_WORK", "FFT_NS_PER_CONTRACTION", "FFT_NS_PER_MATMUL_CONTRACTION",
        "FFT_FIXED_NS")
-_LABEL = re.compile(r"cnn (\d+)x(\d+)x(\d+)x(\d+)->(\d+) k(\d+)(?: p(\d+))? (float32|float64)$")
+DTYPES = ("float32", "float64")
+_LABEL = re.compile(r"cnn (\d+)x(\d+)x(\d+)x(\d+)->(\d+) k(\d+)(?: p(\d+))? (float32|float64)")
 
 
 def case_of(cell: str):
-    """method_choice's case from its label ("cnn 4x4x128x128->8 k9 p4 float32")."""
-    match = _LABEL.match(cell)
+    """method_choice's case from its label ("cnn 4x4x128x128->8 k9 p4 float32"); a
+    ValueError for anything else."""
+    match = _LABEL.fullmatch(cell) if isinstance(cell, str) else None
     if match is None:
-        raise ValueError(f"not a method_choice cell label: {cell!r}")
+        raise ValueError(f"not a method_choice cell label: {cell!r} (expected e.g. "
+                         f"'cnn 4x4x128x128->8 k9 p4 float32': padding the only option)")
     n, c, h, w, c_out, k, pad, dtype = match.groups()
     options = {"padding": int(pad)} if pad else {}
     return "cnn", (int(n), int(c), int(h), int(w), int(c_out)), dtype, int(k), options
 
 
-@contextlib.contextmanager
-def constants(rule, dtype: str, values: dict):
-    """The rule's constants for ``dtype`` set to ``values`` (name -> ns) meanwhile."""
-    before = {name: getattr(rule, name)[dtype] for name in values}
-    try:
-        for name, value in values.items():
-            getattr(rule, name)[dtype] = float(value)
-        yield
-    finally:
-        for name, value in before.items():
-            getattr(rule, name)[dtype] = value
-
-
-def features(rule, case, names, which: int) -> list[float]:
-    """Each constant's share of the modelled time (ns per ns of the constant) on case."""
+def features(case, names, which: int) -> list[float]:
+    """Each constant's share of the modelled time (ns per ns of the constant) on case:
+    the rule's modelled_times (element ``which``: 0 fft, 2 im2col) with that constant
+    at 1 and the others at 0."""
     import torch
+    from scipy_layers._nchw_rule import modelled_times
     x_shape, w_shape, padding = _shapes(case)
     row = []
     for name in names:
-        with constants(rule, case[2], {other: float(other == name) for other in names}):
-            row.append(rule.modelled_times(x_shape, w_shape, padding,
-                                           getattr(torch, case[2]))[which])
+        with constants(case[2], {other: float(other == name) for other in names}):
+            row.append(modelled_times(x_shape, w_shape, padding,
+                                      getattr(torch, case[2]))[which])
     return row
 
 
-def runs_kn2row(rule, case) -> bool:
+def runs_kn2row(case) -> bool:
     import torch
+    from scipy_layers import _kn2row, _nchw_rule
     x_shape, w_shape, padding = _shapes(case)
-    return rule._kn2row.runs(x_shape, w_shape, rule._stride_one(x_shape, w_shape, padding),
-                             getattr(torch, case[2]))
+    return _kn2row.runs(x_shape, w_shape, _nchw_rule._stride_one(x_shape, w_shape, padding),
+                        getattr(torch, case[2]))
 
 
-def fit(rows, times, names):
-    """Non-negative least squares on relative error: times ~ rows @ constants."""
+def fit(rows, times, names, current: dict) -> tuple[dict, list]:
+    """(constants, the names kept at ``current``): non-negative least squares on
+    relative error, times ~ rows @ constants; a constant no row exercises (its feature
+    0 throughout) cannot be fitted and keeps its current value."""
     import numpy as np
     from scipy.optimize import nnls
     a, t = np.asarray(rows, float), np.asarray(times, float)
-    solution, _ = nnls(a / t[:, None], np.ones(len(t)))
-    return dict(zip(names, solution))
+    used = [j for j in range(len(names)) if a[:, j].any()]
+    solution, _ = nnls(a[:, used] / t[:, None], np.ones(len(t)))
+    result = {name: current[name] for name in names}
+    result.update({names[j]: float(value) for j, value in zip(used, solution)})
+    return result, [name for j, name in enumerate(names) if j not in used]
 
 
-def regret(rule, cells, dtype: str, values: dict) -> tuple[float, int]:
+def regret(cells, dtype: str, values: dict) -> tuple[float, int]:
     """(auto's total over the faster method's total, cells 1.1x or more over) with the
-    rule's constants for ``dtype`` at ``values``."""
+    rule's constants for ``dtype`` at ``values``; ``cells``: (case, {method: time})."""
     import torch
+    from scipy_layers._nchw_rule import choose_nchw_method
     auto = best = over = 0
-    with constants(rule, dtype, values):
+    with constants(dtype, values):
         for case, times in cells:
             x_shape, w_shape, padding = _shapes(case)
-            pick = rule.choose_nchw_method(x_shape, w_shape, (1, 1), (1, 1), 1,
-                                           getattr(torch, dtype), padding)
+            pick = choose_nchw_method(x_shape, w_shape, (1, 1), (1, 1), 1,
+                                      getattr(torch, dtype), padding)
             auto, best = auto + times[pick], best + min(times.values())
             over += times[pick] >= 1.1 * min(times.values())
     return auto / best, over
+
+
+def read_cells(parser, path: str) -> dict:
+    """{dtype: [(case, {"fft": ns, "im2col": ns})]} from a method_choice.csv; a usage
+    error naming the file, row or cell for anything else."""
+    import pandas as pd
+    if not os.path.isfile(path):
+        parser.error(f"{path}: no such file")
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        parser.error(f"{path}: not a CSV file ({type(error).__name__}: {error})")
+    missing = {"cell", "dtype", "fft_ms", "im2col_ms"} - set(table.columns)
+    if missing:
+        parser.error(f"{path}: no column {', '.join(sorted(missing))} (not a "
+                     f"method_choice.csv)")
+    cells, seen = {}, set()
+    for line, row in enumerate(table.itertuples(), start=2):
+        where = f"{path}, line {line}"
+        try:
+            case = case_of(row.cell)
+        except ValueError as error:
+            parser.error(f"{where}: {error}")
+        if row.dtype != case[2]:
+            parser.error(f"{where}: dtype {row.dtype!r}, but the cell {row.cell!r} is "
+                         f"{case[2]}")
+        if row.cell in seen:
+            parser.error(f"{where}: {row.cell} given twice")
+        seen.add(row.cell)
+        if not decided_by_model(case):
+            parser.error(f"{where}: {row.cell}: method='auto' does not weigh fft against "
+                         f"im2col there (scipy_layers/_nchw_rule.weighs_fft), so its times "
+                         f"say nothing of the model")
+        times = {}
+        for method in ("fft", "im2col"):
+            value = getattr(row, f"{method}_ms")
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                value = math.nan
+            if not (math.isfinite(value) and value > 0):
+                given = getattr(row, f"{method}_ms")
+                parser.error(f"{where}: {row.cell}: {method}_ms is {given!r}; a time must "
+                             f"be a finite number of ms above 0")
+            times[method] = value * 1e6
+        cells.setdefault(case[2], []).append((case, times))
+    if not cells:
+        parser.error(f"{path}: no cells")
+    return cells
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("csv", help="method_choice.csv from tools/method_choice.py --cells N")
     parser.add_argument("--held-out", type=int, default=CELLS,
-                        help=f"the draw's first cells left out of the fit (default {CELLS})")
+                        help=f"the draw's first cells left out of the fit (default {CELLS}, "
+                             f"0 to {MAX_CELLS})")
     args = parser.parse_args(argv)
-    import pandas as pd
+    if not 0 <= args.held_out <= MAX_CELLS:
+        parser.error(f"--held-out must be 0 to {MAX_CELLS}, got {args.held_out}")
     from scipy_layers import _nchw_rule as rule
-    table = pd.read_csv(args.csv)
-    missing = {"cell", "dtype", "fft_ms", "im2col_ms"} - set(table.columns)
-    if missing:
-        parser.error(f"{args.csv}: no column {', '.join(sorted(missing))} (not a "
-                     f"method_choice.csv)")
+    cells = read_cells(parser, args.csv)
     held_out = {label(case) for case in drawn_cases(args.held_out)} if args.held_out else set()
     lines = [f"# The cost model refitted on {args.csv}", ""]
-    for dtype in ("float32", "float64"):
-        mine = table[table.dtype == dtype]
-        cells = [(case_of(r.cell), {"fft": r.fft_ms * 1e6, "im2col": r.im2col_ms * 1e6},
-                  r.cell in held_out) for r in mine.itertuples()]
-        fitted = [cell for cell in cells if not cell[2]]
-        own = [cell for cell in fitted if not runs_kn2row(rule, cell[0])]
+    for dtype in (dtype for dtype in DTYPES if dtype in cells):
+        fitted = [(case, times) for case, times in cells[dtype] if label(case) not in held_out]
+        kept_out = [(case, times) for case, times in cells[dtype] if label(case) in held_out]
+        own = [(case, times) for case, times in fitted if not runs_kn2row(case)]
         if len(own) < 2 * len(IM2COL) or len(fitted) < 2 * len(FFT):
-            parser.error(f"{dtype}: {len(fitted)} cells to fit on ({len(own)} im2col), "
-                         f"need {2 * len(FFT)}: time more cells (--cells)")
-        new = fit([features(rule, case, IM2COL, 2) for case, _, _ in own],
-                  [times["im2col"] for _, times, _ in own], IM2COL)
-        new |= fit([features(rule, case, FFT, 0) for case, _, _ in fitted],
-                   [times["fft"] for _, times, _ in fitted], FFT)
-        old = {name: getattr(rule, name)[dtype] for name in new}
+            parser.error(f"{dtype}: {len(fitted)} cells to fit on past the {args.held_out} "
+                         f"held out ({len(own)} where im2col runs its own layout), need "
+                         f"{2 * len(FFT)} of each: time more cells (--cells)")
+        old = {name: getattr(rule, name)[dtype] for name in IM2COL + FFT}
+        new, kept = fit([features(case, IM2COL, 2) for case, _ in own],
+                        [times["im2col"] for _, times in own], IM2COL, old)
+        fft_new, fft_kept = fit([features(case, FFT, 0) for case, _ in fitted],
+                                [times["fft"] for _, times in fitted], FFT, old)
+        new, kept = new | fft_new, kept + fft_kept
         lines += [f"## {dtype}: fitted on {len(fitted)} cells ({len(own)} for im2col), "
-                  f"{len(cells) - len(fitted)} held out", "",
+                  f"{len(kept_out)} held out", "",
                   "| constant | now | fitted |", "| --- | --- | --- |"]
-        lines += [f"| {name} | {old[name]:.4g} | {new[name]:.4g} |" for name in new]
+        lines += [f"| {name} | {old[name]:.4g} | "
+                  + ("kept: no fitted cell exercises it" if name in kept else f"{new[name]:.4g}")
+                  + " |" for name in new]
         lines += ["", "| cells | regret now | regret fitted |", "| --- | --- | --- |"]
-        for name, chosen in (("held out", [c for c in cells if c[2]]), ("fitted", fitted)):
+        for name, chosen in (("held out", kept_out), ("fitted", fitted)):
             if chosen:
-                pairs = [(case, times) for case, times, _ in chosen]
-                (r_old, o_old), (r_new, o_new) = (regret(rule, pairs, dtype, values)
+                (r_old, o_old), (r_new, o_new) = (regret(chosen, dtype, values)
                                                   for values in (old, new))
                 lines.append(f"| {name} ({len(chosen)}) | {r_old:.3f}x ({o_old} at 1.1x+) | "
                              f"{r_new:.3f}x ({o_new} at 1.1x+) |")
