@@ -118,10 +118,15 @@ FFT_MODEL_MIN_OUT_CHANNELS = 8
 # (the certificate's magnitude spectra, the products): measured below im2col's peak on
 # the shapes tried (8x4x128x128 -> 128 k15 'same': 1030 against 2078 MiB).
 FFT_MODEL_MAX_SPECTRA_BYTES = 256 << 20
-# (Not for few channel pairs or one output channel: their spectra grow as the image
-# does, no faster than im2col's windows, N C_in k^2 x Ho Wo, which at 25 taps or more
-# are the larger: 1x1x4096x4096 -> 1 at 15x15 takes ~0.4 GB of spectra against ~15 GB of
-# float32 windows.)
+# Few channel pairs or one output channel may pass that limit while their spectra hold
+# at most NARROW_SPECTRA_PER_ELEMENT complex numbers per element of the input and output
+# together: their spectra grow as the images do (1x1x4096x4096 -> 1 at 15x15: ~0.4 GB,
+# 0.76 a data element, where im2col ran ~5x longer), except where a large kernel's
+# padding makes the transforms far taller or wider than the images. There the peak
+# (~4x the spectra) ran to many times im2col's for no gain (hostile pass; fwd+bwd, one
+# thread, Intel VM, float32: 64x1x5x4096 -> 8 k31 'same', 3.7 a data element, fft 8.3 s
+# and 1.7 GB traced peak against im2col's 7.8 s and 130 MB).
+NARROW_SPECTRA_PER_ELEMENT = 2
 # Its cost when the certificate rejects a pass on ordinary data (zero regions: a loss
 # over a centre crop zeroes grad_output's border, letterboxed images): the pass then runs
 # the tap kernels after the transforms, e.g. 8x3x32x32 -> 16 k15 'same' with a centre-crop
@@ -140,7 +145,9 @@ def choose_nchw_method(x_shape, w_shape, stride, dilation, groups, dtype=torch.f
         return fixed
     if _modelled(x_shape, w_shape, padding):
         fft_ns, spectra_bytes, im2col_ns = modelled_times(x_shape, w_shape, padding, dtype)
-        fits = _narrow(w_shape) or spectra_bytes <= FFT_MODEL_MAX_SPECTRA_BYTES  # (the limit)
+        fits = spectra_bytes <= FFT_MODEL_MAX_SPECTRA_BYTES or (  # (the limits above)
+            _narrow(w_shape) and spectra_bytes <= 16 * NARROW_SPECTRA_PER_ELEMENT
+            * _data_elements(x_shape, w_shape, padding))
         if fits and fft_ns <= FFT_MODEL_MARGIN * im2col_ns:
             return "fft"
     return "im2col"
@@ -173,6 +180,14 @@ def _narrow(w_shape) -> bool:
     """Few channel pairs or one output channel: spectra no larger than im2col's windows."""
     c_out, c_in = w_shape[:2]
     return c_out == 1 or c_in * c_out <= FFT_MAX_CHANNEL_PAIRS
+
+
+def _data_elements(x_shape, w_shape, padding) -> int:
+    """Elements of the input and the output together (stride 1)."""
+    n, c_in, height, width = x_shape
+    padded_h, padded_w = _padded_hw(x_shape, padding)
+    out = max(0, padded_h - w_shape[2] + 1) * max(0, padded_w - w_shape[3] + 1)
+    return n * (c_in * height * width + w_shape[0] * out)
 
 
 def _modelled(x_shape, w_shape, padding) -> bool:

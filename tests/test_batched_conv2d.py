@@ -283,6 +283,22 @@ def test_the_model_keeps_fft_spectra_bounded():
     assert nn.choose_nchw_method(x_shape, w_shape, (1, 1), (1, 1), 1, torch.float32) == "fft"
 
 
+def test_few_channel_pairs_pass_the_spectra_limit_in_proportion_to_their_data(monkeypatch):
+    """Past FFT_MODEL_MAX_SPECTRA_BYTES few channel pairs keep fft only while their
+    spectra hold at most NARROW_SPECTRA_PER_ELEMENT complex numbers a data element: a
+    large kernel's padding on thin images makes them many more (hostile pass: a 1.7 GB
+    peak against im2col's 130 MB, for the same time)."""
+    args = ((64, 1, 5, 4096), (8, 1, 31, 31), (1, 1), (1, 1), 1, torch.float32, (15,) * 4)
+    fft_ns, spectra, im2col_ns = rule.modelled_times(args[0], args[1], args[-1], args[5])
+    assert fft_ns <= rule.FFT_MODEL_MARGIN * im2col_ns  # (modelled cheaper)
+    data = 64 * 1 * 5 * 4096 + 64 * 8 * 5 * 4096  # input and output elements ('same')
+    assert 3 * 16 * data < spectra < 4 * 16 * data
+    assert spectra > rule.FFT_MODEL_MAX_SPECTRA_BYTES
+    assert nn.choose_nchw_method(*args) == "im2col"
+    monkeypatch.setattr(rule, "NARROW_SPECTRA_PER_ELEMENT", 4)  # (the limit decides)
+    assert nn.choose_nchw_method(*args) == "fft"
+
+
 def test_module_mirrors_torch_conv2d():
     kwargs = dict(in_channels=4, out_channels=6, kernel_size=(3, 2), stride=2, padding=1,
                   dilation=(1, 2), groups=2, bias=True, dtype=torch.float64)

@@ -98,8 +98,11 @@ def test_the_rules_pieces_give_the_rules_answer(seed):
             continue
         fft_ns, spectra, im2col_ns = _nchw_rule.modelled_times(x_shape, w_shape, padding,
                                                               dtype)
-        fits = (c_out == 1 or c_in * c_out <= _nchw_rule.FFT_MAX_CHANNEL_PAIRS
-                or spectra <= _nchw_rule.FFT_MODEL_MAX_SPECTRA_BYTES)
+        out_hw = (x_shape[2] + 2 * padding[0] - k + 1) * (x_shape[3] + 2 * padding[2] - k + 1)
+        data = x_shape[0] * (c_in * x_shape[2] * x_shape[3] + c_out * out_hw)
+        fits = (spectra <= _nchw_rule.FFT_MODEL_MAX_SPECTRA_BYTES
+                or ((c_out == 1 or c_in * c_out <= _nchw_rule.FFT_MAX_CHANNEL_PAIRS)
+                    and spectra <= 16 * _nchw_rule.NARROW_SPECTRA_PER_ELEMENT * data))
         takes_fft = fits and fft_ns <= _nchw_rule.FFT_MODEL_MARGIN * im2col_ns
         assert method == ("fft" if takes_fft else "im2col")
 
