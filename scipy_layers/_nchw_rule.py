@@ -121,11 +121,11 @@ FFT_MODEL_MAX_SPECTRA_BYTES = 256 << 20
 # Few channel pairs or one output channel may pass that limit while their spectra hold
 # at most NARROW_SPECTRA_PER_ELEMENT complex numbers per element of the input and output
 # together: their spectra grow as the images do (1x1x4096x4096 -> 1 at 15x15: ~0.4 GB,
-# 0.76 a data element, where im2col ran ~5x longer), except where a large kernel's
-# padding makes the transforms far taller or wider than the images. There the peak
-# (~4x the spectra) ran to many times im2col's for no gain (hostile pass; fwd+bwd, one
-# thread, Intel VM, float32: 64x1x5x4096 -> 8 k31 'same', 3.7 a data element, fft 8.3 s
-# and 1.7 GB traced peak against im2col's 7.8 s and 130 MB).
+# 0.75 a data element, where im2col ran ~5x longer), except where a large kernel's
+# padding makes the transforms far taller or wider than the images. There the peak ran
+# to many times im2col's for no gain (hostile pass; fwd+bwd, one thread, Intel VM,
+# float32: 64x1x5x4096 -> 8 k31 'same', 693 MiB of spectra, 3.85 a data element: fft 8.3
+# s and a 1.7 GB traced numpy peak against im2col's 7.8 s and 130 MB).
 NARROW_SPECTRA_PER_ELEMENT = 2
 # Its cost when the certificate rejects a pass on ordinary data (zero regions: a loss
 # over a centre crop zeroes grad_output's border, letterboxed images): the pass then runs

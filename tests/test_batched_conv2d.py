@@ -297,6 +297,23 @@ def test_few_channel_pairs_pass_the_spectra_limit_in_proportion_to_their_data(mo
     assert nn.choose_nchw_method(*args) == "im2col"
     monkeypatch.setattr(rule, "NARROW_SPECTRA_PER_ELEMENT", 4)  # (the limit decides)
     assert nn.choose_nchw_method(*args) == "fft"
+    monkeypatch.undo()
+    # more channel pairs get no such pass: 16x4x256x256 -> 32 k15, modelled ~0.4 of
+    # im2col and within 2 a data element, stays im2col past 256 MiB
+    args = ((16, 4, 256, 256), (32, 4, 15, 15), (1, 1), (1, 1), 1, torch.float64, (0,) * 4)
+    fft_ns, spectra, im2col_ns = rule.modelled_times(args[0], args[1], args[-1], args[5])
+    assert fft_ns <= rule.FFT_MODEL_MARGIN * im2col_ns
+    assert rule.FFT_MODEL_MAX_SPECTRA_BYTES < spectra <= 32 * rule._data_elements(*args[:2],
+                                                                                  args[-1])
+    assert nn.choose_nchw_method(*args) == "im2col"
+
+
+def test_data_elements_count_the_unpadded_input_and_the_output():
+    # (2, 3, 10, 12) padded (1, 2, 0, 3) under 3x5: output (10 + 3 - 2) x (12 + 3 - 4)
+    assert rule._data_elements((2, 3, 10, 12), (4, 3, 3, 5), (1, 2, 0, 3)) == (
+        2 * 3 * 10 * 12 + 2 * 4 * 11 * 11)
+    # no output: the input alone
+    assert rule._data_elements((2, 3, 4, 4), (4, 3, 9, 9), (1, 1, 1, 1)) == 2 * 3 * 4 * 4
 
 
 def test_module_mirrors_torch_conv2d():

@@ -151,13 +151,27 @@ def test_the_draw_does_not_follow_the_rules_constants():
     """A refit must not change the cells: the draw's limit on modelled time reads the
     constants it was made with (method_choice.DRAW_CONSTANTS)."""
     before = method_choice.drawn_cases(60)
-    # every im2col and fft constant 30 times the rule's: with the rule's constants
-    # in the limit, most cells would fall out
-    scaled = {name: 30 * getattr(rule, name)["float64"] for name in NAMES}
+    # every im2col, kn2row and fft constant 30 times the rule's: with the rule's
+    # constants in the limit, most cells would fall out
+    scaled = {name: 30 * getattr(rule, name)["float64"]
+              for name in NAMES + ("KN2ROW_NS_PER_MAC", "KN2ROW_NS_PER_ROW_ELEMENT",
+                                   "KN2ROW_NS_PER_INPUT", "KN2ROW_FIXED_NS")}
     with method_choice.constants("float64", scaled):
         assert not all(max(method_choice.modelled(case)) <= method_choice.MAX_MODELLED_MS
                        for case in before if case[2] == "float64")
         assert method_choice.drawn_cases(60) == before
+
+
+def test_the_draw_is_the_one_every_report_was_timed_on():
+    # (pinned: reports and fits of different sessions compare the same cells; a change
+    # of the draw, or of the model's formulas it reads, must be a deliberate one)
+    assert [method_choice.label(case) for case in method_choice.drawn_cases(4)] == [
+        "cnn 2x3x16x16->4 k13 float32", "cnn 2x3x16x16->4 k13 float64",
+        "cnn 4x1x24x24->64 k15 float32", "cnn 4x1x24x24->64 k15 float64",
+        "cnn 4x3x128x128->2 k9 p4 float32", "cnn 4x3x128x128->2 k9 p4 float64",
+        "cnn 8x3x32x32->16 k7 p3 float32", "cnn 8x3x32x32->16 k7 p3 float64"]
+    assert method_choice.label(method_choice.drawn_cases(160)[-1]) == \
+        "cnn 8x3x48x48->8 k5 p2 float64"
 
 
 def test_regret_is_that_of_the_rules_own_pick():
@@ -197,11 +211,25 @@ GOOD = "cnn 2x3x16x16->4 k13 float32"
     ("cell,dtype,fft_ms,im2col_ms\ncnn 8x16x32x32->32 k3 float32,float32,1,1\n",
      "does not weigh fft against im2col there"),
     *[(f"cell,dtype,fft_ms,im2col_ms\n{GOOD},float32,{bad},1\n",
-       f"fft_ms is {shown}; a time must be a finite number of ms above 0")
+       f"fft_ms is {shown}; a time must be a finite number of ms, at least 1e-06 (1 ns)")
       for bad, shown in [("nan", "nan"), ("inf", "inf"), ("0", "0"), ("-2.5", "-2.5"),
-                         ("fast", "'fast'")]],
+                         ("fast", "'fast'"), ("1e-320", "1e-320")]],
     (f"cell,dtype,fft_ms,im2col_ms\n{GOOD},float32,1,\n",
-     "im2col_ms is nan; a time must be a finite number of ms above 0"),
+     "im2col_ms is nan; a time must be a finite number of ms"),
+    # the same cell spelt otherwise would dodge the held-out split and the duplicate check
+    ("cell,dtype,fft_ms,im2col_ms\ncnn 2x3x16x16->4 k13 p0 float32,float32,1,1\n",
+     f"is not written as method_choice writes that cell: '{GOOD}'"),
+    ("cell,dtype,fft_ms,im2col_ms\ncnn 02x3x16x16->4 k13 float32,float32,1,1\n",
+     f"is not written as method_choice writes that cell: '{GOOD}'"),
+    # cells no run could have timed
+    ("cell,dtype,fft_ms,im2col_ms\ncnn 2x3x4x4->4 k13 float32,float32,1,1\n",
+     "no output (the kernel is larger than the padded image)"),
+    ("cell,dtype,fft_ms,im2col_ms\ncnn 0x3x16x16->4 k13 float32,float32,1,1\n",
+     "an empty dimension"),
+    ("cell,dtype,fft_ms,im2col_ms\ncnn 99999999x3x16x16->4 k13 float32,float32,1,1\n",
+     "an array past 268435456 elements"),
+    (f"cell,dtype,fft_ms,im2col_ms\ncnn 2x3x{10 ** 30}x16->4 k13 float32,float32,1,1\n",
+     "an array past 268435456 elements"),
 ])
 def test_bad_files_are_named(tmp_path, capsys, content, message):
     path = tmp_path / "method_choice.csv"
@@ -214,7 +242,7 @@ def test_bad_files_are_named(tmp_path, capsys, content, message):
 
 @pytest.mark.parametrize("arguments, message", [
     (["{missing}"], "no such file"),
-    (["{folder}"], "no such file"),
+    (["{folder}"], "a folder, not a method_choice.csv"),
     (["{csv}", "--held-out", "-1"], "--held-out must be 0 to 500, got -1"),
     (["{csv}", "--held-out", "100000"], "--held-out must be 0 to 500, got 100000"),
 ])

@@ -25,6 +25,7 @@ import sys
 
 from method_choice import (CELLS, MAX_CELLS, _shapes, constants, decided_by_model, drawn_cases,
                            label)
+from targets import MAX_ARRAY_ELEMENTS, _largest_array_elements
 
 IM2COL = ("IM2COL_NS_PER_WINDOW_ELEMENT", "IM2COL_NS_PER_MAC", "IM2COL_NS_PER_WINDOW_ROW",
           "IM2COL_FIXED_NS")
@@ -42,7 +43,7 @@ def case_of(cell: str):
         raise ValueError(f"not a method_choice cell label: {cell!r} (expected e.g. "
                          f"'cnn 4x4x128x128->8 k9 p4 float32': padding the only option)")
     n, c, h, w, c_out, k, pad, dtype = match.groups()
-    options = {"padding": int(pad)} if pad else {}
+    options = {"padding": int(pad)} if pad and int(pad) else {}  # (p0: the default, dropped)
     return "cnn", (int(n), int(c), int(h), int(w), int(c_out)), dtype, int(k), options
 
 
@@ -99,14 +100,33 @@ def regret(cells, dtype: str, values: dict) -> tuple[float, int]:
     return auto / best, over
 
 
+MIN_MS = 1e-6  # (no call takes less than a nanosecond; 1e-320 would overflow the fit)
+
+
+def _unrunnable(case) -> str | None:
+    """Why a cell could not have been timed by tools/method_choice.py, or None: an
+    empty dimension or output, or an array past its limit (targets.MAX_ARRAY_ELEMENTS)."""
+    n, c_in, height, width, c_out = case[1]
+    kernel, padding = case[3], case[4].get("padding", 0)
+    if min(n, c_in, height, width, c_out, kernel) < 1:
+        return "an empty dimension"
+    if min(height, width) + 2 * padding < kernel:
+        return "no output (the kernel is larger than the padded image)"
+    if _largest_array_elements(case) > MAX_ARRAY_ELEMENTS:
+        return f"an array past {MAX_ARRAY_ELEMENTS} elements"
+    return None
+
+
 def read_cells(parser, path: str) -> dict:
     """{dtype: [(case, {"fft": ns, "im2col": ns})]} from a method_choice.csv; a usage
     error naming the file, row or cell for anything else."""
     import pandas as pd
+    if os.path.isdir(path):
+        parser.error(f"{path}: a folder, not a method_choice.csv")
     if not os.path.isfile(path):
         parser.error(f"{path}: no such file")
     try:
-        table = pd.read_csv(path)
+        table = pd.read_csv(path, index_col=False)  # (extra fields: not a shifted index)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
         parser.error(f"{path}: not a CSV file ({type(error).__name__}: {error})")
     missing = {"cell", "dtype", "fft_ms", "im2col_ms"} - set(table.columns)
@@ -120,6 +140,12 @@ def read_cells(parser, path: str) -> dict:
             case = case_of(row.cell)
         except ValueError as error:
             parser.error(f"{where}: {error}")
+        if label(case) != row.cell:  # (p0, leading zeros: the same cell spelt otherwise)
+            parser.error(f"{where}: {row.cell!r} is not written as method_choice writes "
+                         f"that cell: {label(case)!r}")
+        problem = _unrunnable(case)
+        if problem:
+            parser.error(f"{where}: {row.cell}: {problem}; no method_choice run times it")
         if row.dtype != case[2]:
             parser.error(f"{where}: dtype {row.dtype!r}, but the cell {row.cell!r} is "
                          f"{case[2]}")
@@ -137,10 +163,10 @@ def read_cells(parser, path: str) -> dict:
                 value = float(value)
             except (TypeError, ValueError):
                 value = math.nan
-            if not (math.isfinite(value) and value > 0):
+            if not (math.isfinite(value) and value >= MIN_MS):
                 given = getattr(row, f"{method}_ms")
                 parser.error(f"{where}: {row.cell}: {method}_ms is {given!r}; a time must "
-                             f"be a finite number of ms above 0")
+                             f"be a finite number of ms, at least {MIN_MS} (1 ns)")
             times[method] = value * 1e6
         cells.setdefault(case[2], []).append((case, times))
     if not cells:
