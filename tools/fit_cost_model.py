@@ -13,7 +13,9 @@ constant at 1 and the others at 0, so the fit cannot drift from the formulas it 
 It fits on the cells past method_choice's default draw (its first --held-out cells) and
 judges old and new constants by auto's regret (auto's time over the faster method's,
 the pick made by choose_nchw_method itself) on those held-out cells, which the fit never
-saw, and on the fitted ones. Prints markdown; changes nothing.
+saw, and on the fitted ones (the draw's cells do not depend on the constants:
+method_choice.DRAW_CONSTANTS). Prints markdown; changes nothing: a fit worth landing is
+copied into _nchw_rule.py by hand, with the regrets in its comment.
 """
 from __future__ import annotations
 
