@@ -151,15 +151,16 @@ def test_the_draw_does_not_follow_the_rules_constants():
     """A refit must not change the cells: the draw's limit on modelled time reads the
     constants it was made with (method_choice.DRAW_CONSTANTS)."""
     before = method_choice.drawn_cases(60)
-    # every im2col, kn2row and fft constant 30 times the rule's: with the rule's
-    # constants in the limit, most cells would fall out
-    scaled = {name: 30 * getattr(rule, name)["float64"]
-              for name in NAMES + ("KN2ROW_NS_PER_MAC", "KN2ROW_NS_PER_ROW_ELEMENT",
-                                   "KN2ROW_NS_PER_INPUT", "KN2ROW_FIXED_NS")}
-    with method_choice.constants("float64", scaled):
-        assert not all(max(method_choice.modelled(case)) <= method_choice.MAX_MODELLED_MS
-                       for case in before if case[2] == "float64")
-        assert method_choice.drawn_cases(60) == before
+    # every im2col, kn2row and fft constant of a dtype 30 times the rule's: with the
+    # rule's constants in the limit, most cells would fall out
+    names = NAMES + ("KN2ROW_NS_PER_MAC", "KN2ROW_NS_PER_ROW_ELEMENT", "KN2ROW_NS_PER_INPUT",
+                     "KN2ROW_FIXED_NS")
+    for dtype in ("float32", "float64"):
+        with method_choice.constants(dtype, {name: 30 * getattr(rule, name)[dtype]
+                                             for name in names}):
+            assert not all(max(method_choice.modelled(case)) <= method_choice.MAX_MODELLED_MS
+                           for case in before if case[2] == dtype)
+            assert method_choice.drawn_cases(60) == before, dtype
 
 
 def test_the_draw_is_the_one_every_report_was_timed_on():
@@ -198,24 +199,28 @@ GOOD = "cnn 2x3x16x16->4 k13 float32"
 
 
 @pytest.mark.parametrize("content, message", [
-    ("", "not a CSV file (EmptyDataError"),
+    ("", "not a CSV file of method_choice's columns (EmptyDataError"),
     ("cell,dtype\nx,float32\n", "no column fft_ms, im2col_ms (not a method_choice.csv)"),
     (f"cell,dtype,fft_ms,im2col_ms\nconv 16x16 k3 float32,float32,1,1\n",
-     "line 2: not a method_choice cell label: 'conv 16x16 k3 float32'"),
+     "row 1: not a method_choice cell label: 'conv 16x16 k3 float32'"),
     (f"cell,dtype,fft_ms,im2col_ms\n{GOOD},float64,1,1\n",
-     f"line 2: dtype 'float64', but the cell '{GOOD}' is float32"),
+     f"row 1: dtype 'float64', but the cell '{GOOD}' is float32"),
     (f"cell,dtype,fft_ms,im2col_ms\n{GOOD},float32,1,1\n{GOOD},float32,1,1\n",
-     f"line 3: {GOOD} given twice"),
+     f"row 2: {GOOD} given twice"),
     ("cell,dtype,fft_ms,im2col_ms\ncnn 1x1x32x32->1 k9 float32,float32,1,1\n",
      "does not weigh fft against im2col there"),
     ("cell,dtype,fft_ms,im2col_ms\ncnn 8x16x32x32->32 k3 float32,float32,1,1\n",
      "does not weigh fft against im2col there"),
     *[(f"cell,dtype,fft_ms,im2col_ms\n{GOOD},float32,{bad},1\n",
-       f"fft_ms is {shown}; a time must be a finite number of ms, at least 1e-06 (1 ns)")
+       f"row 1: {GOOD}: fft_ms is {shown}; a time must be a number of ms from 1e-06 (1 ns) "
+       f"to 86400000 (a day)")
       for bad, shown in [("nan", "nan"), ("inf", "inf"), ("0", "0"), ("-2.5", "-2.5"),
-                         ("fast", "'fast'"), ("1e-320", "1e-320")]],
+                         ("fast", "'fast'"), ("1e-320", "1e-320"), ("1e305", "1e+305"),
+                         ("True", "True"), ("9" * 400, "9" * 400)]],
     (f"cell,dtype,fft_ms,im2col_ms\n{GOOD},float32,1,\n",
-     "im2col_ms is nan; a time must be a finite number of ms"),
+     "im2col_ms is nan; a time must be a number of ms"),
+    (f"cell,dtype,fft_ms,im2col_ms\n{GOOD},float32,1,1,999\n",
+     "not a CSV file of method_choice's columns (ParserWarning"),
     # the same cell spelt otherwise would dodge the held-out split and the duplicate check
     ("cell,dtype,fft_ms,im2col_ms\ncnn 2x3x16x16->4 k13 p0 float32,float32,1,1\n",
      f"is not written as method_choice writes that cell: '{GOOD}'"),

@@ -24,6 +24,7 @@ import math
 import os
 import re
 import sys
+import warnings
 
 from method_choice import (CELLS, MAX_CELLS, _shapes, constants, decided_by_model, drawn_cases,
                            label)
@@ -102,7 +103,9 @@ def regret(cells, dtype: str, values: dict) -> tuple[float, int]:
     return auto / best, over
 
 
-MIN_MS = 1e-6  # (no call takes less than a nanosecond; 1e-320 would overflow the fit)
+# A time's bounds, ms: no call takes less than a nanosecond (1e-320 overflowed the fit)
+# and no method_choice cell a day (1e305 overflowed to inf in ns and left the fit).
+MIN_MS, MAX_MS = 1e-6, 86_400_000.0
 
 
 def _unrunnable(case) -> str | None:
@@ -128,16 +131,20 @@ def read_cells(parser, path: str) -> dict:
     if not os.path.isfile(path):
         parser.error(f"{path}: no such file")
     try:
-        table = pd.read_csv(path, index_col=False)  # (extra fields: not a shifted index)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
-        parser.error(f"{path}: not a CSV file ({type(error).__name__}: {error})")
+        with warnings.catch_warnings():  # (a row with extra fields: pandas cuts them, warning)
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            table = pd.read_csv(path, index_col=False)  # (extra fields: no shifted index)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, pd.errors.ParserWarning,
+            UnicodeDecodeError) as error:
+        parser.error(f"{path}: not a CSV file of method_choice's columns "
+                     f"({type(error).__name__}: {error})")
     missing = {"cell", "dtype", "fft_ms", "im2col_ms"} - set(table.columns)
     if missing:
         parser.error(f"{path}: no column {', '.join(sorted(missing))} (not a "
                      f"method_choice.csv)")
     cells, seen = {}, set()
-    for line, row in enumerate(table.itertuples(), start=2):
-        where = f"{path}, line {line}"
+    for number, row in enumerate(table.itertuples(), start=1):
+        where = f"{path}, row {number}"  # (the data rows, blank lines not counted)
         try:
             case = case_of(row.cell)
         except ValueError as error:
@@ -160,15 +167,15 @@ def read_cells(parser, path: str) -> dict:
                          f"say nothing of the model")
         times = {}
         for method in ("fft", "im2col"):
-            value = getattr(row, f"{method}_ms")
-            try:
-                value = float(value)
-            except (TypeError, ValueError):
+            given = getattr(row, f"{method}_ms")
+            try:  # (not a bool: pandas reads "True" as one, and float(True) is 1)
+                value = math.nan if isinstance(given, bool) else float(given)
+            except (TypeError, ValueError, OverflowError):  # (an int of 400 digits)
                 value = math.nan
-            if not (math.isfinite(value) and value >= MIN_MS):
-                given = getattr(row, f"{method}_ms")
+            if not MIN_MS <= value <= MAX_MS:  # (NaN: False)
                 parser.error(f"{where}: {row.cell}: {method}_ms is {given!r}; a time must "
-                             f"be a finite number of ms, at least {MIN_MS} (1 ns)")
+                             f"be a number of ms from {MIN_MS} (1 ns) to {MAX_MS:.0f} (a "
+                             f"day)")
             times[method] = value * 1e6
         cells.setdefault(case[2], []).append((case, times))
     if not cells:
