@@ -185,9 +185,8 @@ def _narrow(w_shape) -> bool:
 def _data_elements(x_shape, w_shape, padding) -> int:
     """Elements of the input and the output together (stride 1)."""
     n, c_in, height, width = x_shape
-    padded_h, padded_w = _padded_hw(x_shape, padding)
-    out = max(0, padded_h - w_shape[2] + 1) * max(0, padded_w - w_shape[3] + 1)
-    return n * (c_in * height * width + w_shape[0] * out)
+    return n * (c_in * height * width + w_shape[0] * math.prod(_out_hw(x_shape, w_shape,
+                                                                        padding)))
 
 
 def _modelled(x_shape, w_shape, padding) -> bool:
@@ -202,11 +201,17 @@ def modelled_times(x_shape, w_shape, padding, dtype=torch.float32) -> tuple[floa
     """(fft's modelled time, ns; the bytes of its spectra; im2col's modelled time, ns,
     by kn2row's model where im2col runs kn2row) at stride 1, no dilation, one group."""
     fft_ns, spectra_bytes = _fft_model(x_shape, w_shape, padding, dtype)
-    if _kn2row.runs(x_shape, w_shape, _stride_one(x_shape, w_shape, padding), dtype):
+    if runs_kn2row(x_shape, w_shape, padding, dtype):
         im2col_ns = _kn2row_time_model(x_shape, w_shape, padding, dtype)
     else:
         im2col_ns = _im2col_time_model(x_shape, w_shape, padding, dtype)
     return fft_ns, spectra_bytes, im2col_ns
+
+
+def runs_kn2row(x_shape, w_shape, padding, dtype=torch.float32) -> bool:
+    """Whether im2col runs its kn2row layout here (stride 1, no dilation, one group), so
+    that modelled_times prices it by kn2row's model."""
+    return _kn2row.runs(x_shape, w_shape, _stride_one(x_shape, w_shape, padding), dtype)
 
 
 def _stride_one(x_shape, w_shape, padding) -> ConvGeometry:
@@ -219,6 +224,12 @@ def _stride_one(x_shape, w_shape, padding) -> ConvGeometry:
 def _padded_hw(x_shape, padding):
     top, bottom, left, right = padding
     return x_shape[2] + top + bottom, x_shape[3] + left + right
+
+
+def _out_hw(x_shape, w_shape, padding):
+    """The output's (H, W) at stride 1, 0 where the kernel passes the padded image."""
+    height, width = _padded_hw(x_shape, padding)
+    return max(0, height - w_shape[2] + 1), max(0, width - w_shape[3] + 1)
 
 
 def _fft_model(x_shape, w_shape, padding, dtype=torch.float64) -> tuple[float, int]:
@@ -244,8 +255,7 @@ def _im2col_time_model(x_shape, w_shape, padding, dtype=torch.float64) -> float:
     no output."""
     n, c_in = x_shape[:2]
     c_out, _, k_h, k_w = w_shape
-    height, width = _padded_hw(x_shape, padding)
-    out_h, out_w = max(0, height - k_h + 1), max(0, width - k_w + 1)
+    out_h, out_w = _out_hw(x_shape, w_shape, padding)
     if not out_h * out_w:
         return 0.0
     name = dtype_name(dtype)

@@ -66,11 +66,11 @@ def features(case, names, which: int) -> list[float]:
 
 
 def runs_kn2row(case) -> bool:
+    """Whether im2col runs kn2row on case (the rule's own answer: _nchw_rule.runs_kn2row)."""
     import torch
-    from scipy_layers import _kn2row, _nchw_rule
+    from scipy_layers._nchw_rule import runs_kn2row as rule_runs_kn2row
     x_shape, w_shape, padding = _shapes(case)
-    return _kn2row.runs(x_shape, w_shape, _nchw_rule._stride_one(x_shape, w_shape, padding),
-                        getattr(torch, case[2]))
+    return rule_runs_kn2row(x_shape, w_shape, padding, getattr(torch, case[2]))
 
 
 def fit(rows, times, names, current: dict) -> tuple[dict, list]:
