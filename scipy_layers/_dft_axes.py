@@ -18,11 +18,10 @@ The check for exact zero bins (:func:`transform`) sends a call back to scipy.fft
 100 random 127x127 float32 images it did so for 3 standard-normal, 5 uniform [0, 1) and
 18 100 + noise ones (none in float64, none at 61x61), which then pay both transforms.
 
-Layout tricks, each checked where used: a real GEMM with a W x 2*Wr matrix whose columns
-alternate cos and -sin writes the W-axis spectrum as (re, im) pairs, which
-``.view(complex)`` reads without a copy (np.ascontiguousarray first: a no-op on the
-product, a fresh C-ordered array, a copy on anything else); the adjoint reads its
-complex array as real pairs the same way.
+The matrices and the products (:mod:`scipy_layers._dft_matrices`): the W axis is one real
+GEMM whose result reads as complex (re, im) pairs without a copy; the H axis is one real
+GEMM of the cosines and sines of half the DFT's rows, folded by their symmetry (half
+the multiply-adds of a complex product), in both directions.
 
 Accuracy: a DFT entry is a sum of ``length`` products, so its rounding error is at most
 ~length * eps of the sum of magnitudes (Higham, sec. 3.1), against pocketfft's
@@ -39,6 +38,7 @@ import numpy as np
 import scipy.fft
 
 from . import _fft_into
+from ._dft_matrices import frozen, h_adjoint, h_forward, w_adjoint, w_forward
 from ._spectral import mirror_weights
 from ._workspace import output, recycle, scratch
 
@@ -128,45 +128,9 @@ def check_matrix_lengths(height: int, width: int) -> None:
             f"method='auto' or 'fft'")
 
 
-def _twiddles(rows: int, cols: int, length: int, sign: int) -> np.ndarray:
-    """exp(sign * 2 pi i * r * c / length) for r < rows, c < cols, in complex128; the
-    product r * c is reduced mod length in integers first, so no angle loses bits."""
-    angle = (np.outer(np.arange(rows), np.arange(cols)) % length) * (2 * np.pi / length)
-    return np.cos(angle) + 1j * sign * np.sin(angle)
-
-
-@functools.lru_cache(maxsize=64)
-def _w_forward(width: int, dtype: np.dtype) -> np.ndarray:
-    """(W, 2*Wr) real: x @ it is the W-axis rfft as (re, im) pairs."""
-    half = _twiddles(width, width // 2 + 1, width, -1)
-    pairs = np.empty((width, 2 * half.shape[1]))
-    pairs[:, 0::2], pairs[:, 1::2] = half.real, half.imag
-    return _frozen(pairs.astype(dtype))
-
-
-@functools.lru_cache(maxsize=64)
-def _w_adjoint(width: int, dtype: np.dtype) -> np.ndarray:
-    """(2*Wr, W) real: (re, im) pairs @ it is Re(sum_j P_j exp(+2 pi i j b / W))."""
-    half = _twiddles(width // 2 + 1, width, width, +1)
-    pairs = np.empty((2 * half.shape[0], width))
-    pairs[0::2], pairs[1::2] = half.real, -half.imag
-    return _frozen(pairs.astype(dtype))
-
-
-@functools.lru_cache(maxsize=64)
-def _h_matrix(height: int, dtype: np.dtype, sign: int) -> np.ndarray:
-    """(H, H) complex: its product with a (..., H, Wr) array transforms along H."""
-    return _frozen(_twiddles(height, height, height, sign).astype(_fft_into.complex_of(dtype)))
-
-
-def _frozen(array: np.ndarray) -> np.ndarray:
-    array.flags.writeable = False  # cached and shared by every call
-    return array
-
-
 @functools.lru_cache(maxsize=256)
 def _mirror_weights(n_columns: int, width: int, dtype: np.dtype) -> np.ndarray:
-    return _frozen(mirror_weights(np, n_columns, width, dtype))
+    return frozen(mirror_weights(np, n_columns, width, dtype))
 
 
 def rfft2(x: np.ndarray, plan: AxisPlan) -> np.ndarray:
@@ -191,18 +155,17 @@ def _from_centred(centred: np.ndarray, mean: np.ndarray, plan: AxisPlan) -> np.n
 
 
 def _centred_rfft2(x: np.ndarray, plan: AxisPlan) -> np.ndarray:
-    height, width = x.shape[-2:]
+    width = x.shape[-1]
     complex_dtype = _fft_into.complex_of(x.dtype)
     if plan.matrix_w:
         # (re, im) pairs read as complex: needs the last axis contiguous, which
         # ascontiguousarray guarantees (a no-op on the GEMM's fresh C-ordered result)
-        pairs = np.ascontiguousarray(np.matmul(x, _w_forward(width, x.dtype)))
+        pairs = np.ascontiguousarray(np.matmul(x, w_forward(width, x.dtype)))
         lines = pairs.view(complex_dtype)
     else:
         lines = _fft_into.rfft_last(x, scratch((*x.shape[:-1], width // 2 + 1), complex_dtype))
     if plan.matrix_h:
-        # (a fresh array: np.matmul into a reused one measured 4% slower at 127x127)
-        spectrum = np.matmul(_h_matrix(height, x.dtype, -1), lines)
+        spectrum = h_forward(lines)  # (folded: _dft_matrices)
         recycle(lines)  # (a view of the pairs, or scratch: only the latter goes back)
         return spectrum
     return _fft_into.fft_axis(lines, -2, True)  # (in place: lines is a fresh array)
@@ -246,9 +209,10 @@ def zero_bin_floor(x: np.ndarray, mean: np.ndarray | None = None,
     are taken from the caller or computed. With A the largest image sum of |centred| and
     u the unit roundoff (eps/2): the W stage sums W real products with |twiddle| <= 1,
     stored to within u, of operands each within u of x - mean: error <= (gamma_W + 3u)
-    (its row's sum of |centred|). The H stage sums H complex products: <= sqrt(2)
-    gamma_(H+2) sum |T| (Higham, 2nd ed., lemma 3.5; sum |T| <= A) plus the carried
-    errors, <= (W + 3) u A. Adding H W mean back at (0, 0) rounds by <= 2u H W |mean| (a
+    (its row's sum of |centred|). The H stage, folded (_dft_matrices: each component
+    two real sums of H products and their sum), errs by <= gamma_(H+2) sum |T| a
+    component, <= sqrt(2) gamma_(H+2) sum |T| (sum |T| <= A) as a complex product would
+    (Higham, 2nd ed., lemma 3.5), plus the carried errors, <= (W + 3) u A. Adding H W mean back at (0, 0) rounds by <= 2u H W |mean| (a
     constant's sum, x - mean's, is exact for any mean). So |error| <= (W + 3 + sqrt(2)
     (H + 4)) u A + 2u H W |mean|, and x1.25 covers the twiddles' own float64 rounding,
     |.|'s rounding and gamma's higher terms; products that underflow err by up to half
@@ -300,14 +264,13 @@ def adjoint(spectrum: np.ndarray, width: int, plan: AxisPlan) -> np.ndarray:
     already multiplied by :func:`adjoint_weights`. May overwrite ``spectrum``."""
     if not (plan.matrix_h or plan.matrix_w):
         return _fft_into.rfft2_adjoint(spectrum, width)
-    height = spectrum.shape[-2]
     real_dtype = spectrum.real.dtype
     if plan.matrix_h:
-        lines = np.matmul(_h_matrix(height, real_dtype, +1), spectrum)
+        lines = h_adjoint(spectrum)
     else:
         lines = _fft_into.fft_axis(np.ascontiguousarray(spectrum), -2, False)
     if plan.matrix_w:
         # complex entries read as (re, im) pairs: C order made sure of, as in rfft2
         pairs = np.ascontiguousarray(lines).view(real_dtype)
-        return np.matmul(pairs, _w_adjoint(width, real_dtype))
+        return np.matmul(pairs, w_adjoint(width, real_dtype))
     return _fft_into.irfft_last(lines, width, np.empty((*lines.shape[:-1], width), real_dtype))

@@ -9,7 +9,7 @@ import scipy.fft
 import torch
 
 from scipy_layers import fft_abs, native_fft_abs
-from scipy_layers import _dft_axes
+from scipy_layers import _dft_axes, _dft_matrices
 from scipy_layers._dft_axes import AxisPlan, choose_plan
 from scipy_layers.agreement import max_errors
 from scipy_layers.samples import FFT_ABS_SAMPLES
@@ -87,9 +87,10 @@ def test_the_adjoint_is_the_adjoint():
 
 
 def test_cached_matrices_are_read_only():
-    for matrix in (_dft_axes._w_forward(8, np.dtype(np.float32)),
-                   _dft_axes._w_adjoint(8, np.dtype(np.float32)),
-                   _dft_axes._h_matrix(8, np.dtype(np.float64), -1)):
+    for matrix in (_dft_matrices.w_forward(8, np.dtype(np.float32)),
+                   _dft_matrices.w_adjoint(8, np.dtype(np.float32)),
+                   _dft_matrices.h_matrix(8, np.dtype(np.float64), -1),
+                   _dft_matrices.h_folded(8, np.dtype(np.float64))):
         with pytest.raises(ValueError, match="read-only"):
             matrix[0, 0] = 1
 
