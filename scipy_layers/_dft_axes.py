@@ -19,9 +19,10 @@ The check for exact zero bins (:func:`transform`) sends a call back to scipy.fft
 18 100 + noise ones (none in float64, none at 61x61), which then pay both transforms.
 
 The matrices and the products (:mod:`scipy_layers._dft_matrices`): the W axis is one real
-GEMM whose result reads as complex (re, im) pairs without a copy; the H axis is one real
-GEMM of the cosines and sines of half the DFT's rows, folded by their symmetry (half
-the multiply-adds of a complex product), in both directions.
+GEMM whose result reads as complex (re, im) pairs without a copy; a matrix H axis runs
+after it as a complex product on small images, and first on large ones (from ~97x97
+float64, 127x127 float32: :func:`scipy_layers._dft_matrices.folds`), on the real image,
+folded by the symmetry of the DFT's rows: ~3/4 of the multiply-adds at 127x127.
 
 Accuracy: a DFT entry is a sum of ``length`` products, so its rounding error is at most
 ~length * eps of the sum of magnitudes (Higham, sec. 3.1), against pocketfft's
@@ -38,7 +39,8 @@ import numpy as np
 import scipy.fft
 
 from . import _fft_into
-from ._dft_matrices import frozen, h_adjoint, h_forward, w_adjoint, w_forward
+from ._dft_matrices import (folds, frozen, h_adjoint_rows, h_assemble, h_fold_spectrum,
+                            h_forward_rows, h_matrix, w_adjoint, w_forward)
 from ._spectral import mirror_weights
 from ._workspace import output, recycle, scratch
 
@@ -155,20 +157,33 @@ def _from_centred(centred: np.ndarray, mean: np.ndarray, plan: AxisPlan) -> np.n
 
 
 def _centred_rfft2(x: np.ndarray, plan: AxisPlan) -> np.ndarray:
-    width = x.shape[-1]
-    complex_dtype = _fft_into.complex_of(x.dtype)
-    if plan.matrix_w:
-        # (re, im) pairs read as complex: needs the last axis contiguous, which
-        # ascontiguousarray guarantees (a no-op on the GEMM's fresh C-ordered result)
-        pairs = np.ascontiguousarray(np.matmul(x, w_forward(width, x.dtype)))
-        lines = pairs.view(complex_dtype)
-    else:
-        lines = _fft_into.rfft_last(x, scratch((*x.shape[:-1], width // 2 + 1), complex_dtype))
-    if plan.matrix_h:
-        spectrum = h_forward(lines)  # (folded: _dft_matrices)
+    height, width = x.shape[-2:]
+    if plan.matrix_h and folds(height, width, x.dtype):  # H first, folded (_dft_matrices)
+        rows = h_forward_rows(x)
+        lines = _w_stage(rows, plan.matrix_w)
+        recycle(rows)
+        spectrum = h_assemble(lines, height)
         recycle(lines)  # (a view of the pairs, or scratch: only the latter goes back)
         return spectrum
+    lines = _w_stage(x, plan.matrix_w)
+    if plan.matrix_h:
+        spectrum = np.matmul(h_matrix(height, x.dtype, -1), lines)
+        recycle(lines)
+        return spectrum
     return _fft_into.fft_axis(lines, -2, True)  # (in place: lines is a fresh array)
+
+
+def _w_stage(rows: np.ndarray, matrix: bool) -> np.ndarray:
+    """The rfft of real ``rows`` (..., n, W) along W: complex (..., n, Wr), fresh or
+    scratch."""
+    width = rows.shape[-1]
+    complex_dtype = _fft_into.complex_of(rows.dtype)
+    if matrix:
+        # (re, im) pairs read as complex: needs the last axis contiguous, which
+        # ascontiguousarray guarantees (a no-op on the GEMM's fresh C-ordered result)
+        pairs = np.ascontiguousarray(np.matmul(rows, w_forward(width, rows.dtype)))
+        return pairs.view(complex_dtype)
+    return _fft_into.rfft_last(rows, scratch((*rows.shape[:-1], width // 2 + 1), complex_dtype))
 
 
 def transform(x: np.ndarray, method: str = "auto"):
@@ -207,17 +222,18 @@ def zero_bin_floor(x: np.ndarray, mean: np.ndarray | None = None,
     """A bound on the rounding error of any bin of :func:`rfft2` with a matrix axis, over
     every image of ``x``; ``mean`` (..., 1, 1) and ``centred`` (x - mean, as computed)
     are taken from the caller or computed. With A the largest image sum of |centred| and
-    u the unit roundoff (eps/2): the W stage sums W real products with |twiddle| <= 1,
-    stored to within u, of operands each within u of x - mean: error <= (gamma_W + 3u)
-    (its row's sum of |centred|). The H stage, folded (_dft_matrices: each component
-    two real sums of H products and their sum), errs by <= gamma_(H+2) sum |T| a
-    component, <= sqrt(2) gamma_(H+2) sum |T| (sum |T| <= A) as a complex product would
-    (Higham, 2nd ed., lemma 3.5), plus the carried errors, <= (W + 3) u A. Adding H W mean back at (0, 0) rounds by <= 2u H W |mean| (a
-    constant's sum, x - mean's, is exact for any mean). So |error| <= (W + 3 + sqrt(2)
-    (H + 4)) u A + 2u H W |mean|, and x1.25 covers the twiddles' own float64 rounding,
-    |.|'s rounding and gamma's higher terms; products that underflow err by up to half
-    the smallest subnormal each, absolutely: (H + 1)(W + 4) of those covers a bin's
-    products. (A scipy.fft axis in place of a matrix one errs far less than its length's
+    u the unit roundoff (eps/2): with the W axis first, the W stage sums W real products
+    with |twiddle| <= 1, stored to within u, of operands each within u of x - mean: error
+    <= (gamma_W + 3u) (its row's sum of |centred|); the H stage, a complex product,
+    errs by <= sqrt(2) gamma_(H+2) sum |T| (Higham, 2nd ed., lemma 3.5; sum |T| <= A),
+    plus the carried errors, <= (W + 3) u A: <= (W + 3 + sqrt(2) (H + 4)) u A in all.
+    With the H axis first and folded (_dft_matrices, whose doc derives it): <= sqrt(2)
+    (W + H/2 + 5) u A. The larger of the two is taken, whichever ran. Adding H W mean
+    back at (0, 0) rounds by <= 2u H W |mean| (a constant's sum, x - mean's, is exact for
+    any mean), and x1.25 covers the twiddles' own float64 rounding, |.|'s rounding and
+    gamma's higher terms; products that underflow err by up to half the smallest
+    subnormal each, absolutely: (H + 1)(W + 4) of those covers a bin's products in either
+    order. (A scipy.fft axis in place of a matrix one errs far less than its length's
     term here.) An exactly zero bin comes out below it (constant, checkerboard, periodic
     and +-1e30 images: at most 5% of it); on random data a bin rarely does (the module
     docstring has the measured odds). Centring makes offset images (1000 + noise) keep
@@ -242,8 +258,8 @@ def zero_bin_floor(x: np.ndarray, mean: np.ndarray | None = None,
     if not (1024 * smallest_normal * points <= total
             <= largest / (4 * (height + 1) * (width + 1))):  # (NaN too)
         return math.inf
-    return (1.25 * ((width + 3 + math.sqrt(2) * (height + 4)) * unit_roundoff * spread
-                    + 2 * unit_roundoff * points * offset)
+    orders = max(width + 3 + math.sqrt(2) * (height + 4), math.sqrt(2) * (width + height / 2 + 5))
+    return (1.25 * (orders * unit_roundoff * spread + 2 * unit_roundoff * points * offset)
             + (height + 1) * (width + 4) * smallest)
 
 
@@ -264,12 +280,25 @@ def adjoint(spectrum: np.ndarray, width: int, plan: AxisPlan) -> np.ndarray:
     already multiplied by :func:`adjoint_weights`. May overwrite ``spectrum``."""
     if not (plan.matrix_h or plan.matrix_w):
         return _fft_into.rfft2_adjoint(spectrum, width)
+    height = spectrum.shape[-2]
     real_dtype = spectrum.real.dtype
+    if plan.matrix_h and folds(height, width, real_dtype):  # as _centred_rfft2, backwards
+        folded = h_fold_spectrum(spectrum)
+        rows = _w_adjoint_stage(folded, width, plan.matrix_w)
+        recycle(folded.base)  # (a view of its workspace pairs)
+        return h_adjoint_rows(rows, height)
     if plan.matrix_h:
-        lines = h_adjoint(spectrum)
+        lines = np.matmul(h_matrix(height, real_dtype, +1), spectrum)
     else:
         lines = _fft_into.fft_axis(np.ascontiguousarray(spectrum), -2, False)
-    if plan.matrix_w:
+    return _w_adjoint_stage(lines, width, plan.matrix_w)
+
+
+def _w_adjoint_stage(lines: np.ndarray, width: int, matrix: bool) -> np.ndarray:
+    """The adjoint of :func:`_w_stage` (by the W matrix, or irfft weighted by the caller:
+    :func:`adjoint_weights`): real (..., n, width), a new array."""
+    real_dtype = lines.real.dtype
+    if matrix:
         # complex entries read as (re, im) pairs: C order made sure of, as in rfft2
         pairs = np.ascontiguousarray(lines).view(real_dtype)
         return np.matmul(pairs, w_adjoint(width, real_dtype))

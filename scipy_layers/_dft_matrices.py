@@ -1,38 +1,46 @@
 """The DFT matrices of the FFT layer's matrix axes (:mod:`scipy_layers._dft_axes`), and
-the H axis's transform and adjoint by them, folded by the symmetry of the DFT's rows.
+the H axis run first and folded by the symmetry of its rows where the image is large.
 
-W axis (real input): ``x @ w_forward(W)``, a (W, 2 Wr) real matrix whose columns
+W axis (real rows): ``rows @ w_forward(W)``, a (W, 2 Wr) real matrix whose columns
 alternate cos and -sin, is the rfft along W as (re, im) pairs, which ``.view(complex)``
 reads without a copy; its adjoint is ``pairs @ w_adjoint(W)``.
 
-H axis (complex lines T, (..., H, Wr)): Z[k] = sum_r exp(-2 pi i k r / H) T[r]. Rows k and
-H - k of the DFT matrix have the same cosines and opposite sines, so with U = C T and
-V = S T over k = 0 .. H // 2 only (C[k, r] = cos(2 pi k r / H), S[k, r] = sin(...)):
+H axis, as a complex product (small images): the W axis first, then the (H, H) complex
+DFT matrix times the (..., H, Wr) complex lines: 4 H^2 Wr real multiply-adds a direction.
 
-    Z[k] = U[k] - i V[k],   Z[H - k] = U[k] + i V[k].
+H axis folded, first (large images): the H-point DFT of a real column is fixed by its
+rows k = 0 .. H // 2, and rows k and H - k of the DFT matrix share cosines and have
+opposite sines (C[k, r] = cos(2 pi k r / H) = C[k, H - r], S[k, r] = -S[k, H - r]). So
+with U = C x and V = S x over those rows only (h = H // 2 + 1 of them), each folded on
+the way in (U = Cf [x_0; x_r + x_(H-r); x_(H/2)], V = Sf [x_r - x_(H-r)], r = 1 .. (H-1)//2),
+and the W axis then run on the 2h real rows [U; V] (P = rfft_W):
 
-U and V are one real GEMM of the stacked (2h, H) matrix [C; S] (h = H // 2 + 1) with T
-read as real pairs: H (H + 2) 2 Wr real multiply-adds against 4 H^2 Wr for the complex
-product, then four ufunc passes to assemble Z. The adjoint, L[r] = sum_k exp(+2 pi i k r
-/ H) G[k], folds the same rows on the way in: L = C^T E + S^T O with E[k] = G[k] + G[H-k],
-O[k] = i (G[k] - G[H-k]) (k = 1 .. (H-1)//2; E[0] = G[0], E[H/2] = G[H/2] for even H,
-O 0 at both): one GEMM of the same matrix, transposed (a view: one matrix a length
-serves both directions).
+    Z[k] = P_U[k] - i P_V[k],   Z[H - k] = P_U[k] + i P_V[k].
 
-The passes cost ~12 numpy calls a forward+adjoint and a few strided passes over the
-lines, which the halved GEMM pays back only on long lines: the fold runs where
-:func:`folds` says (an image's shape and dtype alone decide, so a batch's images get the
-bits each gets alone), the complex product elsewhere. Measured (the H stage's forward +
-adjoint alone, one thread, OpenBLAS SkylakeX, the Intel Xeon VM of docs/performance.md;
-complex product -> folded, us): float64 H x Wr 31x16 8.9 -> 22.7, 61x31 42.3 -> 42.6,
-79x40 69.9 -> 60.7, 127x64 254 -> 201, 47x24 x 32 images 548 -> 494; float32 79x40
-35.3 -> 43.8, 97x49 70.3 -> 62.6, 127x64 126 -> 115; 13x66 x 256 images 874 -> 1602.
+H^2 W / 2 real multiply-adds for the H stage and 2h W 2Wr for the W stage, against H W
+2Wr + 4 H^2 Wr for the W axis then the complex product: ~3/4 of the work at 127x127.
+The adjoint runs the same steps backwards: G's rows folded into [E; O], E[k] = G[k] +
+G[H-k] and O[k] = i (G[k] - G[H-k]) (E[0] = G[0], E[H/2] = G[H/2] for even H, O 0 at
+both), the W axis's adjoint on those 2h rows, then x[r] = a[r] + b[r], x[H-r] = a[r] -
+b[r] with a = Cf^T E', b = Sf^T O' (the same two matrices, transposed views).
 
-Rounding: each component of Z is two sums of H products (by C and by S) and their sum:
-its error is at most gamma_(H+2) sum_r (|C[k, r]| |Re T[r]| + |S[k, r]| |Im T[r]|) <=
-gamma_(H+2) sum_r |T[r]| (Cauchy-Schwarz, C^2 + S^2 = 1), the bound of the complex
-product that :func:`scipy_layers._dft_axes.zero_bin_floor` takes for this stage; errors
-carried in T weigh as there (|C|, |S| against a unit |twiddle|).
+The fold costs ~8 more numpy calls a forward+backward and passes over the rows, which
+its saved products pay back only on long columns: it runs where :func:`folds` says (an
+image's shape and dtype alone decide, so a batch's images get the bits each gets
+alone). Measured (the layer's fwd+bwd / native, one process, alternated 14 rounds, one
+thread, OpenBLAS SkylakeX, the Intel Xeon VM of docs/performance.md; complex product ->
+folded): float64 61x61 0.263 -> 0.285, 79x79 0.377 -> 0.396, 97x97 0.828 -> 0.750,
+113x113 1.043 -> 0.912, 8x61x61 0.284 -> 0.301, 16x31x31 0.457 -> 0.632; float32 97x97
+0.871 -> 0.891, 113x113 0.976 -> 0.969 (1.000 against 0.990 in a second run: kept
+complex), 127x127 1.013 -> 0.976, 8x97x97 0.632 -> 0.608.
+
+Rounding, with A = sum |x| over the image and u the unit roundoff: the folded H stage
+errs by <= gamma_(h+2) sum_r |C[k, r]| |x_r| in U (and with |S| in V), column by column;
+the W stage adds <= gamma_(W+2) sum_b (|U_b| |cos| + |V_b| |sin|) to each component of
+Z, and carries the H stage's errors with the same weights; as |C||cos| + |S||sin| <= 1
+(Cauchy-Schwarz), each component of Z errs by <= (gamma_(W+2) + gamma_(h+2)) A:
+|error| <= sqrt(2) (W + H/2 + 5) u A, which :func:`scipy_layers._dft_axes.zero_bin_floor`
+takes with the W-first order's bound.
 """
 from __future__ import annotations
 
@@ -42,16 +50,19 @@ import numpy as np
 
 from ._workspace import recycle, scratch
 
-# The fold where an image's lines are this long and its H stage this large (H^2 Wr
-# complex multiply-adds a direction): the measured break-evens above, per dtype.
-FOLD_MIN_HEIGHT = {np.dtype(np.float32): 56, np.dtype(np.float64): 40}
-FOLD_MIN_PRODUCTS = {np.dtype(np.float32): 400_000, np.dtype(np.float64): 150_000}
+# The fold where an image's columns are this long and its H^2 W this large: the
+# measured break-evens above, per dtype.
+FOLD_MIN_HEIGHT = {np.dtype(np.float32): 112, np.dtype(np.float64): 88}
+FOLD_MIN_PRODUCTS = {np.dtype(np.float32): 1_800_000, np.dtype(np.float64): 600_000}
 
 
-def folds(height: int, bins: int, dtype) -> bool:
-    """Whether the H stage of (..., height, bins) lines of real ``dtype`` runs folded."""
+@functools.lru_cache(maxsize=1024)  # (asked twice a call: a hit costs less than the tests)
+def folds(height: int, width: int, dtype) -> bool:
+    """Whether a matrix H axis of (..., height, width) real ``dtype`` images runs folded,
+    first (the module's doc), instead of as a complex product after the W axis."""
     dtype = np.dtype(dtype)
-    return height >= FOLD_MIN_HEIGHT[dtype] and height * height * bins >= FOLD_MIN_PRODUCTS[dtype]
+    return (height >= FOLD_MIN_HEIGHT[dtype]
+            and height * height * width >= FOLD_MIN_PRODUCTS[dtype])
 
 
 def twiddles(rows: int, cols: int, length: int, sign: int) -> np.ndarray:
@@ -98,11 +109,14 @@ def h_matrix(height: int, dtype: np.dtype, sign: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
-def h_folded(height: int, dtype: np.dtype) -> np.ndarray:
-    """(2h, H) real, h = H // 2 + 1: the cosines [C] over the sines [S] of the rows
-    k = 0 .. H // 2 of the H-point DFT (S's rows 0 and, for even H, H/2 exactly 0)."""
-    half = twiddles(height // 2 + 1, height, height, +1)
-    return frozen(np.concatenate((half.real, half.imag)).astype(dtype))
+def h_halves(height: int, dtype: np.dtype) -> tuple:
+    """(Cf, Sf): the cosines (h, h) and sines (h, (H-1)//2) of the H-point DFT's rows
+    k = 0 .. H // 2 that meet the folded columns [x_0; x_r + x_(H-r); x_(H/2)] and
+    [x_r - x_(H-r)] (r = 1 .. (H-1)//2); Sf's rows 0 and, for even H, H/2 exactly 0."""
+    half, pairs = height // 2 + 1, (height - 1) // 2
+    rows = twiddles(half, height, height, +1)
+    return (frozen(np.ascontiguousarray(rows.real[:, :half]).astype(dtype)),
+            frozen(np.ascontiguousarray(rows.imag[:, 1:pairs + 1]).astype(dtype)))
 
 
 def _as_pairs(spectrum: np.ndarray) -> np.ndarray:
@@ -112,54 +126,88 @@ def _as_pairs(spectrum: np.ndarray) -> np.ndarray:
 
 
 def _rows_behind(array: np.ndarray, height: int, pairs: int) -> np.ndarray:
-    """Rows H-1, H-2, .. H-pairs of ``array`` (..., H, n): row H-k at index k-1."""
+    """Rows H-1, H-2, .. H-pairs of ``array`` (..., H, n): row H-r at index r-1."""
     return array[..., height - 1:height - pairs - 1:-1, :]
 
 
-def h_forward(lines: np.ndarray, folded: bool | None = None) -> np.ndarray:
-    """The DFT of complex ``lines`` (..., H, Wr) along H, in a new complex array:
-    folded (the module's doc) or as a complex product, as ``folded`` says (None: as
-    :func:`folds` says)."""
-    height, bins = lines.shape[-2:]
-    real = lines.real.dtype
-    if not (folds(height, bins, real) if folded is None else folded):
-        return np.matmul(h_matrix(height, real, -1), lines)
+def h_forward_rows(x: np.ndarray) -> np.ndarray:
+    """[U; V] (..., 2h, W) real, in a workspace array: C x and S x over the rows k = 0 ..
+    H // 2 of real ``x`` (..., H, W), its columns folded first (the module's doc)."""
+    height, width = x.shape[-2:]
     half, pairs = height // 2 + 1, (height - 1) // 2
-    folded = np.matmul(h_folded(height, real), _as_pairs(lines))  # (..., 2h, 2 Wr): U; V
-    u, v = folded[..., :half, :], folded[..., half:, :]
-    spectrum = scratch(lines.shape, lines.dtype)
+    cosines, sines = h_halves(height, x.dtype)
+    lead = x.shape[:-2]
+    folded = scratch((*lead, half + pairs, width), x.dtype)  # even part over odd part
+    behind = _rows_behind(x, height, pairs)
+    folded[..., 0, :] = x[..., 0, :]
+    np.add(x[..., 1:pairs + 1, :], behind, out=folded[..., 1:pairs + 1, :])
+    if height % 2 == 0:
+        folded[..., half - 1, :] = x[..., half - 1, :]
+    np.subtract(x[..., 1:pairs + 1, :], behind, out=folded[..., half:, :])
+    rows = scratch((*lead, 2 * half, width), x.dtype)
+    np.matmul(cosines, folded[..., :half, :], out=rows[..., :half, :])
+    if pairs:
+        np.matmul(sines, folded[..., half:, :], out=rows[..., half:, :])
+    else:  # (H = 1, 2: no sines)
+        rows[..., half:, :] = 0
+    recycle(folded)
+    return rows
+
+
+def h_assemble(lines: np.ndarray, height: int) -> np.ndarray:
+    """Z (..., H, Wr) complex, in a workspace array, from ``lines`` (..., 2h, Wr): the W
+    axis's transform of :func:`h_forward_rows`'s [U; V] (the module's doc)."""
+    real = lines.real.dtype
+    half, pairs = height // 2 + 1, (height - 1) // 2
+    p = _as_pairs(lines)
+    u, v = p[..., :half, :], p[..., half:, :]
+    spectrum = scratch((*lines.shape[:-2], height, lines.shape[-1]), lines.dtype)
     z = spectrum.view(real)
-    ahead = z[..., :half, :]  # Z[k] = U[k] - i V[k], k = 0 .. H // 2 (V is 0 at 0, H/2)
+    ahead = z[..., :half, :]  # Z[k] = P_U[k] - i P_V[k], k = 0 .. H // 2 (P_V 0 at 0, H/2)
     np.add(u[..., 0::2], v[..., 1::2], out=ahead[..., 0::2])
     np.subtract(u[..., 1::2], v[..., 0::2], out=ahead[..., 1::2])
-    behind = _rows_behind(z, height, pairs)  # Z[H - k] = U[k] + i V[k], k = 1 .. pairs
+    behind = _rows_behind(z, height, pairs)  # Z[H - k] = P_U[k] + i P_V[k], k = 1 .. pairs
     u, v = u[..., 1:pairs + 1, :], v[..., 1:pairs + 1, :]
     np.subtract(u[..., 0::2], v[..., 1::2], out=behind[..., 0::2])
     np.add(u[..., 1::2], v[..., 0::2], out=behind[..., 1::2])
     return spectrum
 
 
-def h_adjoint(spectrum: np.ndarray, folded: bool | None = None) -> np.ndarray:
-    """sum_k exp(+2 pi i k r / H) spectrum[k] along H, a new complex array, ``folded``
-    as in :func:`h_forward`; ``spectrum`` (..., H, Wr) is left as it was."""
+def h_fold_spectrum(spectrum: np.ndarray) -> np.ndarray:
+    """[E; O] (..., 2h, Wr) complex, in a workspace array: the adjoint of
+    :func:`h_assemble` applied to ``spectrum`` (..., H, Wr), which is left as it was."""
     height, bins = spectrum.shape[-2:]
     real = spectrum.real.dtype
-    if not (folds(height, bins, real) if folded is None else folded):
-        return np.matmul(h_matrix(height, real, +1), spectrum)
     half, pairs = height // 2 + 1, (height - 1) // 2
     g = _as_pairs(spectrum)
-    stacked = scratch((*spectrum.shape[:-2], 2 * half, 2 * bins), real)  # E over O
+    stacked = scratch((*spectrum.shape[:-2], 2 * half, 2 * bins), real)
     even, odd = stacked[..., :half, :], stacked[..., half:, :]
     ahead, behind = g[..., 1:pairs + 1, :], _rows_behind(g, height, pairs)  # G[k], G[H-k]
     even[..., 0, :] = g[..., 0, :]
     np.add(ahead, behind, out=even[..., 1:pairs + 1, :])
-    odd[..., 0, :] = 0  # (S's zero rows meet these: 0, not whatever the buffer held)
+    odd[..., 0, :] = 0  # (Sf's zero rows meet these: 0, not whatever the buffer held)
     if height % 2 == 0:
         even[..., half - 1, :] = g[..., half - 1, :]
         odd[..., half - 1, :] = 0
     # O = i (G[k] - G[H-k]): Re O = Im G[H-k] - Im G[k], Im O = Re G[k] - Re G[H-k]
     np.subtract(behind[..., 1::2], ahead[..., 1::2], out=odd[..., 1:pairs + 1, 0::2])
     np.subtract(ahead[..., 0::2], behind[..., 0::2], out=odd[..., 1:pairs + 1, 1::2])
-    lines = np.matmul(h_folded(height, real).T, stacked)
-    recycle(stacked)
-    return lines.view(spectrum.dtype)
+    return stacked.view(spectrum.dtype)
+
+
+def h_adjoint_rows(rows: np.ndarray, height: int) -> np.ndarray:
+    """The adjoint of :func:`h_forward_rows` applied to real ``rows`` (..., 2h, W): a new
+    real (..., H, W) array."""
+    width = rows.shape[-1]
+    half, pairs = height // 2 + 1, (height - 1) // 2
+    cosines, sines = h_halves(height, rows.dtype)
+    a = np.matmul(cosines.T, rows[..., :half, :])  # rows r = 0 .. pairs (and H/2)
+    result = np.empty((*rows.shape[:-2], height, width), rows.dtype)
+    result[..., 0, :] = a[..., 0, :]
+    if pairs:
+        b = np.matmul(sines.T, rows[..., half:, :])  # rows r = 1 .. pairs
+        np.add(a[..., 1:pairs + 1, :], b, out=result[..., 1:pairs + 1, :])
+        np.subtract(a[..., 1:pairs + 1, :], b, out=_rows_behind(result, height, pairs))
+    if height % 2 == 0:
+        result[..., half - 1, :] = a[..., half - 1, :]
+    return result

@@ -90,7 +90,7 @@ def test_cached_matrices_are_read_only():
     for matrix in (_dft_matrices.w_forward(8, np.dtype(np.float32)),
                    _dft_matrices.w_adjoint(8, np.dtype(np.float32)),
                    _dft_matrices.h_matrix(8, np.dtype(np.float64), -1),
-                   _dft_matrices.h_folded(8, np.dtype(np.float64))):
+                   *_dft_matrices.h_halves(8, np.dtype(np.float64))):
         with pytest.raises(ValueError, match="read-only"):
             matrix[0, 0] = 1
 

@@ -10,6 +10,7 @@ from torch.autograd import gradcheck
 from scipy_layers import LAYERS, NATIVE
 from scipy_layers.agreement import TOLERANCE, compare_with_native, conv_reference, max_errors
 from scipy_layers.samples import ERROR_INPUTS, LAYOUTS, SAMPLES, make_case
+from tests._dft_paths import DFT_PATHS, dft_path
 from tests._im2col_variants import IM2COL_VARIANTS, im2col_variant
 from tests._shift_tiers import SHIFT_TIERS, shift_tier
 
@@ -46,9 +47,11 @@ def test_agrees_with_native_in_every_layout(layer_name, implementation, sample, 
 
 # Paths the rules pick by size, dtype and shape, each forced here to meet every sample
 # and layout too: the shift method's tiers (tests/_shift_tiers.py; the samples are small,
-# so "scipy-shift" above runs its windows tier) and the im2col method's backward
-# variants (tests/_im2col_variants.py: layouts and grad_weight's GEMM orientation).
-FORCED_PATHS = {"scipy-shift": SHIFT_TIERS, "scipy-im2col": IM2COL_VARIANTS}
+# so "scipy-shift" above runs its windows tier), the im2col method's backward
+# variants (tests/_im2col_variants.py: layouts and grad_weight's GEMM orientation) and
+# the FFT layer's folded H axis (tests/_dft_paths.py: large images only).
+FORCED_PATHS = {"scipy-shift": SHIFT_TIERS, "scipy-im2col": IM2COL_VARIANTS,
+                "scipy-matrix": DFT_PATHS}
 FORCED_PATH_CASES = [pytest.param(layer, impl, sample, path, id=f"{layer}-{path}-{sample.name}")
                      for layer, impl, sample in (case.values for case in CASES)
                      for path in FORCED_PATHS.get(impl, ())]
@@ -60,7 +63,7 @@ FORCED_PATH_CASES = [pytest.param(layer, impl, sample, path, id=f"{layer}-{path}
 def test_every_forced_path_agrees_with_native_in_every_layout(layer_name, implementation,
                                                               sample, path, dtype, layout):
     leaves, prepare = make_case(sample, layout, dtype, seed=11)
-    with shift_tier(path), im2col_variant(path):
+    with shift_tier(path), im2col_variant(path), dft_path(path):
         errors = compare_with_native(LAYERS[layer_name], implementation, leaves,
                                      prepare=prepare, kwargs=sample.kwargs)
     check_errors(layer_name, implementation, errors, dtype)
