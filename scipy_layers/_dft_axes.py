@@ -114,12 +114,27 @@ def choose_plan(height: int, width: int, dtype, method: str = "auto") -> AxisPla
     ``method`` "fft" (scipy.fft on both axes), "matrix" (matrix products on both axes;
     the caller checks the lengths, :func:`check_matrix_lengths`) or "auto" (per axis:
     a matrix on a length up to 128 with a prime factor above 11, where the cost model
-    above says it is cheaper)."""
+    above says it is cheaper; on the H axis only where the W axis takes one too).
+
+    Why not H alone: beside scipy.fft's W pass, scipy.fft runs the H pass over many
+    columns at once (pocketfft vectorises lines along a strided axis), which every
+    H-only matrix plan measured lost to: the layer's fwd+bwd / native, one process, one
+    thread, the Intel Xeon VM of docs/performance.md (sixteenth session), H-only
+    matrices -> scipy.fft on both axes: float64 127x2 1.82 -> 1.03, 127x8 1.75 -> 0.98,
+    127x32 1.37 -> 0.83, 127x64 0.98 -> 0.76, 127x256 0.94 -> 0.67, 127x1024 0.72 ->
+    0.61, 31x128 0.59 -> 0.48, 113x200 0.87 -> 0.76, 61x256 0.368 -> 0.374; float32
+    13x130 1.61 -> 1.16, 13x1024 1.05 -> 0.88, 61x64 1.14 -> 0.93, 97x48 1.09 -> 0.97,
+    127x256 1.01 -> 0.73 (in float32 its zero-bin floor, which grows with W, also sent
+    most such calls back to scipy.fft: 20 of 20 random 127x1024 images). A matrix W
+    axis alone, where pocketfft runs each row on its own, measured faster: 64x127
+    float64 1.54 -> 0.97, 256x127 1.65 -> 0.79, 1024x13 float32 0.92 -> 0.83 (131x26
+    float64 0.82 -> 0.91, the one loss measured, kept by the same rule)."""
     if method == "fft":
         return AxisPlan(False, False)
     if method == "matrix":
         return AxisPlan(True, True)
-    return AxisPlan(_matrix_wins(height, dtype), _matrix_wins(width, dtype))
+    matrix_w = _matrix_wins(width, dtype)
+    return AxisPlan(matrix_w and _matrix_wins(height, dtype), matrix_w)
 
 
 def check_matrix_lengths(height: int, width: int) -> None:

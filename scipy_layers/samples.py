@@ -182,9 +182,10 @@ FFT_ABS_SAMPLES = [  # (input,): |rfft2| over the last two dims
     Sample("single-column", ((6, 1),)),
     Sample("batched", ((3, 5, 6),)),
     Sample("two-batch-dims", ((2, 2, 4, 7),)),
-    # "auto" takes DFT matrices on lengths with a prime factor above 11, per axis, and
-    # mixes them with scipy.fft along an axis over the matrix method's limit (so
-    # "scipy-matrix" refuses those two)
+    # "auto" takes DFT matrices on lengths with a prime factor above 11, per axis (on H
+    # only beside a matrix W: short-h-long-w runs on scipy.fft alone), and mixes them
+    # with scipy.fft along an axis over the matrix method's limit (so "scipy-matrix"
+    # refuses those two)
     Sample("primes", ((13, 17),)),
     Sample("short-h-long-w", ((2, 13, 130),), methods=_FFT_ANY_LENGTH),
     Sample("long-h-short-w", ((131, 26),), methods=_FFT_ANY_LENGTH),

@@ -29,8 +29,9 @@ from scipy_layers.samples import FFT_ABS_SAMPLES
     (128, 128, np.float32, (False, False)),
     (131, 131, np.float32, (False, False)),  # prime, but over the matrix limit
     (256, 256, np.float64, (False, False)),
-    (13, 130, np.float32, (True, False)),   # per axis
-    (131, 26, np.float64, (False, True)),
+    (13, 130, np.float32, (False, False)),  # H alone never: scipy.fft's H pass is faster
+    (127, 8, np.float64, (False, False)),
+    (131, 26, np.float64, (False, True)),   # W alone: per axis
 ])
 def test_auto_plan_picks_per_axis_by_the_cost_model(height, width, dtype, plan):
     assert choose_plan(height, width, np.dtype(dtype)) == AxisPlan(*plan)
@@ -42,11 +43,12 @@ def test_forced_methods_ignore_the_cost_model():
 
 
 def test_the_mixed_samples_really_mix():
-    """The table's two mixed samples exist to run the (matrix, fft) and (fft, matrix)
-    plans through every table-driven test: check they still do."""
+    """The table's mixed samples run the (fft, matrix) plan through every table-driven
+    test, and a short matrix-able H beside a long W, which "auto" now runs on scipy.fft
+    alone (choose_plan: a matrix H axis only beside a matrix W axis)."""
     plans = {s.name: choose_plan(*s.shapes[0][-2:], np.dtype(np.float32))
              for s in FFT_ABS_SAMPLES}
-    assert plans["short-h-long-w"] == AxisPlan(True, False)
+    assert plans["short-h-long-w"] == AxisPlan(False, False)  # (H alone: never "auto"'s)
     assert plans["long-h-short-w"] == AxisPlan(False, True)
     assert plans["primes"] == AxisPlan(True, True)
     assert plans["square"] == AxisPlan(False, False)
@@ -167,7 +169,7 @@ def _numpy_dtype(dtype: torch.dtype) -> np.dtype:
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("shape", [(13, 17), (26, 16), (8, 127), (13, 300)])
+@pytest.mark.parametrize("shape", [(13, 17), (16, 26), (8, 127), (300, 13)])
 def test_auto_follows_scipy_fft_where_the_spectrum_is_exactly_zero(shape, dtype):
     """d|Z|/dZ jumps from sgn(0) = 0 to a unit phase, so at an exact zero bin the gradient
     depends on whether the transform's rounding lands on 0; a matrix DFT's never does.
