@@ -326,3 +326,19 @@ def test_a_non_finite_pixel_makes_its_images_bins_non_finite_as_native(method, v
         assert not result[1].isfinite().any() and result[[0, 2]].isfinite().all()
     tolerance = 1e-4 if dtype == torch.float32 else 1e-10
     torch.testing.assert_close(y[[0, 2]], y_native[[0, 2]], rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(127, 8), (2, 13, 130), (61, 64), (127, 256)])
+def test_a_matrix_length_on_h_alone_runs_as_scipy_fft(shape, dtype):
+    """H with a large prime factor beside a W of small factors: "auto" runs scipy.fft on
+    both axes (choose_plan), the same bits as method "fft", gradient too."""
+    assert _dft_axes._matrix_wins(shape[-2], _numpy_dtype(dtype))  # H alone would take one
+    x = torch.randn(shape, dtype=dtype, generator=torch.Generator().manual_seed(4))
+    g = torch.randn(fft_abs(x).shape, dtype=dtype, generator=torch.Generator().manual_seed(5))
+    results = []
+    for method in ("auto", "fft"):
+        leaf = x.clone().requires_grad_()
+        y = fft_abs(leaf, method)
+        results.append((y.detach(), *torch.autograd.grad(y, leaf, g)))
+    assert all(torch.equal(a, b) for a, b in zip(*results))
