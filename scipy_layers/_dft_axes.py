@@ -20,8 +20,8 @@ The check for exact zero bins (:func:`transform`) sends a call back to scipy.fft
 
 The matrices and the products (:mod:`scipy_layers._dft_matrices`): the W axis is one real
 GEMM whose result reads as complex (re, im) pairs without a copy; a matrix H axis runs
-after it as a complex product on small images, and first on large ones (from ~97x97
-float64, 127x127 float32: :func:`scipy_layers._dft_matrices.folds`), on the real image,
+after it as a complex product on small images, and first on large ones (from ~88x88
+float64, ~122x122 float32: :func:`scipy_layers._dft_matrices.folds`), on the real image,
 folded by the symmetry of the DFT's rows: ~3/4 of the multiply-adds at 127x127.
 
 Accuracy: a DFT entry is a sum of ``length`` products, so its rounding error is at most
