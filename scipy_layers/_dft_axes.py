@@ -39,8 +39,8 @@ import numpy as np
 import scipy.fft
 
 from . import _fft_into
-from ._dft_matrices import (folds, frozen, h_adjoint_rows, h_assemble, h_fold_spectrum,
-                            h_forward_rows, h_matrix, w_adjoint, w_forward)
+from ._dft_matrices import (as_pairs, folds, frozen, h_adjoint_rows, h_assemble,
+                            h_fold_spectrum, h_forward_rows, h_matrix, w_adjoint, w_forward)
 from ._spectral import mirror_weights
 from ._workspace import output, recycle, scratch
 
@@ -314,7 +314,5 @@ def _w_adjoint_stage(lines: np.ndarray, width: int, matrix: bool) -> np.ndarray:
     :func:`adjoint_weights`): real (..., n, width), a new array."""
     real_dtype = lines.real.dtype
     if matrix:
-        # complex entries read as (re, im) pairs: C order made sure of, as in rfft2
-        pairs = np.ascontiguousarray(lines).view(real_dtype)
-        return np.matmul(pairs, w_adjoint(width, real_dtype))
+        return np.matmul(as_pairs(lines), w_adjoint(width, real_dtype))
     return _fft_into.irfft_last(lines, width, np.empty((*lines.shape[:-1], width), real_dtype))

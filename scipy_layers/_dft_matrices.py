@@ -54,6 +54,7 @@ import functools
 
 import numpy as np
 
+from ._fft_into import complex_of
 from ._workspace import recycle, scratch
 
 # The fold where an image's columns are this long and its H^2 W this large: the
@@ -111,7 +112,7 @@ def w_adjoint(width: int, dtype: np.dtype) -> np.ndarray:
 @functools.lru_cache(maxsize=64)
 def h_matrix(height: int, dtype: np.dtype, sign: int) -> np.ndarray:
     """(H, H) complex: its product with (..., H, Wr) lines transforms along H."""
-    return frozen(twiddles(height, height, height, sign).astype(np.result_type(dtype, 1j)))
+    return frozen(twiddles(height, height, height, sign).astype(complex_of(dtype)))
 
 
 @functools.lru_cache(maxsize=64)
@@ -125,7 +126,7 @@ def h_halves(height: int, dtype: np.dtype) -> tuple:
             frozen(np.ascontiguousarray(rows.imag[:, 1:pairs + 1]).astype(dtype)))
 
 
-def _as_pairs(spectrum: np.ndarray) -> np.ndarray:
+def as_pairs(spectrum: np.ndarray) -> np.ndarray:
     """A complex array as real (re, im) pairs along its last axis (a view; a C-ordered
     copy first where it is not C-contiguous)."""
     return np.ascontiguousarray(spectrum).view(spectrum.real.dtype)
@@ -165,7 +166,7 @@ def h_assemble(lines: np.ndarray, height: int) -> np.ndarray:
     axis's transform of :func:`h_forward_rows`'s [U; V] (the module's doc)."""
     real = lines.real.dtype
     half, pairs = height // 2 + 1, (height - 1) // 2
-    p = _as_pairs(lines)
+    p = as_pairs(lines)
     u, v = p[..., :half, :], p[..., half:, :]
     spectrum = scratch((*lines.shape[:-2], height, lines.shape[-1]), lines.dtype)
     z = spectrum.view(real)
@@ -185,7 +186,7 @@ def h_fold_spectrum(spectrum: np.ndarray) -> np.ndarray:
     height, bins = spectrum.shape[-2:]
     real = spectrum.real.dtype
     half, pairs = height // 2 + 1, (height - 1) // 2
-    g = _as_pairs(spectrum)
+    g = as_pairs(spectrum)
     stacked = scratch((*spectrum.shape[:-2], 2 * half, 2 * bins), real)
     even, odd = stacked[..., :half, :], stacked[..., half:, :]
     ahead, behind = g[..., 1:pairs + 1, :], _rows_behind(g, height, pairs)  # G[k], G[H-k]

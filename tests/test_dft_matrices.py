@@ -2,13 +2,12 @@
 (scipy_layers._dft_matrices), against numpy.fft in float64: every length's odd and even
 cases, batches, layouts, non-finite pixels, unwritten scratch, the rounding bound that
 the zero-bin check (_dft_axes.zero_bin_floor) takes for this order, and the rule that
-picks the fold; and _dft_axes's transform and adjoint with the fold forced on and off."""
+picks the fold. _dft_axes's transform and adjoint with the fold by its rule, forced on
+and forced off: tests/test_fft_methods.py."""
 import numpy as np
 import pytest
-import scipy.fft
 
 from scipy_layers import _dft_axes, _dft_matrices
-from scipy_layers._dft_axes import AxisPlan
 from scipy_layers._dft_matrices import (folds, h_adjoint_rows, h_assemble, h_fold_spectrum,
                                         h_forward_rows, h_halves, twiddles, w_adjoint,
                                         w_forward)
@@ -125,26 +124,6 @@ def test_each_component_errs_within_the_bound_zero_bin_floor_takes(height, width
         error = folded_rfft2(x).astype(np.complex128) - np.fft.rfft2(x.astype(np.float64))
         bound = bound_factor * np.abs(x.astype(np.float64)).sum()
         assert np.abs(error.real).max() <= bound and np.abs(error.imag).max() <= bound
-
-
-@pytest.mark.parametrize("fold", [True, False])
-@pytest.mark.parametrize("plan", [AxisPlan(True, True), AxisPlan(True, False)])
-@pytest.mark.parametrize("shape", [(3, 9, 12), (2, 8, 7), (1, 1), (4, 1), (3, 2), (13, 300),
-                                   (2, 127, 127)])
-def test_the_layers_transform_and_adjoint_either_way(shape, plan, fold, monkeypatch):
-    """_dft_axes with the fold forced on and off: rfft2 as scipy.fft's, and the adjoint
-    identity Re <rfft2(x), P> = <x, adjoint(P * weights)> the gradient rests on."""
-    if plan.matrix_w and shape[-1] > _dft_axes.MATRIX_MAX_LENGTH:
-        pytest.skip("a W matrix is capped at MATRIX_MAX_LENGTH")
-    monkeypatch.setattr(_dft_axes, "folds", lambda *args: fold)
-    x, y = images(shape, np.float64, seed=1), images(shape, np.float64, seed=2)
-    np.testing.assert_allclose(_dft_axes.rfft2(x, plan), scipy.fft.rfft2(x), atol=1e-11)
-    p = spectra(scipy.fft.rfft2(y).shape, np.float64, seed=3)
-    weights = _dft_axes.adjoint_weights(plan, p.shape[-1], shape[-1], np.float64)
-    back = _dft_axes.adjoint(p.copy() if weights is None else p * weights, shape[-1], plan)
-    assert back.shape == shape and back.dtype == np.float64
-    expected = np.sum((_dft_axes.rfft2(y, plan) * p.conj()).real)
-    assert np.sum(y * back) == pytest.approx(expected, rel=1e-11, abs=1e-11)
 
 
 @pytest.mark.parametrize("height,width,dtype,expected", [

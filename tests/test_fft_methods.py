@@ -62,30 +62,46 @@ def test_pocketfft_cost_follows_its_factorisation():
     assert cost(7) == pytest.approx(1.1 * 7 * 7)   # a direct pass, larger prime x1.1
 
 
-@pytest.mark.parametrize("method", ["fft", "matrix"])
-def test_every_rfft2_plan_matches_scipy(method):
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((3, 9, 12))
-    for plan in (AxisPlan(a, b) for a in (False, True) for b in (False, True)):
-        np.testing.assert_allclose(_dft_axes.rfft2(x, plan), scipy.fft.rfft2(x), atol=1e-12)
+PLANS = [AxisPlan(a, b) for a in (False, True) for b in (False, True)]
 
 
-def test_the_adjoint_is_the_adjoint():
+@pytest.fixture(params=[None, True, False], ids=["fold-by-rule", "folded", "unfolded"])
+def fold(request, monkeypatch):
+    """A matrix H axis run first and folded (_dft_matrices) as its rule says, or forced
+    on or off whatever the size."""
+    if request.param is not None:
+        monkeypatch.setattr(_dft_axes, "folds", lambda *arguments: request.param)
+    return request.param
+
+
+@pytest.mark.parametrize("shape", [(3, 9, 12), (13, 300), (2, 127, 127)])
+def test_every_rfft2_plan_matches_scipy(shape, fold):
+    x = np.random.default_rng(0).standard_normal(shape)
+    for plan in PLANS:
+        if plan.matrix_w and shape[-1] > _dft_axes.MATRIX_MAX_LENGTH:
+            continue  # (a W matrix is capped there)
+        np.testing.assert_allclose(_dft_axes.rfft2(x, plan), scipy.fft.rfft2(x), atol=1e-12,
+                                   err_msg=str(plan))
+
+
+@pytest.mark.parametrize("shape", [(6, 8), (5, 7), (1, 1), (4, 1), (3, 2), (2, 8, 7),
+                                   (13, 300), (2, 127, 127)])
+def test_the_adjoint_is_the_adjoint(shape, fold):
     """Re <rfft2(x), P> over the kept bins equals <x, adjoint(P * weights)> for every
     plan: the identity the gradient rests on (the weights undo irfft's doubling)."""
     rng = np.random.default_rng(1)
-    for height, width in ((6, 8), (5, 7), (1, 1), (4, 1), (3, 2)):
-        x = rng.standard_normal((height, width))
-        p = rng.standard_normal((height, width // 2 + 1)) + 1j * rng.standard_normal(
-            (height, width // 2 + 1))
-        for plan in (AxisPlan(a, b) for a in (False, True) for b in (False, True)):
-            weights = _dft_axes.adjoint_weights(plan, p.shape[-1], width, np.float64)
-            assert (weights is None) == plan.matrix_w
-            back = _dft_axes.adjoint(p.copy() if weights is None else p * weights, width, plan)
-            assert back.shape == (height, width) and back.dtype == np.float64
-            expected = np.sum((_dft_axes.rfft2(x, plan) * p.conj()).real)
-            assert np.sum(x * back) == pytest.approx(expected, rel=1e-12, abs=1e-12), (
-                height, width, plan)
+    x = rng.standard_normal(shape)
+    bins = (*shape[:-1], shape[-1] // 2 + 1)
+    p = rng.standard_normal(bins) + 1j * rng.standard_normal(bins)
+    for plan in PLANS:
+        if plan.matrix_w and shape[-1] > _dft_axes.MATRIX_MAX_LENGTH:
+            continue
+        weights = _dft_axes.adjoint_weights(plan, p.shape[-1], shape[-1], np.float64)
+        assert (weights is None) == plan.matrix_w
+        back = _dft_axes.adjoint(p.copy() if weights is None else p * weights, shape[-1], plan)
+        assert back.shape == shape and back.dtype == np.float64
+        expected = np.sum((_dft_axes.rfft2(x, plan) * p.conj()).real)
+        assert np.sum(x * back) == pytest.approx(expected, rel=1e-12, abs=1e-12), (shape, plan)
 
 
 def test_cached_matrices_are_read_only():
