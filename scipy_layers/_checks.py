@@ -8,6 +8,9 @@ from __future__ import annotations
 import torch
 
 SUPPORTED_DTYPES = (torch.float32, torch.float64)
+# the common case's fast checks (a layer's ``_plainly_valid``): exact types, one C call each
+PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
+STRIDED = torch.strided
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 

@@ -14,6 +14,9 @@ from torch.overrides import handle_torch_function
 from ._workspace import run_callbacks_outside_compile
 
 
+_is_dynamo_compiling = torch.compiler.is_dynamo_compiling  # (Dynamo reads it as True)
+
+
 def opaque_to_compile(fn):
     """``fn`` hidden from torch.compile (why: see the module docstring). While Dynamo
     traces a call, the call goes to ``torch.compiler.disable(fn)``: a graph break, then
@@ -27,7 +30,7 @@ def opaque_to_compile(fn):
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
-        if torch.compiler.is_dynamo_compiling():
+        if _is_dynamo_compiling():
             return _disabled(fn)(*args, **kwargs)
         return fn(*args, **kwargs)
 

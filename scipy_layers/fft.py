@@ -13,7 +13,8 @@ import torch
 from torch.autograd import Function
 
 from . import _dft_axes, gpu
-from ._checks import check_dims_not_empty, check_float_tensor, check_method_name
+from ._checks import (PLAIN_TENSORS, STRIDED, SUPPORTED_DTYPES, check_dims_not_empty,
+                      check_float_tensor, check_method_name)
 from ._forward_state import new_forward_state
 from ._numpy_bridge import (NumpyStep, apply_positional, check_not_legacy_batched,
                             computes_directly, forward_mode_error, numpy_gradients,
@@ -33,6 +34,11 @@ _IMAGE_DIMS = {-2: "H", -1: "W"}  # (a constant: a dict built per call costs ~0.
 def check_fft_input(input) -> None:
     """A float tensor (..., H, W): batch dims may be empty, H and W may not (torch.fft
     raises for those too)."""
+    if type(input) in PLAIN_TENSORS and not input.is_nested:  # the common case, in one
+        shape = input.shape                                    # frame (see conv's checks)
+        if (len(shape) >= 2 and shape[-1] and shape[-2] and input.dtype in SUPPORTED_DTYPES
+                and input.layout is STRIDED):
+            return
     check_float_tensor("input", input, min_ndim=2, may_be_empty=True)
     check_dims_not_empty("input", input, _IMAGE_DIMS, "the batch dims")
 
