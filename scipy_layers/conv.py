@@ -38,8 +38,13 @@ _has_torch_function_variadic = torch._C._has_torch_function_variadic
 
 def check_conv_arguments(input, filter, bias) -> None:
     """Raise a clear TypeError/ValueError for anything the layer cannot take."""
-    if _plainly_valid(input, filter, bias):
-        return
+    if not _plainly_valid(input, filter, bias):
+        check_each_conv_argument(input, filter, bias)
+
+
+def check_each_conv_argument(input, filter, bias) -> None:
+    """:func:`check_conv_arguments` without its fast path: each argument checked in turn,
+    an error naming the first that is wrong."""
     check_float_tensor("input", input, ndim=2)
     check_float_tensor("filter", filter, ndim=2)
     if bias is not None:
@@ -58,7 +63,7 @@ def check_conv_arguments(input, filter, bias) -> None:
 
 
 def _plainly_valid(input, filter, bias) -> bool:
-    """True for the common call that the checks of :func:`check_conv_arguments` accept:
+    """True for the common call that :func:`check_each_conv_argument` accepts:
     plain CPU tensors of one float dtype, a non-empty 2-D input, a 2-D filter no larger,
     a one-value bias or None; False sends a call to those checks, which name what is
     wrong (or accept what this leaves to them: subclasses, other devices). Each

@@ -34,11 +34,23 @@ _IMAGE_DIMS = {-2: "H", -1: "W"}  # (a constant: a dict built per call costs ~0.
 def check_fft_input(input) -> None:
     """A float tensor (..., H, W): batch dims may be empty, H and W may not (torch.fft
     raises for those too)."""
-    if type(input) in PLAIN_TENSORS and not input.is_nested:  # the common case, in one
-        shape = input.shape                                    # frame (see conv's checks)
-        if (len(shape) >= 2 and shape[-1] and shape[-2] and input.dtype in SUPPORTED_DTYPES
-                and input.layout is STRIDED):
-            return
+    if not _plainly_valid(input):
+        check_fft_input_fully(input)
+
+
+def _plainly_valid(input) -> bool:
+    """True for the common input that :func:`check_fft_input_fully` accepts (a plain
+    float tensor, strided, at least 2-D, H and W not empty), read in one frame (see
+    conv._plainly_valid); False leaves it to those checks."""
+    if not (type(input) in PLAIN_TENSORS and not input.is_nested):
+        return False
+    shape = input.shape  # (not nested: it has sizes)
+    return (len(shape) >= 2 and shape[-1] != 0 and shape[-2] != 0
+            and input.dtype in SUPPORTED_DTYPES and input.layout is STRIDED)
+
+
+def check_fft_input_fully(input) -> None:
+    """:func:`check_fft_input` without its fast path."""
     check_float_tensor("input", input, min_ndim=2, may_be_empty=True)
     check_dims_not_empty("input", input, _IMAGE_DIMS, "the batch dims")
 

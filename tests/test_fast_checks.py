@@ -1,0 +1,167 @@
+"""The layers' fast argument checks (``_plainly_valid``) against their full checks.
+
+The fast path answers "valid" for the common call in one frame and sends everything
+else to the full checks, which name what is wrong. It must never accept what the full
+checks refuse (a wrong argument would reach numpy unchecked), and it must accept the
+plain calls it exists for (else it only adds a frame). Each property is checked over a
+grid of arguments: every kind of tensor the layers meet or refuse (types, dtypes,
+layouts, devices, ranks, empty dims, views) and things that are not tensors.
+"""
+import itertools
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from scipy_layers import conv, fft
+
+
+class _Subclass(torch.Tensor):
+    pass
+
+
+def _nested(*shapes):
+    with warnings.catch_warnings():  # (torch calls nested tensors a prototype)
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.nested.nested_tensor([torch.randn(*shape) for shape in shapes])
+
+
+def _tensors(shape, dtype=torch.float64):
+    """Tensors of ``shape`` in every form a caller may pass, named."""
+    base = torch.randn(shape, dtype=dtype) if dtype.is_floating_point or dtype.is_complex \
+        else torch.ones(shape, dtype=dtype)
+    forms = {
+        "plain": base,
+        "parameter": torch.nn.Parameter(base.clone(), requires_grad=dtype.is_floating_point),
+        "requires-grad": base.clone().requires_grad_(dtype.is_floating_point),
+        "subclass": base.as_subclass(_Subclass),
+        "meta": base.to("meta"),
+    }
+    if len(shape) == 2 and all(shape):
+        forms["transposed"] = base.t().contiguous().t()
+        forms["sparse"] = base.to_sparse()
+        forms["expanded"] = base[:1].expand(*shape) if dtype.is_floating_point else base
+    return forms
+
+
+_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64,
+           torch.complex64, torch.bool)
+_NOT_TENSORS = {"none": None, "list": [[1.0, 2.0], [3.0, 4.0]], "array": np.ones((4, 4)),
+                "float": 1.5}
+
+
+def _candidates(shapes):
+    """(name, value) for every shape in ``shapes`` x dtype x form, nested tensors and
+    things that are not tensors."""
+    out = [(name, value) for name, value in _NOT_TENSORS.items()]
+    out.append(("nested", _nested((4, 4), (4, 3))))
+    for shape, dtype in itertools.product(shapes, _DTYPES):
+        for form, tensor in _tensors(shape, dtype).items():
+            out.append((f"{form}-{str(dtype)[6:]}-{'x'.join(map(str, shape)) or '0d'}", tensor))
+    return out
+
+
+def _full_check_accepts(check, *args) -> bool:
+    try:
+        check(*args)
+    except (TypeError, ValueError, RuntimeError):
+        return False
+    return True
+
+
+_INPUTS = _candidates([(6, 5), (1, 1), (0, 5), (5, 0), (6,), (), (2, 6, 5)])
+_FILTERS = _candidates([(3, 2), (6, 5), (7, 1), (1, 6), (0, 2), (3,), (1, 3, 2)])
+_BIASES = [("none", None)] + _candidates([(), (1,), (1, 1), (2,), (1, 1, 1), (0,)])
+
+
+def _conv_triples():
+    """Every input with every filter (no bias, or a valid one), and inputs and filters
+    of every form that the fast path can take with every bias."""
+    valid_bias = ("plain-bias", torch.ones(1, 1))
+    for (x_name, x), (w_name, w) in itertools.product(_INPUTS, _FILTERS):
+        yield (x_name, x), (w_name, w), _BIASES[0]
+        if x_name.startswith("plain-float32"):
+            yield (x_name, x), (w_name, w), valid_bias
+    def some(candidates, shapes):
+        return [(name, value) for name, value in candidates
+                if name.split("-")[0] in ("plain", "meta", "subclass", "parameter")
+                and name.split("-")[1] in ("float32", "float64")
+                and name.split("-")[2] in shapes]
+    for x, w in itertools.product(some(_INPUTS, ("6x5", "1x1", "6")),
+                                  some(_FILTERS, ("3x2", "7x1", "0x2"))):
+        for bias in _BIASES:
+            yield x, w, bias
+
+
+def test_conv_fast_path_never_accepts_what_the_full_checks_refuse():
+    taken = refused = 0
+    for (x_name, x), (w_name, w), (b_name, b) in _conv_triples():
+        fast = conv._plainly_valid(x, w, b)
+        full = _full_check_accepts(conv.check_each_conv_argument, x, w, b)
+        assert not fast or full, (x_name, w_name, b_name)
+        taken += fast
+        refused += not full
+    assert taken > 50 and refused > 1000  # (the grid holds both kinds)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_conv_fast_path_takes_every_plain_valid_call(dtype):
+    forms = ("plain", "parameter", "requires-grad", "transposed", "expanded")
+    inputs, filters = _tensors((6, 5), dtype), _tensors((3, 2), dtype)
+    biases = [None, *(_tensors(shape, dtype)["plain"] for shape in ((), (1,), (1, 1)))]
+    for x_form, w_form, bias in itertools.product(forms, forms, biases):
+        x, w = inputs[x_form], filters[w_form]
+        assert conv._plainly_valid(x, w, bias), (x_form, w_form, bias)
+        conv.check_each_conv_argument(x, w, bias)
+    for k_shape in ((6, 5), (1, 1), (6, 1), (1, 5)):  # up to the input's size, 1xk and kx1
+        assert conv._plainly_valid(inputs["plain"], torch.ones(k_shape, dtype=dtype), None)
+
+
+def test_conv_fast_path_refuses_mixed_dtypes_and_devices():
+    x, w = torch.randn(6, 5), torch.randn(3, 2)
+    assert not conv._plainly_valid(x, w.double(), None)
+    assert not conv._plainly_valid(x, w, torch.ones(1, 1, dtype=torch.float64))
+    assert not conv._plainly_valid(x, w.to("meta"), None)
+    assert not conv._plainly_valid(x, w, torch.ones(1, device="meta"))
+
+
+_FFT_INPUTS = _candidates([(6, 5), (1, 1), (3, 6, 5), (0, 6, 5), (2, 0, 4, 5), (0, 5),
+                           (5, 0), (6,), ()])
+
+
+def test_fft_fast_path_never_accepts_what_the_full_checks_refuse():
+    taken = refused = 0
+    for name, x in _FFT_INPUTS:
+        fast = fft._plainly_valid(x)
+        full = _full_check_accepts(fft.check_fft_input_fully, x)
+        assert not fast or full, name
+        taken += fast
+        refused += not full
+    assert taken > 10 and refused > 50
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fft_fast_path_takes_every_plain_valid_input(dtype):
+    for shape in ((6, 5), (1, 1), (3, 6, 5), (0, 6, 5), (2, 0, 4, 5)):
+        for form in ("plain", "parameter", "requires-grad", "meta"):
+            x = _tensors(shape, dtype)[form]
+            assert fft._plainly_valid(x), (shape, form)
+            fft.check_fft_input_fully(x)
+
+
+@pytest.mark.parametrize("case", ["conv", "fft"])
+def test_the_errors_still_name_the_argument(case):
+    """Whatever the fast path leaves to the full checks gets their message."""
+    if case == "conv":
+        with pytest.raises(TypeError, match=r"filter has dtype torch\.float64"):
+            conv.scipy_conv2d(torch.randn(6, 5), torch.randn(3, 2, dtype=torch.float64))
+        with pytest.raises(ValueError, match=r"bias must hold one value"):
+            conv.scipy_conv2d(torch.randn(6, 5), torch.randn(3, 2), torch.ones(2))
+        with pytest.raises(ValueError, match=r"is larger than input"):
+            conv.scipy_conv2d(torch.randn(6, 5), torch.randn(3, 6))
+    else:
+        with pytest.raises(ValueError, match=r"must not be empty in W"):
+            fft.fft_abs(torch.randn(3, 4, 0))
+        with pytest.raises(TypeError, match=r"float16, which is unsupported"):
+            fft.fft_abs(torch.randn(3, 4, dtype=torch.float16))
