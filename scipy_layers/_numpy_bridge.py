@@ -74,6 +74,7 @@ def apply_positional(cls, *args):
         if devices:  # (again, with autocast off on those devices: devices is then empty)
             return in_float32(devices, apply_positional, cls, *args)
     if _functorch_active():
+        check_not_functionalized(cls.__name__)
         return Function.apply.__func__(cls, *args)
     # the C apply of torch._C._FunctionBase, bound to cls, with dead functorch wrappers
     # unwrapped as torch's unwrap_dead_wrappers does
@@ -141,11 +142,30 @@ def shape_only(*tensors: torch.Tensor) -> bool:
     return False
 
 
+_FUNCTIONALIZE = torch._C._functorch.TransformType.Functionalize
+
+
+def check_not_functionalized(name: str) -> None:
+    """A clear error under ``torch.func.functionalize`` (at any level of the transform
+    stack): torch has no functionalize rule for a custom Function and says only "NYI:
+    Functionalize rule for custom_function_call"."""
+    for interpreter in torch._C._functorch.get_interpreter_stack() or ():
+        if interpreter.key() == _FUNCTIONALIZE:
+            raise RuntimeError(
+                f"{name} cannot run under torch.func.functionalize: it computes with "
+                f"numpy/scipy, which a functionalized program cannot hold (torch has no "
+                f"functionalize rule for a custom autograd Function). Call the layer "
+                f"outside functionalize, or functionalize its native twin (native_conv2d, "
+                f"native_fft_abs, torch.nn.functional.conv2d)")
+
+
 def double_backward_error(name: str) -> RuntimeError:
     return RuntimeError(
         f"{name} does not support double backward: its backward runs in numpy/scipy, "
         f"outside autograd, so a second derivative would be silently wrong. Use the "
-        f"native torch twin for higher-order gradients.")
+        f"native torch twin for higher-order gradients. (torch.autograd.functional.jvp "
+        f"and hvp compute by double backward: for a Jacobian-vector product use "
+        f"torch.func.jvp, which this layer supports.)")
 
 
 def forward_mode_error(name: str) -> RuntimeError:

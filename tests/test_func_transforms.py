@@ -193,6 +193,38 @@ def test_second_derivatives_raise_the_double_backward_error(case):
         torch.func.hessian(scalar_loss(ours))(*inputs)
 
 
+@pytest.mark.parametrize("case", ["scipy_conv2d-auto", "conv2d-im2col-plain", "fft_abs",
+                                  "incorrect_fft"])
+@pytest.mark.parametrize("nesting", ["alone", "inside-vmap", "around-vmap"])
+def test_functionalize_names_the_layer_and_the_way_out(case, nesting):
+    if case == "incorrect_fft":
+        ours, native, inputs = incorrect_fft, lambda x: torch.fft.rfft2(x).abs(), (randn(5, 6),)
+    else:
+        ours, native, inputs = CASES[case]()
+    x, rest = inputs[0], inputs[1:]
+    functionalize = torch.func.functionalize
+    in_dims = (0,) + (None,) * len(rest)  # (vmap over the input alone)
+    if nesting == "alone":
+        run = lambda: functionalize(ours)(x, *rest)  # noqa: E731
+    elif nesting == "inside-vmap":
+        run = lambda: vmap(functionalize(ours), in_dims=in_dims)(x[None], *rest)  # noqa: E731
+    else:
+        run = lambda: functionalize(vmap(ours, in_dims=in_dims))(x[None], *rest)  # noqa: E731
+    with pytest.raises(RuntimeError, match=r"Function cannot run under torch\.func\."
+                                           r"functionalize.*native twin"):
+        run()
+    torch.testing.assert_close(functionalize(native)(x, *rest), native(x, *rest))  # the way out
+
+
+def test_autograd_functional_jvp_points_to_torch_func_jvp():
+    x = randn(5, 6)
+    with pytest.raises(RuntimeError, match=r"double backward.*torch\.func\.jvp"):
+        torch.autograd.functional.jvp(fft_abs, x, torch.ones_like(x))
+    _, tangent = torch.func.jvp(fft_abs, (x,), (torch.ones_like(x),))
+    _, expected = torch.func.jvp(lambda t: torch.fft.rfft2(t).abs(), (x,), (torch.ones_like(x),))
+    torch.testing.assert_close(tangent, expected, **TIGHT)
+
+
 def test_tutorial_fft_has_no_forward_mode_and_says_so():
     with pytest.raises(RuntimeError, match="BadFFTFunction.*does not support forward-mode AD"
                                            ".*jacrev"):
