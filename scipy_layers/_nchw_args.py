@@ -8,7 +8,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import check_dims_not_empty, check_float_tensor, check_same_dtype_and_device
+from ._checks import (PLAIN_TENSORS, STRIDED, SUPPORTED_DTYPES, check_dims_not_empty,
+                      check_float_tensor, check_same_dtype_and_device)
 
 
 class ConvGeometry(NamedTuple):
@@ -76,9 +77,69 @@ def output_channels(weight_shape) -> int:
     return weight_shape[0] if weight_shape[1] else 0
 
 
+# Geometries of plain calls already checked, by _plain_call_key (the checks below cost
+# ~6 us a call in a loop and 3-4 times that inside a forward+backward, the batched conv's
+# largest fixed cost); cleared when full, so a program of many shapes stays bounded.
+_CHECKED_GEOMETRIES: dict = {}
+CHECKED_GEOMETRIES_MAX = 256
+
+
 def check_conv2d_arguments(input, weight, bias, stride, padding, dilation, groups
                            ) -> ConvGeometry:
-    """Check everything ``F.conv2d`` would, and return the normalised geometry."""
+    """Check everything ``F.conv2d`` would, and return the normalised geometry. A plain
+    call (:func:`_plain_call_key`) whose shapes and arguments passed before takes the
+    geometry they gave: every check below is a function of those alone."""
+    key = _plain_call_key(input, weight, bias, stride, padding, dilation, groups)
+    geometry = None if key is None else _CHECKED_GEOMETRIES.get(key)
+    if geometry is None:
+        geometry = check_each_conv2d_argument(input, weight, bias, stride, padding, dilation,
+                                              groups)
+        if key is not None:
+            if len(_CHECKED_GEOMETRIES) >= CHECKED_GEOMETRIES_MAX:
+                _CHECKED_GEOMETRIES.clear()
+            _CHECKED_GEOMETRIES[key] = geometry
+    return geometry
+
+
+def _plain_call_key(input, weight, bias, stride, padding, dilation, groups):
+    """(shapes, arguments) of a call whose tensors pass every check that reads more than
+    their shapes (plain CPU tensors of one float dtype, dense, not nested) and whose
+    arguments are of exact types (int, tuples of ints, str: no bool, float or numpy
+    scalar, which compare equal to ints but are checked apart), else None. Equal keys
+    then get the same verdict from :func:`check_each_conv2d_argument`."""
+    if not (type(input) in PLAIN_TENSORS and type(weight) in PLAIN_TENSORS
+            and (bias is None or type(bias) in PLAIN_TENSORS)):
+        return None
+    dtype = input.dtype
+    if not (dtype in SUPPORTED_DTYPES and weight.dtype is dtype and input.is_cpu
+            and weight.is_cpu and not input.is_nested and not weight.is_nested
+            and input.layout is STRIDED and weight.layout is STRIDED):
+        return None
+    if bias is not None and not (bias.dtype is dtype and bias.is_cpu and not bias.is_nested
+                                 and bias.layout is STRIDED):
+        return None
+    if not (type(groups) is int and _exact_ints(stride) and _exact_ints(dilation)
+            and (type(padding) is str or _exact_ints(padding))):
+        return None
+    return (input.shape, weight.shape, None if bias is None else bias.shape, stride, padding,
+            dilation, groups)
+
+
+def _exact_ints(value) -> bool:
+    """An int, or a tuple of ints (exact types: see _plain_call_key)."""
+    if type(value) is int:
+        return True
+    if type(value) is not tuple:
+        return False
+    for item in value:
+        if type(item) is not int:
+            return False
+    return True
+
+
+def check_each_conv2d_argument(input, weight, bias, stride, padding, dilation, groups
+                               ) -> ConvGeometry:
+    """:func:`check_conv2d_arguments` without its memory of plain calls."""
     check_float_tensor("input", input, may_be_empty=True)
     if input.dim() not in (3, 4):
         raise ValueError(f"input must be 3-D (C_in, H, W) or 4-D (N, C_in, H, W), got a "

@@ -165,3 +165,77 @@ def test_the_errors_still_name_the_argument(case):
             fft.fft_abs(torch.randn(3, 4, 0))
         with pytest.raises(TypeError, match=r"float16, which is unsupported"):
             fft.fft_abs(torch.randn(3, 4, dtype=torch.float16))
+
+
+# --- the batched conv: check_conv2d_arguments remembers the geometry of plain calls ---
+
+_NCHW_TENSORS = {
+    "input": _candidates([(2, 3, 6, 5), (3, 6, 5), (0, 3, 6, 5), (2, 0, 6, 5), (2, 3, 0, 5),
+                          (6, 5)]),
+    "weight": _candidates([(4, 3, 3, 2), (4, 1, 3, 3), (0, 3, 3, 2), (4, 3, 7, 7), (4, 3, 0, 2),
+                           (3, 2)]),
+    "bias": [("none", None)] + _candidates([(4,), (3,), (), (1, 4)]),
+}
+_NCHW_ARGUMENTS = {
+    # (values equal to an earlier valid one but of another type come after it: they
+    # must not be taken for it)
+    "stride": [1, 2, (1, 1), (1, 2), (2,), (1, 1, 1), 0, -1, True, 1.0, np.int64(2), [1, 2],
+               (1, 1.0), (True, 1), (1, True), "1"],
+    "padding": [0, 1, (1, 1), (1, 2), "same", "valid", "full", -1, (1,), False, True, 1.5,
+                np.int32(1), [1, 1], (1, True), (1, 2, 3)],
+    "dilation": [1, 2, (1, 1), (2, 1), 0, True, 2.0, (True, True), (1, np.int64(1))],
+    "groups": [1, 2, 3, 0, True, 1.0, np.int64(1), "1"],
+}
+
+
+def _verdict(check, *args):
+    try:
+        return check(*args)
+    except (TypeError, ValueError, RuntimeError) as error:
+        return type(error), str(error)
+
+
+def _nchw_calls():
+    """Tensors of every kind with plain arguments, and plain tensors with every argument."""
+    plain = {name: next(value for key, value in candidates if key.startswith("plain-float64-"))
+             for name, candidates in _NCHW_TENSORS.items()}
+    for (_, x), (_, w), (_, b) in itertools.product(*_NCHW_TENSORS.values()):
+        if b is None or x is plain["input"] or w is plain["weight"]:
+            yield x, w, b, 1, 0, 1, 1
+    for stride, padding, dilation, groups in itertools.product(*_NCHW_ARGUMENTS.values()):
+        for x in (plain["input"], torch.randn(2, 4, 9, 8, dtype=torch.float64)):
+            w = torch.randn(4, x.shape[1] // (groups if type(groups) is int and groups > 0
+                                                and x.shape[1] % groups == 0 else 1), 3, 2,
+                            dtype=torch.float64)
+            yield x, w, None, stride, padding, dilation, groups
+
+
+def test_conv2d_checks_remember_only_what_the_full_checks_say():
+    """Every call's verdict (geometry or error) equals the full checks', on its first and
+    its second call (the remembered one), whatever was remembered before."""
+    from scipy_layers import _nchw_args
+    _nchw_args._CHECKED_GEOMETRIES.clear()
+    remembered = 0
+    for args in _nchw_calls():
+        expected = _verdict(_nchw_args.check_each_conv2d_argument, *args)
+        for _ in range(2):
+            assert _verdict(_nchw_args.check_conv2d_arguments, *args) == expected, args
+        remembered += _nchw_args._plain_call_key(*args) is not None and not isinstance(
+            expected[0], type)
+    assert remembered > 100  # (the grid holds plain valid calls, which are remembered)
+
+
+def test_conv2d_checks_remember_plain_calls_and_stay_bounded():
+    from scipy_layers import _nchw_args
+    _nchw_args._CHECKED_GEOMETRIES.clear()
+    w = torch.randn(2, 1, 3, 3)
+    channels_last = torch.randn(1, 2, 6, 5).to(memory_format=torch.channels_last)
+    for x, weight in ((torch.randn(1, 1, 6, 5), torch.nn.Parameter(w.clone())),
+                      (channels_last, torch.randn(2, 2, 3, 3).requires_grad_())):
+        for stride, padding in ((1, 0), ((2, 1), (1, 2)), (1, "same"), ((1,), "valid")):
+            assert _nchw_args._plain_call_key(x, weight, None, stride, padding, 1, 1)
+    for width in range(3, 3 + 2 * _nchw_args.CHECKED_GEOMETRIES_MAX):
+        geometry = _nchw_args.check_conv2d_arguments(torch.randn(1, 1, 6, width), w, None,
+                                                     1, 0, 1, 1)
+        assert geometry.out_hw == (4, width - 2)
+        assert len(_nchw_args._CHECKED_GEOMETRIES) <= _nchw_args.CHECKED_GEOMETRIES_MAX
