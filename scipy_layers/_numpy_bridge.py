@@ -74,7 +74,7 @@ def apply_positional(cls, *args):
         if devices:  # (again, with autocast off on those devices: devices is then empty)
             return in_float32(devices, apply_positional, cls, *args)
     if _functorch_active():
-        check_not_functionalized(cls.__name__)
+        check_not_functionalized(f"{cls.__name__} ({cls.LAYER})", cls.NATIVE_TWIN)
         return Function.apply.__func__(cls, *args)
     # the C apply of torch._C._FunctionBase, bound to cls, with dead functorch wrappers
     # unwrapped as torch's unwrap_dead_wrappers does
@@ -145,18 +145,20 @@ def shape_only(*tensors: torch.Tensor) -> bool:
 _FUNCTIONALIZE = torch._C._functorch.TransformType.Functionalize
 
 
-def check_not_functionalized(name: str) -> None:
+def check_not_functionalized(name: str, native_twin: str | None = None) -> None:
     """A clear error under ``torch.func.functionalize`` (at any level of the transform
     stack): torch has no functionalize rule for a custom Function and says only "NYI:
-    Functionalize rule for custom_function_call"."""
+    Functionalize rule for custom_function_call". ``native_twin``: what to use instead
+    (None: the layer's gradient step, whose twin the caller named in forward)."""
     for interpreter in torch._C._functorch.get_interpreter_stack() or ():
         if interpreter.key() == _FUNCTIONALIZE:
+            way_out = ("the layer's native twin" if native_twin is None
+                       else f"its native twin, {native_twin}")
             raise RuntimeError(
                 f"{name} cannot run under torch.func.functionalize: it computes with "
                 f"numpy/scipy, which a functionalized program cannot hold (torch has no "
                 f"functionalize rule for a custom autograd Function). Call the layer "
-                f"outside functionalize, or functionalize its native twin (native_conv2d, "
-                f"native_fft_abs, torch.nn.functional.conv2d)")
+                f"outside functionalize, or functionalize {way_out}")
 
 
 def double_backward_error(name: str) -> RuntimeError:
@@ -164,8 +166,8 @@ def double_backward_error(name: str) -> RuntimeError:
         f"{name} does not support double backward: its backward runs in numpy/scipy, "
         f"outside autograd, so a second derivative would be silently wrong. Use the "
         f"native torch twin for higher-order gradients. (torch.autograd.functional.jvp "
-        f"and hvp compute by double backward: for a Jacobian-vector product use "
-        f"torch.func.jvp, which this layer supports.)")
+        f"and hvp compute through double backward; torch.func.jvp computes a "
+        f"Jacobian-vector product without it, where the layer has a forward-mode rule.)")
 
 
 def forward_mode_error(name: str) -> RuntimeError:
@@ -246,6 +248,8 @@ def numpy_gradients(name: str, compute, state, *tensors):
     check_not_tracing()  # (make_fx of a backward would record its result as a constant)
     if not _is_grad_enabled() and not _functorch_active():  # (computes_directly inline)
         return tuple(compute(state, *tensors))
+    if _functorch_active():  # (torch's own message would be "NYI: ... custom_function_call")
+        check_not_functionalized(f"{name}'s backward")
     return NumpyStep.apply(name, compute, state, *tensors)
 
 

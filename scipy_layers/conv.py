@@ -204,6 +204,8 @@ class ScipyConv2dFunction(Function):
     # apply_positional: the leading arguments that may be tensors; those a
     # __torch_function__ handler gets (all but the ForwardState)
     TENSOR_ARGUMENTS, PUBLIC_ARGUMENTS = 3, 4
+    # (for errors that send the user to the layer's native twin)
+    LAYER, NATIVE_TWIN = "scipy_conv2d / ScipyConv2d", "native_conv2d"
 
     @classmethod
     @opaque_to_compile

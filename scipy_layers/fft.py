@@ -84,6 +84,8 @@ class BadFFTFunction(Function):
     # apply_positional: the leading arguments that may be tensors; those a
     # __torch_function__ handler gets (all but the ForwardState)
     TENSOR_ARGUMENTS, PUBLIC_ARGUMENTS = 1, 1
+    # (for errors that send the user to the layer's native twin)
+    LAYER, NATIVE_TWIN = "incorrect_fft", "native_fft_abs"
 
     @classmethod
     @opaque_to_compile
@@ -165,6 +167,8 @@ class FFTAbsFunction(Function):
     # apply_positional: the leading arguments that may be tensors; those a
     # __torch_function__ handler gets (all but the ForwardState)
     TENSOR_ARGUMENTS, PUBLIC_ARGUMENTS = 1, 2
+    # (for errors that send the user to the layer's native twin)
+    LAYER, NATIVE_TWIN = "fft_abs", "native_fft_abs"
 
     @classmethod
     @opaque_to_compile

@@ -49,6 +49,8 @@ class Conv2dNCHWFunction(Function):
     # apply_positional: the leading arguments that may be tensors; those a
     # __torch_function__ handler gets (all but the ForwardState)
     TENSOR_ARGUMENTS, PUBLIC_ARGUMENTS = 3, 5
+    # (for errors that send the user to the layer's native twin)
+    LAYER, NATIVE_TWIN = "scipy_layers.conv2d / Conv2d", "torch.nn.functional.conv2d"
 
     @classmethod
     @opaque_to_compile

@@ -210,10 +210,33 @@ def test_functionalize_names_the_layer_and_the_way_out(case, nesting):
         run = lambda: vmap(functionalize(ours), in_dims=in_dims)(x[None], *rest)  # noqa: E731
     else:
         run = lambda: functionalize(vmap(ours, in_dims=in_dims))(x[None], *rest)  # noqa: E731
-    with pytest.raises(RuntimeError, match=r"Function cannot run under torch\.func\."
-                                           r"functionalize.*native twin"):
+    layer, twin = {"scipy_conv2d-auto": ("scipy_conv2d", "native_conv2d"),
+                   "conv2d-im2col-plain": ("scipy_layers.conv2d", "torch.nn.functional.conv2d"),
+                   "fft_abs": ("fft_abs", "native_fft_abs"),
+                   "incorrect_fft": ("incorrect_fft", "native_fft_abs")}[case]
+    with pytest.raises(RuntimeError, match=rf"Function \({layer}.*\) cannot run under "
+                                           rf"torch\.func\.functionalize.*native twin, {twin}$"):
         run()
     torch.testing.assert_close(functionalize(native)(x, *rest), native(x, *rest))  # the way out
+
+
+@pytest.mark.parametrize("case", ["scipy_conv2d-auto", "conv2d-im2col-plain", "fft_abs"])
+def test_a_backward_under_functionalize_names_the_layer(case):
+    ours, _, inputs = CASES[case]()
+    inputs = [t.clone().requires_grad_() for t in inputs]
+    out = ours(*inputs)
+    with pytest.raises(RuntimeError, match=r"Function's backward cannot run under "
+                                           r"torch\.func\.functionalize"):
+        torch.func.functionalize(lambda g: torch.autograd.grad(out, inputs[0], g)[0])(
+            torch.ones_like(out))
+
+
+def test_the_tutorial_fft_promises_no_forward_mode_in_its_double_backward_error():
+    x = randn(4, 5).requires_grad_()
+    (g,) = torch.autograd.grad(incorrect_fft(x).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match=r"does not support double backward") as error:
+        torch.autograd.grad(g.sum(), x)
+    assert "where the layer has a forward-mode rule" in str(error.value)
 
 
 def test_autograd_functional_jvp_points_to_torch_func_jvp():
