@@ -20,6 +20,25 @@ class EmptyDimensionError(ValueError, RuntimeError):
     code written against either catches it."""
 
 
+def plain_cpu_floats(first, second, optional) -> bool:
+    """Whether ``first``, ``second`` and ``optional`` (or None) are plain tensors
+    (torch.Tensor or Parameter, no subclass), on the CPU, dense and not nested, of one
+    dtype, float32 or float64: everything the argument checks read beyond shapes, for
+    the layers' fast paths (conv._plainly_valid, _nchw_args._plain_call_key). Each
+    attribute read once, in one frame: inside a forward+backward every check costs
+    several times what it does in a loop."""
+    if not (type(first) in PLAIN_TENSORS and type(second) in PLAIN_TENSORS
+            and (optional is None or type(optional) in PLAIN_TENSORS)):
+        return False
+    dtype = first.dtype
+    if not (dtype in SUPPORTED_DTYPES and second.dtype is dtype and first.is_cpu
+            and second.is_cpu and not first.is_nested and not second.is_nested
+            and first.layout is STRIDED and second.layout is STRIDED):
+        return False
+    return optional is None or (optional.dtype is dtype and optional.is_cpu
+                                and not optional.is_nested and optional.layout is STRIDED)
+
+
 def check_float_tensor(name: str, value, *, ndim: int | None = None, min_ndim: int | None = None,
                        may_be_empty: bool = False):
     """Check that ``value`` is a float32/float64 tensor of the given rank, and non-empty

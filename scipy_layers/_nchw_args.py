@@ -8,8 +8,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import (PLAIN_TENSORS, STRIDED, SUPPORTED_DTYPES, check_dims_not_empty,
-                      check_float_tensor, check_same_dtype_and_device)
+from ._checks import (check_dims_not_empty, check_float_tensor, check_same_dtype_and_device,
+                      plain_cpu_floats)
 
 
 class ConvGeometry(NamedTuple):
@@ -107,16 +107,7 @@ def _plain_call_key(input, weight, bias, stride, padding, dilation, groups):
     arguments are of exact types (int, tuples of ints, str: no bool, float or numpy
     scalar, which compare equal to ints but are checked apart), else None. Equal keys
     then get the same verdict from :func:`check_each_conv2d_argument`."""
-    if not (type(input) in PLAIN_TENSORS and type(weight) in PLAIN_TENSORS
-            and (bias is None or type(bias) in PLAIN_TENSORS)):
-        return None
-    dtype = input.dtype
-    if not (dtype in SUPPORTED_DTYPES and weight.dtype is dtype and input.is_cpu
-            and weight.is_cpu and not input.is_nested and not weight.is_nested
-            and input.layout is STRIDED and weight.layout is STRIDED):
-        return None
-    if bias is not None and not (bias.dtype is dtype and bias.is_cpu and not bias.is_nested
-                                 and bias.layout is STRIDED):
+    if not plain_cpu_floats(input, weight, bias):
         return None
     if not (type(groups) is int and _exact_ints(stride) and _exact_ints(dilation)
             and (type(padding) is str or _exact_ints(padding))):

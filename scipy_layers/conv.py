@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch.autograd import Function
 
 from . import _cupy_conv, gpu
-from ._checks import (PLAIN_TENSORS, STRIDED, SUPPORTED_DTYPES, check_float_tensor,
-                      check_method_name, check_same_dtype_and_device)
+from ._checks import (check_float_tensor, check_method_name, check_same_dtype_and_device,
+                      plain_cpu_floats)
 from ._nchw_args import _is_int
 from ._forward_state import new_forward_state, remember_inputs, state_for
 from ._numpy_bridge import (apply_positional, check_not_legacy_batched, linear_tangent,
@@ -64,21 +64,12 @@ def check_each_conv_argument(input, filter, bias) -> None:
 
 def _plainly_valid(input, filter, bias) -> bool:
     """True for the common call that :func:`check_each_conv_argument` accepts:
-    plain CPU tensors of one float dtype, a non-empty 2-D input, a 2-D filter no larger,
-    a one-value bias or None; False sends a call to those checks, which name what is
-    wrong (or accept what this leaves to them: subclasses, other devices). Each
-    attribute read once, in one frame: the checks one by one cost ~4 us of a 16x16
-    forward+backward, several times their cost in a hot loop."""
-    if not (type(input) in PLAIN_TENSORS and type(filter) in PLAIN_TENSORS
-            and (bias is None or type(bias) in PLAIN_TENSORS)):
-        return False
-    dtype = input.dtype
-    if not (dtype in SUPPORTED_DTYPES and filter.dtype is dtype and input.is_cpu
-            and filter.is_cpu and not input.is_nested and not filter.is_nested
-            and input.layout is STRIDED and filter.layout is STRIDED):
-        return False
-    if bias is not None and not (bias.dtype is dtype and bias.is_cpu and not bias.is_nested
-                                 and bias.layout is STRIDED and bias.shape in BIAS_SHAPES):
+    plain CPU tensors of one float dtype (:func:`plain_cpu_floats`), a non-empty 2-D
+    input, a 2-D filter no larger, a one-value bias or None; False sends a call to those
+    checks, which name what is wrong (or accept what this leaves to them: subclasses,
+    other devices). The checks one by one cost ~4 us of a 16x16 forward+backward."""
+    if not plain_cpu_floats(input, filter, bias) or (
+            bias is not None and bias.shape not in BIAS_SHAPES):
         return False
     shape, filter_shape = input.shape, filter.shape  # (not nested: they have sizes)
     return (len(shape) == 2 and len(filter_shape) == 2 and 0 < filter_shape[0] <= shape[0]
