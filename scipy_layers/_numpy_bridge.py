@@ -74,7 +74,7 @@ def apply_positional(cls, *args):
         if devices:  # (again, with autocast off on those devices: devices is then empty)
             return in_float32(devices, apply_positional, cls, *args)
     if _functorch_active():
-        check_not_functionalized(f"{cls.__name__} ({cls.LAYER})", cls.NATIVE_TWIN)
+        check_not_functionalized(cls.__name__, cls.LAYER, cls.NATIVE_TWIN)
         return Function.apply.__func__(cls, *args)
     # the C apply of torch._C._FunctionBase, bound to cls, with dead functorch wrappers
     # unwrapped as torch's unwrap_dead_wrappers does
@@ -145,17 +145,21 @@ def shape_only(*tensors: torch.Tensor) -> bool:
 _FUNCTIONALIZE = torch._C._functorch.TransformType.Functionalize
 
 
-def check_not_functionalized(name: str, native_twin: str | None = None) -> None:
+def check_not_functionalized(name: str, layer: str | None = None,
+                             native_twin: str | None = None) -> None:
     """A clear error under ``torch.func.functionalize`` (at any level of the transform
     stack): torch has no functionalize rule for a custom Function and says only "NYI:
-    Functionalize rule for custom_function_call". ``native_twin``: what to use instead
-    (None: the layer's gradient step, whose twin the caller named in forward)."""
+    Functionalize rule for custom_function_call". ``name``: the Function's; ``layer``
+    and ``native_twin``: the public layer and what to use instead (None: the Function's
+    gradient step, NumpyStep). The message is built only when raised: this runs on
+    every call under a transform (a vmap of the single-channel conv calls it per entry)."""
     for interpreter in torch._C._functorch.get_interpreter_stack() or ():
         if interpreter.key() == _FUNCTIONALIZE:
+            what = f"{name}'s backward" if layer is None else f"{name} ({layer})"
             way_out = ("the layer's native twin" if native_twin is None
                        else f"its native twin, {native_twin}")
             raise RuntimeError(
-                f"{name} cannot run under torch.func.functionalize: it computes with "
+                f"{what} cannot run under torch.func.functionalize: it computes with "
                 f"numpy/scipy, which a functionalized program cannot hold (torch has no "
                 f"functionalize rule for a custom autograd Function). Call the layer "
                 f"outside functionalize, or functionalize {way_out}")
@@ -242,14 +246,14 @@ def numpy_gradients(name: str, compute, state, *tensors):
     """``compute(state, *tensors)``: directly in a plain backward, through
     :class:`NumpyStep` where a graph of the gradients is being built (create_graph) or a
     torch.func transform is active (the step unwraps, vmaps and guards it)."""
-    for tensor in tensors:  # (check_not_legacy_batched inline: one frame less)
-        if isinstance(tensor, torch.Tensor) and _is_legacy_batchedtensor(tensor):
-            raise legacy_batching_error(name)
+    check_not_legacy_batched(name, *tensors)
     check_not_tracing()  # (make_fx of a backward would record its result as a constant)
-    if not _is_grad_enabled() and not _functorch_active():  # (computes_directly inline)
+    # (the one test of a direct call: FFTAbsFunction.backward hands its spectrum over
+    # to be overwritten by the same test)
+    if computes_directly():
         return tuple(compute(state, *tensors))
     if _functorch_active():  # (torch's own message would be "NYI: ... custom_function_call")
-        check_not_functionalized(f"{name}'s backward")
+        check_not_functionalized(name)
     return NumpyStep.apply(name, compute, state, *tensors)
 
 
