@@ -41,7 +41,7 @@ import scipy.fft
 from . import _fft_into
 from ._dft_matrices import (as_pairs, folds, frozen, h_adjoint_rows, h_assemble,
                             h_fold_spectrum, h_forward_rows, h_matrix, w_adjoint, w_forward)
-from ._spectral import mirror_weights
+from ._spectral import mirror_ones, mirror_weights
 from ._workspace import output, recycle, scratch
 
 # Matrix DFT (per axis) on a length with a prime factor pocketfft has no butterfly pass
@@ -288,6 +288,14 @@ def adjoint_weights(plan: AxisPlan, n_columns: int, width: int, dtype):
     :func:`adjoint`: irfft counts the inner columns twice (their Hermitian mirror), the
     W-axis matrix does not, so it needs none (None)."""
     return None if plan.matrix_w else _mirror_weights(n_columns, width, np.dtype(dtype))
+
+
+@functools.lru_cache(maxsize=256)
+def adjoint_columns(plan: AxisPlan, n_columns: int, width: int, dtype: np.dtype):
+    """(:func:`adjoint_weights`, the columns where they are 1: _spectral.mirror_ones),
+    (None, None) where there are none; in one cached call (``dtype`` a numpy dtype)."""
+    weights = adjoint_weights(plan, n_columns, width, dtype)
+    return weights, None if weights is None else mirror_ones(n_columns, width)
 
 
 def adjoint(spectrum: np.ndarray, width: int, plan: AxisPlan) -> np.ndarray:

@@ -150,6 +150,57 @@ def test_fft_fast_path_takes_every_plain_valid_input(dtype):
             fft.check_fft_input_fully(x)
 
 
+class _Method(str):
+    pass
+
+
+class _EqualsAnything:
+    __hash__ = None
+
+    def __eq__(self, other):
+        return True
+
+
+_FFT_METHODS = ("auto", "fft", "matrix", "Auto", "", None, 3, _Method("auto"), ("auto",),
+                _EqualsAnything())
+
+
+def _error(call):
+    try:
+        call()
+    except (TypeError, ValueError, RuntimeError) as error:
+        return type(error), str(error)
+    return None
+
+
+def test_fft_forward_fast_path_keeps_every_check():
+    """FFTAbsFunction.forward tells the common call (a plain valid CPU tensor with
+    elements, method "auto" or "fft") apart in one frame: every other input and method
+    still gets the full checks' verdict, error and message included, and what passes
+    them gives native's values (meta tensors and empty batches: shapes, no numpy)."""
+    ran = 0
+    # (method "matrix" refuses lengths above 128)
+    wide = [("plain-float32-2x130", torch.randn(2, 130)),
+            ("plain-float64-130x3", torch.randn(130, 3, dtype=torch.float64))]
+    for (name, x), method in itertools.product(_FFT_INPUTS + wide, _FFT_METHODS):
+        def checks():
+            fft.check_fft_input_fully(x)
+            fft.check_fft_method(method, x)
+        expected = _error(checks)
+        forward = fft.FFTAbsFunction.forward
+        if expected is not None:
+            assert _error(lambda: forward(x, method, None)) == expected, (name, method)
+            continue
+        result = forward(x, method, None)
+        assert isinstance(result, torch.Tensor) and result.shape == fft._rfft2_shape(x), name
+        assert result.dtype == x.dtype and result.device == x.device, name
+        if not x.is_meta and x.numel() != 0:  # (MKL refuses an empty batch)
+            reference = torch.fft.rfft2(x.detach()).abs()
+            torch.testing.assert_close(result, reference, rtol=1e-4, atol=1e-4)
+            ran += 1
+    assert ran > 10
+
+
 @pytest.mark.parametrize("case", ["conv", "fft"])
 def test_the_errors_still_name_the_argument(case):
     """Whatever the fast path leaves to the full checks gets their message."""
