@@ -145,11 +145,6 @@ def check_matrix_lengths(height: int, width: int) -> None:
             f"method='auto' or 'fft'")
 
 
-@functools.lru_cache(maxsize=256)
-def _mirror_weights(n_columns: int, width: int, dtype: np.dtype) -> np.ndarray:
-    return frozen(mirror_weights(np, n_columns, width, dtype))
-
-
 def rfft2(x: np.ndarray, plan: AxisPlan) -> np.ndarray:
     """rfft2 of real ``x`` (..., H, W) over its last two axes, complex (..., H, W//2+1).
 
@@ -287,15 +282,18 @@ def adjoint_weights(plan: AxisPlan, n_columns: int, width: int, dtype):
     """The per-column weights the caller must fold into the spectrum before
     :func:`adjoint`: irfft counts the inner columns twice (their Hermitian mirror), the
     W-axis matrix does not, so it needs none (None)."""
-    return None if plan.matrix_w else _mirror_weights(n_columns, width, np.dtype(dtype))
+    return adjoint_columns(plan, n_columns, width, np.dtype(dtype))[0]
 
 
 @functools.lru_cache(maxsize=256)
 def adjoint_columns(plan: AxisPlan, n_columns: int, width: int, dtype: np.dtype):
-    """(:func:`adjoint_weights`, the columns where they are 1: _spectral.mirror_ones),
-    (None, None) where there are none; in one cached call (``dtype`` a numpy dtype)."""
-    weights = adjoint_weights(plan, n_columns, width, dtype)
-    return weights, None if weights is None else mirror_ones(n_columns, width)
+    """(:func:`adjoint_weights`, read-only, and the columns where they are 1:
+    _spectral.mirror_ones), or (None, None); in one cached call (``dtype`` a numpy
+    dtype), the only cache of the weights."""
+    if plan.matrix_w:
+        return None, None
+    return (frozen(mirror_weights(np, n_columns, width, dtype)),
+            mirror_ones(n_columns, width))
 
 
 def adjoint(spectrum: np.ndarray, width: int, plan: AxisPlan) -> np.ndarray:

@@ -3,6 +3,8 @@ that picks them, the DFT matrices, and the matrix path against native torch wher
 sample table does not reach (lengths near the limit, primes, odd batch layouts).
 Every sample of the table also runs "scipy-fft" and "scipy-matrix" (tests/test_harness.py
 and the other table-driven tests)."""
+import weakref
+
 import numpy as np
 import pytest
 import scipy.fft
@@ -111,6 +113,28 @@ def test_cached_matrices_are_read_only():
                    *_dft_matrices.h_halves(8, np.dtype(np.float64))):
         with pytest.raises(ValueError, match="read-only"):
             matrix[0, 0] = 1
+
+
+def test_the_adjoint_weights_have_one_bounded_cache():
+    """The gradient's mirror weights and the columns where they are 1 come from one
+    cached call, read-only; the weights alone are the same objects (a second cache,
+    refreshed apart, held up to twice the arrays: a hostile pass)."""
+    _dft_axes.adjoint_columns.cache_clear()
+    fft_plan = AxisPlan(False, False)
+    for width in range(4, 4 + 300):
+        _dft_axes.adjoint_weights(fft_plan, width // 2 + 1, width, np.float64)
+    assert _dft_axes.adjoint_columns.cache_info().currsize <= 256
+    weights, ones = _dft_axes.adjoint_columns(fft_plan, 9, 16, np.dtype(np.float64))
+    assert _dft_axes.adjoint_weights(fft_plan, 9, 16, np.float64) is weights
+    assert not weights.flags.writeable and ones == (0, 8)
+    assert weights.tolist() == [1.0] + [0.5] * 7 + [1.0]
+    assert _dft_axes.adjoint_columns(fft_plan, 8, 15, np.dtype(np.float32))[1] == (0,)
+    assert _dft_axes.adjoint_columns(AxisPlan(False, True), 9, 16,
+                                     np.dtype(np.float64)) == (None, None)
+    held = weakref.ref(weights)
+    del weights
+    _dft_axes.adjoint_columns.cache_clear()
+    assert held() is None  # (nothing else keeps them)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
