@@ -21,6 +21,28 @@ def test_each_item_follows_every_other_equally_often(count):
     assert len(set(pairs.values())) <= 1  # every ordered pair the same number of times
 
 
+@pytest.mark.parametrize("count", [1, 2, 3, 5, 7, 9])
+def test_between_orders_each_item_follows_itself_equally_often(count):
+    """Laid end to end (and wrapping round), each order starts with the item the one
+    before ended with, every item as often as every other: no implementation's batch
+    is the only one never run right after its own (an A/A run read the never-repeated
+    one slower)."""
+    orders = balanced_orders(count)
+    joins = [(orders[i][-1], orders[(i + 1) % len(orders)][0]) for i in range(len(orders))]
+    assert all(last == first for last, first in joins)
+    assert len(set(Counter(last for last, _ in joins).values())) == 1
+    assert len(Counter(last for last, _ in joins)) == count
+
+
+@pytest.mark.parametrize("count", range(2, 9))
+def test_chaining_keeps_the_williams_design(count):
+    """The chained orders are the design's orders, each once (or as often as before)."""
+    from rotated_batches import _chained
+    orders = balanced_orders(count)
+    assert sorted(map(tuple, orders)) == sorted(map(tuple, _chained([list(o) for o in orders])))
+    assert len(set(map(tuple, orders))) == len(orders)
+
+
 def test_two_implementations_alternate():
     assert balanced_orders(2) == [[0, 1], [1, 0]]
 

@@ -10,6 +10,13 @@ one order, as before, kept its cycle: with three implementations each always fol
 the same one, and an A/A run, base and head the same code, read head faster by 0-67 us:
 native, base, head left base always after native.) One warm-up call per batch makes
 the batch time this implementation, not its predecessor's leftovers alone.
+Between two orders the last batch of one runs just before the first of the next; where
+the design allows (odd counts, and two), the orders are chained so that each starts with
+the implementation the one before ended with, which every implementation then does
+equally often (laid end to end as they were, with three implementations native and base
+each followed themselves once a design and the third never). That alone did not remove
+what A/A runs show (docs/performance.md, eighteenth session): at FFT 127x127 and 256x256
+the implementation listed third reads a few us slower, the reason unknown.
 """
 from __future__ import annotations
 
@@ -31,7 +38,32 @@ def balanced_orders(count: int) -> list[list[int]]:
     orders = [[(item + shift) % count for item in first] for shift in range(count)]
     if count % 2:
         orders += [order[::-1] for order in orders]
-    return orders
+    return _chained(orders)
+
+
+def _chained(orders: list[list[int]]) -> list[list[int]]:
+    """``orders`` reordered so that each starts with the item the one before ended with
+    (the last one wrapping round to the first), where such a sequence exists: an Euler
+    circuit of the graph with an edge from each order's first item to its last
+    (Hierholzer's algorithm; every item is as often first as last in these designs).
+    Else ``orders`` as they are (even counts from four: each order's last item is its
+    first plus count / 2, so the graph falls apart into pairs)."""
+    leaving: dict[int, list[int]] = {}
+    for index in reversed(range(len(orders))):  # (popped from the end: lowest index first)
+        leaving.setdefault(orders[index][0], []).append(index)
+    stack, circuit = [(orders[0][0], None)], []
+    while stack:
+        item, arrived_by = stack[-1]
+        if leaving.get(item):
+            index = leaving[item].pop()
+            stack.append((orders[index][-1], index))
+        else:
+            stack.pop()
+            if arrived_by is not None:
+                circuit.append(arrived_by)
+    if len(circuit) != len(orders):
+        return orders
+    return [orders[index] for index in reversed(circuit)]
 
 
 def batch_times(functions: dict, batches: int, per_batch: int) -> dict:
