@@ -39,7 +39,8 @@ def test_chaining_keeps_the_williams_design(count):
     """The chained orders are the design's orders, each once (or as often as before)."""
     from rotated_batches import _chained
     orders = balanced_orders(count)
-    assert sorted(map(tuple, orders)) == sorted(map(tuple, _chained([list(o) for o in orders])))
+    chained = _chained([list(order) for order in orders])
+    assert sorted(map(tuple, orders)) == sorted(map(tuple, chained))
     assert len(set(map(tuple, orders))) == len(orders)
 
 
