@@ -278,18 +278,12 @@ _LIMITS = {np.dtype(t): (float(np.finfo(t).eps) / 2, float(np.finfo(t).smallest_
            for t in (np.float32, np.float64)}
 
 
-def adjoint_weights(plan: AxisPlan, n_columns: int, width: int, dtype):
-    """The per-column weights the caller must fold into the spectrum before
-    :func:`adjoint`: irfft counts the inner columns twice (their Hermitian mirror), the
-    W-axis matrix does not, so it needs none (None)."""
-    return adjoint_columns(plan, n_columns, width, np.dtype(dtype))[0]
-
-
 @functools.lru_cache(maxsize=256)
 def adjoint_columns(plan: AxisPlan, n_columns: int, width: int, dtype: np.dtype):
-    """(:func:`adjoint_weights`, read-only, and the columns where they are 1:
-    _spectral.mirror_ones), or (None, None); in one cached call (``dtype`` a numpy
-    dtype), the only cache of the weights."""
+    """(the per-column weights the caller must fold into the spectrum before
+    :func:`adjoint`, read-only; the columns where they are 1: _spectral.mirror_ones).
+    irfft counts the inner columns twice (their Hermitian mirror); the W-axis matrix
+    does not, so it needs none: (None, None). ``dtype``: a numpy dtype."""
     if plan.matrix_w:
         return None, None
     return (frozen(mirror_weights(np, n_columns, width, dtype)),
@@ -298,7 +292,7 @@ def adjoint_columns(plan: AxisPlan, n_columns: int, width: int, dtype: np.dtype)
 
 def adjoint(spectrum: np.ndarray, width: int, plan: AxisPlan) -> np.ndarray:
     """The adjoint of :func:`rfft2` (real, (..., H, width)) applied to ``spectrum``,
-    already multiplied by :func:`adjoint_weights`. May overwrite ``spectrum``."""
+    already multiplied by :func:`adjoint_columns`' weights. May overwrite ``spectrum``."""
     if not (plan.matrix_h or plan.matrix_w):
         return _fft_into.rfft2_adjoint(spectrum, width)
     height = spectrum.shape[-2]
@@ -317,7 +311,7 @@ def adjoint(spectrum: np.ndarray, width: int, plan: AxisPlan) -> np.ndarray:
 
 def _w_adjoint_stage(lines: np.ndarray, width: int, matrix: bool) -> np.ndarray:
     """The adjoint of :func:`_w_stage` (by the W matrix, or irfft weighted by the caller:
-    :func:`adjoint_weights`): real (..., n, width), a new array."""
+    :func:`adjoint_columns`): real (..., n, width), a new array."""
     real_dtype = lines.real.dtype
     if matrix:
         return np.matmul(as_pairs(lines), w_adjoint(width, real_dtype))

@@ -258,10 +258,8 @@ class FFTAbsFunction(Function):
         return _fold_vmap(FFTAbsFunction, in_dims, input, method)
 
 
-def _numpy_spectrum(forward, input, method):
-    """(rfft2(input), its plan): forward's numpy (spectrum, plan), or recomputed (None)."""
-    if forward is not None:
-        return forward
+def _recomputed_spectrum(input, method):
+    """(rfft2(input), its plan), where forward kept no numpy spectrum."""
     spectrum, _, plan = _dft_axes.transform(to_numpy(input), method)
     return spectrum, plan
 
@@ -272,7 +270,8 @@ def _fft_abs_tangent(state, input_tangent, input, magnitude, *, method):
         return (torch.zeros_like(magnitude),)
     backend, forward = state if state is not None else (gpu.NUMPY, None)
     # (forward mode is rare: one numpy path, also for CUDA tensors)
-    spectrum, plan = _numpy_spectrum(None if backend == gpu.CUPY else forward, input, method)
+    spectrum, plan = (forward if forward is not None and backend != gpu.CUPY
+                      else _recomputed_spectrum(input, method))
     magnitude = to_numpy(magnitude)
     tangent = (phase(spectrum, magnitude).conj()
                * _dft_axes.rfft2(to_numpy(input_tangent), plan)).real
@@ -287,7 +286,7 @@ def _fft_abs_gradient(state, grad_output, input, magnitude, *, method, handed_ov
     backend, forward = state if state is not None else (gpu.resolve_backend(input), None)
     if backend == gpu.CUPY:
         return (gpu.fft_abs_backward(forward, grad_output, input),)
-    spectrum, plan = forward if forward is not None else _numpy_spectrum(None, input, method)
+    spectrum, plan = forward if forward is not None else _recomputed_spectrum(input, method)
     magnitude = to_numpy(magnitude)
     width = input.shape[-1]
     # the weights c (see the class docstring) and the columns where they are 1, where the

@@ -98,7 +98,8 @@ def test_the_adjoint_is_the_adjoint(shape, fold):
     for plan in PLANS:
         if plan.matrix_w and shape[-1] > _dft_axes.MATRIX_MAX_LENGTH:
             continue
-        weights = _dft_axes.adjoint_weights(plan, p.shape[-1], shape[-1], np.float64)
+        weights, _ = _dft_axes.adjoint_columns(plan, p.shape[-1], shape[-1],
+                                               np.dtype(np.float64))
         assert (weights is None) == plan.matrix_w
         back = _dft_axes.adjoint(p.copy() if weights is None else p * weights, shape[-1], plan)
         assert back.shape == shape and back.dtype == np.float64
@@ -117,15 +118,15 @@ def test_cached_matrices_are_read_only():
 
 def test_the_adjoint_weights_have_one_bounded_cache():
     """The gradient's mirror weights and the columns where they are 1 come from one
-    cached call, read-only; the weights alone are the same objects (a second cache,
-    refreshed apart, held up to twice the arrays: a hostile pass)."""
+    cached call, read-only, the same objects on every call (a second cache, refreshed
+    apart, held up to twice the arrays: a hostile pass)."""
     _dft_axes.adjoint_columns.cache_clear()
     fft_plan = AxisPlan(False, False)
     for width in range(4, 4 + 300):
-        _dft_axes.adjoint_weights(fft_plan, width // 2 + 1, width, np.float64)
+        _dft_axes.adjoint_columns(fft_plan, width // 2 + 1, width, np.dtype(np.float64))
     assert _dft_axes.adjoint_columns.cache_info().currsize <= 256
     weights, ones = _dft_axes.adjoint_columns(fft_plan, 9, 16, np.dtype(np.float64))
-    assert _dft_axes.adjoint_weights(fft_plan, 9, 16, np.float64) is weights
+    assert _dft_axes.adjoint_columns(fft_plan, 9, 16, np.dtype(np.float64))[0] is weights
     assert not weights.flags.writeable and ones == (0, 8)
     assert weights.tolist() == [1.0] + [0.5] * 7 + [1.0]
     assert _dft_axes.adjoint_columns(fft_plan, 8, 15, np.dtype(np.float32))[1] == (0,)
