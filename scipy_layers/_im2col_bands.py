@@ -119,7 +119,7 @@ def backward(gy, w, flat, grad_flat, geometry, wp: int, cols_first: bool,
     columns, as whole-image im2col decides (_nchw_kernels.BIAS_GRAD_MAX_LENGTH: BLAS's
     float32 sums along rows of ~1M columns erred ~1e-5, 7e-4 at 33M; hostile passes),
     else None (the caller sums gy); ``cols_first``: that GEMM as cols @ gy^T
-    (_nchw_kernels.GRAD_WEIGHT_COLS_FIRST)."""
+    (_nchw_kernels.grad_weight_cols_first)."""
     n, c_out, out_h, out_w = gy.shape
     _, c_in, k_h, k_w = w.shape
     dtype, taps = gy.dtype, c_in * k_h * k_w

@@ -100,11 +100,24 @@ GRAD_INPUT_WIDE_MAX_EXTRA = 0.25
 # k3 0.96, -> 64 k7 0.94 float32): those keep the extra-column rules.
 WIDE_MAX_OUTPUT_ROWS = 1.0  # C_out / (C_in kH kW) up to which the wide layouts run
 # grad_weight's GEMM as cols @ gy^T (the (K, C_out) transpose of the result) instead of
-# gy @ cols^T, per dtype: OpenBLAS's SkylakeX sgemm runs the first 0.49-0.95x the
-# second's time on the CNN shapes (8x16x32x32 -> 32 k3 0.60, k7 0.71; 1x64x56x56 -> 64
-# k3 0.73, k7 0.85; 8x3x32x32 -> 16 k7 0.49), its dgemm 0.96-1.40x (k7 1.40), and the
-# Haswell kernel (OPENBLAS_CORETYPE=Haswell on the same VM) 0.89-1.05x / 0.97-1.10x.
-GRAD_WEIGHT_COLS_FIRST = {np.dtype(np.float32): True, np.dtype(np.float64): False}
+# gy @ cols^T where the window matrix has K rows (C_in/G kH kW, and the bias's row of
+# ones) in the dtype's range here: which runs faster depends on K as much as on the
+# dtype. The GEMM alone (per-image shapes as the layer runs them, the two orientations
+# alternated AB / BA, one thread, OpenBLAS SkylakeX, the Intel VM of
+# docs/performance.md; cols-first / gy-first), float32: K 28 (3 channels at 3x3) 1.00 at
+# 8x3x32x32 -> 16, 1.15 at 1x3x224x224 -> 64; K 145-785 0.59-0.84 (8x3x32x32 k7, k15,
+# 8x16x32x32 k3, k7, 1x64x56x56 k3); K 3,137 1.00 (1x64x56x56 k7), 14,401 1.13 (k15);
+# float64: K 28 0.97 and 0.81; 145-148 0.87-0.93, but inside the layer 8x16x32x32 -> 32
+# k3 (K 145) ran +0.36 / +0.44 ms slower side by side (two runs), so float64 keeps
+# gy-first from there; K 577-785 1.08-1.63, 3,137 and 14,401 1.48-1.61. Side by side at
+# these bounds against the one orientation per dtype before (float32 cols-first,
+# float64 gy-first; fwd+bwd, us): 1x3x224x224 -> 64 k3 float64 -1,990 / -1,821, float32
+# -228 / -482, 1x64x56x56 -> 64 k15 float32 -6,425 / -5,266, 2x3x128x128 -> 32 k3
+# float64 -175, 8x3x32x32 -> 16 k3 float64 level (+2, +63, -47). The Zen 5 VM's
+# figures, from which each dtype took one orientation at first (float32 cols-first
+# 0.49-0.95 on the CNN shapes, float64 0.96-1.40, k7 the largest), lie on the same
+# sides of these bounds.
+GRAD_WEIGHT_COLS_FIRST_ROWS = {np.dtype(np.float32): (64, 4096), np.dtype(np.float64): (1, 64)}
 # The bias as one more GEMM row (a row of ones in the windows, the bias beside the
 # weights) instead of passes of its own: the add over y after forward's GEMM and the sum
 # of grad_output over (N, Ho, Wo) in backward (grad_weight's GEMM gives it), for one more
@@ -126,6 +139,13 @@ BIAS_IN_GEMM = True
 # 1.6e-4 on one 8192x8192 image (native 9e-7; hostile pass). Beyond this many columns an
 # image, grad_bias is numpy's sum of grad_output again.
 BIAS_GRAD_MAX_LENGTH = 1 << 20
+
+
+def grad_weight_cols_first(dtype, window_rows: int) -> bool:
+    """Whether grad_weight's GEMM runs as cols @ gy^T for windows of ``window_rows`` rows
+    in ``dtype`` (GRAD_WEIGHT_COLS_FIRST_ROWS)."""
+    low, high = GRAD_WEIGHT_COLS_FIRST_ROWS.get(dtype, (1, 0))
+    return low <= window_rows <= high
 
 
 def _bias_in_gemm(bias, groups) -> bool:
@@ -313,7 +333,7 @@ def _bands_backward(gy, w, x, padded_hw, geometry, need_input, need_weight):
         grad_grid.fill(0)
     grad_w, grad_b = _im2col_bands.backward(
         gy, w, flat, None if grad_grid is None else grad_grid.reshape(*x.shape[:2], -1),
-        geometry, padded_hw[1], GRAD_WEIGHT_COLS_FIRST.get(gy.dtype, False),
+        geometry, padded_hw[1], grad_weight_cols_first(gy.dtype, w[0].size + 1),
         BIAS_GRAD_MAX_LENGTH)
     if grid is not None and grid is not x:
         recycle(flat)
@@ -326,11 +346,11 @@ def _bands_backward(gy, w, x, padded_hw, geometry, need_input, need_weight):
 
 def _grad_weight(gy_groups, cols, w_shape):
     """(grad_weight, grad_bias): the sum over images of gy @ cols^T, (C_out, C_in/G, kH,
-    kW), in the GEMM orientation GRAD_WEIGHT_COLS_FIRST picks for the dtype; and, where
+    kW), in the GEMM orientation grad_weight_cols_first picks; and, where
     cols ends with forward's row of ones (BIAS_IN_GEMM: one more row than the weight
     has taps) and images have at most BIAS_GRAD_MAX_LENGTH columns, the last column of
     that product, the sum of gy (C_out,), else None."""
-    if GRAD_WEIGHT_COLS_FIRST.get(gy_groups.dtype, False):  # (N, G, K, C_out/G), seen transposed
+    if grad_weight_cols_first(gy_groups.dtype, cols.shape[-2]):  # (N, G, K, C_out/G), seen transposed
         grad = np.matmul(cols, gy_groups.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)
     else:  # (N, G, C_out/G, K)
         grad = np.matmul(gy_groups, cols.transpose(0, 1, 3, 2))

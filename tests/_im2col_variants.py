@@ -30,13 +30,14 @@ from scipy_layers import _im2col_bands, _kn2row, _nchw_kernels, _windows
 _NEVER, _ALWAYS = float("-inf"), float("inf")
 _LAYOUTS = {"narrow": (_NEVER, _NEVER), "wide-grad-input": (_NEVER, _ALWAYS),
             "wide": (_ALWAYS, _ALWAYS)}
-_ORIENTATIONS = {"gy-first": False, "cols-first": True}  # GRAD_WEIGHT_COLS_FIRST
+_ORIENTATIONS = {"gy-first": False, "cols-first": True}  # grad_weight_cols_first
 # variant name -> the _nchw_kernels attributes it sets
 _SETTINGS = {
     f"im2col-{layout}-{orientation}": {
         "WIDE_MAX_EXTRA": forward_limit, "GRAD_INPUT_WIDE_MAX_EXTRA": grad_input_limit,
         "WIDE_MAX_OUTPUT_ROWS": _ALWAYS,
-        "GRAD_WEIGHT_COLS_FIRST": dict.fromkeys(_nchw_kernels.GRAD_WEIGHT_COLS_FIRST, cols_first)}
+        "GRAD_WEIGHT_COLS_FIRST_ROWS": dict.fromkeys(
+            _nchw_kernels.GRAD_WEIGHT_COLS_FIRST_ROWS, (0, _ALWAYS) if cols_first else (1, 0))}
     for layout, (forward_limit, grad_input_limit) in _LAYOUTS.items()
     for orientation, cols_first in _ORIENTATIONS.items()}
 # The bias in its own passes (an add after forward's GEMM or on the wide copy out, the

@@ -645,3 +645,38 @@ def test_grad_bias_from_the_gemm_up_to_its_length_then_numpys_sum(variant, dtype
             grads[cap] = torch.autograd.grad(y, (w, b), gy)[1]
     assert torch.equal(grads[0], numpy_sum)
     assert max_errors(grads[1 << 20], reference).max_rel <= TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_grad_weight_orientation_by_the_window_rows(dtype):
+    # grad_weight_cols_first: cols @ gy^T exactly where the window matrix's row count
+    # (taps and the bias's row of ones) lies in the dtype's range, both bounds included.
+    kernels = nn.kernels
+    np_dtype = np.dtype(str(dtype).removeprefix("torch."))
+    low, high = kernels.GRAD_WEIGHT_COLS_FIRST_ROWS[np_dtype]
+    assert [kernels.grad_weight_cols_first(np_dtype, rows)
+            for rows in (low - 1, low, high, high + 1)] == [False, True, True, False]
+    assert not kernels.grad_weight_cols_first(np.dtype(np.float16), low)
+
+
+@pytest.mark.parametrize("variant", ["im2col", "im2col-bands-one-row"])
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
+def test_grad_weight_orientation_asked_with_the_window_rows(variant, bias, monkeypatch):
+    # Whole-image im2col and its bands ask the rule with the rows of the window matrix
+    # grad_weight's GEMM reads: C_in kH kW taps, and the ones row where the bias rides
+    # in the GEMMs (the bands keep that row whether or not a bias was given).
+    asked = []
+    real = nn.kernels.grad_weight_cols_first
+
+    def recorded(dtype, rows):
+        asked.append((dtype, rows))
+        return real(dtype, rows)
+
+    monkeypatch.setattr(nn.kernels, "grad_weight_cols_first", recorded)
+    x, w, b = case_inputs((2, 3, 9, 8), (4, 3, 3, 2), torch.float64, seed=5)
+    b = b if bias else None
+    with im2col_variant(variant) as method:
+        y = conv2d(x, w, b, method=method)
+        torch.autograd.grad(y, (x, w), torch.ones_like(y))
+    rows = 3 * 3 * 2 + (1 if bias or variant != "im2col" else 0)
+    assert asked == [(np.dtype(np.float64), rows)]
