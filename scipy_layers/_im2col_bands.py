@@ -110,7 +110,7 @@ def forward(flat, w, bias, bias_row: bool, geometry, wp: int):
     return y
 
 
-def backward(gy, w, flat, grad_flat, geometry, wp: int, cols_first: bool,
+def backward(gy, w, flat, grad_flat, geometry, wp: int, cols_first_for,
              bias_max_length: int):
     """(grad_weight, grad_bias) from ``flat`` (as forward's; None: not wanted, both None),
     and, where ``grad_flat`` (N, C_in, Hp Wp), zero, is given, the padded input's
@@ -118,8 +118,9 @@ def backward(gy, w, flat, grad_flat, geometry, wp: int, cols_first: bool,
     windows in grad_weight's GEMM, where an image has at most ``bias_max_length``
     columns, as whole-image im2col decides (_nchw_kernels.BIAS_GRAD_MAX_LENGTH: BLAS's
     float32 sums along rows of ~1M columns erred ~1e-5, 7e-4 at 33M; hostile passes),
-    else None (the caller sums gy); ``cols_first``: that GEMM as cols @ gy^T
-    (_nchw_kernels.grad_weight_cols_first)."""
+    else None (the caller sums gy); ``cols_first_for(rows)``: whether that GEMM runs as
+    cols @ gy^T for windows of that many rows (_nchw_kernels.grad_weight_cols_first), asked
+    with the rows it multiplies (the taps, and the row of ones where there is one)."""
     n, c_out, out_h, out_w = gy.shape
     _, c_in, k_h, k_w = w.shape
     dtype, taps = gy.dtype, c_in * k_h * k_w
@@ -128,6 +129,7 @@ def backward(gy, w, flat, grad_flat, geometry, wp: int, cols_first: bool,
     ones = int(out_h * wp <= bias_max_length)  # (a row of ones for grad_bias, or none)
     gy_buffer = scratch((c_out, rows, wp), dtype)  # gy on whole padded rows
     gy_buffer[..., out_w:] = 0  # (the dropped columns: zero for every band)
+    cols_first = need_weight and cols_first_for(taps + ones)
     if need_weight:
         cols_buffer = scratch(((taps + ones) * rows * wp,), dtype)
         total = np.zeros((taps + ones, c_out) if cols_first else (c_out, taps + ones),

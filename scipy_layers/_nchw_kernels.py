@@ -333,7 +333,7 @@ def _bands_backward(gy, w, x, padded_hw, geometry, need_input, need_weight):
         grad_grid.fill(0)
     grad_w, grad_b = _im2col_bands.backward(
         gy, w, flat, None if grad_grid is None else grad_grid.reshape(*x.shape[:2], -1),
-        geometry, padded_hw[1], grad_weight_cols_first(gy.dtype, w[0].size + 1),
+        geometry, padded_hw[1], lambda rows: grad_weight_cols_first(gy.dtype, rows),
         BIAS_GRAD_MAX_LENGTH)
     if grid is not None and grid is not x:
         recycle(flat)

@@ -661,10 +661,16 @@ def test_grad_weight_orientation_by_the_window_rows(dtype):
 
 @pytest.mark.parametrize("variant", ["im2col", "im2col-bands-one-row"])
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
-def test_grad_weight_orientation_asked_with_the_window_rows(variant, bias, monkeypatch):
+@pytest.mark.parametrize("long_image", [False, True], ids=["short", "long"])
+def test_grad_weight_orientation_asked_with_the_window_rows(variant, bias, long_image,
+                                                            monkeypatch):
     # Whole-image im2col and its bands ask the rule with the rows of the window matrix
     # grad_weight's GEMM reads: C_in kH kW taps, and the ones row where the bias rides
-    # in the GEMMs (the bands keep that row whether or not a bias was given).
+    # in the GEMMs. The bands keep that row whether or not a bias was given, but drop it
+    # on images past BIAS_GRAD_MAX_LENGTH columns (hostile pass 81: they still asked
+    # with it there); whole-image windows keep it (grad_bias is then summed apart).
+    if long_image:
+        monkeypatch.setattr(nn.kernels, "BIAS_GRAD_MAX_LENGTH", 0)
     asked = []
     real = nn.kernels.grad_weight_cols_first
 
@@ -678,5 +684,5 @@ def test_grad_weight_orientation_asked_with_the_window_rows(variant, bias, monke
     with im2col_variant(variant) as method:
         y = conv2d(x, w, b, method=method)
         torch.autograd.grad(y, (x, w), torch.ones_like(y))
-    rows = 3 * 3 * 2 + (1 if bias or variant != "im2col" else 0)
-    assert asked == [(np.dtype(np.float64), rows)]
+    ones_row = bias if variant == "im2col" else not long_image
+    assert asked == [(np.dtype(np.float64), 3 * 3 * 2 + ones_row)]
