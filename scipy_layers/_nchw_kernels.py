@@ -350,7 +350,8 @@ def _grad_weight(gy_groups, cols, w_shape):
     cols ends with forward's row of ones (BIAS_IN_GEMM: one more row than the weight
     has taps) and images have at most BIAS_GRAD_MAX_LENGTH columns, the last column of
     that product, the sum of gy (C_out,), else None."""
-    if grad_weight_cols_first(gy_groups.dtype, cols.shape[-2]):  # (N, G, K, C_out/G), seen transposed
+    if grad_weight_cols_first(gy_groups.dtype, cols.shape[-2]):
+        # (N, G, K, C_out/G), seen transposed
         grad = np.matmul(cols, gy_groups.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)
     else:  # (N, G, C_out/G, K)
         grad = np.matmul(gy_groups, cols.transpose(0, 1, 3, 2))
