@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: bench test serve demo results targets method-choice gpu-bundle compare gate
+.PHONY: bench test serve demo results targets method-choice gemm-orientation gpu-bundle compare gate
 
 # make compare / make gate: BASE=<rev> (default: merge-base with main, or HEAD~1 on main),
 # FRESH=1 (time both commits again), ROUNDS=, REPEAT=, BENCH=<asv -b regex>.
@@ -53,6 +53,13 @@ targets: $(VENV)/.installed
 method-choice: $(VENV)/.installed
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
 		MKL_NUM_THREADS=1 $(PY) tools/method_choice.py $(METHOD_CHOICE_ARGS)
+
+# Does im2col's grad_weight GEMM run in the faster of its two orientations here? Both
+# timed on the suite's CNN shapes, both dtypes; prints markdown (~30 s on a 2-core VM);
+# GEMM_ORIENTATION_ARGS= passes options.
+gemm-orientation: $(VENV)/.installed
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
+		MKL_NUM_THREADS=1 $(PY) tools/gemm_orientation.py $(GEMM_ORIENTATION_ARGS)
 
 compare: $(VENV)/.installed dashboard/node_modules/.package-lock.json
 	$(PY) tools/compare_commits.py $(COMPARE_ARGS)

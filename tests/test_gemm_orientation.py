@@ -1,0 +1,149 @@
+"""tools/gemm_orientation.py and the kernels' forced grad_weight orientation it times
+(_nchw_kernels._grad_weight's cols_first): both orientations give the same gradients,
+the keyword runs the one asked for, and the tool's arithmetic, checks and output."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scipy_layers import _nchw_kernels as kernels
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import gemm_orientation  # noqa: E402
+
+
+class _MatmulSpy:
+    """Stands in for numpy in _nchw_kernels: records each matmul's first operand."""
+
+    def __init__(self):
+        self.first_operands = []
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    def matmul(self, a, b, **options):
+        self.first_operands.append(a.shape)
+        return np.matmul(a, b, **options)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("with_bias_row", [False, True])
+def test_both_orientations_give_the_defined_gradients(dtype, with_bias_row):
+    gy, windows, w_shape = gemm_orientation.operands("3x2x6x5:4:3", np.dtype(dtype))
+    if not with_bias_row:
+        windows = windows[:, :, :-1]
+    exact = np.einsum("ngol,ngkl->gok", gy.astype(np.float64), windows.astype(np.float64))[0]
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    for cols_first in (True, False):
+        grad_w, grad_b = kernels._grad_weight(gy, windows, w_shape, cols_first=cols_first)
+        assert grad_w.shape == w_shape and grad_w.dtype == dtype
+        np.testing.assert_allclose(grad_w.reshape(w_shape[0], -1), exact[:, :18],
+                                   rtol=tolerance, atol=tolerance * 10)
+        if with_bias_row:
+            np.testing.assert_allclose(grad_b, exact[:, 18], rtol=tolerance, atol=tolerance * 10)
+        else:
+            assert grad_b is None
+
+
+@pytest.mark.parametrize("cols_first", [True, False])
+def test_the_keyword_runs_the_orientation_asked_for_and_skips_the_rule(monkeypatch, cols_first):
+    gy, windows, w_shape = gemm_orientation.operands("2x3x6x6:4:3", np.dtype(np.float64))
+    spy = _MatmulSpy()
+    monkeypatch.setattr(kernels, "np", spy)
+    monkeypatch.setattr(kernels, "grad_weight_cols_first",
+                        lambda *_: pytest.fail("the rule was asked though forced"))
+    kernels._grad_weight(gy, windows, w_shape, cols_first=cols_first)
+    assert spy.first_operands == [windows.shape if cols_first else gy.shape]
+
+
+def test_without_the_keyword_the_rule_decides(monkeypatch):
+    gy, windows, w_shape = gemm_orientation.operands("2x3x6x6:4:3", np.dtype(np.float32))
+    for ruled in (True, False):
+        spy = _MatmulSpy()
+        monkeypatch.setattr(kernels, "np", spy)
+        monkeypatch.setattr(kernels, "grad_weight_cols_first", lambda dtype, rows: ruled)
+        kernels._grad_weight(gy, windows, w_shape)
+        assert spy.first_operands == [windows.shape if ruled else gy.shape]
+
+
+def test_operands_have_the_layers_shapes_and_its_row_of_ones():
+    gy, windows, w_shape = gemm_orientation.operands("2x3x10x8:5:3", np.dtype(np.float32))
+    assert gy.shape == (2, 1, 5, 8 * 6) and windows.shape == (2, 1, 3 * 9 + 1, 8 * 6)
+    assert w_shape == (5, 3, 3, 3) and (windows[:, :, -1] == 1).all()
+    assert gy.dtype == windows.dtype == np.float32
+
+
+def test_a_row_picks_by_the_rule_and_counts_its_regret(monkeypatch):
+    times = {"cols": [2e-3, 4e-3], "gy": [1e-3, 1e-3]}  # cols-first: 2 and 4 times slower
+    monkeypatch.setattr(gemm_orientation, "batch_times", lambda calls, batches, per: times)
+    for ruled, regret in ((True, 3.0), (False, 1.0)):
+        monkeypatch.setattr(gemm_orientation, "grad_weight_cols_first", lambda d, r: ruled)
+        row = gemm_orientation.measure("2x3x6x6:4:3", np.dtype(np.float64), 2)
+        assert row["picked"] == ("cols" if ruled else "gy")
+        assert row["regret"] == pytest.approx(regret)
+        assert row["ratio"] == pytest.approx(3.0)  # the median of the per-batch 2 and 4
+        assert (row["rows"], row["columns"]) == (28, 16)
+        assert (row["cols_us"], row["gy_us"]) == (pytest.approx(3000), pytest.approx(1000))
+
+
+def test_a_real_row_times_both_and_asks_the_real_rule():
+    row = gemm_orientation.measure("2x3x8x8:4:3", np.dtype(np.float32), 2)
+    assert row["picked"] == ("cols" if kernels.grad_weight_cols_first(np.dtype(np.float32), 28)
+                             else "gy")
+    assert row["cols_us"] > 0 and row["gy_us"] > 0 and row["regret"] >= 1
+    assert row["ratio_q1"] <= row["ratio"] <= row["ratio_q3"]
+
+
+def test_the_table_totals_and_marks_the_costly_picks():
+    rows = [{"case": "a", "rows": 28, "columns": 900, "cols_us": 100.0, "gy_us": 200.0,
+             "ratio": 0.5, "ratio_q1": 0.4, "ratio_q3": 0.6, "picked": "gy", "regret": 2.0},
+            {"case": "b", "rows": 145, "columns": 900, "cols_us": 300.0, "gy_us": 310.0,
+             "ratio": 0.97, "ratio_q1": 0.9, "ratio_q3": 1.0, "picked": "cols", "regret": 1.0}]
+    lines = gemm_orientation.table(np.dtype(np.float32), rows)
+    assert lines[0].startswith("## float32: the rule's picks 0.50 ms in all, the faster "
+                               "orientation's 0.40 ms (1.250x); 1 of 2 cases")
+    assert lines[4].endswith("| gy | **2.00** |") and lines[5].endswith("| cols | 1.00 |")
+
+
+@pytest.mark.parametrize("case, message", [
+    ("8x16x32x32:32", "expected NxCxHxW:C_out:k"),
+    ("8x16x32:32:3", "four sides"),
+    ("8x16x32x32:0:3", "at least 1"),
+    ("8x16xax32:32:3", "whole numbers"),
+    ("1x1x4x4:1:5", "has no output on a 4x4 input"),
+    ("64x64x512x512:64:15", "MiB, over the 1024 MiB"),
+])
+def test_bad_cases_are_refused_by_name_before_timing(monkeypatch, capsys, case, message):
+    monkeypatch.setattr(gemm_orientation, "measure", lambda *_: pytest.fail("timed"))
+    with pytest.raises(SystemExit) as exit_:
+        gemm_orientation.main(["--cases", case])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("batches", ["3", "0"])
+def test_an_odd_or_empty_batch_count_is_refused(capsys, batches):
+    with pytest.raises(SystemExit) as exit_:
+        gemm_orientation.main(["--batches", batches])
+    assert exit_.value.code == 2 and "even number of at least 2" in capsys.readouterr().err
+
+
+def test_the_default_cases_are_the_suites_cnn_shapes_and_fit_the_limit():
+    cases = gemm_orientation.default_cases()
+    assert "8x16x32x32:32:3" in cases and "1x64x56x56:64:15" in cases and len(cases) == 15
+    for case in cases:
+        for dtype in (np.float32, np.float64):
+            gemm_orientation.checked(case, np.dtype(dtype))
+
+
+def test_a_run_prints_the_environment_and_a_table_per_dtype(capsys):
+    assert gemm_orientation.main(["--cases", "2x3x8x8:4:3", "1x2x9x7:3:5",
+                                  "--batches", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "# im2col's grad_weight GEMM orientation on " in out
+    assert "- kernel overrides:" in out and "BLAS" in out
+    for dtype in ("float32", "float64"):
+        assert f"## {dtype}: the rule's picks" in out
+    assert out.count("| 2x3x8x8:4:3 | 28 | 36 |") == 2
+    assert out.count("| 1x2x9x7:3:5 | 51 | 15 |") == 2
