@@ -25,6 +25,7 @@ figures; the header names any override left set. About 30 seconds on a 2-core VM
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import sys
 import time
@@ -42,7 +43,11 @@ from report_files import code_commit, environment_header, utc_now  # noqa: E402
 from scipy_layers._nchw_kernels import _grad_weight, grad_weight_cols_first  # noqa: E402
 
 BATCH_SECONDS = 0.02
-MAX_WINDOW_BYTES = 1 << 30  # a case's window matrix, refused above this
+MAX_BATCHES = 1000
+# a case's three arrays (windows, grad_output and the GEMM's per-image products),
+# refused above this together
+MAX_CASE_BYTES = 1 << 30
+_CASE = re.compile(r"(\d{1,9})x(\d{1,9})x(\d{1,9})x(\d{1,9}):(\d{1,9}):(\d{1,9})", re.ASCII)
 
 
 def default_cases() -> list[str]:
@@ -52,44 +57,47 @@ def default_cases() -> list[str]:
             if min(int(side) for side in size.split("x")[2:]) >= int(kernel.partition("x")[0])]
 
 
+def _named(text: str) -> str:
+    """A case as error messages quote it (at most 60 characters of it)."""
+    return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
 def parse_case(text: str) -> tuple[tuple[int, int, int, int], int, int]:
     """'8x16x32x32:32:3' -> ((8, 16, 32, 32), 32, 3); a ValueError naming what is wrong."""
-    parts = text.split(":")
-    try:
-        if len(parts) != 3:
-            raise ValueError
-        shape = tuple(int(side) for side in parts[0].split("x"))
-        c_out, k = int(parts[1]), int(parts[2])
-    except ValueError:
-        raise ValueError(f"case {text!r}: expected NxCxHxW:C_out:k with whole numbers, "
-                         f"e.g. 8x16x32x32:32:3") from None
-    if len(shape) != 4 or min(*shape, c_out, k) < 1:
-        raise ValueError(f"case {text!r}: the input needs four sides and every number must "
-                         f"be at least 1")
-    if k > min(shape[2:]):
-        raise ValueError(f"case {text!r}: a {k}x{k} filter has no output on a "
-                         f"{shape[2]}x{shape[3]} input (no padding)")
-    return shape, c_out, k
+    match = _CASE.fullmatch(text)
+    if match is None:
+        raise ValueError(f"case {_named(text)}: expected NxCxHxW:C_out:k, six whole numbers "
+                         f"of at most 9 digits (0-9) and nothing else, e.g. 8x16x32x32:32:3")
+    n, c_in, h, w, c_out, k = (int(number) for number in match.groups())
+    if min(n, c_in, h, w, c_out, k) < 1:
+        raise ValueError(f"case {_named(text)}: every number must be at least 1")
+    if k > min(h, w):
+        raise ValueError(f"case {_named(text)}: a {k}x{k} filter has no output on a "
+                         f"{h}x{w} input (no padding)")
+    return (n, c_in, h, w), c_out, k
 
 
 def checked(case: str, dtype: np.dtype) -> tuple:
     """(N, K, L, the weight's shape) of ``case`` in ``dtype``; a ValueError where it is
-    malformed or its window matrix is over MAX_WINDOW_BYTES."""
+    malformed or its arrays (windows N K L, grad_output N C_out L, the GEMM's per-image
+    products N C_out K) would take more than MAX_CASE_BYTES together."""
     (n, c_in, h, w), c_out, k = parse_case(case)
     rows, length = c_in * k * k + 1, (h - k + 1) * (w - k + 1)
-    if n * rows * length * dtype.itemsize > MAX_WINDOW_BYTES:
-        raise ValueError(f"case {case!r}: its {dtype} window matrix would take "
-                         f"{n * rows * length * dtype.itemsize / 2**20:.0f} MiB, over the "
-                         f"{MAX_WINDOW_BYTES >> 20} MiB this tool allows")
+    total = n * (rows * length + c_out * length + c_out * rows) * dtype.itemsize
+    if total > MAX_CASE_BYTES:
+        raise ValueError(f"case {_named(case)}: its {dtype} windows, grad_output and GEMM "
+                         f"products would take {total / 2**20:.0f} MiB, over the "
+                         f"{MAX_CASE_BYTES >> 20} MiB this tool allows")
     return n, rows, length, (c_out, c_in, k, k)
 
 
 def operands(case: str, dtype: np.dtype):
-    """(gy (N, 1, C_out, L), windows (N, 1, K, L), the weight's shape) of ``case``, seeded."""
+    """(gy (N, 1, C_out, L), windows (N, 1, K, L), the weight's shape) of ``case``, seeded,
+    drawn in ``dtype`` itself (no float64 copy on the way)."""
     n, rows, length, w_shape = checked(case, dtype)
     rng = np.random.default_rng(0)
-    gy = rng.standard_normal((n, 1, w_shape[0], length)).astype(dtype)
-    windows = rng.standard_normal((n, 1, rows, length)).astype(dtype)
+    gy = rng.standard_normal((n, 1, w_shape[0], length), dtype=dtype)
+    windows = rng.standard_normal((n, 1, rows, length), dtype=dtype)
     windows[:, :, -1] = 1  # the bias's row, as forward fills it
     return gy, windows, w_shape
 
@@ -115,22 +123,30 @@ def measure(case: str, dtype: np.dtype, batches: int) -> dict:
             "picked": picked, "regret": median[picked] / min(median.values())}
 
 
+COSTLY_REGRET = 1.05  # a pick this much over the faster is marked
+
+
+def _costly(row: dict) -> bool:
+    """Whether a row's regret, as printed (three places), reaches COSTLY_REGRET."""
+    return round(row["regret"], 3) >= COSTLY_REGRET
+
+
 def table(dtype: np.dtype, rows: list[dict]) -> list[str]:
     """The markdown of one dtype's rows, under a line of its totals."""
     picked = sum(row[f"{row['picked']}_us"] for row in rows)
     faster = sum(min(row["cols_us"], row["gy_us"]) for row in rows)
-    lost = sum(row["regret"] >= 1.05 for row in rows)
+    lost = sum(_costly(row) for row in rows)
     lines = [f"## {dtype}: the rule's picks {picked / 1e3:.2f} ms in all, the faster "
              f"orientation's {faster / 1e3:.2f} ms ({picked / faster:.3f}x); {lost} of "
-             f"{len(rows)} cases 1.05x or more over the faster", "",
+             f"{len(rows)} cases {COSTLY_REGRET}x or more over the faster", "",
              "| case | K | L | cols-first (us) | gy-first (us) | cols / gy | rule | regret |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in rows:
-        regret = f"{row['regret']:.2f}"
+        regret = f"{row['regret']:.3f}"
         lines.append(f"| {row['case']} | {row['rows']} | {row['columns']} | "
                      f"{row['cols_us']:.0f} | {row['gy_us']:.0f} | {row['ratio']:.3f} "
                      f"[{row['ratio_q1']:.3f}-{row['ratio_q3']:.3f}] | {row['picked']} | "
-                     f"{f'**{regret}**' if row['regret'] >= 1.05 else regret} |")
+                     f"{f'**{regret}**' if _costly(row) else regret} |")
     return lines + [""]
 
 
@@ -145,13 +161,14 @@ def main(argv=None) -> int:
                         help="balanced batches per case (even: whole designs of two; "
                              "default 8)")
     args = parser.parse_args(argv)
-    if args.batches < 2 or args.batches % 2:
-        parser.error(f"--batches must be an even number of at least 2 (each orientation "
-                     f"first in half of them); got {args.batches}")
-    cases = args.cases or default_cases()
+    if args.batches < 2 or args.batches % 2 or args.batches > MAX_BATCHES:
+        parser.error(f"--batches must be an even number from 2 to {MAX_BATCHES} (each "
+                     f"orientation first in half of them); got {args.batches}")
+    cases = list(dict.fromkeys(args.cases or default_cases()))  # (each once, in order)
+    dtypes = list(dict.fromkeys(args.dtypes))
     try:  # every case checked before any is timed
         for case in cases:
-            for name in args.dtypes:
+            for name in dtypes:
                 checked(case, np.dtype(name))
     except ValueError as error:
         parser.error(str(error))
@@ -160,7 +177,7 @@ def main(argv=None) -> int:
     started, commit = utc_now(), code_commit()
     with threadpoolctl.threadpool_limits(1):
         sections = []
-        for name in args.dtypes:
+        for name in dtypes:
             dtype = np.dtype(name)
             rows = []
             for case in cases:
