@@ -28,17 +28,21 @@ def _run(tmp_path: Path, script: str, asv_status: int, report_status: int = 0,
     for name in (script, "_asv_status.sh"):
         shutil.copy(ROOT / "tools" / name, tmp_path / "tools")
     log = tmp_path / "calls.log"
+    # every stub call also logs the OpenBLAS kernel overrides it sees to env.log
+    env_log = tmp_path / "env.log"
+    env_line = (f'echo "${{0##*/}} coretype=${{OPENBLAS_CORETYPE-unset}} '
+                f'l2=${{OPENBLAS_L2_SIZE-unset}}" >> "{env_log}"\n')
     full_status = asv_status if full_status is None else full_status
     _stub(tmp_path / ".venv" / "bin" / "asv",
-          f'echo "asv full=${{SCIPY_LAYERS_BENCH_FULL:-0}} $*" >> "{log}"\n'
+          env_line + f'echo "asv full=${{SCIPY_LAYERS_BENCH_FULL:-0}} $*" >> "{log}"\n'
           f'[ "${{SCIPY_LAYERS_BENCH_FULL:-0}}" = 1 ] && exit {full_status}\nexit {asv_status}\n')
     # `make bench` writes its reports with `python -m scipy_layers.reports`
     _stub(tmp_path / ".venv" / "bin" / "python",
-          f'echo "python $*" >> "{log}"\n'
+          env_line + f'echo "python $*" >> "{log}"\n'
           '[ "$1" = tools/asv_machine.py ] && echo stub-machine\n'
           f'[ "$2" = scipy_layers.reports ] && exit {report_status}\nexit 0\n')
     _stub(tmp_path / "tools" / "commit_report.sh",
-          f'echo "commit_report $*" >> "{log}"\nexit {report_status}\n')
+          env_line + f'echo "commit_report $*" >> "{log}"\nexit {report_status}\n')
     _stub(tmp_path / "stub-path" / "git", 'echo 0123abc\n')  # the scratch tree is no repo
     process = subprocess.run(
         ["bash", str(tmp_path / "tools" / script)], capture_output=True, text=True,
@@ -98,6 +102,26 @@ def test_results_failed_report_is_the_result(tmp_path):
     assert calls[-1].startswith("commit_report")
     assert process.returncode == 3
     assert "some benchmarks failed" in process.stderr and "status 3" in process.stderr
+
+
+def test_results_time_the_kernel_openblas_picks_itself(tmp_path):
+    # the workplace's kernel overrides are dropped for every step of the reference run
+    process, calls = _run(tmp_path, "reference_results.sh", 0,
+                          env={"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": "512",
+                               "OPENBLAS_NUM_THREADS": "1"})
+    assert process.returncode == 0, process.stderr
+    seen = (tmp_path / "env.log").read_text().splitlines()
+    assert len(seen) == len(calls) == 6
+    assert all(line.endswith(" coretype=unset l2=unset") for line in seen), seen
+
+
+def test_bench_keeps_the_callers_kernel_override(tmp_path):
+    # `make bench` times what the caller set (and its reports record it)
+    process, calls = _run(tmp_path, "run_benchmarks.sh", 0,
+                          env={"OPENBLAS_CORETYPE": "Haswell"})
+    assert process.returncode == 0, process.stderr
+    seen = (tmp_path / "env.log").read_text().splitlines()
+    assert len(seen) == len(calls) and all(" coretype=Haswell " in line for line in seen), seen
 
 
 # run_benchmarks.sh (`make bench`)

@@ -7,6 +7,10 @@
 # the reference for that machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Reference figures run on the BLAS kernel OpenBLAS picks itself, as `make targets` does:
+# the kernel overrides a workplace may set (OPENBLAS_CORETYPE for old OpenBLAS builds)
+# would time another kernel than users get. `make bench` keeps, and records, what is set.
+unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
 PY=.venv/bin/python
 ASV=.venv/bin/asv
 machine=$($PY tools/asv_machine.py)
