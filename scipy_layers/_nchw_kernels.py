@@ -116,12 +116,13 @@ WIDE_MAX_OUTPUT_ROWS = 1.0  # C_out / (C_in kH kW) up to which the wide layouts 
 # float64 -175, 8x3x32x32 -> 16 k3 float64 level (+2, +63, -47). The Zen 5 VM's
 # figures, from which each dtype took one orientation at first (float32 cols-first
 # 0.49-0.95 on the CNN shapes, float64 0.96-1.40, k7 the largest), lie on the same
-# sides of these bounds. On the Zen 4 VM (tools/gemm_orientation.py, both dtypes, the
-# suite's CNN shapes) float64's bounds hold (the rule's picks 1.000x the faster in all)
-# but float32 runs cols-first faster past 4,096 rows too: 1x64x56x56 -> 64 k15 (K
-# 14,401) 0.88, where the Intel VM read 1.13, so that pick costs one CPU what the other
-# gains (side by side there: +5.0 ms, 1.068 -> 1.105 of native); the bounds stay the
-# Intel VM's, which measured them in the layer too.
+# sides of these bounds. On the Zen 4 and Zen 5 VMs (tools/gemm_orientation.py, both
+# dtypes, the suite's CNN shapes) float64's bounds hold (the rule's picks 1.000x / 1.001x
+# the faster in all) but float32 runs cols-first faster past 4,096 rows too: 1x64x56x56
+# -> 64 k15 (K 14,401) 0.88 / 0.82, where the Intel VM read 1.13, so that pick costs the
+# AMD CPUs about what it gains the Intel one (side by side: +5.0 / +3.2 ms, 1.068 ->
+# 1.105 / 1.091 -> 1.135 of native); the bounds stay the Intel VM's, which measured them
+# in the layer too.
 GRAD_WEIGHT_COLS_FIRST_ROWS = {np.dtype(np.float32): (64, 4096), np.dtype(np.float64): (1, 64)}
 # The bias as one more GEMM row (a row of ones in the windows, the bias beside the
 # weights) instead of passes of its own: the add over y after forward's GEMM and the sum
