@@ -113,6 +113,13 @@ def test_results_time_the_kernel_openblas_picks_itself(tmp_path):
     seen = (tmp_path / "env.log").read_text().splitlines()
     assert len(seen) == len(calls) == 6
     assert all(line.endswith(" coretype=unset l2=unset") for line in seen), seen
+    # not silently: each override dropped is named, with where it is still used
+    for dropped in ("OPENBLAS_CORETYPE=Haswell not used", "OPENBLAS_L2_SIZE=512 not used"):
+        assert dropped in process.stderr, process.stderr
+    assert "OPENBLAS_NUM_THREADS" not in process.stderr
+    (tmp_path / "quiet").mkdir()
+    quiet, _ = _run(tmp_path / "quiet", "reference_results.sh", 0)
+    assert "not used" not in quiet.stderr, quiet.stderr
 
 
 def test_bench_keeps_the_callers_kernel_override(tmp_path):

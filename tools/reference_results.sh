@@ -10,7 +10,13 @@ cd "$(dirname "$0")/.."
 # Reference figures run on the BLAS kernel OpenBLAS picks itself, as `make targets` does:
 # the kernel overrides a workplace may set (OPENBLAS_CORETYPE for old OpenBLAS builds)
 # would time another kernel than users get. `make bench` keeps, and records, what is set.
-unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
+for name in OPENBLAS_CORETYPE OPENBLAS_L2_SIZE; do
+    if [ -n "${!name+set}" ]; then
+        echo "make results: $name=${!name} not used (reference figures run on the kernel" \
+             "OpenBLAS picks itself; make bench times with it)" >&2
+        unset "$name"
+    fi
+done
 PY=.venv/bin/python
 ASV=.venv/bin/asv
 machine=$($PY tools/asv_machine.py)
