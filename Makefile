@@ -44,21 +44,21 @@ results: $(VENV)/.installed
 # cell's null, kernels-only and hot floors, about 1.7 times as long). Reference
 # figures run without the workplace's OpenBLAS kernel overrides, threads pinned to one.
 targets: $(VENV)/.installed
-	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
+	tools/without_overrides.sh env OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
 		MKL_NUM_THREADS=1 $(PY) tools/targets.py $(TARGETS_ARGS)
 
 # Does method="auto" pick the faster of fft and im2col on this machine? Both timed on a
 # seeded draw of the cells where its cost model decides (the same on every machine) ->
 # reports/<machine>/method_choice.{csv,md} (~1-2 min); METHOD_CHOICE_ARGS= passes options.
 method-choice: $(VENV)/.installed
-	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
+	tools/without_overrides.sh env OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
 		MKL_NUM_THREADS=1 $(PY) tools/method_choice.py $(METHOD_CHOICE_ARGS)
 
 # Does im2col's grad_weight GEMM run in the faster of its two orientations here? Both
 # timed on the suite's CNN shapes, both dtypes; prints markdown (~30 s on a 2-core VM);
 # GEMM_ORIENTATION_ARGS= passes options.
 gemm-orientation: $(VENV)/.installed
-	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
+	tools/without_overrides.sh env OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
 		MKL_NUM_THREADS=1 $(PY) tools/gemm_orientation.py $(GEMM_ORIENTATION_ARGS)
 
 compare: $(VENV)/.installed dashboard/node_modules/.package-lock.json

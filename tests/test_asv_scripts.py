@@ -25,7 +25,7 @@ def _run(tmp_path: Path, script: str, asv_status: int, report_status: int = 0,
     (tmp_path / "tools").mkdir()
     (tmp_path / ".venv" / "bin").mkdir(parents=True)
     (tmp_path / "stub-path").mkdir()
-    for name in (script, "_asv_status.sh"):
+    for name in (script, "_asv_status.sh", "without_overrides.sh"):
         shutil.copy(ROOT / "tools" / name, tmp_path / "tools")
     log = tmp_path / "calls.log"
     # every stub call also logs the OpenBLAS kernel overrides it sees to env.log
@@ -129,6 +129,44 @@ def test_bench_keeps_the_callers_kernel_override(tmp_path):
     assert process.returncode == 0, process.stderr
     seen = (tmp_path / "env.log").read_text().splitlines()
     assert len(seen) == len(calls) and all(" coretype=Haswell " in line for line in seen), seen
+
+
+# without_overrides.sh (`make targets`, `make method-choice`, `make gemm-orientation`)
+
+def test_without_overrides_runs_its_arguments_without_them(tmp_path):
+    echo = ["bash", "-c", 'echo "${OPENBLAS_CORETYPE-unset} ${OPENBLAS_L2_SIZE-unset} '
+            '$OPENBLAS_NUM_THREADS $1"; exit 7', "-", "one argument"]
+    process = subprocess.run(
+        ["bash", str(ROOT / "tools" / "without_overrides.sh"), *echo], capture_output=True,
+        text=True, timeout=30, env={"PATH": "/usr/bin:/bin", "OPENBLAS_CORETYPE": "Haswell",
+                                    "OPENBLAS_L2_SIZE": "512", "OPENBLAS_NUM_THREADS": "1"})
+    assert process.returncode == 7  # the command's own status
+    assert process.stdout == "unset unset 1 one argument\n"
+    for dropped in ("OPENBLAS_CORETYPE=Haswell not used", "OPENBLAS_L2_SIZE=512 not used"):
+        assert dropped in process.stderr, process.stderr
+    quiet = subprocess.run(["bash", str(ROOT / "tools" / "without_overrides.sh"), *echo],
+                           capture_output=True, text=True, timeout=30,
+                           env={"PATH": "/usr/bin:/bin", "OPENBLAS_NUM_THREADS": "1"})
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (7, "unset unset 1 one argument\n", "")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+@pytest.mark.parametrize("target, tool", [("targets", "tools/targets.py"),
+                                          ("method-choice", "tools/method_choice.py"),
+                                          ("gemm-orientation", "tools/gemm_orientation.py")])
+def test_reference_timing_targets_drop_overrides_and_pin_threads(tmp_path, target, tool):
+    # the Makefile's recipe, run with a stub for the venv's python that prints what it got
+    stub = tmp_path / "python"
+    _stub(stub, 'echo "${OPENBLAS_CORETYPE-unset} ${OPENBLAS_L2_SIZE-unset} '
+                '$OPENBLAS_NUM_THREADS $OMP_NUM_THREADS $MKL_NUM_THREADS $1"\n')
+    process = subprocess.run(
+        ["make", "--no-print-directory", "-s", "-o", ".venv/.installed", target, f"PY={stub}"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "OPENBLAS_CORETYPE": "Haswell",
+             "OPENBLAS_L2_SIZE": "512", "OMP_NUM_THREADS": "2"})
+    assert process.returncode == 0, process.stderr
+    assert process.stdout == f"unset unset 1 1 1 {tool}\n"
+    assert "OPENBLAS_CORETYPE=Haswell not used" in process.stderr
 
 
 # run_benchmarks.sh (`make bench`)

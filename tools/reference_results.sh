@@ -2,21 +2,14 @@
 # `make results`: the reference figures for the README's "Results" and docs/results.md.
 # Runs the default grid plus, with SCIPY_LAYERS_BENCH_FULL=1, every size x kernel x dtype
 # of the forward+backward timings of the layers as users call them ('scipy', its rule
-# picking the method) against 'native', torch at one thread; calibrates the machine (its
-# limit, tools/calibrate.py); then writes the reports to reports/<machine>/ (committed as
-# the reference for that machine).
+# picking the method) against 'native', torch at one thread, on the kernel OpenBLAS picks
+# itself (tools/without_overrides.sh); calibrates the machine (its limit,
+# tools/calibrate.py); then writes the reports to reports/<machine>/ (committed as the
+# reference for that machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Reference figures run on the BLAS kernel OpenBLAS picks itself, as `make targets` does:
-# the kernel overrides a workplace may set (OPENBLAS_CORETYPE for old OpenBLAS builds)
-# would time another kernel than users get. `make bench` keeps, and records, what is set.
-for name in OPENBLAS_CORETYPE OPENBLAS_L2_SIZE; do
-    if [ -n "${!name+set}" ]; then
-        echo "make results: $name=${!name} not used (reference figures run on the kernel" \
-             "OpenBLAS picks itself; make bench times with it)" >&2
-        unset "$name"
-    fi
-done
+# shellcheck source=tools/without_overrides.sh
+. tools/without_overrides.sh
 PY=.venv/bin/python
 ASV=.venv/bin/asv
 machine=$($PY tools/asv_machine.py)
