@@ -42,7 +42,8 @@ results: $(VENV)/.installed
 # Issue 13's speed targets side by side -> reports/<machine>/targets.{csv,md} (~11 min on a 2-core VM);
 # TARGETS_ARGS= passes options (e.g. --cells fft:256:float32 --batches 30; --floors adds each
 # cell's null, kernels-only and hot floors, about 1.7 times as long). Reference
-# figures run without the workplace's OpenBLAS kernel overrides, threads pinned to one.
+# figures run without a workplace's BLAS kernel overrides (tools/without_overrides.sh
+# names each it drops; make results too), threads pinned to one.
 targets: $(VENV)/.installed
 	tools/without_overrides.sh env OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
 		MKL_NUM_THREADS=1 $(PY) tools/targets.py $(TARGETS_ARGS)

@@ -46,7 +46,8 @@ def _run(tmp_path: Path, script: str, asv_status: int, report_status: int = 0,
     _stub(tmp_path / "stub-path" / "git", 'echo 0123abc\n')  # the scratch tree is no repo
     process = subprocess.run(
         ["bash", str(tmp_path / "tools" / script)], capture_output=True, text=True,
-        timeout=60, env={"PATH": f"{tmp_path / 'stub-path'}:/usr/bin:/bin", **(env or {})})
+        timeout=60, cwd="/",  # the scripts find their files from their own path
+        env={"PATH": f"{tmp_path / 'stub-path'}:/usr/bin:/bin", **(env or {})})
     return process, log.read_text().splitlines()
 
 
@@ -122,50 +123,72 @@ def test_results_time_the_kernel_openblas_picks_itself(tmp_path):
     assert "not used" not in quiet.stderr, quiet.stderr
 
 
-def test_bench_keeps_the_callers_kernel_override(tmp_path):
+def test_bench_keeps_the_callers_kernel_overrides(tmp_path):
     # `make bench` times what the caller set (and its reports record it)
     process, calls = _run(tmp_path, "run_benchmarks.sh", 0,
-                          env={"OPENBLAS_CORETYPE": "Haswell"})
+                          env={"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": "512"})
     assert process.returncode == 0, process.stderr
     seen = (tmp_path / "env.log").read_text().splitlines()
-    assert len(seen) == len(calls) and all(" coretype=Haswell " in line for line in seen), seen
+    assert len(seen) == len(calls)
+    assert all(line.endswith(" coretype=Haswell l2=512") for line in seen), seen
+    assert "not used" not in process.stderr
 
 
 # without_overrides.sh (`make targets`, `make method-choice`, `make gemm-orientation`)
 
-def test_without_overrides_runs_its_arguments_without_them(tmp_path):
-    echo = ["bash", "-c", 'echo "${OPENBLAS_CORETYPE-unset} ${OPENBLAS_L2_SIZE-unset} '
-            '$OPENBLAS_NUM_THREADS $1"; exit 7', "-", "one argument"]
-    process = subprocess.run(
-        ["bash", str(ROOT / "tools" / "without_overrides.sh"), *echo], capture_output=True,
-        text=True, timeout=30, env={"PATH": "/usr/bin:/bin", "OPENBLAS_CORETYPE": "Haswell",
-                                    "OPENBLAS_L2_SIZE": "512", "OPENBLAS_NUM_THREADS": "1"})
+WRAPPER = ["bash", str(ROOT / "tools" / "without_overrides.sh")]
+SHOW = ["bash", "-c", 'echo "${OPENBLAS_CORETYPE-unset} ${OPENBLAS_L2_SIZE-unset} '
+        '${MKL_DEBUG_CPU_TYPE-unset} ${MKL_ENABLE_INSTRUCTIONS-unset} $OPENBLAS_NUM_THREADS '
+        '$1"; exit 7', "-", "one argument"]
+
+
+@pytest.mark.parametrize("overrides", [
+    {"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": "512"},
+    {"OPENBLAS_CORETYPE": "", "MKL_DEBUG_CPU_TYPE": "5", "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
+    {"OPENBLAS_L2_SIZE": "512\nERROR: not one"},
+])
+def test_without_overrides_runs_its_arguments_without_them(overrides):
+    process = subprocess.run(WRAPPER + SHOW, capture_output=True, text=True, timeout=30,
+                             env={"PATH": "/usr/bin:/bin", "OPENBLAS_NUM_THREADS": "1",
+                                  **overrides})
     assert process.returncode == 7  # the command's own status
-    assert process.stdout == "unset unset 1 one argument\n"
-    for dropped in ("OPENBLAS_CORETYPE=Haswell not used", "OPENBLAS_L2_SIZE=512 not used"):
-        assert dropped in process.stderr, process.stderr
-    quiet = subprocess.run(["bash", str(ROOT / "tools" / "without_overrides.sh"), *echo],
-                           capture_output=True, text=True, timeout=30,
-                           env={"PATH": "/usr/bin:/bin", "OPENBLAS_NUM_THREADS": "1"})
-    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (7, "unset unset 1 one argument\n", "")
+    assert process.stdout == "unset unset unset unset 1 one argument\n"
+    notes = process.stderr.splitlines()  # one line for each override dropped, by name
+    assert [note.split("=")[0] for note in notes] == [f"note: {name}" for name in overrides]
+    assert all("not used" in note for note in notes), notes
+
+
+def test_without_overrides_says_nothing_where_none_is_set_and_needs_a_command():
+    env = {"PATH": "/usr/bin:/bin", "OPENBLAS_NUM_THREADS": "1"}
+    quiet = subprocess.run(WRAPPER + SHOW, capture_output=True, text=True, timeout=30, env=env)
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (
+        7, "unset unset unset unset 1 one argument\n", "")
+    dashed = subprocess.run(WRAPPER + ["-c", "true"], capture_output=True, text=True,
+                            timeout=30, env=env)
+    assert dashed.returncode == 127  # a command named "-c", not an option of exec's
+    bare = subprocess.run(WRAPPER, capture_output=True, text=True, timeout=30, env=env)
+    assert bare.returncode == 2 and bare.stderr.startswith("usage: without_overrides.sh")
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
-@pytest.mark.parametrize("target, tool", [("targets", "tools/targets.py"),
-                                          ("method-choice", "tools/method_choice.py"),
-                                          ("gemm-orientation", "tools/gemm_orientation.py")])
-def test_reference_timing_targets_drop_overrides_and_pin_threads(tmp_path, target, tool):
+@pytest.mark.parametrize("target, tool, arguments", [
+    ("targets", "tools/targets.py", "TARGETS_ARGS"),
+    ("method-choice", "tools/method_choice.py", "METHOD_CHOICE_ARGS"),
+    ("gemm-orientation", "tools/gemm_orientation.py", "GEMM_ORIENTATION_ARGS")])
+def test_reference_timing_targets_drop_overrides_and_pin_threads(tmp_path, target, tool,
+                                                                 arguments):
     # the Makefile's recipe, run with a stub for the venv's python that prints what it got
     stub = tmp_path / "python"
     _stub(stub, 'echo "${OPENBLAS_CORETYPE-unset} ${OPENBLAS_L2_SIZE-unset} '
-                '$OPENBLAS_NUM_THREADS $OMP_NUM_THREADS $MKL_NUM_THREADS $1"\n')
+                '$OPENBLAS_NUM_THREADS $OMP_NUM_THREADS $MKL_NUM_THREADS $*"\nexit 3\n')
     process = subprocess.run(
-        ["make", "--no-print-directory", "-s", "-o", ".venv/.installed", target, f"PY={stub}"],
+        ["make", "--no-print-directory", "-s", "-o", ".venv/.installed", target, f"PY={stub}",
+         f"{arguments}=--batches 2"],
         capture_output=True, text=True, timeout=60, cwd=ROOT,
         env={"PATH": "/usr/bin:/bin", "OPENBLAS_CORETYPE": "Haswell",
              "OPENBLAS_L2_SIZE": "512", "OMP_NUM_THREADS": "2"})
-    assert process.returncode == 0, process.stderr
-    assert process.stdout == f"unset unset 1 1 1 {tool}\n"
+    assert process.returncode != 0  # the tool's failure is make's
+    assert process.stdout == f"unset unset 1 1 1 {tool} --batches 2\n"
     assert "OPENBLAS_CORETYPE=Haswell not used" in process.stderr
 
 

@@ -113,3 +113,39 @@ def test_cli_rejects_a_bad_commit_in_one_line():
     assert proc.stderr.strip().splitlines() == [
         "record_environment: error: --commit 'no-such-rev' is not a commit of this repository "
         "(give a hash, branch or tag)"]
+
+
+def test_changes_names_what_differs(described):
+    old = re_.make_record("box", HASH, described)  # OPENBLAS_CORETYPE=Haswell, MKL_... ""
+    new = json.loads(json.dumps(old))
+    assert re_.changes(old, new) == ""
+    new["overrides"]["OPENBLAS_CORETYPE"] = None
+    new["threads"]["OMP_NUM_THREADS"] = "2"
+    new["blas"][0]["architecture"] = "SkylakeX-not"
+    new["recorded_at"], new["commit"] = "later", "another"  # not the environment
+    assert re_.changes(old, new) == ("OPENBLAS_CORETYPE: Haswell -> unset; "
+                                     "OMP_NUM_THREADS: 1 -> 2; blas")
+
+
+def test_a_commit_recorded_again_in_another_environment_is_warned_of(tmp_path, monkeypatch,
+                                                                     capsys, described):
+    # asv merges a run's results into the commit's file, so the earlier run's stay there
+    env = re_.AsvEnvironment("env", tmp_path / "python", {}, tmp_path / "results",
+                             tmp_path / "environments")
+    seen = [described, described, {**described, "overrides": {
+        **described["overrides"], "OPENBLAS_CORETYPE": None}}]
+    monkeypatch.setattr(re_, "asv_environment", lambda config: env)
+    monkeypatch.setattr(re_, "full_hash", lambda rev, cwd: HASH)
+    monkeypatch.setattr(re_, "describe_in", lambda python, env_vars: seen.pop(0))
+    arguments = ["--machine", "box", "--commit", HASH]
+    warnings = []
+    for _ in range(3):
+        assert re_.main(arguments) == 0
+        warnings.append(capsys.readouterr().err)
+    assert warnings[:2] == ["", ""]  # first record; the same environment again
+    assert warnings[2].startswith(f"record_environment: warning: {HASH[:8]} on box ran in "
+                                  "another environment before (OPENBLAS_CORETYPE: Haswell -> "
+                                  "unset)")
+    assert f"{tmp_path / 'results' / 'box'}/{HASH[:8]}-*.json" in warnings[2]
+    record = re_.read_record(re_.record_path(env.environments, "box", HASH))
+    assert record["overrides"]["OPENBLAS_CORETYPE"] is None  # the latest run's, as before

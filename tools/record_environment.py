@@ -106,15 +106,33 @@ def validate(record: dict) -> list[str]:
     return problems
 
 
+def _essence(record: dict) -> dict:
+    """A record's environment: time and commit aside, and where a library file lies (a
+    moved checkout loads the same library from elsewhere)."""
+    kept = {k: v for k, v in record.items() if k not in NOT_ENVIRONMENT}
+    kept["blas"] = sorted(({k: v for k, v in lib.items() if k != "filepath"}
+                           for lib in record.get("blas") or []), key=_library_key)
+    return kept
+
+
 def same_environment(a: dict, b: dict) -> bool:
-    """True when two records describe the same environment: time and commit aside, and
-    where a library file lies (a moved checkout loads the same library from elsewhere)."""
-    def essence(record):
-        kept = {k: v for k, v in record.items() if k not in NOT_ENVIRONMENT}
-        kept["blas"] = sorted(({k: v for k, v in lib.items() if k != "filepath"} for lib in record["blas"]),
-                              key=_library_key)
-        return kept
-    return essence(a) == essence(b)
+    """True when two records describe the same environment (_essence)."""
+    return _essence(a) == _essence(b)
+
+
+def changes(old: dict, new: dict) -> str:
+    """What differs between two records' environments, for a warning: each override and
+    thread limit as ``NAME: old -> new`` (None: unset), any other field by name."""
+    old, new = _essence(old), _essence(new)
+    parts = []
+    for field in ("overrides", "threads"):
+        a, b = old.get(field) or {}, new.get(field) or {}
+        parts += [f"{name}: {'unset' if a.get(name) is None else a[name]} -> "
+                  f"{'unset' if b.get(name) is None else b[name]}"
+                  for name in sorted(set(a) | set(b)) if a.get(name) != b.get(name)]
+    parts += [field for field in sorted(set(old) | set(new))
+              if field not in ("overrides", "threads") and old.get(field) != new.get(field)]
+    return "; ".join(parts)
 
 
 class AsvEnvironment(NamedTuple):
@@ -203,6 +221,15 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(record, indent=2, sort_keys=True))
         else:
             path = record_path(env.environments, args.machine, commit)
+            previous = read_record(path)
+            if previous is not None and not same_environment(previous, record):
+                # asv merges this run's results into the commit's file: earlier ones stay
+                print(f"record_environment: warning: {commit[:8]} on {args.machine} ran in "
+                      f"another environment before ({changes(previous, record)}); results "
+                      f"timed then and not now stay in "
+                      f"{env.results / args.machine}/{commit[:8]}-*.json and now carry "
+                      f"this record: to time them all in one environment, delete that "
+                      f"file and run again", file=sys.stderr)
             write_record(path, record)
             print(f"environment of {commit[:8]} on {args.machine}: {path}")
     except (RecordError, subprocess.TimeoutExpired, OSError) as exc:

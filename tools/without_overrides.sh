@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
 # Reference timings (make results, targets, method-choice, gemm-orientation) run without
-# the OpenBLAS kernel overrides a workplace may set for old OpenBLAS builds
-# (OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE): they would time another kernel than users get.
+# the BLAS kernel overrides a workplace may set (OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE for
+# old OpenBLAS builds; MKL_DEBUG_CPU_TYPE, MKL_ENABLE_INSTRUCTIONS: the overrides
+# tools/record_environment.py records): they would time another kernel than users get.
 # Each one dropped is named on stderr. Executed, this runs its arguments so; sourced, it
 # drops them from the sourcing shell. `make bench` keeps, and records, whatever is set.
-for _name in OPENBLAS_CORETYPE OPENBLAS_L2_SIZE; do
-    if [ -n "${!_name+set}" ]; then
-        echo "note: $_name=${!_name} not used: reference timings run on the kernel" \
-             "OpenBLAS picks itself (make bench times with it)" >&2
-        unset "$_name"
-    fi
-done
-unset _name
+if [ "${BASH_SOURCE[0]}" = "$0" ] && [ "$#" -eq 0 ]; then
+    echo "usage: ${0##*/} COMMAND [ARGUMENT...]" >&2
+    exit 2
+fi
+_drop_kernel_overrides() {
+    local name note="not used: reference timings run on the kernel the BLAS picks itself"
+    for name in OPENBLAS_CORETYPE OPENBLAS_L2_SIZE MKL_DEBUG_CPU_TYPE MKL_ENABLE_INSTRUCTIONS; do
+        if [ -n "${!name+set}" ]; then  # %q: a value with a newline stays on one line
+            printf 'note: %s=%q %s (make bench times with it)\n' "$name" "${!name}" "$note" >&2
+            unset "$name"
+        fi
+    done
+}
+_drop_kernel_overrides
+unset -f _drop_kernel_overrides
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
-    exec "$@"
+    exec -- "$@"
 fi
