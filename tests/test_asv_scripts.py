@@ -166,8 +166,24 @@ def test_without_overrides_says_nothing_where_none_is_set_and_needs_a_command():
     dashed = subprocess.run(WRAPPER + ["-c", "true"], capture_output=True, text=True,
                             timeout=30, env=env)
     assert dashed.returncode == 127  # a command named "-c", not an option of exec's
-    bare = subprocess.run(WRAPPER, capture_output=True, text=True, timeout=30, env=env)
-    assert bare.returncode == 2 and bare.stderr.startswith("usage: without_overrides.sh")
+    separated = subprocess.run(WRAPPER + ["--"] + SHOW, capture_output=True, text=True,
+                               timeout=30, env=env)
+    assert (separated.returncode, separated.stdout) == (7, quiet.stdout)
+    for bare in (WRAPPER, WRAPPER + ["--"]):
+        bare = subprocess.run(bare, capture_output=True, text=True, timeout=30, env=env)
+        assert bare.returncode == 2 and bare.stderr.startswith("usage: without_overrides.sh")
+
+
+def test_without_overrides_sourced_drops_them_and_leaves_the_callers_own_names():
+    script = ('name=mine; note=kept; f() { local name=inner; . "$1"; echo "$name"; }; f "$1"; '
+              'echo "$name $note ${OPENBLAS_CORETYPE-unset} $?"')
+    process = subprocess.run(
+        ["bash", "-euc", script, "-", str(ROOT / "tools" / "without_overrides.sh")],
+        capture_output=True, text=True, timeout=30,
+        env={"PATH": "/usr/bin:/bin", "OPENBLAS_CORETYPE": "Haswell"})
+    assert process.returncode == 0, process.stderr
+    assert process.stdout == "inner\nmine kept unset 0\n"
+    assert process.stderr.startswith("note: OPENBLAS_CORETYPE=Haswell not used")
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")

@@ -193,6 +193,20 @@ def test_comparable_results_are_reused_and_others_timed_again(fake, capsys):
     assert "has 10 samples, not 3 rounds x 5" in capsys.readouterr().out
 
 
+def test_a_commit_timed_again_in_another_environment_is_warned_of(fake, monkeypatch, capsys):
+    # asv merges the new run into the commit's results file: what it does not time stays
+    assert cc.main([]) == 0
+    assert "another environment" not in capsys.readouterr().err
+    overridden = {**DESCRIPTION, "overrides": {**DESCRIPTION["overrides"],
+                                               "OPENBLAS_CORETYPE": "Haswell"}}
+    monkeypatch.setattr(record_environment, "describe_in", lambda python, env_vars: overridden)
+    assert cc.main([]) == 0
+    err = capsys.readouterr().err
+    for commit in (BASE, HEAD):
+        assert (f"warning: {commit[:8]} on 'box' ran in another environment before "
+                "(OPENBLAS_CORETYPE: unset -> 'Haswell')") in err
+
+
 def test_a_new_head_is_timed_alone_against_the_reused_base(fake, monkeypatch):
     assert cc.main([]) == 0
     fake.calls.clear()

@@ -123,8 +123,14 @@ def test_changes_names_what_differs(described):
     new["threads"]["OMP_NUM_THREADS"] = "2"
     new["blas"][0]["architecture"] = "SkylakeX-not"
     new["recorded_at"], new["commit"] = "later", "another"  # not the environment
-    assert re_.changes(old, new) == ("OPENBLAS_CORETYPE: Haswell -> unset; "
-                                     "OMP_NUM_THREADS: 1 -> 2; blas")
+    assert re_.changes(old, new) == ("OPENBLAS_CORETYPE: 'Haswell' -> unset; "
+                                     "OMP_NUM_THREADS: '1' -> '2'; blas")
+    # values as Python literals: an empty one shows, a newline cannot start a line
+    assert re_.changes(new, {**new, "overrides": {**new["overrides"], "OPENBLAS_CORETYPE":
+                                                  "a\nb"}}) == "OPENBLAS_CORETYPE: unset -> 'a\\nb'"
+    assert re_.changes(old, new | {"overrides": old["overrides"] | {"X": None}}).startswith(
+        "OMP_NUM_THREADS")
+    assert re_.changes(old | {"extra": None}, old) == "fields the record no longer has"
 
 
 def test_a_commit_recorded_again_in_another_environment_is_warned_of(tmp_path, monkeypatch,
@@ -143,9 +149,30 @@ def test_a_commit_recorded_again_in_another_environment_is_warned_of(tmp_path, m
         assert re_.main(arguments) == 0
         warnings.append(capsys.readouterr().err)
     assert warnings[:2] == ["", ""]  # first record; the same environment again
-    assert warnings[2].startswith(f"record_environment: warning: {HASH[:8]} on box ran in "
-                                  "another environment before (OPENBLAS_CORETYPE: Haswell -> "
-                                  "unset)")
+    assert warnings[2].startswith(f"record_environment: warning: {HASH[:8]} on 'box' ran in "
+                                  "another environment before (OPENBLAS_CORETYPE: 'Haswell' "
+                                  "-> unset)")
     assert f"{tmp_path / 'results' / 'box'}/{HASH[:8]}-*.json" in warnings[2]
-    record = re_.read_record(re_.record_path(env.environments, "box", HASH))
-    assert record["overrides"]["OPENBLAS_CORETYPE"] is None  # the latest run's, as before
+    path = re_.record_path(env.environments, "box", HASH)
+    assert re_.read_record(path)["overrides"]["OPENBLAS_CORETYPE"] is None  # the latest run's
+    seen.append(described)  # --print shows the record, and neither warns nor writes
+    assert re_.main(arguments + ["--print"]) == 0
+    printed = capsys.readouterr()
+    assert printed.err == "" and json.loads(printed.out)["overrides"]["OPENBLAS_CORETYPE"]
+    assert re_.read_record(path)["overrides"]["OPENBLAS_CORETYPE"] is None
+    # a record with a malformed library entry counts as absent: replaced, no traceback
+    bad = json.loads(path.read_text())
+    bad["blas"].append(None)
+    path.write_text(json.dumps(bad))
+    assert re_.validate(bad) == [f"blas[{len(bad['blas']) - 1}]: expected dict"]
+    seen.append(described)
+    assert re_.main(arguments) == 0 and capsys.readouterr().err == ""
+    assert re_.read_record(path)["overrides"]["OPENBLAS_CORETYPE"] == "Haswell"
+
+
+def test_the_warning_quotes_a_results_folder_for_the_shell(tmp_path, capsys, described):
+    results, environments = tmp_path / "my results [1]", tmp_path / "environments"
+    record = re_.make_record("box", HASH, described)
+    re_.store(record, environments, results)
+    re_.store({**record, "threads": {**record["threads"], "torch": 2}}, environments, results)
+    assert f"'{results / 'box'}'/{HASH[:8]}-*.json and now" in capsys.readouterr().err

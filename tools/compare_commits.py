@@ -323,9 +323,8 @@ def compare(args) -> int:
         asv_status = run_command(cmd, input="\n".join(run_on) + "\n", env=asv_env) or asv_status
     now = describe_now() if timed else None
     for commit in timed:
-        record_environment.write_record(
-            record_environment.record_path(env.environments, machine, commit),
-            record_environment.make_record(machine, commit, now))
+        record_environment.store(record_environment.make_record(machine, commit, now),
+                                 env.environments, env.results)
     stage("report")
     report_status = run_command(report)
     stage("publishing the dashboard")

@@ -18,6 +18,7 @@ import datetime
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -93,6 +94,8 @@ def validate(record: dict) -> list[str]:
         datetime.datetime.fromisoformat(record["recorded_at"])
     except ValueError:
         problems.append(f"recorded_at: not an ISO time: {record['recorded_at']!r}")
+    problems += [f"blas[{i}]: expected dict" for i, library in enumerate(record["blas"])
+                 if not isinstance(library, dict)]
     cpu_keys = {"model_name": str, "family": str, "model": str, "flags": list, "num_cpu": int}
     problems += [f"cpu.{k}: expected {t.__name__}" for k, t in cpu_keys.items()
                  if not isinstance(record["cpu"].get(k), t)]
@@ -121,18 +124,39 @@ def same_environment(a: dict, b: dict) -> bool:
 
 
 def changes(old: dict, new: dict) -> str:
-    """What differs between two records' environments, for a warning: each override and
-    thread limit as ``NAME: old -> new`` (None: unset), any other field by name."""
+    """What differs between two records' environments, for a warning (empty when
+    nothing): each override and thread limit as ``NAME: 'old' -> 'new'`` (unset where
+    None), any other field by name."""
     old, new = _essence(old), _essence(new)
     parts = []
     for field in ("overrides", "threads"):
         a, b = old.get(field) or {}, new.get(field) or {}
-        parts += [f"{name}: {'unset' if a.get(name) is None else a[name]} -> "
-                  f"{'unset' if b.get(name) is None else b[name]}"
+        parts += [f"{name}: {'unset' if a.get(name) is None else repr(a[name])} -> "
+                  f"{'unset' if b.get(name) is None else repr(b[name])}"
                   for name in sorted(set(a) | set(b)) if a.get(name) != b.get(name)]
     parts += [field for field in sorted(set(old) | set(new))
               if field not in ("overrides", "threads") and old.get(field) != new.get(field)]
+    if not parts and old != new:  # (a field or name with None on one side only)
+        parts.append("fields the record no longer has")
     return "; ".join(parts)
+
+
+def store(record: dict, environments: Path, results: Path) -> Path:
+    """write_record of ``record`` at its record_path, after a warning on stderr where the
+    commit's record there describes another environment: asv merges each run's results
+    into one file per commit, so results timed then and not now stay in it, under this
+    record. Returns the path."""
+    machine, commit = record["machine"], record["commit"]
+    path = record_path(environments, machine, commit)
+    previous = read_record(path)
+    if previous is not None and not same_environment(previous, record):
+        pattern = shlex.quote(str(results / machine)) + f"/{commit[:8]}-*.json"
+        print(f"record_environment: warning: {commit[:8]} on {machine!r} ran in another "
+              f"environment before ({changes(previous, record)}); results timed then and "
+              f"not now stay in {pattern} and now carry this record: to time them all in "
+              f"one environment, delete that file and run again", file=sys.stderr)
+    write_record(path, record)
+    return path
 
 
 class AsvEnvironment(NamedTuple):
@@ -220,17 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.print:
             print(json.dumps(record, indent=2, sort_keys=True))
         else:
-            path = record_path(env.environments, args.machine, commit)
-            previous = read_record(path)
-            if previous is not None and not same_environment(previous, record):
-                # asv merges this run's results into the commit's file: earlier ones stay
-                print(f"record_environment: warning: {commit[:8]} on {args.machine} ran in "
-                      f"another environment before ({changes(previous, record)}); results "
-                      f"timed then and not now stay in "
-                      f"{env.results / args.machine}/{commit[:8]}-*.json and now carry "
-                      f"this record: to time them all in one environment, delete that "
-                      f"file and run again", file=sys.stderr)
-            write_record(path, record)
+            path = store(record, env.environments, env.results)
             print(f"environment of {commit[:8]} on {args.machine}: {path}")
     except (RecordError, subprocess.TimeoutExpired, OSError) as exc:
         print(f"record_environment: error: {exc}", file=sys.stderr)

@@ -5,9 +5,14 @@
 # tools/record_environment.py records): they would time another kernel than users get.
 # Each one dropped is named on stderr. Executed, this runs its arguments so; sourced, it
 # drops them from the sourcing shell. `make bench` keeps, and records, whatever is set.
-if [ "${BASH_SOURCE[0]}" = "$0" ] && [ "$#" -eq 0 ]; then
-    echo "usage: ${0##*/} COMMAND [ARGUMENT...]" >&2
-    exit 2
+if [ "${BASH_SOURCE[0]-}" = "$0" ]; then
+    if [ "${1-}" = "--" ]; then  # (as env and nice take it)
+        shift
+    fi
+    if [ "$#" -eq 0 ]; then
+        echo "usage: ${0##*/} [--] COMMAND [ARGUMENT...]" >&2
+        exit 2
+    fi
 fi
 _drop_kernel_overrides() {
     local name note="not used: reference timings run on the kernel the BLAS picks itself"
@@ -20,6 +25,6 @@ _drop_kernel_overrides() {
 }
 _drop_kernel_overrides
 unset -f _drop_kernel_overrides
-if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+if [ "${BASH_SOURCE[0]-}" = "$0" ]; then
     exec -- "$@"
 fi
