@@ -176,3 +176,13 @@ def test_the_warning_quotes_a_results_folder_for_the_shell(tmp_path, capsys, des
     re_.store(record, environments, results)
     re_.store({**record, "threads": {**record["threads"], "torch": 2}}, environments, results)
     assert f"'{results / 'box'}'/{HASH[:8]}-*.json and now" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("machine", ["../../escaped", "a/b", ".", "..", "two\nlines", ""])
+def test_cli_refuses_a_machine_name_that_is_not_one_folder(machine):
+    proc = subprocess.run([sys.executable, str(ROOT / "tools/record_environment.py"),
+                           "--machine", machine, "--commit", "HEAD"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert ("is not a plain folder name" if machine else "--machine is required") in proc.stderr

@@ -41,7 +41,6 @@ import datetime
 import json
 import math
 import os
-import re
 import subprocess
 import sys
 import time
@@ -197,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not args.machine:
             raise CalibrationError("--machine is required (the asv machine name)")
-        if not re.fullmatch(r"[^/\\\0]+", args.machine) or args.machine in (".", ".."):
+        if not record_environment.plain_folder_name(args.machine):
             raise CalibrationError(f"--machine {args.machine!r} is not a plain folder name "
                                    "(tools/asv_machine.py prints the name to give)")
         env = record_environment.asv_environment(args.config)

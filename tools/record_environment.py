@@ -195,6 +195,11 @@ def describe_in(python: Path, env_vars: dict) -> dict:
     return json.loads(proc.stdout)
 
 
+def plain_folder_name(name: str) -> bool:
+    """Whether a --machine name is one folder: no separator, NUL or newline, not . or .."""
+    return bool(re.fullmatch(r"[^/\\\0\n]+", name)) and name not in (".", "..")
+
+
 def record_path(environments: Path, machine: str, commit: str) -> Path:
     return environments / machine / f"{commit}.json"
 
@@ -238,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not args.machine:
             raise RecordError("--machine is required (the asv machine name)")
+        if not plain_folder_name(args.machine):
+            raise RecordError(f"--machine {args.machine!r} is not a plain folder name "
+                              "(tools/asv_machine.py prints this machine's)")
         commit = full_hash(args.commit, args.config.resolve().parent)
         env = asv_environment(args.config)
         record = make_record(args.machine, commit, describe_in(env.python, env.env_vars))
