@@ -7,6 +7,11 @@ PY := $(VENV)/bin/python
 
 .PHONY: bench test serve demo results targets method-choice gemm-orientation gpu-bundle compare gate
 
+# The reference timings' python: without a workplace's BLAS kernel overrides
+# (tools/without_overrides.sh names each it drops), every library at one thread.
+REFERENCE_PY = tools/without_overrides.sh env OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
+	MKL_NUM_THREADS=1 $(PY)
+
 # make compare / make gate: BASE=<rev> (default: merge-base with main, or HEAD~1 on main),
 # FRESH=1 (time both commits again), ROUNDS=, REPEAT=, BENCH=<asv -b regex>.
 COMPARE_ARGS = $(if $(BASE),--base '$(BASE)') $(if $(FRESH),--fresh) \
@@ -42,25 +47,21 @@ results: $(VENV)/.installed
 # Issue 13's speed targets side by side -> reports/<machine>/targets.{csv,md} (~11 min on a 2-core VM);
 # TARGETS_ARGS= passes options (e.g. --cells fft:256:float32 --batches 30; --floors adds each
 # cell's null, kernels-only and hot floors, about 1.7 times as long). Reference
-# figures run without a workplace's BLAS kernel overrides (tools/without_overrides.sh
-# names each it drops; make results too), threads pinned to one.
+# figures: REFERENCE_PY (make results drops the overrides too).
 targets: $(VENV)/.installed
-	tools/without_overrides.sh env OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
-		MKL_NUM_THREADS=1 $(PY) tools/targets.py $(TARGETS_ARGS)
+	$(REFERENCE_PY) tools/targets.py $(TARGETS_ARGS)
 
 # Does method="auto" pick the faster of fft and im2col on this machine? Both timed on a
 # seeded draw of the cells where its cost model decides (the same on every machine) ->
 # reports/<machine>/method_choice.{csv,md} (~1-2 min); METHOD_CHOICE_ARGS= passes options.
 method-choice: $(VENV)/.installed
-	tools/without_overrides.sh env OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
-		MKL_NUM_THREADS=1 $(PY) tools/method_choice.py $(METHOD_CHOICE_ARGS)
+	$(REFERENCE_PY) tools/method_choice.py $(METHOD_CHOICE_ARGS)
 
 # Does im2col's grad_weight GEMM run in the faster of its two orientations here? Both
 # timed on the suite's CNN shapes, both dtypes; prints markdown (~30 s on a 2-core VM);
 # GEMM_ORIENTATION_ARGS= passes options.
 gemm-orientation: $(VENV)/.installed
-	tools/without_overrides.sh env OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 \
-		MKL_NUM_THREADS=1 $(PY) tools/gemm_orientation.py $(GEMM_ORIENTATION_ARGS)
+	$(REFERENCE_PY) tools/gemm_orientation.py $(GEMM_ORIENTATION_ARGS)
 
 compare: $(VENV)/.installed dashboard/node_modules/.package-lock.json
 	$(PY) tools/compare_commits.py $(COMPARE_ARGS)
