@@ -2,9 +2,11 @@
 a failed benchmark must not cost the reports of every other one, and asv's own failure
 (or Ctrl-C) must stop before the reports are rewritten from partial results. Each script
 runs on a copy beside stub programs that log their calls (no asv run, nothing timed)."""
+import re
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -156,6 +158,15 @@ def test_without_overrides_runs_its_arguments_without_them(overrides):
     notes = process.stderr.splitlines()  # one line for each override dropped, by name
     assert [note.split("=")[0] for note in notes] == [f"note: {name}" for name in overrides]
     assert all("not used" in note for note in notes), notes
+
+
+def test_without_overrides_drops_exactly_the_overrides_the_environment_record_names():
+    # the shell list is a twin of record_environment.OVERRIDE_VARS: they must not drift
+    sys.path.insert(0, str(ROOT / "tools"))
+    import record_environment
+    loop = re.search(r"^\s*for name in ([A-Z0-9_ ]+); do$",
+                     (ROOT / "tools" / "without_overrides.sh").read_text(), re.MULTILINE)
+    assert loop and tuple(loop.group(1).split()) == record_environment.OVERRIDE_VARS
 
 
 def test_without_overrides_says_nothing_where_none_is_set_and_needs_a_command():
