@@ -90,6 +90,11 @@ def test_a_missing_or_different_environment_record_is_timed_again():
     changed["overrides"]["OPENBLAS_CORETYPE"] = "SkylakeX"
     changed["blas"][0]["architecture"] = "SkylakeX"
     assert why(record=changed) == "its environment differs from now in blas, overrides"
+    # a field only the record has is named too; where the library file lies is not
+    moved = copy.deepcopy(ENVIRONMENT)
+    moved["blas"][0]["filepath"] = "/elsewhere/libopenblas.so"
+    assert why(record=moved) is None
+    assert why(record={**moved, "gpu": "H100"}) == "its environment differs from now in gpu"
 
 
 def test_find_result_picks_the_commit_and_environment(tmp_path):

@@ -123,10 +123,18 @@ def same_environment(a: dict, b: dict) -> bool:
     return _essence(a) == _essence(b)
 
 
+def differing_fields(old: dict, new: dict) -> list[str]:
+    """The top-level fields whose environment (_essence) differs between two records,
+    sorted (a field missing on one side reads as None there)."""
+    old, new = _essence(old), _essence(new)
+    return sorted(field for field in set(old) | set(new) if old.get(field) != new.get(field))
+
+
 def changes(old: dict, new: dict) -> str:
     """What differs between two records' environments, for a warning (empty when
     nothing): each override and thread limit as ``NAME: 'old' -> 'new'`` (unset where
-    None), any other field by name."""
+    None), any other field by name (differing_fields)."""
+    fields = differing_fields(old, new)
     old, new = _essence(old), _essence(new)
     parts = []
     for field in ("overrides", "threads"):
@@ -134,8 +142,7 @@ def changes(old: dict, new: dict) -> str:
         parts += [f"{name}: {'unset' if a.get(name) is None else repr(a[name])} -> "
                   f"{'unset' if b.get(name) is None else repr(b[name])}"
                   for name in sorted(set(a) | set(b)) if a.get(name) != b.get(name)]
-    parts += [field for field in sorted(set(old) | set(new))
-              if field not in ("overrides", "threads") and old.get(field) != new.get(field)]
+    parts += [field for field in fields if field not in ("overrides", "threads")]
     if not parts and old != new:  # (a field or name with None on one side only)
         parts.append("fields the record no longer has")
     return "; ".join(parts)

@@ -86,8 +86,7 @@ def environment_change(record: dict | None, now: dict) -> str | None:
         return "no environment record for it"
     if record_environment.same_environment(record, now):
         return None
-    changed = sorted(k for k in now if k not in record_environment.NOT_ENVIRONMENT
-                     and not record_environment.same_environment({**now, k: record.get(k)}, now))
+    changed = record_environment.differing_fields(record, now)
     return "its environment differs from now in " + ", ".join(changed or ["its record"])
 
 
