@@ -113,6 +113,28 @@ def test_a_gradient_regression_is_flagged_beside_the_speed_of_its_case():
     assert sum(r["_flagged"] for r in built["rows"]) == 2
 
 
+@pytest.mark.parametrize("column, other", [("machine", "other-box"), ("env", "other-env")])
+def test_a_gradient_regression_flags_only_the_timings_of_its_own_machine_and_environment(column, other):
+    # The same cases again on another machine (or in another asv environment), with
+    # gradients unchanged there: the regression of the fixture's machine is not theirs.
+    theirs = [{**r, column: other, "gradient_regression": "False"} for r in rows()]
+    built = compare_page.build_data(rows() + theirs, INDEX, "", fake_info)
+    case = dict(size="127x127", kernel="3x3", dtype="float32")
+    own, their = (next(r for r in built["rows"] if r[column] == where and r["implementation"] == "scipy"
+                       and r["measurement"] == "forward+backward"
+                       and all(r[k] == v for k, v in case.items()))
+                  for where in (rows()[0][column], other))
+    assert own["_flagged"] and own["_gradients"] == "max rel error of input: 1.2e-07 -> 0.031"
+    assert not their["_flagged"] and their["_gradients"] == ""
+    assert sum(r["_flagged"] for r in built["rows"]) == 2  # the fixture's own two, as alone
+
+
+def test_gradient_notes_match_rows_of_a_compare_csv_without_machine_or_env():
+    bare = [{k: v for k, v in r.items() if k not in ("machine", "env")} for r in rows()]
+    built = compare_page.build_data(bare, INDEX, "", fake_info)
+    assert sum(r["_flagged"] for r in built["rows"]) == 2
+
+
 def test_native_control_counts_native_timings_called_changed():
     # native timings with a verdict: 127x127 unchanged, 16x16 slower, 1024x1024 unchanged;
     # the 'environment changed' native row is no verdict of the test

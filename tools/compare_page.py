@@ -35,7 +35,11 @@ REQUIRED = ("layer", "implementation", "measurement", "verdict", "benchmark", "c
 # select the case on asv's graph page.
 CASE_COLUMNS = ("size", "kernel", "conv", "dtype", "device", "threads", "quantity", "layout",
                 "values")
-GRADIENT_KEY = ("layer", "implementation", "size", "kernel", "dtype")  # a case's gradients
+# A case's gradients: the gradient tracks lack the timing-only parameters (device, threads,
+# ...), so a note reaches every timing of its case, but only those timed on its own machine
+# in its own asv environment: another machine's numbers are another case. (A compare.csv
+# without machine or env reads them as blank on every row.)
+GRADIENT_KEY = ("layer", "implementation", "size", "kernel", "dtype", "machine", "env")
 NATIVE = "native"
 CHANGED = {"faster", "slower"}
 DECIDED = CHANGED | {"unchanged", "inconclusive"}
@@ -106,12 +110,17 @@ def case_label(row: dict) -> str:
     return label
 
 
+def gradient_key(row: dict) -> tuple:
+    """The case (GRADIENT_KEY) whose gradient notes a row shows or gives."""
+    return tuple(row.get(COLUMNS.get(c, c), "") for c in GRADIENT_KEY)
+
+
 def gradient_notes(rows: list[dict]) -> dict[tuple, list[str]]:
     """Case -> what a flagged gradient row says ('max rel error of input: 1e-07 -> 0.03')."""
     notes: dict[tuple, list[str]] = {}
     for row in rows:
         if truthy(row.get(COLUMNS["gradient_regression"])):
-            key = tuple(row.get(c, "") for c in GRADIENT_KEY)
+            key = gradient_key(row)
             what = row.get(COLUMNS["measurement"], "")
             if row.get("quantity") and row["quantity"] not in what:
                 what += f" of {row['quantity']}"
@@ -136,7 +145,7 @@ def build_data(rows: list[dict], index: dict, source: str, info=commit_info) -> 
     commits = [{"a": info(a), "b": info(b)} for a, b in pairs]
     out = []
     for row in rows:
-        key = tuple(row.get(c, "") for c in GRADIENT_KEY)
+        key = gradient_key(row)
         is_time = row.get(COLUMNS["unit"], TIME_UNIT) == TIME_UNIT
         extra = {"_graph": graph_link(row, index),
                  "_case": case_label(row),
