@@ -285,6 +285,41 @@ def test_bad_settings_are_one_line_errors(fake, capsys):
     assert "BENCH=NoSuchBenchmark selects no benchmark of the suite" in capsys.readouterr().err
 
 
+@pytest.fixture
+def cases_listed(monkeypatch):
+    """Whether the suite's cases were listed (~10 s on the real suite)."""
+    listed = []
+    monkeypatch.setattr(cc, "list_cases", lambda machine, cache: listed.append(machine) or CASES)
+    return listed
+
+
+def test_a_bench_that_is_no_regex_is_a_one_line_error_before_the_cases_are_listed(
+        fake, cases_listed, capsys):
+    assert cc.main(["--dry-run", "--bench", "("]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "compare: error: BENCH (--bench) '(' is not a regular expression: "
+        "missing ), unterminated subpattern at position 0")
+    assert cases_listed == [] and fake.calls == []
+    assert cc.main(["--bench", "a{9999999999}"]) == 2  # re raises OverflowError there
+    assert "'a{9999999999}' is not a regular expression: the repetition number is too large" \
+        in capsys.readouterr().err
+    assert cc.main(["--dry-run", "--bench", r"FFTAbs\.time_forward\("]) == 0  # escaped: fine
+    assert cases_listed == ["box"]
+
+
+def test_an_output_that_is_a_file_is_refused_before_anything_runs(fake, cases_listed, tmp_path,
+                                                                   monkeypatch, capsys):
+    (tmp_path / "notes.txt").write_text("")
+    monkeypatch.setattr(cc, "ROOT", tmp_path)  # the report runs there: --output is taken from there
+    assert cc.main(["--output", "notes.txt"]) == 2
+    monkeypatch.setattr(cc, "ROOT", ROOT)
+    assert capsys.readouterr().err.strip() == (
+        "compare: error: --output notes.txt exists and is not a folder (the report writes a "
+        "folder there)")
+    assert cases_listed == [] and fake.calls == []
+    assert cc.main(["--dry-run", "--output", str(tmp_path / "new")]) == 0  # the report makes it
+
+
 def test_long_arguments_are_shortened_for_people():
     assert cc.shown(["asv", "-b", "x" * 300]) == "asv -b " + "x" * 60 + "...<300 chars>"
 

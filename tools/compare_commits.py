@@ -31,6 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
+import compare_options  # noqa: E402
 import offline_dashboard  # noqa: E402
 import record_environment  # noqa: E402
 import reusable_results  # noqa: E402
@@ -246,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the plan and commands, run nothing")
     args = parser.parse_args(argv)
     try:
+        if (problem := compare_options.first_problem(args, ROOT)):
+            raise CompareError(problem)
         return compare(args)
     except (CompareError, record_environment.RecordError) as exc:
         print(f"compare: error: {exc}", file=sys.stderr)
@@ -258,9 +261,6 @@ def compare(args) -> int:
     def stage(title):
         print(f"== [{time.monotonic() - started:.0f}s] {title}", flush=True)
 
-    if args.rounds < 2 or args.repeat < 1:  # one round per commit: every verdict inconclusive
-        raise CompareError(f"ROUNDS must be at least 2 and REPEAT at least 1, got {args.rounds} "
-                           f"and {args.repeat}")
     base, head, how = resolve_commits(args.base)
     commits = [base, head]
     print(f"== comparing A = {describe_commit(base)}  ({how})\n"
