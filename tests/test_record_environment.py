@@ -4,6 +4,7 @@ The child here is this interpreter (it has numpy, scipy, torch and threadpoolctl
 asv environment does), so no asv environment is needed."""
 import datetime
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -113,6 +114,50 @@ def test_cli_rejects_a_bad_commit_in_one_line():
     assert proc.stderr.strip().splitlines() == [
         "record_environment: error: --commit 'no-such-rev' is not a commit of this repository "
         "(give a hash, branch or tag)"]
+
+
+VALID_CONFIG = ('{"version": 1, "repo": ".", "environment_type": "virtualenv", '
+                '"pythons": ["%d.%d"]' % sys.version_info[:2] + '%s}')
+
+
+def run_cli(config, cwd, *more):
+    """record_environment.py --config config; git looks no higher than ``cwd``'s folder."""
+    return subprocess.run([sys.executable, str(ROOT / "tools/record_environment.py"),
+                           "--machine", "m", "--config", str(config), "--print", *more],
+                          capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, "GIT_CEILING_DIRECTORIES": str(cwd.parent)})
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("absent/asv.conf.json", None, "asv config {config}: no such file"),
+    ("README.md", "# scipy-layers\n", "asv config {config} is not JSON: <string>:1 Unexpected"),
+    ("list.json", "[1, 2]", "asv config {config} is not asv's format: not a JSON object"),
+    ("norepo.json", '{"version": 1}', "asv config {config} is not asv's format: No repo specified"),
+    ("matrix.json", VALID_CONFIG % ', "matrix": 5', "asv config {config} is not asv's format "
+                                                    "(its matrix or pythons?): 'int' object"),
+    ("dirs.json", VALID_CONFIG % ', "results_dir": null',
+     "asv config {config} is not asv's format: results_dir is not a string"),
+    ("asv.conf.json", VALID_CONFIG % "", "{folder} (--config's folder) is not in a git repository: "
+                                         "--commit 'HEAD' is looked up in that folder's repository"),
+])
+def test_cli_says_in_one_line_what_is_wrong_with_the_config(tmp_path, name, text, message):
+    config = tmp_path / name
+    if text is not None:
+        config.write_text(text)
+    proc = run_cli(config, tmp_path)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith("record_environment: error: " + message.format(
+        config=config, folder=tmp_path)), proc.stderr
+
+
+def test_cli_with_a_config_in_a_repository_reads_the_commit_there(tmp_path):
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "asv.conf.json").write_text(VALID_CONFIG % "")
+    proc = run_cli(tmp_path / "asv.conf.json", tmp_path)  # a repository without commits
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("record_environment: error: --commit 'HEAD' is not a commit "
+                                   "of this repository (give a hash, branch or tag)")
 
 
 def test_changes_names_what_differs(described):

@@ -24,6 +24,8 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
+import asv_config
+
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_VERSION = 1
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -176,10 +178,10 @@ class AsvEnvironment(NamedTuple):
 
 def asv_environment(config: Path) -> AsvEnvironment:
     """The project's one asv environment, as asv itself derives it from the config."""
-    from asv import environment
-    from asv.config import Config
-    conf = Config.load(str(config))
-    envs = list(environment.get_environments(conf, None, verbose=False))
+    try:
+        conf, envs = asv_config.environments(config)
+    except asv_config.ConfigError as exc:
+        raise RecordError(str(exc)) from None
     if len(envs) != 1:
         raise RecordError(f"{config}: expected one asv environment in the matrix, found {len(envs)}")
     base = config.resolve().parent
@@ -228,6 +230,10 @@ def read_record(path: Path) -> dict | None:
 
 
 def full_hash(rev: str, cwd: Path = ROOT) -> str:
+    """The commit ``rev`` names in the git repository of ``cwd``."""
+    if subprocess.run(["git", "rev-parse", "--git-dir"], capture_output=True, cwd=cwd).returncode:
+        raise RecordError(f"{cwd} (--config's folder) is not in a git repository: --commit "
+                          f"{rev!r} is looked up in that folder's repository")
     proc = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
                           capture_output=True, text=True, cwd=cwd)
     if proc.returncode != 0:
@@ -253,8 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         if not plain_folder_name(args.machine):
             raise RecordError(f"--machine {args.machine!r} is not a plain folder name "
                               "(tools/asv_machine.py prints this machine's)")
+        env = asv_environment(args.config)  # first: its folder is where --commit is looked up
         commit = full_hash(args.commit, args.config.resolve().parent)
-        env = asv_environment(args.config)
         record = make_record(args.machine, commit, describe_in(env.python, env.env_vars))
         if args.print:
             print(json.dumps(record, indent=2, sort_keys=True))

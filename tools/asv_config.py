@@ -1,0 +1,47 @@
+"""asv.conf.json read as asv reads it, for tools/record_environment.py, with one line on
+what is wrong where asv itself would answer with a traceback (a file that is not JSON, a
+matrix that is not a mapping), with an error about another path (a missing folder) or
+not at all (a JSON array)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class ConfigError(Exception):
+    """What is wrong with an asv config, in one line."""
+
+
+def load(config: Path):
+    """asv's Config (asv.config.Config) of the file ``config``."""
+    import json5  # what asv parses its config with: // comments are allowed
+    from asv import util
+    from asv.config import Config
+    if not config.is_file():
+        raise ConfigError(f"asv config {config}: "
+                          + ("a folder, not a file" if config.is_dir() else "no such file"))
+    try:
+        data = json5.loads(config.read_text(encoding="utf-8"))
+    except ValueError as exc:  # json5's parse errors, and UnicodeDecodeError (a binary file)
+        raise ConfigError(f"asv config {config} is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"asv config {config} is not asv's format: not a JSON object")
+    try:  # asv's own checks: its version, a repo, branches
+        return Config.load(str(config))
+    except (util.UserError, ValueError, TypeError) as exc:
+        raise ConfigError(f"asv config {config} is not asv's format: {exc}") from None
+
+
+def environments(config: Path) -> tuple:
+    """(asv's Config of ``config``, the environments asv derives from it, as a list)."""
+    from asv import environment, util
+    conf = load(config)
+    for folder in ("env_dir", "results_dir"):  # joined to the config's folder by the callers
+        if not isinstance(getattr(conf, folder, None), str):
+            raise ConfigError(f"asv config {config} is not asv's format: {folder} is not a string")
+    try:
+        return conf, list(environment.get_environments(conf, None, verbose=False))
+    except util.UserError as exc:  # e.g. an environment_type asv does not know
+        raise ConfigError(f"asv config {config}: {exc}") from None
+    except (TypeError, AttributeError, ValueError) as exc:  # e.g. "matrix": 5, "pythons": "3.11"
+        raise ConfigError(f"asv config {config} is not asv's format (its matrix or "
+                          f"pythons?): {exc}") from None
