@@ -26,9 +26,37 @@ DEFAULT_SOURCE = ROOT / "tests" / "fixtures" / "asv_results"
 DAY_MS = 24 * 3600 * 1000
 
 
+def results_files(source: Path) -> list[Path]:
+    """The asv results files (<machine>/<commit>-<env>.json) under ``source``, sorted."""
+    return sorted(p for p in source.glob("*/*.json") if p.name != "machine.json")
+
+
+def count(text: str) -> int:
+    """argparse type of --commits and --runs: 0 would leave nothing to report on or to
+    take the median of (a CalledProcessError or StatisticsError after the work)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def results_dir(text: str) -> Path:
+    """argparse type of --source: make_history copies its benchmarks.json and a results file."""
+    source = Path(text)
+    if not (source / "benchmarks.json").is_file():
+        raise argparse.ArgumentTypeError(f"{source} has no benchmarks.json: give an asv results "
+                                         "directory (e.g. .asv/results)")
+    if not results_files(source):
+        raise argparse.ArgumentTypeError(f"no asv results files under {source}")
+    return source
+
+
 def make_history(source: Path, target: Path, commits: int) -> Path:
     """``commits`` copies of the newest results file of ``source`` under new hashes."""
-    files = sorted(p for p in source.glob("*/*.json") if p.name != "machine.json")
+    files = results_files(source)
     if not files:
         sys.exit(f"no asv results files under {source}")
     original = files[-1]
@@ -56,13 +84,20 @@ def median_seconds(run, runs: int) -> tuple[float, list[float]]:
     return statistics.median(times), times
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE,
+class OneLineParser(argparse.ArgumentParser):
+    """A usage error on one line, without argparse's usage text before it."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = OneLineParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", type=results_dir, default=DEFAULT_SOURCE,
                         help="a real asv results directory (default: the test fixture)")
-    parser.add_argument("--commits", type=int, default=50)
-    parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
+    parser.add_argument("--commits", type=count, default=50, help="commits of history (at least 1)")
+    parser.add_argument("--runs", type=count, default=3, help="runs to take the median of (at least 1)")
+    args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from scipy_layers.reports import build_report
 

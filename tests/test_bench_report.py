@@ -1,0 +1,52 @@
+"""tools/bench_report.py's options are checked as they are parsed: a count below one or a
+--source without asv results is a usage error before any history is made or timed
+(nothing here times anything: making the history is refused outright)."""
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import bench_report  # noqa: E402
+
+
+def refuse(*args):
+    raise AssertionError("bench_report made a history (and would have timed it)")
+
+
+def usage_error(monkeypatch, capsys, *argv):
+    """bench_report's exit status and its one line on stderr for ``argv``."""
+    monkeypatch.setattr(sys, "argv", ["bench_report.py", *argv])
+    monkeypatch.setattr(bench_report, "make_history", refuse)
+    with pytest.raises(SystemExit) as exit_:
+        bench_report.main()
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines  # the error alone, no usage text
+    return exit_.value.code, lines[0]
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--runs", "0", "must be at least 1, got 0"),  # was statistics.StatisticsError
+    ("--runs", "-3", "must be at least 1, got -3"),
+    ("--commits", "0", "must be at least 1, got 0"),  # was subprocess.CalledProcessError
+    ("--commits", "many", "'many' is not a whole number"),
+])
+def test_counts_below_one_are_usage_errors(monkeypatch, capsys, option, value, message):
+    assert usage_error(monkeypatch, capsys, option, value) == (
+        2, f"bench_report.py: error: argument {option}: {message}")
+
+
+def test_a_source_without_asv_results_is_a_usage_error(monkeypatch, capsys, tmp_path):
+    status, line = usage_error(monkeypatch, capsys, "--source", str(tmp_path))
+    assert (status, line) == (2, f"bench_report.py: error: argument --source: {tmp_path} has no "
+                                 "benchmarks.json: give an asv results directory (e.g. .asv/results)")
+    (tmp_path / "benchmarks.json").write_text("{}")
+    assert usage_error(monkeypatch, capsys, "--source", str(tmp_path)) == (
+        2, f"bench_report.py: error: argument --source: no asv results files under {tmp_path}")
+
+
+def test_the_fixture_and_counts_of_one_pass_the_checks(monkeypatch, capsys):
+    with pytest.raises(AssertionError, match="made a history"):
+        usage_error(monkeypatch, capsys, "--commits", "1", "--runs", "1",
+                    "--source", str(bench_report.DEFAULT_SOURCE))
