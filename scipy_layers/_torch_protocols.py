@@ -16,6 +16,33 @@ from ._workspace import run_callbacks_outside_compile
 
 _is_dynamo_compiling = torch.compiler.is_dynamo_compiling  # (Dynamo reads it as True)
 
+# Dynamo's execution strategy per code object, from torch's C eval-frame module (loaded
+# with torch: no import of Dynamo): SKIP for a frame and for every frame it calls, as
+# torch.compiler.disable does per call, but with no wrapper: an eager call pays nothing.
+try:
+    from torch._C._dynamo.eval_frame import (_FrameAction, _FrameExecStrategy,
+                                             set_code_exec_strategy)
+    _RUN_EAGERLY = _FrameExecStrategy(_FrameAction.SKIP, _FrameAction.SKIP)
+except (ImportError, AttributeError, TypeError):  # (a torch without it: see never_compiled)
+    _RUN_EAGERLY = None
+
+
+def never_compiled(fn):
+    """``fn``, whose frame and every frame it calls Dynamo never compiles: inside a
+    compiled program it runs eagerly (Dynamo may still inline it into a frame it traces).
+    Why: after the graph break at a layer call, Dynamo compiled the frames that make the
+    call (conv2d, a module's forward: the layer's own Python) as frames of their own,
+    guarded on their tensors' shapes, static for parameters; so each layer of another
+    shape compiled them again, and a model with more than 8 such layers hit Dynamo's
+    recompile limit (a warning, or FailOnRecompileLimitHit under
+    ``fail_on_recompile_limit_hit``; hostile pass), where native's nn.Conv2d compiles
+    once. (Stopping the trace at a frame's first line leaves the rest of it to a resume
+    function that Dynamo compiles, guarded the same way: tried.) Without the strategy
+    (another torch) ``fn`` is returned as is: compiled as before, correct but recompiled."""
+    if _RUN_EAGERLY is not None:
+        set_code_exec_strategy(fn.__code__, _RUN_EAGERLY)
+    return fn
+
 
 def opaque_to_compile(fn):
     """``fn`` hidden from torch.compile (why: see the module docstring). While Dynamo
@@ -48,8 +75,12 @@ def graph_break_here(fn):
     skipped: disable" or "Unsupported custom jvp" (Dynamo refuses Functions with a jvp
     before it reads anything of theirs: hence the mark on the public functions too).
     Attributes only: no wrapper, no import of Dynamo, nothing on an eager call. After the
-    break ``fn`` runs as a frame of its own, which Dynamo may compile;
-    :func:`opaque_to_compile`'s twin keeps it out of the numpy code."""
+    break ``fn`` runs eagerly, with every frame it calls (:func:`never_compiled`; where
+    torch lacks that, :func:`opaque_to_compile`'s twin keeps Dynamo out of the numpy
+    code). So Dynamo compiles no frame of a bare layer function: ``torch.compile(fn,
+    fullgraph=True)`` of one says "found no compiled frames" (torch's error); of a
+    program or module that calls it, this message."""
+    never_compiled(fn)
     fn._torchdynamo_disable = True
     fn._torchdynamo_disable_msg = (
         f"{fn.__qualname__} runs numpy/scipy, which no graph can hold: each call "

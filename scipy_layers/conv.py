@@ -24,8 +24,8 @@ from ._forward_state import new_forward_state, remember_inputs, state_for
 from ._numpy_bridge import (apply_positional, check_not_legacy_batched, linear_tangent,
                             numpy_gradients, to_numpy, to_tensor, vmap_by_loop, vmap_rule)
 from ._numpy_quiet import numpy_quiet
-from ._torch_protocols import (graph_break_here, opaque_to_compile, refuse_scripting,
-                               torch_function_layer)
+from ._torch_protocols import (graph_break_here, never_compiled, opaque_to_compile,
+                               refuse_scripting, torch_function_layer)
 from .conv_methods import METHODS
 
 AUTO = "auto"
@@ -351,7 +351,12 @@ class ScipyConv2d(torch.nn.Module):
         refuse_scripting(self)
 
     def forward(self, input):
-        # (through scipy_conv2d: Dynamo stops there with a message naming the layer)
+        return self._correlate(input)
+
+    @never_compiled  # (else compiled once per filter shape: see never_compiled)
+    def _correlate(self, input):
+        # A frame apart, as nn.Conv2d's _conv_forward: torch.compile(module, fullgraph=True)
+        # then traces forward into it and stops at scipy_conv2d, whose error names the layer.
         return scipy_conv2d(input, self.filter, self.bias, self.method)
 
 

@@ -21,8 +21,8 @@ from ._numpy_bridge import (apply_positional, check_not_legacy_batched, linear_t
                             numpy_gradients, shape_only, to_numpy, to_tensor, vmap_by_loop,
                             vmap_rule)
 from ._numpy_quiet import numpy_quiet
-from ._torch_protocols import (graph_break_here, opaque_to_compile, refuse_scripting,
-                               torch_function_layer)
+from ._torch_protocols import (graph_break_here, never_compiled, opaque_to_compile,
+                               refuse_scripting, torch_function_layer)
 from ._im2col_route import kept_windows_bytes
 from ._memory_format import follows_channels_last, to_tensor_in_format
 from ._nchw_rule import choose_nchw_method
@@ -274,6 +274,7 @@ class Conv2d(torch.nn.Conv2d):
     def __prepare_scriptable__(self):
         refuse_scripting(self)
 
+    @never_compiled  # (else compiled once per weight shape: see never_compiled)
     def _conv_forward(self, input, weight, bias):
         # torch.nn.Conv2d.forward calls this, as do subclasses that convolve with a
         # changed weight (weight standardisation): both reach numpy/scipy. padding_mode

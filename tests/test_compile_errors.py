@@ -60,7 +60,11 @@ def main(names):
         module = fn if isinstance(fn, torch.nn.Module) else Wrapped(fn)
         torch._dynamo.reset()
         errors = {
-            "fullgraph": _error(lambda: torch.compile(fn, fullgraph=True)(*args)),
+            # (a module, or a program calling the function: Dynamo compiles no frame of a
+            # bare layer function, so there fullgraph gets torch's "found no compiled
+            # frames", asserted below)
+            "fullgraph": _error(lambda: torch.compile(module, fullgraph=True)(*args)),
+            "fullgraph-bare": _error(lambda: torch.compile(fn, fullgraph=True)(*args)),
             "export-strict": _error(lambda: torch.export.export(module, args, strict=True)),
             "export": _error(lambda: torch.export.export(module, args, strict=False)),
             "make_fx": _error(lambda: make_fx(lambda *inputs: fn(*inputs))(*args)),
@@ -98,6 +102,17 @@ def test_dynamo_that_cannot_break_names_the_layer(results, name, how):
                in error for given in results[name]["names"]), error[:1000]
     assert "fullgraph=True" in error and "native twin" in error
     assert "marked as skipped" not in error
+
+
+@pytest.mark.parametrize("name", LAYER_NAMES)
+def test_fullgraph_of_a_bare_layer_refuses(results, name):
+    """Dynamo compiles no frame of a layer (_torch_protocols.never_compiled: else one
+    compile per layer shape), so a bare function under fullgraph=True gets torch's own
+    refusal, and a module the layer's message."""
+    error = results[name]["errors"]["fullgraph-bare"]
+    assert error is not None, f"fullgraph of the bare {name} ran"
+    assert ("found no compiled frames" in error
+            or any(f"{given} runs numpy/scipy" in error for given in results[name]["names"]))
 
 
 @pytest.mark.parametrize("name", LAYER_NAMES)
