@@ -56,6 +56,25 @@ def _parse_param_value(text: str) -> str:
         return text
 
 
+def _check_distinct_values(path: Path, name: str, names: tuple[str, ...],
+                           values: tuple[tuple[str, ...], ...]) -> None:
+    """Refuse a parameter that lists one value twice (as the same repr() or as two that
+    read the same, 1 and '1'). asv then times that case twice, and the report has no
+    rule for which figure counts (keeping one would hide the other, a mean would be a
+    figure no run measured) and every table keyed on the case would pair them up many
+    to many; the fix belongs in the benchmark's params, so it is named."""
+    for parameter, choices in zip(names, values):
+        seen = {}
+        for choice in choices:
+            value = _parse_param_value(choice)
+            if value in seen:
+                first = seen[value]
+                raise ResultsError(path, f"benchmark {name!r}: parameter {parameter!r} lists "
+                                         f"{first} twice ({first} and {choice}): list each "
+                                         "value once in the benchmark's params and run it again")
+            seen[value] = choice
+
+
 def _expand_grid(names: tuple[str, ...], values: tuple[tuple[str, ...], ...]):
     """Columns of the row-major product of ``values`` (the last parameter varies
     fastest, as in asv's itertools.product)."""
@@ -87,8 +106,9 @@ class _Collector:
     stats: dict = field(default_factory=lambda: {c: [] for c in STAT_COLUMNS.values()})  # arrays
     samples: list = field(default_factory=list)        # per row: array of sample times or None
     files: list = field(default_factory=list)          # (commit, date_ms, machine, env)
+    run_files: dict = field(default_factory=dict)      # (machine, commit, env) -> path
 
-    def grid(self, name: str, params: list) -> tuple[int, int]:
+    def grid(self, path: Path, name: str, params: list) -> tuple[int, int]:
         declared = self.benchmarks.get(name, {}).get("param_names") or []
         # A benchmark whose parameters changed since this file was written keeps generic
         # names (it is marked outdated anyway): asv stores no names in results files.
@@ -96,6 +116,7 @@ class _Collector:
             f"param{i + 1}" for i in range(len(params)))
         key = (names, tuple(tuple(map(str, p)) for p in params))
         if key not in self.grids:
+            _check_distinct_values(path, name, *key)
             size, columns = _expand_grid(*key)
             self.grids[key] = (self.grid_rows, size)
             self.grid_columns.append((size, columns))
@@ -105,7 +126,9 @@ class _Collector:
     def add_file(self, path: Path, machine_dir: str) -> None:
         commit, date, machine, env, columns, results = check_results_file(
             path, load_json(path), REQUIRED_KEYS, RESULTS_API_VERSION)
-        self.files.append((commit, date, machine or machine_dir, env))
+        machine = machine or machine_dir
+        self._check_one_file_per_run(path, machine, commit, env)
+        self.files.append((commit, date, machine, env))
         file_index = len(self.files) - 1
         for name, row in sorted(results.items()):
             cells, size = check_row(path, name, row, columns)
@@ -118,7 +141,7 @@ class _Collector:
             for key, column in STAT_COLUMNS.items():
                 self.stats[column].append(numbers(path, name, key, cells.get(key), size))
             self.samples.extend(sample_lists(path, name, cells.get("samples"), size))
-            offset, _ = self.grid(name, cells["params"])
+            offset, _ = self.grid(path, name, cells["params"])
             self.values.append(values)
             self.failed.append(failed)
             self.seg_grid_offset.append(offset)
@@ -126,6 +149,18 @@ class _Collector:
             self.seg_name.append(name)
             self.seg_version.append(cells.get("version"))
             self.seg_file.append(file_index)
+
+    def _check_one_file_per_run(self, path: Path, machine: str, commit: str, env: str) -> None:
+        """asv keeps one file per machine, commit and environment. A second one (a copy
+        beside it, a backup of the machine folder) would count every case twice: the
+        comparison's rows pair up many to many, and the tables double silently."""
+        run = (machine, commit.lower(), env)
+        other = self.run_files.setdefault(run, path)
+        if other != path:
+            raise ResultsError(path, f"holds the results of machine {machine!r}, commit "
+                                     f"{commit[:8]}, environment {env!r}, as {other} does (a "
+                                     "copy?): delete one of the two, so that each case is "
+                                     "read once")
 
     def frame(self) -> pd.DataFrame:
         seg_len = np.asarray(self.seg_len, dtype=np.int64)
