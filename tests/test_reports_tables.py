@@ -7,6 +7,7 @@ from fixtures.asv_variants import (FIXTURE, add_commit, case_index, column, copy
                                    load, raw_value, results_files, save)
 from scipy_layers.agreement import TOLERANCE
 from scipy_layers.reports import ReportError, read_results
+from scipy_layers.reports.cli import main
 from scipy_layers.reports.gradients import gradients_table
 from scipy_layers.reports.compare import compare_table
 from scipy_layers.reports.tables import resolve_commits, speedup_table
@@ -154,3 +155,13 @@ def test_resolve_commits_by_prefix_and_errors(tmp_path):
     assert resolve_commits(single, None) is None
     empty = compare_table(single, None)
     assert empty.empty and {"ratio", "verdict", "q_value", "commit_a"} <= set(empty.columns)
+
+
+def test_commit_prefixes_in_upper_case_resolve_as_git_reads_them(tmp_path, capsys):
+    """git and the results' own check take hex in either case; asv writes lower case."""
+    table = two_commits(tmp_path)
+    old = RAW["commit_hash"]
+    assert resolve_commits(table, ["CCCC", old[:8].upper()]) == ("c" * 40, old)
+    assert main([str(tmp_path / "results"), str(tmp_path / "out"), "--no-plots",
+                 "--commits", old[:8].upper(), "CCCCCCCC"]) == 0
+    assert f"{old[:8]} -> cccccccc" in capsys.readouterr().out

@@ -69,14 +69,15 @@ def commits_by_date(timings: pd.DataFrame) -> pd.Series:
 
 
 def resolve_commits(timings: pd.DataFrame, wanted: list[str] | None) -> tuple[str, str] | None:
-    """The two commits to compare: ``wanted`` (full hashes or unique prefixes), else the
-    two most recent by commit date; None when the results hold a single commit."""
+    """The two commits to compare: ``wanted`` (full hashes or unique prefixes, in either
+    case, as git reads them), else the two most recent by commit date; None when the
+    results hold a single commit."""
     known = list(commits_by_date(timings).index)
     if not wanted:
         return (known[-2], known[-1]) if len(known) >= 2 else None
     resolved = []
     for prefix in wanted:
-        matches = [c for c in known if c.startswith(prefix)]
+        matches = [c for c in known if c.lower().startswith(prefix.lower())]
         if len(matches) != 1:
             problem = "is not in the results" if not matches else "matches several commits"
             raise ReportError(f"commit {prefix!r} {problem} (known: "
