@@ -244,3 +244,34 @@ def test_nothing_is_written_outside_the_output_directory(tmp_path):
     assert [p.name for p in work.iterdir()] == ["out"]
     assert (work / "out" / "speedup_conv2d.png").exists()
     assert not [p for p in (work / "out").iterdir() if p.is_dir()]
+
+
+@pytest.mark.parametrize("inside", ["", "amd-epyc-2cpu", "amd-epyc-2cpu/../new/deeper"],
+                         ids=["the results themselves", "a machine folder", "a new folder"])
+def test_an_output_directory_inside_the_results_is_refused(tmp_path, capsys, inside):
+    """asv reads every .json under results/ (the manifest too), and so would every
+    later report: the output must lie outside it."""
+    results = copy_results(tmp_path / "results")
+    before = snapshot(results)
+    assert main([str(results), str(results / inside), "--no-plots"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is inside the results directory" in err
+    assert snapshot(results) == before
+    # a relative spelling of the same place is the same place
+    assert main([str(results), os.path.relpath(results / inside), "--no-plots"]) == 2
+    assert snapshot(results) == before
+
+
+def test_an_output_directory_beside_the_results_is_fine(tmp_path):
+    results = copy_results(tmp_path / "results")
+    assert main([str(results), str(tmp_path / "results-report"), "--no-plots"]) == 0
+
+
+def test_the_reader_skips_hidden_files_in_a_machine_folder(tmp_path):
+    """A report once written into a machine folder left its manifest there; every later
+    run stopped on it ('lacks key(s) ...'). No asv file begins with a dot."""
+    results = copy_results(tmp_path / "results")
+    machine = results_files(results)[0].parent
+    (machine / MANIFEST).write_text(json.dumps({"version": 1, "files": {}}))
+    (machine / "._4db256e0-env.json").write_bytes(b"\x00\x05\x16\x07")  # macOS's resource fork
+    assert main([str(results), str(tmp_path / "out"), "--no-plots"]) == 0

@@ -44,6 +44,18 @@ def check_output_path(output) -> Path:
     return output
 
 
+def check_outside_results(output, results_dir) -> None:
+    """The output directory may not lie in the results directory (or be it): asv reads
+    every .json below results/, and the report's own manifest and CSVs there would stop
+    asv and every later report."""
+    where, results = Path(output).resolve(), Path(results_dir).resolve()
+    if where == results or results in where.parents:
+        raise ReportError(f"{output}: the output directory is inside the results directory "
+                          f"{results_dir}, where asv (and the next report) would read the "
+                          "report's .json manifest as a results file; write it outside, e.g. "
+                          "reports/latest")
+
+
 def _make_directories(output: Path) -> list[Path]:
     """Create ``output`` and any missing parents; return those created, outermost first."""
     missing = []

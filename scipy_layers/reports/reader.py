@@ -247,9 +247,14 @@ def read_results(results_dir: Path | str, with_samples: bool = False) -> pd.Data
     if not results_dir.is_dir():
         raise ResultsError(results_dir, "is not a directory")
     try:
+        # Hidden files are skipped like hidden folders: asv names its files
+        # <commit>-<env>.json, never with a leading dot, so a dot-file is another tool's
+        # (a report's manifest, an editor's lock file, macOS's ._ copies) and holds no
+        # results; reading it would stop every run on a file that is not asv's.
         files = sorted(path for machine in results_dir.iterdir()
                        if machine.is_dir() and not machine.name.startswith(".")
-                       for path in machine.glob("*.json") if path.name != "machine.json")
+                       for path in machine.glob("*.json")
+                       if path.name != "machine.json" and not path.name.startswith("."))
     except OSError as exc:
         raise ResultsError(results_dir, f"cannot be listed ({exc.strerror or exc})") from None
     if not files:
