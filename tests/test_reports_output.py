@@ -275,3 +275,22 @@ def test_the_reader_skips_hidden_files_in_a_machine_folder(tmp_path):
     (machine / MANIFEST).write_text(json.dumps({"version": 1, "files": {}}))
     (machine / "._4db256e0-env.json").write_bytes(b"\x00\x05\x16\x07")  # macOS's resource fork
     assert main([str(results), str(tmp_path / "out"), "--no-plots"]) == 0
+
+
+def test_every_file_a_run_removes_is_named(earlier, capsys):
+    """--no-plots into a folder holding plots removes them (the manifest says the tool
+    wrote them): each one is said, never silently gone."""
+    _, output = earlier
+    plots = sorted(p.name for p in output.glob("*.png"))
+    capsys.readouterr()
+    report = build_report(FIXTURE, output, with_plots=False)
+    assert sorted(p.name for p in report.removed) == plots and len(plots) == 4
+    assert main([str(FIXTURE), str(output)]) == 0  # the plots are back
+    capsys.readouterr()
+    assert main([str(FIXTURE), str(output), "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    assert f"removed {len(plots)} file(s) an earlier run wrote" in out
+    listed = out.split("file(s) an earlier run wrote")[1].splitlines()[1:len(plots) + 1]
+    assert listed == [f"  {output / name}" for name in plots]
+    assert main([str(FIXTURE), str(output), "--no-plots"]) == 0  # nothing to remove now
+    assert "removed" not in capsys.readouterr().out

@@ -25,6 +25,7 @@ class Report:
     headline: pd.DataFrame
     commits: tuple[str, str] | None
     files: list[Path] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)  # an earlier run's files not written again
 
 
 def build_report(results_dir: Path | str, output_dir: Path | str,
@@ -58,4 +59,5 @@ def build_report(results_dir: Path | str, output_dir: Path | str,
                 for name, figure in plots.plots(timings, speedup).items():
                     staging.write_figure(name, figure)
         report.files = staging.commit()
+        report.removed = staging.removed
     return report

@@ -108,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
           f"from {results}; wrote to {output}/:")
     for path in report.files:
         print(f"  {path}")
+    if report.removed:  # a committed folder's plots, after --no-plots: never silently
+        print(f"and removed {len(report.removed)} file(s) an earlier run wrote that this run "
+              "does not write (they were unchanged since):")
+        for path in report.removed:
+            print(f"  {path}")
     if report.commits:
         print("\ncompare.csv: " + "\n  ".join(account(report.compare, args.threshold)))
     print("\nforward+backward time / native at the latest commit (gradients: verdicts):")

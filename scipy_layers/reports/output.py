@@ -112,6 +112,7 @@ class Staging:
     def __init__(self, output: Path, folder: Path):
         self.output, self.folder = output, folder
         self.names: list[str] = []
+        self.removed: list[Path] = []  # set by commit: an earlier run's files it took away
 
     def path(self, name: str) -> Path:
         if not _plain_name(name):
@@ -141,7 +142,9 @@ class Staging:
         self.write(name, lambda handle: figure.savefig(handle, format="png"), binary=True)
 
     def commit(self) -> list[Path]:
-        """Swap the staged files in, drop stale ones, write the manifest; undo on failure."""
+        """Swap the staged files in, drop stale ones, write the manifest; undo on failure.
+        Returns the files written; ``removed`` then holds the stale ones dropped, for the
+        caller to name (a --no-plots run into a folder of plots removes them)."""
         output, previous = self.output, previous_files(self.output)
         for name in [*self.names, MANIFEST]:
             target = output / name
@@ -174,6 +177,7 @@ class Staging:
                     os.replace(source, target)
             raise ReportError(f"{output}: cannot move the new report files in ({_why(exc)}); "
                               "the directory is as it was") from None
+        self.removed = [output / name for name in sorted(stale)]
         return [output / name for name in self.names]
 
 
