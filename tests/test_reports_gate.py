@@ -95,6 +95,50 @@ def test_a_numpy_timing_that_ran_at_a_and_fails_at_b_fails_the_gate(quiet, tmp_p
     assert lines[0].endswith("ran at A, fails at B")
 
 
+def _first_cases_of_each_timing(data, implementations, value):
+    """Set the first case of each implementation in every timing benchmark to ``value``."""
+    columns = data["result_columns"]
+    for name, row in data["results"].items():
+        if ".time_" in name:
+            params = row[columns.index("params")]
+            names = [p.strip("'") for p in params[0]]
+            width = len(row[columns.index("result")]) // len(names)
+            for impl in implementations:
+                index = names.index(impl) * width
+                row[columns.index("result")][index] = value
+                row[columns.index("samples")][index] = None
+
+
+def test_a_numpy_timing_that_ran_at_a_and_is_skipped_at_b_fails_the_gate(quiet, tmp_path, capsys):
+    """A layer whose setup now raises NotImplementedError, or an implementation gone
+    from the registry: asv records NaN (skipped), which has no speed either. Native
+    turning skipped is the control's business, never a finding."""
+    edit(results_file(quiet, COMMIT_B),
+         lambda data: _first_cases_of_each_timing(data, ("scipy", "native"), float("nan")))
+    assert gate(quiet, tmp_path / "out") == 1
+    out = capsys.readouterr().out
+    lines = gate_lines(out)
+    compare = pd.read_csv(tmp_path / "out" / "compare.csv", keep_default_na=False)
+    now_skipped = compare[compare["verdict"] == "now skipped"]
+    assert set(now_skipped["implementation"]) == {"scipy", "native"}
+    assert (now_skipped["status_a"] == "ok").all() and (now_skipped["status_b"] == "skipped").all()
+    scipy = now_skipped[now_skipped["implementation"] == "scipy"]
+    assert len(lines) == len(scipy) > 0
+    assert all(line.startswith("now skipped: ") and " scipy " in line
+               and line.endswith("ran at A, skipped at B (asv's NaN: setup now skips it, or "
+                                 "the implementation is gone)") for line in lines)
+    assert f"{len(now_skipped)} now skipped" in out  # the verdict counts say it too
+
+
+def test_a_case_skipped_at_both_commits_is_no_finding(quiet, tmp_path, capsys):
+    for commit in (COMMIT_A, COMMIT_B):
+        edit(results_file(quiet, commit),
+             lambda data: _first_cases_of_each_timing(data, ("scipy",), float("nan")))
+    assert gate(quiet, tmp_path / "out") == 0
+    compare = pd.read_csv(tmp_path / "out" / "compare.csv", keep_default_na=False)
+    assert "now skipped" not in set(compare["verdict"])
+
+
 def test_a_changed_environment_is_said_not_gated(quiet, tmp_path, capsys):
     scale(quiet, COMMIT_B, 1.5, implementations={"scipy"})
     edit(environment_file(quiet, COMMIT_B), lambda d: d["cpu"].__setitem__("model", "17"))

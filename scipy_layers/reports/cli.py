@@ -2,7 +2,8 @@
 print where they are, the comparison's account and a short headline table. A problem
 with the results or the arguments is one line on stderr and exit code 2, never a
 traceback. With ``--gate`` the exit code is 1 when the comparison holds a confirmed
-slowdown or a gradient regression (one line each on stdout), else 0."""
+slowdown, a numpy/scipy timing that ran at A and fails or is skipped at B, or a gradient
+regression (one line each on stdout), else 0."""
 from __future__ import annotations
 
 import argparse
@@ -71,8 +72,8 @@ def parser() -> argparse.ArgumentParser:
                         "timing verdict is inconclusive")
     p.add_argument("--gate", action="store_true",
                    help="exit 1 on a confirmed slowdown (verdict slower, non-native), a "
-                        "non-native timing that ran at A and fails at B, or a gradient "
-                        "regression between the two commits, 0 otherwise")
+                        "non-native timing that ran at A and fails or is skipped at B, "
+                        "or a gradient regression between the two commits, 0 otherwise")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     return p
 

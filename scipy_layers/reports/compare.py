@@ -20,6 +20,7 @@ JUMP_FACTOR = 10          # a gradient error growing 10x (above a floor) is a re
 JUMP_FLOOR = 0.01         # ... of the tolerance: 1e-16 -> 1e-15 is rounding, not a jump
 TIME_UNIT = "seconds"
 CHANGED = ("faster", "slower")
+NOW_SKIPPED = "now skipped"  # ok at A, skipped (asv's NaN) at B
 DECIDED = (*CHANGED, "unchanged", "inconclusive")
 RESULT_COLUMNS = [
     "commit_a", "commit_b", "status_a", "status_b", "value_a", "value_b", "rounds_a",
@@ -167,7 +168,10 @@ def _environments(merged: pd.DataFrame) -> None:
 
 def _verdicts(merged: pd.DataFrame, threshold: float) -> np.ndarray:
     """A time measured at both commits always gets a verdict (a zero time at A, which has
-    no ratio to test, is inconclusive); other measurements get none."""
+    no ratio to test, is inconclusive); other measurements get none. A result that was
+    ok at A and is skipped at B is "now skipped", not merely "skipped": asv's NaN there
+    is a setup that now raises NotImplementedError or an implementation gone, a
+    change the gate must see (a case skipped on both sides changed nothing)."""
     sa, sb = merged["status_a"], merged["status_b"]
 
     def either(status):
@@ -178,10 +182,11 @@ def _verdicts(merged: pd.DataFrame, threshold: float) -> np.ndarray:
     up, down = 1 + threshold, 1 / (1 + threshold)
     env_changed = merged["env_differs"].fillna(False).astype(bool)
     return np.select(
-        [either("missing"), either("failed"), either("outdated"), either("skipped"),
+        [either("missing"), either("failed"), either("outdated"),
+         (sa == "ok") & (sb == "skipped"), either("skipped"),
          merged["unit"] != TIME_UNIT, env_changed, significant & (ratio >= up),
          significant & (ratio <= down), significant | ((low >= down) & (high <= up))],
-        ["missing", "failed", "outdated", "skipped",
+        ["missing", "failed", "outdated", NOW_SKIPPED, "skipped",
          "", "environment changed", "slower", "faster", "unchanged"],
         "inconclusive")
 

@@ -1,12 +1,12 @@
 """The CI gate and the comparison's short account: what in compare.csv should stop a
 pull request (a confirmed slowdown of a numpy/scipy implementation, one of its timings
-that ran at A and fails at B, or a gradient error that jumped), one line per finding,
-and the counts the summary and the command print."""
+that ran at A and fails or is skipped at B, or a gradient error that jumped), one line
+per finding, and the counts the summary and the command print."""
 from __future__ import annotations
 
 import pandas as pd
 
-from .compare import CHANGED, TIME_UNIT, native_control
+from .compare import CHANGED, NOW_SKIPPED, TIME_UNIT, native_control
 from .naming import NATIVE
 
 CASE_PARTS = ["size", "kernel", "conv", "dtype", "device", "threads", "quantity", "layout",
@@ -34,6 +34,15 @@ def new_failures(compare: pd.DataFrame) -> pd.DataFrame:
                    & (compare["status_a"] == "ok") & (compare["status_b"] == "failed")]
 
 
+def new_skips(compare: pd.DataFrame) -> pd.DataFrame:
+    """Timings of a non-native implementation that ran at A and are skipped at B (asv's
+    NaN): its setup now raises NotImplementedError, or the implementation is gone from
+    the registry; no speed verdict can show that either. A case missing at B is not
+    one: a run of part of the suite (asv run -b) leaves most cases missing."""
+    return compare[(compare["unit"] == TIME_UNIT) & (compare["implementation"] != NATIVE)
+                   & (compare["verdict"] == NOW_SKIPPED)]
+
+
 def gradient_regressions(compare: pd.DataFrame) -> pd.DataFrame:
     return compare[compare["gradient_regression"].fillna(False).astype(bool)]
 
@@ -50,13 +59,16 @@ def findings(compare: pd.DataFrame) -> list[str]:
              f"q={r['q_value']:.2g}" for _, r in slowdowns(compare).iterrows()]
     lines += [f"failed: {case_label(r)}: ran at A, fails at B"
               for _, r in new_failures(compare).iterrows()]
+    lines += [f"{NOW_SKIPPED}: {case_label(r)}: ran at A, skipped at B (asv's NaN: setup "
+              "now skips it, or the implementation is gone)"
+              for _, r in new_skips(compare).iterrows()]
     lines += [f"gradient regression: {case_label(r)}: {r['gradient_change']}"
               for _, r in gradient_regressions(compare).iterrows()]
     return lines
 
 
 VERDICT_ORDER = ["slower", "faster", "unchanged", "inconclusive", "environment changed",
-                 "missing", "failed", "outdated", "skipped"]
+                 "missing", "failed", "outdated", NOW_SKIPPED, "skipped"]
 
 
 def verdict_counts(compare: pd.DataFrame) -> str:
