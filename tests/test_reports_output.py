@@ -294,3 +294,51 @@ def test_every_file_a_run_removes_is_named(earlier, capsys):
     assert listed == [f"  {output / name}" for name in plots]
     assert main([str(FIXTURE), str(output), "--no-plots"]) == 0  # nothing to remove now
     assert "removed" not in capsys.readouterr().out
+
+
+def _layers_on_machines(tmp_path, machines) -> Path:
+    """The fixture's run copied onto each of ``machines``, its fft_abs renamed to a layer
+    conv2d_x (any layer name is read; this one ends like a machine name begins)."""
+    results = copy_results(tmp_path / "results")
+    rename = lambda names: {k.replace("bench_fft_abs.", "bench_conv2d_x."): v  # noqa: E731
+                            for k, v in names.items()}
+    save(results / "benchmarks.json", rename(load(results / "benchmarks.json")))
+    original = results_files(results)[0]
+    data = load(original)
+    data["results"] = rename(data["results"])
+    for machine in machines:
+        data["params"]["machine"] = machine
+        (results / machine).mkdir()
+        save(results / machine / original.name, data)
+    for path in original.parent.iterdir():
+        path.unlink()
+    original.parent.rmdir()
+    return results
+
+
+def test_layer_and_machine_names_with_underscores_never_share_a_plot(tmp_path):
+    """Machines m and x_m, layers conv2d and conv2d_x: 'conv2d' on x_m and 'conv2d_x' on
+    m were both time_vs_size_conv2d_x_m.png, one plot lost."""
+    one = build_report(_layers_on_machines(tmp_path / "one", ["m"]), tmp_path / "one" / "out")
+    single = sorted(p.name for p in one.files if p.suffix == ".png")
+    assert single == ["speedup_conv2d.png", "speedup_conv2d_x.png", "time_vs_size_conv2d.png",
+                      "time_vs_size_conv2d_x.png"]  # one machine: the names as ever
+    two = build_report(_layers_on_machines(tmp_path / "two", ["m", "x_m"]),
+                       tmp_path / "two" / "out")
+    pngs = sorted(p.name for p in two.files if p.suffix == ".png")
+    assert len(pngs) == len(set(pngs)) == 2 * len(single)
+    assert {"time_vs_size_conv2d@x_m.png", "time_vs_size_conv2d_x@m.png"} <= set(pngs)
+    assert sorted(p.name for p in (tmp_path / "two" / "out").glob("*.png")) == pngs
+
+
+def test_two_plots_that_would_share_a_name_stop_the_report(earlier, monkeypatch, capsys):
+    """The explicit check behind the separator: a collision (here forced) is refused
+    in one line, and the output directory stays as it was."""
+    from scipy_layers.reports import plots
+    _, output = earlier
+    before = snapshot(output)
+    monkeypatch.setattr(plots, "file_token", lambda name: "same")
+    assert main([str(FIXTURE), str(output)]) == 2
+    err = capsys.readouterr().err
+    assert "two plots would be written as time_vs_size_same.png" in err and err.count("\n") == 1
+    assert snapshot(output) == before

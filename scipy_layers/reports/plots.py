@@ -13,12 +13,17 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
+from .errors import ReportError
 from .naming import DEFAULT_THREADS, NATIVE, PLAIN_KIND
-from .summary import SUMMARY_MEASUREMENT, latest_runs, size_key
+from .runs import latest_runs, of_run, split_runs, varying
+from .summary import SUMMARY_MEASUREMENT, size_key
 from .tables import with_blank_params
 
 PANEL_KEYS = ["kernel", "dtype", "device"]
 _PLAIN_TOKEN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+# Between a plot's layer and its machine (and env): a character no file_token holds, so
+# layer "conv2d" on machine "nchw_m" and "conv2d_nchw" on "m" never share a name.
+RUN_SEPARATOR = "@"
 
 
 def file_token(name: str) -> str:
@@ -58,9 +63,9 @@ def _panel_order(item) -> tuple:
                  for k, v in zip(PANEL_KEYS, values))
 
 
-def time_vs_size(timings: pd.DataFrame, layer: str, machine: str) -> Figure | None:
-    data = timings[(timings["layer"] == layer) & (timings["machine"] == machine)
-                   & (timings["kind"] == PLAIN_KIND) & (timings["measurement"] == SUMMARY_MEASUREMENT)
+def time_vs_size(timings: pd.DataFrame, layer: str, where: str) -> Figure | None:
+    """``timings``: one run's rows (one machine and env); ``where`` names it in the title."""
+    data = timings[(timings["layer"] == layer) & (timings["kind"] == PLAIN_KIND) & (timings["measurement"] == SUMMARY_MEASUREMENT)
                    & (timings["threads"] == DEFAULT_THREADS) & (timings["status"] == "ok")
                    & (timings["value"] > 0)]  # a log axis has no place for 0
     if data.empty:
@@ -92,13 +97,13 @@ def time_vs_size(timings: pd.DataFrame, layer: str, machine: str) -> Figure | No
         ax.set_title(_title(PANEL_KEYS, values), fontsize=9)
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=7)
-    figure.suptitle(f"{layer}: {SUMMARY_MEASUREMENT} time vs size ({machine}, one thread)")
+    figure.suptitle(f"{layer}: {SUMMARY_MEASUREMENT} time vs size ({where}, one thread)")
     return figure
 
 
-def speedup_heatmap(speedup: pd.DataFrame, layer: str, machine: str) -> Figure | None:
-    data = speedup[(speedup["layer"] == layer) & (speedup["machine"] == machine)
-                   & (speedup["kind"] == PLAIN_KIND) & (speedup["measurement"] == SUMMARY_MEASUREMENT)
+def speedup_heatmap(speedup: pd.DataFrame, layer: str, where: str) -> Figure | None:
+    """``speedup``: one run's rows (one machine and env); ``where`` names it in the title."""
+    data = speedup[(speedup["layer"] == layer) & (speedup["kind"] == PLAIN_KIND) & (speedup["measurement"] == SUMMARY_MEASUREMENT)
                    & (speedup["threads"] == DEFAULT_THREADS)
                    & np.isfinite(speedup["ratio"]) & (speedup["ratio"] > 0)]  # log colour scale
     if data.empty:
@@ -131,23 +136,38 @@ def speedup_heatmap(speedup: pd.DataFrame, layer: str, machine: str) -> Figure |
     steps = int(np.ceil(reach))
     ticks = [2.0 ** k for k in range(-steps, steps + 1) if abs(k) <= reach]
     bar.set_ticks(ticks, labels=[f"{t:g}" for t in ticks])
-    figure.suptitle(f"{layer}: {SUMMARY_MEASUREMENT} time / native ({machine})")
+    figure.suptitle(f"{layer}: {SUMMARY_MEASUREMENT} time / native ({where})")
     return figure
 
 
+def plot_name(prefix: str, layer: str, run: dict, keys: list[str]) -> str:
+    """'time_vs_size_conv2d.png' for one machine and env (the committed reports' names);
+    '@<machine>' and then '@<env>' appended for the run columns in ``keys``."""
+    return (f"{prefix}_{file_token(layer)}"
+            + "".join(RUN_SEPARATOR + file_token(run[key]) for key in keys) + ".png")
+
+
 def plots(timings: pd.DataFrame, speedup: pd.DataFrame) -> dict[str, Figure]:
-    """File name -> figure. The machine is in the name only when there are several."""
+    """File name -> figure, per layer and run (machine and env at its latest commit):
+    the machine is in the name only when there are several, the env likewise. Two plots
+    that would share a name (a hash collision of file_token) stop the report rather
+    than lose one."""
     latest_t = with_blank_params(latest_runs(timings))
     latest_s = latest_runs(speedup)
-    machines = sorted(latest_t["machine"].unique())
+    keys = varying(latest_t)
     figures = {}
-    for machine in machines:
-        suffix = "" if len(machines) == 1 else "_" + file_token(machine)
-        for layer in sorted(latest_t["layer"].unique()):
-            token = file_token(layer)
-            for name, make in ((f"time_vs_size_{token}{suffix}.png", time_vs_size),
-                               (f"speedup_{token}{suffix}.png", speedup_heatmap)):
-                figure = make(latest_t if make is time_vs_size else latest_s, layer, machine)
-                if figure is not None:
-                    figures[name] = figure
+    for run, run_t in split_runs(latest_t):
+        run_s = of_run(latest_s, run)
+        where = run["machine"] + (f", env {run['env']}" if "env" in keys else "")
+        for layer in sorted(run_t["layer"].unique()):
+            for prefix, make, data in (("time_vs_size", time_vs_size, run_t),
+                                       ("speedup", speedup_heatmap, run_s)):
+                figure = make(data, layer, where)
+                if figure is None:
+                    continue
+                name = plot_name(prefix, layer, run, keys)
+                if name in figures:
+                    raise ReportError(f"two plots would be written as {name} (layer {layer!r}, "
+                                      f"{where}); rename the machine, env or layer")
+                figures[name] = figure
     return figures

@@ -11,6 +11,7 @@ from .gradients import layer_spec
 from .limits import CALIBRATION_FILE, Calibration
 from .markdown import escape, format_seconds, markdown_table
 from .naming import DEFAULT_THREADS, NATIVE, PLAIN_KIND
+from .runs import latest_runs
 from .tables import with_blank_params
 
 SUMMARY_MEASUREMENT = "forward+backward"
@@ -25,12 +26,6 @@ def size_key(text: str) -> int:
         return int(np.prod([int(part) for part in str(text).split("x")]))
     except ValueError:
         return -1
-
-
-def latest_runs(table: pd.DataFrame) -> pd.DataFrame:
-    """Rows of the most recent commit (by commit date) on each machine."""
-    latest = table.loc[table.groupby("machine")["commit_date"].idxmax(), ["machine", "commit"]]
-    return table.merge(latest, on=["machine", "commit"])
 
 
 def _row_columns(frame: pd.DataFrame) -> list[str]:

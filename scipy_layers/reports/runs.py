@@ -1,0 +1,43 @@
+"""The runs behind the latest-commit views (summary.md's tables, the printed headline,
+the plots): the most recent commit on each machine, and within it each asv environment.
+
+Figures of two machines, or of two environments of one commit (asv's matrix: two
+pythons, two numpy versions), must never meet in one table cell, mean or plot: a pivot
+would show one of them unnamed and a geometric mean would belong to neither. So each
+view is split by the run columns that vary, and carries them (a heading, a column, a
+file name); in the common case, one machine and one environment, none varies and the
+views look as they always did.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+RUN_COLUMNS = ["machine", "env"]
+
+
+def latest_runs(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the most recent commit (by commit date) on each machine."""
+    latest = table.loc[table.groupby("machine")["commit_date"].idxmax(), ["machine", "commit"]]
+    return table.merge(latest, on=["machine", "commit"])
+
+
+def varying(latest: pd.DataFrame) -> list[str]:
+    """The run columns with more than one value in ``latest``: those that must key every
+    figure shown (empty for one machine and one environment)."""
+    return [c for c in RUN_COLUMNS if latest[c].nunique() > 1]
+
+
+def split_runs(latest: pd.DataFrame) -> list[tuple[dict, pd.DataFrame]]:
+    """({machine, env}, its rows) per run in ``latest``, sorted by machine and env."""
+    return [(dict(zip(RUN_COLUMNS, key)), rows)
+            for key, rows in latest.groupby(RUN_COLUMNS, sort=True)]
+
+
+def of_run(table: pd.DataFrame, run: dict) -> pd.DataFrame:
+    """The rows of ``table`` that belong to ``run``."""
+    return table[(table["machine"] == run["machine"]) & (table["env"] == run["env"])]
+
+
+def run_label(run: dict, keys: list[str]) -> str:
+    """"machine `m`, env `e`" for the run columns in ``keys``; "" for none."""
+    return ", ".join(f"{key} `{run[key]}`" for key in keys)
