@@ -14,6 +14,7 @@ from .build import build_report
 from .compare import DEFAULT_THRESHOLD
 from .errors import ReportError, one_line
 from .gate import account, findings, measured_in_both
+from .runs import RUN_COLUMNS
 
 DEFAULT_RESULTS = Path(".asv/results")
 DEFAULT_OUTPUT = Path("reports") / "latest"
@@ -84,6 +85,20 @@ def _pick(p, positional, option, default, what):
     return next((v for v in (option, positional) if v is not None), default)
 
 
+def _print_headline(table) -> None:
+    """The headline table; one per machine or asv environment where it has several
+    (``machine``/``env`` columns), each under a line naming its run."""
+    if table.empty:
+        print("  (no case ran for both an implementation and native)")
+        return
+    runs = [c for c in RUN_COLUMNS if c in table]
+    groups = table.groupby(runs, sort=True) if runs else [((), table)]
+    for values, rows in groups:
+        if runs:
+            print(", ".join(f"{c} {v}" for c, v in zip(runs, values)) + ":")
+        print(rows.drop(columns=runs).to_string(index=False, float_format="{:.3g}".format))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
@@ -117,10 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     if report.commits:
         print("\ncompare.csv: " + "\n  ".join(account(report.compare, args.threshold)))
     print("\nforward+backward time / native at the latest commit (gradients: verdicts):")
-    if report.headline.empty:
-        print("  (no case ran for both an implementation and native)")
-    else:
-        print(report.headline.to_string(index=False, float_format="{:.3g}".format))
+    _print_headline(report.headline)
     if not args.gate:
         return 0
     found = findings(report.compare)

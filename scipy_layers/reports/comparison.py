@@ -6,15 +6,15 @@ from __future__ import annotations
 import pandas as pd
 
 from .compare import native_control
-from .gate import case_label, gradient_regressions, verdict_counts
+from .gate import case_label, gradient_regressions, several_envs, verdict_counts
 from .markdown import format_seconds, markdown_table
 
 CHANGED_COLUMNS = ["case", "A", "B", "B/A", "95% CI", "q", "vs native"]
 
 
-def _changed_table(rows: pd.DataFrame) -> str:
+def _changed_table(rows: pd.DataFrame, with_env: bool) -> str:
     table = pd.DataFrame({
-        "case": [case_label(r) for _, r in rows.iterrows()],
+        "case": [case_label(r, with_env) for _, r in rows.iterrows()],
         "A": rows["value_a"].map(format_seconds), "B": rows["value_b"].map(format_seconds),
         "B/A": rows["ratio"].map("{:.3g}".format),
         "95% CI": [f"{lo:.3g}-{hi:.3g}" for lo, hi in zip(rows["ci_low"], rows["ci_high"])],
@@ -34,12 +34,13 @@ def comparison_markdown(compare: pd.DataFrame, threshold: float) -> list[str]:
     lines += [f"`{a}` (A) -> `{b}` (B). Verdicts per timed case from the rounds' medians "
               f"(95% confidence interval of B/A, Benjamini-Hochberg q <= 0.05 to call a "
               f"change, changes under {threshold * 100:.3g}% unchanged; reports/README.md).", ""]
+    env = several_envs(compare)  # the case labels name it, else two rows read the same
     ordered = compare[compare["verdict"].isin(["slower", "faster"])].sort_values(
         ["verdict", "ratio"], ascending=[False, False])
     for verdict in ("slower", "faster"):
         rows = ordered[ordered["verdict"] == verdict]
         lines += [f"### {verdict.capitalize()} ({len(rows)})", ""]
-        lines += [_changed_table(rows), ""] if len(rows) else ["None.", ""]
+        lines += [_changed_table(rows, env), ""] if len(rows) else ["None.", ""]
     changed, total = native_control(compare)
     rate = f" ({changed / total:.1%})" if total else ""
     lines += ["### Native control", "",
@@ -49,7 +50,7 @@ def comparison_markdown(compare: pd.DataFrame, threshold: float) -> list[str]:
     flagged = gradient_regressions(compare)
     lines += [f"### Gradient regressions ({len(flagged)})", ""]
     if len(flagged):
-        table = pd.DataFrame({"case": [case_label(r) for _, r in flagged.iterrows()],
+        table = pd.DataFrame({"case": [case_label(r, env) for _, r in flagged.iterrows()],
                               "change": flagged["gradient_change"].to_list()})
         lines += [markdown_table(table), ""]
     else:

@@ -13,12 +13,18 @@ CASE_PARTS = ["size", "kernel", "conv", "dtype", "device", "threads", "quantity"
               "values"]
 
 
-def case_label(row: pd.Series) -> str:
-    """'conv2d scipy forward+backward 256x256 3x3 float32 cpu (machine m)'."""
+def case_label(row: pd.Series, with_env: bool = False) -> str:
+    """'conv2d scipy forward+backward 256x256 3x3 float32 cpu (machine m)'; with
+    ``with_env`` (the comparison holds several asv environments) '(m, env e)', so the
+    same case in two environments reads as two."""
     parts = [str(row[c]) for c in CASE_PARTS if c in row and str(row[c]) not in ("", "nan")
              and not (c == "threads" and row[c] == "1")]
     label = " ".join([row["layer"], row["implementation"], row["measurement"], *parts])
-    return f"{label} ({row['machine']})"
+    return f"{label} ({row['machine']}" + (f", env {row['env']})" if with_env else ")")
+
+
+def several_envs(compare: pd.DataFrame) -> bool:
+    return compare["env"].nunique() > 1
 
 
 def slowdowns(compare: pd.DataFrame) -> pd.DataFrame:
@@ -55,14 +61,15 @@ def measured_in_both(compare: pd.DataFrame) -> int:
 
 def findings(compare: pd.DataFrame) -> list[str]:
     """One line per finding that fails the gate."""
-    lines = [f"slower: {case_label(r)}: B/A {r['ratio']:.3g} [{r['ci_low']:.3g}, {r['ci_high']:.3g}], "
+    env = several_envs(compare)
+    lines = [f"slower: {case_label(r, env)}: B/A {r['ratio']:.3g} [{r['ci_low']:.3g}, {r['ci_high']:.3g}], "
              f"q={r['q_value']:.2g}" for _, r in slowdowns(compare).iterrows()]
-    lines += [f"failed: {case_label(r)}: ran at A, fails at B"
+    lines += [f"failed: {case_label(r, env)}: ran at A, fails at B"
               for _, r in new_failures(compare).iterrows()]
-    lines += [f"{NOW_SKIPPED}: {case_label(r)}: ran at A, skipped at B (asv's NaN: setup "
+    lines += [f"{NOW_SKIPPED}: {case_label(r, env)}: ran at A, skipped at B (asv's NaN: setup "
               "now skips it, or the implementation is gone)"
               for _, r in new_skips(compare).iterrows()]
-    lines += [f"gradient regression: {case_label(r)}: {r['gradient_change']}"
+    lines += [f"gradient regression: {case_label(r, env)}: {r['gradient_change']}"
               for _, r in gradient_regressions(compare).iterrows()]
     return lines
 

@@ -24,7 +24,7 @@ def latest_runs(table: pd.DataFrame) -> pd.DataFrame:
 def varying(latest: pd.DataFrame) -> list[str]:
     """The run columns with more than one value in ``latest``: those that must key every
     figure shown (empty for one machine and one environment)."""
-    return [c for c in RUN_COLUMNS if latest[c].nunique() > 1]
+    return [c for c in RUN_COLUMNS if c in latest and latest[c].nunique() > 1]
 
 
 def split_runs(latest: pd.DataFrame) -> list[tuple[dict, pd.DataFrame]]:

@@ -11,7 +11,7 @@ from .gradients import layer_spec
 from .limits import CALIBRATION_FILE, Calibration
 from .markdown import escape, format_seconds, markdown_table
 from .naming import DEFAULT_THREADS, NATIVE, PLAIN_KIND
-from .runs import latest_runs
+from .runs import RUN_COLUMNS, latest_runs, of_run, run_label, split_runs, varying
 from .tables import with_blank_params
 
 SUMMARY_MEASUREMENT = "forward+backward"
@@ -139,53 +139,68 @@ def summary_markdown(timings, speedup, gradients, compare, threshold: float,
     """The header (with the calibration behind each machine's bounds), then the
     comparison (slower and faster cases first, the native control's false alarms,
     gradient regressions, the rest in counts), then per layer the latest commit's times,
-    ratios, fractions of the machine's limit and gradient verdicts."""
+    ratios, fractions of the machine's limit and gradient verdicts: per machine and asv
+    environment where there are several (``runs``), each section headed by its own."""
     lines = ["# scipy-layers benchmark summary", ""]
     latest_t, latest_s, latest_g = (latest_runs(t) for t in (timings, speedup, gradients))
+    keys = varying(latest_t)
     for (machine, commit), run in latest_t.groupby(["machine", "commit"]):
         date = run["commit_date"].iloc[0].strftime("%Y-%m-%d %H:%M UTC")
+        envs = run["env"].unique()
         lines += [f"Machine `{machine}`, commit `{commit[:8]}` ({date}); env(s): "
-                  + ", ".join(f"`{e}`" for e in run["env"].unique()), ""]
+                  + ", ".join(f"`{e}`" for e in envs)
+                  + (" (each with its own sections below)" if len(envs) > 1 else ""), ""]
         if calibrations is not None:
             lines += [calibration_line(machine, calibrations.get(machine)), ""]
     counts = timings["status"].value_counts()
     lines += ["Results read: " + ", ".join(f"{n} {s}" for s, n in counts.items())
               + " (every row is in timings.csv).", ""]
     lines += comparison_markdown(compare, threshold)
-    for layer in latest_t["layer"].unique():
-        spec = layer_spec(layer)
-        lines += [f"## {layer}", "", escape(spec.description) if spec else "(not in the registry)", ""]
-        by_case = with_blank_params(latest_t)
-        times = time_table(by_case, latest_s, layer)
-        methods = time_table(by_case, latest_s, layer, METHODS_KIND)
-        layer_types = time_table(by_case, latest_s, layer, LAYER_TYPES_KIND)
-        lines += _captioned(times, f"{SUMMARY_MEASUREMENT} time (torch at one thread on the "
-                            "CPU; every CUDA call synchronised)",
-                            "ratio = implementation / native (> 1: slower than native).")
-        lines += _captioned(methods, f"Every method ({METHODS_KIND} view): {SUMMARY_MEASUREMENT} "
-                            "time", "`scipy` is the method the layer's rule picks.")
-        lines += _captioned(limit_table(by_case, layer), "Fraction of the machine's limit, "
-                            f"{SUMMARY_MEASUREMENT} (bound / time; `bound`: the lower bound "
-                            "on the time)", "1 = at the limit, the larger the closer.")
-        lines += _captioned(layer_types,
-                            f"Each kind of conv layer ({LAYER_TYPES_KIND} view; conv: input, "
-                            "C_out x kH x kW, then gG groups, sS stride, pP padding, dD "
-                            f"dilation): {SUMMARY_MEASUREMENT} time",
-                            "ratio = implementation / native (> 1: slower than native).")
-        lines += _captioned(limit_table(by_case, layer, LAYER_TYPES_KIND),
-                            f"Fraction of the machine's limit, {LAYER_TYPES_KIND} view",
-                            "bound / time, as above.")
-        # implementations with no result but skipped at this commit, in any view or figure
-        statuses = latest_t.loc[latest_t["layer"] == layer, ["implementation", "status"]]
-        skipped = (statuses["status"] == "skipped").groupby(statuses["implementation"]).all()
-        not_run = sorted(skipped.index[skipped])
-        if not_run:
-            lines += ["Not run at this commit (all skipped): " + ", ".join(not_run) + ".", ""]
-        verdicts = verdict_table(latest_g, layer)
-        if not verdicts.empty:
-            lines += ["Gradient agreement with native (max rel error vs the tolerance):", "",
-                      markdown_table(verdicts), ""]
+    for run, run_t in split_runs(latest_t):
+        label = run_label(run, keys)
+        for layer in run_t["layer"].unique():
+            lines += _layer_section(layer, run_t, of_run(latest_s, run), of_run(latest_g, run),
+                                    f" ({label})" if label else "")
     return "\n".join(lines)
+
+
+def _layer_section(layer: str, latest_t: pd.DataFrame, latest_s: pd.DataFrame,
+                   latest_g: pd.DataFrame, run: str) -> list[str]:
+    """One layer's tables from one run's rows (one machine and environment: a pivot of
+    two would show one of them unnamed); ``run`` names it in the heading, or is ''."""
+    spec = layer_spec(layer)
+    lines = [f"## {layer}{run}", "", escape(spec.description) if spec else "(not in the registry)", ""]
+    by_case = with_blank_params(latest_t)
+    times = time_table(by_case, latest_s, layer)
+    methods = time_table(by_case, latest_s, layer, METHODS_KIND)
+    layer_types = time_table(by_case, latest_s, layer, LAYER_TYPES_KIND)
+    lines += _captioned(times, f"{SUMMARY_MEASUREMENT} time (torch at one thread on the "
+                        "CPU; every CUDA call synchronised)",
+                        "ratio = implementation / native (> 1: slower than native).")
+    lines += _captioned(methods, f"Every method ({METHODS_KIND} view): {SUMMARY_MEASUREMENT} "
+                        "time", "`scipy` is the method the layer's rule picks.")
+    lines += _captioned(limit_table(by_case, layer), "Fraction of the machine's limit, "
+                        f"{SUMMARY_MEASUREMENT} (bound / time; `bound`: the lower bound "
+                        "on the time)", "1 = at the limit, the larger the closer.")
+    lines += _captioned(layer_types,
+                        f"Each kind of conv layer ({LAYER_TYPES_KIND} view; conv: input, "
+                        "C_out x kH x kW, then gG groups, sS stride, pP padding, dD "
+                        f"dilation): {SUMMARY_MEASUREMENT} time",
+                        "ratio = implementation / native (> 1: slower than native).")
+    lines += _captioned(limit_table(by_case, layer, LAYER_TYPES_KIND),
+                        f"Fraction of the machine's limit, {LAYER_TYPES_KIND} view",
+                        "bound / time, as above.")
+    # implementations with no result but skipped at this commit, in any view or figure
+    statuses = latest_t.loc[latest_t["layer"] == layer, ["implementation", "status"]]
+    skipped = (statuses["status"] == "skipped").groupby(statuses["implementation"]).all()
+    not_run = sorted(skipped.index[skipped])
+    if not_run:
+        lines += ["Not run at this commit (all skipped): " + ", ".join(not_run) + ".", ""]
+    verdicts = verdict_table(latest_g, layer)
+    if not verdicts.empty:
+        lines += ["Gradient agreement with native (max rel error vs the tolerance):", "",
+                  markdown_table(verdicts), ""]
+    return lines
 
 
 def _geomean(values: pd.Series) -> float:
@@ -195,23 +210,26 @@ def _geomean(values: pd.Series) -> float:
 
 def headline(speedup: pd.DataFrame, gradients: pd.DataFrame) -> pd.DataFrame:
     """Per layer and non-native implementation, at the latest commit: how many
-    forward+backward cases ran (plain view; methods view for methods only timed there), the geometric mean, min and max of time / native, and
-    the gradient verdicts."""
-    latest = latest_runs(speedup)
+    forward+backward cases ran (plain view; methods view for methods only timed there),
+    the geometric mean, min and max of time / native, and the gradient verdicts. Where
+    several machines or asv environments ran, ``machine`` and/or ``env`` lead the
+    columns and key the rows: a mean over two environments belongs to neither."""
+    latest, verdicts = latest_runs(speedup), latest_runs(gradients)
+    runs = [c for c in RUN_COLUMNS if c in varying(latest) or c in varying(verdicts)]
+    key = [*runs, "layer", "implementation"]
     ratios = latest[latest["kind"].isin([PLAIN_KIND, METHODS_KIND])
                     & (latest["measurement"] == SUMMARY_MEASUREMENT)
                     & (latest["threads"] == DEFAULT_THREADS) & latest["ratio"].notna()]
     # The plain view where an implementation has one; the methods view for methods
     # timed only there (scipy-direct, ...), so no row of the headline reads 0 cases.
-    in_plain = ratios[ratios["kind"] == PLAIN_KIND].groupby(["layer", "implementation"]).size()
-    plain_key = pd.MultiIndex.from_frame(ratios[["layer", "implementation"]]).isin(in_plain.index)
+    in_plain = ratios[ratios["kind"] == PLAIN_KIND].groupby(key).size()
+    plain_key = pd.MultiIndex.from_frame(ratios[key]).isin(in_plain.index)
     ratios = ratios[(ratios["kind"] == PLAIN_KIND) | ~plain_key]
-    stats = ratios.groupby(["layer", "implementation"]).agg(
+    stats = ratios.groupby(key).agg(
         cases=("ratio", "size"),
         geomean_ratio=("ratio", _geomean),
         min_ratio=("ratio", "min"), max_ratio=("ratio", "max"))
-    verdicts = latest_runs(gradients)
-    verdicts = verdicts[verdicts["verdict"] != "skipped"].groupby(["layer", "implementation"])["verdict"].agg(
+    verdicts = verdicts[verdicts["verdict"] != "skipped"].groupby(key)["verdict"].agg(
         lambda v: ", ".join(f"{n} {k}" for k, n in v.value_counts().items()))
     table = stats.join(verdicts.rename("gradients"), how="outer").reset_index()
     return table.fillna({"gradients": "", "cases": 0})

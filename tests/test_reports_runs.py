@@ -1,0 +1,113 @@
+"""Figures of two asv environments (or two machines) at the latest commit never meet:
+the headline has a row per environment, summary.md a section per environment, and
+neither shows one environment's figures as if they were the only ones."""
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+from fixtures.asv_variants import (DAY_MS, FIXTURE, case_index, column, copy_results, load,
+                                   results_files, save)
+from scipy_layers.reports import build_report
+from scipy_layers.reports.cli import main
+
+OTHER_ENV = "virtualenv-py3.12"
+SLOWER = 10.0  # every numpy/scipy time in the other environment, x10
+
+
+def _scale_non_native_times(data, factor):
+    columns = data["result_columns"]
+    names = load(FIXTURE / "benchmarks.json")
+    for name, row in data["results"].items():
+        if ".time_" not in name or names[name]["param_names"][0] != "implementation":
+            continue
+        implementations = row[columns.index("params")][0]
+        result = row[columns.index("result")]
+        width = len(result) // len(implementations)
+        for i, impl in enumerate(implementations):
+            if impl != "'native'":
+                result[i * width:(i + 1) * width] = [
+                    v * factor if isinstance(v, float) and v == v else v
+                    for v in result[i * width:(i + 1) * width]]
+
+
+@pytest.fixture(scope="module")
+def two_envs(tmp_path_factory):
+    """(results with the fixture's commit timed again in a second environment, numpy/
+    scipy 10x slower there; the fixture alone; a folder for outputs)."""
+    base = tmp_path_factory.mktemp("two_envs")
+    results = copy_results(base / "results")
+    original = results_files(results)[0]
+    data = load(original)
+    data["env_name"] = OTHER_ENV
+    _scale_non_native_times(data, SLOWER)
+    save(original.with_name(f"{data['commit_hash'][:8]}-{OTHER_ENV}.json"), data)
+    return results, copy_results(base / "single"), base
+
+
+def test_the_headline_has_a_row_per_environment(two_envs):
+    results, single, base = two_envs
+    alone = build_report(single, base / "alone", with_plots=False).headline
+    both = build_report(results, base / "both", with_plots=False).headline
+    original_env = load(results_files(single)[0])["env_name"]
+    assert "env" not in alone.columns  # one environment: the headline as it was
+    assert list(both.columns[:1]) == ["env"] and set(both["env"]) == {original_env, OTHER_ENV}
+    key = ["layer", "implementation"]
+    first = both[both["env"] == original_env].drop(columns="env").set_index(key)
+    other = both[both["env"] == OTHER_ENV].drop(columns="env").set_index(key)
+    expected = alone.set_index(key)
+    assert first["cases"].tolist() == expected["cases"].tolist()  # not counted twice
+    assert np.allclose(first["geomean_ratio"], expected["geomean_ratio"])
+    ran = expected["cases"] > 0
+    assert np.allclose(other.loc[ran, "geomean_ratio"], SLOWER * expected.loc[ran, "geomean_ratio"])
+
+
+def test_the_printed_headline_names_each_environment(two_envs, capsys):
+    results, _, base = two_envs
+    assert main([str(results), str(base / "printed"), "--no-plots"]) == 0
+    out = capsys.readouterr().out.split("forward+backward time / native")[1]
+    assert out.count(f"env {OTHER_ENV}:") == 1 and out.count("env virtualenv-py3.11") == 1
+
+
+def test_summary_has_each_environments_tables_under_its_name(two_envs):
+    results, single, base = two_envs
+    alone = (base / "alone_md").joinpath("summary.md")
+    build_report(single, base / "alone_md", with_plots=False)
+    build_report(results, base / "both_md", with_plots=False)
+    summary = (base / "both_md" / "summary.md").read_text()
+    original_env = load(results_files(single)[0])["env_name"]
+    for env in (original_env, OTHER_ENV):
+        assert summary.count(f"## conv2d (env `{env}`)") == 1
+    assert "## conv2d\n" not in summary  # no section without its environment
+    sections = re.split(r"(?m)^## ", summary)
+    mine = next(s for s in sections if s.startswith(f"conv2d (env `{original_env}`)"))
+    theirs = next(s for s in sections if s.startswith(f"conv2d (env `{OTHER_ENV}`)"))
+    expected = next(s for s in re.split(r"(?m)^## ", alone.read_text()) if s.startswith("conv2d\n"))
+    assert mine.split("\n", 1)[1] == expected.split("\n", 1)[1]  # the same figures
+    assert theirs.split("\n", 1)[1] != expected.split("\n", 1)[1]
+
+
+def test_plots_are_per_environment(two_envs):
+    results, _, base = two_envs
+    report = build_report(results, base / "plots")
+    pngs = sorted(p.name for p in report.files if p.suffix == ".png")
+    assert len(pngs) == 8 and all(n.count("@") == 1 for n in pngs)
+    assert "time_vs_size_conv2d@virtualenv-py3.12.png" in pngs
+
+
+def test_gate_lines_name_the_environment_when_there_are_several(two_envs, tmp_path, capsys):
+    """The same case failing at B in both environments is two findings that read apart."""
+    results = tmp_path / "results"
+    shutil.copytree(two_envs[0], results)
+    case = dict(implementation="scipy", size="127x127", kernel="3x3", dtype="float64", device="cpu")
+    fb = "bench_conv2d.Conv2d.time_forward_backward"
+    for path in results_files(results):
+        data = load(path)
+        data["commit_hash"], data["date"] = "d" * 40, data["date"] + DAY_MS
+        data["results"][fb][column(data, "result")][case_index(data, fb, **case)] = None
+        save(path.with_name("dddddddd" + path.name[8:]), data)
+    assert main([str(results), str(tmp_path / "out"), "--no-plots", "--gate"]) == 1
+    lines = capsys.readouterr().out.split("\ngate: ")[1].splitlines()[1:]
+    assert len(lines) == len(set(lines)) == 2 and all(line.startswith("failed: ") for line in lines)
+    assert sum(f"env {OTHER_ENV})" in line for line in lines) == 1
