@@ -1,0 +1,119 @@
+"""reports/README.md documents every column the report writes, and in timings.csv every
+measurement and unit: checked on a report of the real results extended with what the
+suite records today (non-finite mismatch counts, the batched conv's grad_weight) and a
+second commit (compare.csv)."""
+import copy
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fixtures.asv_variants import add_commit, column, copy_results, load, results_files, save
+from scipy_layers.reports import build_report
+
+README = Path(__file__).resolve().parent.parent / "reports" / "README.md"
+CONV_REL = "bench_conv2d.Conv2dGradients.track_max_rel_error"
+CONV_GRADIENTS = "bench_conv2d.Conv2dGradients."
+MISMATCHES = CONV_GRADIENTS + "track_nonfinite_mismatches"
+
+
+def _add_quantity(data, name, after: str, new: str) -> None:
+    """Give benchmark ``name`` one more quantity (its last parameter), a copy of
+    ``after``'s figures."""
+    row = data["results"][name]
+    quantities = row[column(data, "params")][-1]
+    at, width = quantities.index(repr(after)), len(quantities)
+    quantities.append(repr(new))
+    for index, cell in enumerate(row):
+        if index != column(data, "params") and isinstance(cell, list):
+            row[index] = [v for start in range(0, len(cell), width)
+                          for v in (*cell[start:start + width], cell[start + at])]
+
+
+def _today(data) -> None:
+    data["results"][MISMATCHES] = copy.deepcopy(data["results"][CONV_REL])
+    data["results"][MISMATCHES][column(data, "result")] = [
+        0.0] * len(data["results"][CONV_REL][column(data, "result")])
+    for name in [n for n in data["results"] if n.startswith(CONV_GRADIENTS)]:
+        _add_quantity(data, name, "grad_filter", "grad_weight")
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    base = tmp_path_factory.mktemp("docs")
+    results = copy_results(base / "results")
+    benchmarks = load(results / "benchmarks.json")
+    benchmarks[MISMATCHES] = {**benchmarks[CONV_REL], "name": MISMATCHES, "unit": "entries"}
+    save(results / "benchmarks.json", benchmarks)
+    original = results_files(results)[0]
+    data = load(original)
+    _today(data)
+    save(original, data)
+    add_commit(results, "d" * 40, days_later=1, transform=_today)
+    build_report(results, base / "out", with_plots=False)
+    return base / "out"
+
+
+def _section(name: str) -> str:
+    """The text of reports/README.md's section '## <name>...' up to the next one."""
+    text = README.read_text()
+    start = text.index(f"\n## {name}")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end > 0 else None]
+
+
+def _documented(section: str, header: list[str]) -> set[str]:
+    """The columns a section's table names in its first column: `a`, `b`; `a` ... `b`
+    (a run of the header); 'parameters' (the parameter columns); `<quantity>_x`
+    patterns are returned as they are."""
+    names = set()
+    for line in section.splitlines():
+        if not line.startswith("| `"):
+            continue
+        cell = line.split(" | ")[0]
+        ticked = re.findall(r"`([^`]+)`", cell)
+        names.update(ticked)
+        if "..." in cell:
+            names.update(header[header.index(ticked[0]):header.index(ticked[-1]) + 1])
+        if "parameters" in cell:
+            names.update(header[header.index("implementation"):header.index("values") + 1])
+    return names
+
+
+def _undocumented(columns: list[str], documented: set[str], quantities: set[str]) -> list[str]:
+    patterns = [re.escape(d).replace(re.escape("<quantity>"), "(?P<q>[a-z_]+)")
+                for d in documented if "<quantity>" in d]
+    missing = []
+    for name in columns:
+        if name in documented:
+            continue
+        match = next((m for m in (re.fullmatch(p, name) for p in patterns) if m), None)
+        if match is None or match["q"] not in quantities:
+            missing.append(name)
+    return missing
+
+
+@pytest.mark.parametrize("name", ["timings.csv", "speedup.csv", "gradients.csv", "compare.csv"])
+def test_every_column_is_documented(written, name):
+    header = list(pd.read_csv(written / name, nrows=0).columns)
+    section = _section(name)
+    quantities = set(re.findall(r"`(output|grad_[a-z]+)`", section))
+    assert _undocumented(header, _documented(section, header), quantities) == []
+
+
+def test_gradients_quantities_and_statistics_are_documented(written):
+    gradients = pd.read_csv(written / "gradients.csv", nrows=0).columns
+    assert {"grad_weight_max_rel", "output_nonfinite_mismatches"} <= set(gradients)
+    section = _section("gradients.csv")
+    for quantity in ("output", "grad_input", "grad_filter", "grad_bias", "grad_weight"):
+        assert f"`{quantity}`" in section
+
+
+def test_every_measurement_and_unit_of_timings_is_documented(written):
+    timings = pd.read_csv(written / "timings.csv", usecols=["measurement", "unit"])
+    section = _section("timings.csv")
+    labels = {re.sub(r" of (output|grad_\w+)$", " of <quantity>", m) for m in timings["measurement"]}
+    assert "nonfinite mismatches of <quantity>" in labels
+    assert [m for m in sorted(labels) if f"`{m}`" not in section] == []
+    assert [u for u in sorted(set(timings["unit"])) if f"`{u}`" not in section] == []
