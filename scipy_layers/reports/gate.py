@@ -62,8 +62,9 @@ def measured_in_both(compare: pd.DataFrame) -> int:
 def findings(compare: pd.DataFrame) -> list[str]:
     """One line per finding that fails the gate."""
     env = several_envs(compare)
-    lines = [f"slower: {case_label(r, env)}: B/A {r['ratio']:.3g} [{r['ci_low']:.3g}, {r['ci_high']:.3g}], "
-             f"q={r['q_value']:.2g}" for _, r in slowdowns(compare).iterrows()]
+    lines = [f"slower: {case_label(r, env)}: B/A {r['ratio']:.3g} "
+             f"[{r['ci_low']:.3g}, {r['ci_high']:.3g}], q={r['q_value']:.2g}"
+             for _, r in slowdowns(compare).iterrows()]
     lines += [f"failed: {case_label(r, env)}: ran at A, fails at B"
               for _, r in new_failures(compare).iterrows()]
     lines += [f"{NOW_SKIPPED}: {case_label(r, env)}: ran at A, skipped at B (asv's NaN: setup "

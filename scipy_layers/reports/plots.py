@@ -65,7 +65,8 @@ def _panel_order(item) -> tuple:
 
 def time_vs_size(timings: pd.DataFrame, layer: str, where: str) -> Figure | None:
     """``timings``: one run's rows (one machine and env); ``where`` names it in the title."""
-    data = timings[(timings["layer"] == layer) & (timings["kind"] == PLAIN_KIND) & (timings["measurement"] == SUMMARY_MEASUREMENT)
+    data = timings[(timings["layer"] == layer) & (timings["kind"] == PLAIN_KIND)
+                   & (timings["measurement"] == SUMMARY_MEASUREMENT)
                    & (timings["threads"] == DEFAULT_THREADS) & (timings["status"] == "ok")
                    & (timings["value"] > 0)]  # a log axis has no place for 0
     if data.empty:
@@ -103,7 +104,8 @@ def time_vs_size(timings: pd.DataFrame, layer: str, where: str) -> Figure | None
 
 def speedup_heatmap(speedup: pd.DataFrame, layer: str, where: str) -> Figure | None:
     """``speedup``: one run's rows (one machine and env); ``where`` names it in the title."""
-    data = speedup[(speedup["layer"] == layer) & (speedup["kind"] == PLAIN_KIND) & (speedup["measurement"] == SUMMARY_MEASUREMENT)
+    data = speedup[(speedup["layer"] == layer) & (speedup["kind"] == PLAIN_KIND)
+                   & (speedup["measurement"] == SUMMARY_MEASUREMENT)
                    & (speedup["threads"] == DEFAULT_THREADS)
                    & np.isfinite(speedup["ratio"]) & (speedup["ratio"] > 0)]  # log colour scale
     if data.empty:

@@ -169,7 +169,8 @@ def _layer_section(layer: str, latest_t: pd.DataFrame, latest_s: pd.DataFrame,
     """One layer's tables from one run's rows (one machine and environment: a pivot of
     two would show one of them unnamed); ``run`` names it in the heading, or is ''."""
     spec = layer_spec(layer)
-    lines = [f"## {layer}{run}", "", escape(spec.description) if spec else "(not in the registry)", ""]
+    lines = [f"## {layer}{run}", "",
+             escape(spec.description) if spec else "(not in the registry)", ""]
     by_case = with_blank_params(latest_t)
     times = time_table(by_case, latest_s, layer)
     methods = time_table(by_case, latest_s, layer, METHODS_KIND)
