@@ -228,3 +228,21 @@ def test_a_small_threshold_is_printed_as_given_not_rounded_to_0_percent(quiet, t
     assert gate(quiet, tmp_path / "out", "--threshold", "0.5%") == 0
     assert "threshold 0.5%:" in capsys.readouterr().out
     assert "changes under 0.5% unchanged" in (tmp_path / "out" / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("slower", [False, True])
+def test_a_reader_that_stops_early_keeps_the_gates_status(quiet, tmp_path, slower):
+    """`... --gate | head -1`: the pipe closes before the findings are printed; the
+    reports are written and the exit status is still the gate's, with no traceback."""
+    if slower:
+        scale(quiet, COMMIT_B, 1.5, implementations={"scipy"})
+    run = subprocess.Popen([sys.executable, "-m", "scipy_layers.reports", "--results", str(quiet),
+                            "--output", str(tmp_path / "out"), "--commits", COMMIT_A, COMMIT_B,
+                            "--round-size", "3", "--gate", "--no-plots"],
+                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert run.stdout.read(1) == b"R"  # ("Read ..."), then the reader goes away
+    run.stdout.close()
+    stderr = run.stderr.read().decode()
+    assert run.wait(timeout=120) == (1 if slower else 0), stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+    assert (tmp_path / "out" / "compare.csv").is_file()

@@ -7,6 +7,7 @@ regression (one line each on stdout), else 0."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -120,6 +121,17 @@ def main(argv: list[str] | None = None) -> int:
     except ReportError as exc:
         print(f"{PROG}: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
+    found = findings(report.compare) if args.gate else []
+    try:
+        _print_account(report, results, output, args.threshold, found if args.gate else None)
+    except BrokenPipeError:  # (stdout's reader stopped, as `| head` does: the reports are
+        # written and the status stands; stdout to /dev/null, or Python's exit flush fails too)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 1 if found else 0
+
+
+def _print_account(report, results, output, threshold, found) -> None:
+    """What a run read and wrote, the headline and (``found`` not None) the gate's findings."""
     print(f"Read {len(report.timings)} results ({(report.timings['status'] == 'ok').sum()} ok) "
           f"from {results}; wrote to {output}/:")
     for path in report.files:
@@ -130,11 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         for path in report.removed:
             print(f"  {path}")
     if report.commits:
-        print("\ncompare.csv: " + "\n  ".join(account(report.compare, args.threshold)))
+        print("\ncompare.csv: " + "\n  ".join(account(report.compare, threshold)))
     print("\nforward+backward time / native at the latest commit (gradients: verdicts):")
     _print_headline(report.headline)
-    if not args.gate:
-        return 0
-    found = findings(report.compare)
-    print(f"\ngate: {len(found)} finding(s)" + "".join(f"\n{line}" for line in found))
-    return 1 if found else 0
+    if found is not None:
+        print(f"\ngate: {len(found)} finding(s)" + "".join(f"\n{line}" for line in found))
