@@ -73,7 +73,8 @@ def check_round_size(timings: pd.DataFrame, commits: tuple[str, str] | None,
                    & (timings["status"] == "ok")]
     if rows.empty:
         return
-    longest = max((len(s) for s in rows["samples"] if isinstance(s, np.ndarray)), default=0)
+    counts = {len(s) for s in rows["samples"] if isinstance(s, np.ndarray)}
+    longest = max(counts, default=0)
     if longest == 0:
         raise ReportError(f"--round-size {round_size}: the compared timings hold no samples "
                           "(timed without --record-samples, e.g. by make bench): no rounds to split")
@@ -81,6 +82,12 @@ def check_round_size(timings: pd.DataFrame, commits: tuple[str, str] | None,
         raise ReportError(f"--round-size {round_size} is more than the {longest} samples any "
                           "compared timing holds: each commit would be one round (give the "
                           "samples per round, asv's -a repeat=N)")
+    if not any(count % round_size == 0 for count in counts):  # (rounds of asv's repeat=N
+        # samples each: a size that fills none of them exactly is not the runs' own, and
+        # rounds split across runs make false alarms: hostile pass)
+        raise ReportError(f"--round-size {round_size} divides none of the compared timings' "
+                          f"sample counts ({', '.join(map(str, sorted(counts)[:5]))}): it is not "
+                          "their samples per round (give asv's -a repeat=N)")
 
 
 def _timing_statistics(merged: pd.DataFrame, timed: pd.Series, round_size: int | None) -> None:
