@@ -23,8 +23,9 @@ try:
     from torch._C._dynamo.eval_frame import (_FrameAction, _FrameExecStrategy,
                                              set_code_exec_strategy)
     _RUN_EAGERLY = _FrameExecStrategy(_FrameAction.SKIP, _FrameAction.SKIP)
+    _NOT_ITS_OWN = _FrameExecStrategy(_FrameAction.SKIP, _FrameAction.DEFAULT)
 except (ImportError, AttributeError, TypeError):  # (a torch without it: see never_compiled)
-    _RUN_EAGERLY = None
+    _RUN_EAGERLY = _NOT_ITS_OWN = None
 
 
 def never_compiled(fn):
@@ -41,6 +42,16 @@ def never_compiled(fn):
     (another torch) ``fn`` is returned as is: compiled as before, correct but recompiled."""
     if _RUN_EAGERLY is not None:
         set_code_exec_strategy(fn.__code__, _RUN_EAGERLY)
+    return fn
+
+
+def own_frame_never_compiled(fn):
+    """``fn``, whose own frame Dynamo never compiles (as torch's nn modules' forwards, for
+    the same reason: see never_compiled), but which it inlines into a frame it traces
+    and whose callees it compiles: for a module's forward that reads its parameters,
+    so that a parametrization on them (user code) is still compiled."""
+    if _NOT_ITS_OWN is not None:
+        set_code_exec_strategy(fn.__code__, _NOT_ITS_OWN)
     return fn
 
 

@@ -25,7 +25,8 @@ from ._numpy_bridge import (apply_positional, check_not_legacy_batched, linear_t
                             numpy_gradients, to_numpy, to_tensor, vmap_by_loop, vmap_rule)
 from ._numpy_quiet import numpy_quiet
 from ._torch_protocols import (graph_break_here, never_compiled, opaque_to_compile,
-                               refuse_scripting, torch_function_layer)
+                               own_frame_never_compiled, refuse_scripting,
+                               torch_function_layer)
 from .conv_methods import METHODS
 
 AUTO = "auto"
@@ -350,14 +351,18 @@ class ScipyConv2d(torch.nn.Module):
     def __prepare_scriptable__(self):
         refuse_scripting(self)
 
+    # As nn.Conv2d's forward and _conv_forward: the parameters are read here, so that a
+    # parametrization of them compiles (hostile pass), and neither frame is compiled on
+    # its own (else once per filter shape: see never_compiled). torch.compile of a model
+    # that calls the module traces forward and stops at scipy_conv2d, whose error names
+    # the layer under fullgraph=True; of the bare module, it compiles no frame.
+    @own_frame_never_compiled
     def forward(self, input):
-        return self._correlate(input)
+        return self._correlate(input, self.filter, self.bias)
 
-    @never_compiled  # (else compiled once per filter shape: see never_compiled)
-    def _correlate(self, input):
-        # A frame apart, as nn.Conv2d's _conv_forward: torch.compile(module, fullgraph=True)
-        # then traces forward into it and stops at scipy_conv2d, whose error names the layer.
-        return scipy_conv2d(input, self.filter, self.bias, self.method)
+    @never_compiled
+    def _correlate(self, input, filter, bias):
+        return scipy_conv2d(input, filter, bias, self.method)
 
 
 class NativeConv2d(ScipyConv2d):

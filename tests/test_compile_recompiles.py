@@ -36,6 +36,19 @@ def _models():
     def stack(make):
         return torch.nn.Sequential(*[make(a, b) for a, b in zip(channels, channels[1:])])
 
+    class Functional(torch.nn.Module):  # a user's module that calls the functional layer
+        def __init__(self, c_in, c_out):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.randn(c_out, c_in, 3, 3) * 0.3)
+
+        def forward(self, x):
+            return sl.conv2d(x, self.weight, padding=1)
+
+    def loop(x, layers=[sl.ScipyConv2d(k % 3 + 1, k % 4 + 1) for k in range(LAYERS)]):
+        for layer in layers:  # (a user's loop over layers)
+            x = layer(x)
+        return x.sin()
+
     nchw = [torch.randn(2, 2, 10, 10)]
     return {
         "Conv2d": (stack(lambda a, b: sl.Conv2d(a, b, 3, padding=1)), [nchw], {}),
@@ -45,6 +58,10 @@ def _models():
         # ends at the break; docs/layers.md gives this way round it)
         "weight-standardised": (stack(lambda a, b: StandardisedConv2d(a, b, 3, padding=1)),
                                 [nchw], {"force_parameter_static_shapes": False}),
+        # (as weight-standardised: the user's frame passes the parameters on, so its
+        # resume after the break is guarded on their shapes; native's F.conv2d has no break)
+        "functional": (stack(Functional), [nchw], {"force_parameter_static_shapes": False}),
+        "loop": (loop, [[torch.randn(40, 36)]], {}),
         "ScipyConv2d": (torch.nn.Sequential(*[sl.ScipyConv2d(k % 3 + 1, k % 4 + 1)
                                               for k in range(LAYERS)]),
                         [[torch.randn(40, 36)]], {}),
@@ -81,6 +98,9 @@ def main(names):
     models = _models()
     for name in names:
         torch._dynamo.reset()
+        if name == "parametrized":
+            print(json.dumps(_parametrized()), flush=True)
+            continue
         model, inputs, options = models[name]
         static = options.pop("force_parameter_static_shapes", True)
         torch._dynamo.config.force_parameter_static_shapes = static
@@ -100,8 +120,40 @@ def main(names):
         print(json.dumps(result), flush=True)
 
 
-NAMES = ["Conv2d", "blocks", "weight-standardised", "ScipyConv2d", "conv2d-input-shapes",
-         "fft_abs-input-shapes", "scipy_conv2d-filter-shapes"]
+def _parametrized() -> dict:
+    """A parametrization of a layer module's weight (user code) is compiled, as for
+    nn.Conv2d: the modules read their parameters in a frame Dynamo traces (a hostile
+    pass found ScipyConv2d's run eagerly for a while)."""
+    import torch
+    import torch.nn.utils.parametrize as parametrize
+
+    import scipy_layers as sl
+
+    class Symmetric(torch.nn.Module):
+        def forward(self, weight):
+            return (weight + weight.flip(-1)).tanh()
+
+    problems = []
+    for module, name, x in ((sl.ScipyConv2d(3, 3), "filter", torch.randn(8, 8)),
+                            (sl.Conv2d(2, 3, 3), "weight", torch.randn(1, 2, 6, 6))):
+        parametrize.register_parametrization(module, name, Symmetric())
+        graphs = []
+
+        def record(graph_module, example_inputs):
+            graphs.append({str(node.target) for node in graph_module.graph.nodes})
+            return graph_module.forward
+
+        torch._dynamo.reset()
+        got = torch.compile(module, backend=record)(x)
+        torch.testing.assert_close(got, module(x), rtol=0, atol=0)
+        if not any("tanh" in target for graph in graphs for target in graph):
+            problems.append(f"{type(module).__name__}'s parametrization ran eagerly: {graphs}")
+    return {"case": "parametrized", "ok": not problems, "error": "; ".join(problems)}
+
+
+NAMES = ["Conv2d", "blocks", "weight-standardised", "functional", "loop", "ScipyConv2d",
+         "conv2d-input-shapes", "fft_abs-input-shapes", "scipy_conv2d-filter-shapes",
+         "parametrized"]
 
 
 @pytest.fixture(scope="module")
