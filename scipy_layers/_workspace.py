@@ -74,8 +74,8 @@ atexit.register(_on_exit)
 # reference's callback then runs under Dynamo's frame hook, which tries to compile the
 # callback's frame and fails ("Exception ignored in ... give_back ...
 # InternalTorchDynamoError"; the buffer never came back; hostile passes). Once Dynamo is
-# in play (the first traced layer call, _torch_protocols, or a callback made with
-# torch._dynamo imported), every callback runs through one torch.compiler.disable'd
+# in play (a callback made with torch._dynamo imported, or, on a torch without per-code
+# strategies, the first traced layer call: _torch_protocols), every callback runs through one torch.compiler.disable'd
 # call, with the hook off, and the live ones made before are made again that way.
 # Until then they are plain functions: a program that never compiles neither imports
 # Dynamo (~2 s) nor pays for it. (Left: an owner made before Dynamo was imported that
