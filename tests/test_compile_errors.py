@@ -6,14 +6,11 @@ make_fx on real tensors recorded the layer's output as a constant (wrong on any 
 input). Run in a
 subprocess (this file as a script), as test_compile.py: Dynamo is heavy and may crash."""
 import json
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests._case_scripts import run_cases
 
 
 def _layers():
@@ -84,13 +81,7 @@ LAYER_NAMES = ["fft_abs", "incorrect_fft", "scipy_conv2d", "conv2d", "ScipyConv2
 
 @pytest.fixture(scope="module")
 def results():
-    python_path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    run = subprocess.run([sys.executable, __file__, *LAYER_NAMES], cwd=ROOT,
-                         env={**os.environ, "PYTHONPATH": python_path},
-                         capture_output=True, text=True, timeout=1200)
-    lines = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
-    assert [line["case"] for line in lines] == LAYER_NAMES, run.stderr[-4000:]
-    return {line["case"]: line for line in lines}
+    return run_cases(__file__, LAYER_NAMES)
 
 
 @pytest.mark.parametrize("name", LAYER_NAMES)

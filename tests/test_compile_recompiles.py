@@ -5,14 +5,11 @@ different channels raised FailOnRecompileLimitHit under fail_on_recompile_limit_
 where torch.nn.Conv2d compiles once). Each case runs in a subprocess (this file as a
 script), as test_compile.py: Dynamo is heavy and may crash."""
 import json
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests._case_scripts import run_cases
 LAYERS = 11  # more than Dynamo's recompile limit (8)
 
 
@@ -158,13 +155,7 @@ NAMES = ["Conv2d", "blocks", "weight-standardised", "functional", "loop", "Scipy
 
 @pytest.fixture(scope="module")
 def results():
-    python_path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    run = subprocess.run([sys.executable, __file__, *NAMES], cwd=ROOT,
-                         env={**os.environ, "PYTHONPATH": python_path},
-                         capture_output=True, text=True, timeout=1200)
-    lines = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
-    assert [line["case"] for line in lines] == NAMES, run.stderr[-4000:]
-    return {line["case"]: line for line in lines}
+    return run_cases(__file__, NAMES)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -22,6 +22,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from scipy_layers.reports.cli import positive_int  # noqa: E402  (the report's own count type)
+
 DEFAULT_SOURCE = ROOT / "tests" / "fixtures" / "asv_results"
 DAY_MS = 24 * 3600 * 1000
 
@@ -31,16 +34,6 @@ def results_files(source: Path) -> list[Path]:
     return sorted(p for p in source.glob("*/*.json") if p.name != "machine.json")
 
 
-def count(text: str) -> int:
-    """argparse type of --commits and --runs: 0 would leave nothing to report on or to
-    take the median of (a CalledProcessError or StatisticsError after the work)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def results_dir(text: str) -> Path:
@@ -95,8 +88,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=results_dir, default=DEFAULT_SOURCE,
                         help="a real asv results directory (default: the test fixture)")
-    parser.add_argument("--commits", type=count, default=50, help="commits of history (at least 1)")
-    parser.add_argument("--runs", type=count, default=3, help="runs to take the median of (at least 1)")
+    parser.add_argument("--commits", type=positive_int, default=50,
+                        help="commits of history (at least 1)")
+    parser.add_argument("--runs", type=positive_int, default=3,
+                        help="runs to take the median of (at least 1)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from scipy_layers.reports import build_report

@@ -23,7 +23,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from scipy_layers.reports import read_results  # noqa: E402
-from scipy_layers.reports.cli import _round_size  # noqa: E402
+from scipy_layers.reports.cli import positive_int  # noqa: E402
 from scipy_layers.reports.compare import (TIME_UNIT, check_round_size, compare_table,  # noqa: E402
                                           native_control)
 from scipy_layers.reports.naming import NATIVE  # noqa: E402
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("commits", nargs=2, metavar="COMMIT")
     parser.add_argument("--results", default=".asv/results")
-    parser.add_argument("--round-size", type=_round_size, default=5)
+    parser.add_argument("--round-size", type=positive_int, default=5)
     parser.add_argument("--factors", type=_factor, nargs="+", default=[1.1, 1.2, 1.3, 1.5, 2.0])
     args = parser.parse_args(argv)
     try:

@@ -33,13 +33,14 @@ def _threshold(text: str) -> float:
     return value
 
 
-def _round_size(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse type of a count (--round-size here; tools' --runs, --commits)."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
@@ -67,7 +68,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=_threshold, default=DEFAULT_THRESHOLD, metavar="T",
                    help="compare.csv: changes smaller than this are 'unchanged' (a fraction "
                         f"or a percentage; default {DEFAULT_THRESHOLD * 100:g}%%)")
-    p.add_argument("--round-size", type=_round_size, metavar="N",
+    p.add_argument("--round-size", type=positive_int, metavar="N",
                    help="samples per round in the compared runs (asv -a repeat=N with "
                         "--interleave-rounds --record-samples, as make compare runs it); "
                         "without it each commit's samples count as one round and every "
