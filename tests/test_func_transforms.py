@@ -350,3 +350,23 @@ def test_a_tensor_leaked_from_a_transform_works_afterwards(layer):
     grad(loss)(x)
     assert torch._C._functorch.is_functorch_wrapped_tensor(leaked[0])
     torch.testing.assert_close(call(leaked[0]), call(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_forward_mode_ad_in_a_dual_level_matches_native(name):
+    """torch.autograd.forward_ad itself (not torch.func): each layer's jvp finds what it
+    reads, with a tangent on each input in turn and on all at once."""
+    import torch.autograd.forward_ad as fwAD
+    ours, native, args = CASES[name]()
+    tangents = [randn(*a.shape, seed=10 + i) for i, a in enumerate(args)]
+    for which in [*([i] for i in range(len(args))), list(range(len(args)))]:
+        results = []
+        for fn in (ours, native):
+            with fwAD.dual_level():
+                duals = [fwAD.make_dual(a, t) if i in which else a
+                         for i, (a, t) in enumerate(zip(args, tangents))]
+                out = fwAD.unpack_dual(fn(*duals))
+                results.append((out.primal, out.tangent))
+        torch.testing.assert_close(results[0], results[1], **TIGHT)
+    out = ours(*args)  # and outside a level, after one: no tangent, no error
+    assert fwAD.unpack_dual(out).tangent is None
