@@ -21,8 +21,8 @@ def power(*args):
     ([COMMIT_A[:6], COMMIT_B[:6], "--round-size", "0"], "must be at least 1"),
     ([COMMIT_A[:6], COMMIT_B[:6], "--round-size", "19"], "more than the 18 samples"),
     # (18 samples, rounds of 3: a size that fills none exactly splits rounds across runs)
-    ([COMMIT_A[:6], COMMIT_B[:6], "--round-size", "4"], "divides none of the compared"),
-    ([COMMIT_A[:6], COMMIT_B[:6], "--round-size", "7"], "(18)"),
+    ([COMMIT_A[:6], COMMIT_B[:6], "--round-size", "4"], "does not divide the sample counts"),
+    ([COMMIT_A[:6], COMMIT_B[:6], "--round-size", "7"], "counts 18 "),
     ([COMMIT_A[:6], COMMIT_A[:8], "--round-size", "3"], "the same commit"),
     (["", COMMIT_B[:6], "--round-size", "3"], "matches several commits"),
     (["zz", COMMIT_B[:6], "--round-size", "3"], "is not in the results"),

@@ -205,6 +205,23 @@ def test_a_round_size_no_timing_can_fill_is_an_error(quiet, tmp_path, capsys, si
     assert err.count("\n") == 1 and words in err and not out.exists()
 
 
+def test_a_round_size_that_straddles_one_commits_rounds_is_an_error(quiet, tmp_path, capsys):
+    """A took 6 rounds of 3 samples, B 4: a round size of 4 fills B's 12 samples exactly
+    but cuts A's 18 into rounds that straddle asv's (hostile pass 90); 3 divides both."""
+    def four_rounds(data):
+        index = data["result_columns"].index("samples")
+        for row in data["results"].values():
+            if len(row) > index and row[index]:
+                row[index] = [s[:4 * ROUND_SIZE] if s else s for s in row[index]]
+    edit(results_file(quiet, COMMIT_B), four_rounds)
+    out = tmp_path / "out"
+    assert main([str(quiet), str(out), "--no-plots", "--gate", "--commits", COMMIT_A[:8],
+                 COMMIT_B[:8], "--round-size", "4"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not divide the sample counts 18 " in err
+    assert gate(quiet, out) == 0
+
+
 def test_a_round_size_over_results_without_samples_is_an_error(quiet, tmp_path, capsys):
     def drop_samples(data):
         index = data["result_columns"].index("samples")

@@ -262,6 +262,19 @@ def test_an_output_directory_inside_the_results_is_refused(tmp_path, capsys, ins
     assert snapshot(results) == before
 
 
+@pytest.mark.parametrize("looped", ["results", "output"])
+def test_a_symlink_loop_in_either_path_is_one_line(tmp_path, capsys, looped):
+    """Path.resolve() raises RuntimeError on a loop (hostile pass 90: a traceback, exit 1,
+    which a gate would read as a finding)."""
+    results = copy_results(tmp_path / "results")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    paths = ([tmp_path / "loop", tmp_path / "out"] if looped == "results"
+             else [results, tmp_path / "loop" / "out"])
+    assert main([*map(str, paths), "--no-plots"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
 def test_an_output_directory_beside_the_results_is_fine(tmp_path):
     results = copy_results(tmp_path / "results")
     assert main([str(results), str(tmp_path / "results-report"), "--no-plots"]) == 0

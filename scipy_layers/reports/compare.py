@@ -82,12 +82,13 @@ def check_round_size(timings: pd.DataFrame, commits: tuple[str, str] | None,
         raise ReportError(f"--round-size {round_size} is more than the {longest} samples any "
                           "compared timing holds: each commit would be one round (give the "
                           "samples per round, asv's -a repeat=N)")
-    if not any(count % round_size == 0 for count in counts):  # (rounds of asv's repeat=N
-        # samples each: a size that fills none of them exactly is not the runs' own, and
-        # rounds split across runs make false alarms: hostile pass)
-        raise ReportError(f"--round-size {round_size} divides none of the compared timings' "
-                          f"sample counts ({', '.join(map(str, sorted(counts)[:5]))}): it is not "
-                          "their samples per round (give asv's -a repeat=N)")
+    undivided = sorted(count for count in counts if count % round_size)
+    if undivided:  # (an ok timing holds R rounds of asv's repeat=N samples: a size that
+        # does not divide its count is not the runs' own, and rounds that straddle asv's
+        # make false alarms: hostile passes)
+        raise ReportError(f"--round-size {round_size} does not divide the sample counts "
+                          f"{', '.join(map(str, undivided[:5]))} of compared timings: it is "
+                          "not their samples per round (give asv's -a repeat=N)")
 
 
 def _timing_statistics(merged: pd.DataFrame, timed: pd.Series, round_size: int | None) -> None:

@@ -48,7 +48,10 @@ def check_outside_results(output, results_dir) -> None:
     """The output directory may not lie in the results directory (or be it): asv reads
     every .json below results/, and the report's own manifest and CSVs there would stop
     asv and every later report."""
-    where, results = Path(output).resolve(), Path(results_dir).resolve()
+    try:
+        where, results = Path(output).resolve(), Path(results_dir).resolve()
+    except (OSError, RuntimeError) as exc:  # (a symlink loop: RuntimeError before 3.13)
+        raise ReportError(f"{output} or {results_dir}: cannot follow the path ({exc})") from None
     if where == results or results in where.parents:
         raise ReportError(f"{output}: the output directory is inside the results directory "
                           f"{results_dir}, where asv (and the next report) would read the "
