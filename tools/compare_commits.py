@@ -243,19 +243,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bench", metavar="REGEX", help="only benchmarks matching REGEX (as asv -b)")
     parser.add_argument("--gate", action="store_true",
                         help="exit 1 on a confirmed slowdown or gradient regression (the report's --gate)")
-    parser.add_argument("--output", type=Path, default=Path("reports/latest"))
+    parser.add_argument("--output", default="reports/latest")  # (a str: Path('') is '.')
     parser.add_argument("--dry-run", action="store_true", help="print the plan and commands, run nothing")
     args = parser.parse_args(argv)
     try:
-        if (problem := compare_options.first_problem(args, ROOT)):
+        env = record_environment.asv_environment(ROOT / "asv.conf.json")
+        if (problem := compare_options.first_problem(args, ROOT, env.results)):
             raise CompareError(problem)
-        return compare(args)
+        return compare(args, env)
     except (CompareError, record_environment.RecordError) as exc:
         print(f"compare: error: {exc}", file=sys.stderr)
         return 2
 
 
-def compare(args) -> int:
+def compare(args, env) -> int:
+    """``env``: the project's asv environment (record_environment.asv_environment)."""
     started = time.monotonic()
 
     def stage(title):
@@ -271,7 +273,6 @@ def compare(args) -> int:
         print(f"note: {FULL_GRID_VAR} ignored: make compare times the default grid", file=sys.stderr)
     asv_env = {k: v for k, v in os.environ.items() if k != FULL_GRID_VAR}
     machine = capture([PY, str(ROOT / "tools/asv_machine.py")]).strip()
-    env = record_environment.asv_environment(ROOT / "asv.conf.json")
     listed = list_cases(machine, env.results.parent / "compare")
     cases = {kind: restrict(compared(kind, listed[kind]), args.bench)
              for kind in ("timings", "tracks")}

@@ -27,16 +27,22 @@ def bench_problem(bench: str | None) -> str | None:
     return None
 
 
-def output_problem(output: Path, root: Path) -> str | None:
-    """The report writes a folder: a file there would fail it after all the timing. (It
-    runs in ``root``, the repository, so a relative --output is taken from there.)"""
-    if (root / output).exists() and not (root / output).is_dir():
-        return f"--output {output} exists and is not a folder (the report writes a folder there)"
+def output_problem(output: str, root: Path, results: Path) -> str | None:
+    """The report's own checks of its output folder (an empty path, a file, a folder in
+    asv's ``results``), which would otherwise fail it after all the timing. (It runs in
+    ``root``, the repository, so a relative --output is taken from there.)"""
+    from scipy_layers.reports.errors import ReportError
+    from scipy_layers.reports.output import check_output
+    try:
+        check_output(root / output if output else output, results)
+    except ReportError as exc:
+        return f"--output {output!r}: {exc}"
     return None
 
 
-def first_problem(args, root: Path) -> str | None:
-    """The first of the checks above that fails on ``args`` (compare_commits' options)."""
+def first_problem(args, root: Path, results: Path) -> str | None:
+    """The first of the checks above that fails on ``args`` (compare_commits' options;
+    ``results``: asv's results folder)."""
     checks = (rounds_problem(args.rounds, args.repeat), bench_problem(args.bench),
-              output_problem(args.output, root))
+              output_problem(args.output, root, results))
     return next((problem for problem in checks if problem), None)

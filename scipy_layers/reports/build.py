@@ -9,8 +9,7 @@ import pandas as pd
 from .compare import DEFAULT_THRESHOLD, check_round_size, compare_table
 from .gradients import gradients_table
 from .limits import read_calibrations
-from .output import (check_output_path, check_outside_results, matplotlib_confined,
-                     staged_output)
+from .output import check_output, matplotlib_confined, staged_output
 from .reader import read_results
 from .summary import headline, summary_markdown
 from .tables import resolve_commits, speedup_table
@@ -36,8 +35,7 @@ def build_report(results_dir: Path | str, output_dir: Path | str,
     all or nothing: bad results, or a failure anywhere while writing or plotting, leave
     the output directory as it was (see ``output``). ``threshold``: compare.csv's
     practical threshold; ``round_size``: samples per round of the compared runs."""
-    check_output_path(output_dir)
-    check_outside_results(output_dir, results_dir)
+    check_output(output_dir, results_dir)
     with_samples = read_results(results_dir, with_samples=True)
     timings = with_samples.drop(columns="samples")
     pair = resolve_commits(timings, commits)

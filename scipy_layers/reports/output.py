@@ -41,6 +41,20 @@ def check_output_path(output) -> Path:
     output = Path(output)
     if output.exists() and not output.is_dir():
         raise ReportError(f"{output}: output path exists and is not a directory")
+    for folder in output.parents:  # (else mkdir's "File exists" names the wrong path)
+        if folder.exists():
+            if not folder.is_dir():
+                raise ReportError(f"{output}: {folder} is a file, not a directory")
+            break
+    return output
+
+
+def check_output(output, results_dir) -> Path:
+    """The checks on the output directory that need no work done first (check_output_path,
+    check_outside_results): the report makes them before reading, and make compare
+    before its timing."""
+    output = check_output_path(output)
+    check_outside_results(output, results_dir)
     return output
 
 
