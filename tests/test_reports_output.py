@@ -198,7 +198,8 @@ def test_an_output_path_below_a_file_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     assert main([str(FIXTURE), str(tmp_path / "file" / "out"), "--no-plots"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "cannot create the output directory" in err
+    assert err.count("\n") == 1 and f"{tmp_path / 'file'} is a file, not a directory" in err
+    assert (tmp_path / "file").read_text() == "x"
 
 
 def test_an_unwritable_output_directory_is_a_clear_error(tmp_path, monkeypatch, capsys):
