@@ -42,8 +42,19 @@ def test_a_source_without_asv_results_is_a_usage_error(monkeypatch, capsys, tmp_
     assert (status, line) == (2, f"bench_report.py: error: argument --source: {tmp_path} has no "
                                  "benchmarks.json: give an asv results directory (e.g. .asv/results)")
     (tmp_path / "benchmarks.json").write_text("{}")
-    assert usage_error(monkeypatch, capsys, "--source", str(tmp_path)) == (
-        2, f"bench_report.py: error: argument --source: no asv results files under {tmp_path}")
+    status, line = usage_error(monkeypatch, capsys, "--source", str(tmp_path))
+    assert status == 2 and line.startswith("bench_report.py: error: argument --source: ")
+    assert "holds no asv results files" in line
+    # what the report skips (hidden folders and files) is no source either, and the file
+    # copied must be asv's (hostile pass 90: tracebacks after the checks passed)
+    (tmp_path / ".backup").mkdir()
+    (tmp_path / ".backup" / "4db256e0-env.json").write_text("{}")
+    assert "holds no asv results files" in usage_error(monkeypatch, capsys, "--source",
+                                                       str(tmp_path))[1]
+    (tmp_path / "box").mkdir()
+    (tmp_path / "box" / "zz-notes.json").write_text("{}")
+    status, line = usage_error(monkeypatch, capsys, "--source", str(tmp_path))
+    assert status == 2 and "zz-notes.json" in line and "commit_hash" in line
 
 
 def test_the_fixture_and_counts_of_one_pass_the_checks(monkeypatch, capsys):

@@ -132,6 +132,8 @@ def run_cli(config, cwd, *more):
     ("absent/asv.conf.json", None, "asv config {config}: no such file"),
     ("README.md", "# scipy-layers\n", "asv config {config} is not JSON: <string>:1 Unexpected"),
     ("list.json", "[1, 2]", "asv config {config} is not asv's format: not a JSON object"),
+    # (json5 recurses per level: a RecursionError traceback before; hostile pass 90)
+    ("deep.json", "[" * 5000 + "]" * 5000, "asv config {config} is not JSON: "),
     ("norepo.json", '{"version": 1}', "asv config {config} is not asv's format: No repo specified"),
     ("matrix.json", VALID_CONFIG % ', "matrix": 5', "asv config {config} is not asv's format "
                                                     "(its matrix or pythons?): 'int' object"),

@@ -256,3 +256,15 @@ def test_a_reader_that_stops_early_keeps_the_gates_status(quiet, tmp_path, slowe
     assert run.wait(timeout=120) == (1 if slower else 0), stderr
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
     assert (tmp_path / "out" / "compare.csv").is_file()
+
+
+def test_a_stdout_that_cannot_be_written_is_an_error_not_a_traceback(quiet, tmp_path):
+    """/dev/full (a full disk): exit 2 and one line, never a traceback or the gate's 0."""
+    with open("/dev/full", "w") as full:
+        run = subprocess.run([sys.executable, "-m", "scipy_layers.reports", "--results",
+                              str(quiet), "--output", str(tmp_path / "out"), "--commits",
+                              COMMIT_A, COMMIT_B, "--round-size", "3", "--gate", "--no-plots"],
+                             cwd=ROOT, stdout=full, stderr=subprocess.PIPE, text=True)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.startswith("scipy-layers-report: error: cannot write to stdout")
+    assert run.stderr.count("\n") == 1 and (tmp_path / "out" / "compare.csv").is_file()

@@ -111,3 +111,17 @@ def test_gate_lines_name_the_environment_when_there_are_several(two_envs, tmp_pa
     lines = capsys.readouterr().out.split("\ngate: ")[1].splitlines()[1:]
     assert len(lines) == len(set(lines)) == 2 and all(line.startswith("failed: ") for line in lines)
     assert sum(f"env {OTHER_ENV})" in line for line in lines) == 1
+
+
+def test_a_line_break_in_an_environment_name_stays_in_its_heading(tmp_path):
+    """summary.md's headings carry the run's names: a line break in one (hostile pass
+    90, via params) would start a heading or paragraph of its own; it is shown escaped."""
+    results = copy_results(tmp_path / "results")
+    original = results_files(results)[0]
+    data = load(original)
+    data["env_name"] = "evil\n## injected"
+    save(original.with_name(f"{data['commit_hash'][:8]}-evil.json"), data)
+    build_report(results, tmp_path / "out", with_plots=False)
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "\n## injected" not in summary
+    assert "## conv2d (env `evil\\n## injected`)" in summary

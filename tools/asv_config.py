@@ -23,6 +23,8 @@ def load(config: Path):
         data = json5.loads(config.read_text(encoding="utf-8"))
     except ValueError as exc:  # json5's parse errors, and UnicodeDecodeError (a binary file)
         raise ConfigError(f"asv config {config} is not JSON: {exc}") from None
+    except RecursionError:  # (json5 recurses per level of nesting)
+        raise ConfigError(f"asv config {config} is not JSON: nested too deeply to read") from None
     if not isinstance(data, dict):
         raise ConfigError(f"asv config {config} is not asv's format: not a JSON object")
     try:  # asv's own checks: its version, a repo, branches

@@ -24,16 +24,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from scipy_layers.reports.cli import positive_int  # noqa: E402  (the report's own count type)
+from scipy_layers.reports.errors import ResultsError  # noqa: E402
+from scipy_layers.reports.reader import check_results, results_files  # noqa: E402
 
 DEFAULT_SOURCE = ROOT / "tests" / "fixtures" / "asv_results"
 DAY_MS = 24 * 3600 * 1000
 
 
-def results_files(source: Path) -> list[Path]:
-    """The asv results files (<machine>/<commit>-<env>.json) under ``source``, sorted."""
-    return sorted(p for p in source.glob("*/*.json") if p.name != "machine.json")
-
-
+def newest_results_file(source: Path) -> Path:
+    """The file make_history copies: the last of ``source``'s asv results files, as the
+    report lists them (reader.results_files) and checked as it reads them."""
+    files = results_files(source)
+    if not files:
+        raise ResultsError(source, "holds no asv results files (<machine>/<commit>-<env>.json)")
+    check_results(files[-1])
+    return files[-1]
 
 
 def results_dir(text: str) -> Path:
@@ -42,17 +47,16 @@ def results_dir(text: str) -> Path:
     if not (source / "benchmarks.json").is_file():
         raise argparse.ArgumentTypeError(f"{source} has no benchmarks.json: give an asv results "
                                          "directory (e.g. .asv/results)")
-    if not results_files(source):
-        raise argparse.ArgumentTypeError(f"no asv results files under {source}")
+    try:
+        newest_results_file(source)
+    except ResultsError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return source
 
 
 def make_history(source: Path, target: Path, commits: int) -> Path:
     """``commits`` copies of the newest results file of ``source`` under new hashes."""
-    files = results_files(source)
-    if not files:
-        sys.exit(f"no asv results files under {source}")
-    original = files[-1]
+    original = newest_results_file(source)
     data = json.loads(original.read_text())
     machine_dir = target / original.parent.name
     machine_dir.mkdir(parents=True)

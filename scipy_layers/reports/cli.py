@@ -128,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # (stdout's reader stopped, as `| head` does: the reports are
         # written and the status stands; stdout to /dev/null, or Python's exit flush fails too)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OSError as exc:  # (stdout cannot take it: a full disk, /dev/full): an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(f"{PROG}: error: cannot write to stdout ({exc.strerror or exc}); the reports "
+              f"were written to {output}/", file=sys.stderr)
+        return 2
     return 1 if found else 0
 
 

@@ -12,8 +12,11 @@ def format_seconds(seconds: float) -> str:
 
 
 def escape(text) -> str:
-    """Markdown-safe text: a literal | would end a table cell (or start a table)."""
-    return str(text).replace("|", "\\|")
+    """Markdown-safe text: a literal | would end a table cell (or start a table), and a
+    line break (in a machine's name, say) a cell, a heading or a paragraph: control
+    characters are shown escaped (\\n)."""
+    text = str(text).replace("|", "\\|")
+    return "".join(c if c >= " " else repr(c)[1:-1] for c in text)
 
 
 def markdown_table(frame: pd.DataFrame) -> str:

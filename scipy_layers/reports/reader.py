@@ -233,6 +233,29 @@ def _tidy(table: pd.DataFrame) -> pd.DataFrame:
     return table[order]
 
 
+def results_files(results_dir: Path) -> list[Path]:
+    """The asv results files under ``results_dir`` (<machine>/<commit>-<env>.json), sorted.
+    Hidden files are skipped like hidden folders: asv names its files <commit>-<env>.json,
+    never with a leading dot, so a dot-file is another tool's (a report's manifest, an
+    editor's lock file, macOS's ._ copies) and holds no results; reading it would stop
+    every run on a file that is not asv's."""
+    try:
+        return sorted(path for machine in Path(results_dir).iterdir()
+                      if machine.is_dir() and not machine.name.startswith(".")
+                      for path in machine.glob("*.json")
+                      if path.name != "machine.json" and not path.name.startswith("."))
+    except OSError as exc:
+        raise ResultsError(results_dir, f"cannot be listed ({exc.strerror or exc})") from None
+
+
+def check_results(path: Path) -> dict:
+    """The asv results file ``path``, read and checked as the report reads it (a
+    ResultsError naming what is wrong)."""
+    data = load_json(path)
+    check_results_file(path, data, REQUIRED_KEYS, RESULTS_API_VERSION)
+    return data
+
+
 def read_results(results_dir: Path | str, with_samples: bool = False) -> pd.DataFrame:
     """Every machine, commit and environment under ``results_dir`` as one tidy table:
     a row per benchmark x parameter combination x commit x machine x env (see
@@ -246,17 +269,7 @@ def read_results(results_dir: Path | str, with_samples: bool = False) -> pd.Data
         raise ResultsError(results_dir, "results directory does not exist (run asv first)")
     if not results_dir.is_dir():
         raise ResultsError(results_dir, "is not a directory")
-    try:
-        # Hidden files are skipped like hidden folders: asv names its files
-        # <commit>-<env>.json, never with a leading dot, so a dot-file is another tool's
-        # (a report's manifest, an editor's lock file, macOS's ._ copies) and holds no
-        # results; reading it would stop every run on a file that is not asv's.
-        files = sorted(path for machine in results_dir.iterdir()
-                       if machine.is_dir() and not machine.name.startswith(".")
-                       for path in machine.glob("*.json")
-                       if path.name != "machine.json" and not path.name.startswith("."))
-    except OSError as exc:
-        raise ResultsError(results_dir, f"cannot be listed ({exc.strerror or exc})") from None
+    files = results_files(results_dir)
     if not files:
         raise ResultsError(results_dir, "holds no asv results files (<machine>/<commit>-<env>.json)")
     collector = _Collector(read_benchmarks(results_dir))

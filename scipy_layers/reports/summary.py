@@ -147,8 +147,8 @@ def summary_markdown(timings, speedup, gradients, compare, threshold: float,
     for (machine, commit), run in latest_t.groupby(["machine", "commit"]):
         date = run["commit_date"].iloc[0].strftime("%Y-%m-%d %H:%M UTC")
         envs = run["env"].unique()
-        lines += [f"Machine `{machine}`, commit `{commit[:8]}` ({date}); env(s): "
-                  + ", ".join(f"`{e}`" for e in envs)
+        lines += [f"Machine `{escape(machine)}`, commit `{commit[:8]}` ({date}); env(s): "
+                  + ", ".join(f"`{escape(e)}`" for e in envs)
                   + (" (each with its own sections below)" if len(envs) > 1 else ""), ""]
         if calibrations is not None:
             lines += [calibration_line(machine, calibrations.get(machine)), ""]
