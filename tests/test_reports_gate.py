@@ -132,10 +132,19 @@ def test_a_case_skipped_at_both_commits_is_no_finding(quiet, tmp_path, capsys):
     assert "now skipped" not in set(compare["verdict"])
 
 
-def test_a_changed_environment_is_said_not_gated(quiet, tmp_path, capsys):
+def test_a_gate_where_every_environment_changed_compared_nothing(quiet, tmp_path, capsys):
+    """B 1.5x slower, but timed on another CPU: no speed verdict anywhere, so the gate
+    has nothing to stand on (exit 2), as over commits that share no case; the reports
+    are written and say what changed (hostile pass 86: it exited 0)."""
     scale(quiet, COMMIT_B, 1.5, implementations={"scipy"})
     edit(environment_file(quiet, COMMIT_B), lambda d: d["cpu"].__setitem__("model", "17"))
-    assert gate(quiet, tmp_path / "out") == 0
+    assert gate(quiet, tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ran in another environment at each" in err
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "environment changed" in summary
+    assert main([str(quiet), str(tmp_path / "out"), "--no-plots", "--commits", COMMIT_A[:8],
+                 COMMIT_B[:8], "--round-size", "3"]) == 0  # without --gate: a report
     out = capsys.readouterr().out
     assert "environment changed between the commits: cpu: AMD EPYC fam 25 model 1" in out
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from .build import build_report
 from .compare import DEFAULT_THRESHOLD
 from .errors import ReportError, one_line
-from .gate import account, findings, measured_in_both
+from .gate import account, findings, measured_in_both, only_changed_environments
 from .runs import RUN_COLUMNS
 
 DEFAULT_RESULTS = Path(".asv/results")
@@ -119,6 +119,12 @@ def main(argv: list[str] | None = None) -> int:
             raise ReportError(f"--gate: no case was measured at both {report.commits[0][:8]} and "
                               f"{report.commits[1][:8]} (other machines or asv environments, or "
                               "all failed): nothing to gate on; the reports were written")
+        if args.gate and only_changed_environments(report.compare):
+            raise ReportError(f"--gate: every timing measured at both {report.commits[0][:8]} "
+                              f"and {report.commits[1][:8]} ran in another environment at each "
+                              "(CPU, BLAS kernel, threads or overrides: see compare.csv's "
+                              "env_differs), so no speed was compared; time both in one "
+                              "(make gate does); the reports were written")
     except ReportError as exc:
         print(f"{PROG}: error: {one_line(str(exc))}", file=sys.stderr)
         return 2

@@ -59,6 +59,15 @@ def measured_in_both(compare: pd.DataFrame) -> int:
     return int(((compare["status_a"] == "ok") & (compare["status_b"] == "ok")).sum())
 
 
+def only_changed_environments(compare: pd.DataFrame) -> bool:
+    """Whether every timing measured at both commits ran in another environment at B
+    (verdict "environment changed", never a speed verdict): then no speed was compared,
+    and a gate over that must not pass any more than one over nothing."""
+    both = compare[(compare["unit"] == TIME_UNIT) & (compare["status_a"] == "ok")
+                   & (compare["status_b"] == "ok")]
+    return not both.empty and bool((both["verdict"] == "environment changed").all())
+
+
 def findings(compare: pd.DataFrame) -> list[str]:
     """One line per finding that fails the gate."""
     env = several_envs(compare)
