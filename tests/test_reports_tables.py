@@ -3,8 +3,8 @@ from the real asv results file (and variants of it)."""
 import pytest
 import torch
 
-from fixtures.asv_variants import (FIXTURE, add_commit, case_index, column, copy_results,
-                                   load, raw_value, results_files, save)
+from fixtures.asv_variants import (FIXTURE, MACHINE, add_commit, case_index, column,
+                                   copy_results, load, raw_value, results_files, save)
 from scipy_layers.agreement import TOLERANCE
 from scipy_layers.reports import ReportError, read_results
 from scipy_layers.reports.cli import main
@@ -155,6 +155,23 @@ def test_resolve_commits_by_prefix_and_errors(tmp_path):
     assert resolve_commits(single, None) is None
     empty = compare_table(single, None)
     assert empty.empty and {"ratio", "verdict", "q_value", "commit_a"} <= set(empty.columns)
+
+
+def test_the_default_pair_ran_on_one_machine(tmp_path):
+    """The newest commit timed on another machine alone shares no case with the others:
+    by default the latest pair that ran on a common machine and env is compared (hostile
+    pass 86: the two newest by date gave every case 'missing'); with no such pair, the
+    two newest."""
+    results = copy_results(tmp_path / "results")
+    original = RAW["commit_hash"]
+    add_commit(results, "c" * 40, days_later=1)
+    elsewhere = add_commit(results, "d" * 40, days_later=2,
+                           transform=lambda data: data["params"].update(machine="other-box"))
+    (results / "other-box").mkdir()
+    elsewhere.rename(results / "other-box" / elsewhere.name)
+    assert resolve_commits(read_results(results), None) == (original, "c" * 40)
+    (results / MACHINE / f"{'c' * 8}-{RAW['env_name']}.json").unlink()
+    assert resolve_commits(read_results(results), None) == (original, "d" * 40)
 
 
 def test_commit_prefixes_in_upper_case_resolve_as_git_reads_them(tmp_path, capsys):

@@ -64,7 +64,8 @@ def parser() -> argparse.ArgumentParser:
                    help="the output directory, as an option")
     p.add_argument("--commits", nargs=2, metavar=("A", "B"),
                    help="commits (hashes or unique prefixes) for compare.csv, A before B; "
-                        "default the two most recent by commit date")
+                        "default the two most recent by commit date that ran on one "
+                        "machine and asv environment")
     p.add_argument("--threshold", type=_threshold, default=DEFAULT_THRESHOLD, metavar="T",
                    help="compare.csv: changes smaller than this are 'unchanged' (a fraction "
                         f"or a percentage; default {DEFAULT_THRESHOLD * 100:g}%%)")

@@ -70,11 +70,12 @@ def commits_by_date(timings: pd.DataFrame) -> pd.Series:
 
 def resolve_commits(timings: pd.DataFrame, wanted: list[str] | None) -> tuple[str, str] | None:
     """The two commits to compare: ``wanted`` (full hashes or unique prefixes, in either
-    case, as git reads them), else the two most recent by commit date; None when the
-    results hold a single commit."""
+    case, as git reads them), else the most recent pair by commit date that ran on a
+    common machine and asv environment (two commits on two machines share no case), or
+    failing that the two most recent; None when the results hold a single commit."""
     known = list(commits_by_date(timings).index)
     if not wanted:
-        return (known[-2], known[-1]) if len(known) >= 2 else None
+        return _latest_comparable_pair(timings, known) if len(known) >= 2 else None
     resolved = []
     for prefix in wanted:
         matches = [c for c in known if c.lower().startswith(prefix.lower())]
@@ -87,3 +88,16 @@ def resolve_commits(timings: pd.DataFrame, wanted: list[str] | None) -> tuple[st
         raise ReportError(f"commits {wanted[0]!r} and {wanted[1]!r} are the same commit "
                           f"({resolved[0][:8]}): nothing to compare; name two different ones")
     return resolved[0], resolved[1]
+
+
+def _latest_comparable_pair(timings: pd.DataFrame, known: list[str]) -> tuple[str, str]:
+    """(A, B) of ``known`` (oldest first), B the latest commit that has an earlier one
+    timed on one of its (machine, env) runs, A the latest such; else the last two."""
+    runs = {commit: set(map(tuple, rows.to_numpy()))
+            for commit, rows in timings[["commit", "machine", "env"]].drop_duplicates()
+            .groupby("commit")[["machine", "env"]]}
+    for b in range(len(known) - 1, 0, -1):
+        for a in range(b - 1, -1, -1):
+            if runs[known[a]] & runs[known[b]]:
+                return known[a], known[b]
+    return known[-2], known[-1]
