@@ -121,6 +121,9 @@ def test_a_numpy_timing_that_ran_at_a_and_is_skipped_at_b_fails_the_gate(quiet, 
                and line.endswith("ran at A, skipped at B (asv's NaN: setup now skips it, or "
                                  "the implementation is gone)") for line in lines)
     assert f"{len(now_skipped)} now skipped" in out  # the verdict counts say it too
+    summary = (tmp_path / "out" / "summary.md").read_text()  # and summary.md lists them
+    section = summary.split(f"### Ran at A, failed or skipped at B ({len(scipy)})\n")[1]
+    assert section.split("###")[0].count("| skipped |") == len(scipy)
 
 
 def test_a_case_skipped_at_both_commits_is_no_finding(quiet, tmp_path, capsys):

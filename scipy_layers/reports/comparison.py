@@ -1,12 +1,13 @@
 """summary.md's comparison of two commits: the slower and faster cases first, then the
-native control's false-alarm count, then gradient regressions, then the rest in counts
-(every case is in compare.csv)."""
+native control's false-alarm count, then gradient regressions and numpy/scipy timings
+that ran at A and not at B, then the rest in counts (every case is in compare.csv)."""
 from __future__ import annotations
 
 import pandas as pd
 
 from .compare import native_control
-from .gate import case_label, gradient_regressions, several_envs, verdict_counts
+from .gate import (case_label, gradient_regressions, new_failures, new_skips, several_envs,
+                   verdict_counts)
 from .markdown import format_seconds, markdown_table
 
 CHANGED_COLUMNS = ["case", "A", "B", "B/A", "95% CI", "q", "vs native"]
@@ -56,6 +57,14 @@ def comparison_markdown(compare: pd.DataFrame, threshold: float) -> list[str]:
     else:
         lines += ["None: no gradient error crossed its tolerance, became non-finite or "
                   "grew tenfold.", ""]
+    stopped = pd.concat([new_failures(compare), new_skips(compare)])
+    lines += [f"### Ran at A, failed or skipped at B ({len(stopped)})", ""]
+    if len(stopped):  # (gate findings too: a layer that now raises has no speed to compare)
+        table = pd.DataFrame({"case": [case_label(r, env) for _, r in stopped.iterrows()],
+                              "at B": stopped["status_b"].to_list()})
+        lines += [markdown_table(table), ""]
+    else:
+        lines += ["None: every numpy/scipy timing that ran at A ran at B.", ""]
     lines += ["### The rest", "", f"Timed cases: {verdict_counts(compare)}. Every case, "
               "with its figures, is in compare.csv.", ""]
     differs = compare.loc[compare["env_differs"].fillna(False).astype(bool), "env_difference"]
