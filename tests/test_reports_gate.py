@@ -234,6 +234,26 @@ def test_a_round_size_that_straddles_one_commits_rounds_is_an_error(quiet, tmp_p
     assert gate(quiet, out) == 0
 
 
+def test_a_case_only_one_commit_holds_does_not_judge_the_round_size(quiet, tmp_path):
+    """A benchmark gone at B stays in A's file (asv keeps it), timed then with another
+    repeat (10 samples): it is compared with nothing, so its count says nothing of the
+    compared rounds (hostile pass 91: the report refused after make compare's timing)."""
+    import json
+    name, old = "bench_conv2d.OldConv2d.time_forward", "bench_conv2d.Conv2d.time_forward"
+    benchmarks = quiet / "benchmarks.json"
+    listed = json.loads(benchmarks.read_text())
+    listed[name] = dict(listed[old], name=name)
+    benchmarks.write_text(json.dumps(listed))
+
+    def keep_an_old_benchmark(data):
+        row = list(data["results"][old])
+        samples = data["result_columns"].index("samples")
+        row[samples] = [s[:10] if s else s for s in row[samples]]
+        data["results"][name] = row
+    edit(results_file(quiet, COMMIT_A), keep_an_old_benchmark)
+    assert gate(quiet, tmp_path / "out") == 0
+
+
 def test_a_round_size_over_results_without_samples_is_an_error(quiet, tmp_path, capsys):
     def drop_samples(data):
         index = data["result_columns"].index("samples")

@@ -66,14 +66,21 @@ def compare_table(timings: pd.DataFrame, commits: tuple[str, str] | None,
 def check_round_size(timings: pd.DataFrame, commits: tuple[str, str] | None,
                      round_size: int | None) -> None:
     """A round size no compared timing can fill is a wrong --round-size (or results
-    without samples): every commit would be one round, every verdict inconclusive."""
+    without samples): every commit would be one round, every verdict inconclusive.
+    Compared: timed ok at both commits on one machine and env, as compare_table pairs
+    them (a case only one commit holds, or another machine's, gets no statistics and
+    may have been timed with another repeat: a hostile pass)."""
     if not round_size or commits is None or "samples" not in timings:
         return
-    rows = timings[timings["commit"].isin(commits) & (timings["unit"] == TIME_UNIT)
-                   & (timings["status"] == "ok")]
+    table = with_blank_params(timings)
+    case = case_columns(table)
+    ok = (table["unit"] == TIME_UNIT) & (table["status"] == "ok")
+    a, b = (table.loc[ok & (table["commit"] == commit), [*case, "samples"]] for commit in commits)
+    rows = a.merge(b, on=case, suffixes=("_a", "_b"))
     if rows.empty:
         return
-    counts = {len(s) for s in rows["samples"] if isinstance(s, np.ndarray)}
+    counts = {len(s) for side in ("samples_a", "samples_b") for s in rows[side]
+              if isinstance(s, np.ndarray)}
     longest = max(counts, default=0)
     if longest == 0:
         raise ReportError(f"--round-size {round_size}: the compared timings hold no samples "
