@@ -356,3 +356,20 @@ def test_two_plots_that_would_share_a_name_stop_the_report(earlier, monkeypatch,
     err = capsys.readouterr().err
     assert "two plots would be written as time_vs_size_same.png" in err and err.count("\n") == 1
     assert snapshot(output) == before
+
+
+@pytest.mark.parametrize("spelling", ["new/../out", "a/b/../../out", "new/deeper/../out"])
+def test_an_output_through_dot_dot_is_made_as_mkdir_p_makes_it(tmp_path, monkeypatch, spelling):
+    """mkdir of "new/.." failed with "File exists" once "new" was made (hostile pass 91);
+    the report now makes the path as mkdir -p does."""
+    monkeypatch.chdir(tmp_path)
+    assert main([str(FIXTURE), spelling, "--no-plots"]) == 0
+    assert (tmp_path / spelling / "summary.md").is_file()
+
+
+def test_a_dangling_symbolic_link_as_output_is_one_line(tmp_path, capsys):
+    (tmp_path / "out").symlink_to(tmp_path / "gone")
+    assert main([str(FIXTURE), str(tmp_path / "out"), "--no-plots"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a symbolic link that leads nowhere" in err
+    assert not (tmp_path / "gone").exists()

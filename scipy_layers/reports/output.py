@@ -39,6 +39,10 @@ def check_output_path(output) -> Path:
         raise ReportError("the output directory is an empty path; name a directory "
                           "(default reports/latest)")
     output = Path(output)
+    for path in (output, *output.parents):  # (mkdir would say "File exists")
+        if path.is_symlink() and not path.exists():
+            raise ReportError(f"{output}: {path} is a symbolic link that leads nowhere "
+                              f"(to {os.readlink(path)!r}); name a directory")
     if output.exists() and not output.is_dir():
         raise ReportError(f"{output}: output path exists and is not a directory")
     for folder in output.parents:  # (else mkdir's "File exists" names the wrong path)
@@ -74,7 +78,8 @@ def check_outside_results(output, results_dir) -> None:
 
 
 def _make_directories(output: Path) -> list[Path]:
-    """Create ``output`` and any missing parents; return those created, outermost first."""
+    """Create ``output`` and any missing parents, as mkdir -p does; return those created,
+    outermost first."""
     missing = []
     for folder in (output, *output.parents):
         if folder.is_dir():
@@ -83,7 +88,12 @@ def _make_directories(output: Path) -> list[Path]:
     created = []
     try:
         for folder in reversed(missing):
-            folder.mkdir()
+            try:
+                folder.mkdir()
+            except FileExistsError:
+                if folder.is_dir():  # ("new/.." once new is made)
+                    continue
+                raise
             created.append(folder)
     except OSError as exc:
         _remove_empty(created)
