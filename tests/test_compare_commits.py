@@ -393,3 +393,21 @@ def test_compare_tracks_exactly_the_gradient_figures_the_regression_rule_reads()
     listed["bench_x.XMemory.track_peak_memory_forward_backward"] = ["'a'"]
     assert sorted(cc.compared("tracks", listed)) == [
         "bench_x.XGradients.track_max_rel_error", "bench_x.XGradients.track_nonfinite_mismatches"]
+
+
+def test_an_output_that_cannot_be_written_exits_2_not_1(tmp_path):
+    """stdout on a full disk (/dev/full), a dry run (nothing timed; the case listing and
+    machine stubbed): an OSError traceback exited 1, which make gate's callers read as a
+    finding (hostile pass 91)."""
+    script = tmp_path / "dry_run.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(ROOT / 'tools')!r})\n"
+        "import compare_commits\n"
+        "compare_commits.list_cases = lambda machine, cache: {'timings': {}, 'tracks': {}}\n"
+        "compare_commits.capture = lambda cmd, env=None: 'box\\n'\n"
+        "sys.exit(compare_commits.main(['--gate', '--dry-run', '--base', 'HEAD~1']))\n")
+    with open("/dev/full", "w") as full:
+        run = subprocess.run([sys.executable, str(script)], cwd=ROOT, stdout=full,
+                             stderr=subprocess.PIPE, text=True, timeout=300)
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr

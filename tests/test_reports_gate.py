@@ -300,3 +300,16 @@ def test_a_stdout_that_cannot_be_written_is_an_error_not_a_traceback(quiet, tmp_
     assert run.returncode == 2, run.stderr
     assert run.stderr.startswith("scipy-layers-report: error: cannot write to stdout")
     assert run.stderr.count("\n") == 1 and (tmp_path / "out" / "compare.csv").is_file()
+
+
+def test_stdout_and_stderr_on_a_full_disk_still_exit_2(quiet, tmp_path):
+    """`... --gate >/dev/full 2>&1`: the error line cannot be written either; the status
+    must still say "error" (2), not the traceback's 1, which reads as a finding."""
+    with open("/dev/full", "w") as full:
+        run = subprocess.run([sys.executable, "-m", "scipy_layers.reports", "--results",
+                              str(quiet), "--output", str(tmp_path / "out"), "--commits",
+                              COMMIT_A, COMMIT_B, "--round-size", "3", "--gate", "--no-plots"],
+                             cwd=ROOT, stdout=full, stderr=full)
+        bad = subprocess.run([sys.executable, "-m", "scipy_layers.reports", "--results",
+                              str(tmp_path / "none")], cwd=ROOT, stdout=full, stderr=full)
+    assert run.returncode == 2 and bad.returncode == 2

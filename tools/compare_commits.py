@@ -20,6 +20,7 @@ current tracks.
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import json
 import os
@@ -254,6 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     except (CompareError, record_environment.RecordError) as exc:
         print(f"compare: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # (its output cannot be written: a full disk, a closed pipe)
+        if exc.errno not in (errno.ENOSPC, errno.EPIPE):
+            raise
+        for stream in (sys.stdout, sys.stderr):  # (no second error at exit's flush)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        return 2  # (never 0 or 1: the gate's verdicts)
 
 
 def compare(args, env) -> int:

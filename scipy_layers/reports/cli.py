@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                               "env_differs), so no speed was compared; time both in one "
                               "(make gate does); the reports were written")
     except ReportError as exc:
-        print(f"{PROG}: error: {one_line(str(exc))}", file=sys.stderr)
+        _complain(f"{PROG}: error: {one_line(str(exc))}")
         return 2
     found = findings(report.compare) if args.gate else []
     try:
@@ -137,10 +137,19 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except OSError as exc:  # (stdout cannot take it: a full disk, /dev/full): an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        print(f"{PROG}: error: cannot write to stdout ({exc.strerror or exc}); the reports "
-              f"were written to {output}/", file=sys.stderr)
+        _complain(f"{PROG}: error: cannot write to stdout ({exc.strerror or exc}); the "
+                  f"reports were written to {output}/")
         return 2
     return 1 if found else 0
+
+
+def _complain(line: str) -> None:
+    """``line`` on stderr, where it can go: a stderr that cannot take it (a full disk)
+    must not turn an exit status of 2 into a traceback's 1, the gate's "found"."""
+    try:
+        print(line, file=sys.stderr)
+    except OSError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
 
 
 def _print_account(report, results, output, threshold, found) -> None:
