@@ -41,6 +41,9 @@ def test_a_source_without_asv_results_is_a_usage_error(monkeypatch, capsys, tmp_
     status, line = usage_error(monkeypatch, capsys, "--source", str(tmp_path))
     assert (status, line) == (2, f"bench_report.py: error: argument --source: {tmp_path} has no "
                                  "benchmarks.json: give an asv results directory (e.g. .asv/results)")
+    (tmp_path / "benchmarks.json").write_text('{"not": "asv"}')  # (hostile pass 91)
+    status, line = usage_error(monkeypatch, capsys, "--source", str(tmp_path))
+    assert status == 2 and "benchmarks.json: benchmark name 'not'" in line
     (tmp_path / "benchmarks.json").write_text("{}")
     status, line = usage_error(monkeypatch, capsys, "--source", str(tmp_path))
     assert status == 2 and line.startswith("bench_report.py: error: argument --source: ")

@@ -125,3 +125,24 @@ def test_a_line_break_in_an_environment_name_stays_in_its_heading(tmp_path):
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert "\n## injected" not in summary
     assert "## conv2d (env `evil\\n## injected`)" in summary
+
+
+def test_names_read_as_they_are_in_code_spans_and_print_as_one_line(tmp_path, capsys):
+    """Outside tables a name is a code span: a | shows as is (CommonMark reads no escape
+    in a code span), a backtick gets a longer fence, and control characters (an escape
+    sequence, a C1 next line, a line separator) show escaped, in summary.md and on
+    stdout alike (hostile pass 91)."""
+    from scipy_layers.reports.markdown import code, printable
+    assert code("a|b") == "`a|b`" and code("a`b") == "``a`b``" and code("`a") == "`` `a ``"
+    assert printable("m\x1b[31m\x85\u2028") == "m\\x1b[31m\\x85\\u2028"
+    results = copy_results(tmp_path / "results")
+    original = results_files(results)[0]
+    data = load(original)
+    data["env_name"] = "red\x1b[31m|\x85"
+    save(original.with_name(f"{data['commit_hash'][:8]}-red.json"), data)
+    assert main([str(results), str(tmp_path / "out"), "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    for text in (out, summary):
+        assert "\x1b" not in text and "\x85" not in text
+    assert "env `red\\x1b[31m|\\x85`" in summary and "red\\x1b[31m|\\x85:" in out

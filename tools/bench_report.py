@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from scipy_layers.reports.cli import positive_int  # noqa: E402  (the report's own count type)
 from scipy_layers.reports.errors import ResultsError  # noqa: E402
-from scipy_layers.reports.reader import check_results, results_files  # noqa: E402
+from scipy_layers.reports.reader import (check_results, read_benchmarks,  # noqa: E402
+                                         results_files)
 
 DEFAULT_SOURCE = ROOT / "tests" / "fixtures" / "asv_results"
 DAY_MS = 24 * 3600 * 1000
@@ -48,6 +49,7 @@ def results_dir(text: str) -> Path:
         raise argparse.ArgumentTypeError(f"{source} has no benchmarks.json: give an asv results "
                                          "directory (e.g. .asv/results)")
     try:
+        read_benchmarks(source)  # (checked as the report checks it)
         newest_results_file(source)
     except ResultsError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None

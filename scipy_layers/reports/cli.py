@@ -15,6 +15,7 @@ from .build import build_report
 from .compare import DEFAULT_THRESHOLD
 from .errors import ReportError, one_line
 from .gate import account, findings, measured_in_both, only_changed_environments
+from .markdown import printable
 from .runs import RUN_COLUMNS
 
 DEFAULT_RESULTS = Path(".asv/results")
@@ -98,7 +99,7 @@ def _print_headline(table) -> None:
     groups = table.groupby(runs, sort=True) if runs else [((), table)]
     for values, rows in groups:
         if runs:
-            print(", ".join(f"{c} {v}" for c, v in zip(runs, values)) + ":")
+            print(printable(", ".join(f"{c} {v}" for c, v in zip(runs, values))) + ":")
         print(rows.drop(columns=runs).to_string(index=False, float_format="{:.3g}".format))
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .compare import CHANGED, NOW_SKIPPED, TIME_UNIT, native_control
+from .markdown import printable
 from .naming import NATIVE
 
 CASE_PARTS = ["size", "kernel", "conv", "dtype", "device", "threads", "quantity", "layout",
@@ -20,7 +21,8 @@ def case_label(row: pd.Series, with_env: bool = False) -> str:
     parts = [str(row[c]) for c in CASE_PARTS if c in row and str(row[c]) not in ("", "nan")
              and not (c == "threads" and row[c] == "1")]
     label = " ".join([row["layer"], row["implementation"], row["measurement"], *parts])
-    return f"{label} ({row['machine']}" + (f", env {row['env']})" if with_env else ")")
+    label += f" ({row['machine']}" + (f", env {row['env']})" if with_env else ")")
+    return printable(label)  # (one line each, names from results files: no control chars)
 
 
 def several_envs(compare: pd.DataFrame) -> bool:

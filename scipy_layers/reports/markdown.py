@@ -1,6 +1,9 @@
 """Markdown and number formatting shared by summary.md's sections."""
 from __future__ import annotations
 
+import re
+import unicodedata
+
 import pandas as pd
 
 
@@ -11,12 +14,31 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds * 1e9:.3g} ns"
 
 
+def printable(text) -> str:
+    """``text`` with control and line-separator characters shown escaped (\\n, \\x1b,
+    \\u2028): a name holding one would start a line of its own in a report, or drive a
+    terminal. (Names come from results files: machine, env.)"""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(repr(c)[1:-1] if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c
+                   for c in text)
+
+
 def escape(text) -> str:
-    """Markdown-safe text: a literal | would end a table cell (or start a table), and a
-    line break (in a machine's name, say) a cell, a heading or a paragraph: control
-    characters are shown escaped (\\n)."""
-    text = str(text).replace("|", "\\|")
-    return "".join(c if c >= " " else repr(c)[1:-1] for c in text)
+    """A table cell: printable text with | escaped (it would end the cell, code spans
+    included, in a GitHub table)."""
+    return printable(text).replace("|", "\\|")
+
+
+def code(text) -> str:
+    """``text`` as an inline code span outside a table: printable, fenced by one more
+    backtick than its longest run of them (CommonMark reads no backslash escape inside a
+    code span, so an escaped | would show its backslash)."""
+    text = printable(text)
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def markdown_table(frame: pd.DataFrame) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .markdown import escape
+from .markdown import code
 
 RUN_COLUMNS = ["machine", "env"]
 
@@ -42,4 +42,4 @@ def of_run(table: pd.DataFrame, run: dict) -> pd.DataFrame:
 
 def run_label(run: dict, keys: list[str]) -> str:
     """"machine `m`, env `e`" for the run columns in ``keys``; "" for none."""
-    return ", ".join(f"{key} `{escape(run[key])}`" for key in keys)
+    return ", ".join(f"{key} {code(run[key])}" for key in keys)

@@ -9,7 +9,7 @@ import pandas as pd
 from .comparison import comparison_markdown
 from .gradients import layer_spec
 from .limits import CALIBRATION_FILE, Calibration
-from .markdown import escape, format_seconds, markdown_table
+from .markdown import code, escape, format_seconds, markdown_table
 from .naming import DEFAULT_THREADS, NATIVE, PLAIN_KIND
 from .runs import RUN_COLUMNS, latest_runs, of_run, run_label, split_runs, varying
 from .tables import with_blank_params
@@ -119,12 +119,13 @@ def limit_table(timings: pd.DataFrame, layer: str, kind: str = PLAIN_KIND) -> pd
 def calibration_line(machine: str, calibration: Calibration | None) -> str:
     """Which calibration the bounds of ``machine`` come from, or that there is none."""
     if calibration is None:
-        return (f"No calibration for machine `{escape(machine)}` (`environments/{escape(machine)}/"
-                f"{CALIBRATION_FILE}` beside the results; `make bench` writes it): the "
+        return (f"No calibration for machine {code(machine)} "
+                f"({code(f'environments/{machine}/{CALIBRATION_FILE}')} beside the results; "
+                "`make bench` writes it): the "
                 "limit columns are blank.")
     rate = calibration.rate
     env = calibration.environment
-    return (f"Limits of machine `{escape(machine)}` from its calibration of "
+    return (f"Limits of machine {code(machine)} from its calibration of "
             f"{escape(calibration.recorded_at)} (one thread; BLAS {escape(env['blas'])}"
             + (f"; {escape(env['overrides'])}" if env["overrides"] else "")
             + f"): copy {rate('memory_bandwidth') / 1e9:.3g} GB/s, GEMM "
@@ -147,8 +148,8 @@ def summary_markdown(timings, speedup, gradients, compare, threshold: float,
     for (machine, commit), run in latest_t.groupby(["machine", "commit"]):
         date = run["commit_date"].iloc[0].strftime("%Y-%m-%d %H:%M UTC")
         envs = run["env"].unique()
-        lines += [f"Machine `{escape(machine)}`, commit `{commit[:8]}` ({date}); env(s): "
-                  + ", ".join(f"`{escape(e)}`" for e in envs)
+        lines += [f"Machine {code(machine)}, commit `{commit[:8]}` ({date}); env(s): "
+                  + ", ".join(code(e) for e in envs)
                   + (" (each with its own sections below)" if len(envs) > 1 else ""), ""]
         if calibrations is not None:
             lines += [calibration_line(machine, calibrations.get(machine)), ""]
