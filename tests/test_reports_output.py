@@ -373,3 +373,23 @@ def test_a_dangling_symbolic_link_as_output_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is a symbolic link that leads nowhere" in err
     assert not (tmp_path / "gone").exists()
+
+
+def test_a_dollar_in_a_machine_name_is_text_in_the_plots(tmp_path, capsys):
+    """matplotlib reads $...$ as a formula: "m$\\frac$" raised a ValueError traceback
+    (exit 1, no reports), and "m$x$" would have been drawn as math (hostile pass 92)."""
+    results = copy_results(tmp_path / "results")
+    folder = results_files(results)[0].parent
+    name = "m$\\frac$"
+    moved = folder.rename(results / name)
+    for path in moved.glob("*.json"):
+        data = load(path)
+        if path.name == "machine.json":
+            data["machine"] = name
+        else:
+            data["params"]["machine"] = name
+        save(path, data)
+    assert main([str(results), str(tmp_path / "out")]) == 0, capsys.readouterr().err
+    assert main([str(FIXTURE), str(tmp_path / "plain")]) == 0  # (the same plots, named)
+    assert (sorted(p.name for p in (tmp_path / "out").glob("*.png"))
+            == sorted(p.name for p in (tmp_path / "plain").glob("*.png")) != [])

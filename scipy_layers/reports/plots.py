@@ -9,6 +9,7 @@ import re
 
 import numpy as np
 import pandas as pd
+from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
@@ -154,6 +155,11 @@ def plots(timings: pd.DataFrame, speedup: pd.DataFrame) -> dict[str, Figure]:
     the machine is in the name only when there are several, the env likewise. Two plots
     that would share a name (a hash collision of file_token) stop the report rather
     than lose one."""
+    with rc_context({"text.parse_math": False}):  # (names from results files are text:
+        return _plots(timings, speedup)           # "m$x$" is no formula, "m$\frac$" no error)
+
+
+def _plots(timings: pd.DataFrame, speedup: pd.DataFrame) -> dict[str, Figure]:
     latest_t = with_blank_params(latest_runs(timings))
     latest_s = latest_runs(speedup)
     keys = varying(latest_t)
