@@ -140,7 +140,8 @@ def test_a_gate_where_every_environment_changed_compared_nothing(quiet, tmp_path
     has nothing to stand on (exit 2), as over commits that share no case; the reports
     are written and say what changed (hostile pass 86: it exited 0)."""
     scale(quiet, COMMIT_B, 1.5, implementations={"scipy"})
-    edit(environment_file(quiet, COMMIT_B), lambda d: d["cpu"].__setitem__("model", "17"))
+    # (the record's text is printed: a control character in it shows escaped)
+    edit(environment_file(quiet, COMMIT_B), lambda d: d["cpu"].__setitem__("model", "17\x1b[2J"))
     assert gate(quiet, tmp_path / "out") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "ran in another environment at each" in err
@@ -150,6 +151,8 @@ def test_a_gate_where_every_environment_changed_compared_nothing(quiet, tmp_path
                  COMMIT_B[:8], "--round-size", "3"]) == 0  # without --gate: a report
     out = capsys.readouterr().out
     assert "environment changed between the commits: cpu: AMD EPYC fam 25 model 1" in out
+    assert "\x1b" not in out and "\\x1b[2J" in out
+    assert "\x1b" not in (tmp_path / "out" / "summary.md").read_text()
 
 
 @pytest.mark.parametrize("args, words", [

@@ -135,14 +135,15 @@ def test_names_read_as_they_are_in_code_spans_and_print_as_one_line(tmp_path, ca
     from scipy_layers.reports.markdown import code, printable
     assert code("a|b") == "`a|b`" and code("a`b") == "``a`b``" and code("`a") == "`` `a ``"
     assert printable("m\x1b[31m\x85\u2028") == "m\\x1b[31m\\x85\\u2028"
+    assert printable("\u202eevil\u200b") == "\\u202eevil\\u200b"  # (bidi, zero-width)
     results = copy_results(tmp_path / "results")
     original = results_files(results)[0]
     data = load(original)
-    data["env_name"] = "red\x1b[31m|\x85"
+    data["env_name"] = "red\x1b[31m|\x85\u202e"
     save(original.with_name(f"{data['commit_hash'][:8]}-red.json"), data)
     assert main([str(results), str(tmp_path / "out"), "--no-plots"]) == 0
     out = capsys.readouterr().out
     summary = (tmp_path / "out" / "summary.md").read_text()
     for text in (out, summary):
-        assert "\x1b" not in text and "\x85" not in text
-    assert "env `red\\x1b[31m|\\x85`" in summary and "red\\x1b[31m|\\x85:" in out
+        assert "\x1b" not in text and "\x85" not in text and "\u202e" not in text
+    assert "env `red\\x1b[31m|\\x85\\u202e`" in summary and "red\\x1b[31m|\\x85\\u202e:" in out

@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from .build import build_report
 from .compare import DEFAULT_THRESHOLD
 from .errors import ReportError, one_line
@@ -100,7 +102,10 @@ def _print_headline(table) -> None:
     for values, rows in groups:
         if runs:
             print(printable(", ".join(f"{c} {v}" for c, v in zip(runs, values))) + ":")
-        print(rows.drop(columns=runs).to_string(index=False, float_format="{:.3g}".format))
+        rows = rows.drop(columns=runs)  # (names from results files, one row a line)
+        text = {c: rows[c].map(printable) for c in rows
+                if not pd.api.types.is_numeric_dtype(rows[c])}
+        print(rows.assign(**text).to_string(index=False, float_format="{:.3g}".format))
 
 
 def main(argv: list[str] | None = None) -> int:

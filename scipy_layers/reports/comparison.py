@@ -8,7 +8,7 @@ import pandas as pd
 from .compare import native_control
 from .gate import (case_label, gradient_regressions, new_failures, new_skips, several_envs,
                    verdict_counts)
-from .markdown import format_seconds, markdown_table
+from .markdown import format_seconds, markdown_table, printable
 
 CHANGED_COLUMNS = ["case", "A", "B", "B/A", "95% CI", "q", "vs native"]
 
@@ -67,7 +67,8 @@ def comparison_markdown(compare: pd.DataFrame, threshold: float) -> list[str]:
         lines += ["None: every numpy/scipy timing that ran at A ran at B.", ""]
     lines += ["### The rest", "", f"Timed cases: {verdict_counts(compare)}. Every case, "
               "with its figures, is in compare.csv.", ""]
-    differs = compare.loc[compare["env_differs"].fillna(False).astype(bool), "env_difference"]
+    differs = compare.loc[compare["env_differs"].fillna(False).astype(bool),
+                          "env_difference"].map(printable)
     if len(differs):
         lines += ["The commits ran in different environments (their timings are not called "
                   f"faster or slower): {differs.iloc[0]}.", ""]

@@ -109,6 +109,6 @@ def account(compare: pd.DataFrame, threshold: float) -> list[str]:
     if flagged:
         lines.append(f"gradient regressions: {flagged}")
     if (compare["verdict"] == "environment changed").any():
-        lines.append("environment changed between the commits: "
-                     + compare.loc[compare["env_difference"] != "", "env_difference"].iloc[0])
+        lines.append("environment changed between the commits: " + printable(
+            compare.loc[compare["env_difference"] != "", "env_difference"].iloc[0]))
     return lines

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 
 import pandas as pd
+
+from .errors import one_line
 
 
 def format_seconds(seconds: float) -> str:
@@ -15,14 +16,12 @@ def format_seconds(seconds: float) -> str:
 
 
 def printable(text) -> str:
-    """``text`` with control and line-separator characters shown escaped (\\n, \\x1b,
-    \\u2028): a name holding one would start a line of its own in a report, or drive a
-    terminal. (Names come from results files: machine, env.)"""
-    text = str(text)
-    if text.isprintable():
-        return text
-    return "".join(repr(c)[1:-1] if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c
-                   for c in text)
+    """``text`` with every character Python calls unprintable shown escaped (\\n, \\x1b,
+    \\u2028, \\u202e): a name holding a control, line-separator, format (bidi,
+    zero-width) or odd space character would start a line of its own in a report, drive
+    a terminal or read other than it is. (Names come from results files: machine, env,
+    params.) The rule of errors.one_line, which keeps error messages on one line."""
+    return one_line(str(text))
 
 
 def escape(text) -> str:
