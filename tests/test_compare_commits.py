@@ -5,6 +5,7 @@ regexes of tools/suite_cases.py on a scratch benchmark package."""
 import itertools
 import json
 import re
+import os
 import subprocess
 import sys
 import textwrap
@@ -407,7 +408,15 @@ def test_an_output_that_cannot_be_written_exits_2_not_1(tmp_path):
         "compare_commits.list_cases = lambda machine, cache: {'timings': {}, 'tracks': {}}\n"
         "compare_commits.capture = lambda cmd, env=None: 'box\\n'\n"
         "sys.exit(compare_commits.main(['--gate', '--dry-run', '--base', 'HEAD~1']))\n")
-    with open("/dev/full", "w") as full:
+    with open("/dev/full", "w") as full, open(os.devnull) as read_only:
         run = subprocess.run([sys.executable, str(script)], cwd=ROOT, stdout=full,
                              stderr=subprocess.PIPE, text=True, timeout=300)
-    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+        assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+        # an error line on a full stderr too, and a stdout open for reading only (EBADF)
+        script.write_text(script.read_text().replace("'--base'", "'--rounds', '1', '--base'"))
+        assert subprocess.run([sys.executable, str(script)], cwd=ROOT, stdout=full,
+                              stderr=full, timeout=300).returncode == 2
+        script.write_text(script.read_text().replace("'--rounds', '1', ", ""))
+        run = subprocess.run([sys.executable, str(script)], cwd=ROOT, stdout=read_only,
+                             stderr=subprocess.PIPE, text=True, timeout=300)
+        assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr

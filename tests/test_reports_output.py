@@ -393,3 +393,19 @@ def test_a_dollar_in_a_machine_name_is_text_in_the_plots(tmp_path, capsys):
     assert main([str(FIXTURE), str(tmp_path / "plain")]) == 0  # (the same plots, named)
     assert (sorted(p.name for p in (tmp_path / "out").glob("*.png"))
             == sorted(p.name for p in (tmp_path / "plain").glob("*.png")) != [])
+
+
+@pytest.mark.parametrize("target", ["dangling", "file"])
+def test_a_path_through_a_new_folder_and_back_is_checked_where_it_leads(tmp_path, capsys,
+                                                                          target):
+    """"new/../x" with x a dangling link or a file: the checks looked through "new",
+    which does not exist, saw nothing, and the report failed with "File exists" only at
+    mkdir, after make compare's timing (hostile pass 92); they now see x."""
+    if target == "dangling":
+        (tmp_path / "x").symlink_to(tmp_path / "gone")
+    else:
+        (tmp_path / "x").write_text("mine")
+    assert main([str(FIXTURE), str(tmp_path / "new" / ".." / "x"), "--no-plots"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "File exists" not in err
+    assert not (tmp_path / "new").exists() and not (tmp_path / "gone").exists()

@@ -33,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 import compare_options  # noqa: E402
+from scipy_layers.reports.errors import complain  # noqa: E402
 import offline_dashboard  # noqa: E402
 import record_environment  # noqa: E402
 import reusable_results  # noqa: E402
@@ -253,13 +254,13 @@ def main(argv: list[str] | None = None) -> int:
             raise CompareError(problem)
         return compare(args, env)
     except (CompareError, record_environment.RecordError) as exc:
-        print(f"compare: error: {exc}", file=sys.stderr)
+        complain(f"compare: error: {exc}")  # (a stderr that cannot take it: still 2)
         return 2
-    except OSError as exc:  # (its output cannot be written: a full disk, a closed pipe)
-        if exc.errno not in (errno.ENOSPC, errno.EPIPE):
+    except OSError as exc:  # (its output cannot be written: a full disk, a closed pipe or
+        if exc.errno not in (errno.ENOSPC, errno.EPIPE, errno.EBADF):  # a read-only fd)
             raise
-        for stream in (sys.stdout, sys.stderr):  # (no second error at exit's flush)
-            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        for fd in (1, 2):  # (no second error at exit's flush)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
         return 2  # (never 0 or 1: the gate's verdicts)
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from .build import build_report
 from .compare import DEFAULT_THRESHOLD
-from .errors import ReportError, one_line
+from .errors import ReportError, complain, one_line
 from .gate import account, findings, measured_in_both, only_changed_environments
 from .markdown import printable
 from .runs import RUN_COLUMNS
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                               "env_differs), so no speed was compared; time both in one "
                               "(make gate does); the reports were written")
     except ReportError as exc:
-        _complain(f"{PROG}: error: {one_line(str(exc))}")
+        complain(f"{PROG}: error: {one_line(str(exc))}")
         return 2
     found = findings(report.compare) if args.gate else []
     try:
@@ -143,19 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except OSError as exc:  # (stdout cannot take it: a full disk, /dev/full): an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        _complain(f"{PROG}: error: cannot write to stdout ({exc.strerror or exc}); the "
+        complain(f"{PROG}: error: cannot write to stdout ({exc.strerror or exc}); the "
                   f"reports were written to {output}/")
         return 2
     return 1 if found else 0
-
-
-def _complain(line: str) -> None:
-    """``line`` on stderr, where it can go: a stderr that cannot take it (a full disk)
-    must not turn an exit status of 2 into a traceback's 1, the gate's "found"."""
-    try:
-        print(line, file=sys.stderr)
-    except OSError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
 
 
 def _print_account(report, results, output, threshold, found) -> None:

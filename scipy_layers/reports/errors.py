@@ -1,6 +1,8 @@
 """Errors a user can fix: the CLI prints them in one line (exit code 2), no traceback."""
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 
@@ -9,6 +11,16 @@ def one_line(text: str) -> str:
     error message stays one line."""
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
                    for c in text)
+
+
+def complain(line: str) -> None:
+    """``line`` on stderr, where it can go: a stderr that cannot take it (a full disk)
+    must not turn an exit status of 2 into a traceback's 1, a gate's "found"."""
+    try:
+        print(line, file=sys.stderr)
+    except (OSError, ValueError):  # (ValueError: a closed stream)
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
 
 
 class ReportError(Exception):

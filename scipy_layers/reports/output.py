@@ -39,18 +39,32 @@ def check_output_path(output) -> Path:
         raise ReportError("the output directory is an empty path; name a directory "
                           "(default reports/latest)")
     output = Path(output)
-    for path in (output, *output.parents):  # (mkdir would say "File exists")
+    made = _as_made(output)
+    for path in (made, *made.parents):  # (mkdir would say "File exists")
         if path.is_symlink() and not path.exists():
             raise ReportError(f"{output}: {path} is a symbolic link that leads nowhere "
                               f"(to {os.readlink(path)!r}); name a directory")
-    if output.exists() and not output.is_dir():
+    if made.exists() and not made.is_dir():
         raise ReportError(f"{output}: output path exists and is not a directory")
-    for folder in output.parents:  # (else mkdir's "File exists" names the wrong path)
+    for folder in made.parents:  # (else mkdir's "File exists" names the wrong path)
         if folder.exists():
             if not folder.is_dir():
                 raise ReportError(f"{output}: {folder} is a file, not a directory")
             break
     return output
+
+
+def _as_made(output: Path) -> Path:
+    """``output`` as _make_directories will have made it: a ".." after a folder that
+    does not exist yet names where that new folder is made (mkdir -p), so it is dropped
+    with it; the checks above then look at the folders that will be there."""
+    made = Path(output.anchor)
+    for part in output.parts[1 if output.anchor else 0:]:
+        if part == ".." and made.name not in ("", "..") and not made.exists():
+            made = made.parent
+        else:
+            made = made / part
+    return made
 
 
 def check_output(output, results_dir) -> Path:
