@@ -16,6 +16,8 @@ def one_line(text: str) -> str:
 def complain(line: str) -> None:
     """``line`` on stderr, where it can go: a stderr that cannot take it (a full disk)
     must not turn an exit status of 2 into a traceback's 1, a gate's "found"."""
+    if sys.stderr is None:  # (started with stderr closed: print would write to stdout)
+        return
     try:
         print(line, file=sys.stderr)
     except (OSError, ValueError):  # (ValueError: a closed stream)
