@@ -207,3 +207,11 @@ def test_headline_counts_methods_timed_only_in_the_methods_view():
     assert table.loc["scipy", "cases"] == 1  # the plain view wins where it exists
     assert table.loc["scipy-fft", "cases"] == 2
     assert table.loc["scipy-fft", "geomean_ratio"] == pytest.approx(1.0)
+
+
+def test_an_error_with_stderr_closed_does_not_go_to_stdout(tmp_path):
+    """Started with stderr closed (`2>&-`), print(file=sys.stderr) wrote the error line
+    to stdout (sys.stderr is None there): stdout is the report's, not the error's."""
+    run = subprocess.run(["sh", "-c", f"'{sys.executable}' -m scipy_layers.reports "
+                          f"'{tmp_path / 'none'}' 2>&-"], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 2 and run.stdout == ""
