@@ -40,9 +40,7 @@ def never_compiled(fn):
     once. (Stopping the trace at a frame's first line leaves the rest of it to a resume
     function that Dynamo compiles, guarded the same way: tried.) Without the strategy
     (another torch) ``fn`` is returned as is: compiled as before, correct but recompiled."""
-    if _RUN_EAGERLY is not None:
-        set_code_exec_strategy(fn.__code__, _RUN_EAGERLY)
-    return fn
+    return _with_strategy(fn, _RUN_EAGERLY)
 
 
 def own_frame_never_compiled(fn):
@@ -50,8 +48,17 @@ def own_frame_never_compiled(fn):
     the same reason: see never_compiled), but which it inlines into a frame it traces
     and whose callees it compiles: for a module's forward that reads its parameters,
     so that a parametrization on them (user code) is still compiled."""
-    if _NOT_ITS_OWN is not None:
-        set_code_exec_strategy(fn.__code__, _NOT_ITS_OWN)
+    return _with_strategy(fn, _NOT_ITS_OWN)
+
+
+def _with_strategy(fn, strategy):
+    """``fn``, its code given ``strategy`` where this torch can (a private API, set at
+    import: whatever another torch's version of it raises must not stop the import)."""
+    if strategy is not None:
+        try:
+            set_code_exec_strategy(fn.__code__, strategy)
+        except Exception:  # noqa: BLE001 (compiled as before: correct, recompiled)
+            pass
     return fn
 
 

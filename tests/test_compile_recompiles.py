@@ -165,3 +165,20 @@ def test_many_layer_shapes_compile_within_the_recompile_limit(results, name):
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+
+
+def test_a_torch_whose_strategy_api_differs_still_imports(monkeypatch):
+    """The per-code strategy is torch's private API, set while scipy_layers imports: where
+    another torch's version of it raises, the functions come back as they are (compiled
+    as before: correct, recompiled), and nothing stops the import."""
+    from scipy_layers import _torch_protocols as protocols
+
+    def other_signature(*args):
+        raise TypeError("set_code_exec_strategy(): incompatible function arguments")
+    monkeypatch.setattr(protocols, "set_code_exec_strategy", other_signature)
+
+    def layer(x):
+        return x
+    assert protocols.never_compiled(layer) is layer
+    assert protocols.own_frame_never_compiled(layer) is layer
+    assert protocols.graph_break_here(layer) is layer and layer._torchdynamo_disable
