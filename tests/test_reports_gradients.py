@@ -60,6 +60,30 @@ def test_a_nan_absolute_error_alone_is_an_error_too(tmp_path):
     assert table.loc[CONV_KEY, "unmeasured"] == "output_max_abs"
 
 
+def test_a_run_of_the_relative_errors_alone_is_judged_on_them(tmp_path):
+    """make compare runs the max rel (and mismatch) tracks alone: every verdict read
+    "error" for the max abs figures nobody asked for. A run without any max abs track is
+    judged on the max rel ones (the verdict's figure); a NaN among those still errs."""
+    results = copy_results(tmp_path / "results")
+    path = results_files(results)[0]
+    data = load(path)
+    for name in [n for n in data["results"] if n.endswith(".track_max_abs_error")]:
+        del data["results"][name]
+    save(path, data)
+    table = gradients_table(read_results(results)).set_index(
+        ["layer", "implementation", "size", "kernel", "dtype"])
+    measured = table[table["verdict"] != "skipped"]
+    assert len(measured) and set(measured["verdict"]) <= {"pass", "expected failure"}
+    assert (measured["unmeasured"] == "").all()
+    rel = data["results"][CONV_REL][column(data, "result")]
+    rel[case_index(data, CONV_REL, **CONV_CASE, quantity="grad_filter")] = math.nan
+    save(path, data)
+    table = gradients_table(read_results(results)).set_index(
+        ["layer", "implementation", "size", "kernel", "dtype"])
+    assert table.loc[CONV_KEY, "verdict"] == "error"
+    assert table.loc[CONV_KEY, "unmeasured"] == "grad_filter_max_rel"
+
+
 def test_every_relative_error_nan_with_the_absolute_ones_measured_is_an_error(tmp_path):
     table = with_results(tmp_path, *[(CONV_REL, {**CONV_CASE, "quantity": q}, math.nan)
                                      for q in ("output", "grad_input", "grad_filter", "grad_bias")])

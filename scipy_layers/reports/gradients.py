@@ -16,7 +16,7 @@ import types
 import numpy as np
 import pandas as pd
 
-from .naming import ERROR_MEASUREMENTS, REQUIRED_ERROR_STATISTICS
+from .naming import ERROR_MEASUREMENTS, REQUIRED_ERROR_STATISTICS, VERDICT_STATISTIC
 from .reader import method_of
 from .tables import RUN_KEYS, param_columns, with_blank_params
 
@@ -58,20 +58,23 @@ def expected_quantities(layer: str) -> list[str]:
 def _unmeasured(errors: pd.DataFrame, case: list[str], run: list[str]) -> pd.Series:
     """Per case, the figures (``<quantity>_<statistic>``) that should be there and are
     not: NaN (asv status skipped) or absent. Expected: the registry's quantities and any
-    quantity measured in another case of the same layer and run, each with both
-    statistics (max abs and max rel error). Blank for cases where nothing was measured (those are skipped,
-    outdated or failed as a whole)."""
+    quantity measured in another case of the same layer and run, each with the max rel
+    error (the verdict's figure) and the max abs error where the run measured it for
+    the layer (make compare runs the max rel tracks alone: every verdict read "error").
+    Blank for cases where nothing was measured (those are skipped, outdated or failed as
+    a whole)."""
     measured = errors[errors["status"] != "skipped"]
-    per_layer_run = (measured.groupby(["layer", *run], sort=False)["quantity"].agg(set)
-                     .to_dict())
-    statistics = REQUIRED_ERROR_STATISTICS
+    by_layer_run = measured.groupby(["layer", *run], sort=False)
+    quantities_of, statistics_of = (by_layer_run[c].agg(set).to_dict()
+                                    for c in ("quantity", "statistic"))
     present = measured.groupby(case, sort=False)["column"].agg(set)
     out = {}
     for key, cells in present.items():
         row = dict(zip(case, key))
-        layer = row["layer"]
-        wanted = set(expected_quantities(layer)) | per_layer_run.get(
-            (layer, *(row[c] for c in run)), set())
+        layer_run = (row["layer"], *(row[c] for c in run))
+        wanted = set(expected_quantities(row["layer"])) | quantities_of.get(layer_run, set())
+        statistics = {VERDICT_STATISTIC} | (statistics_of.get(layer_run, set())
+                                            & set(REQUIRED_ERROR_STATISTICS))
         missing = {f"{q}_{s}" for q in wanted for s in statistics} - cells
         out[key] = "+".join(sorted(missing, key=_cell_order))
     return pd.Series(out, dtype=object)

@@ -50,6 +50,7 @@ ERROR_MEASUREMENTS = {"track_max_abs_error": "max_abs", "track_max_rel_error": "
                       "track_nonfinite_mismatches": "nonfinite_mismatches"}
 # Every gradient case has these; results older than the mismatch count lack only that.
 REQUIRED_ERROR_STATISTICS = ("max_abs", "max_rel")
+VERDICT_STATISTIC = "max_rel"  # what the verdict reads: required even where max_abs was not run
 
 # Class-name suffix -> kind of view ("" = the plain <Name> class: timings and memory).
 # Any other suffix after <Name> (e.g. Conv2dMethods) becomes its own kind, lower-cased.
