@@ -70,16 +70,16 @@ def _on_exit() -> None:
 atexit.register(_on_exit)
 
 
-# Under torch.compile an owner can die inside a compiled region, and its weak
-# reference's callback then runs under Dynamo's frame hook, which tries to compile the
-# callback's frame and fails ("Exception ignored in ... give_back ...
-# InternalTorchDynamoError"; the buffer never came back; hostile passes). Once Dynamo is
-# in play (a callback made with torch._dynamo imported, or, on a torch without per-code
-# strategies, the first traced layer call: _torch_protocols), every callback runs through one torch.compiler.disable'd
-# call, with the hook off, and the live ones made before are made again that way.
-# Until then they are plain functions: a program that never compiles neither imports
-# Dynamo (~2 s) nor pays for it. (Left: an owner made before Dynamo was imported that
-# dies inside a compiled function which runs no layer and makes no pooled array.)
+# Under torch.compile an owner can die inside a compiled region, and its weak reference's
+# callback then runs under Dynamo's frame hook, which tries to compile the callback's
+# frame and fails ("Exception ignored in ... give_back ... InternalTorchDynamoError"; the
+# buffer never came back; hostile passes). Once Dynamo is in play (a callback made with
+# torch._dynamo imported, or, on a torch without per-code strategies, the first traced
+# layer call: _torch_protocols), every callback runs through one torch.compiler.disable'd
+# call, with the hook off, and the live ones made before are made again that way. Until
+# then they are plain functions: a program that never compiles neither imports Dynamo
+# (~2 s) nor pays for it. (Left: an owner made before Dynamo was imported that dies
+# inside a compiled function which runs no layer and makes no pooled array.)
 _outside_compile = None  # callback -> the callback run outside compile, once switched
 
 

@@ -99,7 +99,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=positive_int, default=3,
                         help="runs to take the median of (at least 1)")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
     from scipy_layers.reports import build_report
 
     with tempfile.TemporaryDirectory(prefix="scipy-layers-bench-report-") as temp:

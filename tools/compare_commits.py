@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 import compare_options  # noqa: E402
-from scipy_layers.reports.errors import complain  # noqa: E402
+from scipy_layers.reports.errors import complain, silence  # noqa: E402
 import offline_dashboard  # noqa: E402
 import record_environment  # noqa: E402
 import reusable_results  # noqa: E402
@@ -259,8 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # (its output cannot be written: a full disk, a closed pipe or
         if exc.errno not in (errno.ENOSPC, errno.EPIPE, errno.EBADF):  # a read-only fd)
             raise
-        for fd in (1, 2):  # (no second error at exit's flush)
-            os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
+        silence(1)
+        silence(2)
         return 2  # (never 0 or 1: the gate's verdicts)
 
 

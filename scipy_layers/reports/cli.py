@@ -7,7 +7,6 @@ regression (one line each on stdout), else 0."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pandas as pd
 
 from .build import build_report
 from .compare import DEFAULT_THRESHOLD
-from .errors import ReportError, complain, one_line
+from .errors import ReportError, complain, one_line, silence
 from .gate import account, findings, measured_in_both, only_changed_environments
 from .markdown import printable
 from .runs import RUN_COLUMNS
@@ -135,14 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     except ReportError as exc:
         complain(f"{PROG}: error: {one_line(str(exc))}")
         return 2
-    found = findings(report.compare) if args.gate else []
+    found = findings(report.compare) if args.gate else None
     try:
-        _print_account(report, results, output, args.threshold, found if args.gate else None)
+        _print_account(report, results, output, args.threshold, found)
     except BrokenPipeError:  # (stdout's reader stopped, as `| head` does: the reports are
-        # written and the status stands; stdout to /dev/null, or Python's exit flush fails too)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        silence(1)           # written and the status stands)
     except OSError as exc:  # (stdout cannot take it: a full disk, /dev/full): an error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        silence(1)
         complain(f"{PROG}: error: cannot write to stdout ({exc.strerror or exc}); the "
                   f"reports were written to {output}/")
         return 2

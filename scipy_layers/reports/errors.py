@@ -13,6 +13,14 @@ def one_line(text: str) -> str:
                    for c in text)
 
 
+def silence(fd: int) -> None:
+    """Point file descriptor ``fd`` (1: stdout, 2: stderr) at /dev/null, after a write to
+    it failed: what is still buffered then flushes there at exit, instead of failing
+    again (Python then prints an error and changes the exit status)."""
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), fd)
+
+
 def complain(line: str) -> None:
     """``line`` on stderr, where it can go: a stderr that cannot take it (a full disk)
     must not turn an exit status of 2 into a traceback's 1, a gate's "found"."""
@@ -21,8 +29,7 @@ def complain(line: str) -> None:
     try:
         print(line, file=sys.stderr)
     except (OSError, ValueError):  # (ValueError: a closed stream)
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
+        silence(2)
 
 
 class ReportError(Exception):
