@@ -46,6 +46,34 @@ def test_a_backup_of_a_machine_folder_is_refused_not_counted_twice(tmp_path, cap
     _one_line_error(capsys)
 
 
+def test_a_copy_naming_its_commit_abbreviated_is_refused(tmp_path, capsys):
+    """A hand-made copy whose commit_hash is the full hash's first 12 digits (in either
+    case) was read as a third commit: --commits with the 8-digit prefix matched two."""
+    results = copy_compare(tmp_path / "fixture")
+    original = results_file(results, COMMIT_B)
+    data = load(original)
+    data["commit_hash"] = COMMIT_B[:12].upper()
+    copy = original.with_name("copy.json")
+    save(copy, data)
+    with pytest.raises(ResultsError, match="delete one of the two") as error:
+        read_results(results)
+    assert str(original) in str(error.value) and str(copy) in str(error.value)
+    assert main([str(results), str(tmp_path / "out"), "--no-plots"]) == 2
+    _one_line_error(capsys)
+
+
+def test_commits_sharing_a_prefix_are_still_two_commits(tmp_path):
+    """Only a hash that another one starts with is the same commit: two full hashes
+    that share their first 12 digits are read as two."""
+    results = copy_compare(tmp_path / "fixture")
+    original = results_file(results, COMMIT_B)
+    data = load(original)
+    data["commit_hash"] = COMMIT_B[:12] + "0" * 28
+    save(original.with_name("other.json"), data)
+    commits = set(read_results(results)["commit"])
+    assert {COMMIT_B, COMMIT_B[:12] + "0" * 28} <= commits
+
+
 def test_the_same_commit_in_another_environment_or_machine_is_read(tmp_path):
     results = copy_results(tmp_path / "results")
     original = results_files(results)[0]

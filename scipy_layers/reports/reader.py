@@ -152,15 +152,18 @@ class _Collector:
 
     def _check_one_file_per_run(self, path: Path, machine: str, commit: str, env: str) -> None:
         """asv keeps one file per machine, commit and environment. A second one (a copy
-        beside it, a backup of the machine folder) would count every case twice: the
-        comparison's rows pair up many to many, and the tables double silently."""
-        run = (machine, commit.lower(), env)
-        other = self.run_files.setdefault(run, path)
-        if other != path:
-            raise ResultsError(path, f"holds the results of machine {machine!r}, commit "
-                                     f"{commit[:8]}, environment {env!r}, as {other} does (a "
-                                     "copy?): delete one of the two, so that each case is "
-                                     "read once")
+        beside it, a backup of the machine folder; the commit written in full in one and
+        abbreviated in the other) would count every case twice: the comparison's rows
+        pair up many to many, and the tables double silently."""
+        commit = commit.lower()
+        for (other_machine, other_commit, other_env), other in self.run_files.items():
+            if (other_machine == machine and other_env == env
+                    and (commit.startswith(other_commit) or other_commit.startswith(commit))):
+                raise ResultsError(path, f"holds the results of machine {machine!r}, commit "
+                                         f"{commit[:8]}, environment {env!r}, as {other} "
+                                         "does (a copy?): delete one of the two, so that "
+                                         "each case is read once")
+        self.run_files[(machine, commit, env)] = path
 
     def frame(self) -> pd.DataFrame:
         seg_len = np.asarray(self.seg_len, dtype=np.int64)
