@@ -15,6 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
+import commit_pair  # noqa: E402
 import compare_commits as cc  # noqa: E402
 import record_environment  # noqa: E402
 import suite_cases  # noqa: E402
@@ -39,6 +40,7 @@ def repo(tmp_path, monkeypatch):
     sh(tmp_path, "commit", "-qam", "c3")
     sh(tmp_path, "checkout", "-q", "main")
     monkeypatch.setattr(cc, "ROOT", tmp_path)
+    monkeypatch.setattr(commit_pair, "ROOT", tmp_path)  # (git runs there)
     return tmp_path
 
 
