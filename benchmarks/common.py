@@ -110,27 +110,31 @@ def cached_grad_output(shape: tuple[int, ...], dtype: str, device: str) -> torch
     return seeded_grad_output(shape, DTYPES[dtype], device)
 
 
-def _peak_rss_since_reset() -> int:
+def _rss_and_peak() -> tuple[int, int]:
+    """(VmRSS, VmHWM) of this process in bytes: its resident set now, and its peak since
+    start or the last reset through /proc/self/clear_refs."""
     status = open("/proc/self/status").read()
-    return 1024 * (int(re.search(r"VmHWM:\s+(\d+)", status).group(1))
-                   - int(re.search(r"VmRSS:\s+(\d+)", status).group(1)))
+    return tuple(1024 * int(re.search(rf"{field}:\s+(\d+)", status).group(1))
+                 for field in ("VmRSS", "VmHWM"))
 
 
 def extra_peak_memory(fn) -> int:
     """Bytes by which ``fn()`` raised this process's peak RSS above its RSS before the
-    call (Linux: /proc/self/clear_refs resets the peak). Measures only the call itself,
-    unlike asv's peakmem_, which includes the ~300 MB of an imported torch."""
+    call (Linux: /proc/self/clear_refs resets the peak to the RSS): what the call kept
+    counts, as what it freed does. Measures only the call itself, unlike asv's peakmem_,
+    which includes the ~300 MB of an imported torch."""
     try:
         with open("/proc/self/clear_refs", "w") as handle:
             handle.write("5")
     except OSError:
         skip("resetting the peak RSS needs Linux /proc/self/clear_refs")
-    before = _peak_rss_since_reset()
+    rss_before, _ = _rss_and_peak()
     fn()
-    # A call that stays below the peak left from before it while the RSS moves by a page
-    # or two (the kernel's counters) would read a few KiB below zero (seen: -8192 for a
-    # 16x16 native conv in a CI run): no call adds less than nothing.
-    return max(0, _peak_rss_since_reset() - before)
+    _, peak = _rss_and_peak()
+    # A call that raises no peak can read a page or two below zero (the kernel updates
+    # its RSS counter lazily; seen: -8192 for a 16x16 native conv in a CI run): no call
+    # adds less than nothing.
+    return max(0, peak - rss_before)
 
 
 @functools.lru_cache(maxsize=2)
@@ -248,7 +252,9 @@ class _Memory(_LayerCase):
     grad_output_in_setup = False
     # What the first call needs, from the process's start-up state: nothing settled.
     settles_allocator = False
-    version = "1"
+    # 2: the peak above the RSS before the call; 1 took it above the RSS after the call,
+    # so what the call kept (its pool, a cache) did not count
+    version = "2"
 
     def _first_forward_backward(self):
         output = self.fn(*self.inputs)

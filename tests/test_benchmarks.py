@@ -147,7 +147,34 @@ def test_extra_peak_memory_is_never_negative(monkeypatch):
     from benchmarks import common
     monkeypatch.setattr(common, "open", lambda *a, **k: __import__("io").StringIO(),
                         raising=False)  # (clear_refs: nothing written anywhere)
-    readings = iter([8192, 0, 4096, 4096 + (1 << 20)])
-    monkeypatch.setattr(common, "_peak_rss_since_reset", lambda: next(readings))
+    readings = iter([(100 << 20, 100 << 20), (100 << 20, (100 << 20) - 8192),
+                     (100 << 20, 100 << 20), (99 << 20, 101 << 20)])
+    monkeypatch.setattr(common, "_rss_and_peak", lambda: next(readings))
     assert common.extra_peak_memory(lambda: None) == 0
     assert common.extra_peak_memory(lambda: None) == 1 << 20
+
+
+def _extra_peak_memory_in_a_process(what: str) -> float:
+    """extra_peak_memory of a call that touches 64 MiB and keeps or frees it, in MiB, in a
+    process of its own (its peak is this test's alone)."""
+    script = ("import numpy as np\n"
+              "from benchmarks.common import extra_peak_memory\n"
+              "kept = []\n"
+              "def call():\n"
+              "    array = np.ones(64 << 20, dtype=np.uint8)\n"
+              f"    {'kept.append(array)' if what == 'keeps' else 'del array'}\n"
+              "print(extra_peak_memory(call) / 2**20)\n")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120)
+    assert run.returncode == 0, run.stderr
+    return float(run.stdout)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/clear_refs")
+@pytest.mark.parametrize("what", ["keeps", "frees"])
+def test_extra_peak_memory_counts_what_a_call_keeps_and_what_it_frees(what):
+    """Hostile pass 93: the peak was taken above the RSS after the call, so a call that
+    kept its 64 MiB read 0."""
+    assert 63 <= _extra_peak_memory_in_a_process(what) <= 66
+
+
