@@ -158,7 +158,7 @@ def fake(tmp_path, monkeypatch):
     asv = FakeAsv(results)
     monkeypatch.setattr(cc, "resolve_commits", lambda base: (base or BASE, HEAD, "test"))
     monkeypatch.setattr(cc, "capture", lambda cmd, env=None: "box\n")
-    monkeypatch.setattr(cc, "list_cases", lambda machine, cache: CASES)
+    monkeypatch.setattr(cc, "list_cases", lambda machine, cache, commit=None: CASES)
     monkeypatch.setattr(cc, "newer_than_suite", lambda path: True)
     monkeypatch.setattr(cc, "run_command", asv)
     monkeypatch.setattr(record_environment, "asv_environment", lambda config: env)
@@ -178,7 +178,9 @@ def test_both_commits_are_timed_in_interleaved_rounds_then_reported_and_publishe
     assert selected == suite_cases.bench_regexes(CASES["timings"])
     assert fake.calls[1][0][-2:] == ["-b", cc.TRACKS]  # memory, abs error: make bench's
     # the report splits each case's samples into rounds of `repeat` samples
-    assert fake.calls[2][0][-5:] == ["--commits", BASE, HEAD, "--round-size", "5"]
+    assert fake.calls[2][0][-7:-1] == ["--commits", BASE, HEAD, "--round-size", "5", "--cases"]
+    assert json.loads(Path(fake.calls[2][0][-1]).read_text()) == {  # the cases it ran
+        "timings": CASES["timings"], "tracks": CASES["tracks"]}
     for commit in (BASE, HEAD):
         record = json.loads((fake.env.environments / "box" / f"{commit}.json").read_text())
         assert record_environment.validate(record) == [] and record["commit"] == commit
@@ -292,7 +294,7 @@ def test_bad_settings_are_one_line_errors(fake, capsys):
 def cases_listed(monkeypatch):
     """Whether the suite's cases were listed (~10 s on the real suite)."""
     listed = []
-    monkeypatch.setattr(cc, "list_cases", lambda machine, cache: listed.append(machine) or CASES)
+    monkeypatch.setattr(cc, "list_cases", lambda machine, cache, commit=None: listed.append(machine) or CASES)
     return listed
 
 
@@ -307,7 +309,7 @@ def test_a_bench_that_is_no_regex_is_a_one_line_error_before_the_cases_are_liste
     assert "'a{9999999999}' is not a regular expression: the repetition number is too large" \
         in capsys.readouterr().err
     assert cc.main(["--dry-run", "--bench", r"FFTAbs\.time_forward\("]) == 0  # escaped: fine
-    assert cases_listed == ["box"]
+    assert cases_listed == ["box", "box"]  # B's package, then A's
 
 
 @pytest.mark.parametrize("output, words", [
@@ -407,7 +409,7 @@ def test_an_output_that_cannot_be_written_exits_2_not_1(tmp_path):
         "import sys\n"
         f"sys.path.insert(0, {str(ROOT / 'tools')!r})\n"
         "import compare_commits\n"
-        "compare_commits.list_cases = lambda machine, cache: {'timings': {}, 'tracks': {}}\n"
+        "compare_commits.list_cases = lambda machine, cache, commit=None: {'timings': {}, 'tracks': {}}\n"
         "compare_commits.capture = lambda cmd, env=None: 'box\\n'\n"
         "sys.exit(compare_commits.main(['--gate', '--dry-run', '--base', 'HEAD~1']))\n")
     with open("/dev/full", "w") as full, open(os.devnull) as read_only:

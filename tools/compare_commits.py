@@ -8,7 +8,8 @@ write the comparison report and republish the dashboard with its compare page.
 
 Base: BASE, else the merge-base of HEAD with main, or HEAD~1 when HEAD is main's commit
 (or behind it). Timings: `asv run --interleave-rounds -a rounds=R -a repeat=N
---record-samples` over the timing cases that run here (tools/suite_cases.py): A then B in
+--record-samples` over the timing cases that run here at either commit
+(tools/compared_cases.py; the report gets them as --cases): A then B in
 the first round, B then A in the second, and so on; each round is a fresh process per
 case taking exactly N samples, so asv's stored samples of a case are the rounds one
 after another (round k = samples[(k-1)*N:k*N]). The gradient tracks give the same figure
@@ -21,10 +22,8 @@ from __future__ import annotations
 
 import argparse
 import errno
-import hashlib
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -33,6 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 import compare_options  # noqa: E402
+from compared_cases import (FULL_GRID_VAR, TRACKS, compared, list_cases,  # noqa: E402
+                            restrict, union, within)
 from commit_pair import (CompareError, describe_commit, dirty_warning, git,  # noqa: E402
                          resolve_commits)
 from scipy_layers.reports.errors import complain, silence  # noqa: E402
@@ -49,13 +50,6 @@ import suite_cases  # noqa: E402  (imports no benchmark until asked)
 # torch's first autograd.grad imports sympy (~0.7 s), which benchmarks/common.py therefore
 # imports once, in asv's forkserver, for every case's process.
 ROUNDS, REPEAT, WARMUP_S = 2, 5, 0.05
-# Compared: timings (but the secondary all-threads view, which compares core counts, not
-# code) and the gradient figures the regression rule reads (max rel error, non-finite
-# mismatches; each track benchmark is a process per parameter combination, ~45 s a
-# commit). Peak memory, threads in force and max abs error are figures make bench records.
-TIMINGS_LEFT_OUT = r"Threads\."
-TRACKS = r"Gradients\.track_(max_rel_error|nonfinite_mismatches)"
-FULL_GRID_VAR = "SCIPY_LAYERS_BENCH_FULL"
 PY = sys.executable
 ASV = str(Path(sys.executable).parent / "asv")
 
@@ -77,41 +71,6 @@ def capture(cmd: list[str], *, env: dict | None = None) -> str:
         raise CompareError(f"{' '.join(cmd[:3])} failed: "
                            f"{(proc.stderr.strip().splitlines() or ['no output'])[-1]}")
     return proc.stdout
-
-
-def list_cases(machine: str, cache_dir: Path) -> dict[str, dict[str, list[str]]]:
-    """tools/suite_cases.py's answer, cached by the suite's and the layers' sources and the
-    machine (asking takes ~10 s: each runnable case's setup makes its inputs)."""
-    digest = hashlib.sha256(machine.encode())
-    for path in sorted([*ROOT.glob("benchmarks/**/*.py"), *ROOT.glob("scipy_layers/**/*.py")]):
-        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
-    cached = cache_dir / f"suite-cases-{digest.hexdigest()[:16]}.json"
-    if cached.is_file():
-        return json.loads(cached.read_text())
-    env = {k: v for k, v in os.environ.items() if k != FULL_GRID_VAR}
-    cases = json.loads(capture([PY, str(ROOT / "tools/suite_cases.py")], env=env))
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    for old in cache_dir.glob("suite-cases-*.json"):
-        old.unlink()
-    cached.write_text(json.dumps(cases))
-    return cases
-
-
-def compared(kind: str, cases: dict[str, list[str]]) -> dict[str, list[str]]:
-    """The cases make compare runs: see TIMINGS_LEFT_OUT and TRACKS."""
-    if kind == "timings":
-        return {name: combos for name, combos in cases.items()
-                if not re.search(TIMINGS_LEFT_OUT, name)}
-    return {name: combos for name, combos in cases.items() if re.search(TRACKS, name)}
-
-
-def restrict(cases: dict[str, list[str]], regex: str | None) -> dict[str, list[str]]:
-    """The cases asv's -b REGEX would select (it searches 'name(params)')."""
-    if not regex:
-        return cases
-    chosen = {name: [c for c in combos if re.search(regex, f"{name}({c})" if c else name)]
-              for name, combos in cases.items()}
-    return {name: combos for name, combos in chosen.items() if combos}
 
 
 def asv_run(machine: str) -> list[str]:
@@ -152,9 +111,11 @@ def newer_than_suite(path: Path) -> bool:
     return path.is_file() and path.stat().st_mtime >= max(sources, default=0)
 
 
-def plan(commits, env, machine, cases, rounds, repeat, fresh, discover, describe_now):
+def plan(commits, env, machine, cases, runs_at, runs_known, rounds, repeat, fresh, discover,
+         describe_now):
     """({commit: why its timings run}, {commit: why its gradient tracks run}); the other
-    results are reused. Tracks are not timings (the same inputs give the same errors), so
+    results are reused. ``runs_at[commit]``: the timing cases that run at the commit
+    (``runs_known[commit]``: False where they are B's, A's own not known). Tracks are not timings (the same inputs give the same errors), so
     a commit timed again for want of samples (e.g. after make bench) or by ``fresh`` keeps
     its current tracks. ``discover()`` gives the current benchmarks.json, ``describe_now()`` the
     environment (or None where there is no asv environment yet); both asked only if needed."""
@@ -175,8 +136,8 @@ def plan(commits, env, machine, cases, rounds, repeat, fresh, discover, describe
             record_environment.record_path(env.environments, machine, commit))
         now_record = record_environment.make_record(machine, commit, now)
         why = reusable_results.why_not_reusable(
-            found[commit][1], benchmarks, cases["timings"], cases["tracks"], rounds, repeat,
-            record, now_record)
+            found[commit][1], benchmarks, within(cases["timings"], runs_at[commit]),
+            cases["tracks"], rounds, repeat, record, now_record, runs_known[commit])
         if why and commit not in to_time:
             to_time[commit] = why
         why_tracks = reusable_results.why_not_reusable(
@@ -232,11 +193,21 @@ def compare(args, env) -> int:
         print(f"note: {FULL_GRID_VAR} ignored: make compare times the default grid", file=sys.stderr)
     asv_env = {k: v for k, v in os.environ.items() if k != FULL_GRID_VAR}
     machine = capture([PY, str(ROOT / "tools/asv_machine.py")]).strip()
-    listed = list_cases(machine, env.results.parent / "compare")
-    cases = {kind: restrict(compared(kind, listed[kind]), args.bench)
-             for kind in ("timings", "tracks")}
+    cache = env.results.parent / "compare"
+    listed = list_cases(machine, cache)
+    try:  # the cases A's own package runs: one that B now skips is then asked of B too
+        listed_base = list_cases(machine, cache, commit=base)
+    except CompareError as exc:
+        print(f"note: the cases that run at A are not known ({exc}); A is timed on B's, so a "
+              "case B's setup skips and A ran is not compared", file=sys.stderr)
+        listed_base = None
+    runs_at = {head: compared("timings", listed["timings"]),
+               base: compared("timings", (listed_base or listed)["timings"])}
+    cases = {"timings": restrict(union(runs_at[head], runs_at[base]), args.bench),
+             "tracks": restrict(compared("tracks", listed["tracks"]), args.bench)}
     if not cases["timings"] and not cases["tracks"]:
         raise CompareError(f"BENCH={args.bench} selects no benchmark of the suite")
+    runs_known = {head: True, base: listed_base is not None}
 
     def discover():
         path = env.results / "benchmarks.json"
@@ -251,8 +222,8 @@ def compare(args, env) -> int:
             return None
         return record_environment.describe_in(env.python, env.env_vars)
 
-    to_time, to_track = plan(commits, env, machine, cases, args.rounds, args.repeat, args.fresh,
-                             discover, describe_now)
+    to_time, to_track = plan(commits, env, machine, cases, runs_at, runs_known, args.rounds,
+                             args.repeat, args.fresh, discover, describe_now)
     for commit in commits:
         print(f"   {commit[:8]}: " + (f"to time: {to_time[commit]}" if commit in to_time
                                       else "reused: its results on this machine are comparable"))
@@ -267,9 +238,11 @@ def compare(args, env) -> int:
     if tracked and cases["tracks"]:
         steps.append(("tracks", tracked,
                       track_command(machine, cases["tracks"] if args.bench else None)))
+    # the report reads asv's NaN outside these cases as no result, not as a skip
+    compared_file = cache / "compared-cases.json"
     report = [PY, "-m", "scipy_layers.reports", "--results", str(env.results), "--output",
               str(args.output), "--commits", base, head, "--round-size", str(args.repeat),
-              *(["--gate"] if args.gate else [])]
+              "--cases", str(compared_file), *(["--gate"] if args.gate else [])]
     publish = [PY, str(ROOT / "tools/offline_dashboard.py"), "publish", *branch_to_plot()]
     if args.dry_run:
         for title, run_on, cmd in steps:
@@ -286,6 +259,8 @@ def compare(args, env) -> int:
         record_environment.store(record_environment.make_record(machine, commit, now),
                                  env.environments, env.results)
     stage("report")
+    compared_file.parent.mkdir(parents=True, exist_ok=True)
+    compared_file.write_text(json.dumps(cases))
     report_status = run_command(report)
     stage("publishing the dashboard")
     publish_status = run_command(publish)

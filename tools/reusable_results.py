@@ -5,9 +5,11 @@ Yes only when all of these hold, and otherwise it times the commit again:
      and carries the asv environment name asv uses now (same python, packages, variables);
   2. every benchmark in the comparison is in it at the version and with the parameters
      of the current suite (benchmarks.json, just discovered);
-  3. every timing case that runs here holds exactly rounds x repeat samples (or is
-     skipped/failed): it was timed by make compare with the same rounds and repeat, not
-     by make bench (no samples) or an interrupted run (fewer);
+  3. every timing case that runs at that commit holds exactly rounds x repeat samples
+     (or failed): it was timed by make compare with the same rounds and repeat, not by
+     make bench (no samples), an interrupted run (fewer) or a run that did not select it
+     (asv's NaN, which reads as skipped; where the cases that run at the commit are not
+     known, a NaN is taken as skipped);
   4. the commit's environment record (.asv/environments) says the same BLAS, kernels,
      threads, overrides, versions and CPU as the environment now.
 asv's own --skip-existing-successful checks none of 2-4.
@@ -58,8 +60,12 @@ def stale_benchmark(data: dict, benchmarks: dict, names) -> str | None:
     return None
 
 
-def sample_mismatch(data: dict, benchmarks: dict, cases: dict, rounds: int, repeat: int) -> str | None:
-    """Why a timing case's samples are not rounds x repeat (None when all are)."""
+def sample_mismatch(data: dict, benchmarks: dict, cases: dict, rounds: int, repeat: int,
+                    runs_known: bool = True) -> str | None:
+    """Why a timing case's samples are not rounds x repeat (None when all are).
+    ``cases``: those that run at the commit (``runs_known``), so that a NaN there is a
+    case the run that made these results did not select; else those that run at HEAD,
+    and a NaN is taken as skipped."""
     want = rounds * repeat
     for name, combos in sorted(cases.items()):
         if name not in benchmarks or name not in data.get("results", {}):
@@ -70,11 +76,15 @@ def sample_mismatch(data: dict, benchmarks: dict, cases: dict, rounds: int, repe
         samples = row.get("samples") or []
         for combo in combos:
             i = index.get(combo, 0 if combo == "" else None)
-            if i is None or i >= len(values) or not _is_value(values[i]):
-                continue  # skipped or failed in that commit: nothing to sample
+            label = f"{name}({combo})" if combo else name
+            if i is None or i >= len(values) or values[i] is None:
+                continue  # failed in that commit: nothing to sample
+            if not _is_value(values[i]):
+                if runs_known:
+                    return f"{label} has no result (NaN: not selected by the run that timed it)"
+                continue  # skipped there
             got = len(samples[i]) if i < len(samples) and samples[i] is not None else 0
             if got != want:
-                label = f"{name}({combo})" if combo else name
                 return (f"{label} has {got} samples, not {rounds} rounds x {repeat}"
                         + (" (no samples recorded: timed by make bench?)" if got == 0 else ""))
     return None
@@ -91,8 +101,9 @@ def environment_change(record: dict | None, now: dict) -> str | None:
 
 
 def why_not_reusable(data: dict, benchmarks: dict, cases: dict, track_names, rounds: int, repeat: int,
-                     record: dict | None, now: dict) -> str | None:
-    """The first rule a commit's results break (None: they may be reused)."""
+                     record: dict | None, now: dict, runs_known: bool = True) -> str | None:
+    """The first rule a commit's results break (None: they may be reused). ``cases``:
+    the timing cases compared that run at the commit (see sample_mismatch)."""
     return (stale_benchmark(data, benchmarks, [*sorted(cases), *sorted(track_names)])
-            or sample_mismatch(data, benchmarks, cases, rounds, repeat)
+            or sample_mismatch(data, benchmarks, cases, rounds, repeat, runs_known)
             or environment_change(record, now))

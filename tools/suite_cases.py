@@ -3,6 +3,8 @@
     python tools/suite_cases.py            # JSON: {"timings": {benchmark: ["'native', '16x16', ...", ...]},
                                            #        "tracks": {benchmark: [every combination]}}
     python tools/suite_cases.py --regexes  # one asv -b regex per timing benchmark
+    python tools/suite_cases.py --package-dir DIR  # the same with DIR/scipy_layers (another
+                                           # commit's package, as asv installs it there)
 
 Each benchmark class's own ``setup`` decides, called here in-process the way asv_runner
 calls it: ``NotImplementedError`` means skipped (outside the default grid, no GPU, kernel
@@ -50,12 +52,16 @@ def _runs(cls, combo) -> bool:
     return True
 
 
-def suite_cases(benchmark_dir: Path = ROOT / "benchmarks") -> dict[str, dict[str, list[str]]]:
+def suite_cases(benchmark_dir: Path = ROOT / "benchmarks",
+                package_dir: Path | None = None) -> dict[str, dict[str, list[str]]]:
     """{"timings": {asv benchmark name: [the parameter combinations that run, as asv names
     them]}, "tracks": {name: [every combination]}}; an unparameterised benchmark has [""].
     Setup is called for timings only (track setups may compute for minutes). Needs
-    FULL_GRID_VAR unset before the suite is imported (main() sees to it)."""
+    FULL_GRID_VAR unset before the suite is imported (main() sees to it). ``package_dir``:
+    the folder whose scipy_layers the suite imports (default: the one beside the suite)."""
     sys.path.insert(0, str(benchmark_dir.parent))
+    if package_dir is not None:  # (first: the suite's folder holds this commit's package)
+        sys.path.insert(0, str(package_dir))
     package = importlib.import_module(benchmark_dir.name)
     cases = {"timings": {}, "tracks": {}}
     for module_name, cls in _classes(package):
@@ -88,10 +94,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--regexes", action="store_true", help="print asv -b regexes, one a line")
     parser.add_argument("--benchmark-dir", type=Path, default=ROOT / "benchmarks")
+    parser.add_argument("--package-dir", type=Path,
+                        help="import scipy_layers from DIR (default: beside the suite)")
     args = parser.parse_args(argv)
     if os.environ.pop(FULL_GRID_VAR, None):
         print(f"suite_cases: {FULL_GRID_VAR} ignored: listing the default grid", file=sys.stderr)
-    cases = suite_cases(args.benchmark_dir)
+    cases = suite_cases(args.benchmark_dir, args.package_dir)
     print("\n".join(bench_regexes(cases["timings"])) if args.regexes else json.dumps(cases, indent=1))
     return 0
 

@@ -10,7 +10,7 @@ from .compare import DEFAULT_THRESHOLD, check_round_size, compare_table
 from .gradients import gradients_table
 from .limits import read_calibrations
 from .output import check_output, matplotlib_confined, staged_output
-from .reader import read_results
+from .reader import read_benchmarks, read_results
 from .summary import headline, summary_markdown
 from .tables import resolve_commits, speedup_table
 
@@ -29,12 +29,14 @@ class Report:
 
 def build_report(results_dir: Path | str, output_dir: Path | str,
                  threshold: float = DEFAULT_THRESHOLD, commits: list[str] | None = None,
-                 with_plots: bool = True, round_size: int | None = None) -> Report:
+                 with_plots: bool = True, round_size: int | None = None,
+                 cases: dict[str, list[str]] | None = None) -> Report:
     """Read ``results_dir`` and write timings.csv, speedup.csv, gradients.csv,
     compare.csv, summary.md and the PNG plots into ``output_dir`` (created if missing),
     all or nothing: bad results, or a failure anywhere while writing or plotting, leave
     the output directory as it was (see ``output``). ``threshold``: compare.csv's
-    practical threshold; ``round_size``: samples per round of the compared runs."""
+    practical threshold; ``round_size``: samples per round of the compared runs;
+    ``cases``: the cases the comparison ran (compare.read_compared_cases)."""
     check_output(output_dir, results_dir)
     with_samples = read_results(results_dir, with_samples=True)
     timings = with_samples.drop(columns="samples")
@@ -42,7 +44,8 @@ def build_report(results_dir: Path | str, output_dir: Path | str,
     check_round_size(with_samples, pair, round_size)
     speedup = speedup_table(timings)
     gradients = gradients_table(timings)
-    compare = compare_table(with_samples, pair, threshold, round_size)
+    benchmarks = read_benchmarks(Path(results_dir)) if cases is not None else None
+    compare = compare_table(with_samples, pair, threshold, round_size, cases, benchmarks)
     calibrations = read_calibrations(results_dir, timings["machine"].unique())
     summary = summary_markdown(timings, speedup, gradients, compare, threshold, calibrations)
     report = Report(timings, speedup, gradients, compare, headline(speedup, gradients), pair)

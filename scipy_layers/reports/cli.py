@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from .build import build_report
-from .compare import DEFAULT_THRESHOLD
+from .compare import DEFAULT_THRESHOLD, read_compared_cases
 from .errors import ReportError, complain, one_line, silence
 from .gate import account, findings, measured_in_both, only_changed_environments
 from .markdown import printable
@@ -76,6 +76,10 @@ def parser() -> argparse.ArgumentParser:
                         "--interleave-rounds --record-samples, as make compare runs it); "
                         "without it each commit's samples count as one round and every "
                         "timing verdict is inconclusive")
+    p.add_argument("--cases", metavar="FILE",
+                   help="the cases the comparison ran (JSON, as tools/suite_cases.py lists "
+                        "them; make compare writes it): asv's NaN outside them is no result "
+                        "(missing), not a skip")
     p.add_argument("--gate", action="store_true",
                    help="exit 1 on a confirmed slowdown (verdict slower, non-native), a "
                         "non-native timing that ran at A and fails or is skipped at B, "
@@ -116,8 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         if results == "":
             raise ReportError("the results directory is an empty path; name asv's results "
                               f"directory (default {DEFAULT_RESULTS})")
+        cases = read_compared_cases(args.cases) if args.cases is not None else None
         report = build_report(results, output, threshold=args.threshold, commits=args.commits,
-                              with_plots=not args.no_plots, round_size=args.round_size)
+                              with_plots=not args.no_plots, round_size=args.round_size,
+                              cases=cases)
         if args.gate and report.commits is None:
             raise ReportError("--gate needs two commits in the results (one was found); "
                               "the reports were written")

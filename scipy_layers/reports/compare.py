@@ -4,15 +4,19 @@ gradient-error jumps flagged beside the speed, and a note where the two commits 
 different environments. The statistics are in ``stats`` (why they are what they are)."""
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
 from . import stats
 from .environment import ENV_COLUMNS, differences
-from .errors import ReportError
+from .errors import ReportError, ResultsError
 from .gradients import tolerance_by_name
 from .naming import NATIVE
 from .tables import param_columns, with_blank_params
+from .validate import load_json
 
 DEFAULT_THRESHOLD = 0.05  # changes under 5% are "unchanged": below what matters here
 ALPHA = 0.05              # false discovery rate of the faster/slower calls
@@ -34,12 +38,61 @@ def case_columns(table: pd.DataFrame) -> list[str]:
             "machine", "env"]
 
 
+def read_compared_cases(path: Path | str) -> dict[str, list[str]]:
+    """--cases: the cases a comparison ran, as tools/suite_cases.py lists them ({kind:
+    {benchmark: [asv's name of each parameter combination, "'scipy', '16x16'"]}}),
+    merged over the kinds."""
+    path = Path(path)
+    data = load_json(path)
+    problem = ResultsError(path, "is not a list of compared cases ({\"timings\": "
+                                 "{benchmark: [\"'p1', 'p2'\", ...]}, \"tracks\": {...}}, as "
+                                 "tools/suite_cases.py writes)")
+    if not isinstance(data, dict):
+        raise problem
+    cases: dict[str, list[str]] = {}
+    for kind in data.values():
+        if not isinstance(kind, dict):
+            raise problem
+        for name, combos in kind.items():
+            if not (isinstance(combos, list) and all(isinstance(c, str) for c in combos)):
+                raise problem
+            cases.setdefault(name, []).extend(combos)
+    return cases
+
+
+def _in_cases(table: pd.DataFrame, cases: dict[str, list[str]], benchmarks: dict) -> pd.Series:
+    """Whether each row's benchmark and parameters are among ``cases``. A combination's
+    values are read as the reader reads asv's (str of the literal)."""
+    wanted: dict[str, set] = {}
+    for name, combos in cases.items():
+        for combo in combos:
+            try:
+                values = ast.literal_eval(f"[{combo}]")
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                continue  # no row can match what no value reads as
+            wanted.setdefault(name, set()).add(tuple(map(str, values)))
+    found = pd.Series(False, index=table.index)
+    for name, rows in table[table["benchmark"].isin(list(wanted))].groupby("benchmark"):
+        params = [p for p in benchmarks.get(name, {}).get("param_names") or [] if p in rows]
+        keys = zip(*(rows[p].astype(str) for p in params)) if params else [()] * len(rows)
+        found[rows.index] = [key in wanted[name] for key in keys]
+    return found
+
+
 def compare_table(timings: pd.DataFrame, commits: tuple[str, str] | None,
-                  threshold: float = DEFAULT_THRESHOLD, round_size: int | None = None) -> pd.DataFrame:
+                  threshold: float = DEFAULT_THRESHOLD, round_size: int | None = None,
+                  cases: dict[str, list[str]] | None = None,
+                  benchmarks: dict | None = None) -> pd.DataFrame:
     """Commit A (before) and B (after) side by side; ``timings`` from read_results
     (with_samples=True for the statistics; without samples each commit is one round).
-    ``round_size``: the samples per round the runs used (asv's -a repeat=N)."""
+    ``round_size``: the samples per round the runs used (asv's -a repeat=N). ``cases``
+    (read_compared_cases; with ``benchmarks``, benchmarks.json): the cases the
+    comparison ran. asv's NaN is a skip only among them: a result file holds NaN, too,
+    for every case a run did not select, so outside them it is no result ("missing")."""
     table = with_blank_params(timings)
+    if cases is not None:
+        unasked = ~_in_cases(table, cases, benchmarks or {}) & (table["status"] == "skipped")
+        table.loc[unasked, "status"] = "missing"
     case = case_columns(table)
     if commits is None:  # a single commit: the columns, no rows
         return pd.DataFrame(columns=case + RESULT_COLUMNS)

@@ -1,0 +1,161 @@
+"""Which cases make compare compares (tools/compared_cases.py): the timing cases that run
+at either commit, each commit's own package asked; and what the report makes of asv's
+NaN outside the cases a comparison ran (--cases)."""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import compared_cases  # noqa: E402
+
+METHODS = "bench_fft_abs.FFTAbsMethods.time_forward_backward"
+
+
+def _head_is_committed_package() -> bool:
+    return subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "scipy_layers"],
+                          cwd=ROOT).returncode == 0
+
+
+def test_a_commit_whose_package_lacks_an_implementation_lists_none_of_its_cases(
+        tmp_path, monkeypatch):
+    """The hostile pass's case: at a commit without "scipy-matrix" its FFT cases are not
+    among the cases that run there; they are under the working tree's package."""
+    def package_without_matrix(commit, into):
+        subprocess.run(f"git archive --format=tar HEAD scipy_layers | tar -x -C {into}",
+                       shell=True, check=True, cwd=ROOT)
+        registry = into / "scipy_layers" / "registry.py"
+        text, count = re.subn(r'\n *"scipy-matrix": Implementation\(.*?\),\n(?= *")', "\n",
+                              registry.read_text(), flags=re.S)
+        assert count == 1
+        registry.write_text(text)
+
+    monkeypatch.setattr(compared_cases, "_package_at", package_without_matrix)
+    at_commit = compared_cases.list_cases("box", tmp_path, commit="0" * 40)
+    combos = at_commit["timings"][METHODS]
+    assert combos and not any("'scipy-matrix'" in c for c in combos)
+    assert any("'scipy-fft'" in c for c in combos)
+    # cached by the commit: asked again, the suite is not run again
+    monkeypatch.setattr(compared_cases, "_ask_suite", lambda package_dir: pytest.fail("asked"))
+    assert compared_cases.list_cases("box", tmp_path, commit="0" * 40) == at_commit
+
+
+@pytest.mark.skipif(not _head_is_committed_package(), reason="HEAD's package is not the tree's")
+def test_the_package_at_a_commit_is_the_one_git_holds(tmp_path):
+    compared_cases._package_at("HEAD", tmp_path)
+    for path in (ROOT / "scipy_layers").rglob("*.py"):
+        assert (tmp_path / path.relative_to(ROOT)).read_bytes() == path.read_bytes()
+
+
+def test_a_commit_git_does_not_have_is_a_one_line_error(tmp_path):
+    with pytest.raises(compared_cases.CompareError, match="git archive 00000000 scipy_layers failed"):
+        compared_cases._package_at("0" * 40, tmp_path)
+
+
+def test_union_keeps_the_first_order_and_adds_what_only_the_second_runs():
+    head = {"a": ["1", "2"], "b": []}
+    base = {"a": ["2", "3"], "b": ["4"], "c": []}
+    assert compared_cases.union(head, base) == {"a": ["1", "2", "3"], "b": ["4"]}
+    assert compared_cases.within({"a": ["1", "2", "3"], "b": ["4"]}, base) == {
+        "a": ["2", "3"], "b": ["4"]}
+
+
+def test_the_cache_keeps_a_few_listings_and_drops_the_oldest(tmp_path, monkeypatch):
+    monkeypatch.setattr(compared_cases, "_ask_suite", lambda package_dir: {"timings": {}})
+    monkeypatch.setattr(compared_cases, "_package_at", lambda commit, into: None)
+    for n in range(6):
+        compared_cases.list_cases("box", tmp_path, commit=f"{n:040d}")
+    assert len(list(tmp_path.glob("suite-cases-*.json"))) == compared_cases.CACHE_FILES_KEPT
+
+
+# --- make compare's use of them (tools/compare_commits.py, on test_compare_commits' fakes)
+
+from test_compare_commits import BASE, CASES, HEAD, TIME, fake  # noqa: E402,F401
+import compare_commits as cc  # noqa: E402
+
+NATIVE, SCIPY = "'native', '16x16'", "'scipy', '16x16'"
+
+
+def _listing(at_head, at_base):
+    """list_cases giving B's package ``at_head`` and A's ``at_base`` timing cases of TIME
+    (an exception instance: raised)."""
+    def list_cases(machine, cache, commit=None):
+        combos = at_head if commit is None else at_base
+        if isinstance(combos, Exception):
+            raise combos
+        return {"timings": {TIME: combos}, "tracks": CASES["tracks"]}
+    return list_cases
+
+
+def compared_cases_regex(combos):
+    import suite_cases
+    return suite_cases.bench_regexes({TIME: combos})[0]
+
+
+def _selected(command):
+    return [command[i + 1] for i, arg in enumerate(command) if arg == "-b"]
+
+
+def _results(fake, commit):
+    path = fake.results / "box" / f"{commit[:8]}-env.json"
+    return path, json.loads(path.read_text())
+
+
+def test_a_case_only_a_runs_is_timed_at_both_and_compared(fake, monkeypatch):
+    """B's setup skips "scipy" (an implementation gone): it is timed at both, so that B's
+    NaN there is a skip asv saw, which the gate calls "now skipped"."""
+    monkeypatch.setattr(cc, "list_cases", _listing([NATIVE], [NATIVE, SCIPY]))
+    assert cc.main([]) == 0
+    timings = fake.calls[0][0]
+    assert _selected(timings)[0] == compared_cases_regex([NATIVE, SCIPY])
+    assert json.loads(Path(fake.calls[2][0][-1]).read_text())["timings"] == {TIME: [NATIVE, SCIPY]}
+
+
+def test_a_nan_where_the_commit_runs_the_case_is_not_reused(fake, monkeypatch, capsys):
+    """A results file holds NaN for a case its run did not select (asv's -b): where the
+    commit runs that case, those results cannot stand for it (they read as a skip)."""
+    monkeypatch.setattr(cc, "list_cases", _listing([NATIVE, SCIPY], [NATIVE, SCIPY]))
+    assert cc.main([]) == 0
+    path, data = _results(fake, BASE)
+    data["results"][TIME][0][1] = float("nan")  # "scipy" at A: not selected then
+    path.write_text(json.dumps(data))
+    fake.calls.clear()
+    capsys.readouterr()
+    assert cc.main([]) == 0
+    out = capsys.readouterr().out
+    assert f"{BASE[:8]}: to time: {TIME}({SCIPY}) has no result (NaN: not selected" in out
+    assert f"{HEAD[:8]}: reused" in out
+
+
+def test_a_nan_where_the_commit_skips_the_case_is_reused(fake, monkeypatch, capsys):
+    monkeypatch.setattr(cc, "list_cases", _listing([NATIVE], [NATIVE, SCIPY]))
+    assert cc.main([]) == 0
+    path, data = _results(fake, HEAD)
+    data["results"][TIME][0][1] = float("nan")  # "scipy" at B: its setup skips it
+    path.write_text(json.dumps(data))
+    fake.calls.clear()
+    capsys.readouterr()
+    assert cc.main([]) == 0
+    assert capsys.readouterr().out.count("reused: its results on this machine are comparable") == 2
+
+
+def test_where_a_cannot_be_listed_b_s_cases_are_used_and_a_nan_at_a_is_a_skip(
+        fake, monkeypatch, capsys):
+    monkeypatch.setattr(cc, "list_cases", _listing(
+        [NATIVE, SCIPY], cc.CompareError("tools/suite_cases.py failed: ImportError: x")))
+    assert cc.main([]) == 0
+    err = capsys.readouterr().err
+    assert "note: the cases that run at A are not known (tools/suite_cases.py failed: " \
+           "ImportError: x); A is timed on B's" in err
+    assert _selected(fake.calls[0][0])[0] == compared_cases_regex([NATIVE, SCIPY])
+    path, data = _results(fake, BASE)
+    data["results"][TIME][0][1] = float("nan")
+    path.write_text(json.dumps(data))
+    fake.calls.clear()
+    capsys.readouterr()
+    assert cc.main([]) == 0
+    assert capsys.readouterr().out.count("reused: its results on this machine are comparable") == 2
