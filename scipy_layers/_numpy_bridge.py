@@ -32,12 +32,14 @@ from torch.autograd import Function
 from ._autocast import any_autocast, autocast_devices, in_float32
 from ._checks import PLAIN_TENSORS
 from ._numpy_quiet import numpy_quiet
-from ._torch_protocols import check_not_tracing, opaque_to_compile, torch_function_layer
+from ._torch_protocols import (check_backward_not_jit_traced, check_not_tracing,
+                               jit_trace_error, opaque_to_compile, torch_function_layer)
 
 _unwrap_if_dead = torch._C._functorch.unwrap_if_dead
 _has_torch_function = torch._C._has_torch_function  # (also True under a TorchFunctionMode)
 _functorch_active = torch._C._are_functorch_transforms_active
 _is_grad_enabled = torch._C.is_grad_enabled
+_is_jit_tracing = torch._C._is_tracing  # (torch.jit.is_tracing less its Python frame)
 
 
 def apply_positional(cls, *args):
@@ -49,7 +51,8 @@ def apply_positional(cls, *args):
     functorch wrappers and calls the C apply, which this does directly. Under a transform
     (vmap, grad, ...) torch's own path runs. Under ``torch.autocast``: see
     :func:`in_float32`. Under ``make_fx`` and non-strict ``torch.export``: see
-    :func:`check_not_tracing`.
+    :func:`check_not_tracing`. Under ``torch.jit.trace``, a Function with a ForwardState
+    (an argument beyond ``cls.PUBLIC_ARGUMENTS``) is refused: see :func:`jit_trace_error`.
 
     A tensor subclass with ``__torch_function__`` (or a TorchFunctionMode) gets the call
     through that protocol, as native ops give it theirs (:func:`torch_function_layer`).
@@ -68,6 +71,8 @@ def apply_positional(cls, *args):
     count = cls.TENSOR_ARGUMENTS
     if _has_torch_function(args[:count]):
         return torch_function_layer(cls.apply, args[:count], *args[:cls.PUBLIC_ARGUMENTS])
+    if _is_jit_tracing() and len(args) > cls.PUBLIC_ARGUMENTS:  # (a ForwardState)
+        raise jit_trace_error(cls.LAYER, cls.NATIVE_TWIN)
     check_not_tracing()
     if any_autocast():
         devices = autocast_devices(args)
@@ -248,6 +253,7 @@ def numpy_gradients(name: str, compute, state, *tensors):
     torch.func transform is active (the step unwraps, vmaps and guards it)."""
     check_not_legacy_batched(name, *tensors)
     check_not_tracing()  # (make_fx of a backward would record its result as a constant)
+    check_backward_not_jit_traced(name)  # (and so would torch.jit.trace)
     # (the one test of a direct call: FFTAbsFunction.backward hands its spectrum over
     # to be overwritten by the same test)
     if computes_directly():

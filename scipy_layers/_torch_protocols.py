@@ -166,6 +166,33 @@ def check_not_tracing() -> None:
         "torch.nn.Conv2d), or use torch.compile, where each layer call is a graph break")
 
 
+def jit_trace_error(layer: str, native_twin: str) -> RuntimeError:
+    """For a layer call under ``torch.jit.trace`` that passes per-call state (the
+    ForwardState that forward fills for its backward): the trace records the call's
+    arguments as constants, so every later call of the traced function would share this
+    one state, and a backward would read whichever call ran last (another input's
+    spectrum or windows: a wrong gradient, or an "invalid gradient" shape error), and
+    what forward kept there would never be freed."""
+    return RuntimeError(
+        f"torch.jit.trace cannot record {layer}: the trace would hold this call's forward "
+        f"state (what forward keeps for backward) as a constant that every later call of "
+        f"the traced function shares, so a backward after a second call would compute "
+        f"the wrong gradient. Use torch.compile (each layer call is a graph break), call "
+        f"the layer eagerly, or trace its native twin, {native_twin}")
+
+
+def check_backward_not_jit_traced(name: str) -> None:
+    """A clear error for a layer's backward run while ``torch.jit.trace`` records (a
+    traced function that calls ``torch.autograd.grad``): the gradient numpy computes
+    would enter the trace as a constant, this call's gradient for every later input."""
+    if torch._C._is_tracing():
+        raise RuntimeError(
+            f"torch.jit.trace cannot record {name}'s backward: it computes the gradient "
+            f"with numpy/scipy, so the trace would hold this call's gradient as a "
+            f"constant (wrong for any other input). Compute gradients outside the traced "
+            f"function, or trace the layer's native twin")
+
+
 def refuse_scripting(module):
     """For ``__prepare_scriptable__``, which torch.jit.script calls on a module and each
     submodule before it compiles them: a clear error where TorchScript would stop deep in

@@ -197,7 +197,7 @@ class ScipyConv2dFunction(Function):
     # __torch_function__ handler gets (all but the ForwardState)
     TENSOR_ARGUMENTS, PUBLIC_ARGUMENTS = 3, 4
     # (for errors that send the user to the layer's native twin)
-    LAYER, NATIVE_TWIN = "scipy_conv2d / ScipyConv2d", "native_conv2d"
+    LAYER, NATIVE_TWIN = "scipy_conv2d / ScipyConv2d", "native_conv2d / NativeConv2d"
 
     @classmethod
     @opaque_to_compile

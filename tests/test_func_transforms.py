@@ -210,7 +210,7 @@ def test_functionalize_names_the_layer_and_the_way_out(case, nesting):
         run = lambda: vmap(functionalize(ours), in_dims=in_dims)(x[None], *rest)  # noqa: E731
     else:
         run = lambda: functionalize(vmap(ours, in_dims=in_dims))(x[None], *rest)  # noqa: E731
-    layer, twin = {"scipy_conv2d-auto": ("scipy_conv2d", "native_conv2d"),
+    layer, twin = {"scipy_conv2d-auto": ("scipy_conv2d", "native_conv2d / NativeConv2d"),
                    "conv2d-im2col-plain": ("scipy_layers.conv2d", "torch.nn.functional.conv2d"),
                    "fft_abs": ("fft_abs", "native_fft_abs"),
                    "incorrect_fft": ("incorrect_fft", "native_fft_abs")}[case]

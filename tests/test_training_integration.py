@@ -154,6 +154,98 @@ def test_jit_trace_of_conv2d_is_refused_clearly():
         torch.jit.trace(lambda a: sl.conv2d(a, torch.ones(4, 3, 3, 3, dtype=D)), x)
 
 
+def _direct_nchw_apply(x):  # (the batched conv's Function, called as the tutorial does)
+    from scipy_layers._nchw_args import check_conv2d_arguments
+    from scipy_layers.nn import Conv2dNCHWFunction
+    w = torch.ones(4, 3, 3, 3, dtype=D)
+    geometry = check_conv2d_arguments(x, w, None, 1, 0, 1, 1)
+    return Conv2dNCHWFunction.apply(x, w, None, geometry, "im2col")
+
+
+# (entry point, the layer its error names, native twin, input shape): every call that
+# hands its Function a per-call ForwardState
+TRACED_WITH_STATE = {
+    "fft_abs": (lambda x: sl.fft_abs(x), "fft_abs", "native_fft_abs", (2, 8, 8)),
+    "FFTAbsFunction.apply": (lambda x: sl.FFTAbsFunction.apply(x), "fft_abs",
+                             "native_fft_abs", (2, 8, 8)),
+    "scipy_conv2d": (lambda x: sl.scipy_conv2d(x, torch.ones(3, 3, dtype=D)),
+                     "scipy_conv2d / ScipyConv2d", "native_conv2d / NativeConv2d", (10, 10)),
+    "ScipyConv2d": (lambda x: sl.ScipyConv2d(3, 3).double(), "scipy_conv2d / ScipyConv2d",
+                    "native_conv2d / NativeConv2d", (10, 10)),
+    "ScipyConv2dFunction.apply": (
+        lambda x: sl.ScipyConv2dFunction.apply(x, torch.ones(3, 3, dtype=D)),
+        "scipy_conv2d / ScipyConv2d", "native_conv2d / NativeConv2d", (10, 10)),
+    "Conv2dNCHWFunction.apply": (_direct_nchw_apply, r"scipy_layers\.conv2d / Conv2d",
+                                 r"torch\.nn\.functional\.conv2d", (2, 3, 8, 8)),
+}
+
+
+@pytest.mark.parametrize("entry", list(TRACED_WITH_STATE))
+def test_jit_trace_of_a_layer_with_forward_state_is_refused_clearly(entry):
+    # The trace recorded the call's ForwardState as a constant (the graph read
+    # "^FFTAbsFunction(auto, ForwardState(empty))(%x)"), shared by every later call of
+    # the traced function: a backward after a second call got that call's gradient
+    # (fft_abs 46 off native, ScipyConv2d's grad_filter 29), a no_grad call in between
+    # flipped a gradient's sign, another input size gave an "invalid gradient" error,
+    # and every call's spectrum was queued forever (hostile pass 94).
+    make, layer, twin, shape = TRACED_WITH_STATE[entry]
+    x = torch.randn(*shape, dtype=D)
+    module = make(x) if entry == "ScipyConv2d" else None
+    traced = module if module is not None else make
+    with pytest.raises(RuntimeError, match=rf"^torch\.jit\.trace cannot record {layer}: "
+                                           rf".*torch\.compile.*native twin, {twin}$"):
+        torch.jit.trace(traced, x)
+    if entry == "ScipyConv2d":  # (inside a user's module too)
+        class Outer(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.inner = sl.ScipyConv2d(3, 3).double()
+
+            def forward(self, a):
+                return self.inner(a).relu()
+        with pytest.raises(RuntimeError, match=r"^torch\.jit\.trace cannot record"):
+            torch.jit.trace(Outer(), x)
+
+
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # (the numpy inside it)
+def test_jit_trace_of_incorrect_fft_runs_it_afresh_per_call():
+    # BadFFTFunction keeps no state outside autograd's saved tensors: the trace records
+    # one Python op that calls BadFFTFunction.apply anew on each call, so it stays
+    # traceable. Two calls (the second of another size, a third without grad) before
+    # the first call's backward give the first call's eager gradient.
+    class Tutorial(torch.nn.Module):
+        def forward(self, a):
+            return sl.incorrect_fft(a * 2)
+    traced = torch.jit.trace(Tutorial(), torch.randn(2, 8, 8, dtype=D))
+    x1 = torch.randn(2, 8, 8, dtype=D, requires_grad=True)
+    y1 = traced(x1)
+    y2 = traced(torch.randn(3, 10, 7, dtype=D, requires_grad=True))
+    with torch.no_grad():
+        traced(torch.randn(2, 8, 8, dtype=D))
+    assert y2.shape == (3, 10, 4)
+    g = torch.randn_like(y1)
+    got, = torch.autograd.grad(y1, x1, g)
+    x1e = x1.detach().requires_grad_()
+    y1e = sl.incorrect_fft(x1e * 2)
+    want, = torch.autograd.grad(y1e, x1e, g)
+    torch.testing.assert_close(y1, y1e)
+    torch.testing.assert_close(got, want)
+
+
+def test_jit_trace_of_incorrect_fft_backward_is_refused_clearly():
+    # A traced function that differentiates the layer: the gradient numpy computed entered
+    # the trace as a constant (this grad_output's, for every later one). (The other
+    # layers' forwards are refused under the trace already.)
+    def grad_of_layer(x, g):
+        x = x.detach().requires_grad_()
+        return torch.autograd.grad((sl.incorrect_fft(x) * g).sum(), x)[0]
+
+    x = torch.randn(8, 8, dtype=D)
+    with pytest.raises(RuntimeError, match=r"^torch\.jit\.trace cannot record "
+                                           r"BadFFTFunction's backward: .*native twin$"):
+        torch.jit.trace(grad_of_layer, (x, torch.randn(8, 5, dtype=D)))
+
+
 def test_meta_tensors_under_autocast_give_the_shape():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert sl.conv2d(torch.empty(2, 3, 8, 8, device="meta"),
