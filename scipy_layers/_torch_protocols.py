@@ -99,6 +99,9 @@ def graph_break_here(fn):
     fullgraph=True)`` of one says "found no compiled frames" (torch's error); of a
     program or module that calls it, this message."""
     never_compiled(fn)
+    # torch.jit.script calls this on a function it is asked to compile, alone or called
+    # from a module's forward it compiles: see refuse_scripting_function
+    fn.__prepare_scriptable__ = functools.partial(refuse_scripting_function, fn)
     fn._torchdynamo_disable = True
     fn._torchdynamo_disable_msg = (
         f"{fn.__qualname__} runs numpy/scipy, which no graph can hold: each call "
@@ -193,13 +196,28 @@ def check_backward_not_jit_traced(name: str) -> None:
             f"function, or trace the layer's native twin")
 
 
-def refuse_scripting(module):
+def refuse_scripting(module, scriptable="torch.nn.Conv2d"):
     """For ``__prepare_scriptable__``, which torch.jit.script calls on a module and each
     submodule before it compiles them: a clear error where TorchScript would stop deep in
     the layer's Python ("Don't support conversion in JoinedStr", "Can't redefine method:
-    forward")."""
+    forward"). ``scriptable``: what to script instead."""
     raise RuntimeError(
         f"torch.jit.script cannot compile {type(module).__name__}: its forward runs "
         f"Python that TorchScript cannot express (numpy/scipy, argument checks). Use "
-        f"torch.compile (each layer call is a graph break), or torch.nn.Conv2d where a "
+        f"torch.compile (each layer call is a graph break), or {scriptable} where a "
         f"scripted model is needed")
+
+
+def refuse_scripting_function(fn):
+    """For a layer function's (or a Function's method's) ``__prepare_scriptable__``, which
+    torch.jit.script calls on a function it compiles, alone or called from a module's
+    forward: a clear error where TorchScript stopped in the layer's Python ("Compiled
+    functions can't take variable number of arguments or use keyword-only arguments with
+    defaults", "undefined value apply_positional"). The native twins run Python argument
+    checks that TorchScript cannot compile either: the way out is torch's own ops."""
+    raise RuntimeError(
+        f"torch.jit.script cannot compile {fn.__qualname__}: it runs numpy/scipy, which "
+        f"TorchScript cannot express. Use torch.compile (each layer call is a graph "
+        f"break), or, where a scripted model is needed, torch's own ops: "
+        f"torch.nn.functional.conv2d for the convolutions, torch.fft.rfft2(x).abs() for "
+        f"the FFT layers")

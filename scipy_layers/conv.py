@@ -349,7 +349,9 @@ class ScipyConv2d(torch.nn.Module):
         return f"filter={tuple(self.filter.shape)}, method={self.method!r}"
 
     def __prepare_scriptable__(self):
-        refuse_scripting(self)
+        # (its native twin NativeConv2d runs Python argument checks: not scriptable either)
+        refuse_scripting(self, "torch.nn.functional.conv2d on input[None, None] and "
+                               "filter[None, None] (what NativeConv2d computes)")
 
     # As nn.Conv2d's forward and _conv_forward: the parameters are read here, so that a
     # parametrization of them compiles (hostile pass), and neither frame is compiled on

@@ -141,5 +141,66 @@ def test_jit_script_of_a_layer_module_names_it():
             torch.jit.script(module)
 
 
+def test_jit_script_of_a_users_module_calling_a_layer_function_names_it():
+    """A user's module whose forward calls a layer function: TorchScript compiled the
+    function and stopped in its Python ("Compiled functions can't take variable number
+    of arguments or use keyword-only arguments with defaults" for conv2d, "undefined
+    value apply_positional" for fft_abs and scipy_conv2d, pointing at
+    _torch_protocols.py with fft.py's source; hostile pass 94); now the function refuses
+    by name, as does scripting the function itself."""
+    import torch
+
+    import scipy_layers as sl
+
+    class UsesConv(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.randn(4, 3, 3, 3))
+
+        def forward(self, x):
+            return sl.conv2d(x, self.w, None, 1, 1)
+
+    class UsesFFT(torch.nn.Module):
+        def forward(self, x):
+            return sl.fft_abs(x)
+
+    class UsesTutorialFFT(torch.nn.Module):
+        def forward(self, x):
+            return sl.incorrect_fft(x)
+
+    class UsesScipy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.f = torch.nn.Parameter(torch.randn(3, 3))
+
+        def forward(self, x):
+            return sl.scipy_conv2d(x, self.f)
+
+    for module, name in ((UsesConv(), "conv2d"), (UsesFFT(), "fft_abs"),
+                         (UsesTutorialFFT(), "incorrect_fft"), (UsesScipy(), "scipy_conv2d")):
+        expected = (f"^torch.jit.script cannot compile {name}: it runs numpy/scipy.*"
+                    f"torch.compile.*torch.nn.functional.conv2d.*torch.fft.rfft2")
+        with pytest.raises(RuntimeError, match=expected):
+            torch.jit.script(module)
+        with pytest.raises(RuntimeError, match=expected):
+            torch.jit.script(getattr(sl, name))
+
+
+def test_jit_script_of_the_tutorial_module_names_what_to_script_instead():
+    """ScipyConv2d's refusal sent the user to torch.nn.Conv2d, a 4-D batched layer; its
+    native twin NativeConv2d is refused too (Python argument checks), so the message
+    names the scriptable computation NativeConv2d runs."""
+    import torch
+
+    import scipy_layers as sl
+    for module in (sl.ScipyConv2d(3, 2), sl.NativeConv2d(3, 2)):
+        with pytest.raises(RuntimeError, match=r"torch\.nn\.functional\.conv2d on "
+                                               r"input\[None, None\] and filter\[None, "
+                                               r"None\] \(what NativeConv2d computes\)"):
+            torch.jit.script(module)
+    with pytest.raises(RuntimeError, match=r"torch\.nn\.Conv2d where a scripted model"):
+        torch.jit.script(sl.Conv2d(3, 4, 3))
+
+
 if __name__ == "__main__":
     main(sys.argv[1:])
