@@ -102,7 +102,9 @@ class BadFFTFunction(Function):
         check_fft_input(input)
         if shape_only(input):  # meta tensors, or an empty batch
             return input.new_zeros(_rfft2_shape(input))
-        # numpy.fft, as in the tutorial (it computes in float64 whatever the input).
+        # numpy.fft, as in the tutorial: numpy < 2.0 computes in float64 whatever the
+        # input, numpy >= 2.0 keeps float32 in single precision (complex64); to_tensor
+        # gives the input's dtype either way.
         result = np.abs(np.fft.rfft2(to_numpy(input)))
         return to_tensor(result, like=input)
 
@@ -156,7 +158,8 @@ class FFTAbsFunction(Function):
     +j and its Hermitian mirror), and c_j = 1 for column 0 and, for even W, column W/2.
     ``norm="forward"`` undoes irfft2's 1/(H*W). Z/|Z| is taken as 0 where |Z| = 0, as
     torch's ``sgn(0) = 0``, so the gradient is defined everywhere.
-    scipy.fft keeps float32 in single precision (numpy.fft would compute in float64).
+    scipy.fft keeps float32 in single precision (numpy.fft did so only from numpy 2.0:
+    before, it computed in float64 whatever the input).
     ``method``: per axis, scipy.fft or a DFT matrix product (:mod:`scipy_layers._dft_axes`):
     "auto" (matrices on lengths up to 128 with a prime factor above 11, where a cost
     model says they are cheaper; such calls are redone on scipy.fft where matrices could
