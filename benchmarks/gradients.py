@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import traceback
 
 import torch
 
@@ -41,6 +42,14 @@ def _with_nonfinite(inputs):
     return (first, *inputs[1:])
 
 
+class CaseFailed:
+    """A combination whose comparison raised in ``setup_cache``: its traceback, as text
+    (asv pickles the table; an exception may not pickle)."""
+
+    def __init__(self, traceback_text: str):
+        self.traceback = traceback_text
+
+
 class _GradientAgreement:
     """Max absolute and relative error against the native twin, per output/gradient, in
     float64 and float32 (same inputs, same grad_output), per layout and values. A commit
@@ -70,22 +79,37 @@ class _GradientAgreement:
         Subclasses return it from their own ``setup_cache``: asv keys the cache by the
         function's file and line, so one inherited setup_cache would be shared by all."""
         torch.set_num_threads(1)
-        spec = LAYERS[self.layer]
         table = {}
         for combo in itertools.product(*self.params[:-1]):
             *case, layout, values = combo
             implementation, size, kernel, dtype = self.case(*case)
             if self._skip_reason(implementation, size, kernel, dtype) is not None:
                 continue
-            inputs = cached_inputs(self.layer, size, kernel, dtype, "cpu")
-            if values == "nonfinite":
-                inputs = _with_nonfinite(inputs)
-            if HAS_LAYOUTS:
-                leaves, prepare = as_layout(inputs, _LAYOUT_OF[layout])
-                table[combo] = compare_with_native(spec, implementation, leaves, prepare=prepare)
-            elif (layout, values) == ("contiguous", "finite"):  # an older commit
-                table[combo] = compare_with_native(spec, implementation, inputs)
+            try:
+                errors = self._compare(implementation, size, kernel, dtype, layout, values)
+            except Exception:  # noqa: BLE001 -- asv fails this combination, not the class
+                # Raising here would fail setup_cache, and with it every combination of
+                # every implementation of the layer: the traceback is kept (a string:
+                # asv pickles the table) and ``setup`` raises it for this one.
+                table[combo] = CaseFailed(traceback.format_exc())
+                continue
+            if errors is not None:
+                table[combo] = errors
         return table
+
+    def _compare(self, implementation, size, kernel, dtype, layout, values):
+        """compare_with_native's dict for one combination; None where this (older)
+        commit cannot run it."""
+        spec = LAYERS[self.layer]
+        inputs = cached_inputs(self.layer, size, kernel, dtype, "cpu")
+        if values == "nonfinite":
+            inputs = _with_nonfinite(inputs)
+        if HAS_LAYOUTS:
+            leaves, prepare = as_layout(inputs, _LAYOUT_OF[layout])
+            return compare_with_native(spec, implementation, leaves, prepare=prepare)
+        if (layout, values) == ("contiguous", "finite"):  # an older commit
+            return compare_with_native(spec, implementation, inputs)
+        return None
 
     def setup(self, table, *params):
         *combo, quantity = params
@@ -95,6 +119,8 @@ class _GradientAgreement:
         if tuple(combo) not in table:
             skip("this commit predates strided and non-finite gradient checks")
         errors = table[tuple(combo)]
+        if isinstance(errors, CaseFailed):  # asv reports this combination failed
+            raise RuntimeError("the comparison raised in setup_cache:\n" + errors.traceback)
         if quantity not in errors:
             skip(f"{self.layer} has no {quantity}")
         self.errors = errors[quantity]
