@@ -61,8 +61,10 @@ class _GradientAgreement:
 
     layer: str
     # 3: layout and values parameters; errors over the entries finite on both sides, and
-    # the count of entries whose finiteness differs from native's (asv cannot store inf)
-    version = "3"
+    # the count of entries whose finiteness differs from native's (asv cannot store inf);
+    # 4: the errors are NaN (asv: skipped) where no entry is finite on both sides (they
+    # read 0.0, a pass, though nothing was compared)
+    version = "4"
     timeout = 300
 
     def _skip_reason(self, implementation, size, kernel, dtype):
@@ -127,11 +129,13 @@ class _GradientAgreement:
 
     # (getattr: an older commit's Errors has only max_abs and max_rel)
     def track_max_abs_error(self, table, *params):
-        """Over the entries finite on both sides (non-finite ones: the mismatch count)."""
+        """Over the entries finite on both sides (non-finite ones: the mismatch count);
+        NaN (asv: skipped) where there is none."""
         return getattr(self.errors, "finite_max_abs", self.errors.max_abs)
 
     def track_max_rel_error(self, table, *params):
-        """Over the entries finite on both sides (non-finite ones: the mismatch count)."""
+        """Over the entries finite on both sides (non-finite ones: the mismatch count);
+        NaN (asv: skipped) where there is none."""
         return getattr(self.errors, "finite_max_rel", self.errors.max_rel)
 
     def track_nonfinite_mismatches(self, table, *params):

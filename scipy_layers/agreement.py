@@ -64,15 +64,19 @@ def tf32_off():
 @dataclass(frozen=True)
 class Errors:
     """``max_abs`` and ``max_rel`` over entries finite on both sides; both are +inf when
-    the sides disagree on which entries are finite (``nonfinite_mismatches`` entries).
+    the sides disagree on which entries are finite (``nonfinite_mismatches`` entries),
+    0.0 when no entry is finite on both sides and none disagrees (the two agree).
     ``finite_max_abs`` / ``finite_max_rel`` are the same figures without that +inf (what
-    the benchmark suite records beside the mismatch count: asv cannot store inf)."""
+    the benchmark suite records beside the mismatch count: asv cannot store inf), and
+    NaN where no entry is finite on both sides: nothing was compared, which is not an
+    error of 0 (asv stores NaN as "skipped"; the mismatch count says whether the sides
+    agree on where the non-finite entries are)."""
 
     max_abs: float
     max_rel: float
     nonfinite_mismatches: int = 0
-    finite_max_abs: float = 0.0
-    finite_max_rel: float = 0.0
+    finite_max_abs: float = float("nan")
+    finite_max_rel: float = float("nan")
 
 
 def max_errors(actual: torch.Tensor, expected: torch.Tensor) -> Errors:
@@ -86,12 +90,13 @@ def max_errors(actual: torch.Tensor, expected: torch.Tensor) -> Errors:
     actual, expected = actual.detach().double().cpu(), expected.detach().double().cpu()
     mismatches = int((actual.isfinite() != expected.isfinite()).sum())
     both = actual.isfinite() & expected.isfinite()
-    max_abs = max_rel = 0.0
-    if both.any():
-        ours, theirs = actual[both], expected[both]
-        max_abs = (ours - theirs).abs().max().item()
-        scale = theirs.abs().max().item()
-        max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else float("inf"))
+    if not both.any():  # nothing to compare: 0.0 as a verdict, NaN as a figure
+        inf_or_zero = float("inf") if mismatches else 0.0
+        return Errors(inf_or_zero, inf_or_zero, mismatches, float("nan"), float("nan"))
+    ours, theirs = actual[both], expected[both]
+    max_abs = (ours - theirs).abs().max().item()
+    scale = theirs.abs().max().item()
+    max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else float("inf"))
     if mismatches:
         return Errors(float("inf"), float("inf"), mismatches, max_abs, max_rel)
     return Errors(max_abs, max_rel, 0, max_abs, max_rel)

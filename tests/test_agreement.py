@@ -1,4 +1,6 @@
 """Forward and every gradient against the native twin on the same inputs."""
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -82,6 +84,27 @@ def test_registry_lists_a_native_twin_and_inputs_for_every_layer():
 def test_max_errors_scales_by_reference():
     err = max_errors(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 4.0]))
     assert err.max_abs == 2.0 and err.max_rel == 0.5
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+def test_max_errors_figures_are_nan_where_nothing_was_compared():
+    """Hostile pass 93: with no entry finite on both sides the figures the benchmark
+    suite records (finite_max_*) read 0.0, a perfect agreement, though nothing was
+    compared. They are NaN (asv: skipped); the verdict figures stay what they were: 0
+    where the non-finite patterns agree, inf where they do not."""
+    both_nonfinite = max_errors(torch.tensor([NAN, INF, -INF]), torch.tensor([INF, NAN, NAN]))
+    assert both_nonfinite.nonfinite_mismatches == 0
+    assert math.isnan(both_nonfinite.finite_max_abs) and math.isnan(both_nonfinite.finite_max_rel)
+    assert both_nonfinite.max_abs == both_nonfinite.max_rel == 0.0
+    # all NaN on finite input: every entry a mismatch, nothing compared
+    all_nan = max_errors(torch.full((3,), NAN), torch.tensor([1.0, 2.0, 3.0]))
+    assert all_nan.nonfinite_mismatches == 3 and all_nan.max_rel == INF
+    assert math.isnan(all_nan.finite_max_abs) and math.isnan(all_nan.finite_max_rel)
+    # one finite entry on both sides is a comparison
+    one = max_errors(torch.tensor([NAN, 2.0]), torch.tensor([NAN, 4.0]))
+    assert (one.finite_max_abs, one.finite_max_rel, one.nonfinite_mismatches) == (2.0, 0.5, 0)
 
 
 @pytest.mark.parametrize("padding", [0, 2])

@@ -1,7 +1,8 @@
 """The suite's gradient-agreement benchmarks (benchmarks/gradients.py): one comparison
-that raises fails its own combinations, not the class. (FFTAbsGradients: its setup_cache
-takes ~2 s.)"""
+that raises fails its own combinations, not the class; a comparison with nothing to
+compare records NaN, not an error of 0. (FFTAbsGradients: its setup_cache takes ~2 s.)"""
 import itertools
+import math
 import pickle
 
 import pytest
@@ -49,3 +50,26 @@ def test_one_raising_comparison_fails_its_combinations_only(monkeypatch):
     with pytest.raises(RuntimeError, match="scipy-matrix broke on batched input"):
         FFTAbsGradients().setup(table, "scipy-matrix", "4x31x30", "float64", "contiguous",
                                 "finite", "output")
+
+
+@pytest.fixture(scope="module")
+def fft_table():
+    return FFTAbsGradients().setup_cache()
+
+
+@pytest.mark.parametrize("quantity", ["output", "grad_input"])
+def test_nothing_compared_records_nan_not_zero(fft_table, quantity):
+    """Hostile pass 93: a NaN and an inf planted in a 16x16 image make every entry of
+    the FFT's output and input gradient non-finite, native's too: the max abs and rel
+    errors compared nothing and read 0.0 (a pass). NaN now (asv: skipped); the mismatch
+    count (0) says the two agree on where."""
+    params = ("scipy", "16x16", "float64", "contiguous", "nonfinite", quantity)
+    bench = FFTAbsGradients()
+    bench.setup(fft_table, *params)
+    assert math.isnan(bench.track_max_rel_error(fft_table, *params))
+    assert math.isnan(bench.track_max_abs_error(fft_table, *params))
+    assert bench.track_nonfinite_mismatches(fft_table, *params) == 0
+    # where something was compared, a figure
+    finite = ("scipy", "4x31x30", "float64", "contiguous", "nonfinite", quantity)
+    bench.setup(fft_table, *finite)
+    assert 0 <= bench.track_max_rel_error(fft_table, *finite) < 1e-10

@@ -208,9 +208,10 @@ def test_results_without_layout_and_values_read_with_blank_columns():
 CONV_MISMATCHES = "bench_conv2d.Conv2dGradients.track_nonfinite_mismatches"
 
 
-def with_mismatch_counts(tmp_path, counts: dict):
+def with_mismatch_counts(tmp_path, counts: dict, *changes):
     """The real results plus the suite's newer ``track_nonfinite_mismatches`` (0 for every
-    case but those in ``counts``: quantity -> entries) for the conv layer."""
+    case but those in ``counts``: quantity -> entries) for the conv layer, and
+    ``(benchmark, case, value)`` results set as in ``with_results``."""
     results = copy_results(tmp_path / "results")
     benchmarks = load(results / "benchmarks.json")
     benchmarks[CONV_MISMATCHES] = {**benchmarks[CONV_REL], "name": CONV_MISMATCHES,
@@ -223,6 +224,8 @@ def with_mismatch_counts(tmp_path, counts: dict):
     data["results"][CONV_MISMATCHES] = row
     for quantity, count in counts.items():
         row[column(data, "result")][case_index(data, CONV_REL, **CONV_CASE, quantity=quantity)] = count
+    for benchmark, case, value in changes:
+        data["results"][benchmark][column(data, "result")][case_index(data, benchmark, **case)] = value
     save(path, data)
     return gradients_table(read_results(results)).set_index(
         ["layer", "implementation", "size", "kernel", "dtype"])
@@ -237,3 +240,66 @@ def test_a_nonfinite_mismatch_count_fails_though_the_finite_errors_pass(tmp_path
     row = broken.loc[CONV_KEY]
     assert row["verdict"] == "fail" and row["worst_quantity"] == "grad_input"
     assert row["worst_rel_error"] == math.inf and row["grad_input_nonfinite_mismatches"] == 3
+
+
+def nothing_compared(*quantities):
+    """The suite's NaN max abs and rel errors (no entry finite on both sides) of these
+    quantities of the conv case."""
+    return [(name, {**CONV_CASE, "quantity": q}, math.nan)
+            for name in (CONV_REL, CONV_ABS) for q in quantities]
+
+
+def test_a_quantity_that_compared_nothing_is_not_compared_not_an_error(tmp_path):
+    """Hostile pass 93: the suite's errors read 0.0 (a pass) where no entry is finite on
+    both sides (a NaN and an inf planted in the image make every grad_filter entry
+    non-finite, native's too); they are NaN now, and beside a mismatch count of 0 that
+    is "nothing to compare", neither a pass of that quantity nor an error."""
+    table = with_mismatch_counts(tmp_path, {}, *nothing_compared("grad_filter"))
+    row = table.loc[CONV_KEY]
+    assert row["unmeasured"] == "" and row["not_compared"] == "grad_filter"
+    assert row["verdict"] == "pass"  # over the quantities compared
+    assert row["worst_quantity"] != "grad_filter"
+
+
+def test_a_case_that_compared_nothing_is_n_a_never_a_pass(tmp_path):
+    quantities = ("output", "grad_input", "grad_filter", "grad_bias")
+    table = with_mismatch_counts(tmp_path, {}, *nothing_compared(*quantities))
+    row = table.loc[CONV_KEY]
+    assert row["verdict"] == "n/a"
+    assert row["not_compared"] == "output+grad_input+grad_filter+grad_bias"
+    assert row["unmeasured"] == "" and math.isnan(row["worst_rel_error"])
+    assert table.loc[("conv2d", "scipy", "16x16", "3x3", "float32"), "verdict"] == "pass"
+
+
+def test_nothing_compared_with_mismatches_fails(tmp_path):
+    """All NaN where native is finite: nothing finite on both sides, every entry a
+    mismatch: a broken output, so fail (infinite error), not n/a."""
+    table = with_mismatch_counts(tmp_path, {"output": 9}, *nothing_compared("output"))
+    row = table.loc[CONV_KEY]
+    assert row["verdict"] == "fail" and row["worst_quantity"] == "output"
+    assert row["worst_rel_error"] == math.inf and row["not_compared"] == ""
+    # the whole case so: still fail, never n/a
+    quantities = ("output", "grad_input", "grad_filter", "grad_bias")
+    table = with_mismatch_counts(tmp_path / "b", {"output": 9}, *nothing_compared(*quantities))
+    assert table.loc[CONV_KEY, "verdict"] == "fail"
+
+
+def test_a_nan_error_without_a_mismatch_count_is_still_an_error(tmp_path):
+    """Without the count (older results, or a NaN count) a NaN error cannot be told from
+    a broken figure: error, as before."""
+    table = with_mismatch_counts(tmp_path, {"grad_filter": math.nan},
+                                 *nothing_compared("grad_filter"))
+    row = table.loc[CONV_KEY]
+    assert row["verdict"] == "error" and row["not_compared"] == ""
+    assert row["unmeasured"] == "grad_filter_max_abs+grad_filter_max_rel"
+
+
+def test_summary_shows_nothing_compared_as_n_a(tmp_path):
+    from scipy_layers.reports.summary import verdict_table
+    quantities = ("output", "grad_input", "grad_filter", "grad_bias")
+    table = with_mismatch_counts(tmp_path, {}, *nothing_compared(*quantities)).reset_index()
+    shown = verdict_table(table, "conv2d").set_index(["implementation", "size", "kernel", "dtype"])
+    row = shown.loc[("scipy", "16x16", "3x3", "float64")]
+    assert row["verdict"] == "n/a" and row["worst rel error"] == "n/a"
+    assert row["not compared"] == "output+grad_input+grad_filter+grad_bias"
+    assert shown.loc[("scipy", "16x16", "3x3", "float32"), "not compared"] == ""

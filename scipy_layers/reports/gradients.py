@@ -7,7 +7,12 @@ A broken gradient is never a pass: asv writes NaN both for a skipped case and fo
 the benchmark returned, so in a case where some figures were measured, an expected figure
 that is NaN or absent makes the verdict ``error``; a non-finite pattern that differs from
 native's (``track_nonfinite_mismatches`` > 0, or +inf from older suites) counts as an
-infinite error, so ``fail``."""
+infinite error, so ``fail``. The one NaN that is not an error: the suite's errors are
+over the entries finite on both sides and NaN where there is none, so a quantity whose
+errors are NaN beside a measured mismatch count compared nothing: ``fail`` with
+mismatches (e.g. all NaN where native is finite), else ``not_compared`` (native is
+non-finite there too), and a case that compared nothing at all is ``n/a``, never a
+pass."""
 from __future__ import annotations
 
 import functools
@@ -55,15 +60,50 @@ def expected_quantities(layer: str) -> list[str]:
     return ["output", *(f"grad_{name}" for name in spec.input_names)] if spec else []
 
 
-def _unmeasured(errors: pd.DataFrame, case: list[str], run: list[str]) -> pd.Series:
+def _known_nan(errors: pd.DataFrame, case: list[str]) -> pd.Series:
+    """Per row: a max_abs/max_rel figure that is NaN while its quantity's mismatch count
+    was measured (``ok``): the suite's mark for "no entry finite on both sides", not a
+    figure gone missing (the count says whether the two sides agree on it)."""
+    counted = errors[(errors["statistic"] == "nonfinite_mismatches") & (errors["status"] == "ok")]
+    nan = (errors["statistic"].isin(REQUIRED_ERROR_STATISTICS)
+           & (errors["status"] == "skipped"))
+    if counted.empty or not nan.any():
+        return pd.Series(False, index=errors.index)
+    keys = pd.MultiIndex.from_frame(counted[[*case, "quantity"]])
+    return nan & pd.MultiIndex.from_frame(errors[[*case, "quantity"]]).isin(keys)
+
+
+def _not_compared(errors: pd.DataFrame, case: list[str], known: pd.Series) -> pd.Series:
+    """Per case, the quantities (``+``-joined) with no entry finite on both sides and no
+    mismatch: native is non-finite wherever the implementation is, nothing to compare."""
+    agreeing = errors[(errors["statistic"] == "nonfinite_mismatches")
+                      & (errors["status"] == "ok") & (errors["value"] == 0)]
+    rows = errors[known & (errors["statistic"] == VERDICT_STATISTIC)]
+    if rows.empty or agreeing.empty:
+        return pd.Series(dtype=object)
+    keys = pd.MultiIndex.from_frame(agreeing[[*case, "quantity"]])
+    rows = rows[pd.MultiIndex.from_frame(rows[[*case, "quantity"]]).isin(keys)]
+    if rows.empty:
+        return pd.Series(dtype=object)
+    return rows.groupby(case, sort=False)["quantity"].agg(
+        lambda q: "+".join(sorted(set(q), key=_quantity_order)))
+
+
+def _quantity_order(quantity: str) -> tuple:
+    return (QUANTITY_ORDER.index(quantity) if quantity in QUANTITY_ORDER else 99, quantity)
+
+
+def _unmeasured(errors: pd.DataFrame, case: list[str], run: list[str],
+                known: pd.Series | None = None) -> pd.Series:
     """Per case, the figures (``<quantity>_<statistic>``) that should be there and are
     not: NaN (asv status skipped) or absent. Expected: the registry's quantities and any
     quantity measured in another case of the same layer and run, each with the max rel
     error (the verdict's figure) and the max abs error where the run measured it for
     the layer (make compare runs the max rel tracks alone: every verdict read "error").
     Blank for cases where nothing was measured (those are skipped, outdated or failed as
-    a whole)."""
-    measured = errors[errors["status"] != "skipped"]
+    a whole). ``known``: NaN figures that compared nothing (``_known_nan``), not missing."""
+    measured = errors[(errors["status"] != "skipped")
+                      | (False if known is None else known)]
     by_layer_run = measured.groupby(["layer", *run], sort=False)
     quantities_of, statistics_of = (by_layer_run[c].agg(set).to_dict()
                                     for c in ("quantity", "statistic"))
@@ -108,11 +148,15 @@ def gradients_table(timings: pd.DataFrame) -> pd.DataFrame:
     # pivot_table drops all-NaN groups however asked: the statuses below keep every case.
     statuses = errors.groupby(case, sort=False)["status"].agg(
         lambda s: "+".join(sorted(set(s))))
-    unmeasured = _unmeasured(errors, case, RUN_KEYS)
+    known = _known_nan(errors, case)
+    unmeasured = _unmeasured(errors, case, RUN_KEYS, known)
+    not_compared = _not_compared(errors, case, known)
     table = statuses.to_frame().join(wide, how="left")
     table["unmeasured"] = unmeasured.reindex(table.index).fillna("") if len(unmeasured) else ""
+    table["not_compared"] = (not_compared.reindex(table.index).fillna("")
+                             if len(not_compared) else "")
     table = table.reset_index()
-    rel_ok = _rel_errors_with_mismatches_as_inf(errors, case)
+    rel_ok = _rel_errors_with_mismatches_as_inf(errors, case, known)
     worst = (rel_ok.sort_values("value", ascending=False, kind="stable")
              .drop_duplicates(case)[case + ["value", "quantity"]]
              .rename(columns={"value": "worst_rel_error", "quantity": "worst_quantity"}))
@@ -126,37 +170,42 @@ def gradients_table(timings: pd.DataFrame) -> pd.DataFrame:
 
 def _table_columns(case: list[str], value_columns: list[str]) -> list[str]:
     return ["layer", *[c for c in case if c not in ("layer", *RUN_KEYS)], *value_columns,
-            "worst_rel_error", "worst_quantity", "unmeasured", "tolerance",
+            "worst_rel_error", "worst_quantity", "unmeasured", "not_compared", "tolerance",
             "gradient_is_exact", "verdict", "status", *RUN_KEYS]
 
 
-def _rel_errors_with_mismatches_as_inf(errors: pd.DataFrame, case: list[str]) -> pd.DataFrame:
+def _rel_errors_with_mismatches_as_inf(errors: pd.DataFrame, case: list[str],
+                                       known: pd.Series) -> pd.DataFrame:
     """The ok max_rel rows, +inf where the same quantity has non-finite entries unlike
-    native's (the suite records errors over the finite entries and counts those apart)."""
+    native's (the suite records errors over the finite entries and counts those apart),
+    including a NaN one (``known``: nothing finite on both sides, e.g. all NaN where
+    native is finite); a NaN one without mismatches compared nothing and is left out."""
     ok = errors[errors["status"] == "ok"]
-    rel = ok[ok["statistic"] == "max_rel"]
+    rel = errors[(errors["statistic"] == "max_rel") & ((errors["status"] == "ok") | known)]
     mismatched = ok[(ok["statistic"] == "nonfinite_mismatches") & (ok["value"] > 0)]
-    if mismatched.empty:
-        return rel
-    keys = mismatched[[*case, "quantity"]].drop_duplicates().assign(_mismatch=True)
-    rel = rel.merge(keys, on=[*case, "quantity"], how="left")
-    return rel.assign(value=rel["value"].mask(rel["_mismatch"].eq(True), np.inf)).drop(
-        columns="_mismatch")
+    if not mismatched.empty:
+        keys = mismatched[[*case, "quantity"]].drop_duplicates().assign(_mismatch=True)
+        rel = rel.merge(keys, on=[*case, "quantity"], how="left")
+        rel = rel.assign(value=rel["value"].mask(rel["_mismatch"].eq(True), np.inf)).drop(
+            columns="_mismatch")
+    return rel[rel["value"].notna()]
 
 
 def _verdicts(table: pd.DataFrame) -> np.ndarray:
     """pass / fail against the tolerance on the ok results; an implementation whose
     registry entry says its gradient is knowingly wrong gets "expected failure" (or
     "unexpected pass") instead. A case that ran but lacks an expected figure is "error"
-    whatever the others say. Cases with nothing ok say why (failed, outdated, ...)."""
+    whatever the others say; one that ran and compared nothing (every quantity
+    ``not_compared``) is "n/a". Cases with nothing ok say why (failed, outdated, ...)."""
     statuses = table["status"].str.split("+")
     ran = statuses.map(lambda s: "ok" in s)
     within = table["worst_rel_error"] <= table["tolerance"]
     exact = table["gradient_is_exact"].astype(bool)
     return np.select(
         [statuses.map(lambda s: "failed" in s), ~ran & statuses.map(lambda s: "outdated" in s),
-         ~ran, table["unmeasured"] != "", table["tolerance"].isna(),
+         ~ran, table["unmeasured"] != "", table["worst_rel_error"].isna(),
+         table["tolerance"].isna(),
          within & exact, ~within & exact, ~within, within],
-        ["failed", "outdated", "skipped", "error", "no tolerance",
+        ["failed", "outdated", "skipped", "error", "n/a", "no tolerance",
          "pass", "fail", "expected failure", "unexpected pass"],
         "skipped")

@@ -80,11 +80,17 @@ def verdict_table(gradients: pd.DataFrame, layer: str) -> pd.DataFrame:
         return pd.DataFrame()
     columns = ["implementation", *[c for c in _row_columns(picked)], "worst_quantity"]
     table = picked[columns].copy()
-    table["worst rel error"] = picked["worst_rel_error"].map("{:.2g}".format)
+    # (NaN: nothing compared, every quantity non-finite on both sides: verdict n/a)
+    table["worst rel error"] = picked["worst_rel_error"].map("{:.2g}".format).where(
+        picked["worst_rel_error"].notna(), "n/a")
     table["tolerance"] = picked["tolerance"].map("{:.0e}".format)
     table["verdict"] = picked["verdict"]
     if (picked["unmeasured"] != "").any():  # NaN or absent figures: why a case is "error"
         table["unmeasured"] = picked["unmeasured"]
+    if "not_compared" in picked and (picked["not_compared"] != "").any():
+        # quantities with no entry finite on both sides (native's non-finite there too):
+        # the verdict is over the others, n/a where there are none
+        table["not compared"] = picked["not_compared"]
     return table.fillna("")
 
 
