@@ -7,8 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
-from fixtures.asv_variants import (DAY_MS, FIXTURE, case_index, column, copy_results, load,
-                                   results_files, save)
+from fixtures.asv_variants import (DAY_MS, FIXTURE, add_commit, case_index, column, copy_results,
+                                   load, results_files, save)
 from scipy_layers.reports import build_report
 from scipy_layers.reports.cli import main
 
@@ -147,3 +147,58 @@ def test_names_read_as_they_are_in_code_spans_and_print_as_one_line(tmp_path, ca
     for text in (out, summary):
         assert "\x1b" not in text and "\x85" not in text and "\u202e" not in text
     assert "env `red\\x1b[31m|\\x85\\u202e`" in summary and "red\\x1b[31m|\\x85\\u202e:" in out
+
+
+def test_every_table_comes_from_the_commit_the_header_names(tmp_path):
+    """Hostile pass 93: with a latest commit that ran the timings alone and an older one
+    whose gradient benchmarks failed, the header named the latest commit while the
+    gradient tables and the headline's "N failed" came, unnamed, from the older one
+    (latest_runs applied to each table apart). One commit per machine now, for every
+    table; a line names the most recent commit that has what this one lacks."""
+    results = copy_results(tmp_path / "results")
+    older = results_files(results)[0]
+    data = load(older)
+    for name in [n for n in data["results"] if "Gradients." in n]:
+        data["results"][name][column(data, "result")] = None  # failed, every case
+    save(older, data)
+    old_commit = data["commit_hash"]
+
+    def timings_only(data):
+        for name in [n for n in data["results"] if "Gradients." in n]:
+            del data["results"][name]
+
+    new_commit = "abcdef12" + old_commit[8:]
+    add_commit(results, new_commit, 1, timings_only)
+    report = build_report(results, tmp_path / "out", with_plots=False)
+    assert not report.headline["gradients"].str.contains("failed").any()
+    assert (report.headline["gradients"] == "").all()
+    assert (report.headline["cases"] > 0).any()
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert f"commit `{new_commit[:8]}`" in summary
+    assert "Gradient agreement with native" not in summary
+    for layer in ("conv2d", "fft_abs"):
+        assert (f"No gradient results of {layer} at commit `{new_commit[:8]}`; the most "
+                f"recent commit with them is `{old_commit[:8]}`") in summary
+    # the older commit's figures are all still in gradients.csv
+    assert set(report.gradients["commit"]) == {old_commit}
+    assert (report.gradients.loc[report.gradients["layer"] == "conv2d", "verdict"]
+            .isin(["failed", "skipped"]).all())
+
+
+def test_a_latest_commit_that_ran_the_gradients_alone_shows_no_older_times(tmp_path):
+    results = copy_results(tmp_path / "results")
+    old_commit = load(results_files(results)[0])["commit_hash"]
+
+    def gradients_only(data):
+        for name in [n for n in data["results"] if "Gradients." not in n]:
+            del data["results"][name]
+
+    new_commit = "abcdef12" + old_commit[8:]
+    add_commit(results, new_commit, 1, gradients_only)
+    report = build_report(results, tmp_path / "out", with_plots=False)
+    assert (report.headline["cases"] == 0).all() and report.headline["gradients"].ne("").any()
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "forward+backward time (torch at one thread" not in summary
+    assert "Gradient agreement with native" in summary
+    assert (f"No forward+backward timings of conv2d at commit `{new_commit[:8]}`; the most "
+            f"recent commit with them is `{old_commit[:8]}`") in summary

@@ -11,6 +11,7 @@ from .gradients import gradients_table
 from .limits import read_calibrations
 from .output import check_output, matplotlib_confined, staged_output
 from .reader import read_benchmarks, read_results
+from .runs import latest_commits
 from .summary import headline, summary_markdown
 from .tables import resolve_commits, speedup_table
 
@@ -48,7 +49,8 @@ def build_report(results_dir: Path | str, output_dir: Path | str,
     compare = compare_table(with_samples, pair, threshold, round_size, cases, benchmarks)
     calibrations = read_calibrations(results_dir, timings["machine"].unique())
     summary = summary_markdown(timings, speedup, gradients, compare, threshold, calibrations)
-    report = Report(timings, speedup, gradients, compare, headline(speedup, gradients), pair)
+    report = Report(timings, speedup, gradients, compare,
+                    headline(speedup, gradients, latest_commits(timings)), pair)
     with staged_output(output_dir) as staging:
         for name, table in (("timings.csv", timings), ("speedup.csv", speedup),
                             ("gradients.csv", gradients), ("compare.csv", compare)):

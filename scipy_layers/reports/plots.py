@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from .errors import ReportError
 from .naming import DEFAULT_THREADS, NATIVE, PLAIN_KIND
-from .runs import latest_runs, of_run, split_runs, varying
+from .runs import latest_commits, latest_runs, of_run, split_runs, varying
 from .summary import SUMMARY_MEASUREMENT, size_key
 from .tables import with_blank_params
 
@@ -160,8 +160,9 @@ def plots(timings: pd.DataFrame, speedup: pd.DataFrame) -> dict[str, Figure]:
 
 
 def _plots(timings: pd.DataFrame, speedup: pd.DataFrame) -> dict[str, Figure]:
-    latest_t = with_blank_params(latest_runs(timings))
-    latest_s = latest_runs(speedup)
+    commits = latest_commits(timings)  # one commit per machine for both plots
+    latest_t = with_blank_params(latest_runs(timings, commits))
+    latest_s = latest_runs(speedup, commits)
     keys = varying(latest_t)
     figures = {}
     for run, run_t in split_runs(latest_t):

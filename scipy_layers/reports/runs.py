@@ -1,5 +1,9 @@
 """The runs behind the latest-commit views (summary.md's tables, the printed headline,
 the plots): the most recent commit on each machine, and within it each asv environment.
+The commit is picked once, over every result of the machine (``latest_commits``), and
+every view takes that one (``latest_runs(table, commits)``): picked per table, a commit
+that ran the timings alone headed summary.md while its gradient verdicts came, unnamed,
+from an older commit that ran them.
 
 Figures of two machines, or of two environments of one commit (asv's matrix: two
 pythons, two numpy versions), must never meet in one table cell, mean or plot: a pivot
@@ -17,10 +21,24 @@ from .markdown import code
 RUN_COLUMNS = ["machine", "env"]
 
 
-def latest_runs(table: pd.DataFrame) -> pd.DataFrame:
-    """Rows of the most recent commit (by commit date) on each machine."""
-    latest = table.loc[table.groupby("machine")["commit_date"].idxmax(), ["machine", "commit"]]
-    return table.merge(latest, on=["machine", "commit"])
+def latest_commits(*tables: pd.DataFrame) -> pd.DataFrame:
+    """``machine``, ``commit``, ``commit_date``: the most recent commit (by commit date)
+    on each machine over the rows of all ``tables``."""
+    rows = pd.concat([t[["machine", "commit", "commit_date"]] for t in tables],
+                     ignore_index=True)
+    if rows.empty:
+        return rows
+    return rows.loc[rows.groupby("machine")["commit_date"].idxmax()].reset_index(drop=True)
+
+
+def latest_runs(table: pd.DataFrame, commits: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Rows of ``commits`` (machine and commit; default: ``latest_commits(table)``, the
+    most recent commit on each machine): pass the commits picked over every result, so
+    that a table holding part of them (speedup, gradients) shows the same commit as the
+    others, or nothing where that commit did not run its part."""
+    if commits is None:
+        commits = latest_commits(table)
+    return table.merge(commits[["machine", "commit"]], on=["machine", "commit"])
 
 
 def varying(latest: pd.DataFrame) -> list[str]:

@@ -1,6 +1,9 @@
 """summary.md and the headline table printed by the command: the latest commit on each
 machine, per layer, forward+backward time by size and implementation with the ratio to
-native, the fraction of the machine's limit each reaches, then the gradient verdicts."""
+native, the fraction of the machine's limit each reaches, then the gradient verdicts.
+Every table of a machine comes from the one commit its header names (``runs``); where
+that commit did not run a layer's timings or gradients, a line says so and names the
+most recent commit that did (its figures stay in timings.csv / gradients.csv)."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,7 +14,7 @@ from .gradients import layer_spec
 from .limits import CALIBRATION_FILE, Calibration
 from .markdown import code, escape, format_seconds, markdown_table
 from .naming import DEFAULT_THREADS, NATIVE, PLAIN_KIND
-from .runs import RUN_COLUMNS, latest_runs, of_run, run_label, split_runs, varying
+from .runs import RUN_COLUMNS, latest_commits, latest_runs, of_run, run_label, split_runs, varying
 from .tables import with_blank_params
 
 SUMMARY_MEASUREMENT = "forward+backward"
@@ -149,7 +152,8 @@ def summary_markdown(timings, speedup, gradients, compare, threshold: float,
     ratios, fractions of the machine's limit and gradient verdicts: per machine and asv
     environment where there are several (``runs``), each section headed by its own."""
     lines = ["# scipy-layers benchmark summary", ""]
-    latest_t, latest_s, latest_g = (latest_runs(t) for t in (timings, speedup, gradients))
+    commits = latest_commits(timings)  # one commit per machine, for every table below
+    latest_t, latest_s, latest_g = (latest_runs(t, commits) for t in (timings, speedup, gradients))
     keys = varying(latest_t)
     for (machine, commit), run in latest_t.groupby(["machine", "commit"]):
         date = run["commit_date"].iloc[0].strftime("%Y-%m-%d %H:%M UTC")
@@ -168,7 +172,29 @@ def summary_markdown(timings, speedup, gradients, compare, threshold: float,
         for layer in run_t["layer"].unique():
             lines += _layer_section(layer, run_t, of_run(latest_s, run), of_run(latest_g, run),
                                     f" ({label})" if label else "")
+            lines += _ran_elsewhere(layer, run_t, of_run(timings, run), of_run(gradients, run))
     return "\n".join(lines)
+
+
+def _ran_elsewhere(layer: str, latest_t: pd.DataFrame, run_t: pd.DataFrame,
+                   run_g: pd.DataFrame) -> list[str]:
+    """Lines for a layer whose timings or gradients did not run at the run's commit
+    (``latest_t``'s) but did at an older one of the same run (``run_t``, ``run_g``: all
+    its commits): which, so that no one reads the missing table as nothing to report."""
+    commit = latest_t["commit"].iloc[0]
+    timed = run_t[(run_t["layer"] == layer) & (run_t["kind"] != "gradients")
+                  & (run_t["measurement"] == SUMMARY_MEASUREMENT) & (run_t["status"] == "ok")]
+    compared = run_g[(run_g["layer"] == layer) & (run_g["verdict"] != "skipped")]
+    lines = []
+    for what, rows, where in (("forward+backward timings", timed, "timings.csv"),
+                              ("gradient results", compared, "gradients.csv")):
+        if rows.empty or (rows["commit"] == commit).any():
+            continue
+        newest = rows.loc[rows["commit_date"].idxmax()]
+        date = newest["commit_date"].strftime("%Y-%m-%d %H:%M UTC")
+        lines += [f"No {what} of {layer} at commit `{commit[:8]}`; the most recent commit "
+                  f"with them is `{newest['commit'][:8]}` ({date}): see {where}.", ""]
+    return lines
 
 
 def _layer_section(layer: str, latest_t: pd.DataFrame, latest_s: pd.DataFrame,
@@ -216,13 +242,19 @@ def _geomean(values: pd.Series) -> float:
         return float(np.exp(np.log(values.to_numpy(dtype=float)).mean()))
 
 
-def headline(speedup: pd.DataFrame, gradients: pd.DataFrame) -> pd.DataFrame:
+def headline(speedup: pd.DataFrame, gradients: pd.DataFrame,
+             commits: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per layer and non-native implementation, at the latest commit: how many
     forward+backward cases ran (plain view; methods view for methods only timed there),
-    the geometric mean, min and max of time / native, and the gradient verdicts. Where
+    the geometric mean, min and max of time / native, and the gradient verdicts, both
+    of one commit per machine: ``commits`` (``runs.latest_commits`` of every result, as
+    summary.md's header names them; default: over these two tables), so a commit that
+    ran only the timings has no verdicts here rather than an older commit's. Where
     several machines or asv environments ran, ``machine`` and/or ``env`` lead the
     columns and key the rows: a mean over two environments belongs to neither."""
-    latest, verdicts = latest_runs(speedup), latest_runs(gradients)
+    if commits is None:
+        commits = latest_commits(speedup, gradients)
+    latest, verdicts = latest_runs(speedup, commits), latest_runs(gradients, commits)
     runs = [c for c in RUN_COLUMNS if c in varying(latest) or c in varying(verdicts)]
     key = [*runs, "layer", "implementation"]
     ratios = latest[latest["kind"].isin([PLAIN_KIND, METHODS_KIND])
