@@ -13,9 +13,21 @@ REFERENCE_PY = tools/without_overrides.sh env OPENBLAS_NUM_THREADS=1 OMP_NUM_THR
 	MKL_NUM_THREADS=1 $(PY)
 
 # make compare / make gate: BASE=<rev> (default: merge-base with main, or HEAD~1 on main),
-# FRESH=1 (time both commits again), ROUNDS=, REPEAT=, BENCH=<asv -b regex>.
-COMPARE_ARGS = $(if $(BASE),--base '$(BASE)') $(if $(FRESH),--fresh) \
-	$(if $(ROUNDS),--rounds $(ROUNDS)) $(if $(REPEAT),--repeat $(REPEAT)) $(if $(BENCH),--bench '$(BENCH)')
+# FRESH=1 (time both commits again), ROUNDS=, REPEAT=, BENCH=<asv -b regex>
+# (tools/make_compare.sh reads them).
+
+# The variables that carry a user's text into a recipe reach it through the environment
+# as typed, never spliced into the recipe's shell line: make's own $ expansion is not
+# applied ($(value)), and the *_ARGS lists are split by tools/split_words.py (quotes
+# group words, nothing is expanded or run).
+USER_VARIABLES := BASE BENCH ROUNDS REPEAT FRESH TEST_WORKERS ASV_ARGS TARGETS_ARGS \
+	METHOD_CHOICE_ARGS GEMM_ORIENTATION_ARGS
+TEST_WORKERS ?= 2
+$(foreach name,$(USER_VARIABLES),$(eval override $(name) := $$(value $(name))))
+export $(USER_VARIABLES)
+
+# $(call with_words,VARIABLE) COMMAND "$$@": COMMAND with the words of VARIABLE
+with_words = words=$$($(PY) tools/split_words.py $(1)) && eval "set -- $$words" &&
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,11 +41,9 @@ bench: $(VENV)/.installed dashboard/node_modules/.package-lock.json
 	tools/run_benchmarks.sh
 
 # The tests in TEST_WORKERS processes (pytest-xdist; 0: one process): two took the suite
-# from 11 to 7 min on the 2-core VM CI runs on.
-TEST_WORKERS ?= 2
-
+# from 11 to 7 min on the 2-core VM CI runs on (its default, 2, is set above).
 test: $(VENV)/.installed dashboard/node_modules/.package-lock.json
-	$(PY) -m pytest -n $(TEST_WORKERS)
+	$(PY) -m pytest -n "$$TEST_WORKERS"
 
 serve: $(VENV)/.installed
 	$(PY) tools/offline_dashboard.py serve
@@ -49,25 +59,25 @@ results: $(VENV)/.installed
 # cell's null, kernels-only and hot floors, about 1.7 times as long). Reference
 # figures: REFERENCE_PY (make results drops the overrides too).
 targets: $(VENV)/.installed
-	$(REFERENCE_PY) tools/targets.py $(TARGETS_ARGS)
+	$(call with_words,TARGETS_ARGS) $(REFERENCE_PY) tools/targets.py "$$@"
 
 # Does method="auto" pick the faster of fft and im2col on this machine? Both timed on a
 # seeded draw of the cells where its cost model decides (the same on every machine) ->
 # reports/<machine>/method_choice.{csv,md} (~1-2 min); METHOD_CHOICE_ARGS= passes options.
 method-choice: $(VENV)/.installed
-	$(REFERENCE_PY) tools/method_choice.py $(METHOD_CHOICE_ARGS)
+	$(call with_words,METHOD_CHOICE_ARGS) $(REFERENCE_PY) tools/method_choice.py "$$@"
 
 # Does im2col's grad_weight GEMM run in the faster of its two orientations here? Both
 # timed on the suite's CNN shapes, both dtypes; prints markdown (~30 s on a 2-core VM);
 # GEMM_ORIENTATION_ARGS= passes options.
 gemm-orientation: $(VENV)/.installed
-	$(REFERENCE_PY) tools/gemm_orientation.py $(GEMM_ORIENTATION_ARGS)
+	$(call with_words,GEMM_ORIENTATION_ARGS) $(REFERENCE_PY) tools/gemm_orientation.py "$$@"
 
 compare: $(VENV)/.installed dashboard/node_modules/.package-lock.json
-	$(PY) tools/compare_commits.py $(COMPARE_ARGS)
+	tools/make_compare.sh $(PY)
 
 gate: $(VENV)/.installed dashboard/node_modules/.package-lock.json
-	$(PY) tools/compare_commits.py --gate $(COMPARE_ARGS)
+	tools/make_compare.sh $(PY) --gate
 
 gpu-bundle:
 	tools/gpu_bundle.sh

@@ -206,7 +206,8 @@ def test_reference_timing_targets_drop_overrides_and_pin_threads(tmp_path, targe
                                                                  arguments):
     # the Makefile's recipe, run with a stub for the venv's python that prints what it got
     stub = tmp_path / "python"
-    _stub(stub, 'echo "${OPENBLAS_CORETYPE-unset} ${OPENBLAS_L2_SIZE-unset} '
+    _stub(stub, f'[ "$1" = tools/split_words.py ] && exec "{sys.executable}" "$@"\n'  # (the words)
+                'echo "${OPENBLAS_CORETYPE-unset} ${OPENBLAS_L2_SIZE-unset} '
                 '$OPENBLAS_NUM_THREADS $OMP_NUM_THREADS $MKL_NUM_THREADS $*"\nexit 3\n')
     process = subprocess.run(
         ["make", "--no-print-directory", "-s", "-o", ".venv/.installed", target, f"PY={stub}",
