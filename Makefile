@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: bench test serve demo results targets method-choice gemm-orientation gpu-bundle compare gate
+.PHONY: setup bench test serve demo results targets method-choice gemm-orientation gpu-bundle compare gate
 
 # The reference timings' python: without a workplace's BLAS kernel overrides
 # (tools/without_overrides.sh names each it drops), every library at one thread.
@@ -36,6 +36,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 dashboard/node_modules/.package-lock.json: dashboard/package.json dashboard/package-lock.json
 	npm ci --prefix dashboard --no-audit --no-fund --silent
+
+# The set-up alone (what `make bench` and `make test` do first), e.g. before running a
+# tool directly: .venv/bin/python tools/compare_commits.py --gate exits 0, 1 or 2, where
+# make gate exits 0 or 2 (make exits 2 whenever a recipe fails).
+setup: $(VENV)/.installed dashboard/node_modules/.package-lock.json
 
 bench: $(VENV)/.installed dashboard/node_modules/.package-lock.json
 	tools/run_benchmarks.sh

@@ -2,7 +2,8 @@
 TEST_WORKERS, and the *_ARGS lists) reach the tools as typed: they were spliced into the
 recipes' shell lines inside single quotes, so a quote in BENCH broke the recipe
 ("Unterminated quoted string") or silently lost itself, and BASE="x'; cmd; '" ran cmd.
-FRESH=0 turned fresh timing on. Each recipe runs with a stub for the venv's python that records the words it got;
+FRESH=0 turned fresh timing on, and `make gate` documented an exit status 1 make cannot
+give. Each recipe runs with a stub for the venv's python that records the words it got;
 nothing is timed."""
 import os
 import shutil
@@ -92,6 +93,26 @@ def test_another_fresh_is_a_usage_error(repo, fresh):
     assert process.returncode == 2 and calls == []
     assert "FRESH=" in process.stderr and "give 1, yes or true" in process.stderr
     assert not list(repo.rglob("INJECTED"))
+
+
+@pytest.mark.parametrize("status", [0, 1, 2])
+def test_make_gate_exits_0_or_2_and_names_the_gates_status(repo, status):
+    # GNU make exits 2 whenever a recipe fails: the gate's 1 cannot come through
+    process, calls = _make(repo, "gate", status=status)
+    assert calls == [["tools/compare_commits.py", "--gate"]]
+    assert process.returncode == (0 if status == 0 else 2)
+    if status:
+        assert f"the gate's status is {status} " in process.stderr
+        assert ".venv/bin/python tools/compare_commits.py --gate" in process.stderr
+    else:
+        assert process.stderr == ""
+
+
+def test_the_readme_says_what_make_gate_exits():
+    text = " ".join((ROOT / "README.md").read_text().split())
+    assert "`make gate` itself exits 0 or 2" in text
+    assert ".venv/bin/python tools/compare_commits.py --gate" in text
+    assert "`make gate` exits 0 when" not in text
 
 
 @pytest.mark.parametrize("target, variable, tool", [

@@ -4,7 +4,9 @@
 # typed), so that no shell parses a value: quotes, spaces, $ and ; reach the tool as given.
 #   tools/make_compare.sh PYTHON [--gate]
 # An empty variable is not given. FRESH: 1, yes or true times both commits again; empty,
-# 0, no or false does not; anything else is a usage error (exit 2).
+# 0, no or false does not; anything else is a usage error (exit 2). Its status is the
+# tool's; make gate exits 2 on any failure of it, so a failed gate names the tool's own
+# status (0 passed, 1 a confirmed regression, 2 an error) on stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$#" -lt 1 ]; then
@@ -14,6 +16,10 @@ fi
 py=$1
 shift
 args=("$@")
+gate=0
+if [ "${1-}" = "--gate" ]; then
+    gate=1
+fi
 case "${FRESH-}" in
     1 | [Yy][Ee][Ss] | [Tt][Rr][Uu][Ee]) args+=(--fresh) ;;
     "" | 0 | [Nn][Oo] | [Ff][Aa][Ll][Ss][Ee]) ;;
@@ -29,4 +35,16 @@ esac
 [ -n "${REPEAT-}" ] && args+=("--repeat=$REPEAT")
 [ -n "${BENCH-}" ] && args+=("--bench=$BENCH")
 
-exec "$py" tools/compare_commits.py "${args[@]}"
+status=0
+"$py" tools/compare_commits.py "${args[@]}" || status=$?
+if [ "$gate" = 1 ] && [ "$status" -ne 0 ]; then
+    # make itself exits 2 whenever a recipe fails: its status cannot tell 1 from 2
+    case "$status" in
+        1) what="a confirmed slowdown or gradient regression" ;;
+        2) what="a usage or report error, or nothing could be compared" ;;
+        *) what="an unexpected failure" ;;
+    esac
+    echo "make gate: the gate's status is $status ($what); make exits 2 on any failure," \
+        "so for the gate's own 0/1/2 run .venv/bin/python tools/compare_commits.py --gate" >&2
+fi
+exit "$status"
