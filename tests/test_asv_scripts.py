@@ -27,7 +27,7 @@ def _run(tmp_path: Path, script: str, asv_status: int, report_status: int = 0,
     (tmp_path / "tools").mkdir()
     (tmp_path / ".venv" / "bin").mkdir(parents=True)
     (tmp_path / "stub-path").mkdir()
-    for name in (script, "_asv_status.sh", "without_overrides.sh"):
+    for name in (script, "_asv_status.sh", "without_overrides.sh", "split_words.py"):
         shutil.copy(ROOT / "tools" / name, tmp_path / "tools")
     log = tmp_path / "calls.log"
     # every stub call also logs the OpenBLAS kernel overrides it sees to env.log
@@ -35,12 +35,14 @@ def _run(tmp_path: Path, script: str, asv_status: int, report_status: int = 0,
     env_line = (f'echo "${{0##*/}} coretype=${{OPENBLAS_CORETYPE-unset}} '
                 f'l2=${{OPENBLAS_L2_SIZE-unset}}" >> "{env_log}"\n')
     full_status = asv_status if full_status is None else full_status
-    _stub(tmp_path / ".venv" / "bin" / "asv",
+    _stub(tmp_path / ".venv" / "bin" / "asv",  # (its arguments, NUL-separated, to argv.bin)
           env_line + f'echo "asv full=${{SCIPY_LAYERS_BENCH_FULL:-0}} $*" >> "{log}"\n'
+          f'printf "%s\\0" "$@" > "{tmp_path / "argv.bin"}"\n'
           f'[ "${{SCIPY_LAYERS_BENCH_FULL:-0}}" = 1 ] && exit {full_status}\nexit {asv_status}\n')
     # `make bench` writes its reports with `python -m scipy_layers.reports`
-    _stub(tmp_path / ".venv" / "bin" / "python",
-          env_line + f'echo "python $*" >> "{log}"\n'
+    _stub(tmp_path / ".venv" / "bin" / "python",  # (ASV_ARGS' words: split as they are)
+          f'[ "$1" = tools/split_words.py ] && exec "{sys.executable}" "$@"\n'
+          + env_line + f'echo "python $*" >> "{log}"\n'
           '[ "$1" = tools/asv_machine.py ] && echo stub-machine\n'
           f'[ "$2" = scipy_layers.reports ] && exit {report_status}\nexit 0\n')
     _stub(tmp_path / "tools" / "commit_report.sh",
@@ -50,7 +52,7 @@ def _run(tmp_path: Path, script: str, asv_status: int, report_status: int = 0,
         ["bash", str(tmp_path / "tools" / script)], capture_output=True, text=True,
         timeout=60, cwd="/",  # the scripts find their files from their own path
         env={"PATH": f"{tmp_path / 'stub-path'}:/usr/bin:/bin", **(env or {})})
-    return process, log.read_text().splitlines()
+    return process, log.read_text().splitlines() if log.exists() else []
 
 
 def _steps(calls):
@@ -234,6 +236,33 @@ def test_bench_reports_publishes_and_asvs_status_is_the_result(tmp_path, asv_sta
     assert "publish" in calls[-1]
     assert process.returncode == asv_status, process.stderr
     assert ("some benchmarks failed" in process.stderr) == bool(asv_status)
+
+
+@pytest.mark.parametrize("asv_args, words", [
+    ("", []),
+    ("--quick", ["--quick"]),
+    ("  --quick\t-e  ", ["--quick", "-e"]),
+    ("-b 'FFTAbs.*time_forward_backward\\(.scipy.'", ["-b", "FFTAbs.*time_forward_backward\\(.scipy."]),
+    ("-b \"a b\" -b c\\ d", ["-b", "a b", "-b", "c d"]),
+    ("-b 'x$' $HOME * ; $(touch INJECTED) `touch INJECTED`",
+     ["-b", "x$", "$HOME", "*", ";", "$(touch", "INJECTED)", "`touch", "INJECTED`"]),
+])
+def test_bench_asv_args_are_split_as_a_shell_splits_words_and_nothing_is_expanded(
+        tmp_path, asv_args, words):
+    # quotes group a word (a regex with spaces or quotes passes whole); no glob, no $, no
+    # command: ASV_ARGS was once used unquoted, split on spaces and glob-expanded
+    process, calls = _run(tmp_path, "run_benchmarks.sh", 0, env={"ASV_ARGS": asv_args})
+    assert process.returncode == 0, process.stderr
+    argv = (tmp_path / "argv.bin").read_bytes().split(b"\0")[:-1]
+    assert [word.decode() for word in argv] == ["run", "--machine", "stub-machine", *words,
+                                                "HEAD^!"]
+    assert not list(tmp_path.rglob("INJECTED"))
+
+
+def test_bench_asv_args_with_an_open_quote_stop_before_anything_runs(tmp_path):
+    process, calls = _run(tmp_path, "run_benchmarks.sh", 0, env={"ASV_ARGS": "-b 'a b"})
+    assert process.returncode == 2 and calls == []
+    assert "ASV_ARGS" in process.stderr and "No closing quotation" in process.stderr
 
 
 @pytest.mark.parametrize("asv_status", [1, 130])

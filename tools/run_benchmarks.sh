@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # The main job (`make bench`): run the asv suite on the current commit, publish the
 # dashboard for offline use, and write the pandas reports.
-#   ASV_ARGS="--quick"            extra arguments for `asv run`
+#   ASV_ARGS="--quick"            extra arguments for `asv run`, split into words as a shell
+#                                 splits them, with nothing expanded (tools/split_words.py):
+#                                 ASV_ARGS="--quick -b 'time_forward$'" is three words
 #   SCIPY_LAYERS_BENCH_FULL=1     run the full grid instead of the default subset
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 ASV=.venv/bin/asv
 
+# ASV_ARGS' words first: an open quote stops the run before anything is done
+asv_words=$("$PY" tools/split_words.py ASV_ARGS) || exit 2
+eval "asv_args=($asv_words)"  # (each word shell-quoted by split_words.py)
 if [ -n "$(git status --porcelain -- scipy_layers pyproject.toml)" ]; then
     echo "note: asv measures committed code; uncommitted changes in scipy_layers/ are not measured" >&2
 fi
@@ -16,8 +21,7 @@ echo "== asv run on $(git rev-parse --short HEAD) (machine $machine)"
 # run_asv, finish_run: go on to the reports only when asv exits 0 or 2 (benchmarks failed)
 # shellcheck source=tools/_asv_status.sh
 . tools/_asv_status.sh
-# shellcheck disable=SC2086  # ASV_ARGS is a list of words
-run_asv ${ASV_ARGS:-} "HEAD^!"
+run_asv ${asv_args[@]+"${asv_args[@]}"} "HEAD^!"
 # What the results depend on beyond the code: BLAS and its kernel, threads, overrides.
 $PY tools/record_environment.py --machine "$machine" --commit HEAD \
     || echo "warning: the environment of this run was not recorded" >&2
