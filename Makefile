@@ -29,7 +29,11 @@ export $(USER_VARIABLES)
 # $(call with_words,VARIABLE) COMMAND "$$@": COMMAND with the words of VARIABLE
 with_words = words=$$($(PY) tools/split_words.py $(1)) && eval "set -- $$words" &&
 
+# constraints.txt pins numpy, scipy, pandas and matplotlib releases that need Python 3.11+
+# (pyproject.toml allows 3.10 with older ones): said at once, not as pip's "no matching
+# distribution" after the download.
 $(VENV)/.installed: pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "error: %s is Python %d.%d: constraints.txt pins releases that need 3.11 or newer (make PYTHON=python3.11 ...)" % (sys.executable, *sys.version_info[:2]))'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@

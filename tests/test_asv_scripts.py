@@ -20,10 +20,11 @@ def _stub(path: Path, body: str) -> None:
 
 
 def _run(tmp_path: Path, script: str, asv_status: int, report_status: int = 0,
-         full_status=None, env=None):
+         full_status=None, env=None, check_status: int = 0):
     """``script`` in a scratch tree whose .venv/bin/asv exits ``asv_status`` (with
-    SCIPY_LAYERS_BENCH_FULL=1: ``full_status``) and whose report step exits
-    ``report_status``; returns (process, logged calls)."""
+    SCIPY_LAYERS_BENCH_FULL=1: ``full_status``), whose report step exits
+    ``report_status`` and whose check of asv's Python (record_environment.py --check)
+    exits ``check_status``; returns (process, logged calls)."""
     (tmp_path / "tools").mkdir()
     (tmp_path / ".venv" / "bin").mkdir(parents=True)
     (tmp_path / "stub-path").mkdir()
@@ -44,7 +45,8 @@ def _run(tmp_path: Path, script: str, asv_status: int, report_status: int = 0,
           f'[ "$1" = tools/split_words.py ] && exec "{sys.executable}" "$@"\n'
           + env_line + f'echo "python $*" >> "{log}"\n'
           '[ "$1" = tools/asv_machine.py ] && echo stub-machine\n'
-          f'[ "$2" = scipy_layers.reports ] && exit {report_status}\nexit 0\n')
+          f'[ "$2" = scipy_layers.reports ] && exit {report_status}\n'
+          f'[ "$2" = --check ] && exit {check_status}\nexit 0\n')
     _stub(tmp_path / "tools" / "commit_report.sh",
           env_line + f'echo "commit_report $*" >> "{log}"\nexit {report_status}\n')
     _stub(tmp_path / "stub-path" / "git", 'echo 0123abc\n')  # the scratch tree is no repo
@@ -56,11 +58,14 @@ def _run(tmp_path: Path, script: str, asv_status: int, report_status: int = 0,
 
 
 def _steps(calls):
-    """The program each logged call ran: asv, a python script or module, commit_report."""
+    """The program each logged call ran: asv, a python script or module, commit_report;
+    "check" for the check of asv's Python."""
     steps = []
     for call in calls:
         words = call.split()
-        if words[0] != "python":
+        if words[1:3] == ["tools/record_environment.py", "--check"]:
+            steps.append("check")
+        elif words[0] != "python":
             steps.append(words[0])
         else:
             steps.append(words[2] if words[1] == "-m" else words[1])
@@ -72,11 +77,12 @@ def _steps(calls):
 @pytest.mark.parametrize("asv_status", [0, 2])
 def test_results_runs_every_step_and_asvs_status_is_the_result(tmp_path, asv_status):
     process, calls = _run(tmp_path, "reference_results.sh", asv_status)
-    assert _steps(calls) == ["tools/asv_machine.py", "asv", "asv", "tools/record_environment.py",
-                             "tools/calibrate.py", "commit_report"], calls
-    assert "--machine stub-machine" in calls[1] and "HEAD^!" in calls[1]
-    assert "full=0" in calls[1] and "full=1" in calls[2]  # the default grid, then the full
-    assert "time_forward_backward" in calls[2]
+    assert _steps(calls) == ["check", "tools/asv_machine.py", "asv", "asv",
+                             "tools/record_environment.py", "tools/calibrate.py",
+                             "commit_report"], calls
+    assert "--machine stub-machine" in calls[2] and "HEAD^!" in calls[2]
+    assert "full=0" in calls[2] and "full=1" in calls[3]  # the default grid, then the full
+    assert "time_forward_backward" in calls[3]
     assert calls[-1] == "commit_report .venv/bin/python stub-machine"
     assert process.returncode == asv_status, process.stderr
     assert ("some benchmarks failed" in process.stderr) == bool(asv_status)
@@ -116,7 +122,7 @@ def test_results_time_the_kernel_openblas_picks_itself(tmp_path):
                                "OPENBLAS_NUM_THREADS": "1"})
     assert process.returncode == 0, process.stderr
     seen = (tmp_path / "env.log").read_text().splitlines()
-    assert len(seen) == len(calls) == 6
+    assert len(seen) == len(calls) == 7
     assert all(line.endswith(" coretype=unset l2=unset") for line in seen), seen
     # not silently: each override dropped is named, with where it is still used
     for dropped in ("OPENBLAS_CORETYPE=Haswell not used", "OPENBLAS_L2_SIZE=512 not used"):
@@ -228,11 +234,11 @@ def test_reference_timing_targets_drop_overrides_and_pin_threads(tmp_path, targe
 def test_bench_reports_publishes_and_asvs_status_is_the_result(tmp_path, asv_status):
     process, calls = _run(tmp_path, "run_benchmarks.sh", asv_status,
                           env={"ASV_ARGS": "--quick --show-stderr"})
-    assert _steps(calls) == ["tools/asv_machine.py", "asv", "tools/record_environment.py",
+    assert _steps(calls) == ["check", "tools/asv_machine.py", "asv", "tools/record_environment.py",
                              "tools/calibrate.py", "scipy_layers.reports",
                              "tools/offline_dashboard.py"], calls
     # ASV_ARGS is split into words, before the commit range
-    assert calls[1].endswith("--machine stub-machine --quick --show-stderr HEAD^!"), calls[1]
+    assert calls[2].endswith("--machine stub-machine --quick --show-stderr HEAD^!"), calls[2]
     assert "publish" in calls[-1]
     assert process.returncode == asv_status, process.stderr
     assert ("some benchmarks failed" in process.stderr) == bool(asv_status)
@@ -268,7 +274,7 @@ def test_bench_asv_args_with_an_open_quote_stop_before_anything_runs(tmp_path):
 @pytest.mark.parametrize("asv_status", [1, 130])
 def test_bench_stops_at_asvs_own_failure(tmp_path, asv_status):
     process, calls = _run(tmp_path, "run_benchmarks.sh", asv_status)
-    assert _steps(calls) == ["tools/asv_machine.py", "asv"], calls
+    assert _steps(calls) == ["check", "tools/asv_machine.py", "asv"], calls
     assert process.returncode == asv_status
     assert "stopped before the reports were written" in process.stderr
 
@@ -278,3 +284,43 @@ def test_bench_failed_report_is_the_result_and_the_dashboard_still_publishes(tmp
     assert _steps(calls)[-2:] == ["scipy_layers.reports", "tools/offline_dashboard.py"]
     assert process.returncode == 4
     assert "some benchmarks failed" in process.stderr and "status 4" in process.stderr
+
+
+@pytest.mark.parametrize("script", ["run_benchmarks.sh", "reference_results.sh"])
+def test_without_asvs_python_the_run_stops_before_anything_else(tmp_path, script):
+    # asv.conf.json pins python 3.11: without it asv ended in a ProcessError traceback
+    # after the suite's set-up; the check (record_environment.py --check) says so first
+    process, calls = _run(tmp_path, script, 0, check_status=2)
+    assert _steps(calls) == ["check"], calls
+    assert process.returncode == 2
+
+
+def _older_python():
+    """A Python older than 3.11 that runs on this machine, or None."""
+    pyenv = Path.home() / ".pyenv" / "versions"
+    candidates = [shutil.which(name) for name in ("python3.10", "python3.9")]
+    candidates += sorted(str(path) for path in pyenv.glob("3.*/bin/python3"))
+    for candidate in filter(None, candidates):
+        try:
+            older = subprocess.run([candidate, "-c", "import sys; print(sys.version_info < (3, 11))"],
+                                   capture_output=True, text=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if older == "True":
+            return candidate
+    return None
+
+
+@pytest.mark.skipif(shutil.which("make") is None or _older_python() is None,
+                    reason="needs make and a Python older than 3.11")
+def test_the_venv_refuses_a_python_older_than_the_constraints_need(tmp_path):
+    # constraints.txt pins numpy/scipy/pandas releases that need 3.11: say so at once
+    for name in ("Makefile", "pyproject.toml", "constraints.txt"):
+        shutil.copy(ROOT / name, tmp_path)
+    older = _older_python()
+    process = subprocess.run(["make", "--no-print-directory", "-s", ".venv/.installed",
+                              f"PYTHON={older}"], capture_output=True, text=True, timeout=60,
+                             cwd=tmp_path, env={"PATH": "/usr/bin:/bin"})
+    assert process.returncode == 2
+    assert "constraints.txt pins releases that need 3.11 or newer" in process.stderr
+    assert not (tmp_path / ".venv").exists()

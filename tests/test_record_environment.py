@@ -153,6 +153,31 @@ def test_cli_says_in_one_line_what_is_wrong_with_the_config(tmp_path, name, text
         config=config, folder=tmp_path)), proc.stderr
 
 
+def test_check_says_in_one_line_that_the_pinned_python_is_missing(tmp_path):
+    # asv.conf.json pins python 3.11; where asv finds none, `make bench` ended in an asv
+    # ProcessError traceback and make compare in "found 0" environments
+    config = tmp_path / "asv.conf.json"
+    config.write_text('{"version": 1, "repo": ".", "environment_type": "virtualenv", '
+                      '"pythons": ["2.1"]}')  # (no python2.1 anywhere, nor this one)
+    proc = subprocess.run([sys.executable, str(ROOT / "tools/record_environment.py"), "--check",
+                           "--config", str(config)], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    for needed in ("record_environment: error: asv config", "No executable found for python 2.1",
+                   'its "pythons" pins Python 2.1', "put python2.1 on PATH"):
+        assert needed in proc.stderr, proc.stderr
+    with pytest.raises(re_.RecordError, match="put python2.1 on PATH"):  # (make compare's)
+        re_.asv_environment(config)
+
+
+def test_check_is_silent_where_asv_finds_the_python(tmp_path):
+    config = tmp_path / "asv.conf.json"
+    config.write_text(VALID_CONFIG % "")
+    proc = subprocess.run([sys.executable, str(ROOT / "tools/record_environment.py"), "--check",
+                           "--config", str(config)], capture_output=True, text=True, cwd=tmp_path)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+
+
 def test_cli_with_a_config_in_a_repository_reads_the_commit_there(tmp_path):
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     (tmp_path / "asv.conf.json").write_text(VALID_CONFIG % "")

@@ -41,9 +41,45 @@ def environments(config: Path) -> tuple:
         if not isinstance(getattr(conf, folder, None), str):
             raise ConfigError(f"asv config {config} is not asv's format: {folder} is not a string")
     try:
-        return conf, list(environment.get_environments(conf, None, verbose=False))
+        envs = list(environment.get_environments(conf, None, verbose=False))
     except util.UserError as exc:  # e.g. an environment_type asv does not know
         raise ConfigError(f"asv config {config}: {exc}") from None
     except (TypeError, AttributeError, ValueError) as exc:  # e.g. "matrix": 5, "pythons": "3.11"
         raise ConfigError(f"asv config {config} is not asv's format (its matrix or "
                           f"pythons?): {exc}") from None
+    if not envs:  # (asv itself would go on to a ProcessError traceback)
+        raise ConfigError(no_environment(config, conf))
+    return conf, envs
+
+
+def no_environment(config: Path, conf) -> str:
+    """Why asv can make none of the config's environments here, in one line: asv's own
+    reasons (the warnings it logs, e.g. "No executable found for python 3.11"), and for
+    a missing Python, why it is pinned and how to get it."""
+    import logging
+    from asv import environment
+    reasons = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            reasons.append(" ".join(record.getMessage().split()))
+
+    keep = Keep(logging.WARNING)
+    logger = logging.getLogger()  # (asv logs to the root logger)
+    logger.addHandler(keep)
+    try:
+        list(environment.get_environments(conf, None, verbose=True))
+    except Exception:  # (the reasons so far are what there is to say)
+        pass
+    finally:
+        logger.removeHandler(keep)
+    pythons = [str(python) for python in conf.pythons]
+    message = (f"asv config {config}: asv can make no benchmark environment here "
+               f"({'; '.join(dict.fromkeys(reasons)) or 'asv gave no reason'})")
+    if any("No executable found for python" in reason for reason in reasons):
+        names = " or ".join(f"python{python}" for python in pythons)
+        message += (f": its \"pythons\" pins Python {', '.join(pythons)} for the benchmarks, "
+                    f"the same on every machine so that their results compare; put {names} "
+                    f"on PATH (e.g. apt-get install python{pythons[0]}, or pyenv), or build "
+                    f".venv with it (rm -r .venv; make setup PYTHON=/path/to/{names})")
+    return message

@@ -248,10 +248,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--commit", default="HEAD", help="the commit benchmarked (default HEAD)")
     parser.add_argument("--config", type=Path, default=ROOT / "asv.conf.json")
     parser.add_argument("--print", action="store_true", help="print the record, write nothing")
+    parser.add_argument("--check", action="store_true",
+                        help="only check that asv can make the config's environment here (its "
+                             "Python found): print nothing, or one line and exit 2")
     parser.add_argument("--collect", action="store_true", help=argparse.SUPPRESS)  # the inner run
     args = parser.parse_args(argv)
     if args.collect:
         print(json.dumps(collect()))
+        return 0
+    if args.check:  # (make bench and make results, before anything runs)
+        try:
+            asv_environment(args.config)
+        except RecordError as exc:
+            print(f"record_environment: error: {exc}", file=sys.stderr)
+            return 2
         return 0
     try:
         if not args.machine:

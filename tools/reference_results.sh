@@ -12,6 +12,8 @@ cd "$(dirname "$0")/.."
 . tools/without_overrides.sh
 PY=.venv/bin/python
 ASV=.venv/bin/asv
+# asv.conf.json pins the benchmarks' Python: without it asv would end in a traceback
+$PY tools/record_environment.py --check || exit 2
 machine=$($PY tools/asv_machine.py)
 
 # run_asv, finish_run: go on to the reports only when asv exits 0 or 2 (benchmarks failed)

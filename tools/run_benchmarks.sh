@@ -13,6 +13,8 @@ ASV=.venv/bin/asv
 # ASV_ARGS' words first: an open quote stops the run before anything is done
 asv_words=$("$PY" tools/split_words.py ASV_ARGS) || exit 2
 eval "asv_args=($asv_words)"  # (each word shell-quoted by split_words.py)
+# asv.conf.json pins the benchmarks' Python: without it asv would end in a traceback
+$PY tools/record_environment.py --check || exit 2
 if [ -n "$(git status --porcelain -- scipy_layers pyproject.toml)" ]; then
     echo "note: asv measures committed code; uncommitted changes in scipy_layers/ are not measured" >&2
 fi
