@@ -289,3 +289,24 @@ def test_check_fails_when_the_compare_page_does_not_render(published, chromium, 
     (published / "html" / "compare.js").write_text("syntax error here(")
     assert od.main(["check", "--chromium", chromium, "--out", str(published / "out")]) == 1
     assert "compare: the page did not render" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("port", ["99999", "65536", "-1", "abc", "80.5", ""])
+def test_serve_refuses_a_port_that_is_no_port_in_one_line(port, monkeypatch, capsys):
+    # --port 99999 or -1 ended in an OverflowError traceback from the socket's bind
+    served = []
+    monkeypatch.setattr(od, "cmd_serve", served.append)
+    with pytest.raises(SystemExit) as stopped:
+        od.main(["serve", "--port", port])
+    assert stopped.value.code == 2 and served == []
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "error: argument --port:" in err[-1] and "0 to 65535" in err[-1], err
+    assert not any("Traceback" in line for line in err)
+
+
+@pytest.mark.parametrize("port", ["0", "8080", "65535"])
+def test_serve_takes_every_port_number(port, monkeypatch):
+    served = []
+    monkeypatch.setattr(od, "cmd_serve", served.append)
+    assert od.main(["serve", "--port", port]) == 0
+    assert served[0].port == int(port)

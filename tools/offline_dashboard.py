@@ -355,6 +355,18 @@ def cmd_check(args):
         "" if args.no_compare else "; the compare page shows %d case(s)" % compare_rows))
 
 
+def port_number(text):
+    """--port: a TCP port, 0 to 65535 (0: any free one, printed when serving)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a port number (0 to 65535)" % text) from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError("%d is not a port number (0 to 65535; 0: any free port)"
+                                         % port)
+    return port
+
+
 def main(argv=None):
     """Command-line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -368,7 +380,8 @@ def main(argv=None):
     pub.add_argument("--also-branch", action="append", default=[], metavar="BRANCH",
                      help="plot this branch's commits too (asv plots the config's branches only)")
     serve = sub.add_parser("serve", help="serve the published site on 127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080, help="default: %(default)s")
+    serve.add_argument("--port", type=port_number, default=8080,
+                       help="0 to 65535, 0 for any free one (default: %(default)s)")
     check = sub.add_parser("check", help="render the site in headless chromium, check it shows data")
     check.add_argument("--out", default=".asv/dashboard-check", help="screenshots go here")
     check.add_argument("--chromium", help="chromium executable (default: /usr/bin/chromium)")
