@@ -63,7 +63,7 @@ demo: $(VENV)/.installed
 results: $(VENV)/.installed
 	tools/reference_results.sh
 
-# Issue 13's speed targets side by side -> reports/<machine>/targets.{csv,md} (~11 min on a 2-core VM);
+# Issue 13's speed targets side by side -> reports/<machine>/targets.{csv,md} (~11 min on a 2-core VM, README);
 # TARGETS_ARGS= passes options (e.g. --cells fft:256:float32 --batches 30; --floors adds each
 # cell's null, kernels-only and hot floors, about 1.7 times as long). Reference
 # figures: REFERENCE_PY (make results drops the overrides too).
