@@ -11,6 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 import side_by_side  # noqa: E402
+import method_choice  # noqa: E402
 import targets  # noqa: E402
 from benchmarks import bench_conv2d_nchw, bench_fft_abs  # noqa: E402
 
@@ -169,7 +170,7 @@ def test_an_out_that_is_a_file_is_left_alone(tmp_path):
     mine.write_text("mine")
     result = subprocess.run(SCRIPT + ["--cells", "fft:8:float64", "--out", str(mine)],
                             capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert result.returncode == 2 and "is not a folder" in result.stderr
+    assert result.returncode == 2 and "exists and is not a directory" in result.stderr
     assert mine.read_text() == "mine"
 
 
@@ -275,14 +276,47 @@ def test_bad_outs_are_refused_before_timing(monkeypatch, capsys, tmp_path):
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "targets.md").mkdir()
     (tmp_path / "taken" / "targets.csv").write_text("mine")
-    for out, message in [("", "--out is empty"), (tmp_path / "dangling", "a link to nothing"),
-                         (tmp_path / "afile" / "sub", "which is not a folder"),
+    for out, message in [("", "--out is empty"),
+                         (tmp_path / "dangling", "a symbolic link that leads nowhere"),
+                         (tmp_path / "afile", "output path exists and is not a directory"),
+                         (tmp_path / "afile" / "sub", "afile is a file, not a directory"),
                          (tmp_path / "taken", "is not a plain file")]:
         err = _refused(["--cells", "fft:8:float64", "--out", str(out)], monkeypatch, capsys)
         assert message in err
     assert (tmp_path / "afile").read_text() == "mine"
     assert (tmp_path / "taken" / "targets.csv").read_text() == "mine"
     assert not (tmp_path / "nowhere").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("tool", ["targets", "method_choice"])
+def test_an_out_where_nothing_can_be_written_is_refused_before_timing(tool, monkeypatch,
+                                                                     capsys, tmp_path):
+    # /proc takes no new folder, even from root, for whom os.access said yes: the timing
+    # ran for minutes, then the write failed
+    module = targets if tool == "targets" else method_choice
+    calls = []
+    monkeypatch.setattr(module, "measured_rows", lambda *a, **k: calls.append(a) or ([], 1))
+    arguments = ["--cells", "fft:8:float64"] if tool == "targets" else [
+        "--case", "cnn:1x2x16x16:4:float64:5"]
+    for out in ("/proc/x", "/proc/x/y"):
+        with pytest.raises(SystemExit) as stopped:
+            module.main([*arguments, "--out", out])
+        assert stopped.value.code == 2 and calls == []
+        err = capsys.readouterr().err
+        assert f"--out {out}: cannot write there (" in err, err
+    assert not Path("/proc/x").exists()
+
+
+def test_a_write_check_leaves_nothing_behind(tmp_path):
+    import report_files
+    assert report_files._write_problem(tmp_path / "new" / ".." / "deeper" / "out") == ""
+    assert report_files._write_problem(tmp_path) == ""
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "locked").mkdir(mode=0o500)
+    if os.geteuid() != 0:  # (root writes into a read-only folder)
+        assert report_files._write_problem(tmp_path / "locked" / "out") == "Permission denied"
+    assert list((tmp_path / "locked").iterdir()) == []
 
 
 def test_a_cell_given_with_default_options_is_labelled_as_the_grid_labels_it(monkeypatch,

@@ -53,32 +53,64 @@ def environment_header(title: str, started: str, commit: str) -> list[str]:
 
 
 def checked_out(parser, given: str | None, names) -> Path:
-    """The folder to write into, checked before any cell is timed: an existing folder, or
-    a path whose nearest existing parent is a folder; writable; the files ``names`` in
-    it, if there, plain files (a user's folder or link of that name is refused, not
-    replaced)."""
+    """The folder to write into, checked before any cell is timed: the report's own
+    checks of an output folder (scipy_layers.reports.output.check_output_path: a link to
+    nothing, a file, a path under a file), then a real write there (:func:`_write_problem`:
+    asking os.access is not enough), and the files ``names`` in it, if there, plain files
+    (a user's folder or link of that name is refused, not replaced)."""
+    from scipy_layers.reports.errors import ReportError
+    from scipy_layers.reports.output import check_output_path
     if given is None:
         out = ROOT / "reports" / asv_machine.describe()["machine"]
     elif not given.strip():  # (Path("") would be the current folder)
         parser.error("--out is empty; give a folder (default: reports/<this machine>)")
     else:
         out = Path(given)
-    if out.is_symlink() and not out.exists():
-        parser.error(f"--out {out} is a link to nothing")
-    if out.exists() and not out.is_dir():
-        parser.error(f"--out {out} exists and is not a folder")
-    existing = out
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        parser.error(f"--out {out} is below {existing}, which is not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        parser.error(f"--out {out}: cannot write into {existing}")
+    try:
+        check_output_path(out)
+    except ReportError as exc:
+        parser.error(f"--out: {exc}")
+    problem = _write_problem(out)
+    if problem:
+        parser.error(f"--out {out}: cannot write there ({problem})")
     for name in names:
         problem = _not_plain(out / name)
         if problem:
             parser.error(f"{problem}; move it, or give another --out")
     return out
+
+
+def _write_problem(out: Path) -> str:
+    """Why no file can be made in ``out`` ("" if one can), found by trying: the folders
+    missing made (as mkdir -p), a file made in ``out`` and removed, then those folders
+    removed again. os.access answers yes to root for /proc, say, where no folder can be
+    made, and the timing would run for minutes before the write failed."""
+    missing = []
+    folder = out
+    while not (folder.exists() or folder.is_symlink()) and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    made = []
+    try:
+        for folder in reversed(missing):
+            try:
+                folder.mkdir()
+            except FileExistsError:  # ("new/.." once new is made)
+                if folder.is_dir():
+                    continue
+                raise
+            made.append(folder)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-check."):
+            pass
+    except OSError as error:
+        return error.strerror or str(error)
+    finally:
+        for folder in reversed(made):
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+    return ""
 
 
 def _not_plain(path: Path) -> str:
