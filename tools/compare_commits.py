@@ -3,7 +3,8 @@
 write the comparison report and republish the dashboard with its compare page.
 
     make compare [BASE=<rev>] [FRESH=1] [ROUNDS=2] [REPEAT=5] [BENCH=<regex>]
-    make gate [BASE=<rev>]     # the same, exit 1 on a confirmed slowdown or gradient regression
+    make gate [BASE=<rev>]     # the same, failing on a confirmed slowdown or gradient regression
+                               # (this script's --gate exits 1 there; make exits 2 on any failure)
     python tools/compare_commits.py --dry-run    # the plan and the commands; runs nothing
 
 Base: BASE, else the merge-base of HEAD with main, or HEAD~1 when HEAD is main's commit
@@ -44,7 +45,8 @@ import suite_cases  # noqa: E402  (imports no benchmark until asked)
 
 # Budget: at most twice `make bench`, i.e. one bench per commit. asv's fixed cost is a
 # process per case per round (~0.1 s with setup and warmup), so rounds are dear: 2 rounds
-# of 5 samples over the ~272 cases that run (not the ~1,170 combinations, most skipped),
+# of 5 samples over the ~320 cases that run (322 on 2026-12-06, 126 of them native; not the
+# ~1,170 combinations, most skipped),
 # after a 50 ms warmup (repeat=3 after 10 ms left every A/A verdict inconclusive: log-ratio
 # spread 0.25 below 10 ms). That fits only while a process's first backward is cheap:
 # torch's first autograd.grad imports sympy (~0.7 s), which benchmarks/common.py therefore

@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from write_check import write_problem
+
 
 def rounds_problem(rounds: int, repeat: int) -> str | None:
     """One round per commit leaves the test no round-to-round variance: every verdict
@@ -29,15 +31,17 @@ def bench_problem(bench: str | None) -> str | None:
 
 def output_problem(output: str, root: Path, results: Path) -> str | None:
     """The report's own checks of its output folder (an empty path, a file, a folder in
-    asv's ``results``), which would otherwise fail it after all the timing. (It runs in
+    asv's ``results``) and a real write there (write_check), which would otherwise fail
+    it after all the timing. (It runs in
     ``root``, the repository, so a relative --output is taken from there.)"""
     from scipy_layers.reports.errors import ReportError
     from scipy_layers.reports.output import check_output
     try:
-        check_output(root / output if output else output, results)
+        checked = check_output(root / output if output else output, results)
     except ReportError as exc:
         return f"--output {output!r}: {exc}"
-    return None
+    problem = write_problem(checked)
+    return f"--output {output!r}: cannot write there ({problem})" if problem else None
 
 
 def first_problem(args, root: Path, results: Path) -> str | None:

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import asv_machine  # (tools/, this module's folder)
+from write_check import write_problem
 from side_by_side import environment_line
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,7 +56,7 @@ def environment_header(title: str, started: str, commit: str) -> list[str]:
 def checked_out(parser, given: str | None, names) -> Path:
     """The folder to write into, checked before any cell is timed: the report's own
     checks of an output folder (scipy_layers.reports.output.check_output_path: a link to
-    nothing, a file, a path under a file), then a real write there (:func:`_write_problem`:
+    nothing, a file, a path under a file), then a real write there (write_check.write_problem:
     asking os.access is not enough), and the files ``names`` in it, if there, plain files
     (a user's folder or link of that name is refused, not replaced)."""
     from scipy_layers.reports.errors import ReportError
@@ -70,7 +71,7 @@ def checked_out(parser, given: str | None, names) -> Path:
         check_output_path(out)
     except ReportError as exc:
         parser.error(f"--out: {exc}")
-    problem = _write_problem(out)
+    problem = write_problem(out)
     if problem:
         parser.error(f"--out {out}: cannot write there ({problem})")
     for name in names:
@@ -78,39 +79,6 @@ def checked_out(parser, given: str | None, names) -> Path:
         if problem:
             parser.error(f"{problem}; move it, or give another --out")
     return out
-
-
-def _write_problem(out: Path) -> str:
-    """Why no file can be made in ``out`` ("" if one can), found by trying: the folders
-    missing made (as mkdir -p), a file made in ``out`` and removed, then those folders
-    removed again. os.access answers yes to root for /proc, say, where no folder can be
-    made, and the timing would run for minutes before the write failed."""
-    missing = []
-    folder = out
-    while not (folder.exists() or folder.is_symlink()) and folder != folder.parent:
-        missing.append(folder)
-        folder = folder.parent
-    made = []
-    try:
-        for folder in reversed(missing):
-            try:
-                folder.mkdir()
-            except FileExistsError:  # ("new/.." once new is made)
-                if folder.is_dir():
-                    continue
-                raise
-            made.append(folder)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-check."):
-            pass
-    except OSError as error:
-        return error.strerror or str(error)
-    finally:
-        for folder in reversed(made):
-            try:
-                folder.rmdir()
-            except OSError:
-                pass
-    return ""
 
 
 def _not_plain(path: Path) -> str:
