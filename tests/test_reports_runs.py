@@ -202,3 +202,14 @@ def test_a_latest_commit_that_ran_the_gradients_alone_shows_no_older_times(tmp_p
     assert "Gradient agreement with native" in summary
     assert (f"No forward+backward timings of conv2d at commit `{new_commit[:8]}`; the most "
             f"recent commit with them is `{old_commit[:8]}`") in summary
+
+
+def test_the_printed_headline_names_the_commit_it_shows(tmp_path, capsys):
+    """Hostile pass 93 / fix helper: it said "at the latest commit" and named none."""
+    from fixtures.asv_variants import FIXTURE
+    from scipy_layers.reports import read_results
+    from scipy_layers.reports.cli import main
+    assert main([str(FIXTURE), str(tmp_path / "out"), "--no-plots"]) == 0
+    newest = read_results(FIXTURE).sort_values("commit_date")["commit"].iloc[-1]
+    assert f"native at the latest commit ({newest[:8]}; gradients: verdicts):" \
+        in capsys.readouterr().out

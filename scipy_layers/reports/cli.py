@@ -17,7 +17,7 @@ from .compare import DEFAULT_THRESHOLD, read_compared_cases
 from .errors import ReportError, complain, one_line, silence
 from .gate import account, findings, measured_in_both, only_changed_environments
 from .markdown import printable
-from .runs import RUN_COLUMNS
+from .runs import RUN_COLUMNS, latest_commits
 
 DEFAULT_RESULTS = Path(".asv/results")
 DEFAULT_OUTPUT = Path("reports") / "latest"
@@ -166,7 +166,11 @@ def _print_account(report, results, output, threshold, found) -> None:
             print(f"  {path}")
     if report.commits:
         print("\ncompare.csv: " + "\n  ".join(account(report.compare, threshold)))
-    print("\nforward+backward time / native at the latest commit (gradients: verdicts):")
+    latest = latest_commits(report.timings)
+    named = ", ".join(printable(f"{c[:8]}" + (f" on {m}" if len(latest) > 1 else ""))
+                      for m, c in zip(latest["machine"], latest["commit"]))
+    print(f"\nforward+backward time / native at the latest commit ({named or 'none'}; "
+          "gradients: verdicts):")
     _print_headline(report.headline)
     if found is not None:
         print(f"\ngate: {len(found)} finding(s)" + "".join(f"\n{line}" for line in found))
