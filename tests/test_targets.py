@@ -309,13 +309,13 @@ def test_an_out_where_nothing_can_be_written_is_refused_before_timing(tool, monk
 
 
 def test_a_write_check_leaves_nothing_behind(tmp_path):
-    import report_files
-    assert report_files._write_problem(tmp_path / "new" / ".." / "deeper" / "out") == ""
-    assert report_files._write_problem(tmp_path) == ""
+    import write_check
+    assert write_check.write_problem(tmp_path / "new" / ".." / "deeper" / "out") == ""
+    assert write_check.write_problem(tmp_path) == ""
     assert list(tmp_path.iterdir()) == []
     (tmp_path / "locked").mkdir(mode=0o500)
     if os.geteuid() != 0:  # (root writes into a read-only folder)
-        assert report_files._write_problem(tmp_path / "locked" / "out") == "Permission denied"
+        assert write_check.write_problem(tmp_path / "locked" / "out") == "Permission denied"
     assert list((tmp_path / "locked").iterdir()) == []
 
 
