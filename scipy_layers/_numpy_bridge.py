@@ -33,7 +33,8 @@ from ._autocast import any_autocast, autocast_devices, in_float32
 from ._checks import PLAIN_TENSORS
 from ._numpy_quiet import numpy_quiet
 from ._torch_protocols import (check_backward_not_jit_traced, check_not_tracing,
-                               jit_trace_error, opaque_to_compile, torch_function_layer)
+                               jit_trace_error, onnx_export_error, opaque_to_compile,
+                               torch_function_layer)
 
 _unwrap_if_dead = torch._C._functorch.unwrap_if_dead
 _has_torch_function = torch._C._has_torch_function  # (also True under a TorchFunctionMode)
@@ -51,8 +52,8 @@ def apply_positional(cls, *args):
     functorch wrappers and calls the C apply, which this does directly. Under a transform
     (vmap, grad, ...) torch's own path runs. Under ``torch.autocast``: see
     :func:`in_float32`. Under ``make_fx`` and non-strict ``torch.export``: see
-    :func:`check_not_tracing`. Under ``torch.jit.trace``, a Function with a ForwardState
-    (an argument beyond ``cls.PUBLIC_ARGUMENTS``) is refused: see :func:`jit_trace_error`.
+    :func:`check_not_tracing`. Under ``torch.jit.trace`` (and ``torch.onnx.export``): see
+    :func:`traced_arguments`.
 
     A tensor subclass with ``__torch_function__`` (or a TorchFunctionMode) gets the call
     through that protocol, as native ops give it theirs (:func:`torch_function_layer`).
@@ -71,8 +72,8 @@ def apply_positional(cls, *args):
     count = cls.TENSOR_ARGUMENTS
     if _has_torch_function(args[:count]):
         return torch_function_layer(cls.apply, args[:count], *args[:cls.PUBLIC_ARGUMENTS])
-    if _is_jit_tracing() and len(args) > cls.PUBLIC_ARGUMENTS:  # (a ForwardState)
-        raise jit_trace_error(cls.LAYER, cls.NATIVE_TWIN)
+    if _is_jit_tracing():
+        args = traced_arguments(cls, args)
     check_not_tracing()
     if any_autocast():
         devices = autocast_devices(args)
@@ -88,6 +89,24 @@ def apply_positional(cls, *args):
         if isinstance(args[index], torch.Tensor):
             args[index] = _unwrap_if_dead(args[index])
     return super(Function, cls).apply(*args)
+
+
+def traced_arguments(cls, args):
+    """``args`` as ``torch.jit.trace`` may record them: without the per-call ForwardState
+    (the arguments after ``cls.PUBLIC_ARGUMENTS``), which the trace would hold as a
+    constant shared by every later call of the traced function (a backward after a second
+    call read that call's spectrum or windows: wrong gradients, hostile pass 94). Given
+    None, forward keeps nothing and backward recomputes it; each call of the traced
+    function runs the layer afresh. Refused: a Function whose public arguments are per
+    call too (``cls.TRACEABLE`` False: the batched conv's geometry, fixed to one input
+    size), and every layer under ``torch.onnx.export``, whose legacy exporter puts the
+    recorded call's output in the model as a constant."""
+    if torch.onnx.is_in_onnx_export():
+        raise onnx_export_error(cls.LAYER, cls.NATIVE_TWIN)
+    if not cls.TRACEABLE:
+        raise jit_trace_error(cls.LAYER, cls.NATIVE_TWIN)
+    extra = len(args) - cls.PUBLIC_ARGUMENTS
+    return (*args[:cls.PUBLIC_ARGUMENTS], *(None,) * extra) if extra > 0 else args
 
 
 @numpy_quiet

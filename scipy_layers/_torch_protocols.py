@@ -170,18 +170,25 @@ def check_not_tracing() -> None:
 
 
 def jit_trace_error(layer: str, native_twin: str) -> RuntimeError:
-    """For a layer call under ``torch.jit.trace`` that passes per-call state (the
-    ForwardState that forward fills for its backward): the trace records the call's
-    arguments as constants, so every later call of the traced function would share this
-    one state, and a backward would read whichever call ran last (another input's
-    spectrum or windows: a wrong gradient, or an "invalid gradient" shape error), and
-    what forward kept there would never be freed."""
+    """For a direct call of a Function whose arguments fix it to one input (the batched
+    conv's geometry) under ``torch.jit.trace``: every later call of the traced function
+    would get them (a wrong output size, or autograd's "invalid gradient")."""
     return RuntimeError(
-        f"torch.jit.trace cannot record {layer}: the trace would hold this call's forward "
-        f"state (what forward keeps for backward) as a constant that every later call of "
-        f"the traced function shares, so a backward after a second call would compute "
-        f"the wrong gradient. Use torch.compile (each layer call is a graph break), call "
-        f"the layer eagerly, or trace its native twin, {native_twin}")
+        f"torch.jit.trace cannot record {layer}: its arguments (the output geometry, "
+        f"computed in Python for this input) would be fixed into the trace, so an input of "
+        f"another size would give a wrong result. Use torch.compile (each layer call is a "
+        f"graph break), call the layer eagerly, or trace its native twin, {native_twin}")
+
+
+def onnx_export_error(layer: str, native_twin: str) -> RuntimeError:
+    """For a layer call under ``torch.onnx.export`` (its legacy, tracing exporter): the
+    exporter replaces the recorded Python call with the subgraph the trace holds for
+    it, this call's output as a constant, so the model would give it for every input."""
+    return RuntimeError(
+        f"torch.onnx.export cannot export {layer}: it runs numpy/scipy, which an ONNX "
+        f"model cannot hold (the exporter would store this call's output as a constant, "
+        f"returned for every input). Export a model built on its native twin, "
+        f"{native_twin}")
 
 
 def check_backward_not_jit_traced(name: str) -> None:

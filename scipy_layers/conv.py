@@ -198,6 +198,7 @@ class ScipyConv2dFunction(Function):
     TENSOR_ARGUMENTS, PUBLIC_ARGUMENTS = 3, 4
     # (for errors that send the user to the layer's native twin)
     LAYER, NATIVE_TWIN = "scipy_conv2d / ScipyConv2d", "native_conv2d / NativeConv2d"
+    TRACEABLE = True  # (torch.jit.trace: _numpy_bridge.traced_arguments)
 
     @classmethod
     @opaque_to_compile

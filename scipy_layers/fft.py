@@ -89,6 +89,7 @@ class BadFFTFunction(Function):
     TENSOR_ARGUMENTS, PUBLIC_ARGUMENTS = 1, 1
     # (for errors that send the user to the layer's native twin)
     LAYER, NATIVE_TWIN = "incorrect_fft", "native_fft_abs"
+    TRACEABLE = True  # (torch.jit.trace: _numpy_bridge.traced_arguments)
 
     @classmethod
     @opaque_to_compile
@@ -175,6 +176,7 @@ class FFTAbsFunction(Function):
     TENSOR_ARGUMENTS, PUBLIC_ARGUMENTS = 1, 2
     # (for errors that send the user to the layer's native twin)
     LAYER, NATIVE_TWIN = "fft_abs", "native_fft_abs"
+    TRACEABLE = True  # (torch.jit.trace: _numpy_bridge.traced_arguments)
 
     @classmethod
     @opaque_to_compile

@@ -51,6 +51,7 @@ class Conv2dNCHWFunction(Function):
     TENSOR_ARGUMENTS, PUBLIC_ARGUMENTS = 3, 5
     # (for errors that send the user to the layer's native twin)
     LAYER, NATIVE_TWIN = "scipy_layers.conv2d / Conv2d", "torch.nn.functional.conv2d"
+    TRACEABLE = False  # (its geometry is one input size's: _numpy_bridge.traced_arguments)
 
     @classmethod
     @opaque_to_compile

@@ -1,6 +1,8 @@
 """The layers inside the machinery of real training code: in-place changes that autograd
 allows, activation checkpointing and saved-tensor hooks, autocast, torch.jit.trace and
 nn.Conv2d's own hooks. Native torch is the oracle (float64 unless autocast)."""
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -162,49 +164,98 @@ def _direct_nchw_apply(x):  # (the batched conv's Function, called as the tutori
     return Conv2dNCHWFunction.apply(x, w, None, geometry, "im2col")
 
 
-# (entry point, the layer its error names, native twin, input shape): every call that
-# hands its Function a per-call ForwardState
+FILTER = torch.randn(3, 3, dtype=D, generator=torch.Generator().manual_seed(1))
+
+# (entry point, its native twin as a function, input shape): every call that hands its
+# Function a per-call ForwardState
 TRACED_WITH_STATE = {
-    "fft_abs": (lambda x: sl.fft_abs(x), "fft_abs", "native_fft_abs", (2, 8, 8)),
-    "FFTAbsFunction.apply": (lambda x: sl.FFTAbsFunction.apply(x), "fft_abs",
-                             "native_fft_abs", (2, 8, 8)),
-    "scipy_conv2d": (lambda x: sl.scipy_conv2d(x, torch.ones(3, 3, dtype=D)),
-                     "scipy_conv2d / ScipyConv2d", "native_conv2d / NativeConv2d", (10, 10)),
-    "ScipyConv2d": (lambda x: sl.ScipyConv2d(3, 3).double(), "scipy_conv2d / ScipyConv2d",
-                    "native_conv2d / NativeConv2d", (10, 10)),
-    "ScipyConv2dFunction.apply": (
-        lambda x: sl.ScipyConv2dFunction.apply(x, torch.ones(3, 3, dtype=D)),
-        "scipy_conv2d / ScipyConv2d", "native_conv2d / NativeConv2d", (10, 10)),
-    "Conv2dNCHWFunction.apply": (_direct_nchw_apply, r"scipy_layers\.conv2d / Conv2d",
-                                 r"torch\.nn\.functional\.conv2d", (2, 3, 8, 8)),
+    "fft_abs": (lambda x: sl.fft_abs(x), sl.native_fft_abs, (2, 8, 8)),
+    "FFTAbsFunction.apply": (lambda x: sl.FFTAbsFunction.apply(x), sl.native_fft_abs,
+                             (2, 8, 8)),
+    "scipy_conv2d": (lambda x: sl.scipy_conv2d(x, FILTER),
+                     lambda x: sl.native_conv2d(x, FILTER), (10, 10)),
+    "ScipyConv2dFunction.apply": (lambda x: sl.ScipyConv2dFunction.apply(x, FILTER),
+                                  lambda x: sl.native_conv2d(x, FILTER), (10, 10)),
 }
 
 
-@pytest.mark.parametrize("entry", list(TRACED_WITH_STATE))
-def test_jit_trace_of_a_layer_with_forward_state_is_refused_clearly(entry):
-    # The trace recorded the call's ForwardState as a constant (the graph read
-    # "^FFTAbsFunction(auto, ForwardState(empty))(%x)"), shared by every later call of
-    # the traced function: a backward after a second call got that call's gradient
-    # (fft_abs 46 off native, ScipyConv2d's grad_filter 29), a no_grad call in between
-    # flipped a gradient's sign, another input size gave an "invalid gradient" error,
-    # and every call's spectrum was queued forever (hostile pass 94).
-    make, layer, twin, shape = TRACED_WITH_STATE[entry]
-    x = torch.randn(*shape, dtype=D)
-    module = make(x) if entry == "ScipyConv2d" else None
-    traced = module if module is not None else make
-    with pytest.raises(RuntimeError, match=rf"^torch\.jit\.trace cannot record {layer}: "
-                                           rf".*torch\.compile.*native twin, {twin}$"):
-        torch.jit.trace(traced, x)
-    if entry == "ScipyConv2d":  # (inside a user's module too)
-        class Outer(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.inner = sl.ScipyConv2d(3, 3).double()
+class _Scaled(torch.nn.Module):
+    """A user's module around an entry point, with a parameter before it."""
 
-            def forward(self, a):
-                return self.inner(a).relu()
-        with pytest.raises(RuntimeError, match=r"^torch\.jit\.trace cannot record"):
-            torch.jit.trace(Outer(), x)
+    def __init__(self, call):
+        super().__init__()
+        self.call, self.scale = call, torch.nn.Parameter(torch.tensor(1.5, dtype=D))
+
+    def forward(self, a):
+        return self.call(a * self.scale)
+
+
+def _traced_scipy_conv2d_module():
+    layer = sl.ScipyConv2d(3, 3).double()
+    with torch.no_grad():
+        layer.filter.copy_(FILTER)
+        layer.bias.zero_()
+    return layer
+
+
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # (the numpy inside it)
+@pytest.mark.parametrize("entry", [*TRACED_WITH_STATE, "ScipyConv2d"])
+def test_jit_trace_of_a_layer_with_forward_state_runs_it_afresh_per_call(entry):
+    """The trace recorded the call's ForwardState as a constant (the graph read
+    "^FFTAbsFunction(auto, ForwardState(empty))(%x)"), shared by every later call of the
+    traced function: a backward after a second call got that call's gradient (fft_abs 46
+    off native, ScipyConv2d's grad_filter 29), a no_grad call in between flipped a
+    gradient's sign, another input size gave an "invalid gradient" error, and every
+    call's spectrum was queued forever (hostile pass 94). Traced, a layer now gets no
+    state: its backward recomputes what forward would have kept (hostile pass 100:
+    refusing broke TensorBoard's add_graph, which traces once to draw)."""
+    if entry == "ScipyConv2d":
+        call, twin, shape = _traced_scipy_conv2d_module(), TRACED_WITH_STATE[
+            "scipy_conv2d"][1], (10, 10)
+    else:
+        call, twin, shape = TRACED_WITH_STATE[entry]
+    model, native = _Scaled(call), _Scaled(twin)
+    traced = torch.jit.trace(model, torch.randn(*shape, dtype=D))
+    assert "ForwardState" not in str(traced.graph)
+    x1 = torch.randn(*shape, dtype=D, requires_grad=True)
+    y1 = traced(x1)
+    other = (shape[0] + 3, shape[1] + 2) if len(shape) == 2 else (3, 10, 7)
+    traced(torch.randn(*other, dtype=D, requires_grad=True))  # another size between
+    with torch.no_grad():
+        traced(torch.randn(*shape, dtype=D))  # a validation call between
+    g = torch.randn_like(y1)
+    got = torch.autograd.grad(y1, (x1, model.scale), g)
+    x1n = x1.detach().requires_grad_()
+    y1n = native(x1n)
+    want = torch.autograd.grad(y1n, (x1n, native.scale), g)
+    torch.testing.assert_close(y1, y1n)
+    torch.testing.assert_close(got, want)
+
+
+def test_jit_trace_of_the_batched_conv_s_function_is_refused_clearly():
+    """Its geometry argument is one input size's (conv2d and Conv2d refuse before it)."""
+    with pytest.raises(RuntimeError, match=r"^torch\.jit\.trace cannot record "
+                                           r"scipy_layers\.conv2d / Conv2d: its arguments "
+                                           r".*native twin, torch\.nn\.functional\.conv2d$"):
+        torch.jit.trace(_direct_nchw_apply, torch.randn(2, 3, 8, 8, dtype=D))
+
+
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+@pytest.mark.parametrize("layer, call", [
+    ("incorrect_fft", lambda x: sl.incorrect_fft(x)), ("fft_abs", lambda x: sl.fft_abs(x)),
+    ("scipy_conv2d / ScipyConv2d", lambda x: sl.scipy_conv2d(x[0], FILTER))])
+def test_onnx_export_of_a_layer_is_refused_clearly(layer, call):
+    """The legacy (tracing) exporter put the recorded call's output in the model as a
+    constant: a model with no input, the same output for every one (hostile pass 100)."""
+    import io
+
+    class Model(torch.nn.Module):
+        def forward(self, a):
+            return call(a)
+    with pytest.raises(RuntimeError, match=rf"^torch\.onnx\.export cannot export "
+                                           rf"{re.escape(layer)}: it runs numpy/scipy"):
+        torch.onnx.export(Model(), (torch.randn(2, 8, 8, dtype=D),), io.BytesIO(),
+                          dynamo=False)
 
 
 @pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # (the numpy inside it)
