@@ -66,6 +66,7 @@ def test_base_given_by_name(repo):
     ("no-such-rev", "BASE=no-such-rev is not a commit of this repository"),
     ("HEAD", "BASE=HEAD is HEAD"),
     ("main", "BASE=main is HEAD"),
+    ("^HEAD~1", "BASE=^HEAD~1 is not a commit"),  # (git answers "^<hash>": hostile pass 98)
 ])
 def test_bad_bases_say_what_is_wrong(repo, base, message):
     with pytest.raises(cc.CompareError, match=re.escape(message)):

@@ -24,7 +24,8 @@ def _head_is_committed_package() -> bool:
 def test_a_commit_whose_package_lacks_an_implementation_lists_none_of_its_cases(
         tmp_path, monkeypatch):
     """The hostile pass's case: at a commit without "scipy-matrix" its FFT cases are not
-    among the cases that run there; they are under the working tree's package."""
+    among the cases that run there. That package also prints on import (hostile pass
+    98: a debug print made the listing's JSON unreadable, a traceback, status 1)."""
     def package_without_matrix(commit, into):
         subprocess.run(f"git archive --format=tar HEAD scipy_layers | tar -x -C {into}",
                        shell=True, check=True, cwd=ROOT)
@@ -33,6 +34,8 @@ def test_a_commit_whose_package_lacks_an_implementation_lists_none_of_its_cases(
                               registry.read_text(), flags=re.S)
         assert count == 1
         registry.write_text(text)
+        init = into / "scipy_layers" / "__init__.py"
+        init.write_text('print("debug")\n' + init.read_text())
 
     monkeypatch.setattr(compared_cases, "_package_at", package_without_matrix)
     at_commit = compared_cases.list_cases("box", tmp_path, commit="0" * 40)
@@ -84,7 +87,7 @@ def _listing(at_head, at_base):
     """list_cases giving B's package ``at_head`` and A's ``at_base`` timing cases of TIME
     (an exception instance: raised)."""
     def list_cases(machine, cache, commit=None):
-        combos = at_head if commit is None else at_base
+        combos = at_head if commit == HEAD else at_base
         if isinstance(combos, Exception):
             raise combos
         return {"timings": {TIME: combos}, "tracks": CASES["tracks"]}
@@ -159,3 +162,62 @@ def test_where_a_cannot_be_listed_b_s_cases_are_used_and_a_nan_at_a_is_a_skip(
     capsys.readouterr()
     assert cc.main([]) == 0
     assert capsys.readouterr().out.count("reused: its results on this machine are comparable") == 2
+
+
+def test_a_package_dir_without_the_package_is_refused(tmp_path):
+    run = subprocess.run([sys.executable, str(ROOT / "tools/suite_cases.py"), "--package-dir",
+                          str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 2 and "no scipy_layers/__init__.py in it" in run.stderr
+
+
+def test_an_unreadable_cache_is_asked_again_and_an_unwritable_one_is_done_without(
+        tmp_path, monkeypatch, capsys):
+    answer = {"timings": {"b": ["'x'"]}, "tracks": {}}
+    asked = []
+    monkeypatch.setattr(compared_cases, "_ask_suite",
+                        lambda package_dir: asked.append(1) or answer)
+    monkeypatch.setattr(compared_cases, "_package_at", lambda commit, into: None)
+    assert compared_cases.list_cases("box", tmp_path, commit="1" * 40) == answer
+    (cached,) = tmp_path.glob("suite-cases-*.json")
+    for broken in ('{"timings": ', "{}", '{"timings": {"b": "x"}, "tracks": {}}'):
+        cached.write_text(broken)  # (cut short by a crash; another tool's file)
+        assert compared_cases.list_cases("box", tmp_path, commit="1" * 40) == answer
+    assert len(asked) == 4
+    folder_is_a_file = tmp_path / "file"
+    folder_is_a_file.write_text("")
+    assert compared_cases.list_cases("box", folder_is_a_file, commit="1" * 40) == answer
+    assert "note: the case listing is not cached" in capsys.readouterr().err
+
+
+def test_a_package_that_cannot_be_extracted_is_a_compare_error(tmp_path, monkeypatch):
+    """A link in the package that leads out of it (hostile pass 98: tarfile's error, a
+    traceback, status 1); the caller falls back to B's cases."""
+    import io
+    import tarfile
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as archive:
+        link = tarfile.TarInfo("scipy_layers/README.md")
+        link.type, link.linkname = tarfile.SYMTYPE, "../../README.md"
+        archive.addfile(link)
+
+    def archived(cmd, **kwargs):
+        return subprocess.CompletedProcess(cmd, 0, data.getvalue(), b"")
+    monkeypatch.setattr(compared_cases.subprocess, "run", archived)
+    with pytest.raises(compared_cases.CompareError, match="cannot be extracted"):
+        compared_cases._package_at("2" * 40, tmp_path)
+
+
+def test_an_unexpected_error_is_status_2_never_the_gate_s_1(fake, monkeypatch, capsys):
+    """Python's own status for an uncaught exception is 1, which make gate read as "a
+    confirmed slowdown or gradient regression" (hostile pass 98)."""
+    def broken(machine, cache, commit=None):
+        raise KeyError("timings")
+    monkeypatch.setattr(cc, "list_cases", broken)
+    assert cc.main(["--gate"]) == 2
+    err = capsys.readouterr().err
+    assert "KeyError: 'timings'" in err and "compare: internal error" in err
+
+
+def test_a_blank_output_is_refused(fake, capsys):
+    assert cc.main(["--output", " "]) == 2
+    assert "--output ' ' is blank" in capsys.readouterr().err

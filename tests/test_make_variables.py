@@ -143,8 +143,10 @@ def test_test_workers_is_one_word(repo, workers):
     assert not list(repo.rglob("INJECTED"))
 
 
-def test_test_workers_defaults_to_two(repo):
-    process, calls = _make(repo, "test")
+@pytest.mark.parametrize("given", [[], ["TEST_WORKERS="]], ids=["unset", "empty"])
+def test_test_workers_defaults_to_two(repo, given):
+    """Empty, as unset (hostile pass 98: pytest's "invalid parse_numprocesses value: ''")."""
+    process, calls = _make(repo, "test", *given)
     assert calls == [["-m", "pytest", "-n", "2"]]
 
 

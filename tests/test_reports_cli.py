@@ -216,3 +216,16 @@ def test_an_error_with_stderr_closed_does_not_go_to_stdout(tmp_path):
     run = subprocess.run(["sh", "-c", f"'{sys.executable}' -m scipy_layers.reports "
                           f"'{tmp_path / 'none'}' 2>&-"], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 2 and run.stdout == ""
+
+
+def test_an_unexpected_error_is_status_2_never_the_gate_s_1(tmp_path, monkeypatch, capsys):
+    """Python's status for an uncaught exception is 1, --gate's "findings" (hostile pass
+    98): a defect of the report's is said as one, with its traceback, and gives 2."""
+    from scipy_layers.reports import cli
+
+    def broken(*args, **kwargs):
+        raise KeyError("a defect")
+    monkeypatch.setattr(cli, "build_report", broken)
+    assert cli.main([str(tmp_path), str(tmp_path / "out"), "--gate"]) == 2
+    err = capsys.readouterr().err
+    assert "KeyError: 'a defect'" in err and "internal error" in err

@@ -2,6 +2,7 @@
 repository (``ROOT``)."""
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -25,6 +26,8 @@ def resolve_commits(base_rev: str | None) -> tuple[str, str, str]:
         raise CompareError("HEAD is not a commit: commit something first")
     if base_rev:
         base = git("rev-parse", "--verify", "--quiet", f"{base_rev}^{{commit}}")
+        if base is not None and not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", base):
+            base = None  # (e.g. "^HEAD~1": git answers "^<hash>", an exclusion, no commit)
         if base is None:
             raise CompareError(f"BASE={base_rev} is not a commit of this repository "
                                "(give a hash, branch, tag or HEAD~N)")

@@ -28,13 +28,14 @@ import os
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 import compare_options  # noqa: E402
 from compared_cases import (FULL_GRID_VAR, TRACKS, compared, list_cases,  # noqa: E402
-                            restrict, union, within)
+                            restrict, union, within, write_atomically)
 from commit_pair import (CompareError, describe_commit, dirty_warning, git,  # noqa: E402
                          resolve_commits)
 from scipy_layers.reports.errors import complain, silence  # noqa: E402
@@ -172,10 +173,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OSError as exc:  # (its output cannot be written: a full disk, a closed pipe or
         if exc.errno not in (errno.ENOSPC, errno.EPIPE, errno.EBADF):  # a read-only fd)
-            raise
+            return _internal_error()
         silence(1)
         silence(2)
         return 2  # (never 0 or 1: the gate's verdicts)
+    except Exception:  # noqa: BLE001 -- a defect of ours: Python's status 1 reads as a regression
+        return _internal_error()
+
+
+def _internal_error() -> int:
+    """The traceback of the exception being handled, and 2: never 1, the gate's "a
+    confirmed slowdown or gradient regression"."""
+    complain(traceback.format_exc().rstrip())
+    complain("compare: internal error (the traceback above); exit status 2, not a gate finding")
+    return 2
 
 
 def compare(args, env) -> int:
@@ -196,7 +207,7 @@ def compare(args, env) -> int:
     asv_env = {k: v for k, v in os.environ.items() if k != FULL_GRID_VAR}
     machine = capture([PY, str(ROOT / "tools/asv_machine.py")]).strip()
     cache = env.results.parent / "compare"
-    listed = list_cases(machine, cache)
+    listed = list_cases(machine, cache, commit=head)
     try:  # the cases A's own package runs: one that B now skips is then asked of B too
         listed_base = list_cases(machine, cache, commit=base)
     except CompareError as exc:
@@ -241,7 +252,7 @@ def compare(args, env) -> int:
         steps.append(("tracks", tracked,
                       track_command(machine, cases["tracks"] if args.bench else None)))
     # the report reads asv's NaN outside these cases as no result, not as a skip
-    compared_file = cache / "compared-cases.json"
+    compared_file = cache / f"compared-cases-{base[:8]}-{head[:8]}.json"
     report = [PY, "-m", "scipy_layers.reports", "--results", str(env.results), "--output",
               str(args.output), "--commits", base, head, "--round-size", str(args.repeat),
               "--cases", str(compared_file), *(["--gate"] if args.gate else [])]
@@ -261,8 +272,10 @@ def compare(args, env) -> int:
         record_environment.store(record_environment.make_record(machine, commit, now),
                                  env.environments, env.results)
     stage("report")
-    compared_file.parent.mkdir(parents=True, exist_ok=True)
-    compared_file.write_text(json.dumps(cases))
+    try:
+        write_atomically(compared_file, json.dumps(cases))
+    except OSError as exc:
+        raise CompareError(f"cannot write {compared_file} for the report ({exc})") from None
     report_status = run_command(report)
     stage("publishing the dashboard")
     publish_status = run_command(publish)

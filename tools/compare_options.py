@@ -32,10 +32,13 @@ def bench_problem(bench: str | None) -> str | None:
 def output_problem(output: str, root: Path, results: Path) -> str | None:
     """The report's own checks of its output folder (an empty path, a file, a folder in
     asv's ``results``) and a real write there (write_check), which would otherwise fail
-    it after all the timing. (It runs in
-    ``root``, the repository, so a relative --output is taken from there.)"""
+    it after all the timing; a name of blanks alone is refused as tools/targets.py's
+    --out is (a folder " " in the repository is no one's intent). (It runs in ``root``,
+    the repository, so a relative --output is taken from there.)"""
     from scipy_layers.reports.errors import ReportError
     from scipy_layers.reports.output import check_output
+    if output and not output.strip():
+        return f"--output {output!r} is blank; give a folder (default reports/latest)"
     try:
         checked = check_output(root / output if output else output, results)
     except ReportError as exc:

@@ -28,6 +28,7 @@ PACKAGE = "scipy_layers"
 TIMINGS_LEFT_OUT = r"Threads\."
 TRACKS = r"Gradients\.track_(max_rel_error|nonfinite_mismatches)"
 CACHE_FILES_KEPT = 4  # HEAD's and a base's listing, twice over
+KINDS = ("timings", "tracks")
 
 
 def _suite_digest(machine: str) -> "hashlib._Hash":
@@ -37,15 +38,27 @@ def _suite_digest(machine: str) -> "hashlib._Hash":
     return digest
 
 
-def _ask_suite(package_dir: Path | None) -> dict:
+def _is_listing(data) -> bool:
+    return (isinstance(data, dict) and all(isinstance(data.get(kind), dict) for kind in KINDS)
+            and all(isinstance(combos, list) and all(isinstance(c, str) for c in combos)
+                    for kind in KINDS for combos in data[kind].values()))
+
+
+def _ask_suite(package_dir: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if k != FULL_GRID_VAR}
-    cmd = [PY, str(ROOT / "tools/suite_cases.py"),
-           *(["--package-dir", str(package_dir)] if package_dir else [])]
+    cmd = [PY, str(ROOT / "tools/suite_cases.py"), "--package-dir", str(package_dir)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     if proc.returncode != 0:
         raise CompareError("tools/suite_cases.py failed: "
                            f"{(proc.stderr.strip().splitlines() or ['no output'])[-1]}")
-    return json.loads(proc.stdout)
+    try:
+        cases = json.loads(proc.stdout)
+    except ValueError:
+        cases = None
+    if not _is_listing(cases):
+        raise CompareError("tools/suite_cases.py gave no list of cases on stdout: "
+                           f"{proc.stdout.strip()[:120]!r}")
+    return cases
 
 
 def _package_at(commit: str, into: Path) -> None:
@@ -55,37 +68,58 @@ def _package_at(commit: str, into: Path) -> None:
     if proc.returncode != 0:
         raise CompareError(f"git archive {commit[:8]} {PACKAGE} failed: "
                            f"{proc.stderr.decode(errors='replace').strip() or 'no output'}")
-    with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as archive:
-        archive.extractall(into, filter="data")
+    try:
+        with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as archive:
+            archive.extractall(into, filter="data")
+    except tarfile.TarError as exc:  # (e.g. a link in the package that leads out of it)
+        raise CompareError(f"{commit[:8]}'s {PACKAGE}/ cannot be extracted: {exc}") from None
 
 
-def list_cases(machine: str, cache_dir: Path, commit: str | None = None) -> dict:
-    """tools/suite_cases.py's answer ({"timings": ..., "tracks": ...}) for the working
-    tree's package, or for ``commit``'s (its scipy_layers/ from git, under the working
-    tree's suite, as asv runs it), cached by the suite's sources, the package (its
-    sources, or the commit) and the machine (asking takes ~10 s: each runnable case's
-    setup makes its inputs)."""
+def _read_cached(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):  # (gone meanwhile, cut short, not JSON: asked again)
+        return None
+    return data if _is_listing(data) else None
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """``path`` holds ``text`` whole or is as it was: a run beside this one reads either."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.",
+                                     delete=False) as handle:
+        handle.write(text)
+    os.replace(handle.name, path)
+
+
+def list_cases(machine: str, cache_dir: Path, commit: str) -> dict:
+    """tools/suite_cases.py's answer ({"timings": ..., "tracks": ...}) for ``commit``'s
+    package (its scipy_layers/ from git, as asv installs it) under the working tree's
+    suite (as asv runs it), cached by the suite's sources, the commit and the machine
+    (asking takes ~10 s: each runnable case's setup makes its inputs)."""
     digest = _suite_digest(machine)
-    if commit is None:
-        for path in sorted(ROOT.glob(f"{PACKAGE}/**/*.py")):
-            digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
-    else:
-        digest.update(b"commit\0" + commit.encode())
+    digest.update(b"commit\0" + commit.encode())
     cached = cache_dir / f"suite-cases-{digest.hexdigest()[:16]}.json"
-    if cached.is_file():
-        return json.loads(cached.read_text())
-    if commit is None:
-        cases = _ask_suite(None)
-    else:
-        with tempfile.TemporaryDirectory(prefix="suite-cases-") as tree:
-            _package_at(commit, Path(tree))
-            cases = _ask_suite(Path(tree))
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    cached.write_text(json.dumps(cases))
-    older = sorted(cache_dir.glob("suite-cases-*.json"), key=lambda p: p.stat().st_mtime)
-    for old in older[:-CACHE_FILES_KEPT]:
-        old.unlink()
+    if (cases := _read_cached(cached)) is not None:
+        return cases
+    with tempfile.TemporaryDirectory(prefix="suite-cases-") as tree:
+        _package_at(commit, Path(tree))
+        cases = _ask_suite(Path(tree))
+    try:
+        write_atomically(cached, json.dumps(cases))
+        older = sorted(cache_dir.glob("suite-cases-*.json"), key=_modified)
+        for old in older[:-CACHE_FILES_KEPT]:
+            old.unlink(missing_ok=True)
+    except OSError as exc:  # (the cache is a convenience: a run goes on without it)
+        print(f"note: the case listing is not cached ({exc})", file=sys.stderr)
     return cases
+
+
+def _modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # (removed by a run beside this one)
+        return 0.0
 
 
 def compared(kind: str, cases: dict[str, list[str]]) -> dict[str, list[str]]:

@@ -3,7 +3,7 @@
 # dashboard for offline use, and write the pandas reports.
 #   ASV_ARGS="--quick"            extra arguments for `asv run`, split into words as a shell
 #                                 splits them, with nothing expanded (tools/split_words.py):
-#                                 ASV_ARGS="--quick -b 'time_forward$'" is three words
+#                                 ASV_ARGS="--quick -b 'FFTAbs\\.time_forward\\('" is three words
 #   SCIPY_LAYERS_BENCH_FULL=1     run the full grid instead of the default subset
 set -euo pipefail
 cd "$(dirname "$0")/.."

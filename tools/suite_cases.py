@@ -17,6 +17,7 @@ here, so the cases are always the default grid's.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import inspect
 import itertools
@@ -97,11 +98,31 @@ def main(argv=None) -> int:
     parser.add_argument("--package-dir", type=Path,
                         help="import scipy_layers from DIR (default: beside the suite)")
     args = parser.parse_args(argv)
+    if args.package_dir is not None and not (args.package_dir / "scipy_layers" / "__init__.py").is_file():
+        parser.error(f"--package-dir {args.package_dir}: no scipy_layers/__init__.py in it "
+                     "(give the folder that holds the package)")
     if os.environ.pop(FULL_GRID_VAR, None):
         print(f"suite_cases: {FULL_GRID_VAR} ignored: listing the default grid", file=sys.stderr)
-    cases = suite_cases(args.benchmark_dir, args.package_dir)
+    with _stdout_to_stderr():  # (a print in the package or a setup: not in the answer)
+        cases = suite_cases(args.benchmark_dir, args.package_dir)
     print("\n".join(bench_regexes(cases["timings"])) if args.regexes else json.dumps(cases, indent=1))
     return 0
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Whatever the suite writes to stdout (Python's print or a library's C code) goes to
+    stderr while it runs: stdout carries the answer, which a caller parses."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 if __name__ == "__main__":
