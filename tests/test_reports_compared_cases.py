@@ -88,3 +88,70 @@ def test_a_cases_file_of_another_shape_is_a_one_line_error(quiet, tmp_path, caps
 def test_a_missing_cases_file_is_a_one_line_error(quiet, tmp_path, capsys):
     assert gate(quiet, tmp_path / "out", "--cases", str(tmp_path / "none.json")) == 2
     assert "none.json: is missing" in capsys.readouterr().err
+
+
+# --- a cases file that matches nothing is refused (hostile pass 99): with it every NaN
+# read as "missing" and a real "now skipped" passed the gate (exit 0)
+
+FORWARD = "bench_fft_abs.FFTAbs.time_forward"
+SKIPPED = "'scipy', '16x16', 'float32', 'cpu'"
+
+
+def _skip_at_b(results, benchmark=FORWARD, combo=SKIPPED) -> list[str]:
+    """asv's NaN at B for one case that ran at A; the benchmark's combinations."""
+    combos = []
+
+    def change(data):
+        columns = data["result_columns"]
+        row = data["results"][benchmark]
+        combos.extend(", ".join(c) for c in itertools.product(*row[columns.index("params")]))
+        i = combos.index(combo)
+        row[columns.index("result")][i] = float("nan")
+        row[columns.index("samples")][i] = None
+    edit(results_file(results, COMMIT_B), change)
+    return combos
+
+
+def _gate_with(quiet, tmp_path, cases) -> int:
+    path = tmp_path / "cases.json"
+    path.write_text(cases if isinstance(cases, str) else json.dumps(cases))
+    return gate(quiet, tmp_path / "out", "--cases", str(path))
+
+
+def test_a_cases_file_listing_the_skipped_case_finds_it(quiet, tmp_path, capsys):
+    combos = _skip_at_b(quiet)
+    double_quoted = [c.replace("'", '"') for c in combos]  # (the same literals)
+    for listed in (combos, double_quoted):
+        assert _gate_with(quiet, tmp_path, {"timings": {FORWARD: listed}}) == 1
+        lines = gate_lines(capsys.readouterr().out)
+        assert len(lines) == 1 and lines[0].startswith("now skipped: fft_abs scipy forward 16x16")
+
+
+@pytest.mark.parametrize("content, says", [
+    ("{}", "lists no case"),
+    ('{"timings": {}}', "lists no case"),
+    ('{"timings": {}, "tracks": {"%s": []}}' % FORWARD, "lists no case"),
+    ({"timings": {FORWARD + "_": [SKIPPED]}},
+     f"benchmark '{FORWARD}_' is not in benchmarks.json"),
+    ({"timings": {FORWARD: ["'scipy', '16x16', 'float32'"]}},
+     f"benchmark '{FORWARD}': combination \"'scipy', '16x16', 'float32'\" has 3 value(s), "
+     "and benchmarks.json names 4 parameter(s) (implementation, size, dtype, device)"),
+    ({"timings": {FORWARD: ["scipy, 16x16, float32, cpu"]}},
+     f"benchmark '{FORWARD}': combination 'scipy, 16x16, float32, cpu' does not read as "
+     "Python literals"),
+    ({"timings": {FORWARD: ["'scipy'], ['16x16'"]}}, "does not read as Python literals"),
+    ({"timings": {FORWARD: ["continue"]}}, "does not read as Python literals"),
+    ({"timings": {FORWARD: ["[" * 100000 + "]" * 100000]}}, "does not read as Python literals"),
+    ({"timings": {FORWARD: ["1" * 5000]}}, "does not read as Python literals"),
+    ({"timings": {FORWARD: ["'sc\u00efpy', '16x16', 'float32', 'cpu'"]}},
+     "implementation 'sc\u00efpy' is not among its values in benchmarks.json"),
+])
+def test_a_cases_file_that_matches_nothing_is_a_one_line_error(quiet, tmp_path, capsys,
+                                                                content, says):
+    _skip_at_b(quiet)
+    assert _gate_with(quiet, tmp_path, content) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"{tmp_path / 'cases.json'}: " in err and says in err
+    assert len(err) < 600  # (a long combination is cut)
+    assert not (tmp_path / "out").exists()
