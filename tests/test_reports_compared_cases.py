@@ -155,3 +155,24 @@ def test_a_cases_file_that_matches_nothing_is_a_one_line_error(quiet, tmp_path, 
     assert f"{tmp_path / 'cases.json'}: " in err and says in err
     assert len(err) < 600  # (a long combination is cut)
     assert not (tmp_path / "out").exists()
+
+
+def test_generic_parameter_names_keep_asv_s_reading(quiet, tmp_path, capsys):
+    """benchmarks.json names 5 parameters where the results hold 4 (the benchmark's
+    params changed since): the reader names them param1..param4, no combination of
+    benchmarks.json's 5 values can be matched with them, so the NaN at B stays a skip
+    and "now skipped" is found, as without --cases (it was hidden: exit 0)."""
+    combos = _skip_at_b(quiet)
+
+    def fifth_parameter(benchmarks):
+        benchmarks[FORWARD]["param_names"].append("threads")
+        benchmarks[FORWARD]["params"].append(["1"])
+    edit(quiet / "benchmarks.json", fifth_parameter)
+    assert gate(quiet, tmp_path / "out") == 1
+    assert len(gate_lines(capsys.readouterr().out)) == 1
+    assert _gate_with(quiet, tmp_path, {"timings": {FORWARD: [c + ", '1'" for c in combos]}}) == 1
+    lines = gate_lines(capsys.readouterr().out)
+    assert len(lines) == 1 and lines[0].startswith("now skipped: fft_abs")
+    # combinations of the results' 4 values do not fit benchmarks.json's 5: refused
+    assert _gate_with(quiet, tmp_path, {"timings": {FORWARD: combos}}) == 2
+    assert "has 4 value(s), and benchmarks.json names 5" in capsys.readouterr().err

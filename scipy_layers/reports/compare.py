@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 from pathlib import Path
 
 import numpy as np
@@ -146,16 +147,40 @@ def _choices(info: dict, names: list[str]) -> list[set[str] | None]:
     return [{_parse_param_value(v) for v in p} for p in params]
 
 
+_GENERIC = re.compile(r"param[0-9]+")
+
+
+def _named_as_declared(rows: pd.DataFrame, names: list[str]) -> pd.Series:
+    """Per row: whether the reader named its parameters by benchmarks.json's ``names``.
+    Where the results hold another number of parameters it names them param1, param2,
+    ... (reader._Collector.grid): such a row's values cannot be told apart by name."""
+    if any(name not in rows for name in names):
+        return pd.Series(False, index=rows.index)
+    own = pd.Series(True, index=rows.index)
+    for name in names:
+        own &= rows[name].astype(str) != ""
+    for column in rows.columns:
+        if _GENERIC.fullmatch(str(column)) and column not in names:
+            own &= rows[column].astype(str) == ""
+    return own
+
+
 def _in_cases(table: pd.DataFrame, cases: dict[str, list[str]], benchmarks: dict) -> pd.Series:
     """Whether each row's benchmark and parameters are among ``cases`` (checked by
     ``check_compared_cases``). A combination's values are read as the reader reads asv's
-    (str of the literal) and matched by benchmarks.json's parameter names."""
+    (str of the literal) and matched by benchmarks.json's parameter names. A row whose
+    parameters the reader could not name so (its results hold another number of them
+    than benchmarks.json names: param1, param2, ...) cannot be matched, by name or by
+    position, since a combination holds benchmarks.json's number of values: it counts
+    as among the cases, so asv's reading of it stands (a NaN stays a skip)."""
     found = pd.Series(False, index=table.index)
     for name, rows in table[table["benchmark"].isin(list(cases))].groupby("benchmark"):
         wanted = {parse_combination(combo) for combo in cases[name]}
-        params = [p for p in benchmarks[name].get("param_names") or [] if p in rows]
-        keys = zip(*(rows[p].astype(str) for p in params)) if params else [()] * len(rows)
-        found[rows.index] = [key in wanted for key in keys]
+        names = list(benchmarks[name].get("param_names") or [])
+        named = _named_as_declared(rows, names)
+        keys = (zip(*(rows[p].astype(str) for p in names)) if names and named.any()
+                else [()] * len(rows))
+        found[rows.index] = [not own or key in wanted for key, own in zip(keys, named)]
     return found
 
 
