@@ -270,3 +270,27 @@ def test_gradient_errors_that_jump_are_flagged_whatever_the_speed():
     assert table.loc["rounding", "gradient_change"] == ""
     assert pd.isna(table.loc["bg0", "gradient_regression"])  # not a gradient row
     assert table.loc["crossed", "verdict"] == ""  # speed verdicts are for times only
+
+
+def test_a_rel_error_from_nan_at_a_to_above_the_tolerance_at_b_is_a_regression():
+    """Hostile pass 99: since the suite's version 4 a quantity that compared nothing is
+    NaN (asv's skipped) where it read 0.0; NaN at A and failing at B was "crossed the
+    tolerance" before and passed the gate after. A NaN at B after a number at A is
+    flagged as ever, its note naming "nothing compared" among the causes."""
+    rows = background()
+    rows += gradient_rows("na-fail", None, 0.5, status=("skipped", "ok"))
+    rows += gradient_rows("na-inf", None, math.inf, status=("skipped", "ok"))
+    rows += gradient_rows("na-f32", None, 2e-4, status=("skipped", "ok"), dtype="float32")
+    rows += gradient_rows("na-pass", None, 1e-16, status=("skipped", "ok"))
+    rows += gradient_rows("na-abs", None, 0.5, status=("skipped", "ok"),
+                          measurement="max abs error of grad_input")
+    rows += gradient_rows("na-na", None, None, status=("skipped", "skipped"))
+    rows += gradient_rows("num-na", 1e-16, None, status=("ok", "skipped"))
+    table = verdicts(rows)
+    flagged = table["gradient_regression"].fillna(False).astype(bool)
+    assert set(flagged[flagged].index) == {"na-fail", "na-inf", "na-f32", "num-na"}
+    assert table.loc["na-fail", "gradient_change"] == (
+        "nan -> 0.5: nothing compared at A (NaN), above the tolerance 1e-10 at B")
+    assert "above the tolerance 0.0001 at B" in table.loc["na-f32", "gradient_change"]
+    assert table.loc["num-na", "gradient_change"] == (
+        "1e-16 -> nan: no figure at B (NaN: nothing compared, a NaN error, or a skipped case)")

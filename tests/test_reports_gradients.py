@@ -303,3 +303,55 @@ def test_summary_shows_nothing_compared_as_n_a(tmp_path):
     assert row["verdict"] == "n/a" and row["worst rel error"] == "n/a"
     assert row["not compared"] == "output+grad_input+grad_filter+grad_bias"
     assert shown.loc[("scipy", "16x16", "3x3", "float32"), "not compared"] == ""
+
+
+def _two_commits_with_mismatch_counts(tmp_path, at_a, at_b, versions=None):
+    """The real results with the suite's mismatch counts (0 where the case ran) as two
+    commits, A and B a day later, with ``(benchmark, case, value)`` changes each;
+    ``versions``: benchmark -> the version benchmarks.json gives it (the results keep
+    theirs: outdated)."""
+    import copy
+    results = copy_results(tmp_path / "results")
+    benchmarks = load(results / "benchmarks.json")
+    benchmarks[CONV_MISMATCHES] = {**benchmarks[CONV_REL], "name": CONV_MISMATCHES,
+                                   "unit": "entries"}
+    for name, version in (versions or {}).items():
+        benchmarks[name] = {**benchmarks[name], "version": version}
+    save(results / "benchmarks.json", benchmarks)
+    original = results_files(results)[0]
+    data = load(original)
+    original.unlink()
+    row = copy.deepcopy(data["results"][CONV_REL])
+    row[column(data, "result")] = [v if v is None or v != v else 0.0
+                                   for v in row[column(data, "result")]]
+    row[column(data, "version")] = benchmarks[CONV_MISMATCHES]["version"]
+    data["results"][CONV_MISMATCHES] = row
+    commits = []
+    for days, changes in enumerate((at_a, at_b)):
+        changed = copy.deepcopy(data)
+        changed["commit_hash"] = "ab"[days] * 40
+        changed["date"] += days * 24 * 3600 * 1000
+        for benchmark, case, value in changes:
+            index = case_index(changed, CONV_REL if benchmark == CONV_MISMATCHES else benchmark,
+                               **case)
+            changed["results"][benchmark][column(changed, "result")][index] = value
+        save(original.parent / f"{changed['commit_hash'][:8]}-{changed['env_name']}.json", changed)
+        commits.append(changed["commit_hash"])
+    return results, commits
+
+
+def test_the_gate_finds_a_quantity_that_compared_nothing_at_a_and_fails_at_b(tmp_path, capsys):
+    """Hostile pass 99 ("n/a -> fail"): grad_filter compared nothing at A (NaN errors,
+    no mismatch) and is 0.5 at B, far above float64's 1e-10. Before the suite's
+    version 4 A read 0.0 and this "crossed the tolerance"; then compare.csv said
+    skipped, no regression, and the gate passed."""
+    from scipy_layers.reports.cli import main
+    filter_ = {**CONV_CASE, "quantity": "grad_filter"}
+    results, (a, b) = _two_commits_with_mismatch_counts(
+        tmp_path, nothing_compared("grad_filter"), [(CONV_REL, filter_, 0.5)])
+    assert main([str(results), str(tmp_path / "out"), "--commits", a, b, "--gate",
+                 "--no-plots"]) == 1
+    lines = capsys.readouterr().out.split("\ngate: ")[1].splitlines()[1:]
+    assert lines == ["gradient regression: conv2d scipy max rel error of grad_filter 16x16 3x3 "
+                     "float64 grad_filter (amd-epyc-2cpu): nan -> 0.5: nothing compared at A "
+                     "(NaN), above the tolerance 1e-10 at B"]

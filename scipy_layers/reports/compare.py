@@ -380,12 +380,22 @@ def _gradient_regressions(merged: pd.DataFrame) -> None:
 
 
 def _gradient_jump(row: pd.Series) -> str | None:
+    """Why a gradient row's error jumped between A and B, or None. asv's NaN (status
+    skipped) is a skipped case, a NaN error, or, for the max abs/rel errors, a quantity
+    where nothing was compared (no entry finite on both sides; the suite's version 4):
+    a figure that goes from a number to NaN is flagged, and one that goes from NaN to
+    above the tolerance too (read as 0 before version 4, it crossed the tolerance)."""
+    if row["status_a"] == "skipped" and row["status_b"] == "ok":
+        tolerance = _rel_tolerance(row)
+        if tolerance is not None and float(row["value_b"]) > tolerance:
+            return f"nothing compared at A (NaN), above the tolerance {tolerance:g} at B"
+        return None
     if row["status_a"] != "ok":
         return None
     if row["status_b"] == "failed":
         return "the benchmark failed at B"
     if row["status_b"] == "skipped":
-        return "no figure at B (NaN: a NaN error or a skipped case)"
+        return "no figure at B (NaN: nothing compared, a NaN error, or a skipped case)"
     if row["status_b"] != "ok":
         return None
     a, b = float(row["value_a"]), float(row["value_b"])
@@ -396,9 +406,7 @@ def _gradient_jump(row: pd.Series) -> str | None:
             return (f"NaN/inf now differ from native's in {b:.0f} entries" if a == 0
                     else f"NaN/inf differ from native's in more entries ({a:.0f} -> {b:.0f})")
         return None
-    if "rel error" not in row["measurement"]:
-        return None
-    tolerance = tolerance_by_name().get(row["dtype"])
+    tolerance = _rel_tolerance(row)
     if tolerance is None:
         return None
     if a <= tolerance < b:
@@ -406,6 +414,13 @@ def _gradient_jump(row: pd.Series) -> str | None:
     if b > JUMP_FACTOR * a and b > JUMP_FLOOR * tolerance:
         return f"grew {b / a:.3g}x" if a > 0 else "grew from 0"
     return None
+
+
+def _rel_tolerance(row: pd.Series) -> float | None:
+    """The dtype's tolerance for a max rel error row; None for other rows and dtypes."""
+    if "rel error" not in row["measurement"]:
+        return None
+    return tolerance_by_name().get(row["dtype"])
 
 
 def native_control(compare: pd.DataFrame) -> tuple[int, int]:
