@@ -355,3 +355,31 @@ def test_the_gate_finds_a_quantity_that_compared_nothing_at_a_and_fails_at_b(tmp
     assert lines == ["gradient regression: conv2d scipy max rel error of grad_filter 16x16 3x3 "
                      "float64 grad_filter (amd-epyc-2cpu): nan -> 0.5: nothing compared at A "
                      "(NaN), above the tolerance 1e-10 at B"]
+
+
+def test_outdated_error_figures_are_outdated_not_n_a(tmp_path):
+    """Hostile pass 99: error tracks of an older version (outdated) beside current
+    mismatch counts read "n/a" (compared nothing), even with 9 mismatched entries. n/a
+    is only for a case whose every quantity compared nothing; here the verdict is
+    outdated, and fail where a current count shows mismatches (an infinite error)."""
+    from scipy_layers.reports.summary import verdict_table
+    versions = {CONV_REL: "new", CONV_ABS: "new", CONV_MISMATCHES: "new"}
+    results, _ = _two_commits_with_mismatch_counts(
+        tmp_path, [], [(CONV_MISMATCHES, {**CONV_CASE, "quantity": "output"}, 9)], versions)
+    for path in results_files(results):  # the mismatch counts current, the errors not
+        data = load(path)
+        data["results"][CONV_MISMATCHES][column(data, "version")] = "new"
+        save(path, data)
+    gradients = gradients_table(read_results(results))
+    table = gradients[gradients["commit"] == "b" * 40].set_index(
+        ["layer", "implementation", "size", "kernel", "dtype"])
+    conv = table.loc["conv2d"]
+    assert (conv["status"] == "ok+outdated").any()
+    row = table.loc[CONV_KEY]
+    assert row["verdict"] == "fail" and row["worst_rel_error"] == math.inf
+    assert row["worst_quantity"] == "output"
+    others = conv.drop(CONV_KEY[1:])
+    assert set(others["verdict"]) == {"outdated"}
+    shown = verdict_table(table.reset_index(), "conv2d")
+    assert "n/a" not in set(shown["worst rel error"]) and "n/a" not in set(shown["verdict"])
+    assert set(shown.loc[shown["verdict"] == "outdated", "worst rel error"]) == {""}

@@ -164,6 +164,10 @@ def gradients_table(timings: pd.DataFrame) -> pd.DataFrame:
     table["tolerance"] = table["dtype"].map(tolerance_by_name())
     table["gradient_is_exact"] = [gradient_is_exact(layer, impl) for layer, impl
                                   in zip(table["layer"], table["implementation"])]
+    held = (errors[errors["statistic"] == VERDICT_STATISTIC]
+            .groupby(case, sort=False)["quantity"].agg(frozenset))
+    table["_rel_quantities"] = [held.get(key, frozenset())  # (dropped by _table_columns)
+                                for key in table[case].itertuples(index=False, name=None)]
     table["verdict"] = _verdicts(table)
     return table[_table_columns(case, value_columns)]
 
@@ -179,15 +183,19 @@ def _rel_errors_with_mismatches_as_inf(errors: pd.DataFrame, case: list[str],
     """The ok max_rel rows, +inf where the same quantity has non-finite entries unlike
     native's (the suite records errors over the finite entries and counts those apart),
     including a NaN one (``known``: nothing finite on both sides, e.g. all NaN where
-    native is finite); a NaN one without mismatches compared nothing and is left out."""
+    native is finite) and an outdated or skipped one (the current count alone shows an
+    infinite error); a NaN one without mismatches compared nothing and is left out."""
     ok = errors[errors["status"] == "ok"]
-    rel = errors[(errors["statistic"] == "max_rel") & ((errors["status"] == "ok") | known)]
+    usable = (errors["status"] == "ok") | known
+    rel = errors[errors["statistic"] == "max_rel"].assign(_usable=usable)
     mismatched = ok[(ok["statistic"] == "nonfinite_mismatches") & (ok["value"] > 0)]
     if not mismatched.empty:
         keys = mismatched[[*case, "quantity"]].drop_duplicates().assign(_mismatch=True)
         rel = rel.merge(keys, on=[*case, "quantity"], how="left")
-        rel = rel.assign(value=rel["value"].mask(rel["_mismatch"].eq(True), np.inf)).drop(
-            columns="_mismatch")
+        mismatch = rel["_mismatch"].eq(True) & (rel["status"] != "failed")
+        rel = rel.assign(value=rel["value"].mask(mismatch, np.inf),
+                         _usable=rel["_usable"] | mismatch).drop(columns="_mismatch")
+    rel = rel[rel["_usable"]].drop(columns="_usable")
     return rel[rel["value"].notna()]
 
 
@@ -195,17 +203,35 @@ def _verdicts(table: pd.DataFrame) -> np.ndarray:
     """pass / fail against the tolerance on the ok results; an implementation whose
     registry entry says its gradient is knowingly wrong gets "expected failure" (or
     "unexpected pass") instead. A case that ran but lacks an expected figure is "error"
-    whatever the others say; one that ran and compared nothing (every quantity
-    ``not_compared``) is "n/a". Cases with nothing ok say why (failed, outdated, ...)."""
+    whatever the others say; one that ran and compared nothing (every quantity it holds
+    and the registry expects ``not_compared``) is "n/a". One with no relative error to
+    judge otherwise is "outdated" where a result of it is (its error tracks' version
+    is not benchmarks.json's), else "error": never "n/a", never a pass (a current
+    mismatch count above 0 is an infinite error already: "fail"). Cases with nothing ok
+    say why (failed, outdated, ...)."""
     statuses = table["status"].str.split("+")
     ran = statuses.map(lambda s: "ok" in s)
+    outdated = statuses.map(lambda s: "outdated" in s)
     within = table["worst_rel_error"] <= table["tolerance"]
     exact = table["gradient_is_exact"].astype(bool)
+    nothing = table["worst_rel_error"].isna()
     return np.select(
-        [statuses.map(lambda s: "failed" in s), ~ran & statuses.map(lambda s: "outdated" in s),
-         ~ran, table["unmeasured"] != "", table["worst_rel_error"].isna(),
-         table["tolerance"].isna(),
+        [statuses.map(lambda s: "failed" in s), ~ran & outdated,
+         ~ran, table["unmeasured"] != "", nothing & _compared_nothing(table),
+         nothing & outdated, nothing, table["tolerance"].isna(),
          within & exact, ~within & exact, ~within, within],
-        ["failed", "outdated", "skipped", "error", "n/a", "no tolerance",
+        ["failed", "outdated", "skipped", "error", "n/a", "outdated", "error", "no tolerance",
          "pass", "fail", "expected failure", "unexpected pass"],
         "skipped")
+
+
+def _compared_nothing(table: pd.DataFrame) -> pd.Series:
+    """Per case: every quantity it holds a max rel figure for, and every one the registry
+    expects of its layer, is in ``not_compared`` (a case whose verdict figures are
+    outdated, say, compared nothing current but is no "n/a")."""
+    return pd.Series([
+        bool(not_compared) and set(not_compared.split("+")) >= (set(held) | set(
+            expected_quantities(layer)))
+        for layer, held, not_compared in zip(table["layer"], table["_rel_quantities"],
+                                             table["not_compared"])], index=table.index,
+        dtype=bool)

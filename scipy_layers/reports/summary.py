@@ -83,9 +83,12 @@ def verdict_table(gradients: pd.DataFrame, layer: str) -> pd.DataFrame:
         return pd.DataFrame()
     columns = ["implementation", *[c for c in _row_columns(picked)], "worst_quantity"]
     table = picked[columns].copy()
-    # (NaN: nothing compared, every quantity non-finite on both sides: verdict n/a)
+    # NaN: "n/a" where the case compared nothing (every quantity non-finite on both
+    # sides: verdict n/a), blank where no current figure is there to judge (outdated,
+    # error)
     table["worst rel error"] = picked["worst_rel_error"].map("{:.2g}".format).where(
-        picked["worst_rel_error"].notna(), "n/a")
+        picked["worst_rel_error"].notna(), picked["verdict"].where(
+            picked["verdict"] == "n/a", ""))
     table["tolerance"] = picked["tolerance"].map("{:.0e}".format)
     table["verdict"] = picked["verdict"]
     if (picked["unmeasured"] != "").any():  # NaN or absent figures: why a case is "error"
