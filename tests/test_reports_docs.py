@@ -117,3 +117,21 @@ def test_every_measurement_and_unit_of_timings_is_documented(written):
     assert "nonfinite mismatches of <quantity>" in labels
     assert [m for m in sorted(labels) if f"`{m}`" not in section] == []
     assert [u for u in sorted(set(timings["unit"])) if f"`{u}`" not in section] == []
+
+
+def test_summary_verdict_table_columns_and_both_n_a_are_documented(written):
+    """summary.md's verdict tables have columns of their own (`worst rel error`, ...),
+    and "n/a" means no figure in a time table but compared nothing in a verdict table:
+    the README documents both, and summary.md's captions say which (hostile pass 99)."""
+    from scipy_layers.reports.summary import NO_TIME, NOTHING_COMPARED
+    summary = (written / "summary.md").read_text().splitlines()
+    headers = [summary[i + 2] for i, line in enumerate(summary)
+               if line.startswith("Gradient agreement with native")]
+    assert headers and all(NOTHING_COMPARED in line for line in summary
+                           if line.startswith("Gradient agreement with native"))
+    assert any(NO_TIME in line for line in summary if line.startswith("forward+backward time"))
+    columns = {c.strip() for header in headers for c in header.strip("|").split("|")}
+    columns |= {"unmeasured", "not compared"}  # (there where a case has one)
+    section = _section("summary.md")
+    assert sorted(c for c in columns if f"`{c}`" not in section) == []
+    assert "`n/a` there means no figure" in section and "In a verdict table `n/a`" in section

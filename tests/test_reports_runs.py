@@ -213,3 +213,22 @@ def test_the_printed_headline_names_the_commit_it_shows(tmp_path, capsys):
     newest = read_results(FIXTURE).sort_values("commit_date")["commit"].iloc[-1]
     assert f"native at the latest commit ({newest[:8]}; gradients: verdicts):" \
         in capsys.readouterr().out
+
+
+def test_commits_of_one_date_go_by_hash_whatever_the_order_read():
+    """asv's date is the commit's author date (whole seconds): two commits can share one.
+    The later is the larger hash, wherever the rows come from, as in compare.csv's
+    default pair (its B); idxmax took whichever row came first (hostile pass 99)."""
+    import pandas as pd
+
+    from scipy_layers.reports.runs import latest_commits
+    from scipy_layers.reports.tables import resolve_commits
+    date = pd.Timestamp("2026-12-06 09:00", tz="UTC")
+    rows = pd.DataFrame({"machine": ["m", "m", "m", "n"], "env": "e",
+                         "commit": ["f" * 40, "0" * 40, "1" * 40, "2" * 40],
+                         "commit_date": [date, date, date - pd.Timedelta("1s"), date]})
+    for order in (rows, rows.iloc[::-1], rows.iloc[[1, 0, 2, 3]]):
+        latest = latest_commits(order)
+        assert latest["machine"].tolist() == ["m", "n"]
+        assert latest["commit"].tolist() == ["f" * 40, "2" * 40]
+        assert resolve_commits(order[order["machine"] == "m"], None) == ("0" * 40, "f" * 40)

@@ -1,5 +1,6 @@
 """The runs behind the latest-commit views (summary.md's tables, the printed headline,
-the plots): the most recent commit on each machine, and within it each asv environment.
+the plots): the most recent commit on each machine (by asv's results date, the commit's
+author date; ties by hash: ``newest_first``), and within it each asv environment.
 The commit is picked once, over every result of the machine (``latest_commits``), and
 every view takes that one (``latest_runs(table, commits)``): picked per table, a commit
 that ran the timings alone headed summary.md while its gradient verdicts came, unnamed,
@@ -22,13 +23,24 @@ RUN_COLUMNS = ["machine", "env"]
 
 
 def latest_commits(*tables: pd.DataFrame) -> pd.DataFrame:
-    """``machine``, ``commit``, ``commit_date``: the most recent commit (by commit date)
-    on each machine over the rows of all ``tables``."""
+    """``machine``, ``commit``, ``commit_date``: the most recent commit on each machine
+    over the rows of all ``tables``, by ``commit_date`` (``newest_first``)."""
     rows = pd.concat([t[["machine", "commit", "commit_date"]] for t in tables],
                      ignore_index=True)
     if rows.empty:
         return rows
-    return rows.loc[rows.groupby("machine")["commit_date"].idxmax()].reset_index(drop=True)
+    return (newest_first(rows).drop_duplicates("machine")
+            .sort_values("machine", kind="stable").reset_index(drop=True))
+
+
+def newest_first(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` (with ``commit_date`` and ``commit``) the most recent first. The date is
+    asv's results ``date``: the commit's author date (asv's git plugin reads ``git log
+    --format=%at``), not its committer date, so a commit rebased or cherry-picked onto a
+    later one can be "older" than its parent. Commits of one date (one second; asv
+    stores ms) go by hash, the larger first: the order compare.csv's default pair takes
+    too (``tables.commits_by_date``: of two such commits, the larger hash is B)."""
+    return rows.sort_values(["commit_date", "commit"], ascending=False, kind="stable")
 
 
 def latest_runs(table: pd.DataFrame, commits: pd.DataFrame | None = None) -> pd.DataFrame:

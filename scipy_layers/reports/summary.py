@@ -14,13 +14,17 @@ from .gradients import layer_spec
 from .limits import CALIBRATION_FILE, Calibration
 from .markdown import code, escape, format_seconds, markdown_table
 from .naming import DEFAULT_THREADS, NATIVE, PLAIN_KIND
-from .runs import RUN_COLUMNS, latest_commits, latest_runs, of_run, run_label, split_runs, varying
+from .runs import (RUN_COLUMNS, latest_commits, latest_runs, newest_first, of_run, run_label,
+                   split_runs, varying)
 from .tables import with_blank_params
 
 SUMMARY_MEASUREMENT = "forward+backward"
 METHODS_KIND = "methods"  # bench_<layer>.<Name>Methods: every numpy/scipy method side by side
 LAYER_TYPES_KIND = "layertypes"  # bench_conv2d_nchw.Conv2dNCHWLayerTypes: a conv column
 CASE_COLUMNS = ("size", "kernel", "conv", "dtype", "device")  # what a case is, in a table
+# "n/a" in a time table (no figure) and in a verdict table (compared nothing) differ:
+NO_TIME = "n/a: no figure (not run at this commit, or a ratio with a side skipped or failed)."
+NOTHING_COMPARED = "`n/a`: the case compared nothing, no entry finite on both sides"
 
 
 def size_key(text: str) -> int:
@@ -85,7 +89,7 @@ def verdict_table(gradients: pd.DataFrame, layer: str) -> pd.DataFrame:
     table = picked[columns].copy()
     # NaN: "n/a" where the case compared nothing (every quantity non-finite on both
     # sides: verdict n/a), blank where no current figure is there to judge (outdated,
-    # error)
+    # error); a time table's "n/a" is a case not run (reports/README.md, summary.md)
     table["worst rel error"] = picked["worst_rel_error"].map("{:.2g}".format).where(
         picked["worst_rel_error"].notna(), picked["verdict"].where(
             picked["verdict"] == "n/a", ""))
@@ -193,7 +197,7 @@ def _ran_elsewhere(layer: str, latest_t: pd.DataFrame, run_t: pd.DataFrame,
                               ("gradient results", compared, "gradients.csv")):
         if rows.empty or (rows["commit"] == commit).any():
             continue
-        newest = rows.loc[rows["commit_date"].idxmax()]
+        newest = newest_first(rows).iloc[0]
         date = newest["commit_date"].strftime("%Y-%m-%d %H:%M UTC")
         lines += [f"No {what} of {layer} at commit `{commit[:8]}`; the most recent commit "
                   f"with them is `{newest['commit'][:8]}` ({date}): see {where}.", ""]
@@ -213,9 +217,9 @@ def _layer_section(layer: str, latest_t: pd.DataFrame, latest_s: pd.DataFrame,
     layer_types = time_table(by_case, latest_s, layer, LAYER_TYPES_KIND)
     lines += _captioned(times, f"{SUMMARY_MEASUREMENT} time (torch at one thread on the "
                         "CPU; every CUDA call synchronised)",
-                        "ratio = implementation / native (> 1: slower than native).")
+                        "ratio = implementation / native (> 1: slower than native); " + NO_TIME)
     lines += _captioned(methods, f"Every method ({METHODS_KIND} view): {SUMMARY_MEASUREMENT} "
-                        "time", "`scipy` is the method the layer's rule picks.")
+                        "time", "`scipy` is the method the layer's rule picks; " + NO_TIME)
     lines += _captioned(limit_table(by_case, layer), "Fraction of the machine's limit, "
                         f"{SUMMARY_MEASUREMENT} (bound / time; `bound`: the lower bound "
                         "on the time)", "1 = at the limit, the larger the closer.")
@@ -223,7 +227,7 @@ def _layer_section(layer: str, latest_t: pd.DataFrame, latest_s: pd.DataFrame,
                         f"Each kind of conv layer ({LAYER_TYPES_KIND} view; conv: input, "
                         "C_out x kH x kW, then gG groups, sS stride, pP padding, dD "
                         f"dilation): {SUMMARY_MEASUREMENT} time",
-                        "ratio = implementation / native (> 1: slower than native).")
+                        "ratio = implementation / native (> 1: slower than native); " + NO_TIME)
     lines += _captioned(limit_table(by_case, layer, LAYER_TYPES_KIND),
                         f"Fraction of the machine's limit, {LAYER_TYPES_KIND} view",
                         "bound / time, as above.")
@@ -235,7 +239,8 @@ def _layer_section(layer: str, latest_t: pd.DataFrame, latest_s: pd.DataFrame,
         lines += ["Not run at this commit (all skipped): " + ", ".join(not_run) + ".", ""]
     verdicts = verdict_table(latest_g, layer)
     if not verdicts.empty:
-        lines += ["Gradient agreement with native (max rel error vs the tolerance):", "",
+        lines += ["Gradient agreement with native (max rel error vs the tolerance; "
+                  f"{NOTHING_COMPARED}):", "",
                   markdown_table(verdicts), ""]
     return lines
 

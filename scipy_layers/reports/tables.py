@@ -63,16 +63,19 @@ def speedup_table(timings: pd.DataFrame) -> pd.DataFrame:
 
 
 def commits_by_date(timings: pd.DataFrame) -> pd.Series:
-    """Commit hash -> commit date, oldest first (hash breaks ties, for a stable order)."""
+    """Commit hash -> commit date (asv's results date: the commit's author date), oldest
+    first; the hash breaks ties, the smaller first (so the larger is the later, as
+    ``runs.newest_first`` has it)."""
     dates = timings.groupby("commit", sort=False)["commit_date"].min()
     return dates.reset_index().sort_values(["commit_date", "commit"]).set_index("commit")["commit_date"]
 
 
 def resolve_commits(timings: pd.DataFrame, wanted: list[str] | None) -> tuple[str, str] | None:
     """The two commits to compare: ``wanted`` (full hashes or unique prefixes, in either
-    case, as git reads them), else the most recent pair by commit date that ran on a
-    common machine and asv environment (two commits on two machines share no case), or
-    failing that the two most recent; None when the results hold a single commit."""
+    case, as git reads them), else the most recent pair by date (``commits_by_date``)
+    that ran on a common machine and asv environment (two commits on two machines share
+    no case), or failing that the two most recent; None when the results hold a single
+    commit."""
     known = list(commits_by_date(timings).index)
     if not wanted:
         return _latest_comparable_pair(timings, known) if len(known) >= 2 else None
