@@ -67,8 +67,9 @@ def parser() -> argparse.ArgumentParser:
                    help="the output directory, as an option")
     p.add_argument("--commits", nargs=2, metavar=("A", "B"),
                    help="commits (hashes or unique prefixes) for compare.csv, A before B; "
-                        "default the two most recent by commit date that ran on one "
-                        "machine and asv environment")
+                        "default the two most recent that ran on one machine and asv "
+                        "environment, by the date asv stores (the author date, git %%at; "
+                        "one date: the larger hash)")
     p.add_argument("--threshold", type=_threshold, default=DEFAULT_THRESHOLD, metavar="T",
                    help="compare.csv: changes smaller than this are 'unchanged' (a fraction "
                         f"or a percentage; default {DEFAULT_THRESHOLD * 100:g}%%)")
@@ -80,7 +81,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cases", metavar="FILE",
                    help="the cases the comparison ran (JSON, as tools/suite_cases.py lists "
                         "them; make compare writes it): asv's NaN outside them is no result "
-                        "(missing), not a skip")
+                        "(missing), not a skip; a file that can match nothing (no "
+                        "combination, an unknown benchmark, a combination that is not "
+                        "the benchmark's parameters) is an error")
     p.add_argument("--gate", action="store_true",
                    help="exit 1 on a confirmed slowdown (verdict slower, non-native), a "
                         "non-native timing that ran at A and fails or is skipped at B, "
