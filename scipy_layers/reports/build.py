@@ -37,7 +37,7 @@ def build_report(results_dir: Path | str, output_dir: Path | str,
     all or nothing: bad results, or a failure anywhere while writing or plotting, leave
     the output directory as it was (see ``output``). ``threshold``: compare.csv's
     practical threshold; ``round_size``: samples per round of the compared runs;
-    ``cases``: the cases the comparison ran (compare.read_compared_cases)."""
+    ``cases``: the cases the comparison ran (compared_cases.read_compared_cases)."""
     check_output(output_dir, results_dir)
     with_samples = read_results(results_dir, with_samples=True)
     timings = with_samples.drop(columns="samples")

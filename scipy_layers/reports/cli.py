@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from .build import build_report
-from .compare import DEFAULT_THRESHOLD, read_compared_cases
+from .compare import DEFAULT_THRESHOLD
+from .compared_cases import read_compared_cases
 from .errors import ReportError, complain, one_line, silence
 from .gate import account, findings, measured_in_both, only_changed_environments
 from .markdown import printable
