@@ -33,8 +33,7 @@ from ._autocast import any_autocast, autocast_devices, in_float32
 from ._checks import PLAIN_TENSORS
 from ._numpy_quiet import numpy_quiet
 from ._torch_protocols import (check_backward_not_jit_traced, check_not_tracing,
-                               jit_trace_error, onnx_export_error, opaque_to_compile,
-                               torch_function_layer)
+                               jit_trace_error, opaque_to_compile, torch_function_layer)
 
 _unwrap_if_dead = torch._C._functorch.unwrap_if_dead
 _has_torch_function = torch._C._has_torch_function  # (also True under a TorchFunctionMode)
@@ -52,8 +51,8 @@ def apply_positional(cls, *args):
     functorch wrappers and calls the C apply, which this does directly. Under a transform
     (vmap, grad, ...) torch's own path runs. Under ``torch.autocast``: see
     :func:`in_float32`. Under ``make_fx`` and non-strict ``torch.export``: see
-    :func:`check_not_tracing`. Under ``torch.jit.trace`` (and ``torch.onnx.export``): see
-    :func:`traced_arguments`.
+    :func:`check_not_tracing`. Under ``torch.jit.trace``: see :func:`traced_arguments`
+    (``torch.onnx.export``: see ``_torch_protocols.refuse_onnx``).
 
     A tensor subclass with ``__torch_function__`` (or a TorchFunctionMode) gets the call
     through that protocol, as native ops give it theirs (:func:`torch_function_layer`).
@@ -95,14 +94,11 @@ def traced_arguments(cls, args):
     """``args`` as ``torch.jit.trace`` may record them: without the per-call ForwardState
     (the arguments after ``cls.PUBLIC_ARGUMENTS``), which the trace would hold as a
     constant shared by every later call of the traced function (a backward after a second
-    call read that call's spectrum or windows: wrong gradients, hostile pass 94). Given
-    None, forward keeps nothing and backward recomputes it; each call of the traced
-    function runs the layer afresh. Refused: a Function whose public arguments are per
-    call too (``cls.TRACEABLE`` False: the batched conv's geometry, fixed to one input
-    size), and every layer under ``torch.onnx.export``, whose legacy exporter puts the
-    recorded call's output in the model as a constant."""
-    if torch.onnx.is_in_onnx_export():
-        raise onnx_export_error(cls.LAYER, cls.NATIVE_TWIN)
+    call read that call's spectrum or windows: wrong gradients, hostile pass 94). The
+    trace records None, and each call of the traced function calls ``cls.apply`` with
+    it, which makes that call's own state. Refused: a Function whose public arguments
+    are per call too (``cls.TRACEABLE`` False: the batched conv's geometry, fixed to one
+    input size)."""
     if not cls.TRACEABLE:
         raise jit_trace_error(cls.LAYER, cls.NATIVE_TWIN)
     extra = len(args) - cls.PUBLIC_ARGUMENTS

@@ -180,10 +180,18 @@ def jit_trace_error(layer: str, native_twin: str) -> RuntimeError:
         f"graph break), call the layer eagerly, or trace its native twin, {native_twin}")
 
 
+def refuse_onnx(layer: str, native_twin: str) -> staticmethod:
+    """A Function's ``symbolic``, which ``torch.onnx.export``'s tracing exporter calls for
+    each recorded call of the Function, in a model traced there or traced before: it
+    raises. Without one, the exporter replaced the call with the subgraph the trace
+    holds for it, the traced input's output as a constant: a model giving it for every
+    input (hostile passes 100 and 102)."""
+    def symbolic(graph, *args, **kwargs):
+        raise onnx_export_error(layer, native_twin)
+    return staticmethod(symbolic)
+
+
 def onnx_export_error(layer: str, native_twin: str) -> RuntimeError:
-    """For a layer call under ``torch.onnx.export`` (its legacy, tracing exporter): the
-    exporter replaces the recorded Python call with the subgraph the trace holds for
-    it, this call's output as a constant, so the model would give it for every input."""
     return RuntimeError(
         f"torch.onnx.export cannot export {layer}: it runs numpy/scipy, which an ONNX "
         f"model cannot hold (the exporter would store this call's output as a constant, "

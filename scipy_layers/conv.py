@@ -25,7 +25,7 @@ from ._numpy_bridge import (apply_positional, check_not_legacy_batched, linear_t
                             numpy_gradients, to_numpy, to_tensor, vmap_by_loop, vmap_rule)
 from ._numpy_quiet import numpy_quiet
 from ._torch_protocols import (graph_break_here, never_compiled, opaque_to_compile,
-                               own_frame_never_compiled, refuse_scripting,
+                               own_frame_never_compiled, refuse_onnx, refuse_scripting,
                                torch_function_layer)
 from .conv_methods import METHODS
 
@@ -199,6 +199,7 @@ class ScipyConv2dFunction(Function):
     # (for errors that send the user to the layer's native twin)
     LAYER, NATIVE_TWIN = "scipy_conv2d / ScipyConv2d", "native_conv2d / NativeConv2d"
     TRACEABLE = True  # (torch.jit.trace: _numpy_bridge.traced_arguments)
+    symbolic = refuse_onnx(LAYER, NATIVE_TWIN)  # (torch.onnx.export: refused)
 
     @classmethod
     @opaque_to_compile

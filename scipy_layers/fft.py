@@ -20,7 +20,8 @@ from ._numpy_bridge import (NumpyStep, apply_positional, check_not_legacy_batche
                             computes_directly, forward_mode_error, numpy_gradients,
                             shape_only, to_numpy, to_tensor, vmap_rule)
 from ._numpy_quiet import numpy_quiet
-from ._torch_protocols import graph_break_here, opaque_to_compile, torch_function_layer
+from ._torch_protocols import (graph_break_here, opaque_to_compile, refuse_onnx,
+                               torch_function_layer)
 from ._fft_gradient import gradient_spectrum, phase
 from ._workspace import recycle, recycle_when_dead
 
@@ -90,6 +91,7 @@ class BadFFTFunction(Function):
     # (for errors that send the user to the layer's native twin)
     LAYER, NATIVE_TWIN = "incorrect_fft", "native_fft_abs"
     TRACEABLE = True  # (torch.jit.trace: _numpy_bridge.traced_arguments)
+    symbolic = refuse_onnx(LAYER, NATIVE_TWIN)  # (torch.onnx.export: refused)
 
     @classmethod
     @opaque_to_compile
@@ -177,6 +179,7 @@ class FFTAbsFunction(Function):
     # (for errors that send the user to the layer's native twin)
     LAYER, NATIVE_TWIN = "fft_abs", "native_fft_abs"
     TRACEABLE = True  # (torch.jit.trace: _numpy_bridge.traced_arguments)
+    symbolic = refuse_onnx(LAYER, NATIVE_TWIN)  # (torch.onnx.export: refused)
 
     @classmethod
     @opaque_to_compile

@@ -22,7 +22,7 @@ from ._numpy_bridge import (apply_positional, check_not_legacy_batched, linear_t
                             vmap_rule)
 from ._numpy_quiet import numpy_quiet
 from ._torch_protocols import (graph_break_here, never_compiled, opaque_to_compile,
-                               refuse_scripting, torch_function_layer)
+                               refuse_onnx, refuse_scripting, torch_function_layer)
 from ._im2col_route import kept_windows_bytes
 from ._memory_format import follows_channels_last, to_tensor_in_format
 from ._nchw_rule import choose_nchw_method
@@ -52,6 +52,7 @@ class Conv2dNCHWFunction(Function):
     # (for errors that send the user to the layer's native twin)
     LAYER, NATIVE_TWIN = "scipy_layers.conv2d / Conv2d", "torch.nn.functional.conv2d"
     TRACEABLE = False  # (its geometry is one input size's: _numpy_bridge.traced_arguments)
+    symbolic = refuse_onnx(LAYER, NATIVE_TWIN)  # (torch.onnx.export: refused)
 
     @classmethod
     @opaque_to_compile

@@ -244,18 +244,21 @@ def test_jit_trace_of_the_batched_conv_s_function_is_refused_clearly():
 @pytest.mark.parametrize("layer, call", [
     ("incorrect_fft", lambda x: sl.incorrect_fft(x)), ("fft_abs", lambda x: sl.fft_abs(x)),
     ("scipy_conv2d / ScipyConv2d", lambda x: sl.scipy_conv2d(x[0], FILTER))])
-def test_onnx_export_of_a_layer_is_refused_clearly(layer, call):
+@pytest.mark.parametrize("traced_first", [False, True], ids=["module", "traced module"])
+def test_onnx_export_of_a_layer_is_refused_clearly(layer, call, traced_first):
     """The legacy (tracing) exporter put the recorded call's output in the model as a
-    constant: a model with no input, the same output for every one (hostile pass 100)."""
+    constant: a model with no input, the same output for every one (hostile pass 100);
+    so did exporting a model traced before (hostile pass 102)."""
     import io
 
     class Model(torch.nn.Module):
         def forward(self, a):
             return call(a)
+    x = torch.randn(2, 8, 8, dtype=D)
+    model = torch.jit.trace(Model(), x) if traced_first else Model()
     with pytest.raises(RuntimeError, match=rf"^torch\.onnx\.export cannot export "
                                            rf"{re.escape(layer)}: it runs numpy/scipy"):
-        torch.onnx.export(Model(), (torch.randn(2, 8, 8, dtype=D),), io.BytesIO(),
-                          dynamo=False)
+        torch.onnx.export(model, (x,), io.BytesIO(), dynamo=False)
 
 
 @pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # (the numpy inside it)
