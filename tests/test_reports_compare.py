@@ -276,7 +276,9 @@ def test_a_rel_error_from_nan_at_a_to_above_the_tolerance_at_b_is_a_regression()
     """Hostile pass 99: since the suite's version 4 a quantity that compared nothing is
     NaN (asv's skipped) where it read 0.0; NaN at A and failing at B was "crossed the
     tolerance" before and passed the gate after. A NaN at B after a number at A is
-    flagged as ever, its note naming "nothing compared" among the causes."""
+    flagged as ever, its note naming "nothing compared" among the causes. The tutorial's
+    knowingly wrong gradient is above the tolerance wherever it compares anything: not
+    flagged (hostile pass 102: a case newly run at B failed the gate on it)."""
     rows = background()
     rows += gradient_rows("na-fail", None, 0.5, status=("skipped", "ok"))
     rows += gradient_rows("na-inf", None, math.inf, status=("skipped", "ok"))
@@ -286,11 +288,16 @@ def test_a_rel_error_from_nan_at_a_to_above_the_tolerance_at_b_is_a_regression()
                           measurement="max abs error of grad_input")
     rows += gradient_rows("na-na", None, None, status=("skipped", "skipped"))
     rows += gradient_rows("num-na", 1e-16, None, status=("ok", "skipped"))
+    tutorial = gradient_rows("na-tutorial", None, 0.998, status=("skipped", "ok"))
+    for row in tutorial:  # (its gradient is knowingly wrong: above the tolerance, always)
+        row.update(layer="fft_abs", implementation="numpy-tutorial")
+    rows += tutorial
     table = verdicts(rows)
     flagged = table["gradient_regression"].fillna(False).astype(bool)
     assert set(flagged[flagged].index) == {"na-fail", "na-inf", "na-f32", "num-na"}
     assert table.loc["na-fail", "gradient_change"] == (
-        "nan -> 0.5: nothing compared at A (NaN), above the tolerance 1e-10 at B")
+        "nan -> 0.5: no figure at A (NaN: nothing compared, or skipped), above the tolerance "
+        "1e-10 at B")
     assert "above the tolerance 0.0001 at B" in table.loc["na-f32", "gradient_change"]
     assert table.loc["num-na", "gradient_change"] == (
         "1e-16 -> nan: no figure at B (NaN: nothing compared, a NaN error, or a skipped case)")
