@@ -2,6 +2,7 @@
 at either commit, each commit's own package asked; and what the report makes of asv's
 NaN outside the cases a comparison ran (--cases)."""
 import json
+import os
 import re
 import subprocess
 import sys
@@ -24,8 +25,8 @@ def _head_is_committed_package() -> bool:
 def test_a_commit_whose_package_lacks_an_implementation_lists_none_of_its_cases(
         tmp_path, monkeypatch):
     """The hostile pass's case: at a commit without "scipy-matrix" its FFT cases are not
-    among the cases that run there. That package also prints on import (hostile pass
-    98: a debug print made the listing's JSON unreadable, a traceback, status 1)."""
+    among the cases that run there. That package also prints on import and at exit
+    (hostile passes 98 and 102: a debug print made the listing's JSON unreadable)."""
     def package_without_matrix(commit, into):
         subprocess.run(f"git archive --format=tar HEAD scipy_layers | tar -x -C {into}",
                        shell=True, check=True, cwd=ROOT)
@@ -35,7 +36,8 @@ def test_a_commit_whose_package_lacks_an_implementation_lists_none_of_its_cases(
         assert count == 1
         registry.write_text(text)
         init = into / "scipy_layers" / "__init__.py"
-        init.write_text('print("debug")\n' + init.read_text())
+        init.write_text('import atexit\nprint("debug")\natexit.register(print, "bye")\n'
+                        + init.read_text())
 
     monkeypatch.setattr(compared_cases, "_package_at", package_without_matrix)
     at_commit = compared_cases.list_cases("box", tmp_path, commit="0" * 40)
@@ -221,3 +223,16 @@ def test_an_unexpected_error_is_status_2_never_the_gate_s_1(fake, monkeypatch, c
 def test_a_blank_output_is_refused(fake, capsys):
     assert cc.main(["--output", " "]) == 2
     assert "--output ' ' is blank" in capsys.readouterr().err
+
+
+def test_a_broken_install_is_status_2_never_the_gate_s_1(tmp_path):
+    """An import that fails when the tool starts (scipy broken by an upgrade, say) ended
+    in Python's status 1, which make gate read as a confirmed regression (hostile pass
+    102)."""
+    (tmp_path / "scipy").mkdir()
+    (tmp_path / "scipy" / "__init__.py").write_text('raise ImportError("a broken scipy")\n')
+    run = subprocess.run([sys.executable, str(ROOT / "tools/compare_commits.py"), "--gate",
+                          "--dry-run"], capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert run.returncode == 2
+    assert "ImportError: a broken scipy" in run.stderr and "cannot start" in run.stderr

@@ -33,16 +33,24 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
-import compare_options  # noqa: E402
-from compared_cases import (FULL_GRID_VAR, TRACKS, compared, list_cases,  # noqa: E402
-                            restrict, union, within, write_atomically)
-from commit_pair import (CompareError, describe_commit, dirty_warning, git,  # noqa: E402
-                         resolve_commits)
-from scipy_layers.reports.errors import complain, silence  # noqa: E402
-import offline_dashboard  # noqa: E402
-import record_environment  # noqa: E402
-import reusable_results  # noqa: E402
-import suite_cases  # noqa: E402  (imports no benchmark until asked)
+try:  # (a broken install, e.g. scipy or pandas that no longer import: status 2, never the
+    # 1 Python gives, which make gate reads as a confirmed regression; the report it runs
+    # imports the same packages, so it cannot be the first to fail on them)
+    import compare_options  # noqa: E402
+    from compared_cases import (FULL_GRID_VAR, TRACKS, compared, list_cases,  # noqa: E402
+                                restrict, union, within, write_atomically)
+    from commit_pair import (CompareError, describe_commit, dirty_warning, git,  # noqa: E402
+                             resolve_commits)
+    from scipy_layers.reports.errors import complain, silence  # noqa: E402
+    import offline_dashboard  # noqa: E402
+    import record_environment  # noqa: E402
+    import reusable_results  # noqa: E402
+    import suite_cases  # noqa: E402  (imports no benchmark until asked)
+except Exception:  # noqa: BLE001
+    traceback.print_exc()
+    print("compare: error: cannot start (the traceback above); exit status 2, not a gate "
+          "finding", file=sys.stderr)
+    sys.exit(2)
 
 # Budget: at most twice `make bench`, i.e. one bench per commit. asv's fixed cost is a
 # process per case per round (~0.1 s with setup and warmup), so rounds are dear: 2 rounds
@@ -219,7 +227,8 @@ def compare(args, env) -> int:
     cases = {"timings": restrict(union(runs_at[head], runs_at[base]), args.bench),
              "tracks": restrict(compared("tracks", listed["tracks"]), args.bench)}
     if not cases["timings"] and not cases["tracks"]:
-        raise CompareError(f"BENCH={args.bench} selects no benchmark of the suite")
+        raise CompareError(f"BENCH={args.bench} selects no benchmark of the suite" if args.bench
+                           else "the suite lists no case to compare (tools/suite_cases.py)")
     runs_known = {head: True, base: listed_base is not None}
 
     def discover():

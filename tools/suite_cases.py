@@ -5,6 +5,7 @@
     python tools/suite_cases.py --regexes  # one asv -b regex per timing benchmark
     python tools/suite_cases.py --package-dir DIR  # the same with DIR/scipy_layers (another
                                            # commit's package, as asv installs it there)
+    python tools/suite_cases.py --output FILE      # the answer in FILE, stdout left to the suite
 
 Each benchmark class's own ``setup`` decides, called here in-process the way asv_runner
 calls it: ``NotImplementedError`` means skipped (outside the default grid, no GPU, kernel
@@ -17,7 +18,6 @@ here, so the cases are always the default grid's.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import inspect
 import itertools
@@ -95,6 +95,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--regexes", action="store_true", help="print asv -b regexes, one a line")
     parser.add_argument("--benchmark-dir", type=Path, default=ROOT / "benchmarks")
+    parser.add_argument("--output", type=Path, metavar="FILE",
+                        help="write the answer to FILE instead of stdout")
     parser.add_argument("--package-dir", type=Path,
                         help="import scipy_layers from DIR (default: beside the suite)")
     args = parser.parse_args(argv)
@@ -103,26 +105,13 @@ def main(argv=None) -> int:
                      "(give the folder that holds the package)")
     if os.environ.pop(FULL_GRID_VAR, None):
         print(f"suite_cases: {FULL_GRID_VAR} ignored: listing the default grid", file=sys.stderr)
-    with _stdout_to_stderr():  # (a print in the package or a setup: not in the answer)
-        cases = suite_cases(args.benchmark_dir, args.package_dir)
-    print("\n".join(bench_regexes(cases["timings"])) if args.regexes else json.dumps(cases, indent=1))
+    cases = suite_cases(args.benchmark_dir, args.package_dir)
+    answer = "\n".join(bench_regexes(cases["timings"])) if args.regexes else json.dumps(cases, indent=1)
+    if args.output is None:
+        print(answer)
+    else:  # (what the package or a setup prints, at exit too, stays out of the answer)
+        args.output.write_text(answer + "\n")
     return 0
-
-
-@contextlib.contextmanager
-def _stdout_to_stderr():
-    """Whatever the suite writes to stdout (Python's print or a library's C code) goes to
-    stderr while it runs: stdout carries the answer, which a caller parses."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        os.dup2(2, 1)
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 if __name__ == "__main__":
