@@ -199,16 +199,15 @@ def onnx_export_error(layer: str, native_twin: str) -> RuntimeError:
         f"{native_twin}")
 
 
-def check_backward_not_jit_traced(name: str) -> None:
-    """A clear error for a layer's backward run while ``torch.jit.trace`` records (a
-    traced function that calls ``torch.autograd.grad``): the gradient numpy computes
-    would enter the trace as a constant, this call's gradient for every later input."""
-    if torch._C._is_tracing():
-        raise RuntimeError(
-            f"torch.jit.trace cannot record {name}'s backward: it computes the gradient "
-            f"with numpy/scipy, so the trace would hold this call's gradient as a "
-            f"constant (wrong for any other input). Compute gradients outside the traced "
-            f"function, or trace the layer's native twin")
+def backward_jit_trace_error(name: str) -> RuntimeError:
+    """For a layer's backward run while ``torch.jit.trace`` records (a traced function
+    that calls ``torch.autograd.grad``): the gradient numpy computes would enter the
+    trace as a constant, this call's gradient for every later input."""
+    return RuntimeError(
+        f"torch.jit.trace cannot record {name}'s backward: it computes the gradient "
+        f"with numpy/scipy, so the trace would hold this call's gradient as a "
+        f"constant (wrong for any other input). Compute gradients outside the traced "
+        f"function, or trace the layer's native twin")
 
 
 def refuse_scripting(module, scriptable="torch.nn.Conv2d"):
