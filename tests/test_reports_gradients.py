@@ -353,8 +353,8 @@ def test_the_gate_finds_a_quantity_that_compared_nothing_at_a_and_fails_at_b(tmp
                  "--no-plots"]) == 1
     lines = capsys.readouterr().out.split("\ngate: ")[1].splitlines()[1:]
     assert lines == ["gradient regression: conv2d scipy max rel error of grad_filter 16x16 3x3 "
-                     "float64 grad_filter (amd-epyc-2cpu): nan -> 0.5: nothing compared at A "
-                     "(NaN), above the tolerance 1e-10 at B"]
+                     "float64 grad_filter (amd-epyc-2cpu): nan -> 0.5: no figure at A (NaN: "
+                     "nothing compared, or skipped), above the tolerance 1e-10 at B"]
 
 
 def test_outdated_error_figures_are_outdated_not_n_a(tmp_path):
