@@ -210,16 +210,19 @@ def backward_jit_trace_error(name: str) -> RuntimeError:
         f"function, or trace the layer's native twin")
 
 
-def refuse_scripting(module, scriptable="torch.nn.Conv2d"):
+def refuse_scripting(module, scriptable="torch.nn.Conv2d",
+                     runs="numpy/scipy and argument checks",
+                     compiled="each layer call is a graph break"):
     """For ``__prepare_scriptable__``, which torch.jit.script calls on a module and each
     submodule before it compiles them: a clear error where TorchScript would stop deep in
     the layer's Python ("Don't support conversion in JoinedStr", "Can't redefine method:
-    forward"). ``scriptable``: what to script instead."""
+    forward"). ``scriptable``: what to script instead; ``runs``: what its forward runs
+    that TorchScript cannot (a native twin: argument checks alone); ``compiled``: what
+    torch.compile makes of it."""
     raise RuntimeError(
         f"torch.jit.script cannot compile {type(module).__name__}: its forward runs "
-        f"Python that TorchScript cannot express (numpy/scipy, argument checks). Use "
-        f"torch.compile (each layer call is a graph break), or {scriptable} where a "
-        f"scripted model is needed")
+        f"Python that TorchScript cannot express ({runs}). Use torch.compile ({compiled}), "
+        f"or {scriptable} where a scripted model is needed")
 
 
 def refuse_scripting_function(fn):
@@ -233,5 +236,6 @@ def refuse_scripting_function(fn):
         f"torch.jit.script cannot compile {fn.__qualname__}: it runs numpy/scipy, which "
         f"TorchScript cannot express. Use torch.compile (each layer call is a graph "
         f"break), or, where a scripted model is needed, torch's own ops: "
-        f"torch.nn.functional.conv2d for the convolutions, torch.fft.rfft2(x).abs() for "
-        f"the FFT layers")
+        f"torch.nn.functional.conv2d for the convolutions (scipy_conv2d's: on "
+        f"input[None, None] and filter[None, None]), torch.fft.rfft2(x).abs() for the FFT "
+        f"layers")

@@ -375,5 +375,11 @@ class NativeConv2d(ScipyConv2d):
     def extra_repr(self):
         return f"filter={tuple(self.filter.shape)}"
 
+    def __prepare_scriptable__(self):
+        refuse_scripting(self, "torch.nn.functional.conv2d on input[None, None] and "
+                               "filter[None, None] (what it computes)",
+                         runs="native_conv2d's argument checks",
+                         compiled="it compiles whole: its checks run at trace time")
+
     def forward(self, input):
         return native_conv2d(input, self.filter, self.bias)

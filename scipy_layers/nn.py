@@ -235,7 +235,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
             "torch.jit.trace cannot record scipy_layers.conv2d / Conv2d: their output size "
             "is computed in Python and would be fixed into the trace, so an input of "
             "another height or width would give a wrong result. Use torch.compile (each "
-            "call is a graph break) or call the layer eagerly.")
+            "call is a graph break), call the layer eagerly, or trace its native twin, "
+            "torch.nn.functional.conv2d / torch.nn.Conv2d.")
     if any_autocast():  # half-precision tensors of autocast's: see in_float32
         devices = autocast_devices((input, weight, bias))
         if devices:

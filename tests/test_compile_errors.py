@@ -193,11 +193,19 @@ def test_jit_script_of_the_tutorial_module_names_what_to_script_instead():
     import torch
 
     import scipy_layers as sl
-    for module in (sl.ScipyConv2d(3, 2), sl.NativeConv2d(3, 2)):
+    for module, computes in ((sl.ScipyConv2d(3, 2), "NativeConv2d"),
+                             (sl.NativeConv2d(3, 2), "it")):
         with pytest.raises(RuntimeError, match=r"torch\.nn\.functional\.conv2d on "
                                                r"input\[None, None\] and filter\[None, "
-                                               r"None\] \(what NativeConv2d computes\)"):
+                                               rf"None\] \(what {computes} computes\)") as error:
             torch.jit.script(module)
+    # (hostile pass 100: the native twin's refusal said it ran numpy/scipy and that each
+    # of its calls was a graph break under torch.compile)
+    assert "numpy" not in str(error.value) and "graph break" not in str(error.value)
+    assert "native_conv2d's argument checks" in str(error.value)
+    with pytest.raises(RuntimeError, match=r"scipy_conv2d's: on input\[None, None\] and "
+                                           r"filter\[None, None\]"):
+        torch.jit.script(sl.scipy_conv2d)
     with pytest.raises(RuntimeError, match=r"torch\.nn\.Conv2d where a scripted model"):
         torch.jit.script(sl.Conv2d(3, 4, 3))
 
