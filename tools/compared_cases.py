@@ -16,10 +16,10 @@ import tempfile
 from pathlib import Path
 
 from commit_pair import CompareError
+from suite_cases import FULL_GRID_VAR  # (imports no benchmark)
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
-FULL_GRID_VAR = "SCIPY_LAYERS_BENCH_FULL"
 PACKAGE = "scipy_layers"
 # Compared: timings (but the secondary all-threads view, which compares core counts, not
 # code) and the gradient figures the regression rule reads (max rel error, non-finite
@@ -154,5 +154,6 @@ def union(first: dict[str, list[str]], second: dict[str, list[str]]) -> dict[str
 
 def within(cases: dict[str, list[str]], runs: dict[str, list[str]]) -> dict[str, list[str]]:
     """``cases`` (every benchmark kept) cut to the combinations ``runs`` lists."""
-    return {name: [c for c in combos if c in set(runs.get(name, []))]
+    kept = {name: set(combos) for name, combos in runs.items()}
+    return {name: [c for c in combos if c in kept.get(name, ())]
             for name, combos in cases.items()}
