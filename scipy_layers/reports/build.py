@@ -24,6 +24,7 @@ class Report:
     compare: pd.DataFrame
     headline: pd.DataFrame
     commits: tuple[str, str] | None
+    latest: pd.DataFrame  # the commit the headline shows per machine (runs.latest_commits)
     files: list[Path] = field(default_factory=list)
     removed: list[Path] = field(default_factory=list)  # an earlier run's files not written again
 
@@ -48,9 +49,11 @@ def build_report(results_dir: Path | str, output_dir: Path | str,
     benchmarks = read_benchmarks(Path(results_dir)) if cases is not None else None
     compare = compare_table(with_samples, pair, threshold, round_size, cases, benchmarks)
     calibrations = read_calibrations(results_dir, timings["machine"].unique())
-    summary = summary_markdown(timings, speedup, gradients, compare, threshold, calibrations)
+    latest = latest_commits(timings)  # one commit per machine: summary.md, the headline
+    summary = summary_markdown(timings, speedup, gradients, compare, threshold, calibrations,
+                               latest)
     report = Report(timings, speedup, gradients, compare,
-                    headline(speedup, gradients, latest_commits(timings)), pair)
+                    headline(speedup, gradients, latest), pair, latest)
     with staged_output(output_dir) as staging:
         for name, table in (("timings.csv", timings), ("speedup.csv", speedup),
                             ("gradients.csv", gradients), ("compare.csv", compare)):

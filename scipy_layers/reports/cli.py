@@ -19,7 +19,7 @@ from .compared_cases import read_compared_cases
 from .errors import ReportError, complain, one_line, silence
 from .gate import account, findings, measured_in_both, only_changed_environments
 from .markdown import printable
-from .runs import RUN_COLUMNS, latest_commits
+from .runs import RUN_COLUMNS
 
 DEFAULT_RESULTS = Path(".asv/results")
 DEFAULT_OUTPUT = Path("reports") / "latest"
@@ -183,7 +183,7 @@ def _print_account(report, results, output, threshold, found) -> None:
             print(f"  {path}")
     if report.commits:
         print("\ncompare.csv: " + "\n  ".join(account(report.compare, threshold)))
-    latest = latest_commits(report.timings)
+    latest = report.latest
     named = ", ".join(printable(f"{c[:8]}" + (f" on {m}" if len(latest) > 1 else ""))
                       for m, c in zip(latest["machine"], latest["commit"]))
     print(f"\nforward+backward time / native at the latest commit ({named or 'none'}; "

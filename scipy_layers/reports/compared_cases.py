@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import ResultsError
-from .reader import _parse_param_value
+from .reader import parse_param_value
 from .validate import load_json
 
 
@@ -48,10 +48,10 @@ def parse_combination(combo: str) -> tuple[str, ...] | None:
 def read_compared_cases(path: Path | str) -> ComparedCases:
     """--cases: the cases a comparison ran, as tools/suite_cases.py lists them ({kind:
     {benchmark: [asv's name of each parameter combination, "'scipy', '16x16'"]}}),
-    merged over the kinds. A combination that does not read as Python literals, or a
-    file that lists no combination at all ({}, {"timings": {}}), is a ResultsError:
-    every NaN would read as "missing" and hide a case now skipped (make compare always
-    lists some). ``check_compared_cases`` checks the rest against benchmarks.json."""
+    merged over the kinds. A file that lists no combination at all ({}, {"timings":
+    {}}) is a ResultsError: every NaN would read as "missing" and hide a case now
+    skipped (make compare always lists some). ``check_compared_cases`` checks each
+    combination against benchmarks.json."""
     path = Path(path)
     data = load_json(path)
     problem = ResultsError(path, "is not a list of compared cases ({\"timings\": "
@@ -72,13 +72,6 @@ def read_compared_cases(path: Path | str) -> ComparedCases:
                                  "\"missing\" and no case \"now skipped\" (make compare "
                                  "lists the cases it ran; leave --cases out to read every "
                                  "NaN as a skip)")
-    for name, combos in cases.items():
-        for combo in combos:
-            if parse_combination(combo) is None:
-                raise ResultsError(path, f"benchmark {_shown(name)}: combination "
-                                         f"{_shown(combo)} does not read as Python literals "
-                                         "(asv names a combination by its values' repr(), "
-                                         "\"'scipy', '16x16'\")")
     return ComparedCases(cases, path)
 
 
@@ -86,7 +79,7 @@ def check_compared_cases(cases: dict[str, list[str]], benchmarks: dict) -> None:
     """A ResultsError naming the cases file (``cases.path``), the benchmark and the
     combination where ``cases`` cannot be matched with the results: a benchmark that
     benchmarks.json does not hold (misspelt, or listed for another suite), or a
-    combination whose values are not as many as the benchmark's parameters there, or
+    combination that does not read as Python literals, or whose values are not as many as the benchmark's parameters there, or
     that names a value benchmarks.json's ``params`` do not list for its parameter. Each
     would match no row, and every NaN of the case would read as "missing"."""
     path = getattr(cases, "path", "--cases")
@@ -99,7 +92,9 @@ def check_compared_cases(cases: dict[str, list[str]], benchmarks: dict) -> None:
             values = parse_combination(combo)
             if values is None:
                 raise ResultsError(path, f"benchmark {_shown(name)}: combination "
-                                         f"{_shown(combo)} does not read as Python literals")
+                                         f"{_shown(combo)} does not read as Python literals "
+                                         "(asv names a combination by its values' repr(), "
+                                         "\"'scipy', '16x16'\")")
             if len(values) != len(names):
                 raise ResultsError(path, f"benchmark {_shown(name)}: combination "
                                          f"{_shown(combo)} has {len(values)} value(s), and "
@@ -119,7 +114,7 @@ def _choices(info: dict, names: list[str]) -> list[set[str] | None]:
     if not (isinstance(params, list) and len(params) == len(names) and all(
             isinstance(p, list) and all(isinstance(v, str) for v in p) for p in params)):
         return [None] * len(names)
-    return [{_parse_param_value(v) for v in p} for p in params]
+    return [{parse_param_value(v) for v in p} for p in params]
 
 
 _GENERIC = re.compile(r"param[0-9]+")

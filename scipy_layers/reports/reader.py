@@ -48,7 +48,7 @@ def read_benchmarks(results_dir: Path) -> dict[str, dict]:
 
 
 @lru_cache(maxsize=4096)
-def _parse_param_value(text: str) -> str:
+def parse_param_value(text: str) -> str:
     """asv stores parameter values as repr() strings: "'256x256'" -> "256x256"."""
     try:
         return str(ast.literal_eval(text))
@@ -66,7 +66,7 @@ def _check_distinct_values(path: Path, name: str, names: tuple[str, ...],
     for parameter, choices in zip(names, values):
         seen = {}
         for choice in choices:
-            value = _parse_param_value(choice)
+            value = parse_param_value(choice)
             if value in seen:
                 first = seen[value]
                 raise ResultsError(path, f"benchmark {name!r}: parameter {parameter!r} lists "
@@ -83,7 +83,7 @@ def _expand_grid(names: tuple[str, ...], values: tuple[tuple[str, ...], ...]):
     columns, inner = {}, total
     for name, choices in zip(names, values):
         inner //= len(choices)
-        parsed = np.array([_parse_param_value(str(v)) for v in choices], dtype=object)
+        parsed = np.array([parse_param_value(str(v)) for v in choices], dtype=object)
         columns[name] = np.tile(np.repeat(parsed, inner), total // (inner * len(choices)))
     return total, columns
 
