@@ -50,9 +50,11 @@ bench: $(VENV)/.installed dashboard/node_modules/.package-lock.json
 	tools/run_benchmarks.sh
 
 # The tests in TEST_WORKERS processes (pytest-xdist; 0: one process): two took the suite
-# from 11 to 7 min on the 2-core VM CI runs on (its default, 2, is set above; empty: 2).
+# from 11 to 7 min on the 2-core VM CI runs on (its default, 2, is set above; empty or
+# blanks only: 2).
 test: $(VENV)/.installed dashboard/node_modules/.package-lock.json
-	$(PY) -m pytest -n "$${TEST_WORKERS:-2}"
+	case "$$TEST_WORKERS" in *[![:space:]]*) workers=$$TEST_WORKERS ;; *) workers=2 ;; esac; \
+	$(PY) -m pytest -n "$$workers"
 
 serve: $(VENV)/.installed
 	$(PY) tools/offline_dashboard.py serve

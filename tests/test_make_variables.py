@@ -26,9 +26,11 @@ HOSTILE = [
 ]
 
 
-def _make(tmp_path: Path, target: str, *variables: str, status: int = 0):
+def _make(tmp_path: Path, target: str, *variables: str, status: int = 0,
+          env_extra: dict | None = None):
     """`make TARGET VARIABLES...` with PY a stub that writes its arguments to argv.bin
-    (NUL-separated) and exits ``status``; returns (process, its argument lists)."""
+    (NUL-separated) and exits ``status``, ``env_extra`` in make's environment; returns
+    (process, its argument lists)."""
     record = tmp_path / "argv.bin"
     stub = tmp_path / "python"
     stub.write_text("#!/usr/bin/env bash\n"
@@ -40,7 +42,7 @@ def _make(tmp_path: Path, target: str, *variables: str, status: int = 0):
         ["make", "--no-print-directory", "-s", "-o", ".venv/.installed",
          "-o", "dashboard/node_modules/.package-lock.json", target, f"PY={stub}", *variables],
         capture_output=True, text=True, timeout=60, cwd=tmp_path / "repo",
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **(env_extra or {})})
     calls = []
     if record.exists():
         for line in record.read_bytes().split(b"\0\n"):
@@ -147,6 +149,12 @@ def test_test_workers_is_one_word(repo, workers):
 def test_test_workers_defaults_to_two(repo, given):
     """Empty, as unset (hostile pass 98: pytest's "invalid parse_numprocesses value: ''")."""
     process, calls = _make(repo, "test", *given)
+    assert calls == [["-m", "pytest", "-n", "2"]]
+
+
+def test_blank_test_workers_from_the_environment_defaults_to_two(repo):
+    """make strips a command line's blanks, not the environment's: they reached pytest."""
+    process, calls = _make(repo, "test", env_extra={"TEST_WORKERS": "  "})
     assert calls == [["-m", "pytest", "-n", "2"]]
 
 
