@@ -1,6 +1,7 @@
 """The command: every output file and its columns, atomic writes inside the output
 directory only, and one clear line (exit code 2) for every bad results directory."""
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -162,6 +163,32 @@ def test_the_module_entry_point_exits_2_without_a_traceback(tmp_path):
     assert run.returncode == 2
     assert run.stderr.startswith("scipy-layers-report: error: ") and run.stderr.count("\n") == 1
     assert "Traceback" not in run.stderr and run.stdout == ""
+
+
+def _declared_entry_point() -> str:
+    """pyproject.toml's target of the console script, e.g. 'package.module:function'."""
+    import tomllib
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)["project"]["scripts"]["scipy-layers-report"]
+
+
+@pytest.mark.parametrize("entry", ["console script", "python -m"])
+def test_a_broken_install_is_status_2_never_the_gate_s_1(tmp_path, entry):
+    """pandas that no longer imports (an upgrade gone wrong) ended in Python's status 1
+    before the command's own handler ran, which --gate means as a confirmed regression."""
+    (tmp_path / "pandas").mkdir()
+    (tmp_path / "pandas" / "__init__.py").write_text('raise ImportError("a broken pandas")\n')
+    module, function = _declared_entry_point().split(":")
+    command = ([sys.executable, "-c", f"import sys, {module}; "
+                f"sys.exit({module}.{function}(['--gate']))"]
+               if entry == "console script" else
+               [sys.executable, "-m", "scipy_layers.reports", "--gate"])
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"})
+    assert run.returncode == 2, run.stderr
+    assert "ImportError: a broken pandas" in run.stderr
+    assert run.stderr.rstrip().endswith("scipy-layers-report: error: cannot start (the "
+                                        "traceback above); exit status 2, not a gate finding")
 
 
 def test_output_path_that_is_a_file(tmp_path, capsys):

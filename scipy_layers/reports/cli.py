@@ -20,10 +20,10 @@ from .errors import ReportError, complain, one_line, silence
 from .gate import account, findings, measured_in_both, only_changed_environments
 from .markdown import printable
 from .runs import RUN_COLUMNS
+from .start import PROG
 
 DEFAULT_RESULTS = Path(".asv/results")
 DEFAULT_OUTPUT = Path("reports") / "latest"
-PROG = "scipy-layers-report"
 
 
 def _threshold(text: str) -> float:
