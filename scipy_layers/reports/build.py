@@ -49,7 +49,7 @@ def build_report(results_dir: Path | str, output_dir: Path | str,
     benchmarks = read_benchmarks(Path(results_dir)) if cases is not None else None
     compare = compare_table(with_samples, pair, threshold, round_size, cases, benchmarks)
     calibrations = read_calibrations(results_dir, timings["machine"].unique())
-    latest = latest_commits(timings)  # one commit per machine: summary.md, the headline
+    latest = latest_commits(timings)  # one commit per machine: summary.md, headline, plots
     summary = summary_markdown(timings, speedup, gradients, compare, threshold, calibrations,
                                latest)
     report = Report(timings, speedup, gradients, compare,
@@ -62,7 +62,7 @@ def build_report(results_dir: Path | str, output_dir: Path | str,
         if with_plots:
             with matplotlib_confined(staging):
                 from . import plots  # matplotlib is the slowest import: only when plotting
-                for name, figure in plots.plots(timings, speedup).items():
+                for name, figure in plots.plots(timings, speedup, latest).items():
                     staging.write_figure(name, figure)
         report.files = staging.commit()
         report.removed = staging.removed

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from .errors import ReportError
 from .naming import DEFAULT_THREADS, NATIVE, PLAIN_KIND
-from .runs import latest_commits, latest_runs, of_run, split_runs, varying
+from .runs import latest_runs, of_run, split_runs, varying
 from .summary import SUMMARY_MEASUREMENT, size_key
 from .tables import with_blank_params
 
@@ -150,19 +150,21 @@ def plot_name(prefix: str, layer: str, run: dict, keys: list[str]) -> str:
             + "".join(RUN_SEPARATOR + file_token(run[key]) for key in keys) + ".png")
 
 
-def plots(timings: pd.DataFrame, speedup: pd.DataFrame) -> dict[str, Figure]:
-    """File name -> figure, per layer and run (machine and env at its latest commit):
+def plots(timings: pd.DataFrame, speedup: pd.DataFrame,
+          latest: pd.DataFrame) -> dict[str, Figure]:
+    """File name -> figure, per layer and run (machine and env at its latest commit,
+    ``latest``: runs.latest_commits, as summary.md's):
     the machine is in the name only when there are several, the env likewise. Two plots
     that would share a name (a hash collision of file_token) stop the report rather
     than lose one."""
     with rc_context({"text.parse_math": False}):  # (names from results files are text:
-        return _plots(timings, speedup)           # "m$x$" is no formula, "m$\frac$" no error)
+        return _plots(timings, speedup, latest)   # "m$x$" is no formula, "m$\frac$" no error)
 
 
-def _plots(timings: pd.DataFrame, speedup: pd.DataFrame) -> dict[str, Figure]:
-    commits = latest_commits(timings)  # one commit per machine for both plots
-    latest_t = with_blank_params(latest_runs(timings, commits))
-    latest_s = latest_runs(speedup, commits)
+def _plots(timings: pd.DataFrame, speedup: pd.DataFrame,
+           latest: pd.DataFrame) -> dict[str, Figure]:
+    latest_t = with_blank_params(latest_runs(timings, latest))
+    latest_s = latest_runs(speedup, latest)
     keys = varying(latest_t)
     figures = {}
     for run, run_t in split_runs(latest_t):
