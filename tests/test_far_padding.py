@@ -134,6 +134,8 @@ def test_real_positions_count_what_the_tap_kernels_form():
     # no input channels: no output channels either, as in torch (third hostile pass)
     ((3, 0, 8, 8), (2, 0, 3, 3), 2 ** 30, True),
     ((1, 0, 8, 8), (2, 0, 3, 3), 2 ** 29, True),
+    # ... yet torch's strides still count a 0 as 1: C_out Ho Wo past an int64 is refused
+    ((1, 0, 8, 8), (2, 0, 3, 3), 2 ** 40, False),
 ], ids=str)
 def test_an_empty_output_of_huge_size(x_shape, w_shape, padding, fits):
     """An empty output makes no array, but torch's strides (up to C_out Ho Wo) must fit
