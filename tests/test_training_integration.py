@@ -52,6 +52,36 @@ def test_allowed_mutation_of_saved_tensors_gives_native_gradients(name, conv, na
         torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
 
 
+def _grads_repacked_after_forward(conv, x0, w0, mutate):
+    """Gradients of sum(conv(x * 1, w * 1) * g) where hooks put on the saved input and
+    weight after forward (grad_fn._raw_saved_tensors) repack them as clones, and then
+    ``mutate`` is multiplied by 3 in place: autograd hands backward the clones (no version
+    check through hooks), while forward's numpy views see the new values."""
+    x, w = x0.clone().requires_grad_(), w0.clone().requires_grad_()
+    xi, wi = x * 1, w * 1
+    y = conv(xi, wi)
+    for saved in y.grad_fn._raw_saved_tensors[:2]:  # (input, weight: not the holder)
+        saved.register_hooks(lambda t: t.clone(), lambda t: t)
+    with torch.no_grad():
+        (xi if mutate == "input" else wi).mul_(3)
+    y.backward(torch.linspace(-1, 1, y.numel(), dtype=D).reshape(y.shape))
+    return x.grad, w.grad
+
+
+@pytest.mark.parametrize("mutate", ["input", "weight"])
+@pytest.mark.parametrize("name, conv, native, x_shape, w_shape", CONVS, ids=IDS)
+def test_hooks_put_on_saved_tensors_after_forward_give_native_gradients(
+        name, conv, native, x_shape, w_shape, mutate):
+    # Hooks registered after forward are the case only _forward_state.state_for catches
+    # (hooks active during forward keep no state at all): backward must recompute from
+    # the tensors autograd hands it, the values forward saw, as native's gradients of
+    # the unchanged inputs are.
+    x0, w0 = torch.randn(x_shape, dtype=D), torch.randn(w_shape, dtype=D)
+    for got, expected in zip(_grads_repacked_after_forward(conv, x0, w0, mutate),
+                             _grads(native, x0, w0, None)):
+        torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("mutate", ["input", "weight"])
 def test_allowed_mutation_of_saved_input_of_fft_abs(mutate):
     x0 = torch.randn(3, 8, 7, dtype=D)
