@@ -103,3 +103,25 @@ def test_single_channel_fft_keeps_its_budget(monkeypatch):
     floor = _fft_conv.cert.FIXUP_WORK_PER_ELEMENT
     assert budgets == [(48 * 48, floor * 56 * 56), (56 * 56, floor * 48 * 48),
                        (81, floor * 56 * 56)]
+
+
+@pytest.mark.parametrize("window", [(1, 1), (2, 3), (3, 3), (4, 2), (5, 5)], ids=str)
+@pytest.mark.parametrize("shape", [(2, 3, 11, 13), (1, 1, 16, 9)], ids=str)
+def test_window_minima_bound_every_window_from_below(shape, window):
+    """_fft_certificate.WindowMinima: each output pixel's tile bound (as certify expands
+    it with pixels()) is at most the true minimum of |a| over that pixel's window, for
+    windows that span up to 2 x 2 tiles; and it is reached where a window is one tile."""
+    from scipy_layers._fft_certificate import WindowMinima
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal(shape)
+    k_h, k_w = window
+    out_hw = (shape[2] - k_h + 1, shape[3] - k_w + 1)
+    minima = WindowMinima(a, window)
+    bound = np.repeat(np.repeat(minima.tiles, k_h, axis=-2), k_w, axis=-1)[
+        ..., :out_hw[0], :out_hw[1]]
+    exact = np.lib.stride_tricks.sliding_window_view(np.abs(a), window, axis=(2, 3)).min(
+        axis=(-2, -1))
+    assert exact.shape == bound.shape
+    assert (bound <= exact).all(), float((bound - exact).max())
+    mask = np.ones(minima.tiles.shape, dtype=bool)
+    assert minima.pixels(mask, out_hw).shape == exact.shape
