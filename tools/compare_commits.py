@@ -33,9 +33,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
-try:  # (a broken install, e.g. scipy or pandas that no longer import: status 2, never the
-    # 1 Python gives, which make gate reads as a confirmed regression; the report it runs
-    # imports the same packages, so it cannot be the first to fail on them)
+try:  # (a broken install, e.g. a module of ours that no longer imports: status 2, never
+    # the 1 Python gives, which make gate reads as a confirmed regression; scipy, pandas
+    # and torch load only in the steps it runs, whose failures are status 2 as well)
     import compare_options  # noqa: E402
     from compared_cases import (FULL_GRID_VAR, TRACKS, compared, list_cases,  # noqa: E402
                                 restrict, union, within, write_atomically)
