@@ -301,3 +301,78 @@ def test_a_rel_error_from_nan_at_a_to_above_the_tolerance_at_b_is_a_regression()
     assert "above the tolerance 0.0001 at B" in table.loc["na-f32", "gradient_change"]
     assert table.loc["num-na", "gradient_change"] == (
         "1e-16 -> nan: no figure at B (NaN: nothing compared, a NaN error, or a skipped case)")
+
+
+def _median_exactly(samples, median):
+    """``samples`` (an odd count) rescaled so that their median is exactly ``median``."""
+    samples = np.asarray(samples, dtype=float)
+    return samples / np.median(samples) * median
+
+
+def test_a_change_of_exactly_the_threshold_is_called():
+    """reports/README.md: slower is ratio >= 1 + threshold, faster ratio <= 1 / (1 +
+    threshold) (q <= 0.05 both): a change of exactly the threshold is no longer "under"
+    it, and the faster bound is the slower one's reciprocal, not 1 - threshold."""
+    rows = background()
+    for name, seed, ratio in (("up", 1, 1 + 0.05), ("down", 3, 1 / (1 + 0.05)),
+                              ("between", 5, 0.951)):
+        a = _median_exactly(rounds_of(1e-3, 0.002, rounds=5, seed=seed), 1.0)
+        b = _median_exactly(rounds_of(1e-3, 0.002, rounds=5, seed=seed + 1), ratio)
+        rows += case_rows(name, a, b)
+    table = verdicts(rows)
+    assert table.loc["up", "ratio"] == 1.05 and table.loc["up", "q_value"] <= 0.05
+    assert table.loc["up", "verdict"] == "slower"
+    assert table.loc["down", "ratio"] == 1 / 1.05 and table.loc["down", "q_value"] <= 0.05
+    assert table.loc["down", "verdict"] == "faster"
+    # 0.951 is beyond 1 / 1.05 = 0.952...: faster (below 1 - 0.05 = 0.95 it is not)
+    assert table.loc["between", "q_value"] <= 0.05
+    assert table.loc["between", "verdict"] == "faster"
+
+
+def test_an_error_at_the_tolerance_at_a_and_above_it_at_b_crossed_it():
+    """gradients.csv passes max_rel <= tol, so an error of exactly the tolerance at A
+    passed there and one above it at B fails: "crossed the tolerance", though it grew
+    only 2x (under the tenfold jump)."""
+    rows = background() + gradient_rows("at-tolerance", 1e-10, 2e-10)   # float64: 1e-10
+    rows += gradient_rows("stays-at", 1e-10, 1e-10)
+    table = verdicts(rows)
+    assert bool(table.loc["at-tolerance", "gradient_regression"])
+    assert "crossed the tolerance 1e-10" in table.loc["at-tolerance", "gradient_change"]
+    assert not table.loc["stays-at", "gradient_regression"]
+
+
+def test_only_a_timing_now_skipped_is_a_now_skipped_finding():
+    """The gate's "now skipped" is for numpy/scipy timings: a peak-memory track that ran
+    at A and is NaN at B gets the verdict in compare.csv but stops no pull request, and a
+    gradient error that turned NaN is one finding, its gradient regression, not two."""
+    from scipy_layers.reports.gate import findings, new_skips
+    rows = background()
+    rows += case_rows("timing", rounds_of(1e-3, 0.02), None, status=("ok", "skipped"))
+    rows += case_rows("memory", [5e6], None, unit="bytes", measurement="peak memory",
+                      status=("ok", "skipped"))
+    rows += gradient_rows("gone-nan", 1e-16, None, status=("ok", "skipped"))
+    compare = compare_table(pd.DataFrame(rows), PAIR, round_size=ROUND_SIZE)
+    table = compare.set_index("size")
+    assert (table.loc[["timing", "memory", "gone-nan"], "verdict"] == "now skipped").all()
+    assert list(new_skips(compare)["size"]) == ["timing"]
+    lines = findings(compare)
+    assert len(lines) == 2
+    assert lines[0].startswith("now skipped: conv2d scipy forward timing ")
+    assert lines[1].startswith("gradient regression: conv2d scipy max rel error of grad_input "
+                               "gone-nan float64 (m): 1e-16 -> nan: no figure at B")
+
+
+def test_a_gate_with_some_timings_in_a_changed_environment_still_compares_the_rest():
+    """The gate refuses only when every timing measured at both commits ran in another
+    environment (nothing was compared); one machine's changed CPU among others leaves the
+    rest compared, and the gate judges them."""
+    from scipy_layers.reports.gate import only_changed_environments
+    moved = case_rows("moved", rounds_of(1e-3, 0.02, seed=9), rounds_of(1e-3, 0.02, seed=10),
+                      env=("AMD fam 25 model 1 avx2", "AMD fam 25 model 17 avx512f"))
+    for row in moved:
+        row["machine"] = "other"
+    compare = compare_table(pd.DataFrame(background() + moved), PAIR, round_size=ROUND_SIZE)
+    assert (compare["verdict"] == "environment changed").sum() == 1
+    assert not only_changed_environments(compare)
+    alone = compare_table(pd.DataFrame(moved), PAIR, round_size=ROUND_SIZE)
+    assert only_changed_environments(alone)
