@@ -135,6 +135,19 @@ def test_a_case_skipped_at_both_commits_is_no_finding(quiet, tmp_path, capsys):
     assert "now skipped" not in set(compare["verdict"])
 
 
+def test_a_case_that_fails_at_both_commits_is_no_finding(quiet, tmp_path, capsys):
+    """A timing that fails at A already did not newly fail at B: "ran at A, fails at B"
+    is for a layer that now raises, not for one that always did."""
+    for commit in (COMMIT_A, COMMIT_B):
+        edit(results_file(quiet, commit), lambda data: _first_cases_of_each_timing(
+            data, ("scipy",), None, first_benchmark_only=True))  # (None: asv's "failed")
+    assert gate(quiet, tmp_path / "out") == 0
+    assert gate_lines(capsys.readouterr().out) == []
+    compare = pd.read_csv(tmp_path / "out" / "compare.csv", keep_default_na=False)
+    failed = compare[(compare["status_a"] == "failed") & (compare["status_b"] == "failed")]
+    assert len(failed) > 0 and set(failed["verdict"]) == {"failed"}
+
+
 def test_a_gate_where_every_environment_changed_compared_nothing(quiet, tmp_path, capsys):
     """B 1.5x slower, but timed on another CPU: no speed verdict anywhere, so the gate
     has nothing to stand on (exit 2), as over commits that share no case; the reports
