@@ -40,6 +40,22 @@ def test_speedup_ratio_and_bounds_match_the_file(table):
     assert row["ratio_low"] <= row["ratio"] <= row["ratio_high"]
 
 
+def test_a_native_time_of_zero_leaves_the_ratio_empty_not_infinite(table):
+    """reports/README.md: ratio is empty unless both are ok and native_time > 0 (asv's
+    timer resolution, or a hand-made file, can give a native time of 0)."""
+    case = ((table["benchmark"] == FB) & (table["size"] == "1024x1024")
+            & (table["kernel"] == "15x15") & (table["dtype"] == "float64")
+            & (table["device"] == "cpu"))
+    zeroed = table.copy()
+    zeroed.loc[case & (zeroed["implementation"] == "native"), "value"] = 0.0
+    speedup = speedup_table(zeroed)
+    row = speedup[(speedup["benchmark"] == FB) & (speedup["implementation"] == "scipy")
+                  & (speedup["size"] == "1024x1024") & (speedup["kernel"] == "15x15")
+                  & (speedup["dtype"] == "float64") & (speedup["device"] == "cpu")].squeeze()
+    assert row["native_time"] == 0 and row["status"] == row["native_status"] == "ok"
+    assert row["time"] > 0 and row["ratio"] != row["ratio"]  # NaN, never inf
+
+
 def test_speedup_has_every_non_native_case_with_skips_marked(table):
     speedup = speedup_table(table)
     assert "native" not in set(speedup["implementation"])
