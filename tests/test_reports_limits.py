@@ -83,6 +83,15 @@ def test_single_channel_conv_16x16_k3():
     assert work("conv2d", "forward+backward", "16x16", "3x3") == forward + backward
 
 
+def test_a_kernel_as_large_as_the_input_has_a_bound():
+    """The suite runs a kernel as large as the input (benchmarks/common.kernel_too_large
+    skips only a larger one): one output, 15 x 15 taps; the bound must not go blank."""
+    forward = work("conv2d", "forward", "15x15", "15x15")
+    assert forward is not None and forward.direct_flops == 2 * 1 * 225
+    assert work("conv2d_nchw", "forward", "1x3x8x8", "4x8x8").elements == 192 + 4 * 3 * 64 + 4
+    assert work("conv2d", "forward", "15x15", "16x15") is None  # larger: skipped, no bound
+
+
 def test_batched_conv_takes_output_channels_from_the_suite():
     # 8x3x32x32 -> 16 channels, 3x3: Ho = Wo = 30; 32 x 17 = 544 bins per image.
     n, c_in, c_out, out = 8, 3, 16, 8 * 16 * 900
