@@ -8,9 +8,11 @@ import math
 
 import pandas as pd
 import pytest
+import torch
 
 from fixtures.asv_variants import (FIXTURE, case_index, column, copy_results, load,
                                    results_files, save)
+from scipy_layers.agreement import TOLERANCE
 from scipy_layers.reports import read_results
 from scipy_layers.reports.gradients import gradients_table
 from scipy_layers.reports.naming import PARAM_COLUMNS
@@ -100,6 +102,37 @@ def test_an_infinite_error_fails(tmp_path):
     assert row["verdict"] == "fail"
     assert row["worst_rel_error"] == math.inf and row["worst_quantity"] == "grad_bias"
     assert row["unmeasured"] == ""
+
+
+def test_an_error_of_exactly_the_tolerance_passes(tmp_path):
+    """The rule the tests apply, and gradients.csv's: max_rel <= tol is a pass."""
+    tolerance = TOLERANCE[torch.float64]
+    table = with_results(tmp_path, (CONV_REL, {**CONV_CASE, "quantity": "grad_filter"}, tolerance))
+    row = table.loc[CONV_KEY]
+    assert row["worst_rel_error"] == tolerance == row["tolerance"]
+    assert row["verdict"] == "pass"
+
+
+def test_an_implementation_the_registry_does_not_know_is_held_to_the_tolerance(tmp_path):
+    """Results of an implementation renamed or removed since: no registry entry says its
+    gradient is knowingly wrong, so an error above the tolerance fails (never an
+    "expected failure")."""
+    results = copy_results(tmp_path / "results")
+    path = results_files(results)[0]
+    data = load(path)
+    for name, row in data["results"].items():
+        if name.startswith("bench_conv2d.Conv2dGradients."):
+            params = row[column(data, "params")]
+            params[0] = ["'scipy-gone'" if p == "'scipy'" else p for p in params[0]]
+    rel = data["results"][CONV_REL][column(data, "result")]
+    rel[case_index(data, CONV_REL, **{**CONV_CASE, "implementation": "scipy-gone"},
+                   quantity="grad_input")] = 0.5
+    save(path, data)
+    table = gradients_table(read_results(results)).set_index(
+        ["layer", "implementation", "size", "kernel", "dtype"])
+    row = table.loc[("conv2d", "scipy-gone", "16x16", "3x3", "float64")]
+    assert bool(row["gradient_is_exact"]) and row["worst_rel_error"] == 0.5
+    assert row["verdict"] == "fail"
 
 
 def test_nan_in_the_tutorials_knowingly_wrong_gradient_is_still_an_error(tmp_path):
