@@ -69,6 +69,13 @@ def test_union_keeps_the_first_order_and_adds_what_only_the_second_runs():
         "a": ["2", "3"], "b": ["4"]}
 
 
+def test_within_keeps_a_benchmark_the_commit_does_not_list_with_no_case():
+    """A benchmark new at B (A's package lists none of it): none of its cases run at A,
+    so A's results are judged without them, not on every combination B runs."""
+    assert compared_cases.within({"a": ["1", "2"], "new": ["5", "6"]}, {"a": ["2"]}) == {
+        "a": ["2"], "new": []}
+
+
 def test_the_cache_keeps_a_few_listings_and_drops_the_oldest(tmp_path, monkeypatch):
     monkeypatch.setattr(compared_cases, "_ask_suite", lambda package_dir: {"timings": {}})
     monkeypatch.setattr(compared_cases, "_package_at", lambda commit, into: None)
