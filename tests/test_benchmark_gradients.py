@@ -73,3 +73,18 @@ def test_nothing_compared_records_nan_not_zero(fft_table, quantity):
     finite = ("scipy", "4x31x30", "float64", "contiguous", "nonfinite", quantity)
     bench.setup(fft_table, *finite)
     assert 0 <= bench.track_max_rel_error(fft_table, *finite) < 1e-10
+
+
+def test_an_older_commits_errors_have_no_mismatch_count_not_a_count_of_0():
+    """An older commit's Errors hold max_abs and max_rel alone: its mismatch count is
+    unknown (NaN, asv's skipped), never 0, which the report reads as "the non-finite
+    entries agree with native's"; its errors are the ones it has."""
+    import types
+    bench = FFTAbsGradients()
+    bench.errors = types.SimpleNamespace(max_abs=2e-7, max_rel=3e-7)
+    assert math.isnan(bench.track_nonfinite_mismatches(None))
+    assert bench.track_max_rel_error(None) == 3e-7 and bench.track_max_abs_error(None) == 2e-7
+    bench.errors = types.SimpleNamespace(max_abs=2e-7, max_rel=3e-7, finite_max_abs=1e-7,
+                                         finite_max_rel=4e-7, nonfinite_mismatches=5)
+    assert bench.track_max_rel_error(None) == 4e-7 and bench.track_max_abs_error(None) == 1e-7
+    assert bench.track_nonfinite_mismatches(None) == 5

@@ -141,6 +141,42 @@ def test_timings_settle_the_allocator_and_memory_cases_do_not(monkeypatch):
     assert calls == [1]  # the memory figure is the first call's, from start-up state
 
 
+def test_threads_1_pins_torch_to_one_thread_and_all_to_every_core(monkeypatch):
+    """The timings compare algorithms with torch at one thread (the "1" every timing
+    parameter grid passes, a string), the Threads view also with one per core."""
+    from benchmarks import common
+    counts = []
+    monkeypatch.setattr(common.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr(common.torch, "set_num_threads", counts.append)
+    monkeypatch.setattr(common.torch, "get_num_threads", lambda: counts[-1])
+    assert common.pin_threads("1") == 1 and common.pin_threads("all") == 4
+    assert counts == [1, 4]
+
+
+def test_a_kernel_as_large_as_the_input_runs_and_a_larger_one_is_skipped():
+    """A valid convolution has kernel <= input (one output per row at equality); only a
+    larger kernel (dilated, against the padded input) is skipped."""
+    from benchmarks.common import kernel_too_large
+    assert not kernel_too_large("16x16", "16x16") and kernel_too_large("17x16", "16x16")
+    assert not kernel_too_large("3x3", "1x1", (("padding", 1),))
+    assert not kernel_too_large("3x3", "5x5", (("dilation", 2),))
+    assert kernel_too_large("3x3", "4x4", (("dilation", 2),))
+
+
+def test_the_conv2d_default_grid_is_its_listed_cases():
+    """make bench runs the default grid alone: a small, a prime and a large size, each
+    with two kernels (bench_conv2d.DEFAULT_CASES); the rest waits for the full grid."""
+    from benchmarks.bench_conv2d import DEFAULT_CASES, in_default_grid
+    assert in_default_grid("scipy", "16x16", "15x15", "float32")
+    assert in_default_grid("native", "1024x1024", "7x7", "float64")
+    assert not in_default_grid("scipy", "1024x1024", "15x15", "float32")
+    assert not in_default_grid("scipy", "2048x2048", "3x3", "float32")
+    assert sum(in_default_grid("scipy", size, kernel, "float32")
+               for size in ("16x16", "64x64", "127x127", "256x256", "1024x1024", "2048x2048")
+               for kernel in ("3x3", "5x5", "7x7", "15x15", "31x31")) == 6 == sum(
+        map(len, DEFAULT_CASES.values()))
+
+
 def test_extra_peak_memory_is_never_negative(monkeypatch):
     """The peak-RSS difference of a call that raises no peak can read a page or two below
     zero (a CI run: -8192 for a 16x16 native conv); it reports 0, and a real rise as is."""
