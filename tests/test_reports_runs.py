@@ -232,3 +232,33 @@ def test_commits_of_one_date_go_by_hash_whatever_the_order_read():
         assert latest["machine"].tolist() == ["m", "n"]
         assert latest["commit"].tolist() == ["f" * 40, "2" * 40]
         assert resolve_commits(order[order["machine"] == "m"], None) == ("0" * 40, "f" * 40)
+
+
+def test_each_machine_shows_its_own_latest_commit_only():
+    """A commit that is one machine's latest and another's older one: the other machine's
+    views show its own latest alone, never both commits' figures side by side."""
+    import pandas as pd
+
+    from scipy_layers.reports.runs import latest_runs
+    date = pd.Timestamp("2026-12-06 09:00", tz="UTC")
+    rows = pd.DataFrame({"machine": ["m", "m", "n"], "env": "e",
+                         "commit": ["1" * 40, "2" * 40, "2" * 40],
+                         "commit_date": [date, date - pd.Timedelta("1D"), date - pd.Timedelta("1D")],
+                         "value": [1.0, 2.0, 3.0]})
+    shown = latest_runs(rows)
+    assert sorted(zip(shown["machine"], shown["commit"])) == [("m", "1" * 40), ("n", "2" * 40)]
+    assert sorted(shown["value"]) == [1.0, 3.0]
+
+
+def test_a_gate_line_names_torch_at_every_core_and_leaves_one_thread_unsaid():
+    """Threads "1" is every timing's default and goes unsaid in a case's label; "all"
+    (the Threads view) must be said, or its line reads as the one-thread case's."""
+    import pandas as pd
+
+    from scipy_layers.reports.gate import case_label
+    row = dict(layer="conv2d", implementation="scipy", measurement="forward+backward",
+               size="127x127", kernel="3x3", dtype="float32", device="cpu", machine="m",
+               env="e")
+    one, every = (case_label(pd.Series({**row, "threads": t})) for t in ("1", "all"))
+    assert one == "conv2d scipy forward+backward 127x127 3x3 float32 cpu (m)"
+    assert every == "conv2d scipy forward+backward 127x127 3x3 float32 cpu all (m)"
