@@ -222,6 +222,21 @@ def test_a_new_head_is_timed_alone_against_the_reused_base(fake, monkeypatch):
     assert fake.calls[0][1].split() == [new_head]
 
 
+def test_a_new_head_does_not_spare_the_base_its_reusability_check(fake, monkeypatch, capsys):
+    """B without results is timed; A's results are still checked, not taken as they are:
+    A timed since by make bench (no samples) is timed again beside the new head."""
+    assert cc.main([]) == 0
+    fake.write(BASE, 0, True)  # make bench timed the base since: no samples recorded
+    fake.calls.clear()
+    capsys.readouterr()
+    new_head = "8308eab" + "0" * 33
+    monkeypatch.setattr(cc, "resolve_commits", lambda base: (BASE, new_head, "test"))
+    assert cc.main([]) == 0
+    assert fake.kinds() == ["timings", "tracks", "report", "publish"]
+    assert fake.calls[0][1].split() == [BASE, new_head] and fake.calls[1][1].split() == [new_head]
+    assert "no samples recorded" in capsys.readouterr().out
+
+
 def test_a_commit_timed_again_for_want_of_samples_keeps_its_current_gradient_tracks(fake, capsys):
     assert cc.main([]) == 0
     fake.write(BASE, 0, True)  # make bench timed the base since: no samples recorded
