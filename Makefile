@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup bench test serve demo results targets method-choice gemm-orientation gpu-bundle compare gate
+.PHONY: setup bench test serve demo results targets method-choice gemm-orientation mutants gpu-bundle \
+	compare gate
 
 # The reference timings' python: without a workplace's BLAS kernel overrides
 # (tools/without_overrides.sh names each it drops), every library at one thread.
@@ -21,7 +22,7 @@ REFERENCE_PY = tools/without_overrides.sh env OPENBLAS_NUM_THREADS=1 OMP_NUM_THR
 # applied ($(value)), and the *_ARGS lists are split by tools/split_words.py (quotes
 # group words, nothing is expanded or run).
 USER_VARIABLES := BASE BENCH ROUNDS REPEAT FRESH TEST_WORKERS ASV_ARGS TARGETS_ARGS \
-	METHOD_CHOICE_ARGS GEMM_ORIENTATION_ARGS
+	METHOD_CHOICE_ARGS GEMM_ORIENTATION_ARGS MUTANTS_ARGS
 TEST_WORKERS ?= 2
 $(foreach name,$(USER_VARIABLES),$(eval override $(name) := $$(value $(name))))
 export $(USER_VARIABLES)
@@ -83,6 +84,12 @@ method-choice: $(VENV)/.installed
 # GEMM_ORIENTATION_ARGS= passes options.
 gemm-orientation: $(VENV)/.installed
 	$(call with_words,GEMM_ORIENTATION_ARGS) $(REFERENCE_PY) tools/gemm_orientation.py "$$@"
+
+# Do the tests catch plausible defects? Each hand-made mutant of tools/mutants_*.py applied
+# alone to a copy of the working tree, its tests run (about an hour on a 2-core VM);
+# MUTANTS_ARGS= passes options (e.g. --only 'layers:W*' --workers 2; --list).
+mutants: $(VENV)/.installed
+	$(call with_words,MUTANTS_ARGS) $(PY) tools/mutation_check.py "$$@"
 
 compare: $(VENV)/.installed dashboard/node_modules/.package-lock.json
 	tools/make_compare.sh $(PY)

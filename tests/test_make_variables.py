@@ -120,7 +120,8 @@ def test_the_readme_says_what_make_gate_exits():
 @pytest.mark.parametrize("target, variable, tool", [
     ("targets", "TARGETS_ARGS", "tools/targets.py"),
     ("method-choice", "METHOD_CHOICE_ARGS", "tools/method_choice.py"),
-    ("gemm-orientation", "GEMM_ORIENTATION_ARGS", "tools/gemm_orientation.py")])
+    ("gemm-orientation", "GEMM_ORIENTATION_ARGS", "tools/gemm_orientation.py"),
+    ("mutants", "MUTANTS_ARGS", "tools/mutation_check.py")])
 def test_argument_lists_are_split_as_words_and_nothing_is_expanded(repo, target, variable,
                                                                    tool):
     process, calls = _make(

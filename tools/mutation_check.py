@@ -1,0 +1,206 @@
+#!/usr/bin/env python
+"""Do the tests catch plausible defects? Mutation testing by hand-made mutants.
+
+Each mutant (tools/mutants_layers.py, tools/mutants_reports.py) is one small edit that
+looks like a real bug (a bound off by one, a check dropped, a wrong axis) and names the
+tests that should catch it. In a copy of the working tree, each is applied alone and its
+tests run (pytest -x): *killed* when they fail, *survived* when they pass. A survivor is
+a gap in the tests, unless the table lists it as a known survivor, with the reason
+(equivalent code, or a gap still open). Before its mutants, every distinct test
+selection runs once unmutated: a selection that fails there proves nothing.
+
+    make mutants                        # every mutant (about an hour on 2 cores)
+    make mutants MUTANTS_ARGS='--only layers:W* --workers 2'
+
+Exit status: 0 every mutant killed or a known survivor, 1 a mutant survived, 2 an error
+(a stale mutant whose text no longer occurs exactly once, a selection failing unmutated,
+bad arguments).
+"""
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLES = [ROOT / "tools" / "mutants_layers.py", ROOT / "tools" / "mutants_reports.py"]
+KILLED, SURVIVED, KNOWN, TIMED_OUT, ERROR = ("killed", "survived", "known survivor",
+                                             "timed out", "error")
+
+
+class Mutant(NamedTuple):
+    """One edit: ``old`` (text that occurs exactly once in ``path``) -> ``new``."""
+    id: str
+    path: str  # relative to the repository root
+    old: str
+    new: str
+    tests: tuple  # pytest's arguments: files, -k expressions
+    what: str  # the defect it stands for
+    known_survivor: str | None = None  # why no test kills it (equivalent, or a gap left)
+
+
+def load_table(path: Path) -> list:
+    """The MUTANTS of a table file, each id prefixed with the file's name without
+    'mutants_' (layers:C1); a table is plain Python so that edits keep exact text."""
+    spec = importlib.util.spec_from_file_location(f"_mutants_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    prefix = path.stem.removeprefix("mutants_")
+    return [mutant._replace(id=f"{prefix}:{mutant.id}") for mutant in module.MUTANTS]
+
+
+def select(mutants: list, patterns: list[str] | None) -> list:
+    if not patterns:
+        return mutants
+    chosen = [m for m in mutants if any(fnmatch.fnmatchcase(m.id, p) for p in patterns)]
+    if not chosen:
+        print(f"mutation_check: error: --only {' '.join(patterns)} matches no mutant "
+              f"(see --list)", file=sys.stderr)
+        raise SystemExit(2)
+    return chosen
+
+
+def copy_tree(root: Path, dest: Path) -> None:
+    """The files git would commit from ``root`` (tracked and untracked, not ignored):
+    the working tree as it is, without .venv, .asv or caches."""
+    listing = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--cached",
+                              "--others", "--exclude-standard"], check=True,
+                             capture_output=True).stdout
+    for name in filter(None, listing.decode().split("\0")):
+        source = root / name
+        if source.is_file():  # (a deleted file is still listed as cached)
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+
+
+def stale(tree: Path, mutant) -> str | None:
+    """Why ``mutant`` cannot be applied to ``tree`` as written, or None."""
+    path = tree / mutant.path
+    if not path.is_file():
+        return f"{mutant.path} does not exist"
+    count = path.read_text().count(mutant.old)
+    if count != 1:
+        return f"its text occurs {count} times in {mutant.path}, not once"
+    missing = [t for t in mutant.tests if t.startswith("tests/")
+               and not (tree / t.split("::")[0]).is_file()]
+    return f"no test file {missing[0]}" if missing else None
+
+
+def run_tests(tree: Path, tests: tuple, workers: int, timeout: float):
+    """(pytest's exit status or None when it timed out, its first FAILED/ERROR line)."""
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+               "-n", str(workers), *tests]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(tree), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    try:
+        done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, ""
+    lines = (done.stdout + done.stderr).splitlines()
+    first = next((line for line in lines if line.startswith(("FAILED", "ERROR"))),
+                 lines[-1] if lines else "")
+    return done.returncode, first
+
+
+def verdict(status: int | None, known: str | None) -> str:
+    if status is None:
+        return TIMED_OUT  # (a hang: caught by CI's time limit, not by a test: said apart)
+    if status in (1, 2):  # (a failed test, or a collection error the mutant caused)
+        return KILLED
+    if status == 0:
+        return KNOWN if known else SURVIVED
+    return ERROR  # (3-5: pytest's internal or usage error, no test collected)
+
+
+def check(mutants: list, tree: Path, workers: int, timeout: float, baseline: bool,
+          say=print) -> dict:
+    """id -> (verdict, detail) for every mutant, each applied alone to ``tree``."""
+    outcome = {}
+    broken = {}
+    for mutant in mutants:
+        why = stale(tree, mutant)
+        if why:
+            outcome[mutant.id] = (ERROR, f"stale: {why}")
+    if baseline:
+        for tests in dict.fromkeys(tuple(m.tests) for m in mutants if m.id not in outcome):
+            status, first = run_tests(tree, tests, workers, timeout)
+            if status != 0:
+                broken[tests] = f"the tests fail unmutated (status {status}): {first}"
+    for mutant in mutants:
+        if mutant.id in outcome:
+            pass
+        elif tuple(mutant.tests) in broken:
+            outcome[mutant.id] = (ERROR, broken[tuple(mutant.tests)])
+        else:
+            path = tree / mutant.path
+            original = path.read_text()
+            start = time.perf_counter()
+            try:
+                path.write_text(original.replace(mutant.old, mutant.new))
+                status, first = run_tests(tree, tuple(mutant.tests), workers, timeout)
+            finally:
+                path.write_text(original)
+            seconds = time.perf_counter() - start
+            result = verdict(status, mutant.known_survivor)
+            detail = {KILLED: first, KNOWN: mutant.known_survivor,
+                      SURVIVED: mutant.what}.get(result, first or f"after {timeout:.0f} s")
+            outcome[mutant.id] = (result, f"{seconds:6.1f} s  {detail}")
+        say(f"{outcome[mutant.id][0]:<15} {mutant.id:<16} {outcome[mutant.id][1]}")
+    return outcome
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--only", nargs="+", metavar="PATTERN",
+                   help="mutant ids to run, shell patterns (layers:W*, reports:C1)")
+    p.add_argument("--list", action="store_true", help="list the mutants and exit")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="pytest-xdist processes per test run (default 0: one process)")
+    p.add_argument("--timeout", type=float, default=900, metavar="S",
+                   help="seconds one test run may take (default 900)")
+    p.add_argument("--no-baseline", action="store_true",
+                   help="skip the unmutated run of each test selection")
+    p.add_argument("--table", type=Path, nargs="+", default=TABLES, metavar="FILE",
+                   help="table files of MUTANTS (default: the two tools/mutants_*.py)")
+    p.add_argument("--root", type=Path, default=ROOT, help="the git working tree to copy")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.workers < 0 or args.timeout <= 0:
+        print("mutation_check: error: --workers must be >= 0 and --timeout > 0",
+              file=sys.stderr)
+        return 2
+    mutants = [m for table in args.table for m in load_table(table)]
+    duplicated = sorted({m.id for m in mutants if [n.id for n in mutants].count(m.id) > 1})
+    if duplicated:
+        print(f"mutation_check: error: ids used twice: {', '.join(duplicated)}", file=sys.stderr)
+        return 2
+    mutants = select(mutants, args.only)
+    if args.list:
+        for m in mutants:
+            print(f"{m.id:<16} {m.path:<40} {m.what}"
+                  + (f"  [known survivor: {m.known_survivor}]" if m.known_survivor else ""))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="mutation-check-") as temporary:
+        tree = Path(temporary)
+        copy_tree(args.root, tree)
+        outcome = check(mutants, tree, args.workers, args.timeout, not args.no_baseline)
+    counts = {name: sum(r == name for r, _ in outcome.values())
+              for name in (KILLED, TIMED_OUT, KNOWN, SURVIVED, ERROR)}
+    print(", ".join(f"{n} {name}" for name, n in counts.items()))
+    return 2 if counts[ERROR] else 1 if counts[SURVIVED] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
