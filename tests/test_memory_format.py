@@ -84,6 +84,22 @@ def test_random_strides_and_ambiguous_sizes_follow_native():
         assert_native_layout("scipy", [x, weight, None], {})
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+@pytest.mark.parametrize("x_shape,w_shape,kwargs", [
+    ((2, 1, 5, 5), (4, 1, 1, 1), {}),               # a 1x1 conv of one channel: N111 weight
+    ((2, 1, 1, 1), (3, 1, 1, 1), dict(padding=1)),  # N111 input and weight, padded
+], ids=["n111-weight", "n111-input"])
+def test_contiguous_n111_tensors_are_nchw_as_natives(x_shape, w_shape, kwargs, implementation,
+                                                       dtype):
+    """A contiguous (N, 1, 1, 1) tensor's strides fit both orders; ATen reads it as NCHW
+    (the N111 rule), so a one-channel input with a (C_out, 1, 1, 1) weight, all contiguous,
+    gives an NCHW output."""
+    x, weight = torch.randn(x_shape, dtype=dtype), torch.randn(w_shape, dtype=dtype)
+    assert not follows_channels_last(x, weight)
+    assert_native_layout(implementation, [x, weight, None], kwargs)
+
+
 def test_the_rule_matches_torchs_own_port_on_random_strides():
     rng = random.Random(1)
     storage = torch.empty(400)
