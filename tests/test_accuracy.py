@@ -177,6 +177,27 @@ def test_float64_spanning_600_decades_is_not_zeroed(method):
                           ["output"], torch.float64) <= 1
 
 
+def test_float64_products_that_would_be_subnormal_scaled_skip_the_fft():
+    """The FFT conv scales each operand to a maximum near 1; its scaled products must stay
+    normal (_fft_conv.MIN_PRODUCT_EXPONENT). Here each unscaled product is a normal float,
+    and no unscaled one can overflow, but the smallest scaled one is ~2**-1052, between
+    2**-1100 and 2**-1000: a subnormal that keeps ~22 bits. Output (5, 5) is that product
+    alone (x is 0 under the large tap): by the FFT and its scaled fix-ups ~9e-8 off, far
+    outside the contract; the pass must run the direct sums instead."""
+    x = torch.randn(1, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    x *= 2.0 ** 500
+    x[0, 0, 5, 5] = 0.0
+    x[0, 0, 5, 6] = 1.3183 * 2.0 ** -50
+    w = torch.tensor([[[[1.25 * 2.0 ** 500, 1.7351]]]], dtype=torch.float64)
+    for method in ("fft", "auto"):
+        y = conv2d(x, w, method=method)
+        refs = conv_reference(x, w, None, torch.ones_like(y))
+        assert contract_ratio(y, refs["output"], torch.float64) <= 1, method
+        single = scipy_conv2d(x[0, 0], w[0, 0], None, method)
+        single_refs = conv_reference(x[0, 0], w[0, 0], None, torch.ones_like(single))
+        assert contract_ratio(single, single_refs["output"], torch.float64) <= 1, method
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("method", ["direct", "shift", "fft", *SHIFT_TIERS])
 def test_subnormal_operands_keep_the_contract_with_its_underflow_term(method, dtype):
