@@ -225,6 +225,24 @@ def test_auto_follows_scipy_fft_where_the_spectrum_is_exactly_zero(shape, dtype)
         assert torch.equal(ours, _gradient(lambda x: fft_abs(x, "fft"), image, dtype))
 
 
+def test_autos_zero_bin_floor_is_the_batchs_largest_not_its_smallest():
+    """One floor serves the whole batch (_dft_axes.zero_bin_floor: the largest image sum),
+    so an image of ~1e-22 noise beside one with exactly zero bins cannot lower it below
+    the latter's matrix rounding (~2e-16, where scipy.fft gives exact zeros). With the
+    floor of the smallest image the matrix result was kept: the zero bins' gradient then
+    took the rounding's phase where scipy.fft's takes sgn(0) = 0."""
+    height, width = 13, 17
+    assert all(choose_plan(height, width, np.dtype(np.float64)))
+    columns = np.random.default_rng(1).standard_normal(width)
+    columns -= columns.mean()
+    constant_columns = np.tile(columns, (height, 1))  # exactly zero bins on scipy.fft
+    assert (np.abs(scipy.fft.rfft2(constant_columns)) == 0).any()
+    tiny = 1e-22 * np.random.default_rng(0).standard_normal((height, width))
+    image = np.stack([tiny, constant_columns])
+    ours = _gradient(fft_abs, image, torch.float64)
+    assert torch.equal(ours, _gradient(lambda x: fft_abs(x, "fft"), image, torch.float64))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_transform_redoes_calls_the_floor_cannot_vouch_for(dtype):
     """Found by the hostile tester: a NaN bin made "min <= floor" False (one NaN image
