@@ -9,7 +9,7 @@ from torch.autograd import gradcheck
 
 from scipy_layers import LAYERS, NATIVE
 from scipy_layers.agreement import TOLERANCE, compare_with_native, conv_reference, max_errors
-from scipy_layers.samples import ERROR_INPUTS, LAYOUTS, SAMPLES, make_case
+from scipy_layers.samples import ERROR_INPUTS, LAYOUTS, SAMPLES, as_layout, make_case
 from tests._dft_paths import DFT_PATHS, dft_path
 from tests._im2col_variants import IM2COL_VARIANTS, im2col_variant
 from tests._shift_tiers import SHIFT_TIERS, shift_tier
@@ -214,6 +214,56 @@ def test_every_layer_has_samples_and_error_inputs():
     for layer_name, samples in SAMPLES.items():
         for impl in implementations(layer_name):
             assert any(s.accepts(impl) for s in samples), (layer_name, impl)
+
+
+def test_the_sample_table_keeps_every_kind_it_promises():
+    """Every test drawn from samples.py shrinks silently when a layout or a kernel kind is
+    dropped from it (or a layout stops making the view it names), so the table's kinds
+    are checked here: each layout's view, the NaN in the slots it leaves out, and the
+    kernel shapes and arguments docs/layers.md ("What is guaranteed") lists."""
+    assert set(LAYOUTS) == {"contiguous", "offset", "cropped_h", "cropped_w", "transposed",
+                            "step_sliced", "expanded", "channels_last"}
+    values = torch.randn(2, 3, 4, 5, dtype=torch.float64)
+    views = {}
+    for layout in LAYOUTS:
+        (leaf,), prepare = as_layout([values], layout, requires_grad=False)
+        (view,) = prepare([leaf])
+        assert view.shape == values.shape, layout
+        expected = values[:1].expand(values.shape) if layout == "expanded" else values
+        assert torch.equal(view, expected), layout
+        if layout in ("offset", "cropped_h", "cropped_w", "step_sliced"):  # poisoned slots
+            assert int(leaf.isnan().sum()) == leaf.numel() - view.numel() > 0, layout
+        views[layout] = view
+    assert views["contiguous"].is_contiguous()
+    assert views["offset"].storage_offset() == 3
+    assert views["cropped_h"].stride() == (3 * 6 * 5, 6 * 5, 5, 1)
+    assert views["cropped_w"].stride() == (3 * 4 * 8, 4 * 8, 8, 1)
+    assert views["transposed"].stride()[-2:] == (1, 4)
+    assert views["step_sliced"].stride() == (2 * 6 * 8 * 10, 2 * 8 * 10, 2 * 10, 2)
+    assert views["expanded"].stride()[0] == 0
+    channels_last = views["channels_last"]
+    assert channels_last.is_contiguous(memory_format=torch.channels_last)
+    assert not channels_last.is_contiguous()
+
+    for table in (SAMPLES["conv2d"], SAMPLES["conv2d_nchw"]):
+        kernels = [tuple(sample.shapes[1][-2:]) for sample in table]
+        assert (1, 1) in kernels
+        assert any(k_h > 1 and k_w == 1 for k_h, k_w in kernels)  # kx1
+        assert any(k_h == 1 and k_w > 1 for k_h, k_w in kernels)  # 1xk
+        assert any(k_h > 1 and k_w > 1 and k_h % 2 == 0 for k_h, k_w in kernels)  # even
+        assert any(k_h == k_w > 1 for k_h, k_w in kernels)  # square
+        assert any(tuple(s.shapes[0][-2:]) == tuple(s.shapes[1][-2:]) for s in table)
+        assert any(s.shapes[2] is None for s in table)  # no bias
+    nchw = SAMPLES["conv2d_nchw"]
+    for option in ("padding", "stride", "dilation", "groups"):
+        assert any(option in s.kwargs for s in nchw), option
+    assert any(s.kwargs.get("padding") == "same" for s in nchw)
+    assert any(s.kwargs.get("groups", 1) > 1 and s.kwargs["groups"] == s.shapes[0][-3]
+               for s in nchw)  # depthwise
+    assert any(len(s.shapes[0]) == 3 for s in nchw)  # unbatched
+    images = [tuple(s.shapes[0]) for s in SAMPLES["fft_abs"]]
+    assert any(shape[-2] == 1 for shape in images) and any(shape[-1] == 1 for shape in images)
+    assert any(len(shape) > 2 for shape in images)
 
 
 def test_a_reader_outside_the_view_is_caught():
