@@ -339,6 +339,24 @@ def test_meta_tensors_under_autocast_give_the_shape():
                                torch.empty(3, 3, device="meta")).shape == (6, 6)
 
 
+def test_autocast_leaves_an_error_it_did_not_cast_for_as_it_was():
+    """_autocast.in_float32 names the float16 / bfloat16 casts it made in a TypeError only
+    where it made some: an int64 weight beside a float32 input is refused under autocast
+    with the message it has outside it (the suite passed with every TypeError under
+    autocast given the casts' note, naming no dtype)."""
+    x = torch.randn(1, 2, 6, 6)
+    cases = [(sl.conv2d, (x, torch.ones(3, 2, 3, 3, dtype=torch.int64))),
+             (sl.scipy_conv2d, (x[0, 0], torch.ones(3, 3, dtype=torch.int64))),
+             (sl.fft_abs, (torch.ones(4, 4, dtype=torch.int64),))]
+    for layer, args in cases:
+        with pytest.raises(TypeError) as outside:
+            layer(*args)
+        with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(TypeError) as inside:
+            layer(*args)
+        assert str(inside.value) == str(outside.value)
+        assert "autocast" not in str(inside.value)
+
+
 @pytest.mark.parametrize("layer_name", ["conv2d", "Conv2d", "scipy_conv2d", "fft_abs"])
 def test_autocast_runs_the_layer_in_float32(layer_name):
     torch.manual_seed(0)
