@@ -81,6 +81,23 @@ def test_registry_lists_a_native_twin_and_inputs_for_every_layer():
         assert all(t.dtype == torch.float32 and t.requires_grad for t in inputs)
 
 
+@pytest.mark.skipif(np.finfo(np.longdouble).eps >= np.finfo(np.float64).eps,
+                    reason="long double is float64 here")
+def test_conv_reference_sums_in_long_double():
+    """The contract's reference must be more exact than the float64 it judges: 1e16 + 1
+    - 1e16 is 1 in long double (a 64-bit mantissa) and 0 in float64 (the suite passed
+    with the reference's operands left in float64)."""
+    x = torch.tensor([[1e16, 1.0, -1e16, 0.0]], dtype=torch.float64)
+    w = torch.ones(1, 3, dtype=torch.float64)
+    g = torch.tensor([[1e16, 1.0]], dtype=torch.float64)
+    refs = conv_reference(x, w, None, g)
+    one, big = np.longdouble(1), np.longdouble(1e16)
+    assert refs["output"].value[0, 0] == one  # 1e16 + 1 - 1e16
+    assert refs["output"].value[0, 1] == one - big
+    assert refs["grad_input"].value[0, 1] == big + one  # 1e16 + 1, twice
+    assert refs["grad_input"].value[0, 2] == big + one
+
+
 def test_max_errors_scales_by_reference():
     err = max_errors(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 4.0]))
     assert err.max_abs == 2.0 and err.max_rel == 0.5
