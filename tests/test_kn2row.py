@@ -126,6 +126,26 @@ def test_forward_keeps_the_tall_input_only_when_asked(keep):
         assert state[-1] is None
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_a_kept_tall_input_outlives_each_backward(dtype, kn2row_calls):
+    """The tall input forward keeps is the graph's (recycled when its node dies), not
+    backward's: a second backward of the graph, after another call, still reads it
+    (the suite passed with backward recycling it: the pool then handed it to the
+    next call, and both that call and the second backward read each other's values)."""
+    x = torch.randn(2, 16, 8, 8, dtype=dtype, requires_grad=True)
+    w = torch.randn(4, 16, 3, 3, dtype=dtype, requires_grad=True)
+    y = conv2d(x, w, padding=1, method="im2col")
+    g = torch.randn_like(y)
+    native = torch.autograd.grad(F.conv2d(x, w, padding=1), (x, w), g)
+    for _ in range(2):
+        grads = torch.autograd.grad(y, (x, w), g, retain_graph=True)
+        other = conv2d(2 * x, w, padding=1, method="im2col")  # reuses what was recycled
+        assert max_errors(other, F.conv2d(2 * x, w, padding=1)).max_rel <= TOLERANCE[dtype]
+        for ours, theirs in zip(grads, native):
+            assert max_errors(ours, theirs).max_rel <= TOLERANCE[dtype]
+    assert kn2row_calls == [3, 2]
+
+
 @pytest.mark.parametrize("where", ["input", "weight", "grad_output"])
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 def test_non_finite_operands_take_the_tap_kernels(where, value, kn2row_calls):
