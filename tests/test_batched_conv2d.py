@@ -686,3 +686,19 @@ def test_grad_weight_orientation_asked_with_the_window_rows(variant, bias, long_
         torch.autograd.grad(y, (x, w), torch.ones_like(y))
     ones_row = bias if variant == "im2col" else not long_image
     assert asked == [(np.dtype(np.float64), 3 * 3 * 2 + ones_row)]
+
+
+@pytest.mark.parametrize("name", ["scipy-im2col", "scipy-fft", "scipy-shift"])
+def test_each_forced_implementation_runs_the_method_it_names(name, monkeypatch):
+    """The harness's forced-method coverage (every layout, gradcheck, NaN placement) goes
+    through the registry, so a "scipy-<method>" entry must run that method (the suite
+    passed with "scipy-shift" registered as method="im2col": the shift kernels then lost
+    all that coverage without a test failing)."""
+    ran = []
+    original = nn._forward_kernels
+    monkeypatch.setattr(nn, "_forward_kernels",
+                        lambda x, w, b, geometry, method, *rest:
+                        ran.append(method) or original(x, w, b, geometry, method, *rest))
+    x, w = torch.randn(2, 3, 9, 9, dtype=torch.float64), torch.randn(1, 3, 3, 3, dtype=torch.float64)
+    LAYERS["conv2d_nchw"].implementations[name].fn(x, w)
+    assert ran == [name.removeprefix("scipy-")]
