@@ -141,6 +141,30 @@ def test_a_subclass_handler_sees_the_layer_and_its_refusal_names_it():
         FFTAbsFunction.apply(x.as_subclass(_Refusing))
 
 
+class _RaisingTypeError(torch.Tensor):
+    """A handler whose own TypeError (its message, not torch's refusal) is its answer."""
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if _is_layer(func):
+            raise TypeError("the handler's own refusal")
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+def test_a_handlers_own_type_error_passes_through_unchanged():
+    """Only torch's "no implementation found" TypeError is reworded to name the layer; a
+    TypeError the handler raises itself reaches the caller as it was (the suite passed
+    with _torch_protocols.torch_function_layer rewording every TypeError)."""
+    from scipy_layers import conv2d, fft_abs, scipy_conv2d
+    x = torch.randn(6, 5, dtype=torch.float64)
+    calls = ((fft_abs, (x,)), (scipy_conv2d, (x, torch.randn(3, 2, dtype=torch.float64))),
+             (conv2d, (x[None, None], torch.randn(1, 1, 3, 2, dtype=torch.float64))))
+    for layer, args in calls:
+        with pytest.raises(TypeError) as raised:
+            layer(args[0].as_subclass(_RaisingTypeError), *args[1:])
+        assert str(raised.value) == "the handler's own refusal", layer
+
+
 def _is_layer(func):
     return getattr(func, "__module__", "").startswith("scipy_layers")
 
