@@ -225,6 +225,19 @@ def test_auto_follows_scipy_fft_where_the_spectrum_is_exactly_zero(shape, dtype)
         assert torch.equal(ours, _gradient(lambda x: fft_abs(x, "fft"), image, dtype))
 
 
+@pytest.mark.parametrize("shape", [(16, 16), (13, 17), (31, 29)])
+def test_forced_matrices_centre_offset_images(shape):
+    """method="matrix" takes each image's mean out before its products too (_dft_axes.rfft2),
+    so 1000 + 1e-4 * noise keeps its small bins' phases: its gradient is within ~1e-12 of
+    direct DFTs in long double (native's butterflies: ~2e-9; uncentred matrices, which the
+    suite passed with: ~3e-9)."""
+    generator = torch.Generator().manual_seed(0)
+    x = 1000 + 1e-4 * torch.randn(shape, dtype=torch.float64, generator=generator)
+    g = torch.randn(shape[0], shape[1] // 2 + 1, dtype=torch.float64, generator=generator)
+    ours = _input_gradient(lambda t: fft_abs(t, "matrix"), x, g)
+    assert max_errors(ours, _longdouble_gradient(x, g)).max_rel < 1e-10
+
+
 def test_autos_zero_bin_floor_is_the_batchs_largest_not_its_smallest():
     """One floor serves the whole batch (_dft_axes.zero_bin_floor: the largest image sum),
     so an image of ~1e-22 noise beside one with exactly zero bins cannot lower it below
