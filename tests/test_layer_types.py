@@ -291,3 +291,19 @@ def test_the_gate_and_the_compare_page_name_the_conv():
     assert case_label(pd.Series(row)) == ("conv2d_nchw scipy forward+backward "
                                           "8x64x28x28 64x3x3 g64 s2 p1 float32 (m)")
     assert compare_page.case_label(row) == "8x64x28x28 64x3x3 g64 s2 p1 float32, 1 thread"
+
+
+def test_conv_spec_output_size_is_native_convs():
+    """conv_spec.output_hw (ConvCase's check that the kernel fits, and the roofline
+    bounds of reports/limits.py) gives F.conv2d's output size for any stride, padding and
+    dilation (the suite passed with its stride rounding wrong: (n + 2p - d(k-1)) // s)."""
+    import itertools
+
+    from scipy_layers.conv_spec import output_hw
+    for n, k, stride, padding, dilation in itertools.product(range(1, 9), range(1, 4), range(1, 4),
+                                                             range(3), range(1, 3)):
+        if n + 2 * padding < dilation * (k - 1) + 1:
+            continue
+        native = F.conv2d(torch.zeros(1, 1, n, n + 1), torch.zeros(1, 1, k, k), stride=stride,
+                          padding=padding, dilation=dilation).shape[2:]
+        assert output_hw((n, n + 1), (k, k), stride, padding, dilation) == tuple(native)
