@@ -50,6 +50,8 @@ def test_options_default_and_any_order(text, expected):
     ("8x64x28x28", "expected 'NxCxHxW C_outxkHxkW'"),
     ("8x64x28 64x3x3", "the input must be 4 positive ints"),
     ("8x64x28x28 64x3", "the kernel must be 3 positive ints"),
+    ("8x64x28x28x5 64x3x3", "the input must be 4 positive ints"),  # (one too many: pass 105)
+    ("8x64x28x28 64x3x3x3", "the kernel must be 3 positive ints"),
     ("8x0x28x28 64x3x3", "the input must be 4 positive ints"),
     ("8x64x28x28 64x3x3 g2 g2", "'g2': groups is given twice"),
     ("８x64x28x28 64x3x3", "the input must be 4 positive ints"),   # ASCII digits only
