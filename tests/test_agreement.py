@@ -80,6 +80,9 @@ def test_registry_lists_a_native_twin_and_inputs_for_every_layer():
         inputs = layer.make_inputs((8, 8), kernel, dtype=torch.float32)
         assert len(inputs) == len(layer.input_names)
         assert all(t.dtype == torch.float32 and t.requires_grad for t in inputs)
+        if not layer.takes_kernel:  # a kernel given to a layer without one is an error
+            with pytest.raises(ValueError, match="takes no kernel"):  # (pass 105)
+                layer.make_inputs((8, 8), (3, 3), dtype=torch.float32)
 
 
 @pytest.mark.skipif(np.finfo(np.longdouble).eps >= np.finfo(np.float64).eps,
