@@ -106,3 +106,67 @@ def test_a_survivor_is_status_1_known_survivors_are_not(demo, only, status):
 def test_an_unknown_pattern_is_an_error(demo):
     run = _run(demo, "demo:nothing*")
     assert run.returncode == 2 and "matches no mutant" in run.stderr
+
+
+def _run_table(repo: Path, table: str, *options: str):
+    (repo.parent / "mutants_extra.py").write_text(
+        "from mutation_check import Mutant\n\nMUTANTS = [\n" + table + "]\n")
+    return subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "mutation_check.py"), "--root", str(repo),
+         "--table", str(repo.parent / "mutants_extra.py"), "--timeout", "120", *options],
+        capture_output=True, text=True, timeout=600)
+
+
+def test_a_path_outside_the_copy_is_refused_never_edited(demo, tmp_path):
+    """An absolute path (or ../) edited the user's own file while the tests ran (hostile
+    pass 107): the test below saw '3 * x' in the repository it was copied from."""
+    (demo / "tests" / "test_spy.py").write_text(
+        f"def test_spy():\n    assert '3 * x' not in open({str(demo / 'pkg' / 'm.py')!r}).read()\n")
+    outside = tmp_path / "outside.py"
+    outside.write_text("2 * x\n")
+    try:
+        run = _run_table(demo, f'Mutant("abs", {str(demo / "pkg" / "m.py")!r}, "2 * x", "3 * x", '
+                               '("tests/test_spy.py",), "absolute"),\n'
+                               f'Mutant("up", {"../" * 20 + str(outside).lstrip("/")!r}, "2 * x", '
+                               '"3 * x", ("tests/test_spy.py",), "up"),\n')
+    finally:
+        (demo / "tests" / "test_spy.py").unlink()
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.stdout.count("is outside the repository") == 2, run.stdout
+    assert outside.read_text() == "2 * x\n"
+
+
+def test_tests_that_all_skip_are_no_survivor(demo):
+    """A run whose tests all skip passed no test: an error, never a survivor or a known
+    survivor (pytest's status 0 said 'survived' with zero tests run)."""
+    (demo / "tests" / "test_skipping.py").write_text(
+        "import pytest\nfrom pkg.m import double\n\n\n"
+        "@pytest.mark.skipif(double(1) != 2, reason='off')\n"
+        "def test_double():\n    assert double(3) == 6\n")
+    try:
+        run = _run_table(demo, 'Mutant("skip", "pkg/m.py", "2 * x", "3 * x", '
+                               '("tests/test_skipping.py",), "all skip", known_survivor="x"),\n',
+                         "--no-baseline")
+    finally:
+        (demo / "tests" / "test_skipping.py").unlink()
+    assert run.returncode == 2 and "no test passed" in run.stdout, run.stdout
+
+
+@pytest.mark.parametrize("table, root", [("MUTANTS = [", None), ("X = 1", None),
+                                         ("MUTANTS = []", "not-a-repo")])
+def test_a_bad_table_or_root_is_status_2_not_1(demo, tmp_path, table, root):
+    """Status 1 means 'a mutant survived': a table that cannot load, or a --root that is
+    no git working tree, ended in a traceback and Python's 1."""
+    (tmp_path / "mutants_bad.py").write_text(table + "\n")
+    (tmp_path / "not-a-repo").mkdir()
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "mutation_check.py"), "--table",
+         str(tmp_path / "mutants_bad.py"), "--root", str(tmp_path / root if root else demo)],
+        capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "mutation_check: error:" in run.stderr, run.stderr
+
+
+@pytest.mark.parametrize("timeout", ["nan", "inf"])
+def test_a_timeout_that_is_no_number_of_seconds_is_refused(demo, timeout):
+    run = _run(demo, "demo:killed", "--timeout", timeout)
+    assert run.returncode == 2 and "--timeout" in run.stderr, run.stderr

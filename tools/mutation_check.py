@@ -13,7 +13,8 @@ selection runs once unmutated: a selection that fails there proves nothing.
     make mutants MUTANTS_ARGS='--only layers:W* --workers 2'
 
 Exit status: 0 every mutant killed or a known survivor, 1 a mutant survived, 2 an error
-(a stale mutant whose text no longer occurs exactly once, a selection failing unmutated,
+(a stale mutant whose text no longer occurs exactly once or whose path leaves the
+repository, a selection failing unmutated, a run that passed no test (all skipped),
 bad arguments).
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import fnmatch
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -84,6 +86,8 @@ def copy_tree(root: Path, dest: Path) -> None:
 def stale(tree: Path, mutant) -> str | None:
     """Why ``mutant`` cannot be applied to ``tree`` as written, or None."""
     path = tree / mutant.path
+    if Path(mutant.path).is_absolute() or not path.resolve().is_relative_to(tree.resolve()):
+        return f"{mutant.path} is outside the repository"  # (never the user's own files)
     if not path.is_file():
         return f"{mutant.path} does not exist"
     count = path.read_text().count(mutant.old)
@@ -95,7 +99,8 @@ def stale(tree: Path, mutant) -> str | None:
 
 
 def run_tests(tree: Path, tests: tuple, workers: int, timeout: float):
-    """(pytest's exit status or None when it timed out, its first FAILED/ERROR line)."""
+    """(pytest's exit status or None when it timed out, its first FAILED/ERROR line);
+    a run that passed without passing a test (all skipped) is status 5, no tests ran."""
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
                "-n", str(workers), *tests]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
@@ -108,6 +113,9 @@ def run_tests(tree: Path, tests: tuple, workers: int, timeout: float):
     lines = (done.stdout + done.stderr).splitlines()
     first = next((line for line in lines if line.startswith(("FAILED", "ERROR"))),
                  lines[-1] if lines else "")
+    summary = (done.stdout.strip().splitlines() or [""])[-1]  # ("3 passed, 1 skipped in 2s")
+    if done.returncode == 0 and not re.search(r"\b[1-9]\d* passed\b", summary):
+        return 5, f"no test passed: {first}"  # (a survivor needs tests that ran and passed)
     return done.returncode, first
 
 
@@ -177,11 +185,16 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.workers < 0 or args.timeout <= 0:
-        print("mutation_check: error: --workers must be >= 0 and --timeout > 0",
+    if args.workers < 0 or not 0 < args.timeout < 1e9:
+        print("mutation_check: error: --workers must be >= 0 and --timeout a finite number > 0",
               file=sys.stderr)
         return 2
-    mutants = [m for table in args.table for m in load_table(table)]
+    try:
+        mutants = [m for table in args.table for m in load_table(table)]
+    except Exception as exc:  # noqa: BLE001 -- (a table that cannot load: bad arguments, 2)
+        print(f"mutation_check: error: cannot load the tables: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return 2
     duplicated = sorted({m.id for m in mutants if [n.id for n in mutants].count(m.id) > 1})
     if duplicated:
         print(f"mutation_check: error: ids used twice: {', '.join(duplicated)}", file=sys.stderr)
@@ -194,7 +207,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="mutation-check-") as temporary:
         tree = Path(temporary)
-        copy_tree(args.root, tree)
+        try:
+            copy_tree(args.root, tree)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            print(f"mutation_check: error: cannot list {args.root}'s files with git "
+                  f"({exc}): --root must be a git working tree", file=sys.stderr)
+            return 2
         outcome = check(mutants, tree, args.workers, args.timeout, not args.no_baseline)
     counts = {name: sum(r == name for r, _ in outcome.values())
               for name in (KILLED, TIMED_OUT, KNOWN, SURVIVED, ERROR)}
