@@ -8,6 +8,7 @@ The names below load on first use, so that the command's start (``start.main``) 
 nothing that can fail before it can say so with status 2.
 """
 import importlib as _importlib
+import importlib.util as _importlib_util
 
 # Each public name -> the module that defines it.
 _EXPORTS = {
@@ -15,15 +16,22 @@ _EXPORTS = {
     "ResultsError": "errors", "build_report": "build", "read_results": "reader",
 }
 __all__ = list(_EXPORTS)
+for _name in _EXPORTS:  # (importlib.reload: names cached by an earlier load go stale)
+    globals().pop(_name, None)
+del _name
 
 
 def __getattr__(name):
     module = _EXPORTS.get(name)
-    if module is None:  # (a submodule: `from scipy_layers.reports import stats` imports it)
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(_importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+    if module is not None:
+        value = getattr(_importlib.import_module(f".{module}", __name__), name)
+        globals()[name] = value  # (found directly from now on)
+        return value
+    # a submodule, as when this package imported them (scipy_layers.reports.compare after
+    # a bare import); never __main__, which runs the command
+    if not name.startswith("__") and _importlib_util.find_spec(f"{__name__}.{name}"):
+        return _importlib.import_module(f".{name}", __name__)  # (binds itself here)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__():
