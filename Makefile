@@ -86,7 +86,7 @@ gemm-orientation: $(VENV)/.installed
 	$(call with_words,GEMM_ORIENTATION_ARGS) $(REFERENCE_PY) tools/gemm_orientation.py "$$@"
 
 # Do the tests catch plausible defects? Each hand-made mutant of tools/mutants_*.py applied
-# alone to a copy of the working tree, its tests run (about an hour on a 2-core VM);
+# alone to a copy of the working tree, its tests run (hours on a 2-core VM);
 # MUTANTS_ARGS= passes options (e.g. --only 'layers:W*' --workers 2; --list).
 mutants: $(VENV)/.installed
 	$(call with_words,MUTANTS_ARGS) $(PY) tools/mutation_check.py "$$@"

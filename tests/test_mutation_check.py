@@ -1,9 +1,12 @@
 """tools/mutation_check.py: every mutant of its tables still applies to the code as it is
 (text found exactly once, test files that exist), and the runner tells killed, survived,
 known survivors, stale mutants and selections that fail unmutated apart."""
+import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -50,6 +53,19 @@ def _project(tmp_path: Path) -> Path:
             assert double(3) == 6
         """))
     (repo / "tests" / "test_broken.py").write_text("def test_fails():\n    assert False\n")
+    (repo / "pkg" / "hang.py").write_text("HANG = False\n")
+    (repo / "tests" / "test_hang.py").write_text(textwrap.dedent("""\
+        import os, subprocess, time
+        from pkg.hang import HANG
+
+
+        def test_hang():  # (mutated: a child process, then a hang)
+            if HANG:
+                child = subprocess.Popen(["sleep", "300"])
+                with open(os.environ["PID_FILE"], "w") as f:
+                    f.write(str(child.pid))
+                time.sleep(300)
+        """))
     (repo / "mutants_demo.py").write_text(textwrap.dedent("""\
         from mutation_check import Mutant
 
@@ -170,3 +186,49 @@ def test_a_bad_table_or_root_is_status_2_not_1(demo, tmp_path, table, root):
 def test_a_timeout_that_is_no_number_of_seconds_is_refused(demo, timeout):
     run = _run(demo, "demo:killed", "--timeout", timeout)
     assert run.returncode == 2 and "--timeout" in run.stderr, run.stderr
+
+
+def _gone(pid: int) -> bool:
+    """No such process, or a zombie (ended, not yet reaped)."""
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def _hang_run(demo, tmp_path, timeout):
+    table = tmp_path / "mutants_hang.py"
+    table.write_text('from mutation_check import Mutant\n\nMUTANTS = [Mutant("hang", '
+                     '"pkg/hang.py", "HANG = False", "HANG = True", ("tests/test_hang.py",), '
+                     '"hangs")]\n')
+    (tmp_path / "tmp").mkdir()
+    env = {**os.environ, "PID_FILE": str(tmp_path / "pid"), "TMPDIR": str(tmp_path / "tmp")}
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "tools" / "mutation_check.py"), "--root", str(demo),
+         "--table", str(table), "--timeout", str(timeout)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_a_hang_is_timed_out_and_ends_what_its_tests_started(demo, tmp_path):
+    """Only pytest's own process was killed at the timeout: a process its test started
+    outlived the verdict (hostile pass 107)."""
+    out, _ = _hang_run(demo, tmp_path, 8).communicate(timeout=300)
+    assert "timed out       hang:hang" in out and "1 timed out" in out, out
+    pid = int((tmp_path / "pid").read_text())
+    assert _gone(pid)
+    assert not list((tmp_path / "tmp").iterdir())  # (the copy is removed)
+
+
+def test_sigterm_restores_and_cleans_up(demo, tmp_path):
+    """SIGTERM (CI's or timeout's) left the copy, and pytest running against it."""
+    tool = _hang_run(demo, tmp_path, 300)
+    for _ in range(600):
+        if (tmp_path / "pid").exists() and (tmp_path / "pid").read_text():
+            break
+        time.sleep(0.1)
+    tool.send_signal(signal.SIGTERM)
+    tool.communicate(timeout=60)
+    assert tool.returncode == 128 + signal.SIGTERM
+    assert _gone(int((tmp_path / "pid").read_text()))
+    assert not list((tmp_path / "tmp").iterdir())
+    assert (demo / "pkg" / "hang.py").read_text() == "HANG = False\n"

@@ -9,10 +9,14 @@ a gap in the tests, unless the table lists it as a known survivor, with the reas
 (equivalent code, or a gap still open). Before its mutants, every distinct test
 selection runs once unmutated: a selection that fails there proves nothing.
 
-    make mutants                        # every mutant (about an hour on 2 cores)
+    make mutants                        # every mutant (hours on 2 cores)
     make mutants MUTANTS_ARGS='--only layers:W* --workers 2'
 
-Exit status: 0 every mutant killed or a known survivor, 1 a mutant survived, 2 an error
+A test that starts Python with a PYTHONPATH of its own imports the installed package
+(for an editable install, the user's tree), not the copy: its mutants read as survivors.
+
+Exit status: 0 every mutant killed (a hang past --timeout counts, said apart as timed
+out) or a known survivor, 1 a mutant survived, 2 an error
 (a stale mutant whose text no longer occurs exactly once or whose path leaves the
 repository, a selection failing unmutated, a run that passed no test (all skipped),
 bad arguments).
@@ -25,6 +29,7 @@ import importlib.util
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -105,18 +110,33 @@ def run_tests(tree: Path, tests: tuple, workers: int, timeout: float):
                "-n", str(workers), *tests]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(tree), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    # (its own process group: a timeout, Ctrl-C or SIGTERM ends pytest, its xdist workers
+    # and whatever the tests started, none left running against a deleted copy)
+    process = subprocess.Popen(command, cwd=tree, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True,
-                              timeout=timeout)
+        stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        _kill_group(process)
         return None, ""
-    lines = (done.stdout + done.stderr).splitlines()
+    except BaseException:
+        _kill_group(process)
+        raise
+    lines = (stdout + stderr).splitlines()
     first = next((line for line in lines if line.startswith(("FAILED", "ERROR"))),
                  lines[-1] if lines else "")
-    summary = (done.stdout.strip().splitlines() or [""])[-1]  # ("3 passed, 1 skipped in 2s")
-    if done.returncode == 0 and not re.search(r"\b[1-9]\d* passed\b", summary):
+    summary = (stdout.strip().splitlines() or [""])[-1]  # ("3 passed, 1 skipped in 2s")
+    if process.returncode == 0 and not re.search(r"\b[1-9]\d* passed\b", summary):
         return 5, f"no test passed: {first}"  # (a survivor needs tests that ran and passed)
-    return done.returncode, first
+    return process.returncode, first
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.communicate()
 
 
 def verdict(status: int | None, known: str | None) -> str:
@@ -142,7 +162,9 @@ def check(mutants: list, tree: Path, workers: int, timeout: float, baseline: boo
         for tests in dict.fromkeys(tuple(m.tests) for m in mutants if m.id not in outcome):
             status, first = run_tests(tree, tests, workers, timeout)
             if status != 0:
-                broken[tests] = f"the tests fail unmutated (status {status}): {first}"
+                broken[tests] = (f"the tests time out unmutated (--timeout {timeout:g})"
+                                 if status is None else
+                                 f"the tests fail unmutated (status {status}): {first}")
     for mutant in mutants:
         if mutant.id in outcome:
             pass
@@ -183,8 +205,13 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminated(signum, frame):
+    raise SystemExit(128 + signum)  # (unwinds: the file restored, pytest's group ended)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminated)
     if args.workers < 0 or not 0 < args.timeout < 1e9:
         print("mutation_check: error: --workers must be >= 0 and --timeout a finite number > 0",
               file=sys.stderr)
