@@ -409,3 +409,53 @@ def test_a_path_through_a_new_folder_and_back_is_checked_where_it_leads(tmp_path
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "File exists" not in err
     assert not (tmp_path / "new").exists() and not (tmp_path / "gone").exists()
+
+
+def test_a_manifest_naming_files_with_their_true_hashes_still_removes_none_it_may_not(earlier):
+    """A manifest is only read, never trusted: one that lists the committed README.md or
+    a file outside the output directory with their real SHA-256 (as a stale file of an
+    earlier run would be listed) removes neither (the suite passed with README.md
+    dropped from the protected names, as its tampered manifest's hashes matched nothing)."""
+    parent, output = earlier
+    readme, outside = output / "README.md", parent / "outside.txt"
+    readme.write_text("committed documentation\n")
+    outside.write_text("x")
+    files = {"README.md": output_module._sha256(readme),
+             "../outside.txt": output_module._sha256(outside)}
+    (output / MANIFEST).write_text(json.dumps({"version": 1, "files": files}))
+    assert main([str(FIXTURE), str(output), "--no-plots"]) == 0
+    assert readme.read_text() == "committed documentation\n" and outside.read_text() == "x"
+
+
+def test_a_target_name_held_by_a_symbolic_link_is_a_clear_error(tmp_path, capsys):
+    """A symbolic link where the report would write a file is the user's: the report
+    stops rather than replace it (the suite passed with the check looking through the
+    link to the file it leads to)."""
+    output = tmp_path / "out"
+    output.mkdir()
+    (tmp_path / "mine.csv").write_text("mine\n")
+    (output / "timings.csv").symlink_to(tmp_path / "mine.csv")
+    before = snapshot(output)
+    assert main([str(FIXTURE), str(output), "--no-plots"]) == 2
+    assert "timings.csv" in capsys.readouterr().err
+    assert snapshot(output) == before and (output / "timings.csv").is_symlink()
+    assert (tmp_path / "mine.csv").read_text() == "mine\n"
+
+
+def test_machine_names_differing_in_case_alone_never_share_a_file_on_a_case_blind_disk(
+        tmp_path):
+    """'Box' and 'box' get plot names that differ in more than case (macOS and Windows
+    disks are case-blind: one would overwrite the other); the suite passed with a plain
+    name matched case-blind, which kept 'Box' as it is."""
+    results = copy_results(tmp_path / "results")
+    original = results_files(results)[0]
+    for machine in ("Box", "box"):
+        data = load(original)
+        data["params"]["machine"] = machine
+        folder = results / f"m{len(list(results.iterdir()))}"
+        folder.mkdir()
+        save(folder / original.name, data)
+    original.unlink()
+    report = build_report(results, tmp_path / "out")
+    pngs = [p.name for p in report.files if p.suffix == ".png"]
+    assert len({n.lower() for n in pngs}) == len(pngs) == 2 * 4
