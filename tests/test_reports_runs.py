@@ -262,3 +262,32 @@ def test_a_gate_line_names_torch_at_every_core_and_leaves_one_thread_unsaid():
     one, every = (case_label(pd.Series({**row, "threads": t})) for t in ("1", "all"))
     assert one == "conv2d scipy forward+backward 127x127 3x3 float32 cpu (m)"
     assert every == "conv2d scipy forward+backward 127x127 3x3 float32 cpu all (m)"
+
+
+def test_a_time_on_a_unit_boundary_reads_in_that_unit():
+    """1 s is "1 s", not "1e+03 ms" (the suite passed with each unit taken only above its
+    scale); each unit down to ns."""
+    from scipy_layers.reports.markdown import format_seconds
+    assert [format_seconds(t) for t in (1.0, 1e-3, 1e-6, 2.5, 5e-10)] == [
+        "1 s", "1 ms", "1 µs", "2.5 s", "0.5 ns"]
+
+
+def test_a_latest_commit_that_ran_everything_names_no_older_commit_and_leads_with_native(
+        tmp_path):
+    """Where the latest commit ran a layer's timings and gradients, as an older one did
+    too, summary.md sends no one to an older commit (the suite passed with the check
+    asking whether every row, not any, was the latest commit's); and each time table
+    gives native's column first, the implementations after it (it passed with native
+    last)."""
+    results = copy_results(tmp_path / "results")
+    old_commit = load(results_files(results)[0])["commit_hash"]
+    add_commit(results, "abcdef12" + old_commit[8:], 1, lambda data: None)
+    build_report(results, tmp_path / "out", with_plots=False)
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "No forward+backward timings" not in summary and "No gradient results" not in summary
+    case = {"size", "kernel", "conv", "dtype", "device", "layout", "values"}
+    headers = [[c.strip() for c in line.strip("|").split("|")] for line in summary.splitlines()
+               if line.startswith("| ") and line.endswith("/native |")]
+    assert headers
+    for cells in headers:
+        assert [c for c in cells if c not in case][0] == "native", cells
