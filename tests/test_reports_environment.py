@@ -77,6 +77,8 @@ MALFORMED = {
     "override a number": (lambda d: d["overrides"].__setitem__("OPENBLAS_CORETYPE", 3),
                           "overrides.OPENBLAS_CORETYPE"),
     "versions missing": (lambda d: d.pop("versions"), "'versions'"),
+    # (null is "unset" for an override only: the suite passed with null taken for a version)
+    "a version null": (lambda d: d["versions"].__setitem__("torch", None), "versions.torch"),
 }
 
 
@@ -130,3 +132,38 @@ def test_malformed_samples_name_the_file(tmp_path, case):
     with pytest.raises(ResultsError) as error:
         read_results(results)
     assert error.value.path == path and words in str(error.value)
+
+
+def test_summary_says_the_commits_ran_in_different_environments_only_where_known(tmp_path):
+    """Without environment records whether the environments differ is unknown, and
+    summary.md says nothing of it (the suite passed with the unknown read as 'differs',
+    which printed 'ran in different environments ...: nan'); records that differ are named."""
+    import shutil
+
+    from fixtures.compare_variants import environment_file
+    from scipy_layers.reports import build_report
+    results = copy_compare(tmp_path / "f")
+    edit(environment_file(results, COMMIT_B),
+         lambda d: d["overrides"].__setitem__("OPENBLAS_CORETYPE", "Haswell"))
+    build_report(results, tmp_path / "out", with_plots=False)
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    line = next(l for l in summary.splitlines() if "ran in different environments" in l)
+    assert "overrides: " in line and "OPENBLAS_CORETYPE=Haswell" in line
+    shutil.rmtree(results.parent / "environments")
+    build_report(results, tmp_path / "out", with_plots=False)
+    assert "different environments" not in (tmp_path / "out" / "summary.md").read_text()
+
+
+def test_commits_that_differ_in_package_versions_alone_ran_in_different_environments(tmp_path):
+    """Every environment column counts, the last (versions) too (the suite passed with
+    differences() leaving it out: a torch upgrade read as the same environment)."""
+    from scipy_layers.reports.compare import compare_table
+    from fixtures.compare_variants import environment_file
+    results = copy_compare(tmp_path / "f")
+    edit(environment_file(results, COMMIT_B),
+         lambda d: d["versions"].__setitem__("torch", "9.9.9"))
+    compare = compare_table(read_results(results, with_samples=True), (COMMIT_A, COMMIT_B),
+                            round_size=3)
+    assert compare["env_differs"].astype(bool).all()
+    assert compare["env_difference"].str.startswith("versions: ").all()
+    assert compare["env_difference"].str.contains("torch 9.9.9").all()

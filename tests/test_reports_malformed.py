@@ -251,3 +251,13 @@ def test_every_column_a_table_writes_is_a_reserved_name(tmp_path):
     columns = {c for t in tables for c in t.columns}
     written = {c for c in columns - set(PARAM_COLUMNS) if not c.endswith(("_max_abs", "_max_rel"))}
     assert written <= RESERVED_NAMES, written - RESERVED_NAMES
+
+
+def test_a_sha256_commit_hash_is_read_as_it_is(tmp_path):
+    """A repository in git's SHA-256 object format names commits with 64 hex digits: the
+    reader takes them (the suite passed with the check stopping at SHA-1's 40)."""
+    def longer(data):
+        data["commit_hash"] = data["commit_hash"] + "0123456789abcdef01234567"
+    results, _ = variant(tmp_path, longer)
+    commits = set(read_results(results)["commit"])
+    assert len(commits) == 1 and len(commits.pop()) == 64
