@@ -272,6 +272,19 @@ def test_fresh_times_both_again_and_keeps_current_tracks(fake):
     assert fake.calls[0][1].split() == [BASE, HEAD]
 
 
+
+def test_fresh_is_the_reason_given_even_where_the_results_could_not_be_reused_anyway(fake, capsys):
+    """FRESH=1 names itself as why both commits are timed, not a reuse check's finding
+    (the suite passed with plan() overwriting the reason whenever a check failed)."""
+    assert cc.main([]) == 0
+    fake.write(BASE, 0, True)  # make bench timed the base since: no samples recorded
+    capsys.readouterr()
+    assert cc.main(["--fresh"]) == 0
+    out = capsys.readouterr().out
+    for commit in (BASE, HEAD):
+        assert f"   {commit[:8]}: to time: FRESH=1" in out
+    assert "no samples recorded" not in out
+
 @pytest.mark.parametrize("report_status, expected", [(0, 0), (1, 1), (2, 2)])
 def test_the_gate_exits_with_the_reports_gate_status(fake, report_status, expected, capsys):
     fake.report_status = report_status

@@ -376,3 +376,48 @@ def test_a_gate_with_some_timings_in_a_changed_environment_still_compares_the_re
     assert not only_changed_environments(compare)
     alone = compare_table(pd.DataFrame(moved), PAIR, round_size=ROUND_SIZE)
     assert only_changed_environments(alone)
+
+
+def test_the_variance_prior_by_hand_on_a_few_cases():
+    """limma's fitFDist on four cases: the spread of log s^2 is their sample variance
+    (n - 1 in the denominator, as R's var()), less what chance alone gives (the suite
+    passed with numpy's default, n, which the 4000-case check cannot tell apart)."""
+    from scipy import special
+    variances, dfs = np.array([0.01, 0.04, 0.09, 0.5]), np.full(4, 2.0)
+    e = np.log(variances) - special.digamma(1.0) + np.log(1.0)
+    excess = np.sum((e - e.mean()) ** 2) / 3 - float(special.polygamma(1, 1.0))
+    d0 = 2 * stats.trigamma_inverse(excess)
+    s0 = math.exp(e.mean() + special.digamma(d0 / 2) - math.log(d0 / 2))
+    assert stats.fit_prior(variances, dfs) == pytest.approx((s0, d0))
+
+
+def test_each_machine_borrows_its_noise_scale_from_its_own_cases_only():
+    """The variance prior is fitted per machine and env (and duration group): a noisy
+    machine's cases beside a quiet one's leave the quiet one's intervals and p-values
+    as they are without them (the suite passed with the groups keyed on the duration
+    alone, which merged machines: a hostile pass)."""
+    def on(machine, rows):
+        return [{**r, "machine": machine} for r in rows]
+
+    quiet = on("quiet", background() + case_rows("change", rounds_of(1e-3, 0.02, seed=1),
+                                                 rounds_of(1.04e-3, 0.02, seed=2)))
+    noisy = on("noisy", [r for i in range(20) for r in case_rows(
+        f"loud{i}", rounds_of(1e-3, 0.4, seed=200 + i), rounds_of(1e-3, 0.4, seed=300 + i))])
+    alone = verdicts(quiet)
+    beside = verdicts(quiet + noisy)
+    columns = ["ci_low", "ci_high", "p_value"]
+    assert beside.loc[alone.index, columns].to_numpy() == pytest.approx(alone[columns].to_numpy())
+    assert beside.loc["change", "ci_high"] - beside.loc["change", "ci_low"] < 0.1
+
+
+def test_a_round_size_equal_to_the_sample_count_is_one_round_a_commit_not_an_error():
+    """asv -a rounds=1 -a repeat=N stores N samples a case: --round-size N is its own
+    round size (the suite passed with check_round_size refusing a round size equal to
+    the longest sample count: a hostile pass); one more is refused."""
+    from scipy_layers.reports.compare import check_round_size
+    from scipy_layers.reports.errors import ReportError
+    rows = pd.DataFrame(case_rows("one", [1e-3, 1.1e-3, 0.9e-3], [1e-3, 1.2e-3, 1e-3]))
+    check_round_size(rows, PAIR, 3)
+    assert (compare_table(rows, PAIR, round_size=3)["rounds_a"] == 1).all()
+    with pytest.raises(ReportError, match="--round-size 4 is more than the 3 samples"):
+        check_round_size(rows, PAIR, 4)
