@@ -324,3 +324,16 @@ def test_the_venv_refuses_a_python_older_than_the_constraints_need(tmp_path):
     assert process.returncode == 2
     assert "constraints.txt pins releases that need 3.11 or newer" in process.stderr
     assert not (tmp_path / ".venv").exists()
+
+
+def test_split_words_takes_only_a_variable_name(capsys, monkeypatch):
+    """A name that starts with a digit is no shell variable: a usage error, exit 2 (the
+    suite passed with any run of word characters taken)."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import split_words
+    monkeypatch.setenv("ASV_ARGS", "-b 'a b'")
+    assert split_words.main(["ASV_ARGS"]) == 0
+    assert capsys.readouterr().out == "-b 'a b'\n"
+    with pytest.raises(SystemExit) as exit_:
+        split_words.main(["9ASV_ARGS"])
+    assert exit_.value.code == 2 and "is not a variable name" in capsys.readouterr().err

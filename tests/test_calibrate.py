@@ -138,3 +138,27 @@ def test_errors_are_one_line(tmp_path, args, message):
 def test_sizes_must_be_positive(tmp_path):
     proc = run_cli("--machine", "box", "--repeats", "0")
     assert proc.returncode == 2 and "--repeats: must be > 0, got '0'" in proc.stderr
+
+
+def test_the_figures_are_measured_at_one_thread_and_the_record_says_so(monkeypatch):
+    """torch and every threadpoolctl library at one thread while measuring, and the
+    environment records torch's count as it was then, 1, not as collect() found it (the
+    suite passed with the record keeping torch's earlier count)."""
+    import threadpoolctl
+    import torch
+    seen = []
+
+    def measure(**sizes):
+        seen.append((torch.get_num_threads(), {lib["num_threads"] for lib in
+                                               threadpoolctl.threadpool_info()}))
+        return {}
+
+    monkeypatch.setattr(calibrate, "measure", measure)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        measured = calibrate.calibrate_here(TINY)
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [(1, {1})]
+    assert measured["environment"]["threads"]["torch"] == 1

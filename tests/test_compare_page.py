@@ -239,3 +239,11 @@ def test_the_check_fails_on_a_page_without_rows(chromium, tmp_path):
     dom = render(chromium, tmp_path / "html")
     assert "No comparison published yet" in dom
     assert od.compare_page_failures(dom, 0)[0].startswith("compare: compare.json has no rows")
+
+
+def test_the_check_counts_the_rows_shown_not_only_the_count_the_page_claims():
+    """A page that says it rendered 3 rows but shows 2 fails the check (the suite passed
+    with only the page's own data-rendered count compared; no browser needed here)."""
+    assert od.compare_page_failures('<body data-rendered="3">' + '<tr data-row="1">' * 2, 3) == [
+        "compare: the table shows 2 row(s), compare.json has 3"]
+    assert od.compare_page_failures('<body data-rendered="3">' + '<tr data-row="1">' * 3, 3) == []

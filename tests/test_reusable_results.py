@@ -108,3 +108,14 @@ def test_find_result_picks_the_commit_and_environment(tmp_path):
     assert path.name == f"{COMMIT[:8]}-env-1234.json" and data["env_name"] == ENV
     assert rr.find_result(tmp_path, "other-machine", COMMIT, ENV) is None
     assert math.isnan(data["results"][TIME][0][1])
+
+
+def test_a_nan_is_a_case_not_selected_where_the_commits_cases_are_known_else_skipped():
+    """runs_known: the cases are the commit's own, so a NaN there is a case the earlier run
+    did not select, and the results are timed again; with B's cases in their place a NaN
+    is taken as skipped (the suite passed with the two swapped)."""
+    data = results()
+    data["results"][TIME][0][0] = NAN  # native 16x16: no result
+    assert "has no result (NaN: not selected by the run that timed it)" in rr.sample_mismatch(
+        data, BENCHMARKS, CASES, 2, 3, runs_known=True)
+    assert rr.sample_mismatch(data, BENCHMARKS, CASES, 2, 3, runs_known=False) is None

@@ -155,3 +155,33 @@ def test_the_script_settles_malloc_before_timing(monkeypatch, capsys):
     assert side_by_side.main(["--base", "HEAD", "--batches", "1", "--cases", "fft:8:float64"]) == 0
     assert order == ["settled", "timed"]
     assert "| fft 8x8 float64 |" in capsys.readouterr().out
+
+
+def test_a_row_is_the_medians_and_inclusive_quartiles_of_the_batches_at_one_thread(
+        monkeypatch, capsys):
+    """Per batch the implementation's time over the same batch's native time: the row
+    gives the median [inclusive quartiles] of those ratios and the median head - base, with
+    torch at one thread while timing (the suite passed with torch left at its thread
+    count, with statistics' default (exclusive) quartiles, and with base - head)."""
+    import importlib
+    threads = []
+
+    def timed(functions, batches):
+        threads.append(torch.get_num_threads())
+        return {"native": [1e-6] * 4, "base": [1e-6, 2e-6, 3e-6, 4e-6],
+                "head": [2e-6, 3e-6, 4e-6, 5e-6]}
+
+    monkeypatch.setattr(side_by_side, "timed", timed)
+    monkeypatch.setattr(side_by_side, "import_commit",
+                        lambda rev, into: importlib.import_module("scipy_layers"))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert side_by_side.main(["--base", "HEAD", "--batches", "4", "--cases",
+                                  "fft:8:float64"]) == 0
+    finally:
+        torch.set_num_threads(before)
+    assert threads == [1]
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| fft"))
+    assert row == ("| fft 8x8 float64 | 1 | 2.500 [1.750-3.250] | 3.500 [2.750-4.250] "
+                   "| +1.0 |")

@@ -90,6 +90,9 @@ def test_floors_come_from_the_same_batches_and_say_what_misses(monkeypatch, kern
     (1.2, 1.3, targets.KERNELS_MISS), (0.9, 1.1, targets.AUTOGRAD_MISS),
     (0.5, 0.9, targets.PLUMBING_MISS),
     (1.015, 0.975, targets.PLUMBING_MISS),  # hot above but kernels-only within: noise
+    # at the bound is within it, as a met cell's ratio is (the suite passed with either
+    # floor's comparison made strict)
+    (1.0, 1.0, targets.PLUMBING_MISS), (1.0, 1.2, targets.AUTOGRAD_MISS),
     (float("nan"), 1.2, ""), (1.2, float("nan"), "")])
 def test_the_verdict_of_a_missed_cell(hot, kernels, expected):
     assert targets.verdict(hot, kernels, 1.0) == expected
