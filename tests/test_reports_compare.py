@@ -421,3 +421,17 @@ def test_a_round_size_equal_to_the_sample_count_is_one_round_a_commit_not_an_err
     assert (compare_table(rows, PAIR, round_size=3)["rounds_a"] == 1).all()
     with pytest.raises(ReportError, match="--round-size 4 is more than the 3 samples"):
         check_round_size(rows, PAIR, 4)
+
+
+def test_summary_lists_the_largest_slowdown_first():
+    """summary.md's "Slower" table leads with the largest B/A (the suite passed with the
+    ratios sorted ascending)."""
+    from scipy_layers.reports.comparison import comparison_markdown
+    rows = background() + case_rows("slow13", rounds_of(1e-3, 0.02, seed=1),
+                                    rounds_of(1.3e-3, 0.02, seed=2))
+    rows += case_rows("slow16", rounds_of(1e-3, 0.02, seed=3), rounds_of(1.6e-3, 0.02, seed=4))
+    compare = compare_table(pd.DataFrame(rows), PAIR, round_size=ROUND_SIZE)
+    assert set(compare.loc[compare["size"].str.startswith("slow"), "verdict"]) == {"slower"}
+    text = "\n".join(comparison_markdown(compare, 0.05))
+    slower = text[text.index("### Slower (2)"):text.index("### Faster")]
+    assert slower.index("slow16") < slower.index("slow13")

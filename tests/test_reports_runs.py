@@ -291,3 +291,15 @@ def test_a_latest_commit_that_ran_everything_names_no_older_commit_and_leads_wit
     assert headers
     for cells in headers:
         assert [c for c in cells if c not in case][0] == "native", cells
+
+
+def test_the_header_says_each_env_has_its_own_sections_only_where_there_are_several(two_envs):
+    """summary.md's header line of a machine run in one environment names it plainly; in
+    two it adds that each has its own sections (the suite passed with the note added for
+    one environment too)."""
+    results, single, base = two_envs
+    build_report(single, base / "one_env", with_plots=False)
+    build_report(results, base / "two_envs", with_plots=False)
+    note = " (each with its own sections below)"
+    assert note not in (base / "one_env" / "summary.md").read_text()
+    assert note in (base / "two_envs" / "summary.md").read_text()
