@@ -64,3 +64,10 @@ def test_the_fixture_and_counts_of_one_pass_the_checks(monkeypatch, capsys):
     with pytest.raises(AssertionError, match="made a history"):
         usage_error(monkeypatch, capsys, "--commits", "1", "--runs", "1",
                     "--source", str(bench_report.DEFAULT_SOURCE))
+
+
+def test_the_figure_is_the_median_of_the_runs(monkeypatch):
+    """One slow run (a cold cache) does not move the figure (the suite passed with the mean)."""
+    ticks = iter([0.0, 1.0, 1.0, 2.0, 2.0, 12.0])
+    monkeypatch.setattr(bench_report.time, "perf_counter", lambda: next(ticks))
+    assert bench_report.median_seconds(lambda: None, 3) == (1.0, [1.0, 1.0, 10.0])

@@ -435,3 +435,21 @@ def test_summary_lists_the_largest_slowdown_first():
     text = "\n".join(comparison_markdown(compare, 0.05))
     slower = text[text.index("### Slower (2)"):text.index("### Faster")]
     assert slower.index("slow16") < slower.index("slow13")
+
+
+def test_the_pooled_variance_and_the_t_quantile_by_hand():
+    """within_variance divides the squares about each commit's mean by R_a + R_b - 2, and
+    the interval is the two-sided 95% one (the suite passed with the squares over df + 1,
+    and with the one-sided 95% quantile, a 90% interval)."""
+    variance, df = stats.within_variance(np.array([0.0, 0.2]), np.array([0.1, 0.3]))
+    assert (variance, df) == (pytest.approx(0.02), 2)
+    assert stats.quantile(math.inf) == pytest.approx(1.959964, abs=1e-6)
+    assert stats.quantile(4) == pytest.approx(2.776445, abs=1e-6)
+
+
+def test_no_native_timing_compared_gives_no_false_alarm_rate():
+    """'0 of 0 native timings ...' has no percentage (the suite passed with '(0.0%)')."""
+    from scipy_layers.reports.comparison import comparison_markdown
+    compare = compare_table(pd.DataFrame(background(2)), PAIR, round_size=ROUND_SIZE)
+    text = "\n".join(comparison_markdown(compare, 0.05))
+    assert "0 of 0 native timings got a faster or slower verdict. " in text

@@ -167,3 +167,12 @@ def test_commits_that_differ_in_package_versions_alone_ran_in_different_environm
     assert compare["env_differs"].astype(bool).all()
     assert compare["env_difference"].str.startswith("versions: ").all()
     assert compare["env_difference"].str.contains("torch 9.9.9").all()
+
+
+def test_thread_limits_leave_out_the_unset_ones():
+    """A thread variable recorded as null (unset) is left out of thread_limits, not shown as
+    'NAME=None' (the suite passed with it shown)."""
+    from scipy_layers.reports.environment import compact
+    record = json.loads(environment_file(RESULTS, COMMIT_B).read_text())
+    record["threads"] = {"torch": 1, "OMP_NUM_THREADS": None, "MKL_NUM_THREADS": "1"}
+    assert compact(record)["thread_limits"] == "torch=1 MKL_NUM_THREADS=1"
