@@ -423,18 +423,24 @@ def test_a_round_size_equal_to_the_sample_count_is_one_round_a_commit_not_an_err
         check_round_size(rows, PAIR, 4)
 
 
-def test_summary_lists_the_largest_slowdown_first():
+def test_summary_lists_the_largest_change_first():
     """summary.md's "Slower" table leads with the largest B/A (the suite passed with the
-    ratios sorted ascending)."""
+    ratios sorted ascending), its "Faster" table with the smallest (it led with the
+    smallest gain, 0.9 before 0.5: hostile pass 106)."""
     from scipy_layers.reports.comparison import comparison_markdown
     rows = background() + case_rows("slow13", rounds_of(1e-3, 0.02, seed=1),
                                     rounds_of(1.3e-3, 0.02, seed=2))
     rows += case_rows("slow16", rounds_of(1e-3, 0.02, seed=3), rounds_of(1.6e-3, 0.02, seed=4))
+    rows += case_rows("fast09", rounds_of(1e-3, 0.02, seed=5), rounds_of(0.9e-3, 0.02, seed=6))
+    rows += case_rows("fast05", rounds_of(1e-3, 0.02, seed=7), rounds_of(0.5e-3, 0.02, seed=8))
     compare = compare_table(pd.DataFrame(rows), PAIR, round_size=ROUND_SIZE)
     assert set(compare.loc[compare["size"].str.startswith("slow"), "verdict"]) == {"slower"}
+    assert set(compare.loc[compare["size"].str.startswith("fast"), "verdict"]) == {"faster"}
     text = "\n".join(comparison_markdown(compare, 0.05))
     slower = text[text.index("### Slower (2)"):text.index("### Faster")]
     assert slower.index("slow16") < slower.index("slow13")
+    faster = text[text.index("### Faster (2)"):text.index("### Native control")]
+    assert faster.index("fast05") < faster.index("fast09")
 
 
 def test_the_pooled_variance_and_the_t_quantile_by_hand():

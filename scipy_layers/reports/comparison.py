@@ -36,10 +36,9 @@ def comparison_markdown(compare: pd.DataFrame, threshold: float) -> list[str]:
               f"(95% confidence interval of B/A, Benjamini-Hochberg q <= 0.05 to call a "
               f"change, changes under {threshold * 100:.3g}% unchanged; reports/README.md).", ""]
     env = several_envs(compare)  # the case labels name it, else two rows read the same
-    ordered = compare[compare["verdict"].isin(["slower", "faster"])].sort_values(
-        ["verdict", "ratio"], ascending=[False, False])
-    for verdict in ("slower", "faster"):
-        rows = ordered[ordered["verdict"] == verdict]
+    for verdict in ("slower", "faster"):  # (each with its largest change first)
+        rows = compare[compare["verdict"] == verdict].sort_values(
+            "ratio", ascending=verdict == "faster", kind="stable")
         lines += [f"### {verdict.capitalize()} ({len(rows)})", ""]
         lines += [_changed_table(rows, env), ""] if len(rows) else ["None.", ""]
     changed, total = native_control(compare)
