@@ -8,8 +8,7 @@ importing torch and scipy.signal first cost it ~4 s a run. Submodules load on fi
 use too (``scipy_layers._workspace.WORKSPACE_LIMIT_BYTES`` works after a bare
 ``import scipy_layers``).
 """
-import importlib as _importlib
-import importlib.util as _importlib_util
+from ._lazy_names import lazy_names
 
 # Each public name -> the module that defines it.
 _EXPORTS = {
@@ -22,21 +21,4 @@ _EXPORTS = {
     "Layer": "registry",
 }
 __all__ = list(_EXPORTS)
-for _name in _EXPORTS:  # (importlib.reload: names cached by an earlier load go stale)
-    globals().pop(_name, None)
-del _name
-
-
-def __getattr__(name):
-    module = _EXPORTS.get(name)
-    if module is not None:
-        value = getattr(_importlib.import_module(f".{module}", __name__), name)
-        globals()[name] = value  # (found directly from now on)
-        return value
-    if not name.startswith("__") and _importlib_util.find_spec(f"{__name__}.{name}"):
-        return _importlib.import_module(f".{name}", __name__)  # (binds itself here)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _EXPORTS, globals())

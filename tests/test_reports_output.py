@@ -154,17 +154,22 @@ def test_a_tampered_manifest_removes_nothing_it_should_not(earlier):
     assert json.loads((output / MANIFEST).read_text())["version"] == 1
 
 
-def test_machine_names_never_share_a_file_name(tmp_path):
+def _report_of_machines(tmp_path, machines):
+    """The fixture's first results file copied once per machine name, then reported."""
     results = copy_results(tmp_path / "results")
     original = results_files(results)[0]
-    for machine in ("box a", "box/a", "Box_A"):
+    for machine in machines:
         data = load(original)
         data["params"]["machine"] = machine
         folder = results / f"m{len(list(results.iterdir()))}"
         folder.mkdir()
         save(folder / original.name, data)
     original.unlink()
-    report = build_report(results, tmp_path / "out")
+    return build_report(results, tmp_path / "out")
+
+
+def test_machine_names_never_share_a_file_name(tmp_path):
+    report = _report_of_machines(tmp_path, ("box a", "box/a", "Box_A"))
     pngs = [p.name for p in report.files if p.suffix == ".png"]
     assert len(pngs) == len(set(pngs)) == 3 * 4
     assert all("/" not in n and " " not in n for n in pngs)
@@ -447,15 +452,6 @@ def test_machine_names_differing_in_case_alone_never_share_a_file_on_a_case_blin
     """'Box' and 'box' get plot names that differ in more than case (macOS and Windows
     disks are case-blind: one would overwrite the other); the suite passed with a plain
     name matched case-blind, which kept 'Box' as it is."""
-    results = copy_results(tmp_path / "results")
-    original = results_files(results)[0]
-    for machine in ("Box", "box"):
-        data = load(original)
-        data["params"]["machine"] = machine
-        folder = results / f"m{len(list(results.iterdir()))}"
-        folder.mkdir()
-        save(folder / original.name, data)
-    original.unlink()
-    report = build_report(results, tmp_path / "out")
+    report = _report_of_machines(tmp_path, ("Box", "box"))
     pngs = [p.name for p in report.files if p.suffix == ".png"]
     assert len({n.lower() for n in pngs}) == len(pngs) == 2 * 4
