@@ -232,3 +232,25 @@ def test_sigterm_restores_and_cleans_up(demo, tmp_path):
     assert _gone(int((tmp_path / "pid").read_text()))
     assert not list((tmp_path / "tmp").iterdir())
     assert (demo / "pkg" / "hang.py").read_text() == "HANG = False\n"
+
+
+def test_the_copy_keeps_the_history_and_the_working_tree_as_it_is(tmp_path):
+    """Tests that read git (HEAD's package, a commit's info) failed in a copy without it,
+    so their selections failed unmutated; the copy holds edited, untracked and deleted
+    files as the working tree does."""
+    repo = _project(tmp_path)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    (repo / "gone.py").write_text("x = 1\n")
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "one"], check=True)
+    (repo / "gone.py").unlink()
+    (repo / "pkg" / "m.py").write_text((repo / "pkg" / "m.py").read_text() + "# edited\n")
+    (repo / "new.txt").write_text("untracked\n")
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    mutation_check.copy_tree(repo, copy)
+    log = subprocess.run(["git", "-C", str(copy), "log", "--format=%s"], capture_output=True,
+                         text=True, check=True)
+    assert log.stdout.strip() == "one"
+    assert (copy / "pkg" / "m.py").read_text().endswith("# edited\n")
+    assert (copy / "new.txt").exists() and not (copy / "gone.py").exists()

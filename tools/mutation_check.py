@@ -76,12 +76,19 @@ def select(mutants: list, patterns: list[str] | None) -> list:
 
 
 def copy_tree(root: Path, dest: Path) -> None:
-    """The files git would commit from ``root`` (tracked and untracked, not ignored):
-    the working tree as it is, without .venv, .asv or caches."""
-    listing = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--cached",
-                              "--others", "--exclude-standard"], check=True,
-                             capture_output=True).stdout
-    for name in filter(None, listing.decode().split("\0")):
+    """A clone of ``root`` (tests that read git, its commits or HEAD's package, need the
+    history) holding the working tree's files as they are: tracked ones as edited,
+    untracked ones not ignored, deleted ones gone; never .venv, .asv or caches."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(root), *args], check=True,
+                              capture_output=True).stdout.decode()
+    listing, deleted = (git("ls-files", "-z", "--cached", "--others", "--exclude-standard"),
+                        git("ls-files", "-z", "--deleted"))
+    subprocess.run(["git", "clone", "--quiet", "--shared", str(root), str(dest)], check=True,
+                   capture_output=True)
+    for name in filter(None, deleted.split("\0")):
+        (dest / name).unlink(missing_ok=True)
+    for name in filter(None, listing.split("\0")):
         source = root / name
         if source.is_file():  # (a deleted file is still listed as cached)
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
