@@ -24,16 +24,22 @@ def test_the_report_package_and_the_case_parser_import_no_torch():
     assert result.stdout.strip() == "[]"
 
 
-def test_submodules_load_on_first_use_and_a_reload_refreshes_the_names():
-    """As when the package imported them all: ``scipy_layers._workspace`` (the tunables of
-    docs/layers.md, "Memory") after a bare import; after importlib.reload, no name from
-    the old load."""
-    code = ("import importlib, scipy_layers\n"
-            "assert scipy_layers._workspace.WORKSPACE_LIMIT_BYTES > 0\n"
-            "assert 'torch' not in __import__('sys').modules\n"
-            "old = scipy_layers.conv2d\n"
-            "importlib.reload(scipy_layers.nn); importlib.reload(scipy_layers)\n"
-            "assert scipy_layers.conv2d is scipy_layers.nn.conv2d is not old\n"
+@pytest.mark.parametrize("package, submodules, heavy, module, name", [
+    ("scipy_layers", "_workspace.WORKSPACE_LIMIT_BYTES > 0", "torch", "nn", "conv2d"),
+    ("scipy_layers.reports", "compare.compare_table and p.build.build_report and "
+     "p.errors.ReportError", "matplotlib", "build", "Report")])
+def test_submodules_load_on_first_use_and_a_reload_refreshes_the_names(
+        package, submodules, heavy, module, name):
+    """As when the packages imported them all: ``scipy_layers._workspace`` (the tunables
+    of docs/layers.md, "Memory") and ``scipy_layers.reports.compare`` ... after a bare
+    import (hostile pass 107: lost with the reports package's lazy names); after
+    importlib.reload of a submodule then of the package, no name from the old load."""
+    code = (f"import importlib, sys, {package} as p\n"
+            f"assert p.{submodules}\n"
+            f"assert {heavy!r} not in sys.modules and not hasattr(p, 'nothing')\n"
+            f"old = p.{name}\n"
+            f"importlib.reload(p.{module}); importlib.reload(p)\n"
+            f"assert p.{name} is p.{module}.{name} is not old\n"
             "print('ok')")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=120, cwd=ROOT)

@@ -257,18 +257,3 @@ def test_an_unexpected_error_is_status_2_never_the_gate_s_1(tmp_path, monkeypatc
     err = capsys.readouterr().err
     assert "KeyError: 'a defect'" in err and "internal error" in err
 
-
-def test_the_lazy_package_keeps_its_submodules_and_a_reload_refreshes_its_names():
-    """(hostile pass 107) Before the package loaded its names lazily, a bare import made
-    scipy_layers.reports.build, .compare, .errors ... attributes; importlib.reload of a
-    submodule then of the package gave the fresh objects, as scipy_layers' own names do."""
-    code = ("import importlib, sys, scipy_layers.reports as r\n"
-            "assert r.compare.compare_table and r.build.build_report and r.errors.ReportError\n"
-            "assert 'matplotlib' not in sys.modules and not hasattr(r, 'nothing')\n"
-            "old = r.Report\n"
-            "importlib.reload(r.build); importlib.reload(r)\n"
-            "assert r.Report is r.build.Report is not old\n"
-            "print('ok')")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120, cwd=ROOT)
-    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr

@@ -23,6 +23,7 @@ from scipy_layers.reports import ResultsError, read_results
 from scipy_layers.reports.gradients import gradients_table
 from scipy_layers.reports.summary import headline, summary_markdown
 from scipy_layers.reports.compare import compare_table
+from scipy_layers.reports.runs import latest_commits
 from scipy_layers.reports.tables import resolve_commits, speedup_table
 
 KEEP = ["bench_conv2d.Conv2d.time_forward_backward",
@@ -98,7 +99,7 @@ def read_and_build(results: Path) -> None:
     plain = timings.drop(columns="samples")
     speedup, gradients = speedup_table(plain), gradients_table(plain)
     compare = compare_table(timings, resolve_commits(timings, None), round_size=3)
-    summary_markdown(plain, speedup, gradients, compare, 0.05)
+    summary_markdown(plain, speedup, gradients, compare, 0.05, None, latest_commits(plain))
     headline(speedup, gradients)
 
 

@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
 
@@ -156,8 +157,7 @@ def verdict(status: int | None, known: str | None) -> str:
     return ERROR  # (3-5: pytest's internal or usage error, no test collected)
 
 
-def check(mutants: list, tree: Path, workers: int, timeout: float, baseline: bool,
-          say=print) -> dict:
+def check(mutants: list, tree: Path, workers: int, timeout: float, baseline: bool) -> dict:
     """id -> (verdict, detail) for every mutant, each applied alone to ``tree``."""
     outcome = {}
     broken = {}
@@ -191,7 +191,7 @@ def check(mutants: list, tree: Path, workers: int, timeout: float, baseline: boo
             detail = {KILLED: first, KNOWN: mutant.known_survivor,
                       SURVIVED: mutant.what}.get(result, first or f"after {timeout:.0f} s")
             outcome[mutant.id] = (result, f"{seconds:6.1f} s  {detail}")
-        say(f"{outcome[mutant.id][0]:<15} {mutant.id:<16} {outcome[mutant.id][1]}")
+        print(f"{outcome[mutant.id][0]:<15} {mutant.id:<16} {outcome[mutant.id][1]}")
     return outcome
 
 
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mutation_check: error: cannot load the tables: {type(exc).__name__}: {exc}",
               file=sys.stderr)
         return 2
-    duplicated = sorted({m.id for m in mutants if [n.id for n in mutants].count(m.id) > 1})
+    duplicated = sorted(id for id, n in Counter(m.id for m in mutants).items() if n > 1)
     if duplicated:
         print(f"mutation_check: error: ids used twice: {', '.join(duplicated)}", file=sys.stderr)
         return 2

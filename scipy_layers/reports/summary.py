@@ -152,17 +152,16 @@ def calibration_line(machine: str, calibration: Calibration | None) -> str:
 
 
 def summary_markdown(timings, speedup, gradients, compare, threshold: float,
-                     calibrations: dict[str, Calibration] | None = None,
-                     commits: pd.DataFrame | None = None) -> str:
+                     calibrations: dict[str, Calibration] | None,
+                     commits: pd.DataFrame) -> str:
     """The header (with the calibration behind each machine's bounds), then the
     comparison (slower and faster cases first, the native control's false alarms,
     gradient regressions, the rest in counts), then per layer the latest commit's times,
     ratios, fractions of the machine's limit and gradient verdicts: per machine and asv
     environment where there are several (``runs``), each section headed by its own.
-    ``commits``: ``runs.latest_commits(timings)`` where the caller has it."""
+    ``commits``: one commit per machine for every table (``runs.latest_commits(timings)``,
+    as build_report computes it for the headline and plots too)."""
     lines = ["# scipy-layers benchmark summary", ""]
-    if commits is None:  # one commit per machine, for every table below
-        commits = latest_commits(timings)
     latest_t, latest_s, latest_g = (latest_runs(t, commits) for t in (timings, speedup, gradients))
     keys = varying(latest_t)
     for (machine, commit), run in latest_t.groupby(["machine", "commit"]):
