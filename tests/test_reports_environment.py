@@ -111,6 +111,20 @@ def test_a_machine_name_that_is_a_path_reads_no_record(tmp_path):
     assert (table.loc[table["commit"] == COMMIT_B, "cpu"] == "").all()
 
 
+
+@pytest.mark.parametrize("name", [".", ".."])
+def test_a_machine_named_dot_or_dot_dot_reads_no_record(tmp_path, name):
+    """environments/./<commit>.json and environments/../<commit>.json are real paths: a
+    record placed there is not this machine's, so it is not read."""
+    results = copy_compare(tmp_path / "f")
+    record = environment_file(results, COMMIT_B)
+    edit(results_file(results, COMMIT_B), lambda d: d["params"].__setitem__("machine", name))
+    (record.parent.parent / name / record.name).write_bytes(record.read_bytes())
+    table = read_results(results)
+    assert (table.loc[table["commit"] == COMMIT_B, "machine"] == name).all()
+    assert (table.loc[table["commit"] == COMMIT_B, "cpu"] == "").all()
+    assert (table.loc[table["commit"] == COMMIT_A, "cpu"] != "").all()
+
 MALFORMED_SAMPLES = {
     "strings": (["1e-3"], "not a list of numbers"),
     "a negative time": ([-1.0, 1.0], "negative"),

@@ -455,3 +455,31 @@ def test_machine_names_differing_in_case_alone_never_share_a_file_on_a_case_blin
     report = _report_of_machines(tmp_path, ("Box", "box"))
     pngs = [p.name for p in report.files if p.suffix == ".png"]
     assert len({n.lower() for n in pngs}) == len(pngs) == 2 * 4
+
+
+def test_dot_dot_after_a_symbolic_link_is_checked_where_it_leads(tmp_path, capsys, monkeypatch):
+    """"link/.." is where the link leads's parent, not the folder holding the link: a
+    file there is refused by name before anything is made (mkdir -p follows the link)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "a" / "b")
+    (tmp_path / "a" / "out").write_text("the user's file")
+    assert main([str(FIXTURE), "link/../out", "--no-plots"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "exists and is not a directory" in err
+    assert (tmp_path / "a" / "out").read_text() == "the user's file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "link"]
+
+
+def test_a_missing_date_is_an_empty_cell_not_another_rows_date(tmp_path):
+    """A CSV's dates are formatted once per distinct date; a missing one (NaT) stays
+    empty rather than taking the text of the last distinct date."""
+    import pandas as pd
+    dates = pd.to_datetime(["2026-12-01T10:00:00Z", None, "2026-12-02T11:30:00Z"], utc=True)
+    frame = pd.DataFrame({"commit": ["a", "b", "c"], "commit_date": dates})
+    with output_module.staged_output(tmp_path / "out") as staging:
+        staging.write_csv("dates.csv", frame)
+        staging.commit()
+    assert (tmp_path / "out" / "dates.csv").read_text().splitlines() == [
+        "commit,commit_date", "a,2026-12-01T10:00:00+0000", "b,",
+        "c,2026-12-02T11:30:00+0000"]
