@@ -205,6 +205,24 @@ def test_without_overrides_sourced_drops_them_and_leaves_the_callers_own_names()
     assert process.stderr.startswith("note: OPENBLAS_CORETYPE=Haswell not used")
 
 
+
+@pytest.mark.skipif(shutil.which("dash") is None, reason="needs a POSIX sh that is not bash")
+def test_without_overrides_under_sh_runs_under_bash_or_says_it_needs_it():
+    """`sh tools/without_overrides.sh ...` stopped with dash's "Bad substitution" (status
+    2, the command not run): run so, it now runs itself under bash; sourced by sh, which
+    it cannot be, it says so and returns 2, leaving the caller's variables as they were."""
+    env = {"PATH": "/usr/bin:/bin", "OPENBLAS_NUM_THREADS": "1", "OPENBLAS_CORETYPE": "Haswell"}
+    ran = subprocess.run(["dash", str(ROOT / "tools" / "without_overrides.sh")] + SHOW,
+                         capture_output=True, text=True, timeout=30, env=env)
+    assert (ran.returncode, ran.stdout) == (7, "unset unset unset unset 1 one argument\n")
+    assert ran.stderr.startswith("note: OPENBLAS_CORETYPE=Haswell not used")
+    sourced = subprocess.run(
+        ["dash", "-c", '. "$1"; echo "$? ${OPENBLAS_CORETYPE-unset}"', "-",
+         str(ROOT / "tools" / "without_overrides.sh")],
+        capture_output=True, text=True, timeout=30, env=env)
+    assert sourced.stdout == "2 Haswell\n"
+    assert sourced.stderr.count("\n") == 1 and "source it from bash" in sourced.stderr
+
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 @pytest.mark.parametrize("target, tool, arguments", [
     ("targets", "tools/targets.py", "TARGETS_ARGS"),

@@ -5,6 +5,14 @@
 # tools/record_environment.py records): they would time another kernel than users get.
 # Each one dropped is named on stderr. Executed, this runs its arguments so; sourced, it
 # drops them from the sourcing shell. `make bench` keeps, and records, whatever is set.
+if [ -z "${BASH_VERSION-}" ]; then  # sh (dash) cannot read what follows: it is bash's
+    case "${0##*/}" in  # (sh has no BASH_SOURCE: executed, $0 is this file)
+        without_overrides.sh) exec bash -- "$0" "$@" ;;
+        *) echo "without_overrides.sh: sourced from a shell other than bash; source it" \
+               "from bash, or run it: sh without_overrides.sh COMMAND" >&2
+           return 2 ;;
+    esac
+fi
 if [ "${BASH_SOURCE[0]-}" = "$0" ]; then
     if [ "${1-}" = "--" ]; then  # (as env and nice take it)
         shift
