@@ -24,7 +24,7 @@ CSV_COLUMNS = {
                     "time", "q25",
                     "q75", "status", "native_time", "native_q25", "native_q75", "native_status",
                     "ratio", "ratio_low", "ratio_high", "bound_time", "limit_fraction",
-                    "native_limit_fraction", "commit", "commit_date", "machine", "env",
+                    "native_limit_fraction", "commit", "commit_date", "commit_order", "machine", "env",
                     *ENV_COLUMNS],
     "gradients.csv": ["layer", "implementation", "size", "kernel", "dtype", "device",
                       "layout", "values",
@@ -32,7 +32,8 @@ CSV_COLUMNS = {
                       "grad_filter_max_abs", "grad_filter_max_rel", "grad_bias_max_abs",
                       "grad_bias_max_rel", "worst_rel_error", "worst_quantity", "unmeasured", "not_compared",
                       "tolerance",
-                      "gradient_is_exact", "verdict", "status", "commit", "commit_date", "machine", "env"],
+                      "gradient_is_exact", "verdict", "status", "commit", "commit_date", "commit_order",
+                      "machine", "env"],
     "compare.csv": ["layer", "kind", "benchmark", "measurement", "unit", "implementation", "size",
                     "kernel", "dtype", "device", "threads", "quantity", "layout", "values",
                     "machine", "env", *RESULT_COLUMNS],
@@ -225,12 +226,12 @@ def test_headline_counts_methods_timed_only_in_the_methods_view():
     def row(kind, implementation, ratio):
         return dict(layer="conv2d", kind=kind, implementation=implementation, ratio=ratio,
                     measurement="forward+backward", threads="1", machine="m", commit="c",
-                    commit_date=pd.Timestamp("2026-11-27"))
+                    commit_date=pd.Timestamp("2026-11-27"), commit_order=0)
 
     speedup = pd.DataFrame([row("timings", "scipy", 0.5), row("methods", "scipy", 0.4),
                             row("methods", "scipy-fft", 0.25), row("methods", "scipy-fft", 4.0)])
     gradients = pd.DataFrame(columns=["layer", "implementation", "verdict", "machine", "commit",
-                                      "commit_date"])
+                                      "commit_date", "commit_order"])
     table = headline(speedup, gradients).set_index("implementation")
     assert table.loc["scipy", "cases"] == 1  # the plain view wins where it exists
     assert table.loc["scipy-fft", "cases"] == 2

@@ -111,3 +111,37 @@ def test_a_parameter_value_listed_twice_names_the_benchmark(tmp_path, capsys, va
     assert str(path) in str(error.value)
     assert main([str(results), str(tmp_path / "out"), "--no-plots"]) == 2
     _one_line_error(capsys)
+
+
+def test_a_commit_abbreviated_in_another_environment_is_the_same_commit(tmp_path):
+    """Written in full in one environment's file and abbreviated (in upper case) in
+    another's, one commit read as two: two latest commits, --commits by prefix
+    ambiguous. It is now the full hash in both."""
+    results = copy_compare(tmp_path / "fixture")
+    original = results_file(results, COMMIT_B)
+    data = load(original)
+    data["commit_hash"] = COMMIT_B[:10].upper()
+    data["env_name"] = data["env_name"] + "-other"
+    save(original.with_name("other-env.json"), data)
+    table = read_results(results)
+    assert set(table["commit"]) == {COMMIT_A, COMMIT_B}
+    assert set(table.loc[table["commit"] == COMMIT_B, "env"]) == {
+        load(original)["env_name"], data["env_name"]}
+    assert main([str(results), str(tmp_path / "out"), "--no-plots", "--commits",
+                 COMMIT_A[:8], COMMIT_B[:8]]) == 0
+
+
+def test_an_abbreviation_of_two_commits_is_refused_naming_its_file(tmp_path, capsys):
+    results = copy_compare(tmp_path / "fixture")
+    original = results_file(results, COMMIT_B)
+    data = load(original)
+    data["commit_hash"] = COMMIT_B[:12] + "0" * 28  # a second commit sharing 12 digits
+    save(original.with_name("other.json"), data)
+    data["commit_hash"] = COMMIT_B[:9]
+    data["env_name"] = data["env_name"] + "-other"
+    save(original.with_name("short.json"), data)
+    with pytest.raises(ResultsError, match="abbreviates several commits") as error:
+        read_results(results)
+    assert str(original.with_name("short.json")) in str(error.value)
+    assert main([str(results), str(tmp_path / "out"), "--no-plots"]) == 2
+    assert "write it in full" in _one_line_error(capsys)

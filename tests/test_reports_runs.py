@@ -215,23 +215,30 @@ def test_the_printed_headline_names_the_commit_it_shows(tmp_path, capsys):
         in capsys.readouterr().out
 
 
-def test_commits_of_one_date_go_by_hash_whatever_the_order_read():
+def test_commits_of_one_date_go_by_hash_whatever_the_order_read(tmp_path):
     """asv's date is the commit's author date (whole seconds): two commits can share one.
-    The later is the larger hash, wherever the rows come from, as in compare.csv's
-    default pair (its B); idxmax took whichever row came first (hostile pass 99)."""
+    Where git cannot order them (here: results outside any repository), the later is the
+    larger hash, wherever the rows come from, in compare.csv's default pair (its B) as in
+    the latest commit; idxmax took whichever row came first (hostile pass 99)."""
     import pandas as pd
 
+    from scipy_layers.reports.history import commit_order
     from scipy_layers.reports.runs import latest_commits
     from scipy_layers.reports.tables import resolve_commits
     date = pd.Timestamp("2026-12-06 09:00", tz="UTC")
     rows = pd.DataFrame({"machine": ["m", "m", "m", "n"], "env": "e",
                          "commit": ["f" * 40, "0" * 40, "1" * 40, "2" * 40],
                          "commit_date": [date, date, date - pd.Timedelta("1s"), date]})
-    for order in (rows, rows.iloc[::-1], rows.iloc[[1, 0, 2, 3]]):
-        latest = latest_commits(order)
+    dates = rows.groupby("commit")["commit_date"].min()
+    order = commit_order(tmp_path, dates)
+    assert order == {"1" * 40: 0, "0" * 40: 1, "2" * 40: 2, "f" * 40: 3}
+    assert commit_order(tmp_path, dates.iloc[::-1]) == order  # (whatever order given)
+    rows["commit_order"] = rows["commit"].map(order)
+    for read in (rows, rows.iloc[::-1], rows.iloc[[1, 0, 2, 3]]):
+        latest = latest_commits(read)
         assert latest["machine"].tolist() == ["m", "n"]
         assert latest["commit"].tolist() == ["f" * 40, "2" * 40]
-        assert resolve_commits(order[order["machine"] == "m"], None) == ("0" * 40, "f" * 40)
+        assert resolve_commits(read[read["machine"] == "m"], None) == ("0" * 40, "f" * 40)
 
 
 def test_each_machine_shows_its_own_latest_commit_only():
@@ -244,7 +251,7 @@ def test_each_machine_shows_its_own_latest_commit_only():
     rows = pd.DataFrame({"machine": ["m", "m", "n"], "env": "e",
                          "commit": ["1" * 40, "2" * 40, "2" * 40],
                          "commit_date": [date, date - pd.Timedelta("1D"), date - pd.Timedelta("1D")],
-                         "value": [1.0, 2.0, 3.0]})
+                         "commit_order": [1, 0, 0], "value": [1.0, 2.0, 3.0]})
     shown = latest_runs(rows)
     assert sorted(zip(shown["machine"], shown["commit"])) == [("m", "1" * 40), ("n", "2" * 40)]
     assert sorted(shown["value"]) == [1.0, 3.0]

@@ -69,8 +69,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--commits", nargs=2, metavar=("A", "B"),
                    help="commits (hashes or unique prefixes) for compare.csv, A before B; "
                         "default the two most recent that ran on one machine and asv "
-                        "environment, by the date asv stores (the author date, git %%at; "
-                        "one date: the larger hash)")
+                        "environment: in git history where git knows them all, else by "
+                        "the date asv stores (the author date, git %%at; one date: the "
+                        "larger hash)")
     p.add_argument("--threshold", type=_threshold, default=DEFAULT_THRESHOLD, metavar="T",
                    help="compare.csv: changes smaller than this are 'unchanged' (a fraction "
                         f"or a percentage; default {DEFAULT_THRESHOLD * 100:g}%%)")

@@ -18,7 +18,7 @@ PARAM_COLUMNS = ["implementation", "size", "kernel", "dtype", "device", "threads
 # overwrite them). tests/test_reports_malformed.py checks the tables against this set.
 RESERVED_NAMES = frozenset("""
     layer kind measurement value unit status q25 q75 ci99_a ci99_b number repeat commit
-    commit_date machine env benchmark version time native_time native_q25 native_q75
+    commit_date commit_order machine env benchmark version time native_time native_q25 native_q75
     native_status ratio ratio_low ratio_high worst_rel_error worst_quantity unmeasured not_compared
     tolerance gradient_is_exact verdict statistic column cell elements method date
     samples cpu blas thread_limits overrides versions commit_a commit_b rounds_a rounds_b

@@ -21,6 +21,7 @@ import pandas as pd
 
 from .environment import ENV_COLUMNS, join_environments
 from .errors import ResultsError
+from .history import commit_order
 from .limits import LIMIT_COLUMNS, join_limits
 from .naming import (DEFAULT_THREADS, ERROR_MEASUREMENTS, PARAM_COLUMNS, RESERVED_NAMES,
                      default_unit, kinds, measurement_label, split_name)
@@ -33,7 +34,7 @@ REQUIRED_KEYS = ("commit_hash", "date", "env_name", "result_columns", "results")
 STAT_COLUMNS = {"stats_q_25": "q25", "stats_q_75": "q75", "stats_ci_99_a": "ci99_a",
                 "stats_ci_99_b": "ci99_b", "stats_number": "number", "stats_repeat": "repeat"}
 COLUMNS = ["layer", "kind", *PARAM_COLUMNS, "measurement", "value", "unit", "status",
-           *STAT_COLUMNS.values(), *LIMIT_COLUMNS, "commit", "commit_date", "machine", "env",
+           *STAT_COLUMNS.values(), *LIMIT_COLUMNS, "commit", "commit_date", "commit_order", "machine", "env",
            *ENV_COLUMNS, "benchmark", "version"]
 STATUSES = ["ok", "skipped", "failed", "outdated"]
 
@@ -165,6 +166,26 @@ class _Collector:
                                          "each case is read once")
         self.run_files[(machine, commit, env)] = path
 
+    def full_hashes(self) -> dict[str, str]:
+        """Each commit as written -> the commit it names, in lower case: a hash written
+        abbreviated in one file (asv writes them in full; a copy or another tool may
+        not) and in full in another (two asv environments, two machines) is the full
+        one, so that one commit reads as one, not two. A prefix of two commits of the
+        results names neither: an error naming its file."""
+        written = {commit for commit, *_ in self.files}
+        longest_first = sorted({c.lower() for c in written}, key=len, reverse=True)
+        full: dict[str, str] = {}
+        for commit in longest_first:
+            targets = {full[other] for other in longest_first
+                       if len(other) > len(commit) and other.startswith(commit)}
+            if len(targets) > 1:
+                path = next(p for (_, c, _), p in self.run_files.items() if c == commit)
+                raise ResultsError(path, f"commit {commit!r} abbreviates several commits of "
+                                         f"the results ({', '.join(sorted(t[:12] for t in targets))}): "
+                                         "write it in full")
+            full[commit] = targets.pop() if targets else commit
+        return {c: full[c.lower()] for c in written}
+
     def frame(self) -> pd.DataFrame:
         seg_len = np.asarray(self.seg_len, dtype=np.int64)
         total = int(seg_len.sum())
@@ -198,6 +219,7 @@ class _Collector:
         for column, arrays in self.stats.items():
             out[column] = np.concatenate(arrays)
         files = pd.DataFrame(self.files, columns=["commit", "date", "machine", "env"])
+        files["commit"] = files["commit"].map(self.full_hashes())
         row_file = np.asarray(self.seg_file)[row_seg]
         out["commit"] = files["commit"].to_numpy(dtype=object)[row_file]
         out["commit_date"] = pd.to_datetime(files["date"].to_numpy()[row_file], unit="ms", utc=True)
@@ -230,7 +252,7 @@ def _tidy(table: pd.DataFrame) -> pd.DataFrame:
     for column in ("number", "repeat"):
         table[column] = table[column].round().astype("Int64")
     extra = [c for c in table.columns if c not in COLUMNS and c != "samples"]
-    base = [c for c in COLUMNS if c not in ENV_COLUMNS + LIMIT_COLUMNS]  # joined later
+    base = [c for c in COLUMNS if c not in [*ENV_COLUMNS, *LIMIT_COLUMNS, "commit_order"]]  # joined later
     at = base.index(PARAM_COLUMNS[-1]) + 1
     order = base[:at] + extra + base[at:] + ["samples"]
     return table[order]
@@ -279,7 +301,9 @@ def read_results(results_dir: Path | str, with_samples: bool = False) -> pd.Data
     for path in files:
         collector.add_file(path, path.parent.name)
     table = join_limits(join_environments(collector.frame(), results_dir), results_dir)
+    order = commit_order(results_dir, table.groupby("commit")["commit_date"].min())
+    table.insert(table.columns.get_loc("commit_date") + 1, "commit_order",
+                 table["commit"].map(order).astype("int64"))
     if not with_samples:
         table = table.drop(columns="samples")
-    return table.sort_values(["machine", "commit_date", "commit", "env"], kind="stable",
-                             ignore_index=True)
+    return table.sort_values(["machine", "commit_order", "env"], kind="stable", ignore_index=True)

@@ -1,6 +1,7 @@
 """The runs behind the latest-commit views (summary.md's tables, the printed headline,
-the plots): the most recent commit on each machine (by asv's results date, the commit's
-author date; ties by hash: ``newest_first``), and within it each asv environment.
+the plots): the most recent commit on each machine (in git history where the results'
+repository knows every commit, else by asv's results date: ``newest_first``), and within
+it each asv environment.
 The commit is picked once, over every result of the machine (``latest_commits``), and
 every view takes that one (``latest_runs(table, commits)``): picked per table, a commit
 that ran the timings alone headed summary.md while its gradient verdicts came, unnamed,
@@ -23,9 +24,9 @@ RUN_COLUMNS = ["machine", "env"]
 
 
 def latest_commits(*tables: pd.DataFrame) -> pd.DataFrame:
-    """``machine``, ``commit``, ``commit_date``: the most recent commit on each machine
-    over the rows of all ``tables``, by ``commit_date`` (``newest_first``)."""
-    rows = pd.concat([t[["machine", "commit", "commit_date"]] for t in tables],
+    """``machine``, ``commit``, ``commit_date``, ``commit_order``: the most recent commit
+    on each machine over the rows of all ``tables`` (``newest_first``)."""
+    rows = pd.concat([t[["machine", "commit", "commit_date", "commit_order"]] for t in tables],
                      ignore_index=True)
     if rows.empty:
         return rows
@@ -34,13 +35,15 @@ def latest_commits(*tables: pd.DataFrame) -> pd.DataFrame:
 
 
 def newest_first(rows: pd.DataFrame) -> pd.DataFrame:
-    """``rows`` (with ``commit_date`` and ``commit``) the most recent first. The date is
-    asv's results ``date``: the commit's author date (asv's git plugin reads ``git log
-    --format=%at``), not its committer date, so a commit rebased or cherry-picked onto a
-    later one can be "older" than its parent. Commits of one date (one second; asv
-    stores ms) go by hash, the larger first: the order compare.csv's default pair takes
-    too (``tables.commits_by_date``: of two such commits, the larger hash is B)."""
-    return rows.sort_values(["commit_date", "commit"], ascending=False, kind="stable")
+    """``rows`` the most recent commit first, by the reader's ``commit_order``: git
+    history's order where the results' repository knows every commit, else asv's results
+    date (the author date, which a rebase keeps), then the hash (``history``)."""
+    return rows.sort_values("commit_order", ascending=False, kind="stable")
+
+
+def commits_oldest_first(table: pd.DataFrame) -> list[str]:
+    """The distinct commits of ``table``, oldest first (``newest_first``'s order)."""
+    return list(newest_first(table).drop_duplicates("commit")["commit"])[::-1]
 
 
 def latest_runs(table: pd.DataFrame, commits: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -10,11 +10,12 @@ from .environment import ENV_COLUMNS
 from .errors import ReportError
 from .limits import LIMIT_COLUMNS
 from .naming import NATIVE, PARAM_COLUMNS, TIME_MEASUREMENTS
+from .runs import commits_oldest_first
 
 # Columns that hold a measurement rather than identify it.
 MEASURED = ["value", "status", "q25", "q75", "ci99_a", "ci99_b", "number", "repeat", "version",
             *LIMIT_COLUMNS]
-RUN_KEYS = ["commit", "commit_date", "machine", "env"]
+RUN_KEYS = ["commit", "commit_date", "commit_order", "machine", "env"]
 
 
 def param_columns(table: pd.DataFrame) -> list[str]:
@@ -62,21 +63,13 @@ def speedup_table(timings: pd.DataFrame) -> pd.DataFrame:
     return table[order].reset_index(drop=True)
 
 
-def commits_by_date(timings: pd.DataFrame) -> pd.Series:
-    """Commit hash -> commit date (asv's results date: the commit's author date), oldest
-    first; the hash breaks ties, the smaller first (so the larger is the later, as
-    ``runs.newest_first`` has it)."""
-    dates = timings.groupby("commit", sort=False)["commit_date"].min()
-    return dates.reset_index().sort_values(["commit_date", "commit"]).set_index("commit")["commit_date"]
-
-
 def resolve_commits(timings: pd.DataFrame, wanted: list[str] | None) -> tuple[str, str] | None:
     """The two commits to compare: ``wanted`` (full hashes or unique prefixes, in either
-    case, as git reads them), else the most recent pair by date (``commits_by_date``)
+    case, as git reads them), else the most recent pair (``runs.commits_oldest_first``)
     that ran on a common machine and asv environment (two commits on two machines share
     no case), or failing that the two most recent; None when the results hold a single
     commit."""
-    known = list(commits_by_date(timings).index)
+    known = commits_oldest_first(timings)
     if not wanted:
         return _latest_comparable_pair(timings, known) if len(known) >= 2 else None
     resolved = []
