@@ -109,6 +109,9 @@ def test_each_verdict_and_the_exit_status(demo):
     assert run.stdout.rstrip().endswith(
         "1 killed, 0 timed out, 1 known survivor, 1 survived, 2 error")
     assert run.returncode == 2
+    # each selection's unmutated run is said on stderr as it starts (stale mutants: none)
+    assert run.stderr.splitlines() == ["unmutated run 1/2: tests/test_m.py",
+                                       "unmutated run 2/2: tests/test_broken.py"], run.stderr
     # the copy is restored after each mutant, and the user's tree is never touched
     assert (demo / "pkg" / "m.py").read_text().count("2 * x") == 1
 

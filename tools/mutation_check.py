@@ -166,7 +166,11 @@ def check(mutants: list, tree: Path, workers: int, timeout: float, baseline: boo
         if why:
             outcome[mutant.id] = (ERROR, f"stale: {why}")
     if baseline:
-        for tests in dict.fromkeys(tuple(m.tests) for m in mutants if m.id not in outcome):
+        selections = list(dict.fromkeys(tuple(m.tests) for m in mutants if m.id not in outcome))
+        for done, tests in enumerate(selections, 1):
+            # (on stderr, as it goes: the unmutated runs of the whole table take an hour)
+            print(f"unmutated run {done}/{len(selections)}: {' '.join(tests)}",
+                  file=sys.stderr, flush=True)
             status, first = run_tests(tree, tests, workers, timeout)
             if status != 0:
                 broken[tests] = (f"the tests time out unmutated (--timeout {timeout:g})"
@@ -191,7 +195,7 @@ def check(mutants: list, tree: Path, workers: int, timeout: float, baseline: boo
             detail = {KILLED: first, KNOWN: mutant.known_survivor,
                       SURVIVED: mutant.what}.get(result, first or f"after {timeout:.0f} s")
             outcome[mutant.id] = (result, f"{seconds:6.1f} s  {detail}")
-        print(f"{outcome[mutant.id][0]:<15} {mutant.id:<16} {outcome[mutant.id][1]}")
+        print(f"{outcome[mutant.id][0]:<15} {mutant.id:<16} {outcome[mutant.id][1]}", flush=True)
     return outcome
 
 
