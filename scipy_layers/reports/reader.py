@@ -34,8 +34,9 @@ REQUIRED_KEYS = ("commit_hash", "date", "env_name", "result_columns", "results")
 STAT_COLUMNS = {"stats_q_25": "q25", "stats_q_75": "q75", "stats_ci_99_a": "ci99_a",
                 "stats_ci_99_b": "ci99_b", "stats_number": "number", "stats_repeat": "repeat"}
 COLUMNS = ["layer", "kind", *PARAM_COLUMNS, "measurement", "value", "unit", "status",
-           *STAT_COLUMNS.values(), *LIMIT_COLUMNS, "commit", "commit_date", "commit_order", "machine", "env",
-           *ENV_COLUMNS, "benchmark", "version"]
+           *STAT_COLUMNS.values(), *LIMIT_COLUMNS, "commit", "commit_date", "commit_order",
+           "machine", "env", *ENV_COLUMNS, "benchmark", "version"]
+JOINED_LATER = [*ENV_COLUMNS, *LIMIT_COLUMNS, "commit_order"]  # (by read_results)
 STATUSES = ["ok", "skipped", "failed", "outdated"]
 
 
@@ -180,9 +181,9 @@ class _Collector:
                        if len(other) > len(commit) and other.startswith(commit)}
             if len(targets) > 1:
                 path = next(p for (_, c, _), p in self.run_files.items() if c == commit)
+                named = ", ".join(sorted(t[:12] for t in targets))
                 raise ResultsError(path, f"commit {commit!r} abbreviates several commits of "
-                                         f"the results ({', '.join(sorted(t[:12] for t in targets))}): "
-                                         "write it in full")
+                                         f"the results ({named}): write it in full")
             full[commit] = targets.pop() if targets else commit
         return {c: full[c.lower()] for c in written}
 
@@ -252,7 +253,7 @@ def _tidy(table: pd.DataFrame) -> pd.DataFrame:
     for column in ("number", "repeat"):
         table[column] = table[column].round().astype("Int64")
     extra = [c for c in table.columns if c not in COLUMNS and c != "samples"]
-    base = [c for c in COLUMNS if c not in [*ENV_COLUMNS, *LIMIT_COLUMNS, "commit_order"]]  # joined later
+    base = [c for c in COLUMNS if c not in JOINED_LATER]
     at = base.index(PARAM_COLUMNS[-1]) + 1
     order = base[:at] + extra + base[at:] + ["samples"]
     return table[order]
