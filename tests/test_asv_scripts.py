@@ -205,7 +205,6 @@ def test_without_overrides_sourced_drops_them_and_leaves_the_callers_own_names()
     assert process.stderr.startswith("note: OPENBLAS_CORETYPE=Haswell not used")
 
 
-
 @pytest.mark.skipif(shutil.which("dash") is None, reason="needs a POSIX sh that is not bash")
 def test_without_overrides_under_sh_runs_under_bash_or_says_it_needs_it():
     """`sh tools/without_overrides.sh ...` stopped with dash's "Bad substitution" (status
@@ -222,6 +221,38 @@ def test_without_overrides_under_sh_runs_under_bash_or_says_it_needs_it():
         capture_output=True, text=True, timeout=30, env=env)
     assert sourced.stdout == "2 Haswell\n"
     assert sourced.stderr.count("\n") == 1 and "source it from bash" in sourced.stderr
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="needs zsh")
+def test_without_overrides_sourced_by_zsh_leaves_the_shell_running():
+    """zsh sets $0 to the file it sources, which read as "executed": the script exec'd
+    bash in place of the sourcing shell (an interactive zsh closed, a zsh script ended
+    there with the usage error). Sourced by zsh it now says it needs bash and returns 2."""
+    env = {"PATH": "/usr/bin:/bin", "OPENBLAS_CORETYPE": "Haswell"}
+    sourced = subprocess.run(
+        ["zsh", "-fc", 'source "$1"; echo "$? ${OPENBLAS_CORETYPE-unset}"', "-",
+         str(ROOT / "tools" / "without_overrides.sh")],
+        capture_output=True, text=True, timeout=30, env=env)
+    assert (sourced.returncode, sourced.stdout) == (0, "2 Haswell\n")
+    assert sourced.stderr.count("\n") == 1 and "source it from bash" in sourced.stderr
+    ran = subprocess.run(["zsh", "-f", str(ROOT / "tools" / "without_overrides.sh")] + SHOW,
+                         capture_output=True, text=True, timeout=30,
+                         env={**env, "OPENBLAS_NUM_THREADS": "1"})
+    assert (ran.returncode, ran.stdout) == (7, "unset unset unset unset 1 one argument\n")
+
+
+@pytest.mark.skipif(shutil.which("dash") is None, reason="needs a POSIX sh that is not bash")
+def test_without_overrides_run_by_sh_through_a_link_of_another_name_runs(tmp_path):
+    """`sh ~/bin/no-overrides make results`, a link to the script: $0's name is not the
+    script's, and it said "sourced from a shell other than bash" and ran nothing."""
+    link = tmp_path / "no-overrides"
+    link.symlink_to(ROOT / "tools" / "without_overrides.sh")
+    ran = subprocess.run(["dash", str(link)] + SHOW, capture_output=True, text=True,
+                         timeout=30, env={"PATH": "/usr/bin:/bin", "OPENBLAS_NUM_THREADS": "1",
+                                          "OPENBLAS_CORETYPE": "Haswell"})
+    assert (ran.returncode, ran.stdout) == (7, "unset unset unset unset 1 one argument\n")
+    assert ran.stderr.startswith("note: OPENBLAS_CORETYPE=Haswell not used")
+
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 @pytest.mark.parametrize("target, tool, arguments", [

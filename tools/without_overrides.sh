@@ -6,12 +6,18 @@
 # Each one dropped is named on stderr. Executed, this runs its arguments so; sourced, it
 # drops them from the sourcing shell. `make bench` keeps, and records, whatever is set.
 if [ -z "${BASH_VERSION-}" ]; then  # sh (dash) cannot read what follows: it is bash's
-    case "${0##*/}" in  # (sh has no BASH_SOURCE: executed, $0 is this file)
-        without_overrides.sh) exec bash -- "$0" "$@" ;;
-        *) echo "without_overrides.sh: sourced from a shell other than bash; source it" \
-               "from bash, or run it: sh without_overrides.sh COMMAND" >&2
-           return 2 ;;
+    # sh has no BASH_SOURCE: executed, $0 is this file (or a link to it, by any name);
+    # sourced, the sourcing shell or script. zsh alone sets $0 to the file it sources
+    # (its ZSH_EVAL_CONTEXT then says "file"): exec there replaced the user's shell.
+    case "${ZSH_EVAL_CONTEXT-}" in
+        *file*) ;;
+        *) case "${0##*/}:$(readlink -f -- "$0" 2>/dev/null)" in
+               without_overrides.sh:* | *:*/without_overrides.sh) exec bash -- "$0" "$@" ;;
+           esac ;;
     esac
+    echo "without_overrides.sh: sourced from a shell other than bash; source it" \
+         "from bash, or run it: sh without_overrides.sh COMMAND" >&2
+    return 2
 fi
 if [ "${BASH_SOURCE[0]-}" = "$0" ]; then
     if [ "${1-}" = "--" ]; then  # (as env and nice take it)
