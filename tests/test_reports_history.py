@@ -105,3 +105,97 @@ def test_unrelated_commits_go_by_committer_date(tmp_path):
     git(repo, "commit", "-q", "--allow-empty", "-m", "two", date="2026-12-03T10:00:00+00:00")
     earlier = git(repo, "rev-parse", "HEAD")
     assert history_positions(repo, [later, earlier]) == {earlier: 0, later: 1}
+
+
+@pytest.mark.parametrize("git_dir", ["relative", "another repository"])
+def test_a_git_dir_in_the_environment_does_not_move_git_to_another_repository(
+        rebased, tmp_path, monkeypatch, git_dir):
+    """GIT_DIR (exported by a hook in a linked worktree, by `git --git-dir`, by a user's
+    shell for a bare dotfiles repository) outranked `git -C results`: git read another
+    repository, or none (a relative one, from the results directory), and the order went
+    by date there alone: the rebased tip read as the older, summary.md and compare.csv's
+    default pair turned round."""
+    repo, results, base, tip = rebased
+    if git_dir == "relative":
+        monkeypatch.chdir(repo)
+        monkeypatch.setenv("GIT_DIR", ".git")
+    else:
+        other = tmp_path / "other"
+        other.mkdir()
+        git(other, "init", "-q")
+        monkeypatch.setenv("GIT_DIR", str(other / ".git"))
+        monkeypatch.setenv("GIT_WORK_TREE", str(other))
+    assert history_positions(results, [tip, base]) == {base: 0, tip: 1}
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0, reason="needs to chown")
+def test_a_safe_directory_given_in_the_environment_is_kept(rebased, monkeypatch):
+    """A repository of another owner (a container's mounted checkout) is one git refuses
+    unless safe.directory names it, which a container may pass in GIT_CONFIG_COUNT:
+    that is configuration, kept, not a variable pointing at another repository."""
+    repo, results, base, tip = rebased
+    subprocess.run(["chown", "-R", "12345:12345", str(repo)], check=True)
+    assert history_positions(results, [tip, base]) is None  # (dubious ownership)
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", "safe.directory")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", "*")
+    assert history_positions(results, [tip, base]) == {base: 0, tip: 1}
+
+
+def test_a_partial_clone_never_fetches_a_commit_it_lacks(tmp_path):
+    """In a partial clone (--filter), git fetched a commit the results name and the
+    clone lacks from its remote, so a report went to the network (an ssh passphrase
+    asked on the terminal, a wait of GIT_TIMEOUT_S offline) and its order hung on it.
+    A commit the clone lacks is one git cannot place: the date's order."""
+    origin = tmp_path / "origin"
+    origin.mkdir()
+    git(origin, "init", "-q", "-b", "main")
+    git(origin, "config", "uploadpack.allowFilter", "true")
+    git(origin, "config", "uploadpack.allowAnySHA1InWant", "true")
+    git(origin, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q",
+        "--allow-empty", "-m", "base")
+    base = git(origin, "rev-parse", "HEAD")
+    git(tmp_path, "clone", "-q", "--filter=blob:none", origin.as_uri(), "clone")
+    git(origin, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q",
+        "--allow-empty", "-m", "later")
+    later = git(origin, "rev-parse", "HEAD")
+    assert history_positions(tmp_path / "clone", [base, later]) is None
+    lacks = subprocess.run(["git", "-C", str(tmp_path / "clone"), "cat-file", "-e", later],
+                           capture_output=True, env={**os.environ, "GIT_NO_LAZY_FETCH": "1"})
+    assert lacks.returncode != 0  # (not fetched)
+
+
+def test_reading_results_runs_no_command_of_their_repositorys_configuration(tmp_path):
+    """Results unpacked from elsewhere may sit in a repository of someone else's making:
+    one whose configuration calls itself a partial clone had git fetch the commit it
+    lacks, running the core.sshCommand it names. Nothing is fetched: nothing runs."""
+    repo = tmp_path / "unpacked"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    ran = tmp_path / "ran"
+    for key, value in (("core.repositoryformatversion", "1"),
+                       ("extensions.partialClone", "origin"),
+                       ("remote.origin.url", "ssh://example.invalid/x"),
+                       ("remote.origin.promisor", "true"),
+                       ("core.sshCommand", f"touch '{ran}'; false")):
+        git(repo, "config", key, value)
+    (repo / "results").mkdir()
+    assert history_positions(repo / "results", ["a" * 40]) is None
+    assert not ran.exists()
+
+
+@pytest.mark.parametrize("says", [b"fatal: dubious ownership in /tmp/caf\xe9\n", b""])
+def test_git_output_that_is_not_utf8_is_no_traceback(rebased, tmp_path, monkeypatch, says):
+    """git's messages quote paths as the file system has them: one not in UTF-8 (here
+    from a stand-in git on PATH) was a UnicodeDecodeError out of read_results."""
+    repo, results, base, tip = rebased
+    stub = tmp_path / "bin" / "git"
+    stub.parent.mkdir()
+    stub.write_bytes(b"#!/bin/sh\nprintf '" + says.replace(b"\n", b"\\n") + b"' >&2\n"
+                     b"printf '\\377\\n%s\\n' " + tip.encode() + b"\nexit "
+                     + (b"128" if says else b"0") + b"\n")
+    stub.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{stub.parent}{os.pathsep}{os.environ['PATH']}")
+    assert history_positions(results, [tip, base]) is None
+    orders = read_results(results).groupby("commit")["commit_order"].unique().map(list)
+    assert orders.to_dict() == {tip: [0], base: [1]}  # by date

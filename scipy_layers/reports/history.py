@@ -22,6 +22,15 @@ import pandas as pd
 
 _FULL_HASH = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # (SHA-1, SHA-256)
 GIT_TIMEOUT_S = 60
+# The variables that point git at a repository (of those it clears to enter a submodule,
+# ``git rev-parse --local-env-vars``, all but the configuration: a container's
+# safe.directory may come in GIT_CONFIG_COUNT): exported by a hook, a linked worktree or
+# a user's shell, they sent it to another repository than the one holding the results,
+# and a relative GIT_DIR to none, so the order went by date there alone.
+_REPOSITORY_VARS = frozenset("""
+    GIT_DIR GIT_WORK_TREE GIT_IMPLICIT_WORK_TREE GIT_COMMON_DIR GIT_OBJECT_DIRECTORY
+    GIT_ALTERNATE_OBJECT_DIRECTORIES GIT_INDEX_FILE GIT_GRAFT_FILE GIT_SHALLOW_FILE
+    GIT_PREFIX GIT_INTERNAL_SUPER_PREFIX""".split())
 
 
 def history_positions(results_dir: Path | str, commits) -> dict[str, int] | None:
@@ -31,13 +40,22 @@ def history_positions(results_dir: Path | str, commits) -> dict[str, int] | None
     wanted = sorted({str(c) for c in commits})
     if not wanted or not all(_FULL_HASH.fullmatch(c) for c in wanted):
         return None
-    # The hashes go on stdin, never as arguments; git's prompts and pager are off.
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat", "LC_ALL": "C"}
+    # The hashes go on stdin, never as arguments; git's prompts and pager are off. A
+    # partial clone fetched a commit it lacked from its remote, running whatever its
+    # configuration names to reach it (core.sshCommand: results unpacked from elsewhere
+    # may sit in anyone's repository): a report reads files, never the network, and a
+    # commit git lacks goes by date. (GIT_ALLOW_PROTOCOL, no transport at all, stops it
+    # where git is older than GIT_NO_LAZY_FETCH.) git's messages are not shown, nor
+    # decoded: a path in them need not be UTF-8.
+    env = {name: value for name, value in os.environ.items() if name not in _REPOSITORY_VARS}
+    env.update(GIT_TERMINAL_PROMPT="0", GIT_PAGER="cat", LC_ALL="C", GIT_NO_LAZY_FETCH="1",
+               GIT_ALLOW_PROTOCOL="")
     try:
         listing = subprocess.run(
             ["git", "-C", str(Path(results_dir).absolute()), "rev-list", "--date-order",
-             "--stdin"], input="\n".join(wanted) + "\n", capture_output=True, text=True,
-            timeout=GIT_TIMEOUT_S, env=env)
+             "--stdin"], input="\n".join(wanted) + "\n", stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True, errors="replace", timeout=GIT_TIMEOUT_S,
+            env=env)
     except (OSError, subprocess.SubprocessError):  # (no git, or one that hangs)
         return None
     if listing.returncode != 0:  # (not in a repository, or a commit it does not have)
