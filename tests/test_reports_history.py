@@ -58,6 +58,7 @@ def test_a_rebased_tip_is_the_latest_commit_though_authored_earlier(rebased, tmp
     assert main([str(results), str(tmp_path / "out"), "--no-plots"]) == 0
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert f"commit `{tip[:8]}`" in summary and f"commit `{base[:8]}`" not in summary
+    assert f"Commits follow git history, not their dates: `{tip[:8]}` come after" in summary
     compare = pd.read_csv(tmp_path / "out" / "compare.csv")
     assert set(compare["commit_a"]) == {base} and set(compare["commit_b"]) == {tip}
     for name in ("timings.csv", "speedup.csv", "gradients.csv"):
@@ -80,6 +81,9 @@ def test_where_git_cannot_order_every_commit_all_go_by_date(rebased, tmp_path, m
     assert orders[tip] == [0] and orders[base] == [1]  # by author date: tip is the older
     if how == "a commit git lacks":
         assert orders["e" * 40] == [2]
+    assert main([str(results), str(tmp_path / "out"), "--no-plots"]) == 0
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "follow git history" not in summary  # (by date, nothing is out of order)
 
 
 def test_positions_need_every_commit_in_full(rebased):

@@ -223,7 +223,7 @@ def test_commits_of_one_date_go_by_hash_whatever_the_order_read(tmp_path):
     import pandas as pd
 
     from scipy_layers.reports.history import commit_order
-    from scipy_layers.reports.runs import latest_commits
+    from scipy_layers.reports.runs import dated_out_of_order, latest_commits
     from scipy_layers.reports.tables import resolve_commits
     date = pd.Timestamp("2026-12-06 09:00", tz="UTC")
     rows = pd.DataFrame({"machine": ["m", "m", "m", "n"], "env": "e",
@@ -239,6 +239,7 @@ def test_commits_of_one_date_go_by_hash_whatever_the_order_read(tmp_path):
         assert latest["machine"].tolist() == ["m", "n"]
         assert latest["commit"].tolist() == ["f" * 40, "2" * 40]
         assert resolve_commits(read[read["machine"] == "m"], None) == ("0" * 40, "f" * 40)
+        assert dated_out_of_order(read).empty  # (one date is no disorder)
 
 
 def test_each_machine_shows_its_own_latest_commit_only():

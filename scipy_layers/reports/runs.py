@@ -46,6 +46,14 @@ def commits_oldest_first(table: pd.DataFrame) -> list[str]:
     return list(newest_first(table).drop_duplicates("commit")["commit"])[::-1]
 
 
+def dated_out_of_order(table: pd.DataFrame) -> pd.DataFrame:
+    """The commits of ``table`` (one row each, oldest first) that git history's order puts
+    after a commit of a later date: a rebase or cherry-pick kept their older author date.
+    Empty where the order is the dates' (always where it went by date)."""
+    commits = table.drop_duplicates("commit").sort_values("commit_order", kind="stable")
+    return commits[commits["commit_date"] < commits["commit_date"].cummax().shift()]
+
+
 def latest_runs(table: pd.DataFrame, commits: pd.DataFrame | None = None) -> pd.DataFrame:
     """Rows of ``commits`` (machine and commit; default: ``latest_commits(table)``, the
     most recent commit on each machine): pass the commits picked over every result, so

@@ -14,8 +14,8 @@ from .gradients import layer_spec
 from .limits import CALIBRATION_FILE, Calibration
 from .markdown import code, escape, format_seconds, markdown_table
 from .naming import DEFAULT_THREADS, NATIVE, PLAIN_KIND
-from .runs import (RUN_COLUMNS, latest_commits, latest_runs, newest_first, of_run, run_label,
-                   split_runs, varying)
+from .runs import (RUN_COLUMNS, dated_out_of_order, latest_commits, latest_runs, newest_first,
+                   of_run, run_label, split_runs, varying)
 from .tables import with_blank_params
 
 SUMMARY_MEASUREMENT = "forward+backward"
@@ -172,6 +172,12 @@ def summary_markdown(timings, speedup, gradients, compare, threshold: float,
                   + (" (each with its own sections below)" if len(envs) > 1 else ""), ""]
         if calibrations is not None:
             lines += [calibration_line(machine, calibrations.get(machine)), ""]
+    moved = dated_out_of_order(timings)["commit"]
+    if len(moved):  # (else "latest" would read as "newest by date" without a word)
+        named = ", ".join(f"`{c[:8]}`" for c in moved)
+        lines += [f"Commits follow git history, not their dates: {named} "
+                  "come after commits dated later (a rebase or a cherry-pick keeps the author "
+                  "date; the order is timings.csv's `commit_order`).", ""]
     counts = timings["status"].value_counts()
     lines += ["Results read: " + ", ".join(f"{n} {s}" for s, n in counts.items())
               + " (every row is in timings.csv).", ""]
