@@ -111,7 +111,6 @@ def test_a_machine_name_that_is_a_path_reads_no_record(tmp_path):
     assert (table.loc[table["commit"] == COMMIT_B, "cpu"] == "").all()
 
 
-
 @pytest.mark.parametrize("name", [".", ".."])
 def test_a_machine_named_dot_or_dot_dot_reads_no_record(tmp_path, name):
     """environments/./<commit>.json and environments/../<commit>.json are real paths: a

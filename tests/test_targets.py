@@ -36,7 +36,6 @@ def test_the_grid_is_the_issues_cells():
                           for kernel in bench_conv2d_nchw.KERNELS}
 
 
-
 def test_a_kernel_as_large_as_the_image_is_a_cell(monkeypatch):
     """k = N is a valid convolution (a 1x1 output) that the suite times, so the grid has
     it; k > N is not. The suite's sizes have no such pair today: one is added here."""
@@ -45,6 +44,7 @@ def test_a_kernel_as_large_as_the_image_is_a_cell(monkeypatch):
     cells = set(targets.grid())
     assert {"conv:15:float32:15", "conv:15:float64:15", "conv:15:float32:3"} <= cells
     assert not {"conv:15:float32:31", "conv:15:float64:31"} & cells
+
 
 @pytest.mark.parametrize("cell, bound", [
     ("fft:255:float32", 1.0), ("fft:256:float32", 0.5), ("fft:8x256x256:float64", 0.5),
