@@ -368,6 +368,9 @@ BAD_CASES = [  # (args changed, kwargs, exception, words the message must contai
     ({}, dict(dilation=4), ValueError, ["smaller", "dilation"]),
     ({}, dict(method="winograd"), ValueError, ["method", "'im2col'", "'fft'", "'winograd'"]),
     ({}, dict(groups=2, method="fft"), ValueError, ["method='fft'", "groups"]),
+    # the caller's stride and dilation as given, not their normalised pairs
+    ({}, dict(stride=2, method="shift"), ValueError,
+     ["method='shift'", "got stride=2, dilation=1, groups=2"]),
 ]
 
 
@@ -702,3 +705,42 @@ def test_each_forced_implementation_runs_the_method_it_names(name, monkeypatch):
     x, w = torch.randn(2, 3, 9, 9, dtype=torch.float64), torch.randn(1, 3, 3, 3, dtype=torch.float64)
     LAYERS["conv2d_nchw"].implementations[name].fn(x, w)
     assert ran == [name.removeprefix("scipy-")]
+
+
+@pytest.mark.parametrize("method", ["im2col", "fft", "shift"])
+def test_the_module_runs_the_method_it_was_built_with(method, monkeypatch):
+    """Conv2d(method=...) forwards its method to every call (the suite passed with the
+    module running "auto" whatever it was built with), and refuses an unknown one when
+    built, not at its first call."""
+    ran = []
+    original = nn._forward_kernels
+    monkeypatch.setattr(nn, "_forward_kernels",
+                        lambda x, w, b, geometry, method, *rest:
+                        ran.append(method) or original(x, w, b, geometry, method, *rest))
+    module = Conv2d(3, 4, 3, padding=1, method=method, dtype=torch.float64)
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    torch.testing.assert_close(module(x), F.conv2d(x, module.weight, module.bias, padding=1))
+    assert ran == [method]
+    with pytest.raises(ValueError, match="method.*'winograd'"):
+        Conv2d(3, 4, 3, method="winograd")
+
+
+@pytest.mark.parametrize("x_shape,w_shape,kwargs", [
+    ((3, 20, 20), (2, 3, 3, 3), dict(padding=1)),
+    ((2, 24, 24), (4, 2, 7, 7), {}),                 # (its batch of one asks the cost model)
+    ((1, 40, 40), (1, 1, 15, 15), dict(padding=7)),
+    ((4, 9, 9), (2, 2, 3, 3), dict(groups=2, stride=2)),
+])
+def test_an_unbatched_input_runs_as_its_batch_of_one(x_shape, w_shape, kwargs, monkeypatch):
+    """"auto" picks for (C, H, W) what it picks for (1, C, H, W) (the rule takes the
+    4-D shape), and the result is that batch's, bit for bit."""
+    ran = []
+    original = nn._forward_kernels
+    monkeypatch.setattr(nn, "_forward_kernels",
+                        lambda x, w, b, geometry, method, *rest:
+                        ran.append(method) or original(x, w, b, geometry, method, *rest))
+    x, w, b = case_inputs(x_shape, w_shape, torch.float64, seed=3)
+    unbatched = conv2d(x, w, b, **kwargs)
+    batched = conv2d(x[None], w, b, **kwargs)
+    assert len(ran) == 2 and ran[0] == ran[1], ran
+    assert unbatched.shape == batched.shape[1:] and torch.equal(unbatched, batched[0])

@@ -214,3 +214,106 @@ def test_extra_peak_memory_counts_what_a_call_keeps_and_what_it_frees(what):
     assert 63 <= _extra_peak_memory_in_a_process(what) <= 66
 
 
+
+
+def test_only_native_float64_on_the_cpu_is_skipped_for_its_im2col_buffer():
+    """torch's float64 CPU conv builds a (kH kW) x (Ho Wo) float64 buffer: 7.1 GiB at
+    1024x1024 with 31x31, skipped above 4 GiB; scipy, float32 and CUDA run."""
+    from benchmarks.bench_conv2d import skip_infeasible
+    for size in ("1024x1024", "2048x2048"):
+        with pytest.raises(NotImplementedError, match="GiB im2col buffer"):
+            skip_infeasible("native", size, "31x31", "float64")
+        skip_infeasible("scipy", size, "31x31", "float64")
+        skip_infeasible("native", size, "31x31", "float32")
+        skip_infeasible("native", size, "31x31", "float64", "cuda")
+    skip_infeasible("native", "1024x1024", "15x15", "float64")  # 1.9 GiB
+
+
+def _no_case_built(monkeypatch):
+    """setup_case recorded, not run: [(implementation, size, kernel, dtype, device,
+    threads)] (the cases tested here would take seconds, or GBs)."""
+    from benchmarks import common
+    cases = []
+    monkeypatch.setattr(common._LayerCase, "setup_case",
+                        lambda self, *args, **kwargs: cases.append(
+                            (*args[:5], kwargs.get("threads", args[5] if len(args) > 5
+                                                   else "1"))))
+    return cases
+
+
+def test_the_methods_view_skips_native_float64_where_its_buffer_is_too_large(monkeypatch):
+    from benchmarks.bench_conv2d import Conv2dMethods
+    cases = _no_case_built(monkeypatch)
+    with pytest.raises(NotImplementedError, match="GiB im2col buffer"):
+        Conv2dMethods().setup("native", "2048x2048", "31x31", "float64")
+    Conv2dMethods().setup("scipy-fft", "2048x2048", "31x31", "float64")
+    assert cases == [("scipy-fft", "2048x2048", "31x31", "float64", "cpu", "1")]
+
+
+@pytest.mark.parametrize("module,cls,params", [
+    ("bench_conv2d", "Conv2dThreads", ("scipy", "127x127", "3x3", "float32")),
+    ("bench_fft_abs", "FFTAbsThreads", ("scipy", "256x256", "float32")),
+])
+def test_the_threads_views_run_each_case_at_its_thread_count(module, cls, params,
+                                                              monkeypatch):
+    cases = _no_case_built(monkeypatch)
+    bench = getattr(importlib.import_module(f"benchmarks.{module}"), cls)
+    for threads in ("1", "all"):
+        bench().setup(*params, threads)
+    assert [case[-1] for case in cases] == ["1", "all"]
+
+
+@pytest.mark.parametrize("module,cls,params", [
+    ("bench_conv2d", "Conv2d", ("scipy", "16x16", "3x3", "float32")),
+    ("bench_conv2d", "Conv2dMemory", ("native", "16x16", "3x3", "float32")),
+    ("bench_fft_abs", "FFTAbs", ("scipy", "16x16", "float32")),
+    ("bench_fft_abs", "FFTAbsMemory", ("native", "16x16", "float32")),
+])
+def test_the_cuda_cases_run_on_cuda(module, cls, params, monkeypatch):
+    """The device parameter reaches setup_case (which skips CUDA without a GPU): a CUDA
+    case never times the CPU under the CUDA name."""
+    cases = _no_case_built(monkeypatch)
+    bench = getattr(importlib.import_module(f"benchmarks.{module}"), cls)
+    for device in ("cpu", "cuda"):
+        bench().setup(*params, device)
+    assert [case[4] for case in cases] == ["cpu", "cuda"]
+
+
+def test_the_methods_views_default_grids_are_float32():
+    """The forward+backward of every method: float32 alone without
+    SCIPY_LAYERS_BENCH_FULL=1 (float64 waits for the full grid)."""
+    from benchmarks.bench_conv2d import Conv2dMethods
+    from benchmarks.bench_conv2d_nchw import Conv2dNCHWMethods
+    for bench, size, kernel in [(Conv2dMethods(), "16x16", "3x3"),
+                                (Conv2dNCHWMethods(), "8x3x32x32", "16x3x3")]:
+        assert bench.in_default_grid("scipy", size, kernel, "float32")
+        assert not bench.in_default_grid("scipy", size, kernel, "float64")
+
+
+def test_the_matrix_method_runs_up_to_the_layers_limit(monkeypatch):
+    """FFTAbsMethods skips scipy-matrix beyond _dft_axes.MATRIX_MAX_LENGTH (the suite's
+    copy of it agrees at this commit), and runs it at that length."""
+    from benchmarks import bench_fft_abs
+    from scipy_layers import _dft_axes
+    assert bench_fft_abs.MATRIX_MAX_LENGTH == _dft_axes.MATRIX_MAX_LENGTH
+    cases = _no_case_built(monkeypatch)
+    bench = bench_fft_abs.FFTAbsMethods()
+    bench.setup("scipy-matrix", f"{_dft_axes.MATRIX_MAX_LENGTH}x{_dft_axes.MATRIX_MAX_LENGTH}",
+                "float32")
+    bench.setup("scipy-matrix", f"2x3x{_dft_axes.MATRIX_MAX_LENGTH}", "float32")
+    with pytest.raises(NotImplementedError, match="method='matrix' takes H and W up to"):
+        bench.setup("scipy-matrix", f"{_dft_axes.MATRIX_MAX_LENGTH + 1}x16", "float32")
+    bench.setup("scipy-fft", "255x255", "float32")
+    assert len(cases) == 3
+
+
+def test_the_nchw_gradient_cases_compare_the_convs_the_timings_time():
+    """Conv2dNCHWGradients' weight has the timed cases' output channels
+    (OUTPUT_CHANNELS), not the one channel a bare 'kHxkW' kernel makes."""
+    from benchmarks.bench_conv2d_nchw import (OUTPUT_CHANNELS, Conv2dNCHWGradients,
+                                              weight_shape)
+    _, sizes, kernels, *_ = Conv2dNCHWGradients.params
+    for size, kernel in itertools.product(sizes, kernels):
+        case = Conv2dNCHWGradients.case("scipy", size, kernel, "float32")
+        assert case == ("scipy", size, weight_shape(size, kernel), "float32")
+        assert case[2].split("x")[0] == str(OUTPUT_CHANNELS[size])

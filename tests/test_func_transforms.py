@@ -142,6 +142,26 @@ def test_vmap_over_weight_and_bias_runs_one_call_per_entry(method):
     torch.testing.assert_close(got, native_loop(F.conv2d, randn(4, 2, 3, 6, 6), w), **TIGHT)
 
 
+@pytest.mark.parametrize("method", NCHW_METHODS)
+def test_vmap_over_the_bias_alone(method):
+    """A vmapped bias with an unbatched weight runs one call per entry (only a vmapped
+    input alone folds into the batch)."""
+    x, w, b = randn(2, 3, 6, 6), randn(4, 3, 3, 3, seed=1), randn(5, 4, seed=2)
+    got = vmap(lambda b: conv2d(x, w, b, method=method))(b)
+    torch.testing.assert_close(got, torch.stack([F.conv2d(x, w, e) for e in b]), **TIGHT)
+
+
+def test_jvp_with_no_input_channels_gives_an_output_with_no_channels():
+    """Weight (C_out, 0, kH, kW): torch's output has no channels, so the bias tangent
+    (C_out,) adds nothing to it."""
+    x, w, b = randn(2, 0, 6, 5), randn(4, 0, 3, 3, seed=1), randn(4, seed=2)
+    tangents = (randn(2, 0, 6, 5, seed=3), randn(4, 0, 3, 3, seed=4), randn(4, seed=5))
+    ours = torch.func.jvp(lambda x, w, b: conv2d(x, w, b), (x, w, b), tangents)
+    native = torch.func.jvp(lambda x, w, b: F.conv2d(x, w, b), (x, w, b), tangents)
+    assert ours[1].shape == native[1].shape == (2, 0, 4, 3)
+    torch.testing.assert_close(ours, native, **TIGHT)
+
+
 @pytest.mark.parametrize("fn", [fft_abs, incorrect_fft])
 def test_vmap_fft_layers_is_one_call_over_the_batch(fn, monkeypatch):
     calls = []

@@ -322,3 +322,18 @@ def test_a_backward_in_another_thread_keeps_the_windows_it_reads(monkeypatch):
     thread.join(60)
     torch.testing.assert_close(got["a"], expected, rtol=1e-10, atol=1e-12)
     del others
+
+
+def test_no_grad_keeps_no_windows_even_for_a_weight_that_wants_a_gradient(monkeypatch):
+    """Under torch.no_grad no graph holds the windows for a backward: forward keeps none
+    (the hint is grad mode and the weight's requires_grad, not the latter alone)."""
+    asked = []
+    original = _nchw_kernels.im2col_forward
+    monkeypatch.setattr(_nchw_kernels, "im2col_forward",
+                        lambda *args: asked.append(args[-1]) or original(*args))
+    x, w, b = _inputs()
+    with torch.no_grad():
+        y = scipy_layers.conv2d(x, w, b, padding=1, method="im2col")
+    torch.testing.assert_close(y, F.conv2d(x, w, b, padding=1), rtol=1e-10, atol=1e-12)
+    scipy_layers.conv2d(x, w, b, padding=1, method="im2col")  # with a graph: kept
+    assert asked == [False, True]

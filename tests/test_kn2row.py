@@ -28,6 +28,8 @@ def kn2row_calls(monkeypatch):
     ((2, 8, 9, 9), (2, 8, 5, 1), dict(padding="same"), True),  # kx1
     ((2, 8, 9, 9), (2, 8, 3, 3), dict(dilation=2, padding=2), True),
     ((2, 8, 9, 9), (2, 8, 3, 3), dict(stride=2), False),      # strides: im2col's windows
+    ((2, 8, 9, 9), (2, 8, 3, 3), dict(stride=(1, 2)), False),  # along one axis too
+    ((2, 8, 9, 9), (2, 8, 3, 3), dict(stride=(2, 1)), False),
     ((2, 8, 9, 9), (4, 4, 3, 3), dict(groups=2), True),       # 2 outputs on 4 inputs a group
     ((2, 8, 9, 9), (8, 2, 3, 3), dict(groups=4), False),      # 2 on 2
     ((2, 2, 9, 9), (1, 2, 3, 3), {}, True),
@@ -108,6 +110,30 @@ def test_backward_rebuilds_the_tall_input_bit_for_bit(kwargs):
     only_weight = _kn2row.backward(gy, w, x, None, geometry, False, True)
     assert only_input[1] is None and np.array_equal(only_input[0], kept[0])
     assert only_weight[0] is None and np.array_equal(only_weight[1], kept[1])
+
+
+def test_nothing_to_compute_never_runs_it():
+    """No output pixel (a padded size of 0, as the rule's model may ask about): kn2row
+    does not run, even for a 1x1 kernel whose computed and kept counts are both 0."""
+    from scipy_layers._nchw_args import ConvGeometry
+    geometry = ConvGeometry((1, 1), (0, 0, 0, 0), (1, 1), 1, (0, 5))
+    assert not _kn2row.runs((1, 4, 0, 5), (1, 4, 1, 1), geometry, np.float32)
+    assert _kn2row.runs((1, 4, 1, 5), (1, 4, 1, 1), geometry._replace(out_hw=(1, 5)),
+                        np.float32)
+
+
+def test_backward_reads_the_tall_input_forward_kept(monkeypatch):
+    """The tall input forward keeps for grad_weight is the one backward reads: it is
+    built once a forward+backward, not again."""
+    built = count_calls(monkeypatch, _kn2row, ("tall_padded",))
+    x = torch.randn(2, 8, 9, 9, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(2, 8, 3, 3, dtype=torch.float64, requires_grad=True)
+    y = conv2d(x, w, padding=1, method="im2col")
+    grads = torch.autograd.grad(y, (x, w), torch.ones_like(y))
+    assert built == [1]
+    native = F.conv2d(x, w, padding=1)
+    for ours, theirs in zip(grads, torch.autograd.grad(native, (x, w), torch.ones_like(y))):
+        assert max_errors(ours, theirs).max_rel <= TOLERANCE[torch.float64]
 
 
 @pytest.mark.parametrize("keep", [True, False])

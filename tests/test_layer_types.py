@@ -145,6 +145,12 @@ def test_the_registry_maker_takes_groups():
     for groups in (0, 3, 2.0, "2", True, -2):
         with pytest.raises(ValueError, match="groups must be a positive int dividing"):
             LAYERS["conv2d_nchw"].make_inputs((2, 8, 5, 5), (4, 3, 3), groups=groups)
+    # dividing C_in (8) but not C_out (6)
+    with pytest.raises(ValueError, match=r"groups must be a positive int dividing.*\(6\)"):
+        LAYERS["conv2d_nchw"].make_inputs((2, 8, 5, 5), (6, 3, 3), groups=4)
+    # another seed, other inputs
+    other = LAYERS["conv2d_nchw"].make_inputs((2, 8, 5, 5), (4, 3, 3), groups=4, seed=3)
+    assert not any(torch.equal(a, b) for a, b in zip(other, (x, w, b)))
 
 
 @pytest.mark.parametrize("spec", LAYER_TYPES)

@@ -83,6 +83,17 @@ def test_without_numpys_internals_numpys_own_decorator_runs(monkeypatch):
     assert not _numpy_quiet._quiet_works()
 
 
+def test_the_probe_refuses_a_state_that_loses_the_callers_buffer_size(monkeypatch):
+    """Every error ignored is not enough: a made state with its own buffer size (numpy's
+    private maker reading other arguments) is refused too."""
+    make = _numpy_quiet._make_error_state
+    monkeypatch.setattr(_numpy_quiet, "_make_error_state",
+                        lambda **kwargs: make(bufsize=2 * np.getbufsize(), **kwargs))
+    assert not _numpy_quiet._quiet_works()
+    monkeypatch.setattr(_numpy_quiet, "_make_error_state", make)
+    assert _numpy_quiet._quiet_works()
+
+
 def test_a_layer_on_overflowing_inputs_warns_nothing():
     from scipy_layers import fft_abs, scipy_conv2d
     x = torch.full((6, 6), 1e308, dtype=torch.float64, requires_grad=True)

@@ -24,6 +24,23 @@ def test_private_kernel_is_in_use_here():
     assert _signal_kernel.PRIVATE
 
 
+def test_the_probe_refuses_a_kernel_of_another_dtype_or_one_that_raises(monkeypatch):
+    """A private kernel whose results have another dtype (same values), or that raises
+    (another signature), is refused: the public functions run, and the import survives."""
+    kernel = _signal_kernel._convolve2d
+    monkeypatch.setattr(_signal_kernel, "_convolve2d",
+                        lambda *args: kernel(*args).astype(np.float64))
+    assert not _signal_kernel._private_works()
+
+    def changed(in1, in2, flip, mode, boundary, fillvalue, extra):
+        raise AssertionError("not reached")
+
+    monkeypatch.setattr(_signal_kernel, "_convolve2d", changed)  # (a TypeError when called)
+    assert not _signal_kernel._private_works()
+    monkeypatch.setattr(_signal_kernel, "_convolve2d", kernel)
+    assert _signal_kernel._private_works()
+
+
 @pytest.mark.parametrize("private", [True, False])
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("kernel", [(1, 1), (3, 1), (1, 4), (3, 3), (6, 5)])
