@@ -24,6 +24,13 @@ def test_mutant_ids_are_unique_and_each_edit_changes_something():
     assert all(m.old != m.new and m.tests and m.what for m in MUTANTS)
 
 
+def test_the_readme_counts_the_mutants_the_tables_hold():
+    import re
+    said = re.findall(r"`make mutants` applies (\d+) hand-made mutants",
+                      (ROOT / "README.md").read_text())
+    assert said == [str(len(MUTANTS))]
+
+
 @pytest.mark.parametrize("mutant", MUTANTS, ids=[m.id for m in MUTANTS])
 def test_every_mutant_still_applies_to_the_code(mutant):
     """A code change that moves a mutant's text makes it stale: edit the table with it
