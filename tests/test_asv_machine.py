@@ -89,3 +89,52 @@ def test_main_keeps_other_entries_and_registers_this_one(tmp_path, monkeypatch, 
     data = json.loads((tmp_path / ".asv-machine.json").read_text())
     assert name.startswith("amd-epyc-f25m17-avx512-") and data[name]["machine"] == name
     assert data["other"] == {"machine": "other"}
+
+
+# mutation pass 110: the name's clock speed, the CPUs counted, and main()'s file
+
+
+def test_the_clock_speed_of_an_older_model_name_is_left_out_of_the_name(named):
+    xeon = cpuinfo("GenuineIntel", 6, 79, "Intel(R) Xeon(R) CPU E5-2686 v4 @ 2.30GHz", ZEN3_FLAGS)
+    assert named(xeon).startswith("intel-xeon-e5-2686-v4-f6m79-avx2-")
+
+
+def test_the_cpus_named_are_those_this_process_may_run_on(named, monkeypatch):
+    # (a container or taskset limited to one CPU of a larger machine: asv runs on one)
+    monkeypatch.setattr(asv_machine.os, "sched_getaffinity", lambda pid: {3})
+    assert asv_machine.describe(asv_machine.parse_cpuinfo(EPYC_MILAN))["num_cpu"] == "1"
+    assert named(EPYC_MILAN) == "amd-epyc-f25m1-avx2-1cpu"
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """main() run with ~ in tmp_path, on an EPYC Genoa without a GPU; returns the file."""
+    monkeypatch.setattr(Path, "home", lambda: tmp_path)
+    monkeypatch.setattr(asv_machine, "_gpu_model", lambda: None)
+    monkeypatch.setattr(asv_machine, "read_cpuinfo", lambda: asv_machine.parse_cpuinfo(EPYC_GENOA))
+    monkeypatch.delenv("SCIPY_LAYERS_MACHINE", raising=False)
+    return tmp_path / ".asv-machine.json"
+
+
+def test_main_writes_a_new_file_in_asvs_format(home, capsys):
+    asv_machine.main()
+    name = capsys.readouterr().out.strip()
+    assert json.loads(home.read_text()) == {"version": 1, name: asv_machine.describe()}
+
+
+def test_main_leaves_an_entry_of_its_name_as_the_user_wrote_it(home, capsys):
+    name = asv_machine.describe()["machine"]
+    mine = {"version": 1, name: {"machine": name, "ram": "mine"}}
+    home.write_text(json.dumps(mine))
+    asv_machine.main()
+    out, err = capsys.readouterr()
+    assert out.strip() == name and f"keeping your entry for {name!r}" in err
+    assert json.loads(home.read_text()) == mine
+
+
+def test_main_says_in_one_line_that_the_file_is_not_json_and_leaves_it(home, capsys):
+    home.write_text("{not json")
+    with pytest.raises(SystemExit) as stopped:
+        asv_machine.main()
+    assert str(stopped.value.code).startswith(f"{home} is not valid JSON (")
+    assert home.read_text() == "{not json" and capsys.readouterr().out == ""

@@ -90,6 +90,13 @@ def test_a_dirty_tree_is_named_in_the_warning(repo):
     assert cc.dirty_warning().startswith("warning: uncommitted changes (f.txt): asv measures committed code")
 
 
+def test_a_staged_change_is_named_in_the_warning_too(repo):
+    # (mutation pass 110: `git diff` without HEAD lists the unstaged changes only)
+    (repo / "g.txt").write_text("new")
+    sh(repo, "add", "g.txt")
+    assert cc.dirty_warning().startswith("warning: uncommitted changes (g.txt): ")
+
+
 # -- the flow, with stand-ins for asv, the report and the environment --------------------
 
 BASE = "021b87553d963bcbd4a1e39e4cec9a911590016c"  # two commits of this repository
@@ -422,6 +429,21 @@ def test_suite_cases_asks_each_setup_and_regexes_select_exactly_those(tmp_path):
     chosen = [n for n in names if any(re.search(r, n) for r in regexes)]
     assert chosen == ["bench_one.Sizes.time_it('a', '1x1')", "bench_one.Sizes.time_it('b', '1x1')",
                       "bench_one.Plain.time_plain"]
+
+
+def test_suite_cases_reads_asvs_shorthand_for_a_single_parameter(tmp_path):
+    # (mutation pass 110: params = ["a", "bc"] is one parameter of two values, not a grid)
+    package = tmp_path / "shorthand_suite"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "bench_two.py").write_text(textwrap.dedent('''
+        class One:
+            params = ["a", "bc"]
+
+            def time_it(self, value):
+                pass
+        '''))
+    assert suite_cases.suite_cases(package)["timings"] == {"bench_two.One.time_it": ["'a'", "'bc'"]}
 
 
 def test_compare_tracks_exactly_the_gradient_figures_the_regression_rule_reads():

@@ -98,6 +98,23 @@ def test_graph_link_lists_every_branch_when_there_are_several():
     assert "branch=main&branch=feature&p-implementation" in compare_page.graph_link(row, index)
 
 
+def test_graph_links_encode_a_space_as_asvs_decodeuricomponent_reads_it():
+    # (mutation pass 110: urlencode's default quote_plus writes '+', which asv.js keeps)
+    index = {"params": {"machine": ["a box"]}, "benchmarks": {
+        "b.C.time_x": {"param_names": ["kernel"], "params": [["'3 x 3'"]]}}}
+    row = {"benchmark": "b.C.time_x", "machine": "a box", "kernel": "3 x 3"}
+    assert compare_page.graph_link(row, index) == \
+        "index.html#b.C.time_x?machine=a%20box&p-kernel=%273%20x%203%27"
+
+
+def test_the_case_label_spells_out_the_threads():
+    built = data()
+    assert by_case(built, "scipy", "forward+backward", size="127x127")["_case"] == \
+        "127x127 3x3 float32 cpu, 1 thread"
+    assert by_case(built, "native", "forward+backward", threads="all")["_case"] == \
+        "1024x1024 3x3 float32, all threads"
+
+
 def test_cases_the_site_lacks_get_no_link():
     assert by_case(data(), "native", "forward", size="16x16")["_graph"] is None  # FFTAbs not in INDEX
 
@@ -107,7 +124,7 @@ def test_a_gradient_regression_is_flagged_beside_the_speed_of_its_case():
     timing = by_case(built, "scipy", "forward+backward", size="127x127", kernel="3x3", dtype="float32")
     assert timing["_flagged"] and timing["_gradients"] == "max rel error of input: 1.2e-07 -> 0.031"
     gradient = by_case(built, "scipy", "max rel error", quantity="input")
-    assert gradient["_flagged"]
+    assert gradient["_flagged"] and gradient["_gradients"] == ""  # (its own values say it)
     assert not by_case(built, "scipy", "max rel error", quantity="output")["_flagged"]
     assert not by_case(built, "native", "forward+backward", size="127x127")["_flagged"]
     assert sum(r["_flagged"] for r in built["rows"]) == 2
@@ -139,6 +156,20 @@ def test_native_control_counts_native_timings_called_changed():
     # native timings with a verdict: 127x127 unchanged, 16x16 slower, 1024x1024 unchanged;
     # the 'environment changed' native row is no verdict of the test
     assert data()["control"] == {"changed": 1, "total": 3}
+
+
+def test_the_native_control_counts_timings_only():
+    # a native memory figure called slower is no timing of the A/A control
+    memory = {**next(r for r in rows() if r["unit"] == "bytes"), "implementation": "native",
+              "verdict": "slower"}
+    assert compare_page.native_control(rows() + [memory]) == {"changed": 1, "total": 3}
+
+
+def test_a_gradient_note_names_the_quantity_once():
+    flagged = next(r for r in rows() if compare_page.truthy(r["gradient_regression"]))
+    named = {**flagged, "measurement": f"max rel error of {flagged['quantity']}"}
+    assert list(compare_page.gradient_notes([named]).values()) == [
+        ["max rel error of input: 1.2e-07 -> 0.031"]]
 
 
 def test_commits_and_environment_warning():

@@ -51,6 +51,21 @@ def test_the_script_prints_a_row_per_layer_and_size():
         assert all(float(cell) > 0 for cell in row[2:])
 
 
+def test_the_script_takes_a_kernel_as_large_as_the_input_and_refuses_no_batches():
+    # (mutation pass 110: a 3x3 kernel on a 3x3 input has one output; a 5x5 has none)
+    script = [sys.executable, str(ROOT / "tools" / "overhead_floor.py")]
+    result = subprocess.run([*script, "--sizes", "3", "--kernels", "3", "5", "--batches", "1"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert [line.split("|")[1:3] for line in result.stdout.splitlines()
+            if line.startswith(("| conv2d", "| fft_abs"))] == [
+        [" conv2d 3x3 ", " 3 "], [" fft_abs ", " 3 "]]
+    result = subprocess.run([*script, "--batches", "0"], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 2 and "--batches must be at least 1" in result.stderr
+    assert result.stdout == "" and "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("size, kernel, options", [
     ((2, 3, 9, 9), (4, 3, 3), {}),                      # im2col
     ((2, 4, 9, 9), (4, 3, 3), {"groups": 2, "stride": 2, "padding": 1}),

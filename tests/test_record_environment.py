@@ -153,6 +153,16 @@ def test_cli_says_in_one_line_what_is_wrong_with_the_config(tmp_path, name, text
         config=config, folder=tmp_path)), proc.stderr
 
 
+def test_cli_says_in_one_line_that_a_folder_given_as_the_config_is_no_file(tmp_path):
+    # (mutation pass 110: a folder read as a file would be an IsADirectoryError traceback)
+    config = tmp_path / "asv.conf.json"
+    config.mkdir()
+    proc = run_cli(config, tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"record_environment: error: asv config {config}: a folder, not a file"]
+
+
 def test_check_says_in_one_line_that_the_pinned_python_is_missing(tmp_path):
     # asv.conf.json pins python 3.11; where asv finds none, `make bench` ended in an asv
     # ProcessError traceback and make compare in "found 0" environments

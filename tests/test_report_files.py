@@ -86,3 +86,38 @@ def test_the_code_stamp_names_only_this_checkout(monkeypatch, tmp_path):
     assert report_files.code_commit().split()[0] == subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
         check=True).stdout.strip()
+
+
+def test_a_link_named_like_a_report_file_is_refused_and_kept(tmp_path):
+    # (mutation pass 110: os.replace would replace the user's link itself)
+    (tmp_path / "mine.md").write_text("mine")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.md").symlink_to(tmp_path / "mine.md")
+    with pytest.raises(IsADirectoryError, match="a.md exists and is not a plain file"):
+        report_files.write(out, TABLE, "new md", NAMES)
+    assert (out / "a.md").is_symlink() and (out / "a.md").read_text() == "mine"
+    assert [p.name for p in out.iterdir()] == ["a.md"]
+
+
+def test_the_code_stamp_names_uncommitted_changes_to_the_code_only(monkeypatch, tmp_path):
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t",
+                        *args], check=True, capture_output=True)
+    git("init", "-q")
+    folders = ("scipy_layers", "benchmarks", "tools", "reports")
+    for folder in folders:
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "f.py").write_text("1")
+    git("add", ".")
+    git("commit", "-qm", "c")
+    monkeypatch.setattr(report_files, "ROOT", tmp_path)
+    clean = report_files.code_commit()
+    assert len(clean.split()) == 1
+    (tmp_path / "reports" / "f.py").write_text("2")  # a report is not the code that ran
+    assert report_files.code_commit() == clean
+    for folder in folders[:3]:
+        (tmp_path / folder / "f.py").write_text("2")
+        assert report_files.code_commit() == (
+            f"{clean} with uncommitted changes in scipy_layers/, benchmarks/ or tools/"), folder
+        (tmp_path / folder / "f.py").write_text("1")

@@ -148,6 +148,15 @@ def test_class_suffixes_give_the_kind(table):
     assert kinds["bench_conv2d.Conv2dMethods.time_forward_backward"] == "methods"
 
 
+def test_a_name_outside_the_contract_keeps_what_can_be_read_from_it():
+    # (mutation pass 110: a module not named bench_<layer> is no layer, as split_name says)
+    from scipy_layers.reports.naming import split_name
+    assert split_name("bench_conv2d.Conv2dThreads.time_forward_backward") == (
+        "conv2d", "Conv2dThreads", "time_forward_backward")
+    assert split_name("helpers.Helper.time_it") == ("", "Helper", "time_it")
+    assert split_name("bench_fft_abs.time_plain") == ("fft_abs", "", "time_plain")
+
+
 def test_many_commits_stack_up(variant):
     for i in range(20):
         add_commit(variant, f"{i + 1:08x}" + "0" * 32, days_later=i + 1)

@@ -301,6 +301,13 @@ def test_bad_outs_are_refused_before_timing(monkeypatch, capsys, tmp_path):
     assert not (tmp_path / "nowhere").exists()
 
 
+def test_an_out_of_blanks_is_refused_as_empty(monkeypatch, capsys, tmp_path):
+    # (mutation pass 110: Path("  ") is a folder named two blanks, made where it ran)
+    monkeypatch.chdir(tmp_path)
+    err = _refused(["--cells", "fft:8:float64", "--out", "  "], monkeypatch, capsys)
+    assert "--out is empty" in err and list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
 @pytest.mark.parametrize("tool", ["targets", "method_choice"])
 def test_an_out_where_nothing_can_be_written_is_refused_before_timing(tool, monkeypatch,
