@@ -23,16 +23,20 @@ def git(repo: Path, *args: str, date: str = "2026-12-02T10:00:00+00:00", authore
                           text=True, env=env).stdout.strip()
 
 
+def new_repository(repo: Path, branch: str) -> Path:
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", branch)
+    git(repo, "config", "user.email", "t@example.com")
+    git(repo, "config", "user.name", "t")
+    return repo
+
+
 @pytest.fixture
 def rebased(tmp_path):
     """A repository whose main is base -> tip, tip authored a day before base (a branch
     rebased onto base), with asv results of both inside it, dated as asv dates them: by
     author date. Returns (repository, results, base, tip)."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "config", "user.email", "t@example.com")
-    git(repo, "config", "user.name", "t")
+    repo = new_repository(tmp_path / "repo", "main")
     git(repo, "commit", "-q", "--allow-empty", "-m", "base", date="2026-12-02T10:00:00+00:00")
     base = git(repo, "rev-parse", "HEAD")
     # authored on the 1st, committed (rebased) on the 3rd: its author date is the older
@@ -98,11 +102,7 @@ def test_positions_need_every_commit_in_full(rebased):
 def test_unrelated_commits_go_by_committer_date(tmp_path):
     """Two histories with no common ancestor (two branches of one repository): git's
     date order, the committer date, which a rebase renews."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "one")
-    git(repo, "config", "user.email", "t@example.com")
-    git(repo, "config", "user.name", "t")
+    repo = new_repository(tmp_path / "repo", "one")
     git(repo, "commit", "-q", "--allow-empty", "-m", "one", date="2026-12-04T10:00:00+00:00")
     later = git(repo, "rev-parse", "HEAD")
     git(repo, "checkout", "-q", "--orphan", "two")
