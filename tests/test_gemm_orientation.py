@@ -151,6 +151,7 @@ def test_the_rule_is_asked_with_the_rows_the_layer_multiplies(monkeypatch, dtype
     ("8x16x32:32:3", "expected NxCxHxW:C_out:k"),
     ("8x16xax32:32:3", "six whole numbers"),
     ("+1x1x4x4:1:3", "six whole numbers"),
+    ("-1x1x4x4:1:3", "six whole numbers"),  # (argparse read it as an option)
     ("1x1x4x4:1:1_0", "six whole numbers"),
     ("1x1x4x4:1:\u0663", "six whole numbers"),
     ("1x1x4x4:1:3 ", "nothing else"),

@@ -160,6 +160,13 @@ def main(argv=None) -> int:
     parser.add_argument("--batches", type=int, default=8,
                         help="balanced batches per case (even: whole designs of two; "
                              "default 8)")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    for word in argv:  # (argparse takes "-1x8x8x8:1:3" for an unknown option and says only
+        if re.fullmatch(r"-\d+x\S*", word):  # "expected at least one argument")
+            try:
+                checked(word, np.dtype(np.float32))
+            except ValueError as error:
+                parser.error(str(error))
     args = parser.parse_args(argv)
     if args.batches < 2 or args.batches % 2 or args.batches > MAX_BATCHES:
         parser.error(f"--batches must be an even number from 2 to {MAX_BATCHES} (each "
