@@ -175,7 +175,7 @@ def check_not_functionalized(name: str, layer: str | None = None,
     every call under a transform (a vmap of the single-channel conv calls it per entry)."""
     for interpreter in torch._C._functorch.get_interpreter_stack() or ():
         if interpreter.key() == _FUNCTIONALIZE:
-            what = f"{name}'s backward" if layer is None else f"{name} ({layer})"
+            what = f"the backward of {name}" if layer is None else f"{name} ({layer})"
             way_out = ("the layer's native twin" if native_twin is None
                        else f"its native twin, {native_twin}")
             raise RuntimeError(
@@ -289,7 +289,7 @@ def computes_directly() -> bool:
 
 def legacy_batching_error(name: str) -> RuntimeError:
     return RuntimeError(
-        f"{name}'s gradients run in numpy/scipy and cannot take autograd's batched "
+        f"the gradients of {name} run in numpy/scipy and cannot take autograd's batched "
         f"gradients (torch.autograd.grad(..., is_grads_batched=True), "
         f"torch.autograd.functional.jacobian/hessian(..., vectorize=True), reverse or "
         f"forward mode). Use torch.func.vmap over torch.func.vjp / jvp, or jacrev / "

@@ -204,7 +204,7 @@ def backward_jit_trace_error(name: str) -> RuntimeError:
     that calls ``torch.autograd.grad``): the gradient numpy computes would enter the
     trace as a constant, this call's gradient for every later input."""
     return RuntimeError(
-        f"torch.jit.trace cannot record {name}'s backward: it computes the gradient "
+        f"torch.jit.trace cannot record the backward of {name}: it computes the gradient "
         f"with numpy/scipy, so the trace would hold this call's gradient as a "
         f"constant (wrong for any other input). Compute gradients outside the traced "
         f"function, or trace the layer's native twin")

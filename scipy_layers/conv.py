@@ -198,6 +198,7 @@ class ScipyConv2dFunction(Function):
     TENSOR_ARGUMENTS, PUBLIC_ARGUMENTS = 3, 4
     # (for errors that send the user to the layer's native twin)
     LAYER, NATIVE_TWIN = "scipy_conv2d / ScipyConv2d", "native_conv2d / NativeConv2d"
+    NAME_IN_ERRORS = f"ScipyConv2dFunction ({LAYER})"  # (its gradient step's errors)
     TRACEABLE = True  # (torch.jit.trace: _numpy_bridge.traced_arguments)
     symbolic = refuse_onnx(LAYER, NATIVE_TWIN)  # (torch.onnx.export: refused)
 
@@ -253,14 +254,15 @@ class ScipyConv2dFunction(Function):
                                     needs=tuple(ctx.needs_input_grad[:3]),
                                     bias_shape=ctx.bias_shape)
         state = state_for(ctx, input, filter)
-        grads = numpy_gradients("ScipyConv2dFunction", compute, state, grad_output, input, filter)
+        grads = numpy_gradients(ScipyConv2dFunction.NAME_IN_ERRORS, compute, state, grad_output,
+                                input, filter)
         return (*grads, None, None)
 
     @staticmethod
     @opaque_to_compile
     def jvp(ctx, input_tangent, filter_tangent, bias_tangent, *_):
-        check_not_legacy_batched("ScipyConv2dFunction", input_tangent, filter_tangent,
-                                 bias_tangent)
+        check_not_legacy_batched(ScipyConv2dFunction.NAME_IN_ERRORS, input_tangent,
+                                 filter_tangent, bias_tangent)
         # Bilinear in (input, filter) plus bias: the tangent is the layer on the tangents.
         input, filter = ctx.saved_tensors
         conv = functools.partial(ScipyConv2dFunction.apply, bias=None, method=ctx.method)

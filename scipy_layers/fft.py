@@ -90,6 +90,7 @@ class BadFFTFunction(Function):
     TENSOR_ARGUMENTS, PUBLIC_ARGUMENTS = 1, 1
     # (for errors that send the user to the layer's native twin)
     LAYER, NATIVE_TWIN = "incorrect_fft", "native_fft_abs"
+    NAME_IN_ERRORS = f"BadFFTFunction ({LAYER})"  # (its gradient step's errors)
     TRACEABLE = True  # (torch.jit.trace: _numpy_bridge.traced_arguments)
     symbolic = refuse_onnx(LAYER, NATIVE_TWIN)  # (torch.onnx.export: refused)
 
@@ -120,7 +121,8 @@ class BadFFTFunction(Function):
     @opaque_to_compile
     def backward(ctx, grad_output):
         (input,) = ctx.saved_tensors
-        return numpy_gradients("BadFFTFunction", _tutorial_gradient, None, grad_output, input)
+        return numpy_gradients(BadFFTFunction.NAME_IN_ERRORS, _tutorial_gradient, None,
+                               grad_output, input)
 
     @staticmethod
     @opaque_to_compile
@@ -178,6 +180,7 @@ class FFTAbsFunction(Function):
     TENSOR_ARGUMENTS, PUBLIC_ARGUMENTS = 1, 2
     # (for errors that send the user to the layer's native twin)
     LAYER, NATIVE_TWIN = "fft_abs", "native_fft_abs"
+    NAME_IN_ERRORS = f"FFTAbsFunction ({LAYER})"  # (its gradient step's errors)
     TRACEABLE = True  # (torch.jit.trace: _numpy_bridge.traced_arguments)
     symbolic = refuse_onnx(LAYER, NATIVE_TWIN)  # (torch.onnx.export: refused)
 
@@ -239,7 +242,7 @@ class FFTAbsFunction(Function):
         compute = functools.partial(_fft_abs_gradient, method=ctx.method,
                                     handed_over=handed_over)
         try:
-            (grad_input,) = numpy_gradients("FFTAbsFunction", compute, state,
+            (grad_input,) = numpy_gradients(FFTAbsFunction.NAME_IN_ERRORS, compute, state,
                                             grad_output, input, output)
         finally:
             if state is not None and not handed_over:
@@ -249,13 +252,13 @@ class FFTAbsFunction(Function):
     @staticmethod
     @opaque_to_compile
     def jvp(ctx, input_tangent, *_):
-        check_not_legacy_batched("FFTAbsFunction", input_tangent)
+        check_not_legacy_batched(FFTAbsFunction.NAME_IN_ERRORS, input_tangent)
         input, output = ctx.saved_tensors
         if input_tangent is None:
             return torch.zeros_like(output)
         state = None if ctx.forward_state is None else ctx.forward_state.value
         compute = functools.partial(_fft_abs_tangent, method=ctx.method)
-        (tangent,) = NumpyStep.apply("FFTAbsFunction", compute, state,
+        (tangent,) = NumpyStep.apply(FFTAbsFunction.NAME_IN_ERRORS, compute, state,
                                      input_tangent, input, output)
         return tangent
 

@@ -51,6 +51,7 @@ class Conv2dNCHWFunction(Function):
     TENSOR_ARGUMENTS, PUBLIC_ARGUMENTS = 3, 5
     # (for errors that send the user to the layer's native twin)
     LAYER, NATIVE_TWIN = "scipy_layers.conv2d / Conv2d", "torch.nn.functional.conv2d"
+    NAME_IN_ERRORS = f"Conv2dNCHWFunction ({LAYER})"  # (its gradient step's errors)
     TRACEABLE = False  # (its geometry is one input size's: _numpy_bridge.traced_arguments)
     symbolic = refuse_onnx(LAYER, NATIVE_TWIN)  # (torch.onnx.export: refused)
 
@@ -118,14 +119,15 @@ class Conv2dNCHWFunction(Function):
         # must not go back to the pool (to be overwritten) while this one reads them.
         keeper = None if ctx.forward_state is None else ctx.forward_state.keeper
         state = state_for(ctx, input, weight)
-        grads = numpy_gradients("Conv2dNCHWFunction", compute, state, grad_output, input, weight)
+        grads = numpy_gradients(Conv2dNCHWFunction.NAME_IN_ERRORS, compute, state, grad_output,
+                                input, weight)
         del keeper
         return (*grads, None, None, None)
 
     @staticmethod
     @opaque_to_compile
     def jvp(ctx, input_tangent, weight_tangent, bias_tangent, *_):
-        check_not_legacy_batched("Conv2dNCHWFunction", input_tangent, weight_tangent,
+        check_not_legacy_batched(Conv2dNCHWFunction.NAME_IN_ERRORS, input_tangent, weight_tangent,
                                  bias_tangent)
         # Bilinear in (input, weight) plus bias: the tangent is the layer on the tangents.
         input, weight = ctx.saved_tensors[:2]
