@@ -60,7 +60,15 @@ def _rfft2_shape(input):
 
 
 def _fold_vmap(function, in_dims, input, *args):
-    """vmap rule of a layer over the last two dims: the vmapped dim is one more batch dim."""
+    """vmap rule of a layer over the last two dims: the vmapped dim is one more batch dim.
+    Each entry must be an image (..., H, W) itself: the layer's checks see the folded
+    tensor alone, where the vmapped dim would pass for H (hostile pass 111: a 1-D entry
+    gave a transform across the vmapped entries, where native raises)."""
+    if input.dim() < 3:
+        entry_shape = tuple(size for dim, size in enumerate(input.shape)
+                            if dim != in_dims[0] % input.dim())
+        raise ValueError(f"input must have at least 2 dims, got a {len(entry_shape)}-D "
+                         f"tensor of shape {entry_shape} (each entry under torch.func.vmap)")
     return function.apply(input.movedim(in_dims[0], 0), *args), 0
 
 

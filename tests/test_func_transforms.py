@@ -177,6 +177,23 @@ def test_vmap_fft_layers_is_one_call_over_the_batch(fn, monkeypatch):
         assert calls == [(6, 3, 5, 7), (5, 6, 3, 7)]
 
 
+@pytest.mark.parametrize("fn", [fft_abs, incorrect_fft])
+@pytest.mark.parametrize("in_dims", [0, 1, -1])
+def test_vmap_fft_layers_refuse_entries_that_are_not_images(fn, in_dims):
+    """Each vmapped entry must be (..., H, W), as native's rfft2 needs: a 2-D input
+    vmapped to 1-D entries was folded into one (entries, length) image, transformed
+    across the entries (hostile pass 111), where native raises."""
+    x = randn(3, 5)
+    with pytest.raises(IndexError):  # native: the entries have no second dim
+        vmap(lambda t: torch.fft.rfft2(t).abs(), in_dims=in_dims)(x)
+    entry = (5,) if in_dims == 0 else (3,)
+    with pytest.raises(ValueError, match=rf"at least 2 dims, got a 1-D tensor of shape "
+                                         rf"\({entry[0]},\)"):
+        vmap(fn, in_dims=in_dims)(x)
+    with pytest.raises(ValueError, match=r"at least 2 dims, got a 1-D tensor of shape \(5,\)"):
+        vmap(vmap(fn))(randn(2, 3, 5))
+
+
 @pytest.mark.parametrize("method", SINGLE_METHODS)
 def test_vmap_single_channel_conv_over_input_filter_and_bias(method):
     x, w, b = randn(3, 7, 6), randn(3, 3, 2, seed=1), randn(3, 1, 1, seed=2)
