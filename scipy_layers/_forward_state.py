@@ -3,6 +3,7 @@ when backward may use it (saved-tensor hooks, tensors changed in place)."""
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 import weakref
 
@@ -87,6 +88,18 @@ def new_forward_state(hint=None):
     if _saved_tensor_hooks(False) is not None:
         return None
     return ForwardState(hint)
+
+
+def check_forward_state(cls, saved) -> None:
+    """A TypeError unless ``saved`` (a Function's last ``apply`` argument, not None) is a
+    :class:`ForwardState`: that slot is internal (torch.func passes the outermost call's
+    state down), and anything else given there failed deep inside forward, "'int'
+    object has no attribute 'value'" (hostile pass 111)."""
+    if type(saved) is not ForwardState:
+        names = list(inspect.signature(cls.forward).parameters)[:cls.PUBLIC_ARGUMENTS]
+        raise TypeError(f"{cls.__name__}.apply takes ({', '.join(names)}); got {saved!r} "
+                        f"after them, in a slot that is internal (the forward state "
+                        f"torch.func passes down)")
 
 
 def remember_inputs(ctx, input, weight) -> None:

@@ -20,7 +20,8 @@ from . import _cupy_conv, gpu
 from ._checks import (check_float_tensor, check_method_name, check_same_dtype_and_device,
                       plain_cpu_floats)
 from ._nchw_args import _is_int
-from ._forward_state import new_forward_state, remember_inputs, state_for
+from ._forward_state import (check_forward_state, new_forward_state, remember_inputs,
+                             state_for)
 from ._numpy_bridge import (apply_positional, check_not_legacy_batched, linear_tangent,
                             numpy_gradients, to_numpy, to_tensor, vmap_by_loop, vmap_rule)
 from ._numpy_quiet import numpy_quiet
@@ -206,7 +207,10 @@ class ScipyConv2dFunction(Function):
     @opaque_to_compile
     def apply(cls, input, filter, bias=None, method=AUTO, saved=None):
         # ``saved``: internal; torch.func passes the one made by the outermost call down.
-        saved = saved if saved is not None else new_forward_state()
+        if saved is None:
+            saved = new_forward_state()
+        else:
+            check_forward_state(cls, saved)
         return apply_positional(cls, input, filter, bias, method, saved)
 
     @staticmethod

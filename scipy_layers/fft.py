@@ -15,7 +15,7 @@ from torch.autograd import Function
 from . import _dft_axes, gpu
 from ._checks import (PLAIN_TENSORS, STRIDED, SUPPORTED_DTYPES, check_dims_not_empty,
                       check_float_tensor, check_method_name)
-from ._forward_state import new_forward_state
+from ._forward_state import check_forward_state, new_forward_state
 from ._numpy_bridge import (NumpyStep, apply_positional, check_not_legacy_batched,
                             computes_directly, forward_mode_error, numpy_gradients,
                             shape_only, to_numpy, to_tensor, vmap_rule)
@@ -196,8 +196,11 @@ class FFTAbsFunction(Function):
     @opaque_to_compile
     def apply(cls, input, method="auto", saved=None):
         # ``saved``: internal; torch.func passes the one made by the outermost call down.
-        return apply_positional(cls, input, method,
-                                saved if saved is not None else new_forward_state())
+        if saved is None:
+            saved = new_forward_state()
+        else:
+            check_forward_state(cls, saved)
+        return apply_positional(cls, input, method, saved)
 
     @staticmethod
     @opaque_to_compile

@@ -16,7 +16,8 @@ from . import _nchw_fft, _nchw_shift, gpu
 from ._checks import check_method_name
 from ._nchw_args import _is_int, check_conv2d_arguments, check_padding_mode, output_channels
 from ._autocast import any_autocast, autocast_devices, in_float32
-from ._forward_state import new_forward_state, remember_inputs, state_for
+from ._forward_state import (check_forward_state, new_forward_state, remember_inputs,
+                             state_for)
 from ._numpy_bridge import (apply_positional, check_not_legacy_batched, linear_tangent,
                             numpy_gradients, shape_only, to_numpy, to_tensor, vmap_by_loop,
                             vmap_rule)
@@ -63,6 +64,8 @@ class Conv2dNCHWFunction(Function):
         # (a guess: backward rebuilds it if the guess was wrong).
         if saved is None:
             saved = new_forward_state(hint=torch.is_grad_enabled() and weight.requires_grad)
+        else:
+            check_forward_state(cls, saved)
         return apply_positional(cls, input, weight, bias, geometry, method, saved)
 
     @staticmethod

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from scipy_layers import ScipyConv2d, fft_abs, incorrect_fft, native_conv2d, native_fft_abs, scipy_conv2d
+from scipy_layers import (FFTAbsFunction, ScipyConv2d, ScipyConv2dFunction, fft_abs, incorrect_fft,
+                          native_conv2d, native_fft_abs, scipy_conv2d)
 
 CONV_FNS = [scipy_conv2d, native_conv2d]
 FFT_FNS = [fft_abs, incorrect_fft, native_fft_abs]
@@ -71,3 +72,29 @@ def test_fft_bad_input(fn, arg, exc, words):
 def test_module_rejects_bad_filter_size(width, height):
     with pytest.raises(ValueError, match="filter_(width|height) must be a positive int"):
         ScipyConv2d(width, height)
+
+
+def _nchw_apply(*extra):
+    from scipy_layers.nn import Conv2dNCHWFunction, check_conv2d_arguments
+    x, w = torch.randn(1, 2, 6, 6), torch.randn(3, 2, 3, 3)
+    geometry = check_conv2d_arguments(x, w, None, 1, 0, 1, 1)
+    return Conv2dNCHWFunction.apply(x, w, None, geometry, "im2col", *extra)
+
+
+@pytest.mark.parametrize("extra", [3, True, "fft", [None]])
+@pytest.mark.parametrize("call,names", [
+    (lambda *e: FFTAbsFunction.apply(torch.randn(6, 6), "fft", *e), "(input, method)"),
+    (lambda *e: ScipyConv2dFunction.apply(torch.randn(6, 6), torch.randn(2, 2), None, "auto", *e),
+     "(input, filter, bias, method)"),
+    (_nchw_apply, "(input, weight, bias, geometry, method)"),
+], ids=["FFTAbsFunction", "ScipyConv2dFunction", "Conv2dNCHWFunction"])
+def test_a_functions_internal_last_argument_is_refused_naming_the_public_ones(call, names, extra):
+    """A Function's ``apply`` takes one internal argument after the public ones (the
+    forward state torch.func passes down); anything else there raised "'int' object has
+    no attribute 'value'" from inside forward (hostile pass 111)."""
+    assert call().shape  # (the public arguments alone run)
+    with pytest.raises(TypeError) as info:
+        call(extra)
+    message = str(info.value)
+    assert f"apply takes {names}" in message and repr(extra) in message, message
+    assert "internal" in message, message
