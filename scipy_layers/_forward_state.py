@@ -94,7 +94,7 @@ def check_forward_state(cls, saved) -> None:
     """A TypeError unless ``saved`` (a Function's last ``apply`` argument, not None) is a
     :class:`ForwardState`: that slot is internal (torch.func passes the outermost call's
     state down), and anything else given there failed deep inside forward, "'int'
-    object has no attribute 'value'" (hostile pass 111)."""
+    object has no attribute 'value'" (hostile pass 112)."""
     if type(saved) is not ForwardState:
         names = list(inspect.signature(cls.forward).parameters)[:cls.PUBLIC_ARGUMENTS]
         raise TypeError(f"{cls.__name__}.apply takes ({', '.join(names)}); got {saved!r} "

@@ -62,7 +62,7 @@ def _rfft2_shape(input):
 def _fold_vmap(function, in_dims, input, *args):
     """vmap rule of a layer over the last two dims: the vmapped dim is one more batch dim.
     Each entry must be an image (..., H, W) itself: the layer's checks see the folded
-    tensor alone, where the vmapped dim would pass for H (hostile pass 111: a 1-D entry
+    tensor alone, where the vmapped dim would pass for H (hostile pass 112: a 1-D entry
     gave a transform across the vmapped entries, where native raises)."""
     if input.dim() < 3:
         entry_shape = tuple(size for dim, size in enumerate(input.shape)

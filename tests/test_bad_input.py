@@ -91,7 +91,7 @@ def _nchw_apply(*extra):
 def test_a_functions_internal_last_argument_is_refused_naming_the_public_ones(call, names, extra):
     """A Function's ``apply`` takes one internal argument after the public ones (the
     forward state torch.func passes down); anything else there raised "'int' object has
-    no attribute 'value'" from inside forward (hostile pass 111)."""
+    no attribute 'value'" from inside forward (hostile pass 112)."""
     assert call().shape  # (the public arguments alone run)
     with pytest.raises(TypeError) as info:
         call(extra)

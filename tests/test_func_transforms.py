@@ -182,7 +182,7 @@ def test_vmap_fft_layers_is_one_call_over_the_batch(fn, monkeypatch):
 def test_vmap_fft_layers_refuse_entries_that_are_not_images(fn, in_dims):
     """Each vmapped entry must be (..., H, W), as native's rfft2 needs: a 2-D input
     vmapped to 1-D entries was folded into one (entries, length) image, transformed
-    across the entries (hostile pass 111), where native raises."""
+    across the entries (hostile pass 112), where native raises."""
     x = randn(3, 5)
     with pytest.raises(IndexError):  # native: the entries have no second dim
         vmap(lambda t: torch.fft.rfft2(t).abs(), in_dims=in_dims)(x)
