@@ -11,6 +11,7 @@ import gc
 import inspect
 import sys
 import threading
+import types
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 
 import scipy_layers
 from scipy_layers import _im2col_route, _kn2row, _nchw_kernels, _workspace
+from scipy_layers._forward_state import ForwardState, remember_inputs, state_for
 from scipy_layers._nchw_args import check_conv2d_arguments
 from scipy_layers._nchw_kernels import KN2ROW
 from scipy_layers._tall import TallLayout
@@ -295,6 +297,75 @@ def test_kn2row_is_counted_in_full_and_within_its_estimate():
                                                              (x, w)), rtol=1e-4, atol=1e-4)
         del y
         assert _start() == start
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kwargs, layout", [
+    ((2, 3, 8, 64), (8, 3, 3, 3), {}, "wide"),  # whole padded rows: Ho x Wp columns
+    ((1, 3, 9, 9), (4, 3, 3, 3), dict(padding=(0, 3)), "narrow"),
+    ((2, 3, 20, 20), (8, 3, 3, 3), dict(padding=1, stride=2), "narrow"),
+], ids=str)
+def test_the_estimate_covers_the_window_matrix_of_each_layout(x_shape, w_shape, kwargs,
+                                                              layout):
+    """What im2col_forward keeps for grad_weight, its window matrix (bias row included),
+    is within kept_windows_bytes in both layouts: the wide one's rows run along whole
+    padded rows, Ho Wp entries, more than the Ho Wo of the output."""
+    gen = torch.Generator().manual_seed(0)
+    x, w, b = (torch.randn(shape, dtype=torch.float64, generator=gen)
+               for shape in (x_shape, w_shape, w_shape[:1]))
+    geometry = check_conv2d_arguments(x, w, b, kwargs.get("stride", 1),
+                                      kwargs.get("padding", 0), 1, 1)
+    _, state = _nchw_kernels.im2col_forward(x.numpy(), w.numpy(), b.numpy(), geometry,
+                                            keep_cols=True)
+    windows = state[-1]
+    padded_width = x_shape[3] + sum(geometry.padding[2:])
+    out_h, out_w = geometry.out_hw
+    assert windows.shape[-1] == out_h * (padded_width if layout == "wide" else out_w)
+    assert 0 < windows.nbytes <= _im2col_route.kept_windows_bytes(x.shape, w.shape,
+                                                                  geometry, 8)
+
+
+def test_a_backward_reads_the_windows_its_forward_kept(monkeypatch):
+    """The state forward kept reaches its own backward (_forward_state.state_for), which
+    builds no windows; where none was kept (saved-tensor hooks, here handing back the
+    very tensors) backward builds them. Native's gradients either way."""
+    built = []
+    original = _nchw_kernels.im2col_state
+    monkeypatch.setattr(_nchw_kernels, "im2col_state",
+                        lambda *args: built.append(1) or original(*args))
+    x, w, b = _inputs()
+    native = _grads(F.conv2d(x, w, b, padding=1), (x, w, b))
+    y = scipy_layers.conv2d(x, w, b, padding=1)
+    assert y.grad_fn.forward_state.value is not None
+    torch.testing.assert_close(_grads(y, (x, w, b)), native, rtol=1e-10, atol=1e-12)
+    assert built == []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t):
+        y = scipy_layers.conv2d(x, w, b, padding=1)
+    torch.testing.assert_close(_grads(y, (x, w, b)), native, rtol=1e-10, atol=1e-12)
+    assert built == [1]
+
+
+def test_state_for_hands_the_state_to_the_tensors_forward_ran_on_only():
+    x, w = torch.randn(3), torch.randn(2)
+    ctx = types.SimpleNamespace(forward_state=ForwardState())
+    ctx.forward_state.value = kept = object()
+    remember_inputs(ctx, x, w)
+    assert state_for(ctx, x, w) is kept
+    for other in [(w, x), (x.clone(), w), (x, w.clone()), (x.view(3), w)]:
+        assert state_for(ctx, *other) is None
+    ctx.forward_state = None  # (none made: saved-tensor hooks during forward)
+    assert state_for(ctx, x, w) is None
+
+
+def test_put_back_returns_a_taken_state_unless_the_slot_was_filled_since():
+    state, first, second = ForwardState(), object(), object()
+    state.value = first
+    assert state.take() is first and state.value is None and state.take() is None
+    state.put_back(first)
+    assert state.value is first
+    taken = state.take()
+    state.value = second  # (filled meanwhile: the newer value stays)
+    state.put_back(taken)
+    assert state.value is second
 
 
 def test_a_backward_in_another_thread_keeps_the_windows_it_reads(monkeypatch):
