@@ -148,3 +148,48 @@ def test_an_empty_output_of_huge_size(x_shape, w_shape, padding, fits):
     else:
         with pytest.raises(ValueError, match="more elements than any array can hold"):
             scipy_layers.conv2d(x, w, padding=padding)
+
+
+
+def _counted(x_shape, w_shape, geometry):
+    """The rule's terms (_im2col_route.PADDED_MAX_FACTOR's comment) counted on arrays:
+    (the padded input's elements, the window matrix's (torch's unfold of it), the bound:
+    PADDED_MAX_FACTOR x (the input's elements + the window entries that read a real
+    pixel, from the unfold of a mask of them))."""
+    n, c_in, height, width = x_shape
+    top, bottom, left, right = geometry.padding
+    mask = F.pad(torch.ones(1, 1, height, width, dtype=torch.float64),
+                 (left, right, top, bottom))
+    windows = F.unfold(mask, w_shape[2:], dilation=geometry.dilation, stride=geometry.stride)
+    real = n * c_in * int(windows.sum())
+    return (n * c_in * mask.numel(), n * c_in * windows.numel(),
+            _im2col_route.PADDED_MAX_FACTOR * (n * c_in * height * width + real))
+
+
+def test_the_padding_rule_counts_what_the_padded_arrays_hold():
+    """padding_mostly_unread against its definition, counted, on random geometries with
+    each side's padding drawn apart (asymmetric: 'same' on an even kernel pads one side
+    more), so that padding on the bottom or right alone, the W axis's own left padding
+    and a window matrix larger than the padded input each decide some cases."""
+    rng = np.random.default_rng(1)
+    seen = {"taps": 0, "im2col": 0, "bottom or right only": 0, "windows decide": 0}
+    for _ in range(1500):
+        n, c_in = (int(v) for v in rng.integers(1, 3, 2))
+        height, width, k_h, k_w = (int(v) for v in rng.integers(1, 7, 4))
+        stride, dilation = tuple(rng.integers(1, 4, 2)), tuple(rng.integers(1, 3, 2))
+        padding = tuple(int(v) * int(rng.random() < 0.6) for v in rng.integers(0, 13, 4))
+        reach = (dilation[0] * (k_h - 1) + 1, dilation[1] * (k_w - 1) + 1)
+        padded = (height + padding[0] + padding[1], width + padding[2] + padding[3])
+        if padded[0] < reach[0] or padded[1] < reach[1]:
+            continue
+        out = tuple((p - r) // s + 1 for p, r, s in zip(padded, reach, stride))
+        geometry = ConvGeometry(stride, padding, dilation, 1, out)
+        x_shape, w_shape = (n, c_in, height, width), (1, c_in, k_h, k_w)
+        padded_elements, window_elements, bound = _counted(x_shape, w_shape, geometry)
+        expected = max(padded_elements, window_elements) > bound
+        assert _im2col_route.padding_mostly_unread(x_shape, w_shape, geometry) == expected, (
+            x_shape, w_shape, geometry)
+        seen["taps" if expected else "im2col"] += 1
+        seen["bottom or right only"] += expected and not (padding[0] or padding[2])
+        seen["windows decide"] += expected and padded_elements <= bound
+    assert min(seen.values()) >= 20, seen
