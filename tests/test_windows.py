@@ -60,13 +60,19 @@ def test_narrow_windows_are_torchs_unfold(kernel, stride, dilation, layout, dtyp
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("dilation", [(1, 1), (2, 1), (1, 3)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_wide_windows_are_stretches_of_the_flattened_image(kernel, dilation, dtype):
+@pytest.mark.parametrize("flat_layout", ["contiguous", "gaps between channels"])
+def test_wide_windows_are_stretches_of_the_flattened_image(kernel, dilation, dtype,
+                                                           flat_layout):
     m, c, hp, wp = 2, 3, 11, 14
     reach_h, reach_w = (d * (k - 1) + 1 for d, k in zip(dilation, kernel))
     out_h = hp - reach_h + 1
     length = out_h * wp  # whole padded rows
     tail = reach_w - 1  # (the zero tail the layer's padded input carries for the last rows)
-    flat = np.random.default_rng(1).standard_normal((m, c, hp * wp + tail)).astype(dtype)
+    # (with gaps the one-copy view, which needs a C-contiguous input, cannot serve: the
+    # per-tap copies must)
+    gap = 0 if flat_layout == "contiguous" else 5
+    flat = np.random.default_rng(1).standard_normal(
+        (m, c, hp * wp + tail + gap)).astype(dtype)[:, :, :hp * wp + tail]
     grid = flat[:, :, :hp * wp].reshape(m, c, hp, wp)
     geometry = ConvGeometry((1, 1), (0, 0, 0, 0), dilation, 1, (out_h, wp - reach_w + 1))
     cols = np.full((m, 1, c * kernel[0] * kernel[1], length), np.nan, dtype)
@@ -211,3 +217,28 @@ def test_wide_windows_refuse_to_run_past_the_tail():
     cols = np.empty((2, 1, 27, 9 * 14))
     with pytest.raises(AssertionError, match="run past the flattened padded image"):
         _windows.fill_windows(cols, flat, grid, (3, 3), geometry, wide=True)
+
+
+@pytest.mark.parametrize("bounded", [False, True])
+@pytest.mark.parametrize("n, bytes_per_image, taps", [
+    (0, 1000, 9), (1, 10, 1), (7, 1000, 1), (300, 100_000, 1), (300, 100_000, 400),
+    (5, _windows.MAX_CHUNK_BYTES * 3, 1), (40, _windows.CHUNK_BYTES // 3, 49)])
+def test_image_chunks_cover_the_batch_within_their_bounds(n, bytes_per_image, taps, bounded):
+    """Consecutive near-equal chunks covering the batch once, each within CHUNK_BYTES, or
+    larger for copies of MIN_TAP_BYTES; past MAX_CHUNK_BYTES the whole batch, or, bounded
+    (one chunk's windows held: memory must not grow with the batch), at most
+    MAX_CHUNK_BYTES (at least one image)."""
+    chunks = _windows.image_chunks(n, bytes_per_image, taps, bounded)
+    assert [c.start for c in chunks] == [0, *(c.stop for c in chunks)][:len(chunks)]
+    assert (chunks[-1].stop if chunks else 0) == n and all(c.step is None for c in chunks)
+    sizes = [c.stop - c.start for c in chunks]
+    assert all(size > 0 for size in sizes) and (not sizes or max(sizes) - min(sizes) <= 1)
+    assert _windows.largest(chunks) == max(sizes, default=0)
+    most = max(1, _windows.CHUNK_BYTES // bytes_per_image,
+               -(-_windows.MIN_TAP_BYTES * taps // bytes_per_image))
+    if most * bytes_per_image <= _windows.MAX_CHUNK_BYTES:
+        assert max(sizes, default=0) <= most
+    elif bounded:
+        assert max(sizes) == 1 or max(sizes) * bytes_per_image <= _windows.MAX_CHUNK_BYTES
+    else:
+        assert sizes == [n]
