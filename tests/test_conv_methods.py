@@ -288,3 +288,57 @@ def test_shift_grad_filter_reads_the_input_backward_sees(tier, dtype):
             x.data.mul_(2)
             grads.append(torch.autograd.grad(y.sum(), w)[0])
     torch.testing.assert_close(grads[1], grads[0])
+
+
+@pytest.mark.parametrize("wanted", ["input", "filter", "both"])
+@pytest.mark.parametrize("operands", ["finite", "a NaN in the input"])
+@pytest.mark.parametrize("method", list(METHODS))
+def test_each_gradient_alone_is_natives(method, operands, wanted):
+    """A backward asked for one gradient (the other operand a constant, a frozen
+    filter) gives native's for it, on every method and on the tap kernels that take a
+    pass with a NaN or inf; the other stays None."""
+    gen = torch.Generator().manual_seed(3)
+    x0 = torch.randn(11, 9, dtype=torch.float64, generator=gen)
+    w0 = torch.randn(4, 3, dtype=torch.float64, generator=gen)
+    g = torch.randn(8, 7, dtype=torch.float64, generator=gen)
+    if operands != "finite":
+        x0[2, 5] = float("nan")
+    grads = []
+    for layer in (conv.native_conv2d, lambda x, w: scipy_conv2d(x, w, None, method)):
+        x = x0.clone().requires_grad_(wanted in ("input", "both"))
+        w = w0.clone().requires_grad_(wanted in ("filter", "both"))
+        layer(x, w).backward(g)
+        grads.append((x.grad, w.grad))
+    (native_x, native_w), (ours_x, ours_w) = grads
+    for native, ours in [(native_x, ours_x), (native_w, ours_w)]:
+        assert (native is None) == (ours is None)
+        if native is not None:
+            torch.testing.assert_close(ours, native, rtol=1e-10, atol=1e-10, equal_nan=True)
+
+
+@pytest.mark.parametrize("need_input", [True, False])
+def test_fft_gradients_where_the_certificate_rejects_grad_filter_alone(need_input):
+    """A pixel 1e12 times the rest makes the float32 FFT's grad_filter uncertified (its
+    one tap that reads the pixel dwarfs the others), not grad_input (g and w are
+    ordinary): grad_filter then runs shift, and grad_input stays the FFT's; both within
+    the accuracy contract of native's."""
+    from scipy_layers import _fft_conv
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.randn(32, 32, generator=gen)
+    x0[0, 0] = 1e12
+    w0, g = torch.randn(5, 5, generator=gen), torch.randn(28, 28, generator=gen)
+    _, spectra = _fft_conv.fft_forward(x0.numpy()[None, None], w0.numpy()[None, None],
+                                       (0, 0, 0, 0), (28, 28))
+    certified = _fft_conv.fft_backward(g.numpy()[None, None], spectra, True, True)[2]
+    assert list(certified) == [True, False]  # (the case this test is for)
+    grads = []
+    for layer in (conv.native_conv2d, lambda x, w: scipy_conv2d(x, w, None, "fft")):
+        x, w = x0.clone().requires_grad_(need_input), w0.clone().requires_grad_()
+        layer(x, w).backward(g)
+        grads.append((x.grad, w.grad))
+    (native_x, native_w), (ours_x, ours_w) = grads
+    assert (ours_x is None) == (not need_input)
+    pairs = [(ours_w, native_w)] + ([(ours_x, native_x)] if need_input else [])
+    for ours, native in pairs:
+        error = ((ours.double() - native.double()).abs().max() / native.double().abs().max())
+        assert error <= TOLERANCE[torch.float32], error
