@@ -12,8 +12,9 @@ from torch.autograd import gradcheck
 
 import scipy_layers.nn as nn
 from scipy_layers import _nchw_rule as rule
-from scipy_layers import _im2col_bands, _kn2row, _tall, _windows
+from scipy_layers import _im2col_bands, _im2col_route, _kn2row, _tall, _windows
 from scipy_layers import LAYERS, NATIVE, Conv2d, Implementation, conv2d
+from scipy_layers._nchw_args import check_conv2d_arguments
 from scipy_layers.agreement import TOLERANCE, compare_with_native, max_errors
 from tests._im2col_variants import IM2COL_VARIANTS, im2col_variant
 
@@ -314,6 +315,34 @@ def test_data_elements_count_the_unpadded_input_and_the_output():
         2 * 3 * 10 * 12 + 2 * 4 * 11 * 11)
     # no output: the input alone
     assert rule._data_elements((2, 3, 4, 4), (4, 3, 9, 9), (1, 1, 1, 1)) == 2 * 3 * 4 * 4
+
+
+def test_the_model_prices_kn2row_exactly_where_im2col_runs_it():
+    """modelled_times weighs fft against kn2row's model (runs_kn2row) on the shapes where
+    im2col's route runs kn2row, padded ones included: the padding is part of the layout
+    kn2row's rule reads (random shapes at stride 1, padding below the kernel's size)."""
+    rng = np.random.default_rng(0)
+    seen = {True: 0, False: 0}
+    for _ in range(400):
+        n, c_in = int(rng.integers(1, 5)), int(rng.integers(2, 48))
+        c_out = int(rng.integers(1, c_in))
+        height, width = (int(v) for v in rng.integers(3, 40, 2))
+        k = int(rng.choice([3, 5, 7, 9]))
+        padding = tuple(int(v) for v in rng.integers(0, k, 2))
+        if min(height + 2 * padding[0], width + 2 * padding[1]) < k:
+            continue
+        x = np.zeros((n, c_in, height, width), np.float32)
+        w = np.zeros((c_out, c_in, k, k), np.float32)
+        geometry = check_conv2d_arguments(torch.from_numpy(x), torch.from_numpy(w), None, 1,
+                                          padding, 1, 1)
+        path = _im2col_route.route(x, w, geometry)
+        if path not in (None, _im2col_route.KN2ROW):  # (the taps: mostly padding)
+            continue
+        runs = path == _im2col_route.KN2ROW
+        assert rule.runs_kn2row(x.shape, w.shape, geometry.padding, torch.float32) == runs, (
+            x.shape, w.shape, padding)
+        seen[runs] += 1
+    assert min(seen.values()) >= 20, seen
 
 
 def test_module_mirrors_torch_conv2d():
