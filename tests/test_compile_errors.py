@@ -39,6 +39,12 @@ def _error(run):
     return None
 
 
+def _under_fake_mode(fn, args):
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    with FakeTensorMode(allow_non_fake_inputs=True) as mode:  # (a module's own weights)
+        fn(*(mode.from_tensor(arg) for arg in args))
+
+
 def main(names):
     import torch
     from torch.fx.experimental.proxy_tensor import make_fx
@@ -68,6 +74,8 @@ def main(names):
             "make_fx-pre_dispatch": _error(
                 lambda: make_fx(lambda *inputs: fn(*inputs), pre_dispatch=True)(*args)),
         }
+        # fake tensors alone (a FakeTensorMode, no trace recording): no values for numpy
+        errors["fake"] = _error(lambda: _under_fake_mode(fn, args))
         # a graph built eagerly, its backward traced: the gradient would be a constant
         inputs = [arg.detach().requires_grad_() for arg in args]
         output = fn(*inputs)
@@ -114,6 +122,15 @@ def test_export_with_fake_tensors_names_the_way_out(results, name):
                             "scipy_layers layer")
     assert "Trace the native twin" in error and "torch.compile" in error
 
+
+
+@pytest.mark.parametrize("name", LAYER_NAMES)
+def test_fake_tensors_outside_any_trace_are_refused_clearly(results, name):
+    """A FakeTensorMode with no proxy mode (what non-strict export runs the model under,
+    here alone): the layer's error, not numpy's on a tensor that holds no values."""
+    error = results[name]["errors"]["fake"]
+    assert error is not None and error.startswith(
+        "RuntimeError: make_fx / torch.export cannot record a scipy_layers layer"), error
 
 
 @pytest.mark.parametrize("name", LAYER_NAMES)
