@@ -112,3 +112,16 @@ def check_same_dtype_and_device(reference_name: str, reference: torch.Tensor, **
                 f"{name} is on device {value.device} but {reference_name} is on "
                 f"{reference.device}; all arguments must be on one device"
             )
+
+
+def out_of_memory_error(layer: str, tensors, error: MemoryError) -> MemoryError:
+    """A MemoryError naming the layer and its tensors' shapes, for numpy's own ("Unable to
+    allocate 4.00 TiB for an array with shape (1, 1, 1099511627776)"), which names an
+    internal working array (an expanded input, say, whose stride-0 dims numpy copies
+    out). Still a MemoryError, so code that catches numpy's keeps working."""
+    shapes = ", ".join(f"{tuple(tensor.shape)} {str(tensor.dtype).removeprefix('torch.')}"
+                       for tensor in tensors if isinstance(tensor, torch.Tensor))
+    return MemoryError(
+        f"{layer} ran out of memory on tensors of shape {shapes}: {error} (its numpy "
+        f"working arrays are of the order of the inputs' and output's dense size, "
+        f"expanded dims included); give smaller or fewer images")

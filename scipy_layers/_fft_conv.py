@@ -34,6 +34,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from . import _fft_certificate as cert
 from . import _fft_into
+from ._finite import stored
 from ._fft_contract import contract_channels, contracts_by_matmul
 from ._workspace import recycle, scratch
 
@@ -95,7 +96,8 @@ class _Operand:
 
     @classmethod
     def of(cls, array: np.ndarray, shape, bins_first: bool = False) -> "_Operand":
-        peak = max(float(array.max()), -float(array.min())) if array.size else 0.0
+        data = stored(array)  # (an expanded operand: its repeats change no extreme)
+        peak = max(float(data.max()), -float(data.min())) if array.size else 0.0
         exponent = math.frexp(peak)[1] if peak > 0 else 0
         scaled = np.ldexp(array, -exponent, dtype=np.float64)  # exact, in one pass
         smallest = 0

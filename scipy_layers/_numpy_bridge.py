@@ -30,7 +30,7 @@ import torch
 from torch.autograd import Function
 
 from ._autocast import any_autocast, autocast_devices, in_float32
-from ._checks import PLAIN_TENSORS
+from ._checks import PLAIN_TENSORS, out_of_memory_error
 from ._numpy_quiet import numpy_quiet
 from ._torch_protocols import (backward_jit_trace_error, check_not_tracing,
                                jit_trace_error, opaque_to_compile, torch_function_layer)
@@ -78,16 +78,19 @@ def apply_positional(cls, *args):
         devices = autocast_devices(args)
         if devices:  # (again, with autocast off on those devices: devices is then empty)
             return in_float32(devices, apply_positional, cls, *args)
-    if _functorch_active():
-        check_not_functionalized(cls.__name__, cls.LAYER, cls.NATIVE_TWIN)
-        return Function.apply.__func__(cls, *args)
-    # the C apply of torch._C._FunctionBase, bound to cls, with dead functorch wrappers
-    # unwrapped as torch's unwrap_dead_wrappers does
-    args = list(args)
-    for index in range(count):
-        if isinstance(args[index], torch.Tensor):
-            args[index] = _unwrap_if_dead(args[index])
-    return super(Function, cls).apply(*args)
+    try:  # (free where nothing is raised)
+        if _functorch_active():
+            check_not_functionalized(cls.__name__, cls.LAYER, cls.NATIVE_TWIN)
+            return Function.apply.__func__(cls, *args)
+        # the C apply of torch._C._FunctionBase, bound to cls, with dead functorch wrappers
+        # unwrapped as torch's unwrap_dead_wrappers does
+        args = list(args)
+        for index in range(count):
+            if isinstance(args[index], torch.Tensor):
+                args[index] = _unwrap_if_dead(args[index])
+        return super(Function, cls).apply(*args)
+    except MemoryError as error:
+        raise out_of_memory_error(cls.LAYER, args[:count], error) from error
 
 
 def traced_arguments(cls, args):
@@ -272,11 +275,14 @@ def numpy_gradients(name: str, compute, state, *tensors):
         raise backward_jit_trace_error(name)
     # (the one test of a direct call: FFTAbsFunction.backward hands its spectrum over
     # to be overwritten by the same test)
-    if computes_directly():
-        return tuple(compute(state, *tensors))
-    if _functorch_active():  # (torch's own message would be "NYI: ... custom_function_call")
-        check_not_functionalized(name)
-    return NumpyStep.apply(name, compute, state, *tensors)
+    try:  # (free where nothing is raised)
+        if computes_directly():
+            return tuple(compute(state, *tensors))
+        if _functorch_active():  # (torch's message would be "NYI: ... custom_function_call")
+            check_not_functionalized(name)
+        return NumpyStep.apply(name, compute, state, *tensors)
+    except MemoryError as error:
+        raise out_of_memory_error(f"the backward of {name}", tensors, error) from error
 
 
 def computes_directly() -> bool:

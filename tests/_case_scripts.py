@@ -9,13 +9,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_cases(script: str, names: list[str]) -> dict:
+def run_cases(script: str, names: list[str], timeout: float = 1200) -> dict:
     """Case name -> its JSON line, from ``python script *names`` run with this checkout
-    first on the path; every case must report, in order."""
+    first on the path; every case must report, in order, within ``timeout`` seconds."""
     python_path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     run = subprocess.run([sys.executable, script, *names], cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": python_path},
-                         capture_output=True, text=True, timeout=1200)
+                         capture_output=True, text=True, timeout=timeout)
     lines = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
     assert [line["case"] for line in lines] == names, run.stderr[-4000:]
     return {line["case"]: line for line in lines}

@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
+from scipy_layers import _finite
 from scipy_layers._finite import all_finite
 
 
@@ -22,6 +23,9 @@ LAYOUTS = {
     "step-sliced": lambda a: a[::2, 1::3],
     "cropped": lambda a: a[1:-1, 2:],
     "zero-stride": lambda a: np.broadcast_to(a[:1], a.shape),
+    "zero-stride columns": lambda a: np.broadcast_to(a[:, 4:5], a.shape),
+    "zero-stride both": lambda a: np.broadcast_to(a[3:4, 4:5], a.shape),
+    "zero-stride stepped": lambda a: np.broadcast_to(a[None, ::2, 1::3], (3, 4, 4)),
     "reversed": lambda a: a[::-1, ::-1],
     "1-D": lambda a: a.reshape(-1),
     "0-D": lambda a: a[3, 4, ...],
@@ -41,11 +45,14 @@ def _value(name, dtype):
             "subnormal": info.smallest_subnormal}.get(name, VALUES[name])
 
 
+@pytest.mark.parametrize("stored_min_size", ["default", 0])
 @pytest.mark.parametrize("blas", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("planted", ["none", "nan", "inf", "-inf", *VALUES])
-def test_all_finite_is_exact(dtype, layout, planted, blas):
+def test_all_finite_is_exact(dtype, layout, planted, blas, stored_min_size, monkeypatch):
+    if stored_min_size != "default":  # (an expanded view's repeats skipped at any size)
+        monkeypatch.setattr(_finite, "STORED_MIN_SIZE", stored_min_size)
     rng = np.random.default_rng(0)
     for position in itertools.product((0, 3, 7), (0, 4, 10)):
         base = rng.standard_normal((8, 11)).astype(dtype)
