@@ -103,6 +103,17 @@ def test_far_padding_runs_in_the_memory_of_its_input(case):
     assert result.stdout.startswith("ok"), result.stdout
 
 
+def _geometry_if_it_fits(image, kernel, stride, padding, dilation):
+    """The ConvGeometry (groups 1) of these, or None where the padded image (padding: top,
+    bottom, left, right) is smaller than the dilated kernel's reach."""
+    reach = (dilation[0] * (kernel[0] - 1) + 1, dilation[1] * (kernel[1] - 1) + 1)
+    padded = (image[0] + padding[0] + padding[1], image[1] + padding[2] + padding[3])
+    if padded[0] < reach[0] or padded[1] < reach[1]:
+        return None
+    out = tuple((p - r) // s + 1 for p, r, s in zip(padded, reach, stride))
+    return ConvGeometry(stride, padding, dilation, 1, out)
+
+
 def test_real_positions_count_what_the_tap_kernels_form():
     """The rule's count of window entries that read real pixels, axis by axis, against
     the tap kernels' own blocks, on random geometries."""
@@ -112,12 +123,10 @@ def test_real_positions_count_what_the_tap_kernels_form():
         height, width, k_h, k_w = (int(v) for v in rng.integers(1, 9, 4))
         stride, dilation = tuple(rng.integers(1, 5, 2)), tuple(rng.integers(1, 5, 2))
         padding = tuple(int(v) for v in rng.integers(0, 7, 4))
-        reach = (dilation[0] * (k_h - 1) + 1, dilation[1] * (k_w - 1) + 1)
-        padded = (height + padding[0] + padding[1], width + padding[2] + padding[3])
-        if padded[0] < reach[0] or padded[1] < reach[1]:
+        geometry = _geometry_if_it_fits((height, width), (k_h, k_w), stride, padding, dilation)
+        if geometry is None:
             continue
-        out = tuple((p - r) // s + 1 for p, r, s in zip(padded, reach, stride))
-        geometry = ConvGeometry(stride, padding, dilation, 1, out)
+        out = geometry.out_hw
         blocks = sum((rows.stop - rows.start) * (cols.stop - cols.start) for *_, (rows, cols), _
                      in _taps((1, 1, k_h, k_w), (height, width), geometry))
         assert blocks == (_real_positions(k_h, dilation[0], stride[0], padding[0], height, out[0])
@@ -178,12 +187,9 @@ def test_the_padding_rule_counts_what_the_padded_arrays_hold():
         height, width, k_h, k_w = (int(v) for v in rng.integers(1, 7, 4))
         stride, dilation = tuple(rng.integers(1, 4, 2)), tuple(rng.integers(1, 3, 2))
         padding = tuple(int(v) * int(rng.random() < 0.6) for v in rng.integers(0, 13, 4))
-        reach = (dilation[0] * (k_h - 1) + 1, dilation[1] * (k_w - 1) + 1)
-        padded = (height + padding[0] + padding[1], width + padding[2] + padding[3])
-        if padded[0] < reach[0] or padded[1] < reach[1]:
+        geometry = _geometry_if_it_fits((height, width), (k_h, k_w), stride, padding, dilation)
+        if geometry is None:
             continue
-        out = tuple((p - r) // s + 1 for p, r, s in zip(padded, reach, stride))
-        geometry = ConvGeometry(stride, padding, dilation, 1, out)
         x_shape, w_shape = (n, c_in, height, width), (1, c_in, k_h, k_w)
         padded_elements, window_elements, bound = _counted(x_shape, w_shape, geometry)
         expected = max(padded_elements, window_elements) > bound
