@@ -114,14 +114,22 @@ def check_same_dtype_and_device(reference_name: str, reference: torch.Tensor, **
             )
 
 
+class LayerMemoryError(MemoryError):
+    """A layer ran out of memory (:func:`out_of_memory_error`); a MemoryError, so code that
+    catches numpy's keeps working."""
+
+
 def out_of_memory_error(layer: str, tensors, error: MemoryError) -> MemoryError:
     """A MemoryError naming the layer and its tensors' shapes, for numpy's own ("Unable to
     allocate 4.00 TiB for an array with shape (1, 1, 1099511627776)"), which names an
     internal working array (an expanded input, say, whose stride-0 dims numpy copies
-    out). Still a MemoryError, so code that catches numpy's keeps working."""
+    out); ``error`` itself where it is one already (a layer call inside another's, as a
+    vmap rule makes: named once, by the innermost call)."""
+    if isinstance(error, LayerMemoryError):
+        return error
     shapes = ", ".join(f"{tuple(tensor.shape)} {str(tensor.dtype).removeprefix('torch.')}"
                        for tensor in tensors if isinstance(tensor, torch.Tensor))
-    return MemoryError(
+    return LayerMemoryError(
         f"{layer} ran out of memory on tensors of shape {shapes}: {error} (its numpy "
         f"working arrays are of the order of the inputs' and output's dense size, "
         f"expanded dims included); give smaller or fewer images")

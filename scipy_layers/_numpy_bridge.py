@@ -90,7 +90,10 @@ def apply_positional(cls, *args):
                 args[index] = _unwrap_if_dead(args[index])
         return super(Function, cls).apply(*args)
     except MemoryError as error:
-        raise out_of_memory_error(cls.LAYER, args[:count], error) from error
+        named = out_of_memory_error(cls.LAYER, args[:count], error)
+        if named is error:
+            raise
+        raise named from error
 
 
 def traced_arguments(cls, args):
@@ -282,7 +285,10 @@ def numpy_gradients(name: str, compute, state, *tensors):
             check_not_functionalized(name)
         return NumpyStep.apply(name, compute, state, *tensors)
     except MemoryError as error:
-        raise out_of_memory_error(f"the backward of {name}", tensors, error) from error
+        named = out_of_memory_error(f"the backward of {name}", tensors, error)
+        if named is error:
+            raise
+        raise named from error
 
 
 def computes_directly() -> bool:
