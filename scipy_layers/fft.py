@@ -135,7 +135,8 @@ class BadFFTFunction(Function):
     @staticmethod
     @opaque_to_compile
     def jvp(ctx, input_tangent):
-        raise forward_mode_error("BadFFTFunction (the tutorial's wrong gradient)")
+        raise forward_mode_error(f"BadFFTFunction ({BadFFTFunction.LAYER}, the tutorial's "
+                                 f"wrong gradient)")  # (the layer called, as NAME_IN_ERRORS)
 
     @staticmethod
     @opaque_to_compile
