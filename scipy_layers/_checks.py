@@ -123,10 +123,15 @@ def out_of_memory_error(layer: str, tensors, error: MemoryError) -> MemoryError:
     """A MemoryError naming the layer and its tensors' shapes, for numpy's own ("Unable to
     allocate 4.00 TiB for an array with shape (1, 1, 1099511627776)"), which names an
     internal working array (an expanded input, say, whose stride-0 dims numpy copies
-    out); ``error`` itself where it is one already (a layer call inside another's, as a
-    vmap rule makes: named once, by the innermost call)."""
-    if isinstance(error, LayerMemoryError):
-        return error
+    out), or a plain one (pocketfft's, Python's). ``error`` itself where it should pass
+    on as it came: one a layer named already (torch.func runs a layer's vmap or
+    forward-mode rule inside its outer call, each calling the layer again: named once,
+    by the innermost call), or another library's MemoryError subclass (CuPy's
+    ``cupy.cuda.memory.OutOfMemoryError`` on the GPU path: callers catch it by its type,
+    to free CuPy's pool and retry, and it is about GPU memory; hostile pass 113)."""
+    kind = type(error)
+    if kind is not MemoryError and kind.__module__.partition(".")[0] != "numpy":
+        return error  # (LayerMemoryError included)
     shapes = ", ".join(f"{tuple(tensor.shape)} {str(tensor.dtype).removeprefix('torch.')}"
                        for tensor in tensors if isinstance(tensor, torch.Tensor))
     return LayerMemoryError(

@@ -8,7 +8,6 @@ per case; the tests run it in a subprocess (tests/_case_scripts.py), so an alloc
 that the machine's overcommit lets through ends that process, not the test run."""
 from __future__ import annotations
 
-import functools
 import json
 import sys
 import time
@@ -22,24 +21,24 @@ CASES = [f"{layer}-{method}" for layer, methods in (
     ("conv2d", ("auto", "im2col", "shift", "fft")),
     ("Conv2d", ("auto",)),
     ("fft_abs", ("auto", "fft")),
-    # a layer call inside another's (its vmap rule calls the Function again): named once
-    ("vmap.scipy_conv2d", ("auto",)), ("vmap.conv2d", ("auto",)), ("vmap.fft_abs", ("auto",)),
 ) for method in methods]
+# under torch.func, which runs the layer's vmap or forward-mode rule inside its outer call,
+# each calling the layer again: named once, numpy's error its cause (hostile pass 113)
+TRANSFORM_CASES = ["vmap-fft_abs", "vmap-incorrect_fft", "vmap-scipy_conv2d", "vmap-conv2d",
+                   "grad-fft_abs", "jvp-scipy_conv2d", "jvp-conv2d", "jvp-fft_abs"]
 LAYER_NAMES = {"scipy_conv2d": "scipy_conv2d / ScipyConv2d",
                "conv2d": "scipy_layers.conv2d / Conv2d", "Conv2d": "scipy_layers.conv2d / Conv2d",
-               "fft_abs": "fft_abs"}
+               "fft_abs": "fft_abs", "incorrect_fft": "incorrect_fft"}
 
 
-def _call(case: str, image=None):
+def _call(case: str):
     import torch
 
     import scipy_layers as sl
     layer, method = case.split("-")
-    if image is None:
-        image = torch.zeros(1).expand(SIDE, SIDE)
-    if layer.startswith("vmap."):
-        call = functools.partial(_call, f"{layer.removeprefix('vmap.')}-{method}")
-        return torch.func.vmap(lambda image: call(image=image))(image.expand(2, SIDE, SIDE))
+    image = torch.zeros(1).expand(SIDE, SIDE)
+    if case in TRANSFORM_CASES:
+        return _transformed(layer, method, image)
     if layer == "scipy_conv2d":
         return sl.scipy_conv2d(image, torch.ones(3, 3), method=method)
     if layer == "conv2d":
@@ -47,6 +46,21 @@ def _call(case: str, image=None):
     if layer == "Conv2d":
         return sl.Conv2d(1, 1, 3)(image[None, None])
     return sl.fft_abs(image, method=method)
+
+
+def _transformed(transform: str, layer: str, image):
+    import torch
+    from torch import func
+
+    import scipy_layers as sl
+    call = {"fft_abs": sl.fft_abs, "incorrect_fft": sl.incorrect_fft,
+            "scipy_conv2d": lambda x: sl.scipy_conv2d(x, torch.ones(3, 3)),
+            "conv2d": lambda x: sl.conv2d(x[None, None], torch.ones(1, 1, 3, 3))}[layer]
+    if transform == "vmap":
+        return func.vmap(call)(image[None].expand(2, SIDE, SIDE))
+    if transform == "grad":
+        return func.grad(lambda x: call(x).sum())(image)
+    return func.jvp(call, (image,), (image,))
 
 
 def _report(case: str) -> dict:
@@ -58,31 +72,39 @@ def _report(case: str) -> dict:
         error = caught
     return {"case": case, "seconds": time.perf_counter() - start,
             "type": type(error).__name__, "message": str(error),
-            "cause": type(error.__cause__).__name__ if error is not None else None}
+            "cause": type(error.__cause__).__name__ if error is not None else None,
+            "cause_message": str(error.__cause__) if error is not None else None}
 
 
 @pytest.fixture(scope="module")
 def reports():
     from _case_scripts import run_cases
-    return run_cases(__file__, CASES, timeout=600)
+    return run_cases(__file__, CASES + TRANSFORM_CASES, timeout=600)
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_an_input_too_large_for_memory_is_a_memory_error_naming_the_layer(reports, case):
     report = reports[case]
-    layer = case.split("-")[0].removeprefix("vmap.")
+    layer = case.split("-")[0]
     assert report["type"] == "LayerMemoryError", report  # (a MemoryError)
     assert report["cause"] == "MemoryError", report  # (numpy's own, kept as the cause)
     assert report["message"].startswith(f"{LAYER_NAMES[layer]} ran out of memory on tensors "
                                         f"of shape "), report
     shape = f"({SIDE}, {SIDE})" if layer in ("scipy_conv2d", "fft_abs") else f"(1, 1, {SIDE}, {SIDE})"
-    if case.startswith("vmap."):  # (what the layer got: conv2d and fft_abs fold the 2
-        # entries into their batch; the single-channel conv runs once per entry)
-        shape = {"conv2d": f"(2, 1, {SIDE}, {SIDE})", "fft_abs": f"(2, {SIDE}, {SIDE})"}.get(
-            layer, shape)
     assert f"{shape} float32" in report["message"], report
-    assert report["message"].count("ran out of memory") == 1, report
     # (at once: before the fix each case scanned 2**48 elements, hours; here ~1 s)
+    assert report["seconds"] < 60, report
+
+
+@pytest.mark.parametrize("case", TRANSFORM_CASES)
+def test_under_a_transform_the_layer_is_named_once(reports, case):
+    report = reports[case]
+    assert report["type"] == "LayerMemoryError", report  # (a MemoryError)
+    assert report["message"].startswith(f"{LAYER_NAMES[case.split('-')[1]]} ran out of memory "
+                                        f"on tensors of shape "), report
+    assert report["message"].count("ran out of memory") == 1, report
+    assert report["cause"] == "MemoryError", report
+    assert report["cause_message"].startswith("Unable to allocate"), report  # (numpy's)
     assert report["seconds"] < 60, report
 
 
@@ -100,6 +122,55 @@ def test_a_backward_that_runs_out_of_memory_names_its_layer():
                                           r"Unable to allocate") as error:
         numpy_gradients("FFTAbsFunction (fft_abs)", compute, None, gradient)
     assert isinstance(error.value.__cause__, MemoryError)
+
+
+class _CupyOutOfMemory(MemoryError):
+    """As CuPy's ``cupy.cuda.memory.OutOfMemoryError``: a MemoryError subclass of its own."""
+
+
+@pytest.mark.parametrize("step", ["forward", "backward"])
+@pytest.mark.parametrize("layer", ["scipy_conv2d", "fft_abs"])
+def test_cupys_own_out_of_memory_error_passes_through_unchanged(monkeypatch, layer, step):
+    """On the CuPy path (here the stand-in for CuPy) a layer runs out of GPU memory with
+    CuPy's OutOfMemoryError, which callers catch by its type (to free CuPy's pool and
+    retry): the layer raises it as it came, as native raises torch's own. It became a
+    plain MemoryError about "numpy working arrays" (hostile pass 113)."""
+    import torch
+
+    from scipy_layers import fft_abs, gpu, scipy_conv2d
+    from tests._fake_cupy import fake_cupy, install
+
+    gpu.cupy_status.cache_clear()
+    monkeypatch.setattr(gpu, "_no_gpu_path_warned", set())
+    modules, _ = fake_cupy()
+    install(monkeypatch, modules)
+    raised = _CupyOutOfMemory("Out of memory allocating 1,099,511,627,776 bytes")
+
+    def out_of_memory(*args, **kwargs):
+        raise raised
+
+    def run_out_of_memory():
+        signal, cp = modules["cupyx.scipy.signal"], modules["cupy"]
+        for name in ("correlate2d", "convolve2d", "correlate", "convolve"):
+            monkeypatch.setattr(signal, name, out_of_memory)
+        monkeypatch.setattr(cp, "fft", type(cp.fft)(rfft2=out_of_memory, irfft2=out_of_memory))
+
+    x = torch.randn(8, 8, requires_grad=True)
+    call = ((lambda: scipy_conv2d(x, torch.randn(3, 3), method="cupy")) if layer == "scipy_conv2d"
+            else (lambda: fft_abs(x)))
+    try:
+        if step == "forward":
+            run_out_of_memory()
+            with pytest.raises(_CupyOutOfMemory) as error:
+                call()
+        else:
+            out = call()
+            run_out_of_memory()
+            with pytest.raises(_CupyOutOfMemory) as error:
+                out.sum().backward()
+        assert error.value is raised
+    finally:
+        gpu.cupy_status.cache_clear()
 
 
 if __name__ == "__main__":
