@@ -263,3 +263,50 @@ def test_too_few_cells_past_the_held_out_ones_is_an_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         fit_cost_model.main([_csv(tmp_path, _rows(42))])
     assert "float32: 2 cells to fit on past the 40 held out" in capsys.readouterr().err
+
+
+def test_regret_is_that_of_the_pick_the_given_constants_make():
+    """(mutation pass 114) The fitted constants' regret is that of the rule's pick by
+    them, not by the rule's constants of the day."""
+    case = method_choice.parse_case("cnn:4x4x128x128:8:float32:9:p4")
+    x_shape, w_shape, padding = method_choice._shapes(case)
+    now = {name: getattr(rule, name)["float32"] for name in NAMES}
+
+    def pick(values):
+        with method_choice.constants("float32", values):
+            return rule.choose_nchw_method(x_shape, w_shape, (1, 1), (1, 1), 1,
+                                           torch.float32, padding)
+
+    first = pick(now)
+    other = {"fft": "im2col", "im2col": "fft"}[first]
+    flipped = {**now, ("FFT_FIXED_NS" if first == "fft" else "IM2COL_FIXED_NS"): 1e12}
+    assert pick(flipped) == other  # (the first pick made a second's worth dearer)
+    times = {first: 1.0, other: 2.0}
+    assert fit_cost_model.regret([(case, times)], "float32", now) == (1.0, 0)
+    assert fit_cost_model.regret([(case, times)], "float32", flipped) == (2.0, 1)
+    assert {name: getattr(rule, name)["float32"] for name in NAMES} == now
+
+
+@pytest.mark.parametrize("held_out, fitted", [(20, 44), (0, 64)])
+def test_held_out_takes_the_count_given(tmp_path, capsys, held_out, fitted):
+    # (mutation pass 114: the default 40 were held out whatever --held-out said)
+    assert fit_cost_model.main([_csv(tmp_path, _rows(64)), "--held-out", str(held_out)]) == 0
+    text = capsys.readouterr().out
+    for dtype in ("float32", "float64"):
+        section, values = _fitted(text, dtype)
+        assert section.startswith(f"fitted on {fitted} cells")
+        assert f"{64 - fitted} held out" in section.splitlines()[0]
+        assert (f"| held out ({held_out}) |" in section) == bool(held_out)
+        assert f"| fitted ({fitted}) |" in section
+        assert values == pytest.approx(TRUE[dtype], rel=1e-3)
+
+
+def test_a_padded_cell_is_unrunnable_only_where_the_padded_image_is_too_small():
+    # (mutation pass 114: the padding was left out, refusing 'same' cells whose kernel is
+    # larger than the image itself)
+    for cell, problem in [("cnn 2x3x8x8->4 k13 p6 float32", None),
+                          ("cnn 2x3x8x8->4 k13 p2 float32", "no output"),
+                          ("cnn 2x3x8x8->4 k13 float32", "no output"),
+                          ("cnn 2x3x8x12->4 k11 p2 float32", None)]:
+        why = fit_cost_model._unrunnable(fit_cost_model.case_of(cell))
+        assert (why is None) if problem is None else problem in why, (cell, why)
