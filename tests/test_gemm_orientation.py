@@ -221,3 +221,13 @@ def test_a_run_times_only_the_dtypes_asked_each_case_once(capsys, monkeypatch):
     assert timed == [("2x3x8x8:4:3", "float64"), ("1x1x4x4:1:3", "float64")]
     out = capsys.readouterr().out
     assert "## float64" in out and "## float32" not in out
+
+
+def test_a_rows_ratio_is_the_median_and_quartiles_of_the_batch_pairs(monkeypatch):
+    # (mutation pass 114) one slow cols-first batch of four: the median ratio stays 1
+    times = {"cols": [1e-3, 1e-3, 1e-3, 5e-3], "gy": [1e-3, 1e-3, 1e-3, 1e-3]}
+    monkeypatch.setattr(gemm_orientation, "batch_times", lambda calls, batches, per: times)
+    row = gemm_orientation.measure("2x3x6x6:4:3", np.dtype(np.float64), 4)
+    assert row["ratio"] == pytest.approx(1.0)
+    assert (row["ratio_q1"], row["ratio_q3"]) == (pytest.approx(1.0), pytest.approx(2.0))
+    assert (row["cols_us"], row["gy_us"]) == (pytest.approx(1000), pytest.approx(1000))
