@@ -245,6 +245,122 @@ def test_gpu_check_with_a_gpu_but_no_cupy_says_how_to_fix(monkeypatch, capsys):
     assert "CuPy is not installed" in out and "pip install scipy-layers[gpu]" in out
 
 
+def _gpu_check_on_a_stand_in(monkeypatch, gradients=None, memory=None, rows=()):
+    """gpu_check.main as on a GPU with CuPy, its checks replaced: ``gradients`` or
+    ``memory`` an exception the check raises, ``rows`` the agreement rows; the tables
+    it would print are recorded (mutation pass 114)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *args: "Stand-in GPU")
+    runtime = types.SimpleNamespace(runtimeGetVersion=lambda: 12000)
+    cp = types.SimpleNamespace(__version__="0.0", cuda=types.SimpleNamespace(runtime=runtime))
+    monkeypatch.setattr(gpu, "cupy_status", lambda: gpu.CupyStatus(True, "", cp, None))
+
+    def raising(error, value=None):
+        def check():
+            if error is not None:
+                raise error
+            return value
+        return check
+
+    monkeypatch.setattr(gpu_check, "check_gradients", raising(gradients))
+    monkeypatch.setattr(gpu_check, "check_memory_counted", raising(memory, 2 ** 20))
+    monkeypatch.setattr(gpu_check, "agreement_rows", lambda: list(rows))
+    tables = []
+    monkeypatch.setattr(gpu_check, "_print_table", tables.append)
+    return tables
+
+
+@pytest.mark.parametrize("errors, status", [((1e-6, 1e-5), 0), ((1e-6, 2e-5), 1)])
+def test_gpu_check_fails_on_an_agreement_past_its_tolerance(monkeypatch, capsys, errors, status):
+    rows = [("conv a", "output", errors[0], 1e-5), ("conv b", "grad_input", errors[1], 1e-5)]
+    _gpu_check_on_a_stand_in(monkeypatch, rows=rows)
+    assert gpu_check.main(["--no-timing"]) == status
+    lines = capsys.readouterr().out.splitlines()
+    verdicts = [line.split()[-1] for line in lines if line.startswith("agreement")]
+    assert verdicts == ["ok", "ok" if status == 0 else "FAILED"]
+    assert lines[-1] == ("gpu_check: all checks passed" if status == 0 else "gpu_check: FAILED")
+
+
+@pytest.mark.parametrize("which", ["gradients", "memory"])
+def test_gpu_check_fails_when_gradcheck_or_the_memory_check_fails(monkeypatch, capsys, which):
+    _gpu_check_on_a_stand_in(monkeypatch, **{which: AssertionError("off")},
+                             rows=[("conv a", "output", 0.0, 1e-5)])
+    assert gpu_check.main(["--no-timing"]) == 1
+    out = capsys.readouterr().out
+    said = {"gradients": "gradcheck FAILED: AssertionError: off",
+            "memory": "memory check FAILED: AssertionError: off"}
+    assert said[which] in out and out.splitlines()[-1] == "gpu_check: FAILED"
+    assert "agreement conv a" in out  # (the other checks still ran)
+
+
+@pytest.mark.parametrize("options, checked, tables", [(["--timing-only"], False, 1),
+                                                       (["--no-timing"], True, 0), ([], True, 1)])
+def test_gpu_check_runs_the_checks_and_the_table_asked_for(monkeypatch, capsys, options,
+                                                           checked, tables):
+    printed = _gpu_check_on_a_stand_in(monkeypatch, rows=[("conv a", "output", 0.0, 1e-5)])
+    assert gpu_check.main([*options, "--repeats", "4"]) == 0
+    out = capsys.readouterr().out
+    assert ("agreement conv a" in out) == checked == ("gradcheck (float64" in out)
+    assert printed == [4] * tables
+
+
+class _StandInEvent:
+    """torch.cuda.Event on a clock that each timed call moves forward."""
+    clock = [0.0]
+
+    def __init__(self, enable_timing=False):
+        self.at = None
+
+    def record(self):
+        self.at = self.clock[0]
+
+    def synchronize(self):
+        pass
+
+    def elapsed_time(self, end):
+        return end.at - self.at
+
+
+def test_gpu_check_median_ms_times_at_least_three_calls(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "Event", _StandInEvent)
+    for costs, expected in [([1000.0, 30.0, 10.0, 20.0], 20.0),  # over the budget: 3 calls
+                            ([1.0] + [2.0] * 5, 2.0)]:            # under it: the 5 asked
+        calls = iter(costs)
+
+        def call():
+            _StandInEvent.clock[0] += next(calls)
+
+        assert gpu_check.median_ms(call, 5, budget_ms=2000.0) == expected
+        assert next(calls, None) is None  # (every cost spent: the warm-up and each repeat)
+
+
+def test_gpu_check_a_timing_that_fails_reads_failed(monkeypatch, capsys):
+    emptied = []
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(True))
+
+    def out_of_memory(fn, repeats):
+        raise RuntimeError("CUDA out of memory.\nTried to allocate 2 GiB")
+
+    monkeypatch.setattr(gpu_check, "median_ms", out_of_memory)
+    value = gpu_check._safe_ms(lambda: None, 3)
+    assert gpu_check._format_ms(value) == "failed" and emptied == [True]
+    assert capsys.readouterr().out == "# timing failed: RuntimeError: CUDA out of memory.\n"
+    assert gpu_check._format_ms(1.23456) == "1.235"
+
+
+@pytest.mark.parametrize("short, passes", [(0, True), (1, False)])
+def test_gpu_check_memory_counts_the_output_and_its_complex_spectrum(monkeypatch, short, passes):
+    # fft_abs of 8x6 float64: an 8x4 output (256 bytes) and its complex spectrum (512)
+    allocated = iter([1000, 1000 + 256 + 512 - short])
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *args: None)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda *args: next(allocated))
+    if passes:
+        assert gpu_check.check_memory_counted(device="cpu", size=(8, 6)) == 768
+    else:
+        with pytest.raises(AssertionError, match="expected at least 768"):
+            gpu_check.check_memory_counted(device="cpu", size=(8, 6))
+
+
 # --- on a real GPU with CuPy ----------------------------------------------------------
 
 needs_gpu = pytest.mark.skipif(not HAS_GPU_AND_CUPY, reason="needs a CUDA GPU and CuPy")
