@@ -178,6 +178,32 @@ def test_tests_that_all_skip_are_no_survivor(demo):
     assert run.returncode == 2 and "no test passed" in run.stdout, run.stdout
 
 
+def test_a_mutant_that_breaks_collection_is_killed(demo):
+    """A mutant that makes its module fail to import (pytest's status 2, a collection
+    error) is caught by its tests: killed, not an error (mutation pass 114)."""
+    run = _run_table(demo, 'Mutant("syntax", "pkg/m.py", "2 * x", "2 * * x", '
+                           '("tests/test_m.py",), "a syntax error"),\n', "--no-baseline")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.startswith("killed          extra:syntax"), run.stdout
+
+
+def test_a_mutant_whose_text_occurs_twice_is_stale(demo):
+    """(mutation pass 114) Its text would be replaced at both places, a mutant other than
+    the one its table describes: stale, never applied."""
+    run = _run_table(demo, 'Mutant("twice", "pkg/m.py", "    return ", "    return 0 + ", '
+                           '("tests/test_m.py",), "both returns"),\n', "--no-baseline")
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "stale: its text occurs 2 times in pkg/m.py, not once" in run.stdout, run.stdout
+
+
+def test_an_id_used_twice_is_refused(demo):
+    """Two mutants of one id: one verdict would hide the other (mutation pass 114)."""
+    mutant = 'Mutant("same", "pkg/m.py", "2 * x", "3 * x", ("tests/test_m.py",), "x3"),\n'
+    run = _run_table(demo, mutant * 2)
+    assert run.returncode == 2 and "ids used twice: extra:same" in run.stderr, run.stderr
+    assert run.stdout == ""
+
+
 @pytest.mark.parametrize("table, root", [("MUTANTS = [", None), ("X = 1", None),
                                          ("MUTANTS = []", "not-a-repo")])
 def test_a_bad_table_or_root_is_status_2_not_1(demo, tmp_path, table, root):
@@ -192,7 +218,7 @@ def test_a_bad_table_or_root_is_status_2_not_1(demo, tmp_path, table, root):
     assert run.returncode == 2 and "mutation_check: error:" in run.stderr, run.stderr
 
 
-@pytest.mark.parametrize("timeout", ["nan", "inf"])
+@pytest.mark.parametrize("timeout", ["nan", "inf", "0", "-1"])  # (0, -1: pass 114)
 def test_a_timeout_that_is_no_number_of_seconds_is_refused(demo, timeout):
     run = _run(demo, "demo:killed", "--timeout", timeout)
     assert run.returncode == 2 and "--timeout" in run.stderr, run.stderr
