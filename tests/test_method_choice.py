@@ -175,3 +175,57 @@ def test_bad_arguments_are_named(arguments, message, tmp_path):
                             capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert result.returncode == 2 and message in result.stderr
     assert not list(tmp_path.iterdir())
+
+
+def _row(cell, dtype, auto, fft_ms, im2col_ms):
+    return {"cell": cell, "dtype": dtype, "auto": auto, "fft_ms": fft_ms,
+            "im2col_ms": im2col_ms, "fft_over_im2col": fft_ms / im2col_ms,
+            "modelled_fft_over_im2col": 1.0,
+            "regret": {"fft": fft_ms, "im2col": im2col_ms}[auto] / min(fft_ms, im2col_ms)}
+
+
+def test_each_dtypes_summary_counts_its_own_cells():
+    # (mutation pass 114: each dtype's section summed and listed both dtypes' cells)
+    rows = [_row("a", "float32", "fft", 4.0, 2.0), _row("b", "float64", "im2col", 9.0, 3.0),
+            _row("c", "float32", "im2col", 5.0, 1.0)]
+    text = method_choice.markdown(rows, 2, "now", "abc")
+    sections = {part.split(":")[0]: part for part in text.split("\n## ")[1:]}
+    assert sections["float32"].startswith(
+        "float32: auto 5.0 ms in all, the faster method 3.0 ms (1.667x); 1 of 2 cells")
+    assert sections["float64"].startswith(
+        "float64: auto 3.0 ms in all, the faster method 3.0 ms (1.000x); 0 of 1 cells")
+    listed = {dtype: [line.split(" | ")[0] for line in part.splitlines() if line.startswith("| ")
+                      and "---" not in line and "cell" not in line]
+              for dtype, part in sections.items()}
+    assert listed == {"float32": ["| a", "| c"], "float64": ["| b"]}
+
+
+def test_cells_draws_the_count_given(monkeypatch, tmp_path):
+    # (mutation pass 114: --cells was ignored, the default draw timed)
+    timed = []
+
+    def measure(case, batches):
+        timed.append(method_choice.label(case))
+        return _row(method_choice.label(case), case[2], "fft", 1.0, 1.0)
+
+    monkeypatch.setattr(method_choice, "measure", measure)
+    threads = torch.get_num_threads()
+    try:
+        assert method_choice.main(["--cells", "2", "--batches", "2", "--out", str(tmp_path)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert timed == [method_choice.label(case) for case in method_choice.drawn_cases(2)]
+    assert len(timed) == 4
+    assert list(pd.read_csv(tmp_path / "method_choice.csv")["cell"]) == timed
+
+
+def test_the_modelled_ratio_is_fft_over_im2col_as_the_measured_one(monkeypatch):
+    # (mutation pass 114: the modelled column was im2col / fft)
+    monkeypatch.setattr(method_choice, "batch_times", lambda calls, batches, per_batch:
+                        {"fft": [0.003, 0.003], "im2col": [0.001, 0.001]})
+    case = method_choice.parse_case("cnn:4x2x32x32:8:float64:15")
+    fft_ms, im2col_ms = method_choice.modelled(case)
+    assert abs(fft_ms / im2col_ms - 1) > 0.05  # (a ratio told from its inverse)
+    row = method_choice.measure(case, 2)
+    assert row["modelled_fft_over_im2col"] == pytest.approx(fft_ms / im2col_ms)
+    assert row["fft_over_im2col"] == pytest.approx(3.0)
