@@ -307,3 +307,36 @@ def test_the_hot_floor_gives_a_bias_gradient_of_the_bias_shape(bias_shape):
     grads = floor_layers.hot_call("conv", (x, w, b), {}, g)()
     assert [t.shape for t in grads] == [x.shape, w.shape, b.shape]
     assert all(torch.equal(ours, theirs) for ours, theirs in zip(grads, expected))
+
+
+def test_the_null_floors_shapes_are_the_layers_on_oblong_inputs():
+    """(mutation pass 114) The null floors' outputs and gradients have the layer's shapes
+    where height and width differ, the kernel's included: a side taken for the other
+    passed the square cases above."""
+    x, w, b = (torch.randn(s, dtype=torch.float64, requires_grad=True)
+               for s in ((12, 9), (5, 2), (1, 1)))
+    y = floor_layers.NullConv.apply(x, w, b)
+    assert y.shape == scipy_conv2d(x, w, b).shape == (8, 8)
+    grads = torch.autograd.grad(y, (x, w, b), torch.ones(y.shape, dtype=torch.float64))
+    assert [t.shape for t in grads] == [x.shape, w.shape, b.shape]
+    for shape in ((6, 10), (2, 9, 4)):
+        x = torch.randn(shape, requires_grad=True)
+        y = floor_layers.NullFFT.apply(x)
+        assert y.shape == fft_abs(x).shape
+        (grad,) = torch.autograd.grad(y, x, torch.ones_like(y))
+        assert grad.shape == x.shape
+
+
+def test_a_batched_floor_called_again_with_other_arguments_plans_again():
+    """(mutation pass 114) The plan is kept while the call is the same: another padding,
+    dilation or groups at the same stride is another geometry."""
+    from scipy_layers import conv2d
+    x = torch.randn(2, 4, 9, 9, requires_grad=True)
+    w, b = torch.randn(4, 4, 3, 3), torch.randn(4)
+    floors = floor_layers.floor_functions("cnn")
+    for options in ({}, {"padding": 1}, {"padding": (2, 0)}, {"padding": 1, "dilation": 2},
+                    {"padding": 1, "dilation": 2, "groups": 2}):
+        weight = w[:, : 4 // options.get("groups", 1)]
+        expected = conv2d(x, weight, b, **options)
+        assert torch.equal(floors["kernels"](x, weight, b, **options), expected), options
+        assert floors["null"](x, weight, b, **options).shape == expected.shape, options
