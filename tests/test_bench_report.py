@@ -71,3 +71,52 @@ def test_the_figure_is_the_median_of_the_runs(monkeypatch):
     ticks = iter([0.0, 1.0, 1.0, 2.0, 2.0, 12.0])
     monkeypatch.setattr(bench_report.time, "perf_counter", lambda: next(ticks))
     assert bench_report.median_seconds(lambda: None, 3) == (1.0, [1.0, 1.0, 10.0])
+
+
+def _history(source, target, commits):
+    """{commit hash: (date, the file's name)} of make_history's files, and its folder."""
+    import json
+
+    from scipy_layers.reports.reader import check_results, results_files
+    folder = bench_report.make_history(source, target, commits)
+    files = results_files(folder)
+    for path in files:
+        check_results(path)  # (each read as the report reads it)
+    data = [json.loads(path.read_text()) for path in files]
+    return {d["commit_hash"]: (d["date"], path.name) for d, path in zip(data, files)}, folder
+
+
+def test_the_history_is_one_commit_a_day_ending_at_the_copied_ones_date(tmp_path):
+    """(mutation pass 114) make_history's commits, oldest first, are one day apart and the
+    last has the copied file's date; the folder holds asv's benchmarks.json and the
+    machine's machine.json beside them."""
+    import hashlib
+    import json
+    source = bench_report.DEFAULT_SOURCE
+    original = bench_report.newest_results_file(source)
+    date, env = (json.loads(original.read_text())[key] for key in ("date", "env_name"))
+    history, folder = _history(source, tmp_path / "results", 4)
+    expected = {}
+    for i in range(4):
+        commit = hashlib.sha1(f"synthetic commit {i}".encode()).hexdigest()
+        expected[commit] = (date - (3 - i) * bench_report.DAY_MS, f"{commit[:8]}-{env}.json")
+    assert history == expected
+    machine = folder / original.parent.name / "machine.json"
+    assert machine.read_bytes() == (original.parent / "machine.json").read_bytes()
+    assert (folder / "benchmarks.json").read_bytes() == (source / "benchmarks.json").read_bytes()
+
+
+def test_the_history_copies_the_newest_results_file(tmp_path):
+    """(mutation pass 114) Of two results files, the last the report lists is copied."""
+    import json
+    import shutil
+    source = tmp_path / "source"
+    shutil.copytree(bench_report.DEFAULT_SOURCE, source)
+    (first,) = source.glob("*/[0-9a-f]*-*.json")
+    data = json.loads(first.read_text())
+    data["commit_hash"], data["date"] = "f" * 40, data["date"] + 5 * bench_report.DAY_MS
+    later = first.parent / f"{'f' * 8}-{data['env_name']}.json"
+    later.write_text(json.dumps(data))
+    assert bench_report.newest_results_file(source) == later
+    history, _ = _history(source, tmp_path / "results", 2)
+    assert max(date for date, _ in history.values()) == data["date"]
