@@ -446,6 +446,35 @@ def test_suite_cases_reads_asvs_shorthand_for_a_single_parameter(tmp_path):
     assert suite_cases.suite_cases(package)["timings"] == {"bench_two.One.time_it": ["'a'", "'bc'"]}
 
 
+def test_suite_cases_finds_the_classes_asv_finds(tmp_path):
+    """asv_runner's discovery takes every public class a module holds, imported ones too
+    (under the importing module's name), and skips abstract ones: the cases listed must be
+    the ones asv runs, or make compare never times some (mutation pass 115: the listing
+    kept a class to the module that defines it)."""
+    from asv_runner.discovery import disc_benchmarks
+    package = tmp_path / "import_suite"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "bench_base.py").write_text(textwrap.dedent('''
+        import abc
+
+        class Shared:
+            def time_it(self):
+                pass
+
+        class Abstract(abc.ABC):
+            @abc.abstractmethod
+            def time_abstract(self):
+                pass
+        '''))
+    (package / "bench_user.py").write_text("from .bench_base import Shared\n\n"
+                                           "class Own:\n    def time_own(self):\n        pass\n")
+    listed = suite_cases.suite_cases(package)["timings"]
+    assert listed == {"bench_base.Shared.time_it": [""], "bench_user.Own.time_own": [""],
+                      "bench_user.Shared.time_it": [""]}
+    assert sorted(listed) == sorted(b.name for b in disc_benchmarks(str(package)))
+
+
 def test_compare_tracks_exactly_the_gradient_figures_the_regression_rule_reads():
     listed = {f"bench_x.XGradients.{m}": ["'a'"] for m in (
         "track_max_abs_error", "track_max_rel_error", "track_nonfinite_mismatches")}

@@ -33,11 +33,13 @@ FULL_GRID_VAR = "SCIPY_LAYERS_BENCH_FULL"
 
 
 def _classes(package):
-    """(module short name, class) for every public class defined in the package's modules."""
+    """(module short name, class) for every public, non-abstract class in the package's
+    modules, as asv_runner's discovery finds them: one a module imports is its benchmark
+    too (asv runs it under both names)."""
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
         module = importlib.import_module(f"{package.__name__}.{info.name}")
         for name, cls in sorted(vars(module).items()):
-            if inspect.isclass(cls) and not name.startswith("_") and cls.__module__ == module.__name__:
+            if inspect.isclass(cls) and not name.startswith("_") and not inspect.isabstract(cls):
                 yield info.name, cls
 
 
