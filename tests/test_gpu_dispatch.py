@@ -10,11 +10,14 @@ import types
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
+import scipy.signal
 import torch
 import torch.nn.functional as F
 
-from scipy_layers import LAYERS, conv2d, fft_abs, gpu, incorrect_fft, native_conv2d, scipy_conv2d
+from scipy_layers import (LAYERS, _cupy_conv, conv2d, fft_abs, gpu, incorrect_fft, native_conv2d,
+                          scipy_conv2d)
 from scipy_layers.conv import ACCEPTED_METHODS
 from tests._fake_cupy import fake_cupy, install
 
@@ -176,6 +179,62 @@ def test_every_conv_pass_is_a_direct_sum_on_finite_operands(stand_in):
     scipy_conv2d(x, w, b).sum().backward()
     assert sorted(stand_in) == [("convolve2d", (14, 15), (17, 16), None),
                                 ("correlate2d", (30, 30), (17, 16), None)]
+
+
+@pytest.mark.parametrize("where", ["input", "filter", "grad_output"])
+def test_a_nonfinite_operand_keeps_its_passes_off_cupyxs_kernels(stand_in, where):
+    """cupyx's direct kernels skip zero weights and its full convolution forms padding x
+    weight products: a pass with NaN in either of its operands takes the loops (forward:
+    input and filter; grad_input: grad_output and filter), and the other pass keeps
+    cupyx's kernel. (Mutation pass 115: the stand-in's scipy kernels give NaN where the
+    loops do for most of these, so only the route tells the two apart.)"""
+    x, w, b = LAYERS["conv2d"].make_inputs((12, 10), (3, 4))
+    g = torch.randn(10, 7, dtype=x.dtype)
+    {"input": x, "filter": w, "grad_output": g}[where].data[1, 2] = float("nan")
+    scipy_conv2d(x, w, b, "cupy").backward(g)
+    used = [name for name, *_ in stand_in]
+    assert used == ["correlate2d"] * (where == "grad_output") + ["convolve2d"] * (where == "input")
+
+
+def test_only_a_pair_past_cupyxs_limit_takes_the_loops(stand_in, monkeypatch):
+    """cupyx refuses a pair whose smaller operand is 2 GiB or more: a large image with a
+    small filter is still its kernel's (mutation pass 115)."""
+    x, w, b = LAYERS["conv2d"].make_inputs((30, 30), (3, 3))
+    monkeypatch.setattr(_cupy_conv, "CUPYX_DIRECT_MAX_BYTES", w.nbytes + 1)  # the image past it
+    scipy_conv2d(x, w, b, "cupy").sum().backward()
+    assert sorted(name for name, *_ in stand_in) == ["convolve2d", "correlate2d"]
+    stand_in.clear()
+    monkeypatch.setattr(_cupy_conv, "CUPYX_DIRECT_MAX_BYTES", w.nbytes)  # the filter too
+    scipy_conv2d(x, w, b, "cupy").sum().backward()
+    assert stand_in == []
+
+
+class _Indexed(np.ndarray):
+    """An array that counts the indexing done on it: each turn of a loop indexes once."""
+    count = 0
+
+    def __getitem__(self, key):
+        _Indexed.count += 1
+        return self.view(np.ndarray)[key]
+
+
+@pytest.mark.parametrize("image, kernel", [((40, 40), (3, 2)), ((12, 11), (10, 10))])
+def test_the_loops_turn_over_the_taps_or_the_pixels_whichever_are_fewer(image, kernel):
+    """One array operation a turn (~50 us on an H200 whatever its size): 6 taps over 38 x 39
+    outputs take 6 turns, not 1482; 100 taps over 3 x 2 outputs take 6 (mutation pass 115)."""
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal(image), rng.standard_normal(kernel)
+    out = (image[0] - kernel[0] + 1, image[1] - kernel[1] + 1)
+    g = rng.standard_normal(out)
+    fewer = min(kernel[0] * kernel[1], out[0] * out[1])
+    _Indexed.count = 0
+    y = _cupy_conv._loop_correlate(np, x.view(_Indexed), w)
+    assert _Indexed.count == fewer
+    np.testing.assert_allclose(y, scipy.signal.correlate2d(x, w, mode="valid"), rtol=1e-12)
+    _Indexed.count = 0
+    gx = _cupy_conv._loop_grad_input(np, g.view(_Indexed), w.view(_Indexed), image)
+    assert _Indexed.count == fewer
+    np.testing.assert_allclose(gx, scipy.signal.convolve2d(g, w, mode="full"), rtol=1e-12)
 
 
 @pytest.mark.parametrize("mask", list(itertools.product([False, True], repeat=3)))
