@@ -57,6 +57,17 @@ def test_on_a_branch_the_base_is_the_merge_base_with_main(repo):
     assert how == "merge-base of HEAD and main"
 
 
+def test_a_branch_behind_a_moved_main_is_compared_where_it_left_main(repo):
+    # (mutation pass 115: main's tip holds changes the branch never had)
+    (repo / "g.txt").write_text("main moves on")
+    sh(repo, "add", "g.txt")
+    sh(repo, "commit", "-qm", "c4")
+    sh(repo, "checkout", "-q", "feature")
+    base, head, how = cc.resolve_commits(None)
+    assert base == sh(repo, "rev-parse", "main~1") != sh(repo, "rev-parse", "main")
+    assert head == sh(repo, "rev-parse", "feature") and how == "merge-base of HEAD and main"
+
+
 def test_base_given_by_name(repo):
     sh(repo, "checkout", "-q", "feature")
     assert cc.resolve_commits("HEAD~2")[0] == sh(repo, "rev-parse", "HEAD~2")
@@ -473,6 +484,32 @@ def test_suite_cases_finds_the_classes_asv_finds(tmp_path):
     assert listed == {"bench_base.Shared.time_it": [""], "bench_user.Own.time_own": [""],
                       "bench_user.Shared.time_it": [""]}
     assert sorted(listed) == sorted(b.name for b in disc_benchmarks(str(package)))
+
+
+def test_suite_cases_lists_the_default_grid_whatever_the_environment_says(
+        tmp_path, monkeypatch, capsys):
+    # (mutation pass 115: the variable said to be ignored must be out of the suite's sight)
+    package = tmp_path / "grid_suite"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "bench_grid.py").write_text(textwrap.dedent('''
+        import os
+
+        class Grid:
+            params = ["small", "large"]
+
+            def setup(self, size):
+                if size == "large" and not os.environ.get("SCIPY_LAYERS_BENCH_FULL"):
+                    raise NotImplementedError("outside the default grid")
+
+            def time_it(self, size):
+                pass
+        '''))
+    monkeypatch.setenv("SCIPY_LAYERS_BENCH_FULL", "1")
+    answer = tmp_path / "cases.json"
+    assert suite_cases.main(["--benchmark-dir", str(package), "--output", str(answer)]) == 0
+    assert json.loads(answer.read_text())["timings"] == {"bench_grid.Grid.time_it": ["'small'"]}
+    assert "SCIPY_LAYERS_BENCH_FULL ignored" in capsys.readouterr().err
 
 
 def test_compare_tracks_exactly_the_gradient_figures_the_regression_rule_reads():

@@ -163,6 +163,33 @@ def test_load_asv_conf_accepts_comments_and_trailing_commas(tmp_path):
         od.html_dir_from(str(tmp_path / "nope.json"))
 
 
+def test_a_config_without_html_dir_publishes_where_asv_does(tmp_path):
+    # (mutation pass 115: asv's default is "html" beside the config; .asv/html is only
+    # for serve and check without any config file)
+    conf = tmp_path / "asv.conf.json"
+    conf.write_text('{"version": 1, "results_dir": ".asv/results"}')
+    assert od.html_dir_from(str(conf)) == Path("html")
+
+
+def test_also_branch_reads_paths_from_the_configs_folder_and_lists_a_branch_once(
+        tmp_path, monkeypatch):
+    """--config project/asv.conf.json, run from its parent: the copy's paths are the config
+    folder's, not the working directory's; a branch the config lists already is listed
+    once (mutation pass 115)."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "asv.conf.json").write_text('{"version": 1, "repo": "..", "branches": ["main"], '
+                                           '"results_dir": "r", "env_dir": "e"}')
+    (tmp_path / "copy").mkdir()
+    monkeypatch.chdir(tmp_path)
+    copy = od.with_branches("project/asv.conf.json", ["main", "feature"], tmp_path / "copy")
+    conf = json.loads(copy.read_text())
+    assert conf["branches"] == ["main", "feature"]
+    assert conf["repo"] == str(tmp_path.resolve())
+    assert (conf["results_dir"], conf["env_dir"]) == (str((project / "r").resolve()),
+                                                      str((project / "e").resolve()))
+
+
 def test_publish_fails_before_running_asv_without_node_modules(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     rc = od.main(["publish", "--node-modules", str(tmp_path / "nm"), "--asv", str(tmp_path / "no-asv")])

@@ -66,6 +66,47 @@ def test_the_script_takes_a_kernel_as_large_as_the_input_and_refuses_no_batches(
     assert result.stdout == "" and "Traceback" not in result.stderr
 
 
+def test_the_script_times_what_each_column_names_at_one_thread_and_the_batches_asked(
+        monkeypatch, capsys):
+    """In-process, the timing replaced by a recorder: each conv column times the function
+    it names (lambdas made in a loop bind their own), at one torch thread, --batches
+    batches, and each ratio stands under its heading (mutation pass 115)."""
+    import types
+    import overhead_floor
+    ran, timed = [], {}
+    for name in ("native_conv2d", "scipy_conv2d", "NullConv", "KernelsOnlyConv"):
+        real = getattr(overhead_floor, name)
+        call = real.apply if name in ("NullConv", "KernelsOnlyConv") else real
+        spy = (lambda *args, _name=name, _call=call: ran.append(_name) or _call(*args))
+        monkeypatch.setattr(overhead_floor, name,
+                            types.SimpleNamespace(apply=spy) if call is not real else spy)
+    seconds = {"native": 1e-6, "null": 2e-6, "kernels": 3e-6, "layer": 5e-6}
+
+    def batch_times(functions, batches, per_batch):
+        for name, function in functions.items():
+            ran.clear()
+            function()
+            timed.setdefault(name, []).append((tuple(ran), batches, torch.get_num_threads()))
+        return {name: [seconds[name]] for name in functions}
+    monkeypatch.setattr(overhead_floor, "batch_times", batch_times)
+    monkeypatch.setattr(overhead_floor, "settle_allocator", lambda: None)
+    monkeypatch.setattr(sys, "argv", ["overhead_floor.py", "--sizes", "8", "--kernels", "3",
+                                      "--batches", "3"])
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert overhead_floor.main() == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert timed == {"native": [(("native_conv2d",), 3, 1), ((), 3, 1)],
+                     "null": [(("NullConv",), 3, 1), ((), 3, 1)],
+                     "kernels": [(("KernelsOnlyConv",), 3, 1), ((), 3, 1)],
+                     "layer": [(("scipy_conv2d",), 3, 1), ((), 3, 1)]}
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]]
+            for line in capsys.readouterr().out.splitlines() if line.startswith("| conv2d")]
+    assert rows == [["conv2d 3x3", "8", "1.0", "2.0", "3.0", "5.0", "2.00", "3.00", "5.00"]]
+
+
 @pytest.mark.parametrize("size, kernel, options", [
     ((2, 3, 9, 9), (4, 3, 3), {}),                      # im2col
     ((2, 4, 9, 9), (4, 3, 3), {"groups": 2, "stride": 2, "padding": 1}),

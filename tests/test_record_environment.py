@@ -42,6 +42,26 @@ def test_threadpoolctl_lists_the_blas_the_imports_load(described):
     assert {"internal_api", "filepath", "version", "prefix"} <= set(blas[0])
 
 
+def test_asvs_variables_win_over_the_shells(monkeypatch):
+    """asv adds env_nobuild to the environment it runs the benchmarks in: the child sees
+    asv's value where this shell has another, and the shell's where asv sets none
+    (mutation pass 115)."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Zen")
+    monkeypatch.setenv("MKL_ENABLE_INSTRUCTIONS", "AVX2")
+    described = re_.describe_in(Path(sys.executable), {**ASV_VARS, "OPENBLAS_CORETYPE": "Haswell"})
+    assert described["threads"]["OMP_NUM_THREADS"] == "1" and described["threads"]["torch"] == 1
+    assert described["overrides"]["OPENBLAS_CORETYPE"] == "Haswell"
+    assert described["overrides"]["MKL_ENABLE_INSTRUCTIONS"] == "AVX2"
+
+
+def test_the_cpu_count_is_the_processs_affinity(monkeypatch):
+    # (mutation pass 115: taskset or a container's cpuset gives the benchmarks fewer CPUs
+    # than the machine has; the record says how many they get)
+    monkeypatch.setattr(re_.os, "sched_getaffinity", lambda pid: {0})
+    assert re_.collect()["cpu"]["num_cpu"] == 1
+
+
 def test_a_full_record_follows_schema_version_1(described):
     record = re_.make_record("amd-epyc-f25m1-avx2-2cpu", HASH, described)
     assert re_.validate(record) == []
@@ -195,6 +215,20 @@ def test_cli_with_a_config_in_a_repository_reads_the_commit_there(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("record_environment: error: --commit 'HEAD' is not a commit "
                                    "of this repository (give a hash, branch or tag)")
+
+
+def test_a_tag_names_its_commit_and_a_tree_is_no_commit(tmp_path):
+    # (mutation pass 115: an annotated tag's own object is no commit; records are kept by
+    # the commit's hash, as asv's results are)
+    def git(*args):
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+                              cwd=tmp_path, check=True, capture_output=True, text=True).stdout.strip()
+    git("init", "-q")
+    git("commit", "-q", "--allow-empty", "-m", "c1")
+    git("tag", "-a", "v1", "-m", "an annotated tag")
+    assert re_.full_hash("v1", tmp_path) == git("rev-parse", "HEAD") != git("rev-parse", "v1")
+    with pytest.raises(re_.RecordError, match="is not a commit of this repository"):
+        re_.full_hash("HEAD^{tree}", tmp_path)
 
 
 def test_changes_names_what_differs(described):

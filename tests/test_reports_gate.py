@@ -181,6 +181,17 @@ def test_bad_options_are_one_line_and_exit_2(quiet, tmp_path, capsys, args, word
     assert err.count("\n") == 1 and words in err
 
 
+def test_a_round_size_no_compared_timing_can_fill_is_refused_before_anything_is_written(
+        quiet, tmp_path, capsys):
+    """Each commit would be one round and every verdict inconclusive: a gate that passes
+    whatever changed (mutation pass 115: build_report checks it before it writes)."""
+    out = tmp_path / "out"
+    assert gate(quiet, out, "--round-size", "1000") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--round-size 1000 is more than the" in err
+    assert not out.exists()
+
+
 def test_the_gate_needs_two_commits(tmp_path, capsys):
     from fixtures.asv_variants import FIXTURE
     assert main([str(FIXTURE), str(tmp_path / "out"), "--no-plots", "--gate"]) == 2

@@ -157,6 +157,33 @@ def test_a_name_outside_the_contract_keeps_what_can_be_read_from_it():
     assert split_name("bench_fft_abs.time_plain") == ("fft_abs", "", "time_plain")
 
 
+def test_a_benchmark_gone_from_benchmarks_json_is_a_timing_only_if_its_method_is_time_(variant):
+    """Results of a benchmark removed or renamed since stay (outdated): a time_ method's
+    unit is seconds, a track's is unknown, never read as a timing (mutation pass 115)."""
+    benchmarks = load(variant / "benchmarks.json")
+    track = "bench_conv2d.Conv2dGradients.track_max_rel_error"
+    for name in (FB, track):
+        del benchmarks[name]
+    save(variant / "benchmarks.json", benchmarks)
+    table = read_results(variant)
+    gone = table[table["benchmark"].isin([FB, track])]
+    assert set(gone["status"]) == {"outdated"}
+    assert set(gone.loc[gone["benchmark"] == FB, "unit"]) == {"seconds"}
+    assert gone.loc[gone["benchmark"] == track, "unit"].isna().all()
+    assert set(gone.loc[gone["benchmark"] == track, "kind"]) == {"gradients"}
+
+
+def test_a_module_without_its_plain_class_still_reads_each_suffix():
+    """No class begins every other (the plain Conv2d gone, its views left): each class's
+    kind comes from its own suffix, and a class with none is the plain timings (mutation
+    pass 115)."""
+    from scipy_layers.reports.naming import kinds
+    names = ["bench_conv2d.Conv2dThreads.time_forward_backward",
+             "bench_conv2d.Conv2dBackward.time_backward",
+             "bench_conv2d.Conv2dGradients.track_max_rel_error", "bench_conv2d.Other.time_forward"]
+    assert kinds(names) == dict(zip(names, ["threads", "backward", "gradients", "timings"]))
+
+
 def test_many_commits_stack_up(variant):
     for i in range(20):
         add_commit(variant, f"{i + 1:08x}" + "0" * 32, days_later=i + 1)

@@ -110,6 +110,16 @@ def test_find_result_picks_the_commit_and_environment(tmp_path):
     assert math.isnan(data["results"][TIME][0][1])
 
 
+def test_another_commit_whose_hash_begins_alike_is_not_this_ones(tmp_path):
+    # (mutation pass 115: files are named by the hash's first 8 digits, which two commits
+    # may share; the file's own commit_hash decides)
+    other = COMMIT[:8] + "0" * 32
+    (tmp_path / "box").mkdir()
+    (tmp_path / "box" / f"{COMMIT[:8]}-env.json").write_text(json.dumps({**results(), "commit_hash": other}))
+    assert rr.find_result(tmp_path, "box", COMMIT, ENV) is None
+    assert rr.find_result(tmp_path, "box", other, ENV)[1]["commit_hash"] == other
+
+
 def test_a_nan_is_a_case_not_selected_where_the_commits_cases_are_known_else_skipped():
     """runs_known: the cases are the commit's own, so a NaN there is a case the earlier run
     did not select, and the results are timed again; with B's cases in their place a NaN
