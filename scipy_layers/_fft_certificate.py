@@ -34,6 +34,16 @@ C_STAGE = 8.0
 # this factor (~4x a 5-sigma maximum over the outputs). A model, not a proof:
 # tests/test_accuracy.py and a hostile tester's ~7,400 adversarial cases check it
 # (worst seen: 0.14 of the contract).
+# The transforms along W (the first forward pass, the last inverse one) keep each row's
+# errors in that row, not spread over all T outputs: the log2 T_w stages along W err per
+# output by u * sqrt(log2 T_w) * (2 min(rowmax(a) ||b||_2, ||a||_2 rowmax(b)) +
+# rowmax(r)) / sqrt(T_w), rowmax the largest 2-norm of one row (a row's error meets the
+# other operand's rows one for one, hence the min); the log2 T_h stages along H spread
+# theirs as above. E is the larger of the two models: at least the one above, and at
+# least 1 / sqrt(2) of the two added as variances. Rows of equal norm leave E as above
+# (random rows: the row model is 0.9-1.1x it); one large row (a spike on a +-1
+# background, 1024x1024 k7: 1.8x the contract, hostile pass 116) gives up to sqrt(T_h)
+# times more, and the worst seen since is 0.35 of E (0.16 where M lets it count).
 STATISTICAL_SAFETY = 20.0
 # A fix-up may cost at most this many multiply-adds per element of the pass's operand (the
 # FFT pass itself costs ~ 3 log2 T per element); beyond it the caller's direct method runs.
@@ -79,17 +89,31 @@ def norms(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.sqrt(np.einsum("ncp,ncp->nc", flat, flat)), np.abs(flat).sum(axis=2)
 
 
+def row_max(a: np.ndarray) -> np.ndarray:
+    """Per (dim0, dim1) the largest 2-norm of one row (the last dim) of a (X, Y, H, W)."""
+    return np.sqrt(np.einsum("nchw,nchw->nch", a, a).max(axis=2, initial=0.0))
+
+
 def error_bound(a_norms, b_norms, contract: str, contracted: int, transform_size: int,
-                exact_dtype, result_norm: np.ndarray | None) -> np.ndarray:
+                exact_dtype, result_norm: np.ndarray | None, rows=None) -> np.ndarray:
     """E per output pair (see C_STAGE and STATISTICAL_SAFETY), contracting a (X, K, ...)
     with b (Y, K, ...) over K as ``contract``; ``result_norm`` (needed for float64) is
-    the 2-norm of each whole circular result."""
+    the 2-norm of each whole circular result; ``rows`` (float64: without it every row is
+    taken to hold an equal share) is (rowmax(a), rowmax(b), rowmax(result), T_w): the
+    largest row 2-norms, (X, K), (Y, K) and (X, Y), and the transforms' width."""
     (a2, a1), (b2, b1) = a_norms, b_norms
     stages = math.log2(max(transform_size, 2))
     both2 = np.einsum(contract, a2, b2)
     if exact_dtype == np.float64:
-        return (STATISTICAL_SAFETY * U64 * math.sqrt(stages) * (2 * both2 + result_norm)
-                / math.sqrt(transform_size))
+        spread = (2 * both2 + result_norm) / math.sqrt(transform_size)
+        if rows is None:
+            return STATISTICAL_SAFETY * U64 * math.sqrt(stages) * spread
+        a_row, b_row, result_row, width = rows
+        row_spread = (2 * np.minimum(np.einsum(contract, a_row, b2),
+                                     np.einsum(contract, a2, b_row))
+                      + result_row) / math.sqrt(width)
+        return STATISTICAL_SAFETY * U64 * np.maximum(
+            math.sqrt(stages) * spread, math.sqrt(math.log2(max(width, 2))) * row_spread)
     cross = np.minimum(np.einsum(contract, a2, b1), np.einsum(contract, a1, b2))
     return U64 * ((2 * C_STAGE * stages + 2 + CHANNEL_SUM_TERMS_PER_CHANNEL * contracted)
                   * both2 + C_STAGE * stages * cross)

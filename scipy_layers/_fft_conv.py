@@ -93,6 +93,7 @@ class _Operand:
     bins_first: bool            # the spectra's memory (_spectrum)
     _magnitude_spectrum: np.ndarray | None = field(default=None, repr=False)
     _norms: tuple | None = field(default=None, repr=False)
+    _row_max: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, array: np.ndarray, shape, bins_first: bool = False) -> "_Operand":
@@ -125,6 +126,11 @@ class _Operand:
             self._norms = cert.norms(self.array)
         return self._norms
 
+    def row_max(self):
+        if self._row_max is None:
+            self._row_max = cert.row_max(self.array)
+        return self._row_max
+
 
 @dataclass
 class FFTState:
@@ -141,10 +147,15 @@ class FFTState:
         return self.dtype in cert.OUTPUT_BOUND_DTYPES
 
 
-def _bound(a: _Operand, b: _Operand, contract, contracted, spectrum, dtype):
-    norm = _result_norm(spectrum, a.shape) if dtype == np.float64 else None
+def _bound(a: _Operand, b: _Operand, contract, contracted, spectrum, dtype, result_rows):
+    """E per output pair; ``result_rows``: the result's rows the pass keeps, at the
+    transforms' full width (float64's model takes their largest 2-norm)."""
+    if dtype != np.float64:
+        return cert.error_bound(a.norms(), b.norms(), contract, contracted,
+                                math.prod(a.shape), dtype, None)
+    rows = (a.row_max(), b.row_max(), cert.row_max(result_rows), a.shape[1])
     return cert.error_bound(a.norms(), b.norms(), contract, contracted, math.prod(a.shape),
-                            dtype, norm)
+                            dtype, _result_norm(spectrum, a.shape), rows)
 
 
 def _m_lower(pattern, a: _Operand, b: _Operand, contract, contracted, conj, rows, crop):
@@ -180,8 +191,9 @@ def fft_forward(x, w, padding, out_hw, tap_fixups=False):
     k_h, k_w = w.shape[2:]
     c_in = w.shape[1]
     spectrum = contract_channels("ncuv,ocuv->nouv", sx.spectrum, sw.spectrum.conj())
-    y = _inverse_rows(spectrum, shape, out_hw[0])[..., :out_hw[1]]
-    bound = _bound(sx, sw, "nc,oc->no", c_in, spectrum, state.dtype)
+    rows = _inverse_rows(spectrum, shape, out_hw[0])
+    y = rows[..., :out_hw[1]]
+    bound = _bound(sx, sw, "nc,oc->no", c_in, spectrum, state.dtype, rows)
     recycle(spectrum)
     minima = cert.WindowMinima(sx.array, (k_h, k_w))
     crop = (Ellipsis, slice(0, out_hw[0]), slice(0, out_hw[1]))
@@ -221,8 +233,10 @@ def fft_backward(gy, state: FFTState, need_input, need_weight):
         top, bottom, left, right = state.padding
         crop = (Ellipsis, slice(top, hp - bottom), slice(left, wp - right))
         spectrum = contract_channels("nouv,ocuv->ncuv", sg.spectrum, sw.spectrum)
-        result = _inverse_rows(spectrum, shape, hp)[..., :wp][crop]
-        bound = _bound(sg, sw, "no,oc->nc", c_out, spectrum, state.dtype)
+        rows = _inverse_rows(spectrum, shape, hp)
+        result = rows[..., :wp][crop]
+        bound = _bound(sg, sw, "no,oc->nc", c_out, spectrum, state.dtype,
+                       rows[..., top:hp - bottom, :])
         recycle(spectrum)
         @functools.cache  # (padded once, on the first fix-up: certify calls in chunks)
         def g_windows():
@@ -251,8 +265,9 @@ def fft_backward(gy, state: FFTState, need_input, need_weight):
     if need_weight and certified[1]:
         out_h, out_w = gy.shape[2:]
         spectrum = contract_channels("ncuv,nouv->ocuv", sx.spectrum, sg.spectrum.conj())
-        result = _inverse_rows(spectrum, shape, k_h)[..., :k_w]
-        bound = _bound(sg, sx, "no,nc->oc", n, spectrum, state.dtype)
+        rows = _inverse_rows(spectrum, shape, k_h)
+        result = rows[..., :k_w]
+        bound = _bound(sg, sx, "no,nc->oc", n, spectrum, state.dtype, rows)
         recycle(spectrum)
 
         def direct_at(o, c, i, j):

@@ -299,3 +299,62 @@ def test_fft_leaves_overflowing_products_to_the_direct_sums(pass_, dtype):
         single = scipy_conv2d(x[0, 0], w[0, 0], None, "fft")
         theirs = F.conv2d(x[:1, :1], w[:1, :1])[0, 0]
         assert torch.equal(single.isfinite(), theirs.isfinite())
+
+
+def _certificate_bounds(monkeypatch):
+    """The bound E each FFT pass's certificate is given, as its passes run."""
+    from scipy_layers import _fft_certificate
+    bounds, certify = [], _fft_certificate.certify
+
+    def spy(result, bound, tolerance, *args, **kwargs):
+        bounds.append((float(bound.max()), tolerance))
+        return certify(result, bound, tolerance, *args, **kwargs)
+
+    monkeypatch.setattr(_fft_certificate, "certify", spy)
+    return bounds
+
+
+@pytest.mark.parametrize("pass_", ["output", "grad_input"])
+@pytest.mark.parametrize("layer", ["conv2d", "scipy_conv2d"])
+def test_float64_fft_certificate_at_its_threshold_beside_one_spike(layer, pass_, monkeypatch):
+    """Found by hostile pass 116: one spike on a +-1 background of a 1024x1024 float64
+    image (or output gradient), its size tuned so that the certificate's E just certifies
+    every background pixel (E = 0.99 tol M). The transforms along W keep each row's
+    errors in that row, so the spike's rows erred up to 1.8x the contract where the model
+    spread them over all T outputs; E now weighs the largest row."""
+    bounds = _certificate_bounds(monkeypatch)
+    gen = torch.Generator().manual_seed(0)
+    size, k = 1024, 7
+    w = torch.randn(1, 1, k, k, generator=gen, dtype=torch.float64)
+    sign = torch.randint(0, 2, (1, 1, size, size), generator=gen).double() * 2 - 1
+    x = sign if pass_ == "output" else torch.randn(1, 1, size, size, generator=gen,
+                                                    dtype=torch.float64)
+    g = sign[..., : size - k + 1, : size - k + 1].clone() if pass_ == "grad_input" else None
+    spiked = x if pass_ == "output" else g
+    at = (0, 0, spiked.shape[2] // 2, spiked.shape[3] // 3)
+
+    def run():
+        xr, wr = x.clone().requires_grad_(), w.clone().requires_grad_()
+        if layer == "conv2d":
+            y = conv2d(xr, wr, method="fft")
+        else:
+            y = scipy_conv2d(xr[0, 0], wr[0, 0], None, "fft")[None, None]
+        if pass_ == "output":
+            return y
+        (grad,) = torch.autograd.grad(y, xr, g.reshape(y.shape))
+        return grad
+
+    spike = 100.0
+    for _ in range(6):  # E grows with the spike, M of a background pixel does not
+        spiked[at] = spike
+        bounds.clear()
+        run()
+        bound, tolerance = bounds[0 if pass_ == "output" else 1]
+        scale = math.frexp(spike)[1] + math.frexp(float(w.abs().max()))[1]
+        background_m = float(w.abs().sum()) * 2.0 ** -scale  # scaled, as E is
+        spike *= 0.99 * tolerance * background_m / bound
+    spiked[at] = spike
+    got = run()
+    refs = conv_reference(x, w, None, g if g is not None else torch.zeros(
+        1, 1, size - k + 1, size - k + 1, dtype=torch.float64))
+    assert contract_ratio(got, refs[pass_], torch.float64) <= 1
