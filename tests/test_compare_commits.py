@@ -423,11 +423,19 @@ class _Private:
 '''
 
 
-def test_suite_cases_asks_each_setup_and_regexes_select_exactly_those(tmp_path):
-    package = tmp_path / "scratch_suite"
+def _suite_package(tmp_path, name: str, **modules: str):
+    """A benchmark package ``name`` in tmp_path holding ``modules`` (module name -> source,
+    dedented), as asv's benchmark_dir."""
+    package = tmp_path / name
     package.mkdir()
     (package / "__init__.py").write_text("")
-    (package / "bench_one.py").write_text(textwrap.dedent(SUITE))
+    for module, source in modules.items():
+        (package / f"{module}.py").write_text(textwrap.dedent(source))
+    return package
+
+
+def test_suite_cases_asks_each_setup_and_regexes_select_exactly_those(tmp_path):
+    package = _suite_package(tmp_path, "scratch_suite", bench_one=SUITE)
     cases = suite_cases.suite_cases(package)
     assert cases == {"timings": {"bench_one.Plain.time_plain": [""],
                                  "bench_one.Sizes.time_it": ["'a', '1x1'", "'b', '1x1'"]},
@@ -444,16 +452,13 @@ def test_suite_cases_asks_each_setup_and_regexes_select_exactly_those(tmp_path):
 
 def test_suite_cases_reads_asvs_shorthand_for_a_single_parameter(tmp_path):
     # (mutation pass 110: params = ["a", "bc"] is one parameter of two values, not a grid)
-    package = tmp_path / "shorthand_suite"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "bench_two.py").write_text(textwrap.dedent('''
+    package = _suite_package(tmp_path, "shorthand_suite", bench_two='''
         class One:
             params = ["a", "bc"]
 
             def time_it(self, value):
                 pass
-        '''))
+        ''')
     assert suite_cases.suite_cases(package)["timings"] == {"bench_two.One.time_it": ["'a'", "'bc'"]}
 
 
@@ -463,10 +468,7 @@ def test_suite_cases_finds_the_classes_asv_finds(tmp_path):
     the ones asv runs, or make compare never times some (mutation pass 115: the listing
     kept a class to the module that defines it)."""
     from asv_runner.discovery import disc_benchmarks
-    package = tmp_path / "import_suite"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "bench_base.py").write_text(textwrap.dedent('''
+    package = _suite_package(tmp_path, "import_suite", bench_base='''
         import abc
 
         class Shared:
@@ -477,9 +479,8 @@ def test_suite_cases_finds_the_classes_asv_finds(tmp_path):
             @abc.abstractmethod
             def time_abstract(self):
                 pass
-        '''))
-    (package / "bench_user.py").write_text("from .bench_base import Shared\n\n"
-                                           "class Own:\n    def time_own(self):\n        pass\n")
+        ''', bench_user="from .bench_base import Shared\n\n"
+                      "class Own:\n    def time_own(self):\n        pass\n")
     listed = suite_cases.suite_cases(package)["timings"]
     assert listed == {"bench_base.Shared.time_it": [""], "bench_user.Own.time_own": [""],
                       "bench_user.Shared.time_it": [""]}
@@ -489,10 +490,7 @@ def test_suite_cases_finds_the_classes_asv_finds(tmp_path):
 def test_suite_cases_lists_the_default_grid_whatever_the_environment_says(
         tmp_path, monkeypatch, capsys):
     # (mutation pass 115: the variable said to be ignored must be out of the suite's sight)
-    package = tmp_path / "grid_suite"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "bench_grid.py").write_text(textwrap.dedent('''
+    package = _suite_package(tmp_path, "grid_suite", bench_grid='''
         import os
 
         class Grid:
@@ -504,7 +502,7 @@ def test_suite_cases_lists_the_default_grid_whatever_the_environment_says(
 
             def time_it(self, size):
                 pass
-        '''))
+        ''')
     monkeypatch.setenv("SCIPY_LAYERS_BENCH_FULL", "1")
     answer = tmp_path / "cases.json"
     assert suite_cases.main(["--benchmark-dir", str(package), "--output", str(answer)]) == 0
