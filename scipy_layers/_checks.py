@@ -5,6 +5,8 @@ what it was, and what is accepted, instead of a traceback from deep inside numpy
 """
 from __future__ import annotations
 
+from typing import NoReturn
+
 import torch
 
 SUPPORTED_DTYPES = (torch.float32, torch.float64)
@@ -115,26 +117,27 @@ def check_same_dtype_and_device(reference_name: str, reference: torch.Tensor, **
 
 
 class LayerMemoryError(MemoryError):
-    """A layer ran out of memory (:func:`out_of_memory_error`); a MemoryError, so code that
+    """A layer ran out of memory (:func:`raise_out_of_memory`); a MemoryError, so code that
     catches numpy's keeps working."""
 
 
-def out_of_memory_error(layer: str, tensors, error: MemoryError) -> MemoryError:
-    """A MemoryError naming the layer and its tensors' shapes, for numpy's own ("Unable to
-    allocate 4.00 TiB for an array with shape (1, 1, 1099511627776)"), which names an
-    internal working array (an expanded input, say, whose stride-0 dims numpy copies
-    out), or a plain one (pocketfft's, Python's). ``error`` itself where it should pass
-    on as it came: one a layer named already (torch.func runs a layer's vmap or
+def raise_out_of_memory(layer: str, tensors, error: MemoryError) -> NoReturn:
+    """For a layer's call that caught ``error``: a MemoryError naming the layer and its
+    tensors' shapes, numpy's error its cause, in place of numpy's own ("Unable to allocate
+    4.00 TiB for an array with shape (1, 1, 1099511627776)"), which names an internal
+    working array (an expanded input, say, whose stride-0 dims numpy copies out), or of a
+    plain one (pocketfft's, Python's). ``error`` itself, raised again, where it should
+    pass on as it came: one a layer named already (torch.func runs a layer's vmap or
     forward-mode rule inside its outer call, each calling the layer again: named once,
     by the innermost call), or another library's MemoryError subclass (CuPy's
     ``cupy.cuda.memory.OutOfMemoryError`` on the GPU path: callers catch it by its type,
     to free CuPy's pool and retry, and it is about GPU memory; hostile pass 113)."""
     kind = type(error)
     if kind is not MemoryError and kind.__module__.partition(".")[0] != "numpy":
-        return error  # (LayerMemoryError included)
+        raise error  # (LayerMemoryError included)
     shapes = ", ".join(f"{tuple(tensor.shape)} {str(tensor.dtype).removeprefix('torch.')}"
                        for tensor in tensors if isinstance(tensor, torch.Tensor))
-    return LayerMemoryError(
+    raise LayerMemoryError(
         f"{layer} ran out of memory on tensors of shape {shapes}: {error} (its numpy "
         f"working arrays are of the order of the inputs' and output's dense size, "
-        f"expanded dims included); give smaller or fewer images")
+        f"expanded dims included); give smaller or fewer images") from error

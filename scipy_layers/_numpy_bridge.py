@@ -30,7 +30,7 @@ import torch
 from torch.autograd import Function
 
 from ._autocast import any_autocast, autocast_devices, in_float32
-from ._checks import PLAIN_TENSORS, out_of_memory_error
+from ._checks import PLAIN_TENSORS, raise_out_of_memory
 from ._numpy_quiet import numpy_quiet
 from ._torch_protocols import (backward_jit_trace_error, check_not_tracing,
                                jit_trace_error, opaque_to_compile, torch_function_layer)
@@ -90,10 +90,7 @@ def apply_positional(cls, *args):
                 args[index] = _unwrap_if_dead(args[index])
         return super(Function, cls).apply(*args)
     except MemoryError as error:
-        named = out_of_memory_error(cls.LAYER, args[:count], error)
-        if named is error:
-            raise
-        raise named from error
+        raise_out_of_memory(cls.LAYER, args[:count], error)
 
 
 def traced_arguments(cls, args):
@@ -285,10 +282,7 @@ def numpy_gradients(name: str, compute, state, *tensors):
             check_not_functionalized(name)
         return NumpyStep.apply(name, compute, state, *tensors)
     except MemoryError as error:
-        named = out_of_memory_error(f"the backward of {name}", tensors, error)
-        if named is error:
-            raise
-        raise named from error
+        raise_out_of_memory(f"the backward of {name}", tensors, error)
 
 
 def computes_directly() -> bool:
