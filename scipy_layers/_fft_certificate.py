@@ -98,16 +98,14 @@ def error_bound(a_norms, b_norms, contract: str, contracted: int, transform_size
                 exact_dtype, result_norm: np.ndarray | None, rows=None) -> np.ndarray:
     """E per output pair (see C_STAGE and STATISTICAL_SAFETY), contracting a (X, K, ...)
     with b (Y, K, ...) over K as ``contract``; ``result_norm`` (needed for float64) is
-    the 2-norm of each whole circular result; ``rows`` (float64: without it every row is
-    taken to hold an equal share) is (rowmax(a), rowmax(b), rowmax(result), T_w): the
-    largest row 2-norms, (X, K), (Y, K) and (X, Y), and the transforms' width."""
+    the 2-norm of each whole circular result; ``rows`` (needed for float64) is
+    (rowmax(a), rowmax(b), rowmax(result), T_w): the largest row 2-norms, (X, K), (Y, K)
+    and (X, Y), and the transforms' width."""
     (a2, a1), (b2, b1) = a_norms, b_norms
     stages = math.log2(max(transform_size, 2))
     both2 = np.einsum(contract, a2, b2)
     if exact_dtype == np.float64:
         spread = (2 * both2 + result_norm) / math.sqrt(transform_size)
-        if rows is None:
-            return STATISTICAL_SAFETY * U64 * math.sqrt(stages) * spread
         a_row, b_row, result_row, width = rows
         row_spread = (2 * np.minimum(np.einsum(contract, a_row, b2),
                                      np.einsum(contract, a2, b_row))
