@@ -120,3 +120,19 @@ def test_the_history_copies_the_newest_results_file(tmp_path):
     assert bench_report.newest_results_file(source) == later
     history, _ = _history(source, tmp_path / "results", 2)
     assert max(date for date, _ in history.values()) == data["date"]
+
+
+def test_the_newest_results_file_is_the_one_asv_dated_last_not_the_last_by_name(tmp_path):
+    """A commit hash says nothing of age: of two results files, the one with the later
+    "date" is copied though its name sorts first."""
+    import json
+    import shutil
+    source = tmp_path / "source"
+    shutil.copytree(bench_report.DEFAULT_SOURCE, source)
+    (first,) = source.glob("*/[0-9a-f]*-*.json")
+    data = json.loads(first.read_text())
+    data["commit_hash"], data["date"] = "0" * 40, data["date"] + 5 * bench_report.DAY_MS
+    newer = first.parent / f"{'0' * 8}-{data['env_name']}.json"
+    newer.write_text(json.dumps(data))
+    assert sorted(source.glob("*/[0-9a-f]*-*.json"))[0] == newer
+    assert bench_report.newest_results_file(source) == newer

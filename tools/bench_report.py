@@ -33,13 +33,14 @@ DAY_MS = 24 * 3600 * 1000
 
 
 def newest_results_file(source: Path) -> Path:
-    """The file make_history copies: the last of ``source``'s asv results files, as the
-    report lists them (reader.results_files) and checked as it reads them."""
+    """The file make_history copies: of ``source``'s asv results files (as the report lists
+    them, reader.results_files), the one asv dated last (its "date", the commit's date;
+    the last listed of equal dates), checked as the report reads it."""
     files = results_files(source)
     if not files:
         raise ResultsError(source, "holds no asv results files (<machine>/<commit>-<env>.json)")
-    check_results(files[-1])
-    return files[-1]
+    dates = [check_results(path)["date"] for path in files]
+    return max(zip(dates, range(len(files)), files))[2]
 
 
 def results_dir(text: str) -> Path:
