@@ -297,16 +297,27 @@ def native_conv2d_nchw(input, weight, bias=None, stride=1, padding=0, dilation=1
     return F.conv2d(input, weight, bias, stride, padding, dilation, groups)
 
 
+def shape_argument(name: str, value, lengths: tuple[int, ...] | range, form: str) -> tuple[int, ...]:
+    """``value`` as a tuple of non-negative ints of one of ``lengths``, or a ValueError
+    naming ``name``, what it was and ``form`` (what an input maker takes)."""
+    try:
+        shape = tuple(value)
+    except TypeError:
+        shape = ()
+    if len(shape) not in lengths or not all(_is_int(v) and v >= 0 for v in shape):
+        raise ValueError(f"{name} must be {form}, a tuple of non-negative ints; "
+                         f"got {name}={value!r}")
+    return tuple(int(v) for v in shape)
+
+
 def make_conv2d_nchw_inputs(size, kernel, dtype=torch.float64, device="cpu", seed=0,
                             requires_grad=True, groups=1):
     """(input (N, C_in, H, W), weight (C_out, C_in / groups, kH, kW), bias (C_out,)),
     standard normal, seeded. ``size`` is (N, C_in, H, W) and ``kernel`` (C_out, kH, kW);
     shorter tuples name the trailing dims, the missing leading ones are 1 (so (H, W) and
     (kH, kW), as the single-channel layer takes them, mean one image, one channel)."""
-    size, kernel = tuple(size), tuple(kernel)
-    if not 2 <= len(size) <= 4 or not 2 <= len(kernel) <= 3:
-        raise ValueError(f"size must be (N, C_in, H, W) and kernel (C_out, kH, kW); "
-                         f"got size={size!r}, kernel={kernel!r}")
+    size = shape_argument("size", size, (2, 3, 4), "(N, C_in, H, W), (C_in, H, W) or (H, W)")
+    kernel = shape_argument("kernel", kernel, (2, 3), "(C_out, kH, kW) or (kH, kW)")
     n, c_in, height, width = (1,) * (4 - len(size)) + size
     c_out, k_h, k_w = (1,) * (3 - len(kernel)) + kernel
     # (an int as conv2d takes it: numpy ints too, not bools)

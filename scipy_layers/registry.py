@@ -5,6 +5,7 @@ new layer or method is added here and nowhere else.
 from __future__ import annotations
 
 import functools
+import sys
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
@@ -12,7 +13,7 @@ import torch
 
 from .conv import native_conv2d, scipy_conv2d
 from .fft import fft_abs, incorrect_fft, native_fft_abs
-from .nn import conv2d, make_conv2d_nchw_inputs, native_conv2d_nchw
+from .nn import conv2d, make_conv2d_nchw_inputs, native_conv2d_nchw, shape_argument
 
 NATIVE = "native"
 
@@ -59,8 +60,9 @@ def _generator(seed: int) -> torch.Generator:
 def make_conv2d_inputs(size, kernel, dtype=torch.float64, device="cpu", seed=0,
                        requires_grad=True):
     """(input (H, W), filter (kH, kW), bias (1, 1)), standard normal, seeded."""
+    shapes = (shape_argument("size", size, (2,), "(H, W)"),
+              shape_argument("kernel", kernel, (2,), "(kH, kW)"), (1, 1))
     gen = _generator(seed)
-    shapes = (tuple(size), tuple(kernel), (1, 1))
     return tuple(
         torch.randn(shape, generator=gen, dtype=dtype).to(device).requires_grad_(requires_grad)
         for shape in shapes
@@ -72,8 +74,9 @@ def make_fft_inputs(size, kernel=None, dtype=torch.float64, device="cpu", seed=0
     """(input,) of shape ``size`` (any leading batch dims), standard normal, seeded."""
     if kernel is not None:
         raise ValueError(f"the FFT layer takes no kernel, got kernel={kernel!r}")
+    size = shape_argument("size", size, range(2, sys.maxsize), "(..., H, W)")
     gen = _generator(seed)
-    x = torch.randn(tuple(size), generator=gen, dtype=dtype).to(device)
+    x = torch.randn(size, generator=gen, dtype=dtype).to(device)
     return (x.requires_grad_(requires_grad),)
 
 

@@ -1,6 +1,8 @@
 """Inputs the layers must take: non-contiguous, partial requires_grad, no grad, CUDA."""
 import itertools
+import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -83,3 +85,35 @@ def test_cuda_tensors_come_back_on_their_device(method):
     y = torch.randn(6, 7, device="cuda", dtype=torch.float64, requires_grad=True)
     fft_abs(y).sum().backward()
     assert y.grad.device == y.device
+
+
+@pytest.mark.parametrize("layer,args,named", [
+    ("conv2d", (16, (3, 3)), "size=16"),                    # an int, not a shape
+    ("conv2d", ((1, 16, 16), (3, 3)), "size=(1, 16, 16)"),  # the single-channel layer is 2-D
+    ("conv2d", ((16, 16), 3), "kernel=3"),
+    ("conv2d", ((16, 16.0), (3, 3)), "size=(16, 16.0)"),     # a float dim
+    ("conv2d", ((16, -1), (3, 3)), "size=(16, -1)"),
+    ("conv2d_nchw", (16, (3, 3)), "size=16"),
+    ("conv2d_nchw", ((1, 2, 3, 8, 8), (3, 3)), "size=(1, 2, 3, 8, 8)"),
+    ("conv2d_nchw", ((8, 8), (2, 1, 3, 3)), "kernel=(2, 1, 3, 3)"),
+    ("conv2d_nchw", ((8, 8), (True, 3)), "kernel=(True, 3)"),  # a bool is not a size
+    ("fft_abs", (16,), "size=16"),
+    ("fft_abs", ((16,),), "size=(16,)"),                     # one dim: no image
+    ("fft_abs", ("16x16",), "size='16x16'"),                 # the suite's string form
+])
+def test_the_input_makers_name_a_bad_size_or_kernel(layer, args, named):
+    """The registry's input makers (which tests, the suite and users share) say which
+    argument was not a shape and what is accepted, instead of "'int' object is not
+    iterable" or a tensor of the wrong rank."""
+    with pytest.raises(ValueError, match="must be .*a tuple of non-negative ints; got "
+                                         + re.escape(named)):
+        LAYERS[layer].make_inputs(*args)
+
+
+@pytest.mark.parametrize("layer,args,shapes", [
+    ("conv2d", ((np.int64(5), 4), (2, np.int32(3))), [(5, 4), (2, 3), (1, 1)]),
+    ("conv2d_nchw", ((0, 2, 5, 4), (3, 2, 2)), [(0, 2, 5, 4), (3, 2, 2, 2), (3,)]),
+    ("fft_abs", ((1, 2, 1, 3, 4),), [(1, 2, 1, 3, 4)]),
+])
+def test_the_input_makers_take_numpy_ints_and_empty_batches(layer, args, shapes):
+    assert [tuple(t.shape) for t in LAYERS[layer].make_inputs(*args)] == shapes

@@ -1507,4 +1507,17 @@ MUTANTS = [
            '        return STATISTICAL_SAFETY * U64 * math.sqrt(stages) * spread',
            ('tests/test_accuracy.py', '-k', 'beside_one_spike'),
            "the float64 certificate's per-row model dropped (hostile pass 116's spike)"),
+    # session 27: the input makers' shape check
+    Mutant('sha1',
+           'scipy_layers/nn.py',
+           '    if len(shape) not in lengths or not all(_is_int(v) and v >= 0 for v in shape):',
+           '    if len(shape) not in lengths:',
+           ('tests/test_inputs.py', '-k', 'input_makers'),
+           'nn.py: an input maker takes a float or bool dim, or a negative one'),
+    Mutant('sha2',
+           'scipy_layers/registry.py',
+           'shape_argument("size", size, (2,), "(H, W)")',
+           'shape_argument("size", size, (2, 3), "(H, W)")',
+           ('tests/test_inputs.py', '-k', 'input_makers'),
+           'registry.py: the single-channel input maker makes a 3-D image'),
 ]
