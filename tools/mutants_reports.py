@@ -1802,4 +1802,17 @@ MUTANTS = [
            '    if base_rev == "HEAD":\n',
            ('tests/test_compare_commits.py', '-k', 'bad_bases'),
            'commit_pair.py: BASE compared with HEAD by name, not by commit (BASE=main on main)'),
+    # session 27: full_hashes by bisection, not a scan per commit
+    Mutant('fh1',
+           'scipy_layers/reports/reader.py',
+           '        yield in_order[at]\n        at += 1\n',
+           '        yield in_order[at]\n        break\n',
+           ('tests/test_reports_duplicates.py', '-k', 'abbreviation_of_two'),
+           'reader.py: an abbreviation is matched to the first commit it starts, never found ambiguous'),
+    Mutant('fh2',
+           'scipy_layers/reports/reader.py',
+           '    at = bisect.bisect_right(in_order, prefix)\n',
+           '    at = bisect.bisect_right(in_order, prefix) + 1\n',
+           ('tests/test_reports_duplicates.py',),
+           "reader.py: the abbreviated commit's first extension skipped (one commit read as two)"),
 ]

@@ -12,6 +12,7 @@ per distinct grid with numpy and every per-row column is built by numpy indexing
 from __future__ import annotations
 
 import ast
+import bisect
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -88,6 +89,16 @@ def _expand_grid(names: tuple[str, ...], values: tuple[tuple[str, ...], ...]):
         parsed = np.array([parse_param_value(str(v)) for v in choices], dtype=object)
         columns[name] = np.tile(np.repeat(parsed, inner), total // (inner * len(choices)))
     return total, columns
+
+
+def _extensions(in_order: list[str], prefix: str):
+    """The strings of sorted ``in_order`` that extend ``prefix`` (longer, starting with
+    it): the run right after it, found by bisection (not a scan per commit, which made
+    the report quadratic in commits)."""
+    at = bisect.bisect_right(in_order, prefix)
+    while at < len(in_order) and in_order[at].startswith(prefix):
+        yield in_order[at]
+        at += 1
 
 
 @dataclass
@@ -174,11 +185,10 @@ class _Collector:
         one, so that one commit reads as one, not two. A prefix of two commits of the
         results names neither: an error naming its file."""
         written = {commit for commit, *_ in self.files}
-        longest_first = sorted({c.lower() for c in written}, key=len, reverse=True)
+        in_order = sorted({c.lower() for c in written})  # (a prefix's extensions follow it)
         full: dict[str, str] = {}
-        for commit in longest_first:
-            targets = {full[other] for other in longest_first
-                       if len(other) > len(commit) and other.startswith(commit)}
+        for commit in sorted(in_order, key=len, reverse=True):
+            targets = {full[other] for other in _extensions(in_order, commit)}
             if len(targets) > 1:
                 path = next(p for (_, c, _), p in self.run_files.items() if c == commit)
                 named = ", ".join(sorted(t[:12] for t in targets))
