@@ -30,7 +30,7 @@ import torch
 from torch.autograd import Function
 
 from ._autocast import any_autocast, autocast_devices, in_float32
-from ._checks import PLAIN_TENSORS, raise_out_of_memory
+from ._checks import PLAIN_TENSORS, LayerMemoryError, raise_out_of_memory
 from ._numpy_quiet import numpy_quiet
 from ._torch_protocols import (backward_jit_trace_error, check_not_tracing,
                                jit_trace_error, opaque_to_compile, torch_function_layer)
@@ -311,6 +311,18 @@ def linear_tangent(output_shape, like, terms):
         if input_tangent is not None:
             tangent = tangent + contribution(input_tangent)
     return tangent
+
+
+def vmap_by_fold(apply, folded: torch.Tensor, entries: int):
+    """``apply(folded)`` for a vmap rule that folded the vmapped dim, of ``entries``
+    entries, into the first dim of ``folded``: a LayerMemoryError then names the folded
+    shape, and gets a note saying so (the user passed entries of the other dims)."""
+    try:
+        return apply(folded)
+    except LayerMemoryError as error:
+        error.add_note(f"(under torch.func.vmap: the first dim of those shapes is the "
+                       f"vmapped dim of {entries} entries, folded into the layer's batch)")
+        raise
 
 
 def vmap_by_loop(apply, info, in_dims, args):

@@ -18,7 +18,8 @@ from ._checks import (PLAIN_TENSORS, STRIDED, SUPPORTED_DTYPES, check_dims_not_e
 from ._forward_state import check_forward_state, new_forward_state
 from ._numpy_bridge import (NumpyStep, apply_positional, check_not_legacy_batched,
                             computes_directly, forward_mode_error, numpy_gradients,
-                            shape_only, to_numpy, to_tensor, vmap_rule)
+                            shape_only, to_numpy, to_tensor, vmap_by_fold,
+                            vmap_rule)
 from ._numpy_quiet import numpy_quiet
 from ._torch_protocols import (graph_break_here, opaque_to_compile, refuse_onnx,
                                torch_function_layer)
@@ -69,7 +70,9 @@ def _fold_vmap(function, in_dims, input, *args):
                             if dim != in_dims[0] % input.dim())
         raise ValueError(f"input must have at least 2 dims, got a {len(entry_shape)}-D "
                          f"tensor of shape {entry_shape} (each entry under torch.func.vmap)")
-    return function.apply(input.movedim(in_dims[0], 0), *args), 0
+    entries = input.shape[in_dims[0]]
+    return vmap_by_fold(lambda x: function.apply(x, *args), input.movedim(in_dims[0], 0),
+                        entries), 0
 
 
 # methods every CPU call accepts as they are ("matrix" checks the lengths) and runs on numpy

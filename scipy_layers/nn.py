@@ -19,8 +19,8 @@ from ._autocast import any_autocast, autocast_devices, in_float32
 from ._forward_state import (check_forward_state, new_forward_state, remember_inputs,
                              state_for)
 from ._numpy_bridge import (apply_positional, check_not_legacy_batched, linear_tangent,
-                            numpy_gradients, shape_only, to_numpy, to_tensor, vmap_by_loop,
-                            vmap_rule)
+                            numpy_gradients, shape_only, to_numpy, to_tensor, vmap_by_fold,
+                            vmap_by_loop, vmap_rule)
 from ._numpy_quiet import numpy_quiet
 from ._torch_protocols import (graph_break_here, never_compiled, opaque_to_compile,
                                refuse_onnx, refuse_scripting, torch_function_layer)
@@ -150,8 +150,8 @@ class Conv2dNCHWFunction(Function):
         x_dim, w_dim, b_dim = in_dims[:3]
         if w_dim is None and b_dim is None:  # (B, N, C, H, W) -> (B * N, C, H, W)
             x = input.movedim(x_dim, 0)
-            y = Conv2dNCHWFunction.apply(x.reshape(-1, *x.shape[2:]), weight, bias, geometry,
-                                         method)
+            y = vmap_by_fold(lambda folded: Conv2dNCHWFunction.apply(
+                folded, weight, bias, geometry, method), x.reshape(-1, *x.shape[2:]), len(x))
             return y.reshape(*x.shape[:2], *y.shape[1:]), 0
         return vmap_by_loop(
             lambda x, w, b: Conv2dNCHWFunction.apply(x, w, b, geometry, method),

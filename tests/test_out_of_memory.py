@@ -73,7 +73,8 @@ def _report(case: str) -> dict:
     return {"case": case, "seconds": time.perf_counter() - start,
             "type": type(error).__name__, "message": str(error),
             "cause": type(error.__cause__).__name__ if error is not None else None,
-            "cause_message": str(error.__cause__) if error is not None else None}
+            "cause_message": str(error.__cause__) if error is not None else None,
+            "notes": getattr(error, "__notes__", [])}
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +107,23 @@ def test_under_a_transform_the_layer_is_named_once(reports, case):
     assert report["cause"] == "MemoryError", report
     assert report["cause_message"].startswith("Unable to allocate"), report  # (numpy's)
     assert report["seconds"] < 60, report
+
+
+
+@pytest.mark.parametrize("case", [case for case in TRANSFORM_CASES if case.startswith("vmap-")])
+def test_under_vmap_a_folded_shape_is_said_to_be_folded(reports, case):
+    """The FFT layers and the batched conv fold vmap's dim into their batch, so the shape
+    named is (2, ...), not the entry's the user passed: a note says so. The single-channel
+    conv runs one call per entry and names the entry's own shape, without a note."""
+    report = reports[case]
+    if case == "vmap-scipy_conv2d":
+        assert f"shape ({SIDE}, {SIDE}) float32" in report["message"], report
+        assert report["notes"] == [], report
+        return
+    folded = f"(2, {SIDE}, {SIDE})" if "fft" in case else f"(2, 1, {SIDE}, {SIDE})"
+    assert f"shape {folded} float32" in report["message"], report
+    assert report["notes"] == ["(under torch.func.vmap: the first dim of those shapes is the "
+                               "vmapped dim of 2 entries, folded into the layer's batch)"], report
 
 
 def test_a_backward_that_runs_out_of_memory_names_its_layer():
