@@ -106,17 +106,24 @@ def test_the_history_is_one_commit_a_day_ending_at_the_copied_ones_date(tmp_path
     assert (folder / "benchmarks.json").read_bytes() == (source / "benchmarks.json").read_bytes()
 
 
-def test_the_history_copies_the_newest_results_file(tmp_path):
-    """(mutation pass 114) Of two results files, the last the report lists is copied."""
+def _source_with_a_later_file(tmp_path, digit: str):
+    """A copy of the fixture's results with a second results file, of commit ``digit`` *
+    40, dated 5 days after the first: (the source, the new file, its data)."""
     import json
     import shutil
     source = tmp_path / "source"
     shutil.copytree(bench_report.DEFAULT_SOURCE, source)
     (first,) = source.glob("*/[0-9a-f]*-*.json")
     data = json.loads(first.read_text())
-    data["commit_hash"], data["date"] = "f" * 40, data["date"] + 5 * bench_report.DAY_MS
-    later = first.parent / f"{'f' * 8}-{data['env_name']}.json"
+    data["commit_hash"], data["date"] = digit * 40, data["date"] + 5 * bench_report.DAY_MS
+    later = first.parent / f"{digit * 8}-{data['env_name']}.json"
     later.write_text(json.dumps(data))
+    return source, later, data
+
+
+def test_the_history_copies_the_newest_results_file(tmp_path):
+    """(mutation pass 114) Of two results files, the newer is copied."""
+    source, later, data = _source_with_a_later_file(tmp_path, "f")
     assert bench_report.newest_results_file(source) == later
     history, _ = _history(source, tmp_path / "results", 2)
     assert max(date for date, _ in history.values()) == data["date"]
@@ -125,14 +132,6 @@ def test_the_history_copies_the_newest_results_file(tmp_path):
 def test_the_newest_results_file_is_the_one_asv_dated_last_not_the_last_by_name(tmp_path):
     """A commit hash says nothing of age: of two results files, the one with the later
     "date" is copied though its name sorts first."""
-    import json
-    import shutil
-    source = tmp_path / "source"
-    shutil.copytree(bench_report.DEFAULT_SOURCE, source)
-    (first,) = source.glob("*/[0-9a-f]*-*.json")
-    data = json.loads(first.read_text())
-    data["commit_hash"], data["date"] = "0" * 40, data["date"] + 5 * bench_report.DAY_MS
-    newer = first.parent / f"{'0' * 8}-{data['env_name']}.json"
-    newer.write_text(json.dumps(data))
+    source, newer, _ = _source_with_a_later_file(tmp_path, "0")
     assert sorted(source.glob("*/[0-9a-f]*-*.json"))[0] == newer
     assert bench_report.newest_results_file(source) == newer
