@@ -1503,8 +1503,8 @@ MUTANTS = [
            "grad_input's route read from the input's finiteness, not grad_output's"),
     Mutant('cr1',
            'scipy_layers/_fft_certificate.py',
-           '        return STATISTICAL_SAFETY * U64 * np.maximum(\n            math.sqrt(stages) * spread, math.sqrt(math.log2(max(width, 2))) * row_spread)',
-           '        return STATISTICAL_SAFETY * U64 * math.sqrt(stages) * spread',
+           '        return STATISTICAL_SAFETY * U64 * np.maximum(np.maximum(\n            math.sqrt(stages) * spread, math.sqrt(math.log2(max(width, 2))) * row_spread), drift)',
+           '        return STATISTICAL_SAFETY * U64 * np.maximum(math.sqrt(stages) * spread, drift)',
            ('tests/test_accuracy.py', '-k', 'beside_one_spike'),
            "the float64 certificate's per-row model dropped (hostile pass 116's spike)"),
     # session 27: the input makers' shape check
@@ -1532,4 +1532,10 @@ MUTANTS = [
            '    except ValueError as error:\n',
            ('tests/test_out_of_memory.py', '-k', 'folded'),
            'the vmap fold adds no note to an out-of-memory error'),
+    Mutant('cr2',
+           'scipy_layers/_fft_certificate.py',
+           '        drift = contracted * coherence * result_norm / math.sqrt(transform_size)\n',
+           '        drift = coherence * result_norm / math.sqrt(transform_size)\n',
+           ('tests/test_accuracy.py', '-k', 'identical_channels'),
+           "the float64 certificate's channel drift does not grow with K (hostile pass 118)"),
 ]
