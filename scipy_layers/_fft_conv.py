@@ -146,6 +146,12 @@ class FFTState:
         """Whether certify may bound M by the output itself (OUTPUT_BOUND_DTYPES)."""
         return self.dtype in cert.OUTPUT_BOUND_DTYPES
 
+    @property
+    def pairwise(self) -> bool:
+        """Whether the passes sum their channels in pairwise blocks (float64's statistical
+        model assumes no long one-by-one sum: _fft_contract.CHANNEL_BLOCK)."""
+        return self.dtype == np.float64
+
 
 def _bound(a: _Operand, b: _Operand, contract, contracted, spectrum, dtype, result_rows):
     """E per output pair; ``result_rows``: the result's rows the pass keeps, at the
@@ -189,7 +195,7 @@ def fft_forward(x, w, padding, out_hw, tap_fixups=False):
         return None, state
     k_h, k_w = w.shape[2:]
     c_in = w.shape[1]
-    spectrum = contract_channels("ncuv,ocuv->nouv", sx.spectrum, sw.spectrum.conj())
+    spectrum = contract_channels("ncuv,ocuv->nouv", sx.spectrum, sw.spectrum.conj(), state.pairwise)
     rows = _inverse_rows(spectrum, shape, out_hw[0])
     y = rows[..., :out_hw[1]]
     bound = _bound(sx, sw, "nc,oc->no", c_in, spectrum, state.dtype, rows)
@@ -231,7 +237,7 @@ def fft_backward(gy, state: FFTState, need_input, need_weight):
     if need_input and certified[0]:
         top, bottom, left, right = state.padding
         crop = (Ellipsis, slice(top, hp - bottom), slice(left, wp - right))
-        spectrum = contract_channels("nouv,ocuv->ncuv", sg.spectrum, sw.spectrum)
+        spectrum = contract_channels("nouv,ocuv->ncuv", sg.spectrum, sw.spectrum, state.pairwise)
         rows = _inverse_rows(spectrum, shape, hp)
         result = rows[..., :wp][crop]
         bound = _bound(sg, sw, "no,oc->nc", c_out, spectrum, state.dtype,
@@ -263,7 +269,7 @@ def fft_backward(gy, state: FFTState, need_input, need_weight):
             grad_input = np.ldexp(result, sg.exponent + sw.exponent).astype(state.dtype)
     if need_weight and certified[1]:
         out_h, out_w = gy.shape[2:]
-        spectrum = contract_channels("ncuv,nouv->ocuv", sx.spectrum, sg.spectrum.conj())
+        spectrum = contract_channels("ncuv,nouv->ocuv", sx.spectrum, sg.spectrum.conj(), state.pairwise)
         rows = _inverse_rows(spectrum, shape, k_h)
         result = rows[..., :k_w]
         bound = _bound(sg, sx, "no,nc->oc", n, spectrum, state.dtype, rows)

@@ -52,15 +52,19 @@ LAYOUTS = {"as made": lambda a: a, "bins first": bins_first,
            "bins first, conjugated": lambda a: bins_first(a.conj()).conj()}
 
 
+@pytest.mark.parametrize("blocks", [None, 2], ids=["whole", "pairwise blocks of 2"])
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("chunk_bytes", CHUNK_BYTES)
 @pytest.mark.parametrize("min_products", [_fft_contract.MATMUL_MIN_PRODUCTS, 1])
 @pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
 @pytest.mark.parametrize("pattern", PATTERNS)
 def test_every_branch_gives_einsums_products(pattern, dtype, min_products, chunk_bytes,
-                                             layout, nan_scratch, monkeypatch):
+                                             layout, blocks, nan_scratch, monkeypatch):
     """In either memory layout of the operands (and of their conjugates, which the
-    forward and grad_weight passes take)."""
+    forward and grad_weight passes take), whole or summed in pairwise blocks (float64's
+    passes: the cases sum 3 to 128 terms, in 2 to 64 blocks, the last one short or not)."""
+    if blocks is not None:
+        monkeypatch.setattr(_fft_contract, "CHANNEL_BLOCK", blocks)
     monkeypatch.setattr(_fft_contract, "MATMUL_MIN_PRODUCTS", min_products)
     monkeypatch.setattr(_fft_contract, "BINS_CHUNK_BYTES", chunk_bytes)
     rng = np.random.default_rng(3)
@@ -68,7 +72,7 @@ def test_every_branch_gives_einsums_products(pattern, dtype, min_products, chunk
     for n, c_in, c_out, bins in CASES:
         a, b = (LAYOUTS[layout](operand) for operand in
                 operands(pattern, rng, dtype, n, c_in, c_out, bins))
-        got = _fft_contract.contract_channels(pattern, a, b)
+        got = _fft_contract.contract_channels(pattern, a, b, pairwise=blocks is not None)
         expected = np.einsum(pattern, a, b)
         case = (n, c_in, c_out, bins)
         assert got.shape == expected.shape and got.dtype == expected.dtype, case
