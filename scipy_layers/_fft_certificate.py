@@ -49,6 +49,22 @@ C_STAGE = 8.0
 # K = 4096-8192); float64's passes sum them in pairwise blocks of a few, which keeps the
 # drift within what this model covers (_fft_contract.CHANNEL_BLOCK).
 STATISTICAL_SAFETY = 20.0
+# Nor do a transform's errors always spread: one large entry's (a spike's) come back in
+# part as a few point errors of up to ~0.7-1 u times the entry (scipy's rfft / irfft of
+# one delta, W = 256..65536, 5-smooth sizes too), at its neighbours and at "ghosts" away
+# from it (W / 4, W / 2, 0.6 W, ...), however wide the row; a spike column repeats them
+# down a whole ghost column, which a kernel column sums coherently. The spread models
+# shrink as 1 / sqrt(T_w), so wide images passed background pixels beside them: 32x65536
+# k15, a spike column 2400x a +-1 background, 1.44x the contract (native 0.02; hostile
+# pass 119; 64x65536 1.9x, 1x2x64x16384 -> 2 1.18x). Each of the three transforms (a's,
+# b's, the result's) may put up to POINT_ERROR u times its largest entry at any point,
+# and such a point meets the other operand at most as max|a| ||b||_1 (or ||a||_1
+# max|b|; |r| <= both too), so E is at least 3 POINT_ERROR u min(max|a| ||b||_1,
+# ||a||_1 max|b|). The three can share a ghost: a spike column beside a kernel of one
+# nonzero column, W = 6000, erred 2.5 u max|a| ||b||_1 (0.42 of this E; with
+# POINT_ERROR = 1, 0.83 of the contract). Float64 operands with one entry far above the
+# rest at small k (lognormal data, k <= 7) now fail their forward certificate.
+POINT_ERROR = 2.0
 # A fix-up may cost at most this many multiply-adds per element of the pass's operand (the
 # FFT pass itself costs ~ 3 log2 T per element); beyond it the caller's direct method runs.
 FIXUP_WORK_PER_ELEMENT = 16
@@ -93,18 +109,25 @@ def norms(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.sqrt(np.einsum("ncp,ncp->nc", flat, flat)), np.abs(flat).sum(axis=2)
 
 
+def peak(a: np.ndarray) -> np.ndarray:
+    """Per (dim0, dim1) the largest |a| over the spatial dims of a (X, Y, H, W)."""
+    return np.maximum(a.max(axis=(2, 3), initial=0.0), -a.min(axis=(2, 3), initial=0.0))
+
+
 def row_max(a: np.ndarray) -> np.ndarray:
     """Per (dim0, dim1) the largest 2-norm of one row (the last dim) of a (X, Y, H, W)."""
     return np.sqrt(np.einsum("nchw,nchw->nch", a, a).max(axis=2, initial=0.0))
 
 
 def error_bound(a_norms, b_norms, contract: str, contracted: int, transform_size: int,
-                exact_dtype, result_norm: np.ndarray | None, rows=None) -> np.ndarray:
+                exact_dtype, result_norm: np.ndarray | None, rows=None,
+                peaks=None) -> np.ndarray:
     """E per output pair (see C_STAGE and STATISTICAL_SAFETY), contracting a (X, K, ...)
     with b (Y, K, ...) over K as ``contract``; ``result_norm`` (needed for float64) is
     the 2-norm of each whole circular result; ``rows`` (needed for float64) is
     (rowmax(a), rowmax(b), rowmax(result), T_w): the largest row 2-norms, (X, K), (Y, K)
-    and (X, Y), and the transforms' width."""
+    and (X, Y), and the transforms' width; ``peaks`` (needed for float64) is (max|a|,
+    max|b|), (X, K) and (Y, K) (POINT_ERROR)."""
     (a2, a1), (b2, b1) = a_norms, b_norms
     stages = math.log2(max(transform_size, 2))
     both2 = np.einsum(contract, a2, b2)
@@ -114,8 +137,12 @@ def error_bound(a_norms, b_norms, contract: str, contracted: int, transform_size
         row_spread = (2 * np.minimum(np.einsum(contract, a_row, b2),
                                      np.einsum(contract, a2, b_row))
                       + result_row) / math.sqrt(width)
-        return STATISTICAL_SAFETY * U64 * np.maximum(
-            math.sqrt(stages) * spread, math.sqrt(math.log2(max(width, 2))) * row_spread)
+        a_peak, b_peak = peaks
+        point = 3 * POINT_ERROR * U64 * np.minimum(np.einsum(contract, a_peak, b1),
+                                                   np.einsum(contract, a1, b_peak))
+        return np.maximum(STATISTICAL_SAFETY * U64 * np.maximum(
+            math.sqrt(stages) * spread, math.sqrt(math.log2(max(width, 2))) * row_spread),
+            point)
     cross = np.minimum(np.einsum(contract, a2, b1), np.einsum(contract, a1, b2))
     return U64 * ((2 * C_STAGE * stages + 2 + CHANNEL_SUM_TERMS_PER_CHANNEL * contracted)
                   * both2 + C_STAGE * stages * cross)

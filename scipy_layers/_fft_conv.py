@@ -94,6 +94,7 @@ class _Operand:
     _magnitude_spectrum: np.ndarray | None = field(default=None, repr=False)
     _norms: tuple | None = field(default=None, repr=False)
     _row_max: np.ndarray | None = field(default=None, repr=False)
+    _peak: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, array: np.ndarray, shape, bins_first: bool = False) -> "_Operand":
@@ -125,6 +126,11 @@ class _Operand:
         if self._norms is None:
             self._norms = cert.norms(self.array)
         return self._norms
+
+    def peak(self):
+        if self._peak is None:
+            self._peak = cert.peak(self.array)
+        return self._peak
 
     def row_max(self):
         if self._row_max is None:
@@ -159,8 +165,9 @@ def _bound(a: _Operand, b: _Operand, contract, contracted, spectrum, dtype, resu
     float64 = dtype == np.float64
     norm = _result_norm(spectrum, a.shape) if float64 else None
     rows = (a.row_max(), b.row_max(), cert.row_max(result_rows), a.shape[1]) if float64 else None
+    peaks = (a.peak(), b.peak()) if float64 else None
     return cert.error_bound(a.norms(), b.norms(), contract, contracted, math.prod(a.shape),
-                            dtype, norm, rows)
+                            dtype, norm, rows, peaks)
 
 
 def _m_lower(pattern, a: _Operand, b: _Operand, contract, contracted, conj, rows, crop):

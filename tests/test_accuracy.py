@@ -401,3 +401,44 @@ def test_float64_fft_over_thousands_of_alike_channels(channels, pass_, block, mo
     y = conv2d(xr, w, method="fft")
     got = {"output": y, "grad_input": torch.autograd.grad(y, xr, g)[0]}
     assert contract_ratio(got[pass_], conv_reference(x, w, None, g)[pass_], torch.float64) <= 1
+
+
+@pytest.mark.parametrize("layer", ["conv2d", "scipy_conv2d"])
+def test_float64_fft_certificate_at_its_threshold_beside_a_wide_spike_column(layer,
+                                                                            monkeypatch):
+    """Found by hostile pass 119: a spike column on a +-1 background of a 32x65536
+    float64 image, tuned so that E just certifies every background pixel. A transform's
+    errors for one large entry do not all spread: part come back as point errors at
+    'ghosts' (here T_w / 2 along W, repeated down every row, which a kernel of equal
+    rows sums coherently) of ~0.1-0.35 u times the spike however wide the row, while
+    the spread models shrink as 1 / sqrt(T_w): 1.4x the contract there (native 0.02).
+    E now has a point term (_fft_certificate.POINT_ERROR). Judged on the columns about
+    the ghost (a full reference takes ~10 s)."""
+    bounds = _certificate_bounds(monkeypatch)
+    gen = torch.Generator().manual_seed(0)
+    height, width, k = 32, 65536, 15
+    w = torch.randn(k, generator=gen, dtype=torch.float64).repeat(k, 1)[None, None]
+    x = (torch.randint(0, 2, (1, 1, height, width), generator=gen).double() * 2 - 1)
+    column = width // 3
+
+    def run():
+        if layer == "conv2d":
+            return conv2d(x, w, method="fft")
+        return scipy_conv2d(x[0, 0], w[0, 0], None, "fft")[None, None]
+
+    spike = 100.0
+    for _ in range(6):  # E grows with the spike, M of a background pixel does not
+        x[..., column] = spike
+        bounds.clear()
+        run()
+        bound, tolerance = bounds[0]
+        scale = math.frexp(spike)[1] + math.frexp(float(w.abs().max()))[1]
+        background_m = float(w.abs().sum()) * 2.0 ** -scale  # scaled, as E is
+        spike *= 0.99 * tolerance * background_m / bound
+    x[..., column] = spike
+    got = run()
+    ghost = column + width // 2
+    first, last = ghost - 3 * k, ghost + 2 * k  # outputs whose windows hold the ghost
+    refs = conv_reference(x[..., first:last + k - 1], w, None,
+                          torch.zeros(1, 1, height - k + 1, last - first, dtype=torch.float64))
+    assert contract_ratio(got[..., first:last], refs["output"], torch.float64) <= 1
