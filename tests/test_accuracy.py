@@ -442,3 +442,29 @@ def test_float64_fft_certificate_at_its_threshold_beside_a_wide_spike_column(lay
     refs = conv_reference(x[..., first:last + k - 1], w, None,
                           torch.zeros(1, 1, height - k + 1, last - first, dtype=torch.float64))
     assert contract_ratio(got[..., first:last], refs["output"], torch.float64) <= 1
+
+
+@pytest.mark.parametrize("layer", ["conv2d", "scipy_conv2d"])
+def test_float64_fft_certificate_where_ten_spike_columns_ghosts_meet(layer):
+    """Found by hostile pass 121 (a greedy search over pocketfft's rounding): 10 spike
+    columns, 74x a +-1 background of 16x6000, signed so that their transforms' ghosts
+    all add at output column 4000, against a kernel of one column of ones. The point
+    term counted one spike (max|a|), so E stayed at one ghost's worth: 1.036x the
+    contract there (native 0.000). It now counts every spike a row holds
+    (_fft_certificate.peak); at any height these columns reach 0.10 of the contract."""
+    height, width, k = 16, 6000, 15
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 2, (1, 1, height, width), generator=gen).double() * 2 - 1
+    for column, sign in [(2800, 1), (3520, 1), (1120, 1), (1632, 1), (4016, 1), (4960, 1),
+                         (496, 1), (3424, -1), (5056, 1), (3952, 1)]:
+        x[..., :, column] = 74.0 * sign
+    w = torch.zeros(1, 1, k, k, dtype=torch.float64)
+    w[..., :, 0] = 1
+    if layer == "conv2d":
+        got = conv2d(x, w, method="fft")
+    else:
+        got = scipy_conv2d(x[0, 0], w[0, 0], None, "fft")[None, None]
+    first, last = 3900, 4100  # (the outputs about column 4000: a full reference is slow)
+    refs = conv_reference(x[..., first:last + k - 1], w, None,
+                          torch.zeros(1, 1, height - k + 1, last - first, dtype=torch.float64))
+    assert contract_ratio(got[..., first:last], refs["output"], torch.float64) <= 1

@@ -125,3 +125,26 @@ def test_window_minima_bound_every_window_from_below(shape, window):
     assert (bound <= exact).all(), float((bound - exact).max())
     mask = np.ones(minima.tiles.shape, dtype=bool)
     assert minima.pixels(mask, out_hw).shape == exact.shape
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 20, 50), (1, 2, 50, 20), (1, 1, 36, 36), (1, 1, 37, 400)])
+@pytest.mark.parametrize("spikes", [0, 1, 4])
+def test_the_point_terms_peak_is_the_largest_entry_or_a_lines_spikes(shape, spikes):
+    """_fft_certificate.peak against its definition, written out: per (X, Y), the largest
+    |a|, or the largest sum over a row or column of max(|a| - PEAK_RMS rms(line), 0);
+    its shortcuts (lines of at most PEAK_RMS**2 entries, lines with no entry that far
+    out) change nothing."""
+    from scipy_layers._fft_certificate import PEAK_RMS, peak
+    rng = np.random.default_rng(spikes)
+    a = rng.standard_normal(shape)
+    for _ in range(spikes):  # whole spike columns and single spikes, either sign
+        a[..., rng.integers(shape[3])] = rng.choice([-1, 1]) * 90
+        a[..., rng.integers(shape[2]), rng.integers(shape[3])] = rng.choice([-1, 1]) * 90
+    expected = np.abs(a).max(axis=(2, 3))
+    for axis in (2, 3):
+        rms = np.sqrt(np.mean(a * a, axis=axis, keepdims=True))
+        excess = np.maximum(np.abs(a) - PEAK_RMS * rms, 0).sum(axis=axis).max(axis=2)
+        expected = np.maximum(expected, excess)
+    np.testing.assert_allclose(peak(a), expected, rtol=1e-12)
+    if spikes == 4 and shape[3] == 400:  # (4 spike columns: a tenth of each row's rms**2)
+        assert (peak(a) > np.abs(a).max(axis=(2, 3))).all()  # (the spikes' sums count)

@@ -1557,4 +1557,10 @@ MUTANTS = [
            '            math.sqrt(stages) * spread, math.sqrt(math.log2(max(width, 2))) * row_spread),\n            0 * point)',
            ('tests/test_accuracy.py', '-k', 'wide_spike_column'),
            "the float64 certificate's point term dropped (hostile pass 119's spike column)"),
+    Mutant('cr4',
+           'scipy_layers/_fft_certificate.py',
+           '    for axis in (3, 2):  # rows, then columns\n',
+           '    for axis in ():  # rows, then columns\n',
+           ('tests/test_accuracy.py', '-k', 'ghosts_meet'),
+           "the point term counts one spike, not a row's (hostile pass 121's aligned ghosts)"),
 ]
