@@ -154,8 +154,8 @@ def error_bound(a_norms, b_norms, contract: str, contracted: int, transform_size
     with b (Y, K, ...) over K as ``contract``; ``result_norm`` (needed for float64) is
     the 2-norm of each whole circular result; ``rows`` (needed for float64) is
     (rowmax(a), rowmax(b), rowmax(result), T_w): the largest row 2-norms, (X, K), (Y, K)
-    and (X, Y), and the transforms' width; ``peaks`` (needed for float64) is (max|a|,
-    max|b|), (X, K) and (Y, K) (POINT_ERROR)."""
+    and (X, Y), and the transforms' width; ``peaks`` (needed for float64) is (peak(a),
+    peak(b)), (X, K) and (Y, K) (POINT_ERROR, PEAK_RMS)."""
     (a2, a1), (b2, b1) = a_norms, b_norms
     stages = math.log2(max(transform_size, 2))
     both2 = np.einsum(contract, a2, b2)

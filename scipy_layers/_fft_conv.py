@@ -276,7 +276,8 @@ def fft_backward(gy, state: FFTState, need_input, need_weight):
             grad_input = np.ldexp(result, sg.exponent + sw.exponent).astype(state.dtype)
     if need_weight and certified[1]:
         out_h, out_w = gy.shape[2:]
-        spectrum = contract_channels("ncuv,nouv->ocuv", sx.spectrum, sg.spectrum.conj(), state.pairwise)
+        spectrum = contract_channels("ncuv,nouv->ocuv", sx.spectrum, sg.spectrum.conj(),
+                                     state.pairwise)
         rows = _inverse_rows(spectrum, shape, k_h)
         result = rows[..., :k_w]
         bound = _bound(sg, sx, "no,nc->oc", n, spectrum, state.dtype, rows)

@@ -297,7 +297,8 @@ def native_conv2d_nchw(input, weight, bias=None, stride=1, padding=0, dilation=1
     return F.conv2d(input, weight, bias, stride, padding, dilation, groups)
 
 
-def shape_argument(name: str, value, lengths: tuple[int, ...] | range, form: str) -> tuple[int, ...]:
+def shape_argument(name: str, value, lengths: tuple[int, ...] | range,
+                   form: str) -> tuple[int, ...]:
     """``value`` as a tuple of non-negative ints of one of ``lengths``, or a ValueError
     naming ``name``, what it was and ``form`` (what an input maker takes)."""
     try:
