@@ -124,7 +124,8 @@ def peak(a: np.ndarray) -> np.ndarray:
     """Per (dim0, dim1) of a (X, Y, H, W): the largest |a| over the spatial dims, or,
     where larger, the largest sum over one row or one column of how far its entries
     stand above PEAK_RMS times that line's root mean square (the spikes whose point
-    errors may meet at one output)."""
+    errors may meet at one output). For the scaled operands (maximum near 1: squares of
+    entries past ~1e154 would overflow)."""
     largest = np.maximum(a.max(axis=(2, 3), initial=0.0), -a.min(axis=(2, 3), initial=0.0))
     square = None
     for axis in (3, 2):  # rows, then columns
