@@ -148,3 +148,22 @@ def test_the_point_terms_peak_is_the_largest_entry_or_a_lines_spikes(shape, spik
     np.testing.assert_allclose(peak(a), expected, rtol=1e-12)
     if spikes == 4 and shape[3] == 400:  # (4 spike columns: a tenth of each row's rms**2)
         assert (peak(a) > np.abs(a).max(axis=(2, 3))).all()  # (the spikes' sums count)
+
+
+def test_fixed_up_grad_weight_taps_keep_the_contract_beside_a_spike(watch):
+    """One spike in a corner of the input: the certificate rejects grad_weight's taps
+    that never see it, which are fixed up by direct sums; those must read each tap's
+    own rows and columns of the input (an asymmetric kernel, unequal offsets)."""
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(1, 2, 20, 23, dtype=torch.float64, generator=gen)
+    x[0, 0, 0, 0] = 1e9
+    x.requires_grad_()
+    w = torch.randn(3, 2, 3, 4, dtype=torch.float64, generator=gen, requires_grad=True)
+    y = conv2d(x, w, padding=1, method="fft")
+    g = torch.randn(y.shape, dtype=torch.float64, generator=gen)
+    grads = torch.autograd.grad(y, (x, w), g)
+    fixed = {shape for shape, _ in watch["fixed"]}
+    assert tuple(w.shape) in fixed and watch["tap_grad_weight"] == watch["tap_backward"] == 0
+    refs = conv_reference(x, w, None, g, padding=1)
+    for name, got in zip(("output", "grad_input", "grad_weight"), (y, *grads)):
+        assert contract_ratio(got, refs[name], torch.float64) <= 1, name

@@ -181,3 +181,18 @@ def test_fft_abs_tangent_is_zero_at_zero_bins_as_native(shape, method):
     _, ours = torch.func.jvp(lambda v: fft_abs(v, method), (x,), (t,))
     _, native = torch.func.jvp(lambda v: torch.fft.rfft2(v).abs(), (x,), (t,))
     torch.testing.assert_close(ours, native, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 7), (4, 6), (2, 9, 1)], ids=str)
+def test_incorrect_fft_gives_the_tutorials_gradient_of_the_inputs_shape(shape):
+    """BadFFTFunction's backward is irfft2(grad_output) with s= the input's (H, W), as its
+    docstring says: odd widths too (irfft2 alone would give an even width)."""
+    import torch
+    from scipy_layers import incorrect_fft
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    y = incorrect_fft(x)
+    g = torch.randn(y.shape, dtype=torch.float64)
+    (got,) = torch.autograd.grad(y, x, g)
+    assert got.shape == x.shape
+    np.testing.assert_allclose(got.numpy(), np.fft.irfft2(g.numpy(), s=shape[-2:]),
+                               rtol=1e-12, atol=1e-12)

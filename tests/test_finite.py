@@ -112,3 +112,25 @@ def test_checks_use_blas_only_where_the_kernels_do(monkeypatch, method, size, bl
     expected = torch.nn.functional.conv2d(x[None, None], w[None, None])[0, 0]
     torch.testing.assert_close(y, expected, equal_nan=True)
     assert torch.isnan(x.grad).sum() == 0  # grad_input of an all-ones gradient: finite
+
+
+@pytest.mark.parametrize("stride", [(2, 1), (1, 3), (3, 2)], ids=str)
+def test_non_finite_operands_with_unequal_strides_land_where_native_puts_them(stride):
+    """The tap kernels (non-finite operands) step each axis by its own stride: output
+    and gradients against native F.conv2d, NaN and inf where native has them."""
+    import torch
+    import torch.nn.functional as F
+    from scipy_layers import conv2d
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 3, 11, 13, dtype=torch.float64, generator=gen)
+    x[0, 1, 4, 7] = float("inf")
+    x[1, 2, 9, 2] = float("nan")
+    x.requires_grad_()
+    w = torch.randn(4, 3, 3, 2, dtype=torch.float64, generator=gen, requires_grad=True)
+    kwargs = dict(stride=stride, padding=(1, 2))
+    y, expected = conv2d(x, w, **kwargs), F.conv2d(x, w, **kwargs)
+    torch.testing.assert_close(y, expected, equal_nan=True)
+    g = torch.randn(y.shape, dtype=torch.float64, generator=gen)
+    for got, want in zip(torch.autograd.grad(y, (x, w), g),
+                         torch.autograd.grad(expected, (x, w), g)):
+        torch.testing.assert_close(got, want, equal_nan=True)

@@ -217,6 +217,17 @@ def test_vmap_over_an_empty_dim_gives_an_empty_result():
     assert vmap(lambda x: conv2d(x, w))(randn(0, 2, 3, 6, 6)).shape == (0, 2, 4, 4, 4)
     assert vmap(lambda w: conv2d(x, w))(randn(0, 4, 3, 3, 3)).shape == (0, 2, 4, 4, 4)
     assert vmap(fft_abs)(randn(0, 5, 6)).shape == (0, 5, 4)
+    # (vmapped along another dim than the first: the entries' shapes drop that dim)
+    assert vmap(lambda w: conv2d(x, w), in_dims=1)(randn(4, 0, 3, 3, 3)).shape == (0, 2, 4, 4, 4)
+
+
+def test_vmap_over_the_weights_inner_dim_takes_each_entry_along_it():
+    """A vmap by loop (one call per entry: the weight vmapped) reads each entry along
+    the vmapped dim, here the weight's second."""
+    x, weights = randn(2, 3, 6, 6), randn(4, 5, 3, 3, 3)
+    got = vmap(lambda w: conv2d(x, w), in_dims=1)(weights)
+    expected = torch.stack([F.conv2d(x, weights[:, i]) for i in range(5)])
+    torch.testing.assert_close(got, expected, **TIGHT)
 
 
 # --- what cannot work says so ---------------------------------------------------------

@@ -201,3 +201,20 @@ def test_a_channels_last_result_keeps_its_buffer_while_it_lives():
         call(seed)
     for held, copy in zip(first, kept):
         assert torch.equal(held, copy)
+
+
+def test_small_channels_last_results_below_the_pools_threshold_follow_native(monkeypatch):
+    """The suite pools every array (conftest); at the real threshold a small channels_last
+    result is a plain array's transpose, which must still be NCHW of native's strides."""
+    from scipy_layers import _workspace
+    monkeypatch.setattr(_workspace, "POOLED_MIN_BYTES", 1 << 18)
+    x = torch.randn(2, 3, 8, 8).to(memory_format=torch.channels_last).requires_grad_()
+    w = torch.randn(4, 3, 3, 3, requires_grad=True)
+    g = torch.randn(2, 4, 6, 6)
+    y = conv2d(x, w)
+    expected = F.conv2d(x, w)
+    assert y.shape == expected.shape and y.stride() == expected.stride()
+    torch.testing.assert_close(y, expected)
+    got, want = torch.autograd.grad(y, x, g)[0], torch.autograd.grad(expected, x, g)[0]
+    assert got.stride() == want.stride()
+    torch.testing.assert_close(got, want)

@@ -530,3 +530,22 @@ def test_an_interrupted_switch_is_made_again_by_the_next_callback():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=300)
     assert result.stdout.split() == ["True"] * 4, (result.stdout, result.stderr[-3000:])
+
+
+def test_fft_abs_spectrum_handed_to_backward_returns_to_the_pool_once():
+    """A plain backward overwrites forward's spectrum, which goes back to the pool when
+    the graph dies, not also at the end of backward: given back twice, a later call's
+    live spectrum would be handed out again and its backward read another input's."""
+    shape = (2, 300, 130)  # (its spectrum above the real threshold too)
+    inputs = [torch.randn(shape, dtype=torch.float64, requires_grad=True) for _ in range(3)]
+    g = torch.randn(2, 300, 66, dtype=torch.float64)
+    expected = torch.autograd.grad(torch.fft.rfft2(inputs[1]).abs(), inputs[1], g)[0]
+    first = fft_abs(inputs[0], "fft")
+    first.backward(g)  # (the spectrum handed over and overwritten)
+    second = fft_abs(inputs[1], "fft")
+    del first  # the first graph dies: its spectrum back to the pool
+    gc.collect()
+    third = fft_abs(inputs[2], "fft")
+    got = torch.autograd.grad(second, inputs[1], g)[0]
+    torch.testing.assert_close(got, expected)
+    del third
