@@ -167,3 +167,26 @@ def test_fixed_up_grad_weight_taps_keep_the_contract_beside_a_spike(watch):
     refs = conv_reference(x, w, None, g, padding=1)
     for name, got in zip(("output", "grad_input", "grad_weight"), (y, *grads)):
         assert contract_ratio(got, refs[name], torch.float64) <= 1, name
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("size,k,block", [(64, 3, 9), (64, 9, 20)])
+def test_fixed_up_forward_pixels_keep_the_contract_in_a_block_of_tiny_values(
+        watch, size, k, block, dtype):
+    """The forward's fix-ups: a block of values 1e-10 of the rest leaves the windows
+    inside it with an M far below the FFT's error, so those outputs are recomputed by
+    direct sums (and only those: the pass stays an FFT). Each must be the
+    cross-correlation of its window (mutation pass 124's fcv2: against the flipped
+    kernel, a convolution, they erred 1e5-1e15 times the contract)."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(size, size, generator=gen, dtype=dtype)
+    x[10:10 + block, 20:20 + block] *= 1e-10
+    w = torch.randn(k, k, generator=gen, dtype=dtype)
+    y = scipy_conv2d(x, w, None, "fft")
+    out = size - k + 1
+    assert [shape for shape, _ in watch["fixed"]] and all(
+        shape == (1, 1, out, out) for shape, _ in watch["fixed"])  # (the forward's)
+    assert sum(count for _, count in watch["fixed"]) >= (block - k + 1) ** 2
+    refs = conv_reference(x[None, None], w[None, None], None,
+                          torch.zeros(1, 1, out, out, dtype=dtype))
+    assert contract_ratio(y[None, None], refs["output"], dtype) <= 1
