@@ -165,7 +165,8 @@ def _bound(a: _Operand, b: _Operand, contract, contracted, spectrum, dtype, resu
     float64 = dtype == np.float64
     norm = _result_norm(spectrum, a.shape) if float64 else None
     rows = (a.row_max(), b.row_max(), cert.row_max(result_rows), a.shape[1]) if float64 else None
-    peaks = (a.peak(), b.peak()) if float64 else None
+    peaks = (cert.standing_out(a.peak(), a.norms()[0], math.prod(a.array.shape[2:])),
+             b.peak()) if float64 else None
     return cert.error_bound(a.norms(), b.norms(), contract, contracted, math.prod(a.shape),
                             dtype, norm, rows, peaks)
 
