@@ -77,7 +77,7 @@ POINT_ERROR = 2.0
 # greedy search against this E 0.16. Of a's peak, only what stands above PEAK_RMS times
 # a's rms counts (standing_out): the rest is the spread models' noise too, and counted
 # whole the term led E on random data from k = 11 (conv 64x64 k15 float64 +0.4 ms, 0.87
-# -> 1.29 of native; +0.08 ms now). The kernel's side keeps its whole max|b|.
+# -> 1.29 of native; +0.08 ms now). The kernel's side keeps its whole peak(b).
 PEAK_RMS = 6.0
 # A fix-up may cost at most this many multiply-adds per element of the pass's operand (the
 # FFT pass itself costs ~ 3 log2 T per element); beyond it the caller's direct method runs.

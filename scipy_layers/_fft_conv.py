@@ -162,13 +162,14 @@ class FFTState:
 def _bound(a: _Operand, b: _Operand, contract, contracted, spectrum, dtype, result_rows):
     """E per output pair; ``result_rows``: the result's rows the pass keeps, at the
     transforms' full width (float64's model takes their largest 2-norm)."""
-    float64 = dtype == np.float64
-    norm = _result_norm(spectrum, a.shape) if float64 else None
-    rows = (a.row_max(), b.row_max(), cert.row_max(result_rows), a.shape[1]) if float64 else None
+    size = math.prod(a.shape)
+    if dtype != np.float64:
+        return cert.error_bound(a.norms(), b.norms(), contract, contracted, size, dtype, None)
+    rows = (a.row_max(), b.row_max(), cert.row_max(result_rows), a.shape[1])
     peaks = (cert.standing_out(a.peak(), a.norms()[0], math.prod(a.array.shape[2:])),
-             b.peak()) if float64 else None
-    return cert.error_bound(a.norms(), b.norms(), contract, contracted, math.prod(a.shape),
-                            dtype, norm, rows, peaks)
+             b.peak())
+    return cert.error_bound(a.norms(), b.norms(), contract, contracted, size, dtype,
+                            _result_norm(spectrum, a.shape), rows, peaks)
 
 
 def _m_lower(pattern, a: _Operand, b: _Operand, contract, contracted, conj, rows, crop):
