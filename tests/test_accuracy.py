@@ -314,6 +314,23 @@ def _certificate_bounds(monkeypatch):
     return bounds
 
 
+def _spike_at_the_threshold(place, run, bounds, which: int, w):
+    """Sets the spike (``place(size)``) so that the E of certificate ``which`` (0 the
+    forward's, 1 grad_input's; ``bounds`` from _certificate_bounds, ``run`` the layer's
+    call) is 0.99 of what a background pixel of M = ||w||_1 allows. E grows with the
+    spike, M of a background pixel does not: a few rounds settle it."""
+    spike = 100.0
+    for _ in range(6):
+        place(spike)
+        bounds.clear()
+        run()
+        bound, tolerance = bounds[which]
+        scale = math.frexp(spike)[1] + math.frexp(float(w.abs().max()))[1]
+        background_m = float(w.abs().sum()) * 2.0 ** -scale  # scaled, as E is
+        spike *= 0.99 * tolerance * background_m / bound
+    place(spike)
+
+
 @pytest.mark.parametrize("pass_", ["output", "grad_input"])
 @pytest.mark.parametrize("layer", ["conv2d", "scipy_conv2d"])
 def test_float64_fft_certificate_at_its_threshold_beside_one_spike(layer, pass_, monkeypatch):
@@ -344,16 +361,8 @@ def test_float64_fft_certificate_at_its_threshold_beside_one_spike(layer, pass_,
         (grad,) = torch.autograd.grad(y, xr, g.reshape(y.shape))
         return grad
 
-    spike = 100.0
-    for _ in range(6):  # E grows with the spike, M of a background pixel does not
-        spiked[at] = spike
-        bounds.clear()
-        run()
-        bound, tolerance = bounds[0 if pass_ == "output" else 1]
-        scale = math.frexp(spike)[1] + math.frexp(float(w.abs().max()))[1]
-        background_m = float(w.abs().sum()) * 2.0 ** -scale  # scaled, as E is
-        spike *= 0.99 * tolerance * background_m / bound
-    spiked[at] = spike
+    _spike_at_the_threshold(lambda spike: spiked.__setitem__(at, spike), run, bounds,
+                            0 if pass_ == "output" else 1, w)
     got = run()
     refs = conv_reference(x, w, None, g if g is not None else torch.zeros(
         1, 1, size - k + 1, size - k + 1, dtype=torch.float64))
@@ -426,16 +435,7 @@ def test_float64_fft_certificate_at_its_threshold_beside_a_wide_spike_column(lay
             return conv2d(x, w, method="fft")
         return scipy_conv2d(x[0, 0], w[0, 0], None, "fft")[None, None]
 
-    spike = 100.0
-    for _ in range(6):  # E grows with the spike, M of a background pixel does not
-        x[..., column] = spike
-        bounds.clear()
-        run()
-        bound, tolerance = bounds[0]
-        scale = math.frexp(spike)[1] + math.frexp(float(w.abs().max()))[1]
-        background_m = float(w.abs().sum()) * 2.0 ** -scale  # scaled, as E is
-        spike *= 0.99 * tolerance * background_m / bound
-    x[..., column] = spike
+    _spike_at_the_threshold(lambda spike: x[..., column].fill_(spike), run, bounds, 0, w)
     got = run()
     ghost = column + width // 2
     first, last = ghost - 3 * k, ghost + 2 * k  # outputs whose windows hold the ghost
