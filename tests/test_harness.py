@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
-from scipy_layers import LAYERS, NATIVE
+from scipy_layers import LAYERS, NATIVE, _workspace
 from scipy_layers.agreement import TOLERANCE, compare_with_native, conv_reference, max_errors
 from scipy_layers.samples import ERROR_INPUTS, LAYOUTS, SAMPLES, as_layout, make_case
 from tests._dft_paths import DFT_PATHS, dft_path
@@ -66,6 +66,27 @@ def test_every_forced_path_agrees_with_native_in_every_layout(layer_name, implem
     with shift_tier(path), im2col_variant(path), dft_path(path):
         errors = compare_with_native(LAYERS[layer_name], implementation, leaves,
                                      prepare=prepare, kwargs=sample.kwargs)
+    check_errors(layer_name, implementation, errors, dtype)
+
+
+# tests/conftest.py pools every array, however small; users' small arrays are never
+# pooled (_workspace.POOLED_MIN_BYTES, read here before any test changes it). These
+# samples are all small, so at the real floor every one takes that other path (mutation
+# pass 124 found a small channels_last result the pooled tests could not see).
+REAL_POOL_FLOOR = _workspace.POOLED_MIN_BYTES
+UNPOOLED_LAYOUTS = ("contiguous", "transposed", "step_sliced", "channels_last")
+
+
+@pytest.mark.parametrize("layout", UNPOOLED_LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("layer_name,implementation,sample", CASES)
+def test_agrees_with_native_where_small_arrays_are_not_pooled(layer_name, implementation,
+                                                              sample, dtype, layout,
+                                                              monkeypatch):
+    monkeypatch.setattr(_workspace, "POOLED_MIN_BYTES", REAL_POOL_FLOOR)
+    leaves, prepare = make_case(sample, layout, dtype, seed=13)
+    errors = compare_with_native(LAYERS[layer_name], implementation, leaves, prepare=prepare,
+                                 kwargs=sample.kwargs)
     check_errors(layer_name, implementation, errors, dtype)
 
 
