@@ -5,6 +5,8 @@ what it was, and what is accepted, instead of a traceback from deep inside numpy
 """
 from __future__ import annotations
 
+import os
+import sys
 from typing import NoReturn
 
 import torch
@@ -135,9 +137,34 @@ def raise_out_of_memory(layer: str, tensors, error: MemoryError) -> NoReturn:
     kind = type(error)
     if kind is not MemoryError and kind.__module__.partition(".")[0] != "numpy":
         raise error  # (LayerMemoryError included)
+    if kind is MemoryError and not _raised_in_a_library(error):
+        raise error  # (a user's hook inside the call: a saved-tensors pack hook, say)
     shapes = ", ".join(f"{tuple(tensor.shape)} {str(tensor.dtype).removeprefix('torch.')}"
                        for tensor in tensors if isinstance(tensor, torch.Tensor))
     raise LayerMemoryError(
         f"{layer} ran out of memory on tensors of shape {shapes}: {error} (its numpy "
         f"working arrays are of the order of the inputs' and output's dense size, "
         f"expanded dims included); give smaller or fewer images") from error
+
+
+# Where a plain MemoryError from a layer's own allocations is raised (pocketfft's C
+# raises in scipy.fft's Python, Python's own in ours; numpy's has a class of its own): one
+# whose innermost frame lies elsewhere came from code of the user's that the call ran (a
+# saved_tensors_hooks pack hook, run as forward saves its tensors), and is theirs to read
+# as they raised it.
+_LIBRARIES = ("scipy_layers", "numpy", "scipy")
+
+
+def _raised_in_a_library(error: BaseException) -> bool:
+    frame = error.__traceback__
+    if frame is None:
+        return True
+    while frame.tb_next is not None:
+        frame = frame.tb_next
+    filename = os.path.abspath(frame.tb_frame.f_code.co_filename)
+    for name in _LIBRARIES:
+        module = sys.modules.get(name)
+        root = os.path.dirname(getattr(module, "__file__", None) or "") if module else ""
+        if root and filename.startswith(root + os.sep):
+            return True
+    return False

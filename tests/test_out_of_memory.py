@@ -194,3 +194,53 @@ def test_cupys_own_out_of_memory_error_passes_through_unchanged(monkeypatch, lay
 if __name__ == "__main__":
     for name in sys.argv[1:]:
         print(json.dumps(_report(name)), flush=True)
+
+
+@pytest.mark.parametrize("layer", ["scipy_conv2d", "conv2d", "fft_abs"])
+def test_a_users_hook_that_raises_memory_error_is_not_the_layers(layer):
+    """A saved_tensors_hooks pack hook runs inside the layer's call, as forward saves its
+    tensors: a plain MemoryError it raises is the user's, and passes as they raised it
+    (it read "ran out of memory ... give smaller or fewer images"). numpy's own
+    allocation failures are still the layer's, named as before (the tests above)."""
+    import torch
+    from torch.autograd.graph import saved_tensors_hooks
+
+    import scipy_layers as sl
+    raised = MemoryError("the hook's own words")
+
+    def pack(tensor):
+        raise raised
+
+    call = {"scipy_conv2d": lambda x: sl.scipy_conv2d(x, torch.ones(3, 3)),
+            "conv2d": lambda x: sl.conv2d(x[None, None], torch.ones(1, 1, 3, 3)),
+            "fft_abs": sl.fft_abs}[layer]
+    with saved_tensors_hooks(pack, lambda packed: packed), pytest.raises(MemoryError) as error:
+        call(torch.randn(8, 8, requires_grad=True))
+    assert error.value is raised
+
+
+def test_a_plain_memory_error_in_library_code_is_the_layers():
+    """The rule behind the test above: a plain MemoryError whose innermost frame is in
+    scipy_layers, numpy or scipy (pocketfft's, Python's own) is the layer's, one raised
+    anywhere else is not."""
+    import os
+
+    import scipy
+    import scipy_layers
+    from scipy_layers._checks import LayerMemoryError, raise_out_of_memory
+
+    def raised_in(filename):
+        try:
+            exec(compile("raise MemoryError('no room')", filename, "exec"), {})
+        except MemoryError as error:
+            return error
+
+    for package in (scipy_layers, np, scipy):
+        inside = raised_in(os.path.join(os.path.dirname(package.__file__), "anything.py"))
+        with pytest.raises(LayerMemoryError, match="ran out of memory") as named:
+            raise_out_of_memory("a layer", [], inside)
+        assert named.value.__cause__ is inside
+    outside = raised_in(os.path.join(os.path.dirname(scipy_layers.__file__) + "_hooks", "x.py"))
+    with pytest.raises(MemoryError) as passed:
+        raise_out_of_memory("a layer", [], outside)
+    assert passed.value is outside
