@@ -93,6 +93,7 @@ class _Operand:
     bins_first: bool            # the spectra's memory (_spectrum)
     _magnitude_spectrum: np.ndarray | None = field(default=None, repr=False)
     _norms: tuple | None = field(default=None, repr=False)
+    _row_squares: np.ndarray | None = field(default=None, repr=False)
     _row_max: np.ndarray | None = field(default=None, repr=False)
     _peak: np.ndarray | None = field(default=None, repr=False)
 
@@ -129,13 +130,18 @@ class _Operand:
 
     def peak(self):
         if self._peak is None:
-            self._peak = cert.peak(self.array)
+            self._peak = cert.peak(self.array, self.row_squares())
         return self._peak
 
     def row_max(self):
         if self._row_max is None:
-            self._row_max = cert.row_max(self.array)
+            self._row_max = cert.row_max(self.array, self.row_squares())
         return self._row_max
+
+    def row_squares(self):
+        if self._row_squares is None:
+            self._row_squares = cert.row_squares(self.array)
+        return self._row_squares
 
 
 @dataclass

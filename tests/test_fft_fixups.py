@@ -127,27 +127,87 @@ def test_window_minima_bound_every_window_from_below(shape, window):
     assert minima.pixels(mask, out_hw).shape == exact.shape
 
 
-@pytest.mark.parametrize("shape", [(2, 3, 20, 50), (1, 2, 50, 20), (1, 1, 36, 36), (1, 1, 37, 400)])
+@pytest.mark.parametrize("shape", [(2, 3, 20, 50), (1, 2, 50, 20), (1, 1, 144, 144),
+                                   (1, 1, 145, 400), (3, 2, 400, 145), (1, 1, 37, 400)])
 @pytest.mark.parametrize("spikes", [0, 1, 4])
-def test_the_point_terms_peak_is_the_largest_entry_or_a_lines_spikes(shape, spikes):
+@pytest.mark.parametrize("planes", ["every", "last"])
+def test_the_point_terms_peak_is_the_largest_entry_or_a_lines_spikes(shape, spikes, planes):
     """_fft_certificate.peak against its definition, written out: per (X, Y), the largest
     |a|, or the largest sum over a row or column of max(|a| - PEAK_RMS rms(line), 0);
-    its shortcuts (lines of at most PEAK_RMS**2 entries, lines with no entry that far
-    out) change nothing."""
-    from scipy_layers._fft_certificate import PEAK_RMS, peak
+    its shortcuts (lines of at most SHORT_LINE entries, no plane with an entry that far
+    out, given row sums of squares or not) change nothing, with spikes in every plane or
+    in the last one only."""
+    from scipy_layers._fft_certificate import PEAK_RMS, peak, row_squares
     rng = np.random.default_rng(spikes)
     a = rng.standard_normal(shape)
-    for _ in range(spikes):  # whole spike columns and single spikes, either sign
-        a[..., rng.integers(shape[3])] = rng.choice([-1, 1]) * 90
-        a[..., rng.integers(shape[2]), rng.integers(shape[3])] = rng.choice([-1, 1]) * 90
+    where = a if planes == "every" else a[-1:, -1:]
+    for _ in range(spikes):  # whole spike columns and rows and single spikes, either sign
+        where[..., rng.integers(shape[3])] = rng.choice([-1, 1]) * 90
+        where[..., rng.integers(shape[2]), :] = rng.choice([-1, 1]) * 90
+        where[..., rng.integers(shape[2]), rng.integers(shape[3])] = rng.choice([-1, 1]) * 90
     expected = np.abs(a).max(axis=(2, 3))
     for axis in (2, 3):
         rms = np.sqrt(np.mean(a * a, axis=axis, keepdims=True))
         excess = np.maximum(np.abs(a) - PEAK_RMS * rms, 0).sum(axis=axis).max(axis=2)
         expected = np.maximum(expected, excess)
     np.testing.assert_allclose(peak(a), expected, rtol=1e-12)
-    if spikes == 4 and shape[3] == 400:  # (4 spike columns: a tenth of each row's rms**2)
-        assert (peak(a) > np.abs(a).max(axis=(2, 3))).all()  # (the spikes' sums count)
+    np.testing.assert_allclose(peak(a, row_squares(a)), expected, rtol=1e-12)
+    if spikes == 4 and 400 in shape[2:]:  # (4 spike lines: a tenth of each line's rms**2)
+        assert (peak(a) > np.abs(a).max(axis=(2, 3)))[-1, -1]  # (the spikes' sums count)
+
+
+@pytest.mark.parametrize("spikes", [2, 3, 4, 8])
+@pytest.mark.parametrize("n", [144, 162, 300, 400])
+def test_peak_skips_only_lines_too_short_to_raise_it(n, spikes):
+    """SHORT_LINE's bound: k equal spikes on a zero line of n (their excess over 6 rms
+    at its largest for k and n) stay below max|a| up to n = 144, so skipping those
+    lines changes nothing; beyond it the scan runs, and counts them (from n = 244)."""
+    from scipy_layers._fft_certificate import PEAK_RMS, SHORT_LINE, peak
+    a = np.zeros((1, 1, 2, n))
+    a[..., 0, :spikes] = 1.0
+    excess = spikes * (1 - PEAK_RMS * np.sqrt(spikes / n))  # (< 0: none stands out)
+    assert n > SHORT_LINE or excess < 0.83 + 1e-12
+    if n >= 300 and spikes <= 3:
+        assert excess > 1  # (two or three spikes can raise the peak in long lines)
+    np.testing.assert_allclose(peak(a), max(1.0, excess), rtol=1e-12)
+
+
+def test_peak_counts_a_columns_spikes_beside_bright_columns():
+    """Bright columns give every row a large sum of squares, one column of a small
+    background holds five spikes: their excess (48) is the peak. Lines are scanned by
+    their own sums of squares (a column's by the columns', not the rows' given ones)."""
+    from scipy_layers._fft_certificate import peak, row_squares
+    a = np.random.default_rng(0).standard_normal((1, 1, 1000, 40))
+    a[..., :30] = 20.0
+    a[..., [100, 300, 500, 700, 900], 35] = 20.0
+    column = a[0, 0, :, 35]
+    rms = np.sqrt(np.mean(column ** 2))
+    expected = np.maximum(np.abs(column) - 6 * rms, 0).sum()
+    assert expected > 40
+    np.testing.assert_allclose(peak(a), [[expected]], rtol=1e-12)
+    np.testing.assert_allclose(peak(a, row_squares(a)), [[expected]], rtol=1e-12)
+
+
+def test_the_point_term_is_skipped_only_where_no_plane_of_a_has_a_peak():
+    """error_bound leaves the point term out where a's peaks (what stands out) are all 0,
+    as on random data: min(0, ...) = 0. Where some are not, E is the larger of the
+    spread models and the point term, in every output pair."""
+    from scipy_layers._fft_certificate import POINT_ERROR, U64, error_bound
+    rng = np.random.default_rng(0)
+    a2, a1, b2, b1 = (rng.uniform(1, 2, (3, 4)) for _ in range(4))
+    rows = (rng.uniform(0.1, 0.2, (3, 4)), rng.uniform(0.1, 0.2, (3, 4)),
+            rng.uniform(0.1, 0.2, (3, 3)), 64)
+    args = ((a2, a1), (b2, b1), "nc,oc->no", 4, 4096, np.float64, rng.uniform(1, 2, (3, 3)),
+            rows)
+    b_peak = rng.uniform(0.5, 1, (3, 4))
+    spreads = error_bound(*args, (np.zeros((3, 4)), b_peak))
+    a_peak = np.zeros((3, 4))
+    a_peak[1] = 1e3  # (one image's planes only: the others' pairs keep the spreads)
+    point = 3 * POINT_ERROR * U64 * np.minimum(np.einsum("nc,oc->no", a_peak, b1),
+                                               np.einsum("nc,oc->no", a1, b_peak))
+    expected = np.maximum(spreads, point)
+    assert (expected[1] > spreads[1]).all() and (expected[[0, 2]] == spreads[[0, 2]]).all()
+    np.testing.assert_array_equal(error_bound(*args, (a_peak, b_peak)), expected)
 
 
 def test_fixed_up_grad_weight_taps_keep_the_contract_beside_a_spike(watch):
