@@ -79,6 +79,19 @@ POINT_ERROR = 2.0
 # whole the term led E on random data from k = 11 (conv 64x64 k15 float64 +0.4 ms, 0.87
 # -> 1.29 of native; +0.08 ms now). The kernel's side keeps its whole peak(b).
 PEAK_RMS = 6.0
+# Nor are a transform's errors independent of the other operand: the pass multiplies a's
+# spectrum by b's computed one, fl(B) = B + dB, so its result holds a correlated with
+# db = IFFT(dB), linear in a, and an a that matches db (a(j + p) = sign db(j)) adds the
+# whole of ||a||_2 ||db||_2 into output p (Cauchy-Schwarz), where the spread models spread
+# it as if over sqrt(T) outputs: a 1024x1024 float64 +-1 image so matched to a 15x15
+# kernel of ones, its window at p quiet enough (+-0.094) that p is certified, erred 1.82x
+# the contract there (grad_input, its grad_output matched: 1.38x; native 0.01; hostile
+# pass 126). pocketfft's spectra err by ||dB||_2 <= 0.58 sqrt(log2 T) u ||B||_2 for
+# kernels (ones, random, +-1, few taps, 1xk, kx1; T 64^2..1024^2, 5-, 7-, 11-smooth), 0.76
+# for dense images, so E is at least LINEAR_ERROR sqrt(log2 T) u sum_k ||a_k|| ||b_k||.
+# It leads the spread models from T ~ 3600 (conv 64x64 k15: ~1.1-1.25x the E before),
+# and from ~1024x1024 k15 (k7 from ~128x128) it certifies few outputs of random data.
+LINEAR_ERROR = 1.0
 # A fix-up may cost at most this many multiply-adds per element of the pass's operand (the
 # FFT pass itself costs ~ 3 log2 T per element); beyond it the caller's direct method runs.
 FIXUP_WORK_PER_ELEMENT = 16
@@ -204,12 +217,13 @@ def error_bound(a_norms, b_norms, contract: str, contracted: int, transform_size
                       + result_row) / math.sqrt(width)
         spreads = STATISTICAL_SAFETY * U64 * np.maximum(
             math.sqrt(stages) * spread, math.sqrt(math.log2(max(width, 2))) * row_spread)
+        models = np.maximum(spreads, LINEAR_ERROR * math.sqrt(stages) * U64 * both2)
         a_peak, b_peak = peaks
         if not a_peak.any():  # (then the point term is min(0, ...): random data's case)
-            return spreads
+            return models
         point = 3 * POINT_ERROR * U64 * np.minimum(np.einsum(contract, a_peak, b1),
                                                    np.einsum(contract, a1, b_peak))
-        return np.maximum(spreads, point)
+        return np.maximum(models, point)
     cross = np.minimum(np.einsum(contract, a2, b1), np.einsum(contract, a1, b2))
     return U64 * ((2 * C_STAGE * stages + 2 + CHANNEL_SUM_TERMS_PER_CHANNEL * contracted)
                   * both2 + C_STAGE * stages * cross)

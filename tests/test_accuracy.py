@@ -4,6 +4,8 @@ periodic patterns, near-overflow float64; and the issue-10 examples that used to
 import math
 
 import pytest
+import numpy as np
+import scipy.fft
 import torch
 import torch.nn.functional as F
 
@@ -468,3 +470,54 @@ def test_float64_fft_certificate_where_ten_spike_columns_ghosts_meet(layer):
     refs = conv_reference(x[..., first:last + k - 1], w, None,
                           torch.zeros(1, 1, height - k + 1, last - first, dtype=torch.float64))
     assert contract_ratio(got[..., first:last], refs["output"], torch.float64) <= 1
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).nmant < 63, reason="needs extended long double")
+@pytest.mark.parametrize("layer,pass_", [("conv2d", "output"), ("scipy_conv2d", "output"),
+                                         ("conv2d", "grad_input")])
+def test_float64_fft_certificate_where_the_image_matches_the_kernels_spectral_error(
+        layer, pass_):
+    """Found by hostile pass 126: the pass multiplies by the kernel's computed spectrum
+    fl(W) = W + dW, so its result holds the image correlated with dw = IFFT(dW), linear in
+    the image. A +-1 image (or grad_output) signed as dw about output p adds the whole of
+    ||x||_2 ||dw||_2 into p, where the spread models spread it over ~sqrt(T) outputs; p's
+    window holds +-1/16, just enough that p was certified: 512x512 and a 15x15 normal
+    kernel, ~1.8x the contract there (1000x1000 +-1 kernel 4.7x; native 0.01). E now has
+    _fft_certificate.LINEAR_ERROR's term, which sends p to a direct sum."""
+    from scipy_layers._fft_conv import _spectrum
+    size, k, beta = 512, 15, 1 / 16
+    w = np.random.default_rng(0).standard_normal((k, k))
+    half = np.zeros((size, size), np.longdouble)  # the library's scaled kernel, padded
+    half[:k, :k] = np.ldexp(w, -math.frexp(float(np.abs(w).max()))[1])
+    computed = _spectrum(half.astype(np.float64)[None, None], (size, size))[0, 0]
+    dw = scipy.fft.irfft2(computed.astype(np.clongdouble) - scipy.fft.rfft2(half),
+                          s=(size, size)).astype(np.float64)
+    out = size - k + 1
+    p = out // 3
+    if pass_ == "output":  # y(p) = sum_j x(j) w(j - p): x(j) = sign dw(j - p)
+        index = (np.arange(size) - p) % size
+        quiet = (slice(p, p + k),) * 2
+    else:  # grad_input(p) = sum_j g(j) w(p - j): g(j) = sign dw(p - j)
+        index = (p - np.arange(out)) % size
+        quiet = (slice(p - k + 1, p + 1),) * 2
+    signs = np.where(dw[index[:, None], index[None, :]] >= 0, 1.0, -1.0)
+    signs[quiet] *= beta
+    weight = torch.from_numpy(w)[None, None]
+    if pass_ == "output":
+        x = torch.from_numpy(signs)[None, None]
+        got = (conv2d(x, weight, method="fft") if layer == "conv2d" else
+               scipy_conv2d(x[0, 0], weight[0, 0], None, "fft")[None, None])
+        rows = x[..., p - 8:p + k + 8, p - 8:p + k + 8]
+        ref = conv_reference(rows, weight, None, torch.zeros(1, 1, 17, 17,
+                                                             dtype=torch.float64))["output"]
+        got = got[..., p - 8:p + 9, p - 8:p + 9]
+    else:
+        g = torch.from_numpy(signs)[None, None]
+        x = torch.zeros(1, 1, size, size, dtype=torch.float64, requires_grad=True)
+        (got,) = torch.autograd.grad(conv2d(x, weight, method="fft"), x, g)
+        padded = torch.nn.functional.pad(g, (k - 1,) * 4)  # grad_input = full conv of g
+        window = padded[..., p - 8:p + k + 8, p - 8:p + k + 8]
+        ref = conv_reference(window, weight.flip(2, 3), None, torch.zeros(
+            1, 1, 17, 17, dtype=torch.float64))["output"]
+        got = got[..., p - 8:p + 9, p - 8:p + 9]
+    assert contract_ratio(got, ref, torch.float64) <= 1

@@ -199,7 +199,7 @@ def test_the_point_term_is_skipped_only_where_no_plane_of_a_has_a_peak():
             rng.uniform(0.1, 0.2, (3, 3)), 64)
     args = ((a2, a1), (b2, b1), "nc,oc->no", 4, 4096, np.float64, rng.uniform(1, 2, (3, 3)),
             rows)
-    b_peak = rng.uniform(0.5, 1, (3, 4))
+    b_peak = rng.uniform(50, 100, (3, 4))
     spreads = error_bound(*args, (np.zeros((3, 4)), b_peak))
     a_peak = np.zeros((3, 4))
     a_peak[1] = 1e3  # (one image's planes only: the others' pairs keep the spreads)
