@@ -130,6 +130,23 @@ def fixup_budget(operand_size: int, result_size: int, terms: int, tap_channels: 
     return budget
 
 
+def linear_term_rejects(a_norms, b_norms, contract: str, transform_size: int, outputs: int,
+                        tolerance: float, work_per_fix: int, budget: float) -> bool:
+    """Whether float64's linear term alone fails more of a pass's outputs (``outputs`` per
+    pair, contracting a with b as ``contract``) than its fix-up budget allows, whatever
+    their M: the pass would run its FFTs and then fall back to the direct method. A
+    pair's outputs' M sum to at most sum_k ||a_k||_1 ||b_k||_1 (each product lies in one
+    output), so by Markov's inequality at least 1 - tolerance sum M / (outputs E_lin) of
+    them have tolerance M < E_lin, and fail (tiles and M's float32 bound are <= M)."""
+    (a2, a1), (b2, b1) = a_norms, b_norms
+    linear = LINEAR_ERROR * math.sqrt(math.log2(max(transform_size, 2))) * U64 * np.einsum(
+        contract, a2, b2)
+    total_m = np.einsum(contract, a1, b1)
+    share = 1 - np.divide(tolerance * total_m, outputs * linear,
+                          out=np.ones_like(linear), where=linear > 0)
+    return float(np.clip(share, 0, 1).sum()) * outputs * work_per_fix > budget
+
+
 def norms(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per (dim0, dim1) 2-norm and 1-norm over the spatial dims."""
     flat = a.reshape(a.shape[0], a.shape[1], -1)

@@ -178,6 +178,17 @@ def _bound(a: _Operand, b: _Operand, contract, contracted, spectrum, dtype, resu
                             _result_norm(spectrum, a.shape), rows, peaks)
 
 
+def _rejected_before_its_ffts(a: _Operand, b: _Operand, contract, outputs, terms, dtype,
+                              budget) -> bool:
+    """Whether float64's certificate would reject the pass whatever its M
+    (cert.linear_term_rejects): then its contraction, transforms back and M are not run."""
+    if dtype != np.float64:
+        return False
+    eps = cert.EPS[dtype]
+    return cert.linear_term_rejects(a.norms(), b.norms(), contract, math.prod(a.shape),
+                                    outputs, terms * eps - eps / 2, terms, budget)
+
+
 def _m_lower(pattern, a: _Operand, b: _Operand, contract, contracted, conj, rows, crop):
     """A lower bound of M per output: the float32 FFT of |a| and |b|, less its error."""
     b_spec = b.magnitude_spectrum().conj() if conj else b.magnitude_spectrum()
@@ -210,6 +221,13 @@ def fft_forward(x, w, padding, out_hw, tap_fixups=False):
         return None, state
     k_h, k_w = w.shape[2:]
     c_in = w.shape[1]
+    terms = c_in * k_h * k_w
+    eps = cert.EPS[state.dtype]
+    budget = cert.fixup_budget(sx.array.size, x.shape[0] * w.shape[0] * math.prod(out_hw),
+                               terms, c_in if tap_fixups else 0)
+    if _rejected_before_its_ffts(sx, sw, "nc,oc->no", math.prod(out_hw), terms, state.dtype,
+                                 budget):
+        return None, state
     spectrum = contract_channels("ncuv,ocuv->nouv", sx.spectrum, sw.spectrum.conj(), state.pairwise)
     rows = _inverse_rows(spectrum, shape, out_hw[0])
     y = rows[..., :out_hw[1]]
@@ -222,16 +240,12 @@ def fft_forward(x, w, padding, out_hw, tap_fixups=False):
         windows = sliding_window_view(sx.array, (k_h, k_w), axis=(2, 3))[n, :, r, c]
         return np.einsum("pcij,pcij->p", windows, sw.array[o])
 
-    terms = c_in * k_h * k_w
-    eps = cert.EPS[state.dtype]
     y = cert.certify(
         y, bound, terms * eps - eps / 2,
         lambda: _tile_lower(minima, sw.norms()[1], "oc,nchw->nohw", terms),
         lambda mask: minima.pixels(mask, out_hw),
         lambda: _m_lower("ncuv,ocuv->nouv", sx, sw, "nc,oc->no", c_in, True, out_hw[0], crop),
-        direct_at, terms, cert.fixup_budget(sx.array.size, y.size, terms,
-                                             c_in if tap_fixups else 0),
-        output_bound=state.output_bound)
+        direct_at, terms, budget, output_bound=state.output_bound)
     if y is None:
         return None, state
     return np.ldexp(y, sx.exponent + sw.exponent).astype(state.dtype), state
@@ -249,8 +263,15 @@ def fft_backward(gy, state: FFTState, need_input, need_weight):
     eps = cert.EPS[state.dtype]
     grad_input = grad_weight = None
     certified = [sg.products_in_range(sw, state.dtype), sx.products_in_range(sg, state.dtype)]
+    top, bottom, left, right = state.padding
+    pixels = (hp - top - bottom) * (wp - left - right)  # (grad_input's, per image and channel)
+    terms = c_out * k_h * k_w
+    budget = cert.fixup_budget(sg.array.size, n * c_in * pixels, terms,
+                               c_out if state.tap_fixups else 0)
+    if need_input and certified[0] and _rejected_before_its_ffts(
+            sg, sw, "no,oc->nc", pixels, terms, state.dtype, budget):
+        certified[0] = False
     if need_input and certified[0]:
-        top, bottom, left, right = state.padding
         crop = (Ellipsis, slice(top, hp - bottom), slice(left, wp - right))
         spectrum = contract_channels("nouv,ocuv->ncuv", sg.spectrum, sw.spectrum, state.pairwise)
         rows = _inverse_rows(spectrum, shape, hp)
@@ -268,16 +289,13 @@ def fft_backward(gy, state: FFTState, need_input, need_weight):
             w_flipped = sw.array[:, :, ::-1, ::-1]
             return np.einsum("poij,poij->p", windows, w_flipped[:, c].transpose(1, 0, 2, 3))
 
-        terms = c_out * k_h * k_w
         # No tile bound here: the edge tiles always hold g's zero padding, so M is
         # computed anyway (and the tiles would cost ~15% of the pass for nothing).
         result = cert.certify(
             result, bound, terms * eps - eps / 2, None, None,
             lambda: _m_lower("nouv,ocuv->ncuv", sg, sw, "no,oc->nc", c_out, False, hp,
                              (Ellipsis, slice(0, hp), slice(0, wp)))[crop],
-            direct_at, terms, cert.fixup_budget(sg.array.size, result.size, terms,
-                                                 c_out if state.tap_fixups else 0),
-            output_bound=state.output_bound)
+            direct_at, terms, budget, output_bound=state.output_bound)
         if result is None:
             certified[0] = False
         else:

@@ -278,3 +278,40 @@ def test_on_random_data_the_point_term_leaves_e_to_the_spread_models(k, monkeypa
     assert len(bounds) == 3  # (forward, grad_input, grad_weight)
     for with_point, without in bounds:
         np.testing.assert_array_equal(with_point, without)
+
+
+@pytest.mark.parametrize("layer,size,k,skipped,certified", [
+    ("conv2d", 512, 11, True, False), ("scipy_conv2d", 512, 11, True, False),
+    ("conv2d", 1024, 15, False, False),  # (rejected, but Markov's bound cannot tell)
+    ("conv2d", 256, 15, False, True)])
+def test_a_pass_its_linear_term_rejects_skips_its_ffts_and_was_rejected_anyway(
+        monkeypatch, layer, size, k, skipped, certified):
+    """Float64 random data where E's linear term exceeds the fix-up budget whatever M
+    (_fft_certificate.linear_term_rejects): the pass goes to the direct method before
+    its contraction, transforms back and M; certify, run in full, rejects the same
+    passes. The bound is Markov's, so some passes certify rejects are still run (1024x1024
+    k15), and where E lets them through (256x256 k15) nothing is skipped. Forward and
+    grad_input agree with native within the contract either way."""
+    from scipy_layers import _fft_certificate as cert
+    decisions, verdicts = [], []
+    rejects = cert.linear_term_rejects
+    monkeypatch.setattr(cert, "linear_term_rejects", lambda *args: decisions.append(
+        rejects(*args)) or False)  # (recorded, then the pass runs in full)
+    certify = cert.certify
+    monkeypatch.setattr(cert, "certify", lambda result, *args, **options: verdicts.append(
+        certify(result, *args, **options) is not None) or certify(result, *args, **options))
+    gen = torch.Generator().manual_seed(size + k)
+    x = torch.randn(1, 1, size, size, generator=gen, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(1, 1, k, k, generator=gen, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(1, 1, size - k + 1, size - k + 1, generator=gen, dtype=torch.float64)
+    if layer == "conv2d":
+        y = conv2d(x, w, method="fft")
+        grads = torch.autograd.grad(y, (x, w), g)
+    else:
+        y = scipy_conv2d(x[0, 0], w[0, 0], None, "fft")
+        grads = torch.autograd.grad(y, (x, w), g[0, 0])
+    assert decisions[:2] == [skipped] * 2  # (forward, grad_input; grad_weight has none)
+    assert verdicts[:2] == [certified] * 2
+    refs = conv_reference(x, w, None, g)
+    for name, got in zip(("output", "grad_input", "grad_weight"), (y, *grads)):
+        assert contract_ratio(got, refs[name], torch.float64) <= 1, name

@@ -1857,4 +1857,17 @@ MUTANTS = [
            'LINEAR_ERROR = 0.0\n',
            ('tests/test_accuracy.py', '-k', 'spectral_error'),
            "the float64 certificate without its linear term (hostile pass 126's matched image)"),
+    # session 28: a pass the linear term rejects whatever M skips its FFTs
+    Mutant('lr1',
+           'scipy_layers/_fft_certificate.py',
+           '    share = 1 - np.divide(tolerance * total_m, outputs * linear,\n',
+           '    share = np.divide(tolerance * total_m, outputs * linear,\n',
+           ('tests/test_fft_fixups.py', '-k', 'linear_term'),
+           "Markov's bound inverted: passes the certificate would take go to the direct method"),
+    Mutant('lr2',
+           'scipy_layers/_fft_certificate.py',
+           '    return float(np.clip(share, 0, 1).sum()) * outputs * work_per_fix > budget\n',
+           '    return float(np.clip(share, 0, 1).sum()) * outputs * work_per_fix > 0\n',
+           ('tests/test_fft_fixups.py', '-k', 'linear_term'),
+           "any output the linear term fails skips the pass's FFTs, fix-up budget or not"),
 ]
