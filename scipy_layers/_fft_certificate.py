@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import scipy.fft
 
 U64 = 2.0 ** -53
 U32 = 2.0 ** -24
@@ -128,6 +129,34 @@ def fixup_budget(operand_size: int, result_size: int, terms: int, tap_channels: 
     if tap_channels:
         budget = max(budget, TAP_FIXUP_SHARE / tap_channels * result_size * terms)
     return budget
+
+
+# On unit normal data a pass's linear term stands at about
+# linear_term_on_normal_data(...) times tolerance * mean M: from ~0.6 (255x255 k11, 5-9% of
+# grad_input's pixels fixed up) the certificate fixes up more, and past ~1 (1024x1024 k15
+# 1.07, 512x512 k11 1.28) it rejects the pass after its FFTs. "auto" takes a direct method
+# for float64 from FFT_LINEAR_LIMIT (0.60 certified, 1.07 rejected, on this project's data).
+FFT_LINEAR_LIMIT = 0.8
+
+
+def linear_term_on_normal_data(pixels: int, transform_size: int, taps: int,
+                               channels: int) -> float:
+    """E's linear term over tolerance times the mean M for unit normal images of
+    ``pixels`` and kernels of ``taps``, ``channels`` contracted: LINEAR_ERROR
+    sqrt(log2 T) C sqrt(pixels taps) u over (2 C taps u) (2 / pi) C taps."""
+    return (LINEAR_ERROR * math.sqrt(math.log2(max(transform_size, 2)) * pixels)
+            / (4 / math.pi * channels * taps ** 1.5))
+
+
+def float64_rejects_on_normal_data(image_hw, output_hw, taps: int, in_channels: int,
+                                   out_channels: int) -> bool:
+    """Whether float64's certificate would fix up much or reject forward or grad_input
+    on unit normal data (FFT_LINEAR_LIMIT), for a padded image of ``image_hw``, an output
+    of ``output_hw`` and kernels of ``taps``: where "auto" takes a direct method."""
+    size = math.prod(scipy.fft.next_fast_len(n, real=True) for n in image_hw)
+    return max(linear_term_on_normal_data(math.prod(image_hw), size, taps, in_channels),
+               linear_term_on_normal_data(math.prod(output_hw), size, taps, out_channels)
+               ) > FFT_LINEAR_LIMIT
 
 
 def linear_term_rejects(a_norms, b_norms, contract: str, transform_size: int, outputs: int,

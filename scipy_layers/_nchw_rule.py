@@ -9,7 +9,8 @@ import torch
 
 from . import _kn2row
 from ._nchw_args import ConvGeometry
-from .conv import dtype_name, shift_max_taps
+from ._fft_certificate import float64_rejects_on_normal_data
+from .conv import dtype_name, is_float64, shift_max_taps
 
 # "auto", first rule: one output channel (up to 3 input channels) at a kernel the
 # single-channel layer runs by shift (conv.SHIFT_MAX_TAPS) takes "shift": im2col's GEMMs
@@ -148,8 +149,11 @@ def choose_nchw_method(x_shape, w_shape, stride, dilation, groups, dtype=torch.f
         fits = spectra_bytes <= FFT_MODEL_MAX_SPECTRA_BYTES or (  # (the limits above)
             _narrow(w_shape) and spectra_bytes <= 16 * NARROW_SPECTRA_PER_ELEMENT
             * _data_elements(x_shape, w_shape, padding))
-        if fits and fft_ns <= FFT_MODEL_MARGIN * im2col_ns:
-            return "fft"
+        if fits and fft_ns <= FFT_MODEL_MARGIN * im2col_ns and not (
+                is_float64(dtype) and float64_rejects_on_normal_data(
+                    _padded_hw(x_shape, padding), _out_hw(x_shape, w_shape, padding),
+                    w_shape[2] * w_shape[3], w_shape[1], w_shape[0])):
+            return "fft"  # (float64: unless the certificate's linear term would reject it)
     return "im2col"
 
 

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch.autograd import Function
 
 from . import _cupy_conv, gpu
+from ._fft_certificate import float64_rejects_on_normal_data
 from ._checks import (check_float_tensor, check_method_name, check_same_dtype_and_device,
                       plain_cpu_floats)
 from ._nchw_args import _is_int
@@ -122,6 +123,8 @@ def check_method(method) -> None:
 #   one column wide stay at DIRECT_MAX_WORK: 32x32 5x1 float64 1.31 / 1.18 (24x24 7x1, 3024
 #   products, 1.22 / 1.19). Measured on that one CPU; side by side, balanced, 16^2 k7
 #   float64 1.226 -> 1.085 of native.
+# - float64 fft's certificate holds a linear term (hostile pass 126) that rejects large
+#   images with smaller kernels: there shift (_fft_certificate.FFT_LINEAR_LIMIT).
 DIRECT_MAX_WORK = 4000          # output pixels x filter taps
 DIRECT_WIDE_FILTER_MAX_WORK = 6000  # the same, for filters 2 or more columns wide
 DIRECT_SMALL_OUTPUT_MAX_WORK = 60_000  # the same, where output pixels <= taps
@@ -179,6 +182,9 @@ def choose_method(input_shape, filter_shape, dtype=torch.float32) -> str:
             taps <= SHIFT_SMALL_IMAGE_MAX_TAPS and pixels <= SHIFT_SMALL_IMAGE_MAX_PIXELS) or (
             taps <= SHIFT_TINY_IMAGE_MAX_TAPS and pixels <= SHIFT_TINY_IMAGE_MAX_PIXELS):
         return "shift"
+    if is_float64(dtype) and float64_rejects_on_normal_data(
+            input_shape, (height - k_height + 1, width - k_width + 1), taps, 1, 1):
+        return "shift"  # (the certificate's linear term: _fft_certificate.FFT_LINEAR_LIMIT)
     return "fft"
 
 

@@ -97,6 +97,10 @@ def spy_on_methods(monkeypatch):
     ((64, 64), (11, 11), torch.float64, "shift"),    # small images keep shift longer
     ((64, 64), (15, 15), torch.float32, "fft"),
     ((2048, 2048), (31, 31), torch.float32, "fft"),
+    ((1024, 1024), (15, 15), torch.float64, "shift"),  # float64's certificate would reject
+    ((512, 512), (11, 11), torch.float64, "shift"),    # fft (its linear term)
+    ((512, 512), (15, 15), torch.float64, "fft"),
+    ((1024, 1024), (15, 15), torch.float32, "fft"),
 ])
 def test_auto_runs_the_method_the_rule_names(size, kernel, dtype, expected, monkeypatch):
     assert choose_method(size, kernel, dtype) == expected
@@ -129,14 +133,18 @@ def test_auto_rule_thresholds_are_consistent():
     assert choose_method((48, 48), (21, 22), torch.float64) == "fft"
     assert choose_method((4096, 4096), (11, 11), torch.float32) == "shift"
     assert choose_method((4096, 4096), (11, 12), torch.float32) == "fft"
-    assert choose_method((4096, 4096), (9, 9), torch.float64) == "shift"
-    assert choose_method((4096, 4096), (9, 10), torch.float64) == "fft"
+    assert choose_method((200, 200), (9, 9), torch.float64) == "shift"
+    assert choose_method((200, 200), (9, 10), torch.float64) == "fft"
+    # float64 past FFT_LINEAR_LIMIT (its certificate's linear term): shift again
+    assert choose_method((4096, 4096), (9, 10), torch.float64) == "shift"
+    assert choose_method((1024, 1024), (15, 15), torch.float64) == "shift"  # 1.07 / 0.8
+    assert choose_method((1024, 1024), (31, 31), torch.float64) == "fft"    # 0.35 / 0.8
     side = int(conv.SHIFT_SMALL_IMAGE_MAX_PIXELS ** 0.5)
     assert choose_method((side, side), (11, 11), torch.float64) == "shift"
     assert choose_method((side + 1, side), (11, 11), torch.float64) == "fft"
     assert choose_method((side, side), (11, 11), np.dtype(np.float64)) == "shift"
     assert choose_method((side + 1, side), (11, 11), np.float64) == "fft"
-    assert choose_method((4096, 4096), (9, 10), "float64") == "fft"
+    assert choose_method((200, 200), (9, 10), "float64") == "fft"
 
 
 @pytest.mark.parametrize("not_a_dtype", ["torch.float64", torch.zeros(1, dtype=torch.float64)])

@@ -312,6 +312,9 @@ def test_a_pass_its_linear_term_rejects_skips_its_ffts_and_was_rejected_anyway(
         grads = torch.autograd.grad(y, (x, w), g[0, 0])
     assert decisions[:2] == [skipped] * 2  # (forward, grad_input; grad_weight has none)
     assert verdicts[:2] == [certified] * 2
+    out = size - k + 1  # ("auto" takes a direct method where forced fft was rejected)
+    assert cert.float64_rejects_on_normal_data((size, size), (out, out), k * k, 1, 1) == (
+        not certified)
     refs = conv_reference(x, w, None, g)
     for name, got in zip(("output", "grad_input", "grad_weight"), (y, *grads)):
         assert contract_ratio(got, refs[name], torch.float64) <= 1, name
