@@ -92,6 +92,11 @@ PEAK_RMS = 6.0
 # for dense images, so E is at least LINEAR_ERROR sqrt(log2 T) u sum_k ||a_k|| ||b_k||.
 # It leads the spread models from T ~ 3600 (conv 64x64 k15: ~1.1-1.25x the E before),
 # and from ~1024x1024 k15 (k7 from ~128x128) it certifies few outputs of random data.
+# It does not make the point term redundant: the image's own error da = IFFT(dX) meets
+# the kernel the same way, and one spike's da sits mostly at a few ghosts (c ~0.97 on
+# 3^k lengths, against ~0.6 on 2^k), so a full-size kernel shaped as da gathers ~1.1x
+# this term (1x59049, hostile pass 127: 1.10x the contract without the point term, or
+# with peak's line sums dropped; the point term is ~6x this one there).
 LINEAR_ERROR = 1.0
 # A fix-up may cost at most this many multiply-adds per element of the pass's operand (the
 # FFT pass itself costs ~ 3 log2 T per element); beyond it the caller's direct method runs.

@@ -523,3 +523,32 @@ def test_float64_fft_certificate_where_the_image_matches_the_kernels_spectral_er
             1, 1, 17, 17, dtype=torch.float64))["output"]
         got = got[..., p - 8:p + 9, p - 8:p + 9]
     assert contract_ratio(got, ref, torch.float64) <= 1
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).nmant < 63, reason="needs extended long double")
+@pytest.mark.parametrize("layer", ["conv2d", "scipy_conv2d"])
+def test_float64_fft_certificate_where_the_kernel_matches_a_spikes_spectral_error(layer):
+    """Found by hostile pass 127: the other side of pass 126's mechanism. One spike on a
+    quiet line (1 on a constant beta, 1x59049 float64, a 3^10 transform) has a computed
+    spectrum fl(X) = X + dX whose error da = IFFT(dX) holds ~0.97 sqrt(log2 T) u of the
+    spike, mostly at a few "ghosts" off it; a full-size kernel shaped as da (0 at the
+    spike) gathers ~||da|| ||w||_2 into the one output, about LINEAR_ERROR's term, and
+    beta is just high enough that the output is certified. Without the point term
+    (3 POINT_ERROR u ||a||_1 max|w|, ~6x the linear term here: the ghosts hold most of
+    w's energy) it errs 1.10x the contract (mutant cr3); 0 with it (a direct sum)."""
+    from scipy_layers._fft_conv import _spectrum
+    n, spike, beta = 59049, 16411, 4.611210897564888e-07
+    x = np.full((1, n), beta)
+    x[0, spike] = 1.0
+    half = (x / 2).astype(np.longdouble)  # the library's scaled image (power of two)
+    computed = _spectrum(x[None, None] / 2, (1, n))[0, 0]
+    da = scipy.fft.irfft2(computed.astype(np.clongdouble) - scipy.fft.rfft2(half),
+                          s=(1, n)).astype(np.float64)
+    da[0, spike] = 0.0
+    w = torch.from_numpy(np.round(da / np.abs(da).max() * 255))
+    xt = torch.from_numpy(x)
+    got = (conv2d(xt[None, None], w[None, None], method="fft") if layer == "conv2d" else
+           scipy_conv2d(xt, w, None, "fft")[None, None])
+    ref = conv_reference(xt[None, None], w[None, None], None,
+                         torch.zeros(1, 1, 1, 1, dtype=torch.float64))["output"]
+    assert contract_ratio(got, ref, torch.float64) <= 1

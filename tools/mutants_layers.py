@@ -1556,14 +1556,16 @@ MUTANTS = [
            '        return np.maximum(models, point)\n',
            '        return models\n',
            ('tests/test_accuracy.py', 'tests/test_fft_fixups.py', '-k',
-            'wide_spike_column or point_term'),
-           "the float64 certificate's point term dropped (hostile pass 119's spike column)"),
+            'wide_spike_column or point_term or kernel_matches_a_spike'),
+           "the float64 certificate's point term dropped (hostile pass 119's spike column;"
+           " pass 127's kernel matched to a spike's spectral error)"),
     Mutant('cr4',
            'scipy_layers/_fft_certificate.py',
            '    for axis in (3, 2):  # rows, then columns\n',
            '    for axis in ():  # rows, then columns\n',
-           ('tests/test_accuracy.py', '-k', 'ghosts_meet'),
-           "the point term counts one spike, not a row's (hostile pass 121's aligned ghosts)"),
+           ('tests/test_accuracy.py', '-k', 'ghosts_meet or kernel_matches_a_spike'),
+           "the point term counts one spike, not a row's (hostile pass 121's aligned ghosts;"
+           " pass 127: the kernel's ghosts, one line of them)"),
     # mutation pass 124: the least-covered layer modules (_fft_conv 5, fft 5, _nchw_kernels 5, _tap_kernels 3, _shift_kernels 3, _im2col_bands 3, _workspace 5, _numpy_bridge 6 mutants before)
     Mutant('fcv1',
            'scipy_layers/_fft_conv.py',
