@@ -178,6 +178,16 @@ def _bound(a: _Operand, b: _Operand, contract, contracted, spectrum, dtype, resu
                             _result_norm(spectrum, a.shape), rows, peaks)
 
 
+def _zero_padded(a: np.ndarray, padding) -> np.ndarray:
+    """a (N, C, H, W) with (top, bottom, left, right) zeros about its last two dims, a
+    fresh array (np.pad took ~19 us of a 64x64 grad_input's fix-ups)."""
+    top, bottom, left, right = padding
+    n, c, height, width = a.shape
+    padded = np.zeros((n, c, height + top + bottom, width + left + right), a.dtype)
+    padded[:, :, top:top + height, left:left + width] = a
+    return padded
+
+
 def _rejected_before_its_ffts(a: _Operand, b: _Operand, contract, outputs, terms, dtype,
                               budget) -> bool:
     """Whether float64's certificate would reject the pass whatever its M
@@ -216,8 +226,7 @@ def fft_forward(x, w, padding, out_hw, tap_fixups=False):
     """(y or None, state): y = conv(x, w) on the zero-padded x, in x's dtype; None when
     not certified (run a direct method; the state still serves fft_backward).
     ``tap_fixups``: that direct method is the tap kernels (cert.fixup_budget)."""
-    top, bottom, left, right = padding
-    xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right))) if any(padding) else x
+    xp = _zero_padded(x, padding) if any(padding) else x
     shape = tuple(scipy.fft.next_fast_len(n, real=True) for n in xp.shape[2:])
     bins_first = contracts_by_matmul(x.shape[0], w.shape[1], w.shape[0])
     state = FFTState(_Operand.of(xp, shape, bins_first), _Operand.of(w, shape, bins_first),
@@ -287,7 +296,7 @@ def fft_backward(gy, state: FFTState, need_input, need_weight):
         recycle(spectrum)
         @functools.cache  # (padded once, on the first fix-up: certify calls in chunks)
         def g_windows():
-            g_padded = np.pad(sg.array, ((0, 0), (0, 0), (k_h - 1, k_h - 1), (k_w - 1, k_w - 1)))
+            g_padded = _zero_padded(sg.array, (k_h - 1, k_h - 1, k_w - 1, k_w - 1))
             return sliding_window_view(g_padded, (k_h, k_w), axis=(2, 3))
 
         def direct_at(b, c, r, s):
