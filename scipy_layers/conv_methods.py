@@ -79,7 +79,11 @@ _NO_PADDING = (0, 0, 0, 0)
 
 def _fft_forward(x, w):
     out_hw = (x.shape[0] - w.shape[0] + 1, x.shape[1] - w.shape[1] + 1)
-    y, spectra = _fft_conv.fft_forward(x[None, None], w[None, None], _NO_PADDING, out_hw)
+    # (tap_fixups: shift's per-tap passes cost what the tap kernels' do at c = 1, so
+    # fix-ups may take TAP_FIXUP_SHARE of the pass: 64x64 k31 float64's 33 border pixels
+    # of grad_input, 19 allowed before, ran all of grad_input by shift after its FFTs)
+    y, spectra = _fft_conv.fft_forward(x[None, None], w[None, None], _NO_PADDING, out_hw,
+                                       tap_fixups=True)
     if y is None:
         return _shift_forward(x, w)[0], spectra
     return y[0, 0], spectra

@@ -1885,4 +1885,10 @@ MUTANTS = [
            '                float64_rejects_on_normal_data(\n',
            ('tests/test_batched_conv2d.py', '-k', 'model'),
            "the batched auto rule leaves fft for float32 too where float64's linear term would reject"),
+    Mutant('sf1',
+           'scipy_layers/conv_methods.py',
+           '                                       tap_fixups=True)\n',
+           '                                       tap_fixups=False)\n',
+           ('tests/test_conv_methods.py', '-k', 'border'),
+           "the single-channel fft's fix-ups held to 16 multiply-adds an element: grad_input's border pixels rerun all of grad_input by shift"),
 ]
