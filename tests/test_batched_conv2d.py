@@ -778,3 +778,20 @@ def test_an_unbatched_input_runs_as_its_batch_of_one(x_shape, w_shape, kwargs, m
     batched = conv2d(x[None], w, b, **kwargs)
     assert len(ran) == 2 and ran[0] == ran[1], ran
     assert unbatched.shape == batched.shape[1:] and torch.equal(unbatched, batched[0])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, np.float64])
+def test_the_rule_takes_a_weight_of_no_output_channels_without_dividing_by_zero(dtype):
+    """choose_nchw_method on odd shapes (the layers refuse C_out = 0 before asking it):
+    float64's linear term on normal data divided by C_out (hostile pass 128:
+    ZeroDivisionError for (1, 1, 0, 1) -> (0, 1, 3, 31), padding 40, and 378 more such
+    shapes); with no products there is no term, and it names a method as before."""
+    from scipy_layers._fft_certificate import linear_term_on_normal_data
+    from scipy_layers._nchw_rule import choose_nchw_method
+    assert linear_term_on_normal_data(100, 128, 9, 0) == 0.0
+    assert linear_term_on_normal_data(100, 128, 0, 3) == 0.0
+    for x_shape, w_shape, padding in [((1, 1, 0, 1), (0, 1, 3, 31), (40,) * 4),
+                                      ((8, 3, 600, 600), (0, 3, 11, 11), (0,) * 4),
+                                      ((8, 3, 600, 600), (0, 3, 11, 11), (5,) * 4)]:
+        assert choose_nchw_method(x_shape, w_shape, (1, 1), (1, 1), 1, dtype, padding) in (
+            "fft", "im2col", "shift", "kn2row", "direct")
