@@ -151,8 +151,7 @@ def choose_nchw_method(x_shape, w_shape, stride, dilation, groups, dtype=torch.f
             * _data_elements(x_shape, w_shape, padding))
         if fits and fft_ns <= FFT_MODEL_MARGIN * im2col_ns and not (
                 is_float64(dtype) and float64_rejects_on_normal_data(
-                    _padded_hw(x_shape, padding), _out_hw(x_shape, w_shape, padding),
-                    w_shape[2] * w_shape[3], w_shape[1], w_shape[0])):
+                    x_shape[2:], w_shape[2:], padding, w_shape[1], w_shape[0])):
             return "fft"  # (float64: unless the certificate's linear term would reject it)
     return "im2col"
 

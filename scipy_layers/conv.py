@@ -124,7 +124,8 @@ def check_method(method) -> None:
 #   products, 1.22 / 1.19). Measured on that one CPU; side by side, balanced, 16^2 k7
 #   float64 1.226 -> 1.085 of native.
 # - float64 fft's certificate holds a linear term (hostile pass 126) that rejects large
-#   images with smaller kernels: there shift (_fft_certificate.FFT_LINEAR_LIMIT).
+#   images with smaller kernels, and narrow kernels' grad_input borders: there shift
+#   (_fft_certificate.float64_rejects_on_normal_data).
 DIRECT_MAX_WORK = 4000          # output pixels x filter taps
 DIRECT_WIDE_FILTER_MAX_WORK = 6000  # the same, for filters 2 or more columns wide
 DIRECT_SMALL_OUTPUT_MAX_WORK = 60_000  # the same, where output pixels <= taps
@@ -183,7 +184,7 @@ def choose_method(input_shape, filter_shape, dtype=torch.float32) -> str:
             taps <= SHIFT_TINY_IMAGE_MAX_TAPS and pixels <= SHIFT_TINY_IMAGE_MAX_PIXELS):
         return "shift"
     if is_float64(dtype) and float64_rejects_on_normal_data(
-            input_shape, (height - k_height + 1, width - k_width + 1), taps, 1, 1):
+            input_shape, filter_shape, (0, 0, 0, 0), 1, 1):
         return "shift"  # (the certificate's linear term: _fft_certificate.FFT_LINEAR_LIMIT)
     return "fft"
 

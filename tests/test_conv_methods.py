@@ -101,6 +101,8 @@ def spy_on_methods(monkeypatch):
     ((512, 512), (11, 11), torch.float64, "shift"),    # fft (its linear term)
     ((512, 512), (15, 15), torch.float64, "fft"),
     ((1024, 1024), (15, 15), torch.float32, "fft"),
+    ((200, 200), (3, 41), torch.float64, "shift"),    # grad_input's borders (hostile 128)
+    ((200, 200), (3, 41), torch.float32, "fft"),
 ])
 def test_auto_runs_the_method_the_rule_names(size, kernel, dtype, expected, monkeypatch):
     assert choose_method(size, kernel, dtype) == expected

@@ -312,9 +312,32 @@ def test_a_pass_its_linear_term_rejects_skips_its_ffts_and_was_rejected_anyway(
         grads = torch.autograd.grad(y, (x, w), g[0, 0])
     assert decisions[:2] == [skipped] * 2  # (forward, grad_input; grad_weight has none)
     assert verdicts[:2] == [certified] * 2
-    out = size - k + 1  # ("auto" takes a direct method where forced fft was rejected)
-    assert cert.float64_rejects_on_normal_data((size, size), (out, out), k * k, 1, 1) == (
+    # ("auto" takes a direct method where forced fft was rejected)
+    assert cert.float64_rejects_on_normal_data((size, size), (k, k), (0,) * 4, 1, 1) == (
         not certified)
     refs = conv_reference(x, w, None, g)
     for name, got in zip(("output", "grad_input", "grad_weight"), (y, *grads)):
         assert contract_ratio(got, refs[name], torch.float64) <= 1, name
+
+
+@pytest.mark.parametrize("size,kernel", [(200, (3, 41)), (160, (2, 61)), (200, (11, 11)),
+                                         (400, (11, 11)), (512, (7, 21))])
+def test_auto_leaves_float64_fft_where_its_certificate_rejects_normal_data(
+        monkeypatch, size, kernel):
+    """_fft_certificate.float64_rejects_on_normal_data against certify's verdicts on
+    normal data: narrow kernels (3x41 from 130x130) have grad_input borders too wide for
+    the fix-up budget, which hostile pass 128 found rejected after their FFTs where
+    "auto" took fft; square ones stay with fft until the linear term leads (11x11: 400)."""
+    from scipy_layers import _fft_certificate as cert
+    verdicts = []
+    certify = cert.certify
+    monkeypatch.setattr(cert, "certify", lambda result, *args, **options: verdicts.append(
+        certify(result, *args, **options) is not None) or certify(result, *args, **options))
+    monkeypatch.setattr(_fft_conv, "_rejected_before_its_ffts", lambda *args: False)
+    gen = torch.Generator().manual_seed(size)
+    x = torch.randn(size, size, dtype=torch.float64, generator=gen, requires_grad=True)
+    w = torch.randn(kernel, dtype=torch.float64, generator=gen, requires_grad=True)
+    y = scipy_conv2d(x, w, None, "fft")
+    torch.autograd.grad(y, (x, w), torch.randn(y.shape, dtype=torch.float64, generator=gen))
+    rejected = not all(verdicts[:2])  # (forward, grad_input)
+    assert cert.float64_rejects_on_normal_data((size, size), kernel, (0,) * 4, 1, 1) == rejected
