@@ -36,6 +36,7 @@ from . import _fft_certificate as cert
 from . import _fft_into
 from ._finite import stored
 from ._fft_contract import contract_channels, contracts_by_matmul
+from ._fft_route import FFT_LINEAR_LIMIT, linear_term_on_normal_data
 from ._workspace import recycle, scratch
 
 # Scaled operands' products must stay normal floats: below float64's smallest normal
@@ -197,8 +198,8 @@ def _rejected_before_its_ffts(a: _Operand, b: _Operand, contract, outputs, terms
     if dtype != np.float64:
         return False
     taps = math.prod(b.array.shape[2:])
-    if cert.linear_term_on_normal_data(math.prod(a.array.shape[2:]), math.prod(a.shape), taps,
-                                       terms // max(taps, 1)) < cert.FFT_LINEAR_LIMIT / 4:
+    if linear_term_on_normal_data(math.prod(a.array.shape[2:]), math.prod(a.shape), taps,
+                                  terms // max(taps, 1)) < FFT_LINEAR_LIMIT / 4:
         return False
     eps = cert.EPS[dtype]
     return cert.linear_term_rejects(a.norms(), b.norms(), contract, math.prod(a.shape),

@@ -9,7 +9,7 @@ import torch
 
 from . import _kn2row
 from ._nchw_args import ConvGeometry
-from ._fft_certificate import float64_rejects_on_normal_data
+from ._fft_route import float64_rejects_on_normal_data
 from .conv import dtype_name, is_float64, shift_max_taps
 
 # "auto", first rule: one output channel (up to 3 input channels) at a kernel the

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch.autograd import Function
 
 from . import _cupy_conv, gpu
-from ._fft_certificate import float64_rejects_on_normal_data
+from ._fft_route import float64_rejects_on_normal_data
 from ._checks import (check_float_tensor, check_method_name, check_same_dtype_and_device,
                       plain_cpu_floats)
 from ._nchw_args import _is_int
@@ -125,7 +125,7 @@ def check_method(method) -> None:
 #   float64 1.226 -> 1.085 of native.
 # - float64 fft's certificate holds a linear term (hostile pass 126) that rejects large
 #   images with smaller kernels, and narrow kernels' grad_input borders: there shift
-#   (_fft_certificate.float64_rejects_on_normal_data).
+#   (_fft_route.float64_rejects_on_normal_data).
 DIRECT_MAX_WORK = 4000          # output pixels x filter taps
 DIRECT_WIDE_FILTER_MAX_WORK = 6000  # the same, for filters 2 or more columns wide
 DIRECT_SMALL_OUTPUT_MAX_WORK = 60_000  # the same, where output pixels <= taps
@@ -185,7 +185,7 @@ def choose_method(input_shape, filter_shape, dtype=torch.float32) -> str:
         return "shift"
     if is_float64(dtype) and float64_rejects_on_normal_data(
             input_shape, filter_shape, (0, 0, 0, 0), 1, 1):
-        return "shift"  # (the certificate's linear term: _fft_certificate.FFT_LINEAR_LIMIT)
+        return "shift"  # (the certificate's linear term: _fft_route)
     return "fft"
 
 

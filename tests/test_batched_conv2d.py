@@ -786,7 +786,7 @@ def test_the_rule_takes_a_weight_of_no_output_channels_without_dividing_by_zero(
     float64's linear term on normal data divided by C_out (hostile pass 128:
     ZeroDivisionError for (1, 1, 0, 1) -> (0, 1, 3, 31), padding 40, and 378 more such
     shapes); with no products there is no term, and it names a method as before."""
-    from scipy_layers._fft_certificate import linear_term_on_normal_data
+    from scipy_layers._fft_route import linear_term_on_normal_data
     from scipy_layers._nchw_rule import choose_nchw_method
     assert linear_term_on_normal_data(100, 128, 9, 0) == 0.0
     assert linear_term_on_normal_data(100, 128, 0, 3) == 0.0

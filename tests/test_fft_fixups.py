@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from scipy_layers import _fft_conv, _nchw_fft, conv2d, scipy_conv2d
+from scipy_layers._fft_route import float64_rejects_on_normal_data
 from scipy_layers.agreement import contract_ratio, conv_reference
 
 TAP_PASSES = ("tap_forward", "tap_grad_input", "tap_grad_weight", "tap_backward")
@@ -313,7 +314,7 @@ def test_a_pass_its_linear_term_rejects_skips_its_ffts_and_was_rejected_anyway(
     assert decisions[:2] == [skipped] * 2  # (forward, grad_input; grad_weight has none)
     assert verdicts[:2] == [certified] * 2
     # ("auto" takes a direct method where forced fft was rejected)
-    assert cert.float64_rejects_on_normal_data((size, size), (k, k), (0,) * 4, 1, 1) == (
+    assert float64_rejects_on_normal_data((size, size), (k, k), (0,) * 4, 1, 1) == (
         not certified)
     refs = conv_reference(x, w, None, g)
     for name, got in zip(("output", "grad_input", "grad_weight"), (y, *grads)):
@@ -324,7 +325,7 @@ def test_a_pass_its_linear_term_rejects_skips_its_ffts_and_was_rejected_anyway(
                                          (400, (11, 11)), (512, (7, 21))])
 def test_auto_leaves_float64_fft_where_its_certificate_rejects_normal_data(
         monkeypatch, size, kernel):
-    """_fft_certificate.float64_rejects_on_normal_data against certify's verdicts on
+    """_fft_route.float64_rejects_on_normal_data against certify's verdicts on
     normal data: narrow kernels (3x41 from 130x130) have grad_input borders too wide for
     the fix-up budget, which hostile pass 128 found rejected after their FFTs where
     "auto" took fft; square ones stay with fft until the linear term leads (11x11: 400)."""
@@ -340,4 +341,4 @@ def test_auto_leaves_float64_fft_where_its_certificate_rejects_normal_data(
     y = scipy_conv2d(x, w, None, "fft")
     torch.autograd.grad(y, (x, w), torch.randn(y.shape, dtype=torch.float64, generator=gen))
     rejected = not all(verdicts[:2])  # (forward, grad_input)
-    assert cert.float64_rejects_on_normal_data((size, size), kernel, (0,) * 4, 1, 1) == rejected
+    assert float64_rejects_on_normal_data((size, size), kernel, (0,) * 4, 1, 1) == rejected
