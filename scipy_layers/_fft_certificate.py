@@ -135,6 +135,13 @@ def fixup_budget(operand_size: int, result_size: int, terms: int, tap_channels: 
     return budget
 
 
+def linear_term(both2: np.ndarray, transform_size: int) -> np.ndarray:
+    """E's linear term (LINEAR_ERROR) for the contracted products of 2-norms ``both2``:
+    error_bound's and linear_term_rejects' one formula (the rejection holds only where
+    E is at least this very value)."""
+    return LINEAR_ERROR * math.sqrt(math.log2(max(transform_size, 2))) * U64 * both2
+
+
 def linear_term_rejects(a_norms, b_norms, contract: str, transform_size: int, outputs: int,
                         tolerance: float, work_per_fix: int, budget: float) -> bool:
     """Whether float64's linear term alone fails more of a pass's outputs (``outputs`` per
@@ -144,8 +151,7 @@ def linear_term_rejects(a_norms, b_norms, contract: str, transform_size: int, ou
     output), so by Markov's inequality at least 1 - tolerance sum M / (outputs E_lin) of
     them have tolerance M < E_lin, and fail (tiles and M's float32 bound are <= M)."""
     (a2, a1), (b2, b1) = a_norms, b_norms
-    linear = LINEAR_ERROR * math.sqrt(math.log2(max(transform_size, 2))) * U64 * np.einsum(
-        contract, a2, b2)
+    linear = linear_term(np.einsum(contract, a2, b2), transform_size)
     total_m = np.einsum(contract, a1, b1)
     share = 1 - np.divide(tolerance * total_m, outputs * linear,
                           out=np.ones_like(linear), where=linear > 0)
@@ -158,12 +164,12 @@ def norms(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.sqrt(np.einsum("ncp,ncp->nc", flat, flat)), np.abs(flat).sum(axis=2)
 
 
-def peak(a: np.ndarray, row_squares: np.ndarray | None = None) -> np.ndarray:
+def peak(a: np.ndarray, squares: np.ndarray | None = None) -> np.ndarray:
     """Per (dim0, dim1) of a (X, Y, H, W): the largest |a| over the spatial dims, or,
     where larger, the largest sum over one row or one column of how far its entries
     stand above PEAK_RMS times that line's root mean square (the spikes whose point
     errors may meet at one output). For the scaled operands (maximum near 1: squares of
-    entries past ~1e154 would overflow). ``row_squares``: row_squares(a), if at hand."""
+    entries past ~1e154 would overflow). ``squares``: row_squares(a), if at hand."""
     largest = np.maximum(a.max(axis=(2, 3), initial=0.0), -a.min(axis=(2, 3), initial=0.0))
     square = None
     for axis in (3, 2):  # rows, then columns
@@ -173,7 +179,7 @@ def peak(a: np.ndarray, row_squares: np.ndarray | None = None) -> np.ndarray:
         # No line holds an entry that far out where no plane's largest entry stands so
         # far above its quietest line's rms: one pass, no temporaries, which random data
         # passes (the margin covers these sums' rounding against mean()'s below).
-        sums = (row_squares if axis == 3 and row_squares is not None
+        sums = (squares if axis == 3 and squares is not None
                 else np.einsum(_LINE_SQUARES[axis], a, a))
         if (largest * largest <= _QUIET_MARGIN * PEAK_RMS ** 2 / n
                 * sums.min(axis=2, initial=np.inf)).all():
@@ -212,10 +218,10 @@ def row_squares(a: np.ndarray) -> np.ndarray:
     return np.einsum(_LINE_SQUARES[3], a, a)
 
 
-def row_max(a: np.ndarray, row_squares: np.ndarray | None = None) -> np.ndarray:
+def row_max(a: np.ndarray, squares: np.ndarray | None = None) -> np.ndarray:
     """Per (dim0, dim1) the largest 2-norm of one row (the last dim) of a (X, Y, H, W);
-    ``row_squares``: row_squares(a), if at hand."""
-    squares = np.einsum(_LINE_SQUARES[3], a, a) if row_squares is None else row_squares
+    ``squares``: row_squares(a), if at hand."""
+    squares = row_squares(a) if squares is None else squares
     return np.sqrt(squares.max(axis=2, initial=0.0))
 
 
@@ -239,7 +245,7 @@ def error_bound(a_norms, b_norms, contract: str, contracted: int, transform_size
                       + result_row) / math.sqrt(width)
         spreads = STATISTICAL_SAFETY * U64 * np.maximum(
             math.sqrt(stages) * spread, math.sqrt(math.log2(max(width, 2))) * row_spread)
-        models = np.maximum(spreads, LINEAR_ERROR * math.sqrt(stages) * U64 * both2)
+        models = np.maximum(spreads, linear_term(both2, transform_size))
         a_peak, b_peak = peaks
         if not a_peak.any():  # (then the point term is min(0, ...): random data's case)
             return models

@@ -189,6 +189,13 @@ def _zero_padded(a: np.ndarray, padding) -> np.ndarray:
     return padded
 
 
+def _tolerance(terms: int, dtype) -> float:
+    """The contract's tolerance for outputs of ``terms`` products (certify's, and the
+    early rejection's, which must match it)."""
+    eps = cert.EPS[dtype]
+    return terms * eps - eps / 2
+
+
 def _rejected_before_its_ffts(a: _Operand, b: _Operand, contract, outputs, terms, dtype,
                               budget) -> bool:
     """Whether float64's certificate would reject the pass whatever its M
@@ -201,9 +208,8 @@ def _rejected_before_its_ffts(a: _Operand, b: _Operand, contract, outputs, terms
     if linear_term_on_normal_data(math.prod(a.array.shape[2:]), math.prod(a.shape), taps,
                                   terms // max(taps, 1)) < FFT_LINEAR_LIMIT / 4:
         return False
-    eps = cert.EPS[dtype]
     return cert.linear_term_rejects(a.norms(), b.norms(), contract, math.prod(a.shape),
-                                    outputs, terms * eps - eps / 2, terms, budget)
+                                    outputs, _tolerance(terms, dtype), terms, budget)
 
 
 def _m_lower(pattern, a: _Operand, b: _Operand, contract, contracted, conj, rows, crop):
@@ -238,7 +244,6 @@ def fft_forward(x, w, padding, out_hw, tap_fixups=False):
     k_h, k_w = w.shape[2:]
     c_in = w.shape[1]
     terms = c_in * k_h * k_w
-    eps = cert.EPS[state.dtype]
     budget = cert.fixup_budget(sx.array.size, x.shape[0] * w.shape[0] * math.prod(out_hw),
                                terms, c_in if tap_fixups else 0)
     if _rejected_before_its_ffts(sx, sw, "nc,oc->no", math.prod(out_hw), terms, state.dtype,
@@ -257,7 +262,7 @@ def fft_forward(x, w, padding, out_hw, tap_fixups=False):
         return np.einsum("pcij,pcij->p", windows, sw.array[o])
 
     y = cert.certify(
-        y, bound, terms * eps - eps / 2,
+        y, bound, _tolerance(terms, state.dtype),
         lambda: _tile_lower(minima, sw.norms()[1], "oc,nchw->nohw", terms),
         lambda mask: minima.pixels(mask, out_hw),
         lambda: _m_lower("ncuv,ocuv->nouv", sx, sw, "nc,oc->no", c_in, True, out_hw[0], crop),
@@ -276,7 +281,6 @@ def fft_backward(gy, state: FFTState, need_input, need_weight):
     sg = _Operand.of(gy, shape, sx.bins_first)
     n, c_in, hp, wp = sx.array.shape
     c_out, _, k_h, k_w = sw.array.shape
-    eps = cert.EPS[state.dtype]
     grad_input = grad_weight = None
     certified = [sg.products_in_range(sw, state.dtype), sx.products_in_range(sg, state.dtype)]
     top, bottom, left, right = state.padding
@@ -308,7 +312,7 @@ def fft_backward(gy, state: FFTState, need_input, need_weight):
         # No tile bound here: the edge tiles always hold g's zero padding, so M is
         # computed anyway (and the tiles would cost ~15% of the pass for nothing).
         result = cert.certify(
-            result, bound, terms * eps - eps / 2, None, None,
+            result, bound, _tolerance(terms, state.dtype), None, None,
             lambda: _m_lower("nouv,ocuv->ncuv", sg, sw, "no,oc->nc", c_out, False, hp,
                              (Ellipsis, slice(0, hp), slice(0, wp)))[crop],
             direct_at, terms, budget, output_bound=state.output_bound)
@@ -331,7 +335,7 @@ def fft_backward(gy, state: FFTState, need_input, need_weight):
 
         terms = n * out_h * out_w
         result = cert.certify(
-            result, bound, terms * eps - eps / 2, None, None,
+            result, bound, _tolerance(terms, state.dtype), None, None,
             lambda: _m_lower("ncuv,nouv->ocuv", sx, sg, "nc,no->oc", n, True, k_h,
                              (Ellipsis, slice(0, k_h), slice(0, k_w))),
             direct_at, terms, cert.fixup_budget(sx.array.size, result.size, terms, 0),

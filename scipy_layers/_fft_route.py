@@ -10,7 +10,7 @@ import math
 import numpy as np
 import scipy.fft
 
-from ._fft_certificate import FIXUP_WORK_PER_ELEMENT, LINEAR_ERROR, TAP_FIXUP_SHARE
+from ._fft_certificate import LINEAR_ERROR, fixup_budget
 
 # On unit normal data a pass's linear term stands at about
 # linear_term_on_normal_data(...) times tolerance * mean M: from ~0.6 (255x255 k11, 5-9% of
@@ -54,17 +54,18 @@ def float64_rejects_on_normal_data(image_hw, kernel_hw, padding, in_channels: in
     backward = linear_term_on_normal_data(out_h * out_w, size, taps, out_channels)
     if max(forward, backward) > FFT_LINEAR_LIMIT:
         return True
-    # (the budgets of fixup_budget with tap_channels, per image and channel pair)
     forward_fails = _few_products(_forward_taps(out_h, k_h, top, height),
                                   _forward_taps(out_w, k_w, left, width), forward * taps)
     backward_fails = _few_products(_backward_taps(height, k_h, top, out_h),
                                    _backward_taps(width, k_w, left, out_w), backward * taps)
-    return (forward_fails > max(FIXUP_WORK_PER_ELEMENT * padded_h * padded_w
-                                / (out_channels * taps), TAP_FIXUP_SHARE / in_channels
-                                * out_h * out_w)
-            or backward_fails > max(FIXUP_WORK_PER_ELEMENT * out_h * out_w
-                                    / (in_channels * taps), TAP_FIXUP_SHARE / out_channels
-                                    * height * width))
+    # (the passes' own fix-up budgets, for one image, in outputs of their channel pairs)
+    return (forward_fails > fixup_budget(in_channels * padded_h * padded_w,
+                                         out_channels * out_h * out_w, in_channels * taps,
+                                         in_channels) / (in_channels * taps * out_channels)
+            or backward_fails > fixup_budget(out_channels * out_h * out_w,
+                                             in_channels * height * width,
+                                             out_channels * taps, out_channels)
+            / (out_channels * taps * in_channels))
 
 
 def _forward_taps(outputs: int, k: int, before: int, real: int) -> np.ndarray:

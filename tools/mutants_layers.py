@@ -1831,8 +1831,8 @@ MUTANTS = [
     # session 28: peak's short lines and one-pass test, the point term's skip
     Mutant('pk1',
            'scipy_layers/_fft_certificate.py',
-           '        sums = (row_squares if axis == 3 and row_squares is not None\n',
-           '        sums = (row_squares if row_squares is not None\n',
+           '        sums = (squares if axis == 3 and squares is not None\n',
+           '        sums = (squares if squares is not None\n',
            ('tests/test_fft_fixups.py', '-k', 'peak'),
            "peak's one-pass test reads the rows' sums of squares for the columns too: a column's spikes beside bright columns go uncounted"),
     Mutant('pk2',
@@ -1894,8 +1894,8 @@ MUTANTS = [
            "the single-channel fft's fix-ups held to 16 multiply-adds an element: grad_input's border pixels rerun all of grad_input by shift"),
     Mutant('fl3',
            'scipy_layers/_fft_route.py',
-           '            or backward_fails > max(',
-           '            and backward_fails > max(',
+           '            or backward_fails > fixup_budget(',
+           '            and backward_fails > fixup_budget(',
            ('tests/test_fft_fixups.py', 'tests/test_conv_methods.py', '-k', 'normal_data or rule'),
            "auto ignores grad_input's borders: float64 3x41 kernels run fft, which its certificate then rejects (hostile pass 128)"),
 ]
