@@ -101,14 +101,17 @@ class _Operand:
     @classmethod
     def of(cls, array: np.ndarray, shape, bins_first: bool = False) -> "_Operand":
         data = stored(array)  # (an expanded operand: its repeats change no extreme)
-        peak = max(float(data.max()), -float(data.min())) if array.size else 0.0
+        least = None
+        if array.dtype == np.float64 and array.size:  # (float32 values cannot underflow here)
+            magnitude = np.abs(data)  # unscaled: scaling may flush the smallest to 0
+            peak, least = float(magnitude.max()), float(magnitude.min())
+            if least == 0 < peak:  # (zeros: the smallest nonzero entry, one pass more)
+                least = float(np.min(magnitude, initial=peak, where=magnitude > 0))
+        else:
+            peak = max(float(data.max()), -float(data.min())) if array.size else 0.0
         exponent = math.frexp(peak)[1] if peak > 0 else 0
+        smallest = math.frexp(least)[1] - exponent if least and peak > 0 else 0
         scaled = np.ldexp(array, -exponent, dtype=np.float64)  # exact, in one pass
-        smallest = 0
-        if array.dtype == np.float64 and peak > 0:  # (float32 values cannot underflow here)
-            magnitude = np.abs(array)  # unscaled: scaling may have flushed the smallest to 0
-            least = float(np.min(magnitude, initial=peak, where=magnitude > 0))
-            smallest = math.frexp(least)[1] - exponent
         return cls(scaled, exponent, smallest, shape, _spectrum(scaled, shape, bins_first),
                    bins_first)
 
@@ -307,6 +310,8 @@ def fft_backward(gy, state: FFTState, need_input, need_weight):
         def direct_at(b, c, r, s):
             windows = g_windows()[b, :, r + top, s + left]
             w_flipped = sw.array[:, :, ::-1, ::-1]
+            if c_in == 1:  # (one kernel for every pixel: a matrix-vector product, not its copies)
+                return windows.reshape(len(b), -1) @ w_flipped[:, 0].reshape(-1)
             return np.einsum("poij,poij->p", windows, w_flipped[:, c].transpose(1, 0, 2, 3))
 
         # No tile bound here: the edge tiles always hold g's zero padding, so M is

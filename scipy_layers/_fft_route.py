@@ -5,6 +5,7 @@ before the direct method. A cost rule of conv.choose_method and _nchw_rule; the
 certificate itself decides on the data at run time."""
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -42,8 +43,13 @@ def float64_rejects_on_normal_data(image_hw, kernel_hw, padding, in_channels: in
     more outputs than the fix-up budget allows hold too few products for it (grad_input's
     borders; the forward's where padded: hostile pass 128, float64 3x41 kernels on
     130-328 wide images were rejected there after their FFTs)."""
-    (height, width), (k_h, k_w) = image_hw, kernel_hw
-    top, bottom, left, right = padding
+    return _rejects(*map(int, image_hw), *map(int, kernel_hw), *map(int, padding),
+                    int(in_channels), int(out_channels))
+
+
+@functools.lru_cache(maxsize=1024)  # (a pure rule of the shape: ~33 us a call uncached)
+def _rejects(height, width, k_h, k_w, top, bottom, left, right, in_channels,
+             out_channels) -> bool:
     padded_h, padded_w = height + top + bottom, width + left + right
     out_h, out_w, taps = padded_h - k_h + 1, padded_w - k_w + 1, k_h * k_w
     if min(out_h, out_w, height, width, taps, in_channels, out_channels) <= 0:

@@ -211,6 +211,33 @@ def test_the_point_term_is_skipped_only_where_no_plane_of_a_has_a_peak():
     np.testing.assert_array_equal(error_bound(*args, (a_peak, b_peak)), expected)
 
 
+@pytest.mark.parametrize("contract", ["nc,oc->no", "no,oc->nc", "no,nc->oc", "nc,no->oc"])
+def test_pair_sums_are_einsums_bit_for_bit(contract):
+    """pair_sums takes the outer product where the summed axis has length 1 (the
+    single-channel layer): each output is one product either way, so E is unchanged."""
+    from scipy_layers._fft_certificate import pair_sums
+    rng = np.random.default_rng(0)
+    (left, right), out = contract.split("->")[0].split(","), contract.split("->")[1]
+    for n, c, o in [(1, 1, 1), (3, 1, 4), (1, 5, 2), (2, 3, 1), (4, 1, 1), (1, 1, 3)]:
+        size = dict(n=n, c=c, o=o)
+        a = rng.lognormal(0, 3, [size[axis] for axis in left])
+        b = rng.lognormal(0, 3, [size[axis] for axis in right])
+        expected = np.einsum(contract, a, b)
+        got = pair_sums(contract, a, b)
+        assert got.shape == expected.shape == tuple(size[axis] for axis in out)
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_the_route_rule_takes_any_integer_shape():
+    """float64_rejects_on_normal_data is cached on plain ints: torch.Size, numpy ints and
+    lists give the verdict of tuples of ints."""
+    for image, kernel in [((512, 512), (11, 11)), ((255, 255), (11, 11)), ((200, 328), (3, 41))]:
+        expected = float64_rejects_on_normal_data(image, kernel, (0, 0, 0, 0), 1, 1)
+        assert float64_rejects_on_normal_data(
+            torch.Size(image), [np.int64(k) for k in kernel], np.zeros(4, np.int32),
+            np.int16(1), torch.tensor(1).item()) is expected
+
+
 def test_fixed_up_grad_weight_taps_keep_the_contract_beside_a_spike(watch):
     """One spike in a corner of the input: the certificate rejects grad_weight's taps
     that never see it, which are fixed up by direct sums; those must read each tap's
