@@ -526,6 +526,34 @@ def test_float64_fft_certificate_where_the_image_matches_the_kernels_spectral_er
 
 
 @pytest.mark.skipif(np.finfo(np.longdouble).nmant < 63, reason="needs extended long double")
+def test_float64_fft_certificate_where_every_channel_matches_its_kernels_spectral_error():
+    """Hostile pass 129: pass 126's matched image, one per input channel. Sixteen 15x15
+    integer kernels, each channel of a 256x256 +-1 image signed as its own kernel's
+    spectral error dw_c about output p, so that all sixteen channels' errors add at p
+    (coherently: ~0.30 of E at any channel count, 1 to 64). E's linear term sums
+    ||x_c|| ||w_c|| over the channels, which covers it; summed as if the channels' errors
+    were independent (sqrt(K) smaller, mutant), p's window at +-23 2^-13 is certified and
+    errs 1.16x the contract (64 channels: 1.72x). The real E sends p to a direct sum."""
+    from scipy_layers._fft_conv import _spectrum
+    channels, size, k, p = 16, 256, 15, 80
+    rng = np.random.default_rng(16271)
+    w = np.stack([rng.integers(-255, 256, (k, k)).astype(np.float64) for _ in range(channels)])
+    half = np.zeros((channels, size, size), np.longdouble)  # the scaled kernels, padded
+    half[:, :k, :k] = np.ldexp(w, -math.frexp(float(np.abs(w).max()))[1])
+    computed = _spectrum(half.astype(np.float64)[None], (size, size))[0]
+    dw = scipy.fft.irfft2(computed.astype(np.clongdouble) - scipy.fft.rfft2(half),
+                          s=(size, size)).astype(np.float64)
+    index = (np.arange(size) - p) % size  # y(p) = sum_j x(j) w(j - p): x(j) = sign dw(j - p)
+    x = np.where(dw[:, index[:, None], index[None, :]] >= 0, 1.0, -1.0)
+    x[:, p:p + k, p:p + k] *= 23 * 2.0 ** -13
+    xt, wt = torch.from_numpy(x)[None], torch.from_numpy(w)[None]
+    got = conv2d(xt, wt, method="fft")[..., p - 4:p + 5, p - 4:p + 5]
+    ref = conv_reference(xt[..., p - 4:p + k + 4, p - 4:p + k + 4], wt, None,
+                         torch.zeros(1, 1, 9, 9, dtype=torch.float64))["output"]
+    assert contract_ratio(got, ref, torch.float64) <= 1
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).nmant < 63, reason="needs extended long double")
 @pytest.mark.parametrize("layer", ["conv2d", "scipy_conv2d"])
 def test_float64_fft_certificate_where_the_kernel_matches_a_spikes_spectral_error(layer):
     """Found by hostile pass 127: the other side of pass 126's mechanism. One spike on a
