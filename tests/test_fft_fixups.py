@@ -128,6 +128,36 @@ def test_window_minima_bound_every_window_from_below(shape, window):
     assert minima.pixels(mask, out_hw).shape == exact.shape
 
 
+@pytest.mark.parametrize("data", ["normal", "uniform 0-1", "uniform 1-2"])
+@pytest.mark.parametrize("in_channels", [1, 2])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_the_forwards_tile_bound_runs_where_it_may_spare_m(data, in_channels, dtype,
+                                                            monkeypatch):
+    """The tile bound spares M only where every tile passes. With one input channel, an
+    entry of the image below the least need / ||kernel||_1 fails its tile, so the tiles
+    are skipped there (float64 data reaching 0 at 64x64 k15) and M certifies; data bounded
+    away from 0 keeps them and skips M, and so do float32's far looser need and several
+    channels. Outputs keep the contract either way."""
+    runs = {"tiles": 0, "m": 0}
+    for name, key in (("_tile_lower", "tiles"), ("_m_lower", "m")):
+        original = getattr(_fft_conv, name)
+        monkeypatch.setattr(_fft_conv, name, lambda *a, _f=original, _k=key:
+                            runs.__setitem__(_k, runs[_k] + 1) or _f(*a))
+    gen = torch.Generator().manual_seed(5)
+    make = {"normal": lambda *s: torch.randn(*s, dtype=dtype, generator=gen),
+            "uniform 0-1": lambda *s: torch.rand(*s, dtype=dtype, generator=gen),
+            "uniform 1-2": lambda *s: 1 + torch.rand(*s, dtype=dtype, generator=gen)}[data]
+    x, w = make(1, in_channels, 64, 64), make(3, in_channels, 15, 15)
+    y = conv2d(x, w, method="fft")
+    assert contract_ratio(y, conv_reference(x, w, None, torch.zeros_like(y))["output"],
+                          dtype) <= 1
+    reaches_zero = data != "uniform 1-2"
+    skipped = dtype == torch.float64 and in_channels == 1 and reaches_zero
+    assert runs["tiles"] == (0 if skipped else 1), runs
+    if dtype == torch.float64:
+        assert runs["m"] == (1 if reaches_zero else 0), runs
+
+
 @pytest.mark.parametrize("shape", [(2, 3, 20, 50), (1, 2, 50, 20), (1, 1, 144, 144),
                                    (1, 1, 145, 400), (3, 2, 400, 145), (1, 1, 37, 400)])
 @pytest.mark.parametrize("spikes", [0, 1, 4])
