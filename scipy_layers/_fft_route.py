@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 
 import numpy as np
 import scipy.fft
@@ -43,8 +44,8 @@ def float64_rejects_on_normal_data(image_hw, kernel_hw, padding, in_channels: in
     more outputs than the fix-up budget allows hold too few products for it (grad_input's
     borders; the forward's where padded: hostile pass 128, float64 3x41 kernels on
     130-328 wide images were rejected there after their FFTs)."""
-    return _rejects(*map(int, image_hw), *map(int, kernel_hw), *map(int, padding),
-                    int(in_channels), int(out_channels))
+    return _rejects(*map(operator.index, (*image_hw, *kernel_hw, *padding, in_channels,
+                                          out_channels)))
 
 
 @functools.lru_cache(maxsize=1024)  # (a pure rule of the shape: ~33 us a call uncached)

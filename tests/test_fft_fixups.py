@@ -260,12 +260,14 @@ def test_pair_sums_are_einsums_bit_for_bit(contract):
 
 def test_the_route_rule_takes_any_integer_shape():
     """float64_rejects_on_normal_data is cached on plain ints: torch.Size, numpy ints and
-    lists give the verdict of tuples of ints."""
+    lists give the verdict of tuples of ints; a float is refused, not truncated."""
     for image, kernel in [((512, 512), (11, 11)), ((255, 255), (11, 11)), ((200, 328), (3, 41))]:
         expected = float64_rejects_on_normal_data(image, kernel, (0, 0, 0, 0), 1, 1)
         assert float64_rejects_on_normal_data(
             torch.Size(image), [np.int64(k) for k in kernel], np.zeros(4, np.int32),
             np.int16(1), torch.tensor(1).item()) is expected
+    with pytest.raises(TypeError, match="integer"):
+        float64_rejects_on_normal_data((64.5, 64), (15, 15), (0, 0, 0, 0), 1, 1)
 
 
 def test_fixed_up_grad_weight_taps_keep_the_contract_beside_a_spike(watch):
