@@ -12,6 +12,7 @@ import operator
 import numpy as np
 import scipy.fft
 
+from . import _fft_certificate as _cert
 from ._fft_certificate import LINEAR_ERROR, fixup_budget
 
 # On unit normal data a pass's linear term stands at about
@@ -45,12 +46,20 @@ def float64_rejects_on_normal_data(image_hw, kernel_hw, padding, in_channels: in
     borders; the forward's where padded: hostile pass 128, float64 3x41 kernels on
     130-328 wide images were rejected there after their FFTs)."""
     return _rejects(*map(operator.index, (*image_hw, *kernel_hw, *padding, in_channels,
-                                          out_channels)))
+                                          out_channels)), _constants())
+
+
+def _constants() -> tuple:
+    """What _rejects reads besides the shape, part of its cache key: a verdict is kept
+    only for the constants it was made with (tests change them; before the key held them,
+    a shape asked once kept its first verdict: hostile pass 130)."""
+    return (FFT_LINEAR_LIMIT, LINEAR_ERROR, fixup_budget, _cert.FIXUP_WORK_PER_ELEMENT,
+            _cert.TAP_FIXUP_SHARE)
 
 
 @functools.lru_cache(maxsize=1024)  # (a pure rule of the shape: ~33 us a call uncached)
 def _rejects(height, width, k_h, k_w, top, bottom, left, right, in_channels,
-             out_channels) -> bool:
+             out_channels, constants) -> bool:
     padded_h, padded_w = height + top + bottom, width + left + right
     out_h, out_w, taps = padded_h - k_h + 1, padded_w - k_w + 1, k_h * k_w
     if min(out_h, out_w, height, width, taps, in_channels, out_channels) <= 0:

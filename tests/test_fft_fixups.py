@@ -270,6 +270,29 @@ def test_the_route_rule_takes_any_integer_shape():
         float64_rejects_on_normal_data((64.5, 64), (15, 15), (0, 0, 0, 0), 1, 1)
 
 
+def test_the_cached_route_rule_follows_its_constants(monkeypatch):
+    """float64_rejects_on_normal_data is cached, but on the constants it reads as well
+    as the shape: a changed FFT_LINEAR_LIMIT or fix-up budget changes auto's verdict on a
+    shape already asked, as before the cache (hostile pass 130: the cache kept the old
+    verdict of every shape seen, while a new shape got the new one)."""
+    from scipy_layers import _fft_certificate, _fft_route
+    from scipy_layers.conv import choose_method
+    wide = ((1024, 1024), (31, 31), (0, 0, 0, 0), 1, 1)  # (linear term 0.35 of the limit)
+    bordered = ((130, 130), (41, 3), (0, 0, 0, 0), 1, 1)  # (grad_input's borders reject)
+    assert not float64_rejects_on_normal_data(*wide)
+    assert choose_method(*wide[:2], torch.float64) == "fft"
+    assert float64_rejects_on_normal_data(*bordered)
+    monkeypatch.setattr(_fft_route, "FFT_LINEAR_LIMIT", 0.0)
+    assert float64_rejects_on_normal_data(*wide)
+    assert choose_method(*wide[:2], torch.float64) == "shift"
+    monkeypatch.setattr(_fft_certificate, "FIXUP_WORK_PER_ELEMENT", 10**9)
+    monkeypatch.setattr(_fft_route, "FFT_LINEAR_LIMIT", 0.8)
+    assert not float64_rejects_on_normal_data(*bordered)
+    monkeypatch.undo()
+    assert not float64_rejects_on_normal_data(*wide)
+    assert float64_rejects_on_normal_data(*bordered)
+
+
 def test_fixed_up_grad_weight_taps_keep_the_contract_beside_a_spike(watch):
     """One spike in a corner of the input: the certificate rejects grad_weight's taps
     that never see it, which are fixed up by direct sums; those must read each tap's
