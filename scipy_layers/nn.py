@@ -22,8 +22,9 @@ from ._numpy_bridge import (apply_positional, check_not_legacy_batched, linear_t
                             numpy_gradients, shape_only, to_numpy, to_tensor, vmap_by_fold,
                             vmap_by_loop, vmap_rule)
 from ._numpy_quiet import numpy_quiet
-from ._torch_protocols import (graph_break_here, never_compiled, opaque_to_compile,
-                               refuse_onnx, refuse_scripting, torch_function_layer)
+from ._torch_protocols import (check_not_tracing, graph_break_here, never_compiled,
+                               opaque_to_compile, refuse_onnx, refuse_scripting,
+                               torch_function_layer)
 from ._im2col_route import kept_windows_bytes
 from ._memory_format import follows_channels_last, to_tensor_in_format
 from ._nchw_rule import choose_nchw_method
@@ -249,6 +250,10 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
                               dilation, groups, method=method)
     check_method_name(method, NCHW_METHODS)
     geometry = check_conv2d_arguments(input, weight, bias, stride, padding, dilation, groups)
+    # (the Function's forward checks too, but "auto" reads the shape first: symbolic sizes
+    # of make_fx / torch.export raised "unhashable type: non-nested SymInt" in its cost
+    # model, hostile pass 130)
+    check_not_tracing()
     if method == "auto":  # (a method asked for by name is no surprise to warn of)
         gpu.warn_no_gpu_path_once(input, "scipy_layers.conv2d (the batched conv)")
         method = choose_nchw_method(input.shape if input.dim() == 4 else (1, *input.shape),

@@ -73,6 +73,8 @@ def main(names):
             "make_fx": _error(lambda: make_fx(lambda *inputs: fn(*inputs))(*args)),
             "make_fx-pre_dispatch": _error(
                 lambda: make_fx(lambda *inputs: fn(*inputs), pre_dispatch=True)(*args)),
+            "make_fx-symbolic": _error(
+                lambda: make_fx(lambda *inputs: fn(*inputs), tracing_mode="symbolic")(*args)),
         }
         # fake tensors alone (a FakeTensorMode, no trace recording): no values for numpy
         errors["fake"] = _error(lambda: _under_fake_mode(fn, args))
@@ -131,6 +133,36 @@ def test_fake_tensors_outside_any_trace_are_refused_clearly(results, name):
     error = results[name]["errors"]["fake"]
     assert error is not None and error.startswith(
         "RuntimeError: make_fx / torch.export cannot record a scipy_layers layer"), error
+
+
+@pytest.mark.parametrize("name", LAYER_NAMES)
+def test_symbolic_shapes_are_refused_with_the_layers_error(results, name):
+    """make_fx with symbolic shapes (as non-strict torch.export with dynamic dims): the
+    batched conv picked its method from the input's shape before its Function's check,
+    and hashing a SymInt in scipy.fft.next_fast_len gave "TypeError: unhashable type:
+    non-nested SymInt" (hostile pass 130)."""
+    error = results[name]["errors"]["make_fx-symbolic"]
+    assert error is not None and error.startswith(
+        "RuntimeError: make_fx / torch.export cannot record a scipy_layers layer"), error
+
+
+def test_symbolic_shapes_that_reach_the_batched_conv_cost_model_are_refused():
+    """The batched conv's "auto" asks its cost model (scipy.fft.next_fast_len, which hashes
+    the size) on a 15x15 float64 kernel: with symbolic sizes that raised "TypeError:
+    unhashable type: non-nested SymInt" before the layer's own check (hostile pass 130)."""
+    import torch
+    from torch.export import Dim
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    import scipy_layers as sl
+    module = sl.Conv2d(1, 4, 15, padding=7, dtype=torch.float64)
+    x = torch.randn(2, 1, 64, 64, dtype=torch.float64)
+    refusal = r"^make_fx / torch\.export cannot record a scipy_layers layer"
+    with pytest.raises(RuntimeError, match=refusal):
+        make_fx(lambda t: module(t), tracing_mode="symbolic")(x)
+    with pytest.raises(RuntimeError, match=refusal):
+        torch.export.export(module, (x,), strict=False, dynamic_shapes={
+            "input": {2: Dim("h", min=20, max=500), 3: Dim("w", min=20, max=500)}})
 
 
 @pytest.mark.parametrize("name", LAYER_NAMES)

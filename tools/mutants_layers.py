@@ -1938,4 +1938,11 @@ MUTANTS = [
            '    if not (l1 > 0).all():\n',
            ('tests/test_fft_fixups.py', '-k', 'tile_bound_runs'),
            "tiles of several channels skipped for one channel's small entry, though the channels' sum may pass"),
+    # hostile pass 130: symbolic sizes reached the batched conv's cost model
+    Mutant('sym1',
+           'scipy_layers/nn.py',
+           '    # model, hostile pass 130)\n    check_not_tracing()\n',
+           '    # model, hostile pass 130)\n',
+           ('tests/test_compile_errors.py', '-k', 'cost_model'),
+           'the batched conv asks its cost model before refusing make_fx / torch.export: symbolic sizes raise "unhashable type: non-nested SymInt"'),
 ]
