@@ -96,6 +96,11 @@ PEAK_RMS = 6.0
 # 3^k lengths, against ~0.6 on 2^k), so a full-size kernel shaped as da gathers ~1.1x
 # this term (1x59049, hostile pass 127: 1.10x the contract without the point term, or
 # with peak's line sums dropped; the point term is ~6x this one there).
+# Nor is 0.76 a bound: an alternating +-1 line of odd length errs by up to 1.49 (3^10;
+# segments of it 1.73, 81x729 1.39, a 63x63 alternating kernel 0.87), in X's few large
+# bins near Nyquist, where the result's norm (the spread and row models' ||r||) holds
+# it: grad_output matched to such an image's error gathers 1.17x this term into a
+# grad_weight output, ~0.11 of E (hostile pass 131; filtered off X's large bins, 0.56).
 LINEAR_ERROR = 1.0
 # A fix-up may cost at most this many multiply-adds per element of the pass's operand (the
 # FFT pass itself costs ~ 3 log2 T per element); beyond it the caller's direct method runs.

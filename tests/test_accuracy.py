@@ -580,3 +580,44 @@ def test_float64_fft_certificate_where_the_kernel_matches_a_spikes_spectral_erro
     ref = conv_reference(xt[None, None], w[None, None], None,
                          torch.zeros(1, 1, 1, 1, dtype=torch.float64))["output"]
     assert contract_ratio(got, ref, torch.float64) <= 1
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).nmant < 63, reason="needs extended long double")
+def test_float64_fft_grad_weight_e_covers_an_alternating_images_spectral_error(monkeypatch):
+    """Hostile pass 131: an alternating +-1 segment (the last 28419 entries of a 1x59049
+    float64 line, a 3^10 transform, zeros before it) has a computed spectrum whose error
+    dx = IFFT(fl(X) - X) holds 1.39 sqrt(log2 T) u ||x||_2, past LINEAR_ERROR's 1 (the
+    excess sits in X's few large bins near Nyquist; whole alternating lines of odd length
+    reach 1.49, segments 1.73), 0.78 of its energy on the zeros. grad_output shaped as dx
+    there gathers 1.17x the linear term into grad_weight's output 0 of the FFT pass
+    (sum_r x(r) g(r) over a window of zeros: exact 0, M 0). E covers it through the
+    result's norm (the spread model's ||r|| and the row model's rowmax(r): x correlates
+    with g where the error lies), ~9x the error here; without both, E is the linear term
+    and the raw error passes it (mutant). Output 0 itself (M = 0) is recomputed exactly."""
+    from scipy_layers import _fft_certificate
+    from scipy_layers._fft_conv import _spectrum
+    n, loud = 59049, 28419
+    out = n - loud
+    x = np.zeros((1, n))
+    x[0, out:] = (-1.0) ** np.arange(loud)
+    half = (x / 2).astype(np.longdouble)  # the library's scaled image (max 1 -> 1/2)
+    computed = _spectrum(x[None, None] / 2, (1, n))[0, 0]
+    dx = scipy.fft.irfft2(computed.astype(np.clongdouble) - scipy.fft.rfft2(half),
+                          s=(1, n)).astype(np.float64)
+    g = dx[0, :out]
+    raw, certify = [], _fft_certificate.certify
+
+    def spy(result, bound, tolerance, *args, **kwargs):
+        raw.append((result.copy(), bound.copy()))
+        return certify(result, bound, tolerance, *args, **kwargs)
+
+    monkeypatch.setattr(_fft_certificate, "certify", spy)
+    weight = torch.zeros(1, 1, 1, loud + 1, dtype=torch.float64, requires_grad=True)
+    y = conv2d(torch.from_numpy(x)[None, None], weight, method="fft")
+    (got,) = torch.autograd.grad(y, weight, torch.from_numpy(g)[None, None, None])
+    result, bound = raw[-1]  # grad_weight's pass, in the scaled units of x / 2, g / 2^e
+    assert result.shape == (1, 1, 1, loud + 1)
+    scaled_g = np.ldexp(g, -math.frexp(float(np.abs(g).max()))[1]).astype(np.longdouble)
+    exact = float(np.dot(half[0, :out], scaled_g))  # 0: x is 0 on output 0's window
+    assert abs(float(result[0, 0, 0, 0]) - exact) <= float(bound[0, 0])
+    assert float(got[0, 0, 0, 0]) == 0.0
