@@ -1945,4 +1945,11 @@ MUTANTS = [
            '    # model, hostile pass 130)\n',
            ('tests/test_compile_errors.py', '-k', 'cost_model'),
            'the batched conv asks its cost model before refusing make_fx / torch.export: symbolic sizes raise "unhashable type: non-nested SymInt"'),
+    # hostile pass 131: an alternating image's spectral error past LINEAR_ERROR, covered by ||r||
+    Mutant('cr9',
+           'scipy_layers/_fft_certificate.py',
+           '        spread = (2 * both2 + result_norm) / math.sqrt(transform_size)\n        a_row, b_row, result_row, width = rows\n        row_spread = (2 * np.minimum(pair_sums(contract, a_row, b2),\n                                     pair_sums(contract, a2, b_row))\n                      + result_row) / math.sqrt(width)\n',
+           '        spread = (2 * both2 + 0 * result_norm) / math.sqrt(transform_size)\n        a_row, b_row, result_row, width = rows\n        row_spread = (2 * np.minimum(pair_sums(contract, a_row, b2),\n                                     pair_sums(contract, a2, b_row))\n                      + 0 * result_row) / math.sqrt(width)\n',
+           ('tests/test_accuracy.py', '-k', 'alternating_images_spectral_error'),
+           "float64's E without the result's norms (spread ||r||, row rowmax(r)): grad_output matched to an alternating image's spectral error, 1.17x the linear term (hostile pass 131)"),
 ]
