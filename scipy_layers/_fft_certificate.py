@@ -101,6 +101,19 @@ PEAK_RMS = 6.0
 # bins near Nyquist, where the result's norm (the spread and row models' ||r||) holds
 # it: grad_output matched to such an image's error gathers 1.17x this term into a
 # grad_weight output, ~0.11 of E (hostile pass 131; filtered off X's large bins, 0.56).
+# Nor is the operands' transform the only linear one: the result's inverse transform
+# runs on the same rounded twiddles, so its error is linear in r too, and where a is one
+# entry (grad_output 1x1: r is b, shifted) the two add along one row of the round trip
+# fl(IFFT(fl(FFT b))) - b. Estimated by regression over 262,144 random inputs (the
+# twiddles' part: a delta's own rows, up to 1.97, hold roundings a dense b does not
+# repeat), those rows reach 1.49 sqrt(log2 T) u ||b||_2 on 3^8 (~1.0 typical; 0.32 on
+# 2^13), and a 1x6561 kernel shaped as one of them (int8, 0 and 1 -> +-1) erred 1.12x
+# the linear term at its output (grad_input of a 1x1 grad_output, standing_out 0 so no
+# point term; its window just quiet enough to be certified: 1.16x the contract, native
+# 0; hostile pass 132). The inverse's error meets r itself, so E's linear term counts
+# it against the result's norm: LINEAR_ERROR sqrt(log2 T) u (sum_k ||a_k|| ||b_k|| +
+# ||r||_2), 0.56 of the contract there (random data: ||r|| ~ sum ||a|| ||b|| for one
+# channel, sqrt(K) less for K alike ones).
 LINEAR_ERROR = 1.0
 # A fix-up may cost at most this many multiply-adds per element of the pass's operand (the
 # FFT pass itself costs ~ 3 log2 T per element); beyond it the caller's direct method runs.
@@ -159,9 +172,10 @@ def pair_sums(contract: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def linear_term(both2: np.ndarray, transform_size: int) -> np.ndarray:
-    """E's linear term (LINEAR_ERROR) for the contracted products of 2-norms ``both2``:
-    error_bound's and linear_term_rejects' one formula (the rejection holds only where
-    E is at least this very value)."""
+    """E's linear term (LINEAR_ERROR) for the contracted products of 2-norms ``both2``
+    (error_bound adds the result's norm, the inverse transform's share): error_bound's
+    and linear_term_rejects' one formula (the rejection holds only where E is at least
+    this very value, which it is with the result's norm added too)."""
     return LINEAR_ERROR * math.sqrt(math.log2(max(transform_size, 2))) * U64 * both2
 
 
@@ -268,7 +282,7 @@ def error_bound(a_norms, b_norms, contract: str, contracted: int, transform_size
                       + result_row) / math.sqrt(width)
         spreads = STATISTICAL_SAFETY * U64 * np.maximum(
             math.sqrt(stages) * spread, math.sqrt(math.log2(max(width, 2))) * row_spread)
-        models = np.maximum(spreads, linear_term(both2, transform_size))
+        models = np.maximum(spreads, linear_term(both2 + result_norm, transform_size))
         a_peak, b_peak = peaks
         if not a_peak.any():  # (then the point term is min(0, ...): random data's case)
             return models

@@ -29,11 +29,13 @@ def linear_term_on_normal_data(pixels: int, transform_size: int, taps: int,
                                channels: int) -> float:
     """E's linear term over tolerance times the mean M for unit normal images of
     ``pixels`` and kernels of ``taps``, ``channels`` contracted: LINEAR_ERROR
-    sqrt(log2 T) C sqrt(pixels taps) u over (2 C taps u) (2 / pi) C taps."""
+    sqrt(log2 T) (C + sqrt C) sqrt(pixels taps) u over (2 C taps u) (2 / pi) C taps
+    (the term counts the result's norm too, ~sqrt(C pixels taps) on such data: hostile
+    pass 132)."""
     if channels * taps == 0:  # (no products, no term: choose_nchw_method's odd shapes)
         return 0.0
     return (LINEAR_ERROR * math.sqrt(math.log2(max(transform_size, 2)) * pixels)
-            / (4 / math.pi * channels * taps ** 1.5))
+            * (1 + 1 / math.sqrt(channels)) / (4 / math.pi * channels * taps ** 1.5))
 
 
 def float64_rejects_on_normal_data(image_hw, kernel_hw, padding, in_channels: int,

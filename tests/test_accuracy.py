@@ -533,7 +533,9 @@ def test_float64_fft_certificate_where_every_channel_matches_its_kernels_spectra
     (coherently: ~0.30 of E at any channel count, 1 to 64). E's linear term sums
     ||x_c|| ||w_c|| over the channels, which covers it; summed as if the channels' errors
     were independent (sqrt(K) smaller, mutant), p's window at +-23 2^-13 is certified and
-    errs 1.16x the contract (64 channels: 1.72x). The real E sends p to a direct sum."""
+    errs 1.16x the contract (64 channels: 1.72x). The real E sends p to a direct sum.
+    (Since hostile pass 132 the linear term also counts the result's norm, which alone
+    covers these coherent channels: mutant cr8 is a known survivor.)"""
     from scipy_layers._fft_conv import _spectrum
     channels, size, k, p = 16, 256, 15, 80
     rng = np.random.default_rng(16271)
@@ -579,6 +581,36 @@ def test_float64_fft_certificate_where_the_kernel_matches_a_spikes_spectral_erro
            scipy_conv2d(xt, w, None, "fft")[None, None])
     ref = conv_reference(xt[None, None], w[None, None], None,
                          torch.zeros(1, 1, 1, 1, dtype=torch.float64))["output"]
+    assert contract_ratio(got, ref, torch.float64) <= 1
+
+
+@pytest.mark.parametrize("layer", ["conv2d", "scipy_conv2d"])
+def test_float64_fft_grad_input_where_the_kernel_matches_the_round_trips_error(layer):
+    """Hostile pass 132: grad_output of one entry (out 1x1, so standing_out is 0 and E
+    has no point term) and a 1x6561 kernel (a 3^8 transform) shaped as one row of the
+    round trip's error: grad_input = IFFT(G fl(FFT w)) is w itself, and the twiddles'
+    errors of w's transform and of the inverse one are both linear in w, so a kernel
+    signed as that row (estimated by regression over 262,144 random inputs, stored as
+    int8, tests/fixtures/roundtrip_row_kernel_6561.npy) gathers ~1.1-1.2x the linear
+    term sqrt(log2 T) u ||g|| ||w|| into output 4000, whose window (w(4000) = 409/4096)
+    is just quiet enough to be certified: 1.16x the contract, no fix-up (native 0: the
+    sums are exact). E's linear term now counts the result's norm too (the inverse's
+    share), which sends the output to a direct sum (0.65 at worst where M lets it
+    count)."""
+    import pathlib
+    q = 4000
+    w = np.load(pathlib.Path(__file__).parent / "fixtures" / "roundtrip_row_kernel_6561.npy")
+    w = w.astype(np.float64)
+    w[q] = 409 / 4096
+    weight = torch.from_numpy(w)[None]
+    x = torch.zeros(1, w.size, dtype=torch.float64, requires_grad=True)
+    g = torch.ones(1, 1, dtype=torch.float64)
+    if layer == "conv2d":
+        (got,) = torch.autograd.grad(conv2d(x[None, None], weight[None, None], method="fft"),
+                                     x, g[None, None])
+    else:
+        (got,) = torch.autograd.grad(scipy_conv2d(x, weight, None, "fft"), x, g)
+    ref = conv_reference(x, weight, None, g)["grad_input"]
     assert contract_ratio(got, ref, torch.float64) <= 1
 
 

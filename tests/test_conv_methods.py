@@ -93,13 +93,15 @@ def spy_on_methods(monkeypatch):
     ((64, 64), (3, 3), torch.float32, "shift"),
     ((1024, 1024), (5, 5), torch.float64, "shift"),
     ((256, 256), (11, 11), torch.float32, "shift"),
-    ((256, 256), (11, 11), torch.float64, "fft"),
+    ((256, 256), (11, 11), torch.float64, "shift"),  # its linear term counts ||r|| (132)
+    ((256, 256), (15, 15), torch.float64, "fft"),
     ((64, 64), (11, 11), torch.float64, "shift"),    # small images keep shift longer
     ((64, 64), (15, 15), torch.float32, "fft"),
     ((2048, 2048), (31, 31), torch.float32, "fft"),
     ((1024, 1024), (15, 15), torch.float64, "shift"),  # float64's certificate would reject
     ((512, 512), (11, 11), torch.float64, "shift"),    # fft (its linear term)
-    ((512, 512), (15, 15), torch.float64, "fft"),
+    ((512, 512), (15, 15), torch.float64, "shift"),  # (fft until hostile pass 132)
+    ((384, 384), (15, 15), torch.float64, "fft"),
     ((1024, 1024), (15, 15), torch.float32, "fft"),
     ((200, 200), (3, 41), torch.float64, "shift"),    # grad_input's borders (hostile 128)
     ((200, 200), (3, 41), torch.float32, "fft"),
@@ -136,17 +138,24 @@ def test_auto_rule_thresholds_are_consistent():
     assert choose_method((4096, 4096), (11, 11), torch.float32) == "shift"
     assert choose_method((4096, 4096), (11, 12), torch.float32) == "fft"
     assert choose_method((200, 200), (9, 9), torch.float64) == "shift"
-    assert choose_method((200, 200), (9, 10), torch.float64) == "fft"
+    # (float64 9x10 was fft here until E's linear term counted the result's norm, hostile
+    # pass 132: single-channel float64 now leaves shift for fft from ~13x13)
+    assert choose_method((200, 200), (9, 10), torch.float64) == "shift"
+    assert choose_method((200, 200), (13, 13), torch.float64) == "fft"
     # float64 past FFT_LINEAR_LIMIT (its certificate's linear term): shift again
     assert choose_method((4096, 4096), (9, 10), torch.float64) == "shift"
     assert choose_method((1024, 1024), (15, 15), torch.float64) == "shift"  # 1.07 / 0.8
     assert choose_method((1024, 1024), (31, 31), torch.float64) == "fft"    # 0.35 / 0.8
     side = int(conv.SHIFT_SMALL_IMAGE_MAX_PIXELS ** 0.5)
     assert choose_method((side, side), (11, 11), torch.float64) == "shift"
-    assert choose_method((side + 1, side), (11, 11), torch.float64) == "fft"
+    # (past it float64 11x11 was fft until hostile pass 132; now the certificate's linear
+    # term, which counts the result's norm, keeps it on shift too)
+    assert choose_method((side + 1, side), (11, 11), torch.float64) == "shift"
     assert choose_method((side, side), (11, 11), np.dtype(np.float64)) == "shift"
-    assert choose_method((side + 1, side), (11, 11), np.float64) == "fft"
-    assert choose_method((200, 200), (9, 10), "float64") == "fft"
+    # numpy dtypes and names count as float64 (float32 takes fft here, float64 shift)
+    assert choose_method((1024, 1024), (15, 15), np.float64) == "shift"
+    assert choose_method((1024, 1024), (15, 15), "float64") == "shift"
+    assert choose_method((1024, 1024), (15, 15), np.float32) == "fft"
 
 
 @pytest.mark.parametrize("not_a_dtype", ["torch.float64", torch.zeros(1, dtype=torch.float64)])
