@@ -182,9 +182,10 @@ def _bound(a: _Operand, b: _Operand, contract, contracted, spectrum, dtype, resu
                             _result_norm(spectrum, a.shape), rows, peaks)
 
 
-def _zero_padded(a: np.ndarray, padding) -> np.ndarray:
+def _zero_bordered(a: np.ndarray, padding) -> np.ndarray:
     """a (N, C, H, W) with (top, bottom, left, right) zeros about its last two dims, a
-    fresh array (np.pad took ~19 us of a 64x64 grad_input's fix-ups)."""
+    fresh array (np.pad took ~19 us of a 64x64 grad_input's fix-ups; not _fft_into's
+    _zero_padded, which cuts or pads one axis to a length)."""
     top, bottom, left, right = padding
     n, c, height, width = a.shape
     padded = np.zeros((n, c, height + top + bottom, width + left + right), a.dtype)
@@ -252,7 +253,7 @@ def fft_forward(x, w, padding, out_hw, tap_fixups=False):
     """(y or None, state): y = conv(x, w) on the zero-padded x, in x's dtype; None when
     not certified (run a direct method; the state still serves fft_backward).
     ``tap_fixups``: that direct method is the tap kernels (cert.fixup_budget)."""
-    xp = _zero_padded(x, padding) if any(padding) else x
+    xp = _zero_bordered(x, padding) if any(padding) else x
     shape = tuple(scipy.fft.next_fast_len(n, real=True) for n in xp.shape[2:])
     bins_first = contracts_by_matmul(x.shape[0], w.shape[1], w.shape[0])
     state = FFTState(_Operand.of(xp, shape, bins_first), _Operand.of(w, shape, bins_first),
@@ -274,8 +275,16 @@ def fft_forward(x, w, padding, out_hw, tap_fixups=False):
     bound = _bound(sx, sw, "nc,oc->no", c_in, spectrum, state.dtype, rows)
     recycle(spectrum)
     tolerance = _tolerance(terms, state.dtype)
-    tiles = _tiles_may_pass(sx.array, sw.norms()[1], bound, tolerance)
-    minima = cert.WindowMinima(sx.array, (k_h, k_w)) if tiles else None
+    lower_tiles = pixels_of = None  # (certify's tile bound, where it may spare M)
+    if _tiles_may_pass(sx.array, sw.norms()[1], bound, tolerance):
+        minima = cert.WindowMinima(sx.array, (k_h, k_w))
+
+        def lower_tiles():
+            return _tile_lower(minima, sw.norms()[1], "oc,nchw->nohw", terms)
+
+        def pixels_of(mask):
+            return minima.pixels(mask, out_hw)
+
     crop = (Ellipsis, slice(0, out_hw[0]), slice(0, out_hw[1]))
 
     def direct_at(n, o, r, c):
@@ -283,9 +292,7 @@ def fft_forward(x, w, padding, out_hw, tap_fixups=False):
         return np.einsum("pcij,pcij->p", windows, sw.array[o])
 
     y = cert.certify(
-        y, bound, tolerance,
-        (lambda: _tile_lower(minima, sw.norms()[1], "oc,nchw->nohw", terms)) if tiles else None,
-        (lambda mask: minima.pixels(mask, out_hw)) if tiles else None,
+        y, bound, tolerance, lower_tiles, pixels_of,
         lambda: _m_lower("ncuv,ocuv->nouv", sx, sw, "nc,oc->no", c_in, True, out_hw[0], crop),
         direct_at, terms, budget, output_bound=state.output_bound)
     if y is None:
@@ -322,7 +329,7 @@ def fft_backward(gy, state: FFTState, need_input, need_weight):
         recycle(spectrum)
         @functools.cache  # (padded once, on the first fix-up: certify calls in chunks)
         def g_windows():
-            g_padded = _zero_padded(sg.array, (k_h - 1, k_h - 1, k_w - 1, k_w - 1))
+            g_padded = _zero_bordered(sg.array, (k_h - 1, k_h - 1, k_w - 1, k_w - 1))
             return sliding_window_view(g_padded, (k_h, k_w), axis=(2, 3))
 
         def direct_at(b, c, r, s):

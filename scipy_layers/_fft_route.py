@@ -21,7 +21,9 @@ from ._fft_certificate import LINEAR_ERROR, fixup_budget
 # 1.07, 512x512 k11 1.28) it rejects the pass after its FFTs. "auto" takes a direct method
 # for float64 from FFT_LINEAR_LIMIT (0.60 certified, 1.07 rejected, on this project's data;
 # 400x400 k11, 0.98, rejected), or where borders hold too many outputs with few products
-# (float64_rejects_on_normal_data).
+# (float64_rejects_on_normal_data). (Those figures are the term before hostile pass 132
+# added the result's norm, which doubles it for one channel: 255x255 k11 now 1.20,
+# rejected, 512x512 k15 1.01, 256x256 k15 0.48.)
 FFT_LINEAR_LIMIT = 0.8
 
 
@@ -59,7 +61,7 @@ def _constants() -> tuple:
             _cert.TAP_FIXUP_SHARE)
 
 
-@functools.lru_cache(maxsize=1024)  # (a pure rule of the shape: ~33 us a call uncached)
+@functools.lru_cache(maxsize=1024)  # (a pure rule of shape and constants: ~33 us uncached)
 def _rejects(height, width, k_h, k_w, top, bottom, left, right, in_channels,
              out_channels, constants) -> bool:
     padded_h, padded_w = height + top + bottom, width + left + right
