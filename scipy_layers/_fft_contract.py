@@ -127,7 +127,7 @@ def _bins_first(a: np.ndarray) -> np.ndarray:
 # length 1 never gets here: contract_channels' broadcast products.)
 BINS_CHUNK_BYTES = 2 << 20
 # Where every pass contracts by _matmul_bins (contracts_by_matmul), the operands'
-# spectra are laid out bins first once, as they are made (_fft_conv._spectrum), and each
+# spectra are laid out bins first once, as they are made (_fft_operand._spectrum), and each
 # bin's matrices go to BLAS as they lie (numpy passes a transposed one with BLAS's
 # transpose flag): each spectrum feeds two passes and its M one more, which copied it
 # chunk by chunk every time.

@@ -5,12 +5,12 @@ An FFT convolution's error scales with the whole signal, not with each output's 
 one 1e6 pixel spoils outputs far away that a direct sum gets right. So each pass
 
 1. computes in float64 (for float32 too) on operands scaled by powers of two to a
-   maximum near 1 (exact, and no overflow however large the input); operands whose
-   products would underflow there (float64 spanning ~300 decades), or could overflow
-   the dtype unscaled, skip the FFT;
+   maximum near 1 (_fft_operand: exact, and no overflow however large the input);
+   operands whose products would underflow there (float64 spanning ~300 decades), or
+   could overflow the dtype unscaled, skip the FFT;
 2. bounds its error E per output channel pair from the operands' norms
    (_fft_certificate: a worst-case bound for float32, a statistical model for float64);
-3. certifies every output pixel p against the contract of ``agreement.py``,
+3. certifies every output pixel p (_fft_certify) against the contract of ``agreement.py``,
    E <= (c * eps - u) * M(p), M(p) = sum over the window of |a||b| (c = terms summed):
    first with a cheap, exact lower bound of M (||kernel||_1 times the window minimum of
    |a|, by tiles), then, where that does not suffice, with M itself by a float32 FFT of
@@ -26,126 +26,18 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
 
 from . import _fft_certificate as cert
-from . import _fft_into
-from ._finite import stored
+from . import _fft_certify
 from ._fft_contract import contract_channels, contracts_by_matmul
+from ._fft_operand import _inverse_rows, _Operand, _result_norm
 from ._fft_route import FFT_LINEAR_LIMIT, linear_term_on_normal_data
 from ._workspace import recycle, scratch
-
-# Scaled operands' products must stay normal floats: below float64's smallest normal
-# (2**-1022) a product loses digits, in the transforms, in M and in the fix-ups alike, so
-# the certificate could not see the loss. A float32 operand never comes near.
-MIN_PRODUCT_EXPONENT = -1000
-# Nor may a product overflow the dtype unscaled (|a b| < 2**(exponents' sum) <= half
-# the next power of two past its largest value): there native's products give inf or
-# NaN (inf - inf) and the sum is outside the contract's domain, where scaled float64
-# would return finite values that are wrong by up to the whole of M (hostile pass: 1e30
-# pixels on +-1e10 weights, float32, exact 0: -3.4e23 where native has inf). Such a pass
-# runs the caller's direct method, whose products overflow where native's mostly do
-# (native's fused multiply-adds can keep a sum finite past one overflowing product).
-# (_Operand.products_in_range checks both.)
-
-
-def _spectrum(a: np.ndarray, shape, bins_first: bool = False) -> np.ndarray:
-    """rfft2(a, s=shape), rows first: only a's own rows are transformed along W (a
-    kernel's few rows instead of T_h zero-padded ones), then every column along H.
-    ``bins_first``: (P, Q, U, V) a view of (U, V, P, Q) memory, which _matmul_bins
-    multiplies without copying it (see _fft_contract)."""
-    spectrum = _fft_into.fft_n(_fft_into.rfft_n(a, shape[1], -1), shape[0], -2)
-    if bins_first:
-        return np.ascontiguousarray(spectrum.transpose(2, 3, 0, 1)).transpose(2, 3, 0, 1)
-    return spectrum
-
-
-def _inverse_rows(spectrum: np.ndarray, shape, rows: int) -> np.ndarray:
-    """irfft2(spectrum, s=shape)[..., :rows, :], without the row transforms it drops."""
-    partial = _fft_into.ifft(spectrum, -2)[..., :rows, :]
-    return _fft_into.irfft_n(partial, shape[1], -1)
-
-
-def _result_norm(spectrum: np.ndarray, shape) -> np.ndarray:
-    """2-norm of each whole circular result irfft2(spectrum, s=shape), by Parseval on the
-    half spectrum (inner columns stand for two)."""
-    power = (spectrum.real ** 2 + spectrum.imag ** 2).sum(axis=-2)
-    weights = np.full(power.shape[-1], 2.0)
-    weights[0] = 1.0
-    if shape[1] % 2 == 0:
-        weights[-1] = 1.0
-    return np.sqrt(power @ weights / math.prod(shape))
-
-
-@dataclass
-class _Operand:
-    """A float64 operand scaled to a maximum in [0.5, 1), its spectrum, and (lazily) the
-    float32 spectrum of its magnitude and its norms."""
-
-    array: np.ndarray
-    exponent: int
-    smallest_exponent: int      # of the smallest nonzero |array| (MIN_PRODUCT_EXPONENT)
-    shape: tuple
-    spectrum: np.ndarray
-    bins_first: bool            # the spectra's memory (_spectrum)
-    _magnitude_spectrum: np.ndarray | None = field(default=None, repr=False)
-    _norms: tuple | None = field(default=None, repr=False)
-    _row_squares: np.ndarray | None = field(default=None, repr=False)
-    _row_max: np.ndarray | None = field(default=None, repr=False)
-    _peak: np.ndarray | None = field(default=None, repr=False)
-
-    @classmethod
-    def of(cls, array: np.ndarray, shape, bins_first: bool = False) -> "_Operand":
-        data = stored(array)  # (an expanded operand: its repeats change no extreme)
-        least = None
-        if array.dtype == np.float64 and array.size:  # (float32 values cannot underflow here)
-            magnitude = np.abs(data)  # unscaled: scaling may flush the smallest to 0
-            peak, least = float(magnitude.max()), float(magnitude.min())
-            if least == 0 < peak:  # (zeros: the smallest nonzero entry, one pass more)
-                least = float(np.min(magnitude, initial=peak, where=magnitude > 0))
-        else:
-            peak = max(float(data.max()), -float(data.min())) if array.size else 0.0
-        exponent = math.frexp(peak)[1] if peak > 0 else 0
-        smallest = math.frexp(least)[1] - exponent if least and peak > 0 else 0
-        scaled = np.ldexp(array, -exponent, dtype=np.float64)  # exact, in one pass
-        return cls(scaled, exponent, smallest, shape, _spectrum(scaled, shape, bins_first),
-                   bins_first)
-
-    def products_in_range(self, other: "_Operand", dtype) -> bool:
-        """No product with ``other`` underflows scaled (MIN_PRODUCT_EXPONENT) or can
-        overflow ``dtype`` unscaled."""
-        return (self.smallest_exponent + other.smallest_exponent > MIN_PRODUCT_EXPONENT
-                and self.exponent + other.exponent < np.finfo(dtype).maxexp)
-
-    def magnitude_spectrum(self) -> np.ndarray:
-        if self._magnitude_spectrum is None:
-            self._magnitude_spectrum = _spectrum(np.abs(self.array).astype(np.float32),
-                                                 self.shape, self.bins_first)
-        return self._magnitude_spectrum
-
-    def norms(self):
-        if self._norms is None:
-            self._norms = cert.norms(self.array)
-        return self._norms
-
-    def peak(self):
-        if self._peak is None:
-            self._peak = cert.peak(self.array, self.row_squares())
-        return self._peak
-
-    def row_max(self):
-        if self._row_max is None:
-            self._row_max = cert.row_max(self.array, self.row_squares())
-        return self._row_max
-
-    def row_squares(self):
-        if self._row_squares is None:
-            self._row_squares = cert.row_squares(self.array)
-        return self._row_squares
 
 
 @dataclass
@@ -160,7 +52,7 @@ class FFTState:
     @property
     def output_bound(self) -> bool:
         """Whether certify may bound M by the output itself (OUTPUT_BOUND_DTYPES)."""
-        return self.dtype in cert.OUTPUT_BOUND_DTYPES
+        return self.dtype in _fft_certify.OUTPUT_BOUND_DTYPES
 
     @property
     def pairwise(self) -> bool:
@@ -227,7 +119,7 @@ def _m_lower(pattern, a: _Operand, b: _Operand, contract, contracted, conj, rows
     return (m - error[:, :, None, None]) * (1 - 4 * cert.U32)  # the magnitudes' roundings
 
 
-def _tile_lower(minima: cert.WindowMinima, kernel_l1, contract, terms):
+def _tile_lower(minima: _fft_certify.WindowMinima, kernel_l1, contract, terms):
     """Per output tile: sum over channels of ||kernel||_1 x the window minima (less the
     rounding of those ``terms``-term sums)."""
     return np.einsum(contract, kernel_l1, minima.tiles) * (1 - 2 * cert.U64 * terms)
@@ -252,7 +144,7 @@ def _tiles_may_pass(a: np.ndarray, kernel_l1, bound, tolerance: float) -> bool:
 def fft_forward(x, w, padding, out_hw, tap_fixups=False):
     """(y or None, state): y = conv(x, w) on the zero-padded x, in x's dtype; None when
     not certified (run a direct method; the state still serves fft_backward).
-    ``tap_fixups``: that direct method is the tap kernels (cert.fixup_budget)."""
+    ``tap_fixups``: that direct method is the tap kernels (_fft_certify.fixup_budget)."""
     xp = _zero_bordered(x, padding) if any(padding) else x
     shape = tuple(scipy.fft.next_fast_len(n, real=True) for n in xp.shape[2:])
     bins_first = contracts_by_matmul(x.shape[0], w.shape[1], w.shape[0])
@@ -264,8 +156,9 @@ def fft_forward(x, w, padding, out_hw, tap_fixups=False):
     k_h, k_w = w.shape[2:]
     c_in = w.shape[1]
     terms = c_in * k_h * k_w
-    budget = cert.fixup_budget(sx.array.size, x.shape[0] * w.shape[0] * math.prod(out_hw),
-                               terms, c_in if tap_fixups else 0)
+    budget = _fft_certify.fixup_budget(sx.array.size,
+                                       x.shape[0] * w.shape[0] * math.prod(out_hw), terms,
+                                       c_in if tap_fixups else 0)
     if _rejected_before_its_ffts(sx, sw, "nc,oc->no", math.prod(out_hw), terms, state.dtype,
                                  budget):
         return None, state
@@ -277,7 +170,7 @@ def fft_forward(x, w, padding, out_hw, tap_fixups=False):
     tolerance = _tolerance(terms, state.dtype)
     lower_tiles = pixels_of = None  # (certify's tile bound, where it may spare M)
     if _tiles_may_pass(sx.array, sw.norms()[1], bound, tolerance):
-        minima = cert.WindowMinima(sx.array, (k_h, k_w))
+        minima = _fft_certify.WindowMinima(sx.array, (k_h, k_w))
 
         def lower_tiles():
             return _tile_lower(minima, sw.norms()[1], "oc,nchw->nohw", terms)
@@ -291,7 +184,7 @@ def fft_forward(x, w, padding, out_hw, tap_fixups=False):
         windows = sliding_window_view(sx.array, (k_h, k_w), axis=(2, 3))[n, :, r, c]
         return np.einsum("pcij,pcij->p", windows, sw.array[o])
 
-    y = cert.certify(
+    y = _fft_certify.certify(
         y, bound, tolerance, lower_tiles, pixels_of,
         lambda: _m_lower("ncuv,ocuv->nouv", sx, sw, "nc,oc->no", c_in, True, out_hw[0], crop),
         direct_at, terms, budget, output_bound=state.output_bound)
@@ -314,8 +207,8 @@ def fft_backward(gy, state: FFTState, need_input, need_weight):
     top, bottom, left, right = state.padding
     pixels = (hp - top - bottom) * (wp - left - right)  # (grad_input's, per image and channel)
     terms = c_out * k_h * k_w
-    budget = cert.fixup_budget(sg.array.size, n * c_in * pixels, terms,
-                               c_out if state.tap_fixups else 0)
+    budget = _fft_certify.fixup_budget(sg.array.size, n * c_in * pixels, terms,
+                                       c_out if state.tap_fixups else 0)
     if need_input and certified[0] and _rejected_before_its_ffts(
             sg, sw, "no,oc->nc", pixels, terms, state.dtype, budget):
         certified[0] = False
@@ -341,7 +234,7 @@ def fft_backward(gy, state: FFTState, need_input, need_weight):
 
         # No tile bound here: the edge tiles always hold g's zero padding, so M is
         # computed anyway (and the tiles would cost ~15% of the pass for nothing).
-        result = cert.certify(
+        result = _fft_certify.certify(
             result, bound, _tolerance(terms, state.dtype), None, None,
             lambda: _m_lower("nouv,ocuv->ncuv", sg, sw, "no,oc->nc", c_out, False, hp,
                              (Ellipsis, slice(0, hp), slice(0, wp)))[crop],
@@ -364,11 +257,12 @@ def fft_backward(gy, state: FFTState, need_input, need_weight):
                                      sg.array[:, oi]) for oi, ci, ii, jj in zip(o, c, i, j)])
 
         terms = n * out_h * out_w
-        result = cert.certify(
+        result = _fft_certify.certify(
             result, bound, _tolerance(terms, state.dtype), None, None,
             lambda: _m_lower("ncuv,nouv->ocuv", sx, sg, "nc,no->oc", n, True, k_h,
                              (Ellipsis, slice(0, k_h), slice(0, k_w))),
-            direct_at, terms, cert.fixup_budget(sx.array.size, result.size, terms, 0),
+            direct_at, terms,
+            _fft_certify.fixup_budget(sx.array.size, result.size, terms, 0),
             output_bound=state.output_bound)
         if result is None:
             certified[1] = False

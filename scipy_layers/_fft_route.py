@@ -12,8 +12,9 @@ import operator
 import numpy as np
 import scipy.fft
 
-from . import _fft_certificate as _cert
-from ._fft_certificate import LINEAR_ERROR, fixup_budget
+from . import _fft_certify
+from ._fft_certificate import LINEAR_ERROR
+from ._fft_certify import fixup_budget
 
 # On unit normal data a pass's linear term stands at about
 # linear_term_on_normal_data(...) times tolerance * mean M: from ~0.6 (255x255 k11, 5-9% of
@@ -57,8 +58,8 @@ def _constants() -> tuple:
     """What _rejects reads besides the shape, part of its cache key: a verdict is kept
     only for the constants it was made with (tests change them; before the key held them,
     a shape asked once kept its first verdict: hostile pass 130)."""
-    return (FFT_LINEAR_LIMIT, LINEAR_ERROR, fixup_budget, _cert.FIXUP_WORK_PER_ELEMENT,
-            _cert.TAP_FIXUP_SHARE)
+    return (FFT_LINEAR_LIMIT, LINEAR_ERROR, fixup_budget, _fft_certify.FIXUP_WORK_PER_ELEMENT,
+            _fft_certify.TAP_FIXUP_SHARE)
 
 
 @functools.lru_cache(maxsize=1024)  # (a pure rule of shape and constants: ~33 us uncached)

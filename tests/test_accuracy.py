@@ -181,7 +181,7 @@ def test_float64_spanning_600_decades_is_not_zeroed(method):
 
 def test_float64_products_that_would_be_subnormal_scaled_skip_the_fft():
     """The FFT conv scales each operand to a maximum near 1; its scaled products must stay
-    normal (_fft_conv.MIN_PRODUCT_EXPONENT). Here each unscaled product is a normal float,
+    normal (_fft_operand.MIN_PRODUCT_EXPONENT). Here each unscaled product is a normal float,
     and no unscaled one can overflow, but the smallest scaled one is ~2**-1052, between
     2**-1100 and 2**-1000: a subnormal that keeps ~22 bits. Output (5, 5) is that product
     alone (x is 0 under the large tap): by the FFT and its scaled fix-ups ~9e-8 off, far
@@ -305,14 +305,14 @@ def test_fft_leaves_overflowing_products_to_the_direct_sums(pass_, dtype):
 
 def _certificate_bounds(monkeypatch):
     """The bound E each FFT pass's certificate is given, as its passes run."""
-    from scipy_layers import _fft_certificate
-    bounds, certify = [], _fft_certificate.certify
+    from scipy_layers import _fft_certify
+    bounds, certify = [], _fft_certify.certify
 
     def spy(result, bound, tolerance, *args, **kwargs):
         bounds.append((float(bound.max()), tolerance))
         return certify(result, bound, tolerance, *args, **kwargs)
 
-    monkeypatch.setattr(_fft_certificate, "certify", spy)
+    monkeypatch.setattr(_fft_certify, "certify", spy)
     return bounds
 
 
@@ -486,7 +486,7 @@ def test_float64_fft_certificate_where_the_image_matches_the_kernels_spectral_er
     window holds +-1/16, just enough that p was certified: 512x512 and a 15x15 normal
     kernel, ~1.8x the contract there (1000x1000 +-1 kernel 4.7x; native 0.01). E now has
     _fft_certificate.LINEAR_ERROR's term, which sends p to a direct sum."""
-    from scipy_layers._fft_conv import _spectrum
+    from scipy_layers._fft_operand import _spectrum
     size, k, beta = 512, 15, 1 / 16
     w = np.random.default_rng(0).standard_normal((k, k))
     half = np.zeros((size, size), np.longdouble)  # the library's scaled kernel, padded
@@ -536,7 +536,7 @@ def test_float64_fft_certificate_where_every_channel_matches_its_kernels_spectra
     errs 1.16x the contract (64 channels: 1.72x). The real E sends p to a direct sum.
     (Since hostile pass 132 the linear term also counts the result's norm, which alone
     covers these coherent channels: mutant cr8 is a known survivor.)"""
-    from scipy_layers._fft_conv import _spectrum
+    from scipy_layers._fft_operand import _spectrum
     channels, size, k, p = 16, 256, 15, 80
     rng = np.random.default_rng(16271)
     w = np.stack([rng.integers(-255, 256, (k, k)).astype(np.float64) for _ in range(channels)])
@@ -566,7 +566,7 @@ def test_float64_fft_certificate_where_the_kernel_matches_a_spikes_spectral_erro
     beta is just high enough that the output is certified. Without the point term
     (3 POINT_ERROR u ||a||_1 max|w|, ~6x the linear term here: the ghosts hold most of
     w's energy) it errs 1.10x the contract (mutant cr3); 0 with it (a direct sum)."""
-    from scipy_layers._fft_conv import _spectrum
+    from scipy_layers._fft_operand import _spectrum
     n, spike, beta = 59049, 16411, 4.611210897564888e-07
     x = np.full((1, n), beta)
     x[0, spike] = 1.0
@@ -626,8 +626,8 @@ def test_float64_fft_grad_weight_e_covers_an_alternating_images_spectral_error(m
     result's norm (the spread model's ||r|| and the row model's rowmax(r): x correlates
     with g where the error lies), ~9x the error here; without both, E is the linear term
     and the raw error passes it (mutant). Output 0 itself (M = 0) is recomputed exactly."""
-    from scipy_layers import _fft_certificate
-    from scipy_layers._fft_conv import _spectrum
+    from scipy_layers import _fft_certify
+    from scipy_layers._fft_operand import _spectrum
     n, loud = 59049, 28419
     out = n - loud
     x = np.zeros((1, n))
@@ -637,13 +637,13 @@ def test_float64_fft_grad_weight_e_covers_an_alternating_images_spectral_error(m
     dx = scipy.fft.irfft2(computed.astype(np.clongdouble) - scipy.fft.rfft2(half),
                           s=(1, n)).astype(np.float64)
     g = dx[0, :out]
-    raw, certify = [], _fft_certificate.certify
+    raw, certify = [], _fft_certify.certify
 
     def spy(result, bound, tolerance, *args, **kwargs):
         raw.append((result.copy(), bound.copy()))
         return certify(result, bound, tolerance, *args, **kwargs)
 
-    monkeypatch.setattr(_fft_certificate, "certify", spy)
+    monkeypatch.setattr(_fft_certify, "certify", spy)
     weight = torch.zeros(1, 1, 1, loud + 1, dtype=torch.float64, requires_grad=True)
     y = conv2d(torch.from_numpy(x)[None, None], weight, method="fft")
     (got,) = torch.autograd.grad(y, weight, torch.from_numpy(g)[None, None, None])

@@ -1,11 +1,11 @@
-"""The FFT conv's fix-ups (_fft_certificate.fixup_budget): pixels its certificate rejects are
+"""The FFT conv's fix-ups (_fft_certify.fixup_budget): pixels its certificate rejects are
 recomputed by direct sums while that costs less than the caller's direct method, and
 the fixed-up results keep the accuracy contract."""
 import numpy as np
 import pytest
 import torch
 
-from scipy_layers import _fft_conv, _nchw_fft, conv2d, scipy_conv2d
+from scipy_layers import _fft_certify, _fft_conv, _nchw_fft, conv2d, scipy_conv2d
 from scipy_layers._fft_route import float64_rejects_on_normal_data
 from scipy_layers.agreement import contract_ratio, conv_reference
 
@@ -20,7 +20,7 @@ def watch(monkeypatch):
         original = getattr(_nchw_fft, name)
         monkeypatch.setattr(_nchw_fft, name, lambda *a, _f=original, _n=name, **k:
                             seen.__setitem__(_n, seen[_n] + 1) or _f(*a, **k))
-    certify = _fft_conv.cert.certify
+    certify = _fft_certify.certify
 
     def counting(result, *args, **options):
         *rest, direct_at, work, budget = args
@@ -29,7 +29,7 @@ def watch(monkeypatch):
             return direct_at(*index)
         return certify(result, *rest, direct, work, budget, **options)
 
-    monkeypatch.setattr(_fft_conv.cert, "certify", counting)
+    monkeypatch.setattr(_fft_certify, "certify", counting)
     return seen
 
 
@@ -64,20 +64,18 @@ def test_the_budget_grows_with_the_tap_pass_only_where_the_caller_runs_it():
     """TAP_FIXUP_SHARE / c of the direct pass where the tap kernels would run it; the
     FFT-relative budget alone for the single-channel layer, whose direct method (shift)
     is faster per multiply-add than the fix-ups."""
-    cert = _fft_conv.cert
-    floor = cert.FIXUP_WORK_PER_ELEMENT * 100
-    assert cert.fixup_budget(100, 10_000, 81, 0) == floor
-    share = cert.TAP_FIXUP_SHARE
-    assert cert.fixup_budget(100, 10_000, 81, 1) == share * 10_000 * 81
-    assert cert.fixup_budget(100, 10_000, 81, 4) == share / 4 * 10_000 * 81
-    assert cert.fixup_budget(100, 10, 1, 1) == floor  # never below the floor
+    floor = _fft_certify.FIXUP_WORK_PER_ELEMENT * 100
+    assert _fft_certify.fixup_budget(100, 10_000, 81, 0) == floor
+    share = _fft_certify.TAP_FIXUP_SHARE
+    assert _fft_certify.fixup_budget(100, 10_000, 81, 1) == share * 10_000 * 81
+    assert _fft_certify.fixup_budget(100, 10_000, 81, 4) == share / 4 * 10_000 * 81
+    assert _fft_certify.fixup_budget(100, 10, 1, 1) == floor  # never below the floor
 
 
 def test_fix_ups_run_in_chunks_of_bounded_terms(monkeypatch):
     """However many pixels fail, each direct_at call gathers at most FIXUP_CHUNK_TERMS
     terms, and every failing pixel is fixed exactly once."""
-    cert = _fft_conv.cert
-    monkeypatch.setattr(cert, "FIXUP_CHUNK_TERMS", 1000)
+    monkeypatch.setattr(_fft_certify, "FIXUP_CHUNK_TERMS", 1000)
     result = np.zeros((2, 3, 20, 20))
     calls = []
 
@@ -85,8 +83,8 @@ def test_fix_ups_run_in_chunks_of_bounded_terms(monkeypatch):
         calls.append(len(index[0]))
         return np.ravel_multi_index(index, result.shape).astype(float) + 1
 
-    fixed = cert.certify(result, np.ones((2, 3)), 1.0, None, None,
-                         lambda: np.zeros(result.shape), direct_at, 7, 10**9)
+    fixed = _fft_certify.certify(result, np.ones((2, 3)), 1.0, None, None,
+                                 lambda: np.zeros(result.shape), direct_at, 7, 10**9)
     assert max(calls) <= 1000 // 7 and sum(calls) == result.size
     assert np.array_equal(fixed.ravel(), np.arange(result.size) + 1.0)
 
@@ -95,15 +93,15 @@ def test_single_channel_fft_keeps_its_budget(monkeypatch):
     """The single-channel layer's fft falls back to shift, not the tap kernels: its
     passes are not given the tap share."""
     budgets = []
-    certify = _fft_conv.cert.certify
-    monkeypatch.setattr(_fft_conv.cert, "certify", lambda result, *args, **options: (
+    certify = _fft_certify.certify
+    monkeypatch.setattr(_fft_certify, "certify", lambda result, *args, **options: (
         budgets.append((result.size, args[-1])) or certify(result, *args, **options)))
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(56, 56, dtype=torch.float64, generator=gen, requires_grad=True)
     w = torch.randn(9, 9, dtype=torch.float64, generator=gen, requires_grad=True)
     y = scipy_conv2d(x, w, None, "fft")
     torch.autograd.grad(y, (x, w), torch.randn(y.shape, dtype=torch.float64, generator=gen))
-    floor = _fft_conv.cert.FIXUP_WORK_PER_ELEMENT
+    floor = _fft_certify.FIXUP_WORK_PER_ELEMENT
     assert budgets == [(48 * 48, floor * 56 * 56), (56 * 56, floor * 48 * 48),
                        (81, floor * 56 * 56)]
 
@@ -111,10 +109,10 @@ def test_single_channel_fft_keeps_its_budget(monkeypatch):
 @pytest.mark.parametrize("window", [(1, 1), (2, 3), (3, 3), (4, 2), (5, 5)], ids=str)
 @pytest.mark.parametrize("shape", [(2, 3, 11, 13), (1, 1, 16, 9)], ids=str)
 def test_window_minima_bound_every_window_from_below(shape, window):
-    """_fft_certificate.WindowMinima: each output pixel's tile bound (as certify expands
+    """_fft_certify.WindowMinima: each output pixel's tile bound (as certify expands
     it with pixels()) is at most the true minimum of |a| over that pixel's window, for
     windows that span up to 2 x 2 tiles; and it is reached where a window is one tile."""
-    from scipy_layers._fft_certificate import WindowMinima
+    from scipy_layers._fft_certify import WindowMinima
     rng = np.random.default_rng(3)
     a = rng.standard_normal(shape)
     k_h, k_w = window
@@ -277,7 +275,7 @@ def test_the_cached_route_rule_follows_its_constants(monkeypatch):
     as the shape: a changed FFT_LINEAR_LIMIT or fix-up budget changes auto's verdict on a
     shape already asked, as before the cache (hostile pass 130: the cache kept the old
     verdict of every shape seen, while a new shape got the new one)."""
-    from scipy_layers import _fft_certificate, _fft_route
+    from scipy_layers import _fft_route
     from scipy_layers.conv import choose_method
     wide = ((1024, 1024), (31, 31), (0, 0, 0, 0), 1, 1)  # (linear term 0.35 of the limit)
     bordered = ((130, 130), (41, 3), (0, 0, 0, 0), 1, 1)  # (grad_input's borders reject)
@@ -287,7 +285,7 @@ def test_the_cached_route_rule_follows_its_constants(monkeypatch):
     monkeypatch.setattr(_fft_route, "FFT_LINEAR_LIMIT", 0.0)
     assert float64_rejects_on_normal_data(*wide)
     assert choose_method(*wide[:2], torch.float64) == "shift"
-    monkeypatch.setattr(_fft_certificate, "FIXUP_WORK_PER_ELEMENT", 10**9)
+    monkeypatch.setattr(_fft_certify, "FIXUP_WORK_PER_ELEMENT", 10**9)
     monkeypatch.setattr(_fft_route, "FFT_LINEAR_LIMIT", 0.8)
     assert not float64_rejects_on_normal_data(*bordered)
     monkeypatch.undo()
@@ -382,8 +380,8 @@ def test_a_pass_its_linear_term_rejects_skips_its_ffts_and_was_rejected_anyway(
     rejects = cert.linear_term_rejects
     monkeypatch.setattr(cert, "linear_term_rejects", lambda *args: decisions.append(
         rejects(*args)) or False)  # (recorded, then the pass runs in full)
-    certify = cert.certify
-    monkeypatch.setattr(cert, "certify", lambda result, *args, **options: verdicts.append(
+    certify = _fft_certify.certify
+    monkeypatch.setattr(_fft_certify, "certify", lambda result, *args, **options: verdicts.append(
         certify(result, *args, **options) is not None) or certify(result, *args, **options))
     gen = torch.Generator().manual_seed(size + k)
     x = torch.randn(1, 1, size, size, generator=gen, dtype=torch.float64, requires_grad=True)
@@ -413,10 +411,9 @@ def test_auto_leaves_float64_fft_where_its_certificate_rejects_normal_data(
     normal data: narrow kernels (3x41 from 130x130) have grad_input borders too wide for
     the fix-up budget, which hostile pass 128 found rejected after their FFTs where
     "auto" took fft; square ones stay with fft until the linear term leads (11x11: 400)."""
-    from scipy_layers import _fft_certificate as cert
     verdicts = []
-    certify = cert.certify
-    monkeypatch.setattr(cert, "certify", lambda result, *args, **options: verdicts.append(
+    certify = _fft_certify.certify
+    monkeypatch.setattr(_fft_certify, "certify", lambda result, *args, **options: verdicts.append(
         certify(result, *args, **options) is not None) or certify(result, *args, **options))
     monkeypatch.setattr(_fft_conv, "_rejected_before_its_ffts", lambda *args: False)
     gen = torch.Generator().manual_seed(size)

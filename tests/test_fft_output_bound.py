@@ -1,4 +1,4 @@
-"""The FFT certificate's bound of M by the output itself (_fft_certificate.certify,
+"""The FFT certificate's bound of M by the output itself (_fft_certify.certify,
 OUTPUT_BOUND_DTYPES): M >= |exact output| >= |result| - E. On float32 passes of real data
 it certifies every output, so M's own transforms (_fft_conv._m_lower) never run; where
 outputs are near zero (cancelling weights, zero regions) M and the fix-ups still decide,
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from scipy_layers import _fft_certificate, _fft_conv, conv2d, scipy_conv2d
+from scipy_layers import _fft_certificate, _fft_certify, _fft_conv, conv2d, scipy_conv2d
 from scipy_layers.agreement import contract_ratio, conv_reference
 
 
@@ -90,9 +90,9 @@ def test_certify_uses_the_output_bound_only_where_asked():
     result = np.array([[[[1.0, 1e-12]]]])
     never = lambda *args: pytest.fail("M computed")  # noqa: E731
     tolerance = 1e-4
-    certified = _fft_certificate.certify(result.copy(), bound, tolerance, None, None,
-                                         lambda: np.array([[[[1.0, 1.0]]]]), never, 1, 0,
-                                         output_bound=True)
+    certified = _fft_certify.certify(result.copy(), bound, tolerance, None, None,
+                                     lambda: np.array([[[[1.0, 1.0]]]]), never, 1, 0,
+                                     output_bound=True)
     np.testing.assert_array_equal(certified, result)  # 1e-12 < need: M (1.0) decides
     calls = []
     result = np.array([[[[1.0, 0.5]]]])
@@ -101,10 +101,10 @@ def test_certify_uses_the_output_bound_only_where_asked():
         calls.append(1)
         return np.array([[[[1.0, 1.0]]]])
 
-    _fft_certificate.certify(result.copy(), bound, tolerance, None, None, m, never, 1, 0,
-                             output_bound=True)
+    _fft_certify.certify(result.copy(), bound, tolerance, None, None, m, never, 1, 0,
+                         output_bound=True)
     assert calls == []
-    _fft_certificate.certify(result.copy(), bound, tolerance, None, None, m, never, 1, 0)
+    _fft_certify.certify(result.copy(), bound, tolerance, None, None, m, never, 1, 0)
     assert calls == [1]
 
 
