@@ -37,7 +37,7 @@ from . import _fft_certify
 from ._fft_contract import contract_channels, contracts_by_matmul
 from ._fft_operand import _inverse_rows, _Operand, _result_norm
 from ._fft_route import FFT_LINEAR_LIMIT, linear_term_on_normal_data
-from ._workspace import recycle, scratch
+from ._workspace import recycle
 
 
 @dataclass
