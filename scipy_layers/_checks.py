@@ -28,7 +28,7 @@ def plain_cpu_floats(first, second, optional) -> bool:
     """Whether ``first``, ``second`` and ``optional`` (or None) are plain tensors
     (torch.Tensor or Parameter, no subclass), on the CPU, dense and not nested, of one
     dtype, float32 or float64: everything the argument checks read beyond shapes, for
-    the layers' fast paths (conv._plainly_valid, _nchw_args._plain_call_key). Each
+    the layers' fast paths (_conv_args._plainly_valid, _nchw_args._plain_call_key). Each
     attribute read once, in one frame: inside a forward+backward every check costs
     several times what it does in a loop."""
     if not (type(first) in PLAIN_TENSORS and type(second) in PLAIN_TENSORS

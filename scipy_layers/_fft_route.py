@@ -1,7 +1,7 @@
 """Where "auto" keeps float64 off the certified FFT method: the shapes whose
 certificate (_fft_certificate) would reject forward or grad_input on unit normal data,
 through its linear term (hostile pass 126), so that the FFTs would run for nothing
-before the direct method. A cost rule of conv.choose_method and _nchw_rule; the
+before the direct method. A cost rule of _conv_rule.choose_method and _nchw_rule; the
 certificate itself decides on the data at run time."""
 from __future__ import annotations
 

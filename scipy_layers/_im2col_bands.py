@@ -13,7 +13,7 @@ reads operands just written. Entries are the same sums as im2col's, split along 
 output rows: each of y's and grad_input's window gradients is one band's (each output
 column lies in one band); grad_weight's and grad_bias's add one partial sum a band, in
 float64 (in float32 too: one per band is fewer and shorter sums than one GEMM along a
-whole image, see _nchw_kernels.BIAS_GRAD_MAX_LENGTH). The accuracy contract's bound
+whole image, see _im2col_layout.BIAS_GRAD_MAX_LENGTH). The accuracy contract's bound
 holds as for whole-image im2col.
 
 Where: the wide layout (stride 1, few extra columns), one group, an image's window
@@ -78,7 +78,7 @@ def forward(flat, w, bias, bias_row: bool, geometry, wp: int):
     """y (N, C_out, Ho, Wo) in an output() buffer, from ``flat`` (N, C_in, Hp Wp + tail),
     the C-contiguous padded input with the wide layout's zero tail; ``bias`` (or None)
     rides in the GEMM as a last weight column against a row of ones where ``bias_row``
-    (_nchw_kernels.BIAS_IN_GEMM), else on the copy out of each band."""
+    (_im2col_layout.BIAS_IN_GEMM), else on the copy out of each band."""
     n, c_in = flat.shape[:2]
     c_out, _, k_h, k_w = w.shape
     (out_h, out_w), dtype = geometry.out_hw, flat.dtype
@@ -116,10 +116,10 @@ def backward(gy, w, flat, grad_flat, geometry, wp: int, cols_first_for,
     and, where ``grad_flat`` (N, C_in, Hp Wp), zero, is given, the padded input's
     gradient added into it. grad_bias is the sum of gy, from a row of ones beside the
     windows in grad_weight's GEMM, where an image has at most ``bias_max_length``
-    columns, as whole-image im2col decides (_nchw_kernels.BIAS_GRAD_MAX_LENGTH: BLAS's
+    columns, as whole-image im2col decides (_im2col_layout.BIAS_GRAD_MAX_LENGTH: BLAS's
     float32 sums along rows of ~1M columns erred ~1e-5, 7e-4 at 33M; hostile passes),
     else None (the caller sums gy); ``cols_first_for(rows)``: whether that GEMM runs as
-    cols @ gy^T for windows of that many rows (_nchw_kernels.grad_weight_cols_first), asked
+    cols @ gy^T for windows of that many rows (_im2col_layout.grad_weight_cols_first), asked
     with the rows it multiplies (the taps, and the row of ones where there is one)."""
     n, c_out, out_h, out_w = gy.shape
     _, c_in, k_h, k_w = w.shape

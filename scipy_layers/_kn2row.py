@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .conv import dtype_name
+from ._conv_rule import dtype_name
 from ._tall import TallLayout, from_tall, grad_output_tall, outputs_from_tall, tall_padded
 from ._ufunc_rows import rows_in_place
 from ._workspace import output, recycle, scratch

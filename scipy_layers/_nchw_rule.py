@@ -10,10 +10,10 @@ import torch
 from . import _kn2row
 from ._nchw_args import ConvGeometry
 from ._fft_route import float64_rejects_on_normal_data
-from .conv import dtype_name, is_float64, shift_max_taps
+from ._conv_rule import dtype_name, is_float64, shift_max_taps
 
 # "auto", first rule: one output channel (up to 3 input channels) at a kernel the
-# single-channel layer runs by shift (conv.SHIFT_MAX_TAPS) takes "shift": im2col's GEMMs
+# single-channel layer runs by shift (_conv_rule.SHIFT_MAX_TAPS) takes "shift": im2col's GEMMs
 # would have one row. Measured fwd+bwd, one process, shift / im2col (float32; float64):
 # 4x1x128x128 k3 0.50; 0.40, k9 0.29; 0.27, 8x3x32x32 k3 0.73; 0.55, 4x8x64x64 k3
 # 0.61; 0.44, 2x4x32x32 k7 0.57; 0.51; with two or more output channels im2col's GEMM

@@ -25,7 +25,7 @@ import numpy as np
 #   0.82 -> 0.40; float64 16^2 k7 1.33 -> 1.20, 64^2 k3 0.99 -> 1.00. In a hot loop it
 #   also beats "direct" on 16^2 images (0.51-0.68), but inside a layer call, after
 #   native's, direct stays level or ahead (16^2 k3 / k7 float64 1.02 / 1.21 against 1.16
-#   / 1.27), so conv.choose_method keeps direct where it was. The matrix is a temporary:
+#   / 1.27), so _conv_rule.choose_method keeps direct where it was. The matrix is a temporary:
 #   nothing more is kept for backward than before.
 # - small (L <= SHIFT_ROWS_MAX_LENGTH[dtype]): one np.correlate / np.convolve per kernel
 #   row (kH calls, each a tight C loop).

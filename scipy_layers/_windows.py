@@ -7,7 +7,7 @@ the input itself where there is no padding, channels_last, transposed, step-slic
 expanded), and its wide window rows, a view of the C-contiguous flattened padded input
 (_nchw_kernels._padded).
 
-Layouts (see _nchw_kernels.WIDE_MAX_EXTRA): "wide" windows run along whole padded rows
+Layouts (see _im2col_layout.WIDE_MAX_EXTRA): "wide" windows run along whole padded rows
 of the flattened image (stride 1), "narrow" ones are strided slices of the padded grid.
 """
 from __future__ import annotations

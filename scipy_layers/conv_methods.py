@@ -48,7 +48,7 @@ def _backward_from(grad_input, grad_filter):
 # Lowest fixed cost, so it wins on tiny inputs; its cost grows as output pixels x taps
 # (forward, grad_filter) and H W x the smaller of g and w (grad_input).
 # Called at their C kernel where scipy has it (_signal_kernel); x is at least as large
-# as w and g in both dims (conv.check_conv_arguments), so correlate2d would swap nothing.
+# as w and g in both dims (_conv_args.check_conv_arguments), so correlate2d would swap nothing.
 
 def _direct_forward(x, w):
     return _signal_kernel.correlate_valid(x, w), None

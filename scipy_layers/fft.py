@@ -42,7 +42,7 @@ def check_fft_input(input) -> None:
 def _plainly_valid(input) -> bool:
     """True for the common input that :func:`check_fft_input_fully` accepts (a plain
     float tensor, strided, at least 2-D, H and W not empty), read in one frame (see
-    conv._plainly_valid); False leaves it to those checks."""
+    _conv_args._plainly_valid); False leaves it to those checks."""
     if not (type(input) in PLAIN_TENSORS and not input.is_nested):
         return False
     shape = input.shape  # (not nested: it has sizes)

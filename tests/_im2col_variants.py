@@ -22,7 +22,7 @@ Any other name passes through unchanged, so a test can list methods and variants
 import contextlib
 from unittest import mock
 
-from scipy_layers import _im2col_bands, _kn2row, _nchw_kernels, _windows
+from scipy_layers import _im2col_bands, _im2col_layout, _kn2row, _windows
 
 # (WIDE_MAX_EXTRA, GRAD_INPUT_WIDE_MAX_EXTRA); -inf, not 0: 1x1 and kx1 kernels add no
 # extra column, so a limit of 0 would still let them run wide. Every variant lifts
@@ -31,13 +31,13 @@ _NEVER, _ALWAYS = float("-inf"), float("inf")
 _LAYOUTS = {"narrow": (_NEVER, _NEVER), "wide-grad-input": (_NEVER, _ALWAYS),
             "wide": (_ALWAYS, _ALWAYS)}
 _ORIENTATIONS = {"gy-first": False, "cols-first": True}  # grad_weight_cols_first
-# variant name -> the _nchw_kernels attributes it sets
+# variant name -> the _im2col_layout attributes it sets
 _SETTINGS = {
     f"im2col-{layout}-{orientation}": {
         "WIDE_MAX_EXTRA": forward_limit, "GRAD_INPUT_WIDE_MAX_EXTRA": grad_input_limit,
         "WIDE_MAX_OUTPUT_ROWS": _ALWAYS,
         "GRAD_WEIGHT_COLS_FIRST_ROWS": dict.fromkeys(
-            _nchw_kernels.GRAD_WEIGHT_COLS_FIRST_ROWS, (0, _ALWAYS) if cols_first else (1, 0))}
+            _im2col_layout.GRAD_WEIGHT_COLS_FIRST_ROWS, (0, _ALWAYS) if cols_first else (1, 0))}
     for layout, (forward_limit, grad_input_limit) in _LAYOUTS.items()
     for orientation, cols_first in _ORIENTATIONS.items()}
 # The bias in its own passes (an add after forward's GEMM or on the wide copy out, the
@@ -74,7 +74,7 @@ def im2col_variant(name: str):
         yield name
         return
     with contextlib.ExitStack() as stack:
-        for module, settings in ((_nchw_kernels, _SETTINGS[name]),
+        for module, settings in ((_im2col_layout, _SETTINGS[name]),
                                  (_kn2row, _KN2ROW_SETTINGS[name]),
                                  (_im2col_bands, _BANDS_SETTINGS.get(name)),
                                  (_windows, _ONE_IMAGE_CHUNKS)):

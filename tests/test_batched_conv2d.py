@@ -12,7 +12,8 @@ from torch.autograd import gradcheck
 
 import scipy_layers.nn as nn
 from scipy_layers import _nchw_rule as rule
-from scipy_layers import _im2col_bands, _im2col_route, _kn2row, _tall, _windows
+from scipy_layers import _im2col_bands, _im2col_grads, _im2col_layout, _im2col_route, _kn2row
+from scipy_layers import _tall, _windows
 from scipy_layers import LAYERS, NATIVE, Conv2d, Implementation, conv2d
 from scipy_layers._nchw_args import check_conv2d_arguments
 from scipy_layers.agreement import TOLERANCE, compare_with_native, max_errors
@@ -490,7 +491,7 @@ def test_non_contiguous_input_and_weight():
                                   "wide-1x1", "strided-rows-only", "fft"])
 def test_scratch_is_written_before_it_is_read_in_every_variant(name, variant, monkeypatch):
     # Every scratch buffer starts as NaN: a result that reads an unwritten element is NaN.
-    for module in (nn.kernels, _kn2row, _tall, _im2col_bands):
+    for module in (nn.kernels, _im2col_grads, _kn2row, _tall, _im2col_bands):
         monkeypatch.setattr(module, "scratch",
                             lambda shape, dtype: np.full(shape, np.nan, dtype=dtype))
     with im2col_variant(variant):  # (the fft case keeps its method; its tap fallback too)
@@ -634,8 +635,9 @@ def test_batch_chunks_without_weight_grad_hold_one_chunk_of_windows(variant, mon
     # No weight gradient wanted (frozen weight, no_grad): forward keeps no window matrix
     # and fills one chunk's at a time; results as native's, scratch starting as NaN.
     held = []
-    monkeypatch.setattr(nn.kernels, "scratch", lambda shape, dtype: held.append(shape) or
-                        np.full(shape, np.nan, dtype=dtype))
+    for module in (nn.kernels, _im2col_grads):  # (grad_input's col2im: _im2col_grads)
+        monkeypatch.setattr(module, "scratch", lambda shape, dtype: held.append(shape) or
+                            np.full(shape, np.nan, dtype=dtype))
     bounded_calls, budgets = [], []
 
     def chunks_of_two(n, bytes_per_image, taps, bounded=False):
@@ -679,7 +681,7 @@ def test_grad_bias_from_the_gemm_up_to_its_length_then_numpys_sum(variant, dtype
         reference = torch.autograd.grad(F.conv2d(x, w, b, padding=(1, 0)), b, gy)[0]
         grads = {}
         for cap in (1 << 20, 0):
-            monkeypatch.setattr(nn.kernels, "BIAS_GRAD_MAX_LENGTH", cap)
+            monkeypatch.setattr(_im2col_layout, "BIAS_GRAD_MAX_LENGTH", cap)
             y = conv2d(x, w, b, method=method, padding=(1, 0))
             grads[cap] = torch.autograd.grad(y, (w, b), gy)[1]
     assert torch.equal(grads[0], numpy_sum)
@@ -690,12 +692,12 @@ def test_grad_bias_from_the_gemm_up_to_its_length_then_numpys_sum(variant, dtype
 def test_grad_weight_orientation_by_the_window_rows(dtype):
     # grad_weight_cols_first: cols @ gy^T exactly where the window matrix's row count
     # (taps and the bias's row of ones) lies in the dtype's range, both bounds included.
-    kernels = nn.kernels
+    layout = _im2col_layout
     np_dtype = np.dtype(str(dtype).removeprefix("torch."))
-    low, high = kernels.GRAD_WEIGHT_COLS_FIRST_ROWS[np_dtype]
-    assert [kernels.grad_weight_cols_first(np_dtype, rows)
+    low, high = layout.GRAD_WEIGHT_COLS_FIRST_ROWS[np_dtype]
+    assert [layout.grad_weight_cols_first(np_dtype, rows)
             for rows in (low - 1, low, high, high + 1)] == [False, True, True, False]
-    assert not kernels.grad_weight_cols_first(np.dtype(np.float16), low)
+    assert not layout.grad_weight_cols_first(np.dtype(np.float16), low)
 
 
 @pytest.mark.parametrize("variant", ["im2col", "im2col-bands-one-row"])
@@ -709,15 +711,15 @@ def test_grad_weight_orientation_asked_with_the_window_rows(variant, bias, long_
     # on images past BIAS_GRAD_MAX_LENGTH columns (hostile pass 81: they still asked
     # with it there); whole-image windows keep it (grad_bias is then summed apart).
     if long_image:
-        monkeypatch.setattr(nn.kernels, "BIAS_GRAD_MAX_LENGTH", 0)
+        monkeypatch.setattr(_im2col_layout, "BIAS_GRAD_MAX_LENGTH", 0)
     asked = []
-    real = nn.kernels.grad_weight_cols_first
+    real = _im2col_layout.grad_weight_cols_first
 
     def recorded(dtype, rows):
         asked.append((dtype, rows))
         return real(dtype, rows)
 
-    monkeypatch.setattr(nn.kernels, "grad_weight_cols_first", recorded)
+    monkeypatch.setattr(_im2col_layout, "grad_weight_cols_first", recorded)
     x, w, b = case_inputs((2, 3, 9, 8), (4, 3, 3, 2), torch.float64, seed=5)
     b = b if bias else None
     with im2col_variant(variant) as method:

@@ -16,7 +16,8 @@ from tests._shift_tiers import SHIFT_TIERS, shift_tier
 
 
 def test_auto_shift_rule_follows_the_dtype():
-    """float64 hands 11x11 (121 taps) to fft, float32 keeps it on shift (conv.SHIFT_MAX_TAPS)."""
+    """float64 hands 11x11 (121 taps) to fft, float32 keeps it on shift
+    (_conv_rule.SHIFT_MAX_TAPS)."""
     args = ((4, 1, 32, 32), (1, 1, 11, 11), (1, 1), (1, 1), 1)  # (64x64: im2col, pass 132)
     assert nn.choose_nchw_method(*args, torch.float32) == "shift"
     assert nn.choose_nchw_method(*args, torch.float64) == "fft"

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd import gradcheck
 
+import scipy_layers._conv_rule as conv_rule
 import scipy_layers.conv as conv
 import scipy_layers._shift_kernels as shift_kernels
 import scipy_layers.conv_methods as conv_methods
@@ -146,7 +147,7 @@ def test_auto_rule_thresholds_are_consistent():
     assert choose_method((4096, 4096), (9, 10), torch.float64) == "shift"
     assert choose_method((1024, 1024), (15, 15), torch.float64) == "shift"  # 1.07 / 0.8
     assert choose_method((1024, 1024), (31, 31), torch.float64) == "fft"    # 0.35 / 0.8
-    side = int(conv.SHIFT_SMALL_IMAGE_MAX_PIXELS ** 0.5)
+    side = int(conv_rule.SHIFT_SMALL_IMAGE_MAX_PIXELS ** 0.5)
     assert choose_method((side, side), (11, 11), torch.float64) == "shift"
     # (past it float64 11x11 was fft until hostile pass 132; now the certificate's linear
     # term, which counts the result's norm, keeps it on shift too)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from scipy_layers import conv, fft
+from scipy_layers import _conv_args, conv, fft
 
 
 class _Subclass(torch.Tensor):
@@ -97,8 +97,8 @@ def _conv_triples():
 def test_conv_fast_path_never_accepts_what_the_full_checks_refuse():
     taken = refused = 0
     for (x_name, x), (w_name, w), (b_name, b) in _conv_triples():
-        fast = conv._plainly_valid(x, w, b)
-        full = _full_check_accepts(conv.check_each_conv_argument, x, w, b)
+        fast = _conv_args._plainly_valid(x, w, b)
+        full = _full_check_accepts(_conv_args.check_each_conv_argument, x, w, b)
         assert not fast or full, (x_name, w_name, b_name)
         taken += fast
         refused += not full
@@ -112,18 +112,18 @@ def test_conv_fast_path_takes_every_plain_valid_call(dtype):
     biases = [None, *(_tensors(shape, dtype)["plain"] for shape in ((), (1,), (1, 1)))]
     for x_form, w_form, bias in itertools.product(forms, forms, biases):
         x, w = inputs[x_form], filters[w_form]
-        assert conv._plainly_valid(x, w, bias), (x_form, w_form, bias)
-        conv.check_each_conv_argument(x, w, bias)
+        assert _conv_args._plainly_valid(x, w, bias), (x_form, w_form, bias)
+        _conv_args.check_each_conv_argument(x, w, bias)
     for k_shape in ((6, 5), (1, 1), (6, 1), (1, 5)):  # up to the input's size, 1xk and kx1
-        assert conv._plainly_valid(inputs["plain"], torch.ones(k_shape, dtype=dtype), None)
+        assert _conv_args._plainly_valid(inputs["plain"], torch.ones(k_shape, dtype=dtype), None)
 
 
 def test_conv_fast_path_refuses_mixed_dtypes_and_devices():
     x, w = torch.randn(6, 5), torch.randn(3, 2)
-    assert not conv._plainly_valid(x, w.double(), None)
-    assert not conv._plainly_valid(x, w, torch.ones(1, 1, dtype=torch.float64))
-    assert not conv._plainly_valid(x, w.to("meta"), None)
-    assert not conv._plainly_valid(x, w, torch.ones(1, device="meta"))
+    assert not _conv_args._plainly_valid(x, w.double(), None)
+    assert not _conv_args._plainly_valid(x, w, torch.ones(1, 1, dtype=torch.float64))
+    assert not _conv_args._plainly_valid(x, w.to("meta"), None)
+    assert not _conv_args._plainly_valid(x, w, torch.ones(1, device="meta"))
 
 
 _FFT_INPUTS = _candidates([(6, 5), (1, 1), (3, 6, 5), (0, 6, 5), (2, 0, 4, 5), (0, 5),

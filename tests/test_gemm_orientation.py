@@ -1,5 +1,5 @@
 """tools/gemm_orientation.py and the kernels' forced grad_weight orientation it times
-(_nchw_kernels._grad_weight's cols_first): both orientations give the same gradients,
+(_im2col_grads._grad_weight's cols_first): both orientations give the same gradients,
 the keyword runs the one asked for, and the tool's arithmetic, checks and output."""
 import sys
 import time
@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scipy_layers import _nchw_kernels as kernels
+from scipy_layers import _im2col_grads as grads
+from scipy_layers import _im2col_layout as layout
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
@@ -16,7 +17,7 @@ import gemm_orientation  # noqa: E402
 
 
 class _MatmulSpy:
-    """Stands in for numpy in _nchw_kernels: records each matmul's first operand."""
+    """Stands in for numpy in _im2col_grads: records each matmul's first operand."""
 
     def __init__(self):
         self.first_operands = []
@@ -38,7 +39,7 @@ def test_both_orientations_give_the_defined_gradients(dtype, with_bias_row):
     exact = np.einsum("ngol,ngkl->gok", gy.astype(np.float64), windows.astype(np.float64))[0]
     tolerance = 1e-5 if dtype == np.float32 else 1e-12
     for cols_first in (True, False):
-        grad_w, grad_b = kernels._grad_weight(gy, windows, w_shape, cols_first=cols_first)
+        grad_w, grad_b = grads._grad_weight(gy, windows, w_shape, cols_first=cols_first)
         assert grad_w.shape == w_shape and grad_w.dtype == dtype
         np.testing.assert_allclose(grad_w.reshape(w_shape[0], -1), exact[:, :18],
                                    rtol=tolerance, atol=tolerance * 10)
@@ -52,10 +53,10 @@ def test_both_orientations_give_the_defined_gradients(dtype, with_bias_row):
 def test_the_keyword_runs_the_orientation_asked_for_and_skips_the_rule(monkeypatch, cols_first):
     gy, windows, w_shape = gemm_orientation.operands("2x3x6x6:4:3", np.dtype(np.float64))
     spy = _MatmulSpy()
-    monkeypatch.setattr(kernels, "np", spy)
-    monkeypatch.setattr(kernels, "grad_weight_cols_first",
+    monkeypatch.setattr(grads, "np", spy)
+    monkeypatch.setattr(layout, "grad_weight_cols_first",
                         lambda *_: pytest.fail("the rule was asked though forced"))
-    kernels._grad_weight(gy, windows, w_shape, cols_first=cols_first)
+    grads._grad_weight(gy, windows, w_shape, cols_first=cols_first)
     assert spy.first_operands == [windows.shape if cols_first else gy.shape]
 
 
@@ -63,9 +64,9 @@ def test_without_the_keyword_the_rule_decides(monkeypatch):
     gy, windows, w_shape = gemm_orientation.operands("2x3x6x6:4:3", np.dtype(np.float32))
     for ruled in (True, False):
         spy = _MatmulSpy()
-        monkeypatch.setattr(kernels, "np", spy)
-        monkeypatch.setattr(kernels, "grad_weight_cols_first", lambda dtype, rows: ruled)
-        kernels._grad_weight(gy, windows, w_shape)
+        monkeypatch.setattr(grads, "np", spy)
+        monkeypatch.setattr(layout, "grad_weight_cols_first", lambda dtype, rows: ruled)
+        grads._grad_weight(gy, windows, w_shape)
         assert spy.first_operands == [windows.shape if ruled else gy.shape]
 
 
@@ -91,7 +92,7 @@ def test_a_row_picks_by_the_rule_and_counts_its_regret(monkeypatch):
 
 def test_a_real_row_times_both_and_asks_the_real_rule():
     row = gemm_orientation.measure("2x3x8x8:4:3", np.dtype(np.float32), 2)
-    assert row["picked"] == ("cols" if kernels.grad_weight_cols_first(np.dtype(np.float32), 28)
+    assert row["picked"] == ("cols" if layout.grad_weight_cols_first(np.dtype(np.float32), 28)
                              else "gy")
     assert row["cols_us"] > 0 and row["gy_us"] > 0 and row["regret"] >= 1
     assert row["ratio_q1"] <= row["ratio"] <= row["ratio_q3"]

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from scipy_layers import _im2col_bands, _nchw_kernels, _windows, conv2d
+from scipy_layers import _im2col_bands, _im2col_layout, _windows, conv2d
 from scipy_layers._workspace import kept_bytes
 from scipy_layers.agreement import TOLERANCE, max_errors
 from tests._call_counts import count_calls
@@ -78,7 +78,7 @@ def test_forward_keeps_no_windows_and_backward_gives_each_gradient_alone(band_ca
 
 
 def test_grad_bias_of_a_long_image_in_float32():
-    # One GEMM's float32 sum along a whole 8192^2 image erred 1.6e-4 (_nchw_kernels.
+    # One GEMM's float32 sum along a whole 8192^2 image erred 1.6e-4 (_im2col_layout.
     # BIAS_GRAD_MAX_LENGTH); bands sum each band in BLAS and the bands in float64.
     x = torch.randn(1, 1, 2048, 2048, requires_grad=True)
     w = torch.randn(4, 1, 3, 3, requires_grad=True)
@@ -96,7 +96,7 @@ def test_grad_bias_past_the_gemm_length_limit_is_the_sum_of_grad_output(limit, m
     # no grad_bias from the bands' GEMMs, as whole-image im2col decides: the layer sums
     # grad_output as numpy does (hostile passes: a 1x1x1x33M input erred 7e-4 from the
     # GEMM's float32 sum along one row, 1x2x3x2^20 1.3e-5 in one-row bands).
-    monkeypatch.setattr(_nchw_kernels, "BIAS_GRAD_MAX_LENGTH", limit)
+    monkeypatch.setattr(_im2col_layout, "BIAS_GRAD_MAX_LENGTH", limit)
     x = torch.randn(2, 3, 40, 150, requires_grad=True)
     w = torch.randn(4, 3, 3, 3, requires_grad=True)
     b = torch.randn(4, requires_grad=True)

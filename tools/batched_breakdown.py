@@ -28,7 +28,7 @@ from benchmarks.bench_conv2d_nchw import OUTPUT_CHANNELS  # noqa: E402
 from benchmarks.common import settle_allocator  # noqa: E402
 from calibrate import time_calls  # noqa: E402  (this folder: the script's own)
 from scipy_layers import conv2d  # noqa: E402
-from scipy_layers._nchw_kernels import _grad_weight  # noqa: E402
+from scipy_layers._im2col_grads import _grad_weight  # noqa: E402
 
 CASES = [("8x3x32x32", 3), ("8x3x32x32", 7), ("8x16x32x32", 3), ("1x64x56x56", 3),
          ("1x3x224x224", 7), ("8x16x32x32", 7), ("1x64x56x56", 7)]

@@ -5,7 +5,7 @@
                                      [--cases 8x16x32x32:32:3 1x64x56x56:64:15 ...]
 
 im2col computes grad_weight as gy @ cols^T or as (cols @ gy^T)^T, the same sums, and
-grad_weight_cols_first (scipy_layers/_nchw_kernels.py) picks one by the dtype and the
+grad_weight_cols_first (scipy_layers/_im2col_layout.py) picks one by the dtype and the
 window matrix's row count K. Which is faster is the BLAS's and the CPU's business: the
 rule's bounds were measured on one VM and disagree with another's at some K
 (docs/performance.md). This times the kernels' own _grad_weight with each orientation
@@ -40,7 +40,8 @@ from benchmarks.bench_conv2d_nchw import KERNELS, OUTPUT_CHANNELS  # noqa: E402
 from benchmarks.common import settle_allocator  # noqa: E402
 from rotated_batches import batch_times  # noqa: E402  (this folder: the script's own)
 from report_files import code_commit, environment_header, utc_now  # noqa: E402
-from scipy_layers._nchw_kernels import _grad_weight, grad_weight_cols_first  # noqa: E402
+from scipy_layers._im2col_grads import _grad_weight  # noqa: E402
+from scipy_layers._im2col_layout import grad_weight_cols_first  # noqa: E402
 
 BATCH_SECONDS = 0.02
 MAX_BATCHES = 1000
