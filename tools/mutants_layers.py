@@ -1960,4 +1960,12 @@ MUTANTS = [
            '        models = np.maximum(spreads, linear_term(both2, transform_size))\n',
            ('tests/test_accuracy.py', '-k', 'round_trips_error'),
            "float64's linear term without the result's norm (the inverse transform's share): a 1x6561 kernel shaped as a row of the round trip's error, 1.16x the contract at a certified grad_input output (hostile pass 132)"),
+    # review of the thirtieth session's splits: the NaN-scratch test's hand-written module
+    # list missed _depthwise_wide, whose forward could read a stale pooled buffer unseen
+    Mutant('dws1',
+           'scipy_layers/_depthwise_wide.py',
+           "    rows.fill(0)  # (a sum from +0, as the tap kernels': the same bits)\n",
+           "    pass  # (rows left as the pool gives them)\n",
+           ('tests/test_batched_conv2d.py', '-k', 'scratch_is_written and depthwise'),
+           "the depthwise wide forward sums onto its scratch rows without zeroing them first"),
 ]
