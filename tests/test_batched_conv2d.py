@@ -2,7 +2,6 @@
 import dataclasses
 import functools
 import re
-import sys
 from unittest import mock
 
 import numpy as np
@@ -14,11 +13,12 @@ from torch.autograd import gradcheck
 import scipy_layers.nn as nn
 from scipy_layers import _nchw_rule as rule
 from scipy_layers import _im2col_bands, _im2col_grads, _im2col_layout, _im2col_route, _kn2row
-from scipy_layers import _depthwise_wide, _tall, _windows, _workspace
+from scipy_layers import _depthwise_wide, _tall, _windows
 from scipy_layers import LAYERS, NATIVE, Conv2d, Implementation, conv2d
 from scipy_layers._nchw_args import check_conv2d_arguments
 from scipy_layers.agreement import TOLERANCE, compare_with_native, max_errors
 from tests._im2col_variants import IM2COL_VARIANTS, im2col_variant
+from tests._nan_scratch import fill_scratch_with_nan
 
 # (input shape, weight shape, keyword arguments): every F.conv2d feature, small.
 FEATURE_CASES = {
@@ -486,27 +486,14 @@ def test_non_contiguous_input_and_weight():
             assert torch.allclose(mine, ref)
 
 
-def _modules_binding_scratch():
-    """Every loaded module of the package that binds _workspace.scratch by name: a patch
-    reaches only the calls of the module patched, so a list written by hand missed
-    _depthwise_wide's buffers."""
-    modules = [module for name, module in sorted(sys.modules.items())
-               if name.startswith("scipy_layers.")
-               and getattr(module, "scratch", None) is _workspace.scratch]
-    assert {nn.kernels, _im2col_grads, _kn2row, _tall, _im2col_bands,
-            _depthwise_wide} <= set(modules)
-    return modules
-
-
 @pytest.mark.parametrize("variant", IM2COL_VARIANTS)
 @pytest.mark.parametrize("name", ["plain", "padded", "dilated", "grouped", "depthwise",
                                   "same-even", "wide-dilated-grouped", "wide-asymmetric-same",
                                   "wide-1x1", "strided-rows-only", "fft"])
 def test_scratch_is_written_before_it_is_read_in_every_variant(name, variant, monkeypatch):
     # Every scratch buffer starts as NaN: a result that reads an unwritten element is NaN.
-    for module in _modules_binding_scratch():
-        monkeypatch.setattr(module, "scratch",
-                            lambda shape, dtype: np.full(shape, np.nan, dtype=dtype))
+    fill_scratch_with_nan(monkeypatch, nn.kernels, _im2col_grads, _kn2row, _tall, _im2col_bands,
+                          _depthwise_wide)
     with im2col_variant(variant):  # (the fft case keeps its method; its tap fallback too)
         test_features_agree_with_f_conv2d(name, torch.float64)
         test_features_agree_with_f_conv2d(name, torch.float32)

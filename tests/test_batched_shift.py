@@ -3,7 +3,6 @@ its scratch buffers are written before they are read, signed zeros as native's, 
 module refusing a geometry fft or shift cannot run.
 Its values, layouts, NaN/inf, gradients and accuracy are checked with every other method
 from the sample table (test_harness.py, test_accuracy.py, test_views.py)."""
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,6 +11,7 @@ import scipy_layers.nn as nn
 from scipy_layers import Conv2d, _nchw_shift, conv2d, scipy_conv2d
 from scipy_layers.agreement import TOLERANCE, max_errors
 from scipy_layers.samples import SAMPLES, make_case
+from tests._nan_scratch import fill_scratch_with_nan
 from tests._shift_tiers import SHIFT_TIERS, shift_tier
 
 
@@ -27,9 +27,7 @@ def test_auto_shift_rule_follows_the_dtype():
 @pytest.mark.parametrize("sample", [s for s in SAMPLES["conv2d_nchw"] if s.accepts("scipy-shift")],
                          ids=lambda s: s.name)
 def test_shift_scratch_is_written_before_it_is_read(sample, monkeypatch):
-    nan_scratch = lambda shape, dtype: np.full(shape, np.nan, dtype=dtype)  # noqa: E731
-    monkeypatch.setattr(nn.kernels, "scratch", nan_scratch)
-    monkeypatch.setattr(_nchw_shift, "scratch", nan_scratch)
+    fill_scratch_with_nan(monkeypatch, nn.kernels, _nchw_shift)
     for dtype in (torch.float64, torch.float32):
         leaves, prepare = make_case(sample, "contiguous", dtype, requires_grad=False)
         inputs = prepare(leaves)

@@ -11,6 +11,7 @@ import scipy.fft
 import torch
 
 from scipy_layers import _fft_into, _workspace, fft_abs
+from tests._nan_scratch import fill_scratch_with_nan
 from tests._two_backwards import two_backwards_at_once
 
 
@@ -206,10 +207,8 @@ def test_fft_abs_writes_scratch_before_reading_it(shape, method, monkeypatch):
     x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
     expected_y = fft_abs(x, method)
     expected_grad = torch.autograd.grad(expected_y.sum(), x)[0]
-    nan_scratch = lambda shape, dtype: np.full(shape, np.nan, dtype=dtype)  # noqa: E731
     from scipy_layers import _dft_axes, _fft_gradient
-    for module in (_workspace, _fft_into, _fft_gradient, _dft_axes):
-        monkeypatch.setattr(module, "scratch", nan_scratch)
+    fill_scratch_with_nan(monkeypatch, _workspace, _fft_into, _fft_gradient, _dft_axes)
     y = fft_abs(x, method)
     grad = torch.autograd.grad(y.sum(), x)[0]
     assert torch.equal(y, expected_y) and torch.equal(grad, expected_grad)
