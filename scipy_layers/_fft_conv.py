@@ -33,10 +33,9 @@ import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
 
 from . import _fft_certificate as cert
-from . import _fft_certify
+from . import _fft_certify, _fft_route
 from ._fft_contract import contract_channels, contracts_by_matmul
 from ._fft_operand import _inverse_rows, _Operand, _result_norm
-from ._fft_route import FFT_LINEAR_LIMIT, linear_term_on_normal_data
 from ._workspace import recycle
 
 
@@ -101,8 +100,10 @@ def _rejected_before_its_ffts(a: _Operand, b: _Operand, contract, outputs, terms
     if dtype != np.float64:
         return False
     taps = math.prod(b.array.shape[2:])
-    if linear_term_on_normal_data(math.prod(a.array.shape[2:]), math.prod(a.shape), taps,
-                                  terms // max(taps, 1)) < FFT_LINEAR_LIMIT / 4:
+    # (the route's limit read where it is defined, so that one patch moves both rules)
+    if _fft_route.linear_term_on_normal_data(
+            math.prod(a.array.shape[2:]), math.prod(a.shape), taps,
+            terms // max(taps, 1)) < _fft_route.FFT_LINEAR_LIMIT / 4:
         return False
     return cert.linear_term_rejects(a.norms(), b.norms(), contract, math.prod(a.shape),
                                     outputs, _tolerance(terms, dtype), terms, budget)
