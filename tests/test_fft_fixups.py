@@ -404,13 +404,16 @@ def test_a_pass_its_linear_term_rejects_skips_its_ffts_and_was_rejected_anyway(
 
 
 @pytest.mark.parametrize("size,kernel", [(200, (3, 41)), (160, (2, 61)), (200, (11, 11)),
-                                         (400, (11, 11)), (512, (7, 21))])
+                                         (400, (11, 11)), (512, (7, 21)), (448, (15, 15))])
 def test_auto_leaves_float64_fft_where_its_certificate_rejects_normal_data(
         monkeypatch, size, kernel):
     """_fft_route.float64_rejects_on_normal_data against certify's verdicts on
     normal data: narrow kernels (3x41 from 130x130) have grad_input borders too wide for
     the fix-up budget, which hostile pass 128 found rejected after their FFTs where
-    "auto" took fft; square ones stay with fft until the linear term leads (11x11: 400)."""
+    "auto" took fft; square ones stay with fft until the linear term leads (11x11: 400).
+    448x448 15x15 is rejected by the linear term alone (FFT_LINEAR_LIMIT; its borders
+    are within the budget): since hostile pass 132 doubled the term for one channel,
+    400x400 11x11 is rejected by its borders too, and no longer pins the limit."""
     verdicts = []
     certify = _fft_certify.certify
     monkeypatch.setattr(_fft_certify, "certify", lambda result, *args, **options: verdicts.append(
