@@ -416,6 +416,57 @@ def test_float64_fft_over_thousands_of_alike_channels(channels, pass_, block, mo
     assert contract_ratio(got[pass_], conv_reference(x, w, None, g)[pass_], torch.float64) <= 1
 
 
+@pytest.mark.parametrize("pass_", ["output", "grad_input"])
+def test_float64_fft_certificate_at_its_threshold_over_sixteen_alike_channels_that_cancel(
+        pass_, monkeypatch):
+    """The drift of one block's channel sum (_fft_contract.CHANNEL_BLOCK) on a 2-point
+    transform: 16 channels (input channels for the output, output channels for
+    grad_input) of one random 1x2 plane, 15 alike and the last -15 (1 + ~1e-9) times it,
+    against 1x1 kernels of one value, so each output cancels to ~1e-9 of its M. Each
+    bin's sum runs over the 16 channels one after another, and alike terms round alike:
+    it drifts by up to a few u times its terms' magnitudes, which the spread models
+    (STATISTICAL_SAFETY) cover and E's linear term does not (sqrt(log2 T) = 1 here).
+    The second pixel of every channel is set so that E just certifies it (tol M =
+    1.01 E); 24 such planes. With a 1000x smaller safety factor (mutant E1) E is the
+    linear term: 7 of 24 outputs (4 of 24 grad_inputs) erred past the contract at that
+    pixel, up to 1.70x (1.65x); summed in blocks of 4 or 1, at most 0.95 (0.81). With
+    it, 0.04 at most (native: up to 0.07 on such planes)."""
+    bounds = _certificate_bounds(monkeypatch)
+    gen = torch.Generator().manual_seed(0)
+    channels, worst = 16, 0.0
+    for _ in range(24):
+        plane = torch.randn(1, 1, 1, 2, generator=gen, dtype=torch.float64)
+        scales = torch.ones(channels, dtype=torch.float64)
+        scales[-1] = -(channels - 1) * (1 + 1e-9 * torch.randn(1, generator=gen,
+                                                                dtype=torch.float64))
+        alike = (plane * scales[None, :, None, None]).contiguous()
+        value = torch.randn(1, generator=gen, dtype=torch.float64)
+        if pass_ == "output":
+            x, g = alike, torch.zeros(1, 1, 1, 2, dtype=torch.float64)
+            w = value.expand(1, channels, 1, 1).contiguous()
+        else:
+            x, g = torch.randn(1, 1, 1, 2, generator=gen, dtype=torch.float64), alike
+            w = value.expand(channels, 1, 1, 1).contiguous()
+        quiet = g if pass_ == "grad_input" else x
+        quiet[..., 1] *= 1e-2
+
+        def run():
+            xr = x.clone().requires_grad_()
+            y = conv2d(xr, w, method="fft")
+            return y if pass_ == "output" else torch.autograd.grad(y, xr, g)[0]
+
+        for _ in range(6):  # E grows a little with the pixel, its M in proportion
+            bounds.clear()
+            run()
+            bound, tolerance = bounds[0 if pass_ == "output" else 1]
+            scale = math.frexp(float(quiet.abs().max()))[1] + math.frexp(float(value.abs()))[1]
+            m = float(quiet[..., 1].abs().sum() * value.abs()) * 2.0 ** -scale  # scaled, as E is
+            quiet[..., 1] *= 1.01 * bound / (tolerance * m)
+        worst = max(worst, contract_ratio(run(), conv_reference(x, w, None, g)[pass_],
+                                          torch.float64))
+    assert worst <= 1
+
+
 @pytest.mark.parametrize("layer", ["conv2d", "scipy_conv2d"])
 def test_float64_fft_certificate_at_its_threshold_beside_a_wide_spike_column(layer,
                                                                             monkeypatch):
