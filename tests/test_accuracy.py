@@ -506,7 +506,10 @@ def test_float64_fft_certificate_where_ten_spike_columns_ghosts_meet(layer):
     all add at output column 4000, against a kernel of one column of ones. The point
     term counted one spike (max|a|), so E stayed at one ghost's worth: 1.036x the
     contract there (native 0.000). It now counts every spike a row holds
-    (_fft_certificate.peak); at any height these columns reach 0.10 of the contract."""
+    (_fft_certificate.peak); at any height these columns reach 0.10 of the contract.
+    (Since hostile pass 132 E's linear term counts the result's norm, which holds these
+    columns too: their E is the same without peak's line sums, which
+    tests/test_fft_fixups.py checks by their definition.)"""
     height, width, k = 16, 6000, 15
     gen = torch.Generator().manual_seed(0)
     x = torch.randint(0, 2, (1, 1, height, width), generator=gen).double() * 2 - 1
