@@ -1,6 +1,6 @@
 """Moving tensors to numpy and back, and the autograd plumbing shared by the layers that
-compute with numpy/scipy: what forward hands to backward, the opaque numpy gradient step,
-and vmap by a loop.
+compute with numpy/scipy: what forward hands to backward, and the opaque numpy gradient
+step. (The helpers of the layers' vmap and jvp rules: _func_rules.)
 
 How the layers' Functions are built, and why:
 - ``forward`` takes no ctx and ``setup_context`` fills it (the style torch.func needs).
@@ -23,14 +23,13 @@ How the layers' Functions are built, and why:
 """
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import torch
 from torch.autograd import Function
 
 from ._autocast import any_autocast, autocast_devices, in_float32
-from ._checks import PLAIN_TENSORS, LayerMemoryError, raise_out_of_memory
+from ._checks import PLAIN_TENSORS, raise_out_of_memory
+from ._func_rules import check_not_legacy_batched, vmap_by_loop, vmap_rule
 from ._numpy_quiet import numpy_quiet
 from ._torch_protocols import (backward_jit_trace_error, check_not_tracing,
                                jit_trace_error, opaque_to_compile, torch_function_layer)
@@ -204,20 +203,6 @@ def forward_mode_error(name: str) -> RuntimeError:
         f"jacrev or torch.autograd.grad instead.")
 
 
-def vmap_rule(rule):
-    """A Function's vmap rule, run with subclass ``__torch_function__`` off: native ops'
-    batching rules run below that protocol, so vmap of a native op gives a plain tensor
-    for a subclass input; a layer's rule calls the layer again, which would otherwise
-    hand it to the subclass and give the subclass back."""
-
-    @functools.wraps(rule)
-    def plain(*args):
-        with torch._C.DisableTorchFunctionSubclass():
-            return rule(*args)
-
-    return plain
-
-
 class NumpyStep(Function):
     """``compute(state, *tensors)`` (numpy/scipy code returning a tuple of tensors or
     None) as one autograd node: differentiating it raises :func:`double_backward_error`,
@@ -252,18 +237,6 @@ class NumpyStep(Function):
                             info, in_dims[3:], tensors)
 
 
-_is_legacy_batchedtensor = torch._C._functorch.is_legacy_batchedtensor
-
-
-def check_not_legacy_batched(name: str, *tensors) -> None:
-    """A clear error for a tensor of autograd's own vmap (is_grads_batched=True,
-    jacobian(..., vectorize=True) in either mode): custom Functions' vmap rules are not
-    called under it and numpy cannot read it."""
-    for tensor in tensors:
-        if isinstance(tensor, torch.Tensor) and _is_legacy_batchedtensor(tensor):
-            raise legacy_batching_error(name)
-
-
 @numpy_quiet  # (for the direct call: one frame fewer than through _computed)
 def numpy_gradients(name: str, compute, state, *tensors):
     """``compute(state, *tensors)``: directly in a plain backward, through
@@ -291,65 +264,3 @@ def computes_directly() -> bool:
     backward may consume what its forward left (NumpyStep may run it again on the same
     state: vmap, a vjp function called twice)."""
     return not _is_grad_enabled() and not _functorch_active()
-
-
-def legacy_batching_error(name: str) -> RuntimeError:
-    return RuntimeError(
-        f"the gradients of {name} run in numpy/scipy and cannot take autograd's batched "
-        f"gradients (torch.autograd.grad(..., is_grads_batched=True), "
-        f"torch.autograd.functional.jacobian/hessian(..., vectorize=True), reverse or "
-        f"forward mode). Use torch.func.vmap over torch.func.vjp / jvp, or jacrev / "
-        f"jacfwd (supported), or in reverse mode the unbatched call (vectorize=False, "
-        f"or one grad call per grad_output).")
-
-
-def linear_tangent(output_shape, like, terms):
-    """A tangent of an output of ``output_shape``: the sum of ``terms``, each a
-    ``(tangent or None, make the output tangent from it)`` pair; zero without any."""
-    tangent = like.new_zeros(output_shape)
-    for input_tangent, contribution in terms:
-        if input_tangent is not None:
-            tangent = tangent + contribution(input_tangent)
-    return tangent
-
-
-def vmap_by_fold(apply, folded: torch.Tensor, entries: int):
-    """``apply(folded)`` for a vmap rule that folded the vmapped dim, of ``entries``
-    entries, into the first dim of ``folded``: a LayerMemoryError then names the folded
-    shape, and gets a note saying so (the user passed entries of the other dims)."""
-    try:
-        return apply(folded)
-    except LayerMemoryError as error:
-        error.add_note(f"(under torch.func.vmap: the first dim of those shapes is the "
-                       f"vmapped dim of {entries} entries, folded into the layer's batch)")
-        raise
-
-
-def vmap_by_loop(apply, info, in_dims, args):
-    """A vmap rule that calls ``apply`` once per batch entry and stacks the results along
-    dim 0. ``in_dims`` and ``args`` line up; tensors with a None in_dim are shared.
-    Outputs that are None for every entry stay None."""
-    if info.batch_size == 0:  # no entry to run: one on meta tensors gives the shapes
-        device = next(arg.device for arg, dim in zip(args, in_dims) if dim is not None)
-        results = [apply(*(_meta_entry(arg, dim) for arg, dim in zip(args, in_dims)))]
-
-        def stack(parts):
-            return torch.empty(0, *parts[0].shape, dtype=parts[0].dtype, device=device)
-    else:
-        results = [apply(*(arg if dim is None else arg.select(dim, index)
-                           for arg, dim in zip(args, in_dims)))
-                   for index in range(info.batch_size)]
-        stack = torch.stack
-    if isinstance(results[0], torch.Tensor):
-        return stack(results), 0
-    outputs = tuple(None if parts[0] is None else stack(parts) for parts in zip(*results))
-    return outputs, tuple(None if out is None else 0 for out in outputs)
-
-
-def _meta_entry(arg, dim):
-    """One batch entry of ``arg`` (vmapped along ``dim``, or shared: None) as a meta
-    tensor; non-tensors as they are."""
-    if not isinstance(arg, torch.Tensor):
-        return arg
-    shape = arg.shape if dim is None else arg.shape[:dim] + arg.shape[dim + 1:]
-    return torch.empty(shape, dtype=arg.dtype, device="meta")

@@ -29,8 +29,8 @@ from ._conv_rule import choose_method, dtype_name, is_float64, shift_max_taps  #
 from ._nchw_args import _is_int
 from ._forward_state import (check_forward_state, new_forward_state, remember_inputs,
                              state_for)
-from ._numpy_bridge import (apply_positional, check_not_legacy_batched, linear_tangent,
-                            numpy_gradients, to_numpy, to_tensor, vmap_by_loop, vmap_rule)
+from ._func_rules import check_not_legacy_batched, linear_tangent, vmap_by_loop, vmap_rule
+from ._numpy_bridge import apply_positional, numpy_gradients, to_numpy, to_tensor
 from ._numpy_quiet import numpy_quiet
 from ._torch_protocols import (graph_break_here, never_compiled, opaque_to_compile,
                                own_frame_never_compiled, refuse_onnx, refuse_scripting,

@@ -16,10 +16,9 @@ from . import _dft_axes, gpu
 from ._checks import (PLAIN_TENSORS, STRIDED, SUPPORTED_DTYPES, check_dims_not_empty,
                       check_float_tensor, check_method_name)
 from ._forward_state import check_forward_state, new_forward_state
-from ._numpy_bridge import (NumpyStep, apply_positional, check_not_legacy_batched,
-                            computes_directly, forward_mode_error, numpy_gradients,
-                            shape_only, to_numpy, to_tensor, vmap_by_fold,
-                            vmap_rule)
+from ._func_rules import check_not_legacy_batched, vmap_by_fold, vmap_rule
+from ._numpy_bridge import (NumpyStep, apply_positional, computes_directly, forward_mode_error,
+                            numpy_gradients, shape_only, to_numpy, to_tensor)
 from ._numpy_quiet import numpy_quiet
 from ._torch_protocols import (graph_break_here, opaque_to_compile, refuse_onnx,
                                torch_function_layer)

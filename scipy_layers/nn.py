@@ -18,9 +18,9 @@ from ._nchw_args import _is_int, check_conv2d_arguments, check_padding_mode, out
 from ._autocast import any_autocast, autocast_devices, in_float32
 from ._forward_state import (check_forward_state, new_forward_state, remember_inputs,
                              state_for)
-from ._numpy_bridge import (apply_positional, check_not_legacy_batched, linear_tangent,
-                            numpy_gradients, shape_only, to_numpy, to_tensor, vmap_by_fold,
-                            vmap_by_loop, vmap_rule)
+from ._func_rules import (check_not_legacy_batched, linear_tangent, vmap_by_fold, vmap_by_loop,
+                          vmap_rule)
+from ._numpy_bridge import apply_positional, numpy_gradients, shape_only, to_numpy, to_tensor
 from ._numpy_quiet import numpy_quiet
 from ._torch_protocols import (check_not_tracing, graph_break_here, never_compiled,
                                opaque_to_compile, refuse_onnx, refuse_scripting,
