@@ -22,7 +22,7 @@ class ForwardState:
         self.keeper = self._holder = None  # see :meth:`new_keeper`
 
     def new_keeper(self):
-        """An owner for large arrays kept beside ``value`` (_workspace.keep_until_dead):
+        """An owner for large arrays kept beside ``value`` (_kept.keep_until_dead):
         it dies with this state, or when :meth:`holder`'s tensor is freed, whichever
         comes first. (Only large ones: a holder costs ~10 us a call.)"""
         self.keeper = _Keeper()
@@ -65,7 +65,7 @@ class ForwardState:
 
 
 class _Keeper:
-    __slots__ = ("kept_count", "__weakref__")  # (_workspace.keep_until_dead's record)
+    __slots__ = ("kept_count", "__weakref__")  # (_kept.keep_until_dead's record)
 
 
 def _drop(state_ref, _holder_ref) -> None:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch.autograd import Function
 
 from . import _nchw_kernels as kernels
-from . import _nchw_fft, _nchw_shift, gpu
+from . import _kept, _nchw_fft, _nchw_shift, gpu
 from ._checks import check_method_name
 from ._nchw_args import _is_int, check_conv2d_arguments, check_padding_mode, output_channels
 from ._autocast import any_autocast, autocast_devices, in_float32
@@ -29,8 +29,7 @@ from ._im2col_route import kept_windows_bytes
 from ._memory_format import follows_channels_last, to_tensor_in_format
 from ._nchw_rule import choose_nchw_method
 from ._ufunc_rows import add_bias
-from ._workspace import (KeptCount, is_large, keep_until_dead, recycle, recycle_when_dead,
-                         release_kept, reserve_kept)
+from ._workspace import is_large, recycle, recycle_when_dead
 
 NCHW_METHODS = ("auto", "im2col", "fft", "shift")
 
@@ -79,11 +78,11 @@ class Conv2dNCHWFunction(Function):
         x, w = to_numpy(input), to_numpy(weight)
         b = None if bias is None else to_numpy(bias)
         keep_windows = saved is not None and bool(saved.hint)
-        count = KeptCount()  # im2col's windows, counted against _workspace.KEPT_LIMIT_BYTES
+        count = _kept.KeptCount()  # im2col's windows, counted against _kept.KEPT_LIMIT_BYTES
         try:
             if keep_windows and method == "im2col":
-                keep_windows = reserve_kept(count, kept_windows_bytes(x.shape, w.shape,
-                                                                      geometry, x.itemsize))
+                keep_windows = _kept.reserve_kept(count, kept_windows_bytes(x.shape, w.shape,
+                                                                            geometry, x.itemsize))
             y, state = _forward_kernels(x, w, b, geometry, method, keep_windows)
             if saved is not None:
                 saved.value = (w, state, keep_windows)
@@ -92,13 +91,13 @@ class Conv2dNCHWFunction(Function):
                     # call's saved tensors (ForwardState.holder: backward may run again
                     # under retain_graph, so not at the end of it).
                     if method == "im2col":
-                        keep_until_dead(saved.new_keeper(), state[-1], count)
+                        _kept.keep_until_dead(saved.new_keeper(), state[-1], count)
                     else:
                         recycle_when_dead(saved.new_keeper(), state[-1])
         finally:
             # what no keeper took: an error or Ctrl-C on the way, or windows below the
             # pool's floor (not counted)
-            release_kept(count)
+            _kept.release_kept(count)
         return to_tensor_in_format(y, input, follows_channels_last(input, weight))
 
     @staticmethod

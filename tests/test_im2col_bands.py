@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from scipy_layers import _im2col_bands, _im2col_layout, _windows, conv2d
-from scipy_layers._workspace import kept_bytes
+from scipy_layers._kept import kept_bytes
 from scipy_layers.agreement import TOLERANCE, max_errors
 from tests._call_counts import count_calls
 from tests._im2col_variants import im2col_variant

@@ -1,5 +1,5 @@
 """im2col's window matrix, kept from forward for grad_weight, counts against
-_workspace.KEPT_LIMIT_BYTES over all live graphs; beyond it forward keeps nothing and
+_kept.KEPT_LIMIT_BYTES over all live graphs; beyond it forward keeps nothing and
 backward builds the windows again (native's gradients either way). (A hostile pass,
 2026-12-04: three (32,64,56,56) -> 64 3x3 float32 graphs held 811 MiB against native's
 129 MiB, and nothing bounded it in a deeper network.) Counts are read as differences:
@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 import scipy_layers
-from scipy_layers import _im2col_route, _kn2row, _nchw_kernels, _workspace
+from scipy_layers import _im2col_route, _kept, _kn2row, _nchw_kernels, _workspace
 from scipy_layers._forward_state import ForwardState, remember_inputs, state_for
 from scipy_layers._nchw_args import check_conv2d_arguments
 from scipy_layers._nchw_kernels import KN2ROW
@@ -30,7 +30,7 @@ from tests._two_backwards import hold_thread_a_in
 
 def _start() -> int:
     gc.collect()  # (graphs of earlier tests that only wait for the collector)
-    return _workspace.kept_bytes()
+    return _kept.kept_bytes()
 
 
 def _inputs(seed=0, dtype=torch.float64, weight_grad=True):
@@ -52,11 +52,11 @@ def test_windows_go_when_backward_frees_the_saved_tensors():
     x, w, b = _inputs()
     start = _start()
     y = scipy_layers.conv2d(x, w, b, padding=1)
-    held = _workspace.kept_bytes() - start
+    held = _kept.kept_bytes() - start
     geometry = check_conv2d_arguments(x, w, b, 1, 1, 1, 1)
     assert 0 < held <= _im2col_route.kept_windows_bytes(x.shape, w.shape, geometry, 8)
     _grads(y, (x, w, b))
-    assert _workspace.kept_bytes() == start  # y (and its graph node) still alive
+    assert _kept.kept_bytes() == start  # y (and its graph node) still alive
     assert y.grad_fn.forward_state.value is None
     with pytest.raises(RuntimeError, match="backward through the graph a second time"):
         _grads(y, (x, w, b))
@@ -66,25 +66,25 @@ def test_retained_graphs_keep_their_windows_until_the_last_backward():
     x, w, b = _inputs()
     start = _start()
     y = scipy_layers.conv2d(x, w, b, padding=1)
-    held = _workspace.kept_bytes() - start
+    held = _kept.kept_bytes() - start
     expected = _grads(F.conv2d(x, w, b, padding=1), (x, w, b))
     for retain in (True, True, False):
         torch.testing.assert_close(_grads(y, (x, w, b), retain_graph=retain), expected,
                                    rtol=1e-10, atol=1e-12)
-        assert _workspace.kept_bytes() - start == (held if retain else 0)
+        assert _kept.kept_bytes() - start == (held if retain else 0)
     del y
     gc.collect()
-    assert _workspace.kept_bytes() == start
+    assert _kept.kept_bytes() == start
 
 
 def test_a_graph_that_never_runs_backward_gives_its_windows_back_when_it_dies():
     x, w, b = _inputs()
     start = _start()
     y = scipy_layers.conv2d(x, w, b, padding=1)
-    assert _workspace.kept_bytes() > start
+    assert _kept.kept_bytes() > start
     del y
     gc.collect()
-    assert _workspace.kept_bytes() == start
+    assert _kept.kept_bytes() == start
 
 
 def test_a_training_loop_holds_one_steps_windows():
@@ -96,7 +96,7 @@ def test_a_training_loop_holds_one_steps_windows():
     loss = None
     for _ in range(3):
         y = scipy_layers.conv2d(x, w, b, padding=1)  # (the last step's loss still lives)
-        counts.append(_workspace.kept_bytes() - start)
+        counts.append(_kept.kept_bytes() - start)
         loss = y.square().sum()
         loss.backward()
     assert counts[0] > 0 and counts == [counts[0]] * 3
@@ -106,7 +106,7 @@ def test_nothing_counts_without_a_weight_gradient():
     x, w, b = _inputs(weight_grad=False)
     start = _start()
     y = scipy_layers.conv2d(x, w, b, padding=1)
-    assert _workspace.kept_bytes() == start
+    assert _kept.kept_bytes() == start
     torch.testing.assert_close(_grads(y, (x, w, b)),
                                _grads(F.conv2d(x, w, b, padding=1), (x, w, b)),
                                rtol=1e-10, atol=1e-12)
@@ -116,17 +116,17 @@ def test_beyond_the_limit_backward_builds_the_windows_again(monkeypatch):
     x, w, b = _inputs()
     start = _start()
     one = scipy_layers.conv2d(x, w, b, padding=1)
-    held = _workspace.kept_bytes() - start
-    monkeypatch.setattr(_workspace, "KEPT_LIMIT_BYTES", start + held + held // 2)
+    held = _kept.kept_bytes() - start
+    monkeypatch.setattr(_kept, "KEPT_LIMIT_BYTES", start + held + held // 2)
     beyond = [scipy_layers.conv2d(x, w, b, padding=1) for _ in range(3)]
-    assert _workspace.kept_bytes() - start == held  # none of the three was kept
+    assert _kept.kept_bytes() - start == held  # none of the three was kept
     native = _grads(F.conv2d(x, w, b, padding=1), (x, w, b))
     for y in (one, *beyond):
         torch.testing.assert_close(_grads(y, (x, w, b), retain_graph=True), native,
                                    rtol=1e-10, atol=1e-12)
     del one, beyond, y
     gc.collect()
-    assert _workspace.kept_bytes() == start
+    assert _kept.kept_bytes() == start
 
 
 def test_a_failed_forward_gives_its_reservation_back(monkeypatch):
@@ -138,7 +138,7 @@ def test_a_failed_forward_gives_its_reservation_back(monkeypatch):
     start = _start()
     with pytest.raises(RuntimeError, match="planted"):
         scipy_layers.conv2d(x, w, b, padding=1)
-    assert _workspace.kept_bytes() == start
+    assert _kept.kept_bytes() == start
 
 
 @pytest.mark.parametrize("where", ["new_keeper", "keep_until_dead"])
@@ -152,12 +152,12 @@ def test_an_interrupt_after_the_kernels_gives_the_reservation_back(monkeypatch, 
         from scipy_layers._forward_state import ForwardState
         monkeypatch.setattr(ForwardState, "new_keeper", interrupt)
     else:
-        monkeypatch.setattr(scipy_layers.nn, "keep_until_dead", interrupt)
+        monkeypatch.setattr(_kept, "keep_until_dead", interrupt)
     x, w, b = _inputs()
     start = _start()
     with pytest.raises(KeyboardInterrupt):
         scipy_layers.conv2d(x, w, b, padding=1)
-    assert _workspace.kept_bytes() == start
+    assert _kept.kept_bytes() == start
 
 
 def _signal_points(code) -> frozenset:
@@ -182,9 +182,9 @@ def test_an_interrupt_wherever_a_signal_can_land_leaves_the_count_as_it_was():
     beside the reservation leaked or was given back twice.)"""
     from scipy_layers._forward_state import ForwardState
     functions = {"forward": inspect.unwrap(scipy_layers.nn.Conv2dNCHWFunction.forward),
-                 "reserve_kept": _workspace.reserve_kept,
-                 "keep_until_dead": _workspace.keep_until_dead,
-                 "release_kept": _workspace.release_kept,
+                 "reserve_kept": _kept.reserve_kept,
+                 "keep_until_dead": _kept.keep_until_dead,
+                 "release_kept": _kept.release_kept,
                  "new_keeper": ForwardState.new_keeper,
                  "give_back": _workspace._give_back}
     codes = {f.__code__: (name, _signal_points(f.__code__)) for name, f in functions.items()}
@@ -226,7 +226,7 @@ def test_an_interrupt_wherever_a_signal_can_land_leaves_the_count_as_it_was():
         run(target)
         hit.add(seen["where"])
         if _start() != start:
-            wrong.append((target, seen["where"], _workspace.kept_bytes() - start))
+            wrong.append((target, seen["where"], _kept.kept_bytes() - start))
     assert not wrong
     assert hit >= set(functions)  # (every function was interrupted somewhere)
 
@@ -250,7 +250,7 @@ def test_graphs_made_and_freed_in_threads_leave_no_count():
     for thread in threads:
         thread.join()
     gc.collect()
-    assert not errors and _workspace.kept_bytes() == start
+    assert not errors and _kept.kept_bytes() == start
 
 
 @pytest.mark.parametrize("sample", [s for s in CONV2D_NCHW_SAMPLES if s.accepts("scipy-im2col")],
@@ -292,7 +292,7 @@ def test_kn2row_is_counted_in_full_and_within_its_estimate():
         assert kept <= _im2col_route.kept_windows_bytes(x.shape, w.shape, geometry, 4)
         start = _start()
         y = scipy_layers.conv2d(x, w, dilation=(48, 1))
-        assert _workspace.kept_bytes() - start == kept
+        assert _kept.kept_bytes() - start == kept
         torch.testing.assert_close(_grads(y, (x, w)), _grads(F.conv2d(x, w, dilation=(48, 1)),
                                                              (x, w)), rtol=1e-4, atol=1e-4)
         del y
