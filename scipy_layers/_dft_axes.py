@@ -1,5 +1,6 @@
-"""The FFT layer's 2-D real transform and its adjoint, one axis at a time, each axis by
-scipy.fft (pocketfft) or by a DFT matrix product (numpy matmul on BLAS).
+"""The FFT layer's 2-D real transform, one axis at a time, each axis by scipy.fft
+(pocketfft) or by a DFT matrix product (numpy matmul on BLAS); its adjoint, axis by axis
+as the same plan ran them, is in :mod:`scipy_layers._dft_adjoint`.
 
 Why two ways: on lengths with a prime factor above 11 pocketfft has no butterfly pass
 for it: it runs a generic O(p^2) pass or Bluestein's algorithm (three transforms of a
@@ -38,10 +39,8 @@ from typing import NamedTuple
 import numpy as np
 import scipy.fft
 
-from . import _fft_into
-from ._dft_matrices import (as_pairs, folds, frozen, h_adjoint_rows, h_assemble,
-                            h_fold_spectrum, h_forward_rows, h_matrix, w_adjoint, w_forward)
-from ._spectral import mirror_ones, mirror_weights
+from . import _dft_matrices, _fft_into
+from ._dft_matrices import h_assemble, h_forward_rows, h_matrix, w_forward
 from ._workspace import output, recycle, scratch
 
 # Matrix DFT (per axis) on a length with a prime factor pocketfft has no butterfly pass
@@ -168,7 +167,7 @@ def _from_centred(centred: np.ndarray, mean: np.ndarray, plan: AxisPlan) -> np.n
 
 def _centred_rfft2(x: np.ndarray, plan: AxisPlan) -> np.ndarray:
     height, width = x.shape[-2:]
-    if plan.matrix_h and folds(height, width, x.dtype):  # H first, folded (_dft_matrices)
+    if plan.matrix_h and _dft_matrices.folds(height, width, x.dtype):  # H first, folded
         rows = h_forward_rows(x)
         lines = _w_stage(rows, plan.matrix_w)
         recycle(rows)
@@ -276,43 +275,3 @@ def zero_bin_floor(x: np.ndarray, mean: np.ndarray | None = None,
 _LIMITS = {np.dtype(t): (float(np.finfo(t).eps) / 2, float(np.finfo(t).smallest_subnormal),
                          float(np.finfo(t).smallest_normal), float(np.finfo(t).max))
            for t in (np.float32, np.float64)}
-
-
-@functools.lru_cache(maxsize=256)
-def adjoint_columns(plan: AxisPlan, n_columns: int, width: int, dtype: np.dtype):
-    """(the per-column weights the caller must fold into the spectrum before
-    :func:`adjoint`, read-only; the columns where they are 1: _spectral.mirror_ones).
-    irfft counts the inner columns twice (their Hermitian mirror); the W-axis matrix
-    does not, so it needs none: (None, None). ``dtype``: a numpy dtype."""
-    if plan.matrix_w:
-        return None, None
-    return (frozen(mirror_weights(np, n_columns, width, dtype)),
-            mirror_ones(n_columns, width))
-
-
-def adjoint(spectrum: np.ndarray, width: int, plan: AxisPlan) -> np.ndarray:
-    """The adjoint of :func:`rfft2` (real, (..., H, width)) applied to ``spectrum``,
-    already multiplied by :func:`adjoint_columns`' weights. May overwrite ``spectrum``."""
-    if not (plan.matrix_h or plan.matrix_w):
-        return _fft_into.rfft2_adjoint(spectrum, width)
-    height = spectrum.shape[-2]
-    real_dtype = spectrum.real.dtype
-    if plan.matrix_h and folds(height, width, real_dtype):  # as _centred_rfft2, backwards
-        folded = h_fold_spectrum(spectrum)
-        rows = _w_adjoint_stage(folded, width, plan.matrix_w)
-        recycle(folded.base)  # (a view of its workspace pairs)
-        return h_adjoint_rows(rows, height)
-    if plan.matrix_h:
-        lines = np.matmul(h_matrix(height, real_dtype, +1), spectrum)
-    else:
-        lines = _fft_into.fft_axis(np.ascontiguousarray(spectrum), -2, False)
-    return _w_adjoint_stage(lines, width, plan.matrix_w)
-
-
-def _w_adjoint_stage(lines: np.ndarray, width: int, matrix: bool) -> np.ndarray:
-    """The adjoint of :func:`_w_stage` (by the W matrix, or irfft weighted by the caller:
-    :func:`adjoint_columns`): real (..., n, width), a new array."""
-    real_dtype = lines.real.dtype
-    if matrix:
-        return np.matmul(as_pairs(lines), w_adjoint(width, real_dtype))
-    return _fft_into.irfft_last(lines, width, np.empty((*lines.shape[:-1], width), real_dtype))

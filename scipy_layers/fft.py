@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.autograd import Function
 
-from . import _dft_axes, gpu
+from . import _dft_adjoint, _dft_axes, gpu
 from ._checks import (PLAIN_TENSORS, STRIDED, SUPPORTED_DTYPES, check_dims_not_empty,
                       check_float_tensor, check_method_name)
 from ._forward_state import check_forward_state, new_forward_state
@@ -317,13 +317,13 @@ def _fft_abs_gradient(state, grad_output, input, magnitude, *, method, handed_ov
     # the weights c (see the class docstring) and the columns where they are 1, where the
     # W axis runs as irfft; none where it runs as a matrix, whose adjoint sums each
     # column once
-    weights, ones = _dft_axes.adjoint_columns(plan, spectrum.shape[-1], width, magnitude.dtype)
+    weights, ones = _dft_adjoint.adjoint_columns(plan, spectrum.shape[-1], width, magnitude.dtype)
     # in place where the spectrum is this call's own: handed over or recomputed here
     in_place = (handed_over or forward is None) and spectrum.flags.c_contiguous
     grad_spectrum = gradient_spectrum(spectrum, to_numpy(grad_output), weights, magnitude,
                                       out=spectrum if in_place else None, ones=ones)
-    # The inverse is the adjoint of forward's transform, axis by axis (_dft_axes).
-    grad_input = _dft_axes.adjoint(grad_spectrum, width, plan)  # (never a view of its input)
+    # The inverse is the adjoint of forward's transform, axis by axis (_dft_adjoint).
+    grad_input = _dft_adjoint.adjoint(grad_spectrum, width, plan)  # (never a view of its input)
     if not (handed_over and grad_spectrum is spectrum):  # (forward's goes back when its
         recycle(grad_spectrum)                          # owner dies: recycle_when_dead)
     return (to_tensor(grad_input, like=grad_output),)

@@ -10,7 +10,7 @@ Any other name passes through unchanged, as tests/_shift_tiers.py's do.
 import contextlib
 from unittest import mock
 
-from scipy_layers import _dft_axes
+from scipy_layers import _dft_matrices
 
 DFT_PATHS = ("matrix-folded",)
 
@@ -20,5 +20,5 @@ def dft_path(path: str):
     if path not in DFT_PATHS:
         yield path
         return
-    with mock.patch.object(_dft_axes, "folds", lambda *arguments: True):
+    with mock.patch.object(_dft_matrices, "folds", lambda *arguments: True):
         yield path

@@ -11,7 +11,7 @@ import scipy.fft
 import torch
 
 from scipy_layers import fft_abs, native_fft_abs
-from scipy_layers import _dft_axes, _dft_matrices
+from scipy_layers import _dft_adjoint, _dft_axes, _dft_matrices
 from scipy_layers._dft_axes import AxisPlan, choose_plan
 from scipy_layers.agreement import max_errors
 from scipy_layers.samples import FFT_ABS_SAMPLES
@@ -72,7 +72,7 @@ def fold(request, monkeypatch):
     """A matrix H axis run first and folded (_dft_matrices) as its rule says, or forced
     on or off whatever the size."""
     if request.param is not None:
-        monkeypatch.setattr(_dft_axes, "folds", lambda *arguments: request.param)
+        monkeypatch.setattr(_dft_matrices, "folds", lambda *arguments: request.param)
     return request.param
 
 
@@ -98,10 +98,10 @@ def test_the_adjoint_is_the_adjoint(shape, fold):
     for plan in PLANS:
         if plan.matrix_w and shape[-1] > _dft_axes.MATRIX_MAX_LENGTH:
             continue
-        weights, _ = _dft_axes.adjoint_columns(plan, p.shape[-1], shape[-1],
+        weights, _ = _dft_adjoint.adjoint_columns(plan, p.shape[-1], shape[-1],
                                                np.dtype(np.float64))
         assert (weights is None) == plan.matrix_w
-        back = _dft_axes.adjoint(p.copy() if weights is None else p * weights, shape[-1], plan)
+        back = _dft_adjoint.adjoint(p.copy() if weights is None else p * weights, shape[-1], plan)
         assert back.shape == shape and back.dtype == np.float64
         expected = np.sum((_dft_axes.rfft2(x, plan) * p.conj()).real)
         assert np.sum(x * back) == pytest.approx(expected, rel=1e-12, abs=1e-12), (shape, plan)
@@ -120,21 +120,21 @@ def test_the_adjoint_weights_have_one_bounded_cache():
     """The gradient's mirror weights and the columns where they are 1 come from one
     cached call, read-only, the same objects on every call (a second cache, refreshed
     apart, held up to twice the arrays: a hostile pass)."""
-    _dft_axes.adjoint_columns.cache_clear()
+    _dft_adjoint.adjoint_columns.cache_clear()
     fft_plan = AxisPlan(False, False)
     for width in range(4, 4 + 300):
-        _dft_axes.adjoint_columns(fft_plan, width // 2 + 1, width, np.dtype(np.float64))
-    assert _dft_axes.adjoint_columns.cache_info().currsize <= 256
-    weights, ones = _dft_axes.adjoint_columns(fft_plan, 9, 16, np.dtype(np.float64))
-    assert _dft_axes.adjoint_columns(fft_plan, 9, 16, np.dtype(np.float64))[0] is weights
+        _dft_adjoint.adjoint_columns(fft_plan, width // 2 + 1, width, np.dtype(np.float64))
+    assert _dft_adjoint.adjoint_columns.cache_info().currsize <= 256
+    weights, ones = _dft_adjoint.adjoint_columns(fft_plan, 9, 16, np.dtype(np.float64))
+    assert _dft_adjoint.adjoint_columns(fft_plan, 9, 16, np.dtype(np.float64))[0] is weights
     assert not weights.flags.writeable and ones == (0, 8)
     assert weights.tolist() == [1.0] + [0.5] * 7 + [1.0]
-    assert _dft_axes.adjoint_columns(fft_plan, 8, 15, np.dtype(np.float32))[1] == (0,)
-    assert _dft_axes.adjoint_columns(AxisPlan(False, True), 9, 16,
+    assert _dft_adjoint.adjoint_columns(fft_plan, 8, 15, np.dtype(np.float32))[1] == (0,)
+    assert _dft_adjoint.adjoint_columns(AxisPlan(False, True), 9, 16,
                                      np.dtype(np.float64)) == (None, None)
     held = weakref.ref(weights)
     del weights
-    _dft_axes.adjoint_columns.cache_clear()
+    _dft_adjoint.adjoint_columns.cache_clear()
     assert held() is None  # (nothing else keeps them)
 
 
