@@ -14,7 +14,7 @@ from torch.autograd import Function
 from . import _nchw_kernels as kernels
 from . import _kept, _nchw_fft, _nchw_shift, gpu
 from ._checks import check_method_name
-from ._nchw_args import _is_int, check_conv2d_arguments, check_padding_mode, output_channels
+from ._nchw_args import check_conv2d_arguments, check_padding_mode, output_channels
 from ._autocast import any_autocast, autocast_devices, in_float32
 from ._forward_state import (check_forward_state, new_forward_state, remember_inputs,
                              state_for)
@@ -299,39 +299,3 @@ class Conv2d(torch.nn.Conv2d):
 def native_conv2d_nchw(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """The native twin: ``torch.nn.functional.conv2d`` with the same arguments."""
     return F.conv2d(input, weight, bias, stride, padding, dilation, groups)
-
-
-def shape_argument(name: str, value, lengths: tuple[int, ...] | range,
-                   form: str) -> tuple[int, ...]:
-    """``value`` as a tuple of non-negative ints of one of ``lengths``, or a ValueError
-    naming ``name``, what it was and ``form`` (what an input maker takes)."""
-    try:
-        shape = tuple(value)
-    except TypeError:
-        shape = ()
-    if len(shape) not in lengths or not all(_is_int(v) and v >= 0 for v in shape):
-        raise ValueError(f"{name} must be {form}, a tuple of non-negative ints; "
-                         f"got {name}={value!r}")
-    return tuple(int(v) for v in shape)
-
-
-def make_conv2d_nchw_inputs(size, kernel, dtype=torch.float64, device="cpu", seed=0,
-                            requires_grad=True, groups=1):
-    """(input (N, C_in, H, W), weight (C_out, C_in / groups, kH, kW), bias (C_out,)),
-    standard normal, seeded. ``size`` is (N, C_in, H, W) and ``kernel`` (C_out, kH, kW);
-    shorter tuples name the trailing dims, the missing leading ones are 1 (so (H, W) and
-    (kH, kW), as the single-channel layer takes them, mean one image, one channel)."""
-    size = shape_argument("size", size, (2, 3, 4), "(N, C_in, H, W), (C_in, H, W) or (H, W)")
-    kernel = shape_argument("kernel", kernel, (2, 3), "(C_out, kH, kW) or (kH, kW)")
-    n, c_in, height, width = (1,) * (4 - len(size)) + size
-    c_out, k_h, k_w = (1,) * (3 - len(kernel)) + kernel
-    # (an int as conv2d takes it: numpy ints too, not bools)
-    if not (_is_int(groups) and groups >= 1 and c_in % groups == 0 and c_out % groups == 0):
-        raise ValueError(f"groups must be a positive int dividing C_in ({c_in}) and C_out "
-                         f"({c_out}); got groups={groups!r}")
-    gen = torch.Generator().manual_seed(seed)
-    shapes = ((n, c_in, height, width), (c_out, c_in // int(groups), k_h, k_w), (c_out,))
-    return tuple(
-        torch.randn(shape, generator=gen, dtype=dtype).to(device).requires_grad_(requires_grad)
-        for shape in shapes
-    )

@@ -13,7 +13,8 @@ import torch
 
 from .conv import native_conv2d, scipy_conv2d
 from .fft import fft_abs, incorrect_fft, native_fft_abs
-from .nn import conv2d, make_conv2d_nchw_inputs, native_conv2d_nchw, shape_argument
+from ._nchw_args import _is_int
+from .nn import conv2d, native_conv2d_nchw
 
 NATIVE = "native"
 
@@ -57,12 +58,48 @@ def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def shape_argument(name: str, value, lengths: tuple[int, ...] | range,
+                   form: str) -> tuple[int, ...]:
+    """``value`` as a tuple of non-negative ints of one of ``lengths``, or a ValueError
+    naming ``name``, what it was and ``form`` (what an input maker takes)."""
+    try:
+        shape = tuple(value)
+    except TypeError:
+        shape = ()
+    if len(shape) not in lengths or not all(_is_int(v) and v >= 0 for v in shape):
+        raise ValueError(f"{name} must be {form}, a tuple of non-negative ints; "
+                         f"got {name}={value!r}")
+    return tuple(int(v) for v in shape)
+
+
 def make_conv2d_inputs(size, kernel, dtype=torch.float64, device="cpu", seed=0,
                        requires_grad=True):
     """(input (H, W), filter (kH, kW), bias (1, 1)), standard normal, seeded."""
     shapes = (shape_argument("size", size, (2,), "(H, W)"),
               shape_argument("kernel", kernel, (2,), "(kH, kW)"), (1, 1))
     gen = _generator(seed)
+    return tuple(
+        torch.randn(shape, generator=gen, dtype=dtype).to(device).requires_grad_(requires_grad)
+        for shape in shapes
+    )
+
+
+def make_conv2d_nchw_inputs(size, kernel, dtype=torch.float64, device="cpu", seed=0,
+                            requires_grad=True, groups=1):
+    """(input (N, C_in, H, W), weight (C_out, C_in / groups, kH, kW), bias (C_out,)),
+    standard normal, seeded. ``size`` is (N, C_in, H, W) and ``kernel`` (C_out, kH, kW);
+    shorter tuples name the trailing dims, the missing leading ones are 1 (so (H, W) and
+    (kH, kW), as the single-channel layer takes them, mean one image, one channel)."""
+    size = shape_argument("size", size, (2, 3, 4), "(N, C_in, H, W), (C_in, H, W) or (H, W)")
+    kernel = shape_argument("kernel", kernel, (2, 3), "(C_out, kH, kW) or (kH, kW)")
+    n, c_in, height, width = (1,) * (4 - len(size)) + size
+    c_out, k_h, k_w = (1,) * (3 - len(kernel)) + kernel
+    # (an int as conv2d takes it: numpy ints too, not bools)
+    if not (_is_int(groups) and groups >= 1 and c_in % groups == 0 and c_out % groups == 0):
+        raise ValueError(f"groups must be a positive int dividing C_in ({c_in}) and C_out "
+                         f"({c_out}); got groups={groups!r}")
+    gen = torch.Generator().manual_seed(seed)
+    shapes = ((n, c_in, height, width), (c_out, c_in // int(groups), k_h, k_w), (c_out,))
     return tuple(
         torch.randn(shape, generator=gen, dtype=dtype).to(device).requires_grad_(requires_grad)
         for shape in shapes
