@@ -13,8 +13,9 @@ import torch
 from torch.autograd import Function
 
 from . import _dft_adjoint, _dft_axes, gpu
-from ._checks import (PLAIN_TENSORS, STRIDED, SUPPORTED_DTYPES, check_dims_not_empty,
-                      check_float_tensor, check_method_name)
+# (check_fft_input_fully stays importable from here, as before it moved)
+from ._fft_args import (_plainly_valid, check_fft_input, check_fft_input_fully,  # noqa: F401
+                        check_fft_method)
 from ._forward_state import check_forward_state, new_forward_state
 from ._func_rules import check_not_legacy_batched, vmap_by_fold, vmap_rule
 from ._numpy_bridge import (NumpyStep, apply_positional, computes_directly, forward_mode_error,
@@ -26,33 +27,6 @@ from ._fft_gradient import gradient_spectrum, phase
 from ._workspace import recycle, recycle_when_dead
 
 _has_torch_function_unary = torch._C._has_torch_function_unary
-
-
-_IMAGE_DIMS = {-2: "H", -1: "W"}  # (a constant: a dict built per call costs ~0.3 us)
-
-
-def check_fft_input(input) -> None:
-    """A float tensor (..., H, W): batch dims may be empty, H and W may not (torch.fft
-    raises for those too)."""
-    if not _plainly_valid(input):
-        check_fft_input_fully(input)
-
-
-def _plainly_valid(input) -> bool:
-    """True for the common input that :func:`check_fft_input_fully` accepts (a plain
-    float tensor, strided, at least 2-D, H and W not empty), read in one frame (see
-    _conv_args._plainly_valid); False leaves it to those checks."""
-    if not (type(input) in PLAIN_TENSORS and not input.is_nested):
-        return False
-    shape = input.shape  # (not nested: it has sizes)
-    return (len(shape) >= 2 and shape[-1] != 0 and shape[-2] != 0
-            and input.dtype in SUPPORTED_DTYPES and input.layout is STRIDED)
-
-
-def check_fft_input_fully(input) -> None:
-    """:func:`check_fft_input` without its fast path."""
-    check_float_tensor("input", input, min_ndim=2, may_be_empty=True)
-    check_dims_not_empty("input", input, _IMAGE_DIMS, "the batch dims")
 
 
 def _rfft2_shape(input):
@@ -76,12 +50,6 @@ def _fold_vmap(function, in_dims, input, *args):
 
 # methods every CPU call accepts as they are ("matrix" checks the lengths) and runs on numpy
 _NUMPY_ONLY_METHODS = ("auto", "fft")
-
-
-def check_fft_method(method, input) -> None:
-    check_method_name(method, _dft_axes.METHODS)
-    if method == "matrix":
-        _dft_axes.check_matrix_lengths(*input.shape[-2:])
 
 
 class BadFFTFunction(Function):

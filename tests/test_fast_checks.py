@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from scipy_layers import _conv_args, conv, fft
+from scipy_layers import _conv_args, _fft_args, conv, fft
 
 
 class _Subclass(torch.Tensor):
@@ -133,8 +133,8 @@ _FFT_INPUTS = _candidates([(6, 5), (1, 1), (3, 6, 5), (0, 6, 5), (2, 0, 4, 5), (
 def test_fft_fast_path_never_accepts_what_the_full_checks_refuse():
     taken = refused = 0
     for name, x in _FFT_INPUTS:
-        fast = fft._plainly_valid(x)
-        full = _full_check_accepts(fft.check_fft_input_fully, x)
+        fast = _fft_args._plainly_valid(x)
+        full = _full_check_accepts(_fft_args.check_fft_input_fully, x)
         assert not fast or full, name
         taken += fast
         refused += not full
@@ -146,8 +146,8 @@ def test_fft_fast_path_takes_every_plain_valid_input(dtype):
     for shape in ((6, 5), (1, 1), (3, 6, 5), (0, 6, 5), (2, 0, 4, 5)):
         for form in ("plain", "parameter", "requires-grad", "meta"):
             x = _tensors(shape, dtype)[form]
-            assert fft._plainly_valid(x), (shape, form)
-            fft.check_fft_input_fully(x)
+            assert _fft_args._plainly_valid(x), (shape, form)
+            _fft_args.check_fft_input_fully(x)
 
 
 class _Method(str):
@@ -184,8 +184,8 @@ def test_fft_forward_fast_path_keeps_every_check():
             ("plain-float64-130x3", torch.randn(130, 3, dtype=torch.float64))]
     for (name, x), method in itertools.product(_FFT_INPUTS + wide, _FFT_METHODS):
         def checks():
-            fft.check_fft_input_fully(x)
-            fft.check_fft_method(method, x)
+            _fft_args.check_fft_input_fully(x)
+            _fft_args.check_fft_method(method, x)
         expected = _error(checks)
         forward = fft.FFTAbsFunction.forward
         if expected is not None:
