@@ -16,7 +16,6 @@ tap reads are built.
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 
@@ -84,8 +83,11 @@ def _axis(offset, stride, before, size, phase_size):
     """(the phase's slice of positions holding input, the input's matching slice) along
     one axis: padded position offset + stride u is input position offset + stride u -
     before."""
-    first = max(0, math.ceil((before - offset) / stride))
-    stop = max(first, min(phase_size, math.ceil((before + size - offset) / stride)))
+    # ceil((before - offset) / stride) and ceil((before + size - offset) / stride) in
+    # integers: a float quotient rounds from 2**53 up (a padding and stride of 2**60 put
+    # a depthwise pass's pixels in the wrong rows; hostile pass 138)
+    first = max(0, -((offset - before) // stride))
+    stop = max(first, min(phase_size, -((offset - before - size) // stride)))
     start = offset + stride * first - before
     return slice(first, stop), slice(start, start + stride * (stop - first), stride)
 

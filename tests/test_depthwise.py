@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from scipy_layers import _depthwise_wide, _tap_kernels, conv2d
+from scipy_layers._nchw_args import check_conv2d_arguments
 from scipy_layers.agreement import TOLERANCE, max_errors
 
 # (input shape, channel multiplier, kernel, conv keyword arguments)
@@ -152,3 +153,36 @@ def test_what_the_wide_rows_would_drop_takes_the_tap_kernels(shape, kernel, kwar
     native.backward(ours[4])
     for mine, theirs in zip(ours[:4], (native.detach(), xn.grad, wn.grad, bn.grad)):
         assert max_errors(mine, theirs).max_rel <= TOLERANCE[torch.float64]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape, multiplier, kernel, kwargs", [
+    ((2, 2, 3, 3), 1, (1, 1), dict(stride=2 ** 60 + 3, padding=2 ** 60 + 3)),
+    ((1, 3, 6, 4), 1, (3, 2), dict(stride=(2 ** 61 - 1, 3), padding=(2 ** 61 + 1, 2))),
+    ((2, 2, 4, 5), 2, (2, 3), dict(stride=(3, 2 ** 59 + 5), padding=(1, 2 ** 59 + 3),
+                                   dilation=(2, 1))),
+    ((2, 3, 5, 5), 1, (3, 3), dict(stride=(2 ** 53 + 1, 1), padding=(2 ** 53 + 1, 1))),
+], ids=str)
+def test_phases_of_strides_and_paddings_past_2_53_agree_with_native(shape, multiplier,
+                                                                    kernel, kwargs, dtype):
+    """Found by hostile pass 138: the phases' first and last positions (_tall._axis) were
+    ceilings of float quotients, which round from 2**53 up, so a depthwise pass whose
+    stride and padding are that large (its outputs few, the wide rows run) read its
+    pixels into the wrong rows: outputs and gradients 0.5-2.8 off native (2x2x3x3, 1x1
+    kernel, stride = padding = 2**60 + 3: the one output that reads the image got the
+    bias alone)."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, dtype=dtype, generator=gen)
+    w = torch.randn(shape[1] * multiplier, 1, *kernel, dtype=dtype, generator=gen)
+    b = torch.randn(shape[1] * multiplier, dtype=dtype, generator=gen)
+    arguments = {"stride": 1, "padding": 0, "dilation": 1, **kwargs}
+    geometry = check_conv2d_arguments(x, w, b, arguments["stride"], arguments["padding"],
+                                      arguments["dilation"], shape[1])
+    assert _depthwise_wide.runs(x.shape, w.shape, geometry, finite=True)  # (the phases')
+    ours = _fwd_bwd(x, w, b, kwargs)
+    x, w, b = (t.detach().requires_grad_() for t in (x, w, b))
+    y = F.conv2d(x, w, b, groups=shape[1], **kwargs)
+    y.backward(ours[-1])
+    for got, want in zip(ours, (y.detach(), x.grad, w.grad, b.grad)):
+        assert got.shape == want.shape
+        assert max_errors(got, want).max_rel <= TOLERANCE[dtype]
