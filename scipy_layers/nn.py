@@ -255,9 +255,13 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     check_not_tracing()
     if method == "auto":  # (a method asked for by name is no surprise to warn of)
         gpu.warn_no_gpu_path_once(input, "scipy_layers.conv2d (the batched conv)")
-        method = choose_nchw_method(input.shape if input.dim() == 4 else (1, *input.shape),
-                                    weight.shape, geometry.stride, geometry.dilation, groups,
-                                    input.dtype, geometry.padding)
+        # (not asked where nothing runs, meta tensors or no elements: on sizes no data
+        # has, the rule's scipy.fft.next_fast_len raised past ~1.45 * 2**60 and float64's
+        # certificate rule made index arrays of the output's height, GiBs; helper 139)
+        method = "im2col" if shape_only(input, weight) else choose_nchw_method(
+            input.shape if input.dim() == 4 else (1, *input.shape),
+            weight.shape, geometry.stride, geometry.dilation, groups, input.dtype,
+            geometry.padding)
     else:
         _check_method_geometry(method, geometry.stride, geometry.dilation, groups,
                                (stride, dilation))

@@ -195,6 +195,26 @@ def test_meta_modules(numpy_forbidden):
     assert single(torch.randn(10, 12, device="meta")).shape == (8, 9)
 
 
+@pytest.mark.parametrize("x_shape,w_shape,padding,device,dtype", [
+    ((0, 1, 1, 1), (2, 1, 25, 1), (2 ** 61, 0), "cpu", torch.float32),  # empty batch
+    ((0, 1, 1, 1), (2, 1, 25, 1), (2 ** 61, 0), "cpu", torch.float64),
+    ((1, 0, 1, 1), (2, 0, 25, 1), (2 ** 61, 0), "cpu", torch.float32),  # no input channels
+    ((1, 1, 3 * 2 ** 59, 1), (1, 1, 3 * 2 ** 59, 1), 0, "meta", torch.float32),
+    ((1, 1, 2 ** 40, 2 ** 19), (1, 1, 4096, 4096), 0, "meta", torch.float64),
+])
+def test_auto_on_sizes_no_data_has_matches_f_conv2d(x_shape, w_shape, padding, device, dtype):
+    """method='auto' where nothing runs, on sizes that native accepts but no data could
+    have: the cost model priced them anyway (helper 139): scipy.fft.next_fast_len raised
+    ValueError past ~1.45 * 2**60 (the first four), and float64's certificate rule made
+    index arrays of the output's height (the last: 8 TiB, a MemoryError)."""
+    x = torch.zeros(x_shape, dtype=dtype, device=device, requires_grad=True)
+    w = torch.zeros(w_shape, dtype=dtype, device=device, requires_grad=True)
+    out, grads = forward_and_grads(conv2d, [x, w], padding=padding)
+    expected = F.conv2d(x, w, padding=padding)
+    assert (out.shape, out.dtype, out.device) == (expected.shape, dtype, expected.device)
+    assert [(g.shape, g.device) for g in grads] == [(t.shape, t.device) for t in (x, w)]
+
+
 @pytest.mark.parametrize("fn", [fft_abs, incorrect_fft, BadFFTFunction.apply])
 @pytest.mark.parametrize("shape", [(8, 7), (3, 2, 6, 9), (0, 5, 4)])
 def test_meta_fft_layers(fn, shape, numpy_forbidden):

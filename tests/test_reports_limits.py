@@ -131,6 +131,19 @@ def test_fft_layer_8x256x256():
     assert work("fft_abs", "forward", "256x256", None).transforms == 1
 
 
+@pytest.mark.parametrize("batch", [(2 ** 32, 2 ** 32), (3037000500, 3037000500), (7, 2 ** 62)])
+def test_fft_layer_batches_past_int64_are_counted_exactly(batch):
+    """The images of a batch whose count passes int64, as a hand-made results file may
+    hold: np.prod in int64 wrapped them to 0 or a negative count, so the bound came out 0
+    or negative (helper 139)."""
+    size = "x".join(map(str, (*batch, 2, 2)))
+    images = batch[0] * batch[1]
+    assert parse_case("fft_abs", size, None)[1].batch == images
+    forward = work("fft_abs", "forward", size, None)
+    assert forward.transforms == images and forward.elements == images * (4 + 2 * 2)
+    assert calibration().bound(forward, "float64") >= images * 8 * 8 / 10e9 > 0
+
+
 @pytest.mark.parametrize("layer, size, kernel", [
     ("conv2d", "16x16", "31x31"),             # kernel larger than the input
     ("conv2d", "8x16x16", "3x3"),             # not a single-channel size

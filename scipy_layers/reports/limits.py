@@ -237,7 +237,7 @@ def parse_case(layer: str, size, kernel, conv=None):
         c_out = taps[0] if len(taps) == 3 else SUITE_OUTPUT_CHANNELS.get(str(size))
         shape = _conv(n, c_in, h, w, c_out, *taps[-2:]) if c_out else None
     elif layer == "fft_abs" and dims and len(dims) >= 2 and kernel is None:
-        shape = Images(int(np.prod(dims[:-2], dtype=np.int64)), *dims[-2:])
+        shape = Images(math.prod(dims[:-2]), *dims[-2:])  # (np.prod wrapped past int64)
     else:
         return None
     return None if shape is None else ("fft_abs" if layer == "fft_abs" else "conv", shape)
