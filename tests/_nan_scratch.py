@@ -26,6 +26,13 @@ def modules_binding_scratch(*expected) -> list:
     return modules
 
 
-def fill_scratch_with_nan(monkeypatch, *expected) -> None:
+def fill_scratch_with_nan(monkeypatch, *expected, shapes: list | None = None) -> None:
+    """Patch every module of modules_binding_scratch(*expected) to take NaN scratch;
+    ``shapes``, if given, records the shape of each buffer taken."""
+    def scratch(shape, dtype):
+        if shapes is not None:
+            shapes.append(shape)
+        return nan_scratch(shape, dtype)
+
     for module in modules_binding_scratch(*expected):
-        monkeypatch.setattr(module, "scratch", nan_scratch)
+        monkeypatch.setattr(module, "scratch", scratch)

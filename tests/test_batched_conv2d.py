@@ -635,9 +635,7 @@ def test_batch_chunks_without_weight_grad_hold_one_chunk_of_windows(variant, mon
     # No weight gradient wanted (frozen weight, no_grad): forward keeps no window matrix
     # and fills one chunk's at a time; results as native's, scratch starting as NaN.
     held = []
-    for module in (nn.kernels, _im2col_grads):  # (grad_input's col2im: _im2col_grads)
-        monkeypatch.setattr(module, "scratch", lambda shape, dtype: held.append(shape) or
-                            np.full(shape, np.nan, dtype=dtype))
+    fill_scratch_with_nan(monkeypatch, nn.kernels, _im2col_grads, shapes=held)
     bounded_calls, budgets = [], []
 
     def chunks_of_two(n, bytes_per_image, taps, bounded=False):

@@ -2,8 +2,8 @@
 (scipy_layers._dft_matrices), against numpy.fft in float64: every length's odd and even
 cases, batches, layouts, non-finite pixels, unwritten scratch, the rounding bound that
 the zero-bin check (_dft_axes.zero_bin_floor) takes for this order, and the rule that
-picks the fold. _dft_axes's transform and adjoint with the fold by its rule, forced on
-and forced off: tests/test_fft_methods.py."""
+picks the fold. _dft_axes's transform and _dft_adjoint's adjoint with the fold by its
+rule, forced on and forced off: tests/test_fft_methods.py."""
 import numpy as np
 import pytest
 
@@ -11,6 +11,7 @@ from scipy_layers import _dft_axes, _dft_matrices
 from scipy_layers._dft_matrices import (folds, h_adjoint_rows, h_assemble, h_fold_spectrum,
                                         h_forward_rows, h_halves, twiddles, w_adjoint,
                                         w_forward)
+from tests._nan_scratch import nan_scratch
 
 LENGTHS = [*range(1, 18), 31, 64, 97, 127, 128]
 COMPLEX = {np.float32: np.complex64, np.float64: np.complex128}
@@ -85,8 +86,7 @@ def test_no_result_reads_an_unwritten_element(height, monkeypatch):
     are the same bits (the folded spectrum's zero rows are written, not assumed)."""
     x, g = images((2, height, 5), np.float64), spectra((2, height, 3), np.float64)
     expected = folded_rfft2(x), folded_adjoint(g, 5)
-    monkeypatch.setattr(_dft_matrices, "scratch",
-                        lambda shape, dtype: np.full(shape, np.nan, dtype=dtype))
+    monkeypatch.setattr(_dft_matrices, "scratch", nan_scratch)
     assert np.array_equal(folded_rfft2(x), expected[0])
     assert np.array_equal(folded_adjoint(g, 5), expected[1])
 

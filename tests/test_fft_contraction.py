@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from scipy_layers import _fft_contract, _fft_conv, _workspace, conv2d
+from tests import _nan_scratch
 
 PATTERNS = ["ncuv,ocuv->nouv", "nouv,ocuv->ncuv", "ncuv,nouv->ocuv"]
 
@@ -30,8 +31,7 @@ def operands(pattern, rng, dtype, n, c_in, c_out, bins):
 @pytest.fixture
 def nan_scratch(monkeypatch):
     """Every scratch buffer starts as NaN: a result that reads an unwritten element is NaN."""
-    monkeypatch.setattr(_fft_contract, "scratch",
-                        lambda shape, dtype: np.full(shape, np.nan, dtype=dtype))
+    monkeypatch.setattr(_fft_contract, "scratch", _nan_scratch.nan_scratch)
 
 
 CASES = [*itertools.product((1, 2, 5), (1, 2, 7), (1, 2, 3), ((4, 3), (5, 1), (1, 1))),
