@@ -54,8 +54,14 @@ class Layer:
         return {k: v for k, v in self.implementations.items() if k != NATIVE}
 
 
-def _generator(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+def _standard_normal(shapes, dtype, device, seed: int, requires_grad: bool) -> tuple:
+    """One tensor per shape, standard normal, drawn in order from one generator seeded
+    with ``seed`` (the same values on every device)."""
+    gen = torch.Generator().manual_seed(seed)
+    return tuple(
+        torch.randn(shape, generator=gen, dtype=dtype).to(device).requires_grad_(requires_grad)
+        for shape in shapes
+    )
 
 
 def shape_argument(name: str, value, lengths: tuple[int, ...] | range,
@@ -77,11 +83,7 @@ def make_conv2d_inputs(size, kernel, dtype=torch.float64, device="cpu", seed=0,
     """(input (H, W), filter (kH, kW), bias (1, 1)), standard normal, seeded."""
     shapes = (shape_argument("size", size, (2,), "(H, W)"),
               shape_argument("kernel", kernel, (2,), "(kH, kW)"), (1, 1))
-    gen = _generator(seed)
-    return tuple(
-        torch.randn(shape, generator=gen, dtype=dtype).to(device).requires_grad_(requires_grad)
-        for shape in shapes
-    )
+    return _standard_normal(shapes, dtype, device, seed, requires_grad)
 
 
 def make_conv2d_nchw_inputs(size, kernel, dtype=torch.float64, device="cpu", seed=0,
@@ -98,12 +100,8 @@ def make_conv2d_nchw_inputs(size, kernel, dtype=torch.float64, device="cpu", see
     if not (_is_int(groups) and groups >= 1 and c_in % groups == 0 and c_out % groups == 0):
         raise ValueError(f"groups must be a positive int dividing C_in ({c_in}) and C_out "
                          f"({c_out}); got groups={groups!r}")
-    gen = torch.Generator().manual_seed(seed)
     shapes = ((n, c_in, height, width), (c_out, c_in // int(groups), k_h, k_w), (c_out,))
-    return tuple(
-        torch.randn(shape, generator=gen, dtype=dtype).to(device).requires_grad_(requires_grad)
-        for shape in shapes
-    )
+    return _standard_normal(shapes, dtype, device, seed, requires_grad)
 
 
 def make_fft_inputs(size, kernel=None, dtype=torch.float64, device="cpu", seed=0,
@@ -112,9 +110,7 @@ def make_fft_inputs(size, kernel=None, dtype=torch.float64, device="cpu", seed=0
     if kernel is not None:
         raise ValueError(f"the FFT layer takes no kernel, got kernel={kernel!r}")
     size = shape_argument("size", size, range(2, sys.maxsize), "(..., H, W)")
-    gen = _generator(seed)
-    x = torch.randn(size, generator=gen, dtype=dtype).to(device)
-    return (x.requires_grad_(requires_grad),)
+    return _standard_normal((size,), dtype, device, seed, requires_grad)
 
 
 LAYERS: dict[str, Layer] = {
