@@ -184,6 +184,44 @@ def test_commit_info_from_git():
     assert compare_page.commit_info("f" * 40)["subject"] == "(not in this repository)"
 
 
+def test_a_commit_that_reads_as_a_git_option_is_never_given_to_git(tmp_path):
+    """compare.csv is a file users copy and edit (a CI artifact): a commit_a of
+    '--output=FILE' went to `git log` as its option and publish overwrote FILE with the
+    log of HEAD (hostile pass 140). Only a hash is asked of git."""
+    victim = tmp_path / "notes.txt"
+    victim.write_text("the user's notes\n")
+    for commit in (f"--output={victim}", "-p", "HEAD", "main~1"):
+        info = compare_page.commit_info(commit)
+        assert info["subject"] == "(not in this repository)" and info["hash"] == commit
+    assert victim.read_text() == "the user's notes\n"
+    text = FIXTURE.read_text().replace("021b87553d963bcbd4a1e39e4cec9a911590016c",
+                                       f"--output={victim}")
+    edited = tmp_path / "compare.csv"
+    edited.write_text(text)
+    root = tmp_path / "html"
+    root.mkdir()
+    shutil.copy(ASV_WWW / "index.html", root / "index.html")
+    (root / "index.json").write_text(json.dumps(INDEX))
+    built = compare_page.install(root, edited)  # (git's own commit_info)
+    assert victim.read_text() == "the user's notes\n"
+    assert built["commits"][0]["a"]["subject"] == "(not in this repository)"
+
+
+@pytest.mark.parametrize("edit", ["short", "long"])
+def test_a_row_with_another_number_of_fields_is_the_pages_error_not_a_traceback(tmp_path, edit):
+    """A row cut short (a truncated copy) read its missing fields as None and build_data
+    sorted None against the commits: TypeError out of offline_dashboard publish (hostile
+    pass 140). Such a file is shown as the page's error, as one lacking a column is."""
+    lines = FIXTURE.read_text().splitlines()
+    bad = "conv2d,timings" if edit == "short" else lines[2] + ",extra"
+    broken = tmp_path / "compare.csv"
+    broken.write_text("\n".join([*lines[:3], bad, *lines[3:]]) + "\n")
+    with pytest.raises(compare_page.ComparePageError, match=r"line 4 has (2|27) fields; the header names 26"):
+        compare_page.read_rows(broken)
+    built = make_site(tmp_path / "html", broken)
+    assert built["rows"] == [] and "line 4 has" in built["error"]
+
+
 def test_nav_link_goes_after_asvs_regressions_item_once():
     html = (ASV_WWW / "index.html").read_text()
     patched = compare_page.add_nav_link(html)

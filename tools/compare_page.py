@@ -65,11 +65,23 @@ def read_rows(path: Path) -> list[dict]:
         if missing:
             raise ComparePageError(f"{path} lacks column(s) {', '.join(missing)}; it has: "
                                    f"{', '.join(header) or 'no header'}")
-        return list(reader)
+        rows = []
+        for row in reader:  # (a row cut short or run on: its fields are not the header's)
+            if None in row or None in row.values():
+                count = len(header) + len(row.get(None, [])) - list(row.values()).count(None)
+                raise ComparePageError(f"{path}: line {reader.line_num} has {count} fields; "
+                                       f"the header names {len(header)}")
+            rows.append(row)
+        return rows
 
 
 def commit_info(commit: str, cwd: Path = ROOT) -> dict:
-    """hash, short hash, ISO date and subject of a commit (hash only where git cannot say)."""
+    """hash, short hash, ISO date and subject of a commit (hash only where git cannot say).
+    Only a hash is asked of git: compare.csv is a file users copy and edit, and a commit
+    read '--output=FILE' was git log's option (it overwrote FILE)."""
+    if not re.fullmatch(r"[0-9a-fA-F]{4,64}", commit or ""):
+        return {"hash": commit, "short": str(commit)[:8], "date": "",
+                "subject": "(not in this repository)"}
     proc = subprocess.run(["git", "log", "-1", "--format=%H%x1f%h%x1f%cI%x1f%s", commit],
                           capture_output=True, text=True, cwd=cwd)
     parts = proc.stdout.strip().split("\x1f") if proc.returncode == 0 else []
