@@ -311,6 +311,22 @@ def test_the_gate_exits_with_the_reports_gate_status(fake, report_status, expect
     assert {0: "gate: passed", 1: "gate: FAILED", 2: "gate: error"}[report_status] in capsys.readouterr().out
 
 
+def test_a_results_file_that_cannot_be_read_is_one_line_before_anything_runs(fake, capsys):
+    """(hostile pass 140) HEAD's results file hand-edited into a list stopped make compare
+    with AttributeError's traceback; one whose row is no list, with a TypeError."""
+    path = fake.results / "box" / f"{HEAD[:8]}-env.json"
+    path.write_text("[1, 2]")  # (passed over, as a file that is no JSON is)
+    assert cc.main(["--dry-run"]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    path.write_text(json.dumps({"commit_hash": HEAD, "env_name": "env-name",
+                                "result_columns": ["result", "params"], "results": {TIME: 5}}))
+    assert cc.main([]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1:] == [
+        f"compare: error: {path}: benchmark {TIME!r}: row is not a list (the report reads "
+        "every results file: fix or delete it)"]
+    assert fake.calls == []
+
+
 def test_dry_run_runs_nothing(fake, capsys):
     assert cc.main(["--dry-run"]) == 0
     assert fake.calls == []

@@ -4,6 +4,7 @@ None = failed, samples per parameter combination)."""
 import copy
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -108,6 +109,57 @@ def test_find_result_picks_the_commit_and_environment(tmp_path):
     assert path.name == f"{COMMIT[:8]}-env-1234.json" and data["env_name"] == ENV
     assert rr.find_result(tmp_path, "other-machine", COMMIT, ENV) is None
     assert math.isnan(data["results"][TIME][0][1])
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", "null", '"text"', "3"])
+def test_a_file_that_is_no_json_object_is_passed_over_as_one_that_is_no_json(tmp_path, content):
+    """A JSON list where a results object belongs ('[1, 2]') stopped make compare with a
+    traceback, AttributeError: 'list' object has no attribute 'get' (hostile pass 140);
+    it is passed over as unparseable JSON is."""
+    machine = tmp_path / "box"
+    machine.mkdir()
+    (machine / f"{COMMIT[:8]}-edited.json").write_text(content)
+    assert rr.find_result(tmp_path, "box", COMMIT, ENV) is None
+    (machine / f"{COMMIT[:8]}-env-1234.json").write_text(json.dumps(results()))
+    assert rr.find_result(tmp_path, "box", COMMIT, ENV)[0].name == f"{COMMIT[:8]}-env-1234.json"
+
+
+def _edited(edit):
+    data = results()
+    row = data["results"][TIME]
+    if edit == "row":
+        data["results"][TIME] = 5
+    elif edit == "result":
+        row[0] = [1e-5, "fast", 2e-5, NAN]
+    elif edit == "samples":
+        row[11] = [[1e-5] * 6, None]
+    elif edit == "params":
+        row[1] = "'native'"
+    elif edit == "results":
+        data["results"] = [row]
+    elif edit == "columns":
+        data["result_columns"] = "result"
+    return data
+
+
+@pytest.mark.parametrize("edit, message", [
+    ("row", "row is not a list"), ("result", "result holds 'fast'"),
+    ("samples", "samples holds 2 lists for 4"), ("params", "params is not a list"),
+    ("results", "'results' is not an object"), ("columns", "result_columns is not a list"),
+])
+def test_a_results_file_of_the_commit_that_cannot_be_read_is_named(tmp_path, edit, message):
+    """A hand-edited results file of the commit: a row that is no list stopped make
+    compare with a TypeError from inside the reuse rule; a result or samples of another
+    shape were reused or timed again, and the report then refused the very file after
+    all the timing (hostile pass 140). It is a ResultsError naming the file, the
+    benchmark and the field, as the report's reader names them, before anything runs."""
+    from scipy_layers.reports.errors import ResultsError
+    (tmp_path / "box").mkdir()
+    path = tmp_path / "box" / f"{COMMIT[:8]}-env.json"
+    path.write_text(json.dumps(_edited(edit)))
+    with pytest.raises(ResultsError, match=re.escape(message)) as raised:
+        rr.find_result(tmp_path, "box", COMMIT, ENV)
+    assert str(path) in str(raised.value)
 
 
 def test_another_commit_whose_hash_begins_alike_is_not_this_ones(tmp_path):

@@ -41,7 +41,7 @@ try:  # (a broken install, e.g. a module of ours that no longer imports: status 
                                 restrict, union, within, write_atomically)
     from commit_pair import (CompareError, describe_commit, dirty_warning, git,  # noqa: E402
                              resolve_commits)
-    from scipy_layers.reports.errors import complain, silence  # noqa: E402
+    from scipy_layers.reports.errors import ResultsError, complain, silence  # noqa: E402
     import offline_dashboard  # noqa: E402
     import record_environment  # noqa: E402
     import reusable_results  # noqa: E402
@@ -130,7 +130,10 @@ def plan(commits, env, machine, cases, runs_at, runs_known, rounds, repeat, fres
     a commit timed again for want of samples (e.g. after make bench) or by ``fresh`` keeps
     its current tracks. ``discover()`` gives the current benchmarks.json, ``describe_now()`` the
     environment (or None where there is no asv environment yet); both asked only if needed."""
-    found = {c: reusable_results.find_result(env.results, machine, c, env.name) for c in commits}
+    try:
+        found = {c: reusable_results.find_result(env.results, machine, c, env.name) for c in commits}
+    except ResultsError as exc:
+        raise CompareError(f"{exc} (the report reads every results file: fix or delete it)") from None
     to_time = {c: f"no results on {machine} in this asv environment" for c in commits if not found[c]}
     to_track = dict(to_time)
     if fresh:  # every timing again; current gradient tracks are kept all the same

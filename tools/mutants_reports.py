@@ -1714,8 +1714,10 @@ MUTANTS = [
            "record_environment.py: --commit looked up in this checkout, not --config's repository"),
     Mutant('rus1',
            'tools/reusable_results.py',
-           '        if data.get("commit_hash") == commit and data.get("env_name") == env_name:',
-           '        if data.get("env_name") == env_name:',
+           '        if (isinstance(data, dict) and data.get("commit_hash") == commit\n'
+           '                and data.get("env_name") == env_name):',
+           '        if (isinstance(data, dict)\n'
+           '                and data.get("env_name") == env_name):',
            ('tests/test_reusable_results.py', '-k', 'begins_alike'),
            "reusable_results.py: another commit's results reused where its hash shares the first 8 digits"),
     Mutant('rus2',

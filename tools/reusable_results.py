@@ -25,15 +25,35 @@ import record_environment
 
 
 def find_result(results: Path, machine: str, commit: str, env_name: str) -> tuple[Path, dict] | None:
-    """The results file (path, data) of ``commit`` in ``env_name`` on ``machine``, or None."""
+    """The results file (path, data) of ``commit`` in ``env_name`` on ``machine``, or None.
+    A file that is no JSON object is passed over; the fields the rule below reads of the
+    one found are checked as the report checks them (a ResultsError naming the file and
+    the field: the report would refuse it after all the timing)."""
     for path in sorted((results / machine).glob(f"{commit[:8]}-*.json")):
         try:
             data = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        if data.get("commit_hash") == commit and data.get("env_name") == env_name:
+        if (isinstance(data, dict) and data.get("commit_hash") == commit
+                and data.get("env_name") == env_name):
+            _check_rows(path, data)
             return path, data
     return None
+
+
+def _check_rows(path: Path, data: dict) -> None:
+    """The rows of a results file, as the report's reader checks them (ResultsError)."""
+    from scipy_layers.reports.errors import ResultsError
+    from scipy_layers.reports.validate import check_row, numbers, sample_lists
+    columns, rows = data.get("result_columns"), data.get("results")
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise ResultsError(path, "result_columns is not a list of distinct names")
+    if not isinstance(rows, dict):
+        raise ResultsError(path, "'results' is not an object of benchmarks")
+    for name, row in rows.items():
+        cells, size = check_row(path, name, row, columns)
+        numbers(path, name, "result", cells.get("result"), size)
+        sample_lists(path, name, cells.get("samples"), size)
 
 
 def _columns(data: dict, name: str) -> dict:
