@@ -113,6 +113,29 @@ def test_a_failure_while_swapping_in_rolls_back(earlier, monkeypatch):
     assert snapshot(output) == before
 
 
+@pytest.mark.parametrize("at", [2, 5])
+def test_ctrl_c_while_swapping_in_rolls_back_too(earlier, monkeypatch, at):
+    """Ctrl-C (KeyboardInterrupt, no OSError) between two renames skipped the rollback,
+    and the staging folder was then removed with the earlier files moved aside into it:
+    timings.csv (at=2) or speedup.csv (at=5) of the earlier run was gone, not replaced
+    (hostile pass 140). Now the directory is as it was, and the interrupt goes on."""
+    _, output = earlier
+    results = zero_scipy_times(copy_results(output.parent.parent / "results"))
+    before = snapshot(output)
+    real_replace, calls = os.replace, []
+
+    def interrupted(src, dst):
+        calls.append(dst)
+        if len(calls) == at:
+            raise KeyboardInterrupt
+        return real_replace(src, dst)
+    monkeypatch.setattr(output_module.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build_report(results, output)
+    assert len(calls) > at  # the rollback renamed files back
+    assert snapshot(output) == before
+
+
 def test_a_missing_output_directory_is_not_left_behind_on_failure(tmp_path, monkeypatch):
     from scipy_layers.reports import plots
     monkeypatch.setattr(plots, "plots", lambda *a: 1 / 0)

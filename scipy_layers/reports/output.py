@@ -212,10 +212,12 @@ class Staging:
                 move(self.folder / name, output / name)
             for name in stale:
                 move(output / name, aside / name)
-        except OSError as exc:
-            for source, target in reversed(undo):
+        except BaseException as exc:  # (Ctrl-C too: the staging folder, where the earlier
+            for source, target in reversed(undo):  # files are, is removed after this)
                 with contextlib.suppress(OSError):
                     os.replace(source, target)
+            if not isinstance(exc, OSError):
+                raise
             raise ReportError(f"{output}: cannot move the new report files in ({_why(exc)}); "
                               "the directory is as it was") from None
         self.removed = [output / name for name in sorted(stale)]
