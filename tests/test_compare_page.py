@@ -222,6 +222,31 @@ def test_a_row_with_another_number_of_fields_is_the_pages_error_not_a_traceback(
     assert built["rows"] == [] and "line 4 has" in built["error"]
 
 
+@pytest.mark.parametrize("edit", ["quote", "latin-1"])
+def test_a_compare_csv_the_csv_module_cannot_read_is_the_pages_error_not_a_traceback(
+        tmp_path, edit):
+    """A stray quote opening a field of a compare.csv past 128 KiB (a real run's is) made
+    the rest of the file one field: csv.Error 'field larger than field limit', a
+    traceback out of offline_dashboard publish; a file saved as Latin-1 stopped publish
+    with UnicodeDecodeError, the compare page not installed (hostile pass 140). Both are
+    the page's error, as a missing column is."""
+    lines = FIXTURE.read_text().splitlines(keepends=True)
+    lines = lines[:1] + lines[1:] * (140_000 // len("".join(lines)) + 1)
+    broken = tmp_path / "compare.csv"
+    if edit == "quote":
+        lines[1] = lines[1].replace(",native,", ',"native,', 1)
+        broken.write_text("".join(lines))
+        expected = "field larger than field limit"
+    else:
+        broken.write_bytes("".join(lines).replace("native", "nativ\u00e9", 1).encode("latin-1"))
+        expected = "not UTF-8"
+    with pytest.raises(compare_page.ComparePageError, match=f"{re.escape(str(broken))}: .*{expected}"):
+        compare_page.read_rows(broken)
+    built = make_site(tmp_path / "html", broken)
+    assert built["rows"] == [] and expected in built["error"]
+    assert 'href="compare.html"' in (tmp_path / "html/index.html").read_text()
+
+
 def test_nav_link_goes_after_asvs_regressions_item_once():
     html = (ASV_WWW / "index.html").read_text()
     patched = compare_page.add_nav_link(html)

@@ -57,7 +57,18 @@ def truthy(text: str | None) -> bool:
 
 
 def read_rows(path: Path) -> list[dict]:
-    """compare.csv's rows as dicts keyed by column name; fails naming missing columns."""
+    """compare.csv's rows as dicts keyed by column name; a ComparePageError names missing
+    columns, a row of another length, or what csv or the UTF-8 decoding could not read."""
+    try:
+        return _read_rows(path)
+    except csv.Error as exc:  # (a stray quote: the rest of the file one field, past its limit)
+        raise ComparePageError(f"{path}: not a CSV file the report wrote ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ComparePageError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start}); the "
+                               "report writes UTF-8") from None
+
+
+def _read_rows(path: Path) -> list[dict]:
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         header = reader.fieldnames or []
