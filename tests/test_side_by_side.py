@@ -81,6 +81,19 @@ def test_an_unknown_revision_is_named():
     assert "Traceback" not in result.stderr
 
 
+def test_a_base_that_reads_as_an_option_of_git_archive_writes_nothing(tmp_path):
+    """--base=--output=FILE went to `git archive` as its option: git opened FILE for the
+    tar before it failed on the path, and FILE, the user's, was left empty (hostile pass
+    140). The revision is never read as an option."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("the user's notes\n")
+    result = subprocess.run(SCRIPT + [f"--base=--output={notes}", "--batches", "1"],
+                            capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode != 0 and f"--output={notes}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert notes.read_text() == "the user's notes\n"
+
+
 def test_a_base_that_does_not_import_is_named(tmp_path, clean_imports, monkeypatch):
     """A commit whose package fails to import (here: a faked archive) is an error naming
     the commit, not a traceback from inside it."""

@@ -45,7 +45,8 @@ DEFAULT_CASES = ("fft:16:float32", "fft:64:float64", "conv:64:float32:3")
 def import_commit(rev: str, into: Path):
     """``scipy_layers`` of commit ``rev`` imported as ``scipy_layers_base`` (its modules
     import each other relatively, so a renamed copy is self-contained)."""
-    archive = subprocess.run(["git", "archive", rev, "scipy_layers"], cwd=ROOT,
+    # (--end-of-options: a rev such as "--output=FILE" is a name, never git's option)
+    archive = subprocess.run(["git", "archive", "--end-of-options", rev, "scipy_layers"], cwd=ROOT,
                              capture_output=True, check=False)
     if archive.returncode != 0:
         raise SystemExit(f"side_by_side: git archive {rev}: {archive.stderr.decode().strip()}")
