@@ -386,3 +386,31 @@ def test_split_words_takes_only_a_variable_name(capsys, monkeypatch):
     with pytest.raises(SystemExit) as exit_:
         split_words.main(["9ASV_ARGS"])
     assert exit_.value.code == 2 and "is not a variable name" in capsys.readouterr().err
+
+
+def test_commit_report_finds_heads_results_where_its_short_hash_is_longer(tmp_path):
+    """asv names a results file by the commit's first 8 digits; `git rev-parse --short=8`
+    gives more digits where another object shares those 8, and the copy then found no
+    file (tools/commit_report.sh, `make results`). A stub git answers as git does then.
+    A file of another commit beginning alike stays out of HEAD's report."""
+    head = "89abcdef0123456789abcdef0123456789abcdef"
+    (tmp_path / "tools").mkdir()
+    shutil.copy(ROOT / "tools" / "commit_report.sh", tmp_path / "tools")
+    machine = tmp_path / ".asv" / "results" / "box"
+    machine.mkdir(parents=True)
+    (machine / "machine.json").write_text("{}")
+    (machine / f"{head[:8]}-env.json").write_text(f'{{"commit_hash": "{head}"}}')
+    # another commit whose hash begins alike: not HEAD's, left out
+    (machine / f"{head[:8]}-other.json").write_text(f'{{"commit_hash": "{head[:8]}{"0" * 32}"}}')
+    (tmp_path / ".asv" / "results" / "benchmarks.json").write_text("{}")
+    (tmp_path / "stub-path").mkdir()
+    _stub(tmp_path / "stub-path" / "git",  # (an ambiguous prefix: git adds digits)
+          f'[ "$2" = --short=8 ] && echo {head[:10]} && exit 0\necho {head}\n')
+    listing = tmp_path / "copied.txt"
+    _stub(tmp_path / "python", f'ls "$4/box" > "{listing}"\n')  # (-m MODULE --results DIR)
+    process = subprocess.run(
+        ["bash", str(tmp_path / "tools" / "commit_report.sh"), str(tmp_path / "python"), "box"],
+        capture_output=True, text=True, timeout=60,
+        env={"PATH": f"{tmp_path / 'stub-path'}:/usr/bin:/bin"})
+    assert process.returncode == 0, process.stderr
+    assert listing.read_text().split() == [f"{head[:8]}-env.json", "machine.json"]

@@ -10,9 +10,20 @@ trap 'rm -rf "$only_head"' EXIT
 # The same layout as .asv/: results/ and, beside it, environments/ (tools/record_environment.py)
 mkdir -p "$only_head/results/$machine" "$only_head/environments/$machine"
 cp .asv/results/benchmarks.json "$only_head/results/"
-cp ".asv/results/$machine/machine.json" ".asv/results/$machine/$(git rev-parse --short=8 HEAD)"-*.json \
-    "$only_head/results/$machine/"
-record=".asv/environments/$machine/$(git rev-parse HEAD).json"
+cp ".asv/results/$machine/machine.json" "$only_head/results/$machine/"
+# asv names a results file by the commit's first 8 digits (--short=8 may give more); a
+# file of another commit with those 8 is left out by the full hash it holds
+head=$(git rev-parse HEAD) copied=0
+for file in ".asv/results/$machine/${head:0:8}"-*.json; do
+    if [ -f "$file" ] && grep -q "$head" "$file"; then
+        cp "$file" "$only_head/results/$machine/" && copied=1
+    fi
+done
+if [ "$copied" = 0 ]; then
+    echo "commit_report: no asv results of HEAD $head on $machine in .asv/results" >&2
+    exit 1
+fi
+record=".asv/environments/$machine/$head.json"
 if [ -f "$record" ]; then cp "$record" "$only_head/environments/$machine/"; fi
 calibration=".asv/environments/$machine/calibration.json"   # tools/calibrate.py
 if [ -f "$calibration" ]; then cp "$calibration" "$only_head/environments/$machine/"; fi
