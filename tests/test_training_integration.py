@@ -382,6 +382,30 @@ def test_autocast_runs_the_layer_in_float32(layer_name):
         layers[layer_name](h.detach())
 
 
+@pytest.mark.parametrize("half", [torch.bfloat16, torch.float16])
+def test_the_fft_twin_under_autocast_runs_as_torch_and_the_layer_do(half):
+    """native_fft_abs is torch.fft.rfft2(x).abs(), which torch.autocast runs in float32
+    for a half-precision input, as fft_abs does; the twin's argument check refused it
+    ("numpy/scipy have no bfloat16 kernels", of a function that runs no numpy), so a
+    model could not swap the layer for its twin under autocast (hostile pass 141)."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 7).to(half)
+    outputs, grads = [], []
+    for layer in (sl.native_fft_abs, lambda t: torch.fft.rfft2(t).abs(), sl.fft_abs):
+        leaf = x.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = layer(leaf)
+        assert y.dtype == torch.float32
+        outputs.append(y)
+        grads.append(torch.autograd.grad(y, leaf, torch.linspace(-1, 1, y.numel()).reshape(y.shape))[0])
+    assert all(g.dtype == half for g in grads)
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=0)
+    torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=0)
+    torch.testing.assert_close(outputs[0], outputs[2], rtol=1e-4, atol=1e-4)
+    with pytest.raises(TypeError, match=str(half).removeprefix("torch.")):  # (outside: refused)
+        sl.native_fft_abs(x)
+
+
 @pytest.mark.parametrize("layer", ["scipy_conv2d", "conv2d"])
 def test_autocast_dtype_error_says_what_was_given(layer):
     """A float16 input cast to float32 by autocast, beside a float64 weight: the dtype
