@@ -166,7 +166,9 @@ def check_not_tracing() -> None:
         "numpy/scipy, outside torch's dispatcher, so fake tensors hold no values for it "
         "and a trace of real ones would hold this input's result as a constant (wrong on "
         "any other input). Trace the native twin (native_conv2d, native_fft_abs, "
-        "torch.nn.Conv2d), or use torch.compile, where each layer call is a graph break")
+        "torch.nn.Conv2d), or use torch.compile, where each layer call is a graph break. "
+        "(torch.func.linearize traces with make_fx too: torch.func.jvp gives the same "
+        "products, one call per tangent, where the layer has a forward-mode rule)")
 
 
 def jit_trace_error(layer: str, native_twin: str) -> RuntimeError:

@@ -304,6 +304,21 @@ def test_autograd_functional_jvp_points_to_torch_func_jvp():
     torch.testing.assert_close(tangent, expected, **TIGHT)
 
 
+@pytest.mark.parametrize("case", list(CASES))
+def test_linearize_is_refused_naming_itself_and_torch_func_jvp(case):
+    """torch.func.linearize traces the function with make_fx, which the layers refuse
+    (a trace would hold this input's values as constants); its error named make_fx and
+    torch.export alone, which the caller never called, and not torch.func.jvp, which
+    gives the same products for each tangent (hostile pass 141)."""
+    ours, native, args = CASES[case]()
+    with pytest.raises(RuntimeError, match=r"cannot record a scipy_layers layer") as error:
+        torch.func.linearize(ours, *args)
+    assert "torch.func.linearize" in str(error.value) and "torch.func.jvp" in str(error.value)
+    tangents = tuple(torch.ones_like(arg) for arg in args)
+    torch.testing.assert_close(torch.func.jvp(ours, args, tangents)[1],
+                               torch.func.jvp(native, args, tangents)[1], **TIGHT)
+
+
 def test_tutorial_fft_has_no_forward_mode_and_says_so():
     # (naming the layer called, incorrect_fft, as its gradient step's errors do: hostile
     # pass 113 found it named the Function alone)
