@@ -7,7 +7,7 @@ import contextlib
 import torch
 
 any_autocast = torch._C._is_any_autocast_enabled  # (one C call: ~0.1 us)
-_HALF_TYPES = (torch.float16, torch.bfloat16)
+HALF_TYPES = (torch.float16, torch.bfloat16)
 
 
 def autocast_devices(args) -> list:
@@ -26,7 +26,7 @@ def in_float32(devices, function, *args, **kwargs):
     the result is float32, which later autocast ops cast as they need. Outside autocast,
     half precision is refused with a clear error, as before."""
     given = args
-    cast = [isinstance(arg, torch.Tensor) and arg.dtype in _HALF_TYPES
+    cast = [isinstance(arg, torch.Tensor) and arg.dtype in HALF_TYPES
             and arg.device.type in devices for arg in args]
     args = [arg.float() if was else arg for arg, was in zip(args, cast)]
     with contextlib.ExitStack() as stack:

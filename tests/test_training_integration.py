@@ -406,6 +406,34 @@ def test_the_fft_twin_under_autocast_runs_as_torch_and_the_layer_do(half):
         sl.native_fft_abs(x)
 
 
+@pytest.mark.parametrize("half", [torch.bfloat16, torch.float16])
+def test_the_conv_twin_under_autocast_runs_as_f_conv2d(half):
+    """native_conv2d is F.conv2d, which torch.autocast runs in its own dtype on float32
+    and on half-precision arguments alike; the twin's argument check refused the latter
+    ("numpy/scipy have no bfloat16 kernels", of a function that runs no numpy), so a model
+    could not swap the layer for its twin there (hostile pass 141's note). Its other
+    checks hold: a filter larger than the input is still the twin's own error."""
+    torch.manual_seed(0)
+    args = [torch.randn(9, 8).to(half), torch.randn(3, 2), torch.randn(1).to(half)]
+    outputs, grads = [], []
+    oracle = lambda x, w, b: F.conv2d(x[None, None], w[None, None], b)[0, 0]  # noqa: E731
+    for layer in (sl.native_conv2d, oracle):
+        leaves = [a.clone().requires_grad_() for a in args]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = layer(*leaves)
+        outputs.append(y)
+        grads.append(torch.autograd.grad(y, leaves, torch.linspace(-1, 1, y.numel()).reshape(y.shape)))
+    assert outputs[0].dtype == torch.bfloat16
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=0)
+    for mine, theirs, arg in zip(grads[0], grads[1], args):
+        assert mine.dtype == arg.dtype
+        torch.testing.assert_close(mine, theirs, rtol=0, atol=0)
+    with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(ValueError, match="larger than input"):
+        sl.native_conv2d(args[0], torch.randn(10, 2).to(half))
+    with pytest.raises(TypeError, match=str(half).removeprefix("torch.")):  # (outside: refused)
+        sl.native_conv2d(*args)
+
+
 @pytest.mark.parametrize("layer", ["scipy_conv2d", "conv2d"])
 def test_autocast_dtype_error_says_what_was_given(layer):
     """A float16 input cast to float32 by autocast, beside a float64 weight: the dtype
