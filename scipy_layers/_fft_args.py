@@ -1,5 +1,6 @@
 """Argument checks of the FFT layers (:mod:`scipy_layers.fft`): a fast path for the common
-input, the input checks one by one, whose errors name what is wrong, and the method's."""
+input, the input checks one by one, whose errors name what is wrong, and the method's;
+and the shape the layers return."""
 from __future__ import annotations
 
 from . import _dft_axes
@@ -37,3 +38,8 @@ def check_fft_method(method, input) -> None:
     check_method_name(method, _dft_axes.METHODS)
     if method == "matrix":
         _dft_axes.check_matrix_lengths(*input.shape[-2:])
+
+
+def rfft2_shape(input) -> tuple:
+    """The FFT layers' output shape: (..., H, W // 2 + 1) for an input (..., H, W)."""
+    return (*input.shape[:-1], input.shape[-1] // 2 + 1)

@@ -71,6 +71,21 @@ def vmap_by_fold(apply, folded: torch.Tensor, entries: int):
         raise
 
 
+def vmap_of_images(function, in_dims, input, *args):
+    """vmap rule of a layer over the last two dims (the FFT layers): the vmapped dim is one
+    more batch dim. Each entry must be an image (..., H, W) itself: the layer's checks see
+    the folded tensor alone, where the vmapped dim would pass for H (hostile pass 112: a
+    1-D entry gave a transform across the vmapped entries, where native raises)."""
+    if input.dim() < 3:
+        entry_shape = tuple(size for dim, size in enumerate(input.shape)
+                            if dim != in_dims[0] % input.dim())
+        raise ValueError(f"input must have at least 2 dims, got a {len(entry_shape)}-D "
+                         f"tensor of shape {entry_shape} (each entry under torch.func.vmap)")
+    entries = input.shape[in_dims[0]]
+    return vmap_by_fold(lambda x: function.apply(x, *args), input.movedim(in_dims[0], 0),
+                        entries), 0
+
+
 def vmap_by_loop(apply, info, in_dims, args):
     """A vmap rule that calls ``apply`` once per batch entry and stacks the results along
     dim 0. ``in_dims`` and ``args`` line up; tensors with a None in_dim are shared.

@@ -1,5 +1,5 @@
-"""The tutorial's FFT layer ``|rfft2(x)|``: its knowingly wrong version, a correct one,
-and the native torch twin.
+"""The tutorial's FFT layer ``|rfft2(x)|``: its knowingly wrong version (from
+:mod:`scipy_layers._fft_tutorial`), a correct one, and the native torch twin.
 
 All three take a real tensor of shape (..., H, W) and return |rfft2(x)| of shape
 (..., H, W // 2 + 1), transformed over the last two dims.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 
-import numpy as np
 import torch
 from torch.autograd import Function
 
@@ -16,11 +15,12 @@ from . import _dft_adjoint, _dft_axes, gpu
 from ._autocast import any_autocast, autocast_devices, in_float32
 # (check_fft_input_fully stays importable from here, as before it moved)
 from ._fft_args import (_plainly_valid, check_fft_input, check_fft_input_fully,  # noqa: F401
-                        check_fft_method)
+                        check_fft_method, rfft2_shape)
+from ._fft_tutorial import BadFFTFunction, incorrect_fft  # noqa: F401 (this module's API)
 from ._forward_state import check_forward_state, new_forward_state
-from ._func_rules import check_not_legacy_batched, vmap_by_fold, vmap_rule
-from ._numpy_bridge import (NumpyStep, apply_positional, computes_directly, forward_mode_error,
-                            numpy_gradients, shape_only, to_numpy, to_tensor)
+from ._func_rules import check_not_legacy_batched, vmap_of_images, vmap_rule
+from ._numpy_bridge import (NumpyStep, apply_positional, computes_directly, numpy_gradients,
+                            shape_only, to_numpy, to_tensor)
 from ._numpy_quiet import numpy_quiet
 from ._torch_protocols import (graph_break_here, opaque_to_compile, refuse_onnx,
                                torch_function_layer)
@@ -30,106 +30,8 @@ from ._workspace import recycle, recycle_when_dead
 _has_torch_function_unary = torch._C._has_torch_function_unary
 
 
-def _rfft2_shape(input):
-    return (*input.shape[:-1], input.shape[-1] // 2 + 1)
-
-
-def _fold_vmap(function, in_dims, input, *args):
-    """vmap rule of a layer over the last two dims: the vmapped dim is one more batch dim.
-    Each entry must be an image (..., H, W) itself: the layer's checks see the folded
-    tensor alone, where the vmapped dim would pass for H (hostile pass 112: a 1-D entry
-    gave a transform across the vmapped entries, where native raises)."""
-    if input.dim() < 3:
-        entry_shape = tuple(size for dim, size in enumerate(input.shape)
-                            if dim != in_dims[0] % input.dim())
-        raise ValueError(f"input must have at least 2 dims, got a {len(entry_shape)}-D "
-                         f"tensor of shape {entry_shape} (each entry under torch.func.vmap)")
-    entries = input.shape[in_dims[0]]
-    return vmap_by_fold(lambda x: function.apply(x, *args), input.movedim(in_dims[0], 0),
-                        entries), 0
-
-
 # methods every CPU call accepts as they are ("matrix" checks the lengths) and runs on numpy
 _NUMPY_ONLY_METHODS = ("auto", "fft")
-
-
-class BadFFTFunction(Function):
-    """The tutorial's ``abs(rfft2(x))`` whose backward is knowingly NOT the gradient.
-
-    Forward is correct. Backward returns ``irfft2(grad_output)`` as the tutorial does:
-    it ignores the phase of rfft2(x) (the derivative of |z| is z/|z|, not 1), ignores the
-    halved weight of the mirrored columns and the H*W scale of ``irfft2``. The result is
-    off by about 100% of the true gradient's norm. Only the output width is fixed here
-    (``s=`` the input shape) so that odd widths get a gradient of the input's shape.
-    Use :func:`fft_abs` for the true gradient.
-    """
-
-    # apply_positional: the leading arguments that may be tensors; those a
-    # __torch_function__ handler gets (all but the ForwardState)
-    TENSOR_ARGUMENTS, PUBLIC_ARGUMENTS = 1, 1
-    # (for errors that send the user to the layer's native twin)
-    LAYER, NATIVE_TWIN = "incorrect_fft", "native_fft_abs"
-    NAME_IN_ERRORS = f"BadFFTFunction ({LAYER})"  # (its gradient step's errors)
-    TRACEABLE = True  # (torch.jit.trace: _numpy_bridge.traced_arguments)
-    symbolic = refuse_onnx(LAYER, NATIVE_TWIN)  # (torch.onnx.export: refused)
-
-    @classmethod
-    @opaque_to_compile
-    def apply(cls, input):
-        return apply_positional(cls, input)
-
-    @staticmethod
-    @opaque_to_compile
-    @numpy_quiet
-    def forward(input):
-        check_fft_input(input)
-        if shape_only(input):  # meta tensors, or an empty batch
-            return input.new_zeros(_rfft2_shape(input))
-        # numpy.fft, as in the tutorial: numpy < 2.0 computes in float64 whatever the
-        # input, numpy >= 2.0 keeps float32 in single precision (complex64); to_tensor
-        # gives the input's dtype either way.
-        result = np.abs(np.fft.rfft2(to_numpy(input)))
-        return to_tensor(result, like=input)
-
-    @staticmethod
-    @opaque_to_compile
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(inputs[0])  # for its shape, and so that misuse raises clearly
-
-    @staticmethod
-    @opaque_to_compile
-    def backward(ctx, grad_output):
-        (input,) = ctx.saved_tensors
-        return numpy_gradients(BadFFTFunction.NAME_IN_ERRORS, _tutorial_gradient, None,
-                               grad_output, input)
-
-    @staticmethod
-    @opaque_to_compile
-    def jvp(ctx, input_tangent):
-        raise forward_mode_error(f"BadFFTFunction ({BadFFTFunction.LAYER}, the tutorial's "
-                                 f"wrong gradient)")  # (the layer called, as NAME_IN_ERRORS)
-
-    @staticmethod
-    @opaque_to_compile
-    @vmap_rule
-    def vmap(info, in_dims, input):
-        return _fold_vmap(BadFFTFunction, in_dims, input)
-
-
-def _tutorial_gradient(state, grad_output, input):
-    if shape_only(input):
-        return (torch.zeros_like(input),)
-    result = np.fft.irfft2(to_numpy(grad_output), s=tuple(input.shape[-2:]))
-    return (to_tensor(result, like=grad_output),)
-
-
-@graph_break_here
-def incorrect_fft(input: torch.Tensor) -> torch.Tensor:
-    """``|rfft2(input)|`` through :class:`BadFFTFunction` (wrong gradient, on purpose)."""
-    if _has_torch_function_unary(input):  # (a subclass, a mode: torch_function_layer)
-        return torch_function_layer(incorrect_fft, (input,), input)
-    gpu.warn_no_gpu_path_once(input, "incorrect_fft (the tutorial's BadFFTFunction)")
-    return BadFFTFunction.apply(input)
 
 
 class FFTAbsFunction(Function):
@@ -188,7 +90,7 @@ class FFTAbsFunction(Function):
             check_fft_input(input)
             check_fft_method(method, input)
             if shape_only(input):  # meta tensors, or an empty batch
-                return input.new_zeros(_rfft2_shape(input))
+                return input.new_zeros(rfft2_shape(input))
             backend = gpu.resolve_backend(input)
         if backend == gpu.CUPY:
             result, spectrum = gpu.fft_abs_forward(input)
@@ -249,7 +151,7 @@ class FFTAbsFunction(Function):
     @opaque_to_compile
     @vmap_rule
     def vmap(info, in_dims, input, method, saved):
-        return _fold_vmap(FFTAbsFunction, in_dims, input, method)
+        return vmap_of_images(FFTAbsFunction, in_dims, input, method)
 
 
 def _recomputed_spectrum(input, method):

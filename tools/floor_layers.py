@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from scipy_layers import _dft_axes, conv, fft, nn  # noqa: E402
+from scipy_layers import _dft_axes, _fft_args, conv, fft, nn  # noqa: E402
 from scipy_layers._forward_state import ForwardState  # noqa: E402
 from scipy_layers._nchw_args import check_conv2d_arguments, output_channels  # noqa: E402
 from scipy_layers._nchw_rule import choose_nchw_method  # noqa: E402
@@ -250,7 +250,7 @@ def hot_call(kind: str, inputs, options: dict, grad_output):
         (x,) = inputs
         fft.check_fft_input(x)
         function, arguments = KernelsOnlyFFT, inputs
-        output_shape = fft._rfft2_shape(x)
+        output_shape = _fft_args.rfft2_shape(x)
     else:
         input, weight, *rest = inputs
         if not isinstance(input, torch.Tensor) or input.dim() != 4:
