@@ -4,6 +4,7 @@ suite records today (non-finite mismatch counts, the batched conv's grad_weight)
 second commit (compare.csv)."""
 import copy
 import re
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,7 @@ import pytest
 
 from fixtures.asv_variants import add_commit, column, copy_results, load, results_files, save
 from scipy_layers.reports import build_report
+from scipy_layers.reports.naming import PARAM_COLUMNS
 
 README = Path(__file__).resolve().parent.parent / "reports" / "README.md"
 CONV_REL = "bench_conv2d.Conv2dGradients.track_max_rel_error"
@@ -65,7 +67,7 @@ def _section(name: str) -> str:
 
 def _documented(section: str, header: list[str]) -> set[str]:
     """The columns a section's table names in its first column: `a`, `b`; `a` ... `b`
-    (a run of the header); 'parameters' (the parameter columns); `<quantity>_x`
+    (a run of the header); 'parameters' (the fixed parameter columns); `<quantity>_x`
     patterns are returned as they are."""
     names = set()
     for line in section.splitlines():
@@ -77,7 +79,7 @@ def _documented(section: str, header: list[str]) -> set[str]:
         if "..." in cell:
             names.update(header[header.index(ticked[0]):header.index(ticked[-1]) + 1])
         if "parameters" in cell:
-            names.update(header[header.index("implementation"):header.index("values") + 1])
+            names.update(PARAM_COLUMNS)
     return names
 
 
@@ -135,3 +137,69 @@ def test_summary_verdict_table_columns_and_both_n_a_are_documented(written):
     section = _section("summary.md")
     assert sorted(c for c in columns if f"`{c}`" not in section) == []
     assert "`n/a` there means no figure" in section and "In a verdict table `n/a`" in section
+
+
+ROOT = README.parent.parent
+REPORT_CSVS = ("timings.csv", "speedup.csv", "gradients.csv", "compare.csv")
+# reports/README.md: the earliest committed folder's compare.csv is of an earlier design
+EARLIER_COMPARE = ROOT / "reports" / "amd-epyc-2cpu" / "compare.csv"
+COMMITTED = sorted(p for p in (ROOT / "reports").glob("*/*.csv")
+                   if p.name in (*REPORT_CSVS, "targets.csv") and p != EARLIER_COMPARE)
+
+
+def _suite_parameters() -> set[str]:
+    """Every parameter name of the asv suite's classes."""
+    from benchmarks import bench_conv2d, bench_conv2d_nchw, bench_fft_abs
+    return {name for module in (bench_conv2d, bench_conv2d_nchw, bench_fft_abs)
+            for cls in vars(module).values() if isinstance(cls, type)
+            for name in getattr(cls, "param_names", [])}
+
+
+def test_every_parameter_of_the_suite_is_a_documented_column():
+    """A parameter outside the fixed list (the layer-type view's `conv`) is a column of
+    its own: timings.csv's table names it (audit 143: `conv` was only in the prose)."""
+    section = _section("timings.csv")
+    assert sorted(p for p in _suite_parameters() if f"`{p}`" not in section) == []
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_column_of_the_committed_reports_is_documented(path):
+    """The committed reference folders are what a reader opens beside reports/README.md
+    (audit 143); older ones may lack newer columns (the README says which), never hold
+    an undocumented one."""
+    header = list(pd.read_csv(path, nrows=0).columns)
+    section = _section(path.name)
+    quantities = set(re.findall(r"`(output|grad_[a-z]+)`", section))
+    documented = _documented(section, header) | _suite_parameters()
+    assert _undocumented(header, documented, quantities) == []
+
+
+def test_the_readme_names_the_columns_committed_folders_lack():
+    said = README.read_text().split("\n## ")[0]  # the introduction
+    lacking = {name: [p.parent.name for p in COMMITTED if p.name == csv
+                      and name not in pd.read_csv(p, nrows=0).columns]
+               for name, csv in (("commit_order", "timings.csv"), ("not_compared", "gradients.csv"))}
+    for name, folders in lacking.items():
+        if folders:
+            assert f"`{name}`" in said, f"{name} is absent from {folders}: say so"
+
+
+def test_targets_columns_are_the_documented_ones():
+    """tools/targets.py's columns, both ways: each documented, each documented one written."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import targets
+    section = _section("targets.csv")
+    documented = _documented(section, targets.COLUMNS)
+    assert [c for c in targets.COLUMNS if c not in documented] == []
+    assert sorted(documented - set(targets.COLUMNS)) == []
+
+
+@pytest.mark.parametrize("name", REPORT_CSVS)
+def test_every_documented_column_is_written(written, name):
+    """The other way from test_every_column_is_documented: each column a table of
+    reports/README.md names is one the report writes (a parameter the fixture's
+    benchmarks lack, such as `conv`, and `<quantity>_...` patterns aside)."""
+    header = list(pd.read_csv(written / name, nrows=0).columns)
+    documented = _documented(_section(name), header)
+    stale = {d for d in documented if "<quantity>" not in d} - set(header) - _suite_parameters()
+    assert sorted(stale) == []
