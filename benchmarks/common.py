@@ -156,14 +156,6 @@ def kernel_too_large(kernel: str | None, size: str, options: tuple = ()) -> bool
                for k, n in zip(parse_size(kernel)[-2:], parse_size(size)[-2:]))
 
 
-@functools.lru_cache(maxsize=2)
-def cached_forward(layer: str, implementation: str, size: str, kernel, dtype: str, device: str,
-                   options: tuple = ()):
-    """A forward output with its graph, built once per process, for timing backward alone."""
-    return case_function(layer, implementation, options)(
-        *cached_inputs(layer, size, kernel, dtype, device, options))
-
-
 def extra_cuda_memory(fn) -> int:
     """Bytes by which ``fn()`` raised torch's peak CUDA allocation above the current one."""
     torch.cuda.synchronize()
@@ -220,7 +212,7 @@ class _LayerCase:
             self.grad_output = cached_grad_output(shape, dtype, device)
 
     # Timings get grad_output ready in setup (its shape costs one forward per process);
-    # _BackwardTiming takes it from its cached forward; _Memory makes it inside the
+    # _BackwardTiming takes it from the forward its setup builds; _Memory makes it inside the
     # measured call, so nothing has run before it.
     grad_output_in_setup = True
 
@@ -274,18 +266,29 @@ class _Memory(_LayerCase):
 
 
 class _BackwardTiming(_LayerCase):
-    """Backward alone, on a forward built outside the timing (once per process)."""
+    """Backward alone, on a forward built in ``setup`` (asv re-runs it before every
+    sample), outside the timing: each timed call is a plain backward of a fresh graph, as
+    in training. (A forward built once per process and backed through again with
+    retain_graph was no such thing: fft_abs's backward takes the spectrum its forward
+    kept, so every call after the first recomputed the forward transform.)"""
 
-    grad_output_in_setup = False  # taken from the cached forward: no second forward
+    grad_output_in_setup = False  # the output's shape from setup's forward: no second one
+    # 3: a forward per sample, built in setup; 2 backed through one forward per process
+    # again and again (fft_abs's recomputed its forward transform: hostile pass 142)
+    version = "3"
 
     def setup_case(self, *args, **kwargs):
         super().setup_case(*args, **kwargs)
-        self.output = cached_forward(*self.case)
+        self.output = self.fn(*self.inputs)
         self.grad_output = cached_grad_output(tuple(self.output.shape), *self.case[4:6])
+        synchronize(self.device)
 
     def time_backward(self, *params):
-        torch.autograd.grad(self.output, self.inputs, self.grad_output, retain_graph=True)
+        torch.autograd.grad(self.output, self.inputs, self.grad_output)
         synchronize(self.device)
+
+    def teardown(self, *params):
+        self.output = None  # (its graph goes before the next sample's forward)
 
 
 class _ThreadTimings(_ForwardBackwardTiming):
