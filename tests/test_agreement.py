@@ -171,3 +171,21 @@ def test_conv_reference_takes_an_empty_batch_as_native_does(x_shape, w_shape, pa
         assert reference.value.shape == tuple(theirs.shape), name
         assert np.array_equal(np.asarray(reference.value, np.float64), theirs.detach().numpy())
         assert contract_ratio(theirs, reference, torch.float64) <= 1, name
+
+
+@pytest.mark.parametrize("layout", ["step_sliced", "offset", "cropped_h", "transposed",
+                                    "expanded"])
+def test_gradients_are_compared_where_the_view_reads_not_over_the_whole_buffer(layout):
+    """Hostile pass 142: the gradients were compared over each leaf, the NaN-filled buffer
+    a view is cut from; its slots outside the view get a gradient of 0 from both sides,
+    so with every in-view entry non-finite on both sides those zeros were "compared" and
+    the figures read 0.0 where the contiguous layout reads NaN (nothing compared)."""
+    from scipy_layers.samples import as_layout
+    image = torch.full((6, 5), INF, dtype=torch.float64)
+    contiguous = compare_with_native(LAYERS["fft_abs"], "scipy", [image])["grad_input"]
+    leaves, prepare = as_layout([image], layout)
+    viewed = compare_with_native(LAYERS["fft_abs"], "scipy", leaves,
+                                 prepare=prepare)["grad_input"]
+    assert math.isnan(contiguous.finite_max_rel) and contiguous.nonfinite_mismatches == 0
+    assert math.isnan(viewed.finite_max_rel) and math.isnan(viewed.finite_max_abs)
+    assert viewed.nonfinite_mismatches == 0 and viewed.max_rel == 0.0

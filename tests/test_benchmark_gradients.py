@@ -57,20 +57,24 @@ def fft_table():
     return FFTAbsGradients().setup_cache()
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
 @pytest.mark.parametrize("quantity", ["output", "grad_input"])
-def test_nothing_compared_records_nan_not_zero(fft_table, quantity):
+def test_nothing_compared_records_nan_not_zero(fft_table, quantity, layout):
     """Hostile pass 93: a NaN and an inf planted in a 16x16 image make every entry of
     the FFT's output and input gradient non-finite, native's too: the max abs and rel
     errors compared nothing and read 0.0 (a pass). NaN now (asv: skipped); the mismatch
-    count (0) says the two agree on where."""
-    params = ("scipy", "16x16", "float64", "contiguous", "nonfinite", quantity)
+    count (0) says the two agree on where. Hostile pass 142: in the strided layout the
+    gradient was compared over the whole NaN-filled buffer the view is cut from, whose
+    slots outside the view get a gradient of 0 on both sides: those zeros were the only
+    entries finite on both sides, and the errors read 0.0 (a pass) there."""
+    params = ("scipy", "16x16", "float64", layout, "nonfinite", quantity)
     bench = FFTAbsGradients()
     bench.setup(fft_table, *params)
     assert math.isnan(bench.track_max_rel_error(fft_table, *params))
     assert math.isnan(bench.track_max_abs_error(fft_table, *params))
     assert bench.track_nonfinite_mismatches(fft_table, *params) == 0
     # where something was compared, a figure
-    finite = ("scipy", "4x31x30", "float64", "contiguous", "nonfinite", quantity)
+    finite = ("scipy", "4x31x30", "float64", layout, "nonfinite", quantity)
     bench.setup(fft_table, *finite)
     assert 0 <= bench.track_max_rel_error(fft_table, *finite) < 1e-10
 
@@ -88,3 +92,14 @@ def test_an_older_commits_errors_have_no_mismatch_count_not_a_count_of_0():
                                          finite_max_rel=4e-7, nonfinite_mismatches=5)
     assert bench.track_max_rel_error(None) == 4e-7 and bench.track_max_abs_error(None) == 1e-7
     assert bench.track_nonfinite_mismatches(None) == 5
+
+
+def test_an_older_commits_strided_nonfinite_cases_are_skipped(monkeypatch):
+    """A commit whose compare_with_native compared gradients over the whole buffer of a
+    strided view (its zeros outside the view read 0.0 where nothing in the view was
+    finite) records no strided non-finite figure; its other cases run as before."""
+    monkeypatch.setattr(gradients, "GRADIENTS_THROUGH_VIEWS", False)
+    bench = FFTAbsGradients()
+    assert bench._compare("scipy", "16x16", None, "float64", "strided", "nonfinite") is None
+    for layout, values in (("strided", "finite"), ("contiguous", "nonfinite")):
+        assert "grad_input" in bench._compare("scipy", "16x16", None, "float64", layout, values)
