@@ -3,8 +3,8 @@ cached inputs from the package's registry, thread pinning, devices, and the base
 every ``bench_<layer>.py`` file builds on (the gradient-agreement base: gradients.py).
 
 Parameters are the same on every machine. The default grid is a subset of them; the rest
-is skipped in ``setup`` (shown as n/a) unless SCIPY_LAYERS_BENCH_FULL=1, so results from
-either grid line up in one table.
+is skipped in ``setup`` (shown as n/a) unless SCIPY_LAYERS_BENCH_FULL=1 (0 or unset: the
+default grid, any other value refused), so results from either grid line up in one table.
 """
 from __future__ import annotations
 
@@ -29,7 +29,18 @@ DEVICES = ["cpu", "cuda"]
 # "1": torch pinned to one thread, like the numpy/scipy kernels (compares algorithms);
 # "all": torch's default, one thread per core (compares what a user gets out of the box).
 THREADS = ["1", "all"]
-FULL_GRID = os.environ.get("SCIPY_LAYERS_BENCH_FULL", "") == "1"
+
+
+def full_grid(value: str | None) -> bool:
+    """SCIPY_LAYERS_BENCH_FULL's value: "1" the full grid, unset, "" or "0" the default
+    one; anything else is refused (a "yes" or "true" ran the default grid unnoticed)."""
+    if value in (None, "", "0", "1"):
+        return value == "1"
+    raise ValueError(f"SCIPY_LAYERS_BENCH_FULL must be 1 (the full grid) or 0 or unset (the "
+                     f"default grid); got {value!r}")
+
+
+FULL_GRID = full_grid(os.environ.get("SCIPY_LAYERS_BENCH_FULL"))
 
 
 def parse_size(text: str) -> tuple[int, ...]:

@@ -354,3 +354,27 @@ def test_time_backward_times_backward_alone_in_every_sample(monkeypatch):
     monkeypatch.setattr(FFTAbsBackward, "time_backward", time_backward)
     _asv_samples(bench, params, "time_backward", samples=4)
     assert timed == [0, 0, 0, 0]  # no forward transform inside any timed backward
+
+
+@pytest.mark.parametrize("value,full", [(None, False), ("", False), ("0", False),
+                                        ("1", True), ("yes", None), ("true", None),
+                                        ("2", None), (" 1", None)])
+def test_the_full_grid_variable_takes_0_or_1_and_refuses_anything_else(value, full):
+    """Hostile pass 142: SCIPY_LAYERS_BENCH_FULL=yes (or true, 2, " 1") ran the default
+    grid without a word, so a "full" run recorded the default grid's cases alone."""
+    from benchmarks.common import full_grid
+    if full is None:
+        with pytest.raises(ValueError, match=r"SCIPY_LAYERS_BENCH_FULL must be 1 \(the full "
+                                             r"grid\) or 0 or unset .*got " + repr(value)):
+            full_grid(value)
+    else:
+        assert full_grid(value) is full
+
+
+def test_importing_the_suite_with_a_bad_full_grid_variable_says_so():
+    import os
+    env = {**os.environ, "SCIPY_LAYERS_BENCH_FULL": "yes"}
+    run = subprocess.run([sys.executable, "-c", "import benchmarks.common"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0
+    assert "SCIPY_LAYERS_BENCH_FULL must be 1 (the full grid) or 0 or unset" in run.stderr
