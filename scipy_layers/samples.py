@@ -1,5 +1,7 @@
 """Sample inputs and error inputs per layer, in the manner of PyTorch's OpInfo: one table
-that the tests, the gradient checks and the benchmark suite all draw from.
+that the tests and the gradient checks draw from, and the memory layouts that the
+benchmark suite's gradient benchmarks also use (on the registry's seeded inputs, not
+this table's samples).
 
 A :class:`Sample` names the shapes of a layer's tensor arguments and its keyword
 arguments. :func:`make_case` builds leaf tensors for it in a given **layout** and a
