@@ -120,8 +120,8 @@ def compare_with_native(layer: Layer, implementation: str, inputs, grad_output_s
     """Errors of ``implementation`` against the native twin on the same inputs and the
     same random output gradient: a dict with keys ``output`` and ``grad_<input name>``
     (inputs that are None get no entry). ``prepare`` maps the leaf tensors to what each
-    side is called with (e.g. strided views of them; each gradient is compared through the
-    same view of its leaf's), ``kwargs`` are passed to both, and
+    side is called with (e.g. strided views of them; each gradient is compared over the
+    leaf entries those views read, each once), ``kwargs`` are passed to both, and
     ``change_grad_output`` may alter the output gradient (e.g. plant a NaN): all
     identically for both sides."""
     kwargs = kwargs or {}
@@ -130,17 +130,35 @@ def compare_with_native(layer: Layer, implementation: str, inputs, grad_output_s
     ref_output, ref_grads = _run(layer.implementations[NATIVE].fn, inputs, grad_output_seed,
                                  prepare, kwargs, change_grad_output)
     errors = {"output": max_errors(output, ref_output)}
-    # Each gradient as the argument the layer was called with sees it (``prepare``'s view
-    # of the leaf's): a leaf's slots outside the view get 0 from both sides, and counted
-    # as compared they made a gradient with no entry finite on both sides in the view
-    # read 0.0 instead of NaN (hostile pass 142).
-    seen, ref_seen = (prepare([None if leaf is None else _zero_if_none(grad, leaf)
-                               for leaf, grad in zip(inputs, side)])
-                      for side in (grads, ref_grads))
-    for name, leaf, grad, ref_grad in zip(layer.input_names, inputs, seen, ref_seen):
+    # Each gradient over the leaf entries ``prepare``'s views read, each once: the slots
+    # outside a view get 0 from both sides, and counted as compared they made a gradient
+    # with no entry finite on both sides in the view read 0.0 instead of NaN (hostile
+    # pass 142); an expanded view reads an entry many times, but its gradient is one.
+    for name, leaf, grad, ref_grad, read in zip(layer.input_names, inputs, grads, ref_grads,
+                                                _entries_read(inputs, prepare)):
         if leaf is not None:
-            errors[f"grad_{name}"] = max_errors(grad, ref_grad)
+            errors[f"grad_{name}"] = max_errors(_zero_if_none(grad, leaf)[read],
+                                                _zero_if_none(ref_grad, leaf)[read])
     return errors
+
+
+def _entries_read(inputs, prepare):
+    """Per input (None kept), a bool mask of its entries that ``prepare``'s view reads:
+    where the gradient of the views' sum is not zero (every view is linear)."""
+    probes = [None if t is None else torch.zeros_like(t).requires_grad_() for t in inputs]
+    used = [p for p in probes if p is not None]
+    if not used:
+        return probes
+    with torch.enable_grad():
+        views = [v for v in prepare(probes) if v is not None]
+        counts = torch.autograd.grad(sum(v.sum() for v in views), used, allow_unused=True)
+    counts = iter(counts)
+    masks = []
+    for probe in probes:
+        count = None if probe is None else next(counts)
+        masks.append(None if probe is None else
+                     torch.zeros_like(probe, dtype=torch.bool) if count is None else count != 0)
+    return masks
 
 
 # compare_with_native compares gradients through ``prepare``'s views (the benchmark suite

@@ -189,3 +189,44 @@ def test_gradients_are_compared_where_the_view_reads_not_over_the_whole_buffer(l
     assert math.isnan(contiguous.finite_max_rel) and contiguous.nonfinite_mismatches == 0
     assert math.isnan(viewed.finite_max_rel) and math.isnan(viewed.finite_max_abs)
     assert viewed.nonfinite_mismatches == 0 and viewed.max_rel == 0.0
+
+
+def test_an_expanded_leafs_gradient_entries_count_once():
+    """An expanded view reads each leaf entry many times; its gradient lands once on the
+    leaf, so a non-finite mismatch there is one entry, not one per read (comparing
+    through the expanded view counted it 6 times), and entries no view reads (a cropped
+    view's NaN border) count none."""
+    from dataclasses import replace
+
+    from scipy_layers.samples import as_layout
+    fft = LAYERS["fft_abs"]
+
+    def poisoned(x):  # the native twin's forward; a NaN on its gradient's first entry
+        return fft.native.fn(x + _nan_grad(x))
+
+    layer = replace(fft, implementations={**fft.implementations,
+                                          "poisoned": replace(fft.native, fn=poisoned)})
+    image = torch.randn(6, 5, dtype=torch.float64)
+    for layout, expected in (("contiguous", 1), ("expanded", 1), ("cropped_h", 1)):
+        leaves, prepare = as_layout([image], layout)
+        errors = compare_with_native(layer, "poisoned", leaves, prepare=prepare)
+        assert errors["output"].max_rel == 0.0, layout
+        assert errors["grad_input"].nonfinite_mismatches == expected, layout
+
+
+class _NaNGrad(torch.autograd.Function):
+    """0 forward; a NaN gradient on its input's first entry, the rest zeros."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return torch.zeros_like(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        result = torch.zeros_like(grad)
+        result.view(-1)[0] = float("nan")
+        return result
+
+
+def _nan_grad(x):
+    return _NaNGrad.apply(x)
