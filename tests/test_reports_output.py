@@ -95,42 +95,28 @@ def test_a_failure_in_the_plots_leaves_the_output_as_it_was(earlier, monkeypatch
     assert {p: v[0] for p, v in snapshot(parent).items()} == {p: v[0] for p, v in parent_before.items()}
 
 
-def test_a_failure_while_swapping_in_rolls_back(earlier, monkeypatch):
+@pytest.mark.parametrize("error, at, raised", [
+    (OSError(28, "No space left on device"), 5, ReportError),
+    (KeyboardInterrupt(), 2, KeyboardInterrupt), (KeyboardInterrupt(), 5, KeyboardInterrupt)],
+    ids=["disk-full", "ctrl-c-2", "ctrl-c-5"])
+def test_a_failure_while_swapping_in_rolls_back(earlier, monkeypatch, error, at, raised):
+    """A failed rename between two others (a full disk; Ctrl-C) leaves the directory as it
+    was. Ctrl-C (KeyboardInterrupt, no OSError) once skipped the rollback, and the staging
+    folder was then removed with the earlier files moved aside into it: timings.csv
+    (at=2) or speedup.csv (at=5) of the earlier run was gone, not replaced (hostile pass
+    140); the interrupt itself goes on."""
     _, output = earlier
     results = zero_scipy_times(copy_results(output.parent.parent / "results"))
     before = snapshot(output)
     real_replace, calls = os.replace, []
 
-    def flaky(src, dst):
-        calls.append(dst)
-        if len(calls) == 5:
-            raise OSError(28, "No space left on device")
-        return real_replace(src, dst)
-    monkeypatch.setattr(output_module.os, "replace", flaky)
-    with pytest.raises(ReportError, match="No space left on device"):
-        build_report(results, output)
-    assert len(calls) > 5  # the rollback renamed files back
-    assert snapshot(output) == before
-
-
-@pytest.mark.parametrize("at", [2, 5])
-def test_ctrl_c_while_swapping_in_rolls_back_too(earlier, monkeypatch, at):
-    """Ctrl-C (KeyboardInterrupt, no OSError) between two renames skipped the rollback,
-    and the staging folder was then removed with the earlier files moved aside into it:
-    timings.csv (at=2) or speedup.csv (at=5) of the earlier run was gone, not replaced
-    (hostile pass 140). Now the directory is as it was, and the interrupt goes on."""
-    _, output = earlier
-    results = zero_scipy_times(copy_results(output.parent.parent / "results"))
-    before = snapshot(output)
-    real_replace, calls = os.replace, []
-
-    def interrupted(src, dst):
+    def failing(src, dst):
         calls.append(dst)
         if len(calls) == at:
-            raise KeyboardInterrupt
+            raise error
         return real_replace(src, dst)
-    monkeypatch.setattr(output_module.os, "replace", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    monkeypatch.setattr(output_module.os, "replace", failing)
+    with pytest.raises(raised, match="No space left on device" if raised is ReportError else ""):
         build_report(results, output)
     assert len(calls) > at  # the rollback renamed files back
     assert snapshot(output) == before
