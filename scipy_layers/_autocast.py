@@ -7,7 +7,7 @@ import contextlib
 import torch
 
 any_autocast = torch._C._is_any_autocast_enabled  # (one C call: ~0.1 us)
-HALF_TYPES = (torch.float16, torch.bfloat16)
+_HALF_TYPES = (torch.float16, torch.bfloat16)
 
 
 def autocast_devices(args) -> list:
@@ -15,6 +15,18 @@ def autocast_devices(args) -> list:
     devices = {arg.device.type for arg in args if isinstance(arg, torch.Tensor)}
     return [device for device in devices  # (meta tensors: autocast has no such device)
             if torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)]
+
+
+def as_twins_checks_see(args) -> tuple:
+    """``args`` as a native twin's argument checks should see them. Under
+    ``torch.autocast`` on their device torch runs half-precision arguments itself (a conv
+    in autocast's dtype, an FFT in float32); the checks, which share the layers' dtypes
+    (numpy has no bfloat16), then see every tensor as a meta copy, half precision as
+    float32 (no data read or copied). Elsewhere ``args`` as they are."""
+    if not (any_autocast() and autocast_devices(args)):
+        return args
+    return tuple(arg.to("meta", torch.float32 if arg.dtype in _HALF_TYPES else arg.dtype)
+                 if isinstance(arg, torch.Tensor) else arg for arg in args)
 
 
 def in_float32(devices, function, *args, **kwargs):
@@ -26,7 +38,7 @@ def in_float32(devices, function, *args, **kwargs):
     the result is float32, which later autocast ops cast as they need. Outside autocast,
     half precision is refused with a clear error, as before."""
     given = args
-    cast = [isinstance(arg, torch.Tensor) and arg.dtype in HALF_TYPES
+    cast = [isinstance(arg, torch.Tensor) and arg.dtype in _HALF_TYPES
             and arg.device.type in devices for arg in args]
     args = [arg.float() if was else arg for arg, was in zip(args, cast)]
     with contextlib.ExitStack() as stack:

@@ -20,12 +20,12 @@ import torch.nn.functional as F
 from torch.autograd import Function
 
 from . import _cupy_conv, gpu
-from ._autocast import HALF_TYPES, any_autocast, autocast_devices
+from ._autocast import as_twins_checks_see
 from ._checks import check_method_name
 # (check_each_conv_argument, dtype_name, is_float64 and shift_max_taps stay importable
 # from here, as before they moved; the constants that the rule and the checks read do
 # not: read and patch those in _conv_rule and _conv_args)
-from ._conv_args import check_conv_arguments, check_each_conv_argument  # noqa: F401
+from ._conv_args import _plainly_valid, check_conv_arguments, check_each_conv_argument
 from ._conv_rule import choose_method, dtype_name, is_float64, shift_max_taps  # noqa: F401
 from ._nchw_args import _is_int
 from ._forward_state import (check_forward_state, new_forward_state, remember_inputs,
@@ -199,21 +199,11 @@ def native_conv2d(input, filter, bias=None) -> torch.Tensor:
     """The native twin of :func:`scipy_conv2d` on ``torch.nn.functional.conv2d``. Under
     ``torch.autocast`` it takes float16 / bfloat16 arguments as F.conv2d does (autocast
     runs it in its own dtype), where the layer casts them to float32 for numpy."""
-    if any_autocast() and autocast_devices((input, filter, bias)):
-        # the checks see half precision as float32 (numpy's limit, not F.conv2d's), on
-        # meta copies: no data is read or copied
-        check_conv_arguments(*(_as_float32_meta(arg) for arg in (input, filter, bias)))
-    else:
-        check_conv_arguments(input, filter, bias)
+    if not _plainly_valid(input, filter, bias):  # (check_conv_arguments, under autocast too)
+        check_each_conv_argument(*as_twins_checks_see((input, filter, bias)))
     result = F.conv2d(input[None, None], filter[None, None],
                       None if bias is None else bias.reshape(1))
     return result[0, 0]
-
-
-def _as_float32_meta(arg):
-    if not isinstance(arg, torch.Tensor) or arg.is_meta:
-        return arg
-    return arg.to("meta", torch.float32 if arg.dtype in HALF_TYPES else arg.dtype)
 
 
 class ScipyConv2d(torch.nn.Module):

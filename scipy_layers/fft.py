@@ -12,7 +12,7 @@ import torch
 from torch.autograd import Function
 
 from . import _dft_adjoint, _dft_axes, gpu
-from ._autocast import any_autocast, autocast_devices, in_float32
+from ._autocast import as_twins_checks_see
 # (check_fft_input_fully stays importable from here, as before it moved)
 from ._fft_args import (_plainly_valid, check_fft_input, check_fft_input_fully,  # noqa: F401
                         check_fft_method, rfft2_shape)
@@ -211,12 +211,8 @@ def fft_abs(input: torch.Tensor, method: str = "auto") -> torch.Tensor:
 
 def native_fft_abs(input: torch.Tensor) -> torch.Tensor:
     """The native twin: ``torch.fft.rfft2(input).abs()``, differentiated by autograd.
-    Under ``torch.autocast`` a float16 / bfloat16 input runs in float32, as torch's
-    autocast runs rfft2 and as :func:`fft_abs` does (the same values: ``in_float32``)."""
+    Under ``torch.autocast`` it takes a float16 / bfloat16 input, which torch's autocast
+    runs in float32, as :func:`fft_abs` does."""
     if not _plainly_valid(input):
-        if any_autocast() and isinstance(input, torch.Tensor):
-            devices = autocast_devices((input,))
-            if devices:  # (then again, with autocast off there: devices is empty)
-                return in_float32(devices, native_fft_abs, input)
-        check_fft_input_fully(input)
+        check_fft_input_fully(*as_twins_checks_see((input,)))
     return torch.fft.rfft2(input).abs()
