@@ -27,7 +27,7 @@ except ImportError:
 # view is cut from, whose slots outside the view hold 0 on both sides: with non-finite
 # values those zeros read 0.0 where nothing in the view was compared (NaN here): such a
 # commit's strided non-finite cases are skipped, not recorded as a different figure.
-GRADIENTS_THROUGH_VIEWS = getattr(agreement, "GRADIENTS_THROUGH_VIEWS", False)
+GRADIENTS_OVER_ENTRIES_READ = getattr(agreement, "GRADIENTS_OVER_ENTRIES_READ", False)
 
 
 # Gradient agreement is tracked on contiguous inputs and on strided views of the same
@@ -114,7 +114,7 @@ class _GradientAgreement:
         inputs = cached_inputs(self.layer, size, kernel, dtype, "cpu")
         if values == "nonfinite":
             inputs = _with_nonfinite(inputs)
-        if (layout, values) == ("strided", "nonfinite") and not GRADIENTS_THROUGH_VIEWS:
+        if (layout, values) == ("strided", "nonfinite") and not GRADIENTS_OVER_ENTRIES_READ:
             return None
         if HAS_LAYOUTS:
             leaves, prepare = as_layout(inputs, _LAYOUT_OF[layout])

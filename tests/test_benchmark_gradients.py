@@ -98,7 +98,7 @@ def test_an_older_commits_strided_nonfinite_cases_are_skipped(monkeypatch):
     """A commit whose compare_with_native compared gradients over the whole buffer of a
     strided view (its zeros outside the view read 0.0 where nothing in the view was
     finite) records no strided non-finite figure; its other cases run as before."""
-    monkeypatch.setattr(gradients, "GRADIENTS_THROUGH_VIEWS", False)
+    monkeypatch.setattr(gradients, "GRADIENTS_OVER_ENTRIES_READ", False)
     bench = FFTAbsGradients()
     assert bench._compare("scipy", "16x16", None, "float64", "strided", "nonfinite") is None
     for layout, values in (("strided", "finite"), ("contiguous", "nonfinite")):
