@@ -43,13 +43,8 @@ def find_result(results: Path, machine: str, commit: str, env_name: str) -> tupl
 
 def _check_rows(path: Path, data: dict) -> None:
     """The rows of a results file, as the report's reader checks them (ResultsError)."""
-    from scipy_layers.reports.errors import ResultsError
-    from scipy_layers.reports.validate import check_row, numbers, sample_lists
-    columns, rows = data.get("result_columns"), data.get("results")
-    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
-        raise ResultsError(path, "result_columns is not a list of distinct names")
-    if not isinstance(rows, dict):
-        raise ResultsError(path, "'results' is not an object of benchmarks")
+    from scipy_layers.reports.validate import check_row, numbers, result_table, sample_lists
+    columns, rows = result_table(path, data)
     for name, row in rows.items():
         cells, size = check_row(path, name, row, columns)
         numbers(path, name, "result", cells.get("result"), size)

@@ -164,18 +164,23 @@ def check_results_file(path: Path, data, required: tuple[str, ...], api_version:
     machine = params.get("machine")
     if machine is not None and (not isinstance(machine, str) or not machine):
         raise ResultsError(path, f"params.machine is not a name: {_text(machine)}")
-    columns = data["result_columns"]
+    return (commit, date, machine, env, *result_table(path, data))
+
+
+def result_table(path: Path, data: dict) -> tuple[list, dict]:
+    """A results file's (result_columns, results), each checked (its rows: check_row)."""
+    columns = data.get("result_columns")
     if (not isinstance(columns, list) or not all(isinstance(c, str) for c in columns)
             or len(set(columns)) != len(columns)):
         raise ResultsError(path, "result_columns is not a list of distinct names")
     if "result" not in columns or "params" not in columns:
         raise ResultsError(path, "has result_columns without 'result' and 'params'")
-    results = data["results"]
+    results = data.get("results")
     if not isinstance(results, dict):
         raise ResultsError(path, "'results' is not an object of benchmarks")
     if not results:
         raise ResultsError(path, "holds no benchmark results")
-    return commit, date, machine, env, columns, results
+    return columns, results
 
 
 def check_row(path: Path, name: str, row, columns: list[str]) -> tuple[dict, int]:
