@@ -70,19 +70,20 @@ def read_rows(path: Path) -> list[dict]:
 
 def _read_rows(path: Path) -> list[dict]:
     with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
+        reader = csv.reader(handle)
+        header = next(reader, [])
         missing = [COLUMNS[role] for role in REQUIRED if COLUMNS[role] not in header]
         if missing:
             raise ComparePageError(f"{path} lacks column(s) {', '.join(missing)}; it has: "
                                    f"{', '.join(header) or 'no header'}")
         rows = []
-        for row in reader:  # (a row cut short or run on: its fields are not the header's)
-            if None in row or None in row.values():
-                count = len(header) + len(row.get(None, [])) - list(row.values()).count(None)
-                raise ComparePageError(f"{path}: line {reader.line_num} has {count} fields; "
-                                       f"the header names {len(header)}")
-            rows.append(row)
+        for fields in reader:
+            if not fields:  # (a blank line: no row, as csv.DictReader reads it)
+                continue
+            if len(fields) != len(header):  # (a row cut short or run on)
+                raise ComparePageError(f"{path}: line {reader.line_num} has {len(fields)} "
+                                       f"fields; the header names {len(header)}")
+            rows.append(dict(zip(header, fields)))
         return rows
 
 
