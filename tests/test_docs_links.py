@@ -12,10 +12,12 @@ DOCS = sorted({ROOT / "README.md", ROOT / "reports" / "README.md", *ROOT.glob("d
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
+FENCED = re.compile(r"^```.*?^```", flags=re.S | re.M)  # (a fenced code block)
+
+
 def _outside_code(text: str) -> str:
     """``text`` without its fenced code blocks and inline code spans."""
-    text = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
-    return re.sub(r"`[^`\n]*`", "", text)
+    return re.sub(r"`[^`\n]*`", "", FENCED.sub("", text))
 
 
 def _slug(heading: str) -> str:
@@ -26,7 +28,7 @@ def anchors(path: Path) -> set[str]:
     text = path.read_text(encoding="utf-8")
     seen: dict[str, int] = {}
     found = set(re.findall(r"<a id=\"([^\"]+)\"", text))
-    for line in re.sub(r"^```.*?^```", "", text, flags=re.S | re.M).splitlines():
+    for line in FENCED.sub("", text).splitlines():
         heading = re.match(r"#{1,6} (.*)", line)
         if heading:
             slug = _slug(heading.group(1))
