@@ -29,6 +29,29 @@ def as_twins_checks_see(args) -> tuple:
                  if isinstance(arg, torch.Tensor) else arg for arg in args)
 
 
+def check_twins_arguments(twin: str, layer: str, check, **named) -> None:
+    """Run ``check``, the layer's argument checks, on its native twin's ``named``
+    arguments (in the order the checks take them) as :func:`as_twins_checks_see` has
+    them. Outside autocast a twin refuses half precision as its layer does, so that the
+    two run the same inputs; the error then names the twin, not numpy's missing kernels
+    alone (which are the layer's reason, not torch's)."""
+    args = tuple(named.values())
+    seen = as_twins_checks_see(args)
+    if seen is args:  # (outside autocast)
+        for name, arg in named.items():
+            if not isinstance(arg, torch.Tensor):
+                break  # (the checks name it: they take the arguments in this order)
+            if arg.dtype in _HALF_TYPES:
+                short = str(arg.dtype).removeprefix("torch.")
+                raise TypeError(
+                    f"{name} has dtype {arg.dtype}, unsupported by {twin} outside "
+                    f"torch.autocast, as by its layer {layer} (numpy/scipy have no {short} "
+                    f"kernels), so that the two run the same inputs; use torch.float32 or "
+                    f"torch.float64, or call it under torch.autocast, where it takes {short} "
+                    f"as torch does")
+    check(*seen)
+
+
 def in_float32(devices, function, *args, **kwargs):
     """``function(*args, **kwargs)`` under ``torch.autocast`` on ``devices``, as
     ``torch.amp.custom_fwd(cast_inputs=torch.float32)`` runs a custom Function: numpy

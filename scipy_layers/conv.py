@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch.autograd import Function
 
 from . import _cupy_conv, gpu
-from ._autocast import as_twins_checks_see
+from ._autocast import check_twins_arguments
 from ._checks import check_method_name
 # (check_each_conv_argument, dtype_name, is_float64 and shift_max_taps stay importable
 # from here, as before they moved; the constants that the rule and the checks read do
@@ -200,7 +200,8 @@ def native_conv2d(input, filter, bias=None) -> torch.Tensor:
     ``torch.autocast`` it takes float16 / bfloat16 arguments as F.conv2d does (autocast
     runs it in its own dtype), where the layer casts them to float32 for numpy."""
     if not _plainly_valid(input, filter, bias):  # (check_conv_arguments, under autocast too)
-        check_each_conv_argument(*as_twins_checks_see((input, filter, bias)))
+        check_twins_arguments("native_conv2d", "scipy_conv2d", check_each_conv_argument,
+                              input=input, filter=filter, bias=bias)
     result = F.conv2d(input[None, None], filter[None, None],
                       None if bias is None else bias.reshape(1))
     return result[0, 0]

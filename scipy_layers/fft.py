@@ -12,7 +12,7 @@ import torch
 from torch.autograd import Function
 
 from . import _dft_adjoint, _dft_axes, gpu
-from ._autocast import as_twins_checks_see
+from ._autocast import check_twins_arguments
 # (check_fft_input_fully stays importable from here, as before it moved)
 from ._fft_args import (_plainly_valid, check_fft_input, check_fft_input_fully,  # noqa: F401
                         check_fft_method, rfft2_shape)
@@ -214,5 +214,5 @@ def native_fft_abs(input: torch.Tensor) -> torch.Tensor:
     Under ``torch.autocast`` it takes a float16 / bfloat16 input, which torch's autocast
     runs in float32, as :func:`fft_abs` does."""
     if not _plainly_valid(input):
-        check_fft_input_fully(*as_twins_checks_see((input,)))
+        check_twins_arguments("native_fft_abs", "fft_abs", check_fft_input_fully, input=input)
     return torch.fft.rfft2(input).abs()

@@ -98,3 +98,32 @@ def test_a_functions_internal_last_argument_is_refused_naming_the_public_ones(ca
     message = str(info.value)
     assert f"apply takes {names}" in message and repr(extra) in message, message
     assert "internal" in message, message
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("twin,layer,arguments,position", [
+    (native_conv2d, "scipy_conv2d", ("input", "filter", "bias"), 0),
+    (native_conv2d, "scipy_conv2d", ("input", "filter", "bias"), 1),
+    (native_conv2d, "scipy_conv2d", ("input", "filter", "bias"), 2),
+    (native_fft_abs, "fft_abs", ("input",), 0),
+])
+def test_twins_name_themselves_when_they_refuse_half_precision(twin, layer, arguments, position,
+                                                               dtype):
+    """Outside autocast a twin refuses float16 / bfloat16 as its layer does (so that both
+    run the same inputs): the error names the twin, its layer and the way out, not only
+    numpy's kernels, which the twin never runs."""
+    args = [torch.randn(8, 8), torch.randn(3, 3), torch.randn(1, 1)][:len(arguments)]
+    args[position] = args[position].to(dtype)
+    with pytest.raises(TypeError) as info:
+        twin(*args)
+    message = str(info.value)
+    name = arguments[position]
+    assert message.startswith(f"{name} has dtype {dtype}"), message
+    for word in (twin.__name__, f"its layer {layer}", "torch.autocast", "float32"):
+        assert word in message, (word, message)
+    # the layer itself keeps its own message
+    layer_function = {"scipy_conv2d": scipy_conv2d, "fft_abs": fft_abs}[layer]
+    with pytest.raises(TypeError) as info:
+        layer_function(*args)
+    assert twin.__name__ not in str(info.value)
+    assert str(info.value).startswith(f"{name} has dtype {dtype}, which is unsupported")
