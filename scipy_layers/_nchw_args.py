@@ -24,6 +24,9 @@ class ConvGeometry(NamedTuple):
 # intp; float64 takes 8 bytes): beyond it numpy's own error names no argument.
 LARGEST_ARRAY_ELEMENTS = np.iinfo(np.intp).max // 8
 LARGEST_STRIDE = np.iinfo(np.int64).max
+# F.conv2d reads stride, padding and dilation as 64-bit ints and refuses larger ones
+# ("Overflow when unpacking long long"); so does this layer, in words.
+LARGEST_GEOMETRY_INT = np.iinfo(np.int64).max
 
 
 def _is_int(value) -> bool:
@@ -47,6 +50,9 @@ def _pair(name: str, value, minimum: int) -> tuple[int, int]:
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
     if min(pair) < minimum:
         raise ValueError(f"{name} must be >= {minimum} in both dims, got {value!r}")
+    if max(pair) > LARGEST_GEOMETRY_INT:
+        raise ValueError(f"{name} must be at most 2**63 - 1 in both dims (a 64-bit int, as "
+                         f"F.conv2d reads it), got {value!r}")
     return pair
 
 

@@ -246,6 +246,11 @@ ERROR_INPUTS = {
                    dict(stride=2, padding="same"), ValueError, r"padding='same' is not supported"),
         ErrorInput("nested-input", lambda: (_nested((2, 8, 8), (2, 8, 6)), _randn(2, 2, 3, 3),
                                             None), {}, TypeError, r"input is a nested tensor"),
+        # (F.conv2d reads these as 64-bit ints: "Overflow when unpacking long long")
+        ErrorInput("stride-past-int64", lambda: (_randn(1, 2, 8, 8), _randn(2, 2, 3, 3), None),
+                   dict(stride=(1, 2 ** 63)), ValueError, r"stride must be at most 2\*\*63 - 1"),
+        ErrorInput("padding-past-int64", lambda: (_randn(1, 2, 8, 8), _randn(2, 2, 3, 3), None),
+                   dict(padding=2 ** 64), ValueError, r"padding must be at most 2\*\*63 - 1"),
         # (numpy's own error for an array that large names no argument)
         ErrorInput("output-too-large", lambda: (_randn(1, 2, 8, 8), _randn(2, 2, 3, 3), None),
                    dict(padding=2 ** 62), ValueError, r"more elements than any array can hold"),

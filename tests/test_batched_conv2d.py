@@ -797,3 +797,21 @@ def test_the_rule_takes_a_weight_of_no_output_channels_without_dividing_by_zero(
                                       ((8, 3, 600, 600), (0, 3, 11, 11), (5,) * 4)]:
         assert choose_nchw_method(x_shape, w_shape, (1, 1), (1, 1), 1, dtype, padding) in (
             "fft", "im2col", "shift", "kn2row", "direct")
+
+
+@pytest.mark.parametrize("kwargs", [dict(stride=2 ** 63), dict(stride=(1, 2 ** 64)),
+                                    dict(padding=2 ** 64), dict(padding=(0, 2 ** 63)),
+                                    dict(dilation=(2 ** 63, 1))])
+def test_geometry_past_int64_is_refused_as_f_conv2d_refuses_it(kwargs):
+    """F.conv2d reads stride, padding and dilation as 64-bit ints; the layer took larger
+    ones (a stride of 2**63 gave a 1x1 output) where native refuses them."""
+    x, w = torch.randn(1, 2, 8, 8), torch.randn(2, 2, 3, 3)
+    with pytest.raises((TypeError, ValueError, RuntimeError)):
+        torch.nn.functional.conv2d(x, w, **kwargs)  # (the oracle refuses them too)
+    name = next(iter(kwargs))
+    with pytest.raises(ValueError, match=rf"{name} must be at most 2\*\*63 - 1 in both dims"):
+        conv2d(x, w, **kwargs)
+    # the largest 64-bit int itself is taken, as native takes it
+    largest = dict(stride=(1, 2 ** 63 - 1))
+    torch.testing.assert_close(conv2d(x, w, **largest),
+                               torch.nn.functional.conv2d(x, w, **largest))
