@@ -2,6 +2,8 @@
 tools/gpu_session.sh select the CUDA cases they name (a renamed parameter would
 otherwise make a scarce GPU session time nothing), and the machine is named after its GPU."""
 import itertools
+import json
+import os
 import re
 import subprocess
 import sys
@@ -73,3 +75,59 @@ def test_machine_is_named_after_its_gpu(monkeypatch, gpu, expected):
     assert entry["cpu"].startswith("AMD EPYC 7B13 64-Core Processor (family 25, model 1")
     monkeypatch.setenv("SCIPY_LAYERS_MACHINE", "my-box")
     assert asv_machine.describe(cpu)["machine"] == "my-box"
+
+
+def _session_with_a_fake_python(tmp_path, config_text):
+    """tools/gpu_session.sh's asv slices (GPU_SESSION_ASV_ONLY=1) in a scratch repository,
+    with an interpreter that records the environment of each ``-m asv`` call instead of
+    running it: (the recorded environments, the session's output)."""
+    repo = tmp_path / "repo"
+    (repo / "tools").mkdir(parents=True)
+    (repo / "tools/gpu_session.sh").write_text((ROOT / "tools/gpu_session.sh").read_text())
+    (repo / "asv.conf.json").write_text(config_text)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], check=True)
+    records = tmp_path / "asv-calls"
+    records.mkdir()
+    fake = tmp_path / "python"
+    fake.write_text(f"""#!/usr/bin/env bash
+if [ "$1" = -m ] && [ "$2" = asv ]; then env > "{records}/$(date +%s%N).env"; exit 0; fi
+if [ "$1" = tools/asv_machine.py ]; then echo fake-machine; exit 0; fi
+if [ "$1" = -c ]; then exec {sys.executable} "$@"; fi
+exit 0
+""")
+    fake.chmod(0o755)
+    env = {k: v for k, v in os.environ.items()
+           if not k.endswith("_NUM_THREADS")}
+    env.update(PYTHON=str(fake), GPU_SESSION_ASV_ONLY="1", OUT=str(tmp_path / "out"))
+    done = subprocess.run(["bash", "tools/gpu_session.sh"], cwd=repo, env=env,
+                          capture_output=True, text=True, timeout=120)
+    calls = [dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+             for path in sorted(records.iterdir())]
+    return calls, done.stdout + done.stderr
+
+
+def test_the_asv_slices_run_with_asv_confs_thread_pins(tmp_path):
+    """asv applies env_nobuild (numpy/scipy at one thread) in the environments it builds;
+    --python=same runs in the session's own, so the slices set the pins themselves (before,
+    the CUDA slices ran numpy and scipy at every core's thread)."""
+    import json5
+    config = (ROOT / "asv.conf.json").read_text()
+    pins = json5.loads(config)["matrix"]["env_nobuild"]
+    assert pins  # (the test means nothing without them)
+    calls, output = _session_with_a_fake_python(tmp_path, config)
+    assert len(calls) == len(SLICES), output
+    for call in calls:
+        assert {name: call.get(name) for name in pins} == pins, output
+        assert call.get("SCIPY_LAYERS_BENCH_FULL") == "1"
+
+
+def test_an_asv_config_without_thread_pins_runs_no_slice(tmp_path):
+    import json5
+    config = json5.loads((ROOT / "asv.conf.json").read_text())
+    del config["matrix"]["env_nobuild"]
+    calls, output = _session_with_a_fake_python(tmp_path, json.dumps(config))
+    assert calls == []
+    assert output.count("could not read the thread pins (env_nobuild) of asv.conf.json") == len(SLICES)

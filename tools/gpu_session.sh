@@ -38,8 +38,14 @@ FFT='bench_fft_abs\.FFTAbs'
 BOTH="($CONV|$FFT)"
 LARGE="'(native|scipy)', '(1024x1024|2048x2048|256x256|8x256x256)'"  # the last two: FFT only
 SMALL="'(native|scipy)', '(16x16|64x64|127x127|255x255)'"
+# asv.conf.json's env_nobuild (numpy/scipy at one thread), as NAME=VALUE words: asv sets
+# them in the environments it builds, not in this interpreter's (--python=same)
+thread_pins() {
+    $PY -c 'import json5; pins = json5.load(open("asv.conf.json"))["matrix"]["env_nobuild"]
+print(" ".join(f"{name}={value}" for name, value in pins.items()))'
+}
 asv_slice() {  # title, cap in seconds, benchmark regex
-    local seconds
+    local seconds pins
     seconds=$(allowance "$2")
     if [ "$have_repo" != 1 ]; then
         echo "skipped (asv: $1): no repository"
@@ -49,8 +55,13 @@ asv_slice() {  # title, cap in seconds, benchmark regex
         echo "skipped (asv: $1): out of time"
         return
     fi
-    stage "asv: $1 (at most ${seconds}s)"
-    SCIPY_LAYERS_BENCH_FULL=1 timeout "$seconds" $PY -m asv run --python=same \
+    if ! pins=$(thread_pins) || [ -z "$pins" ]; then
+        echo "skipped (asv: $1): could not read the thread pins (env_nobuild) of asv.conf.json"
+        return
+    fi
+    stage "asv: $1 (at most ${seconds}s; $pins)"
+    # shellcheck disable=SC2086  # (pins: NAME=VALUE words)
+    env $pins SCIPY_LAYERS_BENCH_FULL=1 timeout "$seconds" $PY -m asv run --python=same \
         --set-commit-hash "$commit" --machine "$machine" --show-stderr -b "$3" \
         || echo "asv exited with status $? (124: out of time, that slice is not saved)"
 }
