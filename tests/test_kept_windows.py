@@ -356,6 +356,18 @@ def test_state_for_hands_the_state_to_the_tensors_forward_ran_on_only():
     assert state_for(ctx, x, w) is None
 
 
+@pytest.mark.parametrize("moved", ["input", "weight"])
+def test_state_for_hands_no_state_once_a_tensor_s_data_has_moved(moved):
+    """share_memory_() moves a tensor's data under the same tensor and frees the buffer
+    forward's numpy views point at (tests/test_shared_memory.py: the gradients)."""
+    x, w = torch.randn(3), torch.randn(2)
+    ctx = types.SimpleNamespace(forward_state=ForwardState())
+    ctx.forward_state.value = object()
+    remember_inputs(ctx, x, w)
+    (x if moved == "input" else w).share_memory_()
+    assert state_for(ctx, x, w) is None
+
+
 def test_put_back_returns_a_taken_state_unless_the_slot_was_filled_since():
     state, first, second = ForwardState(), object(), object()
     state.value = first
