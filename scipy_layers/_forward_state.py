@@ -103,14 +103,19 @@ def check_forward_state(cls, saved) -> None:
 
 
 def remember_inputs(ctx, input, weight) -> None:
-    """Record which tensors forward ran on, and where their data lay, for
-    :func:`state_for` (weak references: a recorded id could be reused by another tensor
-    once the first one died)."""
+    """Record which tensors forward ran on (their TensorImpls' addresses), and where their
+    data lay, for :func:`state_for`. Not weak references, which the graph node held for
+    its life: ``torch.utils.swap_tensors`` refuses a tensor that has one, so a module's
+    parameters could not be swapped while a graph that read them lived, even after its
+    backward (``Module.to()`` under ``torch.__future__.set_swap_module_params_on_conversion``,
+    ``load_state_dict(assign=True)``: hostile pass 144). An address reused by another
+    tensor once the first died is caught by the data's: forward's numpy views keep the
+    data they read alive, so no other tensor's lies there."""
     try:  # (inline: a frame costs ~0.5 us inside autograd)
         addresses = input.data_ptr(), weight.data_ptr()
     except RuntimeError:  # (torch.func's wrappers hold no storage)
         addresses = _unwrapped_addresses(input, weight)
-    ctx.forward_inputs = (weakref.ref(input), weakref.ref(weight), addresses)
+    ctx.forward_inputs = (input._cdata, weight._cdata, addresses)
 
 
 def state_for(ctx, input, weight):
@@ -128,8 +133,8 @@ def state_for(ctx, input, weight):
     forward_state = ctx.forward_state
     if forward_state is None:
         return None
-    input_ref, weight_ref, addresses = ctx.forward_inputs
-    if input_ref() is not input or weight_ref() is not weight:
+    input_impl, weight_impl, addresses = ctx.forward_inputs
+    if input._cdata != input_impl or weight._cdata != weight_impl:
         return None
     try:
         if addresses != (input.data_ptr(), weight.data_ptr()):
