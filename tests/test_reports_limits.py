@@ -309,6 +309,10 @@ MALFORMED = {
     "environment cpus a string": (spoil(lambda d: d["environment"]["cpu"].__setitem__("num_cpu", "2")),
                                   "'environment.cpu.num_cpu'"),
     "a list": (lambda d: [d], "is not a JSON object"),
+    # (hostile pass 145) an integer no float holds was a traceback (OverflowError) ...
+    "median an integer past float": (
+        spoil(lambda d: d["figures"]["gemm_float32"].__setitem__("median", 10 ** 400)),
+        "'figures.gemm_float32.median' is not a positive number"),
 }
 
 

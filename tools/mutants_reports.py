@@ -1877,4 +1877,10 @@ MUTANTS = [
            '    if True:\n',
            ('tests/test_benchmarks.py', '-k', 'full_grid'),
            'common.py: SCIPY_LAYERS_BENCH_FULL=yes runs the default grid unnoticed (hostile pass 142)'),
+    Mutant('lim1',
+           'scipy_layers/reports/limits.py',
+           '    try:\n        return math.isfinite(value) and value > 0\n    except OverflowError:  # an integer no float holds\n        return False\n',
+           '    return math.isfinite(value) and value > 0\n',
+           ('tests/test_reports_limits.py', '-k', 'past'),
+           "limits.py: a calibration rate of an integer no float holds is the report's traceback (OverflowError), not its one-line error (hostile pass 145)"),
 ]

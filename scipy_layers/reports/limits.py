@@ -283,8 +283,12 @@ def _field(path, mapping, key, where, check, expected):
 
 
 def _positive(value) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value) and value > 0)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value) and value > 0
+    except OverflowError:  # an integer no float holds
+        return False
 
 
 def read_calibration(path: Path, machine: str) -> Calibration:
