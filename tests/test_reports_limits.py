@@ -313,6 +313,16 @@ MALFORMED = {
     "median an integer past float": (
         spoil(lambda d: d["figures"]["gemm_float32"].__setitem__("median", 10 ** 400)),
         "'figures.gemm_float32.median' is not a positive number"),
+    # ... and rates no core has gave bounds of inf (a fraction of inf) or of ~0
+    "bandwidth subnormal": (
+        spoil(lambda d: d["figures"]["memory_bandwidth"].__setitem__("median", 5e-324)),
+        "'figures.memory_bandwidth.median' is not a one-core rate (1e+06 to 1e+14 bytes/s)"),
+    "FFT rate astronomical": (
+        spoil(lambda d: d["figures"]["fft_float64"].__setitem__("q75", 1e300)),
+        "'figures.fft_float64.q75' is not a one-core rate (1e+06 to 1e+14 flop/s)"),
+    "quartiles around no median": (
+        spoil(lambda d: d["figures"]["gemm_float64"].__setitem__("q25", 2 * RATES["gemm_float64"])),
+        "'figures.gemm_float64': q25, median, q75 are not in order"),
 }
 
 

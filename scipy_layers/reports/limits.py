@@ -291,6 +291,23 @@ def _positive(value) -> bool:
         return False
 
 
+# What one core can do, per second, with room to spare both ways: a rate outside is a
+# broken file (5e-324 made every bound inf, 1e300 made them 0), not a machine.
+ONE_CORE_RATES = (1e6, 1e14)
+
+
+def _check_rates(path, entry, where: str, unit: str) -> None:
+    low, high = ONE_CORE_RATES
+    for key in ("q25", "median", "q75"):
+        value = _field(path, entry, key, where, _positive, "a positive number")
+        if not low <= value <= high:
+            raise ResultsError(path, f"'{where}{key}' is not a one-core rate ({low:.0e} to "
+                                     f"{high:.0e} {unit}): {value!r:.60}")
+    if not entry["q25"] <= entry["median"] <= entry["q75"]:
+        raise ResultsError(path, f"'{where[:-1]}': q25, median, q75 are not in order: "
+                                 f"{entry['q25']!r:.30}, {entry['median']!r:.30}, {entry['q75']!r:.30}")
+
+
 def read_calibration(path: Path, machine: str) -> Calibration:
     """The calibration at ``path`` (of ``machine``'s folder), every field the report
     uses checked: a ResultsError naming the file and the field otherwise."""
@@ -307,8 +324,8 @@ def read_calibration(path: Path, machine: str) -> Calibration:
         entry = _field(path, figures, name, "figures.", lambda v: isinstance(v, dict), "an object")
         where = f"figures.{name}."
         _field(path, entry, "unit", where, lambda v: v == unit, repr(unit))
-        for key in ("median", "q25", "q75", "work"):
-            _field(path, entry, key, where, _positive, "a positive number")
+        _check_rates(path, entry, where, unit)
+        _field(path, entry, "work", where, _positive, "a positive number")
         _field(path, entry, "repeats", where,
                lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an integer >= 1")
         _field(path, entry, "timed", where, lambda v: isinstance(v, str), "a string")
