@@ -174,8 +174,10 @@ def test_a_layer_types_bound_by_hand():
     forward = work("conv2d_nchw", "forward", "", "", "2x4x8x8 4x3x3 g4 s2 p1")
     outputs, weights, inputs = 2 * 4 * 4 * 4, 4 * 1 * 9, 2 * 4 * 8 * 8
     assert forward.elements == inputs + weights + outputs
-    assert forward.direct_flops == 2 * outputs * 9           # one channel per output's sum
-    assert forward.points == 10 * 10                         # the padded input
+    # one channel per output's sum; along each axis 4 outputs x 3 taps read indices
+    # 2 i + j - 1, all in the input but output 0's tap 0 (padding): 11 pairs
+    assert forward.direct_flops == 2 * (2 * 4) * 11 * 11
+    assert forward.points == 9 * 9  # 8 + p: the zeros of one side stand for both's
     assert forward.transforms == 2 * 4 + 4 * 1 + 2 * 4
     # without options the conv string is the suite's size and kernel
     for measurement in ("forward", "backward", "forward+backward"):

@@ -9,7 +9,7 @@ calibrated figures (tools/calibrate.py writes them)::
   calibrated copy bandwidth. No implementation moves less; it holds while the data do not
   stay in cache between calls (small cases that fit in cache can beat it).
 - ``direct_flops / gemm_rate``: the multiply-adds of the sum over the kernel's taps (2 per
-  tap and output), at the rate of a large GEMM of the dtype, the fastest the machine does
+  tap and output, a tap on the padding left out), at the rate of a large GEMM of the dtype, the fastest the machine does
   dense arithmetic on one core: a direct method (im2col, shift-and-add, Winograd aside)
   cannot run its arithmetic faster.
 - ``fft_flops / fft_rate``: the transforms a spectral method cannot avoid (2.5 T log2 T
@@ -29,7 +29,9 @@ complex product costs 6 flops, a complex multiply-add 8. Bias terms (C_out numbe
 left out, which keeps the bound a lower one. The layer-type view's cases (a ``conv``
 parameter, scipy_layers.conv_spec) add groups G, stride s, padding p and dilation d:
 Ho = (H + 2p - d (kh - 1) - 1) // s + 1, the weight and each output's sum take C_in / G
-channels, and the spectral terms transform the padded input at every stride-1 output.
+channels, and only what reads the input counts (``conv_axes``): the (output, tap) pairs
+whose input index is not padding, the inputs and taps they read; the spectral terms
+compute every stride-1 output at T = (H + q_h)(W + q_w), q = min(p, d (k - 1)).
 
 Calibration file, one per machine, beside the per-commit environment records:
 ``<results>/../environments/<machine>/calibration.json`` (schema version 1: see
@@ -42,13 +44,15 @@ import datetime
 import math
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from ..conv_spec import output_hw, parse_conv_case
+from ..conv_spec import parse_conv_case
+from .conv_axes import Axis, axis
 from .environment import check_description, compact, environments_dir
 from .errors import ResultsError
 from .naming import DEFAULT_THREADS, TIME_MEASUREMENTS
@@ -97,7 +101,8 @@ class Work(NamedTuple):
 @dataclass(frozen=True)
 class Conv:
     """A convolution N x C_in x H x W by C_out x C_in/G x kh x kw (stride 1, no padding,
-    dilation 1, one group unless given)."""
+    dilation 1, one group unless given); along each axis, what reads the input
+    (``conv_axes``)."""
     n: int
     c_in: int
     c_out: int
@@ -110,6 +115,11 @@ class Conv:
     padding: int = 0
     dilation: int = 1
 
+    @cached_property
+    def axes(self) -> tuple[Axis, Axis]:
+        return tuple(axis(size, k, self.stride, self.padding, self.dilation)
+                     for size, k in ((self.h, self.kh), (self.w, self.kw)))
+
     @property
     def c_group(self): return self.c_in // self.groups
     @property
@@ -117,19 +127,19 @@ class Conv:
     @property
     def input(self): return self.n * self.c_in * self.h * self.w
     @property
+    def input_read(self): return self.n * self.c_in * self.axes[0].touched * self.axes[1].touched
+    @property
     def weight(self): return self.c_out * self.c_group * self.kh * self.kw
     @property
-    def out_hw(self):
-        return output_hw((self.h, self.w), (self.kh, self.kw), self.stride, self.padding,
-                         self.dilation)
+    def weight_read(self): return self.c_out * self.c_group * self.axes[0].taps * self.axes[1].taps
     @property
-    def output(self): return self.n * self.c_out * self.out_hw[0] * self.out_hw[1]
+    def output(self): return self.n * self.c_out * self.axes[0].outputs * self.axes[1].outputs
     @property
-    def macs(self): return self.output * self.c_group * self.kh * self.kw
+    def macs(self): return self.n * self.c_out * self.c_group * self.axes[0].pairs * self.axes[1].pairs
     @property
-    def points(self): return (self.h + 2 * self.padding) * (self.w + 2 * self.padding)
+    def points(self): return self.axes[0].points * self.axes[1].points
     @property
-    def bins(self): return (self.h + 2 * self.padding) * ((self.w + 2 * self.padding) // 2 + 1)
+    def bins(self): return self.axes[0].points * (self.axes[1].points // 2 + 1)
 
 
 @dataclass(frozen=True)
@@ -164,17 +174,19 @@ INF = math.inf
 # once; spectra the forward made are reused by the backward.
 FORMULAS: dict[str, dict[str, Callable]] = {
     "conv": {
-        # read input, weight; write output. Spectral: transform input and weight, invert
-        # the output; per bin each output channel sums C_in products.
+        # read input, weight (what some output reads of them); write output. Spectral:
+        # transform input and weight, invert the output; per bin each output channel sums
+        # C_in products.
         "forward": lambda c: Work(
-            elements=c.input + c.weight + c.output, direct_flops=2 * c.macs,
+            elements=c.input_read + c.weight_read + c.output, direct_flops=2 * c.macs,
             transforms=c.n * c.c_in + c.c_out * c.c_group + c.n * c.c_out, points=c.points,
             bin_flops=c.bins * c.n * c.c_out * (8 * c.c_group - 2)),
-        # read grad_output, input, weight; write grad_input, grad_weight. Direct: two
-        # correlations as large as the forward. Spectral: transform grad_output, invert
+        # read grad_output, input, weight (as the forward); write grad_input, grad_weight
+        # whole. Direct: two correlations as large as the forward. Spectral: transform grad_output, invert
         # grad_input and grad_weight; per bin, sums over C_out and over N.
         "backward": lambda c: Work(
-            elements=c.output + c.input + c.weight + c.input + c.weight, direct_flops=4 * c.macs,
+            elements=c.output + c.input_read + c.weight_read + c.input + c.weight,
+            direct_flops=4 * c.macs,
             transforms=c.n * c.c_out + c.n * c.c_in + c.c_out * c.c_group, points=c.points,
             bin_flops=c.bins * (c.n * c.c_in * (8 * c.out_group - 2)
                                 + c.c_out * c.c_group * (8 * c.n - 2))),
