@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -357,3 +358,35 @@ def test_read_calibration_keeps_the_figures_and_compacts_the_environment(tmp_pat
     assert cal.rate("fft_float64") == 5e9 and cal.recorded_at == "2026-12-01T10:00:00+00:00"
     assert cal.environment["thread_limits"] == ("torch=1 MKL_NUM_THREADS=1 OMP_NUM_THREADS=1 "
                                                 "OPENBLAS_NUM_THREADS=1")
+
+
+def dft_matrix(n, rows=None):
+    k = np.arange(n if rows is None else rows)[:, None]
+    return np.exp(-2j * np.pi * k * np.arange(n)[None, :] / n)
+
+
+@pytest.mark.parametrize("h, w", [(64, 16), (16, 64), (24, 24), (9, 4)])
+def test_the_fft_layers_matrices_may_take_either_axis_first(h, w):
+    """|rfft2| by DFT matrices, W first (a real product keeping W//2+1 columns, then a
+    complex one along H) or H first (H//2+1 rows, then along W, the other rows by
+    Hermitian symmetry): both give rfft2, and the direct term is the cheaper (hostile
+    pass 145: it took W first always, 1.6x the flops of H first at 64x16)."""
+    x = np.random.default_rng(0).standard_normal((h, w))
+    half_w, half_h = w // 2 + 1, h // 2 + 1
+    real_flops = lambda m, k, n: 2 * m * k * n            # an m x k by k x n real product
+    # W first: x (h x w) by [cos | sin] (w x 2 half_w), then h x h complex on half_w columns
+    w_first = (dft_matrix(h) @ (x @ dft_matrix(w, half_w).T))
+    w_first_flops = real_flops(h, w, 2 * half_w) + 4 * real_flops(h, h, half_w)
+    # H first: [cos; sin] (2 half_h x h) by x, then half_h x w complex by w x w
+    top = (dft_matrix(h, half_h) @ x) @ dft_matrix(w).T              # rows 0 .. h//2
+    rows = np.arange(h)
+    mirrored = np.conj(top[(-rows[half_h:]) % h][:, (-np.arange(w)) % w])
+    h_first = np.concatenate([top, mirrored])[:, :half_w]
+    h_first_flops = real_flops(2 * half_h, h, w) + 4 * real_flops(half_h, w, w)
+    expected = np.fft.rfft2(x)
+    assert np.allclose(w_first, expected) and np.allclose(h_first, expected)
+    bins = h * half_w
+    forward = work("fft_abs", "forward", f"3x{h}x{w}", None)
+    assert forward.direct_flops == 3 * min(w_first_flops, h_first_flops) + 4 * 3 * bins
+    backward = work("fft_abs", "backward", f"3x{h}x{w}", None)
+    assert backward.direct_flops == 3 * min(w_first_flops, h_first_flops) + 3 * 3 * bins

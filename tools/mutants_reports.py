@@ -1919,4 +1919,10 @@ MUTANTS = [
            '    full = min(max((c - (outputs - 1) * s) // d, 0), k)',
            ('tests/test_reports_limits_conv.py',),
            "conv_axes.py: the pairs that read the input miscounted by one tap at the input's edge (hostile pass 145)"),
+    Mutant('lim8',
+           'scipy_layers/reports/limits.py',
+           'return self.batch * min(first(self.w, self.h), first(self.h, self.w))',
+           'return self.batch * first(self.w, self.h)',
+           ('tests/test_reports_limits.py', '-k', 'either_axis'),
+           "limits.py: the FFT layer's DFT matrices always go along W first, the direct term of a tall image up to 1.6x the flops of H first (hostile pass 145)"),
 ]
