@@ -390,3 +390,41 @@ def test_the_fft_layers_matrices_may_take_either_axis_first(h, w):
     assert forward.direct_flops == 3 * min(w_first_flops, h_first_flops) + 4 * 3 * bins
     backward = work("fft_abs", "backward", f"3x{h}x{w}", None)
     assert backward.direct_flops == 3 * min(w_first_flops, h_first_flops) + 3 * 3 * bins
+
+
+FIXTURE_COMMIT = RAW["commit_hash"]
+
+
+def write_record(results: Path, change=lambda record: None) -> None:
+    """An environment record of the fixture's commit: the calibration's environment
+    (a real record's), changed by ``change``."""
+    record = {**calibration_data()["environment"], "version": 1, "machine": MACHINE,
+              "commit": FIXTURE_COMMIT, "recorded_at": "2026-11-27T08:00:00+00:00"}
+    change(record)
+    path = results.parent / "environments" / MACHINE / f"{FIXTURE_COMMIT}.json"
+    path.write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize("field, change, shown", [
+    ("overrides", lambda r: r["overrides"].__setitem__("OPENBLAS_CORETYPE", "SkylakeX"),
+     "overrides: (none) -> OPENBLAS_CORETYPE=SkylakeX"),
+    ("blas", lambda r: r["blas"][0].__setitem__("architecture", "SkylakeX"), "blas: scipy: openblas"),
+    ("cpu", lambda r: r["cpu"].__setitem__("model", "17"), "cpu: AMD EPYC fam 25 model 1 "),
+])
+def test_runs_recorded_in_another_environment_than_the_calibrations_get_no_bound(
+        tmp_path, field, change, shown):
+    """A calibration of another BLAS kernel, library or CPU than the run's (make results
+    drops the kernel overrides make bench keeps, under one machine name) gave the run
+    bounds from rates it did not have, silently (hostile pass 145): blank, and said."""
+    results = copy_results(tmp_path / "results")
+    write_calibration(results)
+    write_record(results)                                    # the same environment: bounds
+    assert read_results(results)["bound_time"].notna().sum() > 0
+    write_record(results, change)
+    report = build_report(results, tmp_path / "out", with_plots=False)
+    assert report.timings["bound_time"].isna().all() and report.speedup["limit_fraction"].isna().all()
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    line = next(x for x in summary.splitlines() if x.startswith("Limits of machine"))
+    assert (f"Commit `{FIXTURE_COMMIT[:8]}` ran in another environment than the calibration "
+            f"({shown}") in line and line.endswith("its limit columns are blank.")
+    assert "Fraction of the machine's limit" not in summary

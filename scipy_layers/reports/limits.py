@@ -324,6 +324,23 @@ def _check_rates(path, entry, where: str, unit: str) -> None:
                                  f"{entry['q25']!r:.30}, {entry['median']!r:.30}, {entry['q75']!r:.30}")
 
 
+# What the calibrated rates depend on: the hardware, the BLAS libraries and their kernel,
+# the kernel overrides (one machine name covers runs with and without overrides: make
+# bench keeps the caller's, make results drops them, and the file is the latest's).
+CALIBRATED_ENVIRONMENT = ("cpu", "blas", "overrides")
+
+
+def environment_differences(calibration: Calibration, run) -> str:
+    """'overrides: (none) -> OPENBLAS_CORETYPE=SkylakeX; ...' where a run's recorded
+    environment (a row's environment columns) differs from the calibration's in what its
+    rates depend on; '' where it matches, or where the run has no record to compare."""
+    if _blank(run.get("cpu")):  # (no record: the run is bounded, as reports/README.md says)
+        return ""
+    shown = lambda value: value or "(none)"  # noqa: E731
+    return "; ".join(f"{c}: {shown(calibration.environment[c])} -> {shown(run[c])}"
+                     for c in CALIBRATED_ENVIRONMENT if calibration.environment[c] != run[c])
+
+
 def read_calibration(path: Path, machine: str) -> Calibration:
     """The calibration at ``path`` (of ``machine``'s folder), every field the report
     uses checked: a ResultsError naming the file and the field otherwise."""
@@ -368,20 +385,24 @@ def _blank(value) -> bool:
 
 def bound_times(table: pd.DataFrame, calibrations: dict[str, Calibration]) -> np.ndarray:
     """Each row's bound (s): timed CPU cases at one thread on a calibrated machine, of a
-    layer with a formula; NaN for every other row. Computed once per distinct case."""
+    layer with a formula, run where the calibration ran (``environment_differences``);
+    NaN for every other row. Computed once per distinct case."""
     if table.empty:
         return np.empty(0)
     # (results without a layer-type view have no conv column)
     table = table if "conv" in table else table.assign(conv=None)
+    table = table.assign(**{c: "" for c in CALIBRATED_ENVIRONMENT if c not in table})
     columns = ["layer", "measurement", "size", "kernel", "conv", "dtype", "device", "threads",
-               "machine"]
+               "machine", *CALIBRATED_ENVIRONMENT]
     groups = table.groupby(columns, dropna=False, sort=False).ngroup().to_numpy()
     firsts = table.loc[~pd.Series(groups).duplicated().to_numpy(), columns]  # group order
 
-    def bound(layer, measurement, size, kernel, conv, dtype, device, threads, machine) -> float:
+    def bound(layer, measurement, size, kernel, conv, dtype, device, threads, machine,
+              *environment) -> float:
         calibration = calibrations.get(machine)
         if (calibration is None or measurement not in TIME_MEASUREMENTS or dtype not in ITEMSIZE
-                or not (_blank(device) or device == "cpu") or threads != DEFAULT_THREADS):
+                or not (_blank(device) or device == "cpu") or threads != DEFAULT_THREADS
+                or environment_differences(calibration, dict(zip(CALIBRATED_ENVIRONMENT, environment)))):
             return math.nan
         try:
             item = work(layer, measurement, size, None if _blank(kernel) else kernel, conv)

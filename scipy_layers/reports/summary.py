@@ -11,7 +11,7 @@ import pandas as pd
 
 from .comparison import comparison_markdown
 from .gradients import layer_spec
-from .limits import CALIBRATION_FILE, Calibration
+from .limits import CALIBRATION_FILE, Calibration, environment_differences
 from .markdown import code, escape, format_seconds, markdown_table
 from .naming import DEFAULT_THREADS, NATIVE, PLAIN_KIND
 from .runs import (RUN_COLUMNS, dated_out_of_order, latest_commits, latest_runs, newest_first,
@@ -132,8 +132,9 @@ def limit_table(timings: pd.DataFrame, layer: str, kind: str = PLAIN_KIND) -> pd
     return wide.sort_values(rows, key=lambda col: col.map(size_key) if col.name in ("size", "kernel") else col)
 
 
-def calibration_line(machine: str, calibration: Calibration | None) -> str:
-    """Which calibration the bounds of ``machine`` come from, or that there is none."""
+def calibration_line(machine: str, calibration: Calibration | None, run: pd.DataFrame) -> str:
+    """Which calibration the bounds of ``machine`` come from, or that there is none; and
+    whether ``run`` (its rows at one commit) ran elsewhere, so has none of them."""
     if calibration is None:
         return (f"No calibration for machine {code(machine)} "
                 f"({code(f'environments/{machine}/{CALIBRATION_FILE}')} beside the results; "
@@ -148,7 +149,13 @@ def calibration_line(machine: str, calibration: Calibration | None) -> str:
             f"{rate('gemm_float32') / 1e9:.3g} (float32) / {rate('gemm_float64') / 1e9:.3g} "
             f"(float64) GFLOP/s, FFT {rate('fft_float32') / 1e9:.3g} / "
             f"{rate('fft_float64') / 1e9:.3g} GFLOP/s (medians; reports/README.md, "
-            "\"The machine's limit\").")
+            "\"The machine's limit\")." + _elsewhere(calibration, run))
+
+
+def _elsewhere(calibration: Calibration, run: pd.DataFrame) -> str:
+    differs = environment_differences(calibration, run.iloc[0])  # (one record a commit)
+    return (f" Commit `{run['commit'].iloc[0][:8]}` ran in another environment than the "
+            f"calibration ({escape(differs)}): its limit columns are blank." if differs else "")
 
 
 def summary_markdown(timings, speedup, gradients, compare, threshold: float,
@@ -171,7 +178,7 @@ def summary_markdown(timings, speedup, gradients, compare, threshold: float,
                   + ", ".join(code(e) for e in envs)
                   + (" (each with its own sections below)" if len(envs) > 1 else ""), ""]
         if calibrations is not None:
-            lines += [calibration_line(machine, calibrations.get(machine)), ""]
+            lines += [calibration_line(machine, calibrations.get(machine), run), ""]
     moved = dated_out_of_order(timings)["commit"]
     if len(moved):  # (else "latest" would read as "newest by date" without a word)
         named = ", ".join(f"`{c[:8]}`" for c in moved)
