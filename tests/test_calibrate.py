@@ -4,6 +4,7 @@ the real calibration (256 MiB, 1024^2) is for a quiet machine, not for the tests
 child process is this interpreter (it has numpy, scipy, torch and threadpoolctl, as the
 asv environment does), so no asv environment is needed."""
 import json
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -162,3 +163,35 @@ def test_the_figures_are_measured_at_one_thread_and_the_record_says_so(monkeypat
         torch.set_num_threads(before)
     assert seen == [(1, {1})]
     assert measured["environment"]["threads"]["torch"] == 1
+
+
+FAULTS_PROBE = """
+import json, resource, sys
+sys.path.insert(0, "tools")
+import calibrate
+def faults_per_call(call, repeats):  # time_calls' warm-up, then page faults, not seconds
+    call()
+    counts = []
+    for _ in range(repeats):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        call()
+        counts.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    return counts
+calibrate.time_calls = faults_per_call
+calibrate.figure = lambda unit, work, counts, timed: counts
+sizes = {"copy_mib": 0.0625, "gemm_n": 64, "fft_n": 512, "repeats": 3}
+print(json.dumps(calibrate.calibrate_here(sizes)["figures"]))
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc thresholds")
+def test_no_timed_call_page_faults_as_the_suites_timings_do_not():
+    """Counts page faults, not time. The benchmarks settle malloc first (a freed 24 MiB
+    block raises glibc's thresholds: benchmarks/common.settle_allocator), so no call
+    faults its arrays in again; the calibration did not, and its first timed 512x512
+    float64 rfft2 faulted ~500 pages (its 2 MiB result, fresh from the heap) that the
+    figures' quartiles took in (hostile pass 145)."""
+    run = subprocess.run([sys.executable, "-c", FAULTS_PROBE], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == {name: [0, 0, 0] for name in calibrate.FIGURES}

@@ -10,7 +10,8 @@ there). One file per machine, replaced by each run; the per-commit records are n
 touched (tools/compare_commits.py compares those to decide reuse, and these timings are
 too noisy to take part in that). The figures are taken where the benchmarks run: this
 script re-runs itself with the asv environment's python and asv.conf.json's
-``matrix.env_nobuild`` variables (as tools/record_environment.py does), pins torch and
+``matrix.env_nobuild`` variables (as tools/record_environment.py does), settles malloc as
+the suite's timing processes do (benchmarks/common.settle_allocator), pins torch and
 every threadpoolctl library to one thread, and times, each as the median of ``--repeats``
 calls after one warm-up call:
 
@@ -123,6 +124,12 @@ def calibrate_here(sizes: dict) -> dict:
     import threadpoolctl
     import torch
     environment = record_environment.collect()
+    # malloc as the suite's timing processes have it: at glibc's start-up thresholds a
+    # timed call may fault its result's pages in again (the first timed 512x512 float64
+    # rfft2 faulted ~500); appended, so the packages installed here still come first
+    sys.path.append(str(record_environment.ROOT))
+    from benchmarks.common import settle_allocator
+    settle_allocator()
     torch.set_num_threads(1)
     with threadpoolctl.threadpool_limits(limits=1):
         figures = measure(**sizes)

@@ -1943,4 +1943,10 @@ MUTANTS = [
            '"\\"The machine\'s limit\\").")',
            ('tests/test_reports_limits.py', '-k', 'another_environment'),
            "summary.py: the header names the calibration of a commit that ran elsewhere without a word that its limit columns are blank (hostile pass 145)"),
+    Mutant('lim12',
+           'tools/calibrate.py',
+           '    settle_allocator()\n',
+           '',
+           ('tests/test_calibrate.py', '-k', 'page_faults'),
+           "calibrate.py: the calibration times calls at malloc's start-up thresholds, the first timed 512x512 float64 rfft2 faulting ~500 pages, where the suite's timings settle malloc first (hostile pass 145)"),
 ]
