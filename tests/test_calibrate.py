@@ -195,3 +195,52 @@ def test_no_timed_call_page_faults_as_the_suites_timings_do_not():
                          text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout) == {name: [0, 0, 0] for name in calibrate.FIGURES}
+
+
+def fake_python(tmp_path: Path, output: str) -> Path:
+    """An 'interpreter' that prints ``output`` whatever it is asked, exit status 0."""
+    (tmp_path / "output.txt").write_text(output)
+    script = tmp_path / "python"
+    script.write_text(f"#!/bin/sh\ncat '{tmp_path / 'output.txt'}'\n")
+    script.chmod(0o755)
+    return script
+
+
+def measured_here() -> dict:
+    figures = {name: calibrate.figure(unit, 1e9, [0.1, 0.1, 0.1], "stub")
+               for name, unit in FIGURE_UNITS.items()}
+    record = json.loads((ROOT / "tests/fixtures/asv_compare/environments/amd-epyc-f25m1-avx2-2cpu/"
+                         "3a0208fae717b57444c26587a65159254edff6de.json").read_text())
+    return {"environment": {k: record[k] for k in ("cpu", "blas", "threads", "overrides", "versions")},
+            "figures": figures}
+
+
+@pytest.mark.parametrize("output, message", [
+    ("", "printed no calibration (no output)"),
+    ("a banner at start-up\n", "printed no calibration (last line: 'a banner at start-up')"),
+    ('{"environment": {}}\n', "printed no calibration (last line: '{\"environment\": {}}')"),
+])
+def test_a_measuring_run_that_prints_no_calibration_is_one_line_and_writes_nothing(
+        tmp_path, output, message):
+    """The inner run's output was json.loads'ed as it came: a start-up banner was a
+    traceback, and JSON of another shape was written over the last calibration, then a
+    KeyError (hostile pass 145)."""
+    conf = asv_config(tmp_path)
+    path = tmp_path / "x" / "environments" / "box" / "calibration.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("the last calibration")
+    proc = run_cli("--machine", "box", "--config", str(conf),
+                   "--python", str(fake_python(tmp_path, output)))
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [f"calibrate: error: calibrating with "
+                                        f"{tmp_path / 'python'} {message}"]
+    assert path.read_text() == "the last calibration"
+
+
+def test_a_banner_before_the_calibration_is_left_out(tmp_path):
+    conf = asv_config(tmp_path)
+    python = fake_python(tmp_path, "a banner at start-up\n" + json.dumps(measured_here()) + "\n")
+    proc = run_cli("--machine", "box", "--config", str(conf), "--python", str(python))
+    assert proc.returncode == 0, proc.stderr
+    assert read_calibration(tmp_path / "x" / "environments" / "box" / "calibration.json",
+                            "box").rate("gemm_float64") == 1e10

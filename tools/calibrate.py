@@ -149,7 +149,21 @@ def calibrate_in(python: Path, env_vars: dict, sizes: dict) -> dict:
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
         raise CalibrationError(f"calibrating with {python} failed: {tail[0]}")
-    return json.loads(proc.stdout)
+    # The calibration is the last line (a start-up banner may come before it); checked
+    # here, before it replaces the file, for what this script reads of it.
+    last = (proc.stdout.strip().splitlines() or [""])[-1]
+    try:
+        measured = json.loads(last)
+    except ValueError:
+        measured = None
+    if not (isinstance(measured, dict) and isinstance(measured.get("environment"), dict)
+            and isinstance(measured.get("figures"), dict)
+            and all(isinstance(measured["figures"].get(name), dict)
+                    and isinstance(measured["figures"][name].get("median"), (int, float))
+                    for name in FIGURES)):
+        seen = f"last line: {last!r:.80}" if last else "no output"
+        raise CalibrationError(f"calibrating with {python} printed no calibration ({seen})")
+    return measured
 
 
 def make_calibration(machine: str, measured: dict, now: datetime.datetime | None = None) -> dict:
