@@ -141,6 +141,22 @@ def test_sizes_must_be_positive(tmp_path):
     assert proc.returncode == 2 and "--repeats: must be > 0, got '0'" in proc.stderr
 
 
+@pytest.mark.parametrize("args, message", [
+    # a 1-point transform does no arithmetic: FFT rates of 0, a file the report refuses
+    # (so make bench's report failed on it) written over the last calibration
+    (["--fft-n", "1"], "argument --fft-n: must be >= 2 (a transform of one point does no "
+                       "arithmetic), got '1'"),
+    (["--copy-mib", "inf"], "argument --copy-mib: must be a finite number > 0, got 'inf'"),
+])
+def test_sizes_that_measure_nothing_are_refused(tmp_path, args, message):
+    """(hostile pass 145: both were taken, the inner run failing or measuring rates of 0)"""
+    path = tmp_path / "x" / "environments" / "box" / "calibration.json"
+    proc = run_cli("--machine", "box", "--config", str(asv_config(tmp_path)),
+                   "--python", sys.executable, *TINY_ARGS, *args)  # (tiny, were it run)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].endswith(message)
+    assert not path.exists()
+
+
 def test_the_figures_are_measured_at_one_thread_and_the_record_says_so(monkeypatch):
     """torch and every threadpoolctl library at one thread while measuring, and the
     environment records torch's count as it was then, 1, not as collect() found it (the

@@ -184,11 +184,15 @@ def one_line_summary(calibration: dict) -> str:
     return ", ".join(parts)
 
 
-def positive(kind):
+def positive(kind, smallest=None, why=""):
+    """An argument's parser: a finite number > 0 (>= ``smallest``, for ``why``)."""
     def parse(text: str):
         value = kind(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"must be {'a finite number ' * (kind is float)}"
+                                             f"> 0, got {text!r}")
+        if smallest is not None and value < smallest:
+            raise argparse.ArgumentTypeError(f"must be >= {smallest} ({why}), got {text!r}")
         return value
     return parse
 
@@ -204,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="size of the copied array, MiB (default %(default)s)")
     parser.add_argument("--gemm-n", type=positive(int), default=DEFAULTS["gemm_n"],
                         help="GEMM matrix order (default %(default)s)")
-    parser.add_argument("--fft-n", type=positive(int), default=DEFAULTS["fft_n"],
+    parser.add_argument("--fft-n", type=positive(int, 2, "a transform of one point does no "
+                                                "arithmetic"), default=DEFAULTS["fft_n"],
                         help="FFT array side (default %(default)s)")
     parser.add_argument("--repeats", type=positive(int), default=DEFAULTS["repeats"],
                         help="timed calls per figure (default %(default)s)")
