@@ -8,7 +8,7 @@ import pandas as pd
 
 from .compare import DEFAULT_THRESHOLD, check_round_size, compare_table
 from .gradients import gradients_table
-from .limits import read_calibrations
+from .calibration import read_calibrations
 from .output import check_output, matplotlib_confined, staged_output
 from .reader import read_benchmarks, read_results
 from .runs import latest_commits

@@ -11,7 +11,7 @@ import pandas as pd
 
 from .comparison import comparison_markdown
 from .gradients import layer_spec
-from .limits import CALIBRATION_FILE, Calibration, environment_differences
+from .calibration import CALIBRATION_FILE, Calibration, environment_differences
 from .markdown import code, escape, format_seconds, markdown_table
 from .naming import DEFAULT_THREADS, NATIVE, PLAIN_KIND
 from .runs import (RUN_COLUMNS, dated_out_of_order, latest_commits, latest_runs, newest_first,
