@@ -292,6 +292,9 @@ def spoil(change):
 MALFORMED = {
     "not JSON": (None, "is not valid JSON"),
     "version 2": (spoil(lambda d: d.__setitem__("version", 2)), "calibration version 2"),
+    # (hostile pass 145: true == 1 and 1.0 == 1, so both read as version 1)
+    "version true": (spoil(lambda d: d.__setitem__("version", True)), "calibration version True"),
+    "version 1.0": (spoil(lambda d: d.__setitem__("version", 1.0)), "calibration version 1.0"),
     "another machine's": (spoil(lambda d: d.__setitem__("machine", "other")), "'machine'"),
     "recorded_at not a time": (spoil(lambda d: d.__setitem__("recorded_at", "yesterday")), "'recorded_at'"),
     "figure missing": (spoil(lambda d: d["figures"].pop("fft_float32")), "'figures.fft_float32'"),

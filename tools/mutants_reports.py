@@ -1973,4 +1973,10 @@ MUTANTS = [
            'type=positive(int, 1, "a transform of one point does no "',
            ('tests/test_calibrate.py', '-k', 'measure_nothing'),
            "calibrate.py: --fft-n 1 is taken: FFT rates of 0, a calibration the report refuses written over the last one (hostile pass 145)"),
+    Mutant('lim17',
+           'scipy_layers/reports/validate.py',
+           '    if type(data.get("version")) is not int or data["version"] != version:  # (not true, 1.0)',
+           '    if data.get("version") != version:',
+           ('tests/test_reports_limits.py', '-k', 'version'),
+           "validate.py: a calibration (or environment record) of version true or 1.0 reads as version 1 (hostile pass 145)"),
 ]

@@ -90,7 +90,7 @@ def load_machine_file(path: Path, kind: str, version: int, machine: str) -> dict
     data = load_json(path)
     if not isinstance(data, dict):
         raise ResultsError(path, f"is not a JSON object (a {kind})")
-    if data.get("version") != version:
+    if type(data.get("version")) is not int or data["version"] != version:  # (not true, 1.0)
         raise ResultsError(path, f"has {kind} version {data.get('version')!r:.40}; "
                                  f"this reader knows version {version}")
     if not isinstance(data.get("machine"), str):
