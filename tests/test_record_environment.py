@@ -302,3 +302,39 @@ def test_cli_refuses_a_machine_name_that_is_not_one_folder(machine):
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1
     assert ("is not a plain folder name" if machine else "--machine is required") in proc.stderr
+
+
+def _fake_python(tmp_path, output: str) -> Path:
+    """An interpreter that prints ``output`` whatever it is asked to run."""
+    fake = tmp_path / "bin" / "python"
+    fake.parent.mkdir(parents=True)
+    fake.write_text(f"#!/bin/sh\ncat <<'EOF'\n{output}\nEOF\n")
+    fake.chmod(0o755)
+    return fake
+
+
+def test_a_banner_before_the_description_is_passed_over(tmp_path, described):
+    """The child's description is its last line: a start-up banner printed first (a
+    sitecustomize, a site's greeting) was a JSONDecodeError traceback."""
+    fake = _fake_python(tmp_path, "Welcome to the cluster\n" + json.dumps(described))
+    assert re_.describe_in(fake, {}) == described
+
+
+@pytest.mark.parametrize("output", ["", "not json", "[1, 2]", '"text"'])
+def test_a_child_that_prints_no_description_is_one_line(tmp_path, output):
+    fake = _fake_python(tmp_path, output)
+    with pytest.raises(re_.RecordError, match="printed no description"):
+        re_.describe_in(fake, {})
+
+
+def test_a_description_off_the_schema_writes_no_record(tmp_path, monkeypatch, capsys):
+    """JSON of another shape was written as the commit's record, over an earlier one."""
+    fake = _fake_python(tmp_path, json.dumps({"cpu": "not a mapping"}))
+    environments = tmp_path / "environments"
+    monkeypatch.setattr(re_, "asv_environment", lambda config: re_.AsvEnvironment(
+        "env", fake, {}, tmp_path / "results", environments))
+    monkeypatch.setattr(re_, "full_hash", lambda rev, cwd=None: HASH)
+    assert re_.main(["--machine", "box"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "is not a record: cpu: expected dict" in error[0], error
+    assert not environments.exists()

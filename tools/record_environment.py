@@ -201,7 +201,18 @@ def describe_in(python: Path, env_vars: dict) -> dict:
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
         raise RecordError(f"collecting the environment with {python} failed: {tail[0]}")
-    return json.loads(proc.stdout)
+    # The description is the last line (a start-up banner may come before it); the
+    # caller checks the record made of it against the schema before writing it.
+    last = (proc.stdout.strip().splitlines() or [""])[-1]
+    try:
+        description = json.loads(last)
+    except ValueError:
+        description = None
+    if not isinstance(description, dict):
+        seen = f"last line: {last!r:.80}" if last else "no output"
+        raise RecordError(f"collecting the environment with {python} printed no "
+                          f"description ({seen})")
+    return description
 
 
 def plain_folder_name(name: str) -> bool:
@@ -272,6 +283,10 @@ def main(argv: list[str] | None = None) -> int:
         env = asv_environment(args.config)  # first: its folder is where --commit is looked up
         commit = full_hash(args.commit, args.config.resolve().parent)
         record = make_record(args.machine, commit, describe_in(env.python, env.env_vars))
+        problems = validate(record)
+        if problems:  # (before anything is written over an earlier record)
+            raise RecordError(f"the environment {env.python} described is not a record: "
+                              f"{'; '.join(problems)}")
         if args.print:
             print(json.dumps(record, indent=2, sort_keys=True))
         else:
