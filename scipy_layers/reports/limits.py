@@ -9,9 +9,9 @@ calibrated figures (tools/calibrate.py writes them)::
   calibrated copy bandwidth. No implementation moves less; it holds while the data do not
   stay in cache between calls (small cases that fit in cache can beat it).
 - ``direct_flops / gemm_rate``: the multiply-adds of the sum over the kernel's taps (2 per
-  tap and output, a tap on the padding left out), at the rate of a large GEMM of the dtype, the fastest the machine does
-  dense arithmetic on one core: a direct method (im2col, shift-and-add, Winograd aside)
-  cannot run its arithmetic faster.
+  tap and output, a tap on the padding left out), at the rate of a large GEMM of the
+  dtype, the fastest the machine does dense arithmetic on one core: a direct method
+  (im2col, shift-and-add, Winograd aside) cannot run its arithmetic faster.
 - ``fft_flops / fft_rate``: the transforms a spectral method cannot avoid (2.5 T log2 T
   flops for a real transform of T points, FFTW's convention) plus its pointwise products,
   at the rate of scipy.fft's large real transform of the dtype.
@@ -176,8 +176,8 @@ FORMULAS: dict[str, dict[str, Callable]] = {
             transforms=c.n * c.c_in + c.c_out * c.c_group + c.n * c.c_out, points=c.points,
             bin_flops=c.bins * c.n * c.c_out * (8 * c.c_group - 2)),
         # read grad_output, input, weight (as the forward); write grad_input, grad_weight
-        # whole. Direct: two correlations as large as the forward. Spectral: transform grad_output, invert
-        # grad_input and grad_weight; per bin, sums over C_out and over N.
+        # whole. Direct: two correlations as large as the forward. Spectral: transform
+        # grad_output, invert grad_input and grad_weight; per bin, sums over C_out and N.
         "backward": lambda c: Work(
             elements=c.output + c.input_read + c.weight_read + c.input + c.weight,
             direct_flops=4 * c.macs,
