@@ -104,7 +104,8 @@ def check_forward_state(cls, saved) -> None:
 
 def remember_inputs(ctx, input, weight) -> None:
     """Record which tensors forward ran on (their TensorImpls' addresses), and where their
-    data lay, for :func:`state_for`. Not weak references, which the graph node held for
+    data lay and how it was laid out (strides and shape: ``x.data = x.data.transpose(2,
+    3)`` puts other values at the same address, hostile pass 146), for :func:`state_for`. Not weak references, which the graph node held for
     its life: ``torch.utils.swap_tensors`` refuses a tensor that has one, so a module's
     parameters could not be swapped while a graph that read them lived, even after its
     backward (``Module.to()`` under ``torch.__future__.set_swap_module_params_on_conversion``,
@@ -112,7 +113,8 @@ def remember_inputs(ctx, input, weight) -> None:
     tensor once the first died is caught by the data's: forward's numpy views keep the
     data they read alive, so no other tensor's lies there."""
     try:  # (inline: a frame costs ~0.5 us inside autograd)
-        addresses = input.data_ptr(), weight.data_ptr()
+        addresses = (input.data_ptr(), input.stride(), input.shape, weight.data_ptr(),
+                     weight.stride(), weight.shape)
     except RuntimeError:  # (torch.func's wrappers hold no storage)
         addresses = _unwrapped_addresses(input, weight)
     ctx.forward_inputs = (input._cdata, weight._cdata, addresses)
@@ -137,7 +139,8 @@ def state_for(ctx, input, weight):
     if input._cdata != input_impl or weight._cdata != weight_impl:
         return None
     try:
-        if addresses != (input.data_ptr(), weight.data_ptr()):
+        if addresses != (input.data_ptr(), input.stride(), input.shape, weight.data_ptr(),
+                         weight.stride(), weight.shape):
             return None
     except RuntimeError:
         if addresses != _unwrapped_addresses(input, weight):
@@ -151,13 +154,15 @@ _unwrapped = torch._C._functorch.get_unwrapped
 
 def _unwrapped_addresses(input, weight):
     """Where the data of the tensors that torch.func's wrappers ``input`` and ``weight``
-    hold begins (forward ran on those); None where there is none to read."""
+    hold begins, and its strides and shape (forward ran on those); None where there is
+    none to read."""
     tensors = []
     for tensor in (input, weight):
         while _is_wrapped(tensor):
             tensor = _unwrapped(tensor)
         tensors.append(tensor)
     try:
-        return tensors[0].data_ptr(), tensors[1].data_ptr()
+        return tuple(part for tensor in tensors
+                     for part in (tensor.data_ptr(), tensor.stride(), tensor.shape))
     except RuntimeError:
         return None

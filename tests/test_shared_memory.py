@@ -153,6 +153,35 @@ def test_data_assigned_between_forward_and_backward_gives_native_gradients(layer
         torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("view", ["transpose", "expand", "as_strided"])
+@pytest.mark.parametrize("moved", ["input", "weight"])
+@pytest.mark.parametrize("layer, method", [("conv2d", method) for method in METHODS["conv2d"]]
+                         + [("Conv2d", "auto")])
+def test_data_assigned_a_view_at_the_same_address_gives_native_gradients(layer, method,
+                                                                         moved, view):
+    """``tensor.data = tensor.data.transpose(2, 3)`` (or another view that begins where
+    the data did) puts other values under the same tensor at the same data address;
+    F.conv2d's backward reads them. Before hostile pass 146 the address alone was
+    compared, so backward used forward's state: gradients 5-14 off native."""
+    import torch
+    grads = []
+    for native in (False, True):
+        torch.manual_seed(0)
+        ours, theirs, x0, parameters, native_parameters = _layers(layer, method)
+        x, w = x0.clone().requires_grad_(), (native_parameters if native else parameters)[0]
+        y = (theirs if native else ours)(x)
+        moving = x if moved == "input" else w
+        data = moving.data
+        moving.data = {"transpose": lambda: data.transpose(2, 3),
+                       "expand": lambda: data[:, :, :1].expand(data.shape),
+                       "as_strided": lambda: data.as_strided(data.shape, (*data.stride()[:2], 1,
+                                                                          data.stride(2)))}[view]()
+        g = torch.linspace(-1, 2, y.numel(), dtype=y.dtype).reshape(y.shape)
+        grads.append(torch.autograd.grad(y, [x, w], g))
+    for got, expected in zip(*grads):
+        torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
+
+
 if __name__ == "__main__":
     for name in sys.argv[1:]:
         print(json.dumps(_report(name)), flush=True)

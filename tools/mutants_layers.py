@@ -2018,13 +2018,13 @@ MUTANTS = [
     # and frees the buffer that forward's numpy views point at
     Mutant('nnt1',
            'scipy_layers/_forward_state.py',
-           '    try:\n        if addresses != (input.data_ptr(), weight.data_ptr()):\n            return None\n    except RuntimeError:\n        if addresses != _unwrapped_addresses(input, weight):\n            return None\n',
+           '    try:\n        if addresses != (input.data_ptr(), input.stride(), input.shape, weight.data_ptr(),\n                         weight.stride(), weight.shape):\n            return None\n    except RuntimeError:\n        if addresses != _unwrapped_addresses(input, weight):\n            return None\n',
            '',
            (KEPT_WINDOWS, 'tests/test_shared_memory.py', '-k', 'moved'),
            "backward reads forward's numpy views of a tensor whose data share_memory_() moved (freed memory: gradients NaN or 1e158 off, or a segfault)"),
     Mutant('nnt2',
            'scipy_layers/_forward_state.py',
-           '        return tensors[0].data_ptr(), tensors[1].data_ptr()\n',
+           '        return tuple(part for tensor in tensors\n                     for part in (tensor.data_ptr(), tensor.stride(), tensor.shape))\n',
            '        return None\n',
            ('tests/test_shared_memory.py', '-k', 'func'),
            "under torch.func (wrappers hold no storage) the moved data goes unseen: the weight's freed buffer read inside grad()"),
@@ -2034,5 +2034,11 @@ MUTANTS = [
            '    ctx.forward_inputs = (input._cdata, weight._cdata, addresses)\n',
            '    ctx.forward_inputs = (input._cdata, weight._cdata, addresses)\n    ctx.held = (weakref.ref(input), weakref.ref(weight))\n',
            ('tests/test_module_conversion.py',),
-           "each graph node holds weak references to its input and weight: Module.to() / load_state_dict(assign=True) under swap_module_params_on_conversion, and swap_tensors, refuse them after backward while the loss lives"),
+           "each graph node holds weak references to its input and weight: Module.to() / load_state_dict(assign=True) under swap_module_params_on_conversion, and swap_tensors, refuse them after backward while the loss lives"),    # hostile pass 146: x.data = x.data.transpose(2, 3) puts other values at the same address
+    Mutant('nnt4',
+           'scipy_layers/_forward_state.py',
+           '        if addresses != (input.data_ptr(), input.stride(), input.shape, weight.data_ptr(),\n                         weight.stride(), weight.shape):\n',
+           '        if addresses != (input.data_ptr(), addresses[1], addresses[2], weight.data_ptr(),\n                         addresses[4], addresses[5]):\n',
+           ('tests/test_shared_memory.py', '-k', 'same_address'),
+           "backward compares the data's address alone: .data assigned a view that begins there (transpose, expand) gets forward's state, gradients 5-14 off native"),
 ]
