@@ -131,3 +131,32 @@ def test_an_asv_config_without_thread_pins_runs_no_slice(tmp_path):
     calls, output = _session_with_a_fake_python(tmp_path, json.dumps(config))
     assert calls == []
     assert output.count("could not read the thread pins (env_nobuild) of asv.conf.json") == len(SLICES)
+
+
+@pytest.mark.parametrize("value, expected", [(["1"], "1"), ("1", "1")])
+def test_a_thread_pin_in_asvs_list_form_is_its_value(tmp_path, value, expected):
+    """asv's matrix takes a value or a list of values; a one-value list is that value
+    (before hostile pass 146 the slices ran with OMP_NUM_THREADS=['1'], which OpenMP and
+    OpenBLAS do not read as 1: no pin)."""
+    import json5
+    config = json5.loads((ROOT / "asv.conf.json").read_text())
+    config["matrix"]["env_nobuild"] = {"OMP_NUM_THREADS": value, "OPENBLAS_NUM_THREADS": "1"}
+    calls, output = _session_with_a_fake_python(tmp_path, json.dumps(config))
+    assert len(calls) == len(SLICES), output
+    assert all(call.get("OMP_NUM_THREADS") == expected for call in calls), output
+
+
+@pytest.mark.parametrize("value", ["1 2", "1 touch made-by-a-pin", None, ["1", "2"], [], "",
+                                   "$(echo 1)", "*"])
+def test_a_thread_pin_env_cannot_pass_as_one_word_runs_no_slice(tmp_path, value):
+    """The pins reach asv as NAME=VALUE words of ``env``: a value with a space split into
+    a command for env to run ("1 2": env: '2': No such file or directory; "1 touch x" ran
+    touch), null was "None", a list of several values (asv's matrix) its repr (before
+    hostile pass 146). Now such a slice is skipped, saying so."""
+    import json5
+    config = json5.loads((ROOT / "asv.conf.json").read_text())
+    config["matrix"]["env_nobuild"] = {"OMP_NUM_THREADS": value, "OPENBLAS_NUM_THREADS": "1"}
+    calls, output = _session_with_a_fake_python(tmp_path, json.dumps(config))
+    assert calls == [], output
+    assert output.count("could not read the thread pins (env_nobuild) of asv.conf.json") == len(SLICES)
+    assert not list(tmp_path.rglob("made-by-a-pin"))

@@ -39,10 +39,20 @@ BOTH="($CONV|$FFT)"
 LARGE="'(native|scipy)', '(1024x1024|2048x2048|256x256|8x256x256)'"  # the last two: FFT only
 SMALL="'(native|scipy)', '(16x16|64x64|127x127|255x255)'"
 # asv.conf.json's env_nobuild (numpy/scipy at one thread), as NAME=VALUE words: asv sets
-# them in the environments it builds, not in this interpreter's (--python=same)
+# them in the environments it builds, not in this interpreter's (--python=same). A value
+# may be asv's one-value list; one that is no plain word (a space would split it into a
+# command for env to run, null would be "None", several values a matrix) fails it.
 thread_pins() {
-    $PY -c 'import json5; pins = json5.load(open("asv.conf.json"))["matrix"]["env_nobuild"]
-print(" ".join(f"{name}={value}" for name, value in pins.items()))'
+    $PY -c 'import json5, re; pins = json5.load(open("asv.conf.json"))["matrix"]["env_nobuild"]
+words = []
+for name, value in pins.items():
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if not (isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9_.,:+-]+", value)
+            and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)):
+        raise SystemExit(f"env_nobuild: {name}={value!r} is not a NAME=VALUE word")
+    words.append(f"{name}={value}")
+print(" ".join(words))'
 }
 asv_slice() {  # title, cap in seconds, benchmark regex
     local seconds pins
