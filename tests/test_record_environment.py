@@ -338,3 +338,22 @@ def test_a_description_off_the_schema_writes_no_record(tmp_path, monkeypatch, ca
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "is not a record: cpu: expected dict" in error[0], error
     assert not environments.exists()
+
+
+def test_a_description_names_no_other_commit_or_machine(tmp_path, monkeypatch, described):
+    """The record's version, machine, commit and time are the caller's: a description (the
+    child's last line) that carried them wrote its own, over another commit's record or
+    under a machine name never checked as a folder ("../x": outside the records; hostile
+    pass 146)."""
+    other = "0" * 40
+    fake = _fake_python(tmp_path, json.dumps({**described, "commit": other,
+                                              "machine": "../elsewhere", "version": 1}))
+    environments = tmp_path / "environments"
+    monkeypatch.setattr(re_, "asv_environment", lambda config: re_.AsvEnvironment(
+        "env", fake, {}, tmp_path / "results", environments))
+    monkeypatch.setattr(re_, "full_hash", lambda rev, cwd=None: HASH)
+    assert re_.main(["--machine", "box"]) == 0
+    written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.json"))
+    assert written == [re_.record_path(environments, "box", HASH).relative_to(tmp_path)], written
+    record = json.loads(re_.record_path(environments, "box", HASH).read_text())
+    assert (record["machine"], record["commit"]) == ("box", HASH)

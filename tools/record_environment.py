@@ -74,8 +74,10 @@ def collect() -> dict:
 
 def make_record(machine: str, commit: str, description: dict, now: datetime.datetime | None = None) -> dict:
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    return {"version": SCHEMA_VERSION, "machine": machine, "commit": commit,
-            "recorded_at": now.isoformat(timespec="seconds"), **description}
+    # (the description first: one that named a version, machine, commit or time of its
+    # own wrote them, over another commit's record; hostile pass 146)
+    return {**description, "version": SCHEMA_VERSION, "machine": machine, "commit": commit,
+            "recorded_at": now.isoformat(timespec="seconds")}
 
 
 def validate(record: dict) -> list[str]:
