@@ -43,12 +43,16 @@ def check_twins_arguments(twin: str, layer: str, check, **named) -> None:
                 break  # (the checks name it: they take the arguments in this order)
             if arg.dtype in _HALF_TYPES:
                 short = str(arg.dtype).removeprefix("torch.")
+                if any_autocast():  # (on, but not for this tensor's device: meta, say)
+                    where, way_out = (f"on {arg.device.type} tensors, which torch.autocast "
+                                      f"does not cover here", "")
+                else:
+                    where, way_out = ("outside torch.autocast", f", or call it under "
+                                      f"torch.autocast, where it takes {short} as torch does")
                 raise TypeError(
-                    f"{name} has dtype {arg.dtype}, unsupported by {twin} outside "
-                    f"torch.autocast, as by its layer {layer} (numpy/scipy have no {short} "
-                    f"kernels), so that the two run the same inputs; use torch.float32 or "
-                    f"torch.float64, or call it under torch.autocast, where it takes {short} "
-                    f"as torch does")
+                    f"{name} has dtype {arg.dtype}, unsupported by {twin} {where}, as by its "
+                    f"layer {layer} (numpy/scipy have no {short} kernels), so that the two "
+                    f"run the same inputs; use torch.float32 or torch.float64{way_out}")
     check(*seen)
 
 

@@ -127,3 +127,17 @@ def test_twins_name_themselves_when_they_refuse_half_precision(twin, layer, argu
         layer_function(*args)
     assert twin.__name__ not in str(info.value)
     assert str(info.value).startswith(f"{name} has dtype {dtype}, which is unsupported")
+
+
+@pytest.mark.parametrize("twin", [native_conv2d, native_fft_abs])
+def test_a_twins_refusal_under_autocast_of_another_device_does_not_say_outside(twin):
+    """Under torch.autocast("cpu") a meta half-precision tensor is still refused (autocast
+    covers no meta device, nor does the layer's cast): the error says so, not "outside
+    torch.autocast" with autocast on (hostile pass 146)."""
+    args = [torch.randn(8, 8, dtype=torch.float16, device="meta"),
+            torch.randn(3, 3, dtype=torch.float16, device="meta")]
+    args = args if twin is native_conv2d else args[:1]
+    with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(TypeError) as info:
+        twin(*args)
+    message = str(info.value)
+    assert "outside torch.autocast" not in message and "on meta tensors" in message, message
