@@ -105,10 +105,11 @@ def check_forward_state(cls, saved) -> None:
 def remember_inputs(ctx, input, weight) -> None:
     """Record which tensors forward ran on (their TensorImpls' addresses), and where their
     data lay and how it was laid out (strides and shape: ``x.data = x.data.transpose(2,
-    3)`` puts other values at the same address, hostile pass 146), for :func:`state_for`. Not weak references, which the graph node held for
-    its life: ``torch.utils.swap_tensors`` refuses a tensor that has one, so a module's
-    parameters could not be swapped while a graph that read them lived, even after its
-    backward (``Module.to()`` under ``torch.__future__.set_swap_module_params_on_conversion``,
+    3)`` puts other values at the same address, hostile pass 146), for :func:`state_for`.
+    Not weak references, which the graph node held for its life:
+    ``torch.utils.swap_tensors`` refuses a tensor that has one, so a module's parameters
+    could not be swapped while a graph that read them lived, even after its backward
+    (``Module.to()`` under ``torch.__future__.set_swap_module_params_on_conversion``,
     ``load_state_dict(assign=True)``: hostile pass 144). An address reused by another
     tensor once the first died is caught by the data's: forward's numpy views keep the
     data they read alive, so no other tensor's lies there."""

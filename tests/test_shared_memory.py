@@ -128,16 +128,28 @@ def test_a_tensor_moved_to_shared_memory_before_backward_gets_native_gradients(r
     assert max(report["errors"]) < 1e-10, report
 
 
+# What ``tensor.data = ...`` puts under the same tensor: new data (doubled), or a view
+# that begins at the same address (the others)
+NEW_DATA = {"doubled": lambda data: data * 2,
+            "transpose": lambda data: data.transpose(2, 3),
+            "expand": lambda data: data[:, :, :1].expand(data.shape),
+            "as_strided": lambda data: data.as_strided(
+                data.shape, (*data.stride()[:2], 1, data.stride(2)))}
+
+
+@pytest.mark.parametrize("new_data", NEW_DATA)
 @pytest.mark.parametrize("moved", ["input", "weight"])
 @pytest.mark.parametrize("layer, method", [("conv2d", method) for method in METHODS["conv2d"]]
                          + [("Conv2d", "auto")])
 def test_data_assigned_between_forward_and_backward_gives_native_gradients(layer, method,
-                                                                           moved):
+                                                                           moved, new_data):
     """``tensor.data = other`` (old-style updates) puts new data under the same tensor,
     which autograd does not track; F.conv2d's backward reads the new data, and so, seeing
-    the data moved, does the batched conv's (before hostile pass 144: forward's, 1.76
-    off). (The single-channel conv's twin saves views made in forward, input[None, None],
-    which keep the old data: no one answer to match there.)"""
+    the data moved or laid out anew, does the batched conv's. Before hostile pass 144 it
+    used forward's (doubled: 1.76 off); before pass 146 it compared the data's address
+    alone, so a view beginning at the same address (transpose, expand, as_strided) got
+    forward's state (5-14 off). (The single-channel conv's twin saves views made in
+    forward, input[None, None], which keep the old data: no one answer to match there.)"""
     import torch
     grads = []
     for native in (False, True):
@@ -146,36 +158,7 @@ def test_data_assigned_between_forward_and_backward_gives_native_gradients(layer
         x, w = x0.clone().requires_grad_(), (native_parameters if native else parameters)[0]
         y = (theirs if native else ours)(x)
         moving = x if moved == "input" else w
-        moving.data = moving.data * 2
-        g = torch.linspace(-1, 2, y.numel(), dtype=y.dtype).reshape(y.shape)
-        grads.append(torch.autograd.grad(y, [x, w], g))
-    for got, expected in zip(*grads):
-        torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
-
-
-@pytest.mark.parametrize("view", ["transpose", "expand", "as_strided"])
-@pytest.mark.parametrize("moved", ["input", "weight"])
-@pytest.mark.parametrize("layer, method", [("conv2d", method) for method in METHODS["conv2d"]]
-                         + [("Conv2d", "auto")])
-def test_data_assigned_a_view_at_the_same_address_gives_native_gradients(layer, method,
-                                                                         moved, view):
-    """``tensor.data = tensor.data.transpose(2, 3)`` (or another view that begins where
-    the data did) puts other values under the same tensor at the same data address;
-    F.conv2d's backward reads them. Before hostile pass 146 the address alone was
-    compared, so backward used forward's state: gradients 5-14 off native."""
-    import torch
-    grads = []
-    for native in (False, True):
-        torch.manual_seed(0)
-        ours, theirs, x0, parameters, native_parameters = _layers(layer, method)
-        x, w = x0.clone().requires_grad_(), (native_parameters if native else parameters)[0]
-        y = (theirs if native else ours)(x)
-        moving = x if moved == "input" else w
-        data = moving.data
-        moving.data = {"transpose": lambda: data.transpose(2, 3),
-                       "expand": lambda: data[:, :, :1].expand(data.shape),
-                       "as_strided": lambda: data.as_strided(data.shape, (*data.stride()[:2], 1,
-                                                                          data.stride(2)))}[view]()
+        moving.data = NEW_DATA[new_data](moving.data)
         g = torch.linspace(-1, 2, y.numel(), dtype=y.dtype).reshape(y.shape)
         grads.append(torch.autograd.grad(y, [x, w], g))
     for got, expected in zip(*grads):
