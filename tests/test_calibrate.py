@@ -260,3 +260,16 @@ def test_a_banner_before_the_calibration_is_left_out(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert read_calibration(tmp_path / "x" / "environments" / "box" / "calibration.json",
                             "box").rate("gemm_float64") == 1e10
+
+
+def test_a_banner_in_another_encoding_is_left_out_too(tmp_path):
+    """A start-up banner that is not UTF-8 (a Latin-1 greeting) was a UnicodeDecodeError
+    traceback before the last line was read."""
+    conf = asv_config(tmp_path)
+    python = fake_python(tmp_path, "")
+    (tmp_path / "output.txt").write_bytes(
+        "Bienvenue \xe0 bord\n".encode("latin-1") + json.dumps(measured_here()).encode() + b"\n")
+    proc = run_cli("--machine", "box", "--config", str(conf), "--python", str(python))
+    assert proc.returncode == 0, proc.stderr
+    assert read_calibration(tmp_path / "x" / "environments" / "box" / "calibration.json",
+                            "box").rate("gemm_float64") == 1e10

@@ -357,3 +357,13 @@ def test_a_description_names_no_other_commit_or_machine(tmp_path, monkeypatch, d
     assert written == [re_.record_path(environments, "box", HASH).relative_to(tmp_path)], written
     record = json.loads(re_.record_path(environments, "box", HASH).read_text())
     assert (record["machine"], record["commit"]) == ("box", HASH)
+
+
+def test_a_banner_in_another_encoding_is_passed_over(tmp_path, described):
+    """A banner that is not UTF-8 (a Latin-1 greeting) was a UnicodeDecodeError traceback."""
+    output = tmp_path / "output.bin"
+    output.write_bytes("Bienvenue \xe0 bord\n".encode("latin-1") + json.dumps(described).encode())
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\ncat '{output}'\n")
+    fake.chmod(0o755)
+    assert re_.describe_in(fake, {}) == described

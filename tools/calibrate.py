@@ -144,8 +144,10 @@ def calibrate_in(python: Path, env_vars: dict, sizes: dict) -> dict:
         raise CalibrationError(f"asv environment python {python} not found: run asv first "
                                "(make bench or make compare create it)")
     arguments = [f"--{k.replace('_', '-')}={v}" for k, v in sizes.items()]
+    # (errors="replace": a banner in another encoding must not end it in a traceback)
     proc = subprocess.run([str(python), __file__, "--measure", *arguments], capture_output=True,
-                          text=True, env={**os.environ, **env_vars}, timeout=600)
+                          text=True, errors="replace", env={**os.environ, **env_vars},
+                          timeout=600)
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
         raise CalibrationError(f"calibrating with {python} failed: {tail[0]}")

@@ -198,8 +198,9 @@ def describe_in(python: Path, env_vars: dict) -> dict:
     if not python.exists():
         raise RecordError(f"asv environment python {python} not found: run asv first "
                                 "(make bench or make compare create it)")
+    # (errors="replace": a banner in another encoding must not end it in a traceback)
     proc = subprocess.run([str(python), __file__, "--collect"], capture_output=True, text=True,
-                          env={**os.environ, **env_vars}, timeout=300)
+                          errors="replace", env={**os.environ, **env_vars}, timeout=300)
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
         raise RecordError(f"collecting the environment with {python} failed: {tail[0]}")
