@@ -210,7 +210,11 @@ def test_no_timed_call_page_faults_as_the_suites_timings_do_not():
     run = subprocess.run([sys.executable, "-c", FAULTS_PROBE], cwd=ROOT, capture_output=True,
                          text=True, timeout=300)
     assert run.returncode == 0, run.stderr
-    assert json.loads(run.stdout) == {name: [0, 0, 0] for name in calibrate.FIGURES}
+    counts = json.loads(run.stdout)
+    assert set(counts) == set(calibrate.FIGURES) and all(len(c) == 3 for c in counts.values())
+    # A stray page or two (the interpreter's own, seen once in CI: 1 in fft_float32) is not
+    # the defect, whose fresh 2 MiB result faulted ~500 pages a call.
+    assert all(fault <= 16 for faults in counts.values() for fault in faults), counts
 
 
 def fake_python(tmp_path: Path, output: str) -> Path:
