@@ -3,6 +3,7 @@ environment records (never under results/, never changing a record). Tiny sizes 
 the real calibration (256 MiB, 1024^2) is for a quiet machine, not for the tests. The
 child process is this interpreter (it has numpy, scipy, torch and threadpoolctl, as the
 asv environment does), so no asv environment is needed."""
+import datetime
 import json
 import platform
 import subprocess
@@ -277,3 +278,23 @@ def test_a_banner_in_another_encoding_is_left_out_too(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert read_calibration(tmp_path / "x" / "environments" / "box" / "calibration.json",
                             "box").rate("gemm_float64") == 1e10
+
+
+def test_the_file_names_only_the_callers_machine_and_version(tmp_path):
+    """The inner run's output was spread after the caller's version, machine and time: one
+    that named its own (a machine of '../elsewhere', version 2) wrote them into the file,
+    which the report then refused, and any other key it carried went in beside them."""
+    conf = asv_config(tmp_path)
+    output = {**measured_here(), "machine": "../elsewhere", "version": 2,
+              "recorded_at": "never", "extra": "left out"}
+    proc = run_cli("--machine", "box", "--config", str(conf),
+                   "--python", str(fake_python(tmp_path, json.dumps(output) + "\n")))
+    assert proc.returncode == 0, proc.stderr
+    written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.json") if p != conf)
+    path = tmp_path / "x" / "environments" / "box" / "calibration.json"
+    assert written == [path.relative_to(tmp_path)], written
+    data = json.loads(path.read_text())
+    assert set(data) == {"version", "machine", "recorded_at", "environment", "figures"}
+    assert (data["version"], data["machine"]) == (1, "box")
+    datetime.datetime.fromisoformat(data["recorded_at"])
+    assert read_calibration(path, "box").rate("gemm_float64") == 1e10

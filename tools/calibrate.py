@@ -41,7 +41,6 @@ import argparse
 import datetime
 import json
 import math
-import os
 import subprocess
 import sys
 import time
@@ -137,41 +136,32 @@ def calibrate_here(sizes: dict) -> dict:
     return {"environment": environment, "figures": figures}
 
 
-def calibrate_in(python: Path, env_vars: dict, sizes: dict) -> dict:
-    """calibrate_here() run by ``python`` with ``env_vars`` added, as asv starts the
-    benchmarks."""
-    if not python.exists():
-        raise CalibrationError(f"asv environment python {python} not found: run asv first "
-                               "(make bench or make compare create it)")
-    arguments = [f"--{k.replace('_', '-')}={v}" for k, v in sizes.items()]
-    # (errors="replace": a banner in another encoding must not end it in a traceback)
-    proc = subprocess.run([str(python), __file__, "--measure", *arguments], capture_output=True,
-                          text=True, errors="replace", env={**os.environ, **env_vars},
-                          timeout=600)
-    if proc.returncode != 0:
-        tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
-        raise CalibrationError(f"calibrating with {python} failed: {tail[0]}")
-    # The calibration is the last line (a start-up banner may come before it); checked
-    # here, before it replaces the file, for what this script reads of it.
-    last = (proc.stdout.strip().splitlines() or [""])[-1]
-    try:
-        measured = json.loads(last)
-    except ValueError:
-        measured = None
-    if not (isinstance(measured, dict) and isinstance(measured.get("environment"), dict)
+def is_calibration(measured) -> bool:
+    """Whether an inner run's output holds what this script reads of it."""
+    return (isinstance(measured, dict) and isinstance(measured.get("environment"), dict)
             and isinstance(measured.get("figures"), dict)
             and all(isinstance(measured["figures"].get(name), dict)
                     and isinstance(measured["figures"][name].get("median"), (int, float))
-                    for name in FIGURES)):
-        seen = f"last line: {last!r:.80}" if last else "no output"
-        raise CalibrationError(f"calibrating with {python} printed no calibration ({seen})")
-    return measured
+                    for name in FIGURES))
+
+
+def calibrate_in(python: Path, env_vars: dict, sizes: dict) -> dict:
+    """calibrate_here() run by ``python`` with ``env_vars`` added, as asv starts the
+    benchmarks (record_environment.run_child: its last line, checked before it replaces
+    the file)."""
+    arguments = [f"--{k.replace('_', '-')}={v}" for k, v in sizes.items()]
+    return record_environment.run_child(python, [__file__, "--measure", *arguments], env_vars,
+                                        600, "calibrating", "calibration", is_calibration)
 
 
 def make_calibration(machine: str, measured: dict, now: datetime.datetime | None = None) -> dict:
+    """The file: the caller's version, machine and time, and of the inner run's output only
+    its environment and figures (one that named a machine or version of its own wrote it
+    into the file, which the report then refused or misread)."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
     return {"version": SCHEMA_VERSION, "machine": machine,
-            "recorded_at": now.isoformat(timespec="seconds"), **measured}
+            "recorded_at": now.isoformat(timespec="seconds"),
+            "environment": measured["environment"], "figures": measured["figures"]}
 
 
 def calibration_path(environments: Path, machine: str) -> Path:

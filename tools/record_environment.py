@@ -192,30 +192,38 @@ def asv_environment(config: Path) -> AsvEnvironment:
                           dict(envs[0].env_vars), results, results.parent / "environments")
 
 
-def describe_in(python: Path, env_vars: dict) -> dict:
-    """collect() run by ``python`` with ``env_vars`` added to this process's environment,
-    the way asv starts the benchmarks."""
+def run_child(python: Path, arguments: list, env_vars: dict, timeout: float, doing: str,
+              what: str, accepts) -> object:
+    """The JSON value that ``python arguments`` prints on its stdout's last line, run with
+    ``env_vars`` added to this process's environment, the way asv starts the benchmarks.
+    A start-up banner may come before that line; a value ``accepts`` refuses is one
+    RecordError ("{doing} with PYTHON printed no {what}"), before the caller writes anything.
+    (collect() here and calibrate.py's measurements run this way.)"""
     if not python.exists():
         raise RecordError(f"asv environment python {python} not found: run asv first "
-                                "(make bench or make compare create it)")
+                          "(make bench or make compare create it)")
     # (errors="replace": a banner in another encoding must not end it in a traceback)
-    proc = subprocess.run([str(python), __file__, "--collect"], capture_output=True, text=True,
-                          errors="replace", env={**os.environ, **env_vars}, timeout=300)
+    proc = subprocess.run([str(python), *arguments], capture_output=True, text=True,
+                          errors="replace", env={**os.environ, **env_vars}, timeout=timeout)
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
-        raise RecordError(f"collecting the environment with {python} failed: {tail[0]}")
-    # The description is the last line (a start-up banner may come before it); the
-    # caller checks the record made of it against the schema before writing it.
+        raise RecordError(f"{doing} with {python} failed: {tail[0]}")
     last = (proc.stdout.strip().splitlines() or [""])[-1]
     try:
-        description = json.loads(last)
+        value = json.loads(last)
     except ValueError:
-        description = None
-    if not isinstance(description, dict):
+        value = None
+    if value is None or not accepts(value):
         seen = f"last line: {last!r:.80}" if last else "no output"
-        raise RecordError(f"collecting the environment with {python} printed no "
-                          f"description ({seen})")
-    return description
+        raise RecordError(f"{doing} with {python} printed no {what} ({seen})")
+    return value
+
+
+def describe_in(python: Path, env_vars: dict) -> dict:
+    """collect() run by ``python`` with ``env_vars`` added (run_child); the caller checks
+    the record made of it against the schema before writing it."""
+    return run_child(python, [__file__, "--collect"], env_vars, 300, "collecting the environment",
+                     "description", lambda value: isinstance(value, dict))
 
 
 def plain_folder_name(name: str) -> bool:
