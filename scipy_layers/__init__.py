@@ -19,6 +19,9 @@ _EXPORTS = {
     "Conv2d": "nn", "conv2d": "nn",
     "LAYERS": "registry", "NATIVE": "registry", "Implementation": "registry",
     "Layer": "registry",
+    # the errors (each also a RuntimeError, as native torch's)
+    "LayerValueError": "_checks", "LayerTypeError": "_checks", "EmptyDimensionError": "_checks",
+    "LayerMemoryError": "_checks",
 }
 __all__ = list(_EXPORTS)
 __getattr__, __dir__ = lazy_names(__name__, _EXPORTS, globals())

@@ -6,6 +6,8 @@ import contextlib
 
 import torch
 
+from ._checks import LayerTypeError
+
 any_autocast = torch._C._is_any_autocast_enabled  # (one C call: ~0.1 us)
 _HALF_TYPES = (torch.float16, torch.bfloat16)
 
@@ -49,7 +51,7 @@ def check_twins_arguments(twin: str, layer: str, check, **named) -> None:
                 else:
                     where, way_out = ("outside torch.autocast", f", or call it under "
                                       f"torch.autocast, where it takes {short} as torch does")
-                raise TypeError(
+                raise LayerTypeError(
                     f"{name} has dtype {arg.dtype}, unsupported by {twin} {where}, as by its "
                     f"layer {layer} (numpy/scipy have no {short} kernels), so that the two "
                     f"run the same inputs; use torch.float32 or torch.float64{way_out}")
@@ -79,5 +81,5 @@ def in_float32(devices, function, *args, **kwargs):
             # (a check then names float32, which the caller never passed: say why)
             half = ", ".join(str(arg.dtype).removeprefix("torch.")
                              for arg, was in zip(given, cast) if was)
-            raise TypeError(f"{error} (under torch.autocast this layer casts float16 and "
-                            f"bfloat16 tensors to float32 first; given: {half})") from error
+            raise LayerTypeError(f"{error} (under torch.autocast this layer casts float16 and "
+                                 f"bfloat16 tensors to float32 first; given: {half})") from error

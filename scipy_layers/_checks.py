@@ -18,10 +18,22 @@ STRIDED = torch.strided
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
-class EmptyDimensionError(ValueError, RuntimeError):
-    """A tensor is empty in a dim that must hold data. A ValueError, like every bad
-    argument here, and a RuntimeError, like native torch's error for the same input, so
-    code written against either catches it."""
+class LayerValueError(ValueError, RuntimeError):
+    """A bad argument value. A ValueError, as every layer documents, and a RuntimeError,
+    the class native torch raises for nearly every bad tensor argument (F.conv2d's
+    shapes, groups, strides and padding; torch.fft's), so that code written against
+    either catches it."""
+
+
+class LayerTypeError(TypeError, RuntimeError):
+    """A bad argument type. A TypeError, as every layer documents, and a RuntimeError, as
+    native torch raises for a tensor of the wrong dtype, layout or kind (an integer or
+    sparse weight, mismatched dtypes, a nested tensor), so that code written against
+    either catches it."""
+
+
+class EmptyDimensionError(LayerValueError):
+    """A tensor is empty in a dim that must hold data (native torch: a RuntimeError)."""
 
 
 def plain_cpu_floats(first, second, optional) -> bool:
@@ -49,30 +61,30 @@ def check_float_tensor(name: str, value, *, ndim: int | None = None, min_ndim: i
     unless ``may_be_empty`` (then the caller checks which dims may be 0, with
     :func:`check_dims_not_empty`)."""
     if not isinstance(value, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+        raise LayerTypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
     if value.is_nested:  # (a strided nested tensor would pass the checks below)
-        raise TypeError(f"{name} is a nested tensor, which numpy cannot read as one array; "
-                        f"pass its tensors one by one (.unbind()) or as one padded tensor "
-                        f"(torch.nested.to_padded_tensor)")
+        raise LayerTypeError(f"{name} is a nested tensor, which numpy cannot read as one array; "
+                             f"pass its tensors one by one (.unbind()) or as one padded tensor "
+                             f"(torch.nested.to_padded_tensor)")
     if value.layout != torch.strided:
-        raise TypeError(f"{name} must be a dense (strided) tensor, got layout {value.layout}; "
-                        f"call .to_dense() first")
+        raise LayerTypeError(f"{name} must be a dense (strided) tensor, got layout {value.layout}; "
+                             f"call .to_dense() first")
     if value.dtype not in SUPPORTED_DTYPES:  # (one test on the common path)
         if value.dtype in _LOW_PRECISION:
-            raise TypeError(
+            raise LayerTypeError(
                 f"{name} has dtype {value.dtype}, which is unsupported: numpy/scipy have no "
                 f"{str(value.dtype).removeprefix('torch.')} kernels; use torch.float32 or "
                 f"torch.float64")
-        raise TypeError(
+        raise LayerTypeError(
             f"{name} must be a floating-point tensor of dtype torch.float32 or torch.float64, "
             f"got {value.dtype}"
         )
     if ndim is not None and value.dim() != ndim:
-        raise ValueError(
+        raise LayerValueError(
             f"{name} must be {ndim}-D, got a {value.dim()}-D tensor of shape {tuple(value.shape)}"
         )
     if min_ndim is not None and value.dim() < min_ndim:
-        raise ValueError(
+        raise LayerValueError(
             f"{name} must have at least {min_ndim} dims, got a {value.dim()}-D tensor "
             f"of shape {tuple(value.shape)}"
         )
@@ -96,8 +108,8 @@ def check_method_name(method, accepted: tuple) -> None:
     """A ValueError naming the accepted methods unless ``method`` is one of them. Only a
     str can be (an array's ``in`` would compare elementwise, a 0-d array slip through)."""
     if not (isinstance(method, str) and method in accepted):
-        raise ValueError(f"method must be one of {', '.join(map(repr, accepted))}; "
-                         f"got {method!r}")
+        raise LayerValueError(f"method must be one of {', '.join(map(repr, accepted))}; "
+                              f"got {method!r}")
 
 
 def check_same_dtype_and_device(reference_name: str, reference: torch.Tensor, **others) -> None:
@@ -106,21 +118,22 @@ def check_same_dtype_and_device(reference_name: str, reference: torch.Tensor, **
         if value is None:
             continue
         if value.dtype != reference.dtype:
-            raise TypeError(
+            raise LayerTypeError(
                 f"{name} has dtype {value.dtype} but {reference_name} has {reference.dtype}; "
                 f"all arguments must share one dtype"
             )
         # (two CPU tensors share the one CPU device: skip making two torch.device objects)
         if not (value.is_cpu and reference.is_cpu) and value.device != reference.device:
-            raise ValueError(
+            raise LayerValueError(
                 f"{name} is on device {value.device} but {reference_name} is on "
                 f"{reference.device}; all arguments must be on one device"
             )
 
 
-class LayerMemoryError(MemoryError):
+class LayerMemoryError(MemoryError, RuntimeError):
     """A layer ran out of memory (:func:`raise_out_of_memory`); a MemoryError, so code that
-    catches numpy's keeps working."""
+    catches numpy's keeps working, and a RuntimeError, as native torch's allocator raises
+    ("DefaultCPUAllocator: can't allocate memory")."""
 
 
 def raise_out_of_memory(layer: str, tensors, error: MemoryError) -> NoReturn:

@@ -3,7 +3,8 @@ path for the common call, and the checks one by one, whose errors name the first
 argument that is wrong."""
 from __future__ import annotations
 
-from ._checks import check_float_tensor, check_same_dtype_and_device, plain_cpu_floats
+from ._checks import (check_float_tensor, check_same_dtype_and_device, LayerValueError,
+                      plain_cpu_floats)
 
 BIAS_SHAPES = ((), (1,), (1, 1))
 
@@ -22,13 +23,13 @@ def check_each_conv_argument(input, filter, bias) -> None:
     if bias is not None:
         check_float_tensor("bias", bias)
         if tuple(bias.shape) not in BIAS_SHAPES:
-            raise ValueError(
+            raise LayerValueError(
                 f"bias must hold one value, of shape (), (1,) or (1, 1); "
                 f"got shape {tuple(bias.shape)}"
             )
     check_same_dtype_and_device("input", input, filter=filter, bias=bias)
     if filter.shape[0] > input.shape[0] or filter.shape[1] > input.shape[1]:
-        raise ValueError(
+        raise LayerValueError(
             f"filter of shape {tuple(filter.shape)} is larger than input of shape "
             f"{tuple(input.shape)}; a valid cross-correlation needs filter <= input in both dims"
         )

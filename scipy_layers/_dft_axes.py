@@ -40,6 +40,7 @@ import numpy as np
 import scipy.fft
 
 from . import _dft_matrices, _fft_into
+from ._checks import LayerValueError
 from ._dft_matrices import h_assemble, h_forward_rows, h_matrix, w_forward
 from ._workspace import output, recycle, scratch
 
@@ -138,7 +139,7 @@ def choose_plan(height: int, width: int, dtype, method: str = "auto") -> AxisPla
 
 def check_matrix_lengths(height: int, width: int) -> None:
     if max(height, width) > MATRIX_MAX_LENGTH:
-        raise ValueError(
+        raise LayerValueError(
             f"method='matrix' takes H and W up to {MATRIX_MAX_LENGTH} (its DFT matrices grow "
             f"as length^2 and its rounding error as length); got H={height}, W={width}. Use "
             f"method='auto' or 'fft'")

@@ -10,7 +10,7 @@ import functools
 
 import torch
 
-from ._checks import LayerMemoryError
+from ._checks import LayerMemoryError, LayerValueError
 
 
 def vmap_rule(rule):
@@ -79,8 +79,8 @@ def vmap_of_images(function, in_dims, input, *args):
     if input.dim() < 3:
         entry_shape = tuple(size for dim, size in enumerate(input.shape)
                             if dim != in_dims[0] % input.dim())
-        raise ValueError(f"input must have at least 2 dims, got a {len(entry_shape)}-D "
-                         f"tensor of shape {entry_shape} (each entry under torch.func.vmap)")
+        raise LayerValueError(f"input must have at least 2 dims, got a {len(entry_shape)}-D "
+                              f"tensor of shape {entry_shape} (each entry under torch.func.vmap)")
     entries = input.shape[in_dims[0]]
     return vmap_by_fold(lambda x: function.apply(x, *args), input.movedim(in_dims[0], 0),
                         entries), 0

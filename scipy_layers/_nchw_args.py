@@ -9,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._checks import (check_dims_not_empty, check_float_tensor, check_same_dtype_and_device,
-                      plain_cpu_floats)
+                      LayerTypeError, LayerValueError, plain_cpu_floats)
 
 
 class ConvGeometry(NamedTuple):
@@ -27,6 +27,11 @@ LARGEST_STRIDE = np.iinfo(np.int64).max
 # F.conv2d reads stride, padding and dilation as 64-bit ints and refuses larger ones
 # ("Overflow when unpacking long long"); so does this layer, in words.
 LARGEST_GEOMETRY_INT = np.iinfo(np.int64).max
+
+
+class GeometryOverflowError(LayerValueError, TypeError):
+    """A stride, padding or dilation past int64. F.conv2d raises a ValueError for a plain
+    int and a TypeError for one inside a tuple ("failed to unpack"): so both."""
 
 
 def _is_int(value) -> bool:
@@ -47,12 +52,12 @@ def _pair(name: str, value, minimum: int) -> tuple[int, int]:
           and all(_is_int(v) for v in value)):
         pair = (operator.index(value[0]), operator.index(value[-1]))
     else:
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+        raise LayerTypeError(f"{name} must be an int or a pair of ints, got {value!r}")
     if min(pair) < minimum:
-        raise ValueError(f"{name} must be >= {minimum} in both dims, got {value!r}")
+        raise LayerValueError(f"{name} must be >= {minimum} in both dims, got {value!r}")
     if max(pair) > LARGEST_GEOMETRY_INT:
-        raise ValueError(f"{name} must be at most 2**63 - 1 in both dims (a 64-bit int, as "
-                         f"F.conv2d reads it), got {value!r}")
+        raise GeometryOverflowError(f"{name} must be at most 2**63 - 1 in both dims (a 64-bit "
+                                    f"int, as F.conv2d reads it), got {value!r}")
     return pair
 
 
@@ -61,19 +66,19 @@ def _padding(padding, stride, dilation, kernel) -> tuple[int, int, int, int]:
         if padding == "valid":
             return (0, 0, 0, 0)
         if padding != "same":
-            raise ValueError(f"padding must be 'valid', 'same', an int or a pair of ints, "
-                             f"got {padding!r}")
+            raise LayerValueError(f"padding must be 'valid', 'same', an int or a pair of ints, "
+                                  f"got {padding!r}")
         if stride != (1, 1):
-            raise ValueError(f"padding='same' is not supported for strided convolutions "
-                             f"(stride={stride}); use an int or pair padding")
+            raise LayerValueError(f"padding='same' is not supported for strided convolutions "
+                                  f"(stride={stride}); use an int or pair padding")
         # torch puts the odd pixel of an even kernel's padding at the bottom/right.
         total_h, total_w = (d * (k - 1) for d, k in zip(dilation, kernel))
         return (total_h // 2, total_h - total_h // 2, total_w // 2, total_w - total_w // 2)
     try:
         pad_h, pad_w = _pair("padding", padding, 0)
-    except TypeError:
-        raise TypeError(f"padding must be 'valid', 'same', an int or a pair of ints, "
-                        f"got {padding!r}") from None
+    except LayerTypeError:  # (_pair's words, with the strings padding also takes)
+        raise LayerTypeError(f"padding must be 'valid', 'same', an int or a pair of ints, "
+                             f"got {padding!r}") from None
     return (pad_h, pad_h, pad_w, pad_w)
 
 
@@ -139,8 +144,8 @@ def check_each_conv2d_argument(input, weight, bias, stride, padding, dilation, g
     """:func:`check_conv2d_arguments` without its memory of plain calls."""
     check_float_tensor("input", input, may_be_empty=True)
     if input.dim() not in (3, 4):
-        raise ValueError(f"input must be 3-D (C_in, H, W) or 4-D (N, C_in, H, W), got a "
-                         f"{input.dim()}-D tensor of shape {tuple(input.shape)}")
+        raise LayerValueError(f"input must be 3-D (C_in, H, W) or 4-D (N, C_in, H, W), got a "
+                              f"{input.dim()}-D tensor of shape {tuple(input.shape)}")
     # As F.conv2d: an empty batch or no input channels give an empty output; nothing
     # else may be empty (torch raises for those too).
     check_dims_not_empty("input", input, {-2: "H", -1: "W"},
@@ -152,31 +157,31 @@ def check_each_conv2d_argument(input, weight, bias, stride, padding, dilation, g
         check_float_tensor("bias", bias, ndim=1)
     check_same_dtype_and_device("input", input, weight=weight, bias=bias)
     if not _is_int(groups):
-        raise TypeError(f"groups must be an int, got {groups!r}")
+        raise LayerTypeError(f"groups must be an int, got {groups!r}")
     groups = operator.index(groups)
     if groups < 1:
-        raise ValueError(f"groups must be >= 1, got {groups}")
+        raise LayerValueError(f"groups must be >= 1, got {groups}")
     stride = _pair("stride", stride, 1)
     dilation = _pair("dilation", dilation, 1)
     c_out, c_group, k_h, k_w = weight.shape
     c_in, height, width = input.shape[-3:]
     if c_out % groups:
-        raise ValueError(f"weight of shape {tuple(weight.shape)} has {c_out} output channels, "
-                         f"which groups={groups} does not divide")
+        raise LayerValueError(f"weight of shape {tuple(weight.shape)} has {c_out} output channels, "
+                              f"which groups={groups} does not divide")
     if c_in != c_group * groups:
-        raise ValueError(f"weight of shape {tuple(weight.shape)} with groups={groups} expects "
-                         f"input with {c_group * groups} channels, got input of shape "
-                         f"{tuple(input.shape)} ({c_in} channels)")
+        raise LayerValueError(f"weight of shape {tuple(weight.shape)} with groups={groups} expects "
+                              f"input with {c_group * groups} channels, got input of shape "
+                              f"{tuple(input.shape)} ({c_in} channels)")
     if bias is not None and bias.shape[0] != c_out:
-        raise ValueError(f"bias must have shape ({c_out},), one value per output channel of "
-                         f"weight {tuple(weight.shape)}; got shape {tuple(bias.shape)}")
+        raise LayerValueError(f"bias must have shape ({c_out},), one value per output channel of "
+                              f"weight {tuple(weight.shape)}; got shape {tuple(bias.shape)}")
     pads = _padding(padding, stride, dilation, (k_h, k_w))
     reach_h, reach_w = dilation[0] * (k_h - 1) + 1, dilation[1] * (k_w - 1) + 1
     padded_h, padded_w = height + pads[0] + pads[1], width + pads[2] + pads[3]
     if padded_h < reach_h or padded_w < reach_w:
-        raise ValueError(f"input of shape {tuple(input.shape)} padded to ({padded_h}, "
-                         f"{padded_w}) is smaller than weight {tuple(weight.shape)}'s kernel "
-                         f"with dilation {dilation} ({reach_h}, {reach_w})")
+        raise LayerValueError(f"input of shape {tuple(input.shape)} padded to ({padded_h}, "
+                              f"{padded_w}) is smaller than weight {tuple(weight.shape)}'s kernel "
+                              f"with dilation {dilation} ({reach_h}, {reach_w})")
     out_hw = ((padded_h - reach_h) // stride[0] + 1, (padded_w - reach_w) // stride[1] + 1)
     # (an empty output (no images, or no channels: none without input channels, as in
     # torch) is never an array for numpy, but torch's strides, up to C Ho Wo with a 0
@@ -186,16 +191,16 @@ def check_each_conv2d_argument(input, weight, bias, stride, padding, dilation, g
     pixels = out_hw[0] * out_hw[1]
     if (batch * channels * pixels > LARGEST_ARRAY_ELEMENTS
             or max(channels, 1) * pixels > LARGEST_STRIDE):
-        raise ValueError(f"the output would be {out_hw[0]} x {out_hw[1]} pixels for each of "
-                         f"{batch} image(s) and {channels} channel(s) (input of shape "
-                         f"{tuple(input.shape)}, padding={padding!r}, stride={stride}, "
-                         f"dilation={dilation}): more elements than any array can hold")
+        raise LayerValueError(f"the output would be {out_hw[0]} x {out_hw[1]} pixels for each of "
+                              f"{batch} image(s) and {channels} channel(s) (input of shape "
+                              f"{tuple(input.shape)}, padding={padding!r}, stride={stride}, "
+                              f"dilation={dilation}): more elements than any array can hold")
     return ConvGeometry(stride, pads, dilation, groups, out_hw)
 
 
 def check_padding_mode(padding_mode) -> None:
     if padding_mode != "zeros":
-        raise ValueError(f"padding_mode must be 'zeros' for scipy_layers.Conv2d, got "
-                         f"{padding_mode!r} (torch.nn.Conv2d also takes 'reflect', "
-                         f"'replicate' and 'circular'; they are not implemented here)")
+        raise LayerValueError(f"padding_mode must be 'zeros' for scipy_layers.Conv2d, got "
+                              f"{padding_mode!r} (torch.nn.Conv2d also takes 'reflect', "
+                              f"'replicate' and 'circular'; they are not implemented here)")
 

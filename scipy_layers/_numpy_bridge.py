@@ -28,7 +28,7 @@ import torch
 from torch.autograd import Function
 
 from ._autocast import any_autocast, autocast_devices, in_float32
-from ._checks import PLAIN_TENSORS, raise_out_of_memory
+from ._checks import LayerTypeError, PLAIN_TENSORS, raise_out_of_memory
 from ._func_rules import check_not_legacy_batched, vmap_by_loop, vmap_rule
 from ._numpy_quiet import numpy_quiet
 from ._torch_protocols import (backward_jit_trace_error, check_not_tracing,
@@ -126,7 +126,7 @@ def to_numpy(tensor: torch.Tensor) -> np.ndarray:
     try:
         return tensor.numpy() if tensor.is_cpu else tensor.cpu().numpy()
     except RuntimeError as error:  # (torch's own words name no layer and no way out)
-        raise TypeError(
+        raise LayerTypeError(
             f"a scipy_layers layer reads its tensors' values with numpy, and this "
             f"{type(tensor).__name__} gives none ({error}): a tensor subclass that wraps "
             f"other tensors or holds no data (a __torch_dispatch__ subclass such as "

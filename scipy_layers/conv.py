@@ -21,7 +21,7 @@ from torch.autograd import Function
 
 from . import _cupy_conv, gpu
 from ._autocast import check_twins_arguments
-from ._checks import check_method_name
+from ._checks import check_method_name, LayerValueError
 # (check_each_conv_argument, dtype_name, is_float64 and shift_max_taps stay importable
 # from here, as before they moved; the constants that the rule and the checks read do
 # not: read and patch those in _conv_rule and _conv_args)
@@ -216,7 +216,7 @@ class ScipyConv2d(torch.nn.Module):
         sizes = []
         for name, value in (("filter_width", filter_width), ("filter_height", filter_height)):
             if not _is_int(value) or value < 1:  # (numpy ints too, as nn.Conv2d takes them)
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+                raise LayerValueError(f"{name} must be a positive int, got {value!r}")
             sizes.append(operator.index(value))
         check_method(method)
         self.method = method

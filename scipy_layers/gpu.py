@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from ._checks import LayerValueError
 from ._spectral import mirror_weights
 
 AUTO = "auto"
@@ -41,8 +42,9 @@ def choose_backend(device_type: str, method: str, cupy_available: bool, reason: 
     """
     if method == CUPY:
         if device_type != "cuda":
-            raise ValueError(f"method='cupy' needs CUDA tensors, got tensors on {device_type!r}; "
-                             f"use method='auto' (or a numpy method) for them")
+            raise LayerValueError(f"method='cupy' needs CUDA tensors, got tensors on "
+                                  f"{device_type!r}; use method='auto' (or a numpy method) "
+                                  f"for them")
         if not cupy_available:
             raise RuntimeError(f"method='cupy' needs a usable CuPy"
                                f"{': ' + reason if reason else ''}; `{INSTALL_HINT}` installs it")

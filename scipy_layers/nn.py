@@ -13,7 +13,7 @@ from torch.autograd import Function
 
 from . import _nchw_kernels as kernels
 from . import _kept, _nchw_fft, _nchw_shift, gpu
-from ._checks import check_method_name
+from ._checks import check_method_name, LayerValueError
 from ._nchw_args import check_conv2d_arguments, check_padding_mode, output_channels
 from ._autocast import any_autocast, autocast_devices, in_float32
 from ._forward_state import (check_forward_state, new_forward_state, remember_inputs,
@@ -218,8 +218,8 @@ def _check_method_geometry(method, stride, dilation, groups, as_given=None):
     if method in ("fft", "shift") and (tuple(stride) != (1, 1) or tuple(dilation) != (1, 1)
                                        or groups != 1):
         stride, dilation = as_given or (stride, dilation)
-        raise ValueError(f"method={method!r} needs stride 1, dilation 1 and groups 1; got "
-                         f"stride={stride!r}, dilation={dilation!r}, groups={groups!r}")
+        raise LayerValueError(f"method={method!r} needs stride 1, dilation 1 and groups 1; got "
+                              f"stride={stride!r}, dilation={dilation!r}, groups={groups!r}")
 
 
 @graph_break_here

@@ -41,7 +41,9 @@ class Sample:
 
 @dataclass(frozen=True)
 class ErrorInput:
-    """Arguments a layer must reject with ``error_type`` whose message matches ``match``."""
+    """Arguments a layer must reject with ``error_type`` (ValueError or TypeError, and
+    always also a RuntimeError, as native torch's errors are) whose message matches
+    ``match``."""
 
     name: str
     make_args: Callable[[], tuple]
@@ -246,6 +248,41 @@ ERROR_INPUTS = {
                    dict(stride=2, padding="same"), ValueError, r"padding='same' is not supported"),
         ErrorInput("nested-input", lambda: (_nested((2, 8, 8), (2, 8, 6)), _randn(2, 2, 3, 3),
                                             None), {}, TypeError, r"input is a nested tensor"),
+        ErrorInput("weight-3d", lambda: (_randn(1, 2, 8, 8), _randn(2, 3, 3), None), {},
+                   ValueError, r"weight must be 4-D, got a 3-D"),
+        ErrorInput("groups-not-dividing", lambda: (_randn(1, 4, 8, 8), _randn(3, 2, 3, 3), None),
+                   dict(groups=2), ValueError, r"3 output channels, which groups=2 does not"),
+        ErrorInput("groups-float", lambda: (_randn(1, 2, 8, 8), _randn(2, 2, 3, 3), None),
+                   dict(groups=1.0), TypeError, r"groups must be an int, got 1\.0"),
+        ErrorInput("stride-triple", lambda: (_randn(1, 2, 8, 8), _randn(2, 2, 3, 3), None),
+                   dict(stride=(1, 1, 1)), TypeError, r"stride must be an int or a pair of ints"),
+        ErrorInput("negative-padding", lambda: (_randn(1, 2, 8, 8), _randn(2, 2, 3, 3), None),
+                   dict(padding=-1), ValueError, r"padding must be >= 0"),
+        ErrorInput("padding-word", lambda: (_randn(1, 2, 8, 8), _randn(2, 2, 3, 3), None),
+                   dict(padding="full"), ValueError, r"padding must be 'valid', 'same', an int"),
+        ErrorInput("dilation-zero", lambda: (_randn(1, 2, 8, 8), _randn(2, 2, 3, 3), None),
+                   dict(dilation=0), ValueError, r"dilation must be >= 1"),
+        ErrorInput("dilated-too-large", lambda: (_randn(1, 2, 8, 8), _randn(2, 2, 3, 3), None),
+                   dict(dilation=4), ValueError, r"smaller than weight .* with dilation \(4, 4\)"),
+        ErrorInput("bias-2d", lambda: (_randn(1, 2, 8, 8), _randn(2, 2, 3, 3), _randn(2, 1)), {},
+                   ValueError, r"bias must be 1-D"),
+        ErrorInput("bias-length", lambda: (_randn(1, 2, 8, 8), _randn(2, 2, 3, 3), _randn(3)), {},
+                   ValueError, r"bias must have shape \(2,\)"),
+        ErrorInput("mixed-dtypes", lambda: (_randn(1, 2, 8, 8),
+                                            _randn(2, 2, 3, 3, dtype=torch.float64), None), {},
+                   TypeError, r"weight has dtype torch\.float64 but input has torch\.float32"),
+        ErrorInput("integer-weight", lambda: (_randn(1, 2, 8, 8),
+                                              torch.ones(2, 2, 3, 3, dtype=torch.int64), None), {},
+                   TypeError, r"weight must be a floating-point tensor .* got torch\.int64"),
+        ErrorInput("bool-input", lambda: (_randn(1, 2, 8, 8) > 0, _randn(2, 2, 3, 3) > 0, None),
+                   {}, TypeError, r"input must be a floating-point tensor .* got torch\.bool"),
+        ErrorInput("sparse-weight", lambda: (_randn(1, 2, 8, 8), _randn(2, 2, 3, 3).to_sparse(),
+                                             None), {}, TypeError,
+                   r"weight must be a dense \(strided\) tensor"),
+        ErrorInput("empty-height", lambda: (_randn(1, 2, 0, 8), _randn(2, 2, 3, 3), None), {},
+                   ValueError, r"input must not be empty in H"),
+        ErrorInput("no-output-channels", lambda: (_randn(1, 2, 8, 8), _randn(0, 2, 3, 3), None),
+                   {}, ValueError, r"weight must not be empty in C_out"),
         # (F.conv2d reads these as 64-bit ints: "Overflow when unpacking long long")
         ErrorInput("stride-past-int64", lambda: (_randn(1, 2, 8, 8), _randn(2, 2, 3, 3), None),
                    dict(stride=(1, 2 ** 63)), ValueError, r"stride must be at most 2\*\*63 - 1"),

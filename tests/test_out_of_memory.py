@@ -72,6 +72,7 @@ def _report(case: str) -> dict:
         error = caught
     return {"case": case, "seconds": time.perf_counter() - start,
             "type": type(error).__name__, "message": str(error),
+            "runtime_error": isinstance(error, RuntimeError),
             "cause": type(error.__cause__).__name__ if error is not None else None,
             "cause_message": str(error.__cause__) if error is not None else None,
             "notes": getattr(error, "__notes__", [])}
@@ -88,6 +89,8 @@ def test_an_input_too_large_for_memory_is_a_memory_error_naming_the_layer(report
     report = reports[case]
     layer = case.split("-")[0]
     assert report["type"] == "LayerMemoryError", report  # (a MemoryError)
+    # (and a RuntimeError, as torch's allocator raises for memory it cannot get)
+    assert report["runtime_error"], report
     assert report["cause"] == "MemoryError", report  # (numpy's own, kept as the cause)
     assert report["message"].startswith(f"{LAYER_NAMES[layer]} ran out of memory on tensors "
                                         f"of shape "), report
