@@ -84,6 +84,22 @@ def test_bad_bases_say_what_is_wrong(repo, base, message):
         cc.resolve_commits(base)
 
 
+def test_a_base_after_head_is_refused_before_anything_is_timed(repo):
+    """BASE=feature with HEAD on main: the pair went to asv and the report as given,
+    feature read as the base and main's older tip as the change, so a slowdown in
+    feature read as a speed-up (and --gate passed it)."""
+    with pytest.raises(cc.CompareError, match=r"BASE=feature \(\w{8}\) comes after HEAD "
+                                              r"\(\w{8}\) in git history"):
+        cc.resolve_commits("feature")
+    sh(repo, "checkout", "-q", "feature")  # (the same pair the right way round is taken)
+    assert cc.resolve_commits("main")[0] == sh(repo, "rev-parse", "main")
+    sh(repo, "checkout", "-q", "-b", "side", "main~1")  # (branches apart: either way)
+    (repo / "h.txt").write_text("side")
+    sh(repo, "add", "h.txt")
+    sh(repo, "commit", "-qm", "c5")
+    assert cc.resolve_commits("feature")[0] == sh(repo, "rev-parse", "feature")
+
+
 def test_without_main_or_a_parent_the_base_must_be_given(repo):
     sh(repo, "checkout", "-q", "--orphan", "lonely")
     sh(repo, "commit", "-qm", "root")

@@ -12,7 +12,7 @@ import pytest
 from fixtures.asv_variants import FIXTURE, add_commit, results_files
 from scipy_layers.reports import read_results
 from scipy_layers.reports.cli import main
-from scipy_layers.reports.history import history_positions
+from scipy_layers.reports.history import history_positions, is_ancestor
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 
@@ -203,3 +203,36 @@ def test_git_output_that_is_not_utf8_is_no_traceback(rebased, tmp_path, monkeypa
     assert history_positions(results, [tip, base]) is None
     orders = read_results(results).groupby("commit")["commit_order"].unique().map(list)
     assert orders.to_dict() == {tip: [0], base: [1]}  # by date
+
+
+def test_commits_given_newest_first_are_refused_where_git_knows_their_order(rebased, tmp_path,
+                                                                           capsys):
+    """``--commits TIP BASE`` was taken silently: compare.csv read the base as the change
+    from the tip, a slowdown as a speed-up, and --gate passed it. Where git cannot tell
+    (results copied out of the repository), the pair goes as given, as before."""
+    repo, results, base, tip = rebased
+    assert main([str(results), str(tmp_path / "out"), "--no-plots",
+                 "--commits", tip[:10], base[:10]]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and (f"{base[:8]} is an ancestor of {tip[:8]} in git history" in error[0]
+                                and f"give --commits {base[:10]} {tip[:10]}" in error[0]), error
+    assert not (tmp_path / "out").exists()
+    assert main([str(results), str(tmp_path / "out"), "--no-plots",
+                 "--commits", base[:10], tip[:10]]) == 0
+    copied = Path(shutil.copytree(results, tmp_path / "elsewhere" / "results"))
+    assert main([str(copied), str(tmp_path / "out2"), "--no-plots",
+                 "--commits", tip[:10], base[:10]]) == 0
+    compare = pd.read_csv(tmp_path / "out2" / "compare.csv")
+    assert set(compare["commit_a"]) == {tip} and set(compare["commit_b"]) == {base}
+
+
+def test_is_ancestor_answers_only_what_git_knows(rebased, tmp_path):
+    repo, results, base, tip = rebased
+    git(repo, "checkout", "-q", "-b", "side", base)
+    git(repo, "commit", "-q", "--allow-empty", "-m", "side")
+    side = git(repo, "rev-parse", "HEAD")
+    assert is_ancestor(results, base, tip) is True and is_ancestor(results, tip, base) is False
+    assert is_ancestor(results, side, tip) is False and is_ancestor(results, tip, side) is False
+    assert is_ancestor(results, "e" * 40, tip) is None  # (a commit git lacks)
+    assert is_ancestor(results, tip[:12], base) is None  # (full hashes only)
+    assert is_ancestor(tmp_path / "elsewhere", base, tip) is None  # (no repository)

@@ -46,6 +46,12 @@ def resolve_commits(base_rev: str | None) -> tuple[str, str, str]:
     if base == head:
         raise CompareError(f"BASE={base_rev} is HEAD ({head[:8]}): nothing to compare; "
                            "pass an older commit")
+    # (before anything is timed: the report refuses the pair too, after the timing)
+    if git("merge-base", "--is-ancestor", head, base) is not None:
+        raise CompareError(f"BASE={base_rev} ({base[:8]}) comes after HEAD ({head[:8]}) in git "
+                           f"history: the comparison reads HEAD as the change from BASE, so a "
+                           f"slowdown since HEAD would read as a speed-up; check out the newer "
+                           f"commit and pass the older as BASE")
     return base, head, how
 
 

@@ -42,7 +42,7 @@ def build_report(results_dir: Path | str, output_dir: Path | str,
     check_output(output_dir, results_dir)
     with_samples = read_results(results_dir, with_samples=True)
     timings = with_samples.drop(columns="samples")
-    pair = resolve_commits(timings, commits)
+    pair = resolve_commits(timings, commits, results_dir)
     check_round_size(with_samples, pair, round_size)
     speedup = speedup_table(timings)
     gradients = gradients_table(timings)

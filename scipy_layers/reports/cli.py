@@ -67,7 +67,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--output", dest="output_option", metavar="DIR",
                    help="the output directory, as an option")
     p.add_argument("--commits", nargs=2, metavar=("A", "B"),
-                   help="commits (hashes or unique prefixes) for compare.csv, A before B; "
+                   help="commits (hashes or unique prefixes) for compare.csv, A before B (the "
+                        "base, then the change: refused where git history has B before A); "
                         "default the two most recent that ran on one machine and asv "
                         "environment: in git history where git knows them all, else by "
                         "the date asv stores (the author date, git %%at; one date: the "

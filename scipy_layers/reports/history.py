@@ -40,31 +40,47 @@ def history_positions(results_dir: Path | str, commits) -> dict[str, int] | None
     wanted = sorted({str(c) for c in commits})
     if not wanted or not all(_FULL_HASH.fullmatch(c) for c in wanted):
         return None
-    # The hashes go on stdin, never as arguments; git's prompts and pager are off. A
-    # partial clone fetched a commit it lacked from its remote, running whatever its
-    # configuration names to reach it (core.sshCommand: results unpacked from elsewhere
-    # may sit in anyone's repository): a report reads files, never the network, and a
-    # commit git lacks goes by date. (GIT_ALLOW_PROTOCOL, no transport at all, stops it
-    # where git is older than GIT_NO_LAZY_FETCH.) git's messages are not shown, nor
-    # decoded: a path in them need not be UTF-8.
-    env = {name: value for name, value in os.environ.items() if name not in _REPOSITORY_VARS}
-    env.update(GIT_TERMINAL_PROMPT="0", GIT_PAGER="cat", LC_ALL="C", GIT_NO_LAZY_FETCH="1",
-               GIT_ALLOW_PROTOCOL="")
-    try:
-        listing = subprocess.run(
-            ["git", "-C", str(Path(results_dir).absolute()), "rev-list", "--date-order",
-             "--stdin"], input="\n".join(wanted) + "\n", stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, text=True, errors="replace", timeout=GIT_TIMEOUT_S,
-            env=env)
-    except (OSError, subprocess.SubprocessError):  # (no git, or one that hangs)
-        return None
-    if listing.returncode != 0:  # (not in a repository, or a commit it does not have)
-        return None
+    # (the hashes go on stdin, never as arguments)
+    listing = _git(results_dir, ["rev-list", "--date-order", "--stdin"], "\n".join(wanted) + "\n")
+    if listing is None or listing.returncode != 0:  # (not in a repository, or a commit
+        return None                                 # it does not have)
     found = set(wanted)
     newest_first = [c for c in listing.stdout.split() if c in found]
     if sorted(newest_first) != wanted:
         return None
     return {commit: len(newest_first) - 1 - i for i, commit in enumerate(newest_first)}
+
+
+def is_ancestor(results_dir: Path | str, ancestor: str, descendant: str) -> bool | None:
+    """Whether git history (of the repository holding ``results_dir``) has ``ancestor``
+    before ``descendant`` (full hashes); None where git cannot tell (no repository, a
+    commit it lacks)."""
+    if not (_FULL_HASH.fullmatch(ancestor) and _FULL_HASH.fullmatch(descendant)):
+        return None
+    answer = _git(results_dir, ["merge-base", "--is-ancestor", ancestor, descendant])
+    if answer is None or answer.returncode not in (0, 1):  # (128: a commit git lacks)
+        return None
+    return answer.returncode == 0
+
+
+def _git(results_dir: Path | str, arguments: list[str], stdin: str = ""):
+    """git ``arguments`` in the repository holding ``results_dir``: the finished process,
+    or None where git is missing or hangs. git's prompts and pager are off. A partial
+    clone fetched a commit it lacked from its remote, running whatever its configuration
+    names to reach it (core.sshCommand: results unpacked from elsewhere may sit in
+    anyone's repository): a report reads files, never the network, and a commit git lacks
+    goes by date. (GIT_ALLOW_PROTOCOL, no transport at all, stops it where git is older
+    than GIT_NO_LAZY_FETCH.) git's messages are not shown, nor decoded: a path in them
+    need not be UTF-8."""
+    env = {name: value for name, value in os.environ.items() if name not in _REPOSITORY_VARS}
+    env.update(GIT_TERMINAL_PROMPT="0", GIT_PAGER="cat", LC_ALL="C", GIT_NO_LAZY_FETCH="1",
+               GIT_ALLOW_PROTOCOL="")
+    try:
+        return subprocess.run(["git", "-C", str(Path(results_dir).absolute()), *arguments],
+                              input=stdin, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              text=True, errors="replace", timeout=GIT_TIMEOUT_S, env=env)
+    except (OSError, subprocess.SubprocessError):  # (no git, or one that hangs)
+        return None
 
 
 def commit_order(results_dir: Path | str, dates: pd.Series) -> dict[str, int]:

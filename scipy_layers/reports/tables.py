@@ -3,11 +3,14 @@ comparison takes (compare.csv itself is built in ``compare``). Both take the tid
 from ``reader.read_results``."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
 from .environment import ENV_COLUMNS
 from .errors import ReportError
+from .history import is_ancestor
 from .limits import LIMIT_COLUMNS
 from .naming import NATIVE, PARAM_COLUMNS, TIME_MEASUREMENTS
 from .runs import commits_oldest_first
@@ -63,12 +66,15 @@ def speedup_table(timings: pd.DataFrame) -> pd.DataFrame:
     return table[order].reset_index(drop=True)
 
 
-def resolve_commits(timings: pd.DataFrame, wanted: list[str] | None) -> tuple[str, str] | None:
+def resolve_commits(timings: pd.DataFrame, wanted: list[str] | None,
+                    results_dir: Path | str | None = None) -> tuple[str, str] | None:
     """The two commits to compare: ``wanted`` (full hashes or unique prefixes, in either
     case, as git reads them), else the most recent pair (``runs.commits_oldest_first``)
     that ran on a common machine and asv environment (two commits on two machines share
     no case), or failing that the two most recent; None when the results hold a single
-    commit."""
+    commit. ``wanted`` is (base, change): refused where the git repository holding
+    ``results_dir`` has the change before the base (a slowdown would read as a speed-up,
+    and --gate pass it); two branches apart, or commits git cannot place, go as given."""
     known = commits_oldest_first(timings)
     if not wanted:
         return _latest_comparable_pair(timings, known) if len(known) >= 2 else None
@@ -83,6 +89,11 @@ def resolve_commits(timings: pd.DataFrame, wanted: list[str] | None) -> tuple[st
     if resolved[0] == resolved[1]:
         raise ReportError(f"commits {wanted[0]!r} and {wanted[1]!r} are the same commit "
                           f"({resolved[0][:8]}): nothing to compare; name two different ones")
+    if results_dir is not None and is_ancestor(results_dir, resolved[1], resolved[0]):
+        raise ReportError(f"--commits {wanted[0]} {wanted[1]}: the first is the base and the "
+                          f"second the change, but {resolved[1][:8]} is an ancestor of "
+                          f"{resolved[0][:8]} in git history, so a slowdown since then would "
+                          f"read as a speed-up: give --commits {wanted[1]} {wanted[0]}")
     return resolved[0], resolved[1]
 
 
