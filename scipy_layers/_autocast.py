@@ -6,7 +6,7 @@ import contextlib
 
 import torch
 
-from ._checks import LayerTypeError
+from ._checks import LayerTypeError, LayerValueError
 
 any_autocast = torch._C._is_any_autocast_enabled  # (one C call: ~0.1 us)
 _HALF_TYPES = (torch.float16, torch.bfloat16)
@@ -81,5 +81,9 @@ def in_float32(devices, function, *args, **kwargs):
             # (a check then names float32, which the caller never passed: say why)
             half = ", ".join(str(arg.dtype).removeprefix("torch.")
                              for arg, was in zip(given, cast) if was)
-            raise LayerTypeError(f"{error} (under torch.autocast this layer casts float16 and "
-                                 f"bfloat16 tensors to float32 first; given: {half})") from error
+            # (in the check's own class: a stride past int64 stays a ValueError too, as
+            # F.conv2d's, hostile pass 147)
+            ours = isinstance(error, (LayerTypeError, LayerValueError))
+            kind = type(error) if ours else LayerTypeError
+            raise kind(f"{error} (under torch.autocast this layer casts float16 and "
+                       f"bfloat16 tensors to float32 first; given: {half})") from error

@@ -118,7 +118,10 @@ def to_numpy(tensor: torch.Tensor) -> np.ndarray:
         # force=True: detach, cpu, resolve_conj and resolve_neg (a lazily negated view,
         # torch._neg_view: numpy needs the values) in one C call; a view where none
         # applies. (Each Python-level step costs 2-5 us inside an autograd call.)
-        return tensor.numpy(force=True)
+        try:  # (free where nothing is raised)
+            return tensor.numpy(force=True)
+        except TypeError as error:
+            raise not_dense_error(tensor, error) from error
     # a subclass (its numpy() may not take force, its __torch_function__ may watch each step)
     tensor = tensor.detach()
     if tensor.is_neg():
@@ -134,6 +137,18 @@ def to_numpy(tensor: torch.Tensor) -> np.ndarray:
             f"numpy layer. Pass a plain tensor (for example the wrapped one), or use the "
             f"native twin (native_conv2d, native_fft_abs, torch.nn.functional.conv2d)"
         ) from error
+
+
+def not_dense_error(tensor: torch.Tensor, error: TypeError) -> LayerTypeError:
+    """numpy's refusal of a sparse tensor, named. The layers check their arguments'
+    layouts, so it is a gradient autograd handed to a backward: torch.autograd.grad's
+    grad_outputs, ``.backward(gradient=...)`` and a vjp function take a sparse COO one for
+    a dense output, which native torch's backward refuses too (a NotImplementedError, a
+    RuntimeError; numpy's TypeError alone was not one, hostile pass 147)."""
+    return LayerTypeError(
+        f"a scipy_layers layer's backward reads the gradient it is given (grad_output) "
+        f"with numpy, and this one has layout {tensor.layout} ({error}): pass a dense "
+        f"gradient (call .to_dense() on it), as native torch's backward needs too")
 
 
 def to_tensor(array: np.ndarray, like: torch.Tensor) -> torch.Tensor:

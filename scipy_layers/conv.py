@@ -27,7 +27,7 @@ from ._checks import check_method_name, LayerValueError
 # not: read and patch those in _conv_rule and _conv_args)
 from ._conv_args import _plainly_valid, check_conv_arguments, check_each_conv_argument
 from ._conv_rule import choose_method, dtype_name, is_float64, shift_max_taps  # noqa: F401
-from ._nchw_args import _is_int
+from ._nchw_args import _is_int, LARGEST_GEOMETRY_INT
 from ._forward_state import (check_forward_state, new_forward_state, remember_inputs,
                              state_for)
 from ._func_rules import check_not_legacy_batched, linear_tangent, vmap_by_loop, vmap_rule
@@ -207,6 +207,12 @@ def native_conv2d(input, filter, bias=None) -> torch.Tensor:
     return result[0, 0]
 
 
+class FilterSizeError(LayerValueError, TypeError):
+    """A filter size that is not an int, or is past int64: a ValueError, as the module
+    documents, and a TypeError, as native torch's for the same size (torch.nn.Conv2d's
+    and torch.randn's "failed to unpack")."""
+
+
 class ScipyConv2d(torch.nn.Module):
     """The tutorial's module: a learnable (filter_width, filter_height) filter and a
     (1, 1) bias, applied with :class:`ScipyConv2dFunction` by ``method``."""
@@ -215,7 +221,11 @@ class ScipyConv2d(torch.nn.Module):
         super().__init__()
         sizes = []
         for name, value in (("filter_width", filter_width), ("filter_height", filter_height)):
-            if not _is_int(value) or value < 1:  # (numpy ints too, as nn.Conv2d takes them)
+            # (numpy ints too, as nn.Conv2d takes them)
+            if not _is_int(value) or value > LARGEST_GEOMETRY_INT:
+                limit = " (at most 2**63 - 1)" if _is_int(value) else ""
+                raise FilterSizeError(f"{name} must be a positive int{limit}, got {value!r}")
+            if value < 1:
                 raise LayerValueError(f"{name} must be a positive int, got {value!r}")
             sizes.append(operator.index(value))
         check_method(method)

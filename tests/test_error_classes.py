@@ -90,3 +90,60 @@ def test_torch_runs_out_of_memory_with_a_runtime_error():
 def test_the_error_classes_are_public():
     for name in ("LayerValueError", "LayerTypeError", "EmptyDimensionError", "LayerMemoryError"):
         assert name in scipy_layers.__all__ and issubclass(getattr(scipy_layers, name), RuntimeError)
+
+
+@pytest.mark.parametrize("kwargs", [
+    pytest.param(dict(stride=2 ** 63), id="stride"),
+    pytest.param(dict(padding=(2 ** 63, 1)), id="padding-pair"),
+    pytest.param(dict(dilation=2 ** 63), id="dilation"),
+    pytest.param(dict(groups=3), id="groups"),
+])
+def test_under_autocast_the_batched_conv_raises_what_f_conv2d_raises(kwargs):
+    """Autocast's half-precision tensors go through a rewording of TypeErrors (that a check
+    names float32, which the caller never passed): a stride past int64, a ValueError and
+    a TypeError (as F.conv2d's, plain or in a tuple), came out a TypeError alone (hostile
+    pass 147), which `except ValueError` written against F.conv2d let through."""
+    args = torch.randn(1, 2, 8, 8).bfloat16(), torch.randn(2, 2, 3, 3).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        native = _raised(F.conv2d, *args, **kwargs)
+        ours = _raised(scipy_layers.conv2d, *args, **kwargs)
+    assert native is not None and isinstance(ours, RuntimeError)
+    assert [k for k in CAUGHT_AS if isinstance(native, k) and not isinstance(ours, k)] == []
+    if isinstance(ours, TypeError):  # (the note is kept)
+        assert "under torch.autocast this layer casts" in str(ours), str(ours)
+
+
+@pytest.mark.parametrize("size", [2.5, "3", None, 2 ** 63])
+def test_the_tutorial_module_refuses_a_filter_size_as_torch_nn_conv2d_does(size):
+    """A size that is not an int (or past int64): native torch (torch.nn.Conv2d, and
+    NativeConv2d's torch.randn before the check) raises a TypeError; the module's error,
+    a ValueError as documented, was not one (past int64: torch.randn's TypeError alone,
+    naming no argument, hostile pass 147)."""
+    native = _raised(torch.nn.Conv2d, 1, 1, (size, 3))
+    ours = _raised(scipy_layers.ScipyConv2d, size, 3)
+    assert isinstance(native, TypeError)
+    assert isinstance(ours, TypeError) and isinstance(ours, RuntimeError), type(ours).__mro__
+    assert str(ours).startswith("filter_width must be a positive int"), str(ours)
+
+
+@pytest.mark.parametrize("layer,native,shapes", [
+    pytest.param(scipy_layers.conv2d, F.conv2d, ((1, 2, 8, 8), (2, 2, 3, 3)), id="conv2d"),
+    pytest.param(scipy_layers.scipy_conv2d, scipy_layers.native_conv2d, ((8, 8), (3, 3)),
+                 id="scipy_conv2d"),
+    pytest.param(scipy_layers.fft_abs, lambda x, _: torch.fft.rfft2(x).abs(), ((4, 8), (1,)),
+                 id="fft_abs"),
+])
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_a_sparse_gradient_into_backward_is_refused_as_native_refuses_it(layer, native, shapes,
+                                                                        create_graph):
+    """torch.autograd.grad hands a sparse COO grad_output to a dense output's backward;
+    native's backward raises a NotImplementedError (a RuntimeError), the layers' was
+    numpy's bare TypeError "can't convert Sparse layout tensor to numpy" (hostile pass 147)."""
+    def backward(fn):
+        x, w = (torch.randn(shape, requires_grad=True) for shape in shapes)
+        y = fn(x, w) if fn is not scipy_layers.fft_abs else fn(x)
+        return torch.autograd.grad(y, x, torch.ones_like(y).to_sparse(), create_graph=create_graph)
+    expected, got = _raised(backward, native), _raised(backward, layer)
+    assert isinstance(expected, RuntimeError)
+    assert isinstance(got, TypeError) and isinstance(got, RuntimeError), type(got).__mro__
+    assert "sparse_coo" in str(got) and ".to_dense()" in str(got), str(got)
