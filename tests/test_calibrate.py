@@ -298,3 +298,47 @@ def test_the_file_names_only_the_callers_machine_and_version(tmp_path):
     assert (data["version"], data["machine"]) == (1, "box")
     datetime.datetime.fromisoformat(data["recorded_at"])
     assert read_calibration(path, "box").rate("gemm_float64") == 1e10
+
+
+def _set(path: str, value):
+    """A change to measured_here(): ``value`` at the dotted ``path``."""
+    def change(measured):
+        *parents, key = path.split(".")
+        for part in parents:
+            measured = measured[part]
+        measured[key] = value
+    return change
+
+
+@pytest.mark.parametrize("change, problem", [
+    (_set("figures.gemm_float64.median", float("nan")),
+     "'figures.gemm_float64.median' is not a positive number: nan"),
+    (_set("figures.fft_float32.median", float("inf")),
+     "'figures.fft_float32.median' is not a positive number: inf"),
+    (_set("figures.memory_bandwidth.median", True),
+     "'figures.memory_bandwidth.median' is not a positive number: True"),
+    (_set("figures.gemm_float32.median", -1), "'figures.gemm_float32.median' is not a positive"),
+    (_set("figures.fft_float64.q25", None), "'figures.fft_float64.q25' is not a positive number"),
+    (_set("environment", {}), "'environment.cpu' is not dict: None"),
+    (_set("environment.blas", [{}]), "'environment.blas[0].user_api' is not str: None"),
+])
+def test_a_calibration_the_report_would_refuse_is_not_written(tmp_path, change, problem):
+    """The inner run's output was checked for a number in each median alone: NaN, 1e999,
+    true, a negative rate, a missing quartile or an empty environment was written over
+    the last calibration, and every report after it stopped at that file (hostile pass
+    147). Checked as the report reads it, before it is printed or written."""
+    conf = asv_config(tmp_path)
+    path = tmp_path / "x" / "environments" / "box" / "calibration.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("the last calibration")
+    measured = measured_here()
+    change(measured)
+    python = fake_python(tmp_path, json.dumps(measured) + "\n")
+    for more in ((), ("--print",)):
+        proc = run_cli("--machine", "box", "--config", str(conf), "--python", str(python), *more)
+        assert proc.returncode == 2 and proc.stdout == "", (proc.stdout, proc.stderr)
+        assert len(proc.stderr.splitlines()) == 1, proc.stderr
+        assert proc.stderr.startswith(f"calibrate: error: the calibration measured with {python} "
+                                      f"is not one the report reads: {problem}"), proc.stderr
+        assert path.read_text() == "the last calibration"
+        assert sorted(p.name for p in path.parent.iterdir()) == ["calibration.json"]

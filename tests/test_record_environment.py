@@ -119,6 +119,13 @@ def test_records_live_beside_results_never_under_them(tmp_path, described):
     assert re_.read_record(path)["commit"] == HASH
     path.write_text('{"version": 1}')
     assert re_.read_record(path) is None  # a record off the schema counts as absent
+    # (nor is an earlier record that is not UTF-8, or nested past Python's recursion limit,
+    # a traceback when the new one is stored over it: hostile pass 147)
+    for unreadable in (b"\xff\xfe{}", b"[" * 100_000 + b"]" * 100_000):
+        path.write_bytes(unreadable)
+        assert re_.read_record(path) is None
+        re_.store(re_.make_record("box", HASH, described), env.environments, env.results)
+        assert re_.read_record(path)["commit"] == HASH
 
 
 def test_missing_asv_python_says_how_to_create_it(tmp_path):
@@ -320,7 +327,13 @@ def test_a_banner_before_the_description_is_passed_over(tmp_path, described):
     assert re_.describe_in(fake, {}) == described
 
 
-@pytest.mark.parametrize("output", ["", "not json", "[1, 2]", '"text"'])
+@pytest.mark.parametrize("output", [
+    "", "not json", "[1, 2]", '"text"', "null", "1e999", "NaN",
+    # (nested past Python's recursion limit: json's RecursionError was a traceback, hostile
+    # pass 147; run_child reads calibrate.py's inner run too)
+    pytest.param("[" * 100_000 + "]" * 100_000, id="nested-deeper-than-python-reads"),
+    pytest.param('{"a": ' * 100_000 + "1" + "}" * 100_000, id="objects-nested-deeper"),
+])
 def test_a_child_that_prints_no_description_is_one_line(tmp_path, output):
     fake = _fake_python(tmp_path, output)
     with pytest.raises(re_.RecordError, match="printed no description"):

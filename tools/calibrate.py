@@ -43,6 +43,7 @@ import json
 import math
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -164,6 +165,24 @@ def make_calibration(machine: str, measured: dict, now: datetime.datetime | None
             "environment": measured["environment"], "figures": measured["figures"]}
 
 
+def report_refusal(calibration: dict, machine: str) -> str | None:
+    """What the report's reader (scipy_layers.reports.calibration) would refuse in
+    ``calibration``, or None: checked before it is printed or replaces the file. The
+    inner run's output passes :func:`is_calibration` with a median of NaN, 1e999 or true,
+    a quartile missing or an empty environment, and a file the report refuses stops
+    every report after it (hostile pass 147)."""
+    from scipy_layers.reports.calibration import read_calibration
+    from scipy_layers.reports.errors import ResultsError
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / FILE_NAME
+        path.write_text(json.dumps(calibration))  # (as write_record writes it)
+        try:
+            read_calibration(path, machine)
+        except ResultsError as error:
+            return error.problem
+    return None
+
+
 def calibration_path(environments: Path, machine: str) -> Path:
     return environments / machine / FILE_NAME
 
@@ -218,8 +237,12 @@ def main(argv: list[str] | None = None) -> int:
             raise CalibrationError(f"--machine {args.machine!r} is not a plain folder name "
                                    "(tools/asv_machine.py prints the name to give)")
         env = record_environment.asv_environment(args.config)
-        calibration = make_calibration(
-            args.machine, calibrate_in(args.python or env.python, env.env_vars, sizes))
+        python = args.python or env.python
+        calibration = make_calibration(args.machine, calibrate_in(python, env.env_vars, sizes))
+        refused = report_refusal(calibration, args.machine)
+        if refused is not None:  # (before anything is written over the last calibration)
+            raise CalibrationError(f"the calibration measured with {python} is not one the "
+                                   f"report reads: {refused}")
         if args.print:
             print(json.dumps(calibration, indent=2, sort_keys=True))
         else:

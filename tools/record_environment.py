@@ -211,7 +211,7 @@ def run_child(python: Path, arguments: list, env_vars: dict, timeout: float, doi
     last = (proc.stdout.strip().splitlines() or [""])[-1]
     try:
         value = json.loads(last)
-    except ValueError:
+    except (ValueError, RecursionError):  # (RecursionError: nested past Python's limit)
         value = None
     if value is None or not accepts(value):
         seen = f"last line: {last!r:.80}" if last else "no output"
@@ -246,7 +246,7 @@ def read_record(path: Path) -> dict | None:
     """The record at ``path``, or None when it is absent or does not follow the schema."""
     try:
         record = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError, RecursionError):  # (ValueError: JSON's errors and UTF-8's)
         return None
     return record if isinstance(record, dict) and not validate(record) else None
 
