@@ -1008,7 +1008,7 @@ MUTANTS = [
            ('tests/test_targets.py', 'tests/test_method_choice.py', 'tests/test_compare_commits.py'),
            'write_check.py: folder.rmdir() -> pass'),
     Mutant('tool25',
-           'tools/offline_dashboard.py',
+           'tools/dashboard_vendor.py',
            'html = html.replace(tag, CDN_ATTRS_RE.sub("", tag.replace(url, vendor_prefix + rel)))',
            'html = html.replace(tag, tag.replace(url, vendor_prefix + rel))',
            ('tests/test_offline_dashboard.py',),
