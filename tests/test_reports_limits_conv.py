@@ -86,7 +86,8 @@ def shortest(holds, start) -> int:
 
 @pytest.mark.parametrize("conv", ["1x1x9x7 1x3x3", "1x1x9x7 1x3x2 p1", "1x1x8x8 1x3x3 p2 d2",
                                   "1x1x3x3 1x5x5 p2", "1x1x4x4 1x3x3 p3", "1x1x2x2 1x2x2 p2 d2",
-                                  "1x1x12x10 1x3x3 s2 p1", "1x1x5x6 1x2x3 p4 d2"])
+                                  "1x1x12x10 1x3x3 s2 p1", "1x1x5x6 1x2x3 p4 d2",
+                                  "1x1x1x9 1x5x3 p9 d4", "1x1x2x3 1x3x2 p5 d4"])
 def test_the_spectral_transform_is_the_shortest_that_holds_the_outputs(conv):
     """Every stride-1 output that reads the input, from random data: the transform
     length along each axis is the shortest circular correlation that gives them all."""
@@ -107,6 +108,48 @@ def test_the_spectral_transform_is_the_shortest_that_holds_the_outputs(conv):
     item = work("conv2d_nchw", "forward", None, None, conv)
     assert item.points == th * tw
     assert item.bin_flops == th * (tw // 2 + 1) * 6   # one channel: a product per bin
+
+
+def test_an_axis_narrower_than_its_dilation_folds_onto_a_shorter_transform():
+    """Every axis of 1-4 inputs, 1-5 taps, padding 0-11 and dilation 1-5 against a
+    numeric circular correlation of random data (the shortest length that gives every
+    stride-1 output that reads the input): where the dilation is longer than the input,
+    the runs a window reads outside it lie d apart and a shorter transform folds them
+    onto zeros (n = 1, k = 5, p = 9, d = 4: 3 points, where the runs' formula said 10;
+    found by hostile pass 146)."""
+    rng = np.random.default_rng(1)
+    shorter = 0
+    for n in range(1, 5):
+        for k in range(1, 6):
+            for p in range(12):
+                for d in range(1, 6):
+                    if n + 2 * p < d * (k - 1) + 1:
+                        continue
+                    x, kernel = rng.standard_normal((1, n)), rng.standard_normal((1, k))
+                    full = F.conv2d(torch.from_numpy(x)[None, None],
+                                    torch.from_numpy(kernel)[None, None], padding=(0, p),
+                                    dilation=d)[0, 0].numpy()
+                    reads = F.conv2d(torch.ones(1, 1, 1, n, dtype=torch.float64),
+                                     torch.ones(1, 1, 1, k, dtype=torch.float64),
+                                     padding=(0, p), dilation=d)[0, 0].numpy() > 0
+                    got = conv_axes.axis(n, k, 1, p, d).points
+                    holds = [circular_holds_1d(x[0], kernel[0], p, d, t, reads[0], full[0])
+                             for t in range(n, got + 1)]
+                    assert holds[-1] and not any(holds[:-1]), (n, k, p, d, got, holds)
+                    shorter += got < n + min(p, d * (k - 1))
+    assert shorter > 100  # (the cases the formula overstated)
+
+
+def circular_holds_1d(x, kernel, padding, dilation, size, wanted, expected) -> bool:
+    """circular_holds along one axis (a length below the input's never holds)."""
+    if size < len(x):
+        return False
+    buffer = np.zeros(size)
+    buffer[:len(x)] = x
+    circular = sum(tap * np.roll(buffer, -j * dilation) for j, tap in enumerate(kernel))
+    outputs = np.nonzero(wanted)[0]
+    return np.allclose(circular[(outputs - padding) % size], expected[outputs],
+                       rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize("n, k, s, p, d", [(200_003, 7, 3, 5, 2), (100_000, 2, 5, 0, 1),
@@ -149,3 +192,12 @@ def test_every_small_axis_against_its_pairs_enumerated():
                 if 0 <= i * s + j * d - p < n]
         assert conv_axes.axis(n, k, s, p, d)[:4] == (
             outputs, len(read), len({x for _, x in read}), len({j for j, _ in read})), (n, k, s, p, d)
+
+
+def test_a_narrow_axis_past_the_search_limits_gets_a_lower_bound(monkeypatch):
+    assert conv_axes.axis(1, 5, 1, 9, 4).points == 3
+    monkeypatch.setattr(conv_axes, "_LOOPS", 0)
+    assert conv_axes.axis(1, 5, 1, 9, 4).points == 1  # (the input's length: never above)
+    monkeypatch.setattr(conv_axes, "_LOOPS", 1 << 16)
+    monkeypatch.setattr(conv_axes, "_BYTES", 0)
+    assert conv_axes.axis(1, 5, 1, 9, 4).points == 1

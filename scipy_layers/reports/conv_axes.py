@@ -7,12 +7,15 @@ j read input i s + j d - p. A pair whose index falls outside [0, n) multiplies a
 zero, which no method has to do; an input no pair reads (a stride longer than the
 kernel's reach skips it) need not be read; a tap no output reads the input with (a
 padding wider than the kernel) need not be read either. ``pairs`` is exact in O(log)
-arithmetic, whatever the sizes (a hand-made results file may give any); ``touched`` and
-``taps`` are exact up to ``_LOOPS`` runs and ``_BYTES`` inputs, lower bounds past them.
+arithmetic, whatever the sizes (a hand-made results file may give any); ``touched``,
+``taps`` and ``points`` are exact up to ``_LOOPS`` runs and ``_BYTES`` inputs, lower bounds
+past them.
 """
 from __future__ import annotations
 
 from typing import NamedTuple
+
+import numpy as np
 
 from ..conv_spec import output_hw
 
@@ -89,8 +92,32 @@ def axis(n: int, k: int, stride: int = 1, padding: int = 0, dilation: int = 1) -
     s, p, d = stride, padding, dilation
     # reading an index <= p + n - 1 (in padded terms), less those reading one <= p - 1
     pairs = _pairs_up_to(p + n - 1, k, outputs, s, d) - _pairs_up_to(p - 1, k, outputs, s, d)
-    # A circular correlation of length T holds the stride-1 outputs when the p zeros on
-    # one side can stand for those on both: T = n + p, or n + d (k - 1) when the padding
-    # is wider than the kernel's reach (every full-correlation output is then wanted).
     return Axis(outputs, pairs, _touched(n, k, outputs, s, p, d, pairs),
-                _taps(n, k, outputs, s, p, d, pairs), n + min(p, d * (k - 1)))
+                _taps(n, k, outputs, s, p, d, pairs), _points(n, k, p, d))
+
+
+def _points(n: int, k: int, p: int, d: int) -> int:
+    """The shortest circular correlation length T (>= n) whose outputs include every
+    stride-1 output that reads the input, each right.
+
+    Output i, tap j read index m = i - p + j d; circularly, m mod T. That is right where
+    m falls in the input, and where it does not, m mod T must fall on a zero (in [n, T)).
+    Where d <= n the taps' windows overlap, so the indices read outside the input are one
+    run on each side, and the p zeros on one side can stand for those on both: T = n + p,
+    or n + d (k - 1) when the padding is wider than the kernel's reach. Where d > n they
+    are runs d apart with gaps that a shorter T can fold onto (n = 1, k = 5, p = 9, d = 4:
+    3, where the runs' formula gives 10): tried one T at a time, up to ``_LOOPS`` indices
+    and ``_BYTES`` index-lengths; past that n, a lower bound."""
+    longest = n + min(p, d * (k - 1))
+    if d <= n:
+        return longest
+    outputs = n + 2 * p - d * (k - 1)  # (stride 1)
+    if outputs * k > _LOOPS or (longest - n) * outputs * k > _BYTES:
+        return n
+    read = (np.arange(outputs)[:, None] - p) + d * np.arange(k)[None, :]
+    inside = (read >= 0) & (read < n)
+    outside = read[inside.any(axis=1)][~inside[inside.any(axis=1)]]
+    for length in range(n, longest):
+        if (outside % length >= n).all():
+            return length
+    return longest
