@@ -4,6 +4,7 @@ The child here is this interpreter (it has numpy, scipy, torch and threadpoolctl
 asv environment does), so no asv environment is needed."""
 import datetime
 import json
+import re
 import os
 import subprocess
 import sys
@@ -337,6 +338,21 @@ def test_a_banner_before_the_description_is_passed_over(tmp_path, described):
 def test_a_child_that_prints_no_description_is_one_line(tmp_path, output):
     fake = _fake_python(tmp_path, output)
     with pytest.raises(re_.RecordError, match="printed no description"):
+        re_.describe_in(fake, {})
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda d: {**d, "blas": [{}]}, "'blas[0].user_api' is not str"),
+    (lambda d: {**d, "threads": {**d["threads"], "torch": True}}, "'threads.torch' is not int"),
+    (lambda d: {**d, "cpu": {**d["cpu"], "flags": [1]}}, "'cpu.flags' is not a list of strings"),
+])
+def test_a_description_the_report_reads_otherwise_writes_no_record(tmp_path, described,
+                                                                    change, problem):
+    """validate() took a BLAS entry without its API, a bool for torch's threads and flags
+    that are not strings, which the report refuses, every report after it stopping at the
+    file; make compare wrote its records unchecked."""
+    fake = _fake_python(tmp_path, json.dumps(change(described)))
+    with pytest.raises(re_.RecordError, match=re.escape(problem)):
         re_.describe_in(fake, {})
 
 

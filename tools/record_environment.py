@@ -220,10 +220,32 @@ def run_child(python: Path, arguments: list, env_vars: dict, timeout: float, doi
 
 
 def describe_in(python: Path, env_vars: dict) -> dict:
-    """collect() run by ``python`` with ``env_vars`` added (run_child); the caller checks
-    the record made of it against the schema before writing it."""
-    return run_child(python, [__file__, "--collect"], env_vars, 300, "collecting the environment",
-                     "description", lambda value: isinstance(value, dict))
+    """collect() run by ``python`` with ``env_vars`` added (run_child), checked as a
+    record's description (description_problems) before any caller writes it."""
+    description = run_child(python, [__file__, "--collect"], env_vars, 300,
+                            "collecting the environment", "description",
+                            lambda value: isinstance(value, dict))
+    problems = description_problems(description)
+    if problems:
+        raise RecordError(f"the environment {python} described is not a record: "
+                          f"{'; '.join(problems)}")
+    return description
+
+
+def description_problems(description: dict) -> list[str]:
+    """How a record made of ``description`` departs from schema version 1, or from what
+    the report reads of it (scipy_layers.reports.environment: a record it refuses stops
+    every report after it, and compare_commits wrote records unchecked)."""
+    problems = validate(make_record("check", "0" * 40, description))
+    if problems:
+        return problems
+    from scipy_layers.reports.environment import check_description  # (pandas: lazily)
+    from scipy_layers.reports.errors import ResultsError
+    try:
+        check_description("the description", description)
+    except ResultsError as error:
+        return [error.problem]
+    return []
 
 
 def plain_folder_name(name: str) -> bool:
@@ -293,11 +315,8 @@ def main(argv: list[str] | None = None) -> int:
                               "(tools/asv_machine.py prints this machine's)")
         env = asv_environment(args.config)  # first: its folder is where --commit is looked up
         commit = full_hash(args.commit, args.config.resolve().parent)
+        # (describe_in checks it before anything is written over an earlier record)
         record = make_record(args.machine, commit, describe_in(env.python, env.env_vars))
-        problems = validate(record)
-        if problems:  # (before anything is written over an earlier record)
-            raise RecordError(f"the environment {env.python} described is not a record: "
-                              f"{'; '.join(problems)}")
         if args.print:
             print(json.dumps(record, indent=2, sort_keys=True))
         else:
