@@ -340,3 +340,20 @@ def test_stdout_and_stderr_on_a_full_disk_still_exit_2(quiet, tmp_path):
         bad = subprocess.run([sys.executable, "-m", "scipy_layers.reports", "--results",
                               str(tmp_path / "none")], cwd=ROOT, stdout=full, stderr=full)
     assert run.returncode == 2 and bad.returncode == 2
+
+
+def test_a_gate_without_a_round_size_says_it_judged_no_speed(quiet, tmp_path, capsys):
+    """Hostile pass 148: without --round-size each commit's samples are one round and every
+    timing is inconclusive, so a 1.5x slowdown passed the gate (exit 0) with nothing said
+    but "gate: 0 finding(s)". The gate now says so in a note; with the round size it says
+    nothing and finds the slowdown."""
+    scale(quiet, COMMIT_B, 1.5, implementations={"scipy"})
+    out = tmp_path / "out"
+    assert main([str(quiet), str(out), "--no-plots", "--gate", "--commits", COMMIT_A[:8],
+                 COMMIT_B[:8]]) == 0
+    printed = capsys.readouterr().out
+    assert "gate: 0 finding(s)" in printed
+    note = [line for line in printed.splitlines() if line.startswith("gate: note: ")]
+    assert len(note) == 1 and "no --round-size" in note[0] and "could be called slower" in note[0]
+    assert gate(quiet, tmp_path / "out2") == 1
+    assert "gate: note: " not in capsys.readouterr().out

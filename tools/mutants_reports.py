@@ -2064,4 +2064,10 @@ MUTANTS = [
            '    if data.get("version") != version:',
            ('tests/test_reports_limits.py', '-k', 'version'),
            "validate.py: a calibration (or environment record) of version true or 1.0 reads as version 1 (hostile pass 145)"),
+    Mutant('gate9',
+           'scipy_layers/reports/gate.py',
+           '    if round_size:\n        return None\n    timed = ',
+           '    if True:\n        return None\n    timed = ',
+           ('tests/test_reports_gate.py', '-k', 'without_a_round_size'),
+           "gate.py: --gate without --round-size passes a 1.5x slowdown saying only '0 finding(s)', never that every timing was one round a side and no speed was judged (hostile pass 148)"),
 ]

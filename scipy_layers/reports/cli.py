@@ -17,7 +17,7 @@ from .build import build_report
 from .compare import DEFAULT_THRESHOLD
 from .compared_cases import read_compared_cases
 from .errors import ReportError, complain, one_line, silence
-from .gate import account, findings, measured_in_both, only_changed_environments
+from .gate import account, findings, measured_in_both, one_round_note, only_changed_environments
 from .markdown import printable
 from .runs import RUN_COLUMNS
 from .start import PROG
@@ -160,8 +160,9 @@ def _main(argv: list[str] | None) -> int:
         complain(f"{PROG}: error: {one_line(str(exc))}")
         return 2
     found = findings(report.compare) if args.gate else None
+    note = one_round_note(report.compare, args.round_size) if args.gate else None
     try:
-        _print_account(report, results, output, args.threshold, found)
+        _print_account(report, results, output, args.threshold, found, note)
     except BrokenPipeError:  # (stdout's reader stopped, as `| head` does: the reports are
         silence(1)           # written and the status stands)
     except OSError as exc:  # (stdout cannot take it: a full disk, /dev/full): an error
@@ -172,7 +173,7 @@ def _main(argv: list[str] | None) -> int:
     return 1 if found else 0
 
 
-def _print_account(report, results, output, threshold, found) -> None:
+def _print_account(report, results, output, threshold, found, note=None) -> None:
     """What a run read and wrote, the headline and (``found`` not None) the gate's findings."""
     print(f"Read {len(report.timings)} results ({(report.timings['status'] == 'ok').sum()} ok) "
           f"from {results}; wrote to {output}/:")
@@ -193,3 +194,5 @@ def _print_account(report, results, output, threshold, found) -> None:
     _print_headline(report.headline)
     if found is not None:
         print(f"\ngate: {len(found)} finding(s)" + "".join(f"\n{line}" for line in found))
+    if note:
+        print(note)

@@ -61,6 +61,22 @@ def measured_in_both(compare: pd.DataFrame) -> int:
     return int(((compare["status_a"] == "ok") & (compare["status_b"] == "ok")).sum())
 
 
+def one_round_note(compare: pd.DataFrame, round_size: int | None) -> str | None:
+    """The gate's note where it could judge no speed: without a round size each commit's
+    samples are one round, every timing measured at both is inconclusive, and the gate
+    passes on failures, skips and gradients alone (hostile pass 148: it said nothing)."""
+    if round_size:
+        return None
+    timed = ((compare["unit"] == TIME_UNIT) & (compare["status_a"] == "ok")
+             & (compare["status_b"] == "ok")).sum()
+    if not timed:
+        return None
+    return (f"gate: note: no --round-size, so each commit's samples are one round and none of "
+            f"the {timed} timing(s) measured at both could be called slower: this gate judged "
+            "failures, skips and gradients only (give --round-size N, the asv -a repeat=N of "
+            "the compared runs, as make compare does)")
+
+
 def only_changed_environments(compare: pd.DataFrame) -> bool:
     """Whether every timing measured at both commits ran in another environment at B
     (verdict "environment changed", never a speed verdict): then no speed was compared,
