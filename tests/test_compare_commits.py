@@ -367,6 +367,12 @@ def test_bad_settings_are_one_line_errors(fake, capsys):
     assert "ROUNDS must be at least 2" in capsys.readouterr().err
     assert cc.main(["--bench", "NoSuchBenchmark"]) == 2
     assert "BENCH=NoSuchBenchmark selects no benchmark of the suite" in capsys.readouterr().err
+    # Hostile pass 148: a regex that names a benchmark but ends in $ matches no case (asv
+    # searches 'name(params)'); the line says what is searched, with an example.
+    assert cc.main(["--bench", r"bench_fft_abs.FFTAbs.time_forward$"]) == 2
+    err = capsys.readouterr().err.splitlines()[-1]  # (a dirty tree's warning may come first)
+    assert err.startswith("compare: error: ") and "searches each case as 'bench_<layer>.<Class>.<method>(" in err
+    assert "FFTAbs\\.time_forward\\(" in err
 
 
 @pytest.fixture

@@ -230,7 +230,10 @@ def compare(args, env) -> int:
     cases = {"timings": restrict(union(runs_at[head], runs_at[base]), args.bench),
              "tracks": restrict(compared("tracks", listed["tracks"]), args.bench)}
     if not cases["timings"] and not cases["tracks"]:
-        raise CompareError(f"BENCH={args.bench} selects no benchmark of the suite" if args.bench
+        raise CompareError(f"BENCH={args.bench} selects no benchmark of the suite (asv's -b "
+                           "searches each case as 'bench_<layer>.<Class>.<method>(<param>, ...)': "
+                           "a $ after the method's name matches none; e.g. "
+                           "BENCH=\"FFTAbs\\.time_forward\\(.*'16x16'\")" if args.bench
                            else "the suite lists no case to compare (tools/suite_cases.py)")
     runs_known = {head: True, base: listed_base is not None}
 

@@ -2070,4 +2070,10 @@ MUTANTS = [
            '    if True:\n        return None\n    timed = ',
            ('tests/test_reports_gate.py', '-k', 'without_a_round_size'),
            "gate.py: --gate without --round-size passes a 1.5x slowdown saying only '0 finding(s)', never that every timing was one round a side and no speed was judged (hostile pass 148)"),
+    Mutant('cmp148',
+           'tools/compare_commits.py',
+           '"searches each case as \'bench_<layer>.<Class>.<method>(<param>, ...)\': "',
+           '"matches nothing: "',
+           ('tests/test_compare_commits.py', '-k', 'bad_settings'),
+           "compare_commits.py: BENCH=<a benchmark's name>$ is refused as selecting nothing, without saying that asv's -b searches 'name(params)' (hostile pass 148)"),
 ]
