@@ -357,3 +357,25 @@ def test_a_gate_without_a_round_size_says_it_judged_no_speed(quiet, tmp_path, ca
     assert len(note) == 1 and "no --round-size" in note[0] and "could be called slower" in note[0]
     assert gate(quiet, tmp_path / "out2") == 1
     assert "gate: note: " not in capsys.readouterr().out
+
+
+def test_a_control_of_few_native_timings_says_it_shows_no_rate(quiet, tmp_path):
+    """A make compare with a small BENCH= has 2 or 4 native timings: "0 of 2" read as a
+    clean run beside a false "slower" (hostile pass 148). Under 20 the line says so."""
+    from scipy_layers.reports.build import build_report
+    from scipy_layers.reports.compare import DECIDED
+    from scipy_layers.reports.comparison import comparison_markdown
+    from scipy_layers.reports.gate import account
+    compare = build_report(quiet, tmp_path / "out", commits=[COMMIT_A[:8], COMMIT_B[:8]],
+                           with_plots=False, round_size=ROUND_SIZE).compare
+    native = compare.index[(compare["implementation"] == "native")
+                           & compare["verdict"].isin(DECIDED)]
+    few = compare.drop(native[2:])
+    line = next(x for x in account(few, 0.05) if x.startswith("native control"))
+    assert line.endswith("; 2 are too few to show a false-alarm rate (fewer than 20): confirm "
+                         "a verdict by timing both commits again (make compare FRESH=1)"), line
+    assert any("2 are too few to show a false-alarm rate" in x
+               for x in comparison_markdown(few, 0.05))
+    line = next(x for x in account(compare, 0.05) if x.startswith("native control"))
+    assert line.endswith("the false-alarm rate of this run"), line  # (22 of them)
+    assert not any("too few" in x for x in comparison_markdown(compare, 0.05))

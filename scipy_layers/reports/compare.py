@@ -278,6 +278,21 @@ def _rel_tolerance(row: pd.Series) -> float | None:
     return tolerance_by_name().get(row["dtype"])
 
 
+# Below this many native verdicts the control shows no false-alarm rate: at 5% a run of
+# 20 has 0.36 odds of calling none (a make compare with a small BENCH= has 2 or 4).
+FEW_CONTROLS = 20
+
+
+def control_caveat(total: int) -> str:
+    """What the native control's line adds where it has too few verdicts to show this
+    run's false-alarm rate (0 of 2 reads as a clean run, and says next to nothing)."""
+    if total >= FEW_CONTROLS:
+        return ""
+    few = f"{total} are too few" if total else "none is enough"
+    return (f"; {few} to show a false-alarm rate (fewer than {FEW_CONTROLS}): confirm a "
+            f"verdict by timing both commits again (make compare FRESH=1)")
+
+
 def native_control(compare: pd.DataFrame) -> tuple[int, int]:
     """(native timed cases called faster or slower, native timed cases with a verdict):
     native torch code is the same in both commits, so each call is a false alarm."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .compare import native_control
+from .compare import control_caveat, native_control
 from .gate import (case_label, gradient_regressions, new_failures, new_skips, several_envs,
                    verdict_counts)
 from .markdown import format_seconds, markdown_table, printable
@@ -43,10 +43,12 @@ def comparison_markdown(compare: pd.DataFrame, threshold: float) -> list[str]:
         lines += [_changed_table(rows, env), ""] if len(rows) else ["None.", ""]
     changed, total = native_control(compare)
     rate = f" ({changed / total:.1%})" if total else ""
+    caveat = control_caveat(total).removeprefix("; ")
     lines += ["### Native control", "",
               f"{changed} of {total} native timings got a faster or slower verdict{rate}. "
               "Native torch code is the same in both commits, so each is a false alarm: "
-              "this run's observed false-alarm rate.", ""]
+              "this run's observed false-alarm rate." + (f" {caveat[0].upper()}{caveat[1:]}."
+                                                        if caveat else ""), ""]
     flagged = gradient_regressions(compare)
     lines += [f"### Gradient regressions ({len(flagged)})", ""]
     if len(flagged):

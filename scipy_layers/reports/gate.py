@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .compare import CHANGED, NOW_SKIPPED, TIME_UNIT, native_control
+from .compare import CHANGED, NOW_SKIPPED, TIME_UNIT, control_caveat, native_control
 from .markdown import printable
 from .naming import NATIVE
 
@@ -120,7 +120,8 @@ def account(compare: pd.DataFrame, threshold: float) -> list[str]:
     changed, total = native_control(compare)
     rate = f" ({changed / total:.1%})" if total else ""
     lines.append(f"native control: {changed} of {total} native timings called "
-                 f"{' or '.join(CHANGED)}{rate}, the false-alarm rate of this run")
+                 f"{' or '.join(CHANGED)}{rate}, the false-alarm rate of this run"
+                 + control_caveat(total))
     flagged = len(gradient_regressions(compare))
     if flagged:
         lines.append(f"gradient regressions: {flagged}")
