@@ -580,3 +580,16 @@ def test_an_output_that_cannot_be_written_exits_2_not_1(tmp_path):
         run = subprocess.run([sys.executable, str(script)], cwd=ROOT, stdout=read_only,
                              stderr=subprocess.PIPE, text=True, timeout=300)
         assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+
+
+def test_an_environment_no_record_can_be_made_of_is_refused_before_the_timing(
+        fake, monkeypatch, capsys):
+    """describe_in refuses a description the report would refuse; make compare asked for
+    it only after timing both commits, so the refusal came after the timing, every
+    minute of it lost."""
+    def refuse(python, env_vars):
+        raise record_environment.RecordError("the environment described is not a record: x")
+    monkeypatch.setattr(record_environment, "describe_in", refuse)
+    assert cc.main([]) == 2
+    assert fake.kinds() == []
+    assert "is not a record" in capsys.readouterr().err

@@ -278,6 +278,8 @@ def compare(args, env) -> int:
         print("would record the environment of: " + (" ".join(timed) or "none"))
         print("would run:\n  " + " ".join(report) + "\n  " + " ".join(publish))
         return 0
+    if timed:  # (a description no record can be made of is refused before the timing,
+        describe_now()  # where asv's environment exists: after it, its timing is lost)
     asv_status = 0
     for title, run_on, cmd in steps:
         stage(f"asv: {title} of {', '.join(c[:8] for c in run_on)}")
