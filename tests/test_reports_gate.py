@@ -376,6 +376,10 @@ def test_a_control_of_few_native_timings_says_it_shows_no_rate(quiet, tmp_path):
                          "a verdict by timing both commits again (make compare FRESH=1)"), line
     assert any("2 are too few to show a false-alarm rate" in x
                for x in comparison_markdown(few, 0.05))
+    line = next(x for x in account(compare.drop(native), 0.05) if x.startswith("native control"))
+    assert "0 of 0 native timings" in line and line.endswith(
+        "; with none, it shows no false-alarm rate: confirm a verdict by timing both commits "
+        "again (make compare FRESH=1)"), line
     line = next(x for x in account(compare, 0.05) if x.startswith("native control"))
     assert line.endswith("the false-alarm rate of this run"), line  # (22 of them)
     assert not any("too few" in x for x in comparison_markdown(compare, 0.05))

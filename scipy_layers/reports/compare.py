@@ -288,9 +288,9 @@ def control_caveat(total: int) -> str:
     run's false-alarm rate (0 of 2 reads as a clean run, and says next to nothing)."""
     if total >= FEW_CONTROLS:
         return ""
-    few = f"{total} are too few" if total else "none is enough"
-    return (f"; {few} to show a false-alarm rate (fewer than {FEW_CONTROLS}): confirm a "
-            f"verdict by timing both commits again (make compare FRESH=1)")
+    few = (f"{total} are too few to show a false-alarm rate (fewer than {FEW_CONTROLS})"
+           if total else "with none, it shows no false-alarm rate")
+    return f"; {few}: confirm a verdict by timing both commits again (make compare FRESH=1)"
 
 
 def native_control(compare: pd.DataFrame) -> tuple[int, int]:
