@@ -111,12 +111,13 @@ def _points(n: int, k: int, p: int, d: int) -> int:
     longest = n + min(p, d * (k - 1))
     if d <= n:
         return longest
-    outputs = n + 2 * p - d * (k - 1)  # (stride 1)
+    (outputs,) = output_hw((n,), (k,), 1, p, d)
     if outputs * k > _LOOPS or (longest - n) * outputs * k > _BYTES:
         return n
     read = (np.arange(outputs)[:, None] - p) + d * np.arange(k)[None, :]
     inside = (read >= 0) & (read < n)
-    outside = read[inside.any(axis=1)][~inside[inside.any(axis=1)]]
+    wanted = inside.any(axis=1)  # (the outputs that read the input)
+    outside = read[wanted][~inside[wanted]]
     for length in range(n, longest):
         if (outside % length >= n).all():
             return length
