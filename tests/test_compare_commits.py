@@ -593,3 +593,15 @@ def test_an_environment_no_record_can_be_made_of_is_refused_before_the_timing(
     assert cc.main([]) == 2
     assert fake.kinds() == []
     assert "is not a record" in capsys.readouterr().err
+
+
+def test_the_environment_is_described_once_before_the_timing_and_once_after(fake, monkeypatch):
+    """The plan (reusing results) and the check before the timing share one description
+    (a child that imports torch: ~3 s); the records take one made after the timing."""
+    assert cc.main([]) == 0
+    calls = []
+    monkeypatch.setattr(record_environment, "describe_in",
+                        lambda python, env_vars: calls.append(1) or DESCRIPTION)
+    fake.calls.clear()
+    assert cc.main(["--rounds", "3"]) == 0  # the plan reads the records, then times again
+    assert fake.kinds() == ["timings", "report", "publish"] and len(calls) == 2

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import functools
 import json
 import os
 import subprocess
@@ -250,8 +251,10 @@ def compare(args, env) -> int:
             return None
         return record_environment.describe_in(env.python, env.env_vars)
 
+    # (before the timing, one description serves the plan and the check below)
+    described_before = functools.cache(describe_now)
     to_time, to_track = plan(commits, env, machine, cases, runs_at, runs_known, args.rounds,
-                             args.repeat, args.fresh, discover, describe_now)
+                             args.repeat, args.fresh, discover, described_before)
     for commit in commits:
         print(f"   {commit[:8]}: " + (f"to time: {to_time[commit]}" if commit in to_time
                                       else "reused: its results on this machine are comparable"))
@@ -279,7 +282,7 @@ def compare(args, env) -> int:
         print("would run:\n  " + " ".join(report) + "\n  " + " ".join(publish))
         return 0
     if timed:  # (a description no record can be made of is refused before the timing,
-        describe_now()  # where asv's environment exists: after it, its timing is lost)
+        described_before()  # where asv's environment exists: after it, the timing is lost)
     asv_status = 0
     for title, run_on, cmd in steps:
         stage(f"asv: {title} of {', '.join(c[:8] for c in run_on)}")

@@ -1964,7 +1964,7 @@ MUTANTS = [
            "compare.py: a native control of 2 timings reads '0 of 2' as a clean run, beside a false 'slower' (hostile pass 148)"),
     Mutant('cmp34',
            'tools/compare_commits.py',
-           "        describe_now()  # where asv's environment exists: after it, its timing is lost)\n",
+           "        described_before()  # where asv's environment exists: after it, the timing is lost)\n",
            '        pass\n',
            ('tests/test_compare_commits.py', '-k', 'no_record_can_be_made'),
            "compare_commits.py: an environment no record can be made of is refused only after both commits are timed, the timing lost"),
