@@ -67,8 +67,7 @@ def one_round_note(compare: pd.DataFrame, round_size: int | None) -> str | None:
     passes on failures, skips and gradients alone (hostile pass 148: it said nothing)."""
     if round_size:
         return None
-    timed = ((compare["unit"] == TIME_UNIT) & (compare["status_a"] == "ok")
-             & (compare["status_b"] == "ok")).sum()
+    timed = measured_in_both(compare[compare["unit"] == TIME_UNIT])
     if not timed:
         return None
     return (f"gate: note: no --round-size, so each commit's samples are one round and none of "
