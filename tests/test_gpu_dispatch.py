@@ -16,6 +16,7 @@ import scipy.signal
 import torch
 import torch.nn.functional as F
 
+import scipy_layers
 from scipy_layers import (LAYERS, _cupy_conv, conv2d, fft_abs, gpu, incorrect_fft, native_conv2d,
                           scipy_conv2d)
 from scipy_layers.conv import ACCEPTED_METHODS
@@ -405,6 +406,20 @@ def test_gpu_check_a_timing_that_fails_reads_failed(monkeypatch, capsys):
     assert gpu_check._format_ms(value) == "failed" and emptied == [True]
     assert capsys.readouterr().out == "# timing failed: RuntimeError: CUDA out of memory.\n"
     assert gpu_check._format_ms(1.23456) == "1.235"
+
+
+@pytest.mark.parametrize("bad_call", [lambda: scipy_layers.conv2d(torch.ones(1, 2, 5, 5),
+                                                                 torch.ones(1, 3, 3, 3)),
+                                      lambda: scipy_layers.fft_abs(torch.ones(4))])
+def test_gpu_check_a_layer_argument_error_is_no_failed_cell(monkeypatch, capsys, bad_call):
+    """The layers' argument errors are RuntimeErrors too; in the table they would read as
+    a failed timing (out of memory) and hide a defect of the tool's grid."""
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    monkeypatch.setattr(gpu_check, "median_ms", lambda fn, repeats: fn())
+    with pytest.raises(RuntimeError) as error:
+        gpu_check._safe_ms(bad_call, 3)
+    assert isinstance(error.value, (scipy_layers.LayerValueError, scipy_layers.LayerTypeError))
+    assert "timing failed" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("short, passes", [(0, True), (1, False)])

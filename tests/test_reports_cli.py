@@ -258,3 +258,12 @@ def test_an_unexpected_error_is_status_2_never_the_gate_s_1(tmp_path, monkeypatc
     err = capsys.readouterr().err
     assert "KeyError: 'a defect'" in err and "internal error" in err
 
+
+
+def test_only_a_number_option_s_dashed_value_is_joined_to_it():
+    from scipy_layers.reports.cli import joined_dashed_numbers
+    assert joined_dashed_numbers(["r", "--threshold", "-1%", "--round-size", "-.5"]) == [
+        "r", "--threshold=-1%", "--round-size=-.5"]
+    for kept in (["--threshold", "5%"], ["--threshold"], ["--threshold", "--gate"],
+                 ["--no-plots", "-1"], ["-1", "out"], ["--commits", "-a", "b"]):
+        assert joined_dashed_numbers(kept) == kept

@@ -172,6 +172,10 @@ def test_a_gate_where_every_environment_changed_compared_nothing(quiet, tmp_path
     (["--threshold", "2"], "must be between 0 and 1"),
     (["--threshold", "five"], "not a number"),
     (["--round-size", "0"], "must be at least 1"),
+    # a value with a dash reaches the check (argparse alone: 'expected one argument')
+    (["--threshold", "-1%"], "must be between 0 and 1 (or 0% and 100%), got -1%"),
+    (["--threshold", "-5e-2"], "must be between 0 and 1 (or 0% and 100%), got -5e-2"),
+    (["--round-size", "-3"], "must be at least 1, got -3"),
 ])
 def test_bad_options_are_one_line_and_exit_2(quiet, tmp_path, capsys, args, words):
     with pytest.raises(SystemExit) as exit_:

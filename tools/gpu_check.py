@@ -31,7 +31,8 @@ from torch.autograd import gradcheck
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from scipy_layers import LAYERS, NATIVE, Implementation, _cupy_conv, fft_abs, gpu, scipy_conv2d  # noqa: E402
+from scipy_layers import (LAYERS, NATIVE, Implementation, LayerTypeError,  # noqa: E402
+                          LayerValueError, _cupy_conv, fft_abs, gpu, scipy_conv2d)
 from scipy_layers.agreement import TOLERANCE, compare_with_native, tf32_off  # noqa: E402
 
 CONV_CASES = [((12, 10), (3, 4)), ((9, 13), (5, 2)), ((1, 9), (1, 4)), ((24, 22), (16, 17))]
@@ -132,6 +133,8 @@ def _forward_backward(fn, inputs):
 def _safe_ms(fn, repeats):
     try:
         return median_ms(fn, repeats)
+    except (LayerValueError, LayerTypeError):
+        raise  # (the layers' argument errors are RuntimeErrors too: a defect here, not a cell)
     except RuntimeError as error:  # out of memory, or a cuDNN/cuFFT refusal
         print(f"# timing failed: {type(error).__name__}: {str(error).splitlines()[0][:200]}")
         torch.cuda.empty_cache()

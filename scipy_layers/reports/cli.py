@@ -7,6 +7,7 @@ regression (one line each on stdout), else 0."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -95,6 +96,32 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+# The options that take a number. argparse reads a value after them that starts with a
+# dash as an option unless it is a plain negative number ('-0.05' is read, '-1%' and
+# '-5e-2' are not) and then says the value is missing; joined as '--threshold=-1%', the
+# value reaches its check, which says what is accepted.
+NUMBER_OPTIONS = ("--threshold", "--round-size")
+_DASHED_NUMBER = re.compile(r"-[0-9.]")
+
+
+def joined_dashed_numbers(argv: list[str]) -> list[str]:
+    """``argv`` with each number option followed by a dashed number ('-1%') as one
+    '--option=value' word; nothing else changed."""
+    joined, words = [], iter(argv)
+    for word in words:
+        if word in NUMBER_OPTIONS:
+            value = next(words, None)
+            if value is not None and _DASHED_NUMBER.match(value):
+                joined.append(f"{word}={value}")
+                continue
+            joined.append(word)
+            if value is not None:
+                joined.append(value)
+        else:
+            joined.append(word)
+    return joined
+
+
 def _pick(p, positional, option, default, what):
     if positional is not None and option is not None and positional != option:
         p.error(f"two {what} directories given: {positional} and {option}")
@@ -132,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     p = parser()
-    args = p.parse_args(argv)
+    args = p.parse_args(joined_dashed_numbers(sys.argv[1:] if argv is None else argv))
     results = _pick(p, args.results, args.results_option, DEFAULT_RESULTS, "results")
     output = _pick(p, args.output, args.output_option, DEFAULT_OUTPUT, "output")
     try:
