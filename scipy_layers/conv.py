@@ -217,6 +217,13 @@ class ScipyConv2d(torch.nn.Module):
     """The tutorial's module: a learnable (filter_width, filter_height) filter and a
     (1, 1) bias, applied with :class:`ScipyConv2dFunction` by ``method``."""
 
+    # The default for a module whose state has no ``method`` of its own: one pickled
+    # (torch.save) before the methods existed (the first commit's ScipyConv2d had none;
+    # "auto" computes the same correlation), as nn.Conv2d's __setstate__ gives old
+    # pickles padding_mode='zeros'. (Before hostile pass 149 such a module's forward and
+    # repr raised AttributeError.)
+    method = AUTO
+
     def __init__(self, filter_width: int, filter_height: int, method: str = AUTO):
         super().__init__()
         sizes = []

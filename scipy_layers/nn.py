@@ -274,6 +274,10 @@ class Conv2d(torch.nn.Conv2d):
     """``torch.nn.Conv2d`` (same constructor, same initialisation, same parameters)
     whose forward runs :func:`conv2d` on numpy/scipy. Only ``padding_mode='zeros'``."""
 
+    # The default for a module whose state has no ``method``: an nn.Conv2d given this
+    # class in place (``module.__class__ = scipy_layers.Conv2d``, which runs no __init__)
+    method = "auto"
+
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  dilation=1, groups=1, bias=True, padding_mode="zeros", device=None,
                  dtype=None, *, method="auto"):

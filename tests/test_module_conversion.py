@@ -5,6 +5,9 @@ run under ``torch.__future__.set_swap_module_params_on_conversion(True)``, refus
 tensor that has a weak reference. Before hostile pass 144 each layer call's graph node
 held weak references to its input and weight ("Cannot swap t1 because it has weakref
 associated with it"; "_apply(): Couldn't swap Conv2d.weight")."""
+import copy
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -67,3 +70,40 @@ def test_swap_tensors_takes_a_parameter_and_an_input_a_live_graph_read(name, nat
     torch.utils.swap_tensors(x, torch.zeros_like(x))
     assert not x.detach().any()
     del loss
+
+
+def _forward_and_gradients(module, x):
+    x = x.clone().requires_grad_()
+    y = module(x)
+    y.pow(2).sum().backward()
+    return y, x.grad, *(p.grad for p in module.parameters())
+
+
+def test_a_scipy_conv2d_pickled_before_it_had_a_method_loads_runs_and_prints():
+    # torch.save of nn.Sequential(ScipyConv2d(3, 3)) made with the first commit
+    # (ff04bc1), whose ScipyConv2d had no ``method``: its forward and repr raised
+    # AttributeError until hostile pass 149; nn.Conv2d's __setstate__ likewise gives its
+    # old pickles padding_mode='zeros'.
+    path = Path(__file__).parent / "fixtures" / "scipyconv2d_ff04bc1.pt"
+    old = torch.load(path, weights_only=False).double()
+    assert "method" not in vars(old[0])
+    assert "method='auto'" in repr(old)
+    native = sl.NativeConv2d(3, 3).double()
+    native.load_state_dict(old[0].state_dict())
+    x = torch.linspace(-2, 3, 63, dtype=D).reshape(7, 9)
+    for got, expected in zip(_forward_and_gradients(old, x), _forward_and_gradients(native, x)):
+        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_an_nn_conv2d_given_the_layers_class_in_place_runs_as_native():
+    # module.__class__ = scipy_layers.Conv2d (converting a model in place) runs no
+    # __init__: the instance has no ``method`` of its own (AttributeError before pass 149)
+    torch.manual_seed(0)
+    native = torch.nn.Conv2d(3, 4, 3, padding=1, stride=2).double()
+    swapped = copy.deepcopy(native)
+    swapped.__class__ = sl.Conv2d
+    assert "method='auto'" in repr(swapped)
+    x = torch.randn(2, 3, 9, 9, dtype=D)
+    for got, expected in zip(_forward_and_gradients(swapped, x),
+                             _forward_and_gradients(native, x)):
+        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)

@@ -2096,4 +2096,18 @@ MUTANTS = [
            '        if addresses != (input.data_ptr(), addresses[1], addresses[2], weight.data_ptr(),\n                         addresses[4], addresses[5]):\n',
            ('tests/test_shared_memory.py', '-k', 'data_assigned and not doubled'),
            "backward compares the data's address alone: .data assigned a view that begins there (transpose, expand) gets forward's state, gradients 5-14 off native"),
+    # hostile pass 149: a module whose state has no ``method`` (an old pickle, a class
+    # given in place) takes the class's default
+    Mutant('pkl1',
+           'scipy_layers/conv.py',
+           '    method = AUTO\n',
+           '',
+           ('tests/test_module_conversion.py', '-k', 'pickled_before'),
+           "ScipyConv2d without a class default for method: a module torch.save'd by the first commit (no method in its state) raises AttributeError in forward and repr"),
+    Mutant('pkl2',
+           'scipy_layers/nn.py',
+           '    method = "auto"\n',
+           '',
+           ('tests/test_module_conversion.py', '-k', 'class_in_place'),
+           "Conv2d without a class default for method: an nn.Conv2d given the class in place (module.__class__ = scipy_layers.Conv2d) raises AttributeError"),
 ]
