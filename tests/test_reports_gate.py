@@ -387,3 +387,28 @@ def test_a_control_of_few_native_timings_says_it_shows_no_rate(quiet, tmp_path):
     line = next(x for x in account(compare, 0.05) if x.startswith("native control"))
     assert line.endswith("the false-alarm rate of this run"), line  # (22 of them)
     assert not any("too few" in x for x in comparison_markdown(compare, 0.05))
+
+
+def test_a_gate_over_one_round_a_side_says_it_judged_no_speed(quiet, tmp_path, capsys):
+    """Hostile pass 150: `asv continuous -a repeat=3 A B` (or asv run -a repeat=N once)
+    stores one round of N samples a case; `--gate --round-size N` over it passed a 1.5x
+    slowdown (exit 0) saying only "gate: 0 finding(s)", as a gate without a round size
+    did before pass 148, while asv continuous itself said PERFORMANCE DECREASED. The
+    fixture's 18 samples a case read at --round-size 18 are one round a side: the gate
+    now says it judged no speed; at the runs' own round size it finds the slowdown and
+    says nothing."""
+    scale(quiet, COMMIT_B, 1.5, implementations={"scipy"})
+    assert gate(quiet, tmp_path / "out", "--round-size", "18") == 0
+    printed = capsys.readouterr().out
+    assert "gate: 0 finding(s)" in printed
+    note = [line for line in printed.splitlines() if line.startswith("gate: note: ")]
+    assert len(note) == 1, printed
+    assert "--round-size 18" in note[0] and "one round" in note[0]
+    assert "could be called slower" in note[0] and "no --round-size" not in note[0]
+    compare = pd.read_csv(tmp_path / "out" / "compare.csv")
+    timed = compare[(compare["unit"] == "seconds") & (compare["status_a"] == "ok")
+                    & (compare["status_b"] == "ok")]
+    assert f"every one of the {len(timed)} timing(s)" in note[0]
+    assert (timed["rounds_a"] == 1).all() and timed["p_value"].isna().all()
+    assert gate(quiet, tmp_path / "out2") == 1
+    assert "gate: note: " not in capsys.readouterr().out

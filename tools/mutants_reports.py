@@ -2106,4 +2106,10 @@ MUTANTS = [
            '    except (ArithmeticError, LookupError):\n        raise',
            ('tests/test_gpu_dispatch.py', '-k', 'gpu_check'),
            "gpu_check.py: a layer's argument error (a RuntimeError too) reads 'timing failed' in the GPU table, a grid defect shown as out of memory"),
+    Mutant('gate150',
+           'scipy_layers/reports/gate.py',
+           '    if both.empty or both["p_value"].notna().any():\n        return None\n    return (f"gate: note: at --round-size',
+           '    if True:\n        return None\n    return (f"gate: note: at --round-size',
+           ('tests/test_reports_gate.py', '-k', 'one_round_a_side'),
+           "gate.py: --gate --round-size N over one round of N samples a side (asv continuous -a repeat=N) passes a 1.5x slowdown saying only '0 finding(s)', never that no speed was judged (hostile pass 150)"),
 ]

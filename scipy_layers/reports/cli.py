@@ -18,7 +18,8 @@ from .build import build_report
 from .compare import DEFAULT_THRESHOLD
 from .compared_cases import read_compared_cases
 from .errors import ReportError, complain, one_line, silence
-from .gate import account, findings, measured_in_both, one_round_note, only_changed_environments
+from .gate import (account, findings, measured_in_both, one_round_each_note, one_round_note,
+                   only_changed_environments)
 from .markdown import printable
 from .runs import RUN_COLUMNS
 from .start import PROG
@@ -187,7 +188,8 @@ def _main(argv: list[str] | None) -> int:
         complain(f"{PROG}: error: {one_line(str(exc))}")
         return 2
     found = findings(report.compare) if args.gate else None
-    note = one_round_note(report.compare, args.round_size) if args.gate else None
+    note = (one_round_note(report.compare, args.round_size)
+            or one_round_each_note(report.compare, args.round_size)) if args.gate else None
     try:
         _print_account(report, results, output, args.threshold, found, note)
     except BrokenPipeError:  # (stdout's reader stopped, as `| head` does: the reports are

@@ -76,6 +76,25 @@ def one_round_note(compare: pd.DataFrame, round_size: int | None) -> str | None:
             "the compared runs, as make compare does)")
 
 
+def one_round_each_note(compare: pd.DataFrame, round_size: int | None) -> str | None:
+    """The note where a round size was given but every timing measured at both commits
+    holds one round a side (its samples are one round of ``round_size``, as asv run -a
+    repeat=N or asv continuous leave them): no variance, no p-value, every verdict
+    inconclusive, so the gate judged no speed however much slower B is (hostile pass
+    150: it said only "0 finding(s)" where asv continuous said PERFORMANCE DECREASED)."""
+    if not round_size:
+        return None
+    both = compare[(compare["unit"] == TIME_UNIT) & (compare["status_a"] == "ok")
+                   & (compare["status_b"] == "ok")]
+    if both.empty or both["p_value"].notna().any():
+        return None
+    return (f"gate: note: at --round-size {round_size} each commit's samples are one round "
+            f"in every one of the {len(both)} timing(s) measured at both (asv run -a "
+            f"repeat={round_size} once, as asv continuous runs it), so none could be called "
+            "slower: this gate judged failures, skips and gradients only (time two or more "
+            "rounds a side: asv run --interleave-rounds -a rounds=R, as make compare does)")
+
+
 def only_changed_environments(compare: pd.DataFrame) -> bool:
     """Whether every timing measured at both commits ran in another environment at B
     (verdict "environment changed", never a speed verdict): then no speed was compared,
