@@ -412,3 +412,53 @@ def test_a_gate_over_one_round_a_side_says_it_judged_no_speed(quiet, tmp_path, c
     assert (timed["rounds_a"] == 1).all() and timed["p_value"].isna().all()
     assert gate(quiet, tmp_path / "out2") == 1
     assert "gate: note: " not in capsys.readouterr().out
+
+
+def test_parameters_reordered_since_a_commit_was_timed_are_named_by_their_values(
+        quiet, tmp_path):
+    """Hostile pass 150: a benchmark's parameters reordered between two commits (its
+    version kept, as the suite's fixed `version` keeps it) leave A's results file in the
+    old order and benchmarks.json in the new one; the reader named A's values by position,
+    so A's sizes read as dtypes (size 'float32'), every case of the benchmark was missing
+    at one side and the slowdown at B went unseen. Each position is now named by the
+    values benchmarks.json lists under each name: the comparison is the one of results
+    that were never reordered."""
+    import math
+    import shutil
+
+    import numpy as np
+    bench = "bench_fft_abs.FFTAbs.time_forward"
+    order = [0, 2, 1, 3]  # implementation, dtype, size, device
+
+    def reorder_row(data):
+        columns, row = data["result_columns"], data["results"][bench]
+        params = row[columns.index("params")]
+        shape = [len(p) for p in params]
+        for i, cell in enumerate(row):
+            if columns[i] != "params" and isinstance(cell, list) and len(cell) == math.prod(shape):
+                cases = np.empty(len(cell), dtype=object)
+                for k, value in enumerate(cell):
+                    cases[k] = value
+                row[i] = cases.reshape(shape).transpose(order).ravel().tolist()
+        row[columns.index("params")] = [params[j] for j in order]
+
+    def reorder_names(benchmarks):
+        for key in ("param_names", "params"):
+            benchmarks[bench][key] = [benchmarks[bench][key][j] for j in order]
+
+    scale(quiet, COMMIT_B, 1.5, implementations={"scipy"})
+    plain = tmp_path / "plain" / "results"  # (the same slowdown, never reordered)
+    shutil.copytree(quiet.parent, plain.parent)
+    edit(results_file(quiet, COMMIT_B), reorder_row)
+    edit(quiet / "benchmarks.json", reorder_names)
+    assert gate(plain, tmp_path / "plain_out") == 1
+    assert gate(quiet, tmp_path / "out") == 1
+    case = ["implementation", "size", "dtype", "device"]
+    columns = [*case, "status_a", "status_b", "value_a", "value_b", "verdict"]
+    got, want = (pd.read_csv(tmp_path / out / "compare.csv", keep_default_na=False)
+                 for out in ("out", "plain_out"))
+    got, want = ((t[t["benchmark"] == bench][columns].sort_values(case).reset_index(drop=True))
+                 for t in (got, want))
+    assert set(got["dtype"]) == {"float32", "float64"} and "float32" not in set(got["size"])
+    assert (got["verdict"] == "slower").any()
+    pd.testing.assert_frame_equal(got, want)

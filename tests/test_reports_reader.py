@@ -190,3 +190,24 @@ def test_many_commits_stack_up(variant):
     table = read_results(variant)
     assert len(table) == 21 * len(read_results(FIXTURE))
     assert np.isfinite(table.loc[table["status"] == "ok", "value"]).all()
+
+
+def test_parameter_names_follow_the_values_where_the_order_changed():
+    """Hostile pass 150: asv stores no parameter names in results files; a file written
+    before its benchmark's parameters were reordered is named by the one order in which
+    each position's values meet benchmarks.json's values for the name. Names stand where
+    the order fits, or where no order fits (a parameter's values all replaced); where
+    several orders fit, generic names, which nothing is matched by."""
+    from scipy_layers.reports.reader import _names_in_order
+    names = ("implementation", "dtype", "size")
+    listed = [["'scipy'", "'native'"], ["'float32'"], ["'16x16'", "'32x32'"]]
+    old_order = [["'native'", "'scipy'"], ["'16x16'", "'127x127'"], ["'float32'"]]
+    assert _names_in_order(names, listed, old_order) == ("implementation", "size", "dtype")
+    assert _names_in_order(names, listed, [listed[0], listed[1], ["'64x64'"]]) == names
+    assert _names_in_order(names, listed, [listed[0], listed[1], listed[2]]) == names
+    assert _names_in_order(names, listed, [["'native'"], ["'8x8'"], ["'float32'"]]) == names
+    assert _names_in_order(names, None, old_order) == names  # (no params listed)
+    twins = ("a", "b", "c")
+    both = [["'x'"], ["'1'", "'2'"], ["'1'", "'2'"]]
+    assert _names_in_order(twins, both, [["'1'"], ["'x'"], ["'2'"]]) == ("param1", "param2",
+                                                                        "param3")

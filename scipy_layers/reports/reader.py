@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import itertools
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -101,6 +102,34 @@ def _extensions(in_order: list[str], prefix: str):
         at += 1
 
 
+MAX_REORDERED = 7  # parameters: orders tried (7! = 5,040) to name a reordered benchmark's
+
+
+def _names_in_order(names: tuple, declared_params, params: list) -> tuple:
+    """benchmarks.json's parameter ``names`` for a results row's ``params``, position by
+    position. asv stores no names in results files and a benchmark keeps its ``version``
+    when its parameters are reordered, so a file written before the reorder holds its
+    values in the old order (hostile pass 150: an older commit's sizes read as dtypes,
+    size 'float32', and every case of the comparison as missing). Where each position's
+    values meet the values benchmarks.json lists under its name, the names stand; where
+    not, the one order of the names in which every position meets its name's values
+    names them; several such orders: generic names (param1, ...), which nothing is
+    matched by; none (a parameter's values all replaced since): the names stand."""
+    n = len(params)
+    if (not isinstance(declared_params, list) or len(declared_params) != n or n > MAX_REORDERED
+            or not all(isinstance(p, list) for p in declared_params)):
+        return names
+    listed = [{str(v) for v in p} for p in declared_params]
+    meets = [[bool(listed[j].intersection(map(str, p))) for j in range(n)] for p in params]
+    if all(meets[i][i] for i in range(n)):
+        return names
+    fitting = [order for order in itertools.permutations(range(n))
+               if all(meets[i][order[i]] for i in range(n))]
+    if len(fitting) == 1:
+        return tuple(names[j] for j in fitting[0])
+    return tuple(f"param{i + 1}" for i in range(n)) if fitting else names
+
+
 @dataclass
 class _Collector:
     """Everything read so far, as flat lists and per-segment (file x benchmark) arrays."""
@@ -127,6 +156,8 @@ class _Collector:
         # names (it is marked outdated anyway): asv stores no names in results files.
         names = tuple(declared) if len(declared) == len(params) else tuple(
             f"param{i + 1}" for i in range(len(params)))
+        if len(declared) == len(params):  # (the same number of them, maybe in another order)
+            names = _names_in_order(names, self.benchmarks[name].get("params"), params)
         key = (names, tuple(tuple(map(str, p)) for p in params))
         if key not in self.grids:
             _check_distinct_values(path, name, *key)
