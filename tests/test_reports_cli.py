@@ -267,3 +267,25 @@ def test_only_a_number_option_s_dashed_value_is_joined_to_it():
     for kept in (["--threshold", "5%"], ["--threshold"], ["--threshold", "--gate"],
                  ["--no-plots", "-1"], ["-1", "out"], ["--commits", "-a", "b"]):
         assert joined_dashed_numbers(kept) == kept
+
+
+def test_a_file_asv_rm_emptied_is_named_with_what_to_do(tmp_path, capsys):
+    """Hostile pass 150: `asv rm -y benchmark=...` that removes every benchmark a run
+    stored (a benchmark since renamed, say) leaves that run's file with no results, which
+    asv's own commands read; the report refuses the directory (exit 2, one line naming
+    the file, as for any unreadable file) and now says where such a file comes from and
+    that deleting it is the fix."""
+    results = copy_results(tmp_path / "results")
+    (tmp_path / "asv.conf.json").write_text(
+        '{"version": 1, "project": "x", "repo": ".", "results_dir": "results"}')
+    run = subprocess.run([sys.executable, "-m", "asv", "rm", "-y", "benchmark=*"],
+                         cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    emptied = results_files(results)[0]
+    assert load(emptied)["results"] == {}
+    assert main([str(results), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(emptied) in err and "holds no benchmark results" in err
+    assert "asv rm leaves such a file" in err and "delete it" in err
+    emptied.unlink()
+    assert main([str(results), str(tmp_path / "out")]) == 2  # (no results file left)

@@ -2124,4 +2124,10 @@ MUTANTS = [
            '    if fitting:\n        return tuple(names[j] for j in fitting[0])',
            ('tests/test_reports_reader.py', '-k', 'order_changed'),
            "reader.py: of several orders of a reordered benchmark's names that fit its values, the first is taken, a guess that may swap two parameters (hostile pass 150)"),
+    Mutant('valid150',
+           'scipy_layers/reports/validate.py',
+           '"holds no benchmark results (asv rm leaves such a file "\n                                 "when it removes every benchmark a run stored: delete it)"',
+           '"holds no benchmark results"',
+           ('tests/test_reports_cli.py', '-k', 'asv_rm'),
+           "validate.py: a results file that asv rm emptied stops the report without saying where it comes from or that deleting it is the fix (hostile pass 150)"),
 ]

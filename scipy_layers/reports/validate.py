@@ -179,7 +179,8 @@ def result_table(path: Path, data: dict) -> tuple[list, dict]:
     if not isinstance(results, dict):
         raise ResultsError(path, "'results' is not an object of benchmarks")
     if not results:
-        raise ResultsError(path, "holds no benchmark results")
+        raise ResultsError(path, "holds no benchmark results (asv rm leaves such a file "
+                                 "when it removes every benchmark a run stored: delete it)")
     return columns, results
 
 
