@@ -2,6 +2,7 @@
 confirmed slowdown of a numpy/scipy implementation or a gradient regression (one line
 per finding), 0 otherwise, 2 on bad input. Built on the real A/A run, quietened where
 the test needs power."""
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -462,3 +463,50 @@ def test_parameters_reordered_since_a_commit_was_timed_are_named_by_their_values
     assert set(got["dtype"]) == {"float32", "float64"} and "float32" not in set(got["size"])
     assert (got["verdict"] == "slower").any()
     pd.testing.assert_frame_equal(got, want)
+
+
+def test_one_process_s_samples_cut_into_rounds_are_refused(quiet, tmp_path, capsys):
+    """Hostile pass 150: `asv run --interleave-rounds -a rounds=2 --record-samples` without
+    -a repeat (docs/comparing.md's raw command) times each round to asv's time budget: a
+    fast case stored 60 samples (30 a process), a slow one 4. --round-size 2 divides both,
+    so the fast case's one-process samples became 30 "rounds" with one process's small
+    spread, and unchanged code was called faster at q ~ 1e-9. Here one scipy case holds
+    60 samples of one process at each commit, B 8% slower: it was a gate finding (exit 1);
+    now the differing sample counts are refused (exit 2, one line). Given the cases the
+    comparison ran (--cases, as make compare passes them) only those are held to one
+    count (others may be of an earlier run with another -a rounds=R)."""
+    import json
+
+    import numpy as np
+    bench, case = "bench_fft_abs.FFTAbs.time_forward", "'scipy', '16x16', 'float32', 'cpu'"
+    combos = []
+
+    def one_process(factor, seed):
+        def change(data):
+            columns = data["result_columns"]
+            row = data["results"][bench]
+            if not combos:
+                combos.extend(", ".join(c) for c in
+                              itertools.product(*row[columns.index("params")]))
+            index = combos.index(case)
+            assert len(row[columns.index("samples")][index]) == 18
+            base = 1e-3 * factor
+            noise = np.exp(np.random.default_rng(seed).normal(0, 0.005, 60))
+            row[columns.index("samples")][index] = list(base * noise)
+            row[columns.index("result")][index] = float(np.median(base * noise))
+        return change
+    edit(results_file(quiet, COMMIT_A), one_process(1.0, 1))
+    edit(results_file(quiet, COMMIT_B), one_process(1.08, 2))
+    assert gate(quiet, tmp_path / "out", "--round-size", "3") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("scipy-layers-report: error: --round-size 3: the compared timings "
+                          f"of {COMMIT_A[:8]} hold different numbers of samples (18, 60)")
+    others = [c for c in combos if c != case]
+    cases = tmp_path / "cases.json"
+    cases.write_text(json.dumps({"timings": {bench: others}}))
+    assert gate(quiet, tmp_path / "out2", "--cases", str(cases)) in (0, 1)  # (not refused)
+    assert capsys.readouterr().err == ""
+    cases.write_text(json.dumps({"timings": {bench: combos}}))
+    assert gate(quiet, tmp_path / "out3", "--cases", str(cases)) == 2
+    assert "different numbers of samples (18, 60)" in capsys.readouterr().err

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .compare import DEFAULT_THRESHOLD, check_round_size, compare_table
+from .compare import (DEFAULT_THRESHOLD, check_one_sample_count, check_round_size,
+                      compare_table)
 from .gradients import gradients_table
 from .calibration import read_calibrations
 from .output import check_output, matplotlib_confined, staged_output
@@ -44,9 +45,10 @@ def build_report(results_dir: Path | str, output_dir: Path | str,
     timings = with_samples.drop(columns="samples")
     pair = resolve_commits(timings, commits, results_dir)
     check_round_size(with_samples, pair, round_size)
+    benchmarks = read_benchmarks(Path(results_dir)) if cases is not None else None
+    check_one_sample_count(with_samples, pair, round_size, cases, benchmarks)
     speedup = speedup_table(timings)
     gradients = gradients_table(timings)
-    benchmarks = read_benchmarks(Path(results_dir)) if cases is not None else None
     compare = compare_table(with_samples, pair, threshold, round_size, cases, benchmarks)
     calibrations = read_calibrations(results_dir, timings["machine"].unique())
     latest = latest_commits(timings)  # one commit per machine: summary.md, headline, plots

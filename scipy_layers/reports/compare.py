@@ -111,6 +111,40 @@ def check_round_size(timings: pd.DataFrame, commits: tuple[str, str] | None,
                           "not their samples per round (give asv's -a repeat=N)")
 
 
+def check_one_sample_count(timings: pd.DataFrame, commits: tuple[str, str] | None,
+                           round_size: int | None, cases: dict[str, list[str]] | None = None,
+                           benchmarks: dict | None = None) -> None:
+    """One asv run with -a rounds=R -a repeat=N stores R x N samples for every case, so
+    one commit's compared timings (ok at both, as check_round_size pairs them) hold one
+    sample count; several mean that they are not all rounds of ``round_size`` (hostile
+    pass 150: asv's default repeat, timed to a time budget, stored 60 samples of one
+    process for a fast case; --round-size 2 cut them into 30 "rounds" with one process's
+    spread, and cases of unchanged code were called faster at q ~ 1e-9). With ``cases``
+    (and ``benchmarks``, as compare_table takes them) only the cases the comparison
+    ran, which make compare times in one run, are held to one count: others may be of
+    an earlier run with another -a rounds=R, of as many samples a round."""
+    if not round_size or commits is None or "samples" not in timings:
+        return
+    table = with_blank_params(timings)
+    ok = (table["unit"] == TIME_UNIT) & (table["status"] == "ok")
+    if cases is not None and benchmarks is not None:
+        check_compared_cases(cases, benchmarks)
+        ok &= in_cases(table, cases, benchmarks)
+    case = case_columns(table)
+    a, b = (table.loc[ok & (table["commit"] == commit), [*case, "samples"]] for commit in commits)
+    rows = a.merge(b, on=case, suffixes=("_a", "_b"))
+    for side, commit in zip(("samples_a", "samples_b"), commits):
+        held = sorted({len(s) for s in rows[side] if isinstance(s, np.ndarray) and len(s)})
+        if len(held) > 1:
+            raise ReportError(
+                f"--round-size {round_size}: the compared timings of {commit[:8]} hold "
+                f"different numbers of samples ({', '.join(map(str, held[:5]))}), where one "
+                "asv run with -a rounds=R -a repeat=N stores R x N for every case: they are "
+                "not all rounds of N (asv's default repeat times each round to a time budget, "
+                "or runs with other settings were mixed); time both commits again with "
+                "-a repeat=N, as make compare does")
+
+
 def _timing_statistics(merged: pd.DataFrame, timed: pd.Series, round_size: int | None) -> None:
     """rounds, ci, p (moderated t on log round medians), q (BH over every timed case),
     p_rank (Mann-Whitney U on round medians); ``_se``/``_df`` kept for the native ratio."""
