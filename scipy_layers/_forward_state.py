@@ -90,6 +90,23 @@ def new_forward_state(hint=None):
     return ForwardState(hint)
 
 
+def as_forward_saved(grad_output, *saved):
+    """``saved`` (from ``ctx.saved_tensors``) in the dtype and on the device forward saved
+    them in: ``grad_output``'s, which autograd gives the output's, which is the inputs'
+    for these layers. A saved-tensor hook may hand back another: a pack hook that stores
+    activations in half precision with an unpack hook that leaves them so. Native's
+    ``rfft2(x).abs()`` keeps its gradient there (it saves no real tensor), and native's
+    conv raises "expected scalar type"; the layers' numpy kernels have no float16 and
+    failed deep inside (``fft_abs``: pocketfft's "unsupported data type"; the convs: a
+    ``KeyError: dtype('float16')``, scipy's "convolve2d not available for this type", or
+    a silent float16 computation; hostile pass 151), so each such tensor is cast back,
+    as an unpack hook that restores the dtype would. Called only where forward ran
+    under hooks (its forward state None): no cost on the common path."""
+    dtype, device = grad_output.dtype, grad_output.device
+    return tuple(t if t.dtype == dtype and t.device == device else t.to(device, dtype)
+                 for t in saved)
+
+
 def check_forward_state(cls, saved) -> None:
     """A TypeError unless ``saved`` (a Function's last ``apply`` argument, not None) is a
     :class:`ForwardState`: that slot is internal (torch.func passes the outermost call's

@@ -28,8 +28,8 @@ from ._checks import check_method_name, LayerValueError
 from ._conv_args import _plainly_valid, check_conv_arguments, check_each_conv_argument
 from ._conv_rule import choose_method, dtype_name, is_float64, shift_max_taps  # noqa: F401
 from ._nchw_args import _is_int, LARGEST_GEOMETRY_INT
-from ._forward_state import (check_forward_state, new_forward_state, remember_inputs,
-                             state_for)
+from ._forward_state import (as_forward_saved, check_forward_state, new_forward_state,
+                             remember_inputs, state_for)
 from ._func_rules import check_not_legacy_batched, linear_tangent, vmap_by_loop, vmap_rule
 from ._numpy_bridge import apply_positional, numpy_gradients, to_numpy, to_tensor
 from ._numpy_quiet import numpy_quiet
@@ -123,6 +123,8 @@ class ScipyConv2dFunction(Function):
         compute = functools.partial(_conv_gradients, method=ctx.method,
                                     needs=tuple(ctx.needs_input_grad[:3]),
                                     bias_shape=ctx.bias_shape)
+        if ctx.forward_state is None:  # (forward ran under saved-tensor hooks)
+            input, filter = as_forward_saved(grad_output, input, filter)
         state = state_for(ctx, input, filter)
         grads = numpy_gradients(ScipyConv2dFunction.NAME_IN_ERRORS, compute, state, grad_output,
                                 input, filter)

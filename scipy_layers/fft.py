@@ -17,7 +17,7 @@ from ._autocast import check_twins_arguments
 from ._fft_args import (_plainly_valid, check_fft_input, check_fft_input_fully,  # noqa: F401
                         check_fft_method, rfft2_shape)
 from ._fft_tutorial import BadFFTFunction, incorrect_fft  # noqa: F401 (this module's API)
-from ._forward_state import check_forward_state, new_forward_state
+from ._forward_state import as_forward_saved, check_forward_state, new_forward_state
 from ._func_rules import check_not_legacy_batched, vmap_of_images, vmap_rule
 from ._numpy_bridge import (NumpyStep, apply_positional, computes_directly, numpy_gradients,
                             shape_only, to_numpy, to_tensor)
@@ -122,6 +122,8 @@ class FFTAbsFunction(Function):
         # graph (retain_graph; another thread) recomputes instead of reading it; the
         # others (create_graph, torch.func: they may run it again) put it back.
         forward_state = ctx.forward_state
+        if forward_state is None:  # (forward ran under saved-tensor hooks)
+            input, output = as_forward_saved(grad_output, input, output)
         state = None if forward_state is None else forward_state.take()
         handed_over = state is not None and state[0] != gpu.CUPY and computes_directly()
         compute = functools.partial(_fft_abs_gradient, method=ctx.method,

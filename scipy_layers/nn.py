@@ -16,8 +16,8 @@ from . import _kept, _nchw_fft, _nchw_shift, gpu
 from ._checks import check_method_name, LayerValueError
 from ._nchw_args import check_conv2d_arguments, check_padding_mode, output_channels
 from ._autocast import any_autocast, autocast_devices, in_float32
-from ._forward_state import (check_forward_state, new_forward_state, remember_inputs,
-                             state_for)
+from ._forward_state import (as_forward_saved, check_forward_state, new_forward_state,
+                             remember_inputs, state_for)
 from ._func_rules import (check_not_legacy_batched, linear_tangent, vmap_by_fold, vmap_by_loop,
                           vmap_rule)
 from ._numpy_bridge import apply_positional, numpy_gradients, shape_only, to_numpy, to_tensor
@@ -120,7 +120,11 @@ class Conv2dNCHWFunction(Function):
         # Held until this returns, taken before the state: another thread's backward of
         # this graph may free the holder meanwhile (ForwardState.drop), and the windows
         # must not go back to the pool (to be overwritten) while this one reads them.
-        keeper = None if ctx.forward_state is None else ctx.forward_state.keeper
+        if ctx.forward_state is None:  # (forward ran under saved-tensor hooks)
+            input, weight = as_forward_saved(grad_output, input, weight)
+            keeper = None
+        else:
+            keeper = ctx.forward_state.keeper
         state = state_for(ctx, input, weight)
         grads = numpy_gradients(Conv2dNCHWFunction.NAME_IN_ERRORS, compute, state, grad_output,
                                 input, weight)

@@ -1,6 +1,7 @@
 """The layers inside the machinery of real training code: in-place changes that autograd
 allows, activation checkpointing and saved-tensor hooks, autocast, torch.jit.trace and
 nn.Conv2d's own hooks. Native torch is the oracle (float64 unless autocast)."""
+import functools
 import re
 
 import pytest
@@ -129,6 +130,61 @@ def test_fft_abs_keeps_no_spectrum_under_saved_tensor_hooks():
     assert not _state_kept(y)
     torch.testing.assert_close(torch.autograd.grad(y.sum(), x)[0],
                                torch.autograd.grad(sl.native_fft_abs(x).sum(), x)[0])
+
+
+def _half(t):
+    """A pack hook storing real activations in half precision (complex ones as they are:
+    torch has no complex half kernels to speak of)."""
+    return t.half() if t.is_floating_point() else t
+
+
+def _grads_under_hooks(layer, args, unpack):
+    leaves = [a.clone().requires_grad_() for a in args]
+    with saved_tensors_hooks(lambda t: (t.dtype, _half(t)), unpack):
+        y = layer(*leaves)
+    return torch.autograd.grad(y, leaves, torch.linspace(-1, 1, y.numel(), dtype=y.dtype)
+                               .reshape(y.shape))
+
+
+def _restored(packed):
+    return packed[1].to(packed[0])
+
+
+def _left_half(packed):
+    return packed[1]
+
+
+@pytest.mark.parametrize("name, conv, native, x_shape, w_shape", CONVS, ids=IDS)
+def test_a_hook_handing_back_another_dtype_gives_the_restored_dtypes_gradients(
+        name, conv, native, x_shape, w_shape):
+    # An unpack hook that leaves the saved tensors in the pack hook's half precision:
+    # the layers cast them back, as an unpack hook restoring the dtype does (native's
+    # conv raises "expected scalar type"). Before hostile pass 151: im2col a TypeError
+    # "dtype must be float32 or float64", fft a KeyError: dtype('float16'), direct
+    # scipy's "convolve2d not available for this type", shift float16 arithmetic.
+    args = torch.randn(x_shape, dtype=D), torch.randn(w_shape, dtype=D)
+    for got, expected in zip(_grads_under_hooks(conv, args, _left_half),
+                             _grads_under_hooks(conv, args, _restored)):
+        assert got.dtype == D
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("method", ["auto", "fft", "matrix"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fft_abs_under_a_hook_storing_half_precision_keeps_native_gradient(method, dtype):
+    # Native's rfft2(x).abs() saves only its complex spectrum, which the hook leaves
+    # alone: its gradient is exact. fft_abs saves its real input and output, which come
+    # back in float16; before hostile pass 151 backward failed in pocketfft ("unsupported
+    # data type") or a KeyError: dtype('float16'); now it computes from them in forward's
+    # dtype, within half precision of native.
+    x = torch.randn(2, 8, 8, dtype=dtype)
+    layer = functools.partial(sl.fft_abs, method=method)
+    (got,) = _grads_under_hooks(layer, (x,), _left_half)
+    (restored,) = _grads_under_hooks(layer, (x,), _restored)
+    (expected,) = _grads_under_hooks(sl.native_fft_abs, (x,), _left_half)
+    assert got.dtype == dtype
+    torch.testing.assert_close(got, restored, rtol=0, atol=0)
+    assert (got - expected).abs().max() <= 1e-2 * expected.abs().max()
 
 
 @pytest.mark.parametrize("use_reentrant", [False, True])
