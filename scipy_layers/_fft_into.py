@@ -97,7 +97,13 @@ try:
 except ImportError:  # (a scipy without it)
     _pocketfft = None
 
-PRIVATE = _pocketfft is not None and _private_works()
+# The probe compares with scipy's own backend (pocketfft), not one the user registered
+# (scipy.fft.set_global_backend before this import): such a backend failed the probe,
+# and every transform then ran on it, where importing the layers first would have kept
+# pocketfft (a backend refusing numpy arrays raised in fft_abs and the FFT convs, native
+# ran; hostile pass 151). With it in force the layers run pocketfft as they do always.
+with scipy.fft.set_backend("scipy", only=True):
+    PRIVATE = _pocketfft is not None and _private_works()
 # The entry points, bound to the private or the public versions once (no wrapper frame
 # per call: a Python call costs 1-2 us inside an autograd call on the README's VM):
 # rfft_last(x, out): rfft along the last axis of real x into complex out (..., W//2+1),

@@ -2136,4 +2136,11 @@ MUTANTS = [
            '            pass\n',
            ('tests/test_training_integration.py', '-k', 'another_dtype'),
            "the single-channel conv's backward takes saved tensors in the hook's float16: scipy's 'convolve2d not available for this type', a KeyError, or float16 arithmetic"),
+    # hostile pass 151: a scipy.fft backend the user set globally before the import
+    Mutant('sfb151',
+           'scipy_layers/_fft_into.py',
+           'with scipy.fft.set_backend("scipy", only=True):\n',
+           'if True:\n',
+           ('tests/test_global_settings.py', '-k', 'backend_registered'),
+           "the pocketfft probe compares with the user's global scipy.fft backend: one that refuses numpy arrays fails it, and fft_abs and the FFT convs then raise on every call where native runs"),
 ]
