@@ -60,3 +60,51 @@ except TypeError:
     print("ok")
 """)
     assert out == "ok"
+
+
+def test_every_sample_agrees_with_native_under_strict_global_settings():
+    # numpy errors raise (and call a callback that must never run), warnings are errors,
+    # torch's defaults changed (float64, deterministic, flush-denormal, anomaly mode, a
+    # cpu device context): every implementation on every sample, a NaN planted in the
+    # input, gives native's output and gradients, and leaves every setting as it was.
+    out = _run("""
+import warnings, numpy as np, torch
+calls = []
+np.seterr(all="call"); np.seterrcall(lambda *args: calls.append(args))
+warnings.simplefilter("error")
+warnings.filterwarnings("ignore", "Using padding='same'")  # (native's own warning)
+torch.set_default_dtype(torch.float64)
+torch.use_deterministic_algorithms(True)
+torch.set_flush_denormal(True)
+torch.autograd.set_detect_anomaly(True, check_nan=False)
+torch.set_default_device("cpu")
+from scipy_layers.agreement import TOLERANCE, compare_with_native
+from scipy_layers.registry import LAYERS
+from scipy_layers.samples import SAMPLES, make_case
+import sympy  # (torch's backward imports it, which adds a warnings filter)
+
+def settings():
+    return (np.geterr(), np.geterrcall(), list(warnings.filters), torch.get_default_dtype(),
+            torch.are_deterministic_algorithms_enabled(), torch.is_anomaly_enabled(),
+            torch.is_anomaly_check_nan_enabled(), torch.is_grad_enabled())
+
+before, bad, cases = settings(), [], 0
+for name, layer in LAYERS.items():
+    for implementation, entry in layer.compared_implementations().items():
+        for sample in SAMPLES[name]:
+            if not (entry.gradient_is_exact and sample.accepts(implementation)):
+                continue
+            for dtype in (torch.float32, torch.float64):
+                leaves, prepare = make_case(sample, "contiguous", dtype)
+                with torch.no_grad():
+                    leaves[0][(0,) * leaves[0].dim()] = float("nan")
+                errors = compare_with_native(layer, implementation, leaves, prepare=prepare,
+                                             kwargs=sample.kwargs)
+                cases += 1
+                bad += [(name, implementation, sample.name, str(dtype), key, e)
+                        for key, e in errors.items() if not e.max_rel <= TOLERANCE[dtype]]
+assert not bad, bad[:5]
+assert settings() == before and calls == [], (settings(), before, calls[:3])
+print("ok", cases)
+""")
+    assert out.startswith("ok ") and int(out.split()[1]) > 200
