@@ -414,7 +414,7 @@ def test_a_round_size_equal_to_the_sample_count_is_one_round_a_commit_not_an_err
     """asv -a rounds=1 -a repeat=N stores N samples a case: --round-size N is its own
     round size (the suite passed with check_round_size refusing a round size equal to
     the longest sample count: a hostile pass); one more is refused."""
-    from scipy_layers.reports.compare import check_round_size
+    from scipy_layers.reports.rounds import check_round_size
     from scipy_layers.reports.errors import ReportError
     rows = pd.DataFrame(case_rows("one", [1e-3, 1.1e-3, 0.9e-3], [1e-3, 1.2e-3, 1e-3]))
     check_round_size(rows, PAIR, 3)

@@ -198,16 +198,16 @@ def test_parameter_names_follow_the_values_where_the_order_changed():
     each position's values meet benchmarks.json's values for the name. Names stand where
     the order fits, or where no order fits (a parameter's values all replaced); where
     several orders fit, generic names, which nothing is matched by."""
-    from scipy_layers.reports.reader import _names_in_order
+    from scipy_layers.reports.params import names_in_order
     names = ("implementation", "dtype", "size")
     listed = [["'scipy'", "'native'"], ["'float32'"], ["'16x16'", "'32x32'"]]
     old_order = [["'native'", "'scipy'"], ["'16x16'", "'127x127'"], ["'float32'"]]
-    assert _names_in_order(names, listed, old_order) == ("implementation", "size", "dtype")
-    assert _names_in_order(names, listed, [listed[0], listed[1], ["'64x64'"]]) == names
-    assert _names_in_order(names, listed, [listed[0], listed[1], listed[2]]) == names
-    assert _names_in_order(names, listed, [["'native'"], ["'8x8'"], ["'float32'"]]) == names
-    assert _names_in_order(names, None, old_order) == names  # (no params listed)
+    assert names_in_order(names, listed, old_order) == ("implementation", "size", "dtype")
+    assert names_in_order(names, listed, [listed[0], listed[1], ["'64x64'"]]) == names
+    assert names_in_order(names, listed, [listed[0], listed[1], listed[2]]) == names
+    assert names_in_order(names, listed, [["'native'"], ["'8x8'"], ["'float32'"]]) == names
+    assert names_in_order(names, None, old_order) == names  # (no params listed)
     twins = ("a", "b", "c")
     both = [["'x'"], ["'1'", "'2'"], ["'1'", "'2'"]]
-    assert _names_in_order(twins, both, [["'1'"], ["'x'"], ["'2'"]]) == ("param1", "param2",
+    assert names_in_order(twins, both, [["'1'"], ["'x'"], ["'2'"]]) == ("param1", "param2",
                                                                         "param3")

@@ -24,9 +24,9 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from scipy_layers.reports import read_results  # noqa: E402
 from scipy_layers.reports.cli import positive_int  # noqa: E402
-from scipy_layers.reports.compare import (TIME_UNIT, check_round_size, compare_table,  # noqa: E402
-                                          native_control)
+from scipy_layers.reports.compare import TIME_UNIT, compare_table, native_control  # noqa: E402
 from scipy_layers.reports.naming import NATIVE  # noqa: E402
+from scipy_layers.reports.rounds import check_round_size  # noqa: E402
 from scipy_layers.reports.errors import ReportError, one_line  # noqa: E402
 from scipy_layers.reports.tables import resolve_commits  # noqa: E402
 

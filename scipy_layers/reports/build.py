@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from .compare import (DEFAULT_THRESHOLD, check_one_sample_count, check_round_size,
-                      compare_table)
+from .compare import DEFAULT_THRESHOLD, compare_table
 from .gradients import gradients_table
 from .calibration import read_calibrations
 from .output import check_output, matplotlib_confined, staged_output
 from .reader import read_benchmarks, read_results
+from .rounds import check_one_sample_count, check_round_size
 from .runs import latest_commits
 from .summary import headline, summary_markdown
 from .tables import resolve_commits, speedup_table

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import ResultsError
-from .reader import parse_param_value
+from .params import parse_param_value
 from .validate import load_json
 
 

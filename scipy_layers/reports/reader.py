@@ -11,11 +11,8 @@ per distinct grid with numpy and every per-row column is built by numpy indexing
 """
 from __future__ import annotations
 
-import ast
 import bisect
-import itertools
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +24,7 @@ from .history import commit_order
 from .limits import LIMIT_COLUMNS, join_limits
 from .naming import (DEFAULT_THREADS, ERROR_MEASUREMENTS, PARAM_COLUMNS, RESERVED_NAMES,
                      default_unit, kinds, measurement_label, split_name)
+from .params import check_distinct_values, expand_grid, names_in_order
 from .validate import (check_benchmarks, check_results_file, check_row, check_values, load_json,
                        numbers, sample_lists)
 
@@ -51,47 +49,6 @@ def read_benchmarks(results_dir: Path) -> dict[str, dict]:
     return check_benchmarks(path, load_json(path), RESERVED_NAMES)
 
 
-@lru_cache(maxsize=4096)
-def parse_param_value(text: str) -> str:
-    """asv stores parameter values as repr() strings: "'256x256'" -> "256x256"."""
-    try:
-        return str(ast.literal_eval(text))
-    except (ValueError, SyntaxError, TypeError):
-        return text
-
-
-def _check_distinct_values(path: Path, name: str, names: tuple[str, ...],
-                           values: tuple[tuple[str, ...], ...]) -> None:
-    """Refuse a parameter that lists one value twice (as the same repr() or as two that
-    read the same, 1 and '1'). asv then times that case twice, and the report has no
-    rule for which figure counts (keeping one would hide the other, a mean would be a
-    figure no run measured) and every table keyed on the case would pair them up many
-    to many; the fix belongs in the benchmark's params, so it is named."""
-    for parameter, choices in zip(names, values):
-        seen = {}
-        for choice in choices:
-            value = parse_param_value(choice)
-            if value in seen:
-                first = seen[value]
-                raise ResultsError(path, f"benchmark {name!r}: parameter {parameter!r} lists "
-                                         f"{first} twice ({first} and {choice}): list each "
-                                         "value once in the benchmark's params and run it again")
-            seen[value] = choice
-
-
-def _expand_grid(names: tuple[str, ...], values: tuple[tuple[str, ...], ...]):
-    """Columns of the row-major product of ``values`` (the last parameter varies
-    fastest, as in asv's itertools.product)."""
-    lengths = [len(v) for v in values]
-    total = int(np.prod(lengths)) if lengths else 1
-    columns, inner = {}, total
-    for name, choices in zip(names, values):
-        inner //= len(choices)
-        parsed = np.array([parse_param_value(str(v)) for v in choices], dtype=object)
-        columns[name] = np.tile(np.repeat(parsed, inner), total // (inner * len(choices)))
-    return total, columns
-
-
 def _extensions(in_order: list[str], prefix: str):
     """The strings of sorted ``in_order`` that extend ``prefix`` (longer, starting with
     it): the run right after it, found by bisection (not a scan per commit, which made
@@ -100,34 +57,6 @@ def _extensions(in_order: list[str], prefix: str):
     while at < len(in_order) and in_order[at].startswith(prefix):
         yield in_order[at]
         at += 1
-
-
-MAX_REORDERED = 7  # parameters: orders tried (7! = 5,040) to name a reordered benchmark's
-
-
-def _names_in_order(names: tuple, declared_params, params: list) -> tuple:
-    """benchmarks.json's parameter ``names`` for a results row's ``params``, position by
-    position. asv stores no names in results files and a benchmark keeps its ``version``
-    when its parameters are reordered, so a file written before the reorder holds its
-    values in the old order (hostile pass 150: an older commit's sizes read as dtypes,
-    size 'float32', and every case of the comparison as missing). Where each position's
-    values meet the values benchmarks.json lists under its name, the names stand; where
-    not, the one order of the names in which every position meets its name's values
-    names them; several such orders: generic names (param1, ...), which nothing is
-    matched by; none (a parameter's values all replaced since): the names stand."""
-    n = len(params)
-    if (not isinstance(declared_params, list) or len(declared_params) != n or n > MAX_REORDERED
-            or not all(isinstance(p, list) for p in declared_params)):
-        return names
-    listed = [{str(v) for v in p} for p in declared_params]
-    meets = [[bool(listed[j].intersection(map(str, p))) for j in range(n)] for p in params]
-    if all(meets[i][i] for i in range(n)):
-        return names
-    fitting = [order for order in itertools.permutations(range(n))
-               if all(meets[i][order[i]] for i in range(n))]
-    if len(fitting) == 1:
-        return tuple(names[j] for j in fitting[0])
-    return tuple(f"param{i + 1}" for i in range(n)) if fitting else names
 
 
 @dataclass
@@ -157,11 +86,11 @@ class _Collector:
         names = tuple(declared) if len(declared) == len(params) else tuple(
             f"param{i + 1}" for i in range(len(params)))
         if len(declared) == len(params):  # (the same number of them, maybe in another order)
-            names = _names_in_order(names, self.benchmarks[name].get("params"), params)
+            names = names_in_order(names, self.benchmarks[name].get("params"), params)
         key = (names, tuple(tuple(map(str, p)) for p in params))
         if key not in self.grids:
-            _check_distinct_values(path, name, *key)
-            size, columns = _expand_grid(*key)
+            check_distinct_values(path, name, *key)
+            size, columns = expand_grid(*key)
             self.grids[key] = (self.grid_rows, size)
             self.grid_columns.append((size, columns))
             self.grid_rows += size
