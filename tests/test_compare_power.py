@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fixtures.compare_variants import COMMIT_A, COMMIT_B, RESULTS
+from fixtures.compare_variants import (COMMIT_A, COMMIT_B, RESULTS, copy_compare, each_case, edit,
+                                       results_file)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
@@ -95,3 +96,20 @@ def test_b_is_slowed_and_native_counted_under_x_1_only(capsys):
     native = 22  # the fixture's native timings: "native control: 0 of 22"
     assert int(blocks["1"]["cases"]) - int(blocks["2"]["cases"]) == native
     assert int(blocks["2"]["slower"]) > 0 and blocks["2"]["faster"] == "0"
+
+
+def test_samples_of_one_commit_in_several_counts_are_refused_as_the_report_refuses_them(tmp_path):
+    """One case of A holding twice the samples (another run's, or one process's timed to
+    asv's budget) is not rounds of --round-size 3, though 3 divides both counts: the
+    power would be measured on fake rounds (hostile pass 150's check, shared)."""
+    results = copy_compare(tmp_path / "fixture")
+
+    def doubled(data):
+        columns = data["result_columns"]
+        _, row, index, _ = next(each_case(data))
+        samples = row[columns.index("samples")]
+        samples[index] = samples[index] * 2
+    edit(results_file(results, COMMIT_A), doubled)
+    run = power(COMMIT_A[:6], COMMIT_B[:6], "--results", str(results), "--round-size", "3")
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.count("\n") == 1 and "different numbers of samples (18, 36)" in run.stderr

@@ -2148,4 +2148,10 @@ MUTANTS = [
            '',
            ('tests/test_reports_gate.py', '-k', 'one_process'),
            "build.py: the compared timings' differing sample counts (not all rounds of --round-size) accepted (hostile pass 150)"),
+    Mutant('pow152',
+           'tools/compare_power.py',
+           '        check_one_sample_count(table, pair, args.round_size)  # (as the report: no fake rounds)\n',
+           '',
+           ('tests/test_compare_power.py', '-k', 'several_counts'),
+           "compare_power.py: a commit's samples in several counts are cut into rounds anyway, and the power is measured on fake rounds (one process's samples as many rounds)"),
 ]
