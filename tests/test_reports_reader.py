@@ -211,3 +211,17 @@ def test_parameter_names_follow_the_values_where_the_order_changed():
     both = [["'x'"], ["'1'", "'2'"], ["'1'", "'2'"]]
     assert names_in_order(twins, both, [["'1'"], ["'x'"], ["'2'"]]) == ("param1", "param2",
                                                                         "param3")
+
+
+def test_parameter_names_stand_where_a_value_replaced_overlaps_another_parameter():
+    """Hostile pass 152: a file never reordered, one parameter's values replaced since
+    (channels 4, 16, now 2, 8), where they overlap another's (batch 1, 2, 4): only the
+    swapped order met every position, so the two were read swapped and A's (batch 2,
+    channels 4) was compared with B's (batch 4, channels 2). The names' own order meets
+    more of the row's values: they stand; a real reorder still names them by value."""
+    from scipy_layers.reports.params import names_in_order
+    names = ("batch", "channels")
+    listed = [["1", "2", "4"], ["2", "8"]]
+    assert names_in_order(names, listed, [["1", "2", "4"], ["4", "16"]]) == names
+    assert names_in_order(names, listed, [["2", "8"], ["1", "4"]]) == ("channels", "batch")
+    assert names_in_order(names, listed, [["8"], ["4"]]) == ("channels", "batch")

@@ -65,8 +65,10 @@ def names_in_order(names: tuple, declared_params, params: list) -> tuple:
     size 'float32', and every case of the comparison as missing). Where each position's
     values meet the values benchmarks.json lists under its name, the names stand; where
     not, the one order of the names in which every position meets its name's values
-    names them; several such orders: generic names (param1, ...), which nothing is
-    matched by; none (a parameter's values all replaced since): the names stand."""
+    names them, if it meets more of the row's values than the names' own order does
+    (else the names stand: some values replaced, overlapping another's); several such
+    orders: generic names (param1, ...), which nothing is matched by; none (a
+    parameter's values all replaced since): the names stand."""
     n = len(params)
     if (not isinstance(declared_params, list) or len(declared_params) != n or n > MAX_REORDERED
             or not all(isinstance(p, list) for p in declared_params)):
@@ -77,6 +79,14 @@ def names_in_order(names: tuple, declared_params, params: list) -> tuple:
         return names
     fitting = [order for order in itertools.permutations(range(n))
                if all(meets[i][order[i]] for i in range(n))]
+    # An order that meets fewer of the row's values than the names' own does is no
+    # reorder: a parameter's values replaced since, where some overlap another's
+    # (batch 1, 2, 4 and channels 4, 16, now 2, 8), fitted only swapped, and a file
+    # never reordered was read with the two swapped (hostile pass 152).
+    found = [{str(v) for v in p} for p in params]
+    if fitting and (sum(len(found[i] & listed[i]) for i in range(n))
+                    >= max(sum(len(found[i] & listed[o[i]]) for i in range(n)) for o in fitting)):
+        return names
     if len(fitting) == 1:
         return tuple(names[j] for j in fitting[0])
     return tuple(f"param{i + 1}" for i in range(n)) if fitting else names
