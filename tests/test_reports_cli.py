@@ -269,6 +269,23 @@ def test_only_a_number_option_s_dashed_value_is_joined_to_it():
         assert joined_dashed_numbers(kept) == kept
 
 
+def test_an_abbreviated_number_option_s_dashed_value_is_joined_and_nothing_after_dashes(capsys):
+    """Hostile pass 152: argparse takes '--thresh' for '--threshold', but its dashed value
+    was not joined ('--thresh -1%': 'expected one argument', not the range check); after
+    '--', which ends the options, '--threshold' '-1' (two positional words) became one."""
+    from scipy_layers.reports.cli import joined_dashed_numbers, main
+    options = ("--help", "--results", "--round-size", "--threshold", "--gate")
+    assert joined_dashed_numbers(["--thresh", "-1%", "--ro", "-2"], options) == [
+        "--thresh=-1%", "--ro=-2"]
+    for kept in (["--r", "-2"], ["--re", "-2"], ["--", "--threshold", "-1"], ["-t", "-1"]):
+        assert joined_dashed_numbers(kept, options) == kept
+    for argv, message in ((["--thresh", "-1%"], "must be between 0 and 1"),
+                          (["--round", "-5"], "must be at least 1")):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert message in capsys.readouterr().err
+
+
 def test_a_file_asv_rm_emptied_is_named_with_what_to_do(tmp_path, capsys):
     """Hostile pass 150: `asv rm -y benchmark=...` that removes every benchmark a run
     stored (a benchmark since renamed, say) leaves that run's file with no results, which

@@ -105,12 +105,20 @@ NUMBER_OPTIONS = ("--threshold", "--round-size")
 _DASHED_NUMBER = re.compile(r"-[0-9.]")
 
 
-def joined_dashed_numbers(argv: list[str]) -> list[str]:
+def joined_dashed_numbers(argv: list[str], options: tuple[str, ...] = NUMBER_OPTIONS) -> list[str]:
     """``argv`` with each number option followed by a dashed number ('-1%') as one
-    '--option=value' word; nothing else changed."""
+    '--option=value' word; nothing else changed. A number option is named in full or by
+    a prefix argparse takes for it (``--thresh``: one of ``options``, the parser's
+    long options, alone begins so); after '--', which ends the options, nothing is
+    joined (hostile pass 152: '--thresh -1%' read 'expected one argument', and '--' then
+    '--threshold' '-1', two positional words, became one)."""
     joined, words = [], iter(argv)
     for word in words:
-        if word in NUMBER_OPTIONS:
+        if word == "--":
+            joined.append(word)
+            joined.extend(words)
+            break
+        if _number_option(word, options):
             value = next(words, None)
             if value is not None and _DASHED_NUMBER.match(value):
                 joined.append(f"{word}={value}")
@@ -121,6 +129,15 @@ def joined_dashed_numbers(argv: list[str]) -> list[str]:
         else:
             joined.append(word)
     return joined
+
+
+def _number_option(word: str, options: tuple[str, ...]) -> bool:
+    if word in NUMBER_OPTIONS:
+        return True
+    if not word.startswith("--") or len(word) < 3 or word in options:
+        return False
+    named = [option for option in options if option.startswith(word)]
+    return len(named) == 1 and named[0] in NUMBER_OPTIONS
 
 
 def _pick(p, positional, option, default, what):
@@ -160,7 +177,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     p = parser()
-    args = p.parse_args(joined_dashed_numbers(sys.argv[1:] if argv is None else argv))
+    long_options = tuple(option for action in p._actions for option in action.option_strings
+                         if option.startswith("--"))
+    args = p.parse_args(joined_dashed_numbers(sys.argv[1:] if argv is None else argv,
+                                              long_options))
     results = _pick(p, args.results, args.results_option, DEFAULT_RESULTS, "results")
     output = _pick(p, args.output, args.output_option, DEFAULT_OUTPUT, "output")
     try:
