@@ -28,6 +28,7 @@ from scipy_layers.reports.compare import TIME_UNIT, compare_table, native_contro
 from scipy_layers.reports.naming import NATIVE  # noqa: E402
 from scipy_layers.reports.rounds import check_one_sample_count, check_round_size  # noqa: E402
 from scipy_layers.reports.errors import ReportError, one_line  # noqa: E402
+from scipy_layers.reports.gate import timings_measured_in_both  # noqa: E402
 from scipy_layers.reports.tables import resolve_commits  # noqa: E402
 
 CLASSES = [(0, 1e-4, "<100us"), (1e-4, 1e-3, "100us-1ms"), (1e-3, 1e-2, "1-10ms"),
@@ -49,8 +50,7 @@ def with_b_scaled(table: pd.DataFrame, commit_b: str, factor: float) -> pd.DataF
 
 
 def verdict_counts(compare: pd.DataFrame, with_native: bool) -> pd.DataFrame:
-    timed = compare[(compare["unit"] == TIME_UNIT) & (compare["status_a"] == "ok")
-                    & (compare["status_b"] == "ok")]
+    timed = timings_measured_in_both(compare)
     if not with_native:
         timed = timed[timed["implementation"] != NATIVE]
     rows = []

@@ -55,10 +55,20 @@ def gradient_regressions(compare: pd.DataFrame) -> pd.DataFrame:
     return compare[compare["gradient_regression"].fillna(False).astype(bool)]
 
 
+def _ok_at_both(compare: pd.DataFrame) -> pd.Series:
+    return (compare["status_a"] == "ok") & (compare["status_b"] == "ok")
+
+
 def measured_in_both(compare: pd.DataFrame) -> int:
     """Cases measured at both commits: 0 when the commits share no machine or asv
     environment, or B failed everywhere (a gate over nothing must not pass)."""
-    return int(((compare["status_a"] == "ok") & (compare["status_b"] == "ok")).sum())
+    return int(_ok_at_both(compare).sum())
+
+
+def timings_measured_in_both(compare: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the timings (not memory, threads or gradient errors) measured at both
+    commits: those a speed verdict can be made of."""
+    return compare[(compare["unit"] == TIME_UNIT) & _ok_at_both(compare)]
 
 
 def one_round_note(compare: pd.DataFrame, round_size: int | None) -> str | None:
@@ -67,7 +77,7 @@ def one_round_note(compare: pd.DataFrame, round_size: int | None) -> str | None:
     passes on failures, skips and gradients alone (hostile pass 148: it said nothing)."""
     if round_size:
         return None
-    timed = measured_in_both(compare[compare["unit"] == TIME_UNIT])
+    timed = len(timings_measured_in_both(compare))
     if not timed:
         return None
     return (f"gate: note: no --round-size, so each commit's samples are one round and none of "
@@ -84,8 +94,7 @@ def one_round_each_note(compare: pd.DataFrame, round_size: int | None) -> str | 
     150: it said only "0 finding(s)" where asv continuous said PERFORMANCE DECREASED)."""
     if not round_size:
         return None
-    both = compare[(compare["unit"] == TIME_UNIT) & (compare["status_a"] == "ok")
-                   & (compare["status_b"] == "ok")]
+    both = timings_measured_in_both(compare)
     if both.empty or both["p_value"].notna().any():
         return None
     return (f"gate: note: at --round-size {round_size} each commit's samples are one round "
@@ -99,8 +108,7 @@ def only_changed_environments(compare: pd.DataFrame) -> bool:
     """Whether every timing measured at both commits ran in another environment at B
     (verdict "environment changed", never a speed verdict): then no speed was compared,
     and a gate over that must not pass any more than one over nothing."""
-    both = compare[(compare["unit"] == TIME_UNIT) & (compare["status_a"] == "ok")
-                   & (compare["status_b"] == "ok")]
+    both = timings_measured_in_both(compare)
     return not both.empty and bool((both["verdict"] == "environment changed").all())
 
 
