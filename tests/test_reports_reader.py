@@ -173,6 +173,25 @@ def test_a_benchmark_gone_from_benchmarks_json_is_a_timing_only_if_its_method_is
     assert set(gone.loc[gone["benchmark"] == track, "kind"]) == {"gradients"}
 
 
+def test_rows_under_generic_names_say_nothing_of_their_threads(variant):
+    """Rows whose parameters are named param1, ... (a benchmark renamed or removed
+    since) leave threads blank: the one-thread default is only for benchmarks known to
+    have no threads parameter, and a renamed Threads class ran at several (pass 150)."""
+    threads_bench = "bench_fft_abs.FFTAbsThreads.time_forward_backward"
+    benchmarks = load(variant / "benchmarks.json")
+    for name in (FB, threads_bench):
+        del benchmarks[name]
+    save(variant / "benchmarks.json", benchmarks)
+    table = read_results(variant)
+    gone = table[table["benchmark"].isin([FB, threads_bench])]
+    assert len(gone) and gone["threads"].isna().all() and gone["param1"].notna().all()
+    kept = table[~table["benchmark"].isin([FB, threads_bench])]
+    assert kept["threads"].notna().all() and "1" in set(kept["threads"])
+    in_force = kept[kept["benchmark"] == "bench_fft_abs.FFTAbsThreads.track_threads_in_force"]
+    assert set(in_force["threads"]) == set(read_results(FIXTURE).query(
+        "benchmark == @threads_bench")["threads"]) and len(set(in_force["threads"])) > 1
+
+
 def test_a_module_without_its_plain_class_still_reads_each_suffix():
     """No class begins every other (the plain Conv2d gone, its views left): each class's
     kind comes from its own suffix, and a class with none is the plain timings (mutation

@@ -80,7 +80,9 @@ def sample_mismatch(data: dict, benchmarks: dict, cases: dict, rounds: int, repe
     """Why a timing case's samples are not rounds x repeat (None when all are).
     ``cases``: those that run at the commit (``runs_known``), so that a NaN there is a
     case the run that made these results did not select; else those that run at HEAD,
-    and a NaN is taken as skipped."""
+    and a NaN is taken as skipped. Cases are found by their place in benchmarks.json's
+    grid: callers check stale_benchmark first, which refuses a row of other parameters
+    (a reorder included), so the row's grid is that one."""
     want = rounds * repeat
     for name, combos in sorted(cases.items()):
         if name not in benchmarks or name not in data.get("results", {}):

@@ -89,4 +89,11 @@ def names_in_order(names: tuple, declared_params, params: list) -> tuple:
         return names
     if len(fitting) == 1:
         return tuple(names[j] for j in fitting[0])
-    return tuple(f"param{i + 1}" for i in range(n)) if fitting else names
+    return generic_names(n) if fitting else names
+
+
+def generic_names(n: int) -> tuple:
+    """The names a results row's ``n`` parameters get where their real names are not
+    known: param1, param2, ... (nothing is matched by them, and they say nothing of the
+    row's threads)."""
+    return tuple(f"param{i + 1}" for i in range(n))

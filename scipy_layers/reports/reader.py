@@ -24,7 +24,7 @@ from .history import commit_order
 from .limits import LIMIT_COLUMNS, join_limits
 from .naming import (DEFAULT_THREADS, ERROR_MEASUREMENTS, PARAM_COLUMNS, RESERVED_NAMES,
                      default_unit, kinds, measurement_label, split_name)
-from .params import check_distinct_values, expand_grid, names_in_order
+from .params import check_distinct_values, expand_grid, generic_names, names_in_order
 from .validate import (check_benchmarks, check_results_file, check_row, check_values, load_json,
                        numbers, sample_lists)
 
@@ -66,6 +66,7 @@ class _Collector:
     benchmarks: dict
     grids: dict = field(default_factory=dict)          # grid key -> (offset, size)
     grid_columns: list = field(default_factory=list)   # (size, {param: array}) per grid
+    grid_named: list = field(default_factory=list)     # per grid: its parameters' names are known
     grid_rows: int = 0
     seg_grid_offset: list = field(default_factory=list)
     seg_len: list = field(default_factory=list)
@@ -83,8 +84,7 @@ class _Collector:
         declared = self.benchmarks.get(name, {}).get("param_names") or []
         # A benchmark whose parameters changed since this file was written keeps generic
         # names (it is marked outdated anyway): asv stores no names in results files.
-        names = tuple(declared) if len(declared) == len(params) else tuple(
-            f"param{i + 1}" for i in range(len(params)))
+        names = tuple(declared) if len(declared) == len(params) else generic_names(len(params))
         if len(declared) == len(params):  # (the same number of them, maybe in another order)
             names = names_in_order(names, self.benchmarks[name].get("params"), params)
         key = (names, tuple(tuple(map(str, p)) for p in params))
@@ -93,6 +93,7 @@ class _Collector:
             size, columns = expand_grid(*key)
             self.grids[key] = (self.grid_rows, size)
             self.grid_columns.append((size, columns))
+            self.grid_named.append(not names or names != generic_names(len(names)))
             self.grid_rows += size
         return self.grids[key]
 
@@ -170,6 +171,8 @@ class _Collector:
             grid = np.concatenate([cols.get(name, np.full(size, None, dtype=object))
                                    for size, cols in self.grid_columns])
             out[name] = grid[row_case]
+        named = np.concatenate([np.full(size, known) for (size, _), known
+                                in zip(self.grid_columns, self.grid_named)])[row_case]
         names = np.asarray(self.seg_name, dtype=object)
         split = [split_name(n) for n in self.seg_name]
         seg_method = np.array([s[2] for s in split], dtype=object)
@@ -201,7 +204,7 @@ class _Collector:
         samples = np.empty(total, dtype=object)
         samples[:] = self.samples
         out["samples"] = samples
-        return _tidy(pd.DataFrame(out))
+        return _tidy(pd.DataFrame(out), named)
 
 
 def method_of(table: pd.DataFrame) -> pd.Series:
@@ -209,13 +212,14 @@ def method_of(table: pd.DataFrame) -> pd.Series:
     return table["benchmark"].map({n: split_name(n)[2] for n in table["benchmark"].unique()})
 
 
-def _tidy(table: pd.DataFrame) -> pd.DataFrame:
+def _tidy(table: pd.DataFrame, named: np.ndarray) -> pd.DataFrame:
     """Fixed column order (documented parameters first, any others after them),
-    absent parameters as empty columns, threads defaulting to one."""
+    absent parameters as empty columns, threads defaulting to one where the row's
+    parameters are ``named`` (generic param1, ... say nothing of its threads)."""
     for column in PARAM_COLUMNS:
         if column not in table:
             table[column] = None
-    table["threads"] = table["threads"].fillna(DEFAULT_THREADS)
+    table["threads"] = table["threads"].where(table["threads"].notna() | ~named, DEFAULT_THREADS)
     # Gradient errors are one measurement per quantity: "max rel error of grad_input".
     has_quantity = method_of(table).isin(list(ERROR_MEASUREMENTS)) & table["quantity"].notna()
     table.loc[has_quantity, "measurement"] = (table.loc[has_quantity, "measurement"] + " of "
