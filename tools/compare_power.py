@@ -26,7 +26,7 @@ from scipy_layers.reports import read_results  # noqa: E402
 from scipy_layers.reports.cli import positive_int  # noqa: E402
 from scipy_layers.reports.compare import TIME_UNIT, compare_table, native_control  # noqa: E402
 from scipy_layers.reports.naming import NATIVE  # noqa: E402
-from scipy_layers.reports.rounds import check_one_sample_count, check_round_size  # noqa: E402
+from scipy_layers.reports.rounds import check_rounds  # noqa: E402
 from scipy_layers.reports.errors import ReportError, one_line  # noqa: E402
 from scipy_layers.reports.gate import timings_measured_in_both  # noqa: E402
 from scipy_layers.reports.tables import resolve_commits  # noqa: E402
@@ -85,8 +85,7 @@ def main(argv=None) -> int:
     try:
         table = read_results(args.results, with_samples=True)
         pair = resolve_commits(table, args.commits)
-        check_round_size(table, pair, args.round_size)
-        check_one_sample_count(table, pair, args.round_size)  # (as the report: no fake rounds)
+        check_rounds(table, pair, args.round_size)  # (as the report: no fake rounds)
     except ReportError as exc:
         parser.exit(2, f"{parser.prog}: error: {one_line(str(exc))}\n")
     pd.set_option("display.width", 200)

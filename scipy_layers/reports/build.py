@@ -11,7 +11,7 @@ from .gradients import gradients_table
 from .calibration import read_calibrations
 from .output import check_output, matplotlib_confined, staged_output
 from .reader import read_benchmarks, read_results
-from .rounds import check_one_sample_count, check_round_size
+from .rounds import check_rounds
 from .runs import latest_commits
 from .summary import headline, summary_markdown
 from .tables import resolve_commits, speedup_table
@@ -44,9 +44,8 @@ def build_report(results_dir: Path | str, output_dir: Path | str,
     with_samples = read_results(results_dir, with_samples=True)
     timings = with_samples.drop(columns="samples")
     pair = resolve_commits(timings, commits, results_dir)
-    check_round_size(with_samples, pair, round_size)
     benchmarks = read_benchmarks(Path(results_dir)) if cases is not None else None
-    check_one_sample_count(with_samples, pair, round_size, cases, benchmarks)
+    check_rounds(with_samples, pair, round_size, cases, benchmarks)
     speedup = speedup_table(timings)
     gradients = gradients_table(timings)
     compare = compare_table(with_samples, pair, threshold, round_size, cases, benchmarks)

@@ -29,6 +29,15 @@ def _compared_samples(timings: pd.DataFrame, commits: tuple[str, str],
     return a.merge(b, on=case, suffixes=("_a", "_b"))
 
 
+def check_rounds(timings: pd.DataFrame, commits: tuple[str, str] | None, round_size: int | None,
+                 cases: dict[str, list[str]] | None = None, benchmarks: dict | None = None) -> None:
+    """Whether the compared timings can be cut into rounds of ``round_size``: both checks
+    below, the one entry for every caller that cuts them (tools/compare_power once ran
+    one of the two and measured power on fake rounds)."""
+    check_round_size(timings, commits, round_size)
+    check_one_sample_count(timings, commits, round_size, cases, benchmarks)
+
+
 def check_round_size(timings: pd.DataFrame, commits: tuple[str, str] | None,
                      round_size: int | None) -> None:
     """A round size no compared timing can fill is a wrong --round-size (or results
