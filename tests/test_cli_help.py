@@ -42,3 +42,44 @@ def test_every_tool_prints_its_help(tool, monkeypatch):
     monkeypatch.setattr(sys, "path", [str(path.parent), *sys.path])
     text = _help_of(lambda: runpy.run_path(str(path), run_name="__main__"))
     assert text.startswith("usage:") and "--help" in text
+
+
+def _description(help_text: str) -> str:
+    """The description argparse printed: the paragraph after the usage block."""
+    paragraphs = [" ".join(p.split()) for p in help_text.split("\n\n")]
+    return paragraphs[1]
+
+
+def _first_paragraph(tool: str) -> str:
+    """The tool's docstring's first paragraph, a '::' before its literal block read as '.'."""
+    import ast
+    doc = ast.get_docstring(ast.parse((ROOT / "tools" / tool).read_text()), clean=False)
+    paragraph = " ".join(doc.split("\n\n")[0].split())
+    return paragraph[:-2] + "." if paragraph.endswith("::") else paragraph
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_every_tools_help_says_its_docstrings_first_paragraph_whole(tool, monkeypatch):
+    """--help's description is the docstring's whole first paragraph: compare_commits,
+    compare_power, calibrate and record_environment printed its first line alone, which
+    stopped mid-sentence ("... peak GEMM and FFT rates, the"; pass 154)."""
+    path = ROOT / "tools" / tool
+    monkeypatch.setattr(sys, "argv", [str(path), "--help"])
+    monkeypatch.setattr(sys, "path", [str(path.parent), *sys.path])
+    text = _help_of(lambda: runpy.run_path(str(path), run_name="__main__"))
+    assert _description(text) == _first_paragraph(tool)
+
+
+def test_side_by_side_shows_its_default_cases_as_they_are_typed(monkeypatch):
+    """--cases' default was shown parsed ("[('fft', (16, 16), 'float32', 0, {}), ...]"),
+    a form --cases does not take; it shows the case strings, each one --cases parses
+    (pass 154)."""
+    path = ROOT / "tools" / "side_by_side.py"
+    monkeypatch.setattr(sys, "argv", [str(path), "--help"])
+    monkeypatch.setattr(sys, "path", [str(path.parent), *sys.path])
+    text = " ".join(_help_of(lambda: runpy.run_path(str(path), run_name="__main__")).split())
+    shown = text.split("(default: ", 1)[1].split(")", 1)[0].split()
+    import side_by_side
+    assert shown == list(side_by_side.DEFAULT_CASES)
+    assert [side_by_side.label(side_by_side.parse_case(c)) for c in shown] == [
+        "fft 16x16 float32", "fft 64x64 float64", "conv 64x64 k3 float32"]

@@ -209,7 +209,10 @@ def positive(kind, smallest=None, why=""):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # --help: the docstring's first paragraph (its first line alone stopped mid-sentence),
+    # the "::" before its literal block read as a full stop
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0].removesuffix("::") + ".")
     parser.add_argument("--machine", help="asv machine name (tools/asv_machine.py prints it)")
     parser.add_argument("--config", type=Path, default=record_environment.ROOT / "asv.conf.json")
     parser.add_argument("--python", type=Path,

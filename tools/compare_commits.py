@@ -163,7 +163,8 @@ def plan(commits, env, machine, cases, runs_at, runs_known, rounds, repeat, fres
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # (--help: the first paragraph; its first line alone stopped mid-sentence)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", help="the commit to compare HEAD with (default: see above)")
     parser.add_argument("--fresh", action="store_true",
                         help="time both commits even if results exist (current gradient tracks are kept)")

@@ -76,7 +76,8 @@ def _factor(text: str) -> float:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # (--help: the first paragraph; its first line alone stopped mid-sentence)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("commits", nargs=2, metavar="COMMIT")
     parser.add_argument("--results", default=".asv/results")
     parser.add_argument("--round-size", type=positive_int, default=5)

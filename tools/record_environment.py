@@ -287,7 +287,10 @@ def full_hash(rev: str, cwd: Path = ROOT) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # --help: the docstring's first paragraph (its first line alone stopped mid-sentence),
+    # the "::" before its literal block read as a full stop
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0].removesuffix("::") + ".")
     parser.add_argument("--machine", help="asv machine name (tools/asv_machine.py prints it)")
     parser.add_argument("--commit", default="HEAD", help="the commit benchmarked (default HEAD)")
     parser.add_argument("--config", type=Path, default=ROOT / "asv.conf.json")

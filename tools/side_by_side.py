@@ -225,7 +225,7 @@ def main(argv=None) -> int:
                         default=[parse_case(c) for c in DEFAULT_CASES],
                         help="fft:N|HxW|BxHxW:dtype, conv:N:dtype:k or "
                              "cnn:NxCxHxW:C_out:dtype:k[:gG][:sS][:pP][:dD] "
-                             "(default: %(default)s)")
+                             f"(default: {' '.join(DEFAULT_CASES)})")  # (as typed, not parsed)
     parser.add_argument("--batches", type=int, default=42,
                         help="batches of calls (default 42: seven whole balanced designs of "
                              "three implementations, tools/rotated_batches.py)")
