@@ -156,10 +156,17 @@ class FFTAbsFunction(Function):
         return vmap_of_images(FFTAbsFunction, in_dims, input, method)
 
 
-def _recomputed_spectrum(input, method):
-    """(rfft2(input), its plan), where forward kept no numpy spectrum."""
-    spectrum, _, plan = _dft_axes.transform(to_numpy(input), method)
-    return spectrum, plan
+def _spectrum_and_magnitude(forward, input, magnitude, method):
+    """(spectrum, plan, |spectrum|): forward's spectrum with the output it saved, or,
+    where forward kept none, both recomputed from ``input``. Never a recomputed spectrum
+    with forward's magnitude: the input autograd hands back may hold other data than
+    forward's (``x.data = ...`` between forward and backward, under saved-tensor hooks or
+    in a retained graph's second backward), and g Z_new / |Z_old| is the gradient of
+    neither (hostile pass 153: 26-196 off it, tests/test_shared_memory.py)."""
+    if forward is not None:
+        return (*forward, to_numpy(magnitude))
+    spectrum, recomputed, plan = _dft_axes.transform(to_numpy(input), method)
+    return spectrum, plan, recomputed
 
 
 def _fft_abs_tangent(state, input_tangent, input, magnitude, *, method):
@@ -168,9 +175,8 @@ def _fft_abs_tangent(state, input_tangent, input, magnitude, *, method):
         return (torch.zeros_like(magnitude),)
     backend, forward = state if state is not None else (gpu.NUMPY, None)
     # (forward mode is rare: one numpy path, also for CUDA tensors)
-    spectrum, plan = (forward if forward is not None and backend != gpu.CUPY
-                      else _recomputed_spectrum(input, method))
-    magnitude = to_numpy(magnitude)
+    spectrum, plan, magnitude = _spectrum_and_magnitude(
+        forward if backend != gpu.CUPY else None, input, magnitude, method)
     tangent = (phase(spectrum, magnitude).conj()
                * _dft_axes.rfft2(to_numpy(input_tangent), plan)).real
     return (to_tensor(tangent, like=input),)
@@ -184,8 +190,7 @@ def _fft_abs_gradient(state, grad_output, input, magnitude, *, method, handed_ov
     backend, forward = state if state is not None else (gpu.resolve_backend(input), None)
     if backend == gpu.CUPY:
         return (gpu.fft_abs_backward(forward, grad_output, input),)
-    spectrum, plan = forward if forward is not None else _recomputed_spectrum(input, method)
-    magnitude = to_numpy(magnitude)
+    spectrum, plan, magnitude = _spectrum_and_magnitude(forward, input, magnitude, method)
     width = input.shape[-1]
     # the weights c (see the class docstring) and the columns where they are 1, where the
     # W axis runs as irfft; none where it runs as a matrix, whose adjoint sums each

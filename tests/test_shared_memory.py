@@ -165,6 +165,49 @@ def test_data_assigned_between_forward_and_backward_gives_native_gradients(layer
         torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
 
 
+def _fft_abs_data_assigned(method: str, path: str, native: bool):
+    """fft_abs (or its twin) of x, x given new data (x.data = ...) after forward, and the
+    gradient through a backward that must recompute forward's spectrum: under saved-tensor
+    hooks (forward kept none), or a retained graph's second backward (the first took it)."""
+    import torch
+
+    import scipy_layers as sl
+    x = torch.randn(2, 12, 10, dtype=torch.float64, requires_grad=True)
+    layer = sl.native_fft_abs if native else (lambda t: sl.fft_abs(t, method))
+    if path == "hooks":
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t):
+            y = layer(x)
+    else:
+        y = layer(x)
+    g = torch.linspace(-1, 2, y.numel(), dtype=y.dtype).reshape(y.shape)
+    if path == "retained":
+        torch.autograd.grad(y, x, g, retain_graph=True)
+    new = torch.randn(x.shape, dtype=x.dtype, generator=torch.Generator().manual_seed(1))
+    x.data = new
+    return torch.autograd.grad(y, x, g)[0], new, g
+
+
+@pytest.mark.parametrize("path", ["hooks", "retained"])
+@pytest.mark.parametrize("method", ["auto", "fft", "matrix"])
+def test_fft_abs_recomputing_after_new_data_gives_the_new_datas_gradient(method, path):
+    """fft_abs saves its input and output, and a backward that has no spectrum of
+    forward's recomputes it from the input autograd hands back, which ``x.data = ...``
+    may have replaced. Native's abs saves the spectrum and keeps forward's gradient; no
+    numpy layer holds that spectrum there (hooks, by design; a retained graph's first
+    backward wrote over it). Before hostile pass 153 backward took the new data's
+    spectrum with forward's |Z|, the gradient of neither (26-196 off here); now the
+    gradient at the new data, as the batched conv gives under F.conv2d's rule."""
+    import torch
+
+    import scipy_layers as sl
+    got, new, g = _fft_abs_data_assigned(method, path, native=False)
+    at_new = new.clone().requires_grad_()
+    expected = torch.autograd.grad(sl.native_fft_abs(at_new), at_new, g)[0]
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
+    old_gradient = _fft_abs_data_assigned(method, path, native=True)[0]
+    assert (old_gradient - expected).abs().max() > 1  # (the case tells the two apart)
+
+
 if __name__ == "__main__":
     for name in sys.argv[1:]:
         print(json.dumps(_report(name)), flush=True)

@@ -2143,4 +2143,11 @@ MUTANTS = [
            'if True:\n',
            ('tests/test_global_settings.py', '-k', 'backend_registered'),
            "the pocketfft probe compares with the user's global scipy.fft backend: one that refuses numpy arrays fails it, and fft_abs and the FFT convs then raise on every call where native runs"),
+    # hostile pass 153: fft_abs's recomputed spectrum taken with forward's magnitude
+    Mutant('x153a',
+           'scipy_layers/fft.py',
+           '    return spectrum, plan, recomputed\n',
+           '    return spectrum, plan, to_numpy(magnitude)\n',
+           ('tests/test_shared_memory.py', '-k', 'fft_abs'),
+           "fft_abs's backward pairs a spectrum recomputed from the input autograd hands back with forward's |Z|: after x.data = ... (under saved-tensor hooks, or a retained graph's second backward) the gradient of neither data"),
 ]
