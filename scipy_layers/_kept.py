@@ -57,8 +57,8 @@ def reserve_kept(count: KeptCount, nbytes: int) -> bool:
     if not _counted(nbytes):
         return True
     with _workspace_lock:
-        if _kept_sum() + nbytes > KEPT_LIMIT_BYTES:
-            return False
+        if not _kept_sum() + nbytes <= KEPT_LIMIT_BYTES:  # (a NaN limit: nothing kept,
+            return False                                  # not everything; pass 155)
         _kept_counts.add(count)
         count.state = (nbytes, False)
         return True

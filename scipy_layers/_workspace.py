@@ -158,7 +158,10 @@ def scratch(shape, dtype) -> np.ndarray:
         free = _workspace.get(key)
         if free:
             _workspace_bytes -= free[-1].nbytes
-            return free.pop()
+            array = free.pop()
+            if not free:  # (no key left behind for each shape ever pooled: a shape
+                del _workspace[key]  # that changes every call grew it ~220 bytes a
+            return array             # shape, without bound; hostile pass 155)
     _switch_once_dynamo_is_in()  # (outside the lock: see run_callbacks_outside_compile)
     with _workspace_lock:  # (a switch meanwhile remakes what is registered under it)
         array = np.empty(shape, dtype)
@@ -196,12 +199,20 @@ def recycle(*arrays) -> None:
         for array in arrays:
             if not _made_by_scratch(array):
                 continue  # views, small arrays and others' arrays are not ours to keep
-            free = _workspace.setdefault((array.shape, array.dtype), [])
-            if _workspace_bytes + array.nbytes > WORKSPACE_LIMIT_BYTES or any(
-                    kept is array for kept in free):  # (given back twice: keep it once)
-                continue
-            free.append(array)
+            key = (array.shape, array.dtype)
+            free = _workspace.get(key)
+            # (within the limit, not "over it": a NaN limit would have kept everything)
+            if not _workspace_bytes + array.nbytes <= WORKSPACE_LIMIT_BYTES or (
+                    free is not None and any(kept is array for kept in free)):
+                continue  # (given back twice: keep it once)
+            if free is None:  # (only for an array it keeps: no key per shape refused)
+                free = _workspace.setdefault(key, [])
+            # Counted, then put in, with no point between where a signal handler can
+            # run: a KeyboardInterrupt after append() and before the count left the
+            # array in the pool uncounted, which then held more than the limit, for
+            # good (hostile pass 155).
             _workspace_bytes += array.nbytes
+            free.append(array)
 
 
 def output(shape, dtype, axes=None) -> np.ndarray:

@@ -36,6 +36,7 @@ from ._numpy_quiet import numpy_quiet
 from ._torch_protocols import (graph_break_here, never_compiled, opaque_to_compile,
                                own_frame_never_compiled, refuse_onnx, refuse_scripting,
                                torch_function_layer)
+from ._workspace import is_large
 from .conv_methods import METHODS
 
 AUTO = "auto"
@@ -103,13 +104,20 @@ class ScipyConv2dFunction(Function):
             state = (kernels, x, w, kernel_state)  # the numpy views: no second conversion
         if saved is not None:
             saved.value = (backend, state)
+            if is_large(input) or is_large(filter):
+                # ``value`` (numpy views of the input and filter, the method's state)
+                # goes when autograd frees the saved tensors, as native's would, not
+                # with the graph: a loss kept without .item() held each step's input
+                # (hostile pass 155). (Small ones go with the graph: a holder costs.)
+                saved.new_keeper()
         return result
 
     @staticmethod
     @opaque_to_compile
     def setup_context(ctx, inputs, output):
         input, filter, bias, method, saved = inputs
-        ctx.save_for_backward(input, filter)
+        holder = () if saved is None or saved.keeper is None else (saved.holder(),)
+        ctx.save_for_backward(input, filter, *holder)
         ctx.save_for_forward(input, filter)
         ctx.method, ctx.forward_state = method, saved
         remember_inputs(ctx, input, filter)
@@ -119,7 +127,7 @@ class ScipyConv2dFunction(Function):
     @staticmethod
     @opaque_to_compile
     def backward(ctx, grad_output):
-        input, filter = ctx.saved_tensors  # raises if either was modified in place
+        input, filter = ctx.saved_tensors[:2]  # raises if either was modified in place
         compute = functools.partial(_conv_gradients, method=ctx.method,
                                     needs=tuple(ctx.needs_input_grad[:3]),
                                     bias_shape=ctx.bias_shape)
@@ -136,7 +144,7 @@ class ScipyConv2dFunction(Function):
         check_not_legacy_batched(ScipyConv2dFunction.NAME_IN_ERRORS, input_tangent,
                                  filter_tangent, bias_tangent)
         # Bilinear in (input, filter) plus bias: the tangent is the layer on the tangents.
-        input, filter = ctx.saved_tensors
+        input, filter = ctx.saved_tensors[:2]
         conv = functools.partial(ScipyConv2dFunction.apply, bias=None, method=ctx.method)
         return linear_tangent(ctx.output_shape, input, [
             (input_tangent, lambda t: conv(t, filter)),

@@ -25,7 +25,7 @@ from ._numpy_quiet import numpy_quiet
 from ._torch_protocols import (graph_break_here, opaque_to_compile, refuse_onnx,
                                torch_function_layer)
 from ._fft_gradient import gradient_spectrum, phase
-from ._workspace import recycle, recycle_when_dead
+from ._workspace import is_large, recycle, recycle_when_dead
 
 _has_torch_function_unary = torch._C._has_torch_function_unary
 
@@ -97,8 +97,13 @@ class FFTAbsFunction(Function):
         else:
             spectrum, magnitude, plan = _dft_axes.transform(to_numpy(input), method)
             result = to_tensor(magnitude, like=input)
-            if saved is not None:  # back to the workspace when the graph node dies
-                recycle_when_dead(saved, spectrum)
+            if saved is not None and is_large(spectrum):
+                # back to the workspace when autograd frees the saved tensors (after a
+                # backward without retain_graph, or with the graph; ForwardState.holder),
+                # as native's saved spectrum goes: owned by the state itself, it stayed
+                # until the graph died, so a loss kept without .item() held each step's
+                # (hostile pass 155). (Small ones go with the graph: a holder costs.)
+                recycle_when_dead(saved.new_keeper(), spectrum)
             spectrum = (spectrum, plan)  # backward's adjoint must follow forward's plan
         if saved is not None:
             saved.value = (backend, spectrum)
@@ -108,14 +113,15 @@ class FFTAbsFunction(Function):
     @opaque_to_compile
     def setup_context(ctx, inputs, output):
         input, method, saved = inputs
-        ctx.save_for_backward(input, output)
+        holder = () if saved is None or saved.keeper is None else (saved.holder(),)
+        ctx.save_for_backward(input, output, *holder)
         ctx.save_for_forward(input, output)
         ctx.method, ctx.forward_state = method, saved
 
     @staticmethod
     @opaque_to_compile
     def backward(ctx, grad_output):
-        input, output = ctx.saved_tensors  # raises if either was modified in place
+        input, output = ctx.saved_tensors[:2]  # raises if either was modified in place
         # A plain backward keeps forward's spectrum and writes the gradient spectrum over
         # it (one array fewer through the cache: 3-10% of the call at 256x256 and up).
         # Every backward takes the state while it runs, so that another one of the same
@@ -124,6 +130,10 @@ class FFTAbsFunction(Function):
         forward_state = ctx.forward_state
         if forward_state is None:  # (forward ran under saved-tensor hooks)
             input, output = as_forward_saved(grad_output, input, output)
+        # Held until this returns, taken before the state: another thread's backward of
+        # this graph may free the holder meanwhile, and the spectrum must not go back to
+        # the pool (to be handed out again) while this one reads or writes it.
+        keeper = None if forward_state is None else forward_state.keeper
         state = None if forward_state is None else forward_state.take()
         handed_over = state is not None and state[0] != gpu.CUPY and computes_directly()
         compute = functools.partial(_fft_abs_gradient, method=ctx.method,
@@ -134,13 +144,14 @@ class FFTAbsFunction(Function):
         finally:
             if state is not None and not handed_over:
                 forward_state.put_back(state)
+        del keeper
         return grad_input, None, None
 
     @staticmethod
     @opaque_to_compile
     def jvp(ctx, input_tangent, *_):
         check_not_legacy_batched(FFTAbsFunction.NAME_IN_ERRORS, input_tangent)
-        input, output = ctx.saved_tensors
+        input, output = ctx.saved_tensors[:2]
         if input_tangent is None:
             return torch.zeros_like(output)
         state = None if ctx.forward_state is None else ctx.forward_state.value

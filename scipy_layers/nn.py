@@ -94,6 +94,13 @@ class Conv2dNCHWFunction(Function):
                         _kept.keep_until_dead(saved.new_keeper(), state[-1], count)
                     else:
                         recycle_when_dead(saved.new_keeper(), state[-1])
+                if saved.keeper is None and (method == "fft" or is_large(x)):
+                    # What ``value`` holds (the input's numpy view, fft's spectra) goes
+                    # when autograd frees the saved tensors, as native's would: held
+                    # until the graph died, a loss kept without .item() held each step's
+                    # (hostile pass 155: 8x16x64x64 fft, 32 MiB a step). Not for small
+                    # inputs: a holder costs a few us (ForwardState.new_keeper).
+                    saved.new_keeper()
         finally:
             # what no keeper took: an error or Ctrl-C on the way, or windows below the
             # pool's floor (not counted)
