@@ -192,6 +192,29 @@ def test_rows_under_generic_names_say_nothing_of_their_threads(variant):
         "benchmark == @threads_bench")["threads"]) and len(set(in_force["threads"])) > 1
 
 
+def test_parameters_asv_itself_named_param1_keep_the_one_thread_default(variant):
+    """asv names a benchmark's parameters param1, param2, ... where it sets no
+    param_names: those names are real (in benchmarks.json, the row's own), the benchmark
+    has no threads parameter, and it ran at one thread. Before hostile pass 156 such rows
+    read as a renamed benchmark's, threads blank (out of the summary, plots and bounds)."""
+    benchmarks = load(variant / "benchmarks.json")
+    count = len(benchmarks[FB]["param_names"])
+    benchmarks[FB]["param_names"] = [f"param{i + 1}" for i in range(count)]
+    save(variant / "benchmarks.json", benchmarks)
+    table = read_results(variant)
+    rows = table[table["benchmark"] == FB]
+    assert len(rows) and set(rows["threads"]) == {"1"} and rows["param1"].notna().all()
+    # the same parameter grid read for a benchmark gone from benchmarks.json (stand-in
+    # names, threads unknown) in the same table keeps its own blank threads
+    data = load(results_files(variant)[0])
+    data["results"]["bench_conv2d.Gone.time_forward_backward"] = data["results"][FB]
+    save(results_files(variant)[0], data)
+    table = read_results(variant)
+    assert set(table.loc[table["benchmark"] == FB, "threads"]) == {"1"}
+    assert table.loc[table["benchmark"] == "bench_conv2d.Gone.time_forward_backward",
+                     "threads"].isna().all()
+
+
 def test_a_module_without_its_plain_class_still_reads_each_suffix():
     """No class begins every other (the plain Conv2d gone, its views left): each class's
     kind comes from its own suffix, and a class with none is the plain timings (mutation

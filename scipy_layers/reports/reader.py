@@ -87,13 +87,18 @@ class _Collector:
         names = tuple(declared) if len(declared) == len(params) else generic_names(len(params))
         if len(declared) == len(params):  # (the same number of them, maybe in another order)
             names = names_in_order(names, self.benchmarks[name].get("params"), params)
-        key = (names, tuple(tuple(map(str, p)) for p in params))
+        # Known names: benchmarks.json's, not stand-ins put for them. Told apart by where
+        # they came from, not by how they read: asv itself names a benchmark's parameters
+        # param1, ... where it sets no param_names, and that one has no threads parameter
+        # (it ran at one thread; blank there before hostile pass 156).
+        named = names == tuple(declared) or names != generic_names(len(params))
+        key = (names, tuple(tuple(map(str, p)) for p in params), named)
         if key not in self.grids:
-            check_distinct_values(path, name, *key)
-            size, columns = expand_grid(*key)
+            check_distinct_values(path, name, *key[:2])
+            size, columns = expand_grid(*key[:2])
             self.grids[key] = (self.grid_rows, size)
             self.grid_columns.append((size, columns))
-            self.grid_named.append(not names or names != generic_names(len(names)))
+            self.grid_named.append(named)
             self.grid_rows += size
         return self.grids[key]
 
