@@ -6,6 +6,7 @@ the report's columns: tests/test_reports_docs.py.) No import of the package: the
 are read from the sources' syntax trees, so the whole check takes about a second."""
 import ast
 import functools
+import os
 import re
 import sys
 from pathlib import Path
@@ -113,9 +114,25 @@ def missing_path(path: str) -> str | None:
     return f"{path}: no such file"
 
 
+# Folders of the checkout that are not the project's: version control, virtual
+# environments, asv's (.asv/env holds whole environments, torch's thousands of files),
+# caches, npm's. Their file names answered for a doc's stale `utils.py` where they
+# existed, and walking them cost seconds (hostile pass 156). .ci/ is the project's.
+NOT_THE_PROJECTS = re.compile(r"\.(?!ci$).*|node_modules|__pycache__")
+
+
+@functools.lru_cache(maxsize=None)
+def file_names(root: Path) -> frozenset:
+    names = set()
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = [d for d in subfolders if not NOT_THE_PROJECTS.fullmatch(d)]
+        names.update(subfolders, files)
+    return frozenset(names)
+
+
 def missing_files(text: str) -> list[str]:
     """Bare file names in code spans (`_kept.py`, `test_views.py`) no file has."""
-    names = {p.name for p in ROOT.rglob("*") if ".git" not in p.parts and ".venv" not in p.parts}
+    names = file_names(ROOT)
     spans = re.findall(r"`([\w.-]+\.(?:py|sh))`", FENCED.sub("", text))
     return [f"{s}: no such file" for s in sorted(set(spans)) if Path(s).name not in names]
 
@@ -237,3 +254,15 @@ def test_the_checks_catch_what_they_are_for():
         "make benchh", "TARGETZ_ARGS="]
     assert [line.split(" (")[0] for line in unknown_options(broken)] == [
         "targets: no option --floor", "report: no option --treshold"]
+
+
+def test_file_names_are_the_projects(tmp_path, monkeypatch):
+    """A name only asv's environments, a virtual environment or npm's folder hold (torch's
+    utils.py) is no file of the project's; .ci/'s are."""
+    for path in (".asv/env/abc/lib/torch/utils.py", ".venv2/lib/conv.py",
+                 "dashboard/node_modules/x/build.sh", ".ci/run/check.sh", "tools/real.py"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert missing_files("`utils.py`, `conv.py`, `build.sh`, `check.sh`, `real.py`") == [
+        "build.sh: no such file", "conv.py: no such file", "utils.py: no such file"]
