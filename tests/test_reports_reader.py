@@ -215,6 +215,22 @@ def test_parameters_asv_itself_named_param1_keep_the_one_thread_default(variant)
                      "threads"].isna().all()
 
 
+def test_a_benchmark_of_no_parameters_gone_from_benchmarks_json_reads(variant):
+    """A benchmark without parameters (asv stores params [] and one result), renamed or
+    removed since: its none match benchmarks.json's none (no entry), and the reader
+    raised KeyError on the missing entry (hostile pass 156); now its one row reads."""
+    path = results_files(variant)[0]
+    data = load(path)
+    row = [[] if c == "params" else v[:1] if isinstance(v, list) else v
+           for c, v in zip(data["result_columns"], data["results"][FB])]
+    data["results"]["bench_conv2d.Gone.time_forward_backward"] = row
+    save(path, data)
+    table = read_results(variant)
+    gone = table[table["benchmark"] == "bench_conv2d.Gone.time_forward_backward"]
+    assert len(gone) == 1 and list(gone["threads"]) == ["1"]
+    assert gone["value"].iloc[0] == data["results"][FB][column(data, "result")][0]
+
+
 def test_a_module_without_its_plain_class_still_reads_each_suffix():
     """No class begins every other (the plain Conv2d gone, its views left): each class's
     kind comes from its own suffix, and a class with none is the plain timings (mutation

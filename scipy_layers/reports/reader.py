@@ -86,7 +86,9 @@ class _Collector:
         # names (it is marked outdated anyway): asv stores no names in results files.
         names = tuple(declared) if len(declared) == len(params) else generic_names(len(params))
         if len(declared) == len(params):  # (the same number of them, maybe in another order)
-            names = names_in_order(names, self.benchmarks[name].get("params"), params)
+            # (.get: a benchmark of no parameters gone from benchmarks.json gets here too,
+            # its none matching the none declared; a KeyError before hostile pass 156)
+            names = names_in_order(names, self.benchmarks.get(name, {}).get("params"), params)
         # Known names: benchmarks.json's, not stand-ins put for them. Told apart by where
         # they came from, not by how they read: asv itself names a benchmark's parameters
         # param1, ... where it sets no param_names, and that one has no threads parameter
