@@ -138,3 +138,14 @@ def test_main_says_in_one_line_that_the_file_is_not_json_and_leaves_it(home, cap
         asv_machine.main()
     assert str(stopped.value.code).startswith(f"{home} is not valid JSON (")
     assert home.read_text() == "{not json" and capsys.readouterr().out == ""
+
+
+def test_help_says_what_it_does_and_writes_nothing(home, capsys):
+    """--help printed the machine's name and wrote ~/.asv-machine.json (the tool read no
+    arguments; pass 156); a stray argument is refused the same way, the file untouched."""
+    for argv, status in ((["--help"], 0), (["--machine", "x"], 2)):
+        with pytest.raises(SystemExit) as stopped:
+            asv_machine.main(argv)
+        assert stopped.value.code == status and not home.exists()
+    out = capsys.readouterr().out
+    assert out.startswith("usage:") and "Register this machine with asv" in out

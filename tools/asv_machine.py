@@ -13,6 +13,7 @@ are kept; an existing entry of the same name is left as the user wrote it.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -116,7 +117,10 @@ def describe(cpu: dict | None = None) -> dict:
             "ram": _ram()}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    # No options; a parser all the same, so that --help says what this does instead of
+    # doing it (it wrote ~/.asv-machine.json; pass 156) and a stray argument is refused.
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv or [])
     path = Path.home() / ".asv-machine.json"
     entry = describe()
     try:
@@ -134,4 +138,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

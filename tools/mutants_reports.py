@@ -2208,4 +2208,10 @@ MUTANTS = [
            '"(default: %(default)s)")',
            ('tests/test_cli_help.py', '-k', 'side_by_side'),
            "side_by_side.py: --help shows --cases' default parsed (a list of tuples), not as the case strings --cases takes (pass 154)"),
+    Mutant('am156',
+           'tools/asv_machine.py',
+           '    argparse.ArgumentParser(description=__doc__.split("\\n\\n")[0]).parse_args(argv or [])\n',
+           '',
+           ('tests/test_asv_machine.py', '-k', 'help'),
+           "asv_machine.py reads no arguments: --help registers the machine in ~/.asv-machine.json and prints its name instead of the help (pass 156)"),
 ]
