@@ -36,6 +36,7 @@ from ._numpy_quiet import numpy_quiet
 from ._torch_protocols import (graph_break_here, never_compiled, opaque_to_compile,
                                own_frame_never_compiled, refuse_onnx, refuse_scripting,
                                torch_function_layer)
+from ._fft_conv import FFTState
 from ._workspace import is_large
 from .conv_methods import METHODS
 
@@ -104,7 +105,10 @@ class ScipyConv2dFunction(Function):
             state = (kernels, x, w, kernel_state)  # the numpy views: no second conversion
         if saved is not None:
             saved.value = (backend, state)
-            if is_large(input) or is_large(filter):
+            # fft's state holds complex128 spectra of the padded input, ~2x its bytes
+            # in float32: judged by the input alone, a 250x256 float32 input (under
+            # 256 KiB) kept ~1 MiB of them with the graph (hostile pass 157).
+            if is_large(input) or is_large(filter) or isinstance(state[-1], FFTState):
                 # ``value`` (numpy views of the input and filter, the method's state)
                 # goes when autograd frees the saved tensors, as native's would, not
                 # with the graph: a loss kept without .item() held each step's input

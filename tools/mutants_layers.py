@@ -2205,4 +2205,11 @@ MUTANTS = [
            'if _kept_sum() + nbytes > KEPT_LIMIT_BYTES:',
            ('tests/test_pool_bookkeeping.py', '-k', 'nan'),
            "a NaN KEPT_LIMIT_BYTES keeps every window matrix: no limit at all"),
+    # hostile pass 157: scipy_conv2d's fft spectra under the 256 KiB line
+    Mutant('k157a',
+           'scipy_layers/conv.py',
+           ' or isinstance(state[-1], FFTState):',
+           ':',
+           ('tests/test_state_after_backward.py', '-k', 'under_the_line'),
+           "scipy_conv2d's fft state (complex128 spectra, ~2x a float32 input) judged by the input alone: a 250x256 float32 input's spectra (~1 MiB) held until the graph dies, a loss kept without .item() holds each step's"),
 ]
