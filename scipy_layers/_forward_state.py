@@ -14,12 +14,13 @@ class ForwardState:
     """What one forward call computed for its backward; ``value`` is None until forward
     fills it (and stays None where forward did not run on exactly these inputs)."""
 
-    __slots__ = ("value", "hint", "keeper", "_holder", "__weakref__")
+    __slots__ = ("value", "hint", "keeper", "_holder", "_dropped", "__weakref__")
 
     def __init__(self, hint=None):
         self.value = None
         self.hint = hint  # what the caller knew before forward (e.g. which grads are wanted)
         self.keeper = self._holder = None  # see :meth:`new_keeper`
+        self._dropped = False  # (:meth:`drop` ran: nothing may be put back since)
 
     def new_keeper(self):
         """An owner for large arrays kept beside ``value`` (_kept.keep_until_dead):
@@ -43,6 +44,7 @@ class ForwardState:
         once nothing here can hand it to a backward)."""
         with _taking:
             self.value = None
+            self._dropped = True
         self.keeper = None
 
     def __repr__(self):
@@ -58,9 +60,13 @@ class ForwardState:
         return value
 
     def put_back(self, value) -> None:
-        """Return what :meth:`take` gave, unchanged, unless the slot was filled since."""
+        """Return what :meth:`take` gave, unchanged, unless the slot was filled since, or
+        the state was dropped since: its keeper then gives what ``value`` held back to
+        the pool, and a backward of the graph still running (it read the saved tensors
+        before autograd freed them) took that pooled buffer from ``value`` as forward's
+        spectrum, overwritten meanwhile (hostile pass 157: NaN gradients)."""
         with _taking:
-            if self.value is None:
+            if self.value is None and not self._dropped:
                 self.value = value
 
 

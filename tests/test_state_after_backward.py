@@ -210,3 +210,65 @@ def test_scipy_conv2d_fft_under_the_line_frees_its_spectra_after_backward(method
     torch.testing.assert_close(loss, native_loss, rtol=1e-4, atol=0)
     torch.testing.assert_close(grad, torch.autograd.grad(native_loss, native_scale)[0],
                                rtol=1e-4, atol=0)
+
+
+def test_a_state_dropped_meanwhile_is_not_put_back_for_a_third_backward(monkeypatch):
+    """Three backwards of one fft_abs graph in three threads: A (create_graph, so it puts
+    forward's spectrum back when done) is held inside with the state taken; C has read
+    the saved tensors and is held before it reads the state; B, a plain backward, runs
+    to its end and frees the saved tensors, which drops the state. A then put the
+    spectrum back into the dropped state while its keeper gave it to the pool, and C
+    took it from there as forward's spectrum: a pooled buffer, handed out and
+    overwritten meanwhile (here NaN), gave C a NaN gradient (before hostile pass 157)."""
+    x = torch.randn(2, 256, 128, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    g = torch.randn(2, 256, 65, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    leaf = x.clone().requires_grad_()
+    alone = torch.autograd.grad(scipy_layers.fft_abs(leaf, "fft"), leaf, g)[0]
+    y = scipy_layers.fft_abs(leaf, "fft")
+    real = y.grad_fn.forward_state
+    c_inside, c_resume = threading.Event(), threading.Event()
+
+    class HoldC:  # the state, with C held as it reads the keeper
+        @property
+        def keeper(self):
+            if threading.current_thread().name == "C":
+                c_inside.set()
+                c_resume.wait(30)
+            return real.keeper
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+    y.grad_fn.forward_state = HoldC()
+    a_inside, a_resume = hold_thread_a_in(fft_module, "gradient_spectrum", monkeypatch)
+    results = {}
+
+    def thread_a():
+        results["A"] = torch.autograd.grad(y, leaf, g, create_graph=True)[0].detach()
+
+    def thread_c():
+        results["C"] = torch.autograd.grad(y, leaf, g, retain_graph=True)[0]
+
+    a = threading.Thread(target=thread_a, name="A")
+    c = threading.Thread(target=thread_c, name="C")
+    try:
+        a.start()
+        assert a_inside.wait(30)
+        c.start()
+        assert c_inside.wait(30)
+        results["B"] = torch.autograd.grad(y, leaf, g)[0]  # frees the saved tensors
+        gc.collect()
+        a_resume.set()
+        a.join(60)
+        gc.collect()
+        handed_out = []
+        while _workspace._workspace.get(((2, 256, 65), np.dtype(np.complex128))):
+            handed_out.append(_workspace.scratch((2, 256, 65), np.complex128))
+            handed_out[-1].fill(np.nan)
+    finally:
+        a_resume.set()
+        c_resume.set()
+        a.join(60)
+        c.join(60)
+    for name in "ABC":
+        assert torch.equal(results[name], alone), name
