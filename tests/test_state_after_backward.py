@@ -140,6 +140,16 @@ def test_fft_abs_keeps_its_spectrum_until_the_last_retained_backward():
     assert _spectra_pending((4, 128, 65)) == []
 
 
+def _take_every_pooled(shape, dtype) -> list:
+    """Every array the pool holds of ``shape``, taken out and filled with NaN: a backward
+    that still reads one of them (given back while in use) then returns NaN."""
+    taken = []
+    while _workspace._workspace.get((shape, np.dtype(dtype))):
+        taken.append(_workspace.scratch(shape, dtype))
+        taken[-1].fill(np.nan)
+    return taken
+
+
 def test_a_plain_backward_in_another_thread_leaves_the_spectrum_to_the_one_using_it(
         monkeypatch):
     """Thread A's backward is held while it forms its gradient spectrum over forward's
@@ -164,10 +174,7 @@ def test_a_plain_backward_in_another_thread_leaves_the_spectrum_to_the_one_using
         assert a_inside.wait(30)
         results["B"] = torch.autograd.grad(y, leaf, g)[0]  # frees the saved tensors
         gc.collect()
-        handed_out = []
-        while _workspace._workspace.get(((2, 256, 65), np.dtype(np.complex128))):
-            handed_out.append(_workspace.scratch((2, 256, 65), np.complex128))
-            handed_out[-1].fill(np.nan)
+        handed_out = _take_every_pooled((2, 256, 65), np.complex128)  # noqa: F841 (held)
     finally:
         resume.set()
         thread.join(60)
@@ -261,10 +268,7 @@ def test_a_state_dropped_meanwhile_is_not_put_back_for_a_third_backward(monkeypa
         a_resume.set()
         a.join(60)
         gc.collect()
-        handed_out = []
-        while _workspace._workspace.get(((2, 256, 65), np.dtype(np.complex128))):
-            handed_out.append(_workspace.scratch((2, 256, 65), np.complex128))
-            handed_out[-1].fill(np.nan)
+        handed_out = _take_every_pooled((2, 256, 65), np.complex128)  # noqa: F841 (held)
     finally:
         a_resume.set()
         c_resume.set()
