@@ -6,10 +6,8 @@ backward builds the windows again (native's gradients either way). (A hostile pa
 other tests' graphs may be alive in this process (collected first: _start)."""
 from __future__ import annotations
 
-import dis
 import gc
 import inspect
-import sys
 import threading
 import types
 
@@ -25,6 +23,7 @@ from scipy_layers._nchw_args import check_conv2d_arguments
 from scipy_layers._nchw_kernels import KN2ROW
 from scipy_layers._tall import TallLayout
 from scipy_layers.samples import CONV2D_NCHW_SAMPLES
+from tests._interrupts import SignalPoints
 from tests._two_backwards import hold_thread_a_in
 
 
@@ -160,20 +159,6 @@ def test_an_interrupt_after_the_kernels_gives_the_reservation_back(monkeypatch, 
     assert _kept.kept_bytes() == start
 
 
-def _signal_points(code) -> frozenset:
-    """Offsets in ``code`` where CPython can run a signal handler (its "eval breaker"):
-    the function's entry and the instruction after each call returns (and a loop's
-    jump back). A Ctrl-C lands only there; raising anywhere else (e.g. between a with
-    block's last line and its __exit__ call) is no interrupt a user can make."""
-    previous, points = None, set()
-    for instruction in dis.get_instructions(code):
-        if previous is None or previous.opname.startswith("CALL") or (
-                previous.opname in ("RESUME", "JUMP_BACKWARD")):
-            points.add(instruction.offset)
-        previous = instruction
-    return frozenset(points)
-
-
 def test_an_interrupt_wherever_a_signal_can_land_leaves_the_count_as_it_was():
     """KeyboardInterrupt raised at every point of the kept-windows path where a signal
     handler can run (forward, reservation, keeper, release, the keeper's death), one
@@ -187,46 +172,23 @@ def test_an_interrupt_wherever_a_signal_can_land_leaves_the_count_as_it_was():
                  "release_kept": _kept.release_kept,
                  "new_keeper": ForwardState.new_keeper,
                  "give_back": _workspace._give_back}
-    codes = {f.__code__: (name, _signal_points(f.__code__)) for name, f in functions.items()}
+    interrupts = SignalPoints(functions)
     x, w, b = _inputs()
-    seen = {"events": 0, "target": 0, "where": None}
 
-    def tracer(frame, event, arg):
-        if frame.f_code not in codes:
-            return None
-        frame.f_trace_opcodes = True
-        name, points = codes[frame.f_code]
-
-        def local(frame, event, arg):
-            if event == "opcode" and frame.f_lasti in points:
-                seen["events"] += 1
-                if seen["events"] == seen["target"]:
-                    seen["where"] = name
-                    raise KeyboardInterrupt
-            return local
-        return local
-
-    def run(target):
-        seen.update(events=0, target=target, where=None)
-        sys.settrace(tracer)
-        try:
-            y = scipy_layers.conv2d(x, w, b, padding=1, method="im2col")
-            _grads(y, (x, w, b))
-        except KeyboardInterrupt:
-            pass
-        finally:
-            sys.settrace(None)
+    def work():
+        y = scipy_layers.conv2d(x, w, b, padding=1, method="im2col")
+        _grads(y, (x, w, b))
 
     start = _start()
-    run(0)
-    total = seen["events"]
+    interrupts.run(work, 0)
+    total = interrupts.passed
     assert _start() == start
     hit, wrong = set(), []
     for target in range(1, total + 1):
-        run(target)
-        hit.add(seen["where"])
+        where = interrupts.run(work, target)
+        hit.add(where)
         if _start() != start:
-            wrong.append((target, seen["where"], _kept.kept_bytes() - start))
+            wrong.append((target, where, _kept.kept_bytes() - start))
     assert not wrong
     assert hit >= set(functions)  # (every function was interrupted somewhere)
 

@@ -4,9 +4,7 @@ handler), it keeps no entry per shape it once saw, and a limit that is no number
 bytes (NaN) keeps nothing rather than everything."""
 from __future__ import annotations
 
-import dis
 import gc
-import sys
 
 import numpy as np
 import pytest
@@ -14,6 +12,7 @@ import torch
 
 import scipy_layers
 from scipy_layers import _kept, _workspace
+from tests._interrupts import SignalPoints
 
 MIB = 1 << 20
 
@@ -29,44 +28,12 @@ def _held() -> int:
     return sum(array.nbytes for free in _workspace._workspace.values() for array in free)
 
 
-def _signal_points(code) -> frozenset:
-    """Offsets where CPython (3.11+) may run a signal handler: after a call returns, at a
-    function's start, and where a loop's back edge lands (its check runs before the
-    jump; the instruction after a JUMP_BACKWARD is reached only from the loop's exit,
-    where nothing checks: raising there, outside the ``with`` block's handler, would
-    leave the pool's lock held)."""
-    points, previous = set(), None
-    for instruction in dis.get_instructions(code):
-        if previous is None or previous.opname.startswith("CALL") or previous.opname == "RESUME":
-            points.add(instruction.offset)
-        if instruction.opname == "JUMP_BACKWARD":
-            points.add(instruction.argval)
-        previous = instruction
-    return frozenset(points)
-
-
 def test_an_interrupt_anywhere_in_scratch_or_recycle_leaves_the_count_right():
     """KeyboardInterrupt at every signal point of scratch() and recycle(), each on a
     fresh pool: afterwards the count is what the pool holds. (Before: one after
     recycle's append() and before its count left an array in the pool uncounted, and
     the pool then held that much more than WORKSPACE_LIMIT_BYTES, for good.)"""
-    codes = {f.__code__: _signal_points(f.__code__)
-             for f in (_workspace.scratch, _workspace.recycle)}
-    seen = {"events": 0, "target": 0, "hit": False}
-
-    def tracer(frame, event, arg):
-        if frame.f_code not in codes:
-            return None
-        frame.f_trace_opcodes = True
-
-        def local(frame, event, arg):
-            if event == "opcode" and frame.f_lasti in codes[frame.f_code]:
-                seen["events"] += 1
-                if seen["events"] == seen["target"]:
-                    seen["hit"] = True
-                    raise KeyboardInterrupt
-            return local
-        return local
+    interrupts = SignalPoints({"scratch": _workspace.scratch, "recycle": _workspace.recycle})
 
     def work():
         arrays = [_workspace.scratch((64, 1024), np.float64) for _ in range(3)]
@@ -76,22 +43,14 @@ def test_an_interrupt_anywhere_in_scratch_or_recycle_leaves_the_count_right():
 
     def run(target):
         _workspace.clear_workspace()
-        seen.update(events=0, target=target, hit=False)
-        sys.settrace(tracer)
-        try:
-            work()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            sys.settrace(None)
+        return interrupts.run(work, target)
 
     run(0)
-    total = seen["events"]
+    total = interrupts.passed
     assert total > 20 and _held() == _workspace._workspace_bytes == 3 * 64 * 1024 * 8
     wrong = []
     for target in range(1, total + 1):
-        run(target)
-        assert seen["hit"]
+        assert run(target) is not None
         assert not _workspace._workspace_lock._is_owned()
         if _held() != _workspace._workspace_bytes:
             wrong.append((target, _held() - _workspace._workspace_bytes))
