@@ -65,8 +65,8 @@ class _Collector:
 
     benchmarks: dict
     grids: dict = field(default_factory=dict)          # grid key -> (offset, size)
-    grid_columns: list = field(default_factory=list)   # (size, {param: array}) per grid
-    grid_named: list = field(default_factory=list)     # per grid: its parameters' names are known
+    # per grid: (size, {param: array}, whether its parameters' names are known)
+    grid_columns: list = field(default_factory=list)
     grid_rows: int = 0
     seg_grid_offset: list = field(default_factory=list)
     seg_len: list = field(default_factory=list)
@@ -99,8 +99,7 @@ class _Collector:
             check_distinct_values(path, name, *key[:2])
             size, columns = expand_grid(*key[:2])
             self.grids[key] = (self.grid_rows, size)
-            self.grid_columns.append((size, columns))
-            self.grid_named.append(named)
+            self.grid_columns.append((size, columns, named))
             self.grid_rows += size
         return self.grids[key]
 
@@ -173,13 +172,13 @@ class _Collector:
         # Each row's place in the concatenated parameter grids.
         row_case = np.repeat(np.asarray(self.seg_grid_offset) - seg_start, seg_len) + np.arange(total)
         out = {}
-        param_names = list(dict.fromkeys(n for _, cols in self.grid_columns for n in cols))
+        param_names = list(dict.fromkeys(n for _, cols, _ in self.grid_columns for n in cols))
         for name in param_names:
             grid = np.concatenate([cols.get(name, np.full(size, None, dtype=object))
-                                   for size, cols in self.grid_columns])
+                                   for size, cols, _ in self.grid_columns])
             out[name] = grid[row_case]
-        named = np.concatenate([np.full(size, known) for (size, _), known
-                                in zip(self.grid_columns, self.grid_named)])[row_case]
+        named = np.concatenate([np.full(size, known)
+                                for size, _, known in self.grid_columns])[row_case]
         names = np.asarray(self.seg_name, dtype=object)
         split = [split_name(n) for n in self.seg_name]
         seg_method = np.array([s[2] for s in split], dtype=object)
