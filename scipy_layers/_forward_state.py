@@ -71,6 +71,12 @@ class ForwardState:
                 self.value = value
 
 
+def holders(saved: ForwardState | None) -> tuple:
+    """What a layer's ``ctx.save_for_backward`` takes beside its own tensors: the state's
+    holder (:meth:`ForwardState.holder`) where forward gave it a keeper, else nothing."""
+    return () if saved is None or saved.keeper is None else (saved.holder(),)
+
+
 class _Keeper:
     __slots__ = ("kept_count", "__weakref__")  # (_kept.keep_until_dead's record)
 

@@ -28,7 +28,7 @@ from ._checks import check_method_name, LayerValueError
 from ._conv_args import _plainly_valid, check_conv_arguments, check_each_conv_argument
 from ._conv_rule import choose_method, dtype_name, is_float64, shift_max_taps  # noqa: F401
 from ._nchw_args import _is_int, LARGEST_GEOMETRY_INT
-from ._forward_state import (as_forward_saved, check_forward_state, new_forward_state,
+from ._forward_state import (as_forward_saved, check_forward_state, holders, new_forward_state,
                              remember_inputs, state_for)
 from ._func_rules import check_not_legacy_batched, linear_tangent, vmap_by_loop, vmap_rule
 from ._numpy_bridge import apply_positional, numpy_gradients, to_numpy, to_tensor
@@ -120,8 +120,7 @@ class ScipyConv2dFunction(Function):
     @opaque_to_compile
     def setup_context(ctx, inputs, output):
         input, filter, bias, method, saved = inputs
-        holder = () if saved is None or saved.keeper is None else (saved.holder(),)
-        ctx.save_for_backward(input, filter, *holder)
+        ctx.save_for_backward(input, filter, *holders(saved))
         ctx.save_for_forward(input, filter)
         ctx.method, ctx.forward_state = method, saved
         remember_inputs(ctx, input, filter)

@@ -17,7 +17,7 @@ from ._autocast import check_twins_arguments
 from ._fft_args import (_plainly_valid, check_fft_input, check_fft_input_fully,  # noqa: F401
                         check_fft_method, rfft2_shape)
 from ._fft_tutorial import BadFFTFunction, incorrect_fft  # noqa: F401 (this module's API)
-from ._forward_state import as_forward_saved, check_forward_state, new_forward_state
+from ._forward_state import as_forward_saved, check_forward_state, holders, new_forward_state
 from ._func_rules import check_not_legacy_batched, vmap_of_images, vmap_rule
 from ._numpy_bridge import (NumpyStep, apply_positional, computes_directly, numpy_gradients,
                             shape_only, to_numpy, to_tensor)
@@ -113,8 +113,7 @@ class FFTAbsFunction(Function):
     @opaque_to_compile
     def setup_context(ctx, inputs, output):
         input, method, saved = inputs
-        holder = () if saved is None or saved.keeper is None else (saved.holder(),)
-        ctx.save_for_backward(input, output, *holder)
+        ctx.save_for_backward(input, output, *holders(saved))
         ctx.save_for_forward(input, output)
         ctx.method, ctx.forward_state = method, saved
 

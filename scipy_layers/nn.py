@@ -16,7 +16,7 @@ from . import _kept, _nchw_fft, _nchw_shift, gpu
 from ._checks import check_method_name, LayerValueError
 from ._nchw_args import check_conv2d_arguments, check_padding_mode, output_channels
 from ._autocast import any_autocast, autocast_devices, in_float32
-from ._forward_state import (as_forward_saved, check_forward_state, new_forward_state,
+from ._forward_state import (as_forward_saved, check_forward_state, holders, new_forward_state,
                              remember_inputs, state_for)
 from ._func_rules import (check_not_legacy_batched, linear_tangent, vmap_by_fold, vmap_by_loop,
                           vmap_rule)
@@ -111,8 +111,7 @@ class Conv2dNCHWFunction(Function):
     @opaque_to_compile
     def setup_context(ctx, inputs, output):
         input, weight, bias, geometry, method, saved = inputs
-        holder = () if saved is None or saved.keeper is None else (saved.holder(),)
-        ctx.save_for_backward(input, weight, *holder)
+        ctx.save_for_backward(input, weight, *holders(saved))
         ctx.save_for_forward(input, weight)
         ctx.geometry, ctx.method, ctx.has_bias = geometry, method, bias is not None
         ctx.forward_state, ctx.output_shape = saved, output.shape

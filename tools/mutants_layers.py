@@ -2218,4 +2218,10 @@ MUTANTS = [
            'if self.value is None:',
            ('tests/test_state_after_backward.py', '-k', 'third'),
            "a create_graph backward puts forward's spectrum back into a state dropped meanwhile (autograd freed the saved tensors), whose keeper gives it to the pool: a third backward of the graph still running takes the pooled buffer, overwritten meanwhile, as forward's spectrum (NaN gradients)"),
+    Mutant('hold36',
+           'scipy_layers/_forward_state.py',
+           '    return () if saved is None or saved.keeper is None else (saved.holder(),)\n',
+           '    return ()\n',
+           ('tests/test_state_after_backward.py', KEPT_WINDOWS, '-k', 'free or go'),
+           "no layer saves its state's holder: what forward kept (im2col's windows, spectra, the input's numpy view) stays until the graph dies, a loss kept without .item() holding each step's"),
 ]
