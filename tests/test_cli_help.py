@@ -36,12 +36,17 @@ def test_the_tool_list_is_not_empty():
             "bench_report.py"} <= set(TOOLS)
 
 
-@pytest.mark.parametrize("tool", TOOLS)
-def test_every_tool_prints_its_help(tool, monkeypatch):
+def _tool_help(tool: str, monkeypatch) -> str:
+    """What ``tools/<tool> --help`` prints, run as its own script would be."""
     path = ROOT / "tools" / tool
     monkeypatch.setattr(sys, "argv", [str(path), "--help"])
     monkeypatch.setattr(sys, "path", [str(path.parent), *sys.path])
-    text = _help_of(lambda: runpy.run_path(str(path), run_name="__main__"))
+    return _help_of(lambda: runpy.run_path(str(path), run_name="__main__"))
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_every_tool_prints_its_help(tool, monkeypatch):
+    text = _tool_help(tool, monkeypatch)
     assert text.startswith("usage:") and "--help" in text
 
 
@@ -64,10 +69,7 @@ def test_every_tools_help_says_its_docstrings_first_paragraph_whole(tool, monkey
     """--help's description is the docstring's whole first paragraph: compare_commits,
     compare_power, calibrate and record_environment printed its first line alone, which
     stopped mid-sentence ("... peak GEMM and FFT rates, the"; pass 154)."""
-    path = ROOT / "tools" / tool
-    monkeypatch.setattr(sys, "argv", [str(path), "--help"])
-    monkeypatch.setattr(sys, "path", [str(path.parent), *sys.path])
-    text = _help_of(lambda: runpy.run_path(str(path), run_name="__main__"))
+    text = _tool_help(tool, monkeypatch)
     assert _description(text) == _first_paragraph(tool)
 
 
@@ -75,10 +77,7 @@ def test_side_by_side_shows_its_default_cases_as_they_are_typed(monkeypatch):
     """--cases' default was shown parsed ("[('fft', (16, 16), 'float32', 0, {}), ...]"),
     a form --cases does not take; it shows the case strings, each one --cases parses
     (pass 154)."""
-    path = ROOT / "tools" / "side_by_side.py"
-    monkeypatch.setattr(sys, "argv", [str(path), "--help"])
-    monkeypatch.setattr(sys, "path", [str(path.parent), *sys.path])
-    text = " ".join(_help_of(lambda: runpy.run_path(str(path), run_name="__main__")).split())
+    text = " ".join(_tool_help("side_by_side.py", monkeypatch).split())
     shown = text.split("(default: ", 1)[1].split(")", 1)[0].split()
     import side_by_side
     assert shown == list(side_by_side.DEFAULT_CASES)
