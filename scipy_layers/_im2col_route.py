@@ -34,6 +34,20 @@ BANDS = "bands"  # ... or im2col in bands of output rows (_im2col_bands)
 # 1.1-2.5: (1,64,4,4) -> 64 3x3 p1 2.38 / 1.63 against the taps' 3.55 / 2.48).
 PADDED_MAX_FACTOR = 4
 
+# Depthwise convs (groups = C_in) with a channel multiplier m = C_out / C_in above this run
+# im2col's GEMM per group on finite operands, an (m x kH kW) weight block a group, instead
+# of the tall rows' broadcast products (m passes over every tap's window, and a copy of it
+# m times over). Side by side against the tall rows (tools/side_by_side.py, 14 batches,
+# fwd+bwd / native, one thread, the Zen 4 VM of docs/performance.md, thirty-seventh
+# session), float32: 16x4x16x33 -> 64 k5 5.57 -> 0.93, 8x32x28x28 -> 128 k3 1.60 -> 0.72,
+# 4x8x32x32 -> 64 k3 s2 2.29 -> 1.05, 8x32x56x56 -> 64 (m 2) 0.91 -> 0.60, 1x512x7x7 ->
+# 1024 (m 2, 512 groups) 1.34 -> 0.98, 1x1024x7x7 -> 2048 1.01 -> 0.91; float64 8x32x28x28
+# -> 128 2.75 -> 1.19. Every multiplier of 2 or more timed (2-32, 3-1024 channels) gained.
+# At m = 1 the tall rows win (one GEMM row a group is all overhead; the comment in route;
+# 8x32x56x56 / 8x64x28x28 / 8x256x14x14 k3 float32, one process: grouped GEMMs 2.3x, 2.0x,
+# 2.0x the tall rows' time).
+DEPTHWISE_MAX_MULTIPLIER = 1
+
 
 def _real_positions(k, dilation, stride, pad_before, size, out):
     """Over the taps of one axis, how many (tap, output position) pairs read a real
@@ -79,9 +93,12 @@ def kept_windows_bytes(x_shape, w_shape, geometry, itemsize) -> int:
 
 def route(x, w, geometry):
     """Which kernels im2col_forward runs: DEPTHWISE, TAP, KN2ROW or None (its own)."""
-    # Depthwise convs never run im2col: one GEMM row per group is all overhead (measured
-    # (4,256,32,32) groups=256 7x7 fwd+bwd: 1.9 s in per-group GEMMs, native 0.16 s).
-    finite, is_depthwise = all_finite(x, w), depthwise(geometry.groups, x.shape[1])
+    # Depthwise convs of multiplier 1 never run im2col: one GEMM row per group is all
+    # overhead (measured (4,256,32,32) groups=256 7x7 fwd+bwd: 1.9 s in per-group GEMMs,
+    # native 0.16 s). With a larger multiplier, finite, they do (DEPTHWISE_MAX_MULTIPLIER).
+    finite = all_finite(x, w)  # (not finite: the tap kernels, whatever the multiplier)
+    is_depthwise = (depthwise(geometry.groups, x.shape[1])
+                    and w.shape[0] <= DEPTHWISE_MAX_MULTIPLIER * x.shape[1])
     if is_depthwise and _depthwise_wide.runs(x.shape, w.shape, geometry, finite):
         return DEPTHWISE
     if is_depthwise or not finite or padding_mostly_unread(x.shape, w.shape, geometry):

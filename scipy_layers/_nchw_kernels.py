@@ -118,8 +118,9 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
     (backward gives them a zero gradient).
     Otherwise L = Ho * Wo from strided slices. Operands that are not all finite take the
     tap kernels (state marked "tap"), as does padding no window reads
-    (_im2col_route); depthwise convs take _depthwise_wide on finite
-    operands (state "depthwise"), else the tap kernels too; fewer output than input
+    (_im2col_route); depthwise convs of one output channel an input channel take
+    _depthwise_wide on finite operands (state "depthwise"), else the tap kernels too
+    (with a channel multiplier, finite: im2col per group, DEPTHWISE_MAX_MULTIPLIER); fewer output than input
     channels take _kn2row where it runs (state "kn2row"). The state ends with the
     window matrix (or None), which the caller may recycle() once the graph node dies.
 

@@ -151,8 +151,11 @@ CONV2D_NCHW_SAMPLES = [  # F.conv2d semantics: (input, weight, bias) and keyword
            methods=_ANY_GEOMETRY),
     Sample("grouped", ((2, 4, 6, 6), (6, 2, 3, 3), (6,)), dict(groups=2, stride=2, padding=1),
            methods=_ANY_GEOMETRY),
+    # depthwise with a channel multiplier (im2col per group) and without (tall rows)
     Sample("depthwise", ((2, 3, 6, 5), (6, 1, 3, 3), (6,)), dict(groups=3, padding="same"),
            methods=_ANY_GEOMETRY),
+    Sample("depthwise-one-per-channel", ((2, 3, 6, 5), (3, 1, 3, 3), (3,)),
+           dict(groups=3, padding="same"), methods=_ANY_GEOMETRY),
     Sample("wide-dilated", ((2, 4, 7, 9), (4, 2, 2, 3), (4,)), dict(dilation=(1, 2), groups=2,
                                                                     padding=(0, 2)),
            methods=_ANY_GEOMETRY),

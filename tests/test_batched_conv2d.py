@@ -27,7 +27,8 @@ FEATURE_CASES = {
     "padded": ((1, 2, 5, 6), (2, 2, 3, 3), dict(padding=(2, 1))),
     "dilated": ((1, 2, 9, 9), (2, 2, 3, 2), dict(dilation=(2, 3), padding=1)),
     "grouped": ((2, 4, 6, 6), (6, 2, 3, 3), dict(groups=2, stride=2, padding=1)),
-    "depthwise": ((2, 3, 6, 5), (6, 1, 3, 3), dict(groups=3, padding="same")),
+    "depthwise": ((2, 3, 6, 5), (6, 1, 3, 3), dict(groups=3, padding="same")),  # im2col per group
+    "depthwise-one-per-channel": ((2, 3, 6, 5), (3, 1, 3, 3), dict(groups=3, padding="same")),
     "same-even": ((1, 2, 6, 7), (3, 2, 4, 2), dict(padding="same")),
     "same-even-dilated": ((1, 1, 8, 8), (2, 1, 2, 4), dict(padding="same", dilation=2)),
     "valid": ((1, 2, 6, 6), (1, 2, 6, 5), dict(padding="valid")),
@@ -488,7 +489,7 @@ def test_non_contiguous_input_and_weight():
 
 @pytest.mark.parametrize("variant", IM2COL_VARIANTS)
 @pytest.mark.parametrize("name", ["plain", "padded", "dilated", "grouped", "depthwise",
-                                  "same-even", "wide-dilated-grouped", "wide-asymmetric-same",
+                                  "depthwise-one-per-channel", "same-even", "wide-dilated-grouped", "wide-asymmetric-same",
                                   "wide-1x1", "strided-rows-only", "fft"])
 def test_scratch_is_written_before_it_is_read_in_every_variant(name, variant, monkeypatch):
     # Every scratch buffer starts as NaN: a result that reads an unwritten element is NaN.

@@ -1,6 +1,7 @@
 """The depthwise conv (groups = C_in): on finite operands along whole padded rows (of the
-padded input's phases at strides; _depthwise_wide, _tall), else by the tap kernels; both
-over blocks of channels (_tap_kernels.DEPTHWISE_BLOCK_BYTES). Neither the blocking nor the
+padded input's phases at strides; _depthwise_wide, _tall), or with a channel multiplier
+by im2col per group (_im2col_route.DEPTHWISE_MAX_MULTIPLIER), else by the tap kernels;
+the rows and taps over blocks of channels (_tap_kernels.DEPTHWISE_BLOCK_BYTES). Neither the blocking nor the
 wide rows change a bit of the output or grad_input (each value sums the same products in
 the same order, plus +-0 products with the padding), grad_weight only within rounding;
 all agree with native torch on every layout, stride, dilation, multiplier and non-finite
@@ -9,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from scipy_layers import _depthwise_wide, _tap_kernels, conv2d
+from scipy_layers import _depthwise_wide, _im2col_route, _nchw_kernels, _tap_kernels, conv2d
 from scipy_layers._nchw_args import check_conv2d_arguments
 from scipy_layers.agreement import TOLERANCE, max_errors
 
@@ -104,9 +105,11 @@ def test_wide_rows_give_the_tap_kernels_bits(shape, multiplier, kernel, kwargs, 
     calls = []
     real = _depthwise_wide.forward
     monkeypatch.setattr(_depthwise_wide, "forward", lambda *a: calls.append(1) or real(*a))
-    # (every case on the wide rows, 1x1 outputs included, whatever the limit on what they
-    # compute and drop: test_what_the_wide_rows_would_drop_takes_the_tap_kernels)
+    # (every case on the wide rows, 1x1 outputs and multipliers included, whatever the
+    # limit on what they compute and drop: test_what_the_wide_rows_would_drop_takes_the_tap_kernels,
+    # and whatever the rule for multipliers: test_a_channel_multiplier_runs_im2col_per_group)
     monkeypatch.setattr(_depthwise_wide, "MAX_COMPUTED_PER_OUTPUT", float("inf"))
+    monkeypatch.setattr(_im2col_route, "DEPTHWISE_MAX_MULTIPLIER", multiplier)
     wide = _fwd_bwd(x, w, b, kwargs)
     runs_wide = x.numel() > 0
     assert calls == ([1] if runs_wide else [])
@@ -164,13 +167,15 @@ def test_what_the_wide_rows_would_drop_takes_the_tap_kernels(shape, kernel, kwar
     ((2, 3, 5, 5), 1, (3, 3), dict(stride=(2 ** 53 + 1, 1), padding=(2 ** 53 + 1, 1))),
 ], ids=str)
 def test_phases_of_strides_and_paddings_past_2_53_agree_with_native(shape, multiplier,
-                                                                    kernel, kwargs, dtype):
+                                                                    kernel, kwargs, dtype,
+                                                                    monkeypatch):
     """Found by hostile pass 138: the phases' first and last positions (_tall._axis) were
     ceilings of float quotients, which round from 2**53 up, so a depthwise pass whose
     stride and padding are that large (its outputs few, the wide rows run) read its
     pixels into the wrong rows: outputs and gradients 0.5-2.8 off native (2x2x3x3, 1x1
     kernel, stride = padding = 2**60 + 3: the one output that reads the image got the
     bias alone)."""
+    monkeypatch.setattr(_im2col_route, "DEPTHWISE_MAX_MULTIPLIER", multiplier)  # (the rows')
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(shape, dtype=dtype, generator=gen)
     w = torch.randn(shape[1] * multiplier, 1, *kernel, dtype=dtype, generator=gen)
@@ -186,3 +191,67 @@ def test_phases_of_strides_and_paddings_past_2_53_agree_with_native(shape, multi
     for got, want in zip(ours, (y.detach(), x.grad, w.grad, b.grad)):
         assert got.shape == want.shape
         assert max_errors(got, want).max_rel <= TOLERANCE[dtype]
+
+
+# (input shape, channel multiplier, kernel, conv keyword arguments): multipliers on the
+# layouts, strides, dilations and kernel shapes im2col per group takes
+MULTIPLIER_CASES = [
+    ((2, 4, 9, 10), 16, (5, 3), dict(padding=1, dilation=2)),
+    ((1, 3, 8, 8), 2, (3, 3), dict(stride=2, padding=1)),
+    ((2, 5, 7, 6), 3, (3, 1), dict(padding=(1, 0))),
+    ((2, 4, 6, 6), 4, (1, 1), {}),
+    ((1, 2, 5, 9), 5, (1, 4), dict(padding="same")),
+    ((0, 3, 6, 6), 2, (3, 3), dict(padding=1)),  # empty batch
+]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape, multiplier, kernel, kwargs", MULTIPLIER_CASES)
+def test_a_channel_multiplier_runs_im2col_per_group(shape, multiplier, kernel, kwargs, dtype,
+                                                    layout, monkeypatch):
+    """Depthwise convs with a channel multiplier run im2col's GEMM per group on finite
+    operands (2-6x faster than the tall rows, _im2col_route.DEPTHWISE_MAX_MULTIPLIER),
+    and agree with native there; one output channel an input channel keeps the rows."""
+    taken = []
+    monkeypatch.setattr(_nchw_kernels, "route",
+                        lambda *a: taken.append(_im2col_route.route(*a)) or taken[-1])
+    monkeypatch.setattr(_depthwise_wide, "forward", None)  # (would raise if run)
+    monkeypatch.setattr(_nchw_kernels, "tap_forward", None)
+    gen = torch.Generator().manual_seed(sum(shape) + multiplier)
+    x = _input(shape, layout, dtype, gen)
+    w = torch.randn((shape[1] * multiplier, 1, *kernel), dtype=dtype, generator=gen)
+    b = torch.randn(shape[1] * multiplier, dtype=dtype, generator=gen)
+    ours = _fwd_bwd(x, w, b, kwargs)
+    assert all(path in (None, _im2col_route.KN2ROW) for path in taken), taken
+    assert taken or not x.numel()  # (an empty batch computes nothing)
+    xn, wn, bn = (t.detach().requires_grad_() for t in (x, w, b))
+    native = F.conv2d(xn, wn, bn, groups=shape[1], **kwargs)
+    native.backward(ours[4])
+    for mine, theirs in zip(ours[:4], (native.detach(), xn.grad, wn.grad, bn.grad)):
+        assert mine.shape == theirs.shape
+        assert max_errors(mine, theirs).max_rel <= TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("multiplier, finite, expected", [
+    (1, True, _im2col_route.DEPTHWISE),
+    (2, True, None),
+    (1, False, _im2col_route.TAP),
+    (2, False, _im2col_route.TAP),  # (0 * inf: a GEMM would mix padding into NaN)
+])
+def test_the_route_of_a_depthwise_conv_by_multiplier(multiplier, finite, expected):
+    x = torch.randn(2, 4, 9, 9, dtype=torch.float64)
+    if not finite:
+        x[1, 2, 4, 4] = float("inf")
+    w = torch.randn(4 * multiplier, 1, 3, 3, dtype=torch.float64)
+    geometry = check_conv2d_arguments(x, w, None, 1, 1, 1, 4)
+    assert _im2col_route.route(x.numpy(), w.numpy(), geometry) is expected
+
+
+def test_a_channel_multiplier_gradchecks_on_im2col_per_group():
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 3, 6, 5, dtype=torch.float64, generator=gen, requires_grad=True)
+    w = torch.randn(9, 1, 3, 2, dtype=torch.float64, generator=gen, requires_grad=True)
+    b = torch.randn(9, dtype=torch.float64, generator=gen, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda *a: conv2d(*a, stride=(1, 2), padding=1, groups=3, method="im2col"), (x, w, b))
