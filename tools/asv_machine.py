@@ -21,6 +21,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from help_text import description  # (tools/, this script's folder)
 
 CPUINFO = Path("/proc/cpuinfo")
 VENDORS = {"AuthenticAMD": "amd", "GenuineIntel": "intel", "HygonGenuine": "hygon"}
@@ -120,7 +121,7 @@ def describe(cpu: dict | None = None) -> dict:
 def main(argv: list[str] | None = None) -> None:
     # No options; a parser all the same, so that --help says what this does instead of
     # doing it (it wrote ~/.asv-machine.json; pass 156) and a stray argument is refused.
-    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv or [])
+    argparse.ArgumentParser(description=description(__doc__)).parse_args(argv or [])
     path = Path.home() / ".asv-machine.json"
     entry = describe()
     try:

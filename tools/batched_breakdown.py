@@ -29,6 +29,7 @@ from benchmarks.common import settle_allocator  # noqa: E402
 from calibrate import time_calls  # noqa: E402  (this folder: the script's own)
 from scipy_layers import conv2d  # noqa: E402
 from scipy_layers._im2col_grads import _grad_weight  # noqa: E402
+from help_text import description  # (tools/, this script's folder)
 
 CASES = [("8x3x32x32", 3), ("8x3x32x32", 7), ("8x16x32x32", 3), ("1x64x56x56", 3),
          ("1x3x224x224", 7), ("8x16x32x32", 7), ("1x64x56x56", 7)]
@@ -58,7 +59,7 @@ def gemms(n, c_in, c_out, k, out_h, out_w, dtype):
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--repeats", type=int, default=30)
     args = parser.parse_args()

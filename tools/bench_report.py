@@ -27,6 +27,7 @@ from scipy_layers.reports.cli import positive_int  # noqa: E402  (the report's o
 from scipy_layers.reports.errors import ResultsError  # noqa: E402
 from scipy_layers.reports.reader import (check_results, read_benchmarks,  # noqa: E402
                                          results_files)
+from help_text import description  # (tools/, this script's folder)
 
 DEFAULT_SOURCE = ROOT / "tests" / "fixtures" / "asv_results"
 DAY_MS = 24 * 3600 * 1000
@@ -92,7 +93,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = OneLineParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(description=description(__doc__))
     parser.add_argument("--source", type=results_dir, default=DEFAULT_SOURCE,
                         help="a real asv results directory (default: the test fixture)")
     parser.add_argument("--commits", type=positive_int, default=50,

@@ -49,6 +49,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import record_environment  # noqa: E402
+from help_text import description  # (tools/, this script's folder)
 
 SCHEMA_VERSION = 1
 FILE_NAME = "calibration.json"
@@ -212,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     # --help: the docstring's first paragraph (its first line alone stopped mid-sentence),
     # the "::" before its literal block read as a full stop
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0].removesuffix("::") + ".")
+        description=description(__doc__))
     parser.add_argument("--machine", help="asv machine name (tools/asv_machine.py prints it)")
     parser.add_argument("--config", type=Path, default=record_environment.ROOT / "asv.conf.json")
     parser.add_argument("--python", type=Path,

@@ -31,6 +31,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from help_text import description  # (tools/, this script's folder)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
@@ -164,7 +165,7 @@ def plan(commits, env, machine, cases, runs_at, runs_known, rounds, repeat, fres
 
 def main(argv: list[str] | None = None) -> int:
     # (--help: the first paragraph; its first line alone stopped mid-sentence)
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--base", help="the commit to compare HEAD with (default: see above)")
     parser.add_argument("--fresh", action="store_true",
                         help="time both commits even if results exist (current gradient tracks are kept)")

@@ -30,6 +30,7 @@ from scipy_layers.reports.rounds import check_rounds  # noqa: E402
 from scipy_layers.reports.errors import ReportError, one_line  # noqa: E402
 from scipy_layers.reports.gate import timings_measured_in_both  # noqa: E402
 from scipy_layers.reports.tables import resolve_commits  # noqa: E402
+from help_text import description  # (tools/, this script's folder)
 
 CLASSES = [(0, 1e-4, "<100us"), (1e-4, 1e-3, "100us-1ms"), (1e-3, 1e-2, "1-10ms"),
            (1e-2, np.inf, ">=10ms")]
@@ -77,7 +78,7 @@ def _factor(text: str) -> float:
 
 def main(argv=None) -> int:
     # (--help: the first paragraph; its first line alone stopped mid-sentence)
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("commits", nargs=2, metavar="COMMIT")
     parser.add_argument("--results", default=".asv/results")
     parser.add_argument("--round-size", type=positive_int, default=5)

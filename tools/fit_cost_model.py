@@ -29,6 +29,7 @@ import warnings
 from method_choice import (CELLS, MAX_CELLS, _shapes, constants, decided_by_model, drawn_cases,
                            label)
 from targets import MAX_ARRAY_ELEMENTS, _largest_array_elements
+from help_text import description  # (tools/, this script's folder)
 
 IM2COL = ("IM2COL_NS_PER_WINDOW_ELEMENT", "IM2COL_NS_PER_MAC", "IM2COL_NS_PER_WINDOW_ROW",
           "IM2COL_FIXED_NS")
@@ -184,7 +185,7 @@ def read_cells(parser, path: str) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("csv", help="method_choice.csv from tools/method_choice.py --cells N")
     parser.add_argument("--held-out", type=int, default=CELLS,
                         help=f"the draw's first cells left out of the fit (default {CELLS}, "

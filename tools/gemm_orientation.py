@@ -42,6 +42,7 @@ from rotated_batches import batch_times  # noqa: E402  (this folder: the script'
 from report_files import code_commit, environment_header, utc_now  # noqa: E402
 from scipy_layers._im2col_grads import _grad_weight  # noqa: E402
 from scipy_layers._im2col_layout import grad_weight_cols_first  # noqa: E402
+from help_text import description  # (tools/, this script's folder)
 
 BATCH_SECONDS = 0.02
 MAX_BATCHES = 1000
@@ -152,7 +153,7 @@ def table(dtype: np.dtype, rows: list[dict]) -> list[str]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--cases", nargs="+", metavar="NxCxHxW:C_out:k",
                         help="cases to time (default: the suite's CNN shapes at 3x3, 7x7 "
                              "and 15x15)")

@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from scipy_layers import (LAYERS, NATIVE, Implementation, LayerTypeError,  # noqa: E402
                           LayerValueError, _cupy_conv, fft_abs, gpu, scipy_conv2d)
 from scipy_layers.agreement import TOLERANCE, compare_with_native, tf32_off  # noqa: E402
+from help_text import description  # (tools/, this script's folder)
 
 CONV_CASES = [((12, 10), (3, 4)), ((9, 13), (5, 2)), ((1, 9), (1, 4)), ((24, 22), (16, 17))]
 FFT_SHAPES = [(8, 8), (7, 9), (1, 7), (3, 4, 5)]
@@ -183,7 +184,7 @@ def _print_table(repeats: int) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--no-timing", action="store_true", help="run the checks only")
     which.add_argument("--timing-only", action="store_true", help="print the timing table only")

@@ -32,6 +32,7 @@ from targets import canonical, checked_cases
 from report_files import (checked_out, code_commit, environment_header, measured_rows,
                           publish, utc_now)
 from rotated_batches import batch_times
+from help_text import description  # (tools/, this script's folder)
 
 OUTPUT_NAMES = ("method_choice.csv", "method_choice.md")
 SEED = 13
@@ -204,7 +205,7 @@ def _model_case(text: str):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--cells", type=int,
                         help=f"cells drawn, each in both dtypes (default {CELLS}, at most "
                              f"{MAX_CELLS})")

@@ -37,6 +37,7 @@ import time
 from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
+from help_text import description  # (tools/, this script's folder)
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = [ROOT / "tools" / "mutants_layers.py", ROOT / "tools" / "mutants_reports.py"]
@@ -200,7 +201,7 @@ def check(mutants: list, tree: Path, workers: int, timeout: float, baseline: boo
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=description(__doc__))
     p.add_argument("--only", nargs="+", metavar="PATTERN",
                    help="mutant ids to run, shell patterns (layers:W*, reports:C1)")
     p.add_argument("--list", action="store_true", help="list the mutants and exit")

@@ -33,6 +33,7 @@ import compare_page  # noqa: E402
 from dashboard_vendor import (NODE_MODULES, VENDOR_DIRS, VENDOR_FILES,  # noqa: E402,F401
                               DashboardError, check_node_modules, find_remote_refs,
                               rewrite_html, vendorize)
+from help_text import description  # (tools/, this script's folder)
 
 CHROMIUM_HINT = "install it with: apt-get install -y chromium chromium-driver"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -271,7 +272,7 @@ def port_number(text):
 
 def main(argv=None):
     """Command-line entry point; returns the exit status."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     sub = parser.add_subparsers(dest="command", required=True)
     pub = sub.add_parser("publish", allow_abbrev=False,
                          help="asv publish (other arguments go to it), then use local copies")

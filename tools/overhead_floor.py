@@ -27,6 +27,7 @@ from rotated_batches import batch_times  # noqa: E402  (tools/, this script's fo
 from benchmarks.common import settle_allocator  # noqa: E402
 from scipy_layers import fft_abs, native_conv2d, native_fft_abs, scipy_conv2d  # noqa: E402
 from floor_layers import KernelsOnlyConv, KernelsOnlyFFT, NullConv, NullFFT  # noqa: E402
+from help_text import description  # (tools/, this script's folder)
 
 
 def medians(functions: dict, batches: int = 40, per_batch: int = 20) -> dict:
@@ -35,7 +36,7 @@ def medians(functions: dict, batches: int = 40, per_batch: int = 20) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--sizes", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--kernels", type=int, nargs="+", default=[3],
                         help="square conv kernel sizes (the FFT layer has none)")

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import asv_config
+from help_text import description  # (tools/, this script's folder)
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_VERSION = 1
@@ -290,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     # --help: the docstring's first paragraph (its first line alone stopped mid-sentence),
     # the "::" before its literal block read as a full stop
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0].removesuffix("::") + ".")
+        description=description(__doc__))
     parser.add_argument("--machine", help="asv machine name (tools/asv_machine.py prints it)")
     parser.add_argument("--commit", default="HEAD", help="the commit benchmarked (default HEAD)")
     parser.add_argument("--config", type=Path, default=ROOT / "asv.conf.json")

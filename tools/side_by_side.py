@@ -39,6 +39,7 @@ from rotated_batches import batch_times  # (tools/, this script's folder)
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from scipy_layers.conv_spec import OPTION_LETTERS, ConvCase, parse_options  # noqa: E402
+from help_text import description  # (tools/, this script's folder)
 DEFAULT_CASES = ("fft:16:float32", "fft:64:float64", "conv:64:float32:3")
 
 
@@ -219,7 +220,7 @@ def environment_line() -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--base", required=True, help="the commit to compare against")
     parser.add_argument("--cases", nargs="+", type=parse_case,
                         default=[parse_case(c) for c in DEFAULT_CASES],

@@ -11,6 +11,7 @@ import os
 import re
 import shlex
 import sys
+from help_text import description  # (tools/, this script's folder)
 
 
 def split(name: str) -> list[str]:
@@ -20,7 +21,7 @@ def split(name: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("name", help="the environment variable, e.g. ASV_ARGS")
     args = parser.parse_args(argv)
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", args.name):

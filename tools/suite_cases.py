@@ -27,6 +27,7 @@ import pkgutil
 import re
 import sys
 from pathlib import Path
+from help_text import description  # (tools/, this script's folder)
 
 ROOT = Path(__file__).resolve().parent.parent
 FULL_GRID_VAR = "SCIPY_LAYERS_BENCH_FULL"
@@ -94,7 +95,7 @@ def bench_regexes(cases: dict[str, list[str]]) -> list[str]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--regexes", action="store_true", help="print asv -b regexes, one a line")
     parser.add_argument("--benchmark-dir", type=Path, default=ROOT / "benchmarks")
     parser.add_argument("--output", type=Path, metavar="FILE",

@@ -50,6 +50,7 @@ from side_by_side import (LAYER_OF, case_calls, label, parse_case,  # noqa: E402
 from scipy_layers.conv_spec import ConvCase  # noqa: E402
 from report_files import (checked_out, code_commit, environment_header,  # noqa: E402
                           measured_rows, publish, utc_now)
+from help_text import description  # (tools/, this script's folder)
 
 DTYPES = ("float32", "float64")
 CONV_SKIPPED_SIZE, CONV_LARGE_SIZE, CONV_LARGE_MAX_KERNEL = 2048, 1024, 7
@@ -257,7 +258,7 @@ def checked_cases(parser, cells, option: str = "--cells") -> list:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--cells", nargs="+", action="extend", type=parse_case,
                         metavar="CASE",
                         help="measure only these (tools/side_by_side.py's case strings); "
