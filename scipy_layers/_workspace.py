@@ -157,11 +157,17 @@ def scratch(shape, dtype) -> np.ndarray:
     with _workspace_lock:
         free = _workspace.get(key)
         if free:
-            _workspace_bytes -= free[-1].nbytes
-            array = free.pop()
-            if not free:  # (no key left behind for each shape ever pooled: a shape
-                del _workspace[key]  # that changes every call grew it ~220 bytes a
-            return array             # shape, without bound; hostile pass 155)
+            # Taken out, counted and the emptied key deleted with no call in between, so
+            # no point where a signal handler can run (a KeyboardInterrupt after pop()
+            # left an empty key behind). No key stays for each shape ever pooled: a
+            # shape that changes every call grew the dict ~220 bytes a shape, without
+            # bound (hostile pass 155).
+            array = free[-1]
+            _workspace_bytes -= array.nbytes
+            del free[-1]
+            if not free:
+                del _workspace[key]
+            return array
     _switch_once_dynamo_is_in()  # (outside the lock: see run_callbacks_outside_compile)
     with _workspace_lock:  # (a switch meanwhile remakes what is registered under it)
         array = np.empty(shape, dtype)
@@ -205,14 +211,16 @@ def recycle(*arrays) -> None:
             if not _workspace_bytes + array.nbytes <= WORKSPACE_LIMIT_BYTES or (
                     free is not None and any(kept is array for kept in free)):
                 continue  # (given back twice: keep it once)
-            if free is None:  # (only for an array it keeps: no key per shape refused)
-                free = _workspace.setdefault(key, [])
-            # Counted, then put in, with no point between where a signal handler can
-            # run: a KeyboardInterrupt after append() and before the count left the
-            # array in the pool uncounted, which then held more than the limit, for
-            # good (hostile pass 155).
+            # Counted, then put in (a key made only for an array it keeps, with that
+            # array: no key per shape refused), with no point between where a signal
+            # handler can run: a KeyboardInterrupt after append() and before the count
+            # left the array in the pool uncounted, which then held more than the limit,
+            # for good (hostile pass 155); one after setdefault(key, []) left an empty key.
             _workspace_bytes += array.nbytes
-            free.append(array)
+            if free is None:
+                _workspace[key] = [array]
+            else:
+                free.append(array)
 
 
 def output(shape, dtype, axes=None) -> np.ndarray:

@@ -30,9 +30,10 @@ def _held() -> int:
 
 def test_an_interrupt_anywhere_in_scratch_or_recycle_leaves_the_count_right():
     """KeyboardInterrupt at every signal point of scratch() and recycle(), each on a
-    fresh pool: afterwards the count is what the pool holds. (Before: one after
-    recycle's append() and before its count left an array in the pool uncounted, and
-    the pool then held that much more than WORKSPACE_LIMIT_BYTES, for good.)"""
+    fresh pool: afterwards the count is what the pool holds, and no key holds an empty
+    list. (Before: one after recycle's append() and before its count left an array in
+    the pool uncounted, and the pool then held that much more than WORKSPACE_LIMIT_BYTES,
+    for good; one after scratch's pop() of a key's last array left the key behind.)"""
     interrupts = SignalPoints({"scratch": _workspace.scratch, "recycle": _workspace.recycle})
 
     def work():
@@ -40,6 +41,8 @@ def test_an_interrupt_anywhere_in_scratch_or_recycle_leaves_the_count_right():
         _workspace.recycle(*arrays)
         again = _workspace.scratch((64, 1024), np.float64)
         _workspace.recycle(again)
+        arrays = [_workspace.scratch((64, 1024), np.float64) for _ in range(3)]  # (empties
+        _workspace.recycle(*arrays)                                              # the key)
 
     def run(target):
         _workspace.clear_workspace()
@@ -54,6 +57,8 @@ def test_an_interrupt_anywhere_in_scratch_or_recycle_leaves_the_count_right():
         assert not _workspace._workspace_lock._is_owned()
         if _held() != _workspace._workspace_bytes:
             wrong.append((target, _held() - _workspace._workspace_bytes))
+        if not all(_workspace._workspace.values()):  # (an empty key left behind)
+            wrong.append((target, "empty key"))
     assert not wrong
 
 
