@@ -77,9 +77,15 @@ def gradient_spectrum(spectrum, grad, weights, magnitude, out=None, ones=None):
     minimum and its try: 10-13 us of a 16x16 float32 forward+backward (~250 us) on the
     README's VM."""
     scale = _weighted(grad, weights, ones)
-    np.divide(scale, magnitude, out=scale)  # (in numpy_quiet: a 0 or NaN |Z| gives inf / NaN)
+    try:  # (in numpy_quiet: a 0 or NaN |Z| gives inf / NaN, left to the check below)
+        with np.errstate(under="raise"):
+            np.divide(scale, magnitude, out=scale)
+    except FloatingPointError:  # (see gradient_spectrum_carefully: underflow)
+        underflow = True
+    else:
+        underflow = False
     flat = scale.reshape(-1)  # (a view: scratch arrays are C-contiguous)
-    if math.isfinite(np.dot(flat, flat)):
+    if not underflow and math.isfinite(np.dot(flat, flat)):
         result = np.multiply(spectrum, scale,
                              out=scratch(spectrum.shape, spectrum.dtype) if out is None else out)
         recycle(scale)
@@ -92,11 +98,14 @@ def gradient_spectrum_carefully(spectrum, grad, weights, magnitude, out=None, on
     """:func:`gradient_spectrum` where a |Z| is 0 or NaN, a g not finite or c * g / |Z|
     overflows. Where |Z| = 0 the scale keeps c * g and Z is exactly 0, so the product is
     0 (NaN for a NaN or inf g). If the quotient overflows (tiny inputs: |Z| near the
-    smallest floats), Z/|Z| is taken first instead (bounded by 1), in a new array
-    whatever ``out`` is (``spectrum`` is still whole then: the divide raised first)."""
+    smallest floats) or underflows (a tiny g on a large |Z|: the quotient kept few
+    digits or none, g = 1e-40 on |Z| = 1e10 in float32 gave a gradient of 0 where
+    native's g Z/|Z| gives 1e-40, and 1e-30 on 1e12 was 5e-4 off; hostile pass 159),
+    Z/|Z| is taken first instead (bounded by 1), in a new array whatever ``out`` is
+    (``spectrum`` is still whole then: the divide raised first)."""
     scale = _weighted(grad, weights, ones)
-    try:
-        with np.errstate(over="raise"):  # only a finite quotient's overflow raises
+    try:  # only a finite quotient's overflow or inexact underflow raises
+        with np.errstate(over="raise", under="raise"):
             divide_where_nonzero(scale, magnitude)
         result = np.multiply(spectrum, scale,
                              out=scratch(spectrum.shape, spectrum.dtype) if out is None else out)
