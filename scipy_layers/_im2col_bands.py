@@ -61,13 +61,18 @@ def runs(x_shape, w_shape, geometry, dtype, wide: bool) -> bool:
     ``wide``: whether it would run the wide layout."""
     if not wide or geometry.groups != 1:
         return False
-    c_in, width = x_shape[1], x_shape[3]
-    k_h, k_w = w_shape[2:]
-    wp = width + geometry.padding[2] + geometry.padding[3]
-    window_rows = c_in * k_h * k_w + 1  # (and the bias's row of ones)
-    image_bytes = window_rows * geometry.out_hw[0] * wp * dtype.itemsize
+    window_rows, wp, image_bytes = image_windows(x_shape, w_shape, geometry, dtype.itemsize)
     return (image_bytes > MIN_IMAGE_WINDOW_BYTES[dtype.name]
             and band_rows(window_rows, wp, dtype.itemsize) * wp >= MIN_BAND_COLUMNS)
+
+
+def image_windows(x_shape, w_shape, geometry, itemsize: int):
+    """(rows, Wp, bytes) of one image's wide window matrix: C_in kH kW rows and the
+    bias's row of ones, of Ho Wp columns."""
+    k_h, k_w = w_shape[2:]
+    wp = x_shape[3] + geometry.padding[2] + geometry.padding[3]
+    window_rows = x_shape[1] * k_h * k_w + 1
+    return window_rows, wp, window_rows * geometry.out_hw[0] * wp * itemsize
 
 
 def _bands(out_h: int, rows: int):

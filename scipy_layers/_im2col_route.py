@@ -4,6 +4,8 @@ the rules, with the measurements behind their thresholds (_nchw_kernels runs the
 from __future__ import annotations
 
 from . import _depthwise_wide, _kn2row
+from ._im2col_bands import image_windows
+from ._im2col_layout import _wide
 from ._finite import all_finite
 from ._tap_kernels import _tap_range, depthwise
 
@@ -42,11 +44,20 @@ PADDED_MAX_FACTOR = 4
 # session), float32: 16x4x16x33 -> 64 k5 5.57 -> 0.93, 8x32x28x28 -> 128 k3 1.60 -> 0.72,
 # 4x8x32x32 -> 64 k3 s2 2.29 -> 1.05, 8x32x56x56 -> 64 (m 2) 0.91 -> 0.60, 1x512x7x7 ->
 # 1024 (m 2, 512 groups) 1.34 -> 0.98, 1x1024x7x7 -> 2048 1.01 -> 0.91; float64 8x32x28x28
-# -> 128 2.75 -> 1.19. Every multiplier of 2 or more timed (2-32, 3-1024 channels) gained.
+# -> 128 2.75 -> 1.19. Every multiplier of 2 or more timed (2-32, 3-1024 channels) gained
+# but one shape the tap kernels ran before, 8x12x2x300 -> 24 7x7 p3 (m 2): 1.07 -> 1.29
+# (docs/performance.md, "Depthwise convs with a channel multiplier").
 # At m = 1 the tall rows win (one GEMM row a group is all overhead; the comment in route;
 # 8x32x56x56 / 8x64x28x28 / 8x256x14x14 k3 float32, one process: grouped GEMMs 2.3x, 2.0x,
 # 2.0x the tall rows' time).
 DEPTHWISE_MAX_MULTIPLIER = 1
+# ... except on large images: where an image's wide windows pass this many bytes (as
+# _im2col_bands.MIN_IMAGE_WINDOW_BYTES for float32, in either dtype) the tall rows run,
+# which keep nothing; im2col per group (no bands: one group only) keeps or rebuilds the
+# whole batch's windows, kH kW times the input (hostile pass 158: 4x16x256x256 -> 32 7x7
+# p3 float32, a 16 MiB input, kept 802 MiB and peaked at 1.8 GiB in forward+backward,
+# 2.0 GiB with nothing kept; the tall rows 133 MiB).
+DEPTHWISE_MAX_IMAGE_WINDOW_BYTES = 8 << 20
 
 
 def _real_positions(k, dilation, stride, pad_before, size, out):
@@ -91,14 +102,22 @@ def kept_windows_bytes(x_shape, w_shape, geometry, itemsize) -> int:
     return max(windows, tall) * itemsize
 
 
+def _large_windows(x_shape, w_shape, geometry, itemsize) -> bool:
+    """Wide windows of an image over DEPTHWISE_MAX_IMAGE_WINDOW_BYTES."""
+    return (_wide(geometry, w_shape)
+            and image_windows(x_shape, w_shape, geometry, itemsize)[2]
+            > DEPTHWISE_MAX_IMAGE_WINDOW_BYTES)
+
+
 def route(x, w, geometry):
     """Which kernels im2col_forward runs: DEPTHWISE, TAP, KN2ROW or None (its own)."""
     # Depthwise convs of multiplier 1 never run im2col: one GEMM row per group is all
     # overhead (measured (4,256,32,32) groups=256 7x7 fwd+bwd: 1.9 s in per-group GEMMs,
     # native 0.16 s). With a larger multiplier, finite, they do (DEPTHWISE_MAX_MULTIPLIER).
     finite = all_finite(x, w)  # (not finite: the tap kernels, whatever the multiplier)
-    is_depthwise = (depthwise(geometry.groups, x.shape[1])
-                    and w.shape[0] <= DEPTHWISE_MAX_MULTIPLIER * x.shape[1])
+    is_depthwise = depthwise(geometry.groups, x.shape[1]) and (
+        w.shape[0] <= DEPTHWISE_MAX_MULTIPLIER * x.shape[1]
+        or _large_windows(x.shape, w.shape, geometry, x.itemsize))
     if is_depthwise and _depthwise_wide.runs(x.shape, w.shape, geometry, finite):
         return DEPTHWISE
     if is_depthwise or not finite or padding_mostly_unread(x.shape, w.shape, geometry):

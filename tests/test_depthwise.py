@@ -6,6 +6,7 @@ wide rows change a bit of the output or grad_input (each value sums the same pro
 the same order, plus +-0 products with the padding), grad_weight only within rounding;
 all agree with native torch on every layout, stride, dilation, multiplier and non-finite
 value."""
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -211,8 +212,9 @@ MULTIPLIER_CASES = [
 def test_a_channel_multiplier_runs_im2col_per_group(shape, multiplier, kernel, kwargs, dtype,
                                                     layout, monkeypatch):
     """Depthwise convs with a channel multiplier run im2col's GEMM per group on finite
-    operands (2-6x faster than the tall rows, _im2col_route.DEPTHWISE_MAX_MULTIPLIER),
-    and agree with native there; one output channel an input channel keeps the rows."""
+    operands (1.1-6x faster than the tall rows in the timings of
+    _im2col_route.DEPTHWISE_MAX_MULTIPLIER), and agree with native there; one output
+    channel an input channel keeps the rows."""
     taken = []
     monkeypatch.setattr(_nchw_kernels, "route",
                         lambda *a: taken.append(_im2col_route.route(*a)) or taken[-1])
@@ -255,3 +257,42 @@ def test_a_channel_multiplier_gradchecks_on_im2col_per_group():
     b = torch.randn(9, dtype=torch.float64, generator=gen, requires_grad=True)
     assert torch.autograd.gradcheck(
         lambda *a: conv2d(*a, stride=(1, 2), padding=1, groups=3, method="im2col"), (x, w, b))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_channel_multiplier_on_a_large_image_keeps_no_windows(dtype):
+    """Found by hostile pass 158: im2col per group has no bands (one group only), so a
+    depthwise conv with a multiplier on a large image kept its whole window matrix
+    (4x16x256x256 -> 32 7x7 p3 float32: 802 MiB for a 16 MiB input, a 1.8 GiB peak in
+    forward+backward, where the tall rows peaked at 133 MiB). Where an image's wide windows
+    pass _im2col_route.DEPTHWISE_MAX_IMAGE_WINDOW_BYTES the tall rows run: nothing kept,
+    native's results."""
+    from scipy_layers._kept import kept_bytes
+    gen = torch.Generator().manual_seed(158)
+    x = torch.randn(1, 8, 128, 128, dtype=dtype, generator=gen, requires_grad=True)
+    w = torch.randn(16, 1, 5, 5, dtype=dtype, generator=gen, requires_grad=True)
+    b = torch.randn(16, dtype=dtype, generator=gen, requires_grad=True)
+    before = kept_bytes()
+    y = conv2d(x, w, b, padding=2, groups=8)  # (an image's windows 13.6 MB in float32)
+    assert kept_bytes() == before
+    gy = torch.randn(y.shape, dtype=dtype, generator=gen)
+    ours = (y, *torch.autograd.grad(y, (x, w, b), gy))
+    theirs = F.conv2d(x, w, b, padding=2, groups=8)
+    for mine, native in zip(ours, (theirs, *torch.autograd.grad(theirs, (x, w, b), gy))):
+        assert max_errors(mine, native).max_rel <= TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("shape, multiplier, kernel, padding, dtype, expected", [
+    ((4, 16, 256, 256), 2, 7, 3, "float32", _im2col_route.DEPTHWISE),  # 202 MB an image
+    ((1, 8, 128, 128), 2, 5, 2, "float64", _im2col_route.DEPTHWISE),   # 27 MB
+    ((8, 32, 56, 56), 2, 3, 1, "float64", None),   # 7.5 MB: below the limit, per group
+    ((1, 96, 112, 112), 2, 3, 1, "float32", None),  # (stride 2 below: narrow windows)
+])
+def test_the_route_of_a_multiplier_by_image_size(shape, multiplier, kernel, padding, dtype,
+                                                 expected):
+    x = np.zeros(shape, dtype)
+    w = np.zeros((shape[1] * multiplier, 1, kernel, kernel), dtype)
+    stride = 2 if shape[2] == 112 else 1
+    geometry = check_conv2d_arguments(torch.from_numpy(x), torch.from_numpy(w), None, stride,
+                                      padding, 1, shape[1])
+    assert _im2col_route.route(x, w, geometry) is expected
