@@ -18,7 +18,8 @@ y (N, C_out, Ho, Wo); ``geometry`` is _nchw_args.ConvGeometry. The "im2col" meth
   windows just filled, and each col2im adds window gradients just made, while in cache.
   With fewer output than input channels (a group) at stride 1 the layout turns round
   (kn2row, _kn2row: the GEMM first, then shift-adds of C_out kH kW rows); depthwise
-  convs run along the tall rows of _depthwise_wide instead. Where one image's wide
+  convs run along the tall rows of _depthwise_wide instead (with a channel multiplier
+  only on large images: _im2col_route). Where one image's wide
   windows are large, they run in bands of output rows (_im2col_bands), filled again in
   backward instead of kept.
 
@@ -120,7 +121,8 @@ def im2col_forward(x, w, bias, geometry, keep_cols):
     tap kernels (state marked "tap"), as does padding no window reads
     (_im2col_route); depthwise convs of one output channel an input channel take
     _depthwise_wide on finite operands (state "depthwise"), else the tap kernels too
-    (with a channel multiplier, finite: im2col per group, DEPTHWISE_MAX_MULTIPLIER); fewer output than input
+    (with a channel multiplier, finite: im2col per group, DEPTHWISE_MAX_MULTIPLIER,
+    but for large images, DEPTHWISE_MAX_IMAGE_WINDOW_BYTES); fewer output than input
     channels take _kn2row where it runs (state "kn2row"). The state ends with the
     window matrix (or None), which the caller may recycle() once the graph node dies.
 
