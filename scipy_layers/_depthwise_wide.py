@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from ._tall import TallLayout, from_tall, grad_output_tall, outputs_from_tall, tall_padded
-from ._tap_kernels import channel_blocks, per_output_channel, sum_in_order
+from ._tap_kernels import channel_blocks, sum_in_order
 from ._ufunc_rows import rows_in_place
 from ._workspace import output, recycle, scratch
 
@@ -60,11 +60,12 @@ def forward(x, w, bias, geometry):
     rows.fill(0)  # (a sum from +0, as the tap kernels': the same bits)
     with rows_in_place(layout.length):
         for ci, co in _blocks(c_in, multiplier, layout, rows.itemsize):
-            x_block, y_block, w_block = phases[:, ci], rows[co], w[co, 0]
+            x_block, w_block = phases[:, ci], w[co, 0]
+            # output row o of the block reads input row o // multiplier: (c, m, L) views
+            y_block = rows[co].reshape(-1, multiplier, layout.length)
             for i, j, phase, start in layout.starts:
-                window = per_output_channel(x_block[phase, :, start:start + layout.length],
-                                            multiplier, axis=0)
-                y_block += window * w_block[:, i, j][:, None]
+                window = x_block[phase, :, None, start:start + layout.length]
+                y_block += window * w_block[:, i, j].reshape(-1, multiplier, 1)
     recycle(flat)
     y = outputs_from_tall(rows, layout, bias)  # (bias after the sum, as the tap kernels')
     recycle(rows)
@@ -82,11 +83,11 @@ def backward(gy, w, x, geometry, need_input: bool, need_weight: bool):
         phases = flat.reshape(-1, c_in, layout.flat_length)
         grad_w = np.empty(w.shape, dtype=gy.dtype)
         for ci, co in _blocks(c_in, multiplier, layout, flat.itemsize):
-            x_block, g_block = phases[:, ci], gy_rows[co]
+            x_block = phases[:, ci]
+            g_block = gy_rows[co].reshape(-1, multiplier, layout.length)
             for i, j, phase, start in layout.starts:
-                window = per_output_channel(x_block[phase, :, start:start + layout.length],
-                                            multiplier, axis=0)
-                grad_w[co, 0, i, j] = np.einsum("cl,cl->c", g_block, window)
+                window = x_block[phase, :, start:start + layout.length]
+                grad_w[co, 0, i, j] = np.einsum("cml,cl->cm", g_block, window).reshape(-1)
         recycle(flat)
     if need_input:
         flat = scratch((len(layout.phases) * c_in, layout.flat_length), gy.dtype)

@@ -2281,4 +2281,17 @@ MUTANTS = [
            '    return (True\n',
            ('tests/test_depthwise.py', '-k', 'image_size'),
            "strided (narrow) windows of a multiplier judged by the wide layout's size: large strided images leave im2col per group, which bands would not run for anyway"),
+    # thirty-seventh session: the tall rows broadcast a multiplier instead of np.repeat
+    Mutant('dwr37a',
+           'scipy_layers/_depthwise_wide.py',
+           '                y_block += window * w_block[:, i, j].reshape(-1, multiplier, 1)\n',
+           '                y_block += window * w_block[:, i, j].reshape(multiplier, -1, 1).transpose(1, 0, 2)\n',
+           ('tests/test_depthwise.py', '-k', 'wide_rows'),
+           "the tall rows pair output channel o with the weight of another output channel of its input channel's block (weights read channel-major)"),
+    Mutant('dwr37b',
+           'scipy_layers/_depthwise_wide.py',
+           'np.einsum("cml,cl->cm", g_block, window).reshape(-1)',
+           'np.einsum("cml,cl->mc", g_block, window).reshape(-1)',
+           ('tests/test_depthwise.py', '-k', 'wide_rows'),
+           "the tall rows' grad_weight written multiplier-major: output channel o gets another output channel's gradient"),
 ]
