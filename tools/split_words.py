@@ -11,7 +11,6 @@ import os
 import re
 import shlex
 import sys
-from help_text import description  # (tools/, this script's folder)
 
 
 def split(name: str) -> list[str]:
@@ -21,7 +20,9 @@ def split(name: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=description(__doc__))
+    # (self-contained: make runs it beside the shell scripts alone, as the tests' copies
+    # of tools/ do; help_text.description's rule, its first paragraph ending in no colon)
+    parser = argparse.ArgumentParser(description=__doc__ and __doc__.split("\n\n")[0])
     parser.add_argument("name", help="the environment variable, e.g. ASV_ARGS")
     args = parser.parse_args(argv)
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", args.name):
