@@ -38,8 +38,9 @@ PADDED_MAX_FACTOR = 4
 
 # Depthwise convs (groups = C_in) with a channel multiplier m = C_out / C_in above this run
 # im2col's GEMM per group on finite operands, an (m x kH kW) weight block a group, instead
-# of the tall rows' broadcast products (m passes over every tap's window, and a copy of it
-# m times over). Side by side against the tall rows (tools/side_by_side.py, 14 batches,
+# of the tall rows' products (m passes over every tap's window, and a copy of it
+# m times over, as they ran then; since they broadcast instead, im2col per group still
+# won 49 of 56 cells against them). Side by side (tools/side_by_side.py, 14 batches,
 # fwd+bwd / native, one thread, the Zen 4 VM of docs/performance.md, thirty-seventh
 # session), float32: 16x4x16x33 -> 64 k5 5.57 -> 0.93, 8x32x28x28 -> 128 k3 1.60 -> 0.72,
 # 4x8x32x32 -> 64 k3 s2 2.29 -> 1.05, 8x32x56x56 -> 64 (m 2) 0.91 -> 0.60, 1x512x7x7 ->
