@@ -246,8 +246,14 @@ def test_the_route_of_a_depthwise_conv_by_multiplier(multiplier, finite, expecte
     if not finite:
         x[1, 2, 4, 4] = float("inf")
     w = torch.randn(4 * multiplier, 1, 3, 3, dtype=torch.float64)
-    geometry = check_conv2d_arguments(x, w, None, 1, 1, 1, 4)
-    assert _im2col_route.route(x.numpy(), w.numpy(), geometry) is expected
+    assert _route_of(x.numpy(), w.numpy(), stride=1, padding=1) is expected
+
+
+def _route_of(x, w, stride, padding):
+    """What _im2col_route.route picks for depthwise numpy operands x and w."""
+    geometry = check_conv2d_arguments(torch.from_numpy(x), torch.from_numpy(w), None, stride,
+                                      padding, 1, x.shape[1])
+    return _im2col_route.route(x, w, geometry)
 
 
 def test_a_channel_multiplier_gradchecks_on_im2col_per_group():
@@ -282,17 +288,14 @@ def test_a_channel_multiplier_on_a_large_image_keeps_no_windows(dtype):
         assert max_errors(mine, native).max_rel <= TOLERANCE[dtype]
 
 
-@pytest.mark.parametrize("shape, multiplier, kernel, padding, dtype, expected", [
-    ((4, 16, 256, 256), 2, 7, 3, "float32", _im2col_route.DEPTHWISE),  # 202 MB an image
-    ((1, 8, 128, 128), 2, 5, 2, "float64", _im2col_route.DEPTHWISE),   # 27 MB
-    ((8, 32, 56, 56), 2, 3, 1, "float64", None),   # 7.5 MB: below the limit, per group
-    ((1, 96, 112, 112), 2, 3, 1, "float32", None),  # (stride 2 below: narrow windows)
+@pytest.mark.parametrize("shape, multiplier, kernel, stride, padding, dtype, expected", [
+    ((4, 16, 256, 256), 2, 7, 1, 3, "float32", _im2col_route.DEPTHWISE),  # 202 MB an image
+    ((1, 8, 128, 128), 2, 5, 1, 2, "float64", _im2col_route.DEPTHWISE),   # 27 MB
+    ((8, 32, 56, 56), 2, 3, 1, 1, "float64", None),   # 7.5 MB: below the limit, per group
+    ((1, 96, 112, 112), 2, 3, 2, 1, "float32", None),  # (stride 2: narrow windows)
 ])
-def test_the_route_of_a_multiplier_by_image_size(shape, multiplier, kernel, padding, dtype,
-                                                 expected):
+def test_the_route_of_a_multiplier_by_image_size(shape, multiplier, kernel, stride, padding,
+                                                 dtype, expected):
     x = np.zeros(shape, dtype)
     w = np.zeros((shape[1] * multiplier, 1, kernel, kernel), dtype)
-    stride = 2 if shape[2] == 112 else 1
-    geometry = check_conv2d_arguments(torch.from_numpy(x), torch.from_numpy(w), None, stride,
-                                      padding, 1, shape[1])
-    assert _im2col_route.route(x, w, geometry) is expected
+    assert _route_of(x, w, stride, padding) is expected
